@@ -1,0 +1,147 @@
+// Request and result values exchanged with the scheduling core (core/scheduler.h) and the
+// Broker (server/broker.h). Plain data: validated by the HTTP layer for shape and by core for
+// meaning; no behaviour here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/job.h"
+#include "core/queue_config.h"
+
+namespace ym {
+
+// Limits and defaults of the scheduler; every one is a server option (docs/operations.md).
+struct SchedulerOptions {
+  std::int64_t default_lease_ms = 30'000;
+  std::int64_t min_lease_ms = 100;
+  std::int64_t max_lease_ms = 24LL * 3600 * 1000;
+  std::int32_t default_max_attempts = 10;
+  std::int32_t max_max_attempts = 1000;
+  Backoff default_backoff;
+  Retention default_retention;
+  std::int64_t idempotency_window_ms = 24LL * 3600 * 1000;
+  std::int64_t max_wait_ms = 30'000;    // longest long-poll
+  std::uint32_t max_lease_batch = 1000;  // most jobs one lease may return
+  // How many live jobs one list request may examine in core before it returns a partial page
+  // with a cursor; bounds the time one list can hold the core thread.
+  std::uint32_t list_scan_budget = 50'000;
+  // How often retention sweeps terminal jobs out of the store.
+  std::int64_t retention_sweep_interval_ms = 60'000;
+};
+
+// One job to enqueue. Optional fields fall back to the queue's config, then server defaults.
+struct EnqueueSpec {
+  std::string ns = "default";
+  std::string queue;
+  std::string kind;
+  std::string payload = "null";  // JSON text (already validated as JSON by the caller)
+  std::int32_t priority = 0;
+  std::optional<std::int64_t> delay_ms;
+  std::optional<std::int64_t> run_at_ms;
+  std::optional<std::int32_t> max_attempts;
+  std::optional<Backoff> backoff;
+  std::optional<std::int64_t> lease_ms;
+  std::string idempotency_key;
+  std::optional<std::int64_t> idempotency_ttl_ms;
+  std::string concurrency_key;
+  std::vector<std::string> tags;
+};
+
+struct EnqueueOutcome {
+  JobId id = 0;
+  JobState state = JobState::kReady;
+  bool duplicate = false;  // an idempotency key matched an existing job; nothing was created
+};
+
+struct LeaseRequest {
+  std::vector<std::string> queues;
+  std::uint32_t max = 1;
+  std::int64_t wait_ms = 0;
+  std::string worker_id;
+  std::optional<std::int64_t> lease_ms;  // default: each job's lease_ms
+};
+
+struct LeasedJob {
+  JobId id = 0;
+  std::string ns;
+  std::string queue;
+  std::string kind;
+  std::string payload;
+  std::int32_t attempt = 0;  // 1 for the first attempt of a run
+  std::int32_t max_attempts = 0;
+  std::int32_t priority = 0;
+  std::int64_t created_at_ms = 0;
+  std::vector<std::string> tags;
+  LeaseInfo lease;
+};
+
+struct HeartbeatOutcome {
+  std::int64_t expires_at_ms = 0;
+  bool cancel_requested = false;
+};
+
+struct FailSpec {
+  std::string type = "error";
+  std::string message;
+  bool retryable = true;
+  std::optional<std::int64_t> retry_in_ms;  // overrides the backoff for this retry
+};
+
+struct AckItem {
+  JobId id = 0;
+  std::uint64_t token = 0;
+  std::string result;  // JSON text, or empty
+};
+
+struct FailItem {
+  JobId id = 0;
+  std::uint64_t token = 0;
+  FailSpec error;
+};
+
+// A job as GET shows it: the record plus what only core knows.
+struct JobView {
+  JobRecord job;
+  std::optional<LeaseInfo> lease;  // set while active
+  // Why a non-running live job is not running: "scheduled", "retry_backoff", "paused",
+  // "no_workers"; empty when it is running or terminal.
+  std::string blocked_reason;
+};
+
+struct ListQuery {
+  std::string queue;                 // empty: every queue
+  std::optional<JobState> state;     // nullopt: every state
+  JobId after_id = 0;                // from the previous page's next_cursor
+  std::uint32_t limit = 100;
+};
+
+struct JobPage {
+  std::vector<JobView> items;
+  // Resume after this id; 0 when the listing is complete. A page may hold fewer than `limit`
+  // items and still have a cursor (the scan budget ran out first).
+  JobId next_after_id = 0;
+};
+
+struct QueueInfo {
+  QueueConfig config;
+  // Counts per state name; live states from core, terminal states from the store.
+  std::map<std::string, std::uint64_t> counts;
+  std::int64_t oldest_ready_age_ms = 0;  // 0 when nothing is ready
+  std::uint32_t waiting_workers = 0;     // long-poll leases waiting on this queue now
+};
+
+// PUT /v1/queues/{q}: only the fields present change.
+struct QueueConfigPatch {
+  std::string name;
+  std::optional<bool> paused;
+  std::optional<std::int32_t> max_attempts;
+  std::optional<std::int64_t> lease_ms;
+  std::optional<Backoff> backoff;
+  std::optional<Retention> retention;
+};
+
+}  // namespace ym

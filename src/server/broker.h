@@ -1,0 +1,115 @@
+// Broker: the thread-safe face of the scheduling core, used by the HTTP layer (net/), the server
+// wiring and tests.
+//
+// It owns three kinds of threads:
+//   * the core thread, which alone owns the Scheduler (all scheduling state). Every method below
+//     posts a command to it through a queue; nothing else touches scheduling state.
+//   * the commit writer, which takes the batch core has sealed, calls Store::Commit (one
+//     transaction, one fsync) and tells core when it is durable (group commit). While one batch
+//     is being written, core keeps filling the next.
+//   * a small reader pool for store reads (terminal jobs, dead-letter lists), so core never
+//     blocks on disk.
+//
+// Completion callbacks run on the core thread or a reader thread. They must not block and must
+// not call back into the Broker synchronously: post the result to your own executor.
+//
+// Durability contract: a callback that reports success for a write (enqueue, ack, fail, cancel,
+// replay, queue config) runs only after the write, and everything it observed, is durable.
+// Reads and leases answer at once (leases are not persisted; after a crash a leased job is ready).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "core/job.h"
+#include "core/queue_config.h"
+#include "core/types.h"
+#include "store/store.h"
+
+namespace ym {
+
+struct BrokerOptions {
+  std::uint64_t seed = 0;  // 0: seeded from the clock and pid
+  SchedulerOptions scheduler;
+  // A sealed batch is handed to the writer as soon as the writer is idle; this caps how many
+  // mutations one transaction may carry so that one commit never holds replies for too long.
+  std::size_t max_batch_mutations = 20'000;
+};
+
+struct BrokerInfo {
+  std::string version;
+  std::int64_t started_at_ms = 0;
+  std::uint64_t live_jobs = 0;
+  std::uint64_t commits = 0;
+  bool draining = false;
+};
+
+class Broker {
+ public:
+  Broker(Store& store, const Clock& clock, BrokerOptions options);
+  ~Broker();  // calls Stop()
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Rebuilds every live job from the store, then starts the core, writer and reader threads.
+  Status Start();
+  // Drain mode: new enqueues and leases are refused with kUnavailable; acks, fails and
+  // heartbeats are still accepted so running jobs can finish. Idempotent.
+  void BeginDrain();
+  // Stops taking commands, commits everything already accepted, fails long-poll waiters with an
+  // empty result, joins all threads. Idempotent.
+  void Stop();
+
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  bool draining() const { return draining_.load(std::memory_order_acquire); }
+
+  template <typename T>
+  using Callback = std::function<void(Result<T>)>;
+
+  // Enqueues every spec; one result per spec, in order (a bad spec fails alone).
+  void Enqueue(std::vector<EnqueueSpec> specs,
+               std::function<void(std::vector<Result<EnqueueOutcome>>)> done);
+  // Leases up to request.max ready jobs; with wait_ms > 0 and nothing ready, waits (as a waiter
+  // registered in core, not a blocked thread) until jobs arrive or the wait ends (empty result).
+  void Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done);
+  // Returns jobs a lease reply could not deliver (client gone) to ready, without counting an
+  // attempt. Jobs whose lease changed since are left alone.
+  void Release(std::vector<std::pair<JobId, std::uint64_t>> leases);
+  void Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
+                 Callback<HeartbeatOutcome> done);
+  // Acks and fails, each item answered on its own, in order.
+  void Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,
+                std::function<void(std::vector<Status>, std::vector<Status>)> done);
+  // Cancels a job; returns its state afterwards (kCancelled, or kActive with cancel_requested).
+  void Cancel(JobId id, Callback<JobView> done);
+  // Replays a dead or cancelled job as a new run.
+  void Replay(JobId id, Callback<JobView> done);
+  // Replays up to `limit` dead jobs (of `queue`, or all queues when empty); returns how many.
+  void ReplayDead(std::string queue, std::uint32_t limit, Callback<std::uint64_t> done);
+
+  void GetJob(JobId id, Callback<JobView> done);
+  void ListJobs(ListQuery query, Callback<JobPage> done);
+
+  void ListQueues(Callback<std::vector<QueueInfo>> done);
+  void GetQueue(std::string name, Callback<QueueInfo> done);
+  void PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done);
+  void SetPaused(std::string name, bool paused, Callback<QueueInfo> done);
+
+  BrokerInfo Info() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+  // Published by Start/BeginDrain for lock-free health checks from I/O threads.
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace ym

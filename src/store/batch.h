@@ -1,0 +1,74 @@
+// Batch: the unit of group commit. Core appends the mutations of many commands, in order, into
+// one Batch; the commit writer hands it to Store::Commit, which applies all of it in a single
+// transaction (one fsync) or none of it.
+//
+// Order matters and is preserved: a job inserted and then cancelled before the commit appears as
+// an InsertJob followed by an UpdateJob of the same id.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/job.h"
+#include "core/queue_config.h"
+
+namespace ym {
+
+// A new job: the whole record.
+struct InsertJob {
+  JobRecord job;
+};
+
+// A state change of an existing job: every mutable field of the record is rewritten from `job`;
+// the immutable ones (ns, queue, kind, payload, created_at, idempotency/concurrency keys, tags)
+// are ignored.
+struct UpdateJob {
+  JobRecord job;
+};
+
+// Removes a job row (a succeeded job whose queue keeps none, or retention).
+struct DeleteJob {
+  JobId id = 0;
+};
+
+// Upserts a queue's configuration.
+struct PutQueue {
+  QueueConfig config;
+};
+
+// Records an idempotency key -> job mapping until `expires_at_ms`.
+struct PutIdempotencyKey {
+  std::string ns;
+  std::string key;
+  JobId job_id = 0;
+  std::int64_t expires_at_ms = 0;
+};
+
+// Deletes idempotency keys that expired at or before `before_ms`.
+struct ExpireIdempotencyKeys {
+  std::int64_t before_ms = 0;
+};
+
+// Retention: deletes terminal jobs of `state` in `queue` that finished at or before `before_ms`.
+struct PurgeFinished {
+  std::string queue;
+  JobState state = JobState::kSucceeded;
+  std::int64_t before_ms = 0;
+};
+
+using Mutation = std::variant<InsertJob, UpdateJob, DeleteJob, PutQueue, PutIdempotencyKey,
+                              ExpireIdempotencyKeys, PurgeFinished>;
+
+struct Batch {
+  std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer
+  std::vector<Mutation> mutations;
+  // The id allocator's high-water mark after this batch: the store keeps the maximum it has seen
+  // so that ids are never reused, even after the jobs that carried them were deleted. 0: unchanged.
+  JobId next_id = 0;
+
+  bool empty() const { return mutations.empty() && next_id == 0; }
+};
+
+}  // namespace ym

@@ -1,0 +1,93 @@
+// Store: the narrow persistence interface core semantics are built on.
+//
+// All scheduling semantics live in core; a store only persists and reloads records, so a second
+// implementation (PostgreSQL for cluster mode) has little to get wrong. Implementations:
+//   SqliteStore  (store/sqlite_store.h)  the embedded default, WAL + synchronous=FULL
+//   MemoryStore  (store/memory_store.h)  for tests; durable for the life of the object
+//   FaultStore   (store/fault_store.h)   wraps another store and injects failures in tests
+//
+// Threading: Commit() and Recover() are called from one thread at a time (the commit writer, or
+// the starting server before any writer exists). GetJob(), ListJobs() and Stats() may be called
+// concurrently from any thread, including while a Commit() is running; they see committed data
+// only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "core/job.h"
+#include "core/queue_config.h"
+#include "store/batch.h"
+
+namespace ym {
+
+enum class Durability {
+  kFull,     // every commit is fsynced before Commit() returns (the default)
+  kRelaxed,  // commits reach the OS but are not fsynced: a power loss may lose the last ones
+};
+
+// What recovery hands back to the caller, one call per record.
+class RecoveryVisitor {
+ public:
+  virtual ~RecoveryVisitor() = default;
+  virtual void OnNextId(JobId next_id) = 0;
+  virtual void OnQueue(const QueueConfig& config) = 0;
+  virtual void OnIdempotencyKey(const PutIdempotencyKey& key) = 0;
+  // Called for every job whose stored state is not terminal, in ascending id order.
+  virtual void OnLiveJob(JobRecord&& job) = 0;
+};
+
+// A page query over stored jobs (used for terminal jobs; live jobs are answered by core).
+struct StoreListQuery {
+  std::string queue;                 // empty: any queue
+  std::vector<JobState> states;      // empty: any state
+  JobId after_id = 0;                // exclusive lower bound on id (the cursor)
+  std::uint32_t limit = 100;         // at most this many results
+};
+
+struct StoreStats {
+  std::uint64_t file_bytes = 0;    // main database file
+  std::uint64_t wal_bytes = 0;     // write-ahead log, if any
+  std::uint64_t commits = 0;       // successful Commit() calls since open
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies every mutation of `batch` atomically and, with Durability::kFull, durably.
+  // Returns kIoError when nothing was applied (disk full, fsync failure, ...); the store stays
+  // usable and consistent with its last successful commit.
+  virtual Status Commit(const Batch& batch) = 0;
+
+  // Streams the whole durable state to `visitor`: next id, queue configs, unexpired idempotency
+  // keys (expires_at_ms > now_ms), then every live job in ascending id order.
+  virtual Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) = 0;
+
+  // The stored record of a job, or nullopt when none exists.
+  virtual Result<std::optional<JobRecord>> GetJob(JobId id) = 0;
+
+  // Jobs matching `query` in ascending id order.
+  virtual Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) = 0;
+
+  // Writes a consistent copy of the store to `path` (which must not exist) while it stays online.
+  virtual Status Backup(const std::string& path) = 0;
+
+  virtual StoreStats Stats() = 0;
+};
+
+struct SqliteOptions {
+  std::string path;  // database file; its directory must exist
+  Durability durability = Durability::kFull;
+  int reader_connections = 4;
+};
+
+// Opens (creating if needed) and migrates the SQLite store. Defined in store/sqlite_store.cc.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
+
+}  // namespace ym
