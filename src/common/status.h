@@ -75,7 +75,7 @@ inline Status Corruption(std::string m) { return {Code::kCorruption, std::move(m
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -98,8 +98,8 @@ class [[nodiscard]] Result {
 }  // namespace ym
 
 // Propagates a non-OK Status from an expression returning Status.
-#define YM_RETURN_IF_ERROR(expr)              \
-  do {                                        \
-    ::ym::Status ym_status_ = (expr);         \
-    if (!ym_status_.ok()) return ym_status_;  \
+#define YM_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::ym::Status ym_status_ = (expr);        \
+    if (!ym_status_.ok()) return ym_status_; \
   } while (0)

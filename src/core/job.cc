@@ -6,12 +6,18 @@ namespace ym {
 
 std::string_view StateName(JobState s) {
   switch (s) {
-    case JobState::kScheduled: return "scheduled";
-    case JobState::kReady: return "ready";
-    case JobState::kActive: return "active";
-    case JobState::kSucceeded: return "succeeded";
-    case JobState::kDead: return "dead";
-    case JobState::kCancelled: return "cancelled";
+    case JobState::kScheduled:
+      return "scheduled";
+    case JobState::kReady:
+      return "ready";
+    case JobState::kActive:
+      return "active";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kDead:
+      return "dead";
+    case JobState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

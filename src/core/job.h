@@ -79,7 +79,7 @@ struct JobRecord {
   std::string queue;
   std::string kind;
   JobState state = JobState::kReady;
-  std::int32_t priority = 0;  // higher runs first within a queue
+  std::int32_t priority = 0;     // higher runs first within a queue
   std::string payload = "null";  // JSON text, validated at enqueue
   std::int64_t run_at_ms = 0;    // when a scheduled job becomes ready
   std::int64_t created_at_ms = 0;

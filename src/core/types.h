@@ -24,7 +24,7 @@ struct SchedulerOptions {
   Backoff default_backoff;
   Retention default_retention;
   std::int64_t idempotency_window_ms = 24LL * 3600 * 1000;
-  std::int64_t max_wait_ms = 30'000;    // longest long-poll
+  std::int64_t max_wait_ms = 30'000;     // longest long-poll
   std::uint32_t max_lease_batch = 1000;  // most jobs one lease may return
   // How many live jobs one list request may examine in core before it returns a partial page
   // with a cursor; bounds the time one list can hold the core thread.
@@ -55,6 +55,9 @@ struct EnqueueOutcome {
   JobId id = 0;
   JobState state = JobState::kReady;
   bool duplicate = false;  // an idempotency key matched an existing job; nothing was created
+  // False when a duplicate points at a job that left core before a restart: its state must be
+  // read from the store.
+  bool state_known = true;
 };
 
 struct LeaseRequest {
@@ -113,9 +116,9 @@ struct JobView {
 };
 
 struct ListQuery {
-  std::string queue;                 // empty: every queue
-  std::optional<JobState> state;     // nullopt: every state
-  JobId after_id = 0;                // from the previous page's next_cursor
+  std::string queue;              // empty: every queue
+  std::optional<JobState> state;  // nullopt: every state
+  JobId after_id = 0;             // from the previous page's next_cursor
   std::uint32_t limit = 100;
 };
 

@@ -38,9 +38,24 @@ namespace ym {
 struct BrokerOptions {
   std::uint64_t seed = 0;  // 0: seeded from the clock and pid
   SchedulerOptions scheduler;
-  // A sealed batch is handed to the writer as soon as the writer is idle; this caps how many
-  // mutations one transaction may carry so that one commit never holds replies for too long.
-  std::size_t max_batch_mutations = 20'000;
+  // Store reads (terminal jobs, dead letters, replays) run on this many threads.
+  int reader_threads = 2;
+};
+
+// Counters kept by the broker, readable from any thread (relaxed atomics: each is an independent
+// monotonic count or gauge; no reader needs them consistent with each other).
+struct BrokerCounters {
+  std::atomic<std::uint64_t> enqueued{0};
+  std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> leased{0};
+  std::atomic<std::uint64_t> acked{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> commit_failures{0};
+  std::atomic<std::uint64_t> committed_mutations{0};
+  std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
+  std::atomic<std::uint64_t> live_jobs{0};
+  std::atomic<std::uint64_t> waiting_leases{0};
 };
 
 struct BrokerInfo {
@@ -103,6 +118,7 @@ class Broker {
   void SetPaused(std::string name, bool paused, Callback<QueueInfo> done);
 
   BrokerInfo Info() const;
+  const BrokerCounters& counters() const;
 
  private:
   class Impl;

@@ -1,0 +1,66 @@
+// LiveJob: core's compact in-memory form of a live (non-terminal) job.
+//
+// Kept small on purpose (the memory target is < 300 bytes per queued job beyond its payload):
+// strings that repeat across jobs (queue, namespace, kind) are interned to 32-bit indexes, and
+// everything most jobs never use lives behind one optional pointer (`extra`).
+//
+// Owner: the Scheduler (through JobIndex), core thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/job.h"
+
+namespace ym {
+
+struct JobExtra {
+  Backoff backoff;  // meaningful only when has_backoff
+  bool has_backoff = false;
+  std::string idempotency_key;
+  std::string concurrency_key;
+  std::vector<std::string> tags;
+  std::vector<AttemptError> errors;
+};
+
+struct LiveJob {
+  JobId id = 0;
+  std::int64_t run_at_ms = 0;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::int64_t ready_since_ms = 0;
+  std::int64_t lease_expires_ms = 0;
+  std::uint64_t lease_token = 0;
+  // Sequence of the job's current entry in a ready heap or timer heap. Heap entries carry the
+  // seq they were pushed with; a mismatch marks them stale (lazy deletion keeps every removal
+  // O(1) and every heap operation O(log n)).
+  std::uint64_t seq = 0;
+  std::uint32_t queue = 0;   // index into Scheduler::queues_
+  std::uint32_t ns = 0;      // interned namespace
+  std::uint32_t kind = 0;    // interned kind
+  std::uint32_t worker = 0;  // interned worker id of the current lease (0: none given)
+  std::int32_t priority = 0;
+  std::int32_t attempts = 0;
+  std::int32_t max_attempts = 0;
+  std::int32_t runs = 1;
+  std::int32_t lease_ms = 0;
+  JobState state = JobState::kReady;
+  // Enqueued (or replayed) but not yet durable: invisible to dispatch until its batch commits.
+  bool pending = false;
+  bool cancel_requested = false;
+  // Scheduled because of a retry backoff (for blocked_reason), not an initial delay.
+  bool retry_wait = false;
+  // Terminal in memory, waiting for its batch to commit before it leaves core.
+  bool evicting = false;
+  std::string payload;
+  std::unique_ptr<JobExtra> extra;
+
+  JobExtra& Extra() {
+    if (!extra) extra = std::make_unique<JobExtra>();
+    return *extra;
+  }
+};
+
+}  // namespace ym

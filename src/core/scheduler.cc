@@ -1,0 +1,948 @@
+#include "core/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "core/live_job.h"
+
+namespace ym {
+namespace {
+
+constexpr std::int32_t kMaxPriority = 1'000'000;
+constexpr std::int64_t kMaxBackoffMs = 30LL * 24 * 3600 * 1000;
+constexpr std::int64_t kMaxDelayMs = 10LL * 365 * 24 * 3600 * 1000;
+// A job keeps at most this many attempt errors: max_attempts is capped at 1000 per run, and a
+// job replayed many times must not grow without bound.
+constexpr std::size_t kMaxErrorsKept = 1000;
+
+std::string IdemKey(const std::string& ns, const std::string& key) {
+  std::string k;
+  k.reserve(ns.size() + 1 + key.size());
+  k += ns;
+  k += '\0';
+  k += key;
+  return k;
+}
+
+Status CheckBackoff(const Backoff& b, const char* field) {
+  if (b.initial_ms < 1 || b.initial_ms > kMaxBackoffMs) {
+    return Validation(std::string("field \"") + field + ".initial_ms\": must be 1.." +
+                      std::to_string(kMaxBackoffMs));
+  }
+  if (b.max_ms < b.initial_ms || b.max_ms > kMaxBackoffMs) {
+    return Validation(std::string("field \"") + field +
+                      ".max_ms\": must be between initial_ms and " + std::to_string(kMaxBackoffMs));
+  }
+  if (!(b.multiplier >= 1.0 && b.multiplier <= 100.0)) {
+    return Validation(std::string("field \"") + field + ".multiplier\": must be 1..100");
+  }
+  return Status::Ok();
+}
+
+Status CheckRetention(const Retention& r) {
+  if (r.succeeded_ms < 0 || r.dead_ms < 0 || r.cancelled_ms < 0) {
+    return Validation("field \"retention\": durations must be >= 0");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
+    : clock_(clock), rng_(rng), options_(std::move(options)) {
+  // Index 0 of every intern table means "none" so that zero-initialised fields are harmless.
+  ns_names_.push_back("");
+  kind_names_.push_back("");
+  worker_names_.push_back("");
+  next_sweep_ms_ = clock_.NowMs() + options_.retention_sweep_interval_ms;
+}
+
+Scheduler::~Scheduler() = default;
+
+std::uint32_t Scheduler::Intern(std::vector<std::string>& names,
+                                std::unordered_map<std::string, std::uint32_t>& ids,
+                                const std::string& name) {
+  if (name.empty()) return 0;
+  auto it = ids.find(name);
+  if (it != ids.end()) return it->second;
+  const auto idx = static_cast<std::uint32_t>(names.size());
+  names.push_back(name);
+  ids.emplace(name, idx);
+  return idx;
+}
+
+std::uint32_t Scheduler::QueueIndex(const std::string& name, bool persist_new) {
+  auto it = queue_ids_.find(name);
+  std::uint32_t qi;
+  if (it != queue_ids_.end()) {
+    qi = it->second;
+  } else {
+    qi = static_cast<std::uint32_t>(queues_.size());
+    QueueState q;
+    q.config.name = name;
+    q.config.max_attempts = options_.default_max_attempts;
+    q.config.lease_ms = options_.default_lease_ms;
+    q.config.backoff = options_.default_backoff;
+    q.config.retention = options_.default_retention;
+    queues_.push_back(std::move(q));
+    queue_names_.push_back(name);
+    queue_ids_.emplace(name, qi);
+  }
+  // Queues are persisted the first time a job or a config names them, so that they (and the
+  // retention of their terminal jobs) survive restarts even when no job is live.
+  if (persist_new && !queues_[qi].persisted) {
+    queues_[qi].persisted = true;
+    open_.mutations.push_back(::ym::PutQueue{queues_[qi].config});
+  }
+  return qi;
+}
+
+Scheduler::Lane& Scheduler::LaneFor(QueueState& q, std::uint32_t ns) {
+  auto it = q.lane_of_ns.find(ns);
+  if (it != q.lane_of_ns.end()) return q.lanes[it->second];
+  q.lane_of_ns.emplace(ns, static_cast<std::uint32_t>(q.lanes.size()));
+  q.lanes.emplace_back();
+  q.lanes.back().ns = ns;
+  return q.lanes.back();
+}
+
+// --- Recovery -------------------------------------------------------------------------------
+
+void Scheduler::LoadNextId(JobId next_id) { next_id_ = std::max(next_id_, next_id); }
+
+void Scheduler::LoadQueue(const QueueConfig& config) {
+  const std::uint32_t qi = QueueIndex(config.name, false);
+  queues_[qi].config = config;
+  queues_[qi].persisted = true;
+}
+
+void Scheduler::LoadIdempotencyKey(const PutIdempotencyKey& key) {
+  idempotency_[IdemKey(key.ns, key.key)] =
+      IdemEntry{key.job_id, key.expires_at_ms, JobState::kSucceeded, false};
+}
+
+void Scheduler::LoadJob(JobRecord&& record) {
+  next_id_ = std::max(next_id_, record.id + 1);
+  const bool cancel = record.cancel_requested;
+  const JobState stored = record.state;
+  LiveJob* job = AddJob(std::move(record), /*pending=*/false);
+  if (job->extra && !job->extra->idempotency_key.empty()) {
+    auto it = idempotency_.find(IdemKey(ns_names_[job->ns], job->extra->idempotency_key));
+    if (it != idempotency_.end() && it->second.id == job->id) {
+      it->second.state = job->state;
+      it->second.state_known = true;
+    }
+  }
+  if (cancel) {
+    // It was active with a cancel requested when the server stopped: its worker is gone, so
+    // the cancel completes now instead of running the job again.
+    Finish(*job, JobState::kCancelled, "", "");
+    return;
+  }
+  const std::int64_t now = clock_.NowMs();
+  if (job->run_at_ms > now) {
+    MakeScheduled(*job, job->run_at_ms, stored == JobState::kScheduled && job->attempts > 0);
+  } else {
+    MakeReady(*job);
+  }
+}
+
+LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
+  auto job = std::make_unique<LiveJob>();
+  job->id = r.id;
+  job->run_at_ms = r.run_at_ms;
+  job->created_at_ms = r.created_at_ms;
+  job->updated_at_ms = r.updated_at_ms;
+  job->queue = QueueIndex(r.queue, false);
+  job->ns = Intern(ns_names_, ns_ids_, r.ns);
+  job->kind = Intern(kind_names_, kind_ids_, r.kind);
+  job->priority = r.priority;
+  job->attempts = r.attempts;
+  job->max_attempts = r.max_attempts;
+  job->runs = r.runs;
+  job->lease_ms = static_cast<std::int32_t>(r.lease_ms);
+  job->state = r.state == JobState::kActive ? JobState::kReady : r.state;
+  job->pending = pending;
+  job->payload = std::move(r.payload);
+  const bool own_backoff = !(r.backoff == queues_[job->queue].config.backoff);
+  if (own_backoff || !r.idempotency_key.empty() || !r.concurrency_key.empty() || !r.tags.empty() ||
+      !r.errors.empty()) {
+    JobExtra& x = job->Extra();
+    x.backoff = r.backoff;
+    x.has_backoff = own_backoff;
+    x.idempotency_key = std::move(r.idempotency_key);
+    x.concurrency_key = std::move(r.concurrency_key);
+    x.tags = std::move(r.tags);
+    x.errors = std::move(r.errors);
+  }
+  return index_.Insert(std::move(job));
+}
+
+// --- State transitions ----------------------------------------------------------------------
+
+void Scheduler::MakeReady(LiveJob& job) {
+  QueueState& q = queues_[job.queue];
+  job.state = JobState::kReady;
+  job.pending = false;
+  job.retry_wait = false;
+  job.seq = next_seq_++;
+  job.ready_since_ms = clock_.NowMs();
+  Lane& lane = LaneFor(q, job.ns);
+  lane.ready.push(ReadyEntry{job.priority, job.seq, job.id});
+  ++lane.ready_count;
+  if (!lane.in_rotation) {
+    lane.in_rotation = true;
+    q.rotation.push_back(q.lane_of_ns[job.ns]);
+  }
+  q.ready_fifo.push_back(FifoEntry{job.seq, job.id});
+  ++q.ready;
+}
+
+void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) {
+  job.state = JobState::kScheduled;
+  job.pending = false;
+  job.retry_wait = retry;
+  job.run_at_ms = run_at_ms;
+  job.seq = next_seq_++;
+  timers_.push(TimerEntry{run_at_ms, job.seq, job.id});
+  ++queues_[job.queue].scheduled;
+}
+
+void Scheduler::LeaveState(LiveJob& job) {
+  if (job.pending || job.evicting) return;  // never counted
+  QueueState& q = queues_[job.queue];
+  switch (job.state) {
+    case JobState::kScheduled:
+      --q.scheduled;
+      break;
+    case JobState::kReady:
+      --q.ready;
+      --q.lanes[q.lane_of_ns[job.ns]].ready_count;
+      break;
+    case JobState::kActive:
+      --q.active;
+      break;
+    default:
+      break;
+  }
+  // Bumping seq invalidates whatever heap entry still points at the job.
+  job.seq = next_seq_++;
+}
+
+void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
+                       const std::string& result) {
+  const std::int64_t now = clock_.NowMs();
+  job.state = terminal;
+  job.pending = false;
+  job.evicting = true;
+  job.updated_at_ms = now;
+  JobRecord rec = ToRecord(job, /*with_payload=*/false);
+  rec.finished_at_ms = now;
+  rec.dead_reason = std::move(dead_reason);
+  rec.result = result;
+  const Retention& keep = queues_[job.queue].config.retention;
+  if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
+    open_.mutations.push_back(DeleteJob{job.id});
+  } else {
+    open_.mutations.push_back(UpdateJob{std::move(rec)});
+  }
+  if (job.extra && !job.extra->idempotency_key.empty()) {
+    auto it = idempotency_.find(IdemKey(ns_names_[job.ns], job.extra->idempotency_key));
+    if (it != idempotency_.end() && it->second.id == job.id) {
+      it->second.state = terminal;
+      it->second.state_known = true;
+    }
+  }
+  open_evict_.push_back(job.id);
+}
+
+void Scheduler::RecordUpdate(const LiveJob& job) {
+  open_.mutations.push_back(UpdateJob{ToRecord(job, /*with_payload=*/false)});
+}
+
+std::int64_t Scheduler::BackoffDelay(const LiveJob& job) {
+  const Backoff& b = (job.extra && job.extra->has_backoff) ? job.extra->backoff
+                                                           : queues_[job.queue].config.backoff;
+  const int n = std::max(job.attempts, 1);
+  double cap = static_cast<double>(b.initial_ms) * std::pow(b.multiplier, n - 1);
+  if (!(cap < static_cast<double>(b.max_ms))) cap = static_cast<double>(b.max_ms);
+  const auto cap_ms = static_cast<std::uint64_t>(cap);
+  // Full jitter (uniform in [0, cap]): spreads a burst of failures instead of retrying them in
+  // lock-step against the same broken dependency.
+  return static_cast<std::int64_t>(rng_.Uniform(cap_ms + 1));
+}
+
+JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
+  const std::int64_t now = clock_.NowMs();
+  JobExtra& x = job.Extra();
+  x.errors.push_back(AttemptError{job.attempts, error.type, error.message, now});
+  if (x.errors.size() > kMaxErrorsKept) x.errors.erase(x.errors.begin());
+  LeaveState(job);
+  job.worker = 0;
+  job.lease_token = 0;
+  job.updated_at_ms = now;
+  if (job.cancel_requested) {
+    Finish(job, JobState::kCancelled, "", "");
+  } else if (!error.retryable) {
+    Finish(job, JobState::kDead, std::string(kDeadNonRetryable), "");
+  } else if (job.attempts >= job.max_attempts) {
+    Finish(job, JobState::kDead, std::string(kDeadMaxAttempts), "");
+  } else {
+    const std::int64_t delay =
+        error.retry_in_ms ? std::max<std::int64_t>(*error.retry_in_ms, 0) : BackoffDelay(job);
+    if (delay == 0) {
+      MakeReady(job);
+      job.run_at_ms = now;
+    } else {
+      MakeScheduled(job, now + delay, /*retry=*/true);
+    }
+    RecordUpdate(job);
+  }
+  return job.state;
+}
+
+// --- Commands -------------------------------------------------------------------------------
+
+Result<EnqueueOutcome> Scheduler::Enqueue(const EnqueueSpec& spec) {
+  if (!IsValidName(spec.queue)) return Validation("field \"queue\": invalid name");
+  if (!IsValidName(spec.kind)) return Validation("field \"kind\": invalid name");
+  if (!IsValidName(spec.ns)) return Validation("field \"namespace\": invalid name");
+  if (spec.priority < -kMaxPriority || spec.priority > kMaxPriority) {
+    return Validation("field \"priority\": must be an integer between -1000000 and 1000000");
+  }
+  if (spec.delay_ms && spec.run_at_ms) {
+    return Validation("fields \"delay_ms\" and \"run_at\" are mutually exclusive");
+  }
+  if (spec.delay_ms && (*spec.delay_ms < 0 || *spec.delay_ms > kMaxDelayMs)) {
+    return Validation("field \"delay_ms\": must be 0.." + std::to_string(kMaxDelayMs));
+  }
+  if (spec.max_attempts &&
+      (*spec.max_attempts < 1 || *spec.max_attempts > options_.max_max_attempts)) {
+    return Validation("field \"max_attempts\": must be 1.." +
+                      std::to_string(options_.max_max_attempts));
+  }
+  if (spec.lease_ms &&
+      (*spec.lease_ms < options_.min_lease_ms || *spec.lease_ms > options_.max_lease_ms)) {
+    return Validation("field \"lease_ms\": must be " + std::to_string(options_.min_lease_ms) +
+                      ".." + std::to_string(options_.max_lease_ms));
+  }
+  if (spec.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*spec.backoff, "backoff"));
+  if (spec.idempotency_ttl_ms && *spec.idempotency_ttl_ms < 1) {
+    return Validation("field \"idempotency_ttl_ms\": must be >= 1");
+  }
+  if (!spec.concurrency_key.empty() && !IsValidName(spec.concurrency_key)) {
+    return Validation("field \"concurrency_key\": invalid name");
+  }
+
+  const std::int64_t now = clock_.NowMs();
+  std::string idem;
+  if (!spec.idempotency_key.empty()) {
+    idem = IdemKey(spec.ns, spec.idempotency_key);
+    auto it = idempotency_.find(idem);
+    if (it != idempotency_.end() && it->second.expires_at_ms > now) {
+      EnqueueOutcome out;
+      out.id = it->second.id;
+      out.duplicate = true;
+      if (const LiveJob* live = index_.Find(out.id)) {
+        out.state = live->state;
+      } else {
+        out.state = it->second.state;
+        out.state_known = it->second.state_known;
+      }
+      return out;
+    }
+  }
+
+  const std::uint32_t qi = QueueIndex(spec.queue, /*persist_new=*/true);
+  const QueueConfig& qc = queues_[qi].config;
+  JobRecord r;
+  r.id = next_id_++;
+  r.ns = spec.ns;
+  r.queue = spec.queue;
+  r.kind = spec.kind;
+  r.priority = spec.priority;
+  r.payload = spec.payload;
+  r.created_at_ms = now;
+  r.updated_at_ms = now;
+  r.run_at_ms = spec.run_at_ms ? *spec.run_at_ms : now + spec.delay_ms.value_or(0);
+  r.state = r.run_at_ms > now ? JobState::kScheduled : JobState::kReady;
+  r.max_attempts = spec.max_attempts.value_or(qc.max_attempts);
+  r.backoff = spec.backoff.value_or(qc.backoff);
+  r.lease_ms = spec.lease_ms.value_or(qc.lease_ms);
+  r.idempotency_key = spec.idempotency_key;
+  r.concurrency_key = spec.concurrency_key;
+  r.tags = spec.tags;
+  open_.mutations.push_back(InsertJob{r});
+  open_.next_id = next_id_;
+  if (!idem.empty()) {
+    const std::int64_t expires =
+        now + spec.idempotency_ttl_ms.value_or(options_.idempotency_window_ms);
+    idempotency_[idem] = IdemEntry{r.id, expires, r.state, true};
+    open_.mutations.push_back(PutIdempotencyKey{spec.ns, spec.idempotency_key, r.id, expires});
+  }
+  EnqueueOutcome out;
+  out.id = r.id;
+  out.state = r.state;
+  AddJob(std::move(r), /*pending=*/true);
+  open_promote_.push_back(out.id);
+  return out;
+}
+
+bool Scheduler::HasReady(std::uint32_t qi) const {
+  const QueueState& q = queues_[qi];
+  return !q.config.paused && q.ready > 0;
+}
+
+void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
+                              const std::string& worker_id, std::vector<LeasedJob>& out) {
+  QueueState& q = queues_[qi];
+  if (q.config.paused) return;
+  const std::int64_t now = clock_.NowMs();
+  std::uint32_t taken = 0;
+  while (taken < max && !q.rotation.empty()) {
+    const std::uint32_t li = q.rotation.front();
+    Lane& lane = q.lanes[li];
+    LiveJob* job = nullptr;
+    while (!lane.ready.empty()) {
+      const ReadyEntry e = lane.ready.top();
+      lane.ready.pop();
+      LiveJob* j = index_.Find(e.id);
+      if (j && j->state == JobState::kReady && !j->pending && !j->evicting && j->seq == e.seq) {
+        job = j;
+        break;
+      }
+    }
+    q.rotation.pop_front();
+    if (job == nullptr) {  // only stale entries were left
+      lane.in_rotation = false;
+      decltype(lane.ready)().swap(lane.ready);
+      continue;
+    }
+    LeaveState(*job);
+    // Round-robin between namespaces: the lane goes to the back after giving one job.
+    if (lane.ready_count > 0) {
+      q.rotation.push_back(li);
+    } else {
+      lane.in_rotation = false;
+      decltype(lane.ready)().swap(lane.ready);  // whatever is left is stale
+    }
+    job->state = JobState::kActive;
+    ++job->attempts;
+    std::uint64_t token = rng_.Next();
+    if (token == 0) token = 1;
+    job->lease_token = token;
+    const std::int64_t lease_ms = lease_ms_override > 0 ? lease_ms_override : job->lease_ms;
+    job->lease_expires_ms = now + lease_ms;
+    job->worker = Intern(worker_names_, worker_ids_, worker_id);
+    job->updated_at_ms = now;
+    leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
+    ++q.active;
+
+    LeasedJob l;
+    l.id = job->id;
+    l.ns = ns_names_[job->ns];
+    l.queue = queue_names_[job->queue];
+    l.kind = kind_names_[job->kind];
+    l.payload = job->payload;
+    l.attempt = job->attempts;
+    l.max_attempts = job->max_attempts;
+    l.priority = job->priority;
+    l.created_at_ms = job->created_at_ms;
+    if (job->extra) l.tags = job->extra->tags;
+    l.lease = LeaseInfo{token, job->lease_expires_ms, worker_id};
+    out.push_back(std::move(l));
+    ++taken;
+  }
+}
+
+std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
+  std::vector<LeasedJob> out;
+  std::vector<std::uint32_t> qs;
+  qs.reserve(request.queues.size());
+  for (const auto& name : request.queues) {
+    auto it = queue_ids_.find(name);
+    if (it != queue_ids_.end()) qs.push_back(it->second);
+  }
+  if (qs.empty() || request.max == 0) return out;
+  const std::int64_t lease_ms = request.lease_ms.value_or(0);
+  // Queues take turns one job at a time, starting from a rotating offset, so a worker that
+  // serves several queues does not drain the first one before touching the others.
+  const std::size_t start = queue_cursor_++ % qs.size();
+  bool progress = true;
+  while (out.size() < request.max && progress) {
+    progress = false;
+    for (std::size_t k = 0; k < qs.size() && out.size() < request.max; ++k) {
+      const std::size_t before = out.size();
+      TakeFromQueue(qs[(start + k) % qs.size()], 1, lease_ms, request.worker_id, out);
+      if (out.size() > before) progress = true;
+    }
+  }
+  return out;
+}
+
+void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseCallback callback) {
+  Waiter w;
+  for (const auto& name : request.queues) w.queues.push_back(QueueIndex(name, false));
+  w.request = std::move(request);
+  w.callback = std::move(callback);
+  const std::uint64_t id = next_waiter_id_++;
+  for (std::uint32_t qi : w.queues) queues_[qi].waiters.push_back(id);
+  waiters_.emplace(id, std::move(w));
+  waiter_deadlines_.push(TimerEntry{deadline_ms, id, 0});
+}
+
+void Scheduler::ServeWaiters(std::uint32_t qi) {
+  QueueState& q = queues_[qi];
+  while (!q.waiters.empty() && HasReady(qi)) {
+    auto it = waiters_.find(q.waiters.front());
+    if (it == waiters_.end()) {  // served or timed out through another queue
+      q.waiters.pop_front();
+      continue;
+    }
+    std::vector<LeasedJob> jobs = Lease(it->second.request);
+    if (jobs.empty()) break;
+    LeaseCallback cb = std::move(it->second.callback);
+    waiters_.erase(it);
+    q.waiters.pop_front();
+    cb(std::move(jobs));
+  }
+  // Entries of waiters that are gone pile up only while nothing is ready; trim them then.
+  while (!q.waiters.empty() && !waiters_.count(q.waiters.front())) q.waiters.pop_front();
+}
+
+void Scheduler::Release(JobId id, std::uint64_t token) {
+  LiveJob* job = index_.Find(id);
+  if (!job || job->state != JobState::kActive || job->lease_token != token || job->evicting) {
+    return;
+  }
+  LeaveState(*job);
+  --job->attempts;  // the worker never saw it
+  job->lease_token = 0;
+  job->worker = 0;
+  MakeReady(*job);
+  ServeWaiters(job->queue);
+}
+
+Result<LiveJob*> Scheduler::FindLeased(JobId id, std::uint64_t token) {
+  LiveJob* job = index_.Find(id);
+  if (!job) return StaleLease("job " + FormatJobId(id) + " is not active");
+  if (job->state != JobState::kActive || job->evicting || job->lease_token != token) {
+    return StaleLease("job " + FormatJobId(id) + " is " + std::string(StateName(job->state)) +
+                      (job->state == JobState::kActive ? " under another lease" : ""));
+  }
+  return job;
+}
+
+Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
+                                              std::int64_t extend_ms) {
+  auto found = FindLeased(id, token);
+  if (!found.ok()) return found.status();
+  LiveJob& job = **found;
+  if (extend_ms != 0 && (extend_ms < options_.min_lease_ms || extend_ms > options_.max_lease_ms)) {
+    return Validation("field \"extend_ms\": must be " + std::to_string(options_.min_lease_ms) +
+                      ".." + std::to_string(options_.max_lease_ms));
+  }
+  const std::int64_t now = clock_.NowMs();
+  const std::int64_t expires = now + (extend_ms > 0 ? extend_ms : job.lease_ms);
+  // Lease heap entries are re-pushed lazily when they fire early (see ExpireLeases), so a
+  // heartbeat that extends costs O(1); only a shortening needs a new, earlier entry.
+  if (expires < job.lease_expires_ms) leases_.push(TimerEntry{expires, token, id});
+  job.lease_expires_ms = expires;
+  job.updated_at_ms = now;
+  return HeartbeatOutcome{expires, job.cancel_requested};
+}
+
+Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string& result) {
+  LiveJob* job = index_.Find(id);
+  // A repeated ack (the worker retried after losing the first reply) is answered the same way
+  // while the job is still in memory.
+  if (job && job->evicting && job->state == JobState::kSucceeded && job->lease_token == token) {
+    return JobState::kSucceeded;
+  }
+  auto found = FindLeased(id, token);
+  if (!found.ok()) return found.status();
+  LeaveState(**found);
+  Finish(**found, JobState::kSucceeded, "", result);
+  return JobState::kSucceeded;
+}
+
+Result<JobState> Scheduler::Fail(JobId id, std::uint64_t token, const FailSpec& error) {
+  if (error.retry_in_ms && (*error.retry_in_ms < 0 || *error.retry_in_ms > kMaxDelayMs)) {
+    return Validation("field \"retry_in_ms\": must be 0.." + std::to_string(kMaxDelayMs));
+  }
+  auto found = FindLeased(id, token);
+  if (!found.ok()) return found.status();
+  LiveJob& job = **found;
+  const JobState s = FailAttempt(job, error);
+  if (s == JobState::kReady) ServeWaiters(job.queue);
+  return s;
+}
+
+Result<JobView> Scheduler::Cancel(JobId id) {
+  LiveJob* job = index_.Find(id);
+  if (!job) return NotFound("job " + FormatJobId(id) + " is not live");
+  if (job->evicting) {
+    if (job->state == JobState::kCancelled) return ToView(*job);
+    return InvalidState("job " + FormatJobId(id) + " is " + std::string(StateName(job->state)) +
+                        "; terminal states never change");
+  }
+  if (job->state == JobState::kActive) {
+    if (!job->cancel_requested) {
+      job->cancel_requested = true;
+      job->updated_at_ms = clock_.NowMs();
+      RecordUpdate(*job);
+    }
+    return ToView(*job);
+  }
+  LeaveState(*job);
+  Finish(*job, JobState::kCancelled, "", "");
+  return ToView(*job);
+}
+
+bool Scheduler::IsLive(JobId id) const { return index_.Find(id) != nullptr; }
+
+Result<JobView> Scheduler::Replay(JobRecord&& stored) {
+  if (const LiveJob* live = index_.Find(stored.id)) {
+    return InvalidState("job " + FormatJobId(stored.id) + " is " +
+                        std::string(StateName(live->state)) + "; only dead or cancelled jobs " +
+                        "can be replayed");
+  }
+  if (stored.state != JobState::kDead && stored.state != JobState::kCancelled) {
+    return InvalidState("job " + FormatJobId(stored.id) + " is " +
+                        std::string(StateName(stored.state)) +
+                        "; only dead or cancelled jobs can be replayed");
+  }
+  const std::int64_t now = clock_.NowMs();
+  stored.state = JobState::kReady;
+  stored.attempts = 0;
+  stored.runs += 1;
+  stored.run_at_ms = now;
+  stored.updated_at_ms = now;
+  stored.finished_at_ms = 0;
+  stored.dead_reason.clear();
+  stored.result.clear();
+  stored.cancel_requested = false;
+  QueueIndex(stored.queue, /*persist_new=*/true);
+  open_.mutations.push_back(UpdateJob{stored});
+  LiveJob* job = AddJob(std::move(stored), /*pending=*/true);
+  open_promote_.push_back(job->id);
+  return ToView(*job);
+}
+
+// --- Reads ----------------------------------------------------------------------------------
+
+JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
+  JobRecord r;
+  r.id = job.id;
+  r.ns = ns_names_[job.ns];
+  r.queue = queue_names_[job.queue];
+  r.kind = kind_names_[job.kind];
+  r.state = job.state;
+  r.priority = job.priority;
+  if (with_payload) r.payload = job.payload;
+  r.run_at_ms = job.run_at_ms;
+  r.created_at_ms = job.created_at_ms;
+  r.updated_at_ms = job.updated_at_ms;
+  r.finished_at_ms = IsTerminal(job.state) ? job.updated_at_ms : 0;
+  r.attempts = job.attempts;
+  r.max_attempts = job.max_attempts;
+  r.runs = job.runs;
+  r.lease_ms = job.lease_ms;
+  r.cancel_requested = job.cancel_requested;
+  r.backoff = (job.extra && job.extra->has_backoff) ? job.extra->backoff
+                                                    : queues_[job.queue].config.backoff;
+  if (job.extra) {
+    r.idempotency_key = job.extra->idempotency_key;
+    r.concurrency_key = job.extra->concurrency_key;
+    r.tags = job.extra->tags;
+    r.errors = job.extra->errors;
+  }
+  return r;
+}
+
+JobView Scheduler::ToView(const LiveJob& job) const {
+  JobView v;
+  v.job = ToRecord(job, /*with_payload=*/true);
+  const QueueState& q = queues_[job.queue];
+  if (job.state == JobState::kActive && !job.evicting) {
+    v.lease = LeaseInfo{job.lease_token, job.lease_expires_ms, worker_names_[job.worker]};
+  } else if (!job.evicting && !job.pending) {
+    if (job.state == JobState::kScheduled) {
+      v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
+    } else if (job.state == JobState::kReady) {
+      if (q.config.paused) {
+        v.blocked_reason = "paused";
+      } else if (q.waiters.empty()) {
+        v.blocked_reason = "no_workers";
+      }
+    }
+  }
+  return v;
+}
+
+std::optional<JobView> Scheduler::Get(JobId id) const {
+  const LiveJob* job = index_.Find(id);
+  if (!job) return std::nullopt;
+  return ToView(*job);
+}
+
+JobPage Scheduler::ListLive(const ListQuery& query) const {
+  JobPage page;
+  std::optional<std::uint32_t> qi;
+  if (!query.queue.empty()) {
+    auto it = queue_ids_.find(query.queue);
+    if (it == queue_ids_.end()) return page;
+    qi = it->second;
+  }
+  const std::uint32_t limit = std::max<std::uint32_t>(query.limit, 1);
+  JobId last_taken = 0;
+  const JobId resume = index_.Scan(query.after_id, options_.list_scan_budget, [&](LiveJob& j) {
+    if (qi && j.queue != *qi) return true;
+    if (query.state && j.state != *query.state) return true;
+    page.items.push_back(ToView(j));
+    last_taken = j.id;
+    return page.items.size() < limit;
+  });
+  if (resume == 0) {
+    page.next_after_id = 0;
+  } else if (page.items.size() >= limit) {
+    page.next_after_id = last_taken;
+  } else {
+    page.next_after_id = resume;
+  }
+  return page;
+}
+
+QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
+  const QueueState& q = queues_[qi];
+  QueueInfo info;
+  info.config = q.config;
+  info.counts["scheduled"] = q.scheduled;
+  info.counts["ready"] = q.ready;
+  info.counts["active"] = q.active;
+  for (const FifoEntry& e : q.ready_fifo) {
+    const LiveJob* j = index_.Find(e.id);
+    if (j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting) {
+      info.oldest_ready_age_ms = std::max<std::int64_t>(clock_.NowMs() - j->ready_since_ms, 0);
+      break;
+    }
+  }
+  std::uint32_t waiting = 0;
+  for (std::uint64_t w : q.waiters) waiting += waiters_.count(w) ? 1 : 0;
+  info.waiting_workers = waiting;
+  return info;
+}
+
+std::vector<QueueInfo> Scheduler::Queues() const {
+  std::vector<std::uint32_t> order(queues_.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](auto a, auto b) { return queue_names_[a] < queue_names_[b]; });
+  std::vector<QueueInfo> out;
+  out.reserve(order.size());
+  for (std::uint32_t qi : order) out.push_back(ToQueueInfo(qi));
+  return out;
+}
+
+std::optional<QueueInfo> Scheduler::Queue(const std::string& name) const {
+  auto it = queue_ids_.find(name);
+  if (it == queue_ids_.end()) return std::nullopt;
+  return ToQueueInfo(it->second);
+}
+
+Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
+  if (!IsValidName(patch.name)) return Validation("queue name: invalid name");
+  if (patch.max_attempts &&
+      (*patch.max_attempts < 1 || *patch.max_attempts > options_.max_max_attempts)) {
+    return Validation("field \"max_attempts\": must be 1.." +
+                      std::to_string(options_.max_max_attempts));
+  }
+  if (patch.lease_ms &&
+      (*patch.lease_ms < options_.min_lease_ms || *patch.lease_ms > options_.max_lease_ms)) {
+    return Validation("field \"lease_ms\": must be " + std::to_string(options_.min_lease_ms) +
+                      ".." + std::to_string(options_.max_lease_ms));
+  }
+  if (patch.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*patch.backoff, "backoff"));
+  if (patch.retention) YM_RETURN_IF_ERROR(CheckRetention(*patch.retention));
+  const std::uint32_t qi = QueueIndex(patch.name, /*persist_new=*/false);
+  QueueConfig& c = queues_[qi].config;
+  const bool was_paused = c.paused;
+  if (patch.paused) c.paused = *patch.paused;
+  if (patch.max_attempts) c.max_attempts = *patch.max_attempts;
+  if (patch.lease_ms) c.lease_ms = *patch.lease_ms;
+  if (patch.backoff) c.backoff = *patch.backoff;
+  if (patch.retention) c.retention = *patch.retention;
+  queues_[qi].persisted = true;
+  open_.mutations.push_back(::ym::PutQueue{c});
+  if (was_paused && !c.paused) ServeWaiters(qi);
+  return ToQueueInfo(qi);
+}
+
+// --- Time -----------------------------------------------------------------------------------
+
+std::int64_t Scheduler::NextDeadlineMs() const {
+  std::int64_t next = next_sweep_ms_;
+  if (!timers_.empty()) next = std::min(next, timers_.top().due_ms);
+  if (!leases_.empty()) next = std::min(next, leases_.top().due_ms);
+  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms);
+  return next;
+}
+
+void Scheduler::ExpireLeases(std::int64_t now) {
+  while (!leases_.empty() && leases_.top().due_ms <= now) {
+    const TimerEntry e = leases_.top();
+    leases_.pop();
+    LiveJob* job = index_.Find(e.id);
+    if (!job || job->state != JobState::kActive || job->evicting || job->lease_token != e.seq) {
+      continue;
+    }
+    if (job->lease_expires_ms > now) {  // extended by heartbeats since this entry was pushed
+      leases_.push(TimerEntry{job->lease_expires_ms, e.seq, e.id});
+      continue;
+    }
+    FailSpec expired;
+    expired.type = "lease_expired";
+    expired.message =
+        "lease of " + std::to_string(job->lease_ms) + " ms expired without ack, fail or heartbeat";
+    if (FailAttempt(*job, expired) == JobState::kReady) ServeWaiters(job->queue);
+  }
+}
+
+void Scheduler::Tick() {
+  const std::int64_t now = clock_.NowMs();
+  std::vector<std::uint32_t> touched;
+  while (!timers_.empty() && timers_.top().due_ms <= now) {
+    const TimerEntry e = timers_.top();
+    timers_.pop();
+    LiveJob* job = index_.Find(e.id);
+    if (!job || job->state != JobState::kScheduled || job->seq != e.seq || job->evicting ||
+        job->pending) {
+      continue;
+    }
+    LeaveState(*job);
+    MakeReady(*job);
+    touched.push_back(job->queue);
+  }
+  ExpireLeases(now);
+  while (!waiter_deadlines_.empty() && waiter_deadlines_.top().due_ms <= now) {
+    const std::uint64_t wid = waiter_deadlines_.top().seq;
+    waiter_deadlines_.pop();
+    auto it = waiters_.find(wid);
+    if (it == waiters_.end()) continue;
+    LeaseCallback cb = std::move(it->second.callback);
+    waiters_.erase(it);
+    cb({});
+  }
+  if (now >= next_sweep_ms_) Sweep(now);
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (std::uint32_t qi : touched) ServeWaiters(qi);
+}
+
+void Scheduler::CompactQueue(QueueState& q) {
+  auto valid = [&](std::uint64_t seq, JobId id) {
+    const LiveJob* j = index_.Find(id);
+    return j && j->state == JobState::kReady && j->seq == seq && !j->evicting && !j->pending;
+  };
+  if (q.ready_fifo.size() > 2 * q.ready + 64) {
+    std::deque<FifoEntry> kept;
+    for (const FifoEntry& e : q.ready_fifo) {
+      if (valid(e.seq, e.id)) kept.push_back(e);
+    }
+    q.ready_fifo.swap(kept);
+  }
+  for (Lane& lane : q.lanes) {
+    if (lane.ready.size() <= 2 * lane.ready_count + 64) continue;
+    decltype(lane.ready) kept;
+    while (!lane.ready.empty()) {
+      if (valid(lane.ready.top().seq, lane.ready.top().id)) kept.push(lane.ready.top());
+      lane.ready.pop();
+    }
+    lane.ready.swap(kept);
+  }
+}
+
+void Scheduler::Sweep(std::int64_t now) {
+  next_sweep_ms_ = now + options_.retention_sweep_interval_ms;
+  for (QueueState& q : queues_) {
+    if (q.persisted) {
+      const Retention& r = q.config.retention;
+      open_.mutations.push_back(
+          PurgeFinished{q.config.name, JobState::kSucceeded, now - r.succeeded_ms});
+      open_.mutations.push_back(PurgeFinished{q.config.name, JobState::kDead, now - r.dead_ms});
+      open_.mutations.push_back(
+          PurgeFinished{q.config.name, JobState::kCancelled, now - r.cancelled_ms});
+    }
+    CompactQueue(q);
+    while (!q.ready_fifo.empty()) {
+      const LiveJob* j = index_.Find(q.ready_fifo.front().id);
+      if (j && j->state == JobState::kReady && j->seq == q.ready_fifo.front().seq) break;
+      q.ready_fifo.pop_front();
+    }
+  }
+  bool expired_any = false;
+  for (auto it = idempotency_.begin(); it != idempotency_.end();) {
+    if (it->second.expires_at_ms <= now) {
+      it = idempotency_.erase(it);
+      expired_any = true;
+    } else {
+      ++it;
+    }
+  }
+  if (expired_any) open_.mutations.push_back(ExpireIdempotencyKeys{now});
+}
+
+// --- Group commit ---------------------------------------------------------------------------
+
+std::uint64_t Scheduler::VisibleSeq() const {
+  if (!open_.mutations.empty()) return next_batch_seq_;
+  return last_sealed_with_mutations_;
+}
+
+Batch Scheduler::SealBatch() {
+  Batch b = std::move(open_);
+  open_ = Batch{};
+  b.seq = next_batch_seq_++;
+  if (!b.mutations.empty()) last_sealed_with_mutations_ = b.seq;
+  sealed_.push_back(Sealed{b.seq, std::move(open_promote_), std::move(open_evict_)});
+  open_promote_.clear();
+  open_evict_.clear();
+  return b;
+}
+
+void Scheduler::OnCommitted(std::uint64_t seq) {
+  durable_seq_ = std::max(durable_seq_, seq);
+  const std::int64_t now = clock_.NowMs();
+  std::vector<std::uint32_t> touched;
+  while (!sealed_.empty() && sealed_.front().seq <= seq) {
+    Sealed s = std::move(sealed_.front());
+    sealed_.pop_front();
+    for (JobId id : s.promote) {
+      LiveJob* job = index_.Find(id);
+      if (!job || !job->pending) continue;  // cancelled before it became durable
+      if (job->run_at_ms > now) {
+        MakeScheduled(*job, job->run_at_ms, false);
+      } else {
+        MakeReady(*job);
+        touched.push_back(job->queue);
+      }
+    }
+    for (JobId id : s.evict) {
+      LiveJob* job = index_.Find(id);
+      if (job && job->evicting) index_.Erase(id);
+    }
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (std::uint32_t qi : touched) ServeWaiters(qi);
+}
+
+void Scheduler::Shutdown() {
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (auto& [id, w] : waiters) w.callback({});
+}
+
+}  // namespace ym

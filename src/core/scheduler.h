@@ -1,0 +1,240 @@
+// Scheduler: all scheduling state and rules of Yardmaster, on one thread.
+//
+// The scheduler is pure: no I/O, no threads, no locks, no direct clock reads. Time comes from
+// the injected Clock, randomness (lease tokens, backoff jitter) from the injected Rng, so tests
+// drive it deterministically with a ManualClock and a seed. The Broker (server/broker.h) owns one
+// Scheduler on its core thread and feeds it commands.
+//
+// Durability handshake (group commit). Every mutating command appends its store mutations to
+// the *open* batch. The Broker seals it (SealBatch), has it committed, then reports
+// OnCommitted(seq). Until then:
+//   * a newly enqueued or replayed job is `pending`: present, visible to GET, never dispatched;
+//   * a job that became terminal stays in memory (`evicting`) so reads never go backwards.
+// A write's reply may be released once durable_seq() >= the VisibleSeq() taken right after the
+// write; that covers both what the command wrote and anything earlier it observed.
+//
+// Dispatch structure, chosen so flow control can slot in without a rewrite:
+//   queue -> lanes (one per namespace) -> ready heap ordered by (priority desc, ready seq asc)
+// Lease takes queues round-robin and, inside a queue, lanes round-robin, so no namespace starves
+// another. Rate limits, concurrency caps and quotas will gate a lane or a head job at the same
+// point where `paused` gates a queue today.
+//
+// Complexity: enqueue, lease (per job), ack, fail, heartbeat, cancel and timer firing are
+// O(log n) in the number of live jobs or better; no step scans the backlog. List scans are
+// bounded by SchedulerOptions::list_scan_budget.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/rng.h"
+#include "common/status.h"
+#include "core/job_index.h"
+#include "core/types.h"
+#include "store/batch.h"
+
+namespace ym {
+
+class Scheduler {
+ public:
+  using LeaseCallback = std::function<void(std::vector<LeasedJob>)>;
+
+  Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // --- Recovery: called before any command, with what the store returned. -------------------
+  void LoadNextId(JobId next_id);
+  void LoadQueue(const QueueConfig& config);
+  void LoadIdempotencyKey(const PutIdempotencyKey& key);
+  // A live job from the store; active jobs come back ready (their leases died with the process).
+  void LoadJob(JobRecord&& record);
+
+  // --- Commands. ---------------------------------------------------------------------------
+  // kValidation for values out of range (the HTTP layer checks shapes; core checks meaning).
+  Result<EnqueueOutcome> Enqueue(const EnqueueSpec& spec);
+  // Leases up to request.max jobs that are ready now (possibly none). Never waits.
+  std::vector<LeasedJob> Lease(const LeaseRequest& request);
+  // Registers a long-poll waiter that is called exactly once: with jobs when some become ready,
+  // or with none at `deadline_ms` or on Shutdown().
+  void AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseCallback callback);
+  // Puts a leased job back to ready without counting the attempt (its lease reply was lost).
+  void Release(JobId id, std::uint64_t token);
+  // kNotFound, kStaleLease (token is not the current lease, or the job is no longer active).
+  Result<HeartbeatOutcome> Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms);
+  // Returns the job's new state. kNotFound, kStaleLease.
+  Result<JobState> Ack(JobId id, std::uint64_t token, const std::string& result);
+  Result<JobState> Fail(JobId id, std::uint64_t token, const FailSpec& error);
+  // Cancels a scheduled or ready job at once; flags an active one (the worker learns it from its
+  // next heartbeat). Cancelling a cancelled job answers its view again. kNotFound when the job
+  // is not live (the caller then checks the store); kInvalidState for succeeded or dead jobs.
+  Result<JobView> Cancel(JobId id);
+  // Starts a new run of a stored dead or cancelled job. kInvalidState if it is live or in any
+  // other state.
+  Result<JobView> Replay(JobRecord&& stored);
+  // True when the job is live in core.
+  bool IsLive(JobId id) const;
+
+  // --- Reads. ------------------------------------------------------------------------------
+  std::optional<JobView> Get(JobId id) const;
+  // Live jobs only, ascending id, bounded scan (see JobPage::next_after_id).
+  JobPage ListLive(const ListQuery& query) const;
+  std::vector<QueueInfo> Queues() const;
+  std::optional<QueueInfo> Queue(const std::string& name) const;
+  Result<QueueInfo> PutQueue(const QueueConfigPatch& patch);
+  std::size_t live_jobs() const { return index_.size(); }
+  std::size_t waiters() const { return waiters_.size(); }
+
+  // --- Time. -------------------------------------------------------------------------------
+  // The earliest time at which Tick() may have something to do; INT64_MAX if nothing.
+  std::int64_t NextDeadlineMs() const;
+  // Fires everything due at Clock::NowMs(): delayed jobs become ready, expired leases fail,
+  // long-poll waiters time out, idempotency keys expire, retention sweeps.
+  void Tick();
+
+  // --- Group commit. -----------------------------------------------------------------------
+  bool HasOpenMutations() const { return !open_.empty(); }
+  std::size_t open_mutations() const { return open_.mutations.size(); }
+  // The seq of the newest batch holding any mutation (open or sealed); 0 if none ever.
+  std::uint64_t VisibleSeq() const;
+  std::uint64_t durable_seq() const { return durable_seq_; }
+  // Closes the open batch and returns it for commit. Batches must be committed in seq order.
+  Batch SealBatch();
+  // The batch `seq` (and every earlier one) is durable.
+  void OnCommitted(std::uint64_t seq);
+
+  // Answers every waiter with no jobs. Used at shutdown.
+  void Shutdown();
+
+ private:
+  struct ReadyEntry {
+    std::int32_t priority;
+    std::uint64_t seq;
+    JobId id;
+  };
+  struct ReadyOrder {
+    // std::priority_queue is a max-heap: "less" means "runs later".
+    bool operator()(const ReadyEntry& a, const ReadyEntry& b) const {
+      if (a.priority != b.priority) return a.priority < b.priority;
+      return a.seq > b.seq;
+    }
+  };
+  struct TimerEntry {
+    std::int64_t due_ms;
+    std::uint64_t seq;  // job seq, or waiter id for waiter deadlines
+    JobId id;
+    bool operator>(const TimerEntry& o) const { return due_ms > o.due_ms; }
+  };
+  using TimerHeap = std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>>;
+
+  struct Lane {
+    std::uint32_t ns = 0;
+    std::priority_queue<ReadyEntry, std::vector<ReadyEntry>, ReadyOrder> ready;
+    std::uint64_t ready_count = 0;  // valid entries in `ready`
+    bool in_rotation = false;
+  };
+  struct FifoEntry {
+    std::uint64_t seq;
+    JobId id;
+  };
+  struct QueueState {
+    QueueConfig config;
+    bool persisted = false;  // has a row in the store
+    std::vector<Lane> lanes;
+    std::unordered_map<std::uint32_t, std::uint32_t> lane_of_ns;
+    std::deque<std::uint32_t> rotation;  // lanes with ready jobs, round-robin order
+    // Ready jobs in the order they became ready (lazy deletion), for the oldest-ready age.
+    std::deque<FifoEntry> ready_fifo;
+    std::uint64_t scheduled = 0, ready = 0, active = 0;
+    std::deque<std::uint64_t> waiters;  // waiter ids, FIFO (lazy deletion)
+  };
+  struct Waiter {
+    LeaseRequest request;
+    std::vector<std::uint32_t> queues;
+    LeaseCallback callback;
+  };
+  struct Sealed {
+    std::uint64_t seq;
+    std::vector<JobId> promote;  // pending jobs to make dispatchable
+    std::vector<JobId> evict;    // terminal jobs to drop from memory
+  };
+
+  std::uint32_t Intern(std::vector<std::string>& names,
+                       std::unordered_map<std::string, std::uint32_t>& ids,
+                       const std::string& name);
+  std::uint32_t QueueIndex(const std::string& name, bool persist_new);
+  Lane& LaneFor(QueueState& q, std::uint32_t ns);
+
+  LiveJob* AddJob(JobRecord&& record, bool pending);
+  void MakeReady(LiveJob& job);
+  void MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry);
+  void LeaveState(LiveJob& job);  // updates counters when a job leaves its current state
+  void Finish(LiveJob& job, JobState terminal, std::string dead_reason, const std::string& result);
+  Result<LiveJob*> FindLeased(JobId id, std::uint64_t token);
+  JobState FailAttempt(LiveJob& job, const FailSpec& error);
+  std::int64_t BackoffDelay(const LiveJob& job);
+  void TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
+                     const std::string& worker_id, std::vector<LeasedJob>& out);
+  bool HasReady(std::uint32_t qi) const;
+  void ServeWaiters(std::uint32_t qi);
+  void ExpireLeases(std::int64_t now);
+  void Sweep(std::int64_t now);
+
+  JobRecord ToRecord(const LiveJob& job, bool with_payload) const;
+  JobView ToView(const LiveJob& job) const;
+  QueueInfo ToQueueInfo(std::uint32_t qi) const;
+  void RecordUpdate(const LiveJob& job);
+  void CompactQueue(QueueState& q);
+
+  const Clock& clock_;
+  Rng& rng_;
+  SchedulerOptions options_;
+
+  JobIndex index_;
+  JobId next_id_ = 1;
+  std::uint64_t next_seq_ = 1;
+
+  std::vector<QueueState> queues_;
+  std::unordered_map<std::string, std::uint32_t> queue_ids_;
+  std::vector<std::string> queue_names_;
+  std::vector<std::string> ns_names_;
+  std::unordered_map<std::string, std::uint32_t> ns_ids_;
+  std::vector<std::string> kind_names_;
+  std::unordered_map<std::string, std::uint32_t> kind_ids_;
+  std::vector<std::string> worker_names_;
+  std::unordered_map<std::string, std::uint32_t> worker_ids_;
+  std::uint32_t queue_cursor_ = 0;  // round-robin start across queues in one lease
+
+  TimerHeap timers_;  // scheduled jobs: due -> ready
+  TimerHeap leases_;  // active jobs: lease expiry
+  TimerHeap waiter_deadlines_;
+  std::unordered_map<std::uint64_t, Waiter> waiters_;
+  std::uint64_t next_waiter_id_ = 1;
+
+  struct IdemEntry {
+    JobId id;
+    std::int64_t expires_at_ms;
+    JobState state;  // last known; terminal states are kept current by Finish()
+    bool state_known;
+  };
+  std::unordered_map<std::string, IdemEntry> idempotency_;  // key: ns + '\0' + key
+  std::int64_t next_sweep_ms_ = 0;
+
+  Batch open_;
+  std::vector<JobId> open_promote_;
+  std::vector<JobId> open_evict_;
+  std::deque<Sealed> sealed_;
+  std::uint64_t next_batch_seq_ = 1;
+  std::uint64_t durable_seq_ = 0;
+  std::uint64_t last_sealed_with_mutations_ = 0;
+};
+
+}  // namespace ym

@@ -1,0 +1,627 @@
+#include "server/broker.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "common/rng.h"
+#include "core/scheduler.h"
+
+#ifndef YM_VERSION
+#define YM_VERSION "0.1.0"
+#endif
+
+namespace ym {
+namespace {
+
+// Feeds what the store recovers into a fresh scheduler.
+class Loader final : public RecoveryVisitor {
+ public:
+  explicit Loader(Scheduler& s) : s_(s) {}
+  void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
+  void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
+  void OnIdempotencyKey(const PutIdempotencyKey& key) override { s_.LoadIdempotencyKey(key); }
+  void OnLiveJob(JobRecord&& job) override {
+    s_.LoadJob(std::move(job));
+    ++jobs;
+  }
+  std::uint64_t jobs = 0;
+
+ private:
+  Scheduler& s_;
+};
+
+std::uint64_t DefaultSeed(const Clock& clock) {
+  return static_cast<std::uint64_t>(clock.NowMs()) * 0x9e3779b97f4a7c15ULL ^
+         (static_cast<std::uint64_t>(::getpid()) << 32) ^
+         static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+}  // namespace
+
+class Broker::Impl {
+ public:
+  Impl(Store& store, const Clock& clock, BrokerOptions options)
+      : store_(store),
+        clock_(clock),
+        options_(std::move(options)),
+        rng_(options_.seed != 0 ? options_.seed : DefaultSeed(clock)),
+        readers_(static_cast<std::size_t>(std::max(1, options_.reader_threads))) {}
+
+  ~Impl() { Stop(); }
+
+  Status Start() {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = Rebuild();
+    if (!s.ok()) return s;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    spdlog::info("recovered {} live jobs in {} ms", sched_->live_jobs(), ms);
+    started_at_ms_ = clock_.NowMs();
+    running_ = true;
+    writer_ = std::thread([this] { WriterLoop(); });
+    core_ = std::thread([this] { CoreLoop(); });
+    return Status::Ok();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lk(mu_);
+      if (!running_) return;
+      stop_requested_ = true;
+    }
+    cv_.notify_one();
+    if (core_.joinable()) core_.join();
+    {
+      std::lock_guard lk(wmu_);
+      writer_stop_ = true;
+    }
+    wcv_.notify_one();
+    if (writer_.joinable()) writer_.join();
+    readers_.join();
+    running_ = false;
+  }
+
+  // Runs `fn` on the core thread.
+  void Post(std::function<void()> fn) {
+    {
+      std::lock_guard lk(mu_);
+      tasks_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+  // Runs `fn` on a reader thread (store reads never block the core thread).
+  void Read(std::function<void()> fn) { boost::asio::post(readers_, std::move(fn)); }
+
+  // Core thread: calls `reply(status)` once everything written or observed so far is durable
+  // (Ok), or the commit failed (IoError).
+  void AfterDurable(std::function<void(Status)> reply) {
+    const std::uint64_t seq = sched_->VisibleSeq();
+    if (seq <= sched_->durable_seq()) {
+      reply(Status::Ok());
+      return;
+    }
+    replies_.push_back(PendingReply{seq, std::move(reply)});
+  }
+
+  Scheduler& sched() { return *sched_; }
+  Store& store() { return store_; }
+  const Clock& clock() const { return clock_; }
+  BrokerCounters& counters() { return counters_; }
+  std::int64_t started_at_ms() const { return started_at_ms_; }
+  const BrokerOptions& options() const { return options_; }
+
+ private:
+  struct PendingReply {
+    std::uint64_t seq;
+    std::function<void(Status)> reply;
+  };
+
+  // Builds a new scheduler from the store. Used at start and after a failed commit, when the
+  // in-memory state may hold changes the disk does not.
+  Status Rebuild() {
+    auto fresh = std::make_unique<Scheduler>(clock_, rng_, options_.scheduler);
+    Loader loader(*fresh);
+    YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
+    sched_ = std::move(fresh);
+    return Status::Ok();
+  }
+
+  void CoreLoop() {
+    std::vector<std::function<void()>> batch;
+    bool shutdown_done = false;
+    for (;;) {
+      bool stop = false;
+      {
+        std::unique_lock lk(mu_);
+        if (tasks_.empty() && !stop_requested_) {
+          const std::int64_t now = clock_.NowMs();
+          const std::int64_t next = sched_->NextDeadlineMs();
+          if (next > now) {
+            // Capped so that a test driving a ManualClock still sees timers fire promptly.
+            const std::int64_t wait = std::min<std::int64_t>(next - now, 250);
+            cv_.wait_for(lk, std::chrono::milliseconds(wait));
+          }
+        }
+        batch.swap(tasks_);
+        stop = stop_requested_;
+      }
+      for (auto& fn : batch) fn();
+      batch.clear();
+      sched_->Tick();
+      if (stop && !shutdown_done) {
+        // Long-poll waiters get an empty answer now rather than when their wait ends.
+        sched_->Shutdown();
+        shutdown_done = true;
+      }
+      MaybeCommit();
+      counters_.live_jobs.store(sched_->live_jobs(), std::memory_order_relaxed);
+      counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
+      if (stop) {
+        std::lock_guard lk(mu_);
+        if (tasks_.empty() && !commit_in_flight_ && !sched_->HasOpenMutations()) break;
+      }
+    }
+  }
+
+  void MaybeCommit() {
+    if (commit_in_flight_ || !sched_->HasOpenMutations()) return;
+    Batch b = sched_->SealBatch();
+    commit_in_flight_ = true;
+    {
+      std::lock_guard lk(wmu_);
+      to_write_ = std::move(b);
+    }
+    wcv_.notify_one();
+  }
+
+  void WriterLoop() {
+    for (;;) {
+      Batch b;
+      {
+        std::unique_lock lk(wmu_);
+        wcv_.wait(lk, [&] { return to_write_.has_value() || writer_stop_; });
+        if (!to_write_) return;
+        b = std::move(*to_write_);
+        to_write_.reset();
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      Status s = store_.Commit(b);
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - t0)
+                          .count();
+      counters_.commit_micros.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
+      if (s.ok()) {
+        counters_.commits.fetch_add(1, std::memory_order_relaxed);
+        counters_.committed_mutations.fetch_add(b.mutations.size(), std::memory_order_relaxed);
+      }
+      const std::uint64_t seq = b.seq;
+      Post([this, seq, s = std::move(s)] { OnCommitDone(seq, s); });
+    }
+  }
+
+  void OnCommitDone(std::uint64_t seq, const Status& s) {
+    commit_in_flight_ = false;
+    if (s.ok()) {
+      sched_->OnCommitted(seq);
+      while (!replies_.empty() && replies_.front().seq <= seq) {
+        auto reply = std::move(replies_.front().reply);
+        replies_.pop_front();
+        reply(Status::Ok());
+      }
+      return;
+    }
+    // Nothing of the batch reached the disk, but core already acted on it (and on the open batch
+    // built on top of it). The only state we can trust is the store's: answer every waiting
+    // write with the error, drop the in-memory state and reload it. Leases die with it; their
+    // workers get 409 on ack and the jobs run again (at-least-once).
+    counters_.commit_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("commit of batch {} failed: {}; reloading state from the store", seq,
+                  s.ToString());
+    auto replies = std::move(replies_);
+    replies_.clear();
+    for (auto& r : replies) r.reply(IoError("the write could not be made durable: " + s.message()));
+    sched_->Shutdown();
+    Status rebuilt = Rebuild();
+    if (!rebuilt.ok()) {
+      // Without a consistent state we must not serve: exiting lets the supervisor restart us,
+      // and recovery at start is the same code path.
+      spdlog::critical("cannot reload state after a failed commit: {}", rebuilt.ToString());
+      std::_Exit(70);
+    }
+  }
+
+  Store& store_;
+  const Clock& clock_;
+  BrokerOptions options_;
+  Rng rng_;
+  std::unique_ptr<Scheduler> sched_;  // core thread only (and Start before threads exist)
+  BrokerCounters counters_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
+  bool stop_requested_ = false;               // GUARDED_BY(mu_)
+  bool running_ = false;
+
+  // Core thread only.
+  bool commit_in_flight_ = false;
+  std::deque<PendingReply> replies_;
+
+  std::mutex wmu_;
+  std::condition_variable wcv_;
+  std::optional<Batch> to_write_;  // GUARDED_BY(wmu_)
+  bool writer_stop_ = false;       // GUARDED_BY(wmu_)
+
+  boost::asio::thread_pool readers_;
+  std::thread core_;
+  std::thread writer_;
+  std::int64_t started_at_ms_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+Broker::Broker(Store& store, const Clock& clock, BrokerOptions options)
+    : impl_(std::make_unique<Impl>(store, clock, std::move(options))) {}
+
+Broker::~Broker() { Stop(); }
+
+Status Broker::Start() {
+  YM_RETURN_IF_ERROR(impl_->Start());
+  ready_.store(true, std::memory_order_release);
+  return Status::Ok();
+}
+
+void Broker::BeginDrain() {
+  if (draining_.exchange(true, std::memory_order_acq_rel)) return;
+  ready_.store(false, std::memory_order_release);
+  // Idle long-polls are answered now so workers notice the drain without waiting 30 s.
+  impl_->Post([this] { impl_->sched().Shutdown(); });
+}
+
+void Broker::Stop() {
+  ready_.store(false, std::memory_order_release);
+  draining_.store(true, std::memory_order_release);
+  impl_->Stop();
+}
+
+const BrokerCounters& Broker::counters() const { return impl_->counters(); }
+
+BrokerInfo Broker::Info() const {
+  BrokerInfo info;
+  info.version = YM_VERSION;
+  info.started_at_ms = impl_->started_at_ms();
+  info.live_jobs = impl_->counters().live_jobs.load(std::memory_order_relaxed);
+  info.commits = impl_->counters().commits.load(std::memory_order_relaxed);
+  info.draining = draining();
+  return info;
+}
+
+void Broker::Enqueue(std::vector<EnqueueSpec> specs,
+                     std::function<void(std::vector<Result<EnqueueOutcome>>)> done) {
+  if (draining()) {
+    std::vector<Result<EnqueueOutcome>> out(specs.size(),
+                                            Result<EnqueueOutcome>(Unavailable("draining")));
+    done(std::move(out));
+    return;
+  }
+  impl_->Post([this, specs = std::move(specs), done = std::move(done)]() mutable {
+    auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
+    results->reserve(specs.size());
+    std::vector<JobId> unknown;  // duplicates whose job left core before a restart
+    for (const auto& spec : specs) {
+      auto r = impl_->sched().Enqueue(spec);
+      if (r.ok()) {
+        if (r->duplicate) {
+          impl_->counters().duplicates.fetch_add(1, std::memory_order_relaxed);
+          if (!r->state_known) unknown.push_back(r->id);
+        } else {
+          impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      results->push_back(std::move(r));
+    }
+    impl_->AfterDurable(
+        [this, results, unknown = std::move(unknown), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) {
+            for (auto& r : *results) {
+              if (r.ok()) r = s;
+            }
+            done(std::move(*results));
+            return;
+          }
+          if (unknown.empty()) {
+            done(std::move(*results));
+            return;
+          }
+          impl_->Read([this, results, done = std::move(done)]() mutable {
+            for (auto& r : *results) {
+              if (!r.ok() || r->state_known) continue;
+              auto stored = impl_->store().GetJob(r->id);
+              if (stored.ok() && stored->has_value()) {
+                r->state = (*stored)->state;
+              } else {
+                // Deleted by retention (a succeeded job whose queue keeps none).
+                r->state = JobState::kSucceeded;
+              }
+              r->state_known = true;
+            }
+            done(std::move(*results));
+          });
+        });
+  });
+}
+
+void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) {
+  if (draining()) {
+    done(Unavailable("draining: no new leases"));
+    return;
+  }
+  impl_->Post([this, request = std::move(request), done = std::move(done)]() mutable {
+    auto& s = impl_->sched();
+    auto jobs = s.Lease(request);
+    if (!jobs.empty() || request.wait_ms <= 0 || draining()) {
+      impl_->counters().leased.fetch_add(jobs.size(), std::memory_order_relaxed);
+      done(std::move(jobs));
+      return;
+    }
+    const std::int64_t wait =
+        std::min<std::int64_t>(request.wait_ms, impl_->options().scheduler.max_wait_ms);
+    const std::int64_t deadline = impl_->clock().NowMs() + wait;
+    s.AddWaiter(std::move(request), deadline,
+                [this, done = std::move(done)](std::vector<LeasedJob> got) {
+                  impl_->counters().leased.fetch_add(got.size(), std::memory_order_relaxed);
+                  done(std::move(got));
+                });
+  });
+}
+
+void Broker::Release(std::vector<std::pair<JobId, std::uint64_t>> leases) {
+  impl_->Post([this, leases = std::move(leases)] {
+    for (const auto& [id, token] : leases) impl_->sched().Release(id, token);
+  });
+}
+
+void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
+                       Callback<HeartbeatOutcome> done) {
+  impl_->Post([this, id, token, extend_ms, done = std::move(done)] {
+    done(impl_->sched().Heartbeat(id, token, extend_ms));
+  });
+}
+
+void Broker::Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,
+                      std::function<void(std::vector<Status>, std::vector<Status>)> done) {
+  impl_->Post(
+      [this, acks = std::move(acks), fails = std::move(fails), done = std::move(done)]() mutable {
+        auto ack_results = std::make_shared<std::vector<Status>>();
+        auto fail_results = std::make_shared<std::vector<Status>>();
+        for (const auto& a : acks) {
+          auto r = impl_->sched().Ack(a.id, a.token, a.result);
+          if (r.ok()) impl_->counters().acked.fetch_add(1, std::memory_order_relaxed);
+          ack_results->push_back(r.status());
+        }
+        for (const auto& f : fails) {
+          auto r = impl_->sched().Fail(f.id, f.token, f.error);
+          if (r.ok()) impl_->counters().failed.fetch_add(1, std::memory_order_relaxed);
+          fail_results->push_back(r.status());
+        }
+        impl_->AfterDurable([ack_results, fail_results, done = std::move(done)](Status s) {
+          if (!s.ok()) {
+            for (auto& r : *ack_results) {
+              if (r.ok()) r = s;
+            }
+            for (auto& r : *fail_results) {
+              if (r.ok()) r = s;
+            }
+          }
+          done(std::move(*ack_results), std::move(*fail_results));
+        });
+      });
+}
+
+void Broker::Cancel(JobId id, Callback<JobView> done) {
+  impl_->Post([this, id, done = std::move(done)]() mutable {
+    auto r = impl_->sched().Cancel(id);
+    if (r.ok()) {
+      impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+        if (!s.ok()) {
+          done(s);
+        } else {
+          done(std::move(r));
+        }
+      });
+      return;
+    }
+    if (r.status().code() != Code::kNotFound) {
+      done(r.status());
+      return;
+    }
+    // Not live: either terminal in the store (cancel is refused, or idempotent for a cancelled
+    // job) or unknown.
+    impl_->Read([this, id, done = std::move(done)] {
+      auto stored = impl_->store().GetJob(id);
+      if (!stored.ok()) return done(stored.status());
+      if (!stored->has_value()) return done(NotFound("job " + FormatJobId(id) + " not found"));
+      JobView v;
+      v.job = std::move(**stored);
+      if (v.job.state == JobState::kCancelled) return done(std::move(v));
+      done(InvalidState("job " + FormatJobId(id) + " is " + std::string(StateName(v.job.state)) +
+                        "; terminal states never change"));
+    });
+  });
+}
+
+void Broker::Replay(JobId id, Callback<JobView> done) {
+  impl_->Read([this, id, done = std::move(done)]() mutable {
+    auto stored = impl_->store().GetJob(id);
+    if (!stored.ok()) return done(stored.status());
+    if (!stored->has_value()) {
+      // It may be live and not yet (or never) terminal: ask core for the precise error.
+      impl_->Post([this, id, done = std::move(done)] {
+        if (auto v = impl_->sched().Get(id)) {
+          done(InvalidState("job " + FormatJobId(id) + " is " +
+                            std::string(StateName(v->job.state)) +
+                            "; only dead or cancelled jobs can be replayed"));
+        } else {
+          done(NotFound("job " + FormatJobId(id) + " not found"));
+        }
+      });
+      return;
+    }
+    impl_->Post([this, rec = std::move(**stored), done = std::move(done)]() mutable {
+      auto r = impl_->sched().Replay(std::move(rec));
+      if (!r.ok()) return done(r.status());
+      impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+        if (!s.ok()) return done(s);
+        done(std::move(r));
+      });
+    });
+  });
+}
+
+void Broker::ReplayDead(std::string queue, std::uint32_t limit, Callback<std::uint64_t> done) {
+  impl_->Read([this, queue = std::move(queue), limit, done = std::move(done)]() mutable {
+    StoreListQuery q;
+    q.queue = queue;
+    q.states = {JobState::kDead};
+    q.limit = limit;
+    auto rows = impl_->store().ListJobs(q);
+    if (!rows.ok()) return done(rows.status());
+    impl_->Post([this, rows = std::move(*rows), done = std::move(done)]() mutable {
+      std::uint64_t n = 0;
+      for (auto& rec : rows) {
+        // A job replayed concurrently is live now and refused; it is not counted.
+        if (impl_->sched().Replay(std::move(rec)).ok()) ++n;
+      }
+      impl_->AfterDurable([n, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(n);
+      });
+    });
+  });
+}
+
+void Broker::GetJob(JobId id, Callback<JobView> done) {
+  impl_->Post([this, id, done = std::move(done)]() mutable {
+    if (auto v = impl_->sched().Get(id)) return done(std::move(*v));
+    // Core drops a terminal job only after its batch committed, so the store has it now (or
+    // retention removed it).
+    impl_->Read([this, id, done = std::move(done)] {
+      auto stored = impl_->store().GetJob(id);
+      if (!stored.ok()) return done(stored.status());
+      if (!stored->has_value()) return done(NotFound("job " + FormatJobId(id) + " not found"));
+      JobView v;
+      v.job = std::move(**stored);
+      done(std::move(v));
+    });
+  });
+}
+
+void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
+  const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
+  query.limit = limit;
+  if (query.state && IsTerminal(*query.state)) {
+    impl_->Read([this, query, done = std::move(done)] {
+      StoreListQuery q;
+      q.queue = query.queue;
+      q.states = {*query.state};
+      q.after_id = query.after_id;
+      q.limit = query.limit;
+      auto rows = impl_->store().ListJobs(q);
+      if (!rows.ok()) return done(rows.status());
+      JobPage page;
+      for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, ""});
+      page.next_after_id = page.items.size() >= query.limit ? page.items.back().job.id : 0;
+      done(std::move(page));
+    });
+    return;
+  }
+  impl_->Post([this, query, done = std::move(done)]() mutable {
+    JobPage live = impl_->sched().ListLive(query);
+    if (query.state) return done(std::move(live));
+    // Every state: merge core's live jobs with the store's terminal ones by id.
+    impl_->Read([this, query, live = std::move(live), done = std::move(done)]() mutable {
+      StoreListQuery q;
+      q.queue = query.queue;
+      q.states = {JobState::kSucceeded, JobState::kDead, JobState::kCancelled};
+      q.after_id = query.after_id;
+      q.limit = query.limit;
+      auto rows = impl_->store().ListJobs(q);
+      if (!rows.ok()) return done(rows.status());
+      constexpr JobId kEnd = ~JobId{0};
+      const JobId live_bound = live.next_after_id == 0 ? kEnd : live.next_after_id;
+      const JobId store_bound = rows->size() >= query.limit ? rows->back().id : kEnd;
+      const JobId bound = std::min(live_bound, store_bound);
+      std::vector<JobView> merged;
+      for (auto& v : live.items) {
+        if (v.job.id <= bound) merged.push_back(std::move(v));
+      }
+      for (auto& r : *rows) {
+        if (r.id > bound) continue;
+        auto same = std::find_if(merged.begin(), merged.end(),
+                                 [&](const JobView& v) { return v.job.id == r.id; });
+        // A job seen live in core and then committed as terminal shows up twice; keep the
+        // newer record.
+        if (same != merged.end()) {
+          if (r.updated_at_ms > same->job.updated_at_ms) *same = JobView{std::move(r), {}, ""};
+          continue;
+        }
+        merged.push_back(JobView{std::move(r), std::nullopt, ""});
+      }
+      std::sort(merged.begin(), merged.end(),
+                [](const JobView& a, const JobView& b) { return a.job.id < b.job.id; });
+      JobPage page;
+      if (merged.size() > query.limit) merged.resize(query.limit);
+      page.items = std::move(merged);
+      if (page.items.size() >= query.limit) {
+        page.next_after_id = page.items.back().job.id;
+      } else {
+        page.next_after_id = bound == kEnd ? 0 : bound;
+      }
+      done(std::move(page));
+    });
+  });
+}
+
+void Broker::ListQueues(Callback<std::vector<QueueInfo>> done) {
+  impl_->Post([this, done = std::move(done)] { done(impl_->sched().Queues()); });
+}
+
+void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
+  impl_->Post([this, name = std::move(name), done = std::move(done)] {
+    auto q = impl_->sched().Queue(name);
+    if (!q) return done(NotFound("queue " + name + " not found"));
+    done(std::move(*q));
+  });
+}
+
+void Broker::PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done) {
+  impl_->Post([this, patch = std::move(patch), done = std::move(done)]() mutable {
+    auto r = impl_->sched().PutQueue(patch);
+    if (!r.ok()) return done(r.status());
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r));
+    });
+  });
+}
+
+void Broker::SetPaused(std::string name, bool paused, Callback<QueueInfo> done) {
+  QueueConfigPatch patch;
+  patch.name = std::move(name);
+  patch.paused = paused;
+  PutQueue(std::move(patch), std::move(done));
+}
+
+}  // namespace ym
