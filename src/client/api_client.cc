@@ -1,0 +1,822 @@
+#include "client/api_client.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+namespace ym::client {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Every code, so that ParseCodeName is the exact inverse of CodeName.
+constexpr std::array kAllCodes = {
+    Code::kOk,
+    Code::kInvalidJson,
+    Code::kInvalidRequest,
+    Code::kUnauthenticated,
+    Code::kPermissionDenied,
+    Code::kNotFound,
+    Code::kMethodNotAllowed,
+    Code::kStaleLease,
+    Code::kInvalidState,
+    Code::kPayloadTooLarge,
+    Code::kUnsupportedMediaType,
+    Code::kValidation,
+    Code::kResourceExhausted,
+    Code::kInternal,
+    Code::kIoError,
+    Code::kUnavailable,
+    Code::kCorruption,
+};
+
+bool IsWellFormedJson(std::string_view text) {
+  rapidjson::Reader reader;
+  rapidjson::BaseReaderHandler<> handler;
+  rapidjson::MemoryStream ms(text.data(), text.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+  return !reader.Parse<rapidjson::kParseFullPrecisionFlag>(is, handler).IsError();
+}
+
+std::string ToJson(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  v.Accept(w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+// Percent-encodes a path segment or query value. ':' stays literal because the API's names
+// allow it and the server splits the `:verb` suffix at the last colon.
+std::string Escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '_' || c == '.' || c == '~' || c == ':';
+    if (plain) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+void AddQuery(std::string* target, bool* first, std::string_view key,
+              const std::optional<std::string>& value) {
+  if (!value) return;
+  *target += *first ? '?' : '&';
+  *first = false;
+  *target += key;
+  *target += '=';
+  *target += Escape(*value);
+}
+
+// --- reading replies: lenient about extra or missing fields, strict about the top shape ---
+
+const rapidjson::Value* Member(const rapidjson::Value& obj, const char* key) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
+  return &it->value;
+}
+
+std::int64_t Int(const rapidjson::Value& obj, const char* key) {
+  const rapidjson::Value* v = Member(obj, key);
+  if (v == nullptr) return 0;
+  if (v->IsInt64()) return v->GetInt64();
+  if (v->IsUint64()) return static_cast<std::int64_t>(v->GetUint64());
+  if (v->IsDouble()) return static_cast<std::int64_t>(v->GetDouble());
+  return 0;
+}
+
+std::optional<std::int64_t> OptInt(const rapidjson::Value& obj, const char* key) {
+  if (Member(obj, key) == nullptr) return std::nullopt;
+  return Int(obj, key);
+}
+
+double Double(const rapidjson::Value& obj, const char* key, double fallback) {
+  const rapidjson::Value* v = Member(obj, key);
+  return v != nullptr && v->IsNumber() ? v->GetDouble() : fallback;
+}
+
+bool Bool(const rapidjson::Value& obj, const char* key) {
+  const rapidjson::Value* v = Member(obj, key);
+  return v != nullptr && v->IsBool() && v->GetBool();
+}
+
+// Strings; ids are documented as decimal strings but a number is accepted too.
+std::optional<std::string> OptString(const rapidjson::Value& obj, const char* key) {
+  const rapidjson::Value* v = Member(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (v->IsString()) return std::string(v->GetString(), v->GetStringLength());
+  if (v->IsUint64()) return std::to_string(v->GetUint64());
+  if (v->IsInt64()) return std::to_string(v->GetInt64());
+  return std::nullopt;
+}
+
+std::string String(const rapidjson::Value& obj, const char* key) {
+  return OptString(obj, key).value_or(std::string());
+}
+
+std::optional<std::string> OptRaw(const rapidjson::Value& obj, const char* key) {
+  const rapidjson::Value* v = Member(obj, key);
+  if (v == nullptr) return std::nullopt;
+  return ToJson(*v);
+}
+
+std::vector<std::string> Strings(const rapidjson::Value& obj, const char* key) {
+  std::vector<std::string> out;
+  const rapidjson::Value* v = Member(obj, key);
+  if (v == nullptr || !v->IsArray()) return out;
+  for (const auto& item : v->GetArray()) {
+    if (item.IsString()) out.emplace_back(item.GetString(), item.GetStringLength());
+  }
+  return out;
+}
+
+Backoff ParseBackoff(const rapidjson::Value& v) {
+  Backoff b;
+  b.initial_ms = Int(v, "initial_ms");
+  b.max_ms = Int(v, "max_ms");
+  b.multiplier = Double(v, "multiplier", b.multiplier);
+  return b;
+}
+
+Job ParseJob(const rapidjson::Value& v) {
+  Job j;
+  j.id = String(v, "id");
+  j.ns = String(v, "namespace");
+  j.queue = String(v, "queue");
+  j.kind = String(v, "kind");
+  j.state = String(v, "state");
+  j.priority = static_cast<std::int32_t>(Int(v, "priority"));
+  j.payload_json = OptRaw(v, "payload").value_or("null");
+  j.attempts = static_cast<std::int32_t>(Int(v, "attempts"));
+  j.max_attempts = static_cast<std::int32_t>(Int(v, "max_attempts"));
+  j.runs = static_cast<std::int32_t>(Int(v, "runs"));
+  if (const rapidjson::Value* b = Member(v, "backoff"); b != nullptr) j.backoff = ParseBackoff(*b);
+  j.lease_ms = Int(v, "lease_ms");
+  j.idempotency_key = OptString(v, "idempotency_key");
+  j.concurrency_key = OptString(v, "concurrency_key");
+  j.tags = Strings(v, "tags");
+  j.run_at_ms = Int(v, "run_at");
+  j.created_at_ms = Int(v, "created_at");
+  j.updated_at_ms = Int(v, "updated_at");
+  j.finished_at_ms = OptInt(v, "finished_at");
+  j.cancel_requested = Bool(v, "cancel_requested");
+  j.dead_reason = OptString(v, "dead_reason");
+  j.last_error_json = OptRaw(v, "last_error");
+  if (const rapidjson::Value* errs = Member(v, "errors"); errs != nullptr && errs->IsArray()) {
+    for (const auto& e : errs->GetArray()) {
+      j.errors.push_back(JobAttemptError{static_cast<std::int32_t>(Int(e, "attempt")),
+                                         String(e, "type"), String(e, "message"), Int(e, "at")});
+    }
+  }
+  j.result_json = OptRaw(v, "result");
+  if (const rapidjson::Value* l = Member(v, "lease"); l != nullptr && l->IsObject()) {
+    j.lease = JobLease{String(*l, "worker_id"), Int(*l, "expires_at")};
+  }
+  j.blocked_reason = OptString(v, "blocked_reason");
+  j.json = ToJson(v);
+  return j;
+}
+
+Queue ParseQueue(const rapidjson::Value& v) {
+  Queue q;
+  q.name = String(v, "name");
+  q.paused = Bool(v, "paused");
+  q.max_attempts = static_cast<std::int32_t>(Int(v, "max_attempts"));
+  q.lease_ms = Int(v, "lease_ms");
+  if (const rapidjson::Value* b = Member(v, "backoff"); b != nullptr) q.backoff = ParseBackoff(*b);
+  if (const rapidjson::Value* r = Member(v, "retention"); r != nullptr) {
+    q.retention = Retention{Int(*r, "succeeded_ms"), Int(*r, "dead_ms"), Int(*r, "cancelled_ms")};
+  }
+  if (const rapidjson::Value* c = Member(v, "counts"); c != nullptr) {
+    q.counts = QueueCounts{Int(*c, "scheduled"), Int(*c, "ready"), Int(*c, "active"),
+                           Int(*c, "succeeded"), Int(*c, "dead"),  Int(*c, "cancelled")};
+  }
+  q.oldest_ready_age_ms = Int(v, "oldest_ready_age_ms");
+  q.waiting_workers = Int(v, "waiting_workers");
+  q.json = ToJson(v);
+  return q;
+}
+
+// The Status of an `{"error":{...}}` object inside a 200 batch reply.
+Status ItemError(const rapidjson::Value& item) {
+  const rapidjson::Value* e = Member(item, "error");
+  if (e == nullptr || !e->IsObject()) return Internal("batch item has neither a result nor error");
+  const std::string code = String(*e, "code");
+  const std::string message = String(*e, "message");
+  if (std::optional<Code> c = ParseCodeName(code); c && *c != Code::kOk) return {*c, message};
+  return Internal("unknown error code '" + code + "': " + message);
+}
+
+Result<rapidjson::Document> ParseReply(const std::string& body, std::string_view what) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
+  if (doc.HasParseError()) {
+    return Internal("reply to " + std::string(what) +
+                    " is not JSON: " + rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return Internal("reply to " + std::string(what) + " is not an object");
+  return doc;
+}
+
+Result<JobPage> ParseJobPage(const std::string& body, std::string_view what) {
+  Result<rapidjson::Document> doc = ParseReply(body, what);
+  if (!doc.ok()) return doc.status();
+  const rapidjson::Value* items = Member(*doc, "items");
+  if (items == nullptr || !items->IsArray()) {
+    return Internal("reply to " + std::string(what) + " has no items array");
+  }
+  JobPage page;
+  page.items.reserve(items->Size());
+  for (const auto& item : items->GetArray()) page.items.push_back(ParseJob(item));
+  page.next_cursor = OptString(*doc, "next_cursor");
+  if (page.next_cursor && page.next_cursor->empty()) page.next_cursor.reset();
+  return page;
+}
+
+// --- writing requests ---
+
+void WriteBackoff(JsonWriter& w, const Backoff& b) {
+  w.StartObject();
+  w.Key("initial_ms");
+  w.Int64(b.initial_ms);
+  w.Key("max_ms");
+  w.Int64(b.max_ms);
+  w.Key("multiplier");
+  w.Double(b.multiplier);
+  w.EndObject();
+}
+
+void WriteRaw(JsonWriter& w, const std::string& json) {
+  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+}
+
+Status WriteSpec(JsonWriter& w, const EnqueueRequest& j) {
+  if (!IsWellFormedJson(j.payload_json)) {
+    return Validation("payload of job (queue '" + j.queue + "') is not well-formed JSON");
+  }
+  w.StartObject();
+  w.Key("queue");
+  w.String(j.queue);
+  w.Key("kind");
+  w.String(j.kind);
+  w.Key("payload");
+  WriteRaw(w, j.payload_json);
+  if (j.ns) {
+    w.Key("namespace");
+    w.String(*j.ns);
+  }
+  if (j.priority) {
+    w.Key("priority");
+    w.Int(*j.priority);
+  }
+  if (j.delay_ms) {
+    w.Key("delay_ms");
+    w.Int64(*j.delay_ms);
+  }
+  if (j.run_at_ms) {
+    w.Key("run_at");
+    w.Int64(*j.run_at_ms);
+  }
+  if (j.max_attempts) {
+    w.Key("max_attempts");
+    w.Int(*j.max_attempts);
+  }
+  if (j.backoff) {
+    w.Key("backoff");
+    WriteBackoff(w, *j.backoff);
+  }
+  if (j.lease_ms) {
+    w.Key("lease_ms");
+    w.Int64(*j.lease_ms);
+  }
+  if (j.idempotency_key) {
+    w.Key("idempotency_key");
+    w.String(*j.idempotency_key);
+  }
+  if (j.idempotency_ttl_ms) {
+    w.Key("idempotency_ttl_ms");
+    w.Int64(*j.idempotency_ttl_ms);
+  }
+  if (j.concurrency_key) {
+    w.Key("concurrency_key");
+    w.String(*j.concurrency_key);
+  }
+  if (!j.tags.empty()) {
+    w.Key("tags");
+    w.StartArray();
+    for (const std::string& t : j.tags) w.String(t);
+    w.EndArray();
+  }
+  w.EndObject();
+  return Status::Ok();
+}
+
+void WriteFailure(JsonWriter& w, const FailureInfo& e) {
+  w.StartObject();
+  w.Key("type");
+  w.String(e.type);
+  w.Key("message");
+  w.String(e.message);
+  w.Key("retryable");
+  w.Bool(e.retryable);
+  w.EndObject();
+}
+
+std::string Str(const rapidjson::StringBuffer& sb) { return {sb.GetString(), sb.GetSize()}; }
+
+EnqueueResult ParseEnqueueResult(const rapidjson::Value& v) {
+  return EnqueueResult{String(v, "id"), String(v, "state"), Bool(v, "duplicate")};
+}
+
+}  // namespace
+
+std::optional<Code> ParseCodeName(std::string_view name) {
+  for (Code c : kAllCodes) {
+    if (CodeName(c) == name) return c;
+  }
+  return std::nullopt;
+}
+
+Code CodeForHttpStatus(int http_status) {
+  switch (http_status) {
+    case 400:
+      return Code::kInvalidRequest;
+    case 401:
+      return Code::kUnauthenticated;
+    case 403:
+      return Code::kPermissionDenied;
+    case 404:
+      return Code::kNotFound;
+    case 405:
+      return Code::kMethodNotAllowed;
+    case 409:
+      return Code::kInvalidState;
+    case 413:
+      return Code::kPayloadTooLarge;
+    case 415:
+      return Code::kUnsupportedMediaType;
+    case 422:
+      return Code::kValidation;
+    case 429:
+      return Code::kResourceExhausted;
+    case 502:
+    case 503:
+    case 504:
+      return Code::kUnavailable;
+    default:
+      break;
+  }
+  if (http_status >= 400 && http_status < 500) return Code::kInvalidRequest;
+  return Code::kInternal;
+}
+
+Status StatusFromErrorReply(int http_status, std::string_view body) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (!doc.HasParseError()) {
+    if (const rapidjson::Value* e = Member(doc, "error"); e != nullptr && e->IsObject()) {
+      std::string message = String(*e, "message");
+      const std::string code = String(*e, "code");
+      std::optional<Code> c = ParseCodeName(code);
+      if (c && *c != Code::kOk) return {*c, std::move(message)};
+      // A code newer than this client: keep the HTTP class and say what the server sent.
+      return {CodeForHttpStatus(http_status), code + ": " + message};
+    }
+  }
+  std::string message = "HTTP " + std::to_string(http_status);
+  if (!body.empty()) {
+    constexpr std::size_t kMaxShown = 200;
+    message += ": ";
+    message += body.substr(0, kMaxShown);
+  }
+  return {CodeForHttpStatus(http_status), std::move(message)};
+}
+
+ApiClient::ApiClient(HttpClient http) : http_(std::move(http)) {}
+
+Result<ApiClient> ApiClient::Create(std::string_view url, HttpClientOptions options) {
+  Result<HttpClient> http = HttpClient::Create(url, std::move(options));
+  if (!http.ok()) return http.status();
+  return ApiClient(std::move(*http));
+}
+
+Result<std::string> ApiClient::Call(HttpMethod method, const std::string& target,
+                                    std::string_view body,
+                                    std::chrono::milliseconds extra_timeout) {
+  Result<HttpResponse> r = http_.Send(method, target, body, extra_timeout);
+  if (!r.ok()) {
+    last_http_status_ = 0;
+    last_body_.clear();
+    last_retry_after_s_.reset();
+    return r.status();
+  }
+  last_http_status_ = r->status;
+  last_retry_after_s_ = r->retry_after_s;
+  last_body_ = std::move(r->body);
+  if (r->status < 200 || r->status >= 300) return StatusFromErrorReply(r->status, last_body_);
+  return last_body_;
+}
+
+Result<EnqueueResult> ApiClient::Enqueue(const EnqueueRequest& job) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  YM_RETURN_IF_ERROR(WriteSpec(w, job));
+  Result<std::string> body = Call(HttpMethod::kPost, "/v1/jobs", Str(sb));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/jobs");
+  if (!doc.ok()) return doc.status();
+  return ParseEnqueueResult(*doc);
+}
+
+Result<std::vector<Result<EnqueueResult>>> ApiClient::EnqueueBatch(
+    const std::vector<EnqueueRequest>& jobs) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("jobs");
+  w.StartArray();
+  for (const EnqueueRequest& j : jobs) YM_RETURN_IF_ERROR(WriteSpec(w, j));
+  w.EndArray();
+  w.EndObject();
+  Result<std::string> body = Call(HttpMethod::kPost, "/v1/jobs:batch", Str(sb));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/jobs:batch");
+  if (!doc.ok()) return doc.status();
+  const rapidjson::Value* results = Member(*doc, "results");
+  if (results == nullptr || !results->IsArray() || results->Size() != jobs.size()) {
+    return Internal("reply to POST /v1/jobs:batch does not have one result per job");
+  }
+  std::vector<Result<EnqueueResult>> out;
+  out.reserve(jobs.size());
+  for (const auto& item : results->GetArray()) {
+    if (Member(item, "error") != nullptr) {
+      out.emplace_back(ItemError(item));
+    } else {
+      out.emplace_back(ParseEnqueueResult(item));
+    }
+  }
+  return out;
+}
+
+Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target) {
+  Result<std::string> body = Call(method, target, {});
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  if (!doc.ok()) return doc.status();
+  return ParseJob(*doc);
+}
+
+Result<Job> ApiClient::GetJob(std::string_view id) {
+  return JobCall(HttpMethod::kGet, "/v1/jobs/" + Escape(id));
+}
+
+Result<Job> ApiClient::CancelJob(std::string_view id) {
+  return JobCall(HttpMethod::kPost, "/v1/jobs/" + Escape(id) + ":cancel");
+}
+
+Result<Job> ApiClient::ReplayJob(std::string_view id) {
+  return JobCall(HttpMethod::kPost, "/v1/jobs/" + Escape(id) + ":replay");
+}
+
+Result<JobPage> ApiClient::ListJobs(const ListJobsRequest& request) {
+  std::string target = "/v1/jobs";
+  bool first = true;
+  AddQuery(&target, &first, "queue", request.queue);
+  AddQuery(&target, &first, "state", request.state);
+  if (request.limit) AddQuery(&target, &first, "limit", std::to_string(*request.limit));
+  AddQuery(&target, &first, "cursor", request.cursor);
+  Result<std::string> body = Call(HttpMethod::kGet, target, {});
+  if (!body.ok()) return body.status();
+  return ParseJobPage(*body, "GET /v1/jobs");
+}
+
+Result<std::vector<LeasedJob>> ApiClient::Lease(const LeaseRequest& request) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("queues");
+  w.StartArray();
+  for (const std::string& q : request.queues) w.String(q);
+  w.EndArray();
+  w.Key("max");
+  w.Uint(request.max);
+  w.Key("wait_ms");
+  w.Int64(request.wait_ms);
+  w.Key("worker_id");
+  w.String(request.worker_id);
+  if (request.lease_ms) {
+    w.Key("lease_ms");
+    w.Int64(*request.lease_ms);
+  }
+  w.EndObject();
+  // The server may legitimately hold the request for wait_ms before answering.
+  Result<std::string> body =
+      Call(HttpMethod::kPost, "/v1/leases", Str(sb),
+           std::chrono::milliseconds(std::max<std::int64_t>(0, request.wait_ms)));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/leases");
+  if (!doc.ok()) return doc.status();
+  const rapidjson::Value* jobs = Member(*doc, "jobs");
+  if (jobs == nullptr || !jobs->IsArray()) {
+    return Internal("reply to POST /v1/leases has no jobs array");
+  }
+  std::vector<LeasedJob> out;
+  out.reserve(jobs->Size());
+  for (const auto& v : jobs->GetArray()) {
+    LeasedJob j;
+    j.id = String(v, "id");
+    j.ns = String(v, "namespace");
+    j.queue = String(v, "queue");
+    j.kind = String(v, "kind");
+    j.payload_json = OptRaw(v, "payload").value_or("null");
+    j.attempt = static_cast<std::int32_t>(Int(v, "attempt"));
+    j.max_attempts = static_cast<std::int32_t>(Int(v, "max_attempts"));
+    j.priority = static_cast<std::int32_t>(Int(v, "priority"));
+    j.created_at_ms = Int(v, "created_at");
+    j.tags = Strings(v, "tags");
+    if (const rapidjson::Value* l = Member(v, "lease"); l != nullptr) {
+      j.token = String(*l, "token");
+      j.expires_at_ms = Int(*l, "expires_at");
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<HeartbeatResult> ApiClient::Heartbeat(std::string_view id, std::string_view token,
+                                             std::optional<std::int64_t> extend_ms) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("token");
+  w.String(token.data(), static_cast<rapidjson::SizeType>(token.size()));
+  if (extend_ms) {
+    w.Key("extend_ms");
+    w.Int64(*extend_ms);
+  }
+  w.EndObject();
+  const std::string target = "/v1/jobs/" + Escape(id) + ":heartbeat";
+  Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  if (!doc.ok()) return doc.status();
+  return HeartbeatResult{Int(*doc, "expires_at"), Bool(*doc, "cancel_requested")};
+}
+
+Result<JobStateResult> ApiClient::Ack(std::string_view id, std::string_view token,
+                                      std::optional<std::string_view> result_json) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("token");
+  w.String(token.data(), static_cast<rapidjson::SizeType>(token.size()));
+  if (result_json) {
+    if (!IsWellFormedJson(*result_json)) return Validation("ack result is not well-formed JSON");
+    w.Key("result");
+    WriteRaw(w, std::string(*result_json));
+  }
+  w.EndObject();
+  const std::string target = "/v1/jobs/" + Escape(id) + ":ack";
+  Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  if (!doc.ok()) return doc.status();
+  return JobStateResult{String(*doc, "id"), String(*doc, "state")};
+}
+
+Result<JobStateResult> ApiClient::Fail(std::string_view id, std::string_view token,
+                                       const FailureInfo& error,
+                                       std::optional<std::int64_t> retry_in_ms) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("token");
+  w.String(token.data(), static_cast<rapidjson::SizeType>(token.size()));
+  w.Key("error");
+  WriteFailure(w, error);
+  if (retry_in_ms) {
+    w.Key("retry_in_ms");
+    w.Int64(*retry_in_ms);
+  }
+  w.EndObject();
+  const std::string target = "/v1/jobs/" + Escape(id) + ":fail";
+  Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  if (!doc.ok()) return doc.status();
+  return JobStateResult{String(*doc, "id"), String(*doc, "state")};
+}
+
+Result<AckBatchResult> ApiClient::AckBatch(const std::vector<AckItem>& acks,
+                                           const std::vector<FailItem>& fails) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("acks");
+  w.StartArray();
+  for (const AckItem& a : acks) {
+    w.StartObject();
+    w.Key("id");
+    w.String(a.id);
+    w.Key("token");
+    w.String(a.token);
+    if (a.result_json) {
+      if (!IsWellFormedJson(*a.result_json)) {
+        return Validation("ack result of job " + a.id + " is not well-formed JSON");
+      }
+      w.Key("result");
+      WriteRaw(w, *a.result_json);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("fails");
+  w.StartArray();
+  for (const FailItem& f : fails) {
+    w.StartObject();
+    w.Key("id");
+    w.String(f.id);
+    w.Key("token");
+    w.String(f.token);
+    w.Key("error");
+    WriteFailure(w, f.error);
+    if (f.retry_in_ms) {
+      w.Key("retry_in_ms");
+      w.Int64(*f.retry_in_ms);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  Result<std::string> body = Call(HttpMethod::kPost, "/v1/acks:batch", Str(sb));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/acks:batch");
+  if (!doc.ok()) return doc.status();
+  AckBatchResult out;
+  // Missing arrays are tolerated only when nothing of that kind was sent.
+  auto read = [&](const char* key, std::size_t expected, std::vector<Status>* into) -> Status {
+    const rapidjson::Value* arr = Member(*doc, key);
+    if (expected == 0 && arr == nullptr) return Status::Ok();
+    if (arr == nullptr || !arr->IsArray() || arr->Size() != expected) {
+      return Internal(std::string("reply to POST /v1/acks:batch: '") + key +
+                      "' does not have one result per item");
+    }
+    for (const auto& item : arr->GetArray()) {
+      into->push_back(Member(item, "error") != nullptr ? ItemError(item) : Status::Ok());
+    }
+    return Status::Ok();
+  };
+  YM_RETURN_IF_ERROR(read("acks", acks.size(), &out.acks));
+  YM_RETURN_IF_ERROR(read("fails", fails.size(), &out.fails));
+  return out;
+}
+
+Result<std::vector<Queue>> ApiClient::ListQueues() {
+  Result<std::string> body = Call(HttpMethod::kGet, "/v1/queues", {});
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, "GET /v1/queues");
+  if (!doc.ok()) return doc.status();
+  const rapidjson::Value* items = Member(*doc, "items");
+  if (items == nullptr || !items->IsArray()) {
+    return Internal("reply to GET /v1/queues has no items array");
+  }
+  std::vector<Queue> out;
+  for (const auto& q : items->GetArray()) out.push_back(ParseQueue(q));
+  return out;
+}
+
+Result<Queue> ApiClient::QueueCall(HttpMethod method, const std::string& target,
+                                   std::string_view request_body) {
+  Result<std::string> body = Call(method, target, request_body);
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  if (!doc.ok()) return doc.status();
+  return ParseQueue(*doc);
+}
+
+Result<Queue> ApiClient::GetQueue(std::string_view name) {
+  return QueueCall(HttpMethod::kGet, "/v1/queues/" + Escape(name), {});
+}
+
+Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  if (u.paused) {
+    w.Key("paused");
+    w.Bool(*u.paused);
+  }
+  if (u.max_attempts) {
+    w.Key("max_attempts");
+    w.Int(*u.max_attempts);
+  }
+  if (u.lease_ms) {
+    w.Key("lease_ms");
+    w.Int64(*u.lease_ms);
+  }
+  if (u.backoff) {
+    w.Key("backoff");
+    WriteBackoff(w, *u.backoff);
+  }
+  if (u.retention_succeeded_ms || u.retention_dead_ms || u.retention_cancelled_ms) {
+    w.Key("retention");
+    w.StartObject();
+    if (u.retention_succeeded_ms) {
+      w.Key("succeeded_ms");
+      w.Int64(*u.retention_succeeded_ms);
+    }
+    if (u.retention_dead_ms) {
+      w.Key("dead_ms");
+      w.Int64(*u.retention_dead_ms);
+    }
+    if (u.retention_cancelled_ms) {
+      w.Key("cancelled_ms");
+      w.Int64(*u.retention_cancelled_ms);
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  return QueueCall(HttpMethod::kPut, "/v1/queues/" + Escape(name), Str(sb));
+}
+
+Result<Queue> ApiClient::PauseQueue(std::string_view name) {
+  return QueueCall(HttpMethod::kPost, "/v1/queues/" + Escape(name) + ":pause", {});
+}
+
+Result<Queue> ApiClient::ResumeQueue(std::string_view name) {
+  return QueueCall(HttpMethod::kPost, "/v1/queues/" + Escape(name) + ":resume", {});
+}
+
+Result<JobPage> ApiClient::ListDead(const ListDeadRequest& request) {
+  std::string target = "/v1/dead";
+  bool first = true;
+  AddQuery(&target, &first, "queue", request.queue);
+  if (request.limit) AddQuery(&target, &first, "limit", std::to_string(*request.limit));
+  AddQuery(&target, &first, "cursor", request.cursor);
+  Result<std::string> body = Call(HttpMethod::kGet, target, {});
+  if (!body.ok()) return body.status();
+  return ParseJobPage(*body, "GET /v1/dead");
+}
+
+Result<std::int64_t> ApiClient::ReplayDead(const DeadReplayRequest& request) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  if (request.queue) {
+    w.Key("queue");
+    w.String(*request.queue);
+  }
+  if (!request.ids.empty()) {
+    w.Key("ids");
+    w.StartArray();
+    for (const std::string& id : request.ids) w.String(id);
+    w.EndArray();
+  }
+  if (request.limit) {
+    w.Key("limit");
+    w.Int64(*request.limit);
+  }
+  w.EndObject();
+  Result<std::string> body = Call(HttpMethod::kPost, "/v1/dead:replay", Str(sb));
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/dead:replay");
+  if (!doc.ok()) return doc.status();
+  return Int(*doc, "replayed");
+}
+
+Result<ServerInfo> ApiClient::Info() {
+  Result<std::string> body = Call(HttpMethod::kGet, "/v1/info", {});
+  if (!body.ok()) return body.status();
+  Result<rapidjson::Document> doc = ParseReply(*body, "GET /v1/info");
+  if (!doc.ok()) return doc.status();
+  return ServerInfo{String(*doc, "version"), Int(*doc, "started_at"), Int(*doc, "live_jobs"),
+                    Int(*doc, "commits"),    Bool(*doc, "draining"),  ToJson(*doc)};
+}
+
+Status ApiClient::Healthz() {
+  Result<std::string> body = Call(HttpMethod::kGet, "/healthz", {});
+  return body.ok() ? Status::Ok() : body.status();
+}
+
+Status ApiClient::Readyz() {
+  Result<std::string> body = Call(HttpMethod::kGet, "/readyz", {});
+  return body.ok() ? Status::Ok() : body.status();
+}
+
+Result<std::string> ApiClient::Metrics() { return Call(HttpMethod::kGet, "/metrics", {}); }
+
+}  // namespace ym::client

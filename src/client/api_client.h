@@ -1,0 +1,332 @@
+// ApiClient: typed calls for every endpoint of the Yardmaster HTTP API v1 (docs/api.md).
+//
+// What: each method builds the request body with the field names of docs/api.md, sends it over
+// one keep-alive HttpClient and decodes the reply into plain structs. Error replies
+// (`{"error":{"code","message"}}`) become a Status whose Code is the one named by the server,
+// so callers switch on Code rather than on HTTP statuses. Payloads, results and other
+// user-defined JSON travel as JSON text (`*_json` fields) so the client never reinterprets them.
+//
+// Ownership: an ApiClient owns its HttpClient (and so its connection). Returned values are
+// plain copies. Every job and queue also keeps the server's JSON text of that object (`json`),
+// so tools can print exactly what the server said, including fields newer than this client.
+//
+// Threads: one client per thread; it is movable, not copyable, and not safe for concurrent use.
+//
+// Errors: a method fails with
+//   - the server's code (not_found, stale_lease, validation_failed, ...) when the server replied
+//     with an error; `last_http_status()` is then that reply's HTTP status;
+//   - `unavailable` with `last_http_status() == 0` when no reply arrived at all (refused,
+//     timed out, reset): the server is unreachable;
+//   - `internal` when a 2xx reply does not have the documented shape.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/http_client.h"
+#include "common/status.h"
+
+namespace ym::client {
+
+// Parses a stable error code name ("stale_lease") back into its Code; nullopt when unknown.
+std::optional<Code> ParseCodeName(std::string_view name);
+
+// The Code that an HTTP status maps to when an error reply carries no (known) code, e.g. from a
+// proxy in between. Mirrors common/status.h's HttpStatus() in reverse.
+Code CodeForHttpStatus(int http_status);
+
+// Turns an HTTP error reply into a Status: the code named in `{"error":{"code","message"}}` when
+// the body has one that we know, otherwise CodeForHttpStatus() with the body (or the status) as
+// message. Must only be called for non-2xx statuses.
+Status StatusFromErrorReply(int http_status, std::string_view body);
+
+struct Backoff {
+  std::int64_t initial_ms = 1000;
+  std::int64_t max_ms = 3'600'000;
+  double multiplier = 2.0;
+};
+
+// One job to enqueue; unset optionals are not sent, so the server applies the queue's defaults.
+struct EnqueueRequest {
+  std::string queue;
+  std::string kind;
+  std::string payload_json = "null";  // must be well-formed JSON text
+  std::optional<std::string> ns;      // "namespace" on the wire
+  std::optional<std::int32_t> priority;
+  std::optional<std::int64_t> delay_ms;
+  std::optional<std::int64_t> run_at_ms;  // "run_at" on the wire, epoch ms
+  std::optional<std::int32_t> max_attempts;
+  std::optional<Backoff> backoff;
+  std::optional<std::int64_t> lease_ms;
+  std::optional<std::string> idempotency_key;
+  std::optional<std::int64_t> idempotency_ttl_ms;
+  std::optional<std::string> concurrency_key;
+  std::vector<std::string> tags;
+};
+
+struct EnqueueResult {
+  std::string id;
+  std::string state;
+  bool duplicate = false;  // an idempotency key matched an existing job; nothing was created
+};
+
+struct JobAttemptError {
+  std::int32_t attempt = 0;
+  std::string type;
+  std::string message;
+  std::int64_t at_ms = 0;
+};
+
+struct JobLease {
+  std::string worker_id;
+  std::int64_t expires_at_ms = 0;
+};
+
+struct Job {
+  std::string id;
+  std::string ns;
+  std::string queue;
+  std::string kind;
+  std::string state;
+  std::int32_t priority = 0;
+  std::string payload_json = "null";
+  std::int32_t attempts = 0;
+  std::int32_t max_attempts = 0;
+  std::int32_t runs = 0;
+  std::optional<Backoff> backoff;
+  std::int64_t lease_ms = 0;
+  std::optional<std::string> idempotency_key;
+  std::optional<std::string> concurrency_key;
+  std::vector<std::string> tags;
+  std::int64_t run_at_ms = 0;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::optional<std::int64_t> finished_at_ms;
+  bool cancel_requested = false;
+  std::optional<std::string> dead_reason;
+  std::optional<std::string> last_error_json;  // whatever the server reports, as JSON text
+  std::vector<JobAttemptError> errors;
+  std::optional<std::string> result_json;
+  std::optional<JobLease> lease;  // only while active
+  std::optional<std::string> blocked_reason;
+  std::string json;  // the server's JSON object for this job
+};
+
+struct ListJobsRequest {
+  std::optional<std::string> queue;
+  std::optional<std::string> state;
+  std::optional<std::int32_t> limit;
+  std::optional<std::string> cursor;
+};
+
+struct JobPage {
+  std::vector<Job> items;
+  std::optional<std::string> next_cursor;  // nullopt on the last page
+};
+
+struct LeaseRequest {
+  std::vector<std::string> queues;
+  std::uint32_t max = 1;
+  std::int64_t wait_ms = 0;  // long-poll up to this long (server max 30000) when nothing is ready
+  std::string worker_id;
+  std::optional<std::int64_t> lease_ms;
+};
+
+struct LeasedJob {
+  std::string id;
+  std::string ns;
+  std::string queue;
+  std::string kind;
+  std::string payload_json = "null";
+  std::int32_t attempt = 0;
+  std::int32_t max_attempts = 0;
+  std::int32_t priority = 0;
+  std::int64_t created_at_ms = 0;
+  std::vector<std::string> tags;
+  std::string token;
+  std::int64_t expires_at_ms = 0;
+};
+
+struct HeartbeatResult {
+  std::int64_t expires_at_ms = 0;
+  bool cancel_requested = false;
+};
+
+struct FailureInfo {
+  std::string type;
+  std::string message;
+  bool retryable = true;
+};
+
+// The job's state after an ack or a fail ("succeeded", "scheduled", "dead", "cancelled").
+struct JobStateResult {
+  std::string id;
+  std::string state;
+};
+
+struct AckItem {
+  std::string id;
+  std::string token;
+  std::optional<std::string> result_json;
+};
+
+struct FailItem {
+  std::string id;
+  std::string token;
+  FailureInfo error;
+  std::optional<std::int64_t> retry_in_ms;
+};
+
+// Per-item outcomes of acks:batch, in request order; an OK Status means that item was applied.
+struct AckBatchResult {
+  std::vector<Status> acks;
+  std::vector<Status> fails;
+};
+
+struct Retention {
+  std::int64_t succeeded_ms = 0;
+  std::int64_t dead_ms = 0;
+  std::int64_t cancelled_ms = 0;
+};
+
+struct QueueCounts {
+  std::int64_t scheduled = 0;
+  std::int64_t ready = 0;
+  std::int64_t active = 0;
+  std::int64_t succeeded = 0;
+  std::int64_t dead = 0;
+  std::int64_t cancelled = 0;
+};
+
+struct Queue {
+  std::string name;
+  bool paused = false;
+  std::int32_t max_attempts = 0;
+  std::int64_t lease_ms = 0;
+  Backoff backoff;
+  Retention retention;
+  QueueCounts counts;
+  std::int64_t oldest_ready_age_ms = 0;
+  std::int64_t waiting_workers = 0;
+  std::string json;  // the server's JSON object for this queue
+};
+
+// PUT /v1/queues/{q}: only the fields that are set are sent and changed.
+struct QueueUpdate {
+  std::optional<bool> paused;
+  std::optional<std::int32_t> max_attempts;
+  std::optional<std::int64_t> lease_ms;
+  std::optional<Backoff> backoff;
+  std::optional<std::int64_t> retention_succeeded_ms;
+  std::optional<std::int64_t> retention_dead_ms;
+  std::optional<std::int64_t> retention_cancelled_ms;
+};
+
+struct ListDeadRequest {
+  std::optional<std::string> queue;
+  std::optional<std::int32_t> limit;
+  std::optional<std::string> cursor;
+};
+
+struct DeadReplayRequest {
+  std::optional<std::string> queue;
+  std::vector<std::string> ids;  // empty: every dead job that matches `queue`
+  std::optional<std::int64_t> limit;
+};
+
+struct ServerInfo {
+  std::string version;
+  std::int64_t started_at_ms = 0;
+  std::int64_t live_jobs = 0;
+  std::int64_t commits = 0;
+  bool draining = false;
+  std::string json;
+};
+
+class ApiClient {
+ public:
+  explicit ApiClient(HttpClient http);
+  // Parses `url` (see ParseBaseUrl) and builds a client; no connection is opened yet.
+  static Result<ApiClient> Create(std::string_view url, HttpClientOptions options = {});
+
+  // POST /v1/jobs.
+  Result<EnqueueResult> Enqueue(const EnqueueRequest& job);
+  // POST /v1/jobs:batch (1..1000 jobs): one result per job, in order; a job the server rejected
+  // has its own non-OK Status while the others are enqueued.
+  Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(const std::vector<EnqueueRequest>& jobs);
+  // GET /v1/jobs/{id}.
+  Result<Job> GetJob(std::string_view id);
+  // GET /v1/jobs?queue=&state=&limit=&cursor=.
+  Result<JobPage> ListJobs(const ListJobsRequest& request);
+  // POST /v1/jobs/{id}:cancel; returns the job afterwards (an active job is only flagged).
+  Result<Job> CancelJob(std::string_view id);
+  // POST /v1/jobs/{id}:replay of a dead or cancelled job.
+  Result<Job> ReplayJob(std::string_view id);
+
+  // POST /v1/leases; blocks up to request.wait_ms on the server when nothing is ready, and may
+  // return an empty vector.
+  Result<std::vector<LeasedJob>> Lease(const LeaseRequest& request);
+  // POST /v1/jobs/{id}:heartbeat; extend_ms unset keeps the job's lease_ms.
+  Result<HeartbeatResult> Heartbeat(std::string_view id, std::string_view token,
+                                    std::optional<std::int64_t> extend_ms = std::nullopt);
+  // POST /v1/jobs/{id}:ack.
+  Result<JobStateResult> Ack(std::string_view id, std::string_view token,
+                             std::optional<std::string_view> result_json = std::nullopt);
+  // POST /v1/jobs/{id}:fail.
+  Result<JobStateResult> Fail(std::string_view id, std::string_view token, const FailureInfo& error,
+                              std::optional<std::int64_t> retry_in_ms = std::nullopt);
+  // POST /v1/acks:batch.
+  Result<AckBatchResult> AckBatch(const std::vector<AckItem>& acks,
+                                  const std::vector<FailItem>& fails);
+
+  // GET /v1/queues.
+  Result<std::vector<Queue>> ListQueues();
+  // GET /v1/queues/{q}.
+  Result<Queue> GetQueue(std::string_view name);
+  // PUT /v1/queues/{q}.
+  Result<Queue> PutQueue(std::string_view name, const QueueUpdate& update);
+  // POST /v1/queues/{q}:pause and :resume.
+  Result<Queue> PauseQueue(std::string_view name);
+  Result<Queue> ResumeQueue(std::string_view name);
+
+  // GET /v1/dead?queue=&limit=&cursor=.
+  Result<JobPage> ListDead(const ListDeadRequest& request);
+  // POST /v1/dead:replay; returns how many jobs were replayed.
+  Result<std::int64_t> ReplayDead(const DeadReplayRequest& request);
+
+  // GET /v1/info.
+  Result<ServerInfo> Info();
+  // GET /healthz: OK while the process serves.
+  Status Healthz();
+  // GET /readyz: OK when ready; `unavailable` while recovering or draining.
+  Status Readyz();
+  // GET /metrics: Prometheus text.
+  Result<std::string> Metrics();
+
+  // The HTTP status of the last reply, or 0 when the last call got no reply (unreachable).
+  int last_http_status() const { return last_http_status_; }
+  // The body of the last reply, verbatim; what `--json` output prints.
+  const std::string& last_body() const { return last_body_; }
+  // Seconds from the last reply's Retry-After header, for 429 backpressure.
+  std::optional<std::int64_t> last_retry_after_s() const { return last_retry_after_s_; }
+
+  HttpClient& http() { return http_; }
+
+ private:
+  // Sends a request and returns the body of a 2xx reply, or the Status of an error reply.
+  Result<std::string> Call(HttpMethod method, const std::string& target, std::string_view body,
+                           std::chrono::milliseconds extra_timeout = {});
+  Result<Queue> QueueCall(HttpMethod method, const std::string& target, std::string_view body);
+  Result<Job> JobCall(HttpMethod method, const std::string& target);
+
+  HttpClient http_;
+  int last_http_status_ = 0;
+  std::string last_body_;
+  std::optional<std::int64_t> last_retry_after_s_;
+};
+
+}  // namespace ym::client

@@ -1,0 +1,332 @@
+#include "client/http_client.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <exception>
+#include <utility>
+
+namespace ym::client {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+bool IsHostNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
+}
+
+bool IsIpv6Char(char c) {
+  return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' ||
+         c == '.';
+}
+
+http::verb ToVerb(HttpMethod m) {
+  switch (m) {
+    case HttpMethod::kGet:
+      return http::verb::get;
+    case HttpMethod::kPost:
+      return http::verb::post;
+    case HttpMethod::kPut:
+      return http::verb::put;
+    case HttpMethod::kDelete:
+      return http::verb::delete_;
+  }
+  return http::verb::get;
+}
+
+// Errors that mean "the peer closed or reset the connection": on a reused idle connection they
+// are the benign keep-alive race, not a server failure.
+bool IsDroppedConnection(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::error::connection_aborted || ec == asio::error::not_connected;
+}
+
+}  // namespace
+
+std::string BaseUrl::Authority() const {
+  std::string out;
+  if (host.find(':') != std::string::npos) {
+    out = "[" + host + "]";
+  } else {
+    out = host;
+  }
+  out += ':';
+  out += std::to_string(port);
+  return out;
+}
+
+Result<BaseUrl> ParseBaseUrl(std::string_view url) {
+  const std::string shown(url);
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    if (url.substr(0, 8) == "https://") {
+      return InvalidRequest("server URL '" + shown +
+                            "': https is not supported; use http://HOST:PORT");
+    }
+    return InvalidRequest("server URL '" + shown + "' must look like http://HOST:PORT");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@") != std::string_view::npos) {
+    return InvalidRequest("server URL '" + shown +
+                          "' must be http://HOST:PORT without path, query or credentials");
+  }
+  BaseUrl out;
+  std::string_view port_text;
+  if (!rest.empty() && rest.front() == '[') {
+    const std::size_t close = rest.find(']');
+    if (close == std::string_view::npos) {
+      return InvalidRequest("server URL '" + shown + "': unterminated [IPv6] host");
+    }
+    const std::string_view host = rest.substr(1, close - 1);
+    for (char c : host) {
+      if (!IsIpv6Char(c)) {
+        return InvalidRequest("server URL '" + shown + "': bad IPv6 address");
+      }
+    }
+    out.host = std::string(host);
+    const std::string_view after = rest.substr(close + 1);
+    if (after.empty() || after.front() != ':') {
+      return InvalidRequest("server URL '" + shown + "' needs a port: http://HOST:PORT");
+    }
+    port_text = after.substr(1);
+  } else {
+    const std::size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos) {
+      return InvalidRequest("server URL '" + shown + "' needs a port: http://HOST:PORT");
+    }
+    const std::string_view host = rest.substr(0, colon);
+    for (char c : host) {
+      if (!IsHostNameChar(c)) {
+        return InvalidRequest("server URL '" + shown + "': bad host name (IPv6 needs [brackets])");
+      }
+    }
+    out.host = std::string(host);
+    port_text = rest.substr(colon + 1);
+  }
+  if (out.host.empty()) {
+    return InvalidRequest("server URL '" + shown + "' has an empty host");
+  }
+  unsigned port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+      port == 0 || port > 65535) {
+    return InvalidRequest("server URL '" + shown + "': port must be a number in 1..65535");
+  }
+  out.port = static_cast<std::uint16_t>(port);
+  return out;
+}
+
+class HttpClient::Impl {
+ public:
+  Impl(BaseUrl base, HttpClientOptions options)
+      : base_(std::move(base)), options_(std::move(options)), stream_(ioc_) {}
+
+  Result<HttpResponse> Send(HttpMethod method, std::string_view target, std::string_view body,
+                            std::chrono::milliseconds extra_timeout) {
+    http::request<http::string_body> req{ToVerb(method), target, 11};
+    req.set(http::field::host, base_.Authority());
+    req.set(http::field::user_agent, options_.user_agent);
+    req.set(http::field::accept, "application/json");
+    if (!body.empty()) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = std::string(body);
+    }
+    req.keep_alive(true);
+    req.prepare_payload();
+
+    // At most two attempts: the second only after a reused connection turned out dead.
+    for (int attempt = 0;; ++attempt) {
+      if (connected_ && !IdleConnectionAlive()) CloseSocket();
+      const bool reused = connected_;
+      if (!connected_) {
+        Status s = Connect();
+        if (!s.ok()) return s;
+      }
+      bool got_bytes = false;
+      HttpResponse out;
+      const beast::error_code ec =
+          Exchange(req, options_.request_timeout + extra_timeout, &out, &got_bytes);
+      if (!ec) return out;
+      CloseSocket();
+      if (reused && attempt == 0 && !got_bytes && IsDroppedConnection(ec)) continue;
+      if (ec == beast::error::timeout) {
+        return Unavailable("request to " + base_.Authority() + " timed out after " +
+                           std::to_string((options_.request_timeout + extra_timeout).count()) +
+                           " ms");
+      }
+      if (ec == http::error::body_limit) {
+        return Status(Code::kResourceExhausted,
+                      "response from " + base_.Authority() + " is larger than " +
+                          std::to_string(options_.max_response_bytes) + " bytes");
+      }
+      return Unavailable("request to " + base_.Authority() + " failed: " + ec.message());
+    }
+  }
+
+  void CloseSocket() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+    buffer_.consume(buffer_.size());
+    connected_ = false;
+  }
+
+  const BaseUrl& base() const { return base_; }
+  std::uint64_t connections_opened() const { return connections_opened_; }
+
+ private:
+  // Runs the queued asynchronous operations to completion on the calling thread. The async
+  // form exists only so that beast::tcp_stream can enforce deadlines; the API stays synchronous.
+  void Run() {
+    ioc_.restart();
+    ioc_.run();
+  }
+
+  Status Connect() {
+    if (endpoints_.empty()) {
+      tcp::resolver resolver(ioc_);
+      asio::steady_timer timer(ioc_);
+      beast::error_code resolve_ec;
+      bool timed_out = false;
+      resolver.async_resolve(base_.host, std::to_string(base_.port),
+                             [&](const beast::error_code& ec, tcp::resolver::results_type r) {
+                               resolve_ec = ec;
+                               if (!ec) endpoints_ = std::move(r);
+                               timer.cancel();
+                             });
+      timer.expires_after(options_.connect_timeout);
+      timer.async_wait([&](const beast::error_code& ec) {
+        if (!ec) {
+          timed_out = true;
+          resolver.cancel();
+        }
+      });
+      Run();
+      if (timed_out) return Unavailable("resolving " + base_.host + " timed out");
+      if (resolve_ec) {
+        return Unavailable("cannot resolve " + base_.host + ": " + resolve_ec.message());
+      }
+    }
+    beast::error_code connect_ec;
+    stream_.expires_after(options_.connect_timeout);
+    stream_.async_connect(
+        endpoints_, [&](const beast::error_code& ec, const tcp::endpoint&) { connect_ec = ec; });
+    Run();
+    if (connect_ec) {
+      CloseSocket();
+      // Resolve again next time: the name may now point elsewhere.
+      endpoints_ = {};
+      if (connect_ec == beast::error::timeout) {
+        return Unavailable("cannot connect to " + base_.Authority() + ": timed out after " +
+                           std::to_string(options_.connect_timeout.count()) + " ms");
+      }
+      return Unavailable("cannot connect to " + base_.Authority() + ": " + connect_ec.message());
+    }
+    // Requests are small and strictly request/response: Nagle would only add latency.
+    beast::error_code ignored;
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
+    connected_ = true;
+    ++connections_opened_;
+    return Status::Ok();
+  }
+
+  // A zero-cost check before reusing a keep-alive connection: if the server already closed it
+  // (idle timeout, restart), a peek sees EOF and we reconnect without sending anything. Stray
+  // bytes from the server mean the stream is out of sync, which is just as unusable.
+  bool IdleConnectionAlive() {
+    if (buffer_.size() != 0) return false;
+    auto& sock = stream_.socket();
+    beast::error_code ec;
+    sock.non_blocking(true, ec);
+    if (ec) return false;
+    char byte = 0;
+    sock.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, ec);
+    beast::error_code ignored;
+    sock.non_blocking(false, ignored);
+    return ec == asio::error::would_block;
+  }
+
+  beast::error_code Exchange(http::request<http::string_body>& req,
+                             std::chrono::milliseconds timeout, HttpResponse* out,
+                             bool* got_bytes) {
+    beast::error_code ec;
+    stream_.expires_after(timeout);
+    http::async_write(stream_, req, [&](const beast::error_code& e, std::size_t) { ec = e; });
+    Run();
+    if (ec) return ec;
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options_.max_response_bytes);
+    http::async_read(stream_, buffer_, parser,
+                     [&](const beast::error_code& e, std::size_t) { ec = e; });
+    Run();
+    *got_bytes = parser.got_some();
+    if (ec) return ec;
+
+    http::response<http::string_body> res = parser.release();
+    out->status = static_cast<int>(res.result_int());
+    out->content_type = std::string(res[http::field::content_type]);
+    const std::string_view retry_after = res[http::field::retry_after];
+    std::int64_t seconds = 0;
+    const auto [end, conv] =
+        std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
+    if (!retry_after.empty() && conv == std::errc() &&
+        end == retry_after.data() + retry_after.size()) {
+      out->retry_after_s = seconds;
+    }
+    const bool keep_alive = res.keep_alive();
+    out->body = std::move(res.body());
+    if (!keep_alive) CloseSocket();
+    return {};
+  }
+
+  BaseUrl base_;
+  HttpClientOptions options_;
+  asio::io_context ioc_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  tcp::resolver::results_type endpoints_;
+  bool connected_ = false;
+  std::uint64_t connections_opened_ = 0;
+};
+
+HttpClient::HttpClient(BaseUrl base, HttpClientOptions options)
+    : impl_(std::make_unique<Impl>(std::move(base), std::move(options))) {}
+HttpClient::~HttpClient() = default;
+HttpClient::HttpClient(HttpClient&&) noexcept = default;
+HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
+
+Result<HttpClient> HttpClient::Create(std::string_view url, HttpClientOptions options) {
+  Result<BaseUrl> base = ParseBaseUrl(url);
+  if (!base.ok()) return base.status();
+  return HttpClient(std::move(*base), std::move(options));
+}
+
+Result<HttpResponse> HttpClient::Send(HttpMethod method, std::string_view target,
+                                      std::string_view body,
+                                      std::chrono::milliseconds extra_timeout) {
+  // Beast and Asio report some failures (allocation, malformed header values) by throwing;
+  // they stop here so that callers see only Status values.
+  try {
+    return impl_->Send(method, target, body, extra_timeout);
+  } catch (const std::exception& e) {
+    impl_->CloseSocket();
+    return Internal(std::string("HTTP client: ") + e.what());
+  }
+}
+
+void HttpClient::Close() { impl_->CloseSocket(); }
+const BaseUrl& HttpClient::base_url() const { return impl_->base(); }
+std::uint64_t HttpClient::connections_opened() const { return impl_->connections_opened(); }
+
+}  // namespace ym::client
