@@ -1,0 +1,96 @@
+// The `yardmaster` command-line client: every command except `server` (docs/cli.md).
+//
+// What: ParseCommandLine() turns arguments into an Invocation without any I/O, so tests can
+// check every usage error without a server; Execute() runs one Invocation against the server
+// through ApiClient and prints either readable tables or the server's JSON (`--json`).
+//
+// Exit codes are part of the scriptable contract:
+//   0 success, 1 the server reported an error (`error: <code>: <message>` on stderr),
+//   2 usage error (bad flags, bad payload, bad URL), 3 the server is unreachable.
+//
+// Threads: single-threaded; one call at a time.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/api_client.h"
+#include "common/status.h"
+
+namespace ym::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitServerError = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnreachable = 3;
+
+// Used when neither --server nor YM_URL says otherwise.
+inline constexpr std::string_view kDefaultServerUrl = "http://127.0.0.1:7433";
+
+enum class Command {
+  kEnqueue,
+  kJobsGet,
+  kJobsList,
+  kJobsCancel,
+  kJobsReplay,
+  kQueuesList,
+  kQueuesGet,
+  kQueuesPause,
+  kQueuesResume,
+  kDeadList,
+  kDeadReplay,
+  kInfo,
+};
+
+// One parsed command line; only the fields of `command` are meaningful.
+struct Invocation {
+  Command command = Command::kInfo;
+  std::string server_url;  // already validated by client::ParseBaseUrl
+  bool json = false;
+
+  // enqueue. `enqueue.payload_json` is filled from `payload_arg` by ResolvePayload() at run time
+  // because `@file` and `-` read input; a literal payload is already checked while parsing.
+  client::EnqueueRequest enqueue;
+  std::string payload_arg = "null";
+
+  std::string job_id;      // jobs get|cancel|replay
+  std::string queue_name;  // queues NAME, queues pause|resume
+  client::ListJobsRequest list_jobs;
+  client::ListDeadRequest list_dead;
+  bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end
+  client::DeadReplayRequest dead_replay;
+};
+
+struct ParseOutcome {
+  // Set when a command should run; otherwise the process exits with `exit_code` after printing
+  // `out` (help) to stdout and `err` (usage errors) to stderr.
+  std::optional<Invocation> invocation;
+  int exit_code = kExitOk;
+  std::string out;
+  std::string err;
+};
+
+// Parses the arguments after the program name. `env_url` is $YM_URL (nullopt when unset); it is
+// passed in rather than read here so tests control it.
+ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
+                              const std::optional<std::string>& env_url);
+
+// A --payload argument: JSON text, `@path` for a file, or `-` for all of stdin. Returns the
+// JSON text, or `validation_failed` / `invalid_request` when it cannot be read or is not JSON.
+Result<std::string> ResolvePayload(std::string_view arg, std::istream& in);
+
+// A --run-at value: Unix epoch milliseconds, or an RFC 3339 UTC/offset time such as
+// `2024-05-01T12:00:00Z` or `2024-05-01T14:00:00.250+02:00`.
+Result<std::int64_t> ParseRunAt(std::string_view text);
+
+// Runs a parsed command and returns the process exit code.
+int Execute(const Invocation& invocation, std::istream& in, std::ostream& out, std::ostream& err);
+
+// The whole CLI: parse argv (argv[0] is the program), run, return the exit code.
+int Main(int argc, char** argv);
+
+}  // namespace ym::cli

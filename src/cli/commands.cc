@@ -1,0 +1,331 @@
+// Running CLI commands: one ApiClient call (or a cursor loop) per command, then output.
+
+#include <cstdlib>
+#include <iostream>
+#include <ostream>
+#include <set>
+
+#include "cli/cli.h"
+#include "cli/format.h"
+
+namespace ym::cli {
+namespace {
+
+using client::ApiClient;
+using client::Job;
+using client::Queue;
+
+// Maps a failed call to stderr text and an exit code. `last_http_status() == 0` means no reply
+// came back at all, which scripts need to tell apart from a server that said no.
+int Fail(const Status& s, const ApiClient& api, const std::string& url, std::ostream& err) {
+  if (api.last_http_status() == 0 && s.code() == Code::kUnavailable) {
+    err << "error: cannot reach the server at " << url << ": " << s.message() << '\n';
+    return kExitUnreachable;
+  }
+  err << "error: " << s.ToString() << '\n';
+  return kExitServerError;
+}
+
+std::string Joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) {
+    if (!out.empty()) out += ',';
+    out += s;
+  }
+  return out;
+}
+
+std::string Or(const std::optional<std::string>& v, std::string_view fallback = "-") {
+  return v ? *v : std::string(fallback);
+}
+
+void PrintJob(const Job& j, std::ostream& out) {
+  std::vector<std::pair<std::string, std::string>> f = {
+      {"id", j.id},
+      {"namespace", j.ns},
+      {"queue", j.queue},
+      {"kind", j.kind},
+      {"state", j.state},
+      {"priority", std::to_string(j.priority)},
+      {"attempts", std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts)},
+      {"runs", std::to_string(j.runs)},
+      {"run_at", FormatTime(j.run_at_ms)},
+      {"created_at", FormatTime(j.created_at_ms)},
+      {"updated_at", FormatTime(j.updated_at_ms)},
+      {"finished_at", j.finished_at_ms ? FormatTime(*j.finished_at_ms) : "-"},
+      {"tags", j.tags.empty() ? "-" : Joined(j.tags)},
+      {"idempotency_key", Or(j.idempotency_key)},
+      {"concurrency_key", Or(j.concurrency_key)},
+      {"blocked_reason", Or(j.blocked_reason)},
+  };
+  if (j.cancel_requested) f.emplace_back("cancel_requested", "yes");
+  if (j.lease) {
+    f.emplace_back("lease", "worker " + j.lease->worker_id + ", expires " +
+                                FormatTime(j.lease->expires_at_ms));
+  }
+  if (j.dead_reason) f.emplace_back("dead_reason", *j.dead_reason);
+  if (j.last_error_json) f.emplace_back("last_error", *j.last_error_json);
+  f.emplace_back("payload", j.payload_json);
+  if (j.result_json) f.emplace_back("result", *j.result_json);
+  PrintFields(out, f);
+  if (!j.errors.empty()) {
+    out << "errors:\n";
+    Table t({"ATTEMPT", "AT", "TYPE", "MESSAGE"}, {true});
+    for (const auto& e : j.errors) {
+      t.AddRow({std::to_string(e.attempt), FormatTime(e.at_ms), e.type, Clip(e.message, 100)});
+    }
+    t.Print(out);
+  }
+}
+
+void PrintJobTable(const std::vector<Job>& jobs, std::ostream& out) {
+  Table t(
+      {"ID", "QUEUE", "KIND", "STATE", "ATTEMPTS", "PRIORITY", "RUN_AT", "CREATED_AT", "BLOCKED"},
+      {true, false, false, false, true, true});
+  for (const Job& j : jobs) {
+    t.AddRow({j.id, j.queue, j.kind, j.state,
+              std::to_string(j.attempts) + "/" + std::to_string(j.max_attempts),
+              std::to_string(j.priority), FormatTime(j.run_at_ms), FormatTime(j.created_at_ms),
+              Or(j.blocked_reason)});
+  }
+  t.Print(out);
+}
+
+void PrintDeadTable(const std::vector<Job>& jobs, std::ostream& out) {
+  Table t({"ID", "QUEUE", "KIND", "ATTEMPTS", "FINISHED_AT", "REASON", "LAST_ERROR"},
+          {true, false, false, true});
+  for (const Job& j : jobs) {
+    t.AddRow({j.id, j.queue, j.kind, std::to_string(j.attempts),
+              j.finished_at_ms ? FormatTime(*j.finished_at_ms) : "-", Or(j.dead_reason),
+              j.last_error_json ? Clip(*j.last_error_json, 80) : "-"});
+  }
+  t.Print(out);
+}
+
+void PrintQueue(const Queue& q, std::ostream& out) {
+  PrintFields(out, {
+                       {"name", q.name},
+                       {"paused", q.paused ? "yes" : "no"},
+                       {"scheduled", std::to_string(q.counts.scheduled)},
+                       {"ready", std::to_string(q.counts.ready)},
+                       {"active", std::to_string(q.counts.active)},
+                       {"succeeded", std::to_string(q.counts.succeeded)},
+                       {"dead", std::to_string(q.counts.dead)},
+                       {"cancelled", std::to_string(q.counts.cancelled)},
+                       {"oldest_ready_age", FormatDuration(q.oldest_ready_age_ms)},
+                       {"waiting_workers", std::to_string(q.waiting_workers)},
+                       {"max_attempts", std::to_string(q.max_attempts)},
+                       {"lease", FormatDuration(q.lease_ms)},
+                       {"backoff", FormatDuration(q.backoff.initial_ms) + " .. " +
+                                       FormatDuration(q.backoff.max_ms) + ", x" +
+                                       std::to_string(q.backoff.multiplier).substr(0, 4)},
+                       {"retention", "succeeded " + FormatDuration(q.retention.succeeded_ms) +
+                                         ", dead " + FormatDuration(q.retention.dead_ms) +
+                                         ", cancelled " + FormatDuration(q.retention.cancelled_ms)},
+                   });
+}
+
+// The merged `{"items":[...],"next_cursor":null}` of several pages, built from each item's own
+// JSON so that --json --all prints the server's objects unchanged.
+void PrintMergedPages(const std::vector<Job>& jobs, std::ostream& out) {
+  out << "{\"items\":[";
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (i > 0) out << ',';
+    out << jobs[i].json;
+  }
+  out << "],\"next_cursor\":null}\n";
+}
+
+// Runs a paged list: one page, or every page with --all. The cursor loop stops if the server
+// ever hands back a cursor it already gave, so a server bug cannot spin the CLI forever.
+template <typename Request, typename Fetch>
+int ListPages(Request request, bool all, bool json, ApiClient& api, const std::string& url,
+              std::ostream& out, std::ostream& err, Fetch fetch,
+              void (*print)(const std::vector<Job>&, std::ostream&), std::string_view noun) {
+  std::vector<Job> jobs;
+  std::set<std::string> seen_cursors;
+  std::optional<std::string> next;
+  while (true) {
+    Result<client::JobPage> page = fetch(api, request);
+    if (!page.ok()) return Fail(page.status(), api, url, err);
+    if (!all) {
+      if (json) {
+        out << api.last_body() << '\n';
+      } else if (page->items.empty()) {
+        out << "no " << noun << '\n';
+      } else {
+        print(page->items, out);
+        if (page->next_cursor) {
+          out << "more: --cursor " << *page->next_cursor << "  (or --all)\n";
+        }
+      }
+      return kExitOk;
+    }
+    for (Job& j : page->items) jobs.push_back(std::move(j));
+    next = page->next_cursor;
+    if (!next) break;
+    if (!seen_cursors.insert(*next).second) {
+      err << "error: the server repeated cursor " << *next << "; stopping\n";
+      return kExitServerError;
+    }
+    request.cursor = next;
+  }
+  if (json) {
+    PrintMergedPages(jobs, out);
+  } else if (jobs.empty()) {
+    out << "no " << noun << '\n';
+  } else {
+    print(jobs, out);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ostream& err) {
+  Result<ApiClient> created = ApiClient::Create(inv.server_url);
+  if (!created.ok()) {
+    err << "error: " << created.status().message() << '\n';
+    return kExitUsage;
+  }
+  ApiClient& api = *created;
+  const std::string& url = inv.server_url;
+
+  switch (inv.command) {
+    case Command::kEnqueue: {
+      Result<std::string> payload = ResolvePayload(inv.payload_arg, in);
+      if (!payload.ok()) {
+        err << "error: " << payload.status().message() << '\n';
+        return kExitUsage;
+      }
+      client::EnqueueRequest req = inv.enqueue;
+      req.payload_json = std::move(*payload);
+      Result<client::EnqueueResult> r = api.Enqueue(req);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else if (r->duplicate) {
+        out << "job " << r->id << " already exists with this idempotency key (" << r->state
+            << "); nothing enqueued\n";
+      } else {
+        out << "enqueued job " << r->id << " (" << r->state << ")\n";
+      }
+      return kExitOk;
+    }
+    case Command::kJobsGet:
+    case Command::kJobsCancel:
+    case Command::kJobsReplay: {
+      Result<Job> r = inv.command == Command::kJobsGet      ? api.GetJob(inv.job_id)
+                      : inv.command == Command::kJobsCancel ? api.CancelJob(inv.job_id)
+                                                            : api.ReplayJob(inv.job_id);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else if (inv.command == Command::kJobsGet) {
+        PrintJob(*r, out);
+      } else if (inv.command == Command::kJobsCancel && r->state == "active") {
+        out << "job " << r->id
+            << ": cancel requested; its worker learns it at the next heartbeat\n";
+      } else {
+        out << "job " << r->id << ": " << r->state << '\n';
+      }
+      return kExitOk;
+    }
+    case Command::kJobsList:
+      return ListPages(
+          inv.list_jobs, inv.all_pages, inv.json, api, url, out, err,
+          [](ApiClient& a, const client::ListJobsRequest& r) { return a.ListJobs(r); },
+          &PrintJobTable, "jobs");
+    case Command::kDeadList:
+      return ListPages(
+          inv.list_dead, inv.all_pages, inv.json, api, url, out, err,
+          [](ApiClient& a, const client::ListDeadRequest& r) { return a.ListDead(r); },
+          &PrintDeadTable, "dead jobs");
+    case Command::kQueuesList: {
+      Result<std::vector<Queue>> r = api.ListQueues();
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+        return kExitOk;
+      }
+      if (r->empty()) {
+        out << "no queues\n";
+        return kExitOk;
+      }
+      Table t({"QUEUE", "PAUSED", "SCHEDULED", "READY", "ACTIVE", "SUCCEEDED", "DEAD", "CANCELLED",
+               "OLDEST_READY", "WORKERS"},
+              {false, false, true, true, true, true, true, true, true, true});
+      for (const Queue& q : *r) {
+        t.AddRow({q.name, q.paused ? "yes" : "no", std::to_string(q.counts.scheduled),
+                  std::to_string(q.counts.ready), std::to_string(q.counts.active),
+                  std::to_string(q.counts.succeeded), std::to_string(q.counts.dead),
+                  std::to_string(q.counts.cancelled),
+                  q.counts.ready > 0 ? FormatDuration(q.oldest_ready_age_ms) : "-",
+                  std::to_string(q.waiting_workers)});
+      }
+      t.Print(out);
+      return kExitOk;
+    }
+    case Command::kQueuesGet:
+    case Command::kQueuesPause:
+    case Command::kQueuesResume: {
+      Result<Queue> r = inv.command == Command::kQueuesGet     ? api.GetQueue(inv.queue_name)
+                        : inv.command == Command::kQueuesPause ? api.PauseQueue(inv.queue_name)
+                                                               : api.ResumeQueue(inv.queue_name);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else if (inv.command == Command::kQueuesGet) {
+        PrintQueue(*r, out);
+      } else {
+        out << "queue " << r->name << ": " << (r->paused ? "paused" : "running") << '\n';
+      }
+      return kExitOk;
+    }
+    case Command::kDeadReplay: {
+      Result<std::int64_t> r = api.ReplayDead(inv.dead_replay);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else {
+        out << "replayed " << *r << (*r == 1 ? " dead job\n" : " dead jobs\n");
+      }
+      return kExitOk;
+    }
+    case Command::kInfo: {
+      Result<client::ServerInfo> r = api.Info();
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+        return kExitOk;
+      }
+      PrintFields(out, {
+                           {"server", url},
+                           {"version", r->version},
+                           {"started_at", FormatTime(r->started_at_ms)},
+                           {"live_jobs", std::to_string(r->live_jobs)},
+                           {"commits", std::to_string(r->commits)},
+                           {"draining", r->draining ? "yes" : "no"},
+                       });
+      return kExitOk;
+    }
+  }
+  err << "error: internal: unhandled command\n";
+  return kExitServerError;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::optional<std::string> env_url;
+  // An empty YM_URL counts as unset, the way shells often "clear" variables.
+  if (const char* u = std::getenv("YM_URL"); u != nullptr && *u != '\0') env_url = u;
+  ParseOutcome parsed = ParseCommandLine(args, env_url);
+  std::cout << parsed.out;
+  std::cerr << parsed.err;
+  if (!parsed.invocation) return parsed.exit_code;
+  const int code = Execute(*parsed.invocation, std::cin, std::cout, std::cerr);
+  std::cout.flush();
+  return code;
+}
+
+}  // namespace ym::cli

@@ -1,0 +1,412 @@
+// Command-line parsing for `yardmaster`: CLI11 definitions and the checks it cannot express.
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "cli/cli.h"
+
+namespace ym::cli {
+namespace {
+
+const char* const kFooter =
+    "Exit codes: 0 ok, 1 the server reported an error, 2 usage error, 3 server unreachable.\n"
+    "See docs/cli.md for examples.";
+
+const std::vector<std::string> kStates = {"scheduled", "ready", "active",
+                                          "succeeded", "dead",  "cancelled"};
+
+// The options every client command takes. All subcommands bind the same variables, so
+// `yardmaster --json jobs list` and `yardmaster jobs list --json` mean the same.
+struct CommonOptions {
+  std::string server;
+  bool json = false;
+};
+
+void AddCommon(CLI::App* app, CommonOptions* common) {
+  app->add_option("--server", common->server,
+                  "Server base URL, http://HOST:PORT (default: $YM_URL, else " +
+                      std::string(kDefaultServerUrl) + ")")
+      ->type_name("URL");
+  app->add_flag("--json", common->json,
+                "Print the server's JSON reply instead of a table (for scripts)");
+}
+
+Status CheckJson(std::string_view text, std::string_view what) {
+  rapidjson::Document doc;
+  doc.Parse(text.data(), text.size());
+  if (doc.HasParseError()) {
+    return Validation(std::string(what) + " is not valid JSON (offset " +
+                      std::to_string(doc.GetErrorOffset()) +
+                      "): " + rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  return Status::Ok();
+}
+
+bool ParseInt(std::string_view s, std::int64_t* out) {
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+ParseOutcome UsageError(std::string message) {
+  ParseOutcome o;
+  o.exit_code = kExitUsage;
+  o.err = "error: " + message + "\nRun with --help for more information.\n";
+  return o;
+}
+
+}  // namespace
+
+Result<std::int64_t> ParseRunAt(std::string_view text) {
+  std::int64_t ms = 0;
+  if (ParseInt(text, &ms)) {
+    if (ms < 0) return InvalidRequest("--run-at must not be negative");
+    return ms;
+  }
+  // RFC 3339: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM).
+  const std::string bad = "--run-at '" + std::string(text) +
+                          "' is neither epoch milliseconds nor a time like 2024-05-01T12:00:00Z";
+  auto num = [&](std::size_t pos, std::size_t len, int* out) {
+    if (pos + len > text.size()) return false;
+    std::int64_t v = 0;
+    if (!ParseInt(text.substr(pos, len), &v) || text[pos] == '-' || text[pos] == '+') return false;
+    *out = static_cast<int>(v);
+    return true;
+  };
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (text.size() < 20 || !num(0, 4, &year) || text[4] != '-' || !num(5, 2, &month) ||
+      text[7] != '-' || !num(8, 2, &day) ||
+      (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !num(11, 2, &hour) ||
+      text[13] != ':' || !num(14, 2, &minute) || text[16] != ':' || !num(17, 2, &second)) {
+    return InvalidRequest(bad);
+  }
+  std::size_t pos = 19;
+  std::int64_t frac_ms = 0;
+  if (text[pos] == '.') {
+    ++pos;
+    int digits = 0;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+      if (digits < 3) frac_ms = frac_ms * 10 + (text[pos] - '0');
+      ++digits;
+      ++pos;
+    }
+    if (digits == 0) return InvalidRequest(bad);
+    for (int d = digits; d < 3; ++d) frac_ms *= 10;
+  }
+  std::int64_t offset_min = 0;
+  const std::string_view zone = text.substr(pos);
+  if (zone == "Z" || zone == "z") {
+    offset_min = 0;
+  } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
+    int oh = 0, om = 0;
+    if (!num(pos + 1, 2, &oh) || !num(pos + 4, 2, &om) || oh > 23 || om > 59) {
+      return InvalidRequest(bad);
+    }
+    offset_min = (zone[0] == '+' ? 1 : -1) * (oh * 60 + om);
+  } else {
+    return InvalidRequest(bad);
+  }
+  using namespace std::chrono;
+  const year_month_day ymd{std::chrono::year(year), std::chrono::month(month),
+                           std::chrono::day(day)};
+  // 60 seconds is allowed for leap seconds, which Unix time folds into the next second.
+  if (!ymd.ok() || hour > 23 || minute > 59 || second > 60) {
+    return InvalidRequest(bad + " (no such date or time)");
+  }
+  const std::int64_t days = sys_days(ymd).time_since_epoch().count();
+  ms = ((days * 24 + hour) * 60 + minute - offset_min) * 60'000 + second * 1000 + frac_ms;
+  if (ms < 0) return InvalidRequest("--run-at must not be before 1970");
+  return ms;
+}
+
+Result<std::string> ResolvePayload(std::string_view arg, std::istream& in) {
+  std::string text;
+  std::string what = "--payload";
+  if (arg == "-") {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in.bad()) return InvalidRequest("--payload -: cannot read stdin");
+    what = "payload from stdin";
+  } else if (!arg.empty() && arg.front() == '@') {
+    const std::string path(arg.substr(1));
+    std::ifstream file(path, std::ios::binary);
+    if (!file) return InvalidRequest("--payload @" + path + ": cannot open file");
+    text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    if (file.bad()) return InvalidRequest("--payload @" + path + ": cannot read file");
+    what = "payload file " + path;
+  } else {
+    text = std::string(arg);
+  }
+  Status s = CheckJson(text, what);
+  if (!s.ok()) return s;
+  return text;
+}
+
+ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
+                              const std::optional<std::string>& env_url) {
+  CLI::App app{
+      "Yardmaster: a durable background-job broker.\n\n"
+      "Run the broker with `yardmaster server`; every other command talks to a running\n"
+      "server over HTTP.",
+      "yardmaster"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  // Unknown options of a subcommand are offered to its parents, which is how the shared
+  // --server/--json options work wherever they appear on the line.
+  app.fallthrough();
+  app.set_help_all_flag("--help-all", "Print help for every command");
+
+  CommonOptions common;
+  common.server = env_url.value_or(std::string(kDefaultServerUrl));
+  AddCommon(&app, &common);
+
+  Invocation inv;
+
+  // `server` is dispatched by main() before this parser runs (the server owns its flags); it is
+  // declared here only so that it appears in the help.
+  app.add_subcommand("server", "Run the broker (see `yardmaster server --help` for its options)")
+      ->allow_extras();
+
+  // --- enqueue ---
+  CLI::App* enqueue = app.add_subcommand("enqueue", "Enqueue one job");
+  AddCommon(enqueue, &common);
+  enqueue->add_option("--queue,-q", inv.enqueue.queue, "Queue to put the job on")->required();
+  enqueue->add_option("--kind,-k", inv.enqueue.kind, "Job kind; workers dispatch on it")
+      ->required();
+  enqueue
+      ->add_option("--payload,-p", inv.payload_arg,
+                   "Job payload: JSON text, @FILE to read a file, or - to read stdin "
+                   "(default: null)")
+      ->type_name("JSON|@FILE|-");
+  std::int32_t priority = 0;
+  CLI::Option* priority_opt =
+      enqueue->add_option("--priority", priority, "Priority in -1000000..1000000; higher first")
+          ->check(CLI::Range(-1'000'000, 1'000'000));
+  std::int64_t delay_ms = 0;
+  CLI::Option* delay_opt =
+      enqueue->add_option("--delay-ms", delay_ms, "Run no earlier than this many ms from now")
+          ->check(CLI::NonNegativeNumber);
+  std::string run_at;
+  CLI::Option* run_at_opt =
+      enqueue
+          ->add_option("--run-at", run_at,
+                       "Run no earlier than this time: epoch milliseconds or RFC 3339 "
+                       "(2024-05-01T12:00:00Z)")
+          ->type_name("TIME");
+  delay_opt->excludes(run_at_opt);
+  std::int32_t max_attempts = 0;
+  CLI::Option* max_attempts_opt =
+      enqueue
+          ->add_option("--max-attempts", max_attempts,
+                       "Attempts before the job goes dead, 1..1000 (default: the queue's)")
+          ->check(CLI::Range(1, 1000));
+  std::int64_t lease_ms = 0;
+  CLI::Option* lease_opt =
+      enqueue
+          ->add_option("--lease-ms", lease_ms,
+                       "Lease length per attempt, 100..86400000 ms (default: the queue's)")
+          ->check(CLI::Range(std::int64_t{100}, std::int64_t{86'400'000}));
+  std::string idempotency_key;
+  CLI::Option* idem_opt = enqueue->add_option(
+      "--idempotency-key", idempotency_key,
+      "Coalesce with a live or recent job that has the same key in this namespace");
+  std::string ns;
+  CLI::Option* ns_opt =
+      enqueue->add_option("--namespace,-n", ns, "Tenant namespace (default: \"default\")");
+  std::string concurrency_key;
+  CLI::Option* concurrency_opt =
+      enqueue->add_option("--concurrency-key", concurrency_key, "Key for per-key concurrency caps");
+  enqueue->add_option("--tag,-t", inv.enqueue.tags, "A tag for the job; repeat for several")
+      ->type_name("TAG")
+      ->allow_extra_args(false);
+
+  // --- jobs ---
+  CLI::App* jobs = app.add_subcommand("jobs", "Inspect and control jobs");
+  jobs->require_subcommand(1);
+  AddCommon(jobs, &common);
+  CLI::App* jobs_get = jobs->add_subcommand("get", "Show one job with its errors and payload");
+  AddCommon(jobs_get, &common);
+  jobs_get->add_option("id", inv.job_id, "Job id")->required();
+  CLI::App* jobs_list = jobs->add_subcommand("list", "List jobs, newest first, one page at a time");
+  AddCommon(jobs_list, &common);
+  std::string list_queue, list_state, list_cursor;
+  std::int32_t list_limit = 0;
+  CLI::Option* list_queue_opt =
+      jobs_list->add_option("--queue,-q", list_queue, "Only jobs of this queue");
+  CLI::Option* list_state_opt =
+      jobs_list->add_option("--state,-s", list_state, "Only jobs in this state")
+          ->check(CLI::IsMember(kStates));
+  CLI::Option* list_limit_opt =
+      jobs_list->add_option("--limit,-l", list_limit, "Page size, 1..1000 (default: 100)")
+          ->check(CLI::Range(1, 1000));
+  CLI::Option* list_cursor_opt = jobs_list->add_option(
+      "--cursor", list_cursor, "Start at this cursor (printed after a partial page)");
+  jobs_list->add_flag("--all,-a", inv.all_pages, "Follow cursors and print every page");
+  CLI::App* jobs_cancel = jobs->add_subcommand(
+      "cancel", "Cancel a job: at once if waiting, at the next heartbeat if running");
+  AddCommon(jobs_cancel, &common);
+  jobs_cancel->add_option("id", inv.job_id, "Job id")->required();
+  CLI::App* jobs_replay =
+      jobs->add_subcommand("replay", "Start a new run of a dead or cancelled job");
+  AddCommon(jobs_replay, &common);
+  jobs_replay->add_option("id", inv.job_id, "Job id")->required();
+
+  // --- queues ---
+  CLI::App* queues = app.add_subcommand(
+      "queues", "List queues with counts per state, or show one queue (queues NAME)");
+  queues->require_subcommand(0, 1);
+  AddCommon(queues, &common);
+  queues->add_option("name", inv.queue_name,
+                     "Queue to show (write `queues -- NAME` for a queue named pause or resume)");
+  CLI::App* pause =
+      queues->add_subcommand("pause", "Stop dispatching a queue's jobs (enqueues still work)");
+  AddCommon(pause, &common);
+  pause->add_option("name", inv.queue_name, "Queue name")->required();
+  CLI::App* resume = queues->add_subcommand("resume", "Resume dispatching a paused queue");
+  AddCommon(resume, &common);
+  resume->add_option("name", inv.queue_name, "Queue name")->required();
+
+  // --- dead ---
+  CLI::App* dead = app.add_subcommand("dead", "Inspect and replay dead-letter jobs");
+  dead->require_subcommand(1);
+  AddCommon(dead, &common);
+  CLI::App* dead_list = dead->add_subcommand("list", "List dead jobs with their last error");
+  AddCommon(dead_list, &common);
+  std::string dead_queue, dead_cursor;
+  std::int32_t dead_limit = 0;
+  CLI::Option* dead_queue_opt =
+      dead_list->add_option("--queue,-q", dead_queue, "Only dead jobs of this queue");
+  CLI::Option* dead_limit_opt =
+      dead_list->add_option("--limit,-l", dead_limit, "Page size, 1..1000 (default: 100)")
+          ->check(CLI::Range(1, 1000));
+  CLI::Option* dead_cursor_opt =
+      dead_list->add_option("--cursor", dead_cursor, "Start at this cursor");
+  dead_list->add_flag("--all,-a", inv.all_pages, "Follow cursors and print every page");
+  CLI::App* dead_replay = dead->add_subcommand(
+      "replay", "Replay dead jobs: new runs with attempts reset (by queue, by id, or --all)");
+  AddCommon(dead_replay, &common);
+  std::string replay_queue;
+  std::int64_t replay_limit = 0;
+  bool replay_all = false;
+  CLI::Option* replay_queue_opt =
+      dead_replay->add_option("--queue,-q", replay_queue, "Replay dead jobs of this queue");
+  CLI::Option* replay_ids_opt =
+      dead_replay->add_option("--id", inv.dead_replay.ids, "Replay this job; repeat for several")
+          ->type_name("ID")
+          ->allow_extra_args(false);
+  CLI::Option* replay_limit_opt =
+      dead_replay->add_option("--limit,-l", replay_limit, "Replay at most this many jobs")
+          ->check(CLI::PositiveNumber);
+  dead_replay->add_flag("--all", replay_all,
+                        "Replay every dead job of every queue (required without --queue/--id)");
+
+  // --- info ---
+  CLI::App* info = app.add_subcommand("info", "Show the server's version, uptime and counters");
+  AddCommon(info, &common);
+
+  std::ostringstream out, err;
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    ParseOutcome o;
+    const int code = app.exit(e, out, err);
+    o.out = out.str();
+    o.err = err.str();
+    // Same shape as our own usage errors, so scripts and people see one format.
+    if (code != 0 && !o.err.empty()) o.err = "error: " + o.err;
+    // CLI11 has one exit code per kind of mistake; for scripts every mistake is "usage".
+    o.exit_code = code == 0 ? kExitOk : kExitUsage;
+    return o;
+  }
+
+  if (app.got_subcommand("server")) {
+    return UsageError("`server` must be the first argument: yardmaster server [OPTIONS]");
+  }
+
+  Result<client::BaseUrl> url = client::ParseBaseUrl(common.server);
+  if (!url.ok()) return UsageError(url.status().message());
+  inv.server_url = common.server;
+  inv.json = common.json;
+
+  if (enqueue->parsed()) {
+    inv.command = Command::kEnqueue;
+    if (priority_opt->count() > 0) inv.enqueue.priority = priority;
+    if (delay_opt->count() > 0) inv.enqueue.delay_ms = delay_ms;
+    if (run_at_opt->count() > 0) {
+      Result<std::int64_t> at = ParseRunAt(run_at);
+      if (!at.ok()) return UsageError(at.status().message());
+      inv.enqueue.run_at_ms = *at;
+    }
+    if (max_attempts_opt->count() > 0) inv.enqueue.max_attempts = max_attempts;
+    if (lease_opt->count() > 0) inv.enqueue.lease_ms = lease_ms;
+    if (idem_opt->count() > 0) inv.enqueue.idempotency_key = idempotency_key;
+    if (ns_opt->count() > 0) inv.enqueue.ns = ns;
+    if (concurrency_opt->count() > 0) inv.enqueue.concurrency_key = concurrency_key;
+    // A literal payload is checked now, so a typo is a usage error before anything is sent.
+    const std::string& p = inv.payload_arg;
+    if (p != "-" && (p.empty() || p.front() != '@')) {
+      Status s = CheckJson(p, "--payload");
+      if (!s.ok()) {
+        return UsageError(s.message() +
+                          " (quote JSON strings, e.g. --payload '\"text\"', or use @FILE)");
+      }
+    }
+  } else if (jobs->parsed()) {
+    if (jobs_get->parsed()) {
+      inv.command = Command::kJobsGet;
+    } else if (jobs_cancel->parsed()) {
+      inv.command = Command::kJobsCancel;
+    } else if (jobs_replay->parsed()) {
+      inv.command = Command::kJobsReplay;
+    } else {
+      inv.command = Command::kJobsList;
+      if (list_queue_opt->count() > 0) inv.list_jobs.queue = list_queue;
+      if (list_state_opt->count() > 0) inv.list_jobs.state = list_state;
+      if (list_limit_opt->count() > 0) inv.list_jobs.limit = list_limit;
+      if (list_cursor_opt->count() > 0) inv.list_jobs.cursor = list_cursor;
+    }
+  } else if (queues->parsed()) {
+    if (pause->parsed()) {
+      inv.command = Command::kQueuesPause;
+    } else if (resume->parsed()) {
+      inv.command = Command::kQueuesResume;
+    } else {
+      inv.command = inv.queue_name.empty() ? Command::kQueuesList : Command::kQueuesGet;
+    }
+  } else if (dead->parsed()) {
+    if (dead_list->parsed()) {
+      inv.command = Command::kDeadList;
+      if (dead_queue_opt->count() > 0) inv.list_dead.queue = dead_queue;
+      if (dead_limit_opt->count() > 0) inv.list_dead.limit = dead_limit;
+      if (dead_cursor_opt->count() > 0) inv.list_dead.cursor = dead_cursor;
+    } else {
+      inv.command = Command::kDeadReplay;
+      if (replay_queue_opt->count() > 0) inv.dead_replay.queue = replay_queue;
+      if (replay_limit_opt->count() > 0) inv.dead_replay.limit = replay_limit;
+      // Replaying every dead job of every queue can restart a flood of failing work, so it
+      // must be asked for explicitly rather than be what a forgotten filter does.
+      if (replay_queue_opt->count() == 0 && replay_ids_opt->count() == 0 && !replay_all) {
+        return UsageError("dead replay needs --queue, --id or --all");
+      }
+      if (replay_all && (replay_queue_opt->count() > 0 || replay_ids_opt->count() > 0)) {
+        return UsageError("dead replay: --all cannot be combined with --queue or --id");
+      }
+    }
+  } else if (info->parsed()) {
+    inv.command = Command::kInfo;
+  }
+
+  ParseOutcome o;
+  o.invocation = std::move(inv);
+  return o;
+}
+
+}  // namespace ym::cli
