@@ -1,0 +1,1080 @@
+#include "net/codec.h"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <initializer_list>
+#include <optional>
+
+namespace ym::net {
+namespace {
+
+using rapidjson::Value;
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Iterative parsing keeps the parser's stack on the heap whatever the nesting; validating the
+// encoding keeps invalid UTF-8 out of names, messages and stored payloads.
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+
+// ---- parsing helpers ----
+
+std::string FieldPath(std::string_view prefix, std::string_view name) {
+  if (prefix.empty()) return std::string(name);
+  return fmt::format("{}.{}", prefix, name);
+}
+
+Status FieldError(std::string_view path, std::string_view what) {
+  return Validation(fmt::format("field \"{}\": {}", path, what));
+}
+
+// Deepest nesting of arrays and objects in `text`, which must be well-formed JSON.
+int JsonDepth(std::string_view text) {
+  int depth = 0;
+  int max_depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+Status ParseDocument(std::string_view body, rapidjson::Document& doc) {
+  if (body.empty()) return InvalidJson("the request body is empty; a JSON object is required");
+  doc.Parse<kParseFlags>(body.data(), body.size());
+  if (doc.HasParseError()) {
+    return InvalidJson(fmt::format("malformed JSON at offset {}: {}", doc.GetErrorOffset(),
+                                   rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  if (JsonDepth(body) > kMaxJsonDepth) {
+    return Validation(fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth));
+  }
+  if (!doc.IsObject()) return Validation("the request body must be a JSON object");
+  return Status::Ok();
+}
+
+std::string_view Key(const Value::ConstMemberIterator& it) {
+  return {it->name.GetString(), it->name.GetStringLength()};
+}
+
+std::string_view Str(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+// Rejects unknown and repeated members of `obj`: a typo must not silently change behaviour.
+Status CheckMembers(const Value& obj, std::string_view prefix,
+                    std::initializer_list<std::string_view> allowed) {
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+    std::string_view key = Key(it);
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return FieldError(FieldPath(prefix, key), "unknown field");
+    }
+    for (auto prev = obj.MemberBegin(); prev != it; ++prev) {
+      if (Key(prev) == key) return FieldError(FieldPath(prefix, key), "duplicate field");
+    }
+  }
+  return Status::Ok();
+}
+
+// The member `name` of `obj`, or nullptr when absent or null.
+const Value* Find(const Value& obj, std::string_view name) {
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+    if (Key(it) == name) return it->value.IsNull() ? nullptr : &it->value;
+  }
+  return nullptr;
+}
+
+// The member `name` of `obj` including an explicit null, or nullptr when absent.
+const Value* FindRaw(const Value& obj, std::string_view name) {
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+    if (Key(it) == name) return &it->value;
+  }
+  return nullptr;
+}
+
+Status Required(std::string_view path) { return FieldError(path, "is required"); }
+
+Status IntValue(const Value& v, std::string_view path, std::int64_t lo, std::int64_t hi,
+                std::int64_t* out) {
+  if (!v.IsInt64() || v.GetInt64() < lo || v.GetInt64() > hi) {
+    return FieldError(path, fmt::format("must be an integer between {} and {}", lo, hi));
+  }
+  *out = v.GetInt64();
+  return Status::Ok();
+}
+
+template <typename T>
+Status OptInt(const Value& obj, std::string_view prefix, std::string_view name, std::int64_t lo,
+              std::int64_t hi, std::optional<T>* out) {
+  const Value* v = Find(obj, name);
+  if (v == nullptr) return Status::Ok();
+  std::int64_t n = 0;
+  YM_RETURN_IF_ERROR(IntValue(*v, FieldPath(prefix, name), lo, hi, &n));
+  *out = static_cast<T>(n);
+  return Status::Ok();
+}
+
+Status NameValue(const Value& v, std::string_view path, std::string* out) {
+  if (!v.IsString() || !IsValidName(Str(v))) {
+    return FieldError(path, "must be a string of 1 to 128 characters from [A-Za-z0-9_.:-]");
+  }
+  out->assign(Str(v));
+  return Status::Ok();
+}
+
+Status OptName(const Value& obj, std::string_view prefix, std::string_view name, std::string* out) {
+  const Value* v = Find(obj, name);
+  if (v == nullptr) return Status::Ok();
+  return NameValue(*v, FieldPath(prefix, name), out);
+}
+
+Status ReqName(const Value& obj, std::string_view prefix, std::string_view name, std::string* out) {
+  const Value* v = Find(obj, name);
+  if (v == nullptr) return Required(FieldPath(prefix, name));
+  return NameValue(*v, FieldPath(prefix, name), out);
+}
+
+Status BytesValue(const Value& v, std::string_view path, std::size_t min, std::size_t max,
+                  std::string* out) {
+  if (!v.IsString() || v.GetStringLength() < min || v.GetStringLength() > max) {
+    return FieldError(path, fmt::format("must be a string of {} to {} bytes", min, max));
+  }
+  out->assign(Str(v));
+  return Status::Ok();
+}
+
+Status OptBool(const Value& obj, std::string_view prefix, std::string_view name,
+               std::optional<bool>* out) {
+  const Value* v = Find(obj, name);
+  if (v == nullptr) return Status::Ok();
+  if (!v->IsBool()) return FieldError(FieldPath(prefix, name), "must be a boolean");
+  *out = v->GetBool();
+  return Status::Ok();
+}
+
+Status TokenValue(const Value& obj, std::string_view prefix, std::uint64_t* out) {
+  std::string path = FieldPath(prefix, "token");
+  const Value* v = Find(obj, "token");
+  if (v == nullptr) return Required(path);
+  std::optional<std::uint64_t> token;
+  if (v->IsString()) token = ParseToken(Str(*v));
+  if (!token) return FieldError(path, "must be a lease token of 16 hex digits");
+  *out = *token;
+  return Status::Ok();
+}
+
+Status JobIdValue(const Value& obj, std::string_view prefix, JobId* out) {
+  std::string path = FieldPath(prefix, "id");
+  const Value* v = Find(obj, "id");
+  if (v == nullptr) return Required(path);
+  std::optional<JobId> id;
+  if (v->IsString()) id = ParseJobId(Str(*v));
+  if (!id) return FieldError(path, "must be a job id (a decimal string such as \"42\")");
+  *out = *id;
+  return Status::Ok();
+}
+
+// Re-serializes any JSON value compactly: what the store keeps and workers receive.
+std::string Compact(const Value& v) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Status PayloadValue(const Value& v, std::string_view path, const CodecLimits& limits,
+                    std::string* out) {
+  std::string text = Compact(v);
+  if (text.size() > limits.max_payload_bytes) {
+    return Status(Code::kPayloadTooLarge,
+                  fmt::format("field \"{}\": {} bytes serialized, the limit is {} bytes", path,
+                              text.size(), limits.max_payload_bytes));
+  }
+  *out = std::move(text);
+  return Status::Ok();
+}
+
+Status BackoffValue(const Value& v, std::string_view path, Backoff* out) {
+  if (!v.IsObject()) return FieldError(path, "must be an object");
+  YM_RETURN_IF_ERROR(CheckMembers(v, path, {"initial_ms", "max_ms", "multiplier"}));
+  Backoff b;
+  std::optional<std::int64_t> initial, max;
+  YM_RETURN_IF_ERROR(OptInt(v, path, "max_ms", 1, kMaxBackoffMs, &max));
+  if (max) b.max_ms = *max;
+  YM_RETURN_IF_ERROR(OptInt(v, path, "initial_ms", 1, kMaxBackoffMs, &initial));
+  if (initial) b.initial_ms = *initial;
+  if (b.initial_ms > b.max_ms) {
+    return FieldError(FieldPath(path, "initial_ms"),
+                      fmt::format("must not exceed max_ms ({})", b.max_ms));
+  }
+  if (const Value* m = Find(v, "multiplier")) {
+    if (!m->IsNumber() || !std::isfinite(m->GetDouble()) || m->GetDouble() < 1.0 ||
+        m->GetDouble() > kMaxBackoffMultiplier) {
+      return FieldError(FieldPath(path, "multiplier"), "must be a number between 1 and 100");
+    }
+    b.multiplier = m->GetDouble();
+  }
+  *out = b;
+  return Status::Ok();
+}
+
+Status RetentionValue(const Value& v, std::string_view path, Retention* out) {
+  if (!v.IsObject()) return FieldError(path, "must be an object");
+  YM_RETURN_IF_ERROR(CheckMembers(v, path, {"succeeded_ms", "dead_ms", "cancelled_ms"}));
+  Retention r;
+  std::optional<std::int64_t> succeeded, dead, cancelled;
+  YM_RETURN_IF_ERROR(OptInt(v, path, "succeeded_ms", 0, kMaxRetentionMs, &succeeded));
+  YM_RETURN_IF_ERROR(OptInt(v, path, "dead_ms", 0, kMaxRetentionMs, &dead));
+  YM_RETURN_IF_ERROR(OptInt(v, path, "cancelled_ms", 0, kMaxRetentionMs, &cancelled));
+  if (succeeded) r.succeeded_ms = *succeeded;
+  if (dead) r.dead_ms = *dead;
+  if (cancelled) r.cancelled_ms = *cancelled;
+  *out = r;
+  return Status::Ok();
+}
+
+Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits) {
+  if (!obj.IsObject()) return Validation("a job spec must be a JSON object");
+  YM_RETURN_IF_ERROR(CheckMembers(
+      obj, "",
+      {"queue", "kind", "payload", "namespace", "priority", "delay_ms", "run_at", "max_attempts",
+       "backoff", "lease_ms", "idempotency_key", "idempotency_ttl_ms", "concurrency_key", "tags"}));
+  EnqueueSpec spec;
+  YM_RETURN_IF_ERROR(ReqName(obj, "", "queue", &spec.queue));
+  YM_RETURN_IF_ERROR(ReqName(obj, "", "kind", &spec.kind));
+  YM_RETURN_IF_ERROR(OptName(obj, "", "namespace", &spec.ns));
+  std::optional<std::int32_t> priority;
+  YM_RETURN_IF_ERROR(OptInt(obj, "", "priority", -kMaxPriority, kMaxPriority, &priority));
+  spec.priority = priority.value_or(0);
+  YM_RETURN_IF_ERROR(OptInt(obj, "", "delay_ms", 0, kMaxDelayMs, &spec.delay_ms));
+  YM_RETURN_IF_ERROR(OptInt(obj, "", "run_at", 0, kMaxRunAtMs, &spec.run_at_ms));
+  if (spec.delay_ms && spec.run_at_ms) {
+    return FieldError("run_at", "cannot be combined with \"delay_ms\"");
+  }
+  YM_RETURN_IF_ERROR(OptInt(obj, "", "max_attempts", 1, kMaxMaxAttempts, &spec.max_attempts));
+  if (const Value* b = Find(obj, "backoff")) {
+    Backoff backoff;
+    YM_RETURN_IF_ERROR(BackoffValue(*b, "backoff", &backoff));
+    spec.backoff = backoff;
+  }
+  YM_RETURN_IF_ERROR(OptInt(obj, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &spec.lease_ms));
+  if (const Value* k = Find(obj, "idempotency_key")) {
+    YM_RETURN_IF_ERROR(
+        BytesValue(*k, "idempotency_key", 1, kMaxIdempotencyKeyBytes, &spec.idempotency_key));
+  }
+  YM_RETURN_IF_ERROR(
+      OptInt(obj, "", "idempotency_ttl_ms", 1, kMaxIdempotencyTtlMs, &spec.idempotency_ttl_ms));
+  if (spec.idempotency_ttl_ms && spec.idempotency_key.empty()) {
+    return FieldError("idempotency_ttl_ms", "requires \"idempotency_key\"");
+  }
+  YM_RETURN_IF_ERROR(OptName(obj, "", "concurrency_key", &spec.concurrency_key));
+  if (const Value* tags = Find(obj, "tags")) {
+    if (!tags->IsArray() || tags->Size() > kMaxTags) {
+      return FieldError("tags", fmt::format("must be an array of at most {} strings", kMaxTags));
+    }
+    for (rapidjson::SizeType i = 0; i < tags->Size(); ++i) {
+      std::string tag;
+      YM_RETURN_IF_ERROR(BytesValue((*tags)[i], fmt::format("tags[{}]", i), 1, kMaxTagBytes, &tag));
+      spec.tags.push_back(std::move(tag));
+    }
+  }
+  // The payload goes last: it is the one check that costs a serialization.
+  if (const Value* p = FindRaw(obj, "payload")) {
+    YM_RETURN_IF_ERROR(PayloadValue(*p, "payload", limits, &spec.payload));
+  }
+  return spec;
+}
+
+Result<FailSpec> FailSpecFromValue(const Value& obj, std::string_view prefix) {
+  FailSpec spec;
+  std::string path = FieldPath(prefix, "error");
+  const Value* e = Find(obj, "error");
+  if (e == nullptr) return Required(path);
+  if (!e->IsObject()) return FieldError(path, "must be an object");
+  YM_RETURN_IF_ERROR(CheckMembers(*e, path, {"type", "message", "retryable"}));
+  if (const Value* t = Find(*e, "type")) {
+    YM_RETURN_IF_ERROR(BytesValue(*t, FieldPath(path, "type"), 1, kMaxErrorTypeBytes, &spec.type));
+  }
+  const Value* m = Find(*e, "message");
+  if (m == nullptr) return Required(FieldPath(path, "message"));
+  YM_RETURN_IF_ERROR(
+      BytesValue(*m, FieldPath(path, "message"), 0, kMaxErrorMessageBytes, &spec.message));
+  std::optional<bool> retryable;
+  YM_RETURN_IF_ERROR(OptBool(*e, path, "retryable", &retryable));
+  spec.retryable = retryable.value_or(true);
+  YM_RETURN_IF_ERROR(OptInt(obj, prefix, "retry_in_ms", 0, kMaxRetryInMs, &spec.retry_in_ms));
+  return spec;
+}
+
+Result<AckItem> AckFromValue(const Value& obj, std::string_view prefix, bool with_id,
+                             const CodecLimits& limits) {
+  AckItem item;
+  if (with_id) {
+    YM_RETURN_IF_ERROR(CheckMembers(obj, prefix, {"id", "token", "result"}));
+    YM_RETURN_IF_ERROR(JobIdValue(obj, prefix, &item.id));
+  } else {
+    YM_RETURN_IF_ERROR(CheckMembers(obj, prefix, {"token", "result"}));
+  }
+  YM_RETURN_IF_ERROR(TokenValue(obj, prefix, &item.token));
+  if (const Value* r = Find(obj, "result")) {
+    YM_RETURN_IF_ERROR(PayloadValue(*r, FieldPath(prefix, "result"), limits, &item.result));
+  }
+  return item;
+}
+
+Result<FailItem> FailFromValue(const Value& obj, std::string_view prefix, bool with_id) {
+  FailItem item;
+  if (with_id) {
+    YM_RETURN_IF_ERROR(CheckMembers(obj, prefix, {"id", "token", "error", "retry_in_ms"}));
+    YM_RETURN_IF_ERROR(JobIdValue(obj, prefix, &item.id));
+  } else {
+    YM_RETURN_IF_ERROR(CheckMembers(obj, prefix, {"token", "error", "retry_in_ms"}));
+  }
+  YM_RETURN_IF_ERROR(TokenValue(obj, prefix, &item.token));
+  Result<FailSpec> spec = FailSpecFromValue(obj, prefix);
+  if (!spec.ok()) return spec.status();
+  item.error = std::move(spec).value();
+  return item;
+}
+
+// ---- rendering helpers ----
+
+void WriteStr(JsonWriter& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void WriteKey(JsonWriter& w, std::string_view s) {
+  w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void WriteStrOrNull(JsonWriter& w, std::string_view s) {
+  if (s.empty()) {
+    w.Null();
+  } else {
+    WriteStr(w, s);
+  }
+}
+
+// Payloads and results are JSON text validated and compacted at enqueue/ack: embed them as is.
+void WriteRawJson(JsonWriter& w, std::string_view json) {
+  if (json.empty()) {
+    w.Null();
+  } else {
+    w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+  }
+}
+
+void WriteBackoff(JsonWriter& w, const Backoff& b) {
+  w.StartObject();
+  WriteKey(w, "initial_ms");
+  w.Int64(b.initial_ms);
+  WriteKey(w, "max_ms");
+  w.Int64(b.max_ms);
+  WriteKey(w, "multiplier");
+  w.Double(b.multiplier);
+  w.EndObject();
+}
+
+void WriteTags(JsonWriter& w, const std::vector<std::string>& tags) {
+  w.StartArray();
+  for (const auto& t : tags) WriteStr(w, t);
+  w.EndArray();
+}
+
+void WriteAttemptError(JsonWriter& w, const AttemptError& e) {
+  w.StartObject();
+  WriteKey(w, "attempt");
+  w.Int(e.attempt);
+  WriteKey(w, "type");
+  WriteStr(w, e.type);
+  WriteKey(w, "message");
+  WriteStr(w, e.message);
+  WriteKey(w, "at");
+  w.Int64(e.at_ms);
+  w.EndObject();
+}
+
+void WriteErrorObject(JsonWriter& w, const Status& status) {
+  w.StartObject();
+  WriteKey(w, "code");
+  WriteStr(w, CodeName(status.code()));
+  WriteKey(w, "message");
+  WriteStr(w, status.message());
+  w.EndObject();
+}
+
+void WriteJob(JsonWriter& w, const JobView& view) {
+  const JobRecord& j = view.job;
+  w.StartObject();
+  WriteKey(w, "id");
+  WriteStr(w, FormatJobId(j.id));
+  WriteKey(w, "namespace");
+  WriteStr(w, j.ns);
+  WriteKey(w, "queue");
+  WriteStr(w, j.queue);
+  WriteKey(w, "kind");
+  WriteStr(w, j.kind);
+  WriteKey(w, "state");
+  WriteStr(w, StateName(j.state));
+  WriteKey(w, "priority");
+  w.Int(j.priority);
+  WriteKey(w, "payload");
+  WriteRawJson(w, j.payload);
+  WriteKey(w, "attempts");
+  w.Int(j.attempts);
+  WriteKey(w, "max_attempts");
+  w.Int(j.max_attempts);
+  WriteKey(w, "runs");
+  w.Int(j.runs);
+  WriteKey(w, "backoff");
+  WriteBackoff(w, j.backoff);
+  WriteKey(w, "lease_ms");
+  w.Int64(j.lease_ms);
+  WriteKey(w, "idempotency_key");
+  WriteStrOrNull(w, j.idempotency_key);
+  WriteKey(w, "concurrency_key");
+  WriteStrOrNull(w, j.concurrency_key);
+  WriteKey(w, "tags");
+  WriteTags(w, j.tags);
+  WriteKey(w, "run_at");
+  w.Int64(j.run_at_ms);
+  WriteKey(w, "created_at");
+  w.Int64(j.created_at_ms);
+  WriteKey(w, "updated_at");
+  w.Int64(j.updated_at_ms);
+  WriteKey(w, "finished_at");
+  if (j.finished_at_ms == 0) {
+    w.Null();
+  } else {
+    w.Int64(j.finished_at_ms);
+  }
+  WriteKey(w, "cancel_requested");
+  w.Bool(j.cancel_requested);
+  WriteKey(w, "dead_reason");
+  WriteStrOrNull(w, j.dead_reason);
+  WriteKey(w, "last_error");
+  if (j.errors.empty()) {
+    w.Null();
+  } else {
+    WriteAttemptError(w, j.errors.back());
+  }
+  WriteKey(w, "errors");
+  w.StartArray();
+  for (const auto& e : j.errors) WriteAttemptError(w, e);
+  w.EndArray();
+  WriteKey(w, "result");
+  WriteRawJson(w, j.result);
+  // The token stays with the worker that holds the lease: anyone who can read a job must not be
+  // able to ack it.
+  if (view.lease) {
+    WriteKey(w, "lease");
+    w.StartObject();
+    WriteKey(w, "worker_id");
+    WriteStr(w, view.lease->worker_id);
+    WriteKey(w, "expires_at");
+    w.Int64(view.lease->expires_at_ms);
+    w.EndObject();
+  }
+  WriteKey(w, "blocked_reason");
+  WriteStrOrNull(w, view.blocked_reason);
+  w.EndObject();
+}
+
+void WriteQueue(JsonWriter& w, const QueueInfo& info) {
+  const QueueConfig& c = info.config;
+  w.StartObject();
+  WriteKey(w, "name");
+  WriteStr(w, c.name);
+  WriteKey(w, "paused");
+  w.Bool(c.paused);
+  WriteKey(w, "max_attempts");
+  w.Int(c.max_attempts);
+  WriteKey(w, "lease_ms");
+  w.Int64(c.lease_ms);
+  WriteKey(w, "backoff");
+  WriteBackoff(w, c.backoff);
+  WriteKey(w, "retention");
+  w.StartObject();
+  WriteKey(w, "succeeded_ms");
+  w.Int64(c.retention.succeeded_ms);
+  WriteKey(w, "dead_ms");
+  w.Int64(c.retention.dead_ms);
+  WriteKey(w, "cancelled_ms");
+  w.Int64(c.retention.cancelled_ms);
+  w.EndObject();
+  WriteKey(w, "counts");
+  w.StartObject();
+  // Every state is always present so that clients need no defaulting.
+  for (int s = 0; s <= 5; ++s) {
+    std::string_view name = StateName(static_cast<JobState>(s));
+    auto it = info.counts.find(std::string(name));
+    WriteKey(w, name);
+    w.Uint64(it == info.counts.end() ? 0 : it->second);
+  }
+  w.EndObject();
+  WriteKey(w, "oldest_ready_age_ms");
+  w.Int64(info.oldest_ready_age_ms);
+  WriteKey(w, "waiting_workers");
+  w.Uint(info.waiting_workers);
+  w.EndObject();
+}
+
+std::string Take(const rapidjson::StringBuffer& buf) {
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Status QueryError(std::string_view name, std::string_view what) {
+  return InvalidRequest(fmt::format("query parameter \"{}\": {}", name, what));
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+Result<ListQuery> ParseListQuery(std::string_view query, bool allow_state) {
+  auto params = ParseQueryString(query);
+  if (!params.ok()) return params.status();
+  ListQuery q;
+  q.limit = kDefaultListLimit;
+  for (const auto& [name, value] : *params) {
+    // An empty value means "not given": `?queue=&state=` is how the docs spell a template.
+    if (name == "queue") {
+      if (!value.empty() && !IsValidName(value)) {
+        return QueryError(name, "must be 1 to 128 characters from [A-Za-z0-9_.:-]");
+      }
+      q.queue = value;
+    } else if (name == "state" && allow_state) {
+      if (value.empty()) continue;
+      auto state = ParseState(value);
+      if (!state) {
+        return QueryError(name,
+                          "must be one of scheduled, ready, active, succeeded, dead, cancelled");
+      }
+      q.state = state;
+    } else if (name == "limit") {
+      if (value.empty()) continue;
+      std::uint32_t limit = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
+      if (ec != std::errc() || p != value.data() + value.size() || limit < 1 ||
+          limit > kMaxListLimit) {
+        return QueryError(name, fmt::format("must be an integer between 1 and {}", kMaxListLimit));
+      }
+      q.limit = limit;
+    } else if (name == "cursor") {
+      if (value.empty()) continue;
+      auto after = DecodeCursor(value);
+      if (!after.ok()) return after.status();
+      q.after_id = *after;
+    } else {
+      return QueryError(name, "unknown parameter");
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+// ---- request bodies ----
+
+Result<EnqueueSpec> ParseEnqueue(std::string_view body, const CodecLimits& limits) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  return EnqueueFromValue(doc, limits);
+}
+
+Result<std::vector<Result<EnqueueSpec>>> ParseEnqueueBatch(std::string_view body,
+                                                           const CodecLimits& limits) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"jobs"}));
+  const Value* jobs = Find(doc, "jobs");
+  if (jobs == nullptr) return Required("jobs");
+  if (!jobs->IsArray() || jobs->Empty() || jobs->Size() > kMaxBatchItems) {
+    return FieldError("jobs", fmt::format("must be an array of 1 to {} job specs", kMaxBatchItems));
+  }
+  std::vector<Result<EnqueueSpec>> out;
+  out.reserve(jobs->Size());
+  for (const Value& item : jobs->GetArray()) out.push_back(EnqueueFromValue(item, limits));
+  return out;
+}
+
+Result<LeaseRequest> ParseLease(std::string_view body) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"queues", "max", "wait_ms", "worker_id", "lease_ms"}));
+  LeaseRequest req;
+  const Value* queues = Find(doc, "queues");
+  if (queues == nullptr) return Required("queues");
+  if (!queues->IsArray() || queues->Empty() || queues->Size() > kMaxLeaseQueues) {
+    return FieldError("queues",
+                      fmt::format("must be an array of 1 to {} queue names", kMaxLeaseQueues));
+  }
+  for (rapidjson::SizeType i = 0; i < queues->Size(); ++i) {
+    std::string name;
+    YM_RETURN_IF_ERROR(NameValue((*queues)[i], fmt::format("queues[{}]", i), &name));
+    req.queues.push_back(std::move(name));
+  }
+  std::optional<std::uint32_t> max;
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "max", 1, kMaxLeaseJobs, &max));
+  req.max = max.value_or(1);
+  std::optional<std::int64_t> wait;
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "wait_ms", 0, kMaxWaitMs, &wait));
+  req.wait_ms = wait.value_or(0);
+  if (const Value* w = Find(doc, "worker_id")) {
+    YM_RETURN_IF_ERROR(BytesValue(*w, "worker_id", 0, kMaxWorkerIdBytes, &req.worker_id));
+  }
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &req.lease_ms));
+  return req;
+}
+
+Result<HeartbeatRequest> ParseHeartbeat(std::string_view body) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"token", "extend_ms"}));
+  HeartbeatRequest req;
+  YM_RETURN_IF_ERROR(TokenValue(doc, "", &req.token));
+  std::optional<std::int64_t> extend;
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "extend_ms", kMinLeaseMs, kMaxLeaseMs, &extend));
+  req.extend_ms = extend.value_or(0);
+  return req;
+}
+
+Result<AckItem> ParseAck(JobId id, std::string_view body, const CodecLimits& limits) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  Result<AckItem> item = AckFromValue(doc, "", /*with_id=*/false, limits);
+  if (item.ok()) item->id = id;
+  return item;
+}
+
+Result<FailItem> ParseFail(JobId id, std::string_view body) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  Result<FailItem> item = FailFromValue(doc, "", /*with_id=*/false);
+  if (item.ok()) item->id = id;
+  return item;
+}
+
+Result<CompleteBatch> ParseCompleteBatch(std::string_view body, const CodecLimits& limits) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"acks", "fails"}));
+  const Value* acks = Find(doc, "acks");
+  const Value* fails = Find(doc, "fails");
+  if (acks != nullptr && !acks->IsArray()) return FieldError("acks", "must be an array");
+  if (fails != nullptr && !fails->IsArray()) return FieldError("fails", "must be an array");
+  std::size_t total = (acks ? acks->Size() : 0) + (fails ? fails->Size() : 0);
+  if (total == 0 || total > kMaxBatchItems) {
+    return FieldError(
+        acks ? "acks" : "fails",
+        fmt::format("acks and fails together must hold 1 to {} items", kMaxBatchItems));
+  }
+  CompleteBatch out;
+  if (acks != nullptr) {
+    for (rapidjson::SizeType i = 0; i < acks->Size(); ++i) {
+      const Value& item = (*acks)[i];
+      std::string prefix = fmt::format("acks[{}]", i);
+      if (!item.IsObject()) {
+        out.acks.push_back(FieldError(prefix, "must be an object"));
+      } else {
+        out.acks.push_back(AckFromValue(item, prefix, /*with_id=*/true, limits));
+      }
+    }
+  }
+  if (fails != nullptr) {
+    for (rapidjson::SizeType i = 0; i < fails->Size(); ++i) {
+      const Value& item = (*fails)[i];
+      std::string prefix = fmt::format("fails[{}]", i);
+      if (!item.IsObject()) {
+        out.fails.push_back(FieldError(prefix, "must be an object"));
+      } else {
+        out.fails.push_back(FailFromValue(item, prefix, /*with_id=*/true));
+      }
+    }
+  }
+  return out;
+}
+
+Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  YM_RETURN_IF_ERROR(
+      CheckMembers(doc, "", {"paused", "max_attempts", "lease_ms", "backoff", "retention"}));
+  QueueConfigPatch patch;
+  patch.name = std::move(name);
+  YM_RETURN_IF_ERROR(OptBool(doc, "", "paused", &patch.paused));
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "max_attempts", 1, kMaxMaxAttempts, &patch.max_attempts));
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &patch.lease_ms));
+  if (const Value* b = Find(doc, "backoff")) {
+    Backoff backoff;
+    YM_RETURN_IF_ERROR(BackoffValue(*b, "backoff", &backoff));
+    patch.backoff = backoff;
+  }
+  if (const Value* r = Find(doc, "retention")) {
+    Retention retention;
+    YM_RETURN_IF_ERROR(RetentionValue(*r, "retention", &retention));
+    patch.retention = retention;
+  }
+  return patch;
+}
+
+Result<DeadReplayRequest> ParseDeadReplay(std::string_view body) {
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"queue", "ids", "limit"}));
+  DeadReplayRequest req;
+  YM_RETURN_IF_ERROR(OptName(doc, "", "queue", &req.queue));
+  std::optional<std::uint32_t> limit;
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "limit", 1, kMaxReplayLimit, &limit));
+  req.limit = limit.value_or(kDefaultReplayLimit);
+  if (const Value* ids = Find(doc, "ids")) {
+    if (!ids->IsArray() || ids->Empty() || ids->Size() > kMaxBatchItems) {
+      return FieldError("ids", fmt::format("must be an array of 1 to {} job ids", kMaxBatchItems));
+    }
+    if (!req.queue.empty() || limit) {
+      return FieldError("ids", "cannot be combined with \"queue\" or \"limit\"");
+    }
+    for (rapidjson::SizeType i = 0; i < ids->Size(); ++i) {
+      const Value& v = (*ids)[i];
+      std::optional<JobId> id;
+      if (v.IsString()) id = ParseJobId(Str(v));
+      if (!id) {
+        return FieldError(fmt::format("ids[{}]", i),
+                          "must be a job id (a decimal string such as \"42\")");
+      }
+      req.ids.push_back(*id);
+    }
+  }
+  return req;
+}
+
+Status ParseEmptyObject(std::string_view body) {
+  if (body.empty()) return Status::Ok();
+  rapidjson::Document doc;
+  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  return CheckMembers(doc, "", {});
+}
+
+// ---- query strings and cursors ----
+
+Result<std::string> PercentDecode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      int hi = i + 2 < text.size() ? HexDigit(text[i + 1]) : -1;
+      int lo = i + 2 < text.size() ? HexDigit(text[i + 2]) : -1;
+      if (hi < 0 || lo < 0) {
+        return InvalidRequest(fmt::format("bad percent escape at offset {}", i));
+      }
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    std::size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    std::size_t eq = part.find('=');
+    auto name = PercentDecode(part.substr(0, eq), true);
+    if (!name.ok()) return name.status();
+    auto value = PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), true);
+    if (!value.ok()) return value.status();
+    for (const auto& [seen, unused] : out) {
+      if (seen == *name) return QueryError(seen, "given more than once");
+    }
+    out.emplace_back(std::move(name).value(), std::move(value).value());
+  }
+  return out;
+}
+
+Result<ListQuery> ParseListJobsQuery(std::string_view query) {
+  return ParseListQuery(query, /*allow_state=*/true);
+}
+
+Result<ListQuery> ParseListDeadQuery(std::string_view query) {
+  Result<ListQuery> q = ParseListQuery(query, /*allow_state=*/false);
+  if (q.ok()) q->state = JobState::kDead;
+  return q;
+}
+
+std::string EncodeCursor(JobId after_id) { return FormatJobId(after_id); }
+
+Result<JobId> DecodeCursor(std::string_view cursor) {
+  std::optional<JobId> id = ParseJobId(cursor);
+  if (!id) return QueryError("cursor", "not a cursor returned by this server");
+  return *id;
+}
+
+// ---- response bodies ----
+
+std::string RenderError(const Status& status) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "error");
+  WriteErrorObject(w, status);
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderJob(const JobView& view) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteJob(w, view);
+  return Take(buf);
+}
+
+std::string RenderJobPage(const JobPage& page) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "items");
+  w.StartArray();
+  for (const auto& v : page.items) WriteJob(w, v);
+  w.EndArray();
+  WriteKey(w, "next_cursor");
+  if (page.next_after_id == 0) {
+    w.Null();
+  } else {
+    WriteStr(w, EncodeCursor(page.next_after_id));
+  }
+  w.EndObject();
+  return Take(buf);
+}
+
+namespace {
+
+void WriteOutcome(JsonWriter& w, const EnqueueOutcome& o) {
+  w.StartObject();
+  WriteKey(w, "id");
+  WriteStr(w, FormatJobId(o.id));
+  WriteKey(w, "state");
+  WriteStr(w, StateName(o.state));
+  if (o.duplicate) {
+    WriteKey(w, "duplicate");
+    w.Bool(true);
+  }
+  w.EndObject();
+}
+
+void WriteStatusList(JsonWriter& w, const std::vector<Status>& items) {
+  w.StartArray();
+  for (const auto& s : items) {
+    w.StartObject();
+    if (s.ok()) {
+      WriteKey(w, "ok");
+      w.Bool(true);
+    } else {
+      WriteKey(w, "error");
+      WriteErrorObject(w, s);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
+std::string RenderEnqueueOutcome(const EnqueueOutcome& outcome) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteOutcome(w, outcome);
+  return Take(buf);
+}
+
+std::string RenderEnqueueResults(const std::vector<Result<EnqueueOutcome>>& results) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "results");
+  w.StartArray();
+  for (const auto& r : results) {
+    if (r.ok()) {
+      WriteOutcome(w, *r);
+    } else {
+      w.StartObject();
+      WriteKey(w, "error");
+      WriteErrorObject(w, r.status());
+      w.EndObject();
+    }
+  }
+  w.EndArray();
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderLeasedJobs(const std::vector<LeasedJob>& jobs) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "jobs");
+  w.StartArray();
+  for (const auto& j : jobs) {
+    w.StartObject();
+    WriteKey(w, "id");
+    WriteStr(w, FormatJobId(j.id));
+    WriteKey(w, "namespace");
+    WriteStr(w, j.ns);
+    WriteKey(w, "queue");
+    WriteStr(w, j.queue);
+    WriteKey(w, "kind");
+    WriteStr(w, j.kind);
+    WriteKey(w, "payload");
+    WriteRawJson(w, j.payload);
+    WriteKey(w, "attempt");
+    w.Int(j.attempt);
+    WriteKey(w, "max_attempts");
+    w.Int(j.max_attempts);
+    WriteKey(w, "priority");
+    w.Int(j.priority);
+    WriteKey(w, "created_at");
+    w.Int64(j.created_at_ms);
+    WriteKey(w, "tags");
+    WriteTags(w, j.tags);
+    WriteKey(w, "lease");
+    w.StartObject();
+    WriteKey(w, "token");
+    WriteStr(w, FormatToken(j.lease.token));
+    WriteKey(w, "expires_at");
+    w.Int64(j.lease.expires_at_ms);
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderHeartbeat(const HeartbeatOutcome& outcome) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "expires_at");
+  w.Int64(outcome.expires_at_ms);
+  WriteKey(w, "cancel_requested");
+  w.Bool(outcome.cancel_requested);
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderIdState(JobId id, const JobState* state) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "id");
+  WriteStr(w, FormatJobId(id));
+  WriteKey(w, "state");
+  if (state == nullptr) {
+    w.Null();
+  } else {
+    WriteStr(w, StateName(*state));
+  }
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderCompleteResults(const std::vector<Status>& acks,
+                                  const std::vector<Status>& fails) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "acks");
+  WriteStatusList(w, acks);
+  WriteKey(w, "fails");
+  WriteStatusList(w, fails);
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderQueue(const QueueInfo& info) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteQueue(w, info);
+  return Take(buf);
+}
+
+std::string RenderQueueList(const std::vector<QueueInfo>& queues) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "items");
+  w.StartArray();
+  for (const auto& q : queues) WriteQueue(w, q);
+  w.EndArray();
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderReplayed(std::uint64_t replayed) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "replayed");
+  w.Uint64(replayed);
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderInfo(const BrokerInfo& info) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "version");
+  WriteStr(w, info.version);
+  WriteKey(w, "started_at");
+  w.Int64(info.started_at_ms);
+  WriteKey(w, "live_jobs");
+  w.Uint64(info.live_jobs);
+  WriteKey(w, "commits");
+  w.Uint64(info.commits);
+  WriteKey(w, "draining");
+  w.Bool(info.draining);
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderStatusWord(std::string_view status) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "status");
+  WriteStr(w, status);
+  w.EndObject();
+  return Take(buf);
+}
+
+}  // namespace ym::net

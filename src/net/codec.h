@@ -1,0 +1,154 @@
+// Codec: the JSON and query-string wire format of docs/api.md, as pure functions.
+//
+// Parse* functions turn request bodies and query strings into the core request types
+// (core/types.h) and enforce every shape rule of docs/api.md: required fields, types, ranges,
+// name charsets, unknown fields, payload size. They never judge meaning (whether a job exists,
+// whether a token is current): that is core's job. Render* functions turn core results into
+// response bodies with a RapidJSON Writer, so every user-supplied string is escaped.
+//
+// Errors (as Status):
+//   kInvalidJson      the body is not well-formed JSON (or not valid UTF-8)
+//   kValidation       well-formed JSON with a missing field, a wrong type, a value out of range
+//                     or an unknown field; the message names the field, e.g.
+//                     `field "priority": must be an integer between -1000000 and 1000000`
+//   kPayloadTooLarge  a payload or ack result whose compact serialization exceeds
+//                     CodecLimits::max_payload_bytes
+//   kInvalidRequest   a bad query string or cursor
+// JSON `null` for an optional field means the same as leaving the field out.
+//
+// Ownership and threads: no state at all; every function may be called from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "core/job.h"
+#include "core/types.h"
+#include "server/broker.h"
+
+namespace ym::net {
+
+struct CodecLimits {
+  // Largest payload (or ack result), measured as its compact re-serialization.
+  std::size_t max_payload_bytes = 1 << 20;
+};
+
+// Request-shape limits of docs/api.md, shared by the parsers, tests and docs.
+inline constexpr std::int32_t kMaxPriority = 1'000'000;
+inline constexpr std::int64_t kMaxDelayMs = 3650LL * 24 * 3600 * 1000;  // ten years
+inline constexpr std::int64_t kMaxRunAtMs = 253'402'300'799'999;        // 9999-12-31
+inline constexpr std::int32_t kMaxMaxAttempts = 1000;
+inline constexpr std::int64_t kMinLeaseMs = 100;
+inline constexpr std::int64_t kMaxLeaseMs = 86'400'000;
+inline constexpr std::int64_t kMaxBackoffMs = 30LL * 24 * 3600 * 1000;  // 30 days
+inline constexpr double kMaxBackoffMultiplier = 100.0;
+inline constexpr std::size_t kMaxIdempotencyKeyBytes = 256;
+inline constexpr std::int64_t kMaxIdempotencyTtlMs = 30LL * 24 * 3600 * 1000;
+inline constexpr std::size_t kMaxTags = 32;
+inline constexpr std::size_t kMaxTagBytes = 128;
+inline constexpr std::size_t kMaxBatchItems = 1000;
+inline constexpr std::size_t kMaxLeaseQueues = 64;
+inline constexpr std::uint32_t kMaxLeaseJobs = 1000;
+inline constexpr std::int64_t kMaxWaitMs = 30'000;
+inline constexpr std::size_t kMaxWorkerIdBytes = 128;
+inline constexpr std::size_t kMaxErrorTypeBytes = 128;
+inline constexpr std::size_t kMaxErrorMessageBytes = 8192;
+inline constexpr std::int64_t kMaxRetryInMs = 30LL * 24 * 3600 * 1000;
+inline constexpr std::int64_t kMaxRetentionMs = 3650LL * 24 * 3600 * 1000;
+inline constexpr std::uint32_t kDefaultReplayLimit = 1000;
+inline constexpr std::uint32_t kMaxReplayLimit = 100'000;
+inline constexpr std::uint32_t kDefaultListLimit = 100;
+inline constexpr std::uint32_t kMaxListLimit = 1000;
+// Request bodies nested deeper than this are refused (422): it bounds the recursion of
+// re-serializing a payload, whatever a client sends.
+inline constexpr int kMaxJsonDepth = 128;
+
+// ---- request bodies ----
+
+Result<EnqueueSpec> ParseEnqueue(std::string_view body, const CodecLimits& limits);
+
+// `{"jobs":[spec, ...]}` with 1..1000 items. A malformed envelope fails as a whole; a bad item
+// fails alone (its slot holds the error) so that the other items still go through.
+Result<std::vector<Result<EnqueueSpec>>> ParseEnqueueBatch(std::string_view body,
+                                                           const CodecLimits& limits);
+
+Result<LeaseRequest> ParseLease(std::string_view body);
+
+struct HeartbeatRequest {
+  std::uint64_t token = 0;
+  // 0 when absent: the lease is extended by the job's own lease_ms.
+  std::int64_t extend_ms = 0;
+};
+Result<HeartbeatRequest> ParseHeartbeat(std::string_view body);
+
+// `{"token","result"?}`; `id` is taken from the path and stored in the returned item.
+Result<AckItem> ParseAck(JobId id, std::string_view body, const CodecLimits& limits);
+// `{"token","error":{"type"?,"message","retryable"?},"retry_in_ms"?}`.
+Result<FailItem> ParseFail(JobId id, std::string_view body);
+
+// `{"acks":[...],"fails":[...]}` with 1..1000 items in total; each bad item fails alone.
+struct CompleteBatch {
+  std::vector<Result<AckItem>> acks;
+  std::vector<Result<FailItem>> fails;
+};
+Result<CompleteBatch> ParseCompleteBatch(std::string_view body, const CodecLimits& limits);
+
+// PUT /v1/queues/{q}: `name` comes from the path.
+Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body);
+
+// POST /v1/dead:replay. Either `ids` (1..1000 job ids) or a filter (`queue`, `limit`).
+struct DeadReplayRequest {
+  std::string queue;       // empty: every queue
+  std::vector<JobId> ids;  // non-empty: replay exactly these
+  std::uint32_t limit = kDefaultReplayLimit;
+};
+Result<DeadReplayRequest> ParseDeadReplay(std::string_view body);
+
+// Bodies of routes that take "no body or {}" (cancel, replay, pause, resume).
+Status ParseEmptyObject(std::string_view body);
+
+// ---- query strings and cursors ----
+
+// Splits `a=1&b=x%20y` into decoded pairs, in order. '+' decodes to a space. Fails with
+// kInvalidRequest on a bad percent escape or a repeated name.
+Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::string_view query);
+// Percent-decodes one URL component; kInvalidRequest on a bad escape.
+Result<std::string> PercentDecode(std::string_view text, bool plus_is_space);
+
+// GET /v1/jobs: queue, state, limit (1..1000, default 100), cursor.
+Result<ListQuery> ParseListJobsQuery(std::string_view query);
+// GET /v1/dead: queue, limit, cursor; the state is always dead.
+Result<ListQuery> ParseListDeadQuery(std::string_view query);
+
+// Cursors are opaque to clients; today they carry the last job id of a page.
+std::string EncodeCursor(JobId after_id);
+Result<JobId> DecodeCursor(std::string_view cursor);
+
+// ---- response bodies ----
+
+std::string RenderError(const Status& status);
+std::string RenderJob(const JobView& view);
+std::string RenderJobPage(const JobPage& page);
+// POST /v1/jobs: `{"id","state","duplicate"?}`.
+std::string RenderEnqueueOutcome(const EnqueueOutcome& outcome);
+// POST /v1/jobs:batch: `{"results":[...]}`.
+std::string RenderEnqueueResults(const std::vector<Result<EnqueueOutcome>>& results);
+std::string RenderLeasedJobs(const std::vector<LeasedJob>& jobs);
+std::string RenderHeartbeat(const HeartbeatOutcome& outcome);
+// `{"id","state"}`; a null state renders as JSON null.
+std::string RenderIdState(JobId id, const JobState* state);
+std::string RenderCompleteResults(const std::vector<Status>& acks,
+                                  const std::vector<Status>& fails);
+std::string RenderQueue(const QueueInfo& info);
+std::string RenderQueueList(const std::vector<QueueInfo>& queues);
+std::string RenderReplayed(std::uint64_t replayed);
+std::string RenderInfo(const BrokerInfo& info);
+// `{"status":"<status>"}` for /healthz and /readyz.
+std::string RenderStatusWord(std::string_view status);
+
+}  // namespace ym::net
