@@ -63,10 +63,10 @@ class Broker::Impl {
     const auto t0 = std::chrono::steady_clock::now();
     auto s = Rebuild();
     if (!s.ok()) return s;
-    const auto ms =
+    recovery_ms_ =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
             .count();
-    spdlog::info("recovered {} live jobs in {} ms", sched_->live_jobs(), ms);
+    recovered_jobs_ = sched_->live_jobs();
     started_at_ms_ = clock_.NowMs();
     running_ = true;
     writer_ = std::thread([this] { WriterLoop(); });
@@ -120,6 +120,8 @@ class Broker::Impl {
   const Clock& clock() const { return clock_; }
   BrokerCounters& counters() { return counters_; }
   std::int64_t started_at_ms() const { return started_at_ms_; }
+  std::uint64_t recovered_jobs() const { return recovered_jobs_; }
+  std::int64_t recovery_ms() const { return recovery_ms_; }
   const BrokerOptions& options() const { return options_; }
 
  private:
@@ -166,6 +168,7 @@ class Broker::Impl {
         shutdown_done = true;
       }
       MaybeCommit();
+      RefreshGauges();
       counters_.live_jobs.store(sched_->live_jobs(), std::memory_order_relaxed);
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
       if (stop) {
@@ -175,6 +178,33 @@ class Broker::Impl {
     }
   }
 
+  void RefreshGauges() {
+    const std::int64_t now = clock_.NowMs();
+    if (now < next_gauges_ms_) return;
+    next_gauges_ms_ = now + 1000;
+    std::vector<QueueGauge> g;
+    for (const QueueInfo& q : sched_->Queues()) {
+      QueueGauge x;
+      x.queue = q.config.name;
+      x.scheduled = q.counts.at("scheduled");
+      x.ready = q.counts.at("ready");
+      x.active = q.counts.at("active");
+      x.oldest_ready_age_ms = q.oldest_ready_age_ms;
+      x.waiting_workers = q.waiting_workers;
+      x.paused = q.config.paused;
+      g.push_back(std::move(x));
+    }
+    std::lock_guard lk(gauges_mu_);
+    gauges_.swap(g);
+  }
+
+ public:
+  std::vector<QueueGauge> Gauges() const {
+    std::lock_guard lk(gauges_mu_);
+    return gauges_;
+  }
+
+ private:
   void MaybeCommit() {
     if (commit_in_flight_ || !sched_->HasOpenMutations()) return;
     Batch b = sched_->SealBatch();
@@ -268,6 +298,11 @@ class Broker::Impl {
   std::thread core_;
   std::thread writer_;
   std::int64_t started_at_ms_ = 0;
+  std::uint64_t recovered_jobs_ = 0;
+  std::int64_t recovery_ms_ = 0;
+  std::int64_t next_gauges_ms_ = 0;  // core thread only
+  mutable std::mutex gauges_mu_;
+  std::vector<QueueGauge> gauges_;  // GUARDED_BY(gauges_mu_)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -298,6 +333,8 @@ void Broker::Stop() {
 
 const BrokerCounters& Broker::counters() const { return impl_->counters(); }
 
+std::vector<QueueGauge> Broker::QueueGauges() const { return impl_->Gauges(); }
+
 BrokerInfo Broker::Info() const {
   BrokerInfo info;
   info.version = YM_VERSION;
@@ -305,6 +342,8 @@ BrokerInfo Broker::Info() const {
   info.live_jobs = impl_->counters().live_jobs.load(std::memory_order_relaxed);
   info.commits = impl_->counters().commits.load(std::memory_order_relaxed);
   info.draining = draining();
+  info.recovered_jobs = impl_->recovered_jobs();
+  info.recovery_ms = impl_->recovery_ms();
   return info;
 }
 

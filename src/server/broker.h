@@ -64,6 +64,20 @@ struct BrokerInfo {
   std::uint64_t live_jobs = 0;
   std::uint64_t commits = 0;
   bool draining = false;
+  std::uint64_t recovered_jobs = 0;  // live jobs rebuilt from the store at start
+  std::int64_t recovery_ms = 0;      // how long that took
+};
+
+// A per-queue snapshot for metrics, refreshed by the core thread about once a second so that a
+// scrape never waits on core.
+struct QueueGauge {
+  std::string queue;
+  std::uint64_t scheduled = 0;
+  std::uint64_t ready = 0;
+  std::uint64_t active = 0;
+  std::int64_t oldest_ready_age_ms = 0;
+  std::uint32_t waiting_workers = 0;
+  bool paused = false;
 };
 
 class Broker {
@@ -119,6 +133,7 @@ class Broker {
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;
+  std::vector<QueueGauge> QueueGauges() const;
 
  private:
   class Impl;

@@ -1,0 +1,282 @@
+#include "server/config.h"
+
+#include <toml++/toml.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace ym {
+namespace {
+
+constexpr std::int64_t kDay = 24LL * 3600 * 1000;
+
+std::optional<std::int64_t> ParseInt(const std::string& s) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<double> ParseDouble(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size()) return std::nullopt;
+  return v;
+}
+
+using Apply = std::function<std::string(ServerConfig&, const std::string&)>;  // "" = ok
+
+struct OptionDef {
+  std::string key;
+  std::string default_text;
+  std::string help;
+  Apply apply;
+};
+
+Apply IntIn(std::int64_t lo, std::int64_t hi,
+            std::function<void(ServerConfig&, std::int64_t)> set) {
+  return [=](ServerConfig& c, const std::string& v) -> std::string {
+    auto n = ParseInt(v);
+    if (!n || *n < lo || *n > hi) {
+      return "must be an integer between " + std::to_string(lo) + " and " + std::to_string(hi);
+    }
+    set(c, *n);
+    return "";
+  };
+}
+
+Apply OneOf(std::vector<std::string> allowed,
+            std::function<void(ServerConfig&, const std::string&)> set) {
+  return [=](ServerConfig& c, const std::string& v) -> std::string {
+    for (const auto& a : allowed) {
+      if (a == v) {
+        set(c, v);
+        return "";
+      }
+    }
+    std::string msg = "must be one of";
+    for (const auto& a : allowed) msg += " " + a;
+    return msg;
+  };
+}
+
+const std::vector<OptionDef>& Options() {
+  static const std::vector<OptionDef> kOptions = {
+      {"listen", "127.0.0.1:7433",
+       "HOST:PORT to listen on; port 0 picks a free port (printed on the first log line)",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         const auto colon = v.rfind(':');
+         if (colon == std::string::npos || colon == 0) return "must be HOST:PORT";
+         auto port = ParseInt(v.substr(colon + 1));
+         if (!port || *port < 0 || *port > 65535) return "port must be 0..65535";
+         std::string host = v.substr(0, colon);
+         if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+           host = host.substr(1, host.size() - 2);
+         }
+         c.listen_host = host;
+         c.listen_port = static_cast<std::uint16_t>(*port);
+         return "";
+       }},
+      {"data_dir", "./data", "directory holding the store (created if missing)",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         if (v.empty()) return "must not be empty";
+         c.data_dir = v;
+         return "";
+       }},
+      {"durability", "full",
+       "full: a 2xx to a write means it is fsynced; relaxed: written to the OS, not fsynced "
+       "(a power loss may lose the last commits, a process crash does not)",
+       OneOf({"full", "relaxed"},
+             [](ServerConfig& c, const std::string& v) {
+               c.durability = v == "full" ? Durability::kFull : Durability::kRelaxed;
+             })},
+      {"io_threads", "2", "HTTP I/O threads",
+       IntIn(1, 64, [](ServerConfig& c, std::int64_t v) { c.io_threads = static_cast<int>(v); })},
+      {"max_payload_bytes", "1048576", "largest job payload, serialized",
+       IntIn(1, 64LL << 20, [](ServerConfig& c, std::int64_t v) { c.max_payload_bytes = v; })},
+      {"max_request_bytes", "16777216", "largest request body (a batch carries many payloads)",
+       IntIn(1024, 1LL << 30, [](ServerConfig& c, std::int64_t v) { c.max_request_bytes = v; })},
+      {"shutdown_grace_ms", "10000",
+       "on SIGTERM, how long in-flight requests may take before connections are closed",
+       IntIn(0, 600'000, [](ServerConfig& c, std::int64_t v) { c.shutdown_grace_ms = v; })},
+      {"log_level", "info", "trace, debug, info, warn, error, critical or off",
+       OneOf({"trace", "debug", "info", "warn", "error", "critical", "off"},
+             [](ServerConfig& c, const std::string& v) { c.log_level = v; })},
+      {"log_format", "text", "text or json (one JSON object per line)",
+       OneOf({"text", "json"}, [](ServerConfig& c, const std::string& v) { c.log_format = v; })},
+      {"default_lease_ms", "30000", "lease of a job whose queue and enqueue set none",
+       IntIn(100, kDay, [](ServerConfig& c, std::int64_t v) { c.scheduler.default_lease_ms = v; })},
+      {"default_max_attempts", "10", "attempts of a job whose queue and enqueue set none",
+       IntIn(1, 1000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.default_max_attempts = static_cast<std::int32_t>(v);
+             })},
+      {"backoff_initial_ms", "1000", "default retry backoff: cap of the first retry delay",
+       IntIn(1, 30 * kDay,
+             [](ServerConfig& c, std::int64_t v) { c.scheduler.default_backoff.initial_ms = v; })},
+      {"backoff_max_ms", "3600000", "default retry backoff: largest delay",
+       IntIn(1, 30 * kDay,
+             [](ServerConfig& c, std::int64_t v) { c.scheduler.default_backoff.max_ms = v; })},
+      {"backoff_multiplier", "2.0", "default retry backoff: growth per attempt (1..100)",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         auto d = ParseDouble(v);
+         if (!d || !(*d >= 1.0 && *d <= 100.0)) return "must be a number between 1 and 100";
+         c.scheduler.default_backoff.multiplier = *d;
+         return "";
+       }},
+      {"retention_succeeded_ms", "0",
+       "how long succeeded jobs stay queryable; 0 deletes them with their ack",
+       IntIn(0, 3650 * kDay,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.default_retention.succeeded_ms = v;
+             })},
+      {"retention_dead_ms", "604800000", "how long dead jobs stay for inspection and replay",
+       IntIn(0, 3650 * kDay,
+             [](ServerConfig& c, std::int64_t v) { c.scheduler.default_retention.dead_ms = v; })},
+      {"retention_cancelled_ms", "604800000", "how long cancelled jobs stay queryable",
+       IntIn(0, 3650 * kDay,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.default_retention.cancelled_ms = v;
+             })},
+      {"idempotency_window_ms", "86400000", "default window in which idempotency keys coalesce",
+       IntIn(1000, 365 * kDay,
+             [](ServerConfig& c, std::int64_t v) { c.scheduler.idempotency_window_ms = v; })},
+  };
+  return kOptions;
+}
+
+std::string FlagOf(const std::string& key) {
+  std::string f = "--" + key;
+  for (auto& ch : f) {
+    if (ch == '_') ch = '-';
+  }
+  return f;
+}
+
+std::string EnvOf(const std::string& key) {
+  std::string e = "YM_" + key;
+  for (auto& ch : e) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return e;
+}
+
+// TOML scalars as the same text a flag would carry, so one validator serves all sources.
+std::optional<std::string> TomlScalar(const toml::node& node) {
+  if (auto s = node.as_string()) return s->get();
+  if (auto i = node.as_integer()) return std::to_string(i->get());
+  if (auto f = node.as_floating_point()) {
+    std::ostringstream os;
+    os << f->get();
+    return os.str();
+  }
+  if (auto b = node.as_boolean()) return b->get() ? "true" : "false";
+  return std::nullopt;
+}
+
+}  // namespace
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const EnvLookup& env) {
+  CLI::App app(
+      "Runs the Yardmaster broker: HTTP/JSON API, embedded SQLite store.\n"
+      "Every option can also be set by the YM_* variable shown, or as a key in the "
+      "TOML file given by --config; a flag wins over the variable, which wins over "
+      "the file.",
+      "yardmaster server");
+  app.set_help_flag("-h,--help", "print this help and exit");
+  std::map<std::string, std::string> flag_values;
+  std::map<std::string, CLI::Option*> flag_opts;
+  std::string config_flag;
+  auto* config_opt = app.add_option("--config", config_flag, "TOML config file [env: YM_CONFIG]");
+  for (const auto& def : Options()) {
+    flag_opts[def.key] = app.add_option(
+        FlagOf(def.key), flag_values[def.key],
+        def.help + " [env: " + EnvOf(def.key) + ", default: " + def.default_text + "]");
+  }
+  ConfigOutcome out;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    out.help = true;
+    out.text = app.help();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    return InvalidRequest(e.what());
+  }
+
+  std::string config_path = config_opt->count() ? config_flag : env("YM_CONFIG").value_or("");
+  std::map<std::string, std::string> file_values;
+  if (!config_path.empty()) {
+    toml::table table;
+    try {
+      table = toml::parse_file(config_path);
+    } catch (const toml::parse_error& e) {
+      std::ostringstream os;
+      os << config_path << ": " << e.description() << " (line " << e.source().begin.line << ")";
+      return InvalidRequest(os.str());
+    }
+    for (const auto& [k, node] : table) {
+      const std::string key(k.str());
+      bool known = false;
+      for (const auto& def : Options()) known = known || def.key == key;
+      if (!known) return InvalidRequest(config_path + ": unknown key \"" + key + "\"");
+      auto text = TomlScalar(node);
+      if (!text) {
+        return InvalidRequest(config_path + ": key \"" + key + "\" must be a string or number");
+      }
+      file_values[key] = *text;
+    }
+    out.config.config_file = config_path;
+  }
+
+  for (const auto& def : Options()) {
+    std::string source;
+    std::string value;
+    if (flag_opts[def.key]->count()) {
+      source = FlagOf(def.key);
+      value = flag_values[def.key];
+    } else if (auto v = env(EnvOf(def.key))) {
+      source = EnvOf(def.key);
+      value = *v;
+    } else if (auto f = file_values.find(def.key); f != file_values.end()) {
+      source = config_path + ": " + def.key;
+      value = f->second;
+    } else {
+      continue;
+    }
+    const std::string err = def.apply(out.config, value);
+    if (!err.empty()) return InvalidRequest(source + ": " + err + " (got \"" + value + "\")");
+  }
+  const ServerConfig& c = out.config;
+  if (c.max_request_bytes < c.max_payload_bytes) {
+    return InvalidRequest("max_request_bytes must be at least max_payload_bytes");
+  }
+  if (c.scheduler.default_backoff.max_ms < c.scheduler.default_backoff.initial_ms) {
+    return InvalidRequest("backoff_max_ms must be at least backoff_initial_ms");
+  }
+  return out;
+}
+
+std::string OptionsMarkdown() {
+  std::string md =
+      "| key (TOML) | flag | variable | default | meaning |\n| --- | --- | --- | --- | --- |\n";
+  for (const auto& def : Options()) {
+    md += "| `" + def.key + "` | `" + FlagOf(def.key) + "` | `" + EnvOf(def.key) + "` | `" +
+          def.default_text + "` | " + def.help + " |\n";
+  }
+  return md;
+}
+
+}  // namespace ym

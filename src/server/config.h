@@ -1,0 +1,60 @@
+// ServerConfig: every option of `yardmaster server`, where it comes from, and its validation.
+//
+// Each option can be set in three places; the first one that sets it wins:
+//   1. a command-line flag        --max-payload-bytes 2097152
+//   2. an environment variable    YM_MAX_PAYLOAD_BYTES=2097152
+//   3. the TOML file (--config)   max_payload_bytes = 2097152
+// then the built-in default. One table (kOptions in config.cc) defines name, flag, variable,
+// default, help text and validation for all three, so they can never disagree; `--help` and
+// docs/operations.md are generated from the same words.
+//
+// Bad input never starts a server: an unknown key in the file, a malformed value anywhere, or a
+// value out of range is an error that names its source ("YM_DURABILITY: must be full or
+// relaxed").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "core/types.h"
+#include "store/store.h"
+
+namespace ym {
+
+struct ServerConfig {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 7433;
+  std::string data_dir = "./data";
+  std::string config_file;  // empty: none
+  Durability durability = Durability::kFull;
+  int io_threads = 2;
+  std::uint64_t max_payload_bytes = 1 << 20;
+  std::uint64_t max_request_bytes = 16 << 20;
+  std::int64_t shutdown_grace_ms = 10'000;
+  std::string log_level = "info";
+  std::string log_format = "text";  // text | json
+  SchedulerOptions scheduler;
+};
+
+// Reads environment variables; injectable so tests need not touch the process environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnv();
+
+// What parsing produced: a config to run with, or a request for help text.
+struct ConfigOutcome {
+  ServerConfig config;
+  bool help = false;  // --help was given; `text` holds the help
+  std::string text;
+};
+
+// Parses argv (argv[0] is "server"), the environment and the config file. Errors are
+// kInvalidRequest with a message that names the offending flag, variable or key.
+Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const EnvLookup& env);
+
+// The Markdown table of every option (name, flag, variable, default, meaning) for the docs.
+std::string OptionsMarkdown();
+
+}  // namespace ym

@@ -1,0 +1,101 @@
+#include "server/probes.h"
+
+#include <string>
+
+namespace ym {
+namespace {
+
+using obs::MetricType;
+using obs::SampleSink;
+
+double Load(const std::atomic<std::uint64_t>& a) {
+  return static_cast<double>(a.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
+                           const net::HttpStats* http) {
+  const BrokerCounters& c = broker.counters();
+  auto counter = [&](const char* name, const char* help, const std::atomic<std::uint64_t>& v) {
+    r.Register(name, help, MetricType::kCounter, [&v](SampleSink& s) { s.Add(Load(v)); });
+  };
+  counter("ym_jobs_enqueued_total", "Jobs created by enqueue (duplicates excluded).", c.enqueued);
+  counter("ym_jobs_duplicate_total", "Enqueues coalesced by an idempotency key.", c.duplicates);
+  counter("ym_jobs_leased_total", "Jobs handed to workers.", c.leased);
+  counter("ym_jobs_acked_total", "Successful acks.", c.acked);
+  counter("ym_jobs_failed_total", "Fail reports accepted from workers.", c.failed);
+  counter("ym_store_commits_total", "Group commits made durable.", c.commits);
+  counter("ym_store_commit_failures_total", "Group commits that failed (state was reloaded).",
+          c.commit_failures);
+  counter("ym_store_committed_mutations_total", "Mutations made durable.", c.committed_mutations);
+  r.Register("ym_store_commit_seconds_total", "Time spent committing batches.",
+             MetricType::kCounter, [&c](SampleSink& s) { s.Add(Load(c.commit_micros) / 1e6); });
+  r.Register("ym_live_jobs", "Live (non-terminal) jobs held by core.", MetricType::kGauge,
+             [&c](SampleSink& s) { s.Add(Load(c.live_jobs)); });
+  r.Register("ym_waiting_leases", "Long-poll lease requests waiting for jobs.", MetricType::kGauge,
+             [&c](SampleSink& s) { s.Add(Load(c.waiting_leases)); });
+  r.Register("ym_ready", "Broker is ready to serve (1) or starting/draining (0).",
+             MetricType::kGauge, [&broker](SampleSink& s) { s.Add(broker.ready() ? 1 : 0); });
+
+  r.Register(
+      "ym_queue_jobs", "Live jobs per queue and state.", MetricType::kGauge,
+      [&broker](SampleSink& s) {
+        for (const auto& q : broker.QueueGauges()) {
+          s.Add(static_cast<double>(q.scheduled), {{"queue", q.queue}, {"state", "scheduled"}});
+          s.Add(static_cast<double>(q.ready), {{"queue", q.queue}, {"state", "ready"}});
+          s.Add(static_cast<double>(q.active), {{"queue", q.queue}, {"state", "active"}});
+        }
+      });
+  r.Register("ym_queue_oldest_ready_age_seconds",
+             "Age of the oldest ready job per queue (0 when none is ready).", MetricType::kGauge,
+             [&broker](SampleSink& s) {
+               for (const auto& q : broker.QueueGauges()) {
+                 s.Add(static_cast<double>(q.oldest_ready_age_ms) / 1000.0, {{"queue", q.queue}});
+               }
+             });
+  r.Register("ym_queue_paused", "1 when the queue is paused.", MetricType::kGauge,
+             [&broker](SampleSink& s) {
+               for (const auto& q : broker.QueueGauges()) {
+                 s.Add(q.paused ? 1 : 0, {{"queue", q.queue}});
+               }
+             });
+  r.Register("ym_store_file_bytes", "Size of the store's files.", MetricType::kGauge,
+             [&store](SampleSink& s) {
+               const StoreStats st = store.Stats();
+               s.Add(static_cast<double>(st.file_bytes), {{"file", "db"}});
+               s.Add(static_cast<double>(st.wal_bytes), {{"file", "wal"}});
+             });
+
+  if (http == nullptr) return;
+  r.Register("ym_http_requests_total", "HTTP requests by route and status class.",
+             MetricType::kCounter, [http](SampleSink& s) {
+               static const char* kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+               for (std::size_t route = 0; route < net::kRouteCount; ++route) {
+                 const auto id = static_cast<net::RouteId>(route);
+                 for (std::size_t k = 0; k < net::HttpStats::kStatusClasses; ++k) {
+                   const auto n = http->Requests(id, k);
+                   if (n == 0) continue;
+                   s.Add(static_cast<double>(n),
+                         {{"route", std::string(net::RouteLabel(id))}, {"code", kClass[k]}});
+                 }
+               }
+             });
+  r.Register("ym_http_in_flight_requests", "Requests being handled.", MetricType::kGauge,
+             [http](SampleSink& s) {
+               s.Add(static_cast<double>(http->in_flight.load(std::memory_order_relaxed)));
+             });
+  r.Register("ym_http_open_connections", "Open client connections.", MetricType::kGauge,
+             [http](SampleSink& s) {
+               s.Add(static_cast<double>(http->open_connections.load(std::memory_order_relaxed)));
+             });
+  r.Register("ym_http_request_bytes_total", "Request body bytes received.", MetricType::kCounter,
+             [http](SampleSink& s) { s.Add(Load(http->request_bytes)); });
+  r.Register("ym_http_response_bytes_total", "Response body bytes sent.", MetricType::kCounter,
+             [http](SampleSink& s) { s.Add(Load(http->response_bytes)); });
+  r.Register("ym_http_released_leases_total",
+             "Leased jobs returned because their response could not be delivered.",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->released_leases)); });
+}
+
+}  // namespace ym

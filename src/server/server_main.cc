@@ -1,0 +1,150 @@
+#include "server/server_main.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "common/clock.h"
+#include "net/http_server.h"
+#include "obs/logging.h"
+#include "obs/metrics.h"
+#include "server/broker.h"
+#include "server/config.h"
+#include "server/probes.h"
+#include "store/store.h"
+
+namespace ym {
+namespace {
+
+// Exit codes: 0 clean stop, 1 could not start or run, 2 bad configuration (usage).
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// Holds an exclusive flock on DATA_DIR/LOCK for the life of the process, so two servers can
+// never write the same store (SQLite's own locking would let them interleave commits and
+// corrupt each other's view of live jobs).
+class DataDirLock {
+ public:
+  Status Acquire(const std::string& dir) {
+    const std::string path = dir + "/LOCK";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return IoError("cannot open " + path + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      return Unavailable("another yardmaster server is using " + dir + " (" + path + " is locked)");
+    }
+    return Status::Ok();
+  }
+  ~DataDirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+int Run(const ServerConfig& cfg) {
+  // Block the stop signals in every thread (the mask is inherited by threads created below), so
+  // that the main thread alone receives them, synchronously, through sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A client that closes its socket mid-write must not kill the server.
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create data directory {}: {}", cfg.data_dir, ec.message());
+    return kExitFailure;
+  }
+  DataDirLock lock;
+  if (Status s = lock.Acquire(cfg.data_dir); !s.ok()) {
+    spdlog::critical("{}", s.message());
+    return kExitFailure;
+  }
+
+  SqliteOptions sopts;
+  sopts.path = cfg.data_dir + "/yardmaster.db";
+  sopts.durability = cfg.durability;
+  auto store = OpenSqliteStore(sopts);
+  if (!store.ok()) {
+    spdlog::critical("cannot open store {}: {}", sopts.path, store.status().ToString());
+    return kExitFailure;
+  }
+
+  SystemClock clock;
+  BrokerOptions bopts;
+  bopts.scheduler = cfg.scheduler;
+  Broker broker(**store, clock, bopts);
+  // The store is replayed into core before the listener opens (STYLE.md rule 5).
+  if (Status s = broker.Start(); !s.ok()) {
+    spdlog::critical("recovery failed: {}", s.ToString());
+    return kExitFailure;
+  }
+
+  obs::Registry registry;
+  net::HttpServerOptions hopts;
+  hopts.host = cfg.listen_host;
+  hopts.port = cfg.listen_port;
+  hopts.io_threads = cfg.io_threads;
+  hopts.max_request_bytes = cfg.max_request_bytes;
+  hopts.max_payload_bytes = cfg.max_payload_bytes;
+  hopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_grace_ms);
+  hopts.metrics_renderer = [&registry] { return registry.Render(); };
+  net::HttpServer http(broker, hopts);
+  RegisterServerMetrics(registry, broker, **store, &http.stats());
+  if (Status s = http.Start(); !s.ok()) {
+    spdlog::critical("cannot listen on {}:{}: {}", cfg.listen_host, cfg.listen_port, s.ToString());
+    return kExitFailure;
+  }
+  const bool v6 = cfg.listen_host.find(':') != std::string::npos;
+  spdlog::info("listening on http://{}{}{}:{}", v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "",
+               http.local_port());
+  const BrokerInfo info = broker.Info();
+  spdlog::info("data dir {} (durability {}); recovered {} live jobs in {} ms", cfg.data_dir,
+               cfg.durability == Durability::kFull ? "full" : "relaxed", info.recovered_jobs,
+               info.recovery_ms);
+
+  int sig = 0;
+  while (sigwait(&stop_signals, &sig) != 0) {
+  }
+  spdlog::info("received {}: draining (new enqueues and leases refused, acks accepted)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  broker.BeginDrain();
+  http.Stop();    // stop accepting; requests in flight finish within the grace period
+  broker.Stop();  // commits everything accepted so far
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+
+int ServerMain(int argc, char** argv) {
+  auto cfg = LoadServerConfig(argc, argv, ProcessEnv());
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "yardmaster server: %s\n", cfg.status().message().c_str());
+    std::fprintf(stderr, "Run 'yardmaster server --help' for the options.\n");
+    return kExitUsage;
+  }
+  if (cfg->help) {
+    std::fputs(cfg->text.c_str(), stdout);
+    return 0;
+  }
+  if (Status s = obs::SetupLogging(cfg->config.log_level, cfg->config.log_format); !s.ok()) {
+    std::fprintf(stderr, "yardmaster server: %s\n", s.message().c_str());
+    return kExitUsage;
+  }
+  return Run(cfg->config);
+}
+
+}  // namespace ym
