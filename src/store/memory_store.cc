@@ -1,0 +1,205 @@
+#include "store/memory_store.h"
+
+#include <algorithm>
+#include <limits>
+#include <type_traits>
+#include <variant>
+
+namespace ym {
+namespace {
+
+// Originals of every entry a batch touched, so a failed batch can be undone exactly.
+struct Undo {
+  std::map<JobId, std::optional<JobRecord>> jobs;
+  std::map<std::string, std::optional<QueueConfig>> queues;
+  std::map<std::pair<std::string, std::string>, std::optional<PutIdempotencyKey>> keys;
+};
+
+template <typename Map, typename Saved>
+void Remember(const Map& live, const typename Map::key_type& key, Saved* saved) {
+  if (saved->count(key) != 0) return;
+  auto it = live.find(key);
+  if (it == live.end()) {
+    saved->emplace(key, std::nullopt);
+  } else {
+    saved->emplace(key, it->second);
+  }
+}
+
+template <typename Map, typename Saved>
+void Restore(Map* live, Saved* saved) {
+  for (auto& [key, value] : *saved) {
+    if (value.has_value()) {
+      (*live)[key] = std::move(*value);
+    } else {
+      live->erase(key);
+    }
+  }
+}
+
+// The same range SqliteStore accepts: SQLite integers are signed 64-bit.
+bool IdInRange(JobId id) {
+  return id <= static_cast<JobId>(std::numeric_limits<std::int64_t>::max());
+}
+
+}  // namespace
+
+Status MemoryStore::Commit(const Batch& batch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!IdInRange(batch.next_id)) return IoError("batch next_id out of range");
+  Undo undo;
+  JobId next_id = std::max(state_.next_id, batch.next_id);
+  Status st;
+  for (const Mutation& m : batch.mutations) {
+    if (const auto* ins = std::get_if<InsertJob>(&m)) {
+      const JobRecord& j = ins->job;
+      if (j.id == 0 || !IdInRange(j.id)) {
+        st = IoError("insert of job with invalid id " + std::to_string(j.id));
+      } else if (static_cast<std::uint8_t>(j.state) > 5) {
+        st = IoError("insert job " + std::to_string(j.id) + ": state out of range");
+      } else if (state_.jobs.count(j.id) != 0) {
+        st = IoError("insert job " + std::to_string(j.id) + ": id already exists");
+      } else {
+        Remember(state_.jobs, j.id, &undo.jobs);
+        state_.jobs.emplace(j.id, j);
+        if (j.id >= next_id && IdInRange(j.id + 1)) next_id = j.id + 1;
+      }
+    } else if (const auto* upd = std::get_if<UpdateJob>(&m)) {
+      const JobRecord& j = upd->job;
+      auto it = state_.jobs.find(j.id);
+      // Like the SQL UPDATE: a missing row is a no-op and only a row that exists is checked.
+      if (it != state_.jobs.end() && static_cast<std::uint8_t>(j.state) > 5) {
+        st = IoError("update job " + std::to_string(j.id) + ": state out of range");
+      } else if (it != state_.jobs.end()) {
+        Remember(state_.jobs, j.id, &undo.jobs);
+        JobRecord& r = it->second;
+        r.state = j.state;
+        r.priority = j.priority;
+        r.run_at_ms = j.run_at_ms;
+        r.updated_at_ms = j.updated_at_ms;
+        r.finished_at_ms = j.finished_at_ms;
+        r.attempts = j.attempts;
+        r.max_attempts = j.max_attempts;
+        r.runs = j.runs;
+        r.backoff = j.backoff;
+        r.lease_ms = j.lease_ms;
+        r.errors = j.errors;
+        r.dead_reason = j.dead_reason;
+        r.result = j.result;
+        r.cancel_requested = j.cancel_requested;
+      }
+    } else if (const auto* del = std::get_if<DeleteJob>(&m)) {
+      if (state_.jobs.count(del->id) != 0) {
+        Remember(state_.jobs, del->id, &undo.jobs);
+        state_.jobs.erase(del->id);
+      }
+    } else if (const auto* q = std::get_if<PutQueue>(&m)) {
+      Remember(state_.queues, q->config.name, &undo.queues);
+      state_.queues[q->config.name] = q->config;
+    } else if (const auto* k = std::get_if<PutIdempotencyKey>(&m)) {
+      if (!IdInRange(k->job_id)) {
+        st = IoError("idempotency key for invalid job id");
+      } else {
+        KeyId id{k->ns, k->key};
+        Remember(state_.keys, id, &undo.keys);
+        state_.keys[id] = *k;
+      }
+    } else if (const auto* e = std::get_if<ExpireIdempotencyKeys>(&m)) {
+      for (auto it = state_.keys.begin(); it != state_.keys.end();) {
+        if (it->second.expires_at_ms <= e->before_ms) {
+          Remember(state_.keys, it->first, &undo.keys);
+          it = state_.keys.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    } else if (const auto* p = std::get_if<PurgeFinished>(&m)) {
+      if (IsTerminal(p->state)) {
+        for (auto it = state_.jobs.begin(); it != state_.jobs.end();) {
+          const JobRecord& j = it->second;
+          if (j.state == p->state && j.queue == p->queue && j.finished_at_ms <= p->before_ms) {
+            Remember(state_.jobs, it->first, &undo.jobs);
+            it = state_.jobs.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+    }
+    if (!st.ok()) break;
+  }
+  if (!st.ok()) {
+    Restore(&state_.jobs, &undo.jobs);
+    Restore(&state_.queues, &undo.queues);
+    Restore(&state_.keys, &undo.keys);
+    return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
+  }
+  state_.next_id = next_id;
+  ++commits_;
+  return Status::Ok();
+}
+
+Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  visitor.OnNextId(state_.next_id);
+  for (const auto& [name, config] : state_.queues) visitor.OnQueue(config);
+  for (const auto& [id, key] : state_.keys) {
+    if (key.expires_at_ms > now_ms) visitor.OnIdempotencyKey(key);
+  }
+  for (const auto& [id, job] : state_.jobs) {
+    if (!IsTerminal(job.state)) {
+      JobRecord copy = job;
+      visitor.OnLiveJob(std::move(copy));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<JobRecord>> MemoryStore::GetJob(JobId id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = state_.jobs.find(id);
+  if (it == state_.jobs.end()) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(it->second);
+}
+
+Result<std::vector<JobRecord>> MemoryStore::ListJobs(const StoreListQuery& query) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<JobRecord> out;
+  if (query.limit == 0) return out;
+  for (auto it = state_.jobs.upper_bound(query.after_id); it != state_.jobs.end(); ++it) {
+    const JobRecord& j = it->second;
+    if (!query.queue.empty() && j.queue != query.queue) continue;
+    if (!query.states.empty() &&
+        std::find(query.states.begin(), query.states.end(), j.state) == query.states.end()) {
+      continue;
+    }
+    out.push_back(j);
+    if (out.size() >= query.limit) break;
+  }
+  return out;
+}
+
+Status MemoryStore::Backup(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (backups_.count(path) != 0) return InvalidRequest("backup target " + path + " already exists");
+  backups_.emplace(path, state_);
+  return Status::Ok();
+}
+
+std::unique_ptr<MemoryStore> MemoryStore::RestoreBackup(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = backups_.find(path);
+  if (it == backups_.end()) return nullptr;
+  auto store = std::make_unique<MemoryStore>();
+  store->state_ = it->second;
+  return store;
+}
+
+StoreStats MemoryStore::Stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  StoreStats stats;
+  stats.commits = commits_;
+  return stats;
+}
+
+}  // namespace ym

@@ -1,0 +1,1077 @@
+#include "store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <rapidjson/document.h>
+#include <rapidjson/writer.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iterator>
+#include <limits>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace ym {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Schema. Column order of kJobColumns is the order ReadJob() decodes and the order the INSERT
+// binds; docs/storage-format.md documents every column.
+
+constexpr char kJobColumns[] =
+    "id, ns, queue, kind, state, priority, payload, run_at_ms, created_at_ms, updated_at_ms, "
+    "finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, backoff_max_ms, "
+    "backoff_multiplier, lease_ms, idempotency_key, concurrency_key, tags, errors, dead_reason, "
+    "result, cancel_requested";
+constexpr int kJobColumnCount = 25;
+
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE jobs (
+  id                 INTEGER PRIMARY KEY,
+  ns                 TEXT    NOT NULL,
+  queue              TEXT    NOT NULL,
+  kind               TEXT    NOT NULL,
+  state              INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),
+  priority           INTEGER NOT NULL,
+  payload            TEXT    NOT NULL,
+  run_at_ms          INTEGER NOT NULL,
+  created_at_ms      INTEGER NOT NULL,
+  updated_at_ms      INTEGER NOT NULL,
+  finished_at_ms     INTEGER NOT NULL,
+  attempts           INTEGER NOT NULL,
+  max_attempts       INTEGER NOT NULL,
+  runs               INTEGER NOT NULL,
+  backoff_initial_ms INTEGER NOT NULL,
+  backoff_max_ms     INTEGER NOT NULL,
+  backoff_multiplier REAL    NOT NULL,
+  lease_ms           INTEGER NOT NULL,
+  idempotency_key    TEXT    NOT NULL,
+  concurrency_key    TEXT    NOT NULL,
+  tags               TEXT,
+  errors             TEXT,
+  dead_reason        TEXT    NOT NULL,
+  result             TEXT    NOT NULL,
+  cancel_requested   INTEGER NOT NULL
+);
+
+CREATE INDEX jobs_terminal_by_id ON jobs (state, queue, id) WHERE state >= 3;
+CREATE INDEX jobs_terminal_by_finish ON jobs (state, queue, finished_at_ms) WHERE state >= 3;
+
+CREATE TABLE queues (
+  name                   TEXT PRIMARY KEY,
+  paused                 INTEGER NOT NULL,
+  max_attempts           INTEGER NOT NULL,
+  lease_ms               INTEGER NOT NULL,
+  backoff_initial_ms     INTEGER NOT NULL,
+  backoff_max_ms         INTEGER NOT NULL,
+  backoff_multiplier     REAL    NOT NULL,
+  retention_succeeded_ms INTEGER NOT NULL,
+  retention_dead_ms      INTEGER NOT NULL,
+  retention_cancelled_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE idempotency_keys (
+  ns            TEXT    NOT NULL,
+  key           TEXT    NOT NULL,
+  job_id        INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+
+INSERT INTO meta (key, value) VALUES ('next_id', 1);
+)sql";
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers around the C API.
+
+Status SqlError(sqlite3* db, int rc, std::string_view what) {
+  std::string msg(what);
+  msg += ": ";
+  msg += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  msg += " (sqlite code ";
+  msg += std::to_string(db != nullptr ? sqlite3_extended_errcode(db) : rc);
+  msg += ")";
+  int primary = rc & 0xff;
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) return Corruption(std::move(msg));
+  return IoError(std::move(msg));
+}
+
+Status Exec(sqlite3* db, const char* sql, std::string_view what) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqlError(db, rc, what);
+  return Status::Ok();
+}
+
+// Owns a statement prepared for one use (recovery, migrations, ad-hoc reads).
+class Stmt {
+ public:
+  Stmt() = default;
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Status Prepare(sqlite3* db, std::string_view sql) {
+    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), 0, &s_, nullptr);
+    if (rc != SQLITE_OK) return SqlError(db, rc, "prepare");
+    return Status::Ok();
+  }
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// Resets a cached statement on every path out of a scope, so it never pins a read snapshot or
+// keeps a write statement open after an error.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(sqlite3_stmt* s) : s_(s) {}
+  ~ResetOnExit() { sqlite3_reset(s_); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+// Steps a write statement to completion and resets it. The message is only built on failure:
+// this runs once per row on the commit path, which must not allocate.
+Status StepDone(sqlite3* db, sqlite3_stmt* s, const char* what, std::int64_t id = -1) {
+  int rc = sqlite3_step(s);
+  Status st;
+  if (rc != SQLITE_DONE) {
+    st = SqlError(db, rc, id < 0 ? std::string(what) : what + (" " + std::to_string(id)));
+  }
+  sqlite3_reset(s);
+  return st;
+}
+
+// Text bound with SQLITE_STATIC: every caller steps the statement before the string can change.
+int BindText(sqlite3_stmt* s, int i, std::string_view v) {
+  return sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+
+// SQLite integers are signed 64-bit; ids above that range would sort wrongly, so they are refused.
+bool IdInRange(std::uint64_t id) {
+  return id <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+}
+
+// Reads an existing SQLite file's application id and format version; 0 means a fresh file.
+Status ReadFormatVersion(sqlite3* db, std::int64_t* version) {
+  Stmt app;
+  YM_RETURN_IF_ERROR(app.Prepare(db, "PRAGMA application_id"));
+  int rc = sqlite3_step(app.get());
+  if (rc != SQLITE_ROW) return SqlError(db, rc, "read application_id");
+  std::int32_t app_id = sqlite3_column_int(app.get(), 0);
+  if (app_id != 0 && app_id != kSqliteApplicationId) {
+    return Corruption("not a Yardmaster database: PRAGMA application_id is " +
+                      std::to_string(app_id));
+  }
+
+  Stmt tables;
+  YM_RETURN_IF_ERROR(tables.Prepare(db,
+                                    "SELECT sum(name = 'meta'), count(*) FROM sqlite_schema "
+                                    "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"));
+  rc = sqlite3_step(tables.get());
+  if (rc != SQLITE_ROW) return SqlError(db, rc, "read schema");
+  bool has_meta = sqlite3_column_int(tables.get(), 0) > 0;
+  int table_count = sqlite3_column_int(tables.get(), 1);
+  if (!has_meta) {
+    if (table_count > 0) {
+      return Corruption("not a Yardmaster database: it has tables but no meta table");
+    }
+    *version = 0;
+    return Status::Ok();
+  }
+
+  Stmt q;
+  YM_RETURN_IF_ERROR(q.Prepare(db, "SELECT value FROM meta WHERE key = 'format_version'"));
+  rc = sqlite3_step(q.get());
+  if (rc == SQLITE_DONE) return Corruption("meta table has no format_version row");
+  if (rc != SQLITE_ROW) return SqlError(db, rc, "read format_version");
+  if (sqlite3_column_type(q.get(), 0) != SQLITE_INTEGER) {
+    return Corruption("meta.format_version is not an integer");
+  }
+  *version = sqlite3_column_int64(q.get(), 0);
+  if (*version < 1) return Corruption("meta.format_version is " + std::to_string(*version));
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations. kMigrations[v] upgrades a database from format v to v + 1 inside the transaction
+// Open() holds; the caller then records v + 1 in meta. To add format 2: write MigrateTo2 (ALTER
+// TABLE / CREATE INDEX / data rewrite), append it here, bump kSqliteFormatVersion and document it
+// in docs/storage-format.md. Never edit a migration that has shipped.
+
+Status MigrateTo1(sqlite3* db) {
+  YM_RETURN_IF_ERROR(Exec(db, kSchemaV1, "create schema v1"));
+  return Exec(db, ("PRAGMA application_id = " + std::to_string(kSqliteApplicationId)).c_str(),
+              "set application_id");
+}
+
+using Migration = Status (*)(sqlite3*);
+constexpr Migration kMigrations[] = {&MigrateTo1};
+static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
+
+Status Migrate(sqlite3* db) {
+  for (;;) {
+    // IMMEDIATE takes the write lock before the version is read, so two processes opening a
+    // fresh file cannot both run the same migration.
+    YM_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE", "begin migration"));
+    std::int64_t version = 0;
+    Status st = ReadFormatVersion(db, &version);
+    if (st.ok() && version > kSqliteFormatVersion) {
+      st =
+          Corruption("database format version " + std::to_string(version) +
+                     " is newer than this build supports (" + std::to_string(kSqliteFormatVersion) +
+                     "); run a newer yardmaster or restore a backup");
+    }
+    if (st.ok() && version == kSqliteFormatVersion) {
+      return Exec(db, "COMMIT", "commit migration check");
+    }
+    if (st.ok()) st = kMigrations[version](db);
+    if (st.ok()) {
+      std::string sql = "INSERT INTO meta (key, value) VALUES ('format_version', " +
+                        std::to_string(version + 1) +
+                        ") ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+      st = Exec(db, sql.c_str(), "record format version");
+    }
+    if (st.ok()) st = Exec(db, "COMMIT", "commit migration");
+    if (!st.ok()) {
+      if (sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      return st;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pragmas, chosen for this workload (append-mostly jobs table, insert + delete per job, group
+// commits of ~100 jobs, a writer and a few readers in one process). docs/storage-format.md
+// repeats the reasoning for operators.
+
+Status ApplyCommonPragmas(sqlite3* db, int cache_kib) {
+  // Live rows cluster at the tail of the rowid b-tree, so the hot set is small; a bounded cache
+  // keeps memory predictable. Negative = KiB.
+  std::string cache = "PRAGMA cache_size = -" + std::to_string(cache_kib);
+  YM_RETURN_IF_ERROR(Exec(db, cache.c_str(), "set cache_size"));
+  // ListJobs may sort; keep those temporary b-trees in memory rather than in temp files.
+  YM_RETURN_IF_ERROR(Exec(db, "PRAGMA temp_store = MEMORY", "set temp_store"));
+  // No mmap: the page cache already holds the hot set, and with mmap an I/O error or a file
+  // truncated underneath us becomes SIGBUS instead of an error code we can turn into a Status.
+  YM_RETURN_IF_ERROR(Exec(db, "PRAGMA mmap_size = 0", "set mmap_size"));
+  // The schema has no views or triggers that need functions; refuse any a foreign file brings.
+  YM_RETURN_IF_ERROR(Exec(db, "PRAGMA trusted_schema = OFF", "set trusted_schema"));
+  // Readers and the writer never wait on each other in WAL mode; this only rides out a brief
+  // lock held by an operator's sqlite3 shell or a checkpoint in another process.
+  sqlite3_busy_timeout(db, 2000);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row decoding. Bad data from the disk is an error value, never an assertion.
+
+Status BadColumn(std::int64_t id, const char* column, const char* why) {
+  return Corruption("job " + std::to_string(id) + ": column " + column + " " + why);
+}
+
+Status ReadText(sqlite3_stmt* s, int col, std::int64_t id, const char* name, std::string* out) {
+  int type = sqlite3_column_type(s, col);
+  if (type != SQLITE_TEXT && type != SQLITE_BLOB) return BadColumn(id, name, "is not text");
+  const void* p = type == SQLITE_TEXT ? static_cast<const void*>(sqlite3_column_text(s, col))
+                                      : sqlite3_column_blob(s, col);
+  int n = sqlite3_column_bytes(s, col);
+  if (n > 0 && p == nullptr) return Corruption("out of memory reading job column");
+  out->assign(static_cast<const char*>(p), static_cast<std::size_t>(n));
+  return Status::Ok();
+}
+
+template <typename Int>
+Status ReadInt(sqlite3_stmt* s, int col, std::int64_t id, const char* name, Int* out) {
+  if (sqlite3_column_type(s, col) != SQLITE_INTEGER) return BadColumn(id, name, "is not integer");
+  std::int64_t v = sqlite3_column_int64(s, col);
+  if (v < std::numeric_limits<Int>::min() || v > std::numeric_limits<Int>::max()) {
+    return BadColumn(id, name, "is out of range");
+  }
+  *out = static_cast<Int>(v);
+  return Status::Ok();
+}
+
+Status ReadReal(sqlite3_stmt* s, int col, std::int64_t id, const char* name, double* out) {
+  int type = sqlite3_column_type(s, col);
+  if (type != SQLITE_FLOAT && type != SQLITE_INTEGER) return BadColumn(id, name, "is not real");
+  *out = sqlite3_column_double(s, col);
+  return Status::Ok();
+}
+
+// Returns the JSON column's text, or an empty view for NULL (an empty list).
+Status JsonColumn(sqlite3_stmt* s, int col, std::int64_t id, const char* name,
+                  rapidjson::Document* doc, bool* present) {
+  int type = sqlite3_column_type(s, col);
+  *present = false;
+  if (type == SQLITE_NULL) return Status::Ok();
+  if (type != SQLITE_TEXT) return BadColumn(id, name, "is not text");
+  const char* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+  std::size_t n = static_cast<std::size_t>(sqlite3_column_bytes(s, col));
+  if (n == 0) return Status::Ok();
+  doc->Parse(p, n);
+  if (doc->HasParseError()) return BadColumn(id, name, "is not valid JSON");
+  if (!doc->IsArray()) return BadColumn(id, name, "is not a JSON array");
+  *present = true;
+  return Status::Ok();
+}
+
+Status DecodeTags(sqlite3_stmt* s, int col, std::int64_t id, std::vector<std::string>* tags) {
+  rapidjson::Document doc;
+  bool present = false;
+  YM_RETURN_IF_ERROR(JsonColumn(s, col, id, "tags", &doc, &present));
+  tags->clear();
+  if (!present) return Status::Ok();
+  tags->reserve(doc.Size());
+  for (const auto& v : doc.GetArray()) {
+    if (!v.IsString()) return BadColumn(id, "tags", "holds a non-string");
+    tags->emplace_back(v.GetString(), v.GetStringLength());
+  }
+  return Status::Ok();
+}
+
+Status DecodeErrors(sqlite3_stmt* s, int col, std::int64_t id, std::vector<AttemptError>* errors) {
+  rapidjson::Document doc;
+  bool present = false;
+  YM_RETURN_IF_ERROR(JsonColumn(s, col, id, "errors", &doc, &present));
+  errors->clear();
+  if (!present) return Status::Ok();
+  errors->reserve(doc.Size());
+  for (const auto& v : doc.GetArray()) {
+    if (!v.IsObject()) return BadColumn(id, "errors", "holds a non-object");
+    auto attempt = v.FindMember("attempt");
+    auto type = v.FindMember("type");
+    auto message = v.FindMember("message");
+    auto at = v.FindMember("at_ms");
+    if (attempt == v.MemberEnd() || !attempt->value.IsInt() || type == v.MemberEnd() ||
+        !type->value.IsString() || message == v.MemberEnd() || !message->value.IsString() ||
+        at == v.MemberEnd() || !at->value.IsInt64()) {
+      return BadColumn(id, "errors", "holds a malformed entry");
+    }
+    AttemptError& e = errors->emplace_back();
+    e.attempt = attempt->value.GetInt();
+    e.type.assign(type->value.GetString(), type->value.GetStringLength());
+    e.message.assign(message->value.GetString(), message->value.GetStringLength());
+    e.at_ms = at->value.GetInt64();
+  }
+  return Status::Ok();
+}
+
+// Decodes the current row of a statement selecting kJobColumns.
+Status ReadJob(sqlite3_stmt* s, JobRecord* job) {
+  if (sqlite3_column_type(s, 0) != SQLITE_INTEGER)
+    return Corruption("job row with a non-integer id");
+  std::int64_t id = sqlite3_column_int64(s, 0);
+  if (id <= 0) return Corruption("job row with id " + std::to_string(id));
+  job->id = static_cast<JobId>(id);
+  std::uint8_t state = 0;
+  int cancel = 0;
+  YM_RETURN_IF_ERROR(ReadText(s, 1, id, "ns", &job->ns));
+  YM_RETURN_IF_ERROR(ReadText(s, 2, id, "queue", &job->queue));
+  YM_RETURN_IF_ERROR(ReadText(s, 3, id, "kind", &job->kind));
+  YM_RETURN_IF_ERROR(ReadInt(s, 4, id, "state", &state));
+  if (state > 5) return BadColumn(id, "state", "is not a known state");
+  job->state = static_cast<JobState>(state);
+  YM_RETURN_IF_ERROR(ReadInt(s, 5, id, "priority", &job->priority));
+  YM_RETURN_IF_ERROR(ReadText(s, 6, id, "payload", &job->payload));
+  YM_RETURN_IF_ERROR(ReadInt(s, 7, id, "run_at_ms", &job->run_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, 8, id, "created_at_ms", &job->created_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, 9, id, "updated_at_ms", &job->updated_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, 10, id, "finished_at_ms", &job->finished_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, 11, id, "attempts", &job->attempts));
+  YM_RETURN_IF_ERROR(ReadInt(s, 12, id, "max_attempts", &job->max_attempts));
+  YM_RETURN_IF_ERROR(ReadInt(s, 13, id, "runs", &job->runs));
+  YM_RETURN_IF_ERROR(ReadInt(s, 14, id, "backoff_initial_ms", &job->backoff.initial_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, 15, id, "backoff_max_ms", &job->backoff.max_ms));
+  YM_RETURN_IF_ERROR(ReadReal(s, 16, id, "backoff_multiplier", &job->backoff.multiplier));
+  YM_RETURN_IF_ERROR(ReadInt(s, 17, id, "lease_ms", &job->lease_ms));
+  YM_RETURN_IF_ERROR(ReadText(s, 18, id, "idempotency_key", &job->idempotency_key));
+  YM_RETURN_IF_ERROR(ReadText(s, 19, id, "concurrency_key", &job->concurrency_key));
+  YM_RETURN_IF_ERROR(DecodeTags(s, 20, id, &job->tags));
+  YM_RETURN_IF_ERROR(DecodeErrors(s, 21, id, &job->errors));
+  YM_RETURN_IF_ERROR(ReadText(s, 22, id, "dead_reason", &job->dead_reason));
+  YM_RETURN_IF_ERROR(ReadText(s, 23, id, "result", &job->result));
+  YM_RETURN_IF_ERROR(ReadInt(s, 24, id, "cancel_requested", &cancel));
+  if (cancel != 0 && cancel != 1) return BadColumn(id, "cancel_requested", "is not 0 or 1");
+  job->cancel_requested = cancel == 1;
+  return Status::Ok();
+}
+
+Status SyncDirectoryOf(const std::string& path) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return IoError("open directory " + dir.string() + " to sync it");
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return IoError("fsync directory " + dir.string());
+  return Status::Ok();
+}
+
+constexpr int kWriterCacheKib = 32 * 1024;
+constexpr int kReaderCacheKib = 8 * 1024;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// JSON encoding for the tags and errors columns.
+
+namespace {
+// A RapidJSON output stream appending to whichever std::string it currently points at.
+struct StringSink {
+  using Ch = char;
+  std::string* out = nullptr;
+  void Put(char c) { out->push_back(c); }
+  void Flush() {}
+};
+}  // namespace
+
+struct SqliteStore::JsonScratch {
+  StringSink sink;
+  rapidjson::Writer<StringSink> writer{sink};
+  std::string tags;
+  std::string errors;
+
+  // Starts a new document in `buf`; Reset keeps the writer's level stack allocation.
+  void Begin(std::string* buf) {
+    buf->clear();
+    sink.out = buf;
+    writer.Reset(sink);
+  }
+};
+
+int SqliteStore::BindTags(sqlite3_stmt* stmt, int index, const std::vector<std::string>& tags) {
+  // NULL costs nothing in the record, and almost every job has no tags.
+  if (tags.empty()) return sqlite3_bind_null(stmt, index);
+  json_->Begin(&json_->tags);
+  auto& w = json_->writer;
+  w.StartArray();
+  for (const std::string& t : tags) w.String(t.data(), static_cast<rapidjson::SizeType>(t.size()));
+  w.EndArray();
+  return BindText(stmt, index, json_->tags);
+}
+
+int SqliteStore::BindErrors(sqlite3_stmt* stmt, int index,
+                            const std::vector<AttemptError>& errors) {
+  if (errors.empty()) return sqlite3_bind_null(stmt, index);
+  json_->Begin(&json_->errors);
+  auto& w = json_->writer;
+  w.StartArray();
+  for (const AttemptError& e : errors) {
+    w.StartObject();
+    w.Key("attempt");
+    w.Int(e.attempt);
+    w.Key("type");
+    w.String(e.type.data(), static_cast<rapidjson::SizeType>(e.type.size()));
+    w.Key("message");
+    w.String(e.message.data(), static_cast<rapidjson::SizeType>(e.message.size()));
+    w.Key("at_ms");
+    w.Int64(e.at_ms);
+    w.EndObject();
+  }
+  w.EndArray();
+  return BindText(stmt, index, json_->errors);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Open / close.
+
+SqliteStore::SqliteStore(const SqliteOptions& options)
+    : options_(options), json_(std::make_unique<JsonScratch>()) {}
+
+SqliteStore::~SqliteStore() {
+  // Readers first: the writer's close is the last one and checkpoints and removes the WAL.
+  for (auto& r : readers_) {
+    sqlite3_finalize(r->get_job);
+    for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
+    sqlite3_close(r->db);
+  }
+  for (sqlite3_stmt* s : {begin_, commit_, rollback_, insert_job_, update_job_, delete_job_,
+                          put_queue_, put_key_, expire_keys_, purge_, set_next_id_}) {
+    sqlite3_finalize(s);
+  }
+  sqlite3_close(writer_);
+}
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
+  auto store = std::make_unique<SqliteStore>(options);
+  Status st = store->Open();
+  if (!st.ok()) return st;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Status SqliteStore::Open() {
+  YM_RETURN_IF_ERROR(OpenWriter());
+  YM_RETURN_IF_ERROR(Migrate(writer_));
+  YM_RETURN_IF_ERROR(PrepareWriterStatements());
+
+  Stmt q;
+  YM_RETURN_IF_ERROR(q.Prepare(writer_, "SELECT value FROM meta WHERE key = 'next_id'"));
+  int rc = sqlite3_step(q.get());
+  if (rc == SQLITE_ROW) {
+    if (sqlite3_column_type(q.get(), 0) != SQLITE_INTEGER || sqlite3_column_int64(q.get(), 0) < 1) {
+      return Corruption("meta.next_id is not a positive integer");
+    }
+    next_id_ = static_cast<JobId>(sqlite3_column_int64(q.get(), 0));
+  } else if (rc == SQLITE_DONE) {
+    return Corruption("meta table has no next_id row");
+  } else {
+    return SqlError(writer_, rc, "read next_id");
+  }
+  return OpenReaders();
+}
+
+Status SqliteStore::OpenWriter() {
+  // NOMUTEX: we serialise access ourselves (one writer thread, readers behind pool_mu_).
+  int rc =
+      sqlite3_open_v2(options_.path.c_str(), &writer_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return SqlError(writer_, rc, "open " + options_.path);
+  sqlite3_extended_result_codes(writer_, 1);
+  // SQLite silently falls back to read-only for a file it cannot write; say so at open rather
+  // than at the first commit.
+  if (sqlite3_db_readonly(writer_, "main") == 1) {
+    return IoError(options_.path + " is not writable");
+  }
+
+  // WAL: readers never block the writer, and a commit appends to one file (one fsync).
+  Stmt wal;
+  YM_RETURN_IF_ERROR(wal.Prepare(writer_, "PRAGMA journal_mode = WAL"));
+  rc = sqlite3_step(wal.get());
+  if (rc != SQLITE_ROW) return SqlError(writer_, rc, "set journal_mode on " + options_.path);
+  std::string mode(reinterpret_cast<const char*>(sqlite3_column_text(wal.get(), 0)));
+  if (mode != "wal") return IoError("could not put " + options_.path + " in WAL mode: " + mode);
+
+  // kFull: FULL fsyncs the WAL at every commit, which is what makes a 2xx reply durable.
+  // kRelaxed: NORMAL, not OFF. In WAL mode NORMAL skips the per-commit fsync (so a power loss
+  // may drop the last commits, as kRelaxed promises) but still fsyncs around checkpoints, so the
+  // database file itself can never be corrupted; OFF gives up that too for little extra speed.
+  // Both survive a process crash: a committed WAL frame is in the OS page cache.
+  YM_RETURN_IF_ERROR(Exec(writer_,
+                          options_.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
+                                                                   : "PRAGMA synchronous = NORMAL",
+                          "set synchronous"));
+  YM_RETURN_IF_ERROR(ApplyCommonPragmas(writer_, kWriterCacheKib));
+  // Checkpoint every 1000 pages (~4 MiB of WAL), SQLite's default, set explicitly because it was
+  // measured: insert-then-delete keeps rewriting the same few tail pages, so a small WAL stays
+  // hot in cache and each checkpoint (run inside Commit) is short. 4096 pages was no faster and
+  // 16384 was slower and far noisier (docs/storage-format.md, "Pragmas").
+  YM_RETURN_IF_ERROR(Exec(writer_, "PRAGMA wal_autocheckpoint = 1000", "set wal_autocheckpoint"));
+  // After a checkpoint resets the WAL, truncate it back so a burst does not leave a huge file.
+  YM_RETURN_IF_ERROR(
+      Exec(writer_, "PRAGMA journal_size_limit = 67108864", "set journal_size_limit"));
+  return Status::Ok();
+}
+
+Status SqliteStore::PrepareWriterStatements() {
+  std::string insert_sql = std::string("INSERT INTO jobs (") + kJobColumns +
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+  const std::pair<sqlite3_stmt**, std::string> stmts[] = {
+      {&begin_, "BEGIN IMMEDIATE"},
+      {&commit_, "COMMIT"},
+      {&rollback_, "ROLLBACK"},
+      {&insert_job_, insert_sql},
+      {&update_job_,
+       "UPDATE jobs SET state = ?1, priority = ?2, run_at_ms = ?3, updated_at_ms = ?4, "
+       "finished_at_ms = ?5, attempts = ?6, max_attempts = ?7, runs = ?8, backoff_initial_ms = ?9, "
+       "backoff_max_ms = ?10, backoff_multiplier = ?11, lease_ms = ?12, errors = ?13, "
+       "dead_reason = ?14, result = ?15, cancel_requested = ?16 WHERE id = ?17"},
+      {&delete_job_, "DELETE FROM jobs WHERE id = ?1"},
+      {&put_queue_,
+       "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
+       "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
+       "retention_cancelled_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
+      {&put_key_,
+       "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
+       "VALUES (?1,?2,?3,?4)"},
+      {&expire_keys_, "DELETE FROM idempotency_keys WHERE expires_at_ms <= ?1"},
+      // The literal `state >= 3` lets the planner use the partial index: SQLite only uses one
+      // when the query's WHERE visibly implies the index's.
+      {&purge_,
+       "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3"},
+      {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
+  };
+  for (const auto& [slot, sql] : stmts) {
+    int rc = sqlite3_prepare_v3(writer_, sql.c_str(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, slot, nullptr);
+    if (rc != SQLITE_OK) return SqlError(writer_, rc, "prepare \"" + sql + "\"");
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::OpenReaders() {
+  int n = std::max(1, options_.reader_connections);
+  std::string get_sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?1";
+  for (int i = 0; i < n; ++i) {
+    auto r = std::make_unique<Reader>();
+    int rc = sqlite3_open_v2(options_.path.c_str(), &r->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      Status st = SqlError(r->db, rc, "open reader on " + options_.path);
+      sqlite3_close(r->db);
+      return st;
+    }
+    sqlite3_extended_result_codes(r->db, 1);
+    Status st = ApplyCommonPragmas(r->db, kReaderCacheKib);
+    if (st.ok()) {
+      rc = sqlite3_prepare_v3(r->db, get_sql.c_str(), static_cast<int>(get_sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &r->get_job, nullptr);
+      if (rc != SQLITE_OK) st = SqlError(r->db, rc, "prepare GetJob");
+    }
+    readers_.push_back(std::move(r));  // owned now, so the destructor closes it on error too
+    if (!st.ok()) return st;
+  }
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  for (auto& r : readers_) free_readers_.push_back(r.get());
+  return Status::Ok();
+}
+
+SqliteStore::Reader* SqliteStore::AcquireReader() {
+  std::unique_lock<std::mutex> lock(pool_mu_);
+  pool_cv_.wait(lock, [this] { return !free_readers_.empty(); });
+  Reader* r = free_readers_.back();
+  free_readers_.pop_back();
+  return r;
+}
+
+void SqliteStore::ReleaseReader(Reader* reader) {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    free_readers_.push_back(reader);
+  }
+  pool_cv_.notify_one();
+}
+
+class SqliteStore::ReaderLease {
+ public:
+  explicit ReaderLease(SqliteStore* store) : store_(store), reader_(store->AcquireReader()) {}
+  ~ReaderLease() { store_->ReleaseReader(reader_); }
+  ReaderLease(const ReaderLease&) = delete;
+  ReaderLease& operator=(const ReaderLease&) = delete;
+  Reader* operator->() const { return reader_; }
+
+ private:
+  SqliteStore* store_;
+  Reader* reader_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Commit.
+
+Status SqliteStore::ApplyInsert(const JobRecord& j) {
+  if (j.id == 0 || !IdInRange(j.id))
+    return IoError("insert of job with invalid id " + std::to_string(j.id));
+  sqlite3_stmt* s = insert_job_;
+  int rc = sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(j.id));
+  rc |= BindText(s, 2, j.ns);
+  rc |= BindText(s, 3, j.queue);
+  rc |= BindText(s, 4, j.kind);
+  rc |= sqlite3_bind_int(s, 5, static_cast<int>(j.state));
+  rc |= sqlite3_bind_int(s, 6, j.priority);
+  rc |= BindText(s, 7, j.payload);
+  rc |= sqlite3_bind_int64(s, 8, j.run_at_ms);
+  rc |= sqlite3_bind_int64(s, 9, j.created_at_ms);
+  rc |= sqlite3_bind_int64(s, 10, j.updated_at_ms);
+  rc |= sqlite3_bind_int64(s, 11, j.finished_at_ms);
+  rc |= sqlite3_bind_int(s, 12, j.attempts);
+  rc |= sqlite3_bind_int(s, 13, j.max_attempts);
+  rc |= sqlite3_bind_int(s, 14, j.runs);
+  rc |= sqlite3_bind_int64(s, 15, j.backoff.initial_ms);
+  rc |= sqlite3_bind_int64(s, 16, j.backoff.max_ms);
+  rc |= sqlite3_bind_double(s, 17, j.backoff.multiplier);
+  rc |= sqlite3_bind_int64(s, 18, j.lease_ms);
+  rc |= BindText(s, 19, j.idempotency_key);
+  rc |= BindText(s, 20, j.concurrency_key);
+  rc |= BindTags(s, 21, j.tags);
+  rc |= BindErrors(s, 22, j.errors);
+  rc |= BindText(s, 23, j.dead_reason);
+  rc |= BindText(s, 24, j.result);
+  rc |= sqlite3_bind_int(s, 25, j.cancel_requested ? 1 : 0);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError("bind insert of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, s, "insert job", static_cast<std::int64_t>(j.id));
+}
+
+Status SqliteStore::ApplyUpdate(const JobRecord& j) {
+  if (!IdInRange(j.id)) return IoError("update of job with invalid id " + std::to_string(j.id));
+  sqlite3_stmt* s = update_job_;
+  int rc = sqlite3_bind_int(s, 1, static_cast<int>(j.state));
+  rc |= sqlite3_bind_int(s, 2, j.priority);
+  rc |= sqlite3_bind_int64(s, 3, j.run_at_ms);
+  rc |= sqlite3_bind_int64(s, 4, j.updated_at_ms);
+  rc |= sqlite3_bind_int64(s, 5, j.finished_at_ms);
+  rc |= sqlite3_bind_int(s, 6, j.attempts);
+  rc |= sqlite3_bind_int(s, 7, j.max_attempts);
+  rc |= sqlite3_bind_int(s, 8, j.runs);
+  rc |= sqlite3_bind_int64(s, 9, j.backoff.initial_ms);
+  rc |= sqlite3_bind_int64(s, 10, j.backoff.max_ms);
+  rc |= sqlite3_bind_double(s, 11, j.backoff.multiplier);
+  rc |= sqlite3_bind_int64(s, 12, j.lease_ms);
+  rc |= BindErrors(s, 13, j.errors);
+  rc |= BindText(s, 14, j.dead_reason);
+  rc |= BindText(s, 15, j.result);
+  rc |= sqlite3_bind_int(s, 16, j.cancel_requested ? 1 : 0);
+  rc |= sqlite3_bind_int64(s, 17, static_cast<std::int64_t>(j.id));
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError("bind update of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, s, "update job", static_cast<std::int64_t>(j.id));
+}
+
+Status SqliteStore::ApplyDelete(JobId id) {
+  if (!IdInRange(id)) return Status::Ok();  // no such row can exist
+  sqlite3_bind_int64(delete_job_, 1, static_cast<std::int64_t>(id));
+  return StepDone(writer_, delete_job_, "delete job", static_cast<std::int64_t>(id));
+}
+
+Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
+  sqlite3_stmt* s = put_queue_;
+  int rc = BindText(s, 1, c.name);
+  rc |= sqlite3_bind_int(s, 2, c.paused ? 1 : 0);
+  rc |= sqlite3_bind_int(s, 3, c.max_attempts);
+  rc |= sqlite3_bind_int64(s, 4, c.lease_ms);
+  rc |= sqlite3_bind_int64(s, 5, c.backoff.initial_ms);
+  rc |= sqlite3_bind_int64(s, 6, c.backoff.max_ms);
+  rc |= sqlite3_bind_double(s, 7, c.backoff.multiplier);
+  rc |= sqlite3_bind_int64(s, 8, c.retention.succeeded_ms);
+  rc |= sqlite3_bind_int64(s, 9, c.retention.dead_ms);
+  rc |= sqlite3_bind_int64(s, 10, c.retention.cancelled_ms);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError("bind queue " + c.name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, s, "put queue");
+}
+
+Status SqliteStore::ApplyPutKey(const PutIdempotencyKey& k) {
+  if (!IdInRange(k.job_id)) return IoError("idempotency key for invalid job id");
+  sqlite3_stmt* s = put_key_;
+  int rc = BindText(s, 1, k.ns);
+  rc |= BindText(s, 2, k.key);
+  rc |= sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(k.job_id));
+  rc |= sqlite3_bind_int64(s, 4, k.expires_at_ms);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError(std::string("bind idempotency key: ") + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, s, "put idempotency key");
+}
+
+Status SqliteStore::ApplyExpireKeys(std::int64_t before_ms) {
+  sqlite3_bind_int64(expire_keys_, 1, before_ms);
+  return StepDone(writer_, expire_keys_, "expire idempotency keys");
+}
+
+Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
+  int rc = sqlite3_bind_int(purge_, 1, static_cast<int>(p.state));
+  rc |= BindText(purge_, 2, p.queue);
+  rc |= sqlite3_bind_int64(purge_, 3, p.before_ms);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(purge_);
+    return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, purge_, "purge finished jobs");
+}
+
+Status SqliteStore::ApplyNextId(JobId next_id) {
+  sqlite3_bind_int64(set_next_id_, 1, static_cast<std::int64_t>(next_id));
+  return StepDone(writer_, set_next_id_, "update next_id");
+}
+
+void SqliteStore::RollbackQuietly() {
+  // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled the transaction back; ROLLBACK
+  // then would only fail with "no transaction is active".
+  if (sqlite3_get_autocommit(writer_) != 0) return;
+  if (sqlite3_step(rollback_) != SQLITE_DONE) {
+    sqlite3_reset(rollback_);
+    // A failed ROLLBACK leaves the connection in a transaction; closing the statement state and
+    // retrying through exec is the last resort before the next Commit's BEGIN reports it.
+    sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return;
+  }
+  sqlite3_reset(rollback_);
+}
+
+namespace {
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+}  // namespace
+
+Status SqliteStore::Commit(const Batch& batch) {
+  if (batch.empty()) {
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    return Status::Ok();
+  }
+  if (!IdInRange(batch.next_id)) return IoError("batch next_id out of range");
+
+  Status st = StepDone(writer_, begin_, "begin");
+  if (!st.ok()) {
+    // A transaction left open by a failed ROLLBACK would make every later BEGIN fail; clear it.
+    RollbackQuietly();
+    return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
+  }
+
+  JobId next_id = std::max(next_id_, batch.next_id);
+  auto apply = Overloaded{
+      [&](const InsertJob& m) {
+        if (m.job.id >= next_id && IdInRange(m.job.id + 1)) next_id = m.job.id + 1;
+        return ApplyInsert(m.job);
+      },
+      [&](const UpdateJob& m) { return ApplyUpdate(m.job); },
+      [&](const DeleteJob& m) { return ApplyDelete(m.id); },
+      [&](const PutQueue& m) { return ApplyPutQueue(m.config); },
+      [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
+      [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m.before_ms); },
+      [&](const PurgeFinished& m) { return ApplyPurge(m); },
+  };
+  for (const Mutation& m : batch.mutations) {
+    st = std::visit(apply, m);
+    if (!st.ok()) break;
+  }
+  if (st.ok() && next_id != next_id_) st = ApplyNextId(next_id);
+  if (st.ok()) st = StepDone(writer_, commit_, "commit");
+  if (!st.ok()) {
+    RollbackQuietly();
+    return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
+  }
+  next_id_ = next_id;
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery and reads.
+
+Status SqliteStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
+  // One read transaction: the four scans see the same snapshot.
+  YM_RETURN_IF_ERROR(Exec(writer_, "BEGIN", "begin recovery"));
+  Status st = RecoverInTransaction(now_ms, visitor);
+  Status end = Exec(writer_, "COMMIT", "end recovery");
+  if (!st.ok()) return st;
+  return end;
+}
+
+Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& visitor) {
+  {
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(
+        writer_,
+        "SELECT (SELECT value FROM meta WHERE key = 'next_id'), (SELECT max(id) FROM jobs)"));
+    int rc = sqlite3_step(q.get());
+    if (rc != SQLITE_ROW) return SqlError(writer_, rc, "read next_id");
+    if (sqlite3_column_type(q.get(), 0) != SQLITE_INTEGER || sqlite3_column_int64(q.get(), 0) < 1) {
+      return Corruption("meta.next_id is missing or not a positive integer");
+    }
+    auto next = static_cast<JobId>(sqlite3_column_int64(q.get(), 0));
+    if (sqlite3_column_type(q.get(), 1) == SQLITE_INTEGER) {
+      std::int64_t max_id = sqlite3_column_int64(q.get(), 1);
+      // An id past next_id can only come from a hand-edited file; never hand it out again.
+      if (max_id >= 0 && static_cast<JobId>(max_id) >= next) next = static_cast<JobId>(max_id) + 1;
+    }
+    next_id_ = std::max(next_id_, next);
+    visitor.OnNextId(next);
+  }
+  {
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(
+        writer_,
+        "SELECT name, paused, max_attempts, lease_ms, backoff_initial_ms, backoff_max_ms, "
+        "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms "
+        "FROM queues ORDER BY name"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      sqlite3_stmt* s = q.get();
+      QueueConfig c;
+      int paused = 0;
+      // Queue rows have no id; -1 in messages marks "not a job".
+      YM_RETURN_IF_ERROR(ReadText(s, 0, -1, "queues.name", &c.name));
+      YM_RETURN_IF_ERROR(ReadInt(s, 1, -1, "queues.paused", &paused));
+      YM_RETURN_IF_ERROR(ReadInt(s, 2, -1, "queues.max_attempts", &c.max_attempts));
+      YM_RETURN_IF_ERROR(ReadInt(s, 3, -1, "queues.lease_ms", &c.lease_ms));
+      YM_RETURN_IF_ERROR(ReadInt(s, 4, -1, "queues.backoff_initial_ms", &c.backoff.initial_ms));
+      YM_RETURN_IF_ERROR(ReadInt(s, 5, -1, "queues.backoff_max_ms", &c.backoff.max_ms));
+      YM_RETURN_IF_ERROR(ReadReal(s, 6, -1, "queues.backoff_multiplier", &c.backoff.multiplier));
+      YM_RETURN_IF_ERROR(
+          ReadInt(s, 7, -1, "queues.retention_succeeded_ms", &c.retention.succeeded_ms));
+      YM_RETURN_IF_ERROR(ReadInt(s, 8, -1, "queues.retention_dead_ms", &c.retention.dead_ms));
+      YM_RETURN_IF_ERROR(
+          ReadInt(s, 9, -1, "queues.retention_cancelled_ms", &c.retention.cancelled_ms));
+      c.paused = paused != 0;
+      visitor.OnQueue(c);
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan queues");
+  }
+  {
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(writer_,
+                                 "SELECT ns, key, job_id, expires_at_ms FROM idempotency_keys "
+                                 "WHERE expires_at_ms > ?1"));
+    sqlite3_bind_int64(q.get(), 1, now_ms);
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      sqlite3_stmt* s = q.get();
+      PutIdempotencyKey k;
+      std::int64_t job_id = 0;
+      YM_RETURN_IF_ERROR(ReadText(s, 0, -1, "idempotency_keys.ns", &k.ns));
+      YM_RETURN_IF_ERROR(ReadText(s, 1, -1, "idempotency_keys.key", &k.key));
+      YM_RETURN_IF_ERROR(ReadInt(s, 2, -1, "idempotency_keys.job_id", &job_id));
+      YM_RETURN_IF_ERROR(ReadInt(s, 3, -1, "idempotency_keys.expires_at_ms", &k.expires_at_ms));
+      if (job_id < 0) return Corruption("idempotency key with a negative job id");
+      k.job_id = static_cast<JobId>(job_id);
+      visitor.OnIdempotencyKey(k);
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan idempotency keys");
+  }
+  {
+    // A rowid-order scan of the whole table: live jobs are most of what a broker keeps (terminal
+    // ones are deleted at ack or by retention), so an index on state would cost a write per job
+    // transition to save little here. docs/storage-format.md has the measurement.
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(
+        writer_, std::string("SELECT ") + kJobColumns + " FROM jobs WHERE state < 3 ORDER BY id"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      JobRecord job;
+      YM_RETURN_IF_ERROR(ReadJob(q.get(), &job));
+      visitor.OnLiveJob(std::move(job));
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan live jobs");
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<JobRecord>> SqliteStore::GetJob(JobId id) {
+  if (id == 0 || !IdInRange(id)) return std::optional<JobRecord>();
+  ReaderLease r(this);
+  sqlite3_stmt* s = r->get_job;
+  ResetOnExit reset(s);
+  sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(id));
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) return std::optional<JobRecord>();
+  if (rc != SQLITE_ROW) return SqlError(r->db, rc, "get job " + std::to_string(id));
+  JobRecord job;
+  Status st = ReadJob(s, &job);
+  if (!st.ok()) return st;
+  return std::optional<JobRecord>(std::move(job));
+}
+
+Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query) {
+  std::vector<JobRecord> out;
+  if (query.limit == 0 || !IdInRange(query.after_id)) return out;
+  bool all_terminal =
+      !query.states.empty() && std::all_of(query.states.begin(), query.states.end(), IsTerminal);
+  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id > ?";
+  if (!query.queue.empty()) sql += " AND queue = ?";
+  if (!query.states.empty()) {
+    sql += " AND state IN (?";
+    for (std::size_t i = 1; i < query.states.size(); ++i) sql += ",?";
+    sql += ")";
+  }
+  // Spelled out so the planner can pick the partial terminal index (see the purge statement).
+  if (all_terminal) sql += " AND state >= 3";
+  sql += " ORDER BY id LIMIT ?";
+
+  ReaderLease r(this);
+  sqlite3_stmt*& s = r->list_stmts[sql];
+  if (s == nullptr) {
+    int rc = sqlite3_prepare_v3(r->db, sql.c_str(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+    if (rc != SQLITE_OK) {
+      Status st = SqlError(r->db, rc, "prepare list");
+      r->list_stmts.erase(sql);
+      return st;
+    }
+  }
+  ResetOnExit reset(s);
+  int i = 1;
+  sqlite3_bind_int64(s, i++, static_cast<std::int64_t>(query.after_id));
+  if (!query.queue.empty()) BindText(s, i++, query.queue);
+  for (JobState st : query.states) sqlite3_bind_int(s, i++, static_cast<int>(st));
+  sqlite3_bind_int64(s, i++, query.limit);
+
+  out.reserve(std::min<std::uint32_t>(query.limit, 1024));
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    Status st = ReadJob(s, &out.emplace_back());
+    if (!st.ok()) return st;
+  }
+  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "list jobs");
+  return out;
+}
+
+Status SqliteStore::Backup(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) || ec) {
+    return InvalidRequest("backup target " + path + " already exists");
+  }
+  // Copy into a side file and rename it into place, so `path` only ever names a complete backup.
+  std::string partial = path + ".partial";
+  std::filesystem::remove(partial, ec);
+
+  sqlite3* dest = nullptr;
+  int rc =
+      sqlite3_open_v2(partial.c_str(), &dest,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  Status st;
+  if (rc != SQLITE_OK) {
+    st = SqlError(dest, rc, "open backup target " + partial);
+  } else {
+    ReaderLease r(this);
+    // One step of -1 pages copies everything inside one read transaction of the source: a
+    // consistent snapshot, while the writer goes on committing to the WAL.
+    sqlite3_backup* b = sqlite3_backup_init(dest, "main", r->db, "main");
+    if (b == nullptr) {
+      st = SqlError(dest, sqlite3_errcode(dest), "start backup");
+    } else {
+      rc = sqlite3_backup_step(b, -1);
+      int finish = sqlite3_backup_finish(b);
+      if (rc != SQLITE_DONE) {
+        st = SqlError(dest, rc, "backup step");
+      } else if (finish != SQLITE_OK) {
+        st = SqlError(dest, finish, "finish backup");
+      }
+    }
+  }
+  if (dest != nullptr && sqlite3_close(dest) != SQLITE_OK && st.ok()) {
+    st = IoError("close backup target " + partial);
+  }
+  if (st.ok()) {
+    std::filesystem::rename(partial, path, ec);
+    if (ec) st = IoError("rename " + partial + " to " + path + ": " + ec.message());
+  }
+  if (st.ok()) st = SyncDirectoryOf(path);
+  if (!st.ok()) std::filesystem::remove(partial, ec);
+  return st;
+}
+
+StoreStats SqliteStore::Stats() {
+  StoreStats stats;
+  std::error_code ec;
+  auto size = std::filesystem::file_size(options_.path, ec);
+  if (!ec) stats.file_bytes = size;
+  size = std::filesystem::file_size(options_.path + "-wal", ec);
+  if (!ec) stats.wal_bytes = size;
+  stats.commits = commits_.load(std::memory_order_relaxed);
+  return stats;
+}
+
+}  // namespace ym

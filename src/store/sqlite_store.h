@@ -1,0 +1,125 @@
+// SqliteStore: the embedded default Store, one SQLite database file in WAL mode.
+//
+// Ownership: OpenSqliteStore() (declared in store/store.h) returns it as a unique_ptr<Store>; the
+// server owns it for its whole life. It is the only module that includes <sqlite3.h>.
+//
+// Connections and threads:
+//   - one read-write connection, touched only by Commit() and Recover(). The Store contract says
+//     those two are called by one thread at a time, so the writer needs no lock of its own.
+//   - a pool of `reader_connections` read-only connections, handed out under `pool_mu_`, used by
+//     GetJob(), ListJobs() and Backup(). In WAL mode a reader sees the last committed snapshot
+//     and never blocks the writer, so these run concurrently with Commit() from any thread.
+//   - Stats() reads file sizes and an atomic counter; any thread.
+//
+// The on-disk format (schema, state numbers, migrations, pragmas) is specified in
+// docs/storage-format.md; keep the two in step.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace ym {
+
+// The format this code writes. Opening a file with a newer version fails with kCorruption; an
+// older one is migrated forward at open (docs/storage-format.md, "Migrations").
+inline constexpr int kSqliteFormatVersion = 1;
+
+// PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
+// apart from other SQLite files and we refuse to migrate someone else's database.
+inline constexpr std::int32_t kSqliteApplicationId = 0x594D5354;
+
+class SqliteStore final : public Store {
+ public:
+  // Use OpenSqliteStore(); the constructor only records options.
+  explicit SqliteStore(const SqliteOptions& options);
+  ~SqliteStore() override;
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // Opens connections, applies pragmas, runs migrations and prepares statements.
+  Status Open();
+
+  Status Commit(const Batch& batch) override;
+  Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
+  Result<std::optional<JobRecord>> GetJob(JobId id) override;
+  Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
+  Status Backup(const std::string& path) override;
+  StoreStats Stats() override;
+
+ private:
+  // A read-only connection and the statements prepared on it.
+  struct Reader {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* get_job = nullptr;
+    // ListJobs statements by SQL text; the shapes are few (queue or not, number of states).
+    std::map<std::string, sqlite3_stmt*> list_stmts;
+  };
+  class ReaderLease;
+
+  Status OpenWriter();
+  Status OpenReaders();
+  Status PrepareWriterStatements();
+  // Applies one mutation inside the open transaction.
+  Status ApplyInsert(const JobRecord& job);
+  Status ApplyUpdate(const JobRecord& job);
+  Status ApplyDelete(JobId id);
+  Status ApplyPutQueue(const QueueConfig& config);
+  Status ApplyPutKey(const PutIdempotencyKey& key);
+  Status ApplyExpireKeys(std::int64_t before_ms);
+  Status ApplyPurge(const PurgeFinished& purge);
+  Status ApplyNextId(JobId next_id);
+  Status RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& visitor);
+  // Encode into scratch buffers and bind with SQLITE_STATIC: the buffer outlives the step.
+  int BindTags(sqlite3_stmt* stmt, int index, const std::vector<std::string>& tags);
+  int BindErrors(sqlite3_stmt* stmt, int index, const std::vector<AttemptError>& errors);
+  void RollbackQuietly();
+
+  Reader* AcquireReader();
+  void ReleaseReader(Reader* reader);
+
+  const SqliteOptions options_;
+
+  // Writer state: only the Commit()/Recover() thread touches these.
+  sqlite3* writer_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;
+  sqlite3_stmt* commit_ = nullptr;
+  sqlite3_stmt* rollback_ = nullptr;
+  sqlite3_stmt* insert_job_ = nullptr;
+  sqlite3_stmt* update_job_ = nullptr;
+  sqlite3_stmt* delete_job_ = nullptr;
+  sqlite3_stmt* put_queue_ = nullptr;
+  sqlite3_stmt* put_key_ = nullptr;
+  sqlite3_stmt* expire_keys_ = nullptr;
+  sqlite3_stmt* purge_ = nullptr;
+  sqlite3_stmt* set_next_id_ = nullptr;
+  // meta.next_id as last committed; the in-progress value lives on the stack of Commit() until
+  // COMMIT succeeds, so a rolled-back batch cannot move it.
+  JobId next_id_ = 1;
+  // Reused JSON writer and buffers for the tags and errors columns, so that encoding a row does
+  // not allocate once the buffers have grown. Defined in the .cc to keep RapidJSON out of here.
+  struct JsonScratch;
+  std::unique_ptr<JsonScratch> json_;
+
+  std::vector<std::unique_ptr<Reader>> readers_;  // owned; fixed after Open()
+  std::mutex pool_mu_;
+  std::condition_variable pool_cv_;
+  std::vector<Reader*> free_readers_;  // GUARDED_BY(pool_mu_)
+
+  // Written by the commit thread, read by Stats() on any thread; a counter needs no ordering.
+  std::atomic<std::uint64_t> commits_{0};
+};
+
+}  // namespace ym
