@@ -1,0 +1,415 @@
+// The handlers behind the route table (net/router.cc): parse, call one Broker method, render.
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "net/api.h"
+
+namespace ym::net {
+namespace {
+
+ApiResponse Json(unsigned status, std::string body, RouteId route) {
+  ApiResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  r.route = route;
+  return r;
+}
+
+// Everything a handler needs; Responder and the request are moved into Broker callbacks.
+struct Call {
+  Broker& broker;
+  const ApiOptions& options;
+  RouteMatch match;
+  ApiRequest request;
+  Responder reply;
+
+  void Error(const Status& s) { reply(ErrorResponse(s, match.id)); }
+  void Ok(std::string body, unsigned status = 200) {
+    reply(Json(status, std::move(body), match.id));
+  }
+};
+
+// Returns a Broker callback that renders a JobView (cancel, replay, get).
+Broker::Callback<JobView> RenderJobCallback(RouteId route, Responder reply) {
+  return [route, reply = std::move(reply)](Result<JobView> r) {
+    reply(r.ok() ? Json(200, RenderJob(*r), route) : ErrorResponse(r.status(), route));
+  };
+}
+
+Broker::Callback<QueueInfo> RenderQueueCallback(RouteId route, Responder reply) {
+  return [route, reply = std::move(reply)](Result<QueueInfo> r) {
+    reply(r.ok() ? Json(200, RenderQueue(*r), route) : ErrorResponse(r.status(), route));
+  };
+}
+
+Broker::Callback<JobPage> RenderPageCallback(RouteId route, Responder reply) {
+  return [route, reply = std::move(reply)](Result<JobPage> r) {
+    reply(r.ok() ? Json(200, RenderJobPage(*r), route) : ErrorResponse(r.status(), route));
+  };
+}
+
+void Enqueue(Call& c) {
+  auto spec = ParseEnqueue(c.request.body, c.options.codec);
+  if (!spec.ok()) return c.Error(spec.status());
+  std::vector<EnqueueSpec> specs;
+  specs.push_back(std::move(spec).value());
+  c.broker.Enqueue(std::move(specs), [route = c.match.id, reply = std::move(c.reply)](
+                                         std::vector<Result<EnqueueOutcome>> results) {
+    if (results.size() != 1) {
+      return reply(ErrorResponse(Internal("enqueue returned no result"), route));
+    }
+    const auto& r = results[0];
+    if (!r.ok()) return reply(ErrorResponse(r.status(), route));
+    // 201 only when this request created the job; a coalesced duplicate created nothing.
+    reply(Json(r->duplicate ? 200 : 201, RenderEnqueueOutcome(*r), route));
+  });
+}
+
+void EnqueueBatch(Call& c) {
+  auto items = ParseEnqueueBatch(c.request.body, c.options.codec);
+  if (!items.ok()) return c.Error(items.status());
+  // Valid specs go to the Broker; invalid ones keep their error in their slot.
+  auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
+  std::vector<std::size_t> slots;
+  std::vector<EnqueueSpec> specs;
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    auto& item = (*items)[i];
+    if (item.ok()) {
+      results->push_back(EnqueueOutcome{});
+      slots.push_back(i);
+      specs.push_back(std::move(item).value());
+    } else {
+      results->push_back(item.status());
+    }
+  }
+  if (specs.empty()) return c.Ok(RenderEnqueueResults(*results));
+  c.broker.Enqueue(
+      std::move(specs), [route = c.match.id, reply = std::move(c.reply), results,
+                         slots = std::move(slots)](std::vector<Result<EnqueueOutcome>> outcomes) {
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+          (*results)[slots[i]] =
+              i < outcomes.size() ? std::move(outcomes[i])
+                                  : Result<EnqueueOutcome>(Internal("enqueue returned no result"));
+        }
+        reply(Json(200, RenderEnqueueResults(*results), route));
+      });
+}
+
+void ListJobs(Call& c) {
+  auto query = ParseListJobsQuery(c.match.query);
+  if (!query.ok()) return c.Error(query.status());
+  c.broker.ListJobs(std::move(query).value(), RenderPageCallback(c.match.id, std::move(c.reply)));
+}
+
+void ListDead(Call& c) {
+  auto query = ParseListDeadQuery(c.match.query);
+  if (!query.ok()) return c.Error(query.status());
+  c.broker.ListJobs(std::move(query).value(), RenderPageCallback(c.match.id, std::move(c.reply)));
+}
+
+void GetJob(Call& c) {
+  c.broker.GetJob(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+}
+
+void CancelJob(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.Cancel(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+}
+
+void ReplayJob(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.Replay(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+}
+
+void Lease(Call& c) {
+  auto req = ParseLease(c.request.body);
+  if (!req.ok()) return c.Error(req.status());
+  c.broker.Lease(std::move(req).value(), [route = c.match.id, reply = std::move(c.reply)](
+                                             Result<std::vector<LeasedJob>> r) {
+    if (!r.ok()) return reply(ErrorResponse(r.status(), route));
+    ApiResponse resp = Json(200, RenderLeasedJobs(*r), route);
+    resp.leases.reserve(r->size());
+    for (const auto& j : *r) resp.leases.emplace_back(j.id, j.lease.token);
+    reply(std::move(resp));
+  });
+}
+
+void Heartbeat(Call& c) {
+  auto req = ParseHeartbeat(c.request.body);
+  if (!req.ok()) return c.Error(req.status());
+  c.broker.Heartbeat(
+      c.match.job_id, req->token, req->extend_ms,
+      [route = c.match.id, reply = std::move(c.reply)](Result<HeartbeatOutcome> r) {
+        reply(r.ok() ? Json(200, RenderHeartbeat(*r), route) : ErrorResponse(r.status(), route));
+      });
+}
+
+void Ack(Call& c) {
+  auto item = ParseAck(c.match.job_id, c.request.body, c.options.codec);
+  if (!item.ok()) return c.Error(item.status());
+  std::vector<AckItem> acks;
+  acks.push_back(std::move(item).value());
+  c.broker.Complete(std::move(acks), {},
+                    [route = c.match.id, id = c.match.job_id, reply = std::move(c.reply)](
+                        std::vector<Status> acked, std::vector<Status>) {
+                      if (acked.size() != 1) {
+                        return reply(ErrorResponse(Internal("ack returned no result"), route));
+                      }
+                      if (!acked[0].ok()) return reply(ErrorResponse(acked[0], route));
+                      JobState state = JobState::kSucceeded;
+                      reply(Json(200, RenderIdState(id, &state), route));
+                    });
+}
+
+void Fail(Call& c) {
+  auto item = ParseFail(c.match.job_id, c.request.body);
+  if (!item.ok()) return c.Error(item.status());
+  std::vector<FailItem> fails;
+  fails.push_back(std::move(item).value());
+  // Broker::Complete reports only whether the fail applied; the state it led to (scheduled,
+  // dead or cancelled) is read back with GetJob. Broker callbacks must not call the Broker, so
+  // the read is posted to our own executor first.
+  Broker* broker = &c.broker;
+  std::function<void(std::function<void()>)> post = c.options.post;
+  c.broker.Complete(
+      {}, std::move(fails),
+      [broker, post, route = c.match.id, id = c.match.job_id, reply = std::move(c.reply)](
+          std::vector<Status>, std::vector<Status> failed) {
+        if (failed.size() != 1) {
+          return reply(ErrorResponse(Internal("fail returned no result"), route));
+        }
+        if (!failed[0].ok()) return reply(ErrorResponse(failed[0], route));
+        auto read_back = [broker, route, id, reply] {
+          broker->GetJob(id, [route, id, reply](Result<JobView> view) {
+            reply(Json(200, RenderIdState(id, view.ok() ? &view->job.state : nullptr), route));
+          });
+        };
+        if (post) {
+          post(std::move(read_back));
+        } else {
+          read_back();
+        }
+      });
+}
+
+void CompleteAcks(Call& c) {
+  auto batch = ParseCompleteBatch(c.request.body, c.options.codec);
+  if (!batch.ok()) return c.Error(batch.status());
+  auto ack_results = std::make_shared<std::vector<Status>>();
+  auto fail_results = std::make_shared<std::vector<Status>>();
+  std::vector<std::size_t> ack_slots, fail_slots;
+  std::vector<AckItem> acks;
+  std::vector<FailItem> fails;
+  for (std::size_t i = 0; i < batch->acks.size(); ++i) {
+    auto& item = batch->acks[i];
+    ack_results->push_back(item.ok() ? Status::Ok() : item.status());
+    if (item.ok()) {
+      ack_slots.push_back(i);
+      acks.push_back(std::move(item).value());
+    }
+  }
+  for (std::size_t i = 0; i < batch->fails.size(); ++i) {
+    auto& item = batch->fails[i];
+    fail_results->push_back(item.ok() ? Status::Ok() : item.status());
+    if (item.ok()) {
+      fail_slots.push_back(i);
+      fails.push_back(std::move(item).value());
+    }
+  }
+  if (acks.empty() && fails.empty()) {
+    return c.Ok(RenderCompleteResults(*ack_results, *fail_results));
+  }
+  c.broker.Complete(std::move(acks), std::move(fails),
+                    [route = c.match.id, reply = std::move(c.reply), ack_results, fail_results,
+                     ack_slots = std::move(ack_slots), fail_slots = std::move(fail_slots)](
+                        std::vector<Status> acked, std::vector<Status> failed) {
+                      auto merge = [](const std::vector<std::size_t>& slots,
+                                      std::vector<Status>& from, std::vector<Status>& into) {
+                        for (std::size_t i = 0; i < slots.size(); ++i) {
+                          into[slots[i]] = i < from.size()
+                                               ? std::move(from[i])
+                                               : Internal("complete returned no result");
+                        }
+                      };
+                      merge(ack_slots, acked, *ack_results);
+                      merge(fail_slots, failed, *fail_results);
+                      reply(Json(200, RenderCompleteResults(*ack_results, *fail_results), route));
+                    });
+}
+
+void ListQueues(Call& c) {
+  c.broker.ListQueues(
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::vector<QueueInfo>> r) {
+        reply(r.ok() ? Json(200, RenderQueueList(*r), route) : ErrorResponse(r.status(), route));
+      });
+}
+
+void GetQueue(Call& c) {
+  c.broker.GetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)));
+}
+
+void PutQueue(Call& c) {
+  auto patch = ParseQueuePatch(c.match.queue, c.request.body);
+  if (!patch.ok()) return c.Error(patch.status());
+  c.broker.PutQueue(std::move(patch).value(), RenderQueueCallback(c.match.id, std::move(c.reply)));
+}
+
+void SetPaused(Call& c, bool paused) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.SetPaused(c.match.queue, paused, RenderQueueCallback(c.match.id, std::move(c.reply)));
+}
+
+// Replays by id go through Broker::Replay one id at a time (the Broker has no bulk form for a
+// list of ids); ids that do not exist or are not replayable are skipped and not counted.
+struct ReplayFanout {
+  explicit ReplayFanout(std::size_t n, RouteId r, Responder done)
+      : remaining(n), route(r), reply(std::move(done)) {}
+  std::atomic<std::size_t> remaining;
+  std::atomic<std::uint64_t> replayed{0};
+  std::mutex mu;
+  Status first_error;  // GUARDED_BY(mu): first failure that is not "skip this id"
+  RouteId route;
+  Responder reply;
+};
+
+void ReplayDead(Call& c) {
+  auto req = ParseDeadReplay(c.request.body);
+  if (!req.ok()) return c.Error(req.status());
+  RouteId route = c.match.id;
+  if (req->ids.empty()) {
+    c.broker.ReplayDead(
+        std::move(req->queue), req->limit,
+        [route, reply = std::move(c.reply)](Result<std::uint64_t> r) {
+          reply(r.ok() ? Json(200, RenderReplayed(*r), route) : ErrorResponse(r.status(), route));
+        });
+    return;
+  }
+  auto fan = std::make_shared<ReplayFanout>(req->ids.size(), route, std::move(c.reply));
+  for (JobId id : req->ids) {
+    c.broker.Replay(id, [fan](Result<JobView> r) {
+      if (r.ok()) {
+        fan->replayed.fetch_add(1, std::memory_order_relaxed);
+      } else if (r.status().code() != Code::kNotFound && r.status().code() != Code::kInvalidState) {
+        std::lock_guard<std::mutex> lock(fan->mu);
+        if (fan->first_error.ok()) fan->first_error = r.status();
+      }
+      // acq_rel: the last callback must see every other callback's counter and error.
+      if (fan->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      std::uint64_t n = fan->replayed.load(std::memory_order_relaxed);
+      Status err;
+      {
+        std::lock_guard<std::mutex> lock(fan->mu);
+        err = fan->first_error;
+      }
+      // A server-side failure (draining, store error) that replayed nothing is an error, not
+      // "0 replayed".
+      if (n == 0 && !err.ok()) return fan->reply(ErrorResponse(err, fan->route));
+      fan->reply(Json(200, RenderReplayed(n), fan->route));
+    });
+  }
+}
+
+void Info(Call& c) { c.Ok(RenderInfo(c.broker.Info())); }
+
+void Healthz(Call& c) { c.Ok(RenderStatusWord("ok")); }
+
+void Readyz(Call& c) {
+  bool stopping = c.options.server_stopping != nullptr &&
+                  c.options.server_stopping->load(std::memory_order_relaxed);
+  if (!c.broker.ready()) return c.Error(Unavailable("starting: the store is being recovered"));
+  if (c.broker.draining() || stopping) return c.Error(Unavailable("draining"));
+  c.Ok(RenderStatusWord("ready"));
+}
+
+void Metrics(Call& c) {
+  ApiResponse r;
+  r.route = c.match.id;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  if (c.options.metrics_renderer) r.body = c.options.metrics_renderer();
+  c.reply(std::move(r));
+}
+
+}  // namespace
+
+ApiResponse ErrorResponse(const Status& status, RouteId route) {
+  Status s = status.ok() ? Internal("error response for an OK status") : status;
+  ApiResponse r = Json(static_cast<unsigned>(HttpStatus(s.code())), RenderError(s), route);
+  // Backpressure: tell well-behaved clients when to come back instead of letting them spin.
+  if (s.code() == Code::kResourceExhausted) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+Api::Api(Broker& broker, ApiOptions options) : broker_(broker), options_(std::move(options)) {}
+
+void Api::Handle(ApiRequest request, Responder reply) {
+  RouteInput in;
+  in.method = request.method;
+  in.target = request.target;
+  in.content_type = request.content_type;
+  in.body_size = request.body.size();
+  in.max_request_bytes = options_.max_request_bytes;
+  RouteOutcome routed = RouteRequest(in);
+  if (!routed.status.ok()) {
+    ApiResponse r = ErrorResponse(routed.status, routed.match.id);
+    if (!routed.allow.empty()) r.headers.emplace_back("Allow", routed.allow);
+    return reply(std::move(r));
+  }
+  Call c{broker_, options_, std::move(routed.match), std::move(request), std::move(reply)};
+  switch (c.match.id) {
+    case RouteId::kEnqueue:
+      return Enqueue(c);
+    case RouteId::kEnqueueBatch:
+      return EnqueueBatch(c);
+    case RouteId::kListJobs:
+      return ListJobs(c);
+    case RouteId::kGetJob:
+      return GetJob(c);
+    case RouteId::kCancelJob:
+      return CancelJob(c);
+    case RouteId::kReplayJob:
+      return ReplayJob(c);
+    case RouteId::kLease:
+      return Lease(c);
+    case RouteId::kHeartbeat:
+      return Heartbeat(c);
+    case RouteId::kAck:
+      return Ack(c);
+    case RouteId::kFail:
+      return Fail(c);
+    case RouteId::kCompleteBatch:
+      return CompleteAcks(c);
+    case RouteId::kListQueues:
+      return ListQueues(c);
+    case RouteId::kGetQueue:
+      return GetQueue(c);
+    case RouteId::kPutQueue:
+      return PutQueue(c);
+    case RouteId::kPauseQueue:
+      return SetPaused(c, true);
+    case RouteId::kResumeQueue:
+      return SetPaused(c, false);
+    case RouteId::kListDead:
+      return ListDead(c);
+    case RouteId::kReplayDead:
+      return ReplayDead(c);
+    case RouteId::kInfo:
+      return Info(c);
+    case RouteId::kHealthz:
+      return Healthz(c);
+    case RouteId::kReadyz:
+      return Readyz(c);
+    case RouteId::kMetrics:
+      return Metrics(c);
+    case RouteId::kUnmatched:
+      break;
+  }
+  c.Error(Internal("routed to no handler"));
+}
+
+}  // namespace ym::net

@@ -1,0 +1,498 @@
+#include "net/http_server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "net/api.h"
+
+namespace ym::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// Lets Broker callbacks, which may run after the server stopped (or, if the owner forgot to stop
+// the Broker first, after it was destroyed), post onto the io_context only while it exists.
+struct ReplyGate {
+  std::mutex mu;
+  bool open = true;  // GUARDED_BY(mu)
+};
+
+class Session;
+
+}  // namespace
+
+namespace detail {
+
+// Internal to this file: members are public so that Session, the one other class here, can
+// reach the server's shared parts; the GUARDED_BY notes say which need mu_.
+
+class HttpServerImpl {
+ public:
+  HttpServerImpl(Broker& broker, HttpServerOptions options)
+      : broker_(broker),
+        options_(std::move(options)),
+        gate_(std::make_shared<ReplyGate>()),
+        accept_strand_(asio::make_strand(ioc_)),
+        acceptor_(accept_strand_),
+        accept_retry_(accept_strand_),
+        api_(broker, MakeApiOptions()) {}
+
+  Status Start();
+  void Stop();
+
+  // Called by sessions (on their strands).
+  void Remove(Session* s);
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+
+  Broker& broker_;
+  const HttpServerOptions options_;
+  HttpStats stats_;
+  // Written under mu_ and read lock-free by /readyz and sessions: a flag, no data hangs on it.
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint16_t> port_{0};
+  std::shared_ptr<ReplyGate> gate_;
+  // Declared before everything that holds sockets or timers so that it is destroyed last.
+  asio::io_context ioc_;
+  asio::strand<asio::io_context::executor_type> accept_strand_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer accept_retry_;
+  Api api_;
+
+  ApiOptions MakeApiOptions();
+  void DoAccept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;  // GUARDED_BY(mu_)
+  bool stopped_ = false;  // GUARDED_BY(mu_)
+  // Owning references: a session lives until it closes and removes itself (or Stop clears it),
+  // so Broker callbacks only need weak references and never extend a session past its server.
+  std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::HttpServerImpl;
+
+// One connection. Every member function runs on the connection's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(HttpServerImpl& server, tcp::socket socket)
+      : server_(server), strand_(socket.get_executor()), stream_(std::move(socket)) {}
+
+  const asio::any_io_executor& strand() const { return strand_; }
+
+  void Start() {
+    if (phase_ == Phase::kClosed) return;
+    DoRead();
+  }
+
+  // Stop(): close if idle between requests; otherwise finish the current request, then close.
+  void BeginShutdown() {
+    if (phase_ == Phase::kClosed) return;
+    bool idle = phase_ == Phase::kNew ||
+                (phase_ == Phase::kReading && buffer_.size() == 0 && !parser_->got_some());
+    if (idle) Close();
+  }
+
+  void ForceClose() {
+    if (phase_ != Phase::kClosed) Close();
+  }
+
+ private:
+  enum class Phase { kNew, kReading, kHandling, kWriting, kClosed };
+
+  void DoRead() {
+    phase_ = Phase::kReading;
+    parser_.emplace();
+    parser_->body_limit(server_.options_.max_request_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(server_.options_.max_header_bytes));
+    stream_.expires_after(server_.options_.idle_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (phase_ == Phase::kClosed) return;
+    if (ec) return OnReadError(ec);
+    if (parser_->is_done()) return OnRead({});
+    // Clients such as curl send `Expect: 100-continue` before a large body and wait for it.
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      continue_.emplace(http::status::continue_, 11);
+      http::async_write(stream_, *continue_,
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                          if (self->phase_ == Phase::kClosed) return;
+                          if (ec) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return RespondAndClose(Status(Code::kPayloadTooLarge,
+                                    fmt::format("the request body is over the limit of {} bytes",
+                                                server_.options_.max_request_bytes)));
+    }
+    if (ec == http::error::header_limit) {
+      return RespondAndClose(
+          InvalidRequest(fmt::format("the request headers are over the limit of {} bytes",
+                                     server_.options_.max_header_bytes)));
+    }
+    // Any other parse error: answer once, then close, since the byte stream can no longer be
+    // trusted to frame the next request. A clean close, a timeout or a reset just closes.
+    if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return RespondAndClose(
+          InvalidRequest(fmt::format("malformed HTTP request: {}", ec.message())));
+    }
+    Close();
+  }
+
+  void RespondAndClose(const Status& status) {
+    close_after_ = true;
+    keep_alive_ = false;
+    counted_in_flight_ = false;
+    Write(ErrorResponse(status));
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (phase_ == Phase::kClosed) return;
+    if (ec) return OnReadError(ec);
+    phase_ = Phase::kHandling;
+    // A long-poll lease may legitimately keep the connection silent for wait_ms; the Api, not a
+    // socket timer, bounds how long a request takes.
+    stream_.expires_never();
+    http::request<http::string_body> req = parser_->release();
+    keep_alive_ = req.keep_alive();
+    counted_in_flight_ = true;
+    server_.stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    server_.stats_.request_bytes.fetch_add(req.body().size(), std::memory_order_relaxed);
+
+    ApiRequest api_req;
+    api_req.method = req.method();
+    api_req.target = std::string(req.target());
+    api_req.content_type = std::string(req[http::field::content_type]);
+    api_req.body = std::move(req.body());
+    bool long_poll = api_req.method == http::verb::post &&
+                     std::string_view(api_req.target).starts_with("/v1/leases");
+    server_.api_.Handle(std::move(api_req), MakeResponder());
+    if (long_poll && phase_ == Phase::kHandling) WatchForHangup();
+  }
+
+  // A lease may wait up to 30 s for jobs. If the client hangs up meanwhile, close at once, so
+  // that the leases of the eventual reply are released rather than written into a dead socket
+  // (which the kernel would often accept without error).
+  void WatchForHangup() {
+    stream_.socket().async_wait(
+        tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+          if (ec || self->phase_ != Phase::kHandling) return;
+          char c;
+          ssize_t n =
+              ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+          // n > 0: a pipelined request is waiting; it will be read after this reply.
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            self->Close();
+          }
+        });
+  }
+
+  // The reply may come from a Broker thread: hop back onto this connection's strand. The session
+  // is held weakly so that a reply for a connection that was closed meanwhile can still give its
+  // leases back.
+  Responder MakeResponder() {
+    std::weak_ptr<Session> weak = shared_from_this();
+    return [gate = server_.gate_, strand = strand_, weak, server = &server_](ApiResponse r) {
+      std::lock_guard<std::mutex> lock(gate->mu);
+      if (!gate->open) return;
+      asio::post(strand, [weak, server, r = std::move(r)]() mutable {
+        if (auto self = weak.lock()) return self->Write(std::move(r));
+        server->stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+        server->stats_.CountRequest(r.route, r.status);
+        ReleaseLeases(*server, std::move(r.leases));
+      });
+    };
+  }
+
+  static void ReleaseLeases(HttpServerImpl& server,
+                            std::vector<std::pair<JobId, std::uint64_t>> leases) {
+    if (leases.empty()) return;
+    server.stats_.released_leases.fetch_add(leases.size(), std::memory_order_relaxed);
+    spdlog::info("http: releasing {} undelivered lease(s)", leases.size());
+    server.broker_.Release(std::move(leases));
+  }
+
+  void Write(ApiResponse r) {
+    if (phase_ == Phase::kClosed) {
+      // Force-closed while the Broker worked: nothing to write to.
+      Finish(r.route, r.status);
+      ReleaseLeases(server_, std::move(r.leases));
+      return;
+    }
+    phase_ = Phase::kWriting;
+    res_ = {};
+    res_.version(11);
+    res_.result(r.status);
+    res_.set(http::field::server, "yardmaster");
+    res_.set(http::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers) res_.set(name, value);
+    res_.keep_alive(keep_alive_ && !close_after_ && !server_.stopping());
+    res_.body() = std::move(r.body);
+    res_.prepare_payload();
+    route_ = r.route;
+    leases_ = std::move(r.leases);
+    stream_.expires_after(server_.options_.write_timeout);
+    http::async_write(
+        stream_, res_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnWrite(ec); });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    Finish(route_, res_.result_int());
+    server_.stats_.response_bytes.fetch_add(res_.body().size(), std::memory_order_relaxed);
+    if (ec) {
+      if (phase_ != Phase::kClosed) Close();
+      ReleaseLeases(server_, std::move(leases_));
+      return;
+    }
+    leases_.clear();
+    if (phase_ == Phase::kClosed) return;
+    if (!res_.keep_alive()) return Close();
+    DoRead();
+  }
+
+  void Finish(RouteId route, unsigned status) {
+    server_.stats_.CountRequest(route, status);
+    if (counted_in_flight_) {
+      server_.stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+      counted_in_flight_ = false;
+    }
+  }
+
+  void Close() {
+    phase_ = Phase::kClosed;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+    server_.Remove(this);
+  }
+
+  HttpServerImpl& server_;
+  const asio::any_io_executor strand_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  http::response<http::string_body> res_;
+  std::vector<std::pair<JobId, std::uint64_t>> leases_;  // carried by res_
+  RouteId route_ = RouteId::kUnmatched;
+  Phase phase_ = Phase::kNew;
+  bool keep_alive_ = false;
+  bool close_after_ = false;
+  bool counted_in_flight_ = false;
+};
+
+}  // namespace
+
+namespace detail {
+
+ApiOptions HttpServerImpl::MakeApiOptions() {
+  ApiOptions o;
+  o.codec.max_payload_bytes = options_.max_payload_bytes;
+  o.max_request_bytes = options_.max_request_bytes;
+  o.metrics_renderer = options_.metrics_renderer;
+  o.server_stopping = &stopping_;
+  o.post = [this, gate = gate_](std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(gate->mu);
+    if (gate->open) asio::post(ioc_, std::move(task));
+  };
+  return o;
+}
+
+Status HttpServerImpl::Start() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return Internal("the HTTP server was already started");
+    started_ = true;
+  }
+  beast::error_code ec;
+  tcp::resolver resolver(ioc_);
+  auto results = resolver.resolve(options_.host, std::to_string(options_.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return IoError(
+        fmt::format("cannot resolve {}: {}", options_.host, ec ? ec.message() : "no address"));
+  }
+  tcp::endpoint endpoint = results.begin()->endpoint();
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    return IoError(
+        fmt::format("cannot listen on {}:{}: {}", options_.host, options_.port, ec.message()));
+  }
+  port_.store(acceptor_.local_endpoint().port(), std::memory_order_relaxed);
+  spdlog::info("http: listening on {}:{}", endpoint.address().to_string(), port_.load());
+
+  work_.emplace(ioc_.get_executor());
+  asio::post(accept_strand_, [this] { DoAccept(); });
+  int n = std::max(1, options_.io_threads);
+  for (int i = 0; i < n; ++i) {
+    threads_.emplace_back([this] {
+      // Handlers do not throw by design; should one, log it and keep the thread serving.
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("http: I/O handler threw: {}", e.what());
+        }
+      }
+    });
+  }
+  return Status::Ok();
+}
+
+void HttpServerImpl::DoAccept() {
+  acceptor_.async_accept(
+      asio::make_strand(ioc_),
+      asio::bind_executor(accept_strand_, [this](beast::error_code ec, tcp::socket socket) {
+        OnAccept(ec, std::move(socket));
+      }));
+}
+
+void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (!acceptor_.is_open() || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    // Usually out of file descriptors: back off instead of spinning on the error.
+    spdlog::warn("http: accept failed: {}", ec.message());
+    accept_retry_.expires_after(std::chrono::milliseconds(100));
+    accept_retry_.async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec && acceptor_.is_open()) DoAccept();
+    });
+    return;
+  }
+  beast::error_code ignored;
+  // Responses are small and written whole: never hold them back for Nagle.
+  socket.set_option(tcp::no_delay(true), ignored);
+  stats_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
+  auto session = std::make_shared<Session>(*this, std::move(socket));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_.load(std::memory_order_relaxed)) {
+      sessions_.emplace(session.get(), session);
+      stats_.open_connections.fetch_add(1, std::memory_order_relaxed);
+      asio::post(session->strand(), [session] { session->Start(); });
+    }
+  }
+  DoAccept();
+}
+
+void HttpServerImpl::Remove(Session* s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sessions_.erase(s) > 0) stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  cv_.notify_all();
+}
+
+void HttpServerImpl::Stop() {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    stopping_.store(true, std::memory_order_relaxed);
+    for (auto& [ptr, s] : sessions_) live.push_back(s);
+  }
+  asio::post(accept_strand_, [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    accept_retry_.cancel();
+  });
+  for (auto& s : live) asio::post(s->strand(), [s] { s->BeginShutdown(); });
+  live.clear();
+
+  auto deadline = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_until(lock, deadline, [this] { return sessions_.empty(); });
+    for (auto& [ptr, s] : sessions_) live.push_back(s);
+  }
+  if (!live.empty()) {
+    spdlog::warn("http: closing {} connection(s) still busy at the shutdown deadline", live.size());
+    for (auto& s : live) asio::post(s->strand(), [s] { s->ForceClose(); });
+    live.clear();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(1), [this] { return sessions_.empty(); });
+  }
+  {
+    std::lock_guard<std::mutex> lock(gate_->mu);
+    gate_->open = false;
+  }
+  work_.reset();
+  ioc_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.open_connections.fetch_sub(static_cast<std::int64_t>(sessions_.size()),
+                                    std::memory_order_relaxed);
+  sessions_.clear();
+}
+
+}  // namespace detail
+
+HttpServer::HttpServer(Broker& broker, HttpServerOptions options)
+    : impl_(std::make_unique<detail::HttpServerImpl>(broker, std::move(options))) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() { return impl_->Start(); }
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+std::uint16_t HttpServer::local_port() const {
+  return impl_->port_.load(std::memory_order_relaxed);
+}
+
+const HttpStats& HttpServer::stats() const { return impl_->stats_; }
+
+}  // namespace ym::net

@@ -1,0 +1,82 @@
+// HttpServer: the HTTP/1.1 listener of docs/api.md (Boost.Beast over Asio).
+//
+// Shape: one io_context run by `io_threads` threads; each connection is served on its own strand,
+// one request at a time in arrival order, so pipelined requests are answered in order. A request
+// is read in full (header and body limits enforced), handed to net::Api, and the connection
+// waits — with no thread blocked — until the Api replies, possibly from a Broker thread; the
+// reply is posted back onto the connection's strand and written. Keep-alive by default.
+//
+// Limits: a body over max_request_bytes gets 413 payload_too_large (the connection is then
+// closed, since the rest of the body is not read); a header block over max_header_bytes or a
+// malformed request gets 400 invalid_request and a close; a connection with no complete request
+// for idle_timeout is closed; a response that cannot be written within write_timeout is dropped.
+//
+// Leases: if the response carrying leased jobs cannot be written (the long-polling client went
+// away), the jobs are handed back with Broker::Release so they are ready again at once. A write
+// that succeeds only means the bytes reached the kernel; a client that vanishes after that is
+// covered by lease expiry.
+//
+// Lifecycle (STYLE.md rule 5): construct, Start() (binds and starts the I/O threads), Stop().
+// Stop() stops accepting, closes idle connections at once, lets requests in flight finish (their
+// responses carry `Connection: close`) until shutdown_timeout, then closes whatever is left and
+// joins the I/O threads. While stopping, /readyz answers 503. Stop() is idempotent, is called by
+// the destructor, and must not be called from an I/O thread. A stopped server cannot be
+// restarted. Start it after the Broker has started, and stop it before stopping the Broker.
+//
+// Threads: Start/Stop/local_port/stats may be called from any non-I/O thread. The Broker must
+// outlive the server.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "net/http_stats.h"
+#include "server/broker.h"
+
+namespace ym::net {
+
+namespace detail {
+class HttpServerImpl;
+}  // namespace detail
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7433;  // 0 picks a free port; see local_port()
+  int io_threads = 2;
+  std::size_t max_request_bytes = 16 << 20;        // request body
+  std::size_t max_header_bytes = 16 << 10;         // request line and headers
+  std::size_t max_payload_bytes = 1 << 20;         // one job payload or ack result, serialized
+  std::chrono::milliseconds idle_timeout{60'000};  // waiting for and reading one request
+  std::chrono::milliseconds write_timeout{30'000};
+  std::chrono::milliseconds shutdown_timeout{10'000};
+  // Renders /metrics (Prometheus text); when empty, /metrics serves an empty body.
+  std::function<std::string()> metrics_renderer;
+};
+
+class HttpServer {
+ public:
+  HttpServer(Broker& broker, HttpServerOptions options);
+  ~HttpServer();  // calls Stop()
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds host:port and starts serving. kIoError when the address cannot be resolved or bound;
+  // kInternal when called twice.
+  Status Start();
+  void Stop();
+
+  // The bound port (the chosen one when options.port was 0); 0 before Start().
+  std::uint16_t local_port() const;
+  // Access counters; valid for the life of the server.
+  const HttpStats& stats() const;
+
+ private:
+  std::unique_ptr<detail::HttpServerImpl> impl_;
+};
+
+}  // namespace ym::net

@@ -1,0 +1,48 @@
+// HttpStats: access counters of the HTTP layer, for the metrics registry to read.
+//
+// Owned by HttpServer (one per server, alive as long as the server). Written by every I/O thread,
+// read by whoever renders /metrics, all without a lock.
+//
+// Why relaxed ordering is enough: every counter is independent and monotonic (or, for the
+// gauges, a plain running sum); no reader uses one counter's value to decide whether another
+// counter's or any other memory is up to date. A scrape may see one request counted in
+// `requests` but its bytes not yet in `response_bytes`: that skew lasts microseconds and is
+// invisible at Prometheus resolution, so paying for ordering would buy nothing.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "net/router.h"
+
+namespace ym::net {
+
+struct HttpStats {
+  // Status classes 1xx..5xx map to 0..4.
+  static constexpr std::size_t kStatusClasses = 5;
+  static std::size_t StatusClass(unsigned status) {
+    return status < 100 || status >= 600 ? 4 : status / 100 - 1;
+  }
+
+  // requests[route][status class]: completed requests (a response was written or failed).
+  std::array<std::array<std::atomic<std::uint64_t>, kStatusClasses>, kRouteCount> requests{};
+  std::atomic<std::int64_t> in_flight{0};         // requests read and not yet answered
+  std::atomic<std::uint64_t> request_bytes{0};    // request bodies received
+  std::atomic<std::uint64_t> response_bytes{0};   // response bodies sent
+  std::atomic<std::int64_t> open_connections{0};  // gauge
+  std::atomic<std::uint64_t> accepted_connections{0};
+  // Leases whose response could not be written and were handed back with Broker::Release.
+  std::atomic<std::uint64_t> released_leases{0};
+
+  void CountRequest(RouteId route, unsigned status) {
+    requests[static_cast<std::size_t>(route)][StatusClass(status)].fetch_add(
+        1, std::memory_order_relaxed);
+  }
+  std::uint64_t Requests(RouteId route, std::size_t status_class) const {
+    return requests[static_cast<std::size_t>(route)][status_class].load(std::memory_order_relaxed);
+  }
+};
+
+}  // namespace ym::net

@@ -1,0 +1,390 @@
+// In-process tests of net/http_server.h: a real Broker on a MemoryStore behind the HttpServer
+// on 127.0.0.1 port 0, driven by a minimal synchronous Beast client over real sockets.
+#include "net/http_server.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "server/broker.h"
+#include "store/memory_store.h"
+
+namespace ym::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string RawPost(const std::string& target, const std::string& body) {
+  return "POST " + target +
+         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+struct Reply {
+  unsigned status = 0;
+  std::string body;
+  http::response<http::string_body> raw;
+  rapidjson::Document json;
+};
+
+// One keep-alive connection; requests are sent and answered one at a time.
+class Client {
+ public:
+  explicit Client(std::uint16_t port) : socket_(ioc_) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  }
+
+  Reply Send(http::verb method, const std::string& target, const std::string& body = "",
+             const std::string& content_type = "application/json") {
+    http::request<http::string_body> req(method, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    if (!body.empty()) req.set(http::field::content_type, content_type);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(socket_, req);
+    return Read();
+  }
+
+  Reply Read() {
+    Reply r;
+    http::read(socket_, buffer_, r.raw);
+    r.status = r.raw.result_int();
+    r.body = r.raw.body();
+    if (!r.body.empty() && r.raw[http::field::content_type].starts_with("application/json")) {
+      r.json.Parse(r.body.c_str());
+    }
+    return r;
+  }
+
+  void WriteRaw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
+
+  // True when the server has closed the connection (EOF on the next read).
+  bool ServerClosed() {
+    beast::error_code ec;
+    char c;
+    socket_.read_some(asio::buffer(&c, 1), ec);
+    return ec == asio::error::eof || ec == asio::error::connection_reset;
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+ private:
+  asio::io_context ioc_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+};
+
+class HttpServerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = std::make_unique<Broker>(store_, clock_, BrokerOptions{});
+    ASSERT_TRUE(broker_->Start().ok());
+    HttpServerOptions opts;
+    opts.port = 0;
+    opts.io_threads = 2;
+    opts.max_request_bytes = 64 << 10;
+    opts.shutdown_timeout = std::chrono::milliseconds(2000);
+    opts.metrics_renderer = [] { return std::string("ym_up 1\n"); };
+    server_ = std::make_unique<HttpServer>(*broker_, opts);
+    Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_NE(server_->local_port(), 0);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (broker_) broker_->Stop();
+  }
+
+  std::string Enqueue(Client& c, const std::string& queue) {
+    Reply r = c.Send(http::verb::post, "/v1/jobs",
+                     R"({"queue":")" + queue + R"(","kind":"k","payload":{"n":1}})");
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return r.json.IsObject() && r.json.HasMember("id") ? r.json["id"].GetString() : "";
+  }
+
+  MemoryStore store_;
+  SystemClock clock_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, EnqueueLeaseAckOnOneKeepAliveConnection) {
+  Client c(server_->local_port());
+  std::string id = Enqueue(c, "emails");
+  ASSERT_FALSE(id.empty());
+
+  Reply job = c.Send(http::verb::get, "/v1/jobs/" + id);
+  ASSERT_EQ(job.status, 200u) << job.body;
+  EXPECT_STREQ(job.json["state"].GetString(), "ready");
+  EXPECT_EQ(job.json["payload"]["n"].GetInt(), 1);
+
+  Reply lease =
+      c.Send(http::verb::post, "/v1/leases", R"({"queues":["emails"],"max":5,"worker_id":"w1"})");
+  ASSERT_EQ(lease.status, 200u) << lease.body;
+  ASSERT_EQ(lease.json["jobs"].Size(), 1u);
+  const auto& leased = lease.json["jobs"][0];
+  EXPECT_EQ(std::string(leased["id"].GetString()), id);
+  EXPECT_EQ(leased["attempt"].GetInt(), 1);
+  std::string token = leased["lease"]["token"].GetString();
+  EXPECT_EQ(token.size(), 16u);
+
+  Reply active = c.Send(http::verb::get, "/v1/jobs/" + id);
+  EXPECT_STREQ(active.json["state"].GetString(), "active");
+
+  Reply hb =
+      c.Send(http::verb::post, "/v1/jobs/" + id + ":heartbeat", R"({"token":")" + token + R"("})");
+  EXPECT_EQ(hb.status, 200u) << hb.body;
+  EXPECT_FALSE(hb.json["cancel_requested"].GetBool());
+
+  Reply stale =
+      c.Send(http::verb::post, "/v1/jobs/" + id + ":ack", R"({"token":"0000000000000000"})");
+  EXPECT_EQ(stale.status, 409u) << stale.body;
+  EXPECT_STREQ(stale.json["error"]["code"].GetString(), "stale_lease");
+
+  Reply ack = c.Send(http::verb::post, "/v1/jobs/" + id + ":ack",
+                     R"({"token":")" + token + R"(","result":{"sent":true}})");
+  ASSERT_EQ(ack.status, 200u) << ack.body;
+  EXPECT_EQ(ack.body, R"({"id":")" + id + R"(","state":"succeeded"})");
+
+  // Every request above went over the one connection.
+  EXPECT_EQ(server_->stats().accepted_connections.load(), 1u);
+  EXPECT_GE(server_->stats().Requests(RouteId::kEnqueue, 1), 1u);
+  EXPECT_EQ(server_->stats().Requests(RouteId::kAck, 3), 1u);  // the 409
+}
+
+TEST_F(HttpServerTest, DuplicateIdempotencyKeyIs200) {
+  Client c(server_->local_port());
+  std::string body = R"({"queue":"q","kind":"k","idempotency_key":"order-1"})";
+  Reply first = c.Send(http::verb::post, "/v1/jobs", body);
+  ASSERT_EQ(first.status, 201u) << first.body;
+  Reply second = c.Send(http::verb::post, "/v1/jobs", body);
+  ASSERT_EQ(second.status, 200u) << second.body;
+  EXPECT_TRUE(second.json["duplicate"].GetBool());
+  EXPECT_STREQ(second.json["id"].GetString(), first.json["id"].GetString());
+}
+
+TEST_F(HttpServerTest, BatchEnqueueAndListing) {
+  Client c(server_->local_port());
+  Reply batch =
+      c.Send(http::verb::post, "/v1/jobs:batch",
+             R"({"jobs":[{"queue":"b","kind":"k"},{"queue":"b"},{"queue":"b","kind":"k"}]})");
+  ASSERT_EQ(batch.status, 200u) << batch.body;
+  const auto& results = batch.json["results"];
+  ASSERT_EQ(results.Size(), 3u);
+  EXPECT_TRUE(results[0].HasMember("id"));
+  EXPECT_STREQ(results[1]["error"]["code"].GetString(), "validation_failed");
+  EXPECT_TRUE(results[2].HasMember("id"));
+
+  Reply page = c.Send(http::verb::get, "/v1/jobs?queue=b&state=ready&limit=1");
+  ASSERT_EQ(page.status, 200u) << page.body;
+  EXPECT_EQ(page.json["items"].Size(), 1u);
+  ASSERT_TRUE(page.json["next_cursor"].IsString());
+  Reply next = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&limit=1&cursor=") +
+                                           page.json["next_cursor"].GetString());
+  ASSERT_EQ(next.status, 200u) << next.body;
+  ASSERT_EQ(next.json["items"].Size(), 1u);
+  EXPECT_STRNE(next.json["items"][0]["id"].GetString(), page.json["items"][0]["id"].GetString());
+
+  Reply queue = c.Send(http::verb::get, "/v1/queues/b");
+  ASSERT_EQ(queue.status, 200u) << queue.body;
+  EXPECT_EQ(queue.json["counts"]["ready"].GetUint64(), 2u);
+  Reply paused = c.Send(http::verb::post, "/v1/queues/b:pause");
+  ASSERT_EQ(paused.status, 200u) << paused.body;
+  EXPECT_TRUE(paused.json["paused"].GetBool());
+}
+
+TEST_F(HttpServerTest, ErrorsAreJsonWithTheRightStatus) {
+  Client c(server_->local_port());
+  Reply nf = c.Send(http::verb::get, "/v1/nope");
+  EXPECT_EQ(nf.status, 404u);
+  EXPECT_STREQ(nf.json["error"]["code"].GetString(), "not_found");
+
+  Reply na = c.Send(http::verb::delete_, "/v1/jobs");
+  EXPECT_EQ(na.status, 405u);
+  EXPECT_EQ(na.raw[http::field::allow], "POST, GET");
+  EXPECT_STREQ(na.json["error"]["code"].GetString(), "method_not_allowed");
+
+  Reply bad_id = c.Send(http::verb::get, "/v1/jobs/abc");
+  EXPECT_EQ(bad_id.status, 400u);
+  EXPECT_STREQ(bad_id.json["error"]["code"].GetString(), "invalid_request");
+
+  Reply media =
+      c.Send(http::verb::post, "/v1/jobs", "queue=q", "application/x-www-form-urlencoded");
+  EXPECT_EQ(media.status, 415u);
+  EXPECT_STREQ(media.json["error"]["code"].GetString(), "unsupported_media_type");
+
+  Reply json = c.Send(http::verb::post, "/v1/jobs", "{nope");
+  EXPECT_EQ(json.status, 400u);
+  EXPECT_STREQ(json.json["error"]["code"].GetString(), "invalid_json");
+
+  Reply invalid =
+      c.Send(http::verb::post, "/v1/jobs", R"({"queue":"q","kind":"k","priority":2000000})");
+  EXPECT_EQ(invalid.status, 422u);
+  EXPECT_STREQ(invalid.json["error"]["message"].GetString(),
+               "field \"priority\": must be an integer between -1000000 and 1000000");
+
+  Reply missing = c.Send(http::verb::get, "/v1/jobs/999999");
+  EXPECT_EQ(missing.status, 404u) << missing.body;
+
+  // The connection survived every error above.
+  EXPECT_EQ(server_->stats().accepted_connections.load(), 1u);
+}
+
+TEST_F(HttpServerTest, OversizedBodyIs413AndCloses) {
+  Client c(server_->local_port());
+  // Only the headers: the server refuses on Content-Length without reading the body.
+  c.WriteRaw(
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 1000000\r\n\r\n");
+  Reply r = c.Read();
+  EXPECT_EQ(r.status, 413u);
+  EXPECT_STREQ(r.json["error"]["code"].GetString(), "payload_too_large");
+  EXPECT_FALSE(r.raw.keep_alive());
+  EXPECT_TRUE(c.ServerClosed());
+}
+
+TEST_F(HttpServerTest, MalformedRequestIs400AndCloses) {
+  Client c(server_->local_port());
+  c.WriteRaw("GARBAGE\r\n\r\n");
+  Reply r = c.Read();
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_STREQ(r.json["error"]["code"].GetString(), "invalid_request");
+  EXPECT_TRUE(c.ServerClosed());
+}
+
+TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  Client c(server_->local_port());
+  std::string body = R"({"queue":"p","kind":"k"})";
+  std::string enqueue = RawPost("/v1/jobs", body);
+  c.WriteRaw(enqueue + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + enqueue +
+             "GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reply a = c.Read();
+  Reply b = c.Read();
+  Reply d = c.Read();
+  Reply e = c.Read();
+  EXPECT_EQ(a.status, 201u);
+  EXPECT_EQ(b.body, R"({"status":"ok"})");
+  EXPECT_EQ(d.status, 201u);
+  EXPECT_EQ(e.status, 404u);
+  EXPECT_LT(std::stoull(a.json["id"].GetString()), std::stoull(d.json["id"].GetString()));
+}
+
+TEST_F(HttpServerTest, LongPollIsWokenByAnEnqueue) {
+  Client waiter(server_->local_port());
+  std::thread producer([port = server_->local_port(), this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Client c(port);
+    Enqueue(c, "lp");
+  });
+  auto start = std::chrono::steady_clock::now();
+  Reply r = waiter.Send(http::verb::post, "/v1/leases", R"({"queues":["lp"],"wait_ms":10000})");
+  auto waited = std::chrono::steady_clock::now() - start;
+  producer.join();
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.json["jobs"].Size(), 1u);
+  EXPECT_LT(waited, std::chrono::seconds(5));
+}
+
+TEST_F(HttpServerTest, LeasesOfAVanishedLongPollAreReleased) {
+  {
+    Client gone(server_->local_port());
+    gone.WriteRaw(RawPost("/v1/leases", R"({"queues":["vanish"],"wait_ms":20000})"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    gone.Close();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Client c(server_->local_port());
+  std::string id = Enqueue(c, "vanish");
+  // The enqueue may have been handed to the vanished waiter; either way it must be leasable now,
+  // long before any lease would expire.
+  Reply r;
+  for (int i = 0; i < 50; ++i) {
+    r = c.Send(http::verb::post, "/v1/leases", R"({"queues":["vanish"],"wait_ms":100})");
+    if (r.status == 200 && r.json["jobs"].Size() == 1) break;
+  }
+  ASSERT_EQ(r.status, 200u) << r.body;
+  ASSERT_EQ(r.json["jobs"].Size(), 1u) << r.body;
+  EXPECT_EQ(std::string(r.json["jobs"][0]["id"].GetString()), id);
+}
+
+TEST_F(HttpServerTest, HealthReadinessInfoMetrics) {
+  Client c(server_->local_port());
+  EXPECT_EQ(c.Send(http::verb::get, "/healthz").body, R"({"status":"ok"})");
+  Reply ready = c.Send(http::verb::get, "/readyz");
+  EXPECT_EQ(ready.status, 200u);
+  EXPECT_EQ(ready.body, R"({"status":"ready"})");
+  Reply info = c.Send(http::verb::get, "/v1/info");
+  EXPECT_EQ(info.status, 200u);
+  EXPECT_TRUE(info.json.HasMember("version"));
+  EXPECT_FALSE(info.json["draining"].GetBool());
+  Reply metrics = c.Send(http::verb::get, "/metrics");
+  EXPECT_EQ(metrics.status, 200u);
+  EXPECT_EQ(metrics.body, "ym_up 1\n");
+  EXPECT_TRUE(metrics.raw[http::field::content_type].starts_with("text/plain"));
+
+  broker_->BeginDrain();
+  Reply draining = c.Send(http::verb::get, "/readyz");
+  EXPECT_EQ(draining.status, 503u);
+  EXPECT_STREQ(draining.json["error"]["code"].GetString(), "unavailable");
+}
+
+TEST_F(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
+  Client idle(server_->local_port());
+  EXPECT_EQ(idle.Send(http::verb::get, "/healthz").status, 200u);
+  auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_TRUE(idle.ServerClosed());
+  EXPECT_EQ(server_->stats().open_connections.load(), 0);
+  EXPECT_THROW(Client(server_->local_port()), boost::system::system_error);
+}
+
+TEST_F(HttpServerTest, StopLetsAnInFlightRequestFinish) {
+  Client waiter(server_->local_port());
+  waiter.WriteRaw(RawPost("/v1/leases", R"({"queues":["drain"],"wait_ms":1000})"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::thread stopper([this] { server_->Stop(); });
+  Reply r = waiter.Read();
+  stopper.join();
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_FALSE(r.raw.keep_alive());
+}
+
+TEST(HttpServerStart, PortInUseIsAnError) {
+  MemoryStore store;
+  SystemClock clock;
+  Broker broker(store, clock, BrokerOptions{});
+  ASSERT_TRUE(broker.Start().ok());
+  HttpServerOptions opts;
+  opts.port = 0;
+  HttpServer first(broker, opts);
+  ASSERT_TRUE(first.Start().ok());
+  opts.port = first.local_port();
+  HttpServer second(broker, opts);
+  Status s = second.Start();
+  EXPECT_EQ(s.code(), Code::kIoError) << s.ToString();
+  first.Stop();
+  broker.Stop();
+}
+
+}  // namespace
+}  // namespace ym::net
