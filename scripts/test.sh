@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds, and runs every test:
+#   1. release build: unit tests (GoogleTest), integration and fault tests (pytest, real binary)
+#   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. the request-parsing fuzzer (libFuzzer, clang) for a bounded time
+# Usage: ./scripts/test.sh [--quick]   (--quick: step 1 only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+JOBS=$(nproc)
+FUZZ_SECONDS=${YM_FUZZ_SECONDS:-60}
+
+./scripts/install-deps.sh
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+run_suite() {
+  local preset=$1
+  section "build ($preset)"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$JOBS"
+  section "tests ($preset)"
+  ctest --test-dir "build/$preset" --output-on-failure -j "$JOBS" --timeout 900
+}
+
+run_suite release
+if [ "$QUICK" = 1 ]; then exit 0; fi
+
+# Sanitizer findings abort the process so that a test cannot pass over them.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+run_suite asan-ubsan
+
+section "fuzz request parsing (${FUZZ_SECONDS}s)"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$JOBS" --target request_fuzz
+corpus=$(mktemp -d)
+cp tests/fuzz/corpus/request/* "$corpus"/
+./build/fuzz/tests/request_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 "$corpus"
+rm -rf "$corpus"
+section "all tests passed"

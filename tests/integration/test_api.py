@@ -1,0 +1,302 @@
+"""API behaviour of the real server, end to end over HTTP (docs/api.md)."""
+
+import json
+import threading
+import time
+
+import pytest
+
+
+def counts(client, queue):
+    return client.queue(queue)["counts"]
+
+
+def test_enqueue_lease_ack_round_trip(client):
+    created = client.enqueue(queue="emails", kind="send", payload={"to": "a@example.com"},
+                             priority=3, tags=["welcome"])
+    assert created["state"] == "ready"
+    jobs = client.lease(["emails"], max_jobs=10)
+    assert [j["id"] for j in jobs] == [created["id"]]
+    job = jobs[0]
+    assert job["payload"] == {"to": "a@example.com"}
+    assert job["kind"] == "send" and job["attempt"] == 1 and job["tags"] == ["welcome"]
+    assert len(job["lease"]["token"]) == 16
+    status, view = client.get(job["id"])
+    assert status == 200 and view["state"] == "active" and view["lease"]["worker_id"] == "test"
+    body = client.ack(job)
+    assert body["state"] == "succeeded"
+    assert counts(client, "emails")["active"] == 0
+    # Default retention deletes succeeded jobs with their ack.
+    status, _ = client.get(job["id"])
+    assert status == 404
+
+
+def test_batch_enqueue_reports_each_item(client):
+    status, body = client.call("POST", "/v1/jobs:batch", {"jobs": [
+        {"queue": "b", "kind": "k", "payload": 1},
+        {"queue": "bad name", "kind": "k"},
+        {"queue": "b", "kind": "k", "payload": 2},
+    ]})
+    assert status == 200
+    results = body["results"]
+    assert "id" in results[0] and "id" in results[2]
+    assert results[1]["error"]["code"] == "validation_failed"
+    assert counts(client, "b")["ready"] == 2
+
+
+def test_priority_then_fifo(client):
+    ids = [client.enqueue(queue="p", kind="k", priority=pr)["id"] for pr in (0, 5, 0, 5)]
+    got = [j["id"] for j in client.lease(["p"], max_jobs=4)]
+    assert got == [ids[1], ids[3], ids[0], ids[2]]
+
+
+def test_delayed_job_waits(client):
+    job = client.enqueue(queue="d", kind="k", delay_ms=60_000)
+    assert job["state"] == "scheduled"
+    assert client.lease(["d"]) == []
+    _, view = client.get(job["id"])
+    assert view["blocked_reason"] == "scheduled"
+
+
+def test_long_poll_returns_when_job_arrives(server, client):
+    def later():
+        time.sleep(0.3)
+        c = server.client()
+        c.enqueue(queue="lp", kind="k")
+        c.close()
+
+    t = threading.Thread(target=later)
+    start = time.monotonic()
+    t.start()
+    jobs = client.lease(["lp"], wait_ms=20_000)
+    elapsed = time.monotonic() - start
+    t.join()
+    assert len(jobs) == 1
+    assert elapsed < 10, "the long poll should return on arrival, not at its deadline"
+
+
+def test_long_poll_times_out_empty(client):
+    start = time.monotonic()
+    assert client.lease(["nothing-here"], wait_ms=300) == []
+    assert time.monotonic() - start >= 0.25
+
+
+def test_cancel_ready_and_active(client):
+    ready = client.enqueue(queue="c", kind="k")
+    status, view = client.call("POST", f"/v1/jobs/{ready['id']}:cancel")
+    assert status == 200 and view["state"] == "cancelled"
+    assert client.lease(["c"]) == []
+
+    active_id = client.enqueue(queue="c", kind="k")["id"]
+    job = client.lease(["c"])[0]
+    assert job["id"] == active_id
+    status, view = client.call("POST", f"/v1/jobs/{active_id}:cancel")
+    assert status == 200 and view["state"] == "active" and view["cancel_requested"] is True
+    status, hb = client.call("POST", f"/v1/jobs/{active_id}:heartbeat",
+                             {"token": job["lease"]["token"]})
+    assert status == 200 and hb["cancel_requested"] is True
+    status, body = client.call("POST", f"/v1/jobs/{active_id}:fail", {
+        "token": job["lease"]["token"],
+        "error": {"type": "cancelled", "message": "stopped", "retryable": True}})
+    assert status == 200 and body["state"] == "cancelled"
+
+
+def test_fail_non_retryable_goes_dead_and_replays(client):
+    jid = client.enqueue(queue="f", kind="k", max_attempts=5)["id"]
+    job = client.lease(["f"])[0]
+    status, body = client.call("POST", f"/v1/jobs/{jid}:fail", {
+        "token": job["lease"]["token"],
+        "error": {"type": "ValueError", "message": "bad input", "retryable": False}})
+    assert status == 200 and body["state"] == "dead"
+    _, view = client.get(jid)
+    assert view["dead_reason"] == "non_retryable"
+    assert view["last_error"]["message"] == "bad input"
+    status, dead = client.call("GET", "/v1/dead?queue=f")
+    assert status == 200 and [d["id"] for d in dead["items"]] == [jid]
+
+    status, view = client.call("POST", f"/v1/jobs/{jid}:replay")
+    assert status == 200 and view["state"] == "ready" and view["attempts"] == 0
+    assert view["runs"] == 2 and view["errors"][0]["message"] == "bad input"
+    job = client.lease(["f"])[0]
+    assert job["id"] == jid and job["attempt"] == 1
+
+
+def test_bulk_dead_replay(client):
+    ids = []
+    for _ in range(3):
+        ids.append(client.enqueue(queue="bulk", kind="k", max_attempts=1)["id"])
+    for job in client.lease(["bulk"], max_jobs=3):
+        client.call("POST", f"/v1/jobs/{job['id']}:fail", {
+            "token": job["lease"]["token"], "error": {"type": "x", "message": "y"}})
+    assert counts(client, "bulk")["dead"] == 3
+    status, body = client.call("POST", "/v1/dead:replay", {"queue": "bulk"})
+    assert status == 200 and body["replayed"] == 3
+    assert sorted(j["id"] for j in client.lease(["bulk"], max_jobs=10)) == sorted(ids)
+
+
+def test_retryable_failure_is_rescheduled(client):
+    jid = client.enqueue(queue="r", kind="k", backoff={"initial_ms": 60000, "max_ms": 60000,
+                                                       "multiplier": 1.0})["id"]
+    job = client.lease(["r"])[0]
+    status, body = client.call("POST", f"/v1/jobs/{jid}:fail", {
+        "token": job["lease"]["token"], "error": {"type": "Timeout", "message": "slow"},
+        "retry_in_ms": 50000})
+    assert status == 200 and body["state"] == "scheduled"
+    _, view = client.get(jid)
+    assert view["blocked_reason"] == "retry_backoff"
+    assert 0 < view["run_at"] - view["updated_at"] <= 50000
+
+
+def test_pause_and_resume(client):
+    client.enqueue(queue="pz", kind="k")
+    status, q = client.call("POST", "/v1/queues/pz:pause")
+    assert status == 200 and q["paused"] is True
+    assert client.lease(["pz"]) == []
+    status, q = client.call("POST", "/v1/queues/pz:resume")
+    assert status == 200 and q["paused"] is False
+    assert len(client.lease(["pz"])) == 1
+
+
+def test_put_queue_config_applies_to_new_jobs(client):
+    status, q = client.call("PUT", "/v1/queues/cfg", {"max_attempts": 2, "lease_ms": 5000})
+    assert status == 200 and q["max_attempts"] == 2 and q["lease_ms"] == 5000
+    jid = client.enqueue(queue="cfg", kind="k")["id"]
+    _, view = client.get(jid)
+    assert view["max_attempts"] == 2 and view["lease_ms"] == 5000
+
+
+def test_list_pagination_covers_every_job(client):
+    ids = {client.enqueue(queue="pg", kind="k")["id"] for _ in range(25)}
+    seen = []
+    cursor = None
+    for _ in range(20):
+        path = "/v1/jobs?queue=pg&limit=7" + (f"&cursor={cursor}" if cursor else "")
+        status, page = client.call("GET", path)
+        assert status == 200
+        seen += [j["id"] for j in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen, key=int) == sorted(ids, key=int)
+    assert len(seen) == len(set(seen))
+
+
+def test_idempotency_key_coalesces(client):
+    a = client.call("POST", "/v1/jobs", {"queue": "i", "kind": "k", "idempotency_key": "order-1"})
+    b = client.call("POST", "/v1/jobs", {"queue": "i", "kind": "k", "idempotency_key": "order-1"})
+    assert a[0] == 201 and b[0] == 200
+    assert b[1]["id"] == a[1]["id"] and b[1]["duplicate"] is True
+    assert counts(client, "i")["ready"] == 1
+
+
+def test_health_info_metrics(server, client):
+    assert client.call("GET", "/healthz")[0] == 200
+    assert client.call("GET", "/readyz")[0] == 200
+    status, info = client.call("GET", "/v1/info")
+    assert status == 200 and "version" in info
+    client.enqueue(queue="m", kind="k")
+    status, _, body = client.raw("GET", "/metrics")
+    text = body.decode()
+    assert status == 200
+    assert "ym_jobs_enqueued_total 1" in text
+    assert "ym_store_commits_total" in text
+
+
+def test_keep_alive_reuses_one_connection(client):
+    client.enqueue(queue="ka", kind="k")
+    first = client.conn
+    for _ in range(5):
+        client.call("GET", "/v1/queues/ka")
+    assert client.conn is first
+
+
+# --- Bad input: a clear error and nothing changes ------------------------------------------
+
+BAD_ENQUEUES = [
+    (b'{"queue": "q", "kind": ', "application/json", 400, "invalid_json"),
+    (b'[1,2]', "application/json", 422, "validation_failed"),
+    (json.dumps({"kind": "k"}).encode(), "application/json", 422, "validation_failed"),
+    (json.dumps({"queue": "q", "kind": 5}).encode(), "application/json", 422, "validation_failed"),
+    (json.dumps({"queue": "q/x", "kind": "k"}).encode(), "application/json", 422,
+     "validation_failed"),
+    (json.dumps({"queue": "q", "kind": "k", "priority": "high"}).encode(), "application/json",
+     422, "validation_failed"),
+    (json.dumps({"queue": "q", "kind": "k", "delay_ms": -1}).encode(), "application/json", 422,
+     "validation_failed"),
+    (json.dumps({"queue": "q", "kind": "k", "max_attempts": 0}).encode(), "application/json",
+     422, "validation_failed"),
+    (json.dumps({"queue": "q", "kind": "k", "surprise": 1}).encode(), "application/json", 422,
+     "validation_failed"),
+    (json.dumps({"queue": "q", "kind": "k"}).encode(), "text/plain", 415,
+     "unsupported_media_type"),
+]
+
+
+@pytest.mark.parametrize("body,ctype,status,code", BAD_ENQUEUES)
+def test_bad_enqueue_is_refused_and_changes_nothing(client, body, ctype, status, code):
+    client.enqueue(queue="q", kind="k")  # make the queue exist
+    before = counts(client, "q")
+    got_status, _, payload = client.raw("POST", "/v1/jobs", body, {"Content-Type": ctype})
+    err = json.loads(payload)["error"]
+    assert got_status == status and err["code"] == code, payload
+    assert err["message"]
+    assert counts(client, "q") == before
+
+
+def test_oversized_payload_is_413(make_server):
+    srv = make_server("--max-payload-bytes", "1000")
+    c = srv.client()
+    status, body = c.call("POST", "/v1/jobs", {"queue": "big", "kind": "k", "payload": "x" * 2000})
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+    status, _ = c.call("GET", "/v1/queues/big")
+    assert status == 404  # nothing was created, not even the queue
+    c.close()
+
+
+def test_oversized_body_is_413(make_server):
+    srv = make_server("--max-request-bytes", "4096", "--max-payload-bytes", "1024")
+    c = srv.client()
+    status, _, payload = c.raw("POST", "/v1/jobs:batch", b"{" + b" " * 10000 + b"}",
+                               {"Content-Type": "application/json"})
+    assert status == 413 and json.loads(payload)["error"]["code"] == "payload_too_large"
+    c.close()
+
+
+@pytest.mark.parametrize("method,path,status,code", [
+    ("GET", "/v2/jobs", 404, "not_found"),
+    ("GET", "/v1/jobs/abc", 400, "invalid_request"),
+    ("DELETE", "/v1/jobs", 405, "method_not_allowed"),
+    ("GET", "/v1/jobs/999999", 404, "not_found"),
+    ("GET", "/v1/jobs?state=bogus", 400, "invalid_request"),
+    ("GET", "/v1/jobs?limit=5000", 400, "invalid_request"),
+    ("GET", "/v1/jobs?cursor=!!", 400, "invalid_request"),
+])
+def test_bad_paths(client, method, path, status, code):
+    got, body = client.call(method, path)
+    assert got == status and body["error"]["code"] == code, body
+
+
+def test_stale_token_is_409(client):
+    jid = client.enqueue(queue="st", kind="k")["id"]
+    job = client.lease(["st"])[0]
+    for verb, extra in (("ack", {}), ("heartbeat", {}),
+                        ("fail", {"error": {"type": "x", "message": "y"}})):
+        body = {"token": "0123456789abcdef"}
+        body.update(extra)
+        status, resp = client.call("POST", f"/v1/jobs/{jid}:{verb}", body)
+        assert status == 409 and resp["error"]["code"] == "stale_lease", (verb, resp)
+    _, view = client.get(jid)
+    assert view["state"] == "active" and view["attempts"] == 1
+    client.ack(job)
+
+
+def test_terminal_state_never_changes(client):
+    jid = client.enqueue(queue="t", kind="k", max_attempts=1)["id"]
+    job = client.lease(["t"])[0]
+    client.call("POST", f"/v1/jobs/{jid}:fail", {"token": job["lease"]["token"],
+                                                  "error": {"type": "x", "message": "y"}})
+    status, body = client.call("POST", f"/v1/jobs/{jid}:cancel")
+    assert status == 409 and body["error"]["code"] == "invalid_state"
+    client.ack(job, expect=409)
+    _, view = client.get(jid)
+    assert view["state"] == "dead"

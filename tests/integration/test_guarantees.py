@@ -1,0 +1,167 @@
+"""The guarantees of docs/guarantees.md, each proved against the real binary.
+
+Time-based checks use short leases with wide margins (the condition they check cannot become
+true by waiting longer), so they do not flake on a slow machine.
+"""
+
+import os
+import time
+
+
+def test_acknowledged_enqueue_survives_kill_9(server, client):
+    ids = [client.enqueue(queue="dur", kind="k", payload={"n": i})["id"] for i in range(50)]
+    server.kill()  # SIGKILL right after the 201s: nothing gets a chance to flush
+    server.start()
+    c = server.client()
+    got = c.lease(["dur"], max_jobs=100)
+    assert sorted(j["id"] for j in got) == sorted(ids)
+    assert {j["payload"]["n"] for j in got} == set(range(50))
+    c.close()
+
+
+def test_leased_jobs_come_back_ready_after_crash(server, client):
+    jid = client.enqueue(queue="crash", kind="k")["id"]
+    job = client.lease(["crash"])[0]
+    server.kill()
+    server.start()
+    c = server.client()
+    again = c.lease(["crash"])
+    assert [j["id"] for j in again] == [jid]
+    # The old lease died with the process: its token is refused.
+    status, body = c.call("POST", f"/v1/jobs/{jid}:ack", {"token": job["lease"]["token"]})
+    assert status == 409 and body["error"]["code"] == "stale_lease"
+    c.close()
+
+
+def test_acked_job_is_not_delivered_after_restart(server, client):
+    jid = client.enqueue(queue="acked", kind="k")["id"]
+    client.ack(client.lease(["acked"])[0])
+    server.kill()
+    server.start()
+    c = server.client()
+    assert c.lease(["acked"]) == []
+    status, _ = c.get(jid)
+    assert status == 404  # succeeded and, with the default retention, deleted
+    c.close()
+
+
+def test_lease_expiry_requeues_and_counts_an_attempt(client):
+    jid = client.enqueue(queue="exp", kind="k", lease_ms=200, max_attempts=3)["id"]
+    first = client.lease(["exp"])[0]
+    time.sleep(0.6)
+    second = client.lease(["exp"], wait_ms=5000)
+    assert [j["id"] for j in second] == [jid]
+    assert second[0]["attempt"] == 2
+    assert second[0]["lease"]["token"] != first["lease"]["token"]
+    _, view = client.get(jid)
+    assert view["errors"][0]["type"] == "lease_expired"
+    # The zombie holding the first lease cannot complete the job.
+    client.ack(first, expect=409)
+    client.ack(second[0])
+
+
+def test_expiry_exhausts_attempts_into_dead_letters(client):
+    jid = client.enqueue(queue="exp2", kind="k", lease_ms=100, max_attempts=2)["id"]
+    for attempt in (1, 2):
+        jobs = client.lease(["exp2"], wait_ms=5000)
+        assert jobs and jobs[0]["attempt"] == attempt
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    view = None
+    while time.monotonic() < deadline:
+        _, view = client.get(jid)
+        if view["state"] == "dead":
+            break
+        time.sleep(0.05)
+    assert view["state"] == "dead"
+    assert view["dead_reason"] == "max_attempts_exceeded"
+    assert [e["type"] for e in view["errors"]] == ["lease_expired", "lease_expired"]
+    assert all(e["at"] > 0 for e in view["errors"])
+
+
+def test_heartbeat_keeps_a_job_past_its_lease(client):
+    jid = client.enqueue(queue="hb", kind="k", lease_ms=300)["id"]
+    job = client.lease(["hb"])[0]
+    status, hb = client.call("POST", f"/v1/jobs/{jid}:heartbeat",
+                             {"token": job["lease"]["token"], "extend_ms": 20000})
+    assert status == 200 and hb["cancel_requested"] is False
+    assert hb["expires_at"] > job["lease"]["expires_at"]
+    time.sleep(0.8)  # well past the original 300 ms lease
+    _, view = client.get(jid)
+    assert view["state"] == "active" and view["attempts"] == 1
+    client.ack(job)
+
+
+def test_backoff_delay_is_capped(client):
+    jid = client.enqueue(queue="bo", kind="k", max_attempts=10,
+                         backoff={"initial_ms": 1000, "max_ms": 1500, "multiplier": 10})["id"]
+    for _ in range(3):
+        job = client.lease(["bo"], wait_ms=5000)[0]
+        status, body = client.call("POST", f"/v1/jobs/{jid}:fail", {
+            "token": job["lease"]["token"], "error": {"type": "x", "message": "again"}})
+        assert status == 200
+        _, view = client.get(jid)
+        if view["state"] == "scheduled":
+            assert 0 <= view["run_at"] - view["updated_at"] <= 1500
+        deadline = time.monotonic() + 5
+        while view["state"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            _, view = client.get(jid)
+
+
+def test_idempotency_key_survives_restart(server, client):
+    first = client.enqueue(queue="idem", kind="k", idempotency_key="charge-42")
+    server.kill()
+    server.start()
+    c = server.client()
+    status, again = c.call("POST", "/v1/jobs", {"queue": "idem", "kind": "k",
+                                                "idempotency_key": "charge-42"})
+    assert status == 200 and again["duplicate"] is True and again["id"] == first["id"]
+    # Still coalesced after the job finished and left memory.
+    c.ack(c.lease(["idem"])[0])
+    server.kill()
+    server.start()
+    c2 = server.client()
+    status, again = c2.call("POST", "/v1/jobs", {"queue": "idem", "kind": "k",
+                                                 "idempotency_key": "charge-42"})
+    assert status == 200 and again["id"] == first["id"] and again["state"] == "succeeded"
+    c.close()
+    c2.close()
+
+
+def test_dead_letter_keeps_every_error_across_restart(server, client):
+    jid = client.enqueue(queue="dl", kind="k", max_attempts=3)["id"]
+    for n in range(3):
+        job = client.lease(["dl"], wait_ms=5000)[0]
+        client.call("POST", f"/v1/jobs/{jid}:fail", {
+            "token": job["lease"]["token"], "error": {"type": "E", "message": f"try {n}"},
+            "retry_in_ms": 0})
+    server.kill()
+    server.start()
+    c = server.client()
+    _, view = c.get(jid)
+    assert view["state"] == "dead" and view["dead_reason"] == "max_attempts_exceeded"
+    assert [e["message"] for e in view["errors"]] == ["try 0", "try 1", "try 2"]
+    assert [e["attempt"] for e in view["errors"]] == [1, 2, 3]
+    c.close()
+
+
+def test_sigterm_exits_zero_and_keeps_everything(server, client):
+    ids = [client.enqueue(queue="term", kind="k")["id"] for _ in range(20)]
+    client.close()
+    assert server.terminate() == 0
+    assert any("stopped cleanly" in line for line in server.log_lines)
+    server.start()
+    c = server.client()
+    assert sorted(j["id"] for j in c.lease(["term"], max_jobs=50)) == sorted(ids)
+    c.close()
+
+
+def test_second_server_on_same_data_dir_is_refused(server, make_server):
+    import subprocess
+    from ymtest import binary
+    proc = subprocess.run([binary(), "server", "--listen", "127.0.0.1:0", "--data-dir",
+                           server.data_dir], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "locked" in proc.stderr
+    assert os.path.exists(os.path.join(server.data_dir, "yardmaster.db"))

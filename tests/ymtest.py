@@ -1,0 +1,177 @@
+"""Helpers for black-box tests: start the real `yardmaster` binary and talk HTTP to it.
+
+Servers bind 127.0.0.1 on port 0 (the kernel picks a free port, which the server prints on its
+first log line) and keep their data in a temporary directory. Standard library only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+ADDRESS_RE = re.compile(r"listening on (?:http://)?127\.0\.0\.1:(\d+)")
+
+
+def binary() -> str:
+    path = os.environ.get("YM_BIN")
+    if not path:
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, "..", "..", "build", "release", "yardmaster")
+    if not os.path.exists(path):
+        raise RuntimeError(f"yardmaster binary not found at {path}; set YM_BIN")
+    return os.path.abspath(path)
+
+
+class Client:
+    """A keep-alive JSON client for one server. Not thread-safe: one per thread."""
+
+    def __init__(self, port: int, timeout: float = 40.0):
+        self.port = port
+        self.timeout = timeout
+        self.conn: Optional[http.client.HTTPConnection] = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def raw(self, method: str, path: str, body: Optional[bytes] = None,
+            headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], bytes]:
+        hdrs = dict(headers or {})
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=body, headers=hdrs)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if resp.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # A keep-alive connection the server closed while idle: retry once on a new one.
+                self.close()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def call(self, method: str, path: str, body: Any = None) -> Tuple[int, Any]:
+        data = None
+        headers = {}
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        status, _, payload = self.raw(method, path, data, headers)
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = payload.decode(errors="replace")
+        return status, parsed
+
+    # Shorthands for the common calls; each asserts the expected status.
+    def enqueue(self, **spec: Any) -> Dict[str, Any]:
+        status, body = self.call("POST", "/v1/jobs", spec)
+        assert status in (200, 201), (status, body)
+        return body
+
+    def lease(self, queues: List[str], max_jobs: int = 1, wait_ms: int = 0,
+              **extra: Any) -> List[Dict[str, Any]]:
+        req = {"queues": queues, "max": max_jobs, "wait_ms": wait_ms, "worker_id": "test"}
+        req.update(extra)
+        status, body = self.call("POST", "/v1/leases", req)
+        assert status == 200, (status, body)
+        return body["jobs"]
+
+    def ack(self, job: Dict[str, Any], expect: int = 200) -> Any:
+        status, body = self.call("POST", f"/v1/jobs/{job['id']}:ack",
+                                 {"token": job["lease"]["token"]})
+        assert status == expect, (status, body)
+        return body
+
+    def get(self, job_id: str) -> Tuple[int, Any]:
+        return self.call("GET", f"/v1/jobs/{job_id}")
+
+    def queue(self, name: str) -> Dict[str, Any]:
+        status, body = self.call("GET", f"/v1/queues/{name}")
+        assert status == 200, (status, body)
+        return body
+
+
+class Server:
+    """One `yardmaster server` process on a temporary data directory."""
+
+    def __init__(self, data_dir: str, extra_args: Optional[List[str]] = None,
+                 env: Optional[Dict[str, str]] = None):
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args or [])
+        self.env = env
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+        self.log_lines: List[str] = []
+        self._reader: Optional[threading.Thread] = None
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        args = [binary(), "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
+        args += self.extra_args
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.log_lines = []
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     env=env, text=True)
+        port_found = threading.Event()
+
+        def read_log(proc: subprocess.Popen) -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                self.log_lines.append(line.rstrip("\n"))
+                m = ADDRESS_RE.search(line)
+                if m and not port_found.is_set():
+                    self.port = int(m.group(1))
+                    port_found.set()
+
+        self._reader = threading.Thread(target=read_log, args=(self.proc,), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if port_found.wait(0.05):
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited at start:\n" + "\n".join(self.log_lines))
+        else:
+            self.kill()
+            raise RuntimeError("server did not print its address:\n" + "\n".join(self.log_lines))
+        return self
+
+    def client(self) -> Client:
+        return Client(self.port)
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        if self._reader:
+            self._reader.join(timeout=5)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout)
+        if self._reader:
+            self._reader.join(timeout=5)
+        return rc
+
+    def restart(self) -> "Server":
+        self.kill()
+        return self.start()
