@@ -294,7 +294,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     leases_.clear();
     if (phase_ == Phase::kClosed) return;
-    if (!res_.keep_alive()) return Close();
+    // Stop() may have found this connection mid-write, when it was not idle: close it now.
+    if (!res_.keep_alive() || server_.stopping()) return Close();
     DoRead();
   }
 
