@@ -1,0 +1,131 @@
+// libFuzzer target for the request path of the HTTP layer: routing, query strings and every body
+// parser of net/codec.h, i.e. everything that reads bytes a client controls before the Broker
+// sees a request.
+//
+// Input layout: byte 0 selects the body parser; then a request target up to the first '\n'; the
+// rest is the body. Each parser must return a value or a Status; any crash, sanitizer report or
+// contract violation (checked below) is a finding.
+#include <boost/beast/http/verb.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "net/codec.h"
+#include "net/router.h"
+
+namespace {
+
+namespace http = boost::beast::http;
+using ym::Code;
+
+void Check(bool ok) {
+  if (!ok) std::abort();
+}
+
+// A parse failure must carry one of the codes the codec documents.
+void CheckStatus(const ym::Status& s) {
+  if (s.ok()) return;
+  Code c = s.code();
+  Check(c == Code::kInvalidJson || c == Code::kValidation || c == Code::kPayloadTooLarge ||
+        c == Code::kInvalidRequest);
+  Check(!s.message().empty());
+}
+
+template <typename T>
+void CheckResult(const ym::Result<T>& r) {
+  CheckStatus(r.status());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::uint8_t selector = data[0];
+  std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::size_t nl = rest.find('\n');
+  std::string_view target = rest.substr(0, nl);
+  std::string_view body = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+
+  ym::net::CodecLimits limits;
+  limits.max_payload_bytes = 4096;
+
+  // Routing and query strings.
+  static constexpr http::verb kVerbs[] = {http::verb::get, http::verb::post, http::verb::put,
+                                          http::verb::delete_};
+  ym::net::RouteInput in;
+  in.method = kVerbs[selector % 4];
+  in.target = target;
+  in.content_type = (selector & 0x10) ? "application/json; charset=utf-8" : "text/plain";
+  in.body_size = body.size();
+  in.max_request_bytes = 1 << 16;
+  ym::net::RouteOutcome routed = ym::net::RouteRequest(in);
+  if (routed.status.ok()) {
+    Check(routed.match.id != ym::net::RouteId::kUnmatched);
+  } else if (routed.status.code() == Code::kMethodNotAllowed) {
+    Check(!routed.allow.empty());
+  }
+  std::size_t q = target.find('?');
+  std::string_view query = q == std::string_view::npos ? target : target.substr(q + 1);
+  CheckResult(ym::net::ParseQueryString(query));
+  CheckResult(ym::net::ParseListJobsQuery(query));
+  CheckResult(ym::net::ParseListDeadQuery(query));
+  CheckResult(ym::net::DecodeCursor(query));
+
+  // Bodies.
+  switch ((selector >> 5) & 7) {
+    case 0: {
+      auto spec = ym::net::ParseEnqueue(body, limits);
+      CheckResult(spec);
+      if (spec.ok()) {
+        Check(ym::IsValidName(spec->queue) && ym::IsValidName(spec->kind));
+        Check(spec->payload.size() <= limits.max_payload_bytes);
+        // A stored payload is compact JSON that parses back to itself.
+        auto again = ym::net::ParseEnqueue(
+            "{\"queue\":\"q\",\"kind\":\"k\",\"payload\":" + spec->payload + "}", limits);
+        Check(again.ok() && again->payload == spec->payload);
+      }
+      break;
+    }
+    case 1: {
+      auto batch = ym::net::ParseEnqueueBatch(body, limits);
+      CheckResult(batch);
+      if (batch.ok()) {
+        for (const auto& item : *batch) CheckResult(item);
+      }
+      break;
+    }
+    case 2: {
+      auto lease = ym::net::ParseLease(body);
+      CheckResult(lease);
+      if (lease.ok()) Check(lease->max >= 1 && lease->max <= 1000 && !lease->queues.empty());
+      break;
+    }
+    case 3:
+      CheckResult(ym::net::ParseHeartbeat(body));
+      CheckResult(ym::net::ParseAck(1, body, limits));
+      break;
+    case 4:
+      CheckResult(ym::net::ParseFail(1, body));
+      break;
+    case 5: {
+      auto batch = ym::net::ParseCompleteBatch(body, limits);
+      CheckResult(batch);
+      if (batch.ok()) {
+        for (const auto& a : batch->acks) CheckResult(a);
+        for (const auto& f : batch->fails) CheckResult(f);
+      }
+      break;
+    }
+    case 6:
+      CheckResult(ym::net::ParseQueuePatch("q", body));
+      break;
+    case 7:
+      CheckResult(ym::net::ParseDeadReplay(body));
+      CheckStatus(ym::net::ParseEmptyObject(body));
+      break;
+  }
+  // Error bodies render whatever the message holds.
+  if (!routed.status.ok()) Check(!ym::net::RenderError(routed.status).empty());
+  return 0;
+}
