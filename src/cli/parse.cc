@@ -234,7 +234,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* jobs_get = jobs->add_subcommand("get", "Show one job with its errors and payload");
   AddCommon(jobs_get, &common);
   jobs_get->add_option("id", inv.job_id, "Job id")->required();
-  CLI::App* jobs_list = jobs->add_subcommand("list", "List jobs, newest first, one page at a time");
+  CLI::App* jobs_list = jobs->add_subcommand("list", "List jobs, one page at a time");
   AddCommon(jobs_list, &common);
   std::string list_queue, list_state, list_cursor;
   std::int32_t list_limit = 0;
