@@ -806,6 +806,11 @@ void Scheduler::ExpireLeases(std::int64_t now) {
     expired.type = "lease_expired";
     expired.message =
         "lease of " + std::to_string(job->lease_ms) + " ms expired without ack, fail or heartbeat";
+    // An expired lease counts as a failed attempt but returns the job to `ready` at once
+    // (DESIGN.md guarantee 2, the life-cycle diagram in core/job.h): the retry backoff is for
+    // failures the job reported, not for a worker that vanished. Without this the job waited
+    // in `scheduled` (`retry_backoff`) for a jittered backoff delay (up to an hour by default).
+    expired.retry_in_ms = 0;
     if (FailAttempt(*job, expired) == JobState::kReady) ServeWaiters(job->queue);
   }
 }
