@@ -1,5 +1,7 @@
 // Running CLI commands: one ApiClient call (or a cursor loop) per command, then output.
 
+#include <rapidjson/document.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <ostream>
@@ -39,6 +41,22 @@ std::string Or(const std::optional<std::string>& v, std::string_view fallback = 
   return v ? *v : std::string(fallback);
 }
 
+// A job's last_error as "type: message". The server reports an attempt-error object; anything
+// else it might send is shown as the JSON it is.
+std::string DescribeError(const std::string& json) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError()) return json;
+  if (d.IsString()) return d.GetString();
+  if (d.IsObject() && d.HasMember("message") && d["message"].IsString()) {
+    std::string out;
+    if (d.HasMember("type") && d["type"].IsString())
+      out = std::string(d["type"].GetString()) + ": ";
+    return out + d["message"].GetString();
+  }
+  return json;
+}
+
 void PrintJob(const Job& j, std::ostream& out) {
   std::vector<std::pair<std::string, std::string>> f = {
       {"id", j.id},
@@ -64,7 +82,7 @@ void PrintJob(const Job& j, std::ostream& out) {
                                 FormatTime(j.lease->expires_at_ms));
   }
   if (j.dead_reason) f.emplace_back("dead_reason", *j.dead_reason);
-  if (j.last_error_json) f.emplace_back("last_error", *j.last_error_json);
+  if (j.last_error_json) f.emplace_back("last_error", Clip(DescribeError(*j.last_error_json), 200));
   f.emplace_back("payload", j.payload_json);
   if (j.result_json) f.emplace_back("result", *j.result_json);
   PrintFields(out, f);
@@ -97,7 +115,7 @@ void PrintDeadTable(const std::vector<Job>& jobs, std::ostream& out) {
   for (const Job& j : jobs) {
     t.AddRow({j.id, j.queue, j.kind, std::to_string(j.attempts),
               j.finished_at_ms ? FormatTime(*j.finished_at_ms) : "-", Or(j.dead_reason),
-              j.last_error_json ? Clip(*j.last_error_json, 80) : "-"});
+              j.last_error_json ? Clip(DescribeError(*j.last_error_json), 80) : "-"});
   }
   t.Print(out);
 }

@@ -298,14 +298,22 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::Option* replay_queue_opt =
       dead_replay->add_option("--queue,-q", replay_queue, "Replay dead jobs of this queue");
   CLI::Option* replay_ids_opt =
-      dead_replay->add_option("--id", inv.dead_replay.ids, "Replay this job; repeat for several")
+      dead_replay
+          ->add_option("--id", inv.dead_replay.ids,
+                       "Replay this job; repeat for several (up to 1000; not with --queue, "
+                       "--limit or --all)")
           ->type_name("ID")
           ->allow_extra_args(false);
   CLI::Option* replay_limit_opt =
-      dead_replay->add_option("--limit,-l", replay_limit, "Replay at most this many jobs")
-          ->check(CLI::PositiveNumber);
-  dead_replay->add_flag("--all", replay_all,
-                        "Replay every dead job of every queue (required without --queue/--id)");
+      dead_replay
+          ->add_option("--limit,-l", replay_limit,
+                       "With --queue or --all: replay at most this many, 1..100000 "
+                       "(server default 1000)")
+          ->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000}));
+  CLI::Option* replay_all_opt = dead_replay->add_flag(
+      "--all", replay_all, "Replay dead jobs of every queue (required without --queue/--id)");
+  // The API takes either a list of ids or a filter, never both (docs/api.md, dead:replay).
+  replay_ids_opt->excludes(replay_queue_opt)->excludes(replay_limit_opt)->excludes(replay_all_opt);
 
   // --- info ---
   CLI::App* info = app.add_subcommand("info", "Show the server's version, uptime and counters");
@@ -396,8 +404,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       if (replay_queue_opt->count() == 0 && replay_ids_opt->count() == 0 && !replay_all) {
         return UsageError("dead replay needs --queue, --id or --all");
       }
-      if (replay_all && (replay_queue_opt->count() > 0 || replay_ids_opt->count() > 0)) {
-        return UsageError("dead replay: --all cannot be combined with --queue or --id");
+      if (replay_all && replay_queue_opt->count() > 0) {
+        return UsageError("dead replay: --all cannot be combined with --queue");
+      }
+      if (inv.dead_replay.ids.size() > 1000) {
+        return UsageError("dead replay: at most 1000 --id per call");
       }
     }
   } else if (info->parsed()) {

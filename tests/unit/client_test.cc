@@ -571,6 +571,9 @@ TEST(CliParseTest, UsageErrorsExitWithTwo) {
       {"dead"},
       {"dead", "replay"},  // would replay everything: needs --all
       {"dead", "replay", "--all", "--queue", "q"},
+      {"dead", "replay", "--id", "1", "--queue", "q"},  // ids or a filter, not both
+      {"dead", "replay", "--id", "1", "--limit", "5"},
+      {"dead", "replay", "--all", "--limit", "100001"},
       {"info", "--server", "https://h:1"},
       {"info", "--server", "127.0.0.1:7433"},
       {"info", "extra"},
@@ -660,11 +663,16 @@ TEST(CliParseTest, DeadCommands) {
   EXPECT_EQ(list.invocation->command, Command::kDeadList);
   EXPECT_EQ(list.invocation->list_dead.queue, "q");
 
-  ParseOutcome replay = Parse({"dead", "replay", "--id", "1", "--id", "2", "--limit", "10"});
+  ParseOutcome replay = Parse({"dead", "replay", "--id", "1", "--id", "2"});
   ASSERT_TRUE(replay.invocation.has_value()) << replay.err;
   EXPECT_EQ(replay.invocation->command, Command::kDeadReplay);
   EXPECT_EQ(replay.invocation->dead_replay.ids, (std::vector<std::string>{"1", "2"}));
-  EXPECT_EQ(replay.invocation->dead_replay.limit, 10);
+  EXPECT_FALSE(replay.invocation->dead_replay.limit.has_value());
+
+  ParseOutcome by_queue = Parse({"dead", "replay", "--queue", "q", "--limit", "10"});
+  ASSERT_TRUE(by_queue.invocation.has_value()) << by_queue.err;
+  EXPECT_EQ(by_queue.invocation->dead_replay.queue, "q");
+  EXPECT_EQ(by_queue.invocation->dead_replay.limit, 10);
 
   ParseOutcome all = Parse({"dead", "replay", "--all"});
   ASSERT_TRUE(all.invocation.has_value()) << all.err;
