@@ -1,9 +1,10 @@
 // JobIndex: id -> live job, for every live job in core.
 //
 // Ids are allocated in increasing order and most jobs finish roughly in the order they were
-// created, so a two-level page table beats a hash map here: O(1) lookup, 8 bytes per id slot,
-// and ordered iteration for free (list endpoints page through live jobs by id). A page of 4096
-// slots is freed as soon as its last job leaves, so a long-lived job pins at most 32 KiB.
+// created, so a two-level page table suits them: lookup is one search among the few live pages
+// (O(log pages), with pages = live id range / 4096) plus an array index, 8 bytes per id slot, and
+// ordered iteration for free (list endpoints page through live jobs by id). A page of 4096 slots is
+// freed as soon as its last job leaves, so a long-lived job pins at most 32 KiB.
 //
 // Owner: the Scheduler, on the core thread only.
 #pragma once

@@ -73,7 +73,10 @@ std::uint32_t Scheduler::Intern(std::vector<std::string>& names,
   return idx;
 }
 
-std::uint32_t Scheduler::QueueIndex(const std::string& name, bool persist_new) {
+// Queues come into being when a job, a waiter or a config first names them. Only explicitly
+// configured queues (PutQueue) get a stored row; the others follow the server's defaults, and
+// the sweep purges their terminal jobs with a default PurgeFinished (queue "").
+std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   auto it = queue_ids_.find(name);
   std::uint32_t qi;
   if (it != queue_ids_.end()) {
@@ -89,12 +92,6 @@ std::uint32_t Scheduler::QueueIndex(const std::string& name, bool persist_new) {
     queues_.push_back(std::move(q));
     queue_names_.push_back(name);
     queue_ids_.emplace(name, qi);
-  }
-  // Queues are persisted the first time a job or a config names them, so that they (and the
-  // retention of their terminal jobs) survive restarts even when no job is live.
-  if (persist_new && !queues_[qi].persisted) {
-    queues_[qi].persisted = true;
-    open_.mutations.push_back(::ym::PutQueue{queues_[qi].config});
   }
   return qi;
 }
@@ -113,7 +110,7 @@ Scheduler::Lane& Scheduler::LaneFor(QueueState& q, std::uint32_t ns) {
 void Scheduler::LoadNextId(JobId next_id) { next_id_ = std::max(next_id_, next_id); }
 
 void Scheduler::LoadQueue(const QueueConfig& config) {
-  const std::uint32_t qi = QueueIndex(config.name, false);
+  const std::uint32_t qi = QueueIndex(config.name);
   queues_[qi].config = config;
   queues_[qi].persisted = true;
 }
@@ -155,7 +152,7 @@ LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
   job->run_at_ms = r.run_at_ms;
   job->created_at_ms = r.created_at_ms;
   job->updated_at_ms = r.updated_at_ms;
-  job->queue = QueueIndex(r.queue, false);
+  job->queue = QueueIndex(r.queue);
   job->ns = Intern(ns_names_, ns_ids_, r.ns);
   job->kind = Intern(kind_names_, kind_ids_, r.kind);
   job->priority = r.priority;
@@ -355,7 +352,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(const EnqueueSpec& spec) {
     }
   }
 
-  const std::uint32_t qi = QueueIndex(spec.queue, /*persist_new=*/true);
+  const std::uint32_t qi = QueueIndex(spec.queue);
   const QueueConfig& qc = queues_[qi].config;
   JobRecord r;
   r.id = next_id_++;
@@ -484,7 +481,7 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
 
 void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseCallback callback) {
   Waiter w;
-  for (const auto& name : request.queues) w.queues.push_back(QueueIndex(name, false));
+  for (const auto& name : request.queues) w.queues.push_back(QueueIndex(name));
   w.request = std::move(request);
   w.callback = std::move(callback);
   const std::uint64_t id = next_waiter_id_++;
@@ -624,7 +621,7 @@ Result<JobView> Scheduler::Replay(JobRecord&& stored) {
   stored.dead_reason.clear();
   stored.result.clear();
   stored.cancel_requested = false;
-  QueueIndex(stored.queue, /*persist_new=*/true);
+  QueueIndex(stored.queue);
   open_.mutations.push_back(UpdateJob{stored});
   LiveJob* job = AddJob(std::move(stored), /*pending=*/true);
   open_promote_.push_back(job->id);
@@ -766,7 +763,7 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   }
   if (patch.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*patch.backoff, "backoff"));
   if (patch.retention) YM_RETURN_IF_ERROR(CheckRetention(*patch.retention));
-  const std::uint32_t qi = QueueIndex(patch.name, /*persist_new=*/false);
+  const std::uint32_t qi = QueueIndex(patch.name);
   QueueConfig& c = queues_[qi].config;
   const bool was_paused = c.paused;
   if (patch.paused) c.paused = *patch.paused;
@@ -871,6 +868,10 @@ void Scheduler::CompactQueue(QueueState& q) {
 
 void Scheduler::Sweep(std::int64_t now) {
   next_sweep_ms_ = now + options_.retention_sweep_interval_ms;
+  const Retention& d = options_.default_retention;
+  open_.mutations.push_back(PurgeFinished{"", JobState::kSucceeded, now - d.succeeded_ms});
+  open_.mutations.push_back(PurgeFinished{"", JobState::kDead, now - d.dead_ms});
+  open_.mutations.push_back(PurgeFinished{"", JobState::kCancelled, now - d.cancelled_ms});
   for (QueueState& q : queues_) {
     if (q.persisted) {
       const Retention& r = q.config.retention;
@@ -942,6 +943,12 @@ void Scheduler::OnCommitted(std::uint64_t seq) {
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
+}
+
+std::uint64_t Scheduler::active_jobs() const {
+  std::uint64_t n = 0;
+  for (const QueueState& q : queues_) n += q.active;
+  return n;
 }
 
 void Scheduler::Shutdown() {

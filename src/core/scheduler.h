@@ -92,6 +92,8 @@ class Scheduler {
   Result<QueueInfo> PutQueue(const QueueConfigPatch& patch);
   std::size_t live_jobs() const { return index_.size(); }
   std::size_t waiters() const { return waiters_.size(); }
+  // Jobs leased to workers now, across all queues.
+  std::uint64_t active_jobs() const;
 
   // --- Time. -------------------------------------------------------------------------------
   // The earliest time at which Tick() may have something to do; INT64_MAX if nothing.
@@ -170,7 +172,7 @@ class Scheduler {
   std::uint32_t Intern(std::vector<std::string>& names,
                        std::unordered_map<std::string, std::uint32_t>& ids,
                        const std::string& name);
-  std::uint32_t QueueIndex(const std::string& name, bool persist_new);
+  std::uint32_t QueueIndex(const std::string& name);
   Lane& LaneFor(QueueState& q, std::uint32_t ns);
 
   LiveJob* AddJob(JobRecord&& record, bool pending);

@@ -150,11 +150,9 @@ class Broker::Impl {
         if (tasks_.empty() && !stop_requested_) {
           const std::int64_t now = clock_.NowMs();
           const std::int64_t next = sched_->NextDeadlineMs();
-          if (next > now) {
-            // Capped so that a test driving a ManualClock still sees timers fire promptly.
-            const std::int64_t wait = std::min<std::int64_t>(next - now, 250);
-            cv_.wait_for(lk, std::chrono::milliseconds(wait));
-          }
+          // Deadline-driven: sleep until the next timer (at most a retention sweep away) or
+          // until a command arrives.
+          if (next > now) cv_.wait_for(lk, std::chrono::milliseconds(next - now));
         }
         batch.swap(tasks_);
         stop = stop_requested_;
@@ -170,6 +168,7 @@ class Broker::Impl {
       MaybeCommit();
       RefreshGauges();
       counters_.live_jobs.store(sched_->live_jobs(), std::memory_order_relaxed);
+      counters_.active_jobs.store(sched_->active_jobs(), std::memory_order_relaxed);
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
       if (stop) {
         std::lock_guard lk(mu_);
@@ -633,15 +632,65 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   });
 }
 
+namespace {
+
+// Adds the store's terminal counts to core's live view. A queue that only the store knows (its
+// jobs all finished before a restart, and it was never configured) is shown with the defaults.
+void MergeFinished(std::vector<QueueInfo>& queues, const std::vector<FinishedCount>& counts,
+                   const SchedulerOptions& defaults) {
+  for (auto& q : queues) {
+    for (const char* s : {"succeeded", "dead", "cancelled"}) q.counts[s] = 0;
+  }
+  for (const auto& c : counts) {
+    auto it = std::find_if(queues.begin(), queues.end(),
+                           [&](const QueueInfo& q) { return q.config.name == c.queue; });
+    if (it == queues.end()) {
+      QueueInfo q;
+      q.config.name = c.queue;
+      q.config.max_attempts = defaults.default_max_attempts;
+      q.config.lease_ms = defaults.default_lease_ms;
+      q.config.backoff = defaults.default_backoff;
+      q.config.retention = defaults.default_retention;
+      for (const char* s : {"scheduled", "ready", "active", "succeeded", "dead", "cancelled"}) {
+        q.counts[s] = 0;
+      }
+      queues.push_back(std::move(q));
+      it = queues.end() - 1;
+    }
+    it->counts[std::string(StateName(c.state))] += c.count;
+  }
+  std::sort(queues.begin(), queues.end(),
+            [](const QueueInfo& a, const QueueInfo& b) { return a.config.name < b.config.name; });
+}
+
+}  // namespace
+
 void Broker::ListQueues(Callback<std::vector<QueueInfo>> done) {
-  impl_->Post([this, done = std::move(done)] { done(impl_->sched().Queues()); });
+  impl_->Post([this, done = std::move(done)]() mutable {
+    impl_->Read([this, queues = impl_->sched().Queues(), done = std::move(done)]() mutable {
+      auto counts = impl_->store().CountFinished();
+      if (!counts.ok()) return done(counts.status());
+      MergeFinished(queues, *counts, impl_->options().scheduler);
+      done(std::move(queues));
+    });
+  });
 }
 
 void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
-  impl_->Post([this, name = std::move(name), done = std::move(done)] {
-    auto q = impl_->sched().Queue(name);
-    if (!q) return done(NotFound("queue " + name + " not found"));
-    done(std::move(*q));
+  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
+    std::vector<QueueInfo> one;
+    if (auto q = impl_->sched().Queue(name)) one.push_back(std::move(*q));
+    impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
+      auto counts = impl_->store().CountFinished();
+      if (!counts.ok()) return done(counts.status());
+      std::vector<FinishedCount> mine;
+      for (auto& c : *counts) {
+        if (c.queue == name) mine.push_back(std::move(c));
+      }
+      MergeFinished(one, mine, impl_->options().scheduler);
+      if (one.empty()) return done(NotFound("queue " + name + " not found"));
+      done(std::move(one.front()));
+    });
   });
 }
 

@@ -55,6 +55,7 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> committed_mutations{0};
   std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
   std::atomic<std::uint64_t> live_jobs{0};
+  std::atomic<std::uint64_t> active_jobs{0};
   std::atomic<std::uint64_t> waiting_leases{0};
 };
 

@@ -103,7 +103,8 @@ const std::vector<OptionDef>& Options() {
       {"max_request_bytes", "16777216", "largest request body (a batch carries many payloads)",
        IntIn(1024, 1LL << 30, [](ServerConfig& c, std::int64_t v) { c.max_request_bytes = v; })},
       {"shutdown_grace_ms", "10000",
-       "on SIGTERM, how long in-flight requests may take before connections are closed",
+       "on SIGTERM, how long workers may still ack the jobs they hold (new enqueues and leases are "
+       "refused) before the listener closes",
        IntIn(0, 600'000, [](ServerConfig& c, std::int64_t v) { c.shutdown_grace_ms = v; })},
       {"log_level", "info", "trace, debug, info, warn, error, critical or off",
        OneOf({"trace", "debug", "info", "warn", "error", "critical", "off"},

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "common/clock.h"
 #include "net/http_server.h"
@@ -120,8 +121,20 @@ int Run(const ServerConfig& cfg) {
   }
   spdlog::info("received {}: draining (new enqueues and leases refused, acks accepted)",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Drain: enqueues and leases are refused (and /readyz fails, so balancers move away), but
+  // the listener stays open so workers can still ack, fail or heartbeat the jobs they hold. We
+  // wait for those, up to the grace period, then close the listener and commit what is left.
   broker.BeginDrain();
-  http.Stop();    // stop accepting; requests in flight finish within the grace period
+  const auto grace_end =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_grace_ms);
+  while (broker.counters().active_jobs.load(std::memory_order_relaxed) > 0 &&
+         std::chrono::steady_clock::now() < grace_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (const auto left = broker.counters().active_jobs.load(std::memory_order_relaxed)) {
+    spdlog::warn("grace period over with {} jobs still leased; they run again after restart", left);
+  }
+  http.Stop();    // stop accepting; requests in flight finish
   broker.Stop();  // commits everything accepted so far
   spdlog::info("stopped cleanly");
   return 0;

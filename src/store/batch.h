@@ -52,6 +52,8 @@ struct ExpireIdempotencyKeys {
 };
 
 // Retention: deletes terminal jobs of `state` in `queue` that finished at or before `before_ms`.
+// An empty `queue` means every queue that has no stored configuration (those follow the server's
+// default retention).
 struct PurgeFinished {
   std::string queue;
   JobState state = JobState::kSucceeded;

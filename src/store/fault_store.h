@@ -44,6 +44,7 @@ class FaultStore final : public Store {
     return inner_.ListJobs(query);
   }
   Status Backup(const std::string& path) override { return inner_.Backup(path); }
+  Result<std::vector<FinishedCount>> CountFinished() override { return inner_.CountFinished(); }
   StoreStats Stats() override { return inner_.Stats(); }
 
  private:

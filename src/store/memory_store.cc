@@ -117,7 +117,9 @@ Status MemoryStore::Commit(const Batch& batch) {
       if (IsTerminal(p->state)) {
         for (auto it = state_.jobs.begin(); it != state_.jobs.end();) {
           const JobRecord& j = it->second;
-          if (j.state == p->state && j.queue == p->queue && j.finished_at_ms <= p->before_ms) {
+          const bool queue_matches =
+              p->queue.empty() ? state_.queues.count(j.queue) == 0 : j.queue == p->queue;
+          if (j.state == p->state && queue_matches && j.finished_at_ms <= p->before_ms) {
             Remember(state_.jobs, it->first, &undo.jobs);
             it = state_.jobs.erase(it);
           } else {
@@ -176,6 +178,17 @@ Result<std::vector<JobRecord>> MemoryStore::ListJobs(const StoreListQuery& query
     out.push_back(j);
     if (out.size() >= query.limit) break;
   }
+  return out;
+}
+
+Result<std::vector<FinishedCount>> MemoryStore::CountFinished() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::pair<std::string, JobState>, std::uint64_t> counts;
+  for (const auto& [id, j] : state_.jobs) {
+    if (IsTerminal(j.state)) ++counts[{j.queue, j.state}];
+  }
+  std::vector<FinishedCount> out;
+  for (const auto& [key, n] : counts) out.push_back(FinishedCount{key.first, key.second, n});
   return out;
 }
 

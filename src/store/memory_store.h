@@ -32,6 +32,7 @@ class MemoryStore final : public Store {
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
   Result<std::optional<JobRecord>> GetJob(JobId id) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
+  Result<std::vector<FinishedCount>> CountFinished() override;
   // Writes nothing to disk: records a snapshot under `path` for RestoreBackup(); fails with
   // kInvalidRequest if a snapshot under `path` exists, like SqliteStore for an existing file.
   Status Backup(const std::string& path) override;

@@ -495,11 +495,13 @@ SqliteStore::~SqliteStore() {
   // Readers first: the writer's close is the last one and checkpoints and removes the WAL.
   for (auto& r : readers_) {
     sqlite3_finalize(r->get_job);
+    sqlite3_finalize(r->count_finished);
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s : {begin_, commit_, rollback_, insert_job_, update_job_, delete_job_,
-                          put_queue_, put_key_, expire_keys_, purge_, set_next_id_}) {
+  for (sqlite3_stmt* s :
+       {begin_, commit_, rollback_, insert_job_, update_job_, delete_job_, put_queue_, put_key_,
+        expire_keys_, purge_, purge_unconfigured_, set_next_id_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -601,6 +603,9 @@ Status SqliteStore::PrepareWriterStatements() {
       // when the query's WHERE visibly implies the index's.
       {&purge_,
        "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3"},
+      {&purge_unconfigured_,
+       "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND finished_at_ms <= ?2 "
+       "AND queue NOT IN (SELECT name FROM queues)"},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
   };
   for (const auto& [slot, sql] : stmts) {
@@ -778,6 +783,15 @@ Status SqliteStore::ApplyExpireKeys(std::int64_t before_ms) {
 }
 
 Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
+  if (p.queue.empty()) {
+    int rc = sqlite3_bind_int(purge_unconfigured_, 1, static_cast<int>(p.state));
+    rc |= sqlite3_bind_int64(purge_unconfigured_, 2, p.before_ms);
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(purge_unconfigured_);
+      return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
+    }
+    return StepDone(writer_, purge_unconfigured_, "purge finished jobs");
+  }
   int rc = sqlite3_bind_int(purge_, 1, static_cast<int>(p.state));
   rc |= BindText(purge_, 2, p.queue);
   rc |= sqlite3_bind_int64(purge_, 3, p.before_ms);
@@ -1015,6 +1029,31 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
     if (!st.ok()) return st;
   }
   if (rc != SQLITE_DONE) return SqlError(r->db, rc, "list jobs");
+  return out;
+}
+
+Result<std::vector<FinishedCount>> SqliteStore::CountFinished() {
+  std::vector<FinishedCount> out;
+  ReaderLease r(this);
+  if (r->count_finished == nullptr) {
+    // `state >= 3` lets the planner count from the partial terminal index alone.
+    static constexpr char kSql[] =
+        "SELECT queue, state, count(*) FROM jobs WHERE state >= 3 GROUP BY queue, state";
+    int rc = sqlite3_prepare_v3(r->db, kSql, sizeof kSql - 1, SQLITE_PREPARE_PERSISTENT,
+                                &r->count_finished, nullptr);
+    if (rc != SQLITE_OK) return SqlError(r->db, rc, "prepare count");
+  }
+  sqlite3_stmt* s = r->count_finished;
+  ResetOnExit reset(s);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const int state = sqlite3_column_int(s, 1);
+    if (state < 3 || state > 5) return Corruption("jobs row with state " + std::to_string(state));
+    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    out.push_back(FinishedCount{q ? q : "", static_cast<JobState>(state),
+                                static_cast<std::uint64_t>(sqlite3_column_int64(s, 2))});
+  }
+  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "count finished jobs");
   return out;
 }
 

@@ -56,6 +56,7 @@ class SqliteStore final : public Store {
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
   Result<std::optional<JobRecord>> GetJob(JobId id) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
+  Result<std::vector<FinishedCount>> CountFinished() override;
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
 
@@ -64,6 +65,7 @@ class SqliteStore final : public Store {
   struct Reader {
     sqlite3* db = nullptr;
     sqlite3_stmt* get_job = nullptr;
+    sqlite3_stmt* count_finished = nullptr;
     // ListJobs statements by SQL text; the shapes are few (queue or not, number of states).
     std::map<std::string, sqlite3_stmt*> list_stmts;
   };
@@ -104,6 +106,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* purge_ = nullptr;
+  sqlite3_stmt* purge_unconfigured_ = nullptr;
   sqlite3_stmt* set_next_id_ = nullptr;
   // meta.next_id as last committed; the in-progress value lives on the stack of Commit() until
   // COMMIT succeeds, so a rolled-back batch cannot move it.

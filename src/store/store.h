@@ -44,16 +44,23 @@ class RecoveryVisitor {
 
 // A page query over stored jobs (used for terminal jobs; live jobs are answered by core).
 struct StoreListQuery {
-  std::string queue;                 // empty: any queue
-  std::vector<JobState> states;      // empty: any state
-  JobId after_id = 0;                // exclusive lower bound on id (the cursor)
-  std::uint32_t limit = 100;         // at most this many results
+  std::string queue;             // empty: any queue
+  std::vector<JobState> states;  // empty: any state
+  JobId after_id = 0;            // exclusive lower bound on id (the cursor)
+  std::uint32_t limit = 100;     // at most this many results
+};
+
+// How many terminal jobs of one state a queue holds.
+struct FinishedCount {
+  std::string queue;
+  JobState state = JobState::kSucceeded;
+  std::uint64_t count = 0;
 };
 
 struct StoreStats {
-  std::uint64_t file_bytes = 0;    // main database file
-  std::uint64_t wal_bytes = 0;     // write-ahead log, if any
-  std::uint64_t commits = 0;       // successful Commit() calls since open
+  std::uint64_t file_bytes = 0;  // main database file
+  std::uint64_t wal_bytes = 0;   // write-ahead log, if any
+  std::uint64_t commits = 0;     // successful Commit() calls since open
 };
 
 class Store {
@@ -74,6 +81,9 @@ class Store {
 
   // Jobs matching `query` in ascending id order.
   virtual Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) = 0;
+
+  // Counts of stored terminal jobs per queue and state (zero counts omitted).
+  virtual Result<std::vector<FinishedCount>> CountFinished() = 0;
 
   // Writes a consistent copy of the store to `path` (which must not exist) while it stays online.
   virtual Status Backup(const std::string& path) = 0;

@@ -165,3 +165,31 @@ def test_second_server_on_same_data_dir_is_refused(server, make_server):
     assert proc.returncode == 1
     assert "locked" in proc.stderr
     assert os.path.exists(os.path.join(server.data_dir, "yardmaster.db"))
+
+
+def test_sigterm_drains_refuses_new_work_and_accepts_acks(server, client):
+    import signal
+    jid = client.enqueue(queue="drain", kind="k")["id"]
+    client.enqueue(queue="drain", kind="k")
+    job = client.lease(["drain"])[0]
+    server.proc.send_signal(signal.SIGTERM)
+    # While the worker still holds a lease, the server waits for it (up to the grace period).
+    deadline = time.monotonic() + 10
+    status, body = 0, None
+    while time.monotonic() < deadline:
+        status, body = client.call("POST", "/v1/jobs", {"queue": "drain", "kind": "k"})
+        if status == 503:
+            break
+        time.sleep(0.02)
+    assert status == 503 and body["error"]["code"] == "unavailable"
+    assert client.call("GET", "/readyz")[0] == 503
+    assert client.call("POST", "/v1/leases", {"queues": ["drain"], "max": 1})[0] == 503
+    status, body = client.call("POST", f"/v1/jobs/{jid}:ack", {"token": job["lease"]["token"]})
+    assert status == 200 and body["state"] == "succeeded"
+    client.close()
+    assert server.proc.wait(timeout=30) == 0
+    server.start()
+    c = server.client()
+    # The acked job is gone, the other one is still there; nothing from the refused enqueue.
+    assert len(c.lease(["drain"], max_jobs=10)) == 1
+    c.close()
