@@ -1,7 +1,5 @@
 // The handlers behind the route table (net/router.cc): parse, call one Broker method, render.
-#include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -156,7 +154,7 @@ void Ack(Call& c) {
   acks.push_back(std::move(item).value());
   c.broker.Complete(std::move(acks), {},
                     [route = c.match.id, id = c.match.job_id, reply = std::move(c.reply)](
-                        std::vector<Status> acked, std::vector<Status>) {
+                        std::vector<Status> acked, std::vector<Result<JobState>>) {
                       if (acked.size() != 1) {
                         return reply(ErrorResponse(Internal("ack returned no result"), route));
                       }
@@ -171,30 +169,15 @@ void Fail(Call& c) {
   if (!item.ok()) return c.Error(item.status());
   std::vector<FailItem> fails;
   fails.push_back(std::move(item).value());
-  // Broker::Complete reports only whether the fail applied; the state it led to (scheduled,
-  // dead or cancelled) is read back with GetJob. Broker callbacks must not call the Broker, so
-  // the read is posted to our own executor first.
-  Broker* broker = &c.broker;
-  std::function<void(std::function<void()>)> post = c.options.post;
-  c.broker.Complete(
-      {}, std::move(fails),
-      [broker, post, route = c.match.id, id = c.match.job_id, reply = std::move(c.reply)](
-          std::vector<Status>, std::vector<Status> failed) {
-        if (failed.size() != 1) {
-          return reply(ErrorResponse(Internal("fail returned no result"), route));
-        }
-        if (!failed[0].ok()) return reply(ErrorResponse(failed[0], route));
-        auto read_back = [broker, route, id, reply] {
-          broker->GetJob(id, [route, id, reply](Result<JobView> view) {
-            reply(Json(200, RenderIdState(id, view.ok() ? &view->job.state : nullptr), route));
-          });
-        };
-        if (post) {
-          post(std::move(read_back));
-        } else {
-          read_back();
-        }
-      });
+  c.broker.Complete({}, std::move(fails),
+                    [route = c.match.id, id = c.match.job_id, reply = std::move(c.reply)](
+                        std::vector<Status>, std::vector<Result<JobState>> failed) {
+                      if (failed.size() != 1) {
+                        return reply(ErrorResponse(Internal("fail returned no result"), route));
+                      }
+                      if (!failed[0].ok()) return reply(ErrorResponse(failed[0].status(), route));
+                      reply(Json(200, RenderIdState(id, &failed[0].value()), route));
+                    });
 }
 
 void CompleteAcks(Call& c) {
@@ -227,7 +210,9 @@ void CompleteAcks(Call& c) {
   c.broker.Complete(std::move(acks), std::move(fails),
                     [route = c.match.id, reply = std::move(c.reply), ack_results, fail_results,
                      ack_slots = std::move(ack_slots), fail_slots = std::move(fail_slots)](
-                        std::vector<Status> acked, std::vector<Status> failed) {
+                        std::vector<Status> acked, std::vector<Result<JobState>> fail_states) {
+                      std::vector<Status> failed;
+                      for (auto& r : fail_states) failed.push_back(r.status());
                       auto merge = [](const std::vector<std::size_t>& slots,
                                       std::vector<Status>& from, std::vector<Status>& into) {
                         for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -265,54 +250,14 @@ void SetPaused(Call& c, bool paused) {
   c.broker.SetPaused(c.match.queue, paused, RenderQueueCallback(c.match.id, std::move(c.reply)));
 }
 
-// Replays by id go through Broker::Replay one id at a time (the Broker has no bulk form for a
-// list of ids); ids that do not exist or are not replayable are skipped and not counted.
-struct ReplayFanout {
-  explicit ReplayFanout(std::size_t n, RouteId r, Responder done)
-      : remaining(n), route(r), reply(std::move(done)) {}
-  std::atomic<std::size_t> remaining;
-  std::atomic<std::uint64_t> replayed{0};
-  std::mutex mu;
-  Status first_error;  // GUARDED_BY(mu): first failure that is not "skip this id"
-  RouteId route;
-  Responder reply;
-};
-
 void ReplayDead(Call& c) {
   auto req = ParseDeadReplay(c.request.body);
   if (!req.ok()) return c.Error(req.status());
-  RouteId route = c.match.id;
-  if (req->ids.empty()) {
-    c.broker.ReplayDead(
-        std::move(req->queue), req->limit,
-        [route, reply = std::move(c.reply)](Result<std::uint64_t> r) {
-          reply(r.ok() ? Json(200, RenderReplayed(*r), route) : ErrorResponse(r.status(), route));
-        });
-    return;
-  }
-  auto fan = std::make_shared<ReplayFanout>(req->ids.size(), route, std::move(c.reply));
-  for (JobId id : req->ids) {
-    c.broker.Replay(id, [fan](Result<JobView> r) {
-      if (r.ok()) {
-        fan->replayed.fetch_add(1, std::memory_order_relaxed);
-      } else if (r.status().code() != Code::kNotFound && r.status().code() != Code::kInvalidState) {
-        std::lock_guard<std::mutex> lock(fan->mu);
-        if (fan->first_error.ok()) fan->first_error = r.status();
-      }
-      // acq_rel: the last callback must see every other callback's counter and error.
-      if (fan->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-      std::uint64_t n = fan->replayed.load(std::memory_order_relaxed);
-      Status err;
-      {
-        std::lock_guard<std::mutex> lock(fan->mu);
-        err = fan->first_error;
-      }
-      // A server-side failure (draining, store error) that replayed nothing is an error, not
-      // "0 replayed".
-      if (n == 0 && !err.ok()) return fan->reply(ErrorResponse(err, fan->route));
-      fan->reply(Json(200, RenderReplayed(n), fan->route));
-    });
-  }
+  c.broker.ReplayDead(
+      std::move(req->queue), std::move(req->ids), req->limit,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::uint64_t> r) {
+        reply(r.ok() ? Json(200, RenderReplayed(*r), route) : ErrorResponse(r.status(), route));
+      });
 }
 
 void Info(Call& c) { c.Ok(RenderInfo(c.broker.Info())); }
@@ -322,8 +267,10 @@ void Healthz(Call& c) { c.Ok(RenderStatusWord("ok")); }
 void Readyz(Call& c) {
   bool stopping = c.options.server_stopping != nullptr &&
                   c.options.server_stopping->load(std::memory_order_relaxed);
+  if (c.broker.draining() || stopping) {
+    return c.Error(Unavailable("draining: new enqueues and leases are refused"));
+  }
   if (!c.broker.ready()) return c.Error(Unavailable("starting: the store is being recovered"));
-  if (c.broker.draining() || stopping) return c.Error(Unavailable("draining"));
   c.Ok(RenderStatusWord("ready"));
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -320,8 +321,16 @@ Status Broker::Start() {
 void Broker::BeginDrain() {
   if (draining_.exchange(true, std::memory_order_acq_rel)) return;
   ready_.store(false, std::memory_order_release);
-  // Idle long-polls are answered now so workers notice the drain without waiting 30 s.
-  impl_->Post([this] { impl_->sched().Shutdown(); });
+  // Idle long-polls are answered now so workers notice the drain without waiting 30 s. We wait
+  // for core to run this, so that when BeginDrain returns every lease granted before it is
+  // counted in counters().active_jobs (the caller waits on that gauge).
+  std::promise<void> drained;
+  impl_->Post([this, &drained] {
+    impl_->sched().Shutdown();
+    impl_->counters().active_jobs.store(impl_->sched().active_jobs(), std::memory_order_relaxed);
+    drained.set_value();
+  });
+  drained.get_future().wait();
 }
 
 void Broker::Stop() {
@@ -438,12 +447,13 @@ void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
   });
 }
 
-void Broker::Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,
-                      std::function<void(std::vector<Status>, std::vector<Status>)> done) {
+void Broker::Complete(
+    std::vector<AckItem> acks, std::vector<FailItem> fails,
+    std::function<void(std::vector<Status>, std::vector<Result<JobState>>)> done) {
   impl_->Post(
       [this, acks = std::move(acks), fails = std::move(fails), done = std::move(done)]() mutable {
         auto ack_results = std::make_shared<std::vector<Status>>();
-        auto fail_results = std::make_shared<std::vector<Status>>();
+        auto fail_results = std::make_shared<std::vector<Result<JobState>>>();
         for (const auto& a : acks) {
           auto r = impl_->sched().Ack(a.id, a.token, a.result);
           if (r.ok()) impl_->counters().acked.fetch_add(1, std::memory_order_relaxed);
@@ -452,7 +462,7 @@ void Broker::Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,
         for (const auto& f : fails) {
           auto r = impl_->sched().Fail(f.id, f.token, f.error);
           if (r.ok()) impl_->counters().failed.fetch_add(1, std::memory_order_relaxed);
-          fail_results->push_back(r.status());
+          fail_results->push_back(std::move(r));
         }
         impl_->AfterDurable([ack_results, fail_results, done = std::move(done)](Status s) {
           if (!s.ok()) {
@@ -528,15 +538,29 @@ void Broker::Replay(JobId id, Callback<JobView> done) {
   });
 }
 
-void Broker::ReplayDead(std::string queue, std::uint32_t limit, Callback<std::uint64_t> done) {
-  impl_->Read([this, queue = std::move(queue), limit, done = std::move(done)]() mutable {
-    StoreListQuery q;
-    q.queue = queue;
-    q.states = {JobState::kDead};
-    q.limit = limit;
-    auto rows = impl_->store().ListJobs(q);
-    if (!rows.ok()) return done(rows.status());
-    impl_->Post([this, rows = std::move(*rows), done = std::move(done)]() mutable {
+void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
+                        Callback<std::uint64_t> done) {
+  impl_->Read([this, queue = std::move(queue), ids = std::move(ids), limit,
+               done = std::move(done)]() mutable {
+    std::vector<JobRecord> rows;
+    if (!ids.empty()) {
+      for (JobId id : ids) {
+        auto stored = impl_->store().GetJob(id);
+        if (!stored.ok()) return done(stored.status());
+        if (stored->has_value() && (*stored)->state == JobState::kDead) {
+          rows.push_back(std::move(**stored));
+        }
+      }
+    } else {
+      StoreListQuery q;
+      q.queue = queue;
+      q.states = {JobState::kDead};
+      q.limit = limit;
+      auto listed = impl_->store().ListJobs(q);
+      if (!listed.ok()) return done(listed.status());
+      rows = std::move(*listed);
+    }
+    impl_->Post([this, rows = std::move(rows), done = std::move(done)]() mutable {
       std::uint64_t n = 0;
       for (auto& rec : rows) {
         // A job replayed concurrently is live now and refused; it is not counted.

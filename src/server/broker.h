@@ -91,7 +91,8 @@ class Broker {
   // Rebuilds every live job from the store, then starts the core, writer and reader threads.
   Status Start();
   // Drain mode: new enqueues and leases are refused with kUnavailable; acks, fails and
-  // heartbeats are still accepted so running jobs can finish. Idempotent.
+  // heartbeats are still accepted so running jobs can finish. Returns once core has seen it
+  // (counters().active_jobs is then exact). Idempotent. Only after Start().
   void BeginDrain();
   // Stops taking commands, commits everything already accepted, fails long-poll waiters with an
   // empty result, joins all threads. Idempotent.
@@ -112,17 +113,22 @@ class Broker {
   // Returns jobs a lease reply could not deliver (client gone) to ready, without counting an
   // attempt. Jobs whose lease changed since are left alone.
   void Release(std::vector<std::pair<JobId, std::uint64_t>> leases);
+  // Extends the lease to now + extend_ms (0: the job's own lease_ms); reports whether a cancel
+  // was requested.
   void Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                  Callback<HeartbeatOutcome> done);
-  // Acks and fails, each item answered on its own, in order.
+  // Acks and fails, each item answered on its own, in order. A fail's result is the state it
+  // led to: kScheduled (retry), kReady (retry at once), kDead or kCancelled.
   void Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,
-                std::function<void(std::vector<Status>, std::vector<Status>)> done);
+                std::function<void(std::vector<Status>, std::vector<Result<JobState>>)> done);
   // Cancels a job; returns its state afterwards (kCancelled, or kActive with cancel_requested).
   void Cancel(JobId id, Callback<JobView> done);
   // Replays a dead or cancelled job as a new run.
   void Replay(JobId id, Callback<JobView> done);
-  // Replays up to `limit` dead jobs (of `queue`, or all queues when empty); returns how many.
-  void ReplayDead(std::string queue, std::uint32_t limit, Callback<std::uint64_t> done);
+  // Replays dead jobs: those in `ids` when it is not empty (ids that are not dead are skipped),
+  // else up to `limit` of `queue` (all queues when empty). Returns how many were replayed.
+  void ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
+                  Callback<std::uint64_t> done);
 
   void GetJob(JobId id, Callback<JobView> done);
   void ListJobs(ListQuery query, Callback<JobPage> done);

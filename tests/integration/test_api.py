@@ -300,3 +300,29 @@ def test_terminal_state_never_changes(client):
     client.ack(job, expect=409)
     _, view = client.get(jid)
     assert view["state"] == "dead"
+
+
+def test_dead_replay_by_ids_skips_jobs_that_are_not_dead(client):
+    dead_id = client.enqueue(queue="ids", kind="k", max_attempts=1)["id"]
+    job = client.lease(["ids"])[0]
+    status, body = client.call("POST", f"/v1/jobs/{dead_id}:fail", {
+        "token": job["lease"]["token"], "error": {"type": "x", "message": "y"}})
+    assert status == 200 and body["state"] == "dead"
+    cancelled_id = client.enqueue(queue="ids", kind="k")["id"]
+    client.call("POST", f"/v1/jobs/{cancelled_id}:cancel")
+    status, body = client.call("POST", "/v1/dead:replay",
+                               {"ids": [dead_id, cancelled_id, "999999"]})
+    assert status == 200 and body["replayed"] == 1
+    _, view = client.get(cancelled_id)
+    assert view["state"] == "cancelled"
+    _, view = client.get(dead_id)
+    assert view["state"] == "ready"
+
+
+def test_fail_reports_the_resulting_state(client):
+    jid = client.enqueue(queue="fs", kind="k", max_attempts=3)["id"]
+    job = client.lease(["fs"])[0]
+    status, body = client.call("POST", f"/v1/jobs/{jid}:fail", {
+        "token": job["lease"]["token"], "error": {"type": "x", "message": "y"},
+        "retry_in_ms": 60000})
+    assert status == 200 and body == {"id": jid, "state": "scheduled"}
