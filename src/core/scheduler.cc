@@ -147,6 +147,15 @@ void Scheduler::LoadJob(JobRecord&& record) {
 }
 
 LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
+  return AddJobFrom(std::move(r), pending);
+}
+
+LiveJob* Scheduler::AddJob(const JobRecord& r, bool pending) { return AddJobFrom(r, pending); }
+
+// Moves the strings out of an rvalue record (recovery, replay) and copies them from an lvalue
+// one (enqueue, whose record also goes into the batch).
+template <typename Record>
+LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   auto job = std::make_unique<LiveJob>();
   job->id = r.id;
   job->run_at_ms = r.run_at_ms;
@@ -162,17 +171,17 @@ LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
   job->lease_ms = static_cast<std::int32_t>(r.lease_ms);
   job->state = r.state == JobState::kActive ? JobState::kReady : r.state;
   job->pending = pending;
-  job->payload = std::move(r.payload);
+  job->payload = std::forward<Record>(r).payload;
   const bool own_backoff = !(r.backoff == queues_[job->queue].config.backoff);
   if (own_backoff || !r.idempotency_key.empty() || !r.concurrency_key.empty() || !r.tags.empty() ||
       !r.errors.empty()) {
     JobExtra& x = job->Extra();
     x.backoff = r.backoff;
     x.has_backoff = own_backoff;
-    x.idempotency_key = std::move(r.idempotency_key);
-    x.concurrency_key = std::move(r.concurrency_key);
-    x.tags = std::move(r.tags);
-    x.errors = std::move(r.errors);
+    x.idempotency_key = std::forward<Record>(r).idempotency_key;
+    x.concurrency_key = std::forward<Record>(r).concurrency_key;
+    x.tags = std::forward<Record>(r).tags;
+    x.errors = std::forward<Record>(r).errors;
   }
   return index_.Insert(std::move(job));
 }
@@ -235,15 +244,16 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.pending = false;
   job.evicting = true;
   job.updated_at_ms = now;
-  JobRecord rec = ToRecord(job, /*with_payload=*/false);
-  rec.finished_at_ms = now;
-  rec.dead_reason = std::move(dead_reason);
-  rec.result = result;
   const Retention& keep = queues_[job.queue].config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
-    open_.mutations.push_back(DeleteJob{job.id});
+    // The common high-volume case: nothing of the job is kept, so no record is built.
+    open_.mutations.emplace_back(DeleteJob{job.id});
   } else {
-    open_.mutations.push_back(UpdateJob{std::move(rec)});
+    JobRecord rec = ToRecord(job, /*with_payload=*/false);
+    rec.finished_at_ms = now;
+    rec.dead_reason = std::move(dead_reason);
+    rec.result = result;
+    open_.mutations.emplace_back(UpdateJob{std::move(rec)});
   }
   if (job.extra && !job.extra->idempotency_key.empty()) {
     auto it = idempotency_.find(IdemKey(ns_names_[job.ns], job.extra->idempotency_key));
@@ -302,7 +312,7 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
 
 // --- Commands -------------------------------------------------------------------------------
 
-Result<EnqueueOutcome> Scheduler::Enqueue(const EnqueueSpec& spec) {
+Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
   if (!IsValidName(spec.queue)) return Validation("field \"queue\": invalid name");
   if (!IsValidName(spec.kind)) return Validation("field \"kind\": invalid name");
   if (!IsValidName(spec.ns)) return Validation("field \"namespace\": invalid name");
@@ -326,8 +336,9 @@ Result<EnqueueOutcome> Scheduler::Enqueue(const EnqueueSpec& spec) {
                       ".." + std::to_string(options_.max_lease_ms));
   }
   if (spec.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*spec.backoff, "backoff"));
-  if (spec.idempotency_ttl_ms && *spec.idempotency_ttl_ms < 1) {
-    return Validation("field \"idempotency_ttl_ms\": must be >= 1");
+  if (spec.idempotency_ttl_ms &&
+      (*spec.idempotency_ttl_ms < 1 || *spec.idempotency_ttl_ms > kMaxDelayMs)) {
+    return Validation("field \"idempotency_ttl_ms\": must be 1.." + std::to_string(kMaxDelayMs));
   }
   if (!spec.concurrency_key.empty() && !IsValidName(spec.concurrency_key)) {
     return Validation("field \"concurrency_key\": invalid name");
@@ -358,9 +369,9 @@ Result<EnqueueOutcome> Scheduler::Enqueue(const EnqueueSpec& spec) {
   r.id = next_id_++;
   r.ns = spec.ns;
   r.queue = spec.queue;
-  r.kind = spec.kind;
+  r.kind = std::move(spec.kind);
   r.priority = spec.priority;
-  r.payload = spec.payload;
+  r.payload = std::move(spec.payload);
   r.created_at_ms = now;
   r.updated_at_ms = now;
   r.run_at_ms = spec.run_at_ms ? *spec.run_at_ms : now + spec.delay_ms.value_or(0);
@@ -369,20 +380,21 @@ Result<EnqueueOutcome> Scheduler::Enqueue(const EnqueueSpec& spec) {
   r.backoff = spec.backoff.value_or(qc.backoff);
   r.lease_ms = spec.lease_ms.value_or(qc.lease_ms);
   r.idempotency_key = spec.idempotency_key;
-  r.concurrency_key = spec.concurrency_key;
-  r.tags = spec.tags;
-  open_.mutations.push_back(InsertJob{r});
+  r.concurrency_key = std::move(spec.concurrency_key);
+  r.tags = std::move(spec.tags);
   open_.next_id = next_id_;
-  if (!idem.empty()) {
-    const std::int64_t expires =
-        now + spec.idempotency_ttl_ms.value_or(options_.idempotency_window_ms);
-    idempotency_[idem] = IdemEntry{r.id, expires, r.state, true};
-    open_.mutations.push_back(PutIdempotencyKey{spec.ns, spec.idempotency_key, r.id, expires});
-  }
   EnqueueOutcome out;
   out.id = r.id;
   out.state = r.state;
-  AddJob(std::move(r), /*pending=*/true);
+  AddJob(r, /*pending=*/true);  // copies the payload: the batch keeps the record's own
+  open_.mutations.emplace_back(InsertJob{std::move(r)});
+  if (!idem.empty()) {
+    const std::int64_t expires =
+        now + spec.idempotency_ttl_ms.value_or(options_.idempotency_window_ms);
+    idempotency_[idem] = IdemEntry{out.id, expires, out.state, true};
+    open_.mutations.emplace_back(
+        PutIdempotencyKey{std::move(spec.ns), std::move(spec.idempotency_key), out.id, expires});
+  }
   open_promote_.push_back(out.id);
   return out;
 }

@@ -60,7 +60,7 @@ class Scheduler {
 
   // --- Commands. ---------------------------------------------------------------------------
   // kValidation for values out of range (the HTTP layer checks shapes; core checks meaning).
-  Result<EnqueueOutcome> Enqueue(const EnqueueSpec& spec);
+  Result<EnqueueOutcome> Enqueue(EnqueueSpec spec);
   // Leases up to request.max jobs that are ready now (possibly none). Never waits.
   std::vector<LeasedJob> Lease(const LeaseRequest& request);
   // Registers a long-poll waiter that is called exactly once: with jobs when some become ready,
@@ -96,7 +96,8 @@ class Scheduler {
   std::uint64_t active_jobs() const;
 
   // --- Time. -------------------------------------------------------------------------------
-  // The earliest time at which Tick() may have something to do; INT64_MAX if nothing.
+  // The earliest time at which Tick() may have something to do (the next retention sweep at
+  // the latest).
   std::int64_t NextDeadlineMs() const;
   // Fires everything due at Clock::NowMs(): delayed jobs become ready, expired leases fail,
   // long-poll waiters time out, idempotency keys expire, retention sweeps.
@@ -176,6 +177,9 @@ class Scheduler {
   Lane& LaneFor(QueueState& q, std::uint32_t ns);
 
   LiveJob* AddJob(JobRecord&& record, bool pending);
+  LiveJob* AddJob(const JobRecord& record, bool pending);
+  template <typename Record>
+  LiveJob* AddJobFrom(Record&& record, bool pending);
   void MakeReady(LiveJob& job);
   void MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry);
   void LeaveState(LiveJob& job);  // updates counters when a job leaves its current state

@@ -367,8 +367,8 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
     auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
     results->reserve(specs.size());
     std::vector<JobId> unknown;  // duplicates whose job left core before a restart
-    for (const auto& spec : specs) {
-      auto r = impl_->sched().Enqueue(spec);
+    for (auto& spec : specs) {
+      auto r = impl_->sched().Enqueue(std::move(spec));
       if (r.ok()) {
         if (r->duplicate) {
           impl_->counters().duplicates.fetch_add(1, std::memory_order_relaxed);
