@@ -29,8 +29,7 @@ struct LiveJob {
   JobId id = 0;
   std::int64_t run_at_ms = 0;
   std::int64_t created_at_ms = 0;
-  std::int64_t updated_at_ms = 0;
-  std::int64_t ready_since_ms = 0;
+  std::int64_t updated_at_ms = 0;  // last state change; for a ready job, when it became ready
   std::int64_t lease_expires_ms = 0;
   std::uint64_t lease_token = 0;
   // Sequence of the job's current entry in a ready heap or timer heap. Heap entries carry the

@@ -194,7 +194,8 @@ void Scheduler::MakeReady(LiveJob& job) {
   job.pending = false;
   job.retry_wait = false;
   job.seq = next_seq_++;
-  job.ready_since_ms = clock_.NowMs();
+  // Becoming ready is a state change; updated_at then also dates the oldest-ready age.
+  job.updated_at_ms = clock_.NowMs();
   Lane& lane = LaneFor(q, job.ns);
   lane.ready.push(ReadyEntry{job.priority, job.seq, job.id});
   ++lane.ready_count;
@@ -734,7 +735,7 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
   for (const FifoEntry& e : q.ready_fifo) {
     const LiveJob* j = index_.Find(e.id);
     if (j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting) {
-      info.oldest_ready_age_ms = std::max<std::int64_t>(clock_.NowMs() - j->ready_since_ms, 0);
+      info.oldest_ready_age_ms = std::max<std::int64_t>(clock_.NowMs() - j->updated_at_ms, 0);
       break;
     }
   }

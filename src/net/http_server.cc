@@ -373,7 +373,11 @@ Status HttpServerImpl::Start() {
         fmt::format("cannot listen on {}:{}: {}", options_.host, options_.port, ec.message()));
   }
   port_.store(acceptor_.local_endpoint().port(), std::memory_order_relaxed);
-  spdlog::info("http: listening on {}:{}", endpoint.address().to_string(), port_.load());
+  // The bound address is the server's first log line (tools and tests read the port from it);
+  // server_main logs the rest of the start-up summary after it.
+  const bool v6 = endpoint.address().is_v6();
+  spdlog::info("listening on http://{}{}{}:{}", v6 ? "[" : "", endpoint.address().to_string(),
+               v6 ? "]" : "", port_.load());
 
   work_.emplace(ioc_.get_executor());
   asio::post(accept_strand_, [this] { DoAccept(); });

@@ -108,9 +108,6 @@ int Run(const ServerConfig& cfg) {
     spdlog::critical("cannot listen on {}:{}: {}", cfg.listen_host, cfg.listen_port, s.ToString());
     return kExitFailure;
   }
-  const bool v6 = cfg.listen_host.find(':') != std::string::npos;
-  spdlog::info("listening on http://{}{}{}:{}", v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "",
-               http.local_port());
   const BrokerInfo info = broker.Info();
   spdlog::info("data dir {} (durability {}); recovered {} live jobs in {} ms", cfg.data_dir,
                cfg.durability == Durability::kFull ? "full" : "relaxed", info.recovered_jobs,
