@@ -1,0 +1,127 @@
+// yardmaster::Client: the producer side of the C++ SDK (enqueue, inspect, cancel, replay).
+//
+// What: typed calls for the producer endpoints of the HTTP API v1 (docs/api.md): POST /v1/jobs,
+// POST /v1/jobs:batch, GET /v1/jobs/{id}, POST /v1/jobs/{id}:cancel and :replay. Payloads and
+// results travel as JSON text that the SDK passes through unchanged; the caller serializes with
+// whatever JSON library it likes.
+//
+// Connections: one keep-alive HTTP/1.1 connection, opened by the first call and reused by the
+// next ones; a connection the server closed while idle is replaced transparently.
+//
+// Threads: a Client may be shared by several threads. Calls are serialized on its one
+// connection (a mutex), so a thread that needs its own throughput should own its own Client.
+//
+// Errors: every call returns a Status / Result (include/yardmaster/status.h), never throws.
+// `unavailable` with http_status() == 0 means the server could not be reached; other codes are
+// the server's (e.g. `not_found`, `invalid_state`, `validation_failed`, `resource_exhausted`).
+// The SDK does not retry producer calls on its own: an enqueue whose reply was lost may or may
+// not have been applied, and only the caller knows whether an idempotency key makes a retry
+// safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "yardmaster/status.h"
+
+namespace yardmaster {
+
+// The URL used when neither ClientOptions::server_url nor $YM_URL is set.
+inline constexpr std::string_view kDefaultServerUrl = "http://127.0.0.1:7433";
+
+// The server URL to use: `explicit_url` when non-empty, else $YM_URL when set and non-empty,
+// else kDefaultServerUrl.
+std::string ResolveServerUrl(std::string_view explicit_url = {});
+
+struct ClientOptions {
+  // `http://HOST:PORT`; empty means ResolveServerUrl() ($YM_URL, then the default).
+  std::string server_url;
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds request_timeout{30'000};
+};
+
+struct RetryBackoff {
+  std::int64_t initial_ms = 1000;
+  std::int64_t max_ms = 3'600'000;
+  double multiplier = 2.0;
+};
+
+// One job to enqueue. Unset optionals are not sent, so the queue's defaults apply.
+struct EnqueueOptions {
+  std::string queue;                  // required
+  std::string kind;                   // required
+  std::string payload_json = "null";  // any JSON text
+  std::optional<std::string> ns;      // "namespace" on the wire
+  std::optional<std::int32_t> priority;
+  std::optional<std::int64_t> delay_ms;
+  std::optional<std::int64_t> run_at_ms;
+  std::optional<std::int32_t> max_attempts;
+  std::optional<RetryBackoff> backoff;
+  std::optional<std::int64_t> lease_ms;
+  std::optional<std::string> idempotency_key;
+  std::optional<std::int64_t> idempotency_ttl_ms;
+  std::optional<std::string> concurrency_key;
+  std::vector<std::string> tags;
+};
+
+struct Enqueued {
+  std::string id;
+  std::string state;       // "ready" or "scheduled"
+  bool duplicate = false;  // an idempotency key matched an existing job; nothing was created
+};
+
+// A job as GET /v1/jobs/{id} reports it. `json` is the server's whole object, so fields newer
+// than this SDK are still reachable.
+struct JobInfo {
+  std::string id;
+  std::string ns;
+  std::string queue;
+  std::string kind;
+  std::string state;  // scheduled, ready, active, succeeded, dead, cancelled
+  std::string payload_json;
+  std::int32_t attempts = 0;
+  std::int32_t max_attempts = 0;
+  bool cancel_requested = false;
+  std::optional<std::string> dead_reason;
+  std::optional<std::string> last_error_json;
+  std::optional<std::string> result_json;
+  std::string json;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // POST /v1/jobs.
+  Result<Enqueued> Enqueue(const EnqueueOptions& job);
+  // POST /v1/jobs:batch with 1..1000 jobs. The outer Result fails only when the whole request
+  // failed; each item then has its own Result, in request order.
+  Result<std::vector<Result<Enqueued>>> EnqueueBatch(const std::vector<EnqueueOptions>& jobs);
+  // GET /v1/jobs/{id}; `not_found` once retention removed the job.
+  Result<JobInfo> Get(std::string_view id);
+  // POST /v1/jobs/{id}:cancel. A ready/scheduled job is cancelled at once; an active one is
+  // flagged and its worker's handler sees JobContext::cancelled(). `invalid_state` for a
+  // terminal job.
+  Result<JobInfo> Cancel(std::string_view id);
+  // POST /v1/jobs/{id}:replay of a dead or cancelled job (a new run, attempts reset).
+  Result<JobInfo> Replay(std::string_view id);
+
+  // The URL this client talks to.
+  const std::string& server_url() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace yardmaster

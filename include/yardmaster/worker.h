@@ -1,0 +1,232 @@
+// yardmaster::Worker: the worker runtime of the C++ SDK. It leases jobs, runs the handler
+// registered for each job's kind, keeps the leases alive and reports the outcomes.
+//
+//   yardmaster::WorkerOptions options;
+//   options.queues = {"emails"};
+//   options.concurrency = 4;
+//   yardmaster::Worker worker(options);
+//   worker.Handle("send_welcome", [](yardmaster::JobContext& job) {
+//     if (job.cancelled()) return yardmaster::Outcome::Permanent("cancelled");
+//     ... use job.payload() (JSON text) ...
+//     return yardmaster::Outcome::Ok(R"({"sent":true})");
+//   });
+//   return worker.RunUntilSignal();   // SIGTERM/SIGINT: graceful shutdown
+//
+// Outcomes are values, not exceptions: a handler returns Outcome::Ok(result_json),
+// Outcome::Retry(...) or Outcome::Permanent(message). An exception that escapes a handler is
+// caught and reported as a retryable failure (type "exception", message what()), because an
+// unexpected exception is more often a transient fault than a verdict on the job.
+//
+// How it runs (threads all owned by the Worker, started by Run(), joined before it returns):
+//   - one leaser: POST /v1/leases for as many jobs as there are free slots (plus `prefetch`),
+//     long-polling up to `poll_wait` when nothing is ready. When the server is unreachable it
+//     retries with exponential backoff and jitter (reconnect_min..reconnect_max), forever.
+//   - `concurrency` slot threads: each runs one handler at a time.
+//   - one heartbeater for every leased job: it extends each lease (extend_ms = lease_ms) once a
+//     `heartbeat_fraction` of it has elapsed, and learns cancellation from the reply. A 409
+//     (stale_lease) or 404 means the lease is lost: that job is no longer heartbeated, its
+//     outcome will not be reported, and Stats().leases_lost counts it. Nothing crashes.
+//   - one acker: outcomes are sent in batches through POST /v1/acks:batch, when `ack_batch_size`
+//     are pending or `ack_flush_interval` after the first one was queued. A job stays
+//     heartbeated until its outcome is confirmed, so a slow or restarting server does not cost
+//     the lease of a finished job. A 409 on an item counts as a lost lease.
+//   Each thread has its own keep-alive connection.
+//
+// Shutdown (Stop(), or SIGTERM/SIGINT under RunUntilSignal()):
+//   1. leasing stops (a long-poll already in flight may still return jobs; those are treated
+//      like the next step);
+//   2. jobs leased but not started are failed as retryable with retry_in_ms 0 (type
+//      "shutdown"), so the server re-delivers them at once to another worker;
+//   3. running handlers get up to `shutdown_grace` to finish; their outcomes are reported;
+//   4. when the grace runs out, the jobs still running are failed the same way, and their
+//      JobContext::cancelled() turns true (stop_reason() == kShutdown) so that handlers return
+//      early; what they return afterwards is ignored.
+//   Run() returns when every handler has returned and every outcome has been sent (or the
+//   server stayed unreachable for `shutdown_grace` more). A handler that never returns keeps
+//   Run() from returning: handlers must poll cancelled() in long loops.
+//   A second signal under RunUntilSignal() skips what is left of the grace.
+//
+// Delivery is at-least-once: a job whose outcome could not be reported (lease lost, worker
+// killed) runs again elsewhere. Make handlers idempotent or use the job id as a dedup key.
+//
+// Threads: Handle() must be called before Run(). Stop() and Stats() may be called from any
+// thread, at any time, including from a handler. A Worker runs once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "yardmaster/status.h"
+
+namespace yardmaster {
+
+struct WorkerOptions {
+  // `http://HOST:PORT`; empty means $YM_URL, then http://127.0.0.1:7433.
+  std::string server_url;
+  // Queues to lease from (1..64), in no particular order (the server balances them).
+  std::vector<std::string> queues;
+  // How many handlers run at once.
+  int concurrency = 1;
+  // Extra jobs leased ahead of free slots so that a slot never waits for a round trip. They are
+  // heartbeated while they wait, and handed back at once on shutdown. 0 leases only for free
+  // slots.
+  int prefetch = 0;
+  // Lease length asked for each job; unset uses each job's lease_ms (the queue's).
+  std::optional<std::chrono::milliseconds> lease;
+  // Heartbeat when this fraction of the lease has elapsed (0.05..0.9). A third leaves room for
+  // two heartbeats to fail before the lease expires.
+  double heartbeat_fraction = 1.0 / 3.0;
+  // Long-poll wait of one lease request (0..30000 ms). It also bounds how long Stop() waits for
+  // an in-flight lease request.
+  std::chrono::milliseconds poll_wait{2'000};
+  // Acks are sent when this many are pending or this long after the first pending one.
+  int ack_batch_size = 100;
+  std::chrono::milliseconds ack_flush_interval{20};
+  // Backoff between attempts while the server is unreachable.
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{5'000};
+  // How long running handlers may take to finish after Stop().
+  std::chrono::milliseconds shutdown_grace{30'000};
+  // Shown in the job's lease; empty: "<hostname>-<pid>".
+  std::string worker_id;
+  // Log lines (reconnects, lost leases, shutdown) go here; unset: stderr. Called from any
+  // worker thread, one line at a time.
+  std::function<void(std::string_view line)> log;
+};
+
+// Why JobContext::cancelled() turned true.
+enum class StopReason {
+  kNone,
+  kCancelled,  // the job was cancelled on the server (POST /v1/jobs/{id}:cancel)
+  kShutdown,   // the worker's shutdown grace ran out; the job was handed back for re-delivery
+  kLeaseLost,  // the lease expired or was taken over; another worker may be running the job
+};
+
+// The job a handler runs. Owned by the Worker; valid only during the handler call. The
+// accessors may be called from the handler's thread and any thread it starts.
+class JobContext {
+ public:
+  JobContext(std::string id, std::string ns, std::string queue, std::string kind,
+             std::string payload_json, std::int32_t attempt, std::int32_t max_attempts,
+             std::vector<std::string> tags);
+
+  const std::string& id() const { return id_; }
+  const std::string& ns() const { return ns_; }
+  const std::string& queue() const { return queue_; }
+  const std::string& kind() const { return kind_; }
+  // The payload as JSON text, exactly as enqueued.
+  const std::string& payload() const { return payload_; }
+  // 1 for the first attempt.
+  std::int32_t attempt() const { return attempt_; }
+  std::int32_t max_attempts() const { return max_attempts_; }
+  const std::vector<std::string>& tags() const { return tags_; }
+
+  // True once the handler should stop: the job was cancelled on the server (learnt from a
+  // heartbeat, so within a heartbeat interval), the shutdown grace ran out, or the lease was
+  // lost. What the handler returns after that is ignored for kShutdown/kLeaseLost; for
+  // kCancelled it is reported: a failure (Retry or Permanent) ends the job `cancelled`, while
+  // Ok acks it as `succeeded` (the work was done after all).
+  bool cancelled() const { return reason_.load(std::memory_order_acquire) != StopReason::kNone; }
+  StopReason stop_reason() const { return reason_.load(std::memory_order_acquire); }
+  // Sleeps up to `d`, waking early when cancelled(); returns !cancelled(). For handlers that
+  // wait between steps.
+  bool SleepFor(std::chrono::milliseconds d) const;
+
+  // Used by the runtime; the first reason set wins.
+  void MarkStopped(StopReason reason);
+
+ private:
+  std::string id_, ns_, queue_, kind_, payload_;
+  std::int32_t attempt_, max_attempts_;
+  std::vector<std::string> tags_;
+  // Atomic because the heartbeat thread writes it while the handler reads it.
+  std::atomic<StopReason> reason_{StopReason::kNone};
+};
+
+// What a handler decided.
+class Outcome {
+ public:
+  enum class Kind { kOk, kRetry, kPermanent };
+
+  // Success; `result_json` (any JSON text) is stored as the job's result.
+  static Outcome Ok(std::string result_json = "null");
+  // A retryable failure: the server schedules the next attempt with the queue's backoff, or
+  // after `after` when given (0 re-delivers at once). Exhausted attempts make the job dead.
+  static Outcome Retry(std::string message,
+                       std::optional<std::chrono::milliseconds> after = std::nullopt);
+  static Outcome Retry(std::chrono::milliseconds after) { return Retry("retry requested", after); }
+  // A failure that retrying cannot fix: the job goes dead at once with this message.
+  static Outcome Permanent(std::string message);
+  // Sets the error type reported with a failure (1..128 bytes; default "error" for Retry,
+  // "permanent" for Permanent). Returns *this for chaining.
+  Outcome& WithType(std::string type);
+
+  Kind kind() const { return kind_; }
+  const std::string& result_json() const { return text_; }  // kOk
+  const std::string& message() const { return text_; }      // kRetry, kPermanent
+  const std::string& type() const { return type_; }
+  std::optional<std::chrono::milliseconds> retry_after() const { return after_; }
+
+ private:
+  Outcome(Kind kind, std::string text, std::string type) noexcept
+      : kind_(kind), text_(std::move(text)), type_(std::move(type)) {}
+  Kind kind_;
+  std::string text_;
+  std::string type_;
+  std::optional<std::chrono::milliseconds> after_;
+};
+
+using Handler = std::function<Outcome(JobContext& job)>;
+
+// Counters since Run() started; a consistent-enough snapshot for logs and tests.
+struct WorkerStats {
+  std::uint64_t leased = 0;       // jobs received from the server
+  std::uint64_t succeeded = 0;    // acks the server confirmed
+  std::uint64_t failed = 0;       // fails (retry or permanent) the server confirmed
+  std::uint64_t handed_back = 0;  // jobs failed with retry_in_ms 0 at shutdown
+  std::uint64_t leases_lost = 0;  // 409/404 on heartbeat, ack or fail
+  std::uint64_t cancelled = 0;    // cancellations learnt from heartbeats
+  std::uint64_t reconnects = 0;   // lease attempts that found the server unreachable
+  int running = 0;                // handlers running now
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  // Must not run while Run() does: call Stop() and let Run() return first.
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Registers the handler of one job kind; a later call for the same kind replaces it.
+  void Handle(std::string kind, Handler handler);
+  // The handler for kinds that have none of their own. Without one, such jobs fail as
+  // retryable (type "unknown_kind"): a newer worker that knows the kind may be rolling out.
+  void HandleAll(Handler handler);
+
+  // Runs until Stop(); returns OK, or `invalid_request` for bad options (no queue, bad URL,
+  // concurrency < 1, ...) without contacting the server.
+  Status Run();
+  // Asks Run() to shut down (see the header comment); returns at once. `grace` replaces
+  // shutdown_grace when given; a later call may only shorten it.
+  void Stop(std::optional<std::chrono::milliseconds> grace = std::nullopt);
+  // Run() with SIGTERM and SIGINT turned into Stop(); a second signal stops with no grace.
+  // Blocks those signals in the calling thread and every thread the worker starts (handler
+  // threads included), and restores the mask before returning. Returns Run()'s Status.
+  Status RunUntilSignal();
+
+  WorkerStats Stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace yardmaster

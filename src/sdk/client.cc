@@ -1,0 +1,158 @@
+// yardmaster::Client over the internal ApiClient (src/client): conversions and a mutex.
+
+#include "yardmaster/client.h"
+
+#include <cstdlib>
+#include <mutex>
+
+#include "client/api_client.h"
+#include "sdk/runtime_policy.h"
+
+namespace yardmaster {
+
+std::string ResolveServerUrl(std::string_view explicit_url) {
+  if (!explicit_url.empty()) return std::string(explicit_url);
+  // An empty YM_URL counts as unset, the way shells often "clear" variables (as in the CLI).
+  if (const char* u = std::getenv("YM_URL"); u != nullptr && *u != '\0') return u;
+  return std::string(kDefaultServerUrl);
+}
+
+namespace {
+
+ym::client::EnqueueRequest ToRequest(const EnqueueOptions& o) {
+  ym::client::EnqueueRequest r;
+  r.queue = o.queue;
+  r.kind = o.kind;
+  r.payload_json = o.payload_json;
+  r.ns = o.ns;
+  r.priority = o.priority;
+  r.delay_ms = o.delay_ms;
+  r.run_at_ms = o.run_at_ms;
+  r.max_attempts = o.max_attempts;
+  if (o.backoff)
+    r.backoff =
+        ym::client::Backoff{o.backoff->initial_ms, o.backoff->max_ms, o.backoff->multiplier};
+  r.lease_ms = o.lease_ms;
+  r.idempotency_key = o.idempotency_key;
+  r.idempotency_ttl_ms = o.idempotency_ttl_ms;
+  r.concurrency_key = o.concurrency_key;
+  r.tags = o.tags;
+  return r;
+}
+
+JobInfo ToInfo(const ym::client::Job& j) {
+  JobInfo i;
+  i.id = j.id;
+  i.ns = j.ns;
+  i.queue = j.queue;
+  i.kind = j.kind;
+  i.state = j.state;
+  i.payload_json = j.payload_json;
+  i.attempts = j.attempts;
+  i.max_attempts = j.max_attempts;
+  i.cancel_requested = j.cancel_requested;
+  i.dead_reason = j.dead_reason;
+  i.last_error_json = j.last_error_json;
+  i.result_json = j.result_json;
+  i.json = j.json;
+  return i;
+}
+
+Enqueued ToEnqueued(const ym::client::EnqueueResult& r) { return {r.id, r.state, r.duplicate}; }
+
+}  // namespace
+
+class Client::Impl {
+ public:
+  explicit Impl(ClientOptions options) : url_(ResolveServerUrl(options.server_url)) {
+    ym::client::HttpClientOptions http;
+    http.connect_timeout = options.connect_timeout;
+    http.request_timeout = options.request_timeout;
+    ym::Result<ym::client::ApiClient> api = ym::client::ApiClient::Create(url_, http);
+    if (api.ok()) {
+      api_.emplace(std::move(api).value());
+    } else {
+      create_error_ = ym::sdk::ToPublic(api.status(), 0);
+    }
+  }
+
+  // Runs `fn(api)` under the mutex, or returns the URL error for every call: a bad URL is
+  // reported where the caller checks results rather than by a constructor that cannot return.
+  template <typename T, typename Fn>
+  Result<T> With(Fn&& fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!api_) return create_error_;
+    return fn(*api_);
+  }
+
+  Status Error(const ym::Status& s) { return ym::sdk::ToPublic(s, api_->last_http_status()); }
+
+  const std::string url_;
+  std::mutex mu_;
+  std::optional<ym::client::ApiClient> api_;  // GUARDED_BY(mu_)
+  Status create_error_;
+};
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+
+const std::string& Client::server_url() const { return impl_->url_; }
+
+Result<Enqueued> Client::Enqueue(const EnqueueOptions& job) {
+  return impl_->With<Enqueued>([&](ym::client::ApiClient& api) -> Result<Enqueued> {
+    ym::Result<ym::client::EnqueueResult> r = api.Enqueue(ToRequest(job));
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToEnqueued(*r);
+  });
+}
+
+Result<std::vector<Result<Enqueued>>> Client::EnqueueBatch(
+    const std::vector<EnqueueOptions>& jobs) {
+  using Items = std::vector<Result<Enqueued>>;
+  return impl_->With<Items>([&](ym::client::ApiClient& api) -> Result<Items> {
+    std::vector<ym::client::EnqueueRequest> requests;
+    requests.reserve(jobs.size());
+    for (const EnqueueOptions& j : jobs) requests.push_back(ToRequest(j));
+    auto r = api.EnqueueBatch(requests);
+    if (!r.ok()) return impl_->Error(r.status());
+    Items out;
+    out.reserve(r->size());
+    for (const auto& item : *r) {
+      if (item.ok()) {
+        out.emplace_back(ToEnqueued(*item));
+      } else {
+        // Per-item errors carry no HTTP status of their own; the envelope was a 200.
+        out.emplace_back(ym::sdk::ToPublic(item.status(), 0));
+      }
+    }
+    return out;
+  });
+}
+
+Result<JobInfo> Client::Get(std::string_view id) {
+  return impl_->With<JobInfo>([&](ym::client::ApiClient& api) -> Result<JobInfo> {
+    ym::Result<ym::client::Job> r = api.GetJob(id);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToInfo(*r);
+  });
+}
+
+Result<JobInfo> Client::Cancel(std::string_view id) {
+  return impl_->With<JobInfo>([&](ym::client::ApiClient& api) -> Result<JobInfo> {
+    ym::Result<ym::client::Job> r = api.CancelJob(id);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToInfo(*r);
+  });
+}
+
+Result<JobInfo> Client::Replay(std::string_view id) {
+  return impl_->With<JobInfo>([&](ym::client::ApiClient& api) -> Result<JobInfo> {
+    ym::Result<ym::client::Job> r = api.ReplayJob(id);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToInfo(*r);
+  });
+}
+
+}  // namespace yardmaster

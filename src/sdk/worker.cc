@@ -1,0 +1,701 @@
+// The worker runtime: leaser, slots, heartbeater and acker around one mutex-guarded table of
+// leased jobs. The contract is in include/yardmaster/worker.h.
+//
+// A leased job moves through:
+//
+//   leased --(slot takes it)--> running --(handler returns)--> reporting --(reply)--> forgotten
+//     |                           |
+//     +--(Stop)--> handed back    +--(grace runs out)--> handed back --(reply)--> forgotten
+//
+// and it stays in `jobs_` (so it is heartbeated) until the server has confirmed its outcome or
+// refused its lease. Lost leases leave the table at once, from whichever state.
+
+#include "yardmaster/worker.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "client/api_client.h"
+#include "sdk/runtime_policy.h"
+#include "yardmaster/client.h"
+
+namespace yardmaster {
+
+JobContext::JobContext(std::string id, std::string ns, std::string queue, std::string kind,
+                       std::string payload_json, std::int32_t attempt, std::int32_t max_attempts,
+                       std::vector<std::string> tags)
+    : id_(std::move(id)),
+      ns_(std::move(ns)),
+      queue_(std::move(queue)),
+      kind_(std::move(kind)),
+      payload_(std::move(payload_json)),
+      attempt_(attempt),
+      max_attempts_(max_attempts),
+      tags_(std::move(tags)) {}
+
+bool JobContext::SleepFor(std::chrono::milliseconds d) const {
+  // Polling in short steps keeps JobContext free of a condition variable that every runtime
+  // path would have to signal; 10 ms is well under any heartbeat interval.
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (!cancelled()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return true;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(10)));
+  }
+  return false;
+}
+
+void JobContext::MarkStopped(StopReason reason) {
+  StopReason expected = StopReason::kNone;
+  reason_.compare_exchange_strong(expected, reason, std::memory_order_acq_rel);
+}
+
+Outcome Outcome::Ok(std::string result_json) {
+  return Outcome(Kind::kOk, std::move(result_json), "");
+}
+
+Outcome Outcome::Retry(std::string message, std::optional<std::chrono::milliseconds> after) {
+  Outcome o(Kind::kRetry, std::move(message), "error");
+  o.after_ = after;
+  return o;
+}
+
+Outcome Outcome::Permanent(std::string message) {
+  return Outcome(Kind::kPermanent, std::move(message), "permanent");
+}
+
+Outcome& Outcome::WithType(std::string type) {
+  type_ = std::move(type);
+  return *this;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+using ym::client::ApiClient;
+
+std::int64_t NowEpochMs() {
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string DefaultWorkerId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host[0] != '\0' ? host : "worker") + "-" + std::to_string(getpid());
+}
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == ':' || c == '-';
+  });
+}
+
+enum class JobState { kLeased, kRunning, kReporting, kHandedBack };
+
+struct Tracked {
+  std::string id;
+  std::string token;
+  Millis lease{0};
+  Clock::time_point next_heartbeat;
+  JobState state = JobState::kLeased;
+  std::shared_ptr<JobContext> ctx;
+  bool cancel_counted = false;
+};
+
+// One outcome waiting to be sent.
+struct Report {
+  std::shared_ptr<Tracked> job;
+  bool ack = true;
+  std::optional<std::string> result_json;  // ack
+  ym::client::FailureInfo error;           // fail
+  std::optional<std::int64_t> retry_in_ms;
+  bool handback = false;
+};
+
+}  // namespace
+
+class Worker::Impl {
+ public:
+  explicit Impl(WorkerOptions options) : opt_(std::move(options)) {
+    if (opt_.worker_id.empty()) opt_.worker_id = DefaultWorkerId();
+    opt_.server_url = ResolveServerUrl(opt_.server_url);
+  }
+
+  Status Validate() const {
+    if (opt_.queues.empty() || opt_.queues.size() > 64) {
+      return Status("invalid_request", "worker needs 1 to 64 queues");
+    }
+    for (const std::string& q : opt_.queues) {
+      if (!ValidName(q)) {
+        return Status("invalid_request",
+                      "queue name '" + q + "' must be 1..128 of [A-Za-z0-9_.:-]");
+      }
+    }
+    if (opt_.concurrency < 1 || opt_.concurrency > 1000) {
+      return Status("invalid_request", "concurrency must be 1..1000");
+    }
+    if (opt_.prefetch < 0 || opt_.concurrency + opt_.prefetch > 1000) {
+      return Status("invalid_request", "prefetch must be >= 0 and concurrency + prefetch <= 1000");
+    }
+    if (opt_.lease && (opt_.lease->count() < 100 || opt_.lease->count() > 86'400'000)) {
+      return Status("invalid_request", "lease must be 100..86400000 ms");
+    }
+    if (opt_.poll_wait.count() < 0 || opt_.poll_wait.count() > 30'000) {
+      return Status("invalid_request", "poll_wait must be 0..30000 ms");
+    }
+    if (opt_.heartbeat_fraction < 0.05 || opt_.heartbeat_fraction > 0.9) {
+      return Status("invalid_request", "heartbeat_fraction must be 0.05..0.9");
+    }
+    if (opt_.ack_batch_size < 1 || opt_.ack_batch_size > 1000) {
+      return Status("invalid_request", "ack_batch_size must be 1..1000");
+    }
+    if (auto url = ym::client::ParseBaseUrl(opt_.server_url); !url.ok()) {
+      return ym::sdk::ToPublic(url.status(), 0);
+    }
+    return Status::Ok();
+  }
+
+  Status Run();
+  void Stop(std::optional<Millis> grace);
+
+  void Log(const std::string& line) {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    if (opt_.log) {
+      opt_.log(line);
+    } else {
+      std::cerr << "yardmaster worker " << opt_.worker_id << ": " << line << std::endl;
+    }
+  }
+
+  WorkerOptions opt_;
+  std::unordered_map<std::string, Handler> handlers_;
+  Handler default_handler_;
+
+  mutable std::mutex mu_;
+  // One condition variable for every wait: the waits are few and short, and a single one cannot
+  // miss a wake-up that a second one would have needed.
+  std::condition_variable cv_;
+  bool started_ = false;                                  // GUARDED_BY(mu_)
+  bool stopping_ = false;                                 // GUARDED_BY(mu_)
+  Clock::time_point stop_deadline_;                       // GUARDED_BY(mu_)
+  bool acker_exit_ = false;                               // GUARDED_BY(mu_)
+  Clock::time_point acker_deadline_;                      // GUARDED_BY(mu_)
+  bool heartbeater_exit_ = false;                         // GUARDED_BY(mu_)
+  std::deque<std::shared_ptr<Tracked>> queued_;           // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<Tracked>> jobs_;  // GUARDED_BY(mu_)
+  std::deque<Report> reports_;                            // GUARDED_BY(mu_)
+  Clock::time_point oldest_report_;                       // GUARDED_BY(mu_)
+  WorkerStats stats_;                                     // GUARDED_BY(mu_)
+
+  std::mutex log_mu_;
+
+ private:
+  Result<ApiClient> NewClient(Millis request_timeout);
+  void LeaserLoop();
+  void SlotLoop();
+  void HeartbeatLoop();
+  void AckLoop();
+  // Runs the handler of one job and turns what it did into a Report (or nothing when the job
+  // was handed back or lost meanwhile).
+  void RunOne(const std::shared_ptr<Tracked>& job);
+  // Queues a fail with retry_in_ms 0 for a job this worker will not finish. Requires mu_.
+  void HandBackLocked(const std::shared_ptr<Tracked>& job, const std::string& why);
+  // Drops a job whose lease the server refused. Requires mu_.
+  void LoseLocked(const std::shared_ptr<Tracked>& job, const std::string& where,
+                  const ym::Status& why);
+  // Whether `job` is still the tracked lease of its id (a re-delivery to this same worker
+  // replaces the entry). Requires mu_.
+  bool TrackedLocked(const std::shared_ptr<Tracked>& job) const {
+    auto it = jobs_.find(job->id);
+    return it != jobs_.end() && it->second == job;
+  }
+  void ForgetLocked(const std::shared_ptr<Tracked>& job) {
+    if (TrackedLocked(job)) jobs_.erase(job->id);
+  }
+  void PushReportLocked(Report r) {
+    if (reports_.empty()) oldest_report_ = Clock::now();
+    reports_.push_back(std::move(r));
+    cv_.notify_all();
+  }
+  // Waits on cv_ for up to `d`, returning early when `stop()` becomes true.
+  template <typename Pred>
+  void SleepUnless(std::unique_lock<std::mutex>& lock, Millis d, Pred stop) {
+    cv_.wait_for(lock, d, stop);
+  }
+};
+
+Result<ApiClient> Worker::Impl::NewClient(Millis request_timeout) {
+  ym::client::HttpClientOptions http;
+  http.connect_timeout = Millis(2'000);
+  http.request_timeout = request_timeout;
+  ym::Result<ApiClient> api = ApiClient::Create(opt_.server_url, http);
+  if (!api.ok()) return ym::sdk::ToPublic(api.status(), 0);
+  return std::move(api).value();
+}
+
+void Worker::Impl::HandBackLocked(const std::shared_ptr<Tracked>& job, const std::string& why) {
+  job->state = JobState::kHandedBack;
+  job->ctx->MarkStopped(StopReason::kShutdown);
+  Report r;
+  r.job = job;
+  r.ack = false;
+  r.error = {"shutdown", why, true};
+  // 0: the job is ready again at once, for a worker that is not shutting down.
+  r.retry_in_ms = 0;
+  r.handback = true;
+  PushReportLocked(std::move(r));
+}
+
+void Worker::Impl::LoseLocked(const std::shared_ptr<Tracked>& job, const std::string& where,
+                              const ym::Status& why) {
+  if (!TrackedLocked(job)) return;
+  const std::string id = job->id;
+  job->ctx->MarkStopped(StopReason::kLeaseLost);
+  jobs_.erase(id);
+  ++stats_.leases_lost;
+  // Log outside the hot path's lock would be nicer, but lost leases are rare and the line is
+  // what an operator needs to correlate with a duplicate run.
+  Log("lease of job " + id + " lost (" + where + ": " + why.ToString() + ")");
+}
+
+void Worker::Impl::LeaserLoop() {
+  Result<ApiClient> api_or = NewClient(Millis(30'000));
+  if (!api_or.ok()) return;  // Validate() already parsed the URL, so this cannot happen.
+  ApiClient& api = *api_or;
+  ym::sdk::ReconnectBackoff backoff(
+      opt_.reconnect_min, opt_.reconnect_max,
+      static_cast<std::uint64_t>(getpid()) ^ static_cast<std::uint64_t>(NowEpochMs()));
+  const int capacity = opt_.concurrency + opt_.prefetch;
+  bool down_logged = false;
+  while (true) {
+    int want = 0;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        return stopping_ || capacity - stats_.running - static_cast<int>(queued_.size()) > 0;
+      });
+      if (stopping_) return;
+      want = capacity - stats_.running - static_cast<int>(queued_.size());
+    }
+    ym::client::LeaseRequest req;
+    req.queues = opt_.queues;
+    req.max = static_cast<std::uint32_t>(want);
+    req.wait_ms = opt_.poll_wait.count();
+    req.worker_id = opt_.worker_id;
+    if (opt_.lease) req.lease_ms = opt_.lease->count();
+    ym::Result<std::vector<ym::client::LeasedJob>> got = api.Lease(req);
+    if (!got.ok()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++stats_.reconnects;
+      const Millis delay = backoff.Next();
+      if (!down_logged) {
+        Log("lease failed (" + got.status().ToString() + "); retrying with backoff");
+        down_logged = true;
+      }
+      SleepUnless(lock, delay, [&] { return stopping_; });
+      continue;
+    }
+    if (down_logged) {
+      Log("leasing again");
+      down_logged = false;
+    }
+    backoff.Reset();
+    const std::int64_t now_ms = NowEpochMs();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (ym::client::LeasedJob& j : *got) {
+      auto t = std::make_shared<Tracked>();
+      t->id = j.id;
+      t->token = j.token;
+      t->lease = ym::sdk::EffectiveLease(opt_.lease, j.expires_at_ms, now_ms);
+      t->next_heartbeat = Clock::now() + ym::sdk::HeartbeatDelay(t->lease, opt_.heartbeat_fraction);
+      t->ctx = std::make_shared<JobContext>(std::move(j.id), std::move(j.ns), std::move(j.queue),
+                                            std::move(j.kind), std::move(j.payload_json), j.attempt,
+                                            j.max_attempts, std::move(j.tags));
+      ++stats_.leased;
+      jobs_[t->id] = t;
+      if (stopping_) {
+        // A long-poll that was in flight when Stop() came: do not start these.
+        HandBackLocked(t, "worker shutting down; job not started");
+      } else {
+        queued_.push_back(t);
+      }
+    }
+    cv_.notify_all();
+  }
+}
+
+void Worker::Impl::SlotLoop() {
+  while (true) {
+    std::shared_ptr<Tracked> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queued_.empty(); });
+      if (stopping_) return;  // Run() hands back whatever is still queued.
+      job = queued_.front();
+      queued_.pop_front();
+      if (!TrackedLocked(job)) continue;  // its lease was lost while it waited
+      job->state = JobState::kRunning;
+      ++stats_.running;
+      cv_.notify_all();  // the leaser counts running + queued
+    }
+    RunOne(job);
+  }
+}
+
+void Worker::Impl::RunOne(const std::shared_ptr<Tracked>& job) {
+  JobContext& ctx = *job->ctx;
+  const Handler* handler = nullptr;
+  if (auto it = handlers_.find(ctx.kind()); it != handlers_.end()) {
+    handler = &it->second;
+  } else if (default_handler_) {
+    handler = &default_handler_;
+  }
+  std::optional<Outcome> outcome;
+  if (handler == nullptr) {
+    outcome = Outcome::Retry("no handler for kind '" + ctx.kind() + "' in this worker")
+                  .WithType("unknown_kind");
+  } else {
+    try {
+      outcome = (*handler)(ctx);
+    } catch (const std::exception& e) {
+      outcome = Outcome::Retry(e.what()).WithType("exception");
+    } catch (...) {
+      outcome = Outcome::Retry("unknown exception").WithType("exception");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  --stats_.running;
+  cv_.notify_all();
+  // Handed back (grace ran out) or lost: someone else will run it; this outcome is moot.
+  if (job->state != JobState::kRunning || !TrackedLocked(job)) return;
+  job->state = JobState::kReporting;
+  Report r;
+  r.job = job;
+  switch (outcome->kind()) {
+    case Outcome::Kind::kOk:
+      r.ack = true;
+      r.result_json = outcome->result_json();
+      break;
+    case Outcome::Kind::kRetry:
+      r.ack = false;
+      r.error = {outcome->type(), outcome->message(), true};
+      if (outcome->retry_after()) r.retry_in_ms = outcome->retry_after()->count();
+      break;
+    case Outcome::Kind::kPermanent:
+      r.ack = false;
+      r.error = {outcome->type(), outcome->message(), false};
+      break;
+  }
+  // The API bounds these fields; clipping here keeps one long message from making the server
+  // refuse the whole outcome.
+  if (r.error.message.size() > 8192) r.error.message.resize(8192);
+  if (r.error.type.empty()) r.error.type = "error";
+  if (r.error.type.size() > 128) r.error.type.resize(128);
+  PushReportLocked(std::move(r));
+}
+
+void Worker::Impl::HeartbeatLoop() {
+  Result<ApiClient> api_or = NewClient(Millis(10'000));
+  if (!api_or.ok()) return;
+  ApiClient& api = *api_or;
+  struct Due {
+    std::shared_ptr<Tracked> job;
+    std::string id, token;
+  };
+  while (true) {
+    std::vector<Due> due;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!heartbeater_exit_) {
+        Clock::time_point next = Clock::now() + Millis(1'000);
+        for (const auto& [id, t] : jobs_) next = std::min(next, t->next_heartbeat);
+        if (next <= Clock::now()) break;
+        cv_.wait_until(lock, next);
+      }
+      if (heartbeater_exit_) return;
+      const auto now = Clock::now();
+      for (const auto& [id, t] : jobs_) {
+        if (t->next_heartbeat <= now) due.push_back({t, t->id, t->token});
+      }
+    }
+    for (const Due& d : due) {
+      std::optional<std::int64_t> extend;
+      if (opt_.lease) extend = opt_.lease->count();
+      ym::Result<ym::client::HeartbeatResult> r = api.Heartbeat(d.id, d.token, extend);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!TrackedLocked(d.job)) continue;
+      Tracked& t = *d.job;
+      switch (ym::sdk::ClassifyItem(r.status())) {
+        case ym::sdk::ItemVerdict::kDone: {
+          const Millis lease = ym::sdk::EffectiveLease(opt_.lease, r->expires_at_ms, NowEpochMs());
+          t.lease = lease;
+          t.next_heartbeat = Clock::now() + ym::sdk::HeartbeatDelay(lease, opt_.heartbeat_fraction);
+          if (r->cancel_requested && !t.cancel_counted) {
+            t.cancel_counted = true;
+            ++stats_.cancelled;
+            t.ctx->MarkStopped(StopReason::kCancelled);
+          }
+          break;
+        }
+        case ym::sdk::ItemVerdict::kLeaseLost:
+          LoseLocked(d.job, "heartbeat", r.status());
+          break;
+        case ym::sdk::ItemVerdict::kRetry:
+        case ym::sdk::ItemVerdict::kRejected:
+          // Keep trying: the lease may still be alive when the server comes back.
+          t.next_heartbeat =
+              Clock::now() + ym::sdk::HeartbeatRetryDelay(t.lease, opt_.heartbeat_fraction);
+          break;
+      }
+    }
+  }
+}
+
+void Worker::Impl::AckLoop() {
+  Result<ApiClient> api_or = NewClient(Millis(30'000));
+  if (!api_or.ok()) return;
+  ApiClient& api = *api_or;
+  ym::sdk::ReconnectBackoff backoff(opt_.reconnect_min, opt_.reconnect_max,
+                                    static_cast<std::uint64_t>(NowEpochMs()) * 31 + 7);
+  while (true) {
+    std::vector<Report> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (true) {
+        const auto now = Clock::now();
+        if (acker_exit_ && (reports_.empty() || now >= acker_deadline_)) {
+          if (!reports_.empty()) {
+            Log(std::to_string(reports_.size()) +
+                " outcomes could not be reported before shutdown; their leases will expire");
+          }
+          return;
+        }
+        // At shutdown there is nothing to batch with any more: send at once.
+        if (!reports_.empty() && acker_exit_) break;
+        if (ym::sdk::ShouldFlushAcks(reports_.size(), opt_.ack_batch_size, oldest_report_, now,
+                                     opt_.ack_flush_interval)) {
+          break;
+        }
+        if (reports_.empty()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_until(lock, oldest_report_ + opt_.ack_flush_interval);
+        }
+      }
+      const std::size_t n = std::min<std::size_t>(reports_.size(), 1000);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(reports_.front()));
+        reports_.pop_front();
+      }
+      oldest_report_ = Clock::now();
+    }
+    std::vector<ym::client::AckItem> acks;
+    std::vector<ym::client::FailItem> fails;
+    std::vector<const Report*> ack_src, fail_src;
+    for (const Report& r : batch) {
+      if (r.ack) {
+        acks.push_back({r.job->id, r.job->token, r.result_json});
+        ack_src.push_back(&r);
+      } else {
+        fails.push_back({r.job->id, r.job->token, r.error, r.retry_in_ms});
+        fail_src.push_back(&r);
+      }
+    }
+    ym::Result<ym::client::AckBatchResult> res = api.AckBatch(acks, fails);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!res.ok()) {
+      const ym::sdk::ItemVerdict v = ym::sdk::ClassifyItem(res.status());
+      if (v == ym::sdk::ItemVerdict::kRetry || v == ym::sdk::ItemVerdict::kLeaseLost) {
+        // The whole request failed in transit: nothing was applied, send it all again later.
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+          reports_.push_front(std::move(*it));
+        }
+        oldest_report_ = Clock::now();
+        SleepUnless(lock, backoff.Next(),
+                    [&] { return acker_exit_ && Clock::now() >= acker_deadline_; });
+        continue;
+      }
+      // Rejected as a whole (e.g. a result that is not JSON): fail those jobs permanently one by
+      // one, so a single bad result cannot block every other outcome.
+      Log("acks:batch refused (" + res.status().ToString() + "); reporting items one by one");
+      for (Report& r : batch) {
+        if (r.ack) {
+          r.ack = false;
+          r.error = {"invalid_result", "handler result refused: " + res.status().message(), false};
+          r.result_json.reset();
+        }
+        reports_.push_back(std::move(r));
+      }
+      continue;
+    }
+    backoff.Reset();
+    auto settle = [&](const Report& r, const ym::Status& s) {
+      switch (ym::sdk::ClassifyItem(s)) {
+        case ym::sdk::ItemVerdict::kDone:
+          if (r.handback) {
+            ++stats_.handed_back;
+          } else if (r.ack) {
+            ++stats_.succeeded;
+          } else {
+            ++stats_.failed;
+          }
+          ForgetLocked(r.job);
+          break;
+        case ym::sdk::ItemVerdict::kLeaseLost:
+          LoseLocked(r.job, r.ack ? "ack" : "fail", s);
+          break;
+        case ym::sdk::ItemVerdict::kRetry:
+          PushReportLocked(r);
+          break;
+        case ym::sdk::ItemVerdict::kRejected:
+          if (r.ack) {
+            Report f = r;
+            f.ack = false;
+            f.result_json.reset();
+            f.error = {"invalid_result", "handler result refused: " + s.message(), false};
+            PushReportLocked(std::move(f));
+          } else {
+            Log("fail of job " + r.job->id + " refused (" + s.ToString() +
+                "); its lease will expire");
+            ForgetLocked(r.job);
+          }
+          break;
+      }
+    };
+    for (std::size_t i = 0; i < ack_src.size(); ++i) settle(*ack_src[i], res->acks[i]);
+    for (std::size_t i = 0; i < fail_src.size(); ++i) settle(*fail_src[i], res->fails[i]);
+    cv_.notify_all();
+  }
+}
+
+Status Worker::Impl::Run() {
+  if (Status s = Validate(); !s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return Status("invalid_state", "a Worker runs once");
+    started_ = true;
+  }
+  std::thread leaser([this] { LeaserLoop(); });
+  std::thread heartbeater([this] { HeartbeatLoop(); });
+  std::thread acker([this] { AckLoop(); });
+  std::vector<std::thread> slots;
+  for (int i = 0; i < opt_.concurrency; ++i) slots.emplace_back([this] { SlotLoop(); });
+
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return stopping_; });
+  Log("shutting down: " + std::to_string(stats_.running) + " running, " +
+      std::to_string(queued_.size()) + " not started");
+  for (const auto& job : queued_) HandBackLocked(job, "worker shutting down; job not started");
+  queued_.clear();
+  lock.unlock();
+  leaser.join();  // at most one long-poll away; what it brings back is handed back
+
+  lock.lock();
+  // stop_deadline_ may move earlier while we wait (a second Stop), so re-read it each time.
+  while (stats_.running > 0 && Clock::now() < stop_deadline_) {
+    cv_.wait_until(lock, stop_deadline_);
+  }
+  if (stats_.running > 0) {
+    int n = 0;
+    for (const auto& [id, job] : jobs_) {
+      if (job->state == JobState::kRunning) {
+        HandBackLocked(job, "worker shut down before the handler finished");
+        ++n;
+      }
+    }
+    Log("grace period over: handed back " + std::to_string(n) + " running jobs");
+  }
+  lock.unlock();
+  for (std::thread& t : slots) t.join();
+
+  lock.lock();
+  acker_exit_ = true;
+  // Outcomes get their own grace: a server that is restarting right now should still hear them.
+  acker_deadline_ = Clock::now() + std::max(opt_.shutdown_grace, Millis(1'000));
+  cv_.notify_all();
+  lock.unlock();
+  acker.join();
+
+  lock.lock();
+  heartbeater_exit_ = true;
+  cv_.notify_all();
+  lock.unlock();
+  heartbeater.join();
+  Log("stopped");
+  return Status::Ok();
+}
+
+void Worker::Impl::Stop(std::optional<Millis> grace) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto deadline = Clock::now() + grace.value_or(opt_.shutdown_grace);
+  if (!stopping_) {
+    stopping_ = true;
+    stop_deadline_ = deadline;
+  } else {
+    stop_deadline_ = std::min(stop_deadline_, deadline);
+  }
+  cv_.notify_all();
+}
+
+Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Worker::~Worker() { Stop(Millis(0)); }
+
+void Worker::Handle(std::string kind, Handler handler) {
+  impl_->handlers_[std::move(kind)] = std::move(handler);
+}
+
+void Worker::HandleAll(Handler handler) { impl_->default_handler_ = std::move(handler); }
+
+Status Worker::Run() { return impl_->Run(); }
+
+void Worker::Stop(std::optional<std::chrono::milliseconds> grace) { impl_->Stop(grace); }
+
+WorkerStats Worker::Stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  return impl_->stats_;
+}
+
+Status Worker::RunUntilSignal() {
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  // Threads inherit the mask, so every thread Run() starts has the signals blocked and only
+  // the sigwait thread below ever receives them.
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  std::atomic<bool> done{false};  // atomic: read by the signal thread, set by this one
+  std::thread signals([&] {
+    int received = 0;
+    const timespec tick{0, 100'000'000};
+    while (!done.load()) {
+      const int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig < 0) continue;  // timeout or EINTR: check `done` again
+      ++received;
+      impl_->Log(std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                 (received == 1 ? ": stopping gracefully" : ": stopping now"));
+      Stop(received == 1 ? std::nullopt : std::optional<Millis>(Millis(0)));
+    }
+  });
+  Status s = Run();
+  done.store(true);
+  signals.join();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return s;
+}
+
+}  // namespace yardmaster
