@@ -173,6 +173,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   // declared here only so that it appears in the help.
   app.add_subcommand("server", "Run the broker (see `yardmaster server --help` for its options)")
       ->allow_extras();
+  // Likewise `worker` (src/cli/worker_main.cc), listed here for the help.
+  app.add_subcommand("worker", "Run a command once per job (see `yardmaster worker --help`)")
+      ->allow_extras();
 
   // --- enqueue ---
   CLI::App* enqueue = app.add_subcommand("enqueue", "Enqueue one job");

@@ -1,0 +1,205 @@
+// `yardmaster worker`: running one command per job (posix_spawn, pipes, poll, process groups).
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "cli/worker.h"
+
+extern char** environ;
+
+namespace ym::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The variables the worker sets per job; inherited values of the same names are dropped so a
+// command never sees two of them.
+bool IsJobVariable(std::string_view entry) {
+  for (std::string_view name : {"YM_JOB_ID=", "YM_QUEUE=", "YM_KIND=", "YM_ATTEMPT=", "YM_URL="}) {
+    if (entry.substr(0, name.size()) == name) return true;
+  }
+  return false;
+}
+
+// Owns the two pipe ends the worker keeps; closes them on every path out of RunCommand().
+struct Fd {
+  int fd = -1;
+  ~Fd() { Close(); }
+  void Close() {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+};
+
+void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+// Copies what the command wrote to stderr into the tail and to the worker's own stderr, so
+// operators see it in the worker's log as well as in the job's error.
+bool DrainStderr(int fd, TailBuffer* tail) {
+  char buf[4096];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      tail->Append(std::string_view(buf, static_cast<std::size_t>(n)));
+      [[maybe_unused]] const ssize_t w = write(STDERR_FILENO, buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) return false;  // EOF
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  }
+}
+
+}  // namespace
+
+ExecResult RunCommand(const WorkerConfig& config, const yardmaster::JobContext& job) {
+  ExecResult result;
+  // Everything the child needs is built before spawning: posix_spawn runs nothing of ours in
+  // the child, so there is no async-signal-safety question in a multi-threaded parent.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!IsJobVariable(*e)) env_strings.emplace_back(*e);
+  }
+  env_strings.push_back("YM_JOB_ID=" + job.id());
+  env_strings.push_back("YM_QUEUE=" + job.queue());
+  env_strings.push_back("YM_KIND=" + job.kind());
+  env_strings.push_back("YM_ATTEMPT=" + std::to_string(job.attempt()));
+  env_strings.push_back("YM_URL=" + config.server_url);
+  std::vector<char*> envp;
+  for (std::string& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_strings = config.command;
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  int in_pipe[2], err_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) != 0) {
+    result.ending = ExecResult::Ending::kSpawnFailed;
+    result.spawn_error = std::string("pipe: ") + strerror(errno);
+    return result;
+  }
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(in_pipe[0]);
+    close(in_pipe[1]);
+    result.ending = ExecResult::Ending::kSpawnFailed;
+    result.spawn_error = std::string("pipe: ") + strerror(errno);
+    return result;
+  }
+  Fd stdin_w{in_pipe[1]}, stderr_r{err_pipe[0]};
+  Fd child_in{in_pipe[0]}, child_err{err_pipe[1]};
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+  // Sockets of the worker's own connections are not CLOEXEC; the command must not hold them.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Own process group (pgid = pid): the timeout and cancellation kill the command and every
+  // process it started, which is the point of running it this way.
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t empty, defaults;
+  sigemptyset(&empty);
+  // The worker blocks SIGTERM/SIGINT (for sigwait) and ignores SIGPIPE; the command must start
+  // with neither, or it could not be stopped and would not see broken pipes.
+  posix_spawnattr_setsigmask(&attr, &empty);
+  sigemptyset(&defaults);
+  for (int sig : {SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  child_in.Close();
+  child_err.Close();
+  if (rc != 0) {
+    result.ending = ExecResult::Ending::kSpawnFailed;
+    result.spawn_error = strerror(rc);
+    return result;
+  }
+  SetNonBlocking(stdin_w.fd);
+  SetNonBlocking(stderr_r.fd);
+
+  TailBuffer tail;
+  const std::string& payload = job.payload();
+  std::size_t written = 0;
+  if (payload.empty()) stdin_w.Close();
+  const auto started = Clock::now();
+  std::optional<ExecResult::Ending> killing;  // why we are killing the group, once we are
+  Clock::time_point kill_at;
+  int status = 0;
+  bool exited = false;
+
+  auto begin_kill = [&](ExecResult::Ending why) {
+    if (killing) return;
+    killing = why;
+    killpg(pid, SIGTERM);
+    kill_at = Clock::now() + config.kill_grace;
+  };
+
+  while (!exited) {
+    pollfd fds[2];
+    nfds_t n = 0;
+    if (stdin_w.fd >= 0) fds[n++] = {stdin_w.fd, POLLOUT, 0};
+    if (stderr_r.fd >= 0) fds[n++] = {stderr_r.fd, POLLIN, 0};
+    // A short timeout: the child's exit, the deadline and cancellation are checked between
+    // polls (SIGCHLD handling in a multi-threaded worker would be more machinery than 25 ms).
+    poll(fds, n, 25);
+    if (stdin_w.fd >= 0) {
+      const ssize_t w = write(stdin_w.fd, payload.data() + written, payload.size() - written);
+      if (w > 0) written += static_cast<std::size_t>(w);
+      // EPIPE: the command does not read its stdin, which is its right.
+      if (written == payload.size() || (w < 0 && errno != EAGAIN && errno != EINTR)) {
+        stdin_w.Close();
+      }
+    }
+    if (stderr_r.fd >= 0 && !DrainStderr(stderr_r.fd, &tail)) stderr_r.Close();
+
+    const pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) exited = true;
+
+    const auto now = Clock::now();
+    if (!exited && config.timeout && now - started >= *config.timeout) {
+      begin_kill(ExecResult::Ending::kTimedOut);
+    }
+    if (!exited && job.cancelled()) begin_kill(ExecResult::Ending::kStopped);
+    if (killing && now >= kill_at) killpg(pid, SIGKILL);
+  }
+
+  if (killing) {
+    // The leader is gone but the group may not be: processes it started can outlive it (and
+    // ignore SIGTERM). Give them the rest of the grace, then SIGKILL whatever is left.
+    while (killpg(pid, 0) == 0 && Clock::now() < kill_at) {
+      if (stderr_r.fd >= 0 && !DrainStderr(stderr_r.fd, &tail)) stderr_r.Close();
+      usleep(10'000);
+    }
+    killpg(pid, SIGKILL);
+  }
+  // Whatever the command wrote before exiting is in the pipe; a background process it left
+  // behind may still hold the write end, so take what is there and do not wait for EOF.
+  if (stderr_r.fd >= 0) DrainStderr(stderr_r.fd, &tail);
+
+  result.stderr_tail = tail.Text();
+  if (killing) {
+    result.ending = *killing;
+  } else if (WIFEXITED(status)) {
+    result.ending = ExecResult::Ending::kExited;
+    result.code = WEXITSTATUS(status);
+  } else {
+    result.ending = ExecResult::Ending::kSignaled;
+    result.code = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
+  return result;
+}
+
+}  // namespace ym::cli
