@@ -169,6 +169,14 @@ def main():
         cpu_txt = f"{statistics.median(cpus):.1f} µs" if cpus else "-"
         print(f"| {scenario} | `{cmd}` | {key} = {med:,.1f} (runs: "
               f"{', '.join(f'{v:,.0f}' for v in values)}) | {cpu_txt} |")
+    # The cost of a lease must not grow with the backlog: lease latency draining a small queue
+    # and a queue of a million jobs.
+    for backlog in (20_000, 1_000_000 if not a.quick else 200_000):
+        result, _, cmd = measure(a.build, "drain",
+                                 ["--jobs", str(backlog), "--connections", "4", "--consumers", "4",
+                                  "--batch", "100", "--max-seconds", "600"])
+        print(f"| lease vs backlog | `{cmd}` | lease p50 = {result.get('lease_p50_us')} µs, "
+              f"p99 = {result.get('lease_p99_us')} µs with {backlog:,} queued | - |")
     elapsed, log = restart_time(a.build, 200_000 if a.quick else 1_000_000)
     m = re.search(r"recovered (\d+) live jobs in (\d+) ms", log)
     rec = f"{m.group(1)} jobs recovered in {m.group(2)} ms" if m else "?"
