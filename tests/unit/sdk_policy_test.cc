@@ -1,0 +1,166 @@
+// The worker runtime's pure policies (src/sdk/runtime_policy.h) and the public value types.
+
+#include <gtest/gtest.h>
+
+#include "sdk/runtime_policy.h"
+#include "yardmaster/client.h"
+#include "yardmaster/worker.h"
+
+namespace ym::sdk {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(SdkBackoff, GrowsWithEqualJitterUpToTheMaximum) {
+  ReconnectBackoff b(milliseconds(100), milliseconds(1000), 42);
+  const std::int64_t ceilings[] = {100, 200, 400, 800, 1000, 1000, 1000};
+  for (std::int64_t ceiling : ceilings) {
+    const std::int64_t d = b.Next().count();
+    EXPECT_GE(d, ceiling / 2);
+    EXPECT_LE(d, ceiling);
+  }
+  b.Reset();
+  EXPECT_LE(b.Next().count(), 100);
+}
+
+TEST(SdkBackoff, ManyFailuresDoNotOverflow) {
+  ReconnectBackoff b(milliseconds(100), milliseconds(5000), 1);
+  for (int i = 0; i < 200; ++i) {
+    const std::int64_t d = b.Next().count();
+    ASSERT_GE(d, 1);
+    ASSERT_LE(d, 5000);
+  }
+}
+
+TEST(SdkHeartbeat, DelayIsAFractionOfTheLease) {
+  EXPECT_EQ(HeartbeatDelay(milliseconds(30000), 1.0 / 3.0), milliseconds(10000));
+  EXPECT_EQ(HeartbeatDelay(milliseconds(1000), 0.5), milliseconds(500));
+  // Clamped fraction and a 50 ms floor, so a tiny lease cannot make the heartbeater spin.
+  EXPECT_EQ(HeartbeatDelay(milliseconds(1000), 5.0), milliseconds(900));
+  EXPECT_EQ(HeartbeatDelay(milliseconds(100), 0.1), milliseconds(50));
+}
+
+TEST(SdkHeartbeat, RetryComesSoonerButNotInstantly) {
+  EXPECT_EQ(HeartbeatRetryDelay(milliseconds(30000), 1.0 / 3.0), milliseconds(1000));
+  EXPECT_EQ(HeartbeatRetryDelay(milliseconds(600), 1.0 / 3.0), milliseconds(100));
+  EXPECT_EQ(HeartbeatRetryDelay(milliseconds(100), 0.05), milliseconds(50));
+}
+
+TEST(SdkHeartbeat, EffectiveLeasePrefersTheRequestedLength) {
+  EXPECT_EQ(EffectiveLease(milliseconds(5000), 0, 1'000'000), milliseconds(5000));
+  EXPECT_EQ(EffectiveLease(std::nullopt, 1'030'000, 1'000'000), milliseconds(30000));
+  // A skewed clock that says the lease is over still plans for the API's minimum lease.
+  EXPECT_EQ(EffectiveLease(std::nullopt, 999'000, 1'000'000), milliseconds(100));
+}
+
+TEST(SdkAcks, FlushOnAFullBatchOrAfterTheInterval) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(ShouldFlushAcks(0, 10, t0, t0 + milliseconds(100), milliseconds(20)));
+  EXPECT_FALSE(ShouldFlushAcks(3, 10, t0, t0 + milliseconds(5), milliseconds(20)));
+  EXPECT_TRUE(ShouldFlushAcks(3, 10, t0, t0 + milliseconds(20), milliseconds(20)));
+  EXPECT_TRUE(ShouldFlushAcks(10, 10, t0, t0, milliseconds(20)));
+}
+
+TEST(SdkAcks, ItemRepliesAreClassified) {
+  EXPECT_EQ(ClassifyItem(Status::Ok()), ItemVerdict::kDone);
+  EXPECT_EQ(ClassifyItem(StaleLease("x")), ItemVerdict::kLeaseLost);
+  EXPECT_EQ(ClassifyItem(NotFound("x")), ItemVerdict::kLeaseLost);
+  EXPECT_EQ(ClassifyItem(InvalidState("x")), ItemVerdict::kLeaseLost);
+  EXPECT_EQ(ClassifyItem(Unavailable("x")), ItemVerdict::kRetry);
+  EXPECT_EQ(ClassifyItem(IoError("x")), ItemVerdict::kRetry);
+  EXPECT_EQ(ClassifyItem(Validation("x")), ItemVerdict::kRejected);
+  EXPECT_EQ(ClassifyItem(Status(Code::kPayloadTooLarge, "x")), ItemVerdict::kRejected);
+}
+
+TEST(SdkStatus, InternalStatusKeepsItsCodeName) {
+  yardmaster::Status s = ToPublic(StaleLease("lease of job 7 expired"), 409);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), "stale_lease");
+  EXPECT_EQ(s.http_status(), 409);
+  EXPECT_EQ(s.ToString(), "stale_lease: lease of job 7 expired");
+  EXPECT_FALSE(s.transient());
+  EXPECT_TRUE(ToPublic(Unavailable("down"), 0).transient());
+  EXPECT_TRUE(ToPublic(Status::Ok(), 200).ok());
+}
+
+TEST(SdkOutcome, FactoriesSetKindTypeAndDelay) {
+  using yardmaster::Outcome;
+  Outcome ok = Outcome::Ok(R"({"a":1})");
+  EXPECT_EQ(ok.kind(), Outcome::Kind::kOk);
+  EXPECT_EQ(ok.result_json(), R"({"a":1})");
+  Outcome retry = Outcome::Retry("later", milliseconds(250));
+  EXPECT_EQ(retry.kind(), Outcome::Kind::kRetry);
+  EXPECT_EQ(retry.type(), "error");
+  EXPECT_EQ(retry.retry_after(), milliseconds(250));
+  EXPECT_FALSE(Outcome::Retry("backoff").retry_after().has_value());
+  Outcome perm = Outcome::Permanent("bad").WithType("validation");
+  EXPECT_EQ(perm.kind(), Outcome::Kind::kPermanent);
+  EXPECT_EQ(perm.message(), "bad");
+  EXPECT_EQ(perm.type(), "validation");
+}
+
+TEST(SdkJobContext, FirstStopReasonWinsAndSleepWakesEarly) {
+  yardmaster::JobContext job("7", "default", "q", "k", "{}", 1, 3, {});
+  EXPECT_FALSE(job.cancelled());
+  EXPECT_TRUE(job.SleepFor(milliseconds(1)));
+  job.MarkStopped(yardmaster::StopReason::kCancelled);
+  job.MarkStopped(yardmaster::StopReason::kShutdown);
+  EXPECT_TRUE(job.cancelled());
+  EXPECT_EQ(job.stop_reason(), yardmaster::StopReason::kCancelled);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(job.SleepFor(std::chrono::seconds(10)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+}
+
+TEST(SdkWorker, RunRejectsBadOptionsWithoutContactingTheServer) {
+  yardmaster::WorkerOptions o;
+  o.server_url = "http://127.0.0.1:1";
+  EXPECT_EQ(yardmaster::Worker(o).Run().code(), "invalid_request");  // no queue
+  o.queues = {"bad name"};
+  EXPECT_EQ(yardmaster::Worker(o).Run().code(), "invalid_request");
+  o.queues = {"q"};
+  o.concurrency = 0;
+  EXPECT_EQ(yardmaster::Worker(o).Run().code(), "invalid_request");
+  o.concurrency = 1;
+  o.server_url = "https://example.com";
+  EXPECT_EQ(yardmaster::Worker(o).Run().code(), "invalid_request");
+}
+
+TEST(SdkWorker, StopBeforeRunReturnsPromptlyEvenWhenTheServerIsDown) {
+  yardmaster::WorkerOptions o;
+  o.server_url = "http://127.0.0.1:1";
+  o.queues = {"q"};
+  o.shutdown_grace = milliseconds(0);
+  o.log = [](std::string_view) {};
+  yardmaster::Worker w(o);
+  w.Stop();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(w.Run().ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+TEST(SdkClient, ServerUrlPrefersTheExplicitOne) {
+  EXPECT_EQ(yardmaster::ResolveServerUrl("http://10.0.0.1:1"), "http://10.0.0.1:1");
+  yardmaster::Client c(yardmaster::ClientOptions{"not a url", {}, {}});
+  yardmaster::Result<yardmaster::JobInfo> r = c.Get("1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "invalid_request");
+}
+
+TEST(SdkClient, UnreachableServerIsUnavailableWithNoHttpStatus) {
+  yardmaster::ClientOptions o;
+  o.server_url = "http://127.0.0.1:1";
+  o.connect_timeout = milliseconds(1000);
+  yardmaster::Client c(o);
+  yardmaster::EnqueueOptions job;
+  job.queue = "q";
+  job.kind = "k";
+  yardmaster::Result<yardmaster::Enqueued> r = c.Enqueue(job);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "unavailable");
+  EXPECT_EQ(r.status().http_status(), 0);
+  EXPECT_TRUE(r.status().transient());
+}
+
+}  // namespace
+}  // namespace ym::sdk

@@ -1,0 +1,142 @@
+"""`yardmaster worker -- COMMAND`: one command per job (docs/cli.md, "worker")."""
+
+import os
+import signal
+import stat
+import time
+
+from wtest import pid_gone, read_lines, wait_for
+from ymtest import binary
+
+
+def script(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def exec_worker(procs, server, handler, *extra, queue="x"):
+    return procs([binary(), "worker", "--server", server.url(), "--queue", queue, *extra,
+                  "--", handler])
+
+
+def stop(w):
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0, w.log()
+
+
+def test_exit_0_acks(server, client, procs, tmp_path):
+    status, _ = client.call("PUT", "/v1/queues/x", {"retention": {"succeeded_ms": 3600000}})
+    assert status == 200
+    h = script(tmp_path, "ok.sh", "cat > /dev/null\nexit 0\n")
+    jid = client.enqueue(queue="x", kind="k", payload={"a": 1})["id"]
+    w = exec_worker(procs, server, h)
+    wait_for(lambda: client.get(jid)[1]["state"] == "succeeded", 20, "the ack")
+    stop(w)
+
+
+def test_exit_75_retries(server, client, procs, tmp_path):
+    log = tmp_path / "attempts.txt"
+    h = script(tmp_path, "tempfail.sh",
+               f'echo "$YM_JOB_ID $YM_ATTEMPT" >> {log}\n'
+               'echo "try later" >&2\n'
+               '[ "$YM_ATTEMPT" = 1 ] && exit 75\nexit 0\n')
+    # One job retries soon and then succeeds; the other waits a minute, so its state can be read.
+    fast = client.enqueue(queue="x", kind="k", backoff={"initial_ms": 100, "max_ms": 100})["id"]
+    slow = client.enqueue(queue="x", kind="k",
+                          backoff={"initial_ms": 60000, "max_ms": 60000})["id"]
+    w = exec_worker(procs, server, h, "--concurrency", "2")
+    wait_for(lambda: f"{fast} 2" in read_lines(str(log)), 20, "the second attempt")
+    wait_for(lambda: client.get(slow)[1]["state"] == "scheduled", 20, "the retry to be scheduled")
+    _, job = client.get(slow)
+    assert job["attempts"] == 1 and job["errors"][0]["type"] == "tempfail", job
+    assert "try later" in job["errors"][0]["message"]
+    assert f"{slow} 2" not in read_lines(str(log))
+    stop(w)
+
+
+def test_other_exit_fails_with_stderr_tail(server, client, procs, tmp_path):
+    h = script(tmp_path, "fail.sh",
+               'i=1; while [ $i -le 30 ]; do echo "line$i" >&2; i=$((i+1)); done\nexit 3\n')
+    jid = client.enqueue(queue="x", kind="k", max_attempts=1)["id"]
+    w = exec_worker(procs, server, h)
+    wait_for(lambda: client.get(jid)[1]["state"] == "dead", 20, "the job to fail")
+    _, job = client.get(jid)
+    message = job["last_error"]["message"]
+    assert message.endswith("line30") and "line11" in message, message
+    assert "line10\n" not in message  # only the tail (20 lines) is kept
+    assert job["errors"][-1]["type"] == "exit_3"
+    stop(w)
+
+
+def test_permanent_exit_code_goes_dead_at_once(server, client, procs, tmp_path):
+    h = script(tmp_path, "bad.sh", 'echo "bad input" >&2\nexit 65\n')
+    jid = client.enqueue(queue="x", kind="k", max_attempts=5)["id"]
+    w = exec_worker(procs, server, h, "--permanent-exit-code", "65")
+    wait_for(lambda: client.get(jid)[1]["state"] == "dead", 20, "the job to go dead")
+    _, job = client.get(jid)
+    assert job["attempts"] == 1 and job["last_error"]["message"] == "bad input", job
+    stop(w)
+
+
+def test_env_and_stdin_are_delivered(server, client, procs, tmp_path):
+    out = tmp_path / "seen.txt"
+    h = script(tmp_path, "env.sh",
+               f'printf "%s|%s|%s|%s|%s|" "$YM_JOB_ID" "$YM_QUEUE" "$YM_KIND" "$YM_ATTEMPT" '
+               f'"$YM_URL" > {out}.tmp\ncat >> {out}.tmp\nmv {out}.tmp {out}\n')
+    jid = client.enqueue(queue="x", kind="greet", payload={"name": "ada", "n": [1, 2]})["id"]
+    w = exec_worker(procs, server, h)
+    wait_for(lambda: out.exists(), 20, "the handler to run")
+    fields = out.read_text().split("|")
+    assert fields[:5] == [jid, "x", "greet", "1", server.url()], fields
+    assert fields[5] == '{"name":"ada","n":[1,2]}'
+    stop(w)
+
+
+def test_timeout_kills_the_whole_process_group(server, client, procs, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    # The child ignores SIGTERM, so only the group-wide SIGKILL after --kill-grace stops it.
+    h = script(tmp_path, "hang.sh",
+               f'sh -c \'trap "" TERM; echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; '
+               f'exec sleep 300\' &\n'
+               'echo "about to hang" >&2\nwait\n')
+    jid = client.enqueue(queue="x", kind="k", max_attempts=1)["id"]
+    w = exec_worker(procs, server, h, "--timeout", "1s", "--kill-grace", "1s")
+    wait_for(lambda: pidfile.exists(), 20, "the child to start")
+    child = int(pidfile.read_text())
+    t0 = time.monotonic()
+    wait_for(lambda: client.get(jid)[1]["state"] == "dead", 20, "the timeout to fail the job")
+    assert time.monotonic() - t0 < 15
+    _, job = client.get(jid)
+    assert job["errors"][-1]["type"] == "timeout", job
+    assert "about to hang" in job["last_error"]["message"]
+    wait_for(lambda: pid_gone(child), 10, f"child {child} to be killed with its group")
+    stop(w)
+
+
+def test_sigterm_waits_for_grace_then_hands_back(server, client, procs, tmp_path):
+    started = tmp_path / "started"
+    h = script(tmp_path, "slow.sh", f'touch {started}.$YM_JOB_ID\nexec sleep 300\n')
+    jid = client.enqueue(queue="x", kind="k")["id"]
+    w = exec_worker(procs, server, h, "--grace", "1s", "--kill-grace", "1s")
+    wait_for(lambda: os.path.exists(f"{started}.{jid}"), 20, "the command to start")
+    t0 = time.monotonic()
+    w.signal(signal.SIGTERM)
+    assert w.wait(20) == 0, w.log()
+    assert time.monotonic() - t0 < 10
+    _, job = client.get(jid)
+    # Handed back for immediate re-delivery, not left to its lease.
+    assert job["state"] == "ready" and job["errors"][-1]["type"] == "shutdown", job
+
+
+def test_usage_errors(tmp_path):
+    import subprocess
+    r = subprocess.run([binary(), "worker", "--queue", "x"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "no command" in r.stderr
+    r = subprocess.run([binary(), "worker", "--", "true"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "--queue" in r.stderr
+    r = subprocess.run([binary(), "worker", "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "EX_TEMPFAIL" in r.stdout
