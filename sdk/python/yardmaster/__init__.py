@@ -1,0 +1,25 @@
+"""Python SDK for Yardmaster, a durable background-job broker.
+
+- :class:`Client` enqueues and inspects jobs (producers, operators).
+- :class:`Worker` runs handlers for leased jobs, with heartbeats, cancellation, retries and
+  graceful shutdown; ``python -m yardmaster worker module:worker`` runs one.
+- Errors answered by the server are :class:`YardmasterError` subclasses, one per error code.
+
+Standard library only; the wire protocol is docs/api.md of the Yardmaster repository.
+"""
+
+from .client import Client, JobId
+from .errors import (BadRequest, Conflict, Internal, InvalidState, NotFound, PayloadTooLarge,
+                     PermissionDenied, ResourceExhausted, StaleLease, Unauthenticated,
+                     Unavailable, Unreachable, Validation, YardmasterError)
+from .job import Cancelled, Job, Permanent, Retry
+from .worker import Handler, Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled",
+    "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
+    "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
+    "ResourceExhausted", "Internal", "Unavailable", "Unreachable", "__version__",
+]

@@ -1,0 +1,8 @@
+"""``python -m yardmaster``: see :mod:`yardmaster.cli`."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""One keep-alive HTTP/1.1 JSON connection to a Yardmaster server (internal).
+
+:class:`Connection` is owned by one thread at a time; only :meth:`Connection.abort` may be called
+from another thread. Non-2xx answers become typed :mod:`yardmaster.errors`; transport failures
+(refused, reset, timed out) become :class:`~yardmaster.errors.Unreachable`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import threading
+from typing import Any, Dict, Optional, Tuple
+from urllib.parse import urlsplit
+
+from .errors import Unreachable, error_from_response
+
+DEFAULT_URL = "http://127.0.0.1:7433"
+USER_AGENT = "yardmaster-python/0.1.0"
+
+
+def resolve_url(url: Optional[str]) -> str:
+    """The server URL to use: ``url`` if given, else ``$YM_URL``, else the default address."""
+    return (url or os.environ.get("YM_URL") or DEFAULT_URL).rstrip("/")
+
+
+def encode_json(body: Any) -> bytes:
+    """Compact JSON as the server wants it. NaN and infinities are refused (``ValueError``)
+    because they are not JSON."""
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+class Connection:
+    """A keep-alive connection to one server.
+
+    Args:
+        url: ``http://host:port`` (``https://`` works too); a path prefix is kept and prepended
+            to every request path, for servers behind a reverse proxy.
+        timeout: socket timeout in seconds for connecting and for each read.
+    """
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"invalid server URL {url!r}: expected http://HOST:PORT")
+        self.url = url
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self._conn: Optional[http.client.HTTPConnection] = None
+        # abort() may run on another thread (a signal handler, Worker.stop); it only reads the
+        # current socket and shuts it down, which is safe against a concurrent blocking read.
+        self._abort_lock = threading.Lock()
+        self._aborted = False
+
+    def close(self) -> None:
+        """Close the socket; the next request opens a new one."""
+        with self._abort_lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def abort(self) -> None:
+        """Half-close the connection from any thread to end a long poll early.
+
+        Only the write side is shut: the server sees the hang-up and releases any jobs it had
+        not yet written back (docs/api.md, POST /v1/leases), while a reply that is already on
+        its way can still be read, so no leased job is silently dropped.
+        """
+        with self._abort_lock:
+            self._aborted = True
+            conn = self._conn
+            sock = conn.sock if conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _open(self, timeout: float) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: Any = None,
+                timeout: Optional[float] = None) -> Any:
+        """Send one request and return the decoded JSON body of a 2xx answer.
+
+        Raises:
+            YardmasterError subclass: the server answered with an error.
+            Unreachable: no answer (refused, reset, timed out, or aborted).
+        """
+        status, headers, data = self._roundtrip(method, path, body, timeout)
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data.decode("utf-8", errors="replace")
+        if status >= 300:
+            retry_after: Optional[float] = None
+            if "retry-after" in headers:
+                try:
+                    retry_after = float(headers["retry-after"])
+                except ValueError:
+                    retry_after = None
+            raise error_from_response(status, parsed, retry_after)
+        return parsed
+
+    def _roundtrip(self, method: str, path: str, body: Any,
+                   timeout: Optional[float]) -> Tuple[int, Dict[str, str], bytes]:
+        data = encode_json(body) if body is not None else None
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        t = self.timeout if timeout is None else timeout
+        for attempt in range(2):
+            with self._abort_lock:
+                if self._aborted:
+                    raise Unreachable("connection aborted")
+                reused = self._conn is not None
+                if self._conn is None:
+                    self._conn = self._open(t)
+                conn = self._conn
+            conn.timeout = t
+            if conn.sock is not None:
+                conn.sock.settimeout(t)
+            try:
+                conn.request(method, self._prefix + path, body=data, headers=headers)
+                resp = conn.getresponse()
+                payload = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
+                self.close()
+                # The server closes keep-alive connections that idle for 60 s; such a request
+                # never reached it, so it is safe to send once more on a fresh connection. A
+                # failure on a fresh connection is a real one.
+                if reused and attempt == 0 and not self._aborted:
+                    continue
+                raise Unreachable(f"{self.url}: {type(e).__name__}: {e}") from e
+            except (OSError, http.client.HTTPException) as e:
+                self.close()
+                raise Unreachable(f"{self.url}: {type(e).__name__}: {e}") from e
+            hdrs = {k.lower(): v for k, v in resp.getheaders()}
+            if hdrs.get("connection", "").lower() == "close" or self._aborted:
+                self.close()
+            return resp.status, hdrs, payload
+        raise Unreachable(f"{self.url}: no answer")  # pragma: no cover - loop always returns

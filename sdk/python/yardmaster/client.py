@@ -1,0 +1,233 @@
+"""The producer / operator client of the Yardmaster HTTP API (docs/api.md).
+
+:class:`Client` is safe to share between threads: each thread gets its own keep-alive
+connection, opened on first use. Every method returns the decoded JSON of the answer (plain
+``dict``/``list``) and raises a :class:`~yardmaster.errors.YardmasterError` subclass on an error
+answer, e.g. :class:`~yardmaster.errors.NotFound` or :class:`~yardmaster.errors.Validation`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from urllib.parse import quote, urlencode
+
+from ._http import Connection, resolve_url
+from .errors import YardmasterError
+
+__all__ = ["Client", "JobId"]
+
+JobId = Union[str, int]
+"""A job id: the API uses decimal strings (``"42"``); ints are accepted for convenience."""
+
+MAX_BATCH = 1000  # POST /v1/jobs:batch takes 1..1000 specs
+
+
+def _job_path(job_id: JobId, verb: str = "") -> str:
+    path = "/v1/jobs/" + quote(str(job_id), safe="")
+    return path + (":" + verb if verb else "")
+
+
+def _queue_path(name: str, verb: str = "") -> str:
+    # Queue names may contain ':'; percent-encoding it keeps a name such as "x:pause" from being
+    # read as a verb (docs/api.md, "Paths").
+    path = "/v1/queues/" + quote(name, safe="")
+    return path + (":" + verb if verb else "")
+
+
+class Client:
+    """A client for producers and operators.
+
+    Args:
+        url: server URL; default ``$YM_URL``, else ``http://127.0.0.1:7433``.
+        timeout: socket timeout in seconds for each request.
+
+    Example::
+
+        client = Client()
+        job = client.enqueue("emails", "send_welcome", {"user": 7}, idempotency_key="welcome-7")
+        print(client.get(job["id"])["state"])
+    """
+
+    def __init__(self, url: Optional[str] = None, timeout: float = 60.0) -> None:
+        self.url = resolve_url(url)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: List[Connection] = []
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _connection(self) -> Connection:
+        conn: Optional[Connection] = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = Connection(self.url, self.timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def request(self, method: str, path: str, body: Any = None,
+                timeout: Optional[float] = None) -> Any:
+        """Send any API request on this thread's connection; returns the decoded JSON answer.
+
+        Raises:
+            YardmasterError subclass: an error answer, or Unreachable.
+        """
+        return self._connection().request(method, path, body, timeout)
+
+    def close(self) -> None:
+        """Close every connection this client opened (on any thread)."""
+        with self._lock:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _pages(self, path: str, params: Dict[str, Any], page_size: int) -> Iterator[Dict[str, Any]]:
+        query = {k: v for k, v in params.items() if v is not None}
+        query["limit"] = page_size
+        while True:
+            page = self.request("GET", path + "?" + urlencode(query))
+            yield from page.get("items", [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+            query["cursor"] = cursor
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def enqueue(self, queue: str, kind: str, payload: Any = None, **options: Any) -> Dict[str, Any]:
+        """Enqueue one job; returns ``{"id", "state"}`` (plus ``"duplicate": True`` when an
+        ``idempotency_key`` matched an earlier job, in which case nothing was created).
+
+        ``options`` are the other fields of the enqueue spec: ``namespace``, ``priority``,
+        ``delay_ms`` or ``run_at``, ``max_attempts``, ``backoff``, ``lease_ms``,
+        ``idempotency_key``, ``idempotency_ttl_ms``, ``concurrency_key``, ``tags``. Unknown
+        options are refused by the server (:class:`~yardmaster.errors.Validation`).
+
+        Raises:
+            Validation, PayloadTooLarge, ResourceExhausted, Unavailable.
+        """
+        spec: Dict[str, Any] = {"queue": queue, "kind": kind, "payload": payload}
+        spec.update(options)
+        return self.request("POST", "/v1/jobs", spec)  # type: ignore[no-any-return]
+
+    def enqueue_batch(self, specs: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Enqueue many jobs, each a full spec dict (``{"queue", "kind", "payload", ...}``).
+
+        Returns one result per spec, in order: ``{"id", "state", "duplicate"?}`` or
+        ``{"error": {"code", "message"}}`` for an item that was refused alone. More than 1000
+        specs are sent as several requests.
+        """
+        items = list(specs)
+        results: List[Dict[str, Any]] = []
+        for start in range(0, len(items), MAX_BATCH):
+            chunk = items[start:start + MAX_BATCH]
+            answer = self.request("POST", "/v1/jobs:batch", {"jobs": chunk})
+            results.extend(answer["results"])
+        return results
+
+    def get(self, job_id: JobId) -> Dict[str, Any]:
+        """The job object (state, attempts, errors, timestamps, ``blocked_reason``).
+
+        Raises:
+            NotFound: no such job, or removed by retention.
+        """
+        return self.request("GET", _job_path(job_id))  # type: ignore[no-any-return]
+
+    def list_jobs(self, queue: Optional[str] = None, state: Optional[str] = None,
+                  page_size: int = 100) -> Iterator[Dict[str, Any]]:
+        """Iterate over jobs in ascending id order, following ``next_cursor`` page by page.
+
+        Args:
+            queue: only this queue (default every queue).
+            state: only this state (``scheduled``, ``ready``, ``active``, ``succeeded``,
+                ``dead``, ``cancelled``).
+            page_size: jobs per request, 1..1000.
+        """
+        return self._pages("/v1/jobs", {"queue": queue, "state": state}, page_size)
+
+    def cancel(self, job_id: JobId) -> Dict[str, Any]:
+        """Cancel a job: a ``ready``/``scheduled`` one at once; an ``active`` one is flagged
+        (``cancel_requested``) and its worker learns it from its next heartbeat. Returns the job.
+
+        Raises:
+            NotFound; InvalidState: the job is already terminal.
+        """
+        return self.request("POST", _job_path(job_id, "cancel"))  # type: ignore[no-any-return]
+
+    def replay(self, job_id: JobId) -> Dict[str, Any]:
+        """Start a new run of a ``dead`` or ``cancelled`` job (attempts reset). Returns the job.
+
+        Raises:
+            NotFound; InvalidState: the job is live or succeeded.
+        """
+        return self.request("POST", _job_path(job_id, "replay"))  # type: ignore[no-any-return]
+
+    # --- queues ------------------------------------------------------------------------------
+
+    def queues(self) -> List[Dict[str, Any]]:
+        """Every known queue: counts per state, oldest ready age, configuration."""
+        return self.request("GET", "/v1/queues")["items"]  # type: ignore[no-any-return]
+
+    def queue(self, name: str) -> Dict[str, Any]:
+        """One queue object (a queue never configured shows the server defaults)."""
+        return self.request("GET", _queue_path(name))  # type: ignore[no-any-return]
+
+    def configure_queue(self, name: str, **config: Any) -> Dict[str, Any]:
+        """``PUT /v1/queues/{name}``: set any of ``paused``, ``max_attempts``, ``lease_ms``,
+        ``backoff``, ``retention``; only those given change. Returns the queue object."""
+        return self.request("PUT", _queue_path(name), config)  # type: ignore[no-any-return]
+
+    def pause(self, name: str) -> Dict[str, Any]:
+        """Stop dispatch from a queue (enqueues still succeed). Returns the queue object."""
+        return self.request("POST", _queue_path(name, "pause"))  # type: ignore[no-any-return]
+
+    def resume(self, name: str) -> Dict[str, Any]:
+        """Resume dispatch from a paused queue. Returns the queue object."""
+        return self.request("POST", _queue_path(name, "resume"))  # type: ignore[no-any-return]
+
+    # --- dead letters ------------------------------------------------------------------------
+
+    def dead_jobs(self, queue: Optional[str] = None,
+                  page_size: int = 100) -> Iterator[Dict[str, Any]]:
+        """Iterate over dead jobs (with ``dead_reason``, ``last_error``, ``errors``)."""
+        return self._pages("/v1/dead", {"queue": queue}, page_size)
+
+    def replay_dead(self, queue: Optional[str] = None, ids: Optional[Iterable[JobId]] = None,
+                    limit: Optional[int] = None) -> int:
+        """Replay dead jobs: the given ``ids`` (those not dead are skipped), or up to ``limit``
+        (server default 1000) of one ``queue`` or of every queue. Returns how many were
+        replayed."""
+        body: Dict[str, Any] = {}
+        if ids is not None:
+            if queue is not None or limit is not None:
+                raise ValueError("ids cannot be combined with queue or limit")
+            body["ids"] = [str(i) for i in ids]
+        else:
+            if queue is not None:
+                body["queue"] = queue
+            if limit is not None:
+                body["limit"] = limit
+        return int(self.request("POST", "/v1/dead:replay", body)["replayed"])
+
+    # --- server ------------------------------------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        """``{"version", "started_at", "live_jobs", "commits", "draining"}``."""
+        return self.request("GET", "/v1/info")  # type: ignore[no-any-return]
+
+    def ready(self) -> bool:
+        """True when the server answers ``/readyz`` with 200 (recovered and not draining)."""
+        try:
+            self.request("GET", "/readyz")
+        except YardmasterError:
+            return False
+        return True

@@ -1,0 +1,181 @@
+"""Typed errors of the Yardmaster API, one class per stable error code.
+
+The server answers every error as ``{"error": {"code": "...", "message": "..."}}`` with an HTTP
+status that belongs to the code (docs/api.md, "Errors"). :func:`error_from_response` turns such an
+answer into the matching :class:`YardmasterError` subclass, so callers catch what they can act on
+(``except StaleLease``) instead of comparing strings. A server that cannot be reached at all is
+reported as :class:`Unreachable`, a subclass of :class:`Unavailable`, because a caller handles
+both the same way: wait and try again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Type
+
+__all__ = [
+    "YardmasterError",
+    "BadRequest",
+    "Unauthenticated",
+    "PermissionDenied",
+    "NotFound",
+    "Conflict",
+    "StaleLease",
+    "InvalidState",
+    "PayloadTooLarge",
+    "Validation",
+    "ResourceExhausted",
+    "Internal",
+    "Unavailable",
+    "Unreachable",
+    "error_from_response",
+]
+
+
+class YardmasterError(Exception):
+    """An error answered by the server (or raised for an unreachable one).
+
+    Attributes:
+        code: the stable wire string, e.g. ``"stale_lease"``.
+        message: the server's human-readable explanation.
+        status: the HTTP status, or ``None`` when no HTTP answer was received.
+        retry_after: seconds from a ``Retry-After`` header (429 answers), else ``None``.
+    """
+
+    def __init__(self, code: str, message: str, status: Optional[int] = None,
+                 retry_after: Optional[float] = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+                f"status={self.status!r})")
+
+
+class BadRequest(YardmasterError):
+    """400/405/415: the request itself is malformed (``invalid_json``, ``invalid_request``,
+    ``method_not_allowed``, ``unsupported_media_type``). A bug in the caller, not transient."""
+
+
+class Unauthenticated(YardmasterError):
+    """401 ``unauthenticated``."""
+
+
+class PermissionDenied(YardmasterError):
+    """403 ``permission_denied``."""
+
+
+class NotFound(YardmasterError):
+    """404 ``not_found``: no such job, queue or route (a job may have been removed by
+    retention)."""
+
+
+class Conflict(YardmasterError):
+    """409: the operation conflicts with the job's current state. See the two subclasses."""
+
+
+class StaleLease(Conflict):
+    """409 ``stale_lease``: the lease token is not the job's current lease. The lease expired or
+    the job was handed to another worker; this worker must not report its outcome."""
+
+
+class InvalidState(Conflict):
+    """409 ``invalid_state``: the job's state does not allow the operation (cancelling a
+    terminal job, replaying a live one)."""
+
+
+class PayloadTooLarge(YardmasterError):
+    """413 ``payload_too_large``: a payload or body over the server's limits."""
+
+
+class Validation(YardmasterError):
+    """422 ``validation_failed``: a missing field, a wrong type or a value out of range. The
+    message names the field."""
+
+
+class ResourceExhausted(YardmasterError):
+    """429 ``resource_exhausted``: backpressure; wait ``retry_after`` seconds."""
+
+
+class Internal(YardmasterError):
+    """500 ``internal`` or ``corruption``: a server bug or a damaged store."""
+
+
+class Unavailable(YardmasterError):
+    """503 ``unavailable`` (starting or draining) or ``io_error`` (a write could not be made
+    durable): transient, try again later."""
+
+
+class Unreachable(Unavailable):
+    """No HTTP answer at all: connection refused or reset, or a timeout. Code
+    ``"unreachable"``, status ``None``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("unreachable", message, None)
+
+
+_BY_CODE: Dict[str, Type[YardmasterError]] = {
+    "invalid_json": BadRequest,
+    "invalid_request": BadRequest,
+    "method_not_allowed": BadRequest,
+    "unsupported_media_type": BadRequest,
+    "unauthenticated": Unauthenticated,
+    "permission_denied": PermissionDenied,
+    "not_found": NotFound,
+    "stale_lease": StaleLease,
+    "invalid_state": InvalidState,
+    "payload_too_large": PayloadTooLarge,
+    "validation_failed": Validation,
+    "resource_exhausted": ResourceExhausted,
+    "internal": Internal,
+    "corruption": Internal,
+    "unavailable": Unavailable,
+    "io_error": Unavailable,
+}
+
+# For codes this SDK does not know yet (a newer server), fall back on the HTTP status.
+_BY_STATUS: Dict[int, Type[YardmasterError]] = {
+    400: BadRequest, 401: Unauthenticated, 403: PermissionDenied, 404: NotFound,
+    405: BadRequest, 409: Conflict, 413: PayloadTooLarge, 415: BadRequest, 422: Validation,
+    429: ResourceExhausted, 500: Internal, 503: Unavailable,
+}
+
+
+def error_class(code: str, status: Optional[int] = None) -> Type[YardmasterError]:
+    """The exception class for a wire error code (falling back on the HTTP status)."""
+    cls = _BY_CODE.get(code)
+    if cls is None and status is not None:
+        cls = _BY_STATUS.get(status)
+        if cls is None and status >= 500:
+            cls = Internal
+    return cls or YardmasterError
+
+
+def error_from_response(status: int, body: Any,
+                        retry_after: Optional[float] = None) -> YardmasterError:
+    """Build the typed error for a non-2xx answer.
+
+    ``body`` is the decoded JSON body (normally ``{"error": {"code", "message"}}``); anything
+    else (a proxy's HTML page, an empty body) still gives an error typed by ``status``.
+    """
+    code = ""
+    message = ""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = str(body["error"].get("code") or "")
+        message = str(body["error"].get("message") or "")
+    elif body is not None:
+        message = str(body)[:500]
+    if not code:
+        code = f"http_{status}"
+    return error_class(code, status)(code, message, status, retry_after)
+
+
+def error_from_item(item: Dict[str, Any]) -> YardmasterError:
+    """Build the typed error for one failed item of a batch answer (``{"error": {...}}``),
+    which carries no HTTP status of its own."""
+    err = item.get("error") if isinstance(item, dict) else None
+    code = str(err.get("code") or "internal") if isinstance(err, dict) else "internal"
+    message = str(err.get("message") or "") if isinstance(err, dict) else str(item)
+    return error_class(code)(code, message, None)

@@ -1,0 +1,125 @@
+"""What a handler receives (:class:`Job`) and the exceptions it raises to steer the outcome.
+
+A handler is ``def handler(job: Job) -> Any``. Returning acknowledges the job (the return value,
+if not ``None``, is stored as the job's ``result`` and must be JSON-serialisable). Raising decides
+how the attempt failed:
+
+=====================  ==========================================================================
+raise                  outcome
+=====================  ==========================================================================
+``Retry(after=s)``     retryable failure; the next attempt runs ``s`` seconds later (or after the
+                       queue's backoff when ``after`` is ``None``)
+``Permanent(msg)``     non-retryable failure: the job goes to the dead-letter set at once
+``Cancelled``          (from :meth:`Job.raise_if_cancelled`) the job ends ``cancelled``
+anything else          retryable failure with ``type`` = the exception's class name and
+                       ``message`` = ``str(exc)`` plus the last lines of the traceback
+=====================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List, Optional
+
+__all__ = ["Job", "Retry", "Permanent", "Cancelled"]
+
+
+class Retry(Exception):
+    """Fail this attempt and retry the job.
+
+    Args:
+        message: recorded as the attempt's error message.
+        after: seconds until the next attempt (``retry_in_ms`` on the wire); ``None`` lets the
+            server apply the job's or queue's exponential backoff. The job still goes dead when
+            its ``max_attempts`` are used up.
+    """
+
+    def __init__(self, message: str = "retry requested", after: Optional[float] = None) -> None:
+        super().__init__(message)
+        if after is not None and after < 0:
+            raise ValueError("Retry(after=...) must be >= 0 seconds")
+        self.after = after
+
+
+class Permanent(Exception):
+    """Fail this job for good (``retryable: false``): it is dead at once, with this message as
+    its last error, and can be replayed by an operator."""
+
+
+class Cancelled(Exception):
+    """Raised by :meth:`Job.raise_if_cancelled` once the job was cancelled, its lease was lost,
+    or the worker's shutdown grace ran out. The worker reports the attempt as cancelled."""
+
+
+class Job:
+    """One leased job, handed to a handler. Thread-safe.
+
+    Attributes:
+        id: the job id (a decimal string).
+        queue, kind, namespace: where the job came from and what it is.
+        payload: the decoded JSON payload given at enqueue.
+        attempt: 1 for the first attempt, 2 for the first retry, ...
+        max_attempts: after this many failed attempts the job is dead.
+        priority, created_at, tags: as enqueued (``created_at`` in epoch ms).
+        token: the lease token (heartbeat, ack and fail need it; the worker handles them).
+        lease_expires_at: epoch ms when the lease ends unless a heartbeat extends it.
+    """
+
+    def __init__(self, leased: Dict[str, Any]) -> None:
+        lease = leased.get("lease") or {}
+        self.id: str = str(leased["id"])
+        self.queue: str = leased.get("queue", "")
+        self.kind: str = leased.get("kind", "")
+        self.namespace: str = leased.get("namespace", "default")
+        self.payload: Any = leased.get("payload")
+        self.attempt: int = int(leased.get("attempt", 1))
+        self.max_attempts: int = int(leased.get("max_attempts", 0))
+        self.priority: int = int(leased.get("priority", 0))
+        self.created_at: Optional[int] = leased.get("created_at")
+        self.tags: List[str] = list(leased.get("tags") or [])
+        self.token: str = str(lease.get("token", ""))
+        self.lease_expires_at: int = int(lease.get("expires_at", 0))
+        self._cancel = threading.Event()
+        self._cancel_reason: Optional[str] = None
+        # Worker bookkeeping, guarded by the worker's lock.
+        self._started = False
+        self._reported = False
+        self._hb_interval = 1.0
+        self._hb_due = 0.0
+
+    def __repr__(self) -> str:
+        return (f"Job(id={self.id!r}, queue={self.queue!r}, kind={self.kind!r}, "
+                f"attempt={self.attempt})")
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job should stop: cancellation was requested (seen on a heartbeat),
+        the lease was lost (another worker may now run the job), or the worker's shutdown grace
+        ran out. A handler doing long work should check it between steps and return."""
+        return self._cancel.is_set()
+
+    @property
+    def cancel_reason(self) -> Optional[str]:
+        """Why :attr:`cancelled` is true: ``"cancel_requested"``, ``"lease_lost"`` or
+        ``"shutdown"``; ``None`` while it is not."""
+        return self._cancel_reason
+
+    @property
+    def lease_lost(self) -> bool:
+        """True when the worker no longer holds the lease: its outcome will not be reported."""
+        return self._cancel_reason == "lease_lost"
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`Cancelled` if :attr:`cancelled` is true; otherwise do nothing."""
+        if self._cancel.is_set():
+            raise Cancelled(f"job {self.id}: {self._cancel_reason}")
+
+    def wait_cancelled(self, timeout: Optional[float] = None) -> bool:
+        """Sleep up to ``timeout`` seconds, waking early on cancellation. Returns
+        :attr:`cancelled`. Use it instead of ``time.sleep`` in handlers that wait."""
+        return self._cancel.wait(timeout)
+
+    def _set_cancelled(self, reason: str) -> None:
+        if self._cancel_reason is None or reason == "lease_lost":
+            self._cancel_reason = reason
+        self._cancel.set()
