@@ -1,0 +1,104 @@
+"""yardmaster.Client against the real server: every method, cursors, typed errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import SDK
+
+from yardmaster import (Client, InvalidState, NotFound, Unreachable, Validation,
+                        YardmasterError)
+
+
+def test_enqueue_get_and_options(client: Client) -> None:
+    job = client.enqueue("mail", "welcome", {"user": 7}, priority=5, tags=["a"],
+                         idempotency_key="welcome-7")
+    assert job["state"] == "ready"
+    got = client.get(job["id"])
+    assert got["payload"] == {"user": 7}
+    assert got["priority"] == 5 and got["tags"] == ["a"]
+    dup = client.enqueue("mail", "welcome", {"user": 7}, idempotency_key="welcome-7")
+    assert dup["id"] == job["id"] and dup["duplicate"] is True
+    later = client.enqueue("mail", "welcome", delay_ms=60000)
+    assert later["state"] == "scheduled"
+
+
+def test_errors_are_typed(client: Client) -> None:
+    with pytest.raises(NotFound) as e:
+        client.get("999999")
+    assert e.value.status == 404 and e.value.code == "not_found"
+    with pytest.raises(Validation) as v:
+        client.enqueue("mail", "welcome", no_such_option=1)
+    assert v.value.status == 422 and "no_such_option" in v.value.message
+    job = client.enqueue("mail", "x")
+    with pytest.raises(InvalidState) as s:
+        client.replay(job["id"])  # a live job cannot be replayed
+    assert isinstance(s.value, YardmasterError) and s.value.status == 409
+
+
+def test_unreachable_server_is_typed() -> None:
+    c = Client("http://127.0.0.1:1", timeout=2.0)
+    with pytest.raises(Unreachable) as e:
+        c.info()
+    assert e.value.status is None and e.value.code == "unreachable"
+    assert not c.ready()
+
+
+def test_batch_list_follows_cursors(client: Client) -> None:
+    specs = [{"queue": "bulk", "kind": "k", "payload": i} for i in range(1001)]
+    specs.append({"queue": "bulk"})  # refused alone: no kind
+    results = client.enqueue_batch(specs)
+    assert len(results) == 1002
+    assert all("id" in r for r in results[:1001])
+    assert results[1001]["error"]["code"] == "validation_failed"
+    listed = list(client.list_jobs(queue="bulk", state="ready", page_size=300))
+    assert [j["payload"] for j in listed] == list(range(1001))
+    assert len({j["id"] for j in listed}) == 1001
+
+
+def test_queues_pause_resume_info(client: Client) -> None:
+    client.enqueue("q:with:colons", "k")
+    assert client.pause("q:with:colons")["paused"] is True
+    assert client.queue("q:with:colons")["counts"]["ready"] == 1
+    assert client.resume("q:with:colons")["paused"] is False
+    assert "q:with:colons" in [q["name"] for q in client.queues()]
+    assert client.configure_queue("q:with:colons", max_attempts=3)["max_attempts"] == 3
+    info = client.info()
+    assert "version" in info and info["draining"] is False
+    assert client.ready()
+
+
+def test_dead_jobs_and_replay(client: Client) -> None:
+    ids = [client.enqueue("dq", "k")["id"] for _ in range(3)]
+    leased = client.request("POST", "/v1/leases", {"queues": ["dq"], "max": 3})["jobs"]
+    fails = [{"id": j["id"], "token": j["lease"]["token"],
+              "error": {"type": "boom", "message": "no", "retryable": False}} for j in leased]
+    answer = client.request("POST", "/v1/acks:batch", {"fails": fails})
+    assert all(r.get("ok") for r in answer["fails"])
+    dead = list(client.dead_jobs(queue="dq", page_size=2))
+    assert sorted(j["id"] for j in dead) == sorted(ids)
+    assert client.replay_dead(ids=[ids[0]]) == 1
+    assert client.get(ids[0])["state"] == "ready"
+    assert client.replay_dead(queue="dq") == 2
+    assert list(client.dead_jobs(queue="dq")) == []
+    client.cancel(ids[1])
+    assert client.replay(ids[1])["state"] == "ready"
+
+
+def test_client_is_shared_between_threads(client: Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        out = list(pool.map(lambda i: client.enqueue("threads", "k", i)["id"], range(200)))
+    assert len(set(out)) == 200
+
+
+def test_module_help_and_bad_target() -> None:
+    env = {"PYTHONPATH": SDK, "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([sys.executable, "-m", "yardmaster", "--help"], env=env,
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "worker" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "yardmaster", "worker", "no_such_module:w"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "cannot load" in bad.stderr

@@ -1,0 +1,276 @@
+"""yardmaster.Worker against the real server: delivery, heartbeats, cancellation, retries,
+crashes, graceful shutdown and server restarts. Every wait is bounded."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List
+
+from conftest import PinnedServer, WorkerThread, wait_until, worker_env
+
+from yardmaster import Client, Job, Permanent, Retry, Worker
+
+
+def states(client: Client, ids: List[str]) -> Dict[str, str]:
+    return {i: client.get(i)["state"] for i in ids}
+
+
+def all_in(client: Client, ids: List[str], state: str) -> bool:
+    return all(s == state for s in states(client, ids).values())
+
+
+def test_processes_500_jobs_exactly_once(server: PinnedServer, client: Client,
+                                         run_worker: Callable[[Worker], WorkerThread]) -> None:
+    results = client.enqueue_batch(
+        [{"queue": "bulk", "kind": "add", "payload": {"n": i}} for i in range(500)])
+    ids = [r["id"] for r in results]
+    calls: Dict[str, int] = collections.Counter()
+    lock = threading.Lock()
+    worker = Worker(["bulk"], concurrency=8, url=server.url())
+
+    @worker.task("add")
+    def add(job: Job) -> Dict[str, int]:
+        with lock:
+            calls[job.id] += 1
+        return {"n": job.payload["n"] + 1}
+
+    wt = run_worker(worker)
+    wait_until(lambda: client.queue("bulk")["counts"]["succeeded"] == 500, 60,
+               "500 jobs to succeed")
+    wt.stop()
+    assert sorted(calls) == sorted(ids)
+    assert set(calls.values()) == {1}
+    assert worker.stats["succeeded"] == 500 and worker.stats["lease_lost"] == 0
+    sample = client.get(ids[123])
+    assert sample["attempts"] == 1 and sample["result"] == {"n": 124}
+
+
+def test_heartbeats_keep_a_job_past_its_lease(server: PinnedServer, client: Client,
+                                              run_worker: Callable[[Worker], WorkerThread]
+                                              ) -> None:
+    job_id = client.enqueue("hb", "slow")["id"]
+    worker = Worker(["hb"], concurrency=1, url=server.url(), lease_ms=300)
+
+    @worker.task("slow")
+    def slow(job: Job) -> None:
+        time.sleep(1.5)
+
+    wt = run_worker(worker)
+    wait_until(lambda: client.get(job_id)["state"] == "succeeded", 20, "the slow job")
+    wt.stop()
+    job = client.get(job_id)
+    assert job["attempts"] == 1 and job["errors"] == []
+    assert worker.stats["heartbeats"] >= 3
+
+
+def test_cancel_reaches_a_running_handler(server: PinnedServer, client: Client,
+                                          run_worker: Callable[[Worker], WorkerThread]) -> None:
+    job_id = client.enqueue("cx", "long")["id"]
+    started = threading.Event()
+    seen: Dict[str, Any] = {}
+    worker = Worker(["cx"], concurrency=1, url=server.url(), lease_ms=400)
+
+    @worker.task("long")
+    def long(job: Job) -> None:
+        started.set()
+        seen["cancelled"] = job.wait_cancelled(20)
+        seen["reason"] = job.cancel_reason
+
+    wt = run_worker(worker)
+    assert started.wait(20)
+    client.cancel(job_id)
+    wait_until(lambda: client.get(job_id)["state"] == "cancelled", 20, "the job to be cancelled")
+    wt.stop()
+    assert seen == {"cancelled": True, "reason": "cancel_requested"}
+
+
+def test_exceptions_map_to_outcomes(server: PinnedServer, client: Client,
+                                    run_worker: Callable[[Worker], WorkerThread]) -> None:
+    retry = client.enqueue("ex", "retry")["id"]
+    permanent = client.enqueue("ex", "permanent")["id"]
+    crash = client.enqueue("ex", "crash")["id"]
+    unknown = client.enqueue("ex", "nobody_handles_this")["id"]
+    worker = Worker(["ex"], concurrency=4, url=server.url())
+
+    @worker.task("retry")
+    def do_retry(job: Job) -> None:
+        raise Retry("rate limited", after=30)
+
+    @worker.task("permanent")
+    def do_permanent(job: Job) -> None:
+        raise Permanent("bad address")
+
+    @worker.task("crash")
+    def do_crash(job: Job) -> None:
+        {}["missing"]
+
+    wt = run_worker(worker)
+    ids = [retry, permanent, crash, unknown]
+    wait_until(lambda: all(client.get(i)["state"] in ("scheduled", "dead") for i in ids), 20,
+               "every job to fail")
+    wt.stop()
+
+    r = client.get(retry)
+    assert r["state"] == "scheduled" and r["attempts"] == 1
+    assert r["errors"][-1]["type"] == "Retry" and r["errors"][-1]["message"] == "rate limited"
+    delay = r["run_at"] - r["updated_at"]
+    assert 29000 <= delay <= 31000, delay  # retry_in_ms, not the 1 s default backoff
+
+    p = client.get(permanent)
+    assert p["state"] == "dead" and p["dead_reason"] == "non_retryable"
+    assert p["errors"][-1]["type"] == "Permanent"
+    assert p["errors"][-1]["message"] == "bad address"
+
+    c = client.get(crash)
+    assert c["state"] == "scheduled"
+    assert c["errors"][-1]["type"] == "KeyError"
+    assert "'missing'" in c["errors"][-1]["message"]
+    assert "do_crash" in c["errors"][-1]["message"]  # the traceback's last lines
+
+    u = client.get(unknown)
+    assert u["state"] == "dead" and u["errors"][-1]["type"] == "unknown_kind"
+
+
+def test_worker_survives_a_server_restart(server: PinnedServer, client: Client,
+                                          run_worker: Callable[[Worker], WorkerThread]) -> None:
+    seen: Dict[str, int] = collections.Counter()
+    lock = threading.Lock()
+    worker = Worker(["rs"], concurrency=4, url=server.url(), lease_ms=2000)
+
+    @worker.task("k")
+    def k(job: Job) -> None:
+        with lock:
+            seen[job.id] += 1
+
+    wt = run_worker(worker)
+    first = [r["id"] for r in client.enqueue_batch([{"queue": "rs", "kind": "k"}] * 50)]
+    wait_until(lambda: all_in(client, first, "succeeded"), 30, "the first 50 jobs")
+
+    server.kill()
+    time.sleep(0.5)  # the worker now polls a dead address and backs off
+    server.start()
+    client.close()
+    second = [r["id"] for r in client.enqueue_batch([{"queue": "rs", "kind": "k"}] * 50)]
+    wait_until(lambda: all_in(client, second, "succeeded"), 30,
+               "the jobs enqueued after the restart")
+    wt.stop()
+    assert all(seen[i] >= 1 for i in first + second)
+
+
+def test_leased_but_unstarted_jobs_are_handed_back_at_shutdown(
+        server: PinnedServer, client: Client,
+        run_worker: Callable[[Worker], WorkerThread]) -> None:
+    # A lease reply that crosses the shutdown: the worker must not start those jobs, and must
+    # give them back with retry_in_ms=0 so they are ready again at once, not after the lease.
+    ids = [r["id"] for r in client.enqueue_batch([{"queue": "us", "kind": "k"}] * 3)]
+    ran: List[str] = []
+    worker = Worker(["us"], concurrency=3, url=server.url(), lease_ms=60000)
+    worker.register("k", lambda job: ran.append(job.id))
+    take = worker._take
+    taken = threading.Event()
+
+    def take_after_stop(leased: List[Dict[str, Any]]) -> None:
+        worker.stop()
+        wait_until(lambda: worker._stopping, 10, "the shutdown to begin")
+        take(leased)
+        taken.set()
+
+    worker._take = take_after_stop  # type: ignore[assignment]
+    wt = run_worker(worker)
+    assert taken.wait(20)
+    wt.stop()
+    assert ran == []
+    for i in ids:
+        job = client.get(i)
+        assert job["state"] == "ready", job
+        assert job["errors"][-1]["type"] == "shutdown"
+
+
+def _spawn_worker(server: PinnedServer, marker_dir: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "yardmaster", "worker", "ym_worker_app:worker",
+         "--log-level", "DEBUG"],
+        env=worker_env(server, marker_dir, **env), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+
+
+def _markers(marker_dir: str, what: str) -> List[str]:
+    return sorted(n for n in os.listdir(marker_dir) if n.startswith(what + "-"))
+
+
+def test_kill_9_of_a_worker_redelivers_after_the_lease(
+        server: PinnedServer, client: Client, tmp_path: Any,
+        run_worker: Callable[[Worker], WorkerThread]) -> None:
+    marker_dir = str(tmp_path)
+    job_id = client.enqueue("k9", "block")["id"]
+    proc = _spawn_worker(server, marker_dir, YM_TEST_QUEUE="k9", YM_TEST_LEASE_MS="500")
+    try:
+        wait_until(lambda: _markers(marker_dir, "started"), 30, "the handler to start")
+        time.sleep(1.2)  # well past lease_ms: heartbeats hold the lease while the process lives
+        job = client.get(job_id)
+        assert job["state"] == "active" and job["attempts"] == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+
+    wait_until(lambda: client.get(job_id)["state"] == "ready", 10, "the lease to expire")
+    job = client.get(job_id)
+    assert job["errors"][-1]["type"] == "lease_expired"
+
+    got: List[int] = []
+    second = Worker(["k9"], concurrency=1, url=server.url())
+    second.register("block", lambda j: got.append(j.attempt))
+    wt = run_worker(second)
+    wait_until(lambda: client.get(job_id)["state"] == "succeeded", 20, "the re-delivery")
+    wt.stop()
+    assert got == [2]
+
+
+def test_sigterm_finishes_running_jobs_and_requeues_the_rest(
+        server: PinnedServer, client: Client, tmp_path: Any) -> None:
+    marker_dir = str(tmp_path)
+    # Higher priority first, so the three running jobs are known; the others wait in the queue.
+    sleepers = [client.enqueue("st", "sleep", {"seconds": 1.5}, priority=10)["id"]
+                for _ in range(2)]
+    stuck = client.enqueue("st", "block", priority=10)["id"]
+    waiting = [client.enqueue("st", "sleep", {"seconds": 0})["id"] for _ in range(4)]
+    proc = _spawn_worker(server, marker_dir, YM_TEST_QUEUE="st", YM_TEST_CONCURRENCY="3",
+                         YM_TEST_GRACE="3", YM_TEST_LEASE_MS="60000")
+    try:
+        wait_until(lambda: len(_markers(marker_dir, "started")) == 3, 30,
+                   "three handlers to start")
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        rc = proc.wait(30)
+        took = time.monotonic() - t0
+        out = proc.stdout.read() if proc.stdout else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+    assert rc == 0, out
+    assert 2.5 <= took < 15, (took, out)  # waited the 3 s grace for the stuck job, no longer
+
+    assert all_in(client, sleepers, "succeeded"), out
+    assert sorted(_markers(marker_dir, "done")) == sorted(f"done-{i}-1" for i in sleepers)
+    # The stuck job was handed back with retry_in_ms=0: ready at once, not after its 60 s lease.
+    job = client.get(stuck)
+    assert job["state"] == "ready" and job["attempts"] == 1, job
+    assert job["errors"][-1]["type"] == "shutdown"
+    # Jobs the worker never took are untouched.
+    for i in waiting:
+        j = client.get(i)
+        assert j["state"] == "ready" and j["attempts"] == 0, j
