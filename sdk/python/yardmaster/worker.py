@@ -249,8 +249,7 @@ class Worker:
         if not self._handlers:
             raise ValueError("no handlers registered; use @worker.task(kind)")
         self._running = True
-        self._stop_requested = False
-        self._force_stop = False
+        # _stop_requested is not cleared here: a stop() that raced ahead of run() still counts.
         self._fatal = None
         self._reset_run_state()
         self._batch = self.batch or min(self.concurrency, 1000)
@@ -279,6 +278,8 @@ class Worker:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            self._stop_requested = False
+            self._force_stop = False
             self._running = False
         if self._fatal is not None:
             raise self._fatal
