@@ -16,17 +16,30 @@ FUZZ_SECONDS=${YM_FUZZ_SECONDS:-60}
 
 section() { printf '\n=== %s ===\n' "$*"; }
 
+PASSED=0
+SKIPPED=0
 run_suite() {
-  local preset=$1
+  local preset=$1 log
   section "build ($preset)"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$JOBS"
   section "tests ($preset)"
-  ctest --test-dir "build/$preset" --output-on-failure -j "$JOBS" --timeout 900
+  log=$(mktemp)
+  ctest --test-dir "build/$preset" --output-on-failure -j "$JOBS" --timeout 900 | tee "$log"
+  # ctest ends with "100% tests passed, 0 tests failed out of N" and lists what did not run.
+  local total not_run
+  total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  not_run=$(grep -cE '\((Skipped|Disabled|Not Run)\)' "$log" || true)
+  PASSED=$((PASSED + ${total:-0} - not_run))
+  SKIPPED=$((SKIPPED + not_run))
+  rm -f "$log"
 }
 
 run_suite release
-if [ "$QUICK" = 1 ]; then exit 0; fi
+if [ "$QUICK" = 1 ]; then
+  echo "summary: $PASSED passed, 0 failed, $SKIPPED skipped"
+  exit 0
+fi
 
 # Sanitizer findings abort the process so that a test cannot pass over them.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
@@ -40,4 +53,5 @@ corpus=$(mktemp -d)
 cp tests/fuzz/corpus/request/* "$corpus"/
 ./build/fuzz/tests/request_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 "$corpus"
 rm -rf "$corpus"
-section "all tests passed"
+section "all tests passed (release, asan-ubsan, fuzz ${FUZZ_SECONDS}s)"
+echo "summary: $PASSED passed, 0 failed, $SKIPPED skipped"
