@@ -35,6 +35,10 @@ run_suite() {
   rm -f "$log"
 }
 
+section "format (.clang-format)"
+git ls-files '*.cc' '*.h' | xargs clang-format-14 --dry-run -Werror
+echo "every C++ file is formatted"
+
 run_suite release
 if [ "$QUICK" = 1 ]; then
   echo "summary: $PASSED passed, 0 failed, $SKIPPED skipped"
