@@ -127,14 +127,25 @@ void ReplayJob(Call& c) {
 void Lease(Call& c) {
   auto req = ParseLease(c.request.body);
   if (!req.ok()) return c.Error(req.status());
-  c.broker.Lease(std::move(req).value(), [route = c.match.id, reply = std::move(c.reply)](
-                                             Result<std::vector<LeasedJob>> r) {
-    if (!r.ok()) return reply(ErrorResponse(r.status(), route));
-    ApiResponse resp = Json(200, RenderLeasedJobs(*r), route);
-    resp.leases.reserve(r->size());
-    for (const auto& j : *r) resp.leases.emplace_back(j.id, j.lease.token);
-    reply(std::move(resp));
-  });
+  c.broker.Lease(std::move(req).value(),
+                 [route = c.match.id, reply = std::move(c.reply),
+                  post = c.options.post](Result<std::vector<LeasedJob>> r) mutable {
+                   auto render = [route, reply = std::move(reply), r = std::move(r)]() {
+                     if (!r.ok()) return reply(ErrorResponse(r.status(), route));
+                     ApiResponse resp = Json(200, RenderLeasedJobs(*r), route);
+                     resp.leases.reserve(r->size());
+                     for (const auto& j : *r) resp.leases.emplace_back(j.id, j.lease.token);
+                     reply(std::move(resp));
+                   };
+                   // This callback runs on the core thread; rendering a batch of leased jobs
+                   // (payload copies and JSON) is the largest piece of work on the lease path, so
+                   // it moves to an I/O thread.
+                   if (post) {
+                     post(std::move(render));
+                   } else {
+                     render();
+                   }
+                 });
 }
 
 void Heartbeat(Call& c) {
