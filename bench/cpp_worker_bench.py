@@ -8,7 +8,7 @@ SDK's Worker with a handler that records the job id and returns Ok) until every 
 process's CPU time per job. Usage:
 
     python3 bench/cpp_worker_bench.py [--build build/release] [--jobs 100000]
-        [--concurrency 16] [--max-seconds 120]
+        [--concurrency 16] [--prefetch 0] [--max-seconds 120]
 """
 
 import argparse
@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build", "release"))
     ap.add_argument("--jobs", type=int, default=100_000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--prefetch", type=int, default=0,
+                    help="jobs leased beyond the free slots (Worker option `prefetch`)")
     ap.add_argument("--max-seconds", type=float, default=120)
     a = ap.parse_args()
 
@@ -65,7 +67,8 @@ def main():
         t0 = time.monotonic()
         worker = subprocess.Popen(
             [os.path.join(a.build, "ym_example_worker"), "--queue", "cppbench", "--server", url,
-             "--concurrency", str(a.concurrency), "--sleep-ms", "0", "--out", out],
+             "--concurrency", str(a.concurrency), "--prefetch", str(a.prefetch), "--sleep-ms", "0",
+             "--out", out],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         done = 0
         deadline = t0 + a.max_seconds
@@ -88,7 +91,8 @@ def main():
         complete = done >= a.jobs
         print(f"jobs={done} seconds={elapsed:.2f} jobs_per_s={done / elapsed:,.0f} "
               f"worker_cpu_us_per_job={cpu * 1e6 / max(done, 1):.1f} "
-              f"concurrency={a.concurrency}{'' if complete else ' [INCOMPLETE]'}")
+              f"concurrency={a.concurrency} prefetch={a.prefetch}"
+              f"{'' if complete else ' [INCOMPLETE]'}")
         return 0 if complete else 1
     finally:
         if worker and worker.poll() is None:
