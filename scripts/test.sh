@@ -29,7 +29,8 @@ run_suite() {
   # ctest ends with "100% tests passed, 0 tests failed out of N" and lists what did not run.
   local total not_run
   total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -n 1)
-  not_run=$(grep -cE '\((Skipped|Disabled|Not Run)\)' "$log" || true)
+  # Count the entries of ctest's closing "did not run" list only ("\t223 - Name (Skipped)").
+  not_run=$(grep -cE '^[[:space:]]+[0-9]+ - .*\((Skipped|Disabled|Not Run)\)' "$log" || true)
   PASSED=$((PASSED + ${total:-0} - not_run))
   SKIPPED=$((SKIPPED + not_run))
   rm -f "$log"
