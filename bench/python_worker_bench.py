@@ -9,7 +9,7 @@ By default the script starts its own server (the binary from --bin or $YM_BIN, d
 build/release/yardmaster) on 127.0.0.1, a free port, with a fresh temporary data directory;
 --server URL uses a running server instead (the queue should be empty). Usage:
 
-    python3 bench/python_worker_bench.py [--jobs 20000] [--concurrency 8] [--batch N]
+    python3 bench/python_worker_bench.py [--jobs 20000] [--concurrency 8] [--prefetch N] [--batch N]
         [--max-seconds 60] [--durability full|relaxed] [--bin PATH | --server URL]
 """
 
@@ -69,7 +69,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=None, help="lease batch (default concurrency)")
+    parser.add_argument("--prefetch", type=int, default=0,
+                        help="jobs leased ahead of free slots (default 0)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="lease batch (default concurrency + prefetch)")
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--durability", choices=["full", "relaxed"], default="full",
                         help="for the server this script starts")
@@ -96,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"({args.jobs / enqueue_s:.0f} jobs/s, batches of 1000)")
 
         worker = Worker([args.queue], concurrency=args.concurrency, url=url, batch=args.batch,
-                        poll_wait_ms=1000)
+                        poll_wait_ms=1000, prefetch=args.prefetch)
         done = threading.Event()
 
         @worker.task("noop")
@@ -119,7 +122,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         runner.join(60)
         processed = worker.stats["succeeded"]
         cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-        print(f"worker: concurrency {args.concurrency}, batch {args.batch or args.concurrency}, "
+        print(f"worker: concurrency {args.concurrency}, prefetch {args.prefetch}, "
+              f"batch {args.batch or min(args.concurrency + args.prefetch, 1000)}, "
               f"durability {args.durability if not args.server else 'as configured'}")
         print(f"processed {processed} jobs in {elapsed:.2f}s"
               f"{'' if done.is_set() else ' (stopped by --max-seconds)'}")

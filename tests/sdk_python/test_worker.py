@@ -274,3 +274,102 @@ def test_sigterm_finishes_running_jobs_and_requeues_the_rest(
     for i in waiting:
         j = client.get(i)
         assert j["state"] == "ready" and j["attempts"] == 0, j
+
+
+def test_prefetch_processes_jobs_exactly_once(server: PinnedServer, client: Client,
+                                              run_worker: Callable[[Worker], WorkerThread]
+                                              ) -> None:
+    results = client.enqueue_batch(
+        [{"queue": "pf", "kind": "add", "payload": {"n": i}} for i in range(500)])
+    ids = [r["id"] for r in results]
+    calls: Dict[str, int] = collections.Counter()
+    lock = threading.Lock()
+    worker = Worker(["pf"], concurrency=4, prefetch=50, url=server.url())
+
+    @worker.task("add")
+    def add(job: Job) -> Dict[str, int]:
+        with lock:
+            calls[job.id] += 1
+        return {"n": job.payload["n"] + 1}
+
+    wt = run_worker(worker)
+    wait_until(lambda: client.queue("pf")["counts"]["succeeded"] == 500, 60,
+               "500 jobs to succeed")
+    wt.stop()
+    assert sorted(calls) == sorted(ids)
+    assert set(calls.values()) == {1}
+    stats = worker.stats
+    assert stats["succeeded"] == 500 and stats["lease_lost"] == 0 and stats["requeued"] == 0
+    assert stats["leased"] == 500
+    sample = client.get(ids[321])
+    assert sample["attempts"] == 1 and sample["result"] == {"n": 322}
+
+
+def test_prefetch_validation() -> None:
+    for kwargs, message in (({"prefetch": -1}, "prefetch must be an integer >= 0"),
+                            ({"concurrency": 8, "prefetch": 993},
+                             "concurrency + prefetch must be <= 1000")):
+        worker = Worker(["v"], url="http://127.0.0.1:9", **kwargs)  # type: ignore[arg-type]
+        worker.register("k", lambda job: None)
+        try:
+            worker.run(install_signal_handlers=False)
+        except ValueError as e:
+            assert message in str(e), e
+        else:
+            raise AssertionError(f"{kwargs} was accepted")
+    Worker(["v"], concurrency=8, prefetch=992)._validate()  # the bound itself is allowed
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "yardmaster", "worker", "ym_worker_app:worker", "--prefetch", "-3",
+         "--server", "http://127.0.0.1:9"],
+        env=worker_env(PinnedServer("unused"), "."), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "prefetch must be an integer >= 0" in proc.stderr
+
+
+def test_sigterm_hands_prefetched_jobs_back_at_once(
+        server: PinnedServer, client: Client, tmp_path: Any) -> None:
+    marker_dir = str(tmp_path)
+    # One slot, held by a job that ignores everything; three more jobs are prefetched behind it
+    # (priority 5), and one more stays in the queue (capacity is 1 + 3).
+    stuck = client.enqueue("pst", "block", priority=10)["id"]
+    prefetched = [client.enqueue("pst", "sleep", {"seconds": 0}, priority=5)["id"]
+                  for _ in range(3)]
+    waiting = client.enqueue("pst", "sleep", {"seconds": 0})["id"]
+    proc = _spawn_worker(server, marker_dir, YM_TEST_QUEUE="pst", YM_TEST_CONCURRENCY="1",
+                         YM_TEST_PREFETCH="3", YM_TEST_GRACE="4", YM_TEST_LEASE_MS="60000")
+    try:
+        wait_until(lambda: _markers(marker_dir, "started") == [f"started-{stuck}-1"], 30,
+                   "the blocking handler to start")
+        wait_until(lambda: all_in(client, prefetched, "active"), 30,
+                   "the prefetched jobs to be leased")
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        # Handed back at once: ready again while the worker still waits out the grace period
+        # for the stuck job, long before their 60 s leases would expire.
+        wait_until(lambda: all_in(client, prefetched, "ready"), 3,
+                   "the prefetched jobs to be handed back")
+        assert proc.poll() is None, "the worker should still be in its grace period"
+        rc = proc.wait(30)
+        took = time.monotonic() - t0
+        out = proc.stdout.read() if proc.stdout else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+    assert rc == 0, out
+    assert 3.5 <= took < 15, (took, out)
+
+    for i in prefetched:
+        j = client.get(i)
+        assert j["state"] == "ready" and j["attempts"] == 1, j
+        assert j["errors"][-1]["type"] == "shutdown"
+    assert _markers(marker_dir, "started") == [f"started-{stuck}-1"], out  # none of them ran
+    assert _markers(marker_dir, "done") == []
+    job = client.get(stuck)
+    assert job["state"] == "ready" and job["attempts"] == 1, job
+    assert job["errors"][-1]["type"] == "shutdown"
+    w = client.get(waiting)
+    assert w["state"] == "ready" and w["attempts"] == 0, w

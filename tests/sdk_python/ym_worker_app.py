@@ -3,7 +3,7 @@
 Every handler leaves marker files in $YM_TEST_DIR so the test can see what ran:
 ``started-<id>-<attempt>`` when the handler begins and ``done-<id>-<attempt>`` when it returns.
 Settings come from the environment: YM_TEST_QUEUE, YM_TEST_CONCURRENCY, YM_TEST_LEASE_MS,
-YM_TEST_GRACE.
+YM_TEST_GRACE, YM_TEST_PREFETCH.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ worker = Worker(
     concurrency=int(os.environ.get("YM_TEST_CONCURRENCY", "2")),
     lease_ms=int(_lease) if _lease else None,
     shutdown_grace=float(os.environ.get("YM_TEST_GRACE", "30")),
+    prefetch=int(os.environ.get("YM_TEST_PREFETCH", "0")),
 )
 
 

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("target", help="module:attribute naming a Worker (or a function returning one)")
     w.add_argument("--queues", help="comma-separated queues, replacing the Worker's own")
     w.add_argument("--concurrency", type=int, help="handler threads")
+    w.add_argument("--prefetch", type=int,
+                   help="extra jobs leased ahead of free slots (default 0); handed back at "
+                        "shutdown")
     w.add_argument("--server", help="server URL (default: the Worker's, else YM_URL)")
     w.add_argument("--lease-ms", type=int, help="lease length asked for and extended by heartbeats")
     w.add_argument("--shutdown-grace", type=float, help="seconds running jobs get at shutdown")
@@ -81,6 +84,8 @@ def run_worker(args: argparse.Namespace) -> int:
             worker.set_queues(args.queues)
         if args.concurrency is not None:
             worker.concurrency = args.concurrency
+        if args.prefetch is not None:
+            worker.prefetch = args.prefetch
         if args.server:
             worker.url = args.server.rstrip("/")
         if args.lease_ms is not None:

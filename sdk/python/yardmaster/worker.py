@@ -4,6 +4,7 @@ Threads and who owns what::
 
     main thread (run)   waits for stop(), SIGTERM or SIGINT, then drives the shutdown
     ym-lease            POST /v1/leases (long poll), never more jobs than free handler slots
+                        plus ``prefetch`` (those wait in the executor's queue, heartbeated)
     ym-handler-N        ThreadPoolExecutor running handlers, one job at a time each
     ym-heartbeat        one thread for every running job: POST /v1/jobs/{id}:heartbeat at a
                         fraction of the lease; turns cancel_requested / 409 into job.cancelled
@@ -92,11 +93,16 @@ class Worker:
 
     Args:
         queues: queue names to lease from (a list, or one comma-separated string).
-        concurrency: handler threads; at most this many jobs are leased at any time.
+        concurrency: handler threads; at most this many jobs run at any time.
+        prefetch: extra jobs leased ahead of free handler slots (default 0), so that a slot
+            never waits for a lease round trip. They wait in a local queue, are heartbeated
+            like running jobs, and are handed back at shutdown with a retryable fail and
+            ``retry_in_ms=0`` (re-delivered at once). At most ``concurrency + prefetch``
+            (<= 1000) jobs are leased at any time.
         url: server URL; default ``$YM_URL``, else ``http://127.0.0.1:7433``.
         lease_ms: lease length to ask for (100..86400000) and to extend by on each heartbeat;
             ``None`` uses each job's own ``lease_ms`` (its queue's, 30 s by default).
-        batch: most jobs per lease request (1..1000); default ``concurrency``.
+        batch: most jobs per lease request (1..1000); default ``concurrency + prefetch``.
         heartbeat_fraction: heartbeat each running job every ``lease * fraction`` (0 < f < 1).
         shutdown_grace: seconds that running handlers get to finish after SIGTERM/SIGINT or
             :meth:`stop`; jobs still running then are failed as retryable with
@@ -122,11 +128,12 @@ class Worker:
                  batch: Optional[int] = None, heartbeat_fraction: float = 1 / 3,
                  shutdown_grace: float = 30.0, worker_id: Optional[str] = None,
                  poll_wait_ms: int = MAX_POLL_WAIT_MS, ack_interval: float = 0.01,
-                 ack_batch: Optional[int] = None) -> None:
+                 ack_batch: Optional[int] = None, prefetch: int = 0) -> None:
         self._handlers: Dict[str, Handler] = {}
         self.queues: List[str] = []
         self.url = resolve_url(url)
         self.concurrency = concurrency
+        self.prefetch = prefetch
         self.lease_ms = lease_ms
         self.batch = batch
         self.heartbeat_fraction = heartbeat_fraction
@@ -192,6 +199,11 @@ class Worker:
     def _validate(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ValueError("concurrency must be an integer >= 1")
+        if not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ValueError(f"prefetch must be an integer >= 0 (got {self.prefetch!r})")
+        if self.concurrency + self.prefetch > 1000:
+            raise ValueError(f"concurrency + prefetch must be <= 1000 (got {self.concurrency} "
+                             f"+ {self.prefetch})")
         if self.batch is not None and not 1 <= self.batch <= 1000:
             raise ValueError("batch must be 1..1000")
         if self.lease_ms is not None and not 100 <= self.lease_ms <= 86400000:
@@ -205,7 +217,7 @@ class Worker:
 
     def _reset_run_state(self) -> None:
         self._stopping = False           # no new lease, no new handler start
-        self._active: Dict[str, Job] = {}  # token -> job holding a handler slot
+        self._active: Dict[str, Job] = {}  # token -> job running or waiting for a slot
         self._leases: Dict[str, Job] = {}  # token -> job whose outcome is not yet flushed
         self._hb_heap: List[Tuple[float, int, str]] = []
         self._hb_seq = itertools.count()
@@ -252,7 +264,8 @@ class Worker:
         # _stop_requested is not cleared here: a stop() that raced ahead of run() still counts.
         self._fatal = None
         self._reset_run_state()
-        self._batch = self.batch or min(self.concurrency, 1000)
+        self._capacity = self.concurrency + self.prefetch
+        self._batch = self.batch or min(self._capacity, 1000)
         self._ack_flush_size = min(self.ack_batch or max(self.concurrency, 64), MAX_ACK_BATCH)
         self._lease_conn = Connection(self.url, timeout=30.0)
         self._hb_conn = Connection(self.url, timeout=30.0)
@@ -265,8 +278,9 @@ class Worker:
             "acks": threading.Thread(target=self._ack_loop, name="ym-acks", daemon=True),
         }
         previous = self._install_signals() if install_signal_handlers else {}
-        log.info("worker %s: queues %s, concurrency %d, kinds %s, server %s", self.worker_id,
-                 ",".join(self.queues), self.concurrency, ",".join(self.kinds), self.url)
+        log.info("worker %s: queues %s, concurrency %d, prefetch %d, kinds %s, server %s",
+                 self.worker_id, ",".join(self.queues), self.concurrency, self.prefetch,
+                 ",".join(self.kinds), self.url)
         try:
             for t in threads.values():
                 t.start()
@@ -311,6 +325,20 @@ class Worker:
         # Hanging up the long poll makes the server release whatever it had not yet sent.
         self._lease_conn.abort()
         threads["lease"].join(timeout=10.0)
+
+        # Prefetched jobs that no handler has started yet are handed back now, not when a
+        # slot frees up (which may take the whole grace period).
+        with self._cond:
+            unstarted = [j for j in self._active.values() if not j._started and not j._reported]
+            for job in unstarted:
+                job._reported = True
+                del self._active[job.token]
+            self._cond.notify_all()
+        for job in unstarted:
+            self._queue_shutdown_fail(job)
+        if unstarted:
+            log.info("shutdown: %d prefetched job(s) handed back for immediate re-delivery",
+                     len(unstarted))
 
         deadline = time.monotonic() + self.shutdown_grace
         with self._cond:
@@ -360,16 +388,16 @@ class Worker:
         try:
             while True:
                 with self._cond:
-                    while not self._stopping and len(self._active) >= self.concurrency:
+                    while not self._stopping and len(self._active) >= self._capacity:
                         self._cond.wait()
                     if self._stopping:
                         return
                     # With a fast handler, slots free up one by one; waiting a moment for a
                     # few more turns many one-job lease requests into fewer larger ones.
-                    low_water = max(1, min(self._batch, self.concurrency) // 2)
-                    if self._active and self.concurrency - len(self._active) < low_water:
+                    low_water = max(1, min(self._batch, self._capacity) // 2)
+                    if self._active and self._capacity - len(self._active) < low_water:
                         self._cond.wait(0.002)
-                    want = min(self.concurrency - len(self._active), self._batch)
+                    want = min(self._capacity - len(self._active), self._batch)
                     if self._stopping:
                         return
                     if want <= 0:
