@@ -234,7 +234,9 @@ def test_kill_9_of_a_worker_redelivers_after_the_lease(
     wt = run_worker(second)
     wait_until(lambda: client.get(job_id)["state"] == "succeeded", 20, "the re-delivery")
     wt.stop()
-    assert got == [2]
+    # Re-delivered and run once more. Usually as attempt 2; on a heavily loaded machine one more
+    # lease can expire in between (at-least-once), so only "a later attempt" is guaranteed.
+    assert len(got) == 1 and got[0] >= 2, got
 
 
 def test_sigterm_finishes_running_jobs_and_requeues_the_rest(
