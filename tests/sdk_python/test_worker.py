@@ -25,14 +25,15 @@ def all_in(client: Client, ids: List[str], state: str) -> bool:
     return all(s == state for s in states(client, ids).values())
 
 
-def test_processes_500_jobs_exactly_once(server: PinnedServer, client: Client,
-                                         run_worker: Callable[[Worker], WorkerThread]) -> None:
+def run_500_adds(client: Client, run_worker: Callable[[Worker], WorkerThread], worker: Worker,
+                 queue: str) -> List[str]:
+    """Enqueues 500 `add` jobs on `queue`, runs `worker` until all succeeded, and checks that each
+    handler ran exactly once; returns the job ids."""
     results = client.enqueue_batch(
-        [{"queue": "bulk", "kind": "add", "payload": {"n": i}} for i in range(500)])
+        [{"queue": queue, "kind": "add", "payload": {"n": i}} for i in range(500)])
     ids = [r["id"] for r in results]
     calls: Dict[str, int] = collections.Counter()
     lock = threading.Lock()
-    worker = Worker(["bulk"], concurrency=8, url=server.url())
 
     @worker.task("add")
     def add(job: Job) -> Dict[str, int]:
@@ -41,11 +42,18 @@ def test_processes_500_jobs_exactly_once(server: PinnedServer, client: Client,
         return {"n": job.payload["n"] + 1}
 
     wt = run_worker(worker)
-    wait_until(lambda: client.queue("bulk")["counts"]["succeeded"] == 500, 60,
+    wait_until(lambda: client.queue(queue)["counts"]["succeeded"] == 500, 60,
                "500 jobs to succeed")
     wt.stop()
     assert sorted(calls) == sorted(ids)
     assert set(calls.values()) == {1}
+    return ids
+
+
+def test_processes_500_jobs_exactly_once(server: PinnedServer, client: Client,
+                                         run_worker: Callable[[Worker], WorkerThread]) -> None:
+    worker = Worker(["bulk"], concurrency=8, url=server.url())
+    ids = run_500_adds(client, run_worker, worker, "bulk")
     assert worker.stats["succeeded"] == 500 and worker.stats["lease_lost"] == 0
     sample = client.get(ids[123])
     assert sample["attempts"] == 1 and sample["result"] == {"n": 124}
@@ -281,25 +289,8 @@ def test_sigterm_finishes_running_jobs_and_requeues_the_rest(
 def test_prefetch_processes_jobs_exactly_once(server: PinnedServer, client: Client,
                                               run_worker: Callable[[Worker], WorkerThread]
                                               ) -> None:
-    results = client.enqueue_batch(
-        [{"queue": "pf", "kind": "add", "payload": {"n": i}} for i in range(500)])
-    ids = [r["id"] for r in results]
-    calls: Dict[str, int] = collections.Counter()
-    lock = threading.Lock()
     worker = Worker(["pf"], concurrency=4, prefetch=50, url=server.url())
-
-    @worker.task("add")
-    def add(job: Job) -> Dict[str, int]:
-        with lock:
-            calls[job.id] += 1
-        return {"n": job.payload["n"] + 1}
-
-    wt = run_worker(worker)
-    wait_until(lambda: client.queue("pf")["counts"]["succeeded"] == 500, 60,
-               "500 jobs to succeed")
-    wt.stop()
-    assert sorted(calls) == sorted(ids)
-    assert set(calls.values()) == {1}
+    ids = run_500_adds(client, run_worker, worker, "pf")
     stats = worker.stats
     assert stats["succeeded"] == 500 and stats["lease_lost"] == 0 and stats["requeued"] == 0
     assert stats["leased"] == 500
