@@ -21,6 +21,15 @@ def states(client: Client, ids: List[str]) -> Dict[str, str]:
     return {i: client.get(i)["state"] for i in ids}
 
 
+def _reap(proc: subprocess.Popen) -> None:
+    """Kills a worker subprocess that is still running and closes its output pipe."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    if proc.stdout:
+        proc.stdout.close()
+
+
 def all_in(client: Client, ids: List[str], state: str) -> bool:
     return all(s == state for s in states(client, ids).values())
 
@@ -226,11 +235,7 @@ def test_kill_9_of_a_worker_redelivers_after_the_lease(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        _reap(proc)
 
     wait_until(lambda: client.get(job_id)["state"] == "ready", 10, "the lease to expire")
     job = client.get(job_id)
@@ -266,11 +271,7 @@ def test_sigterm_finishes_running_jobs_and_requeues_the_rest(
         took = time.monotonic() - t0
         out = proc.stdout.read() if proc.stdout else ""
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        _reap(proc)
     assert rc == 0, out
     assert 2.5 <= took < 15, (took, out)  # waited the 3 s grace for the stuck job, no longer
 
@@ -347,11 +348,7 @@ def test_sigterm_hands_prefetched_jobs_back_at_once(
         took = time.monotonic() - t0
         out = proc.stdout.read() if proc.stdout else ""
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        _reap(proc)
     assert rc == 0, out
     assert 3.5 <= took < 15, (took, out)
 
