@@ -1,7 +1,9 @@
 #include "client/http_client.h"
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -146,6 +148,7 @@ class HttpClient::Impl {
 
     // At most two attempts: the second only after a reused connection turned out dead.
     for (int attempt = 0;; ++attempt) {
+      if (interrupted()) return InterruptedStatus();
       if (connected_ && !IdleConnectionAlive()) CloseSocket();
       const bool reused = connected_;
       if (!connected_) {
@@ -158,6 +161,7 @@ class HttpClient::Impl {
           Exchange(req, options_.request_timeout + extra_timeout, &out, &got_bytes);
       if (!ec) return out;
       CloseSocket();
+      if (interrupted()) return InterruptedStatus();
       if (reused && attempt == 0 && !got_bytes && IsDroppedConnection(ec)) continue;
       if (ec == beast::error::timeout) {
         return Unavailable("request to " + base_.Authority() + " timed out after " +
@@ -183,6 +187,19 @@ class HttpClient::Impl {
 
   const BaseUrl& base() const { return base_; }
   std::uint64_t connections_opened() const { return connections_opened_; }
+
+  // Called from another thread. The flag is checked outside Run() before every operation is
+  // started and after every Run(); the cancel is posted, so it executes on the sending thread
+  // inside its next Run(), i.e. after any operation started before the flag was seen. Between
+  // the two, no operation can start unobserved.
+  void Interrupt() {
+    interrupted_.store(true, std::memory_order_release);
+    asio::post(ioc_, [this] {
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+    });
+  }
+  bool interrupted() const { return interrupted_.load(std::memory_order_acquire); }
 
  private:
   // Runs the queued asynchronous operations to completion on the calling thread. The async
@@ -264,6 +281,7 @@ class HttpClient::Impl {
     http::async_write(stream_, req, [&](const beast::error_code& e, std::size_t) { ec = e; });
     Run();
     if (ec) return ec;
+    if (interrupted()) return asio::error::operation_aborted;
 
     http::response_parser<http::string_body> parser;
     parser.body_limit(options_.max_response_bytes);
@@ -290,8 +308,13 @@ class HttpClient::Impl {
     return {};
   }
 
+  Status InterruptedStatus() const {
+    return Unavailable("request to " + base_.Authority() + " interrupted");
+  }
+
   BaseUrl base_;
   HttpClientOptions options_;
+  std::atomic<bool> interrupted_{false};
   asio::io_context ioc_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -326,6 +349,8 @@ Result<HttpResponse> HttpClient::Send(HttpMethod method, std::string_view target
 }
 
 void HttpClient::Close() { impl_->CloseSocket(); }
+void HttpClient::Interrupt() { impl_->Interrupt(); }
+bool HttpClient::interrupted() const { return impl_->interrupted(); }
 const BaseUrl& HttpClient::base_url() const { return impl_->base(); }
 std::uint64_t HttpClient::connections_opened() const { return impl_->connections_opened(); }
 

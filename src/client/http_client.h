@@ -10,7 +10,8 @@
 // Nothing returned refers back into the client.
 //
 // Threads: one client per thread. A client is not safe for concurrent use; benchmarks and
-// worker pools create one client per thread, each with its own connection.
+// worker pools create one client per thread, each with its own connection. The one exception
+// is Interrupt(), which another thread may call while Send() runs.
 //
 // Errors: Send() returns a non-OK Status only when no HTTP response arrived (bad URL, DNS,
 // connect refused, timeout, reset): such errors are `unavailable`. Any HTTP response, 4xx and
@@ -92,6 +93,13 @@ class HttpClient {
 
   // Closes the connection, if any; the next Send() reconnects.
   void Close();
+
+  // Makes a Send() in progress on another thread return promptly with `unavailable`
+  // ("interrupted"), and every later Send() fail the same way at once: for a worker that stops
+  // while a long-poll is in flight. The connection is closed, so the server sees the hang-up.
+  // Thread-safe; the client must outlive the call.
+  void Interrupt();
+  bool interrupted() const;
 
   const BaseUrl& base_url() const;
   // How many TCP connections this client has opened; tests and benchmarks use it to check that

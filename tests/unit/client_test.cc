@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -315,6 +316,56 @@ TEST(HttpClientTest, RequestTimeoutIsEnforced) {
   EXPECT_THAT(r.status().message(), HasSubstr("timed out"));
   // Far below the server's 1 s delay, with room for a loaded machine.
   EXPECT_LT(elapsed, std::chrono::milliseconds(900));
+}
+
+TEST(HttpClientTest, InterruptEndsARequestInFlightAndEveryLaterOne) {
+  // The server holds the request, like a long-poll with nothing to lease, until the test is
+  // done: only Interrupt() can end the Send() (its own timeout is far away and says so).
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  ScriptedServer server([released](const Exchange&) {
+    released.wait();
+    return Reply{200, R"({"jobs":[]})"};
+  });
+  // Lets the server thread go before ~ScriptedServer joins it, however the test ends.
+  struct Releaser {
+    std::promise<void>& p;
+    ~Releaser() { p.set_value(); }
+  } releaser{release};
+  HttpClientOptions options;
+  options.request_timeout = std::chrono::milliseconds(60'000);
+  Result<HttpClient> http = HttpClient::Create(server.url(), options);
+  ASSERT_TRUE(http.ok());
+  std::thread interrupter([&] {
+    for (int i = 0; i < 2000 && server.requests().empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    http->Interrupt();
+  });
+  Result<HttpResponse> r = http->Send(HttpMethod::kPost, "/v1/leases", R"({"wait_ms":30000})");
+  interrupter.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_THAT(r.status().message(), HasSubstr("interrupted"));
+  EXPECT_TRUE(http->interrupted());
+  // Sticky: the next request fails at once, without reaching the server.
+  Result<HttpResponse> again = http->Send(HttpMethod::kGet, "/healthz");
+  ASSERT_FALSE(again.ok());
+  EXPECT_THAT(again.status().message(), HasSubstr("interrupted"));
+  EXPECT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(http->connections_opened(), 1u);
+}
+
+TEST(HttpClientTest, InterruptBeforeSendingOpensNoConnection) {
+  ScriptedServer server([](const Exchange&) { return Reply{200, R"({"status":"ok"})"}; });
+  Result<HttpClient> http = HttpClient::Create(server.url());
+  ASSERT_TRUE(http.ok());
+  http->Interrupt();
+  Result<HttpResponse> r = http->Send(HttpMethod::kGet, "/healthz");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("interrupted"));
+  EXPECT_EQ(http->connections_opened(), 0u);
+  EXPECT_TRUE(server.requests().empty());
 }
 
 TEST(ApiClientTest, ErrorRepliesBecomeStatusWithTheServersCode) {
