@@ -48,8 +48,8 @@ class AutoPrefetch:
     queued, not none as that document's example says. The rounding is this one line of
     :meth:`target`, should the contract settle on the other reading.
 
-    The first sample of each average replaces the initial value instead of being blended with
-    it, so one early measurement is not dragged towards a made-up starting point.
+    ``d`` starts at the first handler's run time; ``r`` starts at 1 ms and every measured round
+    trip moves it by the weight, the first one included.
 
     Not thread-safe: the worker calls it with its lock held.
     """
@@ -58,7 +58,6 @@ class AutoPrefetch:
         self.handlers_finished = 0
         self.handler_time: Optional[float] = None   # d, seconds; None until the first handler
         self.round_trip = INITIAL_ROUND_TRIP        # r, seconds
-        self._round_trip_measured = False
 
     def record_handler(self, seconds: float) -> None:
         """Count one finished handler that ran for ``seconds`` (any outcome, any kind)."""
@@ -73,12 +72,7 @@ class AutoPrefetch:
         """Record the round trip of one lease request. Call it only for requests answered with
         exactly as many jobs as asked: those did not long-poll, so they measure the network
         and the server, not how long the queue stayed empty."""
-        seconds = max(0.0, seconds)
-        if not self._round_trip_measured:
-            self.round_trip = seconds
-            self._round_trip_measured = True
-        else:
-            self.round_trip += ROUND_TRIP_WEIGHT * (seconds - self.round_trip)
+        self.round_trip += ROUND_TRIP_WEIGHT * (max(0.0, seconds) - self.round_trip)
 
     def target(self, concurrency: int) -> int:
         """How many jobs to keep queued (leased, not started) for ``concurrency`` slots."""
