@@ -1,18 +1,20 @@
 // An example worker built on the C++ SDK (include/yardmaster/worker.h); the worker tests
 // (tests/worker/) drive it as a black box.
 //
-//   ym_example_worker --queue Q [--server URL] [--concurrency N] [--prefetch N]
-//                     [--lease-ms MS] [--grace-ms MS] [--sleep-ms MS] --out FILE
+//   ym_example_worker --queue Q [--server URL] [--concurrency N] [--prefetch N|auto]
+//                     [--worker-id ID] [--lease-ms MS] [--grace-ms MS] [--sleep-ms MS] --out FILE
 //
 // It appends one line per event to FILE, each with a single write() on an O_APPEND descriptor so
 // that lines from concurrent handlers never interleave:
 //   "start ID ATTEMPT"   a handler began
-//   "done ID"            a `record` job finished (it then returns Ok)
+//   "done ID"            a `record` or `finish_despite_cancel` job finished (it returns Ok)
 //   "cancelled ID"       an `until_cancelled` job saw its cancellation
 //   "stopped ID"         a handler saw the shutdown grace run out
 // Kinds: `record` sleeps --sleep-ms then succeeds; `until_cancelled` waits (up to 120 s) for a
-// cancel; `fail` fails permanently; `retry` asks for a retry in 60 s.
-// SIGTERM/SIGINT shut it down gracefully (Worker::RunUntilSignal()); the exit code is 0 then.
+// cancel and reports Cancelled; `finish_despite_cancel` waits the same way but reports Ok;
+// `throw` throws std::runtime_error; `fail` fails permanently; `retry` asks for a retry in 60 s.
+// SIGTERM/SIGINT shut it down gracefully (Worker::RunUntilSignal()); the exit code is 0 then,
+// 1 when the server refused the lease requests for good, 2 for bad options.
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include "yardmaster/worker.h"
@@ -36,9 +39,10 @@ void Record(const std::string& line) {
 }
 
 int Usage(const std::string& why) {
-  std::cerr << "error: " << why
-            << "\nusage: ym_example_worker --queue Q --out FILE [--server URL] [--concurrency N]"
-               " [--prefetch N] [--lease-ms MS] [--grace-ms MS] [--sleep-ms MS]\n";
+  std::cerr
+      << "error: " << why
+      << "\nusage: ym_example_worker --queue Q --out FILE [--server URL] [--concurrency N]"
+         " [--prefetch N|auto] [--worker-id ID] [--lease-ms MS] [--grace-ms MS] [--sleep-ms MS]\n";
   return 2;
 }
 
@@ -46,7 +50,6 @@ int Usage(const std::string& why) {
 
 int main(int argc, char** argv) {
   yardmaster::WorkerOptions options;
-  options.poll_wait = std::chrono::milliseconds(1000);
   std::string out;
   long sleep_ms = 0;
   for (int i = 1; i < argc; ++i) {
@@ -60,7 +63,10 @@ int main(int argc, char** argv) {
     } else if (a == "--concurrency") {
       options.concurrency = std::atoi(v.c_str());
     } else if (a == "--prefetch") {
-      options.prefetch = std::atoi(v.c_str());
+      // "auto" (the default) lets the runtime size it; a number fixes it.
+      if (v != "auto") options.prefetch = std::atoi(v.c_str());
+    } else if (a == "--worker-id") {
+      options.worker_id = v;
     } else if (a == "--lease-ms") {
       options.lease = std::chrono::milliseconds(std::atol(v.c_str()));
     } else if (a == "--grace-ms") {
@@ -92,10 +98,20 @@ int main(int argc, char** argv) {
     job.SleepFor(std::chrono::seconds(120));
     if (job.stop_reason() == yardmaster::StopReason::kCancelled) {
       Record("cancelled " + job.id());
-      return yardmaster::Outcome::Permanent("cancelled by request");
+      return yardmaster::Outcome::Cancelled("stopped at the operator's request");
     }
     Record("stopped " + job.id());
     return yardmaster::Outcome::Retry("interrupted");
+  });
+  // Notices the cancel but completes anyway: the outcome is what the handler reports.
+  worker.Handle("finish_despite_cancel", [](yardmaster::JobContext& job) {
+    Record("start " + job.id() + " " + std::to_string(job.attempt()));
+    job.SleepFor(std::chrono::seconds(120));
+    Record("done " + job.id());
+    return yardmaster::Outcome::Ok(R"({"finished":"despite the cancel"})");
+  });
+  worker.Handle("throw", [](yardmaster::JobContext&) -> yardmaster::Outcome {
+    throw std::runtime_error("the handler threw");
   });
   worker.Handle("fail", [](yardmaster::JobContext& job) {
     return yardmaster::Outcome::Permanent("this job always fails").WithType("example");
@@ -106,11 +122,12 @@ int main(int argc, char** argv) {
   yardmaster::Status s = worker.RunUntilSignal();
   if (!s.ok()) {
     std::cerr << "error: " << s.ToString() << '\n';
-    return 2;
+    return s.http_status() == 0 ? 2 : 1;  // our options, or the server's final refusal
   }
   const yardmaster::WorkerStats st = worker.Stats();
   std::cerr << "stats: leased=" << st.leased << " succeeded=" << st.succeeded
             << " failed=" << st.failed << " handed_back=" << st.handed_back
-            << " leases_lost=" << st.leases_lost << " cancelled=" << st.cancelled << '\n';
+            << " leases_lost=" << st.leases_lost << " cancelled=" << st.cancelled
+            << " heartbeats=" << st.heartbeats << " reconnects=" << st.reconnects << '\n';
   return 0;
 }

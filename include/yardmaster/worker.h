@@ -12,39 +12,46 @@
 //   });
 //   return worker.RunUntilSignal();   // SIGTERM/SIGINT: graceful shutdown
 //
+// Behaviour (leasing, prefetch, heartbeats, cancellation, lost leases, outcomes, shutdown) is
+// the contract shared with the Python SDK and the exec worker: docs/workers.md. In short:
+//
 // Outcomes are values, not exceptions: a handler returns Outcome::Ok(result_json),
-// Outcome::Retry(...) or Outcome::Permanent(message). An exception that escapes a handler is
-// caught and reported as a retryable failure (type "exception", message what()), because an
-// unexpected exception is more often a transient fault than a verdict on the job.
+// Outcome::Retry(...), Outcome::Permanent(message) or Outcome::Cancelled(message), and what it
+// returns is what is reported, also after a cancel. An exception that escapes a handler is
+// caught and reported as a retryable failure whose type is the exception's demangled type name
+// (e.g. "std::runtime_error") and whose message is what(): an unexpected exception is more often
+// a transient fault than a verdict on the job. A job of a kind with no handler fails retryable
+// with type "unknown_kind" (a worker that knows the kind may be rolling out).
 //
 // How it runs (threads all owned by the Worker, started by Run(), joined before it returns):
-//   - one leaser: POST /v1/leases for as many jobs as there are free slots (plus `prefetch`),
-//     long-polling up to `poll_wait` when nothing is ready. When the server is unreachable it
-//     retries with exponential backoff and jitter (reconnect_min..reconnect_max), forever.
+//   - one leaser: POST /v1/leases for free slots plus the prefetch target, long-polling up to
+//     `poll_wait` when nothing is ready. A request goes out when a slot is idle with nothing
+//     queued, else when half the capacity is free. No answer, 5xx, 408 and 429 are retried with
+//     exponential backoff and jitter (reconnect_min..reconnect_max), forever; any other 4xx
+//     stops the worker (Run() returns that error after a graceful shutdown).
 //   - `concurrency` slot threads: each runs one handler at a time.
-//   - one heartbeater for every leased job: it extends each lease (extend_ms = lease_ms) once a
-//     `heartbeat_fraction` of it has elapsed, and learns cancellation from the reply. A 409
-//     (stale_lease) or 404 means the lease is lost: that job is no longer heartbeated, its
-//     outcome will not be reported, and Stats().leases_lost counts it. Nothing crashes.
-//   - one acker: outcomes are sent in batches through POST /v1/acks:batch, when `ack_batch_size`
-//     are pending or `ack_flush_interval` after the first one was queued. A job stays
-//     heartbeated until its outcome is confirmed, so a slow or restarting server does not cost
-//     the lease of a finished job. A 409 on an item counts as a lost lease.
+//   - one heartbeater for every leased job: it extends each lease once a `heartbeat_fraction`
+//     of it has elapsed, and learns cancellation from the reply. A 409 (stale_lease) or 404
+//     means the lease is lost: that job is no longer heartbeated, its outcome will not be
+//     reported, and Stats().leases_lost counts it. Nothing crashes.
+//   - one acker: outcomes are sent in batches through POST /v1/acks:batch, when
+//     `ack_batch_size` are pending or `ack_flush_interval` after the first one was queued. A job
+//     stays heartbeated until its outcome is confirmed.
 //   Each thread has its own keep-alive connection.
 //
 // Shutdown (Stop(), or SIGTERM/SIGINT under RunUntilSignal()):
-//   1. leasing stops (a long-poll already in flight may still return jobs; those are treated
-//      like the next step);
+//   1. leasing stops and a long-poll in flight is interrupted (its connection closed, so the
+//      server gives back what it was about to send; a reply that crossed is handed back);
 //   2. jobs leased but not started are failed as retryable with retry_in_ms 0 (type
 //      "shutdown"), so the server re-delivers them at once to another worker;
 //   3. running handlers get up to `shutdown_grace` to finish; their outcomes are reported;
 //   4. when the grace runs out, the jobs still running are failed the same way, and their
 //      JobContext::cancelled() turns true (stop_reason() == kShutdown) so that handlers return
-//      early; what they return afterwards is ignored.
-//   Run() returns when every handler has returned and every outcome has been sent (or the
-//   server stayed unreachable for `shutdown_grace` more). A handler that never returns keeps
-//   Run() from returning: handlers must poll cancelled() in long loops.
-//   A second signal under RunUntilSignal() skips what is left of the grace.
+//      early; what they return afterwards is ignored;
+//   5. pending outcomes are sent, retried for up to `report_grace` while the server is down.
+//   Run() returns when every handler has returned. A handler that never returns keeps Run()
+//   from returning: handlers must poll cancelled() in long loops. A second signal under
+//   RunUntilSignal() skips what is left of the grace.
 //
 // Delivery is at-least-once: a job whose outcome could not be reported (lease lost, worker
 // killed) runs again elsewhere. Make handlers idempotent or use the job id as a dedup key.
@@ -74,26 +81,30 @@ struct WorkerOptions {
   std::vector<std::string> queues;
   // How many handlers run at once.
   int concurrency = 1;
-  // Extra jobs leased ahead of free slots so that a slot never waits for a round trip. They are
-  // heartbeated while they wait, and handed back at once on shutdown. 0 leases only for free
-  // slots.
-  int prefetch = 0;
+  // Jobs leased ahead of free slots so that a slot never waits for a round trip; they are
+  // heartbeated while they wait, and handed back at once on shutdown. Unset (the default):
+  // automatic, just enough to cover the lease round trip given the handlers' run time, and none
+  // for long jobs (docs/workers.md). N: up to N whatever the run times; 0: none.
+  std::optional<int> prefetch;
   // Lease length asked for each job; unset uses each job's lease_ms (the queue's).
   std::optional<std::chrono::milliseconds> lease;
   // Heartbeat when this fraction of the lease has elapsed (0.05..0.9). A third leaves room for
   // two heartbeats to fail before the lease expires.
   double heartbeat_fraction = 1.0 / 3.0;
-  // Long-poll wait of one lease request (0..30000 ms). It also bounds how long Stop() waits for
-  // an in-flight lease request.
-  std::chrono::milliseconds poll_wait{2'000};
+  // Long-poll wait of one lease request when nothing is ready (0..30000 ms). Stop() interrupts
+  // it, so it only sets how often an idle worker asks.
+  std::chrono::milliseconds poll_wait{10'000};
   // Acks are sent when this many are pending or this long after the first pending one.
   int ack_batch_size = 100;
-  std::chrono::milliseconds ack_flush_interval{20};
+  std::chrono::milliseconds ack_flush_interval{10};
   // Backoff between attempts while the server is unreachable.
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{5'000};
   // How long running handlers may take to finish after Stop().
   std::chrono::milliseconds shutdown_grace{30'000};
+  // After the handlers are done, how long outcomes are retried while the server is unreachable.
+  // A supervisor must allow shutdown_grace + report_grace before it kills the worker.
+  std::chrono::milliseconds report_grace{10'000};
   // Shown in the job's lease; empty: "<hostname>-<pid>".
   std::string worker_id;
   // Log lines (reconnects, lost leases, shutdown) go here; unset: stderr. Called from any
@@ -131,8 +142,8 @@ class JobContext {
   // True once the handler should stop: the job was cancelled on the server (learnt from a
   // heartbeat, so within a heartbeat interval), the shutdown grace ran out, or the lease was
   // lost. What the handler returns after that is ignored for kShutdown/kLeaseLost; for
-  // kCancelled it is reported: a failure (Retry or Permanent) ends the job `cancelled`, while
-  // Ok acks it as `succeeded` (the work was done after all).
+  // kCancelled it is reported as it is: return Outcome::Cancelled() to end the job `cancelled`
+  // (an Ok acks it as `succeeded`: the work was done after all).
   bool cancelled() const { return reason_.load(std::memory_order_acquire) != StopReason::kNone; }
   StopReason stop_reason() const { return reason_.load(std::memory_order_acquire); }
   // Sleeps up to `d`, waking early when cancelled(); returns !cancelled(). For handlers that
@@ -153,7 +164,7 @@ class JobContext {
 // What a handler decided.
 class Outcome {
  public:
-  enum class Kind { kOk, kRetry, kPermanent };
+  enum class Kind { kOk, kRetry, kPermanent, kCancelled };
 
   // Success; `result_json` (any JSON text) is stored as the job's result.
   static Outcome Ok(std::string result_json = "null");
@@ -164,13 +175,16 @@ class Outcome {
   static Outcome Retry(std::chrono::milliseconds after) { return Retry("retry requested", after); }
   // A failure that retrying cannot fix: the job goes dead at once with this message.
   static Outcome Permanent(std::string message);
-  // Sets the error type reported with a failure (1..128 bytes; default "error" for Retry,
-  // "permanent" for Permanent). Returns *this for chaining.
+  // The handler stopped because the job was cancelled (non-retryable, type "cancelled"): the
+  // job ends `cancelled` when its cancel was requested, else dead.
+  static Outcome Cancelled(std::string message = "stopped: the job was cancelled");
+  // Sets the error type reported with a failure (1..128 bytes; default "retry" for Retry,
+  // "permanent" for Permanent, "cancelled" for Cancelled). Returns *this for chaining.
   Outcome& WithType(std::string type);
 
   Kind kind() const { return kind_; }
   const std::string& result_json() const { return text_; }  // kOk
-  const std::string& message() const { return text_; }      // kRetry, kPermanent
+  const std::string& message() const { return text_; }      // kRetry, kPermanent, kCancelled
   const std::string& type() const { return type_; }
   std::optional<std::chrono::milliseconds> retry_after() const { return after_; }
 
@@ -193,7 +207,8 @@ struct WorkerStats {
   std::uint64_t handed_back = 0;  // jobs failed with retry_in_ms 0 at shutdown
   std::uint64_t leases_lost = 0;  // 409/404 on heartbeat, ack or fail
   std::uint64_t cancelled = 0;    // cancellations learnt from heartbeats
-  std::uint64_t reconnects = 0;   // lease attempts that found the server unreachable
+  std::uint64_t heartbeats = 0;   // heartbeats the server answered
+  std::uint64_t reconnects = 0;   // lease attempts that found the server unreachable or failing
   int running = 0;                // handlers running now
 };
 
@@ -211,8 +226,10 @@ class Worker {
   // retryable (type "unknown_kind"): a newer worker that knows the kind may be rolling out.
   void HandleAll(Handler handler);
 
-  // Runs until Stop(); returns OK, or `invalid_request` for bad options (no queue, bad URL,
-  // concurrency < 1, ...) without contacting the server.
+  // Runs until Stop(); returns OK, `invalid_request` (http_status() 0) for bad options (no
+  // queue, bad URL, concurrency < 1, ...) without contacting the server, or, after a graceful
+  // shutdown, the server's final refusal of the lease requests (any 4xx but 408/429, with its
+  // http_status()).
   Status Run();
   // Asks Run() to shut down (see the header comment); returns at once. `grace` replaces
   // shutdown_grace when given; a later call may only shorten it.

@@ -11,8 +11,8 @@
 //   killed by a signal           -> failed attempt, type "signal"
 //   --timeout elapsed            -> the whole group gets SIGTERM, then SIGKILL after
 //                                   --kill-grace; failed attempt, type "timeout"
-//   cancelled on the server      -> the group is killed the same way; reported as a retry, which
-//                                   the server turns into `cancelled`
+//   cancelled on the server      -> the group is killed the same way; reported as cancelled
+//                                   (type "cancelled"), so the job ends `cancelled`
 // The failure message is the last stderr lines (at most kTailLines / kTailBytes).
 //
 // The pure parts (argument parsing, the stderr tail, the outcome mapping) are separate from
@@ -46,7 +46,8 @@ struct WorkerConfig {
   std::optional<std::chrono::milliseconds> timeout;  // unset: no per-job timeout
   std::chrono::milliseconds grace{30'000};
   std::chrono::milliseconds kill_grace{5'000};
-  std::chrono::milliseconds poll_wait{2'000};
+  std::chrono::milliseconds poll_wait{10'000};
+  std::optional<int> prefetch;  // unset: automatic
   std::set<int> permanent_exit_codes;
   std::string worker_id;
   std::vector<std::string> command;  // argv of the command; never run through a shell

@@ -36,7 +36,8 @@ const char* const kWorkerDescription =
     "A second signal skips the rest of the grace.";
 
 const char* const kWorkerFooter =
-    "Exit codes: 0 stopped by a signal after a clean shutdown, 2 usage error.\n"
+    "Exit codes: 0 stopped by a signal after a clean shutdown, 1 the server refused the lease\n"
+    "requests for good (e.g. a bad queue name), 2 usage error.\n"
     "Example: yardmaster worker --queue emails --concurrency 4 -- ./send_email.sh\n"
     "See docs/cli.md (worker) and docs/cpp-sdk.md.";
 
@@ -133,8 +134,11 @@ yardmaster::Outcome OutcomeFor(const ExecResult& r, const WorkerConfig& config) 
                             (r.stderr_tail.empty() ? "" : ":\n" + r.stderr_tail))
           .WithType("timeout");
     case ExecResult::Ending::kStopped:
-      return Outcome::Retry("command stopped: the job was cancelled or the worker shut down")
-          .WithType("stopped");
+      // Only a cancel's outcome is reported: after a shutdown or a lost lease the runtime
+      // ignores what the handler returns.
+      return Outcome::Cancelled(
+          "command stopped: the job was cancelled; its process group was "
+          "killed");
     case ExecResult::Ending::kSpawnFailed:
       return Outcome::Retry("cannot run '" + config.command.front() + "': " + r.spawn_error)
           .WithType("spawn_failed");
@@ -189,6 +193,16 @@ WorkerParseOutcome ParseWorkerArgs(const std::vector<std::string>& args,
       ->type_name("N")
       ->check(CLI::Range(1, 255))
       ->allow_extra_args(false);
+  std::string prefetch = "auto";
+  app.add_option("--prefetch", prefetch,
+                 "Jobs leased ahead of free slots: 'auto' (default: just enough to cover a "
+                 "lease round trip, none for long jobs) or a number (0 = none)")
+      ->type_name("N|auto");
+  std::string poll_wait = "10s";
+  app.add_option("--poll-wait", poll_wait,
+                 "How long one lease request waits on the server when nothing is ready "
+                 "(0..30s, default 10s)")
+      ->type_name("DURATION");
   app.add_option("--worker-id", config.worker_id,
                  "Name shown in each job's lease (default: HOSTNAME-PID)");
 
@@ -221,6 +235,21 @@ WorkerParseOutcome ParseWorkerArgs(const std::vector<std::string>& args,
   auto k = ParseDuration(kill_grace);
   if (!k) return UsageError("--kill-grace '" + kill_grace + "' is not a duration like 5s");
   config.kill_grace = *k;
+  if (prefetch != "auto") {
+    int n = -1;
+    const auto [p, ec] = std::from_chars(prefetch.data(), prefetch.data() + prefetch.size(), n);
+    if (ec != std::errc() || p != prefetch.data() + prefetch.size() || n < 0 ||
+        n + config.concurrency > 1000) {
+      return UsageError("--prefetch '" + prefetch +
+                        "' must be 'auto' or a number >= 0 with concurrency + prefetch <= 1000");
+    }
+    config.prefetch = n;
+  }
+  auto pw = ParseDuration(poll_wait);
+  if (!pw || pw->count() > 30'000) {
+    return UsageError("--poll-wait '" + poll_wait + "' is not a duration of 0..30s like 10s");
+  }
+  config.poll_wait = *pw;
   config.permanent_exit_codes.insert(permanent.begin(), permanent.end());
   if (config.permanent_exit_codes.count(kExTempFail) > 0) {
     return UsageError("--permanent-exit-code 75 contradicts EX_TEMPFAIL, which means retry");
@@ -250,6 +279,7 @@ int WorkerMain(int argc, char** argv) {
   options.concurrency = config.concurrency;
   options.lease = config.lease;
   options.poll_wait = config.poll_wait;
+  options.prefetch = config.prefetch;
   options.shutdown_grace = config.grace;
   options.worker_id = config.worker_id;
   yardmaster::Worker worker(options);
@@ -259,7 +289,9 @@ int WorkerMain(int argc, char** argv) {
   yardmaster::Status s = worker.RunUntilSignal();
   if (!s.ok()) {
     std::cerr << "error: " << s.ToString() << '\n';
-    return kExitUsage;
+    // http_status 0: options the runtime refused before contacting the server (usage); else
+    // the server's final refusal of the lease requests.
+    return s.http_status() == 0 ? kExitUsage : kExitServerError;
   }
   const yardmaster::WorkerStats st = worker.Stats();
   std::cerr << "yardmaster worker: stopped; leased " << st.leased << ", succeeded " << st.succeeded

@@ -1,6 +1,7 @@
 #include "sdk/runtime_policy.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace ym::sdk {
@@ -31,7 +32,39 @@ Millis HeartbeatDelay(Millis lease, double fraction) {
 }
 
 Millis HeartbeatRetryDelay(Millis lease, double fraction) {
-  return std::max(Millis(50), std::min(Millis(1000), HeartbeatDelay(lease, fraction) / 2));
+  return std::max(Millis(50), HeartbeatDelay(lease, fraction) / 2);
+}
+
+void AutoPrefetch::RecordHandler(std::chrono::nanoseconds run_time) {
+  const double s = std::chrono::duration<double>(run_time).count();
+  handler_s_ = samples_ == 0 ? s : handler_s_ + kHandlerWeight * (s - handler_s_);
+  if (samples_ < kMinSamples) ++samples_;
+}
+
+void AutoPrefetch::RecordRoundTrip(std::chrono::nanoseconds round_trip) {
+  const double s = std::chrono::duration<double>(round_trip).count();
+  round_trip_s_ += kRoundTripWeight * (s - round_trip_s_);
+}
+
+int AutoPrefetch::Target(int concurrency) const {
+  if (samples_ < kMinSamples || concurrency < 1) return 0;
+  const int cap = std::max(0, std::min(kMaxPerSlot * concurrency, 1000 - concurrency));
+  const double d = std::max(handler_s_, 1e-6);
+  // Rounded to the nearest: ceil would keep one job queued behind even the longest handlers.
+  const double want = std::floor(static_cast<double>(concurrency) * 2.0 * round_trip_s_ / d + 0.5);
+  // Compared as doubles first: a tiny d makes `want` far larger than any int.
+  return want >= cap ? cap : static_cast<int>(want);
+}
+
+int LeaseWant(int concurrency, int capacity, int running, int queued) {
+  const int free = capacity - running - queued;
+  if (free <= 0) return 0;
+  if (running < concurrency && queued == 0) return free;
+  return free >= std::max(1, (capacity + 1) / 2) ? free : 0;
+}
+
+bool LeaseRefusalIsFinal(int http_status) {
+  return http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429;
 }
 
 bool ShouldFlushAcks(std::size_t pending, int batch_size,

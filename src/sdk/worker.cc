@@ -12,12 +12,14 @@
 
 #include "yardmaster/worker.h"
 
+#include <cxxabi.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <iostream>
 #include <map>
@@ -66,13 +68,17 @@ Outcome Outcome::Ok(std::string result_json) {
 }
 
 Outcome Outcome::Retry(std::string message, std::optional<std::chrono::milliseconds> after) {
-  Outcome o(Kind::kRetry, std::move(message), "error");
+  Outcome o(Kind::kRetry, std::move(message), "retry");
   o.after_ = after;
   return o;
 }
 
 Outcome Outcome::Permanent(std::string message) {
   return Outcome(Kind::kPermanent, std::move(message), "permanent");
+}
+
+Outcome Outcome::Cancelled(std::string message) {
+  return Outcome(Kind::kCancelled, std::move(message), "cancelled");
 }
 
 Outcome& Outcome::WithType(std::string type) {
@@ -102,6 +108,17 @@ bool ValidName(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) {
     return std::isalnum(c) || c == '_' || c == '.' || c == ':' || c == '-';
   });
+}
+
+// The demangled type of the exception being handled ("std::runtime_error"); call only inside a
+// catch block. Works for any thrown type, std::exception or not.
+std::string CurrentExceptionTypeName() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  if (type == nullptr) return "exception";
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(
+      abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(type->name());
 }
 
 enum class JobState { kLeased, kRunning, kReporting, kHandedBack };
@@ -148,7 +165,7 @@ class Worker::Impl {
     if (opt_.concurrency < 1 || opt_.concurrency > 1000) {
       return Status("invalid_request", "concurrency must be 1..1000");
     }
-    if (opt_.prefetch < 0 || opt_.concurrency + opt_.prefetch > 1000) {
+    if (opt_.prefetch && (*opt_.prefetch < 0 || opt_.concurrency + *opt_.prefetch > 1000)) {
       return Status("invalid_request", "prefetch must be >= 0 and concurrency + prefetch <= 1000");
     }
     if (opt_.lease && (opt_.lease->count() < 100 || opt_.lease->count() > 86'400'000)) {
@@ -162,6 +179,11 @@ class Worker::Impl {
     }
     if (opt_.ack_batch_size < 1 || opt_.ack_batch_size > 1000) {
       return Status("invalid_request", "ack_batch_size must be 1..1000");
+    }
+    if (opt_.ack_flush_interval.count() < 0 || opt_.shutdown_grace.count() < 0 ||
+        opt_.report_grace.count() < 0) {
+      return Status("invalid_request",
+                    "ack_flush_interval, shutdown_grace and report_grace must be >= 0");
     }
     if (auto url = ym::client::ParseBaseUrl(opt_.server_url); !url.ok()) {
       return ym::sdk::ToPublic(url.status(), 0);
@@ -200,6 +222,11 @@ class Worker::Impl {
   std::deque<Report> reports_;                            // GUARDED_BY(mu_)
   Clock::time_point oldest_report_;                       // GUARDED_BY(mu_)
   WorkerStats stats_;                                     // GUARDED_BY(mu_)
+  ym::sdk::AutoPrefetch auto_prefetch_;                   // GUARDED_BY(mu_)
+  // The leaser's connection while its loop runs, so that Stop() can interrupt a long-poll.
+  ym::client::HttpClient* leaser_http_ = nullptr;  // GUARDED_BY(mu_)
+  // A lease refusal that retrying cannot heal; Run() returns it.
+  std::optional<Status> fatal_;  // GUARDED_BY(mu_)
 
   std::mutex log_mu_;
 
@@ -209,6 +236,16 @@ class Worker::Impl {
   void SlotLoop();
   void HeartbeatLoop();
   void AckLoop();
+  // "no handler for kind 'x' in worker W (kinds: a, b)".
+  std::string UnknownKindMessage(const std::string& kind) const {
+    std::vector<std::string> kinds;
+    for (const auto& [k, h] : handlers_) kinds.push_back(k);
+    std::sort(kinds.begin(), kinds.end());
+    std::string list;
+    for (const std::string& k : kinds) list += (list.empty() ? "" : ", ") + k;
+    return "no handler for kind '" + kind + "' in worker " + opt_.worker_id +
+           " (kinds: " + (list.empty() ? "none" : list) + ")";
+  }
   // Runs the handler of one job and turns what it did into a Report (or nothing when the job
   // was handed back or lost meanwhile).
   void RunOne(const std::shared_ptr<Tracked>& job);
@@ -231,6 +268,12 @@ class Worker::Impl {
     reports_.push_back(std::move(r));
     cv_.notify_all();
   }
+  // Jobs to keep queued ahead of free slots now: the fixed option, or the automatic target.
+  int PrefetchTargetLocked() const {
+    return opt_.prefetch ? *opt_.prefetch : auto_prefetch_.Target(opt_.concurrency);
+  }
+  // Stop() without taking mu_ again. Requires mu_.
+  void StopLocked(std::optional<Millis> grace);
   // Waits on cv_ for up to `d`, returning early when `stop()` becomes true.
   template <typename Pred>
   void SleepUnless(std::unique_lock<std::mutex>& lock, Millis d, Pred stop) {
@@ -276,20 +319,33 @@ void Worker::Impl::LeaserLoop() {
   Result<ApiClient> api_or = NewClient(Millis(30'000));
   if (!api_or.ok()) return;  // Validate() already parsed the URL, so this cannot happen.
   ApiClient& api = *api_or;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    leaser_http_ = &api.http();
+  }
+  // Stop() must never reach the client once this function has returned.
+  struct Unpublish {
+    Impl* self;
+    ~Unpublish() {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->leaser_http_ = nullptr;
+    }
+  } unpublish{this};
   ym::sdk::ReconnectBackoff backoff(
       opt_.reconnect_min, opt_.reconnect_max,
       static_cast<std::uint64_t>(getpid()) ^ static_cast<std::uint64_t>(NowEpochMs()));
-  const int capacity = opt_.concurrency + opt_.prefetch;
   bool down_logged = false;
   while (true) {
     int want = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
-        return stopping_ || capacity - stats_.running - static_cast<int>(queued_.size()) > 0;
+        want = ym::sdk::LeaseWant(opt_.concurrency, opt_.concurrency + PrefetchTargetLocked(),
+                                  stats_.running, static_cast<int>(queued_.size()));
+        return stopping_ || want > 0;
       });
       if (stopping_) return;
-      want = capacity - stats_.running - static_cast<int>(queued_.size());
     }
     ym::client::LeaseRequest req;
     req.queues = opt_.queues;
@@ -297,11 +353,24 @@ void Worker::Impl::LeaserLoop() {
     req.wait_ms = opt_.poll_wait.count();
     req.worker_id = opt_.worker_id;
     if (opt_.lease) req.lease_ms = opt_.lease->count();
+    const auto sent = Clock::now();
     ym::Result<std::vector<ym::client::LeasedJob>> got = api.Lease(req);
+    const auto round_trip = Clock::now() - sent;
     if (!got.ok()) {
+      const int http_status = api.last_http_status();
       std::unique_lock<std::mutex> lock(mu_);
+      if (stopping_) return;  // interrupted by Stop(), or failed while stopping: nothing to do
+      if (ym::sdk::LeaseRefusalIsFinal(http_status)) {
+        Log("lease refused (" + got.status().ToString() + "); stopping the worker");
+        fatal_ = ym::sdk::ToPublic(got.status(), http_status);
+        StopLocked(std::nullopt);
+        return;
+      }
       ++stats_.reconnects;
-      const Millis delay = backoff.Next();
+      Millis delay = backoff.Next();
+      if (auto after = api.last_retry_after_s(); http_status == 429 && after) {
+        delay = std::max(delay, Millis(*after * 1000));
+      }
       if (!down_logged) {
         Log("lease failed (" + got.status().ToString() + "); retrying with backoff");
         down_logged = true;
@@ -316,6 +385,8 @@ void Worker::Impl::LeaserLoop() {
     backoff.Reset();
     const std::int64_t now_ms = NowEpochMs();
     std::lock_guard<std::mutex> lock(mu_);
+    // A full answer did not long-poll: its time is the round trip that prefetch must cover.
+    if (static_cast<int>(got->size()) == want) auto_prefetch_.RecordRoundTrip(round_trip);
     for (ym::client::LeasedJob& j : *got) {
       auto t = std::make_shared<Tracked>();
       t->id = j.id;
@@ -328,7 +399,7 @@ void Worker::Impl::LeaserLoop() {
       ++stats_.leased;
       jobs_[t->id] = t;
       if (stopping_) {
-        // A long-poll that was in flight when Stop() came: do not start these.
+        // A reply that crossed Stop(): do not start these.
         HandBackLocked(t, "worker shutting down; job not started");
       } else {
         queued_.push_back(t);
@@ -365,20 +436,27 @@ void Worker::Impl::RunOne(const std::shared_ptr<Tracked>& job) {
     handler = &default_handler_;
   }
   std::optional<Outcome> outcome;
-  if (handler == nullptr) {
-    outcome = Outcome::Retry("no handler for kind '" + ctx.kind() + "' in this worker")
-                  .WithType("unknown_kind");
+  std::optional<Clock::duration> run_time;
+  if (ctx.stop_reason() == StopReason::kCancelled) {
+    // The cancel was learnt while the job waited in the queue: it is not started at all.
+    outcome = Outcome::Cancelled("cancelled before it started");
+  } else if (handler == nullptr) {
+    outcome = Outcome::Retry(UnknownKindMessage(ctx.kind())).WithType("unknown_kind");
   } else {
+    const auto started = Clock::now();
     try {
       outcome = (*handler)(ctx);
     } catch (const std::exception& e) {
-      outcome = Outcome::Retry(e.what()).WithType("exception");
+      outcome = Outcome::Retry(e.what()).WithType(CurrentExceptionTypeName());
     } catch (...) {
-      outcome = Outcome::Retry("unknown exception").WithType("exception");
+      outcome = Outcome::Retry("a non-standard exception escaped the handler")
+                    .WithType(CurrentExceptionTypeName());
     }
+    run_time = Clock::now() - started;
   }
   std::lock_guard<std::mutex> lock(mu_);
   --stats_.running;
+  if (run_time) auto_prefetch_.RecordHandler(*run_time);
   cv_.notify_all();
   // Handed back (grace ran out) or lost: someone else will run it; this outcome is moot.
   if (job->state != JobState::kRunning || !TrackedLocked(job)) return;
@@ -396,6 +474,7 @@ void Worker::Impl::RunOne(const std::shared_ptr<Tracked>& job) {
       if (outcome->retry_after()) r.retry_in_ms = outcome->retry_after()->count();
       break;
     case Outcome::Kind::kPermanent:
+    case Outcome::Kind::kCancelled:
       r.ack = false;
       r.error = {outcome->type(), outcome->message(), false};
       break;
@@ -441,6 +520,7 @@ void Worker::Impl::HeartbeatLoop() {
       Tracked& t = *d.job;
       switch (ym::sdk::ClassifyItem(r.status())) {
         case ym::sdk::ItemVerdict::kDone: {
+          ++stats_.heartbeats;
           const Millis lease = ym::sdk::EffectiveLease(opt_.lease, r->expires_at_ms, NowEpochMs());
           t.lease = lease;
           t.next_heartbeat = Clock::now() + ym::sdk::HeartbeatDelay(lease, opt_.heartbeat_fraction);
@@ -625,7 +705,7 @@ Status Worker::Impl::Run() {
   lock.lock();
   acker_exit_ = true;
   // Outcomes get their own grace: a server that is restarting right now should still hear them.
-  acker_deadline_ = Clock::now() + std::max(opt_.shutdown_grace, Millis(1'000));
+  acker_deadline_ = Clock::now() + opt_.report_grace;
   cv_.notify_all();
   lock.unlock();
   acker.join();
@@ -636,11 +716,17 @@ Status Worker::Impl::Run() {
   lock.unlock();
   heartbeater.join();
   Log("stopped");
-  return Status::Ok();
+  return fatal_.value_or(Status::Ok());
 }
 
 void Worker::Impl::Stop(std::optional<Millis> grace) {
   std::lock_guard<std::mutex> lock(mu_);
+  StopLocked(grace);
+}
+
+void Worker::Impl::StopLocked(std::optional<Millis> grace) {
+  // A long-poll in flight would otherwise hold the shutdown for up to poll_wait.
+  if (leaser_http_ != nullptr) leaser_http_->Interrupt();
   const auto deadline = Clock::now() + grace.value_or(opt_.shutdown_grace);
   if (!stopping_) {
     stopping_ = true;

@@ -27,6 +27,24 @@ TEST(ExecWorkerArgs, CommandAfterDashDashIsKeptVerbatim) {
   EXPECT_EQ(o.config->server_url, "http://127.0.0.1:7433");
   EXPECT_FALSE(o.config->lease.has_value());
   EXPECT_EQ(o.config->grace, milliseconds(30'000));
+  EXPECT_FALSE(o.config->prefetch.has_value());  // automatic
+  EXPECT_EQ(o.config->poll_wait, milliseconds(10'000));
+}
+
+TEST(ExecWorkerArgs, PrefetchIsAutoOrANumberAndPollWaitADuration) {
+  auto o = Parse({"-q", "a", "-c", "4", "--prefetch", "12", "--poll-wait", "2s", "--", "x"});
+  ASSERT_TRUE(o.config) << o.err;
+  EXPECT_EQ(o.config->prefetch, 12);
+  EXPECT_EQ(o.config->poll_wait, milliseconds(2000));
+  EXPECT_FALSE(Parse({"-q", "a", "--prefetch", "auto", "--", "x"}).config->prefetch.has_value());
+  EXPECT_EQ(Parse({"-q", "a", "--prefetch", "0", "--", "x"}).config->prefetch, 0);
+  for (const char* bad : {"-1", "many", "12x", "1000"}) {
+    WorkerParseOutcome e = Parse({"-q", "a", "--prefetch", bad, "--", "x"});
+    EXPECT_EQ(e.exit_code, 2) << bad;
+    EXPECT_NE(e.err.find("--prefetch"), std::string::npos) << e.err;
+  }
+  EXPECT_EQ(Parse({"-q", "a", "--poll-wait", "31s", "--", "x"}).exit_code, 2);
+  EXPECT_EQ(Parse({"-q", "a", "--poll-wait", "soon", "--", "x"}).exit_code, 2);
 }
 
 TEST(ExecWorkerArgs, ServerComesFromFlagThenEnvironment) {
@@ -108,6 +126,12 @@ TEST(ExecWorkerOutcome, ExitCodesMapToOutcomes) {
   r.ending = ExecResult::Ending::kSignaled;
   r.code = 9;
   EXPECT_EQ(OutcomeFor(r, c).type(), "signal");
+
+  // Stopped: only a cancel's outcome is ever reported, and it ends the job cancelled.
+  r.ending = ExecResult::Ending::kStopped;
+  o = OutcomeFor(r, c);
+  EXPECT_EQ(o.kind(), Outcome::Kind::kCancelled);
+  EXPECT_EQ(o.type(), "cancelled");
 
   r.ending = ExecResult::Ending::kSpawnFailed;
   r.spawn_error = "No such file or directory";

@@ -41,7 +41,8 @@ TEST(SdkHeartbeat, DelayIsAFractionOfTheLease) {
 }
 
 TEST(SdkHeartbeat, RetryComesSoonerButNotInstantly) {
-  EXPECT_EQ(HeartbeatRetryDelay(milliseconds(30000), 1.0 / 3.0), milliseconds(1000));
+  // Half an interval: a 30 s lease heartbeated every 10 s tries again after 5 s.
+  EXPECT_EQ(HeartbeatRetryDelay(milliseconds(30000), 1.0 / 3.0), milliseconds(5000));
   EXPECT_EQ(HeartbeatRetryDelay(milliseconds(600), 1.0 / 3.0), milliseconds(100));
   EXPECT_EQ(HeartbeatRetryDelay(milliseconds(100), 0.05), milliseconds(50));
 }
@@ -51,6 +52,74 @@ TEST(SdkHeartbeat, EffectiveLeasePrefersTheRequestedLength) {
   EXPECT_EQ(EffectiveLease(std::nullopt, 1'030'000, 1'000'000), milliseconds(30000));
   // A skewed clock that says the lease is over still plans for the API's minimum lease.
   EXPECT_EQ(EffectiveLease(std::nullopt, 999'000, 1'000'000), milliseconds(100));
+}
+
+TEST(SdkPrefetch, NothingIsPrefetchedBeforeEightHandlersFinished) {
+  AutoPrefetch p;
+  for (int i = 0; i < AutoPrefetch::kMinSamples - 1; ++i) {
+    p.RecordHandler(std::chrono::microseconds(1));
+    EXPECT_EQ(p.Target(8), 0) << i;
+  }
+  p.RecordHandler(std::chrono::microseconds(1));
+  // A no-op handler against the initial 1 ms round trip: the cap, 32 per slot.
+  EXPECT_EQ(p.Target(8), 256);
+  // ... and never past 1000 jobs leased in all.
+  EXPECT_EQ(p.Target(40), 960);
+  EXPECT_EQ(p.Target(1000), 0);
+}
+
+TEST(SdkPrefetch, QueuedJobsLastAboutTwoRoundTrips) {
+  AutoPrefetch p;
+  for (int i = 0; i < AutoPrefetch::kMinSamples; ++i) p.RecordHandler(milliseconds(1));
+  // d = 1 ms, r = 1 ms (initial), 4 slots: 4 * 2 * 1 / 1 = 8 queued jobs.
+  EXPECT_EQ(p.Target(4), 8);
+  // Round trips move the estimate with weight 0.2: 1 ms -> 1 + 0.2 * (6 - 1) = 2 ms.
+  p.RecordRoundTrip(milliseconds(6));
+  EXPECT_NEAR(p.round_trip_s(), 0.002, 1e-9);
+  EXPECT_EQ(p.Target(4), 16);
+  // Rounded to the nearest: 3 slots * 2 * 2 ms / 5 ms = 2.4 -> 2; 4 slots: 3.2 -> 3;
+  // 5 slots: 4.0; 1 slot: 0.8 -> 1.
+  AutoPrefetch q;
+  for (int i = 0; i < AutoPrefetch::kMinSamples; ++i) q.RecordHandler(milliseconds(5));
+  q.RecordRoundTrip(milliseconds(6));
+  EXPECT_EQ(q.Target(3), 2);
+  EXPECT_EQ(q.Target(4), 3);
+  EXPECT_EQ(q.Target(5), 4);
+  EXPECT_EQ(q.Target(1), 1);
+}
+
+TEST(SdkPrefetch, LongJobsAreNotPrefetchedOnceTheAverageCatchesUp) {
+  AutoPrefetch p;
+  for (int i = 0; i < AutoPrefetch::kMinSamples; ++i)
+    p.RecordHandler(std::chrono::microseconds(10));
+  EXPECT_EQ(p.Target(2), 64);
+  // Handlers turn slow (30 s): the weight-0.1 average moves a tenth of the way each time.
+  p.RecordHandler(std::chrono::seconds(30));
+  EXPECT_NEAR(p.handler_s(), 0.00001 + 0.1 * (30 - 0.00001), 1e-9);
+  // round(2 * 2 * 0.001 / 3.00001) = 0: no job waits behind handlers this long.
+  EXPECT_EQ(p.Target(2), 0);
+  for (int i = 0; i < 50; ++i) p.RecordHandler(std::chrono::seconds(30));
+  EXPECT_EQ(p.Target(2), 0);
+  EXPECT_GT(p.handler_s(), 29.0);
+}
+
+TEST(SdkLeaseWant, AnIdleSlotAsksAtOnceOtherwiseHalfTheCapacity) {
+  // concurrency 8, capacity 8 (no prefetch): 7 running, nothing queued, one slot idle.
+  EXPECT_EQ(LeaseWant(8, 8, 7, 0), 1);
+  EXPECT_EQ(LeaseWant(8, 8, 8, 0), 0);
+  // capacity 264 (8 slots + 256 prefetch): every slot busy, 200 queued: 56 free < 132, wait.
+  EXPECT_EQ(LeaseWant(8, 264, 8, 200), 0);
+  EXPECT_EQ(LeaseWant(8, 264, 8, 124), 132);
+  // A slot idle with nothing queued asks for everything that is free.
+  EXPECT_EQ(LeaseWant(8, 264, 3, 0), 261);
+  // A target that shrank below what is held asks for nothing.
+  EXPECT_EQ(LeaseWant(8, 8, 8, 40), 0);
+  EXPECT_EQ(LeaseWant(1, 1, 0, 0), 1);
+}
+
+TEST(SdkLeaseWant, OnlyRefusalsThatCannotHealAreFinal) {
+  for (int status : {400, 401, 403, 404, 413, 415, 422}) EXPECT_TRUE(LeaseRefusalIsFinal(status));
+  for (int status : {0, 200, 408, 429, 500, 503}) EXPECT_FALSE(LeaseRefusalIsFinal(status));
 }
 
 TEST(SdkAcks, FlushOnAFullBatchOrAfterTheInterval) {
@@ -90,13 +159,17 @@ TEST(SdkOutcome, FactoriesSetKindTypeAndDelay) {
   EXPECT_EQ(ok.result_json(), R"({"a":1})");
   Outcome retry = Outcome::Retry("later", milliseconds(250));
   EXPECT_EQ(retry.kind(), Outcome::Kind::kRetry);
-  EXPECT_EQ(retry.type(), "error");
+  EXPECT_EQ(retry.type(), "retry");
   EXPECT_EQ(retry.retry_after(), milliseconds(250));
   EXPECT_FALSE(Outcome::Retry("backoff").retry_after().has_value());
   Outcome perm = Outcome::Permanent("bad").WithType("validation");
   EXPECT_EQ(perm.kind(), Outcome::Kind::kPermanent);
   EXPECT_EQ(perm.message(), "bad");
   EXPECT_EQ(perm.type(), "validation");
+  EXPECT_EQ(Outcome::Permanent("bad").type(), "permanent");
+  Outcome cancelled = Outcome::Cancelled();
+  EXPECT_EQ(cancelled.kind(), Outcome::Kind::kCancelled);
+  EXPECT_EQ(cancelled.type(), "cancelled");
 }
 
 TEST(SdkJobContext, FirstStopReasonWinsAndSleepWakesEarly) {

@@ -31,7 +31,9 @@ def enqueue_batch(client, n, kind="record", **spec):
 def test_every_job_processed_exactly_once(server, client, procs, tmp_path):
     out = tmp_path / "out.txt"
     ids = enqueue_batch(client, 300)
-    w = start_worker(procs, server, out, "--concurrency", "4", "--prefetch", "4")
+    # Automatic prefetch (the default): it grows once handlers have finished, and may not
+    # cost a job its exactly-once run on a clean run.
+    w = start_worker(procs, server, out, "--concurrency", "4")
     wait_for(lambda: len(events(out, "done")) >= 300, 60, "300 jobs done")
     wait_for(lambda: client.queue("w")["counts"]["active"] == 0, 10, "all acks applied")
     w.signal(signal.SIGTERM)
@@ -125,8 +127,97 @@ def test_cancel_reaches_the_running_handler(server, client, procs, tmp_path):
     # The worker learns it from its next heartbeat (every third of the 1 s lease).
     wait_for(lambda: jid in events(out, "cancelled"), 10, "the handler to see the cancel")
     wait_for(lambda: client.get(jid)[1]["state"] == "cancelled", 10, "the job to be cancelled")
+    assert client.get(jid)[1]["errors"][-1]["type"] == "cancelled"
     w.signal(signal.SIGTERM)
     assert w.wait(30) == 0
+    assert "cancelled=1" in w.log(), w.log()
+
+
+def test_success_after_a_cancel_is_acked(server, client, procs, tmp_path):
+    # The outcome is what the handler reports: it saw the cancel and finished anyway.
+    out = tmp_path / "out.txt"
+    # Keep succeeded jobs, so that the result can be read back.
+    status, body = client.call("PUT", "/v1/queues/w", {"retention": {
+        "succeeded_ms": 600000, "dead_ms": 600000, "cancelled_ms": 600000}})
+    assert status == 200, body
+    jid = client.enqueue(queue="w", kind="finish_despite_cancel", lease_ms=600)["id"]
+    w = start_worker(procs, server, out)
+    wait_for(lambda: events(out, "start"), 15, "the handler to start")
+    assert client.call("POST", f"/v1/jobs/{jid}:cancel")[0] == 200
+    wait_for(lambda: jid in events(out, "done"), 10, "the handler to see the cancel and finish")
+    wait_for(lambda: client.get(jid)[1]["state"] == "succeeded", 10, "the ack")
+    job = client.get(jid)[1]
+    assert job["cancel_requested"] and job["result"] == {"finished": "despite the cancel"}, job
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0
+
+
+def test_a_job_cancelled_while_prefetched_never_starts(server, client, procs, tmp_path):
+    out = tmp_path / "out.txt"
+    # One slot and one prefetched job: `first` runs until cancelled, `second` waits queued in
+    # the worker (priority makes the order certain).
+    first = client.enqueue(queue="w", kind="until_cancelled", priority=5, lease_ms=300)["id"]
+    second = client.enqueue(queue="w", kind="record", lease_ms=300)["id"]
+    w = start_worker(procs, server, out, "--prefetch", "1")
+    wait_for(lambda: events(out, "start") == [first], 15, "the first job to start")
+    wait_for(lambda: client.get(second)[1]["state"] == "active", 10, "the prefetch")
+    assert client.call("POST", f"/v1/jobs/{second}:cancel")[0] == 200
+    # A heartbeat after the cancel moves the lease's expiry; its reply carried the cancel.
+    before = client.get(second)[1]["lease"]["expires_at"]
+    wait_for(lambda: client.get(second)[1]["lease"]["expires_at"] != before, 10,
+             "a heartbeat of the queued job after the cancel")
+    time.sleep(0.05)  # let the worker apply that reply (it is not observable from outside)
+    assert client.call("POST", f"/v1/jobs/{first}:cancel")[0] == 200
+    wait_for(lambda: client.get(second)[1]["state"] == "cancelled", 10, "the queued job to end")
+    assert events(out, "start") == [first], read_lines(str(out))
+    assert client.get(second)[1]["errors"][-1]["type"] == "cancelled"
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0
+
+
+def test_exceptions_and_unknown_kinds_are_retried_with_their_type(server, client, procs,
+                                                                  tmp_path):
+    out = tmp_path / "out.txt"
+    threw = client.enqueue(queue="w", kind="throw")["id"]
+    unknown = client.enqueue(queue="w", kind="no_such_kind")["id"]
+    w = start_worker(procs, server, out)
+    for jid in (threw, unknown):
+        wait_for(lambda: client.get(jid)[1]["attempts"] == 1 and
+                 client.get(jid)[1]["state"] == "scheduled", 15, "a retryable failure")
+    err = client.get(threw)[1]["errors"][-1]
+    assert err["type"] == "std::runtime_error" and err["message"] == "the handler threw", err
+    err = client.get(unknown)[1]["errors"][-1]
+    assert err["type"] == "unknown_kind", err
+    # The message names what this worker can do, for the operator who reads it.
+    assert "no_such_kind" in err["message"] and "until_cancelled" in err["message"], err
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0
+
+
+def test_sigterm_interrupts_an_idle_long_poll(server, client, procs, tmp_path):
+    out = tmp_path / "out.txt"
+    w = start_worker(procs, server, out)  # default poll_wait: 10 s
+
+    def long_polls():
+        # In flight: the worker's lease request plus this very metrics request.
+        text = client.raw("GET", "/metrics")[2].decode()
+        line = [l for l in text.splitlines() if l.startswith("ym_http_in_flight_requests ")]
+        return line and float(line[0].split()[1]) >= 2
+
+    wait_for(long_polls, 15, "the worker's long-poll on the empty queue")
+    t0 = time.monotonic()
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0, w.log()
+    # Without the interrupt the worker would sit out the rest of its 10 s poll.
+    assert time.monotonic() - t0 < 5, w.log()
+
+
+def test_a_final_refusal_of_the_lease_requests_stops_the_worker(server, client, procs,
+                                                                tmp_path):
+    # worker_id is limited to 128 bytes by the server; retrying cannot fix that.
+    w = start_worker(procs, server, tmp_path / "out.txt", "--worker-id", "w" * 200)
+    assert w.wait(30) == 1, w.log()
+    assert "validation_failed" in w.log() and "worker_id" in w.log(), w.log()
 
 
 def test_worker_survives_a_server_restart(procs, tmp_path):

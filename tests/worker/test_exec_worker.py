@@ -130,6 +130,31 @@ def test_sigterm_waits_for_grace_then_hands_back(server, client, procs, tmp_path
     assert job["state"] == "ready" and job["errors"][-1]["type"] == "shutdown", job
 
 
+def test_cancel_kills_the_command_and_ends_the_job_cancelled(server, client, procs, tmp_path):
+    pidfile = tmp_path / "cmd.pid"
+    h = script(tmp_path, "long.sh", f'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}\n'
+                                    'exec sleep 300\n')
+    jid = client.enqueue(queue="x", kind="k", lease_ms=600)["id"]
+    w = exec_worker(procs, server, h, "--kill-grace", "1s")
+    wait_for(lambda: pidfile.exists(), 20, "the command to start")
+    pid = int(pidfile.read_text())
+    assert client.call("POST", f"/v1/jobs/{jid}:cancel")[0] == 200
+    # Learnt from the next heartbeat (every 200 ms), then the group gets SIGTERM.
+    wait_for(lambda: client.get(jid)[1]["state"] == "cancelled", 20, "the job to be cancelled")
+    assert client.get(jid)[1]["errors"][-1]["type"] == "cancelled"
+    wait_for(lambda: pid_gone(pid), 10, f"command {pid} to be killed")
+    stop(w)
+
+
+def test_a_final_refusal_exits_1(server, tmp_path):
+    import subprocess
+    r = subprocess.run([binary(), "worker", "--server", server.url(), "--queue", "x",
+                        "--worker-id", "w" * 200, "--", "true"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "worker_id" in r.stderr
+
+
 def test_usage_errors(tmp_path):
     import subprocess
     r = subprocess.run([binary(), "worker", "--queue", "x"], capture_output=True, text=True,
@@ -138,5 +163,8 @@ def test_usage_errors(tmp_path):
     r = subprocess.run([binary(), "worker", "--", "true"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 2 and "--queue" in r.stderr
+    r = subprocess.run([binary(), "worker", "-q", "x", "--prefetch", "lots", "--", "true"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--prefetch" in r.stderr
     r = subprocess.run([binary(), "worker", "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "EX_TEMPFAIL" in r.stdout
