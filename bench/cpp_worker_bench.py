@@ -8,7 +8,7 @@ SDK's Worker with a handler that records the job id and returns Ok) until every 
 process's CPU time per job. Usage:
 
     python3 bench/cpp_worker_bench.py [--build build/release] [--jobs 100000]
-        [--concurrency 16] [--prefetch 0] [--max-seconds 120]
+        [--concurrency 16] [--prefetch auto|N] [--max-seconds 120]
 """
 
 import argparse
@@ -38,8 +38,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build", "release"))
     ap.add_argument("--jobs", type=int, default=100_000)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--prefetch", type=int, default=0,
-                    help="jobs leased beyond the free slots (Worker option `prefetch`)")
+    ap.add_argument("--prefetch", default="auto",
+                    help="jobs leased beyond the free slots (Worker option `prefetch`): 'auto' "
+                         "(the default, sized by the runtime) or a number")
     ap.add_argument("--max-seconds", type=float, default=120)
     a = ap.parse_args()
 

@@ -133,6 +133,25 @@ def test_cancel_reaches_the_running_handler(server, client, procs, tmp_path):
     assert "cancelled=1" in w.log(), w.log()
 
 
+def test_automatic_prefetch_holds_no_jobs_behind_long_handlers(server, client, procs, tmp_path):
+    out = tmp_path / "out.txt"
+    enqueue_batch(client, 30)
+    w = start_worker(procs, server, out, "--concurrency", "2", "--sleep-ms", "250")
+    # Once 10 handlers have finished the runtime knows the jobs take 250 ms, far longer than a
+    # lease round trip: it keeps nothing queued. Active on the server is then the 2 running
+    # jobs plus at most one per slot whose ack is on its way (a prefetching worker would hold
+    # all that is ready).
+    wait_for(lambda: len(events(out, "done")) >= 10, 30, "ten jobs done")
+    samples = []
+    for _ in range(20):
+        samples.append(client.queue("w")["counts"]["active"])
+        time.sleep(0.05)
+    assert max(samples) <= 4, samples
+    assert client.queue("w")["counts"]["ready"] > 0
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0, w.log()
+
+
 def test_success_after_a_cancel_is_acked(server, client, procs, tmp_path):
     # The outcome is what the handler reports: it saw the cancel and finished anyway.
     out = tmp_path / "out.txt"
