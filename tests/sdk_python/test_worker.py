@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List
 
 from conftest import PinnedServer, WorkerThread, wait_until, worker_env
 
-from yardmaster import Client, Job, Permanent, Retry, Worker
+from yardmaster import Cancelled, Client, Job, Permanent, Retry, Worker
 
 
 def states(client: Client, ids: List[str]) -> Dict[str, str]:
@@ -63,7 +63,7 @@ def test_processes_500_jobs_exactly_once(server: PinnedServer, client: Client,
                                          run_worker: Callable[[Worker], WorkerThread]) -> None:
     worker = Worker(["bulk"], concurrency=8, url=server.url())
     ids = run_500_adds(client, run_worker, worker, "bulk")
-    assert worker.stats["succeeded"] == 500 and worker.stats["lease_lost"] == 0
+    assert worker.stats["succeeded"] == 500 and worker.stats["leases_lost"] == 0
     sample = client.get(ids[123])
     assert sample["attempts"] == 1 and sample["result"] == {"n": 124}
 
@@ -98,6 +98,7 @@ def test_cancel_reaches_a_running_handler(server: PinnedServer, client: Client,
         started.set()
         seen["cancelled"] = job.wait_cancelled(20)
         seen["reason"] = job.cancel_reason
+        job.raise_if_cancelled()  # honouring the cancel is the handler's call
 
     wt = run_worker(worker)
     assert started.wait(20)
@@ -105,6 +106,9 @@ def test_cancel_reaches_a_running_handler(server: PinnedServer, client: Client,
     wait_until(lambda: client.get(job_id)["state"] == "cancelled", 20, "the job to be cancelled")
     wt.stop()
     assert seen == {"cancelled": True, "reason": "cancel_requested"}
+    job = client.get(job_id)
+    assert job["errors"][-1]["type"] == "cancelled", job
+    assert worker.stats["cancelled"] == 1 and worker.stats["failed"] == 1
 
 
 def test_exceptions_map_to_outcomes(server: PinnedServer, client: Client,
@@ -112,7 +116,10 @@ def test_exceptions_map_to_outcomes(server: PinnedServer, client: Client,
     retry = client.enqueue("ex", "retry")["id"]
     permanent = client.enqueue("ex", "permanent")["id"]
     crash = client.enqueue("ex", "crash")["id"]
-    unknown = client.enqueue("ex", "nobody_handles_this")["id"]
+    retry_typed = client.enqueue("ex", "retry_typed")["id"]
+    permanent_typed = client.enqueue("ex", "permanent_typed")["id"]
+    not_json = client.enqueue("ex", "not_json")["id"]
+    gave_up = client.enqueue("ex", "gave_up")["id"]
     worker = Worker(["ex"], concurrency=4, url=server.url())
 
     @worker.task("retry")
@@ -127,21 +134,37 @@ def test_exceptions_map_to_outcomes(server: PinnedServer, client: Client,
     def do_crash(job: Job) -> None:
         {}["missing"]
 
+    @worker.task("retry_typed")
+    def do_retry_typed(job: Job) -> None:
+        raise Retry("421 try later", type="smtp_busy")
+
+    @worker.task("permanent_typed")
+    def do_permanent_typed(job: Job) -> None:
+        raise Permanent("550 no such user", type="bad_address")
+
+    @worker.task("not_json")
+    def do_not_json(job: Job) -> Dict[str, Any]:
+        return {"when": object()}
+
+    @worker.task("gave_up")
+    def do_gave_up(job: Job) -> None:
+        raise Cancelled("stopping on my own")  # no cancel was requested: dead, not cancelled
+
     wt = run_worker(worker)
-    ids = [retry, permanent, crash, unknown]
+    ids = [retry, permanent, crash, retry_typed, permanent_typed, not_json, gave_up]
     wait_until(lambda: all(client.get(i)["state"] in ("scheduled", "dead") for i in ids), 20,
                "every job to fail")
     wt.stop()
 
     r = client.get(retry)
     assert r["state"] == "scheduled" and r["attempts"] == 1
-    assert r["errors"][-1]["type"] == "Retry" and r["errors"][-1]["message"] == "rate limited"
+    assert r["errors"][-1]["type"] == "retry" and r["errors"][-1]["message"] == "rate limited"
     delay = r["run_at"] - r["updated_at"]
     assert 29000 <= delay <= 31000, delay  # retry_in_ms, not the 1 s default backoff
 
     p = client.get(permanent)
     assert p["state"] == "dead" and p["dead_reason"] == "non_retryable"
-    assert p["errors"][-1]["type"] == "Permanent"
+    assert p["errors"][-1]["type"] == "permanent"
     assert p["errors"][-1]["message"] == "bad address"
 
     c = client.get(crash)
@@ -150,8 +173,21 @@ def test_exceptions_map_to_outcomes(server: PinnedServer, client: Client,
     assert "'missing'" in c["errors"][-1]["message"]
     assert "do_crash" in c["errors"][-1]["message"]  # the traceback's last lines
 
-    u = client.get(unknown)
-    assert u["state"] == "dead" and u["errors"][-1]["type"] == "unknown_kind"
+    rt = client.get(retry_typed)
+    assert rt["state"] == "scheduled" and rt["errors"][-1]["type"] == "smtp_busy", rt
+    assert rt["errors"][-1]["message"] == "421 try later"
+    pt = client.get(permanent_typed)
+    assert pt["state"] == "dead" and pt["dead_reason"] == "non_retryable", pt
+    assert pt["errors"][-1]["type"] == "bad_address"
+
+    nj = client.get(not_json)
+    assert nj["state"] == "dead" and nj["attempts"] == 1, nj  # not retried: it would not heal
+    assert nj["errors"][-1]["type"] == "invalid_result"
+    assert "not JSON-serialisable" in nj["errors"][-1]["message"]
+
+    g = client.get(gave_up)
+    assert g["state"] == "dead" and g["errors"][-1]["type"] == "cancelled", g
+    assert g["errors"][-1]["message"] == "stopping on my own"
 
 
 def test_worker_survives_a_server_restart(server: PinnedServer, client: Client,
@@ -261,7 +297,7 @@ def test_sigterm_finishes_running_jobs_and_requeues_the_rest(
     stuck = client.enqueue("st", "block", priority=10)["id"]
     waiting = [client.enqueue("st", "sleep", {"seconds": 0})["id"] for _ in range(4)]
     proc = _spawn_worker(server, marker_dir, YM_TEST_QUEUE="st", YM_TEST_CONCURRENCY="3",
-                         YM_TEST_GRACE="3", YM_TEST_LEASE_MS="60000")
+                         YM_TEST_GRACE="3", YM_TEST_LEASE_MS="60000", YM_TEST_PREFETCH="0")
     try:
         wait_until(lambda: len(_markers(marker_dir, "started")) == 3, 30,
                    "three handlers to start")
@@ -293,16 +329,22 @@ def test_prefetch_processes_jobs_exactly_once(server: PinnedServer, client: Clie
     worker = Worker(["pf"], concurrency=4, prefetch=50, url=server.url())
     ids = run_500_adds(client, run_worker, worker, "pf")
     stats = worker.stats
-    assert stats["succeeded"] == 500 and stats["lease_lost"] == 0 and stats["requeued"] == 0
+    assert stats["succeeded"] == 500 and stats["leases_lost"] == 0 and stats["handed_back"] == 0
     assert stats["leased"] == 500
     sample = client.get(ids[321])
     assert sample["attempts"] == 1 and sample["result"] == {"n": 322}
 
 
 def test_prefetch_validation() -> None:
-    for kwargs, message in (({"prefetch": -1}, "prefetch must be an integer >= 0"),
+    for kwargs, message in (({"prefetch": -1}, "prefetch must be None (automatic) or an integer"),
+                            ({"prefetch": "auto"}, "prefetch must be None (automatic)"),
                             ({"concurrency": 8, "prefetch": 993},
-                             "concurrency + prefetch must be <= 1000")):
+                             "concurrency + prefetch must be <= 1000"),
+                            ({"concurrency": 1001}, "concurrency must be an integer 1..1000"),
+                            ({"heartbeat_fraction": 0.04}, "heartbeat_fraction must be 0.05..0.9"),
+                            ({"heartbeat_fraction": 0.95}, "heartbeat_fraction must be 0.05..0.9"),
+                            ({"ack_batch": 0}, "ack_batch must be 1..1000"),
+                            ({"report_grace": -1}, "report_grace must be >= 0")):
         worker = Worker(["v"], url="http://127.0.0.1:9", **kwargs)  # type: ignore[arg-type]
         worker.register("k", lambda job: None)
         try:
@@ -311,14 +353,17 @@ def test_prefetch_validation() -> None:
             assert message in str(e), e
         else:
             raise AssertionError(f"{kwargs} was accepted")
-    Worker(["v"], concurrency=8, prefetch=992)._validate()  # the bound itself is allowed
+    Worker(["v"], concurrency=8, prefetch=992)._validate()  # the bounds themselves are allowed
+    Worker(["v"], concurrency=1000)._validate()               # automatic prefetch
+    Worker(["v"], heartbeat_fraction=0.05)._validate()
+    Worker(["v"], heartbeat_fraction=0.9)._validate()
 
     proc = subprocess.run(
         [sys.executable, "-m", "yardmaster", "worker", "ym_worker_app:worker", "--prefetch", "-3",
          "--server", "http://127.0.0.1:9"],
         env=worker_env(PinnedServer("unused"), "."), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
-    assert "prefetch must be an integer >= 0" in proc.stderr
+    assert "prefetch must be 'auto' or an integer >= 0" in proc.stderr
 
 
 def test_sigterm_hands_prefetched_jobs_back_at_once(

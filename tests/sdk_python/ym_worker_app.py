@@ -3,7 +3,7 @@
 Every handler leaves marker files in $YM_TEST_DIR so the test can see what ran:
 ``started-<id>-<attempt>`` when the handler begins and ``done-<id>-<attempt>`` when it returns.
 Settings come from the environment: YM_TEST_QUEUE, YM_TEST_CONCURRENCY, YM_TEST_LEASE_MS,
-YM_TEST_GRACE, YM_TEST_PREFETCH.
+YM_TEST_GRACE, YM_TEST_PREFETCH (an integer, or unset / "auto" for automatic prefetch).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from yardmaster import Job, Worker
 
 MARKERS = os.environ.get("YM_TEST_DIR", ".")
 _lease = os.environ.get("YM_TEST_LEASE_MS")
+_prefetch = os.environ.get("YM_TEST_PREFETCH", "auto")
 
 worker = Worker(
     [os.environ.get("YM_TEST_QUEUE", "sdk")],
     concurrency=int(os.environ.get("YM_TEST_CONCURRENCY", "2")),
     lease_ms=int(_lease) if _lease else None,
     shutdown_grace=float(os.environ.get("YM_TEST_GRACE", "30")),
-    prefetch=int(os.environ.get("YM_TEST_PREFETCH", "0")),
+    prefetch=None if _prefetch == "auto" else int(_prefetch),
 )
 
 

@@ -14,7 +14,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from . import __version__
 from .errors import YardmasterError
@@ -45,7 +45,22 @@ def load_worker(target: str) -> Worker:
     return obj
 
 
+def prefetch_arg(text: str) -> Union[str, int]:
+    """argparse type of ``--prefetch``: ``auto`` or an integer >= 0."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"prefetch must be 'auto' or an integer >= 0 (got {text!r})")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m yardmaster`` argument parser (argparse exits 2 on a usage error)."""
     parser = argparse.ArgumentParser(
         prog="python -m yardmaster",
         description="Yardmaster Python SDK command line.",
@@ -60,9 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("target", help="module:attribute naming a Worker (or a function returning one)")
     w.add_argument("--queues", help="comma-separated queues, replacing the Worker's own")
     w.add_argument("--concurrency", type=int, help="handler threads")
-    w.add_argument("--prefetch", type=int,
-                   help="extra jobs leased ahead of free slots (default 0); handed back at "
+    w.add_argument("--prefetch", type=prefetch_arg, metavar="auto|N",
+                   help="jobs leased ahead of free slots: 'auto' (enough to cover the lease "
+                        "round trip; the Worker's default) or N >= 0 (0: off); handed back at "
                         "shutdown")
+    w.add_argument("--poll-wait-ms", type=int,
+                   help="long-poll wait of a lease request when nothing is ready (0..30000, "
+                        "default 10000)")
     w.add_argument("--server", help="server URL (default: the Worker's, else YM_URL)")
     w.add_argument("--lease-ms", type=int, help="lease length asked for and extended by heartbeats")
     w.add_argument("--shutdown-grace", type=float, help="seconds running jobs get at shutdown")
@@ -72,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    """Run the worker named on the command line; returns the exit status."""
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -85,7 +105,9 @@ def run_worker(args: argparse.Namespace) -> int:
         if args.concurrency is not None:
             worker.concurrency = args.concurrency
         if args.prefetch is not None:
-            worker.prefetch = args.prefetch
+            worker.prefetch = None if args.prefetch == "auto" else args.prefetch
+        if args.poll_wait_ms is not None:
+            worker.poll_wait_ms = args.poll_wait_ms
         if args.server:
             worker.url = args.server.rstrip("/")
         if args.lease_ms is not None:
@@ -93,12 +115,15 @@ def run_worker(args: argparse.Namespace) -> int:
         if args.shutdown_grace is not None:
             worker.shutdown_grace = args.shutdown_grace
         worker.run()
+        status = 0
     except ValueError as e:
         print(f"python -m yardmaster worker: {e}", file=sys.stderr)
         return 2
     except YardmasterError as e:
+        # A refusal retrying cannot fix (e.g. an invalid queue name); the worker has already
+        # shut down gracefully.
         log.error("worker stopped: %s", e)
-        return 1
+        status = 1
     if worker.abandoned_handlers:
         # Handler threads that outlived the grace period would keep the interpreter from
         # exiting (executor threads are joined at exit); their jobs were already handed back.
@@ -106,8 +131,8 @@ def run_worker(args: argparse.Namespace) -> int:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
-    return 0
+        os._exit(status)
+    return status
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,19 +1,28 @@
 """What a handler receives (:class:`Job`) and the exceptions it raises to steer the outcome.
 
-A handler is ``def handler(job: Job) -> Any``. Returning acknowledges the job (the return value,
-if not ``None``, is stored as the job's ``result`` and must be JSON-serialisable). Raising decides
-how the attempt failed:
+A handler is ``def handler(job: Job) -> Any``. The outcome is what the handler reports
+(docs/workers.md): returning acknowledges the job (the return value, if not ``None``, is stored
+as the job's ``result`` and must be JSON-serialisable), and raising decides how the attempt
+failed:
 
-=====================  ==========================================================================
-raise                  outcome
-=====================  ==========================================================================
-``Retry(after=s)``     retryable failure; the next attempt runs ``s`` seconds later (or after the
-                       queue's backoff when ``after`` is ``None``)
-``Permanent(msg)``     non-retryable failure: the job goes to the dead-letter set at once
-``Cancelled``          (from :meth:`Job.raise_if_cancelled`) the job ends ``cancelled``
-anything else          retryable failure with ``type`` = the exception's class name and
-                       ``message`` = ``str(exc)`` plus the last lines of the traceback
-=====================  ==========================================================================
+==========================  =====================================================================
+the handler                 outcome (error ``type``)
+==========================  =====================================================================
+returns a value             ack: the job ends ``succeeded`` -- also after a cancel was requested
+returns a value that is     non-retryable failure (``invalid_result``): the job is dead
+not JSON-serialisable
+``raise Retry(after=s)``    retryable failure (``retry``); the next attempt runs ``s`` seconds
+                            later, or after the queue's backoff when ``after`` is ``None``
+``raise Permanent(msg)``    non-retryable failure (``permanent``): the job is dead at once
+``raise Cancelled`` or      non-retryable failure (``cancelled``): the job ends ``cancelled``
+``job.raise_if_cancelled``  when a cancel was requested, else it is dead
+anything else               retryable failure with ``type`` = the exception's class name and
+                            ``message`` = ``str(exc)`` plus the last lines of the traceback
+==========================  =====================================================================
+
+``Retry`` and ``Permanent`` take ``type="smtp"`` to record another error type. A handler that
+stops early because :attr:`Job.cancelled` turned true must say so by raising (best:
+``job.raise_if_cancelled()``); a plain ``return`` reports success.
 """
 
 from __future__ import annotations
@@ -24,31 +33,54 @@ from typing import Any, Dict, List, Optional
 __all__ = ["Job", "Retry", "Permanent", "Cancelled"]
 
 
+def _check_type(type: Optional[str]) -> Optional[str]:
+    """Validate an explicit error type: a non-empty string (clipped to 128 bytes when sent)."""
+    if type is not None and (not isinstance(type, str) or not type):
+        raise ValueError(f"error type must be a non-empty string (got {type!r})")
+    return type
+
+
 class Retry(Exception):
-    """Fail this attempt and retry the job.
+    """Fail this attempt and retry the job (``retryable: true``, error type ``"retry"``).
 
     Args:
         message: recorded as the attempt's error message.
         after: seconds until the next attempt (``retry_in_ms`` on the wire); ``None`` lets the
             server apply the job's or queue's exponential backoff. The job still goes dead when
             its ``max_attempts`` are used up.
+        type: the error type to record instead of ``"retry"`` (1..128 bytes; longer is clipped),
+            e.g. ``"smtp_busy"``.
     """
 
-    def __init__(self, message: str = "retry requested", after: Optional[float] = None) -> None:
+    def __init__(self, message: str = "retry requested", after: Optional[float] = None, *,
+                 type: Optional[str] = None) -> None:
         super().__init__(message)
         if after is not None and after < 0:
             raise ValueError("Retry(after=...) must be >= 0 seconds")
         self.after = after
+        self.type = _check_type(type)
 
 
 class Permanent(Exception):
-    """Fail this job for good (``retryable: false``): it is dead at once, with this message as
-    its last error, and can be replayed by an operator."""
+    """Fail this job for good (``retryable: false``, error type ``"permanent"``): it is dead at
+    once, with this message as its last error, and can be replayed by an operator.
+
+    Args:
+        message: recorded as the attempt's error message.
+        type: the error type to record instead of ``"permanent"`` (1..128 bytes; longer is
+            clipped), e.g. ``"bad_address"``.
+    """
+
+    def __init__(self, message: str = "permanent failure", *, type: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.type = _check_type(type)
 
 
 class Cancelled(Exception):
-    """Raised by :meth:`Job.raise_if_cancelled` once the job was cancelled, its lease was lost,
-    or the worker's shutdown grace ran out. The worker reports the attempt as cancelled."""
+    """Raise it (or call :meth:`Job.raise_if_cancelled`) to stop a job whose cancel was
+    requested: the attempt is failed non-retryable with type ``"cancelled"``, and the server
+    ends the job ``cancelled`` (``dead`` if no cancel was requested). After a lost lease or the
+    end of the shutdown grace the worker ignores it, as any late outcome."""
 
 
 class Job:
@@ -82,8 +114,8 @@ class Job:
         self._cancel = threading.Event()
         self._cancel_reason: Optional[str] = None
         # Worker bookkeeping, guarded by the worker's lock.
-        self._started = False
-        self._reported = False
+        self._reported = False      # an outcome was decided (or the job handed back / dropped)
+        self._cancel_seen = False   # cancel_requested learnt from a heartbeat (counted once)
         self._hb_interval = 1.0
         self._hb_due = 0.0
 
@@ -93,15 +125,18 @@ class Job:
 
     @property
     def cancelled(self) -> bool:
-        """True once the job should stop: cancellation was requested (seen on a heartbeat),
+        """True once the job should stop: cancellation was requested (learnt from a heartbeat),
         the lease was lost (another worker may now run the job), or the worker's shutdown grace
-        ran out. A handler doing long work should check it between steps and return."""
+        ran out. A handler doing long work should check it between steps and stop by calling
+        :meth:`raise_if_cancelled`: returning normally reports success, and the job ends
+        ``succeeded`` even though a cancel was requested."""
         return self._cancel.is_set()
 
     @property
     def cancel_reason(self) -> Optional[str]:
         """Why :attr:`cancelled` is true: ``"cancel_requested"``, ``"lease_lost"`` or
-        ``"shutdown"``; ``None`` while it is not."""
+        ``"shutdown"``; ``None`` while it is not. After ``"lease_lost"`` or ``"shutdown"`` the
+        worker no longer reports this attempt, whatever the handler does."""
         return self._cancel_reason
 
     @property
@@ -110,13 +145,15 @@ class Job:
         return self._cancel_reason == "lease_lost"
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`Cancelled` if :attr:`cancelled` is true; otherwise do nothing."""
+        """Raise :class:`Cancelled` if :attr:`cancelled` is true; otherwise do nothing. The way
+        to stop early: the job then ends ``cancelled``."""
         if self._cancel.is_set():
             raise Cancelled(f"job {self.id}: {self._cancel_reason}")
 
     def wait_cancelled(self, timeout: Optional[float] = None) -> bool:
         """Sleep up to ``timeout`` seconds, waking early on cancellation. Returns
-        :attr:`cancelled`. Use it instead of ``time.sleep`` in handlers that wait."""
+        :attr:`cancelled`. Use it instead of ``time.sleep`` in handlers that wait, and follow a
+        ``True`` with :meth:`raise_if_cancelled` (or ``raise Cancelled``) to stop."""
         return self._cancel.wait(timeout)
 
     def _set_cancelled(self, reason: str) -> None:

@@ -1,28 +1,34 @@
-"""The worker runtime: lease jobs, run handlers in a thread pool, heartbeat, ack, shut down.
+"""The worker runtime: lease jobs, run handlers in a thread pool, heartbeat, report, shut down.
+
+The behaviour is the contract every Yardmaster worker runtime follows, docs/workers.md; the
+decision rules with their constants (prefetch, when to lease, backoff, heartbeat timing) are
+the pure functions of :mod:`yardmaster._policy`. The wire protocol is docs/api.md.
 
 Threads and who owns what::
 
     main thread (run)   waits for stop(), SIGTERM or SIGINT, then drives the shutdown
-    ym-lease            POST /v1/leases (long poll), never more jobs than free handler slots
-                        plus ``prefetch`` (those wait in the executor's queue, heartbeated)
-    ym-handler-N        ThreadPoolExecutor running handlers, one job at a time each
-    ym-heartbeat        one thread for every running job: POST /v1/jobs/{id}:heartbeat at a
-                        fraction of the lease; turns cancel_requested / 409 into job.cancelled
-    ym-acks             POST /v1/acks:batch every ~10 ms or when enough outcomes are pending
+    ym-lease            POST /v1/leases (long poll), one at a time, for the free capacity
+                        (concurrency + prefetch - running - queued) by _policy.lease_want
+    ym-handler-N        ThreadPoolExecutor running handlers, one job at a time each; jobs
+                        leased ahead of a free slot wait in its queue ("queued")
+    ym-heartbeat        POST /v1/jobs/{id}:heartbeat for every leased job until its outcome is
+                        confirmed; turns cancel_requested / 409 / 404 into job.cancelled
+    ym-acks             POST /v1/acks:batch 10 ms after the first pending outcome, or at 100
 
 Each HTTP-speaking thread has its own keep-alive connection. The shared bookkeeping (which jobs
-hold a slot, which leases to heartbeat, which outcomes wait to be sent) is guarded by one
-condition variable, ``Worker._cond``.
+are queued or running, which leases to heartbeat, which outcomes wait to be sent) is guarded by
+one lock, ``Worker._lock``; each waiting thread has its own condition on it, so that a handler
+finishing wakes the leaser and not every thread.
 
 Life of a job in the worker::
 
-    leased --> submitted --> running --> outcome queued --> flushed (acked / failed)
-                  |             |  \\                          ^
-                  |  stopping   |   +-- lease lost (409): outcome dropped, logged
-                  +-------------+-----> shutdown fail (retryable, retry_in_ms=0) -+
-                   (not started yet, or still running when shutdown_grace ends)
-
-The wire protocol is docs/api.md; the behaviour contract is docs/python-sdk.md.
+    leased --> queued --> running --> outcome pending --> confirmed (acked / failed)
+      |          |  \\        |  \\           |
+      |          |   \\       |   +-- lease lost (409/404): outcome dropped, logged
+      |          |    +-- cancel learnt: failed "cancelled" at once, never started
+      +----------+-----------+-----> handed back (fail retryable, retry_in_ms 0, "shutdown")
+   (reply crossed   (stopping)  (shutdown grace over)
+    the shutdown)
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ import heapq
 import itertools
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -41,8 +46,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from ._http import Connection, encode_json, resolve_url
-from .errors import (Conflict, NotFound, ResourceExhausted, Unavailable, YardmasterError,
-                     error_from_item)
+from ._policy import (MAX_CAPACITY, AutoPrefetch, Backoff, heartbeat_interval,
+                      heartbeat_retry_delay, lease_want)
+from .errors import (Conflict, Internal, NotFound, ResourceExhausted, Unavailable,
+                     YardmasterError, error_from_item)
 from .job import Cancelled, Job, Permanent, Retry
 
 __all__ = ["Worker", "Handler"]
@@ -55,11 +62,16 @@ Handler = Callable[[Job], Any]
 H = TypeVar("H", bound=Handler)
 
 MAX_POLL_WAIT_MS = 30000        # POST /v1/leases accepts wait_ms up to 30 s
+DEFAULT_POLL_WAIT_MS = 10000
 MAX_ERROR_MESSAGE_BYTES = 8192  # error.message limit of :fail and acks:batch
 MAX_ERROR_TYPE_BYTES = 128
+MAX_WORKER_ID_BYTES = 128       # lease worker_id limit
 MAX_RETRY_IN_MS = 2592000000    # 30 days
 MAX_ACK_BATCH = 1000            # items per POST /v1/acks:batch
 TRACEBACK_LINES = 12            # how much of a handler's traceback goes into the error message
+
+STAT_KEYS = ("leased", "succeeded", "failed", "handed_back", "leases_lost", "cancelled",
+             "heartbeats", "reconnects", "running")
 
 
 def _truncate_utf8(text: str, limit: int) -> str:
@@ -69,48 +81,63 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return data[:limit].decode("utf-8", errors="ignore")
 
 
-class _Backoff:
-    """Exponential backoff with full jitter for reconnecting to an unreachable server."""
+def _is_transient(err: YardmasterError) -> bool:
+    """Whether a request refused with ``err`` may succeed if sent again: no answer, a 5xx, a
+    408 or a 429 (docs/workers.md). Every other 4xx will not heal by retrying."""
+    if isinstance(err, (Unavailable, Internal, ResourceExhausted)):
+        return True
+    return err.status is not None and (err.status >= 500 or err.status in (408, 429))
 
-    def __init__(self, initial: float = 0.1, maximum: float = 5.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.failures = 0
 
-    def next_delay(self) -> float:
-        cap = min(self.maximum, self.initial * (2 ** min(self.failures, 16)))
-        self.failures += 1
-        # Full jitter keeps a fleet of workers from reconnecting in lock-step after a restart,
-        # but never below a floor that would spin.
-        return max(self.initial / 2, random.uniform(0, cap))
+def _found_server_down(err: YardmasterError) -> bool:
+    """No answer or a 5xx: what ``stats["reconnects"]`` counts (408 and 429 are answers)."""
+    if isinstance(err, (Unavailable, Internal)):
+        return True
+    return err.status is not None and err.status >= 500
 
-    def reset(self) -> None:
-        self.failures = 0
+
+class _Report:
+    """One outcome waiting to be confirmed by the server: an ack or a fail item of
+    acks:batch. ``handback`` marks the shutdown's fails (counted as ``handed_back``)."""
+
+    __slots__ = ("ack", "item", "job", "handback")
+
+    def __init__(self, ack: bool, item: Dict[str, Any], job: Job, handback: bool = False) -> None:
+        self.ack = ack
+        self.item = item
+        self.job = job
+        self.handback = handback
 
 
 class Worker:
-    """Runs handlers for the jobs of some queues.
+    """Runs handlers for the jobs of some queues, following docs/workers.md.
 
     Args:
         queues: queue names to lease from (a list, or one comma-separated string).
-        concurrency: handler threads; at most this many jobs run at any time.
-        prefetch: extra jobs leased ahead of free handler slots (default 0), so that a slot
-            never waits for a lease round trip. They wait in a local queue, are heartbeated
-            like running jobs, and are handed back at shutdown with a retryable fail and
-            ``retry_in_ms=0`` (re-delivered at once). At most ``concurrency + prefetch``
-            (<= 1000) jobs are leased at any time.
+        concurrency: handler threads; at most this many jobs run at any time (1..1000).
         url: server URL; default ``$YM_URL``, else ``http://127.0.0.1:7433``.
         lease_ms: lease length to ask for (100..86400000) and to extend by on each heartbeat;
             ``None`` uses each job's own ``lease_ms`` (its queue's, 30 s by default).
-        batch: most jobs per lease request (1..1000); default ``concurrency + prefetch``.
-        heartbeat_fraction: heartbeat each running job every ``lease * fraction`` (0 < f < 1).
+        batch: most jobs per lease request (1..1000); default: all the free capacity.
+        heartbeat_fraction: heartbeat each leased job once this fraction of its lease has
+            elapsed (0.05..0.9, default 1/3; never more often than every 50 ms).
         shutdown_grace: seconds that running handlers get to finish after SIGTERM/SIGINT or
-            :meth:`stop`; jobs still running then are failed as retryable with
-            ``retry_in_ms=0``, so that another worker picks them up at once.
-        worker_id: shown in each job's ``lease.worker_id``; default ``host:pid:random``.
-        poll_wait_ms: long-poll wait of each lease request when nothing is ready (<= 30000).
+            :meth:`stop`; jobs still running then are handed back (failed retryable with
+            ``retry_in_ms=0``), so that another worker picks them up at once.
+        worker_id: shown in each job's ``lease.worker_id`` (at most 128 bytes); default
+            ``<hostname>-<pid>``.
+        poll_wait_ms: long-poll wait of each lease request when nothing is ready (0..30000,
+            default 10000).
         ack_interval: seconds an outcome may wait to be batched with others (default 10 ms).
-        ack_batch: outcomes that trigger an immediate flush; default ``max(concurrency, 64)``.
+        ack_batch: pending outcomes that trigger an immediate flush (1..1000, default 100).
+        prefetch: jobs leased ahead of free handler slots, so that a slot starts its next job
+            without a lease round trip. ``None`` (the default) is automatic: just enough to
+            cover the lease round trip, measured as the worker runs. An integer keeps up to
+            that many queued whatever the run times; ``0`` turns prefetch off (use it when
+            several workers must share a queue strictly evenly). Queued jobs are heartbeated
+            and handed back at once on shutdown. ``concurrency + prefetch <= 1000``.
+        report_grace: seconds that pending outcomes keep being retried at shutdown, once the
+            handlers are done, while the server is unreachable (default 10).
 
     Example::
 
@@ -127,8 +154,9 @@ class Worker:
                  url: Optional[str] = None, lease_ms: Optional[int] = None,
                  batch: Optional[int] = None, heartbeat_fraction: float = 1 / 3,
                  shutdown_grace: float = 30.0, worker_id: Optional[str] = None,
-                 poll_wait_ms: int = MAX_POLL_WAIT_MS, ack_interval: float = 0.01,
-                 ack_batch: Optional[int] = None, prefetch: int = 0) -> None:
+                 poll_wait_ms: int = DEFAULT_POLL_WAIT_MS, ack_interval: float = 0.01,
+                 ack_batch: int = 100, prefetch: Optional[int] = None,
+                 report_grace: float = 10.0) -> None:
         self._handlers: Dict[str, Handler] = {}
         self.queues: List[str] = []
         self.url = resolve_url(url)
@@ -138,15 +166,19 @@ class Worker:
         self.batch = batch
         self.heartbeat_fraction = heartbeat_fraction
         self.shutdown_grace = shutdown_grace
-        self.worker_id = worker_id or (
-            f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}")
+        self.worker_id = worker_id if worker_id is not None else _truncate_utf8(
+            f"{socket.gethostname()}-{os.getpid()}", MAX_WORKER_ID_BYTES)
         self.poll_wait_ms = poll_wait_ms
         self.ack_interval = ack_interval
         self.ack_batch = ack_batch
-        self.ack_flush_timeout = 10.0
+        self.report_grace = report_grace
         self.set_queues(queues)
 
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._lease_cv = threading.Condition(self._lock)  # capacity freed, or stopping
+        self._idle_cv = threading.Condition(self._lock)   # a running handler finished
+        self._hb_cv = threading.Condition(self._lock)     # a heartbeat is due sooner, or closing
+        self._ack_cv = threading.Condition(self._lock)    # outcomes pending, or closing
         self._running = False
         # Set from signal handlers and other threads without taking a lock (a signal handler
         # that blocked on a lock the main thread holds would deadlock); the main thread polls
@@ -154,6 +186,7 @@ class Worker:
         self._stop_requested = False
         self._force_stop = False
         self._fatal: Optional[BaseException] = None
+        self._abandoned = 0
         self._reset_run_state()
 
     # --- configuration -----------------------------------------------------------------------
@@ -191,59 +224,86 @@ class Worker:
 
     @property
     def stats(self) -> Dict[str, int]:
-        """Counters since :meth:`run` started: ``leased``, ``succeeded``, ``failed``,
-        ``lease_lost``, ``requeued`` (failed by the shutdown), ``heartbeats``."""
-        with self._cond:
-            return dict(self._stats)
+        """Counters since :meth:`run` started (docs/workers.md, "Counters"):
+
+        - ``leased``: jobs received from the server;
+        - ``succeeded`` / ``failed``: acks / fails the server confirmed (hand-backs excluded);
+        - ``handed_back``: shutdown fails (``retry_in_ms=0``) the server confirmed;
+        - ``leases_lost``: leases found gone (409/404 on a heartbeat, ack or fail);
+        - ``cancelled``: cancels learnt from heartbeats;
+        - ``heartbeats``: heartbeats the server answered;
+        - ``reconnects``: lease requests that found the server unreachable (or a 5xx);
+        - ``running``: handlers running now.
+        """
+        with self._lock:
+            return dict(self._stats, running=self._handlers_running)
+
+    @property
+    def abandoned_handlers(self) -> int:
+        """Handlers still running after the last :meth:`run` returned (they outlived
+        ``shutdown_grace`` and their jobs were handed back)."""
+        return self._abandoned
 
     def _validate(self) -> None:
-        if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ValueError("concurrency must be an integer >= 1")
-        if not isinstance(self.prefetch, int) or self.prefetch < 0:
-            raise ValueError(f"prefetch must be an integer >= 0 (got {self.prefetch!r})")
-        if self.concurrency + self.prefetch > 1000:
-            raise ValueError(f"concurrency + prefetch must be <= 1000 (got {self.concurrency} "
-                             f"+ {self.prefetch})")
-        if self.batch is not None and not 1 <= self.batch <= 1000:
-            raise ValueError("batch must be 1..1000")
-        if self.lease_ms is not None and not 100 <= self.lease_ms <= 86400000:
-            raise ValueError("lease_ms must be 100..86400000")
-        if not 0 < self.heartbeat_fraction < 1:
-            raise ValueError("heartbeat_fraction must be between 0 and 1")
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not is_int(self.concurrency) or not 1 <= self.concurrency <= MAX_CAPACITY:
+            raise ValueError(f"concurrency must be an integer 1..{MAX_CAPACITY} "
+                             f"(got {self.concurrency!r})")
+        if self.prefetch is not None:
+            if not is_int(self.prefetch) or self.prefetch < 0:
+                raise ValueError("prefetch must be None (automatic) or an integer >= 0 "
+                                 f"(got {self.prefetch!r})")
+            if self.concurrency + self.prefetch > MAX_CAPACITY:
+                raise ValueError(f"concurrency + prefetch must be <= {MAX_CAPACITY} "
+                                 f"(got {self.concurrency} + {self.prefetch})")
+        if self.batch is not None and (not is_int(self.batch) or not 1 <= self.batch <= 1000):
+            raise ValueError(f"batch must be 1..1000 (got {self.batch!r})")
+        if self.lease_ms is not None and (not is_int(self.lease_ms)
+                                          or not 100 <= self.lease_ms <= 86400000):
+            raise ValueError(f"lease_ms must be 100..86400000 (got {self.lease_ms!r})")
+        if not 0.05 <= self.heartbeat_fraction <= 0.9:
+            raise ValueError("heartbeat_fraction must be 0.05..0.9 "
+                             f"(got {self.heartbeat_fraction!r})")
         if self.shutdown_grace < 0:
             raise ValueError("shutdown_grace must be >= 0")
-        if not 0 <= self.poll_wait_ms <= MAX_POLL_WAIT_MS:
-            raise ValueError(f"poll_wait_ms must be 0..{MAX_POLL_WAIT_MS}")
+        if self.report_grace < 0:
+            raise ValueError("report_grace must be >= 0")
+        if not is_int(self.poll_wait_ms) or not 0 <= self.poll_wait_ms <= MAX_POLL_WAIT_MS:
+            raise ValueError(f"poll_wait_ms must be 0..{MAX_POLL_WAIT_MS} "
+                             f"(got {self.poll_wait_ms!r})")
+        if self.ack_interval < 0:
+            raise ValueError("ack_interval must be >= 0")
+        if not is_int(self.ack_batch) or not 1 <= self.ack_batch <= MAX_ACK_BATCH:
+            raise ValueError(f"ack_batch must be 1..{MAX_ACK_BATCH} (got {self.ack_batch!r})")
+        if len(self.worker_id.encode("utf-8")) > MAX_WORKER_ID_BYTES:
+            raise ValueError(f"worker_id must be at most {MAX_WORKER_ID_BYTES} bytes")
 
     def _reset_run_state(self) -> None:
-        self._stopping = False           # no new lease, no new handler start
-        self._active: Dict[str, Job] = {}  # token -> job running or waiting for a slot
-        self._leases: Dict[str, Job] = {}  # token -> job whose outcome is not yet flushed
+        self._stopping = False                 # no new lease, no new handler start
+        self._queued: Dict[str, Job] = {}      # token -> leased, waiting for a handler thread
+        self._running_jobs: Dict[str, Job] = {}  # token -> handler running, job holds a slot
+        self._handlers_running = 0             # handler calls in progress (abandoned included)
+        self._leases: Dict[str, Job] = {}      # token -> heartbeated until its outcome is done
         self._hb_heap: List[Tuple[float, int, str]] = []
         self._hb_seq = itertools.count()
-        self._pending: List[Tuple[str, Dict[str, Any], Job]] = []  # ("ack"|"fail", item, job)
+        self._pending: List[_Report] = []
         self._pending_since = 0.0
         self._hb_closing = False
         self._acks_closing = False
-        self._abandoned = 0
-        self._stats: Dict[str, int] = {k: 0 for k in (
-            "leased", "succeeded", "failed", "lease_lost", "requeued", "heartbeats")}
+        self._auto: Optional[AutoPrefetch] = AutoPrefetch() if self.prefetch is None else None
+        self._stats: Dict[str, int] = {k: 0 for k in STAT_KEYS if k != "running"}
 
     # --- public control ----------------------------------------------------------------------
 
     def stop(self, force: bool = False) -> None:
         """Ask a running worker to shut down gracefully; safe from any thread and from signal
         handlers (it takes no lock). ``force=True`` (or a second call) does not wait for
-        running handlers: they are failed for re-delivery at once."""
+        running handlers: their jobs are handed back at once."""
         if self._stop_requested or force:
             self._force_stop = True
         self._stop_requested = True
-
-    @property
-    def abandoned_handlers(self) -> int:
-        """Handlers still running after the last :meth:`run` returned (they outlived
-        ``shutdown_grace`` and their jobs were failed for re-delivery)."""
-        return self._abandoned
 
     def run(self, install_signal_handlers: bool = True) -> None:
         """Process jobs until :meth:`stop`, SIGTERM or SIGINT, then shut down gracefully.
@@ -252,8 +312,10 @@ class Worker:
         return). Returns normally after a graceful shutdown.
 
         Raises:
-            YardmasterError: the server refused the worker's requests for a reason retrying
-                cannot fix (e.g. an invalid queue name).
+            ValueError: an invalid setting, or no handler registered.
+            YardmasterError: the server refused a lease request for a reason retrying cannot
+                fix (any 4xx but 408 and 429, e.g. :class:`~yardmaster.errors.Validation` for
+                an invalid queue name); the worker shut down gracefully first.
         """
         self._validate()
         if self._running:
@@ -263,10 +325,9 @@ class Worker:
         self._running = True
         # _stop_requested is not cleared here: a stop() that raced ahead of run() still counts.
         self._fatal = None
+        self._abandoned = 0
         self._reset_run_state()
-        self._capacity = self.concurrency + self.prefetch
-        self._batch = self.batch or min(self._capacity, 1000)
-        self._ack_flush_size = min(self.ack_batch or max(self.concurrency, 64), MAX_ACK_BATCH)
+        self._batch = self.batch or MAX_CAPACITY
         self._lease_conn = Connection(self.url, timeout=30.0)
         self._hb_conn = Connection(self.url, timeout=30.0)
         self._ack_conn = Connection(self.url, timeout=30.0)
@@ -278,9 +339,10 @@ class Worker:
             "acks": threading.Thread(target=self._ack_loop, name="ym-acks", daemon=True),
         }
         previous = self._install_signals() if install_signal_handlers else {}
-        log.info("worker %s: queues %s, concurrency %d, prefetch %d, kinds %s, server %s",
-                 self.worker_id, ",".join(self.queues), self.concurrency, self.prefetch,
-                 ",".join(self.kinds), self.url)
+        log.info("worker %s: queues %s, concurrency %d, prefetch %s, kinds %s, server %s",
+                 self.worker_id, ",".join(self.queues), self.concurrency,
+                 "auto" if self.prefetch is None else self.prefetch, ",".join(self.kinds),
+                 self.url)
         try:
             for t in threads.values():
                 t.start()
@@ -319,209 +381,244 @@ class Worker:
     # --- shutdown ----------------------------------------------------------------------------
 
     def _shutdown(self, threads: Dict[str, threading.Thread]) -> None:
-        with self._cond:
+        """docs/workers.md, "Shutdown", steps 1 to 5."""
+        with self._lock:
             self._stopping = True
-            self._cond.notify_all()
-        # Hanging up the long poll makes the server release whatever it had not yet sent.
+            self._lease_cv.notify_all()
+        # 1. Hanging up the long poll makes the server release whatever it had not yet sent; a
+        # reply already on its way is still read, and _take hands those jobs back.
         self._lease_conn.abort()
         threads["lease"].join(timeout=10.0)
 
-        # Prefetched jobs that no handler has started yet are handed back now, not when a
-        # slot frees up (which may take the whole grace period).
-        with self._cond:
-            unstarted = [j for j in self._active.values() if not j._started and not j._reported]
+        # 2. Queued jobs are handed back now, not when a slot frees up (which may take the
+        # whole grace period).
+        with self._lock:
+            unstarted = list(self._queued.values())
+            self._queued.clear()
             for job in unstarted:
                 job._reported = True
-                del self._active[job.token]
-            self._cond.notify_all()
-        for job in unstarted:
-            self._queue_shutdown_fail(job)
+                self._queue_handback_locked(job)
         if unstarted:
-            log.info("shutdown: %d prefetched job(s) handed back for immediate re-delivery",
+            log.info("shutdown: %d queued job(s) handed back for immediate re-delivery",
                      len(unstarted))
 
+        # 3. Running handlers get the grace period. _force_stop is set without the lock (from
+        # a signal handler), hence the bounded waits.
         deadline = time.monotonic() + self.shutdown_grace
-        with self._cond:
-            while self._active and not self._force_stop:
+        with self._lock:
+            while self._running_jobs and not self._force_stop:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(min(remaining, 0.05))
-            leftovers = [j for j in self._active.values() if not j._reported]
+                self._idle_cv.wait(min(remaining, 0.05))
+            leftovers = list(self._running_jobs.values())
+            self._running_jobs.clear()
             for job in leftovers:
                 job._reported = True
-                self._abandoned += 1 if job._started else 0
-            self._active.clear()
-            self._cond.notify_all()
+                self._abandoned += 1
+                self._queue_handback_locked(job)
+        # 4. The handlers may still run; telling them to stop is all that can be done. What
+        # they return later is ignored (_run_job sees _reported).
         for job in leftovers:
-            # The handler may still be running; telling it to stop is all we can do.
             job._set_cancelled("shutdown")
-            self._queue_shutdown_fail(job)
         if leftovers:
-            log.warning("shutdown grace over: %d job(s) failed for immediate re-delivery",
-                        len(leftovers))
+            log.warning("shutdown grace over: %d running job(s) handed back for immediate "
+                        "re-delivery", len(leftovers))
 
-        with self._cond:
-            self._hb_closing = True
+        # 5. Pending outcomes are sent (for up to report_grace while the server is down); jobs
+        # stay heartbeated until then, so the heartbeater closes last.
+        with self._lock:
             self._acks_closing = True
-            self._cond.notify_all()
-        threads["acks"].join(timeout=self.ack_flush_timeout + 5.0)
+            self._ack_cv.notify_all()
+        threads["acks"].join(timeout=self.report_grace + 5.0)
+        with self._lock:
+            self._hb_closing = True
+            self._hb_cv.notify_all()
+        self._hb_conn.abort()
         threads["hb"].join(timeout=5.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
         for conn in (self._lease_conn, self._hb_conn, self._ack_conn):
             conn.close()
-        log.info("worker %s stopped: %s", self.worker_id, self._stats)
+        log.info("worker %s stopped: %s", self.worker_id, self.stats)
 
-    def _queue_shutdown_fail(self, job: Job) -> None:
-        with self._cond:
-            self._stats["requeued"] += 1
-        self._queue_outcome("fail", {
+    def _queue_handback_locked(self, job: Job) -> None:
+        self._queue_report_locked(_Report(False, {
             "id": job.id, "token": job.token, "retry_in_ms": 0,
             "error": {"type": "shutdown", "retryable": True,
                       "message": f"worker {self.worker_id} shut down before the job finished"},
-        }, job)
+        }, job, handback=True))
 
     # --- leasing -----------------------------------------------------------------------------
 
+    def _capacity_locked(self) -> int:
+        if self._auto is not None:
+            return self.concurrency + self._auto.target(self.concurrency)
+        return self.concurrency + (self.prefetch or 0)
+
     def _lease_loop(self) -> None:
-        backoff = _Backoff()
+        backoff = Backoff()
         try:
             while True:
-                with self._cond:
-                    while not self._stopping and len(self._active) >= self._capacity:
-                        self._cond.wait()
-                    if self._stopping:
-                        return
-                    # With a fast handler, slots free up one by one; waiting a moment for a
-                    # few more turns many one-job lease requests into fewer larger ones.
-                    low_water = max(1, min(self._batch, self._capacity) // 2)
-                    if self._active and self._capacity - len(self._active) < low_water:
-                        self._cond.wait(0.002)
-                    want = min(self._capacity - len(self._active), self._batch)
-                    if self._stopping:
-                        return
-                    if want <= 0:
-                        continue
+                with self._lock:
+                    while True:
+                        if self._stopping:
+                            return
+                        want = lease_want(self.concurrency, self._capacity_locked(),
+                                          len(self._running_jobs), len(self._queued),
+                                          self._batch)
+                        if want > 0:
+                            break
+                        self._lease_cv.wait()
                 body: Dict[str, Any] = {"queues": self.queues, "max": want,
                                         "wait_ms": self.poll_wait_ms, "worker_id": self.worker_id}
                 if self.lease_ms is not None:
                     body["lease_ms"] = self.lease_ms
+                started = time.monotonic()
                 try:
                     answer = self._lease_conn.request("POST", "/v1/leases", body,
                                                       timeout=self.poll_wait_ms / 1000 + 15.0)
-                except (Unavailable, ResourceExhausted) as e:
+                except YardmasterError as e:
                     if self._stopping:
                         return
-                    delay = backoff.next_delay()
-                    if isinstance(e, ResourceExhausted) and e.retry_after:
-                        delay = max(delay, e.retry_after)
+                    if not _is_transient(e):
+                        # A bad queue name or a refused credential will not heal: stop as if
+                        # stop() had been called (running handlers get their grace), and let
+                        # run() raise it. Not stop(): a second stop() would force.
+                        log.error("lease refused: %s; shutting the worker down", e)
+                        self._fatal = e
+                        self._stop_requested = True
+                        return
+                    if _found_server_down(e):
+                        with self._lock:
+                            self._stats["reconnects"] += 1
+                    delay = backoff.next_delay(e.retry_after)
                     log.warning("lease failed (%s); retrying in %.2fs", e, delay)
                     self._sleep_unless_stopping(delay)
                     continue
+                round_trip = time.monotonic() - started
                 backoff.reset()
-                self._take(answer.get("jobs") or [])
-        except YardmasterError as e:
-            log.error("lease refused: %s; stopping the worker", e)
-            self._fatal = e
-            self.stop(force=True)
+                jobs = (answer.get("jobs") or []) if isinstance(answer, dict) else []
+                if self._auto is not None and len(jobs) == want:
+                    # Answered with all it asked for: it did not long-poll, so this is the
+                    # round trip itself.
+                    with self._lock:
+                        self._auto.record_round_trip(round_trip)
+                self._take(jobs)
         except BaseException as e:  # noqa: BLE001 - never die silently in a thread
             log.exception("lease loop crashed")
             self._fatal = e
-            self.stop(force=True)
+            self._stop_requested = True
 
     def _sleep_unless_stopping(self, seconds: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._stopping, timeout=seconds)
+        with self._lock:
+            self._lease_cv.wait_for(lambda: self._stopping, timeout=seconds)
 
     def _take(self, leased: List[Dict[str, Any]]) -> None:
+        """Hand freshly leased jobs to the handler pool (or back, if the shutdown began)."""
         now_ms = time.time() * 1000
         jobs = [Job(item) for item in leased]
-        refused: List[Job] = []
-        with self._cond:
+        accepted: List[Job] = []
+        with self._lock:
             self._stats["leased"] += len(jobs)
             for job in jobs:
-                self._schedule_heartbeat(job, now_ms)
+                self._schedule_heartbeat_locked(job, now_ms)
                 self._leases[job.token] = job
                 if self._stopping:
                     # The reply crossed our hang-up: the job was never started, hand it back.
                     job._reported = True
-                    refused.append(job)
+                    self._queue_handback_locked(job)
                 else:
-                    self._active[job.token] = job
-            self._cond.notify_all()
-        for job in jobs:
-            if job in refused:
-                self._queue_shutdown_fail(job)
-            else:
+                    self._queued[job.token] = job
+                    accepted.append(job)
+        for job in accepted:
+            try:
                 self._executor.submit(self._run_job, job)
+            except RuntimeError:  # the executor was shut down: only after a stuck lease loop
+                with self._lock:
+                    if self._queued.pop(job.token, None) is not None:
+                        job._reported = True
+                        self._queue_handback_locked(job)
 
     # --- running handlers --------------------------------------------------------------------
 
     def _run_job(self, job: Job) -> None:
-        with self._cond:
-            if job._reported:  # failed by the shutdown before a thread was free for it
+        with self._lock:
+            # Gone from the queue: handed back by the shutdown, cancelled, or its lease lost.
+            if self._queued.pop(job.token, None) is None:
                 return
-            if self._stopping:
-                job._reported = True
-                self._active.pop(job.token, None)
-                self._cond.notify_all()
-                start = False
-            else:
-                job._started = True
-                start = True
-        if not start:
-            self._queue_shutdown_fail(job)
-            return
-        kind, item = self._execute(job)
-        with self._cond:
-            self._active.pop(job.token, None)
-            self._cond.notify_all()
-            if job._reported:  # the shutdown grace ran out first; the job was failed already
+            self._running_jobs[job.token] = job
+            self._handlers_running += 1
+            self._lease_cv.notify_all()
+        started = time.monotonic()
+        try:
+            is_ack, item = self._execute(job)
+        except BaseException as e:  # noqa: BLE001 - _execute catches the handler's; a bug here
+            log.exception("job %s: could not build its outcome", job.id)
+            is_ack, item = False, {"id": job.id, "token": job.token, "error": self._error(
+                e, "worker_error", retryable=True, with_traceback=True)}
+        elapsed = time.monotonic() - started
+        # One critical section from "no longer running" to "outcome pending": the shutdown
+        # waits for _running_jobs to empty and then closes the ack thread, so an outcome queued
+        # after a separate unlock could be left behind.
+        with self._lock:
+            self._handlers_running -= 1
+            if self._auto is not None:
+                self._auto.record_handler(elapsed)
+            self._running_jobs.pop(job.token, None)
+            self._lease_cv.notify_all()
+            self._idle_cv.notify_all()
+            if job._reported:  # the shutdown grace ran out first: the job was handed back
                 self._abandoned = max(0, self._abandoned - 1)
                 return
             job._reported = True
-            lost = job.lease_lost
-            if lost:
-                self._leases.pop(job.token, None)
-                self._stats["lease_lost"] += 1
-        if lost:
-            log.warning("job %s: lease lost while running; its outcome (%s) is dropped",
-                        job.id, kind)
-            return
-        self._queue_outcome(kind, item, job)
+            if job.lease_lost:  # logged and counted when it was found out
+                return
+            self._queue_report_locked(_Report(is_ack, item, job))
 
-    def _execute(self, job: Job) -> Tuple[str, Dict[str, Any]]:
-        """Run the handler; returns ("ack"|"fail", the acks:batch item)."""
+    def _execute(self, job: Job) -> Tuple[bool, Dict[str, Any]]:
+        """Run the handler; returns (is_ack, the acks:batch item). docs/workers.md, "What the
+        handler decides, and what the server records"."""
         base: Dict[str, Any] = {"id": job.id, "token": job.token}
         handler = self._handlers.get(job.kind)
         if handler is None:
-            return "fail", dict(base, error={
-                "type": "unknown_kind", "retryable": False,
-                "message": f"no handler for kind {job.kind!r} in worker {self.worker_id} "
-                           f"(kinds: {', '.join(self.kinds)})"})
+            # Retryable: a worker that knows the kind may be rolling out.
+            return False, dict(base, error={
+                "type": "unknown_kind", "retryable": True,
+                "message": _truncate_utf8(
+                    f"no handler for kind {job.kind!r} in worker {self.worker_id} "
+                    f"(kinds: {', '.join(self.kinds)})", MAX_ERROR_MESSAGE_BYTES)})
         try:
             result = handler(job)
-            if job.cancelled:
-                raise Cancelled(f"job {job.id}: {job.cancel_reason}")
-            if result is not None:
-                encode_json(result)  # not JSON-serialisable: fail the attempt here, not the batch
-                return "ack", dict(base, result=result)
-            return "ack", base
         except Retry as e:
-            item = dict(base, error=self._error(e, retryable=True, with_traceback=False))
+            item = dict(base, error=self._error(e, e.type or "retry", retryable=True))
             if e.after is not None:
                 item["retry_in_ms"] = min(int(e.after * 1000), MAX_RETRY_IN_MS)
-            return "fail", item
+            return False, item
         except Permanent as e:
-            return "fail", dict(base, error=self._error(e, retryable=False, with_traceback=False))
+            return False, dict(base, error=self._error(e, e.type or "permanent", retryable=False))
         except Cancelled as e:
-            return "fail", dict(base, error={"type": "cancelled", "retryable": False,
-                                             "message": str(e)})
+            if not str(e):
+                e = Cancelled(f"job {job.id}: stopped by its handler")
+            return False, dict(base, error=self._error(e, "cancelled", retryable=False))
         except BaseException as e:  # noqa: BLE001 - a handler's SystemExit must not kill us
-            return "fail", dict(base, error=self._error(e, retryable=True, with_traceback=True))
+            return False, dict(base, error=self._error(e, type(e).__name__, retryable=True,
+                                                       with_traceback=True))
+        if result is None:
+            return True, base
+        try:
+            # Checked here so that one bad result fails its own job, not the whole batch.
+            encode_json(result)
+        except (TypeError, ValueError, RecursionError) as e:
+            return False, dict(base, error={
+                "type": "invalid_result", "retryable": False,
+                "message": _truncate_utf8(
+                    f"the handler of kind {job.kind!r} returned a result that is not "
+                    f"JSON-serialisable: {type(e).__name__}: {e}", MAX_ERROR_MESSAGE_BYTES)})
+        return True, dict(base, result=result)
 
     @staticmethod
-    def _error(exc: BaseException, retryable: bool, with_traceback: bool) -> Dict[str, Any]:
+    def _error(exc: BaseException, type_: str, retryable: bool,
+               with_traceback: bool = False) -> Dict[str, Any]:
         message = str(exc)
         if exc.__cause__ is not None:
             message += f" (caused by {type(exc.__cause__).__name__}: {exc.__cause__})"
@@ -529,30 +626,35 @@ class Worker:
             lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
             tail = "".join(lines).splitlines()[-TRACEBACK_LINES:]
             message = (message + "\n" if message else "") + "\n".join(tail)
-        return {"type": _truncate_utf8(type(exc).__name__, MAX_ERROR_TYPE_BYTES),
+        return {"type": _truncate_utf8(type_, MAX_ERROR_TYPE_BYTES),
                 "message": _truncate_utf8(message, MAX_ERROR_MESSAGE_BYTES),
                 "retryable": retryable}
 
     # --- heartbeats --------------------------------------------------------------------------
 
-    def _schedule_heartbeat(self, job: Job, now_ms: float) -> None:
-        """Called with the lock held, when the job is leased."""
+    def _schedule_heartbeat_locked(self, job: Job, now_ms: float) -> None:
+        """Called when the job is leased."""
         if self.lease_ms is not None:
             lease_s = self.lease_ms / 1000
         else:
             # The job's own lease length, estimated from the server's expiry; with skewed
             # clocks this is off by the skew, hence the floor (set lease_ms to avoid it).
             lease_s = max(0.1, (job.lease_expires_at - now_ms) / 1000)
-        job._hb_interval = max(0.02, lease_s * self.heartbeat_fraction)
-        job._hb_due = time.monotonic() + job._hb_interval
+        job._hb_interval = heartbeat_interval(lease_s, self.heartbeat_fraction)
+        self._push_heartbeat_locked(job, job._hb_interval)
+
+    def _push_heartbeat_locked(self, job: Job, delay: float) -> None:
+        job._hb_due = time.monotonic() + delay
+        soonest = not self._hb_heap or job._hb_due < self._hb_heap[0][0]
         heapq.heappush(self._hb_heap, (job._hb_due, next(self._hb_seq), job.token))
-        self._cond.notify_all()
+        if soonest:
+            self._hb_cv.notify()
 
     def _heartbeat_loop(self) -> None:
         try:
             while True:
                 due: List[Job] = []
-                with self._cond:
+                with self._lock:
                     while not self._hb_closing:
                         now = time.monotonic()
                         while self._hb_heap and self._hb_heap[0][0] <= now:
@@ -563,15 +665,17 @@ class Worker:
                         if due:
                             break
                         wait = self._hb_heap[0][0] - now if self._hb_heap else 1.0
-                        self._cond.wait(min(wait, 1.0))
+                        self._hb_cv.wait(min(wait, 1.0))
                     if self._hb_closing:
                         return
                 for job in due:
+                    if self._hb_closing:
+                        return
                     self._heartbeat(job)
-        except BaseException:  # noqa: BLE001 - never die silently in a thread
+        except BaseException as e:  # noqa: BLE001 - never die silently in a thread
             log.exception("heartbeat loop crashed")
-            self._fatal = self._fatal or RuntimeError("heartbeat loop crashed")
-            self.stop(force=True)
+            self._fatal = self._fatal or e
+            self._stop_requested = True
 
     def _heartbeat(self, job: Job) -> None:
         body: Dict[str, Any] = {"token": job.token}
@@ -579,127 +683,192 @@ class Worker:
             body["extend_ms"] = self.lease_ms
         next_in = job._hb_interval
         try:
-            answer = self._hb_conn.request("POST", f"/v1/jobs/{job.id}:heartbeat", body)
-            job.lease_expires_at = int(answer.get("expires_at", job.lease_expires_at))
-            if answer.get("cancel_requested") and not job.cancelled:
-                log.info("job %s: cancellation requested", job.id)
-                job._set_cancelled("cancel_requested")
-            with self._cond:
-                self._stats["heartbeats"] += 1
+            # No answer within an interval counts as none: retried after half an interval,
+            # which still leaves time before the lease (three intervals by default) runs out.
+            answer = self._hb_conn.request("POST", f"/v1/jobs/{job.id}:heartbeat", body,
+                                           timeout=max(1.0, job._hb_interval))
         except (Conflict, NotFound) as e:
-            # The lease expired or the job was handed to someone else: tell the handler to
-            # stop, and never report this attempt (it would be refused with 409 anyway).
-            log.warning("job %s: lease lost (%s)", job.id, e)
-            job._set_cancelled("lease_lost")
-            with self._cond:
-                self._leases.pop(job.token, None)
+            self._lose_lease(job, "heartbeat", e)
             return
-        except Unavailable as e:
-            next_in = max(0.02, job._hb_interval / 2)
-            log.warning("job %s: heartbeat failed (%s); retrying in %.2fs", job.id, e, next_in)
         except YardmasterError as e:
-            log.error("job %s: heartbeat refused: %s", job.id, e)
-        with self._cond:
+            if _is_transient(e):
+                next_in = heartbeat_retry_delay(job._hb_interval)
+                if e.retry_after:
+                    next_in = max(next_in, e.retry_after)
+                log.warning("job %s: heartbeat failed (%s); retrying in %.2fs", job.id, e,
+                            next_in)
+            else:
+                log.error("job %s: heartbeat refused: %s", job.id, e)
+        else:
+            if isinstance(answer, dict):
+                job.lease_expires_at = int(answer.get("expires_at", job.lease_expires_at))
+                if answer.get("cancel_requested"):
+                    self._cancel_learnt(job)
+            with self._lock:
+                self._stats["heartbeats"] += 1
+        with self._lock:
             if job.token in self._leases:
-                job._hb_due = time.monotonic() + next_in
-                heapq.heappush(self._hb_heap, (job._hb_due, next(self._hb_seq), job.token))
+                self._push_heartbeat_locked(job, next_in)
+
+    def _cancel_learnt(self, job: Job) -> None:
+        """A heartbeat said ``cancel_requested``: a queued job is not started but reported
+        cancelled at once; a running handler sees ``job.cancelled`` and decides the outcome."""
+        with self._lock:
+            if job._cancel_seen:
+                return
+            job._cancel_seen = True
+            self._stats["cancelled"] += 1
+            queued = self._queued.pop(job.token, None) is not None
+            if queued:
+                job._reported = True
+                self._queue_report_locked(_Report(False, {
+                    "id": job.id, "token": job.token,
+                    "error": {"type": "cancelled", "retryable": False,
+                              "message": f"job {job.id}: cancel requested before worker "
+                                         f"{self.worker_id} started it"}}, job))
+                self._lease_cv.notify_all()
+        job._set_cancelled("cancel_requested")
+        log.info("job %s: cancellation requested%s", job.id,
+                 "; not started, reported cancelled" if queued else "")
+
+    def _lose_lease(self, job: Job, what: str, err: YardmasterError) -> None:
+        """The server refused the job's lease (409/404): stop heartbeating it, never report it,
+        tell its handler (``lease_lost``), log one line. A queued job is not started."""
+        with self._lock:
+            if job.lease_lost:
+                return
+            job._set_cancelled("lease_lost")
+            self._leases.pop(job.token, None)
+            self._stats["leases_lost"] += 1
+            if self._queued.pop(job.token, None) is not None:
+                job._reported = True
+                self._lease_cv.notify_all()
+        log.warning("job %s: lease lost (%s refused: %s); its outcome will not be reported",
+                    job.id, what, err)
 
     # --- acks and fails ----------------------------------------------------------------------
 
-    def _queue_outcome(self, kind: str, item: Dict[str, Any], job: Job) -> None:
-        with self._cond:
-            if not self._pending:
-                self._pending_since = time.monotonic()
-            self._pending.append((kind, item, job))
-            if len(self._pending) >= self._ack_flush_size:
-                self._cond.notify_all()
+    def _queue_report_locked(self, report: _Report) -> None:
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(report)
+        if len(self._pending) == 1 or len(self._pending) >= self.ack_batch:
+            self._ack_cv.notify()
 
     def _ack_loop(self) -> None:
-        backoff = _Backoff()
+        backoff = Backoff()
         give_up_at: Optional[float] = None
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     while True:
                         if self._acks_closing and give_up_at is None:
-                            give_up_at = time.monotonic() + self.ack_flush_timeout
+                            give_up_at = time.monotonic() + self.report_grace
+                        # Reports of lost leases are never sent.
+                        if any(r.job.lease_lost for r in self._pending):
+                            self._pending = [r for r in self._pending if not r.job.lease_lost]
                         if self._pending and (
-                                self._acks_closing or len(self._pending) >= self._ack_flush_size
+                                self._acks_closing or len(self._pending) >= self.ack_batch
                                 or time.monotonic() - self._pending_since >= self.ack_interval):
                             break
                         if self._acks_closing and not self._pending:
                             return
-                        wait = self.ack_interval if not self._pending else max(
-                            0.0, self._pending_since + self.ack_interval - time.monotonic())
-                        self._cond.wait(wait)
+                        if self._pending:
+                            self._ack_cv.wait(max(0.0, self._pending_since + self.ack_interval
+                                                  - time.monotonic()))
+                        else:
+                            self._ack_cv.wait()
                     chunk = self._pending[:MAX_ACK_BATCH]
                     del self._pending[:MAX_ACK_BATCH]
                     if self._pending:
                         self._pending_since = time.monotonic()
-                retry = self._flush(chunk)
-                if retry:
-                    if give_up_at is not None and time.monotonic() >= give_up_at:
-                        log.error("could not report %d outcome(s) before exiting; their leases "
-                                  "will expire and the jobs will run again", len(retry))
-                        return
-                    with self._cond:
-                        self._pending[:0] = retry
-                        self._pending_since = time.monotonic()
-                    delay = backoff.next_delay()
-                    if give_up_at is not None:
-                        delay = min(delay, max(0.0, give_up_at - time.monotonic()))
-                    time.sleep(delay)
-                else:
+                # At shutdown a request may not outlast report_grace by much.
+                timeout = 30.0 if give_up_at is None else max(
+                    1.0, min(30.0, give_up_at - time.monotonic()))
+                retry, retry_after = self._flush(chunk, timeout)
+                if not retry:
                     backoff.reset()
-        except BaseException:  # noqa: BLE001 - never die silently in a thread
+                    continue
+                if give_up_at is not None and time.monotonic() >= give_up_at:
+                    log.error("could not report %d outcome(s) before exiting; their leases "
+                              "will expire and the jobs will run again", len(retry))
+                    return
+                with self._lock:
+                    self._pending[:0] = retry
+                    self._pending_since = time.monotonic()
+                delay = backoff.next_delay(retry_after)
+                if give_up_at is not None:
+                    delay = min(delay, max(0.0, give_up_at - time.monotonic()))
+                time.sleep(delay)
+        except BaseException as e:  # noqa: BLE001 - never die silently in a thread
             log.exception("ack loop crashed")
-            self._fatal = self._fatal or RuntimeError("ack loop crashed")
-            self.stop(force=True)
+            self._fatal = self._fatal or e
+            self._stop_requested = True
 
-    def _flush(self, chunk: List[Tuple[str, Dict[str, Any], Job]]
-               ) -> List[Tuple[str, Dict[str, Any], Job]]:
-        """Send one acks:batch; returns the entries to send again (transient failures)."""
-        acks = [e for e in chunk if e[0] == "ack"]
-        fails = [e for e in chunk if e[0] == "fail"]
+    def _flush(self, chunk: List[_Report],
+               timeout: float = 30.0) -> Tuple[List[_Report], Optional[float]]:
+        """Send one acks:batch. Returns the reports to send again later (no answer, or a 5xx
+        for them) and a Retry-After to honour, if any."""
+        acks = [r for r in chunk if r.ack]
+        fails = [r for r in chunk if not r.ack]
         body: Dict[str, Any] = {}
         if acks:
-            body["acks"] = [e[1] for e in acks]
+            body["acks"] = [r.item for r in acks]
         if fails:
-            body["fails"] = [e[1] for e in fails]
+            body["fails"] = [r.item for r in fails]
         try:
-            answer = self._ack_conn.request("POST", "/v1/acks:batch", body)
-        except Unavailable as e:
-            log.warning("reporting %d outcome(s) failed (%s); will retry", len(chunk), e)
-            return chunk
+            answer = self._ack_conn.request("POST", "/v1/acks:batch", body, timeout=timeout)
         except YardmasterError as e:
-            log.error("acks:batch refused (%s); dropping %d outcome(s)", e, len(chunk))
-            self._forget(chunk)
-            return []
-        retry: List[Tuple[str, Dict[str, Any], Job]] = []
-        done: List[Tuple[str, Dict[str, Any], Job]] = []
-        for entries, results in ((acks, answer.get("acks") or []),
+            if _is_transient(e):
+                log.warning("reporting %d outcome(s) failed (%s); will retry", len(chunk), e)
+                return chunk, e.retry_after
+            if len(chunk) > 1:
+                # Refused as a whole (e.g. too large a body): report them one by one, so that
+                # a single bad item cannot block the others.
+                log.warning("acks:batch of %d refused (%s); reporting them one by one",
+                            len(chunk), e)
+                retry: List[_Report] = []
+                retry_after: Optional[float] = None
+                for r in chunk:
+                    again, after = self._flush([r], timeout)
+                    retry += again
+                    retry_after = after or retry_after
+                return retry, retry_after
+            self._settle(chunk[0], e)
+            return [], None
+        retry = []
+        for reports, results in ((acks, answer.get("acks") or []),
                                  (fails, answer.get("fails") or [])):
-            for entry, res in zip(entries, results):
-                if isinstance(res, dict) and "error" in res:
-                    err = error_from_item(res)
-                    if isinstance(err, Unavailable):
-                        retry.append(entry)
-                        continue
-                    if isinstance(err, (Conflict, NotFound)):
-                        log.warning("job %s: %s refused, lease lost: %s", entry[2].id, entry[0],
-                                    err)
-                        with self._cond:
-                            self._stats["lease_lost"] += 1
-                    else:
-                        log.error("job %s: %s refused: %s", entry[2].id, entry[0], err)
+            for report, res in zip(reports, results):
+                err = error_from_item(res) if isinstance(res, dict) and "error" in res else None
+                if err is not None and _is_transient(err):
+                    retry.append(report)
                 else:
-                    with self._cond:
-                        self._stats["succeeded" if entry[0] == "ack" else "failed"] += 1
-                done.append(entry)
-        self._forget(done)
-        return retry
+                    self._settle(report, err)
+        return retry, None
 
-    def _forget(self, entries: List[Tuple[str, Dict[str, Any], Job]]) -> None:
-        with self._cond:
-            for _, _, job in entries:
+    def _settle(self, report: _Report, err: Optional[YardmasterError]) -> None:
+        """Book a report the server answered for good: confirmed (``err`` None), lease lost,
+        or refused (an ack's result refused becomes an ``invalid_result`` fail)."""
+        job = report.job
+        if err is None:
+            with self._lock:
+                key = "handed_back" if report.handback else "succeeded" if report.ack else "failed"
+                self._stats[key] += 1
                 self._leases.pop(job.token, None)
+            return
+        if isinstance(err, (Conflict, NotFound)):
+            self._lose_lease(job, "ack" if report.ack else "fail", err)
+            return
+        if report.ack:
+            log.error("job %s: result refused (%s); failing it as invalid_result", job.id, err)
+            with self._lock:
+                self._queue_report_locked(_Report(False, {
+                    "id": job.id, "token": job.token,
+                    "error": {"type": "invalid_result", "retryable": False,
+                              "message": _truncate_utf8(f"handler result refused: {err}",
+                                                        MAX_ERROR_MESSAGE_BYTES)}}, job))
+            return
+        log.error("job %s: fail refused (%s); its lease will expire", job.id, err)
+        with self._lock:
+            self._leases.pop(job.token, None)
