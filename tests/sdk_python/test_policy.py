@@ -1,4 +1,5 @@
-"""yardmaster._policy: the worker's pure rules from docs/workers.md, without a server or a clock."""
+"""yardmaster._policy: the worker's pure rules from docs/workers.md, without a server or a clock.
+(conftest.py puts sdk/python on sys.path.)"""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import math
 import random
 
 import pytest
-from conftest import SDK  # noqa: F401 - puts sdk/python on sys.path
 
 from yardmaster._policy import (AutoPrefetch, Backoff, heartbeat_interval, heartbeat_retry_delay,
                                 lease_want)
@@ -28,24 +28,35 @@ def test_no_prefetch_until_eight_handlers_finished() -> None:
     assert p.target(8) > 0
 
 
-def test_target_is_ceil_of_concurrency_times_two_round_trips_over_run_time() -> None:
-    p = warmed(0.009)                  # d = 9 ms
-    assert p.target(4) == 1            # r = 1 ms until measured: ceil(4 * 2 / 9) = ceil(0.89)
-    p.record_round_trip(0.026)         # r = 1 + 0.2 * (26 - 1) = 6 ms: blended from 1 ms
-    assert p.round_trip == pytest.approx(0.006)
-    assert p.target(4) == 6            # ceil(4 * 12 / 9) = ceil(5.33)
-    p.record_round_trip(0.001)         # r = 6 + 0.2 * (1 - 6) = 5 ms
-    assert p.round_trip == pytest.approx(0.005)
-    assert p.target(4) == 5            # ceil(4 * 10 / 9) = ceil(4.44)
-    assert p.target(1) == 2            # ceil(10 / 9)
+def test_target_is_concurrency_times_two_round_trips_over_run_time_rounded() -> None:
+    # The same figures as tests/unit/sdk_policy_test.cc (SdkPrefetch): both runtimes agree.
+    p = warmed(0.001)                  # d = 1 ms, r = 1 ms (initial)
+    assert p.target(4) == 8            # 4 * 2 * 1 / 1
+    p.record_round_trip(0.006)         # r = 1 + 0.2 * (6 - 1) = 2 ms: blended from 1 ms
+    assert p.round_trip == pytest.approx(0.002)
+    assert p.target(4) == 16
+    q = warmed(0.005)
+    q.record_round_trip(0.006)
+    assert q.target(3) == 2            # 2.4 -> 2: rounded to the nearest, not up
+    assert q.target(4) == 3            # 3.2 -> 3
+    assert q.target(5) == 4            # 4.0
+    assert q.target(1) == 1            # 0.8 -> 1
+    r = warmed(0.008)                  # d = 8 ms, r = 1 ms: halves round up
+    assert r.target(2) == 1            # 0.5 -> 1
+    assert r.target(6) == 2            # 1.5 -> 2
 
 
-def test_long_jobs_keep_at_most_one_queued() -> None:
-    # ceil() of any positive ratio is 1: a 30 s handler against a 1 ms round trip keeps one job
-    # queued (docs/workers.md's example says 0, which ceil cannot give; see _policy.AutoPrefetch).
+def test_long_jobs_are_not_prefetched() -> None:
+    # docs/workers.md: "a 30 s job against a 1 ms round trip gives 0".
     p = warmed(30.0)
-    assert p.target(8) == 1            # ceil(8 * 0.002 / 30) = ceil(0.00053)
-    assert p.target(1) == 1
+    assert p.target(8) == 0            # 8 * 0.002 / 30 = 0.0005
+    assert p.target(1) == 0
+    # Handlers turning slow: the weight-0.1 average moves a tenth of the way each time.
+    p = warmed(0.00001)
+    assert p.target(2) == 64           # the cap, 32 per slot
+    p.record_handler(30.0)
+    assert p.handler_time == pytest.approx(0.00001 + 0.1 * (30 - 0.00001))
+    assert p.target(2) == 0
 
 
 def test_target_is_capped() -> None:
@@ -70,12 +81,12 @@ def test_handler_time_is_a_moving_average_with_weight_0_1() -> None:
 def test_slower_handlers_shrink_the_target() -> None:
     p = warmed(0.001)
     p.record_round_trip(0.006)         # r = 2 ms
-    fast = p.target(8)                 # ceil(8 * 4 / 1) = 32
+    fast = p.target(8)                 # 8 * 4 / 1 = 32
     assert fast == 32
     for _ in range(50):
         p.record_handler(0.1)
     assert p.target(8) < fast
-    assert p.target(8) == math.ceil(8 * 2 * p.round_trip / p.handler_time)
+    assert p.target(8) == math.floor(8 * 2 * p.round_trip / p.handler_time + 0.5)
 
 
 # --- the lease "want" rule ---------------------------------------------------------------------

@@ -39,14 +39,15 @@ class AutoPrefetch:
 
     It tracks ``d``, the handlers' run time (moving average, weight 0.1, over all kinds), and
     ``r``, the lease round trip (moving average, weight 0.2, 1 ms until measured), and asks for
-    ``ceil(concurrency * 2r / d)`` queued jobs, at most ``min(32 * concurrency,
-    1000 - concurrency)``, and none until 8 handlers have finished. A prefetched job thus waits
-    about two round trips for its slot, and fast handlers are not bound by round trips.
+    ``concurrency * 2r / d`` queued jobs, at most ``min(32 * concurrency, 1000 -
+    concurrency)``, and none until 8 handlers have finished. A prefetched job thus waits about
+    two round trips for its slot: long jobs are not prefetched (fairness between workers is
+    kept), and fast handlers are not bound by round trips.
 
-    The rounding is ``ceil`` as docs/workers.md specifies, so any positive ratio asks for at
-    least one job: handlers far longer than the round trip (30 s against 1 ms) keep one job
-    queued, not none as that document's example says. The rounding is this one line of
-    :meth:`target`, should the contract settle on the other reading.
+    The ratio is rounded to the nearest integer (halves up), not up: docs/workers.md writes
+    ``ceil`` but also requires that "a 30 s job against a 1 ms round trip gives 0", which
+    ``ceil`` of a positive ratio never does. Rounding to the nearest is what the C++ runtime
+    does (src/sdk/runtime_policy.cc), so both runtimes prefetch alike.
 
     ``d`` starts at the first handler's run time; ``r`` starts at 1 ms and every measured round
     trip moves it by the weight, the first one included.
@@ -82,10 +83,10 @@ class AutoPrefetch:
         if cap <= 0:
             return 0
         d = max(self.handler_time, MIN_HANDLER_TIME)
-        wanted = concurrency * 2 * self.round_trip / d
-        if wanted >= cap:  # also keeps ceil() away from huge floats
+        wanted = math.floor(concurrency * 2 * self.round_trip / d + 0.5)
+        if wanted >= cap:  # compared as floats: a tiny d makes the ratio huge
             return cap
-        return max(0, math.ceil(wanted))
+        return max(0, int(wanted))
 
 
 def lease_want(concurrency: int, capacity: int, running: int, queued: int, batch: int) -> int:
