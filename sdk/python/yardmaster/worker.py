@@ -562,7 +562,8 @@ class Worker:
         # after a separate unlock could be left behind.
         with self._lock:
             self._handlers_running -= 1
-            if self._auto is not None:
+            if self._auto is not None and job.kind in self._handlers:
+                # Only handlers that ran say how long jobs take (an unknown kind runs none).
                 self._auto.record_handler(elapsed)
             self._running_jobs.pop(job.token, None)
             self._lease_cv.notify_all()
