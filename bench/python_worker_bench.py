@@ -9,8 +9,10 @@ By default the script starts its own server (the binary from --bin or $YM_BIN, d
 build/release/yardmaster) on 127.0.0.1, a free port, with a fresh temporary data directory;
 --server URL uses a running server instead (the queue should be empty). Usage:
 
-    python3 bench/python_worker_bench.py [--jobs 20000] [--concurrency 8] [--prefetch N] [--batch N]
-        [--max-seconds 60] [--durability full|relaxed] [--bin PATH | --server URL]
+    python3 bench/python_worker_bench.py [--jobs 20000] [--concurrency 8] [--prefetch auto|N]
+        [--batch N] [--max-seconds 60] [--durability full|relaxed] [--bin PATH | --server URL]
+
+--prefetch defaults to automatic, as the Worker does; --prefetch 0 measures it without.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sdk", "python"))
@@ -65,14 +67,24 @@ def start_server(binary: str, durability: str) -> Tuple[subprocess.Popen, str, s
     raise RuntimeError("server did not start:\n" + "".join(lines))
 
 
+def prefetch_arg(text: str) -> Union[str, int]:
+    """``--prefetch``: ``auto`` or an integer >= 0."""
+    if text == "auto":
+        return text
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("prefetch must be 'auto' or an integer >= 0")
+    return value
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--prefetch", type=int, default=0,
-                        help="jobs leased ahead of free slots (default 0)")
+    parser.add_argument("--prefetch", type=prefetch_arg, default="auto",
+                        help="jobs leased ahead of free slots: auto (default) or N >= 0")
     parser.add_argument("--batch", type=int, default=None,
-                        help="lease batch (default concurrency + prefetch)")
+                        help="most jobs per lease request (default: all the free capacity)")
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--durability", choices=["full", "relaxed"], default="full",
                         help="for the server this script starts")
@@ -98,8 +110,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"enqueued {args.jobs} jobs in {enqueue_s:.2f}s "
               f"({args.jobs / enqueue_s:.0f} jobs/s, batches of 1000)")
 
+        prefetch = None if args.prefetch == "auto" else args.prefetch
         worker = Worker([args.queue], concurrency=args.concurrency, url=url, batch=args.batch,
-                        poll_wait_ms=1000, prefetch=args.prefetch)
+                        poll_wait_ms=1000, prefetch=prefetch)
         done = threading.Event()
 
         @worker.task("noop")
@@ -122,8 +135,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         runner.join(60)
         processed = worker.stats["succeeded"]
         cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-        print(f"worker: concurrency {args.concurrency}, prefetch {args.prefetch}, "
-              f"batch {args.batch or min(args.concurrency + args.prefetch, 1000)}, "
+        auto = ""
+        if worker._auto is not None:  # what automatic prefetch settled on
+            auto = (f" (target {worker._auto.target(args.concurrency)}, handler "
+                    f"{(worker._auto.handler_time or 0) * 1e6:.0f} us, round trip "
+                    f"{worker._auto.round_trip * 1e3:.2f} ms)")
+        print(f"worker: concurrency {args.concurrency}, prefetch {args.prefetch}{auto}, "
+              f"batch {args.batch or 'free capacity'}, "
               f"durability {args.durability if not args.server else 'as configured'}")
         print(f"processed {processed} jobs in {elapsed:.2f}s"
               f"{'' if done.is_set() else ' (stopped by --max-seconds)'}")
