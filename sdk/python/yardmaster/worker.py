@@ -457,6 +457,7 @@ class Worker:
 
     def _lease_loop(self) -> None:
         backoff = Backoff()
+        down_logged = False  # one warning per outage, not one per attempt
         try:
             while True:
                 with self._lock:
@@ -492,10 +493,17 @@ class Worker:
                         with self._lock:
                             self._stats["reconnects"] += 1
                     delay = backoff.next_delay(e.retry_after)
-                    log.warning("lease failed (%s); retrying in %.2fs", e, delay)
+                    if not down_logged:
+                        log.warning("lease failed (%s); retrying with backoff", e)
+                        down_logged = True
+                    else:
+                        log.debug("lease failed (%s); retrying in %.2fs", e, delay)
                     self._sleep_unless_stopping(delay)
                     continue
                 round_trip = time.monotonic() - started
+                if down_logged:
+                    log.info("leasing again")
+                    down_logged = False
                 backoff.reset()
                 jobs = (answer.get("jobs") or []) if isinstance(answer, dict) else []
                 if self._auto is not None and len(jobs) == want:
