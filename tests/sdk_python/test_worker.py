@@ -214,6 +214,7 @@ def test_worker_survives_a_server_restart(server: PinnedServer, client: Client,
                "the jobs enqueued after the restart")
     wt.stop()
     assert all(seen[i] >= 1 for i in first + second)
+    assert worker.stats["reconnects"] >= 1, worker.stats  # the long poll the kill cut short
 
 
 def test_leased_but_unstarted_jobs_are_handed_back_at_shutdown(
