@@ -208,7 +208,7 @@ struct WorkerStats {
   std::uint64_t leases_lost = 0;  // 409/404 on heartbeat, ack or fail
   std::uint64_t cancelled = 0;    // cancellations learnt from heartbeats
   std::uint64_t heartbeats = 0;   // heartbeats the server answered
-  std::uint64_t reconnects = 0;   // lease attempts that found the server unreachable or failing
+  std::uint64_t reconnects = 0;   // lease requests retried: no answer, 5xx, 408, 429
   int running = 0;                // handlers running now
 };
 

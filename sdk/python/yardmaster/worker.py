@@ -89,13 +89,6 @@ def _is_transient(err: YardmasterError) -> bool:
     return err.status is not None and (err.status >= 500 or err.status in (408, 429))
 
 
-def _found_server_down(err: YardmasterError) -> bool:
-    """No answer or a 5xx: what ``stats["reconnects"]`` counts (408 and 429 are answers)."""
-    if isinstance(err, (Unavailable, Internal)):
-        return True
-    return err.status is not None and err.status >= 500
-
-
 class _Report:
     """One outcome waiting to be confirmed by the server: an ack or a fail item of
     acks:batch. ``handback`` marks the shutdown's fails (counted as ``handed_back``)."""
@@ -232,7 +225,7 @@ class Worker:
         - ``leases_lost``: leases found gone (409/404 on a heartbeat, ack or fail);
         - ``cancelled``: cancels learnt from heartbeats;
         - ``heartbeats``: heartbeats the server answered;
-        - ``reconnects``: lease requests that found the server unreachable (or a 5xx);
+        - ``reconnects``: lease requests retried after a failure (no answer, 5xx, 408, 429);
         - ``running``: handlers running now.
         """
         with self._lock:
@@ -489,9 +482,8 @@ class Worker:
                         self._fatal = e
                         self._stop_requested = True
                         return
-                    if _found_server_down(e):
-                        with self._lock:
-                            self._stats["reconnects"] += 1
+                    with self._lock:
+                        self._stats["reconnects"] += 1
                     delay = backoff.next_delay(e.retry_after)
                     if not down_logged:
                         log.warning("lease failed (%s); retrying with backoff", e)
