@@ -12,7 +12,8 @@
 //   "stopped ID"         a handler saw the shutdown grace run out
 // Kinds: `record` sleeps --sleep-ms then succeeds; `until_cancelled` waits (up to 120 s) for a
 // cancel and reports Cancelled; `finish_despite_cancel` waits the same way but reports Ok;
-// `throw` throws std::runtime_error; `fail` fails permanently; `retry` asks for a retry in 60 s.
+// `throw` throws std::runtime_error; `bad_result` returns a result that is not JSON; `fail` fails
+// permanently; `retry` asks for a retry in 60 s.
 // SIGTERM/SIGINT shut it down gracefully (Worker::RunUntilSignal()); the exit code is 0 then,
 // 1 when the server refused the lease requests for good, 2 for bad options.
 
@@ -109,6 +110,10 @@ int main(int argc, char** argv) {
     job.SleepFor(std::chrono::seconds(120));
     Record("done " + job.id());
     return yardmaster::Outcome::Ok(R"({"finished":"despite the cancel"})");
+  });
+  // A result that is not JSON: the server refuses it and the runtime fails the job for good.
+  worker.Handle("bad_result", [](yardmaster::JobContext&) {
+    return yardmaster::Outcome::Ok("this is not JSON");
   });
   worker.Handle("throw", [](yardmaster::JobContext&) -> yardmaster::Outcome {
     throw std::runtime_error("the handler threw");

@@ -213,6 +213,22 @@ def test_exceptions_and_unknown_kinds_are_retried_with_their_type(server, client
     assert w.wait(30) == 0
 
 
+def test_a_result_the_server_refuses_fails_as_invalid_result(server, client, procs, tmp_path):
+    out = tmp_path / "out.txt"
+    bad = client.enqueue(queue="w", kind="bad_result")["id"]
+    good = enqueue_batch(client, 3)
+    w = start_worker(procs, server, out)
+    wait_for(lambda: client.get(bad)[1]["state"] == "dead", 15, "the refused result to fail")
+    job = client.get(bad)[1]
+    assert job["errors"][-1]["type"] == "invalid_result", job
+    assert job["dead_reason"] == "non_retryable" and job["attempts"] == 1, job
+    # One bad result does not block the outcomes batched with it.
+    wait_for(lambda: set(good) <= set(events(out, "done")), 15, "the other jobs")
+    wait_for(lambda: client.queue("w")["counts"]["active"] == 0, 10, "their acks")
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0, w.log()
+
+
 def test_sigterm_interrupts_an_idle_long_poll(server, client, procs, tmp_path):
     out = tmp_path / "out.txt"
     w = start_worker(procs, server, out)  # default poll_wait: 10 s
