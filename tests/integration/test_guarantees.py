@@ -189,3 +189,39 @@ def test_sigterm_drains_refuses_new_work_and_accepts_acks(server, client):
     # The acked job is gone, the other one is still there; nothing from the refused enqueue.
     assert len(c.lease(["drain"], max_jobs=10)) == 1
     c.close()
+
+
+def test_a_long_poll_whose_client_died_gives_its_job_back(server, client):
+    # A worker process waiting in a long-poll is SIGKILLed. The job that arrives afterwards is
+    # handed to its still-registered wait, but the reply cannot reach anyone: the server must
+    # release the lease at once (ready, no attempt counted) instead of leaving the job active
+    # until a lease expires.
+    import signal
+    import subprocess
+    import sys
+    code = (
+        "import http.client, json, sys\n"
+        f"c = http.client.HTTPConnection('127.0.0.1', {server.port})\n"
+        "c.request('POST', '/v1/leases', body=json.dumps({'queues': ['gone'], 'max': 1, "
+        "'wait_ms': 30000}), headers={'Content-Type': 'application/json'})\n"
+        "print('waiting', flush=True)\n"
+        "c.getresponse()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "waiting"
+        deadline = time.monotonic() + 10
+        while client.queue("gone")["waiting_workers"] != 1:
+            assert time.monotonic() < deadline, "the long-poll never registered"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    job = client.enqueue(queue="gone", kind="k", lease_ms=60000)
+    deadline = time.monotonic() + 10
+    while True:
+        _, got = client.call("GET", f"/v1/jobs/{job['id']}")
+        if got["state"] == "ready" and client.queue("gone")["waiting_workers"] == 0:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.02)
+    assert got["attempts"] == 0 and got["errors"] == [], got
