@@ -210,8 +210,12 @@ def test_a_long_poll_whose_client_died_gives_its_job_back(server, client):
     try:
         assert proc.stdout.readline().strip() == "waiting"
         deadline = time.monotonic() + 10
-        while client.queue("gone")["waiting_workers"] != 1:
-            assert time.monotonic() < deadline, "the long-poll never registered"
+        while True:
+            # 404 until the wait is registered: the queue exists only from then on.
+            status, q = client.call("GET", "/v1/queues/gone")
+            if status == 200 and q["waiting_workers"] == 1:
+                break
+            assert time.monotonic() < deadline, (status, q)
             time.sleep(0.02)
     finally:
         proc.send_signal(signal.SIGKILL)

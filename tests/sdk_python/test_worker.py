@@ -113,10 +113,13 @@ def test_cancel_reaches_a_running_handler(server: PinnedServer, client: Client,
 
 def test_exceptions_map_to_outcomes(server: PinnedServer, client: Client,
                                     run_worker: Callable[[Worker], WorkerThread]) -> None:
+    # Jobs retried with the backoff get up to 30 days of it (full jitter: uniform in [0, 30 d]),
+    # so that they stay `scheduled` for the checks below; the default 1 s may run them again.
+    slow = {"initial_ms": 2592000000, "max_ms": 2592000000, "multiplier": 1.0}
     retry = client.enqueue("ex", "retry")["id"]
     permanent = client.enqueue("ex", "permanent")["id"]
-    crash = client.enqueue("ex", "crash")["id"]
-    retry_typed = client.enqueue("ex", "retry_typed")["id"]
+    crash = client.enqueue("ex", "crash", backoff=slow)["id"]
+    retry_typed = client.enqueue("ex", "retry_typed", backoff=slow)["id"]
     permanent_typed = client.enqueue("ex", "permanent_typed")["id"]
     not_json = client.enqueue("ex", "not_json")["id"]
     gave_up = client.enqueue("ex", "gave_up")["id"]

@@ -197,9 +197,9 @@ def test_a_job_cancelled_while_prefetched_never_starts(server, client, procs, tm
 def test_exceptions_and_unknown_kinds_are_retried_with_their_type(server, client, procs,
                                                                   tmp_path):
     out = tmp_path / "out.txt"
-    # A 10-minute backoff keeps each job `scheduled` after its first failure: with the default
-    # (1 s, jittered) the retry could already run again before the check below.
-    slow = {"initial_ms": 600000, "max_ms": 600000, "multiplier": 1.0}
+    # A backoff of up to 30 days (full jitter: uniform in [0, 30 d]) keeps each job `scheduled`
+    # after its first failure; with the default (1 s) the retry could run before the check.
+    slow = {"initial_ms": 2592000000, "max_ms": 2592000000, "multiplier": 1.0}
     threw = client.enqueue(queue="w", kind="throw", backoff=slow)["id"]
     unknown = client.enqueue(queue="w", kind="no_such_kind", backoff=slow)["id"]
     w = start_worker(procs, server, out)

@@ -42,10 +42,12 @@ def test_exit_75_retries(server, client, procs, tmp_path):
                f'echo "$YM_JOB_ID $YM_ATTEMPT" >> {log}\n'
                'echo "try later" >&2\n'
                '[ "$YM_ATTEMPT" = 1 ] && exit 75\nexit 0\n')
-    # One job retries soon and then succeeds; the other waits a minute, so its state can be read.
+    # One job retries soon and then succeeds; the other's retry is due within 30 days (full
+    # jitter: uniform in [0, 30 d]; a one-minute cap would still retry within a second 1.7 % of
+    # the time), so its state can be read.
     fast = client.enqueue(queue="x", kind="k", backoff={"initial_ms": 100, "max_ms": 100})["id"]
     slow = client.enqueue(queue="x", kind="k",
-                          backoff={"initial_ms": 60000, "max_ms": 60000})["id"]
+                          backoff={"initial_ms": 2592000000, "max_ms": 2592000000})["id"]
     w = exec_worker(procs, server, h, "--concurrency", "2")
     wait_for(lambda: f"{fast} 2" in read_lines(str(log)), 20, "the second attempt")
     wait_for(lambda: client.get(slow)[1]["state"] == "scheduled", 20, "the retry to be scheduled")
