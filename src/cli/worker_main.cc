@@ -37,9 +37,9 @@ const char* const kWorkerDescription =
 
 const char* const kWorkerFooter =
     "Exit codes: 0 stopped by a signal after a clean shutdown, 1 the server refused the lease\n"
-    "requests for good (e.g. a bad queue name), 2 usage error.\n"
+    "requests for good (any 4xx but 408/429, e.g. a worker id over 128 bytes), 2 usage error.\n"
     "Example: yardmaster worker --queue emails --concurrency 4 -- ./send_email.sh\n"
-    "See docs/cli.md (worker) and docs/cpp-sdk.md.";
+    "See docs/cli.md (worker) and docs/workers.md (how every worker behaves).";
 
 WorkerParseOutcome UsageError(const std::string& message) {
   WorkerParseOutcome o;
