@@ -532,7 +532,14 @@ void Worker::Impl::HeartbeatLoop() {
           break;
         }
         case ym::sdk::ItemVerdict::kLeaseLost:
-          LoseLocked(d.job, "heartbeat", r.status());
+          if (t.state == JobState::kReporting || t.state == JobState::kHandedBack) {
+            // The outcome is queued or on its way, so this heartbeat probably crossed it and
+            // the server has applied it already ("job 7 is succeeded"). Stop heartbeating; the
+            // outcome's own reply settles the job, and counts a lost lease if it gets a 409 too.
+            t.next_heartbeat = Clock::time_point::max();
+          } else {
+            LoseLocked(d.job, "heartbeat", r.status());
+          }
           break;
         case ym::sdk::ItemVerdict::kRetry:
         case ym::sdk::ItemVerdict::kRejected:

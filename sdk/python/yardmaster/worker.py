@@ -689,7 +689,16 @@ class Worker:
             answer = self._hb_conn.request("POST", f"/v1/jobs/{job.id}:heartbeat", body,
                                            timeout=max(1.0, job._hb_interval))
         except (Conflict, NotFound) as e:
-            self._lose_lease(job, "heartbeat", e)
+            with self._lock:
+                outcome_pending = job._reported and not job.lease_lost
+                if outcome_pending:
+                    # The outcome is queued or on its way, so this heartbeat probably crossed
+                    # it and the server has applied it already ("job 7 is succeeded"). Stop
+                    # heartbeating; the outcome's own reply settles the job, and counts a lost
+                    # lease if it gets a 409 too.
+                    self._leases.pop(job.token, None)
+            if not outcome_pending:
+                self._lose_lease(job, "heartbeat", e)
             return
         except YardmasterError as e:
             if _is_transient(e):
