@@ -121,6 +121,10 @@ std::string CurrentExceptionTypeName() {
   return status == 0 && name ? std::string(name.get()) : std::string(type->name());
 }
 
+// An idle worker sends at most 10 lease requests a second, whatever poll_wait says
+// (docs/workers.md, "Leasing").
+constexpr Millis kMinEmptyLeaseInterval{100};
+
 enum class JobState { kLeased, kRunning, kReporting, kHandedBack };
 
 struct Tracked {
@@ -383,6 +387,14 @@ void Worker::Impl::LeaserLoop() {
       down_logged = false;
     }
     backoff.Reset();
+    if (got->empty() && round_trip < kMinEmptyLeaseInterval) {
+      // An empty answer that came back at once (poll_wait 0, or a server that ends long-polls
+      // early): pause, so that an idle worker cannot turn into a request loop.
+      std::unique_lock<std::mutex> lock(mu_);
+      SleepUnless(lock, std::chrono::duration_cast<Millis>(kMinEmptyLeaseInterval - round_trip),
+                  [&] { return stopping_; });
+      continue;
+    }
     const std::int64_t now_ms = NowEpochMs();
     std::lock_guard<std::mutex> lock(mu_);
     // A full answer did not long-poll: its time is the round trip that prefetch must cover.

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from typing import Any, Callable, Dict, List
 
 from conftest import PinnedServer, WorkerThread, wait_until, worker_env
@@ -225,3 +226,28 @@ def test_defaults() -> None:
     assert worker.prefetch is None and worker.poll_wait_ms == 10000
     assert worker.ack_batch == 100 and worker.report_grace == 10.0
     assert set(worker.stats) == STAT_KEYS and not any(worker.stats.values())
+
+
+def test_an_idle_worker_without_long_polls_asks_at_most_ten_times_a_second(
+        server: PinnedServer, client: Client,
+        run_worker: Callable[[Worker], WorkerThread]) -> None:
+    def lease_requests() -> int:
+        with urllib.request.urlopen(server.url() + "/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        for line in text.splitlines():
+            if line.startswith('ym_http_requests_total{route="POST /v1/leases",code="2xx"}'):
+                return int(float(line.split()[-1]))
+        return 0
+
+    worker = Worker(["idle"], concurrency=1, url=server.url(), poll_wait_ms=0)
+    worker.register("k", lambda job: None)
+    wt = run_worker(worker)
+    wait_until(lambda: lease_requests() >= 1, 20, "the first lease request")
+    before, t0 = lease_requests(), time.monotonic()
+    time.sleep(1.0)
+    asked, took = lease_requests() - before, time.monotonic() - t0
+    wt.stop()
+    # 10 a second at most (plus one in flight at each end); without the pause it would be
+    # hundreds or thousands.
+    assert asked <= 10 * took + 2, (asked, took)
+    assert asked >= 1

@@ -148,6 +148,28 @@ def test_cancel_kills_the_command_and_ends_the_job_cancelled(server, client, pro
     stop(w)
 
 
+def lease_requests(client):
+    text = client.raw("GET", "/metrics")[2].decode()
+    for line in text.splitlines():
+        if line.startswith('ym_http_requests_total{route="POST /v1/leases",code="2xx"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_an_idle_worker_without_long_polls_asks_at_most_ten_times_a_second(server, client,
+                                                                            procs, tmp_path):
+    w = exec_worker(procs, server, "true", "--poll-wait", "0s", queue="idle")
+    wait_for(lambda: lease_requests(client) >= 1, 20, "the first lease request")
+    before, t0 = lease_requests(client), time.monotonic()
+    time.sleep(1.0)
+    asked, took = lease_requests(client) - before, time.monotonic() - t0
+    stop(w)
+    # 10 a second at most (plus one in flight at each end); without the pause it would be
+    # hundreds or thousands.
+    assert asked <= 10 * took + 2, (asked, took)
+    assert asked >= 1
+
+
 def test_a_final_refusal_exits_1(server, tmp_path):
     import subprocess
     r = subprocess.run([binary(), "worker", "--server", server.url(), "--queue", "x",

@@ -15,7 +15,7 @@ from typing import Optional
 
 __all__ = [
     "AutoPrefetch", "Backoff", "lease_want", "heartbeat_interval", "heartbeat_retry_delay",
-    "MAX_CAPACITY",
+    "MAX_CAPACITY", "MIN_EMPTY_LEASE_INTERVAL",
 ]
 
 # POST /v1/leases returns at most 1000 jobs, and a worker never holds more than that.
@@ -32,6 +32,7 @@ BACKOFF_INITIAL = 0.1           # seconds; the first reconnect waits in [0.05, 0
 BACKOFF_MAX = 5.0               # the delay doubles up to this cap
 
 HEARTBEAT_FLOOR = 0.05          # never heartbeat (or retry a heartbeat) more often than 50 ms
+MIN_EMPTY_LEASE_INTERVAL = 0.1  # an idle worker sends at most 10 lease requests a second
 
 
 class AutoPrefetch:

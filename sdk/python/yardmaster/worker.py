@@ -46,8 +46,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from ._http import Connection, encode_json, resolve_url
-from ._policy import (MAX_CAPACITY, AutoPrefetch, Backoff, heartbeat_interval,
-                      heartbeat_retry_delay, lease_want)
+from ._policy import (MAX_CAPACITY, MIN_EMPTY_LEASE_INTERVAL, AutoPrefetch, Backoff,
+                      heartbeat_interval, heartbeat_retry_delay, lease_want)
 from .errors import (Conflict, Internal, NotFound, ResourceExhausted, Unavailable,
                      YardmasterError, error_from_item)
 from .job import Cancelled, Job, Permanent, Retry
@@ -498,6 +498,12 @@ class Worker:
                     down_logged = False
                 backoff.reset()
                 jobs = (answer.get("jobs") or []) if isinstance(answer, dict) else []
+                if not jobs and round_trip < MIN_EMPTY_LEASE_INTERVAL:
+                    # An empty answer that came back at once (poll_wait_ms 0, or a server that
+                    # ends long-polls early): pause, so that an idle worker cannot turn into a
+                    # request loop.
+                    self._sleep_unless_stopping(MIN_EMPTY_LEASE_INTERVAL - round_trip)
+                    continue
                 if self._auto is not None and len(jobs) == want:
                     # Answered with all it asked for: it did not long-poll, so this is the
                     # round trip itself.
