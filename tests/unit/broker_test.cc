@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 
@@ -268,6 +269,122 @@ TEST_F(BrokerTest, QueueCountsIncludeFinishedJobsFromTheStore) {
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->counts.at("ready"), 1u);
   EXPECT_EQ(q->counts.at("dead"), 1u);
+}
+
+// Guarantee 2 for every write, not only enqueue: with the commit held at the gate, no write is
+// answered, and its effect is in the store once it is.
+class BrokerWriteDurabilityTest : public BrokerTest {
+ protected:
+  // Starts `write` with the gate closed, checks that it is not answered while its batch waits at
+  // the gate, then opens the gate and returns once it was answered.
+  template <typename T>
+  T HeldUntilDurable(const std::function<void(std::function<void(T)>)>& write) {
+    gate_.Close();
+    std::promise<T> p;
+    auto f = p.get_future();
+    write([&](T r) { p.set_value(std::move(r)); });
+    EXPECT_TRUE(gate_.WaitForBlockedCommit(10s)) << "the write produced no commit";
+    EXPECT_EQ(f.wait_for(100ms), std::future_status::timeout)
+        << "a write was answered before its batch was durable";
+    gate_.Open();
+    return Await(f);
+  }
+  JobRecord Stored(JobId id) {
+    auto r = memory_.GetJob(id);
+    EXPECT_TRUE(r.ok() && r->has_value()) << "job " << id << " is not in the store";
+    return r.ok() && r->has_value() ? **r : JobRecord{};
+  }
+  JobId DeadJob(const std::string& queue) {
+    auto e = Enqueue({Spec(queue)});
+    auto jobs = Lease(queue);
+    EXPECT_EQ(jobs.size(), 1u);
+    auto done = Complete(
+        {}, {FailItem{jobs[0].id, jobs[0].lease.token, FailSpec{"E", "x", false, std::nullopt}}});
+    EXPECT_TRUE(done.second[0].ok());
+    return e[0]->id;
+  }
+};
+
+TEST_F(BrokerWriteDurabilityTest, AckAndFailAreAnsweredOnlyAfterTheirBatchIsDurable) {
+  Enqueue({Spec("w"), Spec("w")});
+  auto jobs = Lease("w", 2);
+  ASSERT_EQ(jobs.size(), 2u);
+  using Out = std::pair<std::vector<Status>, std::vector<Result<JobState>>>;
+  auto out = HeldUntilDurable<Out>([&](std::function<void(Out)> done) {
+    broker_->Complete(
+        {AckItem{jobs[0].id, jobs[0].lease.token, "{\"ok\":1}"}},
+        {FailItem{jobs[1].id, jobs[1].lease.token, FailSpec{"E", "no", false, std::nullopt}}},
+        [done](auto a, auto b) {
+          done(Out{std::move(a), std::move(b)});
+        });
+  });
+  ASSERT_TRUE(out.first[0].ok());
+  ASSERT_TRUE(out.second[0].ok());
+  // The default retention deletes a succeeded row with its ack: it is gone from the store.
+  auto acked = memory_.GetJob(jobs[0].id);
+  ASSERT_TRUE(acked.ok());
+  EXPECT_FALSE(acked->has_value());
+  EXPECT_EQ(Stored(jobs[1].id).state, JobState::kDead);
+}
+
+TEST_F(BrokerWriteDurabilityTest, CancelIsAnsweredOnlyAfterItsBatchIsDurable) {
+  auto ready = Enqueue({Spec("c")});
+  auto v =
+      HeldUntilDurable<Result<JobView>>([&](auto done) { broker_->Cancel(ready[0]->id, done); });
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(Stored(ready[0]->id).state, JobState::kCancelled);
+  // An active job: the flag is what is written.
+  Enqueue({Spec("c")});
+  auto jobs = Lease("c");
+  ASSERT_EQ(jobs.size(), 1u);
+  auto flagged =
+      HeldUntilDurable<Result<JobView>>([&](auto done) { broker_->Cancel(jobs[0].id, done); });
+  ASSERT_TRUE(flagged.ok()) << flagged.status().ToString();
+  EXPECT_TRUE(Stored(jobs[0].id).cancel_requested);
+}
+
+TEST_F(BrokerWriteDurabilityTest, ReplayIsAnsweredOnlyAfterItsBatchIsDurable) {
+  const JobId id = DeadJob("r");
+  auto v = HeldUntilDurable<Result<JobView>>([&](auto done) { broker_->Replay(id, done); });
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  const JobRecord rec = Stored(id);
+  EXPECT_FALSE(IsTerminal(rec.state));
+  EXPECT_EQ(rec.runs, 2);
+}
+
+TEST_F(BrokerWriteDurabilityTest, BulkReplayIsAnsweredOnlyAfterItsBatchIsDurable) {
+  const JobId a = DeadJob("b");
+  const JobId b = DeadJob("b");
+  auto n = HeldUntilDurable<Result<std::uint64_t>>(
+      [&](auto done) { broker_->ReplayDead("b", {}, 100, done); });
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_FALSE(IsTerminal(Stored(a).state));
+  EXPECT_FALSE(IsTerminal(Stored(b).state));
+}
+
+TEST_F(BrokerWriteDurabilityTest, QueueConfigAndPauseAreAnsweredOnlyAfterTheyAreDurable) {
+  QueueConfigPatch patch;
+  patch.name = "cfg";
+  patch.max_attempts = 7;
+  auto q = HeldUntilDurable<Result<QueueInfo>>([&](auto done) { broker_->PutQueue(patch, done); });
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  auto paused = HeldUntilDurable<Result<QueueInfo>>(
+      [&](auto done) { broker_->SetPaused("cfg", true, done); });
+  ASSERT_TRUE(paused.ok()) << paused.status().ToString();
+  // What the store hands back at the next start is the acknowledged configuration.
+  struct Configs final : RecoveryVisitor {
+    void OnNextId(JobId) override {}
+    void OnQueue(const QueueConfig& c) override { seen.push_back(c); }
+    void OnIdempotencyKey(const PutIdempotencyKey&) override {}
+    void OnLiveJob(JobRecord&&) override {}
+    std::vector<QueueConfig> seen;
+  } configs;
+  ASSERT_TRUE(memory_.Recover(clock_.NowMs(), configs).ok());
+  ASSERT_EQ(configs.seen.size(), 1u);
+  EXPECT_EQ(configs.seen[0].name, "cfg");
+  EXPECT_EQ(configs.seen[0].max_attempts, 7);
+  EXPECT_TRUE(configs.seen[0].paused);
 }
 
 }  // namespace
