@@ -60,11 +60,18 @@ def metric(text: str, series: str) -> float:
 
 
 def settled(job: Dict[str, Any], state: str) -> bool:
-    """True when a job view shows the terminal `state` as stored: with its finished_at (and so
-    its dead_reason and result). The server shows a job that just finished in its terminal
-    state before the batch that records it has committed, and that view has no finished_at,
-    dead_reason or result yet; a test that reads those waits for this."""
-    return job.get("state") == state and job.get("finished_at") is not None
+    """True when a job view shows the terminal `state` with what is recorded with it: a dead
+    job's dead_reason, a succeeded job's result (so only for jobs whose handler returns one).
+    The server shows a job that just finished in its terminal state a moment before the batch
+    that records it has committed, and that view has neither yet; a test that reads them
+    waits for this instead of reading the first terminal view."""
+    if job.get("state") != state:
+        return False
+    if state == "dead":
+        return job.get("dead_reason") is not None
+    if state == "succeeded":
+        return job.get("result") is not None
+    return True
 
 
 def wait_lease_held(view: Callable[[], Dict[str, Any]], lease_ms: int, lengths: int = 2,

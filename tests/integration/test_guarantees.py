@@ -8,7 +8,7 @@ lease the test must keep is long enough to survive a stalled machine (docs/testi
 import os
 import time
 
-from ymtest import wait_until
+from ymtest import settled, wait_until
 
 
 def test_acknowledged_enqueue_survives_kill_9(server, client):
@@ -70,8 +70,9 @@ def test_expiry_exhausts_attempts_into_dead_letters(client):
         # The second long poll returns when the first lease expires.
         jobs = client.lease(["exp2"], wait_ms=30000)
         assert jobs and jobs[0]["attempt"] == attempt
-    view = wait_until(lambda: (lambda v: v if v["state"] == "dead" else None)(client.get(jid)[1]),
-                      30, "the second lease to expire into the dead letters")
+    wait_until(lambda: settled(client.get(jid)[1], "dead"), 30,
+               "the second lease to expire into the dead letters")
+    _, view = client.get(jid)
     assert view["dead_reason"] == "max_attempts_exceeded"
     assert [e["type"] for e in view["errors"]] == ["lease_expired", "lease_expired"]
     assert all(e["at"] > 0 for e in view["errors"])
