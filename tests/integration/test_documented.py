@@ -127,3 +127,69 @@ def test_queue_config_survives_a_restart(server, client):
     q = c.queue("pr")
     assert (q["max_attempts"], q["lease_ms"], q["paused"]) == (6, 7000, True)
     c.close()
+
+
+# --- Guarantee 10: bad input to the worker endpoints changes nothing ----------------------------
+
+BAD_WORKER_CALLS = [
+    ("POST", "/v1/leases", {"queues": [], "max": 1}),
+    ("POST", "/v1/leases", {"queues": ["bi"], "max": 0}),
+    ("POST", "/v1/leases", {"queues": ["bi"], "max": 1001}),
+    ("POST", "/v1/leases", {"queues": ["bi"], "wait_ms": -1}),
+    ("POST", "/v1/leases", {"queues": ["bi"], "lease_ms": 1}),
+    ("POST", "/v1/leases", {"queues": ["bad name!"]}),
+    ("POST", "/v1/leases", {"queues": ["bi"], "extra": True}),
+    ("POST", "/v1/jobs/{id}:ack", {"token": "not-hex"}),
+    ("POST", "/v1/jobs/{id}:ack", {}),
+    ("POST", "/v1/jobs/{id}:ack", {"token": "{token}", "result": {"n": 1}, "extra": 1}),
+    ("POST", "/v1/jobs/{id}:fail", {"token": "{token}"}),
+    ("POST", "/v1/jobs/{id}:fail", {"token": "{token}", "error": {"message": 5}}),
+    ("POST", "/v1/jobs/{id}:fail", {"token": "{token}", "error": {}, "retry_in_ms": -5}),
+    ("POST", "/v1/jobs/{id}:heartbeat", {"token": "{token}", "extend_ms": -1}),
+    ("POST", "/v1/jobs/{id}:heartbeat", {"token": "{token}", "extend_ms": "soon"}),
+    ("POST", "/v1/acks:batch", {"acks": [{"id": "{id}", "token": "{token}"}], "more": 1}),
+    ("POST", "/v1/acks:batch", {"acks": [], "fails": []}),
+    ("POST", "/v1/acks:batch", {"acks": "all"}),
+    ("POST", "/v1/jobs/{id}:cancel", {"force": True}),
+]
+
+
+@pytest.mark.parametrize("method, path, body", BAD_WORKER_CALLS)
+def test_bad_worker_requests_are_refused_and_change_nothing(client, method, path, body):
+    jid = client.enqueue(queue="bi", kind="k")["id"]
+    other = client.enqueue(queue="bi", kind="k")["id"]
+    job = client.lease(["bi"])[0]
+    assert job["id"] == jid
+    token = job["lease"]["token"]
+
+    def fill(v):
+        if isinstance(v, str):
+            return v.replace("{id}", jid).replace("{token}", token)
+        if isinstance(v, dict):
+            return {k: fill(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fill(x) for x in v]
+        return v
+
+    before = (client.get(jid)[1], client.get(other)[1])
+    status, reply = client.call(method, fill(path), fill(body))
+    assert status in (400, 413, 415, 422), (status, reply)
+    assert set(reply["error"]) == {"code", "message"} and reply["error"]["message"]
+    after = (client.get(jid)[1], client.get(other)[1])
+    assert after == before, "a refused request changed a job"
+    # The lease still works with its token, and the other job is still ready for a worker.
+    client.ack(job)
+    assert [j["id"] for j in client.lease(["bi"])] == [other]
+
+
+def test_a_bad_item_in_acks_batch_fails_alone(client):
+    ids = [client.enqueue(queue="bb", kind="k")["id"] for _ in range(2)]
+    jobs = client.lease(["bb"], max_jobs=2)
+    status, reply = client.call("POST", "/v1/acks:batch", {"acks": [
+        {"id": jobs[0]["id"]},
+        {"id": jobs[1]["id"], "token": jobs[1]["lease"]["token"]}]})
+    assert status == 200, reply
+    assert reply["acks"][0]["error"]["code"] == "validation_failed"
+    assert reply["acks"][1] == {"ok": True}
+    assert client.get(jobs[0]["id"])[1]["state"] == "active"
+    assert sorted(ids) == sorted(j["id"] for j in jobs)
