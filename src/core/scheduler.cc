@@ -773,16 +773,20 @@ JobPage Scheduler::ListLive(const ListQuery& query) const {
   }
   const std::uint32_t limit = std::max<std::uint32_t>(query.limit, 1);
   JobId last_taken = 0;
+  std::size_t bytes = 0;
+  bool full = false;
   const JobId resume = index_.Scan(query.after_id, options_.list_scan_budget, [&](LiveJob& j) {
     if (qi && j.queue != *qi) return true;
     if (query.state && j.state != *query.state) return true;
     page.items.push_back(ToView(j));
     last_taken = j.id;
-    return page.items.size() < limit;
+    bytes += j.payload.size();
+    full = page.items.size() >= limit || bytes >= query.max_bytes;
+    return !full;
   });
-  if (resume == 0) {
+  if (resume == 0 && !full) {
     page.next_after_id = 0;
-  } else if (page.items.size() >= limit) {
+  } else if (full) {
     page.next_after_id = last_taken;
   } else {
     page.next_after_id = resume;

@@ -616,6 +616,38 @@ void Broker::GetJob(JobId id, Callback<JobView> done) {
   });
 }
 
+namespace {
+
+// Up to `limit` stored rows after `q.after_id`, read in small chunks so that the rows held stop
+// once their payloads and results reach `max_bytes` (*truncated is then set): a page of large
+// payloads costs about max_bytes of memory, not limit times the payload size.
+Result<std::vector<JobRecord>> ListStored(Store& store, StoreListQuery q, std::uint32_t limit,
+                                          std::size_t max_bytes, bool* truncated) {
+  constexpr std::uint32_t kChunk = 64;
+  std::vector<JobRecord> out;
+  std::size_t bytes = 0;
+  *truncated = false;
+  while (out.size() < limit) {
+    q.limit = std::min<std::uint32_t>(kChunk, limit - static_cast<std::uint32_t>(out.size()));
+    auto rows = store.ListJobs(q);
+    if (!rows.ok()) return rows.status();
+    const std::size_t got = rows->size();
+    for (auto& r : *rows) {
+      bytes += r.payload.size() + r.result.size();
+      out.push_back(std::move(r));
+      if (bytes >= max_bytes && out.size() < limit) {
+        *truncated = true;
+        return out;
+      }
+    }
+    if (got < q.limit) break;
+    q.after_id = out.back().id;
+  }
+  return out;
+}
+
+}  // namespace
+
 void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;
@@ -625,12 +657,13 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {*query.state};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       JobPage page;
       for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, ""});
-      page.next_after_id = page.items.size() >= query.limit ? page.items.back().job.id : 0;
+      page.next_after_id =
+          page.items.size() >= query.limit || truncated ? page.items.back().job.id : 0;
       done(std::move(page));
     });
     return;
@@ -644,12 +677,12 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {JobState::kSucceeded, JobState::kDead, JobState::kCancelled};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       constexpr JobId kEnd = ~JobId{0};
       const JobId live_bound = live.next_after_id == 0 ? kEnd : live.next_after_id;
-      const JobId store_bound = rows->size() >= query.limit ? rows->back().id : kEnd;
+      const JobId store_bound = rows->size() >= query.limit || truncated ? rows->back().id : kEnd;
       const JobId bound = std::min(live_bound, store_bound);
       std::vector<JobView> merged;
       for (auto& v : live.items) {
