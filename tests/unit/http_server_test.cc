@@ -223,8 +223,12 @@ TEST_F(HttpServerTest, BatchEnqueueAndListing) {
   ASSERT_EQ(page.status, 200u) << page.body;
   EXPECT_EQ(page.json["items"].Size(), 1u);
   ASSERT_TRUE(page.json["next_cursor"].IsString());
-  Reply next = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&limit=1&cursor=") +
+  Reply next = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&state=ready&limit=1&cursor=") +
                                            page.json["next_cursor"].GetString());
+  // A cursor belongs to the listing and filters it came from (AIP-158 style).
+  Reply foreign = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&limit=1&cursor=") +
+                                              page.json["next_cursor"].GetString());
+  EXPECT_EQ(foreign.status, 400u) << foreign.body;
   ASSERT_EQ(next.status, 200u) << next.body;
   ASSERT_EQ(next.json["items"].Size(), 1u);
   EXPECT_STRNE(next.json["items"][0]["id"].GetString(), page.json["items"][0]["id"].GetString());
