@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <utility>
 
 namespace ym::client {
@@ -95,7 +96,13 @@ std::int64_t Int(const rapidjson::Value& obj, const char* key) {
   if (v == nullptr) return 0;
   if (v->IsInt64()) return v->GetInt64();
   if (v->IsUint64()) return static_cast<std::int64_t>(v->GetUint64());
-  if (v->IsDouble()) return static_cast<std::int64_t>(v->GetDouble());
+  if (v->IsDouble()) {
+    // Clamp: casting a double outside the int64 range is undefined (found by client_fuzz).
+    const double d = v->GetDouble();
+    if (d >= 9.2233720368547758e18) return std::numeric_limits<std::int64_t>::max();
+    if (d <= -9.2233720368547758e18) return std::numeric_limits<std::int64_t>::min();
+    return static_cast<std::int64_t>(d);
+  }
   return 0;
 }
 
