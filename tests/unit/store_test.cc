@@ -1057,3 +1057,100 @@ TEST(SqliteStoreTest, DISABLED_RecoveryScan) {
 
 }  // namespace
 }  // namespace ym
+
+// --- Persisted leases (format 2) ---------------------------------------------------------------
+
+namespace ym {
+namespace {
+
+TYPED_TEST(StoreTest, LeaseFieldsRoundTripThroughInsertUpdateAndUpdateLease) {
+  Store& s = this->store();
+  JobRecord job = FullJob(11);
+  job.state = JobState::kActive;
+  job.lease_token = 0xfedcba9876543210ULL;  // above INT64_MAX: stored as the same 64 bits
+  job.lease_expires_at_ms = 1'700'000'030'000;
+  job.worker_id = "host-1/worker-7";
+  ASSERT_OK(s.Commit(Inserts({job})));
+  EXPECT_EQ(Get(s, 11), job);
+
+  UpdateLease lease;
+  lease.id = 11;
+  lease.state = JobState::kActive;
+  lease.attempts = 3;
+  lease.updated_at_ms = 1'700'000'040'000;
+  lease.token = 42;
+  lease.expires_at_ms = 1'700'000'070'000;
+  lease.worker_id = "w2";
+  Batch b;
+  b.mutations.push_back(lease);
+  b.mutations.push_back(UpdateLease{999, JobState::kActive, 1, 1, 1, 1, "missing: no-op"});
+  ASSERT_OK(s.Commit(b));
+  JobRecord want = job;
+  want.attempts = 3;
+  want.updated_at_ms = lease.updated_at_ms;
+  want.lease_token = 42;
+  want.lease_expires_at_ms = lease.expires_at_ms;
+  want.worker_id = "w2";
+  EXPECT_EQ(Get(s, 11), want) << "UpdateLease rewrites only state, attempts, updated_at, lease";
+  EXPECT_EQ(Get(s, 999), std::nullopt);
+
+  // A hand-back clears the lease; UpdateJob rewrites the lease columns too.
+  Batch back;
+  back.mutations.push_back(UpdateLease{11, JobState::kReady, 2, 1'700'000'050'000, 0, 0, ""});
+  ASSERT_OK(s.Commit(back));
+  auto got = Get(s, 11);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->state, JobState::kReady);
+  EXPECT_EQ(got->attempts, 2);
+  EXPECT_EQ(got->lease_token, 0u);
+  EXPECT_EQ(got->worker_id, "");
+  JobRecord upd = *got;
+  upd.state = JobState::kActive;
+  upd.lease_token = 7;
+  upd.lease_expires_at_ms = 5;
+  upd.worker_id = "w3";
+  Batch b3;
+  b3.mutations.push_back(UpdateJob{upd});
+  ASSERT_OK(s.Commit(b3));
+  EXPECT_EQ(Get(s, 11), upd);
+
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  ASSERT_EQ(r.jobs.size(), 1u);
+  EXPECT_EQ(r.jobs[0], upd) << "recovery hands the lease back";
+}
+
+TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_OK((*s)->Commit(Inserts({FullJob(1, "q", JobState::kActive)})));
+  }
+  // Turn the file back into format 1: the lease columns did not exist.
+  RawExec(path,
+          "ALTER TABLE jobs DROP COLUMN lease_token; "
+          "ALTER TABLE jobs DROP COLUMN lease_expires_at_ms; "
+          "ALTER TABLE jobs DROP COLUMN worker_id; "
+          "UPDATE meta SET value = 1 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 1);
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 2);
+  auto job = Get(**s, 1);
+  ASSERT_TRUE(job.has_value());
+  EXPECT_EQ(job->state, JobState::kActive);
+  EXPECT_EQ(job->lease_token, 0u);
+  EXPECT_EQ(job->lease_expires_at_ms, 0);
+  EXPECT_EQ(job->worker_id, "");
+  // The migrated file takes the new columns.
+  UpdateLease l{1, JobState::kActive, 3, 1, 99, 1'700'000'000'000, "w"};
+  Batch b;
+  b.mutations.push_back(l);
+  ASSERT_OK((*s)->Commit(b));
+  EXPECT_EQ(Get(**s, 1)->lease_token, 99u);
+}
+
+}  // namespace
+}  // namespace ym
