@@ -18,8 +18,10 @@ namespace {
 
 bool ParsesAsJson(std::string_view text) { return ym::json::Document::Parse(text).ok(); }
 
-// Removes whitespace outside strings: what "equal modulo insignificant whitespace" compares.
+// Removes whitespace outside strings and a leading byte-order mark (common/json.h): what "equal
+// modulo insignificant whitespace" compares.
 std::string Squeeze(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   std::string out;
   bool in_string = false, escaped = false;
   for (char c : text) {
