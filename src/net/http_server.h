@@ -62,7 +62,7 @@ struct HttpServerOptions {
   int io_threads = 2;
   std::size_t max_request_bytes = 16 << 20;        // request body
   std::size_t max_header_bytes = 16 << 10;         // request line and headers
-  std::size_t max_payload_bytes = 1 << 20;         // one job payload or ack result, serialized
+  std::size_t max_payload_bytes = 1 << 20;         // one payload or ack result, as kept
   std::chrono::milliseconds idle_timeout{60'000};  // waiting for and reading one request
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds shutdown_timeout{10'000};
