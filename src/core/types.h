@@ -83,8 +83,11 @@ struct LeasedJob {
 };
 
 struct HeartbeatOutcome {
-  std::int64_t expires_at_ms = 0;
+  std::int64_t expires_at_ms = 0;  // wall clock
   bool cancel_requested = false;
+  // The extension was written to the open batch (the durable expiry would have lapsed too
+  // soon); the reply should then wait for durability like other writes.
+  bool persisted = false;
 };
 
 struct FailSpec {

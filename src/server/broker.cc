@@ -149,11 +149,11 @@ class Broker::Impl {
       {
         std::unique_lock lk(mu_);
         if (tasks_.empty() && !stop_requested_) {
-          const std::int64_t now = clock_.NowMs();
-          const std::int64_t next = sched_->NextDeadlineMs();
           // Deadline-driven: sleep until the next timer (at most a retention sweep away) or
-          // until a command arrives.
-          if (next > now) cv_.wait_for(lk, std::chrono::milliseconds(next - now));
+          // until a command arrives. The wait is a duration on the steady clock, so a step of
+          // the wall clock does not make core oversleep a lease expiry or a long-poll deadline.
+          const std::int64_t delay = sched_->NextDeadlineInMs();
+          if (delay > 0) cv_.wait_for(lk, std::chrono::milliseconds(delay));
         }
         batch.swap(tasks_);
         stop = stop_requested_;
@@ -352,6 +352,9 @@ BrokerInfo Broker::Info() const {
   info.draining = draining();
   info.recovered_jobs = impl_->recovered_jobs();
   info.recovery_ms = impl_->recovery_ms();
+  const StoreStats stats = impl_->store().Stats();
+  info.store_journal_mode = stats.journal_mode;
+  info.store_synchronous = stats.synchronous;
   return info;
 }
 
@@ -419,18 +422,34 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
     auto& s = impl_->sched();
     auto jobs = s.Lease(request);
     if (!jobs.empty() || request.wait_ms <= 0 || draining()) {
-      impl_->counters().leased.fetch_add(jobs.size(), std::memory_order_relaxed);
-      done(std::move(jobs));
+      ReplyLeased(std::move(jobs), std::move(done));
       return;
     }
     const std::int64_t wait =
         std::min<std::int64_t>(request.wait_ms, impl_->options().scheduler.max_wait_ms);
-    const std::int64_t deadline = impl_->clock().NowMs() + wait;
+    // A long-poll deadline is a duration: it runs on the monotonic clock.
+    const std::int64_t deadline = impl_->clock().MonoMs() + wait;
     s.AddWaiter(std::move(request), deadline,
-                [this, done = std::move(done)](std::vector<LeasedJob> got) {
-                  impl_->counters().leased.fetch_add(got.size(), std::memory_order_relaxed);
-                  done(std::move(got));
+                [this, done = std::move(done)](std::vector<LeasedJob> got) mutable {
+                  ReplyLeased(std::move(got), std::move(done));
                 });
+  });
+}
+
+// Core thread. Leases are persisted (Scheduler::Lease appends them to the open batch), so the
+// reply with jobs waits for durability like any write: a worker never holds a lease that a
+// restart would not know. If the commit fails, the worker gets the error and the jobs, whose
+// leases were never durable, go back to ready with the reload.
+void Broker::ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done) {
+  if (jobs.empty()) {
+    done(std::move(jobs));
+    return;
+  }
+  auto shared = std::make_shared<std::vector<LeasedJob>>(std::move(jobs));
+  impl_->AfterDurable([this, shared, done = std::move(done)](Status s) mutable {
+    if (!s.ok()) return done(s);
+    impl_->counters().leased.fetch_add(shared->size(), std::memory_order_relaxed);
+    done(std::move(*shared));
   });
 }
 
@@ -442,8 +461,15 @@ void Broker::Release(std::vector<std::pair<JobId, std::uint64_t>> leases) {
 
 void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                        Callback<HeartbeatOutcome> done) {
-  impl_->Post([this, id, token, extend_ms, done = std::move(done)] {
-    done(impl_->sched().Heartbeat(id, token, extend_ms));
+  impl_->Post([this, id, token, extend_ms, done = std::move(done)]() mutable {
+    auto r = impl_->sched().Heartbeat(id, token, extend_ms);
+    if (!r.ok() || !r->persisted) return done(std::move(r));
+    // The extension was written because the durable expiry was about to lapse: answer once it
+    // is on disk, so that a crash right after the reply cannot expire the lease early.
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r));
+    });
   });
 }
 

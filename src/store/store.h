@@ -61,6 +61,11 @@ struct StoreStats {
   std::uint64_t file_bytes = 0;  // main database file
   std::uint64_t wal_bytes = 0;   // write-ahead log, if any
   std::uint64_t commits = 0;     // successful Commit() calls since open
+  // The durability settings in effect, as the engine reports them (for SQLite, read back with
+  // PRAGMA after they were set, so a setting that did not take is visible): e.g. "wal", "full".
+  // Empty for stores without such settings.
+  std::string journal_mode;
+  std::string synchronous;
 };
 
 class Store {
@@ -95,6 +100,10 @@ struct SqliteOptions {
   std::string path;  // database file; its directory must exist
   Durability durability = Durability::kFull;
   int reader_connections = 4;
+  // The SQLite VFS (OS interface) every connection opens the file through; empty: SQLite's
+  // default. Only tests set it, to run the store over a fault-injecting VFS that can simulate a
+  // power loss (tests/unit/power_loss_vfs.h).
+  std::string vfs;
 };
 
 // Opens (creating if needed) and migrates the SQLite store. Defined in store/sqlite_store.cc.

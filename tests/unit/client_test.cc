@@ -172,6 +172,8 @@ class ScriptedServer {
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int accepts() const { return accepts_.load(); }
+  // Connections the server has closed.
+  int closes() const { return closes_.load(); }
   std::vector<Exchange> requests() {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
@@ -209,6 +211,7 @@ class ScriptedServer {
         if (ec || r.drop_after) break;
       }
       sock.close(ec);
+      ++closes_;
     }
   }
 
@@ -219,6 +222,7 @@ class ScriptedServer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepts_{0};
+  std::atomic<int> closes_{0};
   std::mutex mu_;
   std::vector<Exchange> requests_;  // guarded by mu_
 };
@@ -242,8 +246,12 @@ TEST(HttpClientTest, ReconnectsWhenTheServerDroppedAnIdleConnection) {
   ASSERT_TRUE(api.ok());
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(api->Healthz().ok()) << i;
-    // Let the server's close reach us, as it would during a real idle period.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Until the server has closed the connection, as it would during a real idle period (on
+    // loopback its FIN has then reached us). Bounded: 30 s.
+    for (int n = 0; n < 6000 && server.closes() < i + 1; ++n) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(server.closes(), i + 1);
   }
   EXPECT_EQ(api->http().connections_opened(), 3u);
   // Each request was sent exactly once: the dead connection was noticed before sending.
