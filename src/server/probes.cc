@@ -96,6 +96,25 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   r.Register("ym_http_released_leases_total",
              "Leased jobs returned because their response could not be delivered.",
              MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->released_leases)); });
+  r.Register("ym_http_rejected_connections_total",
+             "Connections closed at accept: over max_connections (total), over "
+             "max_connections_per_client (client), or out of file descriptors (fds).",
+             MetricType::kCounter, [http](SampleSink& s) {
+               s.Add(Load(http->rejected_total_cap), {{"reason", "total"}});
+               s.Add(Load(http->rejected_client_cap), {{"reason", "client"}});
+               s.Add(Load(http->rejected_no_fd), {{"reason", "fds"}});
+             });
+  r.Register("ym_http_queued_reply_bytes",
+             "Reply bytes handed to connections and not yet written (slow readers).",
+             MetricType::kGauge, [http](SampleSink& s) {
+               s.Add(static_cast<double>(http->queued_reply_bytes.load(std::memory_order_relaxed)));
+             });
+  r.Register("ym_http_refused_replies_total",
+             "Large replies refused with 503 because max_queued_reply_bytes was reached.",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->refused_replies)); });
+  r.Register("ym_http_bad_framing_total",
+             "Requests refused for bad framing (Transfer-Encoding, Content-Length, Host).",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->bad_framing)); });
 }
 
 }  // namespace ym
