@@ -129,7 +129,12 @@ int Run(const ServerConfig& cfg) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (const auto left = broker.counters().active_jobs.load(std::memory_order_relaxed)) {
-    spdlog::warn("grace period over with {} jobs still leased; they run again after restart", left);
+    // Their leases are persisted: after a restart the same workers can still heartbeat and ack
+    // them with their tokens until the leases expire.
+    spdlog::warn(
+        "grace period over with {} jobs still leased; their leases are kept across the "
+        "restart",
+        left);
   }
   http.Stop();    // stop accepting; requests in flight finish
   broker.Stop();  // commits everything accepted so far
