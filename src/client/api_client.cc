@@ -34,6 +34,7 @@ constexpr std::array kAllCodes = {
     Code::kIoError,
     Code::kUnavailable,
     Code::kCorruption,
+    Code::kStoreUnavailable,
 };
 
 bool IsWellFormedJson(std::string_view text) {

@@ -61,6 +61,9 @@ int Run(const ServerConfig& cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // A client that closes its socket mid-write must not kill the server.
   signal(SIGPIPE, SIG_IGN);
+  // A write past RLIMIT_FSIZE must fail with EFBIG (the store then goes read-only and recovers
+  // when the limit is raised, docs/operations.md), not kill the process with SIGXFSZ.
+  signal(SIGXFSZ, SIG_IGN);
 
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
