@@ -350,12 +350,20 @@ class Broker::Impl {
       std::_Exit(70);
     }
     retry_batch_.reset();
-    probe_delay_ms_ = kProbeFirstMs;
-    next_probe_mono_ = clock_.MonoMs() + probe_delay_ms_;
+    // A small probe can succeed on a disk that still cannot take a real batch (it rewrites one
+    // page, which may fit where the failed batch did not), so episodes can follow each other.
+    // One that starts soon after the last ended keeps backing off from where that one stopped,
+    // which bounds the reloads under a persistent fault to one per kProbeMaxMs.
+    const std::int64_t now = clock_.MonoMs();
+    const bool recent = resumed_mono_ != 0 && now - resumed_mono_ < kRecentEpisodeMs;
+    probe_delay_ms_ = recent ? std::min(last_probe_delay_ms_ * 2, kProbeMaxMs) : kProbeFirstMs;
+    next_probe_mono_ = now + probe_delay_ms_;
   }
 
   void LeaveReadOnly() {
     read_only_ = false;
+    resumed_mono_ = clock_.MonoMs();
+    last_probe_delay_ms_ = probe_delay_ms_;
     {
       std::lock_guard lk(store_error_mu_);
       store_error_.clear();
@@ -371,6 +379,7 @@ class Broker::Impl {
   // full disk costs one small write attempt every few seconds.
   static constexpr std::int64_t kProbeFirstMs = 250;
   static constexpr std::int64_t kProbeMaxMs = 5000;
+  static constexpr std::int64_t kRecentEpisodeMs = 30'000;
 
   Store& store_;
   const Clock& clock_;
@@ -395,6 +404,8 @@ class Broker::Impl {
   std::int64_t next_probe_mono_ = 0;
   std::int64_t read_only_since_mono_ = 0;
   std::uint64_t probes_at_start_ = 0;
+  std::int64_t resumed_mono_ = 0;  // when the last episode ended; 0: none yet
+  std::int64_t last_probe_delay_ms_ = kProbeFirstMs;
 
   // Published by the core thread for /readyz and /metrics (any thread). The flag is atomic on
   // its own; the cause's text is guarded by a mutex as it is a string.
