@@ -154,12 +154,14 @@ def test_automatic_prefetch_holds_no_jobs_behind_long_handlers(server, client, p
     out = tmp_path / "out.txt"
     # Far more jobs than the 2 slots finish while the test samples, however slowly it runs.
     enqueue_batch(client, 100)
-    w = start_worker(procs, server, out, "--concurrency", "2", "--sleep-ms", "250")
-    # Once 10 handlers have finished the runtime knows the jobs take 250 ms, far longer than a
-    # lease round trip: it keeps nothing queued. Active on the server is then the 2 running
-    # jobs plus at most one per slot whose ack is on its way (a prefetching worker would hold
-    # all that is ready).
-    wait_for(lambda: len(events(out, "done")) >= 10, 30, "ten jobs done")
+    w = start_worker(procs, server, out, "--concurrency", "2", "--sleep-ms", "1000")
+    # Once 8 handlers have finished the runtime knows the jobs take 1 s, far longer than a
+    # lease round trip: it keeps round(2 slots x 2 x round trip / 1 s) = 0 jobs queued while a
+    # round trip averages under 125 ms, which holds on a loaded machine (250 ms handlers would
+    # get one queued job from 31 ms on). Active on the server is then the 2 running jobs plus
+    # at most one per slot whose ack is on its way (a prefetching worker would hold all that
+    # is ready).
+    wait_for(lambda: len(events(out, "done")) >= 8, 60, "eight jobs done")
     samples = []
     for _ in range(20):
         samples.append(client.queue("w")["counts"]["active"])
