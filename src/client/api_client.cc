@@ -37,6 +37,7 @@ constexpr std::array kAllCodes = {
     Code::kIoError,
     Code::kUnavailable,
     Code::kCorruption,
+    Code::kStoreUnavailable,
 };
 
 // Payloads and results must be one JSON value; checked with the same strict reader the server
