@@ -43,10 +43,13 @@ for t in "${TARGETS[@]}"; do
   work=$(mktemp -d)
   seed=${YM_FUZZ_SEED:-$(( (RANDOM << 15) | RANDOM ))}
   echo "=== ${t}_fuzz: seed $seed, ${SECONDS_PER_TARGET}s or $RUNS runs, $(ls "$corpus" | wc -l) corpus inputs"
+  # Parallel jobs (YM_FUZZ_JOBS > 1) write their logs to build/fuzz/fuzz-N.log.
+  parallel=()
+  [ "$JOBS" -gt 1 ] && parallel=(-jobs="$JOBS" -workers="$JOBS")
   # New inputs go to $work; the checked-in corpus is only read.
-  "$bin" -seed="$seed" -max_total_time="$SECONDS_PER_TARGET" -runs="$RUNS" -timeout=10 \
-    -rss_limit_mb=2048 -dict="$(dict_of "$t")" -jobs="$JOBS" -workers="$JOBS" \
-    -print_final_stats=1 -artifact_prefix="build/fuzz/${t}-" "$work" "$corpus" 2>&1 |
+  (cd build/fuzz && ../../"$bin" -seed="$seed" -max_total_time="$SECONDS_PER_TARGET" \
+    -runs="$RUNS" -timeout=10 -rss_limit_mb=2048 -dict="../../$(dict_of "$t")" \
+    "${parallel[@]}" -print_final_stats=1 -artifact_prefix="${t}-" "$work" "../../$corpus") 2>&1 |
     grep -E '^(#[0-9]+ +DONE|stat::)|ERROR|SUMMARY|property failed|runtime error' || true
   before=$(ls "$corpus" | wc -l)
   # Keep only what adds coverage, minimized, and name files by content hash.
