@@ -96,6 +96,9 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   r.Register("ym_http_released_leases_total",
              "Leased jobs returned because their response could not be delivered.",
              MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->released_leases)); });
+  r.Register("ym_http_accepted_connections_total", "Client connections accepted and served.",
+             MetricType::kCounter,
+             [http](SampleSink& s) { s.Add(Load(http->accepted_connections)); });
   r.Register("ym_http_rejected_connections_total",
              "Connections closed at accept: over max_connections (total), over "
              "max_connections_per_client (client), or out of file descriptors (fds).",
