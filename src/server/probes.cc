@@ -26,8 +26,17 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   counter("ym_jobs_acked_total", "Successful acks.", c.acked);
   counter("ym_jobs_failed_total", "Fail reports accepted from workers.", c.failed);
   counter("ym_store_commits_total", "Group commits made durable.", c.commits);
-  counter("ym_store_commit_failures_total", "Group commits that failed (state was reloaded).",
-          c.commit_failures);
+  counter("ym_store_commit_failures_total",
+          "Group commits that failed, store probes while read-only included.", c.commit_failures);
+  counter("ym_store_unavailable_episodes_total",
+          "Times the server went read-only because a commit failed.", c.store_unavailable_episodes);
+  counter("ym_store_probes_total", "Commits tried while read-only to see if the store is back.",
+          c.store_probes);
+  r.Register("ym_store_available",
+             "1 while the store takes writes; 0 while the server is read-only after a failed "
+             "commit.",
+             MetricType::kGauge,
+             [&broker](SampleSink& s) { s.Add(broker.store_available() ? 1 : 0); });
   counter("ym_store_committed_mutations_total", "Mutations made durable.", c.committed_mutations);
   r.Register("ym_store_commit_seconds_total", "Time spent committing batches.",
              MetricType::kCounter, [&c](SampleSink& s) { s.Add(Load(c.commit_micros) / 1e6); });
