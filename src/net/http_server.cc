@@ -153,7 +153,10 @@ class Session : public std::enable_shared_from_this<Session> {
         stream_(std::move(socket)),
         client_(std::move(client)) {}
 
-  ~Session() { UnqueueReply(); }
+  ~Session() {
+    UnqueueReply();
+    UnreserveRequest();
+  }
 
   const asio::any_io_executor& strand() const { return strand_; }
   const std::string& client() const { return client_; }
@@ -197,6 +200,24 @@ class Session : public std::enable_shared_from_this<Session> {
       return RespondAndClose(framing);
     }
     if (parser_->is_done()) return OnRead({});
+    // Bodies are read whole: reserve their size from the server-wide budget first, so that many
+    // clients sending (or trickling) large bodies at once cannot take the memory they would need.
+    // A chunked body's size is unknown until read: it reserves the most it may grow to.
+    const std::size_t body_bytes = parser_->content_length()
+                                       ? static_cast<std::size_t>(*parser_->content_length())
+                                       : server_.options_.max_request_bytes;
+    if (body_bytes > kSmallReplyBytes && body_bytes <= server_.options_.max_request_bytes &&
+        !ReserveRequest(body_bytes)) {
+      server_.stats_.refused_requests.fetch_add(1, std::memory_order_relaxed);
+      Status busy =
+          Unavailable("the server is reading too many large request bodies at once; retry later");
+      close_after_ = true;
+      keep_alive_ = false;
+      counted_in_flight_ = false;
+      ApiResponse r = ErrorResponse(busy);
+      r.headers.emplace_back("Retry-After", "1");
+      return Write(std::move(r));
+    }
     // Clients such as curl send `Expect: 100-continue` before a large body and wait for it.
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       continue_.emplace(http::status::continue_, 11);
@@ -302,6 +323,9 @@ class Session : public std::enable_shared_from_this<Session> {
     bool long_poll = api_req.method == http::verb::post &&
                      std::string_view(api_req.target).starts_with("/v1/leases");
     server_.api_.Handle(std::move(api_req), MakeResponder());
+    // The body was parsed (and dropped) inside Handle: what a handler keeps is bounded by the
+    // codec's limits and counted elsewhere.
+    UnreserveRequest();
     if (long_poll && phase_ == Phase::kHandling) WatchForHangup();
   }
 
@@ -415,6 +439,25 @@ class Session : public std::enable_shared_from_this<Session> {
     return true;
   }
 
+  bool ReserveRequest(std::size_t bytes) {
+    auto& reserved = server_.stats_.reserved_request_bytes;
+    const auto n = static_cast<std::int64_t>(bytes);
+    const auto before = reserved.fetch_add(n, std::memory_order_relaxed);
+    if (static_cast<std::size_t>(before + n) > server_.options_.max_reading_request_bytes) {
+      reserved.fetch_sub(n, std::memory_order_relaxed);
+      return false;
+    }
+    reserved_request_bytes_ = bytes;
+    return true;
+  }
+
+  void UnreserveRequest() {
+    if (reserved_request_bytes_ == 0) return;
+    server_.stats_.reserved_request_bytes.fetch_sub(
+        static_cast<std::int64_t>(reserved_request_bytes_), std::memory_order_relaxed);
+    reserved_request_bytes_ = 0;
+  }
+
   void UnqueueReply() {
     if (queued_bytes_ == 0) return;
     server_.stats_.queued_reply_bytes.fetch_sub(static_cast<std::int64_t>(queued_bytes_),
@@ -447,8 +490,9 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> res_;
   std::vector<std::pair<JobId, std::uint64_t>> leases_;  // carried by res_
   RouteId route_ = RouteId::kUnmatched;
-  const std::string client_;      // the peer's address, for max_connections_per_client
-  std::size_t queued_bytes_ = 0;  // this connection's share of queued_reply_bytes
+  const std::string client_;                // the peer's address, for max_connections_per_client
+  std::size_t queued_bytes_ = 0;            // this connection's share of queued_reply_bytes
+  std::size_t reserved_request_bytes_ = 0;  // its share of reserved_request_bytes
   Phase phase_ = Phase::kNew;
   bool keep_alive_ = false;
   bool close_after_ = false;

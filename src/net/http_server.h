@@ -19,9 +19,10 @@
 // Memory: every reply is built whole, so its size is what is capped: list pages stop at
 // max_reply_bytes, and the reply bytes waiting on slow readers are capped server-wide by
 // max_queued_reply_bytes (past it, a large reply becomes 503 + Retry-After); a connection keeps
-// no reply after it was written. Connections are capped in total and per client address (see
-// the options), and a descriptor is kept in reserve so that running out of descriptors never
-// leaves pending connections spinning in accept.
+// no reply after it was written. Request bodies over 64 KiB reserve their size from
+// max_reading_request_bytes before they are read (past it: 503 and close). Connections are capped
+// in total and per client address (see the options), and a descriptor is kept in reserve so that
+// running out of descriptors never leaves pending connections spinning in accept.
 //
 // Leases: if the response carrying leased jobs cannot be written (the long-polling client went
 // away), the jobs are handed back with Broker::Release so they are ready again at once. A write
@@ -72,6 +73,10 @@ struct HttpServerOptions {
   // kSmallReplyBytes that would take the total past it is answered 503 + Retry-After instead,
   // so clients that never read cannot make the server hold more than this.
   std::size_t max_queued_reply_bytes = 64 << 20;
+  // Server-wide budget of request bodies being read: a body over 64 KiB reserves its
+  // Content-Length (a chunked one max_request_bytes) before it is read; past the budget the
+  // request is answered 503 + Retry-After and the connection closed.
+  std::size_t max_reading_request_bytes = 256 << 20;
   // Open connections in total and per client IP address. Past either cap a new connection gets
   // a 503 with `Connection: close` at once. The total is also kept reserved_fds below the
   // process's file-descriptor limit, so that the store, logs and accept itself always have one.

@@ -44,6 +44,10 @@ struct HttpStats {
   // with 503 because that server-wide budget was spent.
   std::atomic<std::int64_t> queued_reply_bytes{0};
   std::atomic<std::uint64_t> refused_replies{0};
+  // Request bodies over 64 KiB being read (gauge, their declared or maximum size), and requests
+  // refused with 503 because that server-wide budget was spent.
+  std::atomic<std::int64_t> reserved_request_bytes{0};
+  std::atomic<std::uint64_t> refused_requests{0};
   // Requests refused at their header for bad framing (Transfer-Encoding, Content-Length, Host).
   std::atomic<std::uint64_t> bad_framing{0};
 

@@ -112,6 +112,11 @@ const std::vector<OptionDef>& Options() {
        "64 KiB is answered 503 with Retry-After",
        IntIn(1 << 20, 1LL << 40,
              [](ServerConfig& c, std::int64_t v) { c.max_queued_reply_bytes = v; })},
+      {"max_reading_request_bytes", "268435456",
+       "server-wide cap on request bodies being read; a body over 64 KiB reserves its size first "
+       "and past the cap is answered 503 with Retry-After",
+       IntIn(1 << 20, 1LL << 40,
+             [](ServerConfig& c, std::int64_t v) { c.max_reading_request_bytes = v; })},
       {"max_connections", "10000",
        "open connections in total (also kept 64 below the file-descriptor limit); past it a new "
        "connection gets 503 and is closed",
@@ -281,6 +286,9 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   const ServerConfig& c = out.config;
   if (c.max_request_bytes < c.max_payload_bytes) {
     return InvalidRequest("max_request_bytes must be at least max_payload_bytes");
+  }
+  if (c.max_reading_request_bytes < c.max_request_bytes) {
+    return InvalidRequest("max_reading_request_bytes must be at least max_request_bytes");
   }
   if (c.scheduler.default_backoff.max_ms < c.scheduler.default_backoff.initial_ms) {
     return InvalidRequest("backoff_max_ms must be at least backoff_initial_ms");

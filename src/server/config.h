@@ -35,6 +35,7 @@ struct ServerConfig {
   std::uint64_t max_request_bytes = 16 << 20;
   std::uint64_t max_reply_bytes = 8 << 20;
   std::uint64_t max_queued_reply_bytes = 64 << 20;
+  std::uint64_t max_reading_request_bytes = 256 << 20;
   std::uint64_t max_connections = 10'000;
   std::uint64_t max_connections_per_client = 1'000;
   std::int64_t shutdown_grace_ms = 10'000;

@@ -637,6 +637,44 @@ TEST_F(HttpServerLimitsTest, QueuedReplyBytesAreCappedServerWide) {
   EXPECT_EQ(page.json["items"].Size(), 12u);
 }
 
+// Bodies are read whole, so the ones being read are capped server-wide: clients that announce
+// large bodies and trickle them cannot make the server hold max_request_bytes each.
+TEST_F(HttpServerLimitsTest, RequestBodiesBeingReadAreCappedServerWide) {
+  HttpServerOptions opts;
+  opts.max_request_bytes = 1 << 20;
+  opts.max_reading_request_bytes = 2 << 20;
+  Start(opts);
+  const auto port = server_->local_port();
+  const std::string body =
+      R"({"queue":"slow","kind":"k","payload":")" + std::string((1 << 20) - 100, 'x') + R"("})";
+  const std::string head =
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  Client a(port), b(port), c(port);
+  a.WriteRaw(head + body.substr(0, 10));
+  b.WriteRaw(head + body.substr(0, 10));
+  ASSERT_TRUE(Eventually([&] {
+    return server_->stats().reserved_request_bytes.load() == 2 * std::int64_t(body.size());
+  }));
+  c.WriteRaw(head);
+  Reply refused = c.Read();
+  EXPECT_EQ(refused.status, 503u) << refused.body;
+  EXPECT_EQ(refused.raw[http::field::retry_after], "1");
+  EXPECT_EQ(server_->stats().refused_requests.load(), 1u);
+  // Small requests are not affected.
+  Client small(port);
+  EXPECT_EQ(small.Send(http::verb::get, "/healthz").status, 200u);
+  // A body read to its end releases its share.
+  a.WriteRaw(body.substr(10));
+  EXPECT_EQ(a.Read().status, 201u);
+  ASSERT_TRUE(Eventually(
+      [&] { return server_->stats().reserved_request_bytes.load() == std::int64_t(body.size()); }));
+  Client d(port);
+  d.WriteRaw(head + body);
+  EXPECT_EQ(d.Read().status, 201u);
+}
+
 // A page stops at max_reply_bytes and the cursor carries on to the end.
 TEST_F(HttpServerLimitsTest, PagesStopAtMaxReplyBytes) {
   HttpServerOptions opts;
