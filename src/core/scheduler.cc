@@ -56,7 +56,7 @@ Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
   ns_names_.push_back("");
   kind_names_.push_back("");
   worker_names_.push_back("");
-  next_sweep_ms_ = clock_.NowMs() + options_.retention_sweep_interval_ms;
+  next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
 }
 
 Scheduler::~Scheduler() = default;
@@ -124,6 +124,9 @@ void Scheduler::LoadJob(JobRecord&& record) {
   next_id_ = std::max(next_id_, record.id + 1);
   const bool cancel = record.cancel_requested;
   const JobState stored = record.state;
+  const std::uint64_t token = record.lease_token;
+  const std::int64_t expires_wall = record.lease_expires_at_ms;
+  const std::string worker = std::move(record.worker_id);
   LiveJob* job = AddJob(std::move(record), /*pending=*/false);
   if (job->extra && !job->extra->idempotency_key.empty()) {
     auto it = idempotency_.find(IdemKey(ns_names_[job->ns], job->extra->idempotency_key));
@@ -132,9 +135,31 @@ void Scheduler::LoadJob(JobRecord&& record) {
       it->second.state_known = true;
     }
   }
+  if (stored == JobState::kActive && token != 0) {
+    // Its lease was recorded: the worker may well still be running it (a graceful restart, or a
+    // crash of the server alone), so the job stays leased to it under the same token until the
+    // recorded expiry. If the worker is gone, the lease expires then like any other and counts
+    // the attempt; a cancel request is delivered by its next heartbeat or completes at expiry.
+    job->state = JobState::kActive;
+    job->lease_token = token;
+    job->worker = Intern(worker_names_, worker_ids_, worker);
+    job->lease_expires_ms = MonoOf(expires_wall);
+    job->lease_durable_ms = job->lease_expires_ms;
+    // Its length as last recorded: the record is written when the lease is granted or extended,
+    // with updated_at set to that moment (the job's lease_ms if that does not add up).
+    const std::int64_t length = expires_wall - job->updated_at_ms;
+    job->lease_length_ms = length > 0 && length <= options_.max_lease_ms
+                               ? static_cast<std::int32_t>(length)
+                               : job->lease_ms;
+    job->cancel_requested = cancel;
+    job->seq = next_seq_++;
+    leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
+    ++queues_[job->queue].active;
+    return;
+  }
   if (cancel) {
-    // It was active with a cancel requested when the server stopped: its worker is gone, so
-    // the cancel completes now instead of running the job again.
+    // It was active with a cancel requested but no recorded lease (format 1 data): its worker is
+    // unknown, so the cancel completes now instead of running the job again.
     Finish(*job, JobState::kCancelled, "", "");
     return;
   }
@@ -266,8 +291,32 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   open_evict_.push_back(job.id);
 }
 
-void Scheduler::RecordUpdate(const LiveJob& job) {
+void Scheduler::RecordUpdate(LiveJob& job) {
   open_.mutations.push_back(UpdateJob{ToRecord(job, /*with_payload=*/false)});
+  if (job.state == JobState::kActive) job.lease_durable_ms = job.lease_expires_ms;
+}
+
+void Scheduler::RecordLease(LiveJob& job) {
+  UpdateLease m;
+  m.id = job.id;
+  m.state = job.state;
+  m.attempts = job.attempts;
+  m.updated_at_ms = job.updated_at_ms;
+  if (job.state == JobState::kActive) {
+    m.token = job.lease_token;
+    m.expires_at_ms = WallOf(job.lease_expires_ms);
+    m.worker_id = worker_names_[job.worker];
+    job.lease_durable_ms = job.lease_expires_ms;
+  }
+  open_.mutations.emplace_back(std::move(m));
+}
+
+std::int64_t Scheduler::WallOf(std::int64_t mono_ms) const {
+  return clock_.NowMs() + (mono_ms - clock_.MonoMs());
+}
+
+std::int64_t Scheduler::MonoOf(std::int64_t wall_ms) const {
+  return clock_.MonoMs() + (wall_ms - clock_.NowMs());
 }
 
 std::int64_t Scheduler::BackoffDelay(const LiveJob& job) {
@@ -410,6 +459,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
   QueueState& q = queues_[qi];
   if (q.config.paused) return;
   const std::int64_t now = clock_.NowMs();
+  const std::int64_t mono = clock_.MonoMs();
   std::uint32_t taken = 0;
   while (taken < max && !q.rotation.empty()) {
     const std::uint32_t li = q.rotation.front();
@@ -444,12 +494,15 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     if (token == 0) token = 1;
     job->lease_token = token;
     const std::int64_t lease_ms = lease_ms_override > 0 ? lease_ms_override : job->lease_ms;
-    job->lease_expires_ms = now + lease_ms;
+    job->lease_expires_ms = mono + lease_ms;
     job->lease_length_ms = static_cast<std::int32_t>(lease_ms);
     job->worker = Intern(worker_names_, worker_ids_, worker_id);
     job->updated_at_ms = now;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ++q.active;
+    // The lease (and the attempt it counts) is durable before its reply leaves: a restart keeps
+    // it, and a job that keeps crashing the server still reaches max_attempts.
+    RecordLease(*job);
 
     LeasedJob l;
     l.id = job->id;
@@ -462,7 +515,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.priority = job->priority;
     l.created_at_ms = job->created_at_ms;
     if (job->extra) l.tags = job->extra->tags;
-    l.lease = LeaseInfo{token, job->lease_expires_ms, worker_id};
+    l.lease = LeaseInfo{token, now + lease_ms, worker_id};
     out.push_back(std::move(l));
     ++taken;
   }
@@ -493,7 +546,8 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   return out;
 }
 
-void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseCallback callback) {
+void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms,
+                          LeaseCallback callback) {
   Waiter w;
   for (const auto& name : request.queues) w.queues.push_back(QueueIndex(name));
   w.request = std::move(request);
@@ -501,7 +555,7 @@ void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseC
   const std::uint64_t id = next_waiter_id_++;
   for (std::uint32_t qi : w.queues) queues_[qi].waiters.push_back(id);
   waiters_.emplace(id, std::move(w));
-  waiter_deadlines_.push(TimerEntry{deadline_ms, id, 0});
+  waiter_deadlines_.push(TimerEntry{deadline_mono_ms, id, 0});
 }
 
 void Scheduler::ServeWaiters(std::uint32_t qi) {
@@ -541,6 +595,7 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
     return;
   }
   MakeReady(*job);
+  RecordLease(*job);  // un-counts the attempt in the store too, and clears the lease
   ServeWaiters(job->queue);
 }
 
@@ -569,15 +624,25 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
                       ".." + std::to_string(options_.max_lease_ms));
   }
   const std::int64_t now = clock_.NowMs();
+  const std::int64_t mono = clock_.MonoMs();
   const std::int64_t length = extend_ms > 0 ? extend_ms : job.lease_ms;
-  const std::int64_t expires = now + length;
+  const std::int64_t expires = mono + length;
   // Lease heap entries are re-pushed lazily when they fire early (see ExpireLeases), so a
   // heartbeat that extends costs O(1); only a shortening needs a new, earlier entry.
   if (expires < job.lease_expires_ms) leases_.push(TimerEntry{expires, token, id});
   job.lease_expires_ms = expires;
   job.lease_length_ms = static_cast<std::int32_t>(length);
   job.updated_at_ms = now;
-  return HeartbeatOutcome{expires, job.cancel_requested};
+  HeartbeatOutcome out{now + length, job.cancel_requested, false};
+  // Lazy persistence: write the extension only when the durable expiry would lapse within half
+  // of the lease length from now (or a shortening made it too late). A worker that beats at
+  // least every half lease (the SDKs beat every third) therefore never finds its lease expired
+  // after a server crash, and a steady beat costs a write about every other beat, not each.
+  if (job.lease_durable_ms - mono < length / 2 || job.lease_durable_ms > expires) {
+    RecordLease(job);
+    out.persisted = true;
+  }
+  return out;
 }
 
 Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string& result) {
@@ -705,6 +770,9 @@ JobView Scheduler::NewRunOf(JobRecord&& stored) {
   stored.dead_reason.clear();
   stored.result.clear();
   stored.cancel_requested = false;
+  stored.lease_token = 0;
+  stored.lease_expires_at_ms = 0;
+  stored.worker_id.clear();
   QueueIndex(stored.queue);
   // UpdateJob does not rewrite the payload: keep it out of the batch's copy.
   std::string payload = std::move(stored.payload);
@@ -756,6 +824,11 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
   r.runs = job.runs;
   r.lease_ms = job.lease_ms;
   r.cancel_requested = job.cancel_requested;
+  if (job.state == JobState::kActive && !job.evicting) {
+    r.lease_token = job.lease_token;
+    r.lease_expires_at_ms = WallOf(job.lease_expires_ms);
+    r.worker_id = worker_names_[job.worker];
+  }
   r.backoff = (job.extra && job.extra->has_backoff) ? job.extra->backoff
                                                     : queues_[job.queue].config.backoff;
   if (job.extra) {
@@ -772,7 +845,7 @@ JobView Scheduler::ToView(const LiveJob& job) const {
   v.job = ToRecord(job, /*with_payload=*/true);
   const QueueState& q = queues_[job.queue];
   if (job.state == JobState::kActive && !job.evicting) {
-    v.lease = LeaseInfo{job.lease_token, job.lease_expires_ms, worker_names_[job.worker]};
+    v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), worker_names_[job.worker]};
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
       v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
@@ -803,16 +876,20 @@ JobPage Scheduler::ListLive(const ListQuery& query) const {
   }
   const std::uint32_t limit = std::max<std::uint32_t>(query.limit, 1);
   JobId last_taken = 0;
+  std::size_t bytes = 0;
+  bool full = false;
   const JobId resume = index_.Scan(query.after_id, options_.list_scan_budget, [&](LiveJob& j) {
     if (qi && j.queue != *qi) return true;
     if (query.state && j.state != *query.state) return true;
     page.items.push_back(ToView(j));
     last_taken = j.id;
-    return page.items.size() < limit;
+    bytes += j.payload.size();
+    full = page.items.size() >= limit || bytes >= query.max_bytes;
+    return !full;
   });
-  if (resume == 0) {
+  if (resume == 0 && !full) {
     page.next_after_id = 0;
-  } else if (page.items.size() >= limit) {
+  } else if (full) {
     page.next_after_id = last_taken;
   } else {
     page.next_after_id = resume;
@@ -887,12 +964,13 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
 
 // --- Time -----------------------------------------------------------------------------------
 
-std::int64_t Scheduler::NextDeadlineMs() const {
-  std::int64_t next = next_sweep_ms_;
-  if (!timers_.empty()) next = std::min(next, timers_.top().due_ms);
-  if (!leases_.empty()) next = std::min(next, leases_.top().due_ms);
-  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms);
-  return next;
+std::int64_t Scheduler::NextDeadlineInMs() const {
+  const std::int64_t mono = clock_.MonoMs();
+  std::int64_t next = next_sweep_ms_ - mono;
+  if (!timers_.empty()) next = std::min(next, timers_.top().due_ms - clock_.NowMs());
+  if (!leases_.empty()) next = std::min(next, leases_.top().due_ms - mono);
+  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
+  return std::max<std::int64_t>(next, 0);
 }
 
 void Scheduler::ExpireLeases(std::int64_t now) {
@@ -924,6 +1002,7 @@ void Scheduler::ExpireLeases(std::int64_t now) {
 
 void Scheduler::Tick() {
   const std::int64_t now = clock_.NowMs();
+  const std::int64_t mono = clock_.MonoMs();
   std::vector<std::uint32_t> touched;
   while (!timers_.empty() && timers_.top().due_ms <= now) {
     const TimerEntry e = timers_.top();
@@ -937,8 +1016,8 @@ void Scheduler::Tick() {
     MakeReady(*job);
     touched.push_back(job->queue);
   }
-  ExpireLeases(now);
-  while (!waiter_deadlines_.empty() && waiter_deadlines_.top().due_ms <= now) {
+  ExpireLeases(mono);
+  while (!waiter_deadlines_.empty() && waiter_deadlines_.top().due_ms <= mono) {
     const std::uint64_t wid = waiter_deadlines_.top().seq;
     waiter_deadlines_.pop();
     auto it = waiters_.find(wid);
@@ -947,7 +1026,7 @@ void Scheduler::Tick() {
     waiters_.erase(it);
     cb({});
   }
-  if (now >= next_sweep_ms_) Sweep(now);
+  if (mono >= next_sweep_ms_) Sweep(now);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
@@ -977,7 +1056,7 @@ void Scheduler::CompactQueue(QueueState& q) {
 }
 
 void Scheduler::Sweep(std::int64_t now) {
-  next_sweep_ms_ = now + options_.retention_sweep_interval_ms;
+  next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
   // The purges go into the open batch, which will be sealed as next_batch_seq_.
   guard_.OnPurge(next_batch_seq_);
   const Retention& d = options_.default_retention;

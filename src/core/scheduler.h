@@ -56,22 +56,30 @@ class Scheduler {
   void LoadNextId(JobId next_id);
   void LoadQueue(const QueueConfig& config);
   void LoadIdempotencyKey(const PutIdempotencyKey& key);
-  // A live job from the store; active jobs come back ready (their leases died with the process).
+  // A live job from the store. An active job with a recorded lease comes back active under the
+  // same token and worker until its recorded (wall-clock) expiry, converted to the monotonic
+  // clock now; an active job without one (format 1 data) comes back ready.
   void LoadJob(JobRecord&& record);
 
   // --- Commands. ---------------------------------------------------------------------------
   // kValidation for values out of range (the HTTP layer checks shapes; core checks meaning).
   Result<EnqueueOutcome> Enqueue(EnqueueSpec spec);
-  // Leases up to request.max jobs that are ready now (possibly none). Never waits.
+  // Leases up to request.max jobs that are ready now (possibly none). Never waits. Every lease
+  // appends an UpdateLease (state, attempt count, token, expiry, worker) to the open batch: a
+  // lease reply must wait for durability like any write, so that a restart finds the lease.
   std::vector<LeasedJob> Lease(const LeaseRequest& request);
   // Registers a long-poll waiter that is called exactly once: with jobs when some become ready,
-  // or with none at `deadline_ms` or on Shutdown().
-  void AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseCallback callback);
+  // or with none at `deadline_mono_ms` (on the monotonic clock, Clock::MonoMs) or on Shutdown().
+  void AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms, LeaseCallback callback);
   // Puts a leased job back to ready without counting the attempt (its lease reply was lost).
   // A job whose cancel was requested meanwhile is cancelled instead: no worker has it.
   void Release(JobId id, std::uint64_t token);
   // kNotFound for an id never issued; kStaleLease when the token is not the job's current lease
   // or the job is no longer active (finished, perhaps removed by retention).
+  // Extensions are persisted lazily: only when the durable expiry would lapse within half of the
+  // new lease length (HeartbeatOutcome::persisted), so a steady heartbeat writes about every
+  // other beat, and a crash never expires a lease that was kept extended before the worker's
+  // next beat is due.
   Result<HeartbeatOutcome> Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms);
   // Returns the job's new state. kNotFound, kStaleLease as for Heartbeat.
   Result<JobState> Ack(JobId id, std::uint64_t token, const std::string& result);
@@ -130,11 +138,13 @@ class Scheduler {
   std::uint64_t active_jobs() const;
 
   // --- Time. -------------------------------------------------------------------------------
-  // The earliest time at which Tick() may have something to do (the next retention sweep at
-  // the latest).
-  std::int64_t NextDeadlineMs() const;
-  // Fires everything due at Clock::NowMs(): delayed jobs become ready, expired leases fail,
-  // long-poll waiters time out, idempotency keys expire, retention sweeps.
+  // Milliseconds from now until Tick() may have something to do (0: now; the next retention
+  // sweep at the latest). A delay rather than a time because deadlines live on two clocks:
+  // run_at timers on the wall clock, leases, long-polls and the sweep on the monotonic clock.
+  std::int64_t NextDeadlineInMs() const;
+  // Fires everything due: delayed jobs whose run_at (wall clock) has come become ready; leases,
+  // long-poll waiters and the sweep interval fire on the monotonic clock, so a step of the wall
+  // clock neither expires nor stretches them.
   void Tick();
 
   // --- Group commit. -----------------------------------------------------------------------
@@ -231,8 +241,13 @@ class Scheduler {
   JobRecord ToRecord(const LiveJob& job, bool with_payload) const;
   JobView ToView(const LiveJob& job) const;
   QueueInfo ToQueueInfo(std::uint32_t qi) const;
-  void RecordUpdate(const LiveJob& job);
+  void RecordUpdate(LiveJob& job);
   JobView NewRunOf(JobRecord&& stored);
+  void RecordLease(LiveJob& job);
+  // Conversions between the monotonic clock (in-memory deadlines) and the wall clock (what is
+  // shown and persisted), at the current instant.
+  std::int64_t WallOf(std::int64_t mono_ms) const;
+  std::int64_t MonoOf(std::int64_t wall_ms) const;
   void CompactQueue(QueueState& q);
 
   const Clock& clock_;
@@ -254,9 +269,9 @@ class Scheduler {
   std::unordered_map<std::string, std::uint32_t> worker_ids_;
   std::uint32_t queue_cursor_ = 0;  // round-robin start across queues in one lease
 
-  TimerHeap timers_;  // scheduled jobs: due -> ready
-  TimerHeap leases_;  // active jobs: lease expiry
-  TimerHeap waiter_deadlines_;
+  TimerHeap timers_;            // scheduled jobs: run_at (wall clock) -> ready
+  TimerHeap leases_;            // active jobs: lease expiry (monotonic)
+  TimerHeap waiter_deadlines_;  // monotonic
   std::unordered_map<std::uint64_t, Waiter> waiters_;
   std::uint64_t next_waiter_id_ = 1;
 
@@ -267,7 +282,7 @@ class Scheduler {
     bool state_known;
   };
   std::unordered_map<std::string, IdemEntry> idempotency_;  // key: ns + '\0' + key
-  std::int64_t next_sweep_ms_ = 0;
+  std::int64_t next_sweep_ms_ = 0;                          // monotonic
 
   ReadGuard guard_;
 

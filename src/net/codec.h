@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -125,15 +126,20 @@ Result<ListQuery> ParseListJobsQuery(std::string_view query);
 // GET /v1/dead: queue, limit, cursor; the state is always dead.
 Result<ListQuery> ParseListDeadQuery(std::string_view query);
 
-// Cursors are opaque to clients; today they carry the last job id of a page.
-std::string EncodeCursor(JobId after_id);
-Result<JobId> DecodeCursor(std::string_view cursor);
+// The cursor scope (net/cursor.h) of a listing: `GET /v1/jobs` with its queue and state filters,
+// or `GET /v1/dead` with its queue filter. A cursor is valid only for the scope it was made for.
+std::string JobsCursorScope(const ListQuery& query);
+std::string DeadCursorScope(const ListQuery& query);
 
 // ---- response bodies ----
 
 std::string RenderError(const Status& status);
 std::string RenderJob(const JobView& view);
-std::string RenderJobPage(const JobPage& page);
+// `{"items":[...],"next_cursor"}`. Stops before the job that would take the body over
+// `max_bytes` (but always renders at least one job): the cursor then resumes after the last job
+// rendered. Cursors are made for `cursor_scope`.
+std::string RenderJobPage(const JobPage& page, std::string_view cursor_scope,
+                          std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
 // POST /v1/jobs: `{"id","state","duplicate"?}`.
 std::string RenderEnqueueOutcome(const EnqueueOutcome& outcome);
 // POST /v1/jobs:batch: `{"results":[...]}`.

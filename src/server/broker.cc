@@ -193,11 +193,11 @@ class Broker::Impl {
       {
         std::unique_lock lk(mu_);
         if (tasks_.empty() && !stop_requested_) {
-          const std::int64_t now = clock_.NowMs();
-          const std::int64_t next = sched_->NextDeadlineMs();
           // Deadline-driven: sleep until the next timer (at most a retention sweep away) or
-          // until a command arrives.
-          if (next > now) cv_.wait_for(lk, std::chrono::milliseconds(next - now));
+          // until a command arrives. The wait is a duration on the steady clock, so a step of
+          // the wall clock does not make core oversleep a lease expiry or a long-poll deadline.
+          const std::int64_t delay = sched_->NextDeadlineInMs();
+          if (delay > 0) cv_.wait_for(lk, std::chrono::milliseconds(delay));
         }
         batch.swap(tasks_);
         stop = stop_requested_;
@@ -645,18 +645,34 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
     auto& s = impl_->sched();
     auto jobs = s.Lease(request);
     if (!jobs.empty() || request.wait_ms <= 0 || draining()) {
-      impl_->counters().leased.fetch_add(jobs.size(), std::memory_order_relaxed);
-      done(std::move(jobs));
+      ReplyLeased(std::move(jobs), std::move(done));
       return;
     }
     const std::int64_t wait =
         std::min<std::int64_t>(request.wait_ms, impl_->options().scheduler.max_wait_ms);
-    const std::int64_t deadline = impl_->clock().NowMs() + wait;
+    // A long-poll deadline is a duration: it runs on the monotonic clock.
+    const std::int64_t deadline = impl_->clock().MonoMs() + wait;
     s.AddWaiter(std::move(request), deadline,
-                [this, done = std::move(done)](std::vector<LeasedJob> got) {
-                  impl_->counters().leased.fetch_add(got.size(), std::memory_order_relaxed);
-                  done(std::move(got));
+                [this, done = std::move(done)](std::vector<LeasedJob> got) mutable {
+                  ReplyLeased(std::move(got), std::move(done));
                 });
+  });
+}
+
+// Core thread. Leases are persisted (Scheduler::Lease appends them to the open batch), so the
+// reply with jobs waits for durability like any write: a worker never holds a lease that a
+// restart would not know. If the commit fails, the worker gets the error and the jobs, whose
+// leases were never durable, go back to ready with the reload.
+void Broker::ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done) {
+  if (jobs.empty()) {
+    done(std::move(jobs));
+    return;
+  }
+  auto shared = std::make_shared<std::vector<LeasedJob>>(std::move(jobs));
+  impl_->AfterDurable([this, shared, done = std::move(done)](Status s) mutable {
+    if (!s.ok()) return done(s);
+    impl_->counters().leased.fetch_add(shared->size(), std::memory_order_relaxed);
+    done(std::move(*shared));
   });
 }
 
@@ -668,8 +684,15 @@ void Broker::Release(std::vector<std::pair<JobId, std::uint64_t>> leases) {
 
 void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                        Callback<HeartbeatOutcome> done) {
-  impl_->Post([this, id, token, extend_ms, done = std::move(done)] {
-    done(impl_->sched().Heartbeat(id, token, extend_ms));
+  impl_->Post([this, id, token, extend_ms, done = std::move(done)]() mutable {
+    auto r = impl_->sched().Heartbeat(id, token, extend_ms);
+    if (!r.ok() || !r->persisted) return done(std::move(r));
+    // The extension was written because the durable expiry was about to lapse: answer once it
+    // is on disk, so that a crash right after the reply cannot expire the lease early.
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r));
+    });
   });
 }
 
@@ -772,6 +795,38 @@ void Broker::GetJob(JobId id, Callback<JobView> done) {
   });
 }
 
+namespace {
+
+// Up to `limit` stored rows after `q.after_id`, read in small chunks so that the rows held stop
+// once their payloads and results reach `max_bytes` (*truncated is then set): a page of large
+// payloads costs about max_bytes of memory, not limit times the payload size.
+Result<std::vector<JobRecord>> ListStored(Store& store, StoreListQuery q, std::uint32_t limit,
+                                          std::size_t max_bytes, bool* truncated) {
+  constexpr std::uint32_t kChunk = 64;
+  std::vector<JobRecord> out;
+  std::size_t bytes = 0;
+  *truncated = false;
+  while (out.size() < limit) {
+    q.limit = std::min<std::uint32_t>(kChunk, limit - static_cast<std::uint32_t>(out.size()));
+    auto rows = store.ListJobs(q);
+    if (!rows.ok()) return rows.status();
+    const std::size_t got = rows->size();
+    for (auto& r : *rows) {
+      bytes += r.payload.size() + r.result.size();
+      out.push_back(std::move(r));
+      if (bytes >= max_bytes && out.size() < limit) {
+        *truncated = true;
+        return out;
+      }
+    }
+    if (got < q.limit) break;
+    q.after_id = out.back().id;
+  }
+  return out;
+}
+
+}  // namespace
+
 void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;
@@ -781,12 +836,13 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {*query.state};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       JobPage page;
       for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, ""});
-      page.next_after_id = page.items.size() >= query.limit ? page.items.back().job.id : 0;
+      page.next_after_id =
+          page.items.size() >= query.limit || truncated ? page.items.back().job.id : 0;
       done(std::move(page));
     });
     return;
@@ -800,12 +856,12 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {JobState::kSucceeded, JobState::kDead, JobState::kCancelled};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       constexpr JobId kEnd = ~JobId{0};
       const JobId live_bound = live.next_after_id == 0 ? kEnd : live.next_after_id;
-      const JobId store_bound = rows->size() >= query.limit ? rows->back().id : kEnd;
+      const JobId store_bound = rows->size() >= query.limit || truncated ? rows->back().id : kEnd;
       const JobId bound = std::min(live_bound, store_bound);
       std::vector<JobView> merged;
       for (auto& v : live.items) {

@@ -111,12 +111,14 @@ class Broker {
                std::function<void(std::vector<Result<EnqueueOutcome>>)> done);
   // Leases up to request.max ready jobs; with wait_ms > 0 and nothing ready, waits (as a waiter
   // registered in core, not a blocked thread) until jobs arrive or the wait ends (empty result).
+  // Leases are persisted: a reply with jobs is sent once their leases are durable.
   void Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done);
   // Returns jobs a lease reply could not deliver (client gone) to ready, without counting an
   // attempt. Jobs whose lease changed since are left alone.
   void Release(std::vector<std::pair<JobId, std::uint64_t>> leases);
   // Extends the lease to now + extend_ms (0: the job's own lease_ms); reports whether a cancel
-  // was requested.
+  // was requested. Answers at once, unless the extension had to be persisted (see
+  // Scheduler::Heartbeat): then once it is durable.
   void Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                  Callback<HeartbeatOutcome> done);
   // Acks and fails, each item answered on its own, in order. A fail's result is the state it
@@ -145,6 +147,8 @@ class Broker {
   std::vector<QueueGauge> QueueGauges() const;
 
  private:
+  void ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done);
+
   class Impl;
   std::unique_ptr<Impl> impl_;
   // Published by Start/BeginDrain for lock-free health checks from I/O threads.

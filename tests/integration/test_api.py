@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from ymtest import wait_until
 
 
 def counts(client, queue):
@@ -60,8 +61,10 @@ def test_delayed_job_waits(client):
 
 def test_long_poll_returns_when_job_arrives(server, client):
     def later():
-        time.sleep(0.3)
+        # Once the long poll waits (the queue exists, and says so, only from then on).
         c = server.client()
+        wait_until(lambda: c.call("GET", "/v1/queues/lp")[1].get("waiting_workers") == 1, 30,
+                   "the long poll to wait")
         c.enqueue(queue="lp", kind="k")
         c.close()
 

@@ -201,16 +201,24 @@ class DurableRun {
     Open();
     if (::testing::Test::HasFailure()) return;
     CheckStore();
-    // Core rebuilt from the store holds exactly the stored live jobs; a job whose cancel was
-    // requested is finished as cancelled, and nothing is active.
+    // Core rebuilt from the store holds exactly the stored live jobs. A recorded lease is kept
+    // (same token, cancel request and all) until it expires; a job active without one cannot
+    // be running, and comes back ready, or cancelled if its cancel was requested.
     for (const auto& [id, k] : known_) {
       const bool stored_live = k.row && !IsTerminal(k.row->state);
       auto v = sched_->Get(id);
       if (stored_live) {
         ASSERT_TRUE(v.has_value()) << "stored live job " << id << " not recovered";
-        EXPECT_NE(v->job.state, JobState::kActive) << "job " << id;
-        if (k.row->cancel_requested) {
-          EXPECT_EQ(v->job.state, JobState::kCancelled) << "job " << id;
+        if (k.row->state == JobState::kActive && k.row->lease_token != 0) {
+          EXPECT_EQ(v->job.state, JobState::kActive) << "job " << id;
+          ASSERT_TRUE(v->lease.has_value()) << "job " << id;
+          EXPECT_EQ(v->lease->token, k.row->lease_token) << "job " << id;
+          EXPECT_EQ(v->job.cancel_requested, k.row->cancel_requested) << "job " << id;
+        } else {
+          EXPECT_NE(v->job.state, JobState::kActive) << "job " << id;
+          if (k.row->cancel_requested) {
+            EXPECT_EQ(v->job.state, JobState::kCancelled) << "job " << id;
+          }
         }
       } else {
         EXPECT_FALSE(v.has_value()) << "job " << id << " recovered but not stored live";

@@ -122,6 +122,23 @@ class HttpServerTest : public testing::Test {
     if (broker_) broker_->Stop();
   }
 
+  // Waits (up to 30 s) until `queue` has `n` long polls registered, as GET /v1/queues shows
+  // them: a condition instead of a fixed sleep, so that a loaded machine only makes it slower.
+  // The queue exists (and is found) only once a wait has registered it.
+  bool WaitForWaiters(const std::string& queue, int n) {
+    Client probe(server_->local_port());
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < until) {
+      Reply r = probe.Send(http::verb::get, "/v1/queues/" + queue);
+      if (r.status == 200 && r.json.IsObject() && r.json.HasMember("waiting_workers") &&
+          r.json["waiting_workers"].GetInt() == n) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+
   std::string Enqueue(Client& c, const std::string& queue) {
     Reply r = c.Send(http::verb::post, "/v1/jobs",
                      R"({"queue":")" + queue + R"(","kind":"k","payload":{"n":1}})");
@@ -206,8 +223,12 @@ TEST_F(HttpServerTest, BatchEnqueueAndListing) {
   ASSERT_EQ(page.status, 200u) << page.body;
   EXPECT_EQ(page.json["items"].Size(), 1u);
   ASSERT_TRUE(page.json["next_cursor"].IsString());
-  Reply next = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&limit=1&cursor=") +
+  Reply next = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&state=ready&limit=1&cursor=") +
                                            page.json["next_cursor"].GetString());
+  // A cursor belongs to the listing and filters it came from (AIP-158 style).
+  Reply foreign = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&limit=1&cursor=") +
+                                              page.json["next_cursor"].GetString());
+  EXPECT_EQ(foreign.status, 400u) << foreign.body;
   ASSERT_EQ(next.status, 200u) << next.body;
   ASSERT_EQ(next.json["items"].Size(), 1u);
   EXPECT_STRNE(next.json["items"][0]["id"].GetString(), page.json["items"][0]["id"].GetString());
@@ -322,8 +343,10 @@ TEST_F(HttpServerTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
   HttpServer short_idle(*broker_, opts);
   ASSERT_TRUE(short_idle.Start().ok());
   Client c(short_idle.local_port());
-  EXPECT_EQ(c.Send(http::verb::get, "/healthz").status, 200u);
+  // Measured from before the request, so that a test thread descheduled after the reply cannot
+  // shorten what it sees: the idle timer starts only after the request arrived.
   const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.Send(http::verb::get, "/healthz").status, 200u);
   EXPECT_TRUE(c.ServerClosed()) << "the server must close the idle connection";
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(250))
       << "closed before the idle timeout";
@@ -354,7 +377,8 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
 TEST_F(HttpServerTest, LongPollIsWokenByAnEnqueue) {
   Client waiter(server_->local_port());
   std::thread producer([port = server_->local_port(), this] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Once the long poll waits: the enqueue must wake it, not find it later.
+    EXPECT_TRUE(WaitForWaiters("lp", 1));
     Client c(port);
     Enqueue(c, "lp");
   });
@@ -371,16 +395,16 @@ TEST_F(HttpServerTest, LeasesOfAVanishedLongPollAreReleased) {
   {
     Client gone(server_->local_port());
     gone.WriteRaw(RawPost("/v1/leases", R"({"queues":["vanish"],"wait_ms":20000})"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ASSERT_TRUE(WaitForWaiters("vanish", 1));
     gone.Close();
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   Client c(server_->local_port());
   std::string id = Enqueue(c, "vanish");
   // The enqueue may have been handed to the vanished waiter; either way it must be leasable now,
   // long before any lease would expire.
   Reply r;
-  for (int i = 0; i < 50; ++i) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
     r = c.Send(http::verb::post, "/v1/leases", R"({"queues":["vanish"],"wait_ms":100})");
     if (r.status == 200 && r.json["jobs"].Size() == 1) break;
   }
@@ -424,7 +448,8 @@ TEST_F(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
 TEST_F(HttpServerTest, StopLetsAnInFlightRequestFinish) {
   Client waiter(server_->local_port());
   waiter.WriteRaw(RawPost("/v1/leases", R"({"queues":["drain"],"wait_ms":1000})"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Stop() only once the request is in flight (a request not yet read would be refused).
+  ASSERT_TRUE(WaitForWaiters("drain", 1));
   std::thread stopper([this] { server_->Stop(); });
   Reply r = waiter.Read();
   stopper.join();
