@@ -731,9 +731,10 @@ void Broker::Cancel(JobId id, Callback<JobView> done) {
   impl_->Post([this, id, done = std::move(done)]() mutable {
     Scheduler& s = impl_->sched();
     auto r = s.Cancel(id);
-    if (r.ok() || r.status().code() != Code::kNotFound || !s.Issued(id)) {
+    if (r.ok() || r.status().code() != Code::kNotFound) {
       return impl_->AnswerWhenDurable(std::move(r), std::move(done));
     }
+    if (!s.Issued(id)) return done(NotFound("job " + FormatJobId(id) + " not found"));
     // Core no longer holds it: finished (the store has it, unless retention removed it). The
     // answer is decided back on the core thread, where a job replayed meanwhile is cancelled.
     impl_->DecideFromStore(
