@@ -372,6 +372,9 @@ void Broker::Impl::DecideFromStore(JobId id, Decide decide, Callback<JobView> do
           done = std::move(done), reads]() mutable {
       if (generation != generation_) {
         // The state was reloaded from the store meanwhile; ask again against the new one.
+        if (reads + 1 >= kMaxStoreReads) {
+          return done(Unavailable("job " + FormatJobId(id) + ": the state kept being reloaded"));
+        }
         return DecideFromStore(id, std::move(decide), std::move(done), reads + 1);
       }
       if (!stored.ok()) {
