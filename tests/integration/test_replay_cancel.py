@@ -201,3 +201,44 @@ def test_a_cancel_accepted_before_a_lease_is_handed_back_ends_cancelled(server, 
         raise AssertionError("no try put the cancel between the lease and its hand-back")
     finally:
         other.close()
+
+
+def test_concurrent_bulk_replays_replay_each_job_once(server, client):
+    # Two clients replay the same queue's dead letters at once (or one client retried a slow
+    # request): together they replay every job exactly once.
+    n = 600
+    for i in range(0, n, 200):
+        status, body = client.call("POST", "/v1/jobs:batch",
+                                   {"jobs": [{"queue": "twice", "kind": "k"}] * 200})
+        assert status == 200, body
+    left = n
+    while left:
+        jobs = client.lease(["twice"], max_jobs=200)
+        fails = [{"id": j["id"], "token": j["lease"]["token"],
+                  "error": {"message": "x", "retryable": False}} for j in jobs]
+        assert client.call("POST", "/v1/acks:batch", {"fails": fails})[0] == 200
+        left -= len(jobs)
+    counts = []
+
+    def bulk():
+        c = server.client()
+        status, body = c.call("POST", "/v1/dead:replay", {"queue": "twice", "limit": n})
+        c.close()
+        counts.append((status, body))
+
+    threads = [threading.Thread(target=bulk) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(status == 200 for status, _ in counts), counts
+    assert sum(body["replayed"] for _, body in counts) == n, counts
+    leased = []
+    while True:
+        got = client.lease(["twice"], max_jobs=1000)
+        if not got:
+            break
+        leased += got
+    assert sorted(j["id"] for j in leased) == sorted(set(j["id"] for j in leased))
+    assert len(leased) == n
+    assert all(j["attempt"] == 1 for j in leased)
