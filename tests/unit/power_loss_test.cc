@@ -440,7 +440,7 @@ std::string Summary(const RunResult& r) {
 TEST(PowerLossTest, EveryAcknowledgedCommitSurvivesRandomPowerCuts) {
   std::uint64_t seed = SeedFromEnv();
   RunConfig cfg;
-  cfg.iterations = IterationsFromEnv(60);
+  cfg.iterations = IterationsFromEnv(25);
   std::printf("power-loss seed: YM_POWERLOSS_SEED=%llu (iterations %d)\n",
               static_cast<unsigned long long>(seed), cfg.iterations);
   RunResult r = RunPowerLoss(cfg, seed);
