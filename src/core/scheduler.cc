@@ -311,13 +311,23 @@ void Scheduler::RecordLease(LiveJob& job) {
   open_.mutations.emplace_back(std::move(m));
 }
 
-std::int64_t Scheduler::WallOf(std::int64_t mono_ms) const {
-  return clock_.NowMs() + (mono_ms - clock_.MonoMs());
+// The two clocks are read one after the other, so their difference jitters by a millisecond
+// from call to call. A cached offset, moved only when the wall clock really stepped (more than
+// kWallStepToleranceMs), keeps a lease's displayed expiry stable from one GET to the next and
+// makes wall -> mono -> wall round trips exact.
+std::int64_t Scheduler::WallOffset() const {
+  const std::int64_t current = clock_.NowMs() - clock_.MonoMs();
+  if (!wall_offset_known_ || current - wall_offset_ > kWallStepToleranceMs ||
+      wall_offset_ - current > kWallStepToleranceMs) {
+    wall_offset_ = current;
+    wall_offset_known_ = true;
+  }
+  return wall_offset_;
 }
 
-std::int64_t Scheduler::MonoOf(std::int64_t wall_ms) const {
-  return clock_.MonoMs() + (wall_ms - clock_.NowMs());
-}
+std::int64_t Scheduler::WallOf(std::int64_t mono_ms) const { return mono_ms + WallOffset(); }
+
+std::int64_t Scheduler::MonoOf(std::int64_t wall_ms) const { return wall_ms - WallOffset(); }
 
 std::int64_t Scheduler::BackoffDelay(const LiveJob& job) {
   const Backoff& b = (job.extra && job.extra->has_backoff) ? job.extra->backoff
@@ -515,7 +525,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.priority = job->priority;
     l.created_at_ms = job->created_at_ms;
     if (job->extra) l.tags = job->extra->tags;
-    l.lease = LeaseInfo{token, now + lease_ms, worker_id};
+    l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id};
     out.push_back(std::move(l));
     ++taken;
   }
@@ -633,7 +643,7 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
   job.lease_expires_ms = expires;
   job.lease_length_ms = static_cast<std::int32_t>(length);
   job.updated_at_ms = now;
-  HeartbeatOutcome out{now + length, job.cancel_requested, false};
+  HeartbeatOutcome out{WallOf(expires), job.cancel_requested, false};
   // Lazy persistence: write the extension only when the durable expiry would lapse within half
   // of the lease length from now (or a shortening made it too late). A worker that beats at
   // least every half lease (the SDKs beat every third) therefore never finds its lease expired

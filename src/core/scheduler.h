@@ -248,6 +248,7 @@ class Scheduler {
   // shown and persisted), at the current instant.
   std::int64_t WallOf(std::int64_t mono_ms) const;
   std::int64_t MonoOf(std::int64_t wall_ms) const;
+  std::int64_t WallOffset() const;
   void CompactQueue(QueueState& q);
 
   const Clock& clock_;
@@ -283,6 +284,10 @@ class Scheduler {
   };
   std::unordered_map<std::string, IdemEntry> idempotency_;  // key: ns + '\0' + key
   std::int64_t next_sweep_ms_ = 0;                          // monotonic
+  // Wall minus monotonic time, cached (see WallOffset). Mutable: a cache refreshed by reads.
+  static constexpr std::int64_t kWallStepToleranceMs = 1000;
+  mutable std::int64_t wall_offset_ = 0;
+  mutable bool wall_offset_known_ = false;
 
   ReadGuard guard_;
 
