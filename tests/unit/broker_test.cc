@@ -630,6 +630,31 @@ TEST_F(BrokerRaceTest, ReplaysDuringDrainAreRefused) {
   EXPECT_EQ(Stored(id).state, JobState::kDead) << "a refused replay changed the job";
 }
 
+TEST_F(BrokerRaceTest, ReplaysAndCancelsAreRefusedWhileTheStoreIsReadOnly) {
+  const JobId id = DeadJob("ro");
+  // A replay whose read is under way when the store starts refusing writes.
+  std::promise<Result<JobView>> slow;
+  auto late = StartHeld<JobView>(slow, [&](auto done) { broker_->Replay(id, done); });
+  faults_.FailAllCommits();
+  ASSERT_EQ(Enqueue({Spec("ro")})[0].status().code(), Code::kStoreUnavailable);
+  gate_.ReleaseHeldRead();
+  EXPECT_EQ(Await(late).status().code(), Code::kStoreUnavailable);
+  EXPECT_EQ(Call([&](auto done) { broker_->Replay(id, done); }).status().code(),
+            Code::kStoreUnavailable);
+  EXPECT_EQ(Call([&](auto done) { broker_->Cancel(id, done); }).status().code(),
+            Code::kStoreUnavailable);
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  broker_->ReplayDead("ro", {}, 100, [&](auto r) { p.set_value(std::move(r)); });
+  EXPECT_EQ(Await(f).status().code(), Code::kStoreUnavailable);
+  faults_.Heal();
+  ASSERT_TRUE(WaitStoreAvailable());
+  EXPECT_EQ(Stored(id).state, JobState::kDead) << "a refused replay changed the job";
+  auto v = Call([&](auto done) { broker_->Replay(id, done); });
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->job.runs, 2);
+}
+
 // A replay whose read crossed a retention purge was answered 200 and never stored: the purge
 // deleted the row and the replay's update of a missing row wrote nothing. Virtual time, so the
 // sweep runs when the test says.
