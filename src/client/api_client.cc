@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <utility>
 
 #include "common/json.h"
@@ -36,6 +37,7 @@ constexpr std::array kAllCodes = {
     Code::kIoError,
     Code::kUnavailable,
     Code::kCorruption,
+    Code::kStoreUnavailable,
 };
 
 // Payloads and results must be one JSON value; checked with the same strict reader the server
@@ -95,7 +97,13 @@ std::int64_t Int(const Value& obj, std::string_view key) {
   if (!v) return 0;
   if (auto i = v->AsInt64()) return *i;
   if (auto u = v->AsUint64()) return static_cast<std::int64_t>(*u);
-  if (auto d = v->AsDouble()) return static_cast<std::int64_t>(*d);
+  if (auto d = v->AsDouble()) {
+    // Clamp: casting a double outside the int64 range is undefined (found by client_fuzz).
+    if (*d >= 9.2233720368547758e18) return std::numeric_limits<std::int64_t>::max();
+    if (*d <= -9.2233720368547758e18) return std::numeric_limits<std::int64_t>::min();
+    if (*d != *d) return 0;
+    return static_cast<std::int64_t>(*d);
+  }
   return 0;
 }
 

@@ -791,6 +791,11 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::s
     if (!name.ok()) return name.status();
     auto value = PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), true);
     if (!value.ok()) return value.status();
+    // Decoded names and values may end up in error messages and filters: UTF-8 only, so that
+    // nothing the server sends back is invalid UTF-8.
+    if (!json::IsValidUtf8(*name) || !json::IsValidUtf8(*value)) {
+      return InvalidRequest("the query string does not decode to valid UTF-8");
+    }
     for (const auto& [seen, unused] : out) {
       if (seen == *name) return QueryError(seen, "given more than once");
     }

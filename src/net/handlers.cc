@@ -296,6 +296,10 @@ void Readyz(Call& c) {
     return c.Error(Unavailable("draining: new enqueues and leases are refused"));
   }
   if (!c.broker.ready()) return c.Error(Unavailable("starting: the store is being recovered"));
+  if (!c.broker.store_available()) {
+    return c.Error(StoreUnavailable("read-only: the store refuses writes (" +
+                                    c.broker.store_error() + "); probing it to resume"));
+  }
   c.Ok(RenderStatusWord("ready"));
 }
 
@@ -314,6 +318,9 @@ ApiResponse ErrorResponse(const Status& status, RouteId route) {
   ApiResponse r = Json(static_cast<unsigned>(HttpStatus(s.code())), RenderError(s), route);
   // Backpressure: tell well-behaved clients when to come back instead of letting them spin.
   if (s.code() == Code::kResourceExhausted) r.headers.emplace_back("Retry-After", "1");
+  // Read-only after a store failure: the broker probes the store about every second (up to
+  // every 5 s while it keeps failing), so a client retrying after a few seconds finds it back.
+  if (s.code() == Code::kStoreUnavailable) r.headers.emplace_back("Retry-After", "2");
   return r;
 }
 

@@ -47,6 +47,31 @@ std::uint64_t DefaultSeed(const Clock& clock) {
          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
+// How often one job's record is read before a replay or cancel gives up with 503. A read is
+// stale only when the job changed or a retention purge ran while it was in flight, so the second
+// read almost always settles it.
+constexpr int kMaxStoreReads = 5;
+// Jobs a bulk replay reads and decides per step on the core thread; other commands run between
+// steps, so a bulk replay of 100,000 jobs never holds the core thread for long.
+constexpr std::size_t kReplayChunk = 100;
+
+// One POST /v1/dead:replay in progress. Touched by one thread at a time: each step runs on the
+// core thread, and the reader thread it hands a read to only reads the store.
+struct BulkReplay {
+  bool by_filter = false;
+  std::string queue;        // by filter: empty means every queue
+  std::uint32_t limit = 0;  // by filter: most jobs to replay
+  JobId after_id = 0;       // by filter: listing cursor
+  bool listing_done = false;
+  // Ids still to decide, with how often each was read already (by ids, or rows of the listing
+  // whose read turned out stale).
+  std::deque<std::pair<JobId, int>> todo;
+  std::uint64_t replayed = 0;
+  Status error;  // the first server-side error; answered only if nothing was replayed
+  const std::atomic<bool>* draining = nullptr;
+  Broker::Callback<std::uint64_t> done;
+};
+
 }  // namespace
 
 class Broker::Impl {
@@ -106,7 +131,7 @@ class Broker::Impl {
   void Read(std::function<void()> fn) { boost::asio::post(readers_, std::move(fn)); }
 
   // Core thread: calls `reply(status)` once everything written or observed so far is durable
-  // (Ok), or the commit failed (IoError).
+  // (Ok), or the commit failed (kStoreUnavailable).
   void AfterDurable(std::function<void(Status)> reply) {
     const std::uint64_t seq = sched_->VisibleSeq();
     if (seq <= sched_->durable_seq()) {
@@ -125,6 +150,36 @@ class Broker::Impl {
   std::int64_t recovery_ms() const { return recovery_ms_; }
   const BrokerOptions& options() const { return options_; }
 
+  // --- Decisions against the current state (definitions below the class). -----------------
+  // Replay, and cancel of a job core no longer holds, are decided on the core thread; a reader
+  // thread only fetches the stored record. core/read_guard.h explains when such a record may be
+  // stale and how core knows.
+  using Decide = std::function<std::optional<Result<JobView>>(const Scheduler::ReadTicket&,
+                                                              std::optional<JobRecord>&&)>;
+  // Core thread: answers `r` once everything core observed so far is durable.
+  void AnswerWhenDurable(Result<JobView> r, Callback<JobView> done);
+  // Core thread: reads job `id` and lets `decide` judge the record on the core thread; reads
+  // again (at most kMaxStoreReads times in all) while `decide` says it may be stale.
+  void DecideFromStore(JobId id, Decide decide, Callback<JobView> done, int reads);
+  // Core thread: runs the next step of a bulk replay, or answers it.
+  void BulkStep(const std::shared_ptr<BulkReplay>& b);
+
+  // Any thread: false while read-only after a failed commit.
+  bool store_available() const { return store_available_.load(std::memory_order_acquire); }
+  std::string store_error() const {
+    std::lock_guard lk(store_error_mu_);
+    return store_error_;
+  }
+  // Core thread: true while read-only. Writes check this on the core thread (the I/O thread's
+  // check of store_available() is only a shortcut), so no client write's mutation ever enters a
+  // batch while the store is unavailable: the batches then hold only what timers produced
+  // (lease expiries, retention) and lazily persisted heartbeats, which nobody was promised.
+  bool read_only() const { return read_only_; }
+  Status ReadOnlyError() const {
+    return StoreUnavailable("read-only: the store refuses writes (" + read_only_cause_ +
+                            "); retry later");
+  }
+
  private:
   struct PendingReply {
     std::uint64_t seq;
@@ -138,8 +193,13 @@ class Broker::Impl {
     Loader loader(*fresh);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
     sched_ = std::move(fresh);
+    ++generation_;
     return Status::Ok();
   }
+
+  void BulkRead(const std::shared_ptr<BulkReplay>& b, std::vector<std::pair<JobId, int>> chunk);
+  void BulkList(const std::shared_ptr<BulkReplay>& b);
+  void BulkFinish(const std::shared_ptr<BulkReplay>& b);
 
   void CoreLoop() {
     std::vector<std::function<void()>> batch;
@@ -152,7 +212,10 @@ class Broker::Impl {
           // Deadline-driven: sleep until the next timer (at most a retention sweep away) or
           // until a command arrives. The wait is a duration on the steady clock, so a step of
           // the wall clock does not make core oversleep a lease expiry or a long-poll deadline.
-          const std::int64_t delay = sched_->NextDeadlineInMs();
+          std::int64_t delay = sched_->NextDeadlineInMs();
+          if (read_only_ && !commit_in_flight_) {
+            delay = std::min(delay, std::max<std::int64_t>(next_probe_mono_ - clock_.MonoMs(), 0));
+          }
           if (delay > 0) cv_.wait_for(lk, std::chrono::milliseconds(delay));
         }
         batch.swap(tasks_);
@@ -173,7 +236,11 @@ class Broker::Impl {
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
       if (stop) {
         std::lock_guard lk(mu_);
-        if (tasks_.empty() && !commit_in_flight_ && !sched_->HasOpenMutations()) break;
+        // Read-only, what is left open was produced by timers and promised to nobody: it is
+        // dropped rather than waited for (the next start recovers the durable state).
+        if (tasks_.empty() && !commit_in_flight_ && (read_only_ || !sched_->HasOpenMutations())) {
+          break;
+        }
       }
     }
   }
@@ -206,8 +273,25 @@ class Broker::Impl {
 
  private:
   void MaybeCommit() {
-    if (commit_in_flight_ || !sched_->HasOpenMutations()) return;
-    Batch b = sched_->SealBatch();
+    if (commit_in_flight_) return;
+    Batch b;
+    if (read_only_) {
+      // The probe: the batch that failed last (retried as it was, so batches still commit in
+      // sequence), else whatever timers added since; marked so that the store really writes
+      // and syncs even when it holds no mutation.
+      if (clock_.MonoMs() < next_probe_mono_) return;
+      if (retry_batch_) {
+        b = std::move(*retry_batch_);
+        retry_batch_.reset();
+      } else {
+        b = sched_->SealBatch();
+      }
+      b.probe = true;
+      counters_.store_probes.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      if (!sched_->HasOpenMutations()) return;
+      b = sched_->SealBatch();
+    }
     commit_in_flight_ = true;
     {
       std::lock_guard lk(wmu_);
@@ -237,11 +321,16 @@ class Broker::Impl {
         counters_.committed_mutations.fetch_add(b.mutations.size(), std::memory_order_relaxed);
       }
       const std::uint64_t seq = b.seq;
-      Post([this, seq, s = std::move(s)] { OnCommitDone(seq, s); });
+      // A failed batch goes back to core: while read-only it is retried as the next probe.
+      std::optional<Batch> failed;
+      if (!s.ok()) failed = std::move(b);
+      Post([this, seq, s = std::move(s), failed = std::move(failed)]() mutable {
+        OnCommitDone(seq, s, std::move(failed));
+      });
     }
   }
 
-  void OnCommitDone(std::uint64_t seq, const Status& s) {
+  void OnCommitDone(std::uint64_t seq, const Status& s, std::optional<Batch> failed) {
     commit_in_flight_ = false;
     if (s.ok()) {
       sched_->OnCommitted(seq);
@@ -250,18 +339,52 @@ class Broker::Impl {
         replies_.pop_front();
         reply(Status::Ok());
       }
+      if (read_only_) LeaveReadOnly();
       return;
     }
-    // Nothing of the batch reached the disk, but core already acted on it (and on the open batch
-    // built on top of it). The only state we can trust is the store's: answer every waiting
-    // write with the error, drop the in-memory state and reload it. Leases die with it; their
-    // workers get 409 on ack and the jobs run again (at-least-once).
     counters_.commit_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error("commit of batch {} failed: {}; reloading state from the store", seq,
-                  s.ToString());
+    if (read_only_) {
+      // A probe failed. Core's state is the durable state plus this batch and the open one, and
+      // neither holds anything a client was promised, so nothing needs reloading: keep the
+      // batch for the next probe and back off. Logged at debug level: the episode was logged
+      // once when it began.
+      retry_batch_ = std::move(failed);
+      probe_delay_ms_ = std::min(probe_delay_ms_ * 2, kProbeMaxMs);
+      next_probe_mono_ = clock_.MonoMs() + probe_delay_ms_;
+      spdlog::debug("store probe (batch {}) failed: {}; next in {} ms", seq, s.ToString(),
+                    probe_delay_ms_);
+      return;
+    }
+    EnterReadOnly(seq, s);
+  }
+
+  // The first failed commit of an episode. Nothing of the batch reached the disk, but core already
+  // acted on it (and on the open batch built on top of it), so the only state we can trust is the
+  // store's: every write waiting on either batch is answered with the error (it did not happen),
+  // and the state is reloaded once. Leases are persisted, so the reload keeps every durable
+  // lease: running jobs stay with their workers, whose heartbeats still work. Then the broker is
+  // read-only until a probe commit succeeds, so a persistent fault (disk full, EIO) costs one
+  // reload per episode instead of a reload and a re-dispatch of every running job per commit.
+  void EnterReadOnly(std::uint64_t seq, const Status& s) {
+    read_only_ = true;
+    read_only_cause_ = s.message();
+    read_only_since_mono_ = clock_.MonoMs();
+    probes_at_start_ = counters_.store_probes.load(std::memory_order_relaxed);
+    {
+      std::lock_guard lk(store_error_mu_);
+      store_error_ = s.message();
+    }
+    store_available_.store(false, std::memory_order_release);
+    counters_.store_unavailable_episodes.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error(
+        "commit of batch {} failed: {}; the server is read-only (writes answer 503 "
+        "store_unavailable) and probes the store until it takes writes again",
+        seq, s.ToString());
     auto replies = std::move(replies_);
     replies_.clear();
-    for (auto& r : replies) r.reply(IoError("the write could not be made durable: " + s.message()));
+    for (auto& r : replies) {
+      r.reply(StoreUnavailable("the write could not be made durable: " + s.message()));
+    }
     sched_->Shutdown();
     Status rebuilt = Rebuild();
     if (!rebuilt.ok()) {
@@ -270,7 +393,37 @@ class Broker::Impl {
       spdlog::critical("cannot reload state after a failed commit: {}", rebuilt.ToString());
       std::_Exit(70);
     }
+    retry_batch_.reset();
+    // A small probe can succeed on a disk that still cannot take a real batch (it rewrites one
+    // page, which may fit where the failed batch did not), so episodes can follow each other.
+    // One that starts soon after the last ended keeps backing off from where that one stopped,
+    // which bounds the reloads under a persistent fault to one per kProbeMaxMs.
+    const std::int64_t now = clock_.MonoMs();
+    const bool recent = resumed_mono_ != 0 && now - resumed_mono_ < kRecentEpisodeMs;
+    probe_delay_ms_ = recent ? std::min(last_probe_delay_ms_ * 2, kProbeMaxMs) : kProbeFirstMs;
+    next_probe_mono_ = now + probe_delay_ms_;
   }
+
+  void LeaveReadOnly() {
+    read_only_ = false;
+    resumed_mono_ = clock_.MonoMs();
+    last_probe_delay_ms_ = probe_delay_ms_;
+    {
+      std::lock_guard lk(store_error_mu_);
+      store_error_.clear();
+    }
+    store_available_.store(true, std::memory_order_release);
+    spdlog::info("the store takes writes again after {} ms ({} probes); writes are accepted",
+                 clock_.MonoMs() - read_only_since_mono_,
+                 counters_.store_probes.load(std::memory_order_relaxed) - probes_at_start_);
+  }
+
+  // Probe back-off while read-only: the first probe 250 ms after the failure, then doubling up
+  // to one every 5 s, so a short hiccup (a lock held by an operator's shell) costs little and a
+  // full disk costs one small write attempt every few seconds.
+  static constexpr std::int64_t kProbeFirstMs = 250;
+  static constexpr std::int64_t kProbeMaxMs = 5000;
+  static constexpr std::int64_t kRecentEpisodeMs = 30'000;
 
   Store& store_;
   const Clock& clock_;
@@ -286,8 +439,25 @@ class Broker::Impl {
   bool running_ = false;
 
   // Core thread only.
+  // Bumped by every Rebuild(): a read ticket of an earlier scheduler means nothing to this one.
+  std::uint64_t generation_ = 0;
   bool commit_in_flight_ = false;
   std::deque<PendingReply> replies_;
+  bool read_only_ = false;
+  std::string read_only_cause_;
+  std::optional<Batch> retry_batch_;  // the failed probe batch, committed next
+  std::int64_t probe_delay_ms_ = kProbeFirstMs;
+  std::int64_t next_probe_mono_ = 0;
+  std::int64_t read_only_since_mono_ = 0;
+  std::uint64_t probes_at_start_ = 0;
+  std::int64_t resumed_mono_ = 0;  // when the last episode ended; 0: none yet
+  std::int64_t last_probe_delay_ms_ = kProbeFirstMs;
+
+  // Published by the core thread for /readyz and /metrics (any thread). The flag is atomic on
+  // its own; the cause's text is guarded by a mutex as it is a string.
+  std::atomic<bool> store_available_{true};
+  mutable std::mutex store_error_mu_;
+  std::string store_error_;  // GUARDED_BY(store_error_mu_)
 
   std::mutex wmu_;
   std::condition_variable wcv_;
@@ -304,6 +474,210 @@ class Broker::Impl {
   mutable std::mutex gauges_mu_;
   std::vector<QueueGauge> gauges_;  // GUARDED_BY(gauges_mu_)
 };
+
+// --- Decisions against the current state ----------------------------------------------------
+
+void Broker::Impl::AnswerWhenDurable(Result<JobView> r, Callback<JobView> done) {
+  // Errors wait too: a 409 naming a state, or a 404 because a purge removed the row, must not
+  // be answered before what it reports is on disk.
+  AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+    if (!s.ok()) return done(s);
+    done(std::move(r));
+  });
+}
+
+void Broker::Impl::DecideFromStore(JobId id, Decide decide, Callback<JobView> done, int reads) {
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, id, ticket, generation, decide = std::move(decide), done = std::move(done),
+        reads]() mutable {
+    auto stored = store_.GetJob(id);
+    Post([this, id, ticket, generation, stored = std::move(stored), decide = std::move(decide),
+          done = std::move(done), reads]() mutable {
+      if (generation != generation_) {
+        // The state was reloaded from the store meanwhile; ask again against the new one.
+        if (reads + 1 >= kMaxStoreReads) {
+          return done(Unavailable("job " + FormatJobId(id) + ": the state kept being reloaded"));
+        }
+        return DecideFromStore(id, std::move(decide), std::move(done), reads + 1);
+      }
+      if (!stored.ok()) {
+        sched_->CloseRead(ticket);
+        return done(stored.status());
+      }
+      if (read_only_) {
+        // The store refuses writes since the read began: decide nothing.
+        sched_->CloseRead(ticket);
+        return done(ReadOnlyError());
+      }
+      auto decided = decide(ticket, std::move(*stored));
+      sched_->CloseRead(ticket);
+      if (decided) return AnswerWhenDurable(std::move(*decided), std::move(done));
+      if (reads + 1 >= kMaxStoreReads) {
+        return done(Unavailable("job " + FormatJobId(id) + " kept changing while it was read; " +
+                                "try again"));
+      }
+      // The record may predate a change. Read again once every purge the read may have missed
+      // is durable (VisibleSeq covers them), so the next read sees it.
+      AfterDurable(
+          [this, id, decide = std::move(decide), done = std::move(done), reads](Status s) mutable {
+            if (!s.ok()) return done(s);
+            DecideFromStore(id, std::move(decide), std::move(done), reads + 1);
+          });
+    });
+  });
+}
+
+void Broker::Impl::BulkStep(const std::shared_ptr<BulkReplay>& b) {
+  if (b->draining->load(std::memory_order_acquire)) {
+    if (b->error.ok()) b->error = Unavailable("draining: replays are refused");
+    return BulkFinish(b);
+  }
+  if (read_only_) {
+    // Each step decides (and writes) on the core thread, so checking here covers every step.
+    if (b->error.ok()) b->error = ReadOnlyError();
+    return BulkFinish(b);
+  }
+  if (b->by_filter && b->replayed >= b->limit) return BulkFinish(b);
+  if (!b->todo.empty()) {
+    // Ids first (the caller's, or listed rows whose read was stale): a listing is only continued
+    // once they are decided, so a filtered replay never goes past its limit.
+    std::vector<std::pair<JobId, int>> chunk;
+    std::size_t budget = kReplayChunk;
+    if (b->by_filter) budget = std::min<std::size_t>(budget, b->limit - b->replayed);
+    bool reread = false;
+    while (!b->todo.empty() && chunk.size() < budget) {
+      chunk.push_back(b->todo.front());
+      reread = reread || chunk.back().second > 0;
+      b->todo.pop_front();
+    }
+    if (!reread) return BulkRead(b, std::move(chunk));
+    // Read again once every purge the earlier read may have missed is durable.
+    return AfterDurable([this, b, chunk = std::move(chunk)](Status s) mutable {
+      if (!s.ok()) {
+        b->error = s;
+        b->replayed = 0;  // nothing of it is durable
+        return b->done(s);
+      }
+      BulkRead(b, std::move(chunk));
+    });
+  }
+  if (b->by_filter && !b->listing_done) return BulkList(b);
+  BulkFinish(b);
+}
+
+void Broker::Impl::BulkRead(const std::shared_ptr<BulkReplay>& b,
+                            std::vector<std::pair<JobId, int>> chunk) {
+  if (read_only_) {
+    if (b->error.ok()) b->error = ReadOnlyError();
+    return BulkFinish(b);
+  }
+  // Core decides alone what it holds; the rest is read.
+  std::vector<std::pair<JobId, int>> to_read;
+  for (const auto& [id, reads] : chunk) {
+    if (auto now = sched_->ReplayInCore(id, /*dead_only=*/true)) {
+      if (now->ok()) ++b->replayed;
+    } else {
+      to_read.emplace_back(id, reads);
+    }
+  }
+  if (to_read.empty()) {
+    Post([this, b] { BulkStep(b); });
+    return;
+  }
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, b, ticket, generation, to_read = std::move(to_read)]() mutable {
+    std::vector<std::optional<JobRecord>> rows;
+    Status error;
+    for (const auto& [id, reads] : to_read) {
+      auto stored = store_.GetJob(id);
+      if (!stored.ok()) {
+        error = stored.status();
+        break;
+      }
+      rows.push_back(std::move(*stored));
+    }
+    Post([this, b, ticket, generation, to_read = std::move(to_read), rows = std::move(rows),
+          error = std::move(error)]() mutable {
+      if (generation != generation_) {
+        for (const auto& [id, reads] : to_read) b->todo.emplace_back(id, reads + 1);
+        return BulkStep(b);
+      }
+      if (read_only_) {
+        sched_->CloseRead(ticket);
+        if (b->error.ok()) b->error = ReadOnlyError();
+        return BulkFinish(b);
+      }
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto [id, reads] = to_read[i];
+        auto decided = sched_->ReplayStored(ticket, id, std::move(rows[i]), /*dead_only=*/true);
+        if (!decided) {
+          if (reads + 1 < kMaxStoreReads) b->todo.emplace_back(id, reads + 1);
+        } else if (decided->ok()) {
+          ++b->replayed;
+        }
+      }
+      sched_->CloseRead(ticket);
+      if (!error.ok()) {
+        b->error = error;
+        return BulkFinish(b);
+      }
+      BulkStep(b);
+    });
+  });
+}
+
+void Broker::Impl::BulkList(const std::shared_ptr<BulkReplay>& b) {
+  StoreListQuery q;
+  q.queue = b->queue;
+  q.states = {JobState::kDead};
+  q.after_id = b->after_id;
+  q.limit =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(kReplayChunk, b->limit - b->replayed));
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, b, q, ticket, generation]() mutable {
+    auto rows = store_.ListJobs(q);
+    Post([this, b, q, ticket, generation, rows = std::move(rows)]() mutable {
+      if (generation != generation_) return BulkStep(b);  // list the same page again
+      if (read_only_) {
+        sched_->CloseRead(ticket);
+        if (b->error.ok()) b->error = ReadOnlyError();
+        return BulkFinish(b);
+      }
+      if (!rows.ok()) {
+        sched_->CloseRead(ticket);
+        b->error = rows.status();
+        return BulkFinish(b);
+      }
+      for (JobRecord& row : *rows) {
+        const JobId id = row.id;
+        auto decided = sched_->ReplayStored(ticket, id, std::move(row), /*dead_only=*/true);
+        if (!decided) {
+          b->todo.emplace_back(id, 1);
+        } else if (decided->ok()) {
+          ++b->replayed;
+        }
+      }
+      sched_->CloseRead(ticket);
+      if (rows->size() < q.limit) {
+        b->listing_done = true;
+      } else {
+        b->after_id = rows->back().id;
+      }
+      BulkStep(b);
+    });
+  });
+}
+
+void Broker::Impl::BulkFinish(const std::shared_ptr<BulkReplay>& b) {
+  AfterDurable([b](Status s) {
+    if (!s.ok()) return b->done(s);
+    if (b->replayed == 0 && !b->error.ok()) return b->done(b->error);
+    b->done(b->replayed);
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -341,6 +715,10 @@ void Broker::Stop() {
 
 const BrokerCounters& Broker::counters() const { return impl_->counters(); }
 
+bool Broker::store_available() const { return impl_->store_available(); }
+
+std::string Broker::store_error() const { return impl_->store_error(); }
+
 std::vector<QueueGauge> Broker::QueueGauges() const { return impl_->Gauges(); }
 
 BrokerInfo Broker::Info() const {
@@ -367,6 +745,10 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
     return;
   }
   impl_->Post([this, specs = std::move(specs), done = std::move(done)]() mutable {
+    if (impl_->read_only()) {
+      done(std::vector<Result<EnqueueOutcome>>(specs.size(), impl_->ReadOnlyError()));
+      return;
+    }
     auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
     results->reserve(specs.size());
     std::vector<JobId> unknown;  // duplicates whose job left core before a restart
@@ -419,6 +801,7 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
     return;
   }
   impl_->Post([this, request = std::move(request), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto& s = impl_->sched();
     auto jobs = s.Lease(request);
     if (!jobs.empty() || request.wait_ms <= 0 || draining()) {
@@ -463,7 +846,9 @@ void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                        Callback<HeartbeatOutcome> done) {
   impl_->Post([this, id, token, extend_ms, done = std::move(done)]() mutable {
     auto r = impl_->sched().Heartbeat(id, token, extend_ms);
-    if (!r.ok() || !r->persisted) return done(std::move(r));
+    // Read-only, the extension is kept in memory and in the open batch (committed when the store
+    // is back) and answered at once: refusing it would expire leases whose workers are alive.
+    if (!r.ok() || !r->persisted || impl_->read_only()) return done(std::move(r));
     // The extension was written because the durable expiry was about to lapse: answer once it
     // is on disk, so that a crash right after the reply cannot expire the lease early.
     impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
@@ -478,6 +863,12 @@ void Broker::Complete(
     std::function<void(std::vector<Status>, std::vector<Result<JobState>>)> done) {
   impl_->Post(
       [this, acks = std::move(acks), fails = std::move(fails), done = std::move(done)]() mutable {
+        if (impl_->read_only()) {
+          const Status e = impl_->ReadOnlyError();
+          done(std::vector<Status>(acks.size(), e),
+               std::vector<Result<JobState>>(fails.size(), Result<JobState>(e)));
+          return;
+        }
         auto ack_results = std::make_shared<std::vector<Status>>();
         auto fail_results = std::make_shared<std::vector<Result<JobState>>>();
         for (const auto& a : acks) {
@@ -506,98 +897,57 @@ void Broker::Complete(
 
 void Broker::Cancel(JobId id, Callback<JobView> done) {
   impl_->Post([this, id, done = std::move(done)]() mutable {
-    auto r = impl_->sched().Cancel(id);
-    if (r.ok()) {
-      impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-        if (!s.ok()) {
-          done(s);
-        } else {
-          done(std::move(r));
-        }
-      });
-      return;
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    Scheduler& s = impl_->sched();
+    auto r = s.Cancel(id);
+    if (r.ok() || r.status().code() != Code::kNotFound) {
+      return impl_->AnswerWhenDurable(std::move(r), std::move(done));
     }
-    if (r.status().code() != Code::kNotFound) {
-      done(r.status());
-      return;
-    }
-    // Not live: either terminal in the store (cancel is refused, or idempotent for a cancelled
-    // job) or unknown.
-    impl_->Read([this, id, done = std::move(done)] {
-      auto stored = impl_->store().GetJob(id);
-      if (!stored.ok()) return done(stored.status());
-      if (!stored->has_value()) return done(NotFound("job " + FormatJobId(id) + " not found"));
-      JobView v;
-      v.job = std::move(**stored);
-      if (v.job.state == JobState::kCancelled) return done(std::move(v));
-      done(InvalidState("job " + FormatJobId(id) + " is " + std::string(StateName(v.job.state)) +
-                        "; terminal states never change"));
-    });
+    if (!s.Issued(id)) return done(NotFound("job " + FormatJobId(id) + " not found"));
+    // Core no longer holds it: finished (the store has it, unless retention removed it). The
+    // answer is decided back on the core thread, where a job replayed meanwhile is cancelled.
+    impl_->DecideFromStore(
+        id,
+        [this, id](const Scheduler::ReadTicket& t, std::optional<JobRecord>&& rec) {
+          return impl_->sched().CancelStored(t, id, std::move(rec));
+        },
+        std::move(done), 0);
   });
 }
 
 void Broker::Replay(JobId id, Callback<JobView> done) {
-  impl_->Read([this, id, done = std::move(done)]() mutable {
-    auto stored = impl_->store().GetJob(id);
-    if (!stored.ok()) return done(stored.status());
-    if (!stored->has_value()) {
-      // It may be live and not yet (or never) terminal: ask core for the precise error.
-      impl_->Post([this, id, done = std::move(done)] {
-        if (auto v = impl_->sched().Get(id)) {
-          done(InvalidState("job " + FormatJobId(id) + " is " +
-                            std::string(StateName(v->job.state)) +
-                            "; only dead or cancelled jobs can be replayed"));
-        } else {
-          done(NotFound("job " + FormatJobId(id) + " not found"));
-        }
-      });
-      return;
+  if (draining()) {
+    done(Unavailable("draining: replays are refused"));
+    return;
+  }
+  impl_->Post([this, id, done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    if (auto now = impl_->sched().ReplayInCore(id, /*dead_only=*/false)) {
+      return impl_->AnswerWhenDurable(std::move(*now), std::move(done));
     }
-    impl_->Post([this, rec = std::move(**stored), done = std::move(done)]() mutable {
-      auto r = impl_->sched().Replay(std::move(rec));
-      if (!r.ok()) return done(r.status());
-      impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-        if (!s.ok()) return done(s);
-        done(std::move(r));
-      });
-    });
+    impl_->DecideFromStore(
+        id,
+        [this, id](const Scheduler::ReadTicket& t, std::optional<JobRecord>&& rec) {
+          return impl_->sched().ReplayStored(t, id, std::move(rec), /*dead_only=*/false);
+        },
+        std::move(done), 0);
   });
 }
 
 void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
                         Callback<std::uint64_t> done) {
-  impl_->Read([this, queue = std::move(queue), ids = std::move(ids), limit,
-               done = std::move(done)]() mutable {
-    std::vector<JobRecord> rows;
-    if (!ids.empty()) {
-      for (JobId id : ids) {
-        auto stored = impl_->store().GetJob(id);
-        if (!stored.ok()) return done(stored.status());
-        if (stored->has_value() && (*stored)->state == JobState::kDead) {
-          rows.push_back(std::move(**stored));
-        }
-      }
-    } else {
-      StoreListQuery q;
-      q.queue = queue;
-      q.states = {JobState::kDead};
-      q.limit = limit;
-      auto listed = impl_->store().ListJobs(q);
-      if (!listed.ok()) return done(listed.status());
-      rows = std::move(*listed);
-    }
-    impl_->Post([this, rows = std::move(rows), done = std::move(done)]() mutable {
-      std::uint64_t n = 0;
-      for (auto& rec : rows) {
-        // A job replayed concurrently is live now and refused; it is not counted.
-        if (impl_->sched().Replay(std::move(rec)).ok()) ++n;
-      }
-      impl_->AfterDurable([n, done = std::move(done)](Status s) {
-        if (!s.ok()) return done(s);
-        done(n);
-      });
-    });
-  });
+  if (draining()) {
+    done(Unavailable("draining: replays are refused"));
+    return;
+  }
+  auto b = std::make_shared<BulkReplay>();
+  b->by_filter = ids.empty();
+  b->queue = std::move(queue);
+  b->limit = limit;
+  for (JobId id : ids) b->todo.emplace_back(id, 0);
+  b->draining = &draining_;
+  b->done = std::move(done);
+  impl_->Post([this, b] { impl_->BulkStep(b); });
 }
 
 void Broker::GetJob(JobId id, Callback<JobView> done) {
@@ -779,6 +1129,7 @@ void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
 
 void Broker::PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done) {
   impl_->Post([this, patch = std::move(patch), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto r = impl_->sched().PutQueue(patch);
     if (!r.ok()) return done(r.status());
     impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {

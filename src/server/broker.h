@@ -13,9 +13,15 @@
 // Completion callbacks run on the core thread or a reader thread. They must not block and must
 // not call back into the Broker synchronously: post the result to your own executor.
 //
-// Durability contract: a callback that reports success for a write (enqueue, ack, fail, cancel,
-// replay, queue config) runs only after the write, and everything it observed, is durable.
-// Reads and leases answer at once (leases are not persisted; after a crash a leased job is ready).
+// Durability contract: a callback that reports success for a write (enqueue, lease, ack, fail,
+// cancel, replay, queue config) runs only after the write, and everything it observed, is
+// durable. Reads answer at once; heartbeats too, unless their extension had to be persisted.
+//
+// Store failures (docs/architecture.md §8): after a failed commit the broker answers the writes
+// of that batch and of the open one with kStoreUnavailable, reloads its state from the store
+// once (durable leases are kept), and turns read-only: writes are refused with
+// kStoreUnavailable, reads, heartbeats and health checks are served. It probes the store with a
+// small real write (250 ms, doubling to 5 s) and resumes by itself when a commit succeeds.
 #pragma once
 
 #include <atomic>
@@ -52,6 +58,8 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> commit_failures{0};
+  std::atomic<std::uint64_t> store_unavailable_episodes{0};  // times the broker went read-only
+  std::atomic<std::uint64_t> store_probes{0};                // commits tried while read-only
   std::atomic<std::uint64_t> committed_mutations{0};
   std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
   std::atomic<std::uint64_t> live_jobs{0};
@@ -101,6 +109,10 @@ class Broker {
   void Stop();
 
   bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // False while the broker is read-only after a failed commit (see above).
+  bool store_available() const;
+  // The error of the commit that made the store unavailable ("" when it is available).
+  std::string store_error() const;
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
   template <typename T>
@@ -126,11 +138,17 @@ class Broker {
   void Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,
                 std::function<void(std::vector<Status>, std::vector<Result<JobState>>)> done);
   // Cancels a job; returns its state afterwards (kCancelled, or kActive with cancel_requested).
+  // A job already cancelled is answered as it is; kInvalidState for succeeded or dead jobs;
+  // kNotFound for unknown or removed ones. Decided on the core thread against the job's current
+  // state, also when its stored record had to be read.
   void Cancel(JobId id, Callback<JobView> done);
-  // Replays a dead or cancelled job as a new run.
+  // Replays a dead or cancelled job as a new run, decided on the core thread against the job's
+  // current state: kInvalidState (naming the state) when it is not dead or cancelled now,
+  // kNotFound when it is unknown or was removed, kUnavailable while draining.
   void Replay(JobId id, Callback<JobView> done);
   // Replays dead jobs: those in `ids` when it is not empty (ids that are not dead are skipped),
-  // else up to `limit` of `queue` (all queues when empty). Returns how many were replayed.
+  // else up to `limit` of `queue` (all queues when empty), each decided as Replay decides, in
+  // steps of 100 jobs per core task. Returns how many were really replayed.
   void ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
                   Callback<std::uint64_t> done);
 

@@ -22,15 +22,23 @@ def test_acknowledged_enqueue_survives_kill_9(server, client):
     c.close()
 
 
-def test_leased_jobs_come_back_ready_after_crash(server, client):
+def test_leased_jobs_come_back_ready_after_crash_when_their_lease_expires(server, client):
     jid = client.enqueue(queue="crash", kind="k")["id"]
-    job = client.lease(["crash"])[0]
+    job = client.lease(["crash"], lease_ms=1000)[0]
     server.kill()
     server.start()
     c = server.client()
-    again = c.lease(["crash"])
+    # The lease was persisted: the job is not handed out again while it runs...
+    status, view = c.get(jid)
+    assert status == 200 and view["state"] == "active", view
+    # ...and once the recorded lease expires it comes back, with the attempt counted.
+    deadline = time.monotonic() + 30
+    again = []
+    while not again and time.monotonic() < deadline:
+        again = c.lease(["crash"], wait_ms=500)
     assert [j["id"] for j in again] == [jid]
-    # The old lease died with the process: its token is refused.
+    assert again[0]["attempt"] == 2
+    # The expired lease's token is refused.
     status, body = c.call("POST", f"/v1/jobs/{jid}:ack", {"token": job["lease"]["token"]})
     assert status == 409 and body["error"]["code"] == "stale_lease"
     c.close()

@@ -424,3 +424,39 @@ def test_sigterm_hands_prefetched_jobs_back_at_once(
     assert job["errors"][-1]["type"] == "shutdown"
     w = client.get(waiting)
     assert w["state"] == "ready" and w["attempts"] == 0, w
+
+
+# Regression (issue 7 item 1): numbers were re-encoded on the way through the SDK (1E2 came back
+# as 100.0, long decimals were rounded, 1e400 became inf and could not be sent back at all).
+def test_payload_and_result_pass_through_exactly(server: PinnedServer, client: Client,
+                                                 run_worker: Callable[[Worker], WorkerThread]
+                                                 ) -> None:
+    import http.client
+
+    from yardmaster import JsonFloat
+    from yardmaster._http import decode_json
+
+    raw = (b'{"big":12345678901234567890123,"neg":-9223372036854775809,"e":1E2,'
+           b'"fuzz":799999999999999999999999999999999999999990,"huge":1e400,'
+           b'"pi":3.14159265358979323846264338327950288,"l":[1.50,-0.0,{"s":"x"}]}')
+    payload = decode_json(raw)
+    assert isinstance(payload["e"], JsonFloat) and payload["e"] == 100.0
+    job_id = client.enqueue("exact", "echo", payload)["id"]
+    seen: List[Any] = []
+    worker = Worker(["exact"], concurrency=1, url=server.url())
+
+    @worker.task("echo")
+    def echo(job: Job) -> Any:
+        seen.append(job.payload)
+        return job.payload  # handed back as the result, unchanged
+
+    wt = run_worker(worker)
+    wait_until(lambda: client.get(job_id)["state"] == "succeeded", 30, "the job to succeed")
+    wt.stop()
+    assert seen[0]["pi"].text == "3.14159265358979323846264338327950288"
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("GET", f"/v1/jobs/{job_id}")
+    body = conn.getresponse().read()
+    conn.close()
+    assert b'"payload":' + raw in body, body
+    assert b'"result":' + raw in body, body

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -387,6 +388,22 @@ TEST(ApiClientTest, ErrorRepliesBecomeStatusWithTheServersCode) {
   EXPECT_EQ(r.status().code(), Code::kStaleLease);
   EXPECT_EQ(r.status().message(), "not your lease");
   EXPECT_EQ(api->last_http_status(), 409);
+}
+
+// Regression (found by client_fuzz): a number outside the int64 range in an integer field was
+// cast from double, which is undefined behaviour; it is clamped.
+TEST(ApiClientTest, OutOfRangeNumbersInRepliesAreClamped) {
+  ScriptedServer server([](const Exchange&) {
+    return Reply{200, R"({"id":"1","state":"ready","run_at":1e300,"created_at":-1e300,)"
+                      R"("lease_ms":12.5,"payload":null})"};
+  });
+  Result<ApiClient> api = ApiClient::Create(server.url());
+  ASSERT_TRUE(api.ok());
+  Result<Job> job = api->GetJob("1");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->run_at_ms, std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(job->created_at_ms, std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(job->lease_ms, 12);
 }
 
 TEST(ApiClientTest, RetryAfterIsReported) {

@@ -648,6 +648,10 @@ TEST(CodecQuery, DecodesAndRejects) {
   EXPECT_EQ(ParseQueryString("a=1&a=2").status().message(),
             "query parameter \"a\": given more than once");
   EXPECT_TRUE(ParseQueryString("").ok());
+  // Decoded bytes must be UTF-8 (an encoded lone surrogate, a stray continuation byte).
+  EXPECT_EQ(ParseQueryString("queue=%ED%B0%80").status().code(), Code::kInvalidRequest);
+  EXPECT_EQ(ParseQueryString("%80=1").status().code(), Code::kInvalidRequest);
+  EXPECT_TRUE(ParseQueryString("q=%C3%A9").ok());
 }
 
 TEST(CodecQuery, ListJobs) {
