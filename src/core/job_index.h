@@ -53,6 +53,8 @@ class JobIndex {
 
 template <typename Fn>
 JobId JobIndex::Scan(JobId after, std::uint64_t budget, Fn&& fn) const {
+  // Nothing comes after the largest id (and after + 1 would wrap to the start).
+  if (after == ~JobId{0}) return 0;
   const JobId start = after + 1;
   for (auto it = pages_.lower_bound(start >> kPageBits); it != pages_.end(); ++it) {
     const JobId base = it->first << kPageBits;

@@ -56,6 +56,9 @@ struct LiveJob {
   bool retry_wait = false;
   // Terminal in memory, waiting for its batch to commit before it leaves core.
   bool evicting = false;
+  // Length of the current lease as granted or last extended by a heartbeat (fits the padding
+  // after the flags above, so the struct does not grow).
+  std::int32_t lease_length_ms = 0;
   std::string payload;
   std::unique_ptr<JobExtra> extra;
 

@@ -145,6 +145,12 @@ void Scheduler::LoadJob(JobRecord&& record) {
     job->worker = Intern(worker_names_, worker_ids_, worker);
     job->lease_expires_ms = MonoOf(expires_wall);
     job->lease_durable_ms = job->lease_expires_ms;
+    // Its length as last recorded: the record is written when the lease is granted or extended,
+    // with updated_at set to that moment (the job's lease_ms if that does not add up).
+    const std::int64_t length = expires_wall - job->updated_at_ms;
+    job->lease_length_ms = length > 0 && length <= options_.max_lease_ms
+                               ? static_cast<std::int32_t>(length)
+                               : job->lease_ms;
     job->cancel_requested = cancel;
     job->seq = next_seq_++;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
@@ -499,6 +505,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     job->lease_token = token;
     const std::int64_t lease_ms = lease_ms_override > 0 ? lease_ms_override : job->lease_ms;
     job->lease_expires_ms = mono + lease_ms;
+    job->lease_length_ms = static_cast<std::int32_t>(lease_ms);
     job->worker = Intern(worker_names_, worker_ids_, worker_id);
     job->updated_at_ms = now;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
@@ -589,6 +596,14 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
   --job->attempts;  // the worker never saw it
   job->lease_token = 0;
   job->worker = 0;
+  if (job->cancel_requested) {
+    // A cancel was accepted while this lease was on its way, and the lease never reached a
+    // worker: nothing runs the job, so the cancel completes now. Back to ready, it would run
+    // and could succeed after the cancel was answered 2xx.
+    job->updated_at_ms = clock_.NowMs();
+    Finish(*job, JobState::kCancelled, "", "");
+    return;
+  }
   MakeReady(*job);
   RecordLease(*job);  // un-counts the attempt in the store too, and clears the lease
   ServeWaiters(job->queue);
@@ -596,7 +611,12 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
 
 Result<LiveJob*> Scheduler::FindLeased(JobId id, std::uint64_t token) {
   LiveJob* job = index_.Find(id);
-  if (!job) return StaleLease("job " + FormatJobId(id) + " is not active");
+  if (!job) {
+    if (!Issued(id)) return NotFound("job " + FormatJobId(id) + " not found");
+    // It existed: it finished (and may have been removed by retention) or was never leased
+    // under this token. Either way the caller's lease is not current.
+    return StaleLease("job " + FormatJobId(id) + " is not active");
+  }
   if (job->state != JobState::kActive || job->evicting || job->lease_token != token) {
     return StaleLease("job " + FormatJobId(id) + " is " + std::string(StateName(job->state)) +
                       (job->state == JobState::kActive ? " under another lease" : ""));
@@ -621,6 +641,7 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
   // heartbeat that extends costs O(1); only a shortening needs a new, earlier entry.
   if (expires < job.lease_expires_ms) leases_.push(TimerEntry{expires, token, id});
   job.lease_expires_ms = expires;
+  job.lease_length_ms = static_cast<std::int32_t>(length);
   job.updated_at_ms = now;
   HeartbeatOutcome out{WallOf(expires), job.cancel_requested, false};
   // Lazy persistence: write the extension only when the durable expiry would lapse within half
@@ -683,17 +704,72 @@ Result<JobView> Scheduler::Cancel(JobId id) {
 
 bool Scheduler::IsLive(JobId id) const { return index_.Find(id) != nullptr; }
 
-Result<JobView> Scheduler::Replay(JobRecord&& stored) {
-  if (const LiveJob* live = index_.Find(stored.id)) {
-    return InvalidState("job " + FormatJobId(stored.id) + " is " +
-                        std::string(StateName(live->state)) + "; only dead or cancelled jobs " +
-                        "can be replayed");
+namespace {
+
+Status NotReplayable(JobId id, JobState state, bool dead_only) {
+  return InvalidState("job " + FormatJobId(id) + " is " + std::string(StateName(state)) +
+                      (dead_only ? "; only dead jobs are replayed here"
+                                 : "; only dead or cancelled jobs can be replayed"));
+}
+
+bool Replayable(JobState state, bool dead_only) {
+  return state == JobState::kDead || (!dead_only && state == JobState::kCancelled);
+}
+
+}  // namespace
+
+std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only) {
+  LiveJob* job = index_.Find(id);
+  if (!job) {
+    if (!Issued(id)) return Result<JobView>(NotFound("job " + FormatJobId(id) + " not found"));
+    return std::nullopt;
   }
-  if (stored.state != JobState::kDead && stored.state != JobState::kCancelled) {
-    return InvalidState("job " + FormatJobId(stored.id) + " is " +
-                        std::string(StateName(stored.state)) +
-                        "; only dead or cancelled jobs can be replayed");
+  if (!job->evicting || !Replayable(job->state, dead_only)) {
+    return Result<JobView>(NotReplayable(id, job->state, dead_only));
   }
+  // Terminal, and its terminal write is still on its way to disk: core has the whole job, so the
+  // new run starts from memory. Its write goes into the open batch, after the terminal one.
+  const std::int64_t now = clock_.NowMs();
+  job->evicting = false;  // OnCommitted's eviction of the terminal batch skips it
+  job->pending = true;
+  job->state = JobState::kReady;
+  job->attempts = 0;
+  job->runs += 1;
+  job->run_at_ms = now;
+  job->updated_at_ms = now;
+  job->cancel_requested = false;
+  job->retry_wait = false;
+  job->lease_token = 0;
+  job->worker = 0;
+  RecordUpdate(*job);
+  open_promote_.push_back(id);
+  return Result<JobView>(ToView(*job));
+}
+
+std::optional<Result<JobView>> Scheduler::ReplayStored(const ReadTicket& ticket, JobId id,
+                                                       std::optional<JobRecord>&& stored,
+                                                       bool dead_only) {
+  // Core's own view first: if it holds the job now (replayed meanwhile), that is the truth.
+  if (const LiveJob* live = index_.Find(id)) {
+    if (!live->evicting) return Result<JobView>(NotReplayable(id, live->state, dead_only));
+    return ReplayInCore(id, dead_only);
+  }
+  if (guard_.MaybeStale(ticket, id)) return std::nullopt;
+  if (!stored) return Result<JobView>(NotFound("job " + FormatJobId(id) + " not found"));
+  if (!IsTerminal(stored->state)) {
+    // Should not happen: every stored live job is in core (recovery loads them all), and a read
+    // that raced a change is caught by the guard above.
+    return Result<JobView>(Internal("job " + FormatJobId(id) + " is stored as " +
+                                    std::string(StateName(stored->state)) +
+                                    " but is not live in core"));
+  }
+  if (!Replayable(stored->state, dead_only)) {
+    return Result<JobView>(NotReplayable(id, stored->state, dead_only));
+  }
+  return Result<JobView>(NewRunOf(std::move(*stored)));
+}
+
+JobView Scheduler::NewRunOf(JobRecord&& stored) {
   const std::int64_t now = clock_.NowMs();
   stored.state = JobState::kReady;
   stored.attempts = 0;
@@ -704,11 +780,38 @@ Result<JobView> Scheduler::Replay(JobRecord&& stored) {
   stored.dead_reason.clear();
   stored.result.clear();
   stored.cancel_requested = false;
+  stored.lease_token = 0;
+  stored.lease_expires_at_ms = 0;
+  stored.worker_id.clear();
   QueueIndex(stored.queue);
+  // UpdateJob does not rewrite the payload: keep it out of the batch's copy.
+  std::string payload = std::move(stored.payload);
   open_.mutations.push_back(UpdateJob{stored});
+  stored.payload = std::move(payload);
   LiveJob* job = AddJob(std::move(stored), /*pending=*/true);
   open_promote_.push_back(job->id);
   return ToView(*job);
+}
+
+std::optional<Result<JobView>> Scheduler::CancelStored(const ReadTicket& ticket, JobId id,
+                                                       std::optional<JobRecord>&& stored) {
+  if (IsLive(id)) return Cancel(id);
+  if (guard_.MaybeStale(ticket, id)) return std::nullopt;
+  if (!stored) return Result<JobView>(NotFound("job " + FormatJobId(id) + " not found"));
+  if (!IsTerminal(stored->state)) {
+    // Should not happen, as in ReplayStored.
+    return Result<JobView>(Internal("job " + FormatJobId(id) + " is stored as " +
+                                    std::string(StateName(stored->state)) +
+                                    " but is not live in core"));
+  }
+  if (stored->state != JobState::kCancelled) {
+    return Result<JobView>(InvalidState("job " + FormatJobId(id) + " is " +
+                                        std::string(StateName(stored->state)) +
+                                        "; terminal states never change"));
+  }
+  JobView v;
+  v.job = std::move(*stored);
+  return Result<JobView>(std::move(v));
 }
 
 // --- Reads ----------------------------------------------------------------------------------
@@ -783,16 +886,20 @@ JobPage Scheduler::ListLive(const ListQuery& query) const {
   }
   const std::uint32_t limit = std::max<std::uint32_t>(query.limit, 1);
   JobId last_taken = 0;
+  std::size_t bytes = 0;
+  bool full = false;
   const JobId resume = index_.Scan(query.after_id, options_.list_scan_budget, [&](LiveJob& j) {
     if (qi && j.queue != *qi) return true;
     if (query.state && j.state != *query.state) return true;
     page.items.push_back(ToView(j));
     last_taken = j.id;
-    return page.items.size() < limit;
+    bytes += j.payload.size();
+    full = page.items.size() >= limit || bytes >= query.max_bytes;
+    return !full;
   });
-  if (resume == 0) {
+  if (resume == 0 && !full) {
     page.next_after_id = 0;
-  } else if (page.items.size() >= limit) {
+  } else if (full) {
     page.next_after_id = last_taken;
   } else {
     page.next_after_id = resume;
@@ -890,10 +997,12 @@ void Scheduler::ExpireLeases(std::int64_t now) {
     }
     FailSpec expired;
     expired.type = "lease_expired";
-    expired.message =
-        "lease of " + std::to_string(job->lease_ms) + " ms expired without ack, fail or heartbeat";
+    // The length of this lease as granted or last extended, which is not job->lease_ms when the
+    // lease request or a heartbeat chose another one.
+    expired.message = "lease of " + std::to_string(job->lease_length_ms) +
+                      " ms expired without ack, fail or heartbeat";
     // An expired lease counts as a failed attempt but returns the job to `ready` at once
-    // (DESIGN.md guarantee 2, the life-cycle diagram in core/job.h): the retry backoff is for
+    // (docs/guarantees.md §4, the life-cycle diagram in core/job.h): the retry backoff is for
     // failures the job reported, not for a worker that vanished. Without this the job waited
     // in `scheduled` (`retry_backoff`) for a jittered backoff delay (up to an hour by default).
     expired.retry_in_ms = 0;
@@ -958,6 +1067,8 @@ void Scheduler::CompactQueue(QueueState& q) {
 
 void Scheduler::Sweep(std::int64_t now) {
   next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
+  // The purges go into the open batch, which will be sealed as next_batch_seq_.
+  guard_.OnPurge(next_batch_seq_);
   const Retention& d = options_.default_retention;
   open_.mutations.push_back(PurgeFinished{"", JobState::kSucceeded, now - d.succeeded_ms});
   open_.mutations.push_back(PurgeFinished{"", JobState::kDead, now - d.dead_ms});
@@ -1027,7 +1138,10 @@ void Scheduler::OnCommitted(std::uint64_t seq) {
     }
     for (JobId id : s.evict) {
       LiveJob* job = index_.Find(id);
-      if (job && job->evicting) index_.Erase(id);
+      if (job && job->evicting) {
+        index_.Erase(id);
+        guard_.OnEvicted(id);
+      }
     }
   }
   std::sort(touched.begin(), touched.end());

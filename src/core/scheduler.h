@@ -37,6 +37,7 @@
 #include "common/rng.h"
 #include "common/status.h"
 #include "core/job_index.h"
+#include "core/read_guard.h"
 #include "core/types.h"
 #include "store/batch.h"
 
@@ -71,25 +72,58 @@ class Scheduler {
   // or with none at `deadline_mono_ms` (on the monotonic clock, Clock::MonoMs) or on Shutdown().
   void AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms, LeaseCallback callback);
   // Puts a leased job back to ready without counting the attempt (its lease reply was lost).
+  // A job whose cancel was requested meanwhile is cancelled instead: no worker has it.
   void Release(JobId id, std::uint64_t token);
-  // kNotFound, kStaleLease (token is not the current lease, or the job is no longer active).
+  // kNotFound for an id never issued; kStaleLease when the token is not the job's current lease
+  // or the job is no longer active (finished, perhaps removed by retention).
   // Extensions are persisted lazily: only when the durable expiry would lapse within half of the
   // new lease length (HeartbeatOutcome::persisted), so a steady heartbeat writes about every
   // other beat, and a crash never expires a lease that was kept extended before the worker's
   // next beat is due.
   Result<HeartbeatOutcome> Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms);
-  // Returns the job's new state. kNotFound, kStaleLease.
+  // Returns the job's new state. kNotFound, kStaleLease as for Heartbeat.
   Result<JobState> Ack(JobId id, std::uint64_t token, const std::string& result);
   Result<JobState> Fail(JobId id, std::uint64_t token, const FailSpec& error);
   // Cancels a scheduled or ready job at once; flags an active one (the worker learns it from its
-  // next heartbeat). Cancelling a cancelled job answers its view again. kNotFound when the job
-  // is not live (the caller then checks the store); kInvalidState for succeeded or dead jobs.
+  // next heartbeat). Cancelling a cancelled job answers its view again (a retried cancel is not
+  // an error). kNotFound when core does not hold the job (unless Issued(id), it never existed;
+  // else the caller reads the store and calls CancelStored); kInvalidState for succeeded or dead
+  // jobs.
   Result<JobView> Cancel(JobId id);
-  // Starts a new run of a stored dead or cancelled job. kInvalidState if it is live or in any
-  // other state.
-  Result<JobView> Replay(JobRecord&& stored);
   // True when the job is live in core.
   bool IsLive(JobId id) const;
+  // True when `id` was handed out by an enqueue (it may have finished or been purged since).
+  bool Issued(JobId id) const { return id > 0 && id < next_id_; }
+
+  // --- Decisions that need the stored record of a job core no longer holds. ----------------
+  // Replay and the cancel of a finished job are decided here, on the core thread, against the
+  // current state. When core holds the job it decides alone; otherwise the caller opens a
+  // ticket, reads the job's stored record off the core thread, and hands the record back with
+  // the ticket; core then decides, unless the ReadGuard (core/read_guard.h) says the record may
+  // be stale: then the answer is nullopt and the caller reads again once durable_seq() >=
+  // read_again_after(). Close the ticket after its records are decided.
+  using ReadTicket = ReadGuard::Ticket;
+  ReadTicket OpenRead() { return guard_.Open(durable_seq_); }
+  void CloseRead(const ReadTicket& ticket) { guard_.Close(ticket); }
+  std::uint64_t read_again_after() const { return guard_.last_purge_seq(); }
+  const ReadGuard& read_guard() const { return guard_; }
+
+  // Replay, step 1. Decided at once (a value) when core holds the job: kInvalidState naming its
+  // state when it is live, or when it is terminal but not replayable (succeeded; cancelled when
+  // `dead_only`); a new run of a dead or cancelled job still in memory; kNotFound for an id never
+  // issued. nullopt: read the stored record and call ReplayStored.
+  std::optional<Result<JobView>> ReplayInCore(JobId id, bool dead_only);
+  // Replay, step 2, with the record read under `ticket` (nullopt: no row). A new run (runs + 1,
+  // attempts reset) of a dead or cancelled job (dead only when `dead_only`); kInvalidState when
+  // the job is live now or in another state; kNotFound when it is gone (never existed, or purged
+  // by retention). nullopt: the record may be stale, read again.
+  std::optional<Result<JobView>> ReplayStored(const ReadTicket& ticket, JobId id,
+                                              std::optional<JobRecord>&& stored, bool dead_only);
+  // Cancel, step 2 (after Cancel answered kNotFound for an issued id): cancels the job if it is
+  // live again now; answers a stored cancelled job's view; kInvalidState for another terminal
+  // state; kNotFound when the row is gone. nullopt: the record may be stale, read again.
+  std::optional<Result<JobView>> CancelStored(const ReadTicket& ticket, JobId id,
+                                              std::optional<JobRecord>&& stored);
 
   // --- Reads. ------------------------------------------------------------------------------
   std::optional<JobView> Get(JobId id) const;
@@ -208,6 +242,7 @@ class Scheduler {
   JobView ToView(const LiveJob& job) const;
   QueueInfo ToQueueInfo(std::uint32_t qi) const;
   void RecordUpdate(LiveJob& job);
+  JobView NewRunOf(JobRecord&& stored);
   void RecordLease(LiveJob& job);
   // Conversions between the monotonic clock (in-memory deadlines) and the wall clock (what is
   // shown and persisted), at the current instant.
@@ -253,6 +288,8 @@ class Scheduler {
   static constexpr std::int64_t kWallStepToleranceMs = 1000;
   mutable std::int64_t wall_offset_ = 0;
   mutable bool wall_offset_known_ = false;
+
+  ReadGuard guard_;
 
   Batch open_;
   std::vector<JobId> open_promote_;

@@ -123,6 +123,9 @@ struct ListQuery {
   std::optional<JobState> state;  // nullopt: every state
   JobId after_id = 0;             // from the previous page's next_cursor
   std::uint32_t limit = 100;
+  // Stop collecting once the payloads and results taken reach this many bytes (at least one job
+  // is always taken): a page is capped by size as well as by count.
+  std::size_t max_bytes = SIZE_MAX;
 };
 
 struct JobPage {

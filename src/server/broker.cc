@@ -47,6 +47,31 @@ std::uint64_t DefaultSeed(const Clock& clock) {
          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
+// How often one job's record is read before a replay or cancel gives up with 503. A read is
+// stale only when the job changed or a retention purge ran while it was in flight, so the second
+// read almost always settles it.
+constexpr int kMaxStoreReads = 5;
+// Jobs a bulk replay reads and decides per step on the core thread; other commands run between
+// steps, so a bulk replay of 100,000 jobs never holds the core thread for long.
+constexpr std::size_t kReplayChunk = 100;
+
+// One POST /v1/dead:replay in progress. Touched by one thread at a time: each step runs on the
+// core thread, and the reader thread it hands a read to only reads the store.
+struct BulkReplay {
+  bool by_filter = false;
+  std::string queue;        // by filter: empty means every queue
+  std::uint32_t limit = 0;  // by filter: most jobs to replay
+  JobId after_id = 0;       // by filter: listing cursor
+  bool listing_done = false;
+  // Ids still to decide, with how often each was read already (by ids, or rows of the listing
+  // whose read turned out stale).
+  std::deque<std::pair<JobId, int>> todo;
+  std::uint64_t replayed = 0;
+  Status error;  // the first server-side error; answered only if nothing was replayed
+  const std::atomic<bool>* draining = nullptr;
+  Broker::Callback<std::uint64_t> done;
+};
+
 }  // namespace
 
 class Broker::Impl {
@@ -125,6 +150,20 @@ class Broker::Impl {
   std::int64_t recovery_ms() const { return recovery_ms_; }
   const BrokerOptions& options() const { return options_; }
 
+  // --- Decisions against the current state (definitions below the class). -----------------
+  // Replay, and cancel of a job core no longer holds, are decided on the core thread; a reader
+  // thread only fetches the stored record. core/read_guard.h explains when such a record may be
+  // stale and how core knows.
+  using Decide = std::function<std::optional<Result<JobView>>(const Scheduler::ReadTicket&,
+                                                              std::optional<JobRecord>&&)>;
+  // Core thread: answers `r` once everything core observed so far is durable.
+  void AnswerWhenDurable(Result<JobView> r, Callback<JobView> done);
+  // Core thread: reads job `id` and lets `decide` judge the record on the core thread; reads
+  // again (at most kMaxStoreReads times in all) while `decide` says it may be stale.
+  void DecideFromStore(JobId id, Decide decide, Callback<JobView> done, int reads);
+  // Core thread: runs the next step of a bulk replay, or answers it.
+  void BulkStep(const std::shared_ptr<BulkReplay>& b);
+
   // Any thread: false while read-only after a failed commit.
   bool store_available() const { return store_available_.load(std::memory_order_acquire); }
   std::string store_error() const {
@@ -154,8 +193,13 @@ class Broker::Impl {
     Loader loader(*fresh);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
     sched_ = std::move(fresh);
+    ++generation_;
     return Status::Ok();
   }
+
+  void BulkRead(const std::shared_ptr<BulkReplay>& b, std::vector<std::pair<JobId, int>> chunk);
+  void BulkList(const std::shared_ptr<BulkReplay>& b);
+  void BulkFinish(const std::shared_ptr<BulkReplay>& b);
 
   void CoreLoop() {
     std::vector<std::function<void()>> batch;
@@ -395,6 +439,8 @@ class Broker::Impl {
   bool running_ = false;
 
   // Core thread only.
+  // Bumped by every Rebuild(): a read ticket of an earlier scheduler means nothing to this one.
+  std::uint64_t generation_ = 0;
   bool commit_in_flight_ = false;
   std::deque<PendingReply> replies_;
   bool read_only_ = false;
@@ -428,6 +474,210 @@ class Broker::Impl {
   mutable std::mutex gauges_mu_;
   std::vector<QueueGauge> gauges_;  // GUARDED_BY(gauges_mu_)
 };
+
+// --- Decisions against the current state ----------------------------------------------------
+
+void Broker::Impl::AnswerWhenDurable(Result<JobView> r, Callback<JobView> done) {
+  // Errors wait too: a 409 naming a state, or a 404 because a purge removed the row, must not
+  // be answered before what it reports is on disk.
+  AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+    if (!s.ok()) return done(s);
+    done(std::move(r));
+  });
+}
+
+void Broker::Impl::DecideFromStore(JobId id, Decide decide, Callback<JobView> done, int reads) {
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, id, ticket, generation, decide = std::move(decide), done = std::move(done),
+        reads]() mutable {
+    auto stored = store_.GetJob(id);
+    Post([this, id, ticket, generation, stored = std::move(stored), decide = std::move(decide),
+          done = std::move(done), reads]() mutable {
+      if (generation != generation_) {
+        // The state was reloaded from the store meanwhile; ask again against the new one.
+        if (reads + 1 >= kMaxStoreReads) {
+          return done(Unavailable("job " + FormatJobId(id) + ": the state kept being reloaded"));
+        }
+        return DecideFromStore(id, std::move(decide), std::move(done), reads + 1);
+      }
+      if (!stored.ok()) {
+        sched_->CloseRead(ticket);
+        return done(stored.status());
+      }
+      if (read_only_) {
+        // The store refuses writes since the read began: decide nothing.
+        sched_->CloseRead(ticket);
+        return done(ReadOnlyError());
+      }
+      auto decided = decide(ticket, std::move(*stored));
+      sched_->CloseRead(ticket);
+      if (decided) return AnswerWhenDurable(std::move(*decided), std::move(done));
+      if (reads + 1 >= kMaxStoreReads) {
+        return done(Unavailable("job " + FormatJobId(id) + " kept changing while it was read; " +
+                                "try again"));
+      }
+      // The record may predate a change. Read again once every purge the read may have missed
+      // is durable (VisibleSeq covers them), so the next read sees it.
+      AfterDurable(
+          [this, id, decide = std::move(decide), done = std::move(done), reads](Status s) mutable {
+            if (!s.ok()) return done(s);
+            DecideFromStore(id, std::move(decide), std::move(done), reads + 1);
+          });
+    });
+  });
+}
+
+void Broker::Impl::BulkStep(const std::shared_ptr<BulkReplay>& b) {
+  if (b->draining->load(std::memory_order_acquire)) {
+    if (b->error.ok()) b->error = Unavailable("draining: replays are refused");
+    return BulkFinish(b);
+  }
+  if (read_only_) {
+    // Each step decides (and writes) on the core thread, so checking here covers every step.
+    if (b->error.ok()) b->error = ReadOnlyError();
+    return BulkFinish(b);
+  }
+  if (b->by_filter && b->replayed >= b->limit) return BulkFinish(b);
+  if (!b->todo.empty()) {
+    // Ids first (the caller's, or listed rows whose read was stale): a listing is only continued
+    // once they are decided, so a filtered replay never goes past its limit.
+    std::vector<std::pair<JobId, int>> chunk;
+    std::size_t budget = kReplayChunk;
+    if (b->by_filter) budget = std::min<std::size_t>(budget, b->limit - b->replayed);
+    bool reread = false;
+    while (!b->todo.empty() && chunk.size() < budget) {
+      chunk.push_back(b->todo.front());
+      reread = reread || chunk.back().second > 0;
+      b->todo.pop_front();
+    }
+    if (!reread) return BulkRead(b, std::move(chunk));
+    // Read again once every purge the earlier read may have missed is durable.
+    return AfterDurable([this, b, chunk = std::move(chunk)](Status s) mutable {
+      if (!s.ok()) {
+        b->error = s;
+        b->replayed = 0;  // nothing of it is durable
+        return b->done(s);
+      }
+      BulkRead(b, std::move(chunk));
+    });
+  }
+  if (b->by_filter && !b->listing_done) return BulkList(b);
+  BulkFinish(b);
+}
+
+void Broker::Impl::BulkRead(const std::shared_ptr<BulkReplay>& b,
+                            std::vector<std::pair<JobId, int>> chunk) {
+  if (read_only_) {
+    if (b->error.ok()) b->error = ReadOnlyError();
+    return BulkFinish(b);
+  }
+  // Core decides alone what it holds; the rest is read.
+  std::vector<std::pair<JobId, int>> to_read;
+  for (const auto& [id, reads] : chunk) {
+    if (auto now = sched_->ReplayInCore(id, /*dead_only=*/true)) {
+      if (now->ok()) ++b->replayed;
+    } else {
+      to_read.emplace_back(id, reads);
+    }
+  }
+  if (to_read.empty()) {
+    Post([this, b] { BulkStep(b); });
+    return;
+  }
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, b, ticket, generation, to_read = std::move(to_read)]() mutable {
+    std::vector<std::optional<JobRecord>> rows;
+    Status error;
+    for (const auto& [id, reads] : to_read) {
+      auto stored = store_.GetJob(id);
+      if (!stored.ok()) {
+        error = stored.status();
+        break;
+      }
+      rows.push_back(std::move(*stored));
+    }
+    Post([this, b, ticket, generation, to_read = std::move(to_read), rows = std::move(rows),
+          error = std::move(error)]() mutable {
+      if (generation != generation_) {
+        for (const auto& [id, reads] : to_read) b->todo.emplace_back(id, reads + 1);
+        return BulkStep(b);
+      }
+      if (read_only_) {
+        sched_->CloseRead(ticket);
+        if (b->error.ok()) b->error = ReadOnlyError();
+        return BulkFinish(b);
+      }
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto [id, reads] = to_read[i];
+        auto decided = sched_->ReplayStored(ticket, id, std::move(rows[i]), /*dead_only=*/true);
+        if (!decided) {
+          if (reads + 1 < kMaxStoreReads) b->todo.emplace_back(id, reads + 1);
+        } else if (decided->ok()) {
+          ++b->replayed;
+        }
+      }
+      sched_->CloseRead(ticket);
+      if (!error.ok()) {
+        b->error = error;
+        return BulkFinish(b);
+      }
+      BulkStep(b);
+    });
+  });
+}
+
+void Broker::Impl::BulkList(const std::shared_ptr<BulkReplay>& b) {
+  StoreListQuery q;
+  q.queue = b->queue;
+  q.states = {JobState::kDead};
+  q.after_id = b->after_id;
+  q.limit =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(kReplayChunk, b->limit - b->replayed));
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, b, q, ticket, generation]() mutable {
+    auto rows = store_.ListJobs(q);
+    Post([this, b, q, ticket, generation, rows = std::move(rows)]() mutable {
+      if (generation != generation_) return BulkStep(b);  // list the same page again
+      if (read_only_) {
+        sched_->CloseRead(ticket);
+        if (b->error.ok()) b->error = ReadOnlyError();
+        return BulkFinish(b);
+      }
+      if (!rows.ok()) {
+        sched_->CloseRead(ticket);
+        b->error = rows.status();
+        return BulkFinish(b);
+      }
+      for (JobRecord& row : *rows) {
+        const JobId id = row.id;
+        auto decided = sched_->ReplayStored(ticket, id, std::move(row), /*dead_only=*/true);
+        if (!decided) {
+          b->todo.emplace_back(id, 1);
+        } else if (decided->ok()) {
+          ++b->replayed;
+        }
+      }
+      sched_->CloseRead(ticket);
+      if (rows->size() < q.limit) {
+        b->listing_done = true;
+      } else {
+        b->after_id = rows->back().id;
+      }
+      BulkStep(b);
+    });
+  });
+}
+
+void Broker::Impl::BulkFinish(const std::shared_ptr<BulkReplay>& b) {
+  AfterDurable([b](Status s) {
+    if (!s.ok()) return b->done(s);
+    if (b->replayed == 0 && !b->error.ok()) return b->done(b->error);
+    b->done(b->replayed);
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -652,100 +902,56 @@ void Broker::Complete(
 void Broker::Cancel(JobId id, Callback<JobView> done) {
   impl_->Post([this, id, done = std::move(done)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    auto r = impl_->sched().Cancel(id);
-    if (r.ok()) {
-      impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-        if (!s.ok()) {
-          done(s);
-        } else {
-          done(std::move(r));
-        }
-      });
-      return;
+    Scheduler& s = impl_->sched();
+    auto r = s.Cancel(id);
+    if (r.ok() || r.status().code() != Code::kNotFound) {
+      return impl_->AnswerWhenDurable(std::move(r), std::move(done));
     }
-    if (r.status().code() != Code::kNotFound) {
-      done(r.status());
-      return;
-    }
-    // Not live: either terminal in the store (cancel is refused, or idempotent for a cancelled
-    // job) or unknown.
-    impl_->Read([this, id, done = std::move(done)] {
-      auto stored = impl_->store().GetJob(id);
-      if (!stored.ok()) return done(stored.status());
-      if (!stored->has_value()) return done(NotFound("job " + FormatJobId(id) + " not found"));
-      JobView v;
-      v.job = std::move(**stored);
-      if (v.job.state == JobState::kCancelled) return done(std::move(v));
-      done(InvalidState("job " + FormatJobId(id) + " is " + std::string(StateName(v.job.state)) +
-                        "; terminal states never change"));
-    });
+    if (!s.Issued(id)) return done(NotFound("job " + FormatJobId(id) + " not found"));
+    // Core no longer holds it: finished (the store has it, unless retention removed it). The
+    // answer is decided back on the core thread, where a job replayed meanwhile is cancelled.
+    impl_->DecideFromStore(
+        id,
+        [this, id](const Scheduler::ReadTicket& t, std::optional<JobRecord>&& rec) {
+          return impl_->sched().CancelStored(t, id, std::move(rec));
+        },
+        std::move(done), 0);
   });
 }
 
 void Broker::Replay(JobId id, Callback<JobView> done) {
-  impl_->Read([this, id, done = std::move(done)]() mutable {
-    auto stored = impl_->store().GetJob(id);
-    if (!stored.ok()) return done(stored.status());
-    if (!stored->has_value()) {
-      // It may be live and not yet (or never) terminal: ask core for the precise error.
-      impl_->Post([this, id, done = std::move(done)] {
-        if (auto v = impl_->sched().Get(id)) {
-          done(InvalidState("job " + FormatJobId(id) + " is " +
-                            std::string(StateName(v->job.state)) +
-                            "; only dead or cancelled jobs can be replayed"));
-        } else {
-          done(NotFound("job " + FormatJobId(id) + " not found"));
-        }
-      });
-      return;
+  if (draining()) {
+    done(Unavailable("draining: replays are refused"));
+    return;
+  }
+  impl_->Post([this, id, done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    if (auto now = impl_->sched().ReplayInCore(id, /*dead_only=*/false)) {
+      return impl_->AnswerWhenDurable(std::move(*now), std::move(done));
     }
-    impl_->Post([this, rec = std::move(**stored), done = std::move(done)]() mutable {
-      if (impl_->read_only()) return done(impl_->ReadOnlyError());
-      auto r = impl_->sched().Replay(std::move(rec));
-      if (!r.ok()) return done(r.status());
-      impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-        if (!s.ok()) return done(s);
-        done(std::move(r));
-      });
-    });
+    impl_->DecideFromStore(
+        id,
+        [this, id](const Scheduler::ReadTicket& t, std::optional<JobRecord>&& rec) {
+          return impl_->sched().ReplayStored(t, id, std::move(rec), /*dead_only=*/false);
+        },
+        std::move(done), 0);
   });
 }
 
 void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
                         Callback<std::uint64_t> done) {
-  impl_->Read([this, queue = std::move(queue), ids = std::move(ids), limit,
-               done = std::move(done)]() mutable {
-    std::vector<JobRecord> rows;
-    if (!ids.empty()) {
-      for (JobId id : ids) {
-        auto stored = impl_->store().GetJob(id);
-        if (!stored.ok()) return done(stored.status());
-        if (stored->has_value() && (*stored)->state == JobState::kDead) {
-          rows.push_back(std::move(**stored));
-        }
-      }
-    } else {
-      StoreListQuery q;
-      q.queue = queue;
-      q.states = {JobState::kDead};
-      q.limit = limit;
-      auto listed = impl_->store().ListJobs(q);
-      if (!listed.ok()) return done(listed.status());
-      rows = std::move(*listed);
-    }
-    impl_->Post([this, rows = std::move(rows), done = std::move(done)]() mutable {
-      if (impl_->read_only()) return done(impl_->ReadOnlyError());
-      std::uint64_t n = 0;
-      for (auto& rec : rows) {
-        // A job replayed concurrently is live now and refused; it is not counted.
-        if (impl_->sched().Replay(std::move(rec)).ok()) ++n;
-      }
-      impl_->AfterDurable([n, done = std::move(done)](Status s) {
-        if (!s.ok()) return done(s);
-        done(n);
-      });
-    });
-  });
+  if (draining()) {
+    done(Unavailable("draining: replays are refused"));
+    return;
+  }
+  auto b = std::make_shared<BulkReplay>();
+  b->by_filter = ids.empty();
+  b->queue = std::move(queue);
+  b->limit = limit;
+  for (JobId id : ids) b->todo.emplace_back(id, 0);
+  b->draining = &draining_;
+  b->done = std::move(done);
+  impl_->Post([this, b] { impl_->BulkStep(b); });
 }
 
 void Broker::GetJob(JobId id, Callback<JobView> done) {
@@ -764,6 +970,38 @@ void Broker::GetJob(JobId id, Callback<JobView> done) {
   });
 }
 
+namespace {
+
+// Up to `limit` stored rows after `q.after_id`, read in small chunks so that the rows held stop
+// once their payloads and results reach `max_bytes` (*truncated is then set): a page of large
+// payloads costs about max_bytes of memory, not limit times the payload size.
+Result<std::vector<JobRecord>> ListStored(Store& store, StoreListQuery q, std::uint32_t limit,
+                                          std::size_t max_bytes, bool* truncated) {
+  constexpr std::uint32_t kChunk = 64;
+  std::vector<JobRecord> out;
+  std::size_t bytes = 0;
+  *truncated = false;
+  while (out.size() < limit) {
+    q.limit = std::min<std::uint32_t>(kChunk, limit - static_cast<std::uint32_t>(out.size()));
+    auto rows = store.ListJobs(q);
+    if (!rows.ok()) return rows.status();
+    const std::size_t got = rows->size();
+    for (auto& r : *rows) {
+      bytes += r.payload.size() + r.result.size();
+      out.push_back(std::move(r));
+      if (bytes >= max_bytes && out.size() < limit) {
+        *truncated = true;
+        return out;
+      }
+    }
+    if (got < q.limit) break;
+    q.after_id = out.back().id;
+  }
+  return out;
+}
+
+}  // namespace
+
 void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;
@@ -773,12 +1011,13 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {*query.state};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       JobPage page;
       for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, ""});
-      page.next_after_id = page.items.size() >= query.limit ? page.items.back().job.id : 0;
+      page.next_after_id =
+          page.items.size() >= query.limit || truncated ? page.items.back().job.id : 0;
       done(std::move(page));
     });
     return;
@@ -792,12 +1031,12 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {JobState::kSucceeded, JobState::kDead, JobState::kCancelled};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       constexpr JobId kEnd = ~JobId{0};
       const JobId live_bound = live.next_after_id == 0 ? kEnd : live.next_after_id;
-      const JobId store_bound = rows->size() >= query.limit ? rows->back().id : kEnd;
+      const JobId store_bound = rows->size() >= query.limit || truncated ? rows->back().id : kEnd;
       const JobId bound = std::min(live_bound, store_bound);
       std::vector<JobView> merged;
       for (auto& v : live.items) {

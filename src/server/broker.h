@@ -145,11 +145,17 @@ class Broker {
   void Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,
                 std::function<void(std::vector<Status>, std::vector<Result<JobState>>)> done);
   // Cancels a job; returns its state afterwards (kCancelled, or kActive with cancel_requested).
+  // A job already cancelled is answered as it is; kInvalidState for succeeded or dead jobs;
+  // kNotFound for unknown or removed ones. Decided on the core thread against the job's current
+  // state, also when its stored record had to be read.
   void Cancel(JobId id, Callback<JobView> done);
-  // Replays a dead or cancelled job as a new run.
+  // Replays a dead or cancelled job as a new run, decided on the core thread against the job's
+  // current state: kInvalidState (naming the state) when it is not dead or cancelled now,
+  // kNotFound when it is unknown or was removed, kUnavailable while draining.
   void Replay(JobId id, Callback<JobView> done);
   // Replays dead jobs: those in `ids` when it is not empty (ids that are not dead are skipped),
-  // else up to `limit` of `queue` (all queues when empty). Returns how many were replayed.
+  // else up to `limit` of `queue` (all queues when empty), each decided as Replay decides, in
+  // steps of 100 jobs per core task. Returns how many were really replayed.
   void ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
                   Callback<std::uint64_t> done);
 

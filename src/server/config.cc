@@ -106,10 +106,33 @@ const std::vector<OptionDef>& Options() {
              })},
       {"io_threads", "2", "HTTP I/O threads",
        IntIn(1, 64, [](ServerConfig& c, std::int64_t v) { c.io_threads = static_cast<int>(v); })},
-      {"max_payload_bytes", "1048576", "largest job payload, serialized",
+      {"max_payload_bytes", "1048576",
+       "largest job payload or ack result: its JSON text without insignificant whitespace",
        IntIn(1, 64LL << 20, [](ServerConfig& c, std::int64_t v) { c.max_payload_bytes = v; })},
       {"max_request_bytes", "16777216", "largest request body (a batch carries many payloads)",
        IntIn(1024, 1LL << 30, [](ServerConfig& c, std::int64_t v) { c.max_request_bytes = v; })},
+      {"max_reply_bytes", "8388608",
+       "a page of GET /v1/jobs or /v1/dead stops before the job that would take its body past "
+       "this (at least one job is sent); the cursor carries on",
+       IntIn(4096, 1LL << 30, [](ServerConfig& c, std::int64_t v) { c.max_reply_bytes = v; })},
+      {"max_queued_reply_bytes", "67108864",
+       "server-wide cap on reply bytes waiting to be read by slow clients; past it a reply over "
+       "64 KiB is answered 503 with Retry-After",
+       IntIn(1 << 20, 1LL << 40,
+             [](ServerConfig& c, std::int64_t v) { c.max_queued_reply_bytes = v; })},
+      {"max_reading_request_bytes", "268435456",
+       "server-wide cap on request bodies being read; a body over 64 KiB reserves its size first "
+       "and past the cap is answered 503 with Retry-After",
+       IntIn(1 << 20, 1LL << 40,
+             [](ServerConfig& c, std::int64_t v) { c.max_reading_request_bytes = v; })},
+      {"max_connections", "10000",
+       "open connections in total (also kept 64 below the file-descriptor limit); past it a new "
+       "connection gets 503 and is closed",
+       IntIn(1, 1'000'000, [](ServerConfig& c, std::int64_t v) { c.max_connections = v; })},
+      {"max_connections_per_client", "1000",
+       "open connections from one client IP address; past it a new one gets 503 and is closed",
+       IntIn(1, 1'000'000,
+             [](ServerConfig& c, std::int64_t v) { c.max_connections_per_client = v; })},
       {"shutdown_grace_ms", "10000",
        "on SIGTERM, how long workers may still ack the jobs they hold (new enqueues and leases are "
        "refused) before the listener closes",
@@ -271,6 +294,9 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   const ServerConfig& c = out.config;
   if (c.max_request_bytes < c.max_payload_bytes) {
     return InvalidRequest("max_request_bytes must be at least max_payload_bytes");
+  }
+  if (c.max_reading_request_bytes < c.max_request_bytes) {
+    return InvalidRequest("max_reading_request_bytes must be at least max_request_bytes");
   }
   if (c.scheduler.default_backoff.max_ms < c.scheduler.default_backoff.initial_ms) {
     return InvalidRequest("backoff_max_ms must be at least backoff_initial_ms");

@@ -105,6 +105,38 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   r.Register("ym_http_released_leases_total",
              "Leased jobs returned because their response could not be delivered.",
              MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->released_leases)); });
+  r.Register("ym_http_accepted_connections_total", "Client connections accepted and served.",
+             MetricType::kCounter,
+             [http](SampleSink& s) { s.Add(Load(http->accepted_connections)); });
+  r.Register("ym_http_rejected_connections_total",
+             "Connections closed at accept: over max_connections (total), over "
+             "max_connections_per_client (client), or out of file descriptors (fds).",
+             MetricType::kCounter, [http](SampleSink& s) {
+               s.Add(Load(http->rejected_total_cap), {{"reason", "total"}});
+               s.Add(Load(http->rejected_client_cap), {{"reason", "client"}});
+               s.Add(Load(http->rejected_no_fd), {{"reason", "fds"}});
+             });
+  r.Register("ym_http_queued_reply_bytes",
+             "Reply bytes handed to connections and not yet written (slow readers).",
+             MetricType::kGauge, [http](SampleSink& s) {
+               s.Add(static_cast<double>(http->queued_reply_bytes.load(std::memory_order_relaxed)));
+             });
+  r.Register("ym_http_refused_replies_total",
+             "Large replies refused with 503 because max_queued_reply_bytes was reached.",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->refused_replies)); });
+  r.Register(
+      "ym_http_reading_request_bytes",
+      "Request body bytes reserved by requests being read (bodies over 64 KiB).",
+      MetricType::kGauge, [http](SampleSink& s) {
+        s.Add(static_cast<double>(http->reserved_request_bytes.load(std::memory_order_relaxed)));
+      });
+  r.Register("ym_http_refused_requests_total",
+             "Requests with a body over 64 KiB refused with 503 because "
+             "max_reading_request_bytes was reached.",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->refused_requests)); });
+  r.Register("ym_http_bad_framing_total",
+             "Requests refused for bad framing (Transfer-Encoding, Content-Length, Host).",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->bad_framing)); });
 }
 
 }  // namespace ym

@@ -104,6 +104,11 @@ int Run(const ServerConfig& cfg) {
   hopts.io_threads = cfg.io_threads;
   hopts.max_request_bytes = cfg.max_request_bytes;
   hopts.max_payload_bytes = cfg.max_payload_bytes;
+  hopts.max_reply_bytes = cfg.max_reply_bytes;
+  hopts.max_queued_reply_bytes = cfg.max_queued_reply_bytes;
+  hopts.max_reading_request_bytes = cfg.max_reading_request_bytes;
+  hopts.max_connections = cfg.max_connections;
+  hopts.max_connections_per_client = cfg.max_connections_per_client;
   hopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_grace_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
   net::HttpServer http(broker, hopts);

@@ -554,9 +554,8 @@ Status SqliteStore::Open() {
 
 Status SqliteStore::OpenWriter() {
   // NOMUTEX: we serialise access ourselves (one writer thread, readers behind pool_mu_).
-  int rc =
-      sqlite3_open_v2(options_.path.c_str(), &writer_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(options_.path.c_str(), &writer_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, Vfs());
   if (rc != SQLITE_OK) return SqlError(writer_, rc, "open " + options_.path);
   sqlite3_extended_result_codes(writer_, 1);
   // SQLite silently falls back to read-only for a file it cannot write; say so at open rather
@@ -656,7 +655,7 @@ Status SqliteStore::OpenReaders() {
   for (int i = 0; i < n; ++i) {
     auto r = std::make_unique<Reader>();
     int rc = sqlite3_open_v2(options_.path.c_str(), &r->db,
-                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, Vfs());
     if (rc != SQLITE_OK) {
       Status st = SqlError(r->db, rc, "open reader on " + options_.path);
       sqlite3_close(r->db);
@@ -1146,9 +1145,8 @@ Status SqliteStore::Backup(const std::string& path) {
   std::filesystem::remove(partial, ec);
 
   sqlite3* dest = nullptr;
-  int rc =
-      sqlite3_open_v2(partial.c_str(), &dest,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(partial.c_str(), &dest,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, Vfs());
   Status st;
   if (rc != SQLITE_OK) {
     st = SqlError(dest, rc, "open backup target " + partial);

@@ -71,6 +71,8 @@ class SqliteStore final : public Store {
   };
   class ReaderLease;
 
+  // SqliteOptions::vfs for sqlite3_open_v2: nullptr selects SQLite's default VFS.
+  const char* Vfs() const { return options_.vfs.empty() ? nullptr : options_.vfs.c_str(); }
   Status OpenWriter();
   Status OpenReaders();
   Status PrepareWriterStatements();

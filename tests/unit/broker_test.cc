@@ -54,25 +54,63 @@ class GatedStore final : public Store {
   Status Recover(std::int64_t now_ms, RecoveryVisitor& v) override {
     return inner_.Recover(now_ms, v);
   }
-  Result<std::optional<JobRecord>> GetJob(JobId id) override { return inner_.GetJob(id); }
+  // The next GetJob or ListJobs reads its answer, then waits until ReleaseHeldRead(): its
+  // caller gets a record that was current when it was read, late.
+  void HoldNextRead() {
+    std::lock_guard lk(mu_);
+    hold_next_ = true;
+    release_ = false;
+  }
+  bool WaitForHeldRead(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, timeout, [&] { return held_ > 0; });
+  }
+  void ReleaseHeldRead() {
+    {
+      std::lock_guard lk(mu_);
+      release_ = true;
+    }
+    cv_.notify_all();
+  }
+  Result<std::optional<JobRecord>> GetJob(JobId id) override {
+    auto r = inner_.GetJob(id);
+    MaybeHold();
+    return r;
+  }
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& q) override {
-    return inner_.ListJobs(q);
+    auto r = inner_.ListJobs(q);
+    MaybeHold();
+    return r;
   }
   Result<std::vector<FinishedCount>> CountFinished() override { return inner_.CountFinished(); }
   Status Backup(const std::string& path) override { return inner_.Backup(path); }
   StoreStats Stats() override { return inner_.Stats(); }
 
  private:
+  void MaybeHold() {
+    std::unique_lock lk(mu_);
+    if (!hold_next_) return;
+    hold_next_ = false;
+    ++held_;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return release_; });
+    --held_;
+  }
+
   Store& inner_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;
   int blocked_ = 0;
+  bool hold_next_ = false;
+  bool release_ = false;
+  int held_ = 0;
 };
 
 template <typename T>
 T Await(std::future<T>& f) {
-  EXPECT_EQ(f.wait_for(10s), std::future_status::ready) << "no answer within 10 s";
+  // Generous: the suite also runs under ASan on a loaded 2-core machine (docs/testing.md).
+  EXPECT_EQ(f.wait_for(30s), std::future_status::ready) << "no answer within 30 s";
   return f.get();
 }
 
@@ -97,6 +135,7 @@ class BrokerTest : public ::testing::Test {
   }
   void TearDown() override {
     gate_.Open();
+    gate_.ReleaseHeldRead();
     broker_->Stop();
   }
 
@@ -157,7 +196,7 @@ TEST_F(BrokerTest, EnqueueIsAnsweredOnlyAfterItsBatchIsDurable) {
   std::promise<std::vector<Result<EnqueueOutcome>>> p;
   auto f = p.get_future();
   broker_->Enqueue({Spec("q")}, [&](auto r) { p.set_value(std::move(r)); });
-  ASSERT_TRUE(gate_.WaitForBlockedCommit(10s));
+  ASSERT_TRUE(gate_.WaitForBlockedCommit(30s));
   // The commit is held at the gate: no reply yet, and the job is not dispatchable.
   EXPECT_EQ(f.wait_for(100ms), std::future_status::timeout);
   EXPECT_TRUE(Lease("q").empty());
@@ -307,7 +346,7 @@ class BrokerWriteDurabilityTest : public BrokerTest {
     std::promise<T> p;
     auto f = p.get_future();
     write([&](T r) { p.set_value(std::move(r)); });
-    EXPECT_TRUE(gate_.WaitForBlockedCommit(10s)) << "the write produced no commit";
+    EXPECT_TRUE(gate_.WaitForBlockedCommit(30s)) << "the write produced no commit";
     EXPECT_EQ(f.wait_for(100ms), std::future_status::timeout)
         << "a write was answered before its batch was durable";
     gate_.Open();
@@ -411,6 +450,254 @@ TEST_F(BrokerWriteDurabilityTest, QueueConfigAndPauseAreAnsweredOnlyAfterTheyAre
   EXPECT_TRUE(configs.seen[0].paused);
 }
 
+// --- Replay and cancel are decided against current state (issue 7, items 2 and 3) -------------
+//
+// The store gate holds a replay's (or cancel's) read after it read the row, so its record comes
+// back to core late, after the job changed. Each of these failed on the code that trusted the
+// record read on the reader thread.
+class BrokerRaceTest : public BrokerWriteDurabilityTest {
+ protected:
+  template <typename T>
+  using Callback = Broker::Callback<T>;
+
+  Result<JobView> Call(const std::function<void(Callback<JobView>)>& start) {
+    std::promise<Result<JobView>> p;
+    auto f = p.get_future();
+    start([&](Result<JobView> r) { p.set_value(std::move(r)); });
+    return Await(f);
+  }
+
+  // Starts `start` with its store read held after reading; returns the future of its answer.
+  template <typename T>
+  std::future<Result<T>> StartHeld(std::promise<Result<T>>& p,
+                                   const std::function<void(Callback<T>)>& start) {
+    gate_.HoldNextRead();
+    start([&p](Result<T> r) { p.set_value(std::move(r)); });
+    EXPECT_TRUE(gate_.WaitForHeldRead(10s)) << "the read never reached the store";
+    return p.get_future();
+  }
+  // Leases `id` from `queue` and acks it.
+  void RunAndAck(const std::string& queue, JobId id) {
+    auto jobs = Lease(queue);
+    ASSERT_EQ(jobs.size(), 1u);
+    ASSERT_EQ(jobs[0].id, id);
+    auto done = Complete({AckItem{id, jobs[0].lease.token, ""}}, {});
+    ASSERT_TRUE(done.first[0].ok()) << done.first[0].ToString();
+  }
+  bool InStore(JobId id) {
+    auto r = memory_.GetJob(id);
+    return r.ok() && r->has_value();
+  }
+};
+
+TEST_F(BrokerRaceTest, ASecondReplayOfAJobAckedMeanwhileDoesNotRunItAgain) {
+  const JobId id = DeadJob("r2");
+  std::promise<Result<JobView>> slow;
+  auto late = StartHeld<JobView>(slow, [&](auto done) { broker_->Replay(id, done); });
+  // Meanwhile the first replay wins, and the job runs and is acked (its row is deleted).
+  auto first = Call([&](auto done) { broker_->Replay(id, done); });
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  RunAndAck("r2", id);
+  ASSERT_FALSE(InStore(id));
+  gate_.ReleaseHeldRead();
+  auto r = Await(late);
+  ASSERT_FALSE(r.ok()) << "a job acked after the replay's read was replayed again";
+  EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().ToString();
+  EXPECT_TRUE(Lease("r2").empty()) << "an acked job ran again";
+  EXPECT_FALSE(InStore(id));
+}
+
+TEST_F(BrokerRaceTest, AReplayThatCrossedASucceededRunNeverTurnsTheRowBackToReady) {
+  QueueConfigPatch keep;
+  keep.name = "r3";
+  keep.retention = Retention{3'600'000, 3'600'000, 3'600'000};
+  std::promise<Result<QueueInfo>> qp;
+  auto qf = qp.get_future();
+  broker_->PutQueue(keep, [&](auto r) { qp.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(qf).ok());
+  const JobId id = DeadJob("r3");
+  std::promise<Result<JobView>> slow;
+  auto late = StartHeld<JobView>(slow, [&](auto done) { broker_->Replay(id, done); });
+  ASSERT_TRUE(Call([&](auto done) { broker_->Replay(id, done); }).ok());
+  RunAndAck("r3", id);
+  ASSERT_EQ(Stored(id).state, JobState::kSucceeded);
+  gate_.ReleaseHeldRead();
+  auto r = Await(late);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidState) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("succeeded"), std::string::npos) << r.status().message();
+  EXPECT_EQ(Stored(id).state, JobState::kSucceeded) << "terminal states never change";
+  EXPECT_TRUE(Lease("r3").empty());
+}
+
+TEST_F(BrokerRaceTest, ABulkReplayRetriedByItsClientReplaysEachJobOnce) {
+  const JobId id = DeadJob("r4");
+  std::promise<Result<std::uint64_t>> slow;
+  auto late =
+      StartHeld<std::uint64_t>(slow, [&](auto done) { broker_->ReplayDead("", {id}, 1000, done); });
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  broker_->ReplayDead("", {id}, 1000, [&](auto r) { p.set_value(std::move(r)); });
+  auto first = Await(f);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, 1u);
+  RunAndAck("r4", id);
+  gate_.ReleaseHeldRead();
+  auto r = Await(late);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, 0u) << "the retried request replayed a job that had been acked";
+  EXPECT_TRUE(Lease("r4").empty());
+}
+
+TEST_F(BrokerRaceTest, ACancelWhoseReadCrossedAReplayCancelsTheNewRun) {
+  auto e = Enqueue({Spec("c2")});
+  const JobId id = e[0]->id;
+  ASSERT_TRUE(Call([&](auto done) { broker_->Cancel(id, done); }).ok());
+  ASSERT_EQ(Stored(id).state, JobState::kCancelled);
+  std::promise<Result<JobView>> slow;
+  auto late = StartHeld<JobView>(slow, [&](auto done) { broker_->Cancel(id, done); });
+  auto replayed = Call([&](auto done) { broker_->Replay(id, done); });
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  gate_.ReleaseHeldRead();
+  auto r = Await(late);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->job.state, JobState::kCancelled);
+  // The 2xx cancel must hold for what is there now: the new run.
+  EXPECT_TRUE(Lease("c2").empty()) << "a job answered cancelled was dispatched";
+  auto now = Get(id);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->job.state, JobState::kCancelled);
+  EXPECT_EQ(Stored(id).state, JobState::kCancelled);
+}
+
+TEST_F(BrokerRaceTest, AReleasedLeaseWhoseCancelWasAcceptedEndsCancelled) {
+  auto e = Enqueue({Spec("rel")});
+  auto jobs = Lease("rel");
+  ASSERT_EQ(jobs.size(), 1u);
+  auto flagged = Call([&](auto done) { broker_->Cancel(e[0]->id, done); });
+  ASSERT_TRUE(flagged.ok());
+  EXPECT_TRUE(flagged->job.cancel_requested);
+  // The lease reply never reached its worker (client gone): the lease is handed back.
+  broker_->Release({{jobs[0].id, jobs[0].lease.token}});
+  auto v = Get(e[0]->id);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->job.state, JobState::kCancelled);
+  EXPECT_TRUE(Lease("rel").empty()) << "a job whose cancel was answered 2xx ran again";
+}
+
+TEST_F(BrokerRaceTest, ReplayAnswersByWhatTheJobIsNow) {
+  EXPECT_EQ(Call([&](auto done) { broker_->Replay(987654, done); }).status().code(),
+            Code::kNotFound);
+  auto e = Enqueue({Spec("s")});
+  auto live = Call([&](auto done) { broker_->Replay(e[0]->id, done); });
+  EXPECT_EQ(live.status().code(), Code::kInvalidState);
+  EXPECT_NE(live.status().message().find("ready"), std::string::npos);
+}
+
+TEST_F(BrokerRaceTest, BulkReplayByQueueWorksInChunksAndHonoursItsLimit) {
+  constexpr int kJobs = 230;  // more than two chunks
+  std::vector<EnqueueSpec> specs(kJobs, Spec("bulk"));
+  ASSERT_EQ(Enqueue(specs).size(), static_cast<std::size_t>(kJobs));
+  auto jobs = Lease("bulk", 1000);
+  ASSERT_EQ(jobs.size(), static_cast<std::size_t>(kJobs));
+  std::vector<FailItem> fails;
+  for (auto& j : jobs) fails.push_back({j.id, j.lease.token, FailSpec{"E", "x", false, {}}});
+  Complete({}, fails);
+  auto replay = [&](std::uint32_t limit) {
+    std::promise<Result<std::uint64_t>> p;
+    auto f = p.get_future();
+    broker_->ReplayDead("bulk", {}, limit, [&](auto r) { p.set_value(std::move(r)); });
+    return Await(f);
+  };
+  auto some = replay(120);
+  ASSERT_TRUE(some.ok());
+  EXPECT_EQ(*some, 120u);
+  auto rest = replay(1000);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(*rest, static_cast<std::uint64_t>(kJobs - 120));
+  auto none = replay(1000);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0u);
+  EXPECT_EQ(Lease("bulk", 1000).size(), static_cast<std::size_t>(kJobs));
+}
+
+TEST_F(BrokerRaceTest, ReplaysDuringDrainAreRefused) {
+  const JobId id = DeadJob("dr");
+  broker_->BeginDrain();
+  auto one = Call([&](auto done) { broker_->Replay(id, done); });
+  EXPECT_EQ(one.status().code(), Code::kUnavailable) << one.status().ToString();
+  std::promise<Result<std::uint64_t>> p;
+  auto f = p.get_future();
+  broker_->ReplayDead("dr", {}, 100, [&](auto r) { p.set_value(std::move(r)); });
+  EXPECT_EQ(Await(f).status().code(), Code::kUnavailable);
+  EXPECT_EQ(Stored(id).state, JobState::kDead) << "a refused replay changed the job";
+}
+
+// A replay whose read crossed a retention purge was answered 200 and never stored: the purge
+// deleted the row and the replay's update of a missing row wrote nothing. Virtual time, so the
+// sweep runs when the test says.
+TEST(BrokerPurgeRaceTest, AReplayThatCrossedARetentionPurgeIsNotFound) {
+  ManualClock clock;
+  MemoryStore memory;
+  GatedStore gate(memory);
+  BrokerOptions o;
+  o.seed = 9;
+  Broker broker(gate, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  auto stored = [&](JobId id) {
+    auto r = memory.GetJob(id);
+    return r.ok() && r->has_value();
+  };
+  std::promise<Result<QueueInfo>> qp;
+  auto qf = qp.get_future();
+  QueueConfigPatch patch;
+  patch.name = "p";
+  patch.retention = Retention{0, 1000, 1000};
+  broker.PutQueue(patch, [&](auto r) { qp.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(qf).ok());
+  std::promise<std::vector<Result<EnqueueOutcome>>> ep;
+  auto ef = ep.get_future();
+  broker.Enqueue({Spec("p")}, [&](auto r) { ep.set_value(std::move(r)); });
+  const JobId id = Await(ef)[0]->id;
+  std::promise<Result<std::vector<LeasedJob>>> lp;
+  auto lf = lp.get_future();
+  broker.Lease(LeaseRequest{{"p"}, 1, 0, "w", std::nullopt},
+               [&](auto r) { lp.set_value(std::move(r)); });
+  auto leased = Await(lf);
+  ASSERT_TRUE(leased.ok() && leased->size() == 1u);
+  std::promise<int> cp;
+  auto cf = cp.get_future();
+  broker.Complete({}, {FailItem{id, (*leased)[0].lease.token, FailSpec{"E", "x", false, {}}}},
+                  [&](auto, auto) { cp.set_value(0); });
+  Await(cf);
+  ASSERT_TRUE(stored(id));
+
+  gate.HoldNextRead();
+  std::promise<Result<JobView>> rp;
+  auto rf = rp.get_future();
+  broker.Replay(id, [&](auto r) { rp.set_value(std::move(r)); });
+  ASSERT_TRUE(gate.WaitForHeldRead(10s));  // it read the dead row
+  clock.Advance(61'000);                   // past dead_ms, and a sweep is due
+  for (int i = 0; i < 400 && stored(id); ++i) {
+    // Any command wakes core, whose Tick() runs the due sweep. Queue info reads no job rows.
+    std::promise<int> p;
+    auto f = p.get_future();
+    broker.GetQueue("p", [&](auto) { p.set_value(0); });
+    Await(f);
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_FALSE(stored(id)) << "the sweep did not purge the dead job";
+  gate.ReleaseHeldRead();
+  auto r = Await(rf);
+  ASSERT_FALSE(r.ok()) << "a replay of a purged job was answered 200";
+  EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().ToString();
+  std::promise<Result<JobView>> gp;
+  auto gf = gp.get_future();
+  broker.GetJob(id, [&](auto r) { gp.set_value(std::move(r)); });
+  EXPECT_EQ(Await(gf).status().code(), Code::kNotFound) << "core holds a job the store lost";
+  broker.Stop();
+}
+
 // Retention end to end (docs/operations.md, "Retention"): the sweep purges dead and cancelled
 // jobs by their queue's dead_ms and cancelled_ms, measured from finished_at, and leaves the jobs
 // of a queue with the default retention alone. Virtual time: the sweep runs every 60 s.
@@ -465,9 +752,11 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
     auto r = store.GetJob(id);
     return r.ok() && r->has_value();
   };
-  // Each GET wakes the core thread, whose Tick() then runs the sweep that is due.
+  // Each GET wakes the core thread, whose Tick() then runs the sweep that is due. Bounded by
+  // 30 s of real time (the purge is committed on the store's thread).
   auto purged_within = [&](JobId id) {
-    for (int i = 0; i < 400 && stored(id); ++i) {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (stored(id) && std::chrono::steady_clock::now() < until) {
       std::promise<int> p;
       auto f = p.get_future();
       broker.GetJob(id, [&](auto) { p.set_value(0); });

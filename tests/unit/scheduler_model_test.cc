@@ -578,10 +578,15 @@ class ModelRun {
     if (!j) return;
     Log("release " + std::to_string(j->id));
     sched_.Release(j->id, j->token);
-    j->state = JobState::kReady;
     --j->attempts;
     j->old_token = j->token;
     j->token = 0;
+    if (j->cancel_requested) {
+      // The cancel was accepted and no worker has the job: it ends cancelled.
+      BecomeTerminal(*j, JobState::kCancelled);
+    } else {
+      j->state = JobState::kReady;
+    }
   }
 
   void DoStaleToken() {

@@ -119,6 +119,16 @@ class SchedulerTest : public ::testing::Test {
     sched_->Tick();
   }
 
+  // A replay decided from `stored` as the store's current record (a read nothing raced).
+  Result<JobView> ReplayFromStore(JobRecord stored, bool dead_only = false) {
+    const auto ticket = sched_->OpenRead();
+    const JobId id = stored.id;
+    auto r = sched_->ReplayStored(ticket, id, std::move(stored), dead_only);
+    sched_->CloseRead(ticket);
+    EXPECT_TRUE(r.has_value()) << "a read nothing raced was judged stale";
+    return r ? *r : Result<JobView>(Internal("stale"));
+  }
+
   JobState StateOf(JobId id) {
     auto v = sched_->Get(id);
     EXPECT_TRUE(v.has_value()) << "job " << id << " not in memory";
@@ -512,8 +522,8 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesJobAndCountsTheAttempt) {
 }
 
 // Regression: an expired lease used to go through the retry backoff (state `scheduled`, reason
-// `retry_backoff`), delaying the job by up to the queue's backoff. The contract (DESIGN.md,
-// guarantee 2, and the life-cycle diagram in job.h) returns it to `ready` at once.
+// `retry_backoff`), delaying the job by up to the queue's backoff. The contract (docs/guarantees.md
+// §4, and the life-cycle diagram in job.h) returns it to `ready` at once.
 TEST_F(SchedulerTest, ExpiredLeaseReturnsToReadyWithoutBackoff) {
   EnqueueSpec s = Spec();
   s.lease_ms = 1000;
@@ -1196,7 +1206,7 @@ TEST_F(SchedulerTest, ReplayOfADeadJobStartsANewRun) {
   stored.payload = MutationsOf<InsertJob>(inserted).at(0).job.payload;
   ASSERT_EQ(stored.state, JobState::kDead);
   clock_.Advance(100);
-  auto v = sched_->Replay(JobRecord(stored));
+  auto v = ReplayFromStore(stored);
   ASSERT_RESULT_OK(v);
   EXPECT_EQ(v->job.state, JobState::kReady);
   EXPECT_EQ(v->job.attempts, 0);
@@ -1219,8 +1229,11 @@ TEST_F(SchedulerTest, ReplayOfADeadJobStartsANewRun) {
   EXPECT_EQ(again.attempt, 1);
   EXPECT_EQ(again.payload, s.payload);
 
-  // Replaying it while it is live is refused.
-  EXPECT_EQ(sched_->Replay(JobRecord(stored)).status().code(), Code::kInvalidState);
+  // Replaying it while it is live is refused, whether core or a (stale) stored record is asked.
+  auto live = sched_->ReplayInCore(id, false);
+  ASSERT_TRUE(live.has_value());
+  EXPECT_EQ(live->status().code(), Code::kInvalidState);
+  EXPECT_EQ(ReplayFromStore(stored).status().code(), Code::kInvalidState);
 }
 
 TEST_F(SchedulerTest, ReplayOfANonTerminalOrSucceededRecordIsInvalid) {
@@ -1228,9 +1241,16 @@ TEST_F(SchedulerTest, ReplayOfANonTerminalOrSucceededRecordIsInvalid) {
   r.id = 99;
   r.queue = "q";
   r.kind = "k";
-  for (JobState st : {JobState::kSucceeded, JobState::kReady, JobState::kActive}) {
+  r.state = JobState::kSucceeded;
+  EXPECT_EQ(ReplayFromStore(r).status().code(), Code::kInvalidState);
+  r.state = JobState::kCancelled;
+  EXPECT_EQ(ReplayFromStore(r, /*dead_only=*/true).status().code(), Code::kInvalidState)
+      << "bulk replay takes dead jobs only";
+  // A stored live row that core does not hold cannot happen (recovery loads them all): it is
+  // an internal error, never a replay.
+  for (JobState st : {JobState::kReady, JobState::kActive}) {
     r.state = st;
-    EXPECT_EQ(sched_->Replay(JobRecord(r)).status().code(), Code::kInvalidState);
+    EXPECT_EQ(ReplayFromStore(r).status().code(), Code::kInternal);
   }
   EXPECT_EQ(sched_->open_mutations(), 0u);
   EXPECT_FALSE(sched_->IsLive(99));
@@ -1244,12 +1264,181 @@ TEST_F(SchedulerTest, ReplayOfACancelledJob) {
   r.state = JobState::kCancelled;
   r.attempts = 1;
   r.finished_at_ms = kStart - 10;
-  auto v = sched_->Replay(std::move(r));
+  auto v = ReplayFromStore(std::move(r));
   ASSERT_RESULT_OK(v);
   Commit();
   LeasedJob l = LeaseOne();
   EXPECT_EQ(l.id, 5u);
   EXPECT_EQ(l.attempt, 1);
+}
+
+// A job that died and whose dead row is committed: returns the record the store now holds.
+static JobRecord StoredAfter(const Batch& inserted, const Batch& finished) {
+  JobRecord stored = MutationsOf<UpdateJob>(finished).at(0).job;
+  stored.payload = MutationsOf<InsertJob>(inserted).at(0).job.payload;
+  return stored;
+}
+
+// Regression (issue 7, item 2): a replay read the dead row on a reader thread, and core trusted
+// that record when it came back. A second replay that read the same row while the first one ran
+// (two clients, or a client retrying a slow POST /v1/dead:replay) re-ran a job that had been
+// acked in between. Core now sees that the job left it after the read began, and reads again.
+TEST_F(SchedulerTest, ReplayReadThatCrossedARunOfTheJobIsReadAgain) {
+  const JobId id = Enqueue(Spec());
+  Batch inserted = Commit();
+  FailSpec f;
+  f.retryable = false;
+  ASSERT_RESULT_OK(sched_->Fail(id, LeaseOne().lease.token, f));
+  const JobRecord dead = StoredAfter(inserted, Commit());
+  ASSERT_EQ(dead.state, JobState::kDead);
+
+  // Two replays read the dead row; the first one wins, the job runs and is acked.
+  auto slow = sched_->OpenRead();
+  ASSERT_RESULT_OK(ReplayFromStore(dead));
+  Commit();
+  ASSERT_RESULT_OK(sched_->Ack(id, LeaseOne().lease.token, ""));
+  Commit();  // succeeded, deleted (no retention), evicted
+  ASSERT_FALSE(sched_->IsLive(id));
+
+  // The slow one comes back with the dead record it read before all that.
+  auto late = sched_->ReplayStored(slow, id, JobRecord(dead), false);
+  EXPECT_FALSE(late.has_value()) << "a record read before the job ran again must be read again";
+  EXPECT_FALSE(sched_->IsLive(id));
+  EXPECT_EQ(sched_->open_mutations(), 0u) << "nothing may be written on a stale record";
+  sched_->CloseRead(slow);
+  // Read again, the row is gone (the ack deleted it): 404.
+  auto again = sched_->OpenRead();
+  auto gone = sched_->ReplayStored(again, id, std::nullopt, false);
+  sched_->CloseRead(again);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->status().code(), Code::kNotFound);
+  EXPECT_EQ(sched_->read_guard().remembered(), 0u) << "nothing is kept once no read is open";
+}
+
+// Regression (issue 7, item 2): a replay whose read raced a retention purge was answered 200,
+// and its UpdateJob (a no-op on a missing row) was never stored.
+TEST_F(SchedulerTest, ReplayReadThatCrossedARetentionPurgeIsReadAgainOnceThePurgeIsDurable) {
+  const JobId id = Enqueue(Spec());
+  Batch inserted = Commit();
+  FailSpec f;
+  f.retryable = false;
+  ASSERT_RESULT_OK(sched_->Fail(id, LeaseOne().lease.token, f));
+  const JobRecord dead = StoredAfter(inserted, Commit());
+
+  auto read = sched_->OpenRead();
+  AdvanceAndTick(options_.retention_sweep_interval_ms);  // a sweep appends purges
+  ASSERT_GT(sched_->open_mutations(), 0u);
+  const std::uint64_t purge_batch = sched_->VisibleSeq();
+  EXPECT_EQ(sched_->read_again_after(), purge_batch);
+  auto r = sched_->ReplayStored(read, id, JobRecord(dead), false);
+  EXPECT_FALSE(r.has_value()) << "the purge may have removed the row the read saw";
+  EXPECT_FALSE(sched_->IsLive(id));
+  sched_->CloseRead(read);
+  Commit();
+  ASSERT_GE(sched_->durable_seq(), purge_batch);
+  // A read that starts after the purge is durable is current: whatever it finds is decided.
+  auto after = sched_->OpenRead();
+  auto purged = sched_->ReplayStored(after, id, std::nullopt, false);
+  ASSERT_TRUE(purged.has_value());
+  EXPECT_EQ(purged->status().code(), Code::kNotFound);
+  auto kept = sched_->ReplayStored(after, id, JobRecord(dead), false);
+  sched_->CloseRead(after);
+  ASSERT_TRUE(kept.has_value());
+  ASSERT_RESULT_OK(*kept);
+  EXPECT_EQ((*kept)->job.runs, 2);
+}
+
+TEST_F(SchedulerTest, ReplayOfAJobStillEvictingStartsFromMemoryAfterItsTerminalWrite) {
+  EnqueueSpec s = Spec();
+  const JobId id = EnqueueCommitted(s);
+  FailSpec f;
+  f.type = "boom";
+  f.retryable = false;
+  ASSERT_RESULT_OK(sched_->Fail(id, LeaseOne().lease.token, f));
+  ASSERT_EQ(StateOf(id), JobState::kDead);  // evicting: its batch is not durable yet
+  clock_.Advance(10);
+  auto v = sched_->ReplayInCore(id, /*dead_only=*/true);
+  ASSERT_TRUE(v.has_value()) << "core holds the job: no store read";
+  ASSERT_RESULT_OK(*v);
+  EXPECT_EQ((*v)->job.state, JobState::kReady);
+  EXPECT_EQ((*v)->job.runs, 2);
+  EXPECT_EQ((*v)->job.attempts, 0);
+  EXPECT_TRUE(Lease({"q"}).empty()) << "pending until its batch commits";
+  // A second replay finds it live.
+  auto twice = sched_->ReplayInCore(id, false);
+  ASSERT_TRUE(twice.has_value());
+  EXPECT_EQ(twice->status().code(), Code::kInvalidState);
+  Batch b = Commit();
+  auto up = MutationsOf<UpdateJob>(b);
+  ASSERT_EQ(up.size(), 2u);
+  EXPECT_EQ(up[0].job.state, JobState::kDead) << "the terminal write goes first";
+  EXPECT_EQ(up[1].job.state, JobState::kReady);
+  EXPECT_EQ(up[1].job.runs, 2);
+  EXPECT_TRUE(sched_->IsLive(id)) << "the commit of its terminal write must not evict it";
+  LeasedJob again = LeaseOne();
+  EXPECT_EQ(again.id, id);
+  EXPECT_EQ(again.attempt, 1);
+  EXPECT_EQ(again.payload, s.payload);
+  EXPECT_EQ(Count("q", "active"), 1u);
+}
+
+TEST_F(SchedulerTest, ReplayAnswersWithoutAReadWhatCoreKnows) {
+  auto never = sched_->ReplayInCore(777, false);
+  ASSERT_TRUE(never.has_value()) << "an id never issued needs no read";
+  EXPECT_EQ(never->status().code(), Code::kNotFound);
+  const JobId id = EnqueueCommitted(Spec());
+  auto live = sched_->ReplayInCore(id, false);
+  ASSERT_TRUE(live.has_value());
+  EXPECT_EQ(live->status().code(), Code::kInvalidState);
+  EXPECT_NE(live->status().message().find("ready"), std::string::npos) << live->status().message();
+  ASSERT_RESULT_OK(sched_->Ack(id, LeaseOne().lease.token, ""));
+  auto succeeded = sched_->ReplayInCore(id, false);  // still evicting
+  ASSERT_TRUE(succeeded.has_value());
+  EXPECT_EQ(succeeded->status().code(), Code::kInvalidState);
+  Commit();
+  EXPECT_FALSE(sched_->ReplayInCore(id, false).has_value()) << "gone from core: read the store";
+  EXPECT_EQ(sched_->open_mutations(), 0u);
+}
+
+// The cancel of a job core no longer holds reads the store too; a record read before the job
+// was replayed must not answer "cancelled" while the replayed job runs.
+TEST_F(SchedulerTest, CancelDecidedFromAStoredRecordCancelsAJobReplayedMeanwhile) {
+  const JobId id = EnqueueCommitted(Spec());
+  ASSERT_RESULT_OK(sched_->Cancel(id));
+  Batch cancelled = Commit();
+  JobRecord stored = MutationsOf<UpdateJob>(cancelled).at(0).job;
+  ASSERT_EQ(stored.state, JobState::kCancelled);
+  EXPECT_EQ(sched_->Cancel(id).status().code(), Code::kNotFound);
+  EXPECT_TRUE(sched_->Issued(id));
+  EXPECT_FALSE(sched_->Issued(id + 1));
+
+  auto read = sched_->OpenRead();
+  ASSERT_RESULT_OK(ReplayFromStore(stored));  // replayed while the cancel's read is out
+  Commit();
+  auto r = sched_->CancelStored(read, id, JobRecord(stored));
+  sched_->CloseRead(read);
+  ASSERT_TRUE(r.has_value());
+  ASSERT_RESULT_OK(*r);
+  EXPECT_EQ((*r)->job.state, JobState::kCancelled);
+  EXPECT_EQ(StateOf(id), JobState::kCancelled) << "the live run is what got cancelled";
+  EXPECT_TRUE(Lease({"q"}).empty());
+  Commit();
+
+  // Decided from a current record: cancelled again is answered as is; dead is 409; gone is 404.
+  auto now = sched_->OpenRead();
+  auto same = sched_->CancelStored(now, id, JobRecord(stored));
+  ASSERT_TRUE(same.has_value());
+  ASSERT_RESULT_OK(*same);
+  EXPECT_EQ((*same)->job.state, JobState::kCancelled);
+  stored.state = JobState::kDead;
+  auto dead = sched_->CancelStored(now, id, JobRecord(stored));
+  ASSERT_TRUE(dead.has_value());
+  EXPECT_EQ(dead->status().code(), Code::kInvalidState);
+  auto gone = sched_->CancelStored(now, id, std::nullopt);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->status().code(), Code::kNotFound);
+  sched_->CloseRead(now);
+  EXPECT_EQ(sched_->open_mutations(), 0u);
 }
 
 // --- Waiters and release ---------------------------------------------------------------------
@@ -1408,6 +1597,66 @@ TEST_F(SchedulerTest, ReleaseReturnsTheJobWithoutCountingTheAttempt) {
   // The released lease's timer must not fire on the new lease.
   AdvanceAndTick(l.lease.expires_at_ms - clock_.NowMs());
   EXPECT_EQ(StateOf(id), JobState::kActive);
+}
+
+// Regression (issue 7, item 3): a lease handed back (its long-poll's client went away) after a
+// cancel was accepted put the job back to ready, where it could run and succeed although the
+// cancel had been answered 2xx.
+TEST_F(SchedulerTest, ReleaseOfALeaseWhoseCancelWasRequestedCancelsTheJob) {
+  const JobId id = EnqueueCommitted(Spec());
+  LeasedJob l = LeaseOne();
+  auto flagged = sched_->Cancel(id);
+  ASSERT_RESULT_OK(flagged);
+  EXPECT_EQ(flagged->job.state, JobState::kActive);
+  Commit();
+  sched_->Release(id, l.lease.token);
+  EXPECT_EQ(StateOf(id), JobState::kCancelled);
+  EXPECT_EQ(Count("q", "ready"), 0u);
+  EXPECT_EQ(Count("q", "active"), 0u);
+  EXPECT_TRUE(Lease({"q"}, 10).empty()) << "a cancelled job must never be dispatched again";
+  Batch b = Commit();
+  auto up = MutationsOf<UpdateJob>(b);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0].job.state, JobState::kCancelled);
+  EXPECT_EQ(up[0].job.attempts, 0) << "the released attempt never reached a worker";
+  EXPECT_FALSE(sched_->IsLive(id));
+}
+
+TEST_F(SchedulerTest, AckFailHeartbeatOfAnIdNeverIssuedAreNotFound) {
+  const JobId id = EnqueueCommitted(Spec());
+  LeasedJob l = LeaseOne();
+  const JobId never = id + 1000;
+  EXPECT_EQ(sched_->Ack(never, l.lease.token, "").status().code(), Code::kNotFound);
+  EXPECT_EQ(sched_->Fail(never, l.lease.token, FailSpec{}).status().code(), Code::kNotFound);
+  EXPECT_EQ(sched_->Heartbeat(never, l.lease.token, 0).status().code(), Code::kNotFound);
+  // A job that existed and left core: the worker's lease is stale, not the id unknown.
+  ASSERT_RESULT_OK(sched_->Ack(id, l.lease.token, ""));
+  Commit();
+  ASSERT_FALSE(sched_->IsLive(id));
+  EXPECT_EQ(sched_->Heartbeat(id, l.lease.token, 0).status().code(), Code::kStaleLease);
+  EXPECT_EQ(sched_->Fail(id, l.lease.token, FailSpec{}).status().code(), Code::kStaleLease);
+  EXPECT_EQ(sched_->Ack(id, l.lease.token + 1, "").status().code(), Code::kStaleLease);
+}
+
+// Regression (issue 7, item 9): the lease_expired error quoted the job's lease_ms, not the
+// length of the lease that expired.
+TEST_F(SchedulerTest, LeaseExpiryErrorQuotesTheLeasesOwnLength) {
+  EnqueueSpec s = Spec();
+  s.lease_ms = 30'000;
+  const JobId id = EnqueueCommitted(s);
+  auto got = Lease({"q"}, 1, 500);  // the lease request asks for 500 ms
+  ASSERT_EQ(got.size(), 1u);
+  AdvanceAndTick(500);
+  auto v = sched_->Get(id);
+  ASSERT_EQ(v->job.errors.size(), 1u);
+  EXPECT_EQ(v->job.errors[0].message, "lease of 500 ms expired without ack, fail or heartbeat");
+  // Extended by a heartbeat: the extension is the lease's length.
+  LeasedJob l = LeaseOne();
+  ASSERT_RESULT_OK(sched_->Heartbeat(id, l.lease.token, 1'200));
+  AdvanceAndTick(1'200);
+  v = sched_->Get(id);
+  ASSERT_EQ(v->job.errors.size(), 2u);
+  EXPECT_EQ(v->job.errors[1].message, "lease of 1200 ms expired without ack, fail or heartbeat");
 }
 
 TEST_F(SchedulerTest, ReleaseServesAWaiter) {

@@ -738,13 +738,40 @@ Result<std::unique_ptr<Store>> OpenAt(const std::string& path, Durability d = Du
   return OpenSqliteStore(Options(path, d));
 }
 
+std::string RawQueryText(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* s = nullptr;
+  std::string v;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != nullptr) {
+    v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return v;
+}
+
 TEST(SqliteStoreTest, WritesFormatVersionApplicationIdAndWalMode) {
   TempDir dir;
   std::string path = dir.File("ym.db");
   {
     auto s = OpenAt(path);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
+    // synchronous is per connection: the store reads back what SQLite applied on its writer.
+    // That a FULL commit really fsyncs the WAL (and a relaxed one does not) is observed through
+    // a VFS in PowerLossTest.FullDurabilitySyncsTheWalAtEveryCommitRelaxedDoesNot.
+    EXPECT_EQ((*s)->Stats().synchronous, "full");
+    EXPECT_EQ((*s)->Stats().journal_mode, "wal");
+    // WAL mode is persistent: another connection sees it in the file while the store is open.
+    EXPECT_EQ(RawQueryText(path, "PRAGMA journal_mode"), "wal");
   }
+  {
+    auto relaxed = OpenAt(path, Durability::kRelaxed);
+    ASSERT_TRUE(relaxed.ok()) << relaxed.status().ToString();
+    EXPECT_EQ((*relaxed)->Stats().synchronous, "normal");
+  }
+  EXPECT_EQ(RawQueryText(path, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
             kSqliteFormatVersion);
   EXPECT_EQ(RawQueryInt(path, "PRAGMA application_id"), kSqliteApplicationId);
