@@ -824,7 +824,8 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
 // restart would not know. If the commit fails, the worker gets the error and the jobs, whose
 // leases were never durable, go back to ready with the reload.
 void Broker::ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done) {
-  if (jobs.empty()) {
+  if (jobs.empty() || !impl_->options().lease_reply_after_commit) {
+    impl_->counters().leased.fetch_add(jobs.size(), std::memory_order_relaxed);
     done(std::move(jobs));
     return;
   }
@@ -848,7 +849,10 @@ void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
     auto r = impl_->sched().Heartbeat(id, token, extend_ms);
     // Read-only, the extension is kept in memory and in the open batch (committed when the store
     // is back) and answered at once: refusing it would expire leases whose workers are alive.
-    if (!r.ok() || !r->persisted || impl_->read_only()) return done(std::move(r));
+    if (!r.ok() || !r->persisted || impl_->read_only() ||
+        !impl_->options().lease_reply_after_commit) {
+      return done(std::move(r));
+    }
     // The extension was written because the durable expiry was about to lapse: answer once it
     // is on disk, so that a crash right after the reply cannot expire the lease early.
     impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {

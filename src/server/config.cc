@@ -96,6 +96,14 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, const std::string& v) {
                c.durability = v == "full" ? Durability::kFull : Durability::kRelaxed;
              })},
+      {"lease_reply", "immediate",
+       "immediate: a lease is committed with the next group commit, its reply is sent at once "
+       "(a crash within that commit may hand the job out again); after-commit: the reply waits "
+       "until the lease is durable (about half the lease+ack throughput)",
+       OneOf({"immediate", "after-commit"},
+             [](ServerConfig& c, const std::string& v) {
+               c.lease_reply_after_commit = v == "after-commit";
+             })},
       {"io_threads", "2", "HTTP I/O threads",
        IntIn(1, 64, [](ServerConfig& c, std::int64_t v) { c.io_threads = static_cast<int>(v); })},
       {"max_payload_bytes", "1048576",

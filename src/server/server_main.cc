@@ -89,6 +89,7 @@ int Run(const ServerConfig& cfg) {
   SystemClock clock;
   BrokerOptions bopts;
   bopts.scheduler = cfg.scheduler;
+  bopts.lease_reply_after_commit = cfg.lease_reply_after_commit;
   Broker broker(**store, clock, bopts);
   // The store is replayed into core before the listener opens (STYLE.md rule 5).
   if (Status s = broker.Start(); !s.ok()) {

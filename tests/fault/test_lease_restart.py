@@ -8,6 +8,8 @@
 
 import time
 
+import pytest
+
 from ymtest import Server
 
 QUEUE = "leases"
@@ -72,9 +74,11 @@ def test_sigterm_restart_keeps_every_lease_and_no_job_is_leased_twice(tmp_path):
         srv.kill()
 
 
-def test_kill9_keeps_a_recorded_lease_until_its_expiry_and_counts_the_attempt(tmp_path):
+@pytest.mark.parametrize("lease_reply", ["immediate", "after-commit"])
+def test_kill9_keeps_a_recorded_lease_until_its_expiry_and_counts_the_attempt(tmp_path,
+                                                                               lease_reply):
     lease_ms = 10_000
-    srv = Server(str(tmp_path / "data")).start()
+    srv = Server(str(tmp_path / "data"), ["--lease-reply", lease_reply]).start()
     try:
         c = srv.client()
         for i in range(2):
@@ -82,6 +86,10 @@ def test_kill9_keeps_a_recorded_lease_until_its_expiry_and_counts_the_attempt(tm
                       max_attempts=5)
         held = c.lease([QUEUE], max_jobs=2)
         assert len(held) == 2
+        if lease_reply == "immediate":
+            # The lease reply went out before the commit; any later write's 2xx means what it
+            # observed, the leases included, is durable ("recorded").
+            c.enqueue(queue="sync", kind="k")
         srv.kill()
         srv.start()
         c = srv.client()

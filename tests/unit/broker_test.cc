@@ -127,6 +127,9 @@ class BrokerTest : public ::testing::Test {
   void SetUp() override {
     BrokerOptions o;
     o.seed = 42;
+    // Lease replies wait for their commit, so a test that arms a fault after a lease knows the
+    // lease is durable. LeaseReplyImmediateTest covers the default.
+    o.lease_reply_after_commit = true;
     broker_ = std::make_unique<Broker>(gate_, clock_, o);
     ASSERT_TRUE(broker_->Start().ok());
   }
@@ -900,6 +903,51 @@ TEST_F(BrokerTest, LeaseExpiriesWhileReadOnlyAreCommittedWhenTheStoreIsBack) {
   EXPECT_EQ((*stored)->lease_token, 0u);
   ASSERT_EQ((*stored)->errors.size(), 1u);
   EXPECT_EQ((*stored)->errors[0].type, "lease_expired");
+}
+
+TEST_F(BrokerTest, WithLeaseReplyAfterCommitALeaseIsAnsweredOnlyOnceDurable) {
+  auto e = Enqueue({Spec("lc")});
+  gate_.Close();
+  LeaseRequest req;
+  req.queues = {"lc"};
+  std::promise<Result<std::vector<LeasedJob>>> p;
+  auto f = p.get_future();
+  broker_->Lease(req, [&](auto r) { p.set_value(std::move(r)); });
+  ASSERT_TRUE(gate_.WaitForBlockedCommit(10s));
+  EXPECT_EQ(f.wait_for(100ms), std::future_status::timeout);
+  gate_.Open();
+  auto got = Await(f);
+  ASSERT_TRUE(got.ok() && got->size() == 1u);
+  auto stored = memory_.GetJob(e[0]->id);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->lease_token, (*got)[0].lease.token);
+}
+
+// The default: the reply goes at once, the lease is committed with the next group commit.
+TEST_F(BrokerTest, ByDefaultALeaseIsAnsweredAtOnceAndCommittedWithTheNextBatch) {
+  broker_->Stop();
+  BrokerOptions o;
+  o.seed = 7;
+  broker_ = std::make_unique<Broker>(gate_, clock_, o);
+  ASSERT_TRUE(broker_->Start().ok());
+  auto e = Enqueue({Spec("li")});
+  gate_.Close();
+  auto got = Lease("li");  // answered although the commit is held at the gate
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(gate_.WaitForBlockedCommit(10s));
+  auto before = memory_.GetJob(e[0]->id);
+  ASSERT_TRUE(before.ok() && before->has_value());
+  EXPECT_EQ((*before)->lease_token, 0u) << "not durable yet";
+  // A write issued after the lease is answered only once the lease is durable too.
+  std::promise<std::vector<Result<EnqueueOutcome>>> p;
+  auto f = p.get_future();
+  broker_->Enqueue({Spec("other")}, [&](auto r) { p.set_value(std::move(r)); });
+  gate_.Open();
+  ASSERT_TRUE(Await(f)[0].ok());
+  auto after = memory_.GetJob(e[0]->id);
+  ASSERT_TRUE(after.ok() && after->has_value());
+  EXPECT_EQ((*after)->state, JobState::kActive);
+  EXPECT_EQ((*after)->lease_token, got[0].lease.token);
 }
 
 }  // namespace

@@ -1120,6 +1120,33 @@ TYPED_TEST(StoreTest, LeaseFieldsRoundTripThroughInsertUpdateAndUpdateLease) {
   EXPECT_EQ(r.jobs[0], upd) << "recovery hands the lease back";
 }
 
+// SqliteStore skips a lease update that a later update or delete of the same job in the batch
+// overwrites; the result must be the same as applying everything in order.
+TYPED_TEST(StoreTest, ALeaseOverwrittenLaterInTheSameBatchLeavesTheSameResult) {
+  Store& s = this->store();
+  ASSERT_OK(s.Commit(Inserts({FullJob(1), FullJob(2), FullJob(3)})));
+  JobRecord done = FullJob(2);
+  done.state = JobState::kSucceeded;
+  done.finished_at_ms = 5;
+  JobRecord before_lease = FullJob(3);
+  before_lease.attempts = 7;
+  Batch b;
+  b.mutations.push_back(UpdateLease{1, JobState::kActive, 3, 9, 11, 99, "w"});
+  b.mutations.push_back(DeleteJob{1});  // leased then acked: the delete wins
+  b.mutations.push_back(UpdateLease{2, JobState::kActive, 3, 9, 12, 99, "w"});
+  b.mutations.push_back(UpdateJob{done});  // leased then finished: the update wins
+  b.mutations.push_back(UpdateJob{before_lease});
+  b.mutations.push_back(UpdateLease{3, JobState::kActive, 8, 9, 13, 99, "w"});  // comes last
+  ASSERT_OK(s.Commit(b));
+  EXPECT_EQ(Get(s, 1), std::nullopt);
+  EXPECT_EQ(Get(s, 2), done);
+  auto three = Get(s, 3);
+  ASSERT_TRUE(three.has_value());
+  EXPECT_EQ(three->attempts, 8);
+  EXPECT_EQ(three->lease_token, 13u);
+  EXPECT_EQ(three->state, JobState::kActive);
+}
+
 TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   TempDir dir;
   const std::string path = dir.File("ym.db");
