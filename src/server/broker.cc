@@ -955,10 +955,9 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
 }
 
 void Broker::GetJob(JobId id, Callback<JobView> done) {
-  impl_->Post([this, id, done = std::move(done)]() mutable {
-    if (auto v = impl_->sched().Get(id)) return done(std::move(*v));
-    // Core drops a terminal job only after its batch committed, so the store has it now (or
-    // retention removed it).
+  // Core drops a terminal job only after its batch committed, so the store has it then (or
+  // retention removed it).
+  auto read_stored = [this, id](Callback<JobView> done) {
     impl_->Read([this, id, done = std::move(done)] {
       auto stored = impl_->store().GetJob(id);
       if (!stored.ok()) return done(stored.status());
@@ -966,6 +965,21 @@ void Broker::GetJob(JobId id, Callback<JobView> done) {
       JobView v;
       v.job = std::move(**stored);
       done(std::move(v));
+    });
+  };
+  impl_->Post([this, id, read_stored, done = std::move(done)]() mutable {
+    auto v = impl_->sched().Get(id);
+    if (!v) return read_stored(std::move(done));
+    // While the store is unavailable, a commit may be far off: reads are answered at once.
+    if (!IsTerminal(v->job.state) || impl_->read_only()) return done(std::move(*v));
+    // Terminal but still in memory: its batch is not durable yet, and only the stored record
+    // holds what the end wrote (finished_at, dead_reason, result). Answer once that batch is on
+    // disk, from the store, so a reader never sees a terminal state the disk might not keep, nor
+    // a half-filled one. If the commit failed, the state core went back to is the answer.
+    impl_->AfterDurable([this, id, read_stored, done = std::move(done)](Status s) mutable {
+      if (s.ok()) return read_stored(std::move(done));
+      if (auto now = impl_->sched().Get(id)) return done(std::move(*now));
+      read_stored(std::move(done));
     });
   });
 }

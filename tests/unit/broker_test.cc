@@ -950,5 +950,36 @@ TEST_F(BrokerTest, ByDefaultALeaseIsAnsweredAtOnceAndCommittedWithTheNextBatch) 
   EXPECT_EQ((*after)->lease_token, got[0].lease.token);
 }
 
+// A job that just ended is still in core until its batch commits. A GET in that window must not
+// show a terminal state the disk might not keep, nor one without what the end wrote: it is
+// answered once the batch is durable, from the stored record.
+TEST_F(BrokerWriteDurabilityTest, AGetOfAJobThatJustEndedShowsTheDurableRecord) {
+  const auto e = Enqueue({Spec("g")});
+  auto jobs = Lease("g");
+  ASSERT_EQ(jobs.size(), 1u);
+  gate_.Close();
+  std::promise<int> completed;
+  auto cf = completed.get_future();
+  broker_->Complete({},
+                    {FailItem{jobs[0].id, jobs[0].lease.token,
+                              FailSpec{"E", "gone for good", false, std::nullopt}}},
+                    [&](auto, auto) { completed.set_value(0); });
+  ASSERT_TRUE(gate_.WaitForBlockedCommit(10s));
+  std::promise<Result<JobView>> got;
+  auto gf = got.get_future();
+  broker_->GetJob(e[0]->id, [&](auto r) { got.set_value(std::move(r)); });
+  EXPECT_EQ(gf.wait_for(100ms), std::future_status::timeout)
+      << "a terminal state was shown before it was durable";
+  gate_.Open();
+  Await(cf);
+  auto v = Await(gf);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->job.state, JobState::kDead);
+  EXPECT_EQ(v->job.dead_reason, std::string(kDeadNonRetryable));
+  EXPECT_NE(v->job.finished_at_ms, 0);
+  ASSERT_EQ(v->job.errors.size(), 1u);
+  EXPECT_EQ(v->job.errors[0].message, "gone for good");
+}
+
 }  // namespace
 }  // namespace ym
