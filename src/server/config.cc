@@ -96,10 +96,10 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, const std::string& v) {
                c.durability = v == "full" ? Durability::kFull : Durability::kRelaxed;
              })},
-      {"lease_reply", "immediate",
-       "immediate: a lease is committed with the next group commit, its reply is sent at once "
-       "(a crash within that commit may hand the job out again); after-commit: the reply waits "
-       "until the lease is durable (about half the lease+ack throughput)",
+      {"lease_reply", "after-commit",
+       "after-commit: a lease reply waits until the lease is durable, like any write; "
+       "immediate: the reply is sent at once and the lease committed with the next group commit "
+       "(a crash within that commit may hand the job out again)",
        OneOf({"immediate", "after-commit"},
              [](ServerConfig& c, const std::string& v) {
                c.lease_reply_after_commit = v == "after-commit";

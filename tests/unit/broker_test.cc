@@ -127,8 +127,8 @@ class BrokerTest : public ::testing::Test {
   void SetUp() override {
     BrokerOptions o;
     o.seed = 42;
-    // Lease replies wait for their commit, so a test that arms a fault after a lease knows the
-    // lease is durable. LeaseReplyImmediateTest covers the default.
+    // Lease replies wait for their commit (the default, spelled out: a test that arms a fault
+    // after a lease relies on the lease being durable).
     o.lease_reply_after_commit = true;
     broker_ = std::make_unique<Broker>(gate_, clock_, o);
     ASSERT_TRUE(broker_->Start().ok());
@@ -923,11 +923,12 @@ TEST_F(BrokerTest, WithLeaseReplyAfterCommitALeaseIsAnsweredOnlyOnceDurable) {
   EXPECT_EQ((*stored)->lease_token, (*got)[0].lease.token);
 }
 
-// The default: the reply goes at once, the lease is committed with the next group commit.
-TEST_F(BrokerTest, ByDefaultALeaseIsAnsweredAtOnceAndCommittedWithTheNextBatch) {
+// --lease-reply immediate: the reply goes at once, the lease is committed with the next batch.
+TEST_F(BrokerTest, WithLeaseReplyImmediateALeaseIsAnsweredAtOnceAndCommittedWithTheNextBatch) {
   broker_->Stop();
   BrokerOptions o;
   o.seed = 7;
+  o.lease_reply_after_commit = false;
   broker_ = std::make_unique<Broker>(gate_, clock_, o);
   ASSERT_TRUE(broker_->Start().ok());
   auto e = Enqueue({Spec("li")});
