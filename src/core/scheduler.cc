@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_set>
 #include <utility>
 
 #include "core/live_job.h"
@@ -52,47 +53,36 @@ Status CheckRetention(const Retention& r) {
 
 Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
     : clock_(clock), rng_(rng), options_(std::move(options)) {
-  // Index 0 of every intern table means "none" so that zero-initialised fields are harmless.
-  ns_names_.push_back("");
-  kind_names_.push_back("");
-  worker_names_.push_back("");
   next_sweep_ms_ = clock_.NowMs() + options_.retention_sweep_interval_ms;
 }
 
 Scheduler::~Scheduler() = default;
 
-std::uint32_t Scheduler::Intern(std::vector<std::string>& names,
-                                std::unordered_map<std::string, std::uint32_t>& ids,
-                                const std::string& name) {
-  if (name.empty()) return 0;
-  auto it = ids.find(name);
-  if (it != ids.end()) return it->second;
-  const auto idx = static_cast<std::uint32_t>(names.size());
-  names.push_back(name);
-  ids.emplace(name, idx);
-  return idx;
-}
-
 // Queues come into being when a job, a waiter or a config first names them. Only explicitly
 // configured queues (PutQueue) get a stored row; the others follow the server's defaults, and
-// the sweep purges their terminal jobs with a default PurgeFinished (queue "").
+// the sweep purges their terminal jobs with a default PurgeFinished (queue ""). An unconfigured
+// queue is freed again once it holds no job and no waiter (CollectQueues).
 std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   auto it = queue_ids_.find(name);
+  if (it != queue_ids_.end()) return it->second;
   std::uint32_t qi;
-  if (it != queue_ids_.end()) {
-    qi = it->second;
+  if (!free_queues_.empty()) {
+    qi = free_queues_.back();
+    free_queues_.pop_back();
   } else {
     qi = static_cast<std::uint32_t>(queues_.size());
-    QueueState q;
-    q.config.name = name;
-    q.config.max_attempts = options_.default_max_attempts;
-    q.config.lease_ms = options_.default_lease_ms;
-    q.config.backoff = options_.default_backoff;
-    q.config.retention = options_.default_retention;
-    queues_.push_back(std::move(q));
-    queue_names_.push_back(name);
-    queue_ids_.emplace(name, qi);
+    queues_.emplace_back();
   }
+  auto q = std::make_unique<QueueState>();
+  q->config.name = name;
+  q->config.max_attempts = options_.default_max_attempts;
+  q->config.lease_ms = options_.default_lease_ms;
+  q->config.backoff = options_.default_backoff;
+  q->config.retention = options_.default_retention;
+  queues_[qi] = std::move(q);
+  queue_ids_.emplace(name, qi);
+  // A queue named only by a failed or empty call must not outlive it.
+  maybe_free_.push_back(qi);
   return qi;
 }
 
@@ -102,7 +92,56 @@ Scheduler::Lane& Scheduler::LaneFor(QueueState& q, std::uint32_t ns) {
   q.lane_of_ns.emplace(ns, static_cast<std::uint32_t>(q.lanes.size()));
   q.lanes.emplace_back();
   q.lanes.back().ns = ns;
+  ns_.Ref(ns);
   return q.lanes.back();
+}
+
+void Scheduler::DropLane(QueueState& q, std::uint32_t li) {
+  const std::uint32_t last = static_cast<std::uint32_t>(q.lanes.size() - 1);
+  const std::uint32_t ns = q.lanes[li].ns;
+  q.lane_of_ns.erase(ns);
+  if (li != last) {
+    // The last lane moves into the hole; the rotation names lanes by index.
+    q.lanes[li] = std::move(q.lanes[last]);
+    q.lane_of_ns[q.lanes[li].ns] = li;
+    if (q.lanes[li].in_rotation) {
+      for (std::uint32_t& r : q.rotation) {
+        if (r == last) r = li;
+      }
+    }
+  }
+  q.lanes.pop_back();
+  ns_.Release(ns);
+}
+
+void Scheduler::SetWorker(LiveJob& job, std::uint32_t worker) {
+  const std::uint32_t old = job.worker;
+  job.worker = worker;
+  workers_.Release(old);
+}
+
+void Scheduler::DropJob(JobId id) {
+  LiveJob* job = index_.Find(id);
+  if (!job) return;
+  const std::uint32_t qi = job->queue;
+  ns_.Release(job->ns);
+  kinds_.Release(job->kind);
+  SetWorker(*job, 0);
+  index_.Erase(id);
+  if (--Q(qi).jobs == 0) maybe_free_.push_back(qi);
+}
+
+void Scheduler::CollectQueues() {
+  for (std::uint32_t qi : maybe_free_) {
+    if (qi >= queues_.size() || !queues_[qi]) continue;  // freed already
+    QueueState& q = Q(qi);
+    if (q.persisted || q.jobs > 0 || q.live_waiters > 0) continue;
+    for (const Lane& lane : q.lanes) ns_.Release(lane.ns);
+    queue_ids_.erase(q.config.name);
+    queues_[qi].reset();
+    free_queues_.push_back(qi);
+  }
+  maybe_free_.clear();
 }
 
 // --- Recovery -------------------------------------------------------------------------------
@@ -111,8 +150,8 @@ void Scheduler::LoadNextId(JobId next_id) { next_id_ = std::max(next_id_, next_i
 
 void Scheduler::LoadQueue(const QueueConfig& config) {
   const std::uint32_t qi = QueueIndex(config.name);
-  queues_[qi].config = config;
-  queues_[qi].persisted = true;
+  Q(qi).config = config;
+  Q(qi).persisted = true;
 }
 
 void Scheduler::LoadIdempotencyKey(const PutIdempotencyKey& key) {
@@ -126,7 +165,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
   const JobState stored = record.state;
   LiveJob* job = AddJob(std::move(record), /*pending=*/false);
   if (job->extra && !job->extra->idempotency_key.empty()) {
-    auto it = idempotency_.find(IdemKey(ns_names_[job->ns], job->extra->idempotency_key));
+    auto it = idempotency_.find(IdemKey(ns_.Name(job->ns), job->extra->idempotency_key));
     if (it != idempotency_.end() && it->second.id == job->id) {
       it->second.state = job->state;
       it->second.state_known = true;
@@ -162,8 +201,9 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   job->created_at_ms = r.created_at_ms;
   job->updated_at_ms = r.updated_at_ms;
   job->queue = QueueIndex(r.queue);
-  job->ns = Intern(ns_names_, ns_ids_, r.ns);
-  job->kind = Intern(kind_names_, kind_ids_, r.kind);
+  ++Q(job->queue).jobs;
+  job->ns = ns_.Acquire(r.ns);
+  job->kind = kinds_.Acquire(r.kind);
   job->priority = r.priority;
   job->attempts = r.attempts;
   job->max_attempts = r.max_attempts;
@@ -172,7 +212,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   job->state = r.state == JobState::kActive ? JobState::kReady : r.state;
   job->pending = pending;
   job->payload = std::forward<Record>(r).payload;
-  const bool own_backoff = !(r.backoff == queues_[job->queue].config.backoff);
+  const bool own_backoff = !(r.backoff == Q(job->queue).config.backoff);
   if (own_backoff || !r.idempotency_key.empty() || !r.concurrency_key.empty() || !r.tags.empty() ||
       !r.errors.empty()) {
     JobExtra& x = job->Extra();
@@ -189,7 +229,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
 // --- State transitions ----------------------------------------------------------------------
 
 void Scheduler::MakeReady(LiveJob& job) {
-  QueueState& q = queues_[job.queue];
+  QueueState& q = Q(job.queue);
   job.state = JobState::kReady;
   job.pending = false;
   job.retry_wait = false;
@@ -205,6 +245,8 @@ void Scheduler::MakeReady(LiveJob& job) {
   }
   q.ready_fifo.push_back(FifoEntry{job.seq, job.id});
   ++q.ready;
+  MaybeCompactLane(lane);
+  MaybeCompactFifo(q);
 }
 
 void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) {
@@ -214,22 +256,29 @@ void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) 
   job.run_at_ms = run_at_ms;
   job.seq = next_seq_++;
   timers_.push(TimerEntry{run_at_ms, job.seq, job.id});
-  ++queues_[job.queue].scheduled;
+  ++Q(job.queue).scheduled;
+  ++scheduled_total_;
 }
 
 void Scheduler::LeaveState(LiveJob& job) {
   if (job.pending || job.evicting) return;  // never counted
-  QueueState& q = queues_[job.queue];
+  QueueState& q = Q(job.queue);
   switch (job.state) {
     case JobState::kScheduled:
       --q.scheduled;
+      --scheduled_total_;
       break;
-    case JobState::kReady:
+    case JobState::kReady: {
       --q.ready;
-      --q.lanes[q.lane_of_ns[job.ns]].ready_count;
+      Lane& lane = q.lanes[q.lane_of_ns.at(job.ns)];
+      --lane.ready_count;
+      MaybeCompactLane(lane);
+      MaybeCompactFifo(q);
       break;
+    }
     case JobState::kActive:
       --q.active;
+      --active_total_;
       break;
     default:
       break;
@@ -245,7 +294,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.pending = false;
   job.evicting = true;
   job.updated_at_ms = now;
-  const Retention& keep = queues_[job.queue].config.retention;
+  const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
     // The common high-volume case: nothing of the job is kept, so no record is built.
     open_.mutations.emplace_back(DeleteJob{job.id});
@@ -257,7 +306,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     open_.mutations.emplace_back(UpdateJob{std::move(rec)});
   }
   if (job.extra && !job.extra->idempotency_key.empty()) {
-    auto it = idempotency_.find(IdemKey(ns_names_[job.ns], job.extra->idempotency_key));
+    auto it = idempotency_.find(IdemKey(ns_.Name(job.ns), job.extra->idempotency_key));
     if (it != idempotency_.end() && it->second.id == job.id) {
       it->second.state = terminal;
       it->second.state_known = true;
@@ -271,8 +320,8 @@ void Scheduler::RecordUpdate(const LiveJob& job) {
 }
 
 std::int64_t Scheduler::BackoffDelay(const LiveJob& job) {
-  const Backoff& b = (job.extra && job.extra->has_backoff) ? job.extra->backoff
-                                                           : queues_[job.queue].config.backoff;
+  const Backoff& b =
+      (job.extra && job.extra->has_backoff) ? job.extra->backoff : Q(job.queue).config.backoff;
   const int n = std::max(job.attempts, 1);
   double cap = static_cast<double>(b.initial_ms) * std::pow(b.multiplier, n - 1);
   if (!(cap < static_cast<double>(b.max_ms))) cap = static_cast<double>(b.max_ms);
@@ -288,7 +337,7 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
   x.errors.push_back(AttemptError{job.attempts, error.type, error.message, now});
   if (x.errors.size() > kMaxErrorsKept) x.errors.erase(x.errors.begin());
   LeaveState(job);
-  job.worker = 0;
+  SetWorker(job, 0);
   job.lease_token = 0;
   job.updated_at_ms = now;
   if (job.cancel_requested) {
@@ -365,7 +414,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
   }
 
   const std::uint32_t qi = QueueIndex(spec.queue);
-  const QueueConfig& qc = queues_[qi].config;
+  const QueueConfig& qc = Q(qi).config;
   JobRecord r;
   r.id = next_id_++;
   r.ns = spec.ns;
@@ -401,13 +450,13 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
 }
 
 bool Scheduler::HasReady(std::uint32_t qi) const {
-  const QueueState& q = queues_[qi];
+  const QueueState& q = Q(qi);
   return !q.config.paused && q.ready > 0;
 }
 
 void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
                               const std::string& worker_id, std::vector<LeasedJob>& out) {
-  QueueState& q = queues_[qi];
+  QueueState& q = Q(qi);
   if (q.config.paused) return;
   const std::int64_t now = clock_.NowMs();
   std::uint32_t taken = 0;
@@ -428,11 +477,13 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     if (job == nullptr) {  // only stale entries were left
       lane.in_rotation = false;
       decltype(lane.ready)().swap(lane.ready);
+      DropLane(q, li);
       continue;
     }
     LeaveState(*job);
     // Round-robin between namespaces: the lane goes to the back after giving one job.
-    if (lane.ready_count > 0) {
+    const bool lane_done = lane.ready_count == 0;
+    if (!lane_done) {
       q.rotation.push_back(li);
     } else {
       lane.in_rotation = false;
@@ -445,16 +496,17 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     job->lease_token = token;
     const std::int64_t lease_ms = lease_ms_override > 0 ? lease_ms_override : job->lease_ms;
     job->lease_expires_ms = now + lease_ms;
-    job->worker = Intern(worker_names_, worker_ids_, worker_id);
+    SetWorker(*job, workers_.Acquire(worker_id));
     job->updated_at_ms = now;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ++q.active;
+    ++active_total_;
 
     LeasedJob l;
     l.id = job->id;
-    l.ns = ns_names_[job->ns];
-    l.queue = queue_names_[job->queue];
-    l.kind = kind_names_[job->kind];
+    l.ns = ns_.Name(job->ns);
+    l.queue = q.config.name;
+    l.kind = kinds_.Name(job->kind);
     l.payload = job->payload;
     l.attempt = job->attempts;
     l.max_attempts = job->max_attempts;
@@ -464,6 +516,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.lease = LeaseInfo{token, job->lease_expires_ms, worker_id};
     out.push_back(std::move(l));
     ++taken;
+    if (lane_done) DropLane(q, li);
   }
 }
 
@@ -498,13 +551,27 @@ void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseC
   w.request = std::move(request);
   w.callback = std::move(callback);
   const std::uint64_t id = next_waiter_id_++;
-  for (std::uint32_t qi : w.queues) queues_[qi].waiters.push_back(id);
+  for (std::uint32_t qi : w.queues) {
+    QueueState& q = Q(qi);
+    q.waiters.push_back(id);
+    ++q.live_waiters;
+  }
   waiters_.emplace(id, std::move(w));
   waiter_deadlines_.push(TimerEntry{deadline_ms, id, 0});
 }
 
+void Scheduler::RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator it) {
+  std::vector<std::uint32_t> queues = std::move(it->second.queues);
+  waiters_.erase(it);
+  for (std::uint32_t qi : queues) {
+    QueueState& q = Q(qi);
+    if (--q.live_waiters == 0) maybe_free_.push_back(qi);
+    MaybeCompactQueueWaiters(q);
+  }
+}
+
 void Scheduler::ServeWaiters(std::uint32_t qi) {
-  QueueState& q = queues_[qi];
+  QueueState& q = Q(qi);
   while (!q.waiters.empty() && HasReady(qi)) {
     auto it = waiters_.find(q.waiters.front());
     if (it == waiters_.end()) {  // served or timed out through another queue
@@ -513,9 +580,9 @@ void Scheduler::ServeWaiters(std::uint32_t qi) {
     }
     std::vector<LeasedJob> jobs = Lease(it->second.request);
     if (jobs.empty()) break;
-    LeaseCallback cb = std::move(it->second.callback);
-    waiters_.erase(it);
     q.waiters.pop_front();
+    LeaseCallback cb = std::move(it->second.callback);
+    RemoveWaiter(it);
     cb(std::move(jobs));
   }
   // Entries of waiters that are gone pile up only while nothing is ready; trim them then.
@@ -530,7 +597,7 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
   LeaveState(*job);
   --job->attempts;  // the worker never saw it
   job->lease_token = 0;
-  job->worker = 0;
+  SetWorker(*job, 0);
   MakeReady(*job);
   ServeWaiters(job->queue);
 }
@@ -634,7 +701,6 @@ Result<JobView> Scheduler::Replay(JobRecord&& stored) {
   stored.dead_reason.clear();
   stored.result.clear();
   stored.cancel_requested = false;
-  QueueIndex(stored.queue);
   open_.mutations.push_back(UpdateJob{stored});
   LiveJob* job = AddJob(std::move(stored), /*pending=*/true);
   open_promote_.push_back(job->id);
@@ -646,9 +712,9 @@ Result<JobView> Scheduler::Replay(JobRecord&& stored) {
 JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
   JobRecord r;
   r.id = job.id;
-  r.ns = ns_names_[job.ns];
-  r.queue = queue_names_[job.queue];
-  r.kind = kind_names_[job.kind];
+  r.ns = ns_.Name(job.ns);
+  r.queue = Q(job.queue).config.name;
+  r.kind = kinds_.Name(job.kind);
   r.state = job.state;
   r.priority = job.priority;
   if (with_payload) r.payload = job.payload;
@@ -661,8 +727,8 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
   r.runs = job.runs;
   r.lease_ms = job.lease_ms;
   r.cancel_requested = job.cancel_requested;
-  r.backoff = (job.extra && job.extra->has_backoff) ? job.extra->backoff
-                                                    : queues_[job.queue].config.backoff;
+  r.backoff =
+      (job.extra && job.extra->has_backoff) ? job.extra->backoff : Q(job.queue).config.backoff;
   if (job.extra) {
     r.idempotency_key = job.extra->idempotency_key;
     r.concurrency_key = job.extra->concurrency_key;
@@ -675,16 +741,16 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
 JobView Scheduler::ToView(const LiveJob& job) const {
   JobView v;
   v.job = ToRecord(job, /*with_payload=*/true);
-  const QueueState& q = queues_[job.queue];
+  const QueueState& q = Q(job.queue);
   if (job.state == JobState::kActive && !job.evicting) {
-    v.lease = LeaseInfo{job.lease_token, job.lease_expires_ms, worker_names_[job.worker]};
+    v.lease = LeaseInfo{job.lease_token, job.lease_expires_ms, workers_.Name(job.worker)};
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
       v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
     } else if (job.state == JobState::kReady) {
       if (q.config.paused) {
         v.blocked_reason = "paused";
-      } else if (q.waiters.empty()) {
+      } else if (q.live_waiters == 0) {
         v.blocked_reason = "no_workers";
       }
     }
@@ -726,7 +792,7 @@ JobPage Scheduler::ListLive(const ListQuery& query) const {
 }
 
 QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
-  const QueueState& q = queues_[qi];
+  const QueueState& q = Q(qi);
   QueueInfo info;
   info.config = q.config;
   info.counts["scheduled"] = q.scheduled;
@@ -739,17 +805,16 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
       break;
     }
   }
-  std::uint32_t waiting = 0;
-  for (std::uint64_t w : q.waiters) waiting += waiters_.count(w) ? 1 : 0;
-  info.waiting_workers = waiting;
+  info.waiting_workers = q.live_waiters;
   return info;
 }
 
 std::vector<QueueInfo> Scheduler::Queues() const {
-  std::vector<std::uint32_t> order(queues_.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::vector<std::uint32_t> order;
+  order.reserve(queue_ids_.size());
+  for (const auto& [name, qi] : queue_ids_) order.push_back(qi);
   std::sort(order.begin(), order.end(),
-            [&](auto a, auto b) { return queue_names_[a] < queue_names_[b]; });
+            [&](auto a, auto b) { return Q(a).config.name < Q(b).config.name; });
   std::vector<QueueInfo> out;
   out.reserve(order.size());
   for (std::uint32_t qi : order) out.push_back(ToQueueInfo(qi));
@@ -777,14 +842,14 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   if (patch.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*patch.backoff, "backoff"));
   if (patch.retention) YM_RETURN_IF_ERROR(CheckRetention(*patch.retention));
   const std::uint32_t qi = QueueIndex(patch.name);
-  QueueConfig& c = queues_[qi].config;
+  QueueConfig& c = Q(qi).config;
   const bool was_paused = c.paused;
   if (patch.paused) c.paused = *patch.paused;
   if (patch.max_attempts) c.max_attempts = *patch.max_attempts;
   if (patch.lease_ms) c.lease_ms = *patch.lease_ms;
   if (patch.backoff) c.backoff = *patch.backoff;
   if (patch.retention) c.retention = *patch.retention;
-  queues_[qi].persisted = true;
+  Q(qi).persisted = true;
   open_.mutations.push_back(::ym::PutQueue{c});
   if (was_paused && !c.paused) ServeWaiters(qi);
   return ToQueueInfo(qi);
@@ -847,35 +912,95 @@ void Scheduler::Tick() {
     auto it = waiters_.find(wid);
     if (it == waiters_.end()) continue;
     LeaseCallback cb = std::move(it->second.callback);
-    waiters_.erase(it);
+    RemoveWaiter(it);
     cb({});
   }
   if (now >= next_sweep_ms_) Sweep(now);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
+  MaybeCompactHeaps();
+  CollectQueues();
 }
 
-void Scheduler::CompactQueue(QueueState& q) {
-  auto valid = [&](std::uint64_t seq, JobId id) {
-    const LiveJob* j = index_.Find(id);
-    return j && j->state == JobState::kReady && j->seq == seq && !j->evicting && !j->pending;
+namespace {
+
+// A heap or FIFO is rebuilt once it holds more than kStaleFactor times its valid entries plus
+// kSlack: the rebuild is O(size) and leaves only valid entries, so at least (kStaleFactor - 1)
+// times the valid count plus kSlack entries went stale (each an O(1) event) between two rebuilds.
+constexpr std::size_t kStaleFactor = 2;
+constexpr std::size_t kSlack = 64;
+
+bool OverStaleBound(std::size_t size, std::uint64_t valid) {
+  return size > kStaleFactor * valid + kSlack;
+}
+
+// Rebuilds a std::priority_queue keeping the entries for which keep(e) is true. O(n): the kept
+// entries are heapified at once rather than pushed one by one.
+template <typename Heap, typename Keep>
+void RebuildHeap(Heap& heap, Keep&& keep) {
+  struct Access : Heap {
+    using Heap::c;
+    using Heap::comp;
   };
-  if (q.ready_fifo.size() > 2 * q.ready + 64) {
-    std::deque<FifoEntry> kept;
-    for (const FifoEntry& e : q.ready_fifo) {
-      if (valid(e.seq, e.id)) kept.push_back(e);
-    }
-    q.ready_fifo.swap(kept);
+  auto& c = heap.*(&Access::c);
+  auto& comp = heap.*(&Access::comp);
+  c.erase(std::remove_if(c.begin(), c.end(), [&](const auto& e) { return !keep(e); }), c.end());
+  c.shrink_to_fit();
+  std::make_heap(c.begin(), c.end(), comp);
+}
+
+}  // namespace
+
+void Scheduler::MaybeCompactLane(Lane& lane) {
+  if (!OverStaleBound(lane.ready.size(), lane.ready_count)) return;
+  RebuildHeap(lane.ready, [&](const ReadyEntry& e) {
+    const LiveJob* j = index_.Find(e.id);
+    return j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting && !j->pending;
+  });
+}
+
+void Scheduler::MaybeCompactFifo(QueueState& q) {
+  if (!OverStaleBound(q.ready_fifo.size(), q.ready)) return;
+  q.ready_fifo.Filter([&](const FifoEntry& e) {
+    const LiveJob* j = index_.Find(e.id);
+    return j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting && !j->pending;
+  });
+}
+
+void Scheduler::MaybeCompactQueueWaiters(QueueState& q) {
+  if (!OverStaleBound(q.waiters.size(), q.live_waiters)) return;
+  q.waiters.Filter([&](std::uint64_t id) { return waiters_.count(id) > 0; });
+}
+
+void Scheduler::MaybeCompactHeaps() {
+  if (OverStaleBound(timers_.size(), scheduled_total_)) {
+    RebuildHeap(timers_, [&](const TimerEntry& e) {
+      const LiveJob* j = index_.Find(e.id);
+      return j && j->state == JobState::kScheduled && j->seq == e.seq && !j->evicting &&
+             !j->pending;
+    });
   }
-  for (Lane& lane : q.lanes) {
-    if (lane.ready.size() <= 2 * lane.ready_count + 64) continue;
-    decltype(lane.ready) kept;
-    while (!lane.ready.empty()) {
-      if (valid(lane.ready.top().seq, lane.ready.top().id)) kept.push(lane.ready.top());
-      lane.ready.pop();
+  if (OverStaleBound(leases_.size(), active_total_)) {
+    // One entry per active job is enough (ExpireLeases re-pushes an entry that fires before the
+    // job's current expiry), so duplicates left by lease-shortening heartbeats go too.
+    // The kept entry is due at the job's current expiry, which is never later than any of its
+    // entries' (a heartbeat that shortens pushes an earlier entry; one that extends does not).
+    std::unordered_set<JobId> seen;
+    seen.reserve(active_total_);
+    std::vector<TimerEntry> kept;
+    kept.reserve(active_total_);
+    while (!leases_.empty()) {
+      const TimerEntry e = leases_.top();
+      leases_.pop();
+      const LiveJob* j = index_.Find(e.id);
+      if (!j || j->state != JobState::kActive || j->evicting || j->lease_token != e.seq) continue;
+      if (seen.insert(e.id).second) kept.push_back(TimerEntry{j->lease_expires_ms, e.seq, e.id});
     }
-    lane.ready.swap(kept);
+    leases_ = TimerHeap(std::greater<>(), std::move(kept));
+  }
+  if (OverStaleBound(waiter_deadlines_.size(), waiters_.size())) {
+    RebuildHeap(waiter_deadlines_, [&](const TimerEntry& e) { return waiters_.count(e.seq) > 0; });
   }
 }
 
@@ -885,7 +1010,9 @@ void Scheduler::Sweep(std::int64_t now) {
   open_.mutations.push_back(PurgeFinished{"", JobState::kSucceeded, now - d.succeeded_ms});
   open_.mutations.push_back(PurgeFinished{"", JobState::kDead, now - d.dead_ms});
   open_.mutations.push_back(PurgeFinished{"", JobState::kCancelled, now - d.cancelled_ms});
-  for (QueueState& q : queues_) {
+  for (auto& slot : queues_) {
+    if (!slot) continue;
+    QueueState& q = *slot;
     if (q.persisted) {
       const Retention& r = q.config.retention;
       open_.mutations.push_back(
@@ -894,7 +1021,8 @@ void Scheduler::Sweep(std::int64_t now) {
       open_.mutations.push_back(
           PurgeFinished{q.config.name, JobState::kCancelled, now - r.cancelled_ms});
     }
-    CompactQueue(q);
+    for (Lane& lane : q.lanes) MaybeCompactLane(lane);
+    MaybeCompactFifo(q);
     while (!q.ready_fifo.empty()) {
       const LiveJob* j = index_.Find(q.ready_fifo.front().id);
       if (j && j->state == JobState::kReady && j->seq == q.ready_fifo.front().seq) break;
@@ -950,7 +1078,7 @@ void Scheduler::OnCommitted(std::uint64_t seq) {
     }
     for (JobId id : s.evict) {
       LiveJob* job = index_.Find(id);
-      if (job && job->evicting) index_.Erase(id);
+      if (job && job->evicting) DropJob(id);
     }
   }
   std::sort(touched.begin(), touched.end());
@@ -958,16 +1086,47 @@ void Scheduler::OnCommitted(std::uint64_t seq) {
   for (std::uint32_t qi : touched) ServeWaiters(qi);
 }
 
-std::uint64_t Scheduler::active_jobs() const {
-  std::uint64_t n = 0;
-  for (const QueueState& q : queues_) n += q.active;
-  return n;
-}
+std::uint64_t Scheduler::active_jobs() const { return active_total_; }
 
 void Scheduler::Shutdown() {
   auto waiters = std::move(waiters_);
   waiters_.clear();
+  for (auto& [id, w] : waiters) {
+    for (std::uint32_t qi : w.queues) {
+      if (--Q(qi).live_waiters == 0) maybe_free_.push_back(qi);
+    }
+  }
   for (auto& [id, w] : waiters) w.callback({});
+}
+
+SchedulerFootprint Scheduler::Footprint() const {
+  SchedulerFootprint f;
+  f.live_jobs = index_.size();
+  f.index_pages = index_.pages();
+  f.index_dense_pages = index_.dense_pages();
+  f.index_bytes = index_.MemoryBytes();
+  f.timer_entries = timers_.size();
+  f.scheduled_jobs = scheduled_total_;
+  f.lease_entries = leases_.size();
+  f.active_jobs = active_total_;
+  f.waiters = waiters_.size();
+  f.waiter_deadline_entries = waiter_deadlines_.size();
+  f.queue_slots = queues_.size();
+  for (const auto& slot : queues_) {
+    if (!slot) continue;
+    ++f.queues;
+    f.lanes += slot->lanes.size();
+    for (const Lane& lane : slot->lanes) f.ready_entries += lane.ready.size();
+    f.ready_fifo_entries += slot->ready_fifo.size();
+    f.ready_jobs += slot->ready;
+    f.queue_waiter_entries += slot->waiters.size();
+  }
+  f.namespaces = ns_.size();
+  f.kinds = kinds_.size();
+  f.workers = workers_.size();
+  f.intern_slots = ns_.slots() + kinds_.slots() + workers_.slots();
+  f.idempotency_keys = idempotency_.size();
+  return f;
 }
 
 }  // namespace ym
