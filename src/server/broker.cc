@@ -47,6 +47,12 @@ std::uint64_t DefaultSeed(const Clock& clock) {
          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
+// Which cap a client command is admitted under (BrokerOptions::max_queued_commands).
+enum class Admission {
+  kNew,         // new work and reads
+  kCompletion,  // acks, fails, heartbeats of running jobs: admitted within the margin too
+};
+
 }  // namespace
 
 class Broker::Impl {
@@ -93,7 +99,8 @@ class Broker::Impl {
     running_ = false;
   }
 
-  // Runs `fn` on the core thread.
+  // Runs `fn` on the core thread. Internal work (commit results, hand-backs, the second step of
+  // a command already admitted) always gets in.
   void Post(std::function<void()> fn) {
     {
       std::lock_guard lk(mu_);
@@ -102,8 +109,29 @@ class Broker::Impl {
     cv_.notify_one();
   }
 
+  // Admission of a new command from a client, before it is posted: refuses it at once when
+  // the queue to core already holds `max_queued_commands` of weight (`completion_margin` more
+  // for acks, fails and heartbeats); otherwise reserves its weight, and the caller posts it.
+  Status Admit(Admission kind, std::uint64_t weight) {
+    std::lock_guard lk(mu_);
+    YM_RETURN_IF_ERROR(CheckAdmission(kind, queued_weight_));
+    queued_weight_ += std::max<std::uint64_t>(weight, 1);
+    return Status::Ok();
+  }
+
+  // The same for a command that starts with a store read, counted on the reads in flight.
+  Status AdmitRead() {
+    return CheckAdmission(Admission::kNew, reads_in_flight_.load(std::memory_order_relaxed));
+  }
+
   // Runs `fn` on a reader thread (store reads never block the core thread).
-  void Read(std::function<void()> fn) { boost::asio::post(readers_, std::move(fn)); }
+  void Read(std::function<void()> fn) {
+    reads_in_flight_.fetch_add(1, std::memory_order_relaxed);
+    boost::asio::post(readers_, [this, fn = std::move(fn)] {
+      fn();
+      reads_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    });
+  }
 
   // Core thread: calls `reply(status)` once everything written or observed so far is durable
   // (Ok), or the commit failed (IoError).
@@ -131,6 +159,17 @@ class Broker::Impl {
     std::function<void(Status)> reply;
   };
 
+  Status CheckAdmission(Admission kind, std::uint64_t queued) {
+    std::uint64_t cap = options_.max_queued_commands;
+    if (kind == Admission::kCompletion) cap += options_.completion_margin;
+    if (queued < cap) return Status::Ok();
+    counters_.refused_busy.fetch_add(1, std::memory_order_relaxed);
+    return Status(Code::kResourceExhausted,
+                  "server busy: " + std::to_string(queued) +
+                      " commands are waiting for the core (max_queued_commands " +
+                      std::to_string(options_.max_queued_commands) + "); retry later");
+  }
+
   // Builds a new scheduler from the store. Used at start and after a failed commit, when the
   // in-memory state may hold changes the disk does not.
   Status Rebuild() {
@@ -156,6 +195,8 @@ class Broker::Impl {
           if (next > now) cv_.wait_for(lk, std::chrono::milliseconds(next - now));
         }
         batch.swap(tasks_);
+        counters_.queued_commands.store(queued_weight_, std::memory_order_relaxed);
+        queued_weight_ = 0;
         stop = stop_requested_;
       }
       for (auto& fn : batch) fn();
@@ -171,6 +212,7 @@ class Broker::Impl {
       counters_.live_jobs.store(sched_->live_jobs(), std::memory_order_relaxed);
       counters_.active_jobs.store(sched_->active_jobs(), std::memory_order_relaxed);
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
+
       if (stop) {
         std::lock_guard lk(mu_);
         if (tasks_.empty() && !commit_in_flight_ && !sched_->HasOpenMutations()) break;
@@ -282,7 +324,10 @@ class Broker::Impl {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-  bool stop_requested_ = false;               // GUARDED_BY(mu_)
+  std::uint64_t queued_weight_ = 0;           // GUARDED_BY(mu_): admitted weight in tasks_
+  // Store reads queued or running; relaxed: an approximate count is enough for admission.
+  std::atomic<std::uint64_t> reads_in_flight_{0};
+  bool stop_requested_ = false;  // GUARDED_BY(mu_)
   bool running_ = false;
 
   // Core thread only.
@@ -363,6 +408,10 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
     done(std::move(out));
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, specs.size()); !a.ok()) {
+    done(std::vector<Result<EnqueueOutcome>>(specs.size(), Result<EnqueueOutcome>(a)));
+    return;
+  }
   impl_->Post([this, specs = std::move(specs), done = std::move(done)]() mutable {
     auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
     results->reserve(specs.size());
@@ -415,6 +464,7 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
     done(Unavailable("draining: no new leases"));
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, request = std::move(request), done = std::move(done)]() mutable {
     auto& s = impl_->sched();
     auto jobs = s.Lease(request);
@@ -442,6 +492,7 @@ void Broker::Release(std::vector<std::pair<JobId, std::uint64_t>> leases) {
 
 void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                        Callback<HeartbeatOutcome> done) {
+  if (Status a = impl_->Admit(Admission::kCompletion, 1); !a.ok()) return done(a);
   impl_->Post([this, id, token, extend_ms, done = std::move(done)] {
     done(impl_->sched().Heartbeat(id, token, extend_ms));
   });
@@ -450,6 +501,11 @@ void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
 void Broker::Complete(
     std::vector<AckItem> acks, std::vector<FailItem> fails,
     std::function<void(std::vector<Status>, std::vector<Result<JobState>>)> done) {
+  if (Status a = impl_->Admit(Admission::kCompletion, acks.size() + fails.size()); !a.ok()) {
+    done(std::vector<Status>(acks.size(), a),
+         std::vector<Result<JobState>>(fails.size(), Result<JobState>(a)));
+    return;
+  }
   impl_->Post(
       [this, acks = std::move(acks), fails = std::move(fails), done = std::move(done)]() mutable {
         auto ack_results = std::make_shared<std::vector<Status>>();
@@ -479,6 +535,7 @@ void Broker::Complete(
 }
 
 void Broker::Cancel(JobId id, Callback<JobView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, id, done = std::move(done)]() mutable {
     auto r = impl_->sched().Cancel(id);
     if (r.ok()) {
@@ -511,6 +568,7 @@ void Broker::Cancel(JobId id, Callback<JobView> done) {
 }
 
 void Broker::Replay(JobId id, Callback<JobView> done) {
+  if (Status a = impl_->AdmitRead(); !a.ok()) return done(a);
   impl_->Read([this, id, done = std::move(done)]() mutable {
     auto stored = impl_->store().GetJob(id);
     if (!stored.ok()) return done(stored.status());
@@ -540,6 +598,7 @@ void Broker::Replay(JobId id, Callback<JobView> done) {
 
 void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
                         Callback<std::uint64_t> done) {
+  if (Status a = impl_->AdmitRead(); !a.ok()) return done(a);
   impl_->Read([this, queue = std::move(queue), ids = std::move(ids), limit,
                done = std::move(done)]() mutable {
     std::vector<JobRecord> rows;
@@ -575,6 +634,7 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
 }
 
 void Broker::GetJob(JobId id, Callback<JobView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, id, done = std::move(done)]() mutable {
     if (auto v = impl_->sched().Get(id)) return done(std::move(*v));
     // Core drops a terminal job only after its batch committed, so the store has it now (or
@@ -594,6 +654,7 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;
   if (query.state && IsTerminal(*query.state)) {
+    if (Status a = impl_->AdmitRead(); !a.ok()) return done(a);
     impl_->Read([this, query, done = std::move(done)] {
       StoreListQuery q;
       q.queue = query.queue;
@@ -609,6 +670,7 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
     });
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, query, done = std::move(done)]() mutable {
     JobPage live = impl_->sched().ListLive(query);
     if (query.state) return done(std::move(live));
@@ -690,6 +752,7 @@ void MergeFinished(std::vector<QueueInfo>& queues, const std::vector<FinishedCou
 }  // namespace
 
 void Broker::ListQueues(Callback<std::vector<QueueInfo>> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, done = std::move(done)]() mutable {
     impl_->Read([this, queues = impl_->sched().Queues(), done = std::move(done)]() mutable {
       auto counts = impl_->store().CountFinished();
@@ -701,6 +764,7 @@ void Broker::ListQueues(Callback<std::vector<QueueInfo>> done) {
 }
 
 void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
     std::vector<QueueInfo> one;
     if (auto q = impl_->sched().Queue(name)) one.push_back(std::move(*q));
@@ -719,6 +783,7 @@ void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
 }
 
 void Broker::PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, patch = std::move(patch), done = std::move(done)]() mutable {
     auto r = impl_->sched().PutQueue(patch);
     if (!r.ok()) return done(r.status());

@@ -6,10 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "store/fault_store.h"
 #include "store/memory_store.h"
@@ -268,6 +270,112 @@ TEST_F(BrokerTest, QueueCountsIncludeFinishedJobsFromTheStore) {
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->counts.at("ready"), 1u);
   EXPECT_EQ(q->counts.at("dead"), 1u);
+}
+
+// Admission control: with the core thread held busy, new commands past max_queued_commands are
+// refused at once with resource_exhausted (429 + Retry-After), acks and heartbeats still get in
+// within the completion margin, and everything admitted is served once core is free again.
+TEST(BrokerAdmissionTest, AFullCommandQueueRefusesNewWorkButAdmitsCompletions) {
+  SystemClock clock;
+  MemoryStore store;
+  BrokerOptions o;
+  o.seed = 7;
+  o.max_queued_commands = 8;
+  o.completion_margin = 2;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+
+  // One running job whose worker will heartbeat and ack while the queue is full.
+  std::promise<std::vector<Result<EnqueueOutcome>>> ep;
+  auto ef = ep.get_future();
+  broker.Enqueue({Spec("q")}, [&](auto r) { ep.set_value(std::move(r)); });
+  const JobId id = Await(ef).at(0)->id;
+  std::promise<Result<std::vector<LeasedJob>>> lp;
+  auto lf = lp.get_future();
+  LeaseRequest req;
+  req.queues = {"q"};
+  broker.Lease(req, [&](auto r) { lp.set_value(std::move(r)); });
+  auto leased = Await(lf);
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 1u);
+  const std::uint64_t token = leased->at(0).lease.token;
+
+  // Hold the core thread: a GET of a live job answers on the core thread, and this callback
+  // blocks there until released.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> holding;
+  broker.GetJob(id, [&, released](Result<JobView>) {
+    holding.set_value();
+    released.wait();
+  });
+  ASSERT_EQ(holding.get_future().wait_for(10s), std::future_status::ready);
+
+  // Fill the queue to the cap with enqueues (weight 1 each).
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 8; ++i) {
+    broker.Enqueue({Spec("q")}, [&](auto r) {
+      EXPECT_TRUE(r.at(0).ok()) << r.at(0).status().ToString();
+      ++answered;
+    });
+  }
+  // The next enqueue, a batch, a lease and a GET are refused at once, on this thread.
+  bool refused = false;
+  broker.Enqueue({Spec("q"), Spec("q")}, [&](auto r) {
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0].status().code(), Code::kResourceExhausted);
+    EXPECT_EQ(r[1].status().code(), Code::kResourceExhausted);
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
+  refused = false;
+  broker.Lease(req, [&](auto r) {
+    EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
+  refused = false;
+  broker.GetJob(id, [&](auto r) {
+    EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
+
+  // A heartbeat and an ack of the running job still get in (the margin is 2).
+  std::promise<Result<HeartbeatOutcome>> hp;
+  auto hf = hp.get_future();
+  broker.Heartbeat(id, token, 0, [&](auto r) { hp.set_value(std::move(r)); });
+  std::promise<std::vector<Status>> ap;
+  auto af = ap.get_future();
+  broker.Complete(
+      {AckItem{id, token, ""}}, {},
+      [&](std::vector<Status> a, std::vector<Result<JobState>>) { ap.set_value(std::move(a)); });
+  // Past the margin even completions are refused.
+  refused = false;
+  broker.Complete({AckItem{id, token, ""}, AckItem{id, token, ""}, AckItem{id, token, ""}}, {},
+                  [&](std::vector<Status> a, std::vector<Result<JobState>>) {
+                    ASSERT_EQ(a.size(), 3u);
+                    for (const Status& s : a) EXPECT_EQ(s.code(), Code::kResourceExhausted);
+                    refused = true;
+                  });
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(broker.counters().refused_busy.load(), 4u);  // one per refused command
+
+  release.set_value();
+  auto hb = Await(hf);
+  EXPECT_TRUE(hb.ok()) << hb.status().ToString();
+  auto acked = Await(af);
+  ASSERT_EQ(acked.size(), 1u);
+  EXPECT_TRUE(acked[0].ok()) << acked[0].ToString();
+  for (int i = 0; i < 1000 && answered.load() < 8; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(answered.load(), 8);
+
+  // Once core has caught up, new work is admitted again.
+  std::promise<std::vector<Result<EnqueueOutcome>>> again;
+  auto againf = again.get_future();
+  broker.Enqueue({Spec("q")}, [&](auto r) { again.set_value(std::move(r)); });
+  EXPECT_TRUE(Await(againf).at(0).ok());
+  broker.Stop();
 }
 
 }  // namespace
