@@ -1063,6 +1063,13 @@ std::string RenderInfo(const BrokerInfo& info) {
   w.Uint64(info.commits);
   WriteKey(w, "draining");
   w.Bool(info.draining);
+  WriteKey(w, "store");
+  w.StartObject();
+  WriteKey(w, "journal_mode");
+  WriteStrOrNull(w, info.store_journal_mode);
+  WriteKey(w, "synchronous");
+  WriteStrOrNull(w, info.store_synchronous);
+  w.EndObject();
   w.EndObject();
   return Take(buf);
 }

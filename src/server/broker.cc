@@ -397,6 +397,9 @@ BrokerInfo Broker::Info() const {
   info.draining = draining();
   info.recovered_jobs = impl_->recovered_jobs();
   info.recovery_ms = impl_->recovery_ms();
+  const StoreStats stats = impl_->store().Stats();
+  info.store_journal_mode = stats.journal_mode;
+  info.store_synchronous = stats.synchronous;
   return info;
 }
 

@@ -78,6 +78,8 @@ struct BrokerInfo {
   bool draining = false;
   std::uint64_t recovered_jobs = 0;  // live jobs rebuilt from the store at start
   std::int64_t recovery_ms = 0;      // how long that took
+  std::string store_journal_mode;    // StoreStats::journal_mode
+  std::string store_synchronous;     // StoreStats::synchronous
 };
 
 // A per-queue snapshot for metrics, refreshed by the core thread about once a second so that a

@@ -566,6 +566,15 @@ Status SqliteStore::OpenWriter() {
                                                                    : "PRAGMA synchronous = NORMAL",
                           "set synchronous"));
   YM_RETURN_IF_ERROR(ApplyCommonPragmas(writer_, kWriterCacheKib));
+  // Read the setting back: what the engine applies is what Stats() (and /v1/info) report.
+  Stmt sync;
+  YM_RETURN_IF_ERROR(sync.Prepare(writer_, "PRAGMA synchronous"));
+  rc = sqlite3_step(sync.get());
+  if (rc != SQLITE_ROW) return SqlError(writer_, rc, "read synchronous");
+  static constexpr const char* kSyncNames[] = {"off", "normal", "full", "extra"};
+  const int level = sqlite3_column_int(sync.get(), 0);
+  synchronous_ = level >= 0 && level <= 3 ? kSyncNames[level] : std::to_string(level);
+  journal_mode_ = mode;
   // Checkpoint every 1000 pages (~4 MiB of WAL), SQLite's default, set explicitly because it was
   // measured: insert-then-delete keeps rewriting the same few tail pages, so a small WAL stays
   // hot in cache and each checkpoint (run inside Commit) is short. 4096 pages was no faster and
@@ -1110,6 +1119,8 @@ StoreStats SqliteStore::Stats() {
   size = std::filesystem::file_size(options_.path + "-wal", ec);
   if (!ec) stats.wal_bytes = size;
   stats.commits = commits_.load(std::memory_order_relaxed);
+  stats.journal_mode = journal_mode_;
+  stats.synchronous = synchronous_;
   return stats;
 }
 

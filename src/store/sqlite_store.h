@@ -123,6 +123,10 @@ class SqliteStore final : public Store {
 
   // Written by the commit thread, read by Stats() on any thread; a counter needs no ordering.
   std::atomic<std::uint64_t> commits_{0};
+  // Read back from the writer connection at open; immutable afterwards (so Stats() may read them
+  // from any thread without a lock).
+  std::string journal_mode_;
+  std::string synchronous_;
 };
 
 }  // namespace ym

@@ -61,6 +61,11 @@ struct StoreStats {
   std::uint64_t file_bytes = 0;  // main database file
   std::uint64_t wal_bytes = 0;   // write-ahead log, if any
   std::uint64_t commits = 0;     // successful Commit() calls since open
+  // The durability settings in effect, as the engine reports them (for SQLite, read back with
+  // PRAGMA after they were set, so a setting that did not take is visible): e.g. "wal", "full".
+  // Empty for stores without such settings.
+  std::string journal_mode;
+  std::string synchronous;
 };
 
 class Store {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -375,6 +376,210 @@ TEST(BrokerAdmissionTest, AFullCommandQueueRefusesNewWorkButAdmitsCompletions) {
   auto againf = again.get_future();
   broker.Enqueue({Spec("q")}, [&](auto r) { again.set_value(std::move(r)); });
   EXPECT_TRUE(Await(againf).at(0).ok());
+  broker.Stop();
+}
+
+// Guarantee 2 for every write, not only enqueue: with the commit held at the gate, no write is
+// answered, and its effect is in the store once it is.
+class BrokerWriteDurabilityTest : public BrokerTest {
+ protected:
+  // Starts `write` with the gate closed, checks that it is not answered while its batch waits at
+  // the gate, then opens the gate and returns once it was answered.
+  template <typename T>
+  T HeldUntilDurable(const std::function<void(std::function<void(T)>)>& write) {
+    gate_.Close();
+    std::promise<T> p;
+    auto f = p.get_future();
+    write([&](T r) { p.set_value(std::move(r)); });
+    EXPECT_TRUE(gate_.WaitForBlockedCommit(10s)) << "the write produced no commit";
+    EXPECT_EQ(f.wait_for(100ms), std::future_status::timeout)
+        << "a write was answered before its batch was durable";
+    gate_.Open();
+    return Await(f);
+  }
+  JobRecord Stored(JobId id) {
+    auto r = memory_.GetJob(id);
+    EXPECT_TRUE(r.ok() && r->has_value()) << "job " << id << " is not in the store";
+    return r.ok() && r->has_value() ? **r : JobRecord{};
+  }
+  JobId DeadJob(const std::string& queue) {
+    auto e = Enqueue({Spec(queue)});
+    auto jobs = Lease(queue);
+    EXPECT_EQ(jobs.size(), 1u);
+    auto done = Complete(
+        {}, {FailItem{jobs[0].id, jobs[0].lease.token, FailSpec{"E", "x", false, std::nullopt}}});
+    EXPECT_TRUE(done.second[0].ok());
+    return e[0]->id;
+  }
+};
+
+TEST_F(BrokerWriteDurabilityTest, AckAndFailAreAnsweredOnlyAfterTheirBatchIsDurable) {
+  Enqueue({Spec("w"), Spec("w")});
+  auto jobs = Lease("w", 2);
+  ASSERT_EQ(jobs.size(), 2u);
+  using Out = std::pair<std::vector<Status>, std::vector<Result<JobState>>>;
+  auto out = HeldUntilDurable<Out>([&](std::function<void(Out)> done) {
+    broker_->Complete(
+        {AckItem{jobs[0].id, jobs[0].lease.token, "{\"ok\":1}"}},
+        {FailItem{jobs[1].id, jobs[1].lease.token, FailSpec{"E", "no", false, std::nullopt}}},
+        [done](auto a, auto b) {
+          done(Out{std::move(a), std::move(b)});
+        });
+  });
+  ASSERT_TRUE(out.first[0].ok());
+  ASSERT_TRUE(out.second[0].ok());
+  // The default retention deletes a succeeded row with its ack: it is gone from the store.
+  auto acked = memory_.GetJob(jobs[0].id);
+  ASSERT_TRUE(acked.ok());
+  EXPECT_FALSE(acked->has_value());
+  EXPECT_EQ(Stored(jobs[1].id).state, JobState::kDead);
+}
+
+TEST_F(BrokerWriteDurabilityTest, CancelIsAnsweredOnlyAfterItsBatchIsDurable) {
+  auto ready = Enqueue({Spec("c")});
+  auto v =
+      HeldUntilDurable<Result<JobView>>([&](auto done) { broker_->Cancel(ready[0]->id, done); });
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(Stored(ready[0]->id).state, JobState::kCancelled);
+  // An active job: the flag is what is written.
+  Enqueue({Spec("c")});
+  auto jobs = Lease("c");
+  ASSERT_EQ(jobs.size(), 1u);
+  auto flagged =
+      HeldUntilDurable<Result<JobView>>([&](auto done) { broker_->Cancel(jobs[0].id, done); });
+  ASSERT_TRUE(flagged.ok()) << flagged.status().ToString();
+  EXPECT_TRUE(Stored(jobs[0].id).cancel_requested);
+}
+
+TEST_F(BrokerWriteDurabilityTest, ReplayIsAnsweredOnlyAfterItsBatchIsDurable) {
+  const JobId id = DeadJob("r");
+  auto v = HeldUntilDurable<Result<JobView>>([&](auto done) { broker_->Replay(id, done); });
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  const JobRecord rec = Stored(id);
+  EXPECT_FALSE(IsTerminal(rec.state));
+  EXPECT_EQ(rec.runs, 2);
+}
+
+TEST_F(BrokerWriteDurabilityTest, BulkReplayIsAnsweredOnlyAfterItsBatchIsDurable) {
+  const JobId a = DeadJob("b");
+  const JobId b = DeadJob("b");
+  auto n = HeldUntilDurable<Result<std::uint64_t>>(
+      [&](auto done) { broker_->ReplayDead("b", {}, 100, done); });
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_FALSE(IsTerminal(Stored(a).state));
+  EXPECT_FALSE(IsTerminal(Stored(b).state));
+}
+
+TEST_F(BrokerWriteDurabilityTest, QueueConfigAndPauseAreAnsweredOnlyAfterTheyAreDurable) {
+  QueueConfigPatch patch;
+  patch.name = "cfg";
+  patch.max_attempts = 7;
+  auto q = HeldUntilDurable<Result<QueueInfo>>([&](auto done) { broker_->PutQueue(patch, done); });
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  auto paused = HeldUntilDurable<Result<QueueInfo>>(
+      [&](auto done) { broker_->SetPaused("cfg", true, done); });
+  ASSERT_TRUE(paused.ok()) << paused.status().ToString();
+  // What the store hands back at the next start is the acknowledged configuration.
+  struct Configs final : RecoveryVisitor {
+    void OnNextId(JobId) override {}
+    void OnQueue(const QueueConfig& c) override { seen.push_back(c); }
+    void OnIdempotencyKey(const PutIdempotencyKey&) override {}
+    void OnLiveJob(JobRecord&&) override {}
+    std::vector<QueueConfig> seen;
+  } configs;
+  ASSERT_TRUE(memory_.Recover(clock_.NowMs(), configs).ok());
+  ASSERT_EQ(configs.seen.size(), 1u);
+  EXPECT_EQ(configs.seen[0].name, "cfg");
+  EXPECT_EQ(configs.seen[0].max_attempts, 7);
+  EXPECT_TRUE(configs.seen[0].paused);
+}
+
+// Retention end to end (docs/operations.md, "Retention"): the sweep purges dead and cancelled
+// jobs by their queue's dead_ms and cancelled_ms, measured from finished_at, and leaves the jobs
+// of a queue with the default retention alone. Virtual time: the sweep runs every 60 s.
+TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
+  ManualClock clock;
+  MemoryStore store;
+  BrokerOptions o;
+  o.seed = 7;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  auto put_queue = [&](const std::string& name, Retention r) {
+    std::promise<Result<QueueInfo>> p;
+    auto f = p.get_future();
+    QueueConfigPatch patch;
+    patch.name = name;
+    patch.retention = r;
+    broker.PutQueue(patch, [&](auto res) { p.set_value(std::move(res)); });
+    ASSERT_TRUE(Await(f).ok());
+  };
+  auto enqueue = [&](const std::string& queue) {
+    std::promise<std::vector<Result<EnqueueOutcome>>> p;
+    auto f = p.get_future();
+    broker.Enqueue({Spec(queue)}, [&](auto r) { p.set_value(std::move(r)); });
+    auto r = Await(f);
+    EXPECT_TRUE(r[0].ok());
+    return r[0].ok() ? r[0]->id : JobId{0};
+  };
+  auto make_dead = [&](const std::string& queue) {
+    const JobId id = enqueue(queue);
+    std::promise<Result<std::vector<LeasedJob>>> lp;
+    auto lf = lp.get_future();
+    broker.Lease(LeaseRequest{{queue}, 1, 0, "w", std::nullopt},
+                 [&](auto r) { lp.set_value(std::move(r)); });
+    auto leased = Await(lf);
+    EXPECT_TRUE(leased.ok() && leased->size() == 1u);
+    std::promise<int> cp;
+    auto cf = cp.get_future();
+    broker.Complete({}, {FailItem{id, (*leased)[0].lease.token, FailSpec{"E", "x", false, {}}}},
+                    [&](auto, auto) { cp.set_value(0); });
+    Await(cf);
+    return id;
+  };
+  auto make_cancelled = [&](const std::string& queue) {
+    const JobId id = enqueue(queue);
+    std::promise<Result<JobView>> p;
+    auto f = p.get_future();
+    broker.Cancel(id, [&](auto r) { p.set_value(std::move(r)); });
+    EXPECT_TRUE(Await(f).ok());
+    return id;
+  };
+  auto stored = [&](JobId id) {
+    auto r = store.GetJob(id);
+    return r.ok() && r->has_value();
+  };
+  // Each GET wakes the core thread, whose Tick() then runs the sweep that is due.
+  auto purged_within = [&](JobId id) {
+    for (int i = 0; i < 400 && stored(id); ++i) {
+      std::promise<int> p;
+      auto f = p.get_future();
+      broker.GetJob(id, [&](auto) { p.set_value(0); });
+      Await(f);
+      std::this_thread::sleep_for(5ms);
+    }
+    return !stored(id);
+  };
+
+  put_queue("short", Retention{0, 1000, 90'000});
+  const JobId dead = make_dead("short");
+  const JobId cancelled = make_cancelled("short");
+  const JobId dead_default = make_dead("defaults");
+  const JobId cancelled_default = make_cancelled("defaults");
+  ASSERT_TRUE(stored(dead) && stored(cancelled) && stored(dead_default) &&
+              stored(cancelled_default));
+
+  clock.Advance(61'000);  // one sweep: past dead_ms (1 s), not past cancelled_ms (90 s)
+  EXPECT_TRUE(purged_within(dead));
+  EXPECT_TRUE(stored(cancelled)) << "cancelled_ms (90 s) has not passed";
+  clock.Advance(61'000);  // the next sweep: 122 s after the cancel
+  EXPECT_TRUE(purged_within(cancelled));
+  // The default retention (7 days) keeps the other queue's jobs.
+  EXPECT_TRUE(stored(dead_default));
+  EXPECT_TRUE(stored(cancelled_default));
+  clock.Advance(7LL * 24 * 3600 * 1000);
+  EXPECT_TRUE(purged_within(dead_default));
+  EXPECT_TRUE(purged_within(cancelled_default));
   broker.Stop();
 }
 

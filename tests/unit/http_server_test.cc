@@ -8,6 +8,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -71,6 +72,13 @@ class Client {
   }
 
   void WriteRaw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
+
+  // Reads raw bytes up to and including `delim` (used for interim responses).
+  std::string ReadUntil(const std::string& delim) {
+    std::string got;
+    asio::read_until(socket_, asio::dynamic_buffer(got), delim);
+    return got;
+  }
 
   // True when the server has closed the connection (EOF on the next read).
   bool ServerClosed() {
@@ -269,6 +277,61 @@ TEST_F(HttpServerTest, MalformedRequestIs400AndCloses) {
   EXPECT_EQ(r.status, 400u);
   EXPECT_STREQ(r.json["error"]["code"].GetString(), "invalid_request");
   EXPECT_TRUE(c.ServerClosed());
+}
+
+// docs/api.md: request line and headers are limited to 16 KiB (400 and close).
+TEST_F(HttpServerTest, HeaderBlockOverTheLimitIs400AndCloses) {
+  Client ok(server_->local_port());
+  // Just under the limit is served.
+  ok.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(15 << 10, 'a') +
+              "\r\n\r\n");
+  EXPECT_EQ(ok.Read().status, 200u);
+  Client c(server_->local_port());
+  c.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(17 << 10, 'a') +
+             "\r\n\r\n");
+  Reply r = c.Read();
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_STREQ(r.json["error"]["code"].GetString(), "invalid_request");
+  EXPECT_FALSE(r.raw.keep_alive());
+  EXPECT_TRUE(c.ServerClosed());
+}
+
+// docs/api.md: `Expect: 100-continue` is honoured: the interim 100 comes before the body is
+// sent, then the real answer.
+TEST_F(HttpServerTest, ExpectContinueGetsAnInterim100ThenTheAnswer) {
+  Client c(server_->local_port());
+  const std::string body = R"({"queue":"ec","kind":"k","payload":{"n":1}})";
+  c.WriteRaw(
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Expect: 100-continue\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n");
+  // Read only the interim response's status line and blank line, without sending the body.
+  std::string interim = c.ReadUntil("\r\n\r\n");
+  EXPECT_TRUE(interim.starts_with("HTTP/1.1 100")) << interim;
+  c.WriteRaw(body);
+  Reply r = c.Read();
+  EXPECT_EQ(r.status, 201u) << r.body;
+}
+
+// docs/api.md: a connection idle for the idle timeout is closed (60 s by default; shortened here).
+TEST_F(HttpServerTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
+  HttpServerOptions opts;
+  opts.port = 0;
+  opts.io_threads = 1;
+  opts.idle_timeout = std::chrono::milliseconds(300);
+  HttpServer short_idle(*broker_, opts);
+  ASSERT_TRUE(short_idle.Start().ok());
+  Client c(short_idle.local_port());
+  EXPECT_EQ(c.Send(http::verb::get, "/healthz").status, 200u);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.ServerClosed()) << "the server must close the idle connection";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(250))
+      << "closed before the idle timeout";
+  // A half-sent request counts as idle too (slowloris): the server does not wait forever.
+  Client slow(short_idle.local_port());
+  slow.WriteRaw("GET /healthz HTTP/1.1\r\nHo");
+  EXPECT_TRUE(slow.ServerClosed());
+  short_idle.Stop();
 }
 
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
