@@ -52,7 +52,10 @@ Status CheckRetention(const Retention& r) {
 }  // namespace
 
 Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
-    : clock_(clock), rng_(rng), options_(std::move(options)) {
+    : clock_(clock),
+      rng_(rng),
+      options_(std::move(options)),
+      idempotency_(options_.idempotency_cache_keys) {
   next_sweep_ms_ = clock_.NowMs() + options_.retention_sweep_interval_ms;
 }
 
@@ -154,9 +157,17 @@ void Scheduler::LoadQueue(const QueueConfig& config) {
   Q(qi).persisted = true;
 }
 
-void Scheduler::LoadIdempotencyKey(const PutIdempotencyKey& key) {
-  idempotency_[IdemKey(key.ns, key.key)] =
-      IdemEntry{key.job_id, key.expires_at_ms, JobState::kSucceeded, false};
+void Scheduler::LoadIdempotencyKey(const IdempotencyKeyRecord& key) {
+  IdempotencyCache::Entry e;
+  e.job = key.job_id;
+  e.expires_at_ms = key.expires_at_ms;
+  e.finished = key.final_state.has_value();
+  e.state = key.final_state.value_or(JobState::kReady);
+  idempotency_.Put(IdemKey(key.ns, key.key), e, clock_.NowMs());
+}
+
+void Scheduler::LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) {
+  idempotency_.MarkIncompleteUntil(max_expires_at_ms);
 }
 
 void Scheduler::LoadJob(JobRecord&& record) {
@@ -164,13 +175,6 @@ void Scheduler::LoadJob(JobRecord&& record) {
   const bool cancel = record.cancel_requested;
   const JobState stored = record.state;
   LiveJob* job = AddJob(std::move(record), /*pending=*/false);
-  if (job->extra && !job->extra->idempotency_key.empty()) {
-    auto it = idempotency_.find(IdemKey(ns_.Name(job->ns), job->extra->idempotency_key));
-    if (it != idempotency_.end() && it->second.id == job->id) {
-      it->second.state = job->state;
-      it->second.state_known = true;
-    }
-  }
   if (cancel) {
     // It was active with a cancel requested when the server stopped: its worker is gone, so
     // the cancel completes now instead of running the job again.
@@ -306,11 +310,12 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     open_.mutations.emplace_back(UpdateJob{std::move(rec)});
   }
   if (job.extra && !job.extra->idempotency_key.empty()) {
-    auto it = idempotency_.find(IdemKey(ns_.Name(job.ns), job.extra->idempotency_key));
-    if (it != idempotency_.end() && it->second.id == job.id) {
-      it->second.state = terminal;
-      it->second.state_known = true;
-    }
+    // The final state goes with the key, so a duplicate answers it after retention purged
+    // the job.
+    const std::string& ns = ns_.Name(job.ns);
+    idempotency_.SetFinal(IdemKey(ns, job.extra->idempotency_key), job.id, terminal);
+    open_.mutations.emplace_back(
+        FinishIdempotencyKey{ns, job.extra->idempotency_key, job.id, terminal});
   }
   open_evict_.push_back(job.id);
 }
@@ -362,7 +367,58 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
 
 // --- Commands -------------------------------------------------------------------------------
 
-Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
+bool Scheduler::NeedsIdempotencyLookup(const EnqueueSpec& spec) {
+  if (spec.idempotency_key.empty()) return false;
+  const std::int64_t now = clock_.NowMs();
+  if (idempotency_.Find(IdemKey(spec.ns, spec.idempotency_key), now)) return false;
+  return !idempotency_.Complete(now);
+}
+
+std::uint64_t Scheduler::BeginIdempotencyLookup() {
+  const std::uint64_t ticket = next_ticket_++;
+  lookups_.emplace(ticket, durable_seq_);
+  lookup_seqs_.insert(durable_seq_);
+  return ticket;
+}
+
+void Scheduler::EndIdempotencyLookup(std::uint64_t ticket) {
+  auto it = lookups_.find(ticket);
+  if (it == lookups_.end()) return;
+  lookup_seqs_.erase(lookup_seqs_.find(it->second));
+  lookups_.erase(it);
+  UpdateEvictable();
+}
+
+void Scheduler::UpdateEvictable() {
+  std::uint64_t seq = durable_seq_;
+  if (!lookup_seqs_.empty()) seq = std::min(seq, *lookup_seqs_.begin());
+  idempotency_.SetEvictableUpTo(seq, clock_.NowMs());
+}
+
+EnqueueOutcome Scheduler::Duplicate(JobId id, bool finished, JobState state) const {
+  EnqueueOutcome out;
+  out.id = id;
+  out.duplicate = true;
+  if (const LiveJob* live = index_.Find(id)) {
+    out.state = live->state;
+  } else if (finished) {
+    out.state = state;
+  } else {
+    // Finished after the key was read (or before its final state was recorded): the caller
+    // reads the job from the store.
+    out.state_known = false;
+  }
+  return out;
+}
+
+Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLookup* lookup) {
+  struct EndLookup {
+    Scheduler* s;
+    const IdempotencyLookup* l;
+    ~EndLookup() {
+      if (l) s->EndIdempotencyLookup(l->ticket);
+    }
+  } end_lookup{this, lookup};
   if (!IsValidName(spec.queue)) return Validation("field \"queue\": invalid name");
   if (!IsValidName(spec.kind)) return Validation("field \"kind\": invalid name");
   if (!IsValidName(spec.ns)) return Validation("field \"namespace\": invalid name");
@@ -398,18 +454,22 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
   std::string idem;
   if (!spec.idempotency_key.empty()) {
     idem = IdemKey(spec.ns, spec.idempotency_key);
-    auto it = idempotency_.find(idem);
-    if (it != idempotency_.end() && it->second.expires_at_ms > now) {
-      EnqueueOutcome out;
-      out.id = it->second.id;
-      out.duplicate = true;
-      if (const LiveJob* live = index_.Find(out.id)) {
-        out.state = live->state;
-      } else {
-        out.state = it->second.state;
-        out.state_known = it->second.state_known;
-      }
-      return out;
+    // The cache first, also after a lookup: an enqueue with the same key may have created the
+    // job while the store was read.
+    if (const auto* e = idempotency_.Find(idem, now))
+      return Duplicate(e->job, e->finished, e->state);
+    if (lookup != nullptr && lookup->job_id && lookup->expires_at_ms > now) {
+      IdempotencyCache::Entry e;
+      e.job = *lookup->job_id;
+      e.expires_at_ms = lookup->expires_at_ms;
+      e.finished = lookup->final_state.has_value();
+      e.state = lookup->final_state.value_or(JobState::kReady);
+      idempotency_.Put(idem, e, now);
+      return Duplicate(e.job, e.finished, e.state);
+    }
+    if (lookup == nullptr && !idempotency_.Complete(now)) {
+      return Internal("idempotency key " + spec.idempotency_key +
+                      " missed the cache and needs a store lookup first");
     }
   }
 
@@ -441,7 +501,12 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
   if (!idem.empty()) {
     const std::int64_t expires =
         now + spec.idempotency_ttl_ms.value_or(options_.idempotency_window_ms);
-    idempotency_[idem] = IdemEntry{out.id, expires, out.state, true};
+    IdempotencyCache::Entry e;
+    e.job = out.id;
+    e.expires_at_ms = expires;
+    e.written_seq = next_batch_seq_;  // the open batch's seq once sealed
+    idempotency_.Put(idem, e, now);
+    ++keys_in_open_batch_;
     open_.mutations.emplace_back(
         PutIdempotencyKey{std::move(spec.ns), std::move(spec.idempotency_key), out.id, expires});
   }
@@ -1029,16 +1094,9 @@ void Scheduler::Sweep(std::int64_t now) {
       q.ready_fifo.pop_front();
     }
   }
-  bool expired_any = false;
-  for (auto it = idempotency_.begin(); it != idempotency_.end();) {
-    if (it->second.expires_at_ms <= now) {
-      it = idempotency_.erase(it);
-      expired_any = true;
-    } else {
-      ++it;
-    }
-  }
-  if (expired_any) open_.mutations.push_back(ExpireIdempotencyKeys{now});
+  // Expired keys go by the store's expiry index, a bounded chunk at a time (batches that
+  // create keys delete more, SealBatch); the cache drops expired entries as it meets them.
+  open_.mutations.push_back(ExpireIdempotencyKeys{now, options_.idempotency_expiry_chunk});
 }
 
 // --- Group commit ---------------------------------------------------------------------------
@@ -1049,6 +1107,11 @@ std::uint64_t Scheduler::VisibleSeq() const {
 }
 
 Batch Scheduler::SealBatch() {
+  if (keys_in_open_batch_ > 0) {
+    // Deletion keeps pace with creation: every key created deletes up to two expired ones.
+    open_.mutations.push_back(ExpireIdempotencyKeys{clock_.NowMs(), 2 * keys_in_open_batch_ + 16});
+    keys_in_open_batch_ = 0;
+  }
   Batch b = std::move(open_);
   open_ = Batch{};
   b.seq = next_batch_seq_++;
@@ -1061,6 +1124,7 @@ Batch Scheduler::SealBatch() {
 
 void Scheduler::OnCommitted(std::uint64_t seq) {
   durable_seq_ = std::max(durable_seq_, seq);
+  UpdateEvictable();
   const std::int64_t now = clock_.NowMs();
   std::vector<std::uint32_t> touched;
   while (!sealed_.empty() && sealed_.front().seq <= seq) {

@@ -29,6 +29,7 @@
 #include <functional>
 #include <optional>
 #include <queue>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,6 +38,7 @@
 #include "common/rng.h"
 #include "common/status.h"
 #include "core/fifo.h"
+#include "core/idempotency_cache.h"
 #include "core/intern_table.h"
 #include "core/job_index.h"
 #include "core/types.h"
@@ -85,13 +87,27 @@ class Scheduler {
   // --- Recovery: called before any command, with what the store returned. -------------------
   void LoadNextId(JobId next_id);
   void LoadQueue(const QueueConfig& config);
-  void LoadIdempotencyKey(const PutIdempotencyKey& key);
+  // The newest keys, up to the cache's capacity; then, if the store held more, the latest
+  // expiry among those not loaded (until then a cache miss needs a store lookup).
+  void LoadIdempotencyKey(const IdempotencyKeyRecord& key);
+  void LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms);
   // A live job from the store; active jobs come back ready (their leases died with the process).
   void LoadJob(JobRecord&& record);
 
   // --- Commands. ---------------------------------------------------------------------------
+  // Idempotency keys live in the store; core caches the recent ones (IdempotencyCache). When
+  // this returns true, `spec`'s key missed the cache and the cache cannot prove it absent: the
+  // caller takes a ticket (BeginIdempotencyLookup), reads the key from the store off the core
+  // thread, and passes the answer to Enqueue. Nothing changes in between.
+  bool NeedsIdempotencyLookup(const EnqueueSpec& spec);
+  std::uint64_t BeginIdempotencyLookup();
+  // Ends a ticket whose lookup failed (Enqueue ends the others).
+  void EndIdempotencyLookup(std::uint64_t ticket);
   // kValidation for values out of range (the HTTP layer checks shapes; core checks meaning).
-  Result<EnqueueOutcome> Enqueue(EnqueueSpec spec);
+  // With `lookup`, the cache is checked again first (a concurrent enqueue with the same key may
+  // have created the job meanwhile: it is then a duplicate) and the lookup's ticket ends.
+  // kInternal if a lookup was needed and not given.
+  Result<EnqueueOutcome> Enqueue(EnqueueSpec spec, const IdempotencyLookup* lookup = nullptr);
   // Leases up to request.max jobs that are ready now (possibly none). Never waits.
   std::vector<LeasedJob> Lease(const LeaseRequest& request);
   // Registers a long-poll waiter that is called exactly once: with jobs when some become ready,
@@ -278,13 +294,15 @@ class Scheduler {
   std::unordered_map<std::uint64_t, Waiter> waiters_;
   std::uint64_t next_waiter_id_ = 1;
 
-  struct IdemEntry {
-    JobId id;
-    std::int64_t expires_at_ms;
-    JobState state;  // last known; terminal states are kept current by Finish()
-    bool state_known;
-  };
-  std::unordered_map<std::string, IdemEntry> idempotency_;  // key: ns + '\0' + key
+  IdempotencyCache idempotency_;  // key: ns + '\0' + key
+  // Store lookups in flight: ticket -> durable seq when it started. An entry written after the
+  // oldest of them became durable must stay cached (IdempotencyCache, "Pinned entries").
+  std::unordered_map<std::uint64_t, std::uint64_t> lookups_;
+  std::multiset<std::uint64_t> lookup_seqs_;
+  std::uint64_t next_ticket_ = 1;
+  std::uint32_t keys_in_open_batch_ = 0;
+  void UpdateEvictable();
+  EnqueueOutcome Duplicate(JobId id, bool finished, JobState state) const;
   std::int64_t next_sweep_ms_ = 0;
 
   Batch open_;

@@ -27,10 +27,14 @@ namespace {
 // Feeds what the store recovers into a fresh scheduler.
 class Loader final : public RecoveryVisitor {
  public:
-  explicit Loader(Scheduler& s) : s_(s) {}
+  Loader(Scheduler& s, std::uint64_t max_keys) : s_(s), max_keys_(max_keys) {}
   void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
   void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
-  void OnIdempotencyKey(const PutIdempotencyKey& key) override { s_.LoadIdempotencyKey(key); }
+  void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
+  std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }
+  void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {
+    s_.LoadIdempotencyKeysOmitted(max_expires_at_ms);
+  }
   void OnLiveJob(JobRecord&& job) override {
     s_.LoadJob(std::move(job));
     ++jobs;
@@ -39,6 +43,7 @@ class Loader final : public RecoveryVisitor {
 
  private:
   Scheduler& s_;
+  std::uint64_t max_keys_;
 };
 
 std::uint64_t DefaultSeed(const Clock& clock) {
@@ -46,6 +51,18 @@ std::uint64_t DefaultSeed(const Clock& clock) {
          (static_cast<std::uint64_t>(::getpid()) << 32) ^
          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
+
+}  // namespace
+
+// An enqueue spec waiting for its idempotency key to be read from the store.
+struct Broker::KeyLookup {
+  std::size_t slot;
+  EnqueueSpec spec;
+  IdempotencyLookup lookup;
+  Status error;
+};
+
+namespace {
 
 // Which cap a client command is admitted under (BrokerOptions::max_queued_commands).
 enum class Admission {
@@ -174,7 +191,7 @@ class Broker::Impl {
   // in-memory state may hold changes the disk does not.
   Status Rebuild() {
     auto fresh = std::make_unique<Scheduler>(clock_, rng_, options_.scheduler);
-    Loader loader(*fresh);
+    Loader loader(*fresh, options_.scheduler.idempotency_cache_keys);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
     sched_ = std::move(fresh);
     return Status::Ok();
@@ -416,49 +433,91 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
     return;
   }
   impl_->Post([this, specs = std::move(specs), done = std::move(done)]() mutable {
-    auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
-    results->reserve(specs.size());
-    std::vector<JobId> unknown;  // duplicates whose job left core before a restart
-    for (auto& spec : specs) {
-      auto r = impl_->sched().Enqueue(std::move(spec));
-      if (r.ok()) {
-        if (r->duplicate) {
-          impl_->counters().duplicates.fetch_add(1, std::memory_order_relaxed);
-          if (!r->state_known) unknown.push_back(r->id);
-        } else {
-          impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
+    auto& sched = impl_->sched();
+    auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>(
+        specs.size(), Result<EnqueueOutcome>(Internal("enqueue not decided")));
+    // Specs whose idempotency key missed core's cache: the key is read from the store on the
+    // reader pool and the spec comes back to core, which decides it then (see
+    // Scheduler::NeedsIdempotencyLookup). The others are decided now, in order.
+    auto lookups = std::make_shared<std::vector<KeyLookup>>();
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (sched.NeedsIdempotencyLookup(specs[i])) {
+        lookups->push_back(KeyLookup{i, std::move(specs[i]), {}, Status::Ok()});
+        lookups->back().lookup.ticket = sched.BeginIdempotencyLookup();
+        continue;
+      }
+      (*results)[i] = sched.Enqueue(std::move(specs[i]));
+    }
+    if (lookups->empty()) return FinishEnqueue(results, std::move(done));
+    impl_->Read([this, results, lookups, done = std::move(done)]() mutable {
+      const std::int64_t now = impl_->clock().NowMs();
+      for (KeyLookup& l : *lookups) {
+        auto key = impl_->store().GetIdempotencyKey(l.spec.ns, l.spec.idempotency_key, now);
+        if (!key.ok()) {
+          l.error = key.status();
+        } else if (key->has_value()) {
+          l.lookup.job_id = (*key)->job_id;
+          l.lookup.expires_at_ms = (*key)->expires_at_ms;
+          l.lookup.final_state = (*key)->final_state;
         }
       }
-      results->push_back(std::move(r));
+      impl_->Post([this, results, lookups, done = std::move(done)]() mutable {
+        auto& sched = impl_->sched();
+        for (KeyLookup& l : *lookups) {
+          if (!l.error.ok()) {
+            sched.EndIdempotencyLookup(l.lookup.ticket);
+            (*results)[l.slot] = l.error;
+            continue;
+          }
+          (*results)[l.slot] = sched.Enqueue(std::move(l.spec), &l.lookup);
+        }
+        FinishEnqueue(results, std::move(done));
+      });
+    });
+  });
+}
+
+// Core thread: counts the outcomes and answers once everything they observed is durable.
+void Broker::FinishEnqueue(std::shared_ptr<std::vector<Result<EnqueueOutcome>>> results,
+                           std::function<void(std::vector<Result<EnqueueOutcome>>)> done) {
+  bool unknown = false;  // duplicates whose job left core before its final state was known
+  for (const auto& r : *results) {
+    if (!r.ok()) continue;
+    if (r->duplicate) {
+      impl_->counters().duplicates.fetch_add(1, std::memory_order_relaxed);
+      if (!r->state_known) unknown = true;
+    } else {
+      impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
     }
-    impl_->AfterDurable(
-        [this, results, unknown = std::move(unknown), done = std::move(done)](Status s) mutable {
-          if (!s.ok()) {
-            for (auto& r : *results) {
-              if (r.ok()) r = s;
-            }
-            done(std::move(*results));
-            return;
-          }
-          if (unknown.empty()) {
-            done(std::move(*results));
-            return;
-          }
-          impl_->Read([this, results, done = std::move(done)]() mutable {
-            for (auto& r : *results) {
-              if (!r.ok() || r->state_known) continue;
-              auto stored = impl_->store().GetJob(r->id);
-              if (stored.ok() && stored->has_value()) {
-                r->state = (*stored)->state;
-              } else {
-                // Deleted by retention (a succeeded job whose queue keeps none).
-                r->state = JobState::kSucceeded;
-              }
-              r->state_known = true;
-            }
-            done(std::move(*results));
-          });
-        });
+  }
+  impl_->AfterDurable([this, results, unknown, done = std::move(done)](Status s) mutable {
+    if (!s.ok()) {
+      for (auto& r : *results) {
+        if (r.ok()) r = s;
+      }
+      done(std::move(*results));
+      return;
+    }
+    if (!unknown) {
+      done(std::move(*results));
+      return;
+    }
+    impl_->Read([this, results, done = std::move(done)]() mutable {
+      for (auto& r : *results) {
+        if (!r.ok() || r->state_known) continue;
+        auto stored = impl_->store().GetJob(r->id);
+        if (stored.ok() && stored->has_value()) {
+          r->state = (*stored)->state;
+        } else {
+          // The job finished (its final state reached the key after this key was read) and
+          // was deleted with its ack: only a succeeded job is deleted that early. Keys written
+          // before format 2 whose job was purged before the upgrade also land here.
+          r->state = JobState::kSucceeded;
+        }
+        r->state_known = true;
+      }
+      done(std::move(*results));
+    });
   });
 }
 

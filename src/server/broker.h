@@ -157,6 +157,9 @@ class Broker {
 
  private:
   class Impl;
+  struct KeyLookup;
+  void FinishEnqueue(std::shared_ptr<std::vector<Result<EnqueueOutcome>>> results,
+                     std::function<void(std::vector<Result<EnqueueOutcome>>)> done);
   std::unique_ptr<Impl> impl_;
   // Published by Start/BeginDrain for lock-free health checks from I/O threads.
   std::atomic<bool> ready_{false};

@@ -162,6 +162,13 @@ const std::vector<OptionDef>& Options() {
       {"idempotency_window_ms", "86400000", "default window in which idempotency keys coalesce",
        IntIn(1000, 365 * kDay,
              [](ServerConfig& c, std::int64_t v) { c.scheduler.idempotency_window_ms = v; })},
+      {"idempotency_cache_keys", "100000",
+       "idempotency keys kept in memory (most recently used); all of them stay in the store, "
+       "and an enqueue whose key is not cached reads it from the store first",
+       IntIn(1, 100'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.idempotency_cache_keys = static_cast<std::uint32_t>(v);
+             })},
   };
   return kOptions;
 }

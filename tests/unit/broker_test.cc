@@ -12,6 +12,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "store/fault_store.h"
@@ -56,6 +57,13 @@ class GatedStore final : public Store {
     return inner_.Recover(now_ms, v);
   }
   Result<std::optional<JobRecord>> GetJob(JobId id) override { return inner_.GetJob(id); }
+  Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
+                                                                const std::string& key,
+                                                                std::int64_t now_ms) override {
+    key_reads.fetch_add(1);
+    return inner_.GetIdempotencyKey(ns, key, now_ms);
+  }
+  std::atomic<int> key_reads{0};
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& q) override {
     return inner_.ListJobs(q);
   }
@@ -484,7 +492,7 @@ TEST_F(BrokerWriteDurabilityTest, QueueConfigAndPauseAreAnsweredOnlyAfterTheyAre
   struct Configs final : RecoveryVisitor {
     void OnNextId(JobId) override {}
     void OnQueue(const QueueConfig& c) override { seen.push_back(c); }
-    void OnIdempotencyKey(const PutIdempotencyKey&) override {}
+    void OnIdempotencyKey(const IdempotencyKeyRecord&) override {}
     void OnLiveJob(JobRecord&&) override {}
     std::vector<QueueConfig> seen;
   } configs;
@@ -580,6 +588,108 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
   clock.Advance(7LL * 24 * 3600 * 1000);
   EXPECT_TRUE(purged_within(dead_default));
   EXPECT_TRUE(purged_within(cancelled_default));
+  broker.Stop();
+}
+
+// Idempotency keys live in the store with a bounded cache in core. With a cache of one key, a
+// duplicate of an evicted key is answered from the store (same job), and two enqueues with a
+// key that missed the cache, in one batch or in two concurrent requests, create one job.
+TEST(BrokerIdempotencyTest, KeysThatMissTheCacheAreResolvedFromTheStore) {
+  SystemClock clock;
+  MemoryStore memory;
+  GatedStore store(memory);
+  BrokerOptions o;
+  o.seed = 3;
+  o.scheduler.idempotency_cache_keys = 1;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  auto enqueue = [&](std::vector<EnqueueSpec> specs) {
+    std::promise<std::vector<Result<EnqueueOutcome>>> p;
+    auto f = p.get_future();
+    broker.Enqueue(std::move(specs), [&](auto r) { p.set_value(std::move(r)); });
+    return Await(f);
+  };
+  auto keyed = [](const std::string& key) {
+    EnqueueSpec s = Spec("q");
+    s.idempotency_key = key;
+    return s;
+  };
+  const JobId a = enqueue({keyed("a")}).at(0)->id;
+  const JobId b = enqueue({keyed("b")}).at(0)->id;  // evicts "a" from the cache
+  EXPECT_NE(a, b);
+  EXPECT_EQ(store.key_reads.load(), 0);  // nothing was evicted when they were created
+
+  auto dup = enqueue({keyed("a")}).at(0);
+  ASSERT_TRUE(dup.ok()) << dup.status().ToString();
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(dup->id, a);
+  EXPECT_EQ(dup->state, JobState::kReady);
+  EXPECT_GE(store.key_reads.load(), 1);  // answered from the store
+
+  auto same = enqueue({keyed("c"), keyed("c")});
+  ASSERT_TRUE(same.at(0).ok() && same.at(1).ok());
+  EXPECT_EQ(same[0]->id, same[1]->id);
+  EXPECT_NE(same[0]->duplicate, same[1]->duplicate);
+  std::promise<std::vector<Result<EnqueueOutcome>>> p1, p2;
+  auto f1 = p1.get_future();
+  auto f2 = p2.get_future();
+  broker.Enqueue({keyed("d")}, [&](auto r) { p1.set_value(std::move(r)); });
+  broker.Enqueue({keyed("d")}, [&](auto r) { p2.set_value(std::move(r)); });
+  auto r1 = Await(f1).at(0);
+  auto r2 = Await(f2).at(0);
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  EXPECT_EQ(r1->id, r2->id);
+  EXPECT_NE(r1->duplicate, r2->duplicate);
+  broker.Stop();
+  // Four distinct keys made four jobs, and nothing else was created.
+  std::set<JobId> ids;
+  for (JobId id = 1; id < 10; ++id) {
+    auto j = memory.GetJob(id);
+    if (j.ok() && j->has_value()) ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 4u);
+}
+
+// Regression: a duplicate of a job that retention purged answered "succeeded" whatever the job
+// became (after a restart the key's state was unknown and a missing row was taken for a
+// success). The final state is kept with the key now.
+TEST(BrokerIdempotencyTest, ADuplicateOfAPurgedJobAnswersItsFinalState) {
+  SystemClock clock;
+  MemoryStore memory;
+  BrokerOptions o;
+  o.seed = 5;
+  JobId id = 0;
+  EnqueueSpec spec = Spec("q");
+  spec.idempotency_key = "order-9";
+  {
+    Broker broker(memory, clock, o);
+    ASSERT_TRUE(broker.Start().ok());
+    std::promise<std::vector<Result<EnqueueOutcome>>> p;
+    auto f = p.get_future();
+    broker.Enqueue({spec}, [&](auto r) { p.set_value(std::move(r)); });
+    id = Await(f).at(0)->id;
+    std::promise<Result<JobView>> c;
+    auto cf = c.get_future();
+    broker.Cancel(id, [&](auto r) { c.set_value(std::move(r)); });
+    ASSERT_TRUE(Await(cf).ok());
+    broker.Stop();
+  }
+  // Retention purges the cancelled job.
+  Batch purge;
+  purge.mutations.push_back(PurgeFinished{"", JobState::kCancelled, clock.NowMs() + 1000});
+  ASSERT_TRUE(memory.Commit(purge).ok());
+  ASSERT_FALSE(memory.GetJob(id)->has_value());
+
+  Broker broker(memory, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  std::promise<std::vector<Result<EnqueueOutcome>>> p;
+  auto f = p.get_future();
+  broker.Enqueue({spec}, [&](auto r) { p.set_value(std::move(r)); });
+  auto dup = Await(f).at(0);
+  ASSERT_TRUE(dup.ok()) << dup.status().ToString();
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(dup->id, id);
+  EXPECT_EQ(dup->state, JobState::kCancelled);  // was kSucceeded
   broker.Stop();
 }
 
