@@ -64,7 +64,8 @@ Scheduler::~Scheduler() = default;
 // Queues come into being when a job, a waiter or a config first names them. Only explicitly
 // configured queues (PutQueue) get a stored row; the others follow the server's defaults, and
 // the sweep purges their terminal jobs with a default PurgeFinished (queue ""). An unconfigured
-// queue is freed again once it holds no job and no waiter (CollectQueues).
+// queue is freed again once it held no job and no waiter at two retention sweeps in a row
+// (CollectQueues), so a queue that just drained still shows its zero counts for a while.
 std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   auto it = queue_ids_.find(name);
   if (it != queue_ids_.end()) return it->second;
@@ -84,8 +85,6 @@ std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   q->config.retention = options_.default_retention;
   queues_[qi] = std::move(q);
   queue_ids_.emplace(name, qi);
-  // A queue named only by a failed or empty call must not outlive it.
-  maybe_free_.push_back(qi);
   return qi;
 }
 
@@ -131,20 +130,23 @@ void Scheduler::DropJob(JobId id) {
   kinds_.Release(job->kind);
   SetWorker(*job, 0);
   index_.Erase(id);
-  if (--Q(qi).jobs == 0) maybe_free_.push_back(qi);
+  --Q(qi).jobs;
 }
 
 void Scheduler::CollectQueues() {
-  for (std::uint32_t qi : maybe_free_) {
-    if (qi >= queues_.size() || !queues_[qi]) continue;  // freed already
+  for (std::uint32_t qi = 0; qi < queues_.size(); ++qi) {
+    if (!queues_[qi]) continue;
     QueueState& q = Q(qi);
-    if (q.persisted || q.jobs > 0 || q.live_waiters > 0) continue;
+    if (q.persisted || q.jobs > 0 || q.live_waiters > 0) {
+      q.idle_sweeps = 0;
+      continue;
+    }
+    if (++q.idle_sweeps < 2) continue;
     for (const Lane& lane : q.lanes) ns_.Release(lane.ns);
     queue_ids_.erase(q.config.name);
     queues_[qi].reset();
     free_queues_.push_back(qi);
   }
-  maybe_free_.clear();
 }
 
 // --- Recovery -------------------------------------------------------------------------------
@@ -630,7 +632,7 @@ void Scheduler::RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator
   waiters_.erase(it);
   for (std::uint32_t qi : queues) {
     QueueState& q = Q(qi);
-    if (--q.live_waiters == 0) maybe_free_.push_back(qi);
+    --q.live_waiters;
     MaybeCompactQueueWaiters(q);
   }
 }
@@ -985,7 +987,6 @@ void Scheduler::Tick() {
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
   MaybeCompactHeaps();
-  CollectQueues();
 }
 
 namespace {
@@ -1094,6 +1095,7 @@ void Scheduler::Sweep(std::int64_t now) {
       q.ready_fifo.pop_front();
     }
   }
+  CollectQueues();
   // Expired keys go by the store's expiry index, a bounded chunk at a time (batches that
   // create keys delete more, SealBatch); the cache drops expired entries as it meets them.
   open_.mutations.push_back(ExpireIdempotencyKeys{now, options_.idempotency_expiry_chunk});
@@ -1157,7 +1159,7 @@ void Scheduler::Shutdown() {
   waiters_.clear();
   for (auto& [id, w] : waiters) {
     for (std::uint32_t qi : w.queues) {
-      if (--Q(qi).live_waiters == 0) maybe_free_.push_back(qi);
+      --Q(qi).live_waiters;
     }
   }
   for (auto& [id, w] : waiters) w.callback({});

@@ -199,7 +199,8 @@ class Scheduler {
     JobId id;
   };
   // A queue lives while it is configured (`persisted`), holds a job in the index (in any state,
-  // pending and evicting included) or has a waiter; then CollectQueues frees it, so names seen
+  // pending and evicting included) or has a waiter; once idle at two sweeps in a row,
+  // CollectQueues frees it (in the retention sweep, O(queues) a minute), so names seen
   // once (a long-poll on a typo) do not stay. Lanes hold a reference on their namespace.
   struct QueueState {
     QueueConfig config;
@@ -212,6 +213,7 @@ class Scheduler {
     std::uint64_t scheduled = 0, ready = 0, active = 0;
     std::uint64_t jobs = 0;          // jobs in the index that belong to this queue
     std::uint32_t live_waiters = 0;  // registered waiters that name this queue
+    std::uint32_t idle_sweeps = 0;   // consecutive sweeps that found it unused
     Fifo<std::uint64_t> waiters;     // waiter ids, FIFO (lazy deletion)
   };
   struct Waiter {
@@ -279,7 +281,6 @@ class Scheduler {
   std::vector<std::unique_ptr<QueueState>> queues_;
   std::vector<std::uint32_t> free_queues_;
   std::unordered_map<std::string, std::uint32_t> queue_ids_;
-  std::vector<std::uint32_t> maybe_free_;  // queues that may have become unused
   // Namespaces are referenced by jobs and lanes, kinds by jobs, workers by active jobs.
   InternTable ns_;
   InternTable kinds_;

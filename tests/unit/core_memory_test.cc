@@ -38,6 +38,8 @@ class CoreMemoryTest : public ::testing::Test {
     SchedulerOptions o;
     o.idempotency_window_ms = 24LL * 3600 * 1000;
     o.idempotency_cache_keys = kCacheKeys;
+    // Idle queues are freed at the second sweep that finds them idle.
+    o.retention_sweep_interval_ms = 1000;
     sched_ = std::make_unique<Scheduler>(clock_, rng_, o);
   }
 
@@ -95,8 +97,8 @@ class CoreMemoryTest : public ::testing::Test {
     // Each waiter names at most two queues here.
     EXPECT_LE(f.queue_waiter_entries, 2 * 2 * f.waiters + 64 * f.queues);
     // A queue, a lane or a name exists only for a live job or a waiter.
-    // (+16: queues emptied by the last commit are collected at the next tick.)
-    EXPECT_LE(f.queues, live + 2 * f.waiters + 16);
+    // (+64: queues idle for less than two sweeps, here two seconds, are still there.)
+    EXPECT_LE(f.queues, live + 2 * f.waiters + 64);
     EXPECT_LE(f.lanes, live + f.queues);
     EXPECT_LE(f.namespaces, live + f.lanes);
     EXPECT_LE(f.kinds, live);
@@ -298,10 +300,12 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
     sched_->Tick();
     Commit();
   }
-  clock_.Advance(10'000);  // every waiter deadline has passed
-  sched_->Tick();
-  Commit();
-  sched_->Tick();
+  clock_.Advance(10'000);                    // every waiter deadline has passed
+  for (int sweep = 0; sweep < 3; ++sweep) {  // idle queues go at their second idle sweep
+    sched_->Tick();
+    Commit();
+    clock_.Advance(1000);
+  }
 
   const SchedulerFootprint f = sched_->Footprint();
   EXPECT_EQ(f.live_jobs, 0u);
