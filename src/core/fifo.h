@@ -3,7 +3,8 @@
 // Core keeps several FIFOs per queue (the lane rotation, the ready order, the waiter ids).
 // libstdc++'s std::deque allocates a 512-byte block and its map even when empty, which made an
 // idle queue cost about 1.7 KB in deques alone; this one is a vector with a moving head: no
-// allocation until the first push, the buffer is given back when the queue empties, and the
+// allocation until the first push, a buffer of more than 16 elements is given back when the
+// queue empties, and the
 // consumed prefix is dropped once it is half the buffer (amortised O(1) per pop).
 //
 // Owner: whoever holds it; not thread-safe.
@@ -29,7 +30,14 @@ class Fifo {
   void pop_front() {
     ++head_;
     if (head_ == buf_.size()) {
-      clear();
+      // Emptied: a small buffer is kept for the next push (a one-lane rotation pops and pushes
+      // once per leased job), a large one is given back.
+      if (buf_.capacity() > kKeepCapacity) {
+        clear();
+      } else {
+        buf_.clear();
+        head_ = 0;
+      }
     } else if (head_ >= 32 && 2 * head_ >= buf_.size()) {
       buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(head_));
       head_ = 0;
@@ -58,6 +66,7 @@ class Fifo {
   }
 
  private:
+  static constexpr std::size_t kKeepCapacity = 16;
   std::vector<T> buf_;
   std::size_t head_ = 0;
 };

@@ -235,7 +235,7 @@ class Scheduler {
   void DropLane(QueueState& q, std::uint32_t li);
   void SetWorker(LiveJob& job, std::uint32_t worker);
   // Erases a job from the index and releases what it referred to.
-  void DropJob(JobId id);
+  void DropJob(LiveJob& job);
   void RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator it);
   void CollectQueues();
   // Stale-entry bounds: each rebuild is O(entries) and runs only once stale entries outnumber
