@@ -825,6 +825,40 @@ TEST(SqliteStoreTest, WritesFormatVersionApplicationIdAndWalMode) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
 }
 
+// Format 1 -> 2: keys gain their job's final state (from the job row where it still exists) and
+// an expiry index.
+TEST(SqliteStoreTest, MigratesFormat1IdempotencyKeys) {
+  TempDir dir;
+  std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Commit(Inserts({SmallJob(1, "q", JobState::kDead, 5)})).ok());
+  }
+  // Back to the format 1 shape of the table.
+  RawExec(path,
+          "DROP TABLE idempotency_keys;"
+          "CREATE TABLE idempotency_keys (ns TEXT NOT NULL, key TEXT NOT NULL, "
+          "job_id INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, PRIMARY KEY (ns, key)) "
+          "WITHOUT ROWID;"
+          "INSERT INTO idempotency_keys VALUES ('n', 'dead', 1, 9000000000000);"
+          "INSERT INTO idempotency_keys VALUES ('n', 'purged', 2, 9000000000000);"
+          "UPDATE meta SET value = 1 WHERE key = 'format_version';");
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 2);
+  EXPECT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                        "name = 'idempotency_keys_by_expiry'"),
+            1);
+  auto dead = (*s)->GetIdempotencyKey("n", "dead", 0);
+  ASSERT_TRUE(dead.ok() && dead->has_value());
+  EXPECT_EQ((*dead)->final_state, JobState::kDead);
+  auto purged = (*s)->GetIdempotencyKey("n", "purged", 0);
+  ASSERT_TRUE(purged.ok() && purged->has_value());
+  EXPECT_FALSE((*purged)->final_state.has_value());
+}
+
 TEST(SqliteStoreTest, RefusesANewerFormatVersion) {
   TempDir dir;
   std::string path = dir.File("ym.db");
