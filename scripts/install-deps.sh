@@ -10,7 +10,7 @@ PACKAGES=(
   rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libhowardhinnant-date-dev libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-pytest curl procps
+  python3 python3-pytest curl procps lcov
 )
 
 missing=()

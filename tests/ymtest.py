@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 ADDRESS_RE = re.compile(r"listening on (?:http://)?127\.0\.0\.1:(\d+)")
 
@@ -27,6 +27,75 @@ def binary() -> str:
     if not os.path.exists(path):
         raise RuntimeError(f"yardmaster binary not found at {path}; set YM_BIN")
     return os.path.abspath(path)
+
+
+# Timing in black-box tests (docs/testing.md, "Flakiness"): the suites run twice in parallel
+# (release and ASan) on a loaded 2-core machine, so nothing may depend on how fast a step runs.
+# A test waits on a condition (a job state, a metric, a log line, a file) with a generous
+# deadline, and a lease that heartbeats must hold is HOLD_LEASE_MS long: heartbeats every third
+# of it then survive a stall of two seconds.
+HOLD_LEASE_MS = 3000
+
+
+def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
+    """Polls cond() until it returns something truthy, which it returns; fails the test after
+    `timeout` seconds. Ends as soon as the condition holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
+def metric(text: str, series: str) -> float:
+    """The value of one series (name and labels exactly as printed) in a /metrics text; 0 when
+    it is absent (a counter that never moved is not printed)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def settled(job: Dict[str, Any], state: str) -> bool:
+    """True when a job view shows the terminal `state` with what is recorded with it: a dead
+    job's dead_reason, a succeeded job's result (so only for jobs whose handler returns one).
+    The server shows a job that just finished in its terminal state a moment before the batch
+    that records it has committed, and that view has neither yet; a test that reads them
+    waits for this instead of reading the first terminal view."""
+    if job.get("state") != state:
+        return False
+    if state == "dead":
+        return job.get("dead_reason") is not None
+    if state == "succeeded":
+        return job.get("result") is not None
+    return True
+
+
+def wait_lease_held(view: Callable[[], Dict[str, Any]], lease_ms: int, lengths: int = 2,
+                    timeout: float = 60.0) -> Dict[str, Any]:
+    """Proves that heartbeats hold a job's lease, from the server's side and whatever the load:
+    waits until `view()` (the job's GET /v1/jobs/{id} body) shows it active and then until its
+    lease expiry has moved `lengths` lease lengths past the first one seen. Every view on the
+    way must be the same lease (active, same attempt, no error), so the job was held well past
+    the expiry of the lease it started with. Returns the last view."""
+    first = wait_until(lambda: (lambda j: j if j.get("state") == "active" else None)(view()),
+                       timeout, "the job to be leased")
+    expires0 = first["lease"]["expires_at"]
+    deadline = time.monotonic() + timeout
+    while True:
+        job = view()
+        assert job["state"] == "active", ("the lease was not held", job)
+        assert job["attempts"] == first["attempts"] and job["errors"] == first["errors"], \
+            ("the lease was lost and the job leased again", first, job)
+        if job["lease"]["expires_at"] >= expires0 + lengths * lease_ms:
+            return job
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s: the lease of {first} was not "
+                                 f"extended by {lengths} lease lengths ({job})")
+        time.sleep(0.05)
 
 
 class Client:

@@ -37,7 +37,8 @@ class [[nodiscard]] Status {
   // True when retrying the same call later can succeed: the server was unreachable, busy
   // (429) or temporarily unable (503).
   bool transient() const {
-    return code_ == "unavailable" || code_ == "io_error" || code_ == "resource_exhausted";
+    return code_ == "unavailable" || code_ == "io_error" || code_ == "store_unavailable" ||
+           code_ == "resource_exhausted";
   }
   // "code: message", or "ok".
   std::string ToString() const { return ok() ? "ok" : code_ + ": " + message_; }

@@ -1,8 +1,5 @@
 // Command-line parsing for `yardmaster`: CLI11 definitions and the checks it cannot express.
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
@@ -13,6 +10,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "common/json.h"
 
 namespace ym::cli {
 namespace {
@@ -40,14 +38,12 @@ void AddCommon(CLI::App* app, CommonOptions* common) {
                 "Print the server's JSON reply instead of a table (for scripts)");
 }
 
+// The server's own strict reader: any number of any size passes, as the server keeps it exactly;
+// what the server would refuse (a lone surrogate, bytes after the value) is a usage error here.
 Status CheckJson(std::string_view text, std::string_view what) {
-  rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
-  if (doc.HasParseError()) {
-    return Validation(std::string(what) + " is not valid JSON (offset " +
-                      std::to_string(doc.GetErrorOffset()) +
-                      "): " + rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  Result<json::Document> doc = json::Document::Parse(text);
+  if (!doc.ok())
+    return Validation(std::string(what) + " is not valid JSON: " + doc.status().message());
   return Status::Ok();
 }
 

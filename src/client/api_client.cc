@@ -1,19 +1,22 @@
 #include "client/api_client.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
-#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <utility>
+
+#include "common/json.h"
 
 namespace ym::client {
 namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// A payload may nest 128 levels (the server's limit) and sits at most 3 levels down in a reply.
+constexpr int kMaxReplyDepth = 256;
 
 // Every code, so that ParseCodeName is the exact inverse of CodeName.
 constexpr std::array kAllCodes = {
@@ -34,22 +37,13 @@ constexpr std::array kAllCodes = {
     Code::kIoError,
     Code::kUnavailable,
     Code::kCorruption,
+    Code::kStoreUnavailable,
 };
 
-bool IsWellFormedJson(std::string_view text) {
-  rapidjson::Reader reader;
-  rapidjson::BaseReaderHandler<> handler;
-  rapidjson::MemoryStream ms(text.data(), text.size());
-  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
-  return !reader.Parse<rapidjson::kParseFullPrecisionFlag>(is, handler).IsError();
-}
-
-std::string ToJson(const rapidjson::Value& v) {
-  rapidjson::StringBuffer sb;
-  JsonWriter w(sb);
-  v.Accept(w);
-  return std::string(sb.GetString(), sb.GetSize());
-}
+// Payloads and results must be one JSON value; checked with the same strict reader the server
+// uses, so that what the server would refuse (a lone surrogate, trailing bytes) fails here first,
+// and what it accepts (any number, of any size) passes.
+bool IsWellFormedJson(std::string_view text) { return json::Document::Parse(text).ok(); }
 
 // Percent-encodes a path segment or query value. ':' stays literal because the API's names
 // allow it and the server splits the `:verb` suffix at the last colon.
@@ -83,68 +77,83 @@ void AddQuery(std::string* target, bool* first, std::string_view key,
 
 // --- reading replies: lenient about extra or missing fields, strict about the top shape ---
 
-const rapidjson::Value* Member(const rapidjson::Value& obj, const char* key) {
-  if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
-  return &it->value;
-}
+// Replies are read with json::Document (common/json.h), which keeps every value's text: payloads
+// and results come back exactly as the server stored them, whatever their numbers.
+using json::Value;
 
-std::int64_t Int(const rapidjson::Value& obj, const char* key) {
-  const rapidjson::Value* v = Member(obj, key);
-  if (v == nullptr) return 0;
-  if (v->IsInt64()) return v->GetInt64();
-  if (v->IsUint64()) return static_cast<std::int64_t>(v->GetUint64());
-  if (v->IsDouble()) return static_cast<std::int64_t>(v->GetDouble());
-  return 0;
-}
-
-std::optional<std::int64_t> OptInt(const rapidjson::Value& obj, const char* key) {
-  if (Member(obj, key) == nullptr) return std::nullopt;
-  return Int(obj, key);
-}
-
-double Double(const rapidjson::Value& obj, const char* key, double fallback) {
-  const rapidjson::Value* v = Member(obj, key);
-  return v != nullptr && v->IsNumber() ? v->GetDouble() : fallback;
-}
-
-bool Bool(const rapidjson::Value& obj, const char* key) {
-  const rapidjson::Value* v = Member(obj, key);
-  return v != nullptr && v->IsBool() && v->GetBool();
-}
-
-// Strings; ids are documented as decimal strings but a number is accepted too.
-std::optional<std::string> OptString(const rapidjson::Value& obj, const char* key) {
-  const rapidjson::Value* v = Member(obj, key);
-  if (v == nullptr) return std::nullopt;
-  if (v->IsString()) return std::string(v->GetString(), v->GetStringLength());
-  if (v->IsUint64()) return std::to_string(v->GetUint64());
-  if (v->IsInt64()) return std::to_string(v->GetInt64());
+std::optional<Value> Member(const Value& obj, std::string_view key) {
+  if (!obj.IsObject()) return std::nullopt;
+  for (const auto& m : obj) {
+    if (m.name.GetString() == key) {
+      if (m.value.IsNull()) return std::nullopt;
+      return m.value;
+    }
+  }
   return std::nullopt;
 }
 
-std::string String(const rapidjson::Value& obj, const char* key) {
+std::int64_t Int(const Value& obj, std::string_view key) {
+  std::optional<Value> v = Member(obj, key);
+  if (!v) return 0;
+  if (auto i = v->AsInt64()) return *i;
+  if (auto u = v->AsUint64()) return static_cast<std::int64_t>(*u);
+  if (auto d = v->AsDouble()) {
+    // Clamp: casting a double outside the int64 range is undefined (found by client_fuzz).
+    if (*d >= 9.2233720368547758e18) return std::numeric_limits<std::int64_t>::max();
+    if (*d <= -9.2233720368547758e18) return std::numeric_limits<std::int64_t>::min();
+    if (*d != *d) return 0;
+    return static_cast<std::int64_t>(*d);
+  }
+  return 0;
+}
+
+std::optional<std::int64_t> OptInt(const Value& obj, std::string_view key) {
+  if (!Member(obj, key)) return std::nullopt;
+  return Int(obj, key);
+}
+
+double Double(const Value& obj, std::string_view key, double fallback) {
+  std::optional<Value> v = Member(obj, key);
+  if (!v) return fallback;
+  return v->AsDouble().value_or(fallback);
+}
+
+bool Bool(const Value& obj, std::string_view key) {
+  std::optional<Value> v = Member(obj, key);
+  return v && v->IsBool() && v->GetBool();
+}
+
+// Strings; ids are documented as decimal strings but a number is accepted too.
+std::optional<std::string> OptString(const Value& obj, std::string_view key) {
+  std::optional<Value> v = Member(obj, key);
+  if (!v) return std::nullopt;
+  if (v->IsString()) return std::string(v->GetString());
+  if (v->AsUint64() || v->AsInt64()) return std::string(v->Raw());
+  return std::nullopt;
+}
+
+std::string String(const Value& obj, std::string_view key) {
   return OptString(obj, key).value_or(std::string());
 }
 
-std::optional<std::string> OptRaw(const rapidjson::Value& obj, const char* key) {
-  const rapidjson::Value* v = Member(obj, key);
-  if (v == nullptr) return std::nullopt;
-  return ToJson(*v);
+// The member's JSON text as the server sent it (minus whitespace).
+std::optional<std::string> OptRaw(const Value& obj, std::string_view key) {
+  std::optional<Value> v = Member(obj, key);
+  if (!v) return std::nullopt;
+  return std::string(v->Raw());
 }
 
-std::vector<std::string> Strings(const rapidjson::Value& obj, const char* key) {
+std::vector<std::string> Strings(const Value& obj, std::string_view key) {
   std::vector<std::string> out;
-  const rapidjson::Value* v = Member(obj, key);
-  if (v == nullptr || !v->IsArray()) return out;
-  for (const auto& item : v->GetArray()) {
-    if (item.IsString()) out.emplace_back(item.GetString(), item.GetStringLength());
+  std::optional<Value> v = Member(obj, key);
+  if (!v || !v->IsArray()) return out;
+  for (const auto& item : *v) {
+    if (item.value.IsString()) out.emplace_back(item.value.GetString());
   }
   return out;
 }
 
-Backoff ParseBackoff(const rapidjson::Value& v) {
+Backoff ParseBackoff(const Value& v) {
   Backoff b;
   b.initial_ms = Int(v, "initial_ms");
   b.max_ms = Int(v, "max_ms");
@@ -152,7 +161,7 @@ Backoff ParseBackoff(const rapidjson::Value& v) {
   return b;
 }
 
-Job ParseJob(const rapidjson::Value& v) {
+Job ParseJob(const Value& v) {
   Job j;
   j.id = String(v, "id");
   j.ns = String(v, "namespace");
@@ -164,7 +173,7 @@ Job ParseJob(const rapidjson::Value& v) {
   j.attempts = static_cast<std::int32_t>(Int(v, "attempts"));
   j.max_attempts = static_cast<std::int32_t>(Int(v, "max_attempts"));
   j.runs = static_cast<std::int32_t>(Int(v, "runs"));
-  if (const rapidjson::Value* b = Member(v, "backoff"); b != nullptr) j.backoff = ParseBackoff(*b);
+  if (auto b = Member(v, "backoff"); b) j.backoff = ParseBackoff(*b);
   j.lease_ms = Int(v, "lease_ms");
   j.idempotency_key = OptString(v, "idempotency_key");
   j.concurrency_key = OptString(v, "concurrency_key");
@@ -176,73 +185,77 @@ Job ParseJob(const rapidjson::Value& v) {
   j.cancel_requested = Bool(v, "cancel_requested");
   j.dead_reason = OptString(v, "dead_reason");
   j.last_error_json = OptRaw(v, "last_error");
-  if (const rapidjson::Value* errs = Member(v, "errors"); errs != nullptr && errs->IsArray()) {
-    for (const auto& e : errs->GetArray()) {
+  if (auto errs = Member(v, "errors"); errs && errs->IsArray()) {
+    for (const auto& e_m : *errs) {
+      const Value& e = e_m.value;
       j.errors.push_back(JobAttemptError{static_cast<std::int32_t>(Int(e, "attempt")),
                                          String(e, "type"), String(e, "message"), Int(e, "at")});
     }
   }
   j.result_json = OptRaw(v, "result");
-  if (const rapidjson::Value* l = Member(v, "lease"); l != nullptr && l->IsObject()) {
+  if (auto l = Member(v, "lease"); l && l->IsObject()) {
     j.lease = JobLease{String(*l, "worker_id"), Int(*l, "expires_at")};
   }
   j.blocked_reason = OptString(v, "blocked_reason");
-  j.json = ToJson(v);
+  j.json = std::string(v.Raw());
   return j;
 }
 
-Queue ParseQueue(const rapidjson::Value& v) {
+Queue ParseQueue(const Value& v) {
   Queue q;
   q.name = String(v, "name");
   q.paused = Bool(v, "paused");
   q.max_attempts = static_cast<std::int32_t>(Int(v, "max_attempts"));
   q.lease_ms = Int(v, "lease_ms");
-  if (const rapidjson::Value* b = Member(v, "backoff"); b != nullptr) q.backoff = ParseBackoff(*b);
-  if (const rapidjson::Value* r = Member(v, "retention"); r != nullptr) {
+  if (auto b = Member(v, "backoff"); b) q.backoff = ParseBackoff(*b);
+  if (auto r = Member(v, "retention"); r) {
     q.retention = Retention{Int(*r, "succeeded_ms"), Int(*r, "dead_ms"), Int(*r, "cancelled_ms")};
   }
-  if (const rapidjson::Value* c = Member(v, "counts"); c != nullptr) {
+  if (auto c = Member(v, "counts"); c) {
     q.counts = QueueCounts{Int(*c, "scheduled"), Int(*c, "ready"), Int(*c, "active"),
                            Int(*c, "succeeded"), Int(*c, "dead"),  Int(*c, "cancelled")};
   }
   q.oldest_ready_age_ms = Int(v, "oldest_ready_age_ms");
   q.waiting_workers = Int(v, "waiting_workers");
-  q.json = ToJson(v);
+  q.json = std::string(v.Raw());
   return q;
 }
 
 // The Status of an `{"error":{...}}` object inside a 200 batch reply.
-Status ItemError(const rapidjson::Value& item) {
-  const rapidjson::Value* e = Member(item, "error");
-  if (e == nullptr || !e->IsObject()) return Internal("batch item has neither a result nor error");
+Status ItemError(const Value& item) {
+  std::optional<Value> e = Member(item, "error");
+  if (e == std::nullopt || !e->IsObject())
+    return Internal("batch item has neither a result nor error");
   const std::string code = String(*e, "code");
   const std::string message = String(*e, "message");
   if (std::optional<Code> c = ParseCodeName(code); c && *c != Code::kOk) return {*c, message};
   return Internal("unknown error code '" + code + "': " + message);
 }
 
-Result<rapidjson::Document> ParseReply(const std::string& body, std::string_view what) {
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(body.data(), body.size());
-  if (doc.HasParseError()) {
-    return Internal("reply to " + std::string(what) +
-                    " is not JSON: " + rapidjson::GetParseError_En(doc.GetParseError()));
+Result<json::Document> ParseReply(const std::string& body, std::string_view what) {
+  json::ParseOptions options;
+  options.max_depth = kMaxReplyDepth;
+  Result<json::Document> doc = json::Document::Parse(body, options);
+  if (!doc.ok()) {
+    return Internal("reply to " + std::string(what) + " is not JSON: " + doc.status().message());
   }
-  if (!doc.IsObject()) return Internal("reply to " + std::string(what) + " is not an object");
+  if (!doc->root().IsObject()) {
+    return Internal("reply to " + std::string(what) + " is not an object");
+  }
   return doc;
 }
 
 Result<JobPage> ParseJobPage(const std::string& body, std::string_view what) {
-  Result<rapidjson::Document> doc = ParseReply(body, what);
+  Result<json::Document> doc = ParseReply(body, what);
   if (!doc.ok()) return doc.status();
-  const rapidjson::Value* items = Member(*doc, "items");
-  if (items == nullptr || !items->IsArray()) {
+  std::optional<Value> items = Member(doc->root(), "items");
+  if (items == std::nullopt || !items->IsArray()) {
     return Internal("reply to " + std::string(what) + " has no items array");
   }
   JobPage page;
   page.items.reserve(items->Size());
-  for (const auto& item : items->GetArray()) page.items.push_back(ParseJob(item));
-  page.next_cursor = OptString(*doc, "next_cursor");
+  for (const auto& item : *items) page.items.push_back(ParseJob(item.value));
+  page.next_cursor = OptString(doc->root(), "next_cursor");
   if (page.next_cursor && page.next_cursor->empty()) page.next_cursor.reset();
   return page;
 }
@@ -338,7 +351,7 @@ void WriteFailure(JsonWriter& w, const FailureInfo& e) {
 
 std::string Str(const rapidjson::StringBuffer& sb) { return {sb.GetString(), sb.GetSize()}; }
 
-EnqueueResult ParseEnqueueResult(const rapidjson::Value& v) {
+EnqueueResult ParseEnqueueResult(const Value& v) {
   return EnqueueResult{String(v, "id"), String(v, "state"), Bool(v, "duplicate")};
 }
 
@@ -385,10 +398,11 @@ Code CodeForHttpStatus(int http_status) {
 }
 
 Status StatusFromErrorReply(int http_status, std::string_view body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (!doc.HasParseError()) {
-    if (const rapidjson::Value* e = Member(doc, "error"); e != nullptr && e->IsObject()) {
+  json::ParseOptions options;
+  options.max_depth = kMaxReplyDepth;
+  Result<json::Document> doc = json::Document::Parse(body, options);
+  if (doc.ok()) {
+    if (auto e = Member(doc->root(), "error"); e && e->IsObject()) {
       std::string message = String(*e, "message");
       const std::string code = String(*e, "code");
       std::optional<Code> c = ParseCodeName(code);
@@ -437,9 +451,9 @@ Result<EnqueueResult> ApiClient::Enqueue(const EnqueueRequest& job) {
   YM_RETURN_IF_ERROR(WriteSpec(w, job));
   Result<std::string> body = Call(HttpMethod::kPost, "/v1/jobs", Str(sb));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/jobs");
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/jobs");
   if (!doc.ok()) return doc.status();
-  return ParseEnqueueResult(*doc);
+  return ParseEnqueueResult(doc->root());
 }
 
 Result<std::vector<Result<EnqueueResult>>> ApiClient::EnqueueBatch(
@@ -454,16 +468,17 @@ Result<std::vector<Result<EnqueueResult>>> ApiClient::EnqueueBatch(
   w.EndObject();
   Result<std::string> body = Call(HttpMethod::kPost, "/v1/jobs:batch", Str(sb));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/jobs:batch");
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/jobs:batch");
   if (!doc.ok()) return doc.status();
-  const rapidjson::Value* results = Member(*doc, "results");
-  if (results == nullptr || !results->IsArray() || results->Size() != jobs.size()) {
+  std::optional<Value> results = Member(doc->root(), "results");
+  if (results == std::nullopt || !results->IsArray() || results->Size() != jobs.size()) {
     return Internal("reply to POST /v1/jobs:batch does not have one result per job");
   }
   std::vector<Result<EnqueueResult>> out;
   out.reserve(jobs.size());
-  for (const auto& item : results->GetArray()) {
-    if (Member(item, "error") != nullptr) {
+  for (const auto& item_m : *results) {
+    const Value& item = item_m.value;
+    if (Member(item, "error") != std::nullopt) {
       out.emplace_back(ItemError(item));
     } else {
       out.emplace_back(ParseEnqueueResult(item));
@@ -475,9 +490,9 @@ Result<std::vector<Result<EnqueueResult>>> ApiClient::EnqueueBatch(
 Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target) {
   Result<std::string> body = Call(method, target, {});
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  Result<json::Document> doc = ParseReply(*body, target);
   if (!doc.ok()) return doc.status();
-  return ParseJob(*doc);
+  return ParseJob(doc->root());
 }
 
 Result<Job> ApiClient::GetJob(std::string_view id) {
@@ -528,15 +543,16 @@ Result<std::vector<LeasedJob>> ApiClient::Lease(const LeaseRequest& request) {
       Call(HttpMethod::kPost, "/v1/leases", Str(sb),
            std::chrono::milliseconds(std::max<std::int64_t>(0, request.wait_ms)));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/leases");
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/leases");
   if (!doc.ok()) return doc.status();
-  const rapidjson::Value* jobs = Member(*doc, "jobs");
-  if (jobs == nullptr || !jobs->IsArray()) {
+  std::optional<Value> jobs = Member(doc->root(), "jobs");
+  if (jobs == std::nullopt || !jobs->IsArray()) {
     return Internal("reply to POST /v1/leases has no jobs array");
   }
   std::vector<LeasedJob> out;
   out.reserve(jobs->Size());
-  for (const auto& v : jobs->GetArray()) {
+  for (const auto& v_m : *jobs) {
+    const Value& v = v_m.value;
     LeasedJob j;
     j.id = String(v, "id");
     j.ns = String(v, "namespace");
@@ -548,7 +564,7 @@ Result<std::vector<LeasedJob>> ApiClient::Lease(const LeaseRequest& request) {
     j.priority = static_cast<std::int32_t>(Int(v, "priority"));
     j.created_at_ms = Int(v, "created_at");
     j.tags = Strings(v, "tags");
-    if (const rapidjson::Value* l = Member(v, "lease"); l != nullptr) {
+    if (auto l = Member(v, "lease"); l) {
       j.token = String(*l, "token");
       j.expires_at_ms = Int(*l, "expires_at");
     }
@@ -572,9 +588,9 @@ Result<HeartbeatResult> ApiClient::Heartbeat(std::string_view id, std::string_vi
   const std::string target = "/v1/jobs/" + Escape(id) + ":heartbeat";
   Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  Result<json::Document> doc = ParseReply(*body, target);
   if (!doc.ok()) return doc.status();
-  return HeartbeatResult{Int(*doc, "expires_at"), Bool(*doc, "cancel_requested")};
+  return HeartbeatResult{Int(doc->root(), "expires_at"), Bool(doc->root(), "cancel_requested")};
 }
 
 Result<JobStateResult> ApiClient::Ack(std::string_view id, std::string_view token,
@@ -593,9 +609,9 @@ Result<JobStateResult> ApiClient::Ack(std::string_view id, std::string_view toke
   const std::string target = "/v1/jobs/" + Escape(id) + ":ack";
   Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  Result<json::Document> doc = ParseReply(*body, target);
   if (!doc.ok()) return doc.status();
-  return JobStateResult{String(*doc, "id"), String(*doc, "state")};
+  return JobStateResult{String(doc->root(), "id"), String(doc->root(), "state")};
 }
 
 Result<JobStateResult> ApiClient::Fail(std::string_view id, std::string_view token,
@@ -616,9 +632,9 @@ Result<JobStateResult> ApiClient::Fail(std::string_view id, std::string_view tok
   const std::string target = "/v1/jobs/" + Escape(id) + ":fail";
   Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  Result<json::Document> doc = ParseReply(*body, target);
   if (!doc.ok()) return doc.status();
-  return JobStateResult{String(*doc, "id"), String(*doc, "state")};
+  return JobStateResult{String(doc->root(), "id"), String(doc->root(), "state")};
 }
 
 Result<AckBatchResult> ApiClient::AckBatch(const std::vector<AckItem>& acks,
@@ -664,19 +680,20 @@ Result<AckBatchResult> ApiClient::AckBatch(const std::vector<AckItem>& acks,
   w.EndObject();
   Result<std::string> body = Call(HttpMethod::kPost, "/v1/acks:batch", Str(sb));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/acks:batch");
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/acks:batch");
   if (!doc.ok()) return doc.status();
   AckBatchResult out;
   // Missing arrays are tolerated only when nothing of that kind was sent.
   auto read = [&](const char* key, std::size_t expected, std::vector<Status>* into) -> Status {
-    const rapidjson::Value* arr = Member(*doc, key);
-    if (expected == 0 && arr == nullptr) return Status::Ok();
-    if (arr == nullptr || !arr->IsArray() || arr->Size() != expected) {
+    std::optional<Value> arr = Member(doc->root(), key);
+    if (expected == 0 && arr == std::nullopt) return Status::Ok();
+    if (arr == std::nullopt || !arr->IsArray() || arr->Size() != expected) {
       return Internal(std::string("reply to POST /v1/acks:batch: '") + key +
                       "' does not have one result per item");
     }
-    for (const auto& item : arr->GetArray()) {
-      into->push_back(Member(item, "error") != nullptr ? ItemError(item) : Status::Ok());
+    for (const auto& item_m : *arr) {
+      const Value& item = item_m.value;
+      into->push_back(Member(item, "error") != std::nullopt ? ItemError(item) : Status::Ok());
     }
     return Status::Ok();
   };
@@ -688,14 +705,14 @@ Result<AckBatchResult> ApiClient::AckBatch(const std::vector<AckItem>& acks,
 Result<std::vector<Queue>> ApiClient::ListQueues() {
   Result<std::string> body = Call(HttpMethod::kGet, "/v1/queues", {});
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, "GET /v1/queues");
+  Result<json::Document> doc = ParseReply(*body, "GET /v1/queues");
   if (!doc.ok()) return doc.status();
-  const rapidjson::Value* items = Member(*doc, "items");
-  if (items == nullptr || !items->IsArray()) {
+  std::optional<Value> items = Member(doc->root(), "items");
+  if (items == std::nullopt || !items->IsArray()) {
     return Internal("reply to GET /v1/queues has no items array");
   }
   std::vector<Queue> out;
-  for (const auto& q : items->GetArray()) out.push_back(ParseQueue(q));
+  for (const auto& q : *items) out.push_back(ParseQueue(q.value));
   return out;
 }
 
@@ -703,9 +720,9 @@ Result<Queue> ApiClient::QueueCall(HttpMethod method, const std::string& target,
                                    std::string_view request_body) {
   Result<std::string> body = Call(method, target, request_body);
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, target);
+  Result<json::Document> doc = ParseReply(*body, target);
   if (!doc.ok()) return doc.status();
-  return ParseQueue(*doc);
+  return ParseQueue(doc->root());
 }
 
 Result<Queue> ApiClient::GetQueue(std::string_view name) {
@@ -793,18 +810,19 @@ Result<std::int64_t> ApiClient::ReplayDead(const DeadReplayRequest& request) {
   w.EndObject();
   Result<std::string> body = Call(HttpMethod::kPost, "/v1/dead:replay", Str(sb));
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, "POST /v1/dead:replay");
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/dead:replay");
   if (!doc.ok()) return doc.status();
-  return Int(*doc, "replayed");
+  return Int(doc->root(), "replayed");
 }
 
 Result<ServerInfo> ApiClient::Info() {
   Result<std::string> body = Call(HttpMethod::kGet, "/v1/info", {});
   if (!body.ok()) return body.status();
-  Result<rapidjson::Document> doc = ParseReply(*body, "GET /v1/info");
+  Result<json::Document> doc = ParseReply(*body, "GET /v1/info");
   if (!doc.ok()) return doc.status();
-  return ServerInfo{String(*doc, "version"), Int(*doc, "started_at"), Int(*doc, "live_jobs"),
-                    Int(*doc, "commits"),    Bool(*doc, "draining"),  ToJson(*doc)};
+  return ServerInfo{String(doc->root(), "version"), Int(doc->root(), "started_at"),
+                    Int(doc->root(), "live_jobs"),  Int(doc->root(), "commits"),
+                    Bool(doc->root(), "draining"),  std::string(doc->root().Raw())};
 }
 
 Status ApiClient::Healthz() {

@@ -10,4 +10,10 @@ std::int64_t SystemClock::NowMs() const {
       .count();
 }
 
+std::int64_t SystemClock::MonoMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace ym

@@ -38,6 +38,8 @@ std::string_view CodeName(Code code) {
       return "unavailable";
     case Code::kCorruption:
       return "corruption";
+    case Code::kStoreUnavailable:
+      return "store_unavailable";
   }
   return "internal";
 }
@@ -78,6 +80,8 @@ int HttpStatus(Code code) {
       return 503;
     case Code::kCorruption:
       return 500;
+    case Code::kStoreUnavailable:
+      return 503;
   }
   return 500;
 }

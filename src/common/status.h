@@ -34,6 +34,7 @@ enum class Code : std::uint8_t {
   kIoError,               // 503: the store could not make a write durable
   kUnavailable,           // 503: the server is starting or draining
   kCorruption,            // 500: the store holds data that does not decode
+  kStoreUnavailable,      // 503: the store refuses writes (disk full, I/O error): read-only
 };
 
 // The stable wire string for a code, e.g. "stale_lease".
@@ -70,6 +71,7 @@ inline Status IoError(std::string m) { return {Code::kIoError, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 inline Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
+inline Status StoreUnavailable(std::string m) { return {Code::kStoreUnavailable, std::move(m)}; }
 
 // Either a value or a non-OK Status.
 template <typename T>

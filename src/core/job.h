@@ -97,11 +97,17 @@ struct JobRecord {
   std::string dead_reason;           // set when state == kDead
   std::string result;                // JSON text given with the ack; empty: none
   bool cancel_requested = false;
+  // The current lease while state == kActive (all zero / empty otherwise). Persisted so that a
+  // restart keeps running jobs leased to their workers (docs/architecture.md §8). The expiry is
+  // wall-clock time: core converts it from and to its monotonic clock.
+  std::uint64_t lease_token = 0;
+  std::int64_t lease_expires_at_ms = 0;
+  std::string worker_id;
 
   bool operator==(const JobRecord&) const = default;
 };
 
-// A lease as core hands it out. Not persisted: after a crash a leased job is ready again.
+// A lease as core hands it out (and as GET shows it). `expires_at_ms` is wall-clock time.
 struct LeaseInfo {
   std::uint64_t token = 0;
   std::int64_t expires_at_ms = 0;

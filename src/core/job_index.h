@@ -88,6 +88,8 @@ class JobIndex {
 
 template <typename Fn>
 JobId JobIndex::Scan(JobId after, std::uint64_t budget, Fn&& fn) const {
+  // Nothing comes after the largest id (and after + 1 would wrap to the start).
+  if (after == ~JobId{0}) return 0;
   const JobId start = after + 1;
   JobId last = after;  // the last id examined
   for (auto it = pages_.lower_bound(start >> kPageBits); it != pages_.end(); ++it) {

@@ -30,7 +30,10 @@ struct LiveJob {
   std::int64_t run_at_ms = 0;
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;  // last state change; for a ready job, when it became ready
+  // Lease expiry on the monotonic clock (Clock::MonoMs), and the expiry last written to the
+  // store (also monotonic; heartbeats persist extensions lazily, see Scheduler::Heartbeat).
   std::int64_t lease_expires_ms = 0;
+  std::int64_t lease_durable_ms = 0;
   std::uint64_t lease_token = 0;
   // Sequence of the job's current entry in a ready heap or timer heap. Heap entries carry the
   // seq they were pushed with; a mismatch marks them stale (lazy deletion keeps every removal

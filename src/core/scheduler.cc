@@ -56,7 +56,7 @@ Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
       rng_(rng),
       options_(std::move(options)),
       idempotency_(options_.idempotency_cache_keys) {
-  next_sweep_ms_ = clock_.NowMs() + options_.retention_sweep_interval_ms;
+  next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
 }
 
 Scheduler::~Scheduler() = default;
@@ -174,10 +174,30 @@ void Scheduler::LoadJob(JobRecord&& record) {
   next_id_ = std::max(next_id_, record.id + 1);
   const bool cancel = record.cancel_requested;
   const JobState stored = record.state;
+  const std::uint64_t token = record.lease_token;
+  const std::int64_t expires_wall = record.lease_expires_at_ms;
+  const std::string worker = std::move(record.worker_id);
   LiveJob* job = AddJob(std::move(record), /*pending=*/false);
+  if (stored == JobState::kActive && token != 0) {
+    // Its lease was recorded: the worker may well still be running it (a graceful restart, or a
+    // crash of the server alone), so the job stays leased to it under the same token until the
+    // recorded expiry. If the worker is gone, the lease expires then like any other and counts
+    // the attempt; a cancel request is delivered by its next heartbeat or completes at expiry.
+    job->state = JobState::kActive;
+    job->lease_token = token;
+    SetWorker(*job, workers_.Acquire(worker));
+    job->lease_expires_ms = MonoOf(expires_wall);
+    job->lease_durable_ms = job->lease_expires_ms;
+    job->cancel_requested = cancel;
+    job->seq = next_seq_++;
+    leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
+    ++Q(job->queue).active;
+    ++active_total_;
+    return;
+  }
   if (cancel) {
-    // It was active with a cancel requested when the server stopped: its worker is gone, so
-    // the cancel completes now instead of running the job again.
+    // It was active with a cancel requested but no recorded lease (format 1 data): its worker is
+    // unknown, so the cancel completes now instead of running the job again.
     Finish(*job, JobState::kCancelled, "", "");
     return;
   }
@@ -320,8 +340,32 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   open_evict_.push_back(job.id);
 }
 
-void Scheduler::RecordUpdate(const LiveJob& job) {
+void Scheduler::RecordUpdate(LiveJob& job) {
   open_.mutations.push_back(UpdateJob{ToRecord(job, /*with_payload=*/false)});
+  if (job.state == JobState::kActive) job.lease_durable_ms = job.lease_expires_ms;
+}
+
+void Scheduler::RecordLease(LiveJob& job) {
+  UpdateLease m;
+  m.id = job.id;
+  m.state = job.state;
+  m.attempts = job.attempts;
+  m.updated_at_ms = job.updated_at_ms;
+  if (job.state == JobState::kActive) {
+    m.token = job.lease_token;
+    m.expires_at_ms = WallOf(job.lease_expires_ms);
+    m.worker_id = workers_.Name(job.worker);
+    job.lease_durable_ms = job.lease_expires_ms;
+  }
+  open_.mutations.emplace_back(std::move(m));
+}
+
+std::int64_t Scheduler::WallOf(std::int64_t mono_ms) const {
+  return clock_.NowMs() + (mono_ms - clock_.MonoMs());
+}
+
+std::int64_t Scheduler::MonoOf(std::int64_t wall_ms) const {
+  return clock_.MonoMs() + (wall_ms - clock_.NowMs());
 }
 
 std::int64_t Scheduler::BackoffDelay(const LiveJob& job) {
@@ -524,6 +568,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
   QueueState& q = Q(qi);
   if (q.config.paused) return;
   const std::int64_t now = clock_.NowMs();
+  const std::int64_t mono = clock_.MonoMs();
   std::uint32_t taken = 0;
   while (taken < max && !q.rotation.empty()) {
     const std::uint32_t li = q.rotation.front();
@@ -566,12 +611,15 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     if (token == 0) token = 1;
     job->lease_token = token;
     const std::int64_t lease_ms = lease_ms_override > 0 ? lease_ms_override : job->lease_ms;
-    job->lease_expires_ms = now + lease_ms;
+    job->lease_expires_ms = mono + lease_ms;
     SetWorker(*job, workers_.Acquire(worker_id));
     job->updated_at_ms = now;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ++q.active;
     ++active_total_;
+    // The lease (and the attempt it counts) is durable before its reply leaves: a restart keeps
+    // it, and a job that keeps crashing the server still reaches max_attempts.
+    RecordLease(*job);
 
     LeasedJob l;
     l.id = job->id;
@@ -584,7 +632,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.priority = job->priority;
     l.created_at_ms = job->created_at_ms;
     if (job->extra) l.tags = job->extra->tags;
-    l.lease = LeaseInfo{token, job->lease_expires_ms, worker_id};
+    l.lease = LeaseInfo{token, now + lease_ms, worker_id};
     out.push_back(std::move(l));
     ++taken;
     if (lane_done) DropLane(q, li);
@@ -616,7 +664,8 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   return out;
 }
 
-void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseCallback callback) {
+void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms,
+                          LeaseCallback callback) {
   Waiter w;
   for (const auto& name : request.queues) w.queues.push_back(QueueIndex(name));
   w.request = std::move(request);
@@ -628,7 +677,7 @@ void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseC
     ++q.live_waiters;
   }
   waiters_.emplace(id, std::move(w));
-  waiter_deadlines_.push(TimerEntry{deadline_ms, id, 0});
+  waiter_deadlines_.push(TimerEntry{deadline_mono_ms, id, 0});
 }
 
 void Scheduler::RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator it) {
@@ -670,6 +719,7 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
   job->lease_token = 0;
   SetWorker(*job, 0);
   MakeReady(*job);
+  RecordLease(*job);  // un-counts the attempt in the store too, and clears the lease
   ServeWaiters(job->queue);
 }
 
@@ -693,13 +743,24 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
                       ".." + std::to_string(options_.max_lease_ms));
   }
   const std::int64_t now = clock_.NowMs();
-  const std::int64_t expires = now + (extend_ms > 0 ? extend_ms : job.lease_ms);
+  const std::int64_t mono = clock_.MonoMs();
+  const std::int64_t length = extend_ms > 0 ? extend_ms : job.lease_ms;
+  const std::int64_t expires = mono + length;
   // Lease heap entries are re-pushed lazily when they fire early (see ExpireLeases), so a
   // heartbeat that extends costs O(1); only a shortening needs a new, earlier entry.
   if (expires < job.lease_expires_ms) leases_.push(TimerEntry{expires, token, id});
   job.lease_expires_ms = expires;
   job.updated_at_ms = now;
-  return HeartbeatOutcome{expires, job.cancel_requested};
+  HeartbeatOutcome out{now + length, job.cancel_requested, false};
+  // Lazy persistence: write the extension only when the durable expiry would lapse within half
+  // of the lease length from now (or a shortening made it too late). A worker that beats at
+  // least every half lease (the SDKs beat every third) therefore never finds its lease expired
+  // after a server crash, and a steady beat costs a write about every other beat, not each.
+  if (job.lease_durable_ms - mono < length / 2 || job.lease_durable_ms > expires) {
+    RecordLease(job);
+    out.persisted = true;
+  }
+  return out;
 }
 
 Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string& result) {
@@ -798,6 +859,11 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
   r.runs = job.runs;
   r.lease_ms = job.lease_ms;
   r.cancel_requested = job.cancel_requested;
+  if (job.state == JobState::kActive && !job.evicting) {
+    r.lease_token = job.lease_token;
+    r.lease_expires_at_ms = WallOf(job.lease_expires_ms);
+    r.worker_id = workers_.Name(job.worker);
+  }
   r.backoff =
       (job.extra && job.extra->has_backoff) ? job.extra->backoff : Q(job.queue).config.backoff;
   if (job.extra) {
@@ -814,7 +880,7 @@ JobView Scheduler::ToView(const LiveJob& job) const {
   v.job = ToRecord(job, /*with_payload=*/true);
   const QueueState& q = Q(job.queue);
   if (job.state == JobState::kActive && !job.evicting) {
-    v.lease = LeaseInfo{job.lease_token, job.lease_expires_ms, workers_.Name(job.worker)};
+    v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), workers_.Name(job.worker)};
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
       v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
@@ -845,16 +911,20 @@ JobPage Scheduler::ListLive(const ListQuery& query) const {
   }
   const std::uint32_t limit = std::max<std::uint32_t>(query.limit, 1);
   JobId last_taken = 0;
+  std::size_t bytes = 0;
+  bool full = false;
   const JobId resume = index_.Scan(query.after_id, options_.list_scan_budget, [&](LiveJob& j) {
     if (qi && j.queue != *qi) return true;
     if (query.state && j.state != *query.state) return true;
     page.items.push_back(ToView(j));
     last_taken = j.id;
-    return page.items.size() < limit;
+    bytes += j.payload.size();
+    full = page.items.size() >= limit || bytes >= query.max_bytes;
+    return !full;
   });
-  if (resume == 0) {
+  if (resume == 0 && !full) {
     page.next_after_id = 0;
-  } else if (page.items.size() >= limit) {
+  } else if (full) {
     page.next_after_id = last_taken;
   } else {
     page.next_after_id = resume;
@@ -928,12 +998,13 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
 
 // --- Time -----------------------------------------------------------------------------------
 
-std::int64_t Scheduler::NextDeadlineMs() const {
-  std::int64_t next = next_sweep_ms_;
-  if (!timers_.empty()) next = std::min(next, timers_.top().due_ms);
-  if (!leases_.empty()) next = std::min(next, leases_.top().due_ms);
-  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms);
-  return next;
+std::int64_t Scheduler::NextDeadlineInMs() const {
+  const std::int64_t mono = clock_.MonoMs();
+  std::int64_t next = next_sweep_ms_ - mono;
+  if (!timers_.empty()) next = std::min(next, timers_.top().due_ms - clock_.NowMs());
+  if (!leases_.empty()) next = std::min(next, leases_.top().due_ms - mono);
+  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
+  return std::max<std::int64_t>(next, 0);
 }
 
 void Scheduler::ExpireLeases(std::int64_t now) {
@@ -963,6 +1034,7 @@ void Scheduler::ExpireLeases(std::int64_t now) {
 
 void Scheduler::Tick() {
   const std::int64_t now = clock_.NowMs();
+  const std::int64_t mono = clock_.MonoMs();
   std::vector<std::uint32_t> touched;
   while (!timers_.empty() && timers_.top().due_ms <= now) {
     const TimerEntry e = timers_.top();
@@ -976,8 +1048,8 @@ void Scheduler::Tick() {
     MakeReady(*job);
     touched.push_back(job->queue);
   }
-  ExpireLeases(now);
-  while (!waiter_deadlines_.empty() && waiter_deadlines_.top().due_ms <= now) {
+  ExpireLeases(mono);
+  while (!waiter_deadlines_.empty() && waiter_deadlines_.top().due_ms <= mono) {
     const std::uint64_t wid = waiter_deadlines_.top().seq;
     waiter_deadlines_.pop();
     auto it = waiters_.find(wid);
@@ -986,7 +1058,7 @@ void Scheduler::Tick() {
     RemoveWaiter(it);
     cb({});
   }
-  if (now >= next_sweep_ms_) Sweep(now);
+  if (mono >= next_sweep_ms_) Sweep(now);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
@@ -1075,7 +1147,7 @@ void Scheduler::MaybeCompactHeaps() {
 }
 
 void Scheduler::Sweep(std::int64_t now) {
-  next_sweep_ms_ = now + options_.retention_sweep_interval_ms;
+  next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
   const Retention& d = options_.default_retention;
   open_.mutations.push_back(PurgeFinished{"", JobState::kSucceeded, now - d.succeeded_ms});
   open_.mutations.push_back(PurgeFinished{"", JobState::kDead, now - d.dead_ms});

@@ -91,7 +91,9 @@ class Scheduler {
   // expiry among those not loaded (until then a cache miss needs a store lookup).
   void LoadIdempotencyKey(const IdempotencyKeyRecord& key);
   void LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms);
-  // A live job from the store; active jobs come back ready (their leases died with the process).
+  // A live job from the store. An active job with a recorded lease comes back active under the
+  // same token and worker until its recorded (wall-clock) expiry, converted to the monotonic
+  // clock now; an active job without one (format 1 data) comes back ready.
   void LoadJob(JobRecord&& record);
 
   // --- Commands. ---------------------------------------------------------------------------
@@ -108,14 +110,20 @@ class Scheduler {
   // have created the job meanwhile: it is then a duplicate) and the lookup's ticket ends.
   // kInternal if a lookup was needed and not given.
   Result<EnqueueOutcome> Enqueue(EnqueueSpec spec, const IdempotencyLookup* lookup = nullptr);
-  // Leases up to request.max jobs that are ready now (possibly none). Never waits.
+  // Leases up to request.max jobs that are ready now (possibly none). Never waits. Every lease
+  // appends an UpdateLease (state, attempt count, token, expiry, worker) to the open batch: a
+  // lease reply must wait for durability like any write, so that a restart finds the lease.
   std::vector<LeasedJob> Lease(const LeaseRequest& request);
   // Registers a long-poll waiter that is called exactly once: with jobs when some become ready,
-  // or with none at `deadline_ms` or on Shutdown().
-  void AddWaiter(LeaseRequest request, std::int64_t deadline_ms, LeaseCallback callback);
+  // or with none at `deadline_mono_ms` (on the monotonic clock, Clock::MonoMs) or on Shutdown().
+  void AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms, LeaseCallback callback);
   // Puts a leased job back to ready without counting the attempt (its lease reply was lost).
   void Release(JobId id, std::uint64_t token);
   // kNotFound, kStaleLease (token is not the current lease, or the job is no longer active).
+  // Extensions are persisted lazily: only when the durable expiry would lapse within half of the
+  // new lease length (HeartbeatOutcome::persisted), so a steady heartbeat writes about every
+  // other beat, and a crash never expires a lease that was kept extended before the worker's
+  // next beat is due.
   Result<HeartbeatOutcome> Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms);
   // Returns the job's new state. kNotFound, kStaleLease.
   Result<JobState> Ack(JobId id, std::uint64_t token, const std::string& result);
@@ -145,12 +153,14 @@ class Scheduler {
   std::uint64_t active_jobs() const;
 
   // --- Time. -------------------------------------------------------------------------------
-  // The earliest time at which Tick() may have something to do (the next retention sweep at
-  // the latest).
-  std::int64_t NextDeadlineMs() const;
-  // Fires everything due at Clock::NowMs(): delayed jobs become ready, expired leases fail,
-  // long-poll waiters time out, idempotency keys expire, retention sweeps. Also rebuilds heaps
-  // whose stale entries outnumber the valid ones and frees queues nothing refers to any more.
+  // Milliseconds from now until Tick() may have something to do (0: now; the next retention
+  // sweep at the latest). A delay rather than a time because deadlines live on two clocks:
+  // run_at timers on the wall clock, leases, long-polls and the sweep on the monotonic clock.
+  std::int64_t NextDeadlineInMs() const;
+  // Fires everything due: delayed jobs whose run_at (wall clock) has come become ready; leases,
+  // long-poll waiters and the sweep interval fire on the monotonic clock, so a step of the wall
+  // clock neither expires nor stretches them. Also rebuilds heaps whose stale entries outnumber
+  // the valid ones, and the sweep frees queues nothing refers to any more.
   void Tick();
 
   // --- Group commit. -----------------------------------------------------------------------
@@ -267,7 +277,12 @@ class Scheduler {
   JobRecord ToRecord(const LiveJob& job, bool with_payload) const;
   JobView ToView(const LiveJob& job) const;
   QueueInfo ToQueueInfo(std::uint32_t qi) const;
-  void RecordUpdate(const LiveJob& job);
+  void RecordUpdate(LiveJob& job);
+  void RecordLease(LiveJob& job);
+  // Conversions between the monotonic clock (in-memory deadlines) and the wall clock (what is
+  // shown and persisted), at the current instant.
+  std::int64_t WallOf(std::int64_t mono_ms) const;
+  std::int64_t MonoOf(std::int64_t wall_ms) const;
 
   const Clock& clock_;
   Rng& rng_;
@@ -289,9 +304,9 @@ class Scheduler {
   std::uint64_t scheduled_total_ = 0;  // valid entries of timers_
   std::uint64_t active_total_ = 0;     // jobs with a valid entry in leases_
 
-  TimerHeap timers_;  // scheduled jobs: due -> ready
-  TimerHeap leases_;  // active jobs: lease expiry
-  TimerHeap waiter_deadlines_;
+  TimerHeap timers_;            // scheduled jobs: run_at (wall clock) -> ready
+  TimerHeap leases_;            // active jobs: lease expiry (monotonic)
+  TimerHeap waiter_deadlines_;  // monotonic
   std::unordered_map<std::uint64_t, Waiter> waiters_;
   std::uint64_t next_waiter_id_ = 1;
 
@@ -304,7 +319,7 @@ class Scheduler {
   std::uint32_t keys_in_open_batch_ = 0;
   void UpdateEvictable();
   EnqueueOutcome Duplicate(JobId id, bool finished, JobState state) const;
-  std::int64_t next_sweep_ms_ = 0;
+  std::int64_t next_sweep_ms_ = 0;  // monotonic
 
   Batch open_;
   std::vector<JobId> open_promote_;

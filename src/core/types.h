@@ -98,8 +98,11 @@ struct LeasedJob {
 };
 
 struct HeartbeatOutcome {
-  std::int64_t expires_at_ms = 0;
+  std::int64_t expires_at_ms = 0;  // wall clock
   bool cancel_requested = false;
+  // The extension was written to the open batch (the durable expiry would have lapsed too
+  // soon); the reply should then wait for durability like other writes.
+  bool persisted = false;
 };
 
 struct FailSpec {
@@ -135,6 +138,9 @@ struct ListQuery {
   std::optional<JobState> state;  // nullopt: every state
   JobId after_id = 0;             // from the previous page's next_cursor
   std::uint32_t limit = 100;
+  // Stop collecting once the payloads and results taken reach this many bytes (at least one job
+  // is always taken): a page is capped by size as well as by count.
+  std::size_t max_bytes = SIZE_MAX;
 };
 
 struct JobPage {

@@ -27,6 +27,9 @@ namespace ym::net {
 struct ApiOptions {
   CodecLimits codec;
   std::size_t max_request_bytes = 16 << 20;
+  // A list page stops before the job that would take its body past this (at least one job is
+  // always sent); the cursor carries on.
+  std::size_t max_reply_bytes = 8 << 20;
   // Renders the Prometheus text body of /metrics; when empty, /metrics serves an empty body.
   std::function<std::string()> metrics_renderer;
   // Runs a task on the transport's own threads. Used when a Broker callback needs a second

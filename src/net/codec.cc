@@ -1,8 +1,6 @@
 #include "net/codec.h"
 
 #include <fmt/format.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -12,16 +10,14 @@
 #include <initializer_list>
 #include <optional>
 
+#include "common/json.h"
+#include "net/cursor.h"
+
 namespace ym::net {
 namespace {
 
-using rapidjson::Value;
+using json::Value;
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-// Iterative parsing keeps the parser's stack on the heap whatever the nesting; validating the
-// encoding keeps invalid UTF-8 out of names, messages and stored payloads.
-constexpr unsigned kParseFlags =
-    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
 // ---- parsing helpers ----
 
@@ -34,99 +30,67 @@ Status FieldError(std::string_view path, std::string_view what) {
   return Validation(fmt::format("field \"{}\": {}", path, what));
 }
 
-// Deepest nesting of arrays and objects in `text`, which must be well-formed JSON.
-int JsonDepth(std::string_view text) {
-  int depth = 0;
-  int max_depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
-}
-
-Status ParseDocument(std::string_view body, rapidjson::Document& doc) {
+// Bodies are read with json::Document (common/json.h), not RapidJSON's DOM: it keeps numbers as
+// their text, refuses lone surrogates and any byte after the value, and bounds the nesting.
+Result<json::Document> ParseDocument(std::string_view body) {
   if (body.empty()) return InvalidJson("the request body is empty; a JSON object is required");
-  doc.Parse<kParseFlags>(body.data(), body.size());
-  if (doc.HasParseError()) {
-    return InvalidJson(fmt::format("malformed JSON at offset {}: {}", doc.GetErrorOffset(),
-                                   rapidjson::GetParseError_En(doc.GetParseError())));
-  }
-  if (JsonDepth(body) > kMaxJsonDepth) {
-    return Validation(fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth));
-  }
-  if (!doc.IsObject()) return Validation("the request body must be a JSON object");
-  return Status::Ok();
+  json::ParseOptions options;
+  options.max_depth = kMaxJsonDepth;
+  Result<json::Document> doc = json::Document::Parse(body, options);
+  if (!doc.ok()) return doc.status();
+  if (!doc->root().IsObject()) return Validation("the request body must be a JSON object");
+  return doc;
 }
-
-std::string_view Key(const Value::ConstMemberIterator& it) {
-  return {it->name.GetString(), it->name.GetStringLength()};
-}
-
-std::string_view Str(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
 // Rejects unknown and repeated members of `obj`: a typo must not silently change behaviour.
 Status CheckMembers(const Value& obj, std::string_view prefix,
                     std::initializer_list<std::string_view> allowed) {
-  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
-    std::string_view key = Key(it);
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    std::string_view key = (*it).name.GetString();
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       return FieldError(FieldPath(prefix, key), "unknown field");
     }
-    for (auto prev = obj.MemberBegin(); prev != it; ++prev) {
-      if (Key(prev) == key) return FieldError(FieldPath(prefix, key), "duplicate field");
+    for (auto prev = obj.begin(); prev != it; ++prev) {
+      if ((*prev).name.GetString() == key) {
+        return FieldError(FieldPath(prefix, key), "duplicate field");
+      }
     }
   }
   return Status::Ok();
 }
 
-// The member `name` of `obj`, or nullptr when absent or null.
-const Value* Find(const Value& obj, std::string_view name) {
-  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
-    if (Key(it) == name) return it->value.IsNull() ? nullptr : &it->value;
+// The member `name` of `obj` including an explicit null, or nullopt when absent.
+std::optional<Value> FindRaw(const Value& obj, std::string_view name) {
+  for (const auto& m : obj) {
+    if (m.name.GetString() == name) return m.value;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-// The member `name` of `obj` including an explicit null, or nullptr when absent.
-const Value* FindRaw(const Value& obj, std::string_view name) {
-  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
-    if (Key(it) == name) return &it->value;
-  }
-  return nullptr;
+// The member `name` of `obj`, or nullopt when absent or null.
+std::optional<Value> Find(const Value& obj, std::string_view name) {
+  std::optional<Value> v = FindRaw(obj, name);
+  if (v && v->IsNull()) return std::nullopt;
+  return v;
 }
 
 Status Required(std::string_view path) { return FieldError(path, "is required"); }
 
 Status IntValue(const Value& v, std::string_view path, std::int64_t lo, std::int64_t hi,
                 std::int64_t* out) {
-  if (!v.IsInt64() || v.GetInt64() < lo || v.GetInt64() > hi) {
+  std::optional<std::int64_t> n = v.AsInt64();
+  if (!n || *n < lo || *n > hi) {
     return FieldError(path, fmt::format("must be an integer between {} and {}", lo, hi));
   }
-  *out = v.GetInt64();
+  *out = *n;
   return Status::Ok();
 }
 
 template <typename T>
 Status OptInt(const Value& obj, std::string_view prefix, std::string_view name, std::int64_t lo,
               std::int64_t hi, std::optional<T>* out) {
-  const Value* v = Find(obj, name);
-  if (v == nullptr) return Status::Ok();
+  std::optional<Value> v = Find(obj, name);
+  if (!v) return Status::Ok();
   std::int64_t n = 0;
   YM_RETURN_IF_ERROR(IntValue(*v, FieldPath(prefix, name), lo, hi, &n));
   *out = static_cast<T>(n);
@@ -134,38 +98,38 @@ Status OptInt(const Value& obj, std::string_view prefix, std::string_view name, 
 }
 
 Status NameValue(const Value& v, std::string_view path, std::string* out) {
-  if (!v.IsString() || !IsValidName(Str(v))) {
+  if (!v.IsString() || !IsValidName(v.GetString())) {
     return FieldError(path, "must be a string of 1 to 128 characters from [A-Za-z0-9_.:-]");
   }
-  out->assign(Str(v));
+  out->assign(v.GetString());
   return Status::Ok();
 }
 
 Status OptName(const Value& obj, std::string_view prefix, std::string_view name, std::string* out) {
-  const Value* v = Find(obj, name);
-  if (v == nullptr) return Status::Ok();
+  std::optional<Value> v = Find(obj, name);
+  if (!v) return Status::Ok();
   return NameValue(*v, FieldPath(prefix, name), out);
 }
 
 Status ReqName(const Value& obj, std::string_view prefix, std::string_view name, std::string* out) {
-  const Value* v = Find(obj, name);
-  if (v == nullptr) return Required(FieldPath(prefix, name));
+  std::optional<Value> v = Find(obj, name);
+  if (!v) return Required(FieldPath(prefix, name));
   return NameValue(*v, FieldPath(prefix, name), out);
 }
 
 Status BytesValue(const Value& v, std::string_view path, std::size_t min, std::size_t max,
                   std::string* out) {
-  if (!v.IsString() || v.GetStringLength() < min || v.GetStringLength() > max) {
+  if (!v.IsString() || v.GetString().size() < min || v.GetString().size() > max) {
     return FieldError(path, fmt::format("must be a string of {} to {} bytes", min, max));
   }
-  out->assign(Str(v));
+  out->assign(v.GetString());
   return Status::Ok();
 }
 
 Status OptBool(const Value& obj, std::string_view prefix, std::string_view name,
                std::optional<bool>* out) {
-  const Value* v = Find(obj, name);
-  if (v == nullptr) return Status::Ok();
+  std::optional<Value> v = Find(obj, name);
+  if (!v) return Status::Ok();
   if (!v->IsBool()) return FieldError(FieldPath(prefix, name), "must be a boolean");
   *out = v->GetBool();
   return Status::Ok();
@@ -173,10 +137,10 @@ Status OptBool(const Value& obj, std::string_view prefix, std::string_view name,
 
 Status TokenValue(const Value& obj, std::string_view prefix, std::uint64_t* out) {
   std::string path = FieldPath(prefix, "token");
-  const Value* v = Find(obj, "token");
-  if (v == nullptr) return Required(path);
+  std::optional<Value> v = Find(obj, "token");
+  if (!v) return Required(path);
   std::optional<std::uint64_t> token;
-  if (v->IsString()) token = ParseToken(Str(*v));
+  if (v->IsString()) token = ParseToken(v->GetString());
   if (!token) return FieldError(path, "must be a lease token of 16 hex digits");
   *out = *token;
   return Status::Ok();
@@ -184,32 +148,26 @@ Status TokenValue(const Value& obj, std::string_view prefix, std::uint64_t* out)
 
 Status JobIdValue(const Value& obj, std::string_view prefix, JobId* out) {
   std::string path = FieldPath(prefix, "id");
-  const Value* v = Find(obj, "id");
-  if (v == nullptr) return Required(path);
+  std::optional<Value> v = Find(obj, "id");
+  if (!v) return Required(path);
   std::optional<JobId> id;
-  if (v->IsString()) id = ParseJobId(Str(*v));
+  if (v->IsString()) id = ParseJobId(v->GetString());
   if (!id) return FieldError(path, "must be a job id (a decimal string such as \"42\")");
   *out = *id;
   return Status::Ok();
 }
 
-// Re-serializes any JSON value compactly: what the store keeps and workers receive.
-std::string Compact(const Value& v) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
+// Payloads and ack results are kept as their validated JSON text, exactly as sent minus
+// insignificant whitespace: numbers, escapes and Unicode are never re-encoded (docs/api.md).
 Status PayloadValue(const Value& v, std::string_view path, const CodecLimits& limits,
                     std::string* out) {
-  std::string text = Compact(v);
+  std::string_view text = v.Raw();
   if (text.size() > limits.max_payload_bytes) {
     return Status(Code::kPayloadTooLarge,
-                  fmt::format("field \"{}\": {} bytes serialized, the limit is {} bytes", path,
-                              text.size(), limits.max_payload_bytes));
+                  fmt::format("field \"{}\": {} bytes without whitespace, the limit is {} bytes",
+                              path, text.size(), limits.max_payload_bytes));
   }
-  *out = std::move(text);
+  out->assign(text);
   return Status::Ok();
 }
 
@@ -226,12 +184,12 @@ Status BackoffValue(const Value& v, std::string_view path, Backoff* out) {
     return FieldError(FieldPath(path, "initial_ms"),
                       fmt::format("must not exceed max_ms ({})", b.max_ms));
   }
-  if (const Value* m = Find(v, "multiplier")) {
-    if (!m->IsNumber() || !std::isfinite(m->GetDouble()) || m->GetDouble() < 1.0 ||
-        m->GetDouble() > kMaxBackoffMultiplier) {
+  if (auto m = Find(v, "multiplier")) {
+    std::optional<double> d = m->AsDouble();
+    if (!d || *d < 1.0 || *d > kMaxBackoffMultiplier) {
       return FieldError(FieldPath(path, "multiplier"), "must be a number between 1 and 100");
     }
-    b.multiplier = m->GetDouble();
+    b.multiplier = *d;
   }
   *out = b;
   return Status::Ok();
@@ -271,13 +229,13 @@ Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits
     return FieldError("run_at", "cannot be combined with \"delay_ms\"");
   }
   YM_RETURN_IF_ERROR(OptInt(obj, "", "max_attempts", 1, kMaxMaxAttempts, &spec.max_attempts));
-  if (const Value* b = Find(obj, "backoff")) {
+  if (auto b = Find(obj, "backoff")) {
     Backoff backoff;
     YM_RETURN_IF_ERROR(BackoffValue(*b, "backoff", &backoff));
     spec.backoff = backoff;
   }
   YM_RETURN_IF_ERROR(OptInt(obj, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &spec.lease_ms));
-  if (const Value* k = Find(obj, "idempotency_key")) {
+  if (auto k = Find(obj, "idempotency_key")) {
     YM_RETURN_IF_ERROR(
         BytesValue(*k, "idempotency_key", 1, kMaxIdempotencyKeyBytes, &spec.idempotency_key));
   }
@@ -287,18 +245,19 @@ Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits
     return FieldError("idempotency_ttl_ms", "requires \"idempotency_key\"");
   }
   YM_RETURN_IF_ERROR(OptName(obj, "", "concurrency_key", &spec.concurrency_key));
-  if (const Value* tags = Find(obj, "tags")) {
+  if (auto tags = Find(obj, "tags")) {
     if (!tags->IsArray() || tags->Size() > kMaxTags) {
       return FieldError("tags", fmt::format("must be an array of at most {} strings", kMaxTags));
     }
-    for (rapidjson::SizeType i = 0; i < tags->Size(); ++i) {
+    std::size_t i = 0;
+    for (const auto& m : *tags) {
       std::string tag;
-      YM_RETURN_IF_ERROR(BytesValue((*tags)[i], fmt::format("tags[{}]", i), 1, kMaxTagBytes, &tag));
+      YM_RETURN_IF_ERROR(BytesValue(m.value, fmt::format("tags[{}]", i++), 1, kMaxTagBytes, &tag));
       spec.tags.push_back(std::move(tag));
     }
   }
   // The payload goes last: it is the one check that costs a serialization.
-  if (const Value* p = FindRaw(obj, "payload")) {
+  if (auto p = FindRaw(obj, "payload")) {
     YM_RETURN_IF_ERROR(PayloadValue(*p, "payload", limits, &spec.payload));
   }
   return spec;
@@ -307,15 +266,15 @@ Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits
 Result<FailSpec> FailSpecFromValue(const Value& obj, std::string_view prefix) {
   FailSpec spec;
   std::string path = FieldPath(prefix, "error");
-  const Value* e = Find(obj, "error");
-  if (e == nullptr) return Required(path);
+  std::optional<Value> e = Find(obj, "error");
+  if (!e) return Required(path);
   if (!e->IsObject()) return FieldError(path, "must be an object");
   YM_RETURN_IF_ERROR(CheckMembers(*e, path, {"type", "message", "retryable"}));
-  if (const Value* t = Find(*e, "type")) {
+  if (auto t = Find(*e, "type")) {
     YM_RETURN_IF_ERROR(BytesValue(*t, FieldPath(path, "type"), 1, kMaxErrorTypeBytes, &spec.type));
   }
-  const Value* m = Find(*e, "message");
-  if (m == nullptr) return Required(FieldPath(path, "message"));
+  std::optional<Value> m = Find(*e, "message");
+  if (!m) return Required(FieldPath(path, "message"));
   YM_RETURN_IF_ERROR(
       BytesValue(*m, FieldPath(path, "message"), 0, kMaxErrorMessageBytes, &spec.message));
   std::optional<bool> retryable;
@@ -335,7 +294,7 @@ Result<AckItem> AckFromValue(const Value& obj, std::string_view prefix, bool wit
     YM_RETURN_IF_ERROR(CheckMembers(obj, prefix, {"token", "result"}));
   }
   YM_RETURN_IF_ERROR(TokenValue(obj, prefix, &item.token));
-  if (const Value* r = Find(obj, "result")) {
+  if (auto r = Find(obj, "result")) {
     YM_RETURN_IF_ERROR(PayloadValue(*r, FieldPath(prefix, "result"), limits, &item.result));
   }
   return item;
@@ -558,6 +517,7 @@ Result<ListQuery> ParseListQuery(std::string_view query, bool allow_state) {
   if (!params.ok()) return params.status();
   ListQuery q;
   q.limit = kDefaultListLimit;
+  std::string cursor;
   for (const auto& [name, value] : *params) {
     // An empty value means "not given": `?queue=&state=` is how the docs spell a template.
     if (name == "queue") {
@@ -583,13 +543,16 @@ Result<ListQuery> ParseListQuery(std::string_view query, bool allow_state) {
       }
       q.limit = limit;
     } else if (name == "cursor") {
-      if (value.empty()) continue;
-      auto after = DecodeCursor(value);
-      if (!after.ok()) return after.status();
-      q.after_id = *after;
+      cursor = value;
     } else {
       return QueryError(name, "unknown parameter");
     }
+  }
+  // The cursor is checked against the whole filter, which may come after it in the query.
+  if (!cursor.empty()) {
+    auto after = DecodeJobCursor(allow_state ? JobsCursorScope(q) : DeadCursorScope(q), cursor);
+    if (!after.ok()) return after.status();
+    q.after_id = *after;
   }
   return q;
 }
@@ -599,41 +562,45 @@ Result<ListQuery> ParseListQuery(std::string_view query, bool allow_state) {
 // ---- request bodies ----
 
 Result<EnqueueSpec> ParseEnqueue(std::string_view body, const CodecLimits& limits) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   return EnqueueFromValue(doc, limits);
 }
 
 Result<std::vector<Result<EnqueueSpec>>> ParseEnqueueBatch(std::string_view body,
                                                            const CodecLimits& limits) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"jobs"}));
-  const Value* jobs = Find(doc, "jobs");
-  if (jobs == nullptr) return Required("jobs");
+  std::optional<Value> jobs = Find(doc, "jobs");
+  if (!jobs) return Required("jobs");
   if (!jobs->IsArray() || jobs->Empty() || jobs->Size() > kMaxBatchItems) {
     return FieldError("jobs", fmt::format("must be an array of 1 to {} job specs", kMaxBatchItems));
   }
   std::vector<Result<EnqueueSpec>> out;
   out.reserve(jobs->Size());
-  for (const Value& item : jobs->GetArray()) out.push_back(EnqueueFromValue(item, limits));
+  for (const auto& m : *jobs) out.push_back(EnqueueFromValue(m.value, limits));
   return out;
 }
 
 Result<LeaseRequest> ParseLease(std::string_view body) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"queues", "max", "wait_ms", "worker_id", "lease_ms"}));
   LeaseRequest req;
-  const Value* queues = Find(doc, "queues");
-  if (queues == nullptr) return Required("queues");
+  std::optional<Value> queues = Find(doc, "queues");
+  if (!queues) return Required("queues");
   if (!queues->IsArray() || queues->Empty() || queues->Size() > kMaxLeaseQueues) {
     return FieldError("queues",
                       fmt::format("must be an array of 1 to {} queue names", kMaxLeaseQueues));
   }
-  for (rapidjson::SizeType i = 0; i < queues->Size(); ++i) {
+  std::size_t i = 0;
+  for (const auto& m : *queues) {
     std::string name;
-    YM_RETURN_IF_ERROR(NameValue((*queues)[i], fmt::format("queues[{}]", i), &name));
+    YM_RETURN_IF_ERROR(NameValue(m.value, fmt::format("queues[{}]", i++), &name));
     req.queues.push_back(std::move(name));
   }
   std::optional<std::uint32_t> max;
@@ -642,7 +609,7 @@ Result<LeaseRequest> ParseLease(std::string_view body) {
   std::optional<std::int64_t> wait;
   YM_RETURN_IF_ERROR(OptInt(doc, "", "wait_ms", 0, kMaxWaitMs, &wait));
   req.wait_ms = wait.value_or(0);
-  if (const Value* w = Find(doc, "worker_id")) {
+  if (auto w = Find(doc, "worker_id")) {
     YM_RETURN_IF_ERROR(BytesValue(*w, "worker_id", 0, kMaxWorkerIdBytes, &req.worker_id));
   }
   YM_RETURN_IF_ERROR(OptInt(doc, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &req.lease_ms));
@@ -650,8 +617,9 @@ Result<LeaseRequest> ParseLease(std::string_view body) {
 }
 
 Result<HeartbeatRequest> ParseHeartbeat(std::string_view body) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"token", "extend_ms"}));
   HeartbeatRequest req;
   YM_RETURN_IF_ERROR(TokenValue(doc, "", &req.token));
@@ -662,29 +630,32 @@ Result<HeartbeatRequest> ParseHeartbeat(std::string_view body) {
 }
 
 Result<AckItem> ParseAck(JobId id, std::string_view body, const CodecLimits& limits) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   Result<AckItem> item = AckFromValue(doc, "", /*with_id=*/false, limits);
   if (item.ok()) item->id = id;
   return item;
 }
 
 Result<FailItem> ParseFail(JobId id, std::string_view body) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   Result<FailItem> item = FailFromValue(doc, "", /*with_id=*/false);
   if (item.ok()) item->id = id;
   return item;
 }
 
 Result<CompleteBatch> ParseCompleteBatch(std::string_view body, const CodecLimits& limits) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"acks", "fails"}));
-  const Value* acks = Find(doc, "acks");
-  const Value* fails = Find(doc, "fails");
-  if (acks != nullptr && !acks->IsArray()) return FieldError("acks", "must be an array");
-  if (fails != nullptr && !fails->IsArray()) return FieldError("fails", "must be an array");
+  std::optional<Value> acks = Find(doc, "acks");
+  std::optional<Value> fails = Find(doc, "fails");
+  if (acks && !acks->IsArray()) return FieldError("acks", "must be an array");
+  if (fails && !fails->IsArray()) return FieldError("fails", "must be an array");
   std::size_t total = (acks ? acks->Size() : 0) + (fails ? fails->Size() : 0);
   if (total == 0 || total > kMaxBatchItems) {
     return FieldError(
@@ -692,10 +663,11 @@ Result<CompleteBatch> ParseCompleteBatch(std::string_view body, const CodecLimit
         fmt::format("acks and fails together must hold 1 to {} items", kMaxBatchItems));
   }
   CompleteBatch out;
-  if (acks != nullptr) {
-    for (rapidjson::SizeType i = 0; i < acks->Size(); ++i) {
-      const Value& item = (*acks)[i];
-      std::string prefix = fmt::format("acks[{}]", i);
+  if (acks) {
+    std::size_t i = 0;
+    for (const auto& m : *acks) {
+      const Value& item = m.value;
+      std::string prefix = fmt::format("acks[{}]", i++);
       if (!item.IsObject()) {
         out.acks.push_back(FieldError(prefix, "must be an object"));
       } else {
@@ -703,10 +675,11 @@ Result<CompleteBatch> ParseCompleteBatch(std::string_view body, const CodecLimit
       }
     }
   }
-  if (fails != nullptr) {
-    for (rapidjson::SizeType i = 0; i < fails->Size(); ++i) {
-      const Value& item = (*fails)[i];
-      std::string prefix = fmt::format("fails[{}]", i);
+  if (fails) {
+    std::size_t i = 0;
+    for (const auto& m : *fails) {
+      const Value& item = m.value;
+      std::string prefix = fmt::format("fails[{}]", i++);
       if (!item.IsObject()) {
         out.fails.push_back(FieldError(prefix, "must be an object"));
       } else {
@@ -718,8 +691,9 @@ Result<CompleteBatch> ParseCompleteBatch(std::string_view body, const CodecLimit
 }
 
 Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(
       CheckMembers(doc, "", {"paused", "max_attempts", "lease_ms", "backoff", "retention"}));
   QueueConfigPatch patch;
@@ -727,12 +701,12 @@ Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body
   YM_RETURN_IF_ERROR(OptBool(doc, "", "paused", &patch.paused));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "max_attempts", 1, kMaxMaxAttempts, &patch.max_attempts));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &patch.lease_ms));
-  if (const Value* b = Find(doc, "backoff")) {
+  if (auto b = Find(doc, "backoff")) {
     Backoff backoff;
     YM_RETURN_IF_ERROR(BackoffValue(*b, "backoff", &backoff));
     patch.backoff = backoff;
   }
-  if (const Value* r = Find(doc, "retention")) {
+  if (auto r = Find(doc, "retention")) {
     Retention retention;
     YM_RETURN_IF_ERROR(RetentionValue(*r, "retention", &retention));
     patch.retention = retention;
@@ -741,30 +715,33 @@ Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body
 }
 
 Result<DeadReplayRequest> ParseDeadReplay(std::string_view body) {
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"queue", "ids", "limit"}));
   DeadReplayRequest req;
   YM_RETURN_IF_ERROR(OptName(doc, "", "queue", &req.queue));
   std::optional<std::uint32_t> limit;
   YM_RETURN_IF_ERROR(OptInt(doc, "", "limit", 1, kMaxReplayLimit, &limit));
   req.limit = limit.value_or(kDefaultReplayLimit);
-  if (const Value* ids = Find(doc, "ids")) {
+  if (auto ids = Find(doc, "ids")) {
     if (!ids->IsArray() || ids->Empty() || ids->Size() > kMaxBatchItems) {
       return FieldError("ids", fmt::format("must be an array of 1 to {} job ids", kMaxBatchItems));
     }
     if (!req.queue.empty() || limit) {
       return FieldError("ids", "cannot be combined with \"queue\" or \"limit\"");
     }
-    for (rapidjson::SizeType i = 0; i < ids->Size(); ++i) {
-      const Value& v = (*ids)[i];
+    std::size_t i = 0;
+    for (const auto& m : *ids) {
+      const Value& v = m.value;
       std::optional<JobId> id;
-      if (v.IsString()) id = ParseJobId(Str(v));
+      if (v.IsString()) id = ParseJobId(v.GetString());
       if (!id) {
         return FieldError(fmt::format("ids[{}]", i),
                           "must be a job id (a decimal string such as \"42\")");
       }
       req.ids.push_back(*id);
+      ++i;
     }
   }
   return req;
@@ -772,8 +749,9 @@ Result<DeadReplayRequest> ParseDeadReplay(std::string_view body) {
 
 Status ParseEmptyObject(std::string_view body) {
   if (body.empty()) return Status::Ok();
-  rapidjson::Document doc;
-  YM_RETURN_IF_ERROR(ParseDocument(body, doc));
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
   return CheckMembers(doc, "", {});
 }
 
@@ -813,6 +791,11 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::s
     if (!name.ok()) return name.status();
     auto value = PercentDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1), true);
     if (!value.ok()) return value.status();
+    // Decoded names and values may end up in error messages and filters: UTF-8 only, so that
+    // nothing the server sends back is invalid UTF-8.
+    if (!json::IsValidUtf8(*name) || !json::IsValidUtf8(*value)) {
+      return InvalidRequest("the query string does not decode to valid UTF-8");
+    }
     for (const auto& [seen, unused] : out) {
       if (seen == *name) return QueryError(seen, "given more than once");
     }
@@ -831,12 +814,12 @@ Result<ListQuery> ParseListDeadQuery(std::string_view query) {
   return q;
 }
 
-std::string EncodeCursor(JobId after_id) { return FormatJobId(after_id); }
+std::string JobsCursorScope(const ListQuery& query) {
+  return JobListScope("jobs", query.queue, query.state ? StateName(*query.state) : "");
+}
 
-Result<JobId> DecodeCursor(std::string_view cursor) {
-  std::optional<JobId> id = ParseJobId(cursor);
-  if (!id) return QueryError("cursor", "not a cursor returned by this server");
-  return *id;
+std::string DeadCursorScope(const ListQuery& query) {
+  return JobListScope("dead", query.queue, "");
 }
 
 // ---- response bodies ----
@@ -858,19 +841,33 @@ std::string RenderJob(const JobView& view) {
   return Take(buf);
 }
 
-std::string RenderJobPage(const JobPage& page) {
+std::string RenderJobPage(const JobPage& page, std::string_view cursor_scope,
+                          std::size_t max_bytes) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
   WriteKey(w, "items");
   w.StartArray();
-  for (const auto& v : page.items) WriteJob(w, v);
+  JobId next_after_id = page.next_after_id;
+  rapidjson::StringBuffer item;
+  for (std::size_t i = 0; i < page.items.size(); ++i) {
+    // Each job is rendered on its own first so that one that would take the body over
+    // max_bytes can be left for the next page (the Writer cannot take a value back).
+    item.Clear();
+    JsonWriter iw(item);
+    WriteJob(iw, page.items[i]);
+    if (i > 0 && buf.GetSize() + item.GetSize() + 1 > max_bytes) {
+      next_after_id = page.items[i - 1].job.id;
+      break;
+    }
+    w.RawValue(item.GetString(), item.GetSize(), rapidjson::kObjectType);
+  }
   w.EndArray();
   WriteKey(w, "next_cursor");
-  if (page.next_after_id == 0) {
+  if (next_after_id == 0) {
     w.Null();
   } else {
-    WriteStr(w, EncodeCursor(page.next_after_id));
+    WriteStr(w, EncodeJobCursor(cursor_scope, next_after_id));
   }
   w.EndObject();
   return Take(buf);

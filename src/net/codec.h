@@ -3,15 +3,18 @@
 // Parse* functions turn request bodies and query strings into the core request types
 // (core/types.h) and enforce every shape rule of docs/api.md: required fields, types, ranges,
 // name charsets, unknown fields, payload size. They never judge meaning (whether a job exists,
-// whether a token is current): that is core's job. Render* functions turn core results into
+// whether a token is current): that is core's job. Payloads and ack results are kept as the JSON
+// text the client sent, minus insignificant whitespace (docs/api.md, "Payloads are passed
+// through exactly"): numbers are never converted. Render* functions turn core results into
 // response bodies with a RapidJSON Writer, so every user-supplied string is escaped.
 //
 // Errors (as Status):
-//   kInvalidJson      the body is not well-formed JSON (or not valid UTF-8)
+//   kInvalidJson      the body is not exactly one well-formed JSON value: invalid UTF-8, a lone
+//                     surrogate escape, or any byte after the value (common/json.h)
 //   kValidation       well-formed JSON with a missing field, a wrong type, a value out of range
 //                     or an unknown field; the message names the field, e.g.
 //                     `field "priority": must be an integer between -1000000 and 1000000`
-//   kPayloadTooLarge  a payload or ack result whose compact serialization exceeds
+//   kPayloadTooLarge  a payload or ack result whose text without insignificant whitespace exceeds
 //                     CodecLimits::max_payload_bytes
 //   kInvalidRequest   a bad query string or cursor
 // JSON `null` for an optional field means the same as leaving the field out.
@@ -21,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,7 +38,8 @@
 namespace ym::net {
 
 struct CodecLimits {
-  // Largest payload (or ack result), measured as its compact re-serialization.
+  // Largest payload (or ack result), measured on its kept text (without insignificant
+  // whitespace).
   std::size_t max_payload_bytes = 1 << 20;
 };
 
@@ -64,8 +69,8 @@ inline constexpr std::uint32_t kDefaultReplayLimit = 1000;
 inline constexpr std::uint32_t kMaxReplayLimit = 100'000;
 inline constexpr std::uint32_t kDefaultListLimit = 100;
 inline constexpr std::uint32_t kMaxListLimit = 1000;
-// Request bodies nested deeper than this are refused (422): it bounds the recursion of
-// re-serializing a payload, whatever a client sends.
+// Request bodies nested deeper than this are refused (422): it bounds the JSON reader's
+// recursion, whatever a client sends.
 inline constexpr int kMaxJsonDepth = 128;
 
 // ---- request bodies ----
@@ -125,15 +130,20 @@ Result<ListQuery> ParseListJobsQuery(std::string_view query);
 // GET /v1/dead: queue, limit, cursor; the state is always dead.
 Result<ListQuery> ParseListDeadQuery(std::string_view query);
 
-// Cursors are opaque to clients; today they carry the last job id of a page.
-std::string EncodeCursor(JobId after_id);
-Result<JobId> DecodeCursor(std::string_view cursor);
+// The cursor scope (net/cursor.h) of a listing: `GET /v1/jobs` with its queue and state filters,
+// or `GET /v1/dead` with its queue filter. A cursor is valid only for the scope it was made for.
+std::string JobsCursorScope(const ListQuery& query);
+std::string DeadCursorScope(const ListQuery& query);
 
 // ---- response bodies ----
 
 std::string RenderError(const Status& status);
 std::string RenderJob(const JobView& view);
-std::string RenderJobPage(const JobPage& page);
+// `{"items":[...],"next_cursor"}`. Stops before the job that would take the body over
+// `max_bytes` (but always renders at least one job): the cursor then resumes after the last job
+// rendered. Cursors are made for `cursor_scope`.
+std::string RenderJobPage(const JobPage& page, std::string_view cursor_scope,
+                          std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
 // POST /v1/jobs: `{"id","state","duplicate"?}`.
 std::string RenderEnqueueOutcome(const EnqueueOutcome& outcome);
 // POST /v1/jobs:batch: `{"results":[...]}`.

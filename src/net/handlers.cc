@@ -43,9 +43,11 @@ Broker::Callback<QueueInfo> RenderQueueCallback(RouteId route, Responder reply) 
   };
 }
 
-Broker::Callback<JobPage> RenderPageCallback(RouteId route, Responder reply) {
-  return [route, reply = std::move(reply)](Result<JobPage> r) {
-    reply(r.ok() ? Json(200, RenderJobPage(*r), route) : ErrorResponse(r.status(), route));
+Broker::Callback<JobPage> RenderPageCallback(RouteId route, std::string scope,
+                                             std::size_t max_bytes, Responder reply) {
+  return [route, scope = std::move(scope), max_bytes, reply = std::move(reply)](Result<JobPage> r) {
+    reply(r.ok() ? Json(200, RenderJobPage(*r, scope, max_bytes), route)
+                 : ErrorResponse(r.status(), route));
   };
 }
 
@@ -96,16 +98,28 @@ void EnqueueBatch(Call& c) {
       });
 }
 
+// A page is capped by bytes as well as by count: the Broker stops loading once the payloads it
+// holds reach max_reply_bytes, and the renderer stops before the job that would take the body
+// past it; the cursor carries on from there. So one list call holds at most about twice the cap
+// in memory, whatever `limit` and the payload sizes are.
+void ListPage(Call& c, Result<ListQuery> query, std::string scope) {
+  if (!query.ok()) return c.Error(query.status());
+  query->max_bytes = c.options.max_reply_bytes;
+  c.broker.ListJobs(std::move(query).value(),
+                    RenderPageCallback(c.match.id, std::move(scope), c.options.max_reply_bytes,
+                                       std::move(c.reply)));
+}
+
 void ListJobs(Call& c) {
   auto query = ParseListJobsQuery(c.match.query);
-  if (!query.ok()) return c.Error(query.status());
-  c.broker.ListJobs(std::move(query).value(), RenderPageCallback(c.match.id, std::move(c.reply)));
+  std::string scope = query.ok() ? JobsCursorScope(*query) : std::string();
+  ListPage(c, std::move(query), std::move(scope));
 }
 
 void ListDead(Call& c) {
   auto query = ParseListDeadQuery(c.match.query);
-  if (!query.ok()) return c.Error(query.status());
-  c.broker.ListJobs(std::move(query).value(), RenderPageCallback(c.match.id, std::move(c.reply)));
+  std::string scope = query.ok() ? DeadCursorScope(*query) : std::string();
+  ListPage(c, std::move(query), std::move(scope));
 }
 
 void GetJob(Call& c) {
@@ -282,6 +296,10 @@ void Readyz(Call& c) {
     return c.Error(Unavailable("draining: new enqueues and leases are refused"));
   }
   if (!c.broker.ready()) return c.Error(Unavailable("starting: the store is being recovered"));
+  if (!c.broker.store_available()) {
+    return c.Error(StoreUnavailable("read-only: the store refuses writes (" +
+                                    c.broker.store_error() + "); probing it to resume"));
+  }
   c.Ok(RenderStatusWord("ready"));
 }
 
@@ -300,6 +318,9 @@ ApiResponse ErrorResponse(const Status& status, RouteId route) {
   ApiResponse r = Json(static_cast<unsigned>(HttpStatus(s.code())), RenderError(s), route);
   // Backpressure: tell well-behaved clients when to come back instead of letting them spin.
   if (s.code() == Code::kResourceExhausted) r.headers.emplace_back("Retry-After", "1");
+  // Read-only after a store failure: the broker probes the store about every second (up to
+  // every 5 s while it keeps failing), so a client retrying after a few seconds finds it back.
+  if (s.code() == Code::kStoreUnavailable) r.headers.emplace_back("Retry-After", "2");
   return r;
 }
 

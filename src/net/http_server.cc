@@ -1,8 +1,11 @@
 #include "net/http_server.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/bind_executor.hpp>
@@ -32,6 +35,32 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
+
+// Replies up to this size are never refused for the queued-bytes budget: error bodies, acks,
+// heartbeats and health checks stay cheap to answer whatever slow readers hold.
+constexpr std::size_t kSmallReplyBytes = 64 << 10;
+
+// Sent on a connection refused at accept, before it is closed.
+const std::string& BusyResponse() {
+  static const std::string kResponse = [] {
+    const std::string body =
+        R"({"error":{"code":"unavailable","message":"too many connections; retry later"}})";
+    return fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nServer: yardmaster\r\n"
+        "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+        "Content-Length: {}\r\n\r\n{}",
+        body.size(), body);
+  }();
+  return kResponse;
+}
+
+// Best effort: a refused client learns why when its socket buffer has room (it always has, the
+// connection is new); then the connection is closed.
+void RefuseConnection(int fd) {
+  [[maybe_unused]] ssize_t n =
+      ::send(fd, BusyResponse().data(), BusyResponse().size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_RDWR);
+}
 
 // Lets Broker callbacks, which may run after the server stopped (or, if the owner forgot to stop
 // the Broker first, after it was destroyed), post onto the io_context only while it exists.
@@ -84,6 +113,17 @@ class HttpServerImpl {
   ApiOptions MakeApiOptions();
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
+  // Out of descriptors: accept one pending connection on the reserve descriptor and close it,
+  // so the listener's backlog drains instead of the accept loop spinning on EMFILE.
+  bool AcceptOnReserve();
+  void LogAcceptError(const beast::error_code& ec);
+
+  // On the accept strand only.
+  int reserve_fd_ = -1;
+  std::chrono::steady_clock::time_point last_accept_log_{};
+  std::uint64_t accept_errors_unlogged_ = 0;
+  // Set by Start: max_connections, lowered to fit the descriptor limit.
+  std::size_t max_connections_ = 0;
 
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
@@ -94,6 +134,8 @@ class HttpServerImpl {
   // Owning references: a session lives until it closes and removes itself (or Stop clears it),
   // so Broker callbacks only need weak references and never extend a session past its server.
   std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
+  // Open connections per client address, for max_connections_per_client.
+  std::unordered_map<std::string, std::size_t> per_client_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace detail
@@ -105,10 +147,16 @@ using detail::HttpServerImpl;
 // One connection. Every member function runs on the connection's strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServerImpl& server, tcp::socket socket)
-      : server_(server), strand_(socket.get_executor()), stream_(std::move(socket)) {}
+  Session(HttpServerImpl& server, tcp::socket socket, std::string client)
+      : server_(server),
+        strand_(socket.get_executor()),
+        stream_(std::move(socket)),
+        client_(std::move(client)) {}
+
+  ~Session() { UnqueueReply(); }
 
   const asio::any_io_executor& strand() const { return strand_; }
+  const std::string& client() const { return client_; }
 
   void Start() {
     if (phase_ == Phase::kClosed) return;
@@ -144,6 +192,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
     if (ec) return OnReadError(ec);
+    if (Status framing = CheckFraming(parser_->get()); !framing.ok()) {
+      server_.stats_.bad_framing.fetch_add(1, std::memory_order_relaxed);
+      return RespondAndClose(framing);
+    }
     if (parser_->is_done()) return OnRead({});
     // Clients such as curl send `Expect: 100-continue` before a large body and wait for it.
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
@@ -157,6 +209,42 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     ReadBody();
+  }
+
+  // RFC 9112 §6.1-6.3 and §3.2: refuse every request whose framing a proxy in front of us could
+  // read differently, before reading its body, and close the connection after the answer.
+  static Status CheckFraming(const http::request<http::string_body>& req) {
+    auto count = [&req](http::field f) {
+      auto range = req.equal_range(f);
+      return std::distance(range.first, range.second);
+    };
+    const auto te = count(http::field::transfer_encoding);
+    if (te > 0) {
+      std::string_view value = req[http::field::transfer_encoding];
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+      }
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.remove_suffix(1);
+      }
+      if (te > 1 || !beast::iequals(value, "chunked")) {
+        return InvalidRequest(
+            "Transfer-Encoding must be exactly \"chunked\" (no other coding is supported)");
+      }
+      if (count(http::field::content_length) > 0) {
+        return InvalidRequest("Transfer-Encoding and Content-Length must not both be sent");
+      }
+      if (req.version() < 11) return InvalidRequest("Transfer-Encoding needs HTTP/1.1");
+    }
+    if (count(http::field::content_length) > 1) {
+      return InvalidRequest("Content-Length must be sent at most once");
+    }
+    if (req.version() >= 11) {
+      const auto host = count(http::field::host);
+      if (host == 0) return InvalidRequest("an HTTP/1.1 request needs a Host header");
+      if (host > 1) return InvalidRequest("the Host header must be sent once");
+    }
+    return Status::Ok();
   }
 
   void ReadBody() {
@@ -267,6 +355,17 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     phase_ = Phase::kWriting;
+    if (r.body.size() > kSmallReplyBytes && !QueueReply(r.body.size())) {
+      // The budget for bytes waiting on slow readers is spent: refuse this large reply rather
+      // than hold it. Its leases go back at once, as for an undelivered reply.
+      server_.stats_.refused_replies.fetch_add(1, std::memory_order_relaxed);
+      ReleaseLeases(server_, std::move(r.leases));
+      RouteId route = r.route;
+      r = ErrorResponse(Unavailable("the server is holding too many unsent reply bytes for slow "
+                                    "readers; retry later"),
+                        route);
+      r.headers.emplace_back("Retry-After", "1");
+    }
     res_ = {};
     res_.version(11);
     res_.result(r.status);
@@ -287,6 +386,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(beast::error_code ec) {
     Finish(route_, res_.result_int());
     server_.stats_.response_bytes.fetch_add(res_.body().size(), std::memory_order_relaxed);
+    UnqueueReply();
+    const bool keep_alive = res_.keep_alive();
+    // An idle keep-alive connection must not hold its last reply (up to max_reply_bytes).
+    res_ = {};
     if (ec) {
       if (phase_ != Phase::kClosed) Close();
       ReleaseLeases(server_, std::move(leases_));
@@ -295,8 +398,28 @@ class Session : public std::enable_shared_from_this<Session> {
     leases_.clear();
     if (phase_ == Phase::kClosed) return;
     // Stop() may have found this connection mid-write, when it was not idle: close it now.
-    if (!res_.keep_alive() || server_.stopping()) return Close();
+    if (!keep_alive || server_.stopping()) return Close();
     DoRead();
+  }
+
+  // Takes `bytes` from the server-wide budget of queued reply bytes; false when it is spent.
+  bool QueueReply(std::size_t bytes) {
+    auto& queued = server_.stats_.queued_reply_bytes;
+    const auto n = static_cast<std::int64_t>(bytes);
+    const auto before = queued.fetch_add(n, std::memory_order_relaxed);
+    if (static_cast<std::size_t>(before + n) > server_.options_.max_queued_reply_bytes) {
+      queued.fetch_sub(n, std::memory_order_relaxed);
+      return false;
+    }
+    queued_bytes_ = bytes;
+    return true;
+  }
+
+  void UnqueueReply() {
+    if (queued_bytes_ == 0) return;
+    server_.stats_.queued_reply_bytes.fetch_sub(static_cast<std::int64_t>(queued_bytes_),
+                                                std::memory_order_relaxed);
+    queued_bytes_ = 0;
   }
 
   void Finish(RouteId route, unsigned status) {
@@ -324,6 +447,8 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> res_;
   std::vector<std::pair<JobId, std::uint64_t>> leases_;  // carried by res_
   RouteId route_ = RouteId::kUnmatched;
+  const std::string client_;      // the peer's address, for max_connections_per_client
+  std::size_t queued_bytes_ = 0;  // this connection's share of queued_reply_bytes
   Phase phase_ = Phase::kNew;
   bool keep_alive_ = false;
   bool close_after_ = false;
@@ -338,6 +463,7 @@ ApiOptions HttpServerImpl::MakeApiOptions() {
   ApiOptions o;
   o.codec.max_payload_bytes = options_.max_payload_bytes;
   o.max_request_bytes = options_.max_request_bytes;
+  o.max_reply_bytes = options_.max_reply_bytes;
   o.metrics_renderer = options_.metrics_renderer;
   o.server_stopping = &stopping_;
   o.post = [this, gate = gate_](std::function<void()> task) {
@@ -379,6 +505,22 @@ Status HttpServerImpl::Start() {
   spdlog::info("listening on http://{}{}{}:{}", v6 ? "[" : "", endpoint.address().to_string(),
                v6 ? "]" : "", port_.load());
 
+  // Connections must leave descriptors for the store, the logs and accept itself.
+  max_connections_ = std::max<std::size_t>(1, options_.max_connections);
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    const auto limit = static_cast<std::size_t>(nofile.rlim_cur);
+    const std::size_t usable = limit > options_.reserved_fds ? limit - options_.reserved_fds : 1;
+    if (usable < max_connections_) {
+      spdlog::warn(
+          "http: max_connections lowered from {} to {} to fit the file-descriptor limit {} "
+          "(raise it with `ulimit -n` or LimitNOFILE)",
+          max_connections_, usable, limit);
+      max_connections_ = usable;
+    }
+  }
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
   work_.emplace(ioc_.get_executor());
   asio::post(accept_strand_, [this] { DoAccept(); });
   int n = std::max(1, options_.io_threads);
@@ -406,11 +548,45 @@ void HttpServerImpl::DoAccept() {
       }));
 }
 
+void HttpServerImpl::LogAcceptError(const beast::error_code& ec) {
+  // At most one line per 10 s: a flood must not turn into a log flood.
+  const auto now = std::chrono::steady_clock::now();
+  if (last_accept_log_ != std::chrono::steady_clock::time_point{} &&
+      now - last_accept_log_ < std::chrono::seconds(10)) {
+    ++accept_errors_unlogged_;
+    return;
+  }
+  spdlog::warn("http: accept failed: {} ({} more since the last report)", ec.message(),
+               accept_errors_unlogged_);
+  last_accept_log_ = now;
+  accept_errors_unlogged_ = 0;
+}
+
+bool HttpServerImpl::AcceptOnReserve() {
+  if (reserve_fd_ < 0) return false;
+  ::close(reserve_fd_);
+  reserve_fd_ = -1;
+  int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd >= 0) {
+    RefuseConnection(fd);
+    ::close(fd);
+    stats_.rejected_no_fd.fetch_add(1, std::memory_order_relaxed);
+  }
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0 && reserve_fd_ >= 0;
+}
+
 void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (!acceptor_.is_open() || ec == asio::error::operation_aborted) return;
   if (ec) {
-    // Usually out of file descriptors: back off instead of spinning on the error.
-    spdlog::warn("http: accept failed: {}", ec.message());
+    LogAcceptError(ec);
+    const bool no_fds = ec == asio::error::no_descriptors || ec.value() == ENFILE;
+    if (no_fds && AcceptOnReserve()) {
+      // One pending connection was taken off the backlog and refused: that is progress.
+      asio::post(accept_strand_, [this] { DoAccept(); });
+      return;
+    }
+    // Back off instead of spinning on the error.
     accept_retry_.expires_after(std::chrono::milliseconds(100));
     accept_retry_.async_wait([this](beast::error_code wait_ec) {
       if (!wait_ec && acceptor_.is_open()) DoAccept();
@@ -418,14 +594,36 @@ void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
     return;
   }
   beast::error_code ignored;
+  std::string client;
+  auto peer = socket.remote_endpoint(ignored);
+  if (!ignored) client = peer.address().to_string();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::atomic<std::uint64_t>* rejected = nullptr;
+    if (sessions_.size() >= max_connections_) {
+      rejected = &stats_.rejected_total_cap;
+    } else if (auto it = per_client_.find(client);
+               it != per_client_.end() && it->second >= options_.max_connections_per_client) {
+      rejected = &stats_.rejected_client_cap;
+    }
+    if (rejected != nullptr) {
+      rejected->fetch_add(1, std::memory_order_relaxed);
+      RefuseConnection(socket.native_handle());
+      socket.close(ignored);
+      // Accepting again at once is right: the check is cheap and the backlog must drain.
+      asio::post(accept_strand_, [this] { DoAccept(); });
+      return;
+    }
+  }
   // Responses are small and written whole: never hold them back for Nagle.
   socket.set_option(tcp::no_delay(true), ignored);
   stats_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
-  auto session = std::make_shared<Session>(*this, std::move(socket));
+  auto session = std::make_shared<Session>(*this, std::move(socket), client);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_.load(std::memory_order_relaxed)) {
       sessions_.emplace(session.get(), session);
+      ++per_client_[session->client()];
       stats_.open_connections.fetch_add(1, std::memory_order_relaxed);
       asio::post(session->strand(), [session] { session->Start(); });
     }
@@ -435,7 +633,11 @@ void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
 
 void HttpServerImpl::Remove(Session* s) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (sessions_.erase(s) > 0) stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (sessions_.erase(s) > 0) {
+    stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+    auto it = per_client_.find(s->client());
+    if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+  }
   cv_.notify_all();
 }
 
@@ -481,6 +683,11 @@ void HttpServerImpl::Stop() {
   stats_.open_connections.fetch_sub(static_cast<std::int64_t>(sessions_.size()),
                                     std::memory_order_relaxed);
   sessions_.clear();
+  per_client_.clear();
+  if (reserve_fd_ >= 0) {
+    ::close(reserve_fd_);
+    reserve_fd_ = -1;
+  }
 }
 
 }  // namespace detail

@@ -11,6 +11,18 @@
 // malformed request gets 400 invalid_request and a close; a connection with no complete request
 // for idle_timeout is closed; a response that cannot be written within write_timeout is dropped.
 //
+// Framing (RFC 9112 §6): a Transfer-Encoding other than exactly `chunked`, Transfer-Encoding
+// together with Content-Length, more than one Content-Length, and a missing or repeated Host in
+// HTTP/1.1 are 400 and close the connection before any body byte is read: a request that a proxy
+// in front may frame differently is never run (request smuggling).
+//
+// Memory: every reply is built whole, so its size is what is capped: list pages stop at
+// max_reply_bytes, and the reply bytes waiting on slow readers are capped server-wide by
+// max_queued_reply_bytes (past it, a large reply becomes 503 + Retry-After); a connection keeps
+// no reply after it was written. Connections are capped in total and per client address (see
+// the options), and a descriptor is kept in reserve so that running out of descriptors never
+// leaves pending connections spinning in accept.
+//
 // Leases: if the response carrying leased jobs cannot be written (the long-polling client went
 // away), the jobs are handed back with Broker::Release so they are ready again at once. A write
 // that succeeds only means the bytes reached the kernel; a client that vanishes after that is
@@ -50,10 +62,22 @@ struct HttpServerOptions {
   int io_threads = 2;
   std::size_t max_request_bytes = 16 << 20;        // request body
   std::size_t max_header_bytes = 16 << 10;         // request line and headers
-  std::size_t max_payload_bytes = 1 << 20;         // one job payload or ack result, serialized
+  std::size_t max_payload_bytes = 1 << 20;         // one payload or ack result, as kept
   std::chrono::milliseconds idle_timeout{60'000};  // waiting for and reading one request
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // A list page stops before the job that would take its body past this (docs/api.md).
+  std::size_t max_reply_bytes = 8 << 20;
+  // Server-wide budget of reply bytes handed to connections and not yet written. A reply over
+  // kSmallReplyBytes that would take the total past it is answered 503 + Retry-After instead,
+  // so clients that never read cannot make the server hold more than this.
+  std::size_t max_queued_reply_bytes = 64 << 20;
+  // Open connections in total and per client IP address. Past either cap a new connection gets
+  // a 503 with `Connection: close` at once. The total is also kept reserved_fds below the
+  // process's file-descriptor limit, so that the store, logs and accept itself always have one.
+  std::size_t max_connections = 10'000;
+  std::size_t max_connections_per_client = 1'000;
+  std::size_t reserved_fds = 64;
   // Renders /metrics (Prometheus text); when empty, /metrics serves an empty body.
   std::function<std::string()> metrics_renderer;
 };

@@ -35,6 +35,17 @@ struct HttpStats {
   std::atomic<std::uint64_t> accepted_connections{0};
   // Leases whose response could not be written and were handed back with Broker::Release.
   std::atomic<std::uint64_t> released_leases{0};
+  // Connections closed at accept, by reason: the total cap, the per-client cap, or no file
+  // descriptor left (accepted on the reserve descriptor and closed).
+  std::atomic<std::uint64_t> rejected_total_cap{0};
+  std::atomic<std::uint64_t> rejected_client_cap{0};
+  std::atomic<std::uint64_t> rejected_no_fd{0};
+  // Reply bytes handed to a socket and not yet fully written (gauge), and large replies refused
+  // with 503 because that server-wide budget was spent.
+  std::atomic<std::int64_t> queued_reply_bytes{0};
+  std::atomic<std::uint64_t> refused_replies{0};
+  // Requests refused at their header for bad framing (Transfer-Encoding, Content-Length, Host).
+  std::atomic<std::uint64_t> bad_framing{0};
 
   void CountRequest(RouteId route, unsigned status) {
     requests[static_cast<std::size_t>(route)][StatusClass(status)].fetch_add(

@@ -85,6 +85,7 @@ ItemVerdict ClassifyItem(const ym::Status& status) {
       return ItemVerdict::kLeaseLost;
     case Code::kUnavailable:
     case Code::kIoError:
+    case Code::kStoreUnavailable:
     case Code::kResourceExhausted:
     case Code::kInternal:
       // `internal` covers a reply cut short or a 500 while the server restarts; the item is

@@ -151,7 +151,7 @@ class Broker::Impl {
   }
 
   // Core thread: calls `reply(status)` once everything written or observed so far is durable
-  // (Ok), or the commit failed (IoError).
+  // (Ok), or the commit failed (kStoreUnavailable).
   void AfterDurable(std::function<void(Status)> reply) {
     const std::uint64_t seq = sched_->VisibleSeq();
     if (seq <= sched_->durable_seq()) {
@@ -169,6 +169,22 @@ class Broker::Impl {
   std::uint64_t recovered_jobs() const { return recovered_jobs_; }
   std::int64_t recovery_ms() const { return recovery_ms_; }
   const BrokerOptions& options() const { return options_; }
+
+  // Any thread: false while read-only after a failed commit.
+  bool store_available() const { return store_available_.load(std::memory_order_acquire); }
+  std::string store_error() const {
+    std::lock_guard lk(store_error_mu_);
+    return store_error_;
+  }
+  // Core thread: true while read-only. Writes check this on the core thread (the I/O thread's
+  // check of store_available() is only a shortcut), so no client write's mutation ever enters a
+  // batch while the store is unavailable: the batches then hold only what timers produced
+  // (lease expiries, retention) and lazily persisted heartbeats, which nobody was promised.
+  bool read_only() const { return read_only_; }
+  Status ReadOnlyError() const {
+    return StoreUnavailable("read-only: the store refuses writes (" + read_only_cause_ +
+                            "); retry later");
+  }
 
  private:
   struct PendingReply {
@@ -205,11 +221,14 @@ class Broker::Impl {
       {
         std::unique_lock lk(mu_);
         if (tasks_.empty() && !stop_requested_) {
-          const std::int64_t now = clock_.NowMs();
-          const std::int64_t next = sched_->NextDeadlineMs();
           // Deadline-driven: sleep until the next timer (at most a retention sweep away) or
-          // until a command arrives.
-          if (next > now) cv_.wait_for(lk, std::chrono::milliseconds(next - now));
+          // until a command arrives. The wait is a duration on the steady clock, so a step of
+          // the wall clock does not make core oversleep a lease expiry or a long-poll deadline.
+          std::int64_t delay = sched_->NextDeadlineInMs();
+          if (read_only_ && !commit_in_flight_) {
+            delay = std::min(delay, std::max<std::int64_t>(next_probe_mono_ - clock_.MonoMs(), 0));
+          }
+          if (delay > 0) cv_.wait_for(lk, std::chrono::milliseconds(delay));
         }
         batch.swap(tasks_);
         counters_.queued_commands.store(queued_weight_, std::memory_order_relaxed);
@@ -232,7 +251,11 @@ class Broker::Impl {
 
       if (stop) {
         std::lock_guard lk(mu_);
-        if (tasks_.empty() && !commit_in_flight_ && !sched_->HasOpenMutations()) break;
+        // Read-only, what is left open was produced by timers and promised to nobody: it is
+        // dropped rather than waited for (the next start recovers the durable state).
+        if (tasks_.empty() && !commit_in_flight_ && (read_only_ || !sched_->HasOpenMutations())) {
+          break;
+        }
       }
     }
   }
@@ -265,8 +288,25 @@ class Broker::Impl {
 
  private:
   void MaybeCommit() {
-    if (commit_in_flight_ || !sched_->HasOpenMutations()) return;
-    Batch b = sched_->SealBatch();
+    if (commit_in_flight_) return;
+    Batch b;
+    if (read_only_) {
+      // The probe: the batch that failed last (retried as it was, so batches still commit in
+      // sequence), else whatever timers added since; marked so that the store really writes
+      // and syncs even when it holds no mutation.
+      if (clock_.MonoMs() < next_probe_mono_) return;
+      if (retry_batch_) {
+        b = std::move(*retry_batch_);
+        retry_batch_.reset();
+      } else {
+        b = sched_->SealBatch();
+      }
+      b.probe = true;
+      counters_.store_probes.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      if (!sched_->HasOpenMutations()) return;
+      b = sched_->SealBatch();
+    }
     commit_in_flight_ = true;
     {
       std::lock_guard lk(wmu_);
@@ -296,11 +336,16 @@ class Broker::Impl {
         counters_.committed_mutations.fetch_add(b.mutations.size(), std::memory_order_relaxed);
       }
       const std::uint64_t seq = b.seq;
-      Post([this, seq, s = std::move(s)] { OnCommitDone(seq, s); });
+      // A failed batch goes back to core: while read-only it is retried as the next probe.
+      std::optional<Batch> failed;
+      if (!s.ok()) failed = std::move(b);
+      Post([this, seq, s = std::move(s), failed = std::move(failed)]() mutable {
+        OnCommitDone(seq, s, std::move(failed));
+      });
     }
   }
 
-  void OnCommitDone(std::uint64_t seq, const Status& s) {
+  void OnCommitDone(std::uint64_t seq, const Status& s, std::optional<Batch> failed) {
     commit_in_flight_ = false;
     if (s.ok()) {
       sched_->OnCommitted(seq);
@@ -309,18 +354,52 @@ class Broker::Impl {
         replies_.pop_front();
         reply(Status::Ok());
       }
+      if (read_only_) LeaveReadOnly();
       return;
     }
-    // Nothing of the batch reached the disk, but core already acted on it (and on the open batch
-    // built on top of it). The only state we can trust is the store's: answer every waiting
-    // write with the error, drop the in-memory state and reload it. Leases die with it; their
-    // workers get 409 on ack and the jobs run again (at-least-once).
     counters_.commit_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error("commit of batch {} failed: {}; reloading state from the store", seq,
-                  s.ToString());
+    if (read_only_) {
+      // A probe failed. Core's state is the durable state plus this batch and the open one, and
+      // neither holds anything a client was promised, so nothing needs reloading: keep the
+      // batch for the next probe and back off. Logged at debug level: the episode was logged
+      // once when it began.
+      retry_batch_ = std::move(failed);
+      probe_delay_ms_ = std::min(probe_delay_ms_ * 2, kProbeMaxMs);
+      next_probe_mono_ = clock_.MonoMs() + probe_delay_ms_;
+      spdlog::debug("store probe (batch {}) failed: {}; next in {} ms", seq, s.ToString(),
+                    probe_delay_ms_);
+      return;
+    }
+    EnterReadOnly(seq, s);
+  }
+
+  // The first failed commit of an episode. Nothing of the batch reached the disk, but core already
+  // acted on it (and on the open batch built on top of it), so the only state we can trust is the
+  // store's: every write waiting on either batch is answered with the error (it did not happen),
+  // and the state is reloaded once. Leases are persisted, so the reload keeps every durable
+  // lease: running jobs stay with their workers, whose heartbeats still work. Then the broker is
+  // read-only until a probe commit succeeds, so a persistent fault (disk full, EIO) costs one
+  // reload per episode instead of a reload and a re-dispatch of every running job per commit.
+  void EnterReadOnly(std::uint64_t seq, const Status& s) {
+    read_only_ = true;
+    read_only_cause_ = s.message();
+    read_only_since_mono_ = clock_.MonoMs();
+    probes_at_start_ = counters_.store_probes.load(std::memory_order_relaxed);
+    {
+      std::lock_guard lk(store_error_mu_);
+      store_error_ = s.message();
+    }
+    store_available_.store(false, std::memory_order_release);
+    counters_.store_unavailable_episodes.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error(
+        "commit of batch {} failed: {}; the server is read-only (writes answer 503 "
+        "store_unavailable) and probes the store until it takes writes again",
+        seq, s.ToString());
     auto replies = std::move(replies_);
     replies_.clear();
-    for (auto& r : replies) r.reply(IoError("the write could not be made durable: " + s.message()));
+    for (auto& r : replies) {
+      r.reply(StoreUnavailable("the write could not be made durable: " + s.message()));
+    }
     sched_->Shutdown();
     Status rebuilt = Rebuild();
     if (!rebuilt.ok()) {
@@ -329,7 +408,37 @@ class Broker::Impl {
       spdlog::critical("cannot reload state after a failed commit: {}", rebuilt.ToString());
       std::_Exit(70);
     }
+    retry_batch_.reset();
+    // A small probe can succeed on a disk that still cannot take a real batch (it rewrites one
+    // page, which may fit where the failed batch did not), so episodes can follow each other.
+    // One that starts soon after the last ended keeps backing off from where that one stopped,
+    // which bounds the reloads under a persistent fault to one per kProbeMaxMs.
+    const std::int64_t now = clock_.MonoMs();
+    const bool recent = resumed_mono_ != 0 && now - resumed_mono_ < kRecentEpisodeMs;
+    probe_delay_ms_ = recent ? std::min(last_probe_delay_ms_ * 2, kProbeMaxMs) : kProbeFirstMs;
+    next_probe_mono_ = now + probe_delay_ms_;
   }
+
+  void LeaveReadOnly() {
+    read_only_ = false;
+    resumed_mono_ = clock_.MonoMs();
+    last_probe_delay_ms_ = probe_delay_ms_;
+    {
+      std::lock_guard lk(store_error_mu_);
+      store_error_.clear();
+    }
+    store_available_.store(true, std::memory_order_release);
+    spdlog::info("the store takes writes again after {} ms ({} probes); writes are accepted",
+                 clock_.MonoMs() - read_only_since_mono_,
+                 counters_.store_probes.load(std::memory_order_relaxed) - probes_at_start_);
+  }
+
+  // Probe back-off while read-only: the first probe 250 ms after the failure, then doubling up
+  // to one every 5 s, so a short hiccup (a lock held by an operator's shell) costs little and a
+  // full disk costs one small write attempt every few seconds.
+  static constexpr std::int64_t kProbeFirstMs = 250;
+  static constexpr std::int64_t kProbeMaxMs = 5000;
+  static constexpr std::int64_t kRecentEpisodeMs = 30'000;
 
   Store& store_;
   const Clock& clock_;
@@ -350,6 +459,21 @@ class Broker::Impl {
   // Core thread only.
   bool commit_in_flight_ = false;
   std::deque<PendingReply> replies_;
+  bool read_only_ = false;
+  std::string read_only_cause_;
+  std::optional<Batch> retry_batch_;  // the failed probe batch, committed next
+  std::int64_t probe_delay_ms_ = kProbeFirstMs;
+  std::int64_t next_probe_mono_ = 0;
+  std::int64_t read_only_since_mono_ = 0;
+  std::uint64_t probes_at_start_ = 0;
+  std::int64_t resumed_mono_ = 0;  // when the last episode ended; 0: none yet
+  std::int64_t last_probe_delay_ms_ = kProbeFirstMs;
+
+  // Published by the core thread for /readyz and /metrics (any thread). The flag is atomic on
+  // its own; the cause's text is guarded by a mutex as it is a string.
+  std::atomic<bool> store_available_{true};
+  mutable std::mutex store_error_mu_;
+  std::string store_error_;  // GUARDED_BY(store_error_mu_)
 
   std::mutex wmu_;
   std::condition_variable wcv_;
@@ -403,6 +527,10 @@ void Broker::Stop() {
 
 const BrokerCounters& Broker::counters() const { return impl_->counters(); }
 
+bool Broker::store_available() const { return impl_->store_available(); }
+
+std::string Broker::store_error() const { return impl_->store_error(); }
+
 std::vector<QueueGauge> Broker::QueueGauges() const { return impl_->Gauges(); }
 
 BrokerInfo Broker::Info() const {
@@ -433,6 +561,10 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
     return;
   }
   impl_->Post([this, specs = std::move(specs), done = std::move(done)]() mutable {
+    if (impl_->read_only()) {
+      done(std::vector<Result<EnqueueOutcome>>(specs.size(), impl_->ReadOnlyError()));
+      return;
+    }
     auto& sched = impl_->sched();
     auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>(
         specs.size(), Result<EnqueueOutcome>(Internal("enqueue not decided")));
@@ -464,6 +596,8 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
       impl_->Post([this, results, lookups, done = std::move(done)]() mutable {
         auto& sched = impl_->sched();
         for (KeyLookup& l : *lookups) {
+          // The store went read-only while the key was read: refused like any other write.
+          if (l.error.ok() && impl_->read_only()) l.error = impl_->ReadOnlyError();
           if (!l.error.ok()) {
             sched.EndIdempotencyLookup(l.lookup.ticket);
             (*results)[l.slot] = l.error;
@@ -511,7 +645,7 @@ void Broker::FinishEnqueue(std::shared_ptr<std::vector<Result<EnqueueOutcome>>> 
         } else {
           // The job finished (its final state reached the key after this key was read) and
           // was deleted with its ack: only a succeeded job is deleted that early. Keys written
-          // before format 2 whose job was purged before the upgrade also land here.
+          // before format 3 whose job was purged before the upgrade also land here.
           r->state = JobState::kSucceeded;
         }
         r->state_known = true;
@@ -528,21 +662,38 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
   }
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, request = std::move(request), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto& s = impl_->sched();
     auto jobs = s.Lease(request);
     if (!jobs.empty() || request.wait_ms <= 0 || draining()) {
-      impl_->counters().leased.fetch_add(jobs.size(), std::memory_order_relaxed);
-      done(std::move(jobs));
+      ReplyLeased(std::move(jobs), std::move(done));
       return;
     }
     const std::int64_t wait =
         std::min<std::int64_t>(request.wait_ms, impl_->options().scheduler.max_wait_ms);
-    const std::int64_t deadline = impl_->clock().NowMs() + wait;
+    // A long-poll deadline is a duration: it runs on the monotonic clock.
+    const std::int64_t deadline = impl_->clock().MonoMs() + wait;
     s.AddWaiter(std::move(request), deadline,
-                [this, done = std::move(done)](std::vector<LeasedJob> got) {
-                  impl_->counters().leased.fetch_add(got.size(), std::memory_order_relaxed);
-                  done(std::move(got));
+                [this, done = std::move(done)](std::vector<LeasedJob> got) mutable {
+                  ReplyLeased(std::move(got), std::move(done));
                 });
+  });
+}
+
+// Core thread. Leases are persisted (Scheduler::Lease appends them to the open batch), so the
+// reply with jobs waits for durability like any write: a worker never holds a lease that a
+// restart would not know. If the commit fails, the worker gets the error and the jobs, whose
+// leases were never durable, go back to ready with the reload.
+void Broker::ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done) {
+  if (jobs.empty()) {
+    done(std::move(jobs));
+    return;
+  }
+  auto shared = std::make_shared<std::vector<LeasedJob>>(std::move(jobs));
+  impl_->AfterDurable([this, shared, done = std::move(done)](Status s) mutable {
+    if (!s.ok()) return done(s);
+    impl_->counters().leased.fetch_add(shared->size(), std::memory_order_relaxed);
+    done(std::move(*shared));
   });
 }
 
@@ -555,8 +706,17 @@ void Broker::Release(std::vector<std::pair<JobId, std::uint64_t>> leases) {
 void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                        Callback<HeartbeatOutcome> done) {
   if (Status a = impl_->Admit(Admission::kCompletion, 1); !a.ok()) return done(a);
-  impl_->Post([this, id, token, extend_ms, done = std::move(done)] {
-    done(impl_->sched().Heartbeat(id, token, extend_ms));
+  impl_->Post([this, id, token, extend_ms, done = std::move(done)]() mutable {
+    auto r = impl_->sched().Heartbeat(id, token, extend_ms);
+    // Read-only, the extension is kept in memory and in the open batch (committed when the store
+    // is back) and answered at once: refusing it would expire leases whose workers are alive.
+    if (!r.ok() || !r->persisted || impl_->read_only()) return done(std::move(r));
+    // The extension was written because the durable expiry was about to lapse: answer once it
+    // is on disk, so that a crash right after the reply cannot expire the lease early.
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r));
+    });
   });
 }
 
@@ -570,6 +730,12 @@ void Broker::Complete(
   }
   impl_->Post(
       [this, acks = std::move(acks), fails = std::move(fails), done = std::move(done)]() mutable {
+        if (impl_->read_only()) {
+          const Status e = impl_->ReadOnlyError();
+          done(std::vector<Status>(acks.size(), e),
+               std::vector<Result<JobState>>(fails.size(), Result<JobState>(e)));
+          return;
+        }
         auto ack_results = std::make_shared<std::vector<Status>>();
         auto fail_results = std::make_shared<std::vector<Result<JobState>>>();
         for (const auto& a : acks) {
@@ -599,6 +765,7 @@ void Broker::Complete(
 void Broker::Cancel(JobId id, Callback<JobView> done) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, id, done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto r = impl_->sched().Cancel(id);
     if (r.ok()) {
       impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
@@ -648,6 +815,7 @@ void Broker::Replay(JobId id, Callback<JobView> done) {
       return;
     }
     impl_->Post([this, rec = std::move(**stored), done = std::move(done)]() mutable {
+      if (impl_->read_only()) return done(impl_->ReadOnlyError());
       auto r = impl_->sched().Replay(std::move(rec));
       if (!r.ok()) return done(r.status());
       impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
@@ -682,6 +850,7 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
       rows = std::move(*listed);
     }
     impl_->Post([this, rows = std::move(rows), done = std::move(done)]() mutable {
+      if (impl_->read_only()) return done(impl_->ReadOnlyError());
       std::uint64_t n = 0;
       for (auto& rec : rows) {
         // A job replayed concurrently is live now and refused; it is not counted.
@@ -712,6 +881,38 @@ void Broker::GetJob(JobId id, Callback<JobView> done) {
   });
 }
 
+namespace {
+
+// Up to `limit` stored rows after `q.after_id`, read in small chunks so that the rows held stop
+// once their payloads and results reach `max_bytes` (*truncated is then set): a page of large
+// payloads costs about max_bytes of memory, not limit times the payload size.
+Result<std::vector<JobRecord>> ListStored(Store& store, StoreListQuery q, std::uint32_t limit,
+                                          std::size_t max_bytes, bool* truncated) {
+  constexpr std::uint32_t kChunk = 64;
+  std::vector<JobRecord> out;
+  std::size_t bytes = 0;
+  *truncated = false;
+  while (out.size() < limit) {
+    q.limit = std::min<std::uint32_t>(kChunk, limit - static_cast<std::uint32_t>(out.size()));
+    auto rows = store.ListJobs(q);
+    if (!rows.ok()) return rows.status();
+    const std::size_t got = rows->size();
+    for (auto& r : *rows) {
+      bytes += r.payload.size() + r.result.size();
+      out.push_back(std::move(r));
+      if (bytes >= max_bytes && out.size() < limit) {
+        *truncated = true;
+        return out;
+      }
+    }
+    if (got < q.limit) break;
+    q.after_id = out.back().id;
+  }
+  return out;
+}
+
+}  // namespace
+
 void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;
@@ -722,12 +923,13 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {*query.state};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       JobPage page;
       for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, ""});
-      page.next_after_id = page.items.size() >= query.limit ? page.items.back().job.id : 0;
+      page.next_after_id =
+          page.items.size() >= query.limit || truncated ? page.items.back().job.id : 0;
       done(std::move(page));
     });
     return;
@@ -742,12 +944,12 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       q.queue = query.queue;
       q.states = {JobState::kSucceeded, JobState::kDead, JobState::kCancelled};
       q.after_id = query.after_id;
-      q.limit = query.limit;
-      auto rows = impl_->store().ListJobs(q);
+      bool truncated = false;
+      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       constexpr JobId kEnd = ~JobId{0};
       const JobId live_bound = live.next_after_id == 0 ? kEnd : live.next_after_id;
-      const JobId store_bound = rows->size() >= query.limit ? rows->back().id : kEnd;
+      const JobId store_bound = rows->size() >= query.limit || truncated ? rows->back().id : kEnd;
       const JobId bound = std::min(live_bound, store_bound);
       std::vector<JobView> merged;
       for (auto& v : live.items) {
@@ -847,6 +1049,7 @@ void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
 void Broker::PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, patch = std::move(patch), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto r = impl_->sched().PutQueue(patch);
     if (!r.ok()) return done(r.status());
     impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {

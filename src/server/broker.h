@@ -13,9 +13,15 @@
 // Completion callbacks run on the core thread or a reader thread. They must not block and must
 // not call back into the Broker synchronously: post the result to your own executor.
 //
-// Durability contract: a callback that reports success for a write (enqueue, ack, fail, cancel,
-// replay, queue config) runs only after the write, and everything it observed, is durable.
-// Reads and leases answer at once (leases are not persisted; after a crash a leased job is ready).
+// Durability contract: a callback that reports success for a write (enqueue, lease, ack, fail,
+// cancel, replay, queue config) runs only after the write, and everything it observed, is
+// durable. Reads answer at once; heartbeats too, unless their extension had to be persisted.
+//
+// Store failures (docs/architecture.md §8): after a failed commit the broker answers the writes
+// of that batch and of the open one with kStoreUnavailable, reloads its state from the store
+// once (durable leases are kept), and turns read-only: writes are refused with
+// kStoreUnavailable, reads, heartbeats and health checks are served. It probes the store with a
+// small real write (250 ms, doubling to 5 s) and resumes by itself when a commit succeeds.
 #pragma once
 
 #include <atomic>
@@ -61,6 +67,8 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> commit_failures{0};
+  std::atomic<std::uint64_t> store_unavailable_episodes{0};  // times the broker went read-only
+  std::atomic<std::uint64_t> store_probes{0};                // commits tried while read-only
   std::atomic<std::uint64_t> committed_mutations{0};
   std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
   std::atomic<std::uint64_t> live_jobs{0};
@@ -112,6 +120,10 @@ class Broker {
   void Stop();
 
   bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // False while the broker is read-only after a failed commit (see above).
+  bool store_available() const;
+  // The error of the commit that made the store unavailable ("" when it is available).
+  std::string store_error() const;
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
   template <typename T>
@@ -122,12 +134,14 @@ class Broker {
                std::function<void(std::vector<Result<EnqueueOutcome>>)> done);
   // Leases up to request.max ready jobs; with wait_ms > 0 and nothing ready, waits (as a waiter
   // registered in core, not a blocked thread) until jobs arrive or the wait ends (empty result).
+  // Leases are persisted: a reply with jobs is sent once their leases are durable.
   void Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done);
   // Returns jobs a lease reply could not deliver (client gone) to ready, without counting an
   // attempt. Jobs whose lease changed since are left alone.
   void Release(std::vector<std::pair<JobId, std::uint64_t>> leases);
   // Extends the lease to now + extend_ms (0: the job's own lease_ms); reports whether a cancel
-  // was requested.
+  // was requested. Answers at once, unless the extension had to be persisted (see
+  // Scheduler::Heartbeat): then once it is durable.
   void Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                  Callback<HeartbeatOutcome> done);
   // Acks and fails, each item answered on its own, in order. A fail's result is the state it
@@ -156,6 +170,8 @@ class Broker {
   std::vector<QueueGauge> QueueGauges() const;
 
  private:
+  void ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done);
+
   class Impl;
   struct KeyLookup;
   void FinishEnqueue(std::shared_ptr<std::vector<Result<EnqueueOutcome>>> results,

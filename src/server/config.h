@@ -33,6 +33,10 @@ struct ServerConfig {
   int io_threads = 2;
   std::uint64_t max_payload_bytes = 1 << 20;
   std::uint64_t max_request_bytes = 16 << 20;
+  std::uint64_t max_reply_bytes = 8 << 20;
+  std::uint64_t max_queued_reply_bytes = 64 << 20;
+  std::uint64_t max_connections = 10'000;
+  std::uint64_t max_connections_per_client = 1'000;
   std::int64_t shutdown_grace_ms = 10'000;
   std::string log_level = "info";
   std::string log_format = "text";  // text | json

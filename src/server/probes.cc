@@ -26,8 +26,17 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   counter("ym_jobs_acked_total", "Successful acks.", c.acked);
   counter("ym_jobs_failed_total", "Fail reports accepted from workers.", c.failed);
   counter("ym_store_commits_total", "Group commits made durable.", c.commits);
-  counter("ym_store_commit_failures_total", "Group commits that failed (state was reloaded).",
-          c.commit_failures);
+  counter("ym_store_commit_failures_total",
+          "Group commits that failed, store probes while read-only included.", c.commit_failures);
+  counter("ym_store_unavailable_episodes_total",
+          "Times the server went read-only because a commit failed.", c.store_unavailable_episodes);
+  counter("ym_store_probes_total", "Commits tried while read-only to see if the store is back.",
+          c.store_probes);
+  r.Register("ym_store_available",
+             "1 while the store takes writes; 0 while the server is read-only after a failed "
+             "commit.",
+             MetricType::kGauge,
+             [&broker](SampleSink& s) { s.Add(broker.store_available() ? 1 : 0); });
   counter("ym_store_committed_mutations_total", "Mutations made durable.", c.committed_mutations);
   r.Register("ym_store_commit_seconds_total", "Time spent committing batches.",
              MetricType::kCounter, [&c](SampleSink& s) { s.Add(Load(c.commit_micros) / 1e6); });
@@ -102,6 +111,25 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   r.Register("ym_http_released_leases_total",
              "Leased jobs returned because their response could not be delivered.",
              MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->released_leases)); });
+  r.Register("ym_http_rejected_connections_total",
+             "Connections closed at accept: over max_connections (total), over "
+             "max_connections_per_client (client), or out of file descriptors (fds).",
+             MetricType::kCounter, [http](SampleSink& s) {
+               s.Add(Load(http->rejected_total_cap), {{"reason", "total"}});
+               s.Add(Load(http->rejected_client_cap), {{"reason", "client"}});
+               s.Add(Load(http->rejected_no_fd), {{"reason", "fds"}});
+             });
+  r.Register("ym_http_queued_reply_bytes",
+             "Reply bytes handed to connections and not yet written (slow readers).",
+             MetricType::kGauge, [http](SampleSink& s) {
+               s.Add(static_cast<double>(http->queued_reply_bytes.load(std::memory_order_relaxed)));
+             });
+  r.Register("ym_http_refused_replies_total",
+             "Large replies refused with 503 because max_queued_reply_bytes was reached.",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->refused_replies)); });
+  r.Register("ym_http_bad_framing_total",
+             "Requests refused for bad framing (Transfer-Encoding, Content-Length, Host).",
+             MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->bad_framing)); });
 }
 
 }  // namespace ym

@@ -61,6 +61,9 @@ int Run(const ServerConfig& cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // A client that closes its socket mid-write must not kill the server.
   signal(SIGPIPE, SIG_IGN);
+  // A write past RLIMIT_FSIZE must fail with EFBIG (the store then goes read-only and recovers
+  // when the limit is raised, docs/operations.md), not kill the process with SIGXFSZ.
+  signal(SIGXFSZ, SIG_IGN);
 
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
@@ -102,6 +105,10 @@ int Run(const ServerConfig& cfg) {
   hopts.io_threads = cfg.io_threads;
   hopts.max_request_bytes = cfg.max_request_bytes;
   hopts.max_payload_bytes = cfg.max_payload_bytes;
+  hopts.max_reply_bytes = cfg.max_reply_bytes;
+  hopts.max_queued_reply_bytes = cfg.max_queued_reply_bytes;
+  hopts.max_connections = cfg.max_connections;
+  hopts.max_connections_per_client = cfg.max_connections_per_client;
   hopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_grace_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
   net::HttpServer http(broker, hopts);
@@ -131,7 +138,12 @@ int Run(const ServerConfig& cfg) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (const auto left = broker.counters().active_jobs.load(std::memory_order_relaxed)) {
-    spdlog::warn("grace period over with {} jobs still leased; they run again after restart", left);
+    // Their leases are persisted: after a restart the same workers can still heartbeat and ack
+    // them with their tokens until the leases expire.
+    spdlog::warn(
+        "grace period over with {} jobs still leased; their leases are kept across the "
+        "restart",
+        left);
   }
   http.Stop();    // stop accepting; requests in flight finish
   broker.Stop();  // commits everything accepted so far

@@ -29,6 +29,20 @@ struct UpdateJob {
   JobRecord job;
 };
 
+// A lease change of a live job, the hot-path sibling of UpdateJob: rewrites only `state`,
+// `attempts`, `updated_at_ms` and the lease columns. Written when a job is leased (the attempt
+// is counted durably), handed back, or when a heartbeat's extension must be made durable.
+// A no-op for a missing id.
+struct UpdateLease {
+  JobId id = 0;
+  JobState state = JobState::kActive;
+  std::int32_t attempts = 0;
+  std::int64_t updated_at_ms = 0;
+  std::uint64_t token = 0;         // 0: no lease (handed back)
+  std::int64_t expires_at_ms = 0;  // wall clock; 0 with no lease
+  std::string worker_id;
+};
+
 // Removes a job row (a succeeded job whose queue keeps none, or retention).
 struct DeleteJob {
   JobId id = 0;
@@ -81,8 +95,9 @@ struct PurgeFinished {
   std::int64_t before_ms = 0;
 };
 
-using Mutation = std::variant<InsertJob, UpdateJob, DeleteJob, PutQueue, PutIdempotencyKey,
-                              ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey>;
+using Mutation = std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue,
+                              PutIdempotencyKey, ExpireIdempotencyKeys, PurgeFinished,
+                              FinishIdempotencyKey>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer
@@ -90,8 +105,12 @@ struct Batch {
   // The id allocator's high-water mark after this batch: the store keeps the maximum it has seen
   // so that ids are never reused, even after the jobs that carried them were deleted. 0: unchanged.
   JobId next_id = 0;
+  // A probe of a degraded broker (server/broker.cc): the store must really write and sync
+  // something (a no-op rewrite) even when the batch holds no mutation, so that a successful
+  // commit shows the disk takes writes again.
+  bool probe = false;
 
-  bool empty() const { return mutations.empty() && next_id == 0; }
+  bool empty() const { return mutations.empty() && next_id == 0 && !probe; }
 };
 
 }  // namespace ym

@@ -87,6 +87,23 @@ Status MemoryStore::Commit(const Batch& batch) {
         r.dead_reason = j.dead_reason;
         r.result = j.result;
         r.cancel_requested = j.cancel_requested;
+        r.lease_token = j.lease_token;
+        r.lease_expires_at_ms = j.lease_expires_at_ms;
+        r.worker_id = j.worker_id;
+      }
+    } else if (const auto* ls = std::get_if<UpdateLease>(&m)) {
+      auto it = state_.jobs.find(ls->id);
+      if (it != state_.jobs.end() && static_cast<std::uint8_t>(ls->state) > 5) {
+        st = IoError("update lease of job " + std::to_string(ls->id) + ": state out of range");
+      } else if (it != state_.jobs.end()) {
+        Remember(state_.jobs, ls->id, &undo.jobs);
+        JobRecord& r = it->second;
+        r.state = ls->state;
+        r.attempts = ls->attempts;
+        r.updated_at_ms = ls->updated_at_ms;
+        r.lease_token = ls->token;
+        r.lease_expires_at_ms = ls->expires_at_ms;
+        r.worker_id = ls->worker_id;
       }
     } else if (const auto* del = std::get_if<DeleteJob>(&m)) {
       if (state_.jobs.count(del->id) != 0) {

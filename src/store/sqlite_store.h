@@ -34,7 +34,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 2;
+inline constexpr int kSqliteFormatVersion = 3;
 
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
@@ -75,12 +75,15 @@ class SqliteStore final : public Store {
   };
   class ReaderLease;
 
+  // SqliteOptions::vfs for sqlite3_open_v2: nullptr selects SQLite's default VFS.
+  const char* Vfs() const { return options_.vfs.empty() ? nullptr : options_.vfs.c_str(); }
   Status OpenWriter();
   Status OpenReaders();
   Status PrepareWriterStatements();
   // Applies one mutation inside the open transaction.
   Status ApplyInsert(const JobRecord& job);
   Status ApplyUpdate(const JobRecord& job);
+  Status ApplyUpdateLease(const UpdateLease& lease);
   Status ApplyDelete(JobId id);
   Status ApplyPutQueue(const QueueConfig& config);
   Status ApplyPutKey(const PutIdempotencyKey& key);
@@ -106,6 +109,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* rollback_ = nullptr;
   sqlite3_stmt* insert_job_ = nullptr;
   sqlite3_stmt* update_job_ = nullptr;
+  sqlite3_stmt* update_lease_ = nullptr;
+  sqlite3_stmt* probe_ = nullptr;
   sqlite3_stmt* delete_job_ = nullptr;
   sqlite3_stmt* put_queue_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;

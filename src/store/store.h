@@ -112,6 +112,10 @@ struct SqliteOptions {
   std::string path;  // database file; its directory must exist
   Durability durability = Durability::kFull;
   int reader_connections = 4;
+  // The SQLite VFS (OS interface) every connection opens the file through; empty: SQLite's
+  // default. Only tests set it, to run the store over a fault-injecting VFS that can simulate a
+  // power loss (tests/unit/power_loss_vfs.h).
+  std::string vfs;
 };
 
 // Opens (creating if needed) and migrates the SQLite store. Defined in store/sqlite_store.cc.

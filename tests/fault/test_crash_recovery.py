@@ -27,7 +27,9 @@ ROUNDS = 3
 MAX_JOBS_PER_ROUND = 20000  # bounded in count...
 MAX_ROUND_SECONDS = 3.0      # ...and in time
 MAX_DELAY_MS = 300           # delayed enqueues and retries stay short so the drain is quick
-LEASE_MS = 2000              # a lease that outlives a crash expires soon after the restart
+# Long enough that a consumer stalled between its lease and its ack (a loaded machine) still
+# holds the lease, short enough that a lease that outlives a crash expires soon after the restart.
+LEASE_MS = 5000
 
 
 class Books:

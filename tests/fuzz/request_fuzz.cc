@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "net/codec.h"
+#include "net/cursor.h"
 #include "net/router.h"
 
 namespace {
@@ -70,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   CheckResult(ym::net::ParseQueryString(query));
   CheckResult(ym::net::ParseListJobsQuery(query));
   CheckResult(ym::net::ParseListDeadQuery(query));
-  CheckResult(ym::net::DecodeCursor(query));
+  CheckResult(ym::net::DecodeJobCursor("", query));
 
   // Bodies.
   switch ((selector >> 5) & 7) {

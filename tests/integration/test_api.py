@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from ymtest import wait_until
 
 
 def counts(client, queue):
@@ -60,8 +61,10 @@ def test_delayed_job_waits(client):
 
 def test_long_poll_returns_when_job_arrives(server, client):
     def later():
-        time.sleep(0.3)
+        # Once the long poll waits (the queue exists, and says so, only from then on).
         c = server.client()
+        wait_until(lambda: c.call("GET", "/v1/queues/lp")[1].get("waiting_workers") == 1, 30,
+                   "the long poll to wait")
         c.enqueue(queue="lp", kind="k")
         c.close()
 
@@ -326,3 +329,78 @@ def test_fail_reports_the_resulting_state(client):
         "token": job["lease"]["token"], "error": {"type": "x", "message": "y"},
         "retry_in_ms": 60000})
     assert status == 200 and body == {"id": jid, "state": "scheduled"}
+
+
+# ---- issue 7: payloads exactly, strict JSON, opaque cursors ----
+
+EXACT_PAYLOAD = (b'{"big":12345678901234567890123,"neg":-9223372036854775809,"e":1E2,'
+                 b'"fuzz":799999999999999999999999999999999999999990,"huge":1e400,'
+                 b'"s":"\\u00e9\\ud83d\\ude00\\/","raw":"\xc3\xa9","l":[1.50,-0.0,{}]}')
+
+
+def test_payload_round_trip_is_exact(make_server):
+    """enqueue -> lease -> GET (and ack result -> GET) return the payload's bytes as sent, minus
+    insignificant whitespace. Regression: numbers went through doubles (1E2 came back 100.0,
+    1e400 was refused)."""
+    srv = make_server("--retention-succeeded-ms", "600000")
+    c = srv.client()
+    spaced = EXACT_PAYLOAD.replace(b'"big":', b'\n "big" :\t').replace(b",{}", b" , { } ")
+    body = b'{"queue":"exact","kind":"k","payload":' + spaced + b"}"
+    status, _, created = c.raw("POST", "/v1/jobs", body, {"Content-Type": "application/json"})
+    assert status == 201, created
+    jid = json.loads(created)["id"]
+    status, _, leased = c.raw("POST", "/v1/leases", b'{"queues":["exact"]}',
+                              {"Content-Type": "application/json"})
+    assert status == 200 and b'"payload":' + EXACT_PAYLOAD + b',"attempt"' in leased, leased
+    token = json.loads(leased)["jobs"][0]["lease"]["token"]
+    status, _, view = c.raw("GET", f"/v1/jobs/{jid}")
+    assert status == 200 and b'"payload":' + EXACT_PAYLOAD + b',' in view, view
+    ack = b'{"token":"' + token.encode() + b'","result":' + EXACT_PAYLOAD + b"}"
+    status, _, _ = c.raw("POST", f"/v1/jobs/{jid}:ack", ack, {"Content-Type": "application/json"})
+    assert status == 200
+    status, _, view = c.raw("GET", f"/v1/jobs/{jid}")
+    assert b'"result":' + EXACT_PAYLOAD + b',' in view, view
+    status, _, page = c.raw("GET", "/v1/jobs?queue=exact&state=succeeded")
+    assert b'"payload":' + EXACT_PAYLOAD + b',' in page, page
+    # It survives a restart: the store keeps the text.
+    srv.restart()
+    c = srv.client()
+    status, _, view = c.raw("GET", f"/v1/jobs/{jid}")
+    assert status == 200 and b'"payload":' + EXACT_PAYLOAD + b',' in view, view
+    c.close()
+
+
+@pytest.mark.parametrize("body", [
+    b'{"queue":"u","kind":"k","payload":"\\udc00"}',          # lone low surrogate
+    b'{"queue":"u","kind":"k","payload":{"\\udc00":1}}',      # in a member name
+    b'{"queue":"u","kind":"k","tags":["a\\udfffb"]}',         # in a field
+    b'{"queue":"u","kind":"k","payload":"\\ud800"}',          # lone high surrogate
+    b'{"queue":"u","kind":"k","payload":"\xed\xb0\x80"}',     # a surrogate as UTF-8 bytes
+    b'{"queue":"u","kind":"k"}\x00{"queue":"u","kind":"x"}',  # bytes after a NUL
+    b'{"queue":"u","kind":"k"}\x00',
+    b'{"queue":"u","kind":"k"} {}',
+])
+def test_invalid_unicode_and_trailing_bytes_are_400(client, body):
+    status, _, payload = client.raw("POST", "/v1/jobs", body, {"Content-Type": "application/json"})
+    assert status == 400 and json.loads(payload)["error"]["code"] == "invalid_json", payload
+    status, _ = client.call("GET", "/v1/queues/u")
+    assert status == 404  # nothing was created
+
+
+def test_cursors_are_opaque_and_checked(client):
+    for _ in range(5):
+        client.enqueue(queue="cur", kind="k")
+    status, page = client.call("GET", "/v1/jobs?queue=cur&limit=2")
+    assert status == 200 and len(page["items"]) == 2
+    cursor = page["next_cursor"]
+    assert cursor and not cursor.isdigit()
+    status, nxt = client.call("GET", f"/v1/jobs?queue=cur&limit=2&cursor={cursor}")
+    assert status == 200 and nxt["items"][0]["id"] != page["items"][0]["id"]
+    # Regression: a bare id was taken as the cursor, and the largest one wrapped to the start.
+    for bad in ["18446744073709551615", "1", cursor[:-1], cursor + "A", "x" * 600]:
+        status, body = client.call("GET", f"/v1/jobs?queue=cur&limit=2&cursor={bad}")
+        assert status == 400 and body["error"]["code"] == "invalid_request", (bad, body)
+    # A cursor belongs to its listing and filters.
+    for other in ["/v1/jobs?queue=other", "/v1/jobs?queue=cur&state=ready", "/v1/dead?queue=cur"]:
+        status, body = client.call("GET", f"{other}&cursor={cursor}")
+        assert status == 400, (other, body)

@@ -81,7 +81,8 @@ class GatedStore final : public Store {
 
 template <typename T>
 T Await(std::future<T>& f) {
-  EXPECT_EQ(f.wait_for(10s), std::future_status::ready) << "no answer within 10 s";
+  // Generous: the suite also runs under ASan on a loaded 2-core machine (docs/testing.md).
+  EXPECT_EQ(f.wait_for(30s), std::future_status::ready) << "no answer within 30 s";
   return f.get();
 }
 
@@ -141,6 +142,16 @@ class BrokerTest : public ::testing::Test {
     return Await(f);
   }
 
+  // Waits (bounded) until the broker leaves read-only mode.
+  bool WaitStoreAvailable(std::chrono::milliseconds timeout = 10s) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (!broker_->store_available()) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+
   SystemClock clock_;
   MemoryStore memory_;
   FaultStore faults_{memory_};
@@ -153,7 +164,7 @@ TEST_F(BrokerTest, EnqueueIsAnsweredOnlyAfterItsBatchIsDurable) {
   std::promise<std::vector<Result<EnqueueOutcome>>> p;
   auto f = p.get_future();
   broker_->Enqueue({Spec("q")}, [&](auto r) { p.set_value(std::move(r)); });
-  ASSERT_TRUE(gate_.WaitForBlockedCommit(10s));
+  ASSERT_TRUE(gate_.WaitForBlockedCommit(30s));
   // The commit is held at the gate: no reply yet, and the job is not dispatchable.
   EXPECT_EQ(f.wait_for(100ms), std::future_status::timeout);
   EXPECT_TRUE(Lease("q").empty());
@@ -181,13 +192,15 @@ TEST_F(BrokerTest, LongPollIsServedWhenTheEnqueueCommits) {
   EXPECT_EQ((*got)[0].id, e[0]->id);
 }
 
-TEST_F(BrokerTest, FailedCommitAnswersIoErrorAndReloadsStateFromTheStore) {
+TEST_F(BrokerTest, FailedCommitAnswersStoreUnavailableAndReloadsStateFromTheStore) {
   auto kept = Enqueue({Spec("f")});
   ASSERT_TRUE(kept[0].ok());
   faults_.FailNextCommits(1);
   auto lost = Enqueue({Spec("f")});
   ASSERT_FALSE(lost[0].ok());
-  EXPECT_EQ(lost[0].status().code(), Code::kIoError);
+  EXPECT_EQ(lost[0].status().code(), Code::kStoreUnavailable);
+  // One failure, then the first probe succeeds: the broker resumes by itself.
+  ASSERT_TRUE(WaitStoreAvailable());
   // The refused job never existed; the durable one is still there and still works.
   EXPECT_FALSE(Get(kept[0]->id + 1).ok());
   auto jobs = Lease("f");
@@ -199,16 +212,24 @@ TEST_F(BrokerTest, FailedCommitAnswersIoErrorAndReloadsStateFromTheStore) {
   EXPECT_TRUE(after[0].ok()) << "the broker serves again after the reload";
 }
 
-TEST_F(BrokerTest, AFailedCommitAlsoFailsAnAckAndTheJobRunsAgain) {
+TEST_F(BrokerTest, AFailedCommitAlsoFailsAnAckAndTheLeaseIsKept) {
   auto e = Enqueue({Spec("a")});
   auto jobs = Lease("a");
   ASSERT_EQ(jobs.size(), 1u);
   faults_.FailNextCommits(1);
   auto done = Complete({AckItem{jobs[0].id, jobs[0].lease.token, ""}}, {});
-  EXPECT_EQ(done.first[0].code(), Code::kIoError);
-  auto again = Lease("a");
-  ASSERT_EQ(again.size(), 1u) << "an ack that was not durable must not lose the job";
-  EXPECT_EQ(again[0].id, e[0]->id);
+  EXPECT_EQ(done.first[0].code(), Code::kStoreUnavailable);
+  ASSERT_TRUE(WaitStoreAvailable());
+  // The ack was not durable, so the job is not lost; its lease was, so the job is not handed to
+  // another worker either: it is still active under the same token, and the retried ack works.
+  auto v = Get(e[0]->id);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->job.state, JobState::kActive);
+  ASSERT_TRUE(v->lease.has_value());
+  EXPECT_EQ(v->lease->token, jobs[0].lease.token);
+  EXPECT_TRUE(Lease("a").empty()) << "a durably leased job must not be dispatched twice";
+  auto retried = Complete({AckItem{jobs[0].id, jobs[0].lease.token, ""}}, {});
+  EXPECT_TRUE(retried.first[0].ok()) << retried.first[0].ToString();
 }
 
 TEST_F(BrokerTest, TerminalJobsAreReadFromTheStore) {
@@ -399,7 +420,7 @@ class BrokerWriteDurabilityTest : public BrokerTest {
     std::promise<T> p;
     auto f = p.get_future();
     write([&](T r) { p.set_value(std::move(r)); });
-    EXPECT_TRUE(gate_.WaitForBlockedCommit(10s)) << "the write produced no commit";
+    EXPECT_TRUE(gate_.WaitForBlockedCommit(30s)) << "the write produced no commit";
     EXPECT_EQ(f.wait_for(100ms), std::future_status::timeout)
         << "a write was answered before its batch was durable";
     gate_.Open();
@@ -557,9 +578,11 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
     auto r = store.GetJob(id);
     return r.ok() && r->has_value();
   };
-  // Each GET wakes the core thread, whose Tick() then runs the sweep that is due.
+  // Each GET wakes the core thread, whose Tick() then runs the sweep that is due. Bounded by
+  // 30 s of real time (the purge is committed on the store's thread).
   auto purged_within = [&](JobId id) {
-    for (int i = 0; i < 400 && stored(id); ++i) {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (stored(id) && std::chrono::steady_clock::now() < until) {
       std::promise<int> p;
       auto f = p.get_future();
       broker.GetJob(id, [&](auto) { p.set_value(0); });
@@ -691,6 +714,98 @@ TEST(BrokerIdempotencyTest, ADuplicateOfAPurgedJobAnswersItsFinalState) {
   EXPECT_EQ(dup->id, id);
   EXPECT_EQ(dup->state, JobState::kCancelled);  // was kSucceeded
   broker.Stop();
+}
+
+// --- A failing store: read-only, not a reload loop (issue 7, item 4) ---------------------------
+
+TEST_F(BrokerTest, APersistentStoreFailureMakesTheBrokerReadOnlyNotThrash) {
+  auto e = Enqueue({Spec("d"), Spec("d")});
+  ASSERT_TRUE(e[0].ok() && e[1].ok());
+  auto held = Lease("d", 1);
+  ASSERT_EQ(held.size(), 1u);
+  const std::uint64_t commits_before = faults_.commits_attempted();
+  faults_.FailAllCommits();
+  auto lost = Enqueue({Spec("d")});
+  ASSERT_EQ(lost[0].status().code(), Code::kStoreUnavailable);
+  EXPECT_FALSE(broker_->store_available());
+  EXPECT_NE(broker_->store_error().find("injected fault"), std::string::npos);
+  EXPECT_EQ(broker_->counters().store_unavailable_episodes.load(), 1u);
+
+  // Writes are refused at once with the error, and change nothing.
+  auto refused = Enqueue({Spec("d")});
+  EXPECT_EQ(refused[0].status().code(), Code::kStoreUnavailable);
+  {
+    LeaseRequest req;
+    req.queues = {"d"};
+    std::promise<Result<std::vector<LeasedJob>>> p;
+    auto f = p.get_future();
+    broker_->Lease(req, [&](auto r) { p.set_value(std::move(r)); });
+    EXPECT_EQ(Await(f).status().code(), Code::kStoreUnavailable);
+  }
+  auto ack = Complete({AckItem{held[0].id, held[0].lease.token, ""}}, {});
+  EXPECT_EQ(ack.first[0].code(), Code::kStoreUnavailable);
+  // Reads and heartbeats are served; the running lease was kept by the reload.
+  auto v = Get(held[0].id);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->job.state, JobState::kActive);
+  {
+    std::promise<Result<HeartbeatOutcome>> p;
+    auto f = p.get_future();
+    broker_->Heartbeat(held[0].id, held[0].lease.token, 0,
+                       [&](auto r) { p.set_value(std::move(r)); });
+    auto hb = Await(f);
+    EXPECT_TRUE(hb.ok()) << hb.status().ToString();
+  }
+  // It probes with back-off instead of retrying per request: within a second a handful of
+  // probes (250 ms, then 500 ms, ...), one episode, one reload.
+  std::this_thread::sleep_for(1s);
+  const std::uint64_t attempts = faults_.commits_attempted() - commits_before;
+  EXPECT_GE(attempts, 2u) << "no probe ran";
+  EXPECT_LE(attempts, 5u) << "the store is hammered";
+  EXPECT_EQ(broker_->counters().store_unavailable_episodes.load(), 1u);
+
+  // The disk comes back: the broker resumes by itself, and nothing acknowledged was lost.
+  faults_.Heal();
+  ASSERT_TRUE(WaitStoreAvailable());
+  EXPECT_TRUE(broker_->store_error().empty());
+  auto retried = Complete({AckItem{held[0].id, held[0].lease.token, ""}}, {});
+  EXPECT_TRUE(retried.first[0].ok()) << retried.first[0].ToString();
+  auto rest = Lease("d", 10);
+  ASSERT_EQ(rest.size(), 1u) << "the other acknowledged job is still there, and only it";
+  EXPECT_EQ(rest[0].id, held[0].id == e[0]->id ? e[1]->id : e[0]->id);
+  auto after = Enqueue({Spec("d")});
+  EXPECT_TRUE(after[0].ok());
+}
+
+TEST_F(BrokerTest, LeaseExpiriesWhileReadOnlyAreCommittedWhenTheStoreIsBack) {
+  auto e = Enqueue({Spec("x")});
+  ASSERT_TRUE(e[0].ok());
+  LeaseRequest req;
+  req.queues = {"x"};
+  req.lease_ms = 1000;
+  std::promise<Result<std::vector<LeasedJob>>> p;
+  auto f = p.get_future();
+  broker_->Lease(req, [&](auto r) { p.set_value(std::move(r)); });
+  auto held = Await(f);
+  ASSERT_TRUE(held.ok() && held->size() == 1u);
+  faults_.FailAllCommits();
+  EXPECT_EQ(Enqueue({Spec("x")})[0].status().code(), Code::kStoreUnavailable);
+  // The lease expires while read-only: the attempt is counted in memory and in the retried
+  // probe batch.
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (Get(e[0]->id)->job.state == JobState::kActive && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(Get(e[0]->id)->job.state, JobState::kReady);
+  faults_.Heal();
+  ASSERT_TRUE(WaitStoreAvailable());
+  auto stored = memory_.GetJob(e[0]->id);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->state, JobState::kReady);
+  EXPECT_EQ((*stored)->attempts, 1);
+  EXPECT_EQ((*stored)->lease_token, 0u);
+  ASSERT_EQ((*stored)->errors.size(), 1u);
+  EXPECT_EQ((*stored)->errors[0].type, "lease_expired");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -172,6 +173,8 @@ class ScriptedServer {
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int accepts() const { return accepts_.load(); }
+  // Connections the server has closed.
+  int closes() const { return closes_.load(); }
   std::vector<Exchange> requests() {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
@@ -209,6 +212,7 @@ class ScriptedServer {
         if (ec || r.drop_after) break;
       }
       sock.close(ec);
+      ++closes_;
     }
   }
 
@@ -219,6 +223,7 @@ class ScriptedServer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepts_{0};
+  std::atomic<int> closes_{0};
   std::mutex mu_;
   std::vector<Exchange> requests_;  // guarded by mu_
 };
@@ -242,8 +247,12 @@ TEST(HttpClientTest, ReconnectsWhenTheServerDroppedAnIdleConnection) {
   ASSERT_TRUE(api.ok());
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(api->Healthz().ok()) << i;
-    // Let the server's close reach us, as it would during a real idle period.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Until the server has closed the connection, as it would during a real idle period (on
+    // loopback its FIN has then reached us). Bounded: 30 s.
+    for (int n = 0; n < 6000 && server.closes() < i + 1; ++n) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(server.closes(), i + 1);
   }
   EXPECT_EQ(api->http().connections_opened(), 3u);
   // Each request was sent exactly once: the dead connection was noticed before sending.
@@ -381,6 +390,22 @@ TEST(ApiClientTest, ErrorRepliesBecomeStatusWithTheServersCode) {
   EXPECT_EQ(api->last_http_status(), 409);
 }
 
+// Regression (found by client_fuzz): a number outside the int64 range in an integer field was
+// cast from double, which is undefined behaviour; it is clamped.
+TEST(ApiClientTest, OutOfRangeNumbersInRepliesAreClamped) {
+  ScriptedServer server([](const Exchange&) {
+    return Reply{200, R"({"id":"1","state":"ready","run_at":1e300,"created_at":-1e300,)"
+                      R"("lease_ms":12.5,"payload":null})"};
+  });
+  Result<ApiClient> api = ApiClient::Create(server.url());
+  ASSERT_TRUE(api.ok());
+  Result<Job> job = api->GetJob("1");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->run_at_ms, std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(job->created_at_ms, std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(job->lease_ms, 12);
+}
+
 TEST(ApiClientTest, RetryAfterIsReported) {
   ScriptedServer server([](const Exchange&) {
     return Reply{429, R"({"error":{"code":"resource_exhausted","message":"quota"}})"};
@@ -453,6 +478,50 @@ TEST(ApiClientTest, MalformedPayloadIsRejectedBeforeSending) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kValidation);
   EXPECT_TRUE(server.requests().empty());
+}
+
+// Regression (issue 7 item 1): replies were read into doubles, so a leased payload or a job's
+// result came back re-encoded (1E2 as 100.0, big integers rounded) and numbers beyond the double
+// range made the whole reply unreadable.
+TEST(ApiClientTest, PayloadsAndResultsComeBackExactly) {
+  const std::string payload =
+      R"({"big":12345678901234567890123,"neg":-9223372036854775809,"e":1E2,)"
+      R"("fuzz":799999999999999999999999999999999999999990,"huge":1e400,"s":"\u00e9\udbff\udfff"})";
+  ScriptedServer server([&](const Exchange& ex) {
+    if (ex.target == "/v1/leases") {
+      return Reply{200,
+                   R"({"jobs":[{"id":"1","queue":"q","kind":"k","payload":)" + payload +
+                       R"(,"attempt":1,"lease":{"token":"00000000000000ff","expires_at":1}}]})"};
+    }
+    if (ex.target == "/v1/jobs/1") {
+      return Reply{200, R"({"id":"1","state":"succeeded","payload":)" + payload +
+                            R"(,"result":[1.0,2e-999]})"};
+    }
+    return Reply{200, R"({"id":"1","state":"ready"})"};
+  });
+  Result<ApiClient> api = ApiClient::Create(server.url());
+  ASSERT_TRUE(api.ok());
+  EnqueueRequest job;
+  job.queue = "q";
+  job.kind = "k";
+  job.payload_json = payload;
+  ASSERT_TRUE(api->Enqueue(job).ok());
+  EXPECT_THAT(server.requests()[0].body, HasSubstr(payload));
+  LeaseRequest lease;
+  lease.queues = {"q"};
+  auto leased = api->Lease(lease);
+  ASSERT_TRUE(leased.ok()) << leased.status().ToString();
+  ASSERT_EQ(leased->size(), 1u);
+  EXPECT_EQ((*leased)[0].payload_json, payload);
+  auto got = api->GetJob("1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->payload_json, payload);
+  EXPECT_EQ(got->result_json, std::optional<std::string>("[1.0,2e-999]"));
+  // What the server would refuse is refused before sending.
+  job.payload_json = R"("\udc00")";
+  EXPECT_EQ(api->Enqueue(job).status().code(), Code::kValidation);
+  job.payload_json = std::string("{}\0{}", 5);
+  EXPECT_EQ(api->Enqueue(job).status().code(), Code::kValidation);
 }
 
 TEST(ApiClientTest, BatchResultsKeepPerItemErrors) {

@@ -5,6 +5,9 @@
 #include <rapidjson/document.h>
 
 #include <string>
+#include <vector>
+
+#include "net/cursor.h"
 
 namespace ym::net {
 namespace {
@@ -64,8 +67,8 @@ TEST(CodecEnqueue, EveryFieldParses) {
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->ns, "tenant7");
   EXPECT_EQ(spec->queue, "q.1:a-b_c");
-  // Compact re-serialization, member order kept, unicode kept as UTF-8.
-  EXPECT_EQ(spec->payload, "{\"b\":[1,2.5,\"x\xc3\xa9\"],\"a\":null,\"t\":true}");
+  // The payload's own text minus whitespace: member order and escapes kept as sent.
+  EXPECT_EQ(spec->payload, R"({"b":[1,2.5,"x\u00e9"],"a":null,"t":true})");
   EXPECT_EQ(spec->priority, -1000000);
   EXPECT_EQ(spec->delay_ms, 5000);
   EXPECT_EQ(spec->max_attempts, 1000);
@@ -78,6 +81,108 @@ TEST(CodecEnqueue, EveryFieldParses) {
   EXPECT_EQ(spec->idempotency_ttl_ms, 60000);
   EXPECT_EQ(spec->concurrency_key, "user:7");
   EXPECT_EQ(spec->tags, (std::vector<std::string>{"a", "b c"}));
+}
+
+// Regression (issue 7 item 1): payloads were re-serialized through doubles, so big or exact
+// numbers changed and numbers beyond the double range were refused.
+TEST(CodecEnqueue, PayloadsArePassedThroughExactly) {
+  const std::string payload =
+      R"({"big":12345678901234567890123,"neg":-9223372036854775809,"e":1E2,)"
+      R"("fuzz":799999999999999999999999999999999999999990,"huge":1e400,"tiny":-0.0e-400,)"
+      R"("pi":3.14159265358979323846264338327950288,"s":"\u00e9\ud83d\ude00\/\"\\\n",)"
+      R"("raw":"é😀","nested":[[],{},[{"a":[null,true,false]}]]})";
+  auto spec = ParseEnqueue(R"({"queue":"q","kind":"k","payload":)" + payload + "}", Limits());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->payload, payload);
+
+  // Insignificant whitespace goes; whitespace inside strings stays.
+  auto spaced = ParseEnqueue(
+      "{\"queue\":\"q\",\"kind\":\"k\",\"payload\": {\n\t\"a\" : [ 1 ,\r\n"
+      " 2E+3 ] , \"b c\" : \" x \" } }",
+      Limits());
+  ASSERT_TRUE(spaced.ok()) << spaced.status().ToString();
+  EXPECT_EQ(spaced->payload, R"({"a":[1,2E+3],"b c":" x "})");
+
+  // Ack results follow the same rule.
+  auto ack =
+      ParseAck(7, R"({"token":"00000000000000ff","result": {"n": 1.50, "m": 1e-7}})", Limits());
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(ack->result, R"({"n":1.50,"m":1e-7})");
+
+  // The size limit applies to the kept text.
+  std::string exact = "[" + std::string(10, '1') + "]";  // 12 bytes
+  EXPECT_TRUE(
+      ParseEnqueue(R"({"queue":"q","kind":"k","payload": )" + exact + "}", Limits(12)).ok());
+  EXPECT_EQ(ParseEnqueue(R"({"queue":"q","kind":"k","payload":)" + exact + "}", Limits(11))
+                .status()
+                .code(),
+            Code::kPayloadTooLarge);
+}
+
+// Numbers that used to be refused in a payload are now kept; in an integer field they are still
+// out of range, with the field named.
+TEST(CodecEnqueue, HugeNumbersInIntegerFieldsAre422) {
+  auto s = ParseEnqueue(R"({"queue":"q","kind":"k","priority":1e400})", Limits());
+  EXPECT_EQ(s.status().code(), Code::kValidation);
+  EXPECT_NE(s.status().message().find("\"priority\""), std::string::npos);
+  EXPECT_EQ(ParseEnqueue(R"({"queue":"q","kind":"k","delay_ms":99999999999999999999999})", Limits())
+                .status()
+                .code(),
+            Code::kValidation);
+  EXPECT_EQ(ParseEnqueue(R"({"queue":"q","kind":"k","backoff":{"multiplier":1e400}})", Limits())
+                .status()
+                .code(),
+            Code::kValidation);
+}
+
+// Regression (issue 7 item 2): a lone low surrogate was accepted and sent back as invalid UTF-8.
+TEST(CodecStrings, LoneSurrogatesAreInvalidJsonAnywhere) {
+  const std::vector<std::string> bodies = {
+      R"({"queue":"q","kind":"k","payload":"\udc00"})",
+      R"({"queue":"q","kind":"k","payload":{"\udc00":1}})",
+      R"({"queue":"q","kind":"k","payload":"\ud800"})",
+      R"({"queue":"q","kind":"k","payload":"\ud800x"})",
+      R"({"queue":"q","kind":"k","payload":"\ud800\u0041"})",
+      R"({"queue":"q","kind":"k","payload":"\udc00\ud800"})",
+      R"({"queue":"q","kind":"k","tags":["\udc00"]})",
+      R"({"queue":"q","kind":"k","idempotency_key":"a\uDFFFb"})",
+      R"({"queue":"q","kind":"k\udc00"})",
+  };
+  for (const auto& body : bodies) {
+    auto r = ParseEnqueue(body, Limits());
+    EXPECT_EQ(r.status().code(), Code::kInvalidJson) << body;
+    EXPECT_NE(r.status().message().find("surrogate"), std::string::npos) << r.status().message();
+  }
+  EXPECT_EQ(
+      ParseFail(1, R"({"token":"00000000000000ff","error":{"message":"\udc00"}})").status().code(),
+      Code::kInvalidJson);
+  EXPECT_EQ(ParseLease(R"({"queues":["q"],"worker_id":"\udc00"})").status().code(),
+            Code::kInvalidJson);
+  // Invalid UTF-8 bytes (here an encoded surrogate and an overlong '/') are refused as well.
+  EXPECT_EQ(ParseEnqueue("{\"queue\":\"q\",\"kind\":\"k\",\"payload\":\"\xed\xb0\x80\"}", Limits())
+                .status()
+                .code(),
+            Code::kInvalidJson);
+  EXPECT_EQ(ParseEnqueue("{\"queue\":\"q\",\"kind\":\"k\",\"payload\":\"\xc0\xaf\"}", Limits())
+                .status()
+                .code(),
+            Code::kInvalidJson);
+  // A proper pair is kept as sent.
+  auto ok = ParseEnqueue(R"({"queue":"q","kind":"k","payload":"\ud83d\ude00"})", Limits());
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->payload, R"("\ud83d\ude00")");
+}
+
+// Regression (issue 7 item 3): bytes after a NUL that followed the body were ignored.
+TEST(CodecStrings, BytesAfterTheBodyAreInvalidJson) {
+  const std::string body = R"({"queue":"q","kind":"k"})";
+  for (const std::string& tail : {std::string("\0", 1), std::string("\0{\"x\":1}", 8),
+                                  std::string(" x"), std::string("{}"), std::string(",")}) {
+    auto r = ParseEnqueue(body + tail, Limits());
+    EXPECT_EQ(r.status().code(), Code::kInvalidJson) << tail.size();
+  }
+  EXPECT_TRUE(ParseEnqueue(body + " \r\n\t", Limits()).ok());
+  EXPECT_EQ(ParseEmptyObject(std::string("{}\0", 3)).code(), Code::kInvalidJson);
 }
 
 TEST(CodecEnqueue, RunAtAndScalarPayloads) {
@@ -543,6 +648,10 @@ TEST(CodecQuery, DecodesAndRejects) {
   EXPECT_EQ(ParseQueryString("a=1&a=2").status().message(),
             "query parameter \"a\": given more than once");
   EXPECT_TRUE(ParseQueryString("").ok());
+  // Decoded bytes must be UTF-8 (an encoded lone surrogate, a stray continuation byte).
+  EXPECT_EQ(ParseQueryString("queue=%ED%B0%80").status().code(), Code::kInvalidRequest);
+  EXPECT_EQ(ParseQueryString("%80=1").status().code(), Code::kInvalidRequest);
+  EXPECT_TRUE(ParseQueryString("q=%C3%A9").ok());
 }
 
 TEST(CodecQuery, ListJobs) {
@@ -552,7 +661,11 @@ TEST(CodecQuery, ListJobs) {
   EXPECT_EQ(q->queue, "");
   EXPECT_FALSE(q->state);
   EXPECT_EQ(q->after_id, 0u);
-  q = ParseListJobsQuery("queue=emails&state=dead&limit=1000&cursor=" + EncodeCursor(99));
+  ListQuery scope;
+  scope.queue = "emails";
+  scope.state = JobState::kDead;
+  q = ParseListJobsQuery("queue=emails&state=dead&limit=1000&cursor=" +
+                         EncodeJobCursor(JobsCursorScope(scope), 99));
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->queue, "emails");
   EXPECT_EQ(q->state, JobState::kDead);
@@ -573,8 +686,11 @@ TEST(CodecQuery, ListJobs) {
             "cancelled");
   EXPECT_EQ(msg("queue=a%20b").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("cursor=abc").message(),
-            "query parameter \"cursor\": not a cursor returned by this server");
+            "query parameter \"cursor\": not a cursor returned by this server for this listing");
   EXPECT_EQ(msg("cursor=0").code(), Code::kInvalidRequest);
+  // Regression: a bare id was taken as the cursor, and the largest one wrapped to the start.
+  EXPECT_EQ(msg("cursor=18446744073709551615").code(), Code::kInvalidRequest);
+  EXPECT_EQ(msg("cursor=42").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("sort=id").message(), "query parameter \"sort\": unknown parameter");
 }
 
@@ -587,14 +703,50 @@ TEST(CodecQuery, ListDead) {
             "query parameter \"state\": unknown parameter");
 }
 
-TEST(CodecCursor, RoundTrips) {
+TEST(CodecCursor, RoundTripsInItsOwnScopeOnly) {
+  ListQuery emails;
+  emails.queue = "emails";
+  const std::string scope = JobsCursorScope(emails);
   for (JobId id : {JobId{1}, JobId{42}, ~JobId{0}}) {
-    auto back = DecodeCursor(EncodeCursor(id));
-    ASSERT_TRUE(back.ok());
+    std::string token = EncodeJobCursor(scope, id);
+    auto back = DecodeJobCursor(scope, token);
+    ASSERT_TRUE(back.ok()) << token;
     EXPECT_EQ(*back, id);
+    // URL-safe as is: base64url without padding.
+    EXPECT_EQ(
+        token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+        std::string::npos);
   }
-  EXPECT_EQ(DecodeCursor("").status().code(), Code::kInvalidRequest);
-  EXPECT_EQ(DecodeCursor("18446744073709551616").status().code(), Code::kInvalidRequest);
+  const std::string token = EncodeJobCursor(scope, 42);
+  // Through the query parser, with the filter in any order.
+  auto q = ParseListJobsQuery("cursor=" + token + "&queue=emails");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->after_id, 42u);
+  // Foreign: another queue, another state filter, the dead listing.
+  EXPECT_EQ(ParseListJobsQuery("queue=sms&cursor=" + token).status().code(), Code::kInvalidRequest);
+  EXPECT_EQ(ParseListJobsQuery("queue=emails&state=ready&cursor=" + token).status().code(),
+            Code::kInvalidRequest);
+  EXPECT_EQ(ParseListDeadQuery("queue=emails&cursor=" + token).status().code(),
+            Code::kInvalidRequest);
+  // Tampered: every single-character edit is refused.
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    for (char c : alphabet) {
+      if (c == token[i]) continue;
+      std::string edited = token;
+      edited[i] = c;
+      EXPECT_FALSE(DecodeJobCursor(scope, edited).ok()) << edited;
+    }
+  }
+  EXPECT_FALSE(DecodeJobCursor(scope, token.substr(0, token.size() - 1)).ok());
+  EXPECT_FALSE(DecodeJobCursor(scope, token + "A").ok());
+  EXPECT_FALSE(DecodeJobCursor(scope, token + "=").ok());
+  EXPECT_FALSE(DecodeJobCursor(scope, "").ok());
+  EXPECT_FALSE(DecodeJobCursor(scope, std::string(600, 'A')).ok());
+  // Another version byte with a matching check is still refused.
+  EXPECT_FALSE(DecodeCursor(scope, "AgAAAAAAAAAqAAAAAA").ok());
+  // The id 0 never starts a page that a cursor could resume.
+  EXPECT_FALSE(DecodeJobCursor(scope, EncodeJobCursor(scope, 0)).ok());
 }
 
 // ---- renderers ----
@@ -656,12 +808,40 @@ TEST(CodecRender, PagesAndLists) {
   JobPage page;
   page.items.push_back(SampleJob());
   page.next_after_id = 42;
-  auto d = Doc(RenderJobPage(page));
+  auto d = Doc(RenderJobPage(page, "s"));
   EXPECT_EQ(d["items"].Size(), 1u);
-  EXPECT_STREQ(d["next_cursor"].GetString(), EncodeCursor(42).c_str());
+  EXPECT_STREQ(d["next_cursor"].GetString(), EncodeJobCursor("s", 42).c_str());
   page.next_after_id = 0;
-  EXPECT_TRUE(Doc(RenderJobPage(page))["next_cursor"].IsNull());
-  EXPECT_EQ(RenderJobPage(JobPage{}), R"({"items":[],"next_cursor":null})");
+  EXPECT_TRUE(Doc(RenderJobPage(page, "s"))["next_cursor"].IsNull());
+  EXPECT_EQ(RenderJobPage(JobPage{}, "s"), R"({"items":[],"next_cursor":null})");
+}
+
+TEST(CodecRender, PagesStopAtTheByteCapAndTheCursorCarriesOn) {
+  JobPage page;
+  for (JobId id = 1; id <= 10; ++id) {
+    JobView v = SampleJob();
+    v.job.id = id;
+    v.job.payload = "\"" + std::string(1000, 'x') + "\"";
+    page.items.push_back(std::move(v));
+  }
+  page.next_after_id = 0;  // the whole listing
+  const std::size_t one = RenderJob(page.items[0]).size();
+  const std::string full = RenderJobPage(page, "s");
+  EXPECT_TRUE(Doc(full)["next_cursor"].IsNull());
+  EXPECT_EQ(Doc(full)["items"].Size(), 10u);
+
+  // Room for three jobs: three are sent, and the cursor resumes after the third.
+  const std::string capped = RenderJobPage(page, "s", 3 * one + 200);
+  EXPECT_LE(capped.size(), 3 * one + 200);
+  auto d = Doc(capped);
+  ASSERT_EQ(d["items"].Size(), 3u);
+  EXPECT_STREQ(d["items"][2]["id"].GetString(), "3");
+  EXPECT_EQ(DecodeJobCursor("s", d["next_cursor"].GetString()).value(), 3u);
+
+  // A cap below one job still sends one job, so a listing always makes progress.
+  auto tiny = Doc(RenderJobPage(page, "s", 10));
+  ASSERT_EQ(tiny["items"].Size(), 1u);
+  EXPECT_EQ(DecodeJobCursor("s", tiny["next_cursor"].GetString()).value(), 1u);
 }
 
 TEST(CodecRender, EnqueueResults) {

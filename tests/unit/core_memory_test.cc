@@ -193,7 +193,9 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
       typo.max = 1;
       typo.wait_ms = 1000;
       ASSERT_TRUE(sched_->Lease(typo).empty());
-      sched_->AddWaiter(typo, now + 500 + static_cast<std::int64_t>(pick_.Uniform(2500)),
+      // Waiter deadlines are on the monotonic clock.
+      sched_->AddWaiter(typo,
+                        clock_.MonoMs() + 500 + static_cast<std::int64_t>(pick_.Uniform(2500)),
                         [&](std::vector<LeasedJob> jobs) {
                           if (jobs.empty()) ++waiters_timed_out;
                         });
@@ -216,7 +218,7 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
       served.queues = {queue};
       served.worker_id = worker;
       served.max = 1;
-      sched_->AddWaiter(served, now + 2000, [&, now](std::vector<LeasedJob> jobs) {
+      sched_->AddWaiter(served, clock_.MonoMs() + 2000, [&, now](std::vector<LeasedJob> jobs) {
         if (!jobs.empty()) {
           ++waiters_served;
           for (auto& j : jobs) held.push_back(Held{j.id, j.lease.token, now + 100, 0});

@@ -2,6 +2,7 @@
 // on 127.0.0.1 port 0, driven by a minimal synchronous Beast client over real sockets.
 #include "net/http_server.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -16,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "server/broker.h"
@@ -122,6 +124,23 @@ class HttpServerTest : public testing::Test {
     if (broker_) broker_->Stop();
   }
 
+  // Waits (up to 30 s) until `queue` has `n` long polls registered, as GET /v1/queues shows
+  // them: a condition instead of a fixed sleep, so that a loaded machine only makes it slower.
+  // The queue exists (and is found) only once a wait has registered it.
+  bool WaitForWaiters(const std::string& queue, int n) {
+    Client probe(server_->local_port());
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < until) {
+      Reply r = probe.Send(http::verb::get, "/v1/queues/" + queue);
+      if (r.status == 200 && r.json.IsObject() && r.json.HasMember("waiting_workers") &&
+          r.json["waiting_workers"].GetInt() == n) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+
   std::string Enqueue(Client& c, const std::string& queue) {
     Reply r = c.Send(http::verb::post, "/v1/jobs",
                      R"({"queue":")" + queue + R"(","kind":"k","payload":{"n":1}})");
@@ -206,8 +225,12 @@ TEST_F(HttpServerTest, BatchEnqueueAndListing) {
   ASSERT_EQ(page.status, 200u) << page.body;
   EXPECT_EQ(page.json["items"].Size(), 1u);
   ASSERT_TRUE(page.json["next_cursor"].IsString());
-  Reply next = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&limit=1&cursor=") +
+  Reply next = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&state=ready&limit=1&cursor=") +
                                            page.json["next_cursor"].GetString());
+  // A cursor belongs to the listing and filters it came from (AIP-158 style).
+  Reply foreign = c.Send(http::verb::get, std::string("/v1/jobs?queue=b&limit=1&cursor=") +
+                                              page.json["next_cursor"].GetString());
+  EXPECT_EQ(foreign.status, 400u) << foreign.body;
   ASSERT_EQ(next.status, 200u) << next.body;
   ASSERT_EQ(next.json["items"].Size(), 1u);
   EXPECT_STRNE(next.json["items"][0]["id"].GetString(), page.json["items"][0]["id"].GetString());
@@ -322,8 +345,10 @@ TEST_F(HttpServerTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
   HttpServer short_idle(*broker_, opts);
   ASSERT_TRUE(short_idle.Start().ok());
   Client c(short_idle.local_port());
-  EXPECT_EQ(c.Send(http::verb::get, "/healthz").status, 200u);
+  // Measured from before the request, so that a test thread descheduled after the reply cannot
+  // shorten what it sees: the idle timer starts only after the request arrived.
   const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.Send(http::verb::get, "/healthz").status, 200u);
   EXPECT_TRUE(c.ServerClosed()) << "the server must close the idle connection";
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(250))
       << "closed before the idle timeout";
@@ -354,7 +379,8 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
 TEST_F(HttpServerTest, LongPollIsWokenByAnEnqueue) {
   Client waiter(server_->local_port());
   std::thread producer([port = server_->local_port(), this] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Once the long poll waits: the enqueue must wake it, not find it later.
+    EXPECT_TRUE(WaitForWaiters("lp", 1));
     Client c(port);
     Enqueue(c, "lp");
   });
@@ -371,16 +397,16 @@ TEST_F(HttpServerTest, LeasesOfAVanishedLongPollAreReleased) {
   {
     Client gone(server_->local_port());
     gone.WriteRaw(RawPost("/v1/leases", R"({"queues":["vanish"],"wait_ms":20000})"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ASSERT_TRUE(WaitForWaiters("vanish", 1));
     gone.Close();
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   Client c(server_->local_port());
   std::string id = Enqueue(c, "vanish");
   // The enqueue may have been handed to the vanished waiter; either way it must be leasable now,
   // long before any lease would expire.
   Reply r;
-  for (int i = 0; i < 50; ++i) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
     r = c.Send(http::verb::post, "/v1/leases", R"({"queues":["vanish"],"wait_ms":100})");
     if (r.status == 200 && r.json["jobs"].Size() == 1) break;
   }
@@ -424,12 +450,220 @@ TEST_F(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
 TEST_F(HttpServerTest, StopLetsAnInFlightRequestFinish) {
   Client waiter(server_->local_port());
   waiter.WriteRaw(RawPost("/v1/leases", R"({"queues":["drain"],"wait_ms":1000})"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Stop() only once the request is in flight (a request not yet read would be refused).
+  ASSERT_TRUE(WaitForWaiters("drain", 1));
   std::thread stopper([this] { server_->Stop(); });
   Reply r = waiter.Read();
   stopper.join();
   EXPECT_EQ(r.status, 200u) << r.body;
   EXPECT_FALSE(r.raw.keep_alive());
+}
+
+// ---- framing (RFC 9112): nothing a proxy could frame differently is ever run ----
+
+// Regression (issue 7 item 8): `Transfer-Encoding: gzip` was ignored, so a second request hidden
+// in the body was run (request smuggling behind a proxy that honours the header).
+TEST_F(HttpServerTest, UnsupportedTransferEncodingIs400AndTheSmuggledRequestNeverRuns) {
+  const std::string smuggled = RawPost("/v1/jobs", R"({"queue":"smuggled","kind":"k"})");
+  Client c(server_->local_port());
+  c.WriteRaw(
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: gzip\r\n\r\n" +
+      smuggled);
+  Reply r = c.Read();
+  EXPECT_EQ(r.status, 400u) << r.body;
+  EXPECT_NE(r.body.find("Transfer-Encoding"), std::string::npos) << r.body;
+  EXPECT_TRUE(c.ServerClosed());
+  Client check(server_->local_port());
+  EXPECT_EQ(check.Send(http::verb::get, "/v1/queues/smuggled").status, 404u);
+}
+
+TEST_F(HttpServerTest, BadFramingIs400AndCloses) {
+  const std::string body = R"({"queue":"framing","kind":"k"})";
+  const std::string cl = "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  const std::string chunked = "5\r\n{\"a\":\r\n0\r\n\r\n";
+  struct Case {
+    std::string name, head, body;
+  };
+  const std::vector<Case> cases = {
+      {"te gzip, chunked", "Host: x\r\nTransfer-Encoding: gzip, chunked\r\n", chunked},
+      {"te chunked, gzip", "Host: x\r\nTransfer-Encoding: chunked, gzip\r\n", chunked},
+      {"te twice", "Host: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+       chunked},
+      {"te identity", "Host: x\r\nTransfer-Encoding: identity\r\n" + cl, body},
+      {"te and cl", "Host: x\r\nTransfer-Encoding: chunked\r\n" + cl, chunked},
+      {"cl twice", "Host: x\r\n" + cl + cl, body},
+      {"no host", cl, body},
+      {"host twice", "Host: x\r\nHost: y\r\n" + cl, body},
+  };
+  for (const auto& k : cases) {
+    Client c(server_->local_port());
+    c.WriteRaw("POST /v1/jobs HTTP/1.1\r\nContent-Type: application/json\r\n" + k.head + "\r\n" +
+               k.body);
+    Reply r = c.Read();
+    EXPECT_EQ(r.status, 400u) << k.name << ": " << r.body;
+    EXPECT_TRUE(c.ServerClosed()) << k.name;
+  }
+  Client check(server_->local_port());
+  EXPECT_EQ(check.Send(http::verb::get, "/v1/queues/framing").status, 404u);
+}
+
+TEST_F(HttpServerTest, ChunkedAndHttp10WithoutHostAreServed) {
+  const std::string body = R"({"queue":"chunky","kind":"k"})";
+  Client c(server_->local_port());
+  c.WriteRaw(
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: Chunked\r\n\r\n" +
+      fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", body.size(), body));
+  EXPECT_EQ(c.Read().status, 201u);
+  Client old(server_->local_port());
+  old.WriteRaw("GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(old.Read().status, 200u);
+}
+
+// ---- connection caps and the reply budget ----
+
+class HttpServerLimitsTest : public testing::Test {
+ protected:
+  void Start(HttpServerOptions opts) {
+    broker_ = std::make_unique<Broker>(store_, clock_, BrokerOptions{});
+    ASSERT_TRUE(broker_->Start().ok());
+    opts.port = 0;
+    opts.shutdown_timeout = std::chrono::milliseconds(2000);
+    server_ = std::make_unique<HttpServer>(*broker_, opts);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (broker_) broker_->Stop();
+  }
+  MemoryStore store_;
+  SystemClock clock_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+// Waits (bounded) until `pred` holds; the server updates its counters on its own threads.
+template <typename Pred>
+bool Eventually(Pred pred) {
+  for (int i = 0; i < 500; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+TEST_F(HttpServerLimitsTest, ConnectionsPastThePerClientCapGet503AndAreClosed) {
+  HttpServerOptions opts;
+  opts.max_connections_per_client = 2;
+  Start(opts);
+  const auto port = server_->local_port();
+  Client a(port), b(port);
+  EXPECT_EQ(a.Send(http::verb::get, "/healthz").status, 200u);
+  EXPECT_EQ(b.Send(http::verb::get, "/healthz").status, 200u);
+  Client c(port);
+  Reply r = c.Read();  // the server speaks first: 503 and close
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.raw[http::field::retry_after], "1");
+  EXPECT_TRUE(c.ServerClosed());
+  EXPECT_EQ(server_->stats().rejected_client_cap.load(), 1u);
+  // A freed slot is usable again, and the connections already open were never disturbed.
+  a.Close();
+  ASSERT_TRUE(Eventually([&] { return server_->stats().open_connections.load() == 1; }));
+  Client d(port);
+  EXPECT_EQ(d.Send(http::verb::get, "/healthz").status, 200u);
+  EXPECT_EQ(b.Send(http::verb::get, "/healthz").status, 200u);
+}
+
+TEST_F(HttpServerLimitsTest, ConnectionsPastTheTotalCapGet503) {
+  HttpServerOptions opts;
+  opts.max_connections = 3;
+  Start(opts);
+  const auto port = server_->local_port();
+  std::vector<std::unique_ptr<Client>> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(std::make_unique<Client>(port));
+    EXPECT_EQ(open.back()->Send(http::verb::get, "/healthz").status, 200u);
+  }
+  Client extra(port);
+  EXPECT_EQ(extra.Read().status, 503u);
+  EXPECT_EQ(server_->stats().rejected_total_cap.load(), 1u);
+}
+
+// A client that never reads keeps its reply queued; the bytes so held are capped server-wide,
+// and past the cap a large reply is refused with 503 while small ones are still answered.
+TEST_F(HttpServerLimitsTest, QueuedReplyBytesAreCappedServerWide) {
+  HttpServerOptions opts;
+  opts.max_request_bytes = 32 << 20;
+  opts.max_payload_bytes = 2 << 20;
+  opts.max_reply_bytes = 64 << 20;
+  opts.max_queued_reply_bytes = 20 << 20;
+  opts.write_timeout = std::chrono::milliseconds(60'000);
+  Start(opts);
+  const auto port = server_->local_port();
+  {
+    Client w(port);
+    std::string jobs = R"({"jobs":[)";
+    for (int i = 0; i < 12; ++i) {
+      if (i > 0) jobs += ",";
+      jobs += R"({"queue":"big","kind":"k","payload":")" + std::string(1 << 20, 'x') + R"("})";
+    }
+    jobs += "]}";
+    ASSERT_EQ(w.Send(http::verb::post, "/v1/jobs:batch", jobs).status, 200u);
+  }
+  // A slow reader: a tiny receive window, and it never reads the ~12 MB page.
+  asio::io_context ioc;
+  tcp::socket slow(ioc);
+  slow.open(tcp::v4());
+  slow.set_option(asio::socket_base::receive_buffer_size(4096));
+  slow.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  const std::string get = "GET /v1/jobs?queue=big&limit=100 HTTP/1.1\r\nHost: x\r\n\r\n";
+  asio::write(slow, asio::buffer(get));
+  ASSERT_TRUE(Eventually([&] { return server_->stats().queued_reply_bytes.load() > (10 << 20); }));
+
+  // The budget is spent: another large page is refused, small replies are still served.
+  Client other(port);
+  Reply refused = other.Send(http::verb::get, "/v1/jobs?queue=big&limit=100");
+  EXPECT_EQ(refused.status, 503u) << refused.body.substr(0, 200);
+  EXPECT_EQ(refused.raw[http::field::retry_after], "1");
+  EXPECT_EQ(other.Send(http::verb::get, "/healthz").status, 200u);
+  EXPECT_EQ(server_->stats().refused_replies.load(), 1u);
+
+  // When the slow reader goes away its bytes are released and large replies flow again.
+  slow.close();
+  ASSERT_TRUE(Eventually([&] { return server_->stats().queued_reply_bytes.load() == 0; }));
+  Reply page = other.Send(http::verb::get, "/v1/jobs?queue=big&limit=100");
+  EXPECT_EQ(page.status, 200u);
+  EXPECT_EQ(page.json["items"].Size(), 12u);
+}
+
+// A page stops at max_reply_bytes and the cursor carries on to the end.
+TEST_F(HttpServerLimitsTest, PagesStopAtMaxReplyBytes) {
+  HttpServerOptions opts;
+  opts.max_request_bytes = 32 << 20;
+  opts.max_reply_bytes = 3 << 20;
+  Start(opts);
+  Client c(server_->local_port());
+  std::string jobs = R"({"jobs":[)";
+  for (int i = 0; i < 10; ++i) {
+    if (i > 0) jobs += ",";
+    jobs += R"({"queue":"big","kind":"k","payload":")" + std::string(1000 << 10, 'x') + R"("})";
+  }
+  jobs += "]}";
+  ASSERT_EQ(c.Send(http::verb::post, "/v1/jobs:batch", jobs).status, 200u);
+  std::size_t seen = 0;
+  std::string cursor;
+  for (int pages = 0; pages < 20; ++pages) {
+    Reply r = c.Send(http::verb::get,
+                     "/v1/jobs?queue=big&limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_LE(r.body.size(), std::size_t{3} << 20);
+    EXPECT_GE(r.json["items"].Size(), 1u);
+    seen += r.json["items"].Size();
+    if (r.json["next_cursor"].IsNull()) break;
+    cursor = r.json["next_cursor"].GetString();
+  }
+  EXPECT_EQ(seen, 10u);
 }
 
 TEST(HttpServerStart, PortInUseIsAnError) {

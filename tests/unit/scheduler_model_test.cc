@@ -423,16 +423,17 @@ class ModelRun {
     waiters_.emplace(wid, w);
     Log("long-poll waiter " + std::to_string(wid) + " until t+" +
         std::to_string(w.deadline_ms - kStart));
-    sched_.AddWaiter(req, w.deadline_ms, [this, wid](std::vector<LeasedJob> jobs) {
-      ModelWaiter& mw = waiters_.at(wid);
-      ++mw.calls;
-      EXPECT_EQ(mw.calls, 1) << "waiter " << wid << " called more than once";
-      if (jobs.empty()) {
-        EXPECT_TRUE(shutting_down_ || clock_.NowMs() >= mw.deadline_ms)
-            << "waiter " << wid << " answered empty before its deadline";
-      }
-      waiter_leases_.emplace_back(wid, std::move(jobs));
-    });
+    sched_.AddWaiter(req, clock_.MonoMs() + (w.deadline_ms - clock_.NowMs()),
+                     [this, wid](std::vector<LeasedJob> jobs) {
+                       ModelWaiter& mw = waiters_.at(wid);
+                       ++mw.calls;
+                       EXPECT_EQ(mw.calls, 1) << "waiter " << wid << " called more than once";
+                       if (jobs.empty()) {
+                         EXPECT_TRUE(shutting_down_ || clock_.NowMs() >= mw.deadline_ms)
+                             << "waiter " << wid << " answered empty before its deadline";
+                       }
+                       waiter_leases_.emplace_back(wid, std::move(jobs));
+                     });
   }
 
   // The answer the scheduler must give to ack/fail/heartbeat with `token` on job `j`.

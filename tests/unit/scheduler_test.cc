@@ -62,6 +62,12 @@ class SchedulerTest : public ::testing::Test {
     sched_ = std::make_unique<Scheduler>(clock_, rng_, options);
   }
 
+  // The monotonic time at which the wall clock will read `wall_ms` (waiter deadlines are
+  // monotonic).
+  std::int64_t Mono(std::int64_t wall_ms) const {
+    return clock_.MonoMs() + (wall_ms - clock_.NowMs());
+  }
+
   // Group commit: seal the open batch, declare it durable, hand it back for inspection.
   Batch Commit() {
     Batch b = sched_->SealBatch();
@@ -269,7 +275,7 @@ TEST_F(SchedulerTest, DelayedJobBecomesReadyWhenTheClockReachesRunAt) {
   EXPECT_EQ(MutationsOf<InsertJob>(b)[0].job.state, JobState::kScheduled);
   EXPECT_EQ(Count("q", "scheduled"), 1u);
   EXPECT_EQ(sched_->Get(out->id)->blocked_reason, "scheduled");
-  EXPECT_EQ(sched_->NextDeadlineMs(), kStart + 5000);
+  EXPECT_EQ((clock_.NowMs() + sched_->NextDeadlineInMs()), kStart + 5000);
 
   AdvanceAndTick(4999);
   EXPECT_TRUE(Lease({"q"}).empty());
@@ -295,11 +301,11 @@ TEST_F(SchedulerTest, RunAtSchedulesAtAnAbsoluteTime) {
   const JobId p = Enqueue(past);
   Commit();
   EXPECT_EQ(StateOf(p), JobState::kReady);
-  EXPECT_EQ(sched_->NextDeadlineMs(), kStart + 3000);
+  EXPECT_EQ((clock_.NowMs() + sched_->NextDeadlineInMs()), kStart + 3000);
   EXPECT_EQ(LeaseOne().id, p);
 
   AdvanceAndTick(3000);
-  EXPECT_EQ(sched_->NextDeadlineMs(), kStart + 7000);
+  EXPECT_EQ((clock_.NowMs() + sched_->NextDeadlineInMs()), kStart + 7000);
   EXPECT_EQ(LeaseOne().id, e);
   EXPECT_TRUE(Lease({"q"}).empty());
   AdvanceAndTick(4000);
@@ -307,12 +313,13 @@ TEST_F(SchedulerTest, RunAtSchedulesAtAnAbsoluteTime) {
 }
 
 TEST_F(SchedulerTest, NextDeadlineCoversLeasesAndSweeps) {
-  EXPECT_EQ(sched_->NextDeadlineMs(), kStart + options_.retention_sweep_interval_ms);
+  EXPECT_EQ((clock_.NowMs() + sched_->NextDeadlineInMs()),
+            kStart + options_.retention_sweep_interval_ms);
   EnqueueSpec s = Spec();
   s.lease_ms = 1500;
   EnqueueCommitted(s);
   LeaseOne();
-  EXPECT_EQ(sched_->NextDeadlineMs(), kStart + 1500);
+  EXPECT_EQ((clock_.NowMs() + sched_->NextDeadlineInMs()), kStart + 1500);
 }
 
 TEST_F(SchedulerTest, DelayPassedBeforeCommitIsReadyAtCommit) {
@@ -451,7 +458,7 @@ TEST_F(SchedulerTest, PausedQueueGivesNothingAndResumeServesAWaiter) {
   LeaseRequest req;
   req.queues = {"q"};
   req.max = 5;
-  sched_->AddWaiter(req, kStart + 10'000, [&](std::vector<LeasedJob> jobs) {
+  sched_->AddWaiter(req, Mono(kStart + 10'000), [&](std::vector<LeasedJob> jobs) {
     ++calls;
     got = std::move(jobs);
   });
@@ -597,7 +604,7 @@ TEST_F(SchedulerTest, HeartbeatCanShortenALease) {
   auto hb = sched_->Heartbeat(id, l.lease.token, 200);
   ASSERT_RESULT_OK(hb);
   EXPECT_EQ(hb->expires_at_ms, kStart + 200);
-  EXPECT_EQ(sched_->NextDeadlineMs(), kStart + 200);
+  EXPECT_EQ((clock_.NowMs() + sched_->NextDeadlineInMs()), kStart + 200);
   AdvanceAndTick(200);
   EXPECT_NE(StateOf(id), JobState::kActive);
 }
@@ -626,6 +633,7 @@ TEST_F(SchedulerTest, HeartbeatReportsCancelRequested) {
 TEST_F(SchedulerTest, WrongTokenIsStale) {
   const JobId id = EnqueueCommitted(Spec());
   LeasedJob l = LeaseOne();
+  Commit();  // the lease itself is a write; what follows must add none
   const std::uint64_t wrong = l.lease.token + 1;
   EXPECT_EQ(sched_->Ack(id, wrong, "").status().code(), Code::kStaleLease);
   EXPECT_EQ(sched_->Fail(id, wrong, FailSpec{}).status().code(), Code::kStaleLease);
@@ -808,6 +816,7 @@ TEST_F(SchedulerTest, RetryInMsOverridesTheBackoff) {
 TEST_F(SchedulerTest, RetryInMsIsValidated) {
   const JobId id = EnqueueCommitted(Spec());
   LeasedJob l = LeaseOne();
+  Commit();  // the lease itself is a write; what follows must add none
   for (std::int64_t bad : {std::int64_t{-1}, std::int64_t{10LL * 365 * 24 * 3600 * 1000 + 1}}) {
     FailSpec f;
     f.retry_in_ms = bad;
@@ -1265,7 +1274,7 @@ TEST_F(SchedulerTest, WaiterGetsJobsWhenAnEnqueueCommits) {
   req.queues = {"q"};
   req.max = 5;
   req.worker_id = "w9";
-  sched_->AddWaiter(req, kStart + 30'000, [&](std::vector<LeasedJob> jobs) {
+  sched_->AddWaiter(req, Mono(kStart + 30'000), [&](std::vector<LeasedJob> jobs) {
     ++calls;
     got = std::move(jobs);
   });
@@ -1294,7 +1303,7 @@ TEST_F(SchedulerTest, WaiterGetsAScheduledJobWhenItsTimerFires) {
   int calls = 0;
   LeaseRequest req;
   req.queues = {"q"};
-  sched_->AddWaiter(req, kStart + 10'000, [&](std::vector<LeasedJob> jobs) {
+  sched_->AddWaiter(req, Mono(kStart + 10'000), [&](std::vector<LeasedJob> jobs) {
     ++calls;
     got = std::move(jobs);
   });
@@ -1310,7 +1319,7 @@ TEST_F(SchedulerTest, WaiterGetsAJobThatFailedWithAnImmediateRetry) {
   std::vector<LeasedJob> got;
   LeaseRequest req;
   req.queues = {"q"};
-  sched_->AddWaiter(req, kStart + 10'000,
+  sched_->AddWaiter(req, Mono(kStart + 10'000),
                     [&](std::vector<LeasedJob> jobs) { got = std::move(jobs); });
   FailSpec f;
   f.retry_in_ms = 0;
@@ -1328,7 +1337,7 @@ TEST_F(SchedulerTest, WaiterGetsAJobWhoseLeaseExpired) {
   std::vector<LeasedJob> got;
   LeaseRequest req;
   req.queues = {"q"};
-  sched_->AddWaiter(req, kStart + 10'000,
+  sched_->AddWaiter(req, Mono(kStart + 10'000),
                     [&](std::vector<LeasedJob> jobs) { got = std::move(jobs); });
   AdvanceAndTick(1000);
   ASSERT_EQ(got.size(), 1u);
@@ -1341,11 +1350,11 @@ TEST_F(SchedulerTest, WaiterTimesOutEmptyAtItsDeadline) {
   std::size_t jobs_seen = 99;
   LeaseRequest req;
   req.queues = {"q"};
-  sched_->AddWaiter(req, kStart + 5000, [&](std::vector<LeasedJob> jobs) {
+  sched_->AddWaiter(req, Mono(kStart + 5000), [&](std::vector<LeasedJob> jobs) {
     ++calls;
     jobs_seen = jobs.size();
   });
-  EXPECT_LE(sched_->NextDeadlineMs(), kStart + 5000);
+  EXPECT_LE((clock_.NowMs() + sched_->NextDeadlineInMs()), kStart + 5000);
   AdvanceAndTick(4999);
   EXPECT_EQ(calls, 0);
   AdvanceAndTick(1);
@@ -1364,7 +1373,7 @@ TEST_F(SchedulerTest, ShutdownAnswersEveryWaiter) {
   for (const char* q : {"a", "b", "c"}) {
     LeaseRequest req;
     req.queues = {q};
-    sched_->AddWaiter(req, kStart + 5000, [&](std::vector<LeasedJob> jobs) {
+    sched_->AddWaiter(req, Mono(kStart + 5000), [&](std::vector<LeasedJob> jobs) {
       ++calls;
       jobs_seen += jobs.size();
     });
@@ -1382,7 +1391,7 @@ TEST_F(SchedulerTest, WaitersAreServedInArrivalOrder) {
   for (int i = 0; i < 2; ++i) {
     LeaseRequest req;
     req.queues = {"q"};
-    sched_->AddWaiter(req, kStart + 5000, [&order, i](std::vector<LeasedJob> jobs) {
+    sched_->AddWaiter(req, Mono(kStart + 5000), [&order, i](std::vector<LeasedJob> jobs) {
       if (!jobs.empty()) order.push_back(i);
     });
   }
@@ -1420,7 +1429,7 @@ TEST_F(SchedulerTest, ReleaseServesAWaiter) {
   int calls = 0;
   LeaseRequest req;
   req.queues = {"q"};
-  sched_->AddWaiter(req, kStart + 5000,
+  sched_->AddWaiter(req, Mono(kStart + 5000),
                     [&](std::vector<LeasedJob> jobs) { calls += static_cast<int>(jobs.size()); });
   sched_->Release(id, l.lease.token);
   EXPECT_EQ(calls, 1);
@@ -1462,7 +1471,7 @@ TEST_F(SchedulerTest, RecoveredScheduledJobKeepsItsTimer) {
   sched_->LoadJob(std::move(r));
   EXPECT_EQ(StateOf(3), JobState::kScheduled);
   EXPECT_EQ(sched_->Get(3)->blocked_reason, "retry_backoff");
-  EXPECT_EQ(sched_->NextDeadlineMs(), kStart + 2000);
+  EXPECT_EQ((clock_.NowMs() + sched_->NextDeadlineInMs()), kStart + 2000);
   AdvanceAndTick(2000);
   EXPECT_EQ(LeaseOne().id, 3u);
 }

@@ -806,13 +806,40 @@ Result<std::unique_ptr<Store>> OpenAt(const std::string& path, Durability d = Du
   return OpenSqliteStore(Options(path, d));
 }
 
+std::string RawQueryText(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* s = nullptr;
+  std::string v;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != nullptr) {
+    v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return v;
+}
+
 TEST(SqliteStoreTest, WritesFormatVersionApplicationIdAndWalMode) {
   TempDir dir;
   std::string path = dir.File("ym.db");
   {
     auto s = OpenAt(path);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
+    // synchronous is per connection: the store reads back what SQLite applied on its writer.
+    // That a FULL commit really fsyncs the WAL (and a relaxed one does not) is observed through
+    // a VFS in PowerLossTest.FullDurabilitySyncsTheWalAtEveryCommitRelaxedDoesNot.
+    EXPECT_EQ((*s)->Stats().synchronous, "full");
+    EXPECT_EQ((*s)->Stats().journal_mode, "wal");
+    // WAL mode is persistent: another connection sees it in the file while the store is open.
+    EXPECT_EQ(RawQueryText(path, "PRAGMA journal_mode"), "wal");
   }
+  {
+    auto relaxed = OpenAt(path, Durability::kRelaxed);
+    ASSERT_TRUE(relaxed.ok()) << relaxed.status().ToString();
+    EXPECT_EQ((*relaxed)->Stats().synchronous, "normal");
+  }
+  EXPECT_EQ(RawQueryText(path, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
             kSqliteFormatVersion);
   EXPECT_EQ(RawQueryInt(path, "PRAGMA application_id"), kSqliteApplicationId);
@@ -825,9 +852,9 @@ TEST(SqliteStoreTest, WritesFormatVersionApplicationIdAndWalMode) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
 }
 
-// Format 1 -> 2: keys gain their job's final state (from the job row where it still exists) and
+// Format 2 -> 3: keys gain their job's final state (from the job row where it still exists) and
 // an expiry index.
-TEST(SqliteStoreTest, MigratesFormat1IdempotencyKeys) {
+TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
   TempDir dir;
   std::string path = dir.File("ym.db");
   {
@@ -835,7 +862,7 @@ TEST(SqliteStoreTest, MigratesFormat1IdempotencyKeys) {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     ASSERT_TRUE((*s)->Commit(Inserts({SmallJob(1, "q", JobState::kDead, 5)})).ok());
   }
-  // Back to the format 1 shape of the table.
+  // Back to the format 2 shape of the table.
   RawExec(path,
           "DROP TABLE idempotency_keys;"
           "CREATE TABLE idempotency_keys (ns TEXT NOT NULL, key TEXT NOT NULL, "
@@ -843,10 +870,10 @@ TEST(SqliteStoreTest, MigratesFormat1IdempotencyKeys) {
           "WITHOUT ROWID;"
           "INSERT INTO idempotency_keys VALUES ('n', 'dead', 1, 9000000000000);"
           "INSERT INTO idempotency_keys VALUES ('n', 'purged', 2, 9000000000000);"
-          "UPDATE meta SET value = 1 WHERE key = 'format_version';");
+          "UPDATE meta SET value = 2 WHERE key = 'format_version';");
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 2);
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 3);
   EXPECT_EQ(RawQueryInt(path,
                         "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
                         "name = 'idempotency_keys_by_expiry'"),
@@ -1128,6 +1155,106 @@ TEST(SqliteStoreTest, DISABLED_RecoveryScan) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("recovered %zu live of %llu rows in %.3f s\n", r.jobs.size(),
               static_cast<unsigned long long>(kJobs), secs);
+}
+
+}  // namespace
+}  // namespace ym
+
+// --- Persisted leases (format 2) ---------------------------------------------------------------
+
+namespace ym {
+namespace {
+
+TYPED_TEST(StoreTest, LeaseFieldsRoundTripThroughInsertUpdateAndUpdateLease) {
+  Store& s = this->store();
+  JobRecord job = FullJob(11);
+  job.state = JobState::kActive;
+  job.lease_token = 0xfedcba9876543210ULL;  // above INT64_MAX: stored as the same 64 bits
+  job.lease_expires_at_ms = 1'700'000'030'000;
+  job.worker_id = "host-1/worker-7";
+  ASSERT_OK(s.Commit(Inserts({job})));
+  EXPECT_EQ(Get(s, 11), job);
+
+  UpdateLease lease;
+  lease.id = 11;
+  lease.state = JobState::kActive;
+  lease.attempts = 3;
+  lease.updated_at_ms = 1'700'000'040'000;
+  lease.token = 42;
+  lease.expires_at_ms = 1'700'000'070'000;
+  lease.worker_id = "w2";
+  Batch b;
+  b.mutations.push_back(lease);
+  b.mutations.push_back(UpdateLease{999, JobState::kActive, 1, 1, 1, 1, "missing: no-op"});
+  ASSERT_OK(s.Commit(b));
+  JobRecord want = job;
+  want.attempts = 3;
+  want.updated_at_ms = lease.updated_at_ms;
+  want.lease_token = 42;
+  want.lease_expires_at_ms = lease.expires_at_ms;
+  want.worker_id = "w2";
+  EXPECT_EQ(Get(s, 11), want) << "UpdateLease rewrites only state, attempts, updated_at, lease";
+  EXPECT_EQ(Get(s, 999), std::nullopt);
+
+  // A hand-back clears the lease; UpdateJob rewrites the lease columns too.
+  Batch back;
+  back.mutations.push_back(UpdateLease{11, JobState::kReady, 2, 1'700'000'050'000, 0, 0, ""});
+  ASSERT_OK(s.Commit(back));
+  auto got = Get(s, 11);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->state, JobState::kReady);
+  EXPECT_EQ(got->attempts, 2);
+  EXPECT_EQ(got->lease_token, 0u);
+  EXPECT_EQ(got->worker_id, "");
+  JobRecord upd = *got;
+  upd.state = JobState::kActive;
+  upd.lease_token = 7;
+  upd.lease_expires_at_ms = 5;
+  upd.worker_id = "w3";
+  Batch b3;
+  b3.mutations.push_back(UpdateJob{upd});
+  ASSERT_OK(s.Commit(b3));
+  EXPECT_EQ(Get(s, 11), upd);
+
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  ASSERT_EQ(r.jobs.size(), 1u);
+  EXPECT_EQ(r.jobs[0], upd) << "recovery hands the lease back";
+}
+
+TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_OK((*s)->Commit(Inserts({FullJob(1, "q", JobState::kActive)})));
+  }
+  // Turn the file back into format 1: the lease columns did not exist.
+  RawExec(path,
+          "ALTER TABLE jobs DROP COLUMN lease_token; "
+          "ALTER TABLE jobs DROP COLUMN lease_expires_at_ms; "
+          "ALTER TABLE jobs DROP COLUMN worker_id; "
+          "DROP INDEX idempotency_keys_by_expiry; "
+          "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
+          "UPDATE meta SET value = 1 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 1);
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
+  auto job = Get(**s, 1);
+  ASSERT_TRUE(job.has_value());
+  EXPECT_EQ(job->state, JobState::kActive);
+  EXPECT_EQ(job->lease_token, 0u);
+  EXPECT_EQ(job->lease_expires_at_ms, 0);
+  EXPECT_EQ(job->worker_id, "");
+  // The migrated file takes the new columns.
+  UpdateLease l{1, JobState::kActive, 3, 1, 99, 1'700'000'000'000, "w"};
+  Batch b;
+  b.mutations.push_back(l);
+  ASSERT_OK((*s)->Commit(b));
+  EXPECT_EQ(Get(**s, 1)->lease_token, 99u);
 }
 
 }  // namespace

@@ -12,13 +12,14 @@ from .client import Client, JobId
 from .errors import (BadRequest, Conflict, Internal, InvalidState, NotFound, PayloadTooLarge,
                      PermissionDenied, ResourceExhausted, StaleLease, Unauthenticated,
                      Unavailable, Unreachable, Validation, YardmasterError)
+from ._http import JsonFloat
 from .job import Cancelled, Job, Permanent, Retry
 from .worker import Handler, Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled",
+    "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled", "JsonFloat",
     "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
     "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
     "ResourceExhausted", "Internal", "Unavailable", "Unreachable", "__version__",

@@ -26,10 +26,63 @@ def resolve_url(url: Optional[str]) -> str:
     return (url or os.environ.get("YM_URL") or DEFAULT_URL).rstrip("/")
 
 
+class JsonFloat(float):
+    """A JSON number read from the server that is not a plain integer (``1E2``, ``0.10``,
+    ``3.14159265358979323846``, ``1e400``), kept with its exact text.
+
+    It is a ``float`` for arithmetic (``1e400`` is ``inf`` as a float), and it is written back
+    exactly as it was read: a payload handed to a handler and returned as its result, or
+    re-enqueued, reaches the server unchanged (docs/api.md: payloads are passed through
+    exactly). Integers need no such help: Python's ``int`` is exact at any size.
+    """
+
+    __slots__ = ("text",)
+
+    def __new__(cls, text: str) -> "JsonFloat":
+        obj = super().__new__(cls, float(text))
+        obj.text = text
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __reduce__(self) -> Any:
+        return (JsonFloat, (self.text,))
+
+
+def decode_json(data: bytes) -> Any:
+    """Decodes a server answer, keeping every non-integer number's text (:class:`JsonFloat`)."""
+    return json.loads(data, parse_float=JsonFloat)
+
+
+def _floatstr(o: float) -> str:
+    if isinstance(o, JsonFloat):
+        return o.text
+    if o != o or o in (float("inf"), float("-inf")):
+        raise ValueError(f"out of range float values are not JSON compliant: {o!r}")
+    return float.__repr__(o)
+
+
+def _has_json_float(o: Any) -> bool:
+    if isinstance(o, dict):
+        return any(_has_json_float(v) for v in o.values())
+    if isinstance(o, (list, tuple)):
+        return any(_has_json_float(v) for v in o)
+    return isinstance(o, JsonFloat)
+
+
 def encode_json(body: Any) -> bytes:
     """Compact JSON as the server wants it. NaN and infinities are refused (``ValueError``)
-    because they are not JSON."""
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    because they are not JSON; a :class:`JsonFloat` is written with its original text."""
+    if not _has_json_float(body):
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    # The C encoder writes every float through float.__repr__, which would lose a JsonFloat's
+    # text; the pure-Python one takes the float formatter as a parameter.
+    encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+    chunks = json.encoder._make_iterencode(  # type: ignore[attr-defined]
+        {}, encoder.default, json.encoder.encode_basestring_ascii, None, _floatstr,
+        ":", ",", False, False, True)(body, 0)
+    return "".join(chunks).encode("utf-8")
 
 
 class Connection:
@@ -96,7 +149,7 @@ class Connection:
         """
         status, headers, data = self._roundtrip(method, path, body, timeout)
         try:
-            parsed = json.loads(data) if data else None
+            parsed = decode_json(data) if data else None
         except ValueError:
             parsed = data.decode("utf-8", errors="replace")
         if status >= 300:

@@ -104,8 +104,9 @@ class Internal(YardmasterError):
 
 
 class Unavailable(YardmasterError):
-    """503 ``unavailable`` (starting or draining) or ``io_error`` (a write could not be made
-    durable): transient, try again later."""
+    """503 ``unavailable`` (starting or draining), ``io_error`` (a write could not be made
+    durable) or ``store_unavailable`` (the server is read-only until its store takes writes
+    again): transient, try again later."""
 
 
 class Unreachable(Unavailable):
@@ -133,6 +134,7 @@ _BY_CODE: Dict[str, Type[YardmasterError]] = {
     "corruption": Internal,
     "unavailable": Unavailable,
     "io_error": Unavailable,
+    "store_unavailable": Unavailable,
 }
 
 # For codes this SDK does not know yet (a newer server), fall back on the HTTP status.
