@@ -95,9 +95,9 @@ struct PurgeFinished {
   std::int64_t before_ms = 0;
 };
 
-using Mutation = std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue,
-                              PutIdempotencyKey, ExpireIdempotencyKeys, PurgeFinished,
-                              FinishIdempotencyKey>;
+using Mutation =
+    std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
+                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer
