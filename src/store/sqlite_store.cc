@@ -549,10 +549,9 @@ SqliteStore::~SqliteStore() {
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s :
-       {begin_, commit_, rollback_, insert_job_, update_job_, update_lease_, probe_, delete_job_,
-        put_queue_, put_key_, expire_keys_, finish_key_, purge_, purge_unconfigured_,
-        set_next_id_}) {
+  for (sqlite3_stmt* s : {begin_, commit_, rollback_, insert_job_, update_job_, update_lease_,
+                          probe_, delete_job_, put_queue_, put_key_, expire_keys_, finish_key_,
+                          purge_, purge_unconfigured_, set_next_id_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
