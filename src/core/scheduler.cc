@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <unordered_set>
 #include <utility>
 
 #include "core/live_job.h"
@@ -51,48 +52,39 @@ Status CheckRetention(const Retention& r) {
 }  // namespace
 
 Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
-    : clock_(clock), rng_(rng), options_(std::move(options)) {
-  // Index 0 of every intern table means "none" so that zero-initialised fields are harmless.
-  ns_names_.push_back("");
-  kind_names_.push_back("");
-  worker_names_.push_back("");
+    : clock_(clock),
+      rng_(rng),
+      options_(std::move(options)),
+      idempotency_(options_.idempotency_cache_keys) {
   next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
 }
 
 Scheduler::~Scheduler() = default;
 
-std::uint32_t Scheduler::Intern(std::vector<std::string>& names,
-                                std::unordered_map<std::string, std::uint32_t>& ids,
-                                const std::string& name) {
-  if (name.empty()) return 0;
-  auto it = ids.find(name);
-  if (it != ids.end()) return it->second;
-  const auto idx = static_cast<std::uint32_t>(names.size());
-  names.push_back(name);
-  ids.emplace(name, idx);
-  return idx;
-}
-
 // Queues come into being when a job, a waiter or a config first names them. Only explicitly
 // configured queues (PutQueue) get a stored row; the others follow the server's defaults, and
-// the sweep purges their terminal jobs with a default PurgeFinished (queue "").
+// the sweep purges their terminal jobs with a default PurgeFinished (queue ""). An unconfigured
+// queue is freed again once it held no job and no waiter at two retention sweeps in a row
+// (CollectQueues), so a queue that just drained still shows its zero counts for a while.
 std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   auto it = queue_ids_.find(name);
+  if (it != queue_ids_.end()) return it->second;
   std::uint32_t qi;
-  if (it != queue_ids_.end()) {
-    qi = it->second;
+  if (!free_queues_.empty()) {
+    qi = free_queues_.back();
+    free_queues_.pop_back();
   } else {
     qi = static_cast<std::uint32_t>(queues_.size());
-    QueueState q;
-    q.config.name = name;
-    q.config.max_attempts = options_.default_max_attempts;
-    q.config.lease_ms = options_.default_lease_ms;
-    q.config.backoff = options_.default_backoff;
-    q.config.retention = options_.default_retention;
-    queues_.push_back(std::move(q));
-    queue_names_.push_back(name);
-    queue_ids_.emplace(name, qi);
+    queues_.emplace_back();
   }
+  auto q = std::make_unique<QueueState>();
+  q->config.name = name;
+  q->config.max_attempts = options_.default_max_attempts;
+  q->config.lease_ms = options_.default_lease_ms;
+  q->config.backoff = options_.default_backoff;
+  q->config.retention = options_.default_retention;
+  queues_[qi] = std::move(q);
+  queue_ids_.emplace(name, qi);
   return qi;
 }
 
@@ -102,7 +94,57 @@ Scheduler::Lane& Scheduler::LaneFor(QueueState& q, std::uint32_t ns) {
   q.lane_of_ns.emplace(ns, static_cast<std::uint32_t>(q.lanes.size()));
   q.lanes.emplace_back();
   q.lanes.back().ns = ns;
+  ns_.Ref(ns);
   return q.lanes.back();
+}
+
+void Scheduler::DropLane(QueueState& q, std::uint32_t li) {
+  const std::uint32_t last = static_cast<std::uint32_t>(q.lanes.size() - 1);
+  const std::uint32_t ns = q.lanes[li].ns;
+  q.lane_of_ns.erase(ns);
+  if (li != last) {
+    // The last lane moves into the hole; the rotation names lanes by index.
+    q.lanes[li] = std::move(q.lanes[last]);
+    q.lane_of_ns[q.lanes[li].ns] = li;
+    if (q.lanes[li].in_rotation) {
+      for (std::uint32_t& r : q.rotation) {
+        if (r == last) r = li;
+      }
+    }
+  }
+  q.lanes.pop_back();
+  ns_.Release(ns);
+}
+
+void Scheduler::SetWorker(LiveJob& job, std::uint32_t worker) {
+  const std::uint32_t old = job.worker;
+  job.worker = worker;
+  workers_.Release(old);
+}
+
+void Scheduler::DropJob(LiveJob& job) {
+  const std::uint32_t qi = job.queue;
+  ns_.Release(job.ns);
+  kinds_.Release(job.kind);
+  SetWorker(job, 0);
+  index_.Erase(job.id);
+  --Q(qi).jobs;
+}
+
+void Scheduler::CollectQueues() {
+  for (std::uint32_t qi = 0; qi < queues_.size(); ++qi) {
+    if (!queues_[qi]) continue;
+    QueueState& q = Q(qi);
+    if (q.persisted || q.jobs > 0 || q.live_waiters > 0) {
+      q.idle_sweeps = 0;
+      continue;
+    }
+    if (++q.idle_sweeps < 2) continue;
+    for (const Lane& lane : q.lanes) ns_.Release(lane.ns);
+    queue_ids_.erase(q.config.name);
+    queues_[qi].reset();
+    free_queues_.push_back(qi);
+  }
 }
 
 // --- Recovery -------------------------------------------------------------------------------
@@ -111,13 +153,21 @@ void Scheduler::LoadNextId(JobId next_id) { next_id_ = std::max(next_id_, next_i
 
 void Scheduler::LoadQueue(const QueueConfig& config) {
   const std::uint32_t qi = QueueIndex(config.name);
-  queues_[qi].config = config;
-  queues_[qi].persisted = true;
+  Q(qi).config = config;
+  Q(qi).persisted = true;
 }
 
-void Scheduler::LoadIdempotencyKey(const PutIdempotencyKey& key) {
-  idempotency_[IdemKey(key.ns, key.key)] =
-      IdemEntry{key.job_id, key.expires_at_ms, JobState::kSucceeded, false};
+void Scheduler::LoadIdempotencyKey(const IdempotencyKeyRecord& key) {
+  IdempotencyCache::Entry e;
+  e.job = key.job_id;
+  e.expires_at_ms = key.expires_at_ms;
+  e.finished = key.final_state.has_value();
+  e.state = key.final_state.value_or(JobState::kReady);
+  idempotency_.Put(IdemKey(key.ns, key.key), e, clock_.NowMs());
+}
+
+void Scheduler::LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) {
+  idempotency_.MarkIncompleteUntil(max_expires_at_ms);
 }
 
 void Scheduler::LoadJob(JobRecord&& record) {
@@ -128,13 +178,6 @@ void Scheduler::LoadJob(JobRecord&& record) {
   const std::int64_t expires_wall = record.lease_expires_at_ms;
   const std::string worker = std::move(record.worker_id);
   LiveJob* job = AddJob(std::move(record), /*pending=*/false);
-  if (job->extra && !job->extra->idempotency_key.empty()) {
-    auto it = idempotency_.find(IdemKey(ns_names_[job->ns], job->extra->idempotency_key));
-    if (it != idempotency_.end() && it->second.id == job->id) {
-      it->second.state = job->state;
-      it->second.state_known = true;
-    }
-  }
   if (stored == JobState::kActive && token != 0) {
     // Its lease was recorded: the worker may well still be running it (a graceful restart, or a
     // crash of the server alone), so the job stays leased to it under the same token until the
@@ -142,7 +185,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
     // the attempt; a cancel request is delivered by its next heartbeat or completes at expiry.
     job->state = JobState::kActive;
     job->lease_token = token;
-    job->worker = Intern(worker_names_, worker_ids_, worker);
+    SetWorker(*job, workers_.Acquire(worker));
     job->lease_expires_ms = MonoOf(expires_wall);
     job->lease_durable_ms = job->lease_expires_ms;
     // Its length as last recorded: the record is written when the lease is granted or extended,
@@ -154,7 +197,8 @@ void Scheduler::LoadJob(JobRecord&& record) {
     job->cancel_requested = cancel;
     job->seq = next_seq_++;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
-    ++queues_[job->queue].active;
+    ++Q(job->queue).active;
+    ++active_total_;
     return;
   }
   if (cancel) {
@@ -187,8 +231,9 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   job->created_at_ms = r.created_at_ms;
   job->updated_at_ms = r.updated_at_ms;
   job->queue = QueueIndex(r.queue);
-  job->ns = Intern(ns_names_, ns_ids_, r.ns);
-  job->kind = Intern(kind_names_, kind_ids_, r.kind);
+  ++Q(job->queue).jobs;
+  job->ns = ns_.Acquire(r.ns);
+  job->kind = kinds_.Acquire(r.kind);
   job->priority = r.priority;
   job->attempts = r.attempts;
   job->max_attempts = r.max_attempts;
@@ -197,7 +242,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   job->state = r.state == JobState::kActive ? JobState::kReady : r.state;
   job->pending = pending;
   job->payload = std::forward<Record>(r).payload;
-  const bool own_backoff = !(r.backoff == queues_[job->queue].config.backoff);
+  const bool own_backoff = !(r.backoff == Q(job->queue).config.backoff);
   if (own_backoff || !r.idempotency_key.empty() || !r.concurrency_key.empty() || !r.tags.empty() ||
       !r.errors.empty()) {
     JobExtra& x = job->Extra();
@@ -214,7 +259,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
 // --- State transitions ----------------------------------------------------------------------
 
 void Scheduler::MakeReady(LiveJob& job) {
-  QueueState& q = queues_[job.queue];
+  QueueState& q = Q(job.queue);
   job.state = JobState::kReady;
   job.pending = false;
   job.retry_wait = false;
@@ -230,6 +275,8 @@ void Scheduler::MakeReady(LiveJob& job) {
   }
   q.ready_fifo.push_back(FifoEntry{job.seq, job.id});
   ++q.ready;
+  MaybeCompactLane(lane);
+  MaybeCompactFifo(q);
 }
 
 void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) {
@@ -239,22 +286,29 @@ void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) 
   job.run_at_ms = run_at_ms;
   job.seq = next_seq_++;
   timers_.push(TimerEntry{run_at_ms, job.seq, job.id});
-  ++queues_[job.queue].scheduled;
+  ++Q(job.queue).scheduled;
+  ++scheduled_total_;
 }
 
 void Scheduler::LeaveState(LiveJob& job) {
   if (job.pending || job.evicting) return;  // never counted
-  QueueState& q = queues_[job.queue];
+  QueueState& q = Q(job.queue);
   switch (job.state) {
     case JobState::kScheduled:
       --q.scheduled;
+      --scheduled_total_;
       break;
-    case JobState::kReady:
+    case JobState::kReady: {
       --q.ready;
-      --q.lanes[q.lane_of_ns[job.ns]].ready_count;
+      Lane& lane = q.lanes[q.lane_of_ns.at(job.ns)];
+      --lane.ready_count;
+      MaybeCompactLane(lane);
+      MaybeCompactFifo(q);
       break;
+    }
     case JobState::kActive:
       --q.active;
+      --active_total_;
       break;
     default:
       break;
@@ -270,7 +324,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.pending = false;
   job.evicting = true;
   job.updated_at_ms = now;
-  const Retention& keep = queues_[job.queue].config.retention;
+  const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
     // The common high-volume case: nothing of the job is kept, so no record is built.
     open_.mutations.emplace_back(DeleteJob{job.id});
@@ -282,11 +336,12 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     open_.mutations.emplace_back(UpdateJob{std::move(rec)});
   }
   if (job.extra && !job.extra->idempotency_key.empty()) {
-    auto it = idempotency_.find(IdemKey(ns_names_[job.ns], job.extra->idempotency_key));
-    if (it != idempotency_.end() && it->second.id == job.id) {
-      it->second.state = terminal;
-      it->second.state_known = true;
-    }
+    // The final state goes with the key, so a duplicate answers it after retention purged
+    // the job.
+    const std::string& ns = ns_.Name(job.ns);
+    idempotency_.SetFinal(IdemKey(ns, job.extra->idempotency_key), job.id, terminal);
+    open_.mutations.emplace_back(
+        FinishIdempotencyKey{ns, job.extra->idempotency_key, job.id, terminal});
   }
   open_evict_.push_back(job.id);
 }
@@ -305,7 +360,7 @@ void Scheduler::RecordLease(LiveJob& job) {
   if (job.state == JobState::kActive) {
     m.token = job.lease_token;
     m.expires_at_ms = WallOf(job.lease_expires_ms);
-    m.worker_id = worker_names_[job.worker];
+    m.worker_id = workers_.Name(job.worker);
     job.lease_durable_ms = job.lease_expires_ms;
   }
   open_.mutations.emplace_back(std::move(m));
@@ -330,8 +385,8 @@ std::int64_t Scheduler::WallOf(std::int64_t mono_ms) const { return mono_ms + Wa
 std::int64_t Scheduler::MonoOf(std::int64_t wall_ms) const { return wall_ms - WallOffset(); }
 
 std::int64_t Scheduler::BackoffDelay(const LiveJob& job) {
-  const Backoff& b = (job.extra && job.extra->has_backoff) ? job.extra->backoff
-                                                           : queues_[job.queue].config.backoff;
+  const Backoff& b =
+      (job.extra && job.extra->has_backoff) ? job.extra->backoff : Q(job.queue).config.backoff;
   const int n = std::max(job.attempts, 1);
   double cap = static_cast<double>(b.initial_ms) * std::pow(b.multiplier, n - 1);
   if (!(cap < static_cast<double>(b.max_ms))) cap = static_cast<double>(b.max_ms);
@@ -347,7 +402,7 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
   x.errors.push_back(AttemptError{job.attempts, error.type, error.message, now});
   if (x.errors.size() > kMaxErrorsKept) x.errors.erase(x.errors.begin());
   LeaveState(job);
-  job.worker = 0;
+  SetWorker(job, 0);
   job.lease_token = 0;
   job.updated_at_ms = now;
   if (job.cancel_requested) {
@@ -372,7 +427,58 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
 
 // --- Commands -------------------------------------------------------------------------------
 
-Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
+bool Scheduler::NeedsIdempotencyLookup(const EnqueueSpec& spec) {
+  if (spec.idempotency_key.empty()) return false;
+  const std::int64_t now = clock_.NowMs();
+  if (idempotency_.Find(IdemKey(spec.ns, spec.idempotency_key), now)) return false;
+  return !idempotency_.Complete(now);
+}
+
+std::uint64_t Scheduler::BeginIdempotencyLookup() {
+  const std::uint64_t ticket = next_ticket_++;
+  lookups_.emplace(ticket, durable_seq_);
+  lookup_seqs_.insert(durable_seq_);
+  return ticket;
+}
+
+void Scheduler::EndIdempotencyLookup(std::uint64_t ticket) {
+  auto it = lookups_.find(ticket);
+  if (it == lookups_.end()) return;
+  lookup_seqs_.erase(lookup_seqs_.find(it->second));
+  lookups_.erase(it);
+  UpdateEvictable();
+}
+
+void Scheduler::UpdateEvictable() {
+  std::uint64_t seq = durable_seq_;
+  if (!lookup_seqs_.empty()) seq = std::min(seq, *lookup_seqs_.begin());
+  idempotency_.SetEvictableUpTo(seq, clock_.NowMs());
+}
+
+EnqueueOutcome Scheduler::Duplicate(JobId id, bool finished, JobState state) const {
+  EnqueueOutcome out;
+  out.id = id;
+  out.duplicate = true;
+  if (const LiveJob* live = index_.Find(id)) {
+    out.state = live->state;
+  } else if (finished) {
+    out.state = state;
+  } else {
+    // Finished after the key was read (or before its final state was recorded): the caller
+    // reads the job from the store.
+    out.state_known = false;
+  }
+  return out;
+}
+
+Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLookup* lookup) {
+  struct EndLookup {
+    Scheduler* s;
+    const IdempotencyLookup* l;
+    ~EndLookup() {
+      if (l) s->EndIdempotencyLookup(l->ticket);
+    }
+  } end_lookup{this, lookup};
   if (!IsValidName(spec.queue)) return Validation("field \"queue\": invalid name");
   if (!IsValidName(spec.kind)) return Validation("field \"kind\": invalid name");
   if (!IsValidName(spec.ns)) return Validation("field \"namespace\": invalid name");
@@ -408,23 +514,27 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
   std::string idem;
   if (!spec.idempotency_key.empty()) {
     idem = IdemKey(spec.ns, spec.idempotency_key);
-    auto it = idempotency_.find(idem);
-    if (it != idempotency_.end() && it->second.expires_at_ms > now) {
-      EnqueueOutcome out;
-      out.id = it->second.id;
-      out.duplicate = true;
-      if (const LiveJob* live = index_.Find(out.id)) {
-        out.state = live->state;
-      } else {
-        out.state = it->second.state;
-        out.state_known = it->second.state_known;
-      }
-      return out;
+    // The cache first, also after a lookup: an enqueue with the same key may have created the
+    // job while the store was read.
+    if (const auto* e = idempotency_.Find(idem, now))
+      return Duplicate(e->job, e->finished, e->state);
+    if (lookup != nullptr && lookup->job_id && lookup->expires_at_ms > now) {
+      IdempotencyCache::Entry e;
+      e.job = *lookup->job_id;
+      e.expires_at_ms = lookup->expires_at_ms;
+      e.finished = lookup->final_state.has_value();
+      e.state = lookup->final_state.value_or(JobState::kReady);
+      idempotency_.Put(idem, e, now);
+      return Duplicate(e.job, e.finished, e.state);
+    }
+    if (lookup == nullptr && !idempotency_.Complete(now)) {
+      return Internal("idempotency key " + spec.idempotency_key +
+                      " missed the cache and needs a store lookup first");
     }
   }
 
   const std::uint32_t qi = QueueIndex(spec.queue);
-  const QueueConfig& qc = queues_[qi].config;
+  const QueueConfig& qc = Q(qi).config;
   JobRecord r;
   r.id = next_id_++;
   r.ns = spec.ns;
@@ -451,7 +561,12 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
   if (!idem.empty()) {
     const std::int64_t expires =
         now + spec.idempotency_ttl_ms.value_or(options_.idempotency_window_ms);
-    idempotency_[idem] = IdemEntry{out.id, expires, out.state, true};
+    IdempotencyCache::Entry e;
+    e.job = out.id;
+    e.expires_at_ms = expires;
+    e.written_seq = next_batch_seq_;  // the open batch's seq once sealed
+    idempotency_.Put(idem, e, now);
+    ++keys_in_open_batch_;
     open_.mutations.emplace_back(
         PutIdempotencyKey{std::move(spec.ns), std::move(spec.idempotency_key), out.id, expires});
   }
@@ -460,13 +575,13 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec) {
 }
 
 bool Scheduler::HasReady(std::uint32_t qi) const {
-  const QueueState& q = queues_[qi];
+  const QueueState& q = Q(qi);
   return !q.config.paused && q.ready > 0;
 }
 
 void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
                               const std::string& worker_id, std::vector<LeasedJob>& out) {
-  QueueState& q = queues_[qi];
+  QueueState& q = Q(qi);
   if (q.config.paused) return;
   const std::int64_t now = clock_.NowMs();
   const std::int64_t mono = clock_.MonoMs();
@@ -488,11 +603,19 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     if (job == nullptr) {  // only stale entries were left
       lane.in_rotation = false;
       decltype(lane.ready)().swap(lane.ready);
+      DropLane(q, li);
       continue;
+    }
+    // Jobs mostly leave in the order they became ready: drop the job's own entry from the
+    // front of the ready order now, without a lookup, instead of leaving it stale.
+    if (!q.ready_fifo.empty() && q.ready_fifo.front().id == job->id &&
+        q.ready_fifo.front().seq == job->seq) {
+      q.ready_fifo.pop_front();
     }
     LeaveState(*job);
     // Round-robin between namespaces: the lane goes to the back after giving one job.
-    if (lane.ready_count > 0) {
+    const bool lane_done = lane.ready_count == 0;
+    if (!lane_done) {
       q.rotation.push_back(li);
     } else {
       lane.in_rotation = false;
@@ -506,19 +629,20 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     const std::int64_t lease_ms = lease_ms_override > 0 ? lease_ms_override : job->lease_ms;
     job->lease_expires_ms = mono + lease_ms;
     job->lease_length_ms = static_cast<std::int32_t>(lease_ms);
-    job->worker = Intern(worker_names_, worker_ids_, worker_id);
+    SetWorker(*job, workers_.Acquire(worker_id));
     job->updated_at_ms = now;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ++q.active;
+    ++active_total_;
     // The lease (and the attempt it counts) is durable before its reply leaves: a restart keeps
     // it, and a job that keeps crashing the server still reaches max_attempts.
     RecordLease(*job);
 
     LeasedJob l;
     l.id = job->id;
-    l.ns = ns_names_[job->ns];
-    l.queue = queue_names_[job->queue];
-    l.kind = kind_names_[job->kind];
+    l.ns = ns_.Name(job->ns);
+    l.queue = q.config.name;
+    l.kind = kinds_.Name(job->kind);
     l.payload = job->payload;
     l.attempt = job->attempts;
     l.max_attempts = job->max_attempts;
@@ -528,6 +652,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id};
     out.push_back(std::move(l));
     ++taken;
+    if (lane_done) DropLane(q, li);
   }
 }
 
@@ -563,13 +688,27 @@ void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms,
   w.request = std::move(request);
   w.callback = std::move(callback);
   const std::uint64_t id = next_waiter_id_++;
-  for (std::uint32_t qi : w.queues) queues_[qi].waiters.push_back(id);
+  for (std::uint32_t qi : w.queues) {
+    QueueState& q = Q(qi);
+    q.waiters.push_back(id);
+    ++q.live_waiters;
+  }
   waiters_.emplace(id, std::move(w));
   waiter_deadlines_.push(TimerEntry{deadline_mono_ms, id, 0});
 }
 
+void Scheduler::RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator it) {
+  std::vector<std::uint32_t> queues = std::move(it->second.queues);
+  waiters_.erase(it);
+  for (std::uint32_t qi : queues) {
+    QueueState& q = Q(qi);
+    --q.live_waiters;
+    MaybeCompactQueueWaiters(q);
+  }
+}
+
 void Scheduler::ServeWaiters(std::uint32_t qi) {
-  QueueState& q = queues_[qi];
+  QueueState& q = Q(qi);
   while (!q.waiters.empty() && HasReady(qi)) {
     auto it = waiters_.find(q.waiters.front());
     if (it == waiters_.end()) {  // served or timed out through another queue
@@ -578,9 +717,9 @@ void Scheduler::ServeWaiters(std::uint32_t qi) {
     }
     std::vector<LeasedJob> jobs = Lease(it->second.request);
     if (jobs.empty()) break;
-    LeaseCallback cb = std::move(it->second.callback);
-    waiters_.erase(it);
     q.waiters.pop_front();
+    LeaseCallback cb = std::move(it->second.callback);
+    RemoveWaiter(it);
     cb(std::move(jobs));
   }
   // Entries of waiters that are gone pile up only while nothing is ready; trim them then.
@@ -595,7 +734,7 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
   LeaveState(*job);
   --job->attempts;  // the worker never saw it
   job->lease_token = 0;
-  job->worker = 0;
+  SetWorker(*job, 0);
   if (job->cancel_requested) {
     // A cancel was accepted while this lease was on its way, and the lease never reached a
     // worker: nothing runs the job, so the cancel completes now. Back to ready, it would run
@@ -819,9 +958,9 @@ std::optional<Result<JobView>> Scheduler::CancelStored(const ReadTicket& ticket,
 JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
   JobRecord r;
   r.id = job.id;
-  r.ns = ns_names_[job.ns];
-  r.queue = queue_names_[job.queue];
-  r.kind = kind_names_[job.kind];
+  r.ns = ns_.Name(job.ns);
+  r.queue = Q(job.queue).config.name;
+  r.kind = kinds_.Name(job.kind);
   r.state = job.state;
   r.priority = job.priority;
   if (with_payload) r.payload = job.payload;
@@ -837,10 +976,10 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
   if (job.state == JobState::kActive && !job.evicting) {
     r.lease_token = job.lease_token;
     r.lease_expires_at_ms = WallOf(job.lease_expires_ms);
-    r.worker_id = worker_names_[job.worker];
+    r.worker_id = workers_.Name(job.worker);
   }
-  r.backoff = (job.extra && job.extra->has_backoff) ? job.extra->backoff
-                                                    : queues_[job.queue].config.backoff;
+  r.backoff =
+      (job.extra && job.extra->has_backoff) ? job.extra->backoff : Q(job.queue).config.backoff;
   if (job.extra) {
     r.idempotency_key = job.extra->idempotency_key;
     r.concurrency_key = job.extra->concurrency_key;
@@ -853,16 +992,16 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
 JobView Scheduler::ToView(const LiveJob& job) const {
   JobView v;
   v.job = ToRecord(job, /*with_payload=*/true);
-  const QueueState& q = queues_[job.queue];
+  const QueueState& q = Q(job.queue);
   if (job.state == JobState::kActive && !job.evicting) {
-    v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), worker_names_[job.worker]};
+    v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), workers_.Name(job.worker)};
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
       v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
     } else if (job.state == JobState::kReady) {
       if (q.config.paused) {
         v.blocked_reason = "paused";
-      } else if (q.waiters.empty()) {
+      } else if (q.live_waiters == 0) {
         v.blocked_reason = "no_workers";
       }
     }
@@ -908,7 +1047,7 @@ JobPage Scheduler::ListLive(const ListQuery& query) const {
 }
 
 QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
-  const QueueState& q = queues_[qi];
+  const QueueState& q = Q(qi);
   QueueInfo info;
   info.config = q.config;
   info.counts["scheduled"] = q.scheduled;
@@ -921,17 +1060,16 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
       break;
     }
   }
-  std::uint32_t waiting = 0;
-  for (std::uint64_t w : q.waiters) waiting += waiters_.count(w) ? 1 : 0;
-  info.waiting_workers = waiting;
+  info.waiting_workers = q.live_waiters;
   return info;
 }
 
 std::vector<QueueInfo> Scheduler::Queues() const {
-  std::vector<std::uint32_t> order(queues_.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::vector<std::uint32_t> order;
+  order.reserve(queue_ids_.size());
+  for (const auto& [name, qi] : queue_ids_) order.push_back(qi);
   std::sort(order.begin(), order.end(),
-            [&](auto a, auto b) { return queue_names_[a] < queue_names_[b]; });
+            [&](auto a, auto b) { return Q(a).config.name < Q(b).config.name; });
   std::vector<QueueInfo> out;
   out.reserve(order.size());
   for (std::uint32_t qi : order) out.push_back(ToQueueInfo(qi));
@@ -959,14 +1097,14 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   if (patch.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*patch.backoff, "backoff"));
   if (patch.retention) YM_RETURN_IF_ERROR(CheckRetention(*patch.retention));
   const std::uint32_t qi = QueueIndex(patch.name);
-  QueueConfig& c = queues_[qi].config;
+  QueueConfig& c = Q(qi).config;
   const bool was_paused = c.paused;
   if (patch.paused) c.paused = *patch.paused;
   if (patch.max_attempts) c.max_attempts = *patch.max_attempts;
   if (patch.lease_ms) c.lease_ms = *patch.lease_ms;
   if (patch.backoff) c.backoff = *patch.backoff;
   if (patch.retention) c.retention = *patch.retention;
-  queues_[qi].persisted = true;
+  Q(qi).persisted = true;
   open_.mutations.push_back(::ym::PutQueue{c});
   if (was_paused && !c.paused) ServeWaiters(qi);
   return ToQueueInfo(qi);
@@ -1033,35 +1171,94 @@ void Scheduler::Tick() {
     auto it = waiters_.find(wid);
     if (it == waiters_.end()) continue;
     LeaseCallback cb = std::move(it->second.callback);
-    waiters_.erase(it);
+    RemoveWaiter(it);
     cb({});
   }
   if (mono >= next_sweep_ms_) Sweep(now);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
+  MaybeCompactHeaps();
 }
 
-void Scheduler::CompactQueue(QueueState& q) {
-  auto valid = [&](std::uint64_t seq, JobId id) {
-    const LiveJob* j = index_.Find(id);
-    return j && j->state == JobState::kReady && j->seq == seq && !j->evicting && !j->pending;
+namespace {
+
+// A heap or FIFO is rebuilt once it holds more than kStaleFactor times its valid entries plus
+// kSlack: the rebuild is O(size) and leaves only valid entries, so at least (kStaleFactor - 1)
+// times the valid count plus kSlack entries went stale (each an O(1) event) between two rebuilds.
+constexpr std::size_t kStaleFactor = 2;
+constexpr std::size_t kSlack = 64;
+
+bool OverStaleBound(std::size_t size, std::uint64_t valid) {
+  return size > kStaleFactor * valid + kSlack;
+}
+
+// Rebuilds a std::priority_queue keeping the entries for which keep(e) is true. O(n): the kept
+// entries are heapified at once rather than pushed one by one.
+template <typename Heap, typename Keep>
+void RebuildHeap(Heap& heap, Keep&& keep) {
+  struct Access : Heap {
+    using Heap::c;
+    using Heap::comp;
   };
-  if (q.ready_fifo.size() > 2 * q.ready + 64) {
-    std::deque<FifoEntry> kept;
-    for (const FifoEntry& e : q.ready_fifo) {
-      if (valid(e.seq, e.id)) kept.push_back(e);
-    }
-    q.ready_fifo.swap(kept);
+  auto& c = heap.*(&Access::c);
+  auto& comp = heap.*(&Access::comp);
+  c.erase(std::remove_if(c.begin(), c.end(), [&](const auto& e) { return !keep(e); }), c.end());
+  c.shrink_to_fit();
+  std::make_heap(c.begin(), c.end(), comp);
+}
+
+}  // namespace
+
+void Scheduler::MaybeCompactLane(Lane& lane) {
+  if (!OverStaleBound(lane.ready.size(), lane.ready_count)) return;
+  RebuildHeap(lane.ready, [&](const ReadyEntry& e) {
+    const LiveJob* j = index_.Find(e.id);
+    return j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting && !j->pending;
+  });
+}
+
+void Scheduler::MaybeCompactFifo(QueueState& q) {
+  if (!OverStaleBound(q.ready_fifo.size(), q.ready)) return;
+  q.ready_fifo.Filter([&](const FifoEntry& e) {
+    const LiveJob* j = index_.Find(e.id);
+    return j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting && !j->pending;
+  });
+}
+
+void Scheduler::MaybeCompactQueueWaiters(QueueState& q) {
+  if (!OverStaleBound(q.waiters.size(), q.live_waiters)) return;
+  q.waiters.Filter([&](std::uint64_t id) { return waiters_.count(id) > 0; });
+}
+
+void Scheduler::MaybeCompactHeaps() {
+  if (OverStaleBound(timers_.size(), scheduled_total_)) {
+    RebuildHeap(timers_, [&](const TimerEntry& e) {
+      const LiveJob* j = index_.Find(e.id);
+      return j && j->state == JobState::kScheduled && j->seq == e.seq && !j->evicting &&
+             !j->pending;
+    });
   }
-  for (Lane& lane : q.lanes) {
-    if (lane.ready.size() <= 2 * lane.ready_count + 64) continue;
-    decltype(lane.ready) kept;
-    while (!lane.ready.empty()) {
-      if (valid(lane.ready.top().seq, lane.ready.top().id)) kept.push(lane.ready.top());
-      lane.ready.pop();
+  if (OverStaleBound(leases_.size(), active_total_)) {
+    // One entry per active job is enough (ExpireLeases re-pushes an entry that fires before the
+    // job's current expiry), so duplicates left by lease-shortening heartbeats go too.
+    // The kept entry is due at the job's current expiry, which is never later than any of its
+    // entries' (a heartbeat that shortens pushes an earlier entry; one that extends does not).
+    std::unordered_set<JobId> seen;
+    seen.reserve(active_total_);
+    std::vector<TimerEntry> kept;
+    kept.reserve(active_total_);
+    while (!leases_.empty()) {
+      const TimerEntry e = leases_.top();
+      leases_.pop();
+      const LiveJob* j = index_.Find(e.id);
+      if (!j || j->state != JobState::kActive || j->evicting || j->lease_token != e.seq) continue;
+      if (seen.insert(e.id).second) kept.push_back(TimerEntry{j->lease_expires_ms, e.seq, e.id});
     }
-    lane.ready.swap(kept);
+    leases_ = TimerHeap(std::greater<>(), std::move(kept));
+  }
+  if (OverStaleBound(waiter_deadlines_.size(), waiters_.size())) {
+    RebuildHeap(waiter_deadlines_, [&](const TimerEntry& e) { return waiters_.count(e.seq) > 0; });
   }
 }
 
@@ -1073,7 +1270,9 @@ void Scheduler::Sweep(std::int64_t now) {
   open_.mutations.push_back(PurgeFinished{"", JobState::kSucceeded, now - d.succeeded_ms});
   open_.mutations.push_back(PurgeFinished{"", JobState::kDead, now - d.dead_ms});
   open_.mutations.push_back(PurgeFinished{"", JobState::kCancelled, now - d.cancelled_ms});
-  for (QueueState& q : queues_) {
+  for (auto& slot : queues_) {
+    if (!slot) continue;
+    QueueState& q = *slot;
     if (q.persisted) {
       const Retention& r = q.config.retention;
       open_.mutations.push_back(
@@ -1082,23 +1281,18 @@ void Scheduler::Sweep(std::int64_t now) {
       open_.mutations.push_back(
           PurgeFinished{q.config.name, JobState::kCancelled, now - r.cancelled_ms});
     }
-    CompactQueue(q);
+    for (Lane& lane : q.lanes) MaybeCompactLane(lane);
+    MaybeCompactFifo(q);
     while (!q.ready_fifo.empty()) {
       const LiveJob* j = index_.Find(q.ready_fifo.front().id);
       if (j && j->state == JobState::kReady && j->seq == q.ready_fifo.front().seq) break;
       q.ready_fifo.pop_front();
     }
   }
-  bool expired_any = false;
-  for (auto it = idempotency_.begin(); it != idempotency_.end();) {
-    if (it->second.expires_at_ms <= now) {
-      it = idempotency_.erase(it);
-      expired_any = true;
-    } else {
-      ++it;
-    }
-  }
-  if (expired_any) open_.mutations.push_back(ExpireIdempotencyKeys{now});
+  CollectQueues();
+  // Expired keys go by the store's expiry index, a bounded chunk at a time (batches that
+  // create keys delete more, SealBatch); the cache drops expired entries as it meets them.
+  open_.mutations.push_back(ExpireIdempotencyKeys{now, options_.idempotency_expiry_chunk});
 }
 
 // --- Group commit ---------------------------------------------------------------------------
@@ -1109,6 +1303,11 @@ std::uint64_t Scheduler::VisibleSeq() const {
 }
 
 Batch Scheduler::SealBatch() {
+  if (keys_in_open_batch_ > 0) {
+    // Deletion keeps pace with creation: every key created deletes up to two expired ones.
+    open_.mutations.push_back(ExpireIdempotencyKeys{clock_.NowMs(), 2 * keys_in_open_batch_ + 16});
+    keys_in_open_batch_ = 0;
+  }
   Batch b = std::move(open_);
   open_ = Batch{};
   b.seq = next_batch_seq_++;
@@ -1121,6 +1320,7 @@ Batch Scheduler::SealBatch() {
 
 void Scheduler::OnCommitted(std::uint64_t seq) {
   durable_seq_ = std::max(durable_seq_, seq);
+  UpdateEvictable();
   const std::int64_t now = clock_.NowMs();
   std::vector<std::uint32_t> touched;
   while (!sealed_.empty() && sealed_.front().seq <= seq) {
@@ -1139,7 +1339,7 @@ void Scheduler::OnCommitted(std::uint64_t seq) {
     for (JobId id : s.evict) {
       LiveJob* job = index_.Find(id);
       if (job && job->evicting) {
-        index_.Erase(id);
+        DropJob(*job);
         guard_.OnEvicted(id);
       }
     }
@@ -1149,16 +1349,47 @@ void Scheduler::OnCommitted(std::uint64_t seq) {
   for (std::uint32_t qi : touched) ServeWaiters(qi);
 }
 
-std::uint64_t Scheduler::active_jobs() const {
-  std::uint64_t n = 0;
-  for (const QueueState& q : queues_) n += q.active;
-  return n;
-}
+std::uint64_t Scheduler::active_jobs() const { return active_total_; }
 
 void Scheduler::Shutdown() {
   auto waiters = std::move(waiters_);
   waiters_.clear();
+  for (auto& [id, w] : waiters) {
+    for (std::uint32_t qi : w.queues) {
+      --Q(qi).live_waiters;
+    }
+  }
   for (auto& [id, w] : waiters) w.callback({});
+}
+
+SchedulerFootprint Scheduler::Footprint() const {
+  SchedulerFootprint f;
+  f.live_jobs = index_.size();
+  f.index_pages = index_.pages();
+  f.index_dense_pages = index_.dense_pages();
+  f.index_bytes = index_.MemoryBytes();
+  f.timer_entries = timers_.size();
+  f.scheduled_jobs = scheduled_total_;
+  f.lease_entries = leases_.size();
+  f.active_jobs = active_total_;
+  f.waiters = waiters_.size();
+  f.waiter_deadline_entries = waiter_deadlines_.size();
+  f.queue_slots = queues_.size();
+  for (const auto& slot : queues_) {
+    if (!slot) continue;
+    ++f.queues;
+    f.lanes += slot->lanes.size();
+    for (const Lane& lane : slot->lanes) f.ready_entries += lane.ready.size();
+    f.ready_fifo_entries += slot->ready_fifo.size();
+    f.ready_jobs += slot->ready;
+    f.queue_waiter_entries += slot->waiters.size();
+  }
+  f.namespaces = ns_.size();
+  f.kinds = kinds_.size();
+  f.workers = workers_.size();
+  f.intern_slots = ns_.slots() + kinds_.slots() + workers_.slots();
+  f.idempotency_keys = idempotency_.size();
+  return f;
 }
 
 }  // namespace ym

@@ -29,6 +29,7 @@
 #include <functional>
 #include <optional>
 #include <queue>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -36,12 +37,44 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "common/status.h"
+#include "core/fifo.h"
+#include "core/idempotency_cache.h"
+#include "core/intern_table.h"
 #include "core/job_index.h"
 #include "core/read_guard.h"
 #include "core/types.h"
 #include "store/batch.h"
 
 namespace ym {
+
+// What core holds in memory now, counted in entries, for the memory test and metrics. Every
+// structure is bounded by a constant times the live work (live jobs, waiters, queues that hold
+// either, names they use), never by history: stale heap entries are dropped by a rebuild once
+// they outnumber the valid ones, and names and queues are freed when nothing refers to them.
+struct SchedulerFootprint {
+  std::size_t live_jobs = 0;
+  std::size_t index_pages = 0;
+  std::size_t index_dense_pages = 0;
+  std::size_t index_bytes = 0;     // the index's own memory (not the jobs)
+  std::size_t timer_entries = 0;   // delayed-job heap, stale entries included
+  std::size_t scheduled_jobs = 0;  // valid entries there
+  std::size_t lease_entries = 0;   // lease-expiry heap, stale entries included
+  std::size_t active_jobs = 0;     // valid entries there
+  std::size_t ready_entries = 0;   // all lanes' ready heaps, stale entries included
+  std::size_t ready_fifo_entries = 0;
+  std::size_t ready_jobs = 0;
+  std::size_t waiters = 0;                  // long-polls registered now
+  std::size_t waiter_deadline_entries = 0;  // deadline heap, stale entries included
+  std::size_t queue_waiter_entries = 0;     // waiter ids in the per-queue FIFOs, stale included
+  std::size_t queues = 0;                   // queue states allocated
+  std::size_t queue_slots = 0;              // queue slots (live + free)
+  std::size_t lanes = 0;
+  std::size_t namespaces = 0;  // interned names alive
+  std::size_t kinds = 0;
+  std::size_t workers = 0;
+  std::size_t intern_slots = 0;  // slots of the three tables (live + free)
+  std::size_t idempotency_keys = 0;
+};
 
 class Scheduler {
  public:
@@ -55,15 +88,29 @@ class Scheduler {
   // --- Recovery: called before any command, with what the store returned. -------------------
   void LoadNextId(JobId next_id);
   void LoadQueue(const QueueConfig& config);
-  void LoadIdempotencyKey(const PutIdempotencyKey& key);
+  // The newest keys, up to the cache's capacity; then, if the store held more, the latest
+  // expiry among those not loaded (until then a cache miss needs a store lookup).
+  void LoadIdempotencyKey(const IdempotencyKeyRecord& key);
+  void LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms);
   // A live job from the store. An active job with a recorded lease comes back active under the
   // same token and worker until its recorded (wall-clock) expiry, converted to the monotonic
   // clock now; an active job without one (format 1 data) comes back ready.
   void LoadJob(JobRecord&& record);
 
   // --- Commands. ---------------------------------------------------------------------------
+  // Idempotency keys live in the store; core caches the recent ones (IdempotencyCache). When
+  // this returns true, `spec`'s key missed the cache and the cache cannot prove it absent: the
+  // caller takes a ticket (BeginIdempotencyLookup), reads the key from the store off the core
+  // thread, and passes the answer to Enqueue. Nothing changes in between.
+  bool NeedsIdempotencyLookup(const EnqueueSpec& spec);
+  std::uint64_t BeginIdempotencyLookup();
+  // Ends a ticket whose lookup failed (Enqueue ends the others).
+  void EndIdempotencyLookup(std::uint64_t ticket);
   // kValidation for values out of range (the HTTP layer checks shapes; core checks meaning).
-  Result<EnqueueOutcome> Enqueue(EnqueueSpec spec);
+  // With `lookup`, the cache is checked again first (a concurrent enqueue with the same key may
+  // have created the job meanwhile: it is then a duplicate) and the lookup's ticket ends.
+  // kInternal if a lookup was needed and not given.
+  Result<EnqueueOutcome> Enqueue(EnqueueSpec spec, const IdempotencyLookup* lookup = nullptr);
   // Leases up to request.max jobs that are ready now (possibly none). Never waits. Every lease
   // appends an UpdateLease (state, attempt count, token, expiry, worker) to the open batch: a
   // lease reply must wait for durability like any write, so that a restart finds the lease.
@@ -133,6 +180,8 @@ class Scheduler {
   std::optional<QueueInfo> Queue(const std::string& name) const;
   Result<QueueInfo> PutQueue(const QueueConfigPatch& patch);
   std::size_t live_jobs() const { return index_.size(); }
+  // Sizes of every structure core keeps (O(queues + index pages); for tests and metrics).
+  SchedulerFootprint Footprint() const;
   std::size_t waiters() const { return waiters_.size(); }
   // Jobs leased to workers now, across all queues.
   std::uint64_t active_jobs() const;
@@ -144,7 +193,8 @@ class Scheduler {
   std::int64_t NextDeadlineInMs() const;
   // Fires everything due: delayed jobs whose run_at (wall clock) has come become ready; leases,
   // long-poll waiters and the sweep interval fire on the monotonic clock, so a step of the wall
-  // clock neither expires nor stretches them.
+  // clock neither expires nor stretches them. Also rebuilds heaps whose stale entries outnumber
+  // the valid ones, and the sweep frees queues nothing refers to any more.
   void Tick();
 
   // --- Group commit. -----------------------------------------------------------------------
@@ -192,16 +242,23 @@ class Scheduler {
     std::uint64_t seq;
     JobId id;
   };
+  // A queue lives while it is configured (`persisted`), holds a job in the index (in any state,
+  // pending and evicting included) or has a waiter; once idle at two sweeps in a row,
+  // CollectQueues frees it (in the retention sweep, O(queues) a minute), so names seen
+  // once (a long-poll on a typo) do not stay. Lanes hold a reference on their namespace.
   struct QueueState {
     QueueConfig config;
     bool persisted = false;  // has a row in the store
     std::vector<Lane> lanes;
     std::unordered_map<std::uint32_t, std::uint32_t> lane_of_ns;
-    std::deque<std::uint32_t> rotation;  // lanes with ready jobs, round-robin order
+    Fifo<std::uint32_t> rotation;  // lanes with ready jobs, round-robin order
     // Ready jobs in the order they became ready (lazy deletion), for the oldest-ready age.
-    std::deque<FifoEntry> ready_fifo;
+    Fifo<FifoEntry> ready_fifo;
     std::uint64_t scheduled = 0, ready = 0, active = 0;
-    std::deque<std::uint64_t> waiters;  // waiter ids, FIFO (lazy deletion)
+    std::uint64_t jobs = 0;          // jobs in the index that belong to this queue
+    std::uint32_t live_waiters = 0;  // registered waiters that name this queue
+    std::uint32_t idle_sweeps = 0;   // consecutive sweeps that found it unused
+    Fifo<std::uint64_t> waiters;     // waiter ids, FIFO (lazy deletion)
   };
   struct Waiter {
     LeaseRequest request;
@@ -214,11 +271,24 @@ class Scheduler {
     std::vector<JobId> evict;    // terminal jobs to drop from memory
   };
 
-  std::uint32_t Intern(std::vector<std::string>& names,
-                       std::unordered_map<std::string, std::uint32_t>& ids,
-                       const std::string& name);
+  QueueState& Q(std::uint32_t qi) { return *queues_[qi]; }
+  const QueueState& Q(std::uint32_t qi) const { return *queues_[qi]; }
   std::uint32_t QueueIndex(const std::string& name);
   Lane& LaneFor(QueueState& q, std::uint32_t ns);
+  // Drops a lane that has no ready job and is out of the rotation (its namespace may be gone).
+  void DropLane(QueueState& q, std::uint32_t li);
+  void SetWorker(LiveJob& job, std::uint32_t worker);
+  // Erases a job from the index and releases what it referred to.
+  void DropJob(LiveJob& job);
+  void RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator it);
+  void CollectQueues();
+  // Stale-entry bounds: each rebuild is O(entries) and runs only once stale entries outnumber
+  // valid ones by kStaleFactor (plus a small slack), so its cost is amortised O(1) per entry
+  // that went stale.
+  void MaybeCompactHeaps();
+  void MaybeCompactLane(Lane& lane);
+  void MaybeCompactFifo(QueueState& q);
+  void MaybeCompactQueueWaiters(QueueState& q);
 
   LiveJob* AddJob(JobRecord&& record, bool pending);
   LiveJob* AddJob(const JobRecord& record, bool pending);
@@ -249,7 +319,6 @@ class Scheduler {
   std::int64_t WallOf(std::int64_t mono_ms) const;
   std::int64_t MonoOf(std::int64_t wall_ms) const;
   std::int64_t WallOffset() const;
-  void CompactQueue(QueueState& q);
 
   const Clock& clock_;
   Rng& rng_;
@@ -259,16 +328,17 @@ class Scheduler {
   JobId next_id_ = 1;
   std::uint64_t next_seq_ = 1;
 
-  std::vector<QueueState> queues_;
+  // Slots of freed queues are null and reused (free_queues_).
+  std::vector<std::unique_ptr<QueueState>> queues_;
+  std::vector<std::uint32_t> free_queues_;
   std::unordered_map<std::string, std::uint32_t> queue_ids_;
-  std::vector<std::string> queue_names_;
-  std::vector<std::string> ns_names_;
-  std::unordered_map<std::string, std::uint32_t> ns_ids_;
-  std::vector<std::string> kind_names_;
-  std::unordered_map<std::string, std::uint32_t> kind_ids_;
-  std::vector<std::string> worker_names_;
-  std::unordered_map<std::string, std::uint32_t> worker_ids_;
-  std::uint32_t queue_cursor_ = 0;  // round-robin start across queues in one lease
+  // Namespaces are referenced by jobs and lanes, kinds by jobs, workers by active jobs.
+  InternTable ns_;
+  InternTable kinds_;
+  InternTable workers_;
+  std::uint32_t queue_cursor_ = 0;     // round-robin start across queues in one lease
+  std::uint64_t scheduled_total_ = 0;  // valid entries of timers_
+  std::uint64_t active_total_ = 0;     // jobs with a valid entry in leases_
 
   TimerHeap timers_;            // scheduled jobs: run_at (wall clock) -> ready
   TimerHeap leases_;            // active jobs: lease expiry (monotonic)
@@ -276,14 +346,16 @@ class Scheduler {
   std::unordered_map<std::uint64_t, Waiter> waiters_;
   std::uint64_t next_waiter_id_ = 1;
 
-  struct IdemEntry {
-    JobId id;
-    std::int64_t expires_at_ms;
-    JobState state;  // last known; terminal states are kept current by Finish()
-    bool state_known;
-  };
-  std::unordered_map<std::string, IdemEntry> idempotency_;  // key: ns + '\0' + key
-  std::int64_t next_sweep_ms_ = 0;                          // monotonic
+  IdempotencyCache idempotency_;  // key: ns + '\0' + key
+  // Store lookups in flight: ticket -> durable seq when it started. An entry written after the
+  // oldest of them became durable must stay cached (IdempotencyCache, "Pinned entries").
+  std::unordered_map<std::uint64_t, std::uint64_t> lookups_;
+  std::multiset<std::uint64_t> lookup_seqs_;
+  std::uint64_t next_ticket_ = 1;
+  std::uint32_t keys_in_open_batch_ = 0;
+  void UpdateEvictable();
+  EnqueueOutcome Duplicate(JobId id, bool finished, JobState state) const;
+  std::int64_t next_sweep_ms_ = 0;  // monotonic
   // Wall minus monotonic time, cached (see WallOffset). Mutable: a cache refreshed by reads.
   static constexpr std::int64_t kWallStepToleranceMs = 1000;
   mutable std::int64_t wall_offset_ = 0;

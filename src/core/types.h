@@ -24,6 +24,12 @@ struct SchedulerOptions {
   Backoff default_backoff;
   Retention default_retention;
   std::int64_t idempotency_window_ms = 24LL * 3600 * 1000;
+  // Idempotency keys held in memory (an LRU); the store holds all of them. A key that misses
+  // the cache costs a store read on the reader pool before its enqueue is decided.
+  std::uint32_t idempotency_cache_keys = 100'000;
+  // Expired keys deleted per retention sweep at least (each batch that creates keys also
+  // deletes up to twice as many expired ones, so deletion keeps up with creation).
+  std::uint32_t idempotency_expiry_chunk = 10'000;
   std::int64_t max_wait_ms = 30'000;     // longest long-poll
   std::uint32_t max_lease_batch = 1000;  // most jobs one lease may return
   // How many live jobs one list request may examine in core before it returns a partial page
@@ -49,6 +55,15 @@ struct EnqueueSpec {
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::string concurrency_key;
   std::vector<std::string> tags;
+};
+
+// The answer of a store read for an idempotency key that missed core's cache
+// (Scheduler::NeedsIdempotencyLookup), handed back to Scheduler::Enqueue.
+struct IdempotencyLookup {
+  std::uint64_t ticket = 0;     // from Scheduler::BeginIdempotencyLookup
+  std::optional<JobId> job_id;  // the key's job, if the store holds the key unexpired
+  std::int64_t expires_at_ms = 0;
+  std::optional<JobState> final_state;
 };
 
 struct EnqueueOutcome {

@@ -27,10 +27,14 @@ namespace {
 // Feeds what the store recovers into a fresh scheduler.
 class Loader final : public RecoveryVisitor {
  public:
-  explicit Loader(Scheduler& s) : s_(s) {}
+  Loader(Scheduler& s, std::uint64_t max_keys) : s_(s), max_keys_(max_keys) {}
   void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
   void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
-  void OnIdempotencyKey(const PutIdempotencyKey& key) override { s_.LoadIdempotencyKey(key); }
+  void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
+  std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }
+  void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {
+    s_.LoadIdempotencyKeysOmitted(max_expires_at_ms);
+  }
   void OnLiveJob(JobRecord&& job) override {
     s_.LoadJob(std::move(job));
     ++jobs;
@@ -39,6 +43,7 @@ class Loader final : public RecoveryVisitor {
 
  private:
   Scheduler& s_;
+  std::uint64_t max_keys_;
 };
 
 std::uint64_t DefaultSeed(const Clock& clock) {
@@ -70,6 +75,24 @@ struct BulkReplay {
   Status error;  // the first server-side error; answered only if nothing was replayed
   const std::atomic<bool>* draining = nullptr;
   Broker::Callback<std::uint64_t> done;
+};
+
+}  // namespace
+
+// An enqueue spec waiting for its idempotency key to be read from the store.
+struct Broker::KeyLookup {
+  std::size_t slot;
+  EnqueueSpec spec;
+  IdempotencyLookup lookup;
+  Status error;
+};
+
+namespace {
+
+// Which cap a client command is admitted under (BrokerOptions::max_queued_commands).
+enum class Admission {
+  kNew,         // new work and reads
+  kCompletion,  // acks, fails, heartbeats of running jobs: admitted within the margin too
 };
 
 }  // namespace
@@ -118,7 +141,8 @@ class Broker::Impl {
     running_ = false;
   }
 
-  // Runs `fn` on the core thread.
+  // Runs `fn` on the core thread. Internal work (commit results, hand-backs, the second step of
+  // a command already admitted) always gets in.
   void Post(std::function<void()> fn) {
     {
       std::lock_guard lk(mu_);
@@ -127,8 +151,29 @@ class Broker::Impl {
     cv_.notify_one();
   }
 
+  // Admission of a new command from a client, before it is posted: refuses it at once when
+  // the queue to core already holds `max_queued_commands` of weight (`completion_margin` more
+  // for acks, fails and heartbeats); otherwise reserves its weight, and the caller posts it.
+  Status Admit(Admission kind, std::uint64_t weight) {
+    std::lock_guard lk(mu_);
+    YM_RETURN_IF_ERROR(CheckAdmission(kind, queued_weight_));
+    queued_weight_ += std::max<std::uint64_t>(weight, 1);
+    return Status::Ok();
+  }
+
+  // The same for a command that starts with a store read, counted on the reads in flight.
+  Status AdmitRead() {
+    return CheckAdmission(Admission::kNew, reads_in_flight_.load(std::memory_order_relaxed));
+  }
+
   // Runs `fn` on a reader thread (store reads never block the core thread).
-  void Read(std::function<void()> fn) { boost::asio::post(readers_, std::move(fn)); }
+  void Read(std::function<void()> fn) {
+    reads_in_flight_.fetch_add(1, std::memory_order_relaxed);
+    boost::asio::post(readers_, [this, fn = std::move(fn)] {
+      fn();
+      reads_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    });
+  }
 
   // Core thread: calls `reply(status)` once everything written or observed so far is durable
   // (Ok), or the commit failed (kStoreUnavailable).
@@ -186,11 +231,22 @@ class Broker::Impl {
     std::function<void(Status)> reply;
   };
 
+  Status CheckAdmission(Admission kind, std::uint64_t queued) {
+    std::uint64_t cap = options_.max_queued_commands;
+    if (kind == Admission::kCompletion) cap += options_.completion_margin;
+    if (queued < cap) return Status::Ok();
+    counters_.refused_busy.fetch_add(1, std::memory_order_relaxed);
+    return Status(Code::kResourceExhausted,
+                  "server busy: " + std::to_string(queued) +
+                      " commands are waiting for the core (max_queued_commands " +
+                      std::to_string(options_.max_queued_commands) + "); retry later");
+  }
+
   // Builds a new scheduler from the store. Used at start and after a failed commit, when the
   // in-memory state may hold changes the disk does not.
   Status Rebuild() {
     auto fresh = std::make_unique<Scheduler>(clock_, rng_, options_.scheduler);
-    Loader loader(*fresh);
+    Loader loader(*fresh, options_.scheduler.idempotency_cache_keys);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
     sched_ = std::move(fresh);
     ++generation_;
@@ -219,6 +275,8 @@ class Broker::Impl {
           if (delay > 0) cv_.wait_for(lk, std::chrono::milliseconds(delay));
         }
         batch.swap(tasks_);
+        counters_.queued_commands.store(queued_weight_, std::memory_order_relaxed);
+        queued_weight_ = 0;
         stop = stop_requested_;
       }
       for (auto& fn : batch) fn();
@@ -234,6 +292,7 @@ class Broker::Impl {
       counters_.live_jobs.store(sched_->live_jobs(), std::memory_order_relaxed);
       counters_.active_jobs.store(sched_->active_jobs(), std::memory_order_relaxed);
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
+
       if (stop) {
         std::lock_guard lk(mu_);
         // Read-only, what is left open was produced by timers and promised to nobody: it is
@@ -435,7 +494,10 @@ class Broker::Impl {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-  bool stop_requested_ = false;               // GUARDED_BY(mu_)
+  std::uint64_t queued_weight_ = 0;           // GUARDED_BY(mu_): admitted weight in tasks_
+  // Store reads queued or running; relaxed: an approximate count is enough for admission.
+  std::atomic<std::uint64_t> reads_in_flight_{0};
+  bool stop_requested_ = false;  // GUARDED_BY(mu_)
   bool running_ = false;
 
   // Core thread only.
@@ -744,54 +806,102 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
     done(std::move(out));
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, specs.size()); !a.ok()) {
+    done(std::vector<Result<EnqueueOutcome>>(specs.size(), Result<EnqueueOutcome>(a)));
+    return;
+  }
   impl_->Post([this, specs = std::move(specs), done = std::move(done)]() mutable {
     if (impl_->read_only()) {
       done(std::vector<Result<EnqueueOutcome>>(specs.size(), impl_->ReadOnlyError()));
       return;
     }
-    auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
-    results->reserve(specs.size());
-    std::vector<JobId> unknown;  // duplicates whose job left core before a restart
-    for (auto& spec : specs) {
-      auto r = impl_->sched().Enqueue(std::move(spec));
-      if (r.ok()) {
-        if (r->duplicate) {
-          impl_->counters().duplicates.fetch_add(1, std::memory_order_relaxed);
-          if (!r->state_known) unknown.push_back(r->id);
-        } else {
-          impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
+    auto& sched = impl_->sched();
+    auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>(
+        specs.size(), Result<EnqueueOutcome>(Internal("enqueue not decided")));
+    // Specs whose idempotency key missed core's cache: the key is read from the store on the
+    // reader pool and the spec comes back to core, which decides it then (see
+    // Scheduler::NeedsIdempotencyLookup). The others are decided now, in order.
+    auto lookups = std::make_shared<std::vector<KeyLookup>>();
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (sched.NeedsIdempotencyLookup(specs[i])) {
+        lookups->push_back(KeyLookup{i, std::move(specs[i]), {}, Status::Ok()});
+        lookups->back().lookup.ticket = sched.BeginIdempotencyLookup();
+        continue;
+      }
+      (*results)[i] = sched.Enqueue(std::move(specs[i]));
+    }
+    if (lookups->empty()) return FinishEnqueue(results, std::move(done));
+    impl_->Read([this, results, lookups, done = std::move(done)]() mutable {
+      const std::int64_t now = impl_->clock().NowMs();
+      for (KeyLookup& l : *lookups) {
+        auto key = impl_->store().GetIdempotencyKey(l.spec.ns, l.spec.idempotency_key, now);
+        if (!key.ok()) {
+          l.error = key.status();
+        } else if (key->has_value()) {
+          l.lookup.job_id = (*key)->job_id;
+          l.lookup.expires_at_ms = (*key)->expires_at_ms;
+          l.lookup.final_state = (*key)->final_state;
         }
       }
-      results->push_back(std::move(r));
+      impl_->Post([this, results, lookups, done = std::move(done)]() mutable {
+        auto& sched = impl_->sched();
+        for (KeyLookup& l : *lookups) {
+          // The store went read-only while the key was read: refused like any other write.
+          if (l.error.ok() && impl_->read_only()) l.error = impl_->ReadOnlyError();
+          if (!l.error.ok()) {
+            sched.EndIdempotencyLookup(l.lookup.ticket);
+            (*results)[l.slot] = l.error;
+            continue;
+          }
+          (*results)[l.slot] = sched.Enqueue(std::move(l.spec), &l.lookup);
+        }
+        FinishEnqueue(results, std::move(done));
+      });
+    });
+  });
+}
+
+// Core thread: counts the outcomes and answers once everything they observed is durable.
+void Broker::FinishEnqueue(std::shared_ptr<std::vector<Result<EnqueueOutcome>>> results,
+                           std::function<void(std::vector<Result<EnqueueOutcome>>)> done) {
+  bool unknown = false;  // duplicates whose job left core before its final state was known
+  for (const auto& r : *results) {
+    if (!r.ok()) continue;
+    if (r->duplicate) {
+      impl_->counters().duplicates.fetch_add(1, std::memory_order_relaxed);
+      if (!r->state_known) unknown = true;
+    } else {
+      impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
     }
-    impl_->AfterDurable(
-        [this, results, unknown = std::move(unknown), done = std::move(done)](Status s) mutable {
-          if (!s.ok()) {
-            for (auto& r : *results) {
-              if (r.ok()) r = s;
-            }
-            done(std::move(*results));
-            return;
-          }
-          if (unknown.empty()) {
-            done(std::move(*results));
-            return;
-          }
-          impl_->Read([this, results, done = std::move(done)]() mutable {
-            for (auto& r : *results) {
-              if (!r.ok() || r->state_known) continue;
-              auto stored = impl_->store().GetJob(r->id);
-              if (stored.ok() && stored->has_value()) {
-                r->state = (*stored)->state;
-              } else {
-                // Deleted by retention (a succeeded job whose queue keeps none).
-                r->state = JobState::kSucceeded;
-              }
-              r->state_known = true;
-            }
-            done(std::move(*results));
-          });
-        });
+  }
+  impl_->AfterDurable([this, results, unknown, done = std::move(done)](Status s) mutable {
+    if (!s.ok()) {
+      for (auto& r : *results) {
+        if (r.ok()) r = s;
+      }
+      done(std::move(*results));
+      return;
+    }
+    if (!unknown) {
+      done(std::move(*results));
+      return;
+    }
+    impl_->Read([this, results, done = std::move(done)]() mutable {
+      for (auto& r : *results) {
+        if (!r.ok() || r->state_known) continue;
+        auto stored = impl_->store().GetJob(r->id);
+        if (stored.ok() && stored->has_value()) {
+          r->state = (*stored)->state;
+        } else {
+          // The job finished (its final state reached the key after this key was read) and
+          // was deleted with its ack: only a succeeded job is deleted that early. Keys written
+          // before format 3 whose job was purged before the upgrade also land here.
+          r->state = JobState::kSucceeded;
+        }
+        r->state_known = true;
+      }
+      done(std::move(*results));
+    });
   });
 }
 
@@ -800,6 +910,7 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
     done(Unavailable("draining: no new leases"));
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, request = std::move(request), done = std::move(done)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto& s = impl_->sched();
@@ -845,6 +956,7 @@ void Broker::Release(std::vector<std::pair<JobId, std::uint64_t>> leases) {
 
 void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                        Callback<HeartbeatOutcome> done) {
+  if (Status a = impl_->Admit(Admission::kCompletion, 1); !a.ok()) return done(a);
   impl_->Post([this, id, token, extend_ms, done = std::move(done)]() mutable {
     auto r = impl_->sched().Heartbeat(id, token, extend_ms);
     // Read-only, the extension is kept in memory and in the open batch (committed when the store
@@ -865,6 +977,11 @@ void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
 void Broker::Complete(
     std::vector<AckItem> acks, std::vector<FailItem> fails,
     std::function<void(std::vector<Status>, std::vector<Result<JobState>>)> done) {
+  if (Status a = impl_->Admit(Admission::kCompletion, acks.size() + fails.size()); !a.ok()) {
+    done(std::vector<Status>(acks.size(), a),
+         std::vector<Result<JobState>>(fails.size(), Result<JobState>(a)));
+    return;
+  }
   impl_->Post(
       [this, acks = std::move(acks), fails = std::move(fails), done = std::move(done)]() mutable {
         if (impl_->read_only()) {
@@ -900,6 +1017,7 @@ void Broker::Complete(
 }
 
 void Broker::Cancel(JobId id, Callback<JobView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, id, done = std::move(done)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     Scheduler& s = impl_->sched();
@@ -924,6 +1042,7 @@ void Broker::Replay(JobId id, Callback<JobView> done) {
     done(Unavailable("draining: replays are refused"));
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, id, done = std::move(done)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     if (auto now = impl_->sched().ReplayInCore(id, /*dead_only=*/false)) {
@@ -944,6 +1063,7 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
     done(Unavailable("draining: replays are refused"));
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   auto b = std::make_shared<BulkReplay>();
   b->by_filter = ids.empty();
   b->queue = std::move(queue);
@@ -955,6 +1075,7 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
 }
 
 void Broker::GetJob(JobId id, Callback<JobView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   // Core drops a terminal job only after its batch committed, so the store has it then (or
   // retention removed it).
   auto read_stored = [this, id](Callback<JobView> done) {
@@ -1020,6 +1141,7 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;
   if (query.state && IsTerminal(*query.state)) {
+    if (Status a = impl_->AdmitRead(); !a.ok()) return done(a);
     impl_->Read([this, query, done = std::move(done)] {
       StoreListQuery q;
       q.queue = query.queue;
@@ -1036,6 +1158,7 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
     });
     return;
   }
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, query, done = std::move(done)]() mutable {
     JobPage live = impl_->sched().ListLive(query);
     if (query.state) return done(std::move(live));
@@ -1117,6 +1240,7 @@ void MergeFinished(std::vector<QueueInfo>& queues, const std::vector<FinishedCou
 }  // namespace
 
 void Broker::ListQueues(Callback<std::vector<QueueInfo>> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, done = std::move(done)]() mutable {
     impl_->Read([this, queues = impl_->sched().Queues(), done = std::move(done)]() mutable {
       auto counts = impl_->store().CountFinished();
@@ -1128,6 +1252,7 @@ void Broker::ListQueues(Callback<std::vector<QueueInfo>> done) {
 }
 
 void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
     std::vector<QueueInfo> one;
     if (auto q = impl_->sched().Queue(name)) one.push_back(std::move(*q));
@@ -1146,6 +1271,7 @@ void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
 }
 
 void Broker::PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post([this, patch = std::move(patch), done = std::move(done)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto r = impl_->sched().PutQueue(patch);

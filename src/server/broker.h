@@ -53,6 +53,15 @@ struct BrokerOptions {
   // between loses leases that workers already hold (their jobs run again: at-least-once). Lower
   // lease latency; it did not measurably raise drain throughput (docs/benchmarks.md).
   bool lease_reply_after_commit = true;
+  // Admission control. Commands wait for the core thread in one queue, weighted by the items
+  // they carry (an enqueue batch of 500 jobs weighs 500). Past `max_queued_commands` new work
+  // (enqueue, lease, reads, cancel, replay, queue changes) is refused at once with
+  // kResourceExhausted (429 + Retry-After) instead of queueing without bound; acks, fails and
+  // heartbeats of running jobs are admitted up to `completion_margin` more, so the jobs already
+  // out finish while new work is refused. Commands that start with a store read count against
+  // the same cap through the reads in flight.
+  std::uint64_t max_queued_commands = 100'000;
+  std::uint64_t completion_margin = 20'000;
 };
 
 // Counters kept by the broker, readable from any thread (relaxed atomics: each is an independent
@@ -72,6 +81,8 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> live_jobs{0};
   std::atomic<std::uint64_t> active_jobs{0};
   std::atomic<std::uint64_t> waiting_leases{0};
+  std::atomic<std::uint64_t> refused_busy{0};     // commands refused by admission control
+  std::atomic<std::uint64_t> queued_commands{0};  // weight waiting for core (sampled)
 };
 
 struct BrokerInfo {
@@ -175,6 +186,9 @@ class Broker {
   void ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done);
 
   class Impl;
+  struct KeyLookup;
+  void FinishEnqueue(std::shared_ptr<std::vector<Result<EnqueueOutcome>>> results,
+                     std::function<void(std::vector<Result<EnqueueOutcome>>)> done);
   std::unique_ptr<Impl> impl_;
   // Published by Start/BeginDrain for lock-free health checks from I/O threads.
   std::atomic<bool> ready_{false};

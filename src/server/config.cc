@@ -142,6 +142,20 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, const std::string& v) { c.log_level = v; })},
       {"log_format", "text", "text or json (one JSON object per line)",
        OneOf({"text", "json"}, [](ServerConfig& c, const std::string& v) { c.log_format = v; })},
+      {"max_queued_commands", "100000",
+       "commands (weighted by the jobs they carry) that may wait for the core thread; past it "
+       "new work is refused with 429 and Retry-After",
+       IntIn(1, 100'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.max_queued_commands = static_cast<std::uint64_t>(v);
+             })},
+      {"completion_margin", "20000",
+       "acks, fails and heartbeats still admitted past max_queued_commands, so running jobs can "
+       "finish while new work is refused",
+       IntIn(0, 100'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.completion_margin = static_cast<std::uint64_t>(v);
+             })},
       {"default_lease_ms", "30000", "lease of a job whose queue and enqueue set none",
        IntIn(100, kDay, [](ServerConfig& c, std::int64_t v) { c.scheduler.default_lease_ms = v; })},
       {"default_max_attempts", "10", "attempts of a job whose queue and enqueue set none",
@@ -179,6 +193,13 @@ const std::vector<OptionDef>& Options() {
       {"idempotency_window_ms", "86400000", "default window in which idempotency keys coalesce",
        IntIn(1000, 365 * kDay,
              [](ServerConfig& c, std::int64_t v) { c.scheduler.idempotency_window_ms = v; })},
+      {"idempotency_cache_keys", "100000",
+       "idempotency keys kept in memory (most recently used); all of them stay in the store, "
+       "and an enqueue whose key is not cached reads it from the store first",
+       IntIn(1, 100'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.idempotency_cache_keys = static_cast<std::uint32_t>(v);
+             })},
   };
   return kOptions;
 }

@@ -42,6 +42,9 @@ struct ServerConfig {
   std::int64_t shutdown_grace_ms = 10'000;
   std::string log_level = "info";
   std::string log_format = "text";  // text | json
+  // Admission control of the core's command queue (BrokerOptions).
+  std::uint64_t max_queued_commands = 100'000;
+  std::uint64_t completion_margin = 20'000;
   SchedulerOptions scheduler;
 };
 

@@ -40,6 +40,12 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   counter("ym_store_committed_mutations_total", "Mutations made durable.", c.committed_mutations);
   r.Register("ym_store_commit_seconds_total", "Time spent committing batches.",
              MetricType::kCounter, [&c](SampleSink& s) { s.Add(Load(c.commit_micros) / 1e6); });
+  counter("ym_commands_refused_total",
+          "Client commands refused because the core's command queue was full (429).",
+          c.refused_busy);
+  r.Register("ym_core_queued_commands",
+             "Weight of the commands the core thread took in its last wake-up (jobs they carry).",
+             MetricType::kGauge, [&c](SampleSink& s) { s.Add(Load(c.queued_commands)); });
   r.Register("ym_live_jobs", "Live (non-terminal) jobs held by core.", MetricType::kGauge,
              [&c](SampleSink& s) { s.Add(Load(c.live_jobs)); });
   r.Register("ym_waiting_leases", "Long-poll lease requests waiting for jobs.", MetricType::kGauge,

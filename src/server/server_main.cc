@@ -90,6 +90,8 @@ int Run(const ServerConfig& cfg) {
   BrokerOptions bopts;
   bopts.scheduler = cfg.scheduler;
   bopts.lease_reply_after_commit = cfg.lease_reply_after_commit;
+  bopts.max_queued_commands = cfg.max_queued_commands;
+  bopts.completion_margin = cfg.completion_margin;
   Broker broker(**store, clock, bopts);
   // The store is replayed into core before the listener opens (STYLE.md rule 5).
   if (Status s = broker.Start(); !s.ok()) {

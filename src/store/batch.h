@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -60,9 +61,29 @@ struct PutIdempotencyKey {
   std::int64_t expires_at_ms = 0;
 };
 
-// Deletes idempotency keys that expired at or before `before_ms`.
+// Deletes idempotency keys that expired at or before `before_ms`, at most `limit` of them (the
+// ones that expired first; 0: all), so one commit never deletes an unbounded number of rows.
 struct ExpireIdempotencyKeys {
   std::int64_t before_ms = 0;
+  std::uint32_t limit = 0;
+};
+
+// Records the final state of the job a key created, so a duplicate of a job that retention
+// purged answers what the job became. Only if the key still points at `job_id`.
+struct FinishIdempotencyKey {
+  std::string ns;
+  std::string key;
+  JobId job_id = 0;
+  JobState state = JobState::kSucceeded;
+};
+
+// An idempotency key as the store holds it (reads and recovery).
+struct IdempotencyKeyRecord {
+  std::string ns;
+  std::string key;
+  JobId job_id = 0;
+  std::int64_t expires_at_ms = 0;
+  std::optional<JobState> final_state;  // set once the job finished
 };
 
 // Retention: deletes terminal jobs of `state` in `queue` that finished at or before `before_ms`.
@@ -74,8 +95,9 @@ struct PurgeFinished {
   std::int64_t before_ms = 0;
 };
 
-using Mutation = std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue,
-                              PutIdempotencyKey, ExpireIdempotencyKeys, PurgeFinished>;
+using Mutation =
+    std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
+                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

@@ -40,6 +40,11 @@ class FaultStore final : public Store {
     return inner_.Recover(now_ms, visitor);
   }
   Result<std::optional<JobRecord>> GetJob(JobId id) override { return inner_.GetJob(id); }
+  Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
+                                                                const std::string& key,
+                                                                std::int64_t now_ms) override {
+    return inner_.GetIdempotencyKey(ns, key, now_ms);
+  }
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override {
     return inner_.ListJobs(query);
   }

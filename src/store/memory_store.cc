@@ -12,7 +12,7 @@ namespace {
 struct Undo {
   std::map<JobId, std::optional<JobRecord>> jobs;
   std::map<std::string, std::optional<QueueConfig>> queues;
-  std::map<std::pair<std::string, std::string>, std::optional<PutIdempotencyKey>> keys;
+  std::map<std::pair<std::string, std::string>, std::optional<IdempotencyKeyRecord>> keys;
 };
 
 template <typename Map, typename Saved>
@@ -119,16 +119,25 @@ Status MemoryStore::Commit(const Batch& batch) {
       } else {
         KeyId id{k->ns, k->key};
         Remember(state_.keys, id, &undo.keys);
-        state_.keys[id] = *k;
+        state_.keys[id] = IdempotencyKeyRecord{k->ns, k->key, k->job_id, k->expires_at_ms, {}};
+      }
+    } else if (const auto* f = std::get_if<FinishIdempotencyKey>(&m)) {
+      auto it = state_.keys.find(KeyId{f->ns, f->key});
+      if (it != state_.keys.end() && it->second.job_id == f->job_id) {
+        Remember(state_.keys, it->first, &undo.keys);
+        it->second.final_state = f->state;
       }
     } else if (const auto* e = std::get_if<ExpireIdempotencyKeys>(&m)) {
-      for (auto it = state_.keys.begin(); it != state_.keys.end();) {
-        if (it->second.expires_at_ms <= e->before_ms) {
-          Remember(state_.keys, it->first, &undo.keys);
-          it = state_.keys.erase(it);
-        } else {
-          ++it;
-        }
+      // The ones that expired first, at most `limit` (0: all), as the expiry index would.
+      std::vector<std::pair<std::int64_t, KeyId>> expired;
+      for (const auto& [id, key] : state_.keys) {
+        if (key.expires_at_ms <= e->before_ms) expired.emplace_back(key.expires_at_ms, id);
+      }
+      std::sort(expired.begin(), expired.end());
+      if (e->limit != 0 && expired.size() > e->limit) expired.resize(e->limit);
+      for (const auto& [at, id] : expired) {
+        Remember(state_.keys, id, &undo.keys);
+        state_.keys.erase(id);
       }
     } else if (const auto* p = std::get_if<PurgeFinished>(&m)) {
       if (IsTerminal(p->state)) {
@@ -162,8 +171,20 @@ Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
   std::lock_guard<std::mutex> lock(mu_);
   visitor.OnNextId(state_.next_id);
   for (const auto& [name, config] : state_.queues) visitor.OnQueue(config);
+  std::vector<const IdempotencyKeyRecord*> keys;
   for (const auto& [id, key] : state_.keys) {
-    if (key.expires_at_ms > now_ms) visitor.OnIdempotencyKey(key);
+    if (key.expires_at_ms > now_ms) keys.push_back(&key);
+  }
+  std::stable_sort(keys.begin(), keys.end(), [](const auto* a, const auto* b) {
+    return a->expires_at_ms > b->expires_at_ms;
+  });
+  const std::uint64_t max_keys = visitor.MaxIdempotencyKeys();
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i >= max_keys) {
+      visitor.OnIdempotencyKeysOmitted(keys[i]->expires_at_ms);
+      break;
+    }
+    visitor.OnIdempotencyKey(*keys[i]);
   }
   for (const auto& [id, job] : state_.jobs) {
     if (!IsTerminal(job.state)) {
@@ -172,6 +193,17 @@ Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
     }
   }
   return Status::Ok();
+}
+
+Result<std::optional<IdempotencyKeyRecord>> MemoryStore::GetIdempotencyKey(const std::string& ns,
+                                                                           const std::string& key,
+                                                                           std::int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = state_.keys.find(KeyId{ns, key});
+  if (it == state_.keys.end() || it->second.expires_at_ms <= now_ms) {
+    return std::optional<IdempotencyKeyRecord>();
+  }
+  return std::optional<IdempotencyKeyRecord>(it->second);
 }
 
 Result<std::optional<JobRecord>> MemoryStore::GetJob(JobId id) {

@@ -31,6 +31,9 @@ class MemoryStore final : public Store {
   Status Commit(const Batch& batch) override;
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
   Result<std::optional<JobRecord>> GetJob(JobId id) override;
+  Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
+                                                                const std::string& key,
+                                                                std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
   Result<std::vector<FinishedCount>> CountFinished() override;
   // Writes nothing to disk: records a snapshot under `path` for RestoreBackup(); fails with
@@ -47,7 +50,7 @@ class MemoryStore final : public Store {
   struct State {
     std::map<JobId, JobRecord> jobs;
     std::map<std::string, QueueConfig> queues;
-    std::map<KeyId, PutIdempotencyKey> keys;
+    std::map<KeyId, IdempotencyKeyRecord> keys;
     JobId next_id = 1;
   };
 

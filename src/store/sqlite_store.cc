@@ -229,8 +229,22 @@ Status MigrateTo2(sqlite3* db) {
               "migrate to format 2 (lease columns)");
 }
 
+// Format 3: idempotency keys keep their job's final state (so a duplicate of a purged job
+// answers what it became) and are indexed by expiry (so expiry deletes a bounded chunk by the
+// index instead of scanning every key). Keys whose job still exists get its final state now;
+// those whose job was already purged stay NULL (unknown).
+Status MigrateTo3(sqlite3* db) {
+  return Exec(db,
+              "ALTER TABLE idempotency_keys ADD COLUMN final_state INTEGER "
+              "CHECK (final_state IS NULL OR final_state BETWEEN 3 AND 5);"
+              "CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at_ms);"
+              "UPDATE idempotency_keys SET final_state = (SELECT state FROM jobs "
+              "WHERE jobs.id = idempotency_keys.job_id AND jobs.state >= 3);",
+              "migrate to format 3 (idempotency keys)");
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -320,6 +334,25 @@ Status ReadReal(sqlite3_stmt* s, int col, std::int64_t id, const char* name, dou
   int type = sqlite3_column_type(s, col);
   if (type != SQLITE_FLOAT && type != SQLITE_INTEGER) return BadColumn(id, name, "is not real");
   *out = sqlite3_column_double(s, col);
+  return Status::Ok();
+}
+
+// Columns: ns, key, job_id, expires_at_ms, final_state (NULL until the job finished).
+Status ReadKey(sqlite3_stmt* s, IdempotencyKeyRecord* k) {
+  std::int64_t job_id = 0;
+  YM_RETURN_IF_ERROR(ReadText(s, 0, -1, "idempotency_keys.ns", &k->ns));
+  YM_RETURN_IF_ERROR(ReadText(s, 1, -1, "idempotency_keys.key", &k->key));
+  YM_RETURN_IF_ERROR(ReadInt(s, 2, -1, "idempotency_keys.job_id", &job_id));
+  YM_RETURN_IF_ERROR(ReadInt(s, 3, -1, "idempotency_keys.expires_at_ms", &k->expires_at_ms));
+  if (job_id < 0) return Corruption("idempotency key with a negative job id");
+  k->job_id = static_cast<JobId>(job_id);
+  k->final_state.reset();
+  if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+    int state = 0;
+    YM_RETURN_IF_ERROR(ReadInt(s, 4, -1, "idempotency_keys.final_state", &state));
+    if (state < 3 || state > 5) return Corruption("idempotency key with a non-final state");
+    k->final_state = static_cast<JobState>(state);
+  }
   return Status::Ok();
 }
 
@@ -513,12 +546,13 @@ SqliteStore::~SqliteStore() {
   for (auto& r : readers_) {
     sqlite3_finalize(r->get_job);
     sqlite3_finalize(r->count_finished);
+    sqlite3_finalize(r->get_key);
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s :
-       {begin_, commit_, rollback_, insert_job_, update_job_, update_lease_, probe_, delete_job_,
-        put_queue_, put_key_, expire_keys_, purge_, purge_unconfigured_, set_next_id_}) {
+  for (sqlite3_stmt* s : {begin_, commit_, rollback_, insert_job_, update_job_, update_lease_,
+                          probe_, delete_job_, put_queue_, put_key_, expire_keys_, finish_key_,
+                          purge_, purge_unconfigured_, set_next_id_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -631,7 +665,12 @@ Status SqliteStore::PrepareWriterStatements() {
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
        "VALUES (?1,?2,?3,?4)"},
-      {&expire_keys_, "DELETE FROM idempotency_keys WHERE expires_at_ms <= ?1"},
+      // By the expiry index, the first-expired first, at most ?2 rows (-1: no limit).
+      {&expire_keys_,
+       "DELETE FROM idempotency_keys WHERE (ns, key) IN (SELECT ns, key FROM idempotency_keys "
+       "WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT ?2)"},
+      {&finish_key_,
+       "UPDATE idempotency_keys SET final_state = ?4 WHERE ns = ?1 AND key = ?2 AND job_id = ?3"},
       // The literal `state >= 3` lets the planner use the partial index: SQLite only uses one
       // when the query's WHERE visibly implies the index's.
       {&purge_,
@@ -833,9 +872,24 @@ Status SqliteStore::ApplyPutKey(const PutIdempotencyKey& k) {
   return StepDone(writer_, s, "put idempotency key");
 }
 
-Status SqliteStore::ApplyExpireKeys(std::int64_t before_ms) {
-  sqlite3_bind_int64(expire_keys_, 1, before_ms);
+Status SqliteStore::ApplyExpireKeys(const ExpireIdempotencyKeys& e) {
+  sqlite3_bind_int64(expire_keys_, 1, e.before_ms);
+  sqlite3_bind_int64(expire_keys_, 2, e.limit == 0 ? -1 : static_cast<std::int64_t>(e.limit));
   return StepDone(writer_, expire_keys_, "expire idempotency keys");
+}
+
+Status SqliteStore::ApplyFinishKey(const FinishIdempotencyKey& f) {
+  if (!IdInRange(f.job_id)) return IoError("idempotency key for invalid job id");
+  sqlite3_stmt* s = finish_key_;
+  int rc = BindText(s, 1, f.ns);
+  rc |= BindText(s, 2, f.key);
+  rc |= sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(f.job_id));
+  rc |= sqlite3_bind_int(s, 4, static_cast<int>(f.state));
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError(std::string("bind idempotency key: ") + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, s, "finish idempotency key");
 }
 
 Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
@@ -911,7 +965,8 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const DeleteJob& m) { return ApplyDelete(m.id); },
       [&](const PutQueue& m) { return ApplyPutQueue(m.config); },
       [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
-      [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m.before_ms); },
+      [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m); },
+      [&](const FinishIdempotencyKey& m) { return ApplyFinishKey(m); },
       [&](const PurgeFinished& m) { return ApplyPurge(m); },
   };
   // A lease whose job is rewritten or deleted later in the same batch (leased, then acked before
@@ -1014,22 +1069,26 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
   }
   {
     Stmt q;
+    // The newest keys only (by the expiry index): the rest stay on disk and are read when a
+    // duplicate asks for them, so a restart costs the cache's size, not the key count.
     YM_RETURN_IF_ERROR(q.Prepare(writer_,
-                                 "SELECT ns, key, job_id, expires_at_ms FROM idempotency_keys "
-                                 "WHERE expires_at_ms > ?1"));
+                                 "SELECT ns, key, job_id, expires_at_ms, final_state "
+                                 "FROM idempotency_keys WHERE expires_at_ms > ?1 "
+                                 "ORDER BY expires_at_ms DESC"));
     sqlite3_bind_int64(q.get(), 1, now_ms);
+    const std::uint64_t max_keys = visitor.MaxIdempotencyKeys();
+    std::uint64_t loaded = 0;
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-      sqlite3_stmt* s = q.get();
-      PutIdempotencyKey k;
-      std::int64_t job_id = 0;
-      YM_RETURN_IF_ERROR(ReadText(s, 0, -1, "idempotency_keys.ns", &k.ns));
-      YM_RETURN_IF_ERROR(ReadText(s, 1, -1, "idempotency_keys.key", &k.key));
-      YM_RETURN_IF_ERROR(ReadInt(s, 2, -1, "idempotency_keys.job_id", &job_id));
-      YM_RETURN_IF_ERROR(ReadInt(s, 3, -1, "idempotency_keys.expires_at_ms", &k.expires_at_ms));
-      if (job_id < 0) return Corruption("idempotency key with a negative job id");
-      k.job_id = static_cast<JobId>(job_id);
+      IdempotencyKeyRecord k;
+      YM_RETURN_IF_ERROR(ReadKey(q.get(), &k));
+      if (loaded == max_keys) {
+        visitor.OnIdempotencyKeysOmitted(k.expires_at_ms);
+        rc = SQLITE_DONE;
+        break;
+      }
       visitor.OnIdempotencyKey(k);
+      ++loaded;
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan idempotency keys");
   }
@@ -1049,6 +1108,32 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan live jobs");
   }
   return Status::Ok();
+}
+
+Result<std::optional<IdempotencyKeyRecord>> SqliteStore::GetIdempotencyKey(const std::string& ns,
+                                                                           const std::string& key,
+                                                                           std::int64_t now_ms) {
+  ReaderLease r(this);
+  if (r->get_key == nullptr) {
+    static constexpr char kSql[] =
+        "SELECT ns, key, job_id, expires_at_ms, final_state FROM idempotency_keys "
+        "WHERE ns = ?1 AND key = ?2 AND expires_at_ms > ?3";
+    int rc = sqlite3_prepare_v3(r->db, kSql, sizeof kSql - 1, SQLITE_PREPARE_PERSISTENT,
+                                &r->get_key, nullptr);
+    if (rc != SQLITE_OK) return SqlError(r->db, rc, "prepare idempotency key read");
+  }
+  sqlite3_stmt* s = r->get_key;
+  ResetOnExit reset(s);
+  BindText(s, 1, ns);
+  BindText(s, 2, key);
+  sqlite3_bind_int64(s, 3, now_ms);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) return std::optional<IdempotencyKeyRecord>();
+  if (rc != SQLITE_ROW) return SqlError(r->db, rc, "read idempotency key");
+  IdempotencyKeyRecord k;
+  Status st = ReadKey(s, &k);
+  if (!st.ok()) return st;
+  return std::optional<IdempotencyKeyRecord>(std::move(k));
 }
 
 Result<std::optional<JobRecord>> SqliteStore::GetJob(JobId id) {

@@ -34,7 +34,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 2;
+inline constexpr int kSqliteFormatVersion = 3;
 
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
@@ -55,6 +55,9 @@ class SqliteStore final : public Store {
   Status Commit(const Batch& batch) override;
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
   Result<std::optional<JobRecord>> GetJob(JobId id) override;
+  Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
+                                                                const std::string& key,
+                                                                std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
   Result<std::vector<FinishedCount>> CountFinished() override;
   Status Backup(const std::string& path) override;
@@ -66,6 +69,7 @@ class SqliteStore final : public Store {
     sqlite3* db = nullptr;
     sqlite3_stmt* get_job = nullptr;
     sqlite3_stmt* count_finished = nullptr;
+    sqlite3_stmt* get_key = nullptr;
     // ListJobs statements by SQL text; the shapes are few (queue or not, number of states).
     std::map<std::string, sqlite3_stmt*> list_stmts;
   };
@@ -83,7 +87,8 @@ class SqliteStore final : public Store {
   Status ApplyDelete(JobId id);
   Status ApplyPutQueue(const QueueConfig& config);
   Status ApplyPutKey(const PutIdempotencyKey& key);
-  Status ApplyExpireKeys(std::int64_t before_ms);
+  Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
+  Status ApplyFinishKey(const FinishIdempotencyKey& finish);
   Status ApplyPurge(const PurgeFinished& purge);
   Status ApplyNextId(JobId next_id);
   Status RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& visitor);
@@ -110,6 +115,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* put_queue_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
+  sqlite3_stmt* finish_key_ = nullptr;
   sqlite3_stmt* purge_ = nullptr;
   sqlite3_stmt* purge_unconfigured_ = nullptr;
   sqlite3_stmt* set_next_id_ = nullptr;

@@ -37,7 +37,12 @@ class RecoveryVisitor {
   virtual ~RecoveryVisitor() = default;
   virtual void OnNextId(JobId next_id) = 0;
   virtual void OnQueue(const QueueConfig& config) = 0;
-  virtual void OnIdempotencyKey(const PutIdempotencyKey& key) = 0;
+  // Unexpired idempotency keys, latest expiry first, at most MaxIdempotencyKeys() of them (the
+  // rest stay on disk); if there were more, OnIdempotencyKeysOmitted(the latest expiry among
+  // those not visited).
+  virtual void OnIdempotencyKey(const IdempotencyKeyRecord& key) = 0;
+  virtual std::uint64_t MaxIdempotencyKeys() const { return ~std::uint64_t{0}; }
+  virtual void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) {}
   // Called for every job whose stored state is not terminal, in ascending id order.
   virtual void OnLiveJob(JobRecord&& job) = 0;
 };
@@ -77,8 +82,9 @@ class Store {
   // usable and consistent with its last successful commit.
   virtual Status Commit(const Batch& batch) = 0;
 
-  // Streams the whole durable state to `visitor`: next id, queue configs, unexpired idempotency
-  // keys (expires_at_ms > now_ms), then every live job in ascending id order.
+  // Streams the durable state to `visitor`: next id, queue configs, the newest unexpired
+  // idempotency keys (expires_at_ms > now_ms, see RecoveryVisitor), then every live job in
+  // ascending id order.
   virtual Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) = 0;
 
   // The stored record of a job, or nullopt when none exists.
@@ -86,6 +92,12 @@ class Store {
 
   // Jobs matching `query` in ascending id order.
   virtual Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) = 0;
+
+  // The idempotency key (ns, key) if it is stored and unexpired (expires_at_ms > now_ms).
+  // Same threading as GetJob.
+  virtual Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
+                                                                        const std::string& key,
+                                                                        std::int64_t now_ms) = 0;
 
   // Counts of stored terminal jobs per queue and state (zero counts omitted).
   virtual Result<std::vector<FinishedCount>> CountFinished() = 0;

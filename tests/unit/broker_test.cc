@@ -6,11 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "store/fault_store.h"
@@ -77,6 +79,13 @@ class GatedStore final : public Store {
     MaybeHold();
     return r;
   }
+  Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
+                                                                const std::string& key,
+                                                                std::int64_t now_ms) override {
+    key_reads.fetch_add(1);
+    return inner_.GetIdempotencyKey(ns, key, now_ms);
+  }
+  std::atomic<int> key_reads{0};
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& q) override {
     auto r = inner_.ListJobs(q);
     MaybeHold();
@@ -334,6 +343,112 @@ TEST_F(BrokerTest, QueueCountsIncludeFinishedJobsFromTheStore) {
   EXPECT_EQ(q->counts.at("dead"), 1u);
 }
 
+// Admission control: with the core thread held busy, new commands past max_queued_commands are
+// refused at once with resource_exhausted (429 + Retry-After), acks and heartbeats still get in
+// within the completion margin, and everything admitted is served once core is free again.
+TEST(BrokerAdmissionTest, AFullCommandQueueRefusesNewWorkButAdmitsCompletions) {
+  SystemClock clock;
+  MemoryStore store;
+  BrokerOptions o;
+  o.seed = 7;
+  o.max_queued_commands = 8;
+  o.completion_margin = 2;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+
+  // One running job whose worker will heartbeat and ack while the queue is full.
+  std::promise<std::vector<Result<EnqueueOutcome>>> ep;
+  auto ef = ep.get_future();
+  broker.Enqueue({Spec("q")}, [&](auto r) { ep.set_value(std::move(r)); });
+  const JobId id = Await(ef).at(0)->id;
+  std::promise<Result<std::vector<LeasedJob>>> lp;
+  auto lf = lp.get_future();
+  LeaseRequest req;
+  req.queues = {"q"};
+  broker.Lease(req, [&](auto r) { lp.set_value(std::move(r)); });
+  auto leased = Await(lf);
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 1u);
+  const std::uint64_t token = leased->at(0).lease.token;
+
+  // Hold the core thread: a GET of a live job answers on the core thread, and this callback
+  // blocks there until released.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> holding;
+  broker.GetJob(id, [&, released](Result<JobView>) {
+    holding.set_value();
+    released.wait();
+  });
+  ASSERT_EQ(holding.get_future().wait_for(10s), std::future_status::ready);
+
+  // Fill the queue to the cap with enqueues (weight 1 each).
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 8; ++i) {
+    broker.Enqueue({Spec("q")}, [&](auto r) {
+      EXPECT_TRUE(r.at(0).ok()) << r.at(0).status().ToString();
+      ++answered;
+    });
+  }
+  // The next enqueue, a batch, a lease and a GET are refused at once, on this thread.
+  bool refused = false;
+  broker.Enqueue({Spec("q"), Spec("q")}, [&](auto r) {
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0].status().code(), Code::kResourceExhausted);
+    EXPECT_EQ(r[1].status().code(), Code::kResourceExhausted);
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
+  refused = false;
+  broker.Lease(req, [&](auto r) {
+    EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
+  refused = false;
+  broker.GetJob(id, [&](auto r) {
+    EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
+
+  // A heartbeat and an ack of the running job still get in (the margin is 2).
+  std::promise<Result<HeartbeatOutcome>> hp;
+  auto hf = hp.get_future();
+  broker.Heartbeat(id, token, 0, [&](auto r) { hp.set_value(std::move(r)); });
+  std::promise<std::vector<Status>> ap;
+  auto af = ap.get_future();
+  broker.Complete(
+      {AckItem{id, token, ""}}, {},
+      [&](std::vector<Status> a, std::vector<Result<JobState>>) { ap.set_value(std::move(a)); });
+  // Past the margin even completions are refused.
+  refused = false;
+  broker.Complete({AckItem{id, token, ""}, AckItem{id, token, ""}, AckItem{id, token, ""}}, {},
+                  [&](std::vector<Status> a, std::vector<Result<JobState>>) {
+                    ASSERT_EQ(a.size(), 3u);
+                    for (const Status& s : a) EXPECT_EQ(s.code(), Code::kResourceExhausted);
+                    refused = true;
+                  });
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(broker.counters().refused_busy.load(), 4u);  // one per refused command
+
+  release.set_value();
+  auto hb = Await(hf);
+  EXPECT_TRUE(hb.ok()) << hb.status().ToString();
+  auto acked = Await(af);
+  ASSERT_EQ(acked.size(), 1u);
+  EXPECT_TRUE(acked[0].ok()) << acked[0].ToString();
+  for (int i = 0; i < 1000 && answered.load() < 8; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(answered.load(), 8);
+
+  // Once core has caught up, new work is admitted again.
+  std::promise<std::vector<Result<EnqueueOutcome>>> again;
+  auto againf = again.get_future();
+  broker.Enqueue({Spec("q")}, [&](auto r) { again.set_value(std::move(r)); });
+  EXPECT_TRUE(Await(againf).at(0).ok());
+  broker.Stop();
+}
+
 // Guarantee 2 for every write, not only enqueue: with the commit held at the gate, no write is
 // answered, and its effect is in the store once it is.
 class BrokerWriteDurabilityTest : public BrokerTest {
@@ -439,7 +554,7 @@ TEST_F(BrokerWriteDurabilityTest, QueueConfigAndPauseAreAnsweredOnlyAfterTheyAre
   struct Configs final : RecoveryVisitor {
     void OnNextId(JobId) override {}
     void OnQueue(const QueueConfig& c) override { seen.push_back(c); }
-    void OnIdempotencyKey(const PutIdempotencyKey&) override {}
+    void OnIdempotencyKey(const IdempotencyKeyRecord&) override {}
     void OnLiveJob(JobRecord&&) override {}
     std::vector<QueueConfig> seen;
   } configs;
@@ -810,6 +925,108 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
   clock.Advance(7LL * 24 * 3600 * 1000);
   EXPECT_TRUE(purged_within(dead_default));
   EXPECT_TRUE(purged_within(cancelled_default));
+  broker.Stop();
+}
+
+// Idempotency keys live in the store with a bounded cache in core. With a cache of one key, a
+// duplicate of an evicted key is answered from the store (same job), and two enqueues with a
+// key that missed the cache, in one batch or in two concurrent requests, create one job.
+TEST(BrokerIdempotencyTest, KeysThatMissTheCacheAreResolvedFromTheStore) {
+  SystemClock clock;
+  MemoryStore memory;
+  GatedStore store(memory);
+  BrokerOptions o;
+  o.seed = 3;
+  o.scheduler.idempotency_cache_keys = 1;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  auto enqueue = [&](std::vector<EnqueueSpec> specs) {
+    std::promise<std::vector<Result<EnqueueOutcome>>> p;
+    auto f = p.get_future();
+    broker.Enqueue(std::move(specs), [&](auto r) { p.set_value(std::move(r)); });
+    return Await(f);
+  };
+  auto keyed = [](const std::string& key) {
+    EnqueueSpec s = Spec("q");
+    s.idempotency_key = key;
+    return s;
+  };
+  const JobId a = enqueue({keyed("a")}).at(0)->id;
+  const JobId b = enqueue({keyed("b")}).at(0)->id;  // evicts "a" from the cache
+  EXPECT_NE(a, b);
+  EXPECT_EQ(store.key_reads.load(), 0);  // nothing was evicted when they were created
+
+  auto dup = enqueue({keyed("a")}).at(0);
+  ASSERT_TRUE(dup.ok()) << dup.status().ToString();
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(dup->id, a);
+  EXPECT_EQ(dup->state, JobState::kReady);
+  EXPECT_GE(store.key_reads.load(), 1);  // answered from the store
+
+  auto same = enqueue({keyed("c"), keyed("c")});
+  ASSERT_TRUE(same.at(0).ok() && same.at(1).ok());
+  EXPECT_EQ(same[0]->id, same[1]->id);
+  EXPECT_NE(same[0]->duplicate, same[1]->duplicate);
+  std::promise<std::vector<Result<EnqueueOutcome>>> p1, p2;
+  auto f1 = p1.get_future();
+  auto f2 = p2.get_future();
+  broker.Enqueue({keyed("d")}, [&](auto r) { p1.set_value(std::move(r)); });
+  broker.Enqueue({keyed("d")}, [&](auto r) { p2.set_value(std::move(r)); });
+  auto r1 = Await(f1).at(0);
+  auto r2 = Await(f2).at(0);
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  EXPECT_EQ(r1->id, r2->id);
+  EXPECT_NE(r1->duplicate, r2->duplicate);
+  broker.Stop();
+  // Four distinct keys made four jobs, and nothing else was created.
+  std::set<JobId> ids;
+  for (JobId id = 1; id < 10; ++id) {
+    auto j = memory.GetJob(id);
+    if (j.ok() && j->has_value()) ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 4u);
+}
+
+// Regression: a duplicate of a job that retention purged answered "succeeded" whatever the job
+// became (after a restart the key's state was unknown and a missing row was taken for a
+// success). The final state is kept with the key now.
+TEST(BrokerIdempotencyTest, ADuplicateOfAPurgedJobAnswersItsFinalState) {
+  SystemClock clock;
+  MemoryStore memory;
+  BrokerOptions o;
+  o.seed = 5;
+  JobId id = 0;
+  EnqueueSpec spec = Spec("q");
+  spec.idempotency_key = "order-9";
+  {
+    Broker broker(memory, clock, o);
+    ASSERT_TRUE(broker.Start().ok());
+    std::promise<std::vector<Result<EnqueueOutcome>>> p;
+    auto f = p.get_future();
+    broker.Enqueue({spec}, [&](auto r) { p.set_value(std::move(r)); });
+    id = Await(f).at(0)->id;
+    std::promise<Result<JobView>> c;
+    auto cf = c.get_future();
+    broker.Cancel(id, [&](auto r) { c.set_value(std::move(r)); });
+    ASSERT_TRUE(Await(cf).ok());
+    broker.Stop();
+  }
+  // Retention purges the cancelled job.
+  Batch purge;
+  purge.mutations.push_back(PurgeFinished{"", JobState::kCancelled, clock.NowMs() + 1000});
+  ASSERT_TRUE(memory.Commit(purge).ok());
+  ASSERT_FALSE(memory.GetJob(id)->has_value());
+
+  Broker broker(memory, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  std::promise<std::vector<Result<EnqueueOutcome>>> p;
+  auto f = p.get_future();
+  broker.Enqueue({spec}, [&](auto r) { p.set_value(std::move(r)); });
+  auto dup = Await(f).at(0);
+  ASSERT_TRUE(dup.ok()) << dup.status().ToString();
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(dup->id, id);
+  EXPECT_EQ(dup->state, JobState::kCancelled);  // was kSucceeded
   broker.Stop();
 }
 

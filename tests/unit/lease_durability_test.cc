@@ -31,7 +31,7 @@ class Loader final : public RecoveryVisitor {
   explicit Loader(Scheduler& s) : s_(s) {}
   void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
   void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
-  void OnIdempotencyKey(const PutIdempotencyKey& key) override { s_.LoadIdempotencyKey(key); }
+  void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
   void OnLiveJob(JobRecord&& job) override { s_.LoadJob(std::move(job)); }
 
  private:

@@ -99,7 +99,7 @@ struct Collect : RecoveryVisitor {
   explicit Collect(Snapshot* snap) : s(snap) {}
   void OnNextId(JobId id) override { s->next_id = id; }
   void OnQueue(const QueueConfig& c) override { s->queues.push_back(c); }
-  void OnIdempotencyKey(const PutIdempotencyKey& k) override {
+  void OnIdempotencyKey(const IdempotencyKeyRecord& k) override {
     s->keys.emplace_back(k.ns, k.key, k.job_id, k.expires_at_ms);
   }
   void OnLiveJob(JobRecord&&) override {}  // every job comes from ListJobs below

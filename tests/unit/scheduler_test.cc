@@ -981,14 +981,26 @@ TEST_F(SchedulerTest, IdempotencyKeysSurviveARestart) {
   LeasedJob l = LeaseOne();
   ASSERT_EQ(l.id, done);
   ASSERT_RESULT_OK(sched_->Ack(done, l.lease.token, ""));
-  Commit();
+  Batch b2 = Commit();
 
   // "Restart": a new scheduler rebuilt from what the store kept (the keys, the live job).
   clock_.Advance(1000);
   Rng rng2(7);
   Scheduler again(clock_, rng2, SchedulerOptions{});
   again.LoadNextId(b1.next_id);
-  for (const auto& k : MutationsOf<PutIdempotencyKey>(b1)) again.LoadIdempotencyKey(k);
+  // The store's rows: each key with its job's final state once that job finished.
+  std::vector<FinishIdempotencyKey> finished;
+  for (const Batch* b : {&b1, &b2}) {
+    for (const auto& f : MutationsOf<FinishIdempotencyKey>(*b)) finished.push_back(f);
+  }
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].job_id, done);
+  EXPECT_EQ(finished[0].state, JobState::kSucceeded);
+  for (const auto& k : MutationsOf<PutIdempotencyKey>(b1)) {
+    IdempotencyKeyRecord rec{k.ns, k.key, k.job_id, k.expires_at_ms, {}};
+    if (k.job_id == finished[0].job_id) rec.final_state = finished[0].state;
+    again.LoadIdempotencyKey(rec);
+  }
   for (const auto& ins : MutationsOf<InsertJob>(b1)) {
     if (ins.job.id == live) again.LoadJob(JobRecord(ins.job));
   }
@@ -996,7 +1008,8 @@ TEST_F(SchedulerTest, IdempotencyKeysSurviveARestart) {
   ASSERT_RESULT_OK(d1);
   EXPECT_TRUE(d1->duplicate);
   EXPECT_EQ(d1->id, done);
-  EXPECT_FALSE(d1->state_known);  // gone from core: the caller reads the store
+  EXPECT_TRUE(d1->state_known);  // gone from core, its final state kept with the key
+  EXPECT_EQ(d1->state, JobState::kSucceeded);
   auto d2 = again.Enqueue(s2);
   ASSERT_RESULT_OK(d2);
   EXPECT_TRUE(d2->duplicate);

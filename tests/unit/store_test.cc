@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,7 +61,7 @@ struct Recovered : RecoveryVisitor {
   JobId next_id = 0;
   int next_id_calls = 0;
   std::vector<QueueConfig> queues;
-  std::vector<PutIdempotencyKey> keys;
+  std::vector<IdempotencyKeyRecord> keys;
   std::vector<JobRecord> jobs;
 
   void OnNextId(JobId id) override {
@@ -68,7 +69,7 @@ struct Recovered : RecoveryVisitor {
     ++next_id_calls;
   }
   void OnQueue(const QueueConfig& c) override { queues.push_back(c); }
-  void OnIdempotencyKey(const PutIdempotencyKey& k) override { keys.push_back(k); }
+  void OnIdempotencyKey(const IdempotencyKeyRecord& k) override { keys.push_back(k); }
   void OnLiveJob(JobRecord&& j) override { jobs.push_back(std::move(j)); }
 
   std::vector<JobId> JobIds() const {
@@ -377,7 +378,7 @@ TYPED_TEST(StoreTest, RecoveryReturnsLiveJobsInIdOrderQueuesAndUnexpiredKeys) {
   ASSERT_EQ(r.queues.size(), 2u);
   EXPECT_EQ(r.queues[0], qa);
   EXPECT_EQ(r.queues[1], qb);
-  std::map<std::pair<std::string, std::string>, PutIdempotencyKey> keys;
+  std::map<std::pair<std::string, std::string>, IdempotencyKeyRecord> keys;
   for (const auto& k : r.keys) keys[{k.ns, k.key}] = k;
   ASSERT_EQ(keys.size(), 2u);
   EXPECT_EQ(keys[std::make_pair(std::string("default"), std::string("live"))].job_id, 5u);
@@ -455,6 +456,73 @@ TYPED_TEST(StoreTest, ExpireIdempotencyKeysDeletesAtOrBeforeCutoff) {
   std::map<std::string, JobId> got;
   for (const auto& k : r.keys) got[k.ns + "/" + k.key] = k.job_id;
   EXPECT_EQ(got, (std::map<std::string, JobId>{{"n/k1", 11}, {"n/k3", 3}}));
+}
+
+// Format 2: a key keeps its job's final state (only while it still points at that job), is
+// read back on its own by key, expires by its expiry index in bounded chunks, and recovery
+// hands back only the newest keys.
+TYPED_TEST(StoreTest, IdempotencyKeysKeepFinalStateAndExpireInChunks) {
+  Store& s = this->store();
+  Batch b;
+  for (int i = 0; i < 10; ++i) {
+    b.mutations.push_back(PutIdempotencyKey{"n", "k" + std::to_string(i), JobId(i + 1), 100 + i});
+  }
+  b.mutations.push_back(FinishIdempotencyKey{"n", "k3", 4, JobState::kDead});
+  b.mutations.push_back(FinishIdempotencyKey{"n", "k4", 99, JobState::kCancelled});  // not its job
+  ASSERT_OK(s.Commit(b));
+  auto k3 = s.GetIdempotencyKey("n", "k3", 0);
+  ASSERT_TRUE(k3.ok());
+  ASSERT_TRUE(k3->has_value());
+  EXPECT_EQ((*k3)->job_id, 4u);
+  EXPECT_EQ((*k3)->final_state, JobState::kDead);
+  auto k4 = s.GetIdempotencyKey("n", "k4", 0);
+  ASSERT_TRUE(k4.ok() && k4->has_value());
+  EXPECT_FALSE((*k4)->final_state.has_value());
+  // Expired keys are not answered, and unknown ones are absent.
+  auto gone = s.GetIdempotencyKey("n", "k0", 100);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+  EXPECT_FALSE(s.GetIdempotencyKey("m", "k3", 0)->has_value());
+
+  // A chunk of 3 deletes the three that expired first.
+  Batch e;
+  e.mutations.push_back(ExpireIdempotencyKeys{200, 3});
+  ASSERT_OK(s.Commit(e));
+  Recovered all = RecoverAll(s, 0);
+  std::set<std::string> left;
+  for (const auto& k : all.keys) left.insert(k.key);
+  EXPECT_EQ(left, (std::set<std::string>{"k3", "k4", "k5", "k6", "k7", "k8", "k9"}));
+  // Newest first in recovery.
+  ASSERT_EQ(all.keys.size(), 7u);
+  EXPECT_EQ(all.keys.front().key, "k9");
+
+  // A re-put (the key expired and a new job took it) clears the final state.
+  Batch re;
+  re.mutations.push_back(PutIdempotencyKey{"n", "k3", 50, 1000});
+  ASSERT_OK(s.Commit(re));
+  EXPECT_FALSE((*s.GetIdempotencyKey("n", "k3", 0))->final_state.has_value());
+}
+
+TYPED_TEST(StoreTest, RecoveryLoadsOnlyTheNewestKeysItIsAskedFor) {
+  Store& s = this->store();
+  Batch b;
+  for (int i = 0; i < 10; ++i) {
+    b.mutations.push_back(PutIdempotencyKey{"n", "k" + std::to_string(i), JobId(i + 1), 100 + i});
+  }
+  ASSERT_OK(s.Commit(b));
+  struct Limited final : RecoveryVisitor {
+    void OnNextId(JobId) override {}
+    void OnQueue(const QueueConfig&) override {}
+    void OnIdempotencyKey(const IdempotencyKeyRecord& k) override { keys.push_back(k.key); }
+    std::uint64_t MaxIdempotencyKeys() const override { return 4; }
+    void OnIdempotencyKeysOmitted(std::int64_t max) override { omitted_max = max; }
+    void OnLiveJob(JobRecord&&) override {}
+    std::vector<std::string> keys;
+    std::int64_t omitted_max = -1;
+  } v;
+  ASSERT_OK(s.Recover(0, v));
+  EXPECT_EQ(v.keys, (std::vector<std::string>{"k9", "k8", "k7", "k6"}));
+  EXPECT_EQ(v.omitted_max, 105);
 }
 
 TYPED_TEST(StoreTest, ListJobsFiltersAndPagesByCursor) {
@@ -782,6 +850,40 @@ TEST(SqliteStoreTest, WritesFormatVersionApplicationIdAndWalMode) {
   // Reopening an up-to-date file runs no migration and changes nothing.
   auto again = OpenAt(path);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
+}
+
+// Format 2 -> 3: keys gain their job's final state (from the job row where it still exists) and
+// an expiry index.
+TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
+  TempDir dir;
+  std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Commit(Inserts({SmallJob(1, "q", JobState::kDead, 5)})).ok());
+  }
+  // Back to the format 2 shape of the table.
+  RawExec(path,
+          "DROP TABLE idempotency_keys;"
+          "CREATE TABLE idempotency_keys (ns TEXT NOT NULL, key TEXT NOT NULL, "
+          "job_id INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, PRIMARY KEY (ns, key)) "
+          "WITHOUT ROWID;"
+          "INSERT INTO idempotency_keys VALUES ('n', 'dead', 1, 9000000000000);"
+          "INSERT INTO idempotency_keys VALUES ('n', 'purged', 2, 9000000000000);"
+          "UPDATE meta SET value = 2 WHERE key = 'format_version';");
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 3);
+  EXPECT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                        "name = 'idempotency_keys_by_expiry'"),
+            1);
+  auto dead = (*s)->GetIdempotencyKey("n", "dead", 0);
+  ASSERT_TRUE(dead.ok() && dead->has_value());
+  EXPECT_EQ((*dead)->final_state, JobState::kDead);
+  auto purged = (*s)->GetIdempotencyKey("n", "purged", 0);
+  ASSERT_TRUE(purged.ok() && purged->has_value());
+  EXPECT_FALSE((*purged)->final_state.has_value());
 }
 
 TEST(SqliteStoreTest, RefusesANewerFormatVersion) {
@@ -1160,11 +1262,14 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
           "ALTER TABLE jobs DROP COLUMN lease_token; "
           "ALTER TABLE jobs DROP COLUMN lease_expires_at_ms; "
           "ALTER TABLE jobs DROP COLUMN worker_id; "
+          "DROP INDEX idempotency_keys_by_expiry; "
+          "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
           "UPDATE meta SET value = 1 WHERE key = 'format_version';");
   ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 1);
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 2);
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
   auto job = Get(**s, 1);
   ASSERT_TRUE(job.has_value());
   EXPECT_EQ(job->state, JobState::kActive);
