@@ -16,6 +16,7 @@
 
 #include "common/rng.h"
 #include "core/scheduler.h"
+#include "server/scheduler_loader.h"
 
 #ifndef YM_VERSION
 #define YM_VERSION "0.1.0"
@@ -23,28 +24,6 @@
 
 namespace ym {
 namespace {
-
-// Feeds what the store recovers into a fresh scheduler.
-class Loader final : public RecoveryVisitor {
- public:
-  Loader(Scheduler& s, std::uint64_t max_keys) : s_(s), max_keys_(max_keys) {}
-  void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
-  void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
-  void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
-  std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }
-  void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {
-    s_.LoadIdempotencyKeysOmitted(max_expires_at_ms);
-  }
-  void OnLiveJob(JobRecord&& job) override {
-    s_.LoadJob(std::move(job));
-    ++jobs;
-  }
-  std::uint64_t jobs = 0;
-
- private:
-  Scheduler& s_;
-  std::uint64_t max_keys_;
-};
 
 std::uint64_t DefaultSeed(const Clock& clock) {
   return static_cast<std::uint64_t>(clock.NowMs()) * 0x9e3779b97f4a7c15ULL ^
@@ -246,7 +225,7 @@ class Broker::Impl {
   // in-memory state may hold changes the disk does not.
   Status Rebuild() {
     auto fresh = std::make_unique<Scheduler>(clock_, rng_, options_.scheduler);
-    Loader loader(*fresh, options_.scheduler.idempotency_cache_keys);
+    SchedulerLoader loader(*fresh, options_.scheduler.idempotency_cache_keys);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
     sched_ = std::move(fresh);
     ++generation_;

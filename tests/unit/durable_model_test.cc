@@ -39,7 +39,9 @@
 #include "common/rng.h"
 #include "core/job.h"
 #include "core/scheduler.h"
+#include "server/scheduler_loader.h"
 #include "store/store.h"
+#include "temp_dir.h"
 
 namespace ym {
 namespace {
@@ -47,45 +49,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::int64_t kStart = 1'700'000'000'000;
-
-class TempDir {
- public:
-  TempDir() {
-    // tmpfs when there is one: the store's fsyncs at close and checkpoint (dozens of restarts
-    // per seed) would otherwise dominate the run time, and power loss is not what this tests.
-    std::error_code ec;
-    const fs::path base =
-        fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
-    std::string tmpl = (base / "ym_durable_model_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
-
-// Feeds recovery into a fresh scheduler (the Broker's Loader).
-class Loader final : public RecoveryVisitor {
- public:
-  explicit Loader(Scheduler& s) : s_(s) {}
-  void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
-  void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
-  void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
-  void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {
-    s_.LoadIdempotencyKeysOmitted(max_expires_at_ms);
-  }
-  void OnLiveJob(JobRecord&& job) override { s_.LoadJob(std::move(job)); }
-
- private:
-  Scheduler& s_;
-};
 
 // What the test knows about one job.
 struct Known {
@@ -185,7 +148,7 @@ class DurableRun {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
     sched_ = std::make_unique<Scheduler>(clock_, sched_rng_, Options());
-    Loader loader(*sched_);
+    SchedulerLoader loader(*sched_);
     ASSERT_TRUE(store_->Recover(clock_.NowMs(), loader).ok());
   }
 
@@ -590,7 +553,9 @@ class DurableRun {
   }
 
   const std::uint64_t seed_;
-  TempDir dir_;
+  // tmpfs when there is one: the store's fsyncs at close and checkpoint (dozens of restarts
+  // per seed) would otherwise dominate the run time, and power loss is not what this tests.
+  TempDir dir_{"ym_durable_model", /*in_memory=*/true};
   ManualClock clock_;
   Rng sched_rng_;
   Rng op_rng_;

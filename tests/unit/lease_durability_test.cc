@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
+#include "server/scheduler_loader.h"
 #include "store/batch.h"
 #include "store/memory_store.h"
 
@@ -25,18 +26,6 @@ namespace {
 
 constexpr std::int64_t kStart = 1'700'000'000'000;
 constexpr std::int64_t kHour = 3'600'000;
-
-class Loader final : public RecoveryVisitor {
- public:
-  explicit Loader(Scheduler& s) : s_(s) {}
-  void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
-  void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
-  void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
-  void OnLiveJob(JobRecord&& job) override { s_.LoadJob(std::move(job)); }
-
- private:
-  Scheduler& s_;
-};
 
 template <typename T>
 std::vector<T> MutationsOf(const Batch& b) {
@@ -55,7 +44,7 @@ class LeaseDurabilityTest : public ::testing::Test {
   // the store.
   void Restart() {
     sched_ = std::make_unique<Scheduler>(clock_, rng_, options_);
-    Loader loader(*sched_);
+    SchedulerLoader loader(*sched_);
     ASSERT_TRUE(store_.Recover(clock_.NowMs(), loader).ok());
   }
 
@@ -329,7 +318,7 @@ TEST_F(LeaseDurabilityTest, ARecoveredExpiryIsConvertedToTheNewProcesssMonotonic
   other.StepWall(-123'456'789);
   ASSERT_EQ(other.NowMs(), kStart + 5000);
   Scheduler fresh(other, rng_, options_);
-  Loader loader(fresh);
+  SchedulerLoader loader(fresh);
   ASSERT_TRUE(store_.Recover(other.NowMs(), loader).ok());
   EXPECT_EQ(fresh.Get(id)->lease->expires_at_ms, l.lease.expires_at_ms);
   EXPECT_EQ(fresh.NextDeadlineInMs(), 25'000);

@@ -43,6 +43,7 @@
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
+#include "temp_dir.h"
 
 namespace ym {
 namespace {
@@ -65,24 +66,6 @@ int IterationsFromEnv(int fallback) {
   }
   return fallback;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ym_power_test_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
 
 // Everything a store holds, in a canonical order, so two stores can be compared.
 struct Snapshot {

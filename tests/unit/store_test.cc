@@ -25,6 +25,7 @@
 #include "store/fault_store.h"
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
+#include "temp_dir.h"
 
 namespace ym {
 namespace {
@@ -36,25 +37,6 @@ namespace fs = std::filesystem;
     const ::ym::Status ym_st_ = (expr);            \
     ASSERT_TRUE(ym_st_.ok()) << ym_st_.ToString(); \
   } while (0)
-
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ym_store_test_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
 
 // Everything recovery hands back, in the order it was handed back.
 struct Recovered : RecoveryVisitor {

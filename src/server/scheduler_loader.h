@@ -1,0 +1,45 @@
+// SchedulerLoader: feeds what Store::Recover streams into a fresh Scheduler.
+//
+// The Broker uses it at start and when it rebuilds its state after a failed commit; tests that
+// restart a scheduler on a real store use the same one, so a restart in a test recovers exactly
+// what a restart of the server does. Single-threaded: it lives for one Recover() call on the
+// thread that owns the scheduler being built.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "core/scheduler.h"
+#include "store/store.h"
+
+namespace ym {
+
+class SchedulerLoader final : public RecoveryVisitor {
+ public:
+  // At most `max_keys` idempotency keys, the newest, are loaded into the scheduler's cache (the
+  // rest stay in the store); the Broker passes SchedulerOptions::idempotency_cache_keys.
+  explicit SchedulerLoader(Scheduler& s, std::uint64_t max_keys = ~std::uint64_t{0})
+      : s_(s), max_keys_(max_keys) {}
+
+  void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
+  void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
+  void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
+  std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }
+  void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {
+    s_.LoadIdempotencyKeysOmitted(max_expires_at_ms);
+  }
+  void OnLiveJob(JobRecord&& job) override {
+    s_.LoadJob(std::move(job));
+    ++jobs_;
+  }
+
+  // Live jobs loaded so far.
+  std::uint64_t jobs() const { return jobs_; }
+
+ private:
+  Scheduler& s_;
+  std::uint64_t max_keys_;
+  std::uint64_t jobs_ = 0;
+};
+
+}  // namespace ym
