@@ -32,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -504,6 +505,10 @@ struct BrokerFacts {
   std::map<JobId, std::string> dead;  // id -> message of its acknowledged final fail
   std::vector<JobId> cancelled;       // acknowledged cancels that answered kCancelled
   std::map<std::string, std::int32_t> max_attempts;  // queue -> last acknowledged value
+  // queue -> values of configurations answered with an error after that: a write whose commit
+  // failed may still be on disk (its commit record was synced, a later step of the commit
+  // failed), so the store may hold any of them instead. Never a value nobody sent.
+  std::map<std::string, std::set<std::int32_t>> max_attempts_in_doubt;
 };
 
 template <typename T>
@@ -605,8 +610,12 @@ bool DriveBroker(Broker& broker, std::mt19937_64& rng, int ops, int cut_at, std:
       broker.PutQueue(patch, [&](auto r) { p.set_value(std::move(r)); });
       auto r = AwaitFor(f);
       if (!r) return false;
-      if (!r->ok()) return true;
+      if (!r->ok()) {
+        facts->max_attempts_in_doubt[queue].insert(*patch.max_attempts);
+        return true;
+      }
       facts->max_attempts[queue] = *patch.max_attempts;
+      facts->max_attempts_in_doubt[queue].clear();
       ++*acked;
     }
   }
@@ -651,8 +660,16 @@ std::vector<std::string> MissingFacts(Store& store, const BrokerFacts& facts) {
   for (const auto& [queue, max] : facts.max_attempts) {
     auto it = std::find_if(snap.queues.begin(), snap.queues.end(),
                            [&](const QueueConfig& q) { return q.name == queue; });
-    if (it == snap.queues.end() || it->max_attempts != max) {
+    if (it == snap.queues.end()) {
       missing.push_back("acknowledged config of queue " + queue + " lost");
+      continue;
+    }
+    auto doubt = facts.max_attempts_in_doubt.find(queue);
+    const bool in_doubt =
+        doubt != facts.max_attempts_in_doubt.end() && doubt->second.count(it->max_attempts) != 0;
+    if (it->max_attempts != max && !in_doubt) {
+      missing.push_back("acknowledged config of queue " + queue + " lost: max_attempts " +
+                        std::to_string(it->max_attempts) + ", acknowledged " + std::to_string(max));
     }
   }
   return missing;
