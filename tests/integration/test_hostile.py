@@ -328,11 +328,15 @@ def test_descriptor_limit_is_never_reached(make_server, limited_binary):
         s.close()
     probe = Client(srv.port, timeout=10)
     wait_for(lambda: metric_or_none(probe) == 1, 60, "the flood's connections to close")
-    # 256 descriptors minus the 64 reserved: at most 192 were ever open, the rest refused.
+    # 256 descriptors minus the 64 reserved: at most 192 are open at once, the rest are refused
+    # at the cap. How many are refused depends on how fast the server accepts while the flood is
+    # held (a connection still in the backlog when its client closes is accepted and then sees
+    # EOF), so the check is that every connection was accounted for, some at the cap, and none
+    # ever by running out of descriptors.
     total = metric(probe, "ym_http_rejected_connections_total", 'reason="total"')
     fds = metric(probe, "ym_http_rejected_connections_total", 'reason="fds"')
     accepted = metric(probe, "ym_http_accepted_connections_total")
-    assert total >= 1000, (len(flood), total, fds, accepted)
+    assert total > 0 and total + accepted >= len(flood), (len(flood), total, fds, accepted)
     assert fds == 0, (len(flood), total, fds, accepted, srv.log_lines[-5:])
     status, _ = probe.call("GET", "/healthz")
     assert status == 200
