@@ -509,6 +509,7 @@ struct BrokerFacts {
   // failed may still be on disk (its commit record was synced, a later step of the commit
   // failed), so the store may hold any of them instead. Never a value nobody sent.
   std::map<std::string, std::set<std::int32_t>> max_attempts_in_doubt;
+  std::set<JobId> acks_in_doubt;  // acks answered with an error (they may be on disk)
 };
 
 template <typename T>
@@ -576,7 +577,12 @@ bool DriveBroker(Broker& broker, std::mt19937_64& rng, int ops, int cut_at, std:
       auto r = AwaitFor(f);
       if (!r) return false;
       if (!r->first.empty()) {
-        if (!r->first[0].ok()) return true;
+        if (!r->first[0].ok()) {
+          // In doubt, like a configuration answered with an error: the ack may be on disk, and
+          // then the row is gone (no retention of succeeded jobs).
+          facts->acks_in_doubt.insert(j.id);
+          return true;
+        }
         facts->enqueued[j.id] = true;
       } else {
         if (!r->second[0].ok()) return true;
@@ -635,7 +641,7 @@ std::vector<std::string> MissingFacts(Store& store, const BrokerFacts& facts) {
       if (r->has_value() && (*r)->state != JobState::kSucceeded) {
         missing.push_back("acknowledged ack of job " + std::to_string(id) + " lost");
       }
-    } else if (!r->has_value()) {
+    } else if (!r->has_value() && facts.acks_in_doubt.count(id) == 0) {
       missing.push_back("acknowledged enqueue of job " + std::to_string(id) + " lost");
     }
   }
