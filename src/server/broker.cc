@@ -49,7 +49,7 @@ struct BulkReplay {
   bool listing_done = false;
   // Ids still to decide, with how often each was read already (by ids, or rows of the listing
   // whose read turned out stale).
-  std::deque<std::pair<JobId, int>> todo;
+  std::deque<std::pair<JobId, int>> pending;
   std::uint64_t replayed = 0;
   Status error;  // the first server-side error; answered only if nothing was replayed
   const std::atomic<bool>* draining = nullptr;
@@ -580,17 +580,17 @@ void Broker::Impl::BulkStep(const std::shared_ptr<BulkReplay>& b) {
     return BulkFinish(b);
   }
   if (b->by_filter && b->replayed >= b->limit) return BulkFinish(b);
-  if (!b->todo.empty()) {
+  if (!b->pending.empty()) {
     // Ids first (the caller's, or listed rows whose read was stale): a listing is only continued
     // once they are decided, so a filtered replay never goes past its limit.
     std::vector<std::pair<JobId, int>> chunk;
     std::size_t budget = kReplayChunk;
     if (b->by_filter) budget = std::min<std::size_t>(budget, b->limit - b->replayed);
     bool reread = false;
-    while (!b->todo.empty() && chunk.size() < budget) {
-      chunk.push_back(b->todo.front());
+    while (!b->pending.empty() && chunk.size() < budget) {
+      chunk.push_back(b->pending.front());
       reread = reread || chunk.back().second > 0;
-      b->todo.pop_front();
+      b->pending.pop_front();
     }
     if (!reread) return BulkRead(b, std::move(chunk));
     // Read again once every purge the earlier read may have missed is durable.
@@ -642,7 +642,7 @@ void Broker::Impl::BulkRead(const std::shared_ptr<BulkReplay>& b,
     Post([this, b, ticket, generation, to_read = std::move(to_read), rows = std::move(rows),
           error = std::move(error)]() mutable {
       if (generation != generation_) {
-        for (const auto& [id, reads] : to_read) b->todo.emplace_back(id, reads + 1);
+        for (const auto& [id, reads] : to_read) b->pending.emplace_back(id, reads + 1);
         return BulkStep(b);
       }
       if (read_only_) {
@@ -654,7 +654,7 @@ void Broker::Impl::BulkRead(const std::shared_ptr<BulkReplay>& b,
         const auto [id, reads] = to_read[i];
         auto decided = sched_->ReplayStored(ticket, id, std::move(rows[i]), /*dead_only=*/true);
         if (!decided) {
-          if (reads + 1 < kMaxStoreReads) b->todo.emplace_back(id, reads + 1);
+          if (reads + 1 < kMaxStoreReads) b->pending.emplace_back(id, reads + 1);
         } else if (decided->ok()) {
           ++b->replayed;
         }
@@ -696,7 +696,7 @@ void Broker::Impl::BulkList(const std::shared_ptr<BulkReplay>& b) {
         const JobId id = row.id;
         auto decided = sched_->ReplayStored(ticket, id, std::move(row), /*dead_only=*/true);
         if (!decided) {
-          b->todo.emplace_back(id, 1);
+          b->pending.emplace_back(id, 1);
         } else if (decided->ok()) {
           ++b->replayed;
         }
@@ -1047,7 +1047,7 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
   b->by_filter = ids.empty();
   b->queue = std::move(queue);
   b->limit = limit;
-  for (JobId id : ids) b->todo.emplace_back(id, 0);
+  for (JobId id : ids) b->pending.emplace_back(id, 0);
   b->draining = &draining_;
   b->done = std::move(done);
   impl_->Post([this, b] { impl_->BulkStep(b); });

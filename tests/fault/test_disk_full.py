@@ -14,21 +14,13 @@ import os
 import resource
 import time
 
-from ymtest import Server
+from ymtest import Server, wait_until
 
 QUEUE = "disk"
 PAYLOAD = "x" * 2000
 MAX_BATCHES = 1500          # bounded in count (about 60 MB at most)...
 MAX_FILL_SECONDS = 120.0    # ...and in time
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def largest_file(data_dir):
@@ -103,7 +95,7 @@ def test_disk_full_makes_the_server_read_only_and_it_recovers_by_itself(tmp_path
                 return False
             assert status == 503 and body["error"]["code"] == "store_unavailable", body
             return True
-        wait_for(write_refused, 60, "writes to be refused")
+        wait_until(write_refused, 60, "writes to be refused")
 
         # Read-only: writes refused with Retry-After, the rest served.
         status, headers, body = c.raw("POST", "/v1/jobs",
@@ -140,7 +132,7 @@ def test_disk_full_makes_the_server_read_only_and_it_recovers_by_itself(tmp_path
         # Free the disk: the server resumes by itself.
         resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE,
                          (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        wait_for(lambda: c.call("GET", "/readyz")[0] == 200, 60, "/readyz to recover")
+        wait_until(lambda: c.call("GET", "/readyz")[0] == 200, 60, "/readyz to recover")
         assert metric(c, "ym_store_available") == 1
         assert sum("writes are accepted" in line for line in srv.log_lines) == episodes
 

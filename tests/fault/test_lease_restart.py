@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ymtest import Server
+from ymtest import Server, wait_until
 
 QUEUE = "leases"
 
@@ -26,14 +26,6 @@ def same_instant(a, b):
     may differ by a millisecond or two from the time first shown."""
     return abs(a - b) <= 5
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_sigterm_restart_keeps_every_lease_and_no_job_is_leased_twice(tmp_path):
@@ -106,7 +98,7 @@ def test_kill9_keeps_a_recorded_lease_until_its_expiry_and_counts_the_attempt(tm
         # The other lease expires at its recorded time (its worker never comes back), and the
         # attempt that died with the server is counted.
         other = held[1]
-        wait_for(lambda: c.get(other["id"])[1]["state"] == "ready", 60, "the lease to expire")
+        wait_until(lambda: c.get(other["id"])[1]["state"] == "ready", 60, "the lease to expire")
         status, body = c.get(other["id"])
         assert time.time() * 1000 >= other["lease"]["expires_at"] - 50
         assert body["attempts"] == 1, body
