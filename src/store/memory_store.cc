@@ -93,6 +93,9 @@ Status MemoryStore::Commit(const Batch& batch) {
       }
     } else if (const auto* ls = std::get_if<UpdateLease>(&m)) {
       auto it = state_.jobs.find(ls->id);
+      // Like SqliteStore, only a live row takes a lease change (a lease of a job the store
+      // holds as finished is a no-op).
+      if (it != state_.jobs.end() && IsTerminal(it->second.state)) it = state_.jobs.end();
       if (it != state_.jobs.end() && static_cast<std::uint8_t>(ls->state) > 5) {
         st = IoError("update lease of job " + std::to_string(ls->id) + ": state out of range");
       } else if (it != state_.jobs.end()) {
