@@ -1408,9 +1408,11 @@ TEST(SqliteStoreTest, RandomLeaseBatchesMatchTheMemoryStore) {
           UpdateLease l = lease_of(base);
           if (pick(2) == 0) {
             l.state = JobState::kReady;
-            l.token = 0;
-            l.expires_at_ms = 0;
-            l.worker_id.clear();
+            if (pick(4) != 0) {  // else a token that the state does not keep
+              l.token = 0;
+              l.expires_at_ms = 0;
+              l.worker_id.clear();
+            }
           }
           b.mutations.emplace_back(std::move(l));
           break;
@@ -1423,7 +1425,8 @@ TEST(SqliteStoreTest, RandomLeaseBatchesMatchTheMemoryStore) {
                     : kind == 2 ? JobState::kDead
                                 : JobState::kSucceeded;
           j.finished_at_ms = IsTerminal(j.state) ? 1'700'000'000'900 : 0;
-          if (j.state == JobState::kActive && pick(4) != 0) {
+          // A token on a record that is not active is not kept (by either store).
+          if ((j.state == JobState::kActive && pick(4) != 0) || pick(8) == 0) {
             j.lease_token = token++;
             j.lease_expires_at_ms = 1'700'000'050'000;
             j.worker_id = "upd";
