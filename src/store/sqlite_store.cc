@@ -1146,30 +1146,43 @@ Status SqliteStore::Commit(const Batch& batch) {
   // skipping it leaves the same result and saves a write on the hot path. Every later
   // mutation of the three kinds rewrites (or removes) the lease row, and a job row that a
   // skipped hand-back would have rewritten is either rewritten too or masked by the later lease
-  // row until a mutation that rewrites it ends that lease. `last_rewrite` maps such ids to
-  // their last position.
-  std::unordered_map<JobId, std::size_t> last_rewrite;
-  bool has_lease = false;
-  for (std::size_t i = 0; i < batch.mutations.size(); ++i) {
-    const Mutation& m = batch.mutations[i];
-    if (const auto* l = std::get_if<UpdateLease>(&m)) {
-      if (has_lease) last_rewrite[l->id] = i;
-      has_lease = true;
-    } else if (const auto* d = std::get_if<DeleteJob>(&m)) {
-      if (has_lease) last_rewrite[d->id] = i;
-    } else if (const auto* u = std::get_if<UpdateJob>(&m)) {
-      if (has_lease) last_rewrite[u->job.id] = i;
+  // row until a mutation that rewrites it ends that lease. Found without allocating: the ids of
+  // the batch's leases, sorted, and one backward pass that marks a lease skipped when its id
+  // was rewritten after it (`rewritten_` per lease id, `skip_` per mutation).
+  const std::size_t n = batch.mutations.size();
+  lease_ids_.clear();
+  for (const Mutation& m : batch.mutations) {
+    if (const auto* l = std::get_if<UpdateLease>(&m)) lease_ids_.push_back(l->id);
+  }
+  skip_.assign(lease_ids_.empty() ? 0 : n, 0);
+  if (!lease_ids_.empty()) {
+    std::sort(lease_ids_.begin(), lease_ids_.end());
+    lease_ids_.erase(std::unique(lease_ids_.begin(), lease_ids_.end()), lease_ids_.end());
+    rewritten_.assign(lease_ids_.size(), 0);
+    for (std::size_t i = n; i-- > 0;) {
+      const Mutation& m = batch.mutations[i];
+      JobId id = 0;
+      if (const auto* l = std::get_if<UpdateLease>(&m)) {
+        id = l->id;
+      } else if (const auto* d = std::get_if<DeleteJob>(&m)) {
+        id = d->id;
+      } else if (const auto* u = std::get_if<UpdateJob>(&m)) {
+        id = u->job.id;
+      } else {
+        continue;
+      }
+      auto it = std::lower_bound(lease_ids_.begin(), lease_ids_.end(), id);
+      if (it == lease_ids_.end() || *it != id) continue;
+      char& later = rewritten_[static_cast<std::size_t>(it - lease_ids_.begin())];
+      if (later != 0 && std::holds_alternative<UpdateLease>(m)) skip_[i] = 1;
+      later = 1;
     }
   }
-  auto overwritten = [&](const UpdateLease& l, std::size_t i) {
-    if (last_rewrite.empty()) return false;
-    auto it = last_rewrite.find(l.id);
-    return it != last_rewrite.end() && it->second > i;
-  };
+  auto overwritten = [&](std::size_t i) { return !skip_.empty() && skip_[i] != 0; };
   for (std::size_t i = 0; i < batch.mutations.size(); ++i) {
     const Mutation& m = batch.mutations[i];
     if (const auto* l = std::get_if<UpdateLease>(&m)) {
-      if (overwritten(*l, i)) continue;
+      if (overwritten(i)) continue;
       if (HasLease(l->state, l->token)) {
         // The leases a lease request granted are adjacent in the batch: write them with one
         // multi-row statement per kLeaseChunk instead of one statement each.
@@ -1178,7 +1191,7 @@ Status SqliteStore::Commit(const Batch& batch) {
         for (; end < batch.mutations.size(); ++end) {
           const auto* next = std::get_if<UpdateLease>(&batch.mutations[end]);
           if (next == nullptr) break;
-          if (overwritten(*next, end)) continue;
+          if (overwritten(end)) continue;
           if (!HasLease(next->state, next->token)) break;
           lease_run_.push_back(next);
         }

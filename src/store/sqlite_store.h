@@ -140,6 +140,11 @@ class SqliteStore final : public Store {
   // A run of adjacent leases in the batch being committed (reused, so a commit does not
   // allocate for it once it has grown).
   std::vector<const UpdateLease*> lease_run_;
+  // Finding the leases a batch overwrites (Commit): the batch's lease ids, sorted; whether each
+  // was rewritten later in the batch; which mutations are skipped.
+  std::vector<JobId> lease_ids_;
+  std::vector<char> rewritten_;
+  std::vector<char> skip_;
   // Reused JSON writer and buffers for the tags and errors columns, so that encoding a row does
   // not allocate once the buffers have grown. Defined in the .cc to keep RapidJSON out of here.
   struct JsonScratch;
