@@ -34,7 +34,6 @@ constexpr int kJobColumnCount = 25;
 // the attempt ends. While it exists it overrides the job row's state (active), attempts and
 // updated_at_ms. Columns in the order ReadLease() decodes them, after a job's kJobColumns.
 constexpr char kLeaseColumns[] = "token, expires_at_ms, worker_id, attempts, updated_at_ms";
-constexpr int kLeaseColumnCount = 5;
 
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta (
@@ -713,7 +712,7 @@ Status SqliteStore::OpenWriter() {
 Status SqliteStore::PrepareWriterStatements() {
   std::string insert_sql = std::string("INSERT INTO jobs (") + kJobColumns +
                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-  // PutLease for kLeaseChunk rows at once, each only if its job exists.
+  // PutLease for kLeaseChunk rows at once, each only if its job exists and is live.
   std::string put_leases_sql =
       "INSERT OR REPLACE INTO leases (id, token, expires_at_ms, worker_id, attempts, "
       "updated_at_ms) SELECT column1, column2, column3, column4, column5, column6 FROM (VALUES ";
