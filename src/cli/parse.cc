@@ -16,7 +16,8 @@ namespace ym::cli {
 namespace {
 
 const char* const kFooter =
-    "Exit codes: 0 ok, 1 the server reported an error, 2 usage error, 3 server unreachable.\n"
+    "Exit codes: 0 ok, 1 the server reported an error, 2 usage error, 3 server unreachable;\n"
+    "jobs wait: 4 the job ended dead or cancelled, 5 --timeout passed first.\n"
     "See docs/cli.md for examples.";
 
 const std::vector<std::string> kStates = {"scheduled", "ready", "active",
@@ -233,6 +234,19 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* jobs_get = jobs->add_subcommand("get", "Show one job with its errors and payload");
   AddCommon(jobs_get, &common);
   jobs_get->add_option("id", inv.job_id, "Job id")->required();
+  CLI::App* jobs_wait = jobs->add_subcommand(
+      "wait",
+      "Wait until a job ends (succeeded, dead or cancelled) and show it. Exit code 0 when it "
+      "succeeded, 4 when it ended dead or cancelled, 5 when --timeout passed first");
+  AddCommon(jobs_wait, &common);
+  jobs_wait->add_option("id", inv.job_id, "Job id")->required();
+  double wait_timeout = 0;
+  CLI::Option* wait_timeout_opt =
+      jobs_wait
+          ->add_option("--timeout", wait_timeout,
+                       "Give up after SECONDS (default: wait as long as it takes)")
+          ->type_name("SECONDS")
+          ->check(CLI::Range(0.0, 31'536'000.0));
   CLI::App* jobs_list = jobs->add_subcommand("list", "List jobs, one page at a time");
   AddCommon(jobs_list, &common);
   std::string list_queue, list_state, list_cursor;
@@ -369,6 +383,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   } else if (jobs->parsed()) {
     if (jobs_get->parsed()) {
       inv.command = Command::kJobsGet;
+    } else if (jobs_wait->parsed()) {
+      inv.command = Command::kJobsWait;
+      if (wait_timeout_opt->count() > 0) inv.wait_timeout_s = wait_timeout;
     } else if (jobs_cancel->parsed()) {
       inv.command = Command::kJobsCancel;
     } else if (jobs_replay->parsed()) {

@@ -66,3 +66,43 @@ def test_cancel_and_dead_replay(server):
     assert p.returncode == 0 and json.loads(p.stdout)["replayed"] == 1
     p = run(server, "jobs", "cancel", jid, "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["state"] == "cancelled"
+
+
+def test_jobs_wait_exit_codes_follow_how_the_job_ended(server):
+    c = server.client()
+    # Still live when --timeout passes: exit 5, the job shown as it stands.
+    job = c.enqueue(queue="cliwait", kind="k", max_attempts=1)
+    p = run(server, "jobs", "wait", job["id"], "--timeout", "0.2", "--json")
+    assert p.returncode == 5, (p.stdout, p.stderr)
+    assert json.loads(p.stdout)["state"] == "ready"
+    assert "still ready" in p.stderr
+    # Woken by the ack while it waits: exit 0, with the result.
+    waiting = subprocess.Popen([binary(), "jobs", "wait", job["id"], "--server", server.url()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        from ymtest import metric, wait_until
+        wait_until(lambda: metric(c.call("GET", "/metrics")[1], "ym_job_waits") == 1, 20,
+                   "the CLI's wait to be registered")
+        leased = c.lease(["cliwait"])[0]
+        status, _ = c.call("POST", f"/v1/jobs/{job['id']}:ack",
+                           {"token": leased["lease"]["token"], "result": {"ok": 1}})
+        assert status == 200
+        out, errs = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, errs
+    assert "succeeded" in out and '{"ok":1}' in out.replace(" ", "")
+    # Ended dead: exit 4.
+    dead = c.enqueue(queue="cliwait", kind="k", max_attempts=1)
+    leased = c.lease(["cliwait"])[0]
+    c.call("POST", f"/v1/jobs/{dead['id']}:fail",
+           {"token": leased["lease"]["token"], "error": {"type": "E", "message": "m"}})
+    p = run(server, "jobs", "wait", dead["id"], "--timeout", "30")
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    assert "dead" in p.stdout
+    # Bad values are usage errors; an unknown job is the server's not_found.
+    assert run(server, "jobs", "wait", dead["id"], "--timeout", "-1").returncode == 2
+    assert run(server, "jobs", "wait", dead["id"], "--timeout", "soon").returncode == 2
+    p = run(server, "jobs", "wait", "987654", "--timeout", "1")
+    assert p.returncode == 1 and "not_found" in p.stderr
+    c.close()
