@@ -215,7 +215,9 @@ struct Queue {
   std::string json;  // the server's JSON object for this queue
 };
 
-// PUT /v1/queues/{q}: only the fields that are set are sent and changed.
+// PUT /v1/queues/{q}: only the fields that are set are sent and changed. The retention_* fields
+// travel as one `retention` object, which the server replaces whole: when any of them is set,
+// those left unset take the server's defaults, not the queue's current values (docs/api.md).
 struct QueueUpdate {
   std::optional<bool> paused;
   std::optional<std::int32_t> max_attempts;

@@ -135,7 +135,7 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, std::int64_t v) { c.max_connections_per_client = v; })},
       {"shutdown_grace_ms", "10000",
        "on SIGTERM, how long workers may still ack the jobs they hold (new enqueues and leases are "
-       "refused) before the listener closes",
+       "refused) before the listener closes; a second signal ends it",
        IntIn(0, 600'000, [](ServerConfig& c, std::int64_t v) { c.shutdown_grace_ms = v; })},
       {"log_level", "info", "trace, debug, info, warn, error, critical or off",
        OneOf({"trace", "debug", "info", "warn", "error", "critical", "off"},

@@ -305,4 +305,4 @@ def test_worker_survives_a_server_restart(procs, tmp_path):
         assert w.wait(30) == 0, w.log()
         c.close()
     finally:
-        server.kill()
+        server.stop()
