@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "common/build_info.h"
 #include "common/json.h"
 
 namespace ym::cli {
@@ -158,6 +159,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   // --server/--json options work wherever they appear on the line.
   app.fallthrough();
   app.set_help_all_flag("--help-all", "Print help for every command");
+  app.set_version_flag(
+      "--version", [] { return "yardmaster " + VersionLine(); },
+      "Print the version (and git commit) of this yardmaster and exit");
 
   CommonOptions common;
   common.server = env_url.value_or(std::string(kDefaultServerUrl));
@@ -318,6 +322,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* info = app.add_subcommand("info", "Show the server's version, uptime and counters");
   AddCommon(info, &common);
 
+  // --- version ---
+  CLI::App* version = app.add_subcommand(
+      "version", "Print the version (and git commit) of this yardmaster; needs no server");
+  AddCommon(version, &common);
+
   std::ostringstream out, err;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -336,6 +345,17 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
 
   if (app.got_subcommand("server")) {
     return UsageError("`server` must be the first argument: yardmaster server [OPTIONS]");
+  }
+  // Answered here, without a server: the version of this binary, not of the server (`info`).
+  if (version->parsed()) {
+    ParseOutcome o;
+    if (common.json) {
+      o.out = R"({"version":")" + std::string(kVersion) + R"(","commit":")" +
+              std::string(BuildCommit()) + "\"}\n";
+    } else {
+      o.out = "yardmaster " + VersionLine() + "\n";
+    }
+    return o;
   }
 
   Result<client::BaseUrl> url = client::ParseBaseUrl(common.server);

@@ -1,9 +1,10 @@
 """The operator CLI against the real server: output, --json, exit codes (docs/cli.md)."""
 
 import json
+import re
 import subprocess
 
-from ymtest import binary
+from ymtest import binary, metric
 
 
 def run(server, *args, stdin=None):
@@ -66,3 +67,39 @@ def test_cancel_and_dead_replay(server):
     assert p.returncode == 0 and json.loads(p.stdout)["replayed"] == 1
     p = run(server, "jobs", "cancel", jid, "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["state"] == "cancelled"
+
+
+def version_of_build() -> dict:
+    p = subprocess.run([binary(), "version", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    return json.loads(p.stdout)
+
+
+def test_version_flag_and_command_need_no_server():
+    v = version_of_build()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", v["version"]), v
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?|unknown", v["commit"]), v
+    line = f"yardmaster {v['version']}" + (f" (commit {v['commit']})"
+                                           if v["commit"] != "unknown" else "")
+    for args in (["--version"], ["version"], ["version", "--server", "http://127.0.0.1:1"]):
+        p = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=60)
+        assert (p.returncode, p.stdout, p.stderr) == (0, line + "\n", ""), (args, p)
+
+
+def test_the_server_reports_the_same_build(server):
+    v = version_of_build()
+    c = server.client()
+    status, info = c.call("GET", "/v1/info")
+    assert status == 200
+    assert (info["version"], info["commit"]) == (v["version"], v["commit"])
+    status, _, body = c.raw("GET", "/metrics")
+    assert status == 200
+    series = f'ym_build_info{{version="{v["version"]}",commit="{v["commit"]}"}}'
+    assert metric(body.decode(), series) == 1.0, body.decode()
+    assert "# TYPE ym_build_info gauge" in body.decode()
+    c.close()
+    p = run(server, "info")
+    assert p.returncode == 0, p.stderr
+    assert re.search(rf"^version:\s+{re.escape(v['version'])}$", p.stdout, re.M), p.stdout
+    assert re.search(rf"^commit:\s+{re.escape(v['commit'])}$", p.stdout, re.M), p.stdout
