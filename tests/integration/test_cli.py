@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 
+import pytest
 from ymtest import binary, metric
 
 
@@ -103,3 +104,24 @@ def test_the_server_reports_the_same_build(server):
     assert p.returncode == 0, p.stderr
     assert re.search(rf"^version:\s+{re.escape(v['version'])}$", p.stdout, re.M), p.stdout
     assert re.search(rf"^commit:\s+{re.escape(v['commit'])}$", p.stdout, re.M), p.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["queue"], "unknown command 'queue'; did you mean 'queues'?"),
+    (["--json", "enqeue", "-q", "q", "-k", "k"], "unknown command 'enqeue'; did you mean 'enqueue'?"),
+    (["jobs", "lsit"], "unknown command 'jobs lsit'; did you mean 'jobs list'?"),
+    (["dead", "replya", "--all"], "unknown command 'dead replya'; did you mean 'dead replay'?"),
+    (["queues", "resme", "emails"],
+     "unknown command 'queues resme'; did you mean 'queues resume'?"),
+    (["frobnicate"], "unknown command 'frobnicate'; the commands are: server, worker, enqueue, "
+                     "jobs, queues, dead, info, version"),
+    ([], "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"),
+    (["jobs"], "'jobs' needs a command: get, list, cancel, replay"),
+])
+def test_mistyped_commands_name_the_closest_one_and_exit_2(args, message):
+    # --server points nowhere: a usage error is found before anything is sent.
+    p = subprocess.run([binary(), *args, "--server", "http://127.0.0.1:1"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert p.stdout == ""
+    assert p.stderr == f"error: {message}\nRun with --help for more information.\n"
