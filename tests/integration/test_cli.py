@@ -83,7 +83,8 @@ def test_version_flag_and_command_need_no_server():
     assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?|unknown", v["commit"]), v
     line = f"yardmaster {v['version']}" + (f" (commit {v['commit']})"
                                            if v["commit"] != "unknown" else "")
-    for args in (["--version"], ["version"], ["version", "--server", "http://127.0.0.1:1"]):
+    for args in (["--version"], ["version"], ["version", "--server", "http://127.0.0.1:1"],
+                 ["server", "--version"]):
         p = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=60)
         assert (p.returncode, p.stdout, p.stderr) == (0, line + "\n", ""), (args, p)
 
