@@ -84,7 +84,7 @@ def test_version_flag_and_command_need_no_server():
     line = f"yardmaster {v['version']}" + (f" (commit {v['commit']})"
                                            if v["commit"] != "unknown" else "")
     for args in (["--version"], ["version"], ["version", "--server", "http://127.0.0.1:1"],
-                 ["server", "--version"]):
+                 ["server", "--version"], ["worker", "--version"]):
         p = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=60)
         assert (p.returncode, p.stdout, p.stderr) == (0, line + "\n", ""), (args, p)
 
