@@ -7,9 +7,23 @@
 set(commit "unknown")
 find_program(YM_GIT git)
 if(YM_GIT)
-  execute_process(COMMAND ${YM_GIT} -C ${SOURCE_DIR} rev-parse --short=12 HEAD
-    OUTPUT_VARIABLE head RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-  if(rc EQUAL 0 AND head MATCHES "^[0-9a-f]+$")
+  # Only the source tree's own checkout counts: a tarball unpacked inside some other git
+  # repository must not report that repository's commit.
+  execute_process(COMMAND ${YM_GIT} -C ${SOURCE_DIR} rev-parse --show-toplevel --short=12 HEAD
+    OUTPUT_VARIABLE out RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  string(REPLACE "\n" ";" out "${out}")
+  list(LENGTH out n)
+  set(head "")
+  if(rc EQUAL 0 AND n EQUAL 2)
+    list(GET out 0 top)
+    list(GET out 1 head)
+    file(REAL_PATH "${top}" top)
+    file(REAL_PATH "${SOURCE_DIR}" src)
+    if(NOT top STREQUAL src)
+      set(head "")
+    endif()
+  endif()
+  if(head MATCHES "^[0-9a-f]+$")
     set(commit "${head}")
     # --no-optional-locks: a build must not take the index lock of a checkout someone is using.
     execute_process(
