@@ -113,16 +113,12 @@ std::optional<std::string> CommandNameMistake(const CLI::App& app,
       continue;
     }
     const std::string prefix = path.empty() ? "" : path + " ";
-    const std::optional<std::string> guess = ClosestMatch(word, subs);
+    if (std::optional<std::string> guess = ClosestMatch(word, subs)) {
+      return "unknown command '" + prefix + word + "'; did you mean '" + prefix + *guess + "'?";
+    }
     const bool takes_positional =
         !cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
-    if (takes_positional) {
-      if (!guess) return std::nullopt;
-      return "unknown command '" + prefix + word + "'; did you mean '" + prefix + *guess + "'?";
-    }
-    if (guess) {
-      return "unknown command '" + prefix + word + "'; did you mean '" + prefix + *guess + "'?";
-    }
+    if (takes_positional) return std::nullopt;  // a far-off word there is a name, not a typo
     return "unknown command '" + prefix + word + "'; the commands" +
            (path.empty() ? "" : " of '" + path + "'") + " are: " + JoinNames(subs);
   }
