@@ -203,7 +203,9 @@ int ListPages(Request request, bool all, bool json, ApiClient& api, const std::s
 }  // namespace
 
 int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ostream& err) {
-  Result<ApiClient> created = ApiClient::Create(inv.server_url);
+  client::HttpClientOptions http;
+  http.user_agent = "yardmaster-cli/" + std::string(kVersion);
+  Result<ApiClient> created = ApiClient::Create(inv.server_url, http);
   if (!created.ok()) {
     err << "error: " << created.status().message() << '\n';
     return kExitUsage;
@@ -355,6 +357,7 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       PrintFields(out, {
                            {"server", url},
                            {"version", r->version},
+                           {"commit", r->commit.empty() ? "-" : r->commit},
                            {"started_at", FormatTime(r->started_at_ms)},
                            {"live_jobs", std::to_string(r->live_jobs)},
                            {"commits", std::to_string(r->commits)},

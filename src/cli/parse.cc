@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/suggest.h"
+#include "common/build_info.h"
 #include "common/json.h"
 
 namespace ym::cli {
@@ -58,6 +60,76 @@ ParseOutcome UsageError(std::string message) {
   o.exit_code = kExitUsage;
   o.err = "error: " + message + "\nRun with --help for more information.\n";
   return o;
+}
+
+std::vector<std::string> SubcommandNames(const CLI::App* app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; })) {
+    names.push_back(sub->get_name());
+  }
+  return names;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// After CLI11 refused a command line: when the mistake is a command name (`yardmaster queue`,
+// `yardmaster jobs lst`) or a missing one (`yardmaster jobs`), a message that names the valid
+// ones. CLI11 would say "A subcommand is required" or "argument not expected" for both.
+//
+// Walks the words the way CLI11 does: options (with their values) are skipped, and each other
+// word must name a command of the command reached so far, until a command without
+// subcommands is reached. A command that also takes a positional (`queues NAME`) accepts any
+// word; there a word is only flagged when it is close to one of the subcommands, since the
+// line failed anyway. Returns nullopt when the mistake is elsewhere (CLI11's message stands).
+std::optional<std::string> CommandNameMistake(const CLI::App& app,
+                                              const std::vector<std::string>& args) {
+  const CLI::App* cur = &app;
+  std::string path;  // the commands so far, e.g. "jobs"
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (word == "--") return std::nullopt;
+    if (word.size() > 1 && word[0] == '-') {
+      if (word.find('=') != std::string::npos) continue;
+      // Options fall through to the parents (app.fallthrough()), so look up the chain.
+      for (const CLI::App* a = cur; a != nullptr; a = a->get_parent()) {
+        const CLI::Option* opt = a->get_option_no_throw(word);
+        if (opt != nullptr) {
+          if (opt->get_items_expected_max() > 0) ++i;  // its value is the next word
+          break;
+        }
+      }
+      continue;
+    }
+    const std::vector<std::string> subs = SubcommandNames(cur);
+    if (subs.empty()) return std::nullopt;  // a leaf command's own argument
+    const std::vector<const CLI::App*> named =
+        cur->get_subcommands([&](const CLI::App* s) { return s->check_name(word); });
+    if (!named.empty()) {
+      cur = named.front();
+      path += (path.empty() ? "" : " ") + word;
+      continue;
+    }
+    const std::string prefix = path.empty() ? "" : path + " ";
+    if (std::optional<std::string> guess = ClosestMatch(word, subs)) {
+      return "unknown command '" + prefix + word + "'; did you mean '" + prefix + *guess + "'?";
+    }
+    const bool takes_positional =
+        !cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
+    if (takes_positional) return std::nullopt;  // a far-off word there is a name, not a typo
+    return "unknown command '" + prefix + word + "'; the commands" +
+           (path.empty() ? "" : " of '" + path + "'") + " are: " + JoinNames(subs);
+  }
+  // Every word was fine: is a command missing?
+  if (cur->get_require_subcommand_min() > 0) {
+    return (path.empty() ? std::string("a command is required")
+                         : "'" + path + "' needs a command") +
+           ": " + JoinNames(SubcommandNames(cur));
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -159,6 +231,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   // --server/--json options work wherever they appear on the line.
   app.fallthrough();
   app.set_help_all_flag("--help-all", "Print help for every command");
+  app.set_version_flag(
+      "--version", [] { return "yardmaster " + VersionLine(); },
+      "Print the version (and git commit) of this yardmaster and exit");
 
   CommonOptions common;
   common.server = env_url.value_or(std::string(kDefaultServerUrl));
@@ -332,11 +407,19 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* info = app.add_subcommand("info", "Show the server's version, uptime and counters");
   AddCommon(info, &common);
 
+  // --- version ---
+  CLI::App* version = app.add_subcommand(
+      "version", "Print the version (and git commit) of this yardmaster; needs no server");
+  AddCommon(version, &common);
+
   std::ostringstream out, err;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0) {
+      if (std::optional<std::string> m = CommandNameMistake(app, args)) return UsageError(*m);
+    }
     ParseOutcome o;
     const int code = app.exit(e, out, err);
     o.out = out.str();
@@ -350,6 +433,17 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
 
   if (app.got_subcommand("server")) {
     return UsageError("`server` must be the first argument: yardmaster server [OPTIONS]");
+  }
+  // Answered here, without a server: the version of this binary, not of the server (`info`).
+  if (version->parsed()) {
+    ParseOutcome o;
+    if (common.json) {
+      o.out = R"({"version":")" + std::string(kVersion) + R"(","commit":")" +
+              std::string(BuildCommit()) + "\"}\n";
+    } else {
+      o.out = "yardmaster " + VersionLine() + "\n";
+    }
+    return o;
   }
 
   Result<client::BaseUrl> url = client::ParseBaseUrl(common.server);

@@ -826,9 +826,10 @@ Result<ServerInfo> ApiClient::Info() {
   if (!body.ok()) return body.status();
   Result<json::Document> doc = ParseReply(*body, "GET /v1/info");
   if (!doc.ok()) return doc.status();
-  return ServerInfo{String(doc->root(), "version"), Int(doc->root(), "started_at"),
-                    Int(doc->root(), "live_jobs"),  Int(doc->root(), "commits"),
-                    Bool(doc->root(), "draining"),  std::string(doc->root().Raw())};
+  return ServerInfo{String(doc->root(), "version"), String(doc->root(), "commit"),
+                    Int(doc->root(), "started_at"), Int(doc->root(), "live_jobs"),
+                    Int(doc->root(), "commits"),    Bool(doc->root(), "draining"),
+                    std::string(doc->root().Raw())};
 }
 
 Status ApiClient::Healthz() {

@@ -242,6 +242,7 @@ struct DeadReplayRequest {
 
 struct ServerInfo {
   std::string version;
+  std::string commit;  // empty from a server older than 0.1.0's build info
   std::int64_t started_at_ms = 0;
   std::int64_t live_jobs = 0;
   std::int64_t commits = 0;

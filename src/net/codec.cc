@@ -1068,6 +1068,8 @@ std::string RenderInfo(const BrokerInfo& info) {
   w.StartObject();
   WriteKey(w, "version");
   WriteStr(w, info.version);
+  WriteKey(w, "commit");
+  WriteStr(w, info.commit);
   WriteKey(w, "started_at");
   w.Int64(info.started_at_ms);
   WriteKey(w, "live_jobs");

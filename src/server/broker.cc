@@ -14,13 +14,10 @@
 #include <thread>
 #include <unordered_set>
 
+#include "common/build_info.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
 #include "server/scheduler_loader.h"
-
-#ifndef YM_VERSION
-#define YM_VERSION "0.1.0"
-#endif
 
 namespace ym {
 namespace {
@@ -765,7 +762,8 @@ std::vector<QueueGauge> Broker::QueueGauges() const { return impl_->Gauges(); }
 
 BrokerInfo Broker::Info() const {
   BrokerInfo info;
-  info.version = YM_VERSION;
+  info.version = std::string(kVersion);
+  info.commit = std::string(BuildCommit());
   info.started_at_ms = impl_->started_at_ms();
   info.live_jobs = impl_->counters().live_jobs.load(std::memory_order_relaxed);
   info.commits = impl_->counters().commits.load(std::memory_order_relaxed);

@@ -87,7 +87,8 @@ struct BrokerCounters {
 };
 
 struct BrokerInfo {
-  std::string version;
+  std::string version;  // kVersion (common/build_info.h)
+  std::string commit;   // BuildCommit()
   std::int64_t started_at_ms = 0;
   std::uint64_t live_jobs = 0;
   std::uint64_t commits = 0;

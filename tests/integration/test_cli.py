@@ -1,9 +1,11 @@
 """The operator CLI against the real server: output, --json, exit codes (docs/cli.md)."""
 
 import json
+import re
 import subprocess
 
-from ymtest import binary
+import pytest
+from ymtest import binary, metric
 
 
 def run(server, *args, stdin=None):
@@ -106,3 +108,61 @@ def test_jobs_wait_exit_codes_follow_how_the_job_ended(server):
     p = run(server, "jobs", "wait", "987654", "--timeout", "1")
     assert p.returncode == 1 and "not_found" in p.stderr
     c.close()
+
+
+def version_of_build() -> dict:
+    p = subprocess.run([binary(), "version", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    return json.loads(p.stdout)
+
+
+def test_version_flag_and_command_need_no_server():
+    v = version_of_build()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", v["version"]), v
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?|unknown", v["commit"]), v
+    line = f"yardmaster {v['version']}" + (f" (commit {v['commit']})"
+                                           if v["commit"] != "unknown" else "")
+    for args in (["--version"], ["version"], ["version", "--server", "http://127.0.0.1:1"],
+                 ["server", "--version"], ["worker", "--version"]):
+        p = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=60)
+        assert (p.returncode, p.stdout, p.stderr) == (0, line + "\n", ""), (args, p)
+
+
+def test_the_server_reports_the_same_build(server):
+    v = version_of_build()
+    c = server.client()
+    status, info = c.call("GET", "/v1/info")
+    assert status == 200
+    assert (info["version"], info["commit"]) == (v["version"], v["commit"])
+    status, _, body = c.raw("GET", "/metrics")
+    assert status == 200
+    series = f'ym_build_info{{version="{v["version"]}",commit="{v["commit"]}"}}'
+    assert metric(body.decode(), series) == 1.0, body.decode()
+    assert "# TYPE ym_build_info gauge" in body.decode()
+    c.close()
+    p = run(server, "info")
+    assert p.returncode == 0, p.stderr
+    assert re.search(rf"^version:\s+{re.escape(v['version'])}$", p.stdout, re.M), p.stdout
+    assert re.search(rf"^commit:\s+{re.escape(v['commit'])}$", p.stdout, re.M), p.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["queue"], "unknown command 'queue'; did you mean 'queues'?"),
+    (["--json", "enqeue", "-q", "q", "-k", "k"], "unknown command 'enqeue'; did you mean 'enqueue'?"),
+    (["jobs", "lsit"], "unknown command 'jobs lsit'; did you mean 'jobs list'?"),
+    (["dead", "replya", "--all"], "unknown command 'dead replya'; did you mean 'dead replay'?"),
+    (["queues", "resme", "emails"],
+     "unknown command 'queues resme'; did you mean 'queues resume'?"),
+    (["frobnicate"], "unknown command 'frobnicate'; the commands are: server, worker, enqueue, "
+                     "jobs, queues, dead, info, version"),
+    ([], "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"),
+    (["jobs"], "'jobs' needs a command: get, wait, list, cancel, replay"),
+])
+def test_mistyped_commands_name_the_closest_one_and_exit_2(args, message):
+    # --server points nowhere: a usage error is found before anything is sent.
+    p = subprocess.run([binary(), *args, "--server", "http://127.0.0.1:1"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert p.stdout == ""
+    assert p.stderr == f"error: {message}\nRun with --help for more information.\n"

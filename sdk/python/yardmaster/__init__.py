@@ -16,8 +16,7 @@ from .errors import (BadRequest, Conflict, Internal, InvalidState, JobFailed, No
 from ._http import JsonFloat
 from .job import Cancelled, Job, Permanent, Retry
 from .worker import Handler, Worker
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled", "JsonFloat",

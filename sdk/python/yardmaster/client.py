@@ -265,7 +265,7 @@ class Client:
     # --- server ------------------------------------------------------------------------------
 
     def info(self) -> Dict[str, Any]:
-        """``{"version", "started_at", "live_jobs", "commits", "draining"}``."""
+        """``{"version", "commit", "started_at", "live_jobs", "commits", "draining", "store"}``."""
         return self.request("GET", "/v1/info")  # type: ignore[no-any-return]
 
     def ready(self) -> bool:
