@@ -46,3 +46,19 @@ def test_bad_progress_is_refused_and_changes_nothing(server, client):
     after = client.get(job["id"])[1]
     assert after["progress"] == {"percent": 10}
     assert after["lease"]["expires_at"] == before["lease"]["expires_at"]
+
+
+def test_the_cli_shows_progress(server, client):
+    import subprocess
+    from ymtest import binary
+    client.enqueue(queue="p", kind="k")
+    job = client.lease(["p"], lease_ms=60000)[0]
+    show = lambda: subprocess.run([binary(), "jobs", "get", job["id"], "--server", server.url()],
+                                  capture_output=True, text=True, timeout=60)
+    p = show()
+    assert p.returncode == 0 and "progress" not in p.stdout, p.stdout
+    assert beat(client, job, progress={"percent": 70, "step": "upload"})[0] == 200
+    p = show()
+    assert p.returncode == 0
+    assert any(line.split()[:1] == ["progress"] and '"percent":70' in line
+               for line in p.stdout.splitlines()), p.stdout
