@@ -56,9 +56,9 @@ def test_the_cli_shows_progress(server, client):
     show = lambda: subprocess.run([binary(), "jobs", "get", job["id"], "--server", server.url()],
                                   capture_output=True, text=True, timeout=60)
     p = show()
-    assert p.returncode == 0 and "progress" not in p.stdout, p.stdout
+    assert p.returncode == 0 and "progress:" not in p.stdout, p.stdout
     assert beat(client, job, progress={"percent": 70, "step": "upload"})[0] == 200
     p = show()
     assert p.returncode == 0
-    assert any(line.split()[:1] == ["progress"] and '"percent":70' in line
+    assert any(line.split()[:1] == ["progress:"] and '"percent":70' in line
                for line in p.stdout.splitlines()), p.stdout
