@@ -55,6 +55,7 @@ Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
     : clock_(clock),
       rng_(rng),
       options_(std::move(options)),
+      end_waits_(options_.max_end_waits),
       idempotency_(options_.idempotency_cache_keys) {
   next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
 }
@@ -309,6 +310,8 @@ void Scheduler::LeaveState(LiveJob& job) {
     case JobState::kActive:
       --q.active;
       --active_total_;
+      // Progress belongs to the attempt that reported it.
+      if (job.extra) job.extra->progress.clear();
       break;
     default:
       break;
@@ -320,6 +323,9 @@ void Scheduler::LeaveState(LiveJob& job) {
 void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
                        const std::string& result) {
   const std::int64_t now = clock_.NowMs();
+  // Kept for the waits on this job (below) only when there are any: the record takes the
+  // original.
+  const std::string dead_reason_copy = end_waits_.empty() ? std::string() : dead_reason;
   job.state = terminal;
   job.pending = false;
   job.evicting = true;
@@ -344,6 +350,16 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
         FinishIdempotencyKey{ns, job.extra->idempotency_key, job.id, terminal});
   }
   open_evict_.push_back(job.id);
+  if (!end_waits_.empty()) {
+    // Waiting clients get the job as it ended: what the stored record will hold, result and
+    // all (the caller answers from the store once this batch is durable, and from this view
+    // when nothing of the job is kept).
+    JobView view = ToView(job);
+    view.job.finished_at_ms = now;
+    view.job.dead_reason = dead_reason_copy;
+    view.job.result = result;
+    end_waits_.Ended(job.id, view);
+  }
 }
 
 void Scheduler::RecordUpdate(LiveJob& job) {
@@ -763,8 +779,8 @@ Result<LiveJob*> Scheduler::FindLeased(JobId id, std::uint64_t token) {
   return job;
 }
 
-Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
-                                              std::int64_t extend_ms) {
+Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
+                                              const std::optional<std::string>& progress) {
   auto found = FindLeased(id, token);
   if (!found.ok()) return found.status();
   LiveJob& job = **found;
@@ -772,6 +788,7 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
     return Validation("field \"extend_ms\": must be " + std::to_string(options_.min_lease_ms) +
                       ".." + std::to_string(options_.max_lease_ms));
   }
+  if (progress) job.Extra().progress = *progress;
   const std::int64_t now = clock_.NowMs();
   const std::int64_t mono = clock_.MonoMs();
   const std::int64_t length = extend_ms > 0 ? extend_ms : job.lease_ms;
@@ -792,6 +809,12 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
     out.persisted = true;
   }
   return out;
+}
+
+Status Scheduler::AddEndWait(JobId id, std::int64_t deadline_mono_ms, EndWaits::Callback callback) {
+  const LiveJob* job = index_.Find(id);
+  if (!job || job->evicting) return NotFound("job " + FormatJobId(id) + " is not live");
+  return end_waits_.Add(id, deadline_mono_ms, std::move(callback));
 }
 
 Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string& result) {
@@ -995,6 +1018,7 @@ JobView Scheduler::ToView(const LiveJob& job) const {
   const QueueState& q = Q(job.queue);
   if (job.state == JobState::kActive && !job.evicting) {
     v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), workers_.Name(job.worker)};
+    if (job.extra) v.progress = job.extra->progress;
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
       v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
@@ -1118,6 +1142,7 @@ std::int64_t Scheduler::NextDeadlineInMs() const {
   if (!timers_.empty()) next = std::min(next, timers_.top().due_ms - clock_.NowMs());
   if (!leases_.empty()) next = std::min(next, leases_.top().due_ms - mono);
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
+  if (auto d = end_waits_.NextDeadline()) next = std::min(next, *d - mono);
   return std::max<std::int64_t>(next, 0);
 }
 
@@ -1174,6 +1199,7 @@ void Scheduler::Tick() {
     RemoveWaiter(it);
     cb({});
   }
+  end_waits_.Expire(mono);
   if (mono >= next_sweep_ms_) Sweep(now);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -1360,6 +1386,7 @@ void Scheduler::Shutdown() {
     }
   }
   for (auto& [id, w] : waiters) w.callback({});
+  end_waits_.Shutdown();
 }
 
 SchedulerFootprint Scheduler::Footprint() const {
@@ -1374,6 +1401,8 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.active_jobs = active_total_;
   f.waiters = waiters_.size();
   f.waiter_deadline_entries = waiter_deadlines_.size();
+  f.end_waits = end_waits_.size();
+  f.end_wait_deadline_entries = end_waits_.deadline_entries();
   f.queue_slots = queues_.size();
   for (const auto& slot : queues_) {
     if (!slot) continue;

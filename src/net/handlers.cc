@@ -123,7 +123,9 @@ void ListDead(Call& c) {
 }
 
 void GetJob(Call& c) {
-  c.broker.GetJob(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+  auto wait_ms = ParseGetJobQuery(c.match.query);
+  if (!wait_ms.ok()) return c.Error(wait_ms.status());
+  c.broker.GetJob(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)), *wait_ms);
 }
 
 void CancelJob(Call& c) {
@@ -166,7 +168,7 @@ void Heartbeat(Call& c) {
   auto req = ParseHeartbeat(c.request.body);
   if (!req.ok()) return c.Error(req.status());
   c.broker.Heartbeat(
-      c.match.job_id, req->token, req->extend_ms,
+      c.match.job_id, req->token, req->extend_ms, std::move(req->progress),
       [route = c.match.id, reply = std::move(c.reply)](Result<HeartbeatOutcome> r) {
         reply(r.ok() ? Json(200, RenderHeartbeat(*r), route) : ErrorResponse(r.status(), route));
       });
