@@ -153,12 +153,13 @@ class Broker {
   // was requested. Answers at once, unless the extension had to be persisted (see
   // Scheduler::Heartbeat): then once it is durable.
   void Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
-                 Callback<HeartbeatOutcome> done);
+                 std::optional<std::string> progress, Callback<HeartbeatOutcome> done);
   // A worker's watch for cancels (Scheduler::AddCancelWatch): answered with the ids of the
   // active jobs leased to `worker_id` whose cancel is requested, once that set holds an id
   // outside `known`, or after `wait_ms` (capped at max_wait_ms; 0: at once), or at shutdown.
   // Answers with news wait until the cancel is durable, like the cancel's own reply.
-  // Accepted while draining (running jobs still need their cancels); kResourceExhausted at
+  // While draining it is answered at once with the set then (a watch registered after the
+  // scheduler's shutdown would never be answered). kResourceExhausted at
   // SchedulerOptions::max_cancel_watches.
   void WatchCancels(std::string worker_id, std::vector<JobId> known, std::int64_t wait_ms,
                     Callback<std::vector<JobId>> done);
