@@ -47,7 +47,7 @@ JobContext::JobContext(std::string id, std::string ns, std::string queue, std::s
 
 bool JobContext::SleepFor(std::chrono::milliseconds d) const {
   // Polling in short steps keeps JobContext free of a condition variable that every runtime
-  // path would have to signal; 10 ms is well under any heartbeat interval.
+  // path would have to signal; 10 ms adds little to a cancel delivered by the cancel watch.
   const auto until = std::chrono::steady_clock::now() + d;
   while (!cancelled()) {
     const auto now = std::chrono::steady_clock::now();
