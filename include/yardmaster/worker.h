@@ -143,9 +143,9 @@ class JobContext {
   std::int32_t max_attempts() const { return max_attempts_; }
   const std::vector<std::string>& tags() const { return tags_; }
 
-  // True once the handler should stop: the job was cancelled on the server (learnt from a
-  // heartbeat, so within a heartbeat interval), the shutdown grace ran out, or the lease was
-  // lost. What the handler returns after that is ignored for kShutdown/kLeaseLost; for
+  // True once the handler should stop: the job was cancelled on the server (learnt from the
+  // worker's cancel watch at once, or else from a heartbeat), the shutdown grace ran out, or the
+  // lease was lost. What the handler returns after that is ignored for kShutdown/kLeaseLost; for
   // kCancelled it is reported as it is: return Outcome::Cancelled() to end the job `cancelled`
   // (an Ok acks it as `succeeded`: the work was done after all).
   bool cancelled() const { return reason_.load(std::memory_order_acquire) != StopReason::kNone; }
@@ -210,7 +210,7 @@ struct WorkerStats {
   std::uint64_t failed = 0;       // fails (retry or permanent) the server confirmed
   std::uint64_t handed_back = 0;  // jobs failed with retry_in_ms 0 at shutdown
   std::uint64_t leases_lost = 0;  // 409/404 on heartbeat, ack or fail
-  std::uint64_t cancelled = 0;    // cancellations learnt from heartbeats
+  std::uint64_t cancelled = 0;    // cancellations learnt (cancel watch or heartbeats)
   std::uint64_t heartbeats = 0;   // heartbeats the server answered
   std::uint64_t reconnects = 0;   // lease requests retried: no answer, 5xx, 408, 429
   int running = 0;                // handlers running now

@@ -248,7 +248,7 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
         PrintJob(*r, out);
       } else if (inv.command == Command::kJobsCancel && r->state == "active") {
         out << "job " << r->id
-            << ": cancel requested; its worker learns it at the next heartbeat\n";
+            << ": cancel requested; its worker is told (cancel watch or next heartbeat)\n";
       } else {
         out << "job " << r->id << ": " << r->state << '\n';
       }

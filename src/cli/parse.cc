@@ -338,7 +338,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "--cursor", list_cursor, "Start at this cursor (printed after a partial page)");
   jobs_list->add_flag("--all,-a", inv.all_pages, "Follow cursors and print every page");
   CLI::App* jobs_cancel = jobs->add_subcommand(
-      "cancel", "Cancel a job: at once if waiting, at the next heartbeat if running");
+      "cancel", "Cancel a job: at once if waiting; a running one's worker is told");
   AddCommon(jobs_cancel, &common);
   jobs_cancel->add_option("id", inv.job_id, "Job id")->required();
   CLI::App* jobs_replay =

@@ -600,6 +600,33 @@ Result<HeartbeatResult> ApiClient::Heartbeat(std::string_view id, std::string_vi
   return HeartbeatResult{Int(doc->root(), "expires_at"), Bool(doc->root(), "cancel_requested")};
 }
 
+Result<std::vector<std::string>> ApiClient::WatchCancels(std::string_view worker_id,
+                                                         const std::vector<std::string>& known,
+                                                         std::int64_t wait_ms) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("worker_id");
+  w.String(worker_id.data(), static_cast<rapidjson::SizeType>(worker_id.size()));
+  w.Key("known");
+  w.StartArray();
+  for (const std::string& id : known) w.String(id);
+  w.EndArray();
+  w.Key("wait_ms");
+  w.Int64(wait_ms);
+  w.EndObject();
+  Result<std::string> body = Call(HttpMethod::kPost, "/v1/cancels:watch", Str(sb),
+                                  std::chrono::milliseconds(std::max<std::int64_t>(0, wait_ms)));
+  if (!body.ok()) return body.status();
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/cancels:watch");
+  if (!doc.ok()) return doc.status();
+  std::optional<Value> ids = Member(doc->root(), "cancel_requested");
+  if (ids == std::nullopt || !ids->IsArray()) {
+    return Internal("reply to POST /v1/cancels:watch has no cancel_requested array");
+  }
+  return Strings(doc->root(), "cancel_requested");
+}
+
 Result<JobStateResult> ApiClient::Ack(std::string_view id, std::string_view token,
                                       std::optional<std::string_view> result_json) {
   rapidjson::StringBuffer sb;

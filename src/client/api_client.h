@@ -280,6 +280,12 @@ class ApiClient {
   // POST /v1/jobs/{id}:heartbeat; extend_ms unset keeps the job's lease_ms.
   Result<HeartbeatResult> Heartbeat(std::string_view id, std::string_view token,
                                     std::optional<std::int64_t> extend_ms = std::nullopt);
+  // POST /v1/cancels:watch: the ids of the active jobs leased to `worker_id` whose cancel is
+  // requested; the server holds the request up to wait_ms (0..30000) while that set holds
+  // nothing outside `known`.
+  Result<std::vector<std::string>> WatchCancels(std::string_view worker_id,
+                                                const std::vector<std::string>& known,
+                                                std::int64_t wait_ms);
   // POST /v1/jobs/{id}:ack.
   Result<JobStateResult> Ack(std::string_view id, std::string_view token,
                              std::optional<std::string_view> result_json = std::nullopt);

@@ -56,6 +56,7 @@ Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
       rng_(rng),
       options_(std::move(options)),
       end_waits_(options_.max_end_waits),
+      cancel_watches_(options_.max_cancel_watches),
       idempotency_(options_.idempotency_cache_keys) {
   next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
 }
@@ -196,6 +197,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
                                ? static_cast<std::int32_t>(length)
                                : job->lease_ms;
     job->cancel_requested = cancel;
+    if (cancel) cancel_watches_.Requested(worker, job->id);
     job->seq = next_seq_++;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ++Q(job->queue).active;
@@ -310,6 +312,7 @@ void Scheduler::LeaveState(LiveJob& job) {
     case JobState::kActive:
       --q.active;
       --active_total_;
+      if (job.cancel_requested) cancel_watches_.Withdrawn(workers_.Name(job.worker), job.id);
       // Progress belongs to the attempt that reported it.
       if (job.extra) job.extra->progress.clear();
       break;
@@ -817,6 +820,11 @@ Status Scheduler::AddEndWait(JobId id, std::int64_t deadline_mono_ms, EndWaits::
   return end_waits_.Add(id, deadline_mono_ms, std::move(callback));
 }
 
+Status Scheduler::AddCancelWatch(const std::string& worker_id, std::vector<JobId> known,
+                                 std::int64_t deadline_mono_ms, CancelWatches::Callback callback) {
+  return cancel_watches_.Add(worker_id, std::move(known), deadline_mono_ms, std::move(callback));
+}
+
 Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string& result) {
   LiveJob* job = index_.Find(id);
   // A repeated ack (the worker retried after losing the first reply) is answered the same way
@@ -856,6 +864,8 @@ Result<JobView> Scheduler::Cancel(JobId id) {
       job->cancel_requested = true;
       job->updated_at_ms = clock_.NowMs();
       RecordUpdate(*job);
+      // Its worker's cancel watch hears of it now, not at the next heartbeat.
+      cancel_watches_.Requested(workers_.Name(job->worker), id);
     }
     return ToView(*job);
   }
@@ -1143,6 +1153,7 @@ std::int64_t Scheduler::NextDeadlineInMs() const {
   if (!leases_.empty()) next = std::min(next, leases_.top().due_ms - mono);
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
   if (auto d = end_waits_.NextDeadline()) next = std::min(next, *d - mono);
+  if (auto d = cancel_watches_.NextDeadline()) next = std::min(next, *d - mono);
   return std::max<std::int64_t>(next, 0);
 }
 
@@ -1200,6 +1211,7 @@ void Scheduler::Tick() {
     cb({});
   }
   end_waits_.Expire(mono);
+  cancel_watches_.Expire(mono);
   if (mono >= next_sweep_ms_) Sweep(now);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -1387,6 +1399,7 @@ void Scheduler::Shutdown() {
   }
   for (auto& [id, w] : waiters) w.callback({});
   end_waits_.Shutdown();
+  cancel_watches_.Shutdown();
 }
 
 SchedulerFootprint Scheduler::Footprint() const {
@@ -1403,6 +1416,9 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.waiter_deadline_entries = waiter_deadlines_.size();
   f.end_waits = end_waits_.size();
   f.end_wait_deadline_entries = end_waits_.deadline_entries();
+  f.cancel_watches = cancel_watches_.size();
+  f.cancel_watch_deadline_entries = cancel_watches_.deadline_entries();
+  f.cancels_pending = cancel_watches_.pending_jobs();
   f.queue_slots = queues_.size();
   for (const auto& slot : queues_) {
     if (!slot) continue;

@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "common/status.h"
+#include "core/cancel_watches.h"
 #include "core/end_waits.h"
 #include "core/fifo.h"
 #include "core/idempotency_cache.h"
@@ -69,8 +70,11 @@ struct SchedulerFootprint {
   std::size_t queue_waiter_entries = 0;       // waiter ids in the per-queue FIFOs, stale included
   std::size_t end_waits = 0;                  // waits for a job to end registered now
   std::size_t end_wait_deadline_entries = 0;  // their deadline heap, stale entries included
-  std::size_t queues = 0;                     // queue states allocated
-  std::size_t queue_slots = 0;                // queue slots (live + free)
+  std::size_t cancel_watches = 0;             // workers watching for cancels now
+  std::size_t cancel_watch_deadline_entries = 0;
+  std::size_t cancels_pending = 0;  // active jobs with a cancel requested, reported to watches
+  std::size_t queues = 0;           // queue states allocated
+  std::size_t queue_slots = 0;      // queue slots (live + free)
   std::size_t lanes = 0;
   std::size_t namespaces = 0;  // interned names alive
   std::size_t kinds = 0;
@@ -128,6 +132,18 @@ class Scheduler {
   // kResourceExhausted at SchedulerOptions::max_end_waits.
   Status AddEndWait(JobId id, std::int64_t deadline_mono_ms, EndWaits::Callback callback);
   std::size_t end_waits() const { return end_waits_.size(); }
+  // Registers a worker's watch for cancels of the jobs leased to `worker_id` (CancelWatches,
+  // core/cancel_watches.h): answered with the ids of that worker's active jobs whose cancel is
+  // requested, at once when they include one outside `known`, else when a cancel adds one, at
+  // `deadline_mono_ms` or on Shutdown(). kResourceExhausted at
+  // SchedulerOptions::max_cancel_watches (the callback is then not called).
+  Status AddCancelWatch(const std::string& worker_id, std::vector<JobId> known,
+                        std::int64_t deadline_mono_ms, CancelWatches::Callback callback);
+  std::size_t cancel_watches() const { return cancel_watches_.size(); }
+  // What a watch of `worker_id` would be answered with now.
+  std::vector<JobId> CancelsRequested(const std::string& worker_id) const {
+    return cancel_watches_.Pending(worker_id);
+  }
   // Puts a leased job back to ready without counting the attempt (its lease reply was lost).
   // A job whose cancel was requested meanwhile is cancelled instead: no worker has it.
   void Release(JobId id, std::uint64_t token);
@@ -145,10 +161,10 @@ class Scheduler {
   Result<JobState> Ack(JobId id, std::uint64_t token, const std::string& result);
   Result<JobState> Fail(JobId id, std::uint64_t token, const FailSpec& error);
   // Cancels a scheduled or ready job at once; flags an active one (the worker learns it from its
-  // next heartbeat). Cancelling a cancelled job answers its view again (a retried cancel is not
-  // an error). kNotFound when core does not hold the job (unless Issued(id), it never existed;
-  // else the caller reads the store and calls CancelStored); kInvalidState for succeeded or dead
-  // jobs.
+  // cancel watch, AddCancelWatch, or its next heartbeat). Cancelling a cancelled job answers its
+  // view again (a retried cancel is not an error). kNotFound when core does not hold the job
+  // (unless Issued(id), it never existed; else the caller reads the store and calls CancelStored);
+  // kInvalidState for succeeded or dead jobs.
   Result<JobView> Cancel(JobId id);
   // True when the job is live in core.
   bool IsLive(JobId id) const;
@@ -358,6 +374,7 @@ class Scheduler {
   TimerHeap waiter_deadlines_;  // monotonic
   std::unordered_map<std::uint64_t, Waiter> waiters_;
   EndWaits end_waits_;
+  CancelWatches cancel_watches_;
   std::uint64_t next_waiter_id_ = 1;
 
   IdempotencyCache idempotency_;  // key: ns + '\0' + key

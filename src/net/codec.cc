@@ -658,6 +658,38 @@ Result<HeartbeatRequest> ParseHeartbeat(std::string_view body) {
   return req;
 }
 
+Result<CancelWatchRequest> ParseCancelWatch(std::string_view body) {
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"worker_id", "known", "wait_ms"}));
+  CancelWatchRequest req;
+  std::optional<Value> w = Find(doc, "worker_id");
+  if (!w) return Required("worker_id");
+  YM_RETURN_IF_ERROR(BytesValue(*w, "worker_id", 1, kMaxWorkerIdBytes, &req.worker_id));
+  if (auto known = Find(doc, "known")) {
+    if (!known->IsArray() || known->Size() > kMaxBatchItems) {
+      return FieldError("known",
+                        fmt::format("must be an array of at most {} job ids", kMaxBatchItems));
+    }
+    std::size_t i = 0;
+    for (const auto& m : *known) {
+      std::optional<JobId> id;
+      if (m.value.IsString()) id = ParseJobId(m.value.GetString());
+      if (!id) {
+        return FieldError(fmt::format("known[{}]", i),
+                          "must be a job id (a decimal string such as \"42\")");
+      }
+      req.known.push_back(*id);
+      ++i;
+    }
+  }
+  std::optional<std::int64_t> wait;
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "wait_ms", 0, kMaxWaitMs, &wait));
+  req.wait_ms = wait.value_or(0);
+  return req;
+}
+
 Result<AckItem> ParseAck(JobId id, std::string_view body, const CodecLimits& limits) {
   auto parsed = ParseDocument(body);
   if (!parsed.ok()) return parsed.status();
@@ -1029,6 +1061,18 @@ std::string RenderHeartbeat(const HeartbeatOutcome& outcome) {
   w.Int64(outcome.expires_at_ms);
   WriteKey(w, "cancel_requested");
   w.Bool(outcome.cancel_requested);
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderCancelWatch(const std::vector<JobId>& cancel_requested) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "cancel_requested");
+  w.StartArray();
+  for (JobId id : cancel_requested) WriteStr(w, FormatJobId(id));
+  w.EndArray();
   w.EndObject();
   return Take(buf);
 }

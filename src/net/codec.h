@@ -97,6 +97,16 @@ struct HeartbeatRequest {
 };
 Result<HeartbeatRequest> ParseHeartbeat(std::string_view body);
 
+// POST /v1/cancels:watch: `{"worker_id","known"?,"wait_ms"?}`. worker_id is the one the
+// worker's leases carry (1..128 bytes); known holds up to kMaxBatchItems job ids it already
+// knows to be cancelled; wait_ms is 0..kMaxWaitMs (default 0: answer at once).
+struct CancelWatchRequest {
+  std::string worker_id;
+  std::vector<JobId> known;
+  std::int64_t wait_ms = 0;
+};
+Result<CancelWatchRequest> ParseCancelWatch(std::string_view body);
+
 // `{"token","result"?}`; `id` is taken from the path and stored in the returned item.
 Result<AckItem> ParseAck(JobId id, std::string_view body, const CodecLimits& limits);
 // `{"token","error":{"type"?,"message","retryable"?},"retry_in_ms"?}`.
@@ -158,6 +168,8 @@ std::string RenderEnqueueOutcome(const EnqueueOutcome& outcome);
 std::string RenderEnqueueResults(const std::vector<Result<EnqueueOutcome>>& results);
 std::string RenderLeasedJobs(const std::vector<LeasedJob>& jobs);
 std::string RenderHeartbeat(const HeartbeatOutcome& outcome);
+// POST /v1/cancels:watch: `{"cancel_requested":["42",...]}`.
+std::string RenderCancelWatch(const std::vector<JobId>& cancel_requested);
 // `{"id","state"}`; a null state renders as JSON null.
 std::string RenderIdState(JobId id, const JobState* state);
 std::string RenderCompleteResults(const std::vector<Status>& acks,

@@ -174,6 +174,16 @@ void Heartbeat(Call& c) {
       });
 }
 
+void WatchCancels(Call& c) {
+  auto req = ParseCancelWatch(c.request.body);
+  if (!req.ok()) return c.Error(req.status());
+  c.broker.WatchCancels(
+      std::move(req->worker_id), std::move(req->known), req->wait_ms,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::vector<JobId>> r) {
+        reply(r.ok() ? Json(200, RenderCancelWatch(*r), route) : ErrorResponse(r.status(), route));
+      });
+}
+
 void Ack(Call& c) {
   auto item = ParseAck(c.match.job_id, c.request.body, c.options.codec);
   if (!item.ok()) return c.Error(item.status());
@@ -359,6 +369,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return Lease(c);
     case RouteId::kHeartbeat:
       return Heartbeat(c);
+    case RouteId::kWatchCancels:
+      return WatchCancels(c);
     case RouteId::kAck:
       return Ack(c);
     case RouteId::kFail:

@@ -362,7 +362,8 @@ class Session : public std::enable_shared_from_this<Session> {
     api_req.content_type = std::string(req[http::field::content_type]);
     api_req.body = std::move(req.body());
     bool long_poll = api_req.method == http::verb::post &&
-                     std::string_view(api_req.target).starts_with("/v1/leases");
+                     (std::string_view(api_req.target).starts_with("/v1/leases") ||
+                      std::string_view(api_req.target).starts_with("/v1/cancels:watch"));
     server_.api_.Handle(std::move(api_req), MakeResponder());
     // The body was parsed (and dropped) inside Handle: what a handler keeps is bounded by the
     // codec's limits and counted elsewhere.

@@ -34,6 +34,8 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
     {RouteId::kLease, http::verb::post, "/v1/leases", false, "POST /v1/leases"},
     {RouteId::kHeartbeat, http::verb::post, "/v1/jobs/{id}:heartbeat", false,
      "POST /v1/jobs/{id}:heartbeat"},
+    {RouteId::kWatchCancels, http::verb::post, "/v1/cancels:watch", false,
+     "POST /v1/cancels:watch"},
     {RouteId::kAck, http::verb::post, "/v1/jobs/{id}:ack", false, "POST /v1/jobs/{id}:ack"},
     {RouteId::kFail, http::verb::post, "/v1/jobs/{id}:fail", false, "POST /v1/jobs/{id}:fail"},
     {RouteId::kCompleteBatch, http::verb::post, "/v1/acks:batch", false, "POST /v1/acks:batch"},

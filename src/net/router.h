@@ -40,6 +40,7 @@ enum class RouteId : std::uint8_t {
   kReplayJob,
   kLease,
   kHeartbeat,
+  kWatchCancels,
   kAck,
   kFail,
   kCompleteBatch,

@@ -47,7 +47,7 @@ JobContext::JobContext(std::string id, std::string ns, std::string queue, std::s
 
 bool JobContext::SleepFor(std::chrono::milliseconds d) const {
   // Polling in short steps keeps JobContext free of a condition variable that every runtime
-  // path would have to signal; 10 ms is well under any heartbeat interval.
+  // path would have to signal; 10 ms adds little to a cancel delivered by the cancel watch.
   const auto until = std::chrono::steady_clock::now() + d;
   while (!cancelled()) {
     const auto now = std::chrono::steady_clock::now();
@@ -124,6 +124,15 @@ std::string CurrentExceptionTypeName() {
 // An idle worker sends at most 10 lease requests a second, whatever poll_wait says
 // (docs/workers.md, "Leasing").
 constexpr Millis kMinEmptyLeaseInterval{100};
+
+// How long one cancel watch waits on the server for news (POST /v1/cancels:watch); a cancel
+// arrives as soon as it is requested whatever this is, it only sets how often an idle watch is
+// renewed.
+constexpr Millis kCancelWatchWait{25'000};
+// A watch answered without news faster than this (a draining server answers at once) is not
+// renewed before kCancelWatchPause, so it cannot turn into a request loop.
+constexpr Millis kCancelWatchMinRound{100};
+constexpr Millis kCancelWatchPause{500};
 
 enum class JobState { kLeased, kRunning, kReporting, kHandedBack };
 
@@ -265,6 +274,8 @@ class Worker::Impl {
   ym::sdk::AutoPrefetch auto_prefetch_;                   // GUARDED_BY(mu_)
   // The leaser's connection while its loop runs, so that Stop() can interrupt a long-poll.
   ym::client::HttpClient* leaser_http_ = nullptr;  // GUARDED_BY(mu_)
+  // The cancel watcher's connection, so that Run() can end its long-poll at shutdown.
+  ym::client::HttpClient* watcher_http_ = nullptr;  // GUARDED_BY(mu_)
   // A lease refusal that retrying cannot heal; Run() returns it.
   std::optional<Status> fatal_;  // GUARDED_BY(mu_)
 
@@ -275,6 +286,16 @@ class Worker::Impl {
   void LeaserLoop();
   void SlotLoop();
   void HeartbeatLoop();
+  // Keeps one POST /v1/cancels:watch open while jobs are held, so that a cancel reaches a
+  // running handler at once rather than at its next heartbeat.
+  void CancelWatchLoop();
+  // Marks a held job cancelled (its handler's stop token fires). Requires mu_.
+  void CancelLocked(Tracked& t) {
+    if (t.cancel_counted) return;
+    t.cancel_counted = true;
+    ++stats_.cancelled;
+    t.ctx->MarkStopped(StopReason::kCancelled);
+  }
   void AckLoop();
   // "no handler for kind 'x' in worker W (kinds: a, b)".
   std::string UnknownKindMessage(const std::string& kind) const {
@@ -575,11 +596,7 @@ void Worker::Impl::HeartbeatLoop() {
           const Millis lease = ym::sdk::EffectiveLease(opt_.lease, r->expires_at_ms, NowEpochMs());
           t.lease = lease;
           t.next_heartbeat = Clock::now() + ym::sdk::HeartbeatDelay(lease, opt_.heartbeat_fraction);
-          if (r->cancel_requested && !t.cancel_counted) {
-            t.cancel_counted = true;
-            ++stats_.cancelled;
-            t.ctx->MarkStopped(StopReason::kCancelled);
-          }
+          if (r->cancel_requested) CancelLocked(t);
           break;
         }
         case ym::sdk::ItemVerdict::kLeaseLost:
@@ -599,6 +616,65 @@ void Worker::Impl::HeartbeatLoop() {
               Clock::now() + ym::sdk::HeartbeatRetryDelay(t.lease, opt_.heartbeat_fraction);
           break;
       }
+    }
+  }
+}
+
+void Worker::Impl::CancelWatchLoop() {
+  Result<ApiClient> api_or = NewClient(Millis(10'000));
+  if (!api_or.ok()) return;
+  ApiClient& api = *api_or;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (heartbeater_exit_) return;
+    watcher_http_ = &api.http();
+  }
+  struct Unpublish {
+    Impl* self;
+    ~Unpublish() {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->watcher_http_ = nullptr;
+    }
+  } unpublish{this};
+  ym::sdk::ReconnectBackoff backoff(opt_.reconnect_min, opt_.reconnect_max,
+                                    static_cast<std::uint64_t>(NowEpochMs()) * 17 + 3);
+  // The ids the last answer held: the server answers at once when its set holds any other.
+  std::vector<std::string> known;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return heartbeater_exit_ || !jobs_.empty(); });
+      if (heartbeater_exit_) return;
+    }
+    const auto sent = Clock::now();
+    ym::Result<std::vector<std::string>> got =
+        api.WatchCancels(opt_.worker_id, known, kCancelWatchWait.count());
+    const auto round_trip = Clock::now() - sent;
+    std::unique_lock<std::mutex> lock(mu_);
+    if (heartbeater_exit_) return;
+    if (!got.ok()) {
+      const int http_status = api.last_http_status();
+      if (http_status == 404 || http_status == 405) {
+        // A server older than the endpoint: heartbeats still carry cancels.
+        Log("the server has no POST /v1/cancels:watch (" + got.status().ToString() +
+            "); cancels arrive with heartbeats");
+        return;
+      }
+      SleepUnless(lock, backoff.Next(), [&] { return heartbeater_exit_; });
+      continue;
+    }
+    backoff.Reset();
+    bool news = false;
+    for (const std::string& id : *got) {
+      if (std::find(known.begin(), known.end(), id) == known.end()) news = true;
+      // Ids of jobs this worker does not hold (another process with the same worker_id, or a
+      // job already reported) are ignored.
+      if (auto it = jobs_.find(id); it != jobs_.end()) CancelLocked(*it->second);
+    }
+    known = std::move(*got);
+    if (known.size() > 1000) known.resize(1000);  // the API's limit on `known`
+    if (!news && round_trip < kCancelWatchMinRound) {
+      SleepUnless(lock, kCancelWatchPause, [&] { return heartbeater_exit_; });
     }
   }
 }
@@ -733,6 +809,7 @@ Status Worker::Impl::Run() {
   }
   std::thread leaser([this] { LeaserLoop(); });
   std::thread heartbeater([this] { HeartbeatLoop(); });
+  std::thread watcher([this] { CancelWatchLoop(); });
   std::thread acker([this] { AckLoop(); });
   std::vector<std::thread> slots;
   for (int i = 0; i < opt_.concurrency; ++i) slots.emplace_back([this] { SlotLoop(); });
@@ -775,9 +852,11 @@ Status Worker::Impl::Run() {
 
   lock.lock();
   heartbeater_exit_ = true;
+  if (watcher_http_ != nullptr) watcher_http_->Interrupt();
   cv_.notify_all();
   lock.unlock();
   heartbeater.join();
+  watcher.join();
   Log("stopped");
   return fatal_.value_or(Status::Ok());
 }

@@ -269,6 +269,7 @@ class Broker::Impl {
       counters_.active_jobs.store(sched_->active_jobs(), std::memory_order_relaxed);
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
       counters_.end_waits.store(sched_->end_waits(), std::memory_order_relaxed);
+      counters_.cancel_watches.store(sched_->cancel_watches(), std::memory_order_relaxed);
 
       if (stop) {
         std::lock_guard lk(mu_);
@@ -950,6 +951,36 @@ void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
       if (!s.ok()) return done(s);
       done(std::move(r));
     });
+  });
+}
+
+void Broker::WatchCancels(std::string worker_id, std::vector<JobId> known, std::int64_t wait_ms,
+                          Callback<std::vector<JobId>> done) {
+  if (Status a = impl_->Admit(Admission::kCompletion, 1); !a.ok()) return done(a);
+  impl_->Post([this, worker_id = std::move(worker_id), known = std::move(known), wait_ms,
+               done = std::move(done)]() mutable {
+    std::sort(known.begin(), known.end());
+    auto shared = std::make_shared<Callback<std::vector<JobId>>>(std::move(done));
+    auto answer = [this, shared, known](std::vector<JobId> ids) {
+      const bool news = std::any_of(ids.begin(), ids.end(), [&](JobId id) {
+        return !std::binary_search(known.begin(), known.end(), id);
+      });
+      // A cancel the worker acts on must be on disk first, as the cancel's own reply is: a
+      // crash must not bring the job back without its cancel after the worker stopped it.
+      if (!news || impl_->read_only()) return (*shared)(std::move(ids));
+      auto held = std::make_shared<std::vector<JobId>>(std::move(ids));
+      impl_->AfterDurable([shared, held](Status s) {
+        if (!s.ok()) return (*shared)(s);
+        (*shared)(std::move(*held));
+      });
+    };
+    // wait_ms 0, or a server draining towards a stop (a watch registered after the scheduler's
+    // shutdown would never be answered): the set as it is now.
+    if (wait_ms <= 0 || draining()) return answer(impl_->sched().CancelsRequested(worker_id));
+    const std::int64_t deadline =
+        impl_->clock().MonoMs() + std::min(wait_ms, impl_->options().scheduler.max_wait_ms);
+    Status added = impl_->sched().AddCancelWatch(worker_id, known, deadline, std::move(answer));
+    if (!added.ok()) return (*shared)(added);
   });
 }
 

@@ -82,6 +82,7 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> active_jobs{0};
   std::atomic<std::uint64_t> waiting_leases{0};
   std::atomic<std::uint64_t> end_waits{0};        // GET /v1/jobs/{id}?wait_ms waiting for an end
+  std::atomic<std::uint64_t> cancel_watches{0};   // POST /v1/cancels:watch waiting
   std::atomic<std::uint64_t> refused_busy{0};     // commands refused by admission control
   std::atomic<std::uint64_t> queued_commands{0};  // weight waiting for core (sampled)
 };
@@ -153,6 +154,15 @@ class Broker {
   // Scheduler::Heartbeat): then once it is durable.
   void Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                  std::optional<std::string> progress, Callback<HeartbeatOutcome> done);
+  // A worker's watch for cancels (Scheduler::AddCancelWatch): answered with the ids of the
+  // active jobs leased to `worker_id` whose cancel is requested, once that set holds an id
+  // outside `known`, or after `wait_ms` (capped at max_wait_ms; 0: at once), or at shutdown.
+  // Answers with news wait until the cancel is durable, like the cancel's own reply.
+  // While draining it is answered at once with the set then (a watch registered after the
+  // scheduler's shutdown would never be answered). kResourceExhausted at
+  // SchedulerOptions::max_cancel_watches.
+  void WatchCancels(std::string worker_id, std::vector<JobId> known, std::int64_t wait_ms,
+                    Callback<std::vector<JobId>> done);
   // Acks and fails, each item answered on its own, in order. A fail's result is the state it
   // led to: kScheduled (retry), kReady (retry at once), kDead or kCancelled.
   void Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,

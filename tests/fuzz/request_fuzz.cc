@@ -102,10 +102,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (lease.ok()) Check(lease->max >= 1 && lease->max <= 1000 && !lease->queues.empty());
       break;
     }
-    case 3:
+    case 3: {
       CheckResult(ym::net::ParseHeartbeat(body));
       CheckResult(ym::net::ParseAck(1, body, limits));
+      auto watch = ym::net::ParseCancelWatch(body);
+      CheckResult(watch);
+      if (watch.ok()) {
+        Check(!watch->worker_id.empty() && watch->worker_id.size() <= 128);
+        Check(watch->known.size() <= 1000 && watch->wait_ms >= 0 && watch->wait_ms <= 30000);
+      }
       break;
+    }
     case 4:
       CheckResult(ym::net::ParseFail(1, body));
       break;

@@ -141,7 +141,7 @@ def test_jobs_cancel_replay_and_the_duplicate_enqueue_sentence(server):
     assert p.stdout.strip() == \
         f"job {jid} already exists with this idempotency key (ready); nothing enqueued"
 
-    # An active job: the cancel is only requested; its worker learns it at the next heartbeat.
+    # An active job: the cancel is only requested; its worker is told at once.
     c = server.client()
     job = c.lease(["cr"], lease_ms=600_000)[0]
     assert job["id"] == jid

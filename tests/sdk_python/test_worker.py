@@ -118,6 +118,34 @@ def test_cancel_reaches_a_running_handler(server: PinnedServer, client: Client,
     assert worker.stats["cancelled"] == 1 and worker.stats["failed"] == 1
 
 
+def test_cancel_reaches_the_handler_long_before_the_next_heartbeat(
+        server: PinnedServer, client: Client,
+        run_worker: Callable[[Worker], WorkerThread]) -> None:
+    # A lease of 30 s: heartbeats come about 10 s apart, so only the cancel watch can carry the
+    # cancel within the bound (the old runtime took a heartbeat interval, about 10 s).
+    job_id = client.enqueue("cw", "long")["id"]
+    started = threading.Event()
+    seen: Dict[str, Any] = {}
+    worker = Worker(["cw"], concurrency=1, url=server.url(), lease_ms=30000)
+
+    @worker.task("long")
+    def long(job: Job) -> None:
+        started.set()
+        seen["cancelled"] = job.wait_cancelled(25)
+        seen["at"] = time.monotonic()
+        job.raise_if_cancelled()
+
+    wt = run_worker(worker)
+    assert started.wait(20)
+    t0 = time.monotonic()
+    client.cancel(job_id)
+    wait_until(lambda: client.get(job_id)["state"] == "cancelled", 30, "the job to be cancelled")
+    wt.stop()
+    assert seen["cancelled"] is True
+    took = seen["at"] - t0
+    assert took < 5.0, f"the cancel took {took:.2f} s to reach the handler"
+
+
 def test_exceptions_map_to_outcomes(server: PinnedServer, client: Client,
                                     run_worker: Callable[[Worker], WorkerThread]) -> None:
     # Jobs retried with the backoff get up to 30 days of it (full jitter: uniform in [0, 30 d]),

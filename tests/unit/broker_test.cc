@@ -521,6 +521,44 @@ TEST_F(BrokerWriteDurabilityTest, CancelIsAnsweredOnlyAfterItsBatchIsDurable) {
   EXPECT_TRUE(Stored(jobs[0].id).cancel_requested);
 }
 
+TEST_F(BrokerWriteDurabilityTest, ACancelWatchHearsOfACancelOnlyOnceItIsDurable) {
+  Enqueue({Spec("cw")});
+  LeaseRequest req;
+  req.queues = {"cw"};
+  req.max = 1;
+  req.worker_id = "w1";
+  std::promise<Result<std::vector<LeasedJob>>> lp;
+  auto lf = lp.get_future();
+  broker_->Lease(req, [&](auto r) { lp.set_value(std::move(r)); });
+  auto jobs = Await(lf);
+  ASSERT_TRUE(jobs.ok() && jobs->size() == 1u);
+  const JobId id = (*jobs)[0].id;
+  // Commands reach core in order: the watch is registered before the cancel runs.
+  std::promise<Result<std::vector<JobId>>> wp;
+  auto wf = wp.get_future();
+  broker_->WatchCancels("w1", {}, 30'000, [&](auto r) { wp.set_value(std::move(r)); });
+  gate_.Close();
+  std::promise<Result<JobView>> cp;
+  auto cf = cp.get_future();
+  broker_->Cancel(id, [&](auto r) { cp.set_value(std::move(r)); });
+  ASSERT_TRUE(gate_.WaitForBlockedCommit(30s));
+  EXPECT_EQ(wf.wait_for(100ms), std::future_status::timeout)
+      << "the watch heard of a cancel that was not durable yet";
+  gate_.Open();
+  auto got = Await(wf);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, std::vector<JobId>{id});
+  EXPECT_TRUE(Await(cf).ok());
+  EXPECT_TRUE(Stored(id).cancel_requested);
+  // With the cancel known, a watch with wait_ms 0 is answered at once with the same set.
+  std::promise<Result<std::vector<JobId>>> again;
+  auto af = again.get_future();
+  broker_->WatchCancels("w1", {id}, 0, [&](auto r) { again.set_value(std::move(r)); });
+  auto now = Await(af);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(*now, std::vector<JobId>{id});
+}
+
 TEST_F(BrokerWriteDurabilityTest, ReplayIsAnsweredOnlyAfterItsBatchIsDurable) {
   const JobId id = DeadJob("r");
   auto v = HeldUntilDurable<Result<JobView>>([&](auto done) { broker_->Replay(id, done); });

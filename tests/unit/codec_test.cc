@@ -462,6 +462,34 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"queues":["a"],"wait":1})", Code::kValidation,
                 "field \"wait\": unknown field"}));
 
+// ---- cancel watch ----
+
+TEST(CodecCancelWatch, Rules) {
+  auto w = ParseCancelWatch(R"({"worker_id":"w1"})");
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->worker_id, "w1");
+  EXPECT_TRUE(w->known.empty());
+  EXPECT_EQ(w->wait_ms, 0);
+  w = ParseCancelWatch(R"({"worker_id":"w1","known":["7","42"],"wait_ms":30000})");
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->known, (std::vector<JobId>{7, 42}));
+  EXPECT_EQ(w->wait_ms, 30000);
+  EXPECT_EQ(ParseCancelWatch("{}").status().message(), "field \"worker_id\": is required");
+  EXPECT_EQ(ParseCancelWatch(R"({"worker_id":""})").status().message(),
+            "field \"worker_id\": must be a string of 1 to 128 bytes");
+  EXPECT_EQ(ParseCancelWatch(R"({"worker_id":"w","known":[7]})").status().message(),
+            "field \"known[0]\": must be a job id (a decimal string such as \"42\")");
+  EXPECT_EQ(ParseCancelWatch(R"({"worker_id":"w","known":{}})").status().message(),
+            "field \"known\": must be an array of at most 1000 job ids");
+  EXPECT_EQ(ParseCancelWatch(R"({"worker_id":"w","wait_ms":30001})").status().message(),
+            "field \"wait_ms\": must be an integer between 0 and 30000");
+  EXPECT_EQ(ParseCancelWatch(R"({"worker_id":"w","jobs":[]})").status().message(),
+            "field \"jobs\": unknown field");
+  EXPECT_EQ(ParseCancelWatch("").status().code(), Code::kInvalidJson);
+  EXPECT_EQ(RenderCancelWatch({}), R"({"cancel_requested":[]})");
+  EXPECT_EQ(RenderCancelWatch({3, 12}), R"({"cancel_requested":["3","12"]})");
+}
+
 // ---- heartbeat, ack, fail ----
 
 TEST(CodecHeartbeat, Rules) {

@@ -105,6 +105,9 @@ class CoreMemoryTest : public ::testing::Test {
     EXPECT_LE(f.workers, f.active_jobs);
     EXPECT_LE(f.queue_slots, peak_queues_ + 16);  // + queues named within one step
     EXPECT_LE(f.idempotency_keys, kCacheKeys);
+    // Cancels reported to watches are those of active jobs only.
+    EXPECT_LE(f.cancels_pending, f.active_jobs);
+    EXPECT_LE(f.cancel_watch_deadline_entries, 2 * f.cancel_watches + 64);
   }
 
   ManualClock clock_;
@@ -128,7 +131,7 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
   std::deque<JobId> short_delayed;
   std::vector<std::string> recent_keys;
   std::size_t keys_created = 0, keyed_jobs = 0, duplicates = 0, waiters_timed_out = 0,
-              waiters_served = 0;
+              waiters_served = 0, watches_woken = 0;
   std::map<int, SchedulerFootprint> per_minute;
 
   for (int step = 0; step < kSteps; ++step) {
@@ -207,7 +210,19 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
     req.worker_id = worker;
     req.max = 3;
     req.lease_ms = 1000;
+    // The worker keeps a cancel watch open (one per step: most run out, some are woken).
+    ASSERT_TRUE(
+        sched_
+            ->AddCancelWatch(worker, {},
+                             clock_.MonoMs() + 500 + static_cast<std::int64_t>(pick_.Uniform(2500)),
+                             [&](std::vector<JobId> ids) {
+                               if (!ids.empty()) ++watches_woken;
+                             })
+            .ok());
     for (auto& j : sched_->Lease(req)) {
+      // Some running jobs get a cancel request (reported to the worker's watches until the
+      // job leaves `active`).
+      if (Chance(10)) (void)sched_->Cancel(j.id);
       const int roll = static_cast<int>(pick_.Uniform(100));
       const int outcome = roll < 75 ? 0 : roll < 85 ? 1 : roll < 93 ? 2 : 3;
       held.push_back(
@@ -268,6 +283,7 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
   // The workload really did churn through many names and events.
   EXPECT_GT(waiters_timed_out, 30'000u);
   EXPECT_GT(waiters_served, 10u);
+  EXPECT_GT(watches_woken, 1000u);
   EXPECT_GT(duplicates, 1000u);
   // Far more keys than the cache holds were created in their window; misses went to the store.
   EXPECT_GT(keyed_jobs, 20 * kCacheKeys);
@@ -313,6 +329,9 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
   EXPECT_EQ(f.live_jobs, 0u);
   EXPECT_EQ(f.index_pages, 0u);
   EXPECT_EQ(f.waiters, 0u);
+  EXPECT_EQ(f.cancel_watches, 0u);
+  EXPECT_EQ(f.cancels_pending, 0u);
+  EXPECT_LE(f.cancel_watch_deadline_entries, 64u);
   EXPECT_EQ(f.queues, 0u);
   EXPECT_EQ(f.lanes, 0u);
   EXPECT_EQ(f.namespaces, 0u);

@@ -59,6 +59,7 @@ INSTANTIATE_TEST_SUITE_P(
         RouteCase{http::verb::post, "/v1/jobs/42:replay", RouteId::kReplayJob, 42},
         RouteCase{http::verb::post, "/v1/leases", RouteId::kLease},
         RouteCase{http::verb::post, "/v1/jobs/7:heartbeat", RouteId::kHeartbeat, 7},
+        RouteCase{http::verb::post, "/v1/cancels:watch", RouteId::kWatchCancels},
         RouteCase{http::verb::post, "/v1/jobs/42:ack", RouteId::kAck, 42},
         RouteCase{http::verb::post, "/v1/jobs/18446744073709551615:fail", RouteId::kFail,
                   18446744073709551615ULL},

@@ -1819,6 +1819,88 @@ TEST_F(SchedulerTest, ShutdownAnswersEndWaits) {
   EXPECT_EQ(sched_->end_waits(), 0u);
 }
 
+// --- Cancel watches ----------------------------------------------------------------------------
+
+TEST_F(SchedulerTest, CancelOfAnActiveJobWakesItsWorkersWatchAtOnce) {
+  const JobId id = EnqueueCommitted(Spec());
+  const JobId other = EnqueueCommitted(Spec());
+  const LeasedJob l = LeaseOne();  // leased to "w1"
+  ASSERT_EQ(l.id, id);
+  std::vector<std::vector<JobId>> w1, w2;
+  ASSERT_TRUE(sched_
+                  ->AddCancelWatch("w1", {}, clock_.MonoMs() + 30'000,
+                                   [&](std::vector<JobId> ids) { w1.push_back(std::move(ids)); })
+                  .ok());
+  ASSERT_TRUE(sched_
+                  ->AddCancelWatch("w2", {}, clock_.MonoMs() + 30'000,
+                                   [&](std::vector<JobId> ids) { w2.push_back(std::move(ids)); })
+                  .ok());
+  EXPECT_EQ(sched_->cancel_watches(), 2u);
+  // Cancelling a ready job ends it at once: no worker holds it, nobody is told.
+  ASSERT_RESULT_OK(sched_->Cancel(other));
+  EXPECT_TRUE(w1.empty());
+  // The active job's cancel reaches w1's watch at once (no clock advance, no heartbeat), not w2.
+  ASSERT_RESULT_OK(sched_->Cancel(id));
+  ASSERT_EQ(w1.size(), 1u);
+  EXPECT_EQ(w1[0], std::vector<JobId>{id});
+  EXPECT_TRUE(w2.empty());
+  // A new watch that knows it waits; one that does not is answered at once.
+  ASSERT_TRUE(sched_
+                  ->AddCancelWatch("w1", {id}, clock_.MonoMs() + 1'000,
+                                   [&](std::vector<JobId> ids) { w1.push_back(std::move(ids)); })
+                  .ok());
+  EXPECT_EQ(w1.size(), 1u);
+  EXPECT_LE(sched_->NextDeadlineInMs(), 1'000);
+  AdvanceAndTick(1'000);
+  ASSERT_EQ(w1.size(), 2u);
+  EXPECT_EQ(w1[1], std::vector<JobId>{id});
+  // Once the worker reports the cancelled attempt, the job is no longer reported.
+  FailSpec f;
+  f.type = "cancelled";
+  ASSERT_RESULT_OK(sched_->Fail(id, l.lease.token, f));
+  EXPECT_EQ(StateOf(id), JobState::kCancelled);
+  EXPECT_EQ(sched_->Footprint().cancels_pending, 0u);
+  sched_->Shutdown();
+  ASSERT_EQ(w2.size(), 1u);
+  EXPECT_TRUE(w2[0].empty());
+  EXPECT_EQ(sched_->cancel_watches(), 0u);
+}
+
+TEST_F(SchedulerTest, ExpiredOrReleasedLeasesAreNoLongerReportedAsCancelled) {
+  const JobId a = EnqueueCommitted(Spec());
+  const LeasedJob la = LeaseOne();
+  ASSERT_RESULT_OK(sched_->Cancel(a));
+  const JobId b = EnqueueCommitted(Spec());
+  const LeasedJob lb = LeaseOne();
+  ASSERT_RESULT_OK(sched_->Cancel(b));
+  EXPECT_EQ(sched_->Footprint().cancels_pending, 2u);
+  sched_->Release(b, lb.lease.token);  // the lease reply was lost: cancelled at once
+  EXPECT_EQ(StateOf(b), JobState::kCancelled);
+  EXPECT_EQ(sched_->Footprint().cancels_pending, 1u);
+  AdvanceAndTick(options_.default_lease_ms + 1);  // a's lease expires: cancelled
+  EXPECT_EQ(StateOf(a), JobState::kCancelled);
+  EXPECT_EQ(sched_->Footprint().cancels_pending, 0u);
+  std::vector<JobId> got{99};
+  ASSERT_TRUE(sched_
+                  ->AddCancelWatch("w1", {}, clock_.MonoMs() + 10,
+                                   [&](std::vector<JobId> ids) { got = std::move(ids); })
+                  .ok());
+  AdvanceAndTick(10);
+  EXPECT_TRUE(got.empty());
+  (void)la;
+}
+
+TEST_F(SchedulerTest, CancelWatchesAreCapped) {
+  SchedulerOptions o;
+  o.max_cancel_watches = 1;
+  Reset(o);
+  ASSERT_TRUE(
+      sched_->AddCancelWatch("a", {}, clock_.MonoMs() + 100, [](std::vector<JobId>) {}).ok());
+  EXPECT_EQ(
+      sched_->AddCancelWatch("b", {}, clock_.MonoMs() + 100, [](std::vector<JobId>) {}).code(),
+      Code::kResourceExhausted);
+}
+
 // --- Recovery --------------------------------------------------------------------------------
 
 JobRecord StoredJob(JobId id, JobState state) {
@@ -1873,6 +1955,24 @@ TEST_F(SchedulerTest, RecoveredCancelRequestedJobIsCancelled) {
   EXPECT_EQ(up[0].job.id, 4u);
   EXPECT_EQ(up[0].job.state, JobState::kCancelled);
   EXPECT_FALSE(sched_->IsLive(4));
+}
+
+TEST_F(SchedulerTest, RecoveredLeaseWithACancelRequestedIsReportedToItsWorker) {
+  JobRecord r = StoredJob(9, JobState::kActive);
+  r.cancel_requested = true;
+  r.attempts = 1;
+  r.lease_token = 77;
+  r.worker_id = "w9";
+  r.lease_expires_at_ms = kStart + 30'000;
+  sched_->LoadJob(std::move(r));
+  ASSERT_EQ(StateOf(9), JobState::kActive);
+  std::vector<std::vector<JobId>> got;
+  ASSERT_TRUE(sched_
+                  ->AddCancelWatch("w9", {}, clock_.MonoMs() + 30'000,
+                                   [&](std::vector<JobId> ids) { got.push_back(std::move(ids)); })
+                  .ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], std::vector<JobId>{9});
 }
 
 TEST_F(SchedulerTest, LoadNextIdPreventsIdReuse) {

@@ -141,10 +141,36 @@ def test_cancel_reaches_the_running_handler(server, client, procs, tmp_path):
     wait_for(lambda: events(out, "start"), 15, "the handler to start")
     status, job = client.call("POST", f"/v1/jobs/{jid}:cancel")
     assert status == 200 and job["cancel_requested"], job
-    # The worker learns it from its next heartbeat (every third of the lease).
+    # The worker's cancel watch carries it at once (its heartbeats would, every third of the
+    # lease).
     wait_for(lambda: jid in events(out, "cancelled"), 10, "the handler to see the cancel")
     wait_for(lambda: client.get(jid)[1]["state"] == "cancelled", 10, "the job to be cancelled")
     assert client.get(jid)[1]["errors"][-1]["type"] == "cancelled"
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0
+    assert "cancelled=1" in w.log(), w.log()
+
+
+# A lease of 30 s: heartbeats come about 10 s apart, so only the cancel watch can carry a cancel
+# within CANCEL_BOUND_S (the old runtime took a heartbeat interval: about 10 s).
+LONG_LEASE_MS = 30000
+CANCEL_BOUND_S = 5.0
+
+
+def test_cancel_reaches_the_handler_long_before_the_next_heartbeat(server, client, procs,
+                                                                    tmp_path):
+    out = tmp_path / "out.txt"
+    jid = client.enqueue(queue="w", kind="until_cancelled", lease_ms=LONG_LEASE_MS)["id"]
+    w = start_worker(procs, server, out)
+    wait_for(lambda: events(out, "start"), 15, "the handler to start")
+    # The first heartbeat is ~10 s after the lease: the cancel below comes well before it.
+    t0 = time.monotonic()
+    status, job = client.call("POST", f"/v1/jobs/{jid}:cancel")
+    assert status == 200 and job["cancel_requested"], job
+    wait_for(lambda: jid in events(out, "cancelled"), 20, "the handler to see the cancel")
+    took = time.monotonic() - t0
+    assert took < CANCEL_BOUND_S, f"the cancel took {took:.2f} s to reach the handler"
+    wait_for(lambda: client.get(jid)[1]["state"] == "cancelled", 10, "the job to be cancelled")
     w.signal(signal.SIGTERM)
     assert w.wait(30) == 0
     assert "cancelled=1" in w.log(), w.log()

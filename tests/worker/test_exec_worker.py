@@ -141,10 +141,31 @@ def test_cancel_kills_the_command_and_ends_the_job_cancelled(server, client, pro
     wait_for(lambda: pidfile.exists(), 20, "the command to start")
     pid = int(pidfile.read_text())
     assert client.call("POST", f"/v1/jobs/{jid}:cancel")[0] == 200
-    # Learnt from the next heartbeat (every third of the lease), then the group gets SIGTERM.
+    # Learnt from the worker's cancel watch at once, then the group gets SIGTERM.
     wait_for(lambda: client.get(jid)[1]["state"] == "cancelled", 20, "the job to be cancelled")
     assert client.get(jid)[1]["errors"][-1]["type"] == "cancelled"
     wait_for(lambda: pid_gone(pid), 10, f"command {pid} to be killed")
+    stop(w)
+
+
+def test_cancel_kills_the_command_long_before_the_next_heartbeat(server, client, procs,
+                                                                 tmp_path):
+    # A lease of 30 s: heartbeats come about 10 s apart, so only the cancel watch can reach the
+    # command within the bound (the old worker took a heartbeat interval, about 10 s).
+    pidfile = tmp_path / "cmd.pid"
+    h = script(tmp_path, "long.sh", f'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}\n'
+                                    'exec sleep 300\n')
+    jid = client.enqueue(queue="x", kind="k", lease_ms=30000)["id"]
+    w = exec_worker(procs, server, h, "--kill-grace", "1s")
+    wait_for(lambda: pidfile.exists(), 20, "the command to start")
+    pid = int(pidfile.read_text())
+    t0 = time.monotonic()
+    assert client.call("POST", f"/v1/jobs/{jid}:cancel")[0] == 200
+    wait_for(lambda: pid_gone(pid), 20, f"command {pid} to be killed")
+    took = time.monotonic() - t0
+    assert took < 5.0, f"the cancel took {took:.2f} s to kill the command"
+    wait_for(lambda: client.get(jid)[1]["state"] == "cancelled", 10, "the job to be cancelled")
+    assert client.get(jid)[1]["errors"][-1]["type"] == "cancelled"
     stop(w)
 
 

@@ -200,7 +200,8 @@ class Client:
 
     def cancel(self, job_id: JobId) -> Dict[str, Any]:
         """Cancel a job: a ``ready``/``scheduled`` one at once; an ``active`` one is flagged
-        (``cancel_requested``) and its worker learns it from its next heartbeat. Returns the job.
+        (``cancel_requested``) and its worker learns it at once through its cancel watch
+        (docs/workers.md, "Cancellation"). Returns the job.
 
         Raises:
             NotFound; InvalidState: the job is already terminal.

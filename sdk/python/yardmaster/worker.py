@@ -13,6 +13,9 @@ Threads and who owns what::
                         leased ahead of a free slot wait in its queue ("queued")
     ym-heartbeat        POST /v1/jobs/{id}:heartbeat for every leased job until its outcome is
                         confirmed; turns cancel_requested / 409 / 404 into job.cancelled
+    ym-cancels          POST /v1/cancels:watch (long poll) while jobs are held: a cancel
+                        reaches job.cancelled as soon as it is requested, not at the next
+                        heartbeat
     ym-acks             POST /v1/acks:batch 10 ms after the first pending outcome, or at 100
 
 Each HTTP-speaking thread has its own keep-alive connection. The shared bookkeeping (which jobs
@@ -68,6 +71,10 @@ DEFAULT_POLL_WAIT_MS = 10000
 MAX_ERROR_MESSAGE_BYTES = 8192  # error.message limit of :fail and acks:batch
 MAX_ERROR_TYPE_BYTES = 128
 MAX_WORKER_ID_BYTES = 128       # lease worker_id limit
+CANCEL_WATCH_WAIT_MS = 25000    # how long one cancel watch waits on the server for news
+CANCEL_WATCH_MIN_ROUND = 0.1    # a watch answered without news faster than this (a draining
+CANCEL_WATCH_PAUSE = 0.5        # server answers at once) is renewed only after the pause
+MAX_KNOWN_CANCELS = 1000        # POST /v1/cancels:watch accepts up to 1000 known ids
 MAX_RETRY_IN_MS = 2592000000    # 30 days
 MAX_ACK_BATCH = 1000            # items per POST /v1/acks:batch
 TRACEBACK_LINES = 12            # how much of a handler's traceback goes into the error message
@@ -175,6 +182,7 @@ class Worker:
         self._idle_cv = threading.Condition(self._lock)   # a running handler finished
         self._hb_cv = threading.Condition(self._lock)     # a heartbeat is due sooner, or closing
         self._ack_cv = threading.Condition(self._lock)    # outcomes pending, or closing
+        self._watch_cv = threading.Condition(self._lock)  # jobs leased, or closing
         self._running = False
         # Set from signal handlers and other threads without taking a lock (a signal handler
         # that blocked on a lock the main thread holds would deadlock); the main thread polls
@@ -226,7 +234,7 @@ class Worker:
         - ``succeeded`` / ``failed``: acks / fails the server confirmed (hand-backs excluded);
         - ``handed_back``: shutdown fails (``retry_in_ms=0``) the server confirmed;
         - ``leases_lost``: leases found gone (409/404 on a heartbeat, ack or fail);
-        - ``cancelled``: cancels learnt from heartbeats;
+        - ``cancelled``: cancels learnt (from the cancel watch or a heartbeat);
         - ``heartbeats``: heartbeats the server answered;
         - ``reconnects``: lease requests retried after a failure (no answer, 5xx, 408, 429);
         - ``running``: handlers running now.
@@ -288,6 +296,7 @@ class Worker:
         self._pending_since = 0.0
         self._hb_closing = False
         self._acks_closing = False
+        self._watch_closing = False
         self._auto: Optional[AutoPrefetch] = AutoPrefetch() if self.prefetch is None else None
         self._stats: Dict[str, int] = {k: 0 for k in STAT_KEYS if k != "running"}
 
@@ -327,12 +336,15 @@ class Worker:
         self._lease_conn = Connection(self.url, timeout=30.0)
         self._hb_conn = Connection(self.url, timeout=30.0)
         self._ack_conn = Connection(self.url, timeout=30.0)
+        self._watch_conn = Connection(self.url, timeout=30.0)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency,
                                             thread_name_prefix="ym-handler")
         threads = {
             "lease": threading.Thread(target=self._lease_loop, name="ym-lease", daemon=True),
             "hb": threading.Thread(target=self._heartbeat_loop, name="ym-heartbeat", daemon=True),
             "acks": threading.Thread(target=self._ack_loop, name="ym-acks", daemon=True),
+            "cancels": threading.Thread(target=self._cancel_watch_loop, name="ym-cancels",
+                                        daemon=True),
         }
         previous = self._install_signals() if install_signal_handlers else {}
         log.info("worker %s: queues %s, concurrency %d, prefetch %s, kinds %s, server %s",
@@ -432,8 +444,13 @@ class Worker:
             self._hb_cv.notify_all()
         self._hb_conn.abort()
         threads["hb"].join(timeout=5.0)
+        with self._lock:
+            self._watch_closing = True
+            self._watch_cv.notify_all()
+        self._watch_conn.abort()
+        threads["cancels"].join(timeout=5.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
-        for conn in (self._lease_conn, self._hb_conn, self._ack_conn):
+        for conn in (self._lease_conn, self._hb_conn, self._ack_conn, self._watch_conn):
             conn.close()
         log.info("worker %s stopped: %s", self.worker_id, self.stats)
 
@@ -540,6 +557,7 @@ class Worker:
                 else:
                     self._queued[job.token] = job
                     accepted.append(job)
+            self._watch_cv.notify_all()
         for job in accepted:
             try:
                 self._executor.submit(self._run_job, job)
@@ -782,8 +800,64 @@ class Worker:
             if job.token in self._leases:
                 self._push_heartbeat_locked(job, next_in)
 
+    # --- cancel watch ------------------------------------------------------------------------
+
+    def _cancel_watch_loop(self) -> None:
+        """Keep one POST /v1/cancels:watch open while jobs are held (docs/workers.md,
+        "Cancellation"): the server answers as soon as one of this worker's jobs gets a cancel
+        request, with the ids of all of them; ``known`` is the last answer, so only news wakes
+        the next watch. Ids of jobs this worker does not hold are ignored."""
+        backoff = Backoff()
+        known: List[str] = []
+        try:
+            while True:
+                with self._lock:
+                    while not self._watch_closing and not self._leases:
+                        self._watch_cv.wait()
+                    if self._watch_closing:
+                        return
+                started = time.monotonic()
+                try:
+                    answer = self._watch_conn.request(
+                        "POST", "/v1/cancels:watch",
+                        {"worker_id": self.worker_id, "known": known,
+                         "wait_ms": CANCEL_WATCH_WAIT_MS},
+                        timeout=CANCEL_WATCH_WAIT_MS / 1000 + 15.0)
+                except YardmasterError as e:
+                    if self._watch_closing:
+                        return
+                    if e.status in (404, 405):
+                        log.info("the server has no POST /v1/cancels:watch (%s); cancels "
+                                 "arrive with heartbeats", e)
+                        return
+                    delay = backoff.next_delay(e.retry_after)
+                    log.debug("cancel watch failed (%s); retrying in %.2fs", e, delay)
+                    with self._lock:
+                        self._watch_cv.wait_for(lambda: self._watch_closing, timeout=delay)
+                    continue
+                backoff.reset()
+                ids = answer.get("cancel_requested") if isinstance(answer, dict) else None
+                ids = [i for i in (ids or []) if isinstance(i, str)]
+                news = any(i not in known for i in ids)
+                with self._lock:
+                    by_id = {job.id: job for job in self._leases.values()}
+                for i in ids:
+                    job = by_id.get(i)
+                    if job is not None:
+                        self._cancel_learnt(job)
+                known = ids[:MAX_KNOWN_CANCELS]
+                if not news and time.monotonic() - started < CANCEL_WATCH_MIN_ROUND:
+                    with self._lock:
+                        self._watch_cv.wait_for(lambda: self._watch_closing,
+                                                timeout=CANCEL_WATCH_PAUSE)
+        except BaseException as e:  # noqa: BLE001 - never die silently in a thread
+            log.exception("cancel watch loop crashed")
+            self._fatal = self._fatal or e
+            self._stop_requested = True
+
     def _cancel_learnt(self, job: Job) -> None:
-        """A heartbeat said ``cancel_requested``: a queued job is not started but reported
+        """The cancel watch or a heartbeat said ``cancel_requested``: a queued job is not
+        started but reported
         cancelled at once; a running handler sees ``job.cancelled`` and decides the outcome."""
         with self._lock:
             if job._cancel_seen:
