@@ -487,8 +487,9 @@ Result<std::vector<Result<EnqueueResult>>> ApiClient::EnqueueBatch(
   return out;
 }
 
-Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target) {
-  Result<std::string> body = Call(method, target, {});
+Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target,
+                               std::chrono::milliseconds extra_timeout) {
+  Result<std::string> body = Call(method, target, {}, extra_timeout);
   if (!body.ok()) return body.status();
   Result<json::Document> doc = ParseReply(*body, target);
   if (!doc.ok()) return doc.status();
@@ -497,6 +498,11 @@ Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target) {
 
 Result<Job> ApiClient::GetJob(std::string_view id) {
   return JobCall(HttpMethod::kGet, "/v1/jobs/" + Escape(id));
+}
+
+Result<Job> ApiClient::WaitJob(std::string_view id, std::int64_t wait_ms) {
+  return JobCall(HttpMethod::kGet, "/v1/jobs/" + Escape(id) + "?wait_ms=" + std::to_string(wait_ms),
+                 std::chrono::milliseconds(wait_ms));
 }
 
 Result<Job> ApiClient::CancelJob(std::string_view id) {
@@ -820,9 +826,10 @@ Result<ServerInfo> ApiClient::Info() {
   if (!body.ok()) return body.status();
   Result<json::Document> doc = ParseReply(*body, "GET /v1/info");
   if (!doc.ok()) return doc.status();
-  return ServerInfo{String(doc->root(), "version"), Int(doc->root(), "started_at"),
-                    Int(doc->root(), "live_jobs"),  Int(doc->root(), "commits"),
-                    Bool(doc->root(), "draining"),  std::string(doc->root().Raw())};
+  return ServerInfo{String(doc->root(), "version"), String(doc->root(), "commit"),
+                    Int(doc->root(), "started_at"), Int(doc->root(), "live_jobs"),
+                    Int(doc->root(), "commits"),    Bool(doc->root(), "draining"),
+                    std::string(doc->root().Raw())};
 }
 
 Status ApiClient::Healthz() {

@@ -242,6 +242,7 @@ struct DeadReplayRequest {
 
 struct ServerInfo {
   std::string version;
+  std::string commit;  // empty from a server older than 0.1.0's build info
   std::int64_t started_at_ms = 0;
   std::int64_t live_jobs = 0;
   std::int64_t commits = 0;
@@ -262,6 +263,9 @@ class ApiClient {
   Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(const std::vector<EnqueueRequest>& jobs);
   // GET /v1/jobs/{id}.
   Result<Job> GetJob(std::string_view id);
+  // GET /v1/jobs/{id}?wait_ms=N (0..30000): answered when the job ends or after wait_ms with
+  // its state then.
+  Result<Job> WaitJob(std::string_view id, std::int64_t wait_ms);
   // GET /v1/jobs?queue=&state=&limit=&cursor=.
   Result<JobPage> ListJobs(const ListJobsRequest& request);
   // POST /v1/jobs/{id}:cancel; returns the job afterwards (an active job is only flagged).
@@ -323,7 +327,8 @@ class ApiClient {
   Result<std::string> Call(HttpMethod method, const std::string& target, std::string_view body,
                            std::chrono::milliseconds extra_timeout = {});
   Result<Queue> QueueCall(HttpMethod method, const std::string& target, std::string_view body);
-  Result<Job> JobCall(HttpMethod method, const std::string& target);
+  Result<Job> JobCall(HttpMethod method, const std::string& target,
+                      std::chrono::milliseconds extra_timeout = {});
 
   HttpClient http_;
   int last_http_status_ = 0;

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "common/build_info.h"
+
 namespace ym {
 namespace {
 
@@ -200,6 +202,13 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, std::int64_t v) {
                c.scheduler.idempotency_cache_keys = static_cast<std::uint32_t>(v);
              })},
+      {"max_job_waits", "10000",
+       "requests that may wait at once for a job to end (GET /v1/jobs/{id}?wait_ms=N); more "
+       "are refused with 429",
+       IntIn(1, 10'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.max_end_waits = static_cast<std::uint32_t>(v);
+             })},
   };
   return kOptions;
 }
@@ -249,6 +258,7 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       "the file.",
       "yardmaster server");
   app.set_help_flag("-h,--help", "print this help and exit");
+  app.set_version_flag("--version", std::string(), "print the version and git commit and exit");
   std::map<std::string, std::string> flag_values;
   std::map<std::string, CLI::Option*> flag_opts;
   std::string config_flag;
@@ -264,6 +274,11 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   } catch (const CLI::CallForHelp&) {
     out.help = true;
     out.text = app.help();
+    return out;
+  } catch (const CLI::CallForVersion&) {
+    // The same line as `yardmaster --version`: the server and the CLI are one binary.
+    out.help = true;
+    out.text = "yardmaster " + VersionLine() + "\n";
     return out;
   } catch (const CLI::ParseError& e) {
     return InvalidRequest(e.what());

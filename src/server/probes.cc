@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/build_info.h"
+
 namespace ym {
 namespace {
 
@@ -16,6 +18,13 @@ double Load(const std::atomic<std::uint64_t>& a) {
 
 void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
                            const net::HttpStats* http) {
+  // The Prometheus "info" idiom: a constant 1 whose labels say which build is running, so a
+  // dashboard can show the version and a query can join it onto other series.
+  r.Register(
+      "ym_build_info", "Always 1; the labels name the version and git commit running.",
+      MetricType::kGauge, [](SampleSink& s) {
+        s.Add(1, {{"version", std::string(kVersion)}, {"commit", std::string(BuildCommit())}});
+      });
   const BrokerCounters& c = broker.counters();
   auto counter = [&](const char* name, const char* help, const std::atomic<std::uint64_t>& v) {
     r.Register(name, help, MetricType::kCounter, [&v](SampleSink& s) { s.Add(Load(v)); });
@@ -50,6 +59,8 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
              [&c](SampleSink& s) { s.Add(Load(c.live_jobs)); });
   r.Register("ym_waiting_leases", "Long-poll lease requests waiting for jobs.", MetricType::kGauge,
              [&c](SampleSink& s) { s.Add(Load(c.waiting_leases)); });
+  r.Register("ym_job_waits", "Requests waiting for a job to end (GET /v1/jobs/{id}?wait_ms).",
+             MetricType::kGauge, [&c](SampleSink& s) { s.Add(Load(c.end_waits)); });
   r.Register("ym_ready", "Broker is ready to serve (1) or starting/draining (0).",
              MetricType::kGauge, [&broker](SampleSink& s) { s.Add(broker.ready() ? 1 : 0); });
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "common/build_info.h"
 #include "common/clock.h"
 #include "net/http_server.h"
 #include "obs/logging.h"
@@ -120,7 +121,8 @@ int Run(const ServerConfig& cfg) {
     return kExitFailure;
   }
   const BrokerInfo info = broker.Info();
-  spdlog::info("data dir {} (durability {}); recovered {} live jobs in {} ms", cfg.data_dir,
+  spdlog::info("yardmaster {}; data dir {} (durability {}); recovered {} live jobs in {} ms",
+               VersionLine(), cfg.data_dir,
                cfg.durability == Durability::kFull ? "full" : "relaxed", info.recovered_jobs,
                info.recovery_ms);
 

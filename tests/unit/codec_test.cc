@@ -906,10 +906,11 @@ TEST(CodecRender, SmallBodies) {
       R"({"acks":[{"ok":true}],"fails":[{"error":{"code":"stale_lease","message":"old token"}}]})");
   EXPECT_EQ(RenderReplayed(12), R"({"replayed":12})");
   EXPECT_EQ(RenderStatusWord("ok"), R"({"status":"ok"})");
-  BrokerInfo info{"0.1.0", 17, 3, 9, true, 0, 0, "wal", "full"};
-  EXPECT_EQ(RenderInfo(info),
-            R"({"version":"0.1.0","started_at":17,"live_jobs":3,"commits":9,"draining":true,)"
-            R"("store":{"journal_mode":"wal","synchronous":"full"}})");
+  BrokerInfo info{"0.1.0", "0123456789ab", 17, 3, 9, true, 0, 0, "wal", "full"};
+  EXPECT_EQ(
+      RenderInfo(info),
+      R"({"version":"0.1.0","commit":"0123456789ab","started_at":17,"live_jobs":3,"commits":9,"draining":true,)"
+      R"("store":{"journal_mode":"wal","synchronous":"full"}})");
   info.store_journal_mode.clear();
   info.store_synchronous.clear();
   EXPECT_TRUE(RenderInfo(info).ends_with(R"("store":{"journal_mode":null,"synchronous":null}})"));
