@@ -83,6 +83,7 @@ void PrintJob(const Job& j, std::ostream& out) {
     f.emplace_back("lease", "worker " + j.lease->worker_id + ", expires " +
                                 FormatTime(j.lease->expires_at_ms));
   }
+  if (j.progress_json) f.emplace_back("progress", Clip(*j.progress_json, 200));
   if (j.dead_reason) f.emplace_back("dead_reason", *j.dead_reason);
   if (j.last_error_json) f.emplace_back("last_error", Clip(DescribeError(*j.last_error_json), 200));
   f.emplace_back("payload", j.payload_json);

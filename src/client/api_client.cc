@@ -197,6 +197,7 @@ Job ParseJob(const Value& v) {
     j.lease = JobLease{String(*l, "worker_id"), Int(*l, "expires_at")};
   }
   j.blocked_reason = OptString(v, "blocked_reason");
+  j.progress_json = OptRaw(v, "progress");
   j.json = std::string(v.Raw());
   return j;
 }

@@ -113,7 +113,8 @@ struct Job {
   std::optional<std::string> result_json;
   std::optional<JobLease> lease;  // only while active
   std::optional<std::string> blocked_reason;
-  std::string json;  // the server's JSON object for this job
+  std::optional<std::string> progress_json;  // the running attempt's progress, a JSON object
+  std::string json;                          // the server's JSON object for this job
 };
 
 struct ListJobsRequest {

@@ -488,3 +488,32 @@ def test_enqueue_with_wait_returns_the_handlers_result(server: PinnedServer, cli
         client.enqueue("calc", "refuse", wait=60)
     assert f.value.code == "job_dead" and f.value.job["state"] == "dead"
     assert "not today" in str(f.value)
+
+
+def test_progress_reaches_the_job_object_long_before_the_next_heartbeat(
+        server: PinnedServer, client: Client, run_worker: Callable[[Worker], WorkerThread]
+) -> None:
+    # A 60 s lease: heartbeats are 20 s apart, so a report seen within the wait below was sent
+    # because of job.progress().
+    worker = Worker(["prog"], concurrency=1, url=server.url(), lease_ms=60000)
+    release = threading.Event()
+
+    @worker.task("steps")
+    def steps(job: Job) -> Dict[str, bool]:
+        with pytest.raises(ValueError):
+            job.progress(101)
+        with pytest.raises(ValueError):
+            job.progress(blob="x" * 5000)
+        job.progress(30, step="download")
+        release.wait(30)
+        return {"ok": True}
+
+    jid = client.enqueue("prog", "steps")["id"]
+    run_worker(worker)
+    got = wait_until(lambda: (client.get(jid).get("progress") or None), 10,
+                     "the progress report")
+    assert got == {"percent": 30, "step": "download"}
+    release.set()
+    done = wait_until(lambda: settled(client.get(jid), "succeeded") and client.get(jid), 20,
+                      "the job to finish")
+    assert done["progress"] is None

@@ -71,6 +71,7 @@ MAX_WORKER_ID_BYTES = 128       # lease worker_id limit
 MAX_RETRY_IN_MS = 2592000000    # 30 days
 MAX_ACK_BATCH = 1000            # items per POST /v1/acks:batch
 TRACEBACK_LINES = 12            # how much of a handler's traceback goes into the error message
+PROGRESS_INTERVAL = 0.25        # job.progress() reports go out at most this often per job
 
 STAT_KEYS = ("leased", "succeeded", "failed", "handed_back", "leases_lost", "cancelled",
              "heartbeats", "reconnects", "running")
@@ -529,6 +530,7 @@ class Worker:
         with self._lock:
             self._stats["leased"] += len(jobs)
             for job in jobs:
+                job._progress_hook = lambda job=job: self._progress_reported(job)
                 self._schedule_heartbeat_locked(job, now_ms)
                 self._leases[job.token] = job
                 if self._stopping:
@@ -723,10 +725,23 @@ class Worker:
             self._fatal = self._fatal or e
             self._stop_requested = True
 
+    def _progress_reported(self, job: Job) -> None:
+        """A handler called job.progress(): heartbeat soon, at most every PROGRESS_INTERVAL."""
+        with self._lock:
+            if job.token not in self._leases:
+                return
+            due = max(job._progress_sent_at + PROGRESS_INTERVAL, time.monotonic())
+            if due < job._hb_due:
+                self._push_heartbeat_locked(job, due - time.monotonic())
+
     def _heartbeat(self, job: Job) -> None:
         body: Dict[str, Any] = {"token": job.token}
         if self.lease_ms is not None:
             body["extend_ms"] = self.lease_ms
+        progress = job._take_progress()
+        if progress is not None:
+            body["progress"] = progress
+            job._progress_sent_at = time.monotonic()
         next_in = job._hb_interval
         try:
             # No answer within an interval counts as none: retried after half an interval,
@@ -746,6 +761,8 @@ class Worker:
                 self._lose_lease(job, "heartbeat", e)
             return
         except YardmasterError as e:
+            if progress is not None and job._progress is None:
+                job._progress = progress  # not delivered: sent again with the next beat
             if _is_transient(e):
                 next_in = heartbeat_retry_delay(job._hb_interval)
                 if e.retry_after:
