@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -1023,6 +1024,57 @@ TEST(BrokerIdempotencyTest, KeysThatMissTheCacheAreResolvedFromTheStore) {
     if (j.ok() && j->has_value()) ids.insert(id);
   }
   EXPECT_EQ(ids.size(), 4u);
+}
+
+// Recovery loads only the newest idempotency keys that fit the cache and leaves the rest on
+// disk. A duplicate of a key left there must still get its job: the recovered cache knows it is
+// incomplete, so a miss is looked up in the store instead of creating a second job.
+TEST(BrokerIdempotencyTest, KeysLeftOnDiskByRecoveryAreStillFound) {
+  SystemClock clock;
+  MemoryStore memory;
+  auto keyed = [](const std::string& key) {
+    EnqueueSpec s = Spec("q");
+    s.idempotency_key = key;
+    return s;
+  };
+  auto enqueue = [](Broker& broker, std::vector<EnqueueSpec> specs) {
+    std::promise<std::vector<Result<EnqueueOutcome>>> p;
+    auto f = p.get_future();
+    broker.Enqueue(std::move(specs), [&](auto r) { p.set_value(std::move(r)); });
+    return Await(f);
+  };
+  std::map<std::string, JobId> ids;
+  {
+    Broker first(memory, clock, BrokerOptions{});
+    ASSERT_TRUE(first.Start().ok());
+    for (const char* k : {"a", "b", "c"}) {
+      auto r = enqueue(first, {keyed(k)}).at(0);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ids[k] = r->id;
+    }
+    first.Stop();
+  }
+  GatedStore store(memory);
+  BrokerOptions o;
+  o.seed = 5;
+  o.scheduler.idempotency_cache_keys = 1;  // recovery loads one key of three
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  for (const char* k : {"a", "b", "c"}) {
+    auto dup = enqueue(broker, {keyed(k)}).at(0);
+    ASSERT_TRUE(dup.ok()) << dup.status().ToString();
+    EXPECT_TRUE(dup->duplicate) << k;
+    EXPECT_EQ(dup->id, ids[k]) << k;
+  }
+  EXPECT_GE(store.key_reads.load(), 1);  // the keys not loaded were read from the store
+  broker.Stop();
+  // Three keys, three jobs: no duplicate created a job.
+  int jobs = 0;
+  for (JobId id = 1; id < 10; ++id) {
+    auto j = memory.GetJob(id);
+    if (j.ok() && j->has_value()) ++jobs;
+  }
+  EXPECT_EQ(jobs, 3);
 }
 
 // Regression: a duplicate of a job that retention purged answered "succeeded" whatever the job

@@ -14,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -673,6 +674,36 @@ TEST_F(HttpServerLimitsTest, RequestBodiesBeingReadAreCappedServerWide) {
   Client d(port);
   d.WriteRaw(head + body);
   EXPECT_EQ(d.Read().status, 201u);
+}
+
+// Stop() lets requests in flight finish until the shutdown deadline; one still being read then
+// is cut off: its connection is closed, Stop() returns, and the partial request runs nothing.
+TEST_F(HttpServerLimitsTest, ARequestStillArrivingAtTheShutdownDeadlineIsCutOff) {
+  HttpServerOptions opts;
+  opts.max_request_bytes = 1 << 20;
+  Start(opts);  // shutdown_timeout 2 s
+  const std::string body =
+      R"({"queue":"cut","kind":"k","payload":")" + std::string(100'000, 'x') + R"("})";
+  Client slow(server_->local_port());
+  slow.WriteRaw(
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 10));
+  // The header was read (a body over 64 KiB reserves its size): the request is in flight.
+  ASSERT_TRUE(Eventually(
+      [&] { return server_->stats().reserved_request_bytes.load() == std::int64_t(body.size()); }));
+  const auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_EQ(server_->stats().open_connections.load(), 0);
+  EXPECT_EQ(broker_->counters().enqueued.load(), 0u);
+  // The server closed the connection (bounded: a connection left open would block the read).
+  auto closed = std::async(std::launch::async, [&] { return slow.ServerClosed(); });
+  if (closed.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    ADD_FAILURE() << "the connection was still open 30 s after Stop()";
+    server_.reset();  // closes it, so that the read ends
+  }
+  EXPECT_TRUE(closed.get());
 }
 
 // A page stops at max_reply_bytes and the cursor carries on to the end.

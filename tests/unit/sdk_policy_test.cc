@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "sdk/runtime_policy.h"
 #include "yardmaster/client.h"
 #include "yardmaster/worker.h"
@@ -197,6 +202,43 @@ TEST(SdkWorker, RunRejectsBadOptionsWithoutContactingTheServer) {
   o.concurrency = 1;
   o.server_url = "https://example.com";
   EXPECT_EQ(yardmaster::Worker(o).Run().code(), "invalid_request");
+}
+
+// Each option out of its documented range is refused by Run() with a message naming it (the
+// server at this URL does not exist: a check that let a bad value through would try to lease).
+TEST(SdkWorker, RunRefusesEachOutOfRangeOptionByName) {
+  using Mutate = std::function<void(yardmaster::WorkerOptions&)>;
+  const std::vector<std::pair<Mutate, std::string>> cases = {
+      {[](auto& o) { o.queues = std::vector<std::string>(65, "q"); }, "1 to 64 queues"},
+      {[](auto& o) { o.concurrency = 1001; }, "concurrency"},
+      {[](auto& o) { o.prefetch = -1; }, "prefetch"},
+      {[](auto& o) {
+         o.concurrency = 900;
+         o.prefetch = 101;
+       },
+       "prefetch"},
+      {[](auto& o) { o.lease = milliseconds(99); }, "lease"},
+      {[](auto& o) { o.lease = milliseconds(86'400'001); }, "lease"},
+      {[](auto& o) { o.poll_wait = milliseconds(30'001); }, "poll_wait"},
+      {[](auto& o) { o.poll_wait = milliseconds(-1); }, "poll_wait"},
+      {[](auto& o) { o.heartbeat_fraction = 0.01; }, "heartbeat_fraction"},
+      {[](auto& o) { o.heartbeat_fraction = 0.95; }, "heartbeat_fraction"},
+      {[](auto& o) { o.ack_batch_size = 0; }, "ack_batch_size"},
+      {[](auto& o) { o.ack_batch_size = 1001; }, "ack_batch_size"},
+      {[](auto& o) { o.ack_flush_interval = milliseconds(-1); }, "ack_flush_interval"},
+      {[](auto& o) { o.shutdown_grace = milliseconds(-1); }, "shutdown_grace"},
+      {[](auto& o) { o.report_grace = milliseconds(-1); }, "report_grace"},
+  };
+  for (const auto& [mutate, name] : cases) {
+    yardmaster::WorkerOptions o;
+    o.server_url = "http://127.0.0.1:1";
+    o.queues = {"q"};
+    o.log = [](std::string_view) {};
+    mutate(o);
+    yardmaster::Status s = yardmaster::Worker(o).Run();
+    EXPECT_EQ(s.code(), "invalid_request") << name;
+    EXPECT_NE(s.message().find(name), std::string::npos) << s.message();
+  }
 }
 
 TEST(SdkWorker, StopBeforeRunReturnsPromptlyEvenWhenTheServerIsDown) {

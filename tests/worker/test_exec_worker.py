@@ -5,8 +5,10 @@ import signal
 import stat
 import time
 
+import pytest
+
 from wtest import pid_gone, read_lines, wait_for
-from ymtest import HOLD_LEASE_MS, binary, metric
+from ymtest import HOLD_LEASE_MS, binary, metric, settled
 
 
 def script(tmp_path, name, body):
@@ -213,3 +215,35 @@ def test_usage_errors(tmp_path):
     assert r.returncode == 2 and "--prefetch" in r.stderr
     r = subprocess.run([binary(), "worker", "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "EX_TEMPFAIL" in r.stdout
+
+
+def dead_view(client, jid):
+    """The job's view once it is dead with its dead_reason recorded."""
+    return wait_for(lambda: (lambda v: v if settled(v, "dead") else None)(client.get(jid)[1]),
+                    30, f"job {jid} to be dead")
+
+
+@pytest.mark.parametrize("how", ["missing", "not_executable"])
+def test_a_command_that_cannot_be_started_is_a_failed_attempt(server, client, procs, tmp_path,
+                                                              how):
+    handler = tmp_path / "handler.sh"
+    if how == "not_executable":
+        handler.write_text("#!/bin/sh\nexit 0\n")
+        handler.chmod(0o644)
+    jid = client.enqueue(queue="x", kind="k", max_attempts=1)["id"]
+    w = exec_worker(procs, server, str(handler))
+    job = dead_view(client, jid)
+    assert job["attempts"] == 1 and job["dead_reason"] == "max_attempts_exceeded", job
+    assert job["errors"][0]["type"] == "spawn_failed", job
+    assert f"cannot run '{handler}'" in job["errors"][0]["message"], job
+    stop(w)  # the worker itself keeps running
+
+
+def test_a_command_killed_by_a_signal_is_a_failed_attempt(server, client, procs, tmp_path):
+    h = script(tmp_path, "suicide.sh", "kill -KILL $$\n")
+    jid = client.enqueue(queue="x", kind="k", max_attempts=1)["id"]
+    w = exec_worker(procs, server, h)
+    job = dead_view(client, jid)
+    assert job["errors"][0]["type"] == "signal", job
+    assert "signal 9" in job["errors"][0]["message"], job
+    stop(w)
