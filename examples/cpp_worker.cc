@@ -13,7 +13,9 @@
 // Kinds: `record` sleeps --sleep-ms then succeeds; `until_cancelled` waits (up to 120 s) for a
 // cancel and reports Cancelled; `finish_despite_cancel` waits the same way but reports Ok;
 // `throw` throws std::runtime_error; `bad_result` returns a result that is not JSON; `fail` fails
-// permanently; `retry` asks for a retry in 60 s.
+// permanently; `retry` asks for a retry in 60 s; `progress` reports {"percent":30,"step":"load"}
+// (after checking that bad reports are refused), records "progress ID", then waits like
+// `until_cancelled`.
 // SIGTERM/SIGINT shut it down gracefully (Worker::RunUntilSignal()); the exit code is 0 then,
 // 1 when the server refused the lease requests for good, 2 for bad options.
 
@@ -93,6 +95,21 @@ int main(int argc, char** argv) {
     }
     Record("done " + job.id());
     return yardmaster::Outcome::Ok(R"({"recorded":true})");
+  });
+  worker.Handle("progress", [](yardmaster::JobContext& job) {
+    Record("start " + job.id() + " " + std::to_string(job.attempt()));
+    if (job.Progress(101).ok() || job.Progress("[1]").ok() ||
+        job.Progress(R"({"percent":"half"})").ok()) {
+      return yardmaster::Outcome::Permanent("a bad progress report was accepted");
+    }
+    if (!job.Progress(R"({"percent": 30, "step": "load"})").ok()) {
+      return yardmaster::Outcome::Permanent("a good progress report was refused");
+    }
+    Record("progress " + job.id());
+    job.SleepFor(std::chrono::seconds(120));
+    return job.stop_reason() == yardmaster::StopReason::kCancelled
+               ? yardmaster::Outcome::Cancelled("stopped at the operator's request")
+               : yardmaster::Outcome::Retry("interrupted");
   });
   worker.Handle("until_cancelled", [](yardmaster::JobContext& job) {
     Record("start " + job.id() + " " + std::to_string(job.attempt()));

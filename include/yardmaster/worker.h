@@ -65,6 +65,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -154,8 +155,21 @@ class JobContext {
   // wait between steps.
   bool SleepFor(std::chrono::milliseconds d) const;
 
+  // Reports how far this attempt got; the server shows it as the job's `progress` until the
+  // attempt ends. `percent` is 0..100; `object_json` is a JSON object of at most 4096 bytes
+  // (without whitespace) whose "percent", if present, is a number 0..100, e.g.
+  // R"({"percent":40,"step":"resize"})". Sent with a heartbeat within about 250 ms (a later
+  // report replaces one not yet sent); returns at once. `validation_failed` for a bad report,
+  // which is then not sent.
+  Status Progress(double percent);
+  Status Progress(std::string_view object_json);
+
   // Used by the runtime; the first reason set wins.
   void MarkStopped(StopReason reason);
+  // Used by the runtime: called (on the handler's thread) when a report is waiting, and takes
+  // it for the next heartbeat.
+  void SetProgressHook(std::function<void()> hook);
+  std::optional<std::string> TakeProgress();
 
  private:
   std::string id_, ns_, queue_, kind_, payload_;
@@ -163,6 +177,9 @@ class JobContext {
   std::vector<std::string> tags_;
   // Atomic because the heartbeat thread writes it while the handler reads it.
   std::atomic<StopReason> reason_{StopReason::kNone};
+  std::mutex progress_mu_;
+  std::optional<std::string> progress_;  // GUARDED_BY(progress_mu_)
+  std::function<void()> progress_hook_;  // GUARDED_BY(progress_mu_)
 };
 
 // What a handler decided.

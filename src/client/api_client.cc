@@ -581,7 +581,8 @@ Result<std::vector<LeasedJob>> ApiClient::Lease(const LeaseRequest& request) {
 }
 
 Result<HeartbeatResult> ApiClient::Heartbeat(std::string_view id, std::string_view token,
-                                             std::optional<std::int64_t> extend_ms) {
+                                             std::optional<std::int64_t> extend_ms,
+                                             std::optional<std::string_view> progress_json) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
@@ -590,6 +591,11 @@ Result<HeartbeatResult> ApiClient::Heartbeat(std::string_view id, std::string_vi
   if (extend_ms) {
     w.Key("extend_ms");
     w.Int64(*extend_ms);
+  }
+  if (progress_json) {
+    if (!IsWellFormedJson(*progress_json)) return Validation("progress is not well-formed JSON");
+    w.Key("progress");
+    WriteRaw(w, std::string(*progress_json));
   }
   w.EndObject();
   const std::string target = "/v1/jobs/" + Escape(id) + ":heartbeat";

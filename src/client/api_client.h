@@ -277,9 +277,11 @@ class ApiClient {
   // POST /v1/leases; blocks up to request.wait_ms on the server when nothing is ready, and may
   // return an empty vector.
   Result<std::vector<LeasedJob>> Lease(const LeaseRequest& request);
-  // POST /v1/jobs/{id}:heartbeat; extend_ms unset keeps the job's lease_ms.
+  // POST /v1/jobs/{id}:heartbeat; extend_ms unset keeps the job's lease_ms. `progress_json`
+  // (a JSON object, sent as is) reports the attempt's progress.
   Result<HeartbeatResult> Heartbeat(std::string_view id, std::string_view token,
-                                    std::optional<std::int64_t> extend_ms = std::nullopt);
+                                    std::optional<std::int64_t> extend_ms = std::nullopt,
+                                    std::optional<std::string_view> progress_json = std::nullopt);
   // POST /v1/cancels:watch: the ids of the active jobs leased to `worker_id` whose cancel is
   // requested; the server holds the request up to wait_ms (0..30000) while that set holds
   // nothing outside `known`.

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <iostream>
@@ -28,6 +29,7 @@
 #include <unordered_map>
 
 #include "client/api_client.h"
+#include "common/json.h"
 #include "sdk/runtime_policy.h"
 #include "yardmaster/client.h"
 
@@ -61,6 +63,62 @@ bool JobContext::SleepFor(std::chrono::milliseconds d) const {
 void JobContext::MarkStopped(StopReason reason) {
   StopReason expected = StopReason::kNone;
   reason_.compare_exchange_strong(expected, reason, std::memory_order_acq_rel);
+}
+
+namespace {
+
+constexpr std::size_t kMaxProgressBytes = 4096;  // the server's limit (docs/api.md)
+
+bool IsPercent(const ym::json::Value& v) {
+  std::optional<double> d = v.AsDouble();
+  return v.IsNumber() && d && *d >= 0.0 && *d <= 100.0;
+}
+
+}  // namespace
+
+Status JobContext::Progress(double percent) {
+  if (!(percent >= 0.0 && percent <= 100.0)) {
+    return Status("validation_failed", "progress: percent must be 0..100");
+  }
+  // Shortest text that reads back as the same double.
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "{\"percent\":%.17g}", percent);
+  return Progress(buf);
+}
+
+Status JobContext::Progress(std::string_view object_json) {
+  auto doc = ym::json::Document::Parse(object_json);
+  if (!doc.ok() || !doc->root().IsObject()) {
+    return Status("validation_failed", "progress: must be a JSON object");
+  }
+  for (const auto& m : doc->root()) {
+    if (m.name.GetString() == "percent" && !IsPercent(m.value)) {
+      return Status("validation_failed", "progress: \"percent\" must be a number 0..100");
+    }
+  }
+  if (doc->text().size() > kMaxProgressBytes) {
+    return Status("validation_failed", "progress: at most 4096 bytes of JSON");
+  }
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(progress_mu_);
+    progress_ = std::string(doc->text());
+    hook = progress_hook_;
+  }
+  if (hook) hook();
+  return Status::Ok();
+}
+
+void JobContext::SetProgressHook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(progress_mu_);
+  progress_hook_ = std::move(hook);
+}
+
+std::optional<std::string> JobContext::TakeProgress() {
+  std::lock_guard<std::mutex> lock(progress_mu_);
+  std::optional<std::string> out = std::move(progress_);
+  progress_.reset();
+  return out;
 }
 
 Outcome Outcome::Ok(std::string result_json) {
@@ -144,7 +202,11 @@ struct Tracked {
   JobState state = JobState::kLeased;
   std::shared_ptr<JobContext> ctx;
   bool cancel_counted = false;
+  Clock::time_point progress_sent{};  // when the last progress report went out
 };
+
+// JobContext::Progress() reports go out at most this often per job.
+constexpr Millis kProgressInterval{250};
 
 // One outcome waiting to be sent.
 struct Report {
@@ -467,6 +529,19 @@ void Worker::Impl::LeaserLoop() {
       t->ctx = std::make_shared<JobContext>(std::move(j.id), std::move(j.ns), std::move(j.queue),
                                             std::move(j.kind), std::move(j.payload_json), j.attempt,
                                             j.max_attempts, std::move(j.tags));
+      // A progress report brings the job's next heartbeat forward (at most every
+      // kProgressInterval).
+      t->ctx->SetProgressHook([this, weak = std::weak_ptr<Tracked>(t)] {
+        std::shared_ptr<Tracked> job = weak.lock();
+        if (!job) return;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!TrackedLocked(job)) return;
+        const auto due = std::max(Clock::now(), job->progress_sent + kProgressInterval);
+        if (due < job->next_heartbeat) {
+          job->next_heartbeat = due;
+          cv_.notify_all();
+        }
+      });
       ++stats_.leased;
       jobs_[t->id] = t;
       if (stopping_) {
@@ -586,10 +661,13 @@ void Worker::Impl::HeartbeatLoop() {
     for (const Due& d : due) {
       std::optional<std::int64_t> extend;
       if (opt_.lease) extend = opt_.lease->count();
-      ym::Result<ym::client::HeartbeatResult> r = api.Heartbeat(d.id, d.token, extend);
+      // A report that this beat fails to deliver is not sent again; the next one is.
+      std::optional<std::string> progress = d.job->ctx->TakeProgress();
+      ym::Result<ym::client::HeartbeatResult> r = api.Heartbeat(d.id, d.token, extend, progress);
       std::lock_guard<std::mutex> lock(mu_);
       if (!TrackedLocked(d.job)) continue;
       Tracked& t = *d.job;
+      if (progress) t.progress_sent = Clock::now();
       switch (ym::sdk::ClassifyItem(r.status())) {
         case ym::sdk::ItemVerdict::kDone: {
           ++stats_.heartbeats;

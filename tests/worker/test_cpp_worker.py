@@ -176,6 +176,25 @@ def test_cancel_reaches_the_handler_long_before_the_next_heartbeat(server, clien
     assert "cancelled=1" in w.log(), w.log()
 
 
+def test_progress_reaches_the_job_object_long_before_the_next_heartbeat(server, client, procs,
+                                                                        tmp_path):
+    out = tmp_path / "out.txt"
+    jid = client.enqueue(queue="w", kind="progress", lease_ms=LONG_LEASE_MS)["id"]
+    w = start_worker(procs, server, out)
+    wait_for(lambda: jid in events(out, "progress"), 15, "the handler to report progress")
+    # The first heartbeat is ~10 s after the lease; the report brings one forward.
+    t0 = time.monotonic()
+    wait_for(lambda: client.get(jid)[1].get("progress"), 20, "the report to reach the server")
+    took = time.monotonic() - t0
+    assert took < CANCEL_BOUND_S, f"the report took {took:.2f} s to reach the server"
+    assert client.get(jid)[1]["progress"] == {"percent": 30, "step": "load"}
+    client.call("POST", f"/v1/jobs/{jid}:cancel")
+    wait_for(lambda: client.get(jid)[1]["state"] == "cancelled", 20, "the job to be cancelled")
+    assert client.get(jid)[1]["progress"] is None
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0
+
+
 def test_automatic_prefetch_holds_no_jobs_behind_long_handlers(server, client, procs, tmp_path):
     out = tmp_path / "out.txt"
     # Far more jobs than the 2 slots finish while the test samples, however slowly it runs.
