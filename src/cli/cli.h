@@ -57,8 +57,9 @@ struct Invocation {
   client::EnqueueRequest enqueue;
   std::string payload_arg = "null";
 
-  std::string job_id;      // jobs get|cancel|replay
-  std::string queue_name;  // queues NAME, queues pause|resume
+  std::string job_id;         // jobs get|cancel|replay
+  std::string queue_name;     // queues NAME, queues pause|resume
+  bool create_queue = false;  // queues pause|resume --create: create it if it does not exist
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

@@ -268,9 +268,13 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       queues->add_subcommand("pause", "Stop dispatching a queue's jobs (enqueues still work)");
   AddCommon(pause, &common);
   pause->add_option("name", inv.queue_name, "Queue name")->required();
+  pause->add_flag("--create", inv.create_queue,
+                  "Create the queue if it does not exist (else an unknown queue is an error)");
   CLI::App* resume = queues->add_subcommand("resume", "Resume dispatching a paused queue");
   AddCommon(resume, &common);
   resume->add_option("name", inv.queue_name, "Queue name")->required();
+  resume->add_flag("--create", inv.create_queue,
+                   "Create the queue if it does not exist (else an unknown queue is an error)");
 
   // --- dead ---
   CLI::App* dead = app.add_subcommand("dead", "Inspect and replay dead-letter jobs");

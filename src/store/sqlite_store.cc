@@ -545,7 +545,6 @@ SqliteStore::~SqliteStore() {
   // Readers first: the writer's close is the last one and checkpoints and removes the WAL.
   for (auto& r : readers_) {
     sqlite3_finalize(r->get_job);
-    sqlite3_finalize(r->count_finished);
     sqlite3_finalize(r->get_key);
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
@@ -568,6 +567,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
 Status SqliteStore::Open() {
   YM_RETURN_IF_ERROR(OpenWriter());
   YM_RETURN_IF_ERROR(Migrate(writer_));
+  YM_RETURN_IF_ERROR(InstallFinishedCounting());
   YM_RETURN_IF_ERROR(PrepareWriterStatements());
 
   Stmt q;
@@ -633,6 +633,63 @@ Status SqliteStore::OpenWriter() {
   // After a checkpoint resets the WAL, truncate it back so a burst does not leave a huge file.
   YM_RETURN_IF_ERROR(
       Exec(writer_, "PRAGMA journal_size_limit = 67108864", "set journal_size_limit"));
+  return Status::Ok();
+}
+
+namespace {
+
+// ym_finished_delta(queue, state, delta): called by the TEMP triggers below for each jobs row
+// that enters (+1) or leaves (-1) a terminal state inside the writer's open transaction.
+void FinishedDelta(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  auto* counts = static_cast<FinishedCounts*>(sqlite3_user_data(ctx));
+  if (argc != 3) return;
+  const auto* q = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  const int state = sqlite3_value_int(argv[1]);
+  if (q == nullptr || state < 3 || state > 5) return;
+  counts->AddPending(std::string_view(q, static_cast<std::size_t>(sqlite3_value_bytes(argv[0]))),
+                     static_cast<JobState>(state), sqlite3_value_int64(argv[2]));
+}
+
+// TEMP triggers live only in the writer connection (nothing is added to the file, so the
+// on-disk format is unchanged) and fire for every statement that changes a jobs row: commits
+// of any mutation, purges and deletes alike, so no write path can forget to count. A lease
+// update (state stays below 3) fails the WHEN test and costs no call.
+constexpr char kFinishedTriggers[] = R"sql(
+CREATE TEMP TRIGGER ym_finished_insert AFTER INSERT ON main.jobs WHEN NEW.state >= 3
+BEGIN SELECT ym_finished_delta(NEW.queue, NEW.state, 1); END;
+CREATE TEMP TRIGGER ym_finished_delete AFTER DELETE ON main.jobs WHEN OLD.state >= 3
+BEGIN SELECT ym_finished_delta(OLD.queue, OLD.state, -1); END;
+CREATE TEMP TRIGGER ym_finished_update AFTER UPDATE OF state, queue ON main.jobs
+WHEN (OLD.state >= 3 OR NEW.state >= 3) AND (OLD.state <> NEW.state OR OLD.queue <> NEW.queue)
+BEGIN
+  SELECT ym_finished_delta(OLD.queue, OLD.state, -1) WHERE OLD.state >= 3;
+  SELECT ym_finished_delta(NEW.queue, NEW.state, 1) WHERE NEW.state >= 3;
+END;
+)sql";
+
+}  // namespace
+
+Status SqliteStore::InstallFinishedCounting() {
+  int rc = sqlite3_create_function_v2(writer_, "ym_finished_delta", 3, SQLITE_UTF8, &finished_,
+                                      FinishedDelta, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqlError(writer_, rc, "register ym_finished_delta");
+  YM_RETURN_IF_ERROR(Exec(writer_, kFinishedTriggers, "create finished-count triggers"));
+  // `state >= 3` lets the planner count from the partial terminal index alone.
+  Stmt q;
+  YM_RETURN_IF_ERROR(q.Prepare(
+      writer_, "SELECT queue, state, count(*) FROM jobs WHERE state >= 3 GROUP BY queue, state"));
+  std::vector<FinishedCount> counts;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    // A row with a state out of range is not counted: reads of it report the corruption, and
+    // the store must still open so that the other rows can be served.
+    const int state = sqlite3_column_int(q.get(), 1);
+    if (state < 3 || state > 5) continue;
+    const auto* name = reinterpret_cast<const char*>(sqlite3_column_text(q.get(), 0));
+    counts.push_back(FinishedCount{name ? name : "", static_cast<JobState>(state),
+                                   static_cast<std::uint64_t>(sqlite3_column_int64(q.get(), 2))});
+  }
+  if (rc != SQLITE_DONE) return SqlError(writer_, rc, "count finished jobs");
+  finished_.Load(counts);
   return Status::Ok();
 }
 
@@ -954,6 +1011,8 @@ Status SqliteStore::Commit(const Batch& batch) {
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
 
+  // Deltas left by a transaction that never reached Commit's end are not ours to publish.
+  finished_.Discard();
   JobId next_id = std::max(next_id_, batch.next_id);
   auto apply = Overloaded{
       [&](const InsertJob& m) {
@@ -998,8 +1057,10 @@ Status SqliteStore::Commit(const Batch& batch) {
   if (st.ok()) st = StepDone(writer_, commit_, "commit");
   if (!st.ok()) {
     RollbackQuietly();
+    finished_.Discard();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
+  finished_.Publish();
   next_id_ = next_id;
   commits_.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
@@ -1195,29 +1256,8 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   return out;
 }
 
-Result<std::vector<FinishedCount>> SqliteStore::CountFinished() {
-  std::vector<FinishedCount> out;
-  ReaderLease r(this);
-  if (r->count_finished == nullptr) {
-    // `state >= 3` lets the planner count from the partial terminal index alone.
-    static constexpr char kSql[] =
-        "SELECT queue, state, count(*) FROM jobs WHERE state >= 3 GROUP BY queue, state";
-    int rc = sqlite3_prepare_v3(r->db, kSql, sizeof kSql - 1, SQLITE_PREPARE_PERSISTENT,
-                                &r->count_finished, nullptr);
-    if (rc != SQLITE_OK) return SqlError(r->db, rc, "prepare count");
-  }
-  sqlite3_stmt* s = r->count_finished;
-  ResetOnExit reset(s);
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    const int state = sqlite3_column_int(s, 1);
-    if (state < 3 || state > 5) return Corruption("jobs row with state " + std::to_string(state));
-    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    out.push_back(FinishedCount{q ? q : "", static_cast<JobState>(state),
-                                static_cast<std::uint64_t>(sqlite3_column_int64(s, 2))});
-  }
-  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "count finished jobs");
-  return out;
+Result<std::vector<FinishedCount>> SqliteStore::CountFinished(const FinishedCountQuery& query) {
+  return finished_.Query(query);
 }
 
 Status SqliteStore::Backup(const std::string& path) {

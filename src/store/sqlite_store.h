@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "store/finished_counts.h"
 #include "store/store.h"
 
 struct sqlite3;
@@ -59,7 +60,7 @@ class SqliteStore final : public Store {
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
-  Result<std::vector<FinishedCount>> CountFinished() override;
+  Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
 
@@ -68,7 +69,6 @@ class SqliteStore final : public Store {
   struct Reader {
     sqlite3* db = nullptr;
     sqlite3_stmt* get_job = nullptr;
-    sqlite3_stmt* count_finished = nullptr;
     sqlite3_stmt* get_key = nullptr;
     // ListJobs statements by SQL text; the shapes are few (queue or not, number of states).
     std::map<std::string, sqlite3_stmt*> list_stmts;
@@ -80,6 +80,9 @@ class SqliteStore final : public Store {
   Status OpenWriter();
   Status OpenReaders();
   Status PrepareWriterStatements();
+  // Registers the delta function and the TEMP triggers that report every change of a jobs row
+  // into or out of a terminal state to finished_, then loads the counts (one scan, at open).
+  Status InstallFinishedCounting();
   // Applies one mutation inside the open transaction.
   Status ApplyInsert(const JobRecord& job);
   Status ApplyUpdate(const JobRecord& job);
@@ -96,6 +99,9 @@ class SqliteStore final : public Store {
   int BindTags(sqlite3_stmt* stmt, int index, const std::vector<std::string>& tags);
   int BindErrors(sqlite3_stmt* stmt, int index, const std::vector<AttemptError>& errors);
   void RollbackQuietly();
+
+  // Terminal-job counts per queue, maintained by the writer's triggers (finished_counts.h).
+  FinishedCounts finished_;
 
   Reader* AcquireReader();
   void ReleaseReader(Reader* reader);

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -1264,6 +1265,142 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   b.mutations.push_back(l);
   ASSERT_OK((*s)->Commit(b));
   EXPECT_EQ(Get(**s, 1)->lease_token, 99u);
+}
+
+}  // namespace
+}  // namespace ym
+
+namespace ym {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Finished counts (store/finished_counts.h): the SQLite store keeps them in memory, maintained
+// by its commits; the memory store counts by scanning. The same random batches go to both and
+// every query must agree, through purges, deletes, state changes out of a terminal state (a
+// replay), failed batches (nothing counted) and a reopen (counts loaded from the file).
+
+std::vector<FinishedCount> Counts(Store& s, FinishedCountQuery q = {}) {
+  auto r = s.CountFinished(q);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : std::vector<FinishedCount>{};
+}
+
+bool SameCounts(const std::vector<FinishedCount>& a, const std::vector<FinishedCount>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].queue != b[i].queue || a[i].state != b[i].state || a[i].count != b[i].count) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Describe(const std::vector<FinishedCount>& v) {
+  std::string s;
+  for (const auto& c : v) {
+    s += c.queue + "/" + std::string(StateName(c.state)) + "=" + std::to_string(c.count) + " ";
+  }
+  return s;
+}
+
+TEST(FinishedCountsTest, SqliteCountsFollowEveryCommitLikeAFullScan) {
+  TempDir dir;
+  auto opened = OpenSqliteStore(Options(dir.File("ym.db")));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Store> sql = std::move(*opened);
+  MemoryStore mem;
+  const std::uint64_t seed = 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(time(nullptr));
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::uint64_t x = seed;
+  auto rnd = [&x](std::uint64_t n) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x % n;
+  };
+  const std::vector<std::string> queues = {"a", "b", "c", "d", "e.f", "z:1"};
+  std::map<JobId, JobRecord> jobs;  // what both stores hold
+  JobId next = 1;
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    EXPECT_TRUE(SameCounts(Counts(*sql), Counts(mem)))
+        << "sqlite: " << Describe(Counts(*sql)) << "\nmemory: " << Describe(Counts(mem));
+    for (const std::string& after : {std::string(), std::string("b"), std::string("c0")}) {
+      for (std::uint32_t max : {1u, 2u, 100u}) {
+        FinishedCountQuery q;
+        q.after = after;
+        q.max_queues = max;
+        EXPECT_TRUE(SameCounts(Counts(*sql, q), Counts(mem, q))) << after << " " << max;
+      }
+    }
+    for (const std::string& name : queues) {
+      FinishedCountQuery q;
+      q.queue = name;
+      EXPECT_TRUE(SameCounts(Counts(*sql, q), Counts(mem, q))) << name;
+    }
+  };
+  for (int step = 0; step < 300; ++step) {
+    Batch b;
+    std::map<JobId, JobRecord> after = jobs;
+    const int n = 1 + static_cast<int>(rnd(6));
+    for (int i = 0; i < n; ++i) {
+      const int op = static_cast<int>(rnd(10));
+      if (op < 4 || after.empty()) {
+        const JobState s = static_cast<JobState>(rnd(6));
+        JobRecord j = SmallJob(next++, queues[rnd(queues.size())], s,
+                               IsTerminal(s) ? static_cast<std::int64_t>(rnd(100)) : 0);
+        after[j.id] = j;
+        b.mutations.push_back(InsertJob{j});
+        continue;
+      }
+      auto it = after.begin();
+      std::advance(it, static_cast<long>(rnd(after.size())));
+      if (op < 7) {  // any state change, terminal -> live (replay) included
+        JobRecord j = it->second;
+        j.state = static_cast<JobState>(rnd(6));
+        j.finished_at_ms = IsTerminal(j.state) ? static_cast<std::int64_t>(rnd(100)) : 0;
+        it->second = j;
+        b.mutations.push_back(UpdateJob{j});
+      } else if (op < 8) {
+        b.mutations.push_back(DeleteJob{it->first});
+        after.erase(it);
+      } else {
+        // A purge of one queue, or of every unconfigured queue (none is configured here).
+        const JobState s = static_cast<JobState>(3 + rnd(3));
+        const std::string q = rnd(2) ? queues[rnd(queues.size())] : "";
+        const std::int64_t before = static_cast<std::int64_t>(rnd(100));
+        b.mutations.push_back(PurgeFinished{q, s, before});
+        for (auto jt = after.begin(); jt != after.end();) {
+          const JobRecord& j = jt->second;
+          if (j.state == s && (q.empty() || j.queue == q) && j.finished_at_ms <= before) {
+            jt = after.erase(jt);
+          } else {
+            ++jt;
+          }
+        }
+      }
+    }
+    const bool fail = rnd(8) == 0;
+    if (fail) {  // a duplicate insert at the end: the whole batch is rolled back
+      b.mutations.push_back(InsertJob{SmallJob(next, "a", JobState::kDead, 1)});
+      b.mutations.push_back(InsertJob{SmallJob(next, "a", JobState::kDead, 1)});
+      ++next;
+      EXPECT_FALSE(sql->Commit(b).ok());
+      EXPECT_FALSE(mem.Commit(b).ok());
+    } else {
+      ASSERT_OK(sql->Commit(b));
+      ASSERT_OK(mem.Commit(b));
+      jobs = std::move(after);
+    }
+    if (step % 50 == 0) check("during the run");
+  }
+  check("at the end");
+  ASSERT_FALSE(Counts(mem).empty());  // the run did produce finished jobs
+  sql.reset();
+  opened = OpenSqliteStore(Options(dir.File("ym.db")));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  sql = std::move(*opened);
+  check("after a reopen");
 }
 
 }  // namespace

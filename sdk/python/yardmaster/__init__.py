@@ -10,7 +10,7 @@ Standard library only; the wire protocol is docs/api.md of the Yardmaster reposi
 
 from .client import Client, JobId
 from .errors import (BadRequest, Conflict, Internal, InvalidState, NotFound, PayloadTooLarge,
-                     PermissionDenied, ResourceExhausted, StaleLease, Unauthenticated,
+                     PermissionDenied, QueueNotFound, ResourceExhausted, StaleLease, Unauthenticated,
                      Unavailable, Unreachable, Validation, YardmasterError)
 from ._http import JsonFloat
 from .job import Cancelled, Job, Permanent, Retry
@@ -21,6 +21,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled", "JsonFloat",
     "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
-    "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
+    "QueueNotFound",    "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
     "ResourceExhausted", "Internal", "Unavailable", "Unreachable", "__version__",
 ]
