@@ -55,6 +55,7 @@ Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
     : clock_(clock),
       rng_(rng),
       options_(std::move(options)),
+      end_waits_(options_.max_end_waits),
       idempotency_(options_.idempotency_cache_keys) {
   next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
 }
@@ -370,6 +371,9 @@ void Scheduler::LeaveState(LiveJob& job) {
 void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
                        const std::string& result) {
   const std::int64_t now = clock_.NowMs();
+  // Kept for the waits on this job (below) only when there are any: the record takes the
+  // original.
+  const std::string dead_reason_copy = end_waits_.empty() ? std::string() : dead_reason;
   job.state = terminal;
   job.pending = false;
   job.evicting = true;
@@ -394,6 +398,16 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
         FinishIdempotencyKey{ns, job.extra->idempotency_key, job.id, terminal});
   }
   open_evict_.push_back(job.id);
+  if (!end_waits_.empty()) {
+    // Waiting clients get the job as it ended: what the stored record will hold, result and
+    // all (the caller answers from the store once this batch is durable, and from this view
+    // when nothing of the job is kept).
+    JobView view = ToView(job);
+    view.job.finished_at_ms = now;
+    view.job.dead_reason = dead_reason_copy;
+    view.job.result = result;
+    end_waits_.Ended(job.id, view);
+  }
 }
 
 void Scheduler::RecordUpdate(LiveJob& job) {
@@ -847,6 +861,12 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
   return out;
 }
 
+Status Scheduler::AddEndWait(JobId id, std::int64_t deadline_mono_ms, EndWaits::Callback callback) {
+  const LiveJob* job = index_.Find(id);
+  if (!job || job->evicting) return NotFound("job " + FormatJobId(id) + " is not live");
+  return end_waits_.Add(id, deadline_mono_ms, std::move(callback));
+}
+
 Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string& result) {
   LiveJob* job = index_.Find(id);
   // A repeated ack (the worker retried after losing the first reply) is answered the same way
@@ -1169,6 +1189,7 @@ std::int64_t Scheduler::NextDeadlineInMs() const {
   if (!timers_.empty()) next = std::min(next, timers_.top().due_ms - clock_.NowMs());
   if (!leases_.empty()) next = std::min(next, leases_.top().due_ms - mono);
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
+  if (auto d = end_waits_.NextDeadline()) next = std::min(next, *d - mono);
   return std::max<std::int64_t>(next, 0);
 }
 
@@ -1225,6 +1246,7 @@ void Scheduler::Tick() {
     RemoveWaiter(it);
     cb({});
   }
+  end_waits_.Expire(mono);
   if (mono >= next_sweep_ms_) Sweep(now);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -1412,6 +1434,7 @@ void Scheduler::Shutdown() {
     }
   }
   for (auto& [id, w] : waiters) w.callback({});
+  end_waits_.Shutdown();
 }
 
 SchedulerFootprint Scheduler::Footprint() const {
@@ -1426,6 +1449,8 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.active_jobs = active_total_;
   f.waiters = waiters_.size();
   f.waiter_deadline_entries = waiter_deadlines_.size();
+  f.end_waits = end_waits_.size();
+  f.end_wait_deadline_entries = end_waits_.deadline_entries();
   f.queue_slots = queues_.size();
   for (const auto& slot : queues_) {
     if (!slot) continue;

@@ -38,6 +38,7 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "common/status.h"
+#include "core/end_waits.h"
 #include "core/fifo.h"
 #include "core/idempotency_cache.h"
 #include "core/intern_table.h"
@@ -64,11 +65,13 @@ struct SchedulerFootprint {
   std::size_t ready_entries = 0;   // all lanes' ready heaps, stale entries included
   std::size_t ready_fifo_entries = 0;
   std::size_t ready_jobs = 0;
-  std::size_t waiters = 0;                  // long-polls registered now
-  std::size_t waiter_deadline_entries = 0;  // deadline heap, stale entries included
-  std::size_t queue_waiter_entries = 0;     // waiter ids in the per-queue FIFOs, stale included
-  std::size_t queues = 0;                   // queue states allocated
-  std::size_t queue_slots = 0;              // queue slots (live + free)
+  std::size_t waiters = 0;                    // long-polls registered now
+  std::size_t waiter_deadline_entries = 0;    // deadline heap, stale entries included
+  std::size_t queue_waiter_entries = 0;       // waiter ids in the per-queue FIFOs, stale included
+  std::size_t end_waits = 0;                  // waits for a job to end registered now
+  std::size_t end_wait_deadline_entries = 0;  // their deadline heap, stale entries included
+  std::size_t queues = 0;                     // queue states allocated
+  std::size_t queue_slots = 0;                // queue slots (live + free)
   std::size_t lanes = 0;
   std::size_t namespaces = 0;  // interned names alive
   std::size_t kinds = 0;
@@ -119,6 +122,13 @@ class Scheduler {
   // Registers a long-poll waiter that is called exactly once: with jobs when some become ready,
   // or with none at `deadline_mono_ms` (on the monotonic clock, Clock::MonoMs) or on Shutdown().
   void AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms, LeaseCallback callback);
+  // Registers a wait for live job `id` to end (EndWaits, core/end_waits.h), answered exactly
+  // once: with the job's view when it reaches a terminal state, or with nothing at
+  // `deadline_mono_ms` or on Shutdown(). kNotFound when core does not hold the job, or holds it
+  // already ended (its batch not yet durable): then there is nothing to wait for.
+  // kResourceExhausted at SchedulerOptions::max_end_waits.
+  Status AddEndWait(JobId id, std::int64_t deadline_mono_ms, EndWaits::Callback callback);
+  std::size_t end_waits() const { return end_waits_.size(); }
   // Puts a leased job back to ready without counting the attempt (its lease reply was lost).
   // A job whose cancel was requested meanwhile is cancelled instead: no worker has it.
   void Release(JobId id, std::uint64_t token);
@@ -370,6 +380,7 @@ class Scheduler {
   TimerHeap leases_;            // active jobs: lease expiry (monotonic)
   TimerHeap waiter_deadlines_;  // monotonic
   std::unordered_map<std::uint64_t, Waiter> waiters_;
+  EndWaits end_waits_;
   std::uint64_t next_waiter_id_ = 1;
 
   IdempotencyCache idempotency_;  // key: ns + '\0' + key

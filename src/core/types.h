@@ -30,7 +30,9 @@ struct SchedulerOptions {
   // Expired keys deleted per retention sweep at least (each batch that creates keys also
   // deletes up to twice as many expired ones, so deletion keeps up with creation).
   std::uint32_t idempotency_expiry_chunk = 10'000;
-  std::int64_t max_wait_ms = 30'000;     // longest long-poll
+  std::int64_t max_wait_ms = 30'000;  // longest long-poll
+  // Clients waiting at once for jobs to end (GET /v1/jobs/{id}?wait_ms=N); more get 429.
+  std::uint32_t max_end_waits = 10'000;
   std::uint32_t max_lease_batch = 1000;  // most jobs one lease may return
   // How many live jobs one list request may examine in core before it returns a partial page
   // with a cursor; bounds the time one list can hold the core thread.

@@ -804,6 +804,22 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(std::s
   return out;
 }
 
+Result<std::int64_t> ParseGetJobQuery(std::string_view query) {
+  auto params = ParseQueryString(query);
+  if (!params.ok()) return params.status();
+  std::int64_t wait_ms = 0;
+  for (const auto& [name, value] : *params) {
+    if (name != "wait_ms") return QueryError(name, "unknown parameter");
+    if (value.empty()) continue;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), wait_ms);
+    if (ec != std::errc() || p != value.data() + value.size() || wait_ms < 0 ||
+        wait_ms > kMaxWaitMs) {
+      return QueryError(name, fmt::format("must be an integer between 0 and {}", kMaxWaitMs));
+    }
+  }
+  return wait_ms;
+}
+
 Result<ListQuery> ParseListJobsQuery(std::string_view query) {
   return ParseListQuery(query, /*allow_state=*/true);
 }

@@ -127,6 +127,8 @@ Result<std::string> PercentDecode(std::string_view text, bool plus_is_space);
 
 // GET /v1/jobs: queue, state, limit (1..1000, default 100), cursor.
 Result<ListQuery> ParseListJobsQuery(std::string_view query);
+// GET /v1/jobs/{id}: `wait_ms` (0..kMaxWaitMs, default 0: answer at once).
+Result<std::int64_t> ParseGetJobQuery(std::string_view query);
 // GET /v1/dead: queue, limit, cursor; the state is always dead.
 Result<ListQuery> ParseListDeadQuery(std::string_view query);
 

@@ -123,7 +123,9 @@ void ListDead(Call& c) {
 }
 
 void GetJob(Call& c) {
-  c.broker.GetJob(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+  auto wait_ms = ParseGetJobQuery(c.match.query);
+  if (!wait_ms.ok()) return c.Error(wait_ms.status());
+  c.broker.GetJob(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)), *wait_ms);
 }
 
 void CancelJob(Call& c) {

@@ -69,6 +69,10 @@ struct ReplyGate {
   bool open = true;  // GUARDED_BY(mu)
 };
 
+// How long a clean close after a lease reply is watched for the reset that shows the reply was
+// not read (see Session::CheckUnreadReply): a round trip, with room for a loaded machine.
+constexpr auto kUnreadReplyGrace = std::chrono::milliseconds(200);
+
 class Session;
 
 }  // namespace
@@ -195,6 +199,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
     if (ec) return OnReadError(ec);
+    unread_leases_.clear();  // the client speaks again: it read the previous reply
     if (Status framing = CheckFraming(parser_->get()); !framing.ok()) {
       server_.stats_.bad_framing.fetch_add(1, std::memory_order_relaxed);
       return RespondAndClose(framing);
@@ -285,6 +290,11 @@ class Session : public std::enable_shared_from_this<Session> {
           InvalidRequest(fmt::format("the request headers are over the limit of {} bytes",
                                      server_.options_.max_header_bytes)));
     }
+    if (!unread_leases_.empty() && buffer_.size() == 0 && !parser_->got_some() &&
+        (ec == asio::error::connection_reset || ec == http::error::end_of_stream ||
+         ec == asio::error::eof)) {
+      return CheckUnreadReply(ec);
+    }
     // Any other parse error: answer once, then close, since the byte stream can no longer be
     // trusted to frame the next request. A clean close, a timeout or a reset just closes.
     if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
@@ -293,6 +303,37 @@ class Session : public std::enable_shared_from_this<Session> {
           InvalidRequest(fmt::format("malformed HTTP request: {}", ec.message())));
     }
     Close();
+  }
+
+  // The client closed after a reply that carried leases, before sending again: did it read that
+  // reply? A socket closed with unread data answers with a reset, not a clean close. When the
+  // client closed first and the reply crossed its close on the way, the clean close arrives
+  // first and the reset the reply met follows: it is left as the socket's pending error, at
+  // once or within a round trip, so a clean close is looked at again a little later.
+  void CheckUnreadReply(beast::error_code ec) {
+    const bool reset = ec == asio::error::connection_reset;
+    if (reset || PendingReset()) {
+      Close();
+      ReleaseLeases(server_, std::move(unread_leases_));
+      return;
+    }
+    unread_check_.emplace(strand_);
+    unread_check_->expires_after(kUnreadReplyGrace);
+    unread_check_->async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+      if (wait_ec || self->phase_ == Phase::kClosed) return;
+      const bool unread = self->PendingReset();
+      self->Close();
+      if (unread) ReleaseLeases(self->server_, std::move(self->unread_leases_));
+    });
+  }
+
+  bool PendingReset() {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (::getsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+      return false;
+    }
+    return err == EPIPE || err == ECONNRESET;
   }
 
   void RespondAndClose(const Status& status) {
@@ -333,17 +374,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // that the leases of the eventual reply are released rather than written into a dead socket
   // (which the kernel would often accept without error).
   void WatchForHangup() {
-    stream_.socket().async_wait(
-        tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-          if (ec || self->phase_ != Phase::kHandling) return;
-          char c;
-          ssize_t n =
-              ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-          // n > 0: a pipelined request is waiting; it will be read after this reply.
-          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            self->Close();
-          }
-        });
+    stream_.socket().async_wait(tcp::socket::wait_read,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  if (ec || self->phase_ != Phase::kHandling) return;
+                                  if (self->PeerHungUp()) self->Close();
+                                });
+  }
+
+  // True when the peer has closed its side (or the connection failed). A pipelined request
+  // waiting to be read is not a hang-up: it is read after the current reply.
+  bool PeerHungUp() {
+    char c;
+    ssize_t n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
   // The reply may come from a Broker thread: hop back onto this connection's strand. The session
@@ -372,6 +415,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(ApiResponse r) {
+    // A lease reply to a client that hung up after WatchForHangup last looked would be written
+    // into a socket the kernel still accepts data for: look once more, and give the leases back.
+    if (phase_ != Phase::kClosed && !r.leases.empty() && PeerHungUp()) Close();
     if (phase_ == Phase::kClosed) {
       // Force-closed while the Broker worked: nothing to write to.
       Finish(r.route, r.status);
@@ -419,6 +465,10 @@ class Session : public std::enable_shared_from_this<Session> {
       ReleaseLeases(server_, std::move(leases_));
       return;
     }
+    // Written is not yet read: a client that closes its socket with the reply unread (it hung up,
+    // or died, just as the reply went out) makes its kernel answer with a reset instead of a
+    // clean close. Until the next request arrives, a reset gives these leases back.
+    unread_leases_ = std::move(leases_);
     leases_.clear();
     if (phase_ == Phase::kClosed) return;
     // Stop() may have found this connection mid-write, when it was not idle: close it now.
@@ -489,6 +539,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;
   std::vector<std::pair<JobId, std::uint64_t>> leases_;  // carried by res_
+  // Leases of the last reply written, until the client sends again (see OnWrite).
+  std::vector<std::pair<JobId, std::uint64_t>> unread_leases_;
+  std::optional<asio::steady_timer> unread_check_;  // see CheckUnreadReply
   RouteId route_ = RouteId::kUnmatched;
   const std::string client_;                // the peer's address, for max_connections_per_client
   std::size_t queued_bytes_ = 0;            // this connection's share of queued_reply_bytes

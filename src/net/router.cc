@@ -26,7 +26,7 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
     {RouteId::kEnqueue, http::verb::post, "/v1/jobs", false, "POST /v1/jobs"},
     {RouteId::kEnqueueBatch, http::verb::post, "/v1/jobs:batch", false, "POST /v1/jobs:batch"},
     {RouteId::kListJobs, http::verb::get, "/v1/jobs", true, "GET /v1/jobs"},
-    {RouteId::kGetJob, http::verb::get, "/v1/jobs/{id}", false, "GET /v1/jobs/{id}"},
+    {RouteId::kGetJob, http::verb::get, "/v1/jobs/{id}", true, "GET /v1/jobs/{id}"},
     {RouteId::kCancelJob, http::verb::post, "/v1/jobs/{id}:cancel", false,
      "POST /v1/jobs/{id}:cancel"},
     {RouteId::kReplayJob, http::verb::post, "/v1/jobs/{id}:replay", false,

@@ -272,6 +272,7 @@ class Broker::Impl {
       counters_.live_jobs.store(sched_->live_jobs(), std::memory_order_relaxed);
       counters_.active_jobs.store(sched_->active_jobs(), std::memory_order_relaxed);
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
+      counters_.end_waits.store(sched_->end_waits(), std::memory_order_relaxed);
 
       if (stop) {
         std::lock_guard lk(mu_);
@@ -1066,7 +1067,7 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
   impl_->Post([this, b] { impl_->BulkStep(b); });
 }
 
-void Broker::GetJob(JobId id, Callback<JobView> done) {
+void Broker::GetJob(JobId id, Callback<JobView> done, std::int64_t wait_ms) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   // Core drops a terminal job only after its batch committed, so the store has it then (or
   // retention removed it).
@@ -1080,9 +1081,44 @@ void Broker::GetJob(JobId id, Callback<JobView> done) {
       done(std::move(v));
     });
   };
-  impl_->Post([this, id, read_stored, done = std::move(done)]() mutable {
+  impl_->Post([this, id, wait_ms, read_stored, done = std::move(done)]() mutable {
     auto v = impl_->sched().Get(id);
     if (!v) return read_stored(std::move(done));
+    if (wait_ms > 0 && !IsTerminal(v->job.state) && !draining()) {
+      const std::int64_t deadline =
+          impl_->clock().MonoMs() + std::min(wait_ms, impl_->options().scheduler.max_wait_ms);
+      auto shared = std::make_shared<Callback<JobView>>(std::move(done));
+      Status added = impl_->sched().AddEndWait(
+          id, deadline, [this, id, read_stored, shared](std::optional<JobView> ended) {
+            if (!ended) {
+              // The wait ran out (or the server stops): the job's state now. While read-only
+              // core may hold changes the disk does not: the stored record is the answer then.
+              if (!impl_->read_only()) {
+                if (auto now = impl_->sched().Get(id)) return (*shared)(std::move(*now));
+              }
+              return read_stored(std::move(*shared));
+            }
+            // Ended: answered once durable, from the stored record like any read of a finished
+            // job; from the view at the end when nothing of the job is kept.
+            impl_->AfterDurable(
+                [this, id, read_stored, shared, view = std::move(*ended)](Status s) mutable {
+                  if (!s.ok()) {
+                    if (auto now = impl_->sched().Get(id)) return (*shared)(std::move(*now));
+                    return read_stored(std::move(*shared));
+                  }
+                  impl_->Read([this, id, shared, view = std::move(view)]() mutable {
+                    auto stored = impl_->store().GetJob(id);
+                    if (!stored.ok()) return (*shared)(stored.status());
+                    if (!stored->has_value()) return (*shared)(std::move(view));
+                    JobView v;
+                    v.job = std::move(**stored);
+                    (*shared)(std::move(v));
+                  });
+                });
+          });
+      if (!added.ok()) return (*shared)(added);
+      return;
+    }
     // While the store is unavailable, a commit may be far off: reads are answered at once.
     if (!IsTerminal(v->job.state) || impl_->read_only()) return done(std::move(*v));
     // Terminal but still in memory: its batch is not durable yet, and only the stored record

@@ -81,6 +81,7 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> live_jobs{0};
   std::atomic<std::uint64_t> active_jobs{0};
   std::atomic<std::uint64_t> waiting_leases{0};
+  std::atomic<std::uint64_t> end_waits{0};        // GET /v1/jobs/{id}?wait_ms waiting for an end
   std::atomic<std::uint64_t> refused_busy{0};     // commands refused by admission control
   std::atomic<std::uint64_t> queued_commands{0};  // weight waiting for core (sampled)
 };
@@ -173,7 +174,10 @@ class Broker {
   void ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
                   Callback<std::uint64_t> done);
 
-  void GetJob(JobId id, Callback<JobView> done);
+  // With `wait_ms` > 0, a live job is answered when it ends (from its durable record, or as it
+  // ended when nothing of it is kept) or, at the latest, after `wait_ms` (capped at the
+  // scheduler's max_wait_ms) with its state then. No polling: the end wakes the wait.
+  void GetJob(JobId id, Callback<JobView> done, std::int64_t wait_ms = 0);
   void ListJobs(ListQuery query, Callback<JobPage> done);
 
   // Queues named after `after`, in name order, at most `limit`: those core holds (configured,

@@ -200,6 +200,13 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, std::int64_t v) {
                c.scheduler.idempotency_cache_keys = static_cast<std::uint32_t>(v);
              })},
+      {"max_job_waits", "10000",
+       "requests that may wait at once for a job to end (GET /v1/jobs/{id}?wait_ms=N); more "
+       "are refused with 429",
+       IntIn(1, 10'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.max_end_waits = static_cast<std::uint32_t>(v);
+             })},
   };
   return kOptions;
 }

@@ -50,6 +50,8 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
              [&c](SampleSink& s) { s.Add(Load(c.live_jobs)); });
   r.Register("ym_waiting_leases", "Long-poll lease requests waiting for jobs.", MetricType::kGauge,
              [&c](SampleSink& s) { s.Add(Load(c.waiting_leases)); });
+  r.Register("ym_job_waits", "Requests waiting for a job to end (GET /v1/jobs/{id}?wait_ms).",
+             MetricType::kGauge, [&c](SampleSink& s) { s.Add(Load(c.end_waits)); });
   r.Register("ym_ready", "Broker is ready to serve (1) or starting/draining (0).",
              MetricType::kGauge, [&broker](SampleSink& s) { s.Add(broker.ready() ? 1 : 0); });
 

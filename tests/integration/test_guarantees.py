@@ -6,9 +6,10 @@ lease the test must keep is long enough to survive a stalled machine (docs/testi
 """
 
 import os
+import re
 import time
 
-from ymtest import settled, wait_until
+from ymtest import metric, settled, wait_until
 
 
 def test_acknowledged_enqueue_survives_kill_9(server, client):
@@ -269,3 +270,89 @@ def test_a_long_poll_whose_client_died_gives_its_job_back(server, client):
         assert time.monotonic() < deadline, got
         time.sleep(0.02)
     assert got["attempts"] == 0 and got["errors"] == [], got
+
+
+def _waiting_lease(server, client, queue: str):
+    """A raw keep-alive connection with a long-poll lease on `queue`, registered as a waiter."""
+    import json
+    import socket
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    body = json.dumps({"queues": [queue], "max": 1, "wait_ms": 30000}).encode()
+    s.sendall(b"POST /v1/leases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    wait_until(lambda: client.call("GET", f"/v1/queues/{queue}")[1].get("waiting_workers") == 1,
+               10, "the long-poll to be registered")
+    return s
+
+
+def _read_reply(s) -> bytes:
+    data = b""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            if len(body) >= length:
+                return data
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+
+
+def _settled_view(client, job_id: str, state: str):
+    view = client.get(job_id)[1]
+    return view if settled(view, state) else None
+
+
+def test_a_lease_reply_the_client_never_read_gives_its_job_back(server, client):
+    # The reply reaches the worker's socket, but the worker closes it without reading (it hung
+    # up, or died, as the job arrived): its kernel answers with a reset, and the server gives the
+    # lease back at once instead of keeping the job until the lease expires.
+    import select
+    s = _waiting_lease(server, client, "unread")
+    job = client.enqueue(queue="unread", kind="k", lease_ms=600000)
+    assert select.select([s], [], [], 30)[0], "the lease reply never arrived"
+    assert client.get(job["id"])[1]["state"] == "active"
+    s.close()  # unread data in the receive buffer: a reset, not a clean close
+    got = wait_until(lambda: _settled_view(client, job["id"], "ready"), 10,
+                     "the unread lease to be given back")
+    assert got["attempts"] == 0 and got["errors"] == [], got
+
+
+def test_a_lease_reply_read_then_closed_keeps_its_job(server, client):
+    # The control: a worker that read its lease reply and then closed the connection has the
+    # job; the server must not take it back.
+    s = _waiting_lease(server, client, "read")
+    open_now = lambda: metric(client.call("GET", "/metrics")[1], "ym_http_open_connections")
+    before = open_now()
+    job = client.enqueue(queue="read", kind="k", lease_ms=600000)
+    assert job["id"].encode() in _read_reply(s)
+    s.close()
+    # Once the server has closed its side (after its grace for a late reset), the job is still
+    # the worker's.
+    wait_until(lambda: open_now() <= before - 1, 10, "the server to close the connection")
+    assert client.get(job["id"])[1]["state"] == "active"
+
+
+def test_hang_ups_racing_lease_replies_keep_no_job(server, client):
+    # 100 workers each hang up at a random moment around the arrival of their job: before the
+    # server sends the reply, while it is on its way, or after it landed unread. Every job must
+    # come back ready with no attempt counted; none may wait out its 10-minute lease.
+    import random
+    import threading
+    rng = random.Random()
+    producer = server.client()
+    jobs = []
+    for i in range(100):
+        s = _waiting_lease(server, client, f"race{i}")
+        t = threading.Thread(target=lambda q=f"race{i}": jobs.append(
+            producer.enqueue(queue=q, kind="k", lease_ms=600000)["id"]))
+        t.start()
+        time.sleep(rng.uniform(0, 0.004))
+        s.close()
+        t.join(30)
+    producer.close()
+    assert len(jobs) == 100
+    for jid in jobs:
+        got = wait_until(lambda: _settled_view(client, jid, "ready"), 10,
+                         f"job {jid} to be given back")
+        assert got["attempts"] == 0, got

@@ -1685,6 +1685,108 @@ TEST_F(SchedulerTest, ReleaseServesAWaiter) {
   EXPECT_EQ(StateOf(id), JobState::kActive);
 }
 
+// --- Waiting for a job to end ----------------------------------------------------------------
+
+TEST_F(SchedulerTest, EndWaitIsAnsweredByTheAckWithTheResult) {
+  const JobId id = EnqueueCommitted(Spec());
+  std::optional<JobView> got;
+  int calls = 0;
+  ASSERT_TRUE(sched_
+                  ->AddEndWait(id, clock_.MonoMs() + 10'000,
+                               [&](std::optional<JobView> v) {
+                                 ++calls;
+                                 got = std::move(v);
+                               })
+                  .ok());
+  const LeasedJob l = LeaseOne();
+  EXPECT_EQ(calls, 0) << "a lease is not an end";
+  ASSERT_RESULT_OK(sched_->Ack(id, l.lease.token, R"({"sent":true})"));
+  ASSERT_EQ(calls, 1);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->job.state, JobState::kSucceeded);
+  EXPECT_EQ(got->job.result, R"({"sent":true})");
+  EXPECT_EQ(got->job.finished_at_ms, clock_.NowMs());
+  AdvanceAndTick(20'000);
+  EXPECT_EQ(calls, 1) << "answered once";
+  EXPECT_EQ(sched_->end_waits(), 0u);
+}
+
+TEST_F(SchedulerTest, EndWaitSeesDeadCancelledAndNotARetry) {
+  EnqueueSpec spec = Spec();
+  spec.max_attempts = 2;
+  const JobId dead = EnqueueCommitted(spec);
+  const JobId cancelled = EnqueueCommitted(Spec("other"));
+  std::vector<std::pair<JobId, JobState>> ends;
+  auto record = [&](JobId id) {
+    return [&ends, id](std::optional<JobView> v) {
+      ASSERT_TRUE(v.has_value());
+      ends.emplace_back(id, v->job.state);
+    };
+  };
+  ASSERT_TRUE(sched_->AddEndWait(dead, clock_.MonoMs() + 3'600'000, record(dead)).ok());
+  ASSERT_TRUE(sched_->AddEndWait(cancelled, clock_.MonoMs() + 3'600'000, record(cancelled)).ok());
+  FailSpec f;
+  f.type = "boom";
+  f.retry_in_ms = 0;
+  ASSERT_RESULT_OK(sched_->Fail(dead, LeaseOne().lease.token, f));
+  Commit();
+  AdvanceAndTick(1);
+  EXPECT_TRUE(ends.empty()) << "a failed attempt that will be retried is not an end";
+  ASSERT_RESULT_OK(sched_->Fail(dead, LeaseOne().lease.token, f));
+  ASSERT_RESULT_OK(sched_->Cancel(cancelled));
+  ASSERT_EQ(ends.size(), 2u);
+  EXPECT_EQ(ends[0], std::make_pair(dead, JobState::kDead));
+  EXPECT_EQ(ends[1], std::make_pair(cancelled, JobState::kCancelled));
+}
+
+TEST_F(SchedulerTest, EndWaitRunsOutAtItsDeadlineOnTheMonotonicClock) {
+  const JobId id = EnqueueCommitted(Spec());
+  int calls = 0;
+  bool ended = true;
+  ASSERT_TRUE(sched_
+                  ->AddEndWait(id, clock_.MonoMs() + 1'000,
+                               [&](std::optional<JobView> v) {
+                                 ++calls;
+                                 ended = v.has_value();
+                               })
+                  .ok());
+  EXPECT_LE(sched_->NextDeadlineInMs(), 1'000);
+  clock_.StepWall(3'600'000);  // a wall-clock step neither ends nor stretches the wait
+  sched_->Tick();
+  EXPECT_EQ(calls, 0);
+  AdvanceAndTick(999);
+  EXPECT_EQ(calls, 0);
+  AdvanceAndTick(1);
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(ended);
+  EXPECT_EQ(StateOf(id), JobState::kReady);
+}
+
+TEST_F(SchedulerTest, EndWaitOnAJobNotLiveIsNotFound) {
+  EXPECT_EQ(sched_->AddEndWait(12345, clock_.MonoMs() + 1000, [](std::optional<JobView>) {}).code(),
+            Code::kNotFound);
+  const JobId id = EnqueueCommitted(Spec());
+  ASSERT_RESULT_OK(sched_->Ack(id, LeaseOne().lease.token, ""));
+  // Ended, its batch not yet durable: nothing to wait for (the caller reads the end instead).
+  EXPECT_EQ(sched_->AddEndWait(id, clock_.MonoMs() + 1000, [](std::optional<JobView>) {}).code(),
+            Code::kNotFound);
+}
+
+TEST_F(SchedulerTest, ShutdownAnswersEndWaits) {
+  const JobId id = EnqueueCommitted(Spec());
+  int calls = 0;
+  ASSERT_TRUE(sched_
+                  ->AddEndWait(id, clock_.MonoMs() + 10'000,
+                               [&](std::optional<JobView> v) {
+                                 ++calls;
+                                 EXPECT_FALSE(v.has_value());
+                               })
+                  .ok());
+  sched_->Shutdown();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(sched_->end_waits(), 0u);
+}
+
 // --- Recovery --------------------------------------------------------------------------------
 
 JobRecord StoredJob(JobId id, JobState state) {
