@@ -24,12 +24,14 @@ struct InsertJob {
 
 // A state change of an existing job: every mutable field of the record is rewritten from `job`;
 // the immutable ones (ns, queue, kind, payload, created_at, idempotency/concurrency keys, tags)
-// are ignored.
+// are not written, but `queue` must be the job's queue: the store counts finished jobs per queue
+// by it (store/finished_counts.h).
 struct UpdateJob {
   JobRecord job;
 };
 
-// A lease change of a live job, the hot-path sibling of UpdateJob: rewrites only `state`,
+// A lease change of a live job (never of a finished one: the finished counts do not look at
+// it), the hot-path sibling of UpdateJob: rewrites only `state`,
 // `attempts`, `updated_at_ms` and the lease columns. Written when a job is leased (the attempt
 // is counted durably), handed back, or when a heartbeat's extension must be made durable.
 // A no-op for a missing id.

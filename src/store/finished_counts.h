@@ -3,8 +3,9 @@
 // counts in O(page + log queues) instead of counting every finished row per call.
 //
 // The SQLite store loads the counts once at open (one scan of the partial terminal index) and
-// then applies the row changes its commits make: the writer connection reports each change of a
-// row into or out of a terminal state as a delta (AddPending), and the deltas of a transaction
+// then applies the row changes its commits make: each statement of Commit that adds or removes a
+// terminal row reports it as a delta (AddPending; docs/storage-format.md, "Finished counts"),
+// and the deltas of a transaction
 // become visible only when it commits (Publish) or are dropped when it rolls back (Discard). So
 // readers always see the counts of the last committed state, like the store's other reads.
 //

@@ -549,9 +549,10 @@ SqliteStore::~SqliteStore() {
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s : {begin_, commit_, rollback_, insert_job_, update_job_, update_lease_,
-                          probe_, delete_job_, put_queue_, put_key_, expire_keys_, finish_key_,
-                          purge_, purge_unconfigured_, set_next_id_}) {
+  for (sqlite3_stmt* s :
+       {begin_, commit_, rollback_, insert_job_, update_job_, update_job_any_, job_state_,
+        update_lease_, probe_, delete_job_, delete_finished_job_, put_queue_, put_key_,
+        expire_keys_, finish_key_, purge_, purge_unconfigured_, set_next_id_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -567,8 +568,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
 Status SqliteStore::Open() {
   YM_RETURN_IF_ERROR(OpenWriter());
   YM_RETURN_IF_ERROR(Migrate(writer_));
-  YM_RETURN_IF_ERROR(InstallFinishedCounting());
   YM_RETURN_IF_ERROR(PrepareWriterStatements());
+  YM_RETURN_IF_ERROR(LoadFinishedCounts());
 
   Stmt q;
   YM_RETURN_IF_ERROR(q.Prepare(writer_, "SELECT value FROM meta WHERE key = 'next_id'"));
@@ -636,44 +637,8 @@ Status SqliteStore::OpenWriter() {
   return Status::Ok();
 }
 
-namespace {
-
-// ym_finished_delta(queue, state, delta): called by the TEMP triggers below for each jobs row
-// that enters (+1) or leaves (-1) a terminal state inside the writer's open transaction.
-void FinishedDelta(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
-  auto* counts = static_cast<FinishedCounts*>(sqlite3_user_data(ctx));
-  if (argc != 3) return;
-  const auto* q = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
-  const int state = sqlite3_value_int(argv[1]);
-  if (q == nullptr || state < 3 || state > 5) return;
-  counts->AddPending(std::string_view(q, static_cast<std::size_t>(sqlite3_value_bytes(argv[0]))),
-                     static_cast<JobState>(state), sqlite3_value_int64(argv[2]));
-}
-
-// TEMP triggers live only in the writer connection (nothing is added to the file, so the
-// on-disk format is unchanged) and fire for every statement that changes a jobs row: commits
-// of any mutation, purges and deletes alike, so no write path can forget to count. A lease
-// update (state stays below 3) fails the WHEN test and costs no call.
-constexpr char kFinishedTriggers[] = R"sql(
-CREATE TEMP TRIGGER ym_finished_insert AFTER INSERT ON main.jobs WHEN NEW.state >= 3
-BEGIN SELECT ym_finished_delta(NEW.queue, NEW.state, 1); END;
-CREATE TEMP TRIGGER ym_finished_delete AFTER DELETE ON main.jobs WHEN OLD.state >= 3
-BEGIN SELECT ym_finished_delta(OLD.queue, OLD.state, -1); END;
-CREATE TEMP TRIGGER ym_finished_update AFTER UPDATE OF state, queue ON main.jobs
-WHEN (OLD.state >= 3 OR NEW.state >= 3) AND (OLD.state <> NEW.state OR OLD.queue <> NEW.queue)
-BEGIN
-  SELECT ym_finished_delta(OLD.queue, OLD.state, -1) WHERE OLD.state >= 3;
-  SELECT ym_finished_delta(NEW.queue, NEW.state, 1) WHERE NEW.state >= 3;
-END;
-)sql";
-
-}  // namespace
-
-Status SqliteStore::InstallFinishedCounting() {
-  int rc = sqlite3_create_function_v2(writer_, "ym_finished_delta", 3, SQLITE_UTF8, &finished_,
-                                      FinishedDelta, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqlError(writer_, rc, "register ym_finished_delta");
-  YM_RETURN_IF_ERROR(Exec(writer_, kFinishedTriggers, "create finished-count triggers"));
+Status SqliteStore::LoadFinishedCounts() {
+  int rc;
   // `state >= 3` lets the planner count from the partial terminal index alone.
   Stmt q;
   YM_RETURN_IF_ERROR(q.Prepare(
@@ -693,6 +658,15 @@ Status SqliteStore::InstallFinishedCounting() {
   return Status::Ok();
 }
 
+namespace {
+constexpr char kUpdateJobSql[] =
+    "UPDATE jobs SET state = ?1, priority = ?2, run_at_ms = ?3, updated_at_ms = ?4, "
+    "finished_at_ms = ?5, attempts = ?6, max_attempts = ?7, runs = ?8, backoff_initial_ms = ?9, "
+    "backoff_max_ms = ?10, backoff_multiplier = ?11, lease_ms = ?12, errors = ?13, "
+    "dead_reason = ?14, result = ?15, cancel_requested = ?16, lease_token = ?18, "
+    "lease_expires_at_ms = ?19, worker_id = ?20 WHERE id = ?17";
+}  // namespace
+
 Status SqliteStore::PrepareWriterStatements() {
   std::string insert_sql = std::string("INSERT INTO jobs (") + kJobColumns +
                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
@@ -701,12 +675,12 @@ Status SqliteStore::PrepareWriterStatements() {
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       {&insert_job_, insert_sql},
-      {&update_job_,
-       "UPDATE jobs SET state = ?1, priority = ?2, run_at_ms = ?3, updated_at_ms = ?4, "
-       "finished_at_ms = ?5, attempts = ?6, max_attempts = ?7, runs = ?8, backoff_initial_ms = ?9, "
-       "backoff_max_ms = ?10, backoff_multiplier = ?11, lease_ms = ?12, errors = ?13, "
-       "dead_reason = ?14, result = ?15, cancel_requested = ?16, lease_token = ?18, "
-       "lease_expires_at_ms = ?19, worker_id = ?20 WHERE id = ?17"},
+      // Finished counts (finished_counts.h): the common UpdateJob and DeleteJob touch a live row,
+      // so they are guarded by `state < 3`, which costs nothing (the row is read anyway) and
+      // tells by sqlite3_changes() whether a terminal row needs the slower, counted path.
+      {&update_job_, std::string(kUpdateJobSql) + " AND state < 3"},
+      {&update_job_any_, kUpdateJobSql},
+      {&job_state_, "SELECT queue, state FROM jobs WHERE id = ?1"},
       // The hot path of a lease: few columns, and no index is touched (state stays < 3).
       {&update_lease_,
        "UPDATE jobs SET state = ?1, attempts = ?2, updated_at_ms = ?3, lease_token = ?4, "
@@ -714,7 +688,8 @@ Status SqliteStore::PrepareWriterStatements() {
       // The store probe of a degraded broker: rewrites a row with its own value so that the
       // transaction really appends to the WAL and fsyncs, as a real commit would.
       {&probe_, "UPDATE meta SET value = value WHERE key = 'next_id'"},
-      {&delete_job_, "DELETE FROM jobs WHERE id = ?1"},
+      {&delete_job_, "DELETE FROM jobs WHERE id = ?1 AND state < 3"},
+      {&delete_finished_job_, "DELETE FROM jobs WHERE id = ?1 RETURNING queue, state"},
       {&put_queue_,
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
@@ -732,9 +707,10 @@ Status SqliteStore::PrepareWriterStatements() {
       // when the query's WHERE visibly implies the index's.
       {&purge_,
        "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3"},
+      // Returns each purged row's queue, for the finished counts (a sweep, not a hot path).
       {&purge_unconfigured_,
        "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND finished_at_ms <= ?2 "
-       "AND queue NOT IN (SELECT name FROM queues)"},
+       "AND queue NOT IN (SELECT name FROM queues) RETURNING queue"},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
   };
   for (const auto& [slot, sql] : stmts) {
@@ -843,9 +819,7 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
   return StepDone(writer_, s, "insert job", static_cast<std::int64_t>(j.id));
 }
 
-Status SqliteStore::ApplyUpdate(const JobRecord& j) {
-  if (!IdInRange(j.id)) return IoError("update of job with invalid id " + std::to_string(j.id));
-  sqlite3_stmt* s = update_job_;
+int SqliteStore::BindUpdate(sqlite3_stmt* s, const JobRecord& j) {
   int rc = sqlite3_bind_int(s, 1, static_cast<int>(j.state));
   rc |= sqlite3_bind_int(s, 2, j.priority);
   rc |= sqlite3_bind_int64(s, 3, j.run_at_ms);
@@ -866,11 +840,48 @@ Status SqliteStore::ApplyUpdate(const JobRecord& j) {
   rc |= sqlite3_bind_int64(s, 18, static_cast<std::int64_t>(j.lease_token));
   rc |= sqlite3_bind_int64(s, 19, j.lease_expires_at_ms);
   rc |= BindText(s, 20, j.worker_id);
-  if (rc != SQLITE_OK) {
+  return rc;
+}
+
+Status SqliteStore::ApplyUpdate(const JobRecord& j) {
+  if (!IdInRange(j.id)) return IoError("update of job with invalid id " + std::to_string(j.id));
+  auto bind_error = [&](sqlite3_stmt* s) {
     sqlite3_reset(s);
     return IoError("bind update of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
+  };
+  // The common case: the row is live. It becomes terminal or stays live.
+  if (BindUpdate(update_job_, j) != SQLITE_OK) return bind_error(update_job_);
+  YM_RETURN_IF_ERROR(StepDone(writer_, update_job_, "update job", static_cast<std::int64_t>(j.id)));
+  if (sqlite3_changes(writer_) == 1) {
+    // UpdateJob carries the job's queue (store/batch.h).
+    finished_.AddPending(j.queue, j.state, 1);
+    return Status::Ok();
   }
-  return StepDone(writer_, s, "update job", static_cast<std::int64_t>(j.id));
+  // The row is terminal (a replay makes it live again) or missing (a no-op).
+  int rc = sqlite3_bind_int64(job_state_, 1, static_cast<std::int64_t>(j.id));
+  if (rc != SQLITE_OK) return bind_error(job_state_);
+  rc = sqlite3_step(job_state_);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(job_state_);
+    return Status::Ok();
+  }
+  if (rc != SQLITE_ROW) {
+    Status st = SqlError(writer_, rc, "read state of job " + std::to_string(j.id));
+    sqlite3_reset(job_state_);
+    return st;
+  }
+  const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(job_state_, 0));
+  const std::string queue = q != nullptr ? q : "";
+  const int old_state = sqlite3_column_int(job_state_, 1);
+  sqlite3_reset(job_state_);
+  if (BindUpdate(update_job_any_, j) != SQLITE_OK) return bind_error(update_job_any_);
+  YM_RETURN_IF_ERROR(
+      StepDone(writer_, update_job_any_, "update job", static_cast<std::int64_t>(j.id)));
+  if (old_state >= 3 && old_state <= 5) {
+    finished_.AddPending(queue, static_cast<JobState>(old_state), -1);
+  }
+  finished_.AddPending(queue, j.state, 1);
+  return Status::Ok();
 }
 
 Status SqliteStore::ApplyUpdateLease(const UpdateLease& l) {
@@ -893,7 +904,22 @@ Status SqliteStore::ApplyUpdateLease(const UpdateLease& l) {
 Status SqliteStore::ApplyDelete(JobId id) {
   if (!IdInRange(id)) return Status::Ok();  // no such row can exist
   sqlite3_bind_int64(delete_job_, 1, static_cast<std::int64_t>(id));
-  return StepDone(writer_, delete_job_, "delete job", static_cast<std::int64_t>(id));
+  YM_RETURN_IF_ERROR(StepDone(writer_, delete_job_, "delete job", static_cast<std::int64_t>(id)));
+  if (sqlite3_changes(writer_) == 1) return Status::Ok();  // a live row: nothing to count
+  // A terminal row (or none): deleted by the counted statement.
+  sqlite3_bind_int64(delete_finished_job_, 1, static_cast<std::int64_t>(id));
+  int rc;
+  while ((rc = sqlite3_step(delete_finished_job_)) == SQLITE_ROW) {
+    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(delete_finished_job_, 0));
+    const int state = sqlite3_column_int(delete_finished_job_, 1);
+    if (state >= 3 && state <= 5) {
+      finished_.AddPending(q != nullptr ? q : "", static_cast<JobState>(state), -1);
+    }
+  }
+  Status st;
+  if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "delete job " + std::to_string(id));
+  sqlite3_reset(delete_finished_job_);
+  return st;
 }
 
 Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
@@ -957,7 +983,15 @@ Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
       sqlite3_reset(purge_unconfigured_);
       return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
     }
-    return StepDone(writer_, purge_unconfigured_, "purge finished jobs");
+    // Rows of many queues: each returns its queue for the finished counts.
+    while ((rc = sqlite3_step(purge_unconfigured_)) == SQLITE_ROW) {
+      const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(purge_unconfigured_, 0));
+      finished_.AddPending(q != nullptr ? q : "", p.state, -1);
+    }
+    Status st;
+    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "purge finished jobs");
+    sqlite3_reset(purge_unconfigured_);
+    return st;
   }
   int rc = sqlite3_bind_int(purge_, 1, static_cast<int>(p.state));
   rc |= BindText(purge_, 2, p.queue);
@@ -966,7 +1000,9 @@ Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
     sqlite3_reset(purge_);
     return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
   }
-  return StepDone(writer_, purge_, "purge finished jobs");
+  YM_RETURN_IF_ERROR(StepDone(writer_, purge_, "purge finished jobs"));
+  finished_.AddPending(p.queue, p.state, -static_cast<std::int64_t>(sqlite3_changes(writer_)));
+  return Status::Ok();
 }
 
 Status SqliteStore::ApplyNextId(JobId next_id) {
@@ -1017,7 +1053,10 @@ Status SqliteStore::Commit(const Batch& batch) {
   auto apply = Overloaded{
       [&](const InsertJob& m) {
         if (m.job.id >= next_id && IdInRange(m.job.id + 1)) next_id = m.job.id + 1;
-        return ApplyInsert(m.job);
+        Status inserted = ApplyInsert(m.job);
+        // A failed insert fails the batch, whose pending deltas are then dropped.
+        if (inserted.ok()) finished_.AddPending(m.job.queue, m.job.state, 1);
+        return inserted;
       },
       [&](const UpdateJob& m) { return ApplyUpdate(m.job); },
       [&](const UpdateLease& m) { return ApplyUpdateLease(m); },

@@ -80,9 +80,10 @@ class SqliteStore final : public Store {
   Status OpenWriter();
   Status OpenReaders();
   Status PrepareWriterStatements();
-  // Registers the delta function and the TEMP triggers that report every change of a jobs row
-  // into or out of a terminal state to finished_, then loads the counts (one scan, at open).
-  Status InstallFinishedCounting();
+  // Loads the terminal-job counts per queue (one scan of the terminal index, at open).
+  Status LoadFinishedCounts();
+  // Binds UpdateJob's values to update_job_ or update_job_any_ (same parameters).
+  int BindUpdate(sqlite3_stmt* stmt, const JobRecord& job);
   // Applies one mutation inside the open transaction.
   Status ApplyInsert(const JobRecord& job);
   Status ApplyUpdate(const JobRecord& job);
@@ -100,7 +101,8 @@ class SqliteStore final : public Store {
   int BindErrors(sqlite3_stmt* stmt, int index, const std::vector<AttemptError>& errors);
   void RollbackQuietly();
 
-  // Terminal-job counts per queue, maintained by the writer's triggers (finished_counts.h).
+  // Terminal-job counts per queue (finished_counts.h): loaded at open, then every statement of
+  // Commit that can add or remove a terminal row reports its delta (see Commit).
   FinishedCounts finished_;
 
   Reader* AcquireReader();
@@ -114,10 +116,13 @@ class SqliteStore final : public Store {
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
   sqlite3_stmt* insert_job_ = nullptr;
-  sqlite3_stmt* update_job_ = nullptr;
+  sqlite3_stmt* update_job_ = nullptr;      // live rows only (the common case)
+  sqlite3_stmt* update_job_any_ = nullptr;  // any row, after reading its state
+  sqlite3_stmt* job_state_ = nullptr;       // queue and state of one row
   sqlite3_stmt* update_lease_ = nullptr;
   sqlite3_stmt* probe_ = nullptr;
-  sqlite3_stmt* delete_job_ = nullptr;
+  sqlite3_stmt* delete_job_ = nullptr;           // live rows only (the common case)
+  sqlite3_stmt* delete_finished_job_ = nullptr;  // terminal rows, returning queue and state
   sqlite3_stmt* put_queue_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;

@@ -1361,6 +1361,14 @@ TEST(FinishedCountsTest, SqliteCountsFollowEveryCommitLikeAFullScan) {
         j.finished_at_ms = IsTerminal(j.state) ? static_cast<std::int64_t>(rnd(100)) : 0;
         it->second = j;
         b.mutations.push_back(UpdateJob{j});
+      } else if (op < 8 && !IsTerminal(it->second.state) && rnd(2) == 0) {
+        // The lease path: never on a terminal row (core never leases one).
+        UpdateLease l;
+        l.id = it->first;
+        l.state = rnd(2) ? JobState::kActive : JobState::kReady;
+        l.token = l.state == JobState::kActive ? 1 + rnd(1000) : 0;
+        it->second.state = l.state;
+        b.mutations.push_back(l);
       } else if (op < 8) {
         b.mutations.push_back(DeleteJob{it->first});
         after.erase(it);
