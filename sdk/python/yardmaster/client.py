@@ -202,8 +202,8 @@ class Client:
         Raises:
             QueueNotFound: the queue does not exist and ``create`` is false.
         """
-        return self.request("PUT", _queue_path(name) + _create(create),  # type: ignore[no-any-return]
-                            config)
+        return self.request(  # type: ignore[no-any-return]
+            "PUT", _queue_path(name) + _create(create), config)
 
     def pause(self, name: str, create: bool = False) -> Dict[str, Any]:
         """Stop dispatch from a queue (enqueues still succeed). Returns the queue object.
