@@ -10,7 +10,8 @@ from ymtest import Server  # noqa: E402
 
 @pytest.fixture
 def make_server(tmp_path):
-    """Factory: make_server(*extra_args) starts a server on a fresh data dir; all are killed."""
+    """Factory: make_server(*extra_args) starts a server on a fresh data dir; all are stopped
+    at teardown (Server.stop)."""
     servers = []
 
     def make(*extra_args, data_dir=None, env=None):
@@ -21,7 +22,7 @@ def make_server(tmp_path):
 
     yield make
     for s in servers:
-        s.kill()
+        s.stop()
 
 
 @pytest.fixture

@@ -19,6 +19,31 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 ADDRESS_RE = re.compile(r"listening on (?:http://)?127\.0\.0\.1:(\d+)")
 
 
+# scripts/coverage.sh sets YM_TEST_GRACEFUL_STOP=1: processes still running at the end of a
+# test are then stopped cleanly (stop_process) instead of SIGKILLed, because a process writes
+# its coverage counts (.gcda) only when it exits normally. Tests that kill on purpose still do.
+GRACEFUL_STOP = os.environ.get("YM_TEST_GRACEFUL_STOP") == "1"
+
+
+def stop_process(proc: Optional[subprocess.Popen], timeout: float = 30.0) -> None:
+    """Ends a process left running at teardown. SIGKILL by default (fast, nothing to wait for);
+    with YM_TEST_GRACEFUL_STOP=1, SIGTERM and then SIGINT (the second stop signal skips the
+    server's and the workers' shutdown grace), and SIGKILL only if it is still running after
+    `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    if GRACEFUL_STOP:
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def binary() -> str:
     path = os.environ.get("YM_BIN")
     if not path:
@@ -230,6 +255,12 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
+        if self._reader:
+            self._reader.join(timeout=5)
+
+    def stop(self) -> None:
+        """End of a test: see stop_process (SIGKILL, or a clean stop when measuring coverage)."""
+        stop_process(self.proc)
         if self._reader:
             self._reader.join(timeout=5)
 

@@ -91,6 +91,9 @@ struct JobInfo {
   std::optional<std::string> last_error_json;
   std::optional<std::string> result_json;
   std::string json;
+
+  // True in the terminal states: succeeded, dead, cancelled.
+  bool ended() const { return state == "succeeded" || state == "dead" || state == "cancelled"; }
 };
 
 class Client {
@@ -109,6 +112,13 @@ class Client {
   Result<std::vector<Result<Enqueued>>> EnqueueBatch(const std::vector<EnqueueOptions>& jobs);
   // GET /v1/jobs/{id}; `not_found` once retention removed the job.
   Result<JobInfo> Get(std::string_view id);
+  // Waits for the job to end (succeeded, dead or cancelled) and returns it, with its result;
+  // the server wakes the request when the job ends (GET /v1/jobs/{id}?wait_ms, at most 30 s per
+  // request, repeated as needed). With `timeout`, returns after at most about that long: the
+  // job as last seen, which is still live unless ended() says otherwise. Without it, waits as
+  // long as it takes. The client's connection is held meanwhile.
+  Result<JobInfo> Wait(std::string_view id,
+                       std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // POST /v1/jobs/{id}:cancel. A ready/scheduled job is cancelled at once; an active one is
   // flagged and its worker's handler sees JobContext::cancelled(). `invalid_state` for a
   // terminal job.

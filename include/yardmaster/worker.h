@@ -107,8 +107,12 @@ struct WorkerOptions {
   std::chrono::milliseconds report_grace{10'000};
   // Shown in the job's lease; empty: "<hostname>-<pid>".
   std::string worker_id;
-  // Log lines (reconnects, lost leases, shutdown) go here; unset: stderr. Called from any
-  // worker thread, one line at a time.
+  // Log lines go here; unset: stderr, as "yardmaster worker <worker_id>: <line>". Called from
+  // any worker thread, one line at a time. Each line starts with its severity:
+  //   "warning: " every failed attempt ("job 42 (queue q, kind k) attempt 1 of 10 failed
+  //              (std::runtime_error): <what()>; it will be retried"), lost leases, retries;
+  //   "error: "   what the worker gives up on (a final lease refusal, unreported outcomes);
+  //   "info: "    its life (stopping, stopped), and a handler that obeyed a requested cancel.
   std::function<void(std::string_view line)> log;
 };
 

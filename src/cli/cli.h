@@ -27,6 +27,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitServerError = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnreachable = 3;
+inline constexpr int kExitJobFailed = 4;    // jobs wait: the job ended dead or cancelled
+inline constexpr int kExitWaitTimeout = 5;  // jobs wait: --timeout passed before the job ended
 
 // Used when neither --server nor YM_URL says otherwise.
 inline constexpr std::string_view kDefaultServerUrl = "http://127.0.0.1:7433";
@@ -34,6 +36,7 @@ inline constexpr std::string_view kDefaultServerUrl = "http://127.0.0.1:7433";
 enum class Command {
   kEnqueue,
   kJobsGet,
+  kJobsWait,
   kJobsList,
   kJobsCancel,
   kJobsReplay,
@@ -57,8 +60,9 @@ struct Invocation {
   client::EnqueueRequest enqueue;
   std::string payload_arg = "null";
 
-  std::string job_id;         // jobs get|cancel|replay
-  std::string queue_name;     // queues NAME, queues pause|resume
+  std::string job_id;                    // jobs get|wait|cancel|replay
+  std::optional<double> wait_timeout_s;  // jobs wait --timeout; nullopt: as long as it takes
+  std::string queue_name;                // queues NAME, queues pause|resume
   bool create_queue = false;  // queues pause|resume --create: create it if it does not exist
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;

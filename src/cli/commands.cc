@@ -2,6 +2,8 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <ostream>
@@ -81,6 +83,7 @@ void PrintJob(const Job& j, std::ostream& out) {
     f.emplace_back("lease", "worker " + j.lease->worker_id + ", expires " +
                                 FormatTime(j.lease->expires_at_ms));
   }
+  if (j.progress_json) f.emplace_back("progress", Clip(*j.progress_json, 200));
   if (j.dead_reason) f.emplace_back("dead_reason", *j.dead_reason);
   if (j.last_error_json) f.emplace_back("last_error", Clip(DescribeError(*j.last_error_json), 200));
   f.emplace_back("payload", j.payload_json);
@@ -201,7 +204,9 @@ int ListPages(Request request, bool all, bool json, ApiClient& api, const std::s
 }  // namespace
 
 int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ostream& err) {
-  Result<ApiClient> created = ApiClient::Create(inv.server_url);
+  client::HttpClientOptions http;
+  http.user_agent = "yardmaster-cli/" + std::string(kVersion);
+  Result<ApiClient> created = ApiClient::Create(inv.server_url, http);
   if (!created.ok()) {
     err << "error: " << created.status().message() << '\n';
     return kExitUsage;
@@ -248,6 +253,39 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
         out << "job " << r->id << ": " << r->state << '\n';
       }
       return kExitOk;
+    }
+    case Command::kJobsWait: {
+      constexpr std::int64_t kMaxWaitMs = 30'000;  // the server's limit per request
+      const auto start = std::chrono::steady_clock::now();
+      std::optional<std::chrono::steady_clock::time_point> deadline;
+      if (inv.wait_timeout_s) {
+        deadline = start + std::chrono::milliseconds(
+                               static_cast<std::int64_t>(*inv.wait_timeout_s * 1000.0));
+      }
+      for (;;) {
+        std::int64_t wait_ms = kMaxWaitMs;
+        if (deadline) {
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                *deadline - std::chrono::steady_clock::now())
+                                .count();
+          wait_ms = std::clamp<std::int64_t>(left, 0, kMaxWaitMs);
+        }
+        Result<Job> r = api.WaitJob(inv.job_id, wait_ms);
+        if (!r.ok()) return Fail(r.status(), api, url, err);
+        const bool ended = r->state == "succeeded" || r->state == "dead" || r->state == "cancelled";
+        if (!ended && !(deadline && std::chrono::steady_clock::now() >= *deadline)) continue;
+        if (inv.json) {
+          out << api.last_body() << '\n';
+        } else {
+          PrintJob(*r, out);
+        }
+        if (!ended) {
+          err << "error: job " << r->id << " is still " << r->state << " after "
+              << *inv.wait_timeout_s << " s\n";
+          return kExitWaitTimeout;
+        }
+        return r->state == "succeeded" ? kExitOk : kExitJobFailed;
+      }
     }
     case Command::kJobsList:
       return ListPages(
@@ -324,6 +362,7 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       PrintFields(out, {
                            {"server", url},
                            {"version", r->version},
+                           {"commit", r->commit.empty() ? "-" : r->commit},
                            {"started_at", FormatTime(r->started_at_ms)},
                            {"live_jobs", std::to_string(r->live_jobs)},
                            {"commits", std::to_string(r->commits)},

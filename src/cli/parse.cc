@@ -10,13 +10,16 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/suggest.h"
+#include "common/build_info.h"
 #include "common/json.h"
 
 namespace ym::cli {
 namespace {
 
 const char* const kFooter =
-    "Exit codes: 0 ok, 1 the server reported an error, 2 usage error, 3 server unreachable.\n"
+    "Exit codes: 0 ok, 1 the server reported an error, 2 usage error, 3 server unreachable;\n"
+    "jobs wait: 4 the job ended dead or cancelled, 5 --timeout passed first.\n"
     "See docs/cli.md for examples.";
 
 const std::vector<std::string> kStates = {"scheduled", "ready", "active",
@@ -57,6 +60,76 @@ ParseOutcome UsageError(std::string message) {
   o.exit_code = kExitUsage;
   o.err = "error: " + message + "\nRun with --help for more information.\n";
   return o;
+}
+
+std::vector<std::string> SubcommandNames(const CLI::App* app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; })) {
+    names.push_back(sub->get_name());
+  }
+  return names;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// After CLI11 refused a command line: when the mistake is a command name (`yardmaster queue`,
+// `yardmaster jobs lst`) or a missing one (`yardmaster jobs`), a message that names the valid
+// ones. CLI11 would say "A subcommand is required" or "argument not expected" for both.
+//
+// Walks the words the way CLI11 does: options (with their values) are skipped, and each other
+// word must name a command of the command reached so far, until a command without
+// subcommands is reached. A command that also takes a positional (`queues NAME`) accepts any
+// word; there a word is only flagged when it is close to one of the subcommands, since the
+// line failed anyway. Returns nullopt when the mistake is elsewhere (CLI11's message stands).
+std::optional<std::string> CommandNameMistake(const CLI::App& app,
+                                              const std::vector<std::string>& args) {
+  const CLI::App* cur = &app;
+  std::string path;  // the commands so far, e.g. "jobs"
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (word == "--") return std::nullopt;
+    if (word.size() > 1 && word[0] == '-') {
+      if (word.find('=') != std::string::npos) continue;
+      // Options fall through to the parents (app.fallthrough()), so look up the chain.
+      for (const CLI::App* a = cur; a != nullptr; a = a->get_parent()) {
+        const CLI::Option* opt = a->get_option_no_throw(word);
+        if (opt != nullptr) {
+          if (opt->get_items_expected_max() > 0) ++i;  // its value is the next word
+          break;
+        }
+      }
+      continue;
+    }
+    const std::vector<std::string> subs = SubcommandNames(cur);
+    if (subs.empty()) return std::nullopt;  // a leaf command's own argument
+    const std::vector<const CLI::App*> named =
+        cur->get_subcommands([&](const CLI::App* s) { return s->check_name(word); });
+    if (!named.empty()) {
+      cur = named.front();
+      path += (path.empty() ? "" : " ") + word;
+      continue;
+    }
+    const std::string prefix = path.empty() ? "" : path + " ";
+    if (std::optional<std::string> guess = ClosestMatch(word, subs)) {
+      return "unknown command '" + prefix + word + "'; did you mean '" + prefix + *guess + "'?";
+    }
+    const bool takes_positional =
+        !cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
+    if (takes_positional) return std::nullopt;  // a far-off word there is a name, not a typo
+    return "unknown command '" + prefix + word + "'; the commands" +
+           (path.empty() ? "" : " of '" + path + "'") + " are: " + JoinNames(subs);
+  }
+  // Every word was fine: is a command missing?
+  if (cur->get_require_subcommand_min() > 0) {
+    return (path.empty() ? std::string("a command is required")
+                         : "'" + path + "' needs a command") +
+           ": " + JoinNames(SubcommandNames(cur));
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -158,6 +231,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   // --server/--json options work wherever they appear on the line.
   app.fallthrough();
   app.set_help_all_flag("--help-all", "Print help for every command");
+  app.set_version_flag(
+      "--version", [] { return "yardmaster " + VersionLine(); },
+      "Print the version (and git commit) of this yardmaster and exit");
 
   CommonOptions common;
   common.server = env_url.value_or(std::string(kDefaultServerUrl));
@@ -233,6 +309,19 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* jobs_get = jobs->add_subcommand("get", "Show one job with its errors and payload");
   AddCommon(jobs_get, &common);
   jobs_get->add_option("id", inv.job_id, "Job id")->required();
+  CLI::App* jobs_wait = jobs->add_subcommand(
+      "wait",
+      "Wait until a job ends (succeeded, dead or cancelled) and show it. Exit code 0 when it "
+      "succeeded, 4 when it ended dead or cancelled, 5 when --timeout passed first");
+  AddCommon(jobs_wait, &common);
+  jobs_wait->add_option("id", inv.job_id, "Job id")->required();
+  double wait_timeout = 0;
+  CLI::Option* wait_timeout_opt =
+      jobs_wait
+          ->add_option("--timeout", wait_timeout,
+                       "Give up after SECONDS (default: wait as long as it takes)")
+          ->type_name("SECONDS")
+          ->check(CLI::Range(0.0, 31'536'000.0));
   CLI::App* jobs_list = jobs->add_subcommand("list", "List jobs, one page at a time");
   AddCommon(jobs_list, &common);
   std::string list_queue, list_state, list_cursor;
@@ -322,11 +411,19 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* info = app.add_subcommand("info", "Show the server's version, uptime and counters");
   AddCommon(info, &common);
 
+  // --- version ---
+  CLI::App* version = app.add_subcommand(
+      "version", "Print the version (and git commit) of this yardmaster; needs no server");
+  AddCommon(version, &common);
+
   std::ostringstream out, err;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0) {
+      if (std::optional<std::string> m = CommandNameMistake(app, args)) return UsageError(*m);
+    }
     ParseOutcome o;
     const int code = app.exit(e, out, err);
     o.out = out.str();
@@ -340,6 +437,17 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
 
   if (app.got_subcommand("server")) {
     return UsageError("`server` must be the first argument: yardmaster server [OPTIONS]");
+  }
+  // Answered here, without a server: the version of this binary, not of the server (`info`).
+  if (version->parsed()) {
+    ParseOutcome o;
+    if (common.json) {
+      o.out = R"({"version":")" + std::string(kVersion) + R"(","commit":")" +
+              std::string(BuildCommit()) + "\"}\n";
+    } else {
+      o.out = "yardmaster " + VersionLine() + "\n";
+    }
+    return o;
   }
 
   Result<client::BaseUrl> url = client::ParseBaseUrl(common.server);
@@ -373,6 +481,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   } else if (jobs->parsed()) {
     if (jobs_get->parsed()) {
       inv.command = Command::kJobsGet;
+    } else if (jobs_wait->parsed()) {
+      inv.command = Command::kJobsWait;
+      if (wait_timeout_opt->count() > 0) inv.wait_timeout_s = wait_timeout;
     } else if (jobs_cancel->parsed()) {
       inv.command = Command::kJobsCancel;
     } else if (jobs_replay->parsed()) {

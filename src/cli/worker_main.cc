@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/worker.h"
 #include "client/http_client.h"
+#include "common/build_info.h"
 
 namespace ym::cli {
 namespace {
@@ -205,6 +206,7 @@ WorkerParseOutcome ParseWorkerArgs(const std::vector<std::string>& args,
       ->type_name("DURATION");
   app.add_option("--worker-id", config.worker_id,
                  "Name shown in each job's lease (default: HOSTNAME-PID)");
+  app.set_version_flag("--version", std::string(), "Print the version and git commit and exit");
 
   try {
     std::vector<std::string> reversed(own.rbegin(), own.rend());
@@ -212,6 +214,10 @@ WorkerParseOutcome ParseWorkerArgs(const std::vector<std::string>& args,
   } catch (const CLI::CallForHelp&) {
     WorkerParseOutcome o;
     o.out = app.help();
+    return o;
+  } catch (const CLI::CallForVersion&) {
+    WorkerParseOutcome o;
+    o.out = "yardmaster " + VersionLine() + "\n";
     return o;
   } catch (const CLI::ParseError& e) {
     return UsageError(e.what());

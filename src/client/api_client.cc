@@ -199,6 +199,7 @@ Job ParseJob(const Value& v) {
     j.lease = JobLease{String(*l, "worker_id"), Int(*l, "expires_at")};
   }
   j.blocked_reason = OptString(v, "blocked_reason");
+  j.progress_json = OptRaw(v, "progress");
   j.json = std::string(v.Raw());
   return j;
 }
@@ -489,8 +490,9 @@ Result<std::vector<Result<EnqueueResult>>> ApiClient::EnqueueBatch(
   return out;
 }
 
-Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target) {
-  Result<std::string> body = Call(method, target, {});
+Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target,
+                               std::chrono::milliseconds extra_timeout) {
+  Result<std::string> body = Call(method, target, {}, extra_timeout);
   if (!body.ok()) return body.status();
   Result<json::Document> doc = ParseReply(*body, target);
   if (!doc.ok()) return doc.status();
@@ -499,6 +501,11 @@ Result<Job> ApiClient::JobCall(HttpMethod method, const std::string& target) {
 
 Result<Job> ApiClient::GetJob(std::string_view id) {
   return JobCall(HttpMethod::kGet, "/v1/jobs/" + Escape(id));
+}
+
+Result<Job> ApiClient::WaitJob(std::string_view id, std::int64_t wait_ms) {
+  return JobCall(HttpMethod::kGet, "/v1/jobs/" + Escape(id) + "?wait_ms=" + std::to_string(wait_ms),
+                 std::chrono::milliseconds(wait_ms));
 }
 
 Result<Job> ApiClient::CancelJob(std::string_view id) {
@@ -758,7 +765,7 @@ Result<Queue> ApiClient::GetQueue(std::string_view name) {
   return QueueCall(HttpMethod::kGet, "/v1/queues/" + Escape(name), {});
 }
 
-Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u) {
+Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u, bool create) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
@@ -796,7 +803,8 @@ Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u) {
     w.EndObject();
   }
   w.EndObject();
-  return QueueCall(HttpMethod::kPut, "/v1/queues/" + Escape(name), Str(sb));
+  return QueueCall(HttpMethod::kPut, "/v1/queues/" + Escape(name) + (create ? "?create=true" : ""),
+                   Str(sb));
 }
 
 Result<Queue> ApiClient::PauseQueue(std::string_view name, bool create) {
@@ -851,9 +859,10 @@ Result<ServerInfo> ApiClient::Info() {
   if (!body.ok()) return body.status();
   Result<json::Document> doc = ParseReply(*body, "GET /v1/info");
   if (!doc.ok()) return doc.status();
-  return ServerInfo{String(doc->root(), "version"), Int(doc->root(), "started_at"),
-                    Int(doc->root(), "live_jobs"),  Int(doc->root(), "commits"),
-                    Bool(doc->root(), "draining"),  std::string(doc->root().Raw())};
+  return ServerInfo{String(doc->root(), "version"), String(doc->root(), "commit"),
+                    Int(doc->root(), "started_at"), Int(doc->root(), "live_jobs"),
+                    Int(doc->root(), "commits"),    Bool(doc->root(), "draining"),
+                    std::string(doc->root().Raw())};
 }
 
 Status ApiClient::Healthz() {

@@ -113,7 +113,8 @@ struct Job {
   std::optional<std::string> result_json;
   std::optional<JobLease> lease;  // only while active
   std::optional<std::string> blocked_reason;
-  std::string json;  // the server's JSON object for this job
+  std::optional<std::string> progress_json;  // the running attempt's progress, a JSON object
+  std::string json;                          // the server's JSON object for this job
 };
 
 struct ListJobsRequest {
@@ -220,7 +221,9 @@ struct QueuePage {
   std::optional<std::string> next_cursor;  // nullopt on the last page
 };
 
-// PUT /v1/queues/{q}: only the fields that are set are sent and changed.
+// PUT /v1/queues/{q}: only the fields that are set are sent and changed. The retention_* fields
+// travel as one `retention` object, which the server replaces whole: when any of them is set,
+// those left unset take the server's defaults, not the queue's current values (docs/api.md).
 struct QueueUpdate {
   std::optional<bool> paused;
   std::optional<std::int32_t> max_attempts;
@@ -245,6 +248,7 @@ struct DeadReplayRequest {
 
 struct ServerInfo {
   std::string version;
+  std::string commit;  // empty from a server older than 0.1.0's build info
   std::int64_t started_at_ms = 0;
   std::int64_t live_jobs = 0;
   std::int64_t commits = 0;
@@ -265,6 +269,9 @@ class ApiClient {
   Result<std::vector<Result<EnqueueResult>>> EnqueueBatch(const std::vector<EnqueueRequest>& jobs);
   // GET /v1/jobs/{id}.
   Result<Job> GetJob(std::string_view id);
+  // GET /v1/jobs/{id}?wait_ms=N (0..30000): answered when the job ends or after wait_ms with
+  // its state then.
+  Result<Job> WaitJob(std::string_view id, std::int64_t wait_ms);
   // GET /v1/jobs?queue=&state=&limit=&cursor=.
   Result<JobPage> ListJobs(const ListJobsRequest& request);
   // POST /v1/jobs/{id}:cancel; returns the job afterwards (an active job is only flagged).
@@ -295,7 +302,8 @@ class ApiClient {
   // GET /v1/queues/{q}.
   Result<Queue> GetQueue(std::string_view name);
   // PUT /v1/queues/{q}.
-  Result<Queue> PutQueue(std::string_view name, const QueueUpdate& update);
+  // Without `create`, a queue that does not exist is 404 queue_not_found (?create=true).
+  Result<Queue> PutQueue(std::string_view name, const QueueUpdate& update, bool create = false);
   // POST /v1/queues/{q}:pause and :resume. Without `create`, a queue that does not exist is
   // 404 queue_not_found; with it, the queue is created (?create=true).
   Result<Queue> PauseQueue(std::string_view name, bool create = false);
@@ -329,7 +337,8 @@ class ApiClient {
   Result<std::string> Call(HttpMethod method, const std::string& target, std::string_view body,
                            std::chrono::milliseconds extra_timeout = {});
   Result<Queue> QueueCall(HttpMethod method, const std::string& target, std::string_view body);
-  Result<Job> JobCall(HttpMethod method, const std::string& target);
+  Result<Job> JobCall(HttpMethod method, const std::string& target,
+                      std::chrono::milliseconds extra_timeout = {});
 
   HttpClient http_;
   int last_http_status_ = 0;

@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/build_info.h"
 #include "common/status.h"
 
 namespace ym::client {
@@ -63,7 +64,9 @@ struct HttpClientOptions {
   // Responses larger than this fail with `resource_exhausted` instead of exhausting memory; a
   // full page of 1000 jobs with large payloads needs room, hence the generous default.
   std::uint64_t max_response_bytes = 256ull << 20;
-  std::string user_agent = "yardmaster-client/0.1";
+  // The C++ SDK's; the CLI sends yardmaster-cli/<version> instead, so a server's access log
+  // tells the two apart.
+  std::string user_agent = "yardmaster-cpp/" + std::string(kVersion);
 };
 
 class HttpClient {

@@ -23,6 +23,7 @@ struct JobExtra {
   std::string concurrency_key;
   std::vector<std::string> tags;
   std::vector<AttemptError> errors;
+  std::string progress;  // the running attempt's progress (JSON object text); empty: none
 };
 
 struct LiveJob {

@@ -360,6 +360,8 @@ void Scheduler::LeaveState(LiveJob& job) {
     case JobState::kActive:
       --q.active;
       --active_total_;
+      // Progress belongs to the attempt that reported it.
+      if (job.extra) job.extra->progress.clear();
       break;
     default:
       break;
@@ -830,8 +832,8 @@ Result<LiveJob*> Scheduler::FindLeased(JobId id, std::uint64_t token) {
   return job;
 }
 
-Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
-                                              std::int64_t extend_ms) {
+Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
+                                              const std::optional<std::string>& progress) {
   auto found = FindLeased(id, token);
   if (!found.ok()) return found.status();
   LiveJob& job = **found;
@@ -839,6 +841,7 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token,
     return Validation("field \"extend_ms\": must be " + std::to_string(options_.min_lease_ms) +
                       ".." + std::to_string(options_.max_lease_ms));
   }
+  if (progress) job.Extra().progress = *progress;
   const std::int64_t now = clock_.NowMs();
   const std::int64_t mono = clock_.MonoMs();
   const std::int64_t length = extend_ms > 0 ? extend_ms : job.lease_ms;
@@ -1068,6 +1071,7 @@ JobView Scheduler::ToView(const LiveJob& job) const {
   const QueueState& q = Q(job.queue);
   if (job.state == JobState::kActive && !job.evicting) {
     v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), workers_.Name(job.worker)};
+    if (job.extra) v.progress = job.extra->progress;
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
       v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";

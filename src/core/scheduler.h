@@ -138,7 +138,10 @@ class Scheduler {
   // new lease length (HeartbeatOutcome::persisted), so a steady heartbeat writes about every
   // other beat, and a crash never expires a lease that was kept extended before the worker's
   // next beat is due.
-  Result<HeartbeatOutcome> Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms);
+  // `progress` (JSON object text, when given) replaces the attempt's progress, shown by Get()
+  // while the job is active and dropped when the attempt ends.
+  Result<HeartbeatOutcome> Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
+                                     const std::optional<std::string>& progress = std::nullopt);
   // Returns the job's new state. kNotFound, kStaleLease as for Heartbeat.
   Result<JobState> Ack(JobId id, std::uint64_t token, const std::string& result);
   Result<JobState> Fail(JobId id, std::uint64_t token, const FailSpec& error);

@@ -133,6 +133,9 @@ struct JobView {
   // Why a non-running live job is not running: "scheduled", "retry_backoff", "paused",
   // "no_workers"; empty when it is running or terminal.
   std::string blocked_reason;
+  // The running attempt's progress as its worker last reported it (JSON object text, see
+  // HeartbeatRequest::progress); empty when none was reported or the job is not active.
+  std::string progress;
 };
 
 struct ListQuery {

@@ -453,6 +453,12 @@ void WriteJob(JsonWriter& w, const JobView& view) {
     w.Int64(view.lease->expires_at_ms);
     w.EndObject();
   }
+  WriteKey(w, "progress");
+  if (view.progress.empty()) {
+    w.Null();
+  } else {
+    WriteRawJson(w, view.progress);
+  }
   WriteKey(w, "blocked_reason");
   WriteStrOrNull(w, view.blocked_reason);
   w.EndObject();
@@ -620,12 +626,35 @@ Result<HeartbeatRequest> ParseHeartbeat(std::string_view body) {
   auto parsed = ParseDocument(body);
   if (!parsed.ok()) return parsed.status();
   const Value doc = parsed->root();
-  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"token", "extend_ms"}));
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"token", "extend_ms", "progress"}));
   HeartbeatRequest req;
   YM_RETURN_IF_ERROR(TokenValue(doc, "", &req.token));
   std::optional<std::int64_t> extend;
   YM_RETURN_IF_ERROR(OptInt(doc, "", "extend_ms", kMinLeaseMs, kMaxLeaseMs, &extend));
   req.extend_ms = extend.value_or(0);
+  if (auto p = Find(doc, "progress")) {
+    auto percent_ok = [](const Value& v) {
+      std::optional<double> d = v.AsDouble();
+      return v.IsNumber() && d && *d >= 0.0 && *d <= 100.0;
+    };
+    if (p->IsNumber()) {
+      if (!percent_ok(*p)) return FieldError("progress", "a number must be between 0 and 100");
+      req.progress = fmt::format("{{\"percent\":{}}}", p->Raw());
+    } else if (p->IsObject()) {
+      if (auto percent = Find(*p, "percent"); percent && !percent_ok(*percent)) {
+        return FieldError("progress.percent", "must be a number between 0 and 100");
+      }
+      req.progress = std::string(p->Raw());
+    } else {
+      return FieldError("progress", "must be a number 0..100 or an object");
+    }
+    if (req.progress->size() > kMaxProgressBytes) {
+      return Status(Code::kPayloadTooLarge,
+                    fmt::format("field \"progress\": {} bytes without whitespace, the limit is {} "
+                                "bytes",
+                                req.progress->size(), kMaxProgressBytes));
+    }
+  }
   return req;
 }
 
@@ -1127,6 +1156,8 @@ std::string RenderInfo(const BrokerInfo& info) {
   w.StartObject();
   WriteKey(w, "version");
   WriteStr(w, info.version);
+  WriteKey(w, "commit");
+  WriteStr(w, info.commit);
   WriteKey(w, "started_at");
   w.Int64(info.started_at_ms);
   WriteKey(w, "live_jobs");

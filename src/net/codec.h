@@ -84,10 +84,16 @@ Result<std::vector<Result<EnqueueSpec>>> ParseEnqueueBatch(std::string_view body
 
 Result<LeaseRequest> ParseLease(std::string_view body);
 
+// The most a job's progress (its JSON text, without whitespace) may take.
+inline constexpr std::size_t kMaxProgressBytes = 4096;
+
 struct HeartbeatRequest {
   std::uint64_t token = 0;
   // 0 when absent: the lease is extended by the job's own lease_ms.
   std::int64_t extend_ms = 0;
+  // The attempt's progress, as JSON object text: `"progress": 42` arrives as `{"percent":42}`,
+  // `"progress": {...}` as sent (its `percent`, if any, a number 0..100). nullopt: unchanged.
+  std::optional<std::string> progress;
 };
 Result<HeartbeatRequest> ParseHeartbeat(std::string_view body);
 

@@ -168,7 +168,7 @@ void Heartbeat(Call& c) {
   auto req = ParseHeartbeat(c.request.body);
   if (!req.ok()) return c.Error(req.status());
   c.broker.Heartbeat(
-      c.match.job_id, req->token, req->extend_ms,
+      c.match.job_id, req->token, req->extend_ms, std::move(req->progress),
       [route = c.match.id, reply = std::move(c.reply)](Result<HeartbeatOutcome> r) {
         reply(r.ok() ? Json(200, RenderHeartbeat(*r), route) : ErrorResponse(r.status(), route));
       });

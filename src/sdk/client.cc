@@ -2,6 +2,8 @@
 
 #include "yardmaster/client.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
 
@@ -136,6 +138,28 @@ Result<JobInfo> Client::Get(std::string_view id) {
     ym::Result<ym::client::Job> r = api.GetJob(id);
     if (!r.ok()) return impl_->Error(r.status());
     return ToInfo(*r);
+  });
+}
+
+Result<JobInfo> Client::Wait(std::string_view id,
+                             std::optional<std::chrono::milliseconds> timeout) {
+  constexpr std::int64_t kMaxWaitMs = 30'000;  // the server's limit per request
+  const auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
+                                : std::chrono::steady_clock::time_point::max();
+  return impl_->With<JobInfo>([&](ym::client::ApiClient& api) -> Result<JobInfo> {
+    for (;;) {
+      std::int64_t wait_ms = kMaxWaitMs;
+      if (timeout) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline - std::chrono::steady_clock::now())
+                              .count();
+        wait_ms = std::clamp<std::int64_t>(left, 0, kMaxWaitMs);
+      }
+      ym::Result<ym::client::Job> r = api.WaitJob(id, wait_ms);
+      if (!r.ok()) return impl_->Error(r.status());
+      JobInfo info = ToInfo(*r);
+      if (info.ended() || (timeout && std::chrono::steady_clock::now() >= deadline)) return info;
+    }
   });
 }
 

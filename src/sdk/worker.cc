@@ -198,13 +198,49 @@ class Worker::Impl {
   Status Run();
   void Stop(std::optional<Millis> grace);
 
-  void Log(const std::string& line) {
+  // Every line starts with its severity (WorkerOptions::log): "warning: " for what an operator
+  // should look at (failed attempts, lost leases, retries), "error: " for what the worker
+  // gives up on, "info: " for its life.
+  enum class Severity { kInfo, kWarning, kError };
+  void Log(Severity severity, const std::string& line) {
+    const char* prefix = severity == Severity::kError     ? "error: "
+                         : severity == Severity::kWarning ? "warning: "
+                                                          : "info: ";
     std::lock_guard<std::mutex> lock(log_mu_);
     if (opt_.log) {
-      opt_.log(line);
+      opt_.log(prefix + line);
     } else {
-      std::cerr << "yardmaster worker " << opt_.worker_id << ": " << line << std::endl;
+      std::cerr << "yardmaster worker " << opt_.worker_id << ": " << prefix << line << std::endl;
     }
+  }
+  void Log(const std::string& line) { Log(Severity::kInfo, line); }
+
+  // One line per failed attempt, the C++ counterpart of the Python worker's WARNING record:
+  // the exception's type (or the outcome's error type) and message, and what happens next.
+  // C++ has no portable stack trace to add; the type and what() are what the server records.
+  void LogFailedAttempt(const JobContext& ctx, const Outcome& outcome) {
+    const StopReason stop = ctx.stop_reason();
+    const bool retryable = outcome.kind() == Outcome::Kind::kRetry;
+    const bool cancel_obeyed =
+        outcome.kind() == Outcome::Kind::kCancelled && stop == StopReason::kCancelled;
+    std::string then;
+    if (stop == StopReason::kLeaseLost) {
+      then = "not reported: the lease was lost";
+    } else if (stop == StopReason::kShutdown) {
+      then = "not reported: the job was handed back at shutdown";
+    } else if (cancel_obeyed) {
+      then = "the job ends cancelled";
+    } else if (!retryable) {
+      then = "not retried: the job is dead";
+    } else if (ctx.max_attempts() > 0 && ctx.attempt() >= ctx.max_attempts()) {
+      then = "no attempts left: the job is dead";
+    } else {
+      then = "it will be retried";
+    }
+    Log(cancel_obeyed ? Severity::kInfo : Severity::kWarning,
+        "job " + ctx.id() + " (queue " + ctx.queue() + ", kind " + ctx.kind() + ") attempt " +
+            std::to_string(ctx.attempt()) + " of " + std::to_string(ctx.max_attempts()) +
+            " failed (" + outcome.type() + "): " + outcome.message() + "; " + then);
   }
 
   WorkerOptions opt_;
@@ -316,7 +352,7 @@ void Worker::Impl::LoseLocked(const std::shared_ptr<Tracked>& job, const std::st
   ++stats_.leases_lost;
   // Log outside the hot path's lock would be nicer, but lost leases are rare and the line is
   // what an operator needs to correlate with a duplicate run.
-  Log("lease of job " + id + " lost (" + where + ": " + why.ToString() + ")");
+  Log(Severity::kWarning, "lease of job " + id + " lost (" + where + ": " + why.ToString() + ")");
 }
 
 void Worker::Impl::LeaserLoop() {
@@ -365,7 +401,8 @@ void Worker::Impl::LeaserLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       if (stopping_) return;  // interrupted by Stop(), or failed while stopping: nothing to do
       if (ym::sdk::LeaseRefusalIsFinal(http_status)) {
-        Log("lease refused (" + got.status().ToString() + "); stopping the worker");
+        Log(Severity::kError,
+            "lease refused (" + got.status().ToString() + "); stopping the worker");
         fatal_ = ym::sdk::ToPublic(got.status(), http_status);
         StopLocked(std::nullopt);
         return;
@@ -376,7 +413,8 @@ void Worker::Impl::LeaserLoop() {
         delay = std::max(delay, Millis(*after * 1000));
       }
       if (!down_logged) {
-        Log("lease failed (" + got.status().ToString() + "); retrying with backoff");
+        Log(Severity::kWarning,
+            "lease failed (" + got.status().ToString() + "); retrying with backoff");
         down_logged = true;
       }
       SleepUnless(lock, delay, [&] { return stopping_; });
@@ -466,6 +504,7 @@ void Worker::Impl::RunOne(const std::shared_ptr<Tracked>& job) {
     }
     run_time = Clock::now() - started;
   }
+  if (outcome->kind() != Outcome::Kind::kOk) LogFailedAttempt(ctx, *outcome);
   std::lock_guard<std::mutex> lock(mu_);
   --stats_.running;
   if (run_time) auto_prefetch_.RecordHandler(*run_time);
@@ -578,8 +617,9 @@ void Worker::Impl::AckLoop() {
         const auto now = Clock::now();
         if (acker_exit_ && (reports_.empty() || now >= acker_deadline_)) {
           if (!reports_.empty()) {
-            Log(std::to_string(reports_.size()) +
-                " outcomes could not be reported before shutdown; their leases will expire");
+            Log(Severity::kError,
+                std::to_string(reports_.size()) +
+                    " outcomes could not be reported before shutdown; their leases will expire");
           }
           return;
         }
@@ -630,7 +670,8 @@ void Worker::Impl::AckLoop() {
       }
       // Rejected as a whole (e.g. a result that is not JSON): fail those jobs permanently one by
       // one, so a single bad result cannot block every other outcome.
-      Log("acks:batch refused (" + res.status().ToString() + "); reporting items one by one");
+      Log(Severity::kWarning,
+          "acks:batch refused (" + res.status().ToString() + "); reporting items one by one");
       for (Report& r : batch) {
         if (r.ack) {
           r.ack = false;
@@ -666,10 +707,12 @@ void Worker::Impl::AckLoop() {
             f.ack = false;
             f.result_json.reset();
             f.error = {"invalid_result", "handler result refused: " + s.message(), false};
+            Log(Severity::kWarning, "job " + r.job->id + ": result refused (" + s.ToString() +
+                                        "); failing it as invalid_result");
             PushReportLocked(std::move(f));
           } else {
-            Log("fail of job " + r.job->id + " refused (" + s.ToString() +
-                "); its lease will expire");
+            Log(Severity::kError, "fail of job " + r.job->id + " refused (" + s.ToString() +
+                                      "); its lease will expire");
             ForgetLocked(r.job);
           }
           break;
@@ -716,7 +759,8 @@ Status Worker::Impl::Run() {
         ++n;
       }
     }
-    Log("grace period over: handed back " + std::to_string(n) + " running jobs");
+    Log(Severity::kWarning,
+        "grace period over: handed back " + std::to_string(n) + " running jobs");
   }
   lock.unlock();
   for (std::thread& t : slots) t.join();

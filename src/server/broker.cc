@@ -15,13 +15,10 @@
 #include <thread>
 #include <unordered_set>
 
+#include "common/build_info.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
 #include "server/scheduler_loader.h"
-
-#ifndef YM_VERSION
-#define YM_VERSION "0.1.0"
-#endif
 
 namespace ym {
 namespace {
@@ -778,7 +775,8 @@ std::vector<QueueGauge> Broker::QueueGauges() const { return impl_->Gauges(); }
 
 BrokerInfo Broker::Info() const {
   BrokerInfo info;
-  info.version = YM_VERSION;
+  info.version = std::string(kVersion);
+  info.commit = std::string(BuildCommit());
   info.started_at_ms = impl_->started_at_ms();
   info.live_jobs = impl_->counters().live_jobs.load(std::memory_order_relaxed);
   info.commits = impl_->counters().commits.load(std::memory_order_relaxed);
@@ -948,10 +946,11 @@ void Broker::Release(std::vector<std::pair<JobId, std::uint64_t>> leases) {
 }
 
 void Broker::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
-                       Callback<HeartbeatOutcome> done) {
+                       std::optional<std::string> progress, Callback<HeartbeatOutcome> done) {
   if (Status a = impl_->Admit(Admission::kCompletion, 1); !a.ok()) return done(a);
-  impl_->Post([this, id, token, extend_ms, done = std::move(done)]() mutable {
-    auto r = impl_->sched().Heartbeat(id, token, extend_ms);
+  impl_->Post([this, id, token, extend_ms, progress = std::move(progress),
+               done = std::move(done)]() mutable {
+    auto r = impl_->sched().Heartbeat(id, token, extend_ms, progress);
     // Read-only, the extension is kept in memory and in the open batch (committed when the store
     // is back) and answered at once: refusing it would expire leases whose workers are alive.
     if (!r.ok() || !r->persisted || impl_->read_only() ||
@@ -1179,7 +1178,7 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
       auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
       if (!rows.ok()) return done(rows.status());
       JobPage page;
-      for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, ""});
+      for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, "", ""});
       page.next_after_id =
           page.items.size() >= query.limit || truncated ? page.items.back().job.id : 0;
       done(std::move(page));
@@ -1214,10 +1213,10 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
         // A job seen live in core and then committed as terminal shows up twice; keep the
         // newer record.
         if (same != merged.end()) {
-          if (r.updated_at_ms > same->job.updated_at_ms) *same = JobView{std::move(r), {}, ""};
+          if (r.updated_at_ms > same->job.updated_at_ms) *same = JobView{std::move(r), {}, "", ""};
           continue;
         }
-        merged.push_back(JobView{std::move(r), std::nullopt, ""});
+        merged.push_back(JobView{std::move(r), std::nullopt, "", ""});
       }
       std::sort(merged.begin(), merged.end(),
                 [](const JobView& a, const JobView& b) { return a.job.id < b.job.id; });

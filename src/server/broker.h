@@ -87,7 +87,8 @@ struct BrokerCounters {
 };
 
 struct BrokerInfo {
-  std::string version;
+  std::string version;  // kVersion (common/build_info.h)
+  std::string commit;   // BuildCommit()
   std::int64_t started_at_ms = 0;
   std::uint64_t live_jobs = 0;
   std::uint64_t commits = 0;
@@ -154,7 +155,7 @@ class Broker {
   // was requested. Answers at once, unless the extension had to be persisted (see
   // Scheduler::Heartbeat): then once it is durable.
   void Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
-                 Callback<HeartbeatOutcome> done);
+                 std::optional<std::string> progress, Callback<HeartbeatOutcome> done);
   // Acks and fails, each item answered on its own, in order. A fail's result is the state it
   // led to: kScheduled (retry), kReady (retry at once), kDead or kCancelled.
   void Complete(std::vector<AckItem> acks, std::vector<FailItem> fails,

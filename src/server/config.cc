@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "common/build_info.h"
+
 namespace ym {
 namespace {
 
@@ -135,7 +137,7 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, std::int64_t v) { c.max_connections_per_client = v; })},
       {"shutdown_grace_ms", "10000",
        "on SIGTERM, how long workers may still ack the jobs they hold (new enqueues and leases are "
-       "refused) before the listener closes",
+       "refused) before the listener closes; a second signal ends it",
        IntIn(0, 600'000, [](ServerConfig& c, std::int64_t v) { c.shutdown_grace_ms = v; })},
       {"log_level", "info", "trace, debug, info, warn, error, critical or off",
        OneOf({"trace", "debug", "info", "warn", "error", "critical", "off"},
@@ -256,6 +258,7 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       "the file.",
       "yardmaster server");
   app.set_help_flag("-h,--help", "print this help and exit");
+  app.set_version_flag("--version", std::string(), "print the version and git commit and exit");
   std::map<std::string, std::string> flag_values;
   std::map<std::string, CLI::Option*> flag_opts;
   std::string config_flag;
@@ -271,6 +274,11 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   } catch (const CLI::CallForHelp&) {
     out.help = true;
     out.text = app.help();
+    return out;
+  } catch (const CLI::CallForVersion&) {
+    // The same line as `yardmaster --version`: the server and the CLI are one binary.
+    out.help = true;
+    out.text = "yardmaster " + VersionLine() + "\n";
     return out;
   } catch (const CLI::ParseError& e) {
     return InvalidRequest(e.what());

@@ -55,7 +55,7 @@ EnvLookup ProcessEnv();
 // What parsing produced: a config to run with, or a request for help text.
 struct ConfigOutcome {
   ServerConfig config;
-  bool help = false;  // --help was given; `text` holds the help
+  bool help = false;  // --help or --version was given; `text` holds what to print
   std::string text;
 };
 

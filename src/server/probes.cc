@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/build_info.h"
+
 namespace ym {
 namespace {
 
@@ -16,6 +18,13 @@ double Load(const std::atomic<std::uint64_t>& a) {
 
 void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
                            const net::HttpStats* http) {
+  // The Prometheus "info" idiom: a constant 1 whose labels say which build is running, so a
+  // dashboard can show the version and a query can join it onto other series.
+  r.Register(
+      "ym_build_info", "Always 1; the labels name the version and git commit running.",
+      MetricType::kGauge, [](SampleSink& s) {
+        s.Add(1, {{"version", std::string(kVersion)}, {"commit", std::string(BuildCommit())}});
+      });
   const BrokerCounters& c = broker.counters();
   auto counter = [&](const char* name, const char* help, const std::atomic<std::uint64_t>& v) {
     r.Register(name, help, MetricType::kCounter, [&v](SampleSink& s) { s.Add(Load(v)); });

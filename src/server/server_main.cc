@@ -9,10 +9,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <memory>
-#include <thread>
 
+#include "common/build_info.h"
 #include "common/clock.h"
 #include "net/http_server.h"
 #include "obs/logging.h"
@@ -120,7 +121,8 @@ int Run(const ServerConfig& cfg) {
     return kExitFailure;
   }
   const BrokerInfo info = broker.Info();
-  spdlog::info("data dir {} (durability {}); recovered {} live jobs in {} ms", cfg.data_dir,
+  spdlog::info("yardmaster {}; data dir {} (durability {}); recovered {} live jobs in {} ms",
+               VersionLine(), cfg.data_dir,
                cfg.durability == Durability::kFull ? "full" : "relaxed", info.recovered_jobs,
                info.recovery_ms);
 
@@ -135,9 +137,15 @@ int Run(const ServerConfig& cfg) {
   broker.BeginDrain();
   const auto grace_end =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_grace_ms);
+  // A second SIGTERM or SIGINT (still blocked, so it waits here as pending) skips the rest of
+  // the grace, as it does for the workers.
+  const timespec poll_interval{0, 20'000'000};
   while (broker.counters().active_jobs.load(std::memory_order_relaxed) > 0 &&
          std::chrono::steady_clock::now() < grace_end) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (sigtimedwait(&stop_signals, nullptr, &poll_interval) > 0) {
+      spdlog::info("second stop signal: skipping the rest of the grace period");
+      break;
+    }
   }
   if (const auto left = broker.counters().active_jobs.load(std::memory_order_relaxed)) {
     // Their leases are persisted: after a restart the same workers can still heartbeat and ack

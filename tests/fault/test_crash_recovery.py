@@ -228,4 +228,4 @@ def test_kill_9_under_load_loses_nothing_and_redelivers_only_unacked(tmp_path):
         print(f"enqueued={len(books.enqueued)} acked={len(books.acked)} dead={len(books.dead)} "
               f"retried={books.retried} delivered_in_final_drain={len(delivered)}")
     finally:
-        srv.kill()
+        srv.stop()

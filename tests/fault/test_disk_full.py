@@ -154,4 +154,4 @@ def test_disk_full_makes_the_server_read_only_and_it_recovers_by_itself(tmp_path
             status, body = c.get(job_id)
             assert status == 404 or body["state"] == "succeeded", body
     finally:
-        srv.kill()
+        srv.stop()

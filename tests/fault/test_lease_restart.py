@@ -63,7 +63,7 @@ def test_sigterm_restart_keeps_every_lease_and_no_job_is_leased_twice(tmp_path):
         counts = c.queue(QUEUE)["counts"]
         assert counts["active"] == 0 and counts["ready"] == 0, counts
     finally:
-        srv.kill()
+        srv.stop()
 
 
 @pytest.mark.parametrize("lease_reply", ["immediate", "after-commit"])
@@ -107,4 +107,4 @@ def test_kill9_keeps_a_recorded_lease_until_its_expiry_and_counts_the_attempt(tm
         assert [j["id"] for j in again] == [other["id"]]
         assert again[0]["attempt"] == 2
     finally:
-        srv.kill()
+        srv.stop()

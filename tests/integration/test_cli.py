@@ -1,9 +1,11 @@
 """The operator CLI against the real server: output, --json, exit codes (docs/cli.md)."""
 
 import json
+import re
 import subprocess
 
-from ymtest import binary
+import pytest
+from ymtest import binary, metric
 
 
 def run(server, *args, stdin=None):
@@ -94,3 +96,101 @@ def test_queues_lists_every_page_and_pause_of_an_unknown_queue_needs_create(serv
     p = run(server, "queues", "resume", "cliqnew")
     assert p.returncode == 0 and "cliqnew: running" in p.stdout
     c.close()
+
+
+def test_jobs_wait_exit_codes_follow_how_the_job_ended(server):
+    c = server.client()
+    # Still live when --timeout passes: exit 5, the job shown as it stands.
+    job = c.enqueue(queue="cliwait", kind="k", max_attempts=1)
+    p = run(server, "jobs", "wait", job["id"], "--timeout", "0.2", "--json")
+    assert p.returncode == 5, (p.stdout, p.stderr)
+    assert json.loads(p.stdout)["state"] == "ready"
+    assert "still ready" in p.stderr
+    # Woken by the ack while it waits: exit 0, with the result.
+    waiting = subprocess.Popen([binary(), "jobs", "wait", job["id"], "--server", server.url()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        from ymtest import metric, wait_until
+        wait_until(lambda: metric(c.call("GET", "/metrics")[1], "ym_job_waits") == 1, 20,
+                   "the CLI's wait to be registered")
+        leased = c.lease(["cliwait"])[0]
+        status, _ = c.call("POST", f"/v1/jobs/{job['id']}:ack",
+                           {"token": leased["lease"]["token"], "result": {"ok": 1}})
+        assert status == 200
+        out, errs = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, errs
+    assert "succeeded" in out and '{"ok":1}' in out.replace(" ", "")
+    # Ended dead: exit 4.
+    dead = c.enqueue(queue="cliwait", kind="k", max_attempts=1)
+    leased = c.lease(["cliwait"])[0]
+    c.call("POST", f"/v1/jobs/{dead['id']}:fail",
+           {"token": leased["lease"]["token"], "error": {"type": "E", "message": "m"}})
+    p = run(server, "jobs", "wait", dead["id"], "--timeout", "30")
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    assert "dead" in p.stdout
+    # Bad values are usage errors; an unknown job is the server's not_found.
+    assert run(server, "jobs", "wait", dead["id"], "--timeout", "-1").returncode == 2
+    assert run(server, "jobs", "wait", dead["id"], "--timeout", "soon").returncode == 2
+    p = run(server, "jobs", "wait", "987654", "--timeout", "1")
+    assert p.returncode == 1 and "not_found" in p.stderr
+    c.close()
+
+
+def version_of_build() -> dict:
+    p = subprocess.run([binary(), "version", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    return json.loads(p.stdout)
+
+
+def test_version_flag_and_command_need_no_server():
+    v = version_of_build()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", v["version"]), v
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?|unknown", v["commit"]), v
+    line = f"yardmaster {v['version']}" + (f" (commit {v['commit']})"
+                                           if v["commit"] != "unknown" else "")
+    for args in (["--version"], ["version"], ["version", "--server", "http://127.0.0.1:1"],
+                 ["server", "--version"], ["worker", "--version"]):
+        p = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=60)
+        assert (p.returncode, p.stdout, p.stderr) == (0, line + "\n", ""), (args, p)
+
+
+def test_the_server_reports_the_same_build(server):
+    v = version_of_build()
+    c = server.client()
+    status, info = c.call("GET", "/v1/info")
+    assert status == 200
+    assert (info["version"], info["commit"]) == (v["version"], v["commit"])
+    status, _, body = c.raw("GET", "/metrics")
+    assert status == 200
+    series = f'ym_build_info{{version="{v["version"]}",commit="{v["commit"]}"}}'
+    assert metric(body.decode(), series) == 1.0, body.decode()
+    assert "# TYPE ym_build_info gauge" in body.decode()
+    c.close()
+    p = run(server, "info")
+    assert p.returncode == 0, p.stderr
+    assert re.search(rf"^version:\s+{re.escape(v['version'])}$", p.stdout, re.M), p.stdout
+    assert re.search(rf"^commit:\s+{re.escape(v['commit'])}$", p.stdout, re.M), p.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["queue"], "unknown command 'queue'; did you mean 'queues'?"),
+    (["--json", "enqeue", "-q", "q", "-k", "k"], "unknown command 'enqeue'; did you mean 'enqueue'?"),
+    (["jobs", "lsit"], "unknown command 'jobs lsit'; did you mean 'jobs list'?"),
+    (["dead", "replya", "--all"], "unknown command 'dead replya'; did you mean 'dead replay'?"),
+    (["queues", "resme", "emails"],
+     "unknown command 'queues resme'; did you mean 'queues resume'?"),
+    (["frobnicate"], "unknown command 'frobnicate'; the commands are: server, worker, enqueue, "
+                     "jobs, queues, dead, info, version"),
+    ([], "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"),
+    (["jobs"], "'jobs' needs a command: get, wait, list, cancel, replay"),
+])
+def test_mistyped_commands_name_the_closest_one_and_exit_2(args, message):
+    # --server points nowhere: a usage error is found before anything is sent.
+    p = subprocess.run([binary(), *args, "--server", "http://127.0.0.1:1"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert p.stdout == ""
+    assert p.stderr == f"error: {message}\nRun with --help for more information.\n"

@@ -232,6 +232,32 @@ def test_sigterm_drains_refuses_new_work_and_accepts_acks(server, client):
     c.close()
 
 
+def test_a_second_stop_signal_skips_the_rest_of_the_grace(make_server):
+    import signal
+    # A grace period of ten minutes with a job still leased: only the second signal can end the
+    # drain within the test's deadline.
+    server = make_server("--shutdown-grace-ms", "600000")
+    c = server.client()
+    jid = c.enqueue(queue="skip", kind="k")["id"]
+    assert [j["id"] for j in c.lease(["skip"], lease_ms=600_000)] == [jid]
+    c.close()
+    server.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: any("draining" in line for line in server.log_lines), 30,
+               "the server to begin draining")
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=60) == 0
+    wait_until(lambda: any("stopped cleanly" in line for line in server.log_lines), 10,
+               "the last log line")
+    assert any("skipping the rest of the grace" in line for line in server.log_lines)
+    assert any("1 jobs still leased" in line for line in server.log_lines), server.log_lines
+    # The lease that was cut short by the second signal is kept across the restart.
+    server.start()
+    c = server.client()
+    _, view = c.get(jid)
+    assert view["state"] == "active" and view["attempts"] == 1, view
+    c.close()
+
+
 def test_a_long_poll_whose_client_died_gives_its_job_back(server, client):
     # A worker process waiting in a long-poll is SIGKILLed. The job that arrives afterwards is
     # handed to its still-registered wait, but the reply cannot reach anyone: the server must

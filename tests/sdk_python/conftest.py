@@ -83,7 +83,7 @@ def server(tmp_path: Any) -> Iterator[PinnedServer]:
     # tests can read each job's final state, attempts and result.
     s = PinnedServer(str(tmp_path / "data"), ["--retention-succeeded-ms", "3600000"]).start()
     yield s  # type: ignore[misc]
-    s.kill()
+    s.stop()
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import threading
 import time
 from typing import Any, Callable, Dict, List
 
+import pytest
 from conftest import PinnedServer, WorkerThread, wait_until, worker_env
 from ymtest import HOLD_LEASE_MS, settled, wait_lease_held
 
-from yardmaster import Cancelled, Client, Job, Permanent, Retry, Worker
+from yardmaster import Cancelled, Client, Job, JobFailed, Permanent, Retry, WaitTimeout, Worker
 
 
 def states(client: Client, ids: List[str]) -> Dict[str, str]:
@@ -460,3 +461,59 @@ def test_payload_and_result_pass_through_exactly(server: PinnedServer, client: C
     conn.close()
     assert b'"payload":' + raw in body, body
     assert b'"result":' + raw in body, body
+
+
+def test_enqueue_with_wait_returns_the_handlers_result(server: PinnedServer, client: Client,
+                                                       run_worker: Callable[[Worker], WorkerThread]
+                                                       ) -> None:
+    worker = Worker(["calc"], concurrency=2, url=server.url())
+
+    @worker.task("double")
+    def double(job: Job) -> Dict[str, int]:
+        return {"twice": job.payload["n"] * 2}
+
+    @worker.task("refuse")
+    def refuse(job: Job) -> None:
+        raise Permanent("not today")
+
+    # Before any worker runs: the wait runs out, and says how the job stands.
+    job = client.enqueue("calc", "double", {"n": 21})
+    with pytest.raises(WaitTimeout) as t:
+        client.wait(job["id"], timeout=0.3)
+    assert t.value.job["state"] == "ready" and t.value.job["id"] == job["id"]
+    run_worker(worker)
+    assert client.enqueue("calc", "double", {"n": 50}, wait=60) == {"twice": 100}
+    assert client.wait(job["id"], timeout=60)["result"] == {"twice": 42}
+    with pytest.raises(JobFailed) as f:
+        client.enqueue("calc", "refuse", wait=60)
+    assert f.value.code == "job_dead" and f.value.job["state"] == "dead"
+    assert "not today" in str(f.value)
+
+
+def test_progress_reaches_the_job_object_long_before_the_next_heartbeat(
+        server: PinnedServer, client: Client, run_worker: Callable[[Worker], WorkerThread]
+) -> None:
+    # A 60 s lease: heartbeats are 20 s apart, so a report seen within the wait below was sent
+    # because of job.progress().
+    worker = Worker(["prog"], concurrency=1, url=server.url(), lease_ms=60000)
+    release = threading.Event()
+
+    @worker.task("steps")
+    def steps(job: Job) -> Dict[str, bool]:
+        with pytest.raises(ValueError):
+            job.progress(101)
+        with pytest.raises(ValueError):
+            job.progress(blob="x" * 5000)
+        job.progress(30, step="download")
+        release.wait(30)
+        return {"ok": True}
+
+    jid = client.enqueue("prog", "steps")["id"]
+    run_worker(worker)
+    got = wait_until(lambda: (client.get(jid).get("progress") or None), 10,
+                     "the progress report")
+    assert got == {"percent": 30, "step": "download"}
+    release.set()
+    done = wait_until(lambda: settled(client.get(jid), "succeeded") and client.get(jid), 20,
+                      "the job to finish")
+    assert done["progress"] is None

@@ -179,7 +179,7 @@ def test_a_result_the_server_refuses_fails_as_invalid_result(
         assert client.get(small)["attempts"] == 1
         client.close()
     finally:
-        s.kill()
+        s.stop()
 
 
 def test_automatic_prefetch_runs_each_job_exactly_once(

@@ -417,7 +417,7 @@ TEST(BrokerAdmissionTest, AFullCommandQueueRefusesNewWorkButAdmitsCompletions) {
   // A heartbeat and an ack of the running job still get in (the margin is 2).
   std::promise<Result<HeartbeatOutcome>> hp;
   auto hf = hp.get_future();
-  broker.Heartbeat(id, token, 0, [&](auto r) { hp.set_value(std::move(r)); });
+  broker.Heartbeat(id, token, 0, std::nullopt, [&](auto r) { hp.set_value(std::move(r)); });
   std::promise<std::vector<Status>> ap;
   auto af = ap.get_future();
   broker.Complete(
@@ -1068,7 +1068,7 @@ TEST_F(BrokerTest, APersistentStoreFailureMakesTheBrokerReadOnlyNotThrash) {
   {
     std::promise<Result<HeartbeatOutcome>> p;
     auto f = p.get_future();
-    broker_->Heartbeat(held[0].id, held[0].lease.token, 0,
+    broker_->Heartbeat(held[0].id, held[0].lease.token, 0, std::nullopt,
                        [&](auto r) { p.set_value(std::move(r)); });
     auto hb = Await(f);
     EXPECT_TRUE(hb.ok()) << hb.status().ToString();

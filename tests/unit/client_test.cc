@@ -1,6 +1,8 @@
 // Unit tests of the client library (URL parsing, error mapping, keep-alive behaviour against a
 // scripted in-process HTTP server) and of the CLI's argument parsing, which needs no server.
 
+#include "yardmaster/client.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
@@ -21,6 +23,7 @@
 #include "cli/format.h"
 #include "client/api_client.h"
 #include "client/http_client.h"
+#include "yardmaster/version.h"
 
 namespace ym::client {
 namespace {
@@ -137,6 +140,7 @@ struct Exchange {
   std::string target;
   std::string body;
   std::string content_type;
+  std::string user_agent;
 };
 
 struct Reply {
@@ -194,7 +198,8 @@ class ScriptedServer {
         http::read(sock, buf, req, ec);
         if (ec) break;
         Exchange ex{std::string(req.method_string()), std::string(req.target()), req.body(),
-                    std::string(req[http::field::content_type])};
+                    std::string(req[http::field::content_type]),
+                    std::string(req[http::field::user_agent])};
         {
           std::lock_guard<std::mutex> lock(mu_);
           requests_.push_back(ex);
@@ -603,6 +608,29 @@ TEST(ApiClientTest, WrongReplyShapeIsInternal) {
   Result<std::vector<Queue>> r = api->ListQueues();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kInternal);
+}
+
+TEST(UserAgentTest, NamesTheSdkOrTheCliAndTheVersion) {
+  ScriptedServer server([](const Exchange&) {
+    return Reply{200, R"({"id":"1","queue":"q","kind":"k","state":"ready","version":"x"})"};
+  });
+  {
+    // Closed before the CLI runs: the scripted server serves one connection at a time.
+    yardmaster::ClientOptions options;
+    options.server_url = server.url();
+    yardmaster::Client sdk(options);
+    (void)sdk.Get("1");
+  }
+  const cli::ParseOutcome parsed = cli::ParseCommandLine({"info", "--server", server.url()}, {});
+  ASSERT_TRUE(parsed.invocation.has_value()) << parsed.err;
+  std::istringstream in;
+  std::ostringstream out, err;
+  EXPECT_EQ(cli::Execute(*parsed.invocation, in, out, err), cli::kExitOk) << err.str();
+  const std::vector<Exchange> seen = server.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].user_agent, std::string("yardmaster-cpp/") + YARDMASTER_VERSION);
+  EXPECT_EQ(seen[1].target, "/v1/info");
+  EXPECT_EQ(seen[1].user_agent, std::string("yardmaster-cli/") + YARDMASTER_VERSION);
 }
 
 }  // namespace

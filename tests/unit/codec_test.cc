@@ -483,6 +483,44 @@ TEST(CodecHeartbeat, Rules) {
   EXPECT_EQ(ParseHeartbeat("").status().code(), Code::kInvalidJson);
 }
 
+TEST(CodecHeartbeat, ProgressIsANumberOrAnObjectKeptAsSent) {
+  const std::string t = R"({"token":"00000000000000ff",)";
+  auto hb = ParseHeartbeat(t + R"("progress":42.5})");
+  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+  EXPECT_EQ(hb->progress, R"({"percent":42.5})");
+  hb = ParseHeartbeat(t + R"("progress":{"percent":100,"step":"upload","done":[1, 2]}})");
+  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+  EXPECT_EQ(hb->progress, R"({"percent":100,"step":"upload","done":[1,2]})");
+  hb = ParseHeartbeat(t + R"("progress":{"step":"no percent is fine"}})");
+  ASSERT_TRUE(hb.ok());
+  EXPECT_FALSE(ParseHeartbeat(t.substr(0, t.size() - 1) + "}")->progress.has_value());
+  // null is "not given", as for every optional field: the progress stays as it was.
+  EXPECT_FALSE(ParseHeartbeat(t + R"("progress":null})")->progress.has_value());
+  struct Bad {
+    std::string progress;
+    Code code;
+    std::string message;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"101", Code::kValidation, R"(field "progress": a number must be between 0 and 100)"},
+           {"-1", Code::kValidation, R"(field "progress": a number must be between 0 and 100)"},
+           {R"("50%")", Code::kValidation,
+            R"(field "progress": must be a number 0..100 or an object)"},
+           {"[50]", Code::kValidation, R"(field "progress": must be a number 0..100 or an object)"},
+           {R"({"percent":"half"})", Code::kValidation,
+            R"(field "progress.percent": must be a number between 0 and 100)"},
+           {R"({"percent":1e3})", Code::kValidation,
+            R"(field "progress.percent": must be a number between 0 and 100)"},
+           {R"({"s":")" + std::string(5000, 'x') + R"("})", Code::kPayloadTooLarge,
+            R"(field "progress": 5008 bytes without whitespace, the limit is 4096 bytes)"},
+       }) {
+    auto r = ParseHeartbeat(t + R"("progress":)" + b.progress + "}");
+    ASSERT_FALSE(r.ok()) << b.progress;
+    EXPECT_EQ(r.status().code(), b.code) << b.progress;
+    EXPECT_EQ(r.status().message(), b.message) << b.progress;
+  }
+}
+
 TEST(CodecAck, Rules) {
   auto ack = ParseAck(42, R"({"token":"0123456789abcdef","result":{"ok": [1, 2]}})", Limits());
   ASSERT_TRUE(ack.ok());
@@ -887,10 +925,11 @@ TEST(CodecRender, SmallBodies) {
       R"({"acks":[{"ok":true}],"fails":[{"error":{"code":"stale_lease","message":"old token"}}]})");
   EXPECT_EQ(RenderReplayed(12), R"({"replayed":12})");
   EXPECT_EQ(RenderStatusWord("ok"), R"({"status":"ok"})");
-  BrokerInfo info{"0.1.0", 17, 3, 9, true, 0, 0, "wal", "full"};
-  EXPECT_EQ(RenderInfo(info),
-            R"({"version":"0.1.0","started_at":17,"live_jobs":3,"commits":9,"draining":true,)"
-            R"("store":{"journal_mode":"wal","synchronous":"full"}})");
+  BrokerInfo info{"0.1.0", "0123456789ab", 17, 3, 9, true, 0, 0, "wal", "full"};
+  EXPECT_EQ(
+      RenderInfo(info),
+      R"({"version":"0.1.0","commit":"0123456789ab","started_at":17,"live_jobs":3,"commits":9,"draining":true,)"
+      R"("store":{"journal_mode":"wal","synchronous":"full"}})");
   info.store_journal_mode.clear();
   info.store_synchronous.clear();
   EXPECT_TRUE(RenderInfo(info).ends_with(R"("store":{"journal_mode":null,"synchronous":null}})"));

@@ -147,5 +147,95 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsVariable) {
   EXPECT_NE(md.find("`YM_SHUTDOWN_GRACE_MS`"), std::string::npos);
 }
 
+// Each key is wired to its own field: a file that sets every option to a value other than its
+// default changes every field, and no two keys write the same one.
+TEST_F(ConfigTest, EveryKeyOfTheFileReachesItsField) {
+  const std::string file = WriteFile(
+      "listen = \"[::1]:8080\"\n"
+      "data_dir = \"/d\"\n"
+      "durability = \"relaxed\"\n"
+      "lease_reply = \"immediate\"\n"
+      "io_threads = 7\n"
+      "max_payload_bytes = 2000\n"
+      "max_request_bytes = 4096\n"
+      "max_reply_bytes = 5000\n"
+      "max_queued_reply_bytes = 2000000\n"
+      "max_reading_request_bytes = 3000000\n"
+      "max_connections = 11\n"
+      "max_connections_per_client = 12\n"
+      "shutdown_grace_ms = 13\n"
+      "log_level = \"debug\"\n"
+      "log_format = \"json\"\n"
+      "max_queued_commands = 14\n"
+      "completion_margin = 15\n"
+      "default_lease_ms = 1600\n"
+      "default_max_attempts = 17\n"
+      "backoff_initial_ms = 18\n"
+      "backoff_max_ms = 19000\n"
+      "backoff_multiplier = 1.5\n"
+      "retention_succeeded_ms = 20\n"
+      "retention_dead_ms = 21\n"
+      "retention_cancelled_ms = 22\n"
+      "idempotency_window_ms = 23000\n"
+      "idempotency_cache_keys = 24\n");
+  auto c = Load({"--config", file});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const ServerConfig& s = c->config;
+  EXPECT_EQ(s.config_file, file);
+  EXPECT_EQ(s.listen_host, "::1");  // the brackets of an IPv6 address are not part of the host
+  EXPECT_EQ(s.listen_port, 8080);
+  EXPECT_EQ(s.data_dir, "/d");
+  EXPECT_EQ(s.durability, Durability::kRelaxed);
+  EXPECT_FALSE(s.lease_reply_after_commit);
+  EXPECT_EQ(s.io_threads, 7);
+  EXPECT_EQ(s.max_payload_bytes, 2000u);
+  EXPECT_EQ(s.max_request_bytes, 4096u);
+  EXPECT_EQ(s.max_reply_bytes, 5000u);
+  EXPECT_EQ(s.max_queued_reply_bytes, 2000000u);
+  EXPECT_EQ(s.max_reading_request_bytes, 3000000u);
+  EXPECT_EQ(s.max_connections, 11u);
+  EXPECT_EQ(s.max_connections_per_client, 12u);
+  EXPECT_EQ(s.shutdown_grace_ms, 13);
+  EXPECT_EQ(s.log_level, "debug");
+  EXPECT_EQ(s.log_format, "json");
+  EXPECT_EQ(s.max_queued_commands, 14u);
+  EXPECT_EQ(s.completion_margin, 15u);
+  EXPECT_EQ(s.scheduler.default_lease_ms, 1600);
+  EXPECT_EQ(s.scheduler.default_max_attempts, 17);
+  EXPECT_EQ(s.scheduler.default_backoff.initial_ms, 18);
+  EXPECT_EQ(s.scheduler.default_backoff.max_ms, 19000);
+  EXPECT_DOUBLE_EQ(s.scheduler.default_backoff.multiplier, 1.5);  // a TOML float
+  EXPECT_EQ(s.scheduler.default_retention.succeeded_ms, 20);
+  EXPECT_EQ(s.scheduler.default_retention.dead_ms, 21);
+  EXPECT_EQ(s.scheduler.default_retention.cancelled_ms, 22);
+  EXPECT_EQ(s.scheduler.idempotency_window_ms, 23000);
+  EXPECT_EQ(s.scheduler.idempotency_cache_keys, 24u);
+}
+
+TEST_F(ConfigTest, FileValuesOfTheWrongTypeAreErrorsNamingTheKey) {
+  // A boolean is read as its text, which no option accepts; the error names file, key and value.
+  auto c = Load({"--config", WriteFile("durability = true\n")});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("durability"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("\"true\""), std::string::npos) << c.status().message();
+  // An array is not a scalar at all.
+  const std::string file = WriteFile("io_threads = [1, 2]\n");
+  c = Load({"--config", file});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), file + ": key \"io_threads\" must be a string or number");
+  // A float where an integer is expected is refused, not truncated.
+  c = Load({"--config", WriteFile("io_threads = 2.5\n")});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("io_threads"), std::string::npos) << c.status().message();
+}
+
+TEST_F(ConfigTest, TheReadingBudgetMustHoldTheLargestRequest) {
+  auto c = Load({"--max-request-bytes", "2000000", "--max-reading-request-bytes", "1048576"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), "max_reading_request_bytes must be at least max_request_bytes");
+  c = Load({"--max-request-bytes", "1048576", "--max-reading-request-bytes", "1048576"});
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+}
+
 }  // namespace
 }  // namespace ym

@@ -1685,6 +1685,38 @@ TEST_F(SchedulerTest, ReleaseServesAWaiter) {
   EXPECT_EQ(StateOf(id), JobState::kActive);
 }
 
+TEST_F(SchedulerTest, ProgressIsShownWhileTheAttemptRunsAndDroppedWhenItEnds) {
+  EnqueueSpec spec = Spec();
+  spec.max_attempts = 3;
+  const JobId id = EnqueueCommitted(spec);
+  const LeasedJob first = LeaseOne();
+  EXPECT_EQ(sched_->Get(id)->progress, "");
+  ASSERT_RESULT_OK(sched_->Heartbeat(id, first.lease.token, 0, std::string(R"({"percent":40})")));
+  EXPECT_EQ(sched_->Get(id)->progress, R"({"percent":40})");
+  // A beat without progress keeps the last one.
+  ASSERT_RESULT_OK(sched_->Heartbeat(id, first.lease.token, 0));
+  EXPECT_EQ(sched_->Get(id)->progress, R"({"percent":40})");
+  // A stale token changes nothing.
+  EXPECT_EQ(sched_->Heartbeat(id, first.lease.token + 1, 0, std::string(R"({"percent":99})"))
+                .status()
+                .code(),
+            Code::kStaleLease);
+  EXPECT_EQ(sched_->Get(id)->progress, R"({"percent":40})");
+  // The attempt fails: its progress goes with it, and the retry starts with none.
+  FailSpec f;
+  f.retry_in_ms = 0;
+  ASSERT_RESULT_OK(sched_->Fail(id, first.lease.token, f));
+  EXPECT_EQ(sched_->Get(id)->progress, "");
+  Commit();
+  AdvanceAndTick(1);
+  const LeasedJob second = LeaseOne();
+  EXPECT_EQ(sched_->Get(id)->progress, "");
+  ASSERT_RESULT_OK(sched_->Heartbeat(id, second.lease.token, 0, std::string(R"({"step":"b"})")));
+  EXPECT_EQ(sched_->Get(id)->progress, R"({"step":"b"})");
+  ASSERT_RESULT_OK(sched_->Ack(id, second.lease.token, ""));
+  EXPECT_EQ(sched_->Get(id)->progress, "");
+}
+
 // --- Waiting for a job to end ----------------------------------------------------------------
 
 TEST_F(SchedulerTest, EndWaitIsAnsweredByTheAckWithTheResult) {

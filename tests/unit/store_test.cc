@@ -905,6 +905,40 @@ TEST(SqliteStoreTest, RefusesFilesThatAreNotYardmasterDatabases) {
   EXPECT_FALSE(OpenAt(dir.File("no/such/dir/ym.db")).ok());
 }
 
+// A damaged meta table is refused at open with a message that names what is wrong, and the
+// file is not changed (an operator can inspect or restore it).
+TEST(SqliteStoreTest, DamagedMetaRowsAreCorruptionAtOpen) {
+  struct Case {
+    const char* damage;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{"UPDATE meta SET value = 'two' WHERE key = 'format_version'",
+                "meta.format_version is not an integer"},
+           Case{"UPDATE meta SET value = 0 WHERE key = 'next_id'",
+                "meta.next_id is not a positive integer"},
+           Case{"UPDATE meta SET value = 'x' WHERE key = 'next_id'",
+                "meta.next_id is not a positive integer"},
+           Case{"DELETE FROM meta WHERE key = 'next_id'", "meta table has no next_id row"},
+       }) {
+    SCOPED_TRACE(c.damage);
+    TempDir dir;
+    std::string path = dir.File("ym.db");
+    {
+      auto s = OpenAt(path);
+      ASSERT_TRUE(s.ok());
+      ASSERT_OK((*s)->Commit(Inserts({SmallJob(1)})));
+    }
+    RawExec(path, c.damage);
+    auto s = OpenAt(path);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.status().code(), Code::kCorruption) << s.status().ToString();
+    EXPECT_NE(s.status().message().find(c.message), std::string::npos) << s.status().ToString();
+    // Refused again on the next try: the open changed nothing.
+    EXPECT_EQ(OpenAt(path).status().code(), Code::kCorruption);
+  }
+}
+
 TEST(SqliteStoreTest, BadRowsDecodeToCorruptionNotACrash) {
   TempDir dir;
   std::string path = dir.File("ym.db");

@@ -5,7 +5,8 @@ from wtest import Proc
 
 @pytest.fixture
 def procs():
-    """Factory for worker processes; every one still running at teardown is killed."""
+    """Factory for worker processes; every one still running at teardown is stopped
+    (Proc.stop)."""
     started = []
 
     def start(args, **kwargs):
@@ -15,4 +16,4 @@ def procs():
 
     yield start
     for p in started:
-        p.kill()
+        p.stop()

@@ -305,4 +305,54 @@ def test_worker_survives_a_server_restart(procs, tmp_path):
         assert w.wait(30) == 0, w.log()
         c.close()
     finally:
-        server.kill()
+        server.stop()
+
+
+def test_each_failed_attempt_is_logged_as_a_warning(server, client, procs, tmp_path):
+    out = tmp_path / "out.txt"
+    slow = {"initial_ms": 2592000000, "max_ms": 2592000000, "multiplier": 1.0}
+    threw = client.enqueue(queue="w", kind="throw", backoff=slow, max_attempts=3)["id"]
+    last = client.enqueue(queue="w", kind="throw", max_attempts=1)["id"]
+    failed = client.enqueue(queue="w", kind="fail")["id"]
+    retry = client.enqueue(queue="w", kind="retry", max_attempts=5)["id"]
+    unknown = client.enqueue(queue="w", kind="no_such_kind", backoff=slow, max_attempts=2)["id"]
+    ok = client.enqueue(queue="w", kind="record")["id"]
+    w = start_worker(procs, server, out, "--worker-id", "wlog", "--concurrency", "2")
+    warning = "yardmaster worker wlog: warning: job "
+    expected = {
+        threw: f"{warning}{threw} (queue w, kind throw) attempt 1 of 3 failed "
+               "(std::runtime_error): the handler threw; it will be retried",
+        last: f"{warning}{last} (queue w, kind throw) attempt 1 of 1 failed "
+              "(std::runtime_error): the handler threw; no attempts left: the job is dead",
+        failed: f"{warning}{failed} (queue w, kind fail) attempt 1 of 10 failed (example): "
+                "this job always fails; not retried: the job is dead",
+        retry: f"{warning}{retry} (queue w, kind retry) attempt 1 of 5 failed (retry): "
+               "try again later; it will be retried",
+        unknown: f"{warning}{unknown} (queue w, kind no_such_kind) attempt 1 of 2 failed "
+                 f"(unknown_kind): no handler for kind 'no_such_kind'",
+    }
+    wait_for(lambda: all(any(line.startswith(e) for line in w.stderr)
+                         for e in expected.values()), 30, "a warning per failed attempt")
+    wait_for(lambda: ok in events(out, "done"), 15, "the good job")
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0, w.log()
+    for jid, line in expected.items():
+        assert sum(1 for x in w.stderr if x.startswith(line)) == 1, (jid, w.log())
+    # A success is not a failed attempt.
+    assert not [x for x in w.stderr if f"job {ok} " in x], w.log()
+    # The worker's life is logged too, each line with its severity.
+    assert "yardmaster worker wlog: info: stopped" in w.stderr, w.log()
+
+
+def test_a_handler_obeying_a_cancel_is_logged_as_info(server, client, procs, tmp_path):
+    out = tmp_path / "out.txt"
+    jid = client.enqueue(queue="w", kind="until_cancelled", lease_ms=1000)["id"]
+    w = start_worker(procs, server, out, "--worker-id", "wlog")
+    wait_for(lambda: jid in events(out, "start"), 15, "the job to start")
+    client.call("POST", f"/v1/jobs/{jid}:cancel", {})
+    line = (f"yardmaster worker wlog: info: job {jid} (queue w, kind until_cancelled) attempt "
+            "1 of 10 failed (cancelled): stopped at the operator's request; the job ends "
+            "cancelled")
+    wait_for(lambda: line in w.stderr, 30, "the cancel to be logged")
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0, w.log()

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from ymtest import ADDRESS_RE, Server, binary  # noqa: E402
+from ymtest import ADDRESS_RE, Server, binary, stop_process  # noqa: E402
 
 
 def example_worker() -> str:
@@ -111,6 +111,11 @@ class Proc:
         for t in self._threads:
             t.join(timeout=5)
         return rc
+
+    def stop(self) -> None:
+        """End of a test: see ymtest.stop_process (SIGKILL, or a clean stop when measuring
+        coverage)."""
+        stop_process(self.proc)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -15,10 +15,11 @@ import threading
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from ._version import __version__
 from .errors import Unreachable, error_from_response
 
 DEFAULT_URL = "http://127.0.0.1:7433"
-USER_AGENT = "yardmaster-python/0.1.0"
+USER_AGENT = f"yardmaster-python/{__version__}"
 
 
 def resolve_url(url: Optional[str]) -> str:

@@ -9,11 +9,12 @@ answer, e.g. :class:`~yardmaster.errors.NotFound` or :class:`~yardmaster.errors.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 from urllib.parse import quote, urlencode
 
 from ._http import Connection, resolve_url
-from .errors import YardmasterError
+from .errors import JobFailed, WaitTimeout, YardmasterError
 
 __all__ = ["Client", "JobId"]
 
@@ -21,6 +22,8 @@ JobId = Union[str, int]
 """A job id: the API uses decimal strings (``"42"``); ints are accepted for convenience."""
 
 MAX_BATCH = 1000  # POST /v1/jobs:batch takes 1..1000 specs
+MAX_WAIT_MS = 30000  # GET /v1/jobs/{id}?wait_ms= takes 0..30000
+TERMINAL_STATES = ("succeeded", "dead", "cancelled")
 
 
 def _job_path(job_id: JobId, verb: str = "") -> str:
@@ -107,7 +110,8 @@ class Client:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def enqueue(self, queue: str, kind: str, payload: Any = None, **options: Any) -> Dict[str, Any]:
+    def enqueue(self, queue: str, kind: str, payload: Any = None, *,
+                wait: Optional[float] = None, **options: Any) -> Any:
         """Enqueue one job; returns ``{"id", "state"}`` (plus ``"duplicate": True`` when an
         ``idempotency_key`` matched an earlier job, in which case nothing was created).
 
@@ -116,12 +120,52 @@ class Client:
         ``idempotency_key``, ``idempotency_ttl_ms``, ``concurrency_key``, ``tags``. Unknown
         options are refused by the server (:class:`~yardmaster.errors.Validation`).
 
+        With ``wait`` (seconds), waits for the job to end instead and returns its ``result``
+        (what the handler returned)::
+
+            total = client.enqueue("reports", "sum", {"ids": [1, 2]}, wait=60)
+
         Raises:
             Validation, PayloadTooLarge, ResourceExhausted, Unavailable.
+            JobFailed: (with ``wait``) the job ended ``dead`` or ``cancelled``.
+            WaitTimeout: (with ``wait``) the job had not ended after ``wait`` seconds.
         """
         spec: Dict[str, Any] = {"queue": queue, "kind": kind, "payload": payload}
         spec.update(options)
-        return self.request("POST", "/v1/jobs", spec)  # type: ignore[no-any-return]
+        created = self.request("POST", "/v1/jobs", spec)
+        if wait is None:
+            return created
+        job = self.wait(created["id"], timeout=wait)
+        if job["state"] != "succeeded":
+            raise JobFailed(job)
+        return job.get("result")
+
+    def wait(self, job_id: JobId, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Wait until the job ends (``succeeded``, ``dead`` or ``cancelled``) and return the job
+        object, with its ``result``. The server wakes the request when the job ends (no polling);
+        waits longer than 30 s are made of several requests.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits as long as it takes.
+
+        Raises:
+            WaitTimeout: the job had not ended after ``timeout`` seconds (``.job`` is its state).
+            NotFound: no such job, or removed by retention.
+        """
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be >= 0 seconds")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left_ms = MAX_WAIT_MS
+            if deadline is not None:
+                left_ms = min(MAX_WAIT_MS, max(0, int((deadline - time.monotonic()) * 1000)))
+            job: Dict[str, Any] = self.request(
+                "GET", f"{_job_path(job_id)}?wait_ms={left_ms}",
+                timeout=self.timeout + left_ms / 1000)
+            if job.get("state") in TERMINAL_STATES:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(job)
 
     def enqueue_batch(self, specs: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
         """Enqueue many jobs, each a full spec dict (``{"queue", "kind", "payload", ...}``).
@@ -250,7 +294,7 @@ class Client:
     # --- server ------------------------------------------------------------------------------
 
     def info(self) -> Dict[str, Any]:
-        """``{"version", "started_at", "live_jobs", "commits", "draining"}``."""
+        """``{"version", "commit", "started_at", "live_jobs", "commits", "draining", "store"}``."""
         return self.request("GET", "/v1/info")  # type: ignore[no-any-return]
 
     def ready(self) -> bool:

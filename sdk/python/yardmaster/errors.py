@@ -27,6 +27,8 @@ __all__ = [
     "Internal",
     "Unavailable",
     "Unreachable",
+    "WaitTimeout",
+    "JobFailed",
     "error_from_response",
 ]
 
@@ -121,6 +123,34 @@ class Unreachable(Unavailable):
 
     def __init__(self, message: str) -> None:
         super().__init__("unreachable", message, None)
+
+
+class WaitTimeout(YardmasterError):
+    """Raised by :meth:`Client.wait` (and ``enqueue(..., wait=...)``) when the job has not ended
+    within the timeout. Code ``"wait_timeout"``, status ``None``; ``job`` is the job object as
+    last seen (still live)."""
+
+    def __init__(self, job: Dict[str, Any]) -> None:
+        super().__init__("wait_timeout",
+                         f"job {job.get('id')} is still {job.get('state')} after the wait", None)
+        self.job = job
+
+
+class JobFailed(YardmasterError):
+    """Raised by ``enqueue(..., wait=...)`` when the job ended ``dead`` or ``cancelled``.
+    Code ``"job_dead"`` or ``"job_cancelled"``, status ``None``; ``job`` is the finished job
+    object (its ``errors``, ``last_error`` and ``dead_reason`` say why)."""
+
+    def __init__(self, job: Dict[str, Any]) -> None:
+        state = str(job.get("state"))
+        message = f"job {job.get('id')} ended {state}"
+        if job.get("dead_reason"):
+            message += f" ({job['dead_reason']})"
+        last = job.get("last_error") or {}
+        if last:
+            message += f": {last.get('type')}: {last.get('message')}"
+        super().__init__(f"job_{state}", message, None)
+        self.job = job
 
 
 _BY_CODE: Dict[str, Type[YardmasterError]] = {

@@ -27,8 +27,11 @@ stops early because :attr:`Job.cancelled` turned true must say so by raising (be
 
 from __future__ import annotations
 
+import json
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
+
+MAX_PROGRESS_BYTES = 4096  # the server's limit on a progress report (JSON, no whitespace)
 
 __all__ = ["Job", "Retry", "Permanent", "Cancelled"]
 
@@ -118,6 +121,9 @@ class Job:
         self._cancel_seen = False   # cancel_requested learnt from a heartbeat (counted once)
         self._hb_interval = 1.0
         self._hb_due = 0.0
+        self._progress: Optional[Dict[str, Any]] = None  # reported at the next heartbeat
+        self._progress_hook: Optional[Callable[[], None]] = None  # asks for that heartbeat
+        self._progress_sent_at = 0.0  # time.monotonic() of the last report sent
 
     def __repr__(self) -> str:
         return (f"Job(id={self.id!r}, queue={self.queue!r}, kind={self.kind!r}, "
@@ -155,6 +161,34 @@ class Job:
         :attr:`cancelled`. Use it instead of ``time.sleep`` in handlers that wait, and follow a
         ``True`` with :meth:`raise_if_cancelled` (or ``raise Cancelled``) to stop."""
         return self._cancel.wait(timeout)
+
+    def progress(self, percent: Optional[float] = None, **info: Any) -> None:
+        """Report how far this attempt got; shown in the job object (``progress``) until the
+        attempt ends. ``percent`` is 0..100; ``info`` are any other JSON-serializable fields,
+        e.g. ``job.progress(40, step="resize")``. Sent with a heartbeat soon after the call (at
+        most a few per second: a later report replaces one not yet sent). Returns at once.
+
+        Raises:
+            ValueError: ``percent`` outside 0..100, or the report over 4096 bytes as JSON.
+        """
+        report: Dict[str, Any] = dict(info)
+        if percent is not None:
+            if isinstance(percent, bool) or not isinstance(percent, (int, float)) or \
+                    not 0 <= percent <= 100:
+                raise ValueError(f"percent must be a number 0..100 (got {percent!r})")
+            report["percent"] = percent
+        size = len(json.dumps(report, separators=(",", ":")).encode())
+        if size > MAX_PROGRESS_BYTES:
+            raise ValueError(f"a progress report is at most {MAX_PROGRESS_BYTES} bytes as JSON "
+                             f"(this one is {size})")
+        self._progress = report
+        hook = self._progress_hook
+        if hook is not None:
+            hook()
+
+    def _take_progress(self) -> Optional[Dict[str, Any]]:
+        report, self._progress = self._progress, None
+        return report
 
     def _set_cancelled(self, reason: str) -> None:
         if self._cancel_reason is None or reason == "lease_lost":

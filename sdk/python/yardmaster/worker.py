@@ -55,6 +55,8 @@ from .job import Cancelled, Job, Permanent, Retry
 __all__ = ["Worker", "Handler"]
 
 log = logging.getLogger("yardmaster.worker")
+"""The worker's logger. Lifecycle lines (start, shutdown, reconnects) are INFO; every failed
+attempt is a WARNING with the exception and its traceback (docs/python-sdk.md, "Logging")."""
 
 Handler = Callable[[Job], Any]
 """A task handler: takes the :class:`~yardmaster.job.Job`, returns its JSON result or None."""
@@ -69,6 +71,7 @@ MAX_WORKER_ID_BYTES = 128       # lease worker_id limit
 MAX_RETRY_IN_MS = 2592000000    # 30 days
 MAX_ACK_BATCH = 1000            # items per POST /v1/acks:batch
 TRACEBACK_LINES = 12            # how much of a handler's traceback goes into the error message
+PROGRESS_INTERVAL = 0.25        # job.progress() reports go out at most this often per job
 
 STAT_KEYS = ("leased", "succeeded", "failed", "handed_back", "leases_lost", "cancelled",
              "heartbeats", "reconnects", "running")
@@ -527,6 +530,7 @@ class Worker:
         with self._lock:
             self._stats["leased"] += len(jobs)
             for job in jobs:
+                job._progress_hook = lambda job=job: self._progress_reported(job)
                 self._schedule_heartbeat_locked(job, now_ms)
                 self._leases[job.token] = job
                 if self._stopping:
@@ -589,39 +593,76 @@ class Worker:
         handler = self._handlers.get(job.kind)
         if handler is None:
             # Retryable: a worker that knows the kind may be rolling out.
-            return False, dict(base, error={
+            error = {
                 "type": "unknown_kind", "retryable": True,
                 "message": _truncate_utf8(
                     f"no handler for kind {job.kind!r} in worker {self.worker_id} "
-                    f"(kinds: {', '.join(self.kinds)})", MAX_ERROR_MESSAGE_BYTES)})
+                    f"(kinds: {', '.join(self.kinds)})", MAX_ERROR_MESSAGE_BYTES)}
+            self._log_failed_attempt(job, error, None)
+            return False, dict(base, error=error)
         try:
             result = handler(job)
         except Retry as e:
             item = dict(base, error=self._error(e, e.type or "retry", retryable=True))
             if e.after is not None:
                 item["retry_in_ms"] = min(int(e.after * 1000), MAX_RETRY_IN_MS)
+            self._log_failed_attempt(job, item["error"], e)
             return False, item
         except Permanent as e:
-            return False, dict(base, error=self._error(e, e.type or "permanent", retryable=False))
+            error = self._error(e, e.type or "permanent", retryable=False)
+            self._log_failed_attempt(job, error, e)
+            return False, dict(base, error=error)
         except Cancelled as e:
             if not str(e):
                 e = Cancelled(f"job {job.id}: stopped by its handler")
-            return False, dict(base, error=self._error(e, "cancelled", retryable=False))
+            error = self._error(e, "cancelled", retryable=False)
+            self._log_failed_attempt(job, error, e)
+            return False, dict(base, error=error)
         except BaseException as e:  # noqa: BLE001 - a handler's SystemExit must not kill us
-            return False, dict(base, error=self._error(e, type(e).__name__, retryable=True,
-                                                       with_traceback=True))
+            error = self._error(e, type(e).__name__, retryable=True, with_traceback=True)
+            self._log_failed_attempt(job, error, e)
+            return False, dict(base, error=error)
         if result is None:
             return True, base
         try:
             # Checked here so that one bad result fails its own job, not the whole batch.
             encode_json(result)
         except (TypeError, ValueError, RecursionError) as e:
-            return False, dict(base, error={
+            error = {
                 "type": "invalid_result", "retryable": False,
                 "message": _truncate_utf8(
                     f"the handler of kind {job.kind!r} returned a result that is not "
-                    f"JSON-serialisable: {type(e).__name__}: {e}", MAX_ERROR_MESSAGE_BYTES)})
+                    f"JSON-serialisable: {type(e).__name__}: {e}", MAX_ERROR_MESSAGE_BYTES)}
+            self._log_failed_attempt(job, error, e)
+            return False, dict(base, error=error)
         return True, dict(base, result=result)
+
+    def _log_failed_attempt(self, job: Job, error: Dict[str, Any],
+                            exc: Optional[BaseException]) -> None:
+        """One log record per failed attempt: WARNING with the exception and its traceback
+        (``exc_info``), except a handler stopping on a requested cancel, which did what was
+        asked (INFO). The record carries the job as ``extra`` fields (``job_id``, ``job_queue``,
+        ``job_kind``, ``job_attempt``, ``error_type``) for structured log handlers."""
+        cancel_obeyed = error["type"] == "cancelled" and job.cancel_reason == "cancel_requested"
+        if job.cancel_reason == "lease_lost":
+            then = "not reported: the lease was lost"
+        elif job.cancel_reason == "shutdown":
+            then = "not reported: the job was handed back at shutdown"
+        elif not error["retryable"]:
+            then = "the job ends cancelled" if cancel_obeyed else "not retried: the job is dead"
+        elif job.max_attempts and job.attempt >= job.max_attempts:
+            then = "no attempts left: the job is dead"
+        else:
+            then = "it will be retried"
+        # The exception's own text: the error message sent to the server may carry a traceback
+        # tail, which exc_info already prints in full.
+        what = f"{type(exc).__name__}: {exc}" if exc is not None else error["message"]
+        log.log(logging.INFO if cancel_obeyed else logging.WARNING,
+                "job %s (queue %s, kind %s) attempt %d of %s failed (%s): %s; %s", job.id,
+                job.queue, job.kind, job.attempt, job.max_attempts or "?", error["type"], what,
+                then, exc_info=exc if exc is not None and not cancel_obeyed else None,
+                extra={"job_id": job.id, "job_queue": job.queue, "job_kind": job.kind,
+                       "job_attempt": job.attempt, "error_type": error["type"]})
 
     @staticmethod
     def _error(exc: BaseException, type_: str, retryable: bool,
@@ -684,10 +725,23 @@ class Worker:
             self._fatal = self._fatal or e
             self._stop_requested = True
 
+    def _progress_reported(self, job: Job) -> None:
+        """A handler called job.progress(): heartbeat soon, at most every PROGRESS_INTERVAL."""
+        with self._lock:
+            if job.token not in self._leases:
+                return
+            due = max(job._progress_sent_at + PROGRESS_INTERVAL, time.monotonic())
+            if due < job._hb_due:
+                self._push_heartbeat_locked(job, due - time.monotonic())
+
     def _heartbeat(self, job: Job) -> None:
         body: Dict[str, Any] = {"token": job.token}
         if self.lease_ms is not None:
             body["extend_ms"] = self.lease_ms
+        progress = job._take_progress()
+        if progress is not None:
+            body["progress"] = progress
+            job._progress_sent_at = time.monotonic()
         next_in = job._hb_interval
         try:
             # No answer within an interval counts as none: retried after half an interval,
@@ -707,6 +761,8 @@ class Worker:
                 self._lose_lease(job, "heartbeat", e)
             return
         except YardmasterError as e:
+            if progress is not None and job._progress is None:
+                job._progress = progress  # not delivered: sent again with the next beat
             if _is_transient(e):
                 next_in = heartbeat_retry_delay(job._hb_interval)
                 if e.retry_after:

@@ -1,0 +1,361 @@
+// The C++ client (client/api_client.h) and the SDK's public Client (yardmaster/client.h) against
+// the real server in-process: a Broker on a MemoryStore behind the HttpServer on 127.0.0.1 port
+// 0. client_test.cc checks the requests the client writes against a scripted server; these tests
+// check that the client and the server agree on every field, in both directions.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/api_client.h"
+#include "common/clock.h"
+#include "net/http_server.h"
+#include "server/broker.h"
+#include "store/memory_store.h"
+#include "yardmaster/client.h"
+
+namespace ym::client {
+namespace {
+
+class ApiClientServerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    BrokerOptions bopts;
+    // Succeeded jobs stay an hour, so that their results can be read back.
+    bopts.scheduler.default_retention.succeeded_ms = 3'600'000;
+    broker_ = std::make_unique<Broker>(store_, clock_, bopts);
+    ASSERT_TRUE(broker_->Start().ok());
+    net::HttpServerOptions opts;
+    opts.port = 0;
+    opts.io_threads = 2;
+    opts.shutdown_timeout = std::chrono::milliseconds(2000);
+    opts.metrics_renderer = [] { return std::string("ym_up 1\n"); };
+    server_ = std::make_unique<net::HttpServer>(*broker_, opts);
+    Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    url_ = "http://127.0.0.1:" + std::to_string(server_->local_port());
+    Result<ApiClient> api = ApiClient::Create(url_);
+    ASSERT_TRUE(api.ok()) << api.status().ToString();
+    api_.emplace(std::move(api).value());
+  }
+
+  void TearDown() override {
+    api_.reset();
+    if (server_) server_->Stop();
+    if (broker_) broker_->Stop();
+  }
+
+  std::string Enqueue(const std::string& queue, std::optional<std::int32_t> max_attempts = {}) {
+    EnqueueRequest req;
+    req.queue = queue;
+    req.kind = "k";
+    req.max_attempts = max_attempts;
+    Result<EnqueueResult> r = api_->Enqueue(req);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->id : "";
+  }
+
+  LeasedJob LeaseOne(const std::string& queue) {
+    LeaseRequest req;
+    req.queues = {queue};
+    req.worker_id = "w1";
+    req.lease_ms = 600'000;
+    Result<std::vector<LeasedJob>> r = api_->Lease(req);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok() || r->size() != 1) {
+      ADD_FAILURE() << "expected one leased job";
+      return {};
+    }
+    return r->front();
+  }
+
+  MemoryStore store_;
+  SystemClock clock_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::string url_;
+  std::optional<ApiClient> api_;
+};
+
+TEST_F(ApiClientServerTest, PutQueueSetsEveryFieldAndOnlyTheFieldsGiven) {
+  QueueUpdate all;
+  all.paused = true;
+  all.max_attempts = 4;
+  all.lease_ms = 45'000;
+  all.backoff = Backoff{250, 60'000, 3.0};
+  all.retention_succeeded_ms = 1'000;
+  all.retention_dead_ms = 2'000;
+  all.retention_cancelled_ms = 3'000;
+  // A queue that does not exist yet is created only when asked.
+  Result<Queue> missing = api_->PutQueue("cfg", all);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Code::kQueueNotFound);
+  Result<Queue> put = api_->PutQueue("cfg", all, /*create=*/true);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  Result<Queue> got = api_->GetQueue("cfg");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (const Queue& q : {*put, *got}) {
+    EXPECT_EQ(q.name, "cfg");
+    EXPECT_TRUE(q.paused);
+    EXPECT_EQ(q.max_attempts, 4);
+    EXPECT_EQ(q.lease_ms, 45'000);
+    EXPECT_EQ(q.backoff.initial_ms, 250);
+    EXPECT_EQ(q.backoff.max_ms, 60'000);
+    EXPECT_DOUBLE_EQ(q.backoff.multiplier, 3.0);
+    EXPECT_EQ(q.retention.succeeded_ms, 1'000);
+    EXPECT_EQ(q.retention.dead_ms, 2'000);
+    EXPECT_EQ(q.retention.cancelled_ms, 3'000);
+  }
+
+  // A partial update changes only the fields given. Retention is one object on the wire,
+  // replaced whole (docs/api.md): its members not given take the server's defaults.
+  QueueUpdate one;
+  one.lease_ms = 50'000;
+  one.retention_dead_ms = 9'000;
+  Result<Queue> after = api_->PutQueue("cfg", one);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->lease_ms, 50'000);
+  EXPECT_EQ(after->retention.dead_ms, 9'000);
+  EXPECT_EQ(after->retention.succeeded_ms, 0);
+  EXPECT_EQ(after->retention.cancelled_ms, 7LL * 24 * 3600 * 1000);
+  EXPECT_EQ(after->max_attempts, 4);
+  EXPECT_EQ(after->backoff.initial_ms, 250);
+  EXPECT_TRUE(after->paused);
+
+  Result<Queue> resumed = api_->ResumeQueue("cfg");
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_FALSE(resumed->paused);
+  Result<Queue> paused = api_->PauseQueue("cfg");
+  ASSERT_TRUE(paused.ok());
+  EXPECT_TRUE(paused->paused);
+
+  // A value the server refuses is its validation_failed, and changes nothing.
+  QueueUpdate bad;
+  bad.max_attempts = 0;
+  Result<Queue> refused = api_->PutQueue("cfg", bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kValidation);
+  EXPECT_EQ(api_->last_http_status(), 422);
+  EXPECT_EQ(api_->GetQueue("cfg")->max_attempts, 4);
+}
+
+TEST_F(ApiClientServerTest, EveryEnqueueOptionReachesTheJob) {
+  EnqueueRequest req;
+  req.queue = "opts";
+  req.kind = "report";
+  req.payload_json = R"({"big":12345678901234567890,"s":"x"})";
+  req.ns = "acme";
+  req.priority = -3;
+  req.delay_ms = 600'000;
+  req.max_attempts = 6;
+  req.backoff = Backoff{100, 5'000, 1.5};
+  req.lease_ms = 1'234;
+  req.idempotency_key = "key-1";
+  req.idempotency_ttl_ms = 60'000;
+  req.concurrency_key = "tenant-9";
+  req.tags = {"a", "b"};
+  const std::int64_t before = clock_.NowMs();
+  Result<EnqueueResult> r = api_->Enqueue(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->state, "scheduled");  // delayed
+  EXPECT_FALSE(r->duplicate);
+
+  Result<Job> job = api_->GetJob(r->id);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->ns, "acme");
+  EXPECT_EQ(job->queue, "opts");
+  EXPECT_EQ(job->kind, "report");
+  EXPECT_EQ(job->state, "scheduled");
+  EXPECT_EQ(job->priority, -3);
+  EXPECT_EQ(job->max_attempts, 6);
+  ASSERT_TRUE(job->backoff.has_value());
+  EXPECT_EQ(job->backoff->initial_ms, 100);
+  EXPECT_EQ(job->backoff->max_ms, 5'000);
+  EXPECT_DOUBLE_EQ(job->backoff->multiplier, 1.5);
+  EXPECT_EQ(job->lease_ms, 1'234);
+  EXPECT_EQ(job->idempotency_key, std::optional<std::string>("key-1"));
+  EXPECT_EQ(job->concurrency_key, std::optional<std::string>("tenant-9"));
+  EXPECT_EQ(job->tags, (std::vector<std::string>{"a", "b"}));
+  EXPECT_GE(job->run_at_ms, before + 600'000);
+  EXPECT_EQ(job->payload_json, req.payload_json);  // as sent, the big number included
+
+  // The same key within its window returns the same job and creates nothing.
+  Result<EnqueueResult> again = api_->Enqueue(req);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->id, r->id);
+}
+
+TEST_F(ApiClientServerTest, FailRetriesThenAckKeepsTheResult) {
+  const std::string id = Enqueue("work", 3);
+  LeasedJob first = LeaseOne("work");
+  ASSERT_EQ(first.id, id);
+  EXPECT_EQ(first.attempt, 1);
+  Result<JobStateResult> failed =
+      api_->Fail(id, first.token, FailureInfo{"Timeout", "upstream slow", true}, 0);
+  ASSERT_TRUE(failed.ok()) << failed.status().ToString();
+  EXPECT_EQ(failed->id, id);
+  EXPECT_NE(failed->state, "dead");
+  // The token of the attempt that failed is stale now.
+  Result<JobStateResult> stale = api_->Ack(id, first.token);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.status().code(), Code::kStaleLease);
+
+  LeasedJob second = LeaseOne("work");
+  ASSERT_EQ(second.id, id);
+  EXPECT_EQ(second.attempt, 2);
+  // A result that is not JSON is refused by the client before anything is sent.
+  Result<JobStateResult> bad = api_->Ack(id, second.token, std::string_view("{oops"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kValidation);
+  EXPECT_EQ(api_->GetJob(id)->state, "active");
+
+  Result<JobStateResult> acked = api_->Ack(id, second.token, std::string_view(R"({"rows":[1,2]})"));
+  ASSERT_TRUE(acked.ok()) << acked.status().ToString();
+  EXPECT_EQ(acked->state, "succeeded");
+  Result<Job> job = api_->GetJob(id);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, "succeeded");
+  EXPECT_EQ(job->attempts, 2);
+  ASSERT_EQ(job->errors.size(), 1u);
+  EXPECT_EQ(job->errors[0].attempt, 1);
+  EXPECT_EQ(job->errors[0].type, "Timeout");
+  EXPECT_EQ(job->errors[0].message, "upstream slow");
+  EXPECT_TRUE(job->finished_at_ms.has_value());
+  EXPECT_FALSE(job->lease.has_value());
+  // The result is recorded with the ack's commit; GET answers from memory until then.
+  for (int i = 0; i < 200 && !job->result_json; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    job = api_->GetJob(id);
+    ASSERT_TRUE(job.ok());
+  }
+  ASSERT_TRUE(job->result_json.has_value());
+  EXPECT_EQ(*job->result_json, R"({"rows":[1,2]})");
+}
+
+TEST_F(ApiClientServerTest, PermanentFailureGoesDeadAndBothReplaysBringItBack) {
+  const std::string a = Enqueue("dlq", 5);
+  const std::string b = Enqueue("dlq", 5);
+  for (const std::string& id : {a, b}) {
+    LeasedJob j = LeaseOne("dlq");
+    ASSERT_EQ(j.id, id);
+    Result<JobStateResult> r = api_->Fail(id, j.token, FailureInfo{"Bad", "no such user", false});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->state, "dead");
+  }
+  Result<Job> dead = api_->GetJob(a);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_EQ(dead->state, "dead");
+
+  Result<Job> replayed = api_->ReplayJob(a);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  EXPECT_EQ(replayed->id, a);
+  EXPECT_EQ(replayed->state, "ready");
+  // Replaying it again is invalid: it is not dead or cancelled any more.
+  Result<Job> twice = api_->ReplayJob(a);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.status().code(), Code::kInvalidState);
+  EXPECT_EQ(api_->last_http_status(), 409);
+
+  // By ids: the ready one is skipped, the dead one replayed.
+  DeadReplayRequest by_ids;
+  by_ids.ids = {a, b};
+  Result<std::int64_t> n = api_->ReplayDead(by_ids);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(api_->GetJob(b)->state, "ready");
+
+  // By queue with a limit.
+  for (int i = 0; i < 2; ++i) {
+    LeasedJob j = LeaseOne("dlq");
+    ASSERT_TRUE(api_->Fail(j.id, j.token, FailureInfo{"Bad", "again", false}).ok());
+  }
+  DeadReplayRequest limited;
+  limited.queue = "dlq";
+  limited.limit = 1;
+  n = api_->ReplayDead(limited);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1);
+  Result<JobPage> left = api_->ListDead(ListDeadRequest{"dlq", {}, {}});
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->items.size(), 1u);
+}
+
+TEST_F(ApiClientServerTest, InfoReadinessAndMetrics) {
+  Enqueue("i");
+  Enqueue("i");
+  Result<ServerInfo> info = api_->Info();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_FALSE(info->version.empty());
+  EXPECT_EQ(info->live_jobs, 2);
+  EXPECT_GE(info->commits, 1);
+  EXPECT_FALSE(info->draining);
+  EXPECT_GT(info->started_at_ms, 0);
+  EXPECT_TRUE(api_->Readyz().ok());
+  Result<std::string> metrics = api_->Metrics();
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(*metrics, "ym_up 1\n");
+
+  broker_->BeginDrain();
+  Status ready = api_->Readyz();
+  EXPECT_EQ(ready.code(), Code::kUnavailable);
+  EXPECT_EQ(api_->last_http_status(), 503);
+  info = api_->Info();
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->draining);
+  EXPECT_TRUE(api_->Healthz().ok());  // alive while draining
+}
+
+// The SDK's public Client is the same calls behind a mutex, with public types.
+TEST_F(ApiClientServerTest, SdkClientEnqueuesReadsCancelsAndReplays) {
+  yardmaster::ClientOptions o;
+  o.server_url = url_;
+  yardmaster::Client sdk(o);
+  EXPECT_EQ(sdk.server_url(), url_);
+  yardmaster::EnqueueOptions job;
+  job.queue = "sdk";
+  job.kind = "k";
+  job.payload_json = R"({"n":1})";
+  job.backoff = yardmaster::RetryBackoff{10, 20, 2.0};
+  job.max_attempts = 2;
+  std::vector<yardmaster::EnqueueOptions> batch(2, job);
+  batch[1].queue = "bad queue name";  // refused alone
+  auto results = sdk.EnqueueBatch(batch);
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  ASSERT_EQ(results->size(), 2u);
+  ASSERT_TRUE((*results)[0].ok()) << (*results)[0].status().ToString();
+  EXPECT_EQ((*results)[1].status().code(), "validation_failed");
+  const std::string id = (*results)[0]->id;
+
+  yardmaster::Result<yardmaster::JobInfo> got = sdk.Get(id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->id, id);
+  EXPECT_EQ(got->queue, "sdk");
+  EXPECT_EQ(got->state, "ready");
+  EXPECT_EQ(got->max_attempts, 2);
+  EXPECT_EQ(got->payload_json, R"({"n":1})");
+
+  yardmaster::Result<yardmaster::JobInfo> cancelled = sdk.Cancel(id);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status().ToString();
+  EXPECT_EQ(cancelled->state, "cancelled");
+  yardmaster::Result<yardmaster::JobInfo> replayed = sdk.Replay(id);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  EXPECT_EQ(replayed->state, "ready");
+
+  yardmaster::Result<yardmaster::JobInfo> missing = sdk.Get("999999");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), "not_found");
+  EXPECT_EQ(missing.status().http_status(), 404);
+
+  // A moved-from client's state lives on in the new one.
+  yardmaster::Client moved(std::move(sdk));
+  EXPECT_EQ(moved.server_url(), url_);
+  EXPECT_TRUE(moved.Get(id).ok());
+}
+
+}  // namespace
+}  // namespace ym::client

@@ -1,0 +1,146 @@
+// The CLI's answers to mistyped or missing command names, and its own version (src/cli/suggest.h,
+// src/cli/parse.cc). No server is needed: all of it is decided while parsing.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+#include "cli/suggest.h"
+#include "common/build_info.h"
+
+namespace ym::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+ParseOutcome Parse(const std::vector<std::string>& args) {
+  return ParseCommandLine(args, std::nullopt);
+}
+
+TEST(CliSuggestTest, EditDistanceCountsInsertionsDeletionsSubstitutionsAndSwaps) {
+  EXPECT_EQ(EditDistance("queues", "queues"), 0u);
+  EXPECT_EQ(EditDistance("queue", "queues"), 1u);    // insertion
+  EXPECT_EQ(EditDistance("queuess", "queues"), 1u);  // deletion
+  EXPECT_EQ(EditDistance("lust", "list"), 1u);       // substitution
+  EXPECT_EQ(EditDistance("lsit", "list"), 1u);       // adjacent swap
+  EXPECT_EQ(EditDistance("JOBS", "jobs"), 0u);       // case is ignored
+  EXPECT_EQ(EditDistance("", "info"), 4u);
+  EXPECT_EQ(EditDistance("dead", ""), 4u);
+  EXPECT_EQ(EditDistance("info", "dead"), 4u);
+  EXPECT_EQ(EditDistance("enque", "enqueue"), 2u);
+}
+
+TEST(CliSuggestTest, ClosestMatchGuessesOnlyWhenClose) {
+  const std::vector<std::string> commands = {"server", "worker", "enqueue", "jobs",
+                                             "queues", "dead",   "info",    "version"};
+  EXPECT_EQ(ClosestMatch("queue", commands), "queues");
+  EXPECT_EQ(ClosestMatch("job", commands), "jobs");
+  EXPECT_EQ(ClosestMatch("enque", commands), "enqueue");
+  EXPECT_EQ(ClosestMatch("enq", commands), "enqueue");  // a prefix of three letters
+  EXPECT_EQ(ClosestMatch("Info", commands), "info");
+  EXPECT_EQ(ClosestMatch("sever", commands), "server");
+  EXPECT_EQ(ClosestMatch("verison", commands), "version");
+  EXPECT_EQ(ClosestMatch("frobnicate", commands), std::nullopt);
+  EXPECT_EQ(ClosestMatch("x", commands), std::nullopt);
+  EXPECT_EQ(ClosestMatch("de", commands), std::nullopt);  // too short to be a prefix guess
+  // The fewest edits win, and the first listed among equals.
+  EXPECT_EQ(ClosestMatch("lst", {"get", "list", "cancel", "replay"}), "list");
+  EXPECT_EQ(ClosestMatch("deal", {"dear", "dead"}), "dear");
+  EXPECT_EQ(ClosestMatch("pase", {"pause", "resume"}), "pause");
+}
+
+TEST(CliSuggestTest, UnknownCommandNamesTheClosestOne) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"queue"}, "unknown command 'queue'; did you mean 'queues'?"},
+      {{"--json", "queue"}, "unknown command 'queue'; did you mean 'queues'?"},
+      {{"--server", "http://h:1", "jbos", "list"}, "unknown command 'jbos'; did you mean 'jobs'?"},
+      {{"enque", "-q", "q", "-k", "k"}, "unknown command 'enque'; did you mean 'enqueue'?"},
+      {{"jobs", "lst"}, "unknown command 'jobs lst'; did you mean 'jobs list'?"},
+      {{"jobs", "--json", "cancle", "5"},
+       "unknown command 'jobs cancle'; did you mean 'jobs cancel'?"},
+      {{"dead", "replya", "--all"}, "unknown command 'dead replya'; did you mean 'dead replay'?"},
+      // `queues NAME` shows a queue, so a word there is a queue name unless the line fails and
+      // the word is close to a command.
+      {{"queues", "pase", "emails"}, "unknown command 'queues pase'; did you mean 'queues pause'?"},
+      {{"frobnicate"},
+       "unknown command 'frobnicate'; the commands are: server, worker, enqueue, jobs, queues, "
+       "dead, info, version"},
+      {{"jobs", "zap", "5"},
+       "unknown command 'jobs zap'; the commands of 'jobs' are: get, wait, list, cancel, replay"},
+      {{}, "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"},
+      {{"--json"},
+       "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"},
+      {{"jobs"}, "'jobs' needs a command: get, wait, list, cancel, replay"},
+      {{"dead", "--json"}, "'dead' needs a command: list, replay"},
+  };
+  for (const Case& c : cases) {
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    ParseOutcome o = Parse(c.args);
+    EXPECT_FALSE(o.invocation.has_value()) << joined;
+    EXPECT_EQ(o.exit_code, kExitUsage) << joined;
+    EXPECT_EQ(o.err, "error: " + c.message + "\nRun with --help for more information.\n") << joined;
+  }
+}
+
+TEST(CliSuggestTest, OtherMistakesKeepCliElevensMessage) {
+  // The command names are right; the mistake is elsewhere.
+  ParseOutcome o = Parse({"jobs", "list", "--limit", "0"});
+  EXPECT_EQ(o.exit_code, kExitUsage);
+  EXPECT_THAT(o.err, HasSubstr("--limit"));
+  EXPECT_THAT(o.err, Not(HasSubstr("unknown command")));
+  o = Parse({"info", "extra"});
+  EXPECT_EQ(o.exit_code, kExitUsage);
+  EXPECT_THAT(o.err, HasSubstr("extra"));
+  EXPECT_THAT(o.err, Not(HasSubstr("unknown command")));
+  // An option's value is not taken for a command name.
+  o = Parse({"--server", "queue", "info"});
+  EXPECT_THAT(o.err, Not(HasSubstr("unknown command")));
+  // A queue name that only looks like a typo still works when the line is otherwise right.
+  o = Parse({"queues", "pase"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_EQ(o.invocation->command, Command::kQueuesGet);
+  EXPECT_EQ(o.invocation->queue_name, "pase");
+}
+
+TEST(CliVersionTest, VersionFlagAndCommandPrintTheBuildWithoutAServer) {
+  const std::string line = "yardmaster " + VersionLine() + "\n";
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--version"},
+                                               {"version"},
+                                               {"version", "--server", "http://h:1"}}) {
+    ParseOutcome o = Parse(args);
+    EXPECT_FALSE(o.invocation.has_value());
+    EXPECT_EQ(o.exit_code, kExitOk);
+    EXPECT_EQ(o.out, line);
+    EXPECT_EQ(o.err, "");
+  }
+  EXPECT_THAT(line, StartsWith("yardmaster " YARDMASTER_VERSION));
+  ParseOutcome o = Parse({"version", "--json"});
+  EXPECT_EQ(o.exit_code, kExitOk);
+  EXPECT_EQ(o.out, std::string(R"({"version":")") + YARDMASTER_VERSION + R"(","commit":")" +
+                       std::string(BuildCommit()) + "\"}\n");
+}
+
+TEST(CliVersionTest, VersionComesFromTheProjectVersion) {
+  // Three dot-separated numbers, the form project(VERSION) takes; the macros agree with it.
+  const std::string v = YARDMASTER_VERSION;
+  EXPECT_EQ(v, std::to_string(YARDMASTER_VERSION_MAJOR) + "." +
+                   std::to_string(YARDMASTER_VERSION_MINOR) + "." +
+                   std::to_string(YARDMASTER_VERSION_PATCH));
+  EXPECT_EQ(std::string(kVersion), v);
+  EXPECT_EQ(std::string(yardmaster::kVersion), v);
+  const std::string commit(BuildCommit());
+  EXPECT_TRUE(commit == "unknown" || commit.size() == 12 || commit.size() == 18) << commit;
+}
+
+}  // namespace
+}  // namespace ym::cli

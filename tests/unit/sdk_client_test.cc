@@ -1,0 +1,89 @@
+// yardmaster::Client (include/yardmaster/client.h) against a scripted server: the requests it
+// sends and how it reads the answers.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "threaded_server.h"
+#include "yardmaster/client.h"
+
+namespace {
+
+using std::chrono::milliseconds;
+using ym::test_support::Reply;
+using ym::test_support::ThreadedServer;
+
+std::string JobJson(const std::string& state, const std::string& result = "null") {
+  return R"({"id":"7","namespace":"default","queue":"q","kind":"k","state":")" + state +
+         R"(","payload":null,"attempts":1,"max_attempts":3,"cancel_requested":false,)" +
+         R"("dead_reason":null,"last_error":null,"errors":[],"result":)" + result + "}";
+}
+
+// Records each request's target; answers GET /v1/jobs/7?wait_ms=... with `states` in turn.
+class WaitServer {
+ public:
+  explicit WaitServer(std::vector<std::string> states)
+      : states_(std::move(states)), server_([this](const std::string& req, const std::string&) {
+          std::lock_guard<std::mutex> lock(mu_);
+          targets_.push_back(req);
+          const std::size_t i = std::min(next_++, states_.size() - 1);
+          return Reply{200, JobJson(states_[i], states_[i] == "succeeded" ? R"({"n":1})" : "null")};
+        }) {}
+
+  std::string url() const { return server_.url(); }
+  std::vector<std::string> targets() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return targets_;
+  }
+
+ private:
+  std::vector<std::string> states_;
+  std::mutex mu_;
+  std::vector<std::string> targets_;
+  std::size_t next_ = 0;
+  ThreadedServer server_;
+};
+
+TEST(SdkClient, WaitRepeatsTheServersWaitUntilTheJobEnds) {
+  WaitServer server({"ready", "active", "succeeded"});
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  auto job = client.Wait("7");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_TRUE(job->ended());
+  EXPECT_EQ(job->state, "succeeded");
+  ASSERT_TRUE(job->result_json.has_value());
+  EXPECT_EQ(*job->result_json, R"({"n":1})");
+  // Without a timeout every request asks the server for its longest wait.
+  EXPECT_EQ(server.targets(), std::vector<std::string>(3, "GET /v1/jobs/7?wait_ms=30000"));
+}
+
+TEST(SdkClient, WaitWithATimeoutReturnsTheLiveJobWhenItRunsOut) {
+  WaitServer server({"active"});
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  auto job = client.Wait("7", milliseconds(0));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_FALSE(job->ended());
+  EXPECT_EQ(job->state, "active");
+  EXPECT_EQ(server.targets(), std::vector<std::string>{"GET /v1/jobs/7?wait_ms=0"});
+}
+
+TEST(SdkClient, WaitReportsAnUnknownJob) {
+  ThreadedServer server([](const std::string&, const std::string&) {
+    return Reply{404, R"({"error":{"code":"not_found","message":"job 7 not found"}})"};
+  });
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  auto job = client.Wait("7", milliseconds(1000));
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), "not_found");
+  EXPECT_EQ(job.status().http_status(), 404);
+}
+
+}  // namespace
