@@ -44,6 +44,7 @@ enum class Command {
   kQueuesGet,
   kQueuesPause,
   kQueuesResume,
+  kQueuesReset,
   kDeadList,
   kDeadReplay,
   kInfo,

@@ -327,10 +327,13 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
     }
     case Command::kQueuesGet:
     case Command::kQueuesPause:
-    case Command::kQueuesResume: {
+    case Command::kQueuesResume:
+    case Command::kQueuesReset: {
       Result<Queue> r = inv.command == Command::kQueuesGet ? api.GetQueue(inv.queue_name)
                         : inv.command == Command::kQueuesPause
                             ? api.PauseQueue(inv.queue_name, inv.create_queue)
+                        : inv.command == Command::kQueuesReset
+                            ? api.ResetQueue(inv.queue_name)
                             : api.ResumeQueue(inv.queue_name, inv.create_queue);
       if (!r.ok()) return Fail(r.status(), api, url, err);
       if (inv.json) {
@@ -338,7 +341,8 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       } else if (inv.command == Command::kQueuesGet) {
         PrintQueue(*r, out);
       } else {
-        out << "queue " << r->name << ": " << (r->paused ? "paused" : "running") << '\n';
+        out << "queue " << r->name << ": " << (r->paused ? "paused" : "running")
+            << (inv.command == Command::kQueuesReset ? " (configuration removed)" : "") << '\n';
       }
       return kExitOk;
     }

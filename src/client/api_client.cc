@@ -812,6 +812,10 @@ Result<Queue> ApiClient::PauseQueue(std::string_view name, bool create) {
                    "/v1/queues/" + Escape(name) + ":pause" + (create ? "?create=true" : ""), {});
 }
 
+Result<Queue> ApiClient::ResetQueue(std::string_view name) {
+  return QueueCall(HttpMethod::kDelete, "/v1/queues/" + Escape(name), {});
+}
+
 Result<Queue> ApiClient::ResumeQueue(std::string_view name, bool create) {
   return QueueCall(HttpMethod::kPost,
                    "/v1/queues/" + Escape(name) + ":resume" + (create ? "?create=true" : ""), {});

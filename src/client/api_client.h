@@ -307,6 +307,8 @@ class ApiClient {
   // POST /v1/queues/{q}:pause and :resume. Without `create`, a queue that does not exist is
   // 404 queue_not_found; with it, the queue is created (?create=true).
   Result<Queue> PauseQueue(std::string_view name, bool create = false);
+  // DELETE /v1/queues/{q}: removes the queue's configuration (it follows the defaults again).
+  Result<Queue> ResetQueue(std::string_view name);
   Result<Queue> ResumeQueue(std::string_view name, bool create = false);
 
   // GET /v1/dead?queue=&limit=&cursor=.

@@ -1185,6 +1185,27 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   return ToQueueInfo(qi);
 }
 
+std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
+  auto it = queue_ids_.find(name);
+  if (it == queue_ids_.end()) return std::nullopt;
+  const std::uint32_t qi = it->second;
+  QueueState& q = Q(qi);
+  if (q.persisted) {
+    const bool was_paused = q.config.paused;
+    q.config.paused = false;
+    q.config.max_attempts = options_.default_max_attempts;
+    q.config.lease_ms = options_.default_lease_ms;
+    q.config.backoff = options_.default_backoff;
+    q.config.retention = options_.default_retention;
+    q.persisted = false;
+    q.idle_sweeps = 0;  // freed at the second sweep from now that finds it unused
+    MarkChanged(qi);
+    open_.mutations.push_back(DeleteQueue{name});
+    if (was_paused) ServeWaiters(qi);
+  }
+  return ToQueueInfo(qi);
+}
+
 // --- Time -----------------------------------------------------------------------------------
 
 std::int64_t Scheduler::NextDeadlineInMs() const {

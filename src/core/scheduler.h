@@ -208,6 +208,10 @@ class Scheduler {
   };
   QueueChanges TakeQueueChanges();
   Result<QueueInfo> PutQueue(const QueueConfigPatch& patch);
+  // Forgets the queue's configuration (it follows the server's defaults again, and is freed
+  // once unused like any unconfigured queue); a paused queue resumes. nullopt when core does not
+  // hold the queue (it may still exist in the store: the caller decides).
+  std::optional<QueueInfo> ResetQueue(const std::string& name);
   std::size_t live_jobs() const { return index_.size(); }
   // Sizes of every structure core keeps (O(queues + index pages); for tests and metrics).
   SchedulerFootprint Footprint() const;

@@ -289,6 +289,12 @@ void SetPaused(Call& c, bool paused) {
                      RenderQueueCallback(c.match.id, std::move(c.reply)));
 }
 
+void ResetQueue(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)));
+}
+
 void ReplayDead(Call& c) {
   auto req = ParseDeadReplay(c.request.body);
   if (!req.ok()) return c.Error(req.status());
@@ -385,6 +391,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return PutQueue(c);
     case RouteId::kPauseQueue:
       return SetPaused(c, true);
+    case RouteId::kResetQueue:
+      return ResetQueue(c);
     case RouteId::kResumeQueue:
       return SetPaused(c, false);
     case RouteId::kListDead:

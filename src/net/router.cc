@@ -44,6 +44,7 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
      "POST /v1/queues/{q}:pause"},
     {RouteId::kResumeQueue, http::verb::post, "/v1/queues/{q}:resume", true,
      "POST /v1/queues/{q}:resume"},
+    {RouteId::kResetQueue, http::verb::delete_, "/v1/queues/{q}", false, "DELETE /v1/queues/{q}"},
     {RouteId::kListDead, http::verb::get, "/v1/dead", true, "GET /v1/dead"},
     {RouteId::kReplayDead, http::verb::post, "/v1/dead:replay", false, "POST /v1/dead:replay"},
     {RouteId::kInfo, http::verb::get, "/v1/info", false, "GET /v1/info"},
@@ -130,6 +131,8 @@ std::string_view MethodName(http::verb v) {
       return "POST";
     case http::verb::put:
       return "PUT";
+    case http::verb::delete_:
+      return "DELETE";
     default:
       return "";
   }

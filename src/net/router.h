@@ -48,6 +48,7 @@ enum class RouteId : std::uint8_t {
   kPutQueue,
   kPauseQueue,
   kResumeQueue,
+  kResetQueue,
   kListDead,
   kReplayDead,
   kInfo,

@@ -1378,6 +1378,30 @@ void Broker::PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> d
   });
 }
 
+void Broker::ResetQueue(std::string name, Callback<QueueInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    std::vector<QueueInfo> one;
+    if (auto q = impl_->sched().ResetQueue(name)) one.push_back(std::move(*q));
+    // Durable before the reply (the reset may have written nothing: then at once), and with the
+    // store's finished counts, which also tell whether a queue core does not hold exists.
+    impl_->AfterDurable(
+        [this, name, one = std::move(one), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
+            FinishedCountQuery query;
+            query.queue = name;
+            auto counts = impl_->store().CountFinished(query);
+            if (!counts.ok()) return done(counts.status());
+            one = MergeFinished(std::move(one), *counts, impl_->options().scheduler);
+            if (one.empty()) return done(QueueNotFound("queue " + name + " not found"));
+            done(std::move(one.front()));
+          });
+        });
+  });
+}
+
 void Broker::SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done) {
   QueueConfigPatch patch;
   patch.name = std::move(name);

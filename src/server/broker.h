@@ -193,6 +193,10 @@ class Broker {
   // configured queue is kept until its configuration is removed).
   void PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> done);
   void SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done);
+  // Removes the queue's configuration: it follows the server's defaults again (unpaused) and,
+  // unconfigured, is freed once nothing uses it. Jobs are not touched. kQueueNotFound when the
+  // queue does not exist.
+  void ResetQueue(std::string name, Callback<QueueInfo> done);
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;

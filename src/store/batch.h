@@ -55,6 +55,12 @@ struct PutQueue {
   QueueConfig config;
 };
 
+// Removes a queue's configuration (DELETE /v1/queues/{q}): the queue follows the server's
+// defaults again. A no-op when it has none.
+struct DeleteQueue {
+  std::string name;
+};
+
 // Records an idempotency key -> job mapping until `expires_at_ms`.
 struct PutIdempotencyKey {
   std::string ns;
@@ -99,7 +105,7 @@ struct PurgeFinished {
 
 using Mutation =
     std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
-                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey>;
+                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

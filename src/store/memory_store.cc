@@ -113,6 +113,9 @@ Status MemoryStore::Commit(const Batch& batch) {
     } else if (const auto* q = std::get_if<PutQueue>(&m)) {
       Remember(state_.queues, q->config.name, &undo.queues);
       state_.queues[q->config.name] = q->config;
+    } else if (const auto* dq = std::get_if<DeleteQueue>(&m)) {
+      Remember(state_.queues, dq->name, &undo.queues);
+      state_.queues.erase(dq->name);
     } else if (const auto* k = std::get_if<PutIdempotencyKey>(&m)) {
       if (!IdInRange(k->job_id)) {
         st = IoError("idempotency key for invalid job id");

@@ -551,8 +551,8 @@ SqliteStore::~SqliteStore() {
   }
   for (sqlite3_stmt* s :
        {begin_, commit_, rollback_, insert_job_, update_job_, update_job_any_, job_state_,
-        update_lease_, probe_, delete_job_, delete_finished_job_, put_queue_, put_key_,
-        expire_keys_, finish_key_, purge_, purge_unconfigured_, set_next_id_}) {
+        update_lease_, probe_, delete_job_, delete_finished_job_, put_queue_, delete_queue_,
+        put_key_, expire_keys_, finish_key_, purge_, purge_unconfigured_, set_next_id_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -694,6 +694,7 @@ Status SqliteStore::PrepareWriterStatements() {
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
        "retention_cancelled_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
+      {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
        "VALUES (?1,?2,?3,?4)"},
@@ -941,6 +942,14 @@ Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
   return StepDone(writer_, s, "put queue");
 }
 
+Status SqliteStore::ApplyDeleteQueue(const std::string& name) {
+  if (BindText(delete_queue_, 1, name) != SQLITE_OK) {
+    sqlite3_reset(delete_queue_);
+    return IoError("bind queue " + name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, delete_queue_, "delete queue");
+}
+
 Status SqliteStore::ApplyPutKey(const PutIdempotencyKey& k) {
   if (!IdInRange(k.job_id)) return IoError("idempotency key for invalid job id");
   sqlite3_stmt* s = put_key_;
@@ -1062,6 +1071,7 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const UpdateLease& m) { return ApplyUpdateLease(m); },
       [&](const DeleteJob& m) { return ApplyDelete(m.id); },
       [&](const PutQueue& m) { return ApplyPutQueue(m.config); },
+      [&](const DeleteQueue& m) { return ApplyDeleteQueue(m.name); },
       [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
       [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m); },
       [&](const FinishIdempotencyKey& m) { return ApplyFinishKey(m); },

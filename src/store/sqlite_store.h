@@ -90,6 +90,7 @@ class SqliteStore final : public Store {
   Status ApplyUpdateLease(const UpdateLease& lease);
   Status ApplyDelete(JobId id);
   Status ApplyPutQueue(const QueueConfig& config);
+  Status ApplyDeleteQueue(const std::string& name);
   Status ApplyPutKey(const PutIdempotencyKey& key);
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
@@ -124,6 +125,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_job_ = nullptr;           // live rows only (the common case)
   sqlite3_stmt* delete_finished_job_ = nullptr;  // terminal rows, returning queue and state
   sqlite3_stmt* put_queue_ = nullptr;
+  sqlite3_stmt* delete_queue_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;

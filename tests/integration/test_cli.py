@@ -95,6 +95,10 @@ def test_queues_lists_every_page_and_pause_of_an_unknown_queue_needs_create(serv
     assert c.queue("cliqnew")["paused"] is True
     p = run(server, "queues", "resume", "cliqnew")
     assert p.returncode == 0 and "cliqnew: running" in p.stdout
+    p = run(server, "queues", "reset", "cliqnew")
+    assert p.returncode == 0 and "configuration removed" in p.stdout, p.stdout
+    p = run(server, "queues", "reset", "cliqtypo")
+    assert p.returncode == 1 and "queue_not_found" in p.stderr, p.stderr
     c.close()
 
 

@@ -211,3 +211,28 @@ def test_many_queues_one_page_costs_per_page(server, client):
     walk_s = time.monotonic() - t0
     print(f"walk of {n} queues: {pages} pages in {walk_s:.2f} s")
     assert [x for x in listed if x.startswith("many-")] == names
+
+
+def test_reset_removes_a_configuration_so_a_queue_created_by_mistake_goes_away(server):
+    c = server.client()
+    status, body = c.call("DELETE", "/v1/queues/never")
+    assert status == 404 and body["error"]["code"] == "queue_not_found", body
+    status, q = c.call("POST", "/v1/queues/oops:pause?create=true")
+    assert status == 200 and q["paused"] is True
+    status, q = c.call("DELETE", "/v1/queues/oops")
+    assert status == 200 and q["paused"] is False, q
+    # Nothing keeps it any more: after a restart (core reloads only configurations and live
+    # jobs) it does not exist, where before the reset it would have stayed forever.
+    c.close()
+    server.kill()
+    server.start()
+    c = server.client()
+    status, body = c.call("GET", "/v1/queues/oops")
+    assert status == 404 and body["error"]["code"] == "queue_not_found", body
+    # A queue with jobs keeps them and exists; only its configuration goes.
+    status, q = c.call("PUT", "/v1/queues/busy?create=true", {"max_attempts": 2})
+    assert status == 200
+    c.enqueue(queue="busy", kind="k")
+    status, q = c.call("DELETE", "/v1/queues/busy")
+    assert status == 200 and q["max_attempts"] == 10 and q["counts"]["ready"] == 1, q
+    c.close()

@@ -74,6 +74,9 @@ def test_queues_listing_follows_cursors_and_unknown_queues_need_create(client: C
     assert client.pause("nope", create=True)["paused"] is True
     assert client.configure_queue("made", create=True, max_attempts=2)["max_attempts"] == 2
     assert client.resume("nope")["paused"] is False
+    assert client.reset_queue("made")["max_attempts"] == 10  # back to the server default
+    with pytest.raises(QueueNotFound):
+        client.reset_queue("never-seen")
 
 
 def test_queues_pause_resume_info(client: Client) -> None:

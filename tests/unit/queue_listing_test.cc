@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "common/clock.h"
@@ -192,6 +193,39 @@ TEST_F(QueueListingTest, UntakenChangesStayBoundedByTheQueues) {
   // (here none) plus a constant, and a full take replaces the gauges if the bound was hit.
   EXPECT_LE(changes.changed.size() + changes.removed.size(), 2u * 64 + 40);
   EXPECT_TRUE(changes.full || changes.removed.size() <= 2u * 64 + 40);
+}
+
+TEST_F(QueueListingTest, ResetForgetsTheConfigurationResumesAndLetsTheQueueBeFreed) {
+  Configure("typo", /*paused=*/true);
+  const JobId id = Enqueue("typo");
+  Commit();
+  std::vector<LeasedJob> got;
+  LeaseRequest w;
+  w.queues = {"typo"};
+  w.worker_id = "w";
+  sched_->AddWaiter(w, clock_.MonoMs() + 60'000, [&](std::vector<LeasedJob> jobs) { got = jobs; });
+  EXPECT_TRUE(got.empty());  // paused
+  auto reset = sched_->ResetQueue("typo");
+  ASSERT_TRUE(reset.has_value());
+  EXPECT_FALSE(reset->config.paused);
+  ASSERT_EQ(got.size(), 1u);  // the waiter was served at once
+  EXPECT_EQ(got[0].id, id);
+  Batch b = sched_->SealBatch();
+  bool deleted = false;
+  for (const Mutation& m : b.mutations) {
+    if (const auto* d = std::get_if<DeleteQueue>(&m)) deleted = d->name == "typo";
+  }
+  EXPECT_TRUE(deleted);
+  sched_->OnCommitted(b.seq);
+  EXPECT_FALSE(sched_->ResetQueue("nosuch").has_value());
+  // Unconfigured now: once its job is gone it is freed like any unused queue.
+  FailSpec fail;
+  fail.message = "m";
+  fail.retryable = false;
+  ASSERT_TRUE(sched_->Fail(id, got[0].lease.token, fail).ok());
+  Commit();
+  SweepTwice();
+  EXPECT_FALSE(sched_->Queue("typo").has_value());
 }
 
 // Heap bytes per known queue, measured with mallinfo2 (glibc's allocator; sanitizer builds

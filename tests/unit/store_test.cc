@@ -590,6 +590,28 @@ TYPED_TEST(StoreTest, ReopenKeepsEverything) {
   EXPECT_EQ(r.keys[0].key, "k");
 }
 
+TYPED_TEST(StoreTest, DeleteQueueRemovesTheConfigurationAndIsUndoneByAFailedBatch) {
+  Store& s = this->store();
+  Batch put;
+  put.mutations.push_back(PutQueue{Queue("gone", true)});
+  put.mutations.push_back(PutQueue{Queue("kept")});
+  ASSERT_OK(s.Commit(put));
+  Batch failing;
+  failing.mutations.push_back(DeleteQueue{"gone"});
+  failing.mutations.push_back(InsertJob{SmallJob(1)});
+  failing.mutations.push_back(InsertJob{SmallJob(1)});  // duplicate: the batch fails
+  EXPECT_FALSE(s.Commit(failing).ok());
+  EXPECT_EQ(RecoverAll(s).queues.size(), 2u);
+  Batch del;
+  del.mutations.push_back(DeleteQueue{"gone"});
+  del.mutations.push_back(DeleteQueue{"never-configured"});  // a no-op
+  ASSERT_OK(s.Commit(del));
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  ASSERT_EQ(r.queues.size(), 1u);
+  EXPECT_EQ(r.queues[0].name, "kept");
+}
+
 TYPED_TEST(StoreTest, InjectedFaultsApplyNothingAndStoreStaysUsable) {
   FaultStore f(this->store());
   f.FailNextCommits(2);

@@ -267,6 +267,16 @@ class Client:
         return self.request(  # type: ignore[no-any-return]
             "POST", _queue_path(name, "resume") + _create(create))
 
+    def reset_queue(self, name: str) -> Dict[str, Any]:
+        """``DELETE /v1/queues/{name}``: remove the queue's configuration; it follows the server
+        defaults again (unpaused) and, unconfigured, is forgotten once it holds nothing. Jobs are
+        not touched. Returns the queue object.
+
+        Raises:
+            QueueNotFound: the queue does not exist.
+        """
+        return self.request("DELETE", _queue_path(name))  # type: ignore[no-any-return]
+
     # --- dead letters ------------------------------------------------------------------------
 
     def dead_jobs(self, queue: Optional[str] = None,
