@@ -46,13 +46,13 @@ struct BrokerOptions {
   SchedulerOptions scheduler;
   // Store reads (terminal jobs, dead letters, replays) run on this many threads.
   int reader_threads = 2;
-  // Leases are always persisted in the group commit. true (the default, `--lease-reply
-  // after-commit`): the lease reply, and that of a heartbeat whose extension is written, waits
-  // for the commit like any write. false (`--lease-reply immediate`): a lease reply is sent at
-  // once and its lease is committed with the next batch, a millisecond or so later; a crash in
-  // between loses leases that workers already hold (their jobs run again: at-least-once). Lower
-  // lease latency; it did not measurably raise drain throughput (docs/benchmarks.md).
-  bool lease_reply_after_commit = true;
+  // Leases are always persisted in the group commit. false (the default, `--lease-reply
+  // immediate`): a lease reply is sent at once and its lease is committed with the next batch, a
+  // millisecond or so later; a crash in between loses leases that workers already hold (their
+  // jobs run again: at-least-once). true (`--lease-reply after-commit`): the lease reply, and
+  // that of a heartbeat whose extension is written, waits for the commit like any write, at the
+  // price of one more fsynced commit per lease request (-39 % drain, docs/benchmarks.md).
+  bool lease_reply_after_commit = false;
   // Admission control. Commands wait for the core thread in one queue, weighted by the items
   // they carry (an enqueue batch of 500 jobs weighs 500). Past `max_queued_commands` new work
   // (enqueue, lease, reads, cancel, replay, queue changes) is refused at once with

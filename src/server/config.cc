@@ -98,10 +98,10 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, const std::string& v) {
                c.durability = v == "full" ? Durability::kFull : Durability::kRelaxed;
              })},
-      {"lease_reply", "after-commit",
-       "after-commit: a lease reply waits until the lease is durable, like any write; "
-       "immediate: the reply is sent at once and the lease committed with the next group commit "
-       "(a crash within that commit may hand the job out again)",
+      {"lease_reply", "immediate",
+       "immediate: a lease reply is sent at once and the lease committed with the next group "
+       "commit, about a millisecond later (a crash within that commit may hand the job out "
+       "again); after-commit: the reply waits until the lease is durable, like any write's",
        OneOf({"immediate", "after-commit"},
              [](ServerConfig& c, const std::string& v) {
                c.lease_reply_after_commit = v == "after-commit";

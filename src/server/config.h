@@ -30,7 +30,7 @@ struct ServerConfig {
   std::string data_dir = "./data";
   std::string config_file;  // empty: none
   Durability durability = Durability::kFull;
-  bool lease_reply_after_commit = true;  // --lease-reply after-commit (default) | immediate
+  bool lease_reply_after_commit = false;  // --lease-reply immediate (default) | after-commit
   int io_threads = 2;
   std::uint64_t max_payload_bytes = 1 << 20;
   std::uint64_t max_request_bytes = 16 << 20;

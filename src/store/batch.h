@@ -25,16 +25,19 @@ struct InsertJob {
 // A state change of an existing job: every mutable field of the record is rewritten from `job`;
 // the immutable ones (ns, queue, kind, payload, created_at, idempotency/concurrency keys, tags)
 // are not written, but `queue` must be the job's queue: the store counts finished jobs per queue
-// by it (store/finished_counts.h).
+// by it (store/finished_counts.h). Its lease fields replace the stored lease; a record that is
+// not active, or has no token, removes it (the lease fields are only kept with state active and
+// a token).
 struct UpdateJob {
   JobRecord job;
 };
 
-// A lease change of a live job (never of a finished one: the finished counts do not look at
-// it), the hot-path sibling of UpdateJob: rewrites only `state`,
-// `attempts`, `updated_at_ms` and the lease columns. Written when a job is leased (the attempt
-// is counted durably), handed back, or when a heartbeat's extension must be made durable.
-// A no-op for a missing id.
+// A lease change of a live job, the hot-path sibling of UpdateJob: changes only `state`,
+// `attempts`, `updated_at_ms` and the lease. Written when a job is leased (the attempt is
+// counted durably; state active with a token), handed back (no token), or when a heartbeat's
+// extension must be made durable. A no-op for a missing id or a job the store holds as
+// terminal. SqliteStore keeps a lease (active, token) in a row of its own without touching the
+// job row, and skips one that a later mutation of the same job in the batch overwrites.
 struct UpdateLease {
   JobId id = 0;
   JobState state = JobState::kActive;

@@ -37,6 +37,15 @@ void Restore(Map* live, Saved* saved) {
   }
 }
 
+// Like SqliteStore, a lease is kept only with state active and a token; any other record
+// carries none.
+void NormalizeLease(JobRecord& r) {
+  if (r.state == JobState::kActive && r.lease_token != 0) return;
+  r.lease_token = 0;
+  r.lease_expires_at_ms = 0;
+  r.worker_id.clear();
+}
+
 // The same range SqliteStore accepts: SQLite integers are signed 64-bit.
 bool IdInRange(JobId id) {
   return id <= static_cast<JobId>(std::numeric_limits<std::int64_t>::max());
@@ -61,7 +70,7 @@ Status MemoryStore::Commit(const Batch& batch) {
         st = IoError("insert job " + std::to_string(j.id) + ": id already exists");
       } else {
         Remember(state_.jobs, j.id, &undo.jobs);
-        state_.jobs.emplace(j.id, j);
+        NormalizeLease(state_.jobs.emplace(j.id, j).first->second);
         if (j.id >= next_id && IdInRange(j.id + 1)) next_id = j.id + 1;
       }
     } else if (const auto* upd = std::get_if<UpdateJob>(&m)) {
@@ -90,9 +99,13 @@ Status MemoryStore::Commit(const Batch& batch) {
         r.lease_token = j.lease_token;
         r.lease_expires_at_ms = j.lease_expires_at_ms;
         r.worker_id = j.worker_id;
+        NormalizeLease(r);
       }
     } else if (const auto* ls = std::get_if<UpdateLease>(&m)) {
       auto it = state_.jobs.find(ls->id);
+      // Like SqliteStore, only a live row takes a lease change (a lease of a job the store
+      // holds as finished is a no-op).
+      if (it != state_.jobs.end() && IsTerminal(it->second.state)) it = state_.jobs.end();
       if (it != state_.jobs.end() && static_cast<std::uint8_t>(ls->state) > 5) {
         st = IoError("update lease of job " + std::to_string(ls->id) + ": state out of range");
       } else if (it != state_.jobs.end()) {
@@ -104,6 +117,7 @@ Status MemoryStore::Commit(const Batch& batch) {
         r.lease_token = ls->token;
         r.lease_expires_at_ms = ls->expires_at_ms;
         r.worker_id = ls->worker_id;
+        NormalizeLease(r);
       }
     } else if (const auto* del = std::get_if<DeleteJob>(&m)) {
       if (state_.jobs.count(del->id) != 0) {

@@ -26,8 +26,14 @@ constexpr char kJobColumns[] =
     "id, ns, queue, kind, state, priority, payload, run_at_ms, created_at_ms, updated_at_ms, "
     "finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, backoff_max_ms, "
     "backoff_multiplier, lease_ms, idempotency_key, concurrency_key, tags, errors, dead_reason, "
-    "result, cancel_requested, lease_token, lease_expires_at_ms, worker_id";
-constexpr int kJobColumnCount = 28;
+    "result, cancel_requested";
+constexpr int kJobColumnCount = 25;
+
+// A running job's lease lives in a narrow table of its own (format 4): a lease writes a ~40-byte
+// row here instead of rewriting the job's whole record (payload included), and the row goes when
+// the attempt ends. While it exists it overrides the job row's state (active), attempts and
+// updated_at_ms. Columns in the order ReadLease() decodes them, after a job's kJobColumns.
+constexpr char kLeaseColumns[] = "token, expires_at_ms, worker_id, attempts, updated_at_ms";
 
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta (
@@ -165,6 +171,12 @@ bool IdInRange(std::uint64_t id) {
   return id <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 }
 
+// Whether a record carries a lease the leases table keeps: only an active job has one (a token
+// on any other state is not stored).
+bool HasLease(JobState state, std::uint64_t token) {
+  return state == JobState::kActive && token != 0;
+}
+
 // Reads an existing SQLite file's application id and format version; 0 means a fresh file.
 Status ReadFormatVersion(sqlite3* db, std::int64_t* version) {
   Stmt app;
@@ -243,8 +255,32 @@ Status MigrateTo3(sqlite3* db) {
               "migrate to format 3 (idempotency keys)");
 }
 
+// Format 4: leases move out of the job row into a narrow table of their own, so that a lease
+// (written once per job run on the hot path) appends a small row instead of rewriting the job's
+// whole record, payload included. The leases recorded by format 3 (active rows with a token) are
+// copied over with the attempt count and updated_at they carry; then the three lease columns are
+// dropped from `jobs` (which rewrites the table once: the job rows are then the format 1 shape).
+Status MigrateTo4(sqlite3* db) {
+  return Exec(db,
+              "CREATE TABLE leases ("
+              "  id            INTEGER PRIMARY KEY,"
+              "  token         INTEGER NOT NULL,"
+              "  expires_at_ms INTEGER NOT NULL,"
+              "  worker_id     TEXT    NOT NULL,"
+              "  attempts      INTEGER NOT NULL,"
+              "  updated_at_ms INTEGER NOT NULL"
+              ");"
+              "INSERT INTO leases (id, token, expires_at_ms, worker_id, attempts, updated_at_ms) "
+              "SELECT id, lease_token, lease_expires_at_ms, worker_id, attempts, updated_at_ms "
+              "FROM jobs WHERE state = 2 AND lease_token != 0;"
+              "ALTER TABLE jobs DROP COLUMN lease_token;"
+              "ALTER TABLE jobs DROP COLUMN lease_expires_at_ms;"
+              "ALTER TABLE jobs DROP COLUMN worker_id;",
+              "migrate to format 4 (leases table)");
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -451,12 +487,47 @@ Status ReadJob(sqlite3_stmt* s, JobRecord* job) {
   YM_RETURN_IF_ERROR(ReadInt(s, 24, id, "cancel_requested", &cancel));
   if (cancel != 0 && cancel != 1) return BadColumn(id, "cancel_requested", "is not 0 or 1");
   job->cancel_requested = cancel == 1;
-  std::int64_t token = 0;
-  YM_RETURN_IF_ERROR(ReadInt(s, 25, id, "lease_token", &token));
-  job->lease_token = static_cast<std::uint64_t>(token);  // stored as the same 64 bits, signed
-  YM_RETURN_IF_ERROR(ReadInt(s, 26, id, "lease_expires_at_ms", &job->lease_expires_at_ms));
-  YM_RETURN_IF_ERROR(ReadText(s, 27, id, "worker_id", &job->worker_id));
+  job->lease_token = 0;
+  job->lease_expires_at_ms = 0;
+  job->worker_id.clear();
   return Status::Ok();
+}
+
+// Decodes a leases row (kLeaseColumns from column `col` on) into `job`, whose job row was read:
+// the job is active under that lease. A NULL token (a LEFT JOIN that found no lease) leaves the
+// job as its row says.
+Status ReadLease(sqlite3_stmt* s, int col, JobRecord* job) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return Status::Ok();
+  const auto id = static_cast<std::int64_t>(job->id);
+  std::int64_t token = 0;
+  YM_RETURN_IF_ERROR(ReadInt(s, col, id, "leases.token", &token));
+  if (token == 0) return BadColumn(id, "leases.token", "is 0");
+  job->lease_token = static_cast<std::uint64_t>(token);  // stored as the same 64 bits, signed
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 1, id, "leases.expires_at_ms", &job->lease_expires_at_ms));
+  YM_RETURN_IF_ERROR(ReadText(s, col + 2, id, "leases.worker_id", &job->worker_id));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 3, id, "leases.attempts", &job->attempts));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 4, id, "leases.updated_at_ms", &job->updated_at_ms));
+  job->state = JobState::kActive;
+  return Status::Ok();
+}
+
+// kJobColumns of `jobs AS j`, then kLeaseColumns of `leases AS l` (NULL without a lease):
+// what GetJob and ListJobs select, decoded by ReadJob then ReadLease(kJobColumnCount).
+std::string JoinedSelect() {
+  std::string cols = kJobColumns;
+  std::string out = "SELECT j.";
+  for (char c : cols) {
+    out += c;
+    if (c == ' ') out += "j.";
+  }
+  std::string lease = kLeaseColumns;
+  out += ", l.";
+  for (char c : lease) {
+    out += c;
+    if (c == ' ') out += "l.";
+  }
+  out += " FROM jobs AS j LEFT JOIN leases AS l ON l.id = j.id";
+  return out;
 }
 
 Status SyncDirectoryOf(const std::string& path) {
@@ -549,10 +620,30 @@ SqliteStore::~SqliteStore() {
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s :
-       {begin_, commit_, rollback_, insert_job_, update_job_, update_job_any_, job_state_,
-        update_lease_, probe_, delete_job_, delete_finished_job_, put_queue_, delete_queue_,
-        put_key_, expire_keys_, finish_key_, purge_, purge_unconfigured_, set_next_id_}) {
+  for (sqlite3_stmt* s : {begin_,
+                          commit_,
+                          rollback_,
+                          insert_job_,
+                          update_job_,
+                          update_job_any_,
+                          job_state_,
+                          put_lease_,
+                          put_leases_,
+                          delete_lease_,
+                          delete_job_range_,
+                          delete_lease_range_,
+                          release_job_,
+                          probe_,
+                          delete_job_,
+                          delete_finished_job_,
+                          put_queue_,
+                          delete_queue_,
+                          put_key_,
+                          expire_keys_,
+                          finish_key_,
+                          purge_,
+                          purge_unconfigured_,
+                          set_next_id_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -663,13 +754,20 @@ constexpr char kUpdateJobSql[] =
     "UPDATE jobs SET state = ?1, priority = ?2, run_at_ms = ?3, updated_at_ms = ?4, "
     "finished_at_ms = ?5, attempts = ?6, max_attempts = ?7, runs = ?8, backoff_initial_ms = ?9, "
     "backoff_max_ms = ?10, backoff_multiplier = ?11, lease_ms = ?12, errors = ?13, "
-    "dead_reason = ?14, result = ?15, cancel_requested = ?16, lease_token = ?18, "
-    "lease_expires_at_ms = ?19, worker_id = ?20 WHERE id = ?17";
+    "dead_reason = ?14, result = ?15, cancel_requested = ?16 WHERE id = ?17";
 }  // namespace
 
 Status SqliteStore::PrepareWriterStatements() {
   std::string insert_sql = std::string("INSERT INTO jobs (") + kJobColumns +
-                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+  // PutLease for kLeaseChunk rows at once, each only if its job exists and is live.
+  std::string put_leases_sql =
+      "INSERT OR REPLACE INTO leases (id, token, expires_at_ms, worker_id, attempts, "
+      "updated_at_ms) SELECT column1, column2, column3, column4, column5, column6 FROM (VALUES ";
+  for (int r = 0; r < kLeaseChunk; ++r)
+    put_leases_sql += r == 0 ? "(?,?,?,?,?,?)" : ",(?,?,?,?,?,?)";
+  put_leases_sql +=
+      ") WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = column1 AND jobs.state < 3)";
   const std::pair<sqlite3_stmt**, std::string> stmts[] = {
       {&begin_, "BEGIN IMMEDIATE"},
       {&commit_, "COMMIT"},
@@ -681,10 +779,20 @@ Status SqliteStore::PrepareWriterStatements() {
       {&update_job_, std::string(kUpdateJobSql) + " AND state < 3"},
       {&update_job_any_, kUpdateJobSql},
       {&job_state_, "SELECT queue, state FROM jobs WHERE id = ?1"},
-      // The hot path of a lease: few columns, and no index is touched (state stays < 3).
-      {&update_lease_,
-       "UPDATE jobs SET state = ?1, attempts = ?2, updated_at_ms = ?3, lease_token = ?4, "
-       "lease_expires_at_ms = ?5, worker_id = ?6 WHERE id = ?7"},
+      // The hot path of a lease: one small row in the leases table; the job row is not touched.
+      // Only for a live job (UpdateLease of a missing or terminal one is a no-op), so no lease
+      // row can outlive its job or sit beside a terminal row.
+      {&put_lease_,
+       "INSERT OR REPLACE INTO leases (id, token, expires_at_ms, worker_id, attempts, "
+       "updated_at_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs "
+       "WHERE id = ?1 AND state < 3)"},
+      {&put_leases_, put_leases_sql},
+      {&delete_lease_, "DELETE FROM leases WHERE id = ?1"},
+      {&delete_job_range_, "DELETE FROM jobs WHERE id BETWEEN ?1 AND ?2 AND state < 3"},
+      {&delete_lease_range_, "DELETE FROM leases WHERE id BETWEEN ?1 AND ?2"},
+      // A lease handed back: the job row takes the state and attempt count again.
+      {&release_job_,
+       "UPDATE jobs SET state = ?1, attempts = ?2, updated_at_ms = ?3 WHERE id = ?4 AND state < 3"},
       // The store probe of a degraded broker: rewrites a row with its own value so that the
       // transaction really appends to the WAL and fsyncs, as a real commit would.
       {&probe_, "UPDATE meta SET value = value WHERE key = 'next_id'"},
@@ -724,7 +832,7 @@ Status SqliteStore::PrepareWriterStatements() {
 
 Status SqliteStore::OpenReaders() {
   int n = std::max(1, options_.reader_connections);
-  std::string get_sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?1";
+  std::string get_sql = JoinedSelect() + " WHERE j.id = ?1";
   for (int i = 0; i < n; ++i) {
     auto r = std::make_unique<Reader>();
     int rc = sqlite3_open_v2(options_.path.c_str(), &r->db,
@@ -810,14 +918,69 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
   rc |= BindText(s, 23, j.dead_reason);
   rc |= BindText(s, 24, j.result);
   rc |= sqlite3_bind_int(s, 25, j.cancel_requested ? 1 : 0);
-  rc |= sqlite3_bind_int64(s, 26, static_cast<std::int64_t>(j.lease_token));
-  rc |= sqlite3_bind_int64(s, 27, j.lease_expires_at_ms);
-  rc |= BindText(s, 28, j.worker_id);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind insert of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
   }
-  return StepDone(writer_, s, "insert job", static_cast<std::int64_t>(j.id));
+  YM_RETURN_IF_ERROR(StepDone(writer_, s, "insert job", static_cast<std::int64_t>(j.id)));
+  if (HasLease(j.state, j.lease_token)) {
+    return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
+                    j.updated_at_ms);
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::PutLease(JobId id, std::uint64_t token, std::int64_t expires_at_ms,
+                             std::string_view worker_id, std::int32_t attempts,
+                             std::int64_t updated_at_ms) {
+  sqlite3_stmt* s = put_lease_;
+  int rc = sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(id));
+  rc |= sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
+  rc |= sqlite3_bind_int64(s, 3, expires_at_ms);
+  rc |= BindText(s, 4, worker_id);
+  rc |= sqlite3_bind_int(s, 5, attempts);
+  rc |= sqlite3_bind_int64(s, 6, updated_at_ms);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError("bind lease of job " + std::to_string(id) + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, s, "put lease", static_cast<std::int64_t>(id));
+}
+
+Status SqliteStore::PutLeases(const std::vector<const UpdateLease*>& leases) {
+  std::size_t i = 0;
+  for (; i + kLeaseChunk <= leases.size(); i += kLeaseChunk) {
+    sqlite3_stmt* s = put_leases_;
+    int rc = SQLITE_OK;
+    for (int r = 0; r < kLeaseChunk; ++r) {
+      const UpdateLease& l = *leases[i + static_cast<std::size_t>(r)];
+      const int b = r * 6;
+      // An id out of SQLite's range binds as a negative id, which no job has: a no-op.
+      rc |= sqlite3_bind_int64(s, b + 1, static_cast<std::int64_t>(l.id));
+      rc |= sqlite3_bind_int64(s, b + 2, static_cast<std::int64_t>(l.token));
+      rc |= sqlite3_bind_int64(s, b + 3, l.expires_at_ms);
+      rc |= BindText(s, b + 4, l.worker_id);
+      rc |= sqlite3_bind_int(s, b + 5, l.attempts);
+      rc |= sqlite3_bind_int64(s, b + 6, l.updated_at_ms);
+    }
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(s);
+      return IoError(std::string("bind leases: ") + sqlite3_errmsg(writer_));
+    }
+    YM_RETURN_IF_ERROR(StepDone(writer_, s, "put leases"));
+  }
+  for (; i < leases.size(); ++i) {
+    const UpdateLease& l = *leases[i];
+    if (!IdInRange(l.id)) continue;  // no such job can exist
+    YM_RETURN_IF_ERROR(
+        PutLease(l.id, l.token, l.expires_at_ms, l.worker_id, l.attempts, l.updated_at_ms));
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::DeleteLease(JobId id) {
+  sqlite3_bind_int64(delete_lease_, 1, static_cast<std::int64_t>(id));
+  return StepDone(writer_, delete_lease_, "delete lease", static_cast<std::int64_t>(id));
 }
 
 int SqliteStore::BindUpdate(sqlite3_stmt* s, const JobRecord& j) {
@@ -838,9 +1001,6 @@ int SqliteStore::BindUpdate(sqlite3_stmt* s, const JobRecord& j) {
   rc |= BindText(s, 15, j.result);
   rc |= sqlite3_bind_int(s, 16, j.cancel_requested ? 1 : 0);
   rc |= sqlite3_bind_int64(s, 17, static_cast<std::int64_t>(j.id));
-  rc |= sqlite3_bind_int64(s, 18, static_cast<std::int64_t>(j.lease_token));
-  rc |= sqlite3_bind_int64(s, 19, j.lease_expires_at_ms);
-  rc |= BindText(s, 20, j.worker_id);
   return rc;
 }
 
@@ -856,71 +1016,105 @@ Status SqliteStore::ApplyUpdate(const JobRecord& j) {
   if (sqlite3_changes(writer_) == 1) {
     // UpdateJob carries the job's queue (store/batch.h).
     finished_.AddPending(j.queue, j.state, 1);
-    return Status::Ok();
-  }
-  // The row is terminal (a replay makes it live again) or missing (a no-op).
-  int rc = sqlite3_bind_int64(job_state_, 1, static_cast<std::int64_t>(j.id));
-  if (rc != SQLITE_OK) return bind_error(job_state_);
-  rc = sqlite3_step(job_state_);
-  if (rc == SQLITE_DONE) {
+  } else {
+    // The row is terminal (a replay makes it live again) or missing (a no-op).
+    int rc = sqlite3_bind_int64(job_state_, 1, static_cast<std::int64_t>(j.id));
+    if (rc != SQLITE_OK) return bind_error(job_state_);
+    rc = sqlite3_step(job_state_);
+    if (rc == SQLITE_DONE) {
+      sqlite3_reset(job_state_);
+      return Status::Ok();  // no such job: a no-op
+    }
+    if (rc != SQLITE_ROW) {
+      Status st = SqlError(writer_, rc, "read state of job " + std::to_string(j.id));
+      sqlite3_reset(job_state_);
+      return st;
+    }
+    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(job_state_, 0));
+    const std::string queue = q != nullptr ? q : "";
+    const int old_state = sqlite3_column_int(job_state_, 1);
     sqlite3_reset(job_state_);
-    return Status::Ok();
+    if (BindUpdate(update_job_any_, j) != SQLITE_OK) return bind_error(update_job_any_);
+    YM_RETURN_IF_ERROR(
+        StepDone(writer_, update_job_any_, "update job", static_cast<std::int64_t>(j.id)));
+    if (old_state >= 3 && old_state <= 5) {
+      finished_.AddPending(queue, static_cast<JobState>(old_state), -1);
+    }
+    finished_.AddPending(queue, j.state, 1);
   }
-  if (rc != SQLITE_ROW) {
-    Status st = SqlError(writer_, rc, "read state of job " + std::to_string(j.id));
-    sqlite3_reset(job_state_);
-    return st;
+  // The record carries the job's lease, if any: it replaces the stored one, or its absence
+  // ends it (a failed or expired attempt, a finished job).
+  if (HasLease(j.state, j.lease_token)) {
+    return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
+                    j.updated_at_ms);
   }
-  const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(job_state_, 0));
-  const std::string queue = q != nullptr ? q : "";
-  const int old_state = sqlite3_column_int(job_state_, 1);
-  sqlite3_reset(job_state_);
-  if (BindUpdate(update_job_any_, j) != SQLITE_OK) return bind_error(update_job_any_);
-  YM_RETURN_IF_ERROR(
-      StepDone(writer_, update_job_any_, "update job", static_cast<std::int64_t>(j.id)));
-  if (old_state >= 3 && old_state <= 5) {
-    finished_.AddPending(queue, static_cast<JobState>(old_state), -1);
-  }
-  finished_.AddPending(queue, j.state, 1);
-  return Status::Ok();
+  return DeleteLease(j.id);
 }
 
 Status SqliteStore::ApplyUpdateLease(const UpdateLease& l) {
   if (!IdInRange(l.id)) return Status::Ok();  // no such row can exist
-  sqlite3_stmt* s = update_lease_;
+  if (HasLease(l.state, l.token)) {
+    // Leased or extended: the job row keeps what it said before (ready), the lease row says
+    // active and carries the attempt count.
+    return PutLease(l.id, l.token, l.expires_at_ms, l.worker_id, l.attempts, l.updated_at_ms);
+  }
+  // Handed back (rare: a long-poll whose client went away): the job row takes the state and
+  // the attempt count again, and the lease row goes.
+  sqlite3_stmt* s = release_job_;
   int rc = sqlite3_bind_int(s, 1, static_cast<int>(l.state));
   rc |= sqlite3_bind_int(s, 2, l.attempts);
   rc |= sqlite3_bind_int64(s, 3, l.updated_at_ms);
-  rc |= sqlite3_bind_int64(s, 4, static_cast<std::int64_t>(l.token));
-  rc |= sqlite3_bind_int64(s, 5, l.expires_at_ms);
-  rc |= BindText(s, 6, l.worker_id);
-  rc |= sqlite3_bind_int64(s, 7, static_cast<std::int64_t>(l.id));
+  rc |= sqlite3_bind_int64(s, 4, static_cast<std::int64_t>(l.id));
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind lease of job " + std::to_string(l.id) + ": " + sqlite3_errmsg(writer_));
   }
-  return StepDone(writer_, s, "update lease", static_cast<std::int64_t>(l.id));
+  YM_RETURN_IF_ERROR(StepDone(writer_, s, "release lease", static_cast<std::int64_t>(l.id)));
+  return DeleteLease(l.id);
 }
 
 Status SqliteStore::ApplyDelete(JobId id) {
   if (!IdInRange(id)) return Status::Ok();  // no such row can exist
   sqlite3_bind_int64(delete_job_, 1, static_cast<std::int64_t>(id));
   YM_RETURN_IF_ERROR(StepDone(writer_, delete_job_, "delete job", static_cast<std::int64_t>(id)));
-  if (sqlite3_changes(writer_) == 1) return Status::Ok();  // a live row: nothing to count
-  // A terminal row (or none): deleted by the counted statement.
-  sqlite3_bind_int64(delete_finished_job_, 1, static_cast<std::int64_t>(id));
-  int rc;
-  while ((rc = sqlite3_step(delete_finished_job_)) == SQLITE_ROW) {
-    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(delete_finished_job_, 0));
-    const int state = sqlite3_column_int(delete_finished_job_, 1);
-    if (state >= 3 && state <= 5) {
-      finished_.AddPending(q != nullptr ? q : "", static_cast<JobState>(state), -1);
+  if (sqlite3_changes(writer_) == 0) {
+    // A terminal row (or none): deleted by the counted statement.
+    sqlite3_bind_int64(delete_finished_job_, 1, static_cast<std::int64_t>(id));
+    int rc;
+    while ((rc = sqlite3_step(delete_finished_job_)) == SQLITE_ROW) {
+      const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(delete_finished_job_, 0));
+      const int state = sqlite3_column_int(delete_finished_job_, 1);
+      if (state >= 3 && state <= 5) {
+        finished_.AddPending(q != nullptr ? q : "", static_cast<JobState>(state), -1);
+      }
+    }
+    Status st;
+    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "delete job " + std::to_string(id));
+    sqlite3_reset(delete_finished_job_);
+    YM_RETURN_IF_ERROR(st);
+  }
+  // An acked job's lease row goes with it, in the same transaction.
+  return DeleteLease(id);
+}
+
+Status SqliteStore::ApplyDeleteRange(JobId first, JobId last) {
+  if (!IdInRange(first) || !IdInRange(last)) {
+    // Outside what SQLite stores: delete one by one (each is a no-op past the range).
+    for (JobId id = first; id <= last && id >= first; ++id) YM_RETURN_IF_ERROR(ApplyDelete(id));
+    return Status::Ok();
+  }
+  for (sqlite3_stmt* s : {delete_job_range_, delete_lease_range_}) {
+    sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(first));
+    sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(last));
+    YM_RETURN_IF_ERROR(StepDone(writer_, s, "delete jobs from", static_cast<std::int64_t>(first)));
+    if (s == delete_job_range_ &&
+        static_cast<JobId>(sqlite3_changes(writer_)) != last - first + 1) {
+      // The range delete takes live rows only (`state < 3`); a finished (or missing) row among
+      // them goes one by one, counted (finished_counts.h).
+      for (JobId id = first; id <= last; ++id) YM_RETURN_IF_ERROR(ApplyDelete(id));
     }
   }
-  Status st;
-  if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "delete job " + std::to_string(id));
-  sqlite3_reset(delete_finished_job_);
-  return st;
+  return Status::Ok();
 }
 
 Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
@@ -1078,25 +1272,81 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const PurgeFinished& m) { return ApplyPurge(m); },
   };
   // A lease whose job is rewritten or deleted later in the same batch (leased, then acked before
-  // the commit) would be overwritten anyway: skipping its UPDATE leaves the same result and
-  // saves a row rewrite on the hot path. `last_rewrite` maps such ids to their last position.
-  std::unordered_map<JobId, std::size_t> last_rewrite;
-  bool has_lease = false;
-  for (std::size_t i = 0; i < batch.mutations.size(); ++i) {
-    const Mutation& m = batch.mutations[i];
-    if (std::holds_alternative<UpdateLease>(m)) {
-      has_lease = true;
-    } else if (const auto* d = std::get_if<DeleteJob>(&m)) {
-      if (has_lease) last_rewrite[d->id] = i;
-    } else if (const auto* u = std::get_if<UpdateJob>(&m)) {
-      if (has_lease) last_rewrite[u->job.id] = i;
+  // the commit), or whose lease is written again (extended), would be overwritten anyway:
+  // skipping it leaves the same result and saves a write on the hot path. Every later
+  // mutation of the three kinds rewrites (or removes) the lease row, and a job row that a
+  // skipped hand-back would have rewritten is either rewritten too or masked by the later lease
+  // row until a mutation that rewrites it ends that lease. Found without allocating: the ids of
+  // the batch's leases, sorted, and one backward pass that marks a lease skipped when its id
+  // was rewritten after it (`rewritten_` per lease id, `skip_` per mutation).
+  const std::size_t n = batch.mutations.size();
+  lease_ids_.clear();
+  for (const Mutation& m : batch.mutations) {
+    if (const auto* l = std::get_if<UpdateLease>(&m)) lease_ids_.push_back(l->id);
+  }
+  skip_.assign(lease_ids_.empty() ? 0 : n, 0);
+  if (!lease_ids_.empty()) {
+    std::sort(lease_ids_.begin(), lease_ids_.end());
+    lease_ids_.erase(std::unique(lease_ids_.begin(), lease_ids_.end()), lease_ids_.end());
+    rewritten_.assign(lease_ids_.size(), 0);
+    for (std::size_t i = n; i-- > 0;) {
+      const Mutation& m = batch.mutations[i];
+      JobId id = 0;
+      if (const auto* l = std::get_if<UpdateLease>(&m)) {
+        id = l->id;
+      } else if (const auto* d = std::get_if<DeleteJob>(&m)) {
+        id = d->id;
+      } else if (const auto* u = std::get_if<UpdateJob>(&m)) {
+        id = u->job.id;
+      } else {
+        continue;
+      }
+      auto it = std::lower_bound(lease_ids_.begin(), lease_ids_.end(), id);
+      if (it == lease_ids_.end() || *it != id) continue;
+      char& later = rewritten_[static_cast<std::size_t>(it - lease_ids_.begin())];
+      if (later != 0 && std::holds_alternative<UpdateLease>(m)) skip_[i] = 1;
+      later = 1;
     }
   }
+  auto overwritten = [&](std::size_t i) { return !skip_.empty() && skip_[i] != 0; };
   for (std::size_t i = 0; i < batch.mutations.size(); ++i) {
     const Mutation& m = batch.mutations[i];
-    if (const auto* l = std::get_if<UpdateLease>(&m); l != nullptr && !last_rewrite.empty()) {
-      auto it = last_rewrite.find(l->id);
-      if (it != last_rewrite.end() && it->second > i) continue;
+    if (const auto* l = std::get_if<UpdateLease>(&m)) {
+      if (overwritten(i)) continue;
+      if (HasLease(l->state, l->token)) {
+        // The leases a lease request granted are adjacent in the batch: write them with one
+        // multi-row statement per kLeaseChunk instead of one statement each.
+        lease_run_.clear();
+        std::size_t end = i;
+        for (; end < batch.mutations.size(); ++end) {
+          const auto* next = std::get_if<UpdateLease>(&batch.mutations[end]);
+          if (next == nullptr) break;
+          if (overwritten(end)) continue;
+          if (!HasLease(next->state, next->token)) break;
+          lease_run_.push_back(next);
+        }
+        st = PutLeases(lease_run_);
+        if (!st.ok()) break;
+        i = end - 1;
+        continue;
+      }
+    }
+    if (const auto* d = std::get_if<DeleteJob>(&m)) {
+      // Adjacent deletes of consecutive ids (an acks:batch of jobs that were leased together,
+      // which came off the queue in id order) are one range delete of exactly those ids: one
+      // statement and one b-tree descent per table instead of one per job.
+      std::size_t end = i + 1;
+      while (end < batch.mutations.size()) {
+        const auto* next = std::get_if<DeleteJob>(&batch.mutations[end]);
+        if (next == nullptr || next->id != d->id + (end - i)) break;
+        ++end;
+      }
+      if (end - i > 1) {
+        st = ApplyDeleteRange(d->id, d->id + (end - i - 1));
+        if (!st.ok()) break;
+        i = end - 1;
+        continue;
+      }
     }
     st = std::visit(apply, m);
     if (!st.ok()) break;
@@ -1202,6 +1452,35 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan idempotency keys");
   }
+  // The leases first, into memory: there is one per running job, far fewer than live jobs, and
+  // a map costs less than a lookup into the leases table for every live job of the scan below.
+  struct StoredLease {
+    std::uint64_t token = 0;
+    std::int64_t expires_at_ms = 0;
+    std::string worker_id;
+    std::int32_t attempts = 0;
+    std::int64_t updated_at_ms = 0;
+  };
+  std::unordered_map<JobId, StoredLease> leases;
+  {
+    Stmt q;
+    YM_RETURN_IF_ERROR(
+        q.Prepare(writer_, std::string("SELECT id, ") + kLeaseColumns + " FROM leases"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      JobRecord probe;
+      std::int64_t id = 0;
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 0, -1, "leases.id", &id));
+      if (id <= 0) return Corruption("lease row with id " + std::to_string(id));
+      probe.id = static_cast<JobId>(id);
+      YM_RETURN_IF_ERROR(ReadLease(q.get(), 1, &probe));
+      if (probe.lease_token == 0) return BadColumn(id, "leases.token", "is NULL");
+      leases.emplace(probe.id,
+                     StoredLease{probe.lease_token, probe.lease_expires_at_ms,
+                                 std::move(probe.worker_id), probe.attempts, probe.updated_at_ms});
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan leases");
+  }
   {
     // A rowid-order scan of the whole table: live jobs are most of what a broker keeps (terminal
     // ones are deleted at ack or by retention), so an index on state would cost a write per job
@@ -1213,6 +1492,19 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       JobRecord job;
       YM_RETURN_IF_ERROR(ReadJob(q.get(), &job));
+      if (!leases.empty()) {
+        auto it = leases.find(job.id);
+        if (it != leases.end()) {
+          StoredLease& l = it->second;
+          job.state = JobState::kActive;
+          job.attempts = l.attempts;
+          job.updated_at_ms = l.updated_at_ms;
+          job.lease_token = l.token;
+          job.lease_expires_at_ms = l.expires_at_ms;
+          job.worker_id = std::move(l.worker_id);
+          leases.erase(it);
+        }
+      }
       visitor.OnLiveJob(std::move(job));
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan live jobs");
@@ -1257,6 +1549,7 @@ Result<std::optional<JobRecord>> SqliteStore::GetJob(JobId id) {
   if (rc != SQLITE_ROW) return SqlError(r->db, rc, "get job " + std::to_string(id));
   JobRecord job;
   Status st = ReadJob(s, &job);
+  if (st.ok()) st = ReadLease(s, kJobColumnCount, &job);
   if (!st.ok()) return st;
   return std::optional<JobRecord>(std::move(job));
 }
@@ -1266,16 +1559,20 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   if (query.limit == 0 || !IdInRange(query.after_id)) return out;
   bool all_terminal =
       !query.states.empty() && std::all_of(query.states.begin(), query.states.end(), IsTerminal);
-  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id > ?";
-  if (!query.queue.empty()) sql += " AND queue = ?";
+  std::string sql = JoinedSelect() + " WHERE j.id > ?";
+  if (!query.queue.empty()) sql += " AND j.queue = ?";
   if (!query.states.empty()) {
-    sql += " AND state IN (?";
+    // A job with a lease row is active whatever its own row says (it keeps the state it had
+    // before the lease). Terminal-only lists (the server's) filter on the row's state, which
+    // the partial terminal index serves, and leave out leased rows; others filter on the
+    // state as read.
+    sql += all_terminal ? " AND j.state IN (?" : " AND iif(l.id IS NULL, j.state, 2) IN (?";
     for (std::size_t i = 1; i < query.states.size(); ++i) sql += ",?";
     sql += ")";
   }
   // Spelled out so the planner can pick the partial terminal index (see the purge statement).
-  if (all_terminal) sql += " AND state >= 3";
-  sql += " ORDER BY id LIMIT ?";
+  if (all_terminal) sql += " AND j.state >= 3 AND l.id IS NULL";
+  sql += " ORDER BY j.id LIMIT ?";
 
   ReaderLease r(this);
   sqlite3_stmt*& s = r->list_stmts[sql];
@@ -1298,7 +1595,9 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   out.reserve(std::min<std::uint32_t>(query.limit, 1024));
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    Status st = ReadJob(s, &out.emplace_back());
+    JobRecord& job = out.emplace_back();
+    Status st = ReadJob(s, &job);
+    if (st.ok()) st = ReadLease(s, kJobColumnCount, &job);
     if (!st.ok()) return st;
   }
   if (rc != SQLITE_DONE) return SqlError(r->db, rc, "list jobs");

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/finished_counts.h"
@@ -35,7 +36,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 3;
+inline constexpr int kSqliteFormatVersion = 4;
 
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
@@ -88,7 +89,16 @@ class SqliteStore final : public Store {
   Status ApplyInsert(const JobRecord& job);
   Status ApplyUpdate(const JobRecord& job);
   Status ApplyUpdateLease(const UpdateLease& lease);
+  // Writes (or replaces) the lease row of an existing job; DeleteLease removes it, if any.
+  Status PutLease(JobId id, std::uint64_t token, std::int64_t expires_at_ms,
+                  std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms);
+  Status DeleteLease(JobId id);
+  // PutLease for each (leases of ids out of range are skipped), kLeaseChunk per statement.
+  Status PutLeases(const std::vector<const UpdateLease*>& leases);
+  static constexpr int kLeaseChunk = 16;
   Status ApplyDelete(JobId id);
+  // Deletes the jobs first..last (and their leases), as many ApplyDelete calls would.
+  Status ApplyDeleteRange(JobId first, JobId last);
   Status ApplyPutQueue(const QueueConfig& config);
   Status ApplyDeleteQueue(const std::string& name);
   Status ApplyPutKey(const PutIdempotencyKey& key);
@@ -120,7 +130,12 @@ class SqliteStore final : public Store {
   sqlite3_stmt* update_job_ = nullptr;      // live rows only (the common case)
   sqlite3_stmt* update_job_any_ = nullptr;  // any row, after reading its state
   sqlite3_stmt* job_state_ = nullptr;       // queue and state of one row
-  sqlite3_stmt* update_lease_ = nullptr;
+  sqlite3_stmt* put_lease_ = nullptr;
+  sqlite3_stmt* put_leases_ = nullptr;
+  sqlite3_stmt* delete_lease_ = nullptr;
+  sqlite3_stmt* release_job_ = nullptr;
+  sqlite3_stmt* delete_job_range_ = nullptr;
+  sqlite3_stmt* delete_lease_range_ = nullptr;
   sqlite3_stmt* probe_ = nullptr;
   sqlite3_stmt* delete_job_ = nullptr;           // live rows only (the common case)
   sqlite3_stmt* delete_finished_job_ = nullptr;  // terminal rows, returning queue and state
@@ -135,6 +150,14 @@ class SqliteStore final : public Store {
   // meta.next_id as last committed; the in-progress value lives on the stack of Commit() until
   // COMMIT succeeds, so a rolled-back batch cannot move it.
   JobId next_id_ = 1;
+  // A run of adjacent leases in the batch being committed (reused, so a commit does not
+  // allocate for it once it has grown).
+  std::vector<const UpdateLease*> lease_run_;
+  // Finding the leases a batch overwrites (Commit): the batch's lease ids, sorted; whether each
+  // was rewritten later in the batch; which mutations are skipped.
+  std::vector<JobId> lease_ids_;
+  std::vector<char> rewritten_;
+  std::vector<char> skip_;
   // Reused JSON writer and buffers for the tags and errors columns, so that encoding a row does
   // not allocate once the buffers have grown. Defined in the .cc to keep RapidJSON out of here.
   struct JsonScratch;

@@ -28,6 +28,9 @@ def test_leased_jobs_come_back_ready_after_crash_when_their_lease_expires(server
     lease_ms = 3000
     t0 = time.monotonic()  # before the lease: it cannot expire before t0 + lease_ms
     job = client.lease(["crash"], lease_ms=lease_ms)[0]
+    # The lease reply goes before its commit (--lease-reply immediate, the default); any write
+    # answered after it covers it (guarantees.md §4a).
+    client.enqueue(queue="crash-sync", kind="k")
     server.kill()
     server.start()
     c = server.client()

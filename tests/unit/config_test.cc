@@ -154,7 +154,7 @@ TEST_F(ConfigTest, EveryKeyOfTheFileReachesItsField) {
       "listen = \"[::1]:8080\"\n"
       "data_dir = \"/d\"\n"
       "durability = \"relaxed\"\n"
-      "lease_reply = \"immediate\"\n"
+      "lease_reply = \"after-commit\"\n"
       "io_threads = 7\n"
       "max_payload_bytes = 2000\n"
       "max_request_bytes = 4096\n"
@@ -186,7 +186,7 @@ TEST_F(ConfigTest, EveryKeyOfTheFileReachesItsField) {
   EXPECT_EQ(s.listen_port, 8080);
   EXPECT_EQ(s.data_dir, "/d");
   EXPECT_EQ(s.durability, Durability::kRelaxed);
-  EXPECT_FALSE(s.lease_reply_after_commit);
+  EXPECT_TRUE(s.lease_reply_after_commit);
   EXPECT_EQ(s.io_threads, 7);
   EXPECT_EQ(s.max_payload_bytes, 2000u);
   EXPECT_EQ(s.max_request_bytes, 4096u);

@@ -134,12 +134,37 @@ class Workload {
         JobRecord j = NewJob(next++);
         known.push_back(j);
         b.mutations.push_back(InsertJob{std::move(j)});
-      } else if (kind < 60) {
+      } else if (kind < 50) {
         JobRecord j = known[Index(known.size())];
         Mutate(&j);
         b.mutations.push_back(UpdateJob{std::move(j)});
+      } else if (kind < 60) {
+        // A lease request: leases of consecutive ids (the store writes runs of them as
+        // multi-row statements into its leases table), now and then a hand-back.
+        const JobId first = known[Index(known.size())].id;
+        const int run = Uniform(0, 3) == 0 ? Uniform(16, 40) : Uniform(1, 5);
+        for (int r = 0; r < run; ++r) {
+          UpdateLease l;
+          l.id = first + static_cast<JobId>(r);
+          l.attempts = Uniform(1, 5);
+          l.updated_at_ms = Uniform(0, 2000);
+          if (Uniform(0, 9) == 0) {
+            l.state = JobState::kReady;
+          } else {
+            l.state = JobState::kActive;
+            l.token = rng_() | 1;
+            l.expires_at_ms = l.updated_at_ms + Uniform(1000, 60000);
+            l.worker_id = "w" + std::to_string(Uniform(0, 3));
+          }
+          b.mutations.push_back(std::move(l));
+        }
       } else if (kind < 70) {
-        b.mutations.push_back(DeleteJob{known[Index(known.size())].id});
+        // Acks: one job, or a run of consecutive ids (one range delete per table).
+        const JobId first = known[Index(known.size())].id;
+        const int run = Uniform(0, 2) == 0 ? Uniform(2, 30) : 1;
+        for (int r = 0; r < run; ++r) {
+          b.mutations.push_back(DeleteJob{first + static_cast<JobId>(r)});
+        }
       } else if (kind < 80) {
         b.mutations.push_back(PutQueue{RandomQueue()});
       } else if (kind < 90) {
@@ -215,6 +240,15 @@ class Workload {
     j->result =
         j->state == JobState::kSucceeded ? "{\"ok\":" + std::to_string(Uniform(0, 9)) + "}" : "";
     j->cancel_requested = Uniform(0, 4) == 0;
+    // An active job usually carries its lease (the store keeps it in its leases table).
+    j->lease_token = 0;
+    j->lease_expires_at_ms = 0;
+    j->worker_id.clear();
+    if (j->state == JobState::kActive && Uniform(0, 3) != 0) {
+      j->lease_token = rng_() | 1;
+      j->lease_expires_at_ms = j->updated_at_ms + Uniform(1000, 60000);
+      j->worker_id = "w" + std::to_string(Uniform(0, 3));
+    }
   }
 
   QueueConfig RandomQueue() {
