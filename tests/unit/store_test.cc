@@ -1779,3 +1779,33 @@ TEST(FinishedCountsTest, SqliteCountsFollowEveryCommitLikeAFullScan) {
 
 }  // namespace
 }  // namespace ym
+
+namespace ym {
+namespace {
+
+// Adjacent DeleteJobs of consecutive ids become one range delete in the SQLite store; finished
+// rows among them must still be counted out.
+TEST(FinishedCountsTest, ARangeDeleteOverFinishedRowsIsCounted) {
+  TempDir dir;
+  auto opened = OpenSqliteStore(Options(dir.File("ym.db")));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& s = **opened;
+  ASSERT_OK(s.Commit(
+      Inserts({SmallJob(1, "r", JobState::kReady), SmallJob(2, "r", JobState::kDead, 5),
+               SmallJob(3, "r", JobState::kActive), SmallJob(4, "r", JobState::kSucceeded, 5),
+               SmallJob(5, "r", JobState::kDead, 5)})));
+  FinishedCountQuery q;
+  q.queue = "r";
+  ASSERT_EQ(Counts(s, q).size(), 2u);
+  Batch b;
+  for (JobId id = 1; id <= 4; ++id) b.mutations.emplace_back(DeleteJob{id});
+  ASSERT_OK(s.Commit(b));
+  auto left = Counts(s, q);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].state, JobState::kDead);
+  EXPECT_EQ(left[0].count, 1u);
+  EXPECT_EQ(RecoverAll(s).jobs.size(), 0u);  // the live ones went too
+}
+
+}  // namespace
+}  // namespace ym
