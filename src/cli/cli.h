@@ -44,6 +44,7 @@ enum class Command {
   kQueuesGet,
   kQueuesPause,
   kQueuesResume,
+  kQueuesReset,
   kDeadList,
   kDeadReplay,
   kInfo,
@@ -63,6 +64,7 @@ struct Invocation {
   std::string job_id;                    // jobs get|wait|cancel|replay
   std::optional<double> wait_timeout_s;  // jobs wait --timeout; nullopt: as long as it takes
   std::string queue_name;                // queues NAME, queues pause|resume
+  bool create_queue = false;  // queues pause|resume --create: create it if it does not exist
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

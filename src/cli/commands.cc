@@ -301,7 +301,10 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       Result<std::vector<Queue>> r = api.ListQueues();
       if (!r.ok()) return Fail(r.status(), api, url, err);
       if (inv.json) {
-        out << api.last_body() << '\n';
+        // Every page merged, as `jobs list --all --json` prints them.
+        out << "{\"items\":[";
+        for (std::size_t i = 0; i < r->size(); ++i) out << (i > 0 ? "," : "") << (*r)[i].json;
+        out << "],\"next_cursor\":null}\n";
         return kExitOk;
       }
       if (r->empty()) {
@@ -324,17 +327,22 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
     }
     case Command::kQueuesGet:
     case Command::kQueuesPause:
-    case Command::kQueuesResume: {
-      Result<Queue> r = inv.command == Command::kQueuesGet     ? api.GetQueue(inv.queue_name)
-                        : inv.command == Command::kQueuesPause ? api.PauseQueue(inv.queue_name)
-                                                               : api.ResumeQueue(inv.queue_name);
+    case Command::kQueuesResume:
+    case Command::kQueuesReset: {
+      Result<Queue> r = inv.command == Command::kQueuesGet ? api.GetQueue(inv.queue_name)
+                        : inv.command == Command::kQueuesPause
+                            ? api.PauseQueue(inv.queue_name, inv.create_queue)
+                        : inv.command == Command::kQueuesReset
+                            ? api.ResetQueue(inv.queue_name)
+                            : api.ResumeQueue(inv.queue_name, inv.create_queue);
       if (!r.ok()) return Fail(r.status(), api, url, err);
       if (inv.json) {
         out << api.last_body() << '\n';
       } else if (inv.command == Command::kQueuesGet) {
         PrintQueue(*r, out);
       } else {
-        out << "queue " << r->name << ": " << (r->paused ? "paused" : "running") << '\n';
+        out << "queue " << r->name << ": " << (r->paused ? "paused" : "running")
+            << (inv.command == Command::kQueuesReset ? " (configuration removed)" : "") << '\n';
       }
       return kExitOk;
     }

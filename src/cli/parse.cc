@@ -351,15 +351,24 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "queues", "List queues with counts per state, or show one queue (queues NAME)");
   queues->require_subcommand(0, 1);
   AddCommon(queues, &common);
-  queues->add_option("name", inv.queue_name,
-                     "Queue to show (write `queues -- NAME` for a queue named pause or resume)");
+  queues->add_option(
+      "name", inv.queue_name,
+      "Queue to show (write `queues -- NAME` for a queue named pause, resume or reset)");
   CLI::App* pause =
       queues->add_subcommand("pause", "Stop dispatching a queue's jobs (enqueues still work)");
   AddCommon(pause, &common);
   pause->add_option("name", inv.queue_name, "Queue name")->required();
+  pause->add_flag("--create", inv.create_queue,
+                  "Create the queue if it does not exist (else an unknown queue is an error)");
   CLI::App* resume = queues->add_subcommand("resume", "Resume dispatching a paused queue");
   AddCommon(resume, &common);
   resume->add_option("name", inv.queue_name, "Queue name")->required();
+  resume->add_flag("--create", inv.create_queue,
+                   "Create the queue if it does not exist (else an unknown queue is an error)");
+  CLI::App* reset = queues->add_subcommand(
+      "reset", "Remove a queue's configuration: it follows the server defaults again (unpaused)");
+  AddCommon(reset, &common);
+  reset->add_option("name", inv.queue_name, "Queue name")->required();
 
   // --- dead ---
   CLI::App* dead = app.add_subcommand("dead", "Inspect and replay dead-letter jobs");
@@ -496,6 +505,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       inv.command = Command::kQueuesPause;
     } else if (resume->parsed()) {
       inv.command = Command::kQueuesResume;
+    } else if (reset->parsed()) {
+      inv.command = Command::kQueuesReset;
     } else {
       inv.command = inv.queue_name.empty() ? Command::kQueuesList : Command::kQueuesGet;
     }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "common/json.h"
@@ -38,6 +39,7 @@ constexpr std::array kAllCodes = {
     Code::kUnavailable,
     Code::kCorruption,
     Code::kStoreUnavailable,
+    Code::kQueueNotFound,
 };
 
 // Payloads and results must be one JSON value; checked with the same strict reader the server
@@ -742,8 +744,12 @@ Result<AckBatchResult> ApiClient::AckBatch(const std::vector<AckItem>& acks,
   return out;
 }
 
-Result<std::vector<Queue>> ApiClient::ListQueues() {
-  Result<std::string> body = Call(HttpMethod::kGet, "/v1/queues", {});
+Result<QueuePage> ApiClient::ListQueuesPage(std::string_view cursor, std::uint32_t limit) {
+  std::string target = "/v1/queues";
+  bool first = true;
+  AddQuery(&target, &first, "limit", std::to_string(limit));
+  if (!cursor.empty()) AddQuery(&target, &first, "cursor", std::string(cursor));
+  Result<std::string> body = Call(HttpMethod::kGet, target, {});
   if (!body.ok()) return body.status();
   Result<json::Document> doc = ParseReply(*body, "GET /v1/queues");
   if (!doc.ok()) return doc.status();
@@ -751,9 +757,32 @@ Result<std::vector<Queue>> ApiClient::ListQueues() {
   if (items == std::nullopt || !items->IsArray()) {
     return Internal("reply to GET /v1/queues has no items array");
   }
+  QueuePage page;
+  for (const auto& q : *items) page.items.push_back(ParseQueue(q.value));
+  std::optional<Value> next = Member(doc->root(), "next_cursor");
+  if (next != std::nullopt && next->IsString()) {
+    std::string_view c = next->GetString();
+    if (c.empty()) return Internal("reply to GET /v1/queues has an empty next_cursor");
+    page.next_cursor = std::string(c);
+  }
+  return page;
+}
+
+Result<std::vector<Queue>> ApiClient::ListQueues(std::uint32_t page_size) {
   std::vector<Queue> out;
-  for (const auto& q : *items) out.push_back(ParseQueue(q.value));
-  return out;
+  std::string cursor;
+  // A server that hands back a cursor it already gave would loop forever: stop instead.
+  std::set<std::string> seen;
+  for (;;) {
+    Result<QueuePage> page = ListQueuesPage(cursor, page_size);
+    if (!page.ok()) return page.status();
+    for (Queue& q : page->items) out.push_back(std::move(q));
+    if (!page->next_cursor) return out;
+    cursor = std::move(*page->next_cursor);
+    if (!seen.insert(cursor).second) {
+      return Internal("GET /v1/queues repeated cursor " + cursor);
+    }
+  }
 }
 
 Result<Queue> ApiClient::QueueCall(HttpMethod method, const std::string& target,
@@ -769,7 +798,7 @@ Result<Queue> ApiClient::GetQueue(std::string_view name) {
   return QueueCall(HttpMethod::kGet, "/v1/queues/" + Escape(name), {});
 }
 
-Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u) {
+Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u, bool create) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
@@ -807,15 +836,22 @@ Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u) {
     w.EndObject();
   }
   w.EndObject();
-  return QueueCall(HttpMethod::kPut, "/v1/queues/" + Escape(name), Str(sb));
+  return QueueCall(HttpMethod::kPut, "/v1/queues/" + Escape(name) + (create ? "?create=true" : ""),
+                   Str(sb));
 }
 
-Result<Queue> ApiClient::PauseQueue(std::string_view name) {
-  return QueueCall(HttpMethod::kPost, "/v1/queues/" + Escape(name) + ":pause", {});
+Result<Queue> ApiClient::PauseQueue(std::string_view name, bool create) {
+  return QueueCall(HttpMethod::kPost,
+                   "/v1/queues/" + Escape(name) + ":pause" + (create ? "?create=true" : ""), {});
 }
 
-Result<Queue> ApiClient::ResumeQueue(std::string_view name) {
-  return QueueCall(HttpMethod::kPost, "/v1/queues/" + Escape(name) + ":resume", {});
+Result<Queue> ApiClient::ResetQueue(std::string_view name) {
+  return QueueCall(HttpMethod::kDelete, "/v1/queues/" + Escape(name), {});
+}
+
+Result<Queue> ApiClient::ResumeQueue(std::string_view name, bool create) {
+  return QueueCall(HttpMethod::kPost,
+                   "/v1/queues/" + Escape(name) + ":resume" + (create ? "?create=true" : ""), {});
 }
 
 Result<JobPage> ApiClient::ListDead(const ListDeadRequest& request) {

@@ -216,6 +216,11 @@ struct Queue {
   std::string json;  // the server's JSON object for this queue
 };
 
+struct QueuePage {
+  std::vector<Queue> items;
+  std::optional<std::string> next_cursor;  // nullopt on the last page
+};
+
 // PUT /v1/queues/{q}: only the fields that are set are sent and changed. The retention_* fields
 // travel as one `retention` object, which the server replaces whole: when any of them is set,
 // those left unset take the server's defaults, not the queue's current values (docs/api.md).
@@ -298,15 +303,21 @@ class ApiClient {
   Result<AckBatchResult> AckBatch(const std::vector<AckItem>& acks,
                                   const std::vector<FailItem>& fails);
 
-  // GET /v1/queues.
-  Result<std::vector<Queue>> ListQueues();
+  // GET /v1/queues, every page: follows next_cursor, `page_size` queues per request.
+  Result<std::vector<Queue>> ListQueues(std::uint32_t page_size = 1000);
+  // One page of GET /v1/queues?limit=&cursor= (empty cursor: the first page).
+  Result<QueuePage> ListQueuesPage(std::string_view cursor, std::uint32_t limit);
   // GET /v1/queues/{q}.
   Result<Queue> GetQueue(std::string_view name);
   // PUT /v1/queues/{q}.
-  Result<Queue> PutQueue(std::string_view name, const QueueUpdate& update);
-  // POST /v1/queues/{q}:pause and :resume.
-  Result<Queue> PauseQueue(std::string_view name);
-  Result<Queue> ResumeQueue(std::string_view name);
+  // Without `create`, a queue that does not exist is 404 queue_not_found (?create=true).
+  Result<Queue> PutQueue(std::string_view name, const QueueUpdate& update, bool create = false);
+  // POST /v1/queues/{q}:pause and :resume. Without `create`, a queue that does not exist is
+  // 404 queue_not_found; with it, the queue is created (?create=true).
+  Result<Queue> PauseQueue(std::string_view name, bool create = false);
+  // DELETE /v1/queues/{q}: removes the queue's configuration (it follows the defaults again).
+  Result<Queue> ResetQueue(std::string_view name);
+  Result<Queue> ResumeQueue(std::string_view name, bool create = false);
 
   // GET /v1/dead?queue=&limit=&cursor=.
   Result<JobPage> ListDead(const ListDeadRequest& request);

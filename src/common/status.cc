@@ -40,6 +40,8 @@ std::string_view CodeName(Code code) {
       return "corruption";
     case Code::kStoreUnavailable:
       return "store_unavailable";
+    case Code::kQueueNotFound:
+      return "queue_not_found";
   }
   return "internal";
 }
@@ -82,6 +84,8 @@ int HttpStatus(Code code) {
       return 500;
     case Code::kStoreUnavailable:
       return 503;
+    case Code::kQueueNotFound:
+      return 404;
   }
   return 500;
 }

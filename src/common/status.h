@@ -35,6 +35,7 @@ enum class Code : std::uint8_t {
   kUnavailable,           // 503: the server is starting or draining
   kCorruption,            // 500: the store holds data that does not decode
   kStoreUnavailable,      // 503: the store refuses writes (disk full, I/O error): read-only
+  kQueueNotFound,         // 404: a write names a queue that does not exist (and no create)
 };
 
 // The stable wire string for a code, e.g. "stale_lease".
@@ -64,6 +65,7 @@ class [[nodiscard]] Status {
 inline Status InvalidJson(std::string m) { return {Code::kInvalidJson, std::move(m)}; }
 inline Status InvalidRequest(std::string m) { return {Code::kInvalidRequest, std::move(m)}; }
 inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
+inline Status QueueNotFound(std::string m) { return {Code::kQueueNotFound, std::move(m)}; }
 inline Status Validation(std::string m) { return {Code::kValidation, std::move(m)}; }
 inline Status StaleLease(std::string m) { return {Code::kStaleLease, std::move(m)}; }
 inline Status InvalidState(std::string m) { return {Code::kInvalidState, std::move(m)}; }

@@ -87,7 +87,45 @@ std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   q->config.retention = options_.default_retention;
   queues_[qi] = std::move(q);
   queue_ids_.emplace(name, qi);
+  MarkChanged(qi);
   return qi;
+}
+
+void Scheduler::MarkChanged(std::uint32_t qi) {
+  QueueState& q = Q(qi);
+  if (q.changed || changes_full_) return;
+  q.changed = true;
+  changed_queues_.push_back(qi);
+  // Untaken changes are bounded by the queues: past the bound the next take is a full one.
+  if (changed_queues_.size() > 2 * queue_ids_.size() + 64) {
+    changes_full_ = true;
+    for (std::uint32_t c : changed_queues_) {
+      if (queues_[c]) Q(c).changed = false;
+    }
+    changed_queues_.clear();
+    removed_queues_.clear();
+  }
+}
+
+Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
+  QueueChanges out;
+  if (changes_full_) {
+    out.full = true;
+    out.changed.reserve(queue_ids_.size());
+    for (const auto& [name, qi] : queue_ids_) out.changed.push_back(ToQueueInfo(qi));
+    changes_full_ = false;
+  } else {
+    out.removed = std::move(removed_queues_);
+    out.changed.reserve(changed_queues_.size());
+    for (std::uint32_t qi : changed_queues_) {
+      if (!queues_[qi] || !Q(qi).changed) continue;  // freed, or listed twice after a reuse
+      Q(qi).changed = false;
+      out.changed.push_back(ToQueueInfo(qi));
+    }
+  }
+  changed_queues_.clear();
+  removed_queues_.clear();
+  return out;
 }
 
 Scheduler::Lane& Scheduler::LaneFor(QueueState& q, std::uint32_t ns) {
@@ -143,6 +181,13 @@ void Scheduler::CollectQueues() {
     }
     if (++q.idle_sweeps < 2) continue;
     for (const Lane& lane : q.lanes) ns_.Release(lane.ns);
+    if (!changes_full_) {
+      removed_queues_.push_back(q.config.name);
+      if (removed_queues_.size() > 2 * queue_ids_.size() + 64) {
+        changes_full_ = true;
+        removed_queues_.clear();
+      }
+    }
     queue_ids_.erase(q.config.name);
     queues_[qi].reset();
     free_queues_.push_back(qi);
@@ -157,6 +202,7 @@ void Scheduler::LoadQueue(const QueueConfig& config) {
   const std::uint32_t qi = QueueIndex(config.name);
   Q(qi).config = config;
   Q(qi).persisted = true;
+  MarkChanged(qi);
 }
 
 void Scheduler::LoadIdempotencyKey(const IdempotencyKeyRecord& key) {
@@ -202,6 +248,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ++Q(job->queue).active;
     ++active_total_;
+    MarkChanged(job->queue);
     return;
   }
   if (cancel) {
@@ -278,6 +325,7 @@ void Scheduler::MakeReady(LiveJob& job) {
   }
   q.ready_fifo.push_back(FifoEntry{job.seq, job.id});
   ++q.ready;
+  MarkChanged(job.queue);
   MaybeCompactLane(lane);
   MaybeCompactFifo(q);
 }
@@ -291,11 +339,13 @@ void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) 
   timers_.push(TimerEntry{run_at_ms, job.seq, job.id});
   ++Q(job.queue).scheduled;
   ++scheduled_total_;
+  MarkChanged(job.queue);
 }
 
 void Scheduler::LeaveState(LiveJob& job) {
   if (job.pending || job.evicting) return;  // never counted
   QueueState& q = Q(job.queue);
+  MarkChanged(job.queue);
   switch (job.state) {
     case JobState::kScheduled:
       --q.scheduled;
@@ -653,6 +703,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ++q.active;
     ++active_total_;
+    MarkChanged(qi);
     // The lease (and the attempt it counts) is durable before its reply leaves: a restart keeps
     // it, and a job that keeps crashing the server still reaches max_attempts.
     RecordLease(*job);
@@ -711,6 +762,7 @@ void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms,
     QueueState& q = Q(qi);
     q.waiters.push_back(id);
     ++q.live_waiters;
+    MarkChanged(qi);
   }
   waiters_.emplace(id, std::move(w));
   waiter_deadlines_.push(TimerEntry{deadline_mono_ms, id, 0});
@@ -722,6 +774,7 @@ void Scheduler::RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator
   for (std::uint32_t qi : queues) {
     QueueState& q = Q(qi);
     --q.live_waiters;
+    MarkChanged(qi);
     MaybeCompactQueueWaiters(q);
   }
 }
@@ -1098,15 +1151,12 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
   return info;
 }
 
-std::vector<QueueInfo> Scheduler::Queues() const {
-  std::vector<std::uint32_t> order;
-  order.reserve(queue_ids_.size());
-  for (const auto& [name, qi] : queue_ids_) order.push_back(qi);
-  std::sort(order.begin(), order.end(),
-            [&](auto a, auto b) { return Q(a).config.name < Q(b).config.name; });
+std::vector<QueueInfo> Scheduler::QueuesPage(const std::string& after, std::uint32_t limit,
+                                             bool* more) const {
   std::vector<QueueInfo> out;
-  out.reserve(order.size());
-  for (std::uint32_t qi : order) out.push_back(ToQueueInfo(qi));
+  auto it = queue_ids_.upper_bound(after);
+  for (; it != queue_ids_.end() && out.size() < limit; ++it) out.push_back(ToQueueInfo(it->second));
+  *more = it != queue_ids_.end();
   return out;
 }
 
@@ -1139,8 +1189,30 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   if (patch.backoff) c.backoff = *patch.backoff;
   if (patch.retention) c.retention = *patch.retention;
   Q(qi).persisted = true;
+  MarkChanged(qi);
   open_.mutations.push_back(::ym::PutQueue{c});
   if (was_paused && !c.paused) ServeWaiters(qi);
+  return ToQueueInfo(qi);
+}
+
+std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
+  auto it = queue_ids_.find(name);
+  if (it == queue_ids_.end()) return std::nullopt;
+  const std::uint32_t qi = it->second;
+  QueueState& q = Q(qi);
+  if (q.persisted) {
+    const bool was_paused = q.config.paused;
+    q.config.paused = false;
+    q.config.max_attempts = options_.default_max_attempts;
+    q.config.lease_ms = options_.default_lease_ms;
+    q.config.backoff = options_.default_backoff;
+    q.config.retention = options_.default_retention;
+    q.persisted = false;
+    q.idle_sweeps = 0;  // freed at the second sweep from now that finds it unused
+    MarkChanged(qi);
+    open_.mutations.push_back(DeleteQueue{name});
+    if (was_paused) ServeWaiters(qi);
+  }
   return ToQueueInfo(qi);
 }
 
@@ -1395,6 +1467,7 @@ void Scheduler::Shutdown() {
   for (auto& [id, w] : waiters) {
     for (std::uint32_t qi : w.queues) {
       --Q(qi).live_waiters;
+      MarkChanged(qi);
     }
   }
   for (auto& [id, w] : waiters) w.callback({});

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <queue>
 #include <set>
@@ -205,9 +206,28 @@ class Scheduler {
   std::optional<JobView> Get(JobId id) const;
   // Live jobs only, ascending id, bounded scan (see JobPage::next_after_id).
   JobPage ListLive(const ListQuery& query) const;
-  std::vector<QueueInfo> Queues() const;
+  // Queues whose name sorts after `after` (byte order), in name order, at most `limit` of them;
+  // `*more` tells whether further ones exist. O(limit * log queues): a page costs per page,
+  // not per queue in existence.
+  std::vector<QueueInfo> QueuesPage(const std::string& after, std::uint32_t limit,
+                                    bool* more) const;
   std::optional<QueueInfo> Queue(const std::string& name) const;
+  // What changed since the last call, for the per-queue gauges: every queue whose counts,
+  // waiters or configuration changed (once each, current values) and the names of queues freed
+  // since. O(changes): the caller's periodic refresh then costs what happened meanwhile, not the
+  // number of queues. `full` (the first call, or after changes piled up untaken past a bound
+  // proportional to the queues) means `changed` lists every queue: replace what you hold.
+  struct QueueChanges {
+    bool full = false;
+    std::vector<QueueInfo> changed;
+    std::vector<std::string> removed;
+  };
+  QueueChanges TakeQueueChanges();
   Result<QueueInfo> PutQueue(const QueueConfigPatch& patch);
+  // Forgets the queue's configuration (it follows the server's defaults again, and is freed
+  // once unused like any unconfigured queue); a paused queue resumes. nullopt when core does not
+  // hold the queue (it may still exist in the store: the caller decides).
+  std::optional<QueueInfo> ResetQueue(const std::string& name);
   std::size_t live_jobs() const { return index_.size(); }
   // Sizes of every structure core keeps (O(queues + index pages); for tests and metrics).
   SchedulerFootprint Footprint() const;
@@ -287,6 +307,7 @@ class Scheduler {
     std::uint64_t jobs = 0;          // jobs in the index that belong to this queue
     std::uint32_t live_waiters = 0;  // registered waiters that name this queue
     std::uint32_t idle_sweeps = 0;   // consecutive sweeps that found it unused
+    bool changed = false;            // listed in changed_queues_ (TakeQueueChanges)
     Fifo<std::uint64_t> waiters;     // waiter ids, FIFO (lazy deletion)
   };
   struct Waiter {
@@ -311,6 +332,8 @@ class Scheduler {
   void DropJob(LiveJob& job);
   void RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator it);
   void CollectQueues();
+  // Notes that queue `qi`'s gauge values changed (TakeQueueChanges).
+  void MarkChanged(std::uint32_t qi);
   // Stale-entry bounds: each rebuild is O(entries) and runs only once stale entries outnumber
   // valid ones by kStaleFactor (plus a small slack), so its cost is amortised O(1) per entry
   // that went stale.
@@ -360,7 +383,14 @@ class Scheduler {
   // Slots of freed queues are null and reused (free_queues_).
   std::vector<std::unique_ptr<QueueState>> queues_;
   std::vector<std::uint32_t> free_queues_;
-  std::unordered_map<std::string, std::uint32_t> queue_ids_;
+  // Ordered, so that a page of queues is a range: GET /v1/queues pages by name.
+  std::map<std::string, std::uint32_t, std::less<>> queue_ids_;
+  // Gauge upkeep (TakeQueueChanges): slots marked `changed` (a freed and reused slot may appear
+  // twice; entries of freed slots are skipped), names freed since the last take, and whether the
+  // next take must list everything (initially, and when either list outgrew its bound).
+  std::vector<std::uint32_t> changed_queues_;
+  std::vector<std::string> removed_queues_;
+  bool changes_full_ = true;
   // Namespaces are referenced by jobs and lanes, kinds by jobs, workers by active jobs.
   InternTable ns_;
   InternTable kinds_;

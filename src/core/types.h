@@ -166,6 +166,13 @@ struct QueueInfo {
   std::uint32_t waiting_workers = 0;     // long-poll leases waiting on this queue now
 };
 
+// A page of GET /v1/queues, in name order.
+struct QueuePage {
+  std::vector<QueueInfo> items;
+  // Resume after this name; empty when the listing is complete.
+  std::string next_after;
+};
+
 // PUT /v1/queues/{q}: only the fields present change.
 struct QueueConfigPatch {
   std::string name;

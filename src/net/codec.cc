@@ -891,6 +891,48 @@ Result<ListQuery> ParseListDeadQuery(std::string_view query) {
   return q;
 }
 
+Result<QueueListQuery> ParseListQueuesQuery(std::string_view query) {
+  auto params = ParseQueryString(query);
+  if (!params.ok()) return params.status();
+  QueueListQuery q;
+  q.limit = kDefaultListLimit;
+  for (const auto& [name, value] : *params) {
+    if (name == "limit") {
+      if (value.empty()) continue;
+      std::uint32_t limit = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), limit);
+      if (ec != std::errc() || p != value.data() + value.size() || limit < 1 ||
+          limit > kMaxListLimit) {
+        return QueryError(name, fmt::format("must be an integer between 1 and {}", kMaxListLimit));
+      }
+      q.limit = limit;
+    } else if (name == "cursor") {
+      if (value.empty()) continue;
+      auto after = DecodeQueueCursor(value);
+      if (!after.ok()) return after.status();
+      q.after = std::move(after).value();
+    } else {
+      return QueryError(name, "unknown parameter");
+    }
+  }
+  return q;
+}
+
+Result<bool> ParseCreateQuery(std::string_view query) {
+  auto params = ParseQueryString(query);
+  if (!params.ok()) return params.status();
+  bool create = false;
+  for (const auto& [name, value] : *params) {
+    if (name != "create") return QueryError(name, "unknown parameter");
+    if (value == "true") {
+      create = true;
+    } else if (value != "false") {
+      return QueryError(name, "must be true or false");
+    }
+  }
+  return create;
+}
+
 std::string JobsCursorScope(const ListQuery& query) {
   return JobListScope("jobs", query.queue, query.state ? StateName(*query.state) : "");
 }
@@ -1113,14 +1155,31 @@ std::string RenderQueue(const QueueInfo& info) {
   return Take(buf);
 }
 
-std::string RenderQueueList(const std::vector<QueueInfo>& queues) {
+std::string RenderQueuePage(const QueuePage& page, std::size_t max_bytes) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
   WriteKey(w, "items");
   w.StartArray();
-  for (const auto& q : queues) WriteQueue(w, q);
+  std::string next_after = page.next_after;
+  rapidjson::StringBuffer item;
+  for (std::size_t i = 0; i < page.items.size(); ++i) {
+    item.Clear();
+    JsonWriter iw(item);
+    WriteQueue(iw, page.items[i]);
+    if (i > 0 && buf.GetSize() + item.GetSize() + 1 > max_bytes) {
+      next_after = page.items[i - 1].config.name;
+      break;
+    }
+    w.RawValue(item.GetString(), item.GetSize(), rapidjson::kObjectType);
+  }
   w.EndArray();
+  WriteKey(w, "next_cursor");
+  if (next_after.empty()) {
+    w.Null();
+  } else {
+    WriteStr(w, EncodeQueueCursor(next_after));
+  }
   w.EndObject();
   return Take(buf);
 }

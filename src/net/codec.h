@@ -148,6 +148,16 @@ Result<std::int64_t> ParseGetJobQuery(std::string_view query);
 // GET /v1/dead: queue, limit, cursor; the state is always dead.
 Result<ListQuery> ParseListDeadQuery(std::string_view query);
 
+// GET /v1/queues: limit (1..1000, default 100), cursor.
+struct QueueListQuery {
+  std::string after;  // from the cursor; empty: from the first queue
+  std::uint32_t limit = 100;
+};
+Result<QueueListQuery> ParseListQueuesQuery(std::string_view query);
+// PUT /v1/queues/{q}, :pause, :resume: `create=true` creates a queue that does not exist
+// (`create=false` or no parameter: 404 queue_not_found for such a queue).
+Result<bool> ParseCreateQuery(std::string_view query);
+
 // The cursor scope (net/cursor.h) of a listing: `GET /v1/jobs` with its queue and state filters,
 // or `GET /v1/dead` with its queue filter. A cursor is valid only for the scope it was made for.
 std::string JobsCursorScope(const ListQuery& query);
@@ -175,7 +185,9 @@ std::string RenderIdState(JobId id, const JobState* state);
 std::string RenderCompleteResults(const std::vector<Status>& acks,
                                   const std::vector<Status>& fails);
 std::string RenderQueue(const QueueInfo& info);
-std::string RenderQueueList(const std::vector<QueueInfo>& queues);
+// `{"items":[...],"next_cursor"}`, capped by `max_bytes` like RenderJobPage.
+std::string RenderQueuePage(const QueuePage& page,
+                            std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
 std::string RenderReplayed(std::uint64_t replayed);
 std::string RenderInfo(const BrokerInfo& info);
 // `{"status":"<status>"}` for /healthz and /readyz.

@@ -130,6 +130,21 @@ std::string EncodeJobCursor(std::string_view scope, JobId after_id) {
   return EncodeCursor(scope, std::string_view(bytes.data(), bytes.size()));
 }
 
+namespace {
+constexpr std::string_view kQueueListScope = "queues";
+}  // namespace
+
+std::string EncodeQueueCursor(std::string_view after_name) {
+  return EncodeCursor(kQueueListScope, after_name);
+}
+
+Result<std::string> DecodeQueueCursor(std::string_view token) {
+  Result<std::string> position = DecodeCursor(kQueueListScope, token);
+  if (!position.ok()) return position.status();
+  if (!IsValidName(*position)) return Malformed();
+  return position;
+}
+
 Result<JobId> DecodeJobCursor(std::string_view scope, std::string_view token) {
   Result<std::string> position = DecodeCursor(scope, token);
   if (!position.ok()) return position.status();

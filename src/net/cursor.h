@@ -40,4 +40,9 @@ std::string JobListScope(std::string_view listing, std::string_view queue, std::
 std::string EncodeJobCursor(std::string_view scope, JobId after_id);
 Result<JobId> DecodeJobCursor(std::string_view scope, std::string_view token);
 
+// The queue listing (`GET /v1/queues`): the position is the last queue name of the previous
+// page; a decoded name must be a valid queue name.
+std::string EncodeQueueCursor(std::string_view after_name);
+Result<std::string> DecodeQueueCursor(std::string_view token);
+
 }  // namespace ym::net

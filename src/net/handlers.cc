@@ -264,11 +264,17 @@ void CompleteAcks(Call& c) {
                     });
 }
 
+// Paginated by name like job pages: at most `limit` queues and about max_reply_bytes per page,
+// so one call costs per page, not per queue in existence.
 void ListQueues(Call& c) {
-  c.broker.ListQueues(
-      [route = c.match.id, reply = std::move(c.reply)](Result<std::vector<QueueInfo>> r) {
-        reply(r.ok() ? Json(200, RenderQueueList(*r), route) : ErrorResponse(r.status(), route));
-      });
+  auto query = ParseListQueuesQuery(c.match.query);
+  if (!query.ok()) return c.Error(query.status());
+  c.broker.ListQueues(std::move(query->after), query->limit,
+                      [route = c.match.id, max_bytes = c.options.max_reply_bytes,
+                       reply = std::move(c.reply)](Result<QueuePage> r) {
+                        reply(r.ok() ? Json(200, RenderQueuePage(*r, max_bytes), route)
+                                     : ErrorResponse(r.status(), route));
+                      });
 }
 
 void GetQueue(Call& c) {
@@ -276,15 +282,27 @@ void GetQueue(Call& c) {
 }
 
 void PutQueue(Call& c) {
+  auto create = ParseCreateQuery(c.match.query);
+  if (!create.ok()) return c.Error(create.status());
   auto patch = ParseQueuePatch(c.match.queue, c.request.body);
   if (!patch.ok()) return c.Error(patch.status());
-  c.broker.PutQueue(std::move(patch).value(), RenderQueueCallback(c.match.id, std::move(c.reply)));
+  c.broker.PutQueue(std::move(patch).value(), *create,
+                    RenderQueueCallback(c.match.id, std::move(c.reply)));
 }
 
 void SetPaused(Call& c, bool paused) {
+  auto create = ParseCreateQuery(c.match.query);
+  if (!create.ok()) return c.Error(create.status());
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.SetPaused(c.match.queue, paused, RenderQueueCallback(c.match.id, std::move(c.reply)));
+  c.broker.SetPaused(c.match.queue, paused, *create,
+                     RenderQueueCallback(c.match.id, std::move(c.reply)));
+}
+
+void ResetQueue(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)));
 }
 
 void ReplayDead(Call& c) {
@@ -385,6 +403,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return PutQueue(c);
     case RouteId::kPauseQueue:
       return SetPaused(c, true);
+    case RouteId::kResetQueue:
+      return ResetQueue(c);
     case RouteId::kResumeQueue:
       return SetPaused(c, false);
     case RouteId::kListDead:

@@ -39,13 +39,14 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
     {RouteId::kAck, http::verb::post, "/v1/jobs/{id}:ack", false, "POST /v1/jobs/{id}:ack"},
     {RouteId::kFail, http::verb::post, "/v1/jobs/{id}:fail", false, "POST /v1/jobs/{id}:fail"},
     {RouteId::kCompleteBatch, http::verb::post, "/v1/acks:batch", false, "POST /v1/acks:batch"},
-    {RouteId::kListQueues, http::verb::get, "/v1/queues", false, "GET /v1/queues"},
+    {RouteId::kListQueues, http::verb::get, "/v1/queues", true, "GET /v1/queues"},
     {RouteId::kGetQueue, http::verb::get, "/v1/queues/{q}", false, "GET /v1/queues/{q}"},
-    {RouteId::kPutQueue, http::verb::put, "/v1/queues/{q}", false, "PUT /v1/queues/{q}"},
-    {RouteId::kPauseQueue, http::verb::post, "/v1/queues/{q}:pause", false,
+    {RouteId::kPutQueue, http::verb::put, "/v1/queues/{q}", true, "PUT /v1/queues/{q}"},
+    {RouteId::kPauseQueue, http::verb::post, "/v1/queues/{q}:pause", true,
      "POST /v1/queues/{q}:pause"},
-    {RouteId::kResumeQueue, http::verb::post, "/v1/queues/{q}:resume", false,
+    {RouteId::kResumeQueue, http::verb::post, "/v1/queues/{q}:resume", true,
      "POST /v1/queues/{q}:resume"},
+    {RouteId::kResetQueue, http::verb::delete_, "/v1/queues/{q}", false, "DELETE /v1/queues/{q}"},
     {RouteId::kListDead, http::verb::get, "/v1/dead", true, "GET /v1/dead"},
     {RouteId::kReplayDead, http::verb::post, "/v1/dead:replay", false, "POST /v1/dead:replay"},
     {RouteId::kInfo, http::verb::get, "/v1/info", false, "GET /v1/info"},
@@ -132,6 +133,8 @@ std::string_view MethodName(http::verb v) {
       return "POST";
     case http::verb::put:
       return "PUT";
+    case http::verb::delete_:
+      return "DELETE";
     default:
       return "";
   }

@@ -49,6 +49,7 @@ enum class RouteId : std::uint8_t {
   kPutQueue,
   kPauseQueue,
   kResumeQueue,
+  kResetQueue,
   kListDead,
   kReplayDead,
   kInfo,

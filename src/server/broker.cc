@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -286,26 +287,38 @@ class Broker::Impl {
     const std::int64_t now = clock_.NowMs();
     if (now < next_gauges_ms_) return;
     next_gauges_ms_ = now + 1000;
-    std::vector<QueueGauge> g;
-    for (const QueueInfo& q : sched_->Queues()) {
-      QueueGauge x;
+    // Only what changed since the last refresh: O(changes), not O(queues).
+    Scheduler::QueueChanges changes = sched_->TakeQueueChanges();
+    if (!changes.full && changes.changed.empty() && changes.removed.empty()) return;
+    std::lock_guard lk(gauges_mu_);
+    if (changes.full) gauges_.clear();
+    for (const std::string& name : changes.removed) gauges_.erase(name);
+    for (const QueueInfo& q : changes.changed) {
+      QueueGauge& x = gauges_[q.config.name];
       x.queue = q.config.name;
       x.scheduled = q.counts.at("scheduled");
       x.ready = q.counts.at("ready");
       x.active = q.counts.at("active");
-      x.oldest_ready_age_ms = q.oldest_ready_age_ms;
+      // The age grows with time without any change to the queue: keep when the oldest ready
+      // job became ready, and compute the age when the gauges are read.
+      x.oldest_ready_since_ms = now - q.oldest_ready_age_ms;
       x.waiting_workers = q.waiting_workers;
       x.paused = q.config.paused;
-      g.push_back(std::move(x));
     }
-    std::lock_guard lk(gauges_mu_);
-    gauges_.swap(g);
   }
 
  public:
   std::vector<QueueGauge> Gauges() const {
+    const std::int64_t now = clock_.NowMs();
     std::lock_guard lk(gauges_mu_);
-    return gauges_;
+    std::vector<QueueGauge> out;
+    out.reserve(gauges_.size());
+    for (const auto& [name, g] : gauges_) {
+      out.push_back(g);
+      out.back().oldest_ready_age_ms =
+          g.ready > 0 ? std::max<std::int64_t>(now - g.oldest_ready_since_ms, 0) : 0;
+    }
+    return out;
   }
 
  private:
@@ -512,7 +525,7 @@ class Broker::Impl {
   std::int64_t recovery_ms_ = 0;
   std::int64_t next_gauges_ms_ = 0;  // core thread only
   mutable std::mutex gauges_mu_;
-  std::vector<QueueGauge> gauges_;  // GUARDED_BY(gauges_mu_)
+  std::map<std::string, QueueGauge> gauges_;  // GUARDED_BY(gauges_mu_); by name
 };
 
 // --- Decisions against the current state ----------------------------------------------------
@@ -1253,45 +1266,85 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
 
 namespace {
 
-// Adds the store's terminal counts to core's live view. A queue that only the store knows (its
-// jobs all finished before a restart, and it was never configured) is shown with the defaults.
-void MergeFinished(std::vector<QueueInfo>& queues, const std::vector<FinishedCount>& counts,
-                   const SchedulerOptions& defaults) {
-  for (auto& q : queues) {
-    for (const char* s : {"succeeded", "dead", "cancelled"}) q.counts[s] = 0;
-  }
-  for (const auto& c : counts) {
-    auto it = std::find_if(queues.begin(), queues.end(),
-                           [&](const QueueInfo& q) { return q.config.name == c.queue; });
-    if (it == queues.end()) {
-      QueueInfo q;
-      q.config.name = c.queue;
-      q.config.max_attempts = defaults.default_max_attempts;
-      q.config.lease_ms = defaults.default_lease_ms;
-      q.config.backoff = defaults.default_backoff;
-      q.config.retention = defaults.default_retention;
-      for (const char* s : {"scheduled", "ready", "active", "succeeded", "dead", "cancelled"}) {
-        q.counts[s] = 0;
-      }
-      queues.push_back(std::move(q));
-      it = queues.end() - 1;
+QueueInfo DefaultQueue(const std::string& name, const SchedulerOptions& defaults) {
+  QueueInfo q;
+  q.config.name = name;
+  q.config.max_attempts = defaults.default_max_attempts;
+  q.config.lease_ms = defaults.default_lease_ms;
+  q.config.backoff = defaults.default_backoff;
+  q.config.retention = defaults.default_retention;
+  for (const char* s : {"scheduled", "ready", "active"}) q.counts[s] = 0;
+  return q;
+}
+
+// Merges core's live view (in name order) with the store's terminal counts (in queue name
+// order): O(n). A queue that only the store knows (its jobs all finished and it was never
+// configured, or core freed it since) is shown with the defaults.
+std::vector<QueueInfo> MergeFinished(std::vector<QueueInfo> live,
+                                     const std::vector<FinishedCount>& counts,
+                                     const SchedulerOptions& defaults) {
+  std::vector<QueueInfo> out;
+  out.reserve(live.size() + counts.size());
+  std::size_t i = 0;
+  auto take_live_before = [&](const std::string* name) {
+    while (i < live.size() && (name == nullptr || live[i].config.name < *name)) {
+      out.push_back(std::move(live[i++]));
+      for (const char* s : {"succeeded", "dead", "cancelled"}) out.back().counts[s] = 0;
     }
-    it->counts[std::string(StateName(c.state))] += c.count;
+  };
+  for (std::size_t c = 0; c < counts.size();) {
+    const std::string& name = counts[c].queue;
+    take_live_before(&name);
+    if (i < live.size() && live[i].config.name == name) {
+      out.push_back(std::move(live[i++]));
+    } else {
+      out.push_back(DefaultQueue(name, defaults));
+    }
+    QueueInfo& q = out.back();
+    for (const char* s : {"succeeded", "dead", "cancelled"}) q.counts[s] = 0;
+    for (; c < counts.size() && counts[c].queue == name; ++c) {
+      q.counts[std::string(StateName(counts[c].state))] += counts[c].count;
+    }
   }
-  std::sort(queues.begin(), queues.end(),
-            [](const QueueInfo& a, const QueueInfo& b) { return a.config.name < b.config.name; });
+  take_live_before(nullptr);
+  return out;
+}
+
+std::size_t DistinctQueues(const std::vector<FinishedCount>& counts) {
+  std::size_t n = 0;
+  for (std::size_t c = 0; c < counts.size(); ++c) {
+    if (c == 0 || counts[c].queue != counts[c - 1].queue) ++n;
+  }
+  return n;
 }
 
 }  // namespace
 
-void Broker::ListQueues(Callback<std::vector<QueueInfo>> done) {
+void Broker::ListQueues(std::string after, std::uint32_t limit, Callback<QueuePage> done) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, done = std::move(done)]() mutable {
-    impl_->Read([this, queues = impl_->sched().Queues(), done = std::move(done)]() mutable {
-      auto counts = impl_->store().CountFinished();
+  limit = std::max<std::uint32_t>(limit, 1);
+  impl_->Post([this, after = std::move(after), limit, done = std::move(done)]() mutable {
+    bool core_more = false;
+    std::vector<QueueInfo> live = impl_->sched().QueuesPage(after, limit, &core_more);
+    impl_->Read([this, after = std::move(after), limit, core_more, live = std::move(live),
+                 done = std::move(done)]() mutable {
+      // One queue more than the page, to know whether the store holds further ones.
+      FinishedCountQuery query;
+      query.after = after;
+      query.max_queues = limit + 1;
+      auto counts = impl_->store().CountFinished(query);
       if (!counts.ok()) return done(counts.status());
-      MergeFinished(queues, *counts, impl_->options().scheduler);
-      done(std::move(queues));
+      const bool store_more = DistinctQueues(*counts) > limit;
+      // The first `limit` names of the union are among the first `limit` of each side.
+      QueuePage page;
+      page.items = MergeFinished(std::move(live), *counts, impl_->options().scheduler);
+      bool more = core_more || store_more;
+      if (page.items.size() > limit) {
+        page.items.resize(limit);
+        more = true;
+      }
+      if (more && !page.items.empty()) page.next_after = page.items.back().config.name;
+      done(std::move(page));
     });
   });
 }
@@ -1302,37 +1355,89 @@ void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
     std::vector<QueueInfo> one;
     if (auto q = impl_->sched().Queue(name)) one.push_back(std::move(*q));
     impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
-      auto counts = impl_->store().CountFinished();
+      FinishedCountQuery query;
+      query.queue = name;
+      auto counts = impl_->store().CountFinished(query);
       if (!counts.ok()) return done(counts.status());
-      std::vector<FinishedCount> mine;
-      for (auto& c : *counts) {
-        if (c.queue == name) mine.push_back(std::move(c));
-      }
-      MergeFinished(one, mine, impl_->options().scheduler);
-      if (one.empty()) return done(NotFound("queue " + name + " not found"));
+      one = MergeFinished(std::move(one), *counts, impl_->options().scheduler);
+      if (one.empty()) return done(QueueNotFound("queue " + name + " not found"));
       done(std::move(one.front()));
     });
   });
 }
 
-void Broker::PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done) {
+void Broker::PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> done) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, patch = std::move(patch), done = std::move(done)]() mutable {
+  // Applied on the core thread once the queue is known to exist (or is to be created).
+  auto apply = [this](QueueConfigPatch patch, Callback<QueueInfo> done) {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto r = impl_->sched().PutQueue(patch);
     if (!r.ok()) return done(r.status());
-    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+    impl_->AfterDurable([this, r = std::move(r), done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
-      done(std::move(r));
+      // The reply shows the finished counts too, as GET does (read off the core thread).
+      impl_->Read([this, info = std::move(r).value(), done = std::move(done)]() mutable {
+        FinishedCountQuery query;
+        query.queue = info.config.name;
+        auto counts = impl_->store().CountFinished(query);
+        if (!counts.ok()) return done(counts.status());
+        std::vector<QueueInfo> one;
+        one.push_back(std::move(info));
+        one = MergeFinished(std::move(one), *counts, impl_->options().scheduler);
+        done(std::move(one.front()));
+      });
+    });
+  };
+  impl_->Post([this, apply, patch = std::move(patch), create, done = std::move(done)]() mutable {
+    if (create || impl_->sched().Queue(patch.name)) return apply(std::move(patch), std::move(done));
+    // Core does not hold it: it exists only if the store keeps finished jobs of it. Read that
+    // off the core thread, then apply on the core thread (where it is a plain update now).
+    impl_->Read([this, apply, patch = std::move(patch), done = std::move(done)]() mutable {
+      FinishedCountQuery query;
+      query.queue = patch.name;
+      auto counts = impl_->store().CountFinished(query);
+      if (!counts.ok()) return done(counts.status());
+      if (counts->empty()) {
+        return done(QueueNotFound("queue " + patch.name +
+                                  " not found (it has no jobs and no configuration); pass "
+                                  "create=true to create it"));
+      }
+      impl_->Post([apply, patch = std::move(patch), done = std::move(done)]() mutable {
+        apply(std::move(patch), std::move(done));
+      });
     });
   });
 }
 
-void Broker::SetPaused(std::string name, bool paused, Callback<QueueInfo> done) {
+void Broker::ResetQueue(std::string name, Callback<QueueInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    std::vector<QueueInfo> one;
+    if (auto q = impl_->sched().ResetQueue(name)) one.push_back(std::move(*q));
+    // Durable before the reply (the reset may have written nothing: then at once), and with the
+    // store's finished counts, which also tell whether a queue core does not hold exists.
+    impl_->AfterDurable(
+        [this, name, one = std::move(one), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
+            FinishedCountQuery query;
+            query.queue = name;
+            auto counts = impl_->store().CountFinished(query);
+            if (!counts.ok()) return done(counts.status());
+            one = MergeFinished(std::move(one), *counts, impl_->options().scheduler);
+            if (one.empty()) return done(QueueNotFound("queue " + name + " not found"));
+            done(std::move(one.front()));
+          });
+        });
+  });
+}
+
+void Broker::SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done) {
   QueueConfigPatch patch;
   patch.name = std::move(name);
   patch.paused = paused;
-  PutQueue(std::move(patch), std::move(done));
+  PutQueue(std::move(patch), create, std::move(done));
 }
 
 }  // namespace ym

@@ -101,13 +101,16 @@ struct BrokerInfo {
 };
 
 // A per-queue snapshot for metrics, refreshed by the core thread about once a second so that a
-// scrape never waits on core.
+// scrape never waits on core. A refresh updates only the queues that changed since the last one
+// (Scheduler::TakeQueueChanges), so its cost follows the traffic, not the number of queues; the
+// oldest-ready age is computed at read time from when that job became ready.
 struct QueueGauge {
   std::string queue;
   std::uint64_t scheduled = 0;
   std::uint64_t ready = 0;
   std::uint64_t active = 0;
-  std::int64_t oldest_ready_age_ms = 0;
+  std::int64_t oldest_ready_age_ms = 0;    // as of QueueGauges()
+  std::int64_t oldest_ready_since_ms = 0;  // wall clock; meaningful while ready > 0
   std::uint32_t waiting_workers = 0;
   bool paused = false;
 };
@@ -188,10 +191,22 @@ class Broker {
   void GetJob(JobId id, Callback<JobView> done, std::int64_t wait_ms = 0);
   void ListJobs(ListQuery query, Callback<JobPage> done);
 
-  void ListQueues(Callback<std::vector<QueueInfo>> done);
+  // Queues named after `after`, in name order, at most `limit`: those core holds (configured,
+  // with live jobs or waiting workers) merged with those the store keeps finished jobs of, with
+  // their finished counts. Costs O(limit * log queues) on the core and reader threads.
+  void ListQueues(std::string after, std::uint32_t limit, Callback<QueuePage> done);
+  // kQueueNotFound when the queue does not exist (QueueExists below).
   void GetQueue(std::string name, Callback<QueueInfo> done);
-  void PutQueue(QueueConfigPatch patch, Callback<QueueInfo> done);
-  void SetPaused(std::string name, bool paused, Callback<QueueInfo> done);
+  // A queue exists while GET /v1/queues lists it: it has a stored configuration, live jobs or
+  // waiting workers (core holds it), or finished jobs kept in the store. Configuring, pausing or
+  // resuming one that does not exist is kQueueNotFound unless `create`, which creates it (a
+  // configured queue is kept until its configuration is removed).
+  void PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> done);
+  void SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done);
+  // Removes the queue's configuration: it follows the server's defaults again (unpaused) and,
+  // unconfigured, is freed once nothing uses it. Jobs are not touched. kQueueNotFound when the
+  // queue does not exist.
+  void ResetQueue(std::string name, Callback<QueueInfo> done);
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;

@@ -114,8 +114,8 @@ const std::vector<OptionDef>& Options() {
       {"max_request_bytes", "16777216", "largest request body (a batch carries many payloads)",
        IntIn(1024, 1LL << 30, [](ServerConfig& c, std::int64_t v) { c.max_request_bytes = v; })},
       {"max_reply_bytes", "8388608",
-       "a page of GET /v1/jobs or /v1/dead stops before the job that would take its body past "
-       "this (at least one job is sent); the cursor carries on",
+       "a page of GET /v1/jobs, /v1/dead or /v1/queues stops before the item that would take its "
+       "body past this (at least one item is sent); the cursor carries on",
        IntIn(4096, 1LL << 30, [](ServerConfig& c, std::int64_t v) { c.max_reply_bytes = v; })},
       {"max_queued_reply_bytes", "67108864",
        "server-wide cap on reply bytes waiting to be read by slow clients; past it a reply over "

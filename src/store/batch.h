@@ -24,8 +24,10 @@ struct InsertJob {
 
 // A state change of an existing job: every mutable field of the record is rewritten from `job`;
 // the immutable ones (ns, queue, kind, payload, created_at, idempotency/concurrency keys, tags)
-// are ignored. Its lease fields replace the stored lease; a record that is not active, or has
-// no token, removes it (the lease fields are only kept with state active and a token).
+// are not written, but `queue` must be the job's queue: the store counts finished jobs per queue
+// by it (store/finished_counts.h). Its lease fields replace the stored lease; a record that is
+// not active, or has no token, removes it (the lease fields are only kept with state active and
+// a token).
 struct UpdateJob {
   JobRecord job;
 };
@@ -54,6 +56,12 @@ struct DeleteJob {
 // Upserts a queue's configuration.
 struct PutQueue {
   QueueConfig config;
+};
+
+// Removes a queue's configuration (DELETE /v1/queues/{q}): the queue follows the server's
+// defaults again. A no-op when it has none.
+struct DeleteQueue {
+  std::string name;
 };
 
 // Records an idempotency key -> job mapping until `expires_at_ms`.
@@ -100,7 +108,7 @@ struct PurgeFinished {
 
 using Mutation =
     std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
-                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey>;
+                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

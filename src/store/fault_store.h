@@ -49,7 +49,9 @@ class FaultStore final : public Store {
     return inner_.ListJobs(query);
   }
   Status Backup(const std::string& path) override { return inner_.Backup(path); }
-  Result<std::vector<FinishedCount>> CountFinished() override { return inner_.CountFinished(); }
+  Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override {
+    return inner_.CountFinished(query);
+  }
   StoreStats Stats() override { return inner_.Stats(); }
 
  private:

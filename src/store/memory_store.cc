@@ -127,6 +127,9 @@ Status MemoryStore::Commit(const Batch& batch) {
     } else if (const auto* q = std::get_if<PutQueue>(&m)) {
       Remember(state_.queues, q->config.name, &undo.queues);
       state_.queues[q->config.name] = q->config;
+    } else if (const auto* dq = std::get_if<DeleteQueue>(&m)) {
+      Remember(state_.queues, dq->name, &undo.queues);
+      state_.queues.erase(dq->name);
     } else if (const auto* k = std::get_if<PutIdempotencyKey>(&m)) {
       if (!IdInRange(k->job_id)) {
         st = IoError("idempotency key for invalid job id");
@@ -244,14 +247,25 @@ Result<std::vector<JobRecord>> MemoryStore::ListJobs(const StoreListQuery& query
   return out;
 }
 
-Result<std::vector<FinishedCount>> MemoryStore::CountFinished() {
+// A scan of every job: the memory store is for tests, and this simple version is the reference
+// the SQLite store's maintained counts are checked against (store_test.cc).
+Result<std::vector<FinishedCount>> MemoryStore::CountFinished(const FinishedCountQuery& query) {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::pair<std::string, JobState>, std::uint64_t> counts;
   for (const auto& [id, j] : state_.jobs) {
-    if (IsTerminal(j.state)) ++counts[{j.queue, j.state}];
+    if (!IsTerminal(j.state)) continue;
+    if (!query.queue.empty() ? j.queue != query.queue : j.queue <= query.after) continue;
+    ++counts[{j.queue, j.state}];
   }
   std::vector<FinishedCount> out;
-  for (const auto& [key, n] : counts) out.push_back(FinishedCount{key.first, key.second, n});
+  std::uint32_t queues = 0;
+  for (const auto& [key, n] : counts) {
+    if (out.empty() || out.back().queue != key.first) {
+      if (queues == query.max_queues) break;
+      ++queues;
+    }
+    out.push_back(FinishedCount{key.first, key.second, n});
+  }
   return out;
 }
 

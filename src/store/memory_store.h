@@ -35,7 +35,7 @@ class MemoryStore final : public Store {
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
-  Result<std::vector<FinishedCount>> CountFinished() override;
+  Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   // Writes nothing to disk: records a snapshot under `path` for RestoreBackup(); fails with
   // kInvalidRequest if a snapshot under `path` exists, like SqliteStore for an existing file.
   Status Backup(const std::string& path) override;

@@ -616,16 +616,34 @@ SqliteStore::~SqliteStore() {
   // Readers first: the writer's close is the last one and checkpoints and removes the WAL.
   for (auto& r : readers_) {
     sqlite3_finalize(r->get_job);
-    sqlite3_finalize(r->count_finished);
     sqlite3_finalize(r->get_key);
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s :
-       {begin_,       commit_,     rollback_,     insert_job_,         update_job_,
-        put_lease_,   put_leases_, delete_lease_, delete_job_range_,   delete_lease_range_,
-        release_job_, probe_,      delete_job_,   put_queue_,          put_key_,
-        expire_keys_, finish_key_, purge_,        purge_unconfigured_, set_next_id_}) {
+  for (sqlite3_stmt* s : {begin_,
+                          commit_,
+                          rollback_,
+                          insert_job_,
+                          update_job_,
+                          update_job_any_,
+                          job_state_,
+                          put_lease_,
+                          put_leases_,
+                          delete_lease_,
+                          delete_job_range_,
+                          delete_lease_range_,
+                          release_job_,
+                          probe_,
+                          delete_job_,
+                          delete_finished_job_,
+                          put_queue_,
+                          delete_queue_,
+                          put_key_,
+                          expire_keys_,
+                          finish_key_,
+                          purge_,
+                          purge_unconfigured_,
+                          set_next_id_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -642,6 +660,7 @@ Status SqliteStore::Open() {
   YM_RETURN_IF_ERROR(OpenWriter());
   YM_RETURN_IF_ERROR(Migrate(writer_));
   YM_RETURN_IF_ERROR(PrepareWriterStatements());
+  YM_RETURN_IF_ERROR(LoadFinishedCounts());
 
   Stmt q;
   YM_RETURN_IF_ERROR(q.Prepare(writer_, "SELECT value FROM meta WHERE key = 'next_id'"));
@@ -709,6 +728,35 @@ Status SqliteStore::OpenWriter() {
   return Status::Ok();
 }
 
+Status SqliteStore::LoadFinishedCounts() {
+  int rc;
+  // `state >= 3` lets the planner count from the partial terminal index alone.
+  Stmt q;
+  YM_RETURN_IF_ERROR(q.Prepare(
+      writer_, "SELECT queue, state, count(*) FROM jobs WHERE state >= 3 GROUP BY queue, state"));
+  std::vector<FinishedCount> counts;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    // A row with a state out of range is not counted: reads of it report the corruption, and
+    // the store must still open so that the other rows can be served.
+    const int state = sqlite3_column_int(q.get(), 1);
+    if (state < 3 || state > 5) continue;
+    const auto* name = reinterpret_cast<const char*>(sqlite3_column_text(q.get(), 0));
+    counts.push_back(FinishedCount{name ? name : "", static_cast<JobState>(state),
+                                   static_cast<std::uint64_t>(sqlite3_column_int64(q.get(), 2))});
+  }
+  if (rc != SQLITE_DONE) return SqlError(writer_, rc, "count finished jobs");
+  finished_.Load(counts);
+  return Status::Ok();
+}
+
+namespace {
+constexpr char kUpdateJobSql[] =
+    "UPDATE jobs SET state = ?1, priority = ?2, run_at_ms = ?3, updated_at_ms = ?4, "
+    "finished_at_ms = ?5, attempts = ?6, max_attempts = ?7, runs = ?8, backoff_initial_ms = ?9, "
+    "backoff_max_ms = ?10, backoff_multiplier = ?11, lease_ms = ?12, errors = ?13, "
+    "dead_reason = ?14, result = ?15, cancel_requested = ?16 WHERE id = ?17";
+}  // namespace
+
 Status SqliteStore::PrepareWriterStatements() {
   std::string insert_sql = std::string("INSERT INTO jobs (") + kJobColumns +
                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
@@ -725,11 +773,12 @@ Status SqliteStore::PrepareWriterStatements() {
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       {&insert_job_, insert_sql},
-      {&update_job_,
-       "UPDATE jobs SET state = ?1, priority = ?2, run_at_ms = ?3, updated_at_ms = ?4, "
-       "finished_at_ms = ?5, attempts = ?6, max_attempts = ?7, runs = ?8, backoff_initial_ms = ?9, "
-       "backoff_max_ms = ?10, backoff_multiplier = ?11, lease_ms = ?12, errors = ?13, "
-       "dead_reason = ?14, result = ?15, cancel_requested = ?16 WHERE id = ?17"},
+      // Finished counts (finished_counts.h): the common UpdateJob and DeleteJob touch a live row,
+      // so they are guarded by `state < 3`, which costs nothing (the row is read anyway) and
+      // tells by sqlite3_changes() whether a terminal row needs the slower, counted path.
+      {&update_job_, std::string(kUpdateJobSql) + " AND state < 3"},
+      {&update_job_any_, kUpdateJobSql},
+      {&job_state_, "SELECT queue, state FROM jobs WHERE id = ?1"},
       // The hot path of a lease: one small row in the leases table; the job row is not touched.
       // Only for a live job (UpdateLease of a missing or terminal one is a no-op), so no lease
       // row can outlive its job or sit beside a terminal row.
@@ -739,7 +788,7 @@ Status SqliteStore::PrepareWriterStatements() {
        "WHERE id = ?1 AND state < 3)"},
       {&put_leases_, put_leases_sql},
       {&delete_lease_, "DELETE FROM leases WHERE id = ?1"},
-      {&delete_job_range_, "DELETE FROM jobs WHERE id BETWEEN ?1 AND ?2"},
+      {&delete_job_range_, "DELETE FROM jobs WHERE id BETWEEN ?1 AND ?2 AND state < 3"},
       {&delete_lease_range_, "DELETE FROM leases WHERE id BETWEEN ?1 AND ?2"},
       // A lease handed back: the job row takes the state and attempt count again.
       {&release_job_,
@@ -747,11 +796,13 @@ Status SqliteStore::PrepareWriterStatements() {
       // The store probe of a degraded broker: rewrites a row with its own value so that the
       // transaction really appends to the WAL and fsyncs, as a real commit would.
       {&probe_, "UPDATE meta SET value = value WHERE key = 'next_id'"},
-      {&delete_job_, "DELETE FROM jobs WHERE id = ?1"},
+      {&delete_job_, "DELETE FROM jobs WHERE id = ?1 AND state < 3"},
+      {&delete_finished_job_, "DELETE FROM jobs WHERE id = ?1 RETURNING queue, state"},
       {&put_queue_,
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
        "retention_cancelled_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
+      {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
        "VALUES (?1,?2,?3,?4)"},
@@ -765,9 +816,10 @@ Status SqliteStore::PrepareWriterStatements() {
       // when the query's WHERE visibly implies the index's.
       {&purge_,
        "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3"},
+      // Returns each purged row's queue, for the finished counts (a sweep, not a hot path).
       {&purge_unconfigured_,
        "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND finished_at_ms <= ?2 "
-       "AND queue NOT IN (SELECT name FROM queues)"},
+       "AND queue NOT IN (SELECT name FROM queues) RETURNING queue"},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
   };
   for (const auto& [slot, sql] : stmts) {
@@ -931,9 +983,7 @@ Status SqliteStore::DeleteLease(JobId id) {
   return StepDone(writer_, delete_lease_, "delete lease", static_cast<std::int64_t>(id));
 }
 
-Status SqliteStore::ApplyUpdate(const JobRecord& j) {
-  if (!IdInRange(j.id)) return IoError("update of job with invalid id " + std::to_string(j.id));
-  sqlite3_stmt* s = update_job_;
+int SqliteStore::BindUpdate(sqlite3_stmt* s, const JobRecord& j) {
   int rc = sqlite3_bind_int(s, 1, static_cast<int>(j.state));
   rc |= sqlite3_bind_int(s, 2, j.priority);
   rc |= sqlite3_bind_int64(s, 3, j.run_at_ms);
@@ -951,12 +1001,47 @@ Status SqliteStore::ApplyUpdate(const JobRecord& j) {
   rc |= BindText(s, 15, j.result);
   rc |= sqlite3_bind_int(s, 16, j.cancel_requested ? 1 : 0);
   rc |= sqlite3_bind_int64(s, 17, static_cast<std::int64_t>(j.id));
-  if (rc != SQLITE_OK) {
+  return rc;
+}
+
+Status SqliteStore::ApplyUpdate(const JobRecord& j) {
+  if (!IdInRange(j.id)) return IoError("update of job with invalid id " + std::to_string(j.id));
+  auto bind_error = [&](sqlite3_stmt* s) {
     sqlite3_reset(s);
     return IoError("bind update of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
+  };
+  // The common case: the row is live. It becomes terminal or stays live.
+  if (BindUpdate(update_job_, j) != SQLITE_OK) return bind_error(update_job_);
+  YM_RETURN_IF_ERROR(StepDone(writer_, update_job_, "update job", static_cast<std::int64_t>(j.id)));
+  if (sqlite3_changes(writer_) == 1) {
+    // UpdateJob carries the job's queue (store/batch.h).
+    finished_.AddPending(j.queue, j.state, 1);
+  } else {
+    // The row is terminal (a replay makes it live again) or missing (a no-op).
+    int rc = sqlite3_bind_int64(job_state_, 1, static_cast<std::int64_t>(j.id));
+    if (rc != SQLITE_OK) return bind_error(job_state_);
+    rc = sqlite3_step(job_state_);
+    if (rc == SQLITE_DONE) {
+      sqlite3_reset(job_state_);
+      return Status::Ok();  // no such job: a no-op
+    }
+    if (rc != SQLITE_ROW) {
+      Status st = SqlError(writer_, rc, "read state of job " + std::to_string(j.id));
+      sqlite3_reset(job_state_);
+      return st;
+    }
+    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(job_state_, 0));
+    const std::string queue = q != nullptr ? q : "";
+    const int old_state = sqlite3_column_int(job_state_, 1);
+    sqlite3_reset(job_state_);
+    if (BindUpdate(update_job_any_, j) != SQLITE_OK) return bind_error(update_job_any_);
+    YM_RETURN_IF_ERROR(
+        StepDone(writer_, update_job_any_, "update job", static_cast<std::int64_t>(j.id)));
+    if (old_state >= 3 && old_state <= 5) {
+      finished_.AddPending(queue, static_cast<JobState>(old_state), -1);
+    }
+    finished_.AddPending(queue, j.state, 1);
   }
-  YM_RETURN_IF_ERROR(StepDone(writer_, s, "update job", static_cast<std::int64_t>(j.id)));
-  if (sqlite3_changes(writer_) == 0) return Status::Ok();  // no such job: a no-op
   // The record carries the job's lease, if any: it replaces the stored one, or its absence
   // ends it (a failed or expired attempt, a finished job).
   if (HasLease(j.state, j.lease_token)) {
@@ -992,6 +1077,22 @@ Status SqliteStore::ApplyDelete(JobId id) {
   if (!IdInRange(id)) return Status::Ok();  // no such row can exist
   sqlite3_bind_int64(delete_job_, 1, static_cast<std::int64_t>(id));
   YM_RETURN_IF_ERROR(StepDone(writer_, delete_job_, "delete job", static_cast<std::int64_t>(id)));
+  if (sqlite3_changes(writer_) == 0) {
+    // A terminal row (or none): deleted by the counted statement.
+    sqlite3_bind_int64(delete_finished_job_, 1, static_cast<std::int64_t>(id));
+    int rc;
+    while ((rc = sqlite3_step(delete_finished_job_)) == SQLITE_ROW) {
+      const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(delete_finished_job_, 0));
+      const int state = sqlite3_column_int(delete_finished_job_, 1);
+      if (state >= 3 && state <= 5) {
+        finished_.AddPending(q != nullptr ? q : "", static_cast<JobState>(state), -1);
+      }
+    }
+    Status st;
+    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "delete job " + std::to_string(id));
+    sqlite3_reset(delete_finished_job_);
+    YM_RETURN_IF_ERROR(st);
+  }
   // An acked job's lease row goes with it, in the same transaction.
   return DeleteLease(id);
 }
@@ -1006,6 +1107,12 @@ Status SqliteStore::ApplyDeleteRange(JobId first, JobId last) {
     sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(first));
     sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(last));
     YM_RETURN_IF_ERROR(StepDone(writer_, s, "delete jobs from", static_cast<std::int64_t>(first)));
+    if (s == delete_job_range_ &&
+        static_cast<JobId>(sqlite3_changes(writer_)) != last - first + 1) {
+      // The range delete takes live rows only (`state < 3`); a finished (or missing) row among
+      // them goes one by one, counted (finished_counts.h).
+      for (JobId id = first; id <= last; ++id) YM_RETURN_IF_ERROR(ApplyDelete(id));
+    }
   }
   return Status::Ok();
 }
@@ -1027,6 +1134,14 @@ Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
     return IoError("bind queue " + c.name + ": " + sqlite3_errmsg(writer_));
   }
   return StepDone(writer_, s, "put queue");
+}
+
+Status SqliteStore::ApplyDeleteQueue(const std::string& name) {
+  if (BindText(delete_queue_, 1, name) != SQLITE_OK) {
+    sqlite3_reset(delete_queue_);
+    return IoError("bind queue " + name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, delete_queue_, "delete queue");
 }
 
 Status SqliteStore::ApplyPutKey(const PutIdempotencyKey& k) {
@@ -1071,7 +1186,15 @@ Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
       sqlite3_reset(purge_unconfigured_);
       return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
     }
-    return StepDone(writer_, purge_unconfigured_, "purge finished jobs");
+    // Rows of many queues: each returns its queue for the finished counts.
+    while ((rc = sqlite3_step(purge_unconfigured_)) == SQLITE_ROW) {
+      const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(purge_unconfigured_, 0));
+      finished_.AddPending(q != nullptr ? q : "", p.state, -1);
+    }
+    Status st;
+    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "purge finished jobs");
+    sqlite3_reset(purge_unconfigured_);
+    return st;
   }
   int rc = sqlite3_bind_int(purge_, 1, static_cast<int>(p.state));
   rc |= BindText(purge_, 2, p.queue);
@@ -1080,7 +1203,9 @@ Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
     sqlite3_reset(purge_);
     return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
   }
-  return StepDone(writer_, purge_, "purge finished jobs");
+  YM_RETURN_IF_ERROR(StepDone(writer_, purge_, "purge finished jobs"));
+  finished_.AddPending(p.queue, p.state, -static_cast<std::int64_t>(sqlite3_changes(writer_)));
+  return Status::Ok();
 }
 
 Status SqliteStore::ApplyNextId(JobId next_id) {
@@ -1125,16 +1250,22 @@ Status SqliteStore::Commit(const Batch& batch) {
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
 
+  // Deltas left by a transaction that never reached Commit's end are not ours to publish.
+  finished_.Discard();
   JobId next_id = std::max(next_id_, batch.next_id);
   auto apply = Overloaded{
       [&](const InsertJob& m) {
         if (m.job.id >= next_id && IdInRange(m.job.id + 1)) next_id = m.job.id + 1;
-        return ApplyInsert(m.job);
+        Status inserted = ApplyInsert(m.job);
+        // A failed insert fails the batch, whose pending deltas are then dropped.
+        if (inserted.ok()) finished_.AddPending(m.job.queue, m.job.state, 1);
+        return inserted;
       },
       [&](const UpdateJob& m) { return ApplyUpdate(m.job); },
       [&](const UpdateLease& m) { return ApplyUpdateLease(m); },
       [&](const DeleteJob& m) { return ApplyDelete(m.id); },
       [&](const PutQueue& m) { return ApplyPutQueue(m.config); },
+      [&](const DeleteQueue& m) { return ApplyDeleteQueue(m.name); },
       [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
       [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m); },
       [&](const FinishIdempotencyKey& m) { return ApplyFinishKey(m); },
@@ -1225,8 +1356,10 @@ Status SqliteStore::Commit(const Batch& batch) {
   if (st.ok()) st = StepDone(writer_, commit_, "commit");
   if (!st.ok()) {
     RollbackQuietly();
+    finished_.Discard();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
+  finished_.Publish();
   next_id_ = next_id;
   commits_.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
@@ -1471,29 +1604,8 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   return out;
 }
 
-Result<std::vector<FinishedCount>> SqliteStore::CountFinished() {
-  std::vector<FinishedCount> out;
-  ReaderLease r(this);
-  if (r->count_finished == nullptr) {
-    // `state >= 3` lets the planner count from the partial terminal index alone.
-    static constexpr char kSql[] =
-        "SELECT queue, state, count(*) FROM jobs WHERE state >= 3 GROUP BY queue, state";
-    int rc = sqlite3_prepare_v3(r->db, kSql, sizeof kSql - 1, SQLITE_PREPARE_PERSISTENT,
-                                &r->count_finished, nullptr);
-    if (rc != SQLITE_OK) return SqlError(r->db, rc, "prepare count");
-  }
-  sqlite3_stmt* s = r->count_finished;
-  ResetOnExit reset(s);
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    const int state = sqlite3_column_int(s, 1);
-    if (state < 3 || state > 5) return Corruption("jobs row with state " + std::to_string(state));
-    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    out.push_back(FinishedCount{q ? q : "", static_cast<JobState>(state),
-                                static_cast<std::uint64_t>(sqlite3_column_int64(s, 2))});
-  }
-  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "count finished jobs");
-  return out;
+Result<std::vector<FinishedCount>> SqliteStore::CountFinished(const FinishedCountQuery& query) {
+  return finished_.Query(query);
 }
 
 Status SqliteStore::Backup(const std::string& path) {

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/finished_counts.h"
 #include "store/store.h"
 
 struct sqlite3;
@@ -60,7 +61,7 @@ class SqliteStore final : public Store {
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
-  Result<std::vector<FinishedCount>> CountFinished() override;
+  Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
 
@@ -69,7 +70,6 @@ class SqliteStore final : public Store {
   struct Reader {
     sqlite3* db = nullptr;
     sqlite3_stmt* get_job = nullptr;
-    sqlite3_stmt* count_finished = nullptr;
     sqlite3_stmt* get_key = nullptr;
     // ListJobs statements by SQL text; the shapes are few (queue or not, number of states).
     std::map<std::string, sqlite3_stmt*> list_stmts;
@@ -81,6 +81,10 @@ class SqliteStore final : public Store {
   Status OpenWriter();
   Status OpenReaders();
   Status PrepareWriterStatements();
+  // Loads the terminal-job counts per queue (one scan of the terminal index, at open).
+  Status LoadFinishedCounts();
+  // Binds UpdateJob's values to update_job_ or update_job_any_ (same parameters).
+  int BindUpdate(sqlite3_stmt* stmt, const JobRecord& job);
   // Applies one mutation inside the open transaction.
   Status ApplyInsert(const JobRecord& job);
   Status ApplyUpdate(const JobRecord& job);
@@ -96,6 +100,7 @@ class SqliteStore final : public Store {
   // Deletes the jobs first..last (and their leases), as many ApplyDelete calls would.
   Status ApplyDeleteRange(JobId first, JobId last);
   Status ApplyPutQueue(const QueueConfig& config);
+  Status ApplyDeleteQueue(const std::string& name);
   Status ApplyPutKey(const PutIdempotencyKey& key);
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
@@ -106,6 +111,10 @@ class SqliteStore final : public Store {
   int BindTags(sqlite3_stmt* stmt, int index, const std::vector<std::string>& tags);
   int BindErrors(sqlite3_stmt* stmt, int index, const std::vector<AttemptError>& errors);
   void RollbackQuietly();
+
+  // Terminal-job counts per queue (finished_counts.h): loaded at open, then every statement of
+  // Commit that can add or remove a terminal row reports its delta (see Commit).
+  FinishedCounts finished_;
 
   Reader* AcquireReader();
   void ReleaseReader(Reader* reader);
@@ -118,7 +127,9 @@ class SqliteStore final : public Store {
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
   sqlite3_stmt* insert_job_ = nullptr;
-  sqlite3_stmt* update_job_ = nullptr;
+  sqlite3_stmt* update_job_ = nullptr;      // live rows only (the common case)
+  sqlite3_stmt* update_job_any_ = nullptr;  // any row, after reading its state
+  sqlite3_stmt* job_state_ = nullptr;       // queue and state of one row
   sqlite3_stmt* put_lease_ = nullptr;
   sqlite3_stmt* put_leases_ = nullptr;
   sqlite3_stmt* delete_lease_ = nullptr;
@@ -126,8 +137,10 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_job_range_ = nullptr;
   sqlite3_stmt* delete_lease_range_ = nullptr;
   sqlite3_stmt* probe_ = nullptr;
-  sqlite3_stmt* delete_job_ = nullptr;
+  sqlite3_stmt* delete_job_ = nullptr;           // live rows only (the common case)
+  sqlite3_stmt* delete_finished_job_ = nullptr;  // terminal rows, returning queue and state
   sqlite3_stmt* put_queue_ = nullptr;
+  sqlite3_stmt* delete_queue_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;

@@ -62,6 +62,13 @@ struct FinishedCount {
   std::uint64_t count = 0;
 };
 
+// Which finished counts to read: one queue, or a page of queues in name order.
+struct FinishedCountQuery {
+  std::string queue;  // non-empty: only this queue (`after` and `max_queues` are ignored)
+  std::string after;  // only queues whose name sorts after this one (byte order)
+  std::uint32_t max_queues = UINT32_MAX;  // at most this many distinct queues
+};
+
 struct StoreStats {
   std::uint64_t file_bytes = 0;  // main database file
   std::uint64_t wal_bytes = 0;   // write-ahead log, if any
@@ -99,8 +106,11 @@ class Store {
                                                                         const std::string& key,
                                                                         std::int64_t now_ms) = 0;
 
-  // Counts of stored terminal jobs per queue and state (zero counts omitted).
-  virtual Result<std::vector<FinishedCount>> CountFinished() = 0;
+  // Counts of stored terminal jobs per queue and state, for the queues `query` selects, in
+  // queue name order (zero counts omitted). Same threading as GetJob. The SQLite store keeps
+  // the counts in memory (store/finished_counts.h): O(queues returned + log queues), never a
+  // scan of the finished rows.
+  virtual Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) = 0;
 
   // Writes a consistent copy of the store to `path` (which must not exist) while it stays online.
   virtual Status Backup(const std::string& path) = 0;

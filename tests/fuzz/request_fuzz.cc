@@ -72,6 +72,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   CheckResult(ym::net::ParseListJobsQuery(query));
   CheckResult(ym::net::ParseListDeadQuery(query));
   CheckResult(ym::net::DecodeJobCursor("", query));
+  {
+    auto queues = ym::net::ParseListQueuesQuery(query);
+    CheckResult(queues);
+    if (queues.ok()) {
+      Check(queues->limit >= 1 && queues->limit <= ym::net::kMaxListLimit);
+      Check(queues->after.empty() || ym::IsValidName(queues->after));
+      // A decoded position encodes back to a cursor that decodes to it again.
+      if (!queues->after.empty()) {
+        auto again = ym::net::DecodeQueueCursor(ym::net::EncodeQueueCursor(queues->after));
+        Check(again.ok() && *again == queues->after);
+      }
+    }
+    CheckResult(ym::net::ParseCreateQuery(query));
+  }
 
   // Bodies.
   switch ((selector >> 5) & 7) {

@@ -161,7 +161,7 @@ def test_pause_and_resume(client):
 
 
 def test_put_queue_config_applies_to_new_jobs(client):
-    status, q = client.call("PUT", "/v1/queues/cfg", {"max_attempts": 2, "lease_ms": 5000})
+    status, q = client.call("PUT", "/v1/queues/cfg?create=true", {"max_attempts": 2, "lease_ms": 5000})
     assert status == 200 and q["max_attempts"] == 2 and q["lease_ms"] == 5000
     jid = client.enqueue(queue="cfg", kind="k")["id"]
     _, view = client.get(jid)

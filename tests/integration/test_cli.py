@@ -70,6 +70,38 @@ def test_cancel_and_dead_replay(server):
     assert p.returncode == 0 and json.loads(p.stdout)["state"] == "cancelled"
 
 
+def test_queues_lists_every_page_and_pause_of_an_unknown_queue_needs_create(server):
+    c = server.client()
+    names = [f"cliq{i:03d}" for i in range(150)]  # more than one page of 100
+    status, body = c.call("POST", "/v1/jobs:batch", {"jobs": [{"queue": n, "kind": "k"}
+                                                              for n in names]})
+    assert status == 200, body
+    p = run(server, "queues")
+    assert p.returncode == 0, p.stderr
+    rows = [line.split()[0] for line in p.stdout.splitlines()[1:]]
+    assert rows == names
+    p = run(server, "queues", "--json")
+    assert p.returncode == 0, p.stderr
+    listing = json.loads(p.stdout)
+    assert [q["name"] for q in listing["items"]] == names and listing["next_cursor"] is None
+    # A typo does not create a paused phantom queue.
+    for verb in ("pause", "resume"):
+        p = run(server, "queues", verb, "cliqtypo")
+        assert p.returncode == 1 and "queue_not_found" in p.stderr, (verb, p.stderr)
+    assert c.call("GET", "/v1/queues/cliqtypo")[0] == 404
+    p = run(server, "queues", "pause", "cliqnew", "--create")
+    assert p.returncode == 0, p.stderr
+    assert "cliqnew: paused" in p.stdout
+    assert c.queue("cliqnew")["paused"] is True
+    p = run(server, "queues", "resume", "cliqnew")
+    assert p.returncode == 0 and "cliqnew: running" in p.stdout
+    p = run(server, "queues", "reset", "cliqnew")
+    assert p.returncode == 0 and "configuration removed" in p.stdout, p.stdout
+    p = run(server, "queues", "reset", "cliqtypo")
+    assert p.returncode == 1 and "queue_not_found" in p.stderr, p.stderr
+    c.close()
+
+
 def test_jobs_wait_exit_codes_follow_how_the_job_ended(server):
     c = server.client()
     # Still live when --timeout passes: exit 5, the job shown as it stands.

@@ -167,7 +167,7 @@ def test_queues_show_pause_resume_and_the_list(server):
     c = server.client()
     c.enqueue(queue="qa", kind="k")
     c.enqueue(queue="qa", kind="k", delay_ms=600_000)
-    status, body = c.call("PUT", "/v1/queues/qa", {"max_attempts": 4})
+    status, body = c.call("PUT", "/v1/queues/qa", {"max_attempts": 4})  # it exists: jobs
     assert status == 200, body
     c.close()
     p = run(server, "queues", "qa")

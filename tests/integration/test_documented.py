@@ -85,7 +85,7 @@ def test_dead_replay_without_a_queue_takes_every_queue(client):
 # --- PUT /v1/queues/{q}: only the fields present change (docs/api.md) --------------------------
 
 def test_put_queue_changes_only_the_fields_present(client):
-    status, q = client.call("PUT", "/v1/queues/pq", {
+    status, q = client.call("PUT", "/v1/queues/pq?create=true", {
         "max_attempts": 5, "lease_ms": 4000,
         "backoff": {"initial_ms": 500, "max_ms": 60000, "multiplier": 3},
         "retention": {"succeeded_ms": 3600000, "dead_ms": 7000, "cancelled_ms": 8000}})
@@ -112,14 +112,14 @@ def test_put_queue_changes_only_the_fields_present(client):
 
 
 def test_put_queue_bad_field_changes_nothing(client):
-    assert client.call("PUT", "/v1/queues/pb", {"max_attempts": 4})[0] == 200
+    assert client.call("PUT", "/v1/queues/pb?create=true", {"max_attempts": 4})[0] == 200
     status, body = client.call("PUT", "/v1/queues/pb", {"max_attempts": 3, "lease_ms": 1})
     assert status in (400, 422), body
     assert client.queue("pb")["max_attempts"] == 4
 
 
 def test_queue_config_survives_a_restart(server, client):
-    assert client.call("PUT", "/v1/queues/pr", {"max_attempts": 6, "lease_ms": 7000})[0] == 200
+    assert client.call("PUT", "/v1/queues/pr?create=true", {"max_attempts": 6, "lease_ms": 7000})[0] == 200
     assert client.call("POST", "/v1/queues/pr:pause")[0] == 200
     server.kill()
     server.start()

@@ -62,7 +62,7 @@ def test_replay_answers_by_the_jobs_state_now(client):
 
 
 def test_a_late_replay_never_turns_a_succeeded_job_back(client):
-    status, _ = client.call("PUT", "/v1/queues/keep", {"retention": {"succeeded_ms": 3600000}})
+    status, _ = client.call("PUT", "/v1/queues/keep?create=true", {"retention": {"succeeded_ms": 3600000}})
     assert status == 200
     job_id = dead_job(client, "keep")
     assert replay(client, job_id)[0] == 200
@@ -166,7 +166,7 @@ def test_a_cancel_accepted_before_a_lease_is_handed_back_ends_cancelled(server, 
     try:
         for attempt in range(20):
             queue = f"hand{attempt}"
-            assert client.call("POST", f"/v1/queues/{queue}:pause")[0] == 200
+            assert client.call("POST", f"/v1/queues/{queue}:pause?create=true")[0] == 200
             job_id = client.enqueue(queue=queue, kind="k", lease_ms=60000)["id"]
             sock = _long_poll_then_vanish(server.port, queue)
             wait_until(lambda: client.queue(queue)["waiting_workers"] == 1, 10, "the long poll")

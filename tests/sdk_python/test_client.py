@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import SDK
 
-from yardmaster import (Client, InvalidState, NotFound, Unreachable, Validation,
+from yardmaster import (Client, InvalidState, NotFound, QueueNotFound, Unreachable, Validation,
                         YardmasterError)
 
 
@@ -56,6 +56,27 @@ def test_batch_list_follows_cursors(client: Client) -> None:
     listed = list(client.list_jobs(queue="bulk", state="ready", page_size=300))
     assert [j["payload"] for j in listed] == list(range(1001))
     assert len({j["id"] for j in listed}) == 1001
+
+
+def test_queues_listing_follows_cursors_and_unknown_queues_need_create(client: Client) -> None:
+    names = [f"lq{i:03d}" for i in range(230)]
+    client.enqueue_batch([{"queue": n, "kind": "k"} for n in names])
+    # The server may hold other tests' queues too.
+    assert [q["name"] for q in client.queues(page_size=100) if q["name"].startswith("lq")] == names
+    mine = [q["name"] for q in client.iter_queues(page_size=7) if q["name"].startswith("lq")]
+    assert mine == names
+    for call in (lambda: client.pause("nope"), lambda: client.resume("nope"),
+                 lambda: client.configure_queue("nope", max_attempts=2),
+                 lambda: client.queue("nope")):
+        with pytest.raises(QueueNotFound) as e:
+            call()
+        assert e.value.code == "queue_not_found" and isinstance(e.value, NotFound)
+    assert client.pause("nope", create=True)["paused"] is True
+    assert client.configure_queue("made", create=True, max_attempts=2)["max_attempts"] == 2
+    assert client.resume("nope")["paused"] is False
+    assert client.reset_queue("made")["max_attempts"] == 10  # back to the server default
+    with pytest.raises(QueueNotFound):
+        client.reset_queue("never-seen")
 
 
 def test_queues_pause_resume_info(client: Client) -> None:

@@ -90,7 +90,11 @@ TEST_F(ApiClientServerTest, PutQueueSetsEveryFieldAndOnlyTheFieldsGiven) {
   all.retention_succeeded_ms = 1'000;
   all.retention_dead_ms = 2'000;
   all.retention_cancelled_ms = 3'000;
-  Result<Queue> put = api_->PutQueue("cfg", all);
+  // A queue that does not exist yet is created only when asked.
+  Result<Queue> missing = api_->PutQueue("cfg", all);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Code::kQueueNotFound);
+  Result<Queue> put = api_->PutQueue("cfg", all, /*create=*/true);
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   Result<Queue> got = api_->GetQueue("cfg");
   ASSERT_TRUE(got.ok()) << got.status().ToString();

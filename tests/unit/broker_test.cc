@@ -92,7 +92,9 @@ class GatedStore final : public Store {
     MaybeHold();
     return r;
   }
-  Result<std::vector<FinishedCount>> CountFinished() override { return inner_.CountFinished(); }
+  Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override {
+    return inner_.CountFinished(query);
+  }
   Status Backup(const std::string& path) override { return inner_.Backup(path); }
   StoreStats Stats() override { return inner_.Stats(); }
 
@@ -584,10 +586,11 @@ TEST_F(BrokerWriteDurabilityTest, QueueConfigAndPauseAreAnsweredOnlyAfterTheyAre
   QueueConfigPatch patch;
   patch.name = "cfg";
   patch.max_attempts = 7;
-  auto q = HeldUntilDurable<Result<QueueInfo>>([&](auto done) { broker_->PutQueue(patch, done); });
+  auto q = HeldUntilDurable<Result<QueueInfo>>(
+      [&](auto done) { broker_->PutQueue(patch, /*create=*/true, done); });
   ASSERT_TRUE(q.ok()) << q.status().ToString();
   auto paused = HeldUntilDurable<Result<QueueInfo>>(
-      [&](auto done) { broker_->SetPaused("cfg", true, done); });
+      [&](auto done) { broker_->SetPaused("cfg", true, /*create=*/true, done); });
   ASSERT_TRUE(paused.ok()) << paused.status().ToString();
   // What the store hands back at the next start is the acknowledged configuration.
   struct Configs final : RecoveryVisitor {
@@ -667,7 +670,7 @@ TEST_F(BrokerRaceTest, AReplayThatCrossedASucceededRunNeverTurnsTheRowBackToRead
   keep.retention = Retention{3'600'000, 3'600'000, 3'600'000};
   std::promise<Result<QueueInfo>> qp;
   auto qf = qp.get_future();
-  broker_->PutQueue(keep, [&](auto r) { qp.set_value(std::move(r)); });
+  broker_->PutQueue(keep, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
   ASSERT_TRUE(Await(qf).ok());
   const JobId id = DeadJob("r3");
   std::promise<Result<JobView>> slow;
@@ -832,7 +835,7 @@ TEST(BrokerPurgeRaceTest, AReplayThatCrossedARetentionPurgeIsNotFound) {
   QueueConfigPatch patch;
   patch.name = "p";
   patch.retention = Retention{0, 1000, 1000};
-  broker.PutQueue(patch, [&](auto r) { qp.set_value(std::move(r)); });
+  broker.PutQueue(patch, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
   ASSERT_TRUE(Await(qf).ok());
   std::promise<std::vector<Result<EnqueueOutcome>>> ep;
   auto ef = ep.get_future();
@@ -893,7 +896,7 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
     QueueConfigPatch patch;
     patch.name = name;
     patch.retention = r;
-    broker.PutQueue(patch, [&](auto res) { p.set_value(std::move(res)); });
+    broker.PutQueue(patch, /*create=*/true, [&](auto res) { p.set_value(std::move(res)); });
     ASSERT_TRUE(Await(f).ok());
   };
   auto enqueue = [&](const std::string& queue) {

@@ -998,7 +998,65 @@ TEST(CodecRender, Queue) {
   EXPECT_EQ(d["retention"]["dead_ms"].GetInt64(), Retention{}.dead_ms);
   EXPECT_EQ(d["oldest_ready_age_ms"].GetInt64(), 250);
   EXPECT_EQ(d["waiting_workers"].GetUint(), 2u);
-  EXPECT_EQ(Doc(RenderQueueList({q, q}))["items"].Size(), 2u);
+}
+
+TEST(CodecRender, QueuePageIsCappedByBytesAndCursorResumesAfterTheLastRendered) {
+  QueuePage page;
+  for (const char* name : {"a", "b", "c"}) {
+    QueueInfo q;
+    q.config.name = name;
+    page.items.push_back(q);
+  }
+  auto whole = Doc(RenderQueuePage(page));
+  EXPECT_EQ(whole["items"].Size(), 3u);
+  EXPECT_TRUE(whole["next_cursor"].IsNull());
+  page.next_after = "c";
+  auto more = Doc(RenderQueuePage(page));
+  ASSERT_TRUE(more["next_cursor"].IsString());
+  auto after = DecodeQueueCursor(more["next_cursor"].GetString());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, "c");
+  // A cap that fits one and a half items: one item, and the cursor resumes after it.
+  const std::size_t one = RenderQueue(page.items[0]).size();
+  auto capped = Doc(RenderQueuePage(page, one * 3 / 2 + 20));
+  EXPECT_EQ(capped["items"].Size(), 1u);
+  after = DecodeQueueCursor(capped["next_cursor"].GetString());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, "a");
+  // At least one item, whatever the cap.
+  EXPECT_EQ(Doc(RenderQueuePage(page, 1))["items"].Size(), 1u);
+}
+
+TEST(CodecParse, QueueListQueryAndCursors) {
+  auto q = ParseListQueuesQuery("");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->limit, 100u);
+  EXPECT_EQ(q->after, "");
+  q = ParseListQueuesQuery("limit=1000&cursor=" + EncodeQueueCursor("x.y:z"));
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->limit, 1000u);
+  EXPECT_EQ(q->after, "x.y:z");
+  const std::vector<std::string> bads = {
+      "limit=0", "limit=1001", "limit=x", "state=ready", "cursor=abc",
+      "cursor=" + EncodeJobCursor(JobListScope("jobs", "", ""), 5),
+      // A well-formed cursor whose name is not a valid queue name.
+      "cursor=" + EncodeCursor("queues", "no spaces")};
+  for (const std::string& bad : bads) {
+    auto r = ParseListQueuesQuery(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), Code::kInvalidRequest) << bad;
+    }
+  }
+}
+
+TEST(CodecParse, CreateQuery) {
+  EXPECT_EQ(ParseCreateQuery("").value(), false);
+  EXPECT_EQ(ParseCreateQuery("create=true").value(), true);
+  EXPECT_EQ(ParseCreateQuery("create=false").value(), false);
+  for (const char* bad : {"create=1", "create=yes", "create", "other=true"}) {
+    EXPECT_FALSE(ParseCreateQuery(bad).ok()) << bad;
+  }
 }
 
 }  // namespace

@@ -647,7 +647,7 @@ bool DriveBroker(Broker& broker, std::mt19937_64& rng, int ops, int cut_at, std:
       patch.max_attempts = uniform(1, 1000);
       std::promise<Result<QueueInfo>> p;
       auto f = p.get_future();
-      broker.PutQueue(patch, [&](auto r) { p.set_value(std::move(r)); });
+      broker.PutQueue(patch, /*create=*/true, [&](auto r) { p.set_value(std::move(r)); });
       auto r = AwaitFor(f);
       if (!r) return false;
       if (!r->ok()) {

@@ -67,6 +67,7 @@ INSTANTIATE_TEST_SUITE_P(
         RouteCase{http::verb::get, "/v1/queues", RouteId::kListQueues},
         RouteCase{http::verb::get, "/v1/queues/emails", RouteId::kGetQueue, 0, "emails"},
         RouteCase{http::verb::put, "/v1/queues/emails", RouteId::kPutQueue, 0, "emails"},
+        RouteCase{http::verb::delete_, "/v1/queues/emails", RouteId::kResetQueue, 0, "emails"},
         RouteCase{http::verb::post, "/v1/queues/emails:pause", RouteId::kPauseQueue, 0, "emails"},
         RouteCase{http::verb::post, "/v1/queues/emails:resume", RouteId::kResumeQueue, 0, "emails"},
         RouteCase{http::verb::get, "/v1/dead", RouteId::kListDead},
@@ -106,7 +107,7 @@ TEST(Router, WrongMethodIs405WithAllow) {
         Case{http::verb::get, "/v1/jobs:batch", "POST"},
         Case{http::verb::get, "/v1/jobs/42:ack", "POST"},
         Case{http::verb::post, "/v1/jobs/42", "GET"},
-        Case{http::verb::post, "/v1/queues/a", "GET, PUT"},
+        Case{http::verb::post, "/v1/queues/a", "GET, PUT, DELETE"},
         Case{http::verb::get, "/v1/queues/a:pause", "POST"},
         Case{http::verb::post, "/healthz", "GET"}, Case{http::verb::head, "/metrics", "GET"},
         Case{http::verb::delete_, "/v1/jobs/abc", "GET"}}) {

@@ -2149,7 +2149,8 @@ TEST_F(SchedulerTest, EnqueueValidationErrorsChangeNothing) {
     EXPECT_FALSE(r.status().message().empty());
     EXPECT_FALSE(sched_->HasOpenMutations());
     EXPECT_EQ(sched_->live_jobs(), 0u);
-    EXPECT_TRUE(sched_->Queues().empty());
+    bool more = false;
+    EXPECT_TRUE(sched_->QueuesPage("", 10, &more).empty());
   }
   Batch b = Commit();
   EXPECT_TRUE(b.empty());

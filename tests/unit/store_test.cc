@@ -595,6 +595,28 @@ TYPED_TEST(StoreTest, ReopenKeepsEverything) {
   EXPECT_EQ(r.keys[0].key, "k");
 }
 
+TYPED_TEST(StoreTest, DeleteQueueRemovesTheConfigurationAndIsUndoneByAFailedBatch) {
+  Store& s = this->store();
+  Batch put;
+  put.mutations.push_back(PutQueue{Queue("gone", true)});
+  put.mutations.push_back(PutQueue{Queue("kept")});
+  ASSERT_OK(s.Commit(put));
+  Batch failing;
+  failing.mutations.push_back(DeleteQueue{"gone"});
+  failing.mutations.push_back(InsertJob{SmallJob(1)});
+  failing.mutations.push_back(InsertJob{SmallJob(1)});  // duplicate: the batch fails
+  EXPECT_FALSE(s.Commit(failing).ok());
+  EXPECT_EQ(RecoverAll(s).queues.size(), 2u);
+  Batch del;
+  del.mutations.push_back(DeleteQueue{"gone"});
+  del.mutations.push_back(DeleteQueue{"never-configured"});  // a no-op
+  ASSERT_OK(s.Commit(del));
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  ASSERT_EQ(r.queues.size(), 1u);
+  EXPECT_EQ(r.queues[0].name, "kept");
+}
+
 TYPED_TEST(StoreTest, InjectedFaultsApplyNothingAndStoreStaysUsable) {
   FaultStore f(this->store());
   f.FailNextCommits(2);
@@ -1609,6 +1631,180 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
   EXPECT_EQ(Get(**s, 1), std::nullopt);
   EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases WHERE id = 1"), 0)
       << "the ack removes the lease row with the job";
+}
+
+}  // namespace
+}  // namespace ym
+
+namespace ym {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Finished counts (store/finished_counts.h): the SQLite store keeps them in memory, maintained
+// by its commits; the memory store counts by scanning. The same random batches go to both and
+// every query must agree, through purges, deletes, state changes out of a terminal state (a
+// replay), failed batches (nothing counted) and a reopen (counts loaded from the file).
+
+std::vector<FinishedCount> Counts(Store& s, FinishedCountQuery q = {}) {
+  auto r = s.CountFinished(q);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : std::vector<FinishedCount>{};
+}
+
+bool SameCounts(const std::vector<FinishedCount>& a, const std::vector<FinishedCount>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].queue != b[i].queue || a[i].state != b[i].state || a[i].count != b[i].count) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Describe(const std::vector<FinishedCount>& v) {
+  std::string s;
+  for (const auto& c : v) {
+    s += c.queue + "/" + std::string(StateName(c.state)) + "=" + std::to_string(c.count) + " ";
+  }
+  return s;
+}
+
+TEST(FinishedCountsTest, SqliteCountsFollowEveryCommitLikeAFullScan) {
+  TempDir dir;
+  auto opened = OpenSqliteStore(Options(dir.File("ym.db")));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Store> sql = std::move(*opened);
+  MemoryStore mem;
+  const std::uint64_t seed = 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(time(nullptr));
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::uint64_t x = seed;
+  auto rnd = [&x](std::uint64_t n) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x % n;
+  };
+  const std::vector<std::string> queues = {"a", "b", "c", "d", "e.f", "z:1"};
+  std::map<JobId, JobRecord> jobs;  // what both stores hold
+  JobId next = 1;
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    EXPECT_TRUE(SameCounts(Counts(*sql), Counts(mem)))
+        << "sqlite: " << Describe(Counts(*sql)) << "\nmemory: " << Describe(Counts(mem));
+    for (const std::string& after : {std::string(), std::string("b"), std::string("c0")}) {
+      for (std::uint32_t max : {1u, 2u, 100u}) {
+        FinishedCountQuery q;
+        q.after = after;
+        q.max_queues = max;
+        EXPECT_TRUE(SameCounts(Counts(*sql, q), Counts(mem, q))) << after << " " << max;
+      }
+    }
+    for (const std::string& name : queues) {
+      FinishedCountQuery q;
+      q.queue = name;
+      EXPECT_TRUE(SameCounts(Counts(*sql, q), Counts(mem, q))) << name;
+    }
+  };
+  for (int step = 0; step < 300; ++step) {
+    Batch b;
+    std::map<JobId, JobRecord> after = jobs;
+    const int n = 1 + static_cast<int>(rnd(6));
+    for (int i = 0; i < n; ++i) {
+      const int op = static_cast<int>(rnd(10));
+      if (op < 4 || after.empty()) {
+        const JobState s = static_cast<JobState>(rnd(6));
+        JobRecord j = SmallJob(next++, queues[rnd(queues.size())], s,
+                               IsTerminal(s) ? static_cast<std::int64_t>(rnd(100)) : 0);
+        after[j.id] = j;
+        b.mutations.push_back(InsertJob{j});
+        continue;
+      }
+      auto it = after.begin();
+      std::advance(it, static_cast<long>(rnd(after.size())));
+      if (op < 7) {  // any state change, terminal -> live (replay) included
+        JobRecord j = it->second;
+        j.state = static_cast<JobState>(rnd(6));
+        j.finished_at_ms = IsTerminal(j.state) ? static_cast<std::int64_t>(rnd(100)) : 0;
+        it->second = j;
+        b.mutations.push_back(UpdateJob{j});
+      } else if (op < 8 && !IsTerminal(it->second.state) && rnd(2) == 0) {
+        // The lease path: never on a terminal row (core never leases one).
+        UpdateLease l;
+        l.id = it->first;
+        l.state = rnd(2) ? JobState::kActive : JobState::kReady;
+        l.token = l.state == JobState::kActive ? 1 + rnd(1000) : 0;
+        it->second.state = l.state;
+        b.mutations.push_back(l);
+      } else if (op < 8) {
+        b.mutations.push_back(DeleteJob{it->first});
+        after.erase(it);
+      } else {
+        // A purge of one queue, or of every unconfigured queue (none is configured here).
+        const JobState s = static_cast<JobState>(3 + rnd(3));
+        const std::string q = rnd(2) ? queues[rnd(queues.size())] : "";
+        const std::int64_t before = static_cast<std::int64_t>(rnd(100));
+        b.mutations.push_back(PurgeFinished{q, s, before});
+        for (auto jt = after.begin(); jt != after.end();) {
+          const JobRecord& j = jt->second;
+          if (j.state == s && (q.empty() || j.queue == q) && j.finished_at_ms <= before) {
+            jt = after.erase(jt);
+          } else {
+            ++jt;
+          }
+        }
+      }
+    }
+    const bool fail = rnd(8) == 0;
+    if (fail) {  // a duplicate insert at the end: the whole batch is rolled back
+      b.mutations.push_back(InsertJob{SmallJob(next, "a", JobState::kDead, 1)});
+      b.mutations.push_back(InsertJob{SmallJob(next, "a", JobState::kDead, 1)});
+      ++next;
+      EXPECT_FALSE(sql->Commit(b).ok());
+      EXPECT_FALSE(mem.Commit(b).ok());
+    } else {
+      ASSERT_OK(sql->Commit(b));
+      ASSERT_OK(mem.Commit(b));
+      jobs = std::move(after);
+    }
+    if (step % 50 == 0) check("during the run");
+  }
+  check("at the end");
+  ASSERT_FALSE(Counts(mem).empty());  // the run did produce finished jobs
+  sql.reset();
+  opened = OpenSqliteStore(Options(dir.File("ym.db")));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  sql = std::move(*opened);
+  check("after a reopen");
+}
+
+}  // namespace
+}  // namespace ym
+
+namespace ym {
+namespace {
+
+// Adjacent DeleteJobs of consecutive ids become one range delete in the SQLite store; finished
+// rows among them must still be counted out.
+TEST(FinishedCountsTest, ARangeDeleteOverFinishedRowsIsCounted) {
+  TempDir dir;
+  auto opened = OpenSqliteStore(Options(dir.File("ym.db")));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& s = **opened;
+  ASSERT_OK(s.Commit(
+      Inserts({SmallJob(1, "r", JobState::kReady), SmallJob(2, "r", JobState::kDead, 5),
+               SmallJob(3, "r", JobState::kActive), SmallJob(4, "r", JobState::kSucceeded, 5),
+               SmallJob(5, "r", JobState::kDead, 5)})));
+  FinishedCountQuery q;
+  q.queue = "r";
+  ASSERT_EQ(Counts(s, q).size(), 2u);
+  Batch b;
+  for (JobId id = 1; id <= 4; ++id) b.mutations.emplace_back(DeleteJob{id});
+  ASSERT_OK(s.Commit(b));
+  auto left = Counts(s, q);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].state, JobState::kDead);
+  EXPECT_EQ(left[0].count, 1u);
+  EXPECT_EQ(RecoverAll(s).jobs.size(), 0u);  // the live ones went too
 }
 
 }  // namespace

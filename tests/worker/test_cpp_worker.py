@@ -116,7 +116,7 @@ def test_grace_expiry_hands_back_running_jobs(server, client, procs, tmp_path):
 
 def test_heartbeats_keep_a_job_alive_past_its_lease(server, client, procs, tmp_path):
     out = tmp_path / "out.txt"
-    status, body = client.call("PUT", "/v1/queues/w", {"retention": {"succeeded_ms": 600000}})
+    status, body = client.call("PUT", "/v1/queues/w?create=true", {"retention": {"succeeded_ms": 600000}})
     assert status == 200, body
     # The handler runs until the test cancels it (and then succeeds anyway); the server shows
     # the lease, on its first attempt, extended by heartbeats two lease lengths past where it
@@ -221,7 +221,7 @@ def test_success_after_a_cancel_is_acked(server, client, procs, tmp_path):
     # The outcome is what the handler reports: it saw the cancel and finished anyway.
     out = tmp_path / "out.txt"
     # Keep succeeded jobs, so that the result can be read back.
-    status, body = client.call("PUT", "/v1/queues/w", {"retention": {
+    status, body = client.call("PUT", "/v1/queues/w?create=true", {"retention": {
         "succeeded_ms": 600000, "dead_ms": 600000, "cancelled_ms": 600000}})
     assert status == 200, body
     jid = client.enqueue(queue="w", kind="finish_despite_cancel", lease_ms=HOLD_LEASE_MS)["id"]

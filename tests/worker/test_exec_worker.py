@@ -29,7 +29,7 @@ def stop(w):
 
 
 def test_exit_0_acks(server, client, procs, tmp_path):
-    status, _ = client.call("PUT", "/v1/queues/x", {"retention": {"succeeded_ms": 3600000}})
+    status, _ = client.call("PUT", "/v1/queues/x?create=true", {"retention": {"succeeded_ms": 3600000}})
     assert status == 200
     h = script(tmp_path, "ok.sh", "cat > /dev/null\nexit 0\n")
     jid = client.enqueue(queue="x", kind="k", payload={"a": 1})["id"]

@@ -10,9 +10,9 @@ Standard library only; the wire protocol is docs/api.md of the Yardmaster reposi
 
 from .client import Client, JobId
 from .errors import (BadRequest, Conflict, Internal, InvalidState, JobFailed, NotFound,
-                     PayloadTooLarge, PermissionDenied, ResourceExhausted, StaleLease,
-                     Unauthenticated, Unavailable, Unreachable, Validation, WaitTimeout,
-                     YardmasterError)
+                     PayloadTooLarge, PermissionDenied, QueueNotFound, ResourceExhausted,
+                     StaleLease, Unauthenticated, Unavailable, Unreachable, Validation,
+                     WaitTimeout, YardmasterError)
 from ._http import JsonFloat
 from .job import Cancelled, Job, Permanent, Retry
 from .worker import Handler, Worker
@@ -21,7 +21,7 @@ from ._version import __version__
 __all__ = [
     "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled", "JsonFloat",
     "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
-    "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
+    "QueueNotFound", "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
     "ResourceExhausted", "Internal", "Unavailable", "Unreachable", "WaitTimeout", "JobFailed",
     "__version__",
 ]

@@ -31,6 +31,10 @@ def _job_path(job_id: JobId, verb: str = "") -> str:
     return path + (":" + verb if verb else "")
 
 
+def _create(create: bool) -> str:
+    return "?create=true" if create else ""
+
+
 def _queue_path(name: str, verb: str = "") -> str:
     # Queue names may contain ':'; percent-encoding it keeps a name such as "x:pause" from being
     # read as a verb (docs/api.md, "Paths").
@@ -218,26 +222,61 @@ class Client:
 
     # --- queues ------------------------------------------------------------------------------
 
-    def queues(self) -> List[Dict[str, Any]]:
-        """Every known queue: counts per state, oldest ready age, configuration."""
-        return self.request("GET", "/v1/queues")["items"]  # type: ignore[no-any-return]
+    def queues(self, page_size: int = 1000) -> List[Dict[str, Any]]:
+        """Every existing queue, in name order: counts per state, oldest ready age,
+        configuration. Follows ``next_cursor`` page by page (``page_size`` queues per request,
+        1..1000); use :meth:`iter_queues` to avoid holding them all."""
+        return list(self.iter_queues(page_size))
+
+    def iter_queues(self, page_size: int = 1000) -> Iterator[Dict[str, Any]]:
+        """Iterate over every existing queue in name order, one page per request."""
+        return self._pages("/v1/queues", {}, page_size)
 
     def queue(self, name: str) -> Dict[str, Any]:
-        """One queue object (a queue never configured shows the server defaults)."""
+        """One queue object (a queue never configured shows the server defaults).
+
+        Raises:
+            QueueNotFound: the queue does not exist.
+        """
         return self.request("GET", _queue_path(name))  # type: ignore[no-any-return]
 
-    def configure_queue(self, name: str, **config: Any) -> Dict[str, Any]:
+    def configure_queue(self, name: str, create: bool = False, **config: Any) -> Dict[str, Any]:
         """``PUT /v1/queues/{name}``: set any of ``paused``, ``max_attempts``, ``lease_ms``,
-        ``backoff``, ``retention``; only those given change. Returns the queue object."""
-        return self.request("PUT", _queue_path(name), config)  # type: ignore[no-any-return]
+        ``backoff``, ``retention``; only those given change. Returns the queue object.
 
-    def pause(self, name: str) -> Dict[str, Any]:
-        """Stop dispatch from a queue (enqueues still succeed). Returns the queue object."""
-        return self.request("POST", _queue_path(name, "pause"))  # type: ignore[no-any-return]
+        Raises:
+            QueueNotFound: the queue does not exist and ``create`` is false.
+        """
+        return self.request(  # type: ignore[no-any-return]
+            "PUT", _queue_path(name) + _create(create), config)
 
-    def resume(self, name: str) -> Dict[str, Any]:
-        """Resume dispatch from a paused queue. Returns the queue object."""
-        return self.request("POST", _queue_path(name, "resume"))  # type: ignore[no-any-return]
+    def pause(self, name: str, create: bool = False) -> Dict[str, Any]:
+        """Stop dispatch from a queue (enqueues still succeed). Returns the queue object.
+
+        Raises:
+            QueueNotFound: the queue does not exist and ``create`` is false.
+        """
+        return self.request(  # type: ignore[no-any-return]
+            "POST", _queue_path(name, "pause") + _create(create))
+
+    def resume(self, name: str, create: bool = False) -> Dict[str, Any]:
+        """Resume dispatch from a paused queue. Returns the queue object.
+
+        Raises:
+            QueueNotFound: the queue does not exist and ``create`` is false.
+        """
+        return self.request(  # type: ignore[no-any-return]
+            "POST", _queue_path(name, "resume") + _create(create))
+
+    def reset_queue(self, name: str) -> Dict[str, Any]:
+        """``DELETE /v1/queues/{name}``: remove the queue's configuration; it follows the server
+        defaults again (unpaused) and, unconfigured, is forgotten once it holds nothing. Jobs are
+        not touched. Returns the queue object.
+
+        Raises:
+            QueueNotFound: the queue does not exist.
+        """
+        return self.request("DELETE", _queue_path(name))  # type: ignore[no-any-return]
 
     # --- dead letters ------------------------------------------------------------------------
 

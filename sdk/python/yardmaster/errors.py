@@ -74,6 +74,12 @@ class NotFound(YardmasterError):
     retention)."""
 
 
+class QueueNotFound(NotFound):
+    """404 ``queue_not_found``: the queue does not exist (no live jobs, no finished jobs kept, no
+    configuration, no waiting worker). Configuring, pausing or resuming one creates it only when
+    asked (``create=True``)."""
+
+
 class Conflict(YardmasterError):
     """409: the operation conflicts with the job's current state. See the two subclasses."""
 
@@ -155,6 +161,7 @@ _BY_CODE: Dict[str, Type[YardmasterError]] = {
     "unauthenticated": Unauthenticated,
     "permission_denied": PermissionDenied,
     "not_found": NotFound,
+    "queue_not_found": QueueNotFound,
     "stale_lease": StaleLease,
     "invalid_state": InvalidState,
     "payload_too_large": PayloadTooLarge,
