@@ -960,28 +960,38 @@ std::string RenderJob(const JobView& view) {
   return Take(buf);
 }
 
+namespace {
+
+// Writes `"items":[...]` of a page capped by bytes: each item is rendered on its own first, so
+// that one that would take the body over max_bytes is left for the next page (the Writer cannot
+// take a value back); at least one item is always written. Returns how many were written.
+template <typename Item, typename Render>
+std::size_t WriteCappedItems(JsonWriter& w, const rapidjson::StringBuffer& buf,
+                             const std::vector<Item>& items, std::size_t max_bytes, Render render) {
+  WriteKey(w, "items");
+  w.StartArray();
+  rapidjson::StringBuffer item;
+  std::size_t written = 0;
+  for (; written < items.size(); ++written) {
+    item.Clear();
+    JsonWriter iw(item);
+    render(iw, items[written]);
+    if (written > 0 && buf.GetSize() + item.GetSize() + 1 > max_bytes) break;
+    w.RawValue(item.GetString(), item.GetSize(), rapidjson::kObjectType);
+  }
+  w.EndArray();
+  return written;
+}
+
+}  // namespace
+
 std::string RenderJobPage(const JobPage& page, std::string_view cursor_scope,
                           std::size_t max_bytes) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
-  WriteKey(w, "items");
-  w.StartArray();
-  JobId next_after_id = page.next_after_id;
-  rapidjson::StringBuffer item;
-  for (std::size_t i = 0; i < page.items.size(); ++i) {
-    // Each job is rendered on its own first so that one that would take the body over
-    // max_bytes can be left for the next page (the Writer cannot take a value back).
-    item.Clear();
-    JsonWriter iw(item);
-    WriteJob(iw, page.items[i]);
-    if (i > 0 && buf.GetSize() + item.GetSize() + 1 > max_bytes) {
-      next_after_id = page.items[i - 1].job.id;
-      break;
-    }
-    w.RawValue(item.GetString(), item.GetSize(), rapidjson::kObjectType);
-  }
-  w.EndArray();
+  const std::size_t n = WriteCappedItems(w, buf, page.items, max_bytes, WriteJob);
+  const JobId next_after_id = n < page.items.size() ? page.items[n - 1].job.id : page.next_after_id;
   WriteKey(w, "next_cursor");
   if (next_after_id == 0) {
     w.Null();
@@ -1159,21 +1169,9 @@ std::string RenderQueuePage(const QueuePage& page, std::size_t max_bytes) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
-  WriteKey(w, "items");
-  w.StartArray();
-  std::string next_after = page.next_after;
-  rapidjson::StringBuffer item;
-  for (std::size_t i = 0; i < page.items.size(); ++i) {
-    item.Clear();
-    JsonWriter iw(item);
-    WriteQueue(iw, page.items[i]);
-    if (i > 0 && buf.GetSize() + item.GetSize() + 1 > max_bytes) {
-      next_after = page.items[i - 1].config.name;
-      break;
-    }
-    w.RawValue(item.GetString(), item.GetSize(), rapidjson::kObjectType);
-  }
-  w.EndArray();
+  const std::size_t n = WriteCappedItems(w, buf, page.items, max_bytes, WriteQueue);
+  const std::string& next_after =
+      n < page.items.size() ? page.items[n - 1].config.name : page.next_after;
   WriteKey(w, "next_cursor");
   if (next_after.empty()) {
     w.Null();
