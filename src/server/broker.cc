@@ -180,6 +180,9 @@ class Broker::Impl {
                                                               std::optional<JobRecord>&&)>;
   // Core thread: answers `r` once everything core observed so far is durable.
   void AnswerWhenDurable(Result<JobView> r, Callback<JobView> done);
+  // Reader thread: answers queue `name` (core's view in `live`, empty when core does not hold
+  // it) with the store's finished counts; QueueNotFound when neither knows it.
+  void AnswerQueue(const std::string& name, std::vector<QueueInfo> live, Callback<QueueInfo> done);
   // Core thread: reads job `id` and lets `decide` judge the record on the core thread; reads
   // again (at most kMaxStoreReads times in all) while `decide` says it may be stale.
   void DecideFromStore(JobId id, Decide decide, Callback<JobView> done, int reads);
@@ -1320,6 +1323,17 @@ std::size_t DistinctQueues(const std::vector<FinishedCount>& counts) {
 
 }  // namespace
 
+void Broker::Impl::AnswerQueue(const std::string& name, std::vector<QueueInfo> live,
+                               Callback<QueueInfo> done) {
+  FinishedCountQuery query;
+  query.queue = name;
+  auto counts = store().CountFinished(query);
+  if (!counts.ok()) return done(counts.status());
+  live = MergeFinished(std::move(live), *counts, options().scheduler);
+  if (live.empty()) return done(QueueNotFound("queue " + name + " not found"));
+  done(std::move(live.front()));
+}
+
 void Broker::ListQueues(std::string after, std::uint32_t limit, Callback<QueuePage> done) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   limit = std::max<std::uint32_t>(limit, 1);
@@ -1355,13 +1369,7 @@ void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
     std::vector<QueueInfo> one;
     if (auto q = impl_->sched().Queue(name)) one.push_back(std::move(*q));
     impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
-      FinishedCountQuery query;
-      query.queue = name;
-      auto counts = impl_->store().CountFinished(query);
-      if (!counts.ok()) return done(counts.status());
-      one = MergeFinished(std::move(one), *counts, impl_->options().scheduler);
-      if (one.empty()) return done(QueueNotFound("queue " + name + " not found"));
-      done(std::move(one.front()));
+      impl_->AnswerQueue(name, std::move(one), std::move(done));
     });
   });
 }
@@ -1377,14 +1385,10 @@ void Broker::PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> d
       if (!s.ok()) return done(s);
       // The reply shows the finished counts too, as GET does (read off the core thread).
       impl_->Read([this, info = std::move(r).value(), done = std::move(done)]() mutable {
-        FinishedCountQuery query;
-        query.queue = info.config.name;
-        auto counts = impl_->store().CountFinished(query);
-        if (!counts.ok()) return done(counts.status());
+        const std::string name = info.config.name;
         std::vector<QueueInfo> one;
         one.push_back(std::move(info));
-        one = MergeFinished(std::move(one), *counts, impl_->options().scheduler);
-        done(std::move(one.front()));
+        impl_->AnswerQueue(name, std::move(one), std::move(done));
       });
     });
   };
@@ -1421,13 +1425,7 @@ void Broker::ResetQueue(std::string name, Callback<QueueInfo> done) {
         [this, name, one = std::move(one), done = std::move(done)](Status s) mutable {
           if (!s.ok()) return done(s);
           impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
-            FinishedCountQuery query;
-            query.queue = name;
-            auto counts = impl_->store().CountFinished(query);
-            if (!counts.ok()) return done(counts.status());
-            one = MergeFinished(std::move(one), *counts, impl_->options().scheduler);
-            if (one.empty()) return done(QueueNotFound("queue " + name + " not found"));
-            done(std::move(one.front()));
+            impl_->AnswerQueue(name, std::move(one), std::move(done));
           });
         });
   });
