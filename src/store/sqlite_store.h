@@ -36,7 +36,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 4;
+inline constexpr int kSqliteFormatVersion = 5;
 
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
@@ -91,7 +91,8 @@ class SqliteStore final : public Store {
   Status ApplyUpdateLease(const UpdateLease& lease);
   // Writes (or replaces) the lease row of an existing job; DeleteLease removes it, if any.
   Status PutLease(JobId id, std::uint64_t token, std::int64_t expires_at_ms,
-                  std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms);
+                  std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms,
+                  std::int64_t deadline_at_ms);
   Status DeleteLease(JobId id);
   // PutLease for each (leases of ids out of range are skipped), kLeaseChunk per statement.
   Status PutLeases(const std::vector<const UpdateLease*>& leases);
