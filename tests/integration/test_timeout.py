@@ -4,9 +4,11 @@ than its job's timeout with error type `timeout`, whatever the worker's heartbea
 Black box: the real binary, its HTTP API, a worker that holds the lease by heartbeating.
 Timeouts are 1-2 s and every wait is on a condition with a generous bound."""
 
+import json
+import subprocess
 import time
 
-from ymtest import settled, wait_until
+from ymtest import binary, settled, wait_until
 
 HOLD = 30000  # a lease far longer than the timeouts: only the timeout can end these attempts
 
@@ -158,3 +160,15 @@ def test_validation_errors(client):
     status, page = client.call("GET", "/v1/jobs?queue=v")
     assert status == 200 and page["items"] == [], page
     assert client.call("GET", "/v1/queues/v")[0] == 404
+
+
+def test_cli_enqueue_sets_the_timeout_and_refuses_a_bad_one(server, client):
+    def run(*args):
+        return subprocess.run([binary(), *args, "--server", server.url()], capture_output=True,
+                              text=True, timeout=60)
+    p = run("enqueue", "--queue", "cli", "--kind", "k", "--timeout-ms", "1500", "--json")
+    assert p.returncode == 0, p.stderr
+    jid = json.loads(p.stdout)["id"]
+    assert client.get(jid)[1]["timeout_ms"] == 1500
+    p = run("enqueue", "--queue", "cli", "--kind", "k", "--timeout-ms", "86400001")
+    assert p.returncode == 2 and "--timeout-ms" in p.stderr, (p.returncode, p.stderr)
