@@ -698,7 +698,12 @@ void Worker::Impl::HeartbeatLoop() {
       while (!heartbeater_exit_) {
         Clock::time_point next = Clock::now() + Millis(1'000);
         for (const auto& [id, t] : jobs_) {
-          next = std::min({next, t->next_heartbeat, t->deadline});
+          next = std::min(next, t->next_heartbeat);
+          // Only a job that can still time out (TimeOutLocked): a deadline passed while the
+          // outcome is on its way must not make this loop spin.
+          if (t->state == JobState::kLeased || t->state == JobState::kRunning) {
+            next = std::min(next, t->deadline);
+          }
         }
         if (next <= Clock::now()) break;
         cv_.wait_until(lock, next);
