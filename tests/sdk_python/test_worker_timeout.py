@@ -97,3 +97,33 @@ def test_a_waiting_handler_sees_cancelled_with_reason_timeout(
     assert job["state"] != "dead", job  # retried, by the backoff
     wt.stop()
     assert worker.stats["timeouts"] == 1 and worker.stats["leases_lost"] == 0, worker.stats
+
+
+def test_a_queued_job_whose_deadline_passes_is_never_started(
+        server: PinnedServer, client: Client,
+        run_worker: Callable[[Worker], WorkerThread]) -> None:
+    # One slot, held by a job without a timeout; the timed job waits prefetched behind it.
+    blocker = client.enqueue("tq", "block", lease_ms=LEASE)["id"]
+    worker = Worker(["tq"], concurrency=1, prefetch=1, url=server.url())
+    release = threading.Event()
+    ran: Dict[str, int] = {}
+
+    @worker.task("block")
+    def block(job: Job) -> None:
+        assert release.wait(60), "never released"
+
+    @worker.task("timed")
+    def timed(job: Job) -> None:
+        ran[job.id] = job.attempt
+
+    wt = run_worker(worker)
+    wait_until(lambda: client.get(blocker)["state"] == "active", 20, "the blocker to run")
+    timed_id = client.enqueue("tq", "timed", timeout_ms=1000, lease_ms=LEASE, max_attempts=1)["id"]
+    wait_until(lambda: client.get(timed_id)["state"] == "dead", 20, "the broker's timeout")
+    wait_until(lambda: worker.stats["timeouts"] == 1, 10, "the worker to count the timeout")
+    release.set()
+    wait_until(lambda: client.get(blocker)["state"] == "succeeded", 20, "the blocker to finish")
+    wt.stop()
+    assert ran == {}, "a job whose deadline passed in the worker's queue was started"
+    assert client.get(timed_id)["errors"][-1]["type"] == "timeout"
+    assert worker.stats["leases_lost"] == 0, worker.stats

@@ -217,7 +217,9 @@ class Job:
                              f"(this one is {size})")
         self._progress = report
         hook = self._progress_hook
-        if hook is not None:
+        # After the timeout the attempt is over (nothing more is sent), and the worker's code
+        # behind the hook is kept out of the way of the JobTimeout raised into this thread.
+        if hook is not None and not self.timed_out:
             hook()
 
     def _take_progress(self) -> Optional[Dict[str, Any]]:
