@@ -172,3 +172,15 @@ def test_cli_enqueue_sets_the_timeout_and_refuses_a_bad_one(server, client):
     assert client.get(jid)[1]["timeout_ms"] == 1500
     p = run("enqueue", "--queue", "cli", "--kind", "k", "--timeout-ms", "86400001")
     assert p.returncode == 2 and "--timeout-ms" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_jobs_batch_takes_timeout_ms_per_item(client):
+    status, body = client.call("POST", "/v1/jobs:batch", {"jobs": [
+        {"queue": "b", "kind": "k", "timeout_ms": 1200},
+        {"queue": "b", "kind": "k"},
+        {"queue": "b", "kind": "k", "timeout_ms": -5}]})
+    assert status == 200, body
+    first, second, bad = body["results"]
+    assert client.get(first["id"])[1]["timeout_ms"] == 1200
+    assert client.get(second["id"])[1]["timeout_ms"] is None
+    assert bad["error"]["code"] == "validation_failed" and '"timeout_ms"' in bad["error"]["message"]
