@@ -5,6 +5,7 @@ Black box: the real binary, its HTTP API, a worker that holds the lease by heart
 Timeouts are 1-2 s and every wait is on a condition with a generous bound."""
 
 import json
+import re
 import subprocess
 import time
 
@@ -184,3 +185,22 @@ def test_jobs_batch_takes_timeout_ms_per_item(client):
     assert client.get(first["id"])[1]["timeout_ms"] == 1200
     assert client.get(second["id"])[1]["timeout_ms"] is None
     assert bad["error"]["code"] == "validation_failed" and '"timeout_ms"' in bad["error"]["message"]
+
+
+def test_cli_shows_the_timeout_of_a_job_and_a_queue(server, client):
+    def run(*args):
+        return subprocess.run([binary(), *args, "--server", server.url()], capture_output=True,
+                              text=True, timeout=60)
+    jid = client.enqueue(queue="show", kind="k", timeout_ms=90000, lease_ms=HOLD)["id"]
+    plain = client.enqueue(queue="show", kind="k")["id"]
+    client.lease(["show"])
+    p = run("jobs", "get", jid)
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"^timeout:\s+1m30s$", p.stdout, re.M), p.stdout
+    assert re.search(r"^lease:\s+worker test, expires .*, timeout at ", p.stdout, re.M), p.stdout
+    p = run("jobs", "get", plain)
+    assert "timeout" not in p.stdout, p.stdout
+    assert client.call("PUT", "/v1/queues/show", {"timeout_ms": 60000})[0] == 200
+    p = run("queues", "show")
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"^timeout:\s+1m00s$", p.stdout, re.M), p.stdout
