@@ -279,8 +279,24 @@ Status MigrateTo4(sqlite3* db) {
               "migrate to format 4 (leases table)");
 }
 
+// Format 5: additive only (new columns with defaults, new tables and indexes); each feature
+// keeps its statements in a block of its own.
+Status MigrateTo5(sqlite3* db) {
+  // --- Retention caps (finished jobs kept by default): the most finished jobs of each state a
+  // queue keeps (0: no cap). Queues configured before format 5 get the built-in defaults; their
+  // stored windows are kept as they were (docs/storage-format.md, "Format 5").
+  YM_RETURN_IF_ERROR(
+      Exec(db,
+           "ALTER TABLE queues ADD COLUMN retention_max_succeeded INTEGER NOT NULL DEFAULT 1000000;"
+           "ALTER TABLE queues ADD COLUMN retention_max_dead INTEGER NOT NULL DEFAULT 100000;"
+           "ALTER TABLE queues ADD COLUMN retention_max_cancelled INTEGER NOT NULL DEFAULT 100000;",
+           "migrate to format 5 (retention caps)"));
+  return Status::Ok();
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
+                                     &MigrateTo5};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -620,29 +636,12 @@ SqliteStore::~SqliteStore() {
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s : {begin_,
-                          commit_,
-                          rollback_,
-                          insert_job_,
-                          update_job_,
-                          update_job_any_,
-                          job_state_,
-                          put_lease_,
-                          put_leases_,
-                          delete_lease_,
-                          delete_job_range_,
-                          delete_lease_range_,
-                          release_job_,
-                          probe_,
-                          delete_job_,
-                          delete_finished_job_,
-                          put_queue_,
-                          delete_queue_,
-                          put_key_,
-                          expire_keys_,
-                          finish_key_,
-                          purge_,
-                          purge_unconfigured_,
+  for (sqlite3_stmt* s : {begin_,       commit_,         rollback_,         insert_job_,
+                          update_job_,  update_job_any_, job_state_,        put_lease_,
+                          put_leases_,  delete_lease_,   delete_job_range_, delete_lease_range_,
+                          release_job_, probe_,          delete_job_,       delete_finished_job_,
+                          put_queue_,   delete_queue_,   put_key_,          expire_keys_,
+                          finish_key_,  purge_oldest_,   purge_before_,     oldest_finish_,
                           set_next_id_}) {
     sqlite3_finalize(s);
   }
@@ -801,7 +800,8 @@ Status SqliteStore::PrepareWriterStatements() {
       {&put_queue_,
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
-       "retention_cancelled_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
+       "retention_cancelled_ms, retention_max_succeeded, retention_max_dead, "
+       "retention_max_cancelled) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"},
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
@@ -812,14 +812,21 @@ Status SqliteStore::PrepareWriterStatements() {
        "WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT ?2)"},
       {&finish_key_,
        "UPDATE idempotency_keys SET final_state = ?4 WHERE ns = ?1 AND key = ?2 AND job_id = ?3"},
-      // The literal `state >= 3` lets the planner use the partial index: SQLite only uses one
-      // when the query's WHERE visibly implies the index's.
-      {&purge_,
-       "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3"},
-      // Returns each purged row's queue, for the finished counts (a sweep, not a hot path).
-      {&purge_unconfigured_,
-       "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND finished_at_ms <= ?2 "
-       "AND queue NOT IN (SELECT name FROM queues) RETURNING queue"},
+      // Retention. The literal `state >= 3` lets the planner use the partial index: SQLite only
+      // uses one when the query's WHERE visibly implies the index's. The ids come from
+      // jobs_terminal_by_finish in finished order (a range of one (state, queue) prefix, so at
+      // most ?3 index entries are read), then each row is deleted by its id: the cost is the
+      // rows deleted, never a scan (SqliteStoreTest.RetentionPurgeUsesTheFinishIndex).
+      {&purge_oldest_,
+       "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
+       "WHERE state = ?1 AND state >= 3 AND queue = ?2 ORDER BY finished_at_ms LIMIT ?3)"},
+      {&purge_before_,
+       "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
+       "WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3 "
+       "ORDER BY finished_at_ms LIMIT ?4)"},
+      {&oldest_finish_,
+       "SELECT finished_at_ms FROM jobs INDEXED BY jobs_terminal_by_finish "
+       "WHERE state = ?1 AND state >= 3 AND queue = ?2 ORDER BY finished_at_ms LIMIT 1"},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
   };
   for (const auto& [slot, sql] : stmts) {
@@ -1129,6 +1136,9 @@ Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
   rc |= sqlite3_bind_int64(s, 8, c.retention.succeeded_ms);
   rc |= sqlite3_bind_int64(s, 9, c.retention.dead_ms);
   rc |= sqlite3_bind_int64(s, 10, c.retention.cancelled_ms);
+  rc |= sqlite3_bind_int64(s, 11, c.retention.max_succeeded);
+  rc |= sqlite3_bind_int64(s, 12, c.retention.max_dead);
+  rc |= sqlite3_bind_int64(s, 13, c.retention.max_cancelled);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind queue " + c.name + ": " + sqlite3_errmsg(writer_));
@@ -1179,32 +1189,57 @@ Status SqliteStore::ApplyFinishKey(const FinishIdempotencyKey& f) {
 }
 
 Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
-  if (p.queue.empty()) {
-    int rc = sqlite3_bind_int(purge_unconfigured_, 1, static_cast<int>(p.state));
-    rc |= sqlite3_bind_int64(purge_unconfigured_, 2, p.before_ms);
-    if (rc != SQLITE_OK) {
-      sqlite3_reset(purge_unconfigured_);
-      return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
-    }
-    // Rows of many queues: each returns its queue for the finished counts.
-    while ((rc = sqlite3_step(purge_unconfigured_)) == SQLITE_ROW) {
-      const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(purge_unconfigured_, 0));
-      finished_.AddPending(q != nullptr ? q : "", p.state, -1);
-    }
-    Status st;
-    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "purge finished jobs");
-    sqlite3_reset(purge_unconfigured_);
-    return st;
-  }
-  int rc = sqlite3_bind_int(purge_, 1, static_cast<int>(p.state));
-  rc |= BindText(purge_, 2, p.queue);
-  rc |= sqlite3_bind_int64(purge_, 3, p.before_ms);
-  if (rc != SQLITE_OK) {
-    sqlite3_reset(purge_);
+  if (!IsTerminal(p.state)) return Status::Ok();
+  auto bind_error = [&](sqlite3_stmt* s) {
+    sqlite3_reset(s);
     return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
+  };
+  // SQLite's LIMIT is signed: "no limit" is -1, and a limit past INT64_MAX is none either.
+  const auto sql_limit = [](std::uint64_t n) {
+    return n == 0 || n > static_cast<std::uint64_t>(INT64_MAX) ? std::int64_t{-1}
+                                                               : static_cast<std::int64_t>(n);
+  };
+  std::uint64_t count = finished_.Current(p.queue, p.state);
+  std::uint64_t budget = p.limit == 0 ? UINT64_MAX : p.limit;
+  std::uint64_t deleted = 0;
+  // 1. Over the cap: the oldest-finished rows above it, by the exact count the store keeps.
+  if (p.max_kept > 0 && count > p.max_kept && budget > 0) {
+    const std::uint64_t excess = std::min(count - p.max_kept, budget);
+    int rc = sqlite3_bind_int(purge_oldest_, 1, static_cast<int>(p.state));
+    rc |= BindText(purge_oldest_, 2, p.queue);
+    rc |= sqlite3_bind_int64(purge_oldest_, 3, sql_limit(excess));
+    if (rc != SQLITE_OK) return bind_error(purge_oldest_);
+    YM_RETURN_IF_ERROR(StepDone(writer_, purge_oldest_, "purge finished jobs over the cap"));
+    const auto n = static_cast<std::uint64_t>(sqlite3_changes(writer_));
+    deleted += n;
+    budget -= std::min(budget, n);
   }
-  YM_RETURN_IF_ERROR(StepDone(writer_, purge_, "purge finished jobs"));
-  finished_.AddPending(p.queue, p.state, -static_cast<std::int64_t>(sqlite3_changes(writer_)));
+  // 2. Past the window, with what is left of the budget.
+  if (budget > 0) {
+    int rc = sqlite3_bind_int(purge_before_, 1, static_cast<int>(p.state));
+    rc |= BindText(purge_before_, 2, p.queue);
+    rc |= sqlite3_bind_int64(purge_before_, 3, p.before_ms);
+    rc |= sqlite3_bind_int64(purge_before_, 4, sql_limit(budget));
+    if (rc != SQLITE_OK) return bind_error(purge_before_);
+    YM_RETURN_IF_ERROR(StepDone(writer_, purge_before_, "purge finished jobs"));
+    deleted += static_cast<std::uint64_t>(sqlite3_changes(writer_));
+  }
+  finished_.AddPending(p.queue, p.state, -static_cast<std::int64_t>(deleted));
+  count -= std::min(count, deleted);
+  // 3. What is left, for core to decide whether to come back (one index probe).
+  std::int64_t oldest = INT64_MAX;
+  if (count > 0) {
+    int rc = sqlite3_bind_int(oldest_finish_, 1, static_cast<int>(p.state));
+    rc |= BindText(oldest_finish_, 2, p.queue);
+    if (rc != SQLITE_OK) return bind_error(oldest_finish_);
+    rc = sqlite3_step(oldest_finish_);
+    if (rc == SQLITE_ROW) oldest = sqlite3_column_int64(oldest_finish_, 0);
+    Status st;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = SqlError(writer_, rc, "read oldest finish");
+    sqlite3_reset(oldest_finish_);
+    YM_RETURN_IF_ERROR(st);
+  }
+  outcomes_.push_back(PurgeOutcome{p.queue, p.state, deleted, count, oldest});
   return Status::Ok();
 }
 
@@ -1252,6 +1287,7 @@ Status SqliteStore::Commit(const Batch& batch) {
 
   // Deltas left by a transaction that never reached Commit's end are not ours to publish.
   finished_.Discard();
+  outcomes_.clear();
   JobId next_id = std::max(next_id_, batch.next_id);
   auto apply = Overloaded{
       [&](const InsertJob& m) {
@@ -1357,6 +1393,7 @@ Status SqliteStore::Commit(const Batch& batch) {
   if (!st.ok()) {
     RollbackQuietly();
     finished_.Discard();
+    outcomes_.clear();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
   finished_.Publish();
@@ -1402,7 +1439,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     YM_RETURN_IF_ERROR(q.Prepare(
         writer_,
         "SELECT name, paused, max_attempts, lease_ms, backoff_initial_ms, backoff_max_ms, "
-        "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms "
+        "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms, "
+        "retention_max_succeeded, retention_max_dead, retention_max_cancelled "
         "FROM queues ORDER BY name"));
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
@@ -1422,10 +1460,33 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       YM_RETURN_IF_ERROR(ReadInt(s, 8, -1, "queues.retention_dead_ms", &c.retention.dead_ms));
       YM_RETURN_IF_ERROR(
           ReadInt(s, 9, -1, "queues.retention_cancelled_ms", &c.retention.cancelled_ms));
+      YM_RETURN_IF_ERROR(
+          ReadInt(s, 10, -1, "queues.retention_max_succeeded", &c.retention.max_succeeded));
+      YM_RETURN_IF_ERROR(ReadInt(s, 11, -1, "queues.retention_max_dead", &c.retention.max_dead));
+      YM_RETURN_IF_ERROR(
+          ReadInt(s, 12, -1, "queues.retention_max_cancelled", &c.retention.max_cancelled));
       c.paused = paused != 0;
       visitor.OnQueue(c);
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan queues");
+  }
+  // What retention has to purge: the counts kept in memory, and one index probe per queue and
+  // state for its oldest finish (O(queues with finished jobs × log rows), not a scan).
+  for (const FinishedCount& c : finished_.Query(FinishedCountQuery{})) {
+    int rc = sqlite3_bind_int(oldest_finish_, 1, static_cast<int>(c.state));
+    rc |= BindText(oldest_finish_, 2, c.queue);
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(oldest_finish_);
+      return IoError(std::string("bind oldest finish: ") + sqlite3_errmsg(writer_));
+    }
+    rc = sqlite3_step(oldest_finish_);
+    const std::int64_t oldest =
+        rc == SQLITE_ROW ? sqlite3_column_int64(oldest_finish_, 0) : INT64_MAX;
+    Status st;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = SqlError(writer_, rc, "read oldest finish");
+    sqlite3_reset(oldest_finish_);
+    YM_RETURN_IF_ERROR(st);
+    if (oldest != INT64_MAX) visitor.OnFinished(c.queue, c.state, c.count, oldest);
   }
   {
     Stmt q;

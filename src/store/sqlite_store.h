@@ -36,7 +36,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 4;
+inline constexpr int kSqliteFormatVersion = 5;
 
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
@@ -55,6 +55,7 @@ class SqliteStore final : public Store {
   Status Open();
 
   Status Commit(const Batch& batch) override;
+  std::vector<PurgeOutcome> TakePurgeOutcomes() override { return std::move(outcomes_); }
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
   Result<std::optional<JobRecord>> GetJob(JobId id) override;
   Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
@@ -144,8 +145,10 @@ class SqliteStore final : public Store {
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;
-  sqlite3_stmt* purge_ = nullptr;
-  sqlite3_stmt* purge_unconfigured_ = nullptr;
+  // Retention (ApplyPurge): each by the (state, queue, finished_at_ms) index.
+  sqlite3_stmt* purge_oldest_ = nullptr;   // the N oldest-finished rows of a queue and state
+  sqlite3_stmt* purge_before_ = nullptr;   // the same, only those finished by a time
+  sqlite3_stmt* oldest_finish_ = nullptr;  // when the oldest row left finished
   sqlite3_stmt* set_next_id_ = nullptr;
   // meta.next_id as last committed; the in-progress value lives on the stack of Commit() until
   // COMMIT succeeds, so a rolled-back batch cannot move it.
@@ -158,6 +161,9 @@ class SqliteStore final : public Store {
   std::vector<JobId> lease_ids_;
   std::vector<char> rewritten_;
   std::vector<char> skip_;
+  // What the PurgeFinished mutations of the commit in progress (then of the last successful
+  // one) did, for TakePurgeOutcomes.
+  std::vector<PurgeOutcome> outcomes_;
   // Reused JSON writer and buffers for the tags and errors columns, so that encoding a row does
   // not allocate once the buffers have grown. Defined in the .cc to keep RapidJSON out of here.
   struct JsonScratch;

@@ -54,6 +54,7 @@ class GatedStore final : public Store {
     }
     return inner_.Commit(batch);
   }
+  std::vector<PurgeOutcome> TakePurgeOutcomes() override { return inner_.TakePurgeOutcomes(); }
   Status Recover(std::int64_t now_ms, RecoveryVisitor& v) override {
     return inner_.Recover(now_ms, v);
   }
@@ -501,10 +502,10 @@ TEST_F(BrokerWriteDurabilityTest, AckAndFailAreAnsweredOnlyAfterTheirBatchIsDura
   });
   ASSERT_TRUE(out.first[0].ok());
   ASSERT_TRUE(out.second[0].ok());
-  // The default retention deletes a succeeded row with its ack: it is gone from the store.
-  auto acked = memory_.GetJob(jobs[0].id);
-  ASSERT_TRUE(acked.ok());
-  EXPECT_FALSE(acked->has_value());
+  // The default retention keeps a succeeded job, with its result, as durable as the ack.
+  const JobRecord acked = Stored(jobs[0].id);
+  EXPECT_EQ(acked.state, JobState::kSucceeded);
+  EXPECT_EQ(acked.result, "{\"ok\":1}");
   EXPECT_EQ(Stored(jobs[1].id).state, JobState::kDead);
 }
 
@@ -648,6 +649,15 @@ class BrokerRaceTest : public BrokerWriteDurabilityTest {
 };
 
 TEST_F(BrokerRaceTest, ASecondReplayOfAJobAckedMeanwhileDoesNotRunItAgain) {
+  // A queue that deletes succeeded jobs with their ack (the kept case is the next test).
+  QueueConfigPatch drop;
+  drop.name = "r2";
+  drop.retention = Retention{};
+  drop.retention->succeeded_ms = 0;
+  std::promise<Result<QueueInfo>> qp;
+  auto qf = qp.get_future();
+  broker_->PutQueue(drop, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(qf).ok());
   const JobId id = DeadJob("r2");
   std::promise<Result<JobView>> slow;
   auto late = StartHeld<JobView>(slow, [&](auto done) { broker_->Replay(id, done); });
@@ -1106,7 +1116,7 @@ TEST(BrokerIdempotencyTest, ADuplicateOfAPurgedJobAnswersItsFinalState) {
   }
   // Retention purges the cancelled job.
   Batch purge;
-  purge.mutations.push_back(PurgeFinished{"", JobState::kCancelled, clock.NowMs() + 1000});
+  purge.mutations.push_back(PurgeFinished{"q", JobState::kCancelled, clock.NowMs() + 1000});
   ASSERT_TRUE(memory.Commit(purge).ok());
   ASSERT_FALSE(memory.GetJob(id)->has_value());
 

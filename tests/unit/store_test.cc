@@ -798,6 +798,18 @@ void RawExec(const std::string& path, const std::string& sql) {
   ASSERT_EQ(rc, SQLITE_OK) << msg;
 }
 
+// Turns a format 5 file back into format 4 (what a store written before format 5 looks like), so
+// the migration tests of older formats start from the shape they expect. One block per format 5
+// feature, like MigrateTo5.
+std::string UndoFormat5() {
+  return
+      // Retention caps.
+      "ALTER TABLE queues DROP COLUMN retention_max_succeeded;"
+      "ALTER TABLE queues DROP COLUMN retention_max_dead;"
+      "ALTER TABLE queues DROP COLUMN retention_max_cancelled;"
+      "UPDATE meta SET value = 4 WHERE key = 'format_version';";
+}
+
 std::int64_t RawQueryInt(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
   sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
@@ -874,17 +886,18 @@ TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
   }
   // Back to the format 2 shape of the tables: leases in the job row, keys without final state.
   RawExec(path,
-          "DROP TABLE leases;"
-          "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';"
-          "DROP TABLE idempotency_keys;"
-          "CREATE TABLE idempotency_keys (ns TEXT NOT NULL, key TEXT NOT NULL, "
-          "job_id INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, PRIMARY KEY (ns, key)) "
-          "WITHOUT ROWID;"
-          "INSERT INTO idempotency_keys VALUES ('n', 'dead', 1, 9000000000000);"
-          "INSERT INTO idempotency_keys VALUES ('n', 'purged', 2, 9000000000000);"
-          "UPDATE meta SET value = 2 WHERE key = 'format_version';");
+          UndoFormat5() +
+              "DROP TABLE leases;"
+              "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';"
+              "DROP TABLE idempotency_keys;"
+              "CREATE TABLE idempotency_keys (ns TEXT NOT NULL, key TEXT NOT NULL, "
+              "job_id INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, PRIMARY KEY (ns, key)) "
+              "WITHOUT ROWID;"
+              "INSERT INTO idempotency_keys VALUES ('n', 'dead', 1, 9000000000000);"
+              "INSERT INTO idempotency_keys VALUES ('n', 'purged', 2, 9000000000000);"
+              "UPDATE meta SET value = 2 WHERE key = 'format_version';");
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
@@ -1370,11 +1383,11 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   }
   // Turn the file back into format 1: no leases anywhere (the job rows have the format 1 shape
   // again since format 4).
-  RawExec(path,
-          "DROP TABLE leases; "
-          "DROP INDEX idempotency_keys_by_expiry; "
-          "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
-          "UPDATE meta SET value = 1 WHERE key = 'format_version';");
+  RawExec(path, UndoFormat5() +
+                    "DROP TABLE leases; "
+                    "DROP INDEX idempotency_keys_by_expiry; "
+                    "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
+                    "UPDATE meta SET value = 1 WHERE key = 'format_version';");
   ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 1);
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -1560,10 +1573,11 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
            (state == 4 ? "'max_attempts_exceeded'" : "''") + ", '', 0, " + lease + ");";
   };
   RawExec(path,
-          "DROP TABLE leases;"
-          "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';" +
+          UndoFormat5() +
+              "DROP TABLE leases;"
+              "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';" +
               row(1, 2, 2, token + ", " + expires + ", 'host/w1'") +  // leased, second attempt
               row(2, 1, 0, "0, 0, ''") +                              // ready
               row(3, 2, 1, "0, 0, ''") +  // active without a lease (format 1 data)
@@ -1577,7 +1591,8 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
 
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 4);
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
   EXPECT_EQ(RawQueryInt(path,
                         "SELECT count(*) FROM pragma_table_info('jobs') "
                         "WHERE name IN ('lease_token', 'lease_expires_at_ms', 'worker_id')"),
@@ -1628,9 +1643,12 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
   ASSERT_TRUE(ack.ok()) << ack.status().ToString();
   Batch b = sched.SealBatch();
   ASSERT_OK((*s)->Commit(b));
-  EXPECT_EQ(Get(**s, 1), std::nullopt);
+  auto acked = Get(**s, 1);
+  ASSERT_TRUE(acked.has_value()) << "kept by the default retention";
+  EXPECT_EQ(acked->state, JobState::kSucceeded);
+  EXPECT_EQ(acked->lease_token, 0u);
   EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases WHERE id = 1"), 0)
-      << "the ack removes the lease row with the job";
+      << "the ack removes the lease row in the job's commit";
 }
 
 }  // namespace
