@@ -812,21 +812,10 @@ Status SqliteStore::PrepareWriterStatements() {
        "WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT ?2)"},
       {&finish_key_,
        "UPDATE idempotency_keys SET final_state = ?4 WHERE ns = ?1 AND key = ?2 AND job_id = ?3"},
-      // Retention. The literal `state >= 3` lets the planner use the partial index: SQLite only
-      // uses one when the query's WHERE visibly implies the index's. The ids come from
-      // jobs_terminal_by_finish in finished order (a range of one (state, queue) prefix, so at
-      // most ?3 index entries are read), then each row is deleted by its id: the cost is the
-      // rows deleted, never a scan (SqliteStoreTest.RetentionPurgeUsesTheFinishIndex).
-      {&purge_oldest_,
-       "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
-       "WHERE state = ?1 AND state >= 3 AND queue = ?2 ORDER BY finished_at_ms LIMIT ?3)"},
-      {&purge_before_,
-       "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
-       "WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3 "
-       "ORDER BY finished_at_ms LIMIT ?4)"},
-      {&oldest_finish_,
-       "SELECT finished_at_ms FROM jobs INDEXED BY jobs_terminal_by_finish "
-       "WHERE state = ?1 AND state >= 3 AND queue = ?2 ORDER BY finished_at_ms LIMIT 1"},
+      // Retention, by the finish index (sqlite_store.h explains the plans).
+      {&purge_oldest_, kPurgeOldestSql},
+      {&purge_before_, kPurgeBeforeSql},
+      {&oldest_finish_, kOldestFinishSql},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
   };
   for (const auto& [slot, sql] : stmts) {

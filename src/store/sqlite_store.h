@@ -38,6 +38,28 @@ namespace ym {
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
 inline constexpr int kSqliteFormatVersion = 5;
 
+// Retention's statements (SqliteStore::ApplyPurge), public so a test can check their plans. The
+// literal `state >= 3` lets the planner use the partial index (SQLite only uses one when the
+// query's WHERE visibly implies the index's); `likely()` keeps the planner from taking that term
+// for the search key instead of `state = ?1` (with ANALYZE statistics, SQLite 3.40 then reads
+// every finished row of the index and sorts them); INDEXED BY pins the index. The ids come from
+// jobs_terminal_by_finish in finished order, a range of one (state, queue) prefix of which at most
+// LIMIT entries are read, then each row is deleted by its id. So a purge costs the rows it
+// deletes plus a logarithm, never a scan (SqliteStoreTest.RetentionStatementsUseTheFinishIndex).
+//   ?1 state, ?2 queue, ?3 how many: the oldest-finished rows (over the cap)
+inline constexpr char kPurgeOldestSql[] =
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
+    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 ORDER BY finished_at_ms LIMIT ?3)";
+//   ?1 state, ?2 queue, ?3 finished at or before, ?4 how many at most (past the window)
+inline constexpr char kPurgeBeforeSql[] =
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
+    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 AND finished_at_ms <= ?3 "
+    "ORDER BY finished_at_ms LIMIT ?4)";
+//   ?1 state, ?2 queue: when the oldest row left finished
+inline constexpr char kOldestFinishSql[] =
+    "SELECT finished_at_ms FROM jobs INDEXED BY jobs_terminal_by_finish "
+    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 ORDER BY finished_at_ms LIMIT 1";
+
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
 inline constexpr std::int32_t kSqliteApplicationId = 0x594D5354;
