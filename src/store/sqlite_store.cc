@@ -642,7 +642,7 @@ SqliteStore::~SqliteStore() {
                           release_job_, probe_,          delete_job_,       delete_finished_job_,
                           put_queue_,   delete_queue_,   put_key_,          expire_keys_,
                           finish_key_,  purge_oldest_,   purge_before_,     oldest_finish_,
-                          set_next_id_}) {
+                          set_next_id_, finish_jobs_,    delete_leases_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -767,8 +767,28 @@ Status SqliteStore::PrepareWriterStatements() {
     put_leases_sql += r == 0 ? "(?,?,?,?,?,?)" : ",(?,?,?,?,?,?)";
   put_leases_sql +=
       ") WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = column1 AND jobs.state < 3)";
+  // UpdateJob for kFinishChunk rows at once (ApplyFinishRun): the VALUES rows are (id, then the
+  // 16 values of kUpdateJobSql in its order).
+  std::string finish_sql =
+      "UPDATE jobs SET state = v.column2, priority = v.column3, run_at_ms = v.column4, "
+      "updated_at_ms = v.column5, finished_at_ms = v.column6, attempts = v.column7, "
+      "max_attempts = v.column8, runs = v.column9, backoff_initial_ms = v.column10, "
+      "backoff_max_ms = v.column11, backoff_multiplier = v.column12, lease_ms = v.column13, "
+      "errors = v.column14, dead_reason = v.column15, result = v.column16, "
+      "cancel_requested = v.column17 FROM (VALUES ";
+  std::string delete_leases_sql = "DELETE FROM leases WHERE id IN (";
+  for (int r = 0; r < kFinishChunk; ++r) {
+    finish_sql += r == 0 ? "(" : ",(";
+    for (int c = 0; c < 17; ++c) finish_sql += c == 0 ? "?" : ",?";
+    finish_sql += ")";
+    delete_leases_sql += r == 0 ? "?" : ",?";
+  }
+  finish_sql += ") AS v WHERE jobs.id = v.column1 AND jobs.state < 3 RETURNING jobs.id";
+  delete_leases_sql += ")";
   const std::pair<sqlite3_stmt**, std::string> stmts[] = {
       {&begin_, "BEGIN IMMEDIATE"},
+      {&finish_jobs_, finish_sql},
+      {&delete_leases_, delete_leases_sql},
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       {&insert_job_, insert_sql},
@@ -1069,6 +1089,90 @@ Status SqliteStore::ApplyUpdateLease(const UpdateLease& l) {
   return DeleteLease(l.id);
 }
 
+Status SqliteStore::ApplyFinishRun(const std::vector<const JobRecord*>& run) {
+  std::size_t i = 0;
+  for (; i + kFinishChunk <= run.size(); i += kFinishChunk) {
+    // One statement applies its rows as a set, so they must be distinct jobs (they are: a job
+    // finishes once until something else, e.g. a replay, changes it); else one by one, in order.
+    bool distinct = true;
+    for (int a = 0; a < kFinishChunk && distinct; ++a) {
+      for (int b = a + 1; b < kFinishChunk; ++b) {
+        if (run[i + static_cast<std::size_t>(a)]->id == run[i + static_cast<std::size_t>(b)]->id) {
+          distinct = false;
+          break;
+        }
+      }
+    }
+    if (!distinct) {
+      for (int r = 0; r < kFinishChunk; ++r) {
+        YM_RETURN_IF_ERROR(ApplyUpdate(*run[i + static_cast<std::size_t>(r)]));
+      }
+      continue;
+    }
+    sqlite3_stmt* s = finish_jobs_;
+    int rc = SQLITE_OK;
+    for (int r = 0; r < kFinishChunk; ++r) {
+      const JobRecord& j = *run[i + static_cast<std::size_t>(r)];
+      const int b = r * 17;
+      rc |= sqlite3_bind_int64(s, b + 1, static_cast<std::int64_t>(j.id));
+      rc |= sqlite3_bind_int(s, b + 2, static_cast<int>(j.state));
+      rc |= sqlite3_bind_int(s, b + 3, j.priority);
+      rc |= sqlite3_bind_int64(s, b + 4, j.run_at_ms);
+      rc |= sqlite3_bind_int64(s, b + 5, j.updated_at_ms);
+      rc |= sqlite3_bind_int64(s, b + 6, j.finished_at_ms);
+      rc |= sqlite3_bind_int(s, b + 7, j.attempts);
+      rc |= sqlite3_bind_int(s, b + 8, j.max_attempts);
+      rc |= sqlite3_bind_int(s, b + 9, j.runs);
+      rc |= sqlite3_bind_int64(s, b + 10, j.backoff.initial_ms);
+      rc |= sqlite3_bind_int64(s, b + 11, j.backoff.max_ms);
+      rc |= sqlite3_bind_double(s, b + 12, j.backoff.multiplier);
+      rc |= sqlite3_bind_int64(s, b + 13, j.lease_ms);
+      if (j.errors.empty()) {
+        rc |= sqlite3_bind_null(s, b + 14);
+      } else {
+        // BindErrors encodes into one scratch buffer, which the next row reuses: copy it.
+        rc |= BindErrors(s, b + 14, j.errors);
+        rc |= sqlite3_bind_text(s, b + 14, json_->errors.data(),
+                                static_cast<int>(json_->errors.size()), SQLITE_TRANSIENT);
+      }
+      rc |= BindText(s, b + 15, j.dead_reason);
+      rc |= BindText(s, b + 16, j.result);
+      rc |= sqlite3_bind_int(s, b + 17, j.cancel_requested ? 1 : 0);
+      rc |= sqlite3_bind_int64(delete_leases_, r + 1, static_cast<std::int64_t>(j.id));
+    }
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(s);
+      sqlite3_reset(delete_leases_);
+      return IoError(std::string("bind finished jobs: ") + sqlite3_errmsg(writer_));
+    }
+    finished_ids_.clear();
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      finished_ids_.push_back(static_cast<JobId>(sqlite3_column_int64(s, 0)));
+    }
+    Status st;
+    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "finish jobs");
+    sqlite3_reset(s);
+    if (!st.ok()) {
+      sqlite3_reset(delete_leases_);
+      return st;
+    }
+    YM_RETURN_IF_ERROR(StepDone(writer_, delete_leases_, "delete leases"));
+    std::sort(finished_ids_.begin(), finished_ids_.end());
+    for (int r = 0; r < kFinishChunk; ++r) {
+      const JobRecord& j = *run[i + static_cast<std::size_t>(r)];
+      if (std::binary_search(finished_ids_.begin(), finished_ids_.end(), j.id)) {
+        finished_.AddPending(j.queue, j.state, 1);  // a live row became terminal
+      } else {
+        // Terminal already, or missing: the counted one-by-one path (its lease row, if any,
+        // is gone already, as ApplyUpdate would have removed it).
+        YM_RETURN_IF_ERROR(ApplyUpdate(j));
+      }
+    }
+  }
+  for (; i < run.size(); ++i) YM_RETURN_IF_ERROR(ApplyUpdate(*run[i]));
+  return Status::Ok();
+}
+
 Status SqliteStore::ApplyDelete(JobId id) {
   if (!IdInRange(id)) return Status::Ok();  // no such row can exist
   sqlite3_bind_int64(delete_job_, 1, static_cast<std::int64_t>(id));
@@ -1351,6 +1455,23 @@ Status SqliteStore::Commit(const Batch& batch) {
           lease_run_.push_back(next);
         }
         st = PutLeases(lease_run_);
+        if (!st.ok()) break;
+        i = end - 1;
+        continue;
+      }
+    }
+    if (const auto* u = std::get_if<UpdateJob>(&m);
+        u != nullptr && IsTerminal(u->job.state) && IdInRange(u->job.id)) {
+      // Adjacent finishes (an acks batch whose jobs are kept): chunked statements.
+      finish_run_.clear();
+      std::size_t end = i;
+      for (; end < batch.mutations.size(); ++end) {
+        const auto* next = std::get_if<UpdateJob>(&batch.mutations[end]);
+        if (next == nullptr || !IsTerminal(next->job.state) || !IdInRange(next->job.id)) break;
+        finish_run_.push_back(&next->job);
+      }
+      if (finish_run_.size() >= static_cast<std::size_t>(kFinishChunk)) {
+        st = ApplyFinishRun(finish_run_);
         if (!st.ok()) break;
         i = end - 1;
         continue;

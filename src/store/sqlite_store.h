@@ -119,6 +119,12 @@ class SqliteStore final : public Store {
   // PutLease for each (leases of ids out of range are skipped), kLeaseChunk per statement.
   Status PutLeases(const std::vector<const UpdateLease*>& leases);
   static constexpr int kLeaseChunk = 16;
+  // A run of adjacent UpdateJob mutations that finish jobs (an acks batch of jobs the default
+  // retention keeps): kFinishChunk rows per multi-row UPDATE and lease DELETE instead of two
+  // statements per job. Rows the chunk did not change (terminal or missing) go through
+  // ApplyUpdate one by one.
+  Status ApplyFinishRun(const std::vector<const JobRecord*>& run);
+  static constexpr int kFinishChunk = 16;
   Status ApplyDelete(JobId id);
   // Deletes the jobs first..last (and their leases), as many ApplyDelete calls would.
   Status ApplyDeleteRange(JobId first, JobId last);
@@ -172,6 +178,10 @@ class SqliteStore final : public Store {
   sqlite3_stmt* purge_before_ = nullptr;   // the same, only those finished by a time
   sqlite3_stmt* oldest_finish_ = nullptr;  // when the oldest row left finished
   sqlite3_stmt* set_next_id_ = nullptr;
+  sqlite3_stmt* finish_jobs_ = nullptr;    // kFinishChunk live rows made terminal, RETURNING id
+  sqlite3_stmt* delete_leases_ = nullptr;  // the leases of kFinishChunk ids
+  std::vector<const JobRecord*> finish_run_;
+  std::vector<JobId> finished_ids_;
   // meta.next_id as last committed; the in-progress value lives on the stack of Commit() until
   // COMMIT succeeds, so a rolled-back batch cannot move it.
   JobId next_id_ = 1;

@@ -503,6 +503,57 @@ TYPED_TEST(StoreTest, PurgeFinishedTakesTheOldestFirstWithinItsLimitAndReportsWh
   EXPECT_EQ(ListIds(s, all), std::vector<JobId>({6, 7, 8}));
 }
 
+// An acks batch of kept jobs is written in multi-row chunks by SqliteStore: the result must be
+// exactly what one UpdateJob after another gives, leases removed, terminal or missing rows
+// handled by the counted path, finished counts right.
+TYPED_TEST(StoreTest, ARunOfFinishesIsAppliedLikeOneUpdateAfterAnother) {
+  Store& s = this->store();
+  std::vector<JobRecord> live;
+  for (JobId id = 1; id <= 40; ++id) {
+    JobRecord j = SmallJob(id, id % 2 ? "a" : "b", id == 7 ? JobState::kDead : JobState::kActive,
+                           id == 7 ? 5 : 0);
+    j.payload = "{\"n\":" + std::to_string(id) + "}";
+    if (j.state == JobState::kActive) {
+      j.lease_token = 100 + id;
+      j.lease_expires_at_ms = 9'000;
+      j.worker_id = "w";
+      j.attempts = 1;
+    }
+    live.push_back(j);
+  }
+  ASSERT_OK(s.Commit(Inserts(live)));
+  Batch acks;
+  std::vector<JobRecord> want;
+  for (JobId id = 1; id <= 41; ++id) {  // 41 is missing: a no-op
+    JobRecord j = id <= 40 ? live[id - 1] : SmallJob(41);
+    j.state = id % 5 == 0 ? JobState::kDead : JobState::kSucceeded;
+    j.finished_at_ms = 1000 + static_cast<std::int64_t>(id);
+    j.updated_at_ms = j.finished_at_ms;
+    j.result = j.state == JobState::kSucceeded ? "{\"r\":" + std::to_string(id) + "}" : "";
+    if (id % 3 == 0) j.errors = {{1, "E", "boom " + std::to_string(id), 900}};
+    j.lease_token = 0;
+    j.lease_expires_at_ms = 0;
+    j.worker_id.clear();
+    acks.mutations.push_back(UpdateJob{j});
+    if (id <= 40) want.push_back(j);
+  }
+  ASSERT_OK(s.Commit(acks));
+  for (const JobRecord& j : want) {
+    auto got = Get(s, j.id);
+    ASSERT_TRUE(got.has_value()) << j.id;
+    EXPECT_EQ(*got, j) << j.id;
+  }
+  EXPECT_FALSE(Get(s, 41).has_value());
+  EXPECT_TRUE(RecoverAll(s).jobs.empty()) << "no live job, no lease left";
+  std::map<std::pair<std::string, JobState>, std::uint64_t> counts;
+  for (const JobRecord& j : want) ++counts[{j.queue, j.state}];
+  auto got = s.CountFinished(FinishedCountQuery{});
+  ASSERT_TRUE(got.ok());
+  std::map<std::pair<std::string, JobState>, std::uint64_t> stored;
+  for (const FinishedCount& c : *got) stored[{c.queue, c.state}] = c.count;
+  EXPECT_EQ(stored, counts);
+}
+
 TYPED_TEST(StoreTest, RecoveryReportsWhatRetentionHasToPurge) {
   Store& s = this->store();
   ASSERT_OK(s.Commit(Inserts({
