@@ -100,6 +100,7 @@ JobRecord FullJob(JobId id, const std::string& queue = "emails",
   j.runs = 3;
   j.backoff = {250, 60'000, 1.5};
   j.lease_ms = 12'345;
+  j.timeout_ms = 45'678;
   j.idempotency_key = "idem-" + std::to_string(id);
   j.concurrency_key = "user:42";
   j.tags = {"a", "quote\"and\\slash", std::string("nul\0byte", 8), "ünïcode ✓"};
@@ -933,6 +934,18 @@ TYPED_TEST(StoreTest, StatsCountCommits) {
 // ---------------------------------------------------------------------------------------------
 // SQLite only.
 
+// Turns a current file's schema back into format 4 (what MigrateTo5 adds goes), so that the
+// tests of older formats can start from the older shapes they build on top of it.
+constexpr char kUndoFormat5[] =
+    // Execution timeout.
+    "ALTER TABLE jobs DROP COLUMN timeout_ms;"
+    "ALTER TABLE queues DROP COLUMN timeout_ms;"
+    "ALTER TABLE leases DROP COLUMN deadline_at_ms;"
+    // Retention caps.
+    "ALTER TABLE queues DROP COLUMN retention_max_succeeded;"
+    "ALTER TABLE queues DROP COLUMN retention_max_dead;"
+    "ALTER TABLE queues DROP COLUMN retention_max_cancelled;";
+
 // Runs SQL on the file through a separate raw connection, as an operator's shell would.
 void RawExec(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
@@ -943,18 +956,6 @@ void RawExec(const std::string& path, const std::string& sql) {
   sqlite3_free(err);
   sqlite3_close(db);
   ASSERT_EQ(rc, SQLITE_OK) << msg;
-}
-
-// Turns a format 5 file back into format 4 (what a store written before format 5 looks like), so
-// the migration tests of older formats start from the shape they expect. One block per format 5
-// feature, like MigrateTo5.
-std::string UndoFormat5() {
-  return
-      // Retention caps.
-      "ALTER TABLE queues DROP COLUMN retention_max_succeeded;"
-      "ALTER TABLE queues DROP COLUMN retention_max_dead;"
-      "ALTER TABLE queues DROP COLUMN retention_max_cancelled;"
-      "UPDATE meta SET value = 4 WHERE key = 'format_version';";
 }
 
 std::int64_t RawQueryInt(const std::string& path, const std::string& sql) {
@@ -1033,7 +1034,7 @@ TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
   }
   // Back to the format 2 shape of the tables: leases in the job row, keys without final state.
   RawExec(path,
-          UndoFormat5() +
+          std::string(kUndoFormat5) +
               "DROP TABLE leases;"
               "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
               "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
@@ -1530,7 +1531,7 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   }
   // Turn the file back into format 1: no leases anywhere (the job rows have the format 1 shape
   // again since format 4).
-  RawExec(path, UndoFormat5() +
+  RawExec(path, std::string(kUndoFormat5) +
                     "DROP TABLE leases; "
                     "DROP INDEX idempotency_keys_by_expiry; "
                     "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
@@ -1585,6 +1586,7 @@ TEST(SqliteStoreTest, RandomLeaseBatchesMatchTheMemoryStore) {
     ++token;
     l.expires_at_ms = l.updated_at_ms + 30'000;
     l.worker_id = "w" + std::to_string(pick(4));
+    if (pick(2) == 0) l.deadline_at_ms = l.updated_at_ms + 20'000;  // a job with a timeout
     return l;
   };
   auto all = [](Store& st) {
@@ -1613,6 +1615,7 @@ TEST(SqliteStoreTest, RandomLeaseBatchesMatchTheMemoryStore) {
               j.lease_token = token++;
               j.lease_expires_at_ms = 1'700'000'099'000;
               j.worker_id = "ins";
+              j.lease_deadline_at_ms = pick(2) == 0 ? 1'700'000'090'000 : 0;
             }
             b.mutations.emplace_back(InsertJob{std::move(j)});
           }
@@ -1720,7 +1723,7 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
            (state == 4 ? "'max_attempts_exceeded'" : "''") + ", '', 0, " + lease + ");";
   };
   RawExec(path,
-          UndoFormat5() +
+          std::string(kUndoFormat5) +
               "DROP TABLE leases;"
               "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
               "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
@@ -1796,6 +1799,73 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
   EXPECT_EQ(acked->lease_token, 0u);
   EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases WHERE id = 1"), 0)
       << "the ack removes the lease row in the job's commit";
+}
+
+// Format 4 -> 5 (execution timeout): a format-4 file (jobs, a configured queue and a lease, as
+// that code wrote them) keeps everything, and every job, queue and lease gets "no timeout"
+// (0); the migrated file then stores timeouts and lease deadlines, and a restart keeps them.
+TEST(SqliteStoreTest, MigratesFormat4FilesToNoTimeout) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    JobRecord leased = FullJob(1, "q", JobState::kActive);
+    leased.cancel_requested = false;
+    leased.lease_token = 77;
+    leased.lease_expires_at_ms = 1'700'000'060'000;
+    leased.worker_id = "w";
+    Batch b = Inserts({leased, FullJob(2, "q"), SmallJob(3, "q", JobState::kDead, 5)});
+    b.mutations.push_back(PutQueue{Queue("q", /*paused=*/true)});
+    ASSERT_OK((*s)->Commit(b));
+  }
+  RawExec(path,
+          std::string(kUndoFormat5) + "UPDATE meta SET value = 4 WHERE key = 'format_version';");
+  ASSERT_EQ(
+      RawQueryInt(path, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'timeout_ms'"),
+      0);
+
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
+  Recovered rec = RecoverAll(**s);
+  ASSERT_EQ(rec.JobIds(), (std::vector<JobId>{1, 2}));
+  EXPECT_EQ(rec.jobs[0].state, JobState::kActive);
+  EXPECT_EQ(rec.jobs[0].lease_token, 77u);
+  EXPECT_EQ(rec.jobs[0].lease_expires_at_ms, 1'700'000'060'000);
+  EXPECT_EQ(rec.jobs[0].timeout_ms, 0) << "format-4 jobs have no timeout";
+  EXPECT_EQ(rec.jobs[0].lease_deadline_at_ms, 0) << "nor their leases a deadline";
+  EXPECT_EQ(rec.jobs[1].payload, FullJob(2, "q").payload);
+  EXPECT_EQ(rec.jobs[1].timeout_ms, 0);
+  ASSERT_EQ(rec.queues.size(), 1u);
+  EXPECT_TRUE(rec.queues[0].paused);
+  EXPECT_EQ(rec.queues[0].timeout_ms, 0);
+  EXPECT_EQ(Get(**s, 3)->state, JobState::kDead);
+
+  // The new columns take values.
+  JobRecord timed = SmallJob(4, "q");
+  timed.timeout_ms = 1500;
+  QueueConfig q = Queue("q");
+  q.timeout_ms = 2500;
+  Batch b = Inserts({timed});
+  b.mutations.push_back(PutQueue{q});
+  UpdateLease l{4, JobState::kActive, 1, 10, 99, 1'700'000'000'900, "w2", 1'700'000'000'500};
+  b.mutations.push_back(l);
+  ASSERT_OK((*s)->Commit(b));
+  auto got = Get(**s, 4);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->timeout_ms, 1500);
+  EXPECT_EQ(got->lease_deadline_at_ms, 1'700'000'000'500);
+  s->reset();
+  auto again = OpenAt(path);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  Recovered after = RecoverAll(**again);
+  ASSERT_EQ(after.JobIds(), (std::vector<JobId>{1, 2, 4}));
+  EXPECT_EQ(after.jobs[2].timeout_ms, 1500);
+  EXPECT_EQ(after.jobs[2].lease_deadline_at_ms, 1'700'000'000'500);
+  ASSERT_EQ(after.queues.size(), 1u);
+  EXPECT_EQ(after.queues[0].timeout_ms, 2500);
 }
 
 }  // namespace
@@ -2060,7 +2130,8 @@ TEST(SqliteStoreTest, MigratesFormat4QueuesToRetentionCaps) {
     b.mutations.push_back(PutQueue{old});
     ASSERT_OK((*s)->Commit(b));
   }
-  RawExec(path, UndoFormat5());
+  RawExec(path,
+          std::string(kUndoFormat5) + "UPDATE meta SET value = 4 WHERE key = 'format_version';");
   ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 4);
   ASSERT_EQ(RawQueryInt(path,
                         "SELECT count(*) FROM pragma_table_info('queues') "
@@ -2071,8 +2142,12 @@ TEST(SqliteStoreTest, MigratesFormat4QueuesToRetentionCaps) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
             kSqliteFormatVersion);
-  EXPECT_EQ(Get(**s, 1), FullJob(1, "orders", JobState::kReady));
-  EXPECT_EQ(Get(**s, 2), FullJob(2, "orders", JobState::kSucceeded));
+  // Every job as it was (format 4 had no execution timeout: the undo above dropped it).
+  JobRecord one = FullJob(1, "orders", JobState::kReady);
+  JobRecord two = FullJob(2, "orders", JobState::kSucceeded);
+  one.timeout_ms = two.timeout_ms = 0;
+  EXPECT_EQ(Get(**s, 1), one);
+  EXPECT_EQ(Get(**s, 2), two);
   EXPECT_EQ(Get(**s, 3), SmallJob(3, "x", JobState::kDead, 9));
   Recovered r = RecoverAll(**s);
   ASSERT_EQ(r.queues.size(), 1u);
