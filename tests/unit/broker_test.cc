@@ -980,6 +980,87 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
   broker.Stop();
 }
 
+// The default retention end to end: a succeeded job is readable with its result after its ack,
+// for 24 h from its finish, then purged; a queue with a cap keeps only its newest. Virtual time.
+TEST(BrokerRetentionTest, SucceededJobsAreKeptADayByDefaultAndCapped) {
+  ManualClock clock;
+  MemoryStore store;
+  BrokerOptions o;
+  o.seed = 9;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  auto run = [&](const std::string& queue) {
+    std::promise<std::vector<Result<EnqueueOutcome>>> ep;
+    auto ef = ep.get_future();
+    broker.Enqueue({Spec(queue)}, [&](auto r) { ep.set_value(std::move(r)); });
+    const JobId id = Await(ef).at(0)->id;
+    std::promise<Result<std::vector<LeasedJob>>> lp;
+    auto lf = lp.get_future();
+    broker.Lease(LeaseRequest{{queue}, 1, 0, "w", std::nullopt},
+                 [&](auto r) { lp.set_value(std::move(r)); });
+    auto leased = Await(lf);
+    EXPECT_TRUE(leased.ok() && leased->size() == 1u);
+    std::promise<int> cp;
+    auto cf = cp.get_future();
+    broker.Complete({AckItem{id, (*leased)[0].lease.token, R"({"n":1})"}}, {}, [&](auto a, auto) {
+      EXPECT_TRUE(a.at(0).ok());
+      cp.set_value(0);
+    });
+    Await(cf);
+    return id;
+  };
+  auto stored = [&](JobId id) {
+    auto r = store.GetJob(id);
+    return r.ok() && r->has_value() ? std::optional<JobRecord>(**r) : std::nullopt;
+  };
+  auto gone_within = [&](JobId id) {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (stored(id) && std::chrono::steady_clock::now() < until) {
+      std::promise<int> p;
+      auto f = p.get_future();
+      broker.GetJob(id, [&](auto) { p.set_value(0); });  // wakes core, whose Tick purges
+      Await(f);
+      std::this_thread::sleep_for(5ms);
+    }
+    return !stored(id);
+  };
+
+  const JobId kept = run("defaults");
+  auto rec = stored(kept);
+  ASSERT_TRUE(rec.has_value()) << "kept after its ack";
+  EXPECT_EQ(rec->state, JobState::kSucceeded);
+  EXPECT_EQ(rec->result, R"({"n":1})");
+  clock.Advance(23LL * 3600 * 1000);  // sweeps run, the day has not passed
+  std::promise<int> p;
+  auto f = p.get_future();
+  broker.GetJob(kept, [&](auto) { p.set_value(0); });
+  Await(f);
+  EXPECT_TRUE(stored(kept).has_value());
+  clock.Advance(3600LL * 1000 + 61'000);  // past the day, and a sweep
+  EXPECT_TRUE(gone_within(kept));
+
+  QueueConfigPatch patch;
+  patch.name = "capped";
+  patch.retention = Retention{};
+  patch.retention->max_succeeded = 2;
+  std::promise<Result<QueueInfo>> qp;
+  auto qf = qp.get_future();
+  broker.PutQueue(patch, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(qf).ok());
+  std::vector<JobId> ids;
+  for (int i = 0; i < 5; ++i) {
+    clock.Advance(10);  // distinct finish times
+    ids.push_back(run("capped"));
+  }
+  // No time passes: the cap alone trims, from the commits that follow.
+  EXPECT_TRUE(gone_within(ids[0]));
+  EXPECT_TRUE(gone_within(ids[1]));
+  EXPECT_TRUE(gone_within(ids[2]));
+  EXPECT_TRUE(stored(ids[3]).has_value());
+  EXPECT_TRUE(stored(ids[4]).has_value());
+  broker.Stop();
+}
+
 // Idempotency keys live in the store with a bounded cache in core. With a cache of one key, a
 // duplicate of an evicted key is answered from the store (same job), and two enqueues with a
 // key that missed the cache, in one batch or in two concurrent requests, create one job.
