@@ -409,7 +409,8 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.updated_at_ms = now;
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
-    // The common high-volume case: nothing of the job is kept, so no record is built.
+    // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues): nothing of
+    // the job is kept, so no record is built.
     open_.mutations.emplace_back(DeleteJob{job.id});
   } else {
     JobRecord rec = ToRecord(job, /*with_payload=*/false);
