@@ -393,7 +393,12 @@ class Broker::Impl {
                     const std::vector<PurgeOutcome>& purged) {
     commit_in_flight_ = false;
     if (s.ok()) {
-      if (!purged.empty()) sched_->OnPurged(purged);
+      if (!purged.empty()) {
+        std::uint64_t n = 0;
+        for (const PurgeOutcome& o : purged) n += o.deleted;
+        counters_.purged.fetch_add(n, std::memory_order_relaxed);
+        sched_->OnPurged(purged);
+      }
       sched_->OnCommitted(seq);
       while (!replies_.empty() && replies_.front().seq <= seq) {
         auto reply = std::move(replies_.front().reply);

@@ -5,7 +5,7 @@ another state, purging under load never removes a live job, and bad settings are
 import subprocess
 import threading
 
-from ymtest import binary, wait_until
+from ymtest import binary, metric, wait_until
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -85,6 +85,10 @@ def test_the_cap_purges_the_oldest_first_and_leaves_dead_letters_alone(client):
     assert client.queue("capped")["counts"]["dead"] == 2
     for job_id in letters:
         assert client.get(job_id)[1]["state"] == "dead"
+    # Counted in the metrics: the 5 succeeded jobs above the cap.
+    status, _, text = client.raw("GET", "/metrics")
+    assert status == 200
+    assert metric(text.decode(), "ym_retention_purged_jobs_total") == 5
     # A third dead letter pushes the oldest one out, and only it.
     third = dead(client, "capped")
     wait_until(lambda: client.get(letters[0])[0] == 404, 30, "the oldest dead letter purged")
