@@ -128,6 +128,9 @@ void PrintDeadTable(const std::vector<Job>& jobs, std::ostream& out) {
   t.Print(out);
 }
 
+// A retention cap as the queue detail shows it.
+std::string Cap(std::int64_t n) { return n == 0 ? "no cap" : std::to_string(n); }
+
 void PrintQueue(const Queue& q, std::ostream& out) {
   std::vector<std::pair<std::string, std::string>> f = {
       {"name", q.name},
@@ -147,6 +150,9 @@ void PrintQueue(const Queue& q, std::ostream& out) {
       {"retention", "succeeded " + FormatDuration(q.retention.succeeded_ms) + ", dead " +
                         FormatDuration(q.retention.dead_ms) + ", cancelled " +
                         FormatDuration(q.retention.cancelled_ms)},
+      {"retention_caps", "succeeded " + Cap(q.retention.max_succeeded) + ", dead " +
+                             Cap(q.retention.max_dead) + ", cancelled " +
+                             Cap(q.retention.max_cancelled)},
   };
   // Only queues that have one: the output of the others stays as it was.
   if (q.timeout_ms) f.emplace_back("timeout", FormatDuration(*q.timeout_ms));

@@ -214,7 +214,9 @@ Queue ParseQueue(const Value& v) {
   q.timeout_ms = OptInt(v, "timeout_ms");
   if (auto b = Member(v, "backoff"); b) q.backoff = ParseBackoff(*b);
   if (auto r = Member(v, "retention"); r) {
-    q.retention = Retention{Int(*r, "succeeded_ms"), Int(*r, "dead_ms"), Int(*r, "cancelled_ms")};
+    q.retention =
+        Retention{Int(*r, "succeeded_ms"),  Int(*r, "dead_ms"),  Int(*r, "cancelled_ms"),
+                  Int(*r, "max_succeeded"), Int(*r, "max_dead"), Int(*r, "max_cancelled")};
   }
   if (auto c = Member(v, "counts"); c) {
     q.counts = QueueCounts{Int(*c, "scheduled"), Int(*c, "ready"), Int(*c, "active"),
@@ -830,7 +832,8 @@ Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u, b
     w.Key("backoff");
     WriteBackoff(w, *u.backoff);
   }
-  if (u.retention_succeeded_ms || u.retention_dead_ms || u.retention_cancelled_ms) {
+  if (u.retention_succeeded_ms || u.retention_dead_ms || u.retention_cancelled_ms ||
+      u.retention_max_succeeded || u.retention_max_dead || u.retention_max_cancelled) {
     w.Key("retention");
     w.StartObject();
     if (u.retention_succeeded_ms) {
@@ -844,6 +847,16 @@ Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u, b
     if (u.retention_cancelled_ms) {
       w.Key("cancelled_ms");
       w.Int64(*u.retention_cancelled_ms);
+    }
+    const std::pair<const char*, const std::optional<std::int64_t>*> caps[] = {
+        {"max_succeeded", &u.retention_max_succeeded},
+        {"max_dead", &u.retention_max_dead},
+        {"max_cancelled", &u.retention_max_cancelled}};
+    for (const auto& [key, value] : caps) {
+      if (*value) {
+        w.Key(key);
+        w.Int64(**value);
+      }
     }
     w.EndObject();
   }

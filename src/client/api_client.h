@@ -198,6 +198,9 @@ struct Retention {
   std::int64_t succeeded_ms = 0;
   std::int64_t dead_ms = 0;
   std::int64_t cancelled_ms = 0;
+  std::int64_t max_succeeded = 0;  // most finished jobs kept per state; 0: no cap
+  std::int64_t max_dead = 0;
+  std::int64_t max_cancelled = 0;
 };
 
 struct QueueCounts {
@@ -240,6 +243,9 @@ struct QueueUpdate {
   std::optional<std::int64_t> retention_succeeded_ms;
   std::optional<std::int64_t> retention_dead_ms;
   std::optional<std::int64_t> retention_cancelled_ms;
+  std::optional<std::int64_t> retention_max_succeeded;  // 0: no cap
+  std::optional<std::int64_t> retention_max_dead;
+  std::optional<std::int64_t> retention_max_cancelled;
 };
 
 struct ListDeadRequest {

@@ -47,6 +47,9 @@ Status CheckRetention(const Retention& r) {
   if (r.succeeded_ms < 0 || r.dead_ms < 0 || r.cancelled_ms < 0) {
     return Validation("field \"retention\": durations must be >= 0");
   }
+  if (r.max_succeeded < 0 || r.max_dead < 0 || r.max_cancelled < 0) {
+    return Validation("field \"retention\": caps must be >= 0 (0: no cap)");
+  }
   return Status::Ok();
 }
 
@@ -60,13 +63,21 @@ Scheduler::Scheduler(const Clock& clock, Rng& rng, SchedulerOptions options)
       cancel_watches_(options_.max_cancel_watches),
       idempotency_(options_.idempotency_cache_keys) {
   next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
+  retention_policy_ = [this](const std::string& queue) -> const Retention& {
+    return RetentionOf(queue);
+  };
+}
+
+const Retention& Scheduler::RetentionOf(const std::string& queue) const {
+  auto it = queue_ids_.find(queue);
+  return it == queue_ids_.end() ? options_.default_retention : Q(it->second).config.retention;
 }
 
 Scheduler::~Scheduler() = default;
 
 // Queues come into being when a job, a waiter or a config first names them. Only explicitly
 // configured queues (PutQueue) get a stored row; the others follow the server's defaults, and
-// the sweep purges their terminal jobs with a default PurgeFinished (queue ""). An unconfigured
+// retention purges their terminal jobs by the default retention (RetentionOf). An unconfigured
 // queue is freed again once it held no job and no waiter at two retention sweeps in a row
 // (CollectQueues), so a queue that just drained still shows its zero counts for a while.
 std::uint32_t Scheduler::QueueIndex(const std::string& name) {
@@ -218,6 +229,11 @@ void Scheduler::LoadIdempotencyKey(const IdempotencyKeyRecord& key) {
 
 void Scheduler::LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) {
   idempotency_.MarkIncompleteUntil(max_expires_at_ms);
+}
+
+void Scheduler::LoadFinished(const std::string& queue, JobState state, std::uint64_t count,
+                             std::int64_t oldest_ms) {
+  retention_.Load(queue, state, count, oldest_ms);
 }
 
 void Scheduler::LoadJob(JobRecord&& record) {
@@ -393,7 +409,8 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.updated_at_ms = now;
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
-    // The common high-volume case: nothing of the job is kept, so no record is built.
+    // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues): nothing of
+    // the job is kept, so no record is built.
     open_.mutations.emplace_back(DeleteJob{job.id});
   } else {
     JobRecord rec = ToRecord(job, /*with_payload=*/false);
@@ -401,6 +418,9 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     rec.dead_reason = std::move(dead_reason);
     rec.result = result;
     open_.mutations.emplace_back(UpdateJob{std::move(rec)});
+    // Kept: retention counts it (a queue over its cap is purged from the next batch on).
+    retention_.OnKept(Q(job.queue).config.name, terminal, now, keep);
+    ++kept_in_open_batch_;
   }
   if (job.extra && !job.extra->idempotency_key.empty()) {
     // The final state goes with the key, so a duplicate answers it after retention purged
@@ -1226,6 +1246,7 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   if (patch.backoff) c.backoff = *patch.backoff;
   if (patch.retention) c.retention = *patch.retention;
   Q(qi).persisted = true;
+  if (patch.retention) retention_.Recheck(c.name, clock_.NowMs(), retention_policy_);
   MarkChanged(qi);
   open_.mutations.push_back(::ym::PutQueue{c});
   if (was_paused && !c.paused) ServeWaiters(qi);
@@ -1246,6 +1267,7 @@ std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
     q.config.backoff = options_.default_backoff;
     q.config.retention = options_.default_retention;
     q.persisted = false;
+    retention_.Recheck(name, clock_.NowMs(), retention_policy_);
     q.idle_sweeps = 0;  // freed at the second sweep from now that finds it unused
     MarkChanged(qi);
     open_.mutations.push_back(DeleteQueue{name});
@@ -1259,6 +1281,7 @@ std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
 std::int64_t Scheduler::NextDeadlineInMs() const {
   const std::int64_t mono = clock_.MonoMs();
   std::int64_t next = next_sweep_ms_ - mono;
+  if (retention_.has_due()) next = std::min(next, next_purge_ms_ - mono);
   if (!timers_.empty()) next = std::min(next, timers_.top().due_ms - clock_.NowMs());
   if (!leases_.empty()) next = std::min(next, leases_.top().due_ms - mono);
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
@@ -1327,7 +1350,11 @@ void Scheduler::Tick() {
   }
   end_waits_.Expire(mono);
   cancel_watches_.Expire(mono);
-  if (mono >= next_sweep_ms_) Sweep(now);
+  if (mono >= next_sweep_ms_) {
+    Sweep(now);
+  } else if (retention_.has_due() && mono >= next_purge_ms_) {
+    PlanPurges(now, options_.retention_purge_chunk);
+  }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
@@ -1415,25 +1442,26 @@ void Scheduler::MaybeCompactHeaps() {
   }
 }
 
+void Scheduler::PlanPurges(std::int64_t now, std::uint64_t rows) {
+  next_purge_ms_ = clock_.MonoMs() + options_.retention_purge_interval_ms;
+  if (!retention_.has_due()) return;
+  // At most one purge per queue and state is in flight; 64 statements bound a batch's extra
+  // work when many small queues are due at once.
+  if (retention_.Plan(now, retention_policy_, rows, 64, open_.mutations) > 0) {
+    // The purges go into the open batch, which will be sealed as next_batch_seq_.
+    guard_.OnPurge(next_batch_seq_);
+  }
+}
+
 void Scheduler::Sweep(std::int64_t now) {
   next_sweep_ms_ = clock_.MonoMs() + options_.retention_sweep_interval_ms;
-  // The purges go into the open batch, which will be sealed as next_batch_seq_.
-  guard_.OnPurge(next_batch_seq_);
-  const Retention& d = options_.default_retention;
-  open_.mutations.push_back(PurgeFinished{"", JobState::kSucceeded, now - d.succeeded_ms});
-  open_.mutations.push_back(PurgeFinished{"", JobState::kDead, now - d.dead_ms});
-  open_.mutations.push_back(PurgeFinished{"", JobState::kCancelled, now - d.cancelled_ms});
+  // Only queues that hold finished rows are looked at (in memory, O(those queues)); the store
+  // then deletes by its (state, queue, finished_at_ms) index, a bounded chunk per batch.
+  retention_.Scan(now, retention_policy_);
+  PlanPurges(now, options_.retention_purge_chunk);
   for (auto& slot : queues_) {
     if (!slot) continue;
     QueueState& q = *slot;
-    if (q.persisted) {
-      const Retention& r = q.config.retention;
-      open_.mutations.push_back(
-          PurgeFinished{q.config.name, JobState::kSucceeded, now - r.succeeded_ms});
-      open_.mutations.push_back(PurgeFinished{q.config.name, JobState::kDead, now - r.dead_ms});
-      open_.mutations.push_back(
-          PurgeFinished{q.config.name, JobState::kCancelled, now - r.cancelled_ms});
-    }
     for (Lane& lane : q.lanes) MaybeCompactLane(lane);
     MaybeCompactFifo(q);
     while (!q.ready_fifo.empty()) {
@@ -1461,6 +1489,16 @@ Batch Scheduler::SealBatch() {
     open_.mutations.push_back(ExpireIdempotencyKeys{clock_.NowMs(), 2 * keys_in_open_batch_ + 16});
     keys_in_open_batch_ = 0;
   }
+  if (kept_in_open_batch_ > 0) {
+    // Purging keeps pace with finishing: a batch that keeps finished jobs purges up to twice
+    // as many rows while some queue is over its cap or window (a no-op otherwise).
+    if (retention_.has_due() &&
+        retention_.Plan(clock_.NowMs(), retention_policy_, 2 * kept_in_open_batch_ + 16, 64,
+                        open_.mutations) > 0) {
+      guard_.OnPurge(next_batch_seq_);
+    }
+    kept_in_open_batch_ = 0;
+  }
   Batch b = std::move(open_);
   open_ = Batch{};
   b.seq = next_batch_seq_++;
@@ -1469,6 +1507,11 @@ Batch Scheduler::SealBatch() {
   open_promote_.clear();
   open_evict_.clear();
   return b;
+}
+
+void Scheduler::OnPurged(const std::vector<PurgeOutcome>& outcomes) {
+  const std::int64_t now = clock_.NowMs();
+  for (const PurgeOutcome& o : outcomes) retention_.OnOutcome(o, now, retention_policy_);
 }
 
 void Scheduler::OnCommitted(std::uint64_t seq) {

@@ -45,6 +45,7 @@
 #include "core/intern_table.h"
 #include "core/job_index.h"
 #include "core/read_guard.h"
+#include "core/retention_work.h"
 #include "core/types.h"
 #include "store/batch.h"
 
@@ -100,6 +101,10 @@ class Scheduler {
   // expiry among those not loaded (until then a cache miss needs a store lookup).
   void LoadIdempotencyKey(const IdempotencyKeyRecord& key);
   void LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms);
+  // The store holds `count` finished jobs of `state` in `queue`, the oldest finished at
+  // `oldest_ms` (what retention has to purge, core/retention_work.h).
+  void LoadFinished(const std::string& queue, JobState state, std::uint64_t count,
+                    std::int64_t oldest_ms);
   // A live job from the store. An active job with a recorded lease comes back active under the
   // same token and worker until its recorded (wall-clock) expiry, converted to the monotonic
   // clock now; an active job without one (format 1 data) comes back ready.
@@ -261,6 +266,11 @@ class Scheduler {
   Batch SealBatch();
   // The batch `seq` (and every earlier one) is durable.
   void OnCommitted(std::uint64_t seq);
+  // What the retention purges of a committed batch did (Store::TakePurgeOutcomes), reported
+  // before its OnCommitted: whether their queues need more purging.
+  void OnPurged(const std::vector<PurgeOutcome>& outcomes);
+  // Retention's picture of the finished jobs (tests, footprint).
+  const RetentionWork& retention() const { return retention_; }
 
   // Answers every waiter with no jobs. Used at shutdown.
   void Shutdown();
@@ -366,6 +376,9 @@ class Scheduler {
   void ServeWaiters(std::uint32_t qi);
   void ExpireLeases(std::int64_t now);
   void Sweep(std::int64_t now);
+  // Appends retention purges of at most `rows` rows to the open batch, if any is due.
+  void PlanPurges(std::int64_t now, std::uint64_t rows);
+  const Retention& RetentionOf(const std::string& queue) const;
 
   JobRecord ToRecord(const LiveJob& job, bool with_payload) const;
   JobView ToView(const LiveJob& job) const;
@@ -424,6 +437,10 @@ class Scheduler {
   void UpdateEvictable();
   EnqueueOutcome Duplicate(JobId id, bool finished, JobState state) const;
   std::int64_t next_sweep_ms_ = 0;  // monotonic
+  RetentionWork retention_;
+  RetentionWork::Policy retention_policy_;
+  std::int64_t next_purge_ms_ = 0;        // monotonic: the next purge chunk while one is due
+  std::uint64_t kept_in_open_batch_ = 0;  // finished jobs the open batch keeps
   // Wall minus monotonic time, cached (see WallOffset). Mutable: a cache refreshed by reads.
   static constexpr std::int64_t kWallStepToleranceMs = 1000;
   mutable std::int64_t wall_offset_ = 0;

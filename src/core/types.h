@@ -42,8 +42,14 @@ struct SchedulerOptions {
   // How many live jobs one list request may examine in core before it returns a partial page
   // with a cursor; bounds the time one list can hold the core thread.
   std::uint32_t list_scan_budget = 50'000;
-  // How often retention sweeps terminal jobs out of the store.
+  // How often retention looks for finished jobs past their window (core/retention_work.h); a
+  // queue over its cap is found at once.
   std::int64_t retention_sweep_interval_ms = 60'000;
+  // While purging is due, a chunk of at most this many rows goes into a batch every
+  // retention_purge_interval_ms (and each batch that keeps finished jobs purges up to twice as
+  // many, so purging keeps pace with finishing). Bounds the rows one commit deletes.
+  std::uint32_t retention_purge_chunk = 2'000;
+  std::int64_t retention_purge_interval_ms = 250;
 };
 
 // One job to enqueue. Optional fields fall back to the queue's config, then server defaults.

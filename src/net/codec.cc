@@ -211,15 +211,23 @@ Status BackoffValue(const Value& v, std::string_view path, Backoff* out) {
 
 Status RetentionValue(const Value& v, std::string_view path, Retention* out) {
   if (!v.IsObject()) return FieldError(path, "must be an object");
-  YM_RETURN_IF_ERROR(CheckMembers(v, path, {"succeeded_ms", "dead_ms", "cancelled_ms"}));
+  YM_RETURN_IF_ERROR(CheckMembers(
+      v, path,
+      {"succeeded_ms", "dead_ms", "cancelled_ms", "max_succeeded", "max_dead", "max_cancelled"}));
   Retention r;
-  std::optional<std::int64_t> succeeded, dead, cancelled;
+  std::optional<std::int64_t> succeeded, dead, cancelled, max_succeeded, max_dead, max_cancelled;
   YM_RETURN_IF_ERROR(OptInt(v, path, "succeeded_ms", 0, kMaxRetentionMs, &succeeded));
   YM_RETURN_IF_ERROR(OptInt(v, path, "dead_ms", 0, kMaxRetentionMs, &dead));
   YM_RETURN_IF_ERROR(OptInt(v, path, "cancelled_ms", 0, kMaxRetentionMs, &cancelled));
+  YM_RETURN_IF_ERROR(OptInt(v, path, "max_succeeded", 0, kMaxRetentionCap, &max_succeeded));
+  YM_RETURN_IF_ERROR(OptInt(v, path, "max_dead", 0, kMaxRetentionCap, &max_dead));
+  YM_RETURN_IF_ERROR(OptInt(v, path, "max_cancelled", 0, kMaxRetentionCap, &max_cancelled));
   if (succeeded) r.succeeded_ms = *succeeded;
   if (dead) r.dead_ms = *dead;
   if (cancelled) r.cancelled_ms = *cancelled;
+  if (max_succeeded) r.max_succeeded = *max_succeeded;
+  if (max_dead) r.max_dead = *max_dead;
+  if (max_cancelled) r.max_cancelled = *max_cancelled;
   *out = r;
   return Status::Ok();
 }
@@ -516,6 +524,12 @@ void WriteQueue(JsonWriter& w, const QueueInfo& info) {
   w.Int64(c.retention.dead_ms);
   WriteKey(w, "cancelled_ms");
   w.Int64(c.retention.cancelled_ms);
+  WriteKey(w, "max_succeeded");
+  w.Int64(c.retention.max_succeeded);
+  WriteKey(w, "max_dead");
+  w.Int64(c.retention.max_dead);
+  WriteKey(w, "max_cancelled");
+  w.Int64(c.retention.max_cancelled);
   w.EndObject();
   WriteKey(w, "counts");
   w.StartObject();

@@ -67,6 +67,8 @@ inline constexpr std::size_t kMaxErrorTypeBytes = 128;
 inline constexpr std::size_t kMaxErrorMessageBytes = 8192;
 inline constexpr std::int64_t kMaxRetryInMs = 30LL * 24 * 3600 * 1000;
 inline constexpr std::int64_t kMaxRetentionMs = 3650LL * 24 * 3600 * 1000;
+// Largest per-queue cap on the finished jobs kept of one state (0: no cap).
+inline constexpr std::int64_t kMaxRetentionCap = 1'000'000'000'000;
 inline constexpr std::uint32_t kDefaultReplayLimit = 1000;
 inline constexpr std::uint32_t kMaxReplayLimit = 100'000;
 inline constexpr std::uint32_t kDefaultListLimit = 100;

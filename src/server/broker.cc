@@ -376,16 +376,29 @@ class Broker::Impl {
       const std::uint64_t seq = b.seq;
       // A failed batch goes back to core: while read-only it is retried as the next probe.
       std::optional<Batch> failed;
-      if (!s.ok()) failed = std::move(b);
-      Post([this, seq, s = std::move(s), failed = std::move(failed)]() mutable {
-        OnCommitDone(seq, s, std::move(failed));
+      std::vector<PurgeOutcome> purged;
+      if (!s.ok()) {
+        failed = std::move(b);
+      } else {
+        purged = store_.TakePurgeOutcomes();
+      }
+      Post([this, seq, s = std::move(s), failed = std::move(failed),
+            purged = std::move(purged)]() mutable {
+        OnCommitDone(seq, s, std::move(failed), purged);
       });
     }
   }
 
-  void OnCommitDone(std::uint64_t seq, const Status& s, std::optional<Batch> failed) {
+  void OnCommitDone(std::uint64_t seq, const Status& s, std::optional<Batch> failed,
+                    const std::vector<PurgeOutcome>& purged) {
     commit_in_flight_ = false;
     if (s.ok()) {
+      if (!purged.empty()) {
+        std::uint64_t n = 0;
+        for (const PurgeOutcome& o : purged) n += o.deleted;
+        counters_.purged.fetch_add(n, std::memory_order_relaxed);
+        sched_->OnPurged(purged);
+      }
       sched_->OnCommitted(seq);
       while (!replies_.empty() && replies_.front().seq <= seq) {
         auto reply = std::move(replies_.front().reply);

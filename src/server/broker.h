@@ -78,6 +78,7 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> store_probes{0};                // commits tried while read-only
   std::atomic<std::uint64_t> committed_mutations{0};
   std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
+  std::atomic<std::uint64_t> purged{0};         // finished jobs deleted by retention
   std::atomic<std::uint64_t> live_jobs{0};
   std::atomic<std::uint64_t> active_jobs{0};
   std::atomic<std::uint64_t> waiting_leases{0};

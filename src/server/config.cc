@@ -183,8 +183,9 @@ const std::vector<OptionDef>& Options() {
          c.scheduler.default_backoff.multiplier = *d;
          return "";
        }},
-      {"retention_succeeded_ms", "0",
-       "how long succeeded jobs stay queryable; 0 deletes them with their ack",
+      {"retention_succeeded_ms", "86400000",
+       "how long succeeded jobs stay queryable, with their result; 0 deletes them with their ack "
+       "(the cheapest, keeps nothing)",
        IntIn(0, 3650 * kDay,
              [](ServerConfig& c, std::int64_t v) {
                c.scheduler.default_retention.succeeded_ms = v;
@@ -196,6 +197,22 @@ const std::vector<OptionDef>& Options() {
        IntIn(0, 3650 * kDay,
              [](ServerConfig& c, std::int64_t v) {
                c.scheduler.default_retention.cancelled_ms = v;
+             })},
+      {"retention_max_succeeded", "1000000",
+       "most succeeded jobs kept per queue, oldest-finished purged first; 0: no cap",
+       IntIn(0, 1'000'000'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.default_retention.max_succeeded = v;
+             })},
+      {"retention_max_dead", "100000",
+       "most dead jobs kept per queue, oldest-finished purged first; 0: no cap",
+       IntIn(0, 1'000'000'000'000,
+             [](ServerConfig& c, std::int64_t v) { c.scheduler.default_retention.max_dead = v; })},
+      {"retention_max_cancelled", "100000",
+       "most cancelled jobs kept per queue, oldest-finished purged first; 0: no cap",
+       IntIn(0, 1'000'000'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.scheduler.default_retention.max_cancelled = v;
              })},
       {"idempotency_window_ms", "86400000", "default window in which idempotency keys coalesce",
        IntIn(1000, 365 * kDay,

@@ -49,6 +49,9 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   counter("ym_store_committed_mutations_total", "Mutations made durable.", c.committed_mutations);
   r.Register("ym_store_commit_seconds_total", "Time spent committing batches.",
              MetricType::kCounter, [&c](SampleSink& s) { s.Add(Load(c.commit_micros) / 1e6); });
+  counter("ym_retention_purged_jobs_total",
+          "Finished jobs deleted by retention (window or cap), not counting deletes at ack.",
+          c.purged);
   counter("ym_commands_refused_total",
           "Client commands refused because the core's command queue was full (429).",
           c.refused_busy);

@@ -28,6 +28,10 @@ class SchedulerLoader final : public RecoveryVisitor {
   void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {
     s_.LoadIdempotencyKeysOmitted(max_expires_at_ms);
   }
+  void OnFinished(const std::string& queue, JobState state, std::uint64_t count,
+                  std::int64_t oldest_ms) override {
+    s_.LoadFinished(queue, state, count, oldest_ms);
+  }
   void OnLiveJob(JobRecord&& job) override {
     s_.LoadJob(std::move(job));
     ++jobs_;

@@ -98,13 +98,28 @@ struct IdempotencyKeyRecord {
   std::optional<JobState> final_state;  // set once the job finished
 };
 
-// Retention: deletes terminal jobs of `state` in `queue` that finished at or before `before_ms`.
-// An empty `queue` means every queue that has no stored configuration (those follow the server's
-// default retention).
+// Retention: deletes the oldest-finished terminal jobs of `state` in `queue`, at most `limit`
+// rows (0: no limit): first as many as the queue holds above `max_kept` (0: no cap), then those
+// that finished at or before `before_ms`. Always through the (state, queue, finished_at_ms)
+// index, so its cost is the rows it deletes plus a logarithm, never a scan. Core decides what
+// to purge (core/retention_work.h); the store executes it and reports a PurgeOutcome.
 struct PurgeFinished {
   std::string queue;
   JobState state = JobState::kSucceeded;
   std::int64_t before_ms = 0;
+  std::uint64_t max_kept = 0;
+  std::uint64_t limit = 0;
+};
+
+// What one PurgeFinished did, reported by the store after its commit (Store::TakePurgeOutcomes)
+// so core knows whether the queue needs more purging: rows deleted, the queue's finished rows
+// of that state left, and when the oldest of them finished (none left: INT64_MAX).
+struct PurgeOutcome {
+  std::string queue;
+  JobState state = JobState::kSucceeded;
+  std::uint64_t deleted = 0;
+  std::uint64_t remaining = 0;
+  std::int64_t oldest_ms = 0;
 };
 
 using Mutation =

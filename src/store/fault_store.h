@@ -36,6 +36,7 @@ class FaultStore final : public Store {
   std::uint64_t commits_succeeded() const { return succeeded_.load(std::memory_order_relaxed); }
 
   Status Commit(const Batch& batch) override;
+  std::vector<PurgeOutcome> TakePurgeOutcomes() override { return inner_.TakePurgeOutcomes(); }
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override {
     return inner_.Recover(now_ms, visitor);
   }

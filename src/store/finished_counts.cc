@@ -50,6 +50,19 @@ void FinishedCounts::Publish() {
 
 void FinishedCounts::Discard() { pending_.clear(); }
 
+std::uint64_t FinishedCounts::Current(const std::string& queue, JobState state) const {
+  if (!IsTerminal(state)) return 0;
+  std::int64_t v = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = counts_.find(queue);
+    if (it != counts_.end()) v = static_cast<std::int64_t>(it->second[Slot(state)]);
+  }
+  auto p = pending_.find(queue);
+  if (p != pending_.end()) v += p->second[Slot(state)];
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(v, 0));
+}
+
 void FinishedCounts::Append(const std::string& queue, const Counts& c,
                             std::vector<FinishedCount>& out) {
   for (int i = 0; i < 3; ++i) {

@@ -37,6 +37,9 @@ class FinishedCounts {
   void AddPending(std::string_view queue, JobState state, std::int64_t delta);
   void Publish();
   void Discard();
+  // The count of one queue and state as the open transaction leaves it (published plus
+  // pending). Writer thread only.
+  std::uint64_t Current(const std::string& queue, JobState state) const;
   // The counts of `query` in queue name order (zero counts omitted).
   std::vector<FinishedCount> Query(const FinishedCountQuery& query) const;
   // Queues with at least one terminal job (tests, metrics).

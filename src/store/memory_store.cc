@@ -60,6 +60,7 @@ Status MemoryStore::Commit(const Batch& batch) {
   Undo undo;
   JobId next_id = std::max(state_.next_id, batch.next_id);
   Status st;
+  outcomes_.clear();
   for (const Mutation& m : batch.mutations) {
     if (const auto* ins = std::get_if<InsertJob>(&m)) {
       const JobRecord& j = ins->job;
@@ -161,17 +162,23 @@ Status MemoryStore::Commit(const Batch& batch) {
       }
     } else if (const auto* p = std::get_if<PurgeFinished>(&m)) {
       if (IsTerminal(p->state)) {
-        for (auto it = state_.jobs.begin(); it != state_.jobs.end();) {
-          const JobRecord& j = it->second;
-          const bool queue_matches =
-              p->queue.empty() ? state_.queues.count(j.queue) == 0 : j.queue == p->queue;
-          if (j.state == p->state && queue_matches && j.finished_at_ms <= p->before_ms) {
-            Remember(state_.jobs, it->first, &undo.jobs);
-            it = state_.jobs.erase(it);
-          } else {
-            ++it;
-          }
+        // The rows of (state, queue) in (finished_at_ms, id) order, as SQLite's index has them.
+        std::vector<std::pair<std::int64_t, JobId>> rows;
+        for (const auto& [id, j] : state_.jobs) {
+          if (j.state == p->state && j.queue == p->queue) rows.emplace_back(j.finished_at_ms, id);
         }
+        std::sort(rows.begin(), rows.end());
+        const std::uint64_t limit = p->limit == 0 ? UINT64_MAX : p->limit;
+        std::uint64_t n = 0;
+        if (p->max_kept > 0 && rows.size() > p->max_kept) n = rows.size() - p->max_kept;
+        n = std::min(n, limit);
+        while (n < rows.size() && n < limit && rows[n].first <= p->before_ms) ++n;
+        for (std::size_t i = 0; i < n; ++i) {
+          Remember(state_.jobs, rows[i].second, &undo.jobs);
+          state_.jobs.erase(rows[i].second);
+        }
+        outcomes_.push_back(PurgeOutcome{p->queue, p->state, n, rows.size() - n,
+                                         n < rows.size() ? rows[n].first : INT64_MAX});
       }
     }
     if (!st.ok()) break;
@@ -180,6 +187,7 @@ Status MemoryStore::Commit(const Batch& batch) {
     Restore(&state_.jobs, &undo.jobs);
     Restore(&state_.queues, &undo.queues);
     Restore(&state_.keys, &undo.keys);
+    outcomes_.clear();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
   state_.next_id = next_id;
@@ -187,10 +195,24 @@ Status MemoryStore::Commit(const Batch& batch) {
   return Status::Ok();
 }
 
+std::vector<PurgeOutcome> MemoryStore::TakePurgeOutcomes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::move(outcomes_);
+}
+
 Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
   std::lock_guard<std::mutex> lock(mu_);
   visitor.OnNextId(state_.next_id);
   for (const auto& [name, config] : state_.queues) visitor.OnQueue(config);
+  std::map<std::pair<std::string, JobState>, std::pair<std::uint64_t, std::int64_t>> finished;
+  for (const auto& [id, job] : state_.jobs) {
+    if (!IsTerminal(job.state)) continue;
+    auto [it, added] = finished.try_emplace({job.queue, job.state}, 0, job.finished_at_ms);
+    ++it->second.first;
+    it->second.second = std::min(it->second.second, job.finished_at_ms);
+  }
+  for (const auto& [key, v] : finished)
+    visitor.OnFinished(key.first, key.second, v.first, v.second);
   std::vector<const IdempotencyKeyRecord*> keys;
   for (const auto& [id, key] : state_.keys) {
     if (key.expires_at_ms > now_ms) keys.push_back(&key);

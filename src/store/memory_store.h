@@ -29,6 +29,7 @@ class MemoryStore final : public Store {
   MemoryStore() = default;
 
   Status Commit(const Batch& batch) override;
+  std::vector<PurgeOutcome> TakePurgeOutcomes() override;
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
   Result<std::optional<JobRecord>> GetJob(JobId id) override;
   Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
@@ -58,6 +59,7 @@ class MemoryStore final : public Store {
   State state_;                           // GUARDED_BY(mu_)
   std::map<std::string, State> backups_;  // GUARDED_BY(mu_)
   std::uint64_t commits_ = 0;             // GUARDED_BY(mu_)
+  std::vector<PurgeOutcome> outcomes_;    // GUARDED_BY(mu_): of the last successful Commit
 };
 
 }  // namespace ym

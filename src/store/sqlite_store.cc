@@ -294,6 +294,15 @@ Status MigrateTo5(sqlite3* db) {
            "ALTER TABLE queues ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;"
            "ALTER TABLE leases ADD COLUMN deadline_at_ms INTEGER NOT NULL DEFAULT 0;",
            "migrate to format 5 (execution timeout)"));
+  // --- Retention caps (finished jobs kept by default, issue 9 item 1): the most finished jobs of
+  // each state a queue keeps (0: no cap). Queues configured before format 5 get the built-in
+  // defaults; their stored windows are kept as they were (docs/storage-format.md, "Format 5").
+  YM_RETURN_IF_ERROR(
+      Exec(db,
+           "ALTER TABLE queues ADD COLUMN retention_max_succeeded INTEGER NOT NULL DEFAULT 1000000;"
+           "ALTER TABLE queues ADD COLUMN retention_max_dead INTEGER NOT NULL DEFAULT 100000;"
+           "ALTER TABLE queues ADD COLUMN retention_max_cancelled INTEGER NOT NULL DEFAULT 100000;",
+           "migrate to format 5 (retention caps)"));
   return Status::Ok();
 }
 
@@ -645,30 +654,13 @@ SqliteStore::~SqliteStore() {
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s : {begin_,
-                          commit_,
-                          rollback_,
-                          insert_job_,
-                          update_job_,
-                          update_job_any_,
-                          job_state_,
-                          put_lease_,
-                          put_leases_,
-                          delete_lease_,
-                          delete_job_range_,
-                          delete_lease_range_,
-                          release_job_,
-                          probe_,
-                          delete_job_,
-                          delete_finished_job_,
-                          put_queue_,
-                          delete_queue_,
-                          put_key_,
-                          expire_keys_,
-                          finish_key_,
-                          purge_,
-                          purge_unconfigured_,
-                          set_next_id_}) {
+  for (sqlite3_stmt* s : {begin_,       commit_,         rollback_,         insert_job_,
+                          update_job_,  update_job_any_, job_state_,        put_lease_,
+                          put_leases_,  delete_lease_,   delete_job_range_, delete_lease_range_,
+                          release_job_, probe_,          delete_job_,       delete_finished_job_,
+                          put_queue_,   delete_queue_,   put_key_,          expire_keys_,
+                          finish_key_,  purge_oldest_,   purge_before_,     oldest_finish_,
+                          set_next_id_, finish_jobs_,    delete_leases_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -794,8 +786,28 @@ Status SqliteStore::PrepareWriterStatements() {
     put_leases_sql += r == 0 ? "(?,?,?,?,?,?,?)" : ",(?,?,?,?,?,?,?)";
   put_leases_sql +=
       ") WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = column1 AND jobs.state < 3)";
+  // UpdateJob for kFinishChunk rows at once (ApplyFinishRun): the VALUES rows are (id, then the
+  // 16 values of kUpdateJobSql in its order).
+  std::string finish_sql =
+      "UPDATE jobs SET state = v.column2, priority = v.column3, run_at_ms = v.column4, "
+      "updated_at_ms = v.column5, finished_at_ms = v.column6, attempts = v.column7, "
+      "max_attempts = v.column8, runs = v.column9, backoff_initial_ms = v.column10, "
+      "backoff_max_ms = v.column11, backoff_multiplier = v.column12, lease_ms = v.column13, "
+      "errors = v.column14, dead_reason = v.column15, result = v.column16, "
+      "cancel_requested = v.column17 FROM (VALUES ";
+  std::string delete_leases_sql = "DELETE FROM leases WHERE id IN (";
+  for (int r = 0; r < kFinishChunk; ++r) {
+    finish_sql += r == 0 ? "(" : ",(";
+    for (int c = 0; c < 17; ++c) finish_sql += c == 0 ? "?" : ",?";
+    finish_sql += ")";
+    delete_leases_sql += r == 0 ? "?" : ",?";
+  }
+  finish_sql += ") AS v WHERE jobs.id = v.column1 AND jobs.state < 3 RETURNING jobs.id";
+  delete_leases_sql += ")";
   const std::pair<sqlite3_stmt**, std::string> stmts[] = {
       {&begin_, "BEGIN IMMEDIATE"},
+      {&finish_jobs_, finish_sql},
+      {&delete_leases_, delete_leases_sql},
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       {&insert_job_, insert_sql},
@@ -827,7 +839,8 @@ Status SqliteStore::PrepareWriterStatements() {
       {&put_queue_,
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
-       "retention_cancelled_ms, timeout_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"},
+       "retention_cancelled_ms, timeout_ms, retention_max_succeeded, retention_max_dead, "
+       "retention_max_cancelled) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"},
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
@@ -838,14 +851,10 @@ Status SqliteStore::PrepareWriterStatements() {
        "WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT ?2)"},
       {&finish_key_,
        "UPDATE idempotency_keys SET final_state = ?4 WHERE ns = ?1 AND key = ?2 AND job_id = ?3"},
-      // The literal `state >= 3` lets the planner use the partial index: SQLite only uses one
-      // when the query's WHERE visibly implies the index's.
-      {&purge_,
-       "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND queue = ?2 AND finished_at_ms <= ?3"},
-      // Returns each purged row's queue, for the finished counts (a sweep, not a hot path).
-      {&purge_unconfigured_,
-       "DELETE FROM jobs WHERE state = ?1 AND state >= 3 AND finished_at_ms <= ?2 "
-       "AND queue NOT IN (SELECT name FROM queues) RETURNING queue"},
+      // Retention, by the finish index (sqlite_store.h explains the plans).
+      {&purge_oldest_, kPurgeOldestSql},
+      {&purge_before_, kPurgeBeforeSql},
+      {&oldest_finish_, kOldestFinishSql},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
   };
   for (const auto& [slot, sql] : stmts) {
@@ -1103,6 +1112,90 @@ Status SqliteStore::ApplyUpdateLease(const UpdateLease& l) {
   return DeleteLease(l.id);
 }
 
+Status SqliteStore::ApplyFinishRun(const std::vector<const JobRecord*>& run) {
+  std::size_t i = 0;
+  for (; i + kFinishChunk <= run.size(); i += kFinishChunk) {
+    // One statement applies its rows as a set, so they must be distinct jobs (they are: a job
+    // finishes once until something else, e.g. a replay, changes it); else one by one, in order.
+    bool distinct = true;
+    for (int a = 0; a < kFinishChunk && distinct; ++a) {
+      for (int b = a + 1; b < kFinishChunk; ++b) {
+        if (run[i + static_cast<std::size_t>(a)]->id == run[i + static_cast<std::size_t>(b)]->id) {
+          distinct = false;
+          break;
+        }
+      }
+    }
+    if (!distinct) {
+      for (int r = 0; r < kFinishChunk; ++r) {
+        YM_RETURN_IF_ERROR(ApplyUpdate(*run[i + static_cast<std::size_t>(r)]));
+      }
+      continue;
+    }
+    sqlite3_stmt* s = finish_jobs_;
+    int rc = SQLITE_OK;
+    for (int r = 0; r < kFinishChunk; ++r) {
+      const JobRecord& j = *run[i + static_cast<std::size_t>(r)];
+      const int b = r * 17;
+      rc |= sqlite3_bind_int64(s, b + 1, static_cast<std::int64_t>(j.id));
+      rc |= sqlite3_bind_int(s, b + 2, static_cast<int>(j.state));
+      rc |= sqlite3_bind_int(s, b + 3, j.priority);
+      rc |= sqlite3_bind_int64(s, b + 4, j.run_at_ms);
+      rc |= sqlite3_bind_int64(s, b + 5, j.updated_at_ms);
+      rc |= sqlite3_bind_int64(s, b + 6, j.finished_at_ms);
+      rc |= sqlite3_bind_int(s, b + 7, j.attempts);
+      rc |= sqlite3_bind_int(s, b + 8, j.max_attempts);
+      rc |= sqlite3_bind_int(s, b + 9, j.runs);
+      rc |= sqlite3_bind_int64(s, b + 10, j.backoff.initial_ms);
+      rc |= sqlite3_bind_int64(s, b + 11, j.backoff.max_ms);
+      rc |= sqlite3_bind_double(s, b + 12, j.backoff.multiplier);
+      rc |= sqlite3_bind_int64(s, b + 13, j.lease_ms);
+      if (j.errors.empty()) {
+        rc |= sqlite3_bind_null(s, b + 14);
+      } else {
+        // BindErrors encodes into one scratch buffer, which the next row reuses: copy it.
+        rc |= BindErrors(s, b + 14, j.errors);
+        rc |= sqlite3_bind_text(s, b + 14, json_->errors.data(),
+                                static_cast<int>(json_->errors.size()), SQLITE_TRANSIENT);
+      }
+      rc |= BindText(s, b + 15, j.dead_reason);
+      rc |= BindText(s, b + 16, j.result);
+      rc |= sqlite3_bind_int(s, b + 17, j.cancel_requested ? 1 : 0);
+      rc |= sqlite3_bind_int64(delete_leases_, r + 1, static_cast<std::int64_t>(j.id));
+    }
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(s);
+      sqlite3_reset(delete_leases_);
+      return IoError(std::string("bind finished jobs: ") + sqlite3_errmsg(writer_));
+    }
+    finished_ids_.clear();
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      finished_ids_.push_back(static_cast<JobId>(sqlite3_column_int64(s, 0)));
+    }
+    Status st;
+    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "finish jobs");
+    sqlite3_reset(s);
+    if (!st.ok()) {
+      sqlite3_reset(delete_leases_);
+      return st;
+    }
+    YM_RETURN_IF_ERROR(StepDone(writer_, delete_leases_, "delete leases"));
+    std::sort(finished_ids_.begin(), finished_ids_.end());
+    for (int r = 0; r < kFinishChunk; ++r) {
+      const JobRecord& j = *run[i + static_cast<std::size_t>(r)];
+      if (std::binary_search(finished_ids_.begin(), finished_ids_.end(), j.id)) {
+        finished_.AddPending(j.queue, j.state, 1);  // a live row became terminal
+      } else {
+        // Terminal already, or missing: the counted one-by-one path (its lease row, if any,
+        // is gone already, as ApplyUpdate would have removed it).
+        YM_RETURN_IF_ERROR(ApplyUpdate(j));
+      }
+    }
+  }
+  for (; i < run.size(); ++i) YM_RETURN_IF_ERROR(ApplyUpdate(*run[i]));
+  return Status::Ok();
+}
+
 Status SqliteStore::ApplyDelete(JobId id) {
   if (!IdInRange(id)) return Status::Ok();  // no such row can exist
   sqlite3_bind_int64(delete_job_, 1, static_cast<std::int64_t>(id));
@@ -1160,6 +1253,9 @@ Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
   rc |= sqlite3_bind_int64(s, 9, c.retention.dead_ms);
   rc |= sqlite3_bind_int64(s, 10, c.retention.cancelled_ms);
   rc |= sqlite3_bind_int64(s, 11, c.timeout_ms);
+  rc |= sqlite3_bind_int64(s, 12, c.retention.max_succeeded);
+  rc |= sqlite3_bind_int64(s, 13, c.retention.max_dead);
+  rc |= sqlite3_bind_int64(s, 14, c.retention.max_cancelled);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind queue " + c.name + ": " + sqlite3_errmsg(writer_));
@@ -1210,32 +1306,57 @@ Status SqliteStore::ApplyFinishKey(const FinishIdempotencyKey& f) {
 }
 
 Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
-  if (p.queue.empty()) {
-    int rc = sqlite3_bind_int(purge_unconfigured_, 1, static_cast<int>(p.state));
-    rc |= sqlite3_bind_int64(purge_unconfigured_, 2, p.before_ms);
-    if (rc != SQLITE_OK) {
-      sqlite3_reset(purge_unconfigured_);
-      return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
-    }
-    // Rows of many queues: each returns its queue for the finished counts.
-    while ((rc = sqlite3_step(purge_unconfigured_)) == SQLITE_ROW) {
-      const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(purge_unconfigured_, 0));
-      finished_.AddPending(q != nullptr ? q : "", p.state, -1);
-    }
-    Status st;
-    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "purge finished jobs");
-    sqlite3_reset(purge_unconfigured_);
-    return st;
-  }
-  int rc = sqlite3_bind_int(purge_, 1, static_cast<int>(p.state));
-  rc |= BindText(purge_, 2, p.queue);
-  rc |= sqlite3_bind_int64(purge_, 3, p.before_ms);
-  if (rc != SQLITE_OK) {
-    sqlite3_reset(purge_);
+  if (!IsTerminal(p.state)) return Status::Ok();
+  auto bind_error = [&](sqlite3_stmt* s) {
+    sqlite3_reset(s);
     return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));
+  };
+  // SQLite's LIMIT is signed: "no limit" is -1, and a limit past INT64_MAX is none either.
+  const auto sql_limit = [](std::uint64_t n) {
+    return n == 0 || n > static_cast<std::uint64_t>(INT64_MAX) ? std::int64_t{-1}
+                                                               : static_cast<std::int64_t>(n);
+  };
+  std::uint64_t count = finished_.Current(p.queue, p.state);
+  std::uint64_t budget = p.limit == 0 ? UINT64_MAX : p.limit;
+  std::uint64_t deleted = 0;
+  // 1. Over the cap: the oldest-finished rows above it, by the exact count the store keeps.
+  if (p.max_kept > 0 && count > p.max_kept && budget > 0) {
+    const std::uint64_t excess = std::min(count - p.max_kept, budget);
+    int rc = sqlite3_bind_int(purge_oldest_, 1, static_cast<int>(p.state));
+    rc |= BindText(purge_oldest_, 2, p.queue);
+    rc |= sqlite3_bind_int64(purge_oldest_, 3, sql_limit(excess));
+    if (rc != SQLITE_OK) return bind_error(purge_oldest_);
+    YM_RETURN_IF_ERROR(StepDone(writer_, purge_oldest_, "purge finished jobs over the cap"));
+    const auto n = static_cast<std::uint64_t>(sqlite3_changes(writer_));
+    deleted += n;
+    budget -= std::min(budget, n);
   }
-  YM_RETURN_IF_ERROR(StepDone(writer_, purge_, "purge finished jobs"));
-  finished_.AddPending(p.queue, p.state, -static_cast<std::int64_t>(sqlite3_changes(writer_)));
+  // 2. Past the window, with what is left of the budget.
+  if (budget > 0) {
+    int rc = sqlite3_bind_int(purge_before_, 1, static_cast<int>(p.state));
+    rc |= BindText(purge_before_, 2, p.queue);
+    rc |= sqlite3_bind_int64(purge_before_, 3, p.before_ms);
+    rc |= sqlite3_bind_int64(purge_before_, 4, sql_limit(budget));
+    if (rc != SQLITE_OK) return bind_error(purge_before_);
+    YM_RETURN_IF_ERROR(StepDone(writer_, purge_before_, "purge finished jobs"));
+    deleted += static_cast<std::uint64_t>(sqlite3_changes(writer_));
+  }
+  finished_.AddPending(p.queue, p.state, -static_cast<std::int64_t>(deleted));
+  count -= std::min(count, deleted);
+  // 3. What is left, for core to decide whether to come back (one index probe).
+  std::int64_t oldest = INT64_MAX;
+  if (count > 0) {
+    int rc = sqlite3_bind_int(oldest_finish_, 1, static_cast<int>(p.state));
+    rc |= BindText(oldest_finish_, 2, p.queue);
+    if (rc != SQLITE_OK) return bind_error(oldest_finish_);
+    rc = sqlite3_step(oldest_finish_);
+    if (rc == SQLITE_ROW) oldest = sqlite3_column_int64(oldest_finish_, 0);
+    Status st;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = SqlError(writer_, rc, "read oldest finish");
+    sqlite3_reset(oldest_finish_);
+    YM_RETURN_IF_ERROR(st);
+  }
+  outcomes_.push_back(PurgeOutcome{p.queue, p.state, deleted, count, oldest});
   return Status::Ok();
 }
 
@@ -1283,6 +1404,7 @@ Status SqliteStore::Commit(const Batch& batch) {
 
   // Deltas left by a transaction that never reached Commit's end are not ours to publish.
   finished_.Discard();
+  outcomes_.clear();
   JobId next_id = std::max(next_id_, batch.next_id);
   auto apply = Overloaded{
       [&](const InsertJob& m) {
@@ -1362,6 +1484,23 @@ Status SqliteStore::Commit(const Batch& batch) {
         continue;
       }
     }
+    if (const auto* u = std::get_if<UpdateJob>(&m);
+        u != nullptr && IsTerminal(u->job.state) && IdInRange(u->job.id)) {
+      // Adjacent finishes (an acks batch whose jobs are kept): chunked statements.
+      finish_run_.clear();
+      std::size_t end = i;
+      for (; end < batch.mutations.size(); ++end) {
+        const auto* next = std::get_if<UpdateJob>(&batch.mutations[end]);
+        if (next == nullptr || !IsTerminal(next->job.state) || !IdInRange(next->job.id)) break;
+        finish_run_.push_back(&next->job);
+      }
+      if (finish_run_.size() >= static_cast<std::size_t>(kFinishChunk)) {
+        st = ApplyFinishRun(finish_run_);
+        if (!st.ok()) break;
+        i = end - 1;
+        continue;
+      }
+    }
     if (const auto* d = std::get_if<DeleteJob>(&m)) {
       // Adjacent deletes of consecutive ids (an acks:batch of jobs that were leased together,
       // which came off the queue in id order) are one range delete of exactly those ids: one
@@ -1388,6 +1527,7 @@ Status SqliteStore::Commit(const Batch& batch) {
   if (!st.ok()) {
     RollbackQuietly();
     finished_.Discard();
+    outcomes_.clear();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
   finished_.Publish();
@@ -1434,7 +1574,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
         writer_,
         "SELECT name, paused, max_attempts, lease_ms, backoff_initial_ms, backoff_max_ms, "
         "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms, "
-        "timeout_ms FROM queues ORDER BY name"));
+        "timeout_ms, retention_max_succeeded, retention_max_dead, retention_max_cancelled "
+        "FROM queues ORDER BY name"));
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       sqlite3_stmt* s = q.get();
@@ -1454,10 +1595,33 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       YM_RETURN_IF_ERROR(
           ReadInt(s, 9, -1, "queues.retention_cancelled_ms", &c.retention.cancelled_ms));
       YM_RETURN_IF_ERROR(ReadInt(s, 10, -1, "queues.timeout_ms", &c.timeout_ms));
+      YM_RETURN_IF_ERROR(
+          ReadInt(s, 11, -1, "queues.retention_max_succeeded", &c.retention.max_succeeded));
+      YM_RETURN_IF_ERROR(ReadInt(s, 12, -1, "queues.retention_max_dead", &c.retention.max_dead));
+      YM_RETURN_IF_ERROR(
+          ReadInt(s, 13, -1, "queues.retention_max_cancelled", &c.retention.max_cancelled));
       c.paused = paused != 0;
       visitor.OnQueue(c);
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan queues");
+  }
+  // What retention has to purge: the counts kept in memory, and one index probe per queue and
+  // state for its oldest finish (O(queues with finished jobs × log rows), not a scan).
+  for (const FinishedCount& c : finished_.Query(FinishedCountQuery{})) {
+    int rc = sqlite3_bind_int(oldest_finish_, 1, static_cast<int>(c.state));
+    rc |= BindText(oldest_finish_, 2, c.queue);
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(oldest_finish_);
+      return IoError(std::string("bind oldest finish: ") + sqlite3_errmsg(writer_));
+    }
+    rc = sqlite3_step(oldest_finish_);
+    const std::int64_t oldest =
+        rc == SQLITE_ROW ? sqlite3_column_int64(oldest_finish_, 0) : INT64_MAX;
+    Status st;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = SqlError(writer_, rc, "read oldest finish");
+    sqlite3_reset(oldest_finish_);
+    YM_RETURN_IF_ERROR(st);
+    if (oldest != INT64_MAX) visitor.OnFinished(c.queue, c.state, c.count, oldest);
   }
   {
     Stmt q;

@@ -38,6 +38,28 @@ namespace ym {
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
 inline constexpr int kSqliteFormatVersion = 5;
 
+// Retention's statements (SqliteStore::ApplyPurge), public so a test can check their plans. The
+// literal `state >= 3` lets the planner use the partial index (SQLite only uses one when the
+// query's WHERE visibly implies the index's); `likely()` keeps the planner from taking that term
+// for the search key instead of `state = ?1` (with ANALYZE statistics, SQLite 3.40 then reads
+// every finished row of the index and sorts them); INDEXED BY pins the index. The ids come from
+// jobs_terminal_by_finish in finished order, a range of one (state, queue) prefix of which at most
+// LIMIT entries are read, then each row is deleted by its id. So a purge costs the rows it
+// deletes plus a logarithm, never a scan (SqliteStoreTest.RetentionStatementsUseTheFinishIndex).
+//   ?1 state, ?2 queue, ?3 how many: the oldest-finished rows (over the cap)
+inline constexpr char kPurgeOldestSql[] =
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
+    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 ORDER BY finished_at_ms LIMIT ?3)";
+//   ?1 state, ?2 queue, ?3 finished at or before, ?4 how many at most (past the window)
+inline constexpr char kPurgeBeforeSql[] =
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
+    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 AND finished_at_ms <= ?3 "
+    "ORDER BY finished_at_ms LIMIT ?4)";
+//   ?1 state, ?2 queue: when the oldest row left finished
+inline constexpr char kOldestFinishSql[] =
+    "SELECT finished_at_ms FROM jobs INDEXED BY jobs_terminal_by_finish "
+    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 ORDER BY finished_at_ms LIMIT 1";
+
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
 inline constexpr std::int32_t kSqliteApplicationId = 0x594D5354;
@@ -55,6 +77,7 @@ class SqliteStore final : public Store {
   Status Open();
 
   Status Commit(const Batch& batch) override;
+  std::vector<PurgeOutcome> TakePurgeOutcomes() override { return std::move(outcomes_); }
   Status Recover(std::int64_t now_ms, RecoveryVisitor& visitor) override;
   Result<std::optional<JobRecord>> GetJob(JobId id) override;
   Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
@@ -97,6 +120,12 @@ class SqliteStore final : public Store {
   // PutLease for each (leases of ids out of range are skipped), kLeaseChunk per statement.
   Status PutLeases(const std::vector<const UpdateLease*>& leases);
   static constexpr int kLeaseChunk = 16;
+  // A run of adjacent UpdateJob mutations that finish jobs (an acks batch of jobs the default
+  // retention keeps): kFinishChunk rows per multi-row UPDATE and lease DELETE instead of two
+  // statements per job. Rows the chunk did not change (terminal or missing) go through
+  // ApplyUpdate one by one.
+  Status ApplyFinishRun(const std::vector<const JobRecord*>& run);
+  static constexpr int kFinishChunk = 16;
   Status ApplyDelete(JobId id);
   // Deletes the jobs first..last (and their leases), as many ApplyDelete calls would.
   Status ApplyDeleteRange(JobId first, JobId last);
@@ -145,9 +174,15 @@ class SqliteStore final : public Store {
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;
-  sqlite3_stmt* purge_ = nullptr;
-  sqlite3_stmt* purge_unconfigured_ = nullptr;
+  // Retention (ApplyPurge): each by the (state, queue, finished_at_ms) index.
+  sqlite3_stmt* purge_oldest_ = nullptr;   // the N oldest-finished rows of a queue and state
+  sqlite3_stmt* purge_before_ = nullptr;   // the same, only those finished by a time
+  sqlite3_stmt* oldest_finish_ = nullptr;  // when the oldest row left finished
   sqlite3_stmt* set_next_id_ = nullptr;
+  sqlite3_stmt* finish_jobs_ = nullptr;    // kFinishChunk live rows made terminal, RETURNING id
+  sqlite3_stmt* delete_leases_ = nullptr;  // the leases of kFinishChunk ids
+  std::vector<const JobRecord*> finish_run_;
+  std::vector<JobId> finished_ids_;
   // meta.next_id as last committed; the in-progress value lives on the stack of Commit() until
   // COMMIT succeeds, so a rolled-back batch cannot move it.
   JobId next_id_ = 1;
@@ -159,6 +194,9 @@ class SqliteStore final : public Store {
   std::vector<JobId> lease_ids_;
   std::vector<char> rewritten_;
   std::vector<char> skip_;
+  // What the PurgeFinished mutations of the commit in progress (then of the last successful
+  // one) did, for TakePurgeOutcomes.
+  std::vector<PurgeOutcome> outcomes_;
   // Reused JSON writer and buffers for the tags and errors columns, so that encoding a row does
   // not allocate once the buffers have grown. Defined in the .cc to keep RapidJSON out of here.
   struct JsonScratch;

@@ -43,6 +43,10 @@ class RecoveryVisitor {
   virtual void OnIdempotencyKey(const IdempotencyKeyRecord& key) = 0;
   virtual std::uint64_t MaxIdempotencyKeys() const { return ~std::uint64_t{0}; }
   virtual void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) {}
+  // How many finished jobs of `state` `queue` holds and when the oldest of them finished, for
+  // every queue and terminal state with any (what retention has to purge). Before the jobs.
+  virtual void OnFinished(const std::string& queue, JobState state, std::uint64_t count,
+                          std::int64_t oldest_ms) {}
   // Called for every job whose stored state is not terminal, in ascending id order.
   virtual void OnLiveJob(JobRecord&& job) = 0;
 };
@@ -88,6 +92,10 @@ class Store {
   // Returns kIoError when nothing was applied (disk full, fsync failure, ...); the store stays
   // usable and consistent with its last successful commit.
   virtual Status Commit(const Batch& batch) = 0;
+
+  // What each PurgeFinished of the last successful Commit did, in batch order, and forgets it.
+  // Called by the committing thread right after Commit.
+  virtual std::vector<PurgeOutcome> TakePurgeOutcomes() = 0;
 
   // Streams the durable state to `visitor`: next id, queue configs, the newest unexpired
   // idempotency keys (expires_at_ms > now_ms, see RecoveryVisitor), then every live job in

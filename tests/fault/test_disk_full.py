@@ -150,7 +150,7 @@ def test_disk_full_makes_the_server_read_only_and_it_recovers_by_itself(tmp_path
             status, body = c.get(job_id)
             assert status == 200, (job_id, body)
             assert body["state"] == "ready", body
-        for job_id in held_ids:  # acked; a queue without retention deletes succeeded jobs
+        for job_id in held_ids:  # acked: kept as succeeded (or gone with succeeded_ms 0)
             status, body = c.get(job_id)
             assert status == 404 or body["state"] == "succeeded", body
     finally:

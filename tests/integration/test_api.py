@@ -27,9 +27,10 @@ def test_enqueue_lease_ack_round_trip(client):
     body = client.ack(job)
     assert body["state"] == "succeeded"
     assert counts(client, "emails")["active"] == 0
-    # Default retention deletes succeeded jobs with their ack.
-    status, _ = client.get(job["id"])
-    assert status == 404
+    # The default retention keeps a succeeded job (a day): it is readable after its ack.
+    status, view = client.get(job["id"])
+    assert status == 200 and view["state"] == "succeeded", view
+    assert view["finished_at"] is not None, view
 
 
 def test_batch_enqueue_reports_each_item(client):

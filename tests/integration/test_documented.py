@@ -95,13 +95,18 @@ def test_put_queue_changes_only_the_fields_present(client):
     assert q["lease_ms"] == 9000
     assert q["max_attempts"] == 5
     assert q["backoff"] == {"initial_ms": 500, "max_ms": 60000, "multiplier": 3}
-    assert q["retention"] == {"succeeded_ms": 3600000, "dead_ms": 7000, "cancelled_ms": 8000}
+    assert q["retention"] == {"succeeded_ms": 3600000, "dead_ms": 7000, "cancelled_ms": 8000,
+                              "max_succeeded": 1000000, "max_dead": 100000,
+                              "max_cancelled": 100000}
     assert q["paused"] is False
     # backoff and retention are replaced as whole objects; a missing retention member takes the
-    # server default (7 days for dead and cancelled).
-    status, q = client.call("PUT", "/v1/queues/pq", {"retention": {"dead_ms": 1000}})
+    # built-in default (24 h for succeeded, 7 days for dead and cancelled, the default caps).
+    status, q = client.call("PUT", "/v1/queues/pq", {"retention": {"dead_ms": 1000,
+                                                                   "max_dead": 5}})
     assert status == 200, q
-    assert q["retention"] == {"succeeded_ms": 0, "dead_ms": 1000, "cancelled_ms": 604800000}
+    assert q["retention"] == {"succeeded_ms": 86400000, "dead_ms": 1000,
+                              "cancelled_ms": 604800000, "max_succeeded": 1000000,
+                              "max_dead": 5, "max_cancelled": 100000}
     assert q["lease_ms"] == 9000 and q["max_attempts"] == 5
     # Pause keeps the rest; what GET shows is what PUT answered.
     status, q = client.call("POST", "/v1/queues/pq:pause")

@@ -35,8 +35,9 @@ def test_the_first_job_example_runs_as_pasted(server, tmp_path):
     # The CLI part: its enqueue made job 2, which `jobs get` and `jobs list` show as ready.
     # (curl prints no newline after a reply, so the next output may follow on its line.)
     assert re.search(r"id:\s+2$", out, re.M) and re.search(r"^state:\s+ready$", out, re.M), out
-    # As the README says next: the succeeded job is gone with its ack by default.
+    # As the README says next: the succeeded job is kept, with its result.
     c = server.client()
     status, body = c.get("1")
-    assert status == 404 and body["error"]["code"] == "not_found", body
+    assert status == 200 and body["state"] == "succeeded", body
+    assert body["result"] == {"sent": True}, body
     c.close()

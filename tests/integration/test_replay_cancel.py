@@ -49,16 +49,28 @@ def test_replay_answers_by_the_jobs_state_now(client):
     assert status == 409 and body["error"]["code"] == "invalid_state", body
     assert "ready" in body["error"]["message"], body
 
-    # The new run succeeds; the default retention deletes the row with the ack: 404, and the
-    # job never runs again.
+    # The new run succeeds; the default retention keeps the row: a replay of a succeeded job is
+    # refused, and the job never runs again.
     jobs = client.lease(["rp"], max_jobs=10)
     mine = [j for j in jobs if j["id"] == job_id]
     assert len(mine) == 1, jobs
     client.ack(mine[0])
     status, body = replay(client, job_id)
-    assert status == 404 and body["error"]["code"] == "not_found", body
-    assert client.get(job_id)[0] == 404
+    assert status == 409 and body["error"]["code"] == "invalid_state", body
+    assert "succeeded" in body["error"]["message"], body
+    assert client.get(job_id)[1]["state"] == "succeeded"
     assert all(j["id"] != job_id for j in client.lease(["rp"], max_jobs=10))
+
+    # A queue that deletes succeeded jobs with their ack: the row is gone, 404.
+    status, body = client.call("PUT", "/v1/queues/rp-drop?create=true",
+                               {"retention": {"succeeded_ms": 0}})
+    assert status == 200, body
+    dropped = dead_job(client, "rp-drop")
+    assert replay(client, dropped)[0] == 200
+    client.ack(client.lease(["rp-drop"])[0])
+    status, body = replay(client, dropped)
+    assert status == 404 and body["error"]["code"] == "not_found", body
+    assert client.get(dropped)[0] == 404
 
 
 def test_a_late_replay_never_turns_a_succeeded_job_back(client):

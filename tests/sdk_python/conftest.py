@@ -79,8 +79,8 @@ class PinnedServer(Server):
 
 @pytest.fixture
 def server(tmp_path: Any) -> Iterator[PinnedServer]:
-    # Succeeded jobs are kept for an hour (the default deletes them with their ack) so that
-    # tests can read each job's final state, attempts and result.
+    # Succeeded jobs are kept (an hour here; the default is a day) so that tests can read each
+    # job's final state, attempts and result; spelled out so the tests do not depend on it.
     s = PinnedServer(str(tmp_path / "data"), ["--retention-succeeded-ms", "3600000"]).start()
     yield s  # type: ignore[misc]
     s.stop()

@@ -90,6 +90,9 @@ TEST_F(ApiClientServerTest, PutQueueSetsEveryFieldAndOnlyTheFieldsGiven) {
   all.retention_succeeded_ms = 1'000;
   all.retention_dead_ms = 2'000;
   all.retention_cancelled_ms = 3'000;
+  all.retention_max_succeeded = 10;
+  all.retention_max_dead = 0;  // no cap
+  all.retention_max_cancelled = 30;
   // A queue that does not exist yet is created only when asked.
   Result<Queue> missing = api_->PutQueue("cfg", all);
   ASSERT_FALSE(missing.ok());
@@ -109,10 +112,13 @@ TEST_F(ApiClientServerTest, PutQueueSetsEveryFieldAndOnlyTheFieldsGiven) {
     EXPECT_EQ(q.retention.succeeded_ms, 1'000);
     EXPECT_EQ(q.retention.dead_ms, 2'000);
     EXPECT_EQ(q.retention.cancelled_ms, 3'000);
+    EXPECT_EQ(q.retention.max_succeeded, 10);
+    EXPECT_EQ(q.retention.max_dead, 0);
+    EXPECT_EQ(q.retention.max_cancelled, 30);
   }
 
   // A partial update changes only the fields given. Retention is one object on the wire,
-  // replaced whole (docs/api.md): its members not given take the server's defaults.
+  // replaced whole (docs/api.md): its members not given take the built-in defaults.
   QueueUpdate one;
   one.lease_ms = 50'000;
   one.retention_dead_ms = 9'000;
@@ -120,7 +126,9 @@ TEST_F(ApiClientServerTest, PutQueueSetsEveryFieldAndOnlyTheFieldsGiven) {
   ASSERT_TRUE(after.ok()) << after.status().ToString();
   EXPECT_EQ(after->lease_ms, 50'000);
   EXPECT_EQ(after->retention.dead_ms, 9'000);
-  EXPECT_EQ(after->retention.succeeded_ms, 0);
+  EXPECT_EQ(after->retention.succeeded_ms, 24LL * 3600 * 1000);
+  EXPECT_EQ(after->retention.max_succeeded, 1'000'000);
+  EXPECT_EQ(after->retention.max_dead, 100'000);
   EXPECT_EQ(after->retention.cancelled_ms, 7LL * 24 * 3600 * 1000);
   EXPECT_EQ(after->max_attempts, 4);
   EXPECT_EQ(after->backoff.initial_ms, 250);

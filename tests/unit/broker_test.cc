@@ -54,6 +54,7 @@ class GatedStore final : public Store {
     }
     return inner_.Commit(batch);
   }
+  std::vector<PurgeOutcome> TakePurgeOutcomes() override { return inner_.TakePurgeOutcomes(); }
   Status Recover(std::int64_t now_ms, RecoveryVisitor& v) override {
     return inner_.Recover(now_ms, v);
   }
@@ -501,10 +502,10 @@ TEST_F(BrokerWriteDurabilityTest, AckAndFailAreAnsweredOnlyAfterTheirBatchIsDura
   });
   ASSERT_TRUE(out.first[0].ok());
   ASSERT_TRUE(out.second[0].ok());
-  // The default retention deletes a succeeded row with its ack: it is gone from the store.
-  auto acked = memory_.GetJob(jobs[0].id);
-  ASSERT_TRUE(acked.ok());
-  EXPECT_FALSE(acked->has_value());
+  // The default retention keeps a succeeded job, with its result, as durable as the ack.
+  const JobRecord acked = Stored(jobs[0].id);
+  EXPECT_EQ(acked.state, JobState::kSucceeded);
+  EXPECT_EQ(acked.result, "{\"ok\":1}");
   EXPECT_EQ(Stored(jobs[1].id).state, JobState::kDead);
 }
 
@@ -648,6 +649,15 @@ class BrokerRaceTest : public BrokerWriteDurabilityTest {
 };
 
 TEST_F(BrokerRaceTest, ASecondReplayOfAJobAckedMeanwhileDoesNotRunItAgain) {
+  // A queue that deletes succeeded jobs with their ack (the kept case is the next test).
+  QueueConfigPatch drop;
+  drop.name = "r2";
+  drop.retention = Retention{};
+  drop.retention->succeeded_ms = 0;
+  std::promise<Result<QueueInfo>> qp;
+  auto qf = qp.get_future();
+  broker_->PutQueue(drop, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(qf).ok());
   const JobId id = DeadJob("r2");
   std::promise<Result<JobView>> slow;
   auto late = StartHeld<JobView>(slow, [&](auto done) { broker_->Replay(id, done); });
@@ -970,6 +980,87 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
   broker.Stop();
 }
 
+// The default retention end to end: a succeeded job is readable with its result after its ack,
+// for 24 h from its finish, then purged; a queue with a cap keeps only its newest. Virtual time.
+TEST(BrokerRetentionTest, SucceededJobsAreKeptADayByDefaultAndCapped) {
+  ManualClock clock;
+  MemoryStore store;
+  BrokerOptions o;
+  o.seed = 9;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  auto run = [&](const std::string& queue) {
+    std::promise<std::vector<Result<EnqueueOutcome>>> ep;
+    auto ef = ep.get_future();
+    broker.Enqueue({Spec(queue)}, [&](auto r) { ep.set_value(std::move(r)); });
+    const JobId id = Await(ef).at(0)->id;
+    std::promise<Result<std::vector<LeasedJob>>> lp;
+    auto lf = lp.get_future();
+    broker.Lease(LeaseRequest{{queue}, 1, 0, "w", std::nullopt},
+                 [&](auto r) { lp.set_value(std::move(r)); });
+    auto leased = Await(lf);
+    EXPECT_TRUE(leased.ok() && leased->size() == 1u);
+    std::promise<int> cp;
+    auto cf = cp.get_future();
+    broker.Complete({AckItem{id, (*leased)[0].lease.token, R"({"n":1})"}}, {}, [&](auto a, auto) {
+      EXPECT_TRUE(a.at(0).ok());
+      cp.set_value(0);
+    });
+    Await(cf);
+    return id;
+  };
+  auto stored = [&](JobId id) {
+    auto r = store.GetJob(id);
+    return r.ok() && r->has_value() ? std::optional<JobRecord>(**r) : std::nullopt;
+  };
+  auto gone_within = [&](JobId id) {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (stored(id) && std::chrono::steady_clock::now() < until) {
+      std::promise<int> p;
+      auto f = p.get_future();
+      broker.GetJob(id, [&](auto) { p.set_value(0); });  // wakes core, whose Tick purges
+      Await(f);
+      std::this_thread::sleep_for(5ms);
+    }
+    return !stored(id);
+  };
+
+  const JobId kept = run("defaults");
+  auto rec = stored(kept);
+  ASSERT_TRUE(rec.has_value()) << "kept after its ack";
+  EXPECT_EQ(rec->state, JobState::kSucceeded);
+  EXPECT_EQ(rec->result, R"({"n":1})");
+  clock.Advance(23LL * 3600 * 1000);  // sweeps run, the day has not passed
+  std::promise<int> p;
+  auto f = p.get_future();
+  broker.GetJob(kept, [&](auto) { p.set_value(0); });
+  Await(f);
+  EXPECT_TRUE(stored(kept).has_value());
+  clock.Advance(3600LL * 1000 + 61'000);  // past the day, and a sweep
+  EXPECT_TRUE(gone_within(kept));
+
+  QueueConfigPatch patch;
+  patch.name = "capped";
+  patch.retention = Retention{};
+  patch.retention->max_succeeded = 2;
+  std::promise<Result<QueueInfo>> qp;
+  auto qf = qp.get_future();
+  broker.PutQueue(patch, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(qf).ok());
+  std::vector<JobId> ids;
+  for (int i = 0; i < 5; ++i) {
+    clock.Advance(10);  // distinct finish times
+    ids.push_back(run("capped"));
+  }
+  // No time passes: the cap alone trims, from the commits that follow.
+  EXPECT_TRUE(gone_within(ids[0]));
+  EXPECT_TRUE(gone_within(ids[1]));
+  EXPECT_TRUE(gone_within(ids[2]));
+  EXPECT_TRUE(stored(ids[3]).has_value());
+  EXPECT_TRUE(stored(ids[4]).has_value());
+  broker.Stop();
+}
+
 // Idempotency keys live in the store with a bounded cache in core. With a cache of one key, a
 // duplicate of an evicted key is answered from the store (same job), and two enqueues with a
 // key that missed the cache, in one batch or in two concurrent requests, create one job.
@@ -1106,7 +1197,7 @@ TEST(BrokerIdempotencyTest, ADuplicateOfAPurgedJobAnswersItsFinalState) {
   }
   // Retention purges the cancelled job.
   Batch purge;
-  purge.mutations.push_back(PurgeFinished{"", JobState::kCancelled, clock.NowMs() + 1000});
+  purge.mutations.push_back(PurgeFinished{"q", JobState::kCancelled, clock.NowMs() + 1000});
   ASSERT_TRUE(memory.Commit(purge).ok());
   ASSERT_FALSE(memory.GetJob(id)->has_value());
 

@@ -198,6 +198,7 @@ class DurableRun {
     Batch b = sched_->SealBatch();
     Status s = store_->Commit(b);
     ASSERT_TRUE(s.ok()) << s.ToString();
+    sched_->OnPurged(store_->TakePurgeOutcomes());
     sched_->OnCommitted(b.seq);
     Log("commit " + std::to_string(b.seq) + " (" + std::to_string(b.mutations.size()) +
         " mutations)");

@@ -52,6 +52,7 @@ class LeaseDurabilityTest : public ::testing::Test {
   Batch Commit() {
     Batch b = sched_->SealBatch();
     EXPECT_TRUE(store_.Commit(b).ok());
+    sched_->OnPurged(store_.TakePurgeOutcomes());
     sched_->OnCommitted(b.seq);
     return b;
   }

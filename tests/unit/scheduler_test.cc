@@ -706,7 +706,8 @@ TEST_F(SchedulerTest, AckIsIdempotentOnlyWhileTheJobIsInMemory) {
   EXPECT_EQ(sched_->Fail(id, l.lease.token, FailSpec{}).status().code(), Code::kStaleLease);
 
   Batch b = Commit();
-  EXPECT_EQ(MutationsOf<DeleteJob>(b).size(), 1u);
+  // Kept by the default retention: the ack rewrites the row as succeeded.
+  EXPECT_EQ(MutationsOf<UpdateJob>(b).size(), 1u);
   EXPECT_FALSE(sched_->IsLive(id));
   EXPECT_EQ(sched_->Ack(id, l.lease.token, "").status().code(), Code::kStaleLease);
 }
@@ -1149,6 +1150,9 @@ TEST_F(SchedulerTest, AckWinsOverARequestedCancel) {
 // --- Retention -------------------------------------------------------------------------------
 
 TEST_F(SchedulerTest, SucceededJobIsDeletedWhenRetentionIsZero) {
+  SchedulerOptions o;
+  o.default_retention.succeeded_ms = 0;  // delete-on-ack, server-wide
+  Reset(o);
   const JobId id = EnqueueCommitted(Spec());
   LeasedJob l = LeaseOne();
   ASSERT_RESULT_OK(sched_->Ack(id, l.lease.token, R"({"ok":1})"));
@@ -1157,13 +1161,10 @@ TEST_F(SchedulerTest, SucceededJobIsDeletedWhenRetentionIsZero) {
   ASSERT_EQ(del.size(), 1u);
   EXPECT_EQ(del[0].id, id);
   EXPECT_TRUE(MutationsOf<UpdateJob>(b).empty());
+  EXPECT_EQ(sched_->retention().queues(), 0u) << "nothing kept, nothing to purge";
 }
 
-TEST_F(SchedulerTest, SucceededJobIsKeptWithResultWhenRetained) {
-  QueueConfigPatch p;
-  p.name = "q";
-  p.retention = Retention{3'600'000, 1000, 1000};
-  ASSERT_RESULT_OK(sched_->PutQueue(p));
+TEST_F(SchedulerTest, SucceededJobIsKeptWithResultByDefault) {
   const JobId id = EnqueueCommitted(Spec());
   LeasedJob l = LeaseOne();
   clock_.Advance(250);
@@ -1176,28 +1177,105 @@ TEST_F(SchedulerTest, SucceededJobIsKeptWithResultWhenRetained) {
   EXPECT_EQ(up[0].job.finished_at_ms, kStart + 250);
   EXPECT_EQ(up[0].job.result, R"({"ok":1})");
   EXPECT_EQ(up[0].job.attempts, 1);
+  EXPECT_EQ(sched_->retention().Count("q", JobState::kSucceeded), 1u);
 }
 
-TEST_F(SchedulerTest, SweepPurgesEachTerminalStateByItsRetention) {
+TEST_F(SchedulerTest, AQueueCanStillDeleteSucceededJobsWithTheirAck) {
+  QueueConfigPatch p;
+  p.name = "q";
+  p.retention = Retention{};
+  p.retention->succeeded_ms = 0;
+  ASSERT_RESULT_OK(sched_->PutQueue(p));
+  const JobId id = EnqueueCommitted(Spec());
+  ASSERT_RESULT_OK(sched_->Ack(id, LeaseOne().lease.token, ""));
+  Batch b = Commit();
+  EXPECT_EQ(MutationsOf<DeleteJob>(b).size(), 1u);
+  EXPECT_TRUE(MutationsOf<UpdateJob>(b).empty());
+}
+
+TEST_F(SchedulerTest, TheSweepPurgesOnlyQueuesHoldingFinishedJobsPastTheirWindow) {
   QueueConfigPatch p;
   p.name = "q";
   p.retention = Retention{1000, 2000, 3000};
   ASSERT_RESULT_OK(sched_->PutQueue(p));
+  p.name = "idle";  // configured, but holds no finished job: costs no purge
+  ASSERT_RESULT_OK(sched_->PutQueue(p));
   Commit();
+  const JobId ok = EnqueueCommitted(Spec());
+  ASSERT_RESULT_OK(sched_->Ack(ok, LeaseOne().lease.token, ""));
+  const JobId dead = EnqueueCommitted(Spec());
+  FailSpec f;
+  f.retryable = false;
+  ASSERT_RESULT_OK(sched_->Fail(dead, LeaseOne().lease.token, f));
+  Commit();
+  const std::int64_t finished = clock_.NowMs();
   AdvanceAndTick(options_.retention_sweep_interval_ms);
   Batch b = Commit();
-  std::vector<PurgeFinished> purges;
-  for (const auto& pf : MutationsOf<PurgeFinished>(b)) {
-    if (pf.queue == "q") purges.push_back(pf);
-  }
-  ASSERT_EQ(purges.size(), 3u);
+  auto purges = MutationsOf<PurgeFinished>(b);
+  ASSERT_EQ(purges.size(), 2u) << "succeeded and dead of q; nothing of idle, nothing cancelled";
   const std::int64_t now = clock_.NowMs();
   for (const auto& pf : purges) {
-    const std::int64_t keep = pf.state == JobState::kSucceeded ? 1000
-                              : pf.state == JobState::kDead    ? 2000
-                                                               : 3000;
-    EXPECT_EQ(pf.before_ms, now - keep);
+    EXPECT_EQ(pf.queue, "q");
+    EXPECT_EQ(pf.before_ms, now - (pf.state == JobState::kSucceeded ? 1000 : 2000));
+    EXPECT_EQ(pf.limit, options_.retention_purge_chunk - (pf.state == JobState::kSucceeded ? 0 : 1))
+        << "one chunk for the batch";
+    EXPECT_LT(pf.before_ms, now);
+    EXPECT_GE(now - finished, 2000);
   }
+  // Until the store reports, nothing is planned again.
+  AdvanceAndTick(options_.retention_sweep_interval_ms);
+  EXPECT_TRUE(MutationsOf<PurgeFinished>(Commit()).empty());
+}
+
+TEST_F(SchedulerTest, APurgeBacklogDrainsInBoundedChunksUntilTheStoreReportsItDone) {
+  SchedulerOptions o;
+  o.retention_purge_chunk = 100;
+  o.default_retention.succeeded_ms = 1000;
+  Reset(o);
+  sched_->LoadFinished("q", JobState::kSucceeded, 250, kStart - 5000);  // a backlog at startup
+  AdvanceAndTick(o.retention_sweep_interval_ms);
+  std::uint64_t left = 250;
+  int chunks = 0;
+  for (; chunks < 10 && left > 0; ++chunks) {
+    Batch b = Commit();
+    auto purges = MutationsOf<PurgeFinished>(b);
+    ASSERT_EQ(purges.size(), 1u) << chunks;
+    EXPECT_EQ(purges[0].limit, 100u) << "bounded per commit";
+    const std::uint64_t n = std::min<std::uint64_t>(left, purges[0].limit);
+    left -= n;
+    sched_->OnPurged(
+        {PurgeOutcome{"q", JobState::kSucceeded, n, left, left > 0 ? kStart - 5000 : INT64_MAX}});
+    if (left == 0) break;
+    // The next chunk waits for the short purge interval, not for the next sweep.
+    EXPECT_LE(sched_->NextDeadlineInMs(), o.retention_purge_interval_ms);
+    AdvanceAndTick(o.retention_purge_interval_ms);
+  }
+  EXPECT_EQ(chunks, 2) << "250 rows in chunks of 100, 100, 50";
+  EXPECT_FALSE(sched_->retention().has_due());
+  EXPECT_EQ(sched_->NextDeadlineInMs(),
+            o.retention_sweep_interval_ms - o.retention_purge_interval_ms * 2)
+      << "no work: back to the sweep interval, no cost";
+}
+
+TEST_F(SchedulerTest, AQueueOverItsCapIsTrimmedFromTheNextBatchOn) {
+  QueueConfigPatch p;
+  p.name = "q";
+  p.retention = Retention{};
+  p.retention->max_succeeded = 2;
+  ASSERT_RESULT_OK(sched_->PutQueue(p));
+  Commit();
+  for (int i = 0; i < 3; ++i) {
+    const JobId id = EnqueueCommitted(Spec());
+    ASSERT_RESULT_OK(sched_->Ack(id, LeaseOne().lease.token, ""));
+  }
+  // The batch of the third ack keeps pace: it carries the trim, no sweep needed.
+  Batch b = Commit();
+  auto purges = MutationsOf<PurgeFinished>(b);
+  ASSERT_EQ(purges.size(), 1u);
+  EXPECT_EQ(purges[0].queue, "q");
+  EXPECT_EQ(purges[0].state, JobState::kSucceeded);
+  EXPECT_EQ(purges[0].max_kept, 2u);
+  EXPECT_EQ(purges[0].limit, 2u * 1 + 16) << "twice the jobs the batch keeps, plus slack";
 }
 
 // --- Replay ----------------------------------------------------------------------------------
@@ -1331,6 +1409,9 @@ TEST_F(SchedulerTest, ReplayReadThatCrossedARunOfTheJobIsReadAgain) {
 // Regression (issue 7, item 2): a replay whose read raced a retention purge was answered 200,
 // and its UpdateJob (a no-op on a missing row) was never stored.
 TEST_F(SchedulerTest, ReplayReadThatCrossedARetentionPurgeIsReadAgainOnceThePurgeIsDurable) {
+  SchedulerOptions o;
+  o.default_retention.dead_ms = 1000;  // so the sweep below purges the dead job
+  Reset(o);
   const JobId id = Enqueue(Spec());
   Batch inserted = Commit();
   FailSpec f;

@@ -59,6 +59,12 @@ struct Recovered : RecoveryVisitor {
   void OnQueue(const QueueConfig& c) override { queues.push_back(c); }
   void OnIdempotencyKey(const IdempotencyKeyRecord& k) override { keys.push_back(k); }
   void OnLiveJob(JobRecord&& j) override { jobs.push_back(std::move(j)); }
+  // (queue, state) -> (count, oldest finish)
+  std::map<std::pair<std::string, JobState>, std::pair<std::uint64_t, std::int64_t>> finished;
+  void OnFinished(const std::string& queue, JobState state, std::uint64_t count,
+                  std::int64_t oldest_ms) override {
+    finished[{queue, state}] = {count, oldest_ms};
+  }
 
   std::vector<JobId> JobIds() const {
     std::vector<JobId> ids;
@@ -427,6 +433,147 @@ TYPED_TEST(StoreTest, PurgeFinishedDeletesOnlyMatchingTerminalJobs) {
   EXPECT_EQ(RecoverAll(s).next_id, 8u);
 }
 
+// Retention's purge (store/batch.h): the oldest-finished rows first, first those over the cap,
+// then those past the window, never more than its limit, and one outcome each saying what is
+// left, so core knows whether to come back.
+TYPED_TEST(StoreTest, PurgeFinishedTakesTheOldestFirstWithinItsLimitAndReportsWhatIsLeft) {
+  Store& s = this->store();
+  ASSERT_OK(s.Commit(Inserts({
+      SmallJob(1, "a", JobState::kSucceeded, 30),
+      SmallJob(2, "a", JobState::kSucceeded, 10),  // ids and finish times in different orders
+      SmallJob(3, "a", JobState::kSucceeded, 50), SmallJob(4, "a", JobState::kSucceeded, 20),
+      SmallJob(5, "a", JobState::kSucceeded, 40),
+      SmallJob(6, "a", JobState::kDead, 5),       // dead letters: another state
+      SmallJob(7, "b", JobState::kSucceeded, 1),  // another queue
+      SmallJob(8, "a", JobState::kReady, 0),      // live
+  })));
+  EXPECT_TRUE(s.TakePurgeOutcomes().empty()) << "no purge, no outcome";
+  StoreListQuery all;
+  auto purge = [&](PurgeFinished p) {
+    Batch b;
+    b.mutations.push_back(std::move(p));
+    EXPECT_TRUE(s.Commit(b).ok());
+    auto out = s.TakePurgeOutcomes();
+    EXPECT_EQ(out.size(), 1u);
+    EXPECT_TRUE(s.TakePurgeOutcomes().empty()) << "taken once";
+    return out.empty() ? PurgeOutcome{} : out[0];
+  };
+  // Past the window (finished at or before 35), at most 2: the two oldest, 10 and 20.
+  PurgeOutcome o = purge(PurgeFinished{"a", JobState::kSucceeded, 35, 0, 2});
+  EXPECT_EQ(o.queue, "a");
+  EXPECT_EQ(o.state, JobState::kSucceeded);
+  EXPECT_EQ(o.deleted, 2u);
+  EXPECT_EQ(o.remaining, 3u);
+  EXPECT_EQ(o.oldest_ms, 30);
+  EXPECT_EQ(ListIds(s, all), std::vector<JobId>({1, 3, 5, 6, 7, 8}));
+  // The rest past the window: only 30.
+  o = purge(PurgeFinished{"a", JobState::kSucceeded, 35, 0, 1000});
+  EXPECT_EQ(o.deleted, 1u);
+  EXPECT_EQ(o.remaining, 2u);
+  EXPECT_EQ(o.oldest_ms, 40);
+  // Over a cap of 1, whatever the window: the oldest (40) goes.
+  o = purge(PurgeFinished{"a", JobState::kSucceeded, 0, 1, 1000});
+  EXPECT_EQ(o.deleted, 1u);
+  EXPECT_EQ(o.remaining, 1u);
+  EXPECT_EQ(o.oldest_ms, 50);
+  EXPECT_EQ(ListIds(s, all), std::vector<JobId>({3, 6, 7, 8}));
+  // Within cap and window: nothing, and the dead letter was never touched.
+  o = purge(PurgeFinished{"a", JobState::kDead, 0, 5, 1000});
+  EXPECT_EQ(o.deleted, 0u);
+  EXPECT_EQ(o.remaining, 1u);
+  EXPECT_EQ(o.oldest_ms, 5);
+  // Everything: none left.
+  o = purge(PurgeFinished{"a", JobState::kSucceeded, 1000, 0, 0});
+  EXPECT_EQ(o.deleted, 1u);
+  EXPECT_EQ(o.remaining, 0u);
+  EXPECT_EQ(o.oldest_ms, INT64_MAX);
+  EXPECT_EQ(ListIds(s, all), std::vector<JobId>({6, 7, 8}));
+  // The counts followed.
+  FinishedCountQuery qa;
+  qa.queue = "a";
+  auto counts = s.CountFinished(qa);
+  ASSERT_TRUE(counts.ok());
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].state, JobState::kDead);
+  // A failed batch reports nothing.
+  Batch failed;
+  failed.mutations.push_back(PurgeFinished{"b", JobState::kSucceeded, 1000, 0, 0});
+  failed.mutations.push_back(InsertJob{SmallJob(6)});  // duplicate id: the batch fails
+  EXPECT_FALSE(s.Commit(failed).ok());
+  EXPECT_TRUE(s.TakePurgeOutcomes().empty());
+  EXPECT_EQ(ListIds(s, all), std::vector<JobId>({6, 7, 8}));
+}
+
+// An acks batch of kept jobs is written in multi-row chunks by SqliteStore: the result must be
+// exactly what one UpdateJob after another gives, leases removed, terminal or missing rows
+// handled by the counted path, finished counts right.
+TYPED_TEST(StoreTest, ARunOfFinishesIsAppliedLikeOneUpdateAfterAnother) {
+  Store& s = this->store();
+  std::vector<JobRecord> live;
+  for (JobId id = 1; id <= 40; ++id) {
+    JobRecord j = SmallJob(id, id % 2 ? "a" : "b", id == 7 ? JobState::kDead : JobState::kActive,
+                           id == 7 ? 5 : 0);
+    j.payload = "{\"n\":" + std::to_string(id) + "}";
+    if (j.state == JobState::kActive) {
+      j.lease_token = 100 + id;
+      j.lease_expires_at_ms = 9'000;
+      j.worker_id = "w";
+      j.attempts = 1;
+    }
+    live.push_back(j);
+  }
+  ASSERT_OK(s.Commit(Inserts(live)));
+  Batch acks;
+  std::vector<JobRecord> want;
+  for (JobId id = 1; id <= 41; ++id) {  // 41 is missing: a no-op
+    JobRecord j = id <= 40 ? live[id - 1] : SmallJob(41);
+    j.state = id % 5 == 0 ? JobState::kDead : JobState::kSucceeded;
+    j.finished_at_ms = 1000 + static_cast<std::int64_t>(id);
+    j.updated_at_ms = j.finished_at_ms;
+    j.result = j.state == JobState::kSucceeded ? "{\"r\":" + std::to_string(id) + "}" : "";
+    if (id % 3 == 0) j.errors = {{1, "E", "boom " + std::to_string(id), 900}};
+    j.lease_token = 0;
+    j.lease_expires_at_ms = 0;
+    j.worker_id.clear();
+    acks.mutations.push_back(UpdateJob{j});
+    if (id <= 40) want.push_back(j);
+  }
+  ASSERT_OK(s.Commit(acks));
+  for (const JobRecord& j : want) {
+    auto got = Get(s, j.id);
+    ASSERT_TRUE(got.has_value()) << j.id;
+    EXPECT_EQ(*got, j) << j.id;
+  }
+  EXPECT_FALSE(Get(s, 41).has_value());
+  EXPECT_TRUE(RecoverAll(s).jobs.empty()) << "no live job, no lease left";
+  std::map<std::pair<std::string, JobState>, std::uint64_t> counts;
+  for (const JobRecord& j : want) ++counts[{j.queue, j.state}];
+  auto got = s.CountFinished(FinishedCountQuery{});
+  ASSERT_TRUE(got.ok());
+  std::map<std::pair<std::string, JobState>, std::uint64_t> stored;
+  for (const FinishedCount& c : *got) stored[{c.queue, c.state}] = c.count;
+  EXPECT_EQ(stored, counts);
+}
+
+TYPED_TEST(StoreTest, RecoveryReportsWhatRetentionHasToPurge) {
+  Store& s = this->store();
+  ASSERT_OK(s.Commit(Inserts({
+      SmallJob(1, "a", JobState::kSucceeded, 30),
+      SmallJob(2, "a", JobState::kSucceeded, 10),
+      SmallJob(3, "a", JobState::kCancelled, 7),
+      SmallJob(4, "b", JobState::kDead, 3),
+      SmallJob(5, "b", JobState::kReady, 0),
+  })));
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  using Key = std::pair<std::string, JobState>;
+  std::map<Key, std::pair<std::uint64_t, std::int64_t>> want = {
+      {{"a", JobState::kSucceeded}, {2, 10}},
+      {{"a", JobState::kCancelled}, {1, 7}},
+      {{"b", JobState::kDead}, {1, 3}}};
+  EXPECT_EQ(r.finished, want);
+}
+
 TYPED_TEST(StoreTest, ExpireIdempotencyKeysDeletesAtOrBeforeCutoff) {
   Store& s = this->store();
   Batch b;
@@ -793,7 +940,11 @@ constexpr char kUndoFormat5[] =
     // Execution timeout.
     "ALTER TABLE jobs DROP COLUMN timeout_ms;"
     "ALTER TABLE queues DROP COLUMN timeout_ms;"
-    "ALTER TABLE leases DROP COLUMN deadline_at_ms;";
+    "ALTER TABLE leases DROP COLUMN deadline_at_ms;"
+    // Retention caps.
+    "ALTER TABLE queues DROP COLUMN retention_max_succeeded;"
+    "ALTER TABLE queues DROP COLUMN retention_max_dead;"
+    "ALTER TABLE queues DROP COLUMN retention_max_cancelled;";
 
 // Runs SQL on the file through a separate raw connection, as an operator's shell would.
 void RawExec(const std::string& path, const std::string& sql) {
@@ -1642,9 +1793,12 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
   ASSERT_TRUE(ack.ok()) << ack.status().ToString();
   Batch b = sched.SealBatch();
   ASSERT_OK((*s)->Commit(b));
-  EXPECT_EQ(Get(**s, 1), std::nullopt);
+  auto acked = Get(**s, 1);
+  ASSERT_TRUE(acked.has_value()) << "kept by the default retention";
+  EXPECT_EQ(acked->state, JobState::kSucceeded);
+  EXPECT_EQ(acked->lease_token, 0u);
   EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases WHERE id = 1"), 0)
-      << "the ack removes the lease row with the job";
+      << "the ack removes the lease row in the job's commit";
 }
 
 // Format 4 -> 5 (execution timeout): a format-4 file (jobs, a configured queue and a lease, as
@@ -1820,14 +1974,16 @@ TEST(FinishedCountsTest, SqliteCountsFollowEveryCommitLikeAFullScan) {
         b.mutations.push_back(DeleteJob{it->first});
         after.erase(it);
       } else {
-        // A purge of one queue, or of every unconfigured queue (none is configured here).
+        // A retention purge: a window, sometimes a cap, sometimes a limit. Which rows it takes
+        // is the stores' business (compared below through their outcomes and counts); the
+        // model forgets the ids it may have taken, so later mutations pick live ones.
         const JobState s = static_cast<JobState>(3 + rnd(3));
-        const std::string q = rnd(2) ? queues[rnd(queues.size())] : "";
+        const std::string q = queues[rnd(queues.size())];
         const std::int64_t before = static_cast<std::int64_t>(rnd(100));
-        b.mutations.push_back(PurgeFinished{q, s, before});
+        b.mutations.push_back(
+            PurgeFinished{q, s, before, rnd(2) ? rnd(4) : 0, rnd(2) ? rnd(5) : 0});
         for (auto jt = after.begin(); jt != after.end();) {
-          const JobRecord& j = jt->second;
-          if (j.state == s && (q.empty() || j.queue == q) && j.finished_at_ms <= before) {
+          if (jt->second.state == s && jt->second.queue == q) {
             jt = after.erase(jt);
           } else {
             ++jt;
@@ -1845,6 +2001,15 @@ TEST(FinishedCountsTest, SqliteCountsFollowEveryCommitLikeAFullScan) {
     } else {
       ASSERT_OK(sql->Commit(b));
       ASSERT_OK(mem.Commit(b));
+      const auto a = sql->TakePurgeOutcomes();
+      const auto m = mem.TakePurgeOutcomes();
+      ASSERT_EQ(a.size(), m.size());
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].queue, m[i].queue);
+        EXPECT_EQ(a[i].deleted, m[i].deleted) << a[i].queue;
+        EXPECT_EQ(a[i].remaining, m[i].remaining) << a[i].queue;
+        EXPECT_EQ(a[i].oldest_ms, m[i].oldest_ms) << a[i].queue;
+      }
       jobs = std::move(after);
     }
     if (step % 50 == 0) check("during the run");
@@ -1886,6 +2051,185 @@ TEST(FinishedCountsTest, ARangeDeleteOverFinishedRowsIsCounted) {
   EXPECT_EQ(left[0].state, JobState::kDead);
   EXPECT_EQ(left[0].count, 1u);
   EXPECT_EQ(RecoverAll(s).jobs.size(), 0u);  // the live ones went too
+}
+
+// --- Retention (format 5) ----------------------------------------------------------------------
+
+std::vector<std::string> PlanOf(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* s = nullptr;
+  std::vector<std::string> details;
+  const std::string explain = "EXPLAIN QUERY PLAN " + sql;
+  EXPECT_EQ(sqlite3_prepare_v2(db, explain.c_str(), -1, &s, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  while (s != nullptr && sqlite3_step(s) == SQLITE_ROW) {
+    details.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 3)));
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return details;
+}
+
+// A purge never scans the finished rows: each statement reads the finish index by its
+// (state, queue) prefix and deletes rows by id. Checked on a file holding many finished rows of
+// several queues and states, after ANALYZE, so the planner has every reason to prefer a scan if
+// it could.
+TEST(SqliteStoreTest, RetentionStatementsUseTheFinishIndex) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    std::vector<JobRecord> rows;
+    for (JobId id = 1; id <= 3000; ++id) {
+      rows.push_back(SmallJob(id, id % 3 == 0 ? "a" : "b", static_cast<JobState>(3 + id % 3),
+                              static_cast<std::int64_t>(id)));
+    }
+    ASSERT_OK((*s)->Commit(Inserts(std::move(rows))));
+  }
+  RawExec(path, "ANALYZE;");
+  for (const char* sql : {kPurgeOldestSql, kPurgeBeforeSql, kOldestFinishSql}) {
+    SCOPED_TRACE(sql);
+    const std::vector<std::string> plan = PlanOf(path, sql);
+    ASSERT_FALSE(plan.empty());
+    bool by_finish_index = false;
+    for (const std::string& d : plan) {
+      EXPECT_NE(d.rfind("SCAN", 0), 0u) << "a scan: " << d;
+      EXPECT_EQ(d.find("TEMP B-TREE"), std::string::npos) << "a sort: " << d;
+      if (d.find("jobs_terminal_by_finish (state=? AND queue=?") != std::string::npos) {
+        by_finish_index = true;
+      }
+    }
+    EXPECT_TRUE(by_finish_index) << "plan: " << ::testing::PrintToString(plan);
+  }
+  // The deletes find each row by its id.
+  for (const char* sql : {kPurgeOldestSql, kPurgeBeforeSql}) {
+    bool by_id = false;
+    for (const std::string& d : PlanOf(path, sql)) {
+      if (d.find("INTEGER PRIMARY KEY (rowid=?)") != std::string::npos) by_id = true;
+    }
+    EXPECT_TRUE(by_id) << sql;
+  }
+}
+
+// Format 4 -> 5: the jobs stay as they were, and configured queues gain the retention caps
+// (the built-in defaults) while keeping the windows they were stored with.
+TEST(SqliteStoreTest, MigratesFormat4QueuesToRetentionCaps) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  QueueConfig old = Queue("orders");
+  old.retention.succeeded_ms = 0;  // what format 4 stored as its default: delete-on-ack
+  old.retention.dead_ms = 1234;
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    Batch b =
+        Inserts({FullJob(1, "orders", JobState::kReady), FullJob(2, "orders", JobState::kSucceeded),
+                 SmallJob(3, "x", JobState::kDead, 9)});
+    b.mutations.push_back(PutQueue{old});
+    ASSERT_OK((*s)->Commit(b));
+  }
+  RawExec(path,
+          std::string(kUndoFormat5) + "UPDATE meta SET value = 4 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 4);
+  ASSERT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM pragma_table_info('queues') "
+                        "WHERE name LIKE 'retention_max_%'"),
+            0);
+
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
+  // Every job as it was (format 4 had no execution timeout: the undo above dropped it).
+  JobRecord one = FullJob(1, "orders", JobState::kReady);
+  JobRecord two = FullJob(2, "orders", JobState::kSucceeded);
+  one.timeout_ms = two.timeout_ms = 0;
+  EXPECT_EQ(Get(**s, 1), one);
+  EXPECT_EQ(Get(**s, 2), two);
+  EXPECT_EQ(Get(**s, 3), SmallJob(3, "x", JobState::kDead, 9));
+  Recovered r = RecoverAll(**s);
+  ASSERT_EQ(r.queues.size(), 1u);
+  QueueConfig want = old;
+  want.retention.max_succeeded = 1'000'000;
+  want.retention.max_dead = 100'000;
+  want.retention.max_cancelled = 100'000;
+  EXPECT_EQ(r.queues[0], want);
+  EXPECT_EQ(r.queues[0].retention.succeeded_ms, 0) << "a stored window is kept";
+  EXPECT_EQ(r.JobIds(), std::vector<JobId>({1}));
+  EXPECT_EQ(r.finished.size(), 2u);
+  // A cap written now round-trips.
+  QueueConfig capped = Queue("orders");
+  capped.retention.max_succeeded = 0;
+  capped.retention.max_cancelled = 7;
+  Batch b;
+  b.mutations.push_back(PutQueue{capped});
+  ASSERT_OK((*s)->Commit(b));
+  r = RecoverAll(**s);
+  ASSERT_EQ(r.queues.size(), 1u);
+  EXPECT_EQ(r.queues[0], capped);
+}
+
+// Not a test: the cost of purging a large backlog, chunk by chunk, through the store alone.
+// 1,000,000 succeeded rows past their window (payload ~100 bytes) in one queue, then chunks of
+// YM_PURGE_CHUNK (default 2000) rows until none is left; prints the time per chunk commit.
+//   YM_BENCH_DIR=/tmp ym_unit_tests --gtest_also_run_disabled_tests
+//     --gtest_filter='*DISABLED_PurgeOfALargeBacklog*'
+TEST(SqliteStoreTest, DISABLED_PurgeOfALargeBacklog) {
+  const char* where = std::getenv("YM_BENCH_DIR");
+  const std::string base = where != nullptr ? where : fs::temp_directory_path().string();
+  const char* chunk_env = std::getenv("YM_PURGE_CHUNK");
+  const std::uint64_t chunk = chunk_env != nullptr ? std::strtoull(chunk_env, nullptr, 10) : 2000;
+  const std::string path = base + "/ym_purge_cost_" + std::to_string(getpid()) + ".db";
+  constexpr JobId kRows = 1'000'000;
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    JobRecord proto = SmallJob(1, "bench", JobState::kSucceeded);
+    proto.payload = R"({"user_id":123456,"template":"welcome","locale":"en","pad":"xxxxxxxx"})";
+    proto.result = R"({"sent":true,"message_id":"0123456789abcdef"})";
+    for (JobId first = 1; first <= kRows; first += 10'000) {
+      Batch b;
+      for (JobId id = first; id < first + 10'000; ++id) {
+        proto.id = id;
+        proto.finished_at_ms = 1'700'000'000'000 + static_cast<std::int64_t>(id);
+        b.mutations.emplace_back(InsertJob{proto});
+      }
+      ASSERT_OK((*s)->Commit(b));
+    }
+  }
+  auto s = OpenAt(path);  // reopened: the counts are loaded like at a restart
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::vector<double> ms;
+  std::uint64_t left = kRows;
+  while (left > 0) {
+    Batch b;
+    b.mutations.push_back(
+        PurgeFinished{"bench", JobState::kSucceeded, 1'800'000'000'000, 0, chunk});
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_OK((*s)->Commit(b));
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    auto out = (*s)->TakePurgeOutcomes();
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_GT(out[0].deleted, 0u);
+    left = out[0].remaining;
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  double total = 0;
+  for (double m : ms) total += m;
+  std::printf(
+      "purge of %llu rows in %zu chunks of %llu: total %.0f ms, per chunk p50 %.1f ms, "
+      "p99 %.1f ms, max %.1f ms, first %.1f ms, last %.1f ms\n",
+      static_cast<unsigned long long>(kRows), ms.size(), static_cast<unsigned long long>(chunk),
+      total, sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100], sorted.back(), ms.front(),
+      ms.back());
+  s->reset();
+  fs::remove(path);
+  fs::remove(path + "-wal");
+  fs::remove(path + "-shm");
 }
 
 }  // namespace
