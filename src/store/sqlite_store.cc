@@ -283,36 +283,33 @@ Status MigrateTo4(sqlite3* db) {
 Status MigrateTo5(sqlite3* db) {
   // --- Search (GET /v1/jobs filters; docs/storage-format.md "Format 5", "Search") ---
   // Indexes over terminal rows only (partial, `state >= 3`), each ordered by id within its key,
-  // so a filtered page of finished jobs reads a bounded run of one index. Live rows never enter
+  // so a filtered page of finished jobs reads a bounded run of one index (the trailing `state`
+  // lets the count of candidates read the index alone). Live rows never enter
   // them: enqueue, lease and delete-on-ack pay nothing; a job that finishes and is kept pays one
   // entry in each, and so does its purge.
-  // job_tags holds one row per (tag, job) of every job that has tags, live or finished. Triggers
-  // keep it in step with `jobs` in the same transaction, whichever statement inserts or deletes
-  // the job row (enqueue, ack, purge, retention, bulk delete): no delete path can forget it.
-  // Jobs without tags (tags IS NULL) skip the triggers' bodies. The store never rewrites a
-  // job's tags (UpdateJob leaves the column alone), so no UPDATE trigger is needed; a row
-  // whose tags text is not valid JSON (damaged by hand) is skipped rather than failing the
-  // commit that inserts or deletes it.
+  // job_tags holds one row per (job, tag) of every job that has tags, live or finished, keyed
+  // by job so the rows of one job go together, and indexed by (tag, id) for the search. The
+  // store writes them with the job row (ApplyInsert; tags never change afterwards) and a trigger
+  // deletes them with it in the same transaction, whichever statement deletes the job row
+  // (ack, purge, retention, bulk delete): no delete path can forget them. Jobs without tags
+  // (tags IS NULL, almost all) skip the trigger's body. The trigger calls no function, as
+  // `trusted_schema = OFF` requires.
   return Exec(db,
               "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_kind ON jobs (kind, id) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_ns ON jobs (ns, id) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_kind ON jobs (kind, id, state) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_ns ON jobs (ns, id, state) WHERE state >= 3;"
               "CREATE TABLE job_tags ("
-              "  tag TEXT    NOT NULL,"
               "  id  INTEGER NOT NULL,"
-              "  PRIMARY KEY (tag, id)"
+              "  tag TEXT    NOT NULL,"
+              "  PRIMARY KEY (id, tag)"
               ") WITHOUT ROWID;"
-              "CREATE TRIGGER job_tags_insert AFTER INSERT ON jobs "
-              "WHEN new.tags IS NOT NULL AND json_valid(new.tags) "
-              "BEGIN INSERT OR IGNORE INTO job_tags (tag, id) "
-              "SELECT value, new.id FROM json_each(new.tags); END;"
-              "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs "
-              "WHEN old.tags IS NOT NULL AND json_valid(old.tags) "
-              "BEGIN DELETE FROM job_tags WHERE id = old.id AND tag IN "
-              "(SELECT value FROM json_each(old.tags)); END;"
-              "INSERT OR IGNORE INTO job_tags (tag, id) SELECT t.value, jobs.id "
+              "CREATE INDEX job_tags_by_tag ON job_tags (tag, id);"
+              "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs WHEN old.tags IS NOT NULL "
+              "BEGIN DELETE FROM job_tags WHERE id = old.id; END;"
+              "INSERT OR IGNORE INTO job_tags (id, tag) SELECT jobs.id, t.value "
               "FROM jobs, json_each(jobs.tags) AS t "
-              "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags);",
+              "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags) AND json_type(jobs.tags) = "
+              "'array' AND t.type = 'text';",
               "migrate to format 5 (search indexes)");
   // --- end Search ---
 }
@@ -667,6 +664,7 @@ SqliteStore::~SqliteStore() {
                           commit_,
                           rollback_,
                           insert_job_,
+                          insert_tag_,
                           update_job_,
                           update_job_any_,
                           job_state_,
@@ -816,6 +814,8 @@ Status SqliteStore::PrepareWriterStatements() {
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       {&insert_job_, insert_sql},
+      // The job's tags for the search (job_tags, format 5); a duplicate tag is one row.
+      {&insert_tag_, "INSERT OR IGNORE INTO job_tags (id, tag) VALUES (?1, ?2)"},
       // Finished counts (finished_counts.h): the common UpdateJob and DeleteJob touch a live row,
       // so they are guarded by `state < 3`, which costs nothing (the row is read anyway) and
       // tells by sqlite3_changes() whether a terminal row needs the slower, counted path.
@@ -967,6 +967,16 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
     return IoError("bind insert of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
   }
   YM_RETURN_IF_ERROR(StepDone(writer_, s, "insert job", static_cast<std::int64_t>(j.id)));
+  for (const std::string& tag : j.tags) {
+    rc = sqlite3_bind_int64(insert_tag_, 1, static_cast<std::int64_t>(j.id));
+    rc |= BindText(insert_tag_, 2, tag);
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(insert_tag_);
+      return IoError("bind tag of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
+    }
+    YM_RETURN_IF_ERROR(
+        StepDone(writer_, insert_tag_, "insert job tag", static_cast<std::int64_t>(j.id)));
+  }
   if (HasLease(j.state, j.lease_token)) {
     return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
                     j.updated_at_ms);
@@ -1672,7 +1682,7 @@ namespace {
 // "Search"). Every one yields ids in ascending order for one key, so a page is a bounded run
 // of index entries.
 enum class SearchDriver {
-  kTag,    // job_tags (tag, id)
+  kTag,    // job_tags_by_tag (tag, id)
   kKind,   // jobs_finished_by_kind (kind, id)
   kQueue,  // jobs_terminal_by_id (state, queue, id), one run per state
   kNs,     // jobs_finished_by_ns (ns, id)
@@ -1694,7 +1704,7 @@ std::string WindowSql(SearchDriver d) {
   std::string inner;
   switch (d) {
     case SearchDriver::kTag:
-      inner = "SELECT id FROM job_tags WHERE tag = :key AND id > :a";
+      inner = "SELECT id FROM job_tags INDEXED BY job_tags_by_tag WHERE tag = :key AND id > :a";
       break;
     case SearchDriver::kKind:
       inner =
@@ -1784,6 +1794,29 @@ int BindNamed(sqlite3_stmt* s, const char* name, std::string_view v) {
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> SqliteStore::ExplainSearch(const FinishedSearch& query) {
+  const std::vector<JobState> states = query.filter.FinishedStates();
+  const SearchDriver driver = ChooseDriver(query.filter);
+  std::vector<std::string> out;
+  ReaderLease r(this);
+  for (const std::string& sql :
+       {WindowSql(driver),
+        RowsSql(driver, query.filter, std::max<std::size_t>(states.size(), 1))}) {
+    Stmt s;
+    YM_RETURN_IF_ERROR(s.Prepare(r->db, "EXPLAIN QUERY PLAN " + sql));
+    std::string plan;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      const auto* detail = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 3));
+      if (!plan.empty()) plan += '\n';
+      plan += detail != nullptr ? detail : "";
+    }
+    if (rc != SQLITE_DONE) return SqlError(r->db, rc, "explain search");
+    out.push_back(std::move(plan));
+  }
+  return out;
+}
 
 Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
   FinishedPage page;
