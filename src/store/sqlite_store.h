@@ -99,7 +99,8 @@ class SqliteStore final : public Store {
   Status ApplyUpdateLease(const UpdateLease& lease);
   // Writes (or replaces) the lease row of an existing job; DeleteLease removes it, if any.
   Status PutLease(JobId id, std::uint64_t token, std::int64_t expires_at_ms,
-                  std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms);
+                  std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms,
+                  std::int64_t deadline_at_ms);
   Status DeleteLease(JobId id);
   // PutLease for each (leases of ids out of range are skipped), kLeaseChunk per statement.
   Status PutLeases(const std::vector<const UpdateLease*>& leases);

@@ -1060,3 +1060,73 @@ TEST(CodecParse, CreateQuery) {
 
 }  // namespace
 }  // namespace ym::net
+
+namespace ym::net {
+namespace {
+
+// Execution timeout (docs/api.md, "Execution timeout"): `timeout_ms` in the enqueue spec and the
+// queue patch is 0 (none) or 1..86400000, with one clear message; the leased job, the job and
+// the queue carry it, null when there is none.
+TEST(CodecTimeout, ParsesInTheSpecAndThePatch) {
+  auto spec = ParseEnqueue(R"({"queue":"q","kind":"k","timeout_ms":1500})", Limits());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->timeout_ms, 1500);
+  auto zero = ParseEnqueue(R"({"queue":"q","kind":"k","timeout_ms":0})", Limits());
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero->timeout_ms, 0) << "0 is kept: it opts out of the queue's timeout";
+  auto absent = ParseEnqueue(R"({"queue":"q","kind":"k","timeout_ms":null})", Limits());
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->timeout_ms.has_value());
+  auto patch = ParseQueuePatch("q", R"({"timeout_ms":86400000})");
+  ASSERT_TRUE(patch.ok()) << patch.status().ToString();
+  EXPECT_EQ(patch->timeout_ms, 86400000);
+  const std::string expected =
+      "field \"timeout_ms\": must be an integer number of milliseconds between 1 and 86400000, "
+      "or 0 for no timeout";
+  for (const char* bad : {"-1", "86400001", "1.5", "\"10\"", "true", "[]"}) {
+    SCOPED_TRACE(bad);
+    auto s =
+        ParseEnqueue(std::string(R"({"queue":"q","kind":"k","timeout_ms":)") + bad + "}", Limits());
+    EXPECT_EQ(s.status().code(), Code::kValidation);
+    EXPECT_EQ(s.status().message(), expected);
+    auto p = ParseQueuePatch("q", std::string(R"({"timeout_ms":)") + bad + "}");
+    EXPECT_EQ(p.status().code(), Code::kValidation);
+    EXPECT_EQ(p.status().message(), expected);
+  }
+}
+
+TEST(CodecTimeout, IsRenderedWithTheDeadlineOrNull) {
+  LeasedJob j;
+  j.id = 9;
+  j.queue = "q";
+  j.kind = "k";
+  j.payload = "null";
+  j.timeout_ms = 1500;
+  j.lease = {0xff, 31500, "w", 31500};
+  auto d = Doc(RenderLeasedJobs({j}));
+  EXPECT_EQ(d["jobs"][0]["timeout_ms"].GetInt64(), 1500);
+  EXPECT_EQ(d["jobs"][0]["lease"]["deadline_at"].GetInt64(), 31500);
+  j.timeout_ms = 0;
+  j.lease.deadline_at_ms = 0;
+  d = Doc(RenderLeasedJobs({j}));
+  EXPECT_TRUE(d["jobs"][0]["timeout_ms"].IsNull());
+  EXPECT_TRUE(d["jobs"][0]["lease"]["deadline_at"].IsNull());
+
+  JobView v;
+  v.job.id = 3;
+  v.job.state = JobState::kActive;
+  v.job.timeout_ms = 2000;
+  v.lease = LeaseInfo{1, 5000, "w", 6000};
+  auto o = Doc(RenderJob(v));
+  EXPECT_EQ(o["timeout_ms"].GetInt64(), 2000);
+  EXPECT_EQ(o["lease"]["deadline_at"].GetInt64(), 6000);
+
+  QueueInfo q;
+  q.config.name = "q";
+  EXPECT_TRUE(Doc(RenderQueue(q))["timeout_ms"].IsNull());
+  q.config.timeout_ms = 2500;
+  EXPECT_EQ(Doc(RenderQueue(q))["timeout_ms"].GetInt64(), 2500);
+}
+
+}  // namespace
+}  // namespace ym::net

@@ -382,8 +382,12 @@ TEST(StoreSearch, MigratesAFormat4FileAndIndexesItsTags) {
                             Job(3, JobState::kSucceeded, "q", "k2", "n", {}, 10, 20)})
             .ok());
   }
-  // Back to format 4: nothing of format 5's search block.
+  // Back to format 4: nothing of format 5.
   RawExec(path,
+          // Execution timeout (the other block of format 5).
+          "ALTER TABLE jobs DROP COLUMN timeout_ms; ALTER TABLE queues DROP COLUMN timeout_ms;"
+          "ALTER TABLE leases DROP COLUMN deadline_at_ms;"
+          // Search.
           "DROP TRIGGER job_tags_delete; DROP TABLE job_tags; DROP INDEX jobs_finished_by_state;"
           "DROP INDEX jobs_finished_by_kind; DROP INDEX jobs_finished_by_ns;"
           "UPDATE meta SET value = 4 WHERE key = 'format_version';");
