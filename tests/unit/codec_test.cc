@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -758,6 +759,57 @@ TEST(CodecQuery, ListJobs) {
   EXPECT_EQ(msg("cursor=18446744073709551615").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("cursor=42").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("sort=id").message(), "query parameter \"sort\": unknown parameter");
+}
+
+TEST(CodecQuery, ListJobsFilters) {
+  auto q = ParseListJobsQuery(
+      "namespace=t1&queue=q&kind=k.v2&state=dead,ready,dead&tag=a%20b&created_after=1&"
+      "created_before=2&finished_after=0&finished_before=1700000000000");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  const JobFilter f = q->filter;
+  EXPECT_EQ(f.ns, "t1");
+  EXPECT_EQ(f.queue, "q");
+  EXPECT_EQ(f.kind, "k.v2");
+  EXPECT_EQ(f.states, (std::vector<JobState>{JobState::kReady, JobState::kDead}));  // normalized
+  EXPECT_EQ(f.tag, "a b");
+  EXPECT_EQ(f.created_after_ms, 1);
+  EXPECT_EQ(f.created_before_ms, 2);
+  EXPECT_EQ(f.finished_after_ms, 0);
+  EXPECT_EQ(f.finished_before_ms, 1700000000000);
+  // Empty values are "not given".
+  q = ParseListJobsQuery("namespace=&kind=&tag=&created_after=&finished_before=");
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(q->filter.empty());
+  auto msg = [](const std::string& query) { return ParseListJobsQuery(query).status().message(); };
+  EXPECT_NE(msg("namespace=a%20b").find("\"namespace\""), std::string::npos);
+  EXPECT_NE(msg("kind=a/b").find("\"kind\""), std::string::npos);
+  EXPECT_NE(msg("state=ready,").find("\"state\""), std::string::npos);
+  EXPECT_NE(msg("state=,ready").find("\"state\""), std::string::npos);
+  EXPECT_NE(msg("tag=" + std::string(129, 't')).find("\"tag\""), std::string::npos);
+  EXPECT_NE(msg("created_after=-1").find("\"created_after\""), std::string::npos);
+  EXPECT_NE(msg("created_before=1e3").find("\"created_before\""), std::string::npos);
+  EXPECT_NE(msg("finished_after=x").find("\"finished_after\""), std::string::npos);
+  EXPECT_NE(msg("finished_before=99999999999999999999").find("\"finished_before\""),
+            std::string::npos);
+  // A cursor is bound to every filter: issued for one, refused by any other.
+  ListQuery scoped;
+  scoped.filter = f;
+  const std::string cursor = EncodeJobCursor(JobsCursorScope(scoped), 7);
+  const std::string base =
+      "namespace=t1&queue=q&kind=k.v2&state=ready,dead&tag=a%20b&created_after=1&"
+      "created_before=2&finished_after=0&finished_before=1700000000000";
+  q = ParseListJobsQuery(base + "&cursor=" + cursor);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->after_id, 7u);
+  for (const char* drop : {"namespace=t1&", "queue=q&", "kind=k.v2&", "tag=a%20b&",
+                           "created_after=1&", "created_before=2&", "finished_after=0&"}) {
+    std::string other = base;
+    other.erase(other.find(drop), std::strlen(drop));
+    EXPECT_EQ(ParseListJobsQuery(other + "&cursor=" + cursor).status().code(),
+              Code::kInvalidRequest)
+        << drop;
+  }
+  EXPECT_EQ(ParseListJobsQuery(base + "0&cursor=" + cursor).status().code(), Code::kInvalidRequest);
 }
 
 TEST(CodecQuery, ListDead) {
