@@ -1690,16 +1690,18 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   return out;
 }
 
+void SqliteStore::TrimStatementCache(Reader& r, std::size_t room) {
+  // Shapes are few in practice; a client cycling through every combination must not grow the
+  // cache without bound. Called before a search takes its statements, never while it holds one.
+  constexpr std::size_t kMaxCached = 256;
+  if (r.list_stmts.size() + room <= kMaxCached) return;
+  for (auto& [text, stmt] : r.list_stmts) sqlite3_finalize(stmt);
+  r.list_stmts.clear();
+}
+
 Result<sqlite3_stmt*> SqliteStore::CachedStatement(Reader& r, const std::string& sql) {
   auto it = r.list_stmts.find(sql);
   if (it != r.list_stmts.end()) return it->second;
-  // Shapes are few in practice; a client cycling through every combination must not grow the
-  // cache without bound.
-  constexpr std::size_t kMaxCached = 256;
-  if (r.list_stmts.size() >= kMaxCached) {
-    for (auto& [text, stmt] : r.list_stmts) sqlite3_finalize(stmt);
-    r.list_stmts.clear();
-  }
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v3(r.db, sql.c_str(), static_cast<int>(sql.size()),
                               SQLITE_PREPARE_PERSISTENT, &s, nullptr);
@@ -1871,6 +1873,7 @@ Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
   };
   const std::size_t n_runs = PerState(driver) ? states.size() : 1;
   std::vector<Run> runs(n_runs);
+  TrimStatementCache(*r, n_runs);
   struct ResetRuns {
     std::vector<Run>* runs;
     ~ResetRuns() {

@@ -81,8 +81,11 @@ class SqliteStore final : public Store {
     std::map<std::string, sqlite3_stmt*> list_stmts;
   };
   class ReaderLease;
-  // The statement for `sql` on reader `r`, prepared once and cached in r->list_stmts.
+  // The statement for `sql` on reader `r`, prepared once and cached in r->list_stmts. It stays
+  // valid until TrimStatementCache(r, ...) empties the cache.
   Result<sqlite3_stmt*> CachedStatement(Reader& r, const std::string& sql);
+  // Empties r's statement cache if `room` more statements would take it past its bound.
+  void TrimStatementCache(Reader& r, std::size_t room);
 
   // SqliteOptions::vfs for sqlite3_open_v2: nullptr selects SQLite's default VFS.
   const char* Vfs() const { return options_.vfs.empty() ? nullptr : options_.vfs.c_str(); }
