@@ -303,6 +303,40 @@ Status MigrateTo5(sqlite3* db) {
            "ALTER TABLE queues ADD COLUMN retention_max_dead INTEGER NOT NULL DEFAULT 100000;"
            "ALTER TABLE queues ADD COLUMN retention_max_cancelled INTEGER NOT NULL DEFAULT 100000;",
            "migrate to format 5 (retention caps)"));
+
+  // --- Search (GET /v1/jobs filters; docs/storage-format.md "Format 5", "Search") ---
+  // Indexes over terminal rows only (partial, `state >= 3`), each ordered by id within its
+  // state and key (state first, like jobs_terminal_by_id: SQLite then searches by both), so a
+  // filtered page of finished jobs reads bounded runs of one index (one run per state, merged
+  // by id). Live rows never enter them: enqueue, lease and delete-on-ack pay nothing; a job
+  // that finishes and is kept pays one entry in each, and so does its purge.
+  //
+  // job_tags holds one row per (job, tag) of every job that has tags, live or finished, keyed
+  // by job so the rows of one job go together, and indexed by (tag, id) for the search. The
+  // store writes them with the job row (ApplyInsert; tags never change afterwards) and a
+  // trigger deletes them with it in the same transaction, whichever statement deletes the job
+  // row (ack, purge, retention, bulk delete): no delete path can forget them. Jobs without tags
+  // (tags IS NULL, almost all) skip the trigger's body. The trigger calls no function, as
+  // `trusted_schema = OFF` requires.
+  YM_RETURN_IF_ERROR(
+      Exec(db,
+           "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"
+           "CREATE INDEX jobs_finished_by_kind ON jobs (state, kind, id) WHERE state >= 3;"
+           "CREATE INDEX jobs_finished_by_ns ON jobs (state, ns, id) WHERE state >= 3;"
+           "CREATE TABLE job_tags ("
+           "  id  INTEGER NOT NULL,"
+           "  tag TEXT    NOT NULL,"
+           "  PRIMARY KEY (id, tag)"
+           ") WITHOUT ROWID;"
+           "CREATE INDEX job_tags_by_tag ON job_tags (tag, id);"
+           "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs WHEN old.tags IS NOT NULL "
+           "BEGIN DELETE FROM job_tags WHERE id = old.id; END;"
+           "INSERT OR IGNORE INTO job_tags (id, tag) SELECT jobs.id, t.value "
+           "FROM jobs, json_each(jobs.tags) AS t "
+           "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags) AND json_type(jobs.tags) = "
+           "'array' AND t.type = 'text';",
+           "migrate to format 5 (search indexes)"));
+  // --- end Search ---
   return Status::Ok();
 }
 
@@ -547,7 +581,8 @@ Status ReadLease(sqlite3_stmt* s, int col, JobRecord* job) {
 
 // kJobColumns of `jobs AS j`, then kLeaseColumns of `leases AS l` (NULL without a lease):
 // what GetJob and ListJobs select, decoded by ReadJob then ReadLease(kJobColumnCount).
-std::string JoinedSelect() {
+// The columns ReadJob then ReadLease decode, from `jobs AS j` and `leases AS l`.
+std::string JoinedColumns() {
   std::string cols = kJobColumns;
   std::string out = "SELECT j.";
   for (char c : cols) {
@@ -560,8 +595,11 @@ std::string JoinedSelect() {
     out += c;
     if (c == ' ') out += "l.";
   }
-  out += " FROM jobs AS j LEFT JOIN leases AS l ON l.id = j.id";
   return out;
+}
+
+std::string JoinedSelect() {
+  return JoinedColumns() + " FROM jobs AS j LEFT JOIN leases AS l ON l.id = j.id";
 }
 
 Status SyncDirectoryOf(const std::string& path) {
@@ -654,13 +692,34 @@ SqliteStore::~SqliteStore() {
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
-  for (sqlite3_stmt* s : {begin_,       commit_,         rollback_,         insert_job_,
-                          update_job_,  update_job_any_, job_state_,        put_lease_,
-                          put_leases_,  delete_lease_,   delete_job_range_, delete_lease_range_,
-                          release_job_, probe_,          delete_job_,       delete_finished_job_,
-                          put_queue_,   delete_queue_,   put_key_,          expire_keys_,
-                          finish_key_,  purge_oldest_,   purge_before_,     oldest_finish_,
-                          set_next_id_, finish_jobs_,    delete_leases_}) {
+  for (sqlite3_stmt* s : {begin_,
+                          commit_,
+                          rollback_,
+                          insert_job_,
+                          insert_tag_,
+                          update_job_,
+                          update_job_any_,
+                          job_state_,
+                          put_lease_,
+                          put_leases_,
+                          delete_lease_,
+                          delete_job_range_,
+                          delete_lease_range_,
+                          release_job_,
+                          probe_,
+                          delete_job_,
+                          delete_finished_job_,
+                          put_queue_,
+                          delete_queue_,
+                          put_key_,
+                          expire_keys_,
+                          finish_key_,
+                          purge_oldest_,
+                          purge_before_,
+                          oldest_finish_,
+                          set_next_id_,
+                          finish_jobs_,
+                          delete_leases_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close(writer_);
@@ -811,6 +870,8 @@ Status SqliteStore::PrepareWriterStatements() {
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       {&insert_job_, insert_sql},
+      // The job's tags for the search (job_tags, format 5); a duplicate tag is one row.
+      {&insert_tag_, "INSERT OR IGNORE INTO job_tags (id, tag) VALUES (?1, ?2)"},
       // Finished counts (finished_counts.h): the common UpdateJob and DeleteJob touch a live row,
       // so they are guarded by `state < 3`, which costs nothing (the row is read anyway) and
       // tells by sqlite3_changes() whether a terminal row needs the slower, counted path.
@@ -915,6 +976,7 @@ class SqliteStore::ReaderLease {
   ReaderLease(const ReaderLease&) = delete;
   ReaderLease& operator=(const ReaderLease&) = delete;
   Reader* operator->() const { return reader_; }
+  Reader& operator*() const { return *reader_; }
 
  private:
   SqliteStore* store_;
@@ -959,6 +1021,16 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
     return IoError("bind insert of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
   }
   YM_RETURN_IF_ERROR(StepDone(writer_, s, "insert job", static_cast<std::int64_t>(j.id)));
+  for (const std::string& tag : j.tags) {
+    rc = sqlite3_bind_int64(insert_tag_, 1, static_cast<std::int64_t>(j.id));
+    rc |= BindText(insert_tag_, 2, tag);
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(insert_tag_);
+      return IoError("bind tag of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
+    }
+    YM_RETURN_IF_ERROR(
+        StepDone(writer_, insert_tag_, "insert job tag", static_cast<std::int64_t>(j.id)));
+  }
   if (HasLease(j.state, j.lease_token)) {
     return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
                     j.updated_at_ms, j.lease_deadline_at_ms);
@@ -1800,6 +1872,257 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   }
   if (rc != SQLITE_DONE) return SqlError(r->db, rc, "list jobs");
   return out;
+}
+
+void SqliteStore::TrimStatementCache(Reader& r, std::size_t room) {
+  // Shapes are few in practice; a client cycling through every combination must not grow the
+  // cache without bound. Called before a search takes its statements, never while it holds one.
+  constexpr std::size_t kMaxCached = 256;
+  if (r.list_stmts.size() + room <= kMaxCached) return;
+  for (auto& [text, stmt] : r.list_stmts) sqlite3_finalize(stmt);
+  r.list_stmts.clear();
+}
+
+Result<sqlite3_stmt*> SqliteStore::CachedStatement(Reader& r, const std::string& sql) {
+  auto it = r.list_stmts.find(sql);
+  if (it != r.list_stmts.end()) return it->second;
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v3(r.db, sql.c_str(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+  if (rc != SQLITE_OK) return SqlError(r.db, rc, "prepare \"" + sql + "\"");
+  r.list_stmts.emplace(sql, s);
+  return s;
+}
+
+namespace {
+
+// The index a search reads candidates from, most selective first (docs/storage-format.md,
+// "Search"). Each yields ids in ascending order for one key, so a search steps through a run of
+// index entries and stops after `limit` matches or `max_examined` candidates, whichever first.
+enum class SearchDriver {
+  kTag,    // job_tags_by_tag (tag, id)
+  kKind,   // jobs_finished_by_kind (state, kind, id), one run per state
+  kQueue,  // jobs_terminal_by_id (state, queue, id), one run per state
+  kNs,     // jobs_finished_by_ns (state, ns, id), one run per state
+  kState,  // jobs_finished_by_state (state, id), one run per state
+};
+
+SearchDriver ChooseDriver(const JobFilter& f) {
+  if (!f.tag.empty()) return SearchDriver::kTag;
+  if (!f.kind.empty()) return SearchDriver::kKind;
+  if (!f.queue.empty()) return SearchDriver::kQueue;
+  if (!f.ns.empty()) return SearchDriver::kNs;
+  return SearchDriver::kState;
+}
+
+bool PerState(SearchDriver d) { return d != SearchDriver::kTag; }
+
+// The candidates of one run: (id, matches) in ascending id after :a, at most :n. The WHERE
+// holds only what the driving index answers, so every row the statement visits is one row it
+// returns (and counts); the rest of the filter is the `matches` column, evaluated on the row.
+// `run` only makes the text distinct, so that each run of a merge gets its own statement.
+std::string CandidatesSql(SearchDriver d, const JobFilter& f, std::size_t n_states,
+                          std::size_t run) {
+  std::string m = "1";
+  auto add = [&](const std::string& term) { m += " AND " + term; };
+  std::string sql;
+  switch (d) {
+    case SearchDriver::kTag:
+      // CROSS JOIN keeps job_tags the outer loop. Live jobs carry tags too: they are
+      // candidates that do not match, so a tag on many live jobs still costs a bounded call.
+      sql =
+          " FROM job_tags AS t INDEXED BY job_tags_by_tag CROSS JOIN jobs AS j ON j.id = t.id"
+          " WHERE t.tag = :tag AND t.id > :a ORDER BY t.id";
+      add("j.state >= 3");
+      break;
+    case SearchDriver::kKind:
+      sql =
+          " FROM jobs AS j INDEXED BY jobs_finished_by_kind"
+          " WHERE j.state = :state AND j.state >= 3 AND j.kind = :kind AND j.id > :a"
+          " ORDER BY j.id";
+      break;
+    case SearchDriver::kNs:
+      sql =
+          " FROM jobs AS j INDEXED BY jobs_finished_by_ns"
+          " WHERE j.state = :state AND j.state >= 3 AND j.ns = :ns AND j.id > :a"
+          " ORDER BY j.id";
+      break;
+    case SearchDriver::kQueue:
+      // The literal `state >= 3` lets the planner use the partial index.
+      sql =
+          " FROM jobs AS j INDEXED BY jobs_terminal_by_id"
+          " WHERE j.state = :state AND j.state >= 3 AND j.queue = :queue AND j.id > :a"
+          " ORDER BY j.id";
+      break;
+    case SearchDriver::kState:
+      sql =
+          " FROM jobs AS j INDEXED BY jobs_finished_by_state"
+          " WHERE j.state = :state AND j.state >= 3 AND j.id > :a ORDER BY j.id";
+      break;
+  }
+  if (!PerState(d) && n_states < 3) {
+    std::string in = "j.state IN (";
+    for (std::size_t i = 0; i < n_states; ++i) in += i == 0 ? ":s0" : ",:s" + std::to_string(i);
+    add(in + ")");
+  }
+  if (d != SearchDriver::kKind && !f.kind.empty()) add("j.kind = :kind");
+  if (d != SearchDriver::kQueue && !f.queue.empty()) add("j.queue = :queue");
+  if (d != SearchDriver::kNs && !f.ns.empty()) add("j.ns = :ns");
+  if (f.created_after_ms) add("j.created_at_ms >= :ca");
+  if (f.created_before_ms) add("j.created_at_ms < :cb");
+  if (f.finished_after_ms) add("j.finished_at_ms >= :fa");
+  if (f.finished_before_ms) add("j.finished_at_ms < :fb");
+  if (d != SearchDriver::kTag && !f.tag.empty()) {
+    add("EXISTS (SELECT 1 FROM job_tags AS x WHERE x.id = j.id AND x.tag = :tag)");
+  }
+  const std::string id = d == SearchDriver::kTag ? "t.id" : "j.id";
+  return "SELECT " + id + ", " + m + sql + " LIMIT :n /* run " + std::to_string(run) + " */";
+}
+
+int BindNamed(sqlite3_stmt* s, const char* name, std::int64_t v) {
+  int i = sqlite3_bind_parameter_index(s, name);
+  return i == 0 ? SQLITE_OK : sqlite3_bind_int64(s, i, v);
+}
+
+int BindNamed(sqlite3_stmt* s, const char* name, std::string_view v) {
+  int i = sqlite3_bind_parameter_index(s, name);
+  return i == 0 ? SQLITE_OK : BindText(s, i, v);
+}
+
+int BindFilter(sqlite3_stmt* s, const JobFilter& f, const std::vector<JobState>& states) {
+  int rc = SQLITE_OK;
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    rc |= BindNamed(s, (":s" + std::to_string(i)).c_str(), static_cast<std::int64_t>(states[i]));
+  }
+  rc |= BindNamed(s, ":tag", f.tag);
+  rc |= BindNamed(s, ":kind", f.kind);
+  rc |= BindNamed(s, ":queue", f.queue);
+  rc |= BindNamed(s, ":ns", f.ns);
+  if (f.created_after_ms) rc |= BindNamed(s, ":ca", *f.created_after_ms);
+  if (f.created_before_ms) rc |= BindNamed(s, ":cb", *f.created_before_ms);
+  if (f.finished_after_ms) rc |= BindNamed(s, ":fa", *f.finished_after_ms);
+  if (f.finished_before_ms) rc |= BindNamed(s, ":fb", *f.finished_before_ms);
+  return rc;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> SqliteStore::ExplainSearch(const FinishedSearch& query) {
+  const std::vector<JobState> states = query.filter.FinishedStates();
+  const SearchDriver driver = ChooseDriver(query.filter);
+  std::vector<std::string> out;
+  ReaderLease r(this);
+  for (const std::string& sql : {CandidatesSql(driver, query.filter, states.size(), 0),
+                                 JoinedSelect() + " WHERE j.id = ?1"}) {
+    Stmt s;
+    YM_RETURN_IF_ERROR(s.Prepare(r->db, "EXPLAIN QUERY PLAN " + sql));
+    std::string plan;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      const auto* detail = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 3));
+      if (!plan.empty()) plan += '\n';
+      plan += detail != nullptr ? detail : "";
+    }
+    if (rc != SQLITE_DONE) return SqlError(r->db, rc, "explain search");
+    out.push_back(std::move(plan));
+  }
+  return out;
+}
+
+Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
+  FinishedPage page;
+  const JobFilter& f = query.filter;
+  const std::vector<JobState> states = f.FinishedStates();
+  if (query.limit == 0 || states.empty() || !IdInRange(query.after_id)) return page;
+  const SearchDriver driver = ChooseDriver(f);
+  const std::uint32_t budget = std::max<std::uint32_t>(query.max_examined, 1);
+
+  ReaderLease r(this);
+  // One read transaction: the candidates and the rows fetched for them are one snapshot.
+  YM_RETURN_IF_ERROR(Exec(r->db, "BEGIN", "begin search"));
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() {
+      // A reader left inside a transaction would keep an old snapshot for good.
+      if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+  } end_read{r->db};
+
+  // One run of candidates per state for the per-state indexes, merged by id; one run else.
+  struct Run {
+    sqlite3_stmt* s = nullptr;
+    bool live = false;  // positioned on a row
+  };
+  const std::size_t n_runs = PerState(driver) ? states.size() : 1;
+  std::vector<Run> runs(n_runs);
+  TrimStatementCache(*r, n_runs);
+  struct ResetRuns {
+    std::vector<Run>* runs;
+    ~ResetRuns() {
+      for (Run& run : *runs) {
+        if (run.s != nullptr) sqlite3_reset(run.s);
+      }
+    }
+  } reset_runs{&runs};
+  for (std::size_t i = 0; i < n_runs; ++i) {
+    auto stmt = CachedStatement(*r, CandidatesSql(driver, f, states.size(), i));
+    if (!stmt.ok()) return stmt.status();
+    sqlite3_stmt* s = *stmt;
+    runs[i].s = s;
+    int rc = BindFilter(s, f, states);
+    if (PerState(driver)) rc |= BindNamed(s, ":state", static_cast<std::int64_t>(states[i]));
+    rc |= BindNamed(s, ":a", static_cast<std::int64_t>(query.after_id));
+    rc |= BindNamed(s, ":n", static_cast<std::int64_t>(budget));
+    if (rc != SQLITE_OK) return SqlError(r->db, rc, "bind search");
+  }
+  auto step = [&](Run& run) -> Status {
+    int rc = sqlite3_step(run.s);
+    run.live = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(r->db, rc, "search jobs");
+    return Status::Ok();
+  };
+  for (Run& run : runs) YM_RETURN_IF_ERROR(step(run));
+
+  // Every candidate with id <= the last one examined has been examined (the runs are merged by
+  // id), so that id is where the next call resumes when this one stops early.
+  std::vector<JobId> matched;
+  for (;;) {
+    Run* next = nullptr;
+    for (Run& run : runs) {
+      if (run.live &&
+          (next == nullptr || sqlite3_column_int64(run.s, 0) < sqlite3_column_int64(next->s, 0))) {
+        next = &run;
+      }
+    }
+    if (next == nullptr) break;  // every run is exhausted: the search reached the end
+    const JobId id = static_cast<JobId>(sqlite3_column_int64(next->s, 0));
+    ++page.examined;
+    if (sqlite3_column_int(next->s, 1) != 0) matched.push_back(id);
+    if (matched.size() >= query.limit || page.examined >= budget) {
+      page.resume_after = id;
+      break;
+    }
+    YM_RETURN_IF_ERROR(step(*next));
+  }
+
+  // The matching rows, whole.
+  sqlite3_stmt* get = r->get_job;
+  page.jobs.reserve(matched.size());
+  for (JobId id : matched) {
+    ResetOnExit reset(get);
+    sqlite3_bind_int64(get, 1, static_cast<std::int64_t>(id));
+    int rc = sqlite3_step(get);
+    if (rc == SQLITE_DONE) continue;
+    if (rc != SQLITE_ROW) return SqlError(r->db, rc, "get job " + std::to_string(id));
+    JobRecord job;
+    Status st = ReadJob(get, &job);
+    if (st.ok()) st = ReadLease(get, kJobColumnCount, &job);
+    if (!st.ok()) return st;
+    page.jobs.push_back(std::move(job));
+  }
+  return page;
 }
 
 Result<std::vector<FinishedCount>> SqliteStore::CountFinished(const FinishedCountQuery& query) {

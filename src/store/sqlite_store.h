@@ -84,6 +84,11 @@ class SqliteStore final : public Store {
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
+  Result<FinishedPage> SearchFinished(const FinishedSearch& query) override;
+  // The plan SQLite chose for each statement SearchFinished(query) runs (the `detail` lines of
+  // EXPLAIN QUERY PLAN, one string per statement, lines joined by '\n'): how tests prove every
+  // filter is answered from an index.
+  Result<std::vector<std::string>> ExplainSearch(const FinishedSearch& query);
   Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
@@ -94,10 +99,16 @@ class SqliteStore final : public Store {
     sqlite3* db = nullptr;
     sqlite3_stmt* get_job = nullptr;
     sqlite3_stmt* get_key = nullptr;
-    // ListJobs statements by SQL text; the shapes are few (queue or not, number of states).
+    // ListJobs and SearchFinished statements by SQL text; the shapes are few (which filters
+    // are given, number of states), and the cache is cleared if it ever holds many.
     std::map<std::string, sqlite3_stmt*> list_stmts;
   };
   class ReaderLease;
+  // The statement for `sql` on reader `r`, prepared once and cached in r->list_stmts. It stays
+  // valid until TrimStatementCache(r, ...) empties the cache.
+  Result<sqlite3_stmt*> CachedStatement(Reader& r, const std::string& sql);
+  // Empties r's statement cache if `room` more statements would take it past its bound.
+  void TrimStatementCache(Reader& r, std::size_t room);
 
   // SqliteOptions::vfs for sqlite3_open_v2: nullptr selects SQLite's default VFS.
   const char* Vfs() const { return options_.vfs.empty() ? nullptr : options_.vfs.c_str(); }
@@ -157,6 +168,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
   sqlite3_stmt* insert_job_ = nullptr;
+  sqlite3_stmt* insert_tag_ = nullptr;      // one job_tags row (format 5, search)
   sqlite3_stmt* update_job_ = nullptr;      // live rows only (the common case)
   sqlite3_stmt* update_job_any_ = nullptr;  // any row, after reading its state
   sqlite3_stmt* job_state_ = nullptr;       // queue and state of one row

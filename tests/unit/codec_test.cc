@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -725,17 +726,16 @@ TEST(CodecQuery, ListJobs) {
   auto q = ParseListJobsQuery("");
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->limit, 100u);
-  EXPECT_EQ(q->queue, "");
-  EXPECT_FALSE(q->state);
+  EXPECT_TRUE(q->filter.empty());
   EXPECT_EQ(q->after_id, 0u);
   ListQuery scope;
-  scope.queue = "emails";
-  scope.state = JobState::kDead;
+  scope.filter.queue = "emails";
+  scope.filter.states = {JobState::kDead};
   q = ParseListJobsQuery("queue=emails&state=dead&limit=1000&cursor=" +
                          EncodeJobCursor(JobsCursorScope(scope), 99));
   ASSERT_TRUE(q.ok());
-  EXPECT_EQ(q->queue, "emails");
-  EXPECT_EQ(q->state, JobState::kDead);
+  EXPECT_EQ(q->filter.queue, "emails");
+  EXPECT_EQ(q->filter.states, std::vector<JobState>{JobState::kDead});
   EXPECT_EQ(q->limit, 1000u);
   EXPECT_EQ(q->after_id, 99u);
   q = ParseListJobsQuery("queue=&state=&limit=&cursor=");
@@ -749,8 +749,8 @@ TEST(CodecQuery, ListJobs) {
   EXPECT_EQ(msg("limit=-1").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("limit=1x").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("state=done").message(),
-            "query parameter \"state\": must be one of scheduled, ready, active, succeeded, dead, "
-            "cancelled");
+            "query parameter \"state\": must be one or more (comma-separated) of scheduled, ready, "
+            "active, succeeded, dead, cancelled");
   EXPECT_EQ(msg("queue=a%20b").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("cursor=abc").message(),
             "query parameter \"cursor\": not a cursor returned by this server for this listing");
@@ -761,10 +761,61 @@ TEST(CodecQuery, ListJobs) {
   EXPECT_EQ(msg("sort=id").message(), "query parameter \"sort\": unknown parameter");
 }
 
+TEST(CodecQuery, ListJobsFilters) {
+  auto q = ParseListJobsQuery(
+      "namespace=t1&queue=q&kind=k.v2&state=dead,ready,dead&tag=a%20b&created_after=1&"
+      "created_before=2&finished_after=0&finished_before=1700000000000");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  const JobFilter f = q->filter;
+  EXPECT_EQ(f.ns, "t1");
+  EXPECT_EQ(f.queue, "q");
+  EXPECT_EQ(f.kind, "k.v2");
+  EXPECT_EQ(f.states, (std::vector<JobState>{JobState::kReady, JobState::kDead}));  // normalized
+  EXPECT_EQ(f.tag, "a b");
+  EXPECT_EQ(f.created_after_ms, 1);
+  EXPECT_EQ(f.created_before_ms, 2);
+  EXPECT_EQ(f.finished_after_ms, 0);
+  EXPECT_EQ(f.finished_before_ms, 1700000000000);
+  // Empty values are "not given".
+  q = ParseListJobsQuery("namespace=&kind=&tag=&created_after=&finished_before=");
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(q->filter.empty());
+  auto msg = [](const std::string& query) { return ParseListJobsQuery(query).status().message(); };
+  EXPECT_NE(msg("namespace=a%20b").find("\"namespace\""), std::string::npos);
+  EXPECT_NE(msg("kind=a/b").find("\"kind\""), std::string::npos);
+  EXPECT_NE(msg("state=ready,").find("\"state\""), std::string::npos);
+  EXPECT_NE(msg("state=,ready").find("\"state\""), std::string::npos);
+  EXPECT_NE(msg("tag=" + std::string(129, 't')).find("\"tag\""), std::string::npos);
+  EXPECT_NE(msg("created_after=-1").find("\"created_after\""), std::string::npos);
+  EXPECT_NE(msg("created_before=1e3").find("\"created_before\""), std::string::npos);
+  EXPECT_NE(msg("finished_after=x").find("\"finished_after\""), std::string::npos);
+  EXPECT_NE(msg("finished_before=99999999999999999999").find("\"finished_before\""),
+            std::string::npos);
+  // A cursor is bound to every filter: issued for one, refused by any other.
+  ListQuery scoped;
+  scoped.filter = f;
+  const std::string cursor = EncodeJobCursor(JobsCursorScope(scoped), 7);
+  const std::string base =
+      "namespace=t1&queue=q&kind=k.v2&state=ready,dead&tag=a%20b&created_after=1&"
+      "created_before=2&finished_after=0&finished_before=1700000000000";
+  q = ParseListJobsQuery(base + "&cursor=" + cursor);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->after_id, 7u);
+  for (const char* drop : {"namespace=t1&", "queue=q&", "kind=k.v2&", "tag=a%20b&",
+                           "created_after=1&", "created_before=2&", "finished_after=0&"}) {
+    std::string other = base;
+    other.erase(other.find(drop), std::strlen(drop));
+    EXPECT_EQ(ParseListJobsQuery(other + "&cursor=" + cursor).status().code(),
+              Code::kInvalidRequest)
+        << drop;
+  }
+  EXPECT_EQ(ParseListJobsQuery(base + "0&cursor=" + cursor).status().code(), Code::kInvalidRequest);
+}
+
 TEST(CodecQuery, ListDead) {
   auto q = ParseListDeadQuery("queue=a&limit=5");
   ASSERT_TRUE(q.ok());
-  EXPECT_EQ(q->state, JobState::kDead);
+  EXPECT_EQ(q->filter.states, std::vector<JobState>{JobState::kDead});
   EXPECT_EQ(q->limit, 5u);
   EXPECT_EQ(ParseListDeadQuery("state=ready").status().message(),
             "query parameter \"state\": unknown parameter");
@@ -772,7 +823,7 @@ TEST(CodecQuery, ListDead) {
 
 TEST(CodecCursor, RoundTripsInItsOwnScopeOnly) {
   ListQuery emails;
-  emails.queue = "emails";
+  emails.filter.queue = "emails";
   const std::string scope = JobsCursorScope(emails);
   for (JobId id : {JobId{1}, JobId{42}, ~JobId{0}}) {
     std::string token = EncodeJobCursor(scope, id);
@@ -1038,7 +1089,7 @@ TEST(CodecParse, QueueListQueryAndCursors) {
   EXPECT_EQ(q->after, "x.y:z");
   const std::vector<std::string> bads = {
       "limit=0", "limit=1001", "limit=x", "state=ready", "cursor=abc",
-      "cursor=" + EncodeJobCursor(JobListScope("jobs", "", ""), 5),
+      "cursor=" + EncodeJobCursor(JobListScope("jobs", JobFilter{}.Scope()), 5),
       // A well-formed cursor whose name is not a valid queue name.
       "cursor=" + EncodeCursor("queues", "no spaces")};
   for (const std::string& bad : bads) {

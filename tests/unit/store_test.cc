@@ -944,7 +944,13 @@ constexpr char kUndoFormat5[] =
     // Retention caps.
     "ALTER TABLE queues DROP COLUMN retention_max_succeeded;"
     "ALTER TABLE queues DROP COLUMN retention_max_dead;"
-    "ALTER TABLE queues DROP COLUMN retention_max_cancelled;";
+    "ALTER TABLE queues DROP COLUMN retention_max_cancelled;"
+    // Search.
+    "DROP TRIGGER job_tags_delete;"
+    "DROP TABLE job_tags;"
+    "DROP INDEX jobs_finished_by_state;"
+    "DROP INDEX jobs_finished_by_kind;"
+    "DROP INDEX jobs_finished_by_ns;";
 
 // Runs SQL on the file through a separate raw connection, as an operator's shell would.
 void RawExec(const std::string& path, const std::string& sql) {
