@@ -392,14 +392,15 @@ TEST(StoreSearch, TagRowsGoWithTheirJobOnEveryDeletePath) {
   ASSERT_TRUE(store->Commit(b).ok());
   EXPECT_EQ(tag_rows(), 16);
   EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id IN (1, 2, 3, 5)"), 0);
-  // Purge by queue and by unconfigured queue (retention).
+  // Retention purges, queue by queue.
   Batch purge;
   purge.mutations.push_back(PurgeFinished{"odd", JobState::kSucceeded, 500});
   ASSERT_TRUE(store->Commit(purge).ok());
   EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id IN (7)"), 0);
   EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id IN (9, 11)"), 4);
   Batch purge_all;
-  purge_all.mutations.push_back(PurgeFinished{"", JobState::kSucceeded, 1000});
+  purge_all.mutations.push_back(PurgeFinished{"odd", JobState::kSucceeded, 1000});
+  purge_all.mutations.push_back(PurgeFinished{"even", JobState::kSucceeded, 1000});
   ASSERT_TRUE(store->Commit(purge_all).ok());
   EXPECT_EQ(tag_rows(), 2);  // only live job 4 is left
   EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id = 4"), 2);
@@ -429,6 +430,10 @@ TEST(StoreSearch, MigratesAFormat4FileAndIndexesItsTags) {
           // Execution timeout (the other block of format 5).
           "ALTER TABLE jobs DROP COLUMN timeout_ms; ALTER TABLE queues DROP COLUMN timeout_ms;"
           "ALTER TABLE leases DROP COLUMN deadline_at_ms;"
+          // Retention caps (another block).
+          "ALTER TABLE queues DROP COLUMN retention_max_succeeded;"
+          "ALTER TABLE queues DROP COLUMN retention_max_dead;"
+          "ALTER TABLE queues DROP COLUMN retention_max_cancelled;"
           // Search.
           "DROP TRIGGER job_tags_delete; DROP TABLE job_tags; DROP INDEX jobs_finished_by_state;"
           "DROP INDEX jobs_finished_by_kind; DROP INDEX jobs_finished_by_ns;"
