@@ -1430,6 +1430,7 @@ Batch Scheduler::SealBatch() {
 
 void Scheduler::OnCommitted(std::uint64_t seq) {
   durable_seq_ = std::max(durable_seq_, seq);
+  guard_.OnDurable(durable_seq_);
   UpdateEvictable();
   const std::int64_t now = clock_.NowMs();
   std::vector<std::uint32_t> touched;
