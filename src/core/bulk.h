@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -71,8 +72,9 @@ struct BulkOutcome {
   // cancelled, replayed or deleted, e.g. by an earlier try of the same request; changed
   // meanwhile; a cancel already requested). matched == applied + skipped unless dry_run.
   std::uint64_t skipped = 0;
-  // Resume after this id (the next request's cursor); 0 when nothing more can match.
-  JobId next_after_id = 0;
+  // Resume after this id (the next request's cursor; 0 resumes from the start); nullopt when
+  // nothing more can match.
+  std::optional<JobId> next_after_id;
 };
 
 }  // namespace ym

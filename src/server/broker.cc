@@ -968,7 +968,7 @@ void Broker::Impl::BulkOpAnswer(const std::shared_ptr<BulkRun>& b, Status error)
     for (const auto& [id, reads] : b->pending) first = std::min(first, id);
     out.next_after_id = first - 1;
   } else {
-    out.next_after_id = b->listing_done ? 0 : b->cursor;
+    if (!b->listing_done) out.next_after_id = b->cursor;
   }
   // What it did (and what it observed) is durable before the answer.
   AfterDurable([b, out](Status s) {
