@@ -1199,19 +1199,14 @@ std::optional<JobFilter::LiveNames> Scheduler::ResolveFilter(const JobFilter& fi
 
 JobPage Scheduler::ListLive(const ListQuery& query) const {
   JobPage page;
-  std::optional<std::uint32_t> qi;
-  if (!query.queue.empty()) {
-    auto it = queue_ids_.find(query.queue);
-    if (it == queue_ids_.end()) return page;
-    qi = it->second;
-  }
+  const std::optional<JobFilter::LiveNames> names = ResolveFilter(query.filter);
+  if (!names) return page;
   const std::uint32_t limit = std::max<std::uint32_t>(query.limit, 1);
   JobId last_taken = 0;
   std::size_t bytes = 0;
   bool full = false;
   const JobId resume = index_.Scan(query.after_id, options_.list_scan_budget, [&](LiveJob& j) {
-    if (qi && j.queue != *qi) return true;
-    if (query.state && j.state != *query.state) return true;
+    if (!query.filter.Matches(j, *names)) return true;
     page.items.push_back(ToView(j));
     last_taken = j.id;
     bytes += j.payload.size();

@@ -234,7 +234,9 @@ class Scheduler {
 
   // --- Reads. ------------------------------------------------------------------------------
   std::optional<JobView> Get(JobId id) const;
-  // Live jobs only, ascending id, bounded scan (see JobPage::next_after_id).
+  // Live jobs only, ascending id, bounded scan (see JobPage::next_after_id): every filter of
+  // query.filter is applied during the scan, so a page examines at most list_scan_budget jobs
+  // whatever the filter.
   JobPage ListLive(const ListQuery& query) const;
   // The interned ids of the names `filter` gives, for JobFilter::Matches(LiveJob); nullopt when
   // the filter names a queue, namespace or kind core does not hold (no live job can match).

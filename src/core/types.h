@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/job.h"
+#include "core/job_filter.h"
 #include "core/queue_config.h"
 
 namespace ym {
@@ -142,9 +143,8 @@ struct JobView {
 };
 
 struct ListQuery {
-  std::string queue;              // empty: every queue
-  std::optional<JobState> state;  // nullopt: every state
-  JobId after_id = 0;             // from the previous page's next_cursor
+  JobFilter filter;    // which jobs (core/job_filter.h); empty: every job
+  JobId after_id = 0;  // from the previous page's next_cursor
   std::uint32_t limit = 100;
   // Stop collecting once the payloads and results taken reach this many bytes (at least one job
   // is always taken): a page is capped by size as well as by count.

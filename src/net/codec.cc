@@ -518,27 +518,62 @@ int HexDigit(char c) {
   return -1;
 }
 
+Result<std::int64_t> ParseEpochMs(std::string_view name, std::string_view value) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || p != value.data() + value.size() || v < 0) {
+    return QueryError(name, "must be a time in epoch milliseconds (an integer >= 0)");
+  }
+  return v;
+}
+
+// GET /v1/jobs and GET /v1/dead: the JobFilter parameters, `limit` and `cursor`. `allow_state`
+// is false for /v1/dead, whose state is fixed.
 Result<ListQuery> ParseListQuery(std::string_view query, bool allow_state) {
   auto params = ParseQueryString(query);
   if (!params.ok()) return params.status();
   ListQuery q;
   q.limit = kDefaultListLimit;
+  JobFilter& f = q.filter;
   std::string cursor;
   for (const auto& [name, value] : *params) {
     // An empty value means "not given": `?queue=&state=` is how the docs spell a template.
-    if (name == "queue") {
+    if (name == "queue" || name == "namespace" || name == "kind") {
       if (!value.empty() && !IsValidName(value)) {
         return QueryError(name, "must be 1 to 128 characters from [A-Za-z0-9_.:-]");
       }
-      q.queue = value;
+      (name == "queue" ? f.queue : name == "kind" ? f.kind : f.ns) = value;
     } else if (name == "state" && allow_state) {
       if (value.empty()) continue;
-      auto state = ParseState(value);
-      if (!state) {
-        return QueryError(name,
-                          "must be one of scheduled, ready, active, succeeded, dead, cancelled");
+      // One state or a comma-separated set of them.
+      f.states.clear();
+      std::string_view rest = value;
+      for (;;) {
+        const std::size_t comma = rest.find(',');
+        auto state = ParseState(rest.substr(0, comma));
+        if (!state) {
+          return QueryError(name,
+                            "must be one or more (comma-separated) of scheduled, ready, active, "
+                            "succeeded, dead, cancelled");
+        }
+        f.states.push_back(*state);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
       }
-      q.state = state;
+    } else if (name == "tag") {
+      if (value.size() > kMaxTagBytes) {
+        return QueryError(name, fmt::format("must be at most {} bytes", kMaxTagBytes));
+      }
+      f.tag = value;
+    } else if (name == "created_after" || name == "created_before" || name == "finished_after" ||
+               name == "finished_before") {
+      if (value.empty()) continue;
+      auto t = ParseEpochMs(name, value);
+      if (!t.ok()) return t.status();
+      (name == "created_after"    ? f.created_after_ms
+       : name == "created_before" ? f.created_before_ms
+       : name == "finished_after" ? f.finished_after_ms
+                                  : f.finished_before_ms) = *t;
     } else if (name == "limit") {
       if (value.empty()) continue;
       std::uint32_t limit = 0;
@@ -554,6 +589,8 @@ Result<ListQuery> ParseListQuery(std::string_view query, bool allow_state) {
       return QueryError(name, "unknown parameter");
     }
   }
+  f.Normalize();
+  if (Status v = f.Validate(); !v.ok()) return v;
   // The cursor is checked against the whole filter, which may come after it in the query.
   if (!cursor.empty()) {
     auto after = DecodeJobCursor(allow_state ? JobsCursorScope(q) : DeadCursorScope(q), cursor);
@@ -993,7 +1030,7 @@ Result<ListQuery> ParseListJobsQuery(std::string_view query) {
 
 Result<ListQuery> ParseListDeadQuery(std::string_view query) {
   Result<ListQuery> q = ParseListQuery(query, /*allow_state=*/false);
-  if (q.ok()) q->state = JobState::kDead;
+  if (q.ok()) q->filter.states = {JobState::kDead};
   return q;
 }
 
@@ -1040,11 +1077,14 @@ Result<bool> ParseCreateQuery(std::string_view query) {
 }
 
 std::string JobsCursorScope(const ListQuery& query) {
-  return JobListScope("jobs", query.queue, query.state ? StateName(*query.state) : "");
+  return JobListScope("jobs", query.filter.Scope());
 }
 
 std::string DeadCursorScope(const ListQuery& query) {
-  return JobListScope("dead", query.queue, "");
+  // Computed before the state is fixed to dead and after: the same scope either way.
+  JobFilter f = query.filter;
+  f.states.clear();
+  return JobListScope("dead", f.Scope());
 }
 
 // ---- response bodies ----

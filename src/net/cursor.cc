@@ -115,12 +115,10 @@ Result<std::string> DecodeCursor(std::string_view scope, std::string_view token)
   return std::string(position);
 }
 
-std::string JobListScope(std::string_view listing, std::string_view queue, std::string_view state) {
+std::string JobListScope(std::string_view listing, std::string_view filter_scope) {
   std::string scope(listing);
   scope += '\n';
-  scope += queue;
-  scope += '\n';
-  scope += state;
+  scope += filter_scope;
   return scope;
 }
 

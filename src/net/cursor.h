@@ -34,9 +34,10 @@ std::string EncodeCursor(std::string_view scope, std::string_view position);
 // version or does not belong to `scope`.
 Result<std::string> DecodeCursor(std::string_view scope, std::string_view token);
 
-// Job listings (`GET /v1/jobs`, `GET /v1/dead`): the scope is the listing and its filters; the
-// position is the last id of the previous page.
-std::string JobListScope(std::string_view listing, std::string_view queue, std::string_view state);
+// Job listings (`GET /v1/jobs`, `GET /v1/dead`): the scope is the listing and every one of its
+// filters (`filter_scope` is JobFilter::Scope()); the position is the last id of the previous
+// page.
+std::string JobListScope(std::string_view listing, std::string_view filter_scope);
 std::string EncodeJobCursor(std::string_view scope, JobId after_id);
 Result<JobId> DecodeJobCursor(std::string_view scope, std::string_view token);
 

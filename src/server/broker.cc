@@ -1422,32 +1422,47 @@ void Broker::GetJob(JobId id, Callback<JobView> done, std::int64_t wait_ms) {
 
 namespace {
 
-// Up to `limit` stored rows after `q.after_id`, read in small chunks so that the rows held stop
-// once their payloads and results reach `max_bytes` (*truncated is then set): a page of large
-// payloads costs about max_bytes of memory, not limit times the payload size.
-Result<std::vector<JobRecord>> ListStored(Store& store, StoreListQuery q, std::uint32_t limit,
-                                          std::size_t max_bytes, bool* truncated) {
+// Candidates one list request may examine in the store (index entries of the search's driving
+// index, store/store.h FinishedSearch) before it answers with what it found and a cursor: a
+// filter that matches few of many finished jobs costs a bounded amount per page (a page may then
+// be short, even empty, with a cursor).
+constexpr std::uint32_t kStoreListBudget = 8192;
+
+// Stored terminal jobs matching `filter` after `after`, read in small chunks so that the rows
+// held stop once their payloads and results reach `max_bytes`: a page of large payloads costs
+// about max_bytes of memory, not limit times the payload size.
+struct StoredPage {
+  std::vector<JobRecord> rows;  // ascending id, at most `limit`
+  JobId bound = 0;              // every match with id <= bound is in `rows`; 0: every match is
+};
+
+Result<StoredPage> SearchStored(Store& store, const JobFilter& filter, JobId after,
+                                std::uint32_t limit, std::size_t max_bytes) {
   constexpr std::uint32_t kChunk = 64;
-  std::vector<JobRecord> out;
+  StoredPage out;
+  FinishedSearch q;
+  q.filter = filter;
+  q.after_id = after;
+  std::uint32_t examined = 0;
   std::size_t bytes = 0;
-  *truncated = false;
-  while (out.size() < limit) {
-    q.limit = std::min<std::uint32_t>(kChunk, limit - static_cast<std::uint32_t>(out.size()));
-    auto rows = store.ListJobs(q);
-    if (!rows.ok()) return rows.status();
-    const std::size_t got = rows->size();
-    for (auto& r : *rows) {
+  for (;;) {
+    q.limit = std::min<std::uint32_t>(kChunk, limit - static_cast<std::uint32_t>(out.rows.size()));
+    q.max_examined = kStoreListBudget - examined;
+    auto page = store.SearchFinished(q);
+    if (!page.ok()) return page.status();
+    examined += page->examined;
+    for (auto& r : page->jobs) {
       bytes += r.payload.size() + r.result.size();
-      out.push_back(std::move(r));
-      if (bytes >= max_bytes && out.size() < limit) {
-        *truncated = true;
+      out.rows.push_back(std::move(r));
+      if (bytes >= max_bytes && out.rows.size() < limit) {
+        out.bound = out.rows.back().id;
         return out;
       }
     }
-    if (got < q.limit) break;
-    q.after_id = out.back().id;
+    out.bound = page->resume_after;
+    if (out.bound == 0 || out.rows.size() >= limit || examined >= kStoreListBudget) return out;
+    q.after_id = out.bound;
   }
-  return out;
 }
 
 }  // namespace
@@ -1455,46 +1470,44 @@ Result<std::vector<JobRecord>> ListStored(Store& store, StoreListQuery q, std::u
 void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;
-  if (query.state && IsTerminal(*query.state)) {
+  query.filter.Normalize();
+  const bool live = query.filter.MayMatchLive();
+  const bool finished = query.filter.MayMatchFinished();
+  if (!live && !finished) return done(JobPage{});
+  if (!live) {
+    // Finished jobs only: the store answers (a job ending in core shows once durable).
     if (Status a = impl_->AdmitRead(); !a.ok()) return done(a);
     impl_->Read([this, query, done = std::move(done)] {
-      StoreListQuery q;
-      q.queue = query.queue;
-      q.states = {*query.state};
-      q.after_id = query.after_id;
-      bool truncated = false;
-      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
-      if (!rows.ok()) return done(rows.status());
+      auto stored =
+          SearchStored(impl_->store(), query.filter, query.after_id, query.limit, query.max_bytes);
+      if (!stored.ok()) return done(stored.status());
       JobPage page;
-      for (auto& r : *rows) page.items.push_back(JobView{std::move(r), std::nullopt, "", ""});
-      page.next_after_id =
-          page.items.size() >= query.limit || truncated ? page.items.back().job.id : 0;
+      for (auto& r : stored->rows)
+        page.items.push_back(JobView{std::move(r), std::nullopt, "", ""});
+      page.next_after_id = stored->bound;
       done(std::move(page));
     });
     return;
   }
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, query, done = std::move(done)]() mutable {
+  impl_->Post([this, query, finished, done = std::move(done)]() mutable {
     JobPage live = impl_->sched().ListLive(query);
-    if (query.state) return done(std::move(live));
-    // Every state: merge core's live jobs with the store's terminal ones by id.
+    if (!finished) return done(std::move(live));
+    // Live and finished states: merge core's live jobs with the store's terminal ones by id.
     impl_->Read([this, query, live = std::move(live), done = std::move(done)]() mutable {
-      StoreListQuery q;
-      q.queue = query.queue;
-      q.states = {JobState::kSucceeded, JobState::kDead, JobState::kCancelled};
-      q.after_id = query.after_id;
-      bool truncated = false;
-      auto rows = ListStored(impl_->store(), q, query.limit, query.max_bytes, &truncated);
-      if (!rows.ok()) return done(rows.status());
+      auto stored =
+          SearchStored(impl_->store(), query.filter, query.after_id, query.limit, query.max_bytes);
+      if (!stored.ok()) return done(stored.status());
+      std::vector<JobRecord>& rows = stored->rows;
       constexpr JobId kEnd = ~JobId{0};
       const JobId live_bound = live.next_after_id == 0 ? kEnd : live.next_after_id;
-      const JobId store_bound = rows->size() >= query.limit || truncated ? rows->back().id : kEnd;
+      const JobId store_bound = stored->bound == 0 ? kEnd : stored->bound;
       const JobId bound = std::min(live_bound, store_bound);
       std::vector<JobView> merged;
       for (auto& v : live.items) {
         if (v.job.id <= bound) merged.push_back(std::move(v));
       }
-      for (auto& r : *rows) {
+      for (auto& r : rows) {
         if (r.id > bound) continue;
         auto same = std::find_if(merged.begin(), merged.end(),
                                  [&](const JobView& v) { return v.job.id == r.id; });

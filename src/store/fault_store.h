@@ -48,6 +48,9 @@ class FaultStore final : public Store {
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override {
     return inner_.ListJobs(query);
   }
+  Result<FinishedPage> SearchFinished(const FinishedSearch& query) override {
+    return inner_.SearchFinished(query);
+  }
   Status Backup(const std::string& path) override { return inner_.Backup(path); }
   Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override {
     return inner_.CountFinished(query);

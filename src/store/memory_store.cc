@@ -247,6 +247,28 @@ Result<std::vector<JobRecord>> MemoryStore::ListJobs(const StoreListQuery& query
   return out;
 }
 
+Result<FinishedPage> MemoryStore::SearchFinished(const FinishedSearch& query) {
+  std::lock_guard<std::mutex> lock(mu_);
+  FinishedPage page;
+  if (query.limit == 0 || !query.filter.MayMatchFinished()) return page;
+  const std::uint32_t budget = std::max<std::uint32_t>(query.max_examined, 1);
+  for (auto it = state_.jobs.upper_bound(query.after_id); it != state_.jobs.end(); ++it) {
+    if (page.examined >= budget) {
+      page.resume_after = std::prev(it)->first;
+      return page;
+    }
+    ++page.examined;
+    const JobRecord& j = it->second;
+    if (!IsTerminal(j.state) || !query.filter.Matches(j)) continue;
+    page.jobs.push_back(j);
+    if (page.jobs.size() >= query.limit) {
+      page.resume_after = j.id;
+      return page;
+    }
+  }
+  return page;
+}
+
 // A scan of every job: the memory store is for tests, and this simple version is the reference
 // the SQLite store's maintained counts are checked against (store_test.cc).
 Result<std::vector<FinishedCount>> MemoryStore::CountFinished(const FinishedCountQuery& query) {

@@ -35,6 +35,9 @@ class MemoryStore final : public Store {
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
+  // A scan in id order, each job one candidate: the reference the SQLite store's indexed
+  // search is checked against (store_test.cc).
+  Result<FinishedPage> SearchFinished(const FinishedSearch& query) override;
   Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   // Writes nothing to disk: records a snapshot under `path` for RestoreBackup(); fails with
   // kInvalidRequest if a snapshot under `path` exists, like SqliteStore for an existing file.

@@ -279,8 +279,47 @@ Status MigrateTo4(sqlite3* db) {
               "migrate to format 4 (leases table)");
 }
 
+// Format 5: additive changes of several features, each in its own block.
+Status MigrateTo5(sqlite3* db) {
+  // --- Search (GET /v1/jobs filters; docs/storage-format.md "Format 5", "Search") ---
+  // Indexes over terminal rows only (partial, `state >= 3`), each ordered by id within its key,
+  // so a filtered page of finished jobs reads a bounded run of one index. Live rows never enter
+  // them: enqueue, lease and delete-on-ack pay nothing; a job that finishes and is kept pays one
+  // entry in each, and so does its purge.
+  // job_tags holds one row per (tag, job) of every job that has tags, live or finished. Triggers
+  // keep it in step with `jobs` in the same transaction, whichever statement inserts or deletes
+  // the job row (enqueue, ack, purge, retention, bulk delete): no delete path can forget it.
+  // Jobs without tags (tags IS NULL) skip the triggers' bodies. The store never rewrites a
+  // job's tags (UpdateJob leaves the column alone), so no UPDATE trigger is needed; a row
+  // whose tags text is not valid JSON (damaged by hand) is skipped rather than failing the
+  // commit that inserts or deletes it.
+  return Exec(db,
+              "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_kind ON jobs (kind, id) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_ns ON jobs (ns, id) WHERE state >= 3;"
+              "CREATE TABLE job_tags ("
+              "  tag TEXT    NOT NULL,"
+              "  id  INTEGER NOT NULL,"
+              "  PRIMARY KEY (tag, id)"
+              ") WITHOUT ROWID;"
+              "CREATE TRIGGER job_tags_insert AFTER INSERT ON jobs "
+              "WHEN new.tags IS NOT NULL AND json_valid(new.tags) "
+              "BEGIN INSERT OR IGNORE INTO job_tags (tag, id) "
+              "SELECT value, new.id FROM json_each(new.tags); END;"
+              "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs "
+              "WHEN old.tags IS NOT NULL AND json_valid(old.tags) "
+              "BEGIN DELETE FROM job_tags WHERE id = old.id AND tag IN "
+              "(SELECT value FROM json_each(old.tags)); END;"
+              "INSERT OR IGNORE INTO job_tags (tag, id) SELECT t.value, jobs.id "
+              "FROM jobs, json_each(jobs.tags) AS t "
+              "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags);",
+              "migrate to format 5 (search indexes)");
+  // --- end Search ---
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
+                                     &MigrateTo5};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -513,7 +552,8 @@ Status ReadLease(sqlite3_stmt* s, int col, JobRecord* job) {
 
 // kJobColumns of `jobs AS j`, then kLeaseColumns of `leases AS l` (NULL without a lease):
 // what GetJob and ListJobs select, decoded by ReadJob then ReadLease(kJobColumnCount).
-std::string JoinedSelect() {
+// The columns ReadJob then ReadLease decode, from `jobs AS j` and `leases AS l`.
+std::string JoinedColumns() {
   std::string cols = kJobColumns;
   std::string out = "SELECT j.";
   for (char c : cols) {
@@ -526,8 +566,11 @@ std::string JoinedSelect() {
     out += c;
     if (c == ' ') out += "l.";
   }
-  out += " FROM jobs AS j LEFT JOIN leases AS l ON l.id = j.id";
   return out;
+}
+
+std::string JoinedSelect() {
+  return JoinedColumns() + " FROM jobs AS j LEFT JOIN leases AS l ON l.id = j.id";
 }
 
 Status SyncDirectoryOf(const std::string& path) {
@@ -880,6 +923,7 @@ class SqliteStore::ReaderLease {
   ReaderLease(const ReaderLease&) = delete;
   ReaderLease& operator=(const ReaderLease&) = delete;
   Reader* operator->() const { return reader_; }
+  Reader& operator*() const { return *reader_; }
 
  private:
   SqliteStore* store_;
@@ -1602,6 +1646,221 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   }
   if (rc != SQLITE_DONE) return SqlError(r->db, rc, "list jobs");
   return out;
+}
+
+Result<sqlite3_stmt*> SqliteStore::CachedStatement(Reader& r, const std::string& sql) {
+  auto it = r.list_stmts.find(sql);
+  if (it != r.list_stmts.end()) return it->second;
+  // Shapes are few in practice; a client cycling through every combination must not grow the
+  // cache without bound.
+  constexpr std::size_t kMaxCached = 256;
+  if (r.list_stmts.size() >= kMaxCached) {
+    for (auto& [text, stmt] : r.list_stmts) sqlite3_finalize(stmt);
+    r.list_stmts.clear();
+  }
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v3(r.db, sql.c_str(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+  if (rc != SQLITE_OK) return SqlError(r.db, rc, "prepare \"" + sql + "\"");
+  r.list_stmts.emplace(sql, s);
+  return s;
+}
+
+namespace {
+
+// The index a search reads candidates from, most selective first (docs/storage-format.md,
+// "Search"). Every one yields ids in ascending order for one key, so a page is a bounded run
+// of index entries.
+enum class SearchDriver {
+  kTag,    // job_tags (tag, id)
+  kKind,   // jobs_finished_by_kind (kind, id)
+  kQueue,  // jobs_terminal_by_id (state, queue, id), one run per state
+  kNs,     // jobs_finished_by_ns (ns, id)
+  kState,  // jobs_finished_by_state (state, id), one run per state
+};
+
+SearchDriver ChooseDriver(const JobFilter& f) {
+  if (!f.tag.empty()) return SearchDriver::kTag;
+  if (!f.kind.empty()) return SearchDriver::kKind;
+  if (!f.queue.empty()) return SearchDriver::kQueue;
+  if (!f.ns.empty()) return SearchDriver::kNs;
+  return SearchDriver::kState;
+}
+
+bool PerState(SearchDriver d) { return d == SearchDriver::kQueue || d == SearchDriver::kState; }
+
+// Phase 1: the number of candidates after :a (at most :n) and the largest of them. Index-only.
+std::string WindowSql(SearchDriver d) {
+  std::string inner;
+  switch (d) {
+    case SearchDriver::kTag:
+      inner = "SELECT id FROM job_tags WHERE tag = :key AND id > :a";
+      break;
+    case SearchDriver::kKind:
+      inner =
+          "SELECT id FROM jobs INDEXED BY jobs_finished_by_kind "
+          "WHERE kind = :key AND state >= 3 AND id > :a";
+      break;
+    case SearchDriver::kNs:
+      inner =
+          "SELECT id FROM jobs INDEXED BY jobs_finished_by_ns "
+          "WHERE ns = :key AND state >= 3 AND id > :a";
+      break;
+    case SearchDriver::kQueue:
+      inner =
+          "SELECT id FROM jobs INDEXED BY jobs_terminal_by_id "
+          "WHERE state = :state AND state >= 3 AND queue = :key AND id > :a";
+      break;
+    case SearchDriver::kState:
+      inner =
+          "SELECT id FROM jobs INDEXED BY jobs_finished_by_state "
+          "WHERE state = :state AND state >= 3 AND id > :a";
+      break;
+  }
+  return "SELECT count(*), max(id) FROM (" + inner + " ORDER BY id LIMIT :n)";
+}
+
+// Phase 2: the matching rows among the candidates in (:a, :w], by the same index.
+std::string RowsSql(SearchDriver d, const JobFilter& f, std::size_t n_states) {
+  std::string sql = JoinedColumns();
+  std::string id = "j.id";
+  switch (d) {
+    case SearchDriver::kTag:
+      // CROSS JOIN keeps job_tags the outer loop: the planner may not start from `jobs`.
+      sql +=
+          " FROM job_tags AS t CROSS JOIN jobs AS j ON j.id = t.id"
+          " LEFT JOIN leases AS l ON l.id = j.id WHERE t.tag = :tag";
+      id = "t.id";
+      break;
+    case SearchDriver::kKind:
+      sql +=
+          " FROM jobs AS j INDEXED BY jobs_finished_by_kind"
+          " LEFT JOIN leases AS l ON l.id = j.id WHERE j.kind = :kind";
+      break;
+    case SearchDriver::kNs:
+      sql +=
+          " FROM jobs AS j INDEXED BY jobs_finished_by_ns"
+          " LEFT JOIN leases AS l ON l.id = j.id WHERE j.ns = :ns";
+      break;
+    case SearchDriver::kQueue:
+      sql +=
+          " FROM jobs AS j INDEXED BY jobs_terminal_by_id"
+          " LEFT JOIN leases AS l ON l.id = j.id WHERE j.queue = :queue";
+      break;
+    case SearchDriver::kState:
+      sql +=
+          " FROM jobs AS j INDEXED BY jobs_finished_by_state"
+          " LEFT JOIN leases AS l ON l.id = j.id WHERE 1";
+      break;
+  }
+  sql += " AND " + id + " > :a AND " + id + " <= :w";
+  // Spelled out so the planner sees the partial indexes apply (it needs `state >= 3` in the
+  // WHERE to use an index declared WHERE state >= 3).
+  sql += " AND j.state >= 3 AND l.id IS NULL AND j.state IN (";
+  for (std::size_t i = 0; i < n_states; ++i) sql += i == 0 ? ":s0" : ",:s" + std::to_string(i);
+  sql += ")";
+  if (d != SearchDriver::kKind && !f.kind.empty()) sql += " AND j.kind = :kind";
+  if (d != SearchDriver::kQueue && !f.queue.empty()) sql += " AND j.queue = :queue";
+  if (d != SearchDriver::kNs && !f.ns.empty()) sql += " AND j.ns = :ns";
+  if (f.created_after_ms) sql += " AND j.created_at_ms >= :ca";
+  if (f.created_before_ms) sql += " AND j.created_at_ms < :cb";
+  if (f.finished_after_ms) sql += " AND j.finished_at_ms >= :fa";
+  if (f.finished_before_ms) sql += " AND j.finished_at_ms < :fb";
+  if (d != SearchDriver::kTag && !f.tag.empty()) {
+    sql += " AND EXISTS (SELECT 1 FROM job_tags AS t WHERE t.tag = :tag AND t.id = j.id)";
+  }
+  sql += " ORDER BY " + id + " LIMIT :lim";
+  return sql;
+}
+
+int BindNamed(sqlite3_stmt* s, const char* name, std::int64_t v) {
+  int i = sqlite3_bind_parameter_index(s, name);
+  return i == 0 ? SQLITE_OK : sqlite3_bind_int64(s, i, v);
+}
+
+int BindNamed(sqlite3_stmt* s, const char* name, std::string_view v) {
+  int i = sqlite3_bind_parameter_index(s, name);
+  return i == 0 ? SQLITE_OK : BindText(s, i, v);
+}
+
+}  // namespace
+
+Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
+  FinishedPage page;
+  const JobFilter& f = query.filter;
+  const std::vector<JobState> states = f.FinishedStates();
+  if (query.limit == 0 || states.empty() || !IdInRange(query.after_id)) return page;
+  const SearchDriver driver = ChooseDriver(f);
+  const std::uint32_t budget = std::max<std::uint32_t>(query.max_examined, 1);
+
+  ReaderLease r(this);
+  // Phase 1: how far the budget reaches in the driving index. A per-state driver reads one run
+  // per state and splits the budget between them; the window ends at the smallest end among the
+  // runs that were cut (past it, a cut run may hold unread candidates).
+  constexpr std::int64_t kNoEnd = std::numeric_limits<std::int64_t>::max();
+  std::int64_t window_end = kNoEnd;
+  {
+    auto window = CachedStatement(*r, WindowSql(driver));
+    if (!window.ok()) return window.status();
+    sqlite3_stmt* s = *window;
+    const std::size_t runs = PerState(driver) ? states.size() : 1;
+    const std::uint32_t per_run =
+        std::max<std::uint32_t>(budget / static_cast<std::uint32_t>(runs), 1);
+    for (std::size_t i = 0; i < runs; ++i) {
+      ResetOnExit reset(s);
+      std::string_view key = driver == SearchDriver::kTag    ? std::string_view(f.tag)
+                             : driver == SearchDriver::kKind ? std::string_view(f.kind)
+                             : driver == SearchDriver::kNs   ? std::string_view(f.ns)
+                                                             : std::string_view(f.queue);
+      int rc = BindNamed(s, ":key", key);
+      rc |= BindNamed(s, ":state", static_cast<std::int64_t>(states[i]));
+      rc |= BindNamed(s, ":a", static_cast<std::int64_t>(query.after_id));
+      rc |= BindNamed(s, ":n", static_cast<std::int64_t>(per_run));
+      if (rc != SQLITE_OK) return SqlError(r->db, rc, "bind search window");
+      rc = sqlite3_step(s);
+      if (rc != SQLITE_ROW) return SqlError(r->db, rc, "search window");
+      const std::int64_t count = sqlite3_column_int64(s, 0);
+      page.examined += static_cast<std::uint32_t>(count);
+      if (count >= per_run)
+        window_end = std::min<std::int64_t>(window_end, sqlite3_column_int64(s, 1));
+    }
+  }
+  if (page.examined == 0) return page;  // no candidate after the cursor: the end
+
+  // Phase 2: the matching rows in (after_id, window_end], read through the same index.
+  auto rows = CachedStatement(*r, RowsSql(driver, f, states.size()));
+  if (!rows.ok()) return rows.status();
+  sqlite3_stmt* s = *rows;
+  ResetOnExit reset(s);
+  int rc = BindNamed(s, ":a", static_cast<std::int64_t>(query.after_id));
+  rc |= BindNamed(s, ":w", window_end);
+  rc |= BindNamed(s, ":lim", static_cast<std::int64_t>(query.limit));
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    rc |= BindNamed(s, (":s" + std::to_string(i)).c_str(), static_cast<std::int64_t>(states[i]));
+  }
+  rc |= BindNamed(s, ":tag", f.tag);
+  rc |= BindNamed(s, ":kind", f.kind);
+  rc |= BindNamed(s, ":queue", f.queue);
+  rc |= BindNamed(s, ":ns", f.ns);
+  if (f.created_after_ms) rc |= BindNamed(s, ":ca", *f.created_after_ms);
+  if (f.created_before_ms) rc |= BindNamed(s, ":cb", *f.created_before_ms);
+  if (f.finished_after_ms) rc |= BindNamed(s, ":fa", *f.finished_after_ms);
+  if (f.finished_before_ms) rc |= BindNamed(s, ":fb", *f.finished_before_ms);
+  if (rc != SQLITE_OK) return SqlError(r->db, rc, "bind search");
+  page.jobs.reserve(std::min<std::uint32_t>(query.limit, 1024));
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    JobRecord& job = page.jobs.emplace_back();
+    Status st = ReadJob(s, &job);
+    if (st.ok()) st = ReadLease(s, kJobColumnCount, &job);
+    if (!st.ok()) return st;
+  }
+  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "search jobs");
+  if (page.jobs.size() >= query.limit) {
+    page.resume_after = page.jobs.back().id;
+  } else if (window_end != kNoEnd) {
+    page.resume_after = static_cast<JobId>(window_end);
+  }
+  return page;
 }
 
 Result<std::vector<FinishedCount>> SqliteStore::CountFinished(const FinishedCountQuery& query) {

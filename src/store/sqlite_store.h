@@ -36,7 +36,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 4;
+inline constexpr int kSqliteFormatVersion = 5;
 
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
@@ -61,6 +61,7 @@ class SqliteStore final : public Store {
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
+  Result<FinishedPage> SearchFinished(const FinishedSearch& query) override;
   Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
@@ -71,10 +72,13 @@ class SqliteStore final : public Store {
     sqlite3* db = nullptr;
     sqlite3_stmt* get_job = nullptr;
     sqlite3_stmt* get_key = nullptr;
-    // ListJobs statements by SQL text; the shapes are few (queue or not, number of states).
+    // ListJobs and SearchFinished statements by SQL text; the shapes are few (which filters
+    // are given, number of states), and the cache is cleared if it ever holds many.
     std::map<std::string, sqlite3_stmt*> list_stmts;
   };
   class ReaderLease;
+  // The statement for `sql` on reader `r`, prepared once and cached in r->list_stmts.
+  Result<sqlite3_stmt*> CachedStatement(Reader& r, const std::string& sql);
 
   // SqliteOptions::vfs for sqlite3_open_v2: nullptr selects SQLite's default VFS.
   const char* Vfs() const { return options_.vfs.empty() ? nullptr : options_.vfs.c_str(); }

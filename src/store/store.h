@@ -21,6 +21,7 @@
 
 #include "common/status.h"
 #include "core/job.h"
+#include "core/job_filter.h"
 #include "core/queue_config.h"
 #include "store/batch.h"
 
@@ -53,6 +54,27 @@ struct StoreListQuery {
   std::vector<JobState> states;  // empty: any state
   JobId after_id = 0;            // exclusive lower bound on id (the cursor)
   std::uint32_t limit = 100;     // at most this many results
+};
+
+// A bounded search of stored terminal jobs by a JobFilter (GET /v1/jobs, bulk operations).
+// Only the filter's terminal states are searched (live jobs are answered by core); a filter
+// that admits none finds nothing.
+struct FinishedSearch {
+  JobFilter filter;
+  JobId after_id = 0;         // exclusive lower bound on id (the cursor)
+  std::uint32_t limit = 100;  // at most this many results
+  // Examine at most this many candidates (index entries of the most selective indexed filter)
+  // before answering: the cost of one call is bounded whatever the filter selects, and a call
+  // may return fewer than `limit` jobs (even none) with a resume point.
+  std::uint32_t max_examined = 4096;
+};
+
+struct FinishedPage {
+  std::vector<JobRecord> jobs;  // matching jobs in ascending id order, at most `limit`
+  // Every matching job with after_id < id <= resume_after is in `jobs`; search on after it.
+  // 0 when the search reached the end (nothing matches after the last job returned).
+  JobId resume_after = 0;
+  std::uint32_t examined = 0;  // candidates examined (<= max_examined)
 };
 
 // How many terminal jobs of one state a queue holds.
@@ -99,6 +121,11 @@ class Store {
 
   // Jobs matching `query` in ascending id order.
   virtual Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) = 0;
+
+  // Terminal jobs matching `query.filter`, bounded by query.max_examined (FinishedSearch). Same
+  // threading as GetJob. The SQLite store answers from an index chosen by the filter
+  // (docs/storage-format.md, "Search"), so a call's cost does not grow with the number of jobs.
+  virtual Result<FinishedPage> SearchFinished(const FinishedSearch& query) = 0;
 
   // The idempotency key (ns, key) if it is stored and unexpired (expires_at_ms > now_ms).
   // Same threading as GetJob.

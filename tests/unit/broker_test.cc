@@ -92,6 +92,11 @@ class GatedStore final : public Store {
     MaybeHold();
     return r;
   }
+  Result<FinishedPage> SearchFinished(const FinishedSearch& q) override {
+    auto r = inner_.SearchFinished(q);
+    MaybeHold();
+    return r;
+  }
   Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override {
     return inner_.CountFinished(query);
   }
@@ -298,7 +303,7 @@ TEST_F(BrokerTest, ListMergesLiveAndFinishedJobsInIdOrderAcrossPages) {
   Complete({}, fails);  // three dead jobs, in the store only; six live ones in core
   std::vector<JobId> seen;
   ListQuery q;
-  q.queue = "m";
+  q.filter.queue = "m";
   q.limit = 4;
   for (int page = 0; page < 10; ++page) {
     std::promise<Result<JobPage>> p;

@@ -725,17 +725,16 @@ TEST(CodecQuery, ListJobs) {
   auto q = ParseListJobsQuery("");
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->limit, 100u);
-  EXPECT_EQ(q->queue, "");
-  EXPECT_FALSE(q->state);
+  EXPECT_TRUE(q->filter.empty());
   EXPECT_EQ(q->after_id, 0u);
   ListQuery scope;
-  scope.queue = "emails";
-  scope.state = JobState::kDead;
+  scope.filter.queue = "emails";
+  scope.filter.states = {JobState::kDead};
   q = ParseListJobsQuery("queue=emails&state=dead&limit=1000&cursor=" +
                          EncodeJobCursor(JobsCursorScope(scope), 99));
   ASSERT_TRUE(q.ok());
-  EXPECT_EQ(q->queue, "emails");
-  EXPECT_EQ(q->state, JobState::kDead);
+  EXPECT_EQ(q->filter.queue, "emails");
+  EXPECT_EQ(q->filter.states, std::vector<JobState>{JobState::kDead});
   EXPECT_EQ(q->limit, 1000u);
   EXPECT_EQ(q->after_id, 99u);
   q = ParseListJobsQuery("queue=&state=&limit=&cursor=");
@@ -749,8 +748,8 @@ TEST(CodecQuery, ListJobs) {
   EXPECT_EQ(msg("limit=-1").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("limit=1x").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("state=done").message(),
-            "query parameter \"state\": must be one of scheduled, ready, active, succeeded, dead, "
-            "cancelled");
+            "query parameter \"state\": must be one or more (comma-separated) of scheduled, ready, "
+            "active, succeeded, dead, cancelled");
   EXPECT_EQ(msg("queue=a%20b").code(), Code::kInvalidRequest);
   EXPECT_EQ(msg("cursor=abc").message(),
             "query parameter \"cursor\": not a cursor returned by this server for this listing");
@@ -764,7 +763,7 @@ TEST(CodecQuery, ListJobs) {
 TEST(CodecQuery, ListDead) {
   auto q = ParseListDeadQuery("queue=a&limit=5");
   ASSERT_TRUE(q.ok());
-  EXPECT_EQ(q->state, JobState::kDead);
+  EXPECT_EQ(q->filter.states, std::vector<JobState>{JobState::kDead});
   EXPECT_EQ(q->limit, 5u);
   EXPECT_EQ(ParseListDeadQuery("state=ready").status().message(),
             "query parameter \"state\": unknown parameter");
@@ -772,7 +771,7 @@ TEST(CodecQuery, ListDead) {
 
 TEST(CodecCursor, RoundTripsInItsOwnScopeOnly) {
   ListQuery emails;
-  emails.queue = "emails";
+  emails.filter.queue = "emails";
   const std::string scope = JobsCursorScope(emails);
   for (JobId id : {JobId{1}, JobId{42}, ~JobId{0}}) {
     std::string token = EncodeJobCursor(scope, id);
@@ -1038,7 +1037,7 @@ TEST(CodecParse, QueueListQueryAndCursors) {
   EXPECT_EQ(q->after, "x.y:z");
   const std::vector<std::string> bads = {
       "limit=0", "limit=1001", "limit=x", "state=ready", "cursor=abc",
-      "cursor=" + EncodeJobCursor(JobListScope("jobs", "", ""), 5),
+      "cursor=" + EncodeJobCursor(JobListScope("jobs", JobFilter{}.Scope()), 5),
       // A well-formed cursor whose name is not a valid queue name.
       "cursor=" + EncodeCursor("queues", "no spaces")};
   for (const std::string& bad : bads) {

@@ -2056,8 +2056,8 @@ TEST_F(SchedulerTest, ListLivePagesReturnEveryLiveJobOnceUnderATinyScanBudget) {
 
   // Filters: queue and state.
   ListQuery q;
-  q.queue = "a";
-  q.state = JobState::kReady;
+  q.filter.queue = "a";
+  q.filter.states = {JobState::kReady};
   q.limit = 2;
   std::vector<JobId> seen;
   for (int pages = 0; pages < 100'000; ++pages) {
@@ -2076,7 +2076,7 @@ TEST_F(SchedulerTest, ListLivePagesReturnEveryLiveJobOnceUnderATinyScanBudget) {
   }
   EXPECT_EQ(seen, want);
   ListQuery none;
-  none.queue = "nope";
+  none.filter.queue = "nope";
   EXPECT_TRUE(sched_->ListLive(none).items.empty());
 }
 

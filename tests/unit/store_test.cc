@@ -786,6 +786,16 @@ TYPED_TEST(StoreTest, StatsCountCommits) {
 // ---------------------------------------------------------------------------------------------
 // SQLite only.
 
+// Drops what format 5 added, for tests that rewind a file to an older format.
+constexpr char kUndoFormat5[] =
+    // Search.
+    "DROP TRIGGER job_tags_insert;"
+    "DROP TRIGGER job_tags_delete;"
+    "DROP TABLE job_tags;"
+    "DROP INDEX jobs_finished_by_state;"
+    "DROP INDEX jobs_finished_by_kind;"
+    "DROP INDEX jobs_finished_by_ns;";
+
 // Runs SQL on the file through a separate raw connection, as an operator's shell would.
 void RawExec(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
@@ -873,6 +883,7 @@ TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
     ASSERT_TRUE((*s)->Commit(Inserts({SmallJob(1, "q", JobState::kDead, 5)})).ok());
   }
   // Back to the format 2 shape of the tables: leases in the job row, keys without final state.
+  RawExec(path, kUndoFormat5);
   RawExec(path,
           "DROP TABLE leases;"
           "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
@@ -1370,6 +1381,7 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   }
   // Turn the file back into format 1: no leases anywhere (the job rows have the format 1 shape
   // again since format 4).
+  RawExec(path, kUndoFormat5);
   RawExec(path,
           "DROP TABLE leases; "
           "DROP INDEX idempotency_keys_by_expiry; "
@@ -1559,6 +1571,7 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
            ", 5, 1, 1000, 60000, 2.0, 30000, '', '', NULL, NULL, " +
            (state == 4 ? "'max_attempts_exceeded'" : "''") + ", '', 0, " + lease + ");";
   };
+  RawExec(path, kUndoFormat5);
   RawExec(path,
           "DROP TABLE leases;"
           "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
