@@ -70,30 +70,16 @@ struct BulkRun {
   Broker::Callback<BulkOutcome> done;
 };
 
-// One listing step of a bulk replay or delete: the matching stored rows after `after`, and
-// where to list on.
-struct BulkCandidates {
-  std::vector<JobRecord> rows;  // ascending id, each matching the filter when read
-  JobId resume_after = 0;       // every candidate <= this was examined; 0: the end
-  std::uint64_t examined = 0;
-};
-
-Result<BulkCandidates> ListBulkCandidates(Store& store, const JobFilter& filter, JobId after,
-                                          std::uint32_t limit, std::uint64_t max_examined) {
-  StoreListQuery q;
-  q.queue = filter.queue;
-  q.states = filter.FinishedStates();
+// One listing step of a bulk replay or delete: the stored jobs matching the filter after
+// `after` (the store's bounded, indexed search, as GET /v1/jobs uses), and where to list on.
+Result<FinishedPage> ListBulkCandidates(Store& store, const JobFilter& filter, JobId after,
+                                        std::uint32_t limit, std::uint64_t max_examined) {
+  FinishedSearch q;
+  q.filter = filter;
   q.after_id = after;
-  q.limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(limit, max_examined));
-  auto rows = store.ListJobs(q);
-  if (!rows.ok()) return rows.status();
-  BulkCandidates out;
-  out.examined = rows->size();
-  out.resume_after = rows->size() < q.limit ? 0 : rows->back().id;
-  for (JobRecord& r : *rows) {
-    if (filter.Matches(r)) out.rows.push_back(std::move(r));
-  }
-  return out;
+  q.limit = limit;
+  q.max_examined = static_cast<std::uint32_t>(std::max<std::uint64_t>(max_examined, 1));
+  return store.SearchFinished(q);
 }
 
 }  // namespace
@@ -867,7 +853,7 @@ void Broker::Impl::BulkOpList(const std::shared_ptr<BulkRun>& b) {
         return BulkOpAnswer(b, read_only_ ? ReadOnlyError() : page.status());
       }
       const std::uint64_t applied = b->out.applied;
-      for (JobRecord& row : page->rows) {
+      for (JobRecord& row : page->jobs) {
         ++b->out.matched;
         if (b->request.dry_run) continue;
         const JobId id = row.id;
