@@ -254,14 +254,16 @@ void AddBulkFlags(CLI::App* app, BulkFlags* f, const char* action) {
 
 }  // namespace
 
-Result<std::int64_t> ParseRunAt(std::string_view text) {
+Result<std::int64_t> ParseRunAt(std::string_view text) { return ParseTimeArg("--run-at", text); }
+
+Result<std::int64_t> ParseTimeArg(std::string_view option, std::string_view text) {
   std::int64_t ms = 0;
   if (ParseInt(text, &ms)) {
-    if (ms < 0) return InvalidRequest("--run-at must not be negative");
+    if (ms < 0) return InvalidRequest(std::string(option) + " must not be negative");
     return ms;
   }
   // RFC 3339: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM).
-  const std::string bad = "--run-at '" + std::string(text) +
+  const std::string bad = std::string(option) + " '" + std::string(text) +
                           "' is neither epoch milliseconds nor a time like 2024-05-01T12:00:00Z";
   auto num = [&](std::size_t pos, std::size_t len, int* out) {
     if (pos + len > text.size()) return false;
@@ -312,7 +314,7 @@ Result<std::int64_t> ParseRunAt(std::string_view text) {
   }
   const std::int64_t days = sys_days(ymd).time_since_epoch().count();
   ms = ((days * 24 + hour) * 60 + minute - offset_min) * 60'000 + second * 1000 + frac_ms;
-  if (ms < 0) return InvalidRequest("--run-at must not be before 1970");
+  if (ms < 0) return InvalidRequest(std::string(option) + " must not be before 1970");
   return ms;
 }
 
@@ -444,13 +446,49 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
           ->check(CLI::Range(0.0, 31'536'000.0));
   CLI::App* jobs_list = jobs->add_subcommand("list", "List jobs, one page at a time");
   AddCommon(jobs_list, &common);
-  std::string list_queue, list_state, list_cursor;
+  std::string list_queue, list_state, list_cursor, list_ns, list_kind, list_tag;
   std::int32_t list_limit = 0;
+  CLI::Option* list_ns_opt =
+      jobs_list->add_option("--namespace,-n", list_ns, "Only jobs of this namespace");
   CLI::Option* list_queue_opt =
       jobs_list->add_option("--queue,-q", list_queue, "Only jobs of this queue");
+  CLI::Option* list_kind_opt =
+      jobs_list->add_option("--kind,-k", list_kind, "Only jobs of this kind");
   CLI::Option* list_state_opt =
-      jobs_list->add_option("--state,-s", list_state, "Only jobs in this state")
-          ->check(CLI::IsMember(kStates));
+      jobs_list
+          ->add_option("--state,-s", list_state,
+                       "Only jobs in this state, or in any of a comma-separated set "
+                       "(e.g. dead,cancelled)")
+          ->check(CLI::Validator(
+              [](std::string& v) -> std::string {
+                std::string_view rest = v;
+                for (;;) {
+                  const std::size_t comma = rest.find(',');
+                  const std::string one(rest.substr(0, comma));
+                  if (std::find(kStates.begin(), kStates.end(), one) == kStates.end()) {
+                    return "'" + one + "' is not a state (" + JoinNames(kStates) + ")";
+                  }
+                  if (comma == std::string_view::npos) return "";
+                  rest.remove_prefix(comma + 1);
+                }
+              },
+              "STATE[,STATE...]"));
+  CLI::Option* list_tag_opt =
+      jobs_list->add_option("--tag,-t", list_tag, "Only jobs carrying this tag");
+  // Time bounds: `after` inclusive, `before` exclusive; RFC 3339 or epoch ms like --run-at.
+  std::string list_times[4];
+  const char* const kTimeFlags[4] = {"--created-after", "--created-before", "--finished-after",
+                                     "--finished-before"};
+  const char* const kTimeHelp[4] = {
+      "Only jobs created at or after TIME (RFC 3339 or epoch ms)",
+      "Only jobs created before TIME (RFC 3339 or epoch ms)",
+      "Only jobs that finished at or after TIME (RFC 3339 or epoch ms)",
+      "Only jobs that finished before TIME (RFC 3339 or epoch ms)"};
+  CLI::Option* list_time_opts[4];
+  for (int i = 0; i < 4; ++i) {
+    list_time_opts[i] =
+        jobs_list->add_option(kTimeFlags[i], list_times[i], kTimeHelp[i])->type_name("TIME");
+  }
   CLI::Option* list_limit_opt =
       jobs_list->add_option("--limit,-l", list_limit, "Page size, 1..1000 (default: 100)")
           ->check(CLI::Range(1, 1000));
@@ -640,8 +678,20 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       }
     } else {
       inv.command = Command::kJobsList;
+      if (list_ns_opt->count() > 0) inv.list_jobs.ns = list_ns;
       if (list_queue_opt->count() > 0) inv.list_jobs.queue = list_queue;
+      if (list_kind_opt->count() > 0) inv.list_jobs.kind = list_kind;
       if (list_state_opt->count() > 0) inv.list_jobs.state = list_state;
+      if (list_tag_opt->count() > 0) inv.list_jobs.tag = list_tag;
+      std::optional<std::int64_t>* const times[4] = {
+          &inv.list_jobs.created_after_ms, &inv.list_jobs.created_before_ms,
+          &inv.list_jobs.finished_after_ms, &inv.list_jobs.finished_before_ms};
+      for (int i = 0; i < 4; ++i) {
+        if (list_time_opts[i]->count() == 0) continue;
+        Result<std::int64_t> t = ParseTimeArg(kTimeFlags[i], list_times[i]);
+        if (!t.ok()) return UsageError(t.status().message());
+        *times[i] = *t;
+      }
       if (list_limit_opt->count() > 0) inv.list_jobs.limit = list_limit;
       if (list_cursor_opt->count() > 0) inv.list_jobs.cursor = list_cursor;
     }

@@ -519,8 +519,18 @@ Result<Job> ApiClient::ReplayJob(std::string_view id) {
 Result<JobPage> ApiClient::ListJobs(const ListJobsRequest& request) {
   std::string target = "/v1/jobs";
   bool first = true;
+  auto add_time = [&](const char* name, const std::optional<std::int64_t>& t) {
+    if (t) AddQuery(&target, &first, name, std::to_string(*t));
+  };
+  AddQuery(&target, &first, "namespace", request.ns);
   AddQuery(&target, &first, "queue", request.queue);
+  AddQuery(&target, &first, "kind", request.kind);
   AddQuery(&target, &first, "state", request.state);
+  AddQuery(&target, &first, "tag", request.tag);
+  add_time("created_after", request.created_after_ms);
+  add_time("created_before", request.created_before_ms);
+  add_time("finished_after", request.finished_after_ms);
+  add_time("finished_before", request.finished_before_ms);
   if (request.limit) AddQuery(&target, &first, "limit", std::to_string(*request.limit));
   AddQuery(&target, &first, "cursor", request.cursor);
   Result<std::string> body = Call(HttpMethod::kGet, target, {});

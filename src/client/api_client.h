@@ -117,9 +117,18 @@ struct Job {
   std::string json;                          // the server's JSON object for this job
 };
 
+// GET /v1/jobs filters (docs/api.md): all optional, combined with AND. Times are epoch ms,
+// `*_after` inclusive, `*_before` exclusive.
 struct ListJobsRequest {
+  std::optional<std::string> ns;  // namespace
   std::optional<std::string> queue;
-  std::optional<std::string> state;
+  std::optional<std::string> kind;
+  std::optional<std::string> state;  // one state or a comma-separated set
+  std::optional<std::string> tag;
+  std::optional<std::int64_t> created_after_ms;
+  std::optional<std::int64_t> created_before_ms;
+  std::optional<std::int64_t> finished_after_ms;
+  std::optional<std::int64_t> finished_before_ms;
   std::optional<std::int32_t> limit;
   std::optional<std::string> cursor;
 };
@@ -306,7 +315,7 @@ class ApiClient {
   // GET /v1/jobs/{id}?wait_ms=N (0..30000): answered when the job ends or after wait_ms with
   // its state then.
   Result<Job> WaitJob(std::string_view id, std::int64_t wait_ms);
-  // GET /v1/jobs?queue=&state=&limit=&cursor=.
+  // GET /v1/jobs with the request's filters, limit and cursor: one page.
   Result<JobPage> ListJobs(const ListJobsRequest& request);
   // POST /v1/jobs/{id}:cancel; returns the job afterwards (an active job is only flagged).
   Result<Job> CancelJob(std::string_view id);

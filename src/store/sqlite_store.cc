@@ -283,36 +283,33 @@ Status MigrateTo4(sqlite3* db) {
 Status MigrateTo5(sqlite3* db) {
   // --- Search (GET /v1/jobs filters; docs/storage-format.md "Format 5", "Search") ---
   // Indexes over terminal rows only (partial, `state >= 3`), each ordered by id within its key,
-  // so a filtered page of finished jobs reads a bounded run of one index. Live rows never enter
+  // so a filtered page of finished jobs reads a bounded run of one index (the trailing `state`
+  // lets the count of candidates read the index alone). Live rows never enter
   // them: enqueue, lease and delete-on-ack pay nothing; a job that finishes and is kept pays one
   // entry in each, and so does its purge.
-  // job_tags holds one row per (tag, job) of every job that has tags, live or finished. Triggers
-  // keep it in step with `jobs` in the same transaction, whichever statement inserts or deletes
-  // the job row (enqueue, ack, purge, retention, bulk delete): no delete path can forget it.
-  // Jobs without tags (tags IS NULL) skip the triggers' bodies. The store never rewrites a
-  // job's tags (UpdateJob leaves the column alone), so no UPDATE trigger is needed; a row
-  // whose tags text is not valid JSON (damaged by hand) is skipped rather than failing the
-  // commit that inserts or deletes it.
+  // job_tags holds one row per (job, tag) of every job that has tags, live or finished, keyed
+  // by job so the rows of one job go together, and indexed by (tag, id) for the search. The
+  // store writes them with the job row (ApplyInsert; tags never change afterwards) and a trigger
+  // deletes them with it in the same transaction, whichever statement deletes the job row
+  // (ack, purge, retention, bulk delete): no delete path can forget them. Jobs without tags
+  // (tags IS NULL, almost all) skip the trigger's body. The trigger calls no function, as
+  // `trusted_schema = OFF` requires.
   return Exec(db,
               "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_kind ON jobs (kind, id) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_ns ON jobs (ns, id) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_kind ON jobs (kind, id, state) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_ns ON jobs (ns, id, state) WHERE state >= 3;"
               "CREATE TABLE job_tags ("
-              "  tag TEXT    NOT NULL,"
               "  id  INTEGER NOT NULL,"
-              "  PRIMARY KEY (tag, id)"
+              "  tag TEXT    NOT NULL,"
+              "  PRIMARY KEY (id, tag)"
               ") WITHOUT ROWID;"
-              "CREATE TRIGGER job_tags_insert AFTER INSERT ON jobs "
-              "WHEN new.tags IS NOT NULL AND json_valid(new.tags) "
-              "BEGIN INSERT OR IGNORE INTO job_tags (tag, id) "
-              "SELECT value, new.id FROM json_each(new.tags); END;"
-              "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs "
-              "WHEN old.tags IS NOT NULL AND json_valid(old.tags) "
-              "BEGIN DELETE FROM job_tags WHERE id = old.id AND tag IN "
-              "(SELECT value FROM json_each(old.tags)); END;"
-              "INSERT OR IGNORE INTO job_tags (tag, id) SELECT t.value, jobs.id "
+              "CREATE INDEX job_tags_by_tag ON job_tags (tag, id);"
+              "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs WHEN old.tags IS NOT NULL "
+              "BEGIN DELETE FROM job_tags WHERE id = old.id; END;"
+              "INSERT OR IGNORE INTO job_tags (id, tag) SELECT jobs.id, t.value "
               "FROM jobs, json_each(jobs.tags) AS t "
-              "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags);",
+              "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags) AND json_type(jobs.tags) = "
+              "'array' AND t.type = 'text';",
               "migrate to format 5 (search indexes)");
   // --- end Search ---
 }
@@ -667,6 +664,7 @@ SqliteStore::~SqliteStore() {
                           commit_,
                           rollback_,
                           insert_job_,
+                          insert_tag_,
                           update_job_,
                           update_job_any_,
                           job_state_,
@@ -816,6 +814,8 @@ Status SqliteStore::PrepareWriterStatements() {
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       {&insert_job_, insert_sql},
+      // The job's tags for the search (job_tags, format 5); a duplicate tag is one row.
+      {&insert_tag_, "INSERT OR IGNORE INTO job_tags (id, tag) VALUES (?1, ?2)"},
       // Finished counts (finished_counts.h): the common UpdateJob and DeleteJob touch a live row,
       // so they are guarded by `state < 3`, which costs nothing (the row is read anyway) and
       // tells by sqlite3_changes() whether a terminal row needs the slower, counted path.
@@ -967,6 +967,16 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
     return IoError("bind insert of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
   }
   YM_RETURN_IF_ERROR(StepDone(writer_, s, "insert job", static_cast<std::int64_t>(j.id)));
+  for (const std::string& tag : j.tags) {
+    rc = sqlite3_bind_int64(insert_tag_, 1, static_cast<std::int64_t>(j.id));
+    rc |= BindText(insert_tag_, 2, tag);
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(insert_tag_);
+      return IoError("bind tag of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
+    }
+    YM_RETURN_IF_ERROR(
+        StepDone(writer_, insert_tag_, "insert job tag", static_cast<std::int64_t>(j.id)));
+  }
   if (HasLease(j.state, j.lease_token)) {
     return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
                     j.updated_at_ms);
@@ -1669,13 +1679,13 @@ Result<sqlite3_stmt*> SqliteStore::CachedStatement(Reader& r, const std::string&
 namespace {
 
 // The index a search reads candidates from, most selective first (docs/storage-format.md,
-// "Search"). Every one yields ids in ascending order for one key, so a page is a bounded run
-// of index entries.
+// "Search"). Each yields ids in ascending order for one key, so a search steps through a run of
+// index entries and stops after `limit` matches or `max_examined` candidates, whichever first.
 enum class SearchDriver {
-  kTag,    // job_tags (tag, id)
-  kKind,   // jobs_finished_by_kind (kind, id)
+  kTag,    // job_tags_by_tag (tag, id)
+  kKind,   // jobs_finished_by_kind (kind, id, state)
   kQueue,  // jobs_terminal_by_id (state, queue, id), one run per state
-  kNs,     // jobs_finished_by_ns (ns, id)
+  kNs,     // jobs_finished_by_ns (ns, id, state)
   kState,  // jobs_finished_by_state (state, id), one run per state
 };
 
@@ -1689,88 +1699,64 @@ SearchDriver ChooseDriver(const JobFilter& f) {
 
 bool PerState(SearchDriver d) { return d == SearchDriver::kQueue || d == SearchDriver::kState; }
 
-// Phase 1: the number of candidates after :a (at most :n) and the largest of them. Index-only.
-std::string WindowSql(SearchDriver d) {
-  std::string inner;
+// The candidates of one run: (id, matches) in ascending id after :a, at most :n. The WHERE
+// holds only what the driving index answers, so every row the statement visits is one row it
+// returns (and counts); the rest of the filter is the `matches` column, evaluated on the row.
+// `run` only makes the text distinct, so that each run of a merge gets its own statement.
+std::string CandidatesSql(SearchDriver d, const JobFilter& f, std::size_t n_states,
+                          std::size_t run) {
+  std::string m = "1";
+  auto add = [&](const std::string& term) { m += " AND " + term; };
+  std::string sql;
   switch (d) {
     case SearchDriver::kTag:
-      inner = "SELECT id FROM job_tags WHERE tag = :key AND id > :a";
+      // CROSS JOIN keeps job_tags the outer loop. Live jobs carry tags too: they are
+      // candidates that do not match, so a tag on many live jobs still costs a bounded call.
+      sql =
+          " FROM job_tags AS t INDEXED BY job_tags_by_tag CROSS JOIN jobs AS j ON j.id = t.id"
+          " WHERE t.tag = :tag AND t.id > :a ORDER BY t.id";
+      add("j.state >= 3");
       break;
     case SearchDriver::kKind:
-      inner =
-          "SELECT id FROM jobs INDEXED BY jobs_finished_by_kind "
-          "WHERE kind = :key AND state >= 3 AND id > :a";
-      break;
-    case SearchDriver::kNs:
-      inner =
-          "SELECT id FROM jobs INDEXED BY jobs_finished_by_ns "
-          "WHERE ns = :key AND state >= 3 AND id > :a";
-      break;
-    case SearchDriver::kQueue:
-      inner =
-          "SELECT id FROM jobs INDEXED BY jobs_terminal_by_id "
-          "WHERE state = :state AND state >= 3 AND queue = :key AND id > :a";
-      break;
-    case SearchDriver::kState:
-      inner =
-          "SELECT id FROM jobs INDEXED BY jobs_finished_by_state "
-          "WHERE state = :state AND state >= 3 AND id > :a";
-      break;
-  }
-  return "SELECT count(*), max(id) FROM (" + inner + " ORDER BY id LIMIT :n)";
-}
-
-// Phase 2: the matching rows among the candidates in (:a, :w], by the same index.
-std::string RowsSql(SearchDriver d, const JobFilter& f, std::size_t n_states) {
-  std::string sql = JoinedColumns();
-  std::string id = "j.id";
-  switch (d) {
-    case SearchDriver::kTag:
-      // CROSS JOIN keeps job_tags the outer loop: the planner may not start from `jobs`.
-      sql +=
-          " FROM job_tags AS t CROSS JOIN jobs AS j ON j.id = t.id"
-          " LEFT JOIN leases AS l ON l.id = j.id WHERE t.tag = :tag";
-      id = "t.id";
-      break;
-    case SearchDriver::kKind:
-      sql +=
+      sql =
           " FROM jobs AS j INDEXED BY jobs_finished_by_kind"
-          " LEFT JOIN leases AS l ON l.id = j.id WHERE j.kind = :kind";
+          " WHERE j.kind = :kind AND j.state >= 3 AND j.id > :a ORDER BY j.id";
       break;
     case SearchDriver::kNs:
-      sql +=
+      sql =
           " FROM jobs AS j INDEXED BY jobs_finished_by_ns"
-          " LEFT JOIN leases AS l ON l.id = j.id WHERE j.ns = :ns";
+          " WHERE j.ns = :ns AND j.state >= 3 AND j.id > :a ORDER BY j.id";
       break;
     case SearchDriver::kQueue:
-      sql +=
+      // The literal `state >= 3` lets the planner use the partial index.
+      sql =
           " FROM jobs AS j INDEXED BY jobs_terminal_by_id"
-          " LEFT JOIN leases AS l ON l.id = j.id WHERE j.queue = :queue";
+          " WHERE j.state = :state AND j.state >= 3 AND j.queue = :queue AND j.id > :a"
+          " ORDER BY j.id";
       break;
     case SearchDriver::kState:
-      sql +=
+      sql =
           " FROM jobs AS j INDEXED BY jobs_finished_by_state"
-          " LEFT JOIN leases AS l ON l.id = j.id WHERE 1";
+          " WHERE j.state = :state AND j.state >= 3 AND j.id > :a ORDER BY j.id";
       break;
   }
-  sql += " AND " + id + " > :a AND " + id + " <= :w";
-  // Spelled out so the planner sees the partial indexes apply (it needs `state >= 3` in the
-  // WHERE to use an index declared WHERE state >= 3).
-  sql += " AND j.state >= 3 AND l.id IS NULL AND j.state IN (";
-  for (std::size_t i = 0; i < n_states; ++i) sql += i == 0 ? ":s0" : ",:s" + std::to_string(i);
-  sql += ")";
-  if (d != SearchDriver::kKind && !f.kind.empty()) sql += " AND j.kind = :kind";
-  if (d != SearchDriver::kQueue && !f.queue.empty()) sql += " AND j.queue = :queue";
-  if (d != SearchDriver::kNs && !f.ns.empty()) sql += " AND j.ns = :ns";
-  if (f.created_after_ms) sql += " AND j.created_at_ms >= :ca";
-  if (f.created_before_ms) sql += " AND j.created_at_ms < :cb";
-  if (f.finished_after_ms) sql += " AND j.finished_at_ms >= :fa";
-  if (f.finished_before_ms) sql += " AND j.finished_at_ms < :fb";
-  if (d != SearchDriver::kTag && !f.tag.empty()) {
-    sql += " AND EXISTS (SELECT 1 FROM job_tags AS t WHERE t.tag = :tag AND t.id = j.id)";
+  if (!PerState(d) && n_states < 3) {
+    std::string in = "j.state IN (";
+    for (std::size_t i = 0; i < n_states; ++i) in += i == 0 ? ":s0" : ",:s" + std::to_string(i);
+    add(in + ")");
   }
-  sql += " ORDER BY " + id + " LIMIT :lim";
-  return sql;
+  if (d != SearchDriver::kKind && !f.kind.empty()) add("j.kind = :kind");
+  if (d != SearchDriver::kQueue && !f.queue.empty()) add("j.queue = :queue");
+  if (d != SearchDriver::kNs && !f.ns.empty()) add("j.ns = :ns");
+  if (f.created_after_ms) add("j.created_at_ms >= :ca");
+  if (f.created_before_ms) add("j.created_at_ms < :cb");
+  if (f.finished_after_ms) add("j.finished_at_ms >= :fa");
+  if (f.finished_before_ms) add("j.finished_at_ms < :fb");
+  if (d != SearchDriver::kTag && !f.tag.empty()) {
+    add("EXISTS (SELECT 1 FROM job_tags AS x WHERE x.id = j.id AND x.tag = :tag)");
+  }
+  const std::string id = d == SearchDriver::kTag ? "t.id" : "j.id";
+  return "SELECT " + id + ", " + m + sql + " LIMIT :n /* run " + std::to_string(run) + " */";
 }
 
 int BindNamed(sqlite3_stmt* s, const char* name, std::int64_t v) {
@@ -1783,58 +1769,8 @@ int BindNamed(sqlite3_stmt* s, const char* name, std::string_view v) {
   return i == 0 ? SQLITE_OK : BindText(s, i, v);
 }
 
-}  // namespace
-
-Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
-  FinishedPage page;
-  const JobFilter& f = query.filter;
-  const std::vector<JobState> states = f.FinishedStates();
-  if (query.limit == 0 || states.empty() || !IdInRange(query.after_id)) return page;
-  const SearchDriver driver = ChooseDriver(f);
-  const std::uint32_t budget = std::max<std::uint32_t>(query.max_examined, 1);
-
-  ReaderLease r(this);
-  // Phase 1: how far the budget reaches in the driving index. A per-state driver reads one run
-  // per state and splits the budget between them; the window ends at the smallest end among the
-  // runs that were cut (past it, a cut run may hold unread candidates).
-  constexpr std::int64_t kNoEnd = std::numeric_limits<std::int64_t>::max();
-  std::int64_t window_end = kNoEnd;
-  {
-    auto window = CachedStatement(*r, WindowSql(driver));
-    if (!window.ok()) return window.status();
-    sqlite3_stmt* s = *window;
-    const std::size_t runs = PerState(driver) ? states.size() : 1;
-    const std::uint32_t per_run =
-        std::max<std::uint32_t>(budget / static_cast<std::uint32_t>(runs), 1);
-    for (std::size_t i = 0; i < runs; ++i) {
-      ResetOnExit reset(s);
-      std::string_view key = driver == SearchDriver::kTag    ? std::string_view(f.tag)
-                             : driver == SearchDriver::kKind ? std::string_view(f.kind)
-                             : driver == SearchDriver::kNs   ? std::string_view(f.ns)
-                                                             : std::string_view(f.queue);
-      int rc = BindNamed(s, ":key", key);
-      rc |= BindNamed(s, ":state", static_cast<std::int64_t>(states[i]));
-      rc |= BindNamed(s, ":a", static_cast<std::int64_t>(query.after_id));
-      rc |= BindNamed(s, ":n", static_cast<std::int64_t>(per_run));
-      if (rc != SQLITE_OK) return SqlError(r->db, rc, "bind search window");
-      rc = sqlite3_step(s);
-      if (rc != SQLITE_ROW) return SqlError(r->db, rc, "search window");
-      const std::int64_t count = sqlite3_column_int64(s, 0);
-      page.examined += static_cast<std::uint32_t>(count);
-      if (count >= per_run)
-        window_end = std::min<std::int64_t>(window_end, sqlite3_column_int64(s, 1));
-    }
-  }
-  if (page.examined == 0) return page;  // no candidate after the cursor: the end
-
-  // Phase 2: the matching rows in (after_id, window_end], read through the same index.
-  auto rows = CachedStatement(*r, RowsSql(driver, f, states.size()));
-  if (!rows.ok()) return rows.status();
-  sqlite3_stmt* s = *rows;
-  ResetOnExit reset(s);
-  int rc = BindNamed(s, ":a", static_cast<std::int64_t>(query.after_id));
-  rc |= BindNamed(s, ":w", window_end);
-  rc |= BindNamed(s, ":lim", static_cast<std::int64_t>(query.limit));
+int BindFilter(sqlite3_stmt* s, const JobFilter& f, const std::vector<JobState>& states) {
+  int rc = SQLITE_OK;
   for (std::size_t i = 0; i < states.size(); ++i) {
     rc |= BindNamed(s, (":s" + std::to_string(i)).c_str(), static_cast<std::int64_t>(states[i]));
   }
@@ -1846,19 +1782,124 @@ Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
   if (f.created_before_ms) rc |= BindNamed(s, ":cb", *f.created_before_ms);
   if (f.finished_after_ms) rc |= BindNamed(s, ":fa", *f.finished_after_ms);
   if (f.finished_before_ms) rc |= BindNamed(s, ":fb", *f.finished_before_ms);
-  if (rc != SQLITE_OK) return SqlError(r->db, rc, "bind search");
-  page.jobs.reserve(std::min<std::uint32_t>(query.limit, 1024));
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    JobRecord& job = page.jobs.emplace_back();
-    Status st = ReadJob(s, &job);
-    if (st.ok()) st = ReadLease(s, kJobColumnCount, &job);
-    if (!st.ok()) return st;
+  return rc;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> SqliteStore::ExplainSearch(const FinishedSearch& query) {
+  const std::vector<JobState> states = query.filter.FinishedStates();
+  const SearchDriver driver = ChooseDriver(query.filter);
+  std::vector<std::string> out;
+  ReaderLease r(this);
+  for (const std::string& sql : {CandidatesSql(driver, query.filter, states.size(), 0),
+                                 JoinedSelect() + " WHERE j.id = ?1"}) {
+    Stmt s;
+    YM_RETURN_IF_ERROR(s.Prepare(r->db, "EXPLAIN QUERY PLAN " + sql));
+    std::string plan;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      const auto* detail = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 3));
+      if (!plan.empty()) plan += '\n';
+      plan += detail != nullptr ? detail : "";
+    }
+    if (rc != SQLITE_DONE) return SqlError(r->db, rc, "explain search");
+    out.push_back(std::move(plan));
   }
-  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "search jobs");
-  if (page.jobs.size() >= query.limit) {
-    page.resume_after = page.jobs.back().id;
-  } else if (window_end != kNoEnd) {
-    page.resume_after = static_cast<JobId>(window_end);
+  return out;
+}
+
+Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
+  FinishedPage page;
+  const JobFilter& f = query.filter;
+  const std::vector<JobState> states = f.FinishedStates();
+  if (query.limit == 0 || states.empty() || !IdInRange(query.after_id)) return page;
+  const SearchDriver driver = ChooseDriver(f);
+  const std::uint32_t budget = std::max<std::uint32_t>(query.max_examined, 1);
+
+  ReaderLease r(this);
+  // One read transaction: the candidates and the rows fetched for them are one snapshot.
+  YM_RETURN_IF_ERROR(Exec(r->db, "BEGIN", "begin search"));
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() {
+      // A reader left inside a transaction would keep an old snapshot for good.
+      if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+  } end_read{r->db};
+
+  // One run of candidates per state for the per-state indexes, merged by id; one run else.
+  struct Run {
+    sqlite3_stmt* s = nullptr;
+    bool live = false;  // positioned on a row
+  };
+  const std::size_t n_runs = PerState(driver) ? states.size() : 1;
+  std::vector<Run> runs(n_runs);
+  struct ResetRuns {
+    std::vector<Run>* runs;
+    ~ResetRuns() {
+      for (Run& run : *runs) {
+        if (run.s != nullptr) sqlite3_reset(run.s);
+      }
+    }
+  } reset_runs{&runs};
+  for (std::size_t i = 0; i < n_runs; ++i) {
+    auto stmt = CachedStatement(*r, CandidatesSql(driver, f, states.size(), i));
+    if (!stmt.ok()) return stmt.status();
+    sqlite3_stmt* s = *stmt;
+    runs[i].s = s;
+    int rc = BindFilter(s, f, states);
+    if (PerState(driver)) rc |= BindNamed(s, ":state", static_cast<std::int64_t>(states[i]));
+    rc |= BindNamed(s, ":a", static_cast<std::int64_t>(query.after_id));
+    rc |= BindNamed(s, ":n", static_cast<std::int64_t>(budget));
+    if (rc != SQLITE_OK) return SqlError(r->db, rc, "bind search");
+  }
+  auto step = [&](Run& run) -> Status {
+    int rc = sqlite3_step(run.s);
+    run.live = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(r->db, rc, "search jobs");
+    return Status::Ok();
+  };
+  for (Run& run : runs) YM_RETURN_IF_ERROR(step(run));
+
+  // Every candidate with id <= the last one examined has been examined (the runs are merged by
+  // id), so that id is where the next call resumes when this one stops early.
+  std::vector<JobId> matched;
+  for (;;) {
+    Run* next = nullptr;
+    for (Run& run : runs) {
+      if (run.live &&
+          (next == nullptr || sqlite3_column_int64(run.s, 0) < sqlite3_column_int64(next->s, 0))) {
+        next = &run;
+      }
+    }
+    if (next == nullptr) break;  // every run is exhausted: the search reached the end
+    const JobId id = static_cast<JobId>(sqlite3_column_int64(next->s, 0));
+    ++page.examined;
+    if (sqlite3_column_int(next->s, 1) != 0) matched.push_back(id);
+    if (matched.size() >= query.limit || page.examined >= budget) {
+      page.resume_after = id;
+      break;
+    }
+    YM_RETURN_IF_ERROR(step(*next));
+  }
+
+  // The matching rows, whole.
+  sqlite3_stmt* get = r->get_job;
+  page.jobs.reserve(matched.size());
+  for (JobId id : matched) {
+    ResetOnExit reset(get);
+    sqlite3_bind_int64(get, 1, static_cast<std::int64_t>(id));
+    int rc = sqlite3_step(get);
+    if (rc == SQLITE_DONE) continue;
+    if (rc != SQLITE_ROW) return SqlError(r->db, rc, "get job " + std::to_string(id));
+    JobRecord job;
+    Status st = ReadJob(get, &job);
+    if (st.ok()) st = ReadLease(get, kJobColumnCount, &job);
+    if (!st.ok()) return st;
+    page.jobs.push_back(std::move(job));
   }
   return page;
 }

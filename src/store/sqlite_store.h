@@ -62,6 +62,10 @@ class SqliteStore final : public Store {
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
   Result<FinishedPage> SearchFinished(const FinishedSearch& query) override;
+  // The plan SQLite chose for each statement SearchFinished(query) runs (the `detail` lines of
+  // EXPLAIN QUERY PLAN, one string per statement, lines joined by '\n'): how tests prove every
+  // filter is answered from an index.
+  Result<std::vector<std::string>> ExplainSearch(const FinishedSearch& query);
   Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
@@ -131,6 +135,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
   sqlite3_stmt* insert_job_ = nullptr;
+  sqlite3_stmt* insert_tag_ = nullptr;      // one job_tags row (format 5, search)
   sqlite3_stmt* update_job_ = nullptr;      // live rows only (the common case)
   sqlite3_stmt* update_job_any_ = nullptr;  // any row, after reading its state
   sqlite3_stmt* job_state_ = nullptr;       // queue and state of one row

@@ -198,3 +198,49 @@ def test_mistyped_commands_name_the_closest_one_and_exit_2(args, message):
     assert p.returncode == 2, p
     assert p.stdout == ""
     assert p.stderr == f"error: {message}\nRun with --help for more information.\n"
+
+
+def test_jobs_list_takes_every_filter(make_server):
+    """`jobs list` filters (docs/cli.md): each flag reaches the server; times as RFC 3339 or
+    epoch ms."""
+    server = make_server("--retention-succeeded-ms", "3600000")
+    c = server.client()
+    try:
+        ids = [c.enqueue(queue="cf", kind="a" if i % 2 else "b", namespace="t1" if i < 4 else "t2",
+                         tags=["blue"] if i % 3 == 0 else [])["id"] for i in range(8)]
+        done = []
+        for j in c.lease(["cf"], max_jobs=2, lease_ms=600000):
+            c.ack(j)
+            done.append(j["id"])
+        done.sort(key=int)
+        assert len(done) == 2
+    finally:
+        c.close()
+
+    def listed(*flags):
+        p = run(server, "jobs", "list", "--all", "--json", "--limit", "2", *flags)
+        assert p.returncode == 0, p.stderr
+        return [j["id"] for j in json.loads(p.stdout)["items"]]
+
+    assert listed("--queue", "cf") == ids
+    assert listed("--kind", "a") == [ids[i] for i in (1, 3, 5, 7)]
+    assert listed("--namespace", "t2", "--kind", "b") == [ids[i] for i in (4, 6)]
+    assert listed("--tag", "blue") == [ids[i] for i in (0, 3, 6)]
+    assert listed("--state", "succeeded") == done
+    assert listed("--state", "ready,succeeded", "--kind", "b") == [ids[i] for i in (0, 2, 4, 6)]
+    assert listed("--state", "ready", "--queue", "cf") == [i for i in ids if i not in done]
+    assert listed("--finished-after", "0") == done
+    assert listed("--finished-before", "2000-01-01T00:00:00Z") == []
+    assert listed("--created-after", "2000-01-01T00:00:00Z", "--queue", "cf") == ids
+    assert listed("--created-before", "946684800000") == []
+    assert listed("--created-after", "2999-01-01T00:00:00+02:00") == []
+    # Bad values are usage errors (exit 2) naming the flag; the server is not asked.
+    for flags, word in ((["--state", "done"], "done"), (["--created-after", "yesterday"],
+                                                        "--created-after"),
+                        (["--finished-before", "-5"], "--finished-before")):
+        p = run(server, "jobs", "list", *flags)
+        assert p.returncode == 2, (flags, p.stdout, p.stderr)
+        assert word in p.stderr, (flags, p.stderr)
+    # A bad name is the server's 400, exit 1 with the parameter in the message.
+    p = run(server, "jobs", "list", "--kind", "no spaces")
+    assert p.returncode == 1 and '"kind"' in p.stderr, p.stderr

@@ -123,3 +123,46 @@ def test_module_help_and_bad_target() -> None:
     bad = subprocess.run([sys.executable, "-m", "yardmaster", "worker", "no_such_module:w"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cannot load" in bad.stderr
+
+
+def test_list_jobs_filters_live_and_finished_jobs(client: Client) -> None:
+    import datetime
+    from typing import Any, List
+    ids = {}
+    for i in range(12):
+        ids[i] = client.enqueue("srch", f"k{i % 3}", {"i": i},
+                                namespace="ns-a" if i % 2 else "ns-b",
+                                tags=["even"] if i % 2 == 0 else ["odd", "x"])["id"]
+    # Finish the first six (they lease in id order): acked, so succeeded and kept here.
+    leased = client.request("POST", "/v1/leases",
+                            {"queues": ["srch"], "max": 6, "lease_ms": 60000})["jobs"]
+    client.request("POST", "/v1/acks:batch",
+                   {"acks": [{"id": j["id"], "token": j["lease"]["token"]} for j in leased]})
+    every = list(client.list_jobs(queue="srch", page_size=5))
+    assert [j["id"] for j in every] == [ids[i] for i in range(12)]
+
+    def got(**f: Any) -> List[str]:
+        return [j["id"] for j in client.list_jobs(page_size=2, **f)]
+
+    assert got(queue="srch", kind="k1") == [ids[i] for i in (1, 4, 7, 10)]
+    assert got(queue="srch", tag="even", state="succeeded") == [ids[i] for i in (0, 2, 4)]
+    assert got(queue="srch", tag="x", state=["ready", "succeeded"]) == \
+        [ids[i] for i in (1, 3, 5, 7, 9, 11)]
+    assert got(namespace="ns-a", queue="srch", state="ready,active") == [ids[i] for i in (7, 9, 11)]
+    finished = sorted(j["finished_at"] for j in every if j["finished_at"] is not None)
+    assert len(finished) == 6
+    assert got(queue="srch", finished_after=0) == [ids[i] for i in range(6)]
+    # finished_before is exclusive, finished_after inclusive: they split at any instant.
+    mid = finished[3]
+    lo = got(queue="srch", finished_before=mid)
+    hi = got(queue="srch", finished_after=datetime.datetime.fromtimestamp(
+        mid / 1000, tz=datetime.timezone.utc))
+    assert sorted(lo + hi, key=int) == [ids[i] for i in range(6)] and not set(lo) & set(hi)
+    created = every[6]["created_at"]
+    assert set(got(queue="srch", created_after=created)) >= {ids[i] for i in range(6, 12)}
+    assert got(queue="srch", created_before=every[0]["created_at"]) == []
+    with pytest.raises(YardmasterError) as e:
+        list(client.list_jobs(kind="no spaces"))
+    assert e.value.status == 400 and '"kind"' in str(e.value)
+    with pytest.raises(ValueError):
+        list(client.list_jobs(created_after=datetime.datetime(2024, 1, 1)))  # naive

@@ -357,5 +357,80 @@ TEST_F(ApiClientServerTest, SdkClientEnqueuesReadsCancelsAndReplays) {
   EXPECT_TRUE(moved.Get(id).ok());
 }
 
+// Every ListJobs filter reaches the server and means what the server means: live and finished
+// jobs alike, followed across pages.
+TEST_F(ApiClientServerTest, ListJobsFiltersLiveAndFinishedJobs) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 9; ++i) {
+    EnqueueRequest req;
+    req.queue = i < 6 ? "fa" : "fb";
+    req.kind = i % 2 ? "odd" : "even";
+    req.ns = i % 3 == 0 ? "t3" : "default";
+    if (i % 4 == 0) req.tags = {"four", "x"};
+    Result<EnqueueResult> r = api_->Enqueue(req);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ids.push_back(r->id);
+  }
+  // Finish job 0 (ack) and job 4 (cancel): both stay (an hour's retention here).
+  LeasedJob first = LeaseOne("fa");
+  ASSERT_EQ(first.id, ids[0]);
+  ASSERT_TRUE(api_->Ack(first.id, first.token).ok());
+  ASSERT_TRUE(api_->CancelJob(ids[4]).ok());
+
+  auto all = [&](ListJobsRequest req) {
+    req.limit = 2;
+    std::vector<std::string> got;
+    for (int page = 0; page < 50; ++page) {
+      Result<JobPage> p = api_->ListJobs(req);
+      EXPECT_TRUE(p.ok()) << p.status().ToString();
+      if (!p.ok()) break;
+      for (const Job& j : p->items) got.push_back(j.id);
+      if (!p->next_cursor) break;
+      req.cursor = p->next_cursor;
+    }
+    return got;
+  };
+  auto pick = [&](std::initializer_list<int> which) {
+    std::vector<std::string> out;
+    for (int i : which) out.push_back(ids[static_cast<std::size_t>(i)]);
+    return out;
+  };
+  ListJobsRequest q;
+  q.queue = "fa";
+  EXPECT_EQ(all(q), pick({0, 1, 2, 3, 4, 5}));
+  q = {};
+  q.kind = "odd";
+  EXPECT_EQ(all(q), pick({1, 3, 5, 7}));
+  q = {};
+  q.ns = "t3";
+  EXPECT_EQ(all(q), pick({0, 3, 6}));
+  q = {};
+  q.tag = "four";
+  EXPECT_EQ(all(q), pick({0, 4, 8}));
+  q.state = "succeeded,cancelled";
+  EXPECT_EQ(all(q), pick({0, 4}));
+  q = {};
+  q.state = "cancelled";
+  EXPECT_EQ(all(q), pick({4}));
+  q = {};
+  q.finished_after_ms = 0;
+  EXPECT_EQ(all(q), pick({0, 4}));
+  q = {};
+  q.finished_before_ms = 1;
+  EXPECT_TRUE(all(q).empty());
+  q = {};
+  q.created_after_ms = 0;
+  q.queue = "fb";
+  EXPECT_EQ(all(q), pick({6, 7, 8}));
+  q.created_before_ms = 1;
+  EXPECT_TRUE(all(q).empty());
+  q = {};
+  q.kind = "bad kind";
+  Result<JobPage> bad = api_->ListJobs(q);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidRequest);
+  EXPECT_NE(bad.status().message().find("\"kind\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ym::client

@@ -579,6 +579,34 @@ TEST(ApiClientTest, ListJobsEncodesTheQueryAndReadsTheCursor) {
   EXPECT_EQ(page->next_cursor, std::optional<std::string>("c2"));
 }
 
+TEST(ApiClientTest, ListJobsEncodesEveryFilter) {
+  ScriptedServer server([](const Exchange&) {
+    return Reply{200, R"({"items":[],"next_cursor":null})"};
+  });
+  Result<ApiClient> api = ApiClient::Create(server.url());
+  ASSERT_TRUE(api.ok());
+  ListJobsRequest req;
+  req.ns = "tenant-a";
+  req.queue = "q";
+  req.kind = "resize";
+  req.state = "dead,cancelled";
+  req.tag = "customer 42";
+  req.created_after_ms = 1;
+  req.created_before_ms = 2;
+  req.finished_after_ms = 3;
+  req.finished_before_ms = 1700000000000;
+  req.limit = 5;
+  req.cursor = "c1";
+  Result<JobPage> page = api->ListJobs(req);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(server.requests()[0].target,
+            "/v1/jobs?namespace=tenant-a&queue=q&kind=resize&state=dead%2Ccancelled&"
+            "tag=customer%2042&created_after=1&created_before=2&finished_after=3&"
+            "finished_before=1700000000000&limit=5&cursor=c1");
+  EXPECT_TRUE(page->items.empty());
+  EXPECT_FALSE(page->next_cursor.has_value());
+}
+
 TEST(ApiClientTest, AckBatchMapsEachItem) {
   ScriptedServer server([](const Exchange&) {
     return Reply{200, R"({"acks":[{"ok":true},{"error":{"code":"stale_lease","message":"x"}}],)"

@@ -789,7 +789,6 @@ TYPED_TEST(StoreTest, StatsCountCommits) {
 // Drops what format 5 added, for tests that rewind a file to an older format.
 constexpr char kUndoFormat5[] =
     // Search.
-    "DROP TRIGGER job_tags_insert;"
     "DROP TRIGGER job_tags_delete;"
     "DROP TABLE job_tags;"
     "DROP INDEX jobs_finished_by_state;"
@@ -1590,7 +1589,8 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
 
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 4);
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
   EXPECT_EQ(RawQueryInt(path,
                         "SELECT count(*) FROM pragma_table_info('jobs') "
                         "WHERE name IN ('lease_token', 'lease_expires_at_ms', 'worker_id')"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import datetime
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 from urllib.parse import quote, urlencode
 
@@ -20,10 +21,24 @@ __all__ = ["Client", "JobId"]
 
 JobId = Union[str, int]
 """A job id: the API uses decimal strings (``"42"``); ints are accepted for convenience."""
+TimeArg = Union[int, datetime.datetime, None]
+"""A time filter: epoch milliseconds, or an aware ``datetime``."""
 
 MAX_BATCH = 1000  # POST /v1/jobs:batch takes 1..1000 specs
 MAX_WAIT_MS = 30000  # GET /v1/jobs/{id}?wait_ms= takes 0..30000
 TERMINAL_STATES = ("succeeded", "dead", "cancelled")
+
+
+def _epoch_ms(t: TimeArg) -> Optional[int]:
+    if t is None:
+        return None
+    if isinstance(t, datetime.datetime):
+        if t.tzinfo is None:
+            raise ValueError("a time filter needs an aware datetime (with a tzinfo)")
+        return int(t.timestamp() * 1000)
+    if isinstance(t, bool) or not isinstance(t, int):
+        raise TypeError("a time filter is epoch milliseconds (int) or an aware datetime")
+    return t
 
 
 def _job_path(job_id: JobId, verb: str = "") -> str:
@@ -190,17 +205,42 @@ class Client:
         """
         return self.request("GET", _job_path(job_id))  # type: ignore[no-any-return]
 
-    def list_jobs(self, queue: Optional[str] = None, state: Optional[str] = None,
-                  page_size: int = 100) -> Iterator[Dict[str, Any]]:
-        """Iterate over jobs in ascending id order, following ``next_cursor`` page by page.
+    def list_jobs(self, queue: Optional[str] = None,
+                  state: Union[str, Iterable[str], None] = None, page_size: int = 100, *,
+                  namespace: Optional[str] = None, kind: Optional[str] = None,
+                  tag: Optional[str] = None, created_after: TimeArg = None,
+                  created_before: TimeArg = None, finished_after: TimeArg = None,
+                  finished_before: TimeArg = None) -> Iterator[Dict[str, Any]]:
+        """Iterate over the jobs matching every given filter, live and finished alike, in
+        ascending id order, following ``next_cursor`` page by page (docs/api.md,
+        "GET /v1/jobs")::
+
+            for job in client.list_jobs(kind="resize", tag="customer:42", state="dead"):
+                ...
 
         Args:
             queue: only this queue (default every queue).
             state: only this state (``scheduled``, ``ready``, ``active``, ``succeeded``,
-                ``dead``, ``cancelled``).
+                ``dead``, ``cancelled``), or any of several (a list, or a comma-separated
+                string).
             page_size: jobs per request, 1..1000.
+            namespace, kind: only jobs of this namespace, of this kind.
+            tag: only jobs carrying this tag.
+            created_after, created_before, finished_after, finished_before: time bounds, as
+                epoch milliseconds or an aware ``datetime``; ``*_after`` is inclusive,
+                ``*_before`` exclusive. A finished-at bound matches finished jobs only.
+
+        A page may hold fewer jobs than ``page_size`` (even none) and still have a cursor: the
+        server bounds the work of one request. The iterator simply goes on.
         """
-        return self._pages("/v1/jobs", {"queue": queue, "state": state}, page_size)
+        if state is not None and not isinstance(state, str):
+            state = ",".join(state)
+        params = {"namespace": namespace, "queue": queue, "kind": kind, "state": state,
+                  "tag": tag, "created_after": _epoch_ms(created_after),
+                  "created_before": _epoch_ms(created_before),
+                  "finished_after": _epoch_ms(finished_after),
+                  "finished_before": _epoch_ms(finished_before)}
+        return self._pages("/v1/jobs", params, page_size)
 
     def cancel(self, job_id: JobId) -> Dict[str, Any]:
         """Cancel a job: a ``ready``/``scheduled`` one at once; an ``active`` one is flagged
