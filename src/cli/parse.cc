@@ -206,8 +206,8 @@ struct BulkFlags {
                                  "--finished-before"};
     for (std::size_t i = 0; i < 4; ++i) {
       if (times[i].first->empty()) continue;
-      Result<std::int64_t> at = ParseRunAt(*times[i].first);
-      if (!at.ok()) return Validation(std::string(names[i]) + ": " + at.status().message());
+      Result<std::int64_t> at = ParseTimeArg(names[i], *times[i].first);
+      if (!at.ok()) return Validation(at.status().message());
       *times[i].second = *at;
     }
     if (limit_opt->count() > 0) r->limit = limit;
