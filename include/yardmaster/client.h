@@ -97,10 +97,34 @@ struct JobInfo {
   bool ended() const { return state == "succeeded" || state == "dead" || state == "cancelled"; }
 };
 
-// Which jobs a bulk operation applies to (docs/api.md, "Bulk operations"): every field that is
-// set must match (AND). Times are epoch milliseconds; `*_after` inclusive, `*_before` exclusive.
-// An empty filter is refused by the server unless BulkOptions::all is set, so that a mistake
-// cannot act on every job.
+// Which jobs Client::Search returns (GET /v1/jobs, docs/api.md): every field is optional and
+// they combine with AND; live and finished jobs alike. Times are epoch milliseconds, `*_after`
+// inclusive, `*_before` exclusive; a finished-at bound matches finished jobs only.
+struct JobSearch {
+  std::optional<std::string> ns;  // "namespace" on the wire
+  std::optional<std::string> queue;
+  std::optional<std::string> kind;
+  std::vector<std::string> states;  // any of these; empty: every state
+  std::optional<std::string> tag;
+  std::optional<std::int64_t> created_after_ms;
+  std::optional<std::int64_t> created_before_ms;
+  std::optional<std::int64_t> finished_after_ms;
+  std::optional<std::int64_t> finished_before_ms;
+  std::int32_t page_size = 100;       // jobs per request, 1..1000
+  std::optional<std::string> cursor;  // resume from a JobSearchPage::next_cursor
+};
+
+// One page of a search, in ascending id order. It may hold fewer than page_size jobs (even
+// none) and still have a next_cursor: the server bounds the work of one request.
+struct JobSearchPage {
+  std::vector<JobInfo> jobs;
+  std::optional<std::string> next_cursor;  // nullopt: the search is complete
+};
+
+// Which jobs a bulk operation applies to (docs/api.md, "Bulk operations"): the filter fields of
+// JobSearch, with the same meaning (every field that is set must match). An empty filter is
+// refused by the server unless BulkOptions::all is set, so that a mistake cannot act on every
+// job.
 struct JobFilter {
   std::optional<std::string> ns;  // "namespace" on the wire
   std::optional<std::string> queue;
@@ -138,6 +162,7 @@ struct BulkResult {
   // Where to resume; nullopt when nothing more matches.
   std::optional<std::string> next_cursor;
 };
+};
 
 class Client {
  public:
@@ -168,6 +193,9 @@ class Client {
   Result<JobInfo> Cancel(std::string_view id);
   // POST /v1/jobs/{id}:replay of a dead or cancelled job (a new run, attempts reset).
   Result<JobInfo> Replay(std::string_view id);
+  // GET /v1/jobs with the filters of `search`: one page. To read them all, call again with
+  // search.cursor = page.next_cursor until it is nullopt.
+  Result<JobSearchPage> Search(const JobSearch& search);
 
   // POST /v1/jobs:cancel, :replay or :delete: one request, at most `options.limit` matching
   // jobs after `cursor` (empty: from the start). A request retried after a lost answer is safe:

@@ -171,6 +171,34 @@ Result<JobInfo> Client::Cancel(std::string_view id) {
   });
 }
 
+Result<JobSearchPage> Client::Search(const JobSearch& search) {
+  return impl_->With<JobSearchPage>([&](ym::client::ApiClient& api) -> Result<JobSearchPage> {
+    ym::client::ListJobsRequest req;
+    req.ns = search.ns;
+    req.queue = search.queue;
+    req.kind = search.kind;
+    if (!search.states.empty()) {
+      std::string states;
+      for (const std::string& s : search.states) states += (states.empty() ? "" : ",") + s;
+      req.state = std::move(states);
+    }
+    req.tag = search.tag;
+    req.created_after_ms = search.created_after_ms;
+    req.created_before_ms = search.created_before_ms;
+    req.finished_after_ms = search.finished_after_ms;
+    req.finished_before_ms = search.finished_before_ms;
+    req.limit = search.page_size;
+    req.cursor = search.cursor;
+    ym::Result<ym::client::JobPage> r = api.ListJobs(req);
+    if (!r.ok()) return impl_->Error(r.status());
+    JobSearchPage page;
+    page.jobs.reserve(r->items.size());
+    for (const ym::client::Job& j : r->items) page.jobs.push_back(ToInfo(j));
+    page.next_cursor = r->next_cursor;
+    return page;
+  });
+}
+
 Result<JobInfo> Client::Replay(std::string_view id) {
   return impl_->With<JobInfo>([&](ym::client::ApiClient& api) -> Result<JobInfo> {
     ym::Result<ym::client::Job> r = api.ReplayJob(id);

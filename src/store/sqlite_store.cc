@@ -282,22 +282,21 @@ Status MigrateTo4(sqlite3* db) {
 // Format 5: additive changes of several features, each in its own block.
 Status MigrateTo5(sqlite3* db) {
   // --- Search (GET /v1/jobs filters; docs/storage-format.md "Format 5", "Search") ---
-  // Indexes over terminal rows only (partial, `state >= 3`), each ordered by id within its key,
-  // so a filtered page of finished jobs reads a bounded run of one index (the trailing `state`
-  // lets the count of candidates read the index alone). Live rows never enter
-  // them: enqueue, lease and delete-on-ack pay nothing; a job that finishes and is kept pays one
-  // entry in each, and so does its purge.
-  // job_tags holds one row per (job, tag) of every job that has tags, live or finished, keyed
-  // by job so the rows of one job go together, and indexed by (tag, id) for the search. The
-  // store writes them with the job row (ApplyInsert; tags never change afterwards) and a trigger
-  // deletes them with it in the same transaction, whichever statement deletes the job row
-  // (ack, purge, retention, bulk delete): no delete path can forget them. Jobs without tags
-  // (tags IS NULL, almost all) skip the trigger's body. The trigger calls no function, as
-  // `trusted_schema = OFF` requires.
+  // Indexes over terminal rows only (partial, `state >= 3`), each ordered by id within its
+  // state and key (state first, like jobs_terminal_by_id: SQLite then searches by both), so a
+  // filtered page of finished jobs reads bounded runs of one index (one run per state, merged by
+  // id). Live rows never enter them: enqueue, lease and delete-on-ack pay nothing; a job that
+  // finishes and is kept pays one entry in each, and so does its purge. job_tags holds one row per
+  // (job, tag) of every job that has tags, live or finished, keyed by job so the rows of one job go
+  // together, and indexed by (tag, id) for the search. The store writes them with the job row
+  // (ApplyInsert; tags never change afterwards) and a trigger deletes them with it in the same
+  // transaction, whichever statement deletes the job row (ack, purge, retention, bulk delete): no
+  // delete path can forget them. Jobs without tags (tags IS NULL, almost all) skip the trigger's
+  // body. The trigger calls no function, as `trusted_schema = OFF` requires.
   return Exec(db,
               "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_kind ON jobs (kind, id, state) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_ns ON jobs (ns, id, state) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_kind ON jobs (state, kind, id) WHERE state >= 3;"
+              "CREATE INDEX jobs_finished_by_ns ON jobs (state, ns, id) WHERE state >= 3;"
               "CREATE TABLE job_tags ("
               "  id  INTEGER NOT NULL,"
               "  tag TEXT    NOT NULL,"
@@ -1683,9 +1682,9 @@ namespace {
 // index entries and stops after `limit` matches or `max_examined` candidates, whichever first.
 enum class SearchDriver {
   kTag,    // job_tags_by_tag (tag, id)
-  kKind,   // jobs_finished_by_kind (kind, id, state)
+  kKind,   // jobs_finished_by_kind (state, kind, id), one run per state
   kQueue,  // jobs_terminal_by_id (state, queue, id), one run per state
-  kNs,     // jobs_finished_by_ns (ns, id, state)
+  kNs,     // jobs_finished_by_ns (state, ns, id), one run per state
   kState,  // jobs_finished_by_state (state, id), one run per state
 };
 
@@ -1697,7 +1696,7 @@ SearchDriver ChooseDriver(const JobFilter& f) {
   return SearchDriver::kState;
 }
 
-bool PerState(SearchDriver d) { return d == SearchDriver::kQueue || d == SearchDriver::kState; }
+bool PerState(SearchDriver d) { return d != SearchDriver::kTag; }
 
 // The candidates of one run: (id, matches) in ascending id after :a, at most :n. The WHERE
 // holds only what the driving index answers, so every row the statement visits is one row it
@@ -1720,12 +1719,14 @@ std::string CandidatesSql(SearchDriver d, const JobFilter& f, std::size_t n_stat
     case SearchDriver::kKind:
       sql =
           " FROM jobs AS j INDEXED BY jobs_finished_by_kind"
-          " WHERE j.kind = :kind AND j.state >= 3 AND j.id > :a ORDER BY j.id";
+          " WHERE j.state = :state AND j.state >= 3 AND j.kind = :kind AND j.id > :a"
+          " ORDER BY j.id";
       break;
     case SearchDriver::kNs:
       sql =
           " FROM jobs AS j INDEXED BY jobs_finished_by_ns"
-          " WHERE j.ns = :ns AND j.state >= 3 AND j.id > :a ORDER BY j.id";
+          " WHERE j.state = :state AND j.state >= 3 AND j.ns = :ns AND j.id > :a"
+          " ORDER BY j.id";
       break;
     case SearchDriver::kQueue:
       // The literal `state >= 3` lets the planner use the partial index.

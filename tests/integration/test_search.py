@@ -265,3 +265,24 @@ def test_a_cursor_belongs_to_its_filter(kept):
         status, body = client.call("GET", f"/v1/jobs?{other}&limit=2&cursor={cursor}")
         assert status == 400, (other, body)
         assert '"cursor"' in body["error"]["message"]
+
+
+def test_dead_letters_take_the_same_filters(kept):
+    _, client = kept
+    populate(client)
+    everything = list_all(client, {})
+    for f in ({"kind": "k1"}, {"tag": "red"}, {"namespace": "tenant-b"}, {"queue": "s2"},
+              {"finished_after": 0, "kind": "k0"}):
+        want = [j["id"] for j in everything if j["state"] == "dead" and matches(j, f)]
+        got, cursor = [], None
+        for _ in range(50):
+            q = dict(f, limit=2, **({"cursor": cursor} if cursor else {}))
+            status, page = client.call("GET", "/v1/dead?" + urllib.parse.urlencode(q))
+            assert status == 200, page
+            got += [j["id"] for j in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert got == want, f
+    status, body = client.call("GET", "/v1/dead?state=ready")
+    assert status == 400 and '"state"' in body["error"]["message"]

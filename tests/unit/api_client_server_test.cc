@@ -507,5 +507,59 @@ TEST_F(ApiClientServerTest, ListJobsFiltersLiveAndFinishedJobs) {
   EXPECT_NE(bad.status().message().find("\"kind\""), std::string::npos);
 }
 
+// The public SDK's Search: the same filters, paged by cursor.
+TEST_F(ApiClientServerTest, SdkClientSearchesByEveryFilterAcrossPages) {
+  yardmaster::ClientOptions o;
+  o.server_url = url_;
+  yardmaster::Client sdk(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 7; ++i) {
+    yardmaster::EnqueueOptions job;
+    job.queue = "sq";
+    job.kind = i % 2 ? "odd" : "even";
+    job.ns = i < 3 ? "early" : "late";
+    if (i % 3 == 0) job.tags = {"three"};
+    auto r = sdk.Enqueue(job);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ids.push_back(r->id);
+  }
+  ASSERT_TRUE(sdk.Cancel(ids[3]).ok());
+  auto all = [&](yardmaster::JobSearch s) {
+    s.page_size = 2;
+    std::vector<std::string> got;
+    for (int page = 0; page < 20; ++page) {
+      auto r = sdk.Search(s);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) break;
+      for (const auto& j : r->jobs) got.push_back(j.id);
+      if (!r->next_cursor) break;
+      s.cursor = r->next_cursor;
+    }
+    return got;
+  };
+  yardmaster::JobSearch s;
+  s.queue = "sq";
+  EXPECT_EQ(all(s), ids);
+  s.kind = "odd";
+  EXPECT_EQ(all(s), (std::vector<std::string>{ids[1], ids[3], ids[5]}));
+  s = {};
+  s.ns = "late";
+  s.tag = "three";
+  EXPECT_EQ(all(s), (std::vector<std::string>{ids[3], ids[6]}));
+  s.states = {"cancelled", "dead"};
+  EXPECT_EQ(all(s), (std::vector<std::string>{ids[3]}));
+  s = {};
+  s.finished_after_ms = 0;
+  EXPECT_EQ(all(s), (std::vector<std::string>{ids[3]}));
+  s = {};
+  s.created_before_ms = 1;
+  EXPECT_TRUE(all(s).empty());
+  s = {};
+  s.states = {"finished"};
+  auto bad = sdk.Search(s);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().http_status(), 400);
+}
+
 }  // namespace
 }  // namespace ym::client

@@ -2080,6 +2080,56 @@ TEST_F(SchedulerTest, ListLivePagesReturnEveryLiveJobOnceUnderATinyScanBudget) {
   EXPECT_TRUE(sched_->ListLive(none).items.empty());
 }
 
+// Every JobFilter field is applied during the live scan: pages under a tiny budget return
+// exactly the live jobs a brute-force filter of Get() picks, each once.
+TEST_F(SchedulerTest, ListLiveAppliesEveryFilterUnderATinyScanBudget) {
+  SchedulerOptions o;
+  o.list_scan_budget = 4;
+  Reset(o);
+  std::vector<JobId> ids;
+  for (int i = 0; i < 24; ++i) {
+    EnqueueSpec spec = Spec(i % 2 ? "a" : "b");
+    spec.kind = i % 3 ? "k1" : "k0";
+    spec.ns = i % 4 ? "default" : "other";
+    if (i % 5 == 0) spec.tags = {"t", "u"};
+    if (i % 6 == 0) spec.delay_ms = 60'000;  // scheduled
+    ids.push_back(Enqueue(std::move(spec)));
+    clock_.Advance(10);
+  }
+  Commit();
+  const std::int64_t created_mid = sched_->Get(ids[12])->job.created_at_ms;
+  std::vector<JobFilter> filters(10);
+  filters[1].kind = "k0";
+  filters[2].ns = "other";
+  filters[3].tag = "t";
+  filters[4].states = {JobState::kScheduled};
+  filters[5].created_after_ms = created_mid;
+  filters[6].created_before_ms = created_mid;
+  filters[7].queue = "a";
+  filters[7].kind = "k1";
+  filters[7].tag = "u";
+  filters[8].finished_after_ms = 0;  // no live job has finished
+  filters[9].kind = "unknown-kind";
+  for (const JobFilter& f : filters) {
+    SCOPED_TRACE(f.Scope());
+    std::vector<JobId> want;
+    for (JobId id : ids) {
+      if (f.Matches(sched_->Get(id)->job)) want.push_back(id);
+    }
+    ListQuery q;
+    q.filter = f;
+    q.limit = 2;
+    std::vector<JobId> seen;
+    for (int pages = 0; pages < 1000; ++pages) {
+      JobPage p = sched_->ListLive(q);
+      for (const auto& v : p.items) seen.push_back(v.job.id);
+      if (p.next_after_id == 0) break;
+      q.after_id = p.next_after_id;
+    }
+    EXPECT_EQ(seen, want);
+  }
+}
+
 // --- Validation ------------------------------------------------------------------------------
 
 TEST_F(SchedulerTest, EnqueueValidationErrorsChangeNothing) {

@@ -256,14 +256,14 @@ TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
        }),
        "COVERING INDEX jobs_terminal_by_id (state=? AND queue=? AND id>?)", true},
       {Filter([](JobFilter& f) { f.kind = "k"; }),
-       "COVERING INDEX jobs_finished_by_kind (kind=? AND id>?)", true},
+       "COVERING INDEX jobs_finished_by_kind (state=? AND kind=? AND id>?)", true},
       {Filter([](JobFilter& f) {
          f.kind = "k";
          f.states = {JobState::kDead, JobState::kCancelled};
        }),
-       "COVERING INDEX jobs_finished_by_kind (kind=? AND id>?)", true},
+       "COVERING INDEX jobs_finished_by_kind (state=? AND kind=? AND id>?)", true},
       {Filter([](JobFilter& f) { f.ns = "n"; }),
-       "COVERING INDEX jobs_finished_by_ns (ns=? AND id>?)", true},
+       "COVERING INDEX jobs_finished_by_ns (state=? AND ns=? AND id>?)", true},
       {Filter([](JobFilter& f) { f.tag = "t"; }), "COVERING INDEX job_tags_by_tag (tag=? AND id>?)",
        true},
       {Filter([](JobFilter& f) {
@@ -283,13 +283,13 @@ TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
          f.kind = "k";
          f.created_after_ms = 5;
        }),
-       "INDEX jobs_finished_by_kind (kind=? AND id>?)", false},
+       "INDEX jobs_finished_by_kind (state=? AND kind=? AND id>?)", false},
       {Filter([](JobFilter& f) {
          f.ns = "n";
          f.tag = "";
          f.finished_before_ms = 5;
        }),
-       "INDEX jobs_finished_by_ns (ns=? AND id>?)", false},
+       "INDEX jobs_finished_by_ns (state=? AND ns=? AND id>?)", false},
       {Filter([](JobFilter& f) { f.finished_after_ms = 5; }),
        "INDEX jobs_finished_by_state (state=? AND id>?)", false},
   };
