@@ -162,7 +162,6 @@ struct BulkResult {
   // Where to resume; nullopt when nothing more matches.
   std::optional<std::string> next_cursor;
 };
-};
 
 class Client {
  public:
