@@ -334,3 +334,32 @@ def test_bulk_operations_during_drain_are_refused(server, client):
     # After the restart the operation runs.
     assert bulk(c, "cancel", {"queue": "drainb"})["cancelled"] == 3
     c.close()
+
+
+def test_cli_asks_for_yes_counts_with_dry_run_and_prints_totals(server, client):
+    import json
+    import subprocess
+    from ymtest import binary
+    ids = [client.enqueue(queue="clib", kind="k", tags=["t"])["id"] for _ in range(5)]
+    env = {"YM_URL": server.url()}
+
+    def run(*args):
+        return subprocess.run([binary(), "jobs", *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    out = run("cancel", "--queue", "clib")
+    assert out.returncode == 2 and "--yes" in out.stderr, out
+    out = run("cancel", "--queue", "clib", "--dry-run")
+    assert out.returncode == 0 and out.stdout.startswith("5 jobs match"), out
+    assert [client.get(i)[1]["state"] for i in ids] == ["ready"] * 5, "a dry run changes nothing"
+    out = run("cancel", "--tag", "t", "--limit", "2", "--yes", "--json")
+    assert out.returncode == 0, out
+    totals = json.loads(out.stdout)
+    assert totals == {"matched": 5, "cancelled": 5, "cancel_requested": 0, "skipped": 0,
+                      "pages": 3, "next_cursor": None}, totals
+    assert out.stderr.count("resume with --cursor") == 2, out.stderr
+    out = run("replay", "--queue", "clib", "--state", "cancelled", "--yes")
+    assert out.returncode == 0 and out.stdout.strip() == \
+        "replayed 5 (matched 5, skipped 0)", out
+    out = run("delete", "--queue", "clib", "--state", "ready", "--yes")
+    assert out.returncode == 1 and "validation_failed" in out.stderr, out
