@@ -118,8 +118,9 @@ def test_each_request_is_bounded_and_resumes_with_its_cursor(client):
     assert runs == [3] * 28, "every job replayed exactly twice in all"
 
 
-def test_resume_after_the_client_was_killed_midway(server, client, tmp_path):
-    """The CLI walks the cursor; a walk cut short is resumed from the cursor it printed."""
+def test_a_walk_stopped_after_one_page_resumes_from_its_cursor(server, client):
+    """The CLI walks the cursor; a walk cut short (--max-pages) resumes from the cursor it
+    printed."""
     import subprocess
     from ymtest import binary
     ids = [client.enqueue(queue="kill", kind="k")["id"] for _ in range(30)]
@@ -363,3 +364,42 @@ def test_cli_asks_for_yes_counts_with_dry_run_and_prints_totals(server, client):
         "replayed 5 (matched 5, skipped 0)", out
     out = run("delete", "--queue", "clib", "--state", "ready", "--yes")
     assert out.returncode == 1 and "validation_failed" in out.stderr, out
+
+
+def test_cli_killed_midway_resumes_from_the_last_cursor_it_printed(server, client):
+    """SIGKILL the CLI while it walks (one job per request), then resume from the last cursor
+    it printed: every job ends cancelled once, and nothing is counted twice."""
+    import subprocess
+    from ymtest import binary
+    n = 300
+    resp = client.call("POST", "/v1/jobs:batch",
+                       {"jobs": [{"queue": "killed", "kind": "k"} for _ in range(n)]})
+    ids = [r["id"] for r in resp[1]["results"]]
+    proc = subprocess.Popen([binary(), "jobs", "cancel", "--queue", "killed", "--limit", "1",
+                             "--yes"], env={"YM_URL": server.url()}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if len(lines) == 5:
+                proc.kill()
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert len(lines) == 5, lines
+    counted = sum(int(line.split("cancelled ")[1].split(",")[0]) for line in lines)
+    cursor = lines[-1].split("--cursor ")[1].strip()
+    out = subprocess.run([binary(), "jobs", "cancel", "--queue", "killed", "--limit", "100",
+                          "--cursor", cursor, "--yes", "--json"], env={"YM_URL": server.url()},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    import json
+    resumed = json.loads(out.stdout)
+    # The killed client may have had requests answered after the last line it printed; those
+    # jobs are cancelled already and are not counted again.
+    assert counted + resumed["cancelled"] <= n, (counted, resumed)
+    assert resumed["matched"] == resumed["cancelled"] + resumed["skipped"]
+    assert all(client.get(i)[1]["state"] == "cancelled" for i in ids)
+    assert client.queue("killed")["counts"]["ready"] == 0
