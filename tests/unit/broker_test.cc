@@ -879,6 +879,17 @@ TEST_F(BrokerRaceTest, ReplaysAndCancelsAreRefusedWhileTheStoreIsReadOnly) {
   auto f = p.get_future();
   broker_->ReplayDead("ro", {}, 100, [&](auto r) { p.set_value(std::move(r)); });
   EXPECT_EQ(Await(f).status().code(), Code::kStoreUnavailable);
+  for (BulkAction action : {BulkAction::kReplay, BulkAction::kDelete, BulkAction::kCancel}) {
+    BulkRequest req;
+    req.action = action;
+    JobFilter filter;
+    filter.queue = "ro";
+    req.filter = *NarrowBulkFilter(action, filter);
+    std::promise<Result<BulkOutcome>> bp;
+    auto bf = bp.get_future();
+    broker_->Bulk(req, [&](auto r) { bp.set_value(std::move(r)); });
+    EXPECT_EQ(Await(bf).status().code(), Code::kStoreUnavailable) << BulkActionName(action);
+  }
   faults_.Heal();
   ASSERT_TRUE(WaitStoreAvailable());
   EXPECT_EQ(Stored(id).state, JobState::kDead) << "a refused replay changed the job";
