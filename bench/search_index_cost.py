@@ -15,9 +15,11 @@ delete-on-ack. Bounded by ym_bench's --jobs and --max-seconds.
 
 import argparse
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_all  # noqa: E402
@@ -29,8 +31,6 @@ DROP = ("DROP TRIGGER job_tags_delete; DROP INDEX jobs_finished_by_state;"
 
 
 def one(build, jobs, keep, with_indexes):
-    import shutil
-    import tempfile
     d = tempfile.mkdtemp(prefix="ym-idx-bench-")
     try:
         args = ["--retention-succeeded-ms", "3600000"] if keep else []

@@ -10,6 +10,7 @@
 //   "done ID"            a `record` or `finish_despite_cancel` job finished (it returns Ok)
 //   "cancelled ID"       an `until_cancelled` job saw its cancellation
 //   "stopped ID"         a handler saw the shutdown grace run out
+//   "timeout ID"         a handler saw its attempt reach the job's execution timeout
 // Kinds: `record` sleeps --sleep-ms then succeeds; `until_cancelled` waits (up to 120 s) for a
 // cancel and reports Cancelled; `finish_despite_cancel` waits the same way but reports Ok;
 // `throw` throws std::runtime_error; `bad_result` returns a result that is not JSON; `fail` fails
@@ -118,6 +119,11 @@ int main(int argc, char** argv) {
       Record("cancelled " + job.id());
       return yardmaster::Outcome::Cancelled("stopped at the operator's request");
     }
+    if (job.stop_reason() == yardmaster::StopReason::kTimeout) {
+      // The broker has failed the attempt already; this outcome is not reported.
+      Record("timeout " + job.id());
+      return yardmaster::Outcome::Retry("stopped at the timeout").WithType("timeout");
+    }
     Record("stopped " + job.id());
     return yardmaster::Outcome::Retry("interrupted");
   });
@@ -150,6 +156,7 @@ int main(int argc, char** argv) {
   std::cerr << "stats: leased=" << st.leased << " succeeded=" << st.succeeded
             << " failed=" << st.failed << " handed_back=" << st.handed_back
             << " leases_lost=" << st.leases_lost << " cancelled=" << st.cancelled
-            << " heartbeats=" << st.heartbeats << " reconnects=" << st.reconnects << '\n';
+            << " timeouts=" << st.timeouts << " heartbeats=" << st.heartbeats
+            << " reconnects=" << st.reconnects << '\n';
   return 0;
 }

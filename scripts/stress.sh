@@ -11,7 +11,8 @@
 #   -j, --jobs N        ctest -j (default 2, as ./scripts/test.sh runs on 2 cores)
 #       --log FILE      the failure log (default build/stress-<date>.log); the full ctest
 #                       output of every run that failed is kept next to it
-# Prints "stress: N runs, F failures" at the end and exits 1 when F > 0.
+# Prints "stress: N runs, F failures" at the end and exits 1 when F > 0, 2 when the source tree
+# changed during the loop (run it from a worktree nobody commits to).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -119,9 +120,20 @@ for case in root.iter("testcase"):
 PY
 }
 
+# The tests are read from this tree and the binaries from build/<preset>: a commit or checkout
+# during the loop would run new tests against old binaries and record failures that are not
+# flakiness. The tree's state (HEAD and uncommitted changes) is checked before every run.
+tree_state() { { git rev-parse HEAD; git status --porcelain --untracked-files=no; } 2>/dev/null; }
+TREE_AT_START=$(tree_state)
+
 FAILURES=0
 T_ALL=$(date +%s)
 for run in $(seq 1 "$RUNS"); do
+  if [ "$(tree_state)" != "$TREE_AT_START" ]; then
+    echo "stress: the source tree changed after run $((run - 1)) (a commit, checkout or edit);" \
+      "stopping: later runs would test new tests against the binaries built before" | tee -a "$LOG"
+    exit 2
+  fi
   for preset in "${PRESET_LIST[@]}"; do
     junit="$WORK/junit.xml"
     out="$WORK/ctest.txt"

@@ -64,6 +64,9 @@ struct EnqueueOptions {
   std::optional<std::int32_t> max_attempts;
   std::optional<RetryBackoff> backoff;
   std::optional<std::int64_t> lease_ms;
+  // Longest run of one attempt (1..86400000 ms; 0: none, even if the queue has one); the
+  // broker fails an attempt that runs longer with type "timeout". Unset: the queue's.
+  std::optional<std::int64_t> timeout_ms;
   std::optional<std::string> idempotency_key;
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::optional<std::string> concurrency_key;

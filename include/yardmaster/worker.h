@@ -33,7 +33,11 @@
 //   - one heartbeater for every leased job: it extends each lease once a `heartbeat_fraction`
 //     of it has elapsed, and learns cancellation from the reply. A 409 (stale_lease) or 404
 //     means the lease is lost: that job is no longer heartbeated, its outcome will not be
-//     reported, and Stats().leases_lost counts it. Nothing crashes.
+//     reported, and Stats().leases_lost counts it. Nothing crashes. It also watches each job's
+//     execution timeout (the job's timeout_ms): at JobContext::deadline() it stops
+//     heartbeating the job, marks the context stopped (stop_reason() == kTimeout, which the
+//     exec worker turns into killing the command's process group) and drops the job: the
+//     broker has failed the attempt with type "timeout", so nothing is reported for it.
 //   - one acker: outcomes are sent in batches through POST /v1/acks:batch, when
 //     `ack_batch_size` are pending or `ack_flush_interval` after the first one was queued. A job
 //     stays heartbeated until its outcome is confirmed.
@@ -123,6 +127,8 @@ enum class StopReason {
   kCancelled,  // the job was cancelled on the server (POST /v1/jobs/{id}:cancel)
   kShutdown,   // the worker's shutdown grace ran out; the job was handed back for re-delivery
   kLeaseLost,  // the lease expired or was taken over; another worker may be running the job
+  kTimeout,    // the attempt reached its execution timeout (the job's timeout_ms): the broker
+               // failed it with type "timeout" and retries it by its backoff
 };
 
 // The job a handler runs. Owned by the Worker; valid only during the handler call. The
@@ -144,9 +150,17 @@ class JobContext {
   std::int32_t max_attempts() const { return max_attempts_; }
   const std::vector<std::string>& tags() const { return tags_; }
 
+  // The job's execution timeout (timeout_ms) and when this attempt reaches it, on this process's
+  // steady clock (measured from when the lease reached the worker, so a little after the
+  // broker's own deadline); nullopt when the job has none.
+  std::optional<std::chrono::milliseconds> timeout() const { return timeout_; }
+  std::optional<std::chrono::steady_clock::time_point> deadline() const { return deadline_; }
+
   // True once the handler should stop: the job was cancelled on the server (learnt from the
-  // worker's cancel watch at once, or else from a heartbeat), the shutdown grace ran out, or the
-  // lease was lost. What the handler returns after that is ignored for kShutdown/kLeaseLost; for
+  // worker's cancel watch at once, or else from a heartbeat), the shutdown grace ran out, the
+  // lease was lost, or the attempt reached its timeout (kTimeout: at deadline(); the broker has
+  // failed the attempt with type "timeout"). What the handler returns after that is ignored for
+  // kShutdown/kLeaseLost/kTimeout; for
   // kCancelled it is reported as it is: return Outcome::Cancelled() to end the job `cancelled`
   // (an Ok acks it as `succeeded`: the work was done after all).
   bool cancelled() const { return reason_.load(std::memory_order_acquire) != StopReason::kNone; }
@@ -166,6 +180,11 @@ class JobContext {
 
   // Used by the runtime; the first reason set wins.
   void MarkStopped(StopReason reason);
+  // Used by the runtime, before the handler starts.
+  void SetTimeout(std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point at) {
+    timeout_ = timeout;
+    deadline_ = at;
+  }
   // Used by the runtime: called (on the handler's thread) when a report is waiting, and takes
   // it for the next heartbeat.
   void SetProgressHook(std::function<void()> hook);
@@ -175,6 +194,8 @@ class JobContext {
   std::string id_, ns_, queue_, kind_, payload_;
   std::int32_t attempt_, max_attempts_;
   std::vector<std::string> tags_;
+  std::optional<std::chrono::milliseconds> timeout_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
   // Atomic because the heartbeat thread writes it while the handler reads it.
   std::atomic<StopReason> reason_{StopReason::kNone};
   std::mutex progress_mu_;
@@ -228,6 +249,7 @@ struct WorkerStats {
   std::uint64_t handed_back = 0;  // jobs failed with retry_in_ms 0 at shutdown
   std::uint64_t leases_lost = 0;  // 409/404 on heartbeat, ack or fail
   std::uint64_t cancelled = 0;    // cancellations learnt (cancel watch or heartbeats)
+  std::uint64_t timeouts = 0;     // attempts stopped at their execution timeout (kTimeout)
   std::uint64_t heartbeats = 0;   // heartbeats the server answered
   std::uint64_t reconnects = 0;   // lease requests retried: no answer, 5xx, 408, 429
   int running = 0;                // handlers running now

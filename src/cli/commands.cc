@@ -79,9 +79,14 @@ void PrintJob(const Job& j, std::ostream& out) {
       {"blocked_reason", Or(j.blocked_reason)},
   };
   if (j.cancel_requested) f.emplace_back("cancel_requested", "yes");
+  // Only jobs that have one: the output of the others stays as it was.
+  if (j.timeout_ms) f.emplace_back("timeout", FormatDuration(*j.timeout_ms));
   if (j.lease) {
-    f.emplace_back("lease", "worker " + j.lease->worker_id + ", expires " +
-                                FormatTime(j.lease->expires_at_ms));
+    f.emplace_back(
+        "lease",
+        "worker " + j.lease->worker_id + ", expires " + FormatTime(j.lease->expires_at_ms) +
+            (j.lease->deadline_at_ms ? ", timeout at " + FormatTime(*j.lease->deadline_at_ms)
+                                     : ""));
   }
   if (j.progress_json) f.emplace_back("progress", Clip(*j.progress_json, 200));
   if (j.dead_reason) f.emplace_back("dead_reason", *j.dead_reason);
@@ -124,26 +129,28 @@ void PrintDeadTable(const std::vector<Job>& jobs, std::ostream& out) {
 }
 
 void PrintQueue(const Queue& q, std::ostream& out) {
-  PrintFields(out, {
-                       {"name", q.name},
-                       {"paused", q.paused ? "yes" : "no"},
-                       {"scheduled", std::to_string(q.counts.scheduled)},
-                       {"ready", std::to_string(q.counts.ready)},
-                       {"active", std::to_string(q.counts.active)},
-                       {"succeeded", std::to_string(q.counts.succeeded)},
-                       {"dead", std::to_string(q.counts.dead)},
-                       {"cancelled", std::to_string(q.counts.cancelled)},
-                       {"oldest_ready_age", FormatDuration(q.oldest_ready_age_ms)},
-                       {"waiting_workers", std::to_string(q.waiting_workers)},
-                       {"max_attempts", std::to_string(q.max_attempts)},
-                       {"lease", FormatDuration(q.lease_ms)},
-                       {"backoff", FormatDuration(q.backoff.initial_ms) + " .. " +
-                                       FormatDuration(q.backoff.max_ms) + ", x" +
-                                       std::to_string(q.backoff.multiplier).substr(0, 4)},
-                       {"retention", "succeeded " + FormatDuration(q.retention.succeeded_ms) +
-                                         ", dead " + FormatDuration(q.retention.dead_ms) +
-                                         ", cancelled " + FormatDuration(q.retention.cancelled_ms)},
-                   });
+  std::vector<std::pair<std::string, std::string>> f = {
+      {"name", q.name},
+      {"paused", q.paused ? "yes" : "no"},
+      {"scheduled", std::to_string(q.counts.scheduled)},
+      {"ready", std::to_string(q.counts.ready)},
+      {"active", std::to_string(q.counts.active)},
+      {"succeeded", std::to_string(q.counts.succeeded)},
+      {"dead", std::to_string(q.counts.dead)},
+      {"cancelled", std::to_string(q.counts.cancelled)},
+      {"oldest_ready_age", FormatDuration(q.oldest_ready_age_ms)},
+      {"waiting_workers", std::to_string(q.waiting_workers)},
+      {"max_attempts", std::to_string(q.max_attempts)},
+      {"lease", FormatDuration(q.lease_ms)},
+      {"backoff", FormatDuration(q.backoff.initial_ms) + " .. " + FormatDuration(q.backoff.max_ms) +
+                      ", x" + std::to_string(q.backoff.multiplier).substr(0, 4)},
+      {"retention", "succeeded " + FormatDuration(q.retention.succeeded_ms) + ", dead " +
+                        FormatDuration(q.retention.dead_ms) + ", cancelled " +
+                        FormatDuration(q.retention.cancelled_ms)},
+  };
+  // Only queues that have one: the output of the others stays as it was.
+  if (q.timeout_ms) f.emplace_back("timeout", FormatDuration(*q.timeout_ms));
+  PrintFields(out, f);
 }
 
 // The merged `{"items":[...],"next_cursor":null}` of several pages, built from each item's own

@@ -410,6 +410,14 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
           ->add_option("--lease-ms", lease_ms,
                        "Lease length per attempt, 100..86400000 ms (default: the queue's)")
           ->check(CLI::Range(std::int64_t{100}, std::int64_t{86'400'000}));
+  std::int64_t timeout_ms = 0;
+  CLI::Option* timeout_opt =
+      enqueue
+          ->add_option("--timeout-ms", timeout_ms,
+                       "Execution timeout: longest run of one attempt, 1..86400000 ms; the server "
+                       "fails an attempt that runs longer with type \"timeout\" (0: none, even "
+                       "if the queue has one; default: the queue's)")
+          ->check(CLI::Range(std::int64_t{0}, std::int64_t{86'400'000}));
   std::string idempotency_key;
   CLI::Option* idem_opt = enqueue->add_option(
       "--idempotency-key", idempotency_key,
@@ -642,6 +650,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     }
     if (max_attempts_opt->count() > 0) inv.enqueue.max_attempts = max_attempts;
     if (lease_opt->count() > 0) inv.enqueue.lease_ms = lease_ms;
+    if (timeout_opt->count() > 0) inv.enqueue.timeout_ms = timeout_ms;
     if (idem_opt->count() > 0) inv.enqueue.idempotency_key = idempotency_key;
     if (ns_opt->count() > 0) inv.enqueue.ns = ns;
     if (concurrency_opt->count() > 0) inv.enqueue.concurrency_key = concurrency_key;

@@ -11,6 +11,8 @@
 //   killed by a signal           -> failed attempt, type "signal"
 //   --timeout elapsed            -> the whole group gets SIGTERM, then SIGKILL after
 //                                   --kill-grace; failed attempt, type "timeout"
+//   the job's timeout_ms reached -> the group is killed the same way; the broker has already
+//                                   failed the attempt with type "timeout" (nothing reported)
 //   cancelled on the server      -> the group is killed the same way; reported as cancelled
 //                                   (type "cancelled"), so the job ends `cancelled`
 // The failure message is the last stderr lines (at most kTailLines / kTailBytes).
@@ -91,6 +93,8 @@ struct ExecResult {
   int code = 0;  // exit status, or the signal number for kSignaled
   std::string stderr_tail;
   std::string spawn_error;  // kSpawnFailed
+  // kTimedOut: the limit that was reached (--timeout, or the job's timeout_ms); 0: --timeout.
+  std::int64_t timeout_ms = 0;
 };
 
 // How a finished command is reported (pure).

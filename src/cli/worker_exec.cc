@@ -170,9 +170,17 @@ ExecResult RunCommand(const WorkerConfig& config, const yardmaster::JobContext& 
 
     const auto now = Clock::now();
     if (!exited && config.timeout && now - started >= *config.timeout) {
+      result.timeout_ms = config.timeout->count();
       begin_kill(ExecResult::Ending::kTimedOut);
     }
-    if (!exited && job.cancelled()) begin_kill(ExecResult::Ending::kStopped);
+    // The job's own execution timeout (timeout_ms) reached: the SDK stopped the context at the
+    // deadline (the broker has failed the attempt with type "timeout"); the group goes as for
+    // --timeout.
+    if (!exited && job.cancelled() && !killing) {
+      const bool timed_out = job.stop_reason() == yardmaster::StopReason::kTimeout;
+      if (timed_out && job.timeout()) result.timeout_ms = job.timeout()->count();
+      begin_kill(timed_out ? ExecResult::Ending::kTimedOut : ExecResult::Ending::kStopped);
+    }
     if (killing && now >= kill_at) killpg(pid, SIGKILL);
   }
 

@@ -30,8 +30,10 @@ const char* const kWorkerDescription =
     "  75         temporary failure (EX_TEMPFAIL): retried with the queue's backoff\n"
     "  other      the attempt failed with the last stderr lines as its error; retried until\n"
     "             the job's max_attempts, or dead at once for a --permanent-exit-code\n"
-    "A job that runs past --timeout, or is cancelled, has its whole process group sent SIGTERM,\n"
-    "then SIGKILL after --kill-grace.\n\n"
+    "A job that runs past --timeout or past its own timeout_ms (the job's or its queue's\n"
+    "execution timeout, enforced by the server), or is cancelled, has its whole process group\n"
+    "sent SIGTERM, then SIGKILL after --kill-grace. A job's timeout_ms is failed by the server\n"
+    "with type \"timeout\" and retried by its backoff.\n\n"
     "SIGTERM or SIGINT: stop leasing, hand back jobs not started, let running commands finish\n"
     "for up to --grace, then kill them and hand their jobs back for immediate re-delivery.\n"
     "A second signal skips the rest of the grace.";
@@ -130,7 +132,9 @@ yardmaster::Outcome OutcomeFor(const ExecResult& r, const WorkerConfig& config) 
           .WithType("signal");
     case ExecResult::Ending::kTimedOut:
       return Outcome::Retry("command timed out after " +
-                            std::to_string(config.timeout ? config.timeout->count() : 0) +
+                            std::to_string(r.timeout_ms != 0 ? r.timeout_ms
+                                           : config.timeout  ? config.timeout->count()
+                                                             : 0) +
                             " ms; its process group was killed" +
                             (r.stderr_tail.empty() ? "" : ":\n" + r.stderr_tail))
           .WithType("timeout");
@@ -179,7 +183,8 @@ WorkerParseOutcome ParseWorkerArgs(const std::vector<std::string>& args,
   CLI::Option* timeout_opt =
       app.add_option("--timeout", timeout,
                      "Kill a job's process group when its command runs longer than this "
-                     "(e.g. 90s, 5m; a bare number is seconds; default: no limit)")
+                     "(e.g. 90s, 5m; a bare number is seconds; default: no limit beyond the "
+                     "job's own timeout_ms, which always applies)")
           ->type_name("DURATION");
   app.add_option("--grace", grace,
                  "On SIGTERM/SIGINT, how long running commands may take to finish (default 30s)")

@@ -177,6 +177,7 @@ Job ParseJob(const Value& v) {
   j.runs = static_cast<std::int32_t>(Int(v, "runs"));
   if (auto b = Member(v, "backoff"); b) j.backoff = ParseBackoff(*b);
   j.lease_ms = Int(v, "lease_ms");
+  j.timeout_ms = OptInt(v, "timeout_ms");
   j.idempotency_key = OptString(v, "idempotency_key");
   j.concurrency_key = OptString(v, "concurrency_key");
   j.tags = Strings(v, "tags");
@@ -196,7 +197,7 @@ Job ParseJob(const Value& v) {
   }
   j.result_json = OptRaw(v, "result");
   if (auto l = Member(v, "lease"); l && l->IsObject()) {
-    j.lease = JobLease{String(*l, "worker_id"), Int(*l, "expires_at")};
+    j.lease = JobLease{String(*l, "worker_id"), Int(*l, "expires_at"), OptInt(*l, "deadline_at")};
   }
   j.blocked_reason = OptString(v, "blocked_reason");
   j.progress_json = OptRaw(v, "progress");
@@ -210,6 +211,7 @@ Queue ParseQueue(const Value& v) {
   q.paused = Bool(v, "paused");
   q.max_attempts = static_cast<std::int32_t>(Int(v, "max_attempts"));
   q.lease_ms = Int(v, "lease_ms");
+  q.timeout_ms = OptInt(v, "timeout_ms");
   if (auto b = Member(v, "backoff"); b) q.backoff = ParseBackoff(*b);
   if (auto r = Member(v, "retention"); r) {
     q.retention = Retention{Int(*r, "succeeded_ms"), Int(*r, "dead_ms"), Int(*r, "cancelled_ms")};
@@ -318,6 +320,10 @@ Status WriteSpec(JsonWriter& w, const EnqueueRequest& j) {
   if (j.lease_ms) {
     w.Key("lease_ms");
     w.Int64(*j.lease_ms);
+  }
+  if (j.timeout_ms) {
+    w.Key("timeout_ms");
+    w.Int64(*j.timeout_ms);
   }
   if (j.idempotency_key) {
     w.Key("idempotency_key");
@@ -586,7 +592,9 @@ Result<std::vector<LeasedJob>> ApiClient::Lease(const LeaseRequest& request) {
     if (auto l = Member(v, "lease"); l) {
       j.token = String(*l, "token");
       j.expires_at_ms = Int(*l, "expires_at");
+      j.deadline_at_ms = OptInt(*l, "deadline_at");
     }
+    j.timeout_ms = OptInt(v, "timeout_ms");
     out.push_back(std::move(j));
   }
   return out;
@@ -823,6 +831,10 @@ Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u, b
   if (u.lease_ms) {
     w.Key("lease_ms");
     w.Int64(*u.lease_ms);
+  }
+  if (u.timeout_ms) {
+    w.Key("timeout_ms");
+    w.Int64(*u.timeout_ms);
   }
   if (u.backoff) {
     w.Key("backoff");

@@ -62,6 +62,7 @@ struct EnqueueRequest {
   std::optional<std::int32_t> max_attempts;
   std::optional<Backoff> backoff;
   std::optional<std::int64_t> lease_ms;
+  std::optional<std::int64_t> timeout_ms;  // one attempt's longest run; 0: none
   std::optional<std::string> idempotency_key;
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::optional<std::string> concurrency_key;
@@ -84,6 +85,7 @@ struct JobAttemptError {
 struct JobLease {
   std::string worker_id;
   std::int64_t expires_at_ms = 0;
+  std::optional<std::int64_t> deadline_at_ms;  // the attempt's timeout deadline, if any
 };
 
 struct Job {
@@ -99,6 +101,7 @@ struct Job {
   std::int32_t runs = 0;
   std::optional<Backoff> backoff;
   std::int64_t lease_ms = 0;
+  std::optional<std::int64_t> timeout_ms;  // nullopt: none
   std::optional<std::string> idempotency_key;
   std::optional<std::string> concurrency_key;
   std::vector<std::string> tags;
@@ -159,6 +162,9 @@ struct LeasedJob {
   std::vector<std::string> tags;
   std::string token;
   std::int64_t expires_at_ms = 0;
+  // The job's execution timeout and this attempt's deadline (server wall clock); nullopt: none.
+  std::optional<std::int64_t> timeout_ms;
+  std::optional<std::int64_t> deadline_at_ms;
 };
 
 struct HeartbeatResult {
@@ -217,6 +223,7 @@ struct Queue {
   bool paused = false;
   std::int32_t max_attempts = 0;
   std::int64_t lease_ms = 0;
+  std::optional<std::int64_t> timeout_ms;  // nullopt: none
   Backoff backoff;
   Retention retention;
   QueueCounts counts;
@@ -237,6 +244,7 @@ struct QueueUpdate {
   std::optional<bool> paused;
   std::optional<std::int32_t> max_attempts;
   std::optional<std::int64_t> lease_ms;
+  std::optional<std::int64_t> timeout_ms;  // 0: none
   std::optional<Backoff> backoff;
   std::optional<std::int64_t> retention_succeeded_ms;
   std::optional<std::int64_t> retention_dead_ms;

@@ -90,6 +90,8 @@ struct JobRecord {
   std::int32_t runs = 1;  // 1 + number of replays
   Backoff backoff;
   std::int64_t lease_ms = 30'000;
+  // Longest run of one attempt (core/attempt_timeout.h); 0: none. Fixed at enqueue.
+  std::int64_t timeout_ms = 0;
   std::string idempotency_key;  // empty: none
   std::string concurrency_key;  // empty: none
   std::vector<std::string> tags;
@@ -103,6 +105,9 @@ struct JobRecord {
   std::uint64_t lease_token = 0;
   std::int64_t lease_expires_at_ms = 0;
   std::string worker_id;
+  // The current attempt's deadline (wall clock) when the job has a timeout; 0: none. Kept with
+  // the lease, so that a restart still enforces it.
+  std::int64_t lease_deadline_at_ms = 0;
 
   bool operator==(const JobRecord&) const = default;
 };
@@ -112,6 +117,9 @@ struct LeaseInfo {
   std::uint64_t token = 0;
   std::int64_t expires_at_ms = 0;
   std::string worker_id;
+  // When the attempt's timeout ends it (wall clock); 0 when the job has no timeout. The lease
+  // never expires later than this.
+  std::int64_t deadline_at_ms = 0;
 };
 
 // Lease tokens travel as 16 lowercase hex digits.

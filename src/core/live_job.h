@@ -60,6 +60,10 @@ struct LiveJob {
   // Length of the current lease as granted or last extended by a heartbeat (fits the padding
   // after the flags above, so the struct does not grow).
   std::int32_t lease_length_ms = 0;
+  // Execution timeout (core/attempt_timeout.h; 0: none) and, while active, the attempt's
+  // deadline on the monotonic clock (0: none).
+  std::int32_t timeout_ms = 0;
+  std::int64_t deadline_ms = 0;
   std::string payload;
   std::unique_ptr<JobExtra> extra;
 

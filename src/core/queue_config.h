@@ -28,6 +28,8 @@ struct QueueConfig {
   bool paused = false;
   std::int32_t max_attempts = 10;
   std::int64_t lease_ms = 30'000;
+  // Default execution timeout of the queue's jobs (core/attempt_timeout.h); 0: none.
+  std::int64_t timeout_ms = 0;
   Backoff backoff;
   Retention retention;
 

@@ -6,6 +6,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "core/attempt_timeout.h"
 #include "core/live_job.h"
 
 namespace ym {
@@ -83,6 +84,7 @@ std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   q->config.name = name;
   q->config.max_attempts = options_.default_max_attempts;
   q->config.lease_ms = options_.default_lease_ms;
+  q->config.timeout_ms = options_.default_timeout_ms;
   q->config.backoff = options_.default_backoff;
   q->config.retention = options_.default_retention;
   queues_[qi] = std::move(q);
@@ -224,6 +226,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
   const JobState stored = record.state;
   const std::uint64_t token = record.lease_token;
   const std::int64_t expires_wall = record.lease_expires_at_ms;
+  const std::int64_t deadline_wall = record.lease_deadline_at_ms;
   const std::string worker = std::move(record.worker_id);
   LiveJob* job = AddJob(std::move(record), /*pending=*/false);
   if (stored == JobState::kActive && token != 0) {
@@ -234,7 +237,10 @@ void Scheduler::LoadJob(JobRecord&& record) {
     job->state = JobState::kActive;
     job->lease_token = token;
     SetWorker(*job, workers_.Acquire(worker));
-    job->lease_expires_ms = MonoOf(expires_wall);
+    // The attempt's timeout still holds across the restart: its deadline was recorded with the
+    // lease (the recorded expiry is never later), and heartbeats after the restart stay capped.
+    job->deadline_ms = deadline_wall != 0 ? MonoOf(deadline_wall) : 0;
+    job->lease_expires_ms = AttemptTimeout::Cap(MonoOf(expires_wall), job->deadline_ms);
     job->lease_durable_ms = job->lease_expires_ms;
     // Its length as last recorded: the record is written when the lease is granted or extended,
     // with updated_at set to that moment (the job's lease_ms if that does not add up).
@@ -289,6 +295,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   job->max_attempts = r.max_attempts;
   job->runs = r.runs;
   job->lease_ms = static_cast<std::int32_t>(r.lease_ms);
+  job->timeout_ms = static_cast<std::int32_t>(r.timeout_ms);
   job->state = r.state == JobState::kActive ? JobState::kReady : r.state;
   job->pending = pending;
   job->payload = std::forward<Record>(r).payload;
@@ -363,6 +370,7 @@ void Scheduler::LeaveState(LiveJob& job) {
       --q.active;
       --active_total_;
       if (job.cancel_requested) cancel_watches_.Withdrawn(workers_.Name(job.worker), job.id);
+      job.deadline_ms = 0;  // the deadline belongs to the attempt
       // Progress belongs to the attempt that reported it.
       if (job.extra) job.extra->progress.clear();
       break;
@@ -430,6 +438,7 @@ void Scheduler::RecordLease(LiveJob& job) {
     m.token = job.lease_token;
     m.expires_at_ms = WallOf(job.lease_expires_ms);
     m.worker_id = workers_.Name(job.worker);
+    if (job.deadline_ms != 0) m.deadline_at_ms = WallOf(job.deadline_ms);
     job.lease_durable_ms = job.lease_expires_ms;
   }
   open_.mutations.emplace_back(std::move(m));
@@ -492,6 +501,10 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
     RecordUpdate(job);
   }
   return job.state;
+}
+
+JobState Scheduler::TimeOut(LiveJob& job) {
+  return FailAttempt(job, AttemptTimeout::Failure(job.timeout_ms));
 }
 
 // --- Commands -------------------------------------------------------------------------------
@@ -571,6 +584,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
                       ".." + std::to_string(options_.max_lease_ms));
   }
   if (spec.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*spec.backoff, "backoff"));
+  if (spec.timeout_ms) YM_RETURN_IF_ERROR(AttemptTimeout::Check(*spec.timeout_ms, "timeout_ms"));
   if (spec.idempotency_ttl_ms &&
       (*spec.idempotency_ttl_ms < 1 || *spec.idempotency_ttl_ms > kMaxDelayMs)) {
     return Validation("field \"idempotency_ttl_ms\": must be 1.." + std::to_string(kMaxDelayMs));
@@ -618,6 +632,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   r.max_attempts = spec.max_attempts.value_or(qc.max_attempts);
   r.backoff = spec.backoff.value_or(qc.backoff);
   r.lease_ms = spec.lease_ms.value_or(qc.lease_ms);
+  r.timeout_ms = AttemptTimeout::Resolve(spec.timeout_ms, qc.timeout_ms);
   r.idempotency_key = spec.idempotency_key;
   r.concurrency_key = std::move(spec.concurrency_key);
   r.tags = std::move(spec.tags);
@@ -696,8 +711,10 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     if (token == 0) token = 1;
     job->lease_token = token;
     const std::int64_t lease_ms = lease_ms_override > 0 ? lease_ms_override : job->lease_ms;
-    job->lease_expires_ms = mono + lease_ms;
-    job->lease_length_ms = static_cast<std::int32_t>(lease_ms);
+    // The attempt starts now; with a timeout, the lease ends at its deadline at the latest.
+    job->deadline_ms = AttemptTimeout::Deadline(mono, job->timeout_ms);
+    job->lease_expires_ms = AttemptTimeout::Cap(mono + lease_ms, job->deadline_ms);
+    job->lease_length_ms = static_cast<std::int32_t>(job->lease_expires_ms - mono);
     SetWorker(*job, workers_.Acquire(worker_id));
     job->updated_at_ms = now;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
@@ -719,7 +736,9 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.priority = job->priority;
     l.created_at_ms = job->created_at_ms;
     if (job->extra) l.tags = job->extra->tags;
-    l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id};
+    l.timeout_ms = job->timeout_ms;
+    l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id,
+                        job->deadline_ms != 0 ? WallOf(job->deadline_ms) : 0};
     out.push_back(std::move(l));
     ++taken;
     if (lane_done) DropLane(q, li);
@@ -832,6 +851,14 @@ Result<LiveJob*> Scheduler::FindLeased(JobId id, std::uint64_t token) {
     return StaleLease("job " + FormatJobId(id) + " is " + std::string(StateName(job->state)) +
                       (job->state == JobState::kActive ? " under another lease" : ""));
   }
+  if (AttemptTimeout::Due(job->deadline_ms, clock_.MonoMs())) {
+    // The deadline passed before the timer fired: the attempt is over whatever the worker says
+    // now, exactly as if the timer had run first.
+    const std::int64_t timeout_ms = job->timeout_ms;
+    if (TimeOut(*job) == JobState::kReady) ServeWaiters(job->queue);
+    return StaleLease("job " + FormatJobId(id) + ": the attempt exceeded its timeout of " +
+                      std::to_string(timeout_ms) + " ms");
+  }
   return job;
 }
 
@@ -847,8 +874,10 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token, std
   if (progress) job.Extra().progress = *progress;
   const std::int64_t now = clock_.NowMs();
   const std::int64_t mono = clock_.MonoMs();
-  const std::int64_t length = extend_ms > 0 ? extend_ms : job.lease_ms;
-  const std::int64_t expires = mono + length;
+  // Never past the attempt's deadline: a heartbeat cannot keep a job beyond its timeout.
+  const std::int64_t expires =
+      AttemptTimeout::Cap(mono + (extend_ms > 0 ? extend_ms : job.lease_ms), job.deadline_ms);
+  const std::int64_t length = expires - mono;
   // Lease heap entries are re-pushed lazily when they fire early (see ExpireLeases), so a
   // heartbeat that extends costs O(1); only a shortening needs a new, earlier entry.
   if (expires < job.lease_expires_ms) leases_.push(TimerEntry{expires, token, id});
@@ -860,7 +889,8 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token, std
   // of the lease length from now (or a shortening made it too late). A worker that beats at
   // least every half lease (the SDKs beat every third) therefore never finds its lease expired
   // after a server crash, and a steady beat costs a write about every other beat, not each.
-  if (job.lease_durable_ms - mono < length / 2 || job.lease_durable_ms > expires) {
+  if (job.lease_durable_ms != expires &&
+      (job.lease_durable_ms - mono < length / 2 || job.lease_durable_ms > expires)) {
     RecordLease(job);
     out.persisted = true;
   }
@@ -1135,11 +1165,13 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
   r.max_attempts = job.max_attempts;
   r.runs = job.runs;
   r.lease_ms = job.lease_ms;
+  r.timeout_ms = job.timeout_ms;
   r.cancel_requested = job.cancel_requested;
   if (job.state == JobState::kActive && !job.evicting) {
     r.lease_token = job.lease_token;
     r.lease_expires_at_ms = WallOf(job.lease_expires_ms);
     r.worker_id = workers_.Name(job.worker);
+    if (job.deadline_ms != 0) r.lease_deadline_at_ms = WallOf(job.deadline_ms);
   }
   r.backoff =
       (job.extra && job.extra->has_backoff) ? job.extra->backoff : Q(job.queue).config.backoff;
@@ -1157,7 +1189,8 @@ JobView Scheduler::ToView(const LiveJob& job) const {
   v.job = ToRecord(job, /*with_payload=*/true);
   const QueueState& q = Q(job.queue);
   if (job.state == JobState::kActive && !job.evicting) {
-    v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), workers_.Name(job.worker)};
+    v.lease = LeaseInfo{job.lease_token, WallOf(job.lease_expires_ms), workers_.Name(job.worker),
+                        job.deadline_ms != 0 ? WallOf(job.deadline_ms) : 0};
     if (job.extra) v.progress = job.extra->progress;
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
@@ -1269,6 +1302,9 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
                       ".." + std::to_string(options_.max_lease_ms));
   }
   if (patch.backoff) YM_RETURN_IF_ERROR(CheckBackoff(*patch.backoff, "backoff"));
+  if (patch.timeout_ms) {
+    YM_RETURN_IF_ERROR(AttemptTimeout::Check(*patch.timeout_ms, "timeout_ms"));
+  }
   if (patch.retention) YM_RETURN_IF_ERROR(CheckRetention(*patch.retention));
   const std::uint32_t qi = QueueIndex(patch.name);
   QueueConfig& c = Q(qi).config;
@@ -1276,6 +1312,7 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   if (patch.paused) c.paused = *patch.paused;
   if (patch.max_attempts) c.max_attempts = *patch.max_attempts;
   if (patch.lease_ms) c.lease_ms = *patch.lease_ms;
+  if (patch.timeout_ms) c.timeout_ms = *patch.timeout_ms;
   if (patch.backoff) c.backoff = *patch.backoff;
   if (patch.retention) c.retention = *patch.retention;
   Q(qi).persisted = true;
@@ -1295,6 +1332,7 @@ std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
     q.config.paused = false;
     q.config.max_attempts = options_.default_max_attempts;
     q.config.lease_ms = options_.default_lease_ms;
+    q.config.timeout_ms = options_.default_timeout_ms;
     q.config.backoff = options_.default_backoff;
     q.config.retention = options_.default_retention;
     q.persisted = false;
@@ -1329,6 +1367,11 @@ void Scheduler::ExpireLeases(std::int64_t now) {
     }
     if (job->lease_expires_ms > now) {  // extended by heartbeats since this entry was pushed
       leases_.push(TimerEntry{job->lease_expires_ms, e.seq, e.id});
+      continue;
+    }
+    if (AttemptTimeout::Due(job->deadline_ms, now)) {
+      // The lease ran to the attempt's deadline: the attempt timed out (retried by backoff).
+      if (TimeOut(*job) == JobState::kReady) ServeWaiters(job->queue);
       continue;
     }
     FailSpec expired;

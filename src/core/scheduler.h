@@ -124,6 +124,8 @@ class Scheduler {
   // Leases up to request.max jobs that are ready now (possibly none). Never waits. Every lease
   // appends an UpdateLease (state, attempt count, token, expiry, worker) to the open batch: a
   // lease reply must wait for durability like any write, so that a restart finds the lease.
+  // A job with a timeout (core/attempt_timeout.h) gets a deadline, now + timeout_ms, recorded
+  // with the lease; its lease never expires later than that.
   std::vector<LeasedJob> Lease(const LeaseRequest& request);
   // Registers a long-poll waiter that is called exactly once: with jobs when some become ready,
   // or with none at `deadline_mono_ms` (on the monotonic clock, Clock::MonoMs) or on Shutdown().
@@ -156,6 +158,9 @@ class Scheduler {
   // new lease length (HeartbeatOutcome::persisted), so a steady heartbeat writes about every
   // other beat, and a crash never expires a lease that was kept extended before the worker's
   // next beat is due.
+  // The new expiry is capped at the attempt's deadline when the job has a timeout. Once the
+  // deadline has come, Heartbeat, Ack and Fail answer kStaleLease (the attempt failed with type
+  // `timeout`), even if the lease timer has not fired yet.
   // `progress` (JSON object text, when given) replaces the attempt's progress, shown by Get()
   // while the job is active and dropped when the attempt ends.
   Result<HeartbeatOutcome> Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
@@ -389,6 +394,8 @@ class Scheduler {
   void CancelLive(LiveJob& job);
   Result<LiveJob*> FindLeased(JobId id, std::uint64_t token);
   JobState FailAttempt(LiveJob& job, const FailSpec& error);
+  // Fails the active attempt of `job` whose deadline has come (AttemptTimeout).
+  JobState TimeOut(LiveJob& job);
   std::int64_t BackoffDelay(const LiveJob& job);
   void TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
                      const std::string& worker_id, std::vector<LeasedJob>& out);

@@ -21,6 +21,8 @@ struct SchedulerOptions {
   std::int64_t min_lease_ms = 100;
   std::int64_t max_lease_ms = 24LL * 3600 * 1000;
   std::int32_t default_max_attempts = 10;
+  // Execution timeout of jobs whose queue and spec set none (--default-timeout-ms); 0: none.
+  std::int64_t default_timeout_ms = 0;
   std::int32_t max_max_attempts = 1000;
   Backoff default_backoff;
   Retention default_retention;
@@ -57,6 +59,8 @@ struct EnqueueSpec {
   std::optional<std::int32_t> max_attempts;
   std::optional<Backoff> backoff;
   std::optional<std::int64_t> lease_ms;
+  // 0: no timeout, even when the queue has one; nullopt: the queue's.
+  std::optional<std::int64_t> timeout_ms;
   std::string idempotency_key;
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::string concurrency_key;
@@ -100,6 +104,7 @@ struct LeasedJob {
   std::int32_t priority = 0;
   std::int64_t created_at_ms = 0;
   std::vector<std::string> tags;
+  std::int64_t timeout_ms = 0;  // the job's execution timeout; 0: none (see lease.deadline_at_ms)
   LeaseInfo lease;
 };
 
@@ -179,6 +184,7 @@ struct QueueConfigPatch {
   std::optional<bool> paused;
   std::optional<std::int32_t> max_attempts;
   std::optional<std::int64_t> lease_ms;
+  std::optional<std::int64_t> timeout_ms;  // 0: none
   std::optional<Backoff> backoff;
   std::optional<Retention> retention;
 };

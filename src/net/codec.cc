@@ -97,6 +97,20 @@ Status OptInt(const Value& obj, std::string_view prefix, std::string_view name, 
   return Status::Ok();
 }
 
+// `timeout_ms` of a job spec or a queue: 0 (none) or 1..kMaxTimeoutMs.
+Status OptTimeout(const Value& obj, std::optional<std::int64_t>* out) {
+  std::optional<Value> v = Find(obj, "timeout_ms");
+  if (!v) return Status::Ok();
+  std::optional<std::int64_t> n = v->AsInt64();
+  if (!n || *n < 0 || *n > kMaxTimeoutMs) {
+    return FieldError("timeout_ms", fmt::format("must be an integer number of milliseconds "
+                                                "between 1 and {}, or 0 for no timeout",
+                                                kMaxTimeoutMs));
+  }
+  *out = *n;
+  return Status::Ok();
+}
+
 Status NameValue(const Value& v, std::string_view path, std::string* out) {
   if (!v.IsString() || !IsValidName(v.GetString())) {
     return FieldError(path, "must be a string of 1 to 128 characters from [A-Za-z0-9_.:-]");
@@ -212,10 +226,11 @@ Status RetentionValue(const Value& v, std::string_view path, Retention* out) {
 
 Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits) {
   if (!obj.IsObject()) return Validation("a job spec must be a JSON object");
-  YM_RETURN_IF_ERROR(CheckMembers(
-      obj, "",
-      {"queue", "kind", "payload", "namespace", "priority", "delay_ms", "run_at", "max_attempts",
-       "backoff", "lease_ms", "idempotency_key", "idempotency_ttl_ms", "concurrency_key", "tags"}));
+  YM_RETURN_IF_ERROR(
+      CheckMembers(obj, "",
+                   {"queue", "kind", "payload", "namespace", "priority", "delay_ms", "run_at",
+                    "max_attempts", "backoff", "lease_ms", "timeout_ms", "idempotency_key",
+                    "idempotency_ttl_ms", "concurrency_key", "tags"}));
   EnqueueSpec spec;
   YM_RETURN_IF_ERROR(ReqName(obj, "", "queue", &spec.queue));
   YM_RETURN_IF_ERROR(ReqName(obj, "", "kind", &spec.kind));
@@ -235,6 +250,7 @@ Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits
     spec.backoff = backoff;
   }
   YM_RETURN_IF_ERROR(OptInt(obj, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &spec.lease_ms));
+  YM_RETURN_IF_ERROR(OptTimeout(obj, &spec.timeout_ms));
   if (auto k = Find(obj, "idempotency_key")) {
     YM_RETURN_IF_ERROR(
         BytesValue(*k, "idempotency_key", 1, kMaxIdempotencyKeyBytes, &spec.idempotency_key));
@@ -333,6 +349,15 @@ void WriteStrOrNull(JsonWriter& w, std::string_view s) {
   }
 }
 
+// A duration or time where 0 means "none" (timeout_ms, deadline_at): null then.
+void WriteMsOrNull(JsonWriter& w, std::int64_t ms) {
+  if (ms == 0) {
+    w.Null();
+  } else {
+    w.Int64(ms);
+  }
+}
+
 // Payloads and results are JSON text validated and compacted at enqueue/ack: embed them as is.
 void WriteRawJson(JsonWriter& w, std::string_view json) {
   if (json.empty()) {
@@ -408,6 +433,8 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   WriteBackoff(w, j.backoff);
   WriteKey(w, "lease_ms");
   w.Int64(j.lease_ms);
+  WriteKey(w, "timeout_ms");
+  WriteMsOrNull(w, j.timeout_ms);
   WriteKey(w, "idempotency_key");
   WriteStrOrNull(w, j.idempotency_key);
   WriteKey(w, "concurrency_key");
@@ -451,6 +478,8 @@ void WriteJob(JsonWriter& w, const JobView& view) {
     WriteStr(w, view.lease->worker_id);
     WriteKey(w, "expires_at");
     w.Int64(view.lease->expires_at_ms);
+    WriteKey(w, "deadline_at");
+    WriteMsOrNull(w, view.lease->deadline_at_ms);
     w.EndObject();
   }
   WriteKey(w, "progress");
@@ -475,6 +504,8 @@ void WriteQueue(JsonWriter& w, const QueueInfo& info) {
   w.Int(c.max_attempts);
   WriteKey(w, "lease_ms");
   w.Int64(c.lease_ms);
+  WriteKey(w, "timeout_ms");
+  WriteMsOrNull(w, c.timeout_ms);
   WriteKey(w, "backoff");
   WriteBackoff(w, c.backoff);
   WriteKey(w, "retention");
@@ -792,13 +823,14 @@ Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body
   auto parsed = ParseDocument(body);
   if (!parsed.ok()) return parsed.status();
   const Value doc = parsed->root();
-  YM_RETURN_IF_ERROR(
-      CheckMembers(doc, "", {"paused", "max_attempts", "lease_ms", "backoff", "retention"}));
+  YM_RETURN_IF_ERROR(CheckMembers(
+      doc, "", {"paused", "max_attempts", "lease_ms", "timeout_ms", "backoff", "retention"}));
   QueueConfigPatch patch;
   patch.name = std::move(name);
   YM_RETURN_IF_ERROR(OptBool(doc, "", "paused", &patch.paused));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "max_attempts", 1, kMaxMaxAttempts, &patch.max_attempts));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &patch.lease_ms));
+  YM_RETURN_IF_ERROR(OptTimeout(doc, &patch.timeout_ms));
   if (auto b = Find(doc, "backoff")) {
     Backoff backoff;
     YM_RETURN_IF_ERROR(BackoffValue(*b, "backoff", &backoff));
@@ -1237,12 +1269,18 @@ std::string RenderLeasedJobs(const std::vector<LeasedJob>& jobs) {
     w.Int64(j.created_at_ms);
     WriteKey(w, "tags");
     WriteTags(w, j.tags);
+    WriteKey(w, "timeout_ms");
+    WriteMsOrNull(w, j.timeout_ms);
     WriteKey(w, "lease");
     w.StartObject();
     WriteKey(w, "token");
     WriteStr(w, FormatToken(j.lease.token));
     WriteKey(w, "expires_at");
     w.Int64(j.lease.expires_at_ms);
+    // The attempt's deadline: the worker should stop the handler by then (the broker fails the
+    // attempt with type "timeout" at that moment whatever the worker does).
+    WriteKey(w, "deadline_at");
+    WriteMsOrNull(w, j.lease.deadline_at_ms);
     w.EndObject();
     w.EndObject();
   }

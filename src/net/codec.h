@@ -51,6 +51,8 @@ inline constexpr std::int64_t kMaxRunAtMs = 253'402'300'799'999;        // 9999-
 inline constexpr std::int32_t kMaxMaxAttempts = 1000;
 inline constexpr std::int64_t kMinLeaseMs = 100;
 inline constexpr std::int64_t kMaxLeaseMs = 86'400'000;
+// Execution timeout of one attempt (`timeout_ms`); 0 means none.
+inline constexpr std::int64_t kMaxTimeoutMs = 86'400'000;
 inline constexpr std::int64_t kMaxBackoffMs = 30LL * 24 * 3600 * 1000;  // 30 days
 inline constexpr double kMaxBackoffMultiplier = 100.0;
 inline constexpr std::size_t kMaxIdempotencyKeyBytes = 256;

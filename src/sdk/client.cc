@@ -35,6 +35,7 @@ ym::client::EnqueueRequest ToRequest(const EnqueueOptions& o) {
     r.backoff =
         ym::client::Backoff{o.backoff->initial_ms, o.backoff->max_ms, o.backoff->multiplier};
   r.lease_ms = o.lease_ms;
+  r.timeout_ms = o.timeout_ms;
   r.idempotency_key = o.idempotency_key;
   r.idempotency_ttl_ms = o.idempotency_ttl_ms;
   r.concurrency_key = o.concurrency_key;

@@ -203,7 +203,23 @@ struct Tracked {
   std::shared_ptr<JobContext> ctx;
   bool cancel_counted = false;
   Clock::time_point progress_sent{};  // when the last progress report went out
+  // When the attempt reaches its execution timeout (the job's timeout_ms from when the lease
+  // arrived); max(): the job has none.
+  Clock::time_point deadline = Clock::time_point::max();
+  std::int64_t deadline_at_ms = 0;  // the same, as the broker sent it (its wall clock)
 };
+
+// When to beat next: `planned`, unless the broker already capped the lease at the attempt's
+// deadline (its expiry, `expires_at_ms`, reached deadline_at on the broker's own clock): such a
+// lease cannot be extended, so no beat is due before the deadline (a progress report still
+// brings one forward; cancels arrive by the cancel watch).
+Clock::time_point NextBeat(const Tracked& t, std::int64_t expires_at_ms,
+                           Clock::time_point planned) {
+  if (t.deadline_at_ms != 0 && expires_at_ms >= t.deadline_at_ms) {
+    return std::max(planned, t.deadline);
+  }
+  return planned;
+}
 
 // JobContext::Progress() reports go out at most this often per job.
 constexpr Millis kProgressInterval{250};
@@ -297,6 +313,8 @@ class Worker::Impl {
     std::string then;
     if (stop == StopReason::kLeaseLost) {
       then = "not reported: the lease was lost";
+    } else if (stop == StopReason::kTimeout) {
+      then = "not reported: the attempt reached its timeout and the broker failed it";
     } else if (stop == StopReason::kShutdown) {
       then = "not reported: the job was handed back at shutdown";
     } else if (cancel_obeyed) {
@@ -359,6 +377,29 @@ class Worker::Impl {
     t.ctx->MarkStopped(StopReason::kCancelled);
   }
   void AckLoop();
+  // Stops the jobs whose execution timeout has come (`now` >= their deadline): the broker has
+  // failed those attempts with type "timeout", so they are no longer heartbeated or reported,
+  // and their handlers are told to stop (kTimeout). A job whose outcome is already queued is
+  // left to its report (the report's 409, if any, settles it). Requires mu_.
+  void TimeOutLocked(Clock::time_point now) {
+    std::vector<std::shared_ptr<Tracked>> due;
+    for (const auto& [id, t] : jobs_) {
+      if (t->deadline <= now && (t->state == JobState::kLeased || t->state == JobState::kRunning))
+        due.push_back(t);
+    }
+    for (const std::shared_ptr<Tracked>& t : due) {
+      t->ctx->MarkStopped(StopReason::kTimeout);
+      jobs_.erase(t->id);
+      ++stats_.timeouts;
+      Log(Severity::kWarning, "job " + t->id + " (queue " + t->ctx->queue() + ", kind " +
+                                  t->ctx->kind() + ") attempt " +
+                                  std::to_string(t->ctx->attempt()) + " reached its timeout of " +
+                                  std::to_string(t->ctx->timeout()->count()) +
+                                  " ms; the broker fails it (timeout) and the handler was told "
+                                  "to stop");
+    }
+    if (!due.empty()) cv_.notify_all();
+  }
   // "no handler for kind 'x' in worker W (kinds: a, b)".
   std::string UnknownKindMessage(const std::string& kind) const {
     std::vector<std::string> kinds;
@@ -529,6 +570,14 @@ void Worker::Impl::LeaserLoop() {
       t->ctx = std::make_shared<JobContext>(std::move(j.id), std::move(j.ns), std::move(j.queue),
                                             std::move(j.kind), std::move(j.payload_json), j.attempt,
                                             j.max_attempts, std::move(j.tags));
+      if (j.timeout_ms && *j.timeout_ms > 0) {
+        // From the lease's arrival, on this process's steady clock: never earlier than the
+        // broker's deadline, whatever the two wall clocks say.
+        t->deadline = Clock::now() + Millis(*j.timeout_ms);
+        t->deadline_at_ms = j.deadline_at_ms.value_or(0);
+        t->ctx->SetTimeout(Millis(*j.timeout_ms), t->deadline);
+        t->next_heartbeat = NextBeat(*t, j.expires_at_ms, t->next_heartbeat);
+      }
       // A progress report brings the job's next heartbeat forward (at most every
       // kProgressInterval).
       t->ctx->SetProgressHook([this, weak = std::weak_ptr<Tracked>(t)] {
@@ -648,12 +697,20 @@ void Worker::Impl::HeartbeatLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       while (!heartbeater_exit_) {
         Clock::time_point next = Clock::now() + Millis(1'000);
-        for (const auto& [id, t] : jobs_) next = std::min(next, t->next_heartbeat);
+        for (const auto& [id, t] : jobs_) {
+          next = std::min(next, t->next_heartbeat);
+          // Only a job that can still time out (TimeOutLocked): a deadline passed while the
+          // outcome is on its way must not make this loop spin.
+          if (t->state == JobState::kLeased || t->state == JobState::kRunning) {
+            next = std::min(next, t->deadline);
+          }
+        }
         if (next <= Clock::now()) break;
         cv_.wait_until(lock, next);
       }
       if (heartbeater_exit_) return;
       const auto now = Clock::now();
+      TimeOutLocked(now);
       for (const auto& [id, t] : jobs_) {
         if (t->next_heartbeat <= now) due.push_back({t, t->id, t->token});
       }
@@ -673,7 +730,9 @@ void Worker::Impl::HeartbeatLoop() {
           ++stats_.heartbeats;
           const Millis lease = ym::sdk::EffectiveLease(opt_.lease, r->expires_at_ms, NowEpochMs());
           t.lease = lease;
-          t.next_heartbeat = Clock::now() + ym::sdk::HeartbeatDelay(lease, opt_.heartbeat_fraction);
+          t.next_heartbeat =
+              NextBeat(t, r->expires_at_ms,
+                       Clock::now() + ym::sdk::HeartbeatDelay(lease, opt_.heartbeat_fraction));
           if (r->cancel_requested) CancelLocked(t);
           break;
         }

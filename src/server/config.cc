@@ -160,6 +160,11 @@ const std::vector<OptionDef>& Options() {
              })},
       {"default_lease_ms", "30000", "lease of a job whose queue and enqueue set none",
        IntIn(100, kDay, [](ServerConfig& c, std::int64_t v) { c.scheduler.default_lease_ms = v; })},
+      {"default_timeout_ms", "0",
+       "execution timeout of one attempt of a job whose queue and enqueue set none: the broker "
+       "fails the attempt with type \"timeout\" once it has run this long, heartbeats or not; "
+       "0: none",
+       IntIn(0, kDay, [](ServerConfig& c, std::int64_t v) { c.scheduler.default_timeout_ms = v; })},
       {"default_max_attempts", "10", "attempts of a job whose queue and enqueue set none",
        IntIn(1, 1000,
              [](ServerConfig& c, std::int64_t v) {

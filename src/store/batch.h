@@ -46,6 +46,7 @@ struct UpdateLease {
   std::uint64_t token = 0;         // 0: no lease (handed back)
   std::int64_t expires_at_ms = 0;  // wall clock; 0 with no lease
   std::string worker_id;
+  std::int64_t deadline_at_ms = 0;  // wall clock; the attempt's timeout deadline, 0: none
 };
 
 // Removes a job row (a succeeded job whose queue keeps none, or retention).

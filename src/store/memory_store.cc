@@ -44,6 +44,7 @@ void NormalizeLease(JobRecord& r) {
   r.lease_token = 0;
   r.lease_expires_at_ms = 0;
   r.worker_id.clear();
+  r.lease_deadline_at_ms = 0;
 }
 
 // The same range SqliteStore accepts: SQLite integers are signed 64-bit.
@@ -99,6 +100,7 @@ Status MemoryStore::Commit(const Batch& batch) {
         r.lease_token = j.lease_token;
         r.lease_expires_at_ms = j.lease_expires_at_ms;
         r.worker_id = j.worker_id;
+        r.lease_deadline_at_ms = j.lease_deadline_at_ms;
         NormalizeLease(r);
       }
     } else if (const auto* ls = std::get_if<UpdateLease>(&m)) {
@@ -117,6 +119,7 @@ Status MemoryStore::Commit(const Batch& batch) {
         r.lease_token = ls->token;
         r.lease_expires_at_ms = ls->expires_at_ms;
         r.worker_id = ls->worker_id;
+        r.lease_deadline_at_ms = ls->deadline_at_ms;
         NormalizeLease(r);
       }
     } else if (const auto* del = std::get_if<DeleteJob>(&m)) {

@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/attempt_timeout.h"
+
 namespace ym {
 namespace {
 
@@ -26,14 +28,15 @@ constexpr char kJobColumns[] =
     "id, ns, queue, kind, state, priority, payload, run_at_ms, created_at_ms, updated_at_ms, "
     "finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, backoff_max_ms, "
     "backoff_multiplier, lease_ms, idempotency_key, concurrency_key, tags, errors, dead_reason, "
-    "result, cancel_requested";
-constexpr int kJobColumnCount = 25;
+    "result, cancel_requested, timeout_ms";
+constexpr int kJobColumnCount = 26;
 
 // A running job's lease lives in a narrow table of its own (format 4): a lease writes a ~40-byte
 // row here instead of rewriting the job's whole record (payload included), and the row goes when
 // the attempt ends. While it exists it overrides the job row's state (active), attempts and
 // updated_at_ms. Columns in the order ReadLease() decodes them, after a job's kJobColumns.
-constexpr char kLeaseColumns[] = "token, expires_at_ms, worker_id, attempts, updated_at_ms";
+constexpr char kLeaseColumns[] =
+    "token, expires_at_ms, worker_id, attempts, updated_at_ms, deadline_at_ms";
 
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta (
@@ -279,38 +282,53 @@ Status MigrateTo4(sqlite3* db) {
               "migrate to format 4 (leases table)");
 }
 
-// Format 5: additive changes of several features, each in its own block.
+// Format 5: additive only (ADD COLUMN with a default, CREATE TABLE/INDEX), one block per
+// feature; docs/storage-format.md "Format 5" lists them.
 Status MigrateTo5(sqlite3* db) {
+  // --- Execution timeout (issue 9 item 6): a job's timeout_ms (0: none), its queue's default,
+  // and the running attempt's deadline beside its lease, so that a restart still enforces it.
+  // Format-4 rows get 0 everywhere: no timeout, as before.
+  YM_RETURN_IF_ERROR(
+      Exec(db,
+           "ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;"
+           "ALTER TABLE queues ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;"
+           "ALTER TABLE leases ADD COLUMN deadline_at_ms INTEGER NOT NULL DEFAULT 0;",
+           "migrate to format 5 (execution timeout)"));
+
   // --- Search (GET /v1/jobs filters; docs/storage-format.md "Format 5", "Search") ---
   // Indexes over terminal rows only (partial, `state >= 3`), each ordered by id within its
   // state and key (state first, like jobs_terminal_by_id: SQLite then searches by both), so a
-  // filtered page of finished jobs reads bounded runs of one index (one run per state, merged by
-  // id). Live rows never enter them: enqueue, lease and delete-on-ack pay nothing; a job that
-  // finishes and is kept pays one entry in each, and so does its purge. job_tags holds one row per
-  // (job, tag) of every job that has tags, live or finished, keyed by job so the rows of one job go
-  // together, and indexed by (tag, id) for the search. The store writes them with the job row
-  // (ApplyInsert; tags never change afterwards) and a trigger deletes them with it in the same
-  // transaction, whichever statement deletes the job row (ack, purge, retention, bulk delete): no
-  // delete path can forget them. Jobs without tags (tags IS NULL, almost all) skip the trigger's
-  // body. The trigger calls no function, as `trusted_schema = OFF` requires.
-  return Exec(db,
-              "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_kind ON jobs (state, kind, id) WHERE state >= 3;"
-              "CREATE INDEX jobs_finished_by_ns ON jobs (state, ns, id) WHERE state >= 3;"
-              "CREATE TABLE job_tags ("
-              "  id  INTEGER NOT NULL,"
-              "  tag TEXT    NOT NULL,"
-              "  PRIMARY KEY (id, tag)"
-              ") WITHOUT ROWID;"
-              "CREATE INDEX job_tags_by_tag ON job_tags (tag, id);"
-              "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs WHEN old.tags IS NOT NULL "
-              "BEGIN DELETE FROM job_tags WHERE id = old.id; END;"
-              "INSERT OR IGNORE INTO job_tags (id, tag) SELECT jobs.id, t.value "
-              "FROM jobs, json_each(jobs.tags) AS t "
-              "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags) AND json_type(jobs.tags) = "
-              "'array' AND t.type = 'text';",
-              "migrate to format 5 (search indexes)");
+  // filtered page of finished jobs reads bounded runs of one index (one run per state, merged
+  // by id). Live rows never enter them: enqueue, lease and delete-on-ack pay nothing; a job
+  // that finishes and is kept pays one entry in each, and so does its purge.
+  //
+  // job_tags holds one row per (job, tag) of every job that has tags, live or finished, keyed
+  // by job so the rows of one job go together, and indexed by (tag, id) for the search. The
+  // store writes them with the job row (ApplyInsert; tags never change afterwards) and a
+  // trigger deletes them with it in the same transaction, whichever statement deletes the job
+  // row (ack, purge, retention, bulk delete): no delete path can forget them. Jobs without tags
+  // (tags IS NULL, almost all) skip the trigger's body. The trigger calls no function, as
+  // `trusted_schema = OFF` requires.
+  YM_RETURN_IF_ERROR(
+      Exec(db,
+           "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"
+           "CREATE INDEX jobs_finished_by_kind ON jobs (state, kind, id) WHERE state >= 3;"
+           "CREATE INDEX jobs_finished_by_ns ON jobs (state, ns, id) WHERE state >= 3;"
+           "CREATE TABLE job_tags ("
+           "  id  INTEGER NOT NULL,"
+           "  tag TEXT    NOT NULL,"
+           "  PRIMARY KEY (id, tag)"
+           ") WITHOUT ROWID;"
+           "CREATE INDEX job_tags_by_tag ON job_tags (tag, id);"
+           "CREATE TRIGGER job_tags_delete AFTER DELETE ON jobs WHEN old.tags IS NOT NULL "
+           "BEGIN DELETE FROM job_tags WHERE id = old.id; END;"
+           "INSERT OR IGNORE INTO job_tags (id, tag) SELECT jobs.id, t.value "
+           "FROM jobs, json_each(jobs.tags) AS t "
+           "WHERE jobs.tags IS NOT NULL AND json_valid(jobs.tags) AND json_type(jobs.tags) = "
+           "'array' AND t.type = 'text';",
+           "migrate to format 5 (search indexes)"));
   // --- end Search ---
+  return Status::Ok();
 }
 
 using Migration = Status (*)(sqlite3*);
@@ -522,9 +540,14 @@ Status ReadJob(sqlite3_stmt* s, JobRecord* job) {
   YM_RETURN_IF_ERROR(ReadInt(s, 24, id, "cancel_requested", &cancel));
   if (cancel != 0 && cancel != 1) return BadColumn(id, "cancel_requested", "is not 0 or 1");
   job->cancel_requested = cancel == 1;
+  YM_RETURN_IF_ERROR(ReadInt(s, 25, id, "timeout_ms", &job->timeout_ms));
+  if (job->timeout_ms < 0 || job->timeout_ms > AttemptTimeout::kMaxMs) {
+    return BadColumn(id, "timeout_ms", "is out of range");
+  }
   job->lease_token = 0;
   job->lease_expires_at_ms = 0;
   job->worker_id.clear();
+  job->lease_deadline_at_ms = 0;
   return Status::Ok();
 }
 
@@ -542,6 +565,7 @@ Status ReadLease(sqlite3_stmt* s, int col, JobRecord* job) {
   YM_RETURN_IF_ERROR(ReadText(s, col + 2, id, "leases.worker_id", &job->worker_id));
   YM_RETURN_IF_ERROR(ReadInt(s, col + 3, id, "leases.attempts", &job->attempts));
   YM_RETURN_IF_ERROR(ReadInt(s, col + 4, id, "leases.updated_at_ms", &job->updated_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 5, id, "leases.deadline_at_ms", &job->lease_deadline_at_ms));
   job->state = JobState::kActive;
   return Status::Ok();
 }
@@ -799,13 +823,14 @@ constexpr char kUpdateJobSql[] =
 
 Status SqliteStore::PrepareWriterStatements() {
   std::string insert_sql = std::string("INSERT INTO jobs (") + kJobColumns +
-                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
   // PutLease for kLeaseChunk rows at once, each only if its job exists and is live.
   std::string put_leases_sql =
       "INSERT OR REPLACE INTO leases (id, token, expires_at_ms, worker_id, attempts, "
-      "updated_at_ms) SELECT column1, column2, column3, column4, column5, column6 FROM (VALUES ";
+      "updated_at_ms, deadline_at_ms) SELECT column1, column2, column3, column4, column5, "
+      "column6, column7 FROM (VALUES ";
   for (int r = 0; r < kLeaseChunk; ++r)
-    put_leases_sql += r == 0 ? "(?,?,?,?,?,?)" : ",(?,?,?,?,?,?)";
+    put_leases_sql += r == 0 ? "(?,?,?,?,?,?,?)" : ",(?,?,?,?,?,?,?)";
   put_leases_sql +=
       ") WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = column1 AND jobs.state < 3)";
   const std::pair<sqlite3_stmt**, std::string> stmts[] = {
@@ -826,8 +851,8 @@ Status SqliteStore::PrepareWriterStatements() {
       // row can outlive its job or sit beside a terminal row.
       {&put_lease_,
        "INSERT OR REPLACE INTO leases (id, token, expires_at_ms, worker_id, attempts, "
-       "updated_at_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs "
-       "WHERE id = ?1 AND state < 3)"},
+       "updated_at_ms, deadline_at_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS "
+       "(SELECT 1 FROM jobs WHERE id = ?1 AND state < 3)"},
       {&put_leases_, put_leases_sql},
       {&delete_lease_, "DELETE FROM leases WHERE id = ?1"},
       {&delete_job_range_, "DELETE FROM jobs WHERE id BETWEEN ?1 AND ?2 AND state < 3"},
@@ -843,7 +868,7 @@ Status SqliteStore::PrepareWriterStatements() {
       {&put_queue_,
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
-       "retention_cancelled_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
+       "retention_cancelled_ms, timeout_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"},
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
@@ -961,6 +986,7 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
   rc |= BindText(s, 23, j.dead_reason);
   rc |= BindText(s, 24, j.result);
   rc |= sqlite3_bind_int(s, 25, j.cancel_requested ? 1 : 0);
+  rc |= sqlite3_bind_int64(s, 26, j.timeout_ms);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind insert of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
@@ -978,14 +1004,14 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
   }
   if (HasLease(j.state, j.lease_token)) {
     return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
-                    j.updated_at_ms);
+                    j.updated_at_ms, j.lease_deadline_at_ms);
   }
   return Status::Ok();
 }
 
 Status SqliteStore::PutLease(JobId id, std::uint64_t token, std::int64_t expires_at_ms,
                              std::string_view worker_id, std::int32_t attempts,
-                             std::int64_t updated_at_ms) {
+                             std::int64_t updated_at_ms, std::int64_t deadline_at_ms) {
   sqlite3_stmt* s = put_lease_;
   int rc = sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(id));
   rc |= sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(token));
@@ -993,6 +1019,7 @@ Status SqliteStore::PutLease(JobId id, std::uint64_t token, std::int64_t expires
   rc |= BindText(s, 4, worker_id);
   rc |= sqlite3_bind_int(s, 5, attempts);
   rc |= sqlite3_bind_int64(s, 6, updated_at_ms);
+  rc |= sqlite3_bind_int64(s, 7, deadline_at_ms);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind lease of job " + std::to_string(id) + ": " + sqlite3_errmsg(writer_));
@@ -1007,7 +1034,7 @@ Status SqliteStore::PutLeases(const std::vector<const UpdateLease*>& leases) {
     int rc = SQLITE_OK;
     for (int r = 0; r < kLeaseChunk; ++r) {
       const UpdateLease& l = *leases[i + static_cast<std::size_t>(r)];
-      const int b = r * 6;
+      const int b = r * 7;
       // An id out of SQLite's range binds as a negative id, which no job has: a no-op.
       rc |= sqlite3_bind_int64(s, b + 1, static_cast<std::int64_t>(l.id));
       rc |= sqlite3_bind_int64(s, b + 2, static_cast<std::int64_t>(l.token));
@@ -1015,6 +1042,7 @@ Status SqliteStore::PutLeases(const std::vector<const UpdateLease*>& leases) {
       rc |= BindText(s, b + 4, l.worker_id);
       rc |= sqlite3_bind_int(s, b + 5, l.attempts);
       rc |= sqlite3_bind_int64(s, b + 6, l.updated_at_ms);
+      rc |= sqlite3_bind_int64(s, b + 7, l.deadline_at_ms);
     }
     if (rc != SQLITE_OK) {
       sqlite3_reset(s);
@@ -1025,8 +1053,8 @@ Status SqliteStore::PutLeases(const std::vector<const UpdateLease*>& leases) {
   for (; i < leases.size(); ++i) {
     const UpdateLease& l = *leases[i];
     if (!IdInRange(l.id)) continue;  // no such job can exist
-    YM_RETURN_IF_ERROR(
-        PutLease(l.id, l.token, l.expires_at_ms, l.worker_id, l.attempts, l.updated_at_ms));
+    YM_RETURN_IF_ERROR(PutLease(l.id, l.token, l.expires_at_ms, l.worker_id, l.attempts,
+                                l.updated_at_ms, l.deadline_at_ms));
   }
   return Status::Ok();
 }
@@ -1099,7 +1127,7 @@ Status SqliteStore::ApplyUpdate(const JobRecord& j) {
   // ends it (a failed or expired attempt, a finished job).
   if (HasLease(j.state, j.lease_token)) {
     return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
-                    j.updated_at_ms);
+                    j.updated_at_ms, j.lease_deadline_at_ms);
   }
   return DeleteLease(j.id);
 }
@@ -1109,7 +1137,8 @@ Status SqliteStore::ApplyUpdateLease(const UpdateLease& l) {
   if (HasLease(l.state, l.token)) {
     // Leased or extended: the job row keeps what it said before (ready), the lease row says
     // active and carries the attempt count.
-    return PutLease(l.id, l.token, l.expires_at_ms, l.worker_id, l.attempts, l.updated_at_ms);
+    return PutLease(l.id, l.token, l.expires_at_ms, l.worker_id, l.attempts, l.updated_at_ms,
+                    l.deadline_at_ms);
   }
   // Handed back (rare: a long-poll whose client went away): the job row takes the state and
   // the attempt count again, and the lease row goes.
@@ -1182,6 +1211,7 @@ Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
   rc |= sqlite3_bind_int64(s, 8, c.retention.succeeded_ms);
   rc |= sqlite3_bind_int64(s, 9, c.retention.dead_ms);
   rc |= sqlite3_bind_int64(s, 10, c.retention.cancelled_ms);
+  rc |= sqlite3_bind_int64(s, 11, c.timeout_ms);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind queue " + c.name + ": " + sqlite3_errmsg(writer_));
@@ -1455,8 +1485,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     YM_RETURN_IF_ERROR(q.Prepare(
         writer_,
         "SELECT name, paused, max_attempts, lease_ms, backoff_initial_ms, backoff_max_ms, "
-        "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms "
-        "FROM queues ORDER BY name"));
+        "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms, "
+        "timeout_ms FROM queues ORDER BY name"));
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       sqlite3_stmt* s = q.get();
@@ -1475,6 +1505,7 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       YM_RETURN_IF_ERROR(ReadInt(s, 8, -1, "queues.retention_dead_ms", &c.retention.dead_ms));
       YM_RETURN_IF_ERROR(
           ReadInt(s, 9, -1, "queues.retention_cancelled_ms", &c.retention.cancelled_ms));
+      YM_RETURN_IF_ERROR(ReadInt(s, 10, -1, "queues.timeout_ms", &c.timeout_ms));
       c.paused = paused != 0;
       visitor.OnQueue(c);
     }
@@ -1513,6 +1544,7 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     std::string worker_id;
     std::int32_t attempts = 0;
     std::int64_t updated_at_ms = 0;
+    std::int64_t deadline_at_ms = 0;
   };
   std::unordered_map<JobId, StoredLease> leases;
   {
@@ -1528,9 +1560,9 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       probe.id = static_cast<JobId>(id);
       YM_RETURN_IF_ERROR(ReadLease(q.get(), 1, &probe));
       if (probe.lease_token == 0) return BadColumn(id, "leases.token", "is NULL");
-      leases.emplace(probe.id,
-                     StoredLease{probe.lease_token, probe.lease_expires_at_ms,
-                                 std::move(probe.worker_id), probe.attempts, probe.updated_at_ms});
+      leases.emplace(probe.id, StoredLease{probe.lease_token, probe.lease_expires_at_ms,
+                                           std::move(probe.worker_id), probe.attempts,
+                                           probe.updated_at_ms, probe.lease_deadline_at_ms});
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan leases");
   }
@@ -1555,6 +1587,7 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
           job.lease_token = l.token;
           job.lease_expires_at_ms = l.expires_at_ms;
           job.worker_id = std::move(l.worker_id);
+          job.lease_deadline_at_ms = l.deadline_at_ms;
           leases.erase(it);
         }
       }
@@ -1657,16 +1690,18 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   return out;
 }
 
+void SqliteStore::TrimStatementCache(Reader& r, std::size_t room) {
+  // Shapes are few in practice; a client cycling through every combination must not grow the
+  // cache without bound. Called before a search takes its statements, never while it holds one.
+  constexpr std::size_t kMaxCached = 256;
+  if (r.list_stmts.size() + room <= kMaxCached) return;
+  for (auto& [text, stmt] : r.list_stmts) sqlite3_finalize(stmt);
+  r.list_stmts.clear();
+}
+
 Result<sqlite3_stmt*> SqliteStore::CachedStatement(Reader& r, const std::string& sql) {
   auto it = r.list_stmts.find(sql);
   if (it != r.list_stmts.end()) return it->second;
-  // Shapes are few in practice; a client cycling through every combination must not grow the
-  // cache without bound.
-  constexpr std::size_t kMaxCached = 256;
-  if (r.list_stmts.size() >= kMaxCached) {
-    for (auto& [text, stmt] : r.list_stmts) sqlite3_finalize(stmt);
-    r.list_stmts.clear();
-  }
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v3(r.db, sql.c_str(), static_cast<int>(sql.size()),
                               SQLITE_PREPARE_PERSISTENT, &s, nullptr);
@@ -1838,6 +1873,7 @@ Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
   };
   const std::size_t n_runs = PerState(driver) ? states.size() : 1;
   std::vector<Run> runs(n_runs);
+  TrimStatementCache(*r, n_runs);
   struct ResetRuns {
     std::vector<Run>* runs;
     ~ResetRuns() {

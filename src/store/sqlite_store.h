@@ -81,8 +81,11 @@ class SqliteStore final : public Store {
     std::map<std::string, sqlite3_stmt*> list_stmts;
   };
   class ReaderLease;
-  // The statement for `sql` on reader `r`, prepared once and cached in r->list_stmts.
+  // The statement for `sql` on reader `r`, prepared once and cached in r->list_stmts. It stays
+  // valid until TrimStatementCache(r, ...) empties the cache.
   Result<sqlite3_stmt*> CachedStatement(Reader& r, const std::string& sql);
+  // Empties r's statement cache if `room` more statements would take it past its bound.
+  void TrimStatementCache(Reader& r, std::size_t room);
 
   // SqliteOptions::vfs for sqlite3_open_v2: nullptr selects SQLite's default VFS.
   const char* Vfs() const { return options_.vfs.empty() ? nullptr : options_.vfs.c_str(); }
@@ -99,7 +102,8 @@ class SqliteStore final : public Store {
   Status ApplyUpdateLease(const UpdateLease& lease);
   // Writes (or replaces) the lease row of an existing job; DeleteLease removes it, if any.
   Status PutLease(JobId id, std::uint64_t token, std::int64_t expires_at_ms,
-                  std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms);
+                  std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms,
+                  std::int64_t deadline_at_ms);
   Status DeleteLease(JobId id);
   // PutLease for each (leases of ids out of range are skipped), kLeaseChunk per statement.
   Status PutLeases(const std::vector<const UpdateLease*>& leases);

@@ -20,7 +20,7 @@ from ymtest import HOLD_LEASE_MS, metric, settled
 from yardmaster import Client, Job, NotFound, Validation, Worker
 
 STAT_KEYS = {"leased", "succeeded", "failed", "handed_back", "leases_lost", "cancelled",
-             "heartbeats", "reconnects", "running"}
+             "timeouts", "heartbeats", "reconnects", "running"}
 
 
 def test_unknown_kind_is_retried_not_dead(server: PinnedServer, client: Client,

@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -760,6 +761,57 @@ TEST(CodecQuery, ListJobs) {
   EXPECT_EQ(msg("sort=id").message(), "query parameter \"sort\": unknown parameter");
 }
 
+TEST(CodecQuery, ListJobsFilters) {
+  auto q = ParseListJobsQuery(
+      "namespace=t1&queue=q&kind=k.v2&state=dead,ready,dead&tag=a%20b&created_after=1&"
+      "created_before=2&finished_after=0&finished_before=1700000000000");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  const JobFilter f = q->filter;
+  EXPECT_EQ(f.ns, "t1");
+  EXPECT_EQ(f.queue, "q");
+  EXPECT_EQ(f.kind, "k.v2");
+  EXPECT_EQ(f.states, (std::vector<JobState>{JobState::kReady, JobState::kDead}));  // normalized
+  EXPECT_EQ(f.tag, "a b");
+  EXPECT_EQ(f.created_after_ms, 1);
+  EXPECT_EQ(f.created_before_ms, 2);
+  EXPECT_EQ(f.finished_after_ms, 0);
+  EXPECT_EQ(f.finished_before_ms, 1700000000000);
+  // Empty values are "not given".
+  q = ParseListJobsQuery("namespace=&kind=&tag=&created_after=&finished_before=");
+  ASSERT_TRUE(q.ok());
+  EXPECT_TRUE(q->filter.empty());
+  auto msg = [](const std::string& query) { return ParseListJobsQuery(query).status().message(); };
+  EXPECT_NE(msg("namespace=a%20b").find("\"namespace\""), std::string::npos);
+  EXPECT_NE(msg("kind=a/b").find("\"kind\""), std::string::npos);
+  EXPECT_NE(msg("state=ready,").find("\"state\""), std::string::npos);
+  EXPECT_NE(msg("state=,ready").find("\"state\""), std::string::npos);
+  EXPECT_NE(msg("tag=" + std::string(129, 't')).find("\"tag\""), std::string::npos);
+  EXPECT_NE(msg("created_after=-1").find("\"created_after\""), std::string::npos);
+  EXPECT_NE(msg("created_before=1e3").find("\"created_before\""), std::string::npos);
+  EXPECT_NE(msg("finished_after=x").find("\"finished_after\""), std::string::npos);
+  EXPECT_NE(msg("finished_before=99999999999999999999").find("\"finished_before\""),
+            std::string::npos);
+  // A cursor is bound to every filter: issued for one, refused by any other.
+  ListQuery scoped;
+  scoped.filter = f;
+  const std::string cursor = EncodeJobCursor(JobsCursorScope(scoped), 7);
+  const std::string base =
+      "namespace=t1&queue=q&kind=k.v2&state=ready,dead&tag=a%20b&created_after=1&"
+      "created_before=2&finished_after=0&finished_before=1700000000000";
+  q = ParseListJobsQuery(base + "&cursor=" + cursor);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->after_id, 7u);
+  for (const char* drop : {"namespace=t1&", "queue=q&", "kind=k.v2&", "tag=a%20b&",
+                           "created_after=1&", "created_before=2&", "finished_after=0&"}) {
+    std::string other = base;
+    other.erase(other.find(drop), std::strlen(drop));
+    EXPECT_EQ(ParseListJobsQuery(other + "&cursor=" + cursor).status().code(),
+              Code::kInvalidRequest)
+        << drop;
+  }
+  EXPECT_EQ(ParseListJobsQuery(base + "0&cursor=" + cursor).status().code(), Code::kInvalidRequest);
+}
+
 TEST(CodecQuery, ListDead) {
   auto q = ParseListDeadQuery("queue=a&limit=5");
   ASSERT_TRUE(q.ok());
@@ -1156,6 +1208,76 @@ TEST(CodecBulk, BadBodiesAreRefusedNamingTheField) {
     EXPECT_NE(r.status().message().find(c.words), std::string::npos)
         << c.body << ": " << r.status().message();
   }
+}
+
+}  // namespace
+}  // namespace ym::net
+
+namespace ym::net {
+namespace {
+
+// Execution timeout (docs/api.md, "Execution timeout"): `timeout_ms` in the enqueue spec and the
+// queue patch is 0 (none) or 1..86400000, with one clear message; the leased job, the job and
+// the queue carry it, null when there is none.
+TEST(CodecTimeout, ParsesInTheSpecAndThePatch) {
+  auto spec = ParseEnqueue(R"({"queue":"q","kind":"k","timeout_ms":1500})", Limits());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->timeout_ms, 1500);
+  auto zero = ParseEnqueue(R"({"queue":"q","kind":"k","timeout_ms":0})", Limits());
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero->timeout_ms, 0) << "0 is kept: it opts out of the queue's timeout";
+  auto absent = ParseEnqueue(R"({"queue":"q","kind":"k","timeout_ms":null})", Limits());
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->timeout_ms.has_value());
+  auto patch = ParseQueuePatch("q", R"({"timeout_ms":86400000})");
+  ASSERT_TRUE(patch.ok()) << patch.status().ToString();
+  EXPECT_EQ(patch->timeout_ms, 86400000);
+  const std::string expected =
+      "field \"timeout_ms\": must be an integer number of milliseconds between 1 and 86400000, "
+      "or 0 for no timeout";
+  for (const char* bad : {"-1", "86400001", "1.5", "\"10\"", "true", "[]"}) {
+    SCOPED_TRACE(bad);
+    auto s =
+        ParseEnqueue(std::string(R"({"queue":"q","kind":"k","timeout_ms":)") + bad + "}", Limits());
+    EXPECT_EQ(s.status().code(), Code::kValidation);
+    EXPECT_EQ(s.status().message(), expected);
+    auto p = ParseQueuePatch("q", std::string(R"({"timeout_ms":)") + bad + "}");
+    EXPECT_EQ(p.status().code(), Code::kValidation);
+    EXPECT_EQ(p.status().message(), expected);
+  }
+}
+
+TEST(CodecTimeout, IsRenderedWithTheDeadlineOrNull) {
+  LeasedJob j;
+  j.id = 9;
+  j.queue = "q";
+  j.kind = "k";
+  j.payload = "null";
+  j.timeout_ms = 1500;
+  j.lease = {0xff, 31500, "w", 31500};
+  auto d = Doc(RenderLeasedJobs({j}));
+  EXPECT_EQ(d["jobs"][0]["timeout_ms"].GetInt64(), 1500);
+  EXPECT_EQ(d["jobs"][0]["lease"]["deadline_at"].GetInt64(), 31500);
+  j.timeout_ms = 0;
+  j.lease.deadline_at_ms = 0;
+  d = Doc(RenderLeasedJobs({j}));
+  EXPECT_TRUE(d["jobs"][0]["timeout_ms"].IsNull());
+  EXPECT_TRUE(d["jobs"][0]["lease"]["deadline_at"].IsNull());
+
+  JobView v;
+  v.job.id = 3;
+  v.job.state = JobState::kActive;
+  v.job.timeout_ms = 2000;
+  v.lease = LeaseInfo{1, 5000, "w", 6000};
+  auto o = Doc(RenderJob(v));
+  EXPECT_EQ(o["timeout_ms"].GetInt64(), 2000);
+  EXPECT_EQ(o["lease"]["deadline_at"].GetInt64(), 6000);
+
+  QueueInfo q;
+  q.config.name = "q";
+  EXPECT_TRUE(Doc(RenderQueue(q))["timeout_ms"].IsNull());
+  q.config.timeout_ms = 2500;
+  EXPECT_EQ(Doc(RenderQueue(q))["timeout_ms"].GetInt64(), 2500);
 }
 
 }  // namespace

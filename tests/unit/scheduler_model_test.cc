@@ -42,6 +42,7 @@ struct ModelJob {
   std::int32_t priority = 0;
   std::int32_t max_attempts = 0;
   std::int64_t lease_ms = 0;
+  std::int64_t timeout_ms = 0;  // execution timeout; 0: none
   Backoff backoff;
 
   bool pending = true;  // enqueued, its batch not yet durable
@@ -51,6 +52,7 @@ struct ModelJob {
   std::uint64_t token = 0;  // current lease (kept after an ack, like the scheduler)
   std::uint64_t old_token = 0;
   std::int64_t lease_expires_ms = 0;
+  std::int64_t deadline_ms = 0;  // the running attempt's execution deadline; 0: none
   bool cancel_requested = false;
   std::size_t errors = 0;
   bool in_memory = true;  // false once its terminal batch committed
@@ -177,7 +179,11 @@ class ModelRun {
     EXPECT_TRUE(tokens_.insert(l.lease.token).second) << "token reused";
     const std::int64_t lease_ms =
         lease_ms_override && *lease_ms_override > 0 ? *lease_ms_override : j->lease_ms;
-    EXPECT_EQ(l.lease.expires_at_ms, clock_.NowMs() + lease_ms) << "job " << l.id;
+    // With an execution timeout the lease ends at the attempt's deadline at the latest.
+    j->deadline_ms = j->timeout_ms > 0 ? clock_.NowMs() + j->timeout_ms : 0;
+    EXPECT_EQ(l.lease.deadline_at_ms, j->deadline_ms) << "job " << l.id;
+    EXPECT_EQ(l.timeout_ms, j->timeout_ms) << "job " << l.id;
+    EXPECT_EQ(l.lease.expires_at_ms, Capped(clock_.NowMs() + lease_ms, *j)) << "job " << l.id;
     EXPECT_EQ(l.queue, j->queue);
     EXPECT_EQ(l.ns, j->ns);
     j->state = JobState::kActive;
@@ -195,6 +201,10 @@ class ModelRun {
         }
       }
     }
+  }
+
+  static std::int64_t Capped(std::int64_t expires, const ModelJob& j) {
+    return j.deadline_ms != 0 ? std::min(expires, j.deadline_ms) : expires;
   }
 
   // Leases delivered to long-poll waiters during the last command: applied after the model
@@ -286,6 +296,7 @@ class ModelRun {
     }
     s.max_attempts = static_cast<std::int32_t>(1 + Pick(4));
     s.lease_ms = 100 + static_cast<std::int64_t>(Pick(2000));
+    if (Chance(30)) s.timeout_ms = Chance(10) ? 0 : 100 + static_cast<std::int64_t>(Pick(3000));
     if (Chance(70)) {
       s.backoff =
           Backoff{static_cast<std::int64_t>(1 + Pick(200)), 1000, static_cast<double>(1 + Pick(3))};
@@ -318,6 +329,7 @@ class ModelRun {
     j.priority = s.priority;
     j.max_attempts = *s.max_attempts;
     j.lease_ms = *s.lease_ms;
+    j.timeout_ms = s.timeout_ms.value_or(0);
     j.backoff = s.backoff.value_or(SchedulerOptions{}.default_backoff);
     j.run_at_ms = s.run_at_ms ? *s.run_at_ms : clock_.NowMs() + s.delay_ms.value_or(0);
     j.state = j.run_at_ms > clock_.NowMs() ? JobState::kScheduled : JobState::kReady;
@@ -539,7 +551,7 @@ class ModelRun {
       return;
     }
     ASSERT_TRUE(r.ok()) << r.status().ToString();
-    const std::int64_t expires = clock_.NowMs() + (extend > 0 ? extend : j.lease_ms);
+    const std::int64_t expires = Capped(clock_.NowMs() + (extend > 0 ? extend : j.lease_ms), j);
     EXPECT_EQ(r->expires_at_ms, expires);
     EXPECT_EQ(r->cancel_requested, j.cancel_requested);
     j.lease_expires_ms = expires;
@@ -620,17 +632,40 @@ class ModelRun {
     for (auto& [id, j] : jobs_) {
       if (!j.in_memory || j.pending || j.state != JobState::kActive) continue;
       if (j.lease_expires_ms > now) continue;
-      // Expired: a failed attempt ("lease_expired"), back to ready at once.
+      // Expired: a failed attempt ("lease_expired"), back to ready at once; or, when the lease
+      // ran to the attempt's deadline, a "timeout", retried by the backoff.
+      const bool timed_out = j.deadline_ms != 0 && now >= j.deadline_ms;
       ++j.errors;
       j.old_token = j.token;
       j.token = 0;
+      j.deadline_ms = 0;
+      {
+        auto v = sched_.Get(j.id);
+        ASSERT_TRUE(v.has_value());
+        ASSERT_FALSE(v->job.errors.empty());
+        EXPECT_EQ(v->job.errors.back().type, timed_out ? "timeout" : "lease_expired")
+            << "job " << id;
+      }
       if (j.cancel_requested) {
         BecomeTerminal(j, JobState::kCancelled);
       } else if (j.attempts >= j.max_attempts) {
         BecomeTerminal(j, JobState::kDead);
-      } else {
+      } else if (!timed_out) {
         j.state = JobState::kReady;
         j.run_at_ms = now;
+      } else {
+        // The jitter is the scheduler's: read what it chose (a job made ready again may have
+        // been leased by a waiter within the same tick; that lease is applied afterwards).
+        auto v = sched_.Get(j.id);
+        if (v->job.state == JobState::kScheduled) {
+          j.state = JobState::kScheduled;
+          j.run_at_ms = v->job.run_at_ms;
+          EXPECT_GT(j.run_at_ms, now);
+          EXPECT_LE(j.run_at_ms, now + BackoffCap(j.backoff, j.attempts)) << "job " << id;
+        } else {
+          j.state = JobState::kReady;
+          j.run_at_ms = now;
+        }
       }
     }
   }
@@ -689,6 +724,7 @@ class ModelRun {
           ASSERT_TRUE(v->lease.has_value()) << "job " << id;
           EXPECT_EQ(v->lease->token, j.token);
           EXPECT_EQ(v->lease->expires_at_ms, j.lease_expires_ms);
+          EXPECT_EQ(v->lease->deadline_at_ms, j.deadline_ms);
         }
         if (j.state == JobState::kScheduled && !j.pending) {
           EXPECT_EQ(v->job.run_at_ms, j.run_at_ms) << "job " << id;

@@ -193,6 +193,48 @@ TEST(StoreSearch, RandomFiltersMatchABruteForceFilterInBothStores) {
   EXPECT_GT(nonempty, 100);  // the filters are not all trivially empty
 }
 
+// Every shape of filter (which fields are given, which states) is its own cached statement;
+// cycling through far more shapes than the cache holds stays correct: the cache is emptied
+// between searches, never under one that holds its statements (a search of several states holds
+// one per state).
+TEST(StoreSearch, ManyFilterShapesKeepTheStatementCacheBoundedAndCorrect) {
+  std::mt19937_64 rng(7);
+  TempDir dir;
+  SqliteOptions o;
+  o.path = dir.File("ym.db");
+  o.durability = Durability::kRelaxed;
+  o.reader_connections = 1;  // every search on the same cache
+  auto opened = OpenSqliteStore(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& store = **opened;
+  Corpus c = MakeCorpus(rng, 60);
+  ASSERT_TRUE(CommitJobs(store, c.jobs).ok());
+  int searches = 0;
+  for (unsigned fields = 0; fields < 256; ++fields) {
+    for (unsigned states = 0; states < 8; states += 3) {
+      JobFilter f;
+      if (fields & 1) f.kind = "ka";
+      if (fields & 2) f.queue = "qa";
+      if (fields & 4) f.ns = "default";
+      if (fields & 8) f.tag = "t1";
+      if (fields & 16) f.created_after_ms = 1200;
+      if (fields & 32) f.created_before_ms = 1500;
+      if (fields & 64) f.finished_after_ms = 1100;
+      if (fields & 128) f.finished_before_ms = 9000;
+      for (int b = 0; b < 3; ++b) {
+        if (states & (1u << b)) f.states.push_back(static_cast<JobState>(3 + b));
+      }
+      std::vector<JobId> want;
+      for (const auto& j : c.jobs) {
+        if (IsTerminal(j.state) && f.Matches(j)) want.push_back(j.id);
+      }
+      ASSERT_EQ(SearchAll(store, f, 5, 1000), want) << f.Scope();
+      ++searches;
+    }
+  }
+  EXPECT_EQ(searches, 768);
+}
+
 // One call examines at most max_examined candidates, so a rare match among many finished jobs
 // costs a bounded amount per call and is still reached by following the resume points.
 TEST(StoreSearch, ACallIsBoundedByItsBudget) {
@@ -382,8 +424,12 @@ TEST(StoreSearch, MigratesAFormat4FileAndIndexesItsTags) {
                             Job(3, JobState::kSucceeded, "q", "k2", "n", {}, 10, 20)})
             .ok());
   }
-  // Back to format 4: nothing of format 5's search block.
+  // Back to format 4: nothing of format 5.
   RawExec(path,
+          // Execution timeout (the other block of format 5).
+          "ALTER TABLE jobs DROP COLUMN timeout_ms; ALTER TABLE queues DROP COLUMN timeout_ms;"
+          "ALTER TABLE leases DROP COLUMN deadline_at_ms;"
+          // Search.
           "DROP TRIGGER job_tags_delete; DROP TABLE job_tags; DROP INDEX jobs_finished_by_state;"
           "DROP INDEX jobs_finished_by_kind; DROP INDEX jobs_finished_by_ns;"
           "UPDATE meta SET value = 4 WHERE key = 'format_version';");

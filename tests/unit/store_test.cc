@@ -94,6 +94,7 @@ JobRecord FullJob(JobId id, const std::string& queue = "emails",
   j.runs = 3;
   j.backoff = {250, 60'000, 1.5};
   j.lease_ms = 12'345;
+  j.timeout_ms = 45'678;
   j.idempotency_key = "idem-" + std::to_string(id);
   j.concurrency_key = "user:42";
   j.tags = {"a", "quote\"and\\slash", std::string("nul\0byte", 8), "ünïcode ✓"};
@@ -786,8 +787,13 @@ TYPED_TEST(StoreTest, StatsCountCommits) {
 // ---------------------------------------------------------------------------------------------
 // SQLite only.
 
-// Drops what format 5 added, for tests that rewind a file to an older format.
+// Turns a current file's schema back into format 4 (what MigrateTo5 adds goes), so that the
+// tests of older formats can start from the older shapes they build on top of it.
 constexpr char kUndoFormat5[] =
+    // Execution timeout.
+    "ALTER TABLE jobs DROP COLUMN timeout_ms;"
+    "ALTER TABLE queues DROP COLUMN timeout_ms;"
+    "ALTER TABLE leases DROP COLUMN deadline_at_ms;"
     // Search.
     "DROP TRIGGER job_tags_delete;"
     "DROP TABLE job_tags;"
@@ -882,19 +888,19 @@ TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
     ASSERT_TRUE((*s)->Commit(Inserts({SmallJob(1, "q", JobState::kDead, 5)})).ok());
   }
   // Back to the format 2 shape of the tables: leases in the job row, keys without final state.
-  RawExec(path, kUndoFormat5);
   RawExec(path,
-          "DROP TABLE leases;"
-          "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';"
-          "DROP TABLE idempotency_keys;"
-          "CREATE TABLE idempotency_keys (ns TEXT NOT NULL, key TEXT NOT NULL, "
-          "job_id INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, PRIMARY KEY (ns, key)) "
-          "WITHOUT ROWID;"
-          "INSERT INTO idempotency_keys VALUES ('n', 'dead', 1, 9000000000000);"
-          "INSERT INTO idempotency_keys VALUES ('n', 'purged', 2, 9000000000000);"
-          "UPDATE meta SET value = 2 WHERE key = 'format_version';");
+          std::string(kUndoFormat5) +
+              "DROP TABLE leases;"
+              "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';"
+              "DROP TABLE idempotency_keys;"
+              "CREATE TABLE idempotency_keys (ns TEXT NOT NULL, key TEXT NOT NULL, "
+              "job_id INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, PRIMARY KEY (ns, key)) "
+              "WITHOUT ROWID;"
+              "INSERT INTO idempotency_keys VALUES ('n', 'dead', 1, 9000000000000);"
+              "INSERT INTO idempotency_keys VALUES ('n', 'purged', 2, 9000000000000);"
+              "UPDATE meta SET value = 2 WHERE key = 'format_version';");
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
@@ -1380,12 +1386,11 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   }
   // Turn the file back into format 1: no leases anywhere (the job rows have the format 1 shape
   // again since format 4).
-  RawExec(path, kUndoFormat5);
-  RawExec(path,
-          "DROP TABLE leases; "
-          "DROP INDEX idempotency_keys_by_expiry; "
-          "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
-          "UPDATE meta SET value = 1 WHERE key = 'format_version';");
+  RawExec(path, std::string(kUndoFormat5) +
+                    "DROP TABLE leases; "
+                    "DROP INDEX idempotency_keys_by_expiry; "
+                    "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
+                    "UPDATE meta SET value = 1 WHERE key = 'format_version';");
   ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 1);
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -1436,6 +1441,7 @@ TEST(SqliteStoreTest, RandomLeaseBatchesMatchTheMemoryStore) {
     ++token;
     l.expires_at_ms = l.updated_at_ms + 30'000;
     l.worker_id = "w" + std::to_string(pick(4));
+    if (pick(2) == 0) l.deadline_at_ms = l.updated_at_ms + 20'000;  // a job with a timeout
     return l;
   };
   auto all = [](Store& st) {
@@ -1464,6 +1470,7 @@ TEST(SqliteStoreTest, RandomLeaseBatchesMatchTheMemoryStore) {
               j.lease_token = token++;
               j.lease_expires_at_ms = 1'700'000'099'000;
               j.worker_id = "ins";
+              j.lease_deadline_at_ms = pick(2) == 0 ? 1'700'000'090'000 : 0;
             }
             b.mutations.emplace_back(InsertJob{std::move(j)});
           }
@@ -1570,12 +1577,12 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
            ", 5, 1, 1000, 60000, 2.0, 30000, '', '', NULL, NULL, " +
            (state == 4 ? "'max_attempts_exceeded'" : "''") + ", '', 0, " + lease + ");";
   };
-  RawExec(path, kUndoFormat5);
   RawExec(path,
-          "DROP TABLE leases;"
-          "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
-          "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';" +
+          std::string(kUndoFormat5) +
+              "DROP TABLE leases;"
+              "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
+              "ALTER TABLE jobs ADD COLUMN worker_id TEXT NOT NULL DEFAULT '';" +
               row(1, 2, 2, token + ", " + expires + ", 'host/w1'") +  // leased, second attempt
               row(2, 1, 0, "0, 0, ''") +                              // ready
               row(3, 2, 1, "0, 0, ''") +  // active without a lease (format 1 data)
@@ -1644,6 +1651,73 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
   EXPECT_EQ(Get(**s, 1), std::nullopt);
   EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases WHERE id = 1"), 0)
       << "the ack removes the lease row with the job";
+}
+
+// Format 4 -> 5 (execution timeout): a format-4 file (jobs, a configured queue and a lease, as
+// that code wrote them) keeps everything, and every job, queue and lease gets "no timeout"
+// (0); the migrated file then stores timeouts and lease deadlines, and a restart keeps them.
+TEST(SqliteStoreTest, MigratesFormat4FilesToNoTimeout) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    JobRecord leased = FullJob(1, "q", JobState::kActive);
+    leased.cancel_requested = false;
+    leased.lease_token = 77;
+    leased.lease_expires_at_ms = 1'700'000'060'000;
+    leased.worker_id = "w";
+    Batch b = Inserts({leased, FullJob(2, "q"), SmallJob(3, "q", JobState::kDead, 5)});
+    b.mutations.push_back(PutQueue{Queue("q", /*paused=*/true)});
+    ASSERT_OK((*s)->Commit(b));
+  }
+  RawExec(path,
+          std::string(kUndoFormat5) + "UPDATE meta SET value = 4 WHERE key = 'format_version';");
+  ASSERT_EQ(
+      RawQueryInt(path, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'timeout_ms'"),
+      0);
+
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
+  Recovered rec = RecoverAll(**s);
+  ASSERT_EQ(rec.JobIds(), (std::vector<JobId>{1, 2}));
+  EXPECT_EQ(rec.jobs[0].state, JobState::kActive);
+  EXPECT_EQ(rec.jobs[0].lease_token, 77u);
+  EXPECT_EQ(rec.jobs[0].lease_expires_at_ms, 1'700'000'060'000);
+  EXPECT_EQ(rec.jobs[0].timeout_ms, 0) << "format-4 jobs have no timeout";
+  EXPECT_EQ(rec.jobs[0].lease_deadline_at_ms, 0) << "nor their leases a deadline";
+  EXPECT_EQ(rec.jobs[1].payload, FullJob(2, "q").payload);
+  EXPECT_EQ(rec.jobs[1].timeout_ms, 0);
+  ASSERT_EQ(rec.queues.size(), 1u);
+  EXPECT_TRUE(rec.queues[0].paused);
+  EXPECT_EQ(rec.queues[0].timeout_ms, 0);
+  EXPECT_EQ(Get(**s, 3)->state, JobState::kDead);
+
+  // The new columns take values.
+  JobRecord timed = SmallJob(4, "q");
+  timed.timeout_ms = 1500;
+  QueueConfig q = Queue("q");
+  q.timeout_ms = 2500;
+  Batch b = Inserts({timed});
+  b.mutations.push_back(PutQueue{q});
+  UpdateLease l{4, JobState::kActive, 1, 10, 99, 1'700'000'000'900, "w2", 1'700'000'000'500};
+  b.mutations.push_back(l);
+  ASSERT_OK((*s)->Commit(b));
+  auto got = Get(**s, 4);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->timeout_ms, 1500);
+  EXPECT_EQ(got->lease_deadline_at_ms, 1'700'000'000'500);
+  s->reset();
+  auto again = OpenAt(path);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  Recovered after = RecoverAll(**again);
+  ASSERT_EQ(after.JobIds(), (std::vector<JobId>{1, 2, 4}));
+  EXPECT_EQ(after.jobs[2].timeout_ms, 1500);
+  EXPECT_EQ(after.jobs[2].lease_deadline_at_ms, 1'700'000'000'500);
+  ASSERT_EQ(after.queues.size(), 1u);
+  EXPECT_EQ(after.queues[0].timeout_ms, 2500);
 }
 
 }  // namespace

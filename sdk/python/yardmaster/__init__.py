@@ -14,12 +14,13 @@ from .errors import (BadRequest, Conflict, Internal, InvalidState, JobFailed, No
                      StaleLease, Unauthenticated, Unavailable, Unreachable, Validation,
                      WaitTimeout, YardmasterError)
 from ._http import JsonFloat
-from .job import Cancelled, Job, Permanent, Retry
+from .job import Cancelled, Job, JobTimeout, Permanent, Retry
 from .worker import Handler, Worker
 from ._version import __version__
 
 __all__ = [
-    "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled", "JsonFloat",
+    "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled", "JobTimeout",
+    "JsonFloat",
     "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
     "QueueNotFound", "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
     "ResourceExhausted", "Internal", "Unavailable", "Unreachable", "WaitTimeout", "JobFailed",

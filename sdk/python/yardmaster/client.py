@@ -131,8 +131,8 @@ class Client:
         ``idempotency_key`` matched an earlier job, in which case nothing was created).
 
         ``options`` are the other fields of the enqueue spec: ``namespace``, ``priority``,
-        ``delay_ms`` or ``run_at``, ``max_attempts``, ``backoff``, ``lease_ms``,
-        ``idempotency_key``, ``idempotency_ttl_ms``, ``concurrency_key``, ``tags``. Unknown
+        ``delay_ms`` or ``run_at``, ``max_attempts``, ``backoff``, ``lease_ms``, ``timeout_ms``
+        (longest run of one attempt; ``0``: none even if the queue has one), ``idempotency_key``, ``idempotency_ttl_ms``, ``concurrency_key``, ``tags``. Unknown
         options are refused by the server (:class:`~yardmaster.errors.Validation`).
 
         With ``wait`` (seconds), waits for the job to end instead and returns its ``result``
@@ -282,7 +282,8 @@ class Client:
 
     def configure_queue(self, name: str, create: bool = False, **config: Any) -> Dict[str, Any]:
         """``PUT /v1/queues/{name}``: set any of ``paused``, ``max_attempts``, ``lease_ms``,
-        ``backoff``, ``retention``; only those given change. Returns the queue object.
+        ``timeout_ms`` (the default execution timeout of its jobs; ``0``: none), ``backoff``,
+        ``retention``; only those given change. Returns the queue object.
 
         Raises:
             QueueNotFound: the queue does not exist and ``create`` is false.

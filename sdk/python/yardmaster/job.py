@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 MAX_PROGRESS_BYTES = 4096  # the server's limit on a progress report (JSON, no whitespace)
 
-__all__ = ["Job", "Retry", "Permanent", "Cancelled"]
+__all__ = ["Job", "Retry", "Permanent", "Cancelled", "JobTimeout"]
 
 
 def _check_type(type: Optional[str]) -> Optional[str]:
@@ -86,6 +87,15 @@ class Cancelled(Exception):
     end of the shutdown grace the worker ignores it, as any late outcome."""
 
 
+class JobTimeout(Cancelled):
+    """The attempt reached the job's execution timeout (``timeout_ms``): the broker has failed
+    it with error type ``"timeout"`` and retries it by its backoff. The worker raises it inside
+    a running handler at the deadline (CPython, while the handler runs Python code; a handler
+    blocked in a C call sees it when the call returns), and :meth:`Job.raise_if_cancelled`
+    raises it once ``cancel_reason == "timeout"``. Whatever the handler does next is not
+    reported: the attempt is over."""
+
+
 class Job:
     """One leased job, handed to a handler. Thread-safe.
 
@@ -98,6 +108,11 @@ class Job:
         priority, created_at, tags: as enqueued (``created_at`` in epoch ms).
         token: the lease token (heartbeat, ack and fail need it; the worker handles them).
         lease_expires_at: epoch ms when the lease ends unless a heartbeat extends it.
+        timeout_ms: the job's execution timeout (its own or its queue's), or ``None``.
+        deadline_at: epoch ms (server clock) when the broker fails this attempt with type
+            ``"timeout"``, or ``None``; heartbeats never extend the lease past it.
+        deadline: the same moment on this process's :func:`time.monotonic` clock, measured
+            from when the lease arrived (so never before the broker's), or ``None``.
     """
 
     def __init__(self, leased: Dict[str, Any]) -> None:
@@ -114,6 +129,12 @@ class Job:
         self.tags: List[str] = list(leased.get("tags") or [])
         self.token: str = str(lease.get("token", ""))
         self.lease_expires_at: int = int(lease.get("expires_at", 0))
+        timeout_ms = leased.get("timeout_ms")
+        self.timeout_ms: Optional[int] = int(timeout_ms) if timeout_ms else None
+        deadline_at = lease.get("deadline_at")
+        self.deadline_at: Optional[int] = int(deadline_at) if deadline_at else None
+        self.deadline: Optional[float] = (time.monotonic() + self.timeout_ms / 1000
+                                          if self.timeout_ms else None)
         self._cancel = threading.Event()
         self._cancel_reason: Optional[str] = None
         # Worker bookkeeping, guarded by the worker's lock.
@@ -124,6 +145,9 @@ class Job:
         self._progress: Optional[Dict[str, Any]] = None  # reported at the next heartbeat
         self._progress_hook: Optional[Callable[[], None]] = None  # asks for that heartbeat
         self._progress_sent_at = 0.0  # time.monotonic() of the last report sent
+        # The handler's thread while it runs (for the timeout's exception), under this lock.
+        self._interrupt_lock = threading.Lock()
+        self._handler_thread: Optional[int] = None
 
     def __repr__(self) -> str:
         return (f"Job(id={self.id!r}, queue={self.queue!r}, kind={self.kind!r}, "
@@ -132,17 +156,18 @@ class Job:
     @property
     def cancelled(self) -> bool:
         """True once the job should stop: cancellation was requested (learnt from a heartbeat),
-        the lease was lost (another worker may now run the job), or the worker's shutdown grace
-        ran out. A handler doing long work should check it between steps and stop by calling
+        the lease was lost (another worker may now run the job), the attempt reached its
+        execution timeout, or the worker's shutdown grace ran out. A handler doing long work should check it between steps and stop by calling
         :meth:`raise_if_cancelled`: returning normally reports success, and the job ends
         ``succeeded`` even though a cancel was requested."""
         return self._cancel.is_set()
 
     @property
     def cancel_reason(self) -> Optional[str]:
-        """Why :attr:`cancelled` is true: ``"cancel_requested"``, ``"lease_lost"`` or
-        ``"shutdown"``; ``None`` while it is not. After ``"lease_lost"`` or ``"shutdown"`` the
-        worker no longer reports this attempt, whatever the handler does."""
+        """Why :attr:`cancelled` is true: ``"cancel_requested"``, ``"lease_lost"``, ``"timeout"``
+        or ``"shutdown"``; ``None`` while it is not. After ``"lease_lost"``, ``"timeout"`` (the
+        broker failed the attempt with type ``"timeout"``) or ``"shutdown"`` the worker no
+        longer reports this attempt, whatever the handler does."""
         return self._cancel_reason
 
     @property
@@ -150,10 +175,19 @@ class Job:
         """True when the worker no longer holds the lease: its outcome will not be reported."""
         return self._cancel_reason == "lease_lost"
 
+    @property
+    def timed_out(self) -> bool:
+        """True once the attempt reached its execution timeout: its outcome is not reported
+        (the broker failed it with type ``"timeout"``)."""
+        return self._cancel_reason == "timeout"
+
     def raise_if_cancelled(self) -> None:
         """Raise :class:`Cancelled` if :attr:`cancelled` is true; otherwise do nothing. The way
         to stop early: the job then ends ``cancelled``."""
         if self._cancel.is_set():
+            if self._cancel_reason == "timeout":
+                raise JobTimeout(f"job {self.id}: the attempt reached its timeout of "
+                                 f"{self.timeout_ms} ms")
             raise Cancelled(f"job {self.id}: {self._cancel_reason}")
 
     def wait_cancelled(self, timeout: Optional[float] = None) -> bool:
@@ -183,7 +217,9 @@ class Job:
                              f"(this one is {size})")
         self._progress = report
         hook = self._progress_hook
-        if hook is not None:
+        # After the timeout the attempt is over (nothing more is sent), and the worker's code
+        # behind the hook is kept out of the way of the JobTimeout raised into this thread.
+        if hook is not None and not self.timed_out:
             hook()
 
     def _take_progress(self) -> Optional[Dict[str, Any]]:
@@ -191,6 +227,6 @@ class Job:
         return report
 
     def _set_cancelled(self, reason: str) -> None:
-        if self._cancel_reason is None or reason == "lease_lost":
+        if self._cancel_reason is None or reason in ("lease_lost", "timeout"):
             self._cancel_reason = reason
         self._cancel.set()

@@ -12,7 +12,9 @@ Threads and who owns what::
     ym-handler-N        ThreadPoolExecutor running handlers, one job at a time each; jobs
                         leased ahead of a free slot wait in its queue ("queued")
     ym-heartbeat        POST /v1/jobs/{id}:heartbeat for every leased job until its outcome is
-                        confirmed; turns cancel_requested / 409 / 404 into job.cancelled
+                        confirmed; turns cancel_requested / 409 / 404 into job.cancelled;
+                        at a job's execution deadline (timeout_ms) stops heartbeating it,
+                        sets job.cancelled ("timeout") and raises JobTimeout in its handler
     ym-cancels          POST /v1/cancels:watch (long poll) while jobs are held: a cancel
                         reaches job.cancelled as soon as it is requested, not at the next
                         heartbeat
@@ -27,7 +29,7 @@ Life of a job in the worker::
 
     leased --> queued --> running --> outcome pending --> confirmed (acked / failed)
       |          |  \\        |  \\           |
-      |          |   \\       |   +-- lease lost (409/404): outcome dropped, logged
+      |          |   \\       |   +-- lease lost (409/404) or timeout: outcome dropped, logged
       |          |    +-- cancel learnt: failed "cancelled" at once, never started
       +----------+-----------+-----> handed back (fail retryable, retry_in_ms 0, "shutdown")
    (reply crossed   (stopping)  (shutdown grace over)
@@ -36,6 +38,7 @@ Life of a job in the worker::
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import itertools
 import logging
@@ -53,7 +56,7 @@ from ._policy import (MAX_CAPACITY, MIN_EMPTY_LEASE_INTERVAL, AutoPrefetch, Back
                       heartbeat_interval, heartbeat_retry_delay, lease_want)
 from .errors import (Conflict, Internal, NotFound, ResourceExhausted, Unavailable,
                      YardmasterError, error_from_item)
-from .job import Cancelled, Job, Permanent, Retry
+from .job import Cancelled, Job, JobTimeout, Permanent, Retry
 
 __all__ = ["Worker", "Handler"]
 
@@ -81,7 +84,18 @@ TRACEBACK_LINES = 12            # how much of a handler's traceback goes into th
 PROGRESS_INTERVAL = 0.25        # job.progress() reports go out at most this often per job
 
 STAT_KEYS = ("leased", "succeeded", "failed", "handed_back", "leases_lost", "cancelled",
-             "heartbeats", "reconnects", "running")
+             "timeouts", "heartbeats", "reconnects", "running")
+
+
+def _raise_in_thread(thread_id: int, exc: Optional[type]) -> bool:
+    """Schedule ``exc`` to be raised in the thread ``thread_id`` the next time it runs Python
+    code (``None`` withdraws one not yet raised). CPython only; False where unavailable."""
+    try:
+        set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    except AttributeError:  # not CPython
+        return False
+    return set_async_exc(ctypes.c_ulong(thread_id),
+                         ctypes.py_object(exc) if exc is not None else None) == 1
 
 
 def _truncate_utf8(text: str, limit: int) -> str:
@@ -235,6 +249,7 @@ class Worker:
         - ``handed_back``: shutdown fails (``retry_in_ms=0``) the server confirmed;
         - ``leases_lost``: leases found gone (409/404 on a heartbeat, ack or fail);
         - ``cancelled``: cancels learnt (from the cancel watch or a heartbeat);
+        - ``timeouts``: attempts stopped at their execution timeout (the job's ``timeout_ms``);
         - ``heartbeats``: heartbeats the server answered;
         - ``reconnects``: lease requests retried after a failure (no answer, 5xx, 408, 429);
         - ``running``: handlers running now.
@@ -291,6 +306,7 @@ class Worker:
         self._handlers_running = 0             # handler calls in progress (abandoned included)
         self._leases: Dict[str, Job] = {}      # token -> heartbeated until its outcome is done
         self._hb_heap: List[Tuple[float, int, str]] = []
+        self._deadline_heap: List[Tuple[float, int, str]] = []  # execution deadlines
         self._hb_seq = itertools.count()
         self._pending: List[_Report] = []
         self._pending_since = 0.0
@@ -550,6 +566,13 @@ class Worker:
                 job._progress_hook = lambda job=job: self._progress_reported(job)
                 self._schedule_heartbeat_locked(job, now_ms)
                 self._leases[job.token] = job
+                if job.deadline is not None:
+                    soonest = (not self._deadline_heap or
+                               job.deadline < self._deadline_heap[0][0])
+                    heapq.heappush(self._deadline_heap,
+                                   (job.deadline, next(self._hb_seq), job.token))
+                    if soonest:
+                        self._hb_cv.notify()
                 if self._stopping:
                     # The reply crossed our hang-up: the job was never started, hand it back.
                     job._reported = True
@@ -600,7 +623,7 @@ class Worker:
                 self._abandoned = max(0, self._abandoned - 1)
                 return
             job._reported = True
-            if job.lease_lost:  # logged and counted when it was found out
+            if job.lease_lost or job.timed_out:  # logged and counted when it was found out
                 return
             self._queue_report_locked(_Report(is_ack, item, job))
 
@@ -619,7 +642,24 @@ class Worker:
             self._log_failed_attempt(job, error, None)
             return False, dict(base, error=error)
         try:
-            result = handler(job)
+            with job._interrupt_lock:
+                job._handler_thread = threading.get_ident()
+            try:
+                result = handler(job)
+            finally:
+                # The timeout's exception is raised only while the handler runs: one scheduled
+                # too late to land in it is withdrawn, under the lock the timeout takes.
+                with job._interrupt_lock:
+                    job._handler_thread = None
+                    if job.timed_out:
+                        _raise_in_thread(threading.get_ident(), None)
+        except JobTimeout as e:
+            if not str(e):  # raised into the thread: the class, without a message
+                e = JobTimeout(f"job {job.id}: the attempt reached its timeout of "
+                               f"{job.timeout_ms} ms")
+            error = self._error(e, "timeout", retryable=True)
+            self._log_failed_attempt(job, error, None)
+            return False, dict(base, error=error)
         except Retry as e:
             item = dict(base, error=self._error(e, e.type or "retry", retryable=True))
             if e.after is not None:
@@ -664,6 +704,8 @@ class Worker:
         cancel_obeyed = error["type"] == "cancelled" and job.cancel_reason == "cancel_requested"
         if job.cancel_reason == "lease_lost":
             then = "not reported: the lease was lost"
+        elif job.cancel_reason == "timeout":
+            then = "not reported: the attempt reached its timeout and the broker failed it"
         elif job.cancel_reason == "shutdown":
             then = "not reported: the job was handed back at shutdown"
         elif not error["retryable"]:
@@ -707,7 +749,17 @@ class Worker:
             # clocks this is off by the skew, hence the floor (set lease_ms to avoid it).
             lease_s = max(0.1, (job.lease_expires_at - now_ms) / 1000)
         job._hb_interval = heartbeat_interval(lease_s, self.heartbeat_fraction)
-        self._push_heartbeat_locked(job, job._hb_interval)
+        self._push_heartbeat_locked(job, self._next_beat_in(job, job._hb_interval))
+
+    @staticmethod
+    def _next_beat_in(job: Job, interval: float) -> float:
+        """Seconds to the job's next heartbeat. A lease the server already capped at the
+        attempt's deadline cannot be extended: it is not beaten again before the deadline
+        (a progress report still brings a beat forward; cancels come by the cancel watch)."""
+        if (job.deadline is not None and job.deadline_at is not None
+                and job.lease_expires_at >= job.deadline_at):
+            return max(interval, job.deadline - time.monotonic())
+        return interval
 
     def _push_heartbeat_locked(self, job: Job, delay: float) -> None:
         job._hb_due = time.monotonic() + delay
@@ -723,6 +775,14 @@ class Worker:
                 with self._lock:
                     while not self._hb_closing:
                         now = time.monotonic()
+                        timed_out: List[Job] = []
+                        while self._deadline_heap and self._deadline_heap[0][0] <= now:
+                            _, _, token = heapq.heappop(self._deadline_heap)
+                            job = self._leases.get(token)
+                            if job is not None and not job._reported:
+                                timed_out.append(job)
+                        for job in timed_out:
+                            self._time_out_locked(job)
                         while self._hb_heap and self._hb_heap[0][0] <= now:
                             at, _, token = heapq.heappop(self._hb_heap)
                             job = self._leases.get(token)
@@ -731,7 +791,9 @@ class Worker:
                         if due:
                             break
                         wait = self._hb_heap[0][0] - now if self._hb_heap else 1.0
-                        self._hb_cv.wait(min(wait, 1.0))
+                        if self._deadline_heap:
+                            wait = min(wait, self._deadline_heap[0][0] - now)
+                        self._hb_cv.wait(max(0.0, min(wait, 1.0)))
                     if self._hb_closing:
                         return
                 for job in due:
@@ -794,6 +856,7 @@ class Worker:
                 job.lease_expires_at = int(answer.get("expires_at", job.lease_expires_at))
                 if answer.get("cancel_requested"):
                     self._cancel_learnt(job)
+            next_in = self._next_beat_in(job, next_in)
             with self._lock:
                 self._stats["heartbeats"] += 1
         with self._lock:
@@ -877,11 +940,38 @@ class Worker:
         log.info("job %s: cancellation requested%s", job.id,
                  "; not started, reported cancelled" if queued else "")
 
+    def _time_out_locked(self, job: Job) -> None:
+        """The job's execution deadline came before its outcome: the broker fails the attempt
+        with type ``"timeout"``, so stop heartbeating it and never report it; a queued job is
+        not started; a running handler sees ``job.cancelled`` (``"timeout"``) and gets
+        :class:`JobTimeout` raised in its thread (CPython)."""
+        job._set_cancelled("timeout")
+        self._leases.pop(job.token, None)
+        self._stats["timeouts"] += 1
+        if self._queued.pop(job.token, None) is not None:
+            job._reported = True
+            self._lease_cv.notify_all()
+            started = False
+        else:
+            started = True
+            # A stuck handler must not hold the shutdown: the job is no longer this worker's.
+            self._running_jobs.pop(job.token, None)
+            self._idle_cv.notify_all()
+            with job._interrupt_lock:
+                if job._handler_thread is not None:
+                    _raise_in_thread(job._handler_thread, JobTimeout)
+        log.warning("job %s (queue %s, kind %s) attempt %d reached its timeout of %d ms%s; "
+                    "the broker fails it (timeout) and this worker does not report it",
+                    job.id, job.queue, job.kind, job.attempt, job.timeout_ms or 0,
+                    "" if started else " before it started",
+                    extra={"job_id": job.id, "job_queue": job.queue, "job_kind": job.kind,
+                           "job_attempt": job.attempt, "error_type": "timeout"})
+
     def _lose_lease(self, job: Job, what: str, err: YardmasterError) -> None:
         """The server refused the job's lease (409/404): stop heartbeating it, never report it,
         tell its handler (``lease_lost``), log one line. A queued job is not started."""
         with self._lock:
-            if job.lease_lost:
+            if job.lease_lost or job.timed_out:
                 return
             job._set_cancelled("lease_lost")
             self._leases.pop(job.token, None)
