@@ -1,7 +1,8 @@
 // yardmaster::Client: the producer side of the C++ SDK (enqueue, inspect, cancel, replay).
 //
 // What: typed calls for the producer endpoints of the HTTP API v1 (docs/api.md): POST /v1/jobs,
-// POST /v1/jobs:batch, GET /v1/jobs/{id}, POST /v1/jobs/{id}:cancel and :replay. Payloads and
+// POST /v1/jobs:batch, GET /v1/jobs/{id}, POST /v1/jobs/{id}:cancel and :replay, and the bulk
+// operations POST /v1/jobs:cancel, :replay and :delete by filter. Payloads and
 // results travel as JSON text that the SDK passes through unchanged; the caller serializes with
 // whatever JSON library it likes.
 //
@@ -123,6 +124,48 @@ struct JobSearchPage {
   std::optional<std::string> next_cursor;  // nullopt: the search is complete
 };
 
+// Which jobs a bulk operation applies to (docs/api.md, "Bulk operations"): the filter fields of
+// JobSearch, with the same meaning (every field that is set must match). An empty filter is
+// refused by the server unless BulkOptions::all is set, so that a mistake cannot act on every
+// job.
+struct JobFilter {
+  std::optional<std::string> ns;  // "namespace" on the wire
+  std::optional<std::string> queue;
+  std::optional<std::string> kind;
+  std::vector<std::string> states;  // any of these; empty: every state the operation applies to
+  std::optional<std::string> tag;
+  std::optional<std::int64_t> created_after_ms;
+  std::optional<std::int64_t> created_before_ms;
+  std::optional<std::int64_t> finished_after_ms;
+  std::optional<std::int64_t> finished_before_ms;
+};
+
+// cancel: live jobs, as Cancel() does (a waiting one at once, a running one flagged);
+// replay: dead and cancelled jobs, as Replay() does; delete: finished jobs only (succeeded,
+// dead, cancelled; never a live one).
+enum class BulkAction { kCancel, kReplay, kDelete };
+
+struct BulkOptions {
+  bool all = false;                   // every job the action applies to (the filter is empty)
+  std::optional<std::int32_t> limit;  // jobs per request, 1..10000 (server default 1000)
+  bool dry_run = false;               // count the matches, change nothing
+  // The loop (CancelJobs, ReplayJobs, DeleteJobs): start at this cursor (a previous
+  // next_cursor), and stop after this many requests (0: until done).
+  std::string cursor;
+  std::int64_t max_pages = 0;
+};
+
+// One request's answer, or a loop's totals.
+struct BulkResult {
+  std::int64_t matched = 0;
+  std::int64_t applied = 0;           // cancelled, replayed or deleted
+  std::int64_t cancel_requested = 0;  // cancel: running jobs flagged (counted in `applied`)
+  std::int64_t skipped = 0;           // matched but already done or changed meanwhile
+  std::int64_t pages = 0;             // requests sent (1 for a page)
+  // Where to resume; nullopt when nothing more matches.
+  std::optional<std::string> next_cursor;
+};
+
 class Client {
  public:
   explicit Client(ClientOptions options = {});
@@ -155,6 +198,18 @@ class Client {
   // GET /v1/jobs with the filters of `search`: one page. To read them all, call again with
   // search.cursor = page.next_cursor until it is nullopt.
   Result<JobSearchPage> Search(const JobSearch& search);
+
+  // POST /v1/jobs:cancel, :replay or :delete: one request, at most `options.limit` matching
+  // jobs after `cursor` (empty: from the start). A request retried after a lost answer is safe:
+  // what the first try did is skipped, not done twice.
+  Result<BulkResult> BulkPage(BulkAction action, const JobFilter& filter, std::string_view cursor,
+                              const BulkOptions& options = {});
+  // The whole operation: one request after another, following next_cursor until done (or
+  // options.max_pages), with the totals. On an error the pages before it stand; the error is
+  // returned (resume from the last next_cursor with BulkPage or options.cursor).
+  Result<BulkResult> CancelJobs(const JobFilter& filter, const BulkOptions& options = {});
+  Result<BulkResult> ReplayJobs(const JobFilter& filter, const BulkOptions& options = {});
+  Result<BulkResult> DeleteJobs(const JobFilter& filter, const BulkOptions& options = {});
 
   // The URL this client talks to.
   const std::string& server_url() const;

@@ -40,6 +40,7 @@ enum class Command {
   kJobsList,
   kJobsCancel,
   kJobsReplay,
+  kJobsBulk,  // jobs cancel|replay|delete with a filter (or --all) instead of an id
   kQueuesList,
   kQueuesGet,
   kQueuesPause,
@@ -69,6 +70,10 @@ struct Invocation {
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end
   client::DeadReplayRequest dead_replay;
+  // jobs cancel|replay|delete by filter: `bulk.action` names the operation. Loops over the
+  // cursor (at most `bulk_max_pages` requests when set), printing each page's counts.
+  client::BulkRequest bulk;
+  std::optional<std::int64_t> bulk_max_pages;
 };
 
 struct ParseOutcome {

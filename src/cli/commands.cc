@@ -369,6 +369,70 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       }
       return kExitOk;
     }
+    case Command::kJobsBulk: {
+      // One request per page, following next_cursor; each page's counts on stderr with the
+      // cursor that resumes after it, the totals on stdout (docs/cli.md, "Bulk operations").
+      client::BulkRequest request = inv.bulk;
+      const std::string& action = request.action;
+      const std::string done = action == "cancel"   ? "cancelled"
+                               : action == "replay" ? "replayed"
+                                                    : "deleted";
+      std::int64_t matched = 0, applied = 0, requested = 0, skipped = 0, pages = 0;
+      std::optional<std::string> next;
+      auto totals = [&](std::ostream& os) {
+        if (inv.json) {
+          os << "{\"matched\":" << matched << ",\"" << done << "\":" << applied;
+          if (action == "cancel") os << ",\"cancel_requested\":" << requested;
+          os << ",\"skipped\":" << skipped << ",\"pages\":" << pages
+             << (request.dry_run ? ",\"dry_run\":true" : "") << ",\"next_cursor\":";
+          if (next) {
+            os << '"' << *next << '"';
+          } else {
+            os << "null";
+          }
+          os << "}\n";
+          return;
+        }
+        if (request.dry_run) {
+          os << matched << (matched == 1 ? " job matches" : " jobs match") << " (dry run: "
+             << "nothing was " << done << "; add --yes to " << action << " them)\n";
+          return;
+        }
+        os << done << ' ' << applied << " (matched " << matched << ", skipped " << skipped;
+        if (action == "cancel") os << ", cancel requested " << requested;
+        os << ")\n";
+      };
+      for (;;) {
+        Result<client::BulkPage> page = api.Bulk(request);
+        if (!page.ok()) {
+          // What earlier pages did stands; the failed request may be retried as it was.
+          if (pages > 0) {
+            totals(out);
+            err << "stopped: resume with --cursor " << request.cursor.value_or("") << '\n';
+          }
+          return Fail(page.status(), api, url, err);
+        }
+        ++pages;
+        matched += page->matched;
+        applied += page->applied;
+        requested += page->cancel_requested;
+        skipped += page->skipped;
+        next = page->next_cursor;
+        err << "request " << pages << ": matched " << page->matched << ", " << done << ' '
+            << page->applied << ", skipped " << page->skipped;
+        if (next) err << "; resume with --cursor " << *next;
+        err << '\n';
+        if (!next) break;
+        if (inv.bulk_max_pages && pages >= *inv.bulk_max_pages) {
+          err << "stopped after " << pages << (pages == 1 ? " request" : " requests")
+              << " (--max-pages): resume with --cursor " << *next << '\n';
+          break;
+        }
+        request.cursor = next;
+      }
+      totals(out);
+      return kExitOk;
+    }
     case Command::kInfo: {
       Result<client::ServerInfo> r = api.Info();
       if (!r.ok()) return Fail(r.status(), api, url, err);

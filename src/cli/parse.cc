@@ -132,6 +132,126 @@ std::optional<std::string> CommandNameMistake(const CLI::App& app,
   return std::nullopt;
 }
 
+// The filter flags of `jobs cancel|replay|delete` (the fields of the bulk operations' body,
+// docs/api.md "Bulk operations") and the flags that drive the walk over the cursor.
+struct BulkFlags {
+  std::string ns, queue, kind, tag, cursor;
+  std::vector<std::string> states;
+  std::string created_after, created_before, finished_after, finished_before;
+  std::int32_t limit = 0;
+  std::int64_t max_pages = 0;
+  bool all = false, yes = false, dry_run = false;
+  std::vector<CLI::Option*> filter_options;  // given: a filter was asked for
+  CLI::Option* limit_opt = nullptr;
+  CLI::Option* cursor_opt = nullptr;
+  CLI::Option* max_pages_opt = nullptr;
+
+  bool Given() const {
+    if (all || yes || dry_run || limit_opt->count() > 0 || cursor_opt->count() > 0 ||
+        max_pages_opt->count() > 0) {
+      return true;
+    }
+    return std::any_of(filter_options.begin(), filter_options.end(),
+                       [](const CLI::Option* o) { return o->count() > 0; });
+  }
+
+  Status ToRequest(const char* action, client::BulkRequest* r,
+                   std::optional<std::int64_t>* max) const {
+    const std::string verb = std::string("jobs ") + action;
+    const bool filtered = std::any_of(filter_options.begin(), filter_options.end(),
+                                      [](const CLI::Option* o) { return o->count() > 0; });
+    if (!filtered && !all) {
+      return Validation(verb + " needs a job id" + (std::string(action) == "delete" ? "" : ",") +
+                        " a filter (--queue, --kind, --state, --tag, --namespace, "
+                        "--created-after, ...) or --all");
+    }
+    if (filtered && all) return Validation(verb + ": --all cannot be combined with a filter");
+    if (!yes && !dry_run) {
+      return Validation(verb +
+                        " by filter changes every job it selects: add --yes to go ahead, "
+                        "or --dry-run to count them first");
+    }
+    if (yes && dry_run) return Validation(verb + ": --yes and --dry-run exclude each other");
+    r->action = action;
+    r->all = all;
+    r->dry_run = dry_run;
+    auto set = [](const std::string& v, std::optional<std::string>* out) {
+      if (!v.empty()) *out = v;
+    };
+    set(ns, &r->filter.ns);
+    set(queue, &r->filter.queue);
+    set(kind, &r->filter.kind);
+    set(tag, &r->filter.tag);
+    for (const std::string& list : states) {
+      std::string_view rest = list;
+      for (;;) {
+        const std::size_t comma = rest.find(',');
+        const std::string one(rest.substr(0, comma));
+        if (std::find(kStates.begin(), kStates.end(), one) == kStates.end()) {
+          return Validation("--state: \"" + one +
+                            "\" is not a state (scheduled, ready, active, succeeded, dead, "
+                            "cancelled)");
+        }
+        r->filter.states.push_back(one);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    }
+    const std::pair<const std::string*, std::optional<std::int64_t>*> times[] = {
+        {&created_after, &r->filter.created_after_ms},
+        {&created_before, &r->filter.created_before_ms},
+        {&finished_after, &r->filter.finished_after_ms},
+        {&finished_before, &r->filter.finished_before_ms}};
+    const char* const names[] = {"--created-after", "--created-before", "--finished-after",
+                                 "--finished-before"};
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (times[i].first->empty()) continue;
+      Result<std::int64_t> at = ParseTimeArg(names[i], *times[i].first);
+      if (!at.ok()) return Validation(at.status().message());
+      *times[i].second = *at;
+    }
+    if (limit_opt->count() > 0) r->limit = limit;
+    if (cursor_opt->count() > 0) r->cursor = cursor;
+    if (max_pages_opt->count() > 0) *max = max_pages;
+    return Status::Ok();
+  }
+};
+
+void AddBulkFlags(CLI::App* app, BulkFlags* f, const char* action) {
+  const std::string a = action;
+  f->filter_options = {
+      app->add_option("--namespace,-n", f->ns, "Only jobs of this namespace"),
+      app->add_option("--queue,-q", f->queue, "Only jobs of this queue"),
+      app->add_option("--kind,-k", f->kind, "Only jobs of this kind"),
+      app->add_option("--state,-s", f->states,
+                      "Only jobs in these states (comma-separated or repeated; default: every "
+                      "state " +
+                          a + " applies to)"),
+      app->add_option("--tag,-t", f->tag, "Only jobs carrying this tag"),
+      app->add_option("--created-after", f->created_after,
+                      "Only jobs created at or after TIME (epoch ms or RFC 3339)")
+          ->type_name("TIME"),
+      app->add_option("--created-before", f->created_before, "Only jobs created before TIME")
+          ->type_name("TIME"),
+      app->add_option("--finished-after", f->finished_after,
+                      "Only jobs that finished at or after TIME")
+          ->type_name("TIME"),
+      app->add_option("--finished-before", f->finished_before,
+                      "Only jobs that finished before TIME")
+          ->type_name("TIME"),
+  };
+  app->add_flag("--all", f->all, "Every job " + a + " applies to (instead of a filter)");
+  f->limit_opt =
+      app->add_option("--limit,-l", f->limit, "Jobs per request, 1..10000 (default: 1000)")
+          ->check(CLI::Range(1, 10000));
+  f->cursor_opt =
+      app->add_option("--cursor", f->cursor, "Resume at this cursor (printed after each request)");
+  f->max_pages_opt = app->add_option("--max-pages", f->max_pages, "Stop after this many requests")
+                         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}));
+  app->add_flag("--yes,-y", f->yes, "Go ahead: " + a + " what the filter selects");
+  app->add_flag("--dry-run", f->dry_run, "Only count what the filter selects; change nothing");
+}
+
 }  // namespace
 
 Result<std::int64_t> ParseRunAt(std::string_view text) { return ParseTimeArg("--run-at", text); }
@@ -384,13 +504,26 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "--cursor", list_cursor, "Start at this cursor (printed after a partial page)");
   jobs_list->add_flag("--all,-a", inv.all_pages, "Follow cursors and print every page");
   CLI::App* jobs_cancel = jobs->add_subcommand(
-      "cancel", "Cancel a job: at once if waiting; a running one's worker is told");
+      "cancel",
+      "Cancel a job (at once if waiting; a running one's worker is told), or every live job a "
+      "filter selects (with --yes, or --dry-run to count them)");
   AddCommon(jobs_cancel, &common);
-  jobs_cancel->add_option("id", inv.job_id, "Job id")->required();
-  CLI::App* jobs_replay =
-      jobs->add_subcommand("replay", "Start a new run of a dead or cancelled job");
+  jobs_cancel->add_option("id", inv.job_id, "Job id (or give a filter instead)");
+  CLI::App* jobs_replay = jobs->add_subcommand(
+      "replay",
+      "Start a new run of a dead or cancelled job, or of every one a filter selects (with --yes, "
+      "or --dry-run to count them)");
   AddCommon(jobs_replay, &common);
-  jobs_replay->add_option("id", inv.job_id, "Job id")->required();
+  jobs_replay->add_option("id", inv.job_id, "Job id (or give a filter instead)");
+  CLI::App* jobs_delete = jobs->add_subcommand(
+      "delete",
+      "Delete the finished jobs (succeeded, dead, cancelled) a filter selects; live jobs are "
+      "never deleted (with --yes, or --dry-run to count them)");
+  AddCommon(jobs_delete, &common);
+  BulkFlags cancel_flags, replay_flags, delete_flags;
+  AddBulkFlags(jobs_cancel, &cancel_flags, "cancel");
+  AddBulkFlags(jobs_replay, &replay_flags, "replay");
+  AddBulkFlags(jobs_delete, &delete_flags, "delete");
 
   // --- queues ---
   CLI::App* queues = app.add_subcommand(
@@ -536,10 +669,22 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     } else if (jobs_wait->parsed()) {
       inv.command = Command::kJobsWait;
       if (wait_timeout_opt->count() > 0) inv.wait_timeout_s = wait_timeout;
-    } else if (jobs_cancel->parsed()) {
-      inv.command = Command::kJobsCancel;
-    } else if (jobs_replay->parsed()) {
-      inv.command = Command::kJobsReplay;
+    } else if (jobs_cancel->parsed() || jobs_replay->parsed() || jobs_delete->parsed()) {
+      const bool cancel = jobs_cancel->parsed();
+      const bool replay = jobs_replay->parsed();
+      const BulkFlags& flags = cancel ? cancel_flags : replay ? replay_flags : delete_flags;
+      const char* action = cancel ? "cancel" : replay ? "replay" : "delete";
+      if (!inv.job_id.empty()) {
+        if (flags.Given()) {
+          return UsageError(std::string("jobs ") + action +
+                            ": give a job id or a filter, not both");
+        }
+        inv.command = cancel ? Command::kJobsCancel : Command::kJobsReplay;
+      } else {
+        Status s = flags.ToRequest(action, &inv.bulk, &inv.bulk_max_pages);
+        if (!s.ok()) return UsageError(s.message());
+        inv.command = Command::kJobsBulk;
+      }
     } else {
       inv.command = Command::kJobsList;
       if (list_ns_opt->count() > 0) inv.list_jobs.ns = list_ns;

@@ -926,6 +926,72 @@ Result<std::int64_t> ApiClient::ReplayDead(const DeadReplayRequest& request) {
   return Int(doc->root(), "replayed");
 }
 
+Result<BulkPage> ApiClient::Bulk(const BulkRequest& request) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  const JobFilterParams& f = request.filter;
+  auto str = [&](const char* key, const std::optional<std::string>& v) {
+    if (!v) return;
+    w.Key(key);
+    w.String(*v);
+  };
+  auto num = [&](const char* key, const std::optional<std::int64_t>& v) {
+    if (!v) return;
+    w.Key(key);
+    w.Int64(*v);
+  };
+  str("namespace", f.ns);
+  str("queue", f.queue);
+  str("kind", f.kind);
+  if (!f.states.empty()) {
+    w.Key("state");
+    w.StartArray();
+    for (const std::string& state : f.states) w.String(state);
+    w.EndArray();
+  }
+  str("tag", f.tag);
+  num("created_after", f.created_after_ms);
+  num("created_before", f.created_before_ms);
+  num("finished_after", f.finished_after_ms);
+  num("finished_before", f.finished_before_ms);
+  if (request.all) {
+    w.Key("all");
+    w.Bool(true);
+  }
+  if (request.limit) {
+    w.Key("limit");
+    w.Int64(*request.limit);
+  }
+  str("cursor", request.cursor);
+  if (request.dry_run) {
+    w.Key("dry_run");
+    w.Bool(true);
+  }
+  w.EndObject();
+  const std::string target = "/v1/jobs:" + request.action;
+  Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
+  if (!body.ok()) return body.status();
+  const std::string what = "POST " + target;
+  Result<json::Document> doc = ParseReply(*body, what);
+  if (!doc.ok()) return doc.status();
+  const Value root = doc->root();
+  BulkPage page;
+  const std::string done = request.action == "cancel"   ? "cancelled"
+                           : request.action == "replay" ? "replayed"
+                                                        : "deleted";
+  if (!OptInt(root, "matched") || !OptInt(root, done) || !OptInt(root, "skipped")) {
+    return Internal(what + ": the reply has no \"matched\", \"" + done + "\" or \"skipped\"");
+  }
+  page.matched = Int(root, "matched");
+  page.applied = Int(root, done);
+  page.skipped = Int(root, "skipped");
+  page.cancel_requested = Int(root, "cancel_requested");
+  page.next_cursor = OptString(root, "next_cursor");
+  page.json = *body;
+  return page;
+}
+
 Result<ServerInfo> ApiClient::Info() {
   Result<std::string> body = Call(HttpMethod::kGet, "/v1/info", {});
   if (!body.ok()) return body.status();

@@ -269,6 +269,40 @@ struct DeadReplayRequest {
   std::optional<std::int64_t> limit;
 };
 
+// The job filter of the bulk operations (docs/api.md, "Bulk operations"), under the names of
+// GET /v1/jobs's query parameters; unset fields are not sent. An empty filter is refused by the
+// server unless `all` is set on the request.
+struct JobFilterParams {
+  std::optional<std::string> ns;  // "namespace" on the wire
+  std::optional<std::string> queue;
+  std::optional<std::string> kind;
+  std::vector<std::string> states;  // any of these; empty: every state the action applies to
+  std::optional<std::string> tag;
+  std::optional<std::int64_t> created_after_ms;  // "created_after" on the wire, epoch ms
+  std::optional<std::int64_t> created_before_ms;
+  std::optional<std::int64_t> finished_after_ms;
+  std::optional<std::int64_t> finished_before_ms;
+};
+
+// POST /v1/jobs:cancel, :replay or :delete: one page.
+struct BulkRequest {
+  std::string action;  // "cancel", "replay" or "delete"
+  JobFilterParams filter;
+  bool all = false;  // act on every job the action applies to (the filter must be empty)
+  std::optional<std::int32_t> limit;
+  std::optional<std::string> cursor;
+  bool dry_run = false;
+};
+
+struct BulkPage {
+  std::int64_t matched = 0;
+  std::int64_t applied = 0;  // "cancelled", "replayed" or "deleted"
+  std::int64_t cancel_requested = 0;
+  std::int64_t skipped = 0;
+  std::optional<std::string> next_cursor;  // nullopt: nothing more matches
+  std::string json;
+};
+
 struct ServerInfo {
   std::string version;
   std::string commit;  // empty from a server older than 0.1.0's build info
@@ -346,6 +380,9 @@ class ApiClient {
   Result<JobPage> ListDead(const ListDeadRequest& request);
   // POST /v1/dead:replay; returns how many jobs were replayed.
   Result<std::int64_t> ReplayDead(const DeadReplayRequest& request);
+
+  // POST /v1/jobs:cancel, :replay or :delete (request.action): one page of a bulk operation.
+  Result<BulkPage> Bulk(const BulkRequest& request);
 
   // GET /v1/info.
   Result<ServerInfo> Info();

@@ -10,12 +10,20 @@ ReadGuard::Ticket ReadGuard::Open(std::uint64_t durable_seq) {
   t.durable_seq = durable_seq;
   t.since = next_pos_;
   open_.emplace(t.id, t.since);
+  open_durable_.insert(durable_seq);
+  durable_of_.emplace(t.id, durable_seq);
   return t;
 }
 
 void ReadGuard::Close(const Ticket& ticket) {
   if (open_.erase(ticket.id) == 0) return;
+  auto d = durable_of_.find(ticket.id);
+  if (d != durable_of_.end()) {
+    open_durable_.erase(open_durable_.find(d->second));
+    durable_of_.erase(d);
+  }
   Trim();
+  TrimDeleted();
 }
 
 void ReadGuard::OnEvicted(JobId id) {
@@ -38,10 +46,46 @@ void ReadGuard::OnPurge(std::uint64_t batch_seq) {
   last_purge_seq_ = std::max(last_purge_seq_, batch_seq);
 }
 
+void ReadGuard::OnDeleted(JobId id, std::uint64_t batch_seq) {
+  deleted_log_.emplace_back(batch_seq, id);
+  deleted_[id] = batch_seq;
+  if (deleted_log_.size() > max_remembered_) {
+    // Forgetting it is safe only if no read can tell: every read older than its batch is stale.
+    const auto [old_seq, old_id] = deleted_log_.front();
+    deleted_log_.pop_front();
+    auto it = deleted_.find(old_id);
+    if (it != deleted_.end() && it->second == old_seq) deleted_.erase(it);
+    OnPurge(old_seq);
+  }
+  TrimDeleted();
+}
+
+void ReadGuard::OnDurable(std::uint64_t seq) {
+  durable_seq_ = std::max(durable_seq_, seq);
+  TrimDeleted();
+}
+
+void ReadGuard::TrimDeleted() {
+  // A delete in batch S can be missed only by a read whose durable seq is below S: one open now,
+  // or one opened before S is durable.
+  std::uint64_t covered = durable_seq_;
+  if (!open_durable_.empty()) covered = std::min(covered, *open_durable_.begin());
+  while (!deleted_log_.empty() && deleted_log_.front().first <= covered) {
+    const auto [seq, id] = deleted_log_.front();
+    deleted_log_.pop_front();
+    auto it = deleted_.find(id);
+    if (it != deleted_.end() && it->second == seq) deleted_.erase(it);
+  }
+}
+
 bool ReadGuard::MaybeStale(const Ticket& ticket, JobId id) const {
   // A purge in a batch the read may not have seen may have removed the row (or will, before
   // anything decided now reaches the disk).
   if (last_purge_seq_ > ticket.durable_seq) return true;
+  // Likewise a delete of this one row.
+  if (auto d = deleted_.find(id); d != deleted_.end() && d->second > ticket.durable_seq) {
+    return true;
+  }
   if (ticket.since < forgotten_below_) return true;
   auto it = latest_.find(id);
   return it != latest_.end() && it->second >= ticket.since;

@@ -962,19 +962,23 @@ Result<JobView> Scheduler::Cancel(JobId id) {
     return InvalidState("job " + FormatJobId(id) + " is " + std::string(StateName(job->state)) +
                         "; terminal states never change");
   }
-  if (job->state == JobState::kActive) {
-    if (!job->cancel_requested) {
-      job->cancel_requested = true;
-      job->updated_at_ms = clock_.NowMs();
-      RecordUpdate(*job);
-      // Its worker's cancel watch hears of it now, not at the next heartbeat.
-      cancel_watches_.Requested(workers_.Name(job->worker), id);
-    }
-    return ToView(*job);
-  }
-  LeaveState(*job);
-  Finish(*job, JobState::kCancelled, "", "");
+  CancelLive(*job);
   return ToView(*job);
+}
+
+void Scheduler::CancelLive(LiveJob& job) {
+  if (job.state == JobState::kActive) {
+    if (!job.cancel_requested) {
+      job.cancel_requested = true;
+      job.updated_at_ms = clock_.NowMs();
+      RecordUpdate(job);
+      // Its worker's cancel watch hears of it now, not at the next heartbeat.
+      cancel_watches_.Requested(workers_.Name(job.worker), job.id);
+    }
+    return;
+  }
+  LeaveState(job);
+  Finish(job, JobState::kCancelled, "", "");
 }
 
 bool Scheduler::IsLive(JobId id) const { return index_.Find(id) != nullptr; }
@@ -1087,6 +1091,79 @@ std::optional<Result<JobView>> Scheduler::CancelStored(const ReadTicket& ticket,
   JobView v;
   v.job = std::move(*stored);
   return Result<JobView>(std::move(v));
+}
+
+// --- Bulk operations ------------------------------------------------------------------------
+
+JobId Scheduler::CancelMatching(const JobFilter& filter, JobId after, std::uint32_t max_matched,
+                                std::uint64_t budget, bool dry_run, BulkOutcome& out,
+                                std::uint64_t* examined) {
+  const std::optional<JobFilter::LiveNames> names = ResolveFilter(filter);
+  if (!names || max_matched == 0) return 0;
+  // Collected first, decided after the scan: a decision changes the job (and the index scan
+  // must not see it half-way).
+  std::vector<JobId> matched;
+  const JobId resume = index_.Scan(after, budget, [&](LiveJob& j) {
+    ++*examined;
+    // An ending job (terminal in memory) is no longer live; the narrowed filter's states are
+    // live ones, so Matches skips it too.
+    if (j.evicting || !filter.Matches(j, *names)) return true;
+    matched.push_back(j.id);
+    return matched.size() < max_matched;
+  });
+  out.matched += matched.size();
+  if (!dry_run) {
+    for (JobId id : matched) {
+      LiveJob* job = index_.Find(id);
+      if (job == nullptr || job->evicting || IsTerminal(job->state) ||
+          (job->state == JobState::kActive && job->cancel_requested)) {
+        ++out.skipped;
+        continue;
+      }
+      const bool active = job->state == JobState::kActive;
+      CancelLive(*job);
+      ++out.applied;
+      if (active) ++out.cancel_requested;
+    }
+  }
+  if (matched.size() >= max_matched) return matched.back();
+  return resume;
+}
+
+Scheduler::BulkVerdict Scheduler::BulkReplayStored(const ReadTicket& ticket, JobId id,
+                                                   std::optional<JobRecord>&& stored,
+                                                   const JobFilter& filter) {
+  if (const LiveJob* live = index_.Find(id)) {
+    // Live: not replayable now (a retried request finds the run it started here). Ending: its
+    // final row is on its way to the store; decide on that once it is there.
+    return live->evicting ? BulkVerdict::kReadAgain : BulkVerdict::kSkipped;
+  }
+  if (guard_.MaybeStale(ticket, id)) return BulkVerdict::kReadAgain;
+  // The listed row may have changed before this read (a re-read): the filter is checked on the
+  // record decided on, not on the one listed.
+  if (!stored || !IsTerminal(stored->state) || !filter.Matches(*stored) ||
+      !Replayable(stored->state, /*dead_only=*/false)) {
+    return BulkVerdict::kSkipped;
+  }
+  NewRunOf(std::move(*stored));
+  return BulkVerdict::kApplied;
+}
+
+Scheduler::BulkVerdict Scheduler::BulkDeleteStored(const ReadTicket& ticket, JobId id,
+                                                   const std::optional<JobRecord>& stored,
+                                                   const JobFilter& filter) {
+  if (const LiveJob* live = index_.Find(id)) {
+    return live->evicting ? BulkVerdict::kReadAgain : BulkVerdict::kSkipped;
+  }
+  if (guard_.MaybeStale(ticket, id)) return BulkVerdict::kReadAgain;
+  if (!stored || !IsTerminal(stored->state) || !filter.Matches(*stored)) {
+    return BulkVerdict::kSkipped;
+  }
+  open_.mutations.push_back(DeleteJob{id});
+  // A replay or cancel whose read of this row is in flight, or starts before this batch is
+  // durable, must not act on it: the guard makes that record stale.
+  guard_.OnDeleted(id, next_batch_seq_);
+  return BulkVerdict::kApplied;
 }
 
 // --- Reads ----------------------------------------------------------------------------------
@@ -1529,6 +1606,7 @@ void Scheduler::OnPurged(const std::vector<PurgeOutcome>& outcomes) {
 
 void Scheduler::OnCommitted(std::uint64_t seq) {
   durable_seq_ = std::max(durable_seq_, seq);
+  guard_.OnDurable(durable_seq_);
   UpdateEvictable();
   const std::int64_t now = clock_.NowMs();
   std::vector<std::uint32_t> touched;

@@ -38,11 +38,13 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "common/status.h"
+#include "core/bulk.h"
 #include "core/cancel_watches.h"
 #include "core/end_waits.h"
 #include "core/fifo.h"
 #include "core/idempotency_cache.h"
 #include "core/intern_table.h"
+#include "core/job_filter.h"
 #include "core/job_index.h"
 #include "core/read_guard.h"
 #include "core/retention_work.h"
@@ -212,6 +214,34 @@ class Scheduler {
   std::optional<Result<JobView>> CancelStored(const ReadTicket& ticket, JobId id,
                                               std::optional<JobRecord>&& stored);
 
+  // --- Bulk operations (core/bulk.h): each job decided against its state now. --------------
+  // Cancels the live jobs matching `filter` (narrowed to live states, NarrowBulkFilter) with
+  // id > `after`, in id order, each as Cancel does (a scheduled or ready job at once, an active
+  // one flagged; one whose cancel was already requested is skipped), until `max_matched` jobs
+  // matched or `budget` jobs were examined; with `dry_run` only counts them. Adds to `out`'s
+  // counts and to `*examined`, and returns the id to resume after (0: no live job after it
+  // matched).
+  JobId CancelMatching(const JobFilter& filter, JobId after, std::uint32_t max_matched,
+                       std::uint64_t budget, bool dry_run, BulkOutcome& out,
+                       std::uint64_t* examined);
+  // What a bulk replay or delete did with one stored job.
+  enum class BulkVerdict : std::uint8_t {
+    kApplied,    // replayed (a new run, as ReplayStored) / deleted
+    kSkipped,    // its state now does not allow it, or it no longer matches, or it is gone
+    kReadAgain,  // the record may be stale, or the job is ending in core: read it again once
+                 // durable_seq() >= VisibleSeq() (the job has then left core)
+  };
+  // Replays the job of `stored` (read under `ticket`) if it is dead or cancelled now and still
+  // matches `filter`. A job live in core is skipped.
+  BulkVerdict BulkReplayStored(const ReadTicket& ticket, JobId id,
+                               std::optional<JobRecord>&& stored, const JobFilter& filter);
+  // Deletes the stored row of a finished job that still matches `filter`: a DeleteJob in the
+  // open batch (the store's one delete path, also used by acks; its side rows go with it, its
+  // idempotency key keeps the final state). A job core holds is never deleted: live, it is
+  // skipped; ending, it is read again.
+  BulkVerdict BulkDeleteStored(const ReadTicket& ticket, JobId id,
+                               const std::optional<JobRecord>& stored, const JobFilter& filter);
+
   // --- Reads. ------------------------------------------------------------------------------
   std::optional<JobView> Get(JobId id) const;
   // Live jobs only, ascending id, bounded scan (see JobPage::next_after_id): every filter of
@@ -370,6 +400,8 @@ class Scheduler {
   void MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry);
   void LeaveState(LiveJob& job);  // updates counters when a job leaves its current state
   void Finish(LiveJob& job, JobState terminal, std::string dead_reason, const std::string& result);
+  // Cancels a live (not ending) job: a scheduled or ready one at once, an active one flagged.
+  void CancelLive(LiveJob& job);
   Result<LiveJob*> FindLeased(JobId id, std::uint64_t token);
   JobState FailAttempt(LiveJob& job, const FailSpec& error);
   // Fails the active attempt of `job` whose deadline has come (AttemptTimeout).

@@ -891,6 +891,112 @@ Result<DeadReplayRequest> ParseDeadReplay(std::string_view body) {
   return req;
 }
 
+namespace {
+
+// `state` in a bulk body: "dead", "dead,cancelled" (as in the query string) or ["dead", ...].
+Status BulkStatesValue(const Value& v, std::vector<JobState>* out) {
+  constexpr std::string_view kRule =
+      "must be a state or a list of states (comma-separated or an array) from scheduled, ready, "
+      "active, succeeded, dead, cancelled";
+  auto add = [&](std::string_view name) {
+    auto state = ParseState(name);
+    if (!state) return false;
+    out->push_back(*state);
+    return true;
+  };
+  if (v.IsString()) {
+    std::string_view rest = v.GetString();
+    for (;;) {
+      const std::size_t comma = rest.find(',');
+      if (!add(rest.substr(0, comma))) return FieldError("state", kRule);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    return Status::Ok();
+  }
+  if (v.IsArray() && !v.Empty()) {
+    for (const auto& m : v) {
+      if (!m.value.IsString() || !add(m.value.GetString())) return FieldError("state", kRule);
+    }
+    return Status::Ok();
+  }
+  return FieldError("state", kRule);
+}
+
+}  // namespace
+
+Result<BulkRequest> ParseBulk(BulkAction action, std::string_view body) {
+  auto parsed = ParseDocument(body.empty() ? std::string_view("{}") : body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
+  YM_RETURN_IF_ERROR(
+      CheckMembers(doc, "",
+                   {"namespace", "queue", "kind", "state", "tag", "created_after", "created_before",
+                    "finished_after", "finished_before", "all", "limit", "cursor", "dry_run"}));
+  BulkRequest req;
+  req.action = action;
+  JobFilter& f = req.filter;
+  YM_RETURN_IF_ERROR(OptName(doc, "", "namespace", &f.ns));
+  YM_RETURN_IF_ERROR(OptName(doc, "", "queue", &f.queue));
+  YM_RETURN_IF_ERROR(OptName(doc, "", "kind", &f.kind));
+  if (auto v = Find(doc, "state")) YM_RETURN_IF_ERROR(BulkStatesValue(*v, &f.states));
+  if (auto v = Find(doc, "tag")) {
+    YM_RETURN_IF_ERROR(BytesValue(*v, "tag", 1, kMaxTagBytes, &f.tag));
+  }
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "created_after", 0, kMaxRunAtMs, &f.created_after_ms));
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "created_before", 0, kMaxRunAtMs, &f.created_before_ms));
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "finished_after", 0, kMaxRunAtMs, &f.finished_after_ms));
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "finished_before", 0, kMaxRunAtMs, &f.finished_before_ms));
+  std::optional<bool> all;
+  YM_RETURN_IF_ERROR(OptBool(doc, "", "all", &all));
+  std::optional<bool> dry_run;
+  YM_RETURN_IF_ERROR(OptBool(doc, "", "dry_run", &dry_run));
+  req.dry_run = dry_run.value_or(false);
+  std::optional<std::uint32_t> limit;
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "limit", 1, kMaxBulkLimit, &limit));
+  req.limit = limit.value_or(kDefaultBulkLimit);
+  f.Normalize();
+  if (all.value_or(false)) {
+    if (!f.empty()) return FieldError("all", "cannot be combined with a filter");
+  } else if (f.empty()) {
+    return Validation(fmt::format(
+        "the filter is empty: give at least one of namespace, queue, kind, state, tag, "
+        "created_after, created_before, finished_after, finished_before, or \"all\": true to "
+        "{} every job it applies to",
+        BulkActionName(action)));
+  }
+  auto narrowed = NarrowBulkFilter(action, std::move(req.filter));
+  if (!narrowed.ok()) return narrowed.status();
+  req.filter = std::move(narrowed).value();
+  if (auto c = Find(doc, "cursor")) {
+    if (!c->IsString()) return FieldError("cursor", "must be a string (a next_cursor)");
+    auto position = DecodeCursor(BulkCursorScope(action, req.filter), c->GetString());
+    if (!position.ok() || position->size() != 8) {
+      return InvalidRequest(
+          "field \"cursor\": not a cursor of this operation and filter; send back the "
+          "next_cursor of the previous reply, unchanged, with the same filter");
+    }
+    JobId after = 0;
+    for (unsigned char ch : *position) after = (after << 8) | ch;
+    req.after_id = after;
+  }
+  return req;
+}
+
+std::string BulkCursorScope(BulkAction action, const JobFilter& filter) {
+  std::string scope = "bulk-";
+  scope += BulkActionName(action);
+  scope += '\n';
+  scope += filter.Scope();
+  return scope;
+}
+
+std::string EncodeBulkCursor(BulkAction action, const JobFilter& filter, JobId after_id) {
+  std::string position(8, '\0');
+  for (int i = 0; i < 8; ++i) position[i] = static_cast<char>(after_id >> (56 - 8 * i));
+  return EncodeCursor(BulkCursorScope(action, filter), position);
+}
+
 Status ParseEmptyObject(std::string_view body) {
   if (body.empty()) return Status::Ok();
   auto parsed = ParseDocument(body);
@@ -1280,6 +1386,37 @@ std::string RenderReplayed(std::uint64_t replayed) {
   w.StartObject();
   WriteKey(w, "replayed");
   w.Uint64(replayed);
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderBulkOutcome(const BulkRequest& request, const BulkOutcome& outcome) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "matched");
+  w.Uint64(outcome.matched);
+  const std::string_view done = BulkDoneName(request.action);
+  WriteKey(w, done);
+  w.Uint64(outcome.applied);
+  if (request.action == BulkAction::kCancel) {
+    WriteKey(w, "cancel_requested");
+    w.Uint64(outcome.cancel_requested);
+  }
+  WriteKey(w, "skipped");
+  w.Uint64(outcome.skipped);
+  if (request.dry_run) {
+    WriteKey(w, "dry_run");
+    w.Bool(true);
+  }
+  WriteKey(w, "next_cursor");
+  if (outcome.next_after_id) {
+    const std::string cursor =
+        EncodeBulkCursor(request.action, request.filter, *outcome.next_after_id);
+    w.String(cursor.data(), static_cast<rapidjson::SizeType>(cursor.size()));
+  } else {
+    w.Null();
+  }
   w.EndObject();
   return Take(buf);
 }

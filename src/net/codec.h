@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/bulk.h"
 #include "core/job.h"
 #include "core/types.h"
 #include "server/broker.h"
@@ -134,6 +135,19 @@ struct DeadReplayRequest {
 };
 Result<DeadReplayRequest> ParseDeadReplay(std::string_view body);
 
+// POST /v1/jobs:cancel, :replay, :delete (core/bulk.h). The body holds the filter, under the
+// names of GET /v1/jobs's query parameters (`namespace`, `queue`, `kind`, `state` (one state, a
+// comma-separated list, or an array of states), `tag`, `created_after`, `created_before`,
+// `finished_after`, `finished_before`), or `"all": true` (an empty filter is refused, so that a
+// typo cannot act on every job), plus `limit` (1..kMaxBulkLimit), `cursor` (the previous reply's
+// `next_cursor`, valid only for the same action and filter) and `dry_run`. kValidation for a
+// bad field, an empty filter or a state the action does not apply to; kInvalidRequest for a
+// cursor that is malformed or from another action or filter.
+Result<BulkRequest> ParseBulk(BulkAction action, std::string_view body);
+// The cursor scope of a bulk operation with its (narrowed) filter.
+std::string BulkCursorScope(BulkAction action, const JobFilter& filter);
+std::string EncodeBulkCursor(BulkAction action, const JobFilter& filter, JobId after_id);
+
 // Bodies of routes that take "no body or {}" (cancel, replay, pause, resume).
 Status ParseEmptyObject(std::string_view body);
 
@@ -193,6 +207,9 @@ std::string RenderQueue(const QueueInfo& info);
 std::string RenderQueuePage(const QueuePage& page,
                             std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
 std::string RenderReplayed(std::uint64_t replayed);
+// `{"matched","cancelled"|"replayed"|"deleted","cancel_requested"?,"skipped","dry_run"?,
+// "next_cursor"}` (cancel_requested for a cancel; dry_run only when true).
+std::string RenderBulkOutcome(const BulkRequest& request, const BulkOutcome& outcome);
 std::string RenderInfo(const BrokerInfo& info);
 // `{"status":"<status>"}` for /healthz and /readyz.
 std::string RenderStatusWord(std::string_view status);

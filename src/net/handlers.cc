@@ -315,6 +315,17 @@ void ReplayDead(Call& c) {
       });
 }
 
+void Bulk(Call& c, BulkAction action) {
+  auto req = ParseBulk(action, c.request.body);
+  if (!req.ok()) return c.Error(req.status());
+  BulkRequest request = *req;
+  c.broker.Bulk(std::move(req).value(), [route = c.match.id, request = std::move(request),
+                                         reply = std::move(c.reply)](Result<BulkOutcome> r) {
+    reply(r.ok() ? Json(200, RenderBulkOutcome(request, *r), route)
+                 : ErrorResponse(r.status(), route));
+  });
+}
+
 void Info(Call& c) { c.Ok(RenderInfo(c.broker.Info())); }
 
 void Healthz(Call& c) { c.Ok(RenderStatusWord("ok")); }
@@ -411,6 +422,12 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return ListDead(c);
     case RouteId::kReplayDead:
       return ReplayDead(c);
+    case RouteId::kBulkCancel:
+      return Bulk(c, BulkAction::kCancel);
+    case RouteId::kBulkReplay:
+      return Bulk(c, BulkAction::kReplay);
+    case RouteId::kBulkDelete:
+      return Bulk(c, BulkAction::kDelete);
     case RouteId::kInfo:
       return Info(c);
     case RouteId::kHealthz:

@@ -25,6 +25,9 @@ struct RouteSpec {
 constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
     {RouteId::kEnqueue, http::verb::post, "/v1/jobs", false, "POST /v1/jobs"},
     {RouteId::kEnqueueBatch, http::verb::post, "/v1/jobs:batch", false, "POST /v1/jobs:batch"},
+    {RouteId::kBulkCancel, http::verb::post, "/v1/jobs:cancel", false, "POST /v1/jobs:cancel"},
+    {RouteId::kBulkReplay, http::verb::post, "/v1/jobs:replay", false, "POST /v1/jobs:replay"},
+    {RouteId::kBulkDelete, http::verb::post, "/v1/jobs:delete", false, "POST /v1/jobs:delete"},
     {RouteId::kListJobs, http::verb::get, "/v1/jobs", true, "GET /v1/jobs"},
     {RouteId::kGetJob, http::verb::get, "/v1/jobs/{id}", true, "GET /v1/jobs/{id}"},
     {RouteId::kCancelJob, http::verb::post, "/v1/jobs/{id}:cancel", false,

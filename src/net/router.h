@@ -34,6 +34,9 @@ namespace ym::net {
 enum class RouteId : std::uint8_t {
   kEnqueue,
   kEnqueueBatch,
+  kBulkCancel,
+  kBulkReplay,
+  kBulkDelete,
   kListJobs,
   kGetJob,
   kCancelJob,

@@ -208,4 +208,85 @@ Result<JobInfo> Client::Replay(std::string_view id) {
   });
 }
 
+namespace {
+
+ym::client::BulkRequest ToBulkRequest(BulkAction action, const JobFilter& f,
+                                      std::string_view cursor, const BulkOptions& o) {
+  ym::client::BulkRequest r;
+  r.action = action == BulkAction::kCancel   ? "cancel"
+             : action == BulkAction::kReplay ? "replay"
+                                             : "delete";
+  r.filter.ns = f.ns;
+  r.filter.queue = f.queue;
+  r.filter.kind = f.kind;
+  r.filter.states = f.states;
+  r.filter.tag = f.tag;
+  r.filter.created_after_ms = f.created_after_ms;
+  r.filter.created_before_ms = f.created_before_ms;
+  r.filter.finished_after_ms = f.finished_after_ms;
+  r.filter.finished_before_ms = f.finished_before_ms;
+  r.all = o.all;
+  r.limit = o.limit;
+  r.dry_run = o.dry_run;
+  if (!cursor.empty()) r.cursor = std::string(cursor);
+  return r;
+}
+
+void AddPage(BulkResult& total, const ym::client::BulkPage& page) {
+  total.matched += page.matched;
+  total.applied += page.applied;
+  total.cancel_requested += page.cancel_requested;
+  total.skipped += page.skipped;
+  total.pages += 1;
+  total.next_cursor = page.next_cursor;
+}
+
+}  // namespace
+
+Result<BulkResult> Client::BulkPage(BulkAction action, const JobFilter& filter,
+                                    std::string_view cursor, const BulkOptions& options) {
+  return impl_->With<BulkResult>([&](ym::client::ApiClient& api) -> Result<BulkResult> {
+    auto r = api.Bulk(ToBulkRequest(action, filter, cursor, options));
+    if (!r.ok()) return impl_->Error(r.status());
+    BulkResult out;
+    AddPage(out, *r);
+    return out;
+  });
+}
+
+namespace {
+
+Result<BulkResult> Loop(Client& client, BulkAction action, const JobFilter& filter,
+                        const BulkOptions& options) {
+  BulkResult total;
+  std::string cursor = options.cursor;
+  for (;;) {
+    Result<BulkResult> page = client.BulkPage(action, filter, cursor, options);
+    if (!page.ok()) return page.status();
+    total.matched += page->matched;
+    total.applied += page->applied;
+    total.cancel_requested += page->cancel_requested;
+    total.skipped += page->skipped;
+    total.pages += 1;
+    total.next_cursor = page->next_cursor;
+    if (!total.next_cursor) return total;
+    if (options.max_pages > 0 && total.pages >= options.max_pages) return total;
+    cursor = *total.next_cursor;
+  }
+}
+
+}  // namespace
+
+Result<BulkResult> Client::CancelJobs(const JobFilter& filter, const BulkOptions& options) {
+  return Loop(*this, BulkAction::kCancel, filter, options);
+}
+
+Result<BulkResult> Client::ReplayJobs(const JobFilter& filter, const BulkOptions& options) {
+  return Loop(*this, BulkAction::kReplay, filter, options);
+}
+
+Result<BulkResult> Client::DeleteJobs(const JobFilter& filter, const BulkOptions& options) {
+  return Loop(*this, BulkAction::kDelete, filter, options);
+}
+
 }  // namespace yardmaster

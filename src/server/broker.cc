@@ -54,6 +54,34 @@ struct BulkReplay {
   Broker::Callback<std::uint64_t> done;
 };
 
+// A bulk cancel, replay or delete in progress (Broker::Bulk): the request, its counts so far,
+// and the listing's position.
+struct BulkRun {
+  BulkRequest request;
+  BulkOutcome out;
+  JobId cursor = 0;  // every candidate with id <= cursor was examined
+  bool listing_done = false;
+  std::uint64_t examined = 0;
+  // Stored jobs to decide again (their record may have been stale, or they were ending in
+  // core), with how often each was read already.
+  std::deque<std::pair<JobId, int>> pending;
+  bool first_step = true;
+  const std::atomic<bool>* draining = nullptr;
+  Broker::Callback<BulkOutcome> done;
+};
+
+// One listing step of a bulk replay or delete: the stored jobs matching the filter after
+// `after` (the store's bounded, indexed search, as GET /v1/jobs uses), and where to list on.
+Result<FinishedPage> ListBulkCandidates(Store& store, const JobFilter& filter, JobId after,
+                                        std::uint32_t limit, std::uint64_t max_examined) {
+  FinishedSearch q;
+  q.filter = filter;
+  q.after_id = after;
+  q.limit = limit;
+  q.max_examined = static_cast<std::uint32_t>(std::max<std::uint64_t>(max_examined, 1));
+  return store.SearchFinished(q);
+}
+
 }  // namespace
 
 // An enqueue spec waiting for its idempotency key to be read from the store.
@@ -188,6 +216,8 @@ class Broker::Impl {
   void DecideFromStore(JobId id, Decide decide, Callback<JobView> done, int reads);
   // Core thread: runs the next step of a bulk replay, or answers it.
   void BulkStep(const std::shared_ptr<BulkReplay>& b);
+  // Core thread: the next step of a bulk operation (Broker::Bulk), or its answer.
+  void BulkOpStep(const std::shared_ptr<BulkRun>& b);
 
   // Any thread: false while read-only after a failed commit.
   bool store_available() const { return store_available_.load(std::memory_order_acquire); }
@@ -236,6 +266,14 @@ class Broker::Impl {
   void BulkRead(const std::shared_ptr<BulkReplay>& b, std::vector<std::pair<JobId, int>> chunk);
   void BulkList(const std::shared_ptr<BulkReplay>& b);
   void BulkFinish(const std::shared_ptr<BulkReplay>& b);
+  void BulkOpList(const std::shared_ptr<BulkRun>& b);
+  void BulkOpReread(const std::shared_ptr<BulkRun>& b, std::vector<std::pair<JobId, int>> chunk);
+  // Decides one stored job of a bulk replay or delete; false when it must be read again.
+  void BulkOpDecide(const std::shared_ptr<BulkRun>& b, const Scheduler::ReadTicket& ticket,
+                    JobId id, std::optional<JobRecord>&& row, int reads);
+  // Continues after a step: once its writes are durable when it wrote any.
+  void BulkOpNext(const std::shared_ptr<BulkRun>& b, bool wrote);
+  void BulkOpAnswer(const std::shared_ptr<BulkRun>& b, Status error);
 
   void CoreLoop() {
     std::vector<std::function<void()>> batch;
@@ -748,6 +786,196 @@ void Broker::Impl::BulkFinish(const std::shared_ptr<BulkReplay>& b) {
   });
 }
 
+// --- Bulk operations --------------------------------------------------------------------------
+
+namespace {
+// Per core task: at most this many live jobs examined (a cancel step) and decided.
+constexpr std::uint64_t kBulkStepExamined = 4096;
+constexpr std::uint32_t kBulkStepJobs = 500;
+}  // namespace
+
+void Broker::Impl::BulkOpStep(const std::shared_ptr<BulkRun>& b) {
+  const bool first = b->first_step;
+  b->first_step = false;
+  if (b->draining->load(std::memory_order_acquire)) {
+    // Refused before it began; stopped between steps once begun (the counts so far and the
+    // cursor are answered, so the client resumes after the restart).
+    if (first) return BulkOpAnswer(b, Unavailable("draining: bulk operations are refused"));
+    return BulkOpAnswer(b, Status::Ok());
+  }
+  if (read_only_) return BulkOpAnswer(b, ReadOnlyError());
+  const BulkRequest& r = b->request;
+  if (r.action == BulkAction::kCancel) {
+    if (b->listing_done || b->out.matched >= r.limit || b->examined >= kBulkExamineBudget) {
+      return BulkOpAnswer(b, Status::Ok());
+    }
+    const std::uint64_t budget =
+        std::min<std::uint64_t>(kBulkStepExamined, kBulkExamineBudget - b->examined);
+    const auto max_matched = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(kBulkStepJobs, r.limit - b->out.matched));
+    const std::uint64_t applied = b->out.applied;
+    const std::uint64_t before = b->examined;
+    const std::uint64_t matched = b->out.matched;
+    const JobId resume = sched_->CancelMatching(r.filter, b->cursor, max_matched, budget, r.dry_run,
+                                                b->out, &b->examined);
+    // A scan that stopped on its budget used all of it (index slots, empty ones included), so
+    // the request's budget bounds its steps whatever the jobs' spread.
+    if (resume != 0 && b->out.matched - matched < max_matched) b->examined = before + budget;
+    if (resume == 0) {
+      b->listing_done = true;
+    } else {
+      b->cursor = resume;
+    }
+    return BulkOpNext(b, b->out.applied > applied);
+  }
+  if (!b->pending.empty()) {
+    std::vector<std::pair<JobId, int>> chunk;
+    while (!b->pending.empty() && chunk.size() < kReplayChunk) {
+      chunk.push_back(b->pending.front());
+      b->pending.pop_front();
+    }
+    // Read again once everything that made the first read stale (a purge, a delete, the job's
+    // own end) is durable, so the new read sees it.
+    return AfterDurable([this, b, chunk = std::move(chunk)](Status s) mutable {
+      if (!s.ok()) return BulkOpAnswer(b, s);
+      BulkOpReread(b, std::move(chunk));
+    });
+  }
+  if (b->listing_done || b->out.matched >= r.limit || b->examined >= kBulkExamineBudget) {
+    return BulkOpAnswer(b, Status::Ok());
+  }
+  BulkOpList(b);
+}
+
+void Broker::Impl::BulkOpList(const std::shared_ptr<BulkRun>& b) {
+  const BulkRequest& r = b->request;
+  const auto limit =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(kReplayChunk, r.limit - b->out.matched));
+  const std::uint64_t max_examined =
+      std::min<std::uint64_t>(kBulkStepExamined, kBulkExamineBudget - b->examined);
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, b, ticket, generation, limit, max_examined] {
+    auto page = ListBulkCandidates(store_, b->request.filter, b->cursor, limit, max_examined);
+    Post([this, b, ticket, generation, page = std::move(page)]() mutable {
+      if (generation != generation_) {
+        return BulkOpAnswer(b, Unavailable("the server reloaded its state; retry the request"));
+      }
+      if (read_only_ || !page.ok()) {
+        sched_->CloseRead(ticket);
+        return BulkOpAnswer(b, read_only_ ? ReadOnlyError() : page.status());
+      }
+      const std::uint64_t applied = b->out.applied;
+      for (JobRecord& row : page->jobs) {
+        ++b->out.matched;
+        if (b->request.dry_run) continue;
+        const JobId id = row.id;
+        BulkOpDecide(b, ticket, id, std::optional<JobRecord>(std::move(row)), 1);
+      }
+      sched_->CloseRead(ticket);
+      b->examined += page->examined;
+      if (page->resume_after == 0) {
+        b->listing_done = true;
+      } else {
+        b->cursor = page->resume_after;
+      }
+      BulkOpNext(b, b->out.applied > applied);
+    });
+  });
+}
+
+void Broker::Impl::BulkOpDecide(const std::shared_ptr<BulkRun>& b,
+                                const Scheduler::ReadTicket& ticket, JobId id,
+                                std::optional<JobRecord>&& row, int reads) {
+  const BulkRequest& r = b->request;
+  const Scheduler::BulkVerdict v =
+      r.action == BulkAction::kReplay
+          ? sched_->BulkReplayStored(ticket, id, std::move(row), r.filter)
+          : sched_->BulkDeleteStored(ticket, id, row, r.filter);
+  switch (v) {
+    case Scheduler::BulkVerdict::kApplied:
+      ++b->out.applied;
+      return;
+    case Scheduler::BulkVerdict::kSkipped:
+      ++b->out.skipped;
+      return;
+    case Scheduler::BulkVerdict::kReadAgain:
+      // A job that keeps changing is left alone (and counted skipped) rather than read forever.
+      if (reads >= kMaxStoreReads) {
+        ++b->out.skipped;
+      } else {
+        b->pending.emplace_back(id, reads);
+      }
+      return;
+  }
+}
+
+void Broker::Impl::BulkOpReread(const std::shared_ptr<BulkRun>& b,
+                                std::vector<std::pair<JobId, int>> chunk) {
+  if (read_only_) return BulkOpAnswer(b, ReadOnlyError());
+  const Scheduler::ReadTicket ticket = sched_->OpenRead();
+  const std::uint64_t generation = generation_;
+  Read([this, b, ticket, generation, chunk = std::move(chunk)]() mutable {
+    std::vector<std::optional<JobRecord>> rows;
+    Status error;
+    for (const auto& [id, reads] : chunk) {
+      auto stored = store_.GetJob(id);
+      if (!stored.ok()) {
+        error = stored.status();
+        break;
+      }
+      rows.push_back(std::move(*stored));
+    }
+    Post([this, b, ticket, generation, chunk = std::move(chunk), rows = std::move(rows),
+          error = std::move(error)]() mutable {
+      if (generation != generation_) {
+        return BulkOpAnswer(b, Unavailable("the server reloaded its state; retry the request"));
+      }
+      if (read_only_ || !error.ok()) {
+        sched_->CloseRead(ticket);
+        return BulkOpAnswer(b, read_only_ ? ReadOnlyError() : error);
+      }
+      const std::uint64_t applied = b->out.applied;
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        BulkOpDecide(b, ticket, chunk[i].first, std::move(rows[i]), chunk[i].second + 1);
+      }
+      sched_->CloseRead(ticket);
+      BulkOpNext(b, b->out.applied > applied);
+    });
+  });
+}
+
+void Broker::Impl::BulkOpNext(const std::shared_ptr<BulkRun>& b, bool wrote) {
+  if (!wrote) {
+    // Another task, so that other commands run between the steps of a long request.
+    Post([this, b] { BulkOpStep(b); });
+    return;
+  }
+  // Bounded commits: the next step waits until this one's writes are on disk.
+  AfterDurable([this, b](Status s) {
+    if (!s.ok()) return BulkOpAnswer(b, s);
+    BulkOpStep(b);
+  });
+}
+
+void Broker::Impl::BulkOpAnswer(const std::shared_ptr<BulkRun>& b, Status error) {
+  if (!error.ok()) return b->done(error);
+  BulkOutcome out = b->out;
+  if (!b->pending.empty()) {
+    // Stopped early with jobs still to decide: resume before the first of them.
+    JobId first = b->pending.front().first;
+    for (const auto& [id, reads] : b->pending) first = std::min(first, id);
+    out.next_after_id = first - 1;
+  } else {
+    if (!b->listing_done) out.next_after_id = b->cursor;
+  }
+  // What it did (and what it observed) is durable before the answer.
+  AfterDurable([b, out](Status s) {
+    if (!s.ok()) return b->done(s);
+    b->done(out);
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 
 Broker::Broker(Store& store, const Clock& clock, BrokerOptions options)
@@ -1111,6 +1339,18 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
   b->draining = &draining_;
   b->done = std::move(done);
   impl_->Post([this, b] { impl_->BulkStep(b); });
+}
+
+void Broker::Bulk(BulkRequest request, Callback<BulkOutcome> done) {
+  if (draining()) return done(Unavailable("draining: bulk operations are refused"));
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  auto b = std::make_shared<BulkRun>();
+  b->request = std::move(request);
+  b->request.limit = std::clamp<std::uint32_t>(b->request.limit, 1, kMaxBulkLimit);
+  b->cursor = b->request.after_id;
+  b->draining = &draining_;
+  b->done = std::move(done);
+  impl_->Post([this, b] { impl_->BulkOpStep(b); });
 }
 
 void Broker::GetJob(JobId id, Callback<JobView> done, std::int64_t wait_ms) {

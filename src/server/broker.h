@@ -34,6 +34,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "core/bulk.h"
 #include "core/job.h"
 #include "core/queue_config.h"
 #include "core/types.h"
@@ -185,6 +186,17 @@ class Broker {
   // steps of 100 jobs per core task. Returns how many were really replayed.
   void ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
                   Callback<std::uint64_t> done);
+
+  // A bulk operation (core/bulk.h): cancels, replays or deletes the jobs `request.filter`
+  // selects (already narrowed, NarrowBulkFilter) with id > request.after_id, in id order, at
+  // most request.limit matching jobs and kBulkExamineBudget examined ones; each job decided on
+  // the core thread against its state then, in steps whose writes are durable before the next
+  // step (so no commit holds more than a step's worth). Answered once everything it did is
+  // durable, with the counts and where to resume. kUnavailable while draining (a drain that
+  // starts midway stops it: the counts so far and the cursor to resume from are answered);
+  // kStoreUnavailable when the store fails (nothing of the request is promised: retrying the
+  // same request is safe).
+  void Bulk(BulkRequest request, Callback<BulkOutcome> done);
 
   // With `wait_ms` > 0, a live job is answered when it ends (from its durable record, or as it
   // ended when nothing of it is kept) or, at the latest, after `wait_ms` (capped at the

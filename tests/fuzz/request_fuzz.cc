@@ -142,10 +142,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 6:
       CheckResult(ym::net::ParseQueuePatch("q", body));
       break;
-    case 7:
+    case 7: {
       CheckResult(ym::net::ParseDeadReplay(body));
       CheckStatus(ym::net::ParseEmptyObject(body));
+      for (auto action :
+           {ym::BulkAction::kCancel, ym::BulkAction::kReplay, ym::BulkAction::kDelete}) {
+        auto bulk = ym::net::ParseBulk(action, body);
+        CheckResult(bulk);
+        if (!bulk.ok()) continue;
+        // Bounded, and never a state the operation does not apply to.
+        Check(bulk->limit >= 1 && bulk->limit <= ym::kMaxBulkLimit);
+        Check(!bulk->filter.states.empty());
+        for (auto s : bulk->filter.states) Check(ym::BulkAppliesTo(action, s));
+        ym::BulkOutcome out;
+        out.next_after_id = bulk->after_id;
+        Check(!ym::net::RenderBulkOutcome(*bulk, out).empty());
+      }
       break;
+    }
   }
   // Error bodies render whatever the message holds.
   if (!routed.status.ok()) Check(!ym::net::RenderError(routed.status).empty());

@@ -189,7 +189,7 @@ def test_the_server_reports_the_same_build(server):
     (["frobnicate"], "unknown command 'frobnicate'; the commands are: server, worker, enqueue, "
                      "jobs, queues, dead, info, version"),
     ([], "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"),
-    (["jobs"], "'jobs' needs a command: get, wait, list, cancel, replay"),
+    (["jobs"], "'jobs' needs a command: get, wait, list, cancel, replay, delete"),
 ])
 def test_mistyped_commands_name_the_closest_one_and_exit_2(args, message):
     # --server points nowhere: a usage error is found before anything is sent.

@@ -166,3 +166,56 @@ def test_list_jobs_filters_live_and_finished_jobs(client: Client) -> None:
     assert e.value.status == 400 and '"kind"' in str(e.value)
     with pytest.raises(ValueError):
         list(client.list_jobs(created_after=datetime.datetime(2024, 1, 1)))  # naive
+
+
+def _dead(client: Client, queue: str, n: int) -> list:
+    ids = [client.enqueue(queue, "k")["id"] for _ in range(n)]
+    leased = client.request("POST", "/v1/leases", {"queues": [queue], "max": n})["jobs"]
+    fails = [{"id": j["id"], "token": j["lease"]["token"],
+              "error": {"type": "boom", "message": "no", "retryable": False}} for j in leased]
+    client.request("POST", "/v1/acks:batch", {"fails": fails})
+    return ids
+
+
+def test_bulk_operations_loop_over_pages_and_resume(client: Client) -> None:
+    from yardmaster import BadRequest
+    ids = [client.enqueue("sdk-bulk", "k", tags=["x"])["id"] for _ in range(7)]
+    # One page, then the rest from its cursor.
+    page = client.bulk_page("cancel", queue="sdk-bulk", limit=3)
+    assert (page["matched"], page["cancelled"], page["skipped"]) == (3, 3, 0), page
+    assert page["next_cursor"]
+    seen = []
+    totals = client.cancel_jobs(queue="sdk-bulk", limit=3, cursor=page["next_cursor"],
+                                on_page=seen.append)
+    assert totals["cancelled"] == 4 and totals["next_cursor"] is None, totals
+    assert totals["pages"] == len(seen) >= 2
+    assert [client.get(i)["state"] for i in ids] == ["cancelled"] * 7
+    # max_pages stops early with a cursor to resume from.
+    first = client.replay_jobs(tag="x", state=["cancelled"], limit=2, max_pages=1)
+    assert (first["replayed"], first["pages"]) == (2, 1) and first["next_cursor"], first
+    rest = client.replay_jobs(tag="x", state=["cancelled"], limit=2, cursor=first["next_cursor"])
+    assert rest["replayed"] == 5 and rest["next_cursor"] is None, rest
+    assert sorted(client.get(i)["runs"] for i in ids) == [2] * 7
+    # A dry run counts, and an empty filter or a bad cursor is refused and changes nothing.
+    assert client.cancel_jobs(queue="sdk-bulk", dry_run=True)["matched"] == 7
+    with pytest.raises(Validation):
+        client.cancel_jobs()
+    with pytest.raises(BadRequest):
+        client.bulk_page("cancel", queue="sdk-bulk", cursor="bogus")
+    assert [client.get(i)["state"] for i in ids] == ["ready"] * 7
+    with pytest.raises(ValueError):
+        client.bulk_page("explode", queue="sdk-bulk")
+
+
+def test_delete_jobs_takes_finished_jobs_only(client: Client) -> None:
+    client.configure_queue("sdk-del", create=True,
+                           retention={"dead_ms": 3_600_000, "succeeded_ms": 3_600_000})
+    dead = _dead(client, "sdk-del", 3)
+    live = client.enqueue("sdk-del", "k")["id"]
+    totals = client.delete_jobs(queue="sdk-del", limit=2)
+    assert (totals["matched"], totals["deleted"], totals["pages"]) == (3, 3, 2), totals
+    for i in dead:
+        with pytest.raises(NotFound):
+            client.get(i)
+    assert client.get(live)["state"] == "ready"
+    assert client.delete_jobs(all_jobs=True)["deleted"] == 0

@@ -365,6 +365,81 @@ TEST_F(ApiClientServerTest, SdkClientEnqueuesReadsCancelsAndReplays) {
   EXPECT_TRUE(moved.Get(id).ok());
 }
 
+// The bulk operations through the SDK and the internal client: every filter field reaches the
+// server, pages are followed (or stopped and resumed), and the counts come back.
+TEST_F(ApiClientServerTest, SdkBulkOperationsFollowPagesAndResume) {
+  yardmaster::ClientOptions o;
+  o.server_url = url_;
+  yardmaster::Client sdk(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 7; ++i) {
+    EnqueueRequest req;
+    req.queue = "sdkbulk";
+    req.kind = i % 2 == 0 ? "even" : "odd";
+    req.tags = {"t"};
+    req.ns = "tenant";
+    Result<EnqueueResult> r = api_->Enqueue(req);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ids.push_back(r->id);
+  }
+  yardmaster::JobFilter even;
+  even.ns = "tenant";
+  even.queue = "sdkbulk";
+  even.kind = "even";
+  even.tag = "t";
+  even.states = {"ready"};
+  even.created_after_ms = 0;
+  yardmaster::BulkOptions dry;
+  dry.dry_run = true;
+  auto counted = sdk.CancelJobs(even, dry);
+  ASSERT_TRUE(counted.ok()) << counted.status().ToString();
+  EXPECT_EQ(counted->matched, 4);
+  EXPECT_EQ(counted->applied, 0);
+
+  yardmaster::BulkOptions one;
+  one.limit = 1;
+  one.max_pages = 1;
+  auto first = sdk.CancelJobs(even, one);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->applied, 1);
+  EXPECT_EQ(first->pages, 1);
+  ASSERT_TRUE(first->next_cursor.has_value());
+  one.max_pages = 0;
+  one.cursor = *first->next_cursor;
+  auto rest = sdk.CancelJobs(even, one);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(rest->applied, 3);
+  EXPECT_FALSE(rest->next_cursor.has_value());
+  EXPECT_GE(rest->pages, 3);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    Result<Job> j = api_->GetJob(ids[i]);
+    ASSERT_TRUE(j.ok());
+    EXPECT_EQ(j->state, i % 2 == 0 ? "cancelled" : "ready") << i;
+  }
+
+  yardmaster::JobFilter cancelled;
+  cancelled.queue = "sdkbulk";
+  auto page = sdk.BulkPage(yardmaster::BulkAction::kReplay, cancelled, "");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->applied, 4);
+  EXPECT_EQ(page->pages, 1);
+  auto deleted = sdk.DeleteJobs(cancelled);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(deleted->matched, 0) << "every job is live: delete never touches one";
+
+  auto empty = sdk.CancelJobs(yardmaster::JobFilter{});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), "validation_failed");
+  yardmaster::BulkOptions all;
+  all.all = true;
+  auto everything = sdk.CancelJobs(yardmaster::JobFilter{}, all);
+  ASSERT_TRUE(everything.ok()) << everything.status().ToString();
+  EXPECT_EQ(everything->applied, 7);
+  auto bad = sdk.BulkPage(yardmaster::BulkAction::kCancel, cancelled, "not-a-cursor");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), "invalid_request");
+}
+
 // Every ListJobs filter reaches the server and means what the server means: live and finished
 // jobs alike, followed across pages.
 TEST_F(ApiClientServerTest, ListJobsFiltersLiveAndFinishedJobs) {

@@ -793,6 +793,73 @@ TEST_F(BrokerRaceTest, BulkReplayByQueueWorksInChunksAndHonoursItsLimit) {
   EXPECT_EQ(Lease("bulk", 1000).size(), static_cast<std::size_t>(kJobs));
 }
 
+// A bulk delete listed a dead row; before it was decided, a single replay made the job live.
+// The delete must skip it (a live job is never deleted), not remove the row under the new run.
+TEST_F(BrokerRaceTest, ABulkDeleteThatCrossedAReplayNeverDeletesTheLiveJob) {
+  QueueConfigPatch keep;
+  keep.name = "bd";
+  keep.retention = Retention{3'600'000, 3'600'000, 3'600'000};
+  std::promise<Result<QueueInfo>> qp;
+  auto qf = qp.get_future();
+  broker_->PutQueue(keep, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(qf).ok());
+  const JobId id = DeadJob("bd");
+  BulkRequest req;
+  req.action = BulkAction::kDelete;
+  JobFilter f;
+  f.queue = "bd";
+  req.filter = *NarrowBulkFilter(BulkAction::kDelete, f);
+  std::promise<Result<BulkOutcome>> slow;
+  auto late = StartHeld<BulkOutcome>(slow, [&](auto done) { broker_->Bulk(req, done); });
+  auto replayed = Call([&](auto done) { broker_->Replay(id, done); });
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  gate_.ReleaseHeldRead();
+  auto r = Await(late);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->matched, 1u);
+  EXPECT_EQ(r->applied, 0u);
+  EXPECT_EQ(r->skipped, 1u);
+  ASSERT_TRUE(InStore(id)) << "the live job's row was deleted";
+  EXPECT_EQ(Stored(id).state, JobState::kReady);
+  EXPECT_EQ(Lease("bd").size(), 1u) << "the new run is still dispatched";
+}
+
+// A drain that begins while a bulk replay is under way stops it between two steps: the answer
+// is the counts so far and the cursor to resume from; a new one is refused.
+TEST_F(BrokerRaceTest, ABulkReplayStoppedByADrainAnswersTheCountsSoFarAndItsCursor) {
+  constexpr int kJobs = 130;  // more than one listing step of 100
+  std::vector<EnqueueSpec> specs(kJobs, Spec("bdr"));
+  ASSERT_EQ(Enqueue(specs).size(), static_cast<std::size_t>(kJobs));
+  auto jobs = Lease("bdr", 1000);
+  ASSERT_EQ(jobs.size(), static_cast<std::size_t>(kJobs));
+  std::vector<FailItem> fails;
+  for (auto& j : jobs) fails.push_back({j.id, j.lease.token, FailSpec{"E", "x", false, {}}});
+  Complete({}, fails);
+  BulkRequest req;
+  req.action = BulkAction::kReplay;
+  JobFilter f;
+  f.queue = "bdr";
+  req.filter = *NarrowBulkFilter(BulkAction::kReplay, f);
+  std::promise<Result<BulkOutcome>> slow;
+  auto late = StartHeld<BulkOutcome>(slow, [&](auto done) { broker_->Bulk(req, done); });
+  broker_->BeginDrain();
+  gate_.ReleaseHeldRead();
+  auto r = Await(late);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->matched, 100u) << "the step under way finishes; the next one does not start";
+  EXPECT_EQ(r->applied, 100u);
+  ASSERT_TRUE(r->next_after_id.has_value());
+  std::vector<JobId> ids;
+  for (auto& j : jobs) ids.push_back(j.id);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(*r->next_after_id, ids[99]);
+  std::promise<Result<BulkOutcome>> p;
+  auto again = p.get_future();
+  broker_->Bulk(req, [&](auto r2) { p.set_value(std::move(r2)); });
+  EXPECT_EQ(Await(again).status().code(), Code::kUnavailable);
+  EXPECT_EQ(Stored(ids[100]).state, JobState::kDead) << "nothing past the cursor was replayed";
+}
+
 TEST_F(BrokerRaceTest, ReplaysDuringDrainAreRefused) {
   const JobId id = DeadJob("dr");
   broker_->BeginDrain();
@@ -822,6 +889,17 @@ TEST_F(BrokerRaceTest, ReplaysAndCancelsAreRefusedWhileTheStoreIsReadOnly) {
   auto f = p.get_future();
   broker_->ReplayDead("ro", {}, 100, [&](auto r) { p.set_value(std::move(r)); });
   EXPECT_EQ(Await(f).status().code(), Code::kStoreUnavailable);
+  for (BulkAction action : {BulkAction::kReplay, BulkAction::kDelete, BulkAction::kCancel}) {
+    BulkRequest req;
+    req.action = action;
+    JobFilter filter;
+    filter.queue = "ro";
+    req.filter = *NarrowBulkFilter(action, filter);
+    std::promise<Result<BulkOutcome>> bp;
+    auto bf = bp.get_future();
+    broker_->Bulk(req, [&](auto r) { bp.set_value(std::move(r)); });
+    EXPECT_EQ(Await(bf).status().code(), Code::kStoreUnavailable) << BulkActionName(action);
+  }
   faults_.Heal();
   ASSERT_TRUE(WaitStoreAvailable());
   EXPECT_EQ(Stored(id).state, JobState::kDead) << "a refused replay changed the job";

@@ -75,11 +75,12 @@ TEST(CliSuggestTest, UnknownCommandNamesTheClosestOne) {
        "unknown command 'frobnicate'; the commands are: server, worker, enqueue, jobs, queues, "
        "dead, info, version"},
       {{"jobs", "zap", "5"},
-       "unknown command 'jobs zap'; the commands of 'jobs' are: get, wait, list, cancel, replay"},
+       "unknown command 'jobs zap'; the commands of 'jobs' are: get, wait, list, cancel, replay, "
+       "delete"},
       {{}, "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"},
       {{"--json"},
        "a command is required: server, worker, enqueue, jobs, queues, dead, info, version"},
-      {{"jobs"}, "'jobs' needs a command: get, wait, list, cancel, replay"},
+      {{"jobs"}, "'jobs' needs a command: get, wait, list, cancel, replay, delete"},
       {{"dead", "--json"}, "'dead' needs a command: list, replay"},
   };
   for (const Case& c : cases) {
@@ -143,4 +144,78 @@ TEST(CliVersionTest, VersionComesFromTheProjectVersion) {
 }
 
 }  // namespace
+TEST(CliBulkTest, AFilterNeedsYesOrDryRunAndNeverAnIdToo) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string words;
+  };
+  const std::vector<Case> refused = {
+      {{"jobs", "cancel", "--queue", "q"}, "add --yes to go ahead, or --dry-run"},
+      {{"jobs", "delete"}, "needs a job id a filter"},
+      {{"jobs", "replay"}, "needs a job id, a filter"},
+      {{"jobs", "cancel", "5", "--queue", "q"}, "give a job id or a filter, not both"},
+      {{"jobs", "cancel", "--all", "--queue", "q", "--yes"}, "--all cannot be combined"},
+      {{"jobs", "cancel", "--queue", "q", "--yes", "--dry-run"}, "exclude each other"},
+      {{"jobs", "replay", "--state", "dead,bogus", "--yes"}, "\"bogus\" is not a state"},
+      {{"jobs", "delete", "--finished-before", "yesterday", "--yes"}, "--finished-before"},
+      {{"jobs", "delete", "--queue", "q", "--limit", "10001", "--yes"}, "--limit"},
+  };
+  for (const Case& c : refused) {
+    ParseOutcome o = Parse(c.args);
+    EXPECT_FALSE(o.invocation.has_value()) << c.words;
+    EXPECT_EQ(o.exit_code, kExitUsage) << c.words;
+    EXPECT_THAT(o.err, HasSubstr(c.words));
+  }
+}
+
+TEST(CliBulkTest, FilterFlagsBecomeTheRequest) {
+  ParseOutcome o = Parse({"jobs",
+                          "replay",
+                          "-q",
+                          "emails",
+                          "--kind",
+                          "send",
+                          "--state",
+                          "dead,cancelled",
+                          "--tag",
+                          "t1",
+                          "--finished-after",
+                          "2024-05-01T00:00:00Z",
+                          "--created-before",
+                          "17",
+                          "--limit",
+                          "50",
+                          "--cursor",
+                          "abc",
+                          "--max-pages",
+                          "2",
+                          "--yes"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  const Invocation& inv = *o.invocation;
+  EXPECT_EQ(inv.command, Command::kJobsBulk);
+  EXPECT_EQ(inv.bulk.action, "replay");
+  EXPECT_EQ(inv.bulk.filter.queue, "emails");
+  EXPECT_EQ(inv.bulk.filter.kind, "send");
+  EXPECT_EQ(inv.bulk.filter.states, (std::vector<std::string>{"dead", "cancelled"}));
+  EXPECT_EQ(inv.bulk.filter.tag, "t1");
+  EXPECT_EQ(inv.bulk.filter.finished_after_ms, 1714521600000);
+  EXPECT_EQ(inv.bulk.filter.created_before_ms, 17);
+  EXPECT_FALSE(inv.bulk.filter.ns.has_value());
+  EXPECT_EQ(inv.bulk.limit, 50);
+  EXPECT_EQ(inv.bulk.cursor, "abc");
+  EXPECT_EQ(inv.bulk_max_pages, 2);
+  EXPECT_FALSE(inv.bulk.dry_run);
+  EXPECT_FALSE(inv.bulk.all);
+
+  o = Parse({"jobs", "delete", "--all", "--dry-run"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_TRUE(o.invocation->bulk.all);
+  EXPECT_TRUE(o.invocation->bulk.dry_run);
+  // An id keeps the single-job commands.
+  o = Parse({"jobs", "cancel", "42"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_EQ(o.invocation->command, Command::kJobsCancel);
+  EXPECT_EQ(o.invocation->job_id, "42");
+}
+
 }  // namespace ym::cli

@@ -1110,6 +1110,106 @@ TEST(CodecParse, CreateQuery) {
   }
 }
 
+TEST(CodecBulk, EveryFilterFieldParsesUnderItsQueryName) {
+  auto r = ParseBulk(BulkAction::kReplay,
+                     R"({"namespace":"t","queue":"q","kind":"k","state":"cancelled,dead",)"
+                     R"("tag":"a b","created_after":1,"created_before":2,"finished_after":3,)"
+                     R"("finished_before":4,"limit":10000,"dry_run":true})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->action, BulkAction::kReplay);
+  EXPECT_EQ(r->filter.ns, "t");
+  EXPECT_EQ(r->filter.queue, "q");
+  EXPECT_EQ(r->filter.kind, "k");
+  EXPECT_EQ(r->filter.states, (std::vector<JobState>{JobState::kDead, JobState::kCancelled}));
+  EXPECT_EQ(r->filter.tag, "a b");
+  EXPECT_EQ(r->filter.created_after_ms, 1);
+  EXPECT_EQ(r->filter.created_before_ms, 2);
+  EXPECT_EQ(r->filter.finished_after_ms, 3);
+  EXPECT_EQ(r->filter.finished_before_ms, 4);
+  EXPECT_EQ(r->limit, 10000u);
+  EXPECT_TRUE(r->dry_run);
+  EXPECT_EQ(r->after_id, 0u);
+  // States as an array mean the same; the default limit is 1000.
+  auto arr = ParseBulk(BulkAction::kReplay, R"({"queue":"q","state":["dead"]})");
+  ASSERT_TRUE(arr.ok());
+  EXPECT_EQ(arr->filter.states, std::vector<JobState>{JobState::kDead});
+  EXPECT_EQ(arr->limit, kDefaultBulkLimit);
+  auto all = ParseBulk(BulkAction::kCancel, R"({"all":true})");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->filter.states.size(), 3u) << "narrowed to the live states";
+}
+
+TEST(CodecBulk, ACursorRoundTripsOnlyWithItsOperationAndFilter) {
+  auto r = ParseBulk(BulkAction::kDelete, R"({"queue":"q"})");
+  ASSERT_TRUE(r.ok());
+  BulkOutcome out;
+  out.next_after_id = 0;  // a stop before the first job: position 0 is a valid cursor
+  const std::string body = RenderBulkOutcome(*r, out);
+  rapidjson::Document doc;
+  doc.Parse(body.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc["next_cursor"].IsString()) << body;
+  const std::string cursor = doc["next_cursor"].GetString();
+  ASSERT_FALSE(cursor.empty()) << body;
+  auto again = ParseBulk(BulkAction::kDelete, R"({"queue":"q","cursor":")" + cursor + "\"}");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->after_id, 0u);
+  out.next_after_id = 77;
+  const std::string later = EncodeBulkCursor(BulkAction::kDelete, r->filter, 77);
+  auto at77 = ParseBulk(BulkAction::kDelete, R"({"queue":"q","cursor":")" + later + "\"}");
+  ASSERT_TRUE(at77.ok());
+  EXPECT_EQ(at77->after_id, 77u);
+  for (const std::string& other : {R"({"queue":"r","cursor":")" + later + "\"}",
+                                   R"({"queue":"q","state":"dead","cursor":")" + later + "\"}"}) {
+    EXPECT_EQ(ParseBulk(BulkAction::kDelete, other).status().code(), Code::kInvalidRequest)
+        << other;
+  }
+  EXPECT_EQ(
+      ParseBulk(BulkAction::kReplay, R"({"queue":"q","cursor":")" + later + "\"}").status().code(),
+      Code::kInvalidRequest)
+      << "another operation";
+  EXPECT_NE(body.find(R"("deleted":0)"), std::string::npos) << body;
+  out.next_after_id.reset();
+  EXPECT_NE(RenderBulkOutcome(*r, out).find(R"("next_cursor":null)"), std::string::npos);
+}
+
+TEST(CodecBulk, BadBodiesAreRefusedNamingTheField) {
+  struct Case {
+    BulkAction action;
+    std::string body;
+    Code code;
+    std::string words;
+  };
+  const std::vector<Case> cases = {
+      {BulkAction::kCancel, "", Code::kValidation, "filter is empty"},
+      {BulkAction::kCancel, "{}", Code::kValidation, "filter is empty"},
+      {BulkAction::kCancel, R"({"all":false})", Code::kValidation, "filter is empty"},
+      {BulkAction::kCancel, R"({"all":true,"kind":"k"})", Code::kValidation, "\"all\""},
+      {BulkAction::kCancel, R"({"queue":"q","bogus":1})", Code::kValidation, "bogus"},
+      {BulkAction::kCancel, R"({"queue":"q","limit":0})", Code::kValidation, "limit"},
+      {BulkAction::kCancel, R"({"queue":"q","limit":10001})", Code::kValidation, "limit"},
+      {BulkAction::kCancel, R"({"queue":"q","state":"nope"})", Code::kValidation, "state"},
+      {BulkAction::kCancel, R"({"queue":"q","state":[]})", Code::kValidation, "state"},
+      {BulkAction::kCancel, R"({"queue":"q","state":[1]})", Code::kValidation, "state"},
+      {BulkAction::kDelete, R"({"state":"active"})", Code::kValidation, "not active"},
+      {BulkAction::kCancel, R"({"finished_after":1})", Code::kValidation, "finished_after"},
+      {BulkAction::kCancel, R"({"tag":""})", Code::kValidation, "tag"},
+      {BulkAction::kCancel, R"({"queue":"q","created_after":-5})", Code::kValidation,
+       "created_after"},
+      {BulkAction::kCancel, R"({"queue":"q","cursor":"AQ"})", Code::kInvalidRequest, "cursor"},
+      {BulkAction::kCancel, R"({"queue":"q","cursor":7})", Code::kValidation, "cursor"},
+      {BulkAction::kCancel, R"({"queue":"q","dry_run":"yes"})", Code::kValidation, "dry_run"},
+      {BulkAction::kCancel, "[1]", Code::kValidation, "JSON object"},
+      {BulkAction::kCancel, "{", Code::kInvalidJson, ""},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseBulk(c.action, c.body);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.status().code(), c.code) << c.body << ": " << r.status().ToString();
+    EXPECT_NE(r.status().message().find(c.words), std::string::npos)
+        << c.body << ": " << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace ym::net
 

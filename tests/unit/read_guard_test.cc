@@ -91,5 +91,50 @@ TEST(ReadGuardTest, AJobEvictedTwiceIsStaleForEveryReadOpenBeforeItsLastEviction
   g.Close(b);
 }
 
+TEST(ReadGuardTest, ADeleteMakesOnlyThatJobsOlderRecordsStale) {
+  ReadGuard g;
+  auto before = g.Open(/*durable_seq=*/4);
+  g.OnDeleted(7, /*batch_seq=*/5);  // appended to the open batch 5
+  EXPECT_TRUE(g.MaybeStale(before, 7)) << "the read may have seen the row before the delete";
+  EXPECT_FALSE(g.MaybeStale(before, 8)) << "a delete is not a purge: other jobs stay current";
+  // A read opened after the decision but before batch 5 is durable may still see the row.
+  auto after = g.Open(4);
+  EXPECT_TRUE(g.MaybeStale(after, 7));
+  g.OnDurable(5);
+  auto durable = g.Open(5);
+  EXPECT_FALSE(g.MaybeStale(durable, 7)) << "a read made once the delete is durable sees it";
+  EXPECT_TRUE(g.MaybeStale(before, 7)) << "still remembered for the older reads";
+  EXPECT_EQ(g.remembered_deletes(), 1u);
+  g.Close(before);
+  g.Close(after);
+  EXPECT_EQ(g.remembered_deletes(), 0u) << "no read can miss it any more";
+  g.Close(durable);
+  EXPECT_EQ(g.last_purge_seq(), 0u);
+}
+
+TEST(ReadGuardTest, DeletesAreForgottenOnceDurableWhenNoReadIsOpen) {
+  ReadGuard g;
+  for (JobId id = 1; id <= 100; ++id) g.OnDeleted(id, 3);
+  EXPECT_EQ(g.remembered_deletes(), 100u) << "batch 3 is not durable yet";
+  g.OnDurable(2);
+  EXPECT_EQ(g.remembered_deletes(), 100u);
+  g.OnDurable(3);
+  EXPECT_EQ(g.remembered_deletes(), 0u);
+}
+
+TEST(ReadGuardTest, PastItsCapTheOldestDeleteCountsAsAPurgeOfItsBatch) {
+  ReadGuard g(/*max_remembered=*/4);
+  auto old = g.Open(1);
+  for (JobId id = 100; id < 106; ++id) g.OnDeleted(id, 2 + (id - 100) / 3);  // batches 2 and 3
+  EXPECT_EQ(g.remembered_deletes(), 4u) << "bounded";
+  EXPECT_EQ(g.last_purge_seq(), 2u) << "the forgotten deletes were in batch 2";
+  EXPECT_TRUE(g.MaybeStale(old, 1)) << "a read older than batch 2 cannot tell: read again";
+  auto fresh = g.Open(2);
+  EXPECT_FALSE(g.MaybeStale(fresh, 1));
+  EXPECT_TRUE(g.MaybeStale(fresh, 104)) << "remembered: deleted in batch 3";
+  g.Close(old);
+  g.Close(fresh);
+}
+
 }  // namespace
 }  // namespace ym

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import datetime
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
 from urllib.parse import quote, urlencode
 
 from ._http import Connection, resolve_url
@@ -342,6 +342,90 @@ class Client:
             if limit is not None:
                 body["limit"] = limit
         return int(self.request("POST", "/v1/dead:replay", body)["replayed"])
+
+    # --- bulk operations by filter (docs/api.md, "Bulk operations") -------------------------
+
+    def bulk_page(self, action: str, *, cursor: Optional[str] = None,
+                  limit: Optional[int] = None, dry_run: bool = False, all_jobs: bool = False,
+                  queue: Optional[str] = None, state: Union[str, Iterable[str], None] = None,
+                  namespace: Optional[str] = None, kind: Optional[str] = None,
+                  tag: Optional[str] = None, created_after: TimeArg = None,
+                  created_before: TimeArg = None, finished_after: TimeArg = None,
+                  finished_before: TimeArg = None) -> Dict[str, Any]:
+        """One request of a bulk operation: ``POST /v1/jobs:cancel``, ``:replay`` or ``:delete``
+        (``action`` is ``"cancel"``, ``"replay"`` or ``"delete"``). The filters are those of
+        :meth:`list_jobs`; an empty filter is refused unless ``all_jobs=True``. Processes at
+        most ``limit`` matching jobs (1..10000, server default 1000) after ``cursor`` and
+        returns the reply: ``{"matched", "cancelled"|"replayed"|"deleted",
+        "cancel_requested" (cancel), "skipped", "next_cursor"}``. Send ``next_cursor`` back
+        with the same filter for the next page; ``None`` means done. Retrying a request whose
+        answer was lost is safe: what the first try did is skipped, not done twice."""
+        if action not in ("cancel", "replay", "delete"):
+            raise ValueError("action must be cancel, replay or delete")
+        if state is not None and not isinstance(state, str):
+            state = list(state)
+        fields = {"namespace": namespace, "queue": queue, "kind": kind, "state": state,
+                  "tag": tag, "created_after": _epoch_ms(created_after),
+                  "created_before": _epoch_ms(created_before),
+                  "finished_after": _epoch_ms(finished_after),
+                  "finished_before": _epoch_ms(finished_before), "limit": limit,
+                  "cursor": cursor}
+        body: Dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        if all_jobs:
+            body["all"] = True
+        if dry_run:
+            body["dry_run"] = True
+        return self.request("POST", f"/v1/jobs:{action}", body)
+
+    def _bulk(self, action: str, done: str, max_pages: Optional[int],
+              on_page: Optional[Callable[[Dict[str, Any]], None]], cursor: Optional[str],
+              **kwargs: Any) -> Dict[str, Any]:
+        totals: Dict[str, Any] = {"matched": 0, done: 0, "skipped": 0, "pages": 0,
+                                  "next_cursor": cursor}
+        if action == "cancel":
+            totals["cancel_requested"] = 0
+        while True:
+            page = self.bulk_page(action, cursor=totals["next_cursor"], **kwargs)
+            totals["pages"] += 1
+            for key in ("matched", done, "skipped", "cancel_requested"):
+                if key in totals:
+                    totals[key] += int(page.get(key, 0))
+            totals["next_cursor"] = page.get("next_cursor")
+            if on_page is not None:
+                on_page(page)
+            if totals["next_cursor"] is None:
+                return totals
+            if max_pages is not None and totals["pages"] >= max_pages:
+                return totals
+
+    def cancel_jobs(self, *, max_pages: Optional[int] = None,
+                    on_page: Optional[Callable[[Dict[str, Any]], None]] = None,
+                    cursor: Optional[str] = None, **filters: Any) -> Dict[str, Any]:
+        """Cancel every live job the filters select (as :meth:`cancel` does: a waiting job at
+        once, a running one flagged), page after page until done (or ``max_pages``)::
+
+            client.cancel_jobs(queue="emails", kind="send_welcome")
+
+        Takes the arguments of :meth:`bulk_page` but ``action``. ``on_page`` is called with
+        each reply. Returns the totals ``{"matched", "cancelled", "cancel_requested",
+        "skipped", "pages", "next_cursor"}``; ``next_cursor`` is not ``None`` only when
+        ``max_pages`` stopped it (pass it back as ``cursor`` to resume)."""
+        return self._bulk("cancel", "cancelled", max_pages, on_page, cursor, **filters)
+
+    def replay_jobs(self, *, max_pages: Optional[int] = None,
+                    on_page: Optional[Callable[[Dict[str, Any]], None]] = None,
+                    cursor: Optional[str] = None, **filters: Any) -> Dict[str, Any]:
+        """Replay every dead or cancelled job the filters select (as :meth:`replay` does), page
+        after page; as :meth:`cancel_jobs`, with ``"replayed"`` in the totals."""
+        return self._bulk("replay", "replayed", max_pages, on_page, cursor, **filters)
+
+    def delete_jobs(self, *, max_pages: Optional[int] = None,
+                    on_page: Optional[Callable[[Dict[str, Any]], None]] = None,
+                    cursor: Optional[str] = None, **filters: Any) -> Dict[str, Any]:
+        """Delete every finished job (succeeded, dead, cancelled) the filters select; a live
+        job is never deleted. Idempotency keys keep the final state of their jobs. Page after
+        page; as :meth:`cancel_jobs`, with ``"deleted"`` in the totals."""
+        return self._bulk("delete", "deleted", max_pages, on_page, cursor, **filters)
 
     # --- server ------------------------------------------------------------------------------
 
