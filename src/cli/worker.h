@@ -2,9 +2,12 @@
 // (include/yardmaster/worker.h) and runs one command per job (docs/cli.md, "worker").
 //
 // Per job: the command runs in its own process group with the payload (JSON text) on stdin and
-// YM_JOB_ID, YM_QUEUE, YM_KIND, YM_ATTEMPT (and YM_URL) added to the worker's environment;
-// stdout is the worker's stdout, stderr is copied to the worker's stderr and its tail kept.
-//   exit 0                       -> ack
+// YM_JOB_ID, YM_QUEUE, YM_KIND, YM_ATTEMPT, YM_URL and YM_RESULT_FILE added to the worker's
+// environment; stdout is the worker's stdout, stderr is copied to the worker's stderr and its
+// tail kept. YM_RESULT_FILE names an empty private file the command may write the job's result
+// to (JSON text); it is removed after the command ends.
+//   exit 0                       -> ack, with the result file's text as the result (none when
+//                                   the file is left empty or holds only whitespace)
 //   exit 75 (EX_TEMPFAIL)        -> retryable failure, type "tempfail"
 //   exit N in --permanent-exit   -> permanent failure (dead at once), type "exit_N"
 //   any other exit N             -> failed attempt (retried by the queue's policy), type "exit_N"
@@ -39,6 +42,9 @@ namespace ym::cli {
 
 inline constexpr std::size_t kTailLines = 20;
 inline constexpr std::size_t kTailBytes = 4000;
+// The most of a result file the worker reads; the server's own limit on a result
+// (max_payload_bytes, 1 MiB by default, at most 64 MiB) refuses a large one with a clear error.
+inline constexpr std::size_t kMaxResultFileBytes = 64u << 20;
 
 struct WorkerConfig {
   std::string server_url;
@@ -95,6 +101,10 @@ struct ExecResult {
   std::string spawn_error;  // kSpawnFailed
   // kTimedOut: the limit that was reached (--timeout, or the job's timeout_ms); 0: --timeout.
   std::int64_t timeout_ms = 0;
+  // kExited with code 0: what the command wrote to $YM_RESULT_FILE (empty: nothing), or that
+  // it wrote more than kMaxResultFileBytes.
+  std::string result_json;
+  bool result_too_big = false;
 };
 
 // How a finished command is reported (pure).

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "cli/worker.h"
 
@@ -22,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 // The variables the worker sets per job; inherited values of the same names are dropped so a
 // command never sees two of them.
 bool IsJobVariable(std::string_view entry) {
-  for (std::string_view name : {"YM_JOB_ID=", "YM_QUEUE=", "YM_KIND=", "YM_ATTEMPT=", "YM_URL="}) {
+  for (std::string_view name :
+       {"YM_JOB_ID=", "YM_QUEUE=", "YM_KIND=", "YM_ATTEMPT=", "YM_URL=", "YM_RESULT_FILE="}) {
     if (entry.substr(0, name.size()) == name) return true;
   }
   return false;
@@ -56,6 +59,55 @@ bool DrainStderr(int fd, TailBuffer* tail) {
   }
 }
 
+// The file a command may write its result (JSON) to, named by YM_RESULT_FILE: created empty
+// and private (mode 0600, mkstemp) in the temporary directory before the command starts,
+// removed when the command has ended, whatever happened.
+class ResultFile {
+ public:
+  ResultFile() {
+    std::error_code ec;
+    std::filesystem::path dir = std::filesystem::temp_directory_path(ec);
+    if (ec) dir = "/tmp";
+    std::string templ = (dir / "ym-result-XXXXXX").string();
+    const int fd = mkstemp(templ.data());
+    if (fd < 0) {
+      error_ = "cannot create the result file in " + dir.string() + ": " + strerror(errno);
+      return;
+    }
+    close(fd);
+    path_ = std::move(templ);
+  }
+  ~ResultFile() {
+    if (!path_.empty()) unlink(path_.c_str());
+  }
+  ResultFile(const ResultFile&) = delete;
+  ResultFile& operator=(const ResultFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::string& error() const { return error_; }
+
+  // What the command wrote, up to kMaxResultFileBytes (*too_big is set past that).
+  std::string Read(bool* too_big) const {
+    *too_big = false;
+    std::ifstream in(path_, std::ios::binary);
+    std::string out;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      out.append(buf, static_cast<std::size_t>(in.gcount()));
+      if (out.size() > kMaxResultFileBytes) {
+        *too_big = true;
+        out.clear();
+        break;
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::string path_;
+  std::string error_;
+};
+
 }  // namespace
 
 ExecResult RunCommand(const WorkerConfig& config, const yardmaster::JobContext& job) {
@@ -71,6 +123,13 @@ ExecResult RunCommand(const WorkerConfig& config, const yardmaster::JobContext& 
   env_strings.push_back("YM_KIND=" + job.kind());
   env_strings.push_back("YM_ATTEMPT=" + std::to_string(job.attempt()));
   env_strings.push_back("YM_URL=" + config.server_url);
+  const ResultFile result_file;
+  if (!result_file.error().empty()) {
+    result.ending = ExecResult::Ending::kSpawnFailed;
+    result.spawn_error = result_file.error();
+    return result;
+  }
+  env_strings.push_back("YM_RESULT_FILE=" + result_file.path());
   std::vector<char*> envp;
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -203,6 +262,11 @@ ExecResult RunCommand(const WorkerConfig& config, const yardmaster::JobContext& 
   } else if (WIFEXITED(status)) {
     result.ending = ExecResult::Ending::kExited;
     result.code = WEXITSTATUS(status);
+    if (result.code == 0) {
+      bool too_big = false;
+      result.result_json = result_file.Read(&too_big);
+      result.result_too_big = too_big;
+    }
   } else {
     result.ending = ExecResult::Ending::kSignaled;
     result.code = WIFSIGNALED(status) ? WTERMSIG(status) : 0;

@@ -23,10 +23,11 @@ const char* const kWorkerDescription =
     "Run a command once per job.\n\n"
     "  yardmaster worker --queue NAME [OPTIONS] -- COMMAND [ARGS...]\n\n"
     "Leases jobs from the given queues and runs COMMAND for each, in its own process group, with\n"
-    "the job's payload (JSON) on stdin and YM_JOB_ID, YM_QUEUE, YM_KIND, YM_ATTEMPT and YM_URL in\n"
-    "its environment. COMMAND is executed directly (no shell), found on PATH like execvp.\n\n"
+    "the job's payload (JSON) on stdin and YM_JOB_ID, YM_QUEUE, YM_KIND, YM_ATTEMPT, YM_URL and\n"
+    "YM_RESULT_FILE in its environment. COMMAND is executed directly (no shell), found on PATH\n"
+    "like execvp. To give the job a result, write it (JSON) to the file $YM_RESULT_FILE names.\n\n"
     "Exit status of COMMAND:\n"
-    "  0          the job succeeded (acked)\n"
+    "  0          the job succeeded (acked, with the result file's JSON as its result)\n"
     "  75         temporary failure (EX_TEMPFAIL): retried with the queue's backoff\n"
     "  other      the attempt failed with the last stderr lines as its error; retried until\n"
     "             the job's max_attempts, or dead at once for a --permanent-exit-code\n"
@@ -117,7 +118,16 @@ yardmaster::Outcome OutcomeFor(const ExecResult& r, const WorkerConfig& config) 
   auto with_tail = [&](std::string what) { return r.stderr_tail.empty() ? what : r.stderr_tail; };
   switch (r.ending) {
     case ExecResult::Ending::kExited: {
-      if (r.code == 0) return Outcome::Ok();
+      if (r.code == 0) {
+        if (r.result_too_big) {
+          return Outcome::Permanent("the command wrote more than " +
+                                    std::to_string(kMaxResultFileBytes) +
+                                    " bytes to $YM_RESULT_FILE")
+              .WithType("invalid_result");
+        }
+        const auto blank = r.result_json.find_first_not_of(" \t\r\n") == std::string::npos;
+        return blank ? Outcome::Ok() : Outcome::Ok(r.result_json);
+      }
       const std::string msg = with_tail("command exited with status " + std::to_string(r.code));
       if (r.code == kExTempFail) return Outcome::Retry(msg).WithType("tempfail");
       const std::string type = "exit_" + std::to_string(r.code);

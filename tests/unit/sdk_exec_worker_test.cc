@@ -93,6 +93,23 @@ TEST(ExecWorkerTail, KeepsTheLastLinesWithinBudget) {
   EXPECT_EQ(endless.Text(), "xxxxx");
 }
 
+TEST(ExecWorkerOutcome, TheResultFileIsTheResultOfAnExitZero) {
+  WorkerConfig c;
+  c.command = {"./h"};
+  ExecResult r;
+  EXPECT_EQ(OutcomeFor(r, c).result_json(), "null");  // nothing written: no result
+  r.result_json = " \n\t";
+  EXPECT_EQ(OutcomeFor(r, c).result_json(), "null");  // only whitespace: no result
+  r.result_json = "{\"n\":1E2}\n";
+  EXPECT_EQ(OutcomeFor(r, c).kind(), Outcome::Kind::kOk);
+  EXPECT_EQ(OutcomeFor(r, c).result_json(), "{\"n\":1E2}\n");  // as written; the server checks it
+  r.result_json.clear();
+  r.result_too_big = true;
+  const Outcome o = OutcomeFor(r, c);
+  EXPECT_EQ(o.kind(), Outcome::Kind::kPermanent);
+  EXPECT_EQ(o.type(), "invalid_result");
+}
+
 TEST(ExecWorkerOutcome, ExitCodesMapToOutcomes) {
   WorkerConfig c;
   c.command = {"./h"};

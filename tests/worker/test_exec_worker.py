@@ -247,3 +247,50 @@ def test_a_command_killed_by_a_signal_is_a_failed_attempt(server, client, procs,
     assert job["errors"][0]["type"] == "signal", job
     assert "signal 9" in job["errors"][0]["message"], job
     stop(w)
+
+
+def keep_succeeded(client):
+    status, _ = client.call("PUT", "/v1/queues/x?create=true",
+                            {"retention": {"succeeded_ms": 3600000}})
+    assert status == 200
+
+
+def test_the_result_file_becomes_the_jobs_result_and_is_removed(server, client, procs, tmp_path):
+    keep_succeeded(client)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    seen = tmp_path / "seen.txt"
+    # The result is kept exactly as written (number spelling, member order, whitespace inside
+    # values); a second job writes nothing and has no result.
+    h = script(tmp_path, "result.sh",
+               'cat > /dev/null\n'
+               f'echo "$YM_RESULT_FILE" >> {seen}\n'
+               'if [ "$YM_KIND" = "with" ]; then\n'
+               '  printf \'{"sent":true,"n":1E2,"s":"a  b"}\\n\' > "$YM_RESULT_FILE"\n'
+               'fi\n')
+    with_result = client.enqueue(queue="x", kind="with", payload={})["id"]
+    without = client.enqueue(queue="x", kind="without", payload={})["id"]
+    w = procs([binary(), "worker", "--server", server.url(), "--queue", "x", "--", h],
+              env={"TMPDIR": str(tmp)})
+    for jid in (with_result, without):
+        wait_for(lambda: client.get(jid)[1]["state"] == "succeeded", 20, "the ack")
+    stop(w)
+    status, _, raw = client.raw("GET", f"/v1/jobs/{with_result}")
+    assert status == 200
+    assert b'"result":{"sent":true,"n":1E2,"s":"a  b"}' in raw, raw
+    assert client.get(without)[1]["result"] is None
+    # Each run had its own private file in $TMPDIR, and none is left behind.
+    paths = seen.read_text().split()
+    assert len(paths) == 2 and paths[0] != paths[1], paths
+    assert all(os.path.dirname(p) == str(tmp) for p in paths), paths
+    assert os.listdir(tmp) == []
+
+
+def test_a_result_file_that_is_not_json_ends_the_job_dead(server, client, procs, tmp_path):
+    h = script(tmp_path, "bad.sh", 'cat > /dev/null\nprintf "not json" > "$YM_RESULT_FILE"\n')
+    jid = client.enqueue(queue="x", kind="k", payload={})["id"]
+    w = exec_worker(procs, server, h)
+    view = dead_view(client, jid)
+    stop(w)
+    assert view["last_error"]["type"] == "invalid_result", view
+    assert view["attempts"] == 1
