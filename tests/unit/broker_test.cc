@@ -1371,8 +1371,8 @@ TEST_F(BrokerTest, LeaseExpiriesWhileReadOnlyAreCommittedWhenTheStoreIsBack) {
   ASSERT_TRUE(held.ok() && held->size() == 1u);
   faults_.FailAllCommits();
   EXPECT_EQ(Enqueue({Spec("x")})[0].status().code(), Code::kStoreUnavailable);
-  // The lease expires while read-only: the attempt is counted in memory and in the retried
-  // probe batch.
+  // The lease expires while read-only: the attempt is counted in memory at once, and durably
+  // once the store takes writes again.
   const auto end = std::chrono::steady_clock::now() + 10s;
   while (Get(e[0]->id)->job.state == JobState::kActive && std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(10ms);
@@ -1380,7 +1380,15 @@ TEST_F(BrokerTest, LeaseExpiriesWhileReadOnlyAreCommittedWhenTheStoreIsBack) {
   EXPECT_EQ(Get(e[0]->id)->job.state, JobState::kReady);
   faults_.Heal();
   ASSERT_TRUE(WaitStoreAvailable());
+  // The store is writable again once the probe (the failed batch, retried) commits; the expiry
+  // happened after that batch was cut, so it is in a later one: wait for it to be durable.
   auto stored = memory_.GetJob(e[0]->id);
+  const auto durable_by = std::chrono::steady_clock::now() + 10s;
+  while (stored.ok() && stored->has_value() && (*stored)->state != JobState::kReady &&
+         std::chrono::steady_clock::now() < durable_by) {
+    std::this_thread::sleep_for(5ms);
+    stored = memory_.GetJob(e[0]->id);
+  }
   ASSERT_TRUE(stored.ok() && stored->has_value());
   EXPECT_EQ((*stored)->state, JobState::kReady);
   EXPECT_EQ((*stored)->attempts, 1);
