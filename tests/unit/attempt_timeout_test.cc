@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "batch_mutations.h"
 #include "common/clock.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
@@ -71,15 +72,6 @@ TEST(AttemptTimeoutTest, FailureIsARetryableTimeoutNamingTheLimit) {
 }
 
 // --- The Scheduler's use of them ---------------------------------------------------------------
-
-template <typename T>
-std::vector<T> MutationsOf(const Batch& b) {
-  std::vector<T> out;
-  for (const Mutation& m : b.mutations) {
-    if (const T* t = std::get_if<T>(&m)) out.push_back(*t);
-  }
-  return out;
-}
 
 class SchedulerTimeoutTest : public ::testing::Test {
  protected:

@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "batch_mutations.h"
 #include "common/clock.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
@@ -80,15 +81,6 @@ TEST(BulkPolicyTest, Names) {
   EXPECT_EQ(BulkDoneName(BulkAction::kDelete), "deleted");
   EXPECT_TRUE(BulkAppliesTo(BulkAction::kDelete, JobState::kSucceeded));
   EXPECT_FALSE(BulkAppliesTo(BulkAction::kDelete, JobState::kActive));
-}
-
-template <typename T>
-std::vector<T> MutationsOf(const Batch& b) {
-  std::vector<T> out;
-  for (const Mutation& m : b.mutations) {
-    if (const T* t = std::get_if<T>(&m)) out.push_back(*t);
-  }
-  return out;
 }
 
 class SchedulerBulkTest : public ::testing::Test {

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "batch_mutations.h"
 #include "common/clock.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
@@ -26,15 +27,6 @@ namespace {
 
 constexpr std::int64_t kStart = 1'700'000'000'000;
 constexpr std::int64_t kHour = 3'600'000;
-
-template <typename T>
-std::vector<T> MutationsOf(const Batch& b) {
-  std::vector<T> out;
-  for (const Mutation& m : b.mutations) {
-    if (const T* t = std::get_if<T>(&m)) out.push_back(*t);
-  }
-  return out;
-}
 
 class LeaseDurabilityTest : public ::testing::Test {
  protected:

@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "batch_mutations.h"
 #include "common/clock.h"
 #include "common/rng.h"
 #include "core/job.h"
@@ -42,16 +43,6 @@ constexpr std::int64_t kStart = 1'700'000'000'000;
     const auto& ym_r_ = (expr);                           \
     ASSERT_TRUE(ym_r_.ok()) << ym_r_.status().ToString(); \
   } while (0)
-
-// All mutations of type T in a batch, in order.
-template <typename T>
-std::vector<T> MutationsOf(const Batch& b) {
-  std::vector<T> out;
-  for (const Mutation& m : b.mutations) {
-    if (const T* t = std::get_if<T>(&m)) out.push_back(*t);
-  }
-  return out;
-}
 
 class SchedulerTest : public ::testing::Test {
  protected:
