@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "raw_sqlite.h"
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
@@ -27,31 +28,6 @@ std::unique_ptr<Store> OpenSqlite(const std::string& path) {
   auto s = OpenSqliteStore(o);
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? std::move(s).value() : nullptr;
-}
-
-std::int64_t RawInt(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* s = nullptr;
-  std::int64_t v = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
-      sqlite3_step(s) == SQLITE_ROW) {
-    v = sqlite3_column_int64(s, 0);
-  }
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
-}
-
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  std::string msg = err != nullptr ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(db);
-  ASSERT_EQ(rc, SQLITE_OK) << msg;
 }
 
 JobRecord Job(JobId id, JobState state, std::string queue, std::string kind, std::string ns,
@@ -380,7 +356,7 @@ TEST(StoreSearch, TagRowsGoWithTheirJobOnEveryDeletePath) {
   }
   jobs.push_back(Job(13, JobState::kSucceeded, "odd", "k", "default", {}, 100, 200));
   ASSERT_TRUE(CommitJobs(*store, jobs).ok());
-  auto tag_rows = [&] { return RawInt(path, "SELECT count(*) FROM job_tags"); };
+  auto tag_rows = [&] { return RawQueryInt(path, "SELECT count(*) FROM job_tags"); };
   EXPECT_EQ(tag_rows(), 24);  // two distinct tags per tagged job
   // Live jobs deleted (acked under delete-on-ack; consecutive ids go as one range delete) and
   // a finished one.
@@ -391,21 +367,22 @@ TEST(StoreSearch, TagRowsGoWithTheirJobOnEveryDeletePath) {
   b.mutations.push_back(DeleteJob{5});
   ASSERT_TRUE(store->Commit(b).ok());
   EXPECT_EQ(tag_rows(), 16);
-  EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id IN (1, 2, 3, 5)"), 0);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM job_tags WHERE id IN (1, 2, 3, 5)"), 0);
   // Retention purges, queue by queue.
   Batch purge;
   purge.mutations.push_back(PurgeFinished{"odd", JobState::kSucceeded, 500});
   ASSERT_TRUE(store->Commit(purge).ok());
-  EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id IN (7)"), 0);
-  EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id IN (9, 11)"), 4);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM job_tags WHERE id IN (7)"), 0);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM job_tags WHERE id IN (9, 11)"), 4);
   Batch purge_all;
   purge_all.mutations.push_back(PurgeFinished{"odd", JobState::kSucceeded, 1000});
   purge_all.mutations.push_back(PurgeFinished{"even", JobState::kSucceeded, 1000});
   ASSERT_TRUE(store->Commit(purge_all).ok());
   EXPECT_EQ(tag_rows(), 2);  // only live job 4 is left
-  EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id = 4"), 2);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM job_tags WHERE id = 4"), 2);
   // No tag row ever outlives its job.
-  EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags WHERE id NOT IN (SELECT id FROM jobs)"), 0);
+  EXPECT_EQ(
+      RawQueryInt(path, "SELECT count(*) FROM job_tags WHERE id NOT IN (SELECT id FROM jobs)"), 0);
   JobFilter f;
   f.tag = "a";
   EXPECT_TRUE(SearchAll(*store, f, 10, 100).empty());
@@ -440,9 +417,9 @@ TEST(StoreSearch, MigratesAFormat4FileAndIndexesItsTags) {
           "UPDATE meta SET value = 4 WHERE key = 'format_version';");
   auto store = OpenSqlite(path);
   ASSERT_TRUE(store);
-  EXPECT_EQ(RawInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
             kSqliteFormatVersion);
-  EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags"), 3);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM job_tags"), 3);
   EXPECT_EQ(SearchAll(*store, Filter([](JobFilter& f) { f.tag = "x"; }), 10, 100),
             std::vector<JobId>{1});
   EXPECT_EQ(SearchAll(*store, Filter([](JobFilter& f) { f.kind = "k2"; }), 10, 100),
@@ -456,7 +433,7 @@ TEST(StoreSearch, MigratesAFormat4FileAndIndexesItsTags) {
   Batch b;
   b.mutations.push_back(DeleteJob{1});
   ASSERT_TRUE(store->Commit(b).ok());
-  EXPECT_EQ(RawInt(path, "SELECT count(*) FROM job_tags"), 1);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM job_tags"), 1);
 }
 
 }  // namespace

@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
+#include "raw_sqlite.h"
 #include "server/scheduler_loader.h"
 #include "store/fault_store.h"
 #include "store/memory_store.h"
@@ -952,48 +953,8 @@ constexpr char kUndoFormat5[] =
     "DROP INDEX jobs_finished_by_kind;"
     "DROP INDEX jobs_finished_by_ns;";
 
-// Runs SQL on the file through a separate raw connection, as an operator's shell would.
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  std::string msg = err != nullptr ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(db);
-  ASSERT_EQ(rc, SQLITE_OK) << msg;
-}
-
-std::int64_t RawQueryInt(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* s = nullptr;
-  std::int64_t v = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
-      sqlite3_step(s) == SQLITE_ROW) {
-    v = sqlite3_column_int64(s, 0);
-  }
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
-}
-
 Result<std::unique_ptr<Store>> OpenAt(const std::string& path, Durability d = Durability::kFull) {
   return OpenSqliteStore(Options(path, d));
-}
-
-std::string RawQueryText(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* s = nullptr;
-  std::string v;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
-      sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != nullptr) {
-    v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-  }
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
 }
 
 TEST(SqliteStoreTest, WritesFormatVersionApplicationIdAndWalMode) {
