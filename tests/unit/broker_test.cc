@@ -620,6 +620,17 @@ TEST_F(BrokerWriteDurabilityTest, QueueConfigAndPauseAreAnsweredOnlyAfterTheyAre
 // record read on the reader thread.
 class BrokerRaceTest : public BrokerWriteDurabilityTest {
  protected:
+  // Configures `queue` to keep its finished jobs for an hour (every state).
+  void KeepFinishedJobs(const std::string& queue) {
+    QueueConfigPatch keep;
+    keep.name = queue;
+    keep.retention = Retention{3'600'000, 3'600'000, 3'600'000};
+    std::promise<Result<QueueInfo>> qp;
+    auto qf = qp.get_future();
+    broker_->PutQueue(keep, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
+    ASSERT_TRUE(Await(qf).ok());
+  }
+
   template <typename T>
   using Callback = Broker::Callback<T>;
 
@@ -680,13 +691,7 @@ TEST_F(BrokerRaceTest, ASecondReplayOfAJobAckedMeanwhileDoesNotRunItAgain) {
 }
 
 TEST_F(BrokerRaceTest, AReplayThatCrossedASucceededRunNeverTurnsTheRowBackToReady) {
-  QueueConfigPatch keep;
-  keep.name = "r3";
-  keep.retention = Retention{3'600'000, 3'600'000, 3'600'000};
-  std::promise<Result<QueueInfo>> qp;
-  auto qf = qp.get_future();
-  broker_->PutQueue(keep, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
-  ASSERT_TRUE(Await(qf).ok());
+  ASSERT_NO_FATAL_FAILURE(KeepFinishedJobs("r3"));
   const JobId id = DeadJob("r3");
   std::promise<Result<JobView>> slow;
   auto late = StartHeld<JobView>(slow, [&](auto done) { broker_->Replay(id, done); });
@@ -796,13 +801,7 @@ TEST_F(BrokerRaceTest, BulkReplayByQueueWorksInChunksAndHonoursItsLimit) {
 // A bulk delete listed a dead row; before it was decided, a single replay made the job live.
 // The delete must skip it (a live job is never deleted), not remove the row under the new run.
 TEST_F(BrokerRaceTest, ABulkDeleteThatCrossedAReplayNeverDeletesTheLiveJob) {
-  QueueConfigPatch keep;
-  keep.name = "bd";
-  keep.retention = Retention{3'600'000, 3'600'000, 3'600'000};
-  std::promise<Result<QueueInfo>> qp;
-  auto qf = qp.get_future();
-  broker_->PutQueue(keep, /*create=*/true, [&](auto r) { qp.set_value(std::move(r)); });
-  ASSERT_TRUE(Await(qf).ok());
+  ASSERT_NO_FATAL_FAILURE(KeepFinishedJobs("bd"));
   const JobId id = DeadJob("bd");
   BulkRequest req;
   req.action = BulkAction::kDelete;
