@@ -38,6 +38,16 @@ constexpr int kJobColumnCount = 26;
 constexpr char kLeaseColumns[] =
     "token, expires_at_ms, worker_id, attempts, updated_at_ms, deadline_at_ms";
 
+// A finished job's outcome lives in a narrow table of its own (format 6, MigrateTo6): finishing
+// a job inserts it instead of rewriting the job row, and while it exists it overrides every
+// mutable field of the job row (the job is terminal). The columns ReadOutcome() decodes, in
+// the order of kUpdateJobSql's parameters ?1..?16.
+constexpr char kOutcomeColumns[] =
+    "state, priority, run_at_ms, updated_at_ms, finished_at_ms, attempts, max_attempts, runs, "
+    "backoff_initial_ms, backoff_max_ms, backoff_multiplier, lease_ms, errors, dead_reason, "
+    "result, cancel_requested";
+constexpr int kLeaseColumnCount = 6;
+
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
@@ -340,9 +350,78 @@ Status MigrateTo5(sqlite3* db) {
   return Status::Ok();
 }
 
+// Format 6: a finished job's outcome lives in a narrow table of its own, `outcomes`, keyed by the
+// job id, the way format 4 moved leases out: finishing a job (ack, dead, cancel) inserts this
+// row instead of rewriting the job's whole record, and only this narrow row enters the indexes
+// of finished jobs. While an outcome row exists it overrides every mutable field of the job row
+// (the overlay rule, docs/storage-format.md "Format 6"): the job is terminal, whatever its job
+// row still says. It holds the UpdateJob fields, plus copies of the keys the indexes and the
+// search filters need (ns, queue, kind, created_at_ms), so a search never reads the job row of
+// a candidate.
+//
+// Indexes: the retention index over every outcome; the kind and ns search indexes over every
+// outcome; the queue and state-only search indexes over dead and cancelled outcomes only
+// (`state >= 4`): a succeeded job pays no entry in them, and a search of succeeded jobs by queue
+// or state alone walks `outcomes` in id order under the search's candidate budget
+// (docs/benchmarks.md "Keeping finished jobs" has the measurements behind this choice).
+//
+// The migration copies every terminal job row (state >= 3) into `outcomes` (the job rows stay
+// as they are: the overlay makes their own state irrelevant) and replaces the five partial
+// indexes of `jobs` (which no statement uses any more) with those of `outcomes`.
+constexpr char kOutcomeTableSql[] =
+    "CREATE TABLE outcomes ("
+    "  id                 INTEGER PRIMARY KEY,"
+    "  ns                 TEXT    NOT NULL,"
+    "  queue              TEXT    NOT NULL,"
+    "  kind               TEXT    NOT NULL,"
+    "  created_at_ms      INTEGER NOT NULL,"
+    "  state              INTEGER NOT NULL CHECK (state BETWEEN 3 AND 5),"
+    "  priority           INTEGER NOT NULL,"
+    "  run_at_ms          INTEGER NOT NULL,"
+    "  updated_at_ms      INTEGER NOT NULL,"
+    "  finished_at_ms     INTEGER NOT NULL,"
+    "  attempts           INTEGER NOT NULL,"
+    "  max_attempts       INTEGER NOT NULL,"
+    "  runs               INTEGER NOT NULL,"
+    "  backoff_initial_ms INTEGER NOT NULL,"
+    "  backoff_max_ms     INTEGER NOT NULL,"
+    "  backoff_multiplier REAL    NOT NULL,"
+    "  lease_ms           INTEGER NOT NULL,"
+    "  errors             TEXT,"
+    "  dead_reason        TEXT    NOT NULL,"
+    "  result             TEXT    NOT NULL,"
+    "  cancel_requested   INTEGER NOT NULL"
+    ");";
+
+Status MigrateTo6(sqlite3* db) {
+  YM_RETURN_IF_ERROR(Exec(db, kOutcomeTableSql, "migrate to format 6 (outcomes table)"));
+  return Exec(
+      db,
+      "INSERT INTO outcomes (id, ns, queue, kind, created_at_ms, state, priority, run_at_ms, "
+      "updated_at_ms, finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, "
+      "backoff_max_ms, backoff_multiplier, lease_ms, errors, dead_reason, result, "
+      "cancel_requested) SELECT id, ns, queue, kind, created_at_ms, state, priority, run_at_ms, "
+      "updated_at_ms, finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, "
+      "backoff_max_ms, backoff_multiplier, lease_ms, errors, dead_reason, result, "
+      "cancel_requested FROM jobs WHERE state >= 3;"
+      // A terminal job has no lease (format 4 already kept none beside a terminal row).
+      "DELETE FROM leases WHERE id IN (SELECT id FROM outcomes);"
+      "DROP INDEX jobs_terminal_by_id;"
+      "DROP INDEX jobs_terminal_by_finish;"
+      "DROP INDEX jobs_finished_by_state;"
+      "DROP INDEX jobs_finished_by_kind;"
+      "DROP INDEX jobs_finished_by_ns;"
+      "CREATE INDEX outcomes_by_finish ON outcomes (queue, state, finished_at_ms);"
+      "CREATE INDEX outcomes_by_kind ON outcomes (state, kind, id);"
+      "CREATE INDEX outcomes_by_ns ON outcomes (state, ns, id);"
+      "CREATE INDEX outcomes_dead_by_queue ON outcomes (state, queue, id) WHERE state >= 4;"
+      "CREATE INDEX outcomes_dead_by_state ON outcomes (state, id) WHERE state >= 4;",
+      "migrate to format 6 (outcomes)");
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
-                                     &MigrateTo5};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3,
+                                     &MigrateTo4, &MigrateTo5, &MigrateTo6};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -579,27 +658,77 @@ Status ReadLease(sqlite3_stmt* s, int col, JobRecord* job) {
   return Status::Ok();
 }
 
-// kJobColumns of `jobs AS j`, then kLeaseColumns of `leases AS l` (NULL without a lease):
-// what GetJob and ListJobs select, decoded by ReadJob then ReadLease(kJobColumnCount).
-// The columns ReadJob then ReadLease decode, from `jobs AS j` and `leases AS l`.
-std::string JoinedColumns() {
-  std::string cols = kJobColumns;
-  std::string out = "SELECT j.";
-  for (char c : cols) {
+// Decodes an outcomes row (kOutcomeColumns from column `col` on) into `job`, whose job row was
+// read: the job is terminal with these fields. A NULL state (a LEFT JOIN that found no outcome)
+// leaves the job as its row (and lease) say.
+Status ReadOutcome(sqlite3_stmt* s, int col, JobRecord* job) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) return Status::Ok();
+  const auto id = static_cast<std::int64_t>(job->id);
+  std::uint8_t state = 0;
+  int cancel = 0;
+  YM_RETURN_IF_ERROR(ReadInt(s, col, id, "outcomes.state", &state));
+  if (state < 3 || state > 5) return BadColumn(id, "outcomes.state", "is not a final state");
+  job->state = static_cast<JobState>(state);
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 1, id, "outcomes.priority", &job->priority));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 2, id, "outcomes.run_at_ms", &job->run_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 3, id, "outcomes.updated_at_ms", &job->updated_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 4, id, "outcomes.finished_at_ms", &job->finished_at_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 5, id, "outcomes.attempts", &job->attempts));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 6, id, "outcomes.max_attempts", &job->max_attempts));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 7, id, "outcomes.runs", &job->runs));
+  YM_RETURN_IF_ERROR(
+      ReadInt(s, col + 8, id, "outcomes.backoff_initial_ms", &job->backoff.initial_ms));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 9, id, "outcomes.backoff_max_ms", &job->backoff.max_ms));
+  YM_RETURN_IF_ERROR(
+      ReadReal(s, col + 10, id, "outcomes.backoff_multiplier", &job->backoff.multiplier));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 11, id, "outcomes.lease_ms", &job->lease_ms));
+  YM_RETURN_IF_ERROR(DecodeErrors(s, col + 12, id, &job->errors));
+  YM_RETURN_IF_ERROR(ReadText(s, col + 13, id, "outcomes.dead_reason", &job->dead_reason));
+  YM_RETURN_IF_ERROR(ReadText(s, col + 14, id, "outcomes.result", &job->result));
+  YM_RETURN_IF_ERROR(ReadInt(s, col + 15, id, "outcomes.cancel_requested", &cancel));
+  if (cancel != 0 && cancel != 1)
+    return BadColumn(id, "outcomes.cancel_requested", "is not 0 or 1");
+  job->cancel_requested = cancel == 1;
+  // A finished job holds no lease.
+  job->lease_token = 0;
+  job->lease_expires_at_ms = 0;
+  job->worker_id.clear();
+  job->lease_deadline_at_ms = 0;
+  return Status::Ok();
+}
+
+// `columns` with each name prefixed by `alias` and a dot.
+std::string Prefixed(std::string_view columns, std::string_view alias) {
+  std::string out(alias);
+  out += '.';
+  for (char c : columns) {
     out += c;
-    if (c == ' ') out += "j.";
-  }
-  std::string lease = kLeaseColumns;
-  out += ", l.";
-  for (char c : lease) {
-    out += c;
-    if (c == ' ') out += "l.";
+    if (c == ' ') {
+      out += alias;
+      out += '.';
+    }
   }
   return out;
 }
 
-std::string JoinedSelect() {
-  return JoinedColumns() + " FROM jobs AS j LEFT JOIN leases AS l ON l.id = j.id";
+// kJobColumns of `jobs AS j`, kLeaseColumns of `leases AS l` (NULL without a lease), then
+// kOutcomeColumns of `outcomes AS o` (NULL without an outcome): what GetJob, ListJobs and
+// SearchFinished select, decoded by ReadStoredJob.
+std::string JoinedColumns() {
+  return "SELECT " + Prefixed(kJobColumns, "j") + ", " + Prefixed(kLeaseColumns, "l") + ", " +
+         Prefixed(kOutcomeColumns, "o");
+}
+
+constexpr char kJoins[] =
+    " LEFT JOIN leases AS l ON l.id = j.id LEFT JOIN outcomes AS o ON o.id = j.id";
+
+std::string JoinedSelect() { return JoinedColumns() + " FROM jobs AS j" + kJoins; }
+
+// Decodes a row of JoinedColumns(): the job row, overlaid by its lease, then by its outcome.
+Status ReadStoredJob(sqlite3_stmt* s, JobRecord* job) {
+  YM_RETURN_IF_ERROR(ReadJob(s, job));
+  YM_RETURN_IF_ERROR(ReadLease(s, kJobColumnCount, job));
+  return ReadOutcome(s, kJobColumnCount + kLeaseColumnCount, job);
 }
 
 Status SyncDirectoryOf(const std::string& path) {
@@ -698,8 +827,11 @@ SqliteStore::~SqliteStore() {
                           insert_job_,
                           insert_tag_,
                           update_job_,
-                          update_job_any_,
-                          job_state_,
+                          finish_job_,
+                          outcome_state_,
+                          update_outcome_,
+                          delete_outcome_,
+                          outcomes_in_range_,
                           put_lease_,
                           put_leases_,
                           delete_lease_,
@@ -708,14 +840,16 @@ SqliteStore::~SqliteStore() {
                           release_job_,
                           probe_,
                           delete_job_,
-                          delete_finished_job_,
+                          delete_any_job_,
                           put_queue_,
                           delete_queue_,
                           put_key_,
                           expire_keys_,
                           finish_key_,
                           purge_oldest_,
+                          purge_oldest_jobs_,
                           purge_before_,
+                          purge_before_jobs_,
                           oldest_finish_,
                           set_next_id_,
                           finish_jobs_,
@@ -806,10 +940,10 @@ Status SqliteStore::OpenWriter() {
 
 Status SqliteStore::LoadFinishedCounts() {
   int rc;
-  // `state >= 3` lets the planner count from the partial terminal index alone.
+  // Counted from the retention index (queue, state, ...) alone.
   Stmt q;
-  YM_RETURN_IF_ERROR(q.Prepare(
-      writer_, "SELECT queue, state, count(*) FROM jobs WHERE state >= 3 GROUP BY queue, state"));
+  YM_RETURN_IF_ERROR(
+      q.Prepare(writer_, "SELECT queue, state, count(*) FROM outcomes GROUP BY queue, state"));
   std::vector<FinishedCount> counts;
   while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
     // A row with a state out of range is not counted: reads of it report the corruption, and
@@ -844,16 +978,22 @@ Status SqliteStore::PrepareWriterStatements() {
   for (int r = 0; r < kLeaseChunk; ++r)
     put_leases_sql += r == 0 ? "(?,?,?,?,?,?,?)" : ",(?,?,?,?,?,?,?)";
   put_leases_sql +=
-      ") WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = column1 AND jobs.state < 3)";
-  // UpdateJob for kFinishChunk rows at once (ApplyFinishRun): the VALUES rows are (id, then the
-  // 16 values of kUpdateJobSql in its order).
-  std::string finish_sql =
-      "UPDATE jobs SET state = v.column2, priority = v.column3, run_at_ms = v.column4, "
-      "updated_at_ms = v.column5, finished_at_ms = v.column6, attempts = v.column7, "
-      "max_attempts = v.column8, runs = v.column9, backoff_initial_ms = v.column10, "
-      "backoff_max_ms = v.column11, backoff_multiplier = v.column12, lease_ms = v.column13, "
-      "errors = v.column14, dead_reason = v.column15, result = v.column16, "
-      "cancel_requested = v.column17 FROM (VALUES ";
+      ") WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = column1 AND jobs.state < 3) AND NOT "
+      "EXISTS (SELECT 1 FROM outcomes WHERE outcomes.id = column1)";
+  // A job's finish (UpdateJob to a final state) inserts its outcome row, copying the keys the
+  // indexes need from the job row, which it leaves as it is. OR IGNORE: a job that has an
+  // outcome already (finished before) is not changed here, nor is a missing one (no job row to
+  // join): the caller tells by what was inserted.
+  const std::string insert_outcome =
+      std::string("INSERT OR IGNORE INTO outcomes (id, ns, queue, kind, created_at_ms, ") +
+      kOutcomeColumns + ") ";
+  // kFinishChunk rows at once (ApplyFinishRun): the VALUES rows are (id, then the 16 values of
+  // kUpdateJobSql in its order).
+  std::string finish_sql = insert_outcome +
+                           "SELECT j.id, j.ns, j.queue, j.kind, j.created_at_ms, v.column2, "
+                           "v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, "
+                           "v.column9, v.column10, v.column11, v.column12, v.column13, "
+                           "v.column14, v.column15, v.column16, v.column17 FROM (VALUES ";
   std::string delete_leases_sql = "DELETE FROM leases WHERE id IN (";
   for (int r = 0; r < kFinishChunk; ++r) {
     finish_sql += r == 0 ? "(" : ",(";
@@ -861,7 +1001,7 @@ Status SqliteStore::PrepareWriterStatements() {
     finish_sql += ")";
     delete_leases_sql += r == 0 ? "?" : ",?";
   }
-  finish_sql += ") AS v WHERE jobs.id = v.column1 AND jobs.state < 3 RETURNING jobs.id";
+  finish_sql += ") AS v CROSS JOIN jobs AS j ON j.id = v.column1 WHERE true RETURNING id";
   delete_leases_sql += ")";
   const std::pair<sqlite3_stmt**, std::string> stmts[] = {
       {&begin_, "BEGIN IMMEDIATE"},
@@ -875,28 +1015,47 @@ Status SqliteStore::PrepareWriterStatements() {
       // Finished counts (finished_counts.h): the common UpdateJob and DeleteJob touch a live row,
       // so they are guarded by `state < 3`, which costs nothing (the row is read anyway) and
       // tells by sqlite3_changes() whether a terminal row needs the slower, counted path.
-      {&update_job_, std::string(kUpdateJobSql) + " AND state < 3"},
-      {&update_job_any_, kUpdateJobSql},
-      {&job_state_, "SELECT queue, state FROM jobs WHERE id = ?1"},
+      // A job that stays (or becomes again) live: its job row. Its outcome, if it had one (a
+      // replay), goes by delete_outcome_.
+      {&update_job_, kUpdateJobSql},
+      // One job's finish (the parameters of kUpdateJobSql).
+      {&finish_job_, insert_outcome +
+                         "SELECT j.id, j.ns, j.queue, j.kind, j.created_at_ms, ?1, ?2, ?3, ?4, "
+                         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 FROM jobs AS j "
+                         "WHERE j.id = ?17"},
+      {&outcome_state_, "SELECT queue, state FROM outcomes WHERE id = ?1"},
+      // A finished job finished again (the parameters of kUpdateJobSql).
+      {&update_outcome_,
+       "UPDATE outcomes SET state = ?1, priority = ?2, run_at_ms = ?3, updated_at_ms = ?4, "
+       "finished_at_ms = ?5, attempts = ?6, max_attempts = ?7, runs = ?8, backoff_initial_ms = "
+       "?9, backoff_max_ms = ?10, backoff_multiplier = ?11, lease_ms = ?12, errors = ?13, "
+       "dead_reason = ?14, result = ?15, cancel_requested = ?16 WHERE id = ?17"},
+      {&delete_outcome_, "DELETE FROM outcomes WHERE id = ?1 RETURNING queue, state"},
+      {&outcomes_in_range_, "SELECT EXISTS (SELECT 1 FROM outcomes WHERE id BETWEEN ?1 AND ?2)"},
       // The hot path of a lease: one small row in the leases table; the job row is not touched.
       // Only for a live job (UpdateLease of a missing or terminal one is a no-op), so no lease
       // row can outlive its job or sit beside a terminal row.
       {&put_lease_,
        "INSERT OR REPLACE INTO leases (id, token, expires_at_ms, worker_id, attempts, "
        "updated_at_ms, deadline_at_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS "
-       "(SELECT 1 FROM jobs WHERE id = ?1 AND state < 3)"},
+       "(SELECT 1 FROM jobs WHERE id = ?1 AND state < 3) AND NOT EXISTS "
+       "(SELECT 1 FROM outcomes WHERE id = ?1)"},
       {&put_leases_, put_leases_sql},
       {&delete_lease_, "DELETE FROM leases WHERE id = ?1"},
-      {&delete_job_range_, "DELETE FROM jobs WHERE id BETWEEN ?1 AND ?2 AND state < 3"},
+      // Live jobs only: the caller checked that none of the range has an outcome.
+      {&delete_job_range_, "DELETE FROM jobs WHERE id BETWEEN ?1 AND ?2"},
       {&delete_lease_range_, "DELETE FROM leases WHERE id BETWEEN ?1 AND ?2"},
       // A lease handed back: the job row takes the state and attempt count again.
       {&release_job_,
-       "UPDATE jobs SET state = ?1, attempts = ?2, updated_at_ms = ?3 WHERE id = ?4 AND state < 3"},
+       "UPDATE jobs SET state = ?1, attempts = ?2, updated_at_ms = ?3 WHERE id = ?4 AND state < 3 "
+       "AND NOT EXISTS (SELECT 1 FROM outcomes WHERE id = ?4)"},
       // The store probe of a degraded broker: rewrites a row with its own value so that the
       // transaction really appends to the WAL and fsyncs, as a real commit would.
       {&probe_, "UPDATE meta SET value = value WHERE key = 'next_id'"},
-      {&delete_job_, "DELETE FROM jobs WHERE id = ?1 AND state < 3"},
-      {&delete_finished_job_, "DELETE FROM jobs WHERE id = ?1 RETURNING queue, state"},
+      // A live job (delete-on-ack): no outcome to remove or count.
+      {&delete_job_,
+       "DELETE FROM jobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM outcomes WHERE id = ?1)"},
+      {&delete_any_job_, "DELETE FROM jobs WHERE id = ?1"},
       {&put_queue_,
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
@@ -913,7 +1072,9 @@ Status SqliteStore::PrepareWriterStatements() {
       {&finish_key_,
        "UPDATE idempotency_keys SET final_state = ?4 WHERE ns = ?1 AND key = ?2 AND job_id = ?3"},
       // Retention, by the finish index (sqlite_store.h explains the plans).
+      {&purge_oldest_jobs_, kPurgeOldestJobsSql},
       {&purge_oldest_, kPurgeOldestSql},
+      {&purge_before_jobs_, kPurgeBeforeJobsSql},
       {&purge_before_, kPurgeBeforeSql},
       {&oldest_finish_, kOldestFinishSql},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
@@ -1031,6 +1192,15 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
     YM_RETURN_IF_ERROR(
         StepDone(writer_, insert_tag_, "insert job tag", static_cast<std::int64_t>(j.id)));
   }
+  if (IsTerminal(j.state)) {
+    // Inserted finished (tests, imports): its outcome row says so, as a finish would.
+    if (BindUpdate(finish_job_, j) != SQLITE_OK) {
+      sqlite3_reset(finish_job_);
+      return IoError("bind outcome of job " + std::to_string(j.id) + ": " +
+                     sqlite3_errmsg(writer_));
+    }
+    return StepDone(writer_, finish_job_, "insert outcome", static_cast<std::int64_t>(j.id));
+  }
   if (HasLease(j.state, j.lease_token)) {
     return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
                     j.updated_at_ms, j.lease_deadline_at_ms);
@@ -1116,49 +1286,73 @@ int SqliteStore::BindUpdate(sqlite3_stmt* s, const JobRecord& j) {
 
 Status SqliteStore::ApplyUpdate(const JobRecord& j) {
   if (!IdInRange(j.id)) return IoError("update of job with invalid id " + std::to_string(j.id));
+  const auto id = static_cast<std::int64_t>(j.id);
   auto bind_error = [&](sqlite3_stmt* s) {
     sqlite3_reset(s);
     return IoError("bind update of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));
   };
-  // The common case: the row is live. It becomes terminal or stays live.
-  if (BindUpdate(update_job_, j) != SQLITE_OK) return bind_error(update_job_);
-  YM_RETURN_IF_ERROR(StepDone(writer_, update_job_, "update job", static_cast<std::int64_t>(j.id)));
-  if (sqlite3_changes(writer_) == 1) {
-    // UpdateJob carries the job's queue (store/batch.h).
-    finished_.AddPending(j.queue, j.state, 1);
-  } else {
-    // The row is terminal (a replay makes it live again) or missing (a no-op).
-    int rc = sqlite3_bind_int64(job_state_, 1, static_cast<std::int64_t>(j.id));
-    if (rc != SQLITE_OK) return bind_error(job_state_);
-    rc = sqlite3_step(job_state_);
+  if (IsTerminal(j.state)) {
+    // The common case: a live job finishes. Its outcome row is inserted; the job row is left
+    // as it is (the outcome overrides it).
+    if (BindUpdate(finish_job_, j) != SQLITE_OK) return bind_error(finish_job_);
+    YM_RETURN_IF_ERROR(StepDone(writer_, finish_job_, "finish job", id));
+    if (sqlite3_changes(writer_) == 1) {
+      // UpdateJob carries the job's queue (store/batch.h).
+      finished_.AddPending(j.queue, j.state, 1);
+      return DeleteLease(j.id);
+    }
+    // Finished already (its outcome is rewritten, counted), or missing (a no-op).
+    if (sqlite3_bind_int64(outcome_state_, 1, id) != SQLITE_OK) return bind_error(outcome_state_);
+    int rc = sqlite3_step(outcome_state_);
     if (rc == SQLITE_DONE) {
-      sqlite3_reset(job_state_);
+      sqlite3_reset(outcome_state_);
       return Status::Ok();  // no such job: a no-op
     }
     if (rc != SQLITE_ROW) {
-      Status st = SqlError(writer_, rc, "read state of job " + std::to_string(j.id));
-      sqlite3_reset(job_state_);
+      Status st = SqlError(writer_, rc, "read outcome of job " + std::to_string(j.id));
+      sqlite3_reset(outcome_state_);
       return st;
     }
-    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(job_state_, 0));
+    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(outcome_state_, 0));
     const std::string queue = q != nullptr ? q : "";
-    const int old_state = sqlite3_column_int(job_state_, 1);
-    sqlite3_reset(job_state_);
-    if (BindUpdate(update_job_any_, j) != SQLITE_OK) return bind_error(update_job_any_);
-    YM_RETURN_IF_ERROR(
-        StepDone(writer_, update_job_any_, "update job", static_cast<std::int64_t>(j.id)));
+    const int old_state = sqlite3_column_int(outcome_state_, 1);
+    sqlite3_reset(outcome_state_);
+    if (BindUpdate(update_outcome_, j) != SQLITE_OK) return bind_error(update_outcome_);
+    YM_RETURN_IF_ERROR(StepDone(writer_, update_outcome_, "update outcome", id));
     if (old_state >= 3 && old_state <= 5) {
       finished_.AddPending(queue, static_cast<JobState>(old_state), -1);
     }
     finished_.AddPending(queue, j.state, 1);
+    return DeleteLease(j.id);
   }
+  // Live: the job row takes every field; an outcome it had (a replay of a finished job) goes.
+  if (BindUpdate(update_job_, j) != SQLITE_OK) return bind_error(update_job_);
+  YM_RETURN_IF_ERROR(StepDone(writer_, update_job_, "update job", id));
+  if (sqlite3_changes(writer_) == 0) return Status::Ok();  // no such job: a no-op
+  YM_RETURN_IF_ERROR(DeleteOutcome(j.id));
   // The record carries the job's lease, if any: it replaces the stored one, or its absence
-  // ends it (a failed or expired attempt, a finished job).
+  // ends it (a failed or expired attempt).
   if (HasLease(j.state, j.lease_token)) {
     return PutLease(j.id, j.lease_token, j.lease_expires_at_ms, j.worker_id, j.attempts,
                     j.updated_at_ms, j.lease_deadline_at_ms);
   }
   return DeleteLease(j.id);
+}
+
+Status SqliteStore::DeleteOutcome(JobId id) {
+  sqlite3_bind_int64(delete_outcome_, 1, static_cast<std::int64_t>(id));
+  int rc;
+  while ((rc = sqlite3_step(delete_outcome_)) == SQLITE_ROW) {
+    const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(delete_outcome_, 0));
+    const int state = sqlite3_column_int(delete_outcome_, 1);
+    if (state >= 3 && state <= 5) {
+      finished_.AddPending(q != nullptr ? q : "", static_cast<JobState>(state), -1);
+    }
+  }
+  Status st;
+  if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "delete outcome of job " + std::to_string(id));
+  sqlite3_reset(delete_outcome_);
+  return st;
 }
 
 Status SqliteStore::ApplyUpdateLease(const UpdateLease& l) {
@@ -1256,7 +1450,7 @@ Status SqliteStore::ApplyFinishRun(const std::vector<const JobRecord*>& run) {
     for (int r = 0; r < kFinishChunk; ++r) {
       const JobRecord& j = *run[i + static_cast<std::size_t>(r)];
       if (std::binary_search(finished_ids_.begin(), finished_ids_.end(), j.id)) {
-        finished_.AddPending(j.queue, j.state, 1);  // a live row became terminal
+        finished_.AddPending(j.queue, j.state, 1);  // a live job got its outcome
       } else {
         // Terminal already, or missing: the counted one-by-one path (its lease row, if any,
         // is gone already, as ApplyUpdate would have removed it).
@@ -1270,23 +1464,14 @@ Status SqliteStore::ApplyFinishRun(const std::vector<const JobRecord*>& run) {
 
 Status SqliteStore::ApplyDelete(JobId id) {
   if (!IdInRange(id)) return Status::Ok();  // no such row can exist
-  sqlite3_bind_int64(delete_job_, 1, static_cast<std::int64_t>(id));
-  YM_RETURN_IF_ERROR(StepDone(writer_, delete_job_, "delete job", static_cast<std::int64_t>(id)));
+  const auto sid = static_cast<std::int64_t>(id);
+  sqlite3_bind_int64(delete_job_, 1, sid);
+  YM_RETURN_IF_ERROR(StepDone(writer_, delete_job_, "delete job", sid));
   if (sqlite3_changes(writer_) == 0) {
-    // A terminal row (or none): deleted by the counted statement.
-    sqlite3_bind_int64(delete_finished_job_, 1, static_cast<std::int64_t>(id));
-    int rc;
-    while ((rc = sqlite3_step(delete_finished_job_)) == SQLITE_ROW) {
-      const auto* q = reinterpret_cast<const char*>(sqlite3_column_text(delete_finished_job_, 0));
-      const int state = sqlite3_column_int(delete_finished_job_, 1);
-      if (state >= 3 && state <= 5) {
-        finished_.AddPending(q != nullptr ? q : "", static_cast<JobState>(state), -1);
-      }
-    }
-    Status st;
-    if (rc != SQLITE_DONE) st = SqlError(writer_, rc, "delete job " + std::to_string(id));
-    sqlite3_reset(delete_finished_job_);
-    YM_RETURN_IF_ERROR(st);
+    // A finished job (or none): its outcome goes, counted, then its job row.
+    YM_RETURN_IF_ERROR(DeleteOutcome(id));
+    sqlite3_bind_int64(delete_any_job_, 1, sid);
+    YM_RETURN_IF_ERROR(StepDone(writer_, delete_any_job_, "delete job", sid));
   }
   // An acked job's lease row goes with it, in the same transaction.
   return DeleteLease(id);
@@ -1298,16 +1483,24 @@ Status SqliteStore::ApplyDeleteRange(JobId first, JobId last) {
     for (JobId id = first; id <= last && id >= first; ++id) YM_RETURN_IF_ERROR(ApplyDelete(id));
     return Status::Ok();
   }
+  // The range delete takes live jobs only; a range holding a finished one (one probe of the
+  // outcomes table tells) goes one by one, counted (finished_counts.h).
+  sqlite3_bind_int64(outcomes_in_range_, 1, static_cast<std::int64_t>(first));
+  sqlite3_bind_int64(outcomes_in_range_, 2, static_cast<std::int64_t>(last));
+  int rc = sqlite3_step(outcomes_in_range_);
+  const bool any_finished = rc == SQLITE_ROW && sqlite3_column_int(outcomes_in_range_, 0) != 0;
+  Status st;
+  if (rc != SQLITE_ROW) st = SqlError(writer_, rc, "read outcomes of a range");
+  sqlite3_reset(outcomes_in_range_);
+  YM_RETURN_IF_ERROR(st);
+  if (any_finished) {
+    for (JobId id = first; id <= last; ++id) YM_RETURN_IF_ERROR(ApplyDelete(id));
+    return Status::Ok();
+  }
   for (sqlite3_stmt* s : {delete_job_range_, delete_lease_range_}) {
     sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(first));
     sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(last));
     YM_RETURN_IF_ERROR(StepDone(writer_, s, "delete jobs from", static_cast<std::int64_t>(first)));
-    if (s == delete_job_range_ &&
-        static_cast<JobId>(sqlite3_changes(writer_)) != last - first + 1) {
-      // The range delete takes live rows only (`state < 3`); a finished (or missing) row among
-      // them goes one by one, counted (finished_counts.h).
-      for (JobId id = first; id <= last; ++id) YM_RETURN_IF_ERROR(ApplyDelete(id));
-    }
   }
   return Status::Ok();
 }
@@ -1394,23 +1587,28 @@ Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
   // 1. Over the cap: the oldest-finished rows above it, by the exact count the store keeps.
   if (p.max_kept > 0 && count > p.max_kept && budget > 0) {
     const std::uint64_t excess = std::min(count - p.max_kept, budget);
-    int rc = sqlite3_bind_int(purge_oldest_, 1, static_cast<int>(p.state));
-    rc |= BindText(purge_oldest_, 2, p.queue);
-    rc |= sqlite3_bind_int64(purge_oldest_, 3, sql_limit(excess));
-    if (rc != SQLITE_OK) return bind_error(purge_oldest_);
-    YM_RETURN_IF_ERROR(StepDone(writer_, purge_oldest_, "purge finished jobs over the cap"));
+    // The job rows first, then their outcomes (sqlite_store.h).
+    for (sqlite3_stmt* s : {purge_oldest_jobs_, purge_oldest_}) {
+      int rc = sqlite3_bind_int(s, 1, static_cast<int>(p.state));
+      rc |= BindText(s, 2, p.queue);
+      rc |= sqlite3_bind_int64(s, 3, sql_limit(excess));
+      if (rc != SQLITE_OK) return bind_error(s);
+      YM_RETURN_IF_ERROR(StepDone(writer_, s, "purge finished jobs over the cap"));
+    }
     const auto n = static_cast<std::uint64_t>(sqlite3_changes(writer_));
     deleted += n;
     budget -= std::min(budget, n);
   }
   // 2. Past the window, with what is left of the budget.
   if (budget > 0) {
-    int rc = sqlite3_bind_int(purge_before_, 1, static_cast<int>(p.state));
-    rc |= BindText(purge_before_, 2, p.queue);
-    rc |= sqlite3_bind_int64(purge_before_, 3, p.before_ms);
-    rc |= sqlite3_bind_int64(purge_before_, 4, sql_limit(budget));
-    if (rc != SQLITE_OK) return bind_error(purge_before_);
-    YM_RETURN_IF_ERROR(StepDone(writer_, purge_before_, "purge finished jobs"));
+    for (sqlite3_stmt* s : {purge_before_jobs_, purge_before_}) {
+      int rc = sqlite3_bind_int(s, 1, static_cast<int>(p.state));
+      rc |= BindText(s, 2, p.queue);
+      rc |= sqlite3_bind_int64(s, 3, p.before_ms);
+      rc |= sqlite3_bind_int64(s, 4, sql_limit(budget));
+      if (rc != SQLITE_OK) return bind_error(s);
+      YM_RETURN_IF_ERROR(StepDone(writer_, s, "purge finished jobs"));
+    }
     deleted += static_cast<std::uint64_t>(sqlite3_changes(writer_));
   }
   finished_.AddPending(p.queue, p.state, -static_cast<std::int64_t>(deleted));
@@ -1751,12 +1949,16 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan leases");
   }
   {
-    // A rowid-order scan of the whole table: live jobs are most of what a broker keeps (terminal
-    // ones are deleted at ack or by retention), so an index on state would cost a write per job
-    // transition to save little here. docs/storage-format.md has the measurement.
+    // A rowid-order scan of the whole table: an index on state would cost a write per job
+    // transition to save little here (docs/storage-format.md has the measurement). A finished
+    // job is one with an outcome row (its job row may still say ready): one primary-key probe
+    // of `outcomes` per row whose own state is live, in id order, so the probes walk the
+    // outcomes b-tree forward through cached pages.
     Stmt q;
-    YM_RETURN_IF_ERROR(q.Prepare(
-        writer_, std::string("SELECT ") + kJobColumns + " FROM jobs WHERE state < 3 ORDER BY id"));
+    YM_RETURN_IF_ERROR(q.Prepare(writer_, std::string("SELECT ") + kJobColumns +
+                                              " FROM jobs WHERE state < 3 AND NOT EXISTS "
+                                              "(SELECT 1 FROM outcomes AS o WHERE o.id = jobs.id) "
+                                              "ORDER BY id"));
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       JobRecord job;
@@ -1818,8 +2020,7 @@ Result<std::optional<JobRecord>> SqliteStore::GetJob(JobId id) {
   if (rc == SQLITE_DONE) return std::optional<JobRecord>();
   if (rc != SQLITE_ROW) return SqlError(r->db, rc, "get job " + std::to_string(id));
   JobRecord job;
-  Status st = ReadJob(s, &job);
-  if (st.ok()) st = ReadLease(s, kJobColumnCount, &job);
+  Status st = ReadStoredJob(s, &job);
   if (!st.ok()) return st;
   return std::optional<JobRecord>(std::move(job));
 }
@@ -1827,22 +2028,35 @@ Result<std::optional<JobRecord>> SqliteStore::GetJob(JobId id) {
 Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query) {
   std::vector<JobRecord> out;
   if (query.limit == 0 || !IdInRange(query.after_id)) return out;
-  bool all_terminal =
+  const bool all_terminal =
       !query.states.empty() && std::all_of(query.states.begin(), query.states.end(), IsTerminal);
-  std::string sql = JoinedSelect() + " WHERE j.id > ?";
-  if (!query.queue.empty()) sql += " AND j.queue = ?";
-  if (!query.states.empty()) {
-    // A job with a lease row is active whatever its own row says (it keeps the state it had
-    // before the lease). Terminal-only lists (the server's) filter on the row's state, which
-    // the partial terminal index serves, and leave out leased rows; others filter on the
-    // state as read.
-    sql += all_terminal ? " AND j.state IN (?" : " AND iif(l.id IS NULL, j.state, 2) IN (?";
+  std::string sql;
+  if (all_terminal) {
+    // Terminal-only lists (the server's) read `outcomes` (by the dead/cancelled queue index
+    // when they ask for those states only), then each job row by id.
+    const bool dead_only = std::none_of(query.states.begin(), query.states.end(),
+                                        [](JobState st) { return st == JobState::kSucceeded; });
+    sql = JoinedColumns() +
+          " FROM outcomes AS o CROSS JOIN jobs AS j ON j.id = o.id LEFT JOIN leases AS l ON "
+          "l.id = j.id WHERE o.id > ?";
+    if (!query.queue.empty()) sql += " AND o.queue = ?";
+    sql += " AND o.state IN (?";
     for (std::size_t i = 1; i < query.states.size(); ++i) sql += ",?";
     sql += ")";
+    // Spelled out so the planner can pick the partial index.
+    if (dead_only) sql += " AND o.state >= 4";
+    sql += " ORDER BY o.id LIMIT ?";
+  } else {
+    sql = JoinedSelect() + " WHERE j.id > ?";
+    if (!query.queue.empty()) sql += " AND j.queue = ?";
+    if (!query.states.empty()) {
+      // The state as read: an outcome's, else active with a lease row, else the job row's.
+      sql += " AND coalesce(o.state, iif(l.id IS NULL, j.state, 2)) IN (?";
+      for (std::size_t i = 1; i < query.states.size(); ++i) sql += ",?";
+      sql += ")";
+    }
+    sql += " ORDER BY j.id LIMIT ?";
   }
-  // Spelled out so the planner can pick the partial terminal index (see the purge statement).
-  if (all_terminal) sql += " AND j.state >= 3 AND l.id IS NULL";
-  sql += " ORDER BY j.id LIMIT ?";
 
   ReaderLease r(this);
   sqlite3_stmt*& s = r->list_stmts[sql];
@@ -1866,8 +2080,7 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     JobRecord& job = out.emplace_back();
-    Status st = ReadJob(s, &job);
-    if (st.ok()) st = ReadLease(s, kJobColumnCount, &job);
+    Status st = ReadStoredJob(s, &job);
     if (!st.ok()) return st;
   }
   if (rc != SQLITE_DONE) return SqlError(r->db, rc, "list jobs");
@@ -1901,26 +2114,33 @@ namespace {
 // index entries and stops after `limit` matches or `max_examined` candidates, whichever first.
 enum class SearchDriver {
   kTag,    // job_tags_by_tag (tag, id)
-  kKind,   // jobs_finished_by_kind (state, kind, id), one run per state
-  kQueue,  // jobs_terminal_by_id (state, queue, id), one run per state
-  kNs,     // jobs_finished_by_ns (state, ns, id), one run per state
-  kState,  // jobs_finished_by_state (state, id), one run per state
+  kKind,   // outcomes_by_kind (state, kind, id), one run per state
+  kQueue,  // outcomes_dead_by_queue (state, queue, id), dead and cancelled: one run per state
+  kNs,     // outcomes_by_ns (state, ns, id), one run per state
+  kState,  // outcomes_dead_by_state (state, id), dead and cancelled: one run per state
+  // `outcomes` itself in id order (its primary key), every state in one run: a search by queue
+  // or by state alone that includes succeeded jobs, which those two indexes leave out (format 6:
+  // succeeded jobs, the common outcome, pay no entry in them). Each outcome is a candidate.
+  kWalk,
 };
 
-SearchDriver ChooseDriver(const JobFilter& f) {
+SearchDriver ChooseDriver(const JobFilter& f, const std::vector<JobState>& states) {
   if (!f.tag.empty()) return SearchDriver::kTag;
   if (!f.kind.empty()) return SearchDriver::kKind;
-  if (!f.queue.empty()) return SearchDriver::kQueue;
+  const bool succeeded =
+      std::find(states.begin(), states.end(), JobState::kSucceeded) != states.end();
+  if (!f.queue.empty()) return succeeded ? SearchDriver::kWalk : SearchDriver::kQueue;
   if (!f.ns.empty()) return SearchDriver::kNs;
-  return SearchDriver::kState;
+  return succeeded ? SearchDriver::kWalk : SearchDriver::kState;
 }
 
-bool PerState(SearchDriver d) { return d != SearchDriver::kTag; }
+bool PerState(SearchDriver d) { return d != SearchDriver::kTag && d != SearchDriver::kWalk; }
 
 // The candidates of one run: (id, matches) in ascending id after :a, at most :n. The WHERE
 // holds only what the driving index answers, so every row the statement visits is one row it
-// returns (and counts); the rest of the filter is the `matches` column, evaluated on the row.
-// `run` only makes the text distinct, so that each run of a merge gets its own statement.
+// returns (and counts); the rest of the filter is the `matches` column, evaluated on the
+// outcome row (which carries every filtered column but the tags). `run` only makes the text
+// distinct, so that each run of a merge gets its own statement.
 std::string CandidatesSql(SearchDriver d, const JobFilter& f, std::size_t n_states,
                           std::size_t run) {
   std::string m = "1";
@@ -1928,54 +2148,56 @@ std::string CandidatesSql(SearchDriver d, const JobFilter& f, std::size_t n_stat
   std::string sql;
   switch (d) {
     case SearchDriver::kTag:
-      // CROSS JOIN keeps job_tags the outer loop. Live jobs carry tags too: they are
-      // candidates that do not match, so a tag on many live jobs still costs a bounded call.
+      // job_tags stays the outer loop (a LEFT JOIN is not reordered). Live jobs carry tags
+      // too: they are candidates (no outcome) that do not match, so a tag on many live jobs
+      // still costs a bounded call.
       sql =
-          " FROM job_tags AS t INDEXED BY job_tags_by_tag CROSS JOIN jobs AS j ON j.id = t.id"
+          " FROM job_tags AS t INDEXED BY job_tags_by_tag LEFT JOIN outcomes AS o ON o.id = t.id"
           " WHERE t.tag = :tag AND t.id > :a ORDER BY t.id";
-      add("j.state >= 3");
+      add("o.id IS NOT NULL");
       break;
     case SearchDriver::kKind:
       sql =
-          " FROM jobs AS j INDEXED BY jobs_finished_by_kind"
-          " WHERE j.state = :state AND j.state >= 3 AND j.kind = :kind AND j.id > :a"
-          " ORDER BY j.id";
+          " FROM outcomes AS o INDEXED BY outcomes_by_kind"
+          " WHERE o.state = :state AND o.kind = :kind AND o.id > :a ORDER BY o.id";
       break;
     case SearchDriver::kNs:
       sql =
-          " FROM jobs AS j INDEXED BY jobs_finished_by_ns"
-          " WHERE j.state = :state AND j.state >= 3 AND j.ns = :ns AND j.id > :a"
-          " ORDER BY j.id";
+          " FROM outcomes AS o INDEXED BY outcomes_by_ns"
+          " WHERE o.state = :state AND o.ns = :ns AND o.id > :a ORDER BY o.id";
       break;
     case SearchDriver::kQueue:
-      // The literal `state >= 3` lets the planner use the partial index.
+      // The literal `state >= 4` lets the planner use the partial index.
       sql =
-          " FROM jobs AS j INDEXED BY jobs_terminal_by_id"
-          " WHERE j.state = :state AND j.state >= 3 AND j.queue = :queue AND j.id > :a"
-          " ORDER BY j.id";
+          " FROM outcomes AS o INDEXED BY outcomes_dead_by_queue"
+          " WHERE o.state = :state AND o.state >= 4 AND o.queue = :queue AND o.id > :a"
+          " ORDER BY o.id";
       break;
     case SearchDriver::kState:
       sql =
-          " FROM jobs AS j INDEXED BY jobs_finished_by_state"
-          " WHERE j.state = :state AND j.state >= 3 AND j.id > :a ORDER BY j.id";
+          " FROM outcomes AS o INDEXED BY outcomes_dead_by_state"
+          " WHERE o.state = :state AND o.state >= 4 AND o.id > :a ORDER BY o.id";
+      break;
+    case SearchDriver::kWalk:
+      sql = " FROM outcomes AS o WHERE o.id > :a ORDER BY o.id";
       break;
   }
   if (!PerState(d) && n_states < 3) {
-    std::string in = "j.state IN (";
+    std::string in = "o.state IN (";
     for (std::size_t i = 0; i < n_states; ++i) in += i == 0 ? ":s0" : ",:s" + std::to_string(i);
     add(in + ")");
   }
-  if (d != SearchDriver::kKind && !f.kind.empty()) add("j.kind = :kind");
-  if (d != SearchDriver::kQueue && !f.queue.empty()) add("j.queue = :queue");
-  if (d != SearchDriver::kNs && !f.ns.empty()) add("j.ns = :ns");
-  if (f.created_after_ms) add("j.created_at_ms >= :ca");
-  if (f.created_before_ms) add("j.created_at_ms < :cb");
-  if (f.finished_after_ms) add("j.finished_at_ms >= :fa");
-  if (f.finished_before_ms) add("j.finished_at_ms < :fb");
+  if (d != SearchDriver::kKind && !f.kind.empty()) add("o.kind = :kind");
+  if (d != SearchDriver::kQueue && !f.queue.empty()) add("o.queue = :queue");
+  if (d != SearchDriver::kNs && !f.ns.empty()) add("o.ns = :ns");
+  if (f.created_after_ms) add("o.created_at_ms >= :ca");
+  if (f.created_before_ms) add("o.created_at_ms < :cb");
+  if (f.finished_after_ms) add("o.finished_at_ms >= :fa");
+  if (f.finished_before_ms) add("o.finished_at_ms < :fb");
   if (d != SearchDriver::kTag && !f.tag.empty()) {
-    add("EXISTS (SELECT 1 FROM job_tags AS x WHERE x.id = j.id AND x.tag = :tag)");
+    add("EXISTS (SELECT 1 FROM job_tags AS x WHERE x.id = o.id AND x.tag = :tag)");
   }
-  const std::string id = d == SearchDriver::kTag ? "t.id" : "j.id";
+  const std::string id = d == SearchDriver::kTag ? "t.id" : "o.id";
   return "SELECT " + id + ", " + m + sql + " LIMIT :n /* run " + std::to_string(run) + " */";
 }
 
@@ -2009,7 +2231,7 @@ int BindFilter(sqlite3_stmt* s, const JobFilter& f, const std::vector<JobState>&
 
 Result<std::vector<std::string>> SqliteStore::ExplainSearch(const FinishedSearch& query) {
   const std::vector<JobState> states = query.filter.FinishedStates();
-  const SearchDriver driver = ChooseDriver(query.filter);
+  const SearchDriver driver = ChooseDriver(query.filter, states);
   std::vector<std::string> out;
   ReaderLease r(this);
   for (const std::string& sql : {CandidatesSql(driver, query.filter, states.size(), 0),
@@ -2034,7 +2256,7 @@ Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
   const JobFilter& f = query.filter;
   const std::vector<JobState> states = f.FinishedStates();
   if (query.limit == 0 || states.empty() || !IdInRange(query.after_id)) return page;
-  const SearchDriver driver = ChooseDriver(f);
+  const SearchDriver driver = ChooseDriver(f, states);
   const std::uint32_t budget = std::max<std::uint32_t>(query.max_examined, 1);
 
   ReaderLease r(this);
@@ -2117,9 +2339,9 @@ Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
     if (rc == SQLITE_DONE) continue;
     if (rc != SQLITE_ROW) return SqlError(r->db, rc, "get job " + std::to_string(id));
     JobRecord job;
-    Status st = ReadJob(get, &job);
-    if (st.ok()) st = ReadLease(get, kJobColumnCount, &job);
+    Status st = ReadStoredJob(get, &job);
     if (!st.ok()) return st;
+    // A job that finished is in `outcomes`; the snapshot is the candidates', so it still is.
     page.jobs.push_back(std::move(job));
   }
   return page;

@@ -36,29 +36,33 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 5;
+inline constexpr int kSqliteFormatVersion = 6;
 
 // Retention's statements (SqliteStore::ApplyPurge), public so a test can check their plans. The
-// literal `state >= 3` lets the planner use the partial index (SQLite only uses one when the
-// query's WHERE visibly implies the index's); `likely()` keeps the planner from taking that term
-// for the search key instead of `state = ?1` (with ANALYZE statistics, SQLite 3.40 then reads
-// every finished row of the index and sorts them); INDEXED BY pins the index. The ids come from
-// jobs_terminal_by_finish in finished order, a range of one (state, queue) prefix of which at most
-// LIMIT entries are read, then each row is deleted by its id. So a purge costs the rows it
+// ids come from the outcomes_by_finish index (queue, state, finished_at_ms) in finished order, a
+// range of one (queue, state) prefix of which at most LIMIT entries are read (INDEXED BY pins
+// it); each statement then deletes rows by id. A purge runs the *Jobs* statement first (the job
+// rows of the chosen outcomes; their tag rows go with them by the job_tags_delete trigger), then
+// the outcomes one, whose subquery then selects the same ids. So a purge costs the rows it
 // deletes plus a logarithm, never a scan (SqliteStoreTest.RetentionStatementsUseTheFinishIndex).
 //   ?1 state, ?2 queue, ?3 how many: the oldest-finished rows (over the cap)
+inline constexpr char kPurgeOldestJobsSql[] =
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM outcomes INDEXED BY outcomes_by_finish "
+    "WHERE queue = ?2 AND state = ?1 ORDER BY finished_at_ms LIMIT ?3)";
 inline constexpr char kPurgeOldestSql[] =
-    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
-    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 ORDER BY finished_at_ms LIMIT ?3)";
+    "DELETE FROM outcomes WHERE id IN (SELECT id FROM outcomes INDEXED BY outcomes_by_finish "
+    "WHERE queue = ?2 AND state = ?1 ORDER BY finished_at_ms LIMIT ?3)";
 //   ?1 state, ?2 queue, ?3 finished at or before, ?4 how many at most (past the window)
+inline constexpr char kPurgeBeforeJobsSql[] =
+    "DELETE FROM jobs WHERE id IN (SELECT id FROM outcomes INDEXED BY outcomes_by_finish "
+    "WHERE queue = ?2 AND state = ?1 AND finished_at_ms <= ?3 ORDER BY finished_at_ms LIMIT ?4)";
 inline constexpr char kPurgeBeforeSql[] =
-    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_terminal_by_finish "
-    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 AND finished_at_ms <= ?3 "
-    "ORDER BY finished_at_ms LIMIT ?4)";
+    "DELETE FROM outcomes WHERE id IN (SELECT id FROM outcomes INDEXED BY outcomes_by_finish "
+    "WHERE queue = ?2 AND state = ?1 AND finished_at_ms <= ?3 ORDER BY finished_at_ms LIMIT ?4)";
 //   ?1 state, ?2 queue: when the oldest row left finished
 inline constexpr char kOldestFinishSql[] =
-    "SELECT finished_at_ms FROM jobs INDEXED BY jobs_terminal_by_finish "
-    "WHERE state = ?1 AND likely(state >= 3) AND queue = ?2 ORDER BY finished_at_ms LIMIT 1";
+    "SELECT finished_at_ms FROM outcomes INDEXED BY outcomes_by_finish "
+    "WHERE queue = ?2 AND state = ?1 ORDER BY finished_at_ms LIMIT 1";
 
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
@@ -115,9 +119,9 @@ class SqliteStore final : public Store {
   Status OpenWriter();
   Status OpenReaders();
   Status PrepareWriterStatements();
-  // Loads the terminal-job counts per queue (one scan of the terminal index, at open).
+  // Loads the terminal-job counts per queue (one scan of the outcomes retention index, at open).
   Status LoadFinishedCounts();
-  // Binds UpdateJob's values to update_job_ or update_job_any_ (same parameters).
+  // Binds UpdateJob's values to update_job_, finish_job_ or update_outcome_ (same parameters).
   int BindUpdate(sqlite3_stmt* stmt, const JobRecord& job);
   // Applies one mutation inside the open transaction.
   Status ApplyInsert(const JobRecord& job);
@@ -128,13 +132,15 @@ class SqliteStore final : public Store {
                   std::string_view worker_id, std::int32_t attempts, std::int64_t updated_at_ms,
                   std::int64_t deadline_at_ms);
   Status DeleteLease(JobId id);
+  // Removes a job's outcome row, if any (the job is live again, or deleted), counted.
+  Status DeleteOutcome(JobId id);
   // PutLease for each (leases of ids out of range are skipped), kLeaseChunk per statement.
   Status PutLeases(const std::vector<const UpdateLease*>& leases);
   static constexpr int kLeaseChunk = 16;
   // A run of adjacent UpdateJob mutations that finish jobs (an acks batch of jobs the default
-  // retention keeps): kFinishChunk rows per multi-row UPDATE and lease DELETE instead of two
-  // statements per job. Rows the chunk did not change (terminal or missing) go through
-  // ApplyUpdate one by one.
+  // retention keeps): kFinishChunk outcome rows per multi-row INSERT and lease DELETE instead of
+  // two statements per job. Jobs the chunk did not finish (finished already, or missing) go
+  // through ApplyUpdate one by one.
   Status ApplyFinishRun(const std::vector<const JobRecord*>& run);
   static constexpr int kFinishChunk = 16;
   Status ApplyDelete(JobId id);
@@ -168,10 +174,14 @@ class SqliteStore final : public Store {
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
   sqlite3_stmt* insert_job_ = nullptr;
-  sqlite3_stmt* insert_tag_ = nullptr;      // one job_tags row (format 5, search)
-  sqlite3_stmt* update_job_ = nullptr;      // live rows only (the common case)
-  sqlite3_stmt* update_job_any_ = nullptr;  // any row, after reading its state
-  sqlite3_stmt* job_state_ = nullptr;       // queue and state of one row
+  sqlite3_stmt* insert_tag_ = nullptr;  // one job_tags row (format 5, search)
+  sqlite3_stmt* update_job_ = nullptr;  // the job row of a job that is (again) live
+  // Finished jobs (format 6): the outcomes row of each overrides its job row.
+  sqlite3_stmt* finish_job_ = nullptr;         // insert a live job's outcome
+  sqlite3_stmt* outcome_state_ = nullptr;      // queue and state of one outcome
+  sqlite3_stmt* update_outcome_ = nullptr;     // rewrite an outcome (finished again)
+  sqlite3_stmt* delete_outcome_ = nullptr;     // one outcome, returning queue and state
+  sqlite3_stmt* outcomes_in_range_ = nullptr;  // whether ids first..last have any outcome
   sqlite3_stmt* put_lease_ = nullptr;
   sqlite3_stmt* put_leases_ = nullptr;
   sqlite3_stmt* delete_lease_ = nullptr;
@@ -179,19 +189,22 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_job_range_ = nullptr;
   sqlite3_stmt* delete_lease_range_ = nullptr;
   sqlite3_stmt* probe_ = nullptr;
-  sqlite3_stmt* delete_job_ = nullptr;           // live rows only (the common case)
-  sqlite3_stmt* delete_finished_job_ = nullptr;  // terminal rows, returning queue and state
+  sqlite3_stmt* delete_job_ = nullptr;      // a live job (no outcome): the common case
+  sqlite3_stmt* delete_any_job_ = nullptr;  // the job row, whatever it is
   sqlite3_stmt* put_queue_ = nullptr;
   sqlite3_stmt* delete_queue_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;
-  // Retention (ApplyPurge): each by the (state, queue, finished_at_ms) index.
-  sqlite3_stmt* purge_oldest_ = nullptr;   // the N oldest-finished rows of a queue and state
-  sqlite3_stmt* purge_before_ = nullptr;   // the same, only those finished by a time
+  // Retention (ApplyPurge): each by the outcomes (queue, state, finished_at_ms) index; the
+  // *_jobs_ statements delete the job rows of the outcomes the other then deletes.
+  sqlite3_stmt* purge_oldest_ = nullptr;  // the N oldest-finished outcomes of a queue and state
+  sqlite3_stmt* purge_oldest_jobs_ = nullptr;
+  sqlite3_stmt* purge_before_ = nullptr;  // the same, only those finished by a time
+  sqlite3_stmt* purge_before_jobs_ = nullptr;
   sqlite3_stmt* oldest_finish_ = nullptr;  // when the oldest row left finished
   sqlite3_stmt* set_next_id_ = nullptr;
-  sqlite3_stmt* finish_jobs_ = nullptr;    // kFinishChunk live rows made terminal, RETURNING id
+  sqlite3_stmt* finish_jobs_ = nullptr;    // kFinishChunk live jobs' outcomes, RETURNING id
   sqlite3_stmt* delete_leases_ = nullptr;  // the leases of kFinishChunk ids
   std::vector<const JobRecord*> finish_run_;
   std::vector<JobId> finished_ids_;

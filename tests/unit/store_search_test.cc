@@ -250,8 +250,8 @@ TEST(StoreSearch, ACallIsBoundedByItsBudget) {
   }
 }
 
-// Every filter's candidates come from an index searched by its key, in id order (never a scan
-// of `jobs`, never a sort); rows are then read by id.
+// Every filter's candidates come from an index searched by its key, or from `outcomes` by its
+// primary key, in id order (never a scan, never a sort); rows are then read by id.
 TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
   TempDir dir;
   auto opened = OpenSqlite(dir.File("ym.db"));
@@ -262,26 +262,38 @@ TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
     std::string plan;  // the driving index and the terms it is searched by
     bool covering;     // the driving index alone answers (no other filter read from its rows)
   };
+  // Format 6: a search by queue or by state alone that includes succeeded jobs walks
+  // `outcomes` by its primary key (succeeded outcomes pay no entry in the queue and state
+  // indexes); every other filter reads its index.
+  const std::string walk = "INTEGER PRIMARY KEY (rowid>?)";
   const std::vector<Case> cases = {
-      {JobFilter{}, "COVERING INDEX jobs_finished_by_state (state=? AND id>?)", true},
+      {JobFilter{}, walk, false},
       {Filter([](JobFilter& f) { f.states = {JobState::kDead}; }),
-       "COVERING INDEX jobs_finished_by_state (state=? AND id>?)", true},
-      {Filter([](JobFilter& f) { f.queue = "q"; }),
-       "COVERING INDEX jobs_terminal_by_id (state=? AND queue=? AND id>?)", true},
+       "COVERING INDEX outcomes_dead_by_state (state=? AND id>?)", true},
+      {Filter([](JobFilter& f) {
+         f.states = {JobState::kDead, JobState::kCancelled};
+       }),
+       "COVERING INDEX outcomes_dead_by_state (state=? AND id>?)", true},
+      {Filter([](JobFilter& f) { f.queue = "q"; }), walk, false},
       {Filter([](JobFilter& f) {
          f.queue = "q";
          f.states = {JobState::kSucceeded};
        }),
-       "COVERING INDEX jobs_terminal_by_id (state=? AND queue=? AND id>?)", true},
+       walk, false},
+      {Filter([](JobFilter& f) {
+         f.queue = "q";
+         f.states = {JobState::kDead, JobState::kCancelled};
+       }),
+       "COVERING INDEX outcomes_dead_by_queue (state=? AND queue=? AND id>?)", true},
       {Filter([](JobFilter& f) { f.kind = "k"; }),
-       "COVERING INDEX jobs_finished_by_kind (state=? AND kind=? AND id>?)", true},
+       "COVERING INDEX outcomes_by_kind (state=? AND kind=? AND id>?)", true},
       {Filter([](JobFilter& f) {
          f.kind = "k";
          f.states = {JobState::kDead, JobState::kCancelled};
        }),
-       "COVERING INDEX jobs_finished_by_kind (state=? AND kind=? AND id>?)", true},
+       "COVERING INDEX outcomes_by_kind (state=? AND kind=? AND id>?)", true},
       {Filter([](JobFilter& f) { f.ns = "n"; }),
-       "COVERING INDEX jobs_finished_by_ns (state=? AND ns=? AND id>?)", true},
+       "COVERING INDEX outcomes_by_ns (state=? AND ns=? AND id>?)", true},
       {Filter([](JobFilter& f) { f.tag = "t"; }), "COVERING INDEX job_tags_by_tag (tag=? AND id>?)",
        true},
       {Filter([](JobFilter& f) {
@@ -301,15 +313,19 @@ TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
          f.kind = "k";
          f.created_after_ms = 5;
        }),
-       "INDEX jobs_finished_by_kind (state=? AND kind=? AND id>?)", false},
+       "INDEX outcomes_by_kind (state=? AND kind=? AND id>?)", false},
       {Filter([](JobFilter& f) {
          f.ns = "n";
          f.tag = "";
          f.finished_before_ms = 5;
        }),
-       "INDEX jobs_finished_by_ns (state=? AND ns=? AND id>?)", false},
-      {Filter([](JobFilter& f) { f.finished_after_ms = 5; }),
-       "INDEX jobs_finished_by_state (state=? AND id>?)", false},
+       "INDEX outcomes_by_ns (state=? AND ns=? AND id>?)", false},
+      {Filter([](JobFilter& f) { f.finished_after_ms = 5; }), walk, false},
+      {Filter([](JobFilter& f) {
+         f.finished_after_ms = 5;
+         f.states = {JobState::kCancelled};
+       }),
+       "INDEX outcomes_dead_by_state (state=? AND id>?)", false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.filter.Scope());
@@ -402,8 +418,10 @@ TEST(StoreSearch, MigratesAFormat4FileAndIndexesItsTags) {
                             Job(3, JobState::kSucceeded, "q", "k2", "n", {}, 10, 20)})
             .ok());
   }
-  // Back to format 4: nothing of format 5.
-  RawExec(path,
+  // Back to format 4: nothing of formats 6 and 5.
+  RawExec(
+      path,
+      std::string(kUndoFormat6) +
           // Execution timeout (the other block of format 5).
           "ALTER TABLE jobs DROP COLUMN timeout_ms; ALTER TABLE queues DROP COLUMN timeout_ms;"
           "ALTER TABLE leases DROP COLUMN deadline_at_ms;"

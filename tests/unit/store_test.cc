@@ -935,8 +935,9 @@ TYPED_TEST(StoreTest, StatsCountCommits) {
 // ---------------------------------------------------------------------------------------------
 // SQLite only.
 
-// Turns a current file's schema back into format 4 (what MigrateTo5 adds goes), so that the
-// tests of older formats can start from the older shapes they build on top of it.
+// Turns a format-5 file's schema (a current one after kUndoFormat6, raw_sqlite.h) back into
+// format 4 (what MigrateTo5 adds goes), so that the tests of older formats can start from the
+// older shapes they build on top of it.
 constexpr char kUndoFormat5[] =
     // Execution timeout.
     "ALTER TABLE jobs DROP COLUMN timeout_ms;"
@@ -980,10 +981,15 @@ TEST(SqliteStoreTest, WritesFormatVersionApplicationIdAndWalMode) {
   EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
             kSqliteFormatVersion);
   EXPECT_EQ(RawQueryInt(path, "PRAGMA application_id"), kSqliteApplicationId);
+  // Format 6: the finished-job indexes are on `outcomes`; `jobs` has none of its own.
   EXPECT_EQ(RawQueryInt(path,
                         "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
-                        "name LIKE 'jobs_terminal_%'"),
-            2);
+                        "tbl_name = 'outcomes' AND sql IS NOT NULL"),
+            5);
+  EXPECT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                        "tbl_name = 'jobs' AND sql IS NOT NULL"),
+            0);
   // Reopening an up-to-date file runs no migration and changes nothing.
   auto again = OpenAt(path);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
@@ -1001,7 +1007,7 @@ TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
   }
   // Back to the format 2 shape of the tables: leases in the job row, keys without final state.
   RawExec(path,
-          std::string(kUndoFormat5) +
+          std::string(kUndoFormat6) + kUndoFormat5 +
               "DROP TABLE leases;"
               "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
               "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
@@ -1498,7 +1504,7 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   }
   // Turn the file back into format 1: no leases anywhere (the job rows have the format 1 shape
   // again since format 4).
-  RawExec(path, std::string(kUndoFormat5) +
+  RawExec(path, std::string(kUndoFormat6) + kUndoFormat5 +
                     "DROP TABLE leases; "
                     "DROP INDEX idempotency_keys_by_expiry; "
                     "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
@@ -1690,7 +1696,7 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
            (state == 4 ? "'max_attempts_exceeded'" : "''") + ", '', 0, " + lease + ");";
   };
   RawExec(path,
-          std::string(kUndoFormat5) +
+          std::string(kUndoFormat6) + kUndoFormat5 +
               "DROP TABLE leases;"
               "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
               "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
@@ -1786,8 +1792,8 @@ TEST(SqliteStoreTest, MigratesFormat4FilesToNoTimeout) {
     b.mutations.push_back(PutQueue{Queue("q", /*paused=*/true)});
     ASSERT_OK((*s)->Commit(b));
   }
-  RawExec(path,
-          std::string(kUndoFormat5) + "UPDATE meta SET value = 4 WHERE key = 'format_version';");
+  RawExec(path, std::string(kUndoFormat6) + kUndoFormat5 +
+                    "UPDATE meta SET value = 4 WHERE key = 'format_version';");
   ASSERT_EQ(
       RawQueryInt(path, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'timeout_ms'"),
       0);
@@ -2056,7 +2062,8 @@ TEST(SqliteStoreTest, RetentionStatementsUseTheFinishIndex) {
     ASSERT_OK((*s)->Commit(Inserts(std::move(rows))));
   }
   RawExec(path, "ANALYZE;");
-  for (const char* sql : {kPurgeOldestSql, kPurgeBeforeSql, kOldestFinishSql}) {
+  for (const char* sql : {kPurgeOldestSql, kPurgeOldestJobsSql, kPurgeBeforeSql,
+                          kPurgeBeforeJobsSql, kOldestFinishSql}) {
     SCOPED_TRACE(sql);
     const std::vector<std::string> plan = PlanOf(path, sql);
     ASSERT_FALSE(plan.empty());
@@ -2064,14 +2071,15 @@ TEST(SqliteStoreTest, RetentionStatementsUseTheFinishIndex) {
     for (const std::string& d : plan) {
       EXPECT_NE(d.rfind("SCAN", 0), 0u) << "a scan: " << d;
       EXPECT_EQ(d.find("TEMP B-TREE"), std::string::npos) << "a sort: " << d;
-      if (d.find("jobs_terminal_by_finish (state=? AND queue=?") != std::string::npos) {
+      if (d.find("outcomes_by_finish (queue=? AND state=?") != std::string::npos) {
         by_finish_index = true;
       }
     }
     EXPECT_TRUE(by_finish_index) << "plan: " << ::testing::PrintToString(plan);
   }
   // The deletes find each row by its id.
-  for (const char* sql : {kPurgeOldestSql, kPurgeBeforeSql}) {
+  for (const char* sql :
+       {kPurgeOldestSql, kPurgeOldestJobsSql, kPurgeBeforeSql, kPurgeBeforeJobsSql}) {
     bool by_id = false;
     for (const std::string& d : PlanOf(path, sql)) {
       if (d.find("INTEGER PRIMARY KEY (rowid=?)") != std::string::npos) by_id = true;
@@ -2097,8 +2105,8 @@ TEST(SqliteStoreTest, MigratesFormat4QueuesToRetentionCaps) {
     b.mutations.push_back(PutQueue{old});
     ASSERT_OK((*s)->Commit(b));
   }
-  RawExec(path,
-          std::string(kUndoFormat5) + "UPDATE meta SET value = 4 WHERE key = 'format_version';");
+  RawExec(path, std::string(kUndoFormat6) + kUndoFormat5 +
+                    "UPDATE meta SET value = 4 WHERE key = 'format_version';");
   ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 4);
   ASSERT_EQ(RawQueryInt(path,
                         "SELECT count(*) FROM pragma_table_info('queues') "
@@ -2197,6 +2205,171 @@ TEST(SqliteStoreTest, DISABLED_PurgeOfALargeBacklog) {
   fs::remove(path);
   fs::remove(path + "-wal");
   fs::remove(path + "-shm");
+}
+
+// --- Outcomes (format 6) -----------------------------------------------------------------------
+
+// A finish writes the job's outcome row and leaves its job row as it was (the hot path of a kept
+// ack writes a narrow row, not the payload's); the outcome overrides the job row in every read,
+// a lease of a finished job is a no-op, and a replay removes the outcome and rewrites the row.
+TEST(SqliteStoreTest, AFinishWritesAnOutcomeRowAndLeavesTheJobRow) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  JobRecord j = FullJob(1, "orders", JobState::kReady);
+  ASSERT_OK((*s)->Commit(Inserts({j})));
+  JobRecord done = j;
+  done.state = JobState::kSucceeded;
+  done.attempts = 4;
+  done.finished_at_ms = done.updated_at_ms = 1'700'000'000'777;
+  done.result = R"({"n":1})";
+  Batch b;
+  b.mutations.push_back(UpdateJob{done});
+  b.mutations.push_back(UpdateLease{1, JobState::kActive, 9, 5, 42, 1'800'000'000'000, "w", 0});
+  ASSERT_OK((*s)->Commit(b));
+  EXPECT_EQ(RawQueryInt(path, "SELECT state FROM jobs WHERE id = 1"), static_cast<int>(j.state));
+  EXPECT_EQ(RawQueryInt(path, "SELECT attempts FROM jobs WHERE id = 1"), j.attempts);
+  EXPECT_EQ(RawQueryInt(path, "SELECT state FROM outcomes WHERE id = 1"), 3);
+  EXPECT_EQ(RawQueryText(path, "SELECT kind FROM outcomes WHERE id = 1"), "send_email");
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases"), 0);
+  EXPECT_EQ(Get(**s, 1), done);
+  EXPECT_EQ(ListIds(**s, Query("orders", {JobState::kSucceeded}, 0, 10)), std::vector<JobId>{1});
+  EXPECT_EQ(ListIds(**s, Query("orders", {JobState::kReady, JobState::kSucceeded}, 0, 10)),
+            std::vector<JobId>{1});
+  EXPECT_TRUE(ListIds(**s, Query("orders", {JobState::kReady}, 0, 10)).empty());
+  EXPECT_TRUE(RecoverAll(**s).jobs.empty());
+  JobRecord again = j;
+  again.attempts = 4;
+  Batch replay;
+  replay.mutations.push_back(UpdateJob{again});
+  ASSERT_OK((*s)->Commit(replay));
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM outcomes"), 0);
+  EXPECT_EQ(Get(**s, 1), again);
+  EXPECT_EQ(RecoverAll(**s).JobIds(), std::vector<JobId>{1});
+  EXPECT_TRUE(Counts(**s).empty());
+}
+
+// The ids SearchFinished finds for `f`, following the resume points.
+std::vector<JobId> SearchIds(Store& s, const JobFilter& f) {
+  std::vector<JobId> ids;
+  FinishedSearch q;
+  q.filter = f;
+  q.limit = 2;
+  q.max_examined = 3;
+  for (int calls = 0; calls < 100; ++calls) {
+    auto page = s.SearchFinished(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    for (const JobRecord& j : page->jobs) ids.push_back(j.id);
+    if (page->resume_after == 0) break;
+    q.after_id = page->resume_after;
+  }
+  return ids;
+}
+
+// Format 5 -> 6: a format-5 file (each finished job's state and outcome in its job row, five
+// partial indexes on `jobs`) with live, leased, succeeded, dead, cancelled and tagged jobs opens
+// with every job reading back as it was, through every read (GetJob, ListJobs, search, counts,
+// recovery); the finished rows are copied into `outcomes` and the old indexes are gone. Then
+// the migrated file takes a replay, a delete and a purge as a new one would.
+TEST(SqliteStoreTest, MigratesFormat5FinishedRowsIntoOutcomes) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  JobRecord acked = FullJob(7, "orders", JobState::kReady);
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    Batch b =
+        Inserts({FullJob(1, "orders", JobState::kReady), FullJob(2, "orders", JobState::kReady),
+                 FullJob(3, "orders", JobState::kSucceeded), FullJob(4, "orders", JobState::kDead),
+                 FullJob(5, "other", JobState::kCancelled),
+                 SmallJob(6, "other", JobState::kSucceeded, 77), acked});
+    b.mutations.push_back(UpdateLease{2, JobState::kActive, 3, 1'700'000'000'003, 99,
+                                      1'800'000'000'000, "w1", 1'800'000'000'100});
+    // Job 7 finishes the way the server finishes a job: its job row stays as enqueued.
+    acked.state = JobState::kSucceeded;
+    acked.attempts = 3;
+    acked.finished_at_ms = acked.updated_at_ms = 1'700'000'000'900;
+    acked.result = R"({"sent":1})";
+    b.mutations.push_back(UpdateJob{acked});
+    ASSERT_OK((*s)->Commit(b));
+  }
+  // Everything as the current format reads it.
+  std::vector<std::optional<JobRecord>> before;
+  std::vector<JobFilter> filters(5);
+  filters[0].tag = "a";
+  filters[1].kind = "send_email";
+  filters[2].queue = "orders";
+  filters[3].states = {JobState::kDead, JobState::kCancelled};
+  filters[4].ns = "tenant-1";
+  std::vector<std::vector<JobId>> found;
+  Recovered rec_before;
+  std::vector<FinishedCount> counts_before;
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    for (JobId id = 1; id <= 7; ++id) before.push_back(Get(**s, id));
+    for (const JobFilter& f : filters) found.push_back(SearchIds(**s, f));
+    rec_before = RecoverAll(**s);
+    counts_before = Counts(**s);
+  }
+  ASSERT_TRUE(before[6].has_value());
+  EXPECT_EQ(*before[6], acked);
+  EXPECT_EQ(found[0], (std::vector<JobId>{3, 4, 5, 7}));
+  EXPECT_EQ(found[2], (std::vector<JobId>{3, 4, 7}));
+  EXPECT_EQ(found[3], (std::vector<JobId>{4, 5}));
+  EXPECT_EQ(rec_before.JobIds(), (std::vector<JobId>{1, 2}));
+
+  // Back to format 5, as format 5 wrote it: the finished jobs' outcomes in their job rows.
+  RawExec(path,
+          std::string(kUndoFormat6) + "UPDATE meta SET value = 5 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'outcomes'"), 0);
+  ASSERT_EQ(RawQueryInt(path, "SELECT state FROM jobs WHERE id = 7"), 3);
+  ASSERT_EQ(RawQueryText(path, "SELECT result FROM jobs WHERE id = 7"), R"({"sent":1})");
+
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
+  EXPECT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                        "(name LIKE 'jobs_terminal_%' OR name LIKE 'jobs_finished_%')"),
+            0);
+  EXPECT_EQ(
+      RawQueryText(path, "SELECT group_concat(id) FROM (SELECT id FROM outcomes ORDER BY id)"),
+      "3,4,5,6,7");
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases"), 1);
+  for (JobId id = 1; id <= 7; ++id) EXPECT_EQ(Get(**s, id), before[id - 1]) << id;
+  for (std::size_t i = 0; i < filters.size(); ++i) {
+    EXPECT_EQ(SearchIds(**s, filters[i]), found[i]) << filters[i].Scope();
+  }
+  Recovered rec = RecoverAll(**s);
+  EXPECT_EQ(rec.jobs, rec_before.jobs);
+  EXPECT_EQ(rec.finished, rec_before.finished);
+  EXPECT_TRUE(SameCounts(Counts(**s), counts_before));
+  EXPECT_EQ(ListIds(**s, Query("orders", {JobState::kDead}, 0, 10)), std::vector<JobId>{4});
+  EXPECT_EQ(ListIds(**s, Query("", {JobState::kActive}, 0, 10)), std::vector<JobId>{2});
+
+  // A replay of the dead job makes it live again; a purge takes the succeeded ones of "orders"
+  // with their job rows and tags.
+  JobRecord replayed = *before[3];
+  replayed.state = JobState::kReady;
+  replayed.finished_at_ms = 0;
+  replayed.dead_reason.clear();
+  Batch b;
+  b.mutations.push_back(UpdateJob{replayed});
+  b.mutations.push_back(PurgeFinished{"orders", JobState::kSucceeded, INT64_MAX});
+  ASSERT_OK((*s)->Commit(b));
+  EXPECT_EQ(Get(**s, 4), replayed);
+  EXPECT_FALSE(Get(**s, 3).has_value());
+  EXPECT_FALSE(Get(**s, 7).has_value());
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM job_tags WHERE id IN (3, 7)"), 0);
+  EXPECT_EQ(
+      RawQueryText(path, "SELECT group_concat(id) FROM (SELECT id FROM outcomes ORDER BY id)"),
+      "5,6");
+  EXPECT_EQ(RecoverAll(**s).JobIds(), (std::vector<JobId>{1, 2, 4}));
+  EXPECT_EQ(SearchIds(**s, filters[0]), std::vector<JobId>{5});
 }
 
 }  // namespace
