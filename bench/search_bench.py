@@ -86,18 +86,32 @@ def fill(db_path, n):
             "updated_at_ms, finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, "
             "backoff_max_ms, backoff_multiplier, lease_ms, idempotency_key, concurrency_key, "
             "tags, errors, dead_reason, result, cancel_requested")
+    outcome_cols = ("id, ns, queue, kind, created_at_ms, state, priority, run_at_ms, "
+                    "updated_at_ms, finished_at_ms, attempts, max_attempts, runs, "
+                    "backoff_initial_ms, backoff_max_ms, backoff_multiplier, lease_ms, errors, "
+                    "dead_reason, result, cancel_requested")
     state = f"CASE WHEN {h} % 100 < 90 THEN 3 WHEN {h} % 100 < 97 THEN 4 ELSE 5 END"
     created = f"({BASE_MS} + i * 10)"
     finished = f"({created} + {g} % 60000)"
     tags = (f"CASE WHEN {g} % 10 < 3 AND {h} % 1000 = 7 THEN '[\"common\",\"rare\"]' "
             f"WHEN {g} % 10 < 3 THEN '[\"common\"]' WHEN {h} % 1000 = 7 THEN '[\"rare\"]' END")
+    # The job rows as enqueued (ready, no attempt yet): a finish leaves them as they are.
     db.execute(f"""
         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {n})
         INSERT INTO jobs ({cols})
-        SELECT i, 'n' || ({h} / 7 % 4), 'q' || ({h} / 11 % 10), 'k' || ({h} / 13 % 20), {state},
-               0, '{{"i":' || i || '}}', {created}, {created}, {finished}, {finished}, 1, 10, 1,
-               1000, 3600000, 2.0, 30000, '', '', {tags}, NULL,
-               CASE WHEN {state} = 4 THEN 'max_attempts_exceeded' ELSE '' END, '', 0
+        SELECT i, 'n' || ({h} / 7 % 4), 'q' || ({h} / 11 % 10), 'k' || ({h} / 13 % 20), 1,
+               0, '{{"i":' || i || '}}', {created}, {created}, {created}, 0, 0, 10, 0,
+               1000, 3600000, 2.0, 30000, '', '', {tags}, NULL, '', '', 0
+        FROM c""")
+    # Each job's outcome (format 6, docs/storage-format.md "Format 6"), with the keys it copies
+    # from its job row.
+    db.execute(f"""
+        WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {n})
+        INSERT INTO outcomes ({outcome_cols})
+        SELECT i, 'n' || ({h} / 7 % 4), 'q' || ({h} / 11 % 10), 'k' || ({h} / 13 % 20),
+               {created}, {state}, 0, {created}, {finished}, {finished}, 1, 10, 1, 1000, 3600000,
+               2.0, 30000, NULL, CASE WHEN {state} = 4 THEN 'max_attempts_exceeded' ELSE '' END,
+               '', 0
         FROM c""")
     # What the store writes beside each tagged job (docs/storage-format.md, job_tags).
     db.execute("INSERT INTO job_tags (id, tag) SELECT jobs.id, t.value "

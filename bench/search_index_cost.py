@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""What the search indexes of format 5 cost on the write path (docs/benchmarks.md, "Search").
+"""What the search indexes cost on the write path (docs/benchmarks.md, "Search").
 
 A/B with one binary: "with" is a fresh data directory as the server creates it; "without" is
-the same after dropping the three partial indexes of the search block of format 5 and the
-job_tags trigger, so that for jobs without tags (the benchmark's) the server writes exactly what
-format 4 wrote. Each run starts a
-fresh server, runs `ym_bench drain` (pre-fill then lease+ack in batches), and reads the
-server's CPU time from /proc. Run with the server keeping succeeded jobs (the only case the
-partial indexes see a write: a kept finished row enters them) and with the default
-delete-on-ack. Bounded by ym_bench's --jobs and --max-seconds.
+the same after dropping the search indexes of finished jobs (format 6: outcomes_by_kind,
+outcomes_by_ns, and the dead/cancelled-only outcomes_dead_by_queue and outcomes_dead_by_state)
+and the job_tags trigger, so that for jobs without tags (the benchmark's) a finish writes only
+the outcome row and its retention index entry. Each run starts a fresh server, runs `ym_bench
+drain` (pre-fill then lease+ack in batches), and reads the server's CPU time from /proc. Run
+with the server keeping succeeded jobs (the only case the indexes see a write: a kept job's
+outcome enters them) and with delete-on-ack. Bounded by ym_bench's --jobs and --max-seconds.
 
     python3 bench/search_index_cost.py --build build/release [--jobs 200000] [--repeat 3]
 """
@@ -26,8 +26,8 @@ import run_all  # noqa: E402
 
 # The server prepares its job_tags insert at open, so the (empty) table stays; jobs without tags
 # never write it, and without the trigger their deletes do not look at it either.
-DROP = ("DROP TRIGGER job_tags_delete; DROP INDEX jobs_finished_by_state;"
-        "DROP INDEX jobs_finished_by_kind; DROP INDEX jobs_finished_by_ns;")
+DROP = ("DROP TRIGGER job_tags_delete; DROP INDEX outcomes_by_kind; DROP INDEX outcomes_by_ns;"
+        "DROP INDEX outcomes_dead_by_queue; DROP INDEX outcomes_dead_by_state;")
 
 
 def one(build, jobs, keep, with_indexes):
