@@ -12,7 +12,8 @@ absolute figures are noisy. Bounded by ym_bench's --jobs and --max-seconds.
     python3 bench/keep_cost.py --build build/release [--jobs 200000] [--rounds 3]
 
 --restart-kept N instead times a restart with N kept finished jobs: drain N jobs (all kept),
-SIGKILL the server, and time a new server until /readyz (the recovery reads every job row);
+SIGKILL the server, and time a new server until /readyz (the recovery reads every job row),
+--restarts times in a row (the first one also replays the WAL the drain left);
 --builds A B ... compares several builds (e.g. before and after a format change) that way.
 """
 
@@ -47,20 +48,22 @@ def drain(build, jobs, keep):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def restart(build, jobs):
+def restart(build, jobs, restarts):
     d = tempfile.mkdtemp(prefix="ym-keep-restart-")
     try:
         s = run_all.Server(build, d)
         s.wait_ready()
         run_all.bench(build, s.url, "drain", "--jobs", str(jobs), "--connections", "4",
                       "--consumers", "4", "--batch", "100", "--max-seconds", "900")
-        s.stop(signal.SIGKILL)
-        start = time.monotonic()
-        s2 = run_all.Server(build, d)
-        s2.wait_ready(timeout=600)
-        elapsed = time.monotonic() - start
-        s2.stop()
-        return elapsed
+        times = []
+        for _ in range(restarts):
+            s.stop(signal.SIGKILL)
+            start = time.monotonic()
+            s = run_all.Server(build, d)
+            s.wait_ready(timeout=600)
+            times.append(time.monotonic() - start)
+        s.stop()
+        return times
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -72,15 +75,18 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--restart-kept", type=int, default=0, metavar="N")
     p.add_argument("--builds", nargs="+", help="with --restart-kept: builds to compare")
+    p.add_argument("--restarts", type=int, default=3,
+                   help="with --restart-kept: kill -9 and restart this many times in a row")
     a = p.parse_args()
 
     if a.restart_kept:
         builds = a.builds or [a.build]
-        print(f"| build | restart with {a.restart_kept:,} kept jobs |")
+        print(f"| build | restart with {a.restart_kept:,} kept jobs, {a.restarts} in a row |")
         print("|---|---|")
         for r in range(a.rounds):
             for b in (builds if r % 2 == 0 else list(reversed(builds))):
-                print(f"| {b} | {restart(b, a.restart_kept):.2f} s |", flush=True)
+                times = restart(b, a.restart_kept, a.restarts)
+                print(f"| {b} | {' · '.join(f'{t:.2f} s' for t in times)} |", flush=True)
         return
 
     print(f"{a.jobs:,} jobs, `ym_bench drain --connections 4 --consumers 4 --batch 100`\n")
