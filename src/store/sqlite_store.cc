@@ -2033,13 +2033,16 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const StoreListQuery& query
       !query.states.empty() && std::all_of(query.states.begin(), query.states.end(), IsTerminal);
   std::string sql;
   if (all_terminal) {
-    // Terminal-only lists (the server's) read `outcomes` (by the dead/cancelled queue index
-    // when they ask for those states only), then each job row by id.
+    // Terminal-only lists (the server's: dead letters of a queue) read `outcomes` by the
+    // dead/cancelled queue index when they ask for those states only, then each job row by
+    // id. A list that includes succeeded jobs walks `outcomes` in id order (NOT INDEXED: the
+    // retention index would find a queue's rows but sort all of them by id) and stops at
+    // `limit` matches; the bounded search is SearchFinished.
     const bool dead_only = std::none_of(query.states.begin(), query.states.end(),
                                         [](JobState st) { return st == JobState::kSucceeded; });
-    sql = JoinedColumns() +
-          " FROM outcomes AS o CROSS JOIN jobs AS j ON j.id = o.id LEFT JOIN leases AS l ON "
-          "l.id = j.id WHERE o.id > ?";
+    sql = JoinedColumns() + " FROM outcomes AS o" + (dead_only ? "" : " NOT INDEXED") +
+          " CROSS JOIN jobs AS j ON j.id = o.id LEFT JOIN leases AS l ON l.id = j.id WHERE "
+          "o.id > ?";
     if (!query.queue.empty()) sql += " AND o.queue = ?";
     sql += " AND o.state IN (?";
     for (std::size_t i = 1; i < query.states.size(); ++i) sql += ",?";
