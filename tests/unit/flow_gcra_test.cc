@@ -231,6 +231,42 @@ TEST(FlowGcra, ExtremeConfigsAndTimesDoNotOverflow) {
   EXPECT_EQ(l.NextOpen(kStart), kStart + 1);
 }
 
+// A clock stepping back cannot buy admits: with every admit stamped at the latest time the
+// limiter has seen, bound (1) holds, for one state and per key of the keyed limiter (where a
+// key stepping back into a time before its neighbours' calls, or after being dropped, must not
+// count as fresh).
+TEST(FlowGcra, TimeSteppingBackCannotBuyAdmits) {
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Rng rng(seed);
+    const GcraConfig c{1 + static_cast<std::int64_t>(rng.Uniform(10)), 1000,
+                       1 + static_cast<std::int64_t>(rng.Uniform(4))};
+    GcraLimiter single(MakeRate(c));
+    KeyedGcra<int> keyed(MakeRate(c));
+    std::vector<std::int64_t> stamps_single;
+    std::map<int, std::vector<std::int64_t>> stamps_keyed;
+    std::int64_t now = kStart;
+    std::int64_t latest_single = std::numeric_limits<std::int64_t>::min();
+    std::int64_t latest_keyed = std::numeric_limits<std::int64_t>::min();
+    for (int call = 0; call < 600; ++call) {
+      // Mostly forward, sometimes a step back of up to 10 s.
+      now += static_cast<std::int64_t>(rng.Uniform(300)) - (rng.Uniform(8) == 0 ? 10'000 : 0);
+      if (rng.Uniform(3) == 0) {
+        latest_single = std::max(latest_single, now);
+        if (single.Admit(now)) stamps_single.push_back(latest_single);
+      }
+      const int key = static_cast<int>(rng.Uniform(4));
+      latest_keyed = std::max(latest_keyed, now);
+      ASSERT_GE(keyed.NextOpen(key, now), latest_keyed);
+      if (keyed.Admit(key, now)) stamps_keyed[key].push_back(latest_keyed);
+    }
+    ASSERT_EQ(FirstViolation(stamps_single, c), "");
+    for (const auto& [key, stamps] : stamps_keyed) {
+      ASSERT_EQ(FirstViolation(stamps, c), "") << "key " << key;
+    }
+  }
+}
+
 // KeyedGcra against a map of independent limiters that never forgets a key: dropping expired
 // keys must change no decision and no NextOpen.
 TEST(FlowGcraKeyed, DroppingExpiredKeysChangesNoDecision) {

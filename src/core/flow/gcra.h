@@ -34,11 +34,18 @@
 // TAT = now + T), so its state can be dropped. KeyedGcra drops such keys lazily through a min-heap
 // of expiry times with one entry per key; see there for the bound.
 //
-// Pure and single-threaded: no clock is read, every call takes `now_ms` (epoch ms, from the
-// scheduler's injected clock). Times passed in should not go backwards; if they do, the limiter
-// stays safe (it never admits more than (1) allows measured from the latest time it saw).
+// Pure and single-threaded: no clock is read, every call takes `now` in ms from the scheduler's
+// injected clock. A rate is a duration, so the wiring should pass the monotonic clock (MonoMs,
+// common/clock.h), which never steps back, and convert NextOpen to wall time for display.
+// Should a clock step back anyway, one state is safe by construction: after any call at time L
+// its TAT is > L (admitted: TAT >= L + T; refused: TAT > L + tau), so a later call at an
+// earlier time conforms only if it would at L and moves TAT exactly as it would at L. Across
+// keys that is not enough (a key dropped at L, or never seen, would take an earlier time at
+// face value and admit again what it admitted at L), so KeyedGcra treats every call as made at
+// the latest time it has seen: (1) then holds per key with each admit stamped at that time.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -142,6 +149,7 @@ class KeyedGcra {
   explicit KeyedGcra(Gcra rate) : rate_(std::move(rate)) {}
 
   bool Admit(const Key& key, std::int64_t now) {
+    now = latest_ = std::max(latest_, now);
     Sweep(now, kSweepErasePerCall);
     auto [it, inserted] = tats_.try_emplace(key);
     const bool ok = rate_.Admit(it->second, now);
@@ -150,12 +158,14 @@ class KeyedGcra {
   }
 
   std::int64_t NextOpen(const Key& key, std::int64_t now) const {
+    now = std::max(latest_, now);
     auto it = tats_.find(key);
     return it == tats_.end() ? now : rate_.NextOpen(it->second, now);
   }
 
   // Erases up to `max_erase` keys that are equivalent to fresh ones at `now`; returns how many.
   std::size_t Sweep(std::int64_t now, std::size_t max_erase) {
+    now = latest_ = std::max(latest_, now);
     std::size_t erased = 0;
     while (erased < max_erase && !expiry_.empty() && expiry_.top().due <= now) {
       Entry e = expiry_.top();
@@ -186,6 +196,7 @@ class KeyedGcra {
   };
 
   Gcra rate_;
+  std::int64_t latest_ = std::numeric_limits<std::int64_t>::min();  // latest `now` seen
   std::unordered_map<Key, GcraTime, Hash> tats_;
   std::priority_queue<Entry, std::vector<Entry>, Later> expiry_;
 };
