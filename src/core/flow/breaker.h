@@ -31,8 +31,9 @@
 // opened must not extend the open interval, count in the next closed window, or be mistaken for
 // the half-open trial's outcome. So the half-open trial is the only permit of its epoch.
 //
-// Pure and single-threaded; times are epoch ms passed in. State lives in memory only: a restart
-// starts closed (persisting it is for the scheduler wiring to decide).
+// Pure and single-threaded; times are ms passed in (the monotonic clock: an open interval is a
+// duration). State lives in memory only: a restart starts closed (persisting it is for the
+// scheduler wiring to decide).
 #pragma once
 
 #include <cstddef>
