@@ -8,7 +8,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev clang-format-14
   libboost-dev libboost-system-dev
   rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
-  libhowardhinnant-date-dev libssl-dev libsqlite3-dev sqlite3
+  libhowardhinnant-date-dev tzdata libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pytest curl procps lcov
 )

@@ -100,19 +100,25 @@ struct JobInfo {
   bool ended() const { return state == "succeeded" || state == "dead" || state == "cancelled"; }
 };
 
-// Which jobs Client::Search returns (GET /v1/jobs, docs/api.md): every field is optional and
-// they combine with AND; live and finished jobs alike. Times are epoch milliseconds, `*_after`
-// inclusive, `*_before` exclusive; a finished-at bound matches finished jobs only.
-struct JobSearch {
+// Which jobs a search (Client::Search, GET /v1/jobs) or a bulk operation (CancelJobs,
+// ReplayJobs, DeleteJobs) selects (docs/api.md): every field is optional and they combine with
+// AND; live and finished jobs alike. Times are epoch milliseconds, `*_after` inclusive,
+// `*_before` exclusive; a finished-at bound matches finished jobs only. A bulk operation refuses
+// an empty filter unless BulkOptions::all is set, so that a mistake cannot act on every job.
+struct JobFilter {
   std::optional<std::string> ns;  // "namespace" on the wire
   std::optional<std::string> queue;
   std::optional<std::string> kind;
-  std::vector<std::string> states;  // any of these; empty: every state
+  std::vector<std::string> states;  // any of these; empty: every state (the operation applies to)
   std::optional<std::string> tag;
   std::optional<std::int64_t> created_after_ms;
   std::optional<std::int64_t> created_before_ms;
   std::optional<std::int64_t> finished_after_ms;
   std::optional<std::int64_t> finished_before_ms;
+};
+
+// Client::Search: the filter's fields, and the pages to read.
+struct JobSearch : JobFilter {
   std::int32_t page_size = 100;       // jobs per request, 1..1000
   std::optional<std::string> cursor;  // resume from a JobSearchPage::next_cursor
 };
@@ -122,22 +128,6 @@ struct JobSearch {
 struct JobSearchPage {
   std::vector<JobInfo> jobs;
   std::optional<std::string> next_cursor;  // nullopt: the search is complete
-};
-
-// Which jobs a bulk operation applies to (docs/api.md, "Bulk operations"): the filter fields of
-// JobSearch, with the same meaning (every field that is set must match). An empty filter is
-// refused by the server unless BulkOptions::all is set, so that a mistake cannot act on every
-// job.
-struct JobFilter {
-  std::optional<std::string> ns;  // "namespace" on the wire
-  std::optional<std::string> queue;
-  std::optional<std::string> kind;
-  std::vector<std::string> states;  // any of these; empty: every state the operation applies to
-  std::optional<std::string> tag;
-  std::optional<std::int64_t> created_after_ms;
-  std::optional<std::int64_t> created_before_ms;
-  std::optional<std::int64_t> finished_after_ms;
-  std::optional<std::int64_t> finished_before_ms;
 };
 
 // cancel: live jobs, as Cancel() does (a waiting one at once, a running one flagged);

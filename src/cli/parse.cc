@@ -132,34 +132,110 @@ std::optional<std::string> CommandNameMistake(const CLI::App& app,
   return std::nullopt;
 }
 
-// The filter flags of `jobs cancel|replay|delete` (the fields of the bulk operations' body,
-// docs/api.md "Bulk operations") and the flags that drive the walk over the cursor.
+// The job-filter flags of `jobs list` and `jobs cancel|replay|delete`: the fields of
+// client::JobFilterParams (GET /v1/jobs's query parameters, the bulk operations' body).
+struct FilterFlags {
+  std::string ns, queue, kind, tag;
+  std::vector<std::string> states;  // each comma-separated or repeated
+  std::string times[4];             // created after/before, finished after/before
+  std::vector<CLI::Option*> options;
+
+  static constexpr const char* kTimeFlags[4] = {"--created-after", "--created-before",
+                                                "--finished-after", "--finished-before"};
+
+  void Add(CLI::App* app, const std::string& every_state) {
+    options = {
+        app->add_option("--namespace,-n", ns, "Only jobs of this namespace"),
+        app->add_option("--queue,-q", queue, "Only jobs of this queue"),
+        app->add_option("--kind,-k", kind, "Only jobs of this kind"),
+        app->add_option("--state,-s", states,
+                        "Only jobs in these states (comma-separated or repeated, e.g. "
+                        "dead,cancelled; default: " +
+                            every_state + ")"),
+        app->add_option("--tag,-t", tag, "Only jobs carrying this tag"),
+    };
+    // Time bounds: `after` inclusive, `before` exclusive; RFC 3339 or epoch ms like --run-at.
+    const char* const help[4] = {"Only jobs created at or after TIME (RFC 3339 or epoch ms)",
+                                 "Only jobs created before TIME (RFC 3339 or epoch ms)",
+                                 "Only jobs that finished at or after TIME (RFC 3339 or epoch ms)",
+                                 "Only jobs that finished before TIME (RFC 3339 or epoch ms)"};
+    for (int i = 0; i < 4; ++i) {
+      options.push_back(app->add_option(kTimeFlags[i], times[i], help[i])->type_name("TIME"));
+    }
+  }
+
+  bool Given() const {
+    return std::any_of(options.begin(), options.end(),
+                       [](const CLI::Option* o) { return o->count() > 0; });
+  }
+
+  Status Fill(client::JobFilterParams* f) const {
+    auto set = [](const std::string& v, std::optional<std::string>* out) {
+      if (!v.empty()) *out = v;
+    };
+    set(ns, &f->ns);
+    set(queue, &f->queue);
+    set(kind, &f->kind);
+    set(tag, &f->tag);
+    for (const std::string& list : states) {
+      std::string_view rest = list;
+      for (;;) {
+        const std::size_t comma = rest.find(',');
+        const std::string one(rest.substr(0, comma));
+        if (std::find(kStates.begin(), kStates.end(), one) == kStates.end()) {
+          return Validation("--state: \"" + one + "\" is not a state (" + JoinNames(kStates) + ")");
+        }
+        f->states.push_back(one);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    }
+    std::optional<std::int64_t>* const out[4] = {&f->created_after_ms, &f->created_before_ms,
+                                                 &f->finished_after_ms, &f->finished_before_ms};
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (times[i].empty()) continue;
+      Result<std::int64_t> at = ParseTimeArg(kTimeFlags[i], times[i]);
+      if (!at.ok()) return Validation(at.status().message());
+      *out[i] = *at;
+    }
+    return Status::Ok();
+  }
+};
+
+// The flags of `jobs cancel|replay|delete` by filter: the filter and the walk over the cursor.
 struct BulkFlags {
-  std::string ns, queue, kind, tag, cursor;
-  std::vector<std::string> states;
-  std::string created_after, created_before, finished_after, finished_before;
+  FilterFlags filter;
+  std::string cursor;
   std::int32_t limit = 0;
   std::int64_t max_pages = 0;
   bool all = false, yes = false, dry_run = false;
-  std::vector<CLI::Option*> filter_options;  // given: a filter was asked for
   CLI::Option* limit_opt = nullptr;
   CLI::Option* cursor_opt = nullptr;
   CLI::Option* max_pages_opt = nullptr;
 
+  void Add(CLI::App* app, const char* action) {
+    const std::string a = action;
+    filter.Add(app, "every state " + a + " applies to");
+    app->add_flag("--all", all, "Every job " + a + " applies to (instead of a filter)");
+    limit_opt = app->add_option("--limit,-l", limit, "Jobs per request, 1..10000 (default: 1000)")
+                    ->check(CLI::Range(1, 10000));
+    cursor_opt =
+        app->add_option("--cursor", cursor, "Resume at this cursor (printed after each request)");
+    max_pages_opt = app->add_option("--max-pages", max_pages, "Stop after this many requests")
+                        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}));
+    app->add_flag("--yes,-y", yes, "Go ahead: " + a + " what the filter selects");
+    app->add_flag("--dry-run", dry_run, "Only count what the filter selects; change nothing");
+  }
+
   bool Given() const {
-    if (all || yes || dry_run || limit_opt->count() > 0 || cursor_opt->count() > 0 ||
-        max_pages_opt->count() > 0) {
-      return true;
-    }
-    return std::any_of(filter_options.begin(), filter_options.end(),
-                       [](const CLI::Option* o) { return o->count() > 0; });
+    return all || yes || dry_run || limit_opt->count() > 0 || cursor_opt->count() > 0 ||
+           max_pages_opt->count() > 0 || filter.Given();
   }
 
   Status ToRequest(const char* action, client::BulkRequest* r,
                    std::optional<std::int64_t>* max) const {
     const std::string verb = std::string("jobs ") + action;
-    const bool filtered = std::any_of(filter_options.begin(), filter_options.end(),
-                                      [](const CLI::Option* o) { return o->count() > 0; });
+    const bool filtered = filter.Given();
     if (!filtered && !all) {
       return Validation(verb + " needs a job id" + (std::string(action) == "delete" ? "" : ",") +
                         " a filter (--queue, --kind, --state, --tag, --namespace, "
@@ -175,82 +251,13 @@ struct BulkFlags {
     r->action = action;
     r->all = all;
     r->dry_run = dry_run;
-    auto set = [](const std::string& v, std::optional<std::string>* out) {
-      if (!v.empty()) *out = v;
-    };
-    set(ns, &r->filter.ns);
-    set(queue, &r->filter.queue);
-    set(kind, &r->filter.kind);
-    set(tag, &r->filter.tag);
-    for (const std::string& list : states) {
-      std::string_view rest = list;
-      for (;;) {
-        const std::size_t comma = rest.find(',');
-        const std::string one(rest.substr(0, comma));
-        if (std::find(kStates.begin(), kStates.end(), one) == kStates.end()) {
-          return Validation("--state: \"" + one +
-                            "\" is not a state (scheduled, ready, active, succeeded, dead, "
-                            "cancelled)");
-        }
-        r->filter.states.push_back(one);
-        if (comma == std::string_view::npos) break;
-        rest.remove_prefix(comma + 1);
-      }
-    }
-    const std::pair<const std::string*, std::optional<std::int64_t>*> times[] = {
-        {&created_after, &r->filter.created_after_ms},
-        {&created_before, &r->filter.created_before_ms},
-        {&finished_after, &r->filter.finished_after_ms},
-        {&finished_before, &r->filter.finished_before_ms}};
-    const char* const names[] = {"--created-after", "--created-before", "--finished-after",
-                                 "--finished-before"};
-    for (std::size_t i = 0; i < 4; ++i) {
-      if (times[i].first->empty()) continue;
-      Result<std::int64_t> at = ParseTimeArg(names[i], *times[i].first);
-      if (!at.ok()) return Validation(at.status().message());
-      *times[i].second = *at;
-    }
+    YM_RETURN_IF_ERROR(filter.Fill(&r->filter));
     if (limit_opt->count() > 0) r->limit = limit;
     if (cursor_opt->count() > 0) r->cursor = cursor;
     if (max_pages_opt->count() > 0) *max = max_pages;
     return Status::Ok();
   }
 };
-
-void AddBulkFlags(CLI::App* app, BulkFlags* f, const char* action) {
-  const std::string a = action;
-  f->filter_options = {
-      app->add_option("--namespace,-n", f->ns, "Only jobs of this namespace"),
-      app->add_option("--queue,-q", f->queue, "Only jobs of this queue"),
-      app->add_option("--kind,-k", f->kind, "Only jobs of this kind"),
-      app->add_option("--state,-s", f->states,
-                      "Only jobs in these states (comma-separated or repeated; default: every "
-                      "state " +
-                          a + " applies to)"),
-      app->add_option("--tag,-t", f->tag, "Only jobs carrying this tag"),
-      app->add_option("--created-after", f->created_after,
-                      "Only jobs created at or after TIME (epoch ms or RFC 3339)")
-          ->type_name("TIME"),
-      app->add_option("--created-before", f->created_before, "Only jobs created before TIME")
-          ->type_name("TIME"),
-      app->add_option("--finished-after", f->finished_after,
-                      "Only jobs that finished at or after TIME")
-          ->type_name("TIME"),
-      app->add_option("--finished-before", f->finished_before,
-                      "Only jobs that finished before TIME")
-          ->type_name("TIME"),
-  };
-  app->add_flag("--all", f->all, "Every job " + a + " applies to (instead of a filter)");
-  f->limit_opt =
-      app->add_option("--limit,-l", f->limit, "Jobs per request, 1..10000 (default: 1000)")
-          ->check(CLI::Range(1, 10000));
-  f->cursor_opt =
-      app->add_option("--cursor", f->cursor, "Resume at this cursor (printed after each request)");
-  f->max_pages_opt = app->add_option("--max-pages", f->max_pages, "Stop after this many requests")
-                         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}));
-  app->add_flag("--yes,-y", f->yes, "Go ahead: " + a + " what the filter selects");
-  app->add_flag("--dry-run", f->dry_run, "Only count what the filter selects; change nothing");
-}
 
 }  // namespace
 
@@ -454,49 +461,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
           ->check(CLI::Range(0.0, 31'536'000.0));
   CLI::App* jobs_list = jobs->add_subcommand("list", "List jobs, one page at a time");
   AddCommon(jobs_list, &common);
-  std::string list_queue, list_state, list_cursor, list_ns, list_kind, list_tag;
+  FilterFlags list_filter;
+  list_filter.Add(jobs_list, "every state");
+  std::string list_cursor;
   std::int32_t list_limit = 0;
-  CLI::Option* list_ns_opt =
-      jobs_list->add_option("--namespace,-n", list_ns, "Only jobs of this namespace");
-  CLI::Option* list_queue_opt =
-      jobs_list->add_option("--queue,-q", list_queue, "Only jobs of this queue");
-  CLI::Option* list_kind_opt =
-      jobs_list->add_option("--kind,-k", list_kind, "Only jobs of this kind");
-  CLI::Option* list_state_opt =
-      jobs_list
-          ->add_option("--state,-s", list_state,
-                       "Only jobs in this state, or in any of a comma-separated set "
-                       "(e.g. dead,cancelled)")
-          ->check(CLI::Validator(
-              [](std::string& v) -> std::string {
-                std::string_view rest = v;
-                for (;;) {
-                  const std::size_t comma = rest.find(',');
-                  const std::string one(rest.substr(0, comma));
-                  if (std::find(kStates.begin(), kStates.end(), one) == kStates.end()) {
-                    return "'" + one + "' is not a state (" + JoinNames(kStates) + ")";
-                  }
-                  if (comma == std::string_view::npos) return "";
-                  rest.remove_prefix(comma + 1);
-                }
-              },
-              "STATE[,STATE...]"));
-  CLI::Option* list_tag_opt =
-      jobs_list->add_option("--tag,-t", list_tag, "Only jobs carrying this tag");
-  // Time bounds: `after` inclusive, `before` exclusive; RFC 3339 or epoch ms like --run-at.
-  std::string list_times[4];
-  const char* const kTimeFlags[4] = {"--created-after", "--created-before", "--finished-after",
-                                     "--finished-before"};
-  const char* const kTimeHelp[4] = {
-      "Only jobs created at or after TIME (RFC 3339 or epoch ms)",
-      "Only jobs created before TIME (RFC 3339 or epoch ms)",
-      "Only jobs that finished at or after TIME (RFC 3339 or epoch ms)",
-      "Only jobs that finished before TIME (RFC 3339 or epoch ms)"};
-  CLI::Option* list_time_opts[4];
-  for (int i = 0; i < 4; ++i) {
-    list_time_opts[i] =
-        jobs_list->add_option(kTimeFlags[i], list_times[i], kTimeHelp[i])->type_name("TIME");
-  }
   CLI::Option* list_limit_opt =
       jobs_list->add_option("--limit,-l", list_limit, "Page size, 1..1000 (default: 100)")
           ->check(CLI::Range(1, 1000));
@@ -521,9 +489,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "never deleted (with --yes, or --dry-run to count them)");
   AddCommon(jobs_delete, &common);
   BulkFlags cancel_flags, replay_flags, delete_flags;
-  AddBulkFlags(jobs_cancel, &cancel_flags, "cancel");
-  AddBulkFlags(jobs_replay, &replay_flags, "replay");
-  AddBulkFlags(jobs_delete, &delete_flags, "delete");
+  cancel_flags.Add(jobs_cancel, "cancel");
+  replay_flags.Add(jobs_replay, "replay");
+  delete_flags.Add(jobs_delete, "delete");
 
   // --- queues ---
   CLI::App* queues = app.add_subcommand(
@@ -687,20 +655,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       }
     } else {
       inv.command = Command::kJobsList;
-      if (list_ns_opt->count() > 0) inv.list_jobs.ns = list_ns;
-      if (list_queue_opt->count() > 0) inv.list_jobs.queue = list_queue;
-      if (list_kind_opt->count() > 0) inv.list_jobs.kind = list_kind;
-      if (list_state_opt->count() > 0) inv.list_jobs.state = list_state;
-      if (list_tag_opt->count() > 0) inv.list_jobs.tag = list_tag;
-      std::optional<std::int64_t>* const times[4] = {
-          &inv.list_jobs.created_after_ms, &inv.list_jobs.created_before_ms,
-          &inv.list_jobs.finished_after_ms, &inv.list_jobs.finished_before_ms};
-      for (int i = 0; i < 4; ++i) {
-        if (list_time_opts[i]->count() == 0) continue;
-        Result<std::int64_t> t = ParseTimeArg(kTimeFlags[i], list_times[i]);
-        if (!t.ok()) return UsageError(t.status().message());
-        *times[i] = *t;
-      }
+      Status s = list_filter.Fill(&inv.list_jobs.filter);
+      if (!s.ok()) return UsageError(s.message());
       if (list_limit_opt->count() > 0) inv.list_jobs.limit = list_limit;
       if (list_cursor_opt->count() > 0) inv.list_jobs.cursor = list_cursor;
     }

@@ -77,6 +77,28 @@ void AddQuery(std::string* target, bool* first, std::string_view key,
   *target += Escape(*value);
 }
 
+// The set fields of a job filter under their wire names, in the order of docs/api.md: text(name,
+// value) for the names, states(list) for a non-empty state set, number(name, ms) for the times.
+// One walk for the query string of GET /v1/jobs and the body of the bulk operations.
+template <class Text, class States, class Number>
+void ForEachFilterField(const JobFilterParams& f, Text text, States states, Number number) {
+  const std::pair<const char*, const std::optional<std::string>*> names[] = {
+      {"namespace", &f.ns}, {"queue", &f.queue}, {"kind", &f.kind}};
+  for (const auto& [name, v] : names) {
+    if (*v) text(name, **v);
+  }
+  if (!f.states.empty()) states(f.states);
+  if (f.tag) text("tag", *f.tag);
+  const std::pair<const char*, const std::optional<std::int64_t>*> times[] = {
+      {"created_after", &f.created_after_ms},
+      {"created_before", &f.created_before_ms},
+      {"finished_after", &f.finished_after_ms},
+      {"finished_before", &f.finished_before_ms}};
+  for (const auto& [name, v] : times) {
+    if (*v) number(name, **v);
+  }
+}
+
 // --- reading replies: lenient about extra or missing fields, strict about the top shape ---
 
 // Replies are read with json::Document (common/json.h), which keeps every value's text: payloads
@@ -527,18 +549,17 @@ Result<Job> ApiClient::ReplayJob(std::string_view id) {
 Result<JobPage> ApiClient::ListJobs(const ListJobsRequest& request) {
   std::string target = "/v1/jobs";
   bool first = true;
-  auto add_time = [&](const char* name, const std::optional<std::int64_t>& t) {
-    if (t) AddQuery(&target, &first, name, std::to_string(*t));
-  };
-  AddQuery(&target, &first, "namespace", request.ns);
-  AddQuery(&target, &first, "queue", request.queue);
-  AddQuery(&target, &first, "kind", request.kind);
-  AddQuery(&target, &first, "state", request.state);
-  AddQuery(&target, &first, "tag", request.tag);
-  add_time("created_after", request.created_after_ms);
-  add_time("created_before", request.created_before_ms);
-  add_time("finished_after", request.finished_after_ms);
-  add_time("finished_before", request.finished_before_ms);
+  ForEachFilterField(
+      request.filter,
+      [&](const char* name, const std::string& v) { AddQuery(&target, &first, name, v); },
+      [&](const std::vector<std::string>& states) {
+        std::string joined;
+        for (const std::string& s : states) joined += (joined.empty() ? "" : ",") + s;
+        AddQuery(&target, &first, "state", joined);
+      },
+      [&](const char* name, std::int64_t v) {
+        AddQuery(&target, &first, name, std::to_string(v));
+      });
   if (request.limit) AddQuery(&target, &first, "limit", std::to_string(*request.limit));
   AddQuery(&target, &first, "cursor", request.cursor);
   Result<std::string> body = Call(HttpMethod::kGet, target, {});
@@ -930,31 +951,22 @@ Result<BulkPage> ApiClient::Bulk(const BulkRequest& request) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
-  const JobFilterParams& f = request.filter;
-  auto str = [&](const char* key, const std::optional<std::string>& v) {
-    if (!v) return;
-    w.Key(key);
-    w.String(*v);
-  };
-  auto num = [&](const char* key, const std::optional<std::int64_t>& v) {
-    if (!v) return;
-    w.Key(key);
-    w.Int64(*v);
-  };
-  str("namespace", f.ns);
-  str("queue", f.queue);
-  str("kind", f.kind);
-  if (!f.states.empty()) {
-    w.Key("state");
-    w.StartArray();
-    for (const std::string& state : f.states) w.String(state);
-    w.EndArray();
-  }
-  str("tag", f.tag);
-  num("created_after", f.created_after_ms);
-  num("created_before", f.created_before_ms);
-  num("finished_after", f.finished_after_ms);
-  num("finished_before", f.finished_before_ms);
+  ForEachFilterField(
+      request.filter,
+      [&](const char* name, const std::string& v) {
+        w.Key(name);
+        w.String(v);
+      },
+      [&](const std::vector<std::string>& states) {
+        w.Key("state");
+        w.StartArray();
+        for (const std::string& state : states) w.String(state);
+        w.EndArray();
+      },
+      [&](const char* name, std::int64_t v) {
+        w.Key(name);
+        w.Int64(v);
+      });
   if (request.all) {
     w.Key("all");
     w.Bool(true);
@@ -963,7 +975,10 @@ Result<BulkPage> ApiClient::Bulk(const BulkRequest& request) {
     w.Key("limit");
     w.Int64(*request.limit);
   }
-  str("cursor", request.cursor);
+  if (request.cursor) {
+    w.Key("cursor");
+    w.String(*request.cursor);
+  }
   if (request.dry_run) {
     w.Key("dry_run");
     w.Bool(true);

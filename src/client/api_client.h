@@ -120,18 +120,25 @@ struct Job {
   std::string json;                          // the server's JSON object for this job
 };
 
-// GET /v1/jobs filters (docs/api.md): all optional, combined with AND. Times are epoch ms,
-// `*_after` inclusive, `*_before` exclusive.
-struct ListJobsRequest {
-  std::optional<std::string> ns;  // namespace
+// Which jobs a search (GET /v1/jobs) or a bulk operation (POST /v1/jobs:cancel|:replay|:delete)
+// selects (docs/api.md): every field that is set must match; unset fields are not sent. Times
+// are epoch ms, `*_after` inclusive, `*_before` exclusive. A bulk operation refuses an empty
+// filter unless `all` is set on its request.
+struct JobFilterParams {
+  std::optional<std::string> ns;  // "namespace" on the wire
   std::optional<std::string> queue;
   std::optional<std::string> kind;
-  std::optional<std::string> state;  // one state or a comma-separated set
+  std::vector<std::string> states;  // any of these; empty: every state (the action applies to)
   std::optional<std::string> tag;
-  std::optional<std::int64_t> created_after_ms;
+  std::optional<std::int64_t> created_after_ms;  // "created_after" on the wire
   std::optional<std::int64_t> created_before_ms;
   std::optional<std::int64_t> finished_after_ms;
   std::optional<std::int64_t> finished_before_ms;
+};
+
+// GET /v1/jobs: one page.
+struct ListJobsRequest {
+  JobFilterParams filter;
   std::optional<std::int32_t> limit;
   std::optional<std::string> cursor;
 };
@@ -267,21 +274,6 @@ struct DeadReplayRequest {
   std::optional<std::string> queue;
   std::vector<std::string> ids;  // empty: every dead job that matches `queue`
   std::optional<std::int64_t> limit;
-};
-
-// The job filter of the bulk operations (docs/api.md, "Bulk operations"), under the names of
-// GET /v1/jobs's query parameters; unset fields are not sent. An empty filter is refused by the
-// server unless `all` is set on the request.
-struct JobFilterParams {
-  std::optional<std::string> ns;  // "namespace" on the wire
-  std::optional<std::string> queue;
-  std::optional<std::string> kind;
-  std::vector<std::string> states;  // any of these; empty: every state the action applies to
-  std::optional<std::string> tag;
-  std::optional<std::int64_t> created_after_ms;  // "created_after" on the wire, epoch ms
-  std::optional<std::int64_t> created_before_ms;
-  std::optional<std::int64_t> finished_after_ms;
-  std::optional<std::int64_t> finished_before_ms;
 };
 
 // POST /v1/jobs:cancel, :replay or :delete: one page.

@@ -63,6 +63,21 @@ JobInfo ToInfo(const ym::client::Job& j) {
 
 Enqueued ToEnqueued(const ym::client::EnqueueResult& r) { return {r.id, r.state, r.duplicate}; }
 
+// The public filter as the API client sends it (the same fields, under one type).
+ym::client::JobFilterParams ToFilterParams(const JobFilter& f) {
+  ym::client::JobFilterParams p;
+  p.ns = f.ns;
+  p.queue = f.queue;
+  p.kind = f.kind;
+  p.states = f.states;
+  p.tag = f.tag;
+  p.created_after_ms = f.created_after_ms;
+  p.created_before_ms = f.created_before_ms;
+  p.finished_after_ms = f.finished_after_ms;
+  p.finished_before_ms = f.finished_before_ms;
+  return p;
+}
+
 }  // namespace
 
 class Client::Impl {
@@ -175,19 +190,7 @@ Result<JobInfo> Client::Cancel(std::string_view id) {
 Result<JobSearchPage> Client::Search(const JobSearch& search) {
   return impl_->With<JobSearchPage>([&](ym::client::ApiClient& api) -> Result<JobSearchPage> {
     ym::client::ListJobsRequest req;
-    req.ns = search.ns;
-    req.queue = search.queue;
-    req.kind = search.kind;
-    if (!search.states.empty()) {
-      std::string states;
-      for (const std::string& s : search.states) states += (states.empty() ? "" : ",") + s;
-      req.state = std::move(states);
-    }
-    req.tag = search.tag;
-    req.created_after_ms = search.created_after_ms;
-    req.created_before_ms = search.created_before_ms;
-    req.finished_after_ms = search.finished_after_ms;
-    req.finished_before_ms = search.finished_before_ms;
+    req.filter = ToFilterParams(search);
     req.limit = search.page_size;
     req.cursor = search.cursor;
     ym::Result<ym::client::JobPage> r = api.ListJobs(req);
@@ -216,15 +219,7 @@ ym::client::BulkRequest ToBulkRequest(BulkAction action, const JobFilter& f,
   r.action = action == BulkAction::kCancel   ? "cancel"
              : action == BulkAction::kReplay ? "replay"
                                              : "delete";
-  r.filter.ns = f.ns;
-  r.filter.queue = f.queue;
-  r.filter.kind = f.kind;
-  r.filter.states = f.states;
-  r.filter.tag = f.tag;
-  r.filter.created_after_ms = f.created_after_ms;
-  r.filter.created_before_ms = f.created_before_ms;
-  r.filter.finished_after_ms = f.finished_after_ms;
-  r.filter.finished_before_ms = f.finished_before_ms;
+  r.filter = ToFilterParams(f);
   r.all = o.all;
   r.limit = o.limit;
   r.dry_run = o.dry_run;

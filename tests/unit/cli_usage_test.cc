@@ -157,6 +157,8 @@ TEST(CliBulkTest, AFilterNeedsYesOrDryRunAndNeverAnIdToo) {
       {{"jobs", "cancel", "--all", "--queue", "q", "--yes"}, "--all cannot be combined"},
       {{"jobs", "cancel", "--queue", "q", "--yes", "--dry-run"}, "exclude each other"},
       {{"jobs", "replay", "--state", "dead,bogus", "--yes"}, "\"bogus\" is not a state"},
+      {{"jobs", "list", "--state", "dead", "--state", "bogus"}, "\"bogus\" is not a state"},
+      {{"jobs", "list", "--created-after", "yesterday"}, "--created-after"},
       {{"jobs", "delete", "--finished-before", "yesterday", "--yes"}, "--finished-before"},
       {{"jobs", "delete", "--queue", "q", "--limit", "10001", "--yes"}, "--limit"},
   };

@@ -562,8 +562,8 @@ TEST(ApiClientTest, ListJobsEncodesTheQueryAndReadsTheCursor) {
   Result<ApiClient> api = ApiClient::Create(server.url());
   ASSERT_TRUE(api.ok());
   ListJobsRequest req;
-  req.queue = "a b";
-  req.state = "dead";
+  req.filter.queue = "a b";
+  req.filter.states = {"dead"};
   req.limit = 10;
   Result<JobPage> page = api->ListJobs(req);
   ASSERT_TRUE(page.ok()) << page.status().ToString();
@@ -586,15 +586,15 @@ TEST(ApiClientTest, ListJobsEncodesEveryFilter) {
   Result<ApiClient> api = ApiClient::Create(server.url());
   ASSERT_TRUE(api.ok());
   ListJobsRequest req;
-  req.ns = "tenant-a";
-  req.queue = "q";
-  req.kind = "resize";
-  req.state = "dead,cancelled";
-  req.tag = "customer 42";
-  req.created_after_ms = 1;
-  req.created_before_ms = 2;
-  req.finished_after_ms = 3;
-  req.finished_before_ms = 1700000000000;
+  req.filter.ns = "tenant-a";
+  req.filter.queue = "q";
+  req.filter.kind = "resize";
+  req.filter.states = {"dead", "cancelled"};
+  req.filter.tag = "customer 42";
+  req.filter.created_after_ms = 1;
+  req.filter.created_before_ms = 2;
+  req.filter.finished_after_ms = 3;
+  req.filter.finished_before_ms = 1700000000000;
   req.limit = 5;
   req.cursor = "c1";
   Result<JobPage> page = api->ListJobs(req);
@@ -803,10 +803,15 @@ TEST(CliParseTest, JobsAndQueuesCommands) {
       Parse({"jobs", "list", "--queue", "q", "--state", "dead", "--limit", "5", "--all"});
   ASSERT_TRUE(list.invocation.has_value()) << list.err;
   EXPECT_EQ(list.invocation->command, Command::kJobsList);
-  EXPECT_EQ(list.invocation->list_jobs.queue, "q");
-  EXPECT_EQ(list.invocation->list_jobs.state, "dead");
+  EXPECT_EQ(list.invocation->list_jobs.filter.queue, "q");
+  EXPECT_EQ(list.invocation->list_jobs.filter.states, std::vector<std::string>{"dead"});
   EXPECT_EQ(list.invocation->list_jobs.limit, 5);
   EXPECT_TRUE(list.invocation->all_pages);
+  // The state set, comma-separated or repeated, as the bulk operations take it.
+  ParseOutcome states = Parse({"jobs", "list", "-s", "dead,cancelled", "--state", "active"});
+  ASSERT_TRUE(states.invocation.has_value()) << states.err;
+  EXPECT_EQ(states.invocation->list_jobs.filter.states,
+            (std::vector<std::string>{"dead", "cancelled", "active"}));
 
   EXPECT_EQ(Parse({"jobs", "cancel", "1"}).invocation.value().command, Command::kJobsCancel);
   EXPECT_EQ(Parse({"jobs", "replay", "1"}).invocation.value().command, Command::kJobsReplay);

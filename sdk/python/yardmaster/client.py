@@ -41,6 +41,21 @@ def _epoch_ms(t: TimeArg) -> Optional[int]:
     return t
 
 
+def _filter_fields(namespace: Optional[str], queue: Optional[str], kind: Optional[str],
+                   state: Union[str, Iterable[str], None], tag: Optional[str],
+                   created_after: TimeArg, created_before: TimeArg, finished_after: TimeArg,
+                   finished_before: TimeArg) -> Dict[str, Any]:
+    """The job filter of list_jobs and the bulk operations under its wire names (docs/api.md);
+    ``None`` for each field not given. A state set other than a string becomes a list."""
+    if state is not None and not isinstance(state, str):
+        state = list(state)
+    return {"namespace": namespace, "queue": queue, "kind": kind, "state": state, "tag": tag,
+            "created_after": _epoch_ms(created_after),
+            "created_before": _epoch_ms(created_before),
+            "finished_after": _epoch_ms(finished_after),
+            "finished_before": _epoch_ms(finished_before)}
+
+
 def _job_path(job_id: JobId, verb: str = "") -> str:
     path = "/v1/jobs/" + quote(str(job_id), safe="")
     return path + (":" + verb if verb else "")
@@ -233,13 +248,10 @@ class Client:
         A page may hold fewer jobs than ``page_size`` (even none) and still have a cursor: the
         server bounds the work of one request. The iterator simply goes on.
         """
-        if state is not None and not isinstance(state, str):
-            state = ",".join(state)
-        params = {"namespace": namespace, "queue": queue, "kind": kind, "state": state,
-                  "tag": tag, "created_after": _epoch_ms(created_after),
-                  "created_before": _epoch_ms(created_before),
-                  "finished_after": _epoch_ms(finished_after),
-                  "finished_before": _epoch_ms(finished_before)}
+        params = _filter_fields(namespace, queue, kind, state, tag, created_after,
+                                created_before, finished_after, finished_before)
+        if isinstance(params["state"], list):
+            params["state"] = ",".join(params["state"])  # one query parameter
         return self._pages("/v1/jobs", params, page_size)
 
     def cancel(self, job_id: JobId) -> Dict[str, Any]:
@@ -362,14 +374,9 @@ class Client:
         answer was lost is safe: what the first try did is skipped, not done twice."""
         if action not in ("cancel", "replay", "delete"):
             raise ValueError("action must be cancel, replay or delete")
-        if state is not None and not isinstance(state, str):
-            state = list(state)
-        fields = {"namespace": namespace, "queue": queue, "kind": kind, "state": state,
-                  "tag": tag, "created_after": _epoch_ms(created_after),
-                  "created_before": _epoch_ms(created_before),
-                  "finished_after": _epoch_ms(finished_after),
-                  "finished_before": _epoch_ms(finished_before), "limit": limit,
-                  "cursor": cursor}
+        fields = _filter_fields(namespace, queue, kind, state, tag, created_after,
+                                created_before, finished_after, finished_before)
+        fields.update(limit=limit, cursor=cursor)
         body: Dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
         if all_jobs:
             body["all"] = True
