@@ -211,6 +211,10 @@ void Scheduler::CollectQueues() {
 
 void Scheduler::LoadNextId(JobId next_id) { next_id_ = std::max(next_id_, next_id); }
 
+void Scheduler::LoadLastCreatedAt(std::int64_t created_at_ms) {
+  last_created_at_ms_ = std::max(last_created_at_ms_, created_at_ms);
+}
+
 void Scheduler::LoadQueue(const QueueConfig& config) {
   const std::uint32_t qi = QueueIndex(config.name);
   Q(qi).config = config;
@@ -238,6 +242,7 @@ void Scheduler::LoadFinished(const std::string& queue, JobState state, std::uint
 
 void Scheduler::LoadJob(JobRecord&& record) {
   next_id_ = std::max(next_id_, record.id + 1);
+  last_created_at_ms_ = std::max(last_created_at_ms_, record.created_at_ms);
   const bool cancel = record.cancel_requested;
   const JobState stored = record.state;
   const std::uint64_t token = record.lease_token;
@@ -645,8 +650,11 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   r.kind = std::move(spec.kind);
   r.priority = spec.priority;
   r.payload = std::move(spec.payload);
-  r.created_at_ms = now;
-  r.updated_at_ms = now;
+  // Never before the previous job's creation (the wall clock may step back): ids and creation
+  // times then sort alike.
+  last_created_at_ms_ = std::max(last_created_at_ms_, now);
+  r.created_at_ms = last_created_at_ms_;
+  r.updated_at_ms = last_created_at_ms_;
   r.run_at_ms = spec.run_at_ms ? *spec.run_at_ms : now + spec.delay_ms.value_or(0);
   r.state = r.run_at_ms > now ? JobState::kScheduled : JobState::kReady;
   r.max_attempts = spec.max_attempts.value_or(qc.max_attempts);

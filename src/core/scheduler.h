@@ -98,6 +98,7 @@ class Scheduler {
 
   // --- Recovery: called before any command, with what the store returned. -------------------
   void LoadNextId(JobId next_id);
+  void LoadLastCreatedAt(std::int64_t created_at_ms);
   void LoadQueue(const QueueConfig& config);
   // The newest keys, up to the cache's capacity; then, if the store held more, the latest
   // expiry among those not loaded (until then a cache miss needs a store lookup).
@@ -435,6 +436,10 @@ class Scheduler {
 
   JobIndex index_;
   JobId next_id_ = 1;
+  // The creation time given to the last job created (or stored). A new job's is never earlier,
+  // even if the wall clock steps back, so that creation times are in id order: a created-at
+  // bound of a search is an id range (Store::SearchFinished).
+  std::int64_t last_created_at_ms_ = 0;
   std::uint64_t next_seq_ = 1;
 
   // Slots of freed queues are null and reused (free_queues_).

@@ -22,6 +22,7 @@ class SchedulerLoader final : public RecoveryVisitor {
       : s_(s), max_keys_(max_keys) {}
 
   void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
+  void OnLastCreatedAt(std::int64_t created_at_ms) override { s_.LoadLastCreatedAt(created_at_ms); }
   void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
   void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
   std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }

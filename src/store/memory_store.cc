@@ -203,6 +203,7 @@ std::vector<PurgeOutcome> MemoryStore::TakePurgeOutcomes() {
 Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
   std::lock_guard<std::mutex> lock(mu_);
   visitor.OnNextId(state_.next_id);
+  if (!state_.jobs.empty()) visitor.OnLastCreatedAt(state_.jobs.rbegin()->second.created_at_ms);
   for (const auto& [name, config] : state_.queues) visitor.OnQueue(config);
   std::map<std::pair<std::string, JobState>, std::pair<std::uint64_t, std::int64_t>> finished;
   for (const auto& [id, job] : state_.jobs) {

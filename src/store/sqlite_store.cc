@@ -1823,7 +1823,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     Stmt q;
     YM_RETURN_IF_ERROR(q.Prepare(
         writer_,
-        "SELECT (SELECT value FROM meta WHERE key = 'next_id'), (SELECT max(id) FROM jobs)"));
+        "SELECT (SELECT value FROM meta WHERE key = 'next_id'), (SELECT max(id) FROM jobs), "
+        "(SELECT created_at_ms FROM jobs ORDER BY id DESC LIMIT 1)"));
     int rc = sqlite3_step(q.get());
     if (rc != SQLITE_ROW) return SqlError(writer_, rc, "read next_id");
     if (sqlite3_column_type(q.get(), 0) != SQLITE_INTEGER || sqlite3_column_int64(q.get(), 0) < 1) {
@@ -1837,6 +1838,9 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
     }
     next_id_ = std::max(next_id_, next);
     visitor.OnNextId(next);
+    if (sqlite3_column_type(q.get(), 2) == SQLITE_INTEGER) {
+      visitor.OnLastCreatedAt(sqlite3_column_int64(q.get(), 2));
+    }
   }
   {
     Stmt q;
@@ -2157,33 +2161,34 @@ std::string CandidatesSql(SearchDriver d, const JobFilter& f, std::size_t n_stat
       // still costs a bounded call.
       sql =
           " FROM job_tags AS t INDEXED BY job_tags_by_tag LEFT JOIN outcomes AS o ON o.id = t.id"
-          " WHERE t.tag = :tag AND t.id > :a ORDER BY t.id";
+          " WHERE t.tag = :tag AND t.id > :a AND t.id < :b ORDER BY t.id";
       add("o.id IS NOT NULL");
       break;
     case SearchDriver::kKind:
       sql =
           " FROM outcomes AS o INDEXED BY outcomes_by_kind"
-          " WHERE o.state = :state AND o.kind = :kind AND o.id > :a ORDER BY o.id";
+          " WHERE o.state = :state AND o.kind = :kind AND o.id > :a AND o.id < :b ORDER BY o.id";
       break;
     case SearchDriver::kNs:
       sql =
           " FROM outcomes AS o INDEXED BY outcomes_by_ns"
-          " WHERE o.state = :state AND o.ns = :ns AND o.id > :a ORDER BY o.id";
+          " WHERE o.state = :state AND o.ns = :ns AND o.id > :a AND o.id < :b ORDER BY o.id";
       break;
     case SearchDriver::kQueue:
       // The literal `state >= 4` lets the planner use the partial index.
       sql =
           " FROM outcomes AS o INDEXED BY outcomes_dead_by_queue"
-          " WHERE o.state = :state AND o.state >= 4 AND o.queue = :queue AND o.id > :a"
+          " WHERE o.state = :state AND o.state >= 4 AND o.queue = :queue AND o.id > :a AND o.id < "
+          ":b"
           " ORDER BY o.id";
       break;
     case SearchDriver::kState:
       sql =
           " FROM outcomes AS o INDEXED BY outcomes_dead_by_state"
-          " WHERE o.state = :state AND o.state >= 4 AND o.id > :a ORDER BY o.id";
+          " WHERE o.state = :state AND o.state >= 4 AND o.id > :a AND o.id < :b ORDER BY o.id";
       break;
     case SearchDriver::kWalk:
-      sql = " FROM outcomes AS o WHERE o.id > :a ORDER BY o.id";
+      sql = " FROM outcomes AS o WHERE o.id > :a AND o.id < :b ORDER BY o.id";
       break;
   }
   if (!PerState(d) && n_states < 3) {
@@ -2255,6 +2260,40 @@ Result<std::vector<std::string>> SqliteStore::ExplainSearch(const FinishedSearch
   return out;
 }
 
+namespace {
+
+// The smallest id x such that every stored job with id >= x was created at or after `t_ms`,
+// and every one below it before: creation times never decrease in id order
+// (Scheduler::Enqueue), so a created-at bound is an id bound, found by a binary search over the
+// jobs' primary key (at most ~64 probes, each one b-tree seek) instead of a test of every
+// candidate. max_id + 1 when no job was created at or after `t_ms`.
+Result<JobId> FirstIdCreatedAtOrAfter(sqlite3* db, sqlite3_stmt* first_at_or_after, JobId max_id,
+                                      std::int64_t t_ms) {
+  JobId lo = 1;
+  JobId hi = max_id + 1;  // invariant: jobs below lo were created before t_ms; the first job at
+                          // or after hi (if any) was created at or after it
+  while (lo < hi) {
+    const JobId mid = lo + (hi - lo) / 2;
+    ResetOnExit reset(first_at_or_after);
+    sqlite3_bind_int64(first_at_or_after, 1, static_cast<std::int64_t>(mid));
+    const int rc = sqlite3_step(first_at_or_after);
+    if (rc == SQLITE_DONE) {  // no job at or after mid (max_id was read in the same snapshot)
+      hi = mid;
+      continue;
+    }
+    if (rc != SQLITE_ROW) return SqlError(db, rc, "find created_at bound");
+    const auto id = static_cast<JobId>(sqlite3_column_int64(first_at_or_after, 0));
+    if (sqlite3_column_int64(first_at_or_after, 1) >= t_ms) {
+      hi = mid;
+    } else {
+      lo = id + 1;  // [mid, id] holds one job, created before t_ms
+    }
+  }
+  return lo;
+}
+
+}  // namespace
+
 Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
   FinishedPage page;
   const JobFilter& f = query.filter;
@@ -2276,14 +2315,44 @@ Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
     }
   } end_read{r->db};
 
+  // Created-at bounds are an id range (FirstIdCreatedAtOrAfter): candidates outside it are
+  // never read, so `created_after` the middle of a million jobs starts there at once.
+  const std::size_t n_runs = PerState(driver) ? states.size() : 1;
+  TrimStatementCache(*r, n_runs + 2);
+  JobId after = query.after_id;
+  JobId before = static_cast<JobId>(std::numeric_limits<std::int64_t>::max());
+  if (f.created_after_ms || f.created_before_ms) {
+    auto max_stmt = CachedStatement(*r, "SELECT max(id) FROM jobs");
+    if (!max_stmt.ok()) return max_stmt.status();
+    auto probe = CachedStatement(
+        *r, "SELECT id, created_at_ms FROM jobs WHERE id >= ?1 ORDER BY id LIMIT 1");
+    if (!probe.ok()) return probe.status();
+    JobId max_id = 0;
+    {
+      ResetOnExit reset(*max_stmt);
+      const int rc = sqlite3_step(*max_stmt);
+      if (rc != SQLITE_ROW) return SqlError(r->db, rc, "read max id");
+      max_id = static_cast<JobId>(std::max<std::int64_t>(sqlite3_column_int64(*max_stmt, 0), 0));
+    }
+    if (f.created_after_ms) {
+      auto lo = FirstIdCreatedAtOrAfter(r->db, *probe, max_id, *f.created_after_ms);
+      if (!lo.ok()) return lo.status();
+      after = std::max(after, *lo - 1);
+    }
+    if (f.created_before_ms) {
+      auto hi = FirstIdCreatedAtOrAfter(r->db, *probe, max_id, *f.created_before_ms);
+      if (!hi.ok()) return hi.status();
+      before = *hi;
+    }
+    if (after + 1 >= before) return page;  // the range is empty: the search is complete
+  }
+
   // One run of candidates per state for the per-state indexes, merged by id; one run else.
   struct Run {
     sqlite3_stmt* s = nullptr;
     bool live = false;  // positioned on a row
   };
-  const std::size_t n_runs = PerState(driver) ? states.size() : 1;
   std::vector<Run> runs(n_runs);
-  TrimStatementCache(*r, n_runs);
   struct ResetRuns {
     std::vector<Run>* runs;
     ~ResetRuns() {
@@ -2299,7 +2368,8 @@ Result<FinishedPage> SqliteStore::SearchFinished(const FinishedSearch& query) {
     runs[i].s = s;
     int rc = BindFilter(s, f, states);
     if (PerState(driver)) rc |= BindNamed(s, ":state", static_cast<std::int64_t>(states[i]));
-    rc |= BindNamed(s, ":a", static_cast<std::int64_t>(query.after_id));
+    rc |= BindNamed(s, ":a", static_cast<std::int64_t>(after));
+    rc |= BindNamed(s, ":b", static_cast<std::int64_t>(before));
     rc |= BindNamed(s, ":n", static_cast<std::int64_t>(budget));
     if (rc != SQLITE_OK) return SqlError(r->db, rc, "bind search");
   }

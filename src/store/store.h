@@ -37,6 +37,9 @@ class RecoveryVisitor {
  public:
   virtual ~RecoveryVisitor() = default;
   virtual void OnNextId(JobId next_id) = 0;
+  // The creation time of the stored job with the highest id, if any job is stored: creation
+  // times never decrease in id order (Scheduler::Enqueue), across restarts too.
+  virtual void OnLastCreatedAt(std::int64_t created_at_ms) {}
   virtual void OnQueue(const QueueConfig& config) = 0;
   // Unexpired idempotency keys, latest expiry first, at most MaxIdempotencyKeys() of them (the
   // rest stay on disk); if there were more, OnIdempotencyKeysOmitted(the latest expiry among

@@ -2329,3 +2329,36 @@ TEST_F(SchedulerTest, PutQueueValidationChangesNothing) {
 
 }  // namespace
 }  // namespace ym
+
+namespace ym {
+namespace {
+
+// Creation times never decrease in id order, even when the wall clock steps back (a created-at
+// bound of a search is then an id range, Store::SearchFinished), and a recovered scheduler goes
+// on from the last stored creation time.
+TEST_F(SchedulerTest, CreationTimesNeverDecreaseInIdOrder) {
+  const JobId a = EnqueueCommitted(Spec());
+  const std::int64_t first = sched_->Get(a)->job.created_at_ms;
+  EXPECT_EQ(first, clock_.NowMs());
+  clock_.StepWall(-60'000);  // NTP steps the clock back a minute
+  const JobId b = EnqueueCommitted(Spec());
+  EXPECT_EQ(sched_->Get(b)->job.created_at_ms, first) << "not before the previous job's";
+  clock_.Advance(1);
+  const JobId c = EnqueueCommitted(Spec());
+  EXPECT_EQ(sched_->Get(c)->job.created_at_ms, first);
+  clock_.StepWall(120'000);
+  const JobId d = EnqueueCommitted(Spec());
+  EXPECT_EQ(sched_->Get(d)->job.created_at_ms, clock_.NowMs()) << "the clock is ahead again";
+
+  // A restart whose clock reads before the last stored creation time.
+  Reset(SchedulerOptions{});
+  sched_->LoadNextId(d + 1);
+  sched_->LoadLastCreatedAt(first + 61'000);
+  clock_.StepWall(-300'000);
+  const JobId e = EnqueueCommitted(Spec());
+  EXPECT_GT(e, d);
+  EXPECT_EQ(sched_->Get(e)->job.created_at_ms, first + 61'000);
+}
+
+}  // namespace
+}  // namespace ym

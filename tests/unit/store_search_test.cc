@@ -224,12 +224,12 @@ TEST(StoreSearch, ACallIsBoundedByItsBudget) {
                        id + 1));
   }
   ASSERT_TRUE(CommitJobs(*store, jobs).ok());
-  // Filters the driving index does not serve (created range, ns residual): each call examines
-  // at most 100 candidates.
+  // Filters the driving index does not serve (a finished-at range): each call examines at most
+  // 100 candidates.
   JobFilter f;
   f.queue = "q";
-  f.created_after_ms = 4990;
-  f.created_before_ms = 4991;
+  f.finished_after_ms = 4991;
+  f.finished_before_ms = 4992;
   int calls = 0;
   EXPECT_EQ(SearchAll(*store, f, 10, 100, &calls), std::vector<JobId>{4990});
   EXPECT_GE(calls, 49);  // 4990 candidates / 100 per call
@@ -250,6 +250,72 @@ TEST(StoreSearch, ACallIsBoundedByItsBudget) {
   }
 }
 
+// Creation times never decrease in id order (Scheduler::Enqueue), so created-at bounds are an id
+// range, found by a binary search over the primary key: the candidates before and after it are
+// never examined, whatever the budget, and the search ends at the upper bound.
+TEST(StoreSearch, CreatedAtBoundsAreAnIdRange) {
+  TempDir dir;
+  auto store = OpenSqlite(dir.File("ym.db"));
+  ASSERT_TRUE(store);
+  std::vector<JobRecord> jobs;
+  for (JobId id = 1; id <= 5000; ++id) {
+    // Several jobs per millisecond, and a gap (ids 2001..2999 are not stored).
+    if (id > 2000 && id < 3000) continue;
+    const std::int64_t created = 100'000 + static_cast<std::int64_t>(id / 4);
+    jobs.push_back(Job(id, id % 7 == 0 ? JobState::kDead : JobState::kSucceeded, "q", "k",
+                       "default", {}, created, created + 5));
+  }
+  ASSERT_TRUE(CommitJobs(*store, jobs).ok());
+  auto one_call = [&](const JobFilter& f) {
+    FinishedSearch q;
+    q.filter = f;
+    q.limit = 100;
+    q.max_examined = 10;
+    auto page = store->SearchFinished(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<JobId> ids;
+    for (const auto& j : page->jobs) ids.push_back(j.id);
+    EXPECT_EQ(page->resume_after, 0u) << "the range ends the search";
+    return ids;
+  };
+  // Created in [100'000 + 1247, 100'000 + 1249): ids 4988..4995, in one call of 10 candidates.
+  EXPECT_EQ(one_call(Filter([](JobFilter& f) {
+              f.created_after_ms = 100'000 + 1247;
+              f.created_before_ms = 100'000 + 1249;
+            })),
+            (std::vector<JobId>{4988, 4989, 4990, 4991, 4992, 4993, 4994, 4995}));
+  // With a state, through the per-state index: the dead ones of the same range.
+  EXPECT_EQ(one_call(Filter([](JobFilter& f) {
+              f.created_after_ms = 100'000 + 1247;
+              f.created_before_ms = 100'000 + 1249;
+              f.states = {JobState::kDead};
+            })),
+            (std::vector<JobId>{4991}));
+  // A bound inside the gap starts at the first stored job after it.
+  EXPECT_EQ(one_call(Filter([](JobFilter& f) {
+              f.created_after_ms = 100'000 + 600;  // id 2400 would be the first: not stored
+              f.created_before_ms = 100'000 + 751;
+            })),
+            (std::vector<JobId>{3000, 3001, 3002, 3003}));
+  // Empty ranges end at once: after the last job, before the first, and inverted.
+  EXPECT_TRUE(one_call(Filter([](JobFilter& f) { f.created_after_ms = 100'000 + 1251; })).empty());
+  EXPECT_TRUE(one_call(Filter([](JobFilter& f) { f.created_before_ms = 100'000; })).empty());
+  EXPECT_TRUE(one_call(Filter([](JobFilter& f) {
+                f.created_after_ms = 100'000 + 900;
+                f.created_before_ms = 100'000 + 800;
+              })).empty());
+  // Followed by cursor, a wide range returns exactly the jobs a brute-force filter finds.
+  JobFilter wide;
+  wide.created_after_ms = 100'000 + 300;
+  wide.created_before_ms = 100'000 + 1100;
+  std::vector<JobId> expected;
+  for (const auto& j : jobs) {
+    if (wide.Matches(j)) expected.push_back(j.id);
+  }
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(SearchAll(*store, wide, 50, 60), expected);
+}
+
 // Every filter's candidates come from an index searched by its key, or from `outcomes` by its
 // primary key, in id order (never a scan, never a sort); rows are then read by id.
 TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
@@ -265,15 +331,15 @@ TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
   // Format 6: a search by queue or by state alone that includes succeeded jobs walks
   // `outcomes` by its primary key (succeeded outcomes pay no entry in the queue and state
   // indexes); every other filter reads its index.
-  const std::string walk = "INTEGER PRIMARY KEY (rowid>?)";
+  const std::string walk = "INTEGER PRIMARY KEY (rowid>? AND rowid<?)";
   const std::vector<Case> cases = {
       {JobFilter{}, walk, false},
       {Filter([](JobFilter& f) { f.states = {JobState::kDead}; }),
-       "COVERING INDEX outcomes_dead_by_state (state=? AND id>?)", true},
+       "COVERING INDEX outcomes_dead_by_state (state=? AND id>? AND id<?)", true},
       {Filter([](JobFilter& f) {
          f.states = {JobState::kDead, JobState::kCancelled};
        }),
-       "COVERING INDEX outcomes_dead_by_state (state=? AND id>?)", true},
+       "COVERING INDEX outcomes_dead_by_state (state=? AND id>? AND id<?)", true},
       {Filter([](JobFilter& f) { f.queue = "q"; }), walk, false},
       {Filter([](JobFilter& f) {
          f.queue = "q";
@@ -284,18 +350,18 @@ TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
          f.queue = "q";
          f.states = {JobState::kDead, JobState::kCancelled};
        }),
-       "COVERING INDEX outcomes_dead_by_queue (state=? AND queue=? AND id>?)", true},
+       "COVERING INDEX outcomes_dead_by_queue (state=? AND queue=? AND id>? AND id<?)", true},
       {Filter([](JobFilter& f) { f.kind = "k"; }),
-       "COVERING INDEX outcomes_by_kind (state=? AND kind=? AND id>?)", true},
+       "COVERING INDEX outcomes_by_kind (state=? AND kind=? AND id>? AND id<?)", true},
       {Filter([](JobFilter& f) {
          f.kind = "k";
          f.states = {JobState::kDead, JobState::kCancelled};
        }),
-       "COVERING INDEX outcomes_by_kind (state=? AND kind=? AND id>?)", true},
+       "COVERING INDEX outcomes_by_kind (state=? AND kind=? AND id>? AND id<?)", true},
       {Filter([](JobFilter& f) { f.ns = "n"; }),
-       "COVERING INDEX outcomes_by_ns (state=? AND ns=? AND id>?)", true},
-      {Filter([](JobFilter& f) { f.tag = "t"; }), "COVERING INDEX job_tags_by_tag (tag=? AND id>?)",
-       true},
+       "COVERING INDEX outcomes_by_ns (state=? AND ns=? AND id>? AND id<?)", true},
+      {Filter([](JobFilter& f) { f.tag = "t"; }),
+       "COVERING INDEX job_tags_by_tag (tag=? AND id>? AND id<?)", true},
       {Filter([](JobFilter& f) {
          f.ns = "n";
          f.queue = "q";
@@ -307,25 +373,25 @@ TEST(StoreSearch, EveryFilterIsAnsweredFromAnIndex) {
          f.finished_after_ms = 3;
          f.finished_before_ms = 4;
        }),
-       "COVERING INDEX job_tags_by_tag (tag=? AND id>?)", true},
+       "COVERING INDEX job_tags_by_tag (tag=? AND id>? AND id<?)", true},
       {Filter([](JobFilter& f) {
          f.queue = "q";
          f.kind = "k";
          f.created_after_ms = 5;
        }),
-       "INDEX outcomes_by_kind (state=? AND kind=? AND id>?)", false},
+       "INDEX outcomes_by_kind (state=? AND kind=? AND id>? AND id<?)", false},
       {Filter([](JobFilter& f) {
          f.ns = "n";
          f.tag = "";
          f.finished_before_ms = 5;
        }),
-       "INDEX outcomes_by_ns (state=? AND ns=? AND id>?)", false},
+       "INDEX outcomes_by_ns (state=? AND ns=? AND id>? AND id<?)", false},
       {Filter([](JobFilter& f) { f.finished_after_ms = 5; }), walk, false},
       {Filter([](JobFilter& f) {
          f.finished_after_ms = 5;
          f.states = {JobState::kCancelled};
        }),
-       "INDEX outcomes_dead_by_state (state=? AND id>?)", false},
+       "INDEX outcomes_dead_by_state (state=? AND id>? AND id<?)", false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.filter.Scope());
