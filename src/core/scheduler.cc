@@ -232,6 +232,12 @@ Status Scheduler::LoadLimit(const flow::LimitSpec& spec) {
   return limits_.Put(spec, &created);
 }
 
+Status Scheduler::LoadLimit(const std::string& name, const std::string& spec_json) {
+  auto spec = flow::LimitSpec::FromJson(name, spec_json);
+  if (!spec.ok()) return spec.status();
+  return LoadLimit(*spec);
+}
+
 void Scheduler::LoadIdempotencyKey(const IdempotencyKeyRecord& key) {
   IdempotencyCache::Entry e;
   e.job = key.job_id;
@@ -886,6 +892,7 @@ LimitInfo Scheduler::InfoOf(const flow::LimitSpec& spec) const {
 Result<LimitInfo> Scheduler::PutLimit(const flow::LimitSpec& spec) {
   bool created = false;
   YM_RETURN_IF_ERROR(limits_.Put(spec, &created));
+  open_.mutations.emplace_back(ym::PutLimit{spec.name, spec.ToJson()});
   Rebind();
   LimitInfo info = InfoOf(spec);
   info.created = created;
@@ -894,6 +901,7 @@ Result<LimitInfo> Scheduler::PutLimit(const flow::LimitSpec& spec) {
 
 Status Scheduler::DeleteLimit(const std::string& name) {
   if (!limits_.Delete(name)) return NotFound("limit " + name + " not found");
+  open_.mutations.emplace_back(ym::DeleteLimit{name});
   Rebind();
   return Status::Ok();
 }

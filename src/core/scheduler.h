@@ -118,6 +118,8 @@ class Scheduler {
   // A stored limit; before any LoadJob, so that recovered active leases count toward its cap.
   // kValidation when the stored spec does not validate (it is then not loaded).
   Status LoadLimit(const flow::LimitSpec& spec);
+  // The same from the stored row (name and LimitSpec::ToJson text).
+  Status LoadLimit(const std::string& name, const std::string& spec_json);
   // The newest keys, up to the cache's capacity; then, if the store held more, the latest
   // expiry among those not loaded (until then a cache miss needs a store lookup).
   void LoadIdempotencyKey(const IdempotencyKeyRecord& key);

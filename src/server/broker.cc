@@ -258,6 +258,10 @@ class Broker::Impl {
     auto fresh = std::make_unique<Scheduler>(clock_, rng_, options_.scheduler);
     SchedulerLoader loader(*fresh, options_.scheduler.idempotency_cache_keys);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
+    if (loader.bad_limits() > 0) {
+      spdlog::error("{} stored limit(s) could not be loaded and are not enforced; first: {}",
+                    loader.bad_limits(), loader.first_bad_limit());
+    }
     sched_ = std::move(fresh);
     ++generation_;
     return Status::Ok();

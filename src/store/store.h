@@ -38,6 +38,9 @@ class RecoveryVisitor {
   virtual ~RecoveryVisitor() = default;
   virtual void OnNextId(JobId next_id) = 0;
   virtual void OnQueue(const QueueConfig& config) = 0;
+  // Each stored limit (name order), before any live job, so that recovered leases count toward
+  // its caps. `spec_json` is what PutLimit stored.
+  virtual void OnLimit(const std::string& name, const std::string& spec_json) {}
   // Unexpired idempotency keys, latest expiry first, at most MaxIdempotencyKeys() of them (the
   // rest stay on disk); if there were more, OnIdempotencyKeysOmitted(the latest expiry among
   // those not visited).
