@@ -60,16 +60,7 @@ namespace ym {
 // structure is bounded by a constant times the live work (live jobs, waiters, queues that hold
 // either, names they use), never by history: stale heap entries are dropped by a rebuild once
 // they outnumber the valid ones, and names and queues are freed when nothing refers to them.
-// A limit as the API shows it: its configuration and its live counts.
-struct LimitInfo {
-  flow::LimitSpec spec;
-  bool created = false;  // PutLimit: it did not exist before
-  // The keys with the most active jobs (at most kTopKeys), largest first, and how many keys
-  // have an active job.
-  static constexpr std::size_t kTopKeys = 100;
-  std::vector<std::pair<std::string, std::int64_t>> active;
-  std::size_t active_keys = 0;
-};
+using flow::LimitInfo;
 
 struct SchedulerFootprint {
   std::size_t live_jobs = 0;

@@ -74,6 +74,23 @@ struct LimitSpec {
   bool operator==(const LimitSpec&) const = default;
 };
 
+// A limit as the API shows it: its configuration and its live counts.
+struct LimitInfo {
+  LimitSpec spec;
+  bool created = false;  // PutLimit: it did not exist before
+  // The keys with the most active jobs (at most kTopKeys), largest first, and how many keys
+  // have an active job.
+  static constexpr std::size_t kTopKeys = 100;
+  std::vector<std::pair<std::string, std::int64_t>> active;
+  std::size_t active_keys = 0;
+};
+
+// A page of GET /v1/limits.
+struct LimitPage {
+  std::vector<LimitInfo> items;
+  std::string next_after;  // resume after this name; empty when the listing is complete
+};
+
 // The fields of a job that limits look at.
 struct LimitSubject {
   std::string_view queue;
