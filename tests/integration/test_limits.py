@@ -87,3 +87,70 @@ def test_limits_survive_a_restart(server):
     status, got = c.call("GET", "/v1/limits/mutex")
     assert status == 200 and got["key"] == "concurrency_key", got
     c.close()
+
+
+def run_cli(server, *args):
+    import subprocess
+    from ymtest import binary
+    p = subprocess.run([binary(), "--server", server.url(), *args], capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_limits(server):
+    rc, out, err = run_cli(server, "limits", "set", "per-kind", "--concurrency", "2", "--kind",
+                           "resize", "--key", "namespace")
+    assert rc == 0 and "limit per-kind created" in out, (rc, out, err)
+    rc, out, _ = run_cli(server, "limits", "list")
+    assert rc == 0 and "per-kind" in out and "kind=resize" in out and "namespace" in out, out
+    rc, out, _ = run_cli(server, "limits", "get", "per-kind", "--json")
+    assert rc == 0 and '"concurrency":2' in out, out
+    rc, out, err = run_cli(server, "limits", "set", "per-kind", "--concurrency", "0")
+    assert rc == 1 and '"concurrency"' in err, (rc, out, err)
+    rc, out, _ = run_cli(server, "limits", "delete", "per-kind")
+    assert rc == 0 and "deleted" in out
+    rc, _, err = run_cli(server, "limits", "get", "per-kind")
+    assert rc == 1 and "not_found" in err
+
+
+def test_config_file_limits_are_created_and_others_kept(make_server, tmp_path):
+    cfg = tmp_path / "ym.toml"
+    cfg.write_text('[[limits]]\nname = "mutex"\nkey = "concurrency_key"\nconcurrency = 1\n\n'
+                   '[[limits]]\nname = "slow"\nmatch = { kind = "slow", queue = "q" }\n'
+                   'concurrency = 3\n')
+    data = str(tmp_path / "data")
+    s = make_server("--config", str(cfg), data_dir=data)
+    c = s.client()
+    status, page = c.call("GET", "/v1/limits")
+    assert [(i["name"], i["concurrency"]) for i in page["items"]] == [("mutex", 1), ("slow", 3)]
+    assert page["items"][1]["match"] == {"queue": "q", "kind": "slow"}
+    # One set through the API is kept across a restart with the same file; the file's limits
+    # are put back as the file says.
+    put_limit(c, "api-only", {"concurrency": 9})
+    put_limit(c, "mutex", {"concurrency": 5})
+    c.close()
+    s.restart()
+    c = s.client()
+    status, page = c.call("GET", "/v1/limits")
+    assert [(i["name"], i["concurrency"]) for i in page["items"]] == [
+        ("api-only", 9), ("mutex", 1), ("slow", 3)]
+    c.close()
+
+
+def test_bad_config_file_limits_name_the_file_and_key(make_server, tmp_path):
+    import pytest
+    cases = [
+        ('[[limits]]\nname = "x"\nconcurrency = 0\n', 'limits[0] (x): field "concurrency"'),
+        ('[[limits]]\nname = "x"\nconcurrency = 1\nrate = 2\n', "limits[0].rate: unknown key"),
+        ('[[limits]]\nconcurrency = 1\n', "limits[0].name: required"),
+        ('[[limits]]\nname = "x"\nconcurrency = 1\nkey = "tenant"\n', "limits[0].key"),
+        ('[[limits]]\nname = "x"\nconcurrency = 1\nmatch = { tag = "a" }\n',
+         "limits[0].match.tag: unknown key"),
+        ('limits = 3\n', 'key "limits" must be an array of tables'),
+    ]
+    for i, (text, expected) in enumerate(cases):
+        cfg = tmp_path / f"bad{i}.toml"
+        cfg.write_text(text)
+        with pytest.raises(RuntimeError) as e:
+            make_server("--config", str(cfg))
+        assert str(cfg) in str(e.value) and expected in str(e.value), (text, str(e.value))
