@@ -145,13 +145,30 @@ TEST_F(SchedulerLimitsTest, EveryEndOfAnActiveJobReleasesItsGate) {
   EXPECT_TRUE(Lease(5).empty());
   ASSERT_TRUE(sched_->Fail(j[0].id, j[0].lease.token, f).ok());
   Commit();
-  // timeout: a job whose attempt times out
+  // ack
   j = Lease(5);
   ASSERT_EQ(j.size(), 1u);
   EXPECT_EQ(sched_->limits().Count("mutex", "a"), 1);
   ASSERT_TRUE(sched_->Ack(j[0].id, j[0].lease.token, "null").ok());
   Commit();
   EXPECT_EQ(sched_->limits().Count("mutex", "a"), 0);
+  // an attempt that reaches its execution timeout (the timer fires before the lease expiry)
+  EnqueueSpec timed;
+  timed.queue = "t";
+  timed.kind = "k";
+  timed.concurrency_key = "a";
+  timed.timeout_ms = 1000;
+  timed.max_attempts = 1;
+  ASSERT_TRUE(sched_->Enqueue(timed).ok());
+  Commit();
+  j = Lease(5, "t");
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_TRUE(Lease(5).empty());  // "a" is held by the timed job
+  clock_.Advance(1'001);
+  sched_->Tick();
+  Commit();
+  EXPECT_EQ(sched_->limits().Count("mutex", "a"), 0);
+  EXPECT_EQ(Lease(5).size(), 1u);
 }
 
 TEST_F(SchedulerLimitsTest, ReleaseServesALongPollThatWaited) {
