@@ -221,16 +221,29 @@ def test_cap_holds_under_concurrent_workers_and_other_keys_flow(server):
         finally:
             sc.close()
 
+    # First the main thread holds two hot jobs: the key is at its cap, and its waiting jobs say
+    # why (checked before the workers start, so no race decides whether it is seen).
+    first = []
+    for _ in range(20):  # lanes take turns: a few other keys come along
+        first += c.lease(["w"], max_jobs=1)
+        if sum(1 for j in first if key_of[j["id"]] == "hot") == 2:
+            break
+    assert sum(1 for j in first if key_of[j["id"]] == "hot") == 2, first
+    status, page = c.call("GET", "/v1/jobs?queue=w&state=ready&limit=100")
+    hot_ready = [j for j in page["items"] if j["concurrency_key"] == "hot"]
+    assert hot_ready and all(j["blocked_reason"] == "concurrency_capped" for j in hot_ready)
+    held_keys = {key_of[j["id"]] for j in first}
+    assert all(j["blocked_reason"] != "concurrency_capped" for j in page["items"]
+               if j["concurrency_key"] not in held_keys), page
+    log += [("lease", j["id"]) for j in first]
+    for j in first:
+        log.append(("ack", j["id"]))
+        c.ack(j)
+
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     threads.append(threading.Thread(target=sampler))
     for t in threads:
         t.start()
-    # While the hot key is capped, its waiting jobs say why.
-    def capped_hot_job():
-        status, page = c.call("GET", "/v1/jobs?queue=w&state=ready&limit=100")
-        return any(j["concurrency_key"] == "hot" and j["blocked_reason"] == "concurrency_capped"
-                   for j in page["items"])
-    wait_until(capped_hot_job, 60, "a ready hot job blocked as concurrency_capped")
     try:
         wait_until(lambda: sum(1 for e, _ in list(log) if e == "ack") >= len(jobs) or errors,
                    120, "every job acked")
