@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "yardmaster/status.h"
@@ -156,6 +157,26 @@ struct BulkResult {
   std::optional<std::string> next_cursor;
 };
 
+// A concurrency limit (docs/flow-control.md, "Concurrency limits"): at most `concurrency` active
+// jobs per key among the jobs it matches. Unset match members match every value; `key` is empty
+// (one count for all matched jobs), "concurrency_key", "kind", "namespace", "queue" or
+// "payload.<field>[.<field>...]".
+struct LimitSpec {
+  std::string name;
+  std::optional<std::string> match_queue;
+  std::optional<std::string> match_kind;
+  std::optional<std::string> match_namespace;
+  std::string key;
+  std::int64_t concurrency = 1;
+};
+
+// A limit as the server shows it, with its live counts.
+struct LimitInfo : LimitSpec {
+  std::int64_t active_keys = 0;                              // keys with an active job
+  std::vector<std::pair<std::string, std::int64_t>> active;  // the top keys, largest first
+  bool created = false;                                      // SetLimit: it was new
+};
+
 class Client {
  public:
   explicit Client(ClientOptions options = {});
@@ -200,6 +221,16 @@ class Client {
   Result<BulkResult> CancelJobs(const JobFilter& filter, const BulkOptions& options = {});
   Result<BulkResult> ReplayJobs(const JobFilter& filter, const BulkOptions& options = {});
   Result<BulkResult> DeleteJobs(const JobFilter& filter, const BulkOptions& options = {});
+
+  // PUT /v1/limits/{name}: creates or replaces a limit, answered once durable.
+  // `validation_failed` names the bad field.
+  Result<LimitInfo> SetLimit(const LimitSpec& limit);
+  // GET /v1/limits/{name}; `not_found` when there is no such limit.
+  Result<LimitInfo> GetLimit(std::string_view name);
+  // GET /v1/limits, every page, in name order.
+  Result<std::vector<LimitInfo>> ListLimits();
+  // DELETE /v1/limits/{name}; the jobs it held back run at once.
+  Status DeleteLimit(std::string_view name);
 
   // The URL this client talks to.
   const std::string& server_url() const;

@@ -46,6 +46,10 @@ enum class Command {
   kQueuesPause,
   kQueuesResume,
   kQueuesReset,
+  kLimitsList,
+  kLimitsGet,
+  kLimitsSet,
+  kLimitsDelete,
   kDeadList,
   kDeadReplay,
   kInfo,
@@ -66,6 +70,7 @@ struct Invocation {
   std::optional<double> wait_timeout_s;  // jobs wait --timeout; nullopt: as long as it takes
   std::string queue_name;                // queues NAME, queues pause|resume
   bool create_queue = false;  // queues pause|resume --create: create it if it does not exist
+  client::Limit limit;        // limits get|set|delete (name), limits set (the rest)
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

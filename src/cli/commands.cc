@@ -214,6 +214,20 @@ int ListPages(Request request, bool all, bool json, ApiClient& api, const std::s
   return kExitOk;
 }
 
+// "queue=q,kind=k" or "all jobs".
+std::string LimitMatchText(const client::Limit& l) {
+  std::string m;
+  auto add = [&](const char* what, const std::optional<std::string>& v) {
+    if (!v) return;
+    if (!m.empty()) m += ",";
+    m += std::string(what) + "=" + *v;
+  };
+  add("queue", l.match_queue);
+  add("kind", l.match_kind);
+  add("namespace", l.match_namespace);
+  return m.empty() ? "all jobs" : m;
+}
+
 }  // namespace
 
 int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ostream& err) {
@@ -356,6 +370,65 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       } else {
         out << "queue " << r->name << ": " << (r->paused ? "paused" : "running")
             << (inv.command == Command::kQueuesReset ? " (configuration removed)" : "") << '\n';
+      }
+      return kExitOk;
+    }
+    case Command::kLimitsList: {
+      Result<std::vector<client::Limit>> r = api.ListLimits();
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << "{\"items\":[";
+        for (std::size_t i = 0; i < r->size(); ++i) out << (i > 0 ? "," : "") << (*r)[i].json;
+        out << "],\"next_cursor\":null}\n";
+        return kExitOk;
+      }
+      if (r->empty()) {
+        out << "no limits\n";
+        return kExitOk;
+      }
+      Table t({"LIMIT", "MATCH", "KEY", "CONCURRENCY", "ACTIVE_KEYS", "BUSIEST"},
+              {false, false, false, true, true, false});
+      for (const client::Limit& l : *r) {
+        t.AddRow({l.name, LimitMatchText(l), l.key.empty() ? "-" : l.key,
+                  std::to_string(l.concurrency), std::to_string(l.active_keys),
+                  l.active.empty() ? "-"
+                                   : (l.active[0].first.empty() ? "\"\"" : l.active[0].first) +
+                                         "=" + std::to_string(l.active[0].second)});
+      }
+      t.Print(out);
+      return kExitOk;
+    }
+    case Command::kLimitsGet:
+    case Command::kLimitsSet: {
+      bool created = false;
+      Result<client::Limit> r = inv.command == Command::kLimitsGet
+                                    ? api.GetLimit(inv.limit.name)
+                                    : api.PutLimit(inv.limit, &created);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+        return kExitOk;
+      }
+      if (inv.command == Command::kLimitsSet) {
+        out << "limit " << r->name << (created ? " created" : " replaced") << '\n';
+      }
+      out << "limit:        " << r->name << '\n'
+          << "match:        " << LimitMatchText(*r) << '\n'
+          << "key:          " << (r->key.empty() ? "-" : r->key) << '\n'
+          << "concurrency:  " << r->concurrency << '\n'
+          << "active keys:  " << r->active_keys << '\n';
+      for (const auto& [key, count] : r->active) {
+        out << "  " << (key.empty() ? "\"\"" : key) << ": " << count << '\n';
+      }
+      return kExitOk;
+    }
+    case Command::kLimitsDelete: {
+      Status s = api.DeleteLimit(inv.limit.name);
+      if (!s.ok()) return Fail(s, api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else {
+        out << "limit " << inv.limit.name << " deleted\n";
       }
       return kExitOk;
     }

@@ -517,6 +517,38 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   AddCommon(reset, &common);
   reset->add_option("name", inv.queue_name, "Queue name")->required();
 
+  // --- limits ---
+  CLI::App* limits = app.add_subcommand(
+      "limits", "Concurrency limits: at most N active jobs per key (list, get, set, delete)");
+  limits->require_subcommand(1);
+  AddCommon(limits, &common);
+  CLI::App* limits_list = limits->add_subcommand("list", "List limits with their active keys");
+  AddCommon(limits_list, &common);
+  CLI::App* limits_get = limits->add_subcommand("get", "Show one limit and its most active keys");
+  AddCommon(limits_get, &common);
+  limits_get->add_option("name", inv.limit.name, "Limit name")->required();
+  CLI::App* limits_set = limits->add_subcommand("set", "Create or replace a limit");
+  AddCommon(limits_set, &common);
+  limits_set->add_option("name", inv.limit.name, "Limit name")->required();
+  limits_set
+      ->add_option("--concurrency", inv.limit.concurrency,
+                   "The most active jobs per key, 1..1000000 (1: a mutex)")
+      ->required();
+  std::string limit_queue, limit_kind, limit_ns;
+  CLI::Option* limit_queue_opt =
+      limits_set->add_option("--queue,-q", limit_queue, "Only jobs of this queue");
+  CLI::Option* limit_kind_opt =
+      limits_set->add_option("--kind,-k", limit_kind, "Only jobs of this kind");
+  CLI::Option* limit_ns_opt =
+      limits_set->add_option("--namespace,-n", limit_ns, "Only jobs of this namespace");
+  limits_set->add_option("--key", inv.limit.key,
+                         "Count per concurrency_key, kind, namespace, queue or payload.PATH "
+                         "(default: one count for all matched jobs)");
+  CLI::App* limits_delete =
+      limits->add_subcommand("delete", "Delete a limit (the jobs it held back run at once)");
+  AddCommon(limits_delete, &common);
+  limits_delete->add_option("name", inv.limit.name, "Limit name")->required();
+
   // --- dead ---
   CLI::App* dead = app.add_subcommand("dead", "Inspect and replay dead-letter jobs");
   dead->require_subcommand(1);
@@ -669,6 +701,19 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       inv.command = Command::kQueuesReset;
     } else {
       inv.command = inv.queue_name.empty() ? Command::kQueuesList : Command::kQueuesGet;
+    }
+  } else if (limits->parsed()) {
+    if (limits_list->parsed()) {
+      inv.command = Command::kLimitsList;
+    } else if (limits_get->parsed()) {
+      inv.command = Command::kLimitsGet;
+    } else if (limits_set->parsed()) {
+      inv.command = Command::kLimitsSet;
+      if (limit_queue_opt->count() > 0) inv.limit.match_queue = limit_queue;
+      if (limit_kind_opt->count() > 0) inv.limit.match_kind = limit_kind;
+      if (limit_ns_opt->count() > 0) inv.limit.match_namespace = limit_ns;
+    } else {
+      inv.command = Command::kLimitsDelete;
     }
   } else if (dead->parsed()) {
     if (dead_list->parsed()) {

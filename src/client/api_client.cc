@@ -1018,6 +1018,105 @@ Result<ServerInfo> ApiClient::Info() {
                     std::string(doc->root().Raw())};
 }
 
+namespace {
+
+Limit ParseLimit(const Value& v) {
+  Limit l;
+  l.name = String(v, "name");
+  if (std::optional<Value> m = Member(v, "match")) {
+    if (Member(*m, "queue")) l.match_queue = String(*m, "queue");
+    if (Member(*m, "kind")) l.match_kind = String(*m, "kind");
+    if (Member(*m, "namespace")) l.match_namespace = String(*m, "namespace");
+  }
+  l.key = String(v, "key");
+  l.concurrency = Int(v, "concurrency");
+  l.active_keys = Int(v, "active_keys");
+  if (std::optional<Value> a = Member(v, "active"); a && a->IsArray()) {
+    for (const auto& item : *a) {
+      l.active.emplace_back(String(item.value, "key"), Int(item.value, "count"));
+    }
+  }
+  l.json = std::string(v.Raw());
+  return l;
+}
+
+}  // namespace
+
+Result<Limit> ApiClient::PutLimit(const Limit& limit, bool* created) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  if (limit.match_queue || limit.match_kind || limit.match_namespace) {
+    w.Key("match");
+    w.StartObject();
+    const std::pair<const char*, const std::optional<std::string>*> members[] = {
+        {"queue", &limit.match_queue},
+        {"kind", &limit.match_kind},
+        {"namespace", &limit.match_namespace}};
+    for (const auto& [key, value] : members) {
+      if (*value) {
+        w.Key(key);
+        w.String((*value)->data(), static_cast<rapidjson::SizeType>((*value)->size()));
+      }
+    }
+    w.EndObject();
+  }
+  if (!limit.key.empty()) {
+    w.Key("key");
+    w.String(limit.key.data(), static_cast<rapidjson::SizeType>(limit.key.size()));
+  }
+  w.Key("concurrency");
+  w.Int64(limit.concurrency);
+  w.EndObject();
+  const std::string target = "/v1/limits/" + Escape(limit.name);
+  Result<std::string> body = Call(HttpMethod::kPut, target, Str(sb));
+  if (!body.ok()) return body.status();
+  if (created) *created = last_http_status_ == 201;
+  Result<json::Document> doc = ParseReply(*body, "PUT /v1/limits");
+  if (!doc.ok()) return doc.status();
+  return ParseLimit(doc->root());
+}
+
+Result<Limit> ApiClient::GetLimit(std::string_view name) {
+  Result<std::string> body = Call(HttpMethod::kGet, "/v1/limits/" + Escape(name), {});
+  if (!body.ok()) return body.status();
+  Result<json::Document> doc = ParseReply(*body, "GET /v1/limits/{name}");
+  if (!doc.ok()) return doc.status();
+  return ParseLimit(doc->root());
+}
+
+Result<std::vector<Limit>> ApiClient::ListLimits(std::uint32_t page_size) {
+  std::vector<Limit> out;
+  std::string cursor;
+  std::set<std::string> seen;  // a repeated cursor would loop forever
+  for (;;) {
+    std::string target = "/v1/limits";
+    bool first = true;
+    AddQuery(&target, &first, "limit", std::to_string(page_size));
+    if (!cursor.empty()) AddQuery(&target, &first, "cursor", cursor);
+    Result<std::string> body = Call(HttpMethod::kGet, target, {});
+    if (!body.ok()) return body.status();
+    Result<json::Document> doc = ParseReply(*body, "GET /v1/limits");
+    if (!doc.ok()) return doc.status();
+    std::optional<Value> items = Member(doc->root(), "items");
+    if (items == std::nullopt || !items->IsArray()) {
+      return Internal("reply to GET /v1/limits has no items array");
+    }
+    for (const auto& l : *items) out.push_back(ParseLimit(l.value));
+    std::optional<Value> next = Member(doc->root(), "next_cursor");
+    if (next == std::nullopt || !next->IsString()) return out;
+    cursor = std::string(next->GetString());
+    if (cursor.empty() || !seen.insert(cursor).second) {
+      return Internal("GET /v1/limits repeated or empty cursor");
+    }
+  }
+}
+
+Status ApiClient::DeleteLimit(std::string_view name) {
+  Result<std::string> body = Call(HttpMethod::kDelete, "/v1/limits/" + Escape(name), {});
+  return body.ok() ? Status::Ok() : body.status();
+}
+
 Status ApiClient::Healthz() {
   Result<std::string> body = Call(HttpMethod::kGet, "/healthz", {});
   return body.ok() ? Status::Ok() : body.status();

@@ -247,6 +247,20 @@ struct QueuePage {
   std::optional<std::string> next_cursor;  // nullopt on the last page
 };
 
+// A limit (docs/api.md, "Limits"): what PUT /v1/limits/{name} sends (name, match_*, key,
+// concurrency) and what GET answers (also its live counts and the server's JSON).
+struct Limit {
+  std::string name;
+  std::optional<std::string> match_queue;
+  std::optional<std::string> match_kind;
+  std::optional<std::string> match_namespace;
+  std::string key;  // empty: one count for every matched job
+  std::int64_t concurrency = 0;
+  std::int64_t active_keys = 0;
+  std::vector<std::pair<std::string, std::int64_t>> active;  // the top keys, largest first
+  std::string json;
+};
+
 // PUT /v1/queues/{q}: only the fields that are set are sent and changed. The retention_* fields
 // travel as one `retention` object, which the server replaces whole: when any of them is set,
 // those left unset take the server's defaults, not the queue's current values (docs/api.md).
@@ -367,6 +381,15 @@ class ApiClient {
   // DELETE /v1/queues/{q}: removes the queue's configuration (it follows the defaults again).
   Result<Queue> ResetQueue(std::string_view name);
   Result<Queue> ResumeQueue(std::string_view name, bool create = false);
+
+  // PUT /v1/limits/{name}: creates or replaces the limit (`*created` tells which when given).
+  Result<Limit> PutLimit(const Limit& limit, bool* created = nullptr);
+  // GET /v1/limits/{name}, with its live counts.
+  Result<Limit> GetLimit(std::string_view name);
+  // GET /v1/limits, every page.
+  Result<std::vector<Limit>> ListLimits(std::uint32_t page_size = 1000);
+  // DELETE /v1/limits/{name}.
+  Status DeleteLimit(std::string_view name);
 
   // GET /v1/dead?queue=&limit=&cursor=.
   Result<JobPage> ListDead(const ListDeadRequest& request);

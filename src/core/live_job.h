@@ -63,6 +63,9 @@ struct LiveJob {
   // Execution timeout (core/attempt_timeout.h; 0: none) and, while active, the attempt's
   // deadline on the monotonic clock (0: none).
   std::int32_t timeout_ms = 0;
+  // Gate set (core/flow/limit_set.h; 0: none), a reference held while the job is in the index.
+  // Fits the padding before deadline_ms: the struct does not grow.
+  std::uint32_t gates = 0;
   std::int64_t deadline_ms = 0;
   std::string payload;
   std::unique_ptr<JobExtra> extra;

@@ -141,24 +141,28 @@ Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
   return out;
 }
 
-Scheduler::Lane& Scheduler::LaneFor(QueueState& q, std::uint32_t ns) {
-  auto it = q.lane_of_ns.find(ns);
-  if (it != q.lane_of_ns.end()) return q.lanes[it->second];
-  q.lane_of_ns.emplace(ns, static_cast<std::uint32_t>(q.lanes.size()));
+std::uint32_t Scheduler::LaneFor(QueueState& q, std::uint32_t ns, std::uint32_t gates) {
+  const auto li = static_cast<std::uint32_t>(q.lanes.size());
+  auto [it, added] = q.lane_of_key.try_emplace(LaneKey(ns, gates), li);
+  if (!added) return it->second;
   q.lanes.emplace_back();
   q.lanes.back().ns = ns;
+  q.lanes.back().gates = gates;
   ns_.Ref(ns);
-  return q.lanes.back();
+  limits_.Ref(gates);
+  return li;
 }
 
 void Scheduler::DropLane(QueueState& q, std::uint32_t li) {
   const std::uint32_t last = static_cast<std::uint32_t>(q.lanes.size() - 1);
   const std::uint32_t ns = q.lanes[li].ns;
-  q.lane_of_ns.erase(ns);
+  const std::uint32_t gates = q.lanes[li].gates;
+  q.lane_of_key.erase(LaneKey(ns, gates));
   if (li != last) {
-    // The last lane moves into the hole; the rotation names lanes by index.
+    // The last lane moves into the hole; the rotation names lanes by index (a waiting lane is
+    // named by its key, LaneRef, so it needs no update).
     q.lanes[li] = std::move(q.lanes[last]);
-    q.lane_of_ns[q.lanes[li].ns] = li;
+    q.lane_of_key[LaneKey(q.lanes[li].ns, q.lanes[li].gates)] = li;
     if (q.lanes[li].in_rotation) {
       for (std::uint32_t& r : q.rotation) {
         if (r == last) r = li;
@@ -167,6 +171,7 @@ void Scheduler::DropLane(QueueState& q, std::uint32_t li) {
   }
   q.lanes.pop_back();
   ns_.Release(ns);
+  limits_.Unref(gates);
 }
 
 void Scheduler::SetWorker(LiveJob& job, std::uint32_t worker) {
@@ -180,6 +185,7 @@ void Scheduler::DropJob(LiveJob& job) {
   ns_.Release(job.ns);
   kinds_.Release(job.kind);
   SetWorker(job, 0);
+  limits_.Unref(job.gates);
   index_.Erase(job.id);
   --Q(qi).jobs;
 }
@@ -193,7 +199,10 @@ void Scheduler::CollectQueues() {
       continue;
     }
     if (++q.idle_sweeps < 2) continue;
-    for (const Lane& lane : q.lanes) ns_.Release(lane.ns);
+    for (const Lane& lane : q.lanes) {
+      ns_.Release(lane.ns);
+      limits_.Unref(lane.gates);
+    }
     if (!changes_full_) {
       removed_queues_.push_back(q.config.name);
       if (removed_queues_.size() > 2 * queue_ids_.size() + 64) {
@@ -220,6 +229,17 @@ void Scheduler::LoadQueue(const QueueConfig& config) {
   Q(qi).config = config;
   Q(qi).persisted = true;
   MarkChanged(qi);
+}
+
+Status Scheduler::LoadLimit(const flow::LimitSpec& spec) {
+  bool created = false;
+  return limits_.Put(spec, &created);
+}
+
+Status Scheduler::LoadLimit(const std::string& name, const std::string& spec_json) {
+  auto spec = flow::LimitSpec::FromJson(name, spec_json);
+  if (!spec.ok()) return spec.status();
+  return LoadLimit(*spec);
 }
 
 void Scheduler::LoadIdempotencyKey(const IdempotencyKeyRecord& key) {
@@ -273,6 +293,8 @@ void Scheduler::LoadJob(JobRecord&& record) {
     if (cancel) cancel_watches_.Requested(worker, job->id);
     job->seq = next_seq_++;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
+    // The recovered lease holds its gates: a restart never lets more jobs run than the caps.
+    if (job->gates != flow::LimitSet::kNoGates) limits_.Hold(job->gates);
     ++Q(job->queue).active;
     ++active_total_;
     MarkChanged(job->queue);
@@ -331,7 +353,19 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
     x.tags = std::forward<Record>(r).tags;
     x.errors = std::forward<Record>(r).errors;
   }
-  return index_.Insert(std::move(job));
+  LiveJob* p = index_.Insert(std::move(job));
+  if (!limits_.empty()) p->gates = limits_.Acquire(SubjectOf(*p));
+  return p;
+}
+
+flow::LimitSubject Scheduler::SubjectOf(const LiveJob& job) const {
+  flow::LimitSubject s;
+  s.queue = Q(job.queue).config.name;
+  s.kind = kinds_.Name(job.kind);
+  s.ns = ns_.Name(job.ns);
+  if (job.extra) s.concurrency_key = job.extra->concurrency_key;
+  s.payload = job.payload;
+  return s;
 }
 
 // --- State transitions ----------------------------------------------------------------------
@@ -344,12 +378,14 @@ void Scheduler::MakeReady(LiveJob& job) {
   job.seq = next_seq_++;
   // Becoming ready is a state change; updated_at then also dates the oldest-ready age.
   job.updated_at_ms = clock_.NowMs();
-  Lane& lane = LaneFor(q, job.ns);
+  const std::uint32_t li = LaneFor(q, job.ns, job.gates);
+  Lane& lane = q.lanes[li];
   lane.ready.push(ReadyEntry{job.priority, job.seq, job.id});
   ++lane.ready_count;
-  if (!lane.in_rotation) {
+  // A lane waiting on a gate stays out until the gate opens (WakeLanes).
+  if (!lane.in_rotation && !lane.waiting) {
     lane.in_rotation = true;
-    q.rotation.push_back(q.lane_of_ns[job.ns]);
+    q.rotation.push_back(li);
   }
   q.ready_fifo.push_back(FifoEntry{job.seq, job.id});
   ++q.ready;
@@ -381,7 +417,7 @@ void Scheduler::LeaveState(LiveJob& job) {
       break;
     case JobState::kReady: {
       --q.ready;
-      Lane& lane = q.lanes[q.lane_of_ns.at(job.ns)];
+      Lane& lane = q.lanes[q.lane_of_key.at(LaneKey(job.ns, job.gates))];
       --lane.ready_count;
       MaybeCompactLane(lane);
       MaybeCompactFifo(q);
@@ -390,6 +426,9 @@ void Scheduler::LeaveState(LiveJob& job) {
     case JobState::kActive:
       --q.active;
       --active_total_;
+      // The job stops holding its gates; lanes that waited on one that opens are woken at the
+      // end of the command (WakeLanes), not here in the middle of a transition.
+      if (job.gates != flow::LimitSet::kNoGates) (void)limits_.Release(job.gates, woken_);
       if (job.cancel_requested) cancel_watches_.Withdrawn(workers_.Name(job.worker), job.id);
       job.deadline_ms = 0;  // the deadline belongs to the attempt
       // Progress belongs to the attempt that reported it.
@@ -703,13 +742,13 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     Lane& lane = q.lanes[li];
     LiveJob* job = nullptr;
     while (!lane.ready.empty()) {
-      const ReadyEntry e = lane.ready.top();
-      lane.ready.pop();
+      const ReadyEntry& e = lane.ready.top();
       LiveJob* j = index_.Find(e.id);
       if (j && j->state == JobState::kReady && !j->pending && !j->evicting && j->seq == e.seq) {
         job = j;
         break;
       }
+      lane.ready.pop();
     }
     q.rotation.pop_front();
     if (job == nullptr) {  // only stale entries were left
@@ -718,6 +757,17 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       DropLane(q, li);
       continue;
     }
+    if (lane.gates != flow::LimitSet::kNoGates) {
+      // Every job of the lane has the same gates, so a refusal holds for the whole lane: it
+      // leaves the rotation and waits on the gate that refused, and no other lane is held up.
+      if (auto refused = limits_.Admit(lane.gates)) {
+        lane.in_rotation = false;
+        lane.waiting = true;
+        limits_.Wait(lane.gates, *refused, flow::LaneRef{qi, lane.ns, lane.gates});
+        continue;
+      }
+    }
+    lane.ready.pop();
     // Jobs mostly leave in the order they became ready: drop the job's own entry from the
     // front of the ready order now, without a lookup, instead of leaving it stale.
     if (!q.ready_fifo.empty() && q.ready_fifo.front().id == job->id &&
@@ -771,6 +821,110 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     ++taken;
     if (lane_done) DropLane(q, li);
   }
+}
+
+void Scheduler::WakeLanes() {
+  if (woken_.empty()) return;
+  std::vector<flow::LaneRef> woken;
+  woken.swap(woken_);
+  std::vector<std::uint32_t> touched;
+  for (const flow::LaneRef& ref : woken) {
+    // A registration outlives its lane only if the lane was dropped (its queue freed): then
+    // nothing is found, or a lane of the same key that re-checks its gates (harmless).
+    if (ref.queue >= queues_.size() || !queues_[ref.queue]) continue;
+    QueueState& q = Q(ref.queue);
+    auto it = q.lane_of_key.find(LaneKey(ref.ns, ref.set));
+    if (it == q.lane_of_key.end()) continue;
+    Lane& lane = q.lanes[it->second];
+    if (!lane.waiting) continue;
+    lane.waiting = false;
+    if (!lane.in_rotation) {
+      lane.in_rotation = true;
+      q.rotation.push_back(it->second);
+    }
+    touched.push_back(ref.queue);
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (std::uint32_t qi : touched) ServeWaiters(qi);
+}
+
+void Scheduler::Rebind() {
+  // Lanes first: they hold references on the old gate sets.
+  for (auto& qp : queues_) {
+    if (!qp) continue;
+    for (const Lane& lane : qp->lanes) {
+      ns_.Release(lane.ns);
+      limits_.Unref(lane.gates);
+    }
+    qp->lanes.clear();
+    qp->lane_of_key.clear();
+    qp->rotation.clear();
+  }
+  woken_.clear();
+  limits_.BeginRecount();
+  index_.Scan(0, ~std::uint64_t{0}, [&](LiveJob& job) {
+    const std::uint32_t old = job.gates;
+    job.gates = limits_.empty() ? flow::LimitSet::kNoGates : limits_.Acquire(SubjectOf(job));
+    limits_.Unref(old);
+    if (job.pending || job.evicting) return true;
+    if (job.state == JobState::kActive) {
+      if (job.gates != flow::LimitSet::kNoGates) limits_.Hold(job.gates);
+    } else if (job.state == JobState::kReady) {
+      // Same seq: its ready_fifo entry stays valid.
+      QueueState& q = Q(job.queue);
+      const std::uint32_t li = LaneFor(q, job.ns, job.gates);
+      Lane& lane = q.lanes[li];
+      lane.ready.push(ReadyEntry{job.priority, job.seq, job.id});
+      ++lane.ready_count;
+      if (!lane.in_rotation) {
+        lane.in_rotation = true;
+        q.rotation.push_back(li);
+      }
+    }
+    return true;
+  });
+  // Every lane with ready jobs is in the rotation; a capped one leaves it at its first try.
+  for (std::uint32_t qi = 0; qi < queues_.size(); ++qi) {
+    if (queues_[qi] && queues_[qi]->live_waiters > 0) ServeWaiters(qi);
+  }
+}
+
+LimitInfo Scheduler::InfoOf(const flow::LimitSpec& spec) const {
+  LimitInfo info;
+  info.spec = spec;
+  info.active = limits_.TopCounts(spec.name, LimitInfo::kTopKeys, &info.active_keys);
+  return info;
+}
+
+Result<LimitInfo> Scheduler::PutLimit(const flow::LimitSpec& spec) {
+  bool created = false;
+  YM_RETURN_IF_ERROR(limits_.Put(spec, &created));
+  open_.mutations.emplace_back(ym::PutLimit{spec.name, spec.ToJson()});
+  Rebind();
+  LimitInfo info = InfoOf(spec);
+  info.created = created;
+  return info;
+}
+
+Status Scheduler::DeleteLimit(const std::string& name) {
+  if (!limits_.Delete(name)) return NotFound("limit " + name + " not found");
+  open_.mutations.emplace_back(ym::DeleteLimit{name});
+  Rebind();
+  return Status::Ok();
+}
+
+std::optional<LimitInfo> Scheduler::GetLimit(const std::string& name) const {
+  const flow::LimitSpec* spec = limits_.Find(name);
+  if (spec == nullptr) return std::nullopt;
+  return InfoOf(*spec);
+}
+
+std::vector<LimitInfo> Scheduler::LimitsPage(const std::string& after, std::uint32_t limit,
+                                             bool* more) const {
+  std::vector<LimitInfo> out;
+  for (const flow::LimitSpec* spec : limits_.Page(after, limit, more)) out.push_back(InfoOf(*spec));
+  return out;
 }
 
 std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
@@ -860,11 +1014,13 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
     // and could succeed after the cancel was answered 2xx.
     job->updated_at_ms = clock_.NowMs();
     Finish(*job, JobState::kCancelled, "", "");
+    WakeLanes();
     return;
   }
   MakeReady(*job);
   RecordLease(*job);  // un-counts the attempt in the store too, and clears the lease
   ServeWaiters(job->queue);
+  WakeLanes();
 }
 
 Result<LiveJob*> Scheduler::FindLeased(JobId id, std::uint64_t token) {
@@ -893,7 +1049,10 @@ Result<LiveJob*> Scheduler::FindLeased(JobId id, std::uint64_t token) {
 Result<HeartbeatOutcome> Scheduler::Heartbeat(JobId id, std::uint64_t token, std::int64_t extend_ms,
                                               const std::optional<std::string>& progress) {
   auto found = FindLeased(id, token);
-  if (!found.ok()) return found.status();
+  if (!found.ok()) {
+    WakeLanes();  // FindLeased may have timed the attempt out
+    return found.status();
+  }
   LiveJob& job = **found;
   if (extend_ms != 0 && (extend_ms < options_.min_lease_ms || extend_ms > options_.max_lease_ms)) {
     return Validation("field \"extend_ms\": must be " + std::to_string(options_.min_lease_ms) +
@@ -944,9 +1103,13 @@ Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string
     return JobState::kSucceeded;
   }
   auto found = FindLeased(id, token);
-  if (!found.ok()) return found.status();
+  if (!found.ok()) {
+    WakeLanes();  // FindLeased may have timed the attempt out
+    return found.status();
+  }
   LeaveState(**found);
   Finish(**found, JobState::kSucceeded, "", result);
+  WakeLanes();
   return JobState::kSucceeded;
 }
 
@@ -955,10 +1118,14 @@ Result<JobState> Scheduler::Fail(JobId id, std::uint64_t token, const FailSpec& 
     return Validation("field \"retry_in_ms\": must be 0.." + std::to_string(kMaxDelayMs));
   }
   auto found = FindLeased(id, token);
-  if (!found.ok()) return found.status();
+  if (!found.ok()) {
+    WakeLanes();  // FindLeased may have timed the attempt out
+    return found.status();
+  }
   LiveJob& job = **found;
   const JobState s = FailAttempt(job, error);
   if (s == JobState::kReady) ServeWaiters(job.queue);
+  WakeLanes();
   return s;
 }
 
@@ -1226,6 +1393,8 @@ JobView Scheduler::ToView(const LiveJob& job) const {
     } else if (job.state == JobState::kReady) {
       if (q.config.paused) {
         v.blocked_reason = "paused";
+      } else if (job.gates != flow::LimitSet::kNoGates && limits_.Capped(job.gates)) {
+        v.blocked_reason = "concurrency_capped";
       } else if (q.live_waiters == 0) {
         v.blocked_reason = "no_workers";
       }
@@ -1456,6 +1625,7 @@ void Scheduler::Tick() {
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (std::uint32_t qi : touched) ServeWaiters(qi);
+  WakeLanes();
   MaybeCompactHeaps();
 }
 
@@ -1692,6 +1862,8 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.workers = workers_.size();
   f.intern_slots = ns_.slots() + kinds_.slots() + workers_.slots();
   f.idempotency_keys = idempotency_.size();
+  f.limit_gate_sets = limits_.live_sets();
+  f.limit_waiting_lanes = limits_.waiting_lanes();
   return f;
 }
 

@@ -13,11 +13,13 @@
 // A write's reply may be released once durable_seq() >= the VisibleSeq() taken right after the
 // write; that covers both what the command wrote and anything earlier it observed.
 //
-// Dispatch structure, chosen so flow control can slot in without a rewrite:
-//   queue -> lanes (one per namespace) -> ready heap ordered by (priority desc, ready seq asc)
+// Dispatch structure:
+//   queue -> lanes (one per namespace and gate set) -> ready heap (priority desc, ready seq asc)
 // Lease takes queues round-robin and, inside a queue, lanes round-robin, so no namespace starves
-// another. Rate limits, concurrency caps and quotas will gate a lane or a head job at the same
-// point where `paused` gates a queue today.
+// another. A job's gate set (core/flow/limit_set.h) is the list of (limit, key) it is subject to;
+// a lane whose set refuses (a concurrency cap at its count) leaves the rotation as a whole and
+// waits on the refusing gate, which puts it back when one of its jobs stops being active. With
+// no limits every job has the empty set and lanes are one per namespace.
 //
 // Complexity: enqueue, lease (per job), ack, fail, heartbeat, cancel and timer firing are
 // O(log n) in the number of live jobs or better; no step scans the backlog. List scans are
@@ -42,6 +44,7 @@
 #include "core/cancel_watches.h"
 #include "core/end_waits.h"
 #include "core/fifo.h"
+#include "core/flow/limit_set.h"
 #include "core/idempotency_cache.h"
 #include "core/intern_table.h"
 #include "core/job_filter.h"
@@ -57,6 +60,8 @@ namespace ym {
 // structure is bounded by a constant times the live work (live jobs, waiters, queues that hold
 // either, names they use), never by history: stale heap entries are dropped by a rebuild once
 // they outnumber the valid ones, and names and queues are freed when nothing refers to them.
+using flow::LimitInfo;
+
 struct SchedulerFootprint {
   std::size_t live_jobs = 0;
   std::size_t index_pages = 0;
@@ -85,6 +90,8 @@ struct SchedulerFootprint {
   std::size_t workers = 0;
   std::size_t intern_slots = 0;  // slots of the three tables (live + free)
   std::size_t idempotency_keys = 0;
+  std::size_t limit_gate_sets = 0;      // distinct gate sets held by live jobs and lanes
+  std::size_t limit_waiting_lanes = 0;  // lanes registered as waiting on a gate
 };
 
 class Scheduler {
@@ -100,6 +107,11 @@ class Scheduler {
   void LoadNextId(JobId next_id);
   void LoadLastCreatedAt(std::int64_t created_at_ms);
   void LoadQueue(const QueueConfig& config);
+  // A stored limit; before any LoadJob, so that recovered active leases count toward its cap.
+  // kValidation when the stored spec does not validate (it is then not loaded).
+  Status LoadLimit(const flow::LimitSpec& spec);
+  // The same from the stored row (name and LimitSpec::ToJson text).
+  Status LoadLimit(const std::string& name, const std::string& spec_json);
   // The newest keys, up to the cache's capacity; then, if the store held more, the latest
   // expiry among those not loaded (until then a cache miss needs a store lookup).
   void LoadIdempotencyKey(const IdempotencyKeyRecord& key);
@@ -274,6 +286,18 @@ class Scheduler {
   // once unused like any unconfigured queue); a paused queue resumes. nullopt when core does not
   // hold the queue (it may still exist in the store: the caller decides).
   std::optional<QueueInfo> ResetQueue(const std::string& name);
+  // --- Limits (core/flow/limit_set.h). ----------------------------------------------------
+  // Creates or replaces a limit (kValidation naming the field: nothing changes). Every live job
+  // gets its gate set again and the counts are rebuilt from the active jobs: O(live jobs), an
+  // admin operation. Lanes that may now run re-enter the rotation and waiters are served.
+  Result<LimitInfo> PutLimit(const flow::LimitSpec& spec);
+  // kNotFound when no such limit. Rebinds as PutLimit does: its waiting jobs run at once.
+  Status DeleteLimit(const std::string& name);
+  std::optional<LimitInfo> GetLimit(const std::string& name) const;
+  std::vector<LimitInfo> LimitsPage(const std::string& after, std::uint32_t limit,
+                                    bool* more) const;
+  const flow::LimitSet& limits() const { return limits_; }
+
   std::size_t live_jobs() const { return index_.size(); }
   // Sizes of every structure core keeps (O(queues + index pages); for tests and metrics).
   SchedulerFootprint Footprint() const;
@@ -334,9 +358,11 @@ class Scheduler {
 
   struct Lane {
     std::uint32_t ns = 0;
+    std::uint32_t gates = flow::LimitSet::kNoGates;  // the gate set of all its jobs (a ref)
     std::priority_queue<ReadyEntry, std::vector<ReadyEntry>, ReadyOrder> ready;
     std::uint64_t ready_count = 0;  // valid entries in `ready`
     bool in_rotation = false;
+    bool waiting = false;  // out of the rotation, registered on a gate that refused it
   };
   struct FifoEntry {
     std::uint64_t seq;
@@ -350,7 +376,7 @@ class Scheduler {
     QueueConfig config;
     bool persisted = false;  // has a row in the store
     std::vector<Lane> lanes;
-    std::unordered_map<std::uint32_t, std::uint32_t> lane_of_ns;
+    std::unordered_map<std::uint64_t, std::uint32_t> lane_of_key;  // LaneKey(ns, gates)
     Fifo<std::uint32_t> rotation;  // lanes with ready jobs, round-robin order
     // Ready jobs in the order they became ready (lazy deletion), for the oldest-ready age.
     Fifo<FifoEntry> ready_fifo;
@@ -375,7 +401,11 @@ class Scheduler {
   QueueState& Q(std::uint32_t qi) { return *queues_[qi]; }
   const QueueState& Q(std::uint32_t qi) const { return *queues_[qi]; }
   std::uint32_t QueueIndex(const std::string& name);
-  Lane& LaneFor(QueueState& q, std::uint32_t ns);
+  static std::uint64_t LaneKey(std::uint32_t ns, std::uint32_t gates) {
+    return (std::uint64_t{gates} << 32) | ns;
+  }
+  // The index of the lane of (ns, gates), created if needed.
+  std::uint32_t LaneFor(QueueState& q, std::uint32_t ns, std::uint32_t gates);
   // Drops a lane that has no ready job and is out of the rotation (its namespace may be gone).
   void DropLane(QueueState& q, std::uint32_t li);
   void SetWorker(LiveJob& job, std::uint32_t worker);
@@ -411,6 +441,14 @@ class Scheduler {
   void TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
                      const std::string& worker_id, std::vector<LeasedJob>& out);
   bool HasReady(std::uint32_t qi) const;
+  flow::LimitSubject SubjectOf(const LiveJob& job) const;
+  // Puts the lanes whose gates opened (woken_) back into the rotation and serves the waiters of
+  // their queues. Called at the end of every command that can end an active job.
+  void WakeLanes();
+  // After a limit changed: every live job's gate set again, counts from the active jobs, lanes
+  // rebuilt from the ready jobs. O(live jobs + lanes).
+  void Rebind();
+  LimitInfo InfoOf(const flow::LimitSpec& spec) const;
   void ServeWaiters(std::uint32_t qi);
   void ExpireLeases(std::int64_t now);
   void Sweep(std::int64_t now);
@@ -489,6 +527,9 @@ class Scheduler {
   mutable bool wall_offset_known_ = false;
 
   ReadGuard guard_;
+
+  flow::LimitSet limits_;
+  std::vector<flow::LaneRef> woken_;  // lanes whose gate opened, for WakeLanes
 
   Batch open_;
   std::vector<JobId> open_promote_;

@@ -1080,7 +1080,12 @@ Result<ListQuery> ParseListDeadQuery(std::string_view query) {
   return q;
 }
 
-Result<QueueListQuery> ParseListQueuesQuery(std::string_view query) {
+namespace {
+
+constexpr std::string_view kLimitsCursorScope = "limits";
+
+// GET /v1/queues and GET /v1/limits: limit and cursor; `limits` picks the cursor scope.
+Result<QueueListQuery> ParseNamePageQuery(std::string_view query, bool limits) {
   auto params = ParseQueryString(query);
   if (!params.ok()) return params.status();
   QueueListQuery q;
@@ -1097,7 +1102,7 @@ Result<QueueListQuery> ParseListQueuesQuery(std::string_view query) {
       q.limit = limit;
     } else if (name == "cursor") {
       if (value.empty()) continue;
-      auto after = DecodeQueueCursor(value);
+      auto after = limits ? DecodeCursor(kLimitsCursorScope, value) : DecodeQueueCursor(value);
       if (!after.ok()) return after.status();
       q.after = std::move(after).value();
     } else {
@@ -1105,6 +1110,21 @@ Result<QueueListQuery> ParseListQueuesQuery(std::string_view query) {
     }
   }
   return q;
+}
+
+}  // namespace
+
+Result<QueueListQuery> ParseListQueuesQuery(std::string_view query) {
+  return ParseNamePageQuery(query, /*limits=*/false);
+}
+
+Result<QueueListQuery> ParseListLimitsQuery(std::string_view query) {
+  return ParseNamePageQuery(query, /*limits=*/true);
+}
+
+Result<flow::LimitSpec> ParseLimitSpec(const std::string& name, std::string_view body) {
+  if (body.empty()) return InvalidJson("the body must be a JSON object (the limit)");
+  return flow::LimitSpec::FromJson(name, body);
 }
 
 Result<bool> ParseCreateQuery(std::string_view query) {
@@ -1376,6 +1396,90 @@ std::string RenderQueuePage(const QueuePage& page, std::size_t max_bytes) {
   } else {
     WriteStr(w, EncodeQueueCursor(next_after));
   }
+  w.EndObject();
+  return Take(buf);
+}
+
+namespace {
+
+void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
+  const flow::LimitSpec& s = info.spec;
+  w.StartObject();
+  WriteKey(w, "name");
+  WriteStr(w, s.name);
+  WriteKey(w, "match");
+  w.StartObject();
+  if (s.match_queue) {
+    WriteKey(w, "queue");
+    WriteStr(w, *s.match_queue);
+  }
+  if (s.match_kind) {
+    WriteKey(w, "kind");
+    WriteStr(w, *s.match_kind);
+  }
+  if (s.match_namespace) {
+    WriteKey(w, "namespace");
+    WriteStr(w, *s.match_namespace);
+  }
+  w.EndObject();
+  WriteKey(w, "key");
+  if (s.key == flow::LimitKeyKind::kNone) {
+    w.Null();
+  } else {
+    WriteStr(w, s.KeyText());
+  }
+  WriteKey(w, "concurrency");
+  w.Int64(s.concurrency.value_or(0));
+  WriteKey(w, "active_keys");
+  w.Uint64(info.active_keys);
+  WriteKey(w, "active");
+  w.StartArray();
+  for (const auto& [key, count] : info.active) {
+    w.StartObject();
+    WriteKey(w, "key");
+    WriteStr(w, key);
+    WriteKey(w, "count");
+    w.Int64(count);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+}  // namespace
+
+std::string RenderLimit(const flow::LimitInfo& info) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteLimit(w, info);
+  return Take(buf);
+}
+
+std::string RenderLimitPage(const flow::LimitPage& page, std::size_t max_bytes) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  const std::size_t n = WriteCappedItems(w, buf, page.items, max_bytes, WriteLimit);
+  const std::string& next_after =
+      n < page.items.size() ? page.items[n - 1].spec.name : page.next_after;
+  WriteKey(w, "next_cursor");
+  if (next_after.empty()) {
+    w.Null();
+  } else {
+    WriteStr(w, EncodeCursor(kLimitsCursorScope, next_after));
+  }
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderLimitDeleted(const std::string& name) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "name");
+  WriteStr(w, name);
+  WriteKey(w, "deleted");
+  w.Bool(true);
   w.EndObject();
   return Take(buf);
 }

@@ -32,6 +32,7 @@
 
 #include "common/status.h"
 #include "core/bulk.h"
+#include "core/flow/limit_set.h"
 #include "core/job.h"
 #include "core/types.h"
 #include "server/broker.h"
@@ -172,6 +173,11 @@ struct QueueListQuery {
   std::uint32_t limit = 100;
 };
 Result<QueueListQuery> ParseListQueuesQuery(std::string_view query);
+// GET /v1/limits: the same parameters, with cursors of its own scope.
+Result<QueueListQuery> ParseListLimitsQuery(std::string_view query);
+// PUT /v1/limits/{name}: the body is the limit (flow::LimitSpec::FromJson): 422 naming the field
+// for a bad name, unknown member, unknown key, empty payload path or concurrency out of range.
+Result<flow::LimitSpec> ParseLimitSpec(const std::string& name, std::string_view body);
 // PUT /v1/queues/{q}, :pause, :resume: `create=true` creates a queue that does not exist
 // (`create=false` or no parameter: 404 queue_not_found for such a queue).
 Result<bool> ParseCreateQuery(std::string_view query);
@@ -206,6 +212,13 @@ std::string RenderQueue(const QueueInfo& info);
 // `{"items":[...],"next_cursor"}`, capped by `max_bytes` like RenderJobPage.
 std::string RenderQueuePage(const QueuePage& page,
                             std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
+// `{"name","match","key","concurrency","active_keys","active":[{"key","count"}]}`.
+std::string RenderLimit(const flow::LimitInfo& info);
+// `{"items":[...],"next_cursor"}`, capped by `max_bytes` like RenderJobPage.
+std::string RenderLimitPage(const flow::LimitPage& page,
+                            std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
+// DELETE /v1/limits/{name}: `{"name","deleted":true}`.
+std::string RenderLimitDeleted(const std::string& name);
 std::string RenderReplayed(std::uint64_t replayed);
 // `{"matched","cancelled"|"replayed"|"deleted","cancel_requested"?,"skipped","dry_run"?,
 // "next_cursor"}` (cancel_requested for a cancel; dry_run only when true).

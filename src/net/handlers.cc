@@ -305,6 +305,44 @@ void ResetQueue(Call& c) {
   c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)));
 }
 
+void ListLimits(Call& c) {
+  auto query = ParseListLimitsQuery(c.match.query);
+  if (!query.ok()) return c.Error(query.status());
+  c.broker.ListLimits(std::move(query->after), query->limit,
+                      [route = c.match.id, max_bytes = c.options.max_reply_bytes,
+                       reply = std::move(c.reply)](Result<flow::LimitPage> r) {
+                        reply(r.ok() ? Json(200, RenderLimitPage(*r, max_bytes), route)
+                                     : ErrorResponse(r.status(), route));
+                      });
+}
+
+void GetLimit(Call& c) {
+  c.broker.GetLimit(
+      c.match.name, [route = c.match.id, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
+        reply(r.ok() ? Json(200, RenderLimit(*r), route) : ErrorResponse(r.status(), route));
+      });
+}
+
+// 201 when the limit was created, 200 when it replaced one; once durable.
+void PutLimit(Call& c) {
+  auto spec = ParseLimitSpec(c.match.name, c.request.body);
+  if (!spec.ok()) return c.Error(spec.status());
+  c.broker.PutLimit(std::move(spec).value(),
+                    [route = c.match.id, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
+                      reply(r.ok() ? Json(r->created ? 201 : 200, RenderLimit(*r), route)
+                                   : ErrorResponse(r.status(), route));
+                    });
+}
+
+void DeleteLimit(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.DeleteLimit(
+      c.match.name, [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+        reply(r.ok() ? Json(200, RenderLimitDeleted(*r), route) : ErrorResponse(r.status(), route));
+      });
+}
+
 void ReplayDead(Call& c) {
   auto req = ParseDeadReplay(c.request.body);
   if (!req.ok()) return c.Error(req.status());
@@ -416,6 +454,14 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return SetPaused(c, true);
     case RouteId::kResetQueue:
       return ResetQueue(c);
+    case RouteId::kListLimits:
+      return ListLimits(c);
+    case RouteId::kGetLimit:
+      return GetLimit(c);
+    case RouteId::kPutLimit:
+      return PutLimit(c);
+    case RouteId::kDeleteLimit:
+      return DeleteLimit(c);
     case RouteId::kResumeQueue:
       return SetPaused(c, false);
     case RouteId::kListDead:

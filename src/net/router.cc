@@ -50,6 +50,11 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
     {RouteId::kResumeQueue, http::verb::post, "/v1/queues/{q}:resume", true,
      "POST /v1/queues/{q}:resume"},
     {RouteId::kResetQueue, http::verb::delete_, "/v1/queues/{q}", false, "DELETE /v1/queues/{q}"},
+    {RouteId::kListLimits, http::verb::get, "/v1/limits", true, "GET /v1/limits"},
+    {RouteId::kGetLimit, http::verb::get, "/v1/limits/{name}", false, "GET /v1/limits/{name}"},
+    {RouteId::kPutLimit, http::verb::put, "/v1/limits/{name}", false, "PUT /v1/limits/{name}"},
+    {RouteId::kDeleteLimit, http::verb::delete_, "/v1/limits/{name}", false,
+     "DELETE /v1/limits/{name}"},
     {RouteId::kListDead, http::verb::get, "/v1/dead", true, "GET /v1/dead"},
     {RouteId::kReplayDead, http::verb::post, "/v1/dead:replay", false, "POST /v1/dead:replay"},
     {RouteId::kInfo, http::verb::get, "/v1/info", false, "GET /v1/info"},
@@ -76,6 +81,7 @@ std::vector<std::string_view> Split(std::string_view path) {
 struct Captured {
   std::string_view raw_id;
   std::string_view raw_queue;
+  std::string_view raw_name;
   bool has_verb = false;
 };
 
@@ -90,6 +96,10 @@ bool MatchSegment(std::string_view pattern, std::string_view seg, Captured& cap)
   }
   if (pattern == "{q}") {
     cap.raw_queue = seg;
+    return true;
+  }
+  if (pattern == "{name}") {
+    cap.raw_name = seg;
     return true;
   }
   return pattern == seg;
@@ -239,6 +249,15 @@ RouteOutcome RouteRequest(const RouteInput& input) {
       return out;
     }
     out.match.queue = std::move(name).value();
+  }
+  if (!chosen_cap.raw_name.empty()) {
+    auto name = PercentDecode(chosen_cap.raw_name, /*plus_is_space=*/false);
+    if (!name.ok()) {
+      out.status = InvalidRequest(fmt::format("path parameter \"name\": \"{}\" is not valid",
+                                              Printable(chosen_cap.raw_name)));
+      return out;
+    }
+    out.match.name = std::move(name).value();
   }
   if (input.body_size > input.max_request_bytes) {
     out.status = Status(Code::kPayloadTooLarge,

@@ -53,6 +53,10 @@ enum class RouteId : std::uint8_t {
   kPauseQueue,
   kResumeQueue,
   kResetQueue,
+  kListLimits,
+  kGetLimit,
+  kPutLimit,
+  kDeleteLimit,
   kListDead,
   kReplayDead,
   kInfo,
@@ -76,8 +80,11 @@ struct RouteInput {
 
 struct RouteMatch {
   RouteId id = RouteId::kUnmatched;
-  JobId job_id = 0;        // for {id} routes
-  std::string queue;       // for {q} routes, percent-decoded
+  JobId job_id = 0;   // for {id} routes
+  std::string queue;  // for {q} routes, percent-decoded
+  // For {name} routes (limits), percent-decoded and not validated here: a bad limit name is a
+  // 422 naming the field "name", like the other fields of a limit.
+  std::string name;
   std::string_view query;  // the raw query string (after '?'), for list routes
 };
 

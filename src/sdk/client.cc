@@ -238,6 +238,69 @@ void AddPage(BulkResult& total, const ym::client::BulkPage& page) {
 
 }  // namespace
 
+namespace {
+
+LimitInfo ToLimitInfo(const ym::client::Limit& l) {
+  LimitInfo out;
+  out.name = l.name;
+  out.match_queue = l.match_queue;
+  out.match_kind = l.match_kind;
+  out.match_namespace = l.match_namespace;
+  out.key = l.key;
+  out.concurrency = l.concurrency;
+  out.active_keys = l.active_keys;
+  out.active = l.active;
+  return out;
+}
+
+}  // namespace
+
+Result<LimitInfo> Client::SetLimit(const LimitSpec& limit) {
+  return impl_->With<LimitInfo>([&](ym::client::ApiClient& api) -> Result<LimitInfo> {
+    ym::client::Limit l;
+    l.name = limit.name;
+    l.match_queue = limit.match_queue;
+    l.match_kind = limit.match_kind;
+    l.match_namespace = limit.match_namespace;
+    l.key = limit.key;
+    l.concurrency = limit.concurrency;
+    bool created = false;
+    auto r = api.PutLimit(l, &created);
+    if (!r.ok()) return impl_->Error(r.status());
+    LimitInfo info = ToLimitInfo(*r);
+    info.created = created;
+    return info;
+  });
+}
+
+Result<LimitInfo> Client::GetLimit(std::string_view name) {
+  return impl_->With<LimitInfo>([&](ym::client::ApiClient& api) -> Result<LimitInfo> {
+    auto r = api.GetLimit(name);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToLimitInfo(*r);
+  });
+}
+
+Result<std::vector<LimitInfo>> Client::ListLimits() {
+  return impl_->With<std::vector<LimitInfo>>(
+      [&](ym::client::ApiClient& api) -> Result<std::vector<LimitInfo>> {
+        auto r = api.ListLimits();
+        if (!r.ok()) return impl_->Error(r.status());
+        std::vector<LimitInfo> out;
+        for (const auto& l : *r) out.push_back(ToLimitInfo(l));
+        return out;
+      });
+}
+
+Status Client::DeleteLimit(std::string_view name) {
+  auto r = impl_->With<bool>([&](ym::client::ApiClient& api) -> Result<bool> {
+    ym::Status s = api.DeleteLimit(name);
+    if (!s.ok()) return impl_->Error(s);
+    return true;
+  });
+  return r.ok() ? Status::Ok() : r.status();
+}
+
 Result<BulkResult> Client::BulkPage(BulkAction action, const JobFilter& filter,
                                     std::string_view cursor, const BulkOptions& options) {
   return impl_->With<BulkResult>([&](ym::client::ApiClient& api) -> Result<BulkResult> {

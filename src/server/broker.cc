@@ -258,6 +258,10 @@ class Broker::Impl {
     auto fresh = std::make_unique<Scheduler>(clock_, rng_, options_.scheduler);
     SchedulerLoader loader(*fresh, options_.scheduler.idempotency_cache_keys);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
+    if (loader.bad_limits() > 0) {
+      spdlog::error("{} stored limit(s) could not be loaded and are not enforced; first: {}",
+                    loader.bad_limits(), loader.first_bad_limit());
+    }
     sched_ = std::move(fresh);
     ++generation_;
     return Status::Ok();
@@ -1694,6 +1698,53 @@ void Broker::ResetQueue(std::string name, Callback<QueueInfo> done) {
             impl_->AnswerQueue(name, std::move(one), std::move(done));
           });
         });
+  });
+}
+
+void Broker::PutLimit(flow::LimitSpec spec, Callback<flow::LimitInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, spec = std::move(spec), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto r = impl_->sched().PutLimit(spec);
+    if (!r.ok()) return done(r.status());
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r).value());
+    });
+  });
+}
+
+void Broker::DeleteLimit(std::string name, Callback<std::string> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    Status d = impl_->sched().DeleteLimit(name);
+    if (!d.ok()) return done(d);
+    impl_->AfterDurable([name = std::move(name), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(name));
+    });
+  });
+}
+
+void Broker::GetLimit(std::string name, Callback<flow::LimitInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
+    auto info = impl_->sched().GetLimit(name);
+    if (!info) return done(NotFound("limit " + name + " not found"));
+    done(std::move(*info));
+  });
+}
+
+void Broker::ListLimits(std::string after, std::uint32_t limit, Callback<flow::LimitPage> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  limit = std::max<std::uint32_t>(limit, 1);
+  impl_->Post([this, after = std::move(after), limit, done = std::move(done)]() mutable {
+    bool more = false;
+    flow::LimitPage page;
+    page.items = impl_->sched().LimitsPage(after, limit, &more);
+    if (more && !page.items.empty()) page.next_after = page.items.back().spec.name;
+    done(std::move(page));
   });
 }
 

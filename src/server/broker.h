@@ -35,6 +35,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "core/bulk.h"
+#include "core/flow/limit_set.h"
 #include "core/job.h"
 #include "core/queue_config.h"
 #include "core/types.h"
@@ -220,6 +221,17 @@ class Broker {
   // unconfigured, is freed once nothing uses it. Jobs are not touched. kQueueNotFound when the
   // queue does not exist.
   void ResetQueue(std::string name, Callback<QueueInfo> done);
+
+  // Limits (docs/flow-control.md, "Concurrency limits"). A create or replace (kValidation naming
+  // the field: nothing changes), answered once durable; `created` in the answer tells which.
+  // Every live job is rebound to the limits and the counts rebuilt (O(live jobs), core thread).
+  void PutLimit(flow::LimitSpec spec, Callback<flow::LimitInfo> done);
+  // kNotFound when no such limit; answered once durable. Its waiting jobs are released at once.
+  void DeleteLimit(std::string name, Callback<std::string> done);
+  // With the live counts: the most active keys (at most LimitInfo::kTopKeys). kNotFound.
+  void GetLimit(std::string name, Callback<flow::LimitInfo> done);
+  // Limits named after `after`, in name order, at most `limit`.
+  void ListLimits(std::string after, std::uint32_t limit, Callback<flow::LimitPage> done);
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -250,6 +251,56 @@ std::string EnvOf(const std::string& key) {
 }
 
 // TOML scalars as the same text a flag would carry, so one validator serves all sources.
+// One `[[limits]]` table: name, concurrency, key, and a `match` table (queue, kind, namespace).
+// Errors name the file and the key, e.g. "ym.toml: limits[2].concurrency: ...".
+Result<flow::LimitSpec> TomlLimit(const toml::node& node, const std::string& where) {
+  const toml::table* t = node.as_table();
+  if (t == nullptr) return InvalidRequest(where + ": must be a table ([[limits]])");
+  flow::LimitSpec spec;
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    if (key == "name") {
+      auto s = v.value<std::string>();
+      if (!s) return InvalidRequest(where + ".name: must be a string");
+      spec.name = *s;
+    } else if (key == "concurrency") {
+      auto i = v.value<std::int64_t>();
+      if (!v.is_integer() || !i) return InvalidRequest(where + ".concurrency: must be an integer");
+      spec.concurrency = *i;
+    } else if (key == "key") {
+      auto s = v.value<std::string>();
+      if (!s) return InvalidRequest(where + ".key: must be a string");
+      if (Status st = spec.SetKey(*s); !st.ok()) {
+        return InvalidRequest(where + ".key: " + st.message());
+      }
+    } else if (key == "match") {
+      const toml::table* m = v.as_table();
+      if (m == nullptr) return InvalidRequest(where + ".match: must be a table");
+      for (const auto& [mk, mv] : *m) {
+        const std::string member(mk.str());
+        std::optional<std::string>* slot = member == "queue"       ? &spec.match_queue
+                                           : member == "kind"      ? &spec.match_kind
+                                           : member == "namespace" ? &spec.match_namespace
+                                                                   : nullptr;
+        if (slot == nullptr) {
+          return InvalidRequest(where + ".match." + member +
+                                ": unknown key (queue, kind, namespace)");
+        }
+        auto s = mv.value<std::string>();
+        if (!s) return InvalidRequest(where + ".match." + member + ": must be a string");
+        *slot = *s;
+      }
+    } else {
+      return InvalidRequest(where + "." + key + ": unknown key (name, match, key, concurrency)");
+    }
+  }
+  if (spec.name.empty()) return InvalidRequest(where + ".name: required");
+  if (Status st = spec.Validate(); !st.ok()) {
+    return InvalidRequest(where + " (" + spec.name + "): " + st.message());
+  }
+  return spec;
+}
+
 std::optional<std::string> TomlScalar(const toml::node& node) {
   if (auto s = node.as_string()) return s->get();
   if (auto i = node.as_integer()) return std::to_string(i->get());
@@ -319,6 +370,25 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
     }
     for (const auto& [k, node] : table) {
       const std::string key(k.str());
+      if (key == "limits") {
+        const toml::array* arr = node.as_array();
+        if (arr == nullptr) {
+          return InvalidRequest(config_path +
+                                ": key \"limits\" must be an array of tables "
+                                "([[limits]])");
+        }
+        std::set<std::string> names;
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+          auto spec = TomlLimit((*arr)[i], config_path + ": limits[" + std::to_string(i) + "]");
+          if (!spec.ok()) return spec.status();
+          if (!names.insert(spec->name).second) {
+            return InvalidRequest(config_path + ": limits[" + std::to_string(i) +
+                                  "].name: the limit " + spec->name + " is defined twice");
+          }
+          out.config.limits.push_back(std::move(spec).value());
+        }
+        continue;
+      }
       bool known = false;
       for (const auto& def : Options()) known = known || def.key == key;
       if (!known) return InvalidRequest(config_path + ": unknown key \"" + key + "\"");

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "core/flow/limit_set.h"
 #include "core/types.h"
 #include "store/store.h"
 
@@ -46,6 +47,9 @@ struct ServerConfig {
   std::uint64_t max_queued_commands = 100'000;
   std::uint64_t completion_margin = 20'000;
   SchedulerOptions scheduler;
+  // `[[limits]]` of the config file: created or replaced at start (Reconcile in server_main).
+  // Limits stored but absent from the file are kept: the API is the source of truth.
+  std::vector<flow::LimitSpec> limits;
 };
 
 // Reads environment variables; injectable so tests need not touch the process environment.

@@ -24,6 +24,15 @@ class SchedulerLoader final : public RecoveryVisitor {
   void OnNextId(JobId next_id) override { s_.LoadNextId(next_id); }
   void OnLastCreatedAt(std::int64_t created_at_ms) override { s_.LoadLastCreatedAt(created_at_ms); }
   void OnQueue(const QueueConfig& config) override { s_.LoadQueue(config); }
+  // A stored limit that does not parse (a hand-edited file) is not enforced; it is counted and
+  // the first error kept, for the caller to report.
+  void OnLimit(const std::string& name, const std::string& spec_json) override {
+    Status s = s_.LoadLimit(name, spec_json);
+    if (!s.ok()) {
+      if (bad_limits_ == 0) first_bad_limit_ = "limit " + name + ": " + s.message();
+      ++bad_limits_;
+    }
+  }
   void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
   std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }
   void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {
@@ -40,11 +49,16 @@ class SchedulerLoader final : public RecoveryVisitor {
 
   // Live jobs loaded so far.
   std::uint64_t jobs() const { return jobs_; }
+  // Stored limits that could not be loaded, and the first one's error.
+  std::uint64_t bad_limits() const { return bad_limits_; }
+  const std::string& first_bad_limit() const { return first_bad_limit_; }
 
  private:
   Scheduler& s_;
   std::uint64_t max_keys_;
   std::uint64_t jobs_ = 0;
+  std::uint64_t bad_limits_ = 0;
+  std::string first_bad_limit_;
 };
 
 }  // namespace ym

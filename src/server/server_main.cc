@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <future>
 #include <memory>
 
 #include "common/build_info.h"
@@ -98,6 +99,25 @@ int Run(const ServerConfig& cfg) {
   if (Status s = broker.Start(); !s.ok()) {
     spdlog::critical("recovery failed: {}", s.ToString());
     return kExitFailure;
+  }
+
+  // The config file's [[limits]], created or replaced before the listener opens. Stored limits
+  // absent from the file are kept: the API is the source of truth, the file only adds.
+  for (const flow::LimitSpec& spec : cfg.limits) {
+    std::promise<Status> put;
+    broker.GetLimit(spec.name, [&](Result<flow::LimitInfo> got) {
+      if (got.ok() && got->spec == spec) return put.set_value(Status::Ok());  // unchanged
+      broker.PutLimit(spec, [&](Result<flow::LimitInfo> r) {
+        if (r.ok())
+          spdlog::info("limit {} {} from the config file", spec.name,
+                       r->created ? "created" : "replaced");
+        put.set_value(r.status());
+      });
+    });
+    if (Status s = put.get_future().get(); !s.ok()) {
+      spdlog::critical("config file: limit {}: {}", spec.name, s.ToString());
+      return kExitFailure;
+    }
   }
 
   obs::Registry registry;

@@ -65,6 +65,18 @@ struct DeleteQueue {
   std::string name;
 };
 
+// Creates or replaces a limit (core/flow/limit_set.h): its name and its spec as JSON text
+// (LimitSpec::ToJson), kept as given; the store does not interpret it.
+struct PutLimit {
+  std::string name;
+  std::string spec_json;
+};
+
+// Removes a limit. A no-op when there is none.
+struct DeleteLimit {
+  std::string name;
+};
+
 // Records an idempotency key -> job mapping until `expires_at_ms`.
 struct PutIdempotencyKey {
   std::string ns;
@@ -122,9 +134,9 @@ struct PurgeOutcome {
   std::int64_t oldest_ms = 0;
 };
 
-using Mutation =
-    std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
-                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue>;
+using Mutation = std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue,
+                              PutIdempotencyKey, ExpireIdempotencyKeys, PurgeFinished,
+                              FinishIdempotencyKey, DeleteQueue, PutLimit, DeleteLimit>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

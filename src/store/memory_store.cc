@@ -12,6 +12,7 @@ namespace {
 struct Undo {
   std::map<JobId, std::optional<JobRecord>> jobs;
   std::map<std::string, std::optional<QueueConfig>> queues;
+  std::map<std::string, std::optional<std::string>> limits;
   std::map<std::pair<std::string, std::string>, std::optional<IdempotencyKeyRecord>> keys;
 };
 
@@ -131,6 +132,12 @@ Status MemoryStore::Commit(const Batch& batch) {
     } else if (const auto* q = std::get_if<PutQueue>(&m)) {
       Remember(state_.queues, q->config.name, &undo.queues);
       state_.queues[q->config.name] = q->config;
+    } else if (const auto* pl = std::get_if<PutLimit>(&m)) {
+      Remember(state_.limits, pl->name, &undo.limits);
+      state_.limits[pl->name] = pl->spec_json;
+    } else if (const auto* dl = std::get_if<DeleteLimit>(&m)) {
+      Remember(state_.limits, dl->name, &undo.limits);
+      state_.limits.erase(dl->name);
     } else if (const auto* dq = std::get_if<DeleteQueue>(&m)) {
       Remember(state_.queues, dq->name, &undo.queues);
       state_.queues.erase(dq->name);
@@ -186,6 +193,7 @@ Status MemoryStore::Commit(const Batch& batch) {
   if (!st.ok()) {
     Restore(&state_.jobs, &undo.jobs);
     Restore(&state_.queues, &undo.queues);
+    Restore(&state_.limits, &undo.limits);
     Restore(&state_.keys, &undo.keys);
     outcomes_.clear();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
@@ -205,6 +213,7 @@ Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
   visitor.OnNextId(state_.next_id);
   if (!state_.jobs.empty()) visitor.OnLastCreatedAt(state_.jobs.rbegin()->second.created_at_ms);
   for (const auto& [name, config] : state_.queues) visitor.OnQueue(config);
+  for (const auto& [name, spec] : state_.limits) visitor.OnLimit(name, spec);
   std::map<std::pair<std::string, JobState>, std::pair<std::uint64_t, std::int64_t>> finished;
   for (const auto& [id, job] : state_.jobs) {
     if (!IsTerminal(job.state)) continue;

@@ -395,7 +395,7 @@ constexpr char kOutcomeTableSql[] =
 
 Status MigrateTo6(sqlite3* db) {
   YM_RETURN_IF_ERROR(Exec(db, kOutcomeTableSql, "migrate to format 6 (outcomes table)"));
-  return Exec(
+  YM_RETURN_IF_ERROR(Exec(
       db,
       "INSERT INTO outcomes (id, ns, queue, kind, created_at_ms, state, priority, run_at_ms, "
       "updated_at_ms, finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, "
@@ -416,7 +416,16 @@ Status MigrateTo6(sqlite3* db) {
       "CREATE INDEX outcomes_by_ns ON outcomes (state, ns, id);"
       "CREATE INDEX outcomes_dead_by_queue ON outcomes (state, queue, id) WHERE state >= 4;"
       "CREATE INDEX outcomes_dead_by_state ON outcomes (state, id) WHERE state >= 4;",
-      "migrate to format 6 (outcomes)");
+      "migrate to format 6 (outcomes)"));
+  // Concurrency limits (issue 10, docs/flow-control.md): one row per named limit, its
+  // configuration as the JSON text of LimitSpec::ToJson, so that the rate and quota members
+  // still to come need no further migration.
+  return Exec(db,
+              "CREATE TABLE limits ("
+              "  name TEXT PRIMARY KEY,"
+              "  spec TEXT NOT NULL"
+              ") WITHOUT ROWID;",
+              "migrate to format 6 (limits)");
 }
 
 using Migration = Status (*)(sqlite3*);
@@ -843,6 +852,8 @@ SqliteStore::~SqliteStore() {
                           delete_any_job_,
                           put_queue_,
                           delete_queue_,
+                          put_limit_,
+                          delete_limit_,
                           put_key_,
                           expire_keys_,
                           finish_key_,
@@ -1062,6 +1073,8 @@ Status SqliteStore::PrepareWriterStatements() {
        "retention_cancelled_ms, timeout_ms, retention_max_succeeded, retention_max_dead, "
        "retention_max_cancelled) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"},
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
+      {&put_limit_, "INSERT OR REPLACE INTO limits (name, spec) VALUES (?1, ?2)"},
+      {&delete_limit_, "DELETE FROM limits WHERE name = ?1"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
        "VALUES (?1,?2,?3,?4)"},
@@ -1536,6 +1549,24 @@ Status SqliteStore::ApplyDeleteQueue(const std::string& name) {
   return StepDone(writer_, delete_queue_, "delete queue");
 }
 
+Status SqliteStore::ApplyPutLimit(const PutLimit& m) {
+  int rc = BindText(put_limit_, 1, m.name);
+  rc |= BindText(put_limit_, 2, m.spec_json);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(put_limit_);
+    return IoError("bind limit " + m.name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, put_limit_, "put limit");
+}
+
+Status SqliteStore::ApplyDeleteLimit(const std::string& name) {
+  if (BindText(delete_limit_, 1, name) != SQLITE_OK) {
+    sqlite3_reset(delete_limit_);
+    return IoError("bind limit " + name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, delete_limit_, "delete limit");
+}
+
 Status SqliteStore::ApplyPutKey(const PutIdempotencyKey& k) {
   if (!IdInRange(k.job_id)) return IoError("idempotency key for invalid job id");
   sqlite3_stmt* s = put_key_;
@@ -1689,6 +1720,8 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const DeleteJob& m) { return ApplyDelete(m.id); },
       [&](const PutQueue& m) { return ApplyPutQueue(m.config); },
       [&](const DeleteQueue& m) { return ApplyDeleteQueue(m.name); },
+      [&](const PutLimit& m) { return ApplyPutLimit(m); },
+      [&](const DeleteLimit& m) { return ApplyDeleteLimit(m.name); },
       [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
       [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m); },
       [&](const FinishIdempotencyKey& m) { return ApplyFinishKey(m); },
@@ -1878,6 +1911,19 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       visitor.OnQueue(c);
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan queues");
+  }
+  {
+    // Limits before the jobs: a recovered lease then counts toward its caps.
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(writer_, "SELECT name, spec FROM limits ORDER BY name"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      std::string name, spec;
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 0, -1, "limits.name", &name));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 1, -1, "limits.spec", &spec));
+      visitor.OnLimit(name, spec);
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan limits");
   }
   // What retention has to purge: the counts kept in memory, and one index probe per queue and
   // state for its oldest finish (O(queues with finished jobs × log rows), not a scan).

@@ -148,6 +148,8 @@ class SqliteStore final : public Store {
   Status ApplyDeleteRange(JobId first, JobId last);
   Status ApplyPutQueue(const QueueConfig& config);
   Status ApplyDeleteQueue(const std::string& name);
+  Status ApplyPutLimit(const PutLimit& m);
+  Status ApplyDeleteLimit(const std::string& name);
   Status ApplyPutKey(const PutIdempotencyKey& key);
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
@@ -193,6 +195,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_any_job_ = nullptr;  // the job row, whatever it is
   sqlite3_stmt* put_queue_ = nullptr;
   sqlite3_stmt* delete_queue_ = nullptr;
+  sqlite3_stmt* put_limit_ = nullptr;
+  sqlite3_stmt* delete_limit_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;

@@ -41,6 +41,9 @@ class RecoveryVisitor {
   // times never decrease in id order (Scheduler::Enqueue), across restarts too.
   virtual void OnLastCreatedAt(std::int64_t created_at_ms) {}
   virtual void OnQueue(const QueueConfig& config) = 0;
+  // Each stored limit (name order), before any live job, so that recovered leases count toward
+  // its caps. `spec_json` is what PutLimit stored.
+  virtual void OnLimit(const std::string& name, const std::string& spec_json) {}
   // Unexpired idempotency keys, latest expiry first, at most MaxIdempotencyKeys() of them (the
   // rest stay on disk); if there were more, OnIdempotencyKeysOmitted(the latest expiry among
   // those not visited).

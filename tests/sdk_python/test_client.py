@@ -219,3 +219,21 @@ def test_delete_jobs_takes_finished_jobs_only(client: Client) -> None:
             client.get(i)
     assert client.get(live)["state"] == "ready"
     assert client.delete_jobs(all_jobs=True)["deleted"] == 0
+
+
+def test_limits_set_list_get_delete(client: Client) -> None:
+    created = client.set_limit("per-acct", 1, key="payload.acct", queue="mail")
+    assert created["match"] == {"queue": "mail"} and created["concurrency"] == 1
+    for acct in ("a", "a", "b"):
+        client.enqueue("mail", "send", {"acct": acct})
+    got = client.request("POST", "/v1/leases", {"queues": ["mail"], "max": 10})["jobs"]
+    assert sorted(j["payload"]["acct"] for j in got) == ["a", "b"]
+    live = client.limit("per-acct")
+    assert live["active_keys"] == 2
+    assert [x["name"] for x in client.limits()] == ["per-acct"]
+    with pytest.raises(Validation) as v:
+        client.set_limit("per-acct", 0)
+    assert '"concurrency"' in v.value.message
+    client.delete_limit("per-acct")
+    with pytest.raises(NotFound):
+        client.limit("per-acct")

@@ -53,8 +53,9 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
 }
 
 // Turns a current (format 6) file back into format 5: each finished job's outcome is written
-// back into its job row as format 5 kept it, the outcomes table and its indexes go, and the five
-// partial indexes of `jobs` come back. The older-format tests then undo format 5 on top of it.
+// back into its job row as format 5 kept it, the outcomes table and its indexes go (and the
+// limits table), and the five partial indexes of `jobs` come back. The older-format tests then
+// undo format 5 on top of it.
 inline constexpr char kUndoFormat6[] =
     "UPDATE jobs SET state = o.state, priority = o.priority, run_at_ms = o.run_at_ms, "
     "updated_at_ms = o.updated_at_ms, finished_at_ms = o.finished_at_ms, attempts = o.attempts, "
@@ -63,6 +64,7 @@ inline constexpr char kUndoFormat6[] =
     "lease_ms = o.lease_ms, errors = o.errors, dead_reason = o.dead_reason, result = o.result, "
     "cancel_requested = o.cancel_requested FROM outcomes AS o WHERE o.id = jobs.id;"
     "DROP TABLE outcomes;"
+    "DROP TABLE limits;"
     "CREATE INDEX jobs_terminal_by_id ON jobs (state, queue, id) WHERE state >= 3;"
     "CREATE INDEX jobs_terminal_by_finish ON jobs (state, queue, finished_at_ms) WHERE state >= 3;"
     "CREATE INDEX jobs_finished_by_state ON jobs (state, id) WHERE state >= 3;"

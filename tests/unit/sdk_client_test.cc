@@ -86,4 +86,51 @@ TEST(SdkClient, WaitReportsAnUnknownJob) {
   EXPECT_EQ(job.status().http_status(), 404);
 }
 
+// The limit calls send what docs/api.md describes and read the limit object back.
+TEST(SdkClient, LimitsRoundTrip) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> seen;
+  ThreadedServer server([&](const std::string& req, const std::string& body) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.emplace_back(req, body);
+    const std::string limit =
+        R"({"name":"per-acct","match":{"queue":"q"},"key":"payload.acct","concurrency":2,)"
+        R"("active_keys":1,"active":[{"key":"a1","count":2}]})";
+    if (req.rfind("PUT ", 0) == 0) return Reply{201, limit};
+    if (req.rfind("GET /v1/limits?", 0) == 0) {
+      return Reply{200, R"({"items":[)" + limit + R"(],"next_cursor":null})"};
+    }
+    if (req.rfind("DELETE ", 0) == 0) return Reply{200, R"({"name":"per-acct","deleted":true})"};
+    return Reply{404, R"({"error":{"code":"not_found","message":"limit x not found"}})"};
+  });
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  yardmaster::LimitSpec spec;
+  spec.name = "per-acct";
+  spec.match_queue = "q";
+  spec.key = "payload.acct";
+  spec.concurrency = 2;
+  auto set = client.SetLimit(spec);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_TRUE(set->created);
+  EXPECT_EQ(set->key, "payload.acct");
+  EXPECT_EQ(*set->match_queue, "q");
+  ASSERT_EQ(set->active.size(), 1u);
+  EXPECT_EQ(set->active[0], (std::pair<std::string, std::int64_t>{"a1", 2}));
+  auto all = client.ListLimits();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].concurrency, 2);
+  EXPECT_TRUE(client.DeleteLimit("per-acct").ok());
+  auto missing = client.GetLimit("x");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), "not_found");
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(seen.size(), 4u);
+  EXPECT_EQ(seen[0].first, "PUT /v1/limits/per-acct");
+  EXPECT_EQ(seen[0].second, R"({"match":{"queue":"q"},"key":"payload.acct","concurrency":2})");
+  EXPECT_EQ(seen[2].first, "DELETE /v1/limits/per-acct");
+  EXPECT_EQ(seen[3].first, "GET /v1/limits/x");
+}
+
 }  // namespace

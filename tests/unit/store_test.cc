@@ -58,6 +58,12 @@ struct Recovered : RecoveryVisitor {
     ++next_id_calls;
   }
   void OnQueue(const QueueConfig& c) override { queues.push_back(c); }
+  std::vector<std::pair<std::string, std::string>> limits;
+  bool limit_after_job = false;
+  void OnLimit(const std::string& name, const std::string& spec) override {
+    limits.emplace_back(name, spec);
+    limit_after_job = limit_after_job || !jobs.empty();
+  }
   void OnIdempotencyKey(const IdempotencyKeyRecord& k) override { keys.push_back(k); }
   void OnLiveJob(JobRecord&& j) override { jobs.push_back(std::move(j)); }
   // (queue, state) -> (count, oldest finish)
@@ -764,6 +770,75 @@ TYPED_TEST(StoreTest, DeleteQueueRemovesTheConfigurationAndIsUndoneByAFailedBatc
   Recovered r = RecoverAll(this->store());
   ASSERT_EQ(r.queues.size(), 1u);
   EXPECT_EQ(r.queues[0].name, "kept");
+}
+
+TYPED_TEST(StoreTest, LimitsSurviveReopenComeBeforeJobsAndAFailedBatchIsUndone) {
+  Store& s = this->store();
+  Batch put;
+  put.mutations.push_back(PutLimit{"mutex", R"({"key":"concurrency_key","concurrency":1})"});
+  put.mutations.push_back(PutLimit{"gone", R"({"concurrency":5})"});
+  put.mutations.push_back(InsertJob{SmallJob(1)});
+  ASSERT_OK(s.Commit(put));
+  Batch failing;
+  failing.mutations.push_back(DeleteLimit{"gone"});
+  failing.mutations.push_back(PutLimit{"mutex", R"({"concurrency":9})"});
+  failing.mutations.push_back(InsertJob{SmallJob(1)});  // duplicate: the batch fails
+  EXPECT_FALSE(s.Commit(failing).ok());
+  Batch del;
+  del.mutations.push_back(DeleteLimit{"gone"});
+  del.mutations.push_back(DeleteLimit{"never-existed"});  // a no-op
+  del.mutations.push_back(PutLimit{"a-first", R"({"concurrency":2})"});
+  ASSERT_OK(s.Commit(del));
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  EXPECT_EQ(r.limits, (std::vector<std::pair<std::string, std::string>>{
+                          {"a-first", R"({"concurrency":2})"},
+                          {"mutex", R"({"key":"concurrency_key","concurrency":1})"}}));
+  EXPECT_FALSE(r.limit_after_job);
+  EXPECT_EQ(r.jobs.size(), 1u);
+}
+
+// A restart with leases held keeps them counted: the limit is recovered before the jobs, and
+// each recovered active job holds its gates, so the cap still holds after the restart.
+TYPED_TEST(StoreTest, ARestartWithActiveLeasesKeepsThemCountedTowardTheCap) {
+  ManualClock clock(1'700'000'000'000);
+  Rng rng(3);
+  auto sched = std::make_unique<Scheduler>(clock, rng, SchedulerOptions{});
+  auto commit = [&] {
+    Batch b = sched->SealBatch();
+    ASSERT_OK(this->store().Commit(b));
+    sched->OnCommitted(b.seq);
+  };
+  flow::LimitSpec spec;
+  spec.name = "per-customer";
+  spec.concurrency = 2;
+  ASSERT_TRUE(spec.SetKey("payload.customer").ok());
+  ASSERT_TRUE(sched->PutLimit(spec).ok());
+  for (int i = 0; i < 5; ++i) {
+    EnqueueSpec e;
+    e.queue = "q";
+    e.kind = "k";
+    e.payload = R"({"customer":"c1"})";
+    ASSERT_TRUE(sched->Enqueue(e).ok());
+  }
+  commit();
+  LeaseRequest req;
+  req.queues = {"q"};
+  req.max = 10;
+  req.worker_id = "w";
+  auto held = sched->Lease(req);
+  ASSERT_EQ(held.size(), 2u);
+  commit();
+  this->h_.Reopen();
+  sched = std::make_unique<Scheduler>(clock, rng, SchedulerOptions{});
+  SchedulerLoader loader(*sched);
+  ASSERT_OK(this->store().Recover(clock.NowMs(), loader));
+  EXPECT_EQ(loader.bad_limits(), 0u);
+  ASSERT_TRUE(sched->GetLimit("per-customer").has_value());
+  EXPECT_EQ(sched->limits().Count("per-customer", "c1"), 2);
+  EXPECT_TRUE(sched->Lease(req).empty());
+  ASSERT_TRUE(sched->Ack(held[0].id, held[0].lease.token, "null").ok());
+  EXPECT_EQ(sched->Lease(req).size(), 1u);
 }
 
 TYPED_TEST(StoreTest, InjectedFaultsApplyNothingAndStoreStaysUsable) {

@@ -61,6 +61,10 @@ def _job_path(job_id: JobId, verb: str = "") -> str:
     return path + (":" + verb if verb else "")
 
 
+def _limit_path(name: str) -> str:
+    return "/v1/limits/" + quote(name, safe="")
+
+
 def _create(create: bool) -> str:
     return "?create=true" if create else ""
 
@@ -330,6 +334,44 @@ class Client:
             QueueNotFound: the queue does not exist.
         """
         return self.request("DELETE", _queue_path(name))  # type: ignore[no-any-return]
+
+    # --- limits (docs/flow-control.md, "Concurrency limits") -------------------------------
+
+    def set_limit(self, name: str, concurrency: int, *, key: Optional[str] = None,
+                  queue: Optional[str] = None, kind: Optional[str] = None,
+                  namespace: Optional[str] = None) -> Dict[str, Any]:
+        """``PUT /v1/limits/{name}``: create or replace a concurrency limit, at most
+        ``concurrency`` active jobs per key among the jobs it matches (``queue``, ``kind``,
+        ``namespace``; none given: every job). ``key`` is what it counts by: ``None`` (one count
+        for all matched jobs), ``"concurrency_key"``, ``"kind"``, ``"namespace"``, ``"queue"`` or
+        ``"payload.<field>[.<field>...]"``. Answered once durable; returns the limit object
+        (with ``active``, its busiest keys).
+
+        Raises:
+            ValidationFailed: a bad value, naming the field.
+        """
+        body: Dict[str, Any] = {"concurrency": concurrency}
+        match = {k: v for k, v in (("queue", queue), ("kind", kind), ("namespace", namespace))
+                 if v is not None}
+        if match:
+            body["match"] = match
+        if key is not None:
+            body["key"] = key
+        return self.request("PUT", _limit_path(name), body)  # type: ignore[no-any-return]
+
+    def limit(self, name: str) -> Dict[str, Any]:
+        """``GET /v1/limits/{name}``: the limit with its live counts (``active_keys`` and the
+        busiest keys in ``active``). Raises NotFound when there is no such limit."""
+        return self.request("GET", _limit_path(name))  # type: ignore[no-any-return]
+
+    def limits(self, page_size: int = 1000) -> List[Dict[str, Any]]:
+        """Every limit, in name order (``GET /v1/limits``, following the cursor)."""
+        return list(self._pages("/v1/limits", {}, page_size))
+
+    def delete_limit(self, name: str) -> Dict[str, Any]:
+        """``DELETE /v1/limits/{name}``: the jobs it held back run at once. Raises NotFound when
+        there is no such limit."""
+        return self.request("DELETE", _limit_path(name))  # type: ignore[no-any-return]
 
     # --- dead letters ------------------------------------------------------------------------
 

@@ -58,6 +58,10 @@ class KeyedConcurrencyGate {
     return true;
   }
 
+  // Counts one more holder of `key` even at or past the cap: for holders that exist already
+  // (leases recovered after a restart, a recount after the limits changed), never for new ones.
+  void Hold(const Key& key) { ++counts_[key]; }
+
   // Gives back one slot of `key`; kInvalidState when the key holds none (a double release or a
   // release of something never admitted: a bug in the caller, reported, state unchanged).
   Status Release(const Key& key) {
@@ -89,6 +93,11 @@ class KeyedConcurrencyGate {
   std::int64_t cap() const { return cap_; }
   // Keys with at least one holder (the memory held).
   std::size_t size() const { return counts_.size(); }
+  // Calls fn(key, count) for every key with a holder (unordered).
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const auto& [key, count] : counts_) fn(key, count);
+  }
 
  private:
   explicit KeyedConcurrencyGate(std::int64_t cap) : cap_(cap) {}
