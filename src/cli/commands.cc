@@ -161,11 +161,13 @@ void PrintQueue(const Queue& q, std::ostream& out) {
 
 // The merged `{"items":[...],"next_cursor":null}` of several pages, built from each item's own
 // JSON so that --json --all prints the server's objects unchanged.
-void PrintMergedPages(const std::vector<Job>& jobs, std::ostream& out) {
+// Any item type with a `json` member (jobs, queues, limits).
+template <class Item>
+void PrintMergedPages(const std::vector<Item>& items, std::ostream& out) {
   out << "{\"items\":[";
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out << ',';
-    out << jobs[i].json;
+    out << items[i].json;
   }
   out << "],\"next_cursor\":null}\n";
 }
@@ -329,9 +331,7 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       if (!r.ok()) return Fail(r.status(), api, url, err);
       if (inv.json) {
         // Every page merged, as `jobs list --all --json` prints them.
-        out << "{\"items\":[";
-        for (std::size_t i = 0; i < r->size(); ++i) out << (i > 0 ? "," : "") << (*r)[i].json;
-        out << "],\"next_cursor\":null}\n";
+        PrintMergedPages(*r, out);
         return kExitOk;
       }
       if (r->empty()) {
@@ -377,9 +377,7 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       Result<std::vector<client::Limit>> r = api.ListLimits();
       if (!r.ok()) return Fail(r.status(), api, url, err);
       if (inv.json) {
-        out << "{\"items\":[";
-        for (std::size_t i = 0; i < r->size(); ++i) out << (i > 0 ? "," : "") << (*r)[i].json;
-        out << "],\"next_cursor\":null}\n";
+        PrintMergedPages(*r, out);
         return kExitOk;
       }
       if (r->empty()) {
