@@ -5,6 +5,8 @@ them at dispatch.
 Before: `concurrency_key` was accepted, stored and not enforced, and there was no /v1/limits.
 """
 
+import json
+
 from ymtest import wait_until
 
 
@@ -105,6 +107,10 @@ def test_cli_limits(server):
     assert rc == 0 and "per-kind" in out and "kind=resize" in out and "namespace" in out, out
     rc, out, _ = run_cli(server, "limits", "get", "per-kind", "--json")
     assert rc == 0 and '"concurrency":2' in out, out
+    rc, out, _ = run_cli(server, "limits", "list", "--json")
+    listed = json.loads(out)
+    assert rc == 0 and listed["next_cursor"] is None, out
+    assert [item["name"] for item in listed["items"]] == ["per-kind"], out
     rc, out, err = run_cli(server, "limits", "set", "per-kind", "--concurrency", "0")
     assert rc == 1 and '"concurrency"' in err, (rc, out, err)
     rc, out, _ = run_cli(server, "limits", "delete", "per-kind")
