@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <unordered_set>
 #include <utility>
 
@@ -1821,10 +1822,16 @@ void Scheduler::MaybeCompactHeaps() {
     RebuildHeap(waiter_deadlines_, [&](const TimerEntry& e) { return waiters_.count(e.seq) > 0; });
   }
   if (OverStaleBound(rate_timers_.size() + quota_timers_.size(), timed_lanes_)) {
-    RebuildHeap(rate_timers_,
-                [&](const LaneTimer& t) { return TimedLaneWaits(t, flow::Block::kRate); });
-    RebuildHeap(quota_timers_,
-                [&](const LaneTimer& t) { return TimedLaneWaits(t, flow::Block::kQuota); });
+    // One entry per waiting lane: a lane refused again for the same time (after a Rebind, or a
+    // stale wake-up) pushed an equal entry, which TimedLaneWaits alone cannot tell apart.
+    for (auto [heap, why] : {std::pair{&rate_timers_, flow::Block::kRate},
+                             std::pair{&quota_timers_, flow::Block::kQuota}}) {
+      std::set<std::tuple<std::uint32_t, std::uint64_t>> seen;
+      RebuildHeap(*heap, [&](const LaneTimer& t) {
+        return TimedLaneWaits(t, why) &&
+               seen.emplace(t.lane.queue, LaneKey(t.lane.ns, t.lane.set)).second;
+      });
+    }
   }
 }
 
