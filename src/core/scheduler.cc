@@ -415,7 +415,7 @@ void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) 
   MarkChanged(job.queue);
 }
 
-void Scheduler::LeaveState(LiveJob& job) {
+void Scheduler::LeaveState(LiveJob& job, flow::BreakerOutcome outcome) {
   if (job.pending || job.evicting) return;  // never counted
   QueueState& q = Q(job.queue);
   MarkChanged(job.queue);
@@ -439,6 +439,13 @@ void Scheduler::LeaveState(LiveJob& job) {
       // The job stops holding its gates; lanes that waited on one that opens are woken at the
       // end of the command (WakeLanes), not here in the middle of a transition.
       if (job.gates != flow::LimitSet::kNoGates) (void)limits_.Release(job.gates, woken_);
+      if (!breaker_holds_.empty()) {
+        // Its breakers hear how it ended; a trial's outcome wakes the lanes that waited for it.
+        if (auto it = breaker_holds_.find(job.id); it != breaker_holds_.end()) {
+          limits_.ReportBreakers(it->second, outcome, clock_.MonoMs(), woken_);
+          breaker_holds_.erase(it);
+        }
+      }
       if (job.cancel_requested) cancel_watches_.Withdrawn(workers_.Name(job.worker), job.id);
       job.deadline_ms = 0;  // the deadline belongs to the attempt
       // Progress belongs to the attempt that reported it.
@@ -553,7 +560,10 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
   JobExtra& x = job.Extra();
   x.errors.push_back(AttemptError{job.attempts, error.type, error.message, now});
   if (x.errors.size() > kMaxErrorsKept) x.errors.erase(x.errors.begin());
-  LeaveState(job);
+  // A job whose cancel was requested ends cancelled, whatever its worker reported: no outcome
+  // for its breakers (the failure may be the cancel itself).
+  LeaveState(job, job.cancel_requested ? flow::BreakerOutcome::kAbandoned
+                                       : flow::BreakerOutcome::kFailure);
   SetWorker(job, 0);
   job.lease_token = 0;
   job.updated_at_ms = now;
@@ -772,17 +782,26 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       // leaves the rotation and waits for the gate that refused (a cap: its release; a rate or
       // a quota: the time it opens), and no other lane is held up.
       quota_uses_.clear();
-      if (auto refused = limits_.Admit(lane.gates, mono, now, &quota_uses_)) {
+      holds_.clear();
+      if (auto refused = limits_.Admit(lane.gates, mono, now, &quota_uses_, &holds_)) {
         lane.in_rotation = false;
         lane.waiting = true;
         const flow::LaneRef ref{qi, lane.ns, lane.gates};
         if (refused->why == flow::Block::kConcurrency) {
           limits_.Wait(lane.gates, refused->pos, ref);
+        } else if (refused->why == flow::Block::kCircuit && refused->until == flow::kNever) {
+          // Half-open with its trial out: the trial's outcome wakes the lane, not a timer.
+          if (lane.wait_until != 0) --timed_lanes_;
+          lane.wait_until = 0;
+          lane.wait_why = refused->why;
+          limits_.WaitForTrial(lane.gates, refused->pos, ref);
         } else {
           if (lane.wait_until == 0) ++timed_lanes_;
           lane.wait_until = refused->until;
           lane.wait_why = refused->why;
-          (refused->why == flow::Block::kRate ? rate_timers_ : quota_timers_)
+          (refused->why == flow::Block::kRate    ? rate_timers_
+           : refused->why == flow::Block::kQuota ? quota_timers_
+                                                 : circuit_timers_)
               .push(LaneTimer{refused->until, ref});
         }
         continue;
@@ -806,6 +825,8 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       q.ready_fifo.pop_front();
     }
     LeaveState(*job);
+    // Its breaker tickets stay with it while it is active (reported by LeaveState).
+    if (!holds_.empty()) breaker_holds_[job->id] = std::move(holds_);
     // Round-robin between namespaces: the lane goes to the back after giving one job.
     const bool lane_done = lane.ready_count == 0;
     if (!lane_done) {
@@ -936,6 +957,35 @@ LimitInfo Scheduler::InfoOf(const flow::LimitSpec& spec) const {
     info.quota_window =
         limits_.QuotaTop(spec.name, LimitInfo::kTopKeys, &info.quota_used, &info.quota_keys);
   }
+  if (spec.breaker) {
+    info.breakers = limits_.BreakerTop(spec.name, LimitInfo::kTopKeys, &info.breaker_keys,
+                                       &info.breaker_tripped);
+    for (auto& [key, st] : info.breakers) {
+      // Shown on the wall clock, like every time of the API.
+      if (st.opened_at_ms != 0) st.opened_at_ms = WallOf(st.opened_at_ms);
+      if (st.next_open_at_ms != 0) st.next_open_at_ms = WallOf(st.next_open_at_ms);
+    }
+  }
+  return info;
+}
+
+Result<LimitInfo> Scheduler::ResetBreaker(const std::string& name, const std::string* key) {
+  std::size_t tripped = 0;
+  YM_RETURN_IF_ERROR(limits_.ResetBreaker(name, key, woken_, &tripped));
+  // Lanes waiting for an open breaker's time are in circuit_timers_, not registered on the
+  // limit: every such lane re-checks now (an admin operation, O(lanes)); one still refused by
+  // another breaker waits again, and its old timer entry goes stale.
+  for (std::uint32_t qi = 0; qi < queues_.size(); ++qi) {
+    if (!queues_[qi]) continue;
+    for (const Lane& lane : queues_[qi]->lanes) {
+      if (lane.waiting && lane.wait_until != 0 && lane.wait_why == flow::Block::kCircuit) {
+        woken_.push_back(flow::LaneRef{qi, lane.ns, lane.gates});
+      }
+    }
+  }
+  WakeLanes();
+  LimitInfo info = InfoOf(*limits_.Find(name));
+  info.reset_tripped = tripped;
   return info;
 }
 
@@ -1156,7 +1206,7 @@ Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string
     WakeLanes();  // FindLeased may have timed the attempt out
     return found.status();
   }
-  LeaveState(**found);
+  LeaveState(**found, flow::BreakerOutcome::kSuccess);
   Finish(**found, JobState::kSucceeded, "", result);
   WakeLanes();
   return JobState::kSucceeded;
@@ -1624,6 +1674,7 @@ std::int64_t Scheduler::NextDeadlineInMs() const {
   if (auto d = cancel_watches_.NextDeadline()) next = std::min(next, *d - mono);
   if (!rate_timers_.empty()) next = std::min(next, rate_timers_.top().due - mono);
   if (!quota_timers_.empty()) next = std::min(next, quota_timers_.top().due - clock_.NowMs());
+  if (!circuit_timers_.empty()) next = std::min(next, circuit_timers_.top().due - mono);
   return std::max<std::int64_t>(next, 0);
 }
 
@@ -1634,7 +1685,8 @@ void Scheduler::FireLaneTimers(std::int64_t mono, std::int64_t wall) {
     flow::Block why;
   };
   for (const Source& src : {Source{&rate_timers_, mono, flow::Block::kRate},
-                            Source{&quota_timers_, wall, flow::Block::kQuota}}) {
+                            Source{&quota_timers_, wall, flow::Block::kQuota},
+                            Source{&circuit_timers_, mono, flow::Block::kCircuit}}) {
     while (!src.heap->empty() && src.heap->top().due <= src.now) {
       const LaneTimer t = src.heap->top();
       src.heap->pop();
@@ -1663,6 +1715,8 @@ std::int64_t Scheduler::OpensAt(const flow::Refusal& r) const {
       return WallOf(r.until);
     case flow::Block::kQuota:
       return r.until;
+    case flow::Block::kCircuit:
+      return r.until == flow::kNever ? 0 : WallOf(r.until);  // kNever: at the trial's outcome
     case flow::Block::kConcurrency:
       break;
   }
@@ -1821,11 +1875,13 @@ void Scheduler::MaybeCompactHeaps() {
   if (OverStaleBound(waiter_deadlines_.size(), waiters_.size())) {
     RebuildHeap(waiter_deadlines_, [&](const TimerEntry& e) { return waiters_.count(e.seq) > 0; });
   }
-  if (OverStaleBound(rate_timers_.size() + quota_timers_.size(), timed_lanes_)) {
+  if (OverStaleBound(rate_timers_.size() + quota_timers_.size() + circuit_timers_.size(),
+                     timed_lanes_)) {
     // One entry per waiting lane: a lane refused again for the same time (after a Rebind, or a
     // stale wake-up) pushed an equal entry, which TimedLaneWaits alone cannot tell apart.
     for (const auto& source : {std::pair{&rate_timers_, flow::Block::kRate},
-                               std::pair{&quota_timers_, flow::Block::kQuota}}) {
+                               std::pair{&quota_timers_, flow::Block::kQuota},
+                               std::pair{&circuit_timers_, flow::Block::kCircuit}}) {
       std::set<std::tuple<std::uint32_t, std::uint64_t>> seen;
       RebuildHeap(*source.first, [&](const LaneTimer& t) {
         return TimedLaneWaits(t, source.second) &&
@@ -1989,10 +2045,12 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.idempotency_keys = idempotency_.size();
   f.limit_gate_sets = limits_.live_sets();
   f.limit_waiting_lanes = limits_.waiting_lanes();
-  f.lane_timer_entries = rate_timers_.size() + quota_timers_.size();
+  f.lane_timer_entries = rate_timers_.size() + quota_timers_.size() + circuit_timers_.size();
   f.timed_lanes = timed_lanes_;
   f.rate_keys = limits_.rate_keys();
   f.quota_keys = limits_.quota_keys();
+  f.breaker_keys = limits_.breaker_keys();
+  f.breaker_holds = breaker_holds_.size();
   return f;
 }
 

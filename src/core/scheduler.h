@@ -19,9 +19,15 @@
 // another. A job's gate set (core/flow/limit_set.h) is the list of (limit, key) it is subject to;
 // a lane whose set refuses leaves the rotation as a whole: refused by a concurrency cap, it
 // waits on that gate, which puts it back when one of its jobs stops being active; refused by a
-// rate or a quota, it waits in a timer heap until the time the gate opens (long-polls of its
-// queue are served then). With no limits every job has the empty set and lanes are one per
-// namespace.
+// rate, a quota or an open circuit breaker, it waits in a timer heap until the time the gate
+// opens (long-polls of its queue are served then); refused by a half-open breaker whose trial is
+// out, it waits for the trial's outcome. With no limits every job has the empty set and lanes
+// are one per namespace.
+//
+// Breakers: an active job admitted through a breaker holds its tickets (breaker_holds_, by job
+// id, only for such jobs), and LeaveState reports them with the job's outcome when it stops
+// being active: success (ack), failure (fail, lease expiry, attempt timeout) or abandoned (the
+// release of a lost lease reply, the end of a job whose cancel was requested).
 //
 // Complexity: enqueue, lease (per job), ack, fail, heartbeat, cancel and timer firing are
 // O(log n) in the number of live jobs or better; no step scans the backlog. List scans are
@@ -98,6 +104,8 @@ struct SchedulerFootprint {
   std::size_t timed_lanes = 0;          // valid entries there
   std::size_t rate_keys = 0;            // keys holding rate state
   std::size_t quota_keys = 0;           // quota counters of the current windows
+  std::size_t breaker_keys = 0;         // keys holding breaker state
+  std::size_t breaker_holds = 0;        // active jobs holding breaker tickets
 };
 
 class Scheduler {
@@ -303,6 +311,12 @@ class Scheduler {
   // kNotFound when no such limit. Rebinds as PutLimit does: its waiting jobs run at once.
   Status DeleteLimit(const std::string& name);
   std::optional<LimitInfo> GetLimit(const std::string& name) const;
+  // An operator's reset of limit `name`'s breaker for `key` (every key when null): closed at
+  // once, and the lanes it held back re-enter the rotation (waiting long-polls are served).
+  // Breaker state lives in memory only: nothing is written. kNotFound (no such limit),
+  // kValidation (the limit has no breaker). The answer's reset_tripped counts the keys that
+  // were open or half-open.
+  Result<LimitInfo> ResetBreaker(const std::string& name, const std::string* key);
   std::vector<LimitInfo> LimitsPage(const std::string& after, std::uint32_t limit,
                                     bool* more) const;
   const flow::LimitSet& limits() const { return limits_; }
@@ -372,7 +386,8 @@ class Scheduler {
     std::uint64_t ready_count = 0;  // valid entries in `ready`
     bool in_rotation = false;
     bool waiting = false;  // out of the rotation, registered on a gate that refused it
-    // Waiting for a rate (mono ms) or a quota (wall ms) to open, per wait_why; 0: on a cap.
+    // Waiting for a rate or an open breaker (mono ms) or a quota (wall ms) to open, per
+    // wait_why; 0: on a cap or a half-open breaker's trial (an event).
     std::int64_t wait_until = 0;
     flow::Block wait_why = flow::Block::kConcurrency;
   };
@@ -449,7 +464,9 @@ class Scheduler {
   LiveJob* AddJobFrom(Record&& record, bool pending);
   void MakeReady(LiveJob& job);
   void MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry);
-  void LeaveState(LiveJob& job);  // updates counters when a job leaves its current state
+  // Updates counters when a job leaves its current state. An active job releases its gates and
+  // reports `outcome` to the breakers it was admitted through (the one place that does).
+  void LeaveState(LiveJob& job, flow::BreakerOutcome outcome = flow::BreakerOutcome::kAbandoned);
   void Finish(LiveJob& job, JobState terminal, std::string dead_reason, const std::string& result);
   // Cancels a live (not ending) job: a scheduled or ready one at once, an active one flagged.
   void CancelLive(LiveJob& job);
@@ -465,7 +482,7 @@ class Scheduler {
   // Puts the lanes whose gates opened (woken_) back into the rotation and serves the waiters of
   // their queues. Called at the end of every command that can end an active job.
   void WakeLanes();
-  // Moves the lanes whose rate or quota has opened from the timer heaps to woken_.
+  // Moves the lanes whose rate, quota or breaker has opened from the timer heaps to woken_.
   void FireLaneTimers(std::int64_t mono, std::int64_t wall);
   // True while the lane of `t` still waits for that timer (else the entry is stale).
   bool TimedLaneWaits(const LaneTimer& t, flow::Block why) const;
@@ -557,9 +574,13 @@ class Scheduler {
   ReadGuard guard_;
 
   flow::LimitSet limits_;
-  std::vector<flow::LaneRef> woken_;        // lanes whose gate opened, for WakeLanes
-  LaneTimerHeap rate_timers_;               // lanes waiting for a rate: monotonic
-  LaneTimerHeap quota_timers_;              // lanes waiting for a quota window: wall clock
+  std::vector<flow::LaneRef> woken_;      // lanes whose gate opened, for WakeLanes
+  LaneTimerHeap rate_timers_;             // lanes waiting for a rate: monotonic
+  LaneTimerHeap quota_timers_;            // lanes waiting for a quota window: wall clock
+  LaneTimerHeap circuit_timers_;          // lanes waiting for an open breaker: monotonic
+  std::vector<flow::BreakerHold> holds_;  // scratch for Admit
+  // Breaker tickets of active jobs admitted through a breaker (LeaveState reports them).
+  std::unordered_map<JobId, std::vector<flow::BreakerHold>> breaker_holds_;
   std::uint64_t timed_lanes_ = 0;           // lanes with wait_until != 0
   std::vector<flow::QuotaUse> quota_uses_;  // scratch for Admit
 

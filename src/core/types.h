@@ -149,7 +149,7 @@ struct JobView {
   // running or terminal, or ready with a worker waiting for it.
   std::string blocked_reason;
   // When it may run next, when known (wall clock ms; 0: unknown or not blocked): the run_at of
-  // a scheduled job, the time a rate or quota opens.
+  // a scheduled job, the time a rate or quota opens, an open breaker's next_open_at.
   std::int64_t blocked_until_ms = 0;
   // The running attempt's progress as its worker last reported it (JSON object text, see
   // HeartbeatRequest::progress); empty when none was reported or the job is not active.
@@ -182,8 +182,8 @@ struct JobPage {
 // Every blocked_reason (docs/flow-control.md, "Reason codes"), in the order they are checked
 // for a ready job: a paused queue first, then the job's gates, then whether anyone polls.
 inline constexpr const char* kBlockedReasons[] = {
-    "scheduled",    "retry_backoff",   "paused",     "concurrency_capped",
-    "rate_limited", "quota_exhausted", "no_workers",
+    "scheduled",    "retry_backoff",   "paused",       "concurrency_capped",
+    "rate_limited", "quota_exhausted", "circuit_open", "no_workers",
 };
 
 struct QueueInfo {

@@ -13,32 +13,33 @@ std::string Range(std::int64_t lo, std::int64_t hi) {
 
 Status BreakerConfig::Validate() const {
   if (consecutive_failures < 0 || consecutive_failures > kMaxConsecutive) {
-    return Validation("breaker consecutive_failures must be 0 (off) or " +
+    return Validation("field \"breaker.consecutive_failures\": must be 0 (off) or " +
                       Range(1, kMaxConsecutive) + ", got " + std::to_string(consecutive_failures));
   }
   if (window < 0 || window > kMaxWindow) {
-    return Validation("breaker window must be 0 (off) or " + Range(1, kMaxWindow) +
+    return Validation("field \"breaker.window\": must be 0 (off) or " + Range(1, kMaxWindow) +
                       " outcomes, got " + std::to_string(window));
   }
   if (consecutive_failures == 0 && window == 0) {
-    return Validation("breaker needs consecutive_failures or window (a failure ratio) to trip");
+    return Validation(
+        "field \"breaker\": needs consecutive_failures or window (a failure ratio) to trip");
   }
   if (window > 0) {
     if (min_samples < 1 || min_samples > window) {
-      return Validation("breaker min_samples must be " + Range(1, window) +
+      return Validation("field \"breaker.min_samples\": must be " + Range(1, window) +
                         " (at most the window), got " + std::to_string(min_samples));
     }
     if (failure_percent < 1 || failure_percent > 100) {
-      return Validation("breaker failure_percent must be 1..100, got " +
+      return Validation("field \"breaker.failure_percent\": must be 1..100, got " +
                         std::to_string(failure_percent));
     }
   }
   if (open_base_ms < 1 || open_base_ms > kMaxOpenMs) {
-    return Validation("breaker open_base_ms must be " + Range(1, kMaxOpenMs) + ", got " +
+    return Validation("field \"breaker.open_base_ms\": must be " + Range(1, kMaxOpenMs) + ", got " +
                       std::to_string(open_base_ms));
   }
   if (open_max_ms < open_base_ms || open_max_ms > kMaxOpenMs) {
-    return Validation("breaker open_max_ms must be " + Range(open_base_ms, kMaxOpenMs) +
+    return Validation("field \"breaker.open_max_ms\": must be " + Range(open_base_ms, kMaxOpenMs) +
                       " (at least open_base_ms), got " + std::to_string(open_max_ms));
   }
   return Status::Ok();

@@ -59,8 +59,10 @@ struct BreakerConfig {
   std::int64_t open_base_ms = 1000;       // 1..kMaxOpenMs
   std::int64_t open_max_ms = 300'000;     // open_base_ms..kMaxOpenMs
 
-  // kValidation naming the bad field, else OK. At least one trip condition must be on.
+  // kValidation naming the bad field (`field "breaker.<member>": ...`, the limit's JSON), else
+  // OK. At least one trip condition must be on.
   Status Validate() const;
+  bool operator==(const BreakerConfig&) const = default;
 };
 
 enum class BreakerPhase : std::uint8_t { kClosed, kOpen, kHalfOpen };

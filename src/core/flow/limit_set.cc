@@ -123,6 +123,51 @@ Result<LimitQuota> ParseQuota(const json::Value& v) {
   return q;
 }
 
+// The JSON members of a breaker, in BreakerConfig's order.
+struct BreakerMember {
+  std::string_view name;
+  std::int64_t BreakerConfig::*field;
+};
+constexpr BreakerMember kBreakerMembers[] = {
+    {"consecutive_failures", &BreakerConfig::consecutive_failures},
+    {"window", &BreakerConfig::window},
+    {"min_samples", &BreakerConfig::min_samples},
+    {"failure_percent", &BreakerConfig::failure_percent},
+    {"open_base_ms", &BreakerConfig::open_base_ms},
+    {"open_max_ms", &BreakerConfig::open_max_ms},
+};
+
+Result<BreakerConfig> ParseBreaker(const json::Value& v) {
+  if (!v.IsObject()) {
+    return Validation(
+        "field \"breaker\": must be an object {\"consecutive_failures\":N,\"window\":W,"
+        "\"min_samples\":M,\"failure_percent\":P,\"open_base_ms\":B,\"open_max_ms\":X} "
+        "(every member optional)");
+  }
+  BreakerConfig c;
+  bool has_min_samples = false, has_open_max = false;
+  for (const auto& m : v) {
+    const std::string_view f = m.name.GetString();
+    auto it = std::find_if(std::begin(kBreakerMembers), std::end(kBreakerMembers),
+                           [&](const BreakerMember& b) { return b.name == f; });
+    if (it == std::end(kBreakerMembers)) {
+      return Validation("field \"breaker." + std::string(f.substr(0, 64)) +
+                        "\": unknown member (consecutive_failures, window, min_samples, "
+                        "failure_percent, open_base_ms, open_max_ms)");
+    }
+    auto i = IntMember(m.value);
+    if (!i) return Validation("field \"breaker." + std::string(f) + "\": must be an integer");
+    c.*(it->field) = *i;
+    has_min_samples |= f == "min_samples";
+    has_open_max |= f == "open_max_ms";
+  }
+  // A ratio is judged over a full window unless told otherwise; the cap never sits below the
+  // first interval.
+  if (!has_min_samples && c.window > 0) c.min_samples = c.window;
+  if (!has_open_max) c.open_max_ms = std::max(c.open_max_ms, c.open_base_ms);
+  return c;
+}
+
 // Keeps the `n` largest counts, largest first (ties by key).
 void KeepTop(std::vector<std::pair<std::string, std::int64_t>>& v, std::size_t n) {
   auto by_count = [](const auto& a, const auto& b) {
@@ -153,6 +198,8 @@ std::string_view BlockReason(Block why) {
       return "rate_limited";
     case Block::kQuota:
       return "quota_exhausted";
+    case Block::kCircuit:
+      return "circuit_open";
   }
   return "concurrency_capped";
 }
@@ -189,12 +236,13 @@ Status LimitSpec::Validate() const {
   } else if (!payload_path.empty()) {
     return Validation("field \"key\": a payload path needs the payload key");
   }
-  if (!concurrency && !rate && !quota) {
+  if (!concurrency && !rate && !quota && !breaker) {
     return Validation(
         "the limit needs at least one of \"concurrency\" (the most active jobs per key), "
-        "\"rate\" (starts per second/minute/hour/day) and \"quota\" (starts per "
-        "day/week/month)");
+        "\"rate\" (starts per second/minute/hour/day), \"quota\" (starts per "
+        "day/week/month) and \"breaker\" (a circuit breaker per key)");
   }
+  if (breaker) YM_RETURN_IF_ERROR(breaker->Validate());
   if (concurrency && (*concurrency < 1 || *concurrency > ConcurrencyConfig::kMaxCap)) {
     return Validation("field \"concurrency\": must be an integer 1.." +
                       std::to_string(ConcurrencyConfig::kMaxCap));
@@ -315,6 +363,15 @@ std::string LimitSpec::ToJson() const {
     AppendQuoted(out, quota->time_zone);  // a tz database name: no quote, backslash or control
     out += "},";
   }
+  if (breaker) {
+    out += "\"breaker\":{";
+    for (const BreakerMember& m : kBreakerMembers) {
+      AppendQuoted(out, m.name);
+      out += ":" + std::to_string((*breaker).*(m.field)) + ",";
+    }
+    out.back() = '}';
+    out += ",";
+  }
   if (out.back() == ',') out.pop_back();
   out += "}";
   return out;
@@ -372,9 +429,14 @@ Result<LimitSpec> LimitSpec::FromJson(std::string_view name, std::string_view te
       auto q = ParseQuota(m.value);
       if (!q.ok()) return q.status();
       spec.quota = std::move(*q);
+    } else if (field == "breaker") {
+      if (m.value.IsNull()) continue;
+      auto b = ParseBreaker(m.value);
+      if (!b.ok()) return b.status();
+      spec.breaker = *b;
     } else {
       return Validation("field \"" + std::string(field.substr(0, 64)) +
-                        "\": unknown member (match, key, concurrency, rate, quota)");
+                        "\": unknown member (match, key, concurrency, rate, quota, breaker)");
     }
   }
   YM_RETURN_IF_ERROR(spec.Validate());
@@ -409,6 +471,11 @@ Result<LimitSet::Limit> LimitSet::Build(const LimitSpec& spec) {
     YM_RETURN_IF_ERROR(qc.Validate("field \"quota\""));
     l.quota.emplace(qc);
   }
+  if (spec.breaker) {
+    auto breaker = KeyedBreaker::Make(*spec.breaker);
+    if (!breaker.ok()) return breaker.status();
+    l.breaker.emplace(std::move(*breaker));
+  }
   return l;
 }
 
@@ -434,6 +501,17 @@ Status LimitSet::Put(const LimitSpec& spec, std::int64_t mono_now, bool* created
     old->quota->SetLimit(static_cast<std::uint32_t>(spec.quota->count));
     l.quota = std::move(old->quota);
     l.quota_window_written = old->quota_window_written;
+  }
+  if (l.breaker) {
+    if (old && old->breaker && old->spec.breaker == spec.breaker &&
+        old->spec.KeyText() == spec.KeyText()) {
+      // The same breaker over the same keys: its state stays, and so do the tickets out (same
+      // serial). Lanes waiting for a trial are re-entered by the caller's rebind.
+      l.breaker = std::move(old->breaker);
+      l.breaker_serial = old->breaker_serial;
+    } else {
+      l.breaker_serial = next_breaker_serial_++;  // tickets of the old one count nowhere
+    }
   }
   if (!*created) {
     limits_[it->second] = std::move(l);
@@ -587,12 +665,17 @@ std::optional<Refusal> LimitSet::Check(SetId set, std::int64_t mono, std::int64_
       const std::int64_t at = l.quota->Peek(key, wall);
       if (at > wall) return Refusal{i, Block::kQuota, at};
     }
+    if (l.breaker) {
+      const std::int64_t at = l.breaker->NextOpen(key, mono);
+      if (at > mono) return Refusal{i, Block::kCircuit, at};
+    }
   }
   return std::nullopt;
 }
 
 std::optional<Refusal> LimitSet::Admit(SetId set, std::int64_t mono, std::int64_t wall,
-                                       std::vector<QuotaUse>* uses) {
+                                       std::vector<QuotaUse>* uses,
+                                       std::vector<BreakerHold>* holds) {
   // Ask every gate first, count in all of them after: a refusal changes nothing.
   if (auto refused = Check(set, mono, wall)) return refused;
   for (const Gate& g : sets_[set].gates) {
@@ -611,8 +694,57 @@ std::optional<Refusal> LimitSet::Admit(SetId set, std::int64_t mono, std::int64_
       l.quota_window_written = u.window_start_ms;
       uses->push_back(std::move(u));
     }
+    if (l.breaker) {
+      // Check saw NextOpen == mono, so this admits (closed, or the half-open trial).
+      std::optional<BreakerTicket> t = l.breaker->Admit(g.key, mono);
+      if (!t) continue;
+      if (holds == nullptr) {
+        (void)l.breaker->Report(g.key, *t, BreakerOutcome::kAbandoned, mono);
+        continue;
+      }
+      holds->push_back(BreakerHold{g.limit, l.breaker_serial, g.key, *t});
+    }
   }
   return std::nullopt;
+}
+
+void LimitSet::ReportBreakers(const std::vector<BreakerHold>& holds, BreakerOutcome outcome,
+                              std::int64_t mono, std::vector<LaneRef>& woken) {
+  for (const BreakerHold& h : holds) {
+    if (h.limit >= limits_.size() || !limits_[h.limit]) continue;  // the limit was deleted
+    Limit& l = *limits_[h.limit];
+    if (!l.breaker || l.breaker_serial != h.serial) continue;  // replaced since
+    if (!l.breaker->Report(h.key, h.ticket, outcome, mono)) continue;
+    // The trial ended: whoever waited for it re-checks (a closed key runs, a reopened one
+    // waits for its time, a freed slot lets one more trial through).
+    auto w = l.trial_waiting.find(h.key);
+    if (w == l.trial_waiting.end()) continue;
+    woken.insert(woken.end(), w->second.begin(), w->second.end());
+    l.trial_waiting.erase(w);
+  }
+}
+
+Status LimitSet::ResetBreaker(const std::string& name, const std::string* key,
+                              std::vector<LaneRef>& woken, std::size_t* tripped) {
+  *tripped = 0;
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return NotFound("limit " + name + " not found");
+  Limit& l = *limits_[it->second];
+  if (!l.breaker) return Validation("limit " + name + " has no breaker");
+  *tripped = l.breaker->Reset(key);
+  if (key == nullptr) {
+    for (auto& [k, lanes] : l.trial_waiting) woken.insert(woken.end(), lanes.begin(), lanes.end());
+    l.trial_waiting.clear();
+  } else if (auto w = l.trial_waiting.find(*key); w != l.trial_waiting.end()) {
+    woken.insert(woken.end(), w->second.begin(), w->second.end());
+    l.trial_waiting.erase(w);
+  }
+  return Status::Ok();
+}
+
+void LimitSet::WaitForTrial(SetId set, std::size_t pos, const LaneRef& lane) {
+  const Gate& g = sets_[set].gates[pos];
+  limits_[g.limit]->trial_waiting[g.key].push_back(lane);
 }
 
 std::optional<Refusal> LimitSet::Blocked(SetId set, std::int64_t mono, std::int64_t wall) const {
@@ -667,6 +799,7 @@ void LimitSet::BeginRecount() {
   for (auto& l : limits_) {
     if (!l) continue;
     l->waiting.clear();
+    l->trial_waiting.clear();
     if (l->spec.concurrency) {
       l->gate.emplace(std::move(
           *KeyedConcurrencyGate<std::string>::Make(ConcurrencyConfig{*l->spec.concurrency})));
@@ -731,6 +864,53 @@ std::size_t LimitSet::waiting_lanes() const {
   for (const auto& l : limits_) {
     if (!l) continue;
     for (const auto& [k, v] : l->waiting) n += v.size();
+    for (const auto& [k, v] : l->trial_waiting) n += v.size();
+  }
+  return n;
+}
+
+std::vector<std::pair<std::string, BreakerState>> LimitSet::BreakerTop(const std::string& name,
+                                                                       std::size_t n,
+                                                                       std::size_t* keys,
+                                                                       std::size_t* tripped) const {
+  std::vector<std::pair<std::string, BreakerState>> out;
+  *keys = 0;
+  *tripped = 0;
+  auto it = by_name_.find(name);
+  if (it == by_name_.end() || !limits_[it->second]->breaker) return out;
+  const KeyedBreaker& b = *limits_[it->second]->breaker;
+  b.ForEach([&](const std::string& k, const BreakerState& st) {
+    // A key held only because a job of it is running, with nothing recorded, is not shown.
+    if (st.phase == BreakerPhase::kClosed && st.consecutive_failures == 0 &&
+        st.window_failures == 0) {
+      return;
+    }
+    out.emplace_back(k, st);
+  });
+  *keys = out.size();
+  auto tripped_first = [](const auto& a, const auto& b) {
+    const bool ta = a.second.phase != BreakerPhase::kClosed;
+    const bool tb = b.second.phase != BreakerPhase::kClosed;
+    return ta != tb ? ta : a.first < b.first;
+  };
+  std::sort(out.begin(), out.end(), tripped_first);
+  for (const auto& [k, st] : out) *tripped += st.phase != BreakerPhase::kClosed;
+  if (out.size() > n) out.resize(n);
+  return out;
+}
+
+std::size_t LimitSet::breaker_keys() const {
+  std::size_t n = 0;
+  for (const auto& l : limits_) {
+    if (l && l->breaker) n += l->breaker->size();
+  }
+  return n;
+}
+
+std::size_t LimitSet::breaker_tickets_out() const {
+  std::size_t n = 0;
+  for (const auto& l : limits_) {
+    if (l && l->breaker) n += l->breaker->tickets_out();
   }
   return n;
 }

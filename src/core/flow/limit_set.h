@@ -5,9 +5,11 @@
 // job's concurrency_key, kind, namespace, queue, or a JSON object path into the payload) and its
 // bounds, each optional but at least one: `concurrency` (the most active jobs per key), `rate`
 // (starts per second/minute/hour/day with a burst, GCRA, core/flow/gcra.h) and `quota` (starts
-// per calendar day/week/month in a time zone, core/flow/calendar_quota.h). A job whose payload
-// lacks the path (or holds something other than a string or an integer there) is counted under
-// the empty key.
+// per calendar day/week/month in a time zone, core/flow/calendar_quota.h) and `breaker` (a
+// circuit breaker per key, core/flow/keyed_breaker.h: a key whose jobs keep failing stops
+// starting jobs for an open interval, then lets one trial through). A job whose payload lacks the
+// path (or holds something other than a string or an integer there) is counted under the empty
+// key.
 //
 // For a job, the set of (limit, key) pairs it is subject to is its *gate set*. Gate sets are
 // interned with reference counts so that equal sets share one id: the scheduler keys its lanes
@@ -22,7 +24,11 @@
 // them, so a refusal changes nothing. A refusal says which gate and why, and when it may open:
 // a cap opens only at a Release, which reports the lanes that waited on it (Wait registers
 // them), so the scheduler puts them back into the rotation: nothing polls, no blocked job is
-// scanned; a rate or a quota opens at a time, which the scheduler keeps in a timer.
+// scanned; a rate or a quota opens at a time, which the scheduler keeps in a timer; an open
+// breaker opens at a time too (its next_open_at), and a half-open one whose trial is out at the
+// trial's outcome (ReportBreakers reports the lanes that waited for it, WaitForTrial registers
+// them). Breaker tickets (one per breaker gate admitted) are handed to the caller, which keeps
+// them with the active job and reports them with its outcome when the job ends.
 //
 // Clocks: a rate is a duration, so it is fed the monotonic clock (`mono`); a quota is about
 // dates, so it takes the wall clock (`wall`). Quota counts are durable: every admission that
@@ -48,6 +54,7 @@
 #include "core/flow/calendar_quota.h"
 #include "core/flow/concurrency_gate.h"
 #include "core/flow/gcra.h"
+#include "core/flow/keyed_breaker.h"
 
 namespace ym::flow {
 
@@ -85,6 +92,9 @@ struct LimitSpec {
   // the burst is that least value.
   std::optional<GcraConfig> rate;
   std::optional<LimitQuota> quota;
+  // A circuit breaker per key. In the JSON every member is optional (BreakerConfig's defaults,
+  // except: min_samples defaults to the window, open_max_ms to max(300000, open_base_ms)).
+  std::optional<BreakerConfig> breaker;
 
   // kValidation naming the field and its allowed values, else OK.
   Status Validate() const;
@@ -94,7 +104,9 @@ struct LimitSpec {
   Status SetKey(std::string_view text);
 
   // The spec as a JSON object without its name, {"match":{...},"key":"...","concurrency":N,
-  // "rate":{"count":N,"per":"second","burst":B},"quota":{"count":N,"per":"day","time_zone":Z}}
+  // "rate":{"count":N,"per":"second","burst":B},"quota":{"count":N,"per":"day","time_zone":Z},
+  // "breaker":{"consecutive_failures":N,"window":W,"min_samples":M,"failure_percent":P,
+  // "open_base_ms":B,"open_max_ms":X}}
   // (members absent when unset; "period_ms":N for a rate period that has no name): what the
   // store keeps and what the API shows.
   std::string ToJson() const;
@@ -119,6 +131,15 @@ struct LimitInfo {
   CalendarWindow quota_window;
   std::vector<std::pair<std::string, std::int64_t>> quota_used;
   std::size_t quota_keys = 0;
+  // With a breaker: the keys it holds state for (at most kTopKeys: open and half-open keys
+  // first, then closed keys with failures, each group by key), how many it holds, and how many
+  // are open or half-open. Times in `breakers` are on the monotonic clock here; the scheduler
+  // converts opened_at_ms and next_open_at_ms to the wall clock for the API.
+  std::vector<std::pair<std::string, BreakerState>> breakers;
+  std::size_t breaker_keys = 0;
+  std::size_t breaker_tripped = 0;
+  // ResetBreaker: the keys that were open or half-open.
+  std::size_t reset_tripped = 0;
 };
 
 // "second", "minute", "hour" or "day" for those periods in ms; nullopt for others.
@@ -129,14 +150,19 @@ enum class Block : std::uint8_t {
   kConcurrency,  // a cap at its count: opens at a Release
   kRate,         // opens at `until` on the monotonic clock
   kQuota,        // opens at `until` on the wall clock (the end of the window)
+  // A breaker open (opens at `until`, its next_open_at on the monotonic clock) or half-open
+  // with its trial out (`until` is kNever: opens at the trial's outcome).
+  kCircuit,
 };
-// "concurrency_capped", "rate_limited", "quota_exhausted": the blocked_reason of the API.
+// "concurrency_capped", "rate_limited", "quota_exhausted", "circuit_open": the blocked_reason
+// of the API.
 std::string_view BlockReason(Block why);
 
 struct Refusal {
   std::size_t pos = 0;  // the gate, in Gates(set)
   Block why = Block::kConcurrency;
-  std::int64_t until = 0;  // kRate: mono ms; kQuota: wall ms; kConcurrency: unused
+  // kRate: mono ms; kQuota: wall ms; kCircuit: mono ms, or kNever; kConcurrency: unused.
+  std::int64_t until = 0;
 };
 
 // A start counted toward a quota, for the store: the key's count in the window starting at
@@ -148,6 +174,16 @@ struct QuotaUse {
   std::int64_t window_start_ms = 0;
   std::int64_t used = 0;
   bool new_window = false;
+};
+
+// A breaker ticket held by an active job: which limit's breaker (its slot and the serial of the
+// breaker there, so that a replaced or deleted limit's ticket counts nowhere), the key, and the
+// ticket. Reported with the job's outcome by ReportBreakers.
+struct BreakerHold {
+  std::uint32_t limit = 0;
+  std::uint64_t serial = 0;
+  std::string key;
+  BreakerTicket ticket;
 };
 
 // A page of GET /v1/limits.
@@ -214,10 +250,26 @@ class LimitSet {
   std::size_t live_sets() const { return set_ids_.size(); }
 
   // Counts a start in every gate of `set` (a slot of each cap, an admit of each rate, one of
-  // each quota), or in none: then returns the first gate that refuses and why. Starts counted
-  // toward quotas are appended to `*uses` (for the store).
+  // each quota, a ticket of each breaker), or in none: then returns the first gate that refuses
+  // and why. Starts counted toward quotas are appended to `*uses` (for the store), breaker
+  // tickets to `*holds` (the caller reports them with the job's outcome, ReportBreakers). A
+  // caller that passes no `holds` gives any breaker ticket back at once as abandoned.
   std::optional<Refusal> Admit(SetId set, std::int64_t mono, std::int64_t wall,
-                               std::vector<QuotaUse>* uses);
+                               std::vector<QuotaUse>* uses,
+                               std::vector<BreakerHold>* holds = nullptr);
+  // The end of a job admitted with `holds` (mono: the monotonic clock). Appends to `woken` the
+  // lanes that waited for a half-open trial that this ended (each forgotten here).
+  void ReportBreakers(const std::vector<BreakerHold>& holds, BreakerOutcome outcome,
+                      std::int64_t mono, std::vector<LaneRef>& woken);
+  // An operator's reset of the breaker of limit `name`, for `key` (every key when null):
+  // closed, counters and interval growth cleared, tickets out ignored. Appends to `woken` the
+  // lanes that waited for a trial of a reset key; `*tripped` gets how many keys were open or
+  // half-open. kNotFound (no such limit), kValidation (the limit has no breaker).
+  Status ResetBreaker(const std::string& name, const std::string* key, std::vector<LaneRef>& woken,
+                      std::size_t* tripped);
+  // Registers `lane` as waiting for the half-open trial of the breaker of gate `pos` of `set`
+  // (which just refused it with until == kNever).
+  void WaitForTrial(SetId set, std::size_t pos, const LaneRef& lane);
   // What Admit would refuse now, changing nothing (for reads).
   std::optional<Refusal> Blocked(SetId set, std::int64_t mono, std::int64_t wall) const;
   // Recovery: a stored quota count of limit `name` (ignored when the limit has no quota).
@@ -249,8 +301,16 @@ class LimitSet {
   CalendarWindow QuotaTop(const std::string& name, std::size_t n,
                           std::vector<std::pair<std::string, std::int64_t>>* top,
                           std::size_t* keys) const;
+  // The breaker keys of limit `name`, as LimitInfo::breakers (mono times); `*keys` gets the
+  // number of keys held, `*tripped` the open or half-open ones. O(keys).
+  std::vector<std::pair<std::string, BreakerState>> BreakerTop(const std::string& name,
+                                                               std::size_t n, std::size_t* keys,
+                                                               std::size_t* tripped) const;
   // Registrations of waiting lanes, for the footprint.
   std::size_t waiting_lanes() const;
+  // Keys holding breaker state, and breaker tickets out, across all limits (footprint).
+  std::size_t breaker_keys() const;
+  std::size_t breaker_tickets_out() const;
   // Keys holding rate state, and quota counters, across all limits (footprint).
   std::size_t rate_keys() const;
   std::size_t quota_keys() const;
@@ -263,6 +323,10 @@ class LimitSet {
     std::optional<KeyedGcra<std::string>> rate;                     // when spec.rate
     std::optional<CalendarQuota> quota;                             // when spec.quota
     std::int64_t quota_window_written = std::numeric_limits<std::int64_t>::min();
+    std::optional<KeyedBreaker> breaker;  // when spec.breaker
+    std::uint64_t breaker_serial = 0;     // of `breaker`, unique in this LimitSet
+    // Lanes waiting for the half-open trial of a key, by gate key.
+    std::unordered_map<std::string, std::vector<LaneRef>> trial_waiting;
   };
   static Result<Limit> Build(const LimitSpec& spec);
   // The first gate of `set` that refuses at (mono, wall). Quotas are asked with `peek` (no
@@ -282,6 +346,7 @@ class LimitSet {
   std::vector<SetRec> sets_;  // sets_[0] is the empty set
   std::vector<SetId> free_sets_;
   std::unordered_map<std::string, SetId> set_ids_;
+  std::uint64_t next_breaker_serial_ = 1;
 };
 
 }  // namespace ym::flow
