@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "core/flow/limit_set.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "scheduler_hot_path.h"
 
 namespace ym {
 namespace {
@@ -412,6 +414,46 @@ TEST(SchedulerRateQuotaModel, EveryBoundHoldsAndNothingWaitsThatCouldRun) {
     }
     sched.Shutdown();
   }
+}
+
+}  // namespace
+}  // namespace ym
+
+// The hot-path figures of docs/benchmarks.md ("Rates and quotas on the hot path") with a rate
+// or a quota per key over 1000 keys, set high enough never to hold a job back: what admission
+// costs when it has to ask them. Disabled tests:
+//   ym_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_HotPath*'
+namespace ym {
+namespace {
+
+double HotPathWith(const flow::LimitSpec& spec) {
+  ManualClock clock;
+  Rng rng(1);
+  Scheduler s(clock, rng, SchedulerOptions{});
+  EXPECT_TRUE(s.PutLimit(spec).ok());
+  return bench::HotPathNsPerJob(s, clock, 200'000, 1'000'000, [](std::uint64_t i) {
+    return "customer-" + std::to_string(i % 1000);
+  });
+}
+
+TEST(SchedulerBench, DISABLED_HotPathRatePer1000Keys) {
+  flow::LimitSpec spec;
+  spec.name = "rate";
+  spec.key = flow::LimitKeyKind::kConcurrencyKey;
+  spec.rate = flow::GcraConfig{1'000'000, 1000, 1'000'000};
+  const double ns = HotPathWith(spec);
+  std::printf("hot path, a rate per key over 1000 keys: %.0f CPU ns per job\n", ns);
+  EXPECT_GT(ns, 0);
+}
+
+TEST(SchedulerBench, DISABLED_HotPathQuotaPer1000Keys) {
+  flow::LimitSpec spec;
+  spec.name = "quota";
+  spec.key = flow::LimitKeyKind::kConcurrencyKey;
+  spec.quota = flow::LimitQuota{1'000'000'000, flow::CalendarPeriod::kDay, "Europe/Paris"};
+  const double ns = HotPathWith(spec);
+  std::printf("hot path, a daily quota per key over 1000 keys: %.0f CPU ns per job\n", ns);
+  EXPECT_GT(ns, 0);
 }
 
 }  // namespace
