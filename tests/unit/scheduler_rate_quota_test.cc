@@ -22,6 +22,7 @@
 #include "core/scheduler.h"
 #include "core/types.h"
 #include "scheduler_hot_path.h"
+#include "scheduler_model.h"
 
 namespace ym {
 namespace {
@@ -363,32 +364,7 @@ TEST(SchedulerRateQuotaModel, EveryBoundHoldsAndNothingWaitsThatCouldRun) {
           what = "lease";
         }
       } else if (op < 80 && !tokens.empty()) {
-        auto it = tokens.begin();
-        std::advance(it, static_cast<long>(rng.Uniform(tokens.size())));
-        const JobId id = it->first;
-        const std::uint64_t token = it->second;
-        tokens.erase(it);
-        switch (rng.Uniform(4)) {
-          case 0:
-            (void)sched.Ack(id, token, "null");
-            what = "ack";
-            break;
-          case 1: {
-            FailSpec f;
-            f.retry_in_ms = 0;
-            (void)sched.Fail(id, token, f);
-            what = "fail";
-            break;
-          }
-          case 2:
-            sched.Release(id, token);  // a lost reply: the start still counts
-            what = "release";
-            break;
-          default:
-            (void)sched.Cancel(id);
-            tokens[id] = token;
-            what = "cancel";
-        }
+        what = model::EndRandomLease(sched, rng, tokens);
       } else {
         // Mostly ms to seconds (rates), sometimes hours (quota windows).
         const std::int64_t step_ms = rng.Uniform(10) == 0
@@ -399,16 +375,7 @@ TEST(SchedulerRateQuotaModel, EveryBoundHoldsAndNothingWaitsThatCouldRun) {
         what = "tick";
       }
       commit();
-      for (auto it = jobs.begin(); it != jobs.end();) {
-        auto s = state_of(it->first);
-        if (!s) {
-          tokens.erase(it->first);
-          it = jobs.erase(it);
-          continue;
-        }
-        if (*s != JobState::kActive) tokens.erase(it->first);
-        ++it;
-      }
+      model::ForgetEnded(sched, jobs, tokens);
       check("step " + std::to_string(step) + " (" + what + ")");
       if (HasFatalFailure()) return;
     }
