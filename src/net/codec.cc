@@ -1133,6 +1133,18 @@ Result<QueueListQuery> ParseListLimitsQuery(std::string_view query) {
   return ParseNamePageQuery(query, /*limits=*/true);
 }
 
+Result<std::optional<std::string>> ParseResetBreaker(std::string_view body) {
+  if (body.empty()) return std::optional<std::string>();
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"key"}));
+  std::optional<Value> key = Find(doc, "key");
+  if (!key) return std::optional<std::string>();
+  if (!key->IsString()) return FieldError("key", "must be a string (the breaker key to reset)");
+  return std::optional<std::string>(std::string(key->GetString()));
+}
+
 Result<flow::LimitSpec> ParseLimitSpec(const std::string& name, std::string_view body) {
   if (body.empty()) return InvalidJson("the body must be a JSON object (the limit)");
   return flow::LimitSpec::FromJson(name, body);
@@ -1427,9 +1439,65 @@ void WriteKeyCounts(JsonWriter& w, const std::vector<std::pair<std::string, std:
   w.EndArray();
 }
 
-void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
-  const flow::LimitSpec& s = info.spec;
+// A limit's breaker: its configuration, then the keys it holds state for (LimitInfo::breakers;
+// times on the wall clock, null when not set).
+void WriteBreaker(JsonWriter& w, const flow::BreakerConfig& c, const flow::LimitInfo& info) {
+  auto time_or_null = [&](std::int64_t ms) {
+    if (ms == 0) {
+      w.Null();
+    } else {
+      w.Int64(ms);
+    }
+  };
   w.StartObject();
+  WriteKey(w, "consecutive_failures");
+  w.Int64(c.consecutive_failures);
+  WriteKey(w, "window");
+  w.Int64(c.window);
+  WriteKey(w, "min_samples");
+  w.Int64(c.min_samples);
+  WriteKey(w, "failure_percent");
+  w.Int64(c.failure_percent);
+  WriteKey(w, "open_base_ms");
+  w.Int64(c.open_base_ms);
+  WriteKey(w, "open_max_ms");
+  w.Int64(c.open_max_ms);
+  WriteKey(w, "tripped_keys");
+  w.Uint64(info.breaker_tripped);
+  WriteKey(w, "tracked_keys");
+  w.Uint64(info.breaker_keys);
+  WriteKey(w, "keys");
+  w.StartArray();
+  for (const auto& [key, st] : info.breakers) {
+    w.StartObject();
+    WriteKey(w, "key");
+    WriteStr(w, key);
+    WriteKey(w, "state");
+    WriteStr(w, flow::BreakerPhaseName(st.phase));
+    WriteKey(w, "opened_at");
+    time_or_null(st.opened_at_ms);
+    WriteKey(w, "next_open_at");
+    time_or_null(st.next_open_at_ms);
+    WriteKey(w, "open_interval_ms");
+    w.Int64(st.open_interval_ms);
+    WriteKey(w, "trial_in_flight");
+    w.Bool(st.trial_in_flight);
+    WriteKey(w, "consecutive_failures");
+    w.Int64(st.consecutive_failures);
+    WriteKey(w, "consecutive_opens");
+    w.Int64(st.consecutive_opens);
+    WriteKey(w, "window_samples");
+    w.Int64(st.window_samples);
+    WriteKey(w, "window_failures");
+    w.Int64(st.window_failures);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+void WriteLimitMembers(JsonWriter& w, const flow::LimitInfo& info) {
+  const flow::LimitSpec& s = info.spec;
   WriteKey(w, "name");
   WriteStr(w, s.name);
   WriteKey(w, "match");
@@ -1506,10 +1574,21 @@ void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
   } else {
     w.Null();
   }
+  WriteKey(w, "breaker");
+  if (s.breaker) {
+    WriteBreaker(w, *s.breaker, info);
+  } else {
+    w.Null();
+  }
   WriteKey(w, "active_keys");
   w.Uint64(info.active_keys);
   WriteKey(w, "active");
   WriteKeyCounts(w, info.active);
+}
+
+void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
+  w.StartObject();
+  WriteLimitMembers(w, info);
   w.EndObject();
 }
 
@@ -1535,6 +1614,26 @@ std::string RenderLimitPage(const flow::LimitPage& page, std::size_t max_bytes) 
   } else {
     WriteStr(w, EncodeCursor(kLimitsCursorScope, next_after));
   }
+  w.EndObject();
+  return Take(buf);
+}
+
+std::string RenderBreakerReset(const flow::LimitInfo& info, const std::optional<std::string>& key) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteLimitMembers(w, info);
+  WriteKey(w, "reset");
+  w.StartObject();
+  WriteKey(w, "key");
+  if (key) {
+    WriteStr(w, *key);
+  } else {
+    w.Null();
+  }
+  WriteKey(w, "tripped_keys");
+  w.Uint64(info.reset_tripped);
+  w.EndObject();
   w.EndObject();
   return Take(buf);
 }

@@ -178,6 +178,9 @@ Result<QueueListQuery> ParseListLimitsQuery(std::string_view query);
 // PUT /v1/limits/{name}: the body is the limit (flow::LimitSpec::FromJson): 422 naming the field
 // for a bad name, unknown member, unknown key, empty payload path or concurrency out of range.
 Result<flow::LimitSpec> ParseLimitSpec(const std::string& name, std::string_view body);
+// POST /v1/limits/{name}:reset-breaker: an empty body or `{}` (every key), or `{"key":"..."}`
+// (one key; any string, the empty key included). 422 naming the field otherwise.
+Result<std::optional<std::string>> ParseResetBreaker(std::string_view body);
 // PUT /v1/queues/{q}, :pause, :resume: `create=true` creates a queue that does not exist
 // (`create=false` or no parameter: 404 queue_not_found for such a queue).
 Result<bool> ParseCreateQuery(std::string_view query);
@@ -217,6 +220,9 @@ std::string RenderLimit(const flow::LimitInfo& info);
 // `{"items":[...],"next_cursor"}`, capped by `max_bytes` like RenderJobPage.
 std::string RenderLimitPage(const flow::LimitPage& page,
                             std::size_t max_bytes = std::numeric_limits<std::size_t>::max());
+// POST /v1/limits/{name}:reset-breaker: the limit as RenderLimit shows it after the reset, with
+// `"reset":{"key":K|null,"tripped_keys":N}` (N: the keys that were open or half-open).
+std::string RenderBreakerReset(const flow::LimitInfo& info, const std::optional<std::string>& key);
 // DELETE /v1/limits/{name}: `{"name","deleted":true}`.
 std::string RenderLimitDeleted(const std::string& name);
 std::string RenderReplayed(std::uint64_t replayed);

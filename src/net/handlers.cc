@@ -343,6 +343,18 @@ void DeleteLimit(Call& c) {
       });
 }
 
+// In memory only (breaker state is not stored): answered at once.
+void ResetBreaker(Call& c) {
+  auto key = ParseResetBreaker(c.request.body);
+  if (!key.ok()) return c.Error(key.status());
+  c.broker.ResetBreaker(
+      c.match.name, *key,
+      [route = c.match.id, key = *key, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
+        reply(r.ok() ? Json(200, RenderBreakerReset(*r, key), route)
+                     : ErrorResponse(r.status(), route));
+      });
+}
+
 void ReplayDead(Call& c) {
   auto req = ParseDeadReplay(c.request.body);
   if (!req.ok()) return c.Error(req.status());
@@ -462,6 +474,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return PutLimit(c);
     case RouteId::kDeleteLimit:
       return DeleteLimit(c);
+    case RouteId::kResetBreaker:
+      return ResetBreaker(c);
     case RouteId::kResumeQueue:
       return SetPaused(c, false);
     case RouteId::kListDead:

@@ -55,6 +55,8 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
     {RouteId::kPutLimit, http::verb::put, "/v1/limits/{name}", false, "PUT /v1/limits/{name}"},
     {RouteId::kDeleteLimit, http::verb::delete_, "/v1/limits/{name}", false,
      "DELETE /v1/limits/{name}"},
+    {RouteId::kResetBreaker, http::verb::post, "/v1/limits/{name}:reset-breaker", false,
+     "POST /v1/limits/{name}:reset-breaker"},
     {RouteId::kListDead, http::verb::get, "/v1/dead", true, "GET /v1/dead"},
     {RouteId::kReplayDead, http::verb::post, "/v1/dead:replay", false, "POST /v1/dead:replay"},
     {RouteId::kInfo, http::verb::get, "/v1/info", false, "GET /v1/info"},

@@ -57,6 +57,7 @@ enum class RouteId : std::uint8_t {
   kGetLimit,
   kPutLimit,
   kDeleteLimit,
+  kResetBreaker,
   kListDead,
   kReplayDead,
   kInfo,

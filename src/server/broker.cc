@@ -1747,6 +1747,16 @@ void Broker::ListLimits(std::string after, std::uint32_t limit, Callback<flow::L
   });
 }
 
+void Broker::ResetBreaker(std::string name, std::optional<std::string> key,
+                          Callback<flow::LimitInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post(
+      [this, name = std::move(name), key = std::move(key), done = std::move(done)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        done(impl_->sched().ResetBreaker(name, key ? &*key : nullptr));
+      });
+}
+
 void Broker::SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done) {
   QueueConfigPatch patch;
   patch.name = std::move(name);

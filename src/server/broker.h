@@ -232,6 +232,11 @@ class Broker {
   void GetLimit(std::string name, Callback<flow::LimitInfo> done);
   // Limits named after `after`, in name order, at most `limit`.
   void ListLimits(std::string after, std::uint32_t limit, Callback<flow::LimitPage> done);
+  // Resets the breaker of limit `name` for `key` (every key when nullopt): closed at once, its
+  // held-back jobs dispatchable (Scheduler::ResetBreaker). In memory only, so answered at once.
+  // kNotFound (no such limit), kValidation (the limit has no breaker).
+  void ResetBreaker(std::string name, std::optional<std::string> key,
+                    Callback<flow::LimitInfo> done);
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;

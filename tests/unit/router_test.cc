@@ -70,6 +70,8 @@ INSTANTIATE_TEST_SUITE_P(
         RouteCase{http::verb::delete_, "/v1/queues/emails", RouteId::kResetQueue, 0, "emails"},
         RouteCase{http::verb::post, "/v1/queues/emails:pause", RouteId::kPauseQueue, 0, "emails"},
         RouteCase{http::verb::post, "/v1/queues/emails:resume", RouteId::kResumeQueue, 0, "emails"},
+        RouteCase{http::verb::post, "/v1/limits/cb:reset-breaker", RouteId::kResetBreaker},
+        RouteCase{http::verb::get, "/v1/limits/a:b", RouteId::kGetLimit},
         RouteCase{http::verb::get, "/v1/dead", RouteId::kListDead},
         RouteCase{http::verb::get, "/v1/dead?queue=a&limit=5", RouteId::kListDead},
         RouteCase{http::verb::post, "/v1/dead:replay", RouteId::kReplayDead},
