@@ -174,10 +174,36 @@ struct LimitQuota {
   std::string time_zone = "UTC";
 };
 
+// A circuit breaker per key (docs/flow-control.md, "Circuit breakers"): a key opens after
+// `consecutive_failures` failures in a row, or `failure_percent`% failures among the last
+// `window` outcomes (once `min_samples` are in); open for `open_base_ms`, doubled after each
+// failed trial up to `open_max_ms`. Unset members take the server's defaults.
+struct LimitBreaker {
+  std::optional<std::int64_t> consecutive_failures;
+  std::optional<std::int64_t> window;
+  std::optional<std::int64_t> min_samples;
+  std::optional<std::int64_t> failure_percent;
+  std::optional<std::int64_t> open_base_ms;
+  std::optional<std::int64_t> open_max_ms;
+};
+
+// One key of a breaker with state: "open" (until next_open_at_ms, epoch ms), "half_open" (a
+// trial is allowed, or out when trial_in_flight) or "closed" with failures recorded.
+struct BreakerKey {
+  std::string key;
+  std::string state;
+  std::int64_t opened_at_ms = 0;
+  std::int64_t next_open_at_ms = 0;
+  std::int64_t open_interval_ms = 0;
+  bool trial_in_flight = false;
+  std::int64_t consecutive_failures = 0;
+};
+
 // A limit (docs/flow-control.md): among the jobs it matches, per key, at most `concurrency`
-// active jobs, `rate` starts per period and `quota` starts per calendar window (at least one
-// of them). Unset match members match every value; `key` is empty (one count for all matched
-// jobs), "concurrency_key", "kind", "namespace", "queue" or "payload.<field>[.<field>...]".
+// active jobs, `rate` starts per period and `quota` starts per calendar window, and a
+// `breaker` that holds a failing key back (at least one of them). Unset match members match every
+// value; `key` is empty (one count for all matched jobs), "concurrency_key", "kind", "namespace",
+// "queue" or "payload.<field>[.<field>...]".
 struct LimitSpec {
   std::string name;
   std::optional<std::string> match_queue;
@@ -187,6 +213,7 @@ struct LimitSpec {
   std::optional<std::int64_t> concurrency;
   std::optional<LimitRate> rate;
   std::optional<LimitQuota> quota;
+  std::optional<LimitBreaker> breaker;
 };
 
 // A limit as the server shows it, with its live counts.
@@ -198,6 +225,12 @@ struct LimitInfo : LimitSpec {
   std::int64_t quota_window_end_ms = 0;
   std::int64_t quota_used_keys = 0;
   std::vector<std::pair<std::string, std::int64_t>> quota_used;
+  // With a breaker: how many keys are open or half-open, and the keys with state (tripped
+  // first, at most 100).
+  std::int64_t breaker_tripped_keys = 0;
+  std::vector<BreakerKey> breaker_keys;
+  // ResetBreaker: how many of the keys reset were open or half-open.
+  std::int64_t reset_tripped_keys = 0;
   bool created = false;  // SetLimit: it was new
 };
 
@@ -255,6 +288,11 @@ class Client {
   Result<std::vector<LimitInfo>> ListLimits();
   // DELETE /v1/limits/{name}; the jobs it held back run at once.
   Status DeleteLimit(std::string_view name);
+  // POST /v1/limits/{name}:reset-breaker: closes the limit's breaker for `key` (every key when
+  // nullopt) at once; the jobs it held back run. `not_found` when there is no such limit,
+  // `validation_failed` when it has no breaker.
+  Result<LimitInfo> ResetBreaker(std::string_view name,
+                                 const std::optional<std::string>& key = std::nullopt);
 
   // The URL this client talks to.
   const std::string& server_url() const;

@@ -50,6 +50,7 @@ enum class Command {
   kLimitsGet,
   kLimitsSet,
   kLimitsDelete,
+  kLimitsResetBreaker,
   kDeadList,
   kDeadReplay,
   kInfo,
@@ -70,7 +71,8 @@ struct Invocation {
   std::optional<double> wait_timeout_s;  // jobs wait --timeout; nullopt: as long as it takes
   std::string queue_name;                // queues NAME, queues pause|resume
   bool create_queue = false;  // queues pause|resume --create: create it if it does not exist
-  client::Limit limit;        // limits get|set|delete (name), limits set (the rest)
+  client::Limit limit;        // limits get|set|delete|reset-breaker (name), limits set (the rest)
+  std::optional<std::string> breaker_key;  // limits reset-breaker --key; nullopt: every key
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

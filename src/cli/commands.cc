@@ -242,6 +242,35 @@ std::string QuotaText(const client::Limit& l) {
   return std::to_string(l.quota->count) + "/" + l.quota->per + " " + l.quota->time_zone;
 }
 
+std::string BreakerText(const client::Limit& l) {
+  if (!l.breaker) return "-";
+  const client::LimitBreaker& b = *l.breaker;
+  std::string s;
+  if (b.consecutive_failures.value_or(0) > 0) {
+    s = std::to_string(*b.consecutive_failures) + " failures in a row";
+  }
+  if (b.window.value_or(0) > 0) {
+    if (!s.empty()) s += " or ";
+    s += std::to_string(b.failure_percent.value_or(0)) + "% of " + std::to_string(*b.window) +
+         " (min " + std::to_string(b.min_samples.value_or(0)) + ")";
+  }
+  return s + ", open " + std::to_string(b.open_base_ms.value_or(0)) + ".." +
+         std::to_string(b.open_max_ms.value_or(0)) + " ms, " +
+         std::to_string(l.breaker_tripped_keys) + " keys tripped";
+}
+
+// The breaker keys with state, one line each.
+void PrintBreakerKeys(const client::Limit& l, std::ostream& out) {
+  for (const client::BreakerKey& k : l.breaker_keys) {
+    out << "  " << (k.key.empty() ? "\"\"" : k.key) << ": " << k.state;
+    if (k.state == "open") out << " until " << FormatTime(k.next_open_at_ms);
+    if (k.state == "half_open") out << (k.trial_in_flight ? ", trial running" : ", trial allowed");
+    if (k.state == "closed") out << ", " << k.consecutive_failures << " failures in a row";
+    if (k.open_interval_ms > 0) out << " (interval " << k.open_interval_ms << " ms)";
+    out << '\n';
+  }
+}
+
 std::string LimitMatchText(const client::Limit& l) {
   std::string m;
   auto add = [&](const char* what, const std::optional<std::string>& v) {
@@ -442,7 +471,9 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
           << "concurrency:  " << (r->concurrency ? std::to_string(*r->concurrency) : "-") << '\n'
           << "rate:         " << RateText(*r) << '\n'
           << "quota:        " << QuotaText(*r) << '\n'
-          << "active keys:  " << r->active_keys << '\n';
+          << "breaker:      " << BreakerText(*r) << '\n';
+      PrintBreakerKeys(*r, out);
+      out << "active keys:  " << r->active_keys << '\n';
       for (const auto& [key, count] : r->active) {
         out << "  " << (key.empty() ? "\"\"" : key) << ": " << count << '\n';
       }
@@ -454,6 +485,20 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
           out << "  " << (key.empty() ? "\"\"" : key) << ": " << count << '\n';
         }
       }
+      return kExitOk;
+    }
+    case Command::kLimitsResetBreaker: {
+      Result<client::Limit> r = api.ResetBreaker(inv.limit.name, inv.breaker_key);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+        return kExitOk;
+      }
+      out << "limit " << r->name << ": breaker reset for "
+          << (inv.breaker_key ? "key \"" + *inv.breaker_key + "\"" : std::string("every key"))
+          << " (" << r->reset_tripped_keys << " were open or half-open)\n"
+          << "breaker:      " << BreakerText(*r) << '\n';
+      PrintBreakerKeys(*r, out);
       return kExitOk;
     }
     case Command::kLimitsDelete: {

@@ -569,7 +569,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* limits = app.add_subcommand(
       "limits",
       "Limits: at most N active jobs, N starts per second..day, N starts per day..month, per key "
-      "(list, get, set, delete)");
+      "and a circuit breaker per key (list, get, set, delete, reset-breaker)");
   limits->require_subcommand(1);
   AddCommon(limits, &common);
   CLI::App* limits_list = limits->add_subcommand("list", "List limits with their active keys");
@@ -605,10 +605,39 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   limits_set->add_option("--key", inv.limit.key,
                          "Count per concurrency_key, kind, namespace, queue or payload.PATH "
                          "(default: one count for all matched jobs)");
+  // The breaker's members, each optional (the server's defaults: docs/flow-control.md).
+  bool limit_breaker = false;
+  CLI::Option* limit_breaker_opt = limits_set->add_flag(
+      "--breaker", limit_breaker,
+      "A circuit breaker per key: open after 5 failures in a row, for 1 s doubling up to 300 s "
+      "(the --breaker-* options change these and imply --breaker)");
+  struct BreakerFlag {
+    const char* name;
+    const char* help;
+    std::int64_t value = 0;
+    CLI::Option* opt = nullptr;
+  };
+  BreakerFlag breaker_flags[] = {
+      {"--breaker-failures", "Open after this many failures in a row, 0 (off) or 1..1000000"},
+      {"--breaker-window", "Judge the failure ratio over the last N outcomes, 0 (off) or 1..10000"},
+      {"--breaker-min-samples", "Outcomes needed in the window before judging (default: window)"},
+      {"--breaker-failure-percent", "Open at this failure percentage of the window, 1..100"},
+      {"--breaker-open-ms", "First open interval in ms (default 1000)"},
+      {"--breaker-open-max-ms", "Cap of the doubled open interval in ms (default 300000)"},
+  };
+  for (BreakerFlag& f : breaker_flags) f.opt = limits_set->add_option(f.name, f.value, f.help);
   CLI::App* limits_delete =
       limits->add_subcommand("delete", "Delete a limit (the jobs it held back run at once)");
   AddCommon(limits_delete, &common);
   limits_delete->add_option("name", inv.limit.name, "Limit name")->required();
+  CLI::App* limits_reset_breaker = limits->add_subcommand(
+      "reset-breaker",
+      "Close a limit's circuit breaker now, for one key or all (the jobs it held back run)");
+  AddCommon(limits_reset_breaker, &common);
+  limits_reset_breaker->add_option("name", inv.limit.name, "Limit name")->required();
+  std::string reset_key;
+  CLI::Option* reset_key_opt = limits_reset_breaker->add_option(
+      "--key", reset_key, "Only this breaker key (default: every key)");
 
   // --- dead ---
   CLI::App* dead = app.add_subcommand("dead", "Inspect and replay dead-letter jobs");
@@ -787,12 +816,28 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       } else if (limit_zone_opt->count() > 0) {
         return UsageError("--time-zone needs --quota");
       }
-      if (!inv.limit.concurrency && !inv.limit.rate && !inv.limit.quota) {
-        return UsageError("limits set needs at least one of --concurrency, --rate and --quota");
+      bool any_breaker_flag = limit_breaker_opt->count() > 0;
+      for (const BreakerFlag& f : breaker_flags) any_breaker_flag |= f.opt->count() > 0;
+      if (any_breaker_flag) {
+        client::LimitBreaker b;
+        std::optional<std::int64_t>* members[] = {&b.consecutive_failures, &b.window,
+                                                  &b.min_samples,          &b.failure_percent,
+                                                  &b.open_base_ms,         &b.open_max_ms};
+        for (std::size_t i = 0; i < std::size(breaker_flags); ++i) {
+          if (breaker_flags[i].opt->count() > 0) *members[i] = breaker_flags[i].value;
+        }
+        inv.limit.breaker = b;
+      }
+      if (!inv.limit.concurrency && !inv.limit.rate && !inv.limit.quota && !inv.limit.breaker) {
+        return UsageError(
+            "limits set needs at least one of --concurrency, --rate, --quota and --breaker");
       }
       if (limit_queue_opt->count() > 0) inv.limit.match_queue = limit_queue;
       if (limit_kind_opt->count() > 0) inv.limit.match_kind = limit_kind;
       if (limit_ns_opt->count() > 0) inv.limit.match_namespace = limit_ns;
+    } else if (limits_reset_breaker->parsed()) {
+      inv.command = Command::kLimitsResetBreaker;
+      if (reset_key_opt->count() > 0) inv.breaker_key = reset_key;
     } else {
       inv.command = Command::kLimitsDelete;
     }

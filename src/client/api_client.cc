@@ -1062,6 +1062,33 @@ Limit ParseLimit(const Value& v) {
     l.quota_used_keys = Int(*q, "used_keys");
     l.quota_used = KeyCounts(*q, "used");
   }
+  if (std::optional<Value> b = Member(v, "breaker"); b && b->IsObject()) {
+    LimitBreaker c;
+    c.consecutive_failures = OptInt(*b, "consecutive_failures");
+    c.window = OptInt(*b, "window");
+    c.min_samples = OptInt(*b, "min_samples");
+    c.failure_percent = OptInt(*b, "failure_percent");
+    c.open_base_ms = OptInt(*b, "open_base_ms");
+    c.open_max_ms = OptInt(*b, "open_max_ms");
+    l.breaker = c;
+    l.breaker_tripped_keys = Int(*b, "tripped_keys");
+    if (std::optional<Value> keys = Member(*b, "keys"); keys && keys->IsArray()) {
+      for (const auto& item : *keys) {
+        BreakerKey k;
+        k.key = String(item.value, "key");
+        k.state = String(item.value, "state");
+        k.opened_at_ms = OptInt(item.value, "opened_at").value_or(0);
+        k.next_open_at_ms = OptInt(item.value, "next_open_at").value_or(0);
+        k.open_interval_ms = Int(item.value, "open_interval_ms");
+        k.trial_in_flight = Bool(item.value, "trial_in_flight");
+        k.consecutive_failures = Int(item.value, "consecutive_failures");
+        l.breaker_keys.push_back(std::move(k));
+      }
+    }
+  }
+  if (std::optional<Value> r = Member(v, "reset"); r && r->IsObject()) {
+    l.reset_tripped_keys = Int(*r, "tripped_keys");
+  }
   l.active_keys = Int(v, "active_keys");
   l.active = KeyCounts(v, "active");
   l.json = std::string(v.Raw());
@@ -1122,6 +1149,24 @@ Result<Limit> ApiClient::PutLimit(const Limit& limit, bool* created) {
              static_cast<rapidjson::SizeType>(limit.quota->time_zone.size()));
     w.EndObject();
   }
+  if (limit.breaker) {
+    w.Key("breaker");
+    w.StartObject();
+    const std::pair<const char*, const std::optional<std::int64_t>*> members[] = {
+        {"consecutive_failures", &limit.breaker->consecutive_failures},
+        {"window", &limit.breaker->window},
+        {"min_samples", &limit.breaker->min_samples},
+        {"failure_percent", &limit.breaker->failure_percent},
+        {"open_base_ms", &limit.breaker->open_base_ms},
+        {"open_max_ms", &limit.breaker->open_max_ms}};
+    for (const auto& [key, value] : members) {
+      if (*value) {
+        w.Key(key);
+        w.Int64(**value);
+      }
+    }
+    w.EndObject();
+  }
   w.EndObject();
   const std::string target = "/v1/limits/" + Escape(limit.name);
   Result<std::string> body = Call(HttpMethod::kPut, target, Str(sb));
@@ -1170,6 +1215,26 @@ Result<std::vector<Limit>> ApiClient::ListLimits(std::uint32_t page_size) {
 Status ApiClient::DeleteLimit(std::string_view name) {
   Result<std::string> body = Call(HttpMethod::kDelete, "/v1/limits/" + Escape(name), {});
   return body.ok() ? Status::Ok() : body.status();
+}
+
+Result<Limit> ApiClient::ResetBreaker(std::string_view name,
+                                      const std::optional<std::string>& key) {
+  std::string req = "{}";
+  if (key) {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    w.StartObject();
+    w.Key("key");
+    w.String(key->data(), static_cast<rapidjson::SizeType>(key->size()));
+    w.EndObject();
+    req = Str(sb);
+  }
+  Result<std::string> body =
+      Call(HttpMethod::kPost, "/v1/limits/" + Escape(name) + ":reset-breaker", req);
+  if (!body.ok()) return body.status();
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/limits/{name}:reset-breaker");
+  if (!doc.ok()) return doc.status();
+  return ParseLimit(doc->root());
 }
 
 Status ApiClient::Healthz() {

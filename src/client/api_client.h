@@ -266,6 +266,28 @@ struct LimitQuota {
   std::string time_zone = "UTC";
 };
 
+// A limit's circuit breaker: the members set are sent, the others take the server's defaults
+// (docs/flow-control.md, "Circuit breakers"); GET answers every member.
+struct LimitBreaker {
+  std::optional<std::int64_t> consecutive_failures;
+  std::optional<std::int64_t> window;
+  std::optional<std::int64_t> min_samples;
+  std::optional<std::int64_t> failure_percent;
+  std::optional<std::int64_t> open_base_ms;
+  std::optional<std::int64_t> open_max_ms;
+};
+
+// One key of a breaker as GET /v1/limits/{name} shows it (times in epoch ms; 0: not set).
+struct BreakerKey {
+  std::string key;
+  std::string state;  // "closed", "open", "half_open"
+  std::int64_t opened_at_ms = 0;
+  std::int64_t next_open_at_ms = 0;
+  std::int64_t open_interval_ms = 0;
+  bool trial_in_flight = false;
+  std::int64_t consecutive_failures = 0;
+};
+
 // A limit (docs/api.md, "Limits"): what PUT /v1/limits/{name} sends (name, match_*, key and
 // the bounds: concurrency, rate, quota, at least one) and what GET answers (also its live counts
 // and the server's JSON).
@@ -278,6 +300,7 @@ struct Limit {
   std::optional<std::int64_t> concurrency;
   std::optional<LimitRate> rate;
   std::optional<LimitQuota> quota;
+  std::optional<LimitBreaker> breaker;
   std::int64_t active_keys = 0;
   std::vector<std::pair<std::string, std::int64_t>> active;  // the top keys, largest first
   // With a quota: its current window (0, 0 before any start) and the keys that used most of it.
@@ -285,6 +308,11 @@ struct Limit {
   std::int64_t quota_window_end_ms = 0;
   std::int64_t quota_used_keys = 0;
   std::vector<std::pair<std::string, std::int64_t>> quota_used;
+  // With a breaker: the keys open or half-open, and those it shows (tripped first).
+  std::int64_t breaker_tripped_keys = 0;
+  std::vector<BreakerKey> breaker_keys;
+  // POST :reset-breaker: how many keys the reset closed that were open or half-open.
+  std::int64_t reset_tripped_keys = 0;
   std::string json;
 };
 
@@ -417,6 +445,8 @@ class ApiClient {
   Result<std::vector<Limit>> ListLimits(std::uint32_t page_size = 1000);
   // DELETE /v1/limits/{name}.
   Status DeleteLimit(std::string_view name);
+  // POST /v1/limits/{name}:reset-breaker, for `key` (every key when nullopt).
+  Result<Limit> ResetBreaker(std::string_view name, const std::optional<std::string>& key);
 
   // GET /v1/dead?queue=&limit=&cursor=.
   Result<JobPage> ListDead(const ListDeadRequest& request);

@@ -256,6 +256,18 @@ LimitInfo ToLimitInfo(const ym::client::Limit& l) {
   out.quota_window_end_ms = l.quota_window_end_ms;
   out.quota_used_keys = l.quota_used_keys;
   out.quota_used = l.quota_used;
+  if (l.breaker) {
+    out.breaker = LimitBreaker{l.breaker->consecutive_failures, l.breaker->window,
+                               l.breaker->min_samples,          l.breaker->failure_percent,
+                               l.breaker->open_base_ms,         l.breaker->open_max_ms};
+  }
+  out.breaker_tripped_keys = l.breaker_tripped_keys;
+  for (const auto& k : l.breaker_keys) {
+    out.breaker_keys.push_back(BreakerKey{k.key, k.state, k.opened_at_ms, k.next_open_at_ms,
+                                          k.open_interval_ms, k.trial_in_flight,
+                                          k.consecutive_failures});
+  }
+  out.reset_tripped_keys = l.reset_tripped_keys;
   return out;
 }
 
@@ -276,6 +288,11 @@ Result<LimitInfo> Client::SetLimit(const LimitSpec& limit) {
     if (limit.quota) {
       l.quota =
           ym::client::LimitQuota{limit.quota->count, limit.quota->per, limit.quota->time_zone};
+    }
+    if (limit.breaker) {
+      const LimitBreaker& b = *limit.breaker;
+      l.breaker = ym::client::LimitBreaker{b.consecutive_failures, b.window,       b.min_samples,
+                                           b.failure_percent,      b.open_base_ms, b.open_max_ms};
     }
     bool created = false;
     auto r = api.PutLimit(l, &created);
@@ -312,6 +329,15 @@ Status Client::DeleteLimit(std::string_view name) {
     return true;
   });
   return r.ok() ? Status::Ok() : r.status();
+}
+
+Result<LimitInfo> Client::ResetBreaker(std::string_view name,
+                                       const std::optional<std::string>& key) {
+  return impl_->With<LimitInfo>([&](ym::client::ApiClient& api) -> Result<LimitInfo> {
+    auto r = api.ResetBreaker(name, key);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToLimitInfo(*r);
+  });
 }
 
 Result<BulkResult> Client::BulkPage(BulkAction action, const JobFilter& filter,

@@ -339,7 +339,7 @@ class Client:
 
     def set_limit(self, name: str, concurrency: Optional[int] = None, *,
                   rate: Optional[Dict[str, Any]] = None, quota: Optional[Dict[str, Any]] = None,
-                  key: Optional[str] = None, queue: Optional[str] = None,
+                  breaker: Optional[Dict[str, Any]] = None, key: Optional[str] = None, queue: Optional[str] = None,
                   kind: Optional[str] = None,
                   namespace: Optional[str] = None) -> Dict[str, Any]:
         """``PUT /v1/limits/{name}``: create or replace a limit among the jobs it matches
@@ -350,7 +350,12 @@ class Client:
         * ``rate``: at most ``{"count": N, "per": "second"|"minute"|"hour"|"day"}`` starts (or
           ``"period_ms": ms`` instead of ``per``), with an optional ``"burst"``;
         * ``quota``: at most ``{"count": N, "per": "day"|"week"|"month"}`` starts per calendar
-          window, with an optional ``"time_zone"`` (IANA name, default ``"UTC"``).
+          window, with an optional ``"time_zone"`` (IANA name, default ``"UTC"``);
+        * ``breaker``: a circuit breaker per key, ``{"consecutive_failures": 5, "window": 0,
+          "min_samples": ..., "failure_percent": 50, "open_base_ms": 1000,
+          "open_max_ms": 300000}``, every member optional (``{}``: the defaults); an open key
+          starts no job until its interval has passed, then one trial (docs/flow-control.md,
+          "Circuit breakers").
 
         ``key`` is what it counts by: ``None`` (one count for all matched jobs),
         ``"concurrency_key"``, ``"kind"``, ``"namespace"``, ``"queue"`` or
@@ -367,6 +372,8 @@ class Client:
             body["rate"] = rate
         if quota is not None:
             body["quota"] = quota
+        if breaker is not None:
+            body["breaker"] = breaker
         match = {k: v for k, v in (("queue", queue), ("kind", kind), ("namespace", namespace))
                  if v is not None}
         if match:
@@ -388,6 +395,20 @@ class Client:
         """``DELETE /v1/limits/{name}``: the jobs it held back run at once. Raises NotFound when
         there is no such limit."""
         return self.request("DELETE", _limit_path(name))  # type: ignore[no-any-return]
+
+    def reset_breaker(self, name: str, key: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /v1/limits/{name}:reset-breaker``: close the limit's breaker for ``key`` (every
+        key when ``None``) now; the jobs it held back run at once. Returns the limit object with
+        ``reset``: ``{"key", "tripped_keys"}`` (how many of the keys reset were open or
+        half-open).
+
+        Raises:
+            NotFound: there is no such limit.
+            Validation: the limit has no breaker.
+        """
+        body: Dict[str, Any] = {} if key is None else {"key": key}
+        return self.request(  # type: ignore[no-any-return]
+            "POST", _limit_path(name) + ":reset-breaker", body)
 
     # --- dead letters ------------------------------------------------------------------------
 
