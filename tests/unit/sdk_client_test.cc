@@ -133,4 +133,54 @@ TEST(SdkClient, LimitsRoundTrip) {
   EXPECT_EQ(seen[3].first, "GET /v1/limits/x");
 }
 
+TEST(SdkClient, BreakerSetAndReset) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> seen;
+  ThreadedServer server([&](const std::string& req, const std::string& body) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.emplace_back(req, body);
+    const std::string limit =
+        R"({"name":"cb","match":{},"key":"kind","concurrency":null,"rate":null,"quota":null,)"
+        R"("breaker":{"consecutive_failures":3,"window":0,"min_samples":1,"failure_percent":50,)"
+        R"("open_base_ms":1000,"open_max_ms":300000,"tripped_keys":1,"tracked_keys":1,)"
+        R"("keys":[{"key":"send","state":"open","opened_at":1000,"next_open_at":2000,)"
+        R"("open_interval_ms":1000,"trial_in_flight":false,"consecutive_failures":0,)"
+        R"("consecutive_opens":1,"window_samples":0,"window_failures":0}]},)"
+        R"("active_keys":0,"active":[])";
+    if (req.rfind("PUT ", 0) == 0) return Reply{201, limit + "}"};
+    if (req == "POST /v1/limits/cb:reset-breaker") {
+      return Reply{200, limit + R"(,"reset":{"key":"send","tripped_keys":1}})"};
+    }
+    return Reply{422, R"({"error":{"code":"validation_failed","message":"limit plain has no )"
+                      R"(breaker"}})"};
+  });
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  yardmaster::LimitSpec spec;
+  spec.name = "cb";
+  spec.key = "kind";
+  spec.breaker = yardmaster::LimitBreaker{};
+  spec.breaker->consecutive_failures = 3;
+  auto set = client.SetLimit(spec);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  ASSERT_TRUE(set->breaker.has_value());
+  EXPECT_EQ(set->breaker->open_max_ms, 300000);
+  EXPECT_EQ(set->breaker_tripped_keys, 1);
+  ASSERT_EQ(set->breaker_keys.size(), 1u);
+  EXPECT_EQ(set->breaker_keys[0].state, "open");
+  EXPECT_EQ(set->breaker_keys[0].next_open_at_ms, 2000);
+  auto reset = client.ResetBreaker("cb", std::string("send"));
+  ASSERT_TRUE(reset.ok()) << reset.status().message();
+  EXPECT_EQ(reset->reset_tripped_keys, 1);
+  auto bad = client.ResetBreaker("plain");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), "validation_failed");
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].second, R"({"key":"kind","breaker":{"consecutive_failures":3}})");
+  EXPECT_EQ(seen[1].second, R"({"key":"send"})");
+  EXPECT_EQ(seen[2].first, "POST /v1/limits/plain:reset-breaker");
+  EXPECT_EQ(seen[2].second, "{}");
+}
+
 }  // namespace
