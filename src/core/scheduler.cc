@@ -441,10 +441,11 @@ void Scheduler::LeaveState(LiveJob& job, flow::BreakerOutcome outcome) {
       if (job.gates != flow::LimitSet::kNoGates) (void)limits_.Release(job.gates, woken_);
       if (!breaker_holds_.empty()) {
         // Its breakers hear how it ended; a trial's outcome wakes the lanes that waited for it.
-        if (auto it = breaker_holds_.find(job.id); it != breaker_holds_.end()) {
-          limits_.ReportBreakers(it->second, outcome, clock_.MonoMs(), woken_);
-          breaker_holds_.erase(it);
+        auto [first, last] = breaker_holds_.equal_range(job.id);
+        for (auto it = first; it != last; ++it) {
+          limits_.ReportBreaker(it->second, outcome, clock_.MonoMs(), woken_);
         }
+        breaker_holds_.erase(first, last);
       }
       if (job.cancel_requested) cancel_watches_.Withdrawn(workers_.Name(job.worker), job.id);
       job.deadline_ms = 0;  // the deadline belongs to the attempt
@@ -826,7 +827,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     }
     LeaveState(*job);
     // Its breaker tickets stay with it while it is active (reported by LeaveState).
-    if (!holds_.empty()) breaker_holds_[job->id] = std::move(holds_);
+    for (flow::BreakerHold& h : holds_) breaker_holds_.emplace(job->id, std::move(h));
     // Round-robin between namespaces: the lane goes to the back after giving one job.
     const bool lane_done = lane.ready_count == 0;
     if (!lane_done) {

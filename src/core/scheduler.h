@@ -105,7 +105,7 @@ struct SchedulerFootprint {
   std::size_t rate_keys = 0;            // keys holding rate state
   std::size_t quota_keys = 0;           // quota counters of the current windows
   std::size_t breaker_keys = 0;         // keys holding breaker state
-  std::size_t breaker_holds = 0;        // active jobs holding breaker tickets
+  std::size_t breaker_holds = 0;        // breaker tickets held by active jobs
 };
 
 class Scheduler {
@@ -579,8 +579,9 @@ class Scheduler {
   LaneTimerHeap quota_timers_;            // lanes waiting for a quota window: wall clock
   LaneTimerHeap circuit_timers_;          // lanes waiting for an open breaker: monotonic
   std::vector<flow::BreakerHold> holds_;  // scratch for Admit
-  // Breaker tickets of active jobs admitted through a breaker (LeaveState reports them).
-  std::unordered_map<JobId, std::vector<flow::BreakerHold>> breaker_holds_;
+  // Breaker tickets of active jobs admitted through a breaker (LeaveState reports them). A
+  // multimap, one node per ticket: no vector to allocate per job.
+  std::unordered_multimap<JobId, flow::BreakerHold> breaker_holds_;
   std::uint64_t timed_lanes_ = 0;           // lanes with wait_until != 0
   std::vector<flow::QuotaUse> quota_uses_;  // scratch for Admit
 

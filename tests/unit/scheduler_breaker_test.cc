@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "core/flow/limit_set.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "scheduler_hot_path.h"
 
 namespace ym {
 namespace {
@@ -694,6 +696,33 @@ TEST(SchedulerBreakerModel, NoOpenKeyIsLeasedAndOneTrialAtATime) {
     }
     sched.Shutdown();
   }
+}
+
+}  // namespace
+}  // namespace ym
+
+// The hot-path figure of docs/benchmarks.md ("Circuit breakers on the hot path"): a breaker per
+// key over 1000 keys, every job acked (so every breaker stays closed): what admission and the
+// report at the end cost. A disabled test:
+//   ym_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_HotPath*'
+namespace ym {
+namespace {
+
+TEST(SchedulerBench, DISABLED_HotPathBreakerPer1000Keys) {
+  ManualClock clock;
+  Rng rng(1);
+  Scheduler s(clock, rng, SchedulerOptions{});
+  flow::LimitSpec spec;
+  spec.name = "cb";
+  spec.key = flow::LimitKeyKind::kConcurrencyKey;
+  spec.breaker = flow::BreakerConfig{};
+  ASSERT_TRUE(s.PutLimit(spec).ok());
+  const double ns = bench::HotPathNsPerJob(s, clock, 200'000, 1'000'000, [](std::uint64_t i) {
+    return "customer-" + std::to_string(i % 1000);
+  });
+  std::printf("hot path, a breaker per key over 1000 keys: %.0f CPU ns per job\n", ns);
+  EXPECT_GT(ns, 0);
+  EXPECT_EQ(s.Footprint().breaker_holds, 0u) << "every ack reported its ticket";
 }
 
 }  // namespace

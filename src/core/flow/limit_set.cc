@@ -710,18 +710,21 @@ std::optional<Refusal> LimitSet::Admit(SetId set, std::int64_t mono, std::int64_
 
 void LimitSet::ReportBreakers(const std::vector<BreakerHold>& holds, BreakerOutcome outcome,
                               std::int64_t mono, std::vector<LaneRef>& woken) {
-  for (const BreakerHold& h : holds) {
-    if (h.limit >= limits_.size() || !limits_[h.limit]) continue;  // the limit was deleted
-    Limit& l = *limits_[h.limit];
-    if (!l.breaker || l.breaker_serial != h.serial) continue;  // replaced since
-    if (!l.breaker->Report(h.key, h.ticket, outcome, mono)) continue;
-    // The trial ended: whoever waited for it re-checks (a closed key runs, a reopened one
-    // waits for its time, a freed slot lets one more trial through).
-    auto w = l.trial_waiting.find(h.key);
-    if (w == l.trial_waiting.end()) continue;
-    woken.insert(woken.end(), w->second.begin(), w->second.end());
-    l.trial_waiting.erase(w);
-  }
+  for (const BreakerHold& h : holds) ReportBreaker(h, outcome, mono, woken);
+}
+
+void LimitSet::ReportBreaker(const BreakerHold& h, BreakerOutcome outcome, std::int64_t mono,
+                             std::vector<LaneRef>& woken) {
+  if (h.limit >= limits_.size() || !limits_[h.limit]) return;  // the limit was deleted
+  Limit& l = *limits_[h.limit];
+  if (!l.breaker || l.breaker_serial != h.serial) return;  // replaced since
+  if (!l.breaker->Report(h.key, h.ticket, outcome, mono)) return;
+  // The trial ended: whoever waited for it re-checks (a closed key runs, a reopened one waits
+  // for its time, a freed slot lets one more trial through).
+  auto w = l.trial_waiting.find(h.key);
+  if (w == l.trial_waiting.end()) return;
+  woken.insert(woken.end(), w->second.begin(), w->second.end());
+  l.trial_waiting.erase(w);
 }
 
 Status LimitSet::ResetBreaker(const std::string& name, const std::string* key,

@@ -261,6 +261,8 @@ class LimitSet {
   // lanes that waited for a half-open trial that this ended (each forgotten here).
   void ReportBreakers(const std::vector<BreakerHold>& holds, BreakerOutcome outcome,
                       std::int64_t mono, std::vector<LaneRef>& woken);
+  void ReportBreaker(const BreakerHold& hold, BreakerOutcome outcome, std::int64_t mono,
+                     std::vector<LaneRef>& woken);
   // An operator's reset of the breaker of limit `name`, for `key` (every key when null):
   // closed, counters and interval growth cleared, tickets out ignored. Appends to `woken` the
   // lanes that waited for a trial of a reset key; `*tripped` gets how many keys were open or
