@@ -828,6 +828,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     LeaveState(*job);
     // Its breaker tickets stay with it while it is active (reported by LeaveState).
     for (flow::BreakerHold& h : holds_) breaker_holds_.emplace(job->id, std::move(h));
+    holds_.clear();  // the next lane may have no gates, and so no Admit that clears it
     // Round-robin between namespaces: the lane goes to the back after giving one job.
     const bool lane_done = lane.ready_count == 0;
     if (!lane_done) {

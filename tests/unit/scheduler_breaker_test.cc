@@ -390,6 +390,29 @@ TEST_F(SchedulerBreakerTest, ABreakerPerKindLetsOtherKindsRun) {
   EXPECT_EQ(sched_->Queue("q")->blocked.at("circuit_open"), 2u);
 }
 
+TEST_F(SchedulerBreakerTest, AJobNoBreakerMatchesHoldsNoTicket) {
+  // Regression: the scratch tickets of a lease were not cleared after they were kept, so a job
+  // of a lane without gates leased next in the same call got copies of them.
+  flow::LimitSpec spec;
+  spec.name = "cb";
+  spec.key = flow::LimitKeyKind::kKind;
+  spec.match_kind = "send";
+  spec.breaker = Consecutive(1);
+  ASSERT_TRUE(sched_->PutLimit(spec).ok());
+  Commit();
+  for (const char* kind : {"send", "other"}) {
+    EnqueueSpec s;
+    s.queue = "q";
+    s.kind = kind;
+    ASSERT_TRUE(sched_->Enqueue(s).ok());
+    Commit();
+  }
+  auto got = Lease(2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].kind, "send");
+  EXPECT_EQ(sched_->Footprint().breaker_holds, 1u) << "only the send job holds a ticket";
+}
+
 // --- Randomized model test --------------------------------------------------------------------
 
 // One keyed breaker (random consecutive_failures and interval cap) and, on some seeds, a keyed
