@@ -159,15 +159,10 @@ void Scheduler::DropLane(QueueState& q, std::uint32_t li) {
   const std::uint32_t gates = q.lanes[li].gates;
   q.lane_of_key.erase(LaneKey(ns, gates));
   if (li != last) {
-    // The last lane moves into the hole; the rotation names lanes by index (a waiting lane is
-    // named by its key, LaneRef, so it needs no update).
+    // The last lane moves into the hole; the rotation and a waiting registration name lanes by
+    // key (LaneKey, LaneRef), so they need no update.
     q.lanes[li] = std::move(q.lanes[last]);
     q.lane_of_key[LaneKey(q.lanes[li].ns, q.lanes[li].gates)] = li;
-    if (q.lanes[li].in_rotation) {
-      for (std::uint32_t& r : q.rotation) {
-        if (r == last) r = li;
-      }
-    }
   }
   q.lanes.pop_back();
   ns_.Release(ns);
@@ -385,7 +380,7 @@ void Scheduler::MakeReady(LiveJob& job) {
   // A lane waiting on a gate stays out until the gate opens (WakeLanes).
   if (!lane.in_rotation && !lane.waiting) {
     lane.in_rotation = true;
-    q.rotation.push_back(li);
+    q.rotation.Push(job.ns, LaneKey(job.ns, job.gates), NsWeight(job.ns));
   }
   q.ready_fifo.push_back(FifoEntry{job.seq, job.id});
   ++q.ready;
@@ -737,8 +732,10 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
   const std::int64_t now = clock_.NowMs();
   const std::int64_t mono = clock_.MonoMs();
   std::uint32_t taken = 0;
-  while (taken < max && !q.rotation.empty()) {
-    const std::uint32_t li = q.rotation.front();
+  while (taken < max) {
+    const std::optional<flow::FairLanes::Entry> front = q.rotation.Front();
+    if (!front) break;
+    const std::uint32_t li = q.lane_of_key.find(front->lane)->second;
     Lane& lane = q.lanes[li];
     LiveJob* job = nullptr;
     while (!lane.ready.empty()) {
@@ -750,8 +747,8 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       }
       lane.ready.pop();
     }
-    q.rotation.pop_front();
     if (job == nullptr) {  // only stale entries were left
+      q.rotation.Drop();
       lane.in_rotation = false;
       decltype(lane.ready)().swap(lane.ready);
       DropLane(q, li);
@@ -761,6 +758,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       // Every job of the lane has the same gates, so a refusal holds for the whole lane: it
       // leaves the rotation and waits on the gate that refused, and no other lane is held up.
       if (auto refused = limits_.Admit(lane.gates)) {
+        q.rotation.Drop();  // no charge to its namespace
         lane.in_rotation = false;
         lane.waiting = true;
         limits_.Wait(lane.gates, *refused, flow::LaneRef{qi, lane.ns, lane.gates});
@@ -775,11 +773,12 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       q.ready_fifo.pop_front();
     }
     LeaveState(*job);
-    // Round-robin between namespaces: the lane goes to the back after giving one job.
+    // The namespace is charged one job; the lane goes to the back of its namespace's lanes.
     const bool lane_done = lane.ready_count == 0;
     if (!lane_done) {
-      q.rotation.push_back(li);
+      q.rotation.Served();
     } else {
+      q.rotation.ServedLast();
       lane.in_rotation = false;
       decltype(lane.ready)().swap(lane.ready);  // whatever is left is stale
     }
@@ -823,6 +822,8 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
   }
 }
 
+std::int64_t Scheduler::NsWeight(std::uint32_t /*ns*/) const { return 1; }
+
 void Scheduler::WakeLanes() {
   if (woken_.empty()) return;
   std::vector<flow::LaneRef> woken;
@@ -840,7 +841,7 @@ void Scheduler::WakeLanes() {
     lane.waiting = false;
     if (!lane.in_rotation) {
       lane.in_rotation = true;
-      q.rotation.push_back(it->second);
+      q.rotation.Push(ref.ns, it->first, NsWeight(ref.ns));
     }
     touched.push_back(ref.queue);
   }
@@ -859,7 +860,7 @@ void Scheduler::Rebind() {
     }
     qp->lanes.clear();
     qp->lane_of_key.clear();
-    qp->rotation.clear();
+    qp->rotation.Clear();
   }
   woken_.clear();
   limits_.BeginRecount();
@@ -879,7 +880,7 @@ void Scheduler::Rebind() {
       ++lane.ready_count;
       if (!lane.in_rotation) {
         lane.in_rotation = true;
-        q.rotation.push_back(li);
+        q.rotation.Push(job.ns, LaneKey(job.ns, job.gates), NsWeight(job.ns));
       }
     }
     return true;
@@ -937,16 +938,42 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   }
   if (qs.empty() || request.max == 0) return out;
   const std::int64_t lease_ms = request.lease_ms.value_or(0);
-  // Queues take turns one job at a time, starting from a rotating offset, so a worker that
-  // serves several queues does not drain the first one before touching the others.
-  const std::size_t start = queue_cursor_++ % qs.size();
-  bool progress = true;
-  while (out.size() < request.max && progress) {
-    progress = false;
-    for (std::size_t k = 0; k < qs.size() && out.size() < request.max; ++k) {
-      const std::size_t before = out.size();
-      TakeFromQueue(qs[(start + k) % qs.size()], 1, lease_ms, request.worker_id, out);
-      if (out.size() > before) progress = true;
+  if (qs.size() == 1) {
+    TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out);
+    return out;
+  }
+  // Several queues: weighted fair queueing between them, one job at a time, with the state of
+  // this list of queues kept between leases (every worker naming the same queues shares it).
+  std::string key(reinterpret_cast<const char*>(qs.data()), qs.size() * sizeof(qs[0]));
+  auto it = lease_sets_.find(key);
+  if (it == lease_sets_.end()) {
+    if (lease_sets_.size() >= kMaxLeaseSets) lease_sets_.clear();
+    it = lease_sets_.try_emplace(std::move(key)).first;
+  }
+  flow::WeightedRotation& rot = it->second.rotation;
+  // A queue with ready jobs is in the rotation with its weight now; others are out. O(queues
+  // named), like reading the request.
+  for (std::size_t k = 0; k < qs.size(); ++k) {
+    const bool ready = HasReady(qs[k]);
+    const std::int64_t w = Q(qs[k]).config.weight;
+    if (ready && !rot.InRotation(k)) {
+      (void)rot.Add(k, w);
+    } else if (!ready && rot.InRotation(k)) {
+      (void)rot.Remove(k);
+    } else if (ready) {
+      (void)rot.SetWeight(k, w);  // no-op unless the weight changed
+    }
+  }
+  while (out.size() < request.max) {
+    const std::optional<flow::WeightedRotation::LaneId> k = rot.Peek();
+    if (!k) break;
+    const std::size_t before = out.size();
+    TakeFromQueue(qs[*k], 1, lease_ms, request.worker_id, out);
+    if (out.size() > before) {
+      (void)rot.Pick();  // charged one job
+      if (!HasReady(qs[*k])) (void)rot.Remove(*k);
+    } else {
+      (void)rot.Remove(*k);  // nothing admissible there now: out until the next lease
     }
   }
   return out;
@@ -1503,6 +1530,11 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
     YM_RETURN_IF_ERROR(AttemptTimeout::Check(*patch.timeout_ms, "timeout_ms"));
   }
   if (patch.retention) YM_RETURN_IF_ERROR(CheckRetention(*patch.retention));
+  if (patch.weight) {
+    if (Status s = flow::WeightedRotation::ValidateWeight(*patch.weight); !s.ok()) {
+      return Validation("field \"weight\": " + s.message());
+    }
+  }
   const std::uint32_t qi = QueueIndex(patch.name);
   QueueConfig& c = Q(qi).config;
   const bool was_paused = c.paused;
@@ -1512,6 +1544,7 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   if (patch.timeout_ms) c.timeout_ms = *patch.timeout_ms;
   if (patch.backoff) c.backoff = *patch.backoff;
   if (patch.retention) c.retention = *patch.retention;
+  if (patch.weight) c.weight = *patch.weight;
   Q(qi).persisted = true;
   if (patch.retention) retention_.Recheck(c.name, clock_.NowMs(), retention_policy_);
   MarkChanged(qi);
@@ -1533,6 +1566,7 @@ std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
     q.config.timeout_ms = options_.default_timeout_ms;
     q.config.backoff = options_.default_backoff;
     q.config.retention = options_.default_retention;
+    q.config.weight = 1;
     q.persisted = false;
     retention_.Recheck(name, clock_.NowMs(), retention_policy_);
     q.idle_sweeps = 0;  // freed at the second sweep from now that finds it unused

@@ -15,11 +15,14 @@
 //
 // Dispatch structure:
 //   queue -> lanes (one per namespace and gate set) -> ready heap (priority desc, ready seq asc)
-// Lease takes queues round-robin and, inside a queue, lanes round-robin, so no namespace starves
-// another. A job's gate set (core/flow/limit_set.h) is the list of (limit, key) it is subject to;
-// a lane whose set refuses (a concurrency cap at its count) leaves the rotation as a whole and
-// waits on the refusing gate, which puts it back when one of its jobs stops being active. With
-// no limits every job has the empty set and lanes are one per namespace.
+// Lease takes the queues it names by weighted fair queueing (QueueConfig::weight) and, inside a
+// queue, namespaces by weighted fair queueing (their weight, core/flow/fair_lanes.h), a
+// namespace's lanes round-robin, and jobs inside a lane by priority, so no queue or namespace
+// starves another and a namespace's share does not grow with its number of lanes. A job's gate set
+// (core/flow/limit_set.h) is the list of (limit, key) it is subject to; a lane whose set refuses (a
+// concurrency cap at its count) leaves the rotation as a whole and waits on the refusing gate,
+// which puts it back when one of its jobs stops being active. With no limits every job has the
+// empty set and lanes are one per namespace.
 //
 // Complexity: enqueue, lease (per job), ack, fail, heartbeat, cancel and timer firing are
 // O(log n) in the number of live jobs or better; no step scans the backlog. List scans are
@@ -44,7 +47,9 @@
 #include "core/cancel_watches.h"
 #include "core/end_waits.h"
 #include "core/fifo.h"
+#include "core/flow/fair_lanes.h"
 #include "core/flow/limit_set.h"
+#include "core/flow/weighted_rotation.h"
 #include "core/idempotency_cache.h"
 #include "core/intern_table.h"
 #include "core/job_filter.h"
@@ -377,7 +382,9 @@ class Scheduler {
     bool persisted = false;  // has a row in the store
     std::vector<Lane> lanes;
     std::unordered_map<std::uint64_t, std::uint32_t> lane_of_key;  // LaneKey(ns, gates)
-    Fifo<std::uint32_t> rotation;  // lanes with ready jobs, round-robin order
+    // Lanes with ready jobs (named by LaneKey): namespaces by weight, a namespace's lanes
+    // round-robin (core/flow/fair_lanes.h).
+    flow::FairLanes rotation;
     // Ready jobs in the order they became ready (lazy deletion), for the oldest-ready age.
     Fifo<FifoEntry> ready_fifo;
     std::uint64_t scheduled = 0, ready = 0, active = 0;
@@ -495,7 +502,16 @@ class Scheduler {
   InternTable ns_;
   InternTable kinds_;
   InternTable workers_;
-  std::uint32_t queue_cursor_ = 0;     // round-robin start across queues in one lease
+  // Fair shares between the queues of a lease naming several: one rotation per distinct list
+  // of queues (what a fleet of workers asks for), the queues as positions in the list. Bounded:
+  // past kMaxLeaseSets lists the oldest state is dropped (fairness restarts at equal footing).
+  struct LeaseSet {
+    flow::WeightedRotation rotation;
+  };
+  static constexpr std::size_t kMaxLeaseSets = 1024;
+  std::unordered_map<std::string, LeaseSet> lease_sets_;
+  // The weight of namespace `ns` (interned id) between the namespaces of a queue.
+  std::int64_t NsWeight(std::uint32_t ns) const;
   std::uint64_t scheduled_total_ = 0;  // valid entries of timers_
   std::uint64_t active_total_ = 0;     // jobs with a valid entry in leases_
 

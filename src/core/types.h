@@ -193,6 +193,7 @@ struct QueueConfigPatch {
   std::optional<std::int64_t> timeout_ms;  // 0: none
   std::optional<Backoff> backoff;
   std::optional<Retention> retention;
+  std::optional<std::int64_t> weight;  // 1..1000
 };
 
 }  // namespace ym

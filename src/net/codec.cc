@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "common/json.h"
+#include "core/flow/weighted_rotation.h"
 #include "net/cursor.h"
 
 namespace ym::net {
@@ -514,6 +515,8 @@ void WriteQueue(JsonWriter& w, const QueueInfo& info) {
   w.Int64(c.lease_ms);
   WriteKey(w, "timeout_ms");
   WriteMsOrNull(w, c.timeout_ms);
+  WriteKey(w, "weight");
+  w.Int64(c.weight);
   WriteKey(w, "backoff");
   WriteBackoff(w, c.backoff);
   WriteKey(w, "retention");
@@ -838,13 +841,16 @@ Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body
   if (!parsed.ok()) return parsed.status();
   const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(CheckMembers(
-      doc, "", {"paused", "max_attempts", "lease_ms", "timeout_ms", "backoff", "retention"}));
+      doc, "",
+      {"paused", "max_attempts", "lease_ms", "timeout_ms", "backoff", "retention", "weight"}));
   QueueConfigPatch patch;
   patch.name = std::move(name);
   YM_RETURN_IF_ERROR(OptBool(doc, "", "paused", &patch.paused));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "max_attempts", 1, kMaxMaxAttempts, &patch.max_attempts));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &patch.lease_ms));
   YM_RETURN_IF_ERROR(OptTimeout(doc, &patch.timeout_ms));
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "weight", flow::WeightedRotation::kMinWeight,
+                            flow::WeightedRotation::kMaxWeight, &patch.weight));
   if (auto b = Find(doc, "backoff")) {
     Backoff backoff;
     YM_RETURN_IF_ERROR(BackoffValue(*b, "backoff", &backoff));

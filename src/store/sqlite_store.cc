@@ -428,9 +428,24 @@ Status MigrateTo6(sqlite3* db) {
               "migrate to format 6 (limits)");
 }
 
+Status MigrateTo7(sqlite3* db) {
+  // --- Namespaces and weights (issue 10 items 1 and 2, docs/flow-control.md). A queue's weight
+  // in a lease naming several queues (1..1000), and one row per configured namespace, its
+  // configuration as the JSON text of NamespaceSpec::ToJson (core/flow/namespace_limits.h).
+  YM_RETURN_IF_ERROR(Exec(db,
+                          "ALTER TABLE queues ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;"
+                          "CREATE TABLE namespaces ("
+                          "  name TEXT PRIMARY KEY,"
+                          "  spec TEXT NOT NULL"
+                          ") WITHOUT ROWID;",
+                          "migrate to format 7 (namespaces)"));
+  // --- (end of namespaces and weights)
+  return Status::Ok();
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3,
-                                     &MigrateTo4, &MigrateTo5, &MigrateTo6};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
+                                     &MigrateTo5, &MigrateTo6, &MigrateTo7};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -1071,7 +1086,8 @@ Status SqliteStore::PrepareWriterStatements() {
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
        "retention_cancelled_ms, timeout_ms, retention_max_succeeded, retention_max_dead, "
-       "retention_max_cancelled) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"},
+       "retention_max_cancelled, weight) "
+       "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"},
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_limit_, "INSERT OR REPLACE INTO limits (name, spec) VALUES (?1, ?2)"},
       {&delete_limit_, "DELETE FROM limits WHERE name = ?1"},
@@ -1534,6 +1550,7 @@ Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
   rc |= sqlite3_bind_int64(s, 12, c.retention.max_succeeded);
   rc |= sqlite3_bind_int64(s, 13, c.retention.max_dead);
   rc |= sqlite3_bind_int64(s, 14, c.retention.max_cancelled);
+  rc |= sqlite3_bind_int64(s, 15, c.weight);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind queue " + c.name + ": " + sqlite3_errmsg(writer_));
@@ -1881,8 +1898,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
         writer_,
         "SELECT name, paused, max_attempts, lease_ms, backoff_initial_ms, backoff_max_ms, "
         "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms, "
-        "timeout_ms, retention_max_succeeded, retention_max_dead, retention_max_cancelled "
-        "FROM queues ORDER BY name"));
+        "timeout_ms, retention_max_succeeded, retention_max_dead, retention_max_cancelled, "
+        "weight FROM queues ORDER BY name"));
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       sqlite3_stmt* s = q.get();
@@ -1907,6 +1924,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       YM_RETURN_IF_ERROR(ReadInt(s, 12, -1, "queues.retention_max_dead", &c.retention.max_dead));
       YM_RETURN_IF_ERROR(
           ReadInt(s, 13, -1, "queues.retention_max_cancelled", &c.retention.max_cancelled));
+      YM_RETURN_IF_ERROR(ReadInt(s, 14, -1, "queues.weight", &c.weight));
+      if (c.weight < 1 || c.weight > 1000) return BadColumn(-1, "queues.weight", "is out of range");
       c.paused = paused != 0;
       visitor.OnQueue(c);
     }

@@ -52,10 +52,16 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
   return v;
 }
 
-// Turns a current (format 6) file back into format 5: each finished job's outcome is written
-// back into its job row as format 5 kept it, the outcomes table and its indexes go (and the
-// limits table), and the five partial indexes of `jobs` come back. The older-format tests then
-// undo format 5 on top of it.
+// Turns a current (format 7) file back into format 6: the namespaces table and the queues'
+// weight column go. The older-format undos then apply on top of it.
+inline constexpr char kUndoFormat7[] =
+    "DROP TABLE namespaces;"
+    "ALTER TABLE queues DROP COLUMN weight;";
+
+// Turns a format 6 file (a current one after kUndoFormat7) back into format 5: each finished job's
+// outcome is written back into its job row as format 5 kept it, the outcomes table and its indexes
+// go (and the limits table), and the five partial indexes of `jobs` come back. The older-format
+// tests then undo format 5 on top of it.
 inline constexpr char kUndoFormat6[] =
     "UPDATE jobs SET state = o.state, priority = o.priority, run_at_ms = o.run_at_ms, "
     "updated_at_ms = o.updated_at_ms, finished_at_ms = o.finished_at_ms, attempts = o.attempts, "

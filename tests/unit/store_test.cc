@@ -1082,7 +1082,7 @@ TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
   }
   // Back to the format 2 shape of the tables: leases in the job row, keys without final state.
   RawExec(path,
-          std::string(kUndoFormat6) + kUndoFormat5 +
+          std::string(kUndoFormat7) + kUndoFormat6 + kUndoFormat5 +
               "DROP TABLE leases;"
               "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
               "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
@@ -1579,7 +1579,7 @@ TEST(SqliteStoreTest, MigratesAFormat1FileAndItsActiveRowsHaveNoLease) {
   }
   // Turn the file back into format 1: no leases anywhere (the job rows have the format 1 shape
   // again since format 4).
-  RawExec(path, std::string(kUndoFormat6) + kUndoFormat5 +
+  RawExec(path, std::string(kUndoFormat7) + kUndoFormat6 + kUndoFormat5 +
                     "DROP TABLE leases; "
                     "DROP INDEX idempotency_keys_by_expiry; "
                     "ALTER TABLE idempotency_keys DROP COLUMN final_state; "
@@ -1771,7 +1771,7 @@ TEST(SqliteStoreTest, MigratesFormat3LeasesIntoTheLeasesTable) {
            (state == 4 ? "'max_attempts_exceeded'" : "''") + ", '', 0, " + lease + ");";
   };
   RawExec(path,
-          std::string(kUndoFormat6) + kUndoFormat5 +
+          std::string(kUndoFormat7) + kUndoFormat6 + kUndoFormat5 +
               "DROP TABLE leases;"
               "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
               "ALTER TABLE jobs ADD COLUMN lease_expires_at_ms INTEGER NOT NULL DEFAULT 0;"
@@ -1867,7 +1867,7 @@ TEST(SqliteStoreTest, MigratesFormat4FilesToNoTimeout) {
     b.mutations.push_back(PutQueue{Queue("q", /*paused=*/true)});
     ASSERT_OK((*s)->Commit(b));
   }
-  RawExec(path, std::string(kUndoFormat6) + kUndoFormat5 +
+  RawExec(path, std::string(kUndoFormat7) + kUndoFormat6 + kUndoFormat5 +
                     "UPDATE meta SET value = 4 WHERE key = 'format_version';");
   ASSERT_EQ(
       RawQueryInt(path, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'timeout_ms'"),
@@ -2180,7 +2180,7 @@ TEST(SqliteStoreTest, MigratesFormat4QueuesToRetentionCaps) {
     b.mutations.push_back(PutQueue{old});
     ASSERT_OK((*s)->Commit(b));
   }
-  RawExec(path, std::string(kUndoFormat6) + kUndoFormat5 +
+  RawExec(path, std::string(kUndoFormat7) + kUndoFormat6 + kUndoFormat5 +
                     "UPDATE meta SET value = 4 WHERE key = 'format_version';");
   ASSERT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 4);
   ASSERT_EQ(RawQueryInt(path,
@@ -2397,8 +2397,8 @@ TEST(SqliteStoreTest, MigratesFormat5FinishedRowsIntoOutcomes) {
   EXPECT_EQ(rec_before.JobIds(), (std::vector<JobId>{1, 2}));
 
   // Back to format 5, as format 5 wrote it: the finished jobs' outcomes in their job rows.
-  RawExec(path,
-          std::string(kUndoFormat6) + "UPDATE meta SET value = 5 WHERE key = 'format_version';");
+  RawExec(path, std::string(kUndoFormat7) + kUndoFormat6 +
+                    "UPDATE meta SET value = 5 WHERE key = 'format_version';");
   ASSERT_EQ(RawQueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'outcomes'"), 0);
   ASSERT_EQ(RawQueryInt(path, "SELECT state FROM jobs WHERE id = 7"), 3);
   ASSERT_EQ(RawQueryText(path, "SELECT result FROM jobs WHERE id = 7"), R"({"sent":1})");
