@@ -327,6 +327,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   job->queue = QueueIndex(r.queue);
   ++Q(job->queue).jobs;
   job->ns = ns_.Acquire(r.ns);
+  CountLive(job->ns, true);  // until Finish
   job->kind = kinds_.Acquire(r.kind);
   job->priority = r.priority;
   job->attempts = r.attempts;
@@ -445,6 +446,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.state = terminal;
   job.pending = false;
   job.evicting = true;
+  CountLive(job.ns, false);
   job.updated_at_ms = now;
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
@@ -675,6 +677,15 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
     }
   }
 
+  // Namespace limits after the duplicates (an idempotent retry answers its job, never 429):
+  // refused, nothing changes.
+  if (!namespaces_.empty()) {
+    if (auto refused = namespaces_.AdmitEnqueue(spec.ns, LiveJobsIn(spec.ns), 1, clock_.MonoMs(),
+                                                !spec.namespace_rate_counted)) {
+      return NamespaceRefused(*refused);
+    }
+  }
+
   const std::uint32_t qi = QueueIndex(spec.queue);
   const QueueConfig& qc = Q(qi).config;
   JobRecord r;
@@ -822,7 +833,104 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
   }
 }
 
-std::int64_t Scheduler::NsWeight(std::uint32_t /*ns*/) const { return 1; }
+std::int64_t Scheduler::NsWeight(std::uint32_t ns) const {
+  return namespaces_.empty() ? 1 : namespaces_.Weight(ns_.Name(ns));
+}
+
+// --- Namespaces -------------------------------------------------------------------------------
+
+std::uint64_t Scheduler::LiveJobsIn(const std::string& name) const {
+  const std::optional<std::uint32_t> id = ns_.Find(name);
+  return id && *id < ns_live_.size() ? ns_live_[*id] : 0;
+}
+
+Status Scheduler::NamespaceRefused(const flow::NamespaceRefusal& r) {
+  if (r.retry_after_ms == std::numeric_limits<std::int64_t>::max()) return Validation(r.message);
+  Status s(Code::kNamespaceLimit, r.message);
+  s.WithRetryAfter(r.retry_after_ms);
+  return s;
+}
+
+Status Scheduler::AdmitBatch(std::vector<EnqueueSpec>& specs) {
+  if (namespaces_.empty()) return Status::Ok();
+  const std::int64_t now = clock_.NowMs();
+  const std::int64_t mono = clock_.MonoMs();
+  std::map<std::string_view, std::int64_t> count;
+  for (const EnqueueSpec& s : specs) {
+    if (namespaces_.Find(s.ns) == nullptr) continue;
+    // A duplicate core knows now creates nothing; one that needs a store lookup counts.
+    if (!s.idempotency_key.empty() &&
+        idempotency_.Find(IdemKey(s.ns, s.idempotency_key), now) != nullptr) {
+      continue;
+    }
+    ++count[s.ns];
+  }
+  for (const auto& [ns, n] : count) {
+    if (auto refused = namespaces_.Check(ns, LiveJobsIn(std::string(ns)), n, mono)) {
+      return NamespaceRefused(*refused);
+    }
+  }
+  for (const auto& [ns, n] : count) namespaces_.Charge(ns, n, mono);
+  for (EnqueueSpec& s : specs) {
+    if (count.count(s.ns) != 0) s.namespace_rate_counted = true;
+  }
+  return Status::Ok();
+}
+
+NamespaceInfo Scheduler::NamespaceInfoOf(const flow::NamespaceSpec& spec) const {
+  NamespaceInfo info;
+  info.spec = spec;
+  info.live_jobs = LiveJobsIn(spec.name);
+  return info;
+}
+
+void Scheduler::ApplyNamespaceWeight(const std::string& name) {
+  const std::optional<std::uint32_t> id = ns_.Find(name);
+  if (!id) return;  // no job or lane names it
+  const std::int64_t w = namespaces_.Weight(name);
+  for (auto& qp : queues_) {
+    if (qp) qp->rotation.SetWeight(*id, w);
+  }
+}
+
+Status Scheduler::LoadNamespace(const std::string& name, const std::string& spec_json) {
+  auto spec = flow::NamespaceSpec::FromJson(name, spec_json);
+  if (!spec.ok()) return spec.status();
+  bool created = false;
+  return namespaces_.Put(*spec, &created);
+}
+
+Result<NamespaceInfo> Scheduler::PutNamespace(const flow::NamespaceSpec& spec) {
+  bool created = false;
+  YM_RETURN_IF_ERROR(namespaces_.Put(spec, &created));
+  open_.mutations.emplace_back(ym::PutNamespace{spec.name, spec.ToJson()});
+  ApplyNamespaceWeight(spec.name);
+  NamespaceInfo info = NamespaceInfoOf(spec);
+  info.created = created;
+  return info;
+}
+
+Status Scheduler::DeleteNamespace(const std::string& name) {
+  if (!namespaces_.Delete(name)) return NotFound("namespace " + name + " has no configuration");
+  open_.mutations.emplace_back(ym::DeleteNamespace{name});
+  ApplyNamespaceWeight(name);
+  return Status::Ok();
+}
+
+std::optional<NamespaceInfo> Scheduler::GetNamespace(const std::string& name) const {
+  const flow::NamespaceSpec* spec = namespaces_.Find(name);
+  if (spec == nullptr) return std::nullopt;
+  return NamespaceInfoOf(*spec);
+}
+
+std::vector<NamespaceInfo> Scheduler::NamespacesPage(const std::string& after, std::uint32_t limit,
+                                                     bool* more) const {
+  std::vector<NamespaceInfo> out;
+  for (const flow::NamespaceSpec* spec : namespaces_.Page(after, limit, more)) {
+    out.push_back(NamespaceInfoOf(*spec));
+  }
+  return out;
+}
 
 void Scheduler::WakeLanes() {
   if (woken_.empty()) return;
@@ -1211,7 +1319,8 @@ std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only)
   // Terminal, and its terminal write is still on its way to disk: core has the whole job, so the
   // new run starts from memory. Its write goes into the open batch, after the terminal one.
   const std::int64_t now = clock_.NowMs();
-  job->evicting = false;  // OnCommitted's eviction of the terminal batch skips it
+  job->evicting = false;     // OnCommitted's eviction of the terminal batch skips it
+  CountLive(job->ns, true);  // live again (a replay is an operator's act: no namespace check)
   job->pending = true;
   job->state = JobState::kReady;
   job->attempts = 0;

@@ -49,6 +49,7 @@
 #include "core/fifo.h"
 #include "core/flow/fair_lanes.h"
 #include "core/flow/limit_set.h"
+#include "core/flow/namespace_limits.h"
 #include "core/flow/weighted_rotation.h"
 #include "core/idempotency_cache.h"
 #include "core/intern_table.h"
@@ -66,6 +67,7 @@ namespace ym {
 // either, names they use), never by history: stale heap entries are dropped by a rebuild once
 // they outnumber the valid ones, and names and queues are freed when nothing refers to them.
 using flow::LimitInfo;
+using flow::NamespaceInfo;
 
 struct SchedulerFootprint {
   std::size_t live_jobs = 0;
@@ -303,6 +305,29 @@ class Scheduler {
                                     bool* more) const;
   const flow::LimitSet& limits() const { return limits_; }
 
+  // --- Namespaces (core/flow/namespace_limits.h). -----------------------------------------
+  // A stored namespace configuration; before any LoadJob. kValidation when it does not
+  // validate (it is then not loaded).
+  Status LoadNamespace(const std::string& name, const std::string& spec_json);
+  // Creates or replaces (kValidation naming the field: nothing changes). A weight change takes
+  // effect in every queue at once (O(queues)); live jobs are never revoked by a lower
+  // max_live_jobs, new enqueues are refused until the count is below it.
+  Result<NamespaceInfo> PutNamespace(const flow::NamespaceSpec& spec);
+  // kNotFound when the namespace has no configuration.
+  Status DeleteNamespace(const std::string& name);
+  std::optional<NamespaceInfo> GetNamespace(const std::string& name) const;
+  std::vector<NamespaceInfo> NamespacesPage(const std::string& after, std::uint32_t limit,
+                                            bool* more) const;
+  // Live jobs (scheduled, ready, active; pending included) of namespace `name`.
+  std::uint64_t LiveJobsIn(const std::string& name) const;
+  // A batch of enqueues against the namespace limits, all or nothing: the specs of each
+  // configured namespace (less the duplicates core knows now) are checked together; when one
+  // namespace refuses, nothing changes and its kNamespaceLimit error (with retry_after_ms) is
+  // returned; else their enqueue rates count them now and each spec is marked
+  // (namespace_rate_counted), so that Enqueue checks only max_live_jobs. kValidation when the
+  // batch's jobs of one namespace outnumber its rate's burst (no retry can succeed).
+  Status AdmitBatch(std::vector<EnqueueSpec>& specs);
+
   std::size_t live_jobs() const { return index_.size(); }
   // Sizes of every structure core keeps (O(queues + index pages); for tests and metrics).
   SchedulerFootprint Footprint() const;
@@ -512,6 +537,21 @@ class Scheduler {
   std::unordered_map<std::string, LeaseSet> lease_sets_;
   // The weight of namespace `ns` (interned id) between the namespaces of a queue.
   std::int64_t NsWeight(std::uint32_t ns) const;
+  // Live jobs per interned namespace id (counted from AddJob to Finish).
+  std::vector<std::uint64_t> ns_live_;
+  void CountLive(std::uint32_t ns, bool up) {
+    if (ns >= ns_live_.size()) ns_live_.resize(ns + 1, 0);
+    if (up) {
+      ++ns_live_[ns];
+    } else {
+      --ns_live_[ns];
+    }
+  }
+  static Status NamespaceRefused(const flow::NamespaceRefusal& r);
+  // Applies a namespace's weight to every queue's rotation.
+  void ApplyNamespaceWeight(const std::string& name);
+  NamespaceInfo NamespaceInfoOf(const flow::NamespaceSpec& spec) const;
+  flow::NamespaceLimits namespaces_;
   std::uint64_t scheduled_total_ = 0;  // valid entries of timers_
   std::uint64_t active_total_ = 0;     // jobs with a valid entry in leases_
 

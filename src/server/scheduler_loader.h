@@ -33,6 +33,14 @@ class SchedulerLoader final : public RecoveryVisitor {
       ++bad_limits_;
     }
   }
+  // The same for a stored namespace configuration (counted with the limits).
+  void OnNamespace(const std::string& name, const std::string& spec_json) override {
+    Status s = s_.LoadNamespace(name, spec_json);
+    if (!s.ok()) {
+      if (bad_limits_ == 0) first_bad_limit_ = "namespace " + name + ": " + s.message();
+      ++bad_limits_;
+    }
+  }
   void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
   std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }
   void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {

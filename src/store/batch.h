@@ -77,6 +77,18 @@ struct DeleteLimit {
   std::string name;
 };
 
+// Creates or replaces a namespace's configuration (core/flow/namespace_limits.h): its name and
+// its spec as JSON text (NamespaceSpec::ToJson), kept as given.
+struct PutNamespace {
+  std::string name;
+  std::string spec_json;
+};
+
+// Removes a namespace's configuration. A no-op when there is none.
+struct DeleteNamespace {
+  std::string name;
+};
+
 // Records an idempotency key -> job mapping until `expires_at_ms`.
 struct PutIdempotencyKey {
   std::string ns;
@@ -134,9 +146,10 @@ struct PurgeOutcome {
   std::int64_t oldest_ms = 0;
 };
 
-using Mutation = std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue,
-                              PutIdempotencyKey, ExpireIdempotencyKeys, PurgeFinished,
-                              FinishIdempotencyKey, DeleteQueue, PutLimit, DeleteLimit>;
+using Mutation =
+    std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
+                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue, PutLimit,
+                 DeleteLimit, PutNamespace, DeleteNamespace>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

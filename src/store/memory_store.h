@@ -54,7 +54,8 @@ class MemoryStore final : public Store {
   struct State {
     std::map<JobId, JobRecord> jobs;
     std::map<std::string, QueueConfig> queues;
-    std::map<std::string, std::string> limits;  // name -> spec JSON
+    std::map<std::string, std::string> limits;      // name -> spec JSON
+    std::map<std::string, std::string> namespaces;  // name -> spec JSON
     std::map<KeyId, IdempotencyKeyRecord> keys;
     JobId next_id = 1;
   };

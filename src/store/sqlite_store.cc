@@ -869,6 +869,8 @@ SqliteStore::~SqliteStore() {
                           delete_queue_,
                           put_limit_,
                           delete_limit_,
+                          put_namespace_,
+                          delete_namespace_,
                           put_key_,
                           expire_keys_,
                           finish_key_,
@@ -1091,6 +1093,8 @@ Status SqliteStore::PrepareWriterStatements() {
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_limit_, "INSERT OR REPLACE INTO limits (name, spec) VALUES (?1, ?2)"},
       {&delete_limit_, "DELETE FROM limits WHERE name = ?1"},
+      {&put_namespace_, "INSERT OR REPLACE INTO namespaces (name, spec) VALUES (?1, ?2)"},
+      {&delete_namespace_, "DELETE FROM namespaces WHERE name = ?1"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
        "VALUES (?1,?2,?3,?4)"},
@@ -1576,6 +1580,24 @@ Status SqliteStore::ApplyPutLimit(const PutLimit& m) {
   return StepDone(writer_, put_limit_, "put limit");
 }
 
+Status SqliteStore::ApplyPutNamespace(const PutNamespace& m) {
+  int rc = BindText(put_namespace_, 1, m.name);
+  rc |= BindText(put_namespace_, 2, m.spec_json);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(put_namespace_);
+    return IoError("bind namespace " + m.name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, put_namespace_, "put namespace");
+}
+
+Status SqliteStore::ApplyDeleteNamespace(const std::string& name) {
+  if (BindText(delete_namespace_, 1, name) != SQLITE_OK) {
+    sqlite3_reset(delete_namespace_);
+    return IoError("bind namespace " + name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, delete_namespace_, "delete namespace");
+}
+
 Status SqliteStore::ApplyDeleteLimit(const std::string& name) {
   if (BindText(delete_limit_, 1, name) != SQLITE_OK) {
     sqlite3_reset(delete_limit_);
@@ -1739,6 +1761,8 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const DeleteQueue& m) { return ApplyDeleteQueue(m.name); },
       [&](const PutLimit& m) { return ApplyPutLimit(m); },
       [&](const DeleteLimit& m) { return ApplyDeleteLimit(m.name); },
+      [&](const PutNamespace& m) { return ApplyPutNamespace(m); },
+      [&](const DeleteNamespace& m) { return ApplyDeleteNamespace(m.name); },
       [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
       [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m); },
       [&](const FinishIdempotencyKey& m) { return ApplyFinishKey(m); },
@@ -1943,6 +1967,19 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       visitor.OnLimit(name, spec);
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan limits");
+  }
+  {
+    // Namespaces before the jobs (their weights order the lanes the jobs enter).
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(writer_, "SELECT name, spec FROM namespaces ORDER BY name"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      std::string name, spec;
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 0, -1, "namespaces.name", &name));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 1, -1, "namespaces.spec", &spec));
+      visitor.OnNamespace(name, spec);
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan namespaces");
   }
   // What retention has to purge: the counts kept in memory, and one index probe per queue and
   // state for its oldest finish (O(queues with finished jobs × log rows), not a scan).

@@ -150,6 +150,8 @@ class SqliteStore final : public Store {
   Status ApplyDeleteQueue(const std::string& name);
   Status ApplyPutLimit(const PutLimit& m);
   Status ApplyDeleteLimit(const std::string& name);
+  Status ApplyPutNamespace(const PutNamespace& m);
+  Status ApplyDeleteNamespace(const std::string& name);
   Status ApplyPutKey(const PutIdempotencyKey& key);
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
@@ -197,6 +199,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_queue_ = nullptr;
   sqlite3_stmt* put_limit_ = nullptr;
   sqlite3_stmt* delete_limit_ = nullptr;
+  sqlite3_stmt* put_namespace_ = nullptr;
+  sqlite3_stmt* delete_namespace_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;

@@ -44,6 +44,8 @@ class RecoveryVisitor {
   // Each stored limit (name order), before any live job, so that recovered leases count toward
   // its caps. `spec_json` is what PutLimit stored.
   virtual void OnLimit(const std::string& name, const std::string& spec_json) {}
+  // A stored namespace configuration (PutNamespace's spec_json); before the jobs.
+  virtual void OnNamespace(const std::string& name, const std::string& spec_json) {}
   // Unexpired idempotency keys, latest expiry first, at most MaxIdempotencyKeys() of them (the
   // rest stay on disk); if there were more, OnIdempotencyKeysOmitted(the latest expiry among
   // those not visited).
