@@ -223,5 +223,170 @@ TEST_F(SchedulerFairTest, ACappedQueueLeavesTheLeaseRotationWithoutBlockingTheOt
   EXPECT_EQ(a, 1);
 }
 
+// --- Namespace limits at enqueue ---------------------------------------------------------------
+
+class SchedulerNamespaceTest : public SchedulerFairTest {
+ protected:
+  void PutNs(const std::string& json, const std::string& name = "t") {
+    auto spec = flow::NamespaceSpec::FromJson(name, json);
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    auto r = sched_->PutNamespace(*spec);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    Commit();
+  }
+  Result<EnqueueOutcome> Enq(const std::string& ns = "t", const std::string& idem = "",
+                             std::int64_t delay_ms = 0) {
+    EnqueueSpec s;
+    s.queue = "q";
+    s.ns = ns;
+    s.kind = "k";
+    s.payload = "{}";
+    s.idempotency_key = idem;
+    if (delay_ms > 0) s.delay_ms = delay_ms;
+    auto r = sched_->Enqueue(s);
+    return r;
+  }
+};
+
+TEST_F(SchedulerNamespaceTest, MaxLiveJobsCountsEveryLiveStateAndFreesASlotWhenAJobEnds) {
+  PutNs(R"({"max_live_jobs":3})");
+  ASSERT_TRUE(Enq().ok());                 // pending (not yet committed)
+  ASSERT_TRUE(Enq("t", "", 60'000).ok());  // scheduled
+  ASSERT_TRUE(Enq().ok());
+  EXPECT_EQ(sched_->LiveJobsIn("t"), 3u);
+  auto refused = Enq();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kNamespaceLimit);
+  EXPECT_EQ(refused.status().retry_after_ms(), flow::NamespaceLimits::kLiveRetryHintMs);
+  EXPECT_NE(refused.status().message().find("max_live_jobs"), std::string::npos);
+  Commit();
+  // Other namespaces are not affected.
+  Fill("q2", 1, "other");
+  // An active job still counts; its ack frees the slot. The scheduled one is not leased.
+  LeaseRequest req;
+  req.queues = {"q"};
+  req.max = 10;
+  req.worker_id = "w";
+  auto got = sched_->Lease(req);
+  ASSERT_EQ(got.size(), 2u);
+  Commit();
+  EXPECT_EQ(Enq().status().code(), Code::kNamespaceLimit);
+  ASSERT_TRUE(sched_->Ack(got[0].id, got[0].lease.token, "null").ok());
+  Commit();
+  EXPECT_EQ(sched_->LiveJobsIn("t"), 2u);
+  EXPECT_EQ(sched_->GetNamespace("t")->live_jobs, 2u);
+  EXPECT_TRUE(Enq().ok());
+  EXPECT_EQ(Enq().status().code(), Code::kNamespaceLimit);
+  // A failure that dies and a cancel end jobs too.
+  FailSpec f;
+  f.type = "boom";
+  f.message = "x";
+  f.retryable = false;
+  ASSERT_TRUE(sched_->Fail(got[1].id, got[1].lease.token, f).ok());
+  Commit();
+  EXPECT_EQ(sched_->LiveJobsIn("t"), 2u);
+}
+
+TEST_F(SchedulerNamespaceTest, AnIdempotentDuplicateIsAnsweredNotRefused) {
+  PutNs(R"({"max_live_jobs":1,"enqueue_rate":{"count":1,"per":"hour","burst":1}})");
+  auto first = Enq("t", "order-1");
+  ASSERT_TRUE(first.ok());
+  Commit();
+  auto again = Enq("t", "order-1");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_EQ(Enq("t", "order-2").status().code(), Code::kNamespaceLimit);
+}
+
+TEST_F(SchedulerNamespaceTest, TheEnqueueRateRefusesWithTheExactWaitAndNothingChanges) {
+  PutNs(R"({"enqueue_rate":{"count":10,"per":"second","burst":2}})");
+  ASSERT_TRUE(Enq().ok());
+  ASSERT_TRUE(Enq().ok());
+  const std::uint64_t next_before = sched_->live_jobs();
+  clock_.Advance(30);
+  auto r = Enq();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kNamespaceLimit);
+  EXPECT_EQ(r.status().retry_after_ms(), 70);  // 100 ms interval from the first admit
+  EXPECT_EQ(sched_->live_jobs(), next_before);
+  clock_.Advance(69);
+  EXPECT_EQ(Enq().status().retry_after_ms(), 1);
+  clock_.Advance(1);
+  EXPECT_TRUE(Enq().ok());
+}
+
+TEST_F(SchedulerNamespaceTest, ABatchIsAdmittedWholeOrRefusedWhole) {
+  PutNs(R"({"max_live_jobs":5,"enqueue_rate":{"count":1,"per":"minute","burst":4}})");
+  auto batch = [&](int n, const std::string& ns) {
+    std::vector<EnqueueSpec> specs(n);
+    for (auto& s : specs) {
+      s.queue = "q";
+      s.ns = ns;
+      s.kind = "k";
+      s.payload = "{}";
+    }
+    return specs;
+  };
+  // 5 fit max_live_jobs but not the burst of 4: refused as never passable (split it).
+  auto five = batch(5, "t");
+  Status s = sched_->AdmitBatch(five);
+  EXPECT_EQ(s.code(), Code::kValidation);
+  EXPECT_NE(s.message().find("split"), std::string::npos);
+  // 3 pass (rate counted up front, Enqueue then checks only max_live_jobs).
+  auto three = batch(3, "t");
+  ASSERT_TRUE(sched_->AdmitBatch(three).ok());
+  for (auto& spec : three) {
+    EXPECT_TRUE(spec.namespace_rate_counted);
+    ASSERT_TRUE(sched_->Enqueue(spec).ok());
+  }
+  Commit();
+  // 2 more: 5 live would fit, but the rate has 1 of its burst left: refused whole, nothing
+  // enqueued, and the one left is still there.
+  auto two = batch(2, "t");
+  s = sched_->AdmitBatch(two);
+  EXPECT_EQ(s.code(), Code::kNamespaceLimit);
+  EXPECT_GT(s.retry_after_ms(), 0);
+  EXPECT_EQ(sched_->LiveJobsIn("t"), 3u);
+  EXPECT_TRUE(Enq().ok());
+  // A batch mixing namespaces: "other" has no limits, "t" is now full on both counts.
+  auto mixed = batch(1, "other");
+  mixed.push_back(batch(1, "t")[0]);
+  EXPECT_EQ(sched_->AdmitBatch(mixed).code(), Code::kNamespaceLimit);
+}
+
+TEST_F(SchedulerNamespaceTest, NamespaceWeightsThreeToOneShareAQueueThreeToOne) {
+  PutNs(R"({"weight":3})", "gold");
+  Fill("q", 4000, "gold");
+  Fill("q", 4000, "basic");
+  std::map<std::string, int> by_ns;
+  for (int i = 1; i <= 4000; ++i) {
+    ++by_ns[Dispatch({"q"}).second];
+    if (i % 400 == 0) {
+      EXPECT_NEAR(by_ns["gold"], 3 * i / 4, 1) << "after " << i;
+    }
+  }
+  EXPECT_EQ(by_ns["gold"], 3000);
+  EXPECT_EQ(by_ns["basic"], 1000);
+  // Deleting the configuration brings gold back to weight 1 at once: alternation.
+  ASSERT_TRUE(sched_->DeleteNamespace("gold").ok());
+  Commit();
+  by_ns.clear();
+  for (int i = 0; i < 1000; ++i) ++by_ns[Dispatch({"q"}).second];
+  EXPECT_NEAR(by_ns["gold"], 500, 1);
+  EXPECT_EQ(sched_->DeleteNamespace("gold").code(), Code::kNotFound);
+}
+
+TEST_F(SchedulerNamespaceTest, ABadSpecChangesNothing) {
+  flow::NamespaceSpec bad;
+  bad.name = "t";
+  bad.weight = 0;
+  EXPECT_EQ(sched_->PutNamespace(bad).status().code(), Code::kValidation);
+  EXPECT_FALSE(sched_->HasOpenMutations());
+  EXPECT_FALSE(sched_->GetNamespace("t").has_value());
+  EXPECT_EQ(sched_->LoadNamespace("t", R"({"weight":-1})").code(), Code::kValidation);
+  EXPECT_FALSE(sched_->GetNamespace("t").has_value());
+}
+
 }  // namespace
 }  // namespace ym
