@@ -152,6 +152,8 @@ class SqliteStore final : public Store {
   Status ApplyDeleteLimit(const std::string& name);
   Status ApplyPutNamespace(const PutNamespace& m);
   Status ApplyDeleteNamespace(const std::string& name);
+  Status ApplyPutQuotaCount(const PutQuotaCount& m);
+  Status ApplyDropQuotaCounts(const std::string& limit, std::int64_t before_ms);
   Status ApplyPutKey(const PutIdempotencyKey& key);
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
@@ -201,6 +203,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_limit_ = nullptr;
   sqlite3_stmt* put_namespace_ = nullptr;
   sqlite3_stmt* delete_namespace_ = nullptr;
+  sqlite3_stmt* put_quota_count_ = nullptr;
+  sqlite3_stmt* drop_quota_counts_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;

@@ -52,17 +52,17 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
   return v;
 }
 
-// Turns a current (format 7) file back into format 6: the namespaces table and the queues'
-// weight column go. The older-format undos then apply on top of it.
-inline constexpr char kUndoFormat7[] =
-    "DROP TABLE namespaces;"
-    "ALTER TABLE queues DROP COLUMN weight;";
+// Turns a current (format 7) file back into format 6: format 7's tables and the queues' weight
+// column go.
+#define YM_UNDO_FORMAT7 \
+  "DROP TABLE quota_counts;DROP TABLE namespaces;ALTER TABLE queues DROP COLUMN weight;"
+inline constexpr char kUndoFormat7[] = YM_UNDO_FORMAT7;
 
-// Turns a format 6 file (a current one after kUndoFormat7) back into format 5: each finished job's
-// outcome is written back into its job row as format 5 kept it, the outcomes table and its indexes
-// go (and the limits table), and the five partial indexes of `jobs` come back. The older-format
+// Turns a current file back into format 5 (format 7 first, then 6): each finished job's outcome
+// is written back into its job row as format 5 kept it, the outcomes table and its indexes go
+// (and the limits table), and the five partial indexes of `jobs` come back. The older-format
 // tests then undo format 5 on top of it.
-inline constexpr char kUndoFormat6[] =
+inline constexpr char kUndoFormat6[] = YM_UNDO_FORMAT7
     "UPDATE jobs SET state = o.state, priority = o.priority, run_at_ms = o.run_at_ms, "
     "updated_at_ms = o.updated_at_ms, finished_at_ms = o.finished_at_ms, attempts = o.attempts, "
     "max_attempts = o.max_attempts, runs = o.runs, backoff_initial_ms = o.backoff_initial_ms, "

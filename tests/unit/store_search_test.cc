@@ -487,7 +487,7 @@ TEST(StoreSearch, MigratesAFormat4FileAndIndexesItsTags) {
   // Back to format 4: nothing of formats 6 and 5.
   RawExec(
       path,
-      std::string(kUndoFormat7) + kUndoFormat6 +
+      std::string(kUndoFormat6) +
           // Execution timeout (the other block of format 5).
           "ALTER TABLE jobs DROP COLUMN timeout_ms; ALTER TABLE queues DROP COLUMN timeout_ms;"
           "ALTER TABLE leases DROP COLUMN deadline_at_ms;"
