@@ -50,6 +50,11 @@ enum class Command {
   kLimitsGet,
   kLimitsSet,
   kLimitsDelete,
+  kQueuesSet,
+  kNamespacesList,
+  kNamespacesGet,
+  kNamespacesSet,
+  kNamespacesDelete,
   kDeadList,
   kDeadReplay,
   kInfo,
@@ -69,8 +74,10 @@ struct Invocation {
   std::string job_id;                    // jobs get|wait|cancel|replay
   std::optional<double> wait_timeout_s;  // jobs wait --timeout; nullopt: as long as it takes
   std::string queue_name;                // queues NAME, queues pause|resume
-  bool create_queue = false;  // queues pause|resume --create: create it if it does not exist
-  client::Limit limit;        // limits get|set|delete (name), limits set (the rest)
+  bool create_queue = false;         // queues pause|resume --create: create it if it does not exist
+  client::Limit limit;               // limits get|set|delete (name), limits set (the rest)
+  client::QueueUpdate queue_update;  // queues set
+  client::Namespace ns;              // namespaces get|set|delete (name), namespaces set (the rest)
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

@@ -234,6 +234,7 @@ struct Queue {
   std::int32_t max_attempts = 0;
   std::int64_t lease_ms = 0;
   std::optional<std::int64_t> timeout_ms;  // nullopt: none
+  std::int64_t weight = 1;                 // share in a lease naming several queues
   Backoff backoff;
   Retention retention;
   QueueCounts counts;
@@ -261,6 +262,22 @@ struct Limit {
   std::string json;
 };
 
+// A namespace's configuration (docs/api.md, "Namespaces"): what PUT /v1/namespaces/{ns} sends
+// and what GET answers (also its live count and the server's JSON).
+struct NamespaceRate {
+  std::int64_t count = 0;
+  std::int64_t period_ms = 1000;
+  std::int64_t burst = 0;  // 0: not sent (the server's default: count)
+};
+struct Namespace {
+  std::string name;
+  std::optional<std::int64_t> max_live_jobs;
+  std::optional<NamespaceRate> enqueue_rate;
+  std::optional<std::int64_t> weight;
+  std::int64_t live_jobs = 0;
+  std::string json;
+};
+
 // PUT /v1/queues/{q}: only the fields that are set are sent and changed. The retention_* fields
 // travel as one `retention` object, which the server replaces whole: when any of them is set,
 // those left unset take the server's defaults, not the queue's current values (docs/api.md).
@@ -276,6 +293,7 @@ struct QueueUpdate {
   std::optional<std::int64_t> retention_max_succeeded;  // 0: no cap
   std::optional<std::int64_t> retention_max_dead;
   std::optional<std::int64_t> retention_max_cancelled;
+  std::optional<std::int64_t> weight;  // 1..1000
 };
 
 struct ListDeadRequest {
@@ -390,6 +408,15 @@ class ApiClient {
   Result<std::vector<Limit>> ListLimits(std::uint32_t page_size = 1000);
   // DELETE /v1/limits/{name}.
   Status DeleteLimit(std::string_view name);
+
+  // PUT /v1/namespaces/{ns}: creates or replaces (`*created` tells which when given).
+  Result<Namespace> PutNamespace(const Namespace& ns, bool* created = nullptr);
+  // GET /v1/namespaces/{ns}, with its live count.
+  Result<Namespace> GetNamespace(std::string_view name);
+  // GET /v1/namespaces, every page.
+  Result<std::vector<Namespace>> ListNamespaces(std::uint32_t page_size = 1000);
+  // DELETE /v1/namespaces/{ns}.
+  Status DeleteNamespace(std::string_view name);
 
   // GET /v1/dead?queue=&limit=&cursor=.
   Result<JobPage> ListDead(const ListDeadRequest& request);
