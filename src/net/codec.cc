@@ -503,6 +503,8 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   }
   WriteKey(w, "blocked_reason");
   WriteStrOrNull(w, view.blocked_reason);
+  WriteKey(w, "blocked_until");
+  WriteMsOrNull(w, view.blocked_until_ms);
   w.EndObject();
 }
 
@@ -546,6 +548,15 @@ void WriteQueue(JsonWriter& w, const QueueInfo& info) {
     auto it = info.counts.find(std::string(name));
     WriteKey(w, name);
     w.Uint64(it == info.counts.end() ? 0 : it->second);
+  }
+  w.EndObject();
+  WriteKey(w, "blocked");
+  w.StartObject();
+  // Every reason is always present (0 included), as the counts are.
+  for (const char* reason : kBlockedReasons) {
+    auto it = info.blocked.find(reason);
+    WriteKey(w, reason);
+    w.Uint64(it == info.blocked.end() ? 0 : it->second);
   }
   w.EndObject();
   WriteKey(w, "oldest_ready_age_ms");
@@ -1423,6 +1434,20 @@ std::string RenderQueuePage(const QueuePage& page, std::size_t max_bytes) {
 
 namespace {
 
+// [{"key":K,"count":N},...]
+void WriteKeyCounts(JsonWriter& w, const std::vector<std::pair<std::string, std::int64_t>>& v) {
+  w.StartArray();
+  for (const auto& [key, count] : v) {
+    w.StartObject();
+    WriteKey(w, "key");
+    WriteStr(w, key);
+    WriteKey(w, "count");
+    w.Int64(count);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
   const flow::LimitSpec& s = info.spec;
   w.StartObject();
@@ -1450,20 +1475,62 @@ void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
     WriteStr(w, s.KeyText());
   }
   WriteKey(w, "concurrency");
-  w.Int64(s.concurrency.value_or(0));
+  if (s.concurrency) {
+    w.Int64(*s.concurrency);
+  } else {
+    w.Null();
+  }
+  WriteKey(w, "rate");
+  if (s.rate) {
+    w.StartObject();
+    WriteKey(w, "count");
+    w.Int64(s.rate->count);
+    WriteKey(w, "per");
+    if (auto per = flow::RatePeriodName(s.rate->period_ms)) {
+      WriteStr(w, *per);
+    } else {
+      w.Null();
+    }
+    WriteKey(w, "period_ms");
+    w.Int64(s.rate->period_ms);
+    WriteKey(w, "burst");
+    w.Int64(s.rate->burst);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  WriteKey(w, "quota");
+  if (s.quota) {
+    w.StartObject();
+    WriteKey(w, "count");
+    w.Int64(s.quota->count);
+    WriteKey(w, "per");
+    WriteStr(w, flow::PeriodName(s.quota->period));
+    WriteKey(w, "time_zone");
+    WriteStr(w, s.quota->time_zone);
+    WriteKey(w, "window");
+    if (info.quota_window.end_ms != 0) {
+      w.StartObject();
+      WriteKey(w, "start");
+      w.Int64(info.quota_window.start_ms);
+      WriteKey(w, "end");
+      w.Int64(info.quota_window.end_ms);
+      w.EndObject();
+    } else {
+      w.Null();  // nothing counted yet
+    }
+    WriteKey(w, "used_keys");
+    w.Uint64(info.quota_keys);
+    WriteKey(w, "used");
+    WriteKeyCounts(w, info.quota_used);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   WriteKey(w, "active_keys");
   w.Uint64(info.active_keys);
   WriteKey(w, "active");
-  w.StartArray();
-  for (const auto& [key, count] : info.active) {
-    w.StartObject();
-    WriteKey(w, "key");
-    WriteStr(w, key);
-    WriteKey(w, "count");
-    w.Int64(count);
-    w.EndObject();
-  }
-  w.EndArray();
+  WriteKeyCounts(w, info.active);
   w.EndObject();
 }
 
