@@ -2,6 +2,7 @@
 // Usage and the meaning of every number: docs/benchmarks.md.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -20,7 +21,7 @@ const std::map<std::string, Report (*)(const BenchOptions&)>& Scenarios() {
   static const std::map<std::string, Report (*)(const BenchOptions&)> kScenarios = {
       {"enqueue", &ym::bench::RunEnqueue}, {"enqueue-batch", &ym::bench::RunEnqueueBatch},
       {"drain", &ym::bench::RunDrain},     {"latency", &ym::bench::RunLatency},
-      {"memory", &ym::bench::RunMemory},
+      {"memory", &ym::bench::RunMemory},   {"dispatch", &ym::bench::RunDispatch},
   };
   return kScenarios;
 }
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
       "                 reports enqueue-to-lease latency percentiles\n"
       "  memory         enqueue --jobs and report the server's RSS growth per job\n"
       "                 (needs --server-pid of a server on this machine)\n"
+      "  dispatch       in process, no server: the scheduler's CPU ns per job in one queue\n"
+      "                 and over 10,000 queues (leases naming 64), without limits and with\n"
+      "                 a mutex per concurrency key over 1,000 keys (--jobs per shape)\n"
       "Every scenario stops at --jobs or --max-seconds, whichever comes first.",
       "ym_bench"};
   BenchOptions o;
@@ -55,7 +59,7 @@ int main(int argc, char** argv) {
 
   app.add_option("scenario", scenarios,
                  "Scenarios to run: enqueue, enqueue-batch, drain, "
-                 "latency, memory")
+                 "latency, memory, dispatch")
       ->required()
       ->check(CLI::IsMember(names));
   app.add_option("--server", o.server_url,
@@ -106,15 +110,20 @@ int main(int argc, char** argv) {
   if (pid_opt->count() > 0) o.server_pid = server_pid;
 
   // Fail fast and clearly when the server is not there, instead of reporting a scenario full
-  // of connection errors.
-  ym::Result<ym::client::ApiClient> probe = ym::client::ApiClient::Create(o.server_url);
-  if (!probe.ok()) {
-    std::cerr << "error: " << probe.status().message() << '\n';
-    return 2;
-  }
-  if (ym::Status s = probe->Healthz(); !s.ok()) {
-    std::cerr << "error: server at " << o.server_url << " is not healthy: " << s.ToString() << '\n';
-    return probe->last_http_status() == 0 ? 3 : 1;
+  // of connection errors (unless every scenario runs in process).
+  const bool in_process = std::all_of(scenarios.begin(), scenarios.end(),
+                                      [](const std::string& n) { return n == "dispatch"; });
+  if (!in_process) {
+    ym::Result<ym::client::ApiClient> probe = ym::client::ApiClient::Create(o.server_url);
+    if (!probe.ok()) {
+      std::cerr << "error: " << probe.status().message() << '\n';
+      return 2;
+    }
+    if (ym::Status s = probe->Healthz(); !s.ok()) {
+      std::cerr << "error: server at " << o.server_url << " is not healthy: " << s.ToString()
+                << '\n';
+      return probe->last_http_status() == 0 ? 3 : 1;
+    }
   }
 
   bool all_ok = true;

@@ -36,6 +36,9 @@ Report RunEnqueueBatch(const BenchOptions& o);
 Report RunDrain(const BenchOptions& o);
 Report RunLatency(const BenchOptions& o);
 Report RunMemory(const BenchOptions& o);
+// In process, no server (bench/dispatch.cc): CPU ns per job of the scheduler's dispatch path in
+// one queue and over 10,000 queues, without limits and with 1,000 concurrency keys.
+Report RunDispatch(const BenchOptions& o);
 
 // VmRSS of a process in bytes, from /proc/<pid>/status; nullopt when unreadable.
 std::optional<std::int64_t> ReadRssBytes(long pid);

@@ -234,6 +234,27 @@ struct LimitInfo : LimitSpec {
   bool created = false;  // SetLimit: it was new
 };
 
+// A namespace's (tenant's) configuration (docs/flow-control.md, "Namespace limits"): at most
+// `max_live_jobs` live jobs, at most `enqueue_rate` enqueues per period (429 namespace_limit
+// past either), and its `weight` among the namespaces of a queue. Unset members are off.
+struct NamespaceRateSpec {
+  std::int64_t count = 1;
+  std::int64_t period_ms = 1000;  // 1000, 60000, 3600000 or any 1..86400000
+  std::int64_t burst = 0;         // 0: the server's default (count)
+};
+struct NamespaceSpec {
+  std::string name;
+  std::optional<std::int64_t> max_live_jobs;
+  std::optional<NamespaceRateSpec> enqueue_rate;
+  std::optional<std::int64_t> weight;  // 1..1000
+};
+
+// A namespace as the server shows it, with its live count.
+struct NamespaceInfo : NamespaceSpec {
+  std::int64_t live_jobs = 0;  // scheduled + ready + active
+  bool created = false;        // SetNamespace: it was new
+};
+
 class Client {
  public:
   explicit Client(ClientOptions options = {});
@@ -293,6 +314,16 @@ class Client {
   // `validation_failed` when it has no breaker.
   Result<LimitInfo> ResetBreaker(std::string_view name,
                                  const std::optional<std::string>& key = std::nullopt);
+
+  // PUT /v1/namespaces/{ns}: creates or replaces a namespace's configuration, answered once
+  // durable. `validation_failed` names the bad field.
+  Result<NamespaceInfo> SetNamespace(const NamespaceSpec& ns);
+  // GET /v1/namespaces/{ns}; `not_found` when it has no configuration.
+  Result<NamespaceInfo> GetNamespace(std::string_view name);
+  // GET /v1/namespaces, every page, in name order.
+  Result<std::vector<NamespaceInfo>> ListNamespaces();
+  // DELETE /v1/namespaces/{ns}: its limits are lifted and its weight is 1 again.
+  Status DeleteNamespace(std::string_view name);
 
   // The URL this client talks to.
   const std::string& server_url() const;

@@ -51,6 +51,11 @@ enum class Command {
   kLimitsSet,
   kLimitsDelete,
   kLimitsResetBreaker,
+  kQueuesSet,
+  kNamespacesList,
+  kNamespacesGet,
+  kNamespacesSet,
+  kNamespacesDelete,
   kDeadList,
   kDeadReplay,
   kInfo,
@@ -71,8 +76,10 @@ struct Invocation {
   std::optional<double> wait_timeout_s;  // jobs wait --timeout; nullopt: as long as it takes
   std::string queue_name;                // queues NAME, queues pause|resume
   bool create_queue = false;  // queues pause|resume --create: create it if it does not exist
-  client::Limit limit;        // limits get|set|delete|reset-breaker (name), limits set (the rest)
+  client::Limit limit;        // limits get|set|delete|reset-breaker (name), set (the rest)
   std::optional<std::string> breaker_key;  // limits reset-breaker --key; nullopt: every key
+  client::QueueUpdate queue_update;        // queues set
+  client::Namespace ns;  // namespaces get|set|delete (name), namespaces set (the rest)
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

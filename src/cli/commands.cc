@@ -132,6 +132,17 @@ void PrintDeadTable(const std::vector<Job>& jobs, std::ostream& out) {
 // A retention cap as the queue detail shows it.
 std::string Cap(std::int64_t n) { return n == 0 ? "no cap" : std::to_string(n); }
 
+// "100/s (burst 100)", "-" when none.
+std::string NamespaceRateText(const client::Namespace& n) {
+  if (!n.enqueue_rate) return "-";
+  const client::NamespaceRate& r = *n.enqueue_rate;
+  const std::string per = r.period_ms == 1000       ? "s"
+                          : r.period_ms == 60'000   ? "min"
+                          : r.period_ms == 3600'000 ? "h"
+                                                    : std::to_string(r.period_ms) + "ms";
+  return std::to_string(r.count) + "/" + per + " (burst " + std::to_string(r.burst) + ")";
+}
+
 void PrintQueue(const Queue& q, std::ostream& out) {
   std::vector<std::pair<std::string, std::string>> f = {
       {"name", q.name},
@@ -157,6 +168,7 @@ void PrintQueue(const Queue& q, std::ostream& out) {
   };
   // Only queues that have one: the output of the others stays as it was.
   if (q.timeout_ms) f.emplace_back("timeout", FormatDuration(*q.timeout_ms));
+  if (q.weight != 1) f.emplace_back("weight", std::to_string(q.weight));
   // Why jobs are not running, the reasons that hold any.
   std::string blocked;
   for (const auto& [reason, n] : q.blocked) {
@@ -404,6 +416,69 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
                   std::to_string(q.waiting_workers)});
       }
       t.Print(out);
+      return kExitOk;
+    }
+    case Command::kQueuesSet: {
+      Result<Queue> r = api.PutQueue(inv.queue_name, inv.queue_update, inv.create_queue);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else {
+        out << "queue " << r->name << ": weight " << r->weight << '\n';
+      }
+      return kExitOk;
+    }
+    case Command::kNamespacesList: {
+      Result<std::vector<client::Namespace>> r = api.ListNamespaces();
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        PrintMergedPages(*r, out);
+        return kExitOk;
+      }
+      if (r->empty()) {
+        out << "no namespaces configured\n";
+        return kExitOk;
+      }
+      Table t({"NAMESPACE", "MAX_LIVE_JOBS", "ENQUEUE_RATE", "WEIGHT", "LIVE_JOBS"},
+              {false, true, false, true, true});
+      for (const client::Namespace& n : *r) {
+        t.AddRow({n.name, n.max_live_jobs ? std::to_string(*n.max_live_jobs) : "-",
+                  NamespaceRateText(n), std::to_string(n.weight.value_or(1)),
+                  std::to_string(n.live_jobs)});
+      }
+      t.Print(out);
+      return kExitOk;
+    }
+    case Command::kNamespacesGet:
+    case Command::kNamespacesSet: {
+      bool created = false;
+      Result<client::Namespace> r = inv.command == Command::kNamespacesGet
+                                        ? api.GetNamespace(inv.ns.name)
+                                        : api.PutNamespace(inv.ns, &created);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+        return kExitOk;
+      }
+      if (inv.command == Command::kNamespacesSet) {
+        out << "namespace " << r->name << (created ? " created" : " replaced") << '\n';
+      }
+      out << "namespace:      " << r->name << '\n'
+          << "max live jobs:  " << (r->max_live_jobs ? std::to_string(*r->max_live_jobs) : "-")
+          << '\n'
+          << "enqueue rate:   " << NamespaceRateText(*r) << '\n'
+          << "weight:         " << r->weight.value_or(1) << '\n'
+          << "live jobs:      " << r->live_jobs << '\n';
+      return kExitOk;
+    }
+    case Command::kNamespacesDelete: {
+      Status s = api.DeleteNamespace(inv.ns.name);
+      if (!s.ok()) return Fail(s, api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else {
+        out << "namespace " << inv.ns.name << " deleted\n";
+      }
       return kExitOk;
     }
     case Command::kQueuesGet:

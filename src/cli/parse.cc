@@ -62,6 +62,30 @@ ParseOutcome UsageError(std::string message) {
   return o;
 }
 
+// --rate COUNT/PERIOD: PERIOD second|s, minute|m, hour|h or a number of ms. The ranges are the
+// server's to check (422 naming the field); this only reads the shape.
+Result<client::NamespaceRate> ParseRateArg(std::string_view text) {
+  const std::string rule =
+      "--rate: must be COUNT/PERIOD with PERIOD second (s), minute (m), hour (h) or a number of "
+      "ms, e.g. 100/s, got \"" +
+      std::string(text) + "\"";
+  const std::size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return Validation(rule);
+  client::NamespaceRate r;
+  const std::string_view per = text.substr(slash + 1);
+  if (!ParseInt(text.substr(0, slash), &r.count)) return Validation(rule);
+  if (per == "s" || per == "second") {
+    r.period_ms = 1000;
+  } else if (per == "m" || per == "minute") {
+    r.period_ms = 60'000;
+  } else if (per == "h" || per == "hour") {
+    r.period_ms = 3'600'000;
+  } else if (!ParseInt(per, &r.period_ms)) {
+    return Validation(rule);
+  }
+  return r;
+}
+
 std::vector<std::string> SubcommandNames(const CLI::App* app) {
   std::vector<std::string> names;
   for (const CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; })) {
@@ -548,7 +572,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   AddCommon(queues, &common);
   queues->add_option(
       "name", inv.queue_name,
-      "Queue to show (write `queues -- NAME` for a queue named pause, resume or reset)");
+      "Queue to show (write `queues -- NAME` for a queue named pause, resume, reset or set)");
   CLI::App* pause =
       queues->add_subcommand("pause", "Stop dispatching a queue's jobs (enqueues still work)");
   AddCommon(pause, &common);
@@ -564,6 +588,53 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "reset", "Remove a queue's configuration: it follows the server defaults again (unpaused)");
   AddCommon(reset, &common);
   reset->add_option("name", inv.queue_name, "Queue name")->required();
+
+  CLI::App* qset = queues->add_subcommand(
+      "set", "Configure a queue (today: --weight, its share of a lease naming several queues)");
+  AddCommon(qset, &common);
+  qset->add_option("name", inv.queue_name, "Queue name")->required();
+  std::int64_t queue_weight = 0;
+  qset->add_option("--weight", queue_weight,
+                   "Share among the queues of a lease that names several, 1..1000 (default 1)")
+      ->required();
+  qset->add_flag("--create", inv.create_queue,
+                 "Create the queue if it does not exist (else an unknown queue is an error)");
+
+  // --- namespaces ---
+  CLI::App* nss = app.add_subcommand(
+      "namespaces",
+      "Namespace (tenant) limits and weights: max live jobs, enqueue rate, share of a queue "
+      "(list, get, set, delete)");
+  nss->require_subcommand(1);
+  AddCommon(nss, &common);
+  CLI::App* ns_list = nss->add_subcommand("list", "List configured namespaces with live counts");
+  AddCommon(ns_list, &common);
+  CLI::App* ns_get =
+      nss->add_subcommand("get", "Show one namespace's configuration and live count");
+  AddCommon(ns_get, &common);
+  ns_get->add_option("name", inv.ns.name, "Namespace")->required();
+  CLI::App* ns_set = nss->add_subcommand(
+      "set", "Create or replace a namespace's configuration (give at least one option)");
+  AddCommon(ns_set, &common);
+  ns_set->add_option("name", inv.ns.name, "Namespace")->required();
+  std::int64_t ns_max_live = 0, ns_burst = 0, ns_weight = 0;
+  std::string ns_rate;
+  CLI::Option* ns_max_live_opt = ns_set->add_option(
+      "--max-live-jobs", ns_max_live,
+      "The most live (scheduled, ready, active) jobs; past it enqueues get 429, 1..1000000000");
+  CLI::Option* ns_rate_opt = ns_set->add_option(
+      "--rate", ns_rate,
+      "Enqueue rate COUNT/PERIOD, PERIOD one of second (s), minute (m), hour (h) or a number of "
+      "ms, e.g. 100/s; past it enqueues get 429 with Retry-After");
+  CLI::Option* ns_burst_opt = ns_set->add_option(
+      "--burst", ns_burst, "Enqueues allowed at once from rest (with --rate; default: COUNT)");
+  CLI::Option* ns_weight_opt = ns_set->add_option(
+      "--weight", ns_weight, "Share among the namespaces of a queue, 1..1000 (default 1)");
+  ns_burst_opt->needs(ns_rate_opt);
+  CLI::App* ns_delete = nss->add_subcommand(
+      "delete", "Delete a namespace's configuration (limits lifted, weight back to 1)");
+  AddCommon(ns_delete, &common);
+  ns_delete->add_option("name", inv.ns.name, "Namespace")->required();
 
   // --- limits ---
   CLI::App* limits = app.add_subcommand(
@@ -789,8 +860,35 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       inv.command = Command::kQueuesResume;
     } else if (reset->parsed()) {
       inv.command = Command::kQueuesReset;
+    } else if (qset->parsed()) {
+      inv.command = Command::kQueuesSet;
+      inv.queue_update.weight = queue_weight;
     } else {
       inv.command = inv.queue_name.empty() ? Command::kQueuesList : Command::kQueuesGet;
+    }
+  } else if (nss->parsed()) {
+    if (ns_list->parsed()) {
+      inv.command = Command::kNamespacesList;
+    } else if (ns_get->parsed()) {
+      inv.command = Command::kNamespacesGet;
+    } else if (ns_set->parsed()) {
+      inv.command = Command::kNamespacesSet;
+      if (ns_max_live_opt->count() > 0) inv.ns.max_live_jobs = ns_max_live;
+      if (ns_weight_opt->count() > 0) inv.ns.weight = ns_weight;
+      if (ns_rate_opt->count() > 0) {
+        Result<client::NamespaceRate> rate = ParseRateArg(ns_rate);
+        if (!rate.ok()) return UsageError(rate.status().message());
+        if (ns_burst_opt->count() > 0) {
+          if (ns_burst < 1) return UsageError("--burst: must be 1..1000000000");
+          rate->burst = ns_burst;
+        }
+        inv.ns.enqueue_rate = *rate;
+      }
+      if (!inv.ns.max_live_jobs && !inv.ns.weight && !inv.ns.enqueue_rate) {
+        return UsageError("namespaces set: give at least one of --max-live-jobs, --rate, --weight");
+      }
+    } else {
+      inv.command = Command::kNamespacesDelete;
     }
   } else if (limits->parsed()) {
     if (limits_list->parsed()) {

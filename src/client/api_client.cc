@@ -40,6 +40,7 @@ constexpr std::array kAllCodes = {
     Code::kCorruption,
     Code::kStoreUnavailable,
     Code::kQueueNotFound,
+    Code::kNamespaceLimit,
 };
 
 // Payloads and results must be one JSON value; checked with the same strict reader the server
@@ -237,6 +238,7 @@ Queue ParseQueue(const Value& v) {
   q.max_attempts = static_cast<std::int32_t>(Int(v, "max_attempts"));
   q.lease_ms = Int(v, "lease_ms");
   q.timeout_ms = OptInt(v, "timeout_ms");
+  q.weight = OptInt(v, "weight").value_or(1);
   if (auto b = Member(v, "backoff"); b) q.backoff = ParseBackoff(*b);
   if (auto r = Member(v, "retention"); r) {
     q.retention =
@@ -869,6 +871,10 @@ Result<Queue> ApiClient::PutQueue(std::string_view name, const QueueUpdate& u, b
     w.Key("timeout_ms");
     w.Int64(*u.timeout_ms);
   }
+  if (u.weight) {
+    w.Key("weight");
+    w.Int64(*u.weight);
+  }
   if (u.backoff) {
     w.Key("backoff");
     WriteBackoff(w, *u.backoff);
@@ -1214,6 +1220,97 @@ Result<std::vector<Limit>> ApiClient::ListLimits(std::uint32_t page_size) {
 
 Status ApiClient::DeleteLimit(std::string_view name) {
   Result<std::string> body = Call(HttpMethod::kDelete, "/v1/limits/" + Escape(name), {});
+  return body.ok() ? Status::Ok() : body.status();
+}
+
+namespace {
+
+Namespace ParseNamespace(const Value& v) {
+  Namespace n;
+  n.name = String(v, "name");
+  n.max_live_jobs = OptInt(v, "max_live_jobs");
+  if (std::optional<Value> r = Member(v, "enqueue_rate"); r && r->IsObject()) {
+    n.enqueue_rate = NamespaceRate{Int(*r, "count"), Int(*r, "period_ms"), Int(*r, "burst")};
+  }
+  n.weight = OptInt(v, "weight");
+  n.live_jobs = Int(v, "live_jobs");
+  n.json = std::string(v.Raw());
+  return n;
+}
+
+}  // namespace
+
+Result<Namespace> ApiClient::PutNamespace(const Namespace& ns, bool* created) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  if (ns.max_live_jobs) {
+    w.Key("max_live_jobs");
+    w.Int64(*ns.max_live_jobs);
+  }
+  if (ns.enqueue_rate) {
+    w.Key("enqueue_rate");
+    w.StartObject();
+    w.Key("count");
+    w.Int64(ns.enqueue_rate->count);
+    w.Key("period_ms");
+    w.Int64(ns.enqueue_rate->period_ms);
+    if (ns.enqueue_rate->burst != 0) {
+      w.Key("burst");
+      w.Int64(ns.enqueue_rate->burst);
+    }
+    w.EndObject();
+  }
+  if (ns.weight) {
+    w.Key("weight");
+    w.Int64(*ns.weight);
+  }
+  w.EndObject();
+  Result<std::string> body = Call(HttpMethod::kPut, "/v1/namespaces/" + Escape(ns.name), Str(sb));
+  if (!body.ok()) return body.status();
+  if (created) *created = last_http_status_ == 201;
+  Result<json::Document> doc = ParseReply(*body, "PUT /v1/namespaces");
+  if (!doc.ok()) return doc.status();
+  return ParseNamespace(doc->root());
+}
+
+Result<Namespace> ApiClient::GetNamespace(std::string_view name) {
+  Result<std::string> body = Call(HttpMethod::kGet, "/v1/namespaces/" + Escape(name), {});
+  if (!body.ok()) return body.status();
+  Result<json::Document> doc = ParseReply(*body, "GET /v1/namespaces/{ns}");
+  if (!doc.ok()) return doc.status();
+  return ParseNamespace(doc->root());
+}
+
+Result<std::vector<Namespace>> ApiClient::ListNamespaces(std::uint32_t page_size) {
+  std::vector<Namespace> out;
+  std::string cursor;
+  std::set<std::string> seen;  // a repeated cursor would loop forever
+  for (;;) {
+    std::string target = "/v1/namespaces";
+    bool first = true;
+    AddQuery(&target, &first, "limit", std::to_string(page_size));
+    if (!cursor.empty()) AddQuery(&target, &first, "cursor", cursor);
+    Result<std::string> body = Call(HttpMethod::kGet, target, {});
+    if (!body.ok()) return body.status();
+    Result<json::Document> doc = ParseReply(*body, "GET /v1/namespaces");
+    if (!doc.ok()) return doc.status();
+    std::optional<Value> items = Member(doc->root(), "items");
+    if (items == std::nullopt || !items->IsArray()) {
+      return Internal("reply to GET /v1/namespaces has no items array");
+    }
+    for (const auto& n : *items) out.push_back(ParseNamespace(n.value));
+    std::optional<Value> next = Member(doc->root(), "next_cursor");
+    if (next == std::nullopt || !next->IsString()) return out;
+    cursor = std::string(next->GetString());
+    if (cursor.empty() || !seen.insert(cursor).second) {
+      return Internal("GET /v1/namespaces repeated or empty cursor");
+    }
+  }
+}
+
+Status ApiClient::DeleteNamespace(std::string_view name) {
+  Result<std::string> body = Call(HttpMethod::kDelete, "/v1/namespaces/" + Escape(name), {});
   return body.ok() ? Status::Ok() : body.status();
 }
 

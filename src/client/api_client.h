@@ -236,6 +236,7 @@ struct Queue {
   std::int32_t max_attempts = 0;
   std::int64_t lease_ms = 0;
   std::optional<std::int64_t> timeout_ms;  // nullopt: none
+  std::int64_t weight = 1;                 // share in a lease naming several queues
   Backoff backoff;
   Retention retention;
   QueueCounts counts;
@@ -316,6 +317,22 @@ struct Limit {
   std::string json;
 };
 
+// A namespace's configuration (docs/api.md, "Namespaces"): what PUT /v1/namespaces/{ns} sends
+// and what GET answers (also its live count and the server's JSON).
+struct NamespaceRate {
+  std::int64_t count = 0;
+  std::int64_t period_ms = 1000;
+  std::int64_t burst = 0;  // 0: not sent (the server's default: count)
+};
+struct Namespace {
+  std::string name;
+  std::optional<std::int64_t> max_live_jobs;
+  std::optional<NamespaceRate> enqueue_rate;
+  std::optional<std::int64_t> weight;
+  std::int64_t live_jobs = 0;
+  std::string json;
+};
+
 // PUT /v1/queues/{q}: only the fields that are set are sent and changed. The retention_* fields
 // travel as one `retention` object, which the server replaces whole: when any of them is set,
 // those left unset take the server's defaults, not the queue's current values (docs/api.md).
@@ -331,6 +348,7 @@ struct QueueUpdate {
   std::optional<std::int64_t> retention_max_succeeded;  // 0: no cap
   std::optional<std::int64_t> retention_max_dead;
   std::optional<std::int64_t> retention_max_cancelled;
+  std::optional<std::int64_t> weight;  // 1..1000
 };
 
 struct ListDeadRequest {
@@ -447,6 +465,15 @@ class ApiClient {
   Status DeleteLimit(std::string_view name);
   // POST /v1/limits/{name}:reset-breaker, for `key` (every key when nullopt).
   Result<Limit> ResetBreaker(std::string_view name, const std::optional<std::string>& key);
+
+  // PUT /v1/namespaces/{ns}: creates or replaces (`*created` tells which when given).
+  Result<Namespace> PutNamespace(const Namespace& ns, bool* created = nullptr);
+  // GET /v1/namespaces/{ns}, with its live count.
+  Result<Namespace> GetNamespace(std::string_view name);
+  // GET /v1/namespaces, every page.
+  Result<std::vector<Namespace>> ListNamespaces(std::uint32_t page_size = 1000);
+  // DELETE /v1/namespaces/{ns}.
+  Status DeleteNamespace(std::string_view name);
 
   // GET /v1/dead?queue=&limit=&cursor=.
   Result<JobPage> ListDead(const ListDeadRequest& request);

@@ -36,6 +36,7 @@ enum class Code : std::uint8_t {
   kCorruption,            // 500: the store holds data that does not decode
   kStoreUnavailable,      // 503: the store refuses writes (disk full, I/O error): read-only
   kQueueNotFound,         // 404: a write names a queue that does not exist (and no create)
+  kNamespaceLimit,        // 429: an enqueue over its namespace's max_live_jobs or enqueue_rate
 };
 
 // The stable wire string for a code, e.g. "stale_lease".
@@ -53,12 +54,21 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
+  // When a retry may succeed, in ms from now (kNamespaceLimit: exact for an enqueue rate, a
+  // hint for max_live_jobs); -1 when not known. Sent as Retry-After (whole seconds, rounded up)
+  // and as "retry_after_ms" in the JSON error.
+  std::int64_t retry_after_ms() const { return retry_after_ms_; }
+  Status& WithRetryAfter(std::int64_t ms) {
+    retry_after_ms_ = ms;
+    return *this;
+  }
   // "code_name: message", for logs.
   std::string ToString() const;
 
  private:
   Code code_ = Code::kOk;
   std::string message_;
+  std::int64_t retry_after_ms_ = -1;
 };
 
 // Shorthands that read well at call sites: `return NotFound("job 7")`.

@@ -51,6 +51,9 @@ struct QueueConfig {
   std::int64_t timeout_ms = 0;
   Backoff backoff;
   Retention retention;
+  // Share of a lease that names several queues (weighted fair queueing, 1..1000): queues with
+  // ready jobs get jobs in proportion to their weights (docs/flow-control.md).
+  std::int64_t weight = 1;
 
   bool operator==(const QueueConfig&) const = default;
 };

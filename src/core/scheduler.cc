@@ -161,15 +161,10 @@ void Scheduler::DropLane(QueueState& q, std::uint32_t li) {
   q.lane_of_key.erase(LaneKey(ns, gates));
   if (q.lanes[li].wait_until != 0) --timed_lanes_;  // its timer entry is now stale
   if (li != last) {
-    // The last lane moves into the hole; the rotation names lanes by index (a waiting lane is
-    // named by its key, LaneRef, so it needs no update).
+    // The last lane moves into the hole; the rotation and a waiting registration name lanes by
+    // key (LaneKey, LaneRef), so they need no update.
     q.lanes[li] = std::move(q.lanes[last]);
     q.lane_of_key[LaneKey(q.lanes[li].ns, q.lanes[li].gates)] = li;
-    if (q.lanes[li].in_rotation) {
-      for (std::uint32_t& r : q.rotation) {
-        if (r == last) r = li;
-      }
-    }
   }
   q.lanes.pop_back();
   ns_.Release(ns);
@@ -340,6 +335,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
   job->queue = QueueIndex(r.queue);
   ++Q(job->queue).jobs;
   job->ns = ns_.Acquire(r.ns);
+  CountLive(job->ns, true);  // until Finish
   job->kind = kinds_.Acquire(r.kind);
   job->priority = r.priority;
   job->attempts = r.attempts;
@@ -393,7 +389,7 @@ void Scheduler::MakeReady(LiveJob& job) {
   // A lane waiting on a gate stays out until the gate opens (WakeLanes).
   if (!lane.in_rotation && !lane.waiting) {
     lane.in_rotation = true;
-    q.rotation.push_back(li);
+    q.rotation.Push(job.ns, LaneKey(job.ns, job.gates), NsWeight(job.ns));
   }
   q.ready_fifo.push_back(FifoEntry{job.seq, job.id});
   ++q.ready;
@@ -468,6 +464,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.state = terminal;
   job.pending = false;
   job.evicting = true;
+  CountLive(job.ns, false);
   job.updated_at_ms = now;
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
@@ -701,6 +698,15 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
     }
   }
 
+  // Namespace limits after the duplicates (an idempotent retry answers its job, never 429):
+  // refused, nothing changes.
+  if (!namespaces_.empty()) {
+    if (auto refused = namespaces_.AdmitEnqueue(spec.ns, LiveJobsIn(spec.ns), 1, clock_.MonoMs(),
+                                                !spec.namespace_rate_counted)) {
+      return NamespaceRefused(*refused);
+    }
+  }
+
   const std::uint32_t qi = QueueIndex(spec.queue);
   const QueueConfig& qc = Q(qi).config;
   JobRecord r;
@@ -758,8 +764,10 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
   const std::int64_t now = clock_.NowMs();
   const std::int64_t mono = clock_.MonoMs();
   std::uint32_t taken = 0;
-  while (taken < max && !q.rotation.empty()) {
-    const std::uint32_t li = q.rotation.front();
+  while (taken < max) {
+    const std::optional<flow::FairLanes::Entry> front = q.rotation.Front();
+    if (!front) break;
+    const std::uint32_t li = q.lane_of_key.find(front->lane)->second;
     Lane& lane = q.lanes[li];
     LiveJob* job = nullptr;
     while (!lane.ready.empty()) {
@@ -771,8 +779,8 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       }
       lane.ready.pop();
     }
-    q.rotation.pop_front();
     if (job == nullptr) {  // only stale entries were left
+      q.rotation.Drop();
       lane.in_rotation = false;
       decltype(lane.ready)().swap(lane.ready);
       DropLane(q, li);
@@ -785,6 +793,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       quota_uses_.clear();
       holds_.clear();
       if (auto refused = limits_.Admit(lane.gates, mono, now, &quota_uses_, &holds_)) {
+        q.rotation.Drop();  // no charge to its namespace
         lane.in_rotation = false;
         lane.waiting = true;
         const flow::LaneRef ref{qi, lane.ns, lane.gates};
@@ -829,11 +838,12 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     // Its breaker tickets stay with it while it is active (reported by LeaveState).
     for (flow::BreakerHold& h : holds_) breaker_holds_.emplace(job->id, std::move(h));
     holds_.clear();  // the next lane may have no gates, and so no Admit that clears it
-    // Round-robin between namespaces: the lane goes to the back after giving one job.
+    // The namespace is charged one job; the lane goes to the back of its namespace's lanes.
     const bool lane_done = lane.ready_count == 0;
     if (!lane_done) {
-      q.rotation.push_back(li);
+      q.rotation.Served();
     } else {
+      q.rotation.ServedLast();
       lane.in_rotation = false;
       decltype(lane.ready)().swap(lane.ready);  // whatever is left is stale
     }
@@ -877,6 +887,105 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
   }
 }
 
+std::int64_t Scheduler::NsWeight(std::uint32_t ns) const {
+  return namespaces_.empty() ? 1 : namespaces_.Weight(ns_.Name(ns));
+}
+
+// --- Namespaces -------------------------------------------------------------------------------
+
+std::uint64_t Scheduler::LiveJobsIn(const std::string& name) const {
+  const std::optional<std::uint32_t> id = ns_.Find(name);
+  return id && *id < ns_live_.size() ? ns_live_[*id] : 0;
+}
+
+Status Scheduler::NamespaceRefused(const flow::NamespaceRefusal& r) {
+  if (r.retry_after_ms == std::numeric_limits<std::int64_t>::max()) return Validation(r.message);
+  Status s(Code::kNamespaceLimit, r.message);
+  s.WithRetryAfter(r.retry_after_ms);
+  return s;
+}
+
+Status Scheduler::AdmitBatch(std::vector<EnqueueSpec>& specs) {
+  if (namespaces_.empty()) return Status::Ok();
+  const std::int64_t now = clock_.NowMs();
+  const std::int64_t mono = clock_.MonoMs();
+  std::map<std::string_view, std::int64_t> count;
+  for (const EnqueueSpec& s : specs) {
+    if (namespaces_.Find(s.ns) == nullptr) continue;
+    // A duplicate core knows now creates nothing; one that needs a store lookup counts.
+    if (!s.idempotency_key.empty() &&
+        idempotency_.Find(IdemKey(s.ns, s.idempotency_key), now) != nullptr) {
+      continue;
+    }
+    ++count[s.ns];
+  }
+  for (const auto& [ns, n] : count) {
+    if (auto refused = namespaces_.Check(ns, LiveJobsIn(std::string(ns)), n, mono)) {
+      return NamespaceRefused(*refused);
+    }
+  }
+  for (const auto& [ns, n] : count) namespaces_.Charge(ns, n, mono);
+  for (EnqueueSpec& s : specs) {
+    if (count.count(s.ns) != 0) s.namespace_rate_counted = true;
+  }
+  return Status::Ok();
+}
+
+NamespaceInfo Scheduler::NamespaceInfoOf(const flow::NamespaceSpec& spec) const {
+  NamespaceInfo info;
+  info.spec = spec;
+  info.live_jobs = LiveJobsIn(spec.name);
+  return info;
+}
+
+void Scheduler::ApplyNamespaceWeight(const std::string& name) {
+  const std::optional<std::uint32_t> id = ns_.Find(name);
+  if (!id) return;  // no job or lane names it
+  const std::int64_t w = namespaces_.Weight(name);
+  for (auto& qp : queues_) {
+    if (qp) qp->rotation.SetWeight(*id, w);
+  }
+}
+
+Status Scheduler::LoadNamespace(const std::string& name, const std::string& spec_json) {
+  auto spec = flow::NamespaceSpec::FromJson(name, spec_json);
+  if (!spec.ok()) return spec.status();
+  bool created = false;
+  return namespaces_.Put(*spec, &created);
+}
+
+Result<NamespaceInfo> Scheduler::PutNamespace(const flow::NamespaceSpec& spec) {
+  bool created = false;
+  YM_RETURN_IF_ERROR(namespaces_.Put(spec, &created));
+  open_.mutations.emplace_back(ym::PutNamespace{spec.name, spec.ToJson()});
+  ApplyNamespaceWeight(spec.name);
+  NamespaceInfo info = NamespaceInfoOf(spec);
+  info.created = created;
+  return info;
+}
+
+Status Scheduler::DeleteNamespace(const std::string& name) {
+  if (!namespaces_.Delete(name)) return NotFound("namespace " + name + " has no configuration");
+  open_.mutations.emplace_back(ym::DeleteNamespace{name});
+  ApplyNamespaceWeight(name);
+  return Status::Ok();
+}
+
+std::optional<NamespaceInfo> Scheduler::GetNamespace(const std::string& name) const {
+  const flow::NamespaceSpec* spec = namespaces_.Find(name);
+  if (spec == nullptr) return std::nullopt;
+  return NamespaceInfoOf(*spec);
+}
+
+std::vector<NamespaceInfo> Scheduler::NamespacesPage(const std::string& after, std::uint32_t limit,
+                                                     bool* more) const {
+  std::vector<NamespaceInfo> out;
+  for (const flow::NamespaceSpec* spec : namespaces_.Page(after, limit, more)) {
+    out.push_back(NamespaceInfoOf(*spec));
+  }
+  return out;
+}
+
 void Scheduler::WakeLanes() {
   if (woken_.empty()) return;
   std::vector<flow::LaneRef> woken;
@@ -898,7 +1007,7 @@ void Scheduler::WakeLanes() {
     }
     if (!lane.in_rotation) {
       lane.in_rotation = true;
-      q.rotation.push_back(it->second);
+      q.rotation.Push(ref.ns, it->first, NsWeight(ref.ns));
     }
     touched.push_back(ref.queue);
   }
@@ -917,7 +1026,7 @@ void Scheduler::Rebind() {
     }
     qp->lanes.clear();
     qp->lane_of_key.clear();
-    qp->rotation.clear();
+    qp->rotation.Clear();
   }
   woken_.clear();
   // Every lane re-enters the rotation: the timer entries are stale (dropped by the next
@@ -940,7 +1049,7 @@ void Scheduler::Rebind() {
       ++lane.ready_count;
       if (!lane.in_rotation) {
         lane.in_rotation = true;
-        q.rotation.push_back(li);
+        q.rotation.Push(job.ns, LaneKey(job.ns, job.gates), NsWeight(job.ns));
       }
     }
     return true;
@@ -1038,16 +1147,42 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   }
   if (qs.empty() || request.max == 0) return out;
   const std::int64_t lease_ms = request.lease_ms.value_or(0);
-  // Queues take turns one job at a time, starting from a rotating offset, so a worker that
-  // serves several queues does not drain the first one before touching the others.
-  const std::size_t start = queue_cursor_++ % qs.size();
-  bool progress = true;
-  while (out.size() < request.max && progress) {
-    progress = false;
-    for (std::size_t k = 0; k < qs.size() && out.size() < request.max; ++k) {
-      const std::size_t before = out.size();
-      TakeFromQueue(qs[(start + k) % qs.size()], 1, lease_ms, request.worker_id, out);
-      if (out.size() > before) progress = true;
+  if (qs.size() == 1) {
+    TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out);
+    return out;
+  }
+  // Several queues: weighted fair queueing between them, one job at a time, with the state of
+  // this list of queues kept between leases (every worker naming the same queues shares it).
+  std::string key(reinterpret_cast<const char*>(qs.data()), qs.size() * sizeof(qs[0]));
+  auto it = lease_sets_.find(key);
+  if (it == lease_sets_.end()) {
+    if (lease_sets_.size() >= kMaxLeaseSets) lease_sets_.clear();
+    it = lease_sets_.try_emplace(std::move(key)).first;
+  }
+  flow::WeightedRotation& rot = it->second.rotation;
+  // A queue with ready jobs is in the rotation with its weight now; others are out. O(queues
+  // named), like reading the request.
+  for (std::size_t k = 0; k < qs.size(); ++k) {
+    const bool ready = HasReady(qs[k]);
+    const std::int64_t w = Q(qs[k]).config.weight;
+    if (ready && !rot.InRotation(k)) {
+      (void)rot.Add(k, w);
+    } else if (!ready && rot.InRotation(k)) {
+      (void)rot.Remove(k);
+    } else if (ready) {
+      (void)rot.SetWeight(k, w);  // no-op unless the weight changed
+    }
+  }
+  while (out.size() < request.max) {
+    const std::optional<flow::WeightedRotation::LaneId> k = rot.Peek();
+    if (!k) break;
+    const std::size_t before = out.size();
+    TakeFromQueue(qs[*k], 1, lease_ms, request.worker_id, out);
+    if (out.size() > before) {
+      (void)rot.Pick();  // charged one job
+      if (!HasReady(qs[*k])) (void)rot.Remove(*k);
+    } else {
+      (void)rot.Remove(*k);  // nothing admissible there now: out until the next lease
     }
   }
   return out;
@@ -1285,7 +1420,8 @@ std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only)
   // Terminal, and its terminal write is still on its way to disk: core has the whole job, so the
   // new run starts from memory. Its write goes into the open batch, after the terminal one.
   const std::int64_t now = clock_.NowMs();
-  job->evicting = false;  // OnCommitted's eviction of the terminal batch skips it
+  job->evicting = false;     // OnCommitted's eviction of the terminal batch skips it
+  CountLive(job->ns, true);  // live again (a replay is an operator's act: no namespace check)
   job->pending = true;
   job->state = JobState::kReady;
   job->attempts = 0;
@@ -1623,6 +1759,11 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
     YM_RETURN_IF_ERROR(AttemptTimeout::Check(*patch.timeout_ms, "timeout_ms"));
   }
   if (patch.retention) YM_RETURN_IF_ERROR(CheckRetention(*patch.retention));
+  if (patch.weight) {
+    if (Status s = flow::WeightedRotation::ValidateWeight(*patch.weight); !s.ok()) {
+      return Validation("field \"weight\": " + s.message());
+    }
+  }
   const std::uint32_t qi = QueueIndex(patch.name);
   QueueConfig& c = Q(qi).config;
   const bool was_paused = c.paused;
@@ -1632,6 +1773,7 @@ Result<QueueInfo> Scheduler::PutQueue(const QueueConfigPatch& patch) {
   if (patch.timeout_ms) c.timeout_ms = *patch.timeout_ms;
   if (patch.backoff) c.backoff = *patch.backoff;
   if (patch.retention) c.retention = *patch.retention;
+  if (patch.weight) c.weight = *patch.weight;
   Q(qi).persisted = true;
   if (patch.retention) retention_.Recheck(c.name, clock_.NowMs(), retention_policy_);
   MarkChanged(qi);
@@ -1653,6 +1795,7 @@ std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
     q.config.timeout_ms = options_.default_timeout_ms;
     q.config.backoff = options_.default_backoff;
     q.config.retention = options_.default_retention;
+    q.config.weight = 1;
     q.persisted = false;
     retention_.Recheck(name, clock_.NowMs(), retention_policy_);
     q.idle_sweeps = 0;  // freed at the second sweep from now that finds it unused

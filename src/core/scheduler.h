@@ -15,14 +15,17 @@
 //
 // Dispatch structure:
 //   queue -> lanes (one per namespace and gate set) -> ready heap (priority desc, ready seq asc)
-// Lease takes queues round-robin and, inside a queue, lanes round-robin, so no namespace starves
-// another. A job's gate set (core/flow/limit_set.h) is the list of (limit, key) it is subject to;
-// a lane whose set refuses leaves the rotation as a whole: refused by a concurrency cap, it
-// waits on that gate, which puts it back when one of its jobs stops being active; refused by a
-// rate, a quota or an open circuit breaker, it waits in a timer heap until the time the gate
-// opens (long-polls of its queue are served then); refused by a half-open breaker whose trial is
-// out, it waits for the trial's outcome. With no limits every job has the empty set and lanes
-// are one per namespace.
+// Lease takes the queues it names by weighted fair queueing (QueueConfig::weight) and, inside a
+// queue, namespaces by weighted fair queueing (their weight, core/flow/fair_lanes.h), a
+// namespace's lanes round-robin, and jobs inside a lane by priority, so no queue or namespace
+// starves another and a namespace's share does not grow with its number of lanes. A job's gate
+// set (core/flow/limit_set.h) is the list of (limit, key) it is subject to; a lane whose set
+// refuses leaves the rotation as a whole (its namespace is not charged): refused by a
+// concurrency cap, it waits on that gate, which puts it back when one of its jobs stops being
+// active; refused by a rate, a quota or an open circuit breaker, it waits in a timer heap until
+// the time the gate opens (long-polls of its queue are served then); refused by a half-open
+// breaker whose trial is out, it waits for the trial's outcome. With no limits every job has the
+// empty set and lanes are one per namespace.
 //
 // Breakers: an active job admitted through a breaker holds its tickets (breaker_holds_, by job
 // id, only for such jobs), and LeaveState reports them with the job's outcome when it stops
@@ -52,7 +55,10 @@
 #include "core/cancel_watches.h"
 #include "core/end_waits.h"
 #include "core/fifo.h"
+#include "core/flow/fair_lanes.h"
 #include "core/flow/limit_set.h"
+#include "core/flow/namespace_limits.h"
+#include "core/flow/weighted_rotation.h"
 #include "core/idempotency_cache.h"
 #include "core/intern_table.h"
 #include "core/job_filter.h"
@@ -69,6 +75,7 @@ namespace ym {
 // either, names they use), never by history: stale heap entries are dropped by a rebuild once
 // they outnumber the valid ones, and names and queues are freed when nothing refers to them.
 using flow::LimitInfo;
+using flow::NamespaceInfo;
 
 struct SchedulerFootprint {
   std::size_t live_jobs = 0;
@@ -321,6 +328,29 @@ class Scheduler {
                                     bool* more) const;
   const flow::LimitSet& limits() const { return limits_; }
 
+  // --- Namespaces (core/flow/namespace_limits.h). -----------------------------------------
+  // A stored namespace configuration; before any LoadJob. kValidation when it does not
+  // validate (it is then not loaded).
+  Status LoadNamespace(const std::string& name, const std::string& spec_json);
+  // Creates or replaces (kValidation naming the field: nothing changes). A weight change takes
+  // effect in every queue at once (O(queues)); live jobs are never revoked by a lower
+  // max_live_jobs, new enqueues are refused until the count is below it.
+  Result<NamespaceInfo> PutNamespace(const flow::NamespaceSpec& spec);
+  // kNotFound when the namespace has no configuration.
+  Status DeleteNamespace(const std::string& name);
+  std::optional<NamespaceInfo> GetNamespace(const std::string& name) const;
+  std::vector<NamespaceInfo> NamespacesPage(const std::string& after, std::uint32_t limit,
+                                            bool* more) const;
+  // Live jobs (scheduled, ready, active; pending included) of namespace `name`.
+  std::uint64_t LiveJobsIn(const std::string& name) const;
+  // A batch of enqueues against the namespace limits, all or nothing: the specs of each
+  // configured namespace (less the duplicates core knows now) are checked together; when one
+  // namespace refuses, nothing changes and its kNamespaceLimit error (with retry_after_ms) is
+  // returned; else their enqueue rates count them now and each spec is marked
+  // (namespace_rate_counted), so that Enqueue checks only max_live_jobs. kValidation when the
+  // batch's jobs of one namespace outnumber its rate's burst (no retry can succeed).
+  Status AdmitBatch(std::vector<EnqueueSpec>& specs);
+
   std::size_t live_jobs() const { return index_.size(); }
   // Sizes of every structure core keeps (O(queues + index pages); for tests and metrics).
   SchedulerFootprint Footprint() const;
@@ -411,7 +441,9 @@ class Scheduler {
     bool persisted = false;  // has a row in the store
     std::vector<Lane> lanes;
     std::unordered_map<std::uint64_t, std::uint32_t> lane_of_key;  // LaneKey(ns, gates)
-    Fifo<std::uint32_t> rotation;  // lanes with ready jobs, round-robin order
+    // Lanes with ready jobs (named by LaneKey): namespaces by weight, a namespace's lanes
+    // round-robin (core/flow/fair_lanes.h).
+    flow::FairLanes rotation;
     // Ready jobs in the order they became ready (lazy deletion), for the oldest-ready age.
     Fifo<FifoEntry> ready_fifo;
     std::uint64_t scheduled = 0, ready = 0, active = 0;
@@ -540,7 +572,31 @@ class Scheduler {
   InternTable ns_;
   InternTable kinds_;
   InternTable workers_;
-  std::uint32_t queue_cursor_ = 0;     // round-robin start across queues in one lease
+  // Fair shares between the queues of a lease naming several: one rotation per distinct list
+  // of queues (what a fleet of workers asks for), the queues as positions in the list. Bounded:
+  // past kMaxLeaseSets lists the oldest state is dropped (fairness restarts at equal footing).
+  struct LeaseSet {
+    flow::WeightedRotation rotation;
+  };
+  static constexpr std::size_t kMaxLeaseSets = 1024;
+  std::unordered_map<std::string, LeaseSet> lease_sets_;
+  // The weight of namespace `ns` (interned id) between the namespaces of a queue.
+  std::int64_t NsWeight(std::uint32_t ns) const;
+  // Live jobs per interned namespace id (counted from AddJob to Finish).
+  std::vector<std::uint64_t> ns_live_;
+  void CountLive(std::uint32_t ns, bool up) {
+    if (ns >= ns_live_.size()) ns_live_.resize(ns + 1, 0);
+    if (up) {
+      ++ns_live_[ns];
+    } else {
+      --ns_live_[ns];
+    }
+  }
+  static Status NamespaceRefused(const flow::NamespaceRefusal& r);
+  // Applies a namespace's weight to every queue's rotation.
+  void ApplyNamespaceWeight(const std::string& name);
+  NamespaceInfo NamespaceInfoOf(const flow::NamespaceSpec& spec) const;
+  flow::NamespaceLimits namespaces_;
   std::uint64_t scheduled_total_ = 0;  // valid entries of timers_
   std::uint64_t active_total_ = 0;     // jobs with a valid entry in leases_
 

@@ -71,6 +71,9 @@ struct EnqueueSpec {
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::string concurrency_key;
   std::vector<std::string> tags;
+  // Set by Scheduler::AdmitBatch: the namespace's enqueue rate already counted this job (with
+  // the rest of its batch), so Enqueue checks only max_live_jobs. Not part of the API.
+  bool namespace_rate_counted = false;
 };
 
 // The answer of a store read for an idempotency key that missed core's cache
@@ -213,6 +216,7 @@ struct QueueConfigPatch {
   std::optional<std::int64_t> timeout_ms;  // 0: none
   std::optional<Backoff> backoff;
   std::optional<Retention> retention;
+  std::optional<std::int64_t> weight;  // 1..1000
 };
 
 }  // namespace ym

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "common/json.h"
+#include "core/flow/weighted_rotation.h"
 #include "net/cursor.h"
 
 namespace ym::net {
@@ -411,6 +412,10 @@ void WriteErrorObject(JsonWriter& w, const Status& status) {
   WriteStr(w, CodeName(status.code()));
   WriteKey(w, "message");
   WriteStr(w, status.message());
+  if (status.retry_after_ms() >= 0) {
+    WriteKey(w, "retry_after_ms");
+    w.Int64(status.retry_after_ms());
+  }
   w.EndObject();
 }
 
@@ -516,6 +521,8 @@ void WriteQueue(JsonWriter& w, const QueueInfo& info) {
   w.Int64(c.lease_ms);
   WriteKey(w, "timeout_ms");
   WriteMsOrNull(w, c.timeout_ms);
+  WriteKey(w, "weight");
+  w.Int64(c.weight);
   WriteKey(w, "backoff");
   WriteBackoff(w, c.backoff);
   WriteKey(w, "retention");
@@ -849,13 +856,16 @@ Result<QueueConfigPatch> ParseQueuePatch(std::string name, std::string_view body
   if (!parsed.ok()) return parsed.status();
   const Value doc = parsed->root();
   YM_RETURN_IF_ERROR(CheckMembers(
-      doc, "", {"paused", "max_attempts", "lease_ms", "timeout_ms", "backoff", "retention"}));
+      doc, "",
+      {"paused", "max_attempts", "lease_ms", "timeout_ms", "backoff", "retention", "weight"}));
   QueueConfigPatch patch;
   patch.name = std::move(name);
   YM_RETURN_IF_ERROR(OptBool(doc, "", "paused", &patch.paused));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "max_attempts", 1, kMaxMaxAttempts, &patch.max_attempts));
   YM_RETURN_IF_ERROR(OptInt(doc, "", "lease_ms", kMinLeaseMs, kMaxLeaseMs, &patch.lease_ms));
   YM_RETURN_IF_ERROR(OptTimeout(doc, &patch.timeout_ms));
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "weight", flow::WeightedRotation::kMinWeight,
+                            flow::WeightedRotation::kMaxWeight, &patch.weight));
   if (auto b = Find(doc, "backoff")) {
     Backoff backoff;
     YM_RETURN_IF_ERROR(BackoffValue(*b, "backoff", &backoff));
@@ -1094,9 +1104,11 @@ Result<ListQuery> ParseListDeadQuery(std::string_view query) {
 namespace {
 
 constexpr std::string_view kLimitsCursorScope = "limits";
+constexpr std::string_view kNamespacesCursorScope = "namespaces";
 
 // GET /v1/queues and GET /v1/limits: limit and cursor; `limits` picks the cursor scope.
-Result<QueueListQuery> ParseNamePageQuery(std::string_view query, bool limits) {
+// `scope`: the cursor scope of the listing, empty for queues.
+Result<QueueListQuery> ParseNamePageQuery(std::string_view query, std::string_view scope) {
   auto params = ParseQueryString(query);
   if (!params.ok()) return params.status();
   QueueListQuery q;
@@ -1113,7 +1125,7 @@ Result<QueueListQuery> ParseNamePageQuery(std::string_view query, bool limits) {
       q.limit = limit;
     } else if (name == "cursor") {
       if (value.empty()) continue;
-      auto after = limits ? DecodeCursor(kLimitsCursorScope, value) : DecodeQueueCursor(value);
+      auto after = !scope.empty() ? DecodeCursor(scope, value) : DecodeQueueCursor(value);
       if (!after.ok()) return after.status();
       q.after = std::move(after).value();
     } else {
@@ -1126,11 +1138,20 @@ Result<QueueListQuery> ParseNamePageQuery(std::string_view query, bool limits) {
 }  // namespace
 
 Result<QueueListQuery> ParseListQueuesQuery(std::string_view query) {
-  return ParseNamePageQuery(query, /*limits=*/false);
+  return ParseNamePageQuery(query, /*scope=*/"");
 }
 
 Result<QueueListQuery> ParseListLimitsQuery(std::string_view query) {
-  return ParseNamePageQuery(query, /*limits=*/true);
+  return ParseNamePageQuery(query, kLimitsCursorScope);
+}
+
+Result<QueueListQuery> ParseListNamespacesQuery(std::string_view query) {
+  return ParseNamePageQuery(query, kNamespacesCursorScope);
+}
+
+Result<flow::NamespaceSpec> ParseNamespaceSpec(const std::string& name, std::string_view body) {
+  if (body.empty()) return InvalidJson("the body must be a JSON object (the namespace)");
+  return flow::NamespaceSpec::FromJson(name, body);
 }
 
 Result<std::optional<std::string>> ParseResetBreaker(std::string_view body) {
@@ -1613,6 +1634,65 @@ std::string RenderLimitPage(const flow::LimitPage& page, std::size_t max_bytes) 
     w.Null();
   } else {
     WriteStr(w, EncodeCursor(kLimitsCursorScope, next_after));
+  }
+  w.EndObject();
+  return Take(buf);
+}
+
+namespace {
+
+void WriteNamespace(JsonWriter& w, const flow::NamespaceInfo& info) {
+  const flow::NamespaceSpec& s = info.spec;
+  w.StartObject();
+  WriteKey(w, "name");
+  WriteStr(w, s.name);
+  WriteKey(w, "max_live_jobs");
+  if (s.max_live_jobs) {
+    w.Int64(*s.max_live_jobs);
+  } else {
+    w.Null();
+  }
+  WriteKey(w, "enqueue_rate");
+  if (s.enqueue_rate) {
+    w.StartObject();
+    WriteKey(w, "count");
+    w.Int64(s.enqueue_rate->count);
+    WriteKey(w, "period_ms");
+    w.Int64(s.enqueue_rate->period_ms);
+    WriteKey(w, "burst");
+    w.Int64(s.enqueue_rate->burst);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  WriteKey(w, "weight");
+  w.Int64(s.weight.value_or(1));
+  WriteKey(w, "live_jobs");
+  w.Uint64(info.live_jobs);
+  w.EndObject();
+}
+
+}  // namespace
+
+std::string RenderNamespace(const flow::NamespaceInfo& info) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteNamespace(w, info);
+  return Take(buf);
+}
+
+std::string RenderNamespacePage(const flow::NamespacePage& page, std::size_t max_bytes) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  const std::size_t n = WriteCappedItems(w, buf, page.items, max_bytes, WriteNamespace);
+  const std::string& next_after =
+      n < page.items.size() ? page.items[n - 1].spec.name : page.next_after;
+  WriteKey(w, "next_cursor");
+  if (next_after.empty()) {
+    w.Null();
+  } else {
+    WriteStr(w, EncodeCursor(kNamespacesCursorScope, next_after));
   }
   w.EndObject();
   return Take(buf);

@@ -33,6 +33,7 @@
 #include "common/status.h"
 #include "core/bulk.h"
 #include "core/flow/limit_set.h"
+#include "core/flow/namespace_limits.h"
 #include "core/job.h"
 #include "core/types.h"
 #include "server/broker.h"
@@ -181,6 +182,12 @@ Result<flow::LimitSpec> ParseLimitSpec(const std::string& name, std::string_view
 // POST /v1/limits/{name}:reset-breaker: an empty body or `{}` (every key), or `{"key":"..."}`
 // (one key; any string, the empty key included). 422 naming the field otherwise.
 Result<std::optional<std::string>> ParseResetBreaker(std::string_view body);
+// GET /v1/namespaces: `limit` and `cursor` as for /v1/limits (cursors of one do not fit the
+// other).
+Result<QueueListQuery> ParseListNamespacesQuery(std::string_view query);
+// PUT /v1/namespaces/{name}: the body is the namespace (flow::NamespaceSpec::FromJson): 422
+// naming the field.
+Result<flow::NamespaceSpec> ParseNamespaceSpec(const std::string& name, std::string_view body);
 // PUT /v1/queues/{q}, :pause, :resume: `create=true` creates a queue that does not exist
 // (`create=false` or no parameter: 404 queue_not_found for such a queue).
 Result<bool> ParseCreateQuery(std::string_view query);
@@ -225,6 +232,9 @@ std::string RenderLimitPage(const flow::LimitPage& page,
 std::string RenderBreakerReset(const flow::LimitInfo& info, const std::optional<std::string>& key);
 // DELETE /v1/limits/{name}: `{"name","deleted":true}`.
 std::string RenderLimitDeleted(const std::string& name);
+// {"name","max_live_jobs","enqueue_rate","weight","live_jobs"}.
+std::string RenderNamespace(const flow::NamespaceInfo& info);
+std::string RenderNamespacePage(const flow::NamespacePage& page, std::size_t max_bytes);
 std::string RenderReplayed(std::uint64_t replayed);
 // `{"matched","cancelled"|"replayed"|"deleted","cancel_requested"?,"skipped","dry_run"?,
 // "next_cursor"}` (cancel_requested for a cancel; dry_run only when true).

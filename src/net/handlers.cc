@@ -1,4 +1,5 @@
 // The handlers behind the route table (net/router.cc): parse, call one Broker method, render.
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -89,6 +90,14 @@ void EnqueueBatch(Call& c) {
   c.broker.Enqueue(
       std::move(specs), [route = c.match.id, reply = std::move(c.reply), results,
                          slots = std::move(slots)](std::vector<Result<EnqueueOutcome>> outcomes) {
+        // Refused whole by a namespace limit (all or nothing, Scheduler::AdmitBatch): one 429
+        // with Retry-After for the request, nothing was enqueued.
+        if (!outcomes.empty() &&
+            std::all_of(outcomes.begin(), outcomes.end(), [](const Result<EnqueueOutcome>& r) {
+              return !r.ok() && r.status().code() == Code::kNamespaceLimit;
+            })) {
+          return reply(ErrorResponse(outcomes[0].status(), route));
+        }
         for (std::size_t i = 0; i < slots.size(); ++i) {
           (*results)[slots[i]] =
               i < outcomes.size() ? std::move(outcomes[i])
@@ -343,6 +352,44 @@ void DeleteLimit(Call& c) {
       });
 }
 
+void ListNamespaces(Call& c) {
+  auto query = ParseListNamespacesQuery(c.match.query);
+  if (!query.ok()) return c.Error(query.status());
+  c.broker.ListNamespaces(std::move(query->after), query->limit,
+                          [route = c.match.id, max_bytes = c.options.max_reply_bytes,
+                           reply = std::move(c.reply)](Result<flow::NamespacePage> r) {
+                            reply(r.ok() ? Json(200, RenderNamespacePage(*r, max_bytes), route)
+                                         : ErrorResponse(r.status(), route));
+                          });
+}
+
+void GetNamespace(Call& c) {
+  c.broker.GetNamespace(c.match.name, [route = c.match.id,
+                                       reply = std::move(c.reply)](Result<flow::NamespaceInfo> r) {
+    reply(r.ok() ? Json(200, RenderNamespace(*r), route) : ErrorResponse(r.status(), route));
+  });
+}
+
+// 201 when the namespace's configuration was created, 200 when it replaced one; once durable.
+void PutNamespace(Call& c) {
+  auto spec = ParseNamespaceSpec(c.match.name, c.request.body);
+  if (!spec.ok()) return c.Error(spec.status());
+  c.broker.PutNamespace(std::move(spec).value(), [route = c.match.id, reply = std::move(c.reply)](
+                                                     Result<flow::NamespaceInfo> r) {
+    reply(r.ok() ? Json(r->created ? 201 : 200, RenderNamespace(*r), route)
+                 : ErrorResponse(r.status(), route));
+  });
+}
+
+void DeleteNamespace(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.DeleteNamespace(
+      c.match.name, [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+        reply(r.ok() ? Json(200, RenderLimitDeleted(*r), route) : ErrorResponse(r.status(), route));
+      });
+}
+
 // In memory only (breaker state is not stored): answered at once.
 void ResetBreaker(Call& c) {
   auto key = ParseResetBreaker(c.request.body);
@@ -409,6 +456,13 @@ ApiResponse ErrorResponse(const Status& status, RouteId route) {
   ApiResponse r = Json(static_cast<unsigned>(HttpStatus(s.code())), RenderError(s), route);
   // Backpressure: tell well-behaved clients when to come back instead of letting them spin.
   if (s.code() == Code::kResourceExhausted) r.headers.emplace_back("Retry-After", "1");
+  // A namespace limit says when to come back: the exact time its enqueue rate opens (rounded up
+  // to whole seconds here, exact in the body's retry_after_ms), or a hint for max_live_jobs.
+  if (s.code() == Code::kNamespaceLimit) {
+    const std::int64_t ms = std::max<std::int64_t>(s.retry_after_ms(), 0);
+    r.headers.emplace_back("Retry-After",
+                           std::to_string(std::max<std::int64_t>(1, (ms + 999) / 1000)));
+  }
   // Read-only after a store failure: the broker probes the store about every second (up to
   // every 5 s while it keeps failing), so a client retrying after a few seconds finds it back.
   if (s.code() == Code::kStoreUnavailable) r.headers.emplace_back("Retry-After", "2");
@@ -476,6 +530,14 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return DeleteLimit(c);
     case RouteId::kResetBreaker:
       return ResetBreaker(c);
+    case RouteId::kListNamespaces:
+      return ListNamespaces(c);
+    case RouteId::kGetNamespace:
+      return GetNamespace(c);
+    case RouteId::kPutNamespace:
+      return PutNamespace(c);
+    case RouteId::kDeleteNamespace:
+      return DeleteNamespace(c);
     case RouteId::kResumeQueue:
       return SetPaused(c, false);
     case RouteId::kListDead:

@@ -331,6 +331,70 @@ Status Client::DeleteLimit(std::string_view name) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
+namespace {
+
+NamespaceInfo ToNamespaceInfo(const ym::client::Namespace& n) {
+  NamespaceInfo out;
+  out.name = n.name;
+  out.max_live_jobs = n.max_live_jobs;
+  if (n.enqueue_rate) {
+    out.enqueue_rate =
+        NamespaceRateSpec{n.enqueue_rate->count, n.enqueue_rate->period_ms, n.enqueue_rate->burst};
+  }
+  out.weight = n.weight;
+  out.live_jobs = n.live_jobs;
+  return out;
+}
+
+}  // namespace
+
+Result<NamespaceInfo> Client::SetNamespace(const NamespaceSpec& ns) {
+  return impl_->With<NamespaceInfo>([&](ym::client::ApiClient& api) -> Result<NamespaceInfo> {
+    ym::client::Namespace n;
+    n.name = ns.name;
+    n.max_live_jobs = ns.max_live_jobs;
+    if (ns.enqueue_rate) {
+      n.enqueue_rate = ym::client::NamespaceRate{ns.enqueue_rate->count, ns.enqueue_rate->period_ms,
+                                                 ns.enqueue_rate->burst};
+    }
+    n.weight = ns.weight;
+    bool created = false;
+    auto r = api.PutNamespace(n, &created);
+    if (!r.ok()) return impl_->Error(r.status());
+    NamespaceInfo info = ToNamespaceInfo(*r);
+    info.created = created;
+    return info;
+  });
+}
+
+Result<NamespaceInfo> Client::GetNamespace(std::string_view name) {
+  return impl_->With<NamespaceInfo>([&](ym::client::ApiClient& api) -> Result<NamespaceInfo> {
+    auto r = api.GetNamespace(name);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToNamespaceInfo(*r);
+  });
+}
+
+Result<std::vector<NamespaceInfo>> Client::ListNamespaces() {
+  return impl_->With<std::vector<NamespaceInfo>>(
+      [&](ym::client::ApiClient& api) -> Result<std::vector<NamespaceInfo>> {
+        auto r = api.ListNamespaces();
+        if (!r.ok()) return impl_->Error(r.status());
+        std::vector<NamespaceInfo> out;
+        for (const auto& n : *r) out.push_back(ToNamespaceInfo(n));
+        return out;
+      });
+}
+
+Status Client::DeleteNamespace(std::string_view name) {
+  auto r = impl_->With<bool>([&](ym::client::ApiClient& api) -> Result<bool> {
+    ym::Status s = api.DeleteNamespace(name);
+    if (!s.ok()) return impl_->Error(s);
+    return true;
+  });
+  return r.ok() ? Status::Ok() : r.status();
+}
+
 Result<LimitInfo> Client::ResetBreaker(std::string_view name,
                                        const std::optional<std::string>& key) {
   return impl_->With<LimitInfo>([&](ym::client::ApiClient& api) -> Result<LimitInfo> {

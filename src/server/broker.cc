@@ -1056,6 +1056,14 @@ void Broker::Enqueue(std::vector<EnqueueSpec> specs,
       return;
     }
     auto& sched = impl_->sched();
+    // A batch is all or nothing against the namespace limits (Scheduler::AdmitBatch): refused
+    // whole, nothing changes.
+    if (specs.size() > 1) {
+      if (Status s = sched.AdmitBatch(specs); !s.ok()) {
+        done(std::vector<Result<EnqueueOutcome>>(specs.size(), Result<EnqueueOutcome>(s)));
+        return;
+      }
+    }
     auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>(
         specs.size(), Result<EnqueueOutcome>(Internal("enqueue not decided")));
     // Specs whose idempotency key missed core's cache: the key is read from the store on the
@@ -1742,6 +1750,54 @@ void Broker::ListLimits(std::string after, std::uint32_t limit, Callback<flow::L
     bool more = false;
     flow::LimitPage page;
     page.items = impl_->sched().LimitsPage(after, limit, &more);
+    if (more && !page.items.empty()) page.next_after = page.items.back().spec.name;
+    done(std::move(page));
+  });
+}
+
+void Broker::PutNamespace(flow::NamespaceSpec spec, Callback<flow::NamespaceInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, spec = std::move(spec), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto r = impl_->sched().PutNamespace(spec);
+    if (!r.ok()) return done(r.status());
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r).value());
+    });
+  });
+}
+
+void Broker::DeleteNamespace(std::string name, Callback<std::string> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    Status d = impl_->sched().DeleteNamespace(name);
+    if (!d.ok()) return done(d);
+    impl_->AfterDurable([name = std::move(name), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(name));
+    });
+  });
+}
+
+void Broker::GetNamespace(std::string name, Callback<flow::NamespaceInfo> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
+    auto info = impl_->sched().GetNamespace(name);
+    if (!info) return done(NotFound("namespace " + name + " has no configuration"));
+    done(std::move(*info));
+  });
+}
+
+void Broker::ListNamespaces(std::string after, std::uint32_t limit,
+                            Callback<flow::NamespacePage> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  limit = std::max<std::uint32_t>(limit, 1);
+  impl_->Post([this, after = std::move(after), limit, done = std::move(done)]() mutable {
+    bool more = false;
+    flow::NamespacePage page;
+    page.items = impl_->sched().NamespacesPage(after, limit, &more);
     if (more && !page.items.empty()) page.next_after = page.items.back().spec.name;
     done(std::move(page));
   });

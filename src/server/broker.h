@@ -36,6 +36,7 @@
 #include "common/status.h"
 #include "core/bulk.h"
 #include "core/flow/limit_set.h"
+#include "core/flow/namespace_limits.h"
 #include "core/job.h"
 #include "core/queue_config.h"
 #include "core/types.h"
@@ -237,6 +238,12 @@ class Broker {
   // kNotFound (no such limit), kValidation (the limit has no breaker).
   void ResetBreaker(std::string name, std::optional<std::string> key,
                     Callback<flow::LimitInfo> done);
+  // Namespaces (docs/flow-control.md, "Namespace limits"): create or replace (kValidation
+  // naming the field), delete (kNotFound), get with the live count (kNotFound), list by name.
+  void PutNamespace(flow::NamespaceSpec spec, Callback<flow::NamespaceInfo> done);
+  void DeleteNamespace(std::string name, Callback<std::string> done);
+  void GetNamespace(std::string name, Callback<flow::NamespaceInfo> done);
+  void ListNamespaces(std::string after, std::uint32_t limit, Callback<flow::NamespacePage> done);
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;

@@ -271,6 +271,65 @@ Result<flow::LimitSpec> TomlLimit(const toml::node& node, const std::string& whe
   return std::move(*spec);
 }
 
+// A TOML value of a `[[namespaces]]` table as JSON text (integers, strings and tables only), so
+// that NamespaceSpec::FromJson validates it exactly as the API does.
+Status TomlToJson(const toml::node& v, const std::string& where, std::string* out) {
+  if (v.is_integer()) {
+    *out += std::to_string(*v.value<std::int64_t>());
+  } else if (auto s = v.as_string()) {
+    out->push_back('"');
+    for (char c : s->get()) {
+      if (c == '"' || c == '\\') out->push_back('\\');
+      if (static_cast<unsigned char>(c) < 0x20)
+        return InvalidRequest(where + ": control character");
+      out->push_back(c);
+    }
+    out->push_back('"');
+  } else if (const toml::table* t = v.as_table()) {
+    out->push_back('{');
+    bool first = true;
+    for (const auto& [k, sub] : *t) {
+      const std::string key(k.str());
+      if (!first) out->push_back(',');
+      first = false;
+      YM_RETURN_IF_ERROR(TomlToJson(sub, where + "." + key, &(*out += "\"" + key + "\":")));
+    }
+    out->push_back('}');
+  } else {
+    return InvalidRequest(where + ": must be an integer, a string or a table");
+  }
+  return Status::Ok();
+}
+
+// One `[[namespaces]]` table: name, max_live_jobs, weight, and an `enqueue_rate` table (count,
+// per or period_ms, burst). Errors name the file and the key.
+Result<flow::NamespaceSpec> TomlNamespace(const toml::node& node, const std::string& where) {
+  const toml::table* t = node.as_table();
+  if (t == nullptr) return InvalidRequest(where + ": must be a table ([[namespaces]])");
+  std::string name;
+  std::string json = "{";
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    if (key == "name") {
+      auto s = v.value<std::string>();
+      if (!s) return InvalidRequest(where + ".name: must be a string");
+      name = *s;
+      continue;
+    }
+    if (key.find_first_of("\"\\") != std::string::npos || key.empty()) {
+      return InvalidRequest(where + ": bad key");
+    }
+    if (json.size() > 1) json += ",";
+    json += "\"" + key + "\":";
+    YM_RETURN_IF_ERROR(TomlToJson(v, where + "." + key, &json));
+  }
+  json += "}";
+  if (name.empty()) return InvalidRequest(where + ".name: required");
+  auto spec = flow::NamespaceSpec::FromJson(name, json);
+  if (!spec.ok()) return InvalidRequest(where + " (" + name + "): " + spec.status().message());
+  return spec;
+}
+
 std::optional<std::string> TomlScalar(const toml::node& node) {
   if (auto s = node.as_string()) return s->get();
   if (auto i = node.as_integer()) return std::to_string(i->get());
@@ -340,6 +399,26 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
     }
     for (const auto& [k, node] : table) {
       const std::string key(k.str());
+      if (key == "namespaces") {
+        const toml::array* arr = node.as_array();
+        if (arr == nullptr) {
+          return InvalidRequest(config_path +
+                                ": key \"namespaces\" must be an array of tables "
+                                "([[namespaces]])");
+        }
+        std::set<std::string> names;
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+          auto spec =
+              TomlNamespace((*arr)[i], config_path + ": namespaces[" + std::to_string(i) + "]");
+          if (!spec.ok()) return spec.status();
+          if (!names.insert(spec->name).second) {
+            return InvalidRequest(config_path + ": namespaces[" + std::to_string(i) +
+                                  "].name: the namespace " + spec->name + " is defined twice");
+          }
+          out.config.namespaces.push_back(std::move(spec).value());
+        }
+        continue;
+      }
       if (key == "limits") {
         const toml::array* arr = node.as_array();
         if (arr == nullptr) {

@@ -20,6 +20,7 @@
 
 #include "common/status.h"
 #include "core/flow/limit_set.h"
+#include "core/flow/namespace_limits.h"
 #include "core/types.h"
 #include "store/store.h"
 
@@ -50,6 +51,9 @@ struct ServerConfig {
   // `[[limits]]` of the config file: created or replaced at start (Reconcile in server_main).
   // Limits stored but absent from the file are kept: the API is the source of truth.
   std::vector<flow::LimitSpec> limits;
+  // `[[namespaces]]` of the config file, the same way: created or replaced at start, stored ones
+  // absent from the file kept.
+  std::vector<flow::NamespaceSpec> namespaces;
 };
 
 // Reads environment variables; injectable so tests need not touch the process environment.

@@ -33,6 +33,14 @@ class SchedulerLoader final : public RecoveryVisitor {
       ++bad_limits_;
     }
   }
+  // The same for a stored namespace configuration (counted with the limits).
+  void OnNamespace(const std::string& name, const std::string& spec_json) override {
+    Status s = s_.LoadNamespace(name, spec_json);
+    if (!s.ok()) {
+      if (bad_limits_ == 0) first_bad_limit_ = "namespace " + name + ": " + s.message();
+      ++bad_limits_;
+    }
+  }
   void OnQuotaCount(const std::string& limit, const std::string& key, std::int64_t window_start_ms,
                     std::int64_t used) override {
     s_.LoadQuotaCount(limit, key, window_start_ms, used);

@@ -120,6 +120,24 @@ int Run(const ServerConfig& cfg) {
     }
   }
 
+  // The config file's [[namespaces]], the same way.
+  for (const flow::NamespaceSpec& spec : cfg.namespaces) {
+    std::promise<Status> put;
+    broker.GetNamespace(spec.name, [&](Result<flow::NamespaceInfo> got) {
+      if (got.ok() && got->spec == spec) return put.set_value(Status::Ok());  // unchanged
+      broker.PutNamespace(spec, [&](Result<flow::NamespaceInfo> r) {
+        if (r.ok())
+          spdlog::info("namespace {} {} from the config file", spec.name,
+                       r->created ? "created" : "replaced");
+        put.set_value(r.status());
+      });
+    });
+    if (Status s = put.get_future().get(); !s.ok()) {
+      spdlog::critical("config file: namespace {}: {}", spec.name, s.ToString());
+      return kExitFailure;
+    }
+  }
+
   obs::Registry registry;
   net::HttpServerOptions hopts;
   hopts.host = cfg.listen_host;

@@ -97,6 +97,18 @@ struct DropQuotaCounts {
   std::string limit;
 };
 
+// Creates or replaces a namespace's configuration (core/flow/namespace_limits.h): its name and
+// its spec as JSON text (NamespaceSpec::ToJson), kept as given.
+struct PutNamespace {
+  std::string name;
+  std::string spec_json;
+};
+
+// Removes a namespace's configuration. A no-op when there is none.
+struct DeleteNamespace {
+  std::string name;
+};
+
 // Records an idempotency key -> job mapping until `expires_at_ms`.
 struct PutIdempotencyKey {
   std::string ns;
@@ -157,7 +169,7 @@ struct PurgeOutcome {
 using Mutation =
     std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
                  ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue, PutLimit,
-                 DeleteLimit, PutQuotaCount, DropQuotaCounts>;
+                 DeleteLimit, PutQuotaCount, DropQuotaCounts, PutNamespace, DeleteNamespace>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

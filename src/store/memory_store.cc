@@ -14,6 +14,7 @@ struct Undo {
   std::map<JobId, std::optional<JobRecord>> jobs;
   std::map<std::string, std::optional<QueueConfig>> queues;
   std::map<std::string, std::optional<std::string>> limits;
+  std::map<std::string, std::optional<std::string>> namespaces;
   std::map<std::pair<std::string, std::string>, std::optional<IdempotencyKeyRecord>> keys;
 };
 
@@ -152,6 +153,12 @@ Status MemoryStore::Commit(const Batch& batch) {
     } else if (const auto* pl = std::get_if<PutLimit>(&m)) {
       Remember(state_.limits, pl->name, &undo.limits);
       state_.limits[pl->name] = pl->spec_json;
+    } else if (const auto* pn = std::get_if<PutNamespace>(&m)) {
+      Remember(state_.namespaces, pn->name, &undo.namespaces);
+      state_.namespaces[pn->name] = pn->spec_json;
+    } else if (const auto* dn = std::get_if<DeleteNamespace>(&m)) {
+      Remember(state_.namespaces, dn->name, &undo.namespaces);
+      state_.namespaces.erase(dn->name);
     } else if (const auto* dl = std::get_if<DeleteLimit>(&m)) {
       Remember(state_.limits, dl->name, &undo.limits);
       state_.limits.erase(dl->name);
@@ -217,6 +224,7 @@ Status MemoryStore::Commit(const Batch& batch) {
     Restore(&state_.jobs, &undo.jobs);
     Restore(&state_.queues, &undo.queues);
     Restore(&state_.limits, &undo.limits);
+    Restore(&state_.namespaces, &undo.namespaces);
     Restore(&state_.keys, &undo.keys);
     if (quota_before) state_.quota = std::move(*quota_before);
     outcomes_.clear();
@@ -238,6 +246,7 @@ Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
   if (!state_.jobs.empty()) visitor.OnLastCreatedAt(state_.jobs.rbegin()->second.created_at_ms);
   for (const auto& [name, config] : state_.queues) visitor.OnQueue(config);
   for (const auto& [name, spec] : state_.limits) visitor.OnLimit(name, spec);
+  for (const auto& [name, spec] : state_.namespaces) visitor.OnNamespace(name, spec);
   for (const auto& [id, count] : state_.quota) {
     visitor.OnQuotaCount(id.first, id.second, count.first, count.second);
   }

@@ -54,7 +54,8 @@ class MemoryStore final : public Store {
   struct State {
     std::map<JobId, JobRecord> jobs;
     std::map<std::string, QueueConfig> queues;
-    std::map<std::string, std::string> limits;  // name -> spec JSON
+    std::map<std::string, std::string> limits;      // name -> spec JSON
+    std::map<std::string, std::string> namespaces;  // name -> spec JSON
     // (limit, key) -> (window start, used), as PutQuotaCount keeps them.
     std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> quota;
     std::map<KeyId, IdempotencyKeyRecord> keys;

@@ -430,7 +430,17 @@ Status MigrateTo6(sqlite3* db) {
 
 // Format 7 (issue 10, flow control). Additive, one block per feature.
 Status MigrateTo7(sqlite3* db) {
-  // Calendar quota counts (docs/flow-control.md, "Calendar quotas"): per limit and key, the
+  // --- Namespaces and weights (issue 10 items 1 and 2, docs/flow-control.md). A queue's weight
+  // in a lease naming several queues (1..1000), and one row per configured namespace, its
+  // configuration as the JSON text of NamespaceSpec::ToJson (core/flow/namespace_limits.h).
+  YM_RETURN_IF_ERROR(Exec(db,
+                          "ALTER TABLE queues ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;"
+                          "CREATE TABLE namespaces ("
+                          "  name TEXT PRIMARY KEY,"
+                          "  spec TEXT NOT NULL"
+                          ") WITHOUT ROWID;",
+                          "migrate to format 7 (namespaces)"));
+  // --- Calendar quota counts (docs/flow-control.md, "Calendar quotas"): per limit and key, the
   // starts counted in the window starting at window_start_ms. Written with the lease that made
   // the start; the first count of a new window drops the limit's older rows.
   return Exec(db,
@@ -870,6 +880,8 @@ SqliteStore::~SqliteStore() {
                           delete_queue_,
                           put_limit_,
                           delete_limit_,
+                          put_namespace_,
+                          delete_namespace_,
                           put_quota_count_,
                           drop_quota_counts_,
                           put_key_,
@@ -1089,10 +1101,13 @@ Status SqliteStore::PrepareWriterStatements() {
        "INSERT OR REPLACE INTO queues (name, paused, max_attempts, lease_ms, backoff_initial_ms, "
        "backoff_max_ms, backoff_multiplier, retention_succeeded_ms, retention_dead_ms, "
        "retention_cancelled_ms, timeout_ms, retention_max_succeeded, retention_max_dead, "
-       "retention_max_cancelled) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"},
+       "retention_max_cancelled, weight) "
+       "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"},
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_limit_, "INSERT OR REPLACE INTO limits (name, spec) VALUES (?1, ?2)"},
       {&delete_limit_, "DELETE FROM limits WHERE name = ?1"},
+      {&put_namespace_, "INSERT OR REPLACE INTO namespaces (name, spec) VALUES (?1, ?2)"},
+      {&delete_namespace_, "DELETE FROM namespaces WHERE name = ?1"},
       {&put_quota_count_,
        "INSERT OR REPLACE INTO quota_counts (limit_name, key, window_start_ms, used) "
        "VALUES (?1,?2,?3,?4)"},
@@ -1557,6 +1572,7 @@ Status SqliteStore::ApplyPutQueue(const QueueConfig& c) {
   rc |= sqlite3_bind_int64(s, 12, c.retention.max_succeeded);
   rc |= sqlite3_bind_int64(s, 13, c.retention.max_dead);
   rc |= sqlite3_bind_int64(s, 14, c.retention.max_cancelled);
+  rc |= sqlite3_bind_int64(s, 15, c.weight);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind queue " + c.name + ": " + sqlite3_errmsg(writer_));
@@ -1580,6 +1596,24 @@ Status SqliteStore::ApplyPutLimit(const PutLimit& m) {
     return IoError("bind limit " + m.name + ": " + sqlite3_errmsg(writer_));
   }
   return StepDone(writer_, put_limit_, "put limit");
+}
+
+Status SqliteStore::ApplyPutNamespace(const PutNamespace& m) {
+  int rc = BindText(put_namespace_, 1, m.name);
+  rc |= BindText(put_namespace_, 2, m.spec_json);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(put_namespace_);
+    return IoError("bind namespace " + m.name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, put_namespace_, "put namespace");
+}
+
+Status SqliteStore::ApplyDeleteNamespace(const std::string& name) {
+  if (BindText(delete_namespace_, 1, name) != SQLITE_OK) {
+    sqlite3_reset(delete_namespace_);
+    return IoError("bind namespace " + name + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, delete_namespace_, "delete namespace");
 }
 
 Status SqliteStore::ApplyDeleteLimit(const std::string& name) {
@@ -1771,6 +1805,8 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const DeleteQueue& m) { return ApplyDeleteQueue(m.name); },
       [&](const PutLimit& m) { return ApplyPutLimit(m); },
       [&](const DeleteLimit& m) { return ApplyDeleteLimit(m.name); },
+      [&](const PutNamespace& m) { return ApplyPutNamespace(m); },
+      [&](const DeleteNamespace& m) { return ApplyDeleteNamespace(m.name); },
       [&](const PutQuotaCount& m) { return ApplyPutQuotaCount(m); },
       [&](const DropQuotaCounts& m) {
         return ApplyDropQuotaCounts(m.limit, std::numeric_limits<std::int64_t>::max());
@@ -1934,8 +1970,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
         writer_,
         "SELECT name, paused, max_attempts, lease_ms, backoff_initial_ms, backoff_max_ms, "
         "backoff_multiplier, retention_succeeded_ms, retention_dead_ms, retention_cancelled_ms, "
-        "timeout_ms, retention_max_succeeded, retention_max_dead, retention_max_cancelled "
-        "FROM queues ORDER BY name"));
+        "timeout_ms, retention_max_succeeded, retention_max_dead, retention_max_cancelled, "
+        "weight FROM queues ORDER BY name"));
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       sqlite3_stmt* s = q.get();
@@ -1960,6 +1996,8 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       YM_RETURN_IF_ERROR(ReadInt(s, 12, -1, "queues.retention_max_dead", &c.retention.max_dead));
       YM_RETURN_IF_ERROR(
           ReadInt(s, 13, -1, "queues.retention_max_cancelled", &c.retention.max_cancelled));
+      YM_RETURN_IF_ERROR(ReadInt(s, 14, -1, "queues.weight", &c.weight));
+      if (c.weight < 1 || c.weight > 1000) return BadColumn(-1, "queues.weight", "is out of range");
       c.paused = paused != 0;
       visitor.OnQueue(c);
     }
@@ -1977,6 +2015,19 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       visitor.OnLimit(name, spec);
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan limits");
+  }
+  {
+    // Namespaces before the jobs (their weights order the lanes the jobs enter).
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(writer_, "SELECT name, spec FROM namespaces ORDER BY name"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      std::string name, spec;
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 0, -1, "namespaces.name", &name));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 1, -1, "namespaces.spec", &spec));
+      visitor.OnNamespace(name, spec);
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan namespaces");
   }
   {
     // Quota counts after the limits they belong to, before the jobs.

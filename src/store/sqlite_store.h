@@ -150,6 +150,8 @@ class SqliteStore final : public Store {
   Status ApplyDeleteQueue(const std::string& name);
   Status ApplyPutLimit(const PutLimit& m);
   Status ApplyDeleteLimit(const std::string& name);
+  Status ApplyPutNamespace(const PutNamespace& m);
+  Status ApplyDeleteNamespace(const std::string& name);
   Status ApplyPutQuotaCount(const PutQuotaCount& m);
   Status ApplyDropQuotaCounts(const std::string& limit, std::int64_t before_ms);
   Status ApplyPutKey(const PutIdempotencyKey& key);
@@ -199,6 +201,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_queue_ = nullptr;
   sqlite3_stmt* put_limit_ = nullptr;
   sqlite3_stmt* delete_limit_ = nullptr;
+  sqlite3_stmt* put_namespace_ = nullptr;
+  sqlite3_stmt* delete_namespace_ = nullptr;
   sqlite3_stmt* put_quota_count_ = nullptr;
   sqlite3_stmt* drop_quota_counts_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;

@@ -237,3 +237,25 @@ def test_limits_set_list_get_delete(client: Client) -> None:
     client.delete_limit("per-acct")
     with pytest.raises(NotFound):
         client.limit("per-acct")
+
+
+def test_namespaces_set_list_get_delete_and_429(client: Client) -> None:
+    from yardmaster import NamespaceLimit, ResourceExhausted
+    created = client.set_namespace("tenant", max_live_jobs=1,
+                                   enqueue_rate={"count": 5, "per": "minute"}, weight=2)
+    assert created["max_live_jobs"] == 1 and created["weight"] == 2
+    assert created["enqueue_rate"] == {"count": 5, "period_ms": 60000, "burst": 5}
+    client.enqueue("nsq", "k", namespace="tenant")
+    with pytest.raises(NamespaceLimit) as e:
+        client.enqueue("nsq", "k", namespace="tenant")
+    assert isinstance(e.value, ResourceExhausted) and e.value.retry_after == 1.0
+    assert e.value.code == "namespace_limit" and "max_live_jobs" in e.value.message
+    assert client.namespace("tenant")["live_jobs"] == 1
+    assert [x["name"] for x in client.namespaces()] == ["tenant"]
+    with pytest.raises(Validation) as v:
+        client.set_namespace("tenant", weight=0)
+    assert '"weight"' in v.value.message
+    assert client.configure_queue("nsq", weight=4)["weight"] == 4
+    client.delete_namespace("tenant")
+    with pytest.raises(NotFound):
+        client.namespace("tenant")

@@ -73,14 +73,16 @@ TEST(CliSuggestTest, UnknownCommandNamesTheClosestOne) {
       {{"queues", "pase", "emails"}, "unknown command 'queues pase'; did you mean 'queues pause'?"},
       {{"frobnicate"},
        "unknown command 'frobnicate'; the commands are: server, worker, enqueue, jobs, queues, "
-       "limits, dead, info, version"},
+       "namespaces, limits, dead, info, version"},
       {{"jobs", "zap", "5"},
        "unknown command 'jobs zap'; the commands of 'jobs' are: get, wait, list, cancel, replay, "
        "delete"},
       {{},
-       "a command is required: server, worker, enqueue, jobs, queues, limits, dead, info, version"},
+       "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, dead, "
+       "info, version"},
       {{"--json"},
-       "a command is required: server, worker, enqueue, jobs, queues, limits, dead, info, version"},
+       "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, dead, "
+       "info, version"},
       {{"jobs"}, "'jobs' needs a command: get, wait, list, cancel, replay, delete"},
       {{"dead", "--json"}, "'dead' needs a command: list, replay"},
   };
@@ -221,4 +223,68 @@ TEST(CliBulkTest, FilterFlagsBecomeTheRequest) {
   EXPECT_EQ(o.invocation->job_id, "42");
 }
 
+}  // namespace ym::cli
+
+namespace ym::cli {
+namespace {
+
+ParseOutcome ParseNs(std::vector<std::string> args) {
+  args.insert(args.begin(), {"namespaces", "set", "acme"});
+  return ParseCommandLine(args, std::nullopt);
+}
+
+TEST(CliNamespacesTest, SetFlagsBecomeTheRequest) {
+  ParseOutcome o =
+      ParseNs({"--max-live-jobs", "5", "--rate", "100/s", "--burst", "7", "--weight", "3"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  const client::Namespace& ns = o.invocation->ns;
+  EXPECT_EQ(o.invocation->command, Command::kNamespacesSet);
+  EXPECT_EQ(ns.name, "acme");
+  EXPECT_EQ(ns.max_live_jobs, 5);
+  EXPECT_EQ(ns.weight, 3);
+  ASSERT_TRUE(ns.enqueue_rate.has_value());
+  EXPECT_EQ(ns.enqueue_rate->count, 100);
+  EXPECT_EQ(ns.enqueue_rate->period_ms, 1000);
+  EXPECT_EQ(ns.enqueue_rate->burst, 7);
+  for (const auto& [text, period] :
+       std::vector<std::pair<std::string, std::int64_t>>{{"1/second", 1000},
+                                                         {"2/m", 60'000},
+                                                         {"3/minute", 60'000},
+                                                         {"4/h", 3'600'000},
+                                                         {"5/hour", 3'600'000},
+                                                         {"6/250", 250}}) {
+    o = ParseNs({"--rate", text});
+    ASSERT_TRUE(o.invocation.has_value()) << text << ": " << o.err;
+    EXPECT_EQ(o.invocation->ns.enqueue_rate->period_ms, period) << text;
+    EXPECT_EQ(o.invocation->ns.enqueue_rate->burst, 0) << text;  // the server's default
+  }
+}
+
+TEST(CliNamespacesTest, BadFlagsAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{}, "at least one of --max-live-jobs, --rate, --weight"},
+      {{"--rate", "100"}, "--rate: must be COUNT/PERIOD"},
+      {{"--rate", "x/s"}, "--rate: must be COUNT/PERIOD"},
+      {{"--rate", "5/day"}, "--rate: must be COUNT/PERIOD"},
+      {{"--rate", "5/s", "--burst", "0"}, "--burst: must be 1.."},
+      {{"--burst", "3"}, "--burst"},
+      {{"--weight", "abc"}, "--weight"},
+  };
+  for (const auto& [args, message] : bad) {
+    ParseOutcome o = ParseNs(args);
+    EXPECT_FALSE(o.invocation.has_value()) << message;
+    EXPECT_EQ(o.exit_code, kExitUsage) << message;
+    EXPECT_NE(o.err.find(message), std::string::npos) << o.err;
+  }
+  ParseOutcome o = ParseCommandLine({"queues", "set", "q"}, std::nullopt);
+  EXPECT_EQ(o.exit_code, kExitUsage);
+  EXPECT_NE(o.err.find("--weight"), std::string::npos) << o.err;
+  o = ParseCommandLine({"queues", "set", "q", "--weight", "4", "--create"}, std::nullopt);
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_EQ(o.invocation->command, Command::kQueuesSet);
+  EXPECT_EQ(o.invocation->queue_update.weight, 4);
+  EXPECT_TRUE(o.invocation->create_queue);
+}
+
+}  // namespace
 }  // namespace ym::cli

@@ -52,8 +52,10 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
   return v;
 }
 
-// Turns a current (format 7) file back into format 6: format 7's tables go.
-#define YM_UNDO_FORMAT7 "DROP TABLE quota_counts;"
+// Turns a current (format 7) file back into format 6: format 7's tables and the queues' weight
+// column go.
+#define YM_UNDO_FORMAT7 \
+  "DROP TABLE quota_counts;DROP TABLE namespaces;ALTER TABLE queues DROP COLUMN weight;"
 inline constexpr char kUndoFormat7[] = YM_UNDO_FORMAT7;
 
 // Turns a current file back into format 5 (format 7 first, then 6): each finished job's outcome

@@ -133,6 +133,65 @@ TEST(SdkClient, LimitsRoundTrip) {
   EXPECT_EQ(seen[3].first, "GET /v1/limits/x");
 }
 
+// The namespace calls send what docs/api.md describes and read the namespace object back.
+TEST(SdkClient, NamespacesRoundTrip) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> seen;
+  ThreadedServer server([&](const std::string& req, const std::string& body) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.emplace_back(req, body);
+    const std::string ns =
+        R"({"name":"acme","max_live_jobs":5,"enqueue_rate":{"count":10,"period_ms":60000,)"
+        R"("burst":10},"weight":3,"live_jobs":2})";
+    if (req.rfind("PUT ", 0) == 0) return Reply{201, ns};
+    if (req.rfind("GET /v1/namespaces?", 0) == 0) {
+      return Reply{200, R"({"items":[)" + ns + R"(],"next_cursor":null})"};
+    }
+    if (req.rfind("DELETE ", 0) == 0) return Reply{200, R"({"name":"acme","deleted":true})"};
+    if (req.rfind("POST /v1/jobs", 0) == 0) {
+      return Reply{429, R"({"error":{"code":"namespace_limit","message":"namespace acme holds 5)"
+                        R"( live jobs","retry_after_ms":1000}})"};
+    }
+    return Reply{404, R"({"error":{"code":"not_found","message":"namespace x"}})"};
+  });
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  yardmaster::NamespaceSpec spec;
+  spec.name = "acme";
+  spec.max_live_jobs = 5;
+  spec.enqueue_rate = yardmaster::NamespaceRateSpec{10, 60'000, 0};
+  spec.weight = 3;
+  auto set = client.SetNamespace(spec);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_TRUE(set->created);
+  EXPECT_EQ(set->live_jobs, 2);
+  EXPECT_EQ(set->enqueue_rate->burst, 10);
+  EXPECT_EQ(set->weight, 3);
+  auto all = client.ListNamespaces();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].max_live_jobs, 5);
+  EXPECT_TRUE(client.DeleteNamespace("acme").ok());
+  auto missing = client.GetNamespace("x");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), "not_found");
+  yardmaster::EnqueueOptions job;
+  job.queue = "q";
+  job.kind = "k";
+  job.ns = "acme";
+  auto refused = client.Enqueue(job);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), "namespace_limit");
+  EXPECT_EQ(refused.status().http_status(), 429);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(seen.size(), 4u);
+  EXPECT_EQ(seen[0].first, "PUT /v1/namespaces/acme");
+  EXPECT_EQ(seen[0].second,
+            R"({"max_live_jobs":5,"enqueue_rate":{"count":10,"period_ms":60000},"weight":3})");
+  EXPECT_EQ(seen[2].first, "DELETE /v1/namespaces/acme");
+  EXPECT_EQ(seen[3].first, "GET /v1/namespaces/x");
+}
+
 TEST(SdkClient, BreakerSetAndReset) {
   std::mutex mu;
   std::vector<std::pair<std::string, std::string>> seen;

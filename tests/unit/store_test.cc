@@ -65,6 +65,12 @@ struct Recovered : RecoveryVisitor {
     limits.emplace_back(name, spec);
     limit_after_job = limit_after_job || !jobs.empty();
   }
+  std::vector<std::pair<std::string, std::string>> namespaces;
+  bool namespace_after_job = false;
+  void OnNamespace(const std::string& name, const std::string& spec) override {
+    namespaces.emplace_back(name, spec);
+    namespace_after_job = namespace_after_job || !jobs.empty();
+  }
   // (limit, key, window start, used), in the order visited.
   std::vector<std::tuple<std::string, std::string, std::int64_t, std::int64_t>> quota;
   bool quota_after_job = false;
@@ -807,6 +813,37 @@ TYPED_TEST(StoreTest, LimitsSurviveReopenComeBeforeJobsAndAFailedBatchIsUndone) 
   EXPECT_EQ(r.jobs.size(), 1u);
 }
 
+// Format 7: namespaces and queue weights are stored, recovered before the jobs, and undone
+// with a failed batch.
+TYPED_TEST(StoreTest, NamespacesAndQueueWeightsSurviveReopenAndAFailedBatchIsUndone) {
+  Store& s = this->store();
+  Batch put;
+  put.mutations.push_back(PutNamespace{"tenant-a", R"({"max_live_jobs":5,"weight":3})"});
+  put.mutations.push_back(PutNamespace{"gone", R"({"weight":2})"});
+  QueueConfig q;
+  q.name = "heavy";
+  q.weight = 7;
+  put.mutations.push_back(::ym::PutQueue{q});
+  put.mutations.push_back(InsertJob{SmallJob(1)});
+  ASSERT_OK(s.Commit(put));
+  Batch failing;
+  failing.mutations.push_back(DeleteNamespace{"gone"});
+  failing.mutations.push_back(PutNamespace{"tenant-a", R"({"weight":9})"});
+  failing.mutations.push_back(InsertJob{SmallJob(1)});  // duplicate: the batch fails
+  EXPECT_FALSE(s.Commit(failing).ok());
+  Batch del;
+  del.mutations.push_back(DeleteNamespace{"gone"});
+  del.mutations.push_back(DeleteNamespace{"never-existed"});  // a no-op
+  ASSERT_OK(s.Commit(del));
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  EXPECT_EQ(r.namespaces, (std::vector<std::pair<std::string, std::string>>{
+                              {"tenant-a", R"({"max_live_jobs":5,"weight":3})"}}));
+  EXPECT_FALSE(r.namespace_after_job);
+  ASSERT_EQ(r.queues.size(), 1u);
+  EXPECT_EQ(r.queues[0].weight, 7);
+}
+
 // A restart with leases held keeps them counted: the limit is recovered before the jobs, and
 // each recovered active job holds its gates, so the cap still holds after the restart.
 TYPED_TEST(StoreTest, ARestartWithActiveLeasesKeepsThemCountedTowardTheCap) {
@@ -1220,6 +1257,29 @@ TEST(SqliteStoreTest, MigratesFormat2IdempotencyKeys) {
   auto purged = (*s)->GetIdempotencyKey("n", "purged", 0);
   ASSERT_TRUE(purged.ok() && purged->has_value());
   EXPECT_FALSE((*purged)->final_state.has_value());
+}
+
+TEST(SqliteStoreTest, MigratesFormat6QueuesToWeightOneAndAddsTheNamespacesTable) {
+  TempDir dir;
+  const std::string path = dir.path() + "/ym.db";
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    QueueConfig q;
+    q.name = "old";
+    Batch b;
+    b.mutations.push_back(::ym::PutQueue{q});
+    ASSERT_TRUE((*s)->Commit(b).ok());
+  }
+  RawExec(path,
+          std::string(kUndoFormat7) + "UPDATE meta SET value = 6 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'namespaces'"), 0);
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
+  EXPECT_EQ(RawQueryInt(path, "SELECT weight FROM queues WHERE name = 'old'"), 1);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'namespaces'"), 1);
 }
 
 TEST(SqliteStoreTest, RefusesANewerFormatVersion) {

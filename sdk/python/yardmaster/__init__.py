@@ -9,10 +9,10 @@ Standard library only; the wire protocol is docs/api.md of the Yardmaster reposi
 """
 
 from .client import Client, JobId
-from .errors import (BadRequest, Conflict, Internal, InvalidState, JobFailed, NotFound,
-                     PayloadTooLarge, PermissionDenied, QueueNotFound, ResourceExhausted,
-                     StaleLease, Unauthenticated, Unavailable, Unreachable, Validation,
-                     WaitTimeout, YardmasterError)
+from .errors import (BadRequest, Conflict, Internal, InvalidState, JobFailed, NamespaceLimit,
+                     NotFound, PayloadTooLarge, PermissionDenied, QueueNotFound,
+                     ResourceExhausted, StaleLease, Unauthenticated, Unavailable, Unreachable,
+                     Validation, WaitTimeout, YardmasterError)
 from ._http import JsonFloat
 from .job import Cancelled, Job, JobTimeout, Permanent, Retry
 from .worker import Handler, Worker
@@ -23,6 +23,6 @@ __all__ = [
     "JsonFloat",
     "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
     "QueueNotFound", "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
-    "ResourceExhausted", "Internal", "Unavailable", "Unreachable", "WaitTimeout", "JobFailed",
+    "ResourceExhausted", "NamespaceLimit", "Internal", "Unavailable", "Unreachable", "WaitTimeout", "JobFailed",
     "__version__",
 ]

@@ -69,6 +69,10 @@ def _create(create: bool) -> str:
     return "?create=true" if create else ""
 
 
+def _namespace_path(name: str) -> str:
+    return "/v1/namespaces/" + quote(name, safe="")
+
+
 def _queue_path(name: str, verb: str = "") -> str:
     # Queue names may contain ':'; percent-encoding it keeps a name such as "x:pause" from being
     # read as a verb (docs/api.md, "Paths").
@@ -299,7 +303,8 @@ class Client:
     def configure_queue(self, name: str, create: bool = False, **config: Any) -> Dict[str, Any]:
         """``PUT /v1/queues/{name}``: set any of ``paused``, ``max_attempts``, ``lease_ms``,
         ``timeout_ms`` (the default execution timeout of its jobs; ``0``: none), ``backoff``,
-        ``retention``; only those given change. Returns the queue object.
+        ``retention``, ``weight`` (1..1000: its share of a lease naming several queues); only
+        those given change. Returns the queue object.
 
         Raises:
             QueueNotFound: the queue does not exist and ``create`` is false.
@@ -395,6 +400,44 @@ class Client:
         """``DELETE /v1/limits/{name}``: the jobs it held back run at once. Raises NotFound when
         there is no such limit."""
         return self.request("DELETE", _limit_path(name))  # type: ignore[no-any-return]
+
+    # --- namespaces (docs/flow-control.md, "Namespace limits") -------------------------------
+
+    def set_namespace(self, name: str, *, max_live_jobs: Optional[int] = None,
+                      enqueue_rate: Optional[Dict[str, Any]] = None,
+                      weight: Optional[int] = None) -> Dict[str, Any]:
+        """``PUT /v1/namespaces/{name}``: create or replace a namespace's (tenant's)
+        configuration. ``max_live_jobs``: at most this many live jobs; ``enqueue_rate``:
+        ``{"count": N, "per": "second"|"minute"|"hour" (or "period_ms": P), "burst": B}``;
+        ``weight`` (1..1000): its share among the namespaces of a queue. An enqueue past a limit
+        raises :class:`NamespaceLimit` (429) with ``retry_after``. Answered once durable; returns
+        the namespace object (with ``live_jobs``).
+
+        Raises:
+            ValidationFailed: a bad value, naming the field.
+        """
+        body: Dict[str, Any] = {}
+        if max_live_jobs is not None:
+            body["max_live_jobs"] = max_live_jobs
+        if enqueue_rate is not None:
+            body["enqueue_rate"] = enqueue_rate
+        if weight is not None:
+            body["weight"] = weight
+        return self.request("PUT", _namespace_path(name), body)  # type: ignore[no-any-return]
+
+    def namespace(self, name: str) -> Dict[str, Any]:
+        """``GET /v1/namespaces/{name}``: its configuration and ``live_jobs``. Raises NotFound
+        when it has no configuration."""
+        return self.request("GET", _namespace_path(name))  # type: ignore[no-any-return]
+
+    def namespaces(self, page_size: int = 1000) -> List[Dict[str, Any]]:
+        """Every configured namespace, in name order (``GET /v1/namespaces``)."""
+        return list(self._pages("/v1/namespaces", {}, page_size))
+
+    def delete_namespace(self, name: str) -> Dict[str, Any]:
+        """``DELETE /v1/namespaces/{name}``: its limits are lifted and its weight is 1 again.
+        Raises NotFound when it has no configuration."""
+        return self.request("DELETE", _namespace_path(name))  # type: ignore[no-any-return]
 
     def reset_breaker(self, name: str, key: Optional[str] = None) -> Dict[str, Any]:
         """``POST /v1/limits/{name}:reset-breaker``: close the limit's breaker for ``key`` (every

@@ -107,6 +107,12 @@ class ResourceExhausted(YardmasterError):
     """429 ``resource_exhausted``: backpressure; wait ``retry_after`` seconds."""
 
 
+class NamespaceLimit(ResourceExhausted):
+    """429 ``namespace_limit``: the enqueue would take its namespace past ``max_live_jobs`` or
+    its ``enqueue_rate``; nothing was enqueued. ``retry_after`` (seconds, from the Retry-After
+    header) says when to try again: exact for a rate, a hint for max_live_jobs."""
+
+
 class Internal(YardmasterError):
     """500 ``internal`` or ``corruption``: a server bug or a damaged store."""
 
@@ -167,6 +173,7 @@ _BY_CODE: Dict[str, Type[YardmasterError]] = {
     "payload_too_large": PayloadTooLarge,
     "validation_failed": Validation,
     "resource_exhausted": ResourceExhausted,
+    "namespace_limit": NamespaceLimit,
     "internal": Internal,
     "corruption": Internal,
     "unavailable": Unavailable,

@@ -64,4 +64,31 @@ std::int64_t Gcra::NextOpen(const GcraTime& tat, std::int64_t now) const {
   return SatAdd(ms, frac > 0 ? 1 : 0);
 }
 
+GcraTime Gcra::Advance(GcraTime t, std::int64_t k) const {
+  // k * interval_.frac < kMaxBurst * kMaxCount = 1e18 and the ms part below 2^57: no overflow.
+  const std::int64_t units = t.frac + k * interval_.frac;
+  return {SatAdd(t.ms, k * interval_.ms + units / config_.count), units % config_.count};
+}
+
+bool Gcra::AdmitN(GcraTime& tat, std::int64_t now, std::int64_t n) const {
+  if (n <= 0) return true;
+  if (n > config_.burst) return false;
+  // The n-th call conforms after the first n - 1 were admitted at `now` (each conforms if the
+  // last does, since TAT only grows): max(TAT, now) + (n - 1) T - tau <= now.
+  const GcraTime base = LessEq(tat, {now, 0}) ? GcraTime{now, 0} : tat;
+  const GcraTime last = Advance(base, n - 1);
+  if (!LessEq(last, {SatAdd(now, tolerance_.ms), tolerance_.frac})) return false;
+  tat = Advance(last, 1);
+  return true;
+}
+
+std::int64_t Gcra::NextOpenN(const GcraTime& tat, std::int64_t now, std::int64_t n) const {
+  if (n <= 1) return NextOpen(tat, now);
+  if (n > config_.burst) return std::numeric_limits<std::int64_t>::max();
+  // At t >= TAT the n calls conform (n <= burst); before it, iff TAT + (n - 1) T - tau <= t. The
+  // answer is the first whole ms at or after now with TAT + (n - 1) T - tau <= t, which is what
+  // NextOpen gives for the advanced state.
+  return NextOpen(Advance(tat, n - 1), now);
+}
+
 }  // namespace ym::flow

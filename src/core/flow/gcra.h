@@ -76,6 +76,7 @@ struct GcraConfig {
 
   // kValidation naming the bad field and its allowed range, else OK.
   Status Validate() const;
+
   bool operator==(const GcraConfig&) const = default;
 };
 
@@ -98,6 +99,12 @@ class Gcra {
   bool Admit(GcraTime& tat, std::int64_t now) const;
   // The earliest ms >= now at which Admit would succeed (== now when it would now).
   std::int64_t NextOpen(const GcraTime& tat, std::int64_t now) const;
+  // All-or-nothing admission of `n` (1..kMaxBurst) calls at one instant (a batch): true when the
+  // n calls at `now` conform in turn, as n Admit calls would, then `tat` has advanced by n
+  // intervals; false changes nothing. O(1).
+  bool AdmitN(GcraTime& tat, std::int64_t now, std::int64_t n) const;
+  // The earliest ms >= now at which AdmitN(n) would succeed; int64 max when n > burst (never).
+  std::int64_t NextOpenN(const GcraTime& tat, std::int64_t now, std::int64_t n) const;
   // The first ms at which this state is equivalent to a fresh one (TAT <= that ms).
   static std::int64_t ExpiresAt(const GcraTime& tat) { return SatAdd(tat.ms, tat.frac > 0); }
   // The state of a key that has just used its whole burst at `t0` (TAT = t0 + burst * T): the
@@ -109,6 +116,8 @@ class Gcra {
  private:
   explicit Gcra(const GcraConfig& config);
   // a <= b, both normalised (0 <= frac < count).
+  // t + k * T (0 <= k <= kMaxBurst: k * T stays below 2^57 ms).
+  GcraTime Advance(GcraTime t, std::int64_t k) const;
   static bool LessEq(const GcraTime& a, const GcraTime& b) {
     return a.ms < b.ms || (a.ms == b.ms && a.frac <= b.frac);
   }
