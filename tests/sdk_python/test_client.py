@@ -239,6 +239,35 @@ def test_limits_set_list_get_delete(client: Client) -> None:
         client.limit("per-acct")
 
 
+def test_breaker_set_trip_and_reset(client: Client) -> None:
+    created = client.set_limit("cb", breaker={"consecutive_failures": 1, "open_base_ms": 600000},
+                               key="kind", queue="brk")
+    assert created["breaker"]["consecutive_failures"] == 1
+    assert created["breaker"]["open_max_ms"] == 600000, "the cap follows a large first interval"
+    for _ in range(2):
+        client.enqueue("brk", "send", None, max_attempts=5)
+    job = client.request("POST", "/v1/leases", {"queues": ["brk"], "max": 1})["jobs"][0]
+    client.request("POST", f"/v1/jobs/{job['id']}:fail",
+                   {"token": job["lease"]["token"], "error": {"type": "E", "message": "no"},
+                    "retry_in_ms": 0})
+    keys = client.limit("cb")["breaker"]["keys"]
+    assert [(k["key"], k["state"]) for k in keys] == [("send", "open")], keys
+    assert client.request("POST", "/v1/leases", {"queues": ["brk"], "max": 5})["jobs"] == []
+    reset = client.reset_breaker("cb", key="send")
+    assert reset["reset"] == {"key": "send", "tripped_keys": 1}, reset
+    assert len(client.request("POST", "/v1/leases", {"queues": ["brk"], "max": 5})["jobs"]) == 2
+    assert client.reset_breaker("cb")["reset"] == {"key": None, "tripped_keys": 0}
+    with pytest.raises(Validation) as v:
+        client.set_limit("cb", breaker={"window": 5, "min_samples": 6})
+    assert '"breaker.min_samples"' in v.value.message
+    client.set_limit("plain", 1)
+    with pytest.raises(Validation) as v:
+        client.reset_breaker("plain")
+    assert "has no breaker" in v.value.message
+    with pytest.raises(NotFound):
+        client.reset_breaker("nope")
+
+
 def test_namespaces_set_list_get_delete_and_429(client: Client) -> None:
     from yardmaster import NamespaceLimit, ResourceExhausted
     created = client.set_namespace("tenant", max_live_jobs=1,
