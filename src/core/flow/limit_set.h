@@ -131,9 +131,9 @@ struct LimitInfo {
   CalendarWindow quota_window;
   std::vector<std::pair<std::string, std::int64_t>> quota_used;
   std::size_t quota_keys = 0;
-  // With a breaker: the keys it holds state for (at most kTopKeys: open and half-open keys
-  // first, then closed keys with failures, each group by key), how many it holds, and how many
-  // are open or half-open. Times in `breakers` are on the monotonic clock here; the scheduler
+  // With a breaker: the keys with state (at most kTopKeys: open and half-open keys first, then
+  // closed keys with failures recorded, each group by key; a closed key held only because a job
+  // of it runs is not listed), how many there are, and how many are open or half-open. Times in `breakers` are on the monotonic clock here; the scheduler
   // converts opened_at_ms and next_open_at_ms to the wall clock for the API.
   std::vector<std::pair<std::string, BreakerState>> breakers;
   std::size_t breaker_keys = 0;
@@ -304,7 +304,7 @@ class LimitSet {
                           std::vector<std::pair<std::string, std::int64_t>>* top,
                           std::size_t* keys) const;
   // The breaker keys of limit `name`, as LimitInfo::breakers (mono times); `*keys` gets the
-  // number of keys held, `*tripped` the open or half-open ones. O(keys).
+  // number of keys with state, `*tripped` the open or half-open ones. O(keys).
   std::vector<std::pair<std::string, BreakerState>> BreakerTop(const std::string& name,
                                                                std::size_t n, std::size_t* keys,
                                                                std::size_t* tripped) const;
