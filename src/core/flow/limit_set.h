@@ -133,8 +133,9 @@ struct LimitInfo {
   std::size_t quota_keys = 0;
   // With a breaker: the keys with state (at most kTopKeys: open and half-open keys first, then
   // closed keys with failures recorded, each group by key; a closed key held only because a job
-  // of it runs is not listed), how many there are, and how many are open or half-open. Times in `breakers` are on the monotonic clock here; the scheduler
-  // converts opened_at_ms and next_open_at_ms to the wall clock for the API.
+  // of it runs is not listed), how many there are, and how many are open or half-open. Times in
+  // `breakers` are on the monotonic clock here; the scheduler converts opened_at_ms and
+  // next_open_at_ms to the wall clock for the API.
   std::vector<std::pair<std::string, BreakerState>> breakers;
   std::size_t breaker_keys = 0;
   std::size_t breaker_tripped = 0;
