@@ -40,6 +40,7 @@ constexpr std::array kAllCodes = {
     Code::kCorruption,
     Code::kStoreUnavailable,
     Code::kQueueNotFound,
+    Code::kSingletonConflict,
 };
 
 // Payloads and results must be one JSON value; checked with the same strict reader the server

@@ -42,6 +42,8 @@ std::string_view CodeName(Code code) {
       return "store_unavailable";
     case Code::kQueueNotFound:
       return "queue_not_found";
+    case Code::kSingletonConflict:
+      return "singleton_conflict";
   }
   return "internal";
 }
@@ -86,6 +88,8 @@ int HttpStatus(Code code) {
       return 503;
     case Code::kQueueNotFound:
       return 404;
+    case Code::kSingletonConflict:
+      return 409;
   }
   return 500;
 }

@@ -36,6 +36,7 @@ enum class Code : std::uint8_t {
   kCorruption,            // 500: the store holds data that does not decode
   kStoreUnavailable,      // 503: the store refuses writes (disk full, I/O error): read-only
   kQueueNotFound,         // 404: a write names a queue that does not exist (and no create)
+  kSingletonConflict,     // 409: a singleton limit's key is held by a live job (named)
 };
 
 // The stable wire string for a code, e.g. "stale_lease".

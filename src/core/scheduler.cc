@@ -295,6 +295,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     // The recovered lease holds its gates: a restart never lets more jobs run than the caps.
     if (job->gates != flow::LimitSet::kNoGates) limits_.Hold(job->gates);
+    if (limits_.keyed_modes() > 0) key_groups_.Restore(KeyGatesOf(*job), job->id, false, 0);
     ++Q(job->queue).active;
     ++active_total_;
     MarkChanged(job->queue);
@@ -311,6 +312,11 @@ void Scheduler::LoadJob(JobRecord&& record) {
     MakeScheduled(*job, job->run_at_ms, stored == JobState::kScheduled && job->attempts > 0);
   } else {
     MakeReady(*job);
+  }
+  // A waiting debounce job's group gets its run_at as deadline (never later than the true one,
+  // core/flow/key_groups.h, "Durability without a stored field").
+  if (limits_.keyed_modes() > 0) {
+    key_groups_.Restore(KeyGatesOf(*job), job->id, NotStarted(*job), job->run_at_ms);
   }
 }
 
@@ -366,6 +372,34 @@ flow::LimitSubject Scheduler::SubjectOf(const LiveJob& job) const {
   if (job.extra) s.concurrency_key = job.extra->concurrency_key;
   s.payload = job.payload;
   return s;
+}
+
+// --- Singleton and debounce (core/flow/key_groups.h) -----------------------------------------
+
+std::vector<flow::KeyGate> Scheduler::KeyGatesOf(const LiveJob& job) const {
+  return limits_.KeyGates(SubjectOf(job));
+}
+
+bool Scheduler::NotStarted(const LiveJob& job) {
+  return !job.evicting && job.attempts == 0 && job.state != JobState::kActive &&
+         !IsTerminal(job.state);
+}
+
+Status Scheduler::KeyRefusal(const flow::KeyDecision& d,
+                             const std::vector<flow::KeyGate>& gates) const {
+  const LiveJob* holder = index_.Find(d.holder);
+  const flow::KeyGate& g = gates[d.gate];
+  return flow::SingletonConflict(d.holder, holder ? StateName(holder->state) : "live",
+                                 limits_.SpecAt(g.limit).name, g.key);
+}
+
+void Scheduler::Supersede(JobId id, JobId by) {
+  LiveJob* job = index_.Find(id);
+  // Only a not-started job waits in a debounce group (Started takes a leased one out).
+  if (job == nullptr || !NotStarted(*job)) return;
+  LeaveState(*job);
+  job->updated_at_ms = clock_.NowMs();
+  Finish(*job, JobState::kCancelled, flow::SupersededReason(by), "");
 }
 
 // --- State transitions ----------------------------------------------------------------------
@@ -447,6 +481,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   // Kept for the waits on this job (below) only when there are any: the record takes the
   // original.
   const std::string dead_reason_copy = end_waits_.empty() ? std::string() : dead_reason;
+  if (!key_groups_.empty()) key_groups_.Ended(job.id);
   job.state = terminal;
   job.pending = false;
   job.evicting = true;
@@ -680,6 +715,32 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
     }
   }
 
+  // Singleton and debounce, after idempotency (a duplicate was answered above, before either).
+  // Decided here on the core thread against every live job, pending ones included, so two
+  // producers can never both pass a singleton.
+  const std::int64_t own_run_at =
+      spec.run_at_ms ? *spec.run_at_ms : now + spec.delay_ms.value_or(0);
+  std::vector<flow::KeyGate> key_gates;
+  flow::KeyDecision keys;
+  if (limits_.keyed_modes() > 0) {
+    key_gates = limits_.KeyGates(
+        flow::LimitSubject{spec.queue, spec.kind, spec.ns, spec.concurrency_key, spec.payload});
+    if (!key_gates.empty()) {
+      keys = key_groups_.Decide(key_gates, now, own_run_at);
+      if (keys.verdict == flow::KeyDecision::Verdict::kRefuse) {
+        return KeyRefusal(keys, key_gates);
+      }
+      if (keys.verdict == flow::KeyDecision::Verdict::kSkip) {
+        EnqueueOutcome skipped;
+        skipped.id = keys.holder;
+        const LiveJob* holder = index_.Find(keys.holder);
+        skipped.state = holder ? holder->state : JobState::kReady;
+        skipped.skipped = true;
+        return skipped;
+      }
+    }
+  }
+
   const std::uint32_t qi = QueueIndex(spec.queue);
   const QueueConfig& qc = Q(qi).config;
   JobRecord r;
@@ -694,7 +755,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   last_created_at_ms_ = std::max(last_created_at_ms_, now);
   r.created_at_ms = last_created_at_ms_;
   r.updated_at_ms = last_created_at_ms_;
-  r.run_at_ms = spec.run_at_ms ? *spec.run_at_ms : now + spec.delay_ms.value_or(0);
+  r.run_at_ms = key_gates.empty() ? own_run_at : keys.run_at_ms;
   r.state = r.run_at_ms > now ? JobState::kScheduled : JobState::kReady;
   r.max_attempts = spec.max_attempts.value_or(qc.max_attempts);
   r.backoff = spec.backoff.value_or(qc.backoff);
@@ -709,6 +770,11 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   out.state = r.state;
   AddJob(r, /*pending=*/true);  // copies the payload: the batch keeps the record's own
   open_.mutations.emplace_back(InsertJob{std::move(r)});
+  if (!key_gates.empty()) {
+    for (JobId w : keys.superseded) Supersede(w, out.id);
+    key_groups_.Join(key_gates, out.id, keys);
+    out.superseded = std::move(keys.superseded);
+  }
   if (!idem.empty()) {
     const std::int64_t expires =
         now + spec.idempotency_ttl_ms.value_or(options_.idempotency_window_ms);
@@ -775,6 +841,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       q.ready_fifo.pop_front();
     }
     LeaveState(*job);
+    if (!key_groups_.empty()) key_groups_.Started(job->id);  // its debounce group closes
     // Round-robin between namespaces: the lane goes to the back after giving one job.
     const bool lane_done = lane.ready_count == 0;
     if (!lane_done) {
@@ -863,10 +930,15 @@ void Scheduler::Rebind() {
   }
   woken_.clear();
   limits_.BeginRecount();
+  key_groups_.BeginRebuild();
   index_.Scan(0, ~std::uint64_t{0}, [&](LiveJob& job) {
     const std::uint32_t old = job.gates;
     job.gates = limits_.empty() ? flow::LimitSet::kNoGates : limits_.Acquire(SubjectOf(job));
     limits_.Unref(old);
+    // Ascending ids: the newest not-started job of a debounce key waits in its group.
+    if (!job.evicting && limits_.keyed_modes() > 0) {
+      key_groups_.Restore(KeyGatesOf(job), job.id, NotStarted(job), job.run_at_ms);
+    }
     if (job.pending || job.evicting) return true;
     if (job.state == JobState::kActive) {
       if (job.gates != flow::LimitSet::kNoGates) limits_.Hold(job.gates);
@@ -884,6 +956,7 @@ void Scheduler::Rebind() {
     }
     return true;
   });
+  key_groups_.EndRebuild();
   // Every lane with ready jobs is in the rotation; a capped one leaves it at its first try.
   for (std::uint32_t qi = 0; qi < queues_.size(); ++qi) {
     if (queues_[qi] && queues_[qi]->live_waiters > 0) ServeWaiters(qi);
@@ -1016,6 +1089,16 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
     Finish(*job, JobState::kCancelled, "", "");
     WakeLanes();
     return;
+  }
+  if (job->attempts == 0 && limits_.keyed_modes() > 0) {
+    // Not started after all: it waits in its debounce groups again, unless a newer job arrived
+    // there while it was out, which replaces it (only the newest not-started job is kept).
+    if (auto newer = key_groups_.Rejoin(KeyGatesOf(*job), job->id, clock_.NowMs())) {
+      job->updated_at_ms = clock_.NowMs();
+      Finish(*job, JobState::kCancelled, flow::SupersededReason(*newer), "");
+      WakeLanes();
+      return;
+    }
   }
   MakeReady(*job);
   RecordLease(*job);  // un-counts the attempt in the store too, and clears the lease
@@ -1184,6 +1267,18 @@ std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only)
   // Terminal, and its terminal write is still on its way to disk: core has the whole job, so the
   // new run starts from memory. Its write goes into the open batch, after the terminal one.
   const std::int64_t now = clock_.NowMs();
+  // A new run is an arrival for singleton and debounce (docs/flow-control.md): a singleton
+  // refuses it (either mode: a replay has no job to answer instead) while another job holds the
+  // key; a debounce makes it the group's newest waiting job.
+  std::vector<flow::KeyGate> key_gates;
+  flow::KeyDecision keys;
+  if (limits_.keyed_modes() > 0) key_gates = KeyGatesOf(*job);
+  if (!key_gates.empty()) {
+    keys = key_groups_.Decide(key_gates, now, now);
+    if (keys.verdict != flow::KeyDecision::Verdict::kAdmit) {
+      return Result<JobView>(KeyRefusal(keys, key_gates));
+    }
+  }
   job->evicting = false;  // OnCommitted's eviction of the terminal batch skips it
   job->pending = true;
   job->state = JobState::kReady;
@@ -1195,6 +1290,12 @@ std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only)
   job->retry_wait = false;
   job->lease_token = 0;
   job->worker = 0;
+  if (!key_gates.empty()) {
+    job->run_at_ms = keys.run_at_ms;
+    if (job->run_at_ms > now) job->state = JobState::kScheduled;
+    for (JobId w : keys.superseded) Supersede(w, id);
+    key_groups_.Join(key_gates, id, keys);
+  }
   RecordUpdate(*job);
   open_promote_.push_back(id);
   return Result<JobView>(ToView(*job));
@@ -1220,15 +1321,26 @@ std::optional<Result<JobView>> Scheduler::ReplayStored(const ReadTicket& ticket,
   if (!Replayable(stored->state, dead_only)) {
     return Result<JobView>(NotReplayable(id, stored->state, dead_only));
   }
-  return Result<JobView>(NewRunOf(std::move(*stored)));
+  return NewRunOf(std::move(*stored));
 }
 
-JobView Scheduler::NewRunOf(JobRecord&& stored) {
+Result<JobView> Scheduler::NewRunOf(JobRecord&& stored) {
   const std::int64_t now = clock_.NowMs();
-  stored.state = JobState::kReady;
+  // An arrival for singleton and debounce, as in ReplayInCore.
+  std::vector<flow::KeyGate> key_gates;
+  flow::KeyDecision keys;
+  if (limits_.keyed_modes() > 0) {
+    key_gates = limits_.KeyGates(flow::LimitSubject{stored.queue, stored.kind, stored.ns,
+                                                    stored.concurrency_key, stored.payload});
+  }
+  if (!key_gates.empty()) {
+    keys = key_groups_.Decide(key_gates, now, now);
+    if (keys.verdict != flow::KeyDecision::Verdict::kAdmit) return KeyRefusal(keys, key_gates);
+  }
   stored.attempts = 0;
   stored.runs += 1;
-  stored.run_at_ms = now;
+  stored.run_at_ms = key_gates.empty() ? now : keys.run_at_ms;
+  stored.state = stored.run_at_ms > now ? JobState::kScheduled : JobState::kReady;
   stored.updated_at_ms = now;
   stored.finished_at_ms = 0;
   stored.dead_reason.clear();
@@ -1244,6 +1356,10 @@ JobView Scheduler::NewRunOf(JobRecord&& stored) {
   stored.payload = std::move(payload);
   LiveJob* job = AddJob(std::move(stored), /*pending=*/true);
   open_promote_.push_back(job->id);
+  if (!key_gates.empty()) {
+    for (JobId w : keys.superseded) Supersede(w, job->id);
+    key_groups_.Join(key_gates, job->id, keys);
+  }
   return ToView(*job);
 }
 
@@ -1320,7 +1436,8 @@ Scheduler::BulkVerdict Scheduler::BulkReplayStored(const ReadTicket& ticket, Job
       !Replayable(stored->state, /*dead_only=*/false)) {
     return BulkVerdict::kSkipped;
   }
-  NewRunOf(std::move(*stored));
+  // A singleton limit refuses a new run while another job holds the key: skipped.
+  if (!NewRunOf(std::move(*stored)).ok()) return BulkVerdict::kSkipped;
   return BulkVerdict::kApplied;
 }
 
@@ -1389,7 +1506,9 @@ JobView Scheduler::ToView(const LiveJob& job) const {
     if (job.extra) v.progress = job.extra->progress;
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
-      v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
+      v.blocked_reason = job.retry_wait                                          ? "retry_backoff"
+                         : !key_groups_.empty() && key_groups_.IsWaiting(job.id) ? "debounced"
+                                                                                 : "scheduled";
     } else if (job.state == JobState::kReady) {
       if (q.config.paused) {
         v.blocked_reason = "paused";
@@ -1864,6 +1983,8 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.idempotency_keys = idempotency_.size();
   f.limit_gate_sets = limits_.live_sets();
   f.limit_waiting_lanes = limits_.waiting_lanes();
+  f.key_groups = key_groups_.groups();
+  f.key_group_jobs = key_groups_.jobs();
   return f;
 }
 

@@ -92,6 +92,8 @@ struct SchedulerFootprint {
   std::size_t idempotency_keys = 0;
   std::size_t limit_gate_sets = 0;      // distinct gate sets held by live jobs and lanes
   std::size_t limit_waiting_lanes = 0;  // lanes registered as waiting on a gate
+  std::size_t key_groups = 0;           // singleton/debounce groups (core/flow/key_groups.h)
+  std::size_t key_group_jobs = 0;       // jobs in them
 };
 
 class Scheduler {
@@ -460,7 +462,8 @@ class Scheduler {
   JobView ToView(const LiveJob& job) const;
   QueueInfo ToQueueInfo(std::uint32_t qi) const;
   void RecordUpdate(LiveJob& job);
-  JobView NewRunOf(JobRecord&& stored);
+  // kSingletonConflict when a singleton limit refuses the new run.
+  Result<JobView> NewRunOf(JobRecord&& stored);
   void RecordLease(LiveJob& job);
   // Conversions between the monotonic clock (in-memory deadlines) and the wall clock (what is
   // shown and persisted), at the current instant.
@@ -530,6 +533,18 @@ class Scheduler {
 
   flow::LimitSet limits_;
   std::vector<flow::LaneRef> woken_;  // lanes whose gate opened, for WakeLanes
+  // Singleton and debounce (core/flow/key_groups.h): decided at enqueue and replay, told when a
+  // job starts, ends or comes back unstarted, rebuilt with the gate sets (Rebind, LoadJob).
+  flow::KeyGroups key_groups_;
+  std::vector<flow::KeyGate> KeyGatesOf(const LiveJob& job) const;
+  // A not-started job (pending, scheduled or ready with no attempt in its run) may wait in a
+  // debounce group.
+  static bool NotStarted(const LiveJob& job);
+  // The error a refused or skipped arrival gets where skipping is not an answer (a replay), or
+  // that a refusal gets at enqueue.
+  Status KeyRefusal(const flow::KeyDecision& d, const std::vector<flow::KeyGate>& gates) const;
+  // Cancels the waiting job `id`, replaced by job `by` (a debounce arrival).
+  void Supersede(JobId id, JobId by);
 
   Batch open_;
   std::vector<JobId> open_promote_;

@@ -89,6 +89,11 @@ struct EnqueueOutcome {
   // False when a duplicate points at a job that left core before a restart: its state must be
   // read from the store.
   bool state_known = true;
+  // Key modes (core/flow/key_groups.h). `skipped`: a singleton limit in mode skip found a live
+  // job of the key; `id`/`state` are that job's and nothing was created. `superseded`: the
+  // waiting jobs of a debounce limit this new job replaced (cancelled, naming it).
+  bool skipped = false;
+  std::vector<JobId> superseded;
 };
 
 struct LeaseRequest {
@@ -145,8 +150,9 @@ struct FailItem {
 struct JobView {
   JobRecord job;
   std::optional<LeaseInfo> lease;  // set while active
-  // Why a non-running live job is not running: "scheduled", "retry_backoff", "paused",
-  // "no_workers"; empty when it is running or terminal.
+  // Why a non-running live job is not running: "scheduled", "retry_backoff", "debounced" (its
+  // run_at is when it may run), "paused", "concurrency_capped", "no_workers"; empty when it is
+  // running or terminal.
   std::string blocked_reason;
   // The running attempt's progress as its worker last reported it (JSON object text, see
   // HeartbeatRequest::progress); empty when none was reported or the job is not active.

@@ -57,10 +57,20 @@ Status LimitSpec::Validate() const {
   } else if (!payload_path.empty()) {
     return Validation("field \"key\": a payload path needs the payload key");
   }
-  if (!concurrency) {
-    return Validation("field \"concurrency\": required (the most active jobs per key)");
+  // Key modes (core/flow/key_groups.h).
+  if (singleton != SingletonMode::kOff && debounce) {
+    return Validation(
+        "fields \"singleton\" and \"debounce\": a limit has one key mode at most (a singleton "
+        "refuses or skips the job a debounce would keep)");
   }
-  if (*concurrency < 1 || *concurrency > ConcurrencyConfig::kMaxCap) {
+  if (debounce) YM_RETURN_IF_ERROR(debounce->Validate());
+  const bool key_mode = singleton != SingletonMode::kOff || debounce.has_value();
+  if (!concurrency && !key_mode) {
+    return Validation(
+        "field \"concurrency\": required (the most active jobs per key) unless the limit has "
+        "\"singleton\" or \"debounce\"");
+  }
+  if (concurrency && (*concurrency < 1 || *concurrency > ConcurrencyConfig::kMaxCap)) {
     return Validation("field \"concurrency\": must be an integer 1.." +
                       std::to_string(ConcurrencyConfig::kMaxCap));
   }
@@ -143,6 +153,17 @@ std::string LimitSpec::ToJson() const {
     out += ",";
   }
   if (concurrency) out += "\"concurrency\":" + std::to_string(*concurrency) + ",";
+  // Key modes.
+  if (singleton != SingletonMode::kOff) {
+    out += "\"singleton\":";
+    AppendQuoted(out, SingletonModeName(singleton));
+    out += ",";
+  }
+  if (debounce) {
+    out += "\"debounce\":{\"delay_ms\":" + std::to_string(debounce->delay_ms);
+    if (debounce->max_wait_ms) out += ",\"max_wait_ms\":" + std::to_string(*debounce->max_wait_ms);
+    out += "},";
+  }
   if (out.back() == ',') out.pop_back();
   out += "}";
   return out;
@@ -190,9 +211,47 @@ Result<LimitSpec> LimitSpec::FromJson(std::string_view name, std::string_view te
                           std::to_string(ConcurrencyConfig::kMaxCap));
       }
       spec.concurrency = *v;
+    } else if (field == "singleton") {
+      // Key modes (core/flow/key_groups.h).
+      if (m.value.IsNull()) continue;
+      if (!m.value.IsString()) {
+        return Validation("field \"singleton\": must be \"refuse\" or \"skip\"");
+      }
+      auto mode = ParseSingletonMode(m.value.GetString());
+      if (!mode.ok()) return mode.status();
+      spec.singleton = *mode;
+    } else if (field == "debounce") {
+      if (m.value.IsNull()) continue;
+      if (!m.value.IsObject()) {
+        return Validation("field \"debounce\": must be an object {\"delay_ms\", \"max_wait_ms\"}");
+      }
+      DebounceConfig d;
+      bool has_delay = false;
+      for (const auto& dm : m.value) {
+        const std::string_view f = dm.name.GetString();
+        const bool delay = f == "delay_ms";
+        if (!delay && f != "max_wait_ms") {
+          return Validation("field \"debounce." + std::string(f.substr(0, 64)) +
+                            "\": unknown member (delay_ms, max_wait_ms)");
+        }
+        if (!delay && dm.value.IsNull()) continue;
+        const auto v = dm.value.IsNumber() ? dm.value.AsInt64() : std::nullopt;
+        if (!v) {
+          return Validation("field \"debounce." + std::string(f) + "\": must be an integer 0.." +
+                            std::to_string(DebounceConfig::kMaxMs));
+        }
+        if (delay) {
+          d.delay_ms = *v;
+          has_delay = true;
+        } else {
+          d.max_wait_ms = *v;
+        }
+      }
+      if (!has_delay) return Validation("field \"debounce.delay_ms\": required");
+      spec.debounce = d;
     } else {
       return Validation("field \"" + std::string(field.substr(0, 64)) +
-                        "\": unknown member (match, key, concurrency)");
+                        "\": unknown member (match, key, concurrency, singleton, debounce)");
     }
   }
   YM_RETURN_IF_ERROR(spec.Validate());
@@ -214,7 +273,12 @@ Status LimitSet::Put(const LimitSpec& spec, bool* created) {
   }
   auto it = by_name_.find(spec.name);
   *created = it == by_name_.end();
+  const auto keyed = [](const LimitSpec& s) {
+    return s.singleton != SingletonMode::kOff || s.debounce.has_value();
+  };
+  keyed_modes_ += keyed(spec) ? 1 : 0;
   if (!*created) {
+    keyed_modes_ -= keyed(limits_[it->second]->spec) ? 1 : 0;
     limits_[it->second] = std::move(l);
     return Status::Ok();
   }
@@ -234,6 +298,8 @@ Status LimitSet::Put(const LimitSpec& spec, bool* created) {
 bool LimitSet::Delete(const std::string& name) {
   auto it = by_name_.find(name);
   if (it == by_name_.end()) return false;
+  const LimitSpec& spec = limits_[it->second]->spec;
+  if (spec.singleton != SingletonMode::kOff || spec.debounce) --keyed_modes_;
   limits_[it->second].reset();
   free_limits_.push_back(it->second);
   by_name_.erase(it);
@@ -255,6 +321,8 @@ std::vector<const LimitSpec*> LimitSet::Page(const std::string& after, std::size
   *more = it != by_name_.end();
   return out;
 }
+
+bool LimitSet::HasDispatchBound(const LimitSpec& spec) { return spec.concurrency.has_value(); }
 
 bool LimitSet::Matches(const LimitSpec& spec, const LimitSubject& s) {
   return (!spec.match_queue || *spec.match_queue == s.queue) &&
@@ -306,7 +374,10 @@ LimitSet::SetId LimitSet::Acquire(const LimitSubject& subject) {
   std::vector<Gate> gates;
   std::string encoded;
   for (std::uint32_t slot = 0; slot < limits_.size(); ++slot) {
-    if (!limits_[slot] || !Matches(limits_[slot]->spec, subject)) continue;
+    if (!limits_[slot] || !HasDispatchBound(limits_[slot]->spec) ||
+        !Matches(limits_[slot]->spec, subject)) {
+      continue;
+    }
     std::string key = KeyOf(limits_[slot]->spec, subject);
     // slot and key length, fixed width, then the key: distinct sets never encode alike.
     const std::uint32_t len = static_cast<std::uint32_t>(key.size());
@@ -335,6 +406,25 @@ LimitSet::SetId LimitSet::Acquire(const LimitSubject& subject) {
   rec.encoded = encoded;
   set_ids_.emplace(std::move(encoded), id);
   return id;
+}
+
+std::vector<KeyGate> LimitSet::KeyGates(const LimitSubject& subject) const {
+  std::vector<KeyGate> out;
+  if (keyed_modes_ == 0) return out;
+  for (std::uint32_t slot = 0; slot < limits_.size(); ++slot) {
+    if (!limits_[slot]) continue;
+    const LimitSpec& spec = limits_[slot]->spec;
+    if ((spec.singleton == SingletonMode::kOff && !spec.debounce) || !Matches(spec, subject)) {
+      continue;
+    }
+    KeyGate g;
+    g.limit = slot;
+    g.key = KeyOf(spec, subject);
+    g.singleton = spec.singleton;
+    g.debounce = spec.debounce;
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 void LimitSet::Ref(SetId set) {
