@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <unordered_set>
 #include <utility>
 
@@ -158,6 +159,7 @@ void Scheduler::DropLane(QueueState& q, std::uint32_t li) {
   const std::uint32_t ns = q.lanes[li].ns;
   const std::uint32_t gates = q.lanes[li].gates;
   q.lane_of_key.erase(LaneKey(ns, gates));
+  if (q.lanes[li].wait_until != 0) --timed_lanes_;  // its timer entry is now stale
   if (li != last) {
     // The last lane moves into the hole; the rotation names lanes by index (a waiting lane is
     // named by its key, LaneRef, so it needs no update).
@@ -233,7 +235,13 @@ void Scheduler::LoadQueue(const QueueConfig& config) {
 
 Status Scheduler::LoadLimit(const flow::LimitSpec& spec) {
   bool created = false;
-  return limits_.Put(spec, &created);
+  // What a rate admitted before the restart is not stored: it starts saturated (LimitSet).
+  return limits_.Put(spec, clock_.MonoMs(), &created, flow::LimitSet::RateStart::kSaturated);
+}
+
+void Scheduler::LoadQuotaCount(const std::string& limit, const std::string& key,
+                               std::int64_t window_start_ms, std::int64_t used) {
+  limits_.RestoreQuota(limit, key, window_start_ms, used, clock_.NowMs());
 }
 
 Status Scheduler::LoadLimit(const std::string& name, const std::string& spec_json) {
@@ -295,7 +303,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     // The recovered lease holds its gates: a restart never lets more jobs run than the caps.
     if (job->gates != flow::LimitSet::kNoGates) limits_.Hold(job->gates);
-    if (limits_.keyed_modes() > 0) key_groups_.Restore(KeyGatesOf(*job), job->id, false, 0);
+    if (limits_.keyed_modes() > 0) RestoreKeys(*job);
     ++Q(job->queue).active;
     ++active_total_;
     MarkChanged(job->queue);
@@ -315,9 +323,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
   }
   // A waiting debounce job's group gets its run_at as deadline (never later than the true one,
   // core/flow/key_groups.h, "Durability without a stored field").
-  if (limits_.keyed_modes() > 0) {
-    key_groups_.Restore(KeyGatesOf(*job), job->id, NotStarted(*job), job->run_at_ms);
-  }
+  if (limits_.keyed_modes() > 0) RestoreKeys(*job);
 }
 
 LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
@@ -393,6 +399,26 @@ Status Scheduler::KeyRefusal(const flow::KeyDecision& d,
                                  limits_.SpecAt(g.limit).name, g.key);
 }
 
+void Scheduler::RestoreKeys(LiveJob& job) {
+  for (JobId d : key_groups_.Restore(KeyGatesOf(job), job.id, NotStarted(job), job.run_at_ms)) {
+    if (LiveJob* older = index_.Find(d)) SetDebounced(*older, false);
+  }
+  SetDebounced(job, key_groups_.IsWaiting(job.id));
+}
+
+void Scheduler::SetDebounced(LiveJob& job, bool on) {
+  on = on && job.state == JobState::kScheduled && !job.retry_wait && !job.pending && !job.evicting;
+  if (job.debounced == on) return;
+  job.debounced = on;
+  QueueState& q = Q(job.queue);
+  if (on) {
+    ++q.debounced;
+  } else {
+    --q.debounced;
+  }
+  MarkChanged(job.queue);
+}
+
 void Scheduler::Supersede(JobId id, JobId by) {
   LiveJob* job = index_.Find(id);
   // Only a not-started job waits in a debounce group (Started takes a leased one out).
@@ -436,7 +462,9 @@ void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) 
   job.seq = next_seq_++;
   timers_.push(TimerEntry{run_at_ms, job.seq, job.id});
   ++Q(job.queue).scheduled;
+  if (retry) ++Q(job.queue).retry_waiting;
   ++scheduled_total_;
+  if (!retry && !key_groups_.empty()) SetDebounced(job, key_groups_.IsWaiting(job.id));
   MarkChanged(job.queue);
 }
 
@@ -447,6 +475,11 @@ void Scheduler::LeaveState(LiveJob& job) {
   switch (job.state) {
     case JobState::kScheduled:
       --q.scheduled;
+      if (job.retry_wait) --q.retry_waiting;
+      if (job.debounced) {
+        --q.debounced;
+        job.debounced = false;
+      }
       --scheduled_total_;
       break;
     case JobState::kReady: {
@@ -825,12 +858,33 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     }
     if (lane.gates != flow::LimitSet::kNoGates) {
       // Every job of the lane has the same gates, so a refusal holds for the whole lane: it
-      // leaves the rotation and waits on the gate that refused, and no other lane is held up.
-      if (auto refused = limits_.Admit(lane.gates)) {
+      // leaves the rotation and waits for the gate that refused (a cap: its release; a rate or
+      // a quota: the time it opens), and no other lane is held up.
+      quota_uses_.clear();
+      if (auto refused = limits_.Admit(lane.gates, mono, now, &quota_uses_)) {
         lane.in_rotation = false;
         lane.waiting = true;
-        limits_.Wait(lane.gates, *refused, flow::LaneRef{qi, lane.ns, lane.gates});
+        const flow::LaneRef ref{qi, lane.ns, lane.gates};
+        if (refused->why == flow::Block::kConcurrency) {
+          limits_.Wait(lane.gates, refused->pos, ref);
+        } else {
+          if (lane.wait_until == 0) ++timed_lanes_;
+          lane.wait_until = refused->until;
+          lane.wait_why = refused->why;
+          (refused->why == flow::Block::kRate ? rate_timers_ : quota_timers_)
+              .push(LaneTimer{refused->until, ref});
+        }
         continue;
+      }
+      // The starts counted toward quotas are durable with the lease (same batch).
+      for (flow::QuotaUse& u : quota_uses_) {
+        PutQuotaCount m;
+        m.limit = std::move(u.limit);
+        m.key = std::move(u.key);
+        m.window_start_ms = u.window_start_ms;
+        m.used = u.used;
+        if (u.new_window) m.drop_before_ms = u.window_start_ms;
+        open_.mutations.emplace_back(std::move(m));
       }
     }
     lane.ready.pop();
@@ -905,6 +959,10 @@ void Scheduler::WakeLanes() {
     Lane& lane = q.lanes[it->second];
     if (!lane.waiting) continue;
     lane.waiting = false;
+    if (lane.wait_until != 0) {
+      lane.wait_until = 0;
+      --timed_lanes_;
+    }
     if (!lane.in_rotation) {
       lane.in_rotation = true;
       q.rotation.push_back(it->second);
@@ -929,6 +987,9 @@ void Scheduler::Rebind() {
     qp->rotation.clear();
   }
   woken_.clear();
+  // Every lane re-enters the rotation: the timer entries are stale (dropped by the next
+  // compaction or skipped when they fire).
+  timed_lanes_ = 0;
   limits_.BeginRecount();
   key_groups_.BeginRebuild();
   index_.Scan(0, ~std::uint64_t{0}, [&](LiveJob& job) {
@@ -936,8 +997,12 @@ void Scheduler::Rebind() {
     job.gates = limits_.empty() ? flow::LimitSet::kNoGates : limits_.Acquire(SubjectOf(job));
     limits_.Unref(old);
     // Ascending ids: the newest not-started job of a debounce key waits in its group.
-    if (!job.evicting && limits_.keyed_modes() > 0) {
-      key_groups_.Restore(KeyGatesOf(job), job.id, NotStarted(job), job.run_at_ms);
+    if (!job.evicting) {
+      if (limits_.keyed_modes() > 0) {
+        RestoreKeys(job);
+      } else {
+        SetDebounced(job, false);
+      }
     }
     if (job.pending || job.evicting) return true;
     if (job.state == JobState::kActive) {
@@ -967,13 +1032,24 @@ LimitInfo Scheduler::InfoOf(const flow::LimitSpec& spec) const {
   LimitInfo info;
   info.spec = spec;
   info.active = limits_.TopCounts(spec.name, LimitInfo::kTopKeys, &info.active_keys);
+  if (spec.quota) {
+    info.quota_window =
+        limits_.QuotaTop(spec.name, LimitInfo::kTopKeys, &info.quota_used, &info.quota_keys);
+  }
   return info;
 }
 
 Result<LimitInfo> Scheduler::PutLimit(const flow::LimitSpec& spec) {
   bool created = false;
-  YM_RETURN_IF_ERROR(limits_.Put(spec, &created));
+  std::optional<flow::LimitQuota> old_quota;
+  if (const flow::LimitSpec* old = limits_.Find(spec.name)) old_quota = old->quota;
+  YM_RETURN_IF_ERROR(limits_.Put(spec, clock_.MonoMs(), &created));
   open_.mutations.emplace_back(ym::PutLimit{spec.name, spec.ToJson()});
+  // Counts of a quota that is gone, or now counts other windows, are over (LimitSet::Put).
+  if (old_quota && (!spec.quota || spec.quota->period != old_quota->period ||
+                    spec.quota->time_zone != old_quota->time_zone)) {
+    open_.mutations.emplace_back(DropQuotaCounts{spec.name});
+  }
   Rebind();
   LimitInfo info = InfoOf(spec);
   info.created = created;
@@ -1506,14 +1582,16 @@ JobView Scheduler::ToView(const LiveJob& job) const {
     if (job.extra) v.progress = job.extra->progress;
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
-      v.blocked_reason = job.retry_wait                                          ? "retry_backoff"
-                         : !key_groups_.empty() && key_groups_.IsWaiting(job.id) ? "debounced"
-                                                                                 : "scheduled";
+      v.blocked_reason = job.retry_wait  ? "retry_backoff"
+                         : job.debounced ? "debounced"
+                                         : "scheduled";
+      v.blocked_until_ms = job.run_at_ms;
     } else if (job.state == JobState::kReady) {
       if (q.config.paused) {
         v.blocked_reason = "paused";
-      } else if (job.gates != flow::LimitSet::kNoGates && limits_.Capped(job.gates)) {
-        v.blocked_reason = "concurrency_capped";
+      } else if (auto refused = LaneBlocked(job.gates)) {
+        v.blocked_reason = std::string(flow::BlockReason(refused->why));
+        v.blocked_until_ms = OpensAt(*refused);
       } else if (q.live_waiters == 0) {
         v.blocked_reason = "no_workers";
       }
@@ -1579,6 +1657,24 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
   info.counts["scheduled"] = q.scheduled;
   info.counts["ready"] = q.ready;
   info.counts["active"] = q.active;
+  for (const char* reason : kBlockedReasons) info.blocked[reason] = 0;
+  info.blocked["scheduled"] = q.scheduled - q.retry_waiting - q.debounced;
+  info.blocked["debounced"] = q.debounced;
+  info.blocked["retry_backoff"] = q.retry_waiting;
+  if (q.config.paused) {
+    info.blocked["paused"] = q.ready;
+  } else {
+    // O(lanes): every ready job is in exactly one lane, and all of a lane's jobs share its
+    // gates, so they are blocked (or not) together.
+    for (const Lane& lane : q.lanes) {
+      if (lane.ready_count == 0) continue;
+      if (auto refused = LaneBlocked(lane.gates)) {
+        info.blocked[std::string(flow::BlockReason(refused->why))] += lane.ready_count;
+      } else if (q.live_waiters == 0) {
+        info.blocked["no_workers"] += lane.ready_count;
+      }
+    }
+  }
   for (const FifoEntry& e : q.ready_fifo) {
     const LiveJob* j = index_.Find(e.id);
     if (j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting) {
@@ -1673,7 +1769,51 @@ std::int64_t Scheduler::NextDeadlineInMs() const {
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
   if (auto d = end_waits_.NextDeadline()) next = std::min(next, *d - mono);
   if (auto d = cancel_watches_.NextDeadline()) next = std::min(next, *d - mono);
+  if (!rate_timers_.empty()) next = std::min(next, rate_timers_.top().due - mono);
+  if (!quota_timers_.empty()) next = std::min(next, quota_timers_.top().due - clock_.NowMs());
   return std::max<std::int64_t>(next, 0);
+}
+
+void Scheduler::FireLaneTimers(std::int64_t mono, std::int64_t wall) {
+  struct Source {
+    LaneTimerHeap* heap;
+    std::int64_t now;
+    flow::Block why;
+  };
+  for (const Source& src : {Source{&rate_timers_, mono, flow::Block::kRate},
+                            Source{&quota_timers_, wall, flow::Block::kQuota}}) {
+    while (!src.heap->empty() && src.heap->top().due <= src.now) {
+      const LaneTimer t = src.heap->top();
+      src.heap->pop();
+      if (TimedLaneWaits(t, src.why)) woken_.push_back(t.lane);  // else stale: skipped
+    }
+  }
+}
+
+bool Scheduler::TimedLaneWaits(const LaneTimer& t, flow::Block why) const {
+  if (t.lane.queue >= queues_.size() || !queues_[t.lane.queue]) return false;
+  const QueueState& q = Q(t.lane.queue);
+  auto it = q.lane_of_key.find(LaneKey(t.lane.ns, t.lane.set));
+  if (it == q.lane_of_key.end()) return false;
+  const Lane& lane = q.lanes[it->second];
+  return lane.waiting && lane.wait_until == t.due && lane.wait_why == why;
+}
+
+std::optional<flow::Refusal> Scheduler::LaneBlocked(std::uint32_t gates) const {
+  if (gates == flow::LimitSet::kNoGates) return std::nullopt;
+  return limits_.Blocked(gates, clock_.MonoMs(), clock_.NowMs());
+}
+
+std::int64_t Scheduler::OpensAt(const flow::Refusal& r) const {
+  switch (r.why) {
+    case flow::Block::kRate:
+      return WallOf(r.until);
+    case flow::Block::kQuota:
+      return r.until;
+    case flow::Block::kConcurrency:
+      break;
+  }
+  return 0;
 }
 
 void Scheduler::ExpireLeases(std::int64_t now) {
@@ -1736,6 +1876,7 @@ void Scheduler::Tick() {
   }
   end_waits_.Expire(mono);
   cancel_watches_.Expire(mono);
+  FireLaneTimers(mono, now);
   if (mono >= next_sweep_ms_) {
     Sweep(now);
   } else if (retention_.has_due() && mono >= next_purge_ms_) {
@@ -1826,6 +1967,18 @@ void Scheduler::MaybeCompactHeaps() {
   }
   if (OverStaleBound(waiter_deadlines_.size(), waiters_.size())) {
     RebuildHeap(waiter_deadlines_, [&](const TimerEntry& e) { return waiters_.count(e.seq) > 0; });
+  }
+  if (OverStaleBound(rate_timers_.size() + quota_timers_.size(), timed_lanes_)) {
+    // One entry per waiting lane: a lane refused again for the same time (after a Rebind, or a
+    // stale wake-up) pushed an equal entry, which TimedLaneWaits alone cannot tell apart.
+    for (auto [heap, why] : {std::pair{&rate_timers_, flow::Block::kRate},
+                             std::pair{&quota_timers_, flow::Block::kQuota}}) {
+      std::set<std::tuple<std::uint32_t, std::uint64_t>> seen;
+      RebuildHeap(*heap, [&](const LaneTimer& t) {
+        return TimedLaneWaits(t, why) &&
+               seen.emplace(t.lane.queue, LaneKey(t.lane.ns, t.lane.set)).second;
+      });
+    }
   }
 }
 
@@ -1983,6 +2136,10 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.idempotency_keys = idempotency_.size();
   f.limit_gate_sets = limits_.live_sets();
   f.limit_waiting_lanes = limits_.waiting_lanes();
+  f.lane_timer_entries = rate_timers_.size() + quota_timers_.size();
+  f.timed_lanes = timed_lanes_;
+  f.rate_keys = limits_.rate_keys();
+  f.quota_keys = limits_.quota_keys();
   f.key_groups = key_groups_.groups();
   f.key_group_jobs = key_groups_.jobs();
   return f;

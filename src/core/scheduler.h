@@ -17,9 +17,11 @@
 //   queue -> lanes (one per namespace and gate set) -> ready heap (priority desc, ready seq asc)
 // Lease takes queues round-robin and, inside a queue, lanes round-robin, so no namespace starves
 // another. A job's gate set (core/flow/limit_set.h) is the list of (limit, key) it is subject to;
-// a lane whose set refuses (a concurrency cap at its count) leaves the rotation as a whole and
-// waits on the refusing gate, which puts it back when one of its jobs stops being active. With
-// no limits every job has the empty set and lanes are one per namespace.
+// a lane whose set refuses leaves the rotation as a whole: refused by a concurrency cap, it
+// waits on that gate, which puts it back when one of its jobs stops being active; refused by a
+// rate or a quota, it waits in a timer heap until the time the gate opens (long-polls of its
+// queue are served then). With no limits every job has the empty set and lanes are one per
+// namespace.
 //
 // Complexity: enqueue, lease (per job), ack, fail, heartbeat, cancel and timer firing are
 // O(log n) in the number of live jobs or better; no step scans the backlog. List scans are
@@ -92,6 +94,10 @@ struct SchedulerFootprint {
   std::size_t idempotency_keys = 0;
   std::size_t limit_gate_sets = 0;      // distinct gate sets held by live jobs and lanes
   std::size_t limit_waiting_lanes = 0;  // lanes registered as waiting on a gate
+  std::size_t lane_timer_entries = 0;   // lanes waiting for a rate or quota, stale included
+  std::size_t timed_lanes = 0;          // valid entries there
+  std::size_t rate_keys = 0;            // keys holding rate state
+  std::size_t quota_keys = 0;           // quota counters of the current windows
   std::size_t key_groups = 0;           // singleton/debounce groups (core/flow/key_groups.h)
   std::size_t key_group_jobs = 0;       // jobs in them
 };
@@ -114,6 +120,9 @@ class Scheduler {
   Status LoadLimit(const flow::LimitSpec& spec);
   // The same from the stored row (name and LimitSpec::ToJson text).
   Status LoadLimit(const std::string& name, const std::string& spec_json);
+  // A stored quota count (PutQuotaCount), after the limits.
+  void LoadQuotaCount(const std::string& limit, const std::string& key,
+                      std::int64_t window_start_ms, std::int64_t used);
   // The newest keys, up to the cache's capacity; then, if the store held more, the latest
   // expiry among those not loaded (until then a cache miss needs a store lookup).
   void LoadIdempotencyKey(const IdempotencyKeyRecord& key);
@@ -365,7 +374,17 @@ class Scheduler {
     std::uint64_t ready_count = 0;  // valid entries in `ready`
     bool in_rotation = false;
     bool waiting = false;  // out of the rotation, registered on a gate that refused it
+    // Waiting for a rate (mono ms) or a quota (wall ms) to open, per wait_why; 0: on a cap.
+    std::int64_t wait_until = 0;
+    flow::Block wait_why = flow::Block::kConcurrency;
   };
+  // A lane waiting for a time (Lane::wait_until); valid while the lane still waits for it.
+  struct LaneTimer {
+    std::int64_t due;
+    flow::LaneRef lane;
+    bool operator>(const LaneTimer& o) const { return due > o.due; }
+  };
+  using LaneTimerHeap = std::priority_queue<LaneTimer, std::vector<LaneTimer>, std::greater<>>;
   struct FifoEntry {
     std::uint64_t seq;
     JobId id;
@@ -383,11 +402,13 @@ class Scheduler {
     // Ready jobs in the order they became ready (lazy deletion), for the oldest-ready age.
     Fifo<FifoEntry> ready_fifo;
     std::uint64_t scheduled = 0, ready = 0, active = 0;
-    std::uint64_t jobs = 0;          // jobs in the index that belong to this queue
-    std::uint32_t live_waiters = 0;  // registered waiters that name this queue
-    std::uint32_t idle_sweeps = 0;   // consecutive sweeps that found it unused
-    bool changed = false;            // listed in changed_queues_ (TakeQueueChanges)
-    Fifo<std::uint64_t> waiters;     // waiter ids, FIFO (lazy deletion)
+    std::uint64_t retry_waiting = 0;  // scheduled jobs waiting for a retry backoff
+    std::uint64_t debounced = 0;      // scheduled jobs waiting in a debounce group
+    std::uint64_t jobs = 0;           // jobs in the index that belong to this queue
+    std::uint32_t live_waiters = 0;   // registered waiters that name this queue
+    std::uint32_t idle_sweeps = 0;    // consecutive sweeps that found it unused
+    bool changed = false;             // listed in changed_queues_ (TakeQueueChanges)
+    Fifo<std::uint64_t> waiters;      // waiter ids, FIFO (lazy deletion)
   };
   struct Waiter {
     LeaseRequest request;
@@ -447,6 +468,14 @@ class Scheduler {
   // Puts the lanes whose gates opened (woken_) back into the rotation and serves the waiters of
   // their queues. Called at the end of every command that can end an active job.
   void WakeLanes();
+  // Moves the lanes whose rate or quota has opened from the timer heaps to woken_.
+  void FireLaneTimers(std::int64_t mono, std::int64_t wall);
+  // True while the lane of `t` still waits for that timer (else the entry is stale).
+  bool TimedLaneWaits(const LaneTimer& t, flow::Block why) const;
+  // Why a lane of `gates` cannot start a job now (nullopt: it can), with when it may.
+  std::optional<flow::Refusal> LaneBlocked(std::uint32_t gates) const;
+  // The wall-clock time a refusal opens (0: at an event, not a time).
+  std::int64_t OpensAt(const flow::Refusal& r) const;
   // After a limit changed: every live job's gate set again, counts from the active jobs, lanes
   // rebuilt from the ready jobs. O(live jobs + lanes).
   void Rebind();
@@ -532,7 +561,11 @@ class Scheduler {
   ReadGuard guard_;
 
   flow::LimitSet limits_;
-  std::vector<flow::LaneRef> woken_;  // lanes whose gate opened, for WakeLanes
+  std::vector<flow::LaneRef> woken_;        // lanes whose gate opened, for WakeLanes
+  LaneTimerHeap rate_timers_;               // lanes waiting for a rate: monotonic
+  LaneTimerHeap quota_timers_;              // lanes waiting for a quota window: wall clock
+  std::uint64_t timed_lanes_ = 0;           // lanes with wait_until != 0
+  std::vector<flow::QuotaUse> quota_uses_;  // scratch for Admit
   // Singleton and debounce (core/flow/key_groups.h): decided at enqueue and replay, told when a
   // job starts, ends or comes back unstarted, rebuilt with the gate sets (Rebind, LoadJob).
   flow::KeyGroups key_groups_;
@@ -545,6 +578,10 @@ class Scheduler {
   Status KeyRefusal(const flow::KeyDecision& d, const std::vector<flow::KeyGate>& gates) const;
   // Cancels the waiting job `id`, replaced by job `by` (a debounce arrival).
   void Supersede(JobId id, JobId by);
+  // Puts a live job back into its key groups (recovery, Rebind) and its `debounced` mark right.
+  void RestoreKeys(LiveJob& job);
+  // Marks a scheduled job as waiting in a debounce group, or not, and counts it.
+  void SetDebounced(LiveJob& job, bool on);
 
   Batch open_;
   std::vector<JobId> open_promote_;

@@ -150,14 +150,23 @@ struct FailItem {
 struct JobView {
   JobRecord job;
   std::optional<LeaseInfo> lease;  // set while active
-  // Why a non-running live job is not running: "scheduled", "retry_backoff", "debounced" (its
-  // run_at is when it may run), "paused", "concurrency_capped", "no_workers"; empty when it is
-  // running or terminal.
+  // Why a non-running live job is not running (one of kBlockedReasons); empty when it is
+  // running or terminal, or ready with a worker waiting for it.
   std::string blocked_reason;
+  // When it may run next, when known (wall clock ms; 0: unknown or not blocked): the run_at of
+  // a scheduled job, the time a rate or quota opens.
+  std::int64_t blocked_until_ms = 0;
   // The running attempt's progress as its worker last reported it (JSON object text, see
   // HeartbeatRequest::progress); empty when none was reported or the job is not active.
   std::string progress;
 };
+
+// The view of a record read from the store (a finished job: nothing only core knows).
+inline JobView StoredView(JobRecord&& record) {
+  JobView v;
+  v.job = std::move(record);
+  return v;
+}
 
 struct ListQuery {
   JobFilter filter;    // which jobs (core/job_filter.h); empty: every job
@@ -175,10 +184,20 @@ struct JobPage {
   JobId next_after_id = 0;
 };
 
+// Every blocked_reason (docs/flow-control.md, "Reason codes"), in the order they are checked
+// for a ready job: a paused queue first, then the job's gates, then whether anyone polls.
+inline constexpr const char* kBlockedReasons[] = {
+    "scheduled",          "retry_backoff", "debounced",       "paused",
+    "concurrency_capped", "rate_limited",  "quota_exhausted", "no_workers",
+};
+
 struct QueueInfo {
   QueueConfig config;
   // Counts per state name; live states from core, terminal states from the store.
   std::map<std::string, std::uint64_t> counts;
+  // Live jobs not running, per reason (every name of kBlockedReasons, 0 included). A ready
+  // job not counted here runs as soon as a worker asks.
+  std::map<std::string, std::uint64_t> blocked;
   std::int64_t oldest_ready_age_ms = 0;  // 0 when nothing is ready
   std::uint32_t waiting_workers = 0;     // long-poll leases waiting on this queue now
 };

@@ -1486,8 +1486,7 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
           SearchStored(impl_->store(), query.filter, query.after_id, query.limit, query.max_bytes);
       if (!stored.ok()) return done(stored.status());
       JobPage page;
-      for (auto& r : stored->rows)
-        page.items.push_back(JobView{std::move(r), std::nullopt, "", ""});
+      for (auto& r : stored->rows) page.items.push_back(StoredView(std::move(r)));
       page.next_after_id = stored->bound;
       done(std::move(page));
     });
@@ -1518,10 +1517,10 @@ void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
         // A job seen live in core and then committed as terminal shows up twice; keep the
         // newer record.
         if (same != merged.end()) {
-          if (r.updated_at_ms > same->job.updated_at_ms) *same = JobView{std::move(r), {}, "", ""};
+          if (r.updated_at_ms > same->job.updated_at_ms) *same = StoredView(std::move(r));
           continue;
         }
-        merged.push_back(JobView{std::move(r), std::nullopt, "", ""});
+        merged.push_back(StoredView(std::move(r)));
       }
       std::sort(merged.begin(), merged.end(),
                 [](const JobView& a, const JobView& b) { return a.job.id < b.job.id; });

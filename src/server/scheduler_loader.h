@@ -33,6 +33,10 @@ class SchedulerLoader final : public RecoveryVisitor {
       ++bad_limits_;
     }
   }
+  void OnQuotaCount(const std::string& limit, const std::string& key, std::int64_t window_start_ms,
+                    std::int64_t used) override {
+    s_.LoadQuotaCount(limit, key, window_start_ms, used);
+  }
   void OnIdempotencyKey(const IdempotencyKeyRecord& key) override { s_.LoadIdempotencyKey(key); }
   std::uint64_t MaxIdempotencyKeys() const override { return max_keys_; }
   void OnIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) override {

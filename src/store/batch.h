@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <variant>
@@ -77,6 +78,25 @@ struct DeleteLimit {
   std::string name;
 };
 
+// A start counted toward a limit's calendar quota (core/flow/limit_set.h, QuotaUse): the count
+// of `key` in the window starting at `window_start_ms` is now `used`. Written in the batch of
+// the lease that made the start, so a restart never forgets or double-counts it.
+// `drop_before_ms`: the counts of that limit in windows starting earlier are over and go (set
+// with the first count of a new window; INT64_MIN: none).
+struct PutQuotaCount {
+  std::string limit;
+  std::string key;
+  std::int64_t window_start_ms = 0;
+  std::int64_t used = 0;
+  std::int64_t drop_before_ms = std::numeric_limits<std::int64_t>::min();
+};
+
+// Removes every stored quota count of a limit (its quota was removed, or its period or time
+// zone changed). DeleteLimit removes them too.
+struct DropQuotaCounts {
+  std::string limit;
+};
+
 // Records an idempotency key -> job mapping until `expires_at_ms`.
 struct PutIdempotencyKey {
   std::string ns;
@@ -134,9 +154,10 @@ struct PurgeOutcome {
   std::int64_t oldest_ms = 0;
 };
 
-using Mutation = std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue,
-                              PutIdempotencyKey, ExpireIdempotencyKeys, PurgeFinished,
-                              FinishIdempotencyKey, DeleteQueue, PutLimit, DeleteLimit>;
+using Mutation =
+    std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
+                 ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue, PutLimit,
+                 DeleteLimit, PutQuotaCount, DropQuotaCounts>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

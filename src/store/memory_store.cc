@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <type_traits>
 #include <variant>
 
@@ -59,6 +60,22 @@ Status MemoryStore::Commit(const Batch& batch) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!IdInRange(batch.next_id)) return IoError("batch next_id out of range");
   Undo undo;
+  // Quota counts change by ranges (a new window drops the older ones): a failed batch puts
+  // back the copy taken before it. Only batches holding a quota or limit change pay for it.
+  std::optional<decltype(state_.quota)> quota_before;
+  for (const Mutation& m : batch.mutations) {
+    if (std::holds_alternative<PutQuotaCount>(m) || std::holds_alternative<DropQuotaCounts>(m) ||
+        std::holds_alternative<DeleteLimit>(m)) {
+      quota_before = state_.quota;
+      break;
+    }
+  }
+  auto drop_quota = [&](const std::string& limit, std::int64_t before_ms) {
+    for (auto it = state_.quota.lower_bound({limit, ""});
+         it != state_.quota.end() && it->first.first == limit;) {
+      it = it->second.first < before_ms ? state_.quota.erase(it) : std::next(it);
+    }
+  };
   JobId next_id = std::max(state_.next_id, batch.next_id);
   Status st;
   outcomes_.clear();
@@ -138,6 +155,12 @@ Status MemoryStore::Commit(const Batch& batch) {
     } else if (const auto* dl = std::get_if<DeleteLimit>(&m)) {
       Remember(state_.limits, dl->name, &undo.limits);
       state_.limits.erase(dl->name);
+      drop_quota(dl->name, std::numeric_limits<std::int64_t>::max());
+    } else if (const auto* pq = std::get_if<PutQuotaCount>(&m)) {
+      drop_quota(pq->limit, pq->drop_before_ms);
+      state_.quota[{pq->limit, pq->key}] = {pq->window_start_ms, pq->used};
+    } else if (const auto* dq = std::get_if<DropQuotaCounts>(&m)) {
+      drop_quota(dq->limit, std::numeric_limits<std::int64_t>::max());
     } else if (const auto* dq = std::get_if<DeleteQueue>(&m)) {
       Remember(state_.queues, dq->name, &undo.queues);
       state_.queues.erase(dq->name);
@@ -195,6 +218,7 @@ Status MemoryStore::Commit(const Batch& batch) {
     Restore(&state_.queues, &undo.queues);
     Restore(&state_.limits, &undo.limits);
     Restore(&state_.keys, &undo.keys);
+    if (quota_before) state_.quota = std::move(*quota_before);
     outcomes_.clear();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
@@ -214,6 +238,9 @@ Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
   if (!state_.jobs.empty()) visitor.OnLastCreatedAt(state_.jobs.rbegin()->second.created_at_ms);
   for (const auto& [name, config] : state_.queues) visitor.OnQueue(config);
   for (const auto& [name, spec] : state_.limits) visitor.OnLimit(name, spec);
+  for (const auto& [id, count] : state_.quota) {
+    visitor.OnQuotaCount(id.first, id.second, count.first, count.second);
+  }
   std::map<std::pair<std::string, JobState>, std::pair<std::uint64_t, std::int64_t>> finished;
   for (const auto& [id, job] : state_.jobs) {
     if (!IsTerminal(job.state)) continue;

@@ -55,6 +55,8 @@ class MemoryStore final : public Store {
     std::map<JobId, JobRecord> jobs;
     std::map<std::string, QueueConfig> queues;
     std::map<std::string, std::string> limits;  // name -> spec JSON
+    // (limit, key) -> (window start, used), as PutQuotaCount keeps them.
+    std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> quota;
     std::map<KeyId, IdempotencyKeyRecord> keys;
     JobId next_id = 1;
   };

@@ -428,9 +428,25 @@ Status MigrateTo6(sqlite3* db) {
               "migrate to format 6 (limits)");
 }
 
+// Format 7 (issue 10, flow control). Additive, one block per feature.
+Status MigrateTo7(sqlite3* db) {
+  // Calendar quota counts (docs/flow-control.md, "Calendar quotas"): per limit and key, the
+  // starts counted in the window starting at window_start_ms. Written with the lease that made
+  // the start; the first count of a new window drops the limit's older rows.
+  return Exec(db,
+              "CREATE TABLE quota_counts ("
+              "  limit_name      TEXT    NOT NULL,"
+              "  key             TEXT    NOT NULL,"
+              "  window_start_ms INTEGER NOT NULL,"
+              "  used            INTEGER NOT NULL,"
+              "  PRIMARY KEY (limit_name, key)"
+              ") WITHOUT ROWID;",
+              "migrate to format 7 (quota counts)");
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3,
-                                     &MigrateTo4, &MigrateTo5, &MigrateTo6};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
+                                     &MigrateTo5, &MigrateTo6, &MigrateTo7};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -854,6 +870,8 @@ SqliteStore::~SqliteStore() {
                           delete_queue_,
                           put_limit_,
                           delete_limit_,
+                          put_quota_count_,
+                          drop_quota_counts_,
                           put_key_,
                           expire_keys_,
                           finish_key_,
@@ -1075,6 +1093,11 @@ Status SqliteStore::PrepareWriterStatements() {
       {&delete_queue_, "DELETE FROM queues WHERE name = ?1"},
       {&put_limit_, "INSERT OR REPLACE INTO limits (name, spec) VALUES (?1, ?2)"},
       {&delete_limit_, "DELETE FROM limits WHERE name = ?1"},
+      {&put_quota_count_,
+       "INSERT OR REPLACE INTO quota_counts (limit_name, key, window_start_ms, used) "
+       "VALUES (?1,?2,?3,?4)"},
+      {&drop_quota_counts_,
+       "DELETE FROM quota_counts WHERE limit_name = ?1 AND window_start_ms < ?2"},
       {&put_key_,
        "INSERT OR REPLACE INTO idempotency_keys (ns, key, job_id, expires_at_ms) "
        "VALUES (?1,?2,?3,?4)"},
@@ -1564,7 +1587,33 @@ Status SqliteStore::ApplyDeleteLimit(const std::string& name) {
     sqlite3_reset(delete_limit_);
     return IoError("bind limit " + name + ": " + sqlite3_errmsg(writer_));
   }
-  return StepDone(writer_, delete_limit_, "delete limit");
+  YM_RETURN_IF_ERROR(StepDone(writer_, delete_limit_, "delete limit"));
+  return ApplyDropQuotaCounts(name, std::numeric_limits<std::int64_t>::max());
+}
+
+Status SqliteStore::ApplyDropQuotaCounts(const std::string& limit, std::int64_t before_ms) {
+  int rc = BindText(drop_quota_counts_, 1, limit);
+  rc |= sqlite3_bind_int64(drop_quota_counts_, 2, before_ms);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(drop_quota_counts_);
+    return IoError("bind quota counts of " + limit + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, drop_quota_counts_, "drop quota counts");
+}
+
+Status SqliteStore::ApplyPutQuotaCount(const PutQuotaCount& m) {
+  if (m.drop_before_ms != std::numeric_limits<std::int64_t>::min()) {
+    YM_RETURN_IF_ERROR(ApplyDropQuotaCounts(m.limit, m.drop_before_ms));
+  }
+  int rc = BindText(put_quota_count_, 1, m.limit);
+  rc |= BindText(put_quota_count_, 2, m.key);
+  rc |= sqlite3_bind_int64(put_quota_count_, 3, m.window_start_ms);
+  rc |= sqlite3_bind_int64(put_quota_count_, 4, m.used);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(put_quota_count_);
+    return IoError("bind quota count of " + m.limit + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, put_quota_count_, "put quota count");
 }
 
 Status SqliteStore::ApplyPutKey(const PutIdempotencyKey& k) {
@@ -1722,6 +1771,10 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const DeleteQueue& m) { return ApplyDeleteQueue(m.name); },
       [&](const PutLimit& m) { return ApplyPutLimit(m); },
       [&](const DeleteLimit& m) { return ApplyDeleteLimit(m.name); },
+      [&](const PutQuotaCount& m) { return ApplyPutQuotaCount(m); },
+      [&](const DropQuotaCounts& m) {
+        return ApplyDropQuotaCounts(m.limit, std::numeric_limits<std::int64_t>::max());
+      },
       [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
       [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m); },
       [&](const FinishIdempotencyKey& m) { return ApplyFinishKey(m); },
@@ -1924,6 +1977,23 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       visitor.OnLimit(name, spec);
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan limits");
+  }
+  {
+    // Quota counts after the limits they belong to, before the jobs.
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(
+        writer_, "SELECT limit_name, key, window_start_ms, used FROM quota_counts ORDER BY 1, 2"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      std::string limit, key;
+      std::int64_t window_start = 0, used = 0;
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 0, -1, "quota_counts.limit_name", &limit));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 1, -1, "quota_counts.key", &key));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 2, -1, "quota_counts.window_start_ms", &window_start));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 3, -1, "quota_counts.used", &used));
+      visitor.OnQuotaCount(limit, key, window_start, used);
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan quota counts");
   }
   // What retention has to purge: the counts kept in memory, and one index probe per queue and
   // state for its oldest finish (O(queues with finished jobs × log rows), not a scan).

@@ -36,7 +36,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 6;
+inline constexpr int kSqliteFormatVersion = 7;
 
 // Retention's statements (SqliteStore::ApplyPurge), public so a test can check their plans. The
 // ids come from the outcomes_by_finish index (queue, state, finished_at_ms) in finished order, a
@@ -150,6 +150,8 @@ class SqliteStore final : public Store {
   Status ApplyDeleteQueue(const std::string& name);
   Status ApplyPutLimit(const PutLimit& m);
   Status ApplyDeleteLimit(const std::string& name);
+  Status ApplyPutQuotaCount(const PutQuotaCount& m);
+  Status ApplyDropQuotaCounts(const std::string& limit, std::int64_t before_ms);
   Status ApplyPutKey(const PutIdempotencyKey& key);
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
@@ -197,6 +199,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_queue_ = nullptr;
   sqlite3_stmt* put_limit_ = nullptr;
   sqlite3_stmt* delete_limit_ = nullptr;
+  sqlite3_stmt* put_quota_count_ = nullptr;
+  sqlite3_stmt* drop_quota_counts_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;

@@ -44,6 +44,9 @@ class RecoveryVisitor {
   // Each stored limit (name order), before any live job, so that recovered leases count toward
   // its caps. `spec_json` is what PutLimit stored.
   virtual void OnLimit(const std::string& name, const std::string& spec_json) {}
+  // Each stored quota count (PutQuotaCount), after the limits and before any live job.
+  virtual void OnQuotaCount(const std::string& limit, const std::string& key,
+                            std::int64_t window_start_ms, std::int64_t used) {}
   // Unexpired idempotency keys, latest expiry first, at most MaxIdempotencyKeys() of them (the
   // rest stay on disk); if there were more, OnIdempotencyKeysOmitted(the latest expiry among
   // those not visited).

@@ -226,6 +226,31 @@ TEST(FlowCalendarQuota, CountsPerKeyUntilTheWindowEnds) {
   EXPECT_EQ(q.Used("acct-2", Utc(2024, 6, 10, 22)), 0u);
 }
 
+// Peek answers what NextOpen would without moving the window (reads are const), and a changed
+// limit keeps the counts.
+TEST(FlowCalendarQuota, PeekAgreesWithNextOpenAndSetLimitKeepsTheCounts) {
+  CalendarQuota q = MakeQuota(2, CalendarPeriod::kDay, "UTC");
+  const std::int64_t t = Utc(2024, 3, 5, 9);
+  EXPECT_EQ(q.Peek("k", t), t) << "no window yet: open";
+  ASSERT_TRUE(q.Admit("k", t));
+  ASSERT_TRUE(q.Admit("k", t));
+  EXPECT_EQ(q.Count("k"), 2u);
+  EXPECT_EQ(q.Peek("k", t + 1), Utc(2024, 3, 6));
+  EXPECT_EQ(q.Peek("other", t + 1), t + 1);
+  EXPECT_EQ(q.Peek("k", Utc(2024, 3, 6)), Utc(2024, 3, 6)) << "the next window is open";
+  EXPECT_EQ(q.window().start_ms, Utc(2024, 3, 5)) << "Peek moved nothing";
+  EXPECT_EQ(q.Count("k"), 2u);
+  q.SetLimit(3);
+  EXPECT_EQ(q.Peek("k", t + 2), t + 2);
+  EXPECT_TRUE(q.Admit("k", t + 2));
+  EXPECT_FALSE(q.Admit("k", t + 3));
+  q.SetLimit(1);  // below the count: refused until the window ends, nothing revoked
+  EXPECT_EQ(q.Count("k"), 3u);
+  EXPECT_EQ(q.Peek("k", t + 4), Utc(2024, 3, 6));
+  for (std::int64_t now : {t + 4, Utc(2024, 3, 6) - 1})
+    EXPECT_EQ(q.NextOpen("k", now), q.Peek("k", now));
+}
+
 TEST(FlowCalendarQuota, AClockSteppingBackNeverReopensAWindow) {
   CalendarQuota q = MakeQuota(2, CalendarPeriod::kDay, "UTC");
   EXPECT_TRUE(q.Admit("k", Utc(2024, 1, 2, 0, 30)));

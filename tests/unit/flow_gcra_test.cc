@@ -317,5 +317,45 @@ TEST(FlowGcraKeyed, AKeyReadmittedBeforeItsExpiryIsKept) {
   EXPECT_EQ(keyed.size(), 0u);
 }
 
+// A limiter restarted at r without its state (a server restart, a changed rate) starts from
+// Saturated(r). Whatever the old one admitted up to the crash at c <= r, the union of both
+// sequences must satisfy (1), and the restarted one gives up at most one burst: its first admit
+// is at r + T (rounded up to a whole ms).
+TEST(FlowGcraKeyed, AFloorAtSaturatedKeepsTheBoundAcrossARestart) {
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Rng rng(seed);
+    const std::int64_t periods[] = {1, 7, 100, 1000, 60'000};
+    GcraConfig c;
+    c.count = 1 + static_cast<std::int64_t>(rng.Uniform(20));
+    c.period_ms = periods[rng.Uniform(5)];
+    c.burst = 1 + static_cast<std::int64_t>(rng.Uniform(6));
+    const Gcra rate = MakeRate(c);
+    const std::int64_t spacing = c.period_ms / c.count + 1;
+    std::vector<std::int64_t> admitted;
+    KeyedGcra<int> before(rate);
+    std::int64_t now = kStart;
+    for (int call = 0; call < 100; ++call) {  // a greedy caller before the crash
+      now += static_cast<std::int64_t>(rng.Uniform(static_cast<std::uint64_t>(spacing)));
+      if (before.Admit(1, now)) admitted.push_back(now);
+    }
+    const std::int64_t restart =
+        now + static_cast<std::int64_t>(rng.Uniform(static_cast<std::uint64_t>(2 * spacing)));
+    KeyedGcra<int> after(rate);
+    after.SetFloor(rate.Saturated(restart));
+    // One interval after the restart, rounded up: ceil(restart + period / count).
+    const std::int64_t first = restart + (c.period_ms + c.count - 1) / c.count;
+    EXPECT_EQ(after.NextOpen(1, restart), first);
+    EXPECT_EQ(after.NextOpen(2, restart), first) << "every key starts saturated";
+    now = restart;
+    for (int call = 0; call < 100; ++call) {
+      now = after.NextOpen(1, now);  // as greedy as possible
+      ASSERT_TRUE(after.Admit(1, now));
+      admitted.push_back(now);
+    }
+    ASSERT_EQ(FirstViolation(admitted, c), "");
+  }
+}
+
 }  // namespace
 }  // namespace ym::flow

@@ -305,7 +305,7 @@ TEST(FlowKeyModeSpec, BadKeyModesAreValidationErrorsNamingTheField) {
       {R"({"debounce":{"delay_ms":100,"max_wait_ms":99}})", "\"debounce.max_wait_ms\""},
       {R"({"debounce":{"delay_ms":100,"max_wait_ms":true}})", "\"debounce.max_wait_ms\""},
       {R"({"debounce":{"delay_ms":100,"wait":5}})", "\"debounce.wait\""},
-      {R"({"key":"queue"})", "\"concurrency\": required"},
+      {R"({"key":"queue"})", "\"singleton\" and \"debounce\""},
   };
   for (const auto& [body, what] : cases) {
     auto r = LimitSpec::FromJson("x", body);
@@ -324,7 +324,7 @@ TEST(FlowKeyModeSpec, OnlyDispatchBoundsAreGatesAndKeyGatesFollowTheMatch) {
   deb.match_kind = "sync";
   ASSERT_TRUE(deb.SetKey("payload.acct").ok());
   deb.debounce = DebounceConfig{100, 1000};
-  ASSERT_TRUE(set.Put(deb, &created).ok());
+  ASSERT_TRUE(set.Put(deb, 0, &created).ok());
   EXPECT_EQ(set.keyed_modes(), 1u);
   const LimitSubject sync{"q", "sync", "default", "", R"({"acct":"a1"})"};
   const LimitSubject other{"q", "mail", "default", "", R"({"acct":"a1"})"};
@@ -337,16 +337,16 @@ TEST(FlowKeyModeSpec, OnlyDispatchBoundsAreGatesAndKeyGatesFollowTheMatch) {
   EXPECT_TRUE(set.KeyGates(other).empty());
   // With a concurrency bound as well it is both a gate and a key gate.
   deb.concurrency = 1;
-  ASSERT_TRUE(set.Put(deb, &created).ok());
+  ASSERT_TRUE(set.Put(deb, 0, &created).ok());
   EXPECT_FALSE(created);
   EXPECT_EQ(set.keyed_modes(), 1u);
   EXPECT_NE(set.Acquire(sync), LimitSet::kNoGates);
   deb.debounce.reset();
-  ASSERT_TRUE(set.Put(deb, &created).ok());
+  ASSERT_TRUE(set.Put(deb, 0, &created).ok());
   EXPECT_EQ(set.keyed_modes(), 0u);
   EXPECT_TRUE(set.KeyGates(sync).empty());
   deb.singleton = SingletonMode::kSkip;
-  ASSERT_TRUE(set.Put(deb, &created).ok());
+  ASSERT_TRUE(set.Put(deb, 0, &created).ok());
   EXPECT_EQ(set.keyed_modes(), 1u);
   ASSERT_TRUE(set.Delete("deb"));
   EXPECT_EQ(set.keyed_modes(), 0u);

@@ -52,11 +52,15 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
   return v;
 }
 
-// Turns a current (format 6) file back into format 5: each finished job's outcome is written
-// back into its job row as format 5 kept it, the outcomes table and its indexes go (and the
-// limits table), and the five partial indexes of `jobs` come back. The older-format tests then
-// undo format 5 on top of it.
-inline constexpr char kUndoFormat6[] =
+// Turns a current (format 7) file back into format 6: format 7's tables go.
+#define YM_UNDO_FORMAT7 "DROP TABLE quota_counts;"
+inline constexpr char kUndoFormat7[] = YM_UNDO_FORMAT7;
+
+// Turns a current file back into format 5 (format 7 first, then 6): each finished job's outcome
+// is written back into its job row as format 5 kept it, the outcomes table and its indexes go
+// (and the limits table), and the five partial indexes of `jobs` come back. The older-format
+// tests then undo format 5 on top of it.
+inline constexpr char kUndoFormat6[] = YM_UNDO_FORMAT7
     "UPDATE jobs SET state = o.state, priority = o.priority, run_at_ms = o.run_at_ms, "
     "updated_at_ms = o.updated_at_ms, finished_at_ms = o.finished_at_ms, attempts = o.attempts, "
     "max_attempts = o.max_attempts, runs = o.runs, backoff_initial_ms = o.backoff_initial_ms, "

@@ -169,13 +169,21 @@ TEST_F(SchedulerKeyModesTest, AnIdempotentDuplicateIsAnsweredBeforeAnyKeyMode) {
 }
 
 TEST_F(SchedulerKeyModesTest, DebounceReplacesTheWaitingJobAndRunsByTheMaxWait) {
-  Put("deb", R"({"key":"concurrency_key","debounce":{"delay_ms":1000,"max_wait_ms":3000}})");
+  Put("deb",
+      R"({"match":{"kind":"k"},"key":"concurrency_key","debounce":{"delay_ms":1000,"max_wait_ms":3000}})");
   auto a = Enqueue(Spec("k"));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->state, JobState::kScheduled);
   auto va = sched_->Get(a->id);
   EXPECT_EQ(va->blocked_reason, "debounced");
   EXPECT_EQ(va->job.run_at_ms, kStart + 1000);
+  EXPECT_EQ(va->blocked_until_ms, kStart + 1000);
+  // The queue counts it as debounced, not scheduled; a plain delayed job stays scheduled.
+  EnqueueSpec later = Spec("k", "other");
+  later.delay_ms = 60'000;
+  ASSERT_TRUE(Enqueue(later).ok());
+  EXPECT_EQ(sched_->Queue("q")->blocked.at("debounced"), 1u);
+  EXPECT_EQ(sched_->Queue("q")->blocked.at("scheduled"), 1u);
   JobId prev = a->id;
   for (int i = 1; i <= 5; ++i) {
     clock_.Advance(800);
@@ -194,6 +202,7 @@ TEST_F(SchedulerKeyModesTest, DebounceReplacesTheWaitingJobAndRunsByTheMaxWait) 
   // Nothing ran yet; at the max wait the survivor is ready, exactly once.
   clock_.Set(kStart + 4000);
   sched_->Tick();
+  EXPECT_EQ(sched_->Queue("q")->blocked.at("debounced"), 0u);
   auto got = Lease(10);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].id, prev);

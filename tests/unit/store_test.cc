@@ -22,6 +22,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/clock.h"
@@ -63,6 +64,14 @@ struct Recovered : RecoveryVisitor {
   void OnLimit(const std::string& name, const std::string& spec) override {
     limits.emplace_back(name, spec);
     limit_after_job = limit_after_job || !jobs.empty();
+  }
+  // (limit, key, window start, used), in the order visited.
+  std::vector<std::tuple<std::string, std::string, std::int64_t, std::int64_t>> quota;
+  bool quota_after_job = false;
+  void OnQuotaCount(const std::string& limit, const std::string& key, std::int64_t window_start,
+                    std::int64_t used) override {
+    quota.emplace_back(limit, key, window_start, used);
+    quota_after_job = quota_after_job || !jobs.empty();
   }
   void OnIdempotencyKey(const IdempotencyKeyRecord& k) override { keys.push_back(k); }
   void OnLiveJob(JobRecord&& j) override { jobs.push_back(std::move(j)); }
@@ -839,6 +848,109 @@ TYPED_TEST(StoreTest, ARestartWithActiveLeasesKeepsThemCountedTowardTheCap) {
   EXPECT_TRUE(sched->Lease(req).empty());
   ASSERT_TRUE(sched->Ack(held[0].id, held[0].lease.token, "null").ok());
   EXPECT_EQ(sched->Lease(req).size(), 1u);
+}
+
+TYPED_TEST(StoreTest, QuotaCountsSurviveANewWindowDropsOlderOnesAndAFailedBatchIsUndone) {
+  Store& s = this->store();
+  using Q = std::tuple<std::string, std::string, std::int64_t, std::int64_t>;
+  PutQuotaCount a{"daily", "a", 1000, 1, 1000};
+  PutQuotaCount b{"daily", "b", 1000, 3};
+  PutQuotaCount other{"weekly", "a", 500, 2, 500};
+  Batch first;
+  first.mutations.push_back(PutLimit{"daily", R"({"quota":{"count":5,"per":"day"}})"});
+  first.mutations.push_back(a);
+  first.mutations.push_back(b);
+  first.mutations.push_back(other);
+  first.mutations.push_back(InsertJob{SmallJob(1)});
+  ASSERT_OK(s.Commit(first));
+  a.used = 2;
+  a.drop_before_ms = std::numeric_limits<std::int64_t>::min();
+  Batch second;
+  second.mutations.push_back(a);
+  ASSERT_OK(s.Commit(second));
+  EXPECT_EQ(
+      RecoverAll(s).quota,
+      (std::vector<Q>{{"daily", "a", 1000, 2}, {"daily", "b", 1000, 3}, {"weekly", "a", 500, 2}}));
+  // A failed batch that starts a new window changes nothing.
+  Batch failing;
+  failing.mutations.push_back(PutQuotaCount{"daily", "c", 2000, 1, 2000});
+  failing.mutations.push_back(DropQuotaCounts{"weekly"});
+  failing.mutations.push_back(InsertJob{SmallJob(1)});  // duplicate: the batch fails
+  EXPECT_FALSE(s.Commit(failing).ok());
+  EXPECT_EQ(RecoverAll(s).quota.size(), 3u);
+  // The first count of a new window drops the limit's older ones, and only that limit's.
+  Batch next;
+  next.mutations.push_back(PutQuotaCount{"daily", "c", 2000, 1, 2000});
+  ASSERT_OK(s.Commit(next));
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  EXPECT_EQ(r.quota, (std::vector<Q>{{"daily", "c", 2000, 1}, {"weekly", "a", 500, 2}}));
+  EXPECT_FALSE(r.quota_after_job);
+  // DropQuotaCounts and DeleteLimit remove a limit's counts.
+  Batch drop;
+  drop.mutations.push_back(DropQuotaCounts{"weekly"});
+  drop.mutations.push_back(DeleteLimit{"daily"});
+  ASSERT_OK(this->store().Commit(drop));
+  EXPECT_TRUE(RecoverAll(this->store()).quota.empty());
+}
+
+// A quota holds across a restart: the counts reach the store with the leases that made them,
+// so a restarted scheduler refuses what the quota has used up, and its reason says so.
+TYPED_TEST(StoreTest, AQuotaUsedUpBeforeARestartStaysUsedUp) {
+  ManualClock clock(1'718'006'400'000);  // 2024-06-10 08:00 UTC
+  Rng rng(3);
+  auto sched = std::make_unique<Scheduler>(clock, rng, SchedulerOptions{});
+  auto commit = [&] {
+    Batch b = sched->SealBatch();
+    ASSERT_OK(this->store().Commit(b));
+    sched->OnCommitted(b.seq);
+  };
+  flow::LimitSpec spec;
+  spec.name = "daily";
+  spec.quota = flow::LimitQuota{3, flow::CalendarPeriod::kDay, "UTC"};
+  ASSERT_TRUE(sched->PutLimit(spec).ok());
+  std::vector<JobId> ids;
+  for (int i = 0; i < 5; ++i) {
+    EnqueueSpec e;
+    e.queue = "q";
+    e.kind = "k";
+    ids.push_back(sched->Enqueue(e)->id);
+  }
+  commit();
+  LeaseRequest req;
+  req.queues = {"q"};
+  req.max = 2;
+  req.worker_id = "w";
+  ASSERT_EQ(sched->Lease(req).size(), 2u);
+  commit();
+  req.max = 1;
+  ASSERT_EQ(sched->Lease(req).size(), 1u);  // in the open batch only: lost in the crash
+  auto restart = [&] {
+    this->h_.Reopen();
+    sched = std::make_unique<Scheduler>(clock, rng, SchedulerOptions{});
+    SchedulerLoader loader(*sched);
+    ASSERT_OK(this->store().Recover(clock.NowMs(), loader));
+  };
+  restart();
+  // Two starts are durable; the third lease never was, nor its count: one start is left.
+  req.max = 5;
+  ASSERT_EQ(sched->Lease(req).size(), 1u);
+  EXPECT_TRUE(sched->Lease(req).empty());
+  commit();
+  const auto view = sched->Get(ids[4]);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->blocked_reason, "quota_exhausted");
+  EXPECT_EQ(view->blocked_until_ms, 1'718'064'000'000) << "the next UTC midnight";
+  const auto q = sched->Queue("q");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->blocked.at("quota_exhausted"), 2u);
+  // Restarted with the quota used up, nothing more may start.
+  restart();
+  EXPECT_TRUE(sched->Lease(req).empty());
+  // The next day the window opens again.
+  clock.Advance(16 * 3'600'000);
+  sched->Tick();
+  EXPECT_EQ(sched->Lease(req).size(), 3u) << "the quota's 3, of the 4 jobs still ready";
 }
 
 TYPED_TEST(StoreTest, InjectedFaultsApplyNothingAndStoreStaysUsable) {

@@ -129,6 +129,16 @@ std::uint32_t CalendarQuota::Used(std::string_view key, std::int64_t now_ms) {
   return it == used_.end() ? 0 : it->second;
 }
 
+std::int64_t CalendarQuota::Peek(std::string_view key, std::int64_t now_ms) const {
+  if (!has_window_ || now_ms >= window_.end_ms) return now_ms;  // Roll would start afresh
+  return Count(key) < config_.limit ? now_ms : window_.end_ms;
+}
+
+std::uint32_t CalendarQuota::Count(std::string_view key) const {
+  auto it = used_.find(std::string(key));
+  return it == used_.end() ? 0 : it->second;
+}
+
 std::vector<CalendarQuota::Counter> CalendarQuota::Counters() const {
   std::vector<Counter> out;
   out.reserve(used_.size());

@@ -84,6 +84,13 @@ class CalendarQuota {
   std::int64_t NextOpen(std::string_view key, std::int64_t now_ms);
   // Starts counted for `key` in the window containing `now_ms` (0 in a window not begun yet).
   std::uint32_t Used(std::string_view key, std::int64_t now_ms);
+  // NextOpen without moving the window (for reads: what the state says at `now_ms`).
+  std::int64_t Peek(std::string_view key, std::int64_t now_ms) const;
+  // Starts counted for `key` in the current window (window()), whatever the time.
+  std::uint32_t Count(std::string_view key) const;
+  // Changes the limit, keeping the counts: lowering it below a key's count refuses that key
+  // until the window ends; raising it lets the key start again at once.
+  void SetLimit(std::uint32_t limit) { config_.limit = limit; }
 
   // The counters of the current window, for the store.
   struct Counter {

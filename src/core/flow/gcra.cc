@@ -46,6 +46,12 @@ bool Gcra::Admit(GcraTime& tat, std::int64_t now) const {
   return true;
 }
 
+GcraTime Gcra::Saturated(std::int64_t t0) const {
+  // burst * T = tau + T, in units of 1/count ms: burst * period_ms <= 8.64e16, no overflow.
+  const std::int64_t units = config_.burst * config_.period_ms;
+  return {SatAdd(t0, units / config_.count), units % config_.count};
+}
+
 std::int64_t Gcra::NextOpen(const GcraTime& tat, std::int64_t now) const {
   if (LessEq(tat, {SatAdd(now, tolerance_.ms), tolerance_.frac})) return now;
   // The first whole ms t with TAT - tau <= t: the ceiling of TAT - tau (which is > now here).

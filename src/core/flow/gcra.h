@@ -76,6 +76,7 @@ struct GcraConfig {
 
   // kValidation naming the bad field and its allowed range, else OK.
   Status Validate() const;
+  bool operator==(const GcraConfig&) const = default;
 };
 
 // A time with a fraction: `ms + frac / count` ms, 0 <= frac < count (count from the config).
@@ -99,6 +100,11 @@ class Gcra {
   std::int64_t NextOpen(const GcraTime& tat, std::int64_t now) const;
   // The first ms at which this state is equivalent to a fresh one (TAT <= that ms).
   static std::int64_t ExpiresAt(const GcraTime& tat) { return SatAdd(tat.ms, tat.frac > 0); }
+  // The state of a key that has just used its whole burst at `t0` (TAT = t0 + burst * T): the
+  // largest TAT any sequence of admits at or before t0 can leave, so a limiter started from it
+  // at t0 stays within (1) together with whatever was admitted before t0 (GCRA is monotone in
+  // TAT: a later TAT never admits a call an earlier one refuses). The next admit is at t0 + T.
+  GcraTime Saturated(std::int64_t t0) const;
 
  private:
   explicit Gcra(const GcraConfig& config);
@@ -148,10 +154,16 @@ class KeyedGcra {
 
   explicit KeyedGcra(Gcra rate) : rate_(std::move(rate)) {}
 
+  // Every key not holding state is treated as holding `floor` (default: fresh). A limiter
+  // (re)started at t0 without the state it had, after a restart or a change of its rate, starts
+  // from Gcra::Saturated(t0): as if every key had just used its whole burst, which keeps (1)
+  // across the gap whatever was admitted before it, at the cost of at most one burst.
+  void SetFloor(const GcraTime& floor) { floor_ = floor; }
+
   bool Admit(const Key& key, std::int64_t now) {
     now = latest_ = std::max(latest_, now);
     Sweep(now, kSweepErasePerCall);
-    auto [it, inserted] = tats_.try_emplace(key);
+    auto [it, inserted] = tats_.try_emplace(key, floor_);
     const bool ok = rate_.Admit(it->second, now);
     if (inserted) expiry_.push({Gcra::ExpiresAt(it->second), key});
     return ok;
@@ -160,7 +172,7 @@ class KeyedGcra {
   std::int64_t NextOpen(const Key& key, std::int64_t now) const {
     now = std::max(latest_, now);
     auto it = tats_.find(key);
-    return it == tats_.end() ? now : rate_.NextOpen(it->second, now);
+    return rate_.NextOpen(it == tats_.end() ? floor_ : it->second, now);
   }
 
   // Erases up to `max_erase` keys that are equivalent to fresh ones at `now`; returns how many.
@@ -197,6 +209,7 @@ class KeyedGcra {
 
   Gcra rate_;
   std::int64_t latest_ = std::numeric_limits<std::int64_t>::min();  // latest `now` seen
+  GcraTime floor_;  // the state of keys not in tats_
   std::unordered_map<Key, GcraTime, Hash> tats_;
   std::priority_queue<Entry, std::vector<Entry>, Later> expiry_;
 };

@@ -203,8 +203,9 @@ void KeyGroups::BeginRebuild() {
   jobs_.clear();
 }
 
-void KeyGroups::Restore(const std::vector<KeyGate>& gates, JobId id, bool not_started,
-                        std::int64_t run_at_ms) {
+std::vector<JobId> KeyGroups::Restore(const std::vector<KeyGate>& gates, JobId id, bool not_started,
+                                      std::int64_t run_at_ms) {
+  std::vector<JobId> displaced;
   for (const KeyGate& g : gates) {
     const GroupKey key{g.limit, g.key};
     if (g.singleton != SingletonMode::kOff) {
@@ -214,7 +215,10 @@ void KeyGroups::Restore(const std::vector<KeyGate>& gates, JobId id, bool not_st
       // The newest not-started job waits; an older one is left to run as it is (a limit added
       // over several waiting jobs revokes nothing).
       if (grp.waiting > id) continue;
-      if (grp.waiting != 0) Unlink(grp.waiting, key);
+      if (grp.waiting != 0 && grp.waiting != id) {
+        Unlink(grp.waiting, key);
+        if (!IsWaiting(grp.waiting)) displaced.push_back(grp.waiting);
+      }
       grp.waiting = id;
       auto k = kept_.find(key);
       grp.deadline = k != kept_.end() && k->second.first == id ? k->second.second : run_at_ms;
@@ -223,6 +227,7 @@ void KeyGroups::Restore(const std::vector<KeyGate>& gates, JobId id, bool not_st
     }
     Link(id, key);
   }
+  return displaced;
 }
 
 bool KeyGroups::IsWaiting(JobId id) const {

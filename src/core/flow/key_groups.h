@@ -134,9 +134,11 @@ class KeyGroups {
   // as they are now); EndRebuild drops what was remembered. A job that is `not_started`
   // (pending, scheduled or ready with no attempt in its run) waits in its debounce groups (the
   // newest wins), with the deadline remembered for the same (limit, key, job), else its run_at.
+  // Restore returns the older jobs it displaced from waiting (only after a limit was added over
+  // several not-started jobs of a key).
   void BeginRebuild();
-  void Restore(const std::vector<KeyGate>& gates, JobId id, bool not_started,
-               std::int64_t run_at_ms);
+  std::vector<JobId> Restore(const std::vector<KeyGate>& gates, JobId id, bool not_started,
+                             std::int64_t run_at_ms);
   void EndRebuild() { kept_.clear(); }
 
   // True when `id` waits in a debounce group (for blocked_reason "debounced").

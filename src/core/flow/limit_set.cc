@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/json.h"
+#include "common/time_zone.h"
 #include "core/job.h"
 
 namespace ym::flow {
@@ -23,7 +24,131 @@ void AppendQuoted(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+// Named rate periods, as the JSON's "per" shows them.
+struct NamedPeriod {
+  std::string_view name;
+  std::int64_t ms;
+};
+constexpr NamedPeriod kRatePeriods[] = {
+    {"second", 1000}, {"minute", 60'000}, {"hour", 3'600'000}, {"day", 86'400'000}};
+
+// The least burst with which `count` per `period_ms` is reachable on a clock of whole ms.
+std::int64_t LeastBurst(std::int64_t count, std::int64_t period_ms) {
+  return std::max<std::int64_t>(1, count / period_ms + (count % period_ms != 0));
+}
+
+std::optional<std::int64_t> IntMember(const json::Value& v) {
+  return v.IsNumber() ? v.AsInt64() : std::nullopt;
+}
+
+Result<GcraConfig> ParseRate(const json::Value& v) {
+  if (!v.IsObject()) {
+    return Validation(
+        "field \"rate\": must be an object {\"count\":N,\"per\":\"second\",\"burst\":B}");
+  }
+  GcraConfig c;
+  bool has_count = false, has_period = false, has_burst = false;
+  for (const auto& m : v) {
+    const std::string_view f = m.name.GetString();
+    if (f == "count") {
+      auto i = IntMember(m.value);
+      if (!i) return Validation("field \"rate.count\": must be an integer");
+      c.count = *i;
+      has_count = true;
+    } else if (f == "per") {
+      if (has_period) return Validation("field \"rate\": give one of per and period_ms");
+      if (!m.value.IsString()) return Validation("field \"rate.per\": must be a string");
+      const std::string_view per = m.value.GetString();
+      auto it = std::find_if(std::begin(kRatePeriods), std::end(kRatePeriods),
+                             [&](const NamedPeriod& p) { return p.name == per; });
+      if (it == std::end(kRatePeriods)) {
+        return Validation("field \"rate.per\": \"" + std::string(per.substr(0, 64)) +
+                          "\" is not second, minute, hour or day");
+      }
+      c.period_ms = it->ms;
+      has_period = true;
+    } else if (f == "period_ms") {
+      if (has_period) return Validation("field \"rate\": give one of per and period_ms");
+      auto i = IntMember(m.value);
+      if (!i) return Validation("field \"rate.period_ms\": must be an integer");
+      c.period_ms = *i;
+      has_period = true;
+    } else if (f == "burst") {
+      auto i = IntMember(m.value);
+      if (!i) return Validation("field \"rate.burst\": must be an integer");
+      c.burst = *i;
+      has_burst = true;
+    } else {
+      return Validation("field \"rate." + std::string(f.substr(0, 64)) +
+                        "\": unknown member (count, per, period_ms, burst)");
+    }
+  }
+  if (!has_count) return Validation("field \"rate.count\": required");
+  if (!has_period) return Validation("field \"rate.per\": required (second, minute, hour, day)");
+  if (!has_burst && c.count >= 1 && c.period_ms >= 1) c.burst = LeastBurst(c.count, c.period_ms);
+  return c;
+}
+
+Result<LimitQuota> ParseQuota(const json::Value& v) {
+  if (!v.IsObject()) {
+    return Validation(
+        "field \"quota\": must be an object "
+        "{\"count\":N,\"per\":\"day\",\"time_zone\":\"Europe/Paris\"}");
+  }
+  LimitQuota q;
+  bool has_count = false, has_period = false;
+  for (const auto& m : v) {
+    const std::string_view f = m.name.GetString();
+    if (f == "count") {
+      auto i = IntMember(m.value);
+      if (!i) return Validation("field \"quota.count\": must be an integer");
+      q.count = *i;
+      has_count = true;
+    } else if (f == "per") {
+      if (!m.value.IsString()) return Validation("field \"quota.per\": must be a string");
+      auto p = ParsePeriod(m.value.GetString(), "field \"quota.per\"");
+      if (!p.ok()) return p.status();
+      q.period = *p;
+      has_period = true;
+    } else if (f == "time_zone") {
+      if (!m.value.IsString()) return Validation("field \"quota.time_zone\": must be a string");
+      q.time_zone = std::string(m.value.GetString());
+    } else {
+      return Validation("field \"quota." + std::string(f.substr(0, 64)) +
+                        "\": unknown member (count, per, time_zone)");
+    }
+  }
+  if (!has_count) return Validation("field \"quota.count\": required");
+  if (!has_period) return Validation("field \"quota.per\": required (day, week, month)");
+  return q;
+}
+
+// Keeps the `n` largest counts, largest first (ties by key).
+void KeepTop(std::vector<std::pair<std::string, std::int64_t>>& v, std::size_t n) {
+  auto by_count = [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  };
+  if (v.size() > n) {
+    std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(), by_count);
+    v.resize(n);
+  } else {
+    std::sort(v.begin(), v.end(), by_count);
+  }
+}
+
 }  // namespace
+
+std::string_view BlockReason(Block why) {
+  switch (why) {
+    case Block::kConcurrency:
+      return "concurrency_capped";
+    case Block::kRate:
+      return "rate_limited";
+    case Block::kQuota:
+      return "quota_exhausted";
+  }
+  return "concurrency_capped";
+}
 
 // --- LimitSpec -------------------------------------------------------------------------------
 
@@ -65,14 +190,35 @@ Status LimitSpec::Validate() const {
   }
   if (debounce) YM_RETURN_IF_ERROR(debounce->Validate());
   const bool key_mode = singleton != SingletonMode::kOff || debounce.has_value();
-  if (!concurrency && !key_mode) {
+  if (!concurrency && !rate && !quota && !key_mode) {
     return Validation(
-        "field \"concurrency\": required (the most active jobs per key) unless the limit has "
-        "\"singleton\" or \"debounce\"");
+        "the limit needs at least one of \"concurrency\" (the most active jobs per key), "
+        "\"rate\" (starts per second/minute/hour/day), \"quota\" (starts per "
+        "day/week/month), \"singleton\" and \"debounce\"");
   }
   if (concurrency && (*concurrency < 1 || *concurrency > ConcurrencyConfig::kMaxCap)) {
     return Validation("field \"concurrency\": must be an integer 1.." +
                       std::to_string(ConcurrencyConfig::kMaxCap));
+  }
+  if (rate) {
+    if (Status st = rate->Validate(); !st.ok()) {
+      return Validation("field \"rate\": " + st.message());
+    }
+    const std::int64_t least = LeastBurst(rate->count, rate->period_ms);
+    if (rate->burst < least) {
+      return Validation(
+          "field \"rate.burst\": must be at least " + std::to_string(least) + " for " +
+          std::to_string(rate->count) + " per " + std::to_string(rate->period_ms) +
+          " ms: the clock counts whole ms, so a smaller burst never reaches the rate");
+    }
+  }
+  if (quota) {
+    if (quota->count < 1 || quota->count > CalendarQuotaConfig::kMaxLimit) {
+      return Validation("field \"quota.count\": must be an integer 1.." +
+                        std::to_string(CalendarQuotaConfig::kMaxLimit));
+    }
+    auto zone = FindTimeZone(quota->time_zone, "field \"quota.time_zone\"");
+    if (!zone.ok()) return Validation(zone.status().message());
   }
   return Status::Ok();
 }
@@ -153,6 +299,25 @@ std::string LimitSpec::ToJson() const {
     out += ",";
   }
   if (concurrency) out += "\"concurrency\":" + std::to_string(*concurrency) + ",";
+  if (rate) {
+    out += "\"rate\":{\"count\":" + std::to_string(rate->count) + ",";
+    auto it = std::find_if(std::begin(kRatePeriods), std::end(kRatePeriods),
+                           [&](const NamedPeriod& p) { return p.ms == rate->period_ms; });
+    if (it != std::end(kRatePeriods)) {
+      out += "\"per\":";
+      AppendQuoted(out, it->name);
+    } else {
+      out += "\"period_ms\":" + std::to_string(rate->period_ms);
+    }
+    out += ",\"burst\":" + std::to_string(rate->burst) + "},";
+  }
+  if (quota) {
+    out += "\"quota\":{\"count\":" + std::to_string(quota->count) + ",\"per\":";
+    AppendQuoted(out, PeriodName(quota->period));
+    out += ",\"time_zone\":";
+    AppendQuoted(out, quota->time_zone);  // a tz database name: no quote, backslash or control
+    out += "},";
+  }
   // Key modes.
   if (singleton != SingletonMode::kOff) {
     out += "\"singleton\":";
@@ -211,6 +376,16 @@ Result<LimitSpec> LimitSpec::FromJson(std::string_view name, std::string_view te
                           std::to_string(ConcurrencyConfig::kMaxCap));
       }
       spec.concurrency = *v;
+    } else if (field == "rate") {
+      if (m.value.IsNull()) continue;
+      auto r = ParseRate(m.value);
+      if (!r.ok()) return r.status();
+      spec.rate = *r;
+    } else if (field == "quota") {
+      if (m.value.IsNull()) continue;
+      auto q = ParseQuota(m.value);
+      if (!q.ok()) return q.status();
+      spec.quota = std::move(*q);
     } else if (field == "singleton") {
       // Key modes (core/flow/key_groups.h).
       if (m.value.IsNull()) continue;
@@ -251,7 +426,8 @@ Result<LimitSpec> LimitSpec::FromJson(std::string_view name, std::string_view te
       spec.debounce = d;
     } else {
       return Validation("field \"" + std::string(field.substr(0, 64)) +
-                        "\": unknown member (match, key, concurrency, singleton, debounce)");
+                        "\": unknown member (match, key, concurrency, rate, quota, singleton, "
+                        "debounce)");
     }
   }
   YM_RETURN_IF_ERROR(spec.Validate());
@@ -262,7 +438,7 @@ Result<LimitSpec> LimitSpec::FromJson(std::string_view name, std::string_view te
 
 LimitSet::LimitSet() { sets_.emplace_back(); }  // the empty set, never freed
 
-Status LimitSet::Put(const LimitSpec& spec, bool* created) {
+Result<LimitSet::Limit> LimitSet::Build(const LimitSpec& spec) {
   YM_RETURN_IF_ERROR(spec.Validate());
   Limit l;
   l.spec = spec;
@@ -271,8 +447,47 @@ Status LimitSet::Put(const LimitSpec& spec, bool* created) {
     if (!gate.ok()) return gate.status();
     l.gate.emplace(std::move(*gate));
   }
+  if (spec.rate) {
+    auto rate = Gcra::Make(*spec.rate);
+    if (!rate.ok()) return rate.status();
+    l.rate.emplace(std::move(*rate));
+  }
+  if (spec.quota) {
+    auto zone = FindTimeZone(spec.quota->time_zone, "field \"quota.time_zone\"");
+    if (!zone.ok()) return Validation(zone.status().message());
+    CalendarQuotaConfig qc;
+    qc.limit = static_cast<std::uint32_t>(spec.quota->count);
+    qc.period = spec.quota->period;
+    qc.zone = *zone;
+    YM_RETURN_IF_ERROR(qc.Validate("field \"quota\""));
+    l.quota.emplace(qc);
+  }
+  return l;
+}
+
+Status LimitSet::Put(const LimitSpec& spec, std::int64_t mono_now, bool* created,
+                     RateStart rate_start) {
+  auto built = Build(spec);
+  if (!built.ok()) return built.status();
+  Limit l = std::move(*built);
   auto it = by_name_.find(spec.name);
   *created = it == by_name_.end();
+  Limit* old = *created ? nullptr : &*limits_[it->second];
+  if (l.rate) {
+    if (old && old->rate && old->spec.rate == spec.rate) {
+      l.rate = std::move(old->rate);  // the same rate: its state stays
+    } else if (old || rate_start == RateStart::kSaturated) {
+      // What was admitted under another rate, or before a restart, is not known here: start
+      // as if every key had just used its burst (one burst lost at most, the bound kept).
+      l.rate->SetFloor(l.rate->rate().Saturated(mono_now));
+    }
+  }
+  if (l.quota && old && old->quota && old->spec.quota->period == spec.quota->period &&
+      old->spec.quota->time_zone == spec.quota->time_zone) {
+    old->quota->SetLimit(static_cast<std::uint32_t>(spec.quota->count));
+    l.quota = std::move(old->quota);
+    l.quota_window_written = old->quota_window_written;
+  }
   const auto keyed = [](const LimitSpec& s) {
     return s.singleton != SingletonMode::kOff || s.debounce.has_value();
   };
@@ -322,7 +537,9 @@ std::vector<const LimitSpec*> LimitSet::Page(const std::string& after, std::size
   return out;
 }
 
-bool LimitSet::HasDispatchBound(const LimitSpec& spec) { return spec.concurrency.has_value(); }
+bool LimitSet::HasDispatchBound(const LimitSpec& spec) {
+  return spec.concurrency || spec.rate || spec.quota;
+}
 
 bool LimitSet::Matches(const LimitSpec& spec, const LimitSubject& s) {
   return (!spec.match_queue || *spec.match_queue == s.queue) &&
@@ -440,19 +657,65 @@ void LimitSet::Unref(SetId set) {
   free_sets_.push_back(set);
 }
 
-std::optional<std::size_t> LimitSet::Admit(SetId set) {
+std::optional<Refusal> LimitSet::Check(SetId set, std::int64_t mono, std::int64_t wall) const {
   const std::vector<Gate>& gates = sets_[set].gates;
   for (std::size_t i = 0; i < gates.size(); ++i) {
-    auto& gate = limits_[gates[i].limit]->gate;
-    if (!gate || gate->Admit(gates[i].key)) continue;
-    // Refused: give back what this call took, so a refusal changes nothing.
-    for (std::size_t j = 0; j < i; ++j) {
-      auto& g = limits_[gates[j].limit]->gate;
-      if (g) (void)g->Release(gates[j].key);
+    const Limit& l = *limits_[gates[i].limit];
+    const std::string& key = gates[i].key;
+    if (l.gate && l.gate->Count(key) >= l.gate->cap()) {
+      return Refusal{i, Block::kConcurrency, 0};
     }
-    return i;
+    if (l.rate) {
+      const std::int64_t at = l.rate->NextOpen(key, mono);
+      if (at > mono) return Refusal{i, Block::kRate, at};
+    }
+    if (l.quota) {
+      const std::int64_t at = l.quota->Peek(key, wall);
+      if (at > wall) return Refusal{i, Block::kQuota, at};
+    }
   }
   return std::nullopt;
+}
+
+std::optional<Refusal> LimitSet::Admit(SetId set, std::int64_t mono, std::int64_t wall,
+                                       std::vector<QuotaUse>* uses) {
+  // Ask every gate first, count in all of them after: a refusal changes nothing.
+  if (auto refused = Check(set, mono, wall)) return refused;
+  for (const Gate& g : sets_[set].gates) {
+    Limit& l = *limits_[g.limit];
+    // Check said yes to each, at these times, and nothing ran in between.
+    if (l.gate) (void)l.gate->Admit(g.key);
+    if (l.rate) (void)l.rate->Admit(g.key, mono);
+    if (l.quota) {
+      (void)l.quota->Admit(g.key, wall);
+      QuotaUse u;
+      u.limit = l.spec.name;
+      u.key = g.key;
+      u.window_start_ms = l.quota->window().start_ms;
+      u.used = l.quota->Count(g.key);
+      u.new_window = u.window_start_ms != l.quota_window_written;
+      l.quota_window_written = u.window_start_ms;
+      uses->push_back(std::move(u));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Refusal> LimitSet::Blocked(SetId set, std::int64_t mono, std::int64_t wall) const {
+  return Check(set, mono, wall);
+}
+
+void LimitSet::RestoreQuota(const std::string& name, const std::string& key,
+                            std::int64_t window_start_ms, std::int64_t used,
+                            std::int64_t wall_now) {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return;
+  Limit& l = *limits_[it->second];
+  if (!l.quota || used <= 0) return;
+  const auto clamped = static_cast<std::uint32_t>(
+      std::min<std::int64_t>(used, std::numeric_limits<std::uint32_t>::max()));
+  l.quota->Restore({CalendarQuota::Counter{key, window_start_ms, clamped}}, wall_now);
+  l.quota_window_written = l.quota->window().start_ms;
 }
 
 void LimitSet::Hold(SetId set) {
@@ -486,14 +749,6 @@ void LimitSet::Wait(SetId set, std::size_t pos, const LaneRef& lane) {
   limits_[g.limit]->waiting[g.key].push_back(lane);
 }
 
-bool LimitSet::Capped(SetId set) const {
-  for (const Gate& g : sets_[set].gates) {
-    const auto& gate = limits_[g.limit]->gate;
-    if (gate && gate->Count(g.key) >= gate->cap()) return true;
-  }
-  return false;
-}
-
 void LimitSet::BeginRecount() {
   for (auto& l : limits_) {
     if (!l) continue;
@@ -523,17 +778,38 @@ std::vector<std::pair<std::string, std::int64_t>> LimitSet::TopCounts(const std:
   if (!gate) return out;
   gate->ForEach([&](const std::string& k, std::int64_t c) { out.emplace_back(k, c); });
   if (keys) *keys = out.size();
-  auto by_count = [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  };
-  if (out.size() > n) {
-    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end(),
-                      by_count);
-    out.resize(n);
-  } else {
-    std::sort(out.begin(), out.end(), by_count);
-  }
+  KeepTop(out, n);
   return out;
+}
+
+CalendarWindow LimitSet::QuotaTop(const std::string& name, std::size_t n,
+                                  std::vector<std::pair<std::string, std::int64_t>>* top,
+                                  std::size_t* keys) const {
+  top->clear();
+  *keys = 0;
+  auto it = by_name_.find(name);
+  if (it == by_name_.end() || !limits_[it->second]->quota) return {};
+  const CalendarQuota& q = *limits_[it->second]->quota;
+  for (const CalendarQuota::Counter& c : q.Counters()) top->emplace_back(c.key, c.used);
+  *keys = top->size();
+  KeepTop(*top, n);
+  return q.window();
+}
+
+std::size_t LimitSet::rate_keys() const {
+  std::size_t n = 0;
+  for (const auto& l : limits_) {
+    if (l && l->rate) n += l->rate->size();
+  }
+  return n;
+}
+
+std::size_t LimitSet::quota_keys() const {
+  std::size_t n = 0;
+  for (const auto& l : limits_) {
+    if (l && l->quota) n += l->quota->KeyCount();
+  }
+  return n;
 }
 
 std::size_t LimitSet::waiting_lanes() const {

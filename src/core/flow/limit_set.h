@@ -3,9 +3,11 @@
 // A limit is a named object (LimitSpec): which jobs it applies to (`match`: queue, kind,
 // namespace, each optional; all absent = every job), what it counts by (`key`: nothing, the
 // job's concurrency_key, kind, namespace, queue, or a JSON object path into the payload) and its
-// bounds (today `concurrency`, the most active jobs per key; `rate` and `quota` are meant to join
-// it as further optional members). A job whose payload lacks the path (or holds something other
-// than a string or an integer there) is counted under the empty key.
+// bounds, each optional but at least one: `concurrency` (the most active jobs per key), `rate`
+// (starts per second/minute/hour/day with a burst, GCRA, core/flow/gcra.h) and `quota` (starts
+// per calendar day/week/month in a time zone, core/flow/calendar_quota.h). A job whose payload
+// lacks the path (or holds something other than a string or an integer there) is counted under
+// the empty key.
 //
 // For a job, the set of (limit, key) pairs it is subject to is its *gate set*. Gate sets are
 // interned with reference counts so that equal sets share one id: the scheduler keys its lanes
@@ -13,17 +15,28 @@
 // rotation together, and admission asks only the gates of the lane's set. Set id 0 (kNoGates) is
 // the empty set: with no limits configured every job has it and nothing here is called.
 //
-// Counting: each limit owns a KeyedConcurrencyGate (core/flow/concurrency_gate.h) keyed by the
-// gate key. Admit(set) takes a slot of every gate of the set or of none; Release(set) gives them
-// back and reports the lanes that waited on a gate that is now below its cap (Wait registers
+// Counting: each limit owns a KeyedConcurrencyGate (core/flow/concurrency_gate.h), a
+// KeyedGcra and a CalendarQuota, each keyed by the gate key, as its members ask. Admit(set)
+// passes every gate of the set or none: it first asks each (a cap below its count, a rate
+// conforming now, a quota with room in its window) and only then counts the start in all of
+// them, so a refusal changes nothing. A refusal says which gate and why, and when it may open:
+// a cap opens only at a Release, which reports the lanes that waited on it (Wait registers
 // them), so the scheduler puts them back into the rotation: nothing polls, no blocked job is
-// scanned.
+// scanned; a rate or a quota opens at a time, which the scheduler keeps in a timer.
 //
-// Owned by the Scheduler; core thread only; pure (no clock is needed for a cap).
+// Clocks: a rate is a duration, so it is fed the monotonic clock (`mono`); a quota is about
+// dates, so it takes the wall clock (`wall`). Quota counts are durable: every admission that
+// counts toward a quota reports it (QuotaUse) for the scheduler to write with the lease, and
+// recovery restores them (RestoreQuota). Rates are not stored: a rate restarted without its
+// state starts as if every key had just used its whole burst (Gcra::Saturated), which keeps
+// the rate's window bound across the restart at the cost of at most one burst.
+//
+// Owned by the Scheduler; core thread only; pure (times are passed in).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -32,7 +45,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/flow/calendar_quota.h"
 #include "core/flow/concurrency_gate.h"
+#include "core/flow/gcra.h"
 #include "core/flow/key_groups.h"
 
 namespace ym::flow {
@@ -46,6 +61,15 @@ enum class LimitKeyKind : std::uint8_t {
   kPayload,  // payload.<field>[.<field>...]
 };
 
+// A calendar quota member: at most `count` starts per key in each `period` window, windows in
+// the IANA zone `time_zone`.
+struct LimitQuota {
+  std::int64_t count = 1;  // 1..CalendarQuotaConfig::kMaxLimit
+  CalendarPeriod period = CalendarPeriod::kDay;
+  std::string time_zone = "UTC";
+  bool operator==(const LimitQuota&) const = default;
+};
+
 struct LimitSpec {
   static constexpr std::size_t kMaxPathDepth = 16;
 
@@ -55,8 +79,13 @@ struct LimitSpec {
   std::optional<std::string> match_namespace;
   LimitKeyKind key = LimitKeyKind::kNone;
   std::vector<std::string> payload_path;  // kPayload: the fields, outermost first
-  // The bounds. At least one must be set; today only concurrency exists.
+  // The bounds. At least one must be set.
   std::optional<std::int64_t> concurrency;  // 1..ConcurrencyConfig::kMaxCap
+  // count per period_ms with a burst. The burst must be at least count / period_ms rounded up:
+  // the clock counts whole ms, so a smaller one could never reach the rate. Absent in the JSON,
+  // the burst is that least value.
+  std::optional<GcraConfig> rate;
+  std::optional<LimitQuota> quota;
   // Key modes, decided at enqueue (core/flow/key_groups.h); at most one of the two. Either
   // alone is enough to make a limit (no bound needed).
   SingletonMode singleton = SingletonMode::kOff;
@@ -69,8 +98,10 @@ struct LimitSpec {
   // Parses KeyText's form into `key`/`payload_path` (kValidation naming field "key").
   Status SetKey(std::string_view text);
 
-  // The spec as a JSON object without its name, {"match":{...},"key":"...","concurrency":N}
-  // (members absent when unset): what the store keeps and what the API shows.
+  // The spec as a JSON object without its name, {"match":{...},"key":"...","concurrency":N,
+  // "rate":{"count":N,"per":"second","burst":B},"quota":{"count":N,"per":"day","time_zone":Z}}
+  // (members absent when unset; "period_ms":N for a rate period that has no name): what the
+  // store keeps and what the API shows.
   std::string ToJson() const;
   // Parses ToJson's form (the API's request body too) strictly: unknown members, wrong types
   // and out-of-range values are kValidation naming the field; then Validate().
@@ -88,6 +119,37 @@ struct LimitInfo {
   static constexpr std::size_t kTopKeys = 100;
   std::vector<std::pair<std::string, std::int64_t>> active;
   std::size_t active_keys = 0;
+  // With a quota: the current window (wall clock; both 0 before the first start counted) and
+  // the keys with the most starts in it, as `active`.
+  CalendarWindow quota_window;
+  std::vector<std::pair<std::string, std::int64_t>> quota_used;
+  std::size_t quota_keys = 0;
+};
+
+// Why a gate refused a start.
+enum class Block : std::uint8_t {
+  kConcurrency,  // a cap at its count: opens at a Release
+  kRate,         // opens at `until` on the monotonic clock
+  kQuota,        // opens at `until` on the wall clock (the end of the window)
+};
+// "concurrency_capped", "rate_limited", "quota_exhausted": the blocked_reason of the API.
+std::string_view BlockReason(Block why);
+
+struct Refusal {
+  std::size_t pos = 0;  // the gate, in Gates(set)
+  Block why = Block::kConcurrency;
+  std::int64_t until = 0;  // kRate: mono ms; kQuota: wall ms; kConcurrency: unused
+};
+
+// A start counted toward a quota, for the store: the key's count in the window starting at
+// `window_start_ms` is now `used`. `new_window`: the first one written for this limit in that
+// window, so stored counters of earlier windows can go.
+struct QuotaUse {
+  std::string limit;
+  std::string key;
+  std::int64_t window_start_ms = 0;
+  std::int64_t used = 0;
+  bool new_window = false;
 };
 
 // A page of GET /v1/limits.
@@ -128,10 +190,17 @@ class LimitSet {
   bool empty() const { return by_name_.empty(); }
   std::size_t size() const { return by_name_.size(); }
 
+  // How a rate starts in Put: as a key never seen (a new limit), or saturated at `mono_now`
+  // (Gcra::Saturated: recovery, where the state before the restart is unknown).
+  enum class RateStart : std::uint8_t { kFresh, kSaturated };
   // Creates or replaces the limit `spec.name` (kValidation when the spec is bad: nothing
   // changes). `*created` tells which. Gate sets already handed out keep naming the old
   // configuration until the caller rebinds every job (BeginRecount, Acquire, Hold).
-  Status Put(const LimitSpec& spec, bool* created);
+  // Replacing keeps the state of an unchanged rate (a changed one starts saturated at
+  // `mono_now`) and the quota counts while the period and time zone stay (a new count applies to
+  // them, CalendarQuota::SetLimit); a quota with another period or zone starts empty.
+  Status Put(const LimitSpec& spec, std::int64_t mono_now, bool* created,
+             RateStart rate_start = RateStart::kFresh);
   // False when no such limit. As for Put, the caller rebinds the jobs afterwards.
   bool Delete(const std::string& name);
   const LimitSpec* Find(const std::string& name) const;
@@ -155,9 +224,16 @@ class LimitSet {
   const std::vector<Gate>& Gates(SetId set) const { return sets_[set].gates; }
   std::size_t live_sets() const { return set_ids_.size(); }
 
-  // Takes a slot of every gate of `set`, or of none: then returns the position (in Gates(set))
-  // of the first gate that refused.
-  std::optional<std::size_t> Admit(SetId set);
+  // Counts a start in every gate of `set` (a slot of each cap, an admit of each rate, one of
+  // each quota), or in none: then returns the first gate that refuses and why. Starts counted
+  // toward quotas are appended to `*uses` (for the store).
+  std::optional<Refusal> Admit(SetId set, std::int64_t mono, std::int64_t wall,
+                               std::vector<QuotaUse>* uses);
+  // What Admit would refuse now, changing nothing (for reads).
+  std::optional<Refusal> Blocked(SetId set, std::int64_t mono, std::int64_t wall) const;
+  // Recovery: a stored quota count of limit `name` (ignored when the limit has no quota).
+  void RestoreQuota(const std::string& name, const std::string& key, std::int64_t window_start_ms,
+                    std::int64_t used, std::int64_t wall_now);
   // Counts a holder of every gate of `set` even past a cap (recovery and recount: the jobs are
   // active already; a lowered cap revokes nothing).
   void Hold(SetId set);
@@ -165,13 +241,12 @@ class LimitSet {
   // gate that is now below its cap (each is forgotten here: it registers again if refused).
   // kInvalidState if a gate held no slot (a bug in the caller; the other gates are released).
   Status Release(SetId set, std::vector<LaneRef>& woken);
-  // Registers `lane` as waiting on gate `pos` of `set` (which just refused it).
+  // Registers `lane` as waiting on the cap of gate `pos` of `set` (which just refused it).
   void Wait(SetId set, std::size_t pos, const LaneRef& lane);
-  // True when some gate of `set` is at or over its cap.
-  bool Capped(SetId set) const;
 
-  // Forgets every count and waiting lane (a limit changed): the caller then Holds the set of
-  // every active job and re-enters every lane with ready jobs into the rotation.
+  // Forgets every active count and waiting lane (a limit changed): the caller then Holds the
+  // set of every active job and re-enters every lane with ready jobs into the rotation. Rates
+  // and quotas count starts, not active jobs: they are kept.
   void BeginRecount();
 
   // Active count of `key` under limit `name` (0 when none).
@@ -181,21 +256,35 @@ class LimitSet {
   std::vector<std::pair<std::string, std::int64_t>> TopCounts(const std::string& name,
                                                               std::size_t n,
                                                               std::size_t* keys) const;
+  // The quota window of limit `name` and its keys with the most starts, as TopCounts.
+  CalendarWindow QuotaTop(const std::string& name, std::size_t n,
+                          std::vector<std::pair<std::string, std::int64_t>>* top,
+                          std::size_t* keys) const;
   // Registrations of waiting lanes, for the footprint.
   std::size_t waiting_lanes() const;
+  // Keys holding rate state, and quota counters, across all limits (footprint).
+  std::size_t rate_keys() const;
+  std::size_t quota_keys() const;
 
  private:
   struct Limit {
     LimitSpec spec;
     std::optional<KeyedConcurrencyGate<std::string>> gate;          // when spec.concurrency
     std::unordered_map<std::string, std::vector<LaneRef>> waiting;  // by gate key
+    std::optional<KeyedGcra<std::string>> rate;                     // when spec.rate
+    std::optional<CalendarQuota> quota;                             // when spec.quota
+    std::int64_t quota_window_written = std::numeric_limits<std::int64_t>::min();
   };
+  static Result<Limit> Build(const LimitSpec& spec);
+  // The first gate of `set` that refuses at (mono, wall). Quotas are asked with `peek` (no
+  // window roll) from const reads.
+  std::optional<Refusal> Check(SetId set, std::int64_t mono, std::int64_t wall) const;
   struct SetRec {
     std::vector<Gate> gates;
     std::uint64_t refs = 0;
     std::string encoded;  // its key in set_ids_
   };
-  // A bound enforced at dispatch (a gate): today concurrency.
+  // A bound enforced at dispatch (a gate): concurrency, rate, quota.
   static bool HasDispatchBound(const LimitSpec& spec);
   static bool Matches(const LimitSpec& spec, const LimitSubject& s);
   static std::string KeyOf(const LimitSpec& spec, const LimitSubject& s);
