@@ -259,8 +259,13 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       } else if (r->duplicate) {
         out << "job " << r->id << " already exists with this idempotency key (" << r->state
             << "); nothing enqueued\n";
+      } else if (r->skipped) {
+        out << "job " << r->id << " holds this singleton key (" << r->state
+            << "); nothing enqueued\n";
       } else {
-        out << "enqueued job " << r->id << " (" << r->state << ")\n";
+        out << "enqueued job " << r->id << " (" << r->state << ")";
+        for (const std::string& id : r->superseded) out << ", replacing job " << id;
+        out << '\n';
       }
       return kExitOk;
     }
@@ -388,7 +393,8 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
               {false, false, false, true, true, false});
       for (const client::Limit& l : *r) {
         t.AddRow({l.name, LimitMatchText(l), l.key.empty() ? "-" : l.key,
-                  std::to_string(l.concurrency), std::to_string(l.active_keys),
+                  l.concurrency == 0 ? "-" : std::to_string(l.concurrency),
+                  std::to_string(l.active_keys),
                   l.active.empty() ? "-"
                                    : (l.active[0].first.empty() ? "\"\"" : l.active[0].first) +
                                          "=" + std::to_string(l.active[0].second)});
@@ -413,8 +419,17 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       out << "limit:        " << r->name << '\n'
           << "match:        " << LimitMatchText(*r) << '\n'
           << "key:          " << (r->key.empty() ? "-" : r->key) << '\n'
-          << "concurrency:  " << r->concurrency << '\n'
-          << "active keys:  " << r->active_keys << '\n';
+          << "concurrency:  " << (r->concurrency == 0 ? "-" : std::to_string(r->concurrency))
+          << '\n';
+      // Key modes.
+      if (!r->singleton.empty()) out << "singleton:    " << r->singleton << '\n';
+      if (r->debounce_delay_ms) {
+        out << "debounce:     " << *r->debounce_delay_ms << " ms, max wait "
+            << (r->debounce_max_wait_ms ? std::to_string(*r->debounce_max_wait_ms) + " ms"
+                                        : std::string("none"))
+            << '\n';
+      }
+      out << "active keys:  " << r->active_keys << '\n';
       for (const auto& [key, count] : r->active) {
         out << "  " << (key.empty() ? "\"\"" : key) << ": " << count << '\n';
       }

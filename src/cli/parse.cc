@@ -530,10 +530,26 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* limits_set = limits->add_subcommand("set", "Create or replace a limit");
   AddCommon(limits_set, &common);
   limits_set->add_option("name", inv.limit.name, "Limit name")->required();
-  limits_set
-      ->add_option("--concurrency", inv.limit.concurrency,
-                   "The most active jobs per key, 1..1000000 (1: a mutex)")
-      ->required();
+  CLI::Option* limit_concurrency_opt = limits_set->add_option(
+      "--concurrency", inv.limit.concurrency,
+      "The most active jobs per key, 1..1000000 (1: a mutex)");
+  // Key modes (docs/flow-control.md, "Singleton and debounce"); a limit needs a bound or one.
+  CLI::Option* limit_singleton_opt =
+      limits_set
+          ->add_option("--singleton", inv.limit.singleton,
+                       "While a job of the key is live, refuse a new one (409 "
+                       "singleton_conflict) or skip it (answer the live job)")
+          ->check(CLI::IsMember({"refuse", "skip"}));
+  std::int64_t debounce_ms = 0, debounce_max_wait_ms = 0;
+  CLI::Option* limit_debounce_opt = limits_set->add_option(
+      "--debounce-ms", debounce_ms,
+      "Keep only the newest waiting job of the key; it runs this many ms after the last "
+      "enqueue (0..2592000000)");
+  CLI::Option* limit_max_wait_opt = limits_set->add_option(
+      "--debounce-max-wait-ms", debounce_max_wait_ms,
+      "...but at most this many ms after the first enqueue of the group (default: no cap)");
+  limit_max_wait_opt->needs(limit_debounce_opt);
+  limit_singleton_opt->excludes(limit_debounce_opt);
   std::string limit_queue, limit_kind, limit_ns;
   CLI::Option* limit_queue_opt =
       limits_set->add_option("--queue,-q", limit_queue, "Only jobs of this queue");
@@ -712,6 +728,12 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       if (limit_queue_opt->count() > 0) inv.limit.match_queue = limit_queue;
       if (limit_kind_opt->count() > 0) inv.limit.match_kind = limit_kind;
       if (limit_ns_opt->count() > 0) inv.limit.match_namespace = limit_ns;
+      if (limit_debounce_opt->count() > 0) inv.limit.debounce_delay_ms = debounce_ms;
+      if (limit_max_wait_opt->count() > 0) inv.limit.debounce_max_wait_ms = debounce_max_wait_ms;
+      if (limit_concurrency_opt->count() == 0 && limit_singleton_opt->count() == 0 &&
+          limit_debounce_opt->count() == 0) {
+        return UsageError("limits set: give --concurrency, --singleton or --debounce-ms");
+      }
     } else {
       inv.command = Command::kLimitsDelete;
     }

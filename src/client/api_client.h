@@ -73,6 +73,10 @@ struct EnqueueResult {
   std::string id;
   std::string state;
   bool duplicate = false;  // an idempotency key matched an existing job; nothing was created
+  // A singleton limit in mode skip found a live job of the key: `id` is that job's, nothing
+  // was created. `superseded`: the waiting jobs a debounce limit replaced with this one.
+  bool skipped = false;
+  std::vector<std::string> superseded;
 };
 
 struct JobAttemptError {
@@ -255,7 +259,12 @@ struct Limit {
   std::optional<std::string> match_kind;
   std::optional<std::string> match_namespace;
   std::string key;  // empty: one count for every matched job
-  std::int64_t concurrency = 0;
+  std::int64_t concurrency = 0;  // 0: none (not sent)
+  // Key modes (docs/flow-control.md, "Singleton and debounce"): "refuse" or "skip" (empty:
+  // none), or a debounce delay with an optional max wait.
+  std::string singleton;
+  std::optional<std::int64_t> debounce_delay_ms;
+  std::optional<std::int64_t> debounce_max_wait_ms;
   std::int64_t active_keys = 0;
   std::vector<std::pair<std::string, std::int64_t>> active;  // the top keys, largest first
   std::string json;

@@ -61,7 +61,9 @@ JobInfo ToInfo(const ym::client::Job& j) {
   return i;
 }
 
-Enqueued ToEnqueued(const ym::client::EnqueueResult& r) { return {r.id, r.state, r.duplicate}; }
+Enqueued ToEnqueued(const ym::client::EnqueueResult& r) {
+  return {r.id, r.state, r.duplicate, r.skipped, r.superseded};
+}
 
 // The public filter as the API client sends it (the same fields, under one type).
 ym::client::JobFilterParams ToFilterParams(const JobFilter& f) {
@@ -248,6 +250,9 @@ LimitInfo ToLimitInfo(const ym::client::Limit& l) {
   out.match_namespace = l.match_namespace;
   out.key = l.key;
   out.concurrency = l.concurrency;
+  out.singleton = l.singleton;
+  out.debounce_delay_ms = l.debounce_delay_ms;
+  out.debounce_max_wait_ms = l.debounce_max_wait_ms;
   out.active_keys = l.active_keys;
   out.active = l.active;
   return out;
@@ -264,6 +269,9 @@ Result<LimitInfo> Client::SetLimit(const LimitSpec& limit) {
     l.match_namespace = limit.match_namespace;
     l.key = limit.key;
     l.concurrency = limit.concurrency;
+    l.singleton = limit.singleton;
+    l.debounce_delay_ms = limit.debounce_delay_ms;
+    l.debounce_max_wait_ms = limit.debounce_max_wait_ms;
     bool created = false;
     auto r = api.PutLimit(l, &created);
     if (!r.ok()) return impl_->Error(r.status());

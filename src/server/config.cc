@@ -290,8 +290,40 @@ Result<flow::LimitSpec> TomlLimit(const toml::node& node, const std::string& whe
         if (!s) return InvalidRequest(where + ".match." + member + ": must be a string");
         *slot = *s;
       }
+    } else if (key == "singleton") {
+      // Key modes (docs/flow-control.md, "Singleton and debounce").
+      auto s = v.value<std::string>();
+      if (!s) return InvalidRequest(where + ".singleton: must be \"refuse\" or \"skip\"");
+      auto mode = flow::ParseSingletonMode(*s);
+      if (!mode.ok()) return InvalidRequest(where + ".singleton: must be \"refuse\" or \"skip\"");
+      spec.singleton = *mode;
+    } else if (key == "debounce") {
+      const toml::table* d = v.as_table();
+      if (d == nullptr) return InvalidRequest(where + ".debounce: must be a table");
+      flow::DebounceConfig dc;
+      bool has_delay = false;
+      for (const auto& [dk, dv] : *d) {
+        const std::string member(dk.str());
+        auto i = dv.value<std::int64_t>();
+        if (member != "delay_ms" && member != "max_wait_ms") {
+          return InvalidRequest(where + ".debounce." + member +
+                                ": unknown key (delay_ms, max_wait_ms)");
+        }
+        if (!dv.is_integer() || !i) {
+          return InvalidRequest(where + ".debounce." + member + ": must be an integer");
+        }
+        if (member == "delay_ms") {
+          dc.delay_ms = *i;
+          has_delay = true;
+        } else {
+          dc.max_wait_ms = *i;
+        }
+      }
+      if (!has_delay) return InvalidRequest(where + ".debounce.delay_ms: required");
+      spec.debounce = dc;
     } else {
-      return InvalidRequest(where + "." + key + ": unknown key (name, match, key, concurrency)");
+      return InvalidRequest(where + "." + key +
+                            ": unknown key (name, match, key, concurrency, singleton, debounce)");
     }
   }
   if (spec.name.empty()) return InvalidRequest(where + ".name: required");
