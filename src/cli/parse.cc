@@ -530,9 +530,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* limits_set = limits->add_subcommand("set", "Create or replace a limit");
   AddCommon(limits_set, &common);
   limits_set->add_option("name", inv.limit.name, "Limit name")->required();
-  CLI::Option* limit_concurrency_opt = limits_set->add_option(
-      "--concurrency", inv.limit.concurrency,
-      "The most active jobs per key, 1..1000000 (1: a mutex)");
+  CLI::Option* limit_concurrency_opt =
+      limits_set->add_option("--concurrency", inv.limit.concurrency,
+                             "The most active jobs per key, 1..1000000 (1: a mutex)");
   // Key modes (docs/flow-control.md, "Singleton and debounce"); a limit needs a bound or one.
   CLI::Option* limit_singleton_opt =
       limits_set

@@ -258,7 +258,7 @@ struct Limit {
   std::optional<std::string> match_queue;
   std::optional<std::string> match_kind;
   std::optional<std::string> match_namespace;
-  std::string key;  // empty: one count for every matched job
+  std::string key;               // empty: one count for every matched job
   std::int64_t concurrency = 0;  // 0: none (not sent)
   // Key modes (docs/flow-control.md, "Singleton and debounce"): "refuse" or "skip" (empty:
   // none), or a debounce delay with an optional max wait.
