@@ -163,20 +163,39 @@ struct BulkResult {
   std::optional<std::string> next_cursor;
 };
 
-// A concurrency limit (docs/flow-control.md, "Concurrency limits"): at most `concurrency` active
-// jobs per key among the jobs it matches. Unset match members match every value; `key` is empty
-// (one count for all matched jobs), "concurrency_key", "kind", "namespace", "queue" or
-// "payload.<field>[.<field>...]".
+// A rate: at most `count` starts per `period_ms` (1000, 60000, 3600000, 86400000: a second,
+// minute, hour, day; any period up to a day) with a `burst` (0: the server's default, the
+// least burst that reaches the rate on a clock of whole ms).
+struct LimitRate {
+  std::int64_t count = 1;
+  std::int64_t period_ms = 1000;
+  std::int64_t burst = 0;
+};
+
+// A calendar quota: at most `count` starts per `per` ("day", "week" from Monday, "month") in
+// the IANA zone `time_zone`.
+struct LimitQuota {
+  std::int64_t count = 1;
+  std::string per = "day";
+  std::string time_zone = "UTC";
+};
+
+// A limit (docs/flow-control.md): among the jobs it matches, per key, at most `concurrency`
+// active jobs, `rate` starts per period and `quota` starts per calendar window (at least one
+// of them). Unset match members match every value; `key` is empty (one count for all matched
+// jobs), "concurrency_key", "kind", "namespace", "queue" or "payload.<field>[.<field>...]".
 struct LimitSpec {
   std::string name;
   std::optional<std::string> match_queue;
   std::optional<std::string> match_kind;
   std::optional<std::string> match_namespace;
   std::string key;
-  std::int64_t concurrency = 1;  // 0: none (a limit with only a key mode below)
-  // Key modes (docs/flow-control.md, "Singleton and debounce"), at most one: "refuse" or
-  // "skip" (empty: none); or a debounce of debounce_delay_ms (0..2592000000), with an optional
-  // max wait (debounce_delay_ms..2592000000).
+  std::optional<std::int64_t> concurrency;
+  std::optional<LimitRate> rate;
+  std::optional<LimitQuota> quota;
+  // Key modes (docs/flow-control.md, "Singleton and debounce"), at most one, each enough
+  // without a bound: "refuse" or "skip" (empty: none); or a debounce of debounce_delay_ms
+  // (0..2592000000), with an optional max wait (debounce_delay_ms..2592000000).
   std::string singleton;
   std::optional<std::int64_t> debounce_delay_ms;
   std::optional<std::int64_t> debounce_max_wait_ms;
@@ -186,7 +205,12 @@ struct LimitSpec {
 struct LimitInfo : LimitSpec {
   std::int64_t active_keys = 0;                              // keys with an active job
   std::vector<std::pair<std::string, std::int64_t>> active;  // the top keys, largest first
-  bool created = false;                                      // SetLimit: it was new
+  // With a quota: the current window (epoch ms; 0 before any start) and its busiest keys.
+  std::int64_t quota_window_start_ms = 0;
+  std::int64_t quota_window_end_ms = 0;
+  std::int64_t quota_used_keys = 0;
+  std::vector<std::pair<std::string, std::int64_t>> quota_used;
+  bool created = false;  // SetLimit: it was new
 };
 
 class Client {

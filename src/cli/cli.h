@@ -102,6 +102,10 @@ Result<std::string> ResolvePayload(std::string_view arg, std::istream& in);
 // A --run-at value: Unix epoch milliseconds, or an RFC 3339 UTC/offset time such as
 // `2024-05-01T12:00:00Z` or `2024-05-01T14:00:00.250+02:00`.
 Result<std::int64_t> ParseRunAt(std::string_view text);
+// `limits set --rate N/second|minute|hour|day` (also N/s, N/m, N/h, N/d) and
+// `--quota N/day|week|month`: kInvalidRequest naming the flag for anything else.
+Result<client::LimitRate> ParseRateFlag(std::string_view text);
+Result<client::LimitQuota> ParseQuotaFlag(std::string_view text);
 // The same for any time option (`option` names it in the error), e.g. --created-after.
 Result<std::int64_t> ParseTimeArg(std::string_view option, std::string_view text);
 

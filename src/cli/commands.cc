@@ -78,6 +78,7 @@ void PrintJob(const Job& j, std::ostream& out) {
       {"concurrency_key", Or(j.concurrency_key)},
       {"blocked_reason", Or(j.blocked_reason)},
   };
+  if (j.blocked_until_ms) f.emplace_back("blocked_until", FormatTime(*j.blocked_until_ms));
   if (j.cancel_requested) f.emplace_back("cancel_requested", "yes");
   // Only jobs that have one: the output of the others stays as it was.
   if (j.timeout_ms) f.emplace_back("timeout", FormatDuration(*j.timeout_ms));
@@ -156,6 +157,14 @@ void PrintQueue(const Queue& q, std::ostream& out) {
   };
   // Only queues that have one: the output of the others stays as it was.
   if (q.timeout_ms) f.emplace_back("timeout", FormatDuration(*q.timeout_ms));
+  // Why jobs are not running, the reasons that hold any.
+  std::string blocked;
+  for (const auto& [reason, n] : q.blocked) {
+    if (n == 0) continue;
+    if (!blocked.empty()) blocked += ", ";
+    blocked += reason + " " + std::to_string(n);
+  }
+  f.emplace_back("blocked", blocked.empty() ? "-" : blocked);
   PrintFields(out, f);
 }
 
@@ -217,6 +226,22 @@ int ListPages(Request request, bool all, bool json, ApiClient& api, const std::s
 }
 
 // "queue=q,kind=k" or "all jobs".
+std::string RateText(const client::Limit& l) {
+  if (!l.rate) return "-";
+  const std::pair<std::int64_t, const char*> names[] = {
+      {1000, "second"}, {60'000, "minute"}, {3'600'000, "hour"}, {86'400'000, "day"}};
+  std::string per = std::to_string(l.rate->period_ms) + "ms";
+  for (const auto& [ms, name] : names) {
+    if (ms == l.rate->period_ms) per = name;
+  }
+  return std::to_string(l.rate->count) + "/" + per + " burst " + std::to_string(l.rate->burst);
+}
+
+std::string QuotaText(const client::Limit& l) {
+  if (!l.quota) return "-";
+  return std::to_string(l.quota->count) + "/" + l.quota->per + " " + l.quota->time_zone;
+}
+
 std::string LimitMatchText(const client::Limit& l) {
   std::string m;
   auto add = [&](const char* what, const std::optional<std::string>& v) {
@@ -389,11 +414,11 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
         out << "no limits\n";
         return kExitOk;
       }
-      Table t({"LIMIT", "MATCH", "KEY", "CONCURRENCY", "ACTIVE_KEYS", "BUSIEST"},
-              {false, false, false, true, true, false});
+      Table t({"LIMIT", "MATCH", "KEY", "CONCURRENCY", "RATE", "QUOTA", "ACTIVE_KEYS", "BUSIEST"},
+              {false, false, false, true, false, false, true, false});
       for (const client::Limit& l : *r) {
         t.AddRow({l.name, LimitMatchText(l), l.key.empty() ? "-" : l.key,
-                  l.concurrency == 0 ? "-" : std::to_string(l.concurrency),
+                  l.concurrency ? std::to_string(*l.concurrency) : "-", RateText(l), QuotaText(l),
                   std::to_string(l.active_keys),
                   l.active.empty() ? "-"
                                    : (l.active[0].first.empty() ? "\"\"" : l.active[0].first) +
@@ -419,8 +444,9 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       out << "limit:        " << r->name << '\n'
           << "match:        " << LimitMatchText(*r) << '\n'
           << "key:          " << (r->key.empty() ? "-" : r->key) << '\n'
-          << "concurrency:  " << (r->concurrency == 0 ? "-" : std::to_string(r->concurrency))
-          << '\n';
+          << "concurrency:  " << (r->concurrency ? std::to_string(*r->concurrency) : "-") << '\n'
+          << "rate:         " << RateText(*r) << '\n'
+          << "quota:        " << QuotaText(*r) << '\n';
       // Key modes.
       if (!r->singleton.empty()) out << "singleton:    " << r->singleton << '\n';
       if (r->debounce_delay_ms) {
@@ -432,6 +458,14 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       out << "active keys:  " << r->active_keys << '\n';
       for (const auto& [key, count] : r->active) {
         out << "  " << (key.empty() ? "\"\"" : key) << ": " << count << '\n';
+      }
+      if (r->quota && r->quota_window_end_ms != 0) {
+        out << "quota window: " << FormatTime(r->quota_window_start_ms) << " .. "
+            << FormatTime(r->quota_window_end_ms) << '\n'
+            << "quota used:   " << r->quota_used_keys << " keys\n";
+        for (const auto& [key, count] : r->quota_used) {
+          out << "  " << (key.empty() ? "\"\"" : key) << ": " << count << '\n';
+        }
       }
       return kExitOk;
     }

@@ -259,7 +259,55 @@ struct BulkFlags {
   }
 };
 
+// "N/unit": a positive integer count and one of `units` (name, value); errors name `flag`.
+template <typename Unit>
+Result<std::pair<std::int64_t, Unit>> ParseCountPer(
+    std::string_view flag, std::string_view text,
+    std::initializer_list<std::pair<std::string_view, Unit>> units, std::string_view example) {
+  const std::string bad =
+      std::string(flag) + " '" + std::string(text) + "': expected " + std::string(example);
+  const std::size_t slash = text.find('/');
+  std::int64_t n = 0;
+  if (slash == std::string_view::npos || !ParseInt(text.substr(0, slash), &n) || n < 1) {
+    return InvalidRequest(bad);
+  }
+  const std::string_view unit = text.substr(slash + 1);
+  for (const auto& [name, value] : units) {
+    if (unit == name) return std::pair{n, value};
+  }
+  return InvalidRequest(bad);
+}
+
 }  // namespace
+
+Result<client::LimitRate> ParseRateFlag(std::string_view text) {
+  auto r = ParseCountPer<std::int64_t>("--rate", text,
+                                       {{"second", 1000},
+                                        {"s", 1000},
+                                        {"minute", 60'000},
+                                        {"m", 60'000},
+                                        {"hour", 3'600'000},
+                                        {"h", 3'600'000},
+                                        {"day", 86'400'000},
+                                        {"d", 86'400'000}},
+                                       "N/second, N/minute, N/hour or N/day, e.g. 10/second");
+  if (!r.ok()) return r.status();
+  client::LimitRate rate;
+  rate.count = r->first;
+  rate.period_ms = r->second;
+  return rate;
+}
+
+Result<client::LimitQuota> ParseQuotaFlag(std::string_view text) {
+  auto r = ParseCountPer<std::string_view>("--quota", text,
+                                           {{"day", "day"}, {"week", "week"}, {"month", "month"}},
+                                           "N/day, N/week or N/month, e.g. 500/day");
+  if (!r.ok()) return r.status();
+  client::LimitQuota quota;
+  quota.count = r->first;
+  quota.per = std::string(r->second);
+  return quota;
+}
 
 Result<std::int64_t> ParseRunAt(std::string_view text) { return ParseTimeArg("--run-at", text); }
 
@@ -519,7 +567,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
 
   // --- limits ---
   CLI::App* limits = app.add_subcommand(
-      "limits", "Concurrency limits: at most N active jobs per key (list, get, set, delete)");
+      "limits",
+      "Limits: at most N active jobs, N starts per second..day, N starts per day..month, per key "
+      "(list, get, set, delete)");
   limits->require_subcommand(1);
   AddCommon(limits, &common);
   CLI::App* limits_list = limits->add_subcommand("list", "List limits with their active keys");
@@ -530,9 +580,21 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* limits_set = limits->add_subcommand("set", "Create or replace a limit");
   AddCommon(limits_set, &common);
   limits_set->add_option("name", inv.limit.name, "Limit name")->required();
-  CLI::Option* limit_concurrency_opt =
-      limits_set->add_option("--concurrency", inv.limit.concurrency,
-                             "The most active jobs per key, 1..1000000 (1: a mutex)");
+  std::int64_t limit_concurrency = 0;
+  CLI::Option* limit_concurrency_opt = limits_set->add_option(
+      "--concurrency", limit_concurrency, "The most active jobs per key, 1..1000000 (1: a mutex)");
+  std::string limit_rate, limit_quota, limit_zone;
+  std::int64_t limit_burst = 0;
+  CLI::Option* limit_rate_opt = limits_set->add_option(
+      "--rate", limit_rate, "The most starts per key: N/second, N/minute, N/hour or N/day");
+  CLI::Option* limit_burst_opt = limits_set->add_option(
+      "--burst", limit_burst,
+      "Starts allowed at once from rest (with --rate; default: the least that reaches the rate)");
+  CLI::Option* limit_quota_opt = limits_set->add_option(
+      "--quota", limit_quota,
+      "The most starts per key per calendar window: N/day, N/week (from Monday) or N/month");
+  CLI::Option* limit_zone_opt = limits_set->add_option(
+      "--time-zone", limit_zone, "IANA time zone of the quota's windows (default UTC)");
   // Key modes (docs/flow-control.md, "Singleton and debounce"); a limit needs a bound or one.
   CLI::Option* limit_singleton_opt =
       limits_set
@@ -725,15 +787,35 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       inv.command = Command::kLimitsGet;
     } else if (limits_set->parsed()) {
       inv.command = Command::kLimitsSet;
+      if (limit_concurrency_opt->count() > 0) inv.limit.concurrency = limit_concurrency;
+      if (limit_rate_opt->count() > 0) {
+        Result<client::LimitRate> rate = ParseRateFlag(limit_rate);
+        if (!rate.ok()) return UsageError(rate.status().message());
+        inv.limit.rate = *rate;
+        if (limit_burst_opt->count() > 0) inv.limit.rate->burst = limit_burst;
+      } else if (limit_burst_opt->count() > 0) {
+        return UsageError("--burst needs --rate");
+      }
+      if (limit_quota_opt->count() > 0) {
+        Result<client::LimitQuota> quota = ParseQuotaFlag(limit_quota);
+        if (!quota.ok()) return UsageError(quota.status().message());
+        inv.limit.quota = *quota;
+        if (limit_zone_opt->count() > 0) inv.limit.quota->time_zone = limit_zone;
+      } else if (limit_zone_opt->count() > 0) {
+        return UsageError("--time-zone needs --quota");
+      }
+      // Key modes.
+      if (limit_debounce_opt->count() > 0) inv.limit.debounce_delay_ms = debounce_ms;
+      if (limit_max_wait_opt->count() > 0) inv.limit.debounce_max_wait_ms = debounce_max_wait_ms;
+      if (!inv.limit.concurrency && !inv.limit.rate && !inv.limit.quota &&
+          limit_singleton_opt->count() == 0 && limit_debounce_opt->count() == 0) {
+        return UsageError(
+            "limits set needs at least one of --concurrency, --rate, --quota, --singleton and "
+            "--debounce-ms");
+      }
       if (limit_queue_opt->count() > 0) inv.limit.match_queue = limit_queue;
       if (limit_kind_opt->count() > 0) inv.limit.match_kind = limit_kind;
       if (limit_ns_opt->count() > 0) inv.limit.match_namespace = limit_ns;
-      if (limit_debounce_opt->count() > 0) inv.limit.debounce_delay_ms = debounce_ms;
-      if (limit_max_wait_opt->count() > 0) inv.limit.debounce_max_wait_ms = debounce_max_wait_ms;
-      if (limit_concurrency_opt->count() == 0 && limit_singleton_opt->count() == 0 &&
-          limit_debounce_opt->count() == 0) {
-        return UsageError("limits set: give --concurrency, --singleton or --debounce-ms");
-      }
     } else {
       inv.command = Command::kLimitsDelete;
     }

@@ -223,6 +223,9 @@ Job ParseJob(const Value& v) {
     j.lease = JobLease{String(*l, "worker_id"), Int(*l, "expires_at"), OptInt(*l, "deadline_at")};
   }
   j.blocked_reason = OptString(v, "blocked_reason");
+  if (std::optional<Value> u = Member(v, "blocked_until"); u && u->IsNumber()) {
+    j.blocked_until_ms = u->AsInt64();
+  }
   j.progress_json = OptRaw(v, "progress");
   j.json = std::string(v.Raw());
   return j;
@@ -244,6 +247,13 @@ Queue ParseQueue(const Value& v) {
   if (auto c = Member(v, "counts"); c) {
     q.counts = QueueCounts{Int(*c, "scheduled"), Int(*c, "ready"), Int(*c, "active"),
                            Int(*c, "succeeded"), Int(*c, "dead"),  Int(*c, "cancelled")};
+  }
+  if (std::optional<Value> b = Member(v, "blocked"); b && b->IsObject()) {
+    for (const auto& m : *b) {
+      if (auto n = m.value.IsNumber() ? m.value.AsInt64() : std::nullopt) {
+        q.blocked[std::string(m.name.GetString())] = *n;
+      }
+    }
   }
   q.oldest_ready_age_ms = Int(v, "oldest_ready_age_ms");
   q.waiting_workers = Int(v, "waiting_workers");
@@ -1032,6 +1042,16 @@ Result<ServerInfo> ApiClient::Info() {
 
 namespace {
 
+// [{"key":K,"count":N},...] under `name`.
+std::vector<std::pair<std::string, std::int64_t>> KeyCounts(const Value& v, const char* name) {
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  if (std::optional<Value> a = Member(v, name); a && a->IsArray()) {
+    for (const auto& item : *a)
+      out.emplace_back(String(item.value, "key"), Int(item.value, "count"));
+  }
+  return out;
+}
+
 Limit ParseLimit(const Value& v) {
   Limit l;
   l.name = String(v, "name");
@@ -1041,18 +1061,26 @@ Limit ParseLimit(const Value& v) {
     if (Member(*m, "namespace")) l.match_namespace = String(*m, "namespace");
   }
   l.key = String(v, "key");
-  l.concurrency = Int(v, "concurrency");
+  l.concurrency = OptInt(v, "concurrency");
   l.singleton = String(v, "singleton");
   if (std::optional<Value> d = Member(v, "debounce"); d && d->IsObject()) {
     l.debounce_delay_ms = Int(*d, "delay_ms");
     l.debounce_max_wait_ms = OptInt(*d, "max_wait_ms");
   }
-  l.active_keys = Int(v, "active_keys");
-  if (std::optional<Value> a = Member(v, "active"); a && a->IsArray()) {
-    for (const auto& item : *a) {
-      l.active.emplace_back(String(item.value, "key"), Int(item.value, "count"));
-    }
+  if (std::optional<Value> r = Member(v, "rate"); r && r->IsObject()) {
+    l.rate = LimitRate{Int(*r, "count"), Int(*r, "period_ms"), Int(*r, "burst")};
   }
+  if (std::optional<Value> q = Member(v, "quota"); q && q->IsObject()) {
+    l.quota = LimitQuota{Int(*q, "count"), String(*q, "per"), String(*q, "time_zone")};
+    if (std::optional<Value> w = Member(*q, "window"); w && w->IsObject()) {
+      l.quota_window_start_ms = Int(*w, "start");
+      l.quota_window_end_ms = Int(*w, "end");
+    }
+    l.quota_used_keys = Int(*q, "used_keys");
+    l.quota_used = KeyCounts(*q, "used");
+  }
+  l.active_keys = Int(v, "active_keys");
+  l.active = KeyCounts(v, "active");
   l.json = std::string(v.Raw());
   return l;
 }
@@ -1082,9 +1110,34 @@ Result<Limit> ApiClient::PutLimit(const Limit& limit, bool* created) {
     w.Key("key");
     w.String(limit.key.data(), static_cast<rapidjson::SizeType>(limit.key.size()));
   }
-  if (limit.concurrency != 0) {
+  if (limit.concurrency) {
     w.Key("concurrency");
-    w.Int64(limit.concurrency);
+    w.Int64(*limit.concurrency);
+  }
+  if (limit.rate) {
+    w.Key("rate");
+    w.StartObject();
+    w.Key("count");
+    w.Int64(limit.rate->count);
+    w.Key("period_ms");
+    w.Int64(limit.rate->period_ms);
+    if (limit.rate->burst != 0) {
+      w.Key("burst");
+      w.Int64(limit.rate->burst);
+    }
+    w.EndObject();
+  }
+  if (limit.quota) {
+    w.Key("quota");
+    w.StartObject();
+    w.Key("count");
+    w.Int64(limit.quota->count);
+    w.Key("per");
+    w.String(limit.quota->per.data(), static_cast<rapidjson::SizeType>(limit.quota->per.size()));
+    w.Key("time_zone");
+    w.String(limit.quota->time_zone.data(),
+             static_cast<rapidjson::SizeType>(limit.quota->time_zone.size()));
+    w.EndObject();
   }
   // Key modes.
   if (!limit.singleton.empty()) {

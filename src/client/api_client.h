@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -120,8 +121,9 @@ struct Job {
   std::optional<std::string> result_json;
   std::optional<JobLease> lease;  // only while active
   std::optional<std::string> blocked_reason;
-  std::optional<std::string> progress_json;  // the running attempt's progress, a JSON object
-  std::string json;                          // the server's JSON object for this job
+  std::optional<std::int64_t> blocked_until_ms;  // when it may run next, when known
+  std::optional<std::string> progress_json;      // the running attempt's progress, a JSON object
+  std::string json;                              // the server's JSON object for this job
 };
 
 // Which jobs a search (GET /v1/jobs) or a bulk operation (POST /v1/jobs:cancel|:replay|:delete)
@@ -241,6 +243,8 @@ struct Queue {
   Backoff backoff;
   Retention retention;
   QueueCounts counts;
+  // Live jobs not running, per blocked_reason (docs/flow-control.md, "Reason codes").
+  std::map<std::string, std::int64_t> blocked;
   std::int64_t oldest_ready_age_ms = 0;
   std::int64_t waiting_workers = 0;
   std::string json;  // the server's JSON object for this queue
@@ -251,15 +255,33 @@ struct QueuePage {
   std::optional<std::string> next_cursor;  // nullopt on the last page
 };
 
-// A limit (docs/api.md, "Limits"): what PUT /v1/limits/{name} sends (name, match_*, key,
-// concurrency) and what GET answers (also its live counts and the server's JSON).
+// A limit's rate: `count` starts per `period_ms` with a `burst` (0: the server's default, the
+// least burst that reaches the rate).
+struct LimitRate {
+  std::int64_t count = 0;
+  std::int64_t period_ms = 1000;
+  std::int64_t burst = 0;
+};
+
+// A limit's calendar quota: `count` starts per `per` ("day", "week", "month") in `time_zone`.
+struct LimitQuota {
+  std::int64_t count = 0;
+  std::string per = "day";
+  std::string time_zone = "UTC";
+};
+
+// A limit (docs/api.md, "Limits"): what PUT /v1/limits/{name} sends (name, match_*, key and
+// the bounds: concurrency, rate, quota, at least one) and what GET answers (also its live counts
+// and the server's JSON).
 struct Limit {
   std::string name;
   std::optional<std::string> match_queue;
   std::optional<std::string> match_kind;
   std::optional<std::string> match_namespace;
-  std::string key;               // empty: one count for every matched job
-  std::int64_t concurrency = 0;  // 0: none (not sent)
+  std::string key;  // empty: one count for every matched job
+  std::optional<std::int64_t> concurrency;
+  std::optional<LimitRate> rate;
+  std::optional<LimitQuota> quota;
   // Key modes (docs/flow-control.md, "Singleton and debounce"): "refuse" or "skip" (empty:
   // none), or a debounce delay with an optional max wait.
   std::string singleton;
@@ -267,6 +289,11 @@ struct Limit {
   std::optional<std::int64_t> debounce_max_wait_ms;
   std::int64_t active_keys = 0;
   std::vector<std::pair<std::string, std::int64_t>> active;  // the top keys, largest first
+  // With a quota: its current window (0, 0 before any start) and the keys that used most of it.
+  std::int64_t quota_window_start_ms = 0;
+  std::int64_t quota_window_end_ms = 0;
+  std::int64_t quota_used_keys = 0;
+  std::vector<std::pair<std::string, std::int64_t>> quota_used;
   std::string json;
 };
 

@@ -1971,11 +1971,11 @@ void Scheduler::MaybeCompactHeaps() {
   if (OverStaleBound(rate_timers_.size() + quota_timers_.size(), timed_lanes_)) {
     // One entry per waiting lane: a lane refused again for the same time (after a Rebind, or a
     // stale wake-up) pushed an equal entry, which TimedLaneWaits alone cannot tell apart.
-    for (auto [heap, why] : {std::pair{&rate_timers_, flow::Block::kRate},
-                             std::pair{&quota_timers_, flow::Block::kQuota}}) {
+    for (const auto& source : {std::pair{&rate_timers_, flow::Block::kRate},
+                               std::pair{&quota_timers_, flow::Block::kQuota}}) {
       std::set<std::tuple<std::uint32_t, std::uint64_t>> seen;
-      RebuildHeap(*heap, [&](const LaneTimer& t) {
-        return TimedLaneWaits(t, why) &&
+      RebuildHeap(*source.first, [&](const LaneTimer& t) {
+        return TimedLaneWaits(t, source.second) &&
                seen.emplace(t.lane.queue, LaneKey(t.lane.ns, t.lane.set)).second;
       });
     }

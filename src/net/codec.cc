@@ -508,6 +508,8 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   }
   WriteKey(w, "blocked_reason");
   WriteStrOrNull(w, view.blocked_reason);
+  WriteKey(w, "blocked_until");
+  WriteMsOrNull(w, view.blocked_until_ms);
   w.EndObject();
 }
 
@@ -549,6 +551,15 @@ void WriteQueue(JsonWriter& w, const QueueInfo& info) {
     auto it = info.counts.find(std::string(name));
     WriteKey(w, name);
     w.Uint64(it == info.counts.end() ? 0 : it->second);
+  }
+  w.EndObject();
+  WriteKey(w, "blocked");
+  w.StartObject();
+  // Every reason is always present (0 included), as the counts are.
+  for (const char* reason : kBlockedReasons) {
+    auto it = info.blocked.find(reason);
+    WriteKey(w, reason);
+    w.Uint64(it == info.blocked.end() ? 0 : it->second);
   }
   w.EndObject();
   WriteKey(w, "oldest_ready_age_ms");
@@ -1423,6 +1434,20 @@ std::string RenderQueuePage(const QueuePage& page, std::size_t max_bytes) {
 
 namespace {
 
+// [{"key":K,"count":N},...]
+void WriteKeyCounts(JsonWriter& w, const std::vector<std::pair<std::string, std::int64_t>>& v) {
+  w.StartArray();
+  for (const auto& [key, count] : v) {
+    w.StartObject();
+    WriteKey(w, "key");
+    WriteStr(w, key);
+    WriteKey(w, "count");
+    w.Int64(count);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
   const flow::LimitSpec& s = info.spec;
   w.StartObject();
@@ -1455,6 +1480,54 @@ void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
   } else {
     w.Null();
   }
+  WriteKey(w, "rate");
+  if (s.rate) {
+    w.StartObject();
+    WriteKey(w, "count");
+    w.Int64(s.rate->count);
+    WriteKey(w, "per");
+    if (auto per = flow::RatePeriodName(s.rate->period_ms)) {
+      WriteStr(w, *per);
+    } else {
+      w.Null();
+    }
+    WriteKey(w, "period_ms");
+    w.Int64(s.rate->period_ms);
+    WriteKey(w, "burst");
+    w.Int64(s.rate->burst);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  WriteKey(w, "quota");
+  if (s.quota) {
+    w.StartObject();
+    WriteKey(w, "count");
+    w.Int64(s.quota->count);
+    WriteKey(w, "per");
+    WriteStr(w, flow::PeriodName(s.quota->period));
+    WriteKey(w, "time_zone");
+    WriteStr(w, s.quota->time_zone);
+    WriteKey(w, "window");
+    if (info.quota_window.end_ms != 0) {
+      w.StartObject();
+      WriteKey(w, "start");
+      w.Int64(info.quota_window.start_ms);
+      WriteKey(w, "end");
+      w.Int64(info.quota_window.end_ms);
+      w.EndObject();
+    } else {
+      w.Null();  // nothing counted yet
+    }
+    WriteKey(w, "used_keys");
+    w.Uint64(info.quota_keys);
+    WriteKey(w, "used");
+    WriteKeyCounts(w, info.quota_used);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  // Key modes.
   WriteKey(w, "singleton");
   if (s.singleton == flow::SingletonMode::kOff) {
     w.Null();
@@ -1479,16 +1552,7 @@ void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
   WriteKey(w, "active_keys");
   w.Uint64(info.active_keys);
   WriteKey(w, "active");
-  w.StartArray();
-  for (const auto& [key, count] : info.active) {
-    w.StartObject();
-    WriteKey(w, "key");
-    WriteStr(w, key);
-    WriteKey(w, "count");
-    w.Int64(count);
-    w.EndObject();
-  }
-  w.EndArray();
+  WriteKeyCounts(w, info.active);
   w.EndObject();
 }
 

@@ -250,11 +250,17 @@ LimitInfo ToLimitInfo(const ym::client::Limit& l) {
   out.match_namespace = l.match_namespace;
   out.key = l.key;
   out.concurrency = l.concurrency;
+  if (l.rate) out.rate = LimitRate{l.rate->count, l.rate->period_ms, l.rate->burst};
+  if (l.quota) out.quota = LimitQuota{l.quota->count, l.quota->per, l.quota->time_zone};
   out.singleton = l.singleton;
   out.debounce_delay_ms = l.debounce_delay_ms;
   out.debounce_max_wait_ms = l.debounce_max_wait_ms;
   out.active_keys = l.active_keys;
   out.active = l.active;
+  out.quota_window_start_ms = l.quota_window_start_ms;
+  out.quota_window_end_ms = l.quota_window_end_ms;
+  out.quota_used_keys = l.quota_used_keys;
+  out.quota_used = l.quota_used;
   return out;
 }
 
@@ -269,6 +275,13 @@ Result<LimitInfo> Client::SetLimit(const LimitSpec& limit) {
     l.match_namespace = limit.match_namespace;
     l.key = limit.key;
     l.concurrency = limit.concurrency;
+    if (limit.rate) {
+      l.rate = ym::client::LimitRate{limit.rate->count, limit.rate->period_ms, limit.rate->burst};
+    }
+    if (limit.quota) {
+      l.quota =
+          ym::client::LimitQuota{limit.quota->count, limit.quota->per, limit.quota->time_zone};
+    }
     l.singleton = limit.singleton;
     l.debounce_delay_ms = limit.debounce_delay_ms;
     l.debounce_max_wait_ms = limit.debounce_max_wait_ms;

@@ -250,87 +250,25 @@ std::string EnvOf(const std::string& key) {
   return e;
 }
 
-// TOML scalars as the same text a flag would carry, so one validator serves all sources.
-// One `[[limits]]` table: name, concurrency, key, and a `match` table (queue, kind, namespace).
-// Errors name the file and the key, e.g. "ym.toml: limits[2].concurrency: ...".
+// One `[[limits]]` table: `name` and the members of the API's limit object (match, key,
+// concurrency, rate, quota), as TOML tables and values. The table is turned into the same JSON
+// the API takes and checked by the one validator of every source (LimitSpec::FromJson), so the
+// config file accepts exactly what PUT /v1/limits does. Errors name the file, the table and the
+// field, e.g. "ym.toml: limits[2] (api): field \"rate.count\": required".
 Result<flow::LimitSpec> TomlLimit(const toml::node& node, const std::string& where) {
   const toml::table* t = node.as_table();
   if (t == nullptr) return InvalidRequest(where + ": must be a table ([[limits]])");
-  flow::LimitSpec spec;
-  for (const auto& [k, v] : *t) {
-    const std::string key(k.str());
-    if (key == "name") {
-      auto s = v.value<std::string>();
-      if (!s) return InvalidRequest(where + ".name: must be a string");
-      spec.name = *s;
-    } else if (key == "concurrency") {
-      auto i = v.value<std::int64_t>();
-      if (!v.is_integer() || !i) return InvalidRequest(where + ".concurrency: must be an integer");
-      spec.concurrency = *i;
-    } else if (key == "key") {
-      auto s = v.value<std::string>();
-      if (!s) return InvalidRequest(where + ".key: must be a string");
-      if (Status st = spec.SetKey(*s); !st.ok()) {
-        return InvalidRequest(where + ".key: " + st.message());
-      }
-    } else if (key == "match") {
-      const toml::table* m = v.as_table();
-      if (m == nullptr) return InvalidRequest(where + ".match: must be a table");
-      for (const auto& [mk, mv] : *m) {
-        const std::string member(mk.str());
-        std::optional<std::string>* slot = member == "queue"       ? &spec.match_queue
-                                           : member == "kind"      ? &spec.match_kind
-                                           : member == "namespace" ? &spec.match_namespace
-                                                                   : nullptr;
-        if (slot == nullptr) {
-          return InvalidRequest(where + ".match." + member +
-                                ": unknown key (queue, kind, namespace)");
-        }
-        auto s = mv.value<std::string>();
-        if (!s) return InvalidRequest(where + ".match." + member + ": must be a string");
-        *slot = *s;
-      }
-    } else if (key == "singleton") {
-      // Key modes (docs/flow-control.md, "Singleton and debounce").
-      auto s = v.value<std::string>();
-      if (!s) return InvalidRequest(where + ".singleton: must be \"refuse\" or \"skip\"");
-      auto mode = flow::ParseSingletonMode(*s);
-      if (!mode.ok()) return InvalidRequest(where + ".singleton: must be \"refuse\" or \"skip\"");
-      spec.singleton = *mode;
-    } else if (key == "debounce") {
-      const toml::table* d = v.as_table();
-      if (d == nullptr) return InvalidRequest(where + ".debounce: must be a table");
-      flow::DebounceConfig dc;
-      bool has_delay = false;
-      for (const auto& [dk, dv] : *d) {
-        const std::string member(dk.str());
-        auto i = dv.value<std::int64_t>();
-        if (member != "delay_ms" && member != "max_wait_ms") {
-          return InvalidRequest(where + ".debounce." + member +
-                                ": unknown key (delay_ms, max_wait_ms)");
-        }
-        if (!dv.is_integer() || !i) {
-          return InvalidRequest(where + ".debounce." + member + ": must be an integer");
-        }
-        if (member == "delay_ms") {
-          dc.delay_ms = *i;
-          has_delay = true;
-        } else {
-          dc.max_wait_ms = *i;
-        }
-      }
-      if (!has_delay) return InvalidRequest(where + ".debounce.delay_ms: required");
-      spec.debounce = dc;
-    } else {
-      return InvalidRequest(where + "." + key +
-                            ": unknown key (name, match, key, concurrency, singleton, debounce)");
-    }
-  }
-  if (spec.name.empty()) return InvalidRequest(where + ".name: required");
-  if (Status st = spec.Validate(); !st.ok()) {
-    return InvalidRequest(where + " (" + spec.name + "): " + st.message());
-  }
-  return spec;
+  const toml::node* name_node = t->get("name");
+  if (name_node == nullptr) return InvalidRequest(where + ".name: required");
+  auto name = name_node->value<std::string>();
+  if (!name) return InvalidRequest(where + ".name: must be a string");
+  toml::table members = *t;
+  members.erase("name");
+  std::ostringstream json;
+  json << toml::json_formatter{members};
+  auto spec = flow::LimitSpec::FromJson(*name, json.str());
+  if (!spec.ok()) return InvalidRequest(where + " (" + *name + "): " + spec.status().message());
+  return std::move(*spec);
 }
 
 std::optional<std::string> TomlScalar(const toml::node& node) {

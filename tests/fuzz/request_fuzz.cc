@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "core/flow/limit_set.h"
 #include "net/codec.h"
 #include "net/cursor.h"
 #include "net/router.h"
@@ -139,9 +140,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       break;
     }
-    case 6:
+    case 6: {
       CheckResult(ym::net::ParseQueuePatch("q", body));
+      // A limit that parses is valid, and its stored form parses back to the same limit.
+      auto spec = ym::net::ParseLimitSpec("l", body);
+      CheckResult(spec);
+      if (spec.ok()) {
+        Check(spec->Validate().ok());
+        auto again = ym::flow::LimitSpec::FromJson("l", spec->ToJson());
+        Check(again.ok() && *again == *spec);
+      }
       break;
+    }
     case 7: {
       CheckResult(ym::net::ParseDeadReplay(body));
       CheckStatus(ym::net::ParseEmptyObject(body));

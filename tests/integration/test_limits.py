@@ -147,11 +147,22 @@ def test_bad_config_file_limits_name_the_file_and_key(make_server, tmp_path):
     import pytest
     cases = [
         ('[[limits]]\nname = "x"\nconcurrency = 0\n', 'limits[0] (x): field "concurrency"'),
-        ('[[limits]]\nname = "x"\nconcurrency = 1\nrate = 2\n', "limits[0].rate: unknown key"),
+        ('[[limits]]\nname = "x"\nconcurrency = 1\nrate = 2\n',
+         'limits[0] (x): field "rate": must be an object'),
+        ('[[limits]]\nname = "x"\nrate = { count = 10, per = "fortnight" }\n',
+         'limits[0] (x): field "rate.per"'),
+        ('[[limits]]\nname = "x"\nrate = { count = 5000, per = "second", burst = 2 }\n',
+         'limits[0] (x): field "rate.burst": must be at least 5'),
+        ('[[limits]]\nname = "x"\nquota = { count = 5, per = "day", time_zone = "Mars/Base" }\n',
+         'limits[0] (x): field "quota.time_zone"'),
+        ('[[limits]]\nname = "x"\nquota = { count = 1.5, per = "day" }\n',
+         'limits[0] (x): field "quota.count"'),
+        ('[[limits]]\nname = "x"\nkey = "queue"\n', "limits[0] (x): the limit needs at least one of"),
         ('[[limits]]\nconcurrency = 1\n', "limits[0].name: required"),
-        ('[[limits]]\nname = "x"\nconcurrency = 1\nkey = "tenant"\n', "limits[0].key"),
+        ('[[limits]]\nname = 3\nconcurrency = 1\n', "limits[0].name: must be a string"),
+        ('[[limits]]\nname = "x"\nconcurrency = 1\nkey = "tenant"\n', 'limits[0] (x): field "key"'),
         ('[[limits]]\nname = "x"\nconcurrency = 1\nmatch = { tag = "a" }\n',
-         "limits[0].match.tag: unknown key"),
+         'limits[0] (x): field "match.tag": unknown member'),
         ('limits = 3\n', 'key "limits" must be an array of tables'),
     ]
     for i, (text, expected) in enumerate(cases):

@@ -583,7 +583,7 @@ TEST_F(ApiClientServerTest, KeyModesRoundTrip) {
   Result<Limit> put = api_->PutLimit(deb, &created);
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   EXPECT_TRUE(created);
-  EXPECT_EQ(put->concurrency, 0);
+  EXPECT_FALSE(put->concurrency.has_value());
   EXPECT_EQ(put->debounce_delay_ms, std::optional<std::int64_t>(60'000));
   EXPECT_EQ(put->debounce_max_wait_ms, std::optional<std::int64_t>(120'000));
   Limit one;

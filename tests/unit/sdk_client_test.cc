@@ -151,11 +151,10 @@ TEST(SdkClient, KeyModesAreSentAndReported) {
       yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
   yardmaster::LimitSpec spec;
   spec.name = "deb";
-  spec.concurrency = 0;
   spec.debounce_delay_ms = 500;
   auto set = client.SetLimit(spec);
   ASSERT_TRUE(set.ok()) << set.status().message();
-  EXPECT_EQ(set->concurrency, 0);
+  EXPECT_FALSE(set->concurrency.has_value());
   EXPECT_EQ(set->debounce_delay_ms, std::optional<std::int64_t>(500));
   EXPECT_FALSE(set->debounce_max_wait_ms.has_value());
   yardmaster::EnqueueOptions job;

@@ -342,16 +342,25 @@ class Client:
     # --- limits (docs/flow-control.md, "Concurrency limits") -------------------------------
 
     def set_limit(self, name: str, concurrency: Optional[int] = None, *,
+                  rate: Optional[Dict[str, Any]] = None, quota: Optional[Dict[str, Any]] = None,
                   key: Optional[str] = None, queue: Optional[str] = None,
                   kind: Optional[str] = None, namespace: Optional[str] = None,
                   singleton: Optional[str] = None, debounce_ms: Optional[int] = None,
                   debounce_max_wait_ms: Optional[int] = None) -> Dict[str, Any]:
-        """``PUT /v1/limits/{name}``: create or replace a concurrency limit, at most
-        ``concurrency`` active jobs per key among the jobs it matches (``queue``, ``kind``,
-        ``namespace``; none given: every job). ``key`` is what it counts by: ``None`` (one count
-        for all matched jobs), ``"concurrency_key"``, ``"kind"``, ``"namespace"``, ``"queue"`` or
+        """``PUT /v1/limits/{name}``: create or replace a limit among the jobs it matches
+        (``queue``, ``kind``, ``namespace``; none given: every job), per key, with at least one
+        of its bounds:
+
+        * ``concurrency``: at most this many active jobs;
+        * ``rate``: at most ``{"count": N, "per": "second"|"minute"|"hour"|"day"}`` starts (or
+          ``"period_ms": ms`` instead of ``per``), with an optional ``"burst"``;
+        * ``quota``: at most ``{"count": N, "per": "day"|"week"|"month"}`` starts per calendar
+          window, with an optional ``"time_zone"`` (IANA name, default ``"UTC"``).
+
+        ``key`` is what it counts by: ``None`` (one count for all matched jobs),
+        ``"concurrency_key"``, ``"kind"``, ``"namespace"``, ``"queue"`` or
         ``"payload.<field>[.<field>...]"``. Answered once durable; returns the limit object
-        (with ``active``, its busiest keys).
+        (with ``active``, its busiest keys, and a quota's ``window`` and ``used`` keys).
 
         Key modes (docs/flow-control.md, "Singleton and debounce"), at most one, each enough
         without ``concurrency``: ``singleton="refuse"`` (while a job of the key is live, an
@@ -368,6 +377,10 @@ class Client:
         body: Dict[str, Any] = {}
         if concurrency is not None:
             body["concurrency"] = concurrency
+        if rate is not None:
+            body["rate"] = rate
+        if quota is not None:
+            body["quota"] = quota
         if singleton is not None:
             body["singleton"] = singleton
         if debounce_ms is not None:

@@ -138,6 +138,13 @@ void KeepTop(std::vector<std::pair<std::string, std::int64_t>>& v, std::size_t n
 
 }  // namespace
 
+std::optional<std::string_view> RatePeriodName(std::int64_t period_ms) {
+  for (const NamedPeriod& p : kRatePeriods) {
+    if (p.ms == period_ms) return p.name;
+  }
+  return std::nullopt;
+}
+
 std::string_view BlockReason(Block why) {
   switch (why) {
     case Block::kConcurrency:
@@ -301,11 +308,9 @@ std::string LimitSpec::ToJson() const {
   if (concurrency) out += "\"concurrency\":" + std::to_string(*concurrency) + ",";
   if (rate) {
     out += "\"rate\":{\"count\":" + std::to_string(rate->count) + ",";
-    auto it = std::find_if(std::begin(kRatePeriods), std::end(kRatePeriods),
-                           [&](const NamedPeriod& p) { return p.ms == rate->period_ms; });
-    if (it != std::end(kRatePeriods)) {
+    if (auto per = RatePeriodName(rate->period_ms)) {
       out += "\"per\":";
-      AppendQuoted(out, it->name);
+      AppendQuoted(out, *per);
     } else {
       out += "\"period_ms\":" + std::to_string(rate->period_ms);
     }

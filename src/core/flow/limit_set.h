@@ -126,6 +126,9 @@ struct LimitInfo {
   std::size_t quota_keys = 0;
 };
 
+// "second", "minute", "hour" or "day" for those periods in ms; nullopt for others.
+std::optional<std::string_view> RatePeriodName(std::int64_t period_ms);
+
 // Why a gate refused a start.
 enum class Block : std::uint8_t {
   kConcurrency,  // a cap at its count: opens at a Release
