@@ -176,12 +176,15 @@ def test_debounce_keeps_one_waiting_job_per_key_under_concurrent_producers(serve
         # The newest of its key, due its delay after its arrival.
         assert int(s) == max(int(i) for i, k in ids.items() if k == ids[s]), (s, ids)
         assert job["run_at"] == job["created_at"] + 1500, job
+        assert job["blocked_until"] == job["run_at"], job
     for r in superseded[:10]:
         status, job = c.get(r)
         assert job["state"] == "cancelled", job
         by = job["superseded_by"]
         assert job["dead_reason"] == f"superseded_by:{by}", job
         assert ids[by] == ids[r] and int(by) > int(r), (job, by)
+    blocked = c.queue("d")["blocked"]
+    assert blocked["debounced"] == 2 and blocked["scheduled"] == 0, blocked
     # The survivors run, once each, after their delay: exactly the payloads of the newest jobs.
     got = []
     wait_until(lambda: got.extend(c.lease(["d"], max_jobs=10, wait_ms=500)) or len(got) >= 2,
