@@ -568,7 +568,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   // --- limits ---
   CLI::App* limits = app.add_subcommand(
       "limits",
-      "Limits: at most N active jobs, N starts per second..day, N starts per day..month, per key "
+      "Limits: at most N active jobs, N starts per second..day, N starts per day..month, per key; "
+      "or one live job per key (singleton), or only the newest waiting one (debounce) "
       "(list, get, set, delete)");
   limits->require_subcommand(1);
   AddCommon(limits, &common);
