@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "core/flow/limit_set.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "scheduler_hot_path.h"
 
 namespace ym {
 namespace {
@@ -620,4 +622,22 @@ TEST(SchedulerKeyModesModel, KeyModesHoldAndNoJobIsLost) {
 }
 
 }  // namespace
+
+// The hot path of docs/benchmarks.md with a singleton or a debounce (delay 0) limit over 1000
+// keys (a disabled test; run by hand, release build):
+//   ym_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_HotPathKeyModes*'
+TEST(SchedulerBench, DISABLED_HotPathKeyModes) {
+  for (const char* json : {R"({"key":"concurrency_key","singleton":"refuse"})",
+                           R"({"key":"concurrency_key","debounce":{"delay_ms":0}})"}) {
+    ManualClock clock;
+    Rng rng(1);
+    Scheduler s(clock, rng, SchedulerOptions{});
+    ASSERT_TRUE(s.PutLimit(*flow::LimitSpec::FromJson("km", json)).ok());
+    const double ns = bench::HotPathNsPerJob(
+        s, clock, 0, 1'000'000, [](std::uint64_t i) { return "k" + std::to_string(i % 1000); });
+    std::printf("hot path, %s over 1000 keys: %.0f CPU ns per job\n", json, ns);
+    EXPECT_GT(ns, 0);
+  }
+}
+
 }  // namespace ym
