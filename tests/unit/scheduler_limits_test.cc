@@ -21,6 +21,7 @@
 #include "core/scheduler.h"
 #include "core/types.h"
 #include "scheduler_hot_path.h"
+#include "scheduler_model.h"
 
 namespace ym {
 namespace {
@@ -439,28 +440,7 @@ TEST(SchedulerLimitsModel, CapsHoldAndNoWakeUpIsLost) {
           what = "lease";
         }
       } else if (op < 85 && !tokens.empty()) {
-        auto it = tokens.begin();
-        std::advance(it, static_cast<long>(rng.Uniform(tokens.size())));
-        const JobId id = it->first;
-        const std::uint64_t token = it->second;
-        tokens.erase(it);
-        const std::uint64_t kind = rng.Uniform(4);
-        if (kind == 0) {
-          (void)sched.Ack(id, token, "null");
-          what = "ack";
-        } else if (kind == 1) {
-          FailSpec f;
-          f.retry_in_ms = 0;
-          (void)sched.Fail(id, token, f);
-          what = "fail";
-        } else if (kind == 2) {
-          sched.Release(id, token);
-          what = "release";
-        } else {
-          (void)sched.Cancel(id);
-          tokens[id] = token;  // still active, flagged
-          what = "cancel";
-        }
+        what = model::EndRandomLease(sched, rng, tokens);
       } else if (op < 92) {
         clock.Advance(static_cast<std::int64_t>(rng.Uniform(40'000)));
         sched.Tick();
@@ -489,16 +469,7 @@ TEST(SchedulerLimitsModel, CapsHoldAndNoWakeUpIsLost) {
       }
       commit();
       // Jobs that ended leave the model; leases that ended leave the token map.
-      for (auto it = jobs.begin(); it != jobs.end();) {
-        auto s = state_of(it->first);
-        if (!s) {
-          tokens.erase(it->first);
-          it = jobs.erase(it);
-          continue;
-        }
-        if (*s != JobState::kActive) tokens.erase(it->first);
-        ++it;
-      }
+      model::ForgetEnded(sched, jobs, tokens);
       check("step " + std::to_string(step) + " (" + what + ")");
       if (HasFatalFailure()) return;
     }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +21,8 @@
 #include "core/flow/limit_set.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "scheduler_hot_path.h"
+#include "scheduler_model.h"
 
 namespace ym {
 namespace {
@@ -361,32 +364,7 @@ TEST(SchedulerRateQuotaModel, EveryBoundHoldsAndNothingWaitsThatCouldRun) {
           what = "lease";
         }
       } else if (op < 80 && !tokens.empty()) {
-        auto it = tokens.begin();
-        std::advance(it, static_cast<long>(rng.Uniform(tokens.size())));
-        const JobId id = it->first;
-        const std::uint64_t token = it->second;
-        tokens.erase(it);
-        switch (rng.Uniform(4)) {
-          case 0:
-            (void)sched.Ack(id, token, "null");
-            what = "ack";
-            break;
-          case 1: {
-            FailSpec f;
-            f.retry_in_ms = 0;
-            (void)sched.Fail(id, token, f);
-            what = "fail";
-            break;
-          }
-          case 2:
-            sched.Release(id, token);  // a lost reply: the start still counts
-            what = "release";
-            break;
-          default:
-            (void)sched.Cancel(id);
-            tokens[id] = token;
-            what = "cancel";
-        }
+        what = model::EndRandomLease(sched, rng, tokens);
       } else {
         // Mostly ms to seconds (rates), sometimes hours (quota windows).
         const std::int64_t step_ms = rng.Uniform(10) == 0
@@ -397,21 +375,52 @@ TEST(SchedulerRateQuotaModel, EveryBoundHoldsAndNothingWaitsThatCouldRun) {
         what = "tick";
       }
       commit();
-      for (auto it = jobs.begin(); it != jobs.end();) {
-        auto s = state_of(it->first);
-        if (!s) {
-          tokens.erase(it->first);
-          it = jobs.erase(it);
-          continue;
-        }
-        if (*s != JobState::kActive) tokens.erase(it->first);
-        ++it;
-      }
+      model::ForgetEnded(sched, jobs, tokens);
       check("step " + std::to_string(step) + " (" + what + ")");
       if (HasFatalFailure()) return;
     }
     sched.Shutdown();
   }
+}
+
+}  // namespace
+}  // namespace ym
+
+// The hot-path figures of docs/benchmarks.md ("Rates and quotas on the hot path") with a rate
+// or a quota per key over 1000 keys, set high enough never to hold a job back: what admission
+// costs when it has to ask them. Disabled tests:
+//   ym_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_HotPath*'
+namespace ym {
+namespace {
+
+double HotPathWith(const flow::LimitSpec& spec) {
+  ManualClock clock;
+  Rng rng(1);
+  Scheduler s(clock, rng, SchedulerOptions{});
+  EXPECT_TRUE(s.PutLimit(spec).ok());
+  return bench::HotPathNsPerJob(s, clock, 200'000, 1'000'000, [](std::uint64_t i) {
+    return "customer-" + std::to_string(i % 1000);
+  });
+}
+
+TEST(SchedulerBench, DISABLED_HotPathRatePer1000Keys) {
+  flow::LimitSpec spec;
+  spec.name = "rate";
+  spec.key = flow::LimitKeyKind::kConcurrencyKey;
+  spec.rate = flow::GcraConfig{1'000'000, 1000, 1'000'000};
+  const double ns = HotPathWith(spec);
+  std::printf("hot path, a rate per key over 1000 keys: %.0f CPU ns per job\n", ns);
+  EXPECT_GT(ns, 0);
+}
+
+TEST(SchedulerBench, DISABLED_HotPathQuotaPer1000Keys) {
+  flow::LimitSpec spec;
+  spec.name = "quota";
+  spec.key = flow::LimitKeyKind::kConcurrencyKey;
+  spec.quota = flow::LimitQuota{1'000'000'000, flow::CalendarPeriod::kDay, "Europe/Paris"};
+  const double ns = HotPathWith(spec);
+  std::printf("hot path, a daily quota per key over 1000 keys: %.0f CPU ns per job\n", ns);
+  EXPECT_GT(ns, 0);
 }
 
 }  // namespace
