@@ -7,7 +7,9 @@
 // (starts per second/minute/hour/day with a burst, GCRA, core/flow/gcra.h) and `quota` (starts
 // per calendar day/week/month in a time zone, core/flow/calendar_quota.h). A job whose payload
 // lacks the path (or holds something other than a string or an integer there) is counted under
-// the empty key.
+// the empty key. A limit may also carry one *key mode*, `singleton` or `debounce`, decided at
+// enqueue by core/flow/key_groups.h (KeyGates lists a job's); a key mode is not a gate, and a
+// limit with only a key mode needs no bound.
 //
 // For a job, the set of (limit, key) pairs it is subject to is its *gate set*. Gate sets are
 // interned with reference counts so that equal sets share one id: the scheduler keys its lanes
