@@ -254,6 +254,9 @@ def test_cli_key_modes(server):
     rc, out, err = run_cli(server, "limits", "set", "one", "--singleton", "refuse", "--key",
                            "concurrency_key", "--kind", "s")
     assert rc == 0 and "singleton:    refuse" in out, (rc, out, err)
+    rc, out, _ = run_cli(server, "limits", "list")
+    assert rc == 0 and "MODE" in out and "debounce:500ms/5000ms" in out, out
+    assert "singleton:refuse" in out, out
     rc, out, _ = run_cli(server, "limits", "get", "deb", "--json")
     got = json.loads(out)
     assert got["debounce"] == {"delay_ms": 500, "max_wait_ms": 5000} and got["concurrency"] is None
