@@ -7,7 +7,9 @@
 // (starts per second/minute/hour/day with a burst, GCRA, core/flow/gcra.h) and `quota` (starts
 // per calendar day/week/month in a time zone, core/flow/calendar_quota.h). A job whose payload
 // lacks the path (or holds something other than a string or an integer there) is counted under
-// the empty key.
+// the empty key. A limit may also carry one *key mode*, `singleton` or `debounce`, decided at
+// enqueue by core/flow/key_groups.h (KeyGates lists a job's); a key mode is not a gate, and a
+// limit with only a key mode needs no bound.
 //
 // For a job, the set of (limit, key) pairs it is subject to is its *gate set*. Gate sets are
 // interned with reference counts so that equal sets share one id: the scheduler keys its lanes
@@ -48,6 +50,7 @@
 #include "core/flow/calendar_quota.h"
 #include "core/flow/concurrency_gate.h"
 #include "core/flow/gcra.h"
+#include "core/flow/key_groups.h"
 
 namespace ym::flow {
 
@@ -85,6 +88,10 @@ struct LimitSpec {
   // the burst is that least value.
   std::optional<GcraConfig> rate;
   std::optional<LimitQuota> quota;
+  // Key modes, decided at enqueue (core/flow/key_groups.h); at most one of the two. Either
+  // alone is enough to make a limit (no bound needed).
+  SingletonMode singleton = SingletonMode::kOff;
+  std::optional<DebounceConfig> debounce;
 
   // kValidation naming the field and its allowed values, else OK.
   Status Validate() const;
@@ -202,12 +209,21 @@ class LimitSet {
   // False when no such limit. As for Put, the caller rebinds the jobs afterwards.
   bool Delete(const std::string& name);
   const LimitSpec* Find(const std::string& name) const;
+  // The limit in slot `slot` (a Gate's `limit`); it must exist.
+  const LimitSpec& SpecAt(std::uint32_t slot) const { return limits_[slot]->spec; }
+  // Limits with a key mode (singleton or debounce): when 0, no job has a key gate.
+  std::size_t keyed_modes() const { return keyed_modes_; }
   // Limits whose name sorts after `after`, in name order, at most `limit`.
   std::vector<const LimitSpec*> Page(const std::string& after, std::size_t limit, bool* more) const;
 
   // The gate set of a job with these fields, with one more reference. kNoGates when no limit
-  // matches. O(limits), plus one payload parse when a payload-keyed limit matches.
+  // matches. O(limits), plus one payload parse when a payload-keyed limit matches. Only limits
+  // with a dispatch bound (concurrency) are gates: a limit with only a key mode does not split
+  // lanes.
   SetId Acquire(const LimitSubject& subject);
+  // The key gates of a job with these fields: the (limit, key) of every matching limit with a
+  // key mode, with that mode (core/flow/key_groups.h). Empty when keyed_modes() is 0.
+  std::vector<KeyGate> KeyGates(const LimitSubject& subject) const;
   void Ref(SetId set);
   void Unref(SetId set);
   const std::vector<Gate>& Gates(SetId set) const { return sets_[set].gates; }
@@ -273,6 +289,8 @@ class LimitSet {
     std::uint64_t refs = 0;
     std::string encoded;  // its key in set_ids_
   };
+  // A bound enforced at dispatch (a gate): concurrency, rate, quota.
+  static bool HasDispatchBound(const LimitSpec& spec);
   static bool Matches(const LimitSpec& spec, const LimitSubject& s);
   static std::string KeyOf(const LimitSpec& spec, const LimitSubject& s);
 
@@ -282,6 +300,7 @@ class LimitSet {
   std::vector<SetRec> sets_;  // sets_[0] is the empty set
   std::vector<SetId> free_sets_;
   std::unordered_map<std::string, SetId> set_ids_;
+  std::size_t keyed_modes_ = 0;
 };
 
 }  // namespace ym::flow
