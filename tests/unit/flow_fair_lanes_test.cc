@@ -143,5 +143,37 @@ TEST(FlowFairLanes, SetWeightChangesTheShare) {
   EXPECT_FALSE(f.Front().has_value());
 }
 
+TEST(FlowFairLanes, ALoneGroupJoinedByASecondSharesByTheWeightItWasGiven) {
+  // Group 1 alone (kept outside the rotation), its weight changed meanwhile; group 2 arrives:
+  // 1 enters the rotation with weight 3 and the two share 3:1 from there.
+  FairLanes f;
+  f.Push(1, 11, 1);
+  f.Push(1, 12, 1);
+  EXPECT_EQ(f.groups(), 1u);
+  f.SetWeight(1, 3);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(f.Front()->group, 1u);
+    f.Served();
+  }
+  f.Push(2, 21, 1);
+  EXPECT_EQ(f.groups(), 2u);
+  EXPECT_EQ(f.lanes(), 3u);
+  std::map<std::uint32_t, int> taken;
+  for (int i = 0; i < 400; ++i) {
+    ++taken[f.Front()->group];
+    f.Served();
+  }
+  EXPECT_NEAR(taken[1], 300, 1);
+  EXPECT_NEAR(taken[2], 100, 1);
+  // Back to one group, then to none, then a new lone group.
+  f.Drop();
+  while (f.lanes() > 0) f.Drop();
+  EXPECT_TRUE(f.empty());
+  EXPECT_EQ(f.groups(), 0u);
+  f.Push(7, 71, 1);
+  EXPECT_EQ(f.Front()->group, 7u);
+  EXPECT_EQ(f.Front()->lane, 71u);
+}
+
 }  // namespace
 }  // namespace ym::flow
