@@ -1208,18 +1208,21 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
     it = lease_sets_.try_emplace(std::move(key)).first;
   }
   flow::WeightedRotation& rot = it->second.rotation;
+  std::vector<std::int64_t>& in = it->second.in;
+  in.resize(qs.size(), 0);
   // A queue with ready jobs is in the rotation with its weight now; others are out. O(queues
   // named), like reading the request.
   for (std::size_t k = 0; k < qs.size(); ++k) {
     const bool ready = HasReady(qs[k]);
     const std::int64_t w = Q(qs[k]).config.weight;
-    if (ready && !rot.InRotation(k)) {
+    if (ready && in[k] == 0) {
       (void)rot.Add(k, w);
-    } else if (!ready && rot.InRotation(k)) {
+    } else if (!ready && in[k] != 0) {
       (void)rot.Remove(k);
-    } else if (ready) {
-      (void)rot.SetWeight(k, w);  // no-op unless the weight changed
+    } else if (ready && in[k] != w) {
+      (void)rot.SetWeight(k, w);
     }
+    in[k] = ready ? w : 0;
   }
   while (out.size() < request.max) {
     const std::optional<flow::WeightedRotation::LaneId> k = rot.Peek();
@@ -1228,10 +1231,11 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
     TakeFromQueue(qs[*k], 1, lease_ms, request.worker_id, out);
     if (out.size() > before) {
       (void)rot.Pick();  // charged one job
-      if (!HasReady(qs[*k])) (void)rot.Remove(*k);
-    } else {
-      (void)rot.Remove(*k);  // nothing admissible there now: out until the next lease
+      if (HasReady(qs[*k])) continue;
     }
+    // Empty, or nothing admissible there now: out until the next lease, uncharged.
+    (void)rot.Remove(*k);
+    in[*k] = 0;
   }
   return out;
 }

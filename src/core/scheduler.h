@@ -564,6 +564,7 @@ class Scheduler {
   // past kMaxLeaseSets lists the oldest state is dropped (fairness restarts at equal footing).
   struct LeaseSet {
     flow::WeightedRotation rotation;
+    std::vector<std::int64_t> in;  // per position: its weight in the rotation, 0 when out
   };
   static constexpr std::size_t kMaxLeaseSets = 1024;
   std::unordered_map<std::string, LeaseSet> lease_sets_;
