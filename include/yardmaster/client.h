@@ -78,6 +78,12 @@ struct Enqueued {
   std::string id;
   std::string state;       // "ready" or "scheduled"
   bool duplicate = false;  // an idempotency key matched an existing job; nothing was created
+  // A singleton limit in mode "skip" found a live job of the key (docs/flow-control.md,
+  // "Singleton and debounce"): `id` and `state` are that job's and nothing was created. (In
+  // mode "refuse" the call fails with code "singleton_conflict", its message naming the job.)
+  bool skipped = false;
+  // The waiting jobs a debounce limit replaced with this one (cancelled, superseded_by it).
+  std::vector<std::string> superseded;
 };
 
 // A job as GET /v1/jobs/{id} reports it. `json` is the server's whole object, so fields newer
@@ -214,6 +220,12 @@ struct LimitSpec {
   std::optional<LimitRate> rate;
   std::optional<LimitQuota> quota;
   std::optional<LimitBreaker> breaker;
+  // Key modes (docs/flow-control.md, "Singleton and debounce"), at most one, each enough
+  // without a bound: "refuse" or "skip" (empty: none); or a debounce of debounce_delay_ms
+  // (0..2592000000), with an optional max wait (debounce_delay_ms..2592000000).
+  std::string singleton;
+  std::optional<std::int64_t> debounce_delay_ms;
+  std::optional<std::int64_t> debounce_max_wait_ms;
 };
 
 // A limit as the server shows it, with its live counts.

@@ -238,6 +238,16 @@ int ListPages(Request request, bool all, bool json, ApiClient& api, const std::s
 }
 
 // "queue=q,kind=k" or "all jobs".
+// A limit's key mode for the table: "singleton:refuse", "debounce:500ms/5000ms", or "-".
+std::string KeyModeText(const client::Limit& l) {
+  if (!l.singleton.empty()) return "singleton:" + l.singleton;
+  if (l.debounce_delay_ms) {
+    return "debounce:" + std::to_string(*l.debounce_delay_ms) + "ms" +
+           (l.debounce_max_wait_ms ? "/" + std::to_string(*l.debounce_max_wait_ms) + "ms" : "");
+  }
+  return "-";
+}
+
 std::string RateText(const client::Limit& l) {
   if (!l.rate) return "-";
   const std::pair<std::int64_t, const char*> names[] = {
@@ -325,8 +335,13 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       } else if (r->duplicate) {
         out << "job " << r->id << " already exists with this idempotency key (" << r->state
             << "); nothing enqueued\n";
+      } else if (r->skipped) {
+        out << "job " << r->id << " holds this singleton key (" << r->state
+            << "); nothing enqueued\n";
       } else {
-        out << "enqueued job " << r->id << " (" << r->state << ")\n";
+        out << "enqueued job " << r->id << " (" << r->state << ")";
+        for (const std::string& id : r->superseded) out << ", replacing job " << id;
+        out << '\n';
       }
       return kExitOk;
     }
@@ -513,12 +528,13 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
         out << "no limits\n";
         return kExitOk;
       }
-      Table t({"LIMIT", "MATCH", "KEY", "CONCURRENCY", "RATE", "QUOTA", "ACTIVE_KEYS", "BUSIEST"},
-              {false, false, false, true, false, false, true, false});
+      Table t({"LIMIT", "MATCH", "KEY", "CONCURRENCY", "RATE", "QUOTA", "MODE", "ACTIVE_KEYS",
+               "BUSIEST"},
+              {false, false, false, true, false, false, false, true, false});
       for (const client::Limit& l : *r) {
         t.AddRow({l.name, LimitMatchText(l), l.key.empty() ? "-" : l.key,
                   l.concurrency ? std::to_string(*l.concurrency) : "-", RateText(l), QuotaText(l),
-                  std::to_string(l.active_keys),
+                  KeyModeText(l), std::to_string(l.active_keys),
                   l.active.empty() ? "-"
                                    : (l.active[0].first.empty() ? "\"\"" : l.active[0].first) +
                                          "=" + std::to_string(l.active[0].second)});
@@ -545,8 +561,16 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
           << "key:          " << (r->key.empty() ? "-" : r->key) << '\n'
           << "concurrency:  " << (r->concurrency ? std::to_string(*r->concurrency) : "-") << '\n'
           << "rate:         " << RateText(*r) << '\n'
-          << "quota:        " << QuotaText(*r) << '\n'
-          << "breaker:      " << BreakerText(*r) << '\n';
+          << "quota:        " << QuotaText(*r) << '\n';
+      // Key modes.
+      if (!r->singleton.empty()) out << "singleton:    " << r->singleton << '\n';
+      if (r->debounce_delay_ms) {
+        out << "debounce:     " << *r->debounce_delay_ms << " ms, max wait "
+            << (r->debounce_max_wait_ms ? std::to_string(*r->debounce_max_wait_ms) + " ms"
+                                        : std::string("none"))
+            << '\n';
+      }
+      out << "breaker:      " << BreakerText(*r) << '\n';
       PrintBreakerKeys(*r, out);
       out << "active keys:  " << r->active_keys << '\n';
       for (const auto& [key, count] : r->active) {

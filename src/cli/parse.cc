@@ -639,8 +639,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   // --- limits ---
   CLI::App* limits = app.add_subcommand(
       "limits",
-      "Limits: at most N active jobs, N starts per second..day, N starts per day..month, per key "
-      "and a circuit breaker per key (list, get, set, delete, reset-breaker)");
+      "Limits: at most N active jobs, N starts per second..day, N starts per day..month, a "
+      "circuit breaker, per key; or one live job per key (singleton), or only the newest waiting "
+      "one (debounce) (list, get, set, delete, reset-breaker)");
   limits->require_subcommand(1);
   AddCommon(limits, &common);
   CLI::App* limits_list = limits->add_subcommand("list", "List limits with their active keys");
@@ -666,6 +667,23 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "The most starts per key per calendar window: N/day, N/week (from Monday) or N/month");
   CLI::Option* limit_zone_opt = limits_set->add_option(
       "--time-zone", limit_zone, "IANA time zone of the quota's windows (default UTC)");
+  // Key modes (docs/flow-control.md, "Singleton and debounce"); a limit needs a bound or one.
+  CLI::Option* limit_singleton_opt =
+      limits_set
+          ->add_option("--singleton", inv.limit.singleton,
+                       "While a job of the key is live, refuse a new one (409 "
+                       "singleton_conflict) or skip it (answer the live job)")
+          ->check(CLI::IsMember({"refuse", "skip"}));
+  std::int64_t debounce_ms = 0, debounce_max_wait_ms = 0;
+  CLI::Option* limit_debounce_opt = limits_set->add_option(
+      "--debounce-ms", debounce_ms,
+      "Keep only the newest waiting job of the key; it runs this many ms after the last "
+      "enqueue (0..2592000000)");
+  CLI::Option* limit_max_wait_opt = limits_set->add_option(
+      "--debounce-max-wait-ms", debounce_max_wait_ms,
+      "...but at most this many ms after the first enqueue of the group (default: no cap)");
+  limit_max_wait_opt->needs(limit_debounce_opt);
+  limit_singleton_opt->excludes(limit_debounce_opt);
   std::string limit_queue, limit_kind, limit_ns;
   CLI::Option* limit_queue_opt =
       limits_set->add_option("--queue,-q", limit_queue, "Only jobs of this queue");
@@ -926,9 +944,14 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
         }
         inv.limit.breaker = b;
       }
-      if (!inv.limit.concurrency && !inv.limit.rate && !inv.limit.quota && !inv.limit.breaker) {
+      // Key modes.
+      if (limit_debounce_opt->count() > 0) inv.limit.debounce_delay_ms = debounce_ms;
+      if (limit_max_wait_opt->count() > 0) inv.limit.debounce_max_wait_ms = debounce_max_wait_ms;
+      if (!inv.limit.concurrency && !inv.limit.rate && !inv.limit.quota && !inv.limit.breaker &&
+          limit_singleton_opt->count() == 0 && limit_debounce_opt->count() == 0) {
         return UsageError(
-            "limits set needs at least one of --concurrency, --rate, --quota and --breaker");
+            "limits set needs at least one of --concurrency, --rate, --quota, --breaker, "
+            "--singleton and --debounce-ms");
       }
       if (limit_queue_opt->count() > 0) inv.limit.match_queue = limit_queue;
       if (limit_kind_opt->count() > 0) inv.limit.match_kind = limit_kind;

@@ -41,6 +41,7 @@ constexpr std::array kAllCodes = {
     Code::kStoreUnavailable,
     Code::kQueueNotFound,
     Code::kNamespaceLimit,
+    Code::kSingletonConflict,
 };
 
 // Payloads and results must be one JSON value; checked with the same strict reader the server
@@ -397,7 +398,18 @@ void WriteFailure(JsonWriter& w, const FailureInfo& e) {
 std::string Str(const rapidjson::StringBuffer& sb) { return {sb.GetString(), sb.GetSize()}; }
 
 EnqueueResult ParseEnqueueResult(const Value& v) {
-  return EnqueueResult{String(v, "id"), String(v, "state"), Bool(v, "duplicate")};
+  EnqueueResult r;
+  r.id = String(v, "id");
+  r.state = String(v, "state");
+  r.duplicate = Bool(v, "duplicate");
+  // Key modes: a job a singleton skipped, the jobs a debounce replaced.
+  r.skipped = Bool(v, "skipped");
+  if (std::optional<Value> s = Member(v, "superseded"); s && s->IsArray()) {
+    for (const auto& id : *s) {
+      if (id.value.IsString()) r.superseded.emplace_back(id.value.GetString());
+    }
+  }
+  return r;
 }
 
 }  // namespace
@@ -1056,6 +1068,11 @@ Limit ParseLimit(const Value& v) {
   }
   l.key = String(v, "key");
   l.concurrency = OptInt(v, "concurrency");
+  l.singleton = String(v, "singleton");
+  if (std::optional<Value> d = Member(v, "debounce"); d && d->IsObject()) {
+    l.debounce_delay_ms = Int(*d, "delay_ms");
+    l.debounce_max_wait_ms = OptInt(*d, "max_wait_ms");
+  }
   if (std::optional<Value> r = Member(v, "rate"); r && r->IsObject()) {
     l.rate = LimitRate{Int(*r, "count"), Int(*r, "period_ms"), Int(*r, "burst")};
   }
@@ -1170,6 +1187,25 @@ Result<Limit> ApiClient::PutLimit(const Limit& limit, bool* created) {
         w.Key(key);
         w.Int64(**value);
       }
+    }
+    w.EndObject();
+  }
+  // Key modes.
+  if (!limit.singleton.empty()) {
+    w.Key("singleton");
+    w.String(limit.singleton.data(), static_cast<rapidjson::SizeType>(limit.singleton.size()));
+  }
+  if (limit.debounce_delay_ms || limit.debounce_max_wait_ms) {
+    // A max wait without a delay is sent as is: the server names the missing field.
+    w.Key("debounce");
+    w.StartObject();
+    if (limit.debounce_delay_ms) {
+      w.Key("delay_ms");
+      w.Int64(*limit.debounce_delay_ms);
+    }
+    if (limit.debounce_max_wait_ms) {
+      w.Key("max_wait_ms");
+      w.Int64(*limit.debounce_max_wait_ms);
     }
     w.EndObject();
   }

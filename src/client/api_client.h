@@ -74,6 +74,10 @@ struct EnqueueResult {
   std::string id;
   std::string state;
   bool duplicate = false;  // an idempotency key matched an existing job; nothing was created
+  // A singleton limit in mode skip found a live job of the key: `id` is that job's, nothing
+  // was created. `superseded`: the waiting jobs a debounce limit replaced with this one.
+  bool skipped = false;
+  std::vector<std::string> superseded;
 };
 
 struct JobAttemptError {
@@ -302,6 +306,11 @@ struct Limit {
   std::optional<LimitRate> rate;
   std::optional<LimitQuota> quota;
   std::optional<LimitBreaker> breaker;
+  // Key modes (docs/flow-control.md, "Singleton and debounce"): "refuse" or "skip" (empty:
+  // none), or a debounce delay with an optional max wait.
+  std::string singleton;
+  std::optional<std::int64_t> debounce_delay_ms;
+  std::optional<std::int64_t> debounce_max_wait_ms;
   std::int64_t active_keys = 0;
   std::vector<std::pair<std::string, std::int64_t>> active;  // the top keys, largest first
   // With a quota: its current window (0, 0 before any start) and the keys that used most of it.

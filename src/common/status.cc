@@ -44,6 +44,8 @@ std::string_view CodeName(Code code) {
       return "queue_not_found";
     case Code::kNamespaceLimit:
       return "namespace_limit";
+    case Code::kSingletonConflict:
+      return "singleton_conflict";
   }
   return "internal";
 }
@@ -90,6 +92,8 @@ int HttpStatus(Code code) {
       return 404;
     case Code::kNamespaceLimit:
       return 429;
+    case Code::kSingletonConflict:
+      return 409;
   }
   return 500;
 }

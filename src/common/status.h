@@ -37,6 +37,7 @@ enum class Code : std::uint8_t {
   kStoreUnavailable,      // 503: the store refuses writes (disk full, I/O error): read-only
   kQueueNotFound,         // 404: a write names a queue that does not exist (and no create)
   kNamespaceLimit,        // 429: an enqueue over its namespace's max_live_jobs or enqueue_rate
+  kSingletonConflict,     // 409: a singleton limit's key is held by a live job (named)
 };
 
 // The stable wire string for a code, e.g. "stale_lease".

@@ -57,6 +57,9 @@ struct LiveJob {
   bool retry_wait = false;
   // Terminal in memory, waiting for its batch to commit before it leaves core.
   bool evicting = false;
+  // Scheduled while it waits in a debounce group (blocked_reason "debounced", counted in its
+  // queue's `debounced`; core/flow/key_groups.h). Fits the padding: the struct does not grow.
+  bool debounced = false;
   // Length of the current lease as granted or last extended by a heartbeat (fits the padding
   // after the flags above, so the struct does not grow).
   std::int32_t lease_length_ms = 0;

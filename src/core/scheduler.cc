@@ -298,6 +298,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     // The recovered lease holds its gates: a restart never lets more jobs run than the caps.
     if (job->gates != flow::LimitSet::kNoGates) limits_.Hold(job->gates);
+    if (limits_.keyed_modes() > 0) RestoreKeys(*job);
     ++Q(job->queue).active;
     ++active_total_;
     MarkChanged(job->queue);
@@ -315,6 +316,9 @@ void Scheduler::LoadJob(JobRecord&& record) {
   } else {
     MakeReady(*job);
   }
+  // A waiting debounce job's group gets its run_at as deadline (never later than the true one,
+  // core/flow/key_groups.h, "Durability without a stored field").
+  if (limits_.keyed_modes() > 0) RestoreKeys(*job);
 }
 
 LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
@@ -372,6 +376,54 @@ flow::LimitSubject Scheduler::SubjectOf(const LiveJob& job) const {
   return s;
 }
 
+// --- Singleton and debounce (core/flow/key_groups.h) -----------------------------------------
+
+std::vector<flow::KeyGate> Scheduler::KeyGatesOf(const LiveJob& job) const {
+  return limits_.KeyGates(SubjectOf(job));
+}
+
+bool Scheduler::NotStarted(const LiveJob& job) {
+  return !job.evicting && job.attempts == 0 && job.state != JobState::kActive &&
+         !IsTerminal(job.state);
+}
+
+Status Scheduler::KeyRefusal(const flow::KeyDecision& d,
+                             const std::vector<flow::KeyGate>& gates) const {
+  const LiveJob* holder = index_.Find(d.holder);
+  const flow::KeyGate& g = gates[d.gate];
+  return flow::SingletonConflict(d.holder, holder ? StateName(holder->state) : "live",
+                                 limits_.SpecAt(g.limit).name, g.key);
+}
+
+void Scheduler::RestoreKeys(LiveJob& job) {
+  for (JobId d : key_groups_.Restore(KeyGatesOf(job), job.id, NotStarted(job), job.run_at_ms)) {
+    if (LiveJob* older = index_.Find(d)) SetDebounced(*older, false);
+  }
+  SetDebounced(job, key_groups_.IsWaiting(job.id));
+}
+
+void Scheduler::SetDebounced(LiveJob& job, bool on) {
+  on = on && job.state == JobState::kScheduled && !job.retry_wait && !job.pending && !job.evicting;
+  if (job.debounced == on) return;
+  job.debounced = on;
+  QueueState& q = Q(job.queue);
+  if (on) {
+    ++q.debounced;
+  } else {
+    --q.debounced;
+  }
+  MarkChanged(job.queue);
+}
+
+void Scheduler::Supersede(JobId id, JobId by) {
+  LiveJob* job = index_.Find(id);
+  // Only a not-started job waits in a debounce group (Started takes a leased one out).
+  if (job == nullptr || !NotStarted(*job)) return;
+  LeaveState(*job);
+  job->updated_at_ms = clock_.NowMs();
+  Finish(*job, JobState::kCancelled, flow::SupersededReason(by), "");
+}
+
 // --- State transitions ----------------------------------------------------------------------
 
 void Scheduler::MakeReady(LiveJob& job) {
@@ -408,6 +460,7 @@ void Scheduler::MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry) 
   ++Q(job.queue).scheduled;
   if (retry) ++Q(job.queue).retry_waiting;
   ++scheduled_total_;
+  if (!retry && !key_groups_.empty()) SetDebounced(job, key_groups_.IsWaiting(job.id));
   MarkChanged(job.queue);
 }
 
@@ -419,6 +472,10 @@ void Scheduler::LeaveState(LiveJob& job, flow::BreakerOutcome outcome) {
     case JobState::kScheduled:
       --q.scheduled;
       if (job.retry_wait) --q.retry_waiting;
+      if (job.debounced) {
+        --q.debounced;
+        job.debounced = false;
+      }
       --scheduled_total_;
       break;
     case JobState::kReady: {
@@ -461,6 +518,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   // Kept for the waits on this job (below) only when there are any: the record takes the
   // original.
   const std::string dead_reason_copy = end_waits_.empty() ? std::string() : dead_reason;
+  if (!key_groups_.empty()) key_groups_.Ended(job.id);
   job.state = terminal;
   job.pending = false;
   job.evicting = true;
@@ -698,8 +756,34 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
     }
   }
 
-  // Namespace limits after the duplicates (an idempotent retry answers its job, never 429):
-  // refused, nothing changes.
+  // Singleton and debounce, after idempotency (a duplicate was answered above, before either).
+  // Decided here on the core thread against every live job, pending ones included, so two
+  // producers can never both pass a singleton.
+  const std::int64_t own_run_at =
+      spec.run_at_ms ? *spec.run_at_ms : now + spec.delay_ms.value_or(0);
+  std::vector<flow::KeyGate> key_gates;
+  flow::KeyDecision keys;
+  if (limits_.keyed_modes() > 0) {
+    key_gates = limits_.KeyGates(
+        flow::LimitSubject{spec.queue, spec.kind, spec.ns, spec.concurrency_key, spec.payload});
+    if (!key_gates.empty()) {
+      keys = key_groups_.Decide(key_gates, now, own_run_at);
+      if (keys.verdict == flow::KeyDecision::Verdict::kRefuse) {
+        return KeyRefusal(keys, key_gates);
+      }
+      if (keys.verdict == flow::KeyDecision::Verdict::kSkip) {
+        EnqueueOutcome skipped;
+        skipped.id = keys.holder;
+        const LiveJob* holder = index_.Find(keys.holder);
+        skipped.state = holder ? holder->state : JobState::kReady;
+        skipped.skipped = true;
+        return skipped;
+      }
+    }
+  }
+
+  // Namespace limits after the duplicates and the key modes (an idempotent retry or a skip
+  // answers its job, never 429), and before anything changes: refused, nothing changes.
   if (!namespaces_.empty()) {
     if (auto refused = namespaces_.AdmitEnqueue(spec.ns, LiveJobsIn(spec.ns), 1, clock_.MonoMs(),
                                                 !spec.namespace_rate_counted)) {
@@ -721,7 +805,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   last_created_at_ms_ = std::max(last_created_at_ms_, now);
   r.created_at_ms = last_created_at_ms_;
   r.updated_at_ms = last_created_at_ms_;
-  r.run_at_ms = spec.run_at_ms ? *spec.run_at_ms : now + spec.delay_ms.value_or(0);
+  r.run_at_ms = key_gates.empty() ? own_run_at : keys.run_at_ms;
   r.state = r.run_at_ms > now ? JobState::kScheduled : JobState::kReady;
   r.max_attempts = spec.max_attempts.value_or(qc.max_attempts);
   r.backoff = spec.backoff.value_or(qc.backoff);
@@ -736,6 +820,11 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   out.state = r.state;
   AddJob(r, /*pending=*/true);  // copies the payload: the batch keeps the record's own
   open_.mutations.emplace_back(InsertJob{std::move(r)});
+  if (!key_gates.empty()) {
+    for (JobId w : keys.superseded) Supersede(w, out.id);
+    key_groups_.Join(key_gates, out.id, keys);
+    out.superseded = std::move(keys.superseded);
+  }
   if (!idem.empty()) {
     const std::int64_t expires =
         now + spec.idempotency_ttl_ms.value_or(options_.idempotency_window_ms);
@@ -838,6 +927,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     // Its breaker tickets stay with it while it is active (reported by LeaveState).
     for (flow::BreakerHold& h : holds_) breaker_holds_.emplace(job->id, std::move(h));
     holds_.clear();  // the next lane may have no gates, and so no Admit that clears it
+    if (!key_groups_.empty()) key_groups_.Started(job->id);  // its debounce group closes
     // The namespace is charged one job; the lane goes to the back of its namespace's lanes.
     const bool lane_done = lane.ready_count == 0;
     if (!lane_done) {
@@ -1033,10 +1123,19 @@ void Scheduler::Rebind() {
   // compaction or skipped when they fire).
   timed_lanes_ = 0;
   limits_.BeginRecount();
+  key_groups_.BeginRebuild();
   index_.Scan(0, ~std::uint64_t{0}, [&](LiveJob& job) {
     const std::uint32_t old = job.gates;
     job.gates = limits_.empty() ? flow::LimitSet::kNoGates : limits_.Acquire(SubjectOf(job));
     limits_.Unref(old);
+    // Ascending ids: the newest not-started job of a debounce key waits in its group.
+    if (!job.evicting) {
+      if (limits_.keyed_modes() > 0) {
+        RestoreKeys(job);
+      } else {
+        SetDebounced(job, false);
+      }
+    }
     if (job.pending || job.evicting) return true;
     if (job.state == JobState::kActive) {
       if (job.gates != flow::LimitSet::kNoGates) limits_.Hold(job.gates);
@@ -1054,6 +1153,7 @@ void Scheduler::Rebind() {
     }
     return true;
   });
+  key_groups_.EndRebuild();
   // Every lane with ready jobs is in the rotation; a capped one leaves it at its first try.
   for (std::uint32_t qi = 0; qi < queues_.size(); ++qi) {
     if (queues_[qi] && queues_[qi]->live_waiters > 0) ServeWaiters(qi);
@@ -1160,18 +1260,21 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
     it = lease_sets_.try_emplace(std::move(key)).first;
   }
   flow::WeightedRotation& rot = it->second.rotation;
+  std::vector<std::int64_t>& in = it->second.in;
+  in.resize(qs.size(), 0);
   // A queue with ready jobs is in the rotation with its weight now; others are out. O(queues
   // named), like reading the request.
   for (std::size_t k = 0; k < qs.size(); ++k) {
     const bool ready = HasReady(qs[k]);
     const std::int64_t w = Q(qs[k]).config.weight;
-    if (ready && !rot.InRotation(k)) {
+    if (ready && in[k] == 0) {
       (void)rot.Add(k, w);
-    } else if (!ready && rot.InRotation(k)) {
+    } else if (!ready && in[k] != 0) {
       (void)rot.Remove(k);
-    } else if (ready) {
-      (void)rot.SetWeight(k, w);  // no-op unless the weight changed
+    } else if (ready && in[k] != w) {
+      (void)rot.SetWeight(k, w);
     }
+    in[k] = ready ? w : 0;
   }
   while (out.size() < request.max) {
     const std::optional<flow::WeightedRotation::LaneId> k = rot.Peek();
@@ -1180,10 +1283,11 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
     TakeFromQueue(qs[*k], 1, lease_ms, request.worker_id, out);
     if (out.size() > before) {
       (void)rot.Pick();  // charged one job
-      if (!HasReady(qs[*k])) (void)rot.Remove(*k);
-    } else {
-      (void)rot.Remove(*k);  // nothing admissible there now: out until the next lease
+      if (HasReady(qs[*k])) continue;
     }
+    // Empty, or nothing admissible there now: out until the next lease, uncharged.
+    (void)rot.Remove(*k);
+    in[*k] = 0;
   }
   return out;
 }
@@ -1252,6 +1356,16 @@ void Scheduler::Release(JobId id, std::uint64_t token) {
     Finish(*job, JobState::kCancelled, "", "");
     WakeLanes();
     return;
+  }
+  if (job->attempts == 0 && limits_.keyed_modes() > 0) {
+    // Not started after all: it waits in its debounce groups again, unless a newer job arrived
+    // there while it was out, which replaces it (only the newest not-started job is kept).
+    if (auto newer = key_groups_.Rejoin(KeyGatesOf(*job), job->id, clock_.NowMs())) {
+      job->updated_at_ms = clock_.NowMs();
+      Finish(*job, JobState::kCancelled, flow::SupersededReason(*newer), "");
+      WakeLanes();
+      return;
+    }
   }
   MakeReady(*job);
   RecordLease(*job);  // un-counts the attempt in the store too, and clears the lease
@@ -1420,6 +1534,18 @@ std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only)
   // Terminal, and its terminal write is still on its way to disk: core has the whole job, so the
   // new run starts from memory. Its write goes into the open batch, after the terminal one.
   const std::int64_t now = clock_.NowMs();
+  // A new run is an arrival for singleton and debounce (docs/flow-control.md): a singleton
+  // refuses it (either mode: a replay has no job to answer instead) while another job holds the
+  // key; a debounce makes it the group's newest waiting job.
+  std::vector<flow::KeyGate> key_gates;
+  flow::KeyDecision keys;
+  if (limits_.keyed_modes() > 0) key_gates = KeyGatesOf(*job);
+  if (!key_gates.empty()) {
+    keys = key_groups_.Decide(key_gates, now, now);
+    if (keys.verdict != flow::KeyDecision::Verdict::kAdmit) {
+      return Result<JobView>(KeyRefusal(keys, key_gates));
+    }
+  }
   job->evicting = false;     // OnCommitted's eviction of the terminal batch skips it
   CountLive(job->ns, true);  // live again (a replay is an operator's act: no namespace check)
   job->pending = true;
@@ -1432,6 +1558,12 @@ std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only)
   job->retry_wait = false;
   job->lease_token = 0;
   job->worker = 0;
+  if (!key_gates.empty()) {
+    job->run_at_ms = keys.run_at_ms;
+    if (job->run_at_ms > now) job->state = JobState::kScheduled;
+    for (JobId w : keys.superseded) Supersede(w, id);
+    key_groups_.Join(key_gates, id, keys);
+  }
   RecordUpdate(*job);
   open_promote_.push_back(id);
   return Result<JobView>(ToView(*job));
@@ -1457,15 +1589,26 @@ std::optional<Result<JobView>> Scheduler::ReplayStored(const ReadTicket& ticket,
   if (!Replayable(stored->state, dead_only)) {
     return Result<JobView>(NotReplayable(id, stored->state, dead_only));
   }
-  return Result<JobView>(NewRunOf(std::move(*stored)));
+  return NewRunOf(std::move(*stored));
 }
 
-JobView Scheduler::NewRunOf(JobRecord&& stored) {
+Result<JobView> Scheduler::NewRunOf(JobRecord&& stored) {
   const std::int64_t now = clock_.NowMs();
-  stored.state = JobState::kReady;
+  // An arrival for singleton and debounce, as in ReplayInCore.
+  std::vector<flow::KeyGate> key_gates;
+  flow::KeyDecision keys;
+  if (limits_.keyed_modes() > 0) {
+    key_gates = limits_.KeyGates(flow::LimitSubject{stored.queue, stored.kind, stored.ns,
+                                                    stored.concurrency_key, stored.payload});
+  }
+  if (!key_gates.empty()) {
+    keys = key_groups_.Decide(key_gates, now, now);
+    if (keys.verdict != flow::KeyDecision::Verdict::kAdmit) return KeyRefusal(keys, key_gates);
+  }
   stored.attempts = 0;
   stored.runs += 1;
-  stored.run_at_ms = now;
+  stored.run_at_ms = key_gates.empty() ? now : keys.run_at_ms;
+  stored.state = stored.run_at_ms > now ? JobState::kScheduled : JobState::kReady;
   stored.updated_at_ms = now;
   stored.finished_at_ms = 0;
   stored.dead_reason.clear();
@@ -1481,6 +1624,10 @@ JobView Scheduler::NewRunOf(JobRecord&& stored) {
   stored.payload = std::move(payload);
   LiveJob* job = AddJob(std::move(stored), /*pending=*/true);
   open_promote_.push_back(job->id);
+  if (!key_gates.empty()) {
+    for (JobId w : keys.superseded) Supersede(w, job->id);
+    key_groups_.Join(key_gates, job->id, keys);
+  }
   return ToView(*job);
 }
 
@@ -1557,7 +1704,8 @@ Scheduler::BulkVerdict Scheduler::BulkReplayStored(const ReadTicket& ticket, Job
       !Replayable(stored->state, /*dead_only=*/false)) {
     return BulkVerdict::kSkipped;
   }
-  NewRunOf(std::move(*stored));
+  // A singleton limit refuses a new run while another job holds the key: skipped.
+  if (!NewRunOf(std::move(*stored)).ok()) return BulkVerdict::kSkipped;
   return BulkVerdict::kApplied;
 }
 
@@ -1626,7 +1774,9 @@ JobView Scheduler::ToView(const LiveJob& job) const {
     if (job.extra) v.progress = job.extra->progress;
   } else if (!job.evicting && !job.pending) {
     if (job.state == JobState::kScheduled) {
-      v.blocked_reason = job.retry_wait ? "retry_backoff" : "scheduled";
+      v.blocked_reason = job.retry_wait  ? "retry_backoff"
+                         : job.debounced ? "debounced"
+                                         : "scheduled";
       v.blocked_until_ms = job.run_at_ms;
     } else if (job.state == JobState::kReady) {
       if (q.config.paused) {
@@ -1700,7 +1850,8 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
   info.counts["ready"] = q.ready;
   info.counts["active"] = q.active;
   for (const char* reason : kBlockedReasons) info.blocked[reason] = 0;
-  info.blocked["scheduled"] = q.scheduled - q.retry_waiting;
+  info.blocked["scheduled"] = q.scheduled - q.retry_waiting - q.debounced;
+  info.blocked["debounced"] = q.debounced;
   info.blocked["retry_backoff"] = q.retry_waiting;
   if (q.config.paused) {
     info.blocked["paused"] = q.ready;
@@ -2196,6 +2347,8 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.quota_keys = limits_.quota_keys();
   f.breaker_keys = limits_.breaker_keys();
   f.breaker_holds = breaker_holds_.size();
+  f.key_groups = key_groups_.groups();
+  f.key_group_jobs = key_groups_.jobs();
   return f;
 }
 

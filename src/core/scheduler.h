@@ -113,6 +113,8 @@ struct SchedulerFootprint {
   std::size_t quota_keys = 0;           // quota counters of the current windows
   std::size_t breaker_keys = 0;         // keys holding breaker state
   std::size_t breaker_holds = 0;        // breaker tickets held by active jobs
+  std::size_t key_groups = 0;           // singleton/debounce groups (core/flow/key_groups.h)
+  std::size_t key_group_jobs = 0;       // jobs in them
 };
 
 class Scheduler {
@@ -448,6 +450,7 @@ class Scheduler {
     Fifo<FifoEntry> ready_fifo;
     std::uint64_t scheduled = 0, ready = 0, active = 0;
     std::uint64_t retry_waiting = 0;  // scheduled jobs waiting for a retry backoff
+    std::uint64_t debounced = 0;      // scheduled jobs waiting in a debounce group
     std::uint64_t jobs = 0;           // jobs in the index that belong to this queue
     std::uint32_t live_waiters = 0;   // registered waiters that name this queue
     std::uint32_t idle_sweeps = 0;    // consecutive sweeps that found it unused
@@ -537,7 +540,8 @@ class Scheduler {
   JobView ToView(const LiveJob& job) const;
   QueueInfo ToQueueInfo(std::uint32_t qi) const;
   void RecordUpdate(LiveJob& job);
-  JobView NewRunOf(JobRecord&& stored);
+  // kSingletonConflict when a singleton limit refuses the new run.
+  Result<JobView> NewRunOf(JobRecord&& stored);
   void RecordLease(LiveJob& job);
   // Conversions between the monotonic clock (in-memory deadlines) and the wall clock (what is
   // shown and persisted), at the current instant.
@@ -577,6 +581,7 @@ class Scheduler {
   // past kMaxLeaseSets lists the oldest state is dropped (fairness restarts at equal footing).
   struct LeaseSet {
     flow::WeightedRotation rotation;
+    std::vector<std::int64_t> in;  // per position: its weight in the rotation, 0 when out
   };
   static constexpr std::size_t kMaxLeaseSets = 1024;
   std::unordered_map<std::string, LeaseSet> lease_sets_;
@@ -640,6 +645,22 @@ class Scheduler {
   std::unordered_multimap<JobId, flow::BreakerHold> breaker_holds_;
   std::uint64_t timed_lanes_ = 0;           // lanes with wait_until != 0
   std::vector<flow::QuotaUse> quota_uses_;  // scratch for Admit
+  // Singleton and debounce (core/flow/key_groups.h): decided at enqueue and replay, told when a
+  // job starts, ends or comes back unstarted, rebuilt with the gate sets (Rebind, LoadJob).
+  flow::KeyGroups key_groups_;
+  std::vector<flow::KeyGate> KeyGatesOf(const LiveJob& job) const;
+  // A not-started job (pending, scheduled or ready with no attempt in its run) may wait in a
+  // debounce group.
+  static bool NotStarted(const LiveJob& job);
+  // The error a refused or skipped arrival gets where skipping is not an answer (a replay), or
+  // that a refusal gets at enqueue.
+  Status KeyRefusal(const flow::KeyDecision& d, const std::vector<flow::KeyGate>& gates) const;
+  // Cancels the waiting job `id`, replaced by job `by` (a debounce arrival).
+  void Supersede(JobId id, JobId by);
+  // Puts a live job back into its key groups (recovery, Rebind) and its `debounced` mark right.
+  void RestoreKeys(LiveJob& job);
+  // Marks a scheduled job as waiting in a debounce group, or not, and counts it.
+  void SetDebounced(LiveJob& job, bool on);
 
   Batch open_;
   std::vector<JobId> open_promote_;

@@ -92,6 +92,11 @@ struct EnqueueOutcome {
   // False when a duplicate points at a job that left core before a restart: its state must be
   // read from the store.
   bool state_known = true;
+  // Key modes (core/flow/key_groups.h). `skipped`: a singleton limit in mode skip found a live
+  // job of the key; `id`/`state` are that job's and nothing was created. `superseded`: the
+  // waiting jobs of a debounce limit this new job replaced (cancelled, naming it).
+  bool skipped = false;
+  std::vector<JobId> superseded;
 };
 
 struct LeaseRequest {
@@ -185,7 +190,7 @@ struct JobPage {
 // Every blocked_reason (docs/flow-control.md, "Reason codes"), in the order they are checked
 // for a ready job: a paused queue first, then the job's gates, then whether anyone polls.
 inline constexpr const char* kBlockedReasons[] = {
-    "scheduled",    "retry_backoff",   "paused",       "concurrency_capped",
+    "scheduled",    "retry_backoff",   "debounced",    "paused",     "concurrency_capped",
     "rate_limited", "quota_exhausted", "circuit_open", "no_workers",
 };
 

@@ -416,6 +416,11 @@ void WriteErrorObject(JsonWriter& w, const Status& status) {
     WriteKey(w, "retry_after_ms");
     w.Int64(status.retry_after_ms());
   }
+  // A singleton refusal names the job that holds the key (core/flow/key_groups.h).
+  if (auto holder = flow::SingletonHolder(status)) {
+    WriteKey(w, "job_id");
+    WriteStr(w, FormatJobId(*holder));
+  }
   w.EndObject();
 }
 
@@ -470,6 +475,11 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   w.Bool(j.cancel_requested);
   WriteKey(w, "dead_reason");
   WriteStrOrNull(w, j.dead_reason);
+  // A job a debounce replaced: cancelled with reason "superseded_by:<id>", named here too.
+  if (auto by = flow::SupersededBy(j.dead_reason)) {
+    WriteKey(w, "superseded_by");
+    WriteStr(w, FormatJobId(*by));
+  }
   WriteKey(w, "last_error");
   if (j.errors.empty()) {
     w.Null();
@@ -1270,6 +1280,17 @@ void WriteOutcome(JsonWriter& w, const EnqueueOutcome& o) {
     WriteKey(w, "duplicate");
     w.Bool(true);
   }
+  // Key modes (docs/flow-control.md, "Singleton and debounce").
+  if (o.skipped) {
+    WriteKey(w, "skipped");
+    w.Bool(true);
+  }
+  if (!o.superseded.empty()) {
+    WriteKey(w, "superseded");
+    w.StartArray();
+    for (JobId id : o.superseded) WriteStr(w, FormatJobId(id));
+    w.EndArray();
+  }
   w.EndObject();
 }
 
@@ -1600,6 +1621,28 @@ void WriteLimitMembers(JsonWriter& w, const flow::LimitInfo& info) {
     WriteBreaker(w, *s.breaker, info);
   } else {
     w.Null();
+  }
+  // Key modes.
+  WriteKey(w, "singleton");
+  if (s.singleton == flow::SingletonMode::kOff) {
+    w.Null();
+  } else {
+    WriteStr(w, flow::SingletonModeName(s.singleton));
+  }
+  WriteKey(w, "debounce");
+  if (!s.debounce) {
+    w.Null();
+  } else {
+    w.StartObject();
+    WriteKey(w, "delay_ms");
+    w.Int64(s.debounce->delay_ms);
+    WriteKey(w, "max_wait_ms");
+    if (s.debounce->max_wait_ms) {
+      w.Int64(*s.debounce->max_wait_ms);
+    } else {
+      w.Null();
+    }
+    w.EndObject();
   }
   WriteKey(w, "active_keys");
   w.Uint64(info.active_keys);

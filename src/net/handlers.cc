@@ -64,8 +64,9 @@ void Enqueue(Call& c) {
     }
     const auto& r = results[0];
     if (!r.ok()) return reply(ErrorResponse(r.status(), route));
-    // 201 only when this request created the job; a coalesced duplicate created nothing.
-    reply(Json(r->duplicate ? 200 : 201, RenderEnqueueOutcome(*r), route));
+    // 201 only when this request created the job; a coalesced duplicate or a job a singleton
+    // limit skipped created nothing.
+    reply(Json(r->duplicate || r->skipped ? 200 : 201, RenderEnqueueOutcome(*r), route));
   });
 }
 

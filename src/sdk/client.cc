@@ -61,7 +61,9 @@ JobInfo ToInfo(const ym::client::Job& j) {
   return i;
 }
 
-Enqueued ToEnqueued(const ym::client::EnqueueResult& r) { return {r.id, r.state, r.duplicate}; }
+Enqueued ToEnqueued(const ym::client::EnqueueResult& r) {
+  return {r.id, r.state, r.duplicate, r.skipped, r.superseded};
+}
 
 // The public filter as the API client sends it (the same fields, under one type).
 ym::client::JobFilterParams ToFilterParams(const JobFilter& f) {
@@ -250,6 +252,9 @@ LimitInfo ToLimitInfo(const ym::client::Limit& l) {
   out.concurrency = l.concurrency;
   if (l.rate) out.rate = LimitRate{l.rate->count, l.rate->period_ms, l.rate->burst};
   if (l.quota) out.quota = LimitQuota{l.quota->count, l.quota->per, l.quota->time_zone};
+  out.singleton = l.singleton;
+  out.debounce_delay_ms = l.debounce_delay_ms;
+  out.debounce_max_wait_ms = l.debounce_max_wait_ms;
   out.active_keys = l.active_keys;
   out.active = l.active;
   out.quota_window_start_ms = l.quota_window_start_ms;
@@ -294,6 +299,9 @@ Result<LimitInfo> Client::SetLimit(const LimitSpec& limit) {
       l.breaker = ym::client::LimitBreaker{b.consecutive_failures, b.window,       b.min_samples,
                                            b.failure_percent,      b.open_base_ms, b.open_max_ms};
     }
+    l.singleton = limit.singleton;
+    l.debounce_delay_ms = limit.debounce_delay_ms;
+    l.debounce_max_wait_ms = limit.debounce_max_wait_ms;
     bool created = false;
     auto r = api.PutLimit(l, &created);
     if (!r.ok()) return impl_->Error(r.status());

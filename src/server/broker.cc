@@ -1118,14 +1118,15 @@ void Broker::FinishEnqueue(std::shared_ptr<std::vector<Result<EnqueueOutcome>>> 
     if (r->duplicate) {
       impl_->counters().duplicates.fetch_add(1, std::memory_order_relaxed);
       if (!r->state_known) unknown = true;
-    } else {
+    } else if (!r->skipped) {
       impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
     }
   }
   impl_->AfterDurable([this, results, unknown, done = std::move(done)](Status s) mutable {
     if (!s.ok()) {
       for (auto& r : *results) {
-        if (r.ok()) r = s;
+        // A singleton refusal observed a job whose write did not become durable either.
+        if (r.ok() || r.status().code() == Code::kSingletonConflict) r = s;
       }
       done(std::move(*results));
       return;

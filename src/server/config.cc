@@ -357,7 +357,8 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       "Runs the Yardmaster broker: HTTP/JSON API, embedded SQLite store.\n"
       "Every option can also be set by the YM_* variable shown, or as a key in the "
       "TOML file given by --config; a flag wins over the variable, which wins over "
-      "the file.",
+      "the file. The file may also hold [[limits]] and [[namespaces]] tables, created or "
+      "replaced at start (docs/operations.md).",
       "yardmaster server");
   app.set_help_flag("-h,--help", "print this help and exit");
   app.set_version_flag("--version", std::string(), "print the version and git commit and exit");

@@ -106,6 +106,10 @@ def test_bad_namespaces_are_rejected_naming_the_field_and_change_nothing(client)
     assert status == 400, err
     status, err = client.call("GET", "/v1/namespaces?foo=1")
     assert status == 400, err
+    status, err = client.call("DELETE", "/v1/namespaces/kept", {"force": True})
+    assert status in (400, 422), err
+    status, err = client.call("POST", "/v1/namespaces/kept", {"weight": 2})
+    assert status == 405, err
     status, got = client.call("GET", "/v1/namespaces/kept")
     assert got["max_live_jobs"] == 4 and got["weight"] == 1, got
     status, page = client.call("GET", "/v1/namespaces")

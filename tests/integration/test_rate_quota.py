@@ -87,7 +87,7 @@ def test_cli_and_python_sdk_set_rates_and_quotas(server, tmp_path):
         (("--quota", "5/year"), "--quota '5/year'"),
         (("--burst", "3", "--concurrency", "1"), "--burst needs --rate"),
         (("--time-zone", "UTC", "--concurrency", "1"), "--time-zone needs --quota"),
-        ((), "at least one of --concurrency, --rate, --quota and --breaker"),
+        ((), "at least one of --concurrency, --rate, --quota"),
     ]:
         rc, out, err = cli("limits", "set", "bad", *args)
         assert rc == 2 and msg in err, (args, rc, err)

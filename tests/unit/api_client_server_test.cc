@@ -569,5 +569,64 @@ TEST_F(ApiClientServerTest, SdkClientSearchesByEveryFilterAcrossPages) {
   EXPECT_EQ(bad.status().http_status(), 400);
 }
 
+// Key modes through the client and the real server (docs/flow-control.md, "Singleton and
+// debounce"): the limit's members go out and come back, an enqueue reports the jobs a debounce
+// replaced and the job a singleton skipped, and a refusal has its own code.
+TEST_F(ApiClientServerTest, KeyModesRoundTrip) {
+  Limit deb;
+  deb.name = "deb";
+  deb.match_kind = "d";
+  deb.key = "concurrency_key";
+  deb.debounce_delay_ms = 60'000;
+  deb.debounce_max_wait_ms = 120'000;
+  bool created = false;
+  Result<Limit> put = api_->PutLimit(deb, &created);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(created);
+  EXPECT_FALSE(put->concurrency.has_value());
+  EXPECT_EQ(put->debounce_delay_ms, std::optional<std::int64_t>(60'000));
+  EXPECT_EQ(put->debounce_max_wait_ms, std::optional<std::int64_t>(120'000));
+  Limit one;
+  one.name = "one";
+  one.match_kind = "s";
+  one.key = "concurrency_key";
+  one.singleton = "skip";
+  ASSERT_TRUE(api_->PutLimit(one).ok());
+  Result<Limit> got = api_->GetLimit("one");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->singleton, "skip");
+  EXPECT_FALSE(got->debounce_delay_ms.has_value());
+
+  EnqueueRequest req;
+  req.queue = "km";
+  req.kind = "d";
+  req.concurrency_key = "x";
+  Result<EnqueueResult> a = api_->Enqueue(req);
+  Result<EnqueueResult> b = api_->Enqueue(req);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(a->superseded.empty());
+  EXPECT_EQ(b->superseded, std::vector<std::string>{a->id});
+  EXPECT_EQ(b->state, "scheduled");
+  req.kind = "s";
+  Result<EnqueueResult> c = api_->Enqueue(req);
+  Result<EnqueueResult> d = api_->Enqueue(req);
+  ASSERT_TRUE(c.ok() && d.ok());
+  EXPECT_FALSE(c->skipped);
+  EXPECT_TRUE(d->skipped);
+  EXPECT_EQ(d->id, c->id);
+  one.singleton = "refuse";
+  ASSERT_TRUE(api_->PutLimit(one).ok());
+  Result<EnqueueResult> e = api_->Enqueue(req);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), Code::kSingletonConflict);
+  EXPECT_NE(e.status().message().find("job " + c->id), std::string::npos);
+  // A bad key mode is refused and changes nothing.
+  one.singleton = "sometimes";
+  Result<Limit> bad = api_->PutLimit(one);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kValidation);
+  EXPECT_EQ(api_->GetLimit("one")->singleton, "refuse");
+}
+
 }  // namespace
 }  // namespace ym::client

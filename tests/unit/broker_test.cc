@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "core/flow/key_groups.h"
 #include "store/fault_store.h"
 #include "store/memory_store.h"
 
@@ -260,6 +261,27 @@ TEST_F(BrokerTest, FailedCommitAnswersStoreUnavailableAndReloadsStateFromTheStor
   EXPECT_TRUE(done.first[0].ok());
   auto after = Enqueue({Spec("f")});
   EXPECT_TRUE(after[0].ok()) << "the broker serves again after the reload";
+}
+
+// A singleton refusal observed a job whose enqueue was not durable yet: when that commit fails,
+// the refusal is answered with the commit's error too (the job it named never existed), and
+// after the reload the key is free again.
+TEST_F(BrokerTest, ASingletonRefusalOfAJobWhoseCommitFailedAnswersTheCommitError) {
+  std::promise<Result<flow::LimitInfo>> p;
+  auto f = p.get_future();
+  broker_->PutLimit(*flow::LimitSpec::FromJson("one", R"({"singleton":"refuse"})"),
+                    [&](Result<flow::LimitInfo> r) { p.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(f).ok());
+  faults_.FailNextCommits(1);
+  auto both = Enqueue({Spec("s"), Spec("s")});  // one core task: the second sees the first
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0].status().code(), Code::kStoreUnavailable);
+  EXPECT_EQ(both[1].status().code(), Code::kStoreUnavailable);
+  ASSERT_TRUE(WaitStoreAvailable());
+  auto again = Enqueue({Spec("s"), Spec("s")});
+  ASSERT_TRUE(again[0].ok()) << again[0].status().ToString();
+  EXPECT_EQ(again[1].status().code(), Code::kSingletonConflict);
+  EXPECT_EQ(flow::SingletonHolder(again[1].status()), std::optional<JobId>(again[0]->id));
 }
 
 TEST_F(BrokerTest, AFailedCommitAlsoFailsAnAckAndTheLeaseIsKept) {

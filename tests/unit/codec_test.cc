@@ -980,12 +980,21 @@ TEST(CodecRender, PagesStopAtTheByteCapAndTheCursorCarriesOn) {
   EXPECT_EQ(DecodeJobCursor("s", tiny["next_cursor"].GetString()).value(), 1u);
 }
 
+EnqueueOutcome Outcome(JobId id, JobState state, bool duplicate) {
+  EnqueueOutcome o;
+  o.id = id;
+  o.state = state;
+  o.duplicate = duplicate;
+  return o;
+}
+
 TEST(CodecRender, EnqueueResults) {
-  EXPECT_EQ(RenderEnqueueOutcome({7, JobState::kReady, false}), R"({"id":"7","state":"ready"})");
-  EXPECT_EQ(RenderEnqueueOutcome({7, JobState::kScheduled, true}),
+  EXPECT_EQ(RenderEnqueueOutcome(Outcome(7, JobState::kReady, false)),
+            R"({"id":"7","state":"ready"})");
+  EXPECT_EQ(RenderEnqueueOutcome(Outcome(7, JobState::kScheduled, true)),
             R"({"id":"7","state":"scheduled","duplicate":true})");
   std::vector<Result<EnqueueOutcome>> results;
-  results.push_back(EnqueueOutcome{1, JobState::kReady, false});
+  results.push_back(Outcome(1, JobState::kReady, false));
   results.push_back(Validation("field \"kind\": is required"));
   EXPECT_EQ(RenderEnqueueResults(results),
             R"({"results":[{"id":"1","state":"ready"},{"error":{"code":"validation_failed",)"

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <set>
 
+#include "common/rng.h"
 #include "core/flow/fair_lanes.h"
 
 namespace ym::flow {
@@ -141,6 +143,82 @@ TEST(FlowFairLanes, SetWeightChangesTheShare) {
   f.Clear();
   EXPECT_TRUE(f.empty());
   EXPECT_FALSE(f.Front().has_value());
+}
+
+TEST(FlowFairLanes, ALoneGroupJoinedByASecondSharesByTheWeightItWasGiven) {
+  // Group 1 alone (kept outside the rotation), its weight changed meanwhile; group 2 arrives:
+  // 1 enters the rotation with weight 3 and the two share 3:1 from there.
+  FairLanes f;
+  f.Push(1, 11, 1);
+  f.Push(1, 12, 1);
+  EXPECT_EQ(f.groups(), 1u);
+  f.SetWeight(1, 3);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(f.Front()->group, 1u);
+    f.Served();
+  }
+  f.Push(2, 21, 1);
+  EXPECT_EQ(f.groups(), 2u);
+  EXPECT_EQ(f.lanes(), 3u);
+  std::map<std::uint32_t, int> taken;
+  for (int i = 0; i < 400; ++i) {
+    ++taken[f.Front()->group];
+    f.Served();
+  }
+  EXPECT_NEAR(taken[1], 300, 1);
+  EXPECT_NEAR(taken[2], 100, 1);
+  // Back to one group, then to none, then a new lone group.
+  f.Drop();
+  while (f.lanes() > 0) f.Drop();
+  EXPECT_TRUE(f.empty());
+  EXPECT_EQ(f.groups(), 0u);
+  f.Push(7, 71, 1);
+  EXPECT_EQ(f.Front()->group, 7u);
+  EXPECT_EQ(f.Front()->lane, 71u);
+}
+
+// Random pushes, takes and drops across the one-group and many-group forms: the lanes held are
+// always exactly those pushed and not yet taken out, Front names one of them, a group's lanes
+// take turns, and groups() counts the groups holding lanes.
+TEST(FlowFairLanes, RandomOperationsKeepTheLanesExact) {
+  Rng rng(2024);
+  FairLanes f;
+  std::map<std::uint32_t, std::deque<std::uint64_t>> ref;  // group -> lanes in turn order
+  std::set<std::uint64_t> in;
+  std::uint64_t next_lane = 1;
+  for (int step = 0; step < 200'000; ++step) {
+    const std::uint64_t op = rng.Next() % 10;
+    if (op < 4 || in.empty()) {
+      const auto g = static_cast<std::uint32_t>(rng.Next() % 4);
+      const std::uint64_t lane = next_lane++;
+      f.Push(g, lane, 1 + static_cast<std::int64_t>(rng.Next() % 5));
+      ref[g].push_back(lane);
+      in.insert(lane);
+    } else {
+      const auto e = f.Front();
+      ASSERT_TRUE(e.has_value()) << step;
+      auto& lanes = ref[e->group];
+      ASSERT_FALSE(lanes.empty()) << step;
+      // Inside a group, lanes take turns in the order they came.
+      ASSERT_EQ(lanes.front(), e->lane) << step;
+      lanes.pop_front();
+      if (op < 7) {
+        f.Served();
+        lanes.push_back(e->lane);
+      } else {
+        if (op < 9) {
+          f.ServedLast();
+        } else {
+          f.Drop();
+        }
+        in.erase(e->lane);
+      }
+      if (lanes.empty()) ref.erase(e->group);
+    }
+    ASSERT_EQ(f.lanes(), in.size()) << step;
+    ASSERT_EQ(f.groups(), ref.size()) << step;
+    ASSERT_EQ(f.empty(), in.empty()) << step;
+  }
 }
 
 }  // namespace

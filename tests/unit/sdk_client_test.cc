@@ -192,6 +192,42 @@ TEST(SdkClient, NamespacesRoundTrip) {
   EXPECT_EQ(seen[3].first, "GET /v1/namespaces/x");
 }
 
+// Key modes: SetLimit sends only what is set, and Enqueued reports skipped and superseded.
+TEST(SdkClient, KeyModesAreSentAndReported) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> seen;
+  ThreadedServer server([&](const std::string& req, const std::string& body) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.emplace_back(req, body);
+    if (req.rfind("PUT ", 0) == 0) {
+      return Reply{201, R"({"name":"deb","match":{},"key":null,"concurrency":null,)"
+                        R"("singleton":null,"debounce":{"delay_ms":500,"max_wait_ms":null},)"
+                        R"("active_keys":0,"active":[]})"};
+    }
+    return Reply{201, R"({"id":"9","state":"scheduled","superseded":["7","8"]})"};
+  });
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  yardmaster::LimitSpec spec;
+  spec.name = "deb";
+  spec.debounce_delay_ms = 500;
+  auto set = client.SetLimit(spec);
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_FALSE(set->concurrency.has_value());
+  EXPECT_EQ(set->debounce_delay_ms, std::optional<std::int64_t>(500));
+  EXPECT_FALSE(set->debounce_max_wait_ms.has_value());
+  yardmaster::EnqueueOptions job;
+  job.queue = "q";
+  job.kind = "k";
+  auto e = client.Enqueue(job);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->superseded, (std::vector<std::string>{"7", "8"}));
+  EXPECT_FALSE(e->skipped);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(seen.size(), 1u);
+  EXPECT_EQ(seen[0].second, R"({"debounce":{"delay_ms":500}})");
+}
+
 TEST(SdkClient, BreakerSetAndReset) {
   std::mutex mu;
   std::vector<std::pair<std::string, std::string>> seen;

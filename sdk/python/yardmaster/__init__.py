@@ -11,8 +11,8 @@ Standard library only; the wire protocol is docs/api.md of the Yardmaster reposi
 from .client import Client, JobId
 from .errors import (BadRequest, Conflict, Internal, InvalidState, JobFailed, NamespaceLimit,
                      NotFound, PayloadTooLarge, PermissionDenied, QueueNotFound,
-                     ResourceExhausted, StaleLease, Unauthenticated, Unavailable, Unreachable,
-                     Validation, WaitTimeout, YardmasterError)
+                     ResourceExhausted, SingletonConflict, StaleLease, Unauthenticated,
+                     Unavailable, Unreachable, Validation, WaitTimeout, YardmasterError)
 from ._http import JsonFloat
 from .job import Cancelled, Job, JobTimeout, Permanent, Retry
 from .worker import Handler, Worker
@@ -22,7 +22,8 @@ __all__ = [
     "Client", "JobId", "Worker", "Handler", "Job", "Retry", "Permanent", "Cancelled", "JobTimeout",
     "JsonFloat",
     "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
-    "QueueNotFound", "Conflict", "StaleLease", "InvalidState", "PayloadTooLarge", "Validation",
-    "ResourceExhausted", "NamespaceLimit", "Internal", "Unavailable", "Unreachable", "WaitTimeout", "JobFailed",
+    "QueueNotFound", "Conflict", "StaleLease", "InvalidState", "SingletonConflict",
+    "PayloadTooLarge", "Validation", "ResourceExhausted", "NamespaceLimit", "Internal",
+    "Unavailable", "Unreachable", "WaitTimeout", "JobFailed",
     "__version__",
 ]

@@ -152,6 +152,10 @@ class Client:
                 wait: Optional[float] = None, **options: Any) -> Any:
         """Enqueue one job; returns ``{"id", "state"}`` (plus ``"duplicate": True`` when an
         ``idempotency_key`` matched an earlier job, in which case nothing was created).
+        Under a singleton limit in mode ``skip`` the reply is the live job of the key with
+        ``"skipped": True`` (nothing created); in mode ``refuse`` it raises
+        :class:`~yardmaster.errors.SingletonConflict`. Under a debounce limit,
+        ``"superseded": [ids]`` lists the waiting jobs this one replaced.
 
         ``options`` are the other fields of the enqueue spec: ``namespace``, ``priority``,
         ``delay_ms`` or ``run_at``, ``max_attempts``, ``backoff``, ``lease_ms``, ``timeout_ms``
@@ -344,9 +348,11 @@ class Client:
 
     def set_limit(self, name: str, concurrency: Optional[int] = None, *,
                   rate: Optional[Dict[str, Any]] = None, quota: Optional[Dict[str, Any]] = None,
-                  breaker: Optional[Dict[str, Any]] = None, key: Optional[str] = None, queue: Optional[str] = None,
-                  kind: Optional[str] = None,
-                  namespace: Optional[str] = None) -> Dict[str, Any]:
+                  breaker: Optional[Dict[str, Any]] = None, key: Optional[str] = None,
+                  queue: Optional[str] = None,
+                  kind: Optional[str] = None, namespace: Optional[str] = None,
+                  singleton: Optional[str] = None, debounce_ms: Optional[int] = None,
+                  debounce_max_wait_ms: Optional[int] = None) -> Dict[str, Any]:
         """``PUT /v1/limits/{name}``: create or replace a limit among the jobs it matches
         (``queue``, ``kind``, ``namespace``; none given: every job), per key, with at least one
         of its bounds:
@@ -367,8 +373,17 @@ class Client:
         ``"payload.<field>[.<field>...]"``. Answered once durable; returns the limit object
         (with ``active``, its busiest keys, and a quota's ``window`` and ``used`` keys).
 
+        Key modes (docs/flow-control.md, "Singleton and debounce"), at most one, each enough
+        without ``concurrency``: ``singleton="refuse"`` (while a job of the key is live, an
+        enqueue raises :class:`~yardmaster.errors.SingletonConflict` naming it) or ``"skip"``
+        (the enqueue answers that job with ``"skipped": True``); ``debounce_ms=D`` keeps only
+        the newest waiting job of the key, run D ms after the last enqueue but at most
+        ``debounce_max_wait_ms`` after the first (the enqueue reply lists the jobs it
+        ``"superseded"``).
+
         Raises:
             ValidationFailed: a bad value, naming the field.
+            ValueError: ``debounce_max_wait_ms`` without ``debounce_ms``.
         """
         body: Dict[str, Any] = {}
         if concurrency is not None:
@@ -379,6 +394,14 @@ class Client:
             body["quota"] = quota
         if breaker is not None:
             body["breaker"] = breaker
+        if singleton is not None:
+            body["singleton"] = singleton
+        if debounce_ms is not None:
+            body["debounce"] = {"delay_ms": debounce_ms}
+            if debounce_max_wait_ms is not None:
+                body["debounce"]["max_wait_ms"] = debounce_max_wait_ms
+        elif debounce_max_wait_ms is not None:
+            raise ValueError("debounce_max_wait_ms needs debounce_ms")
         match = {k: v for k, v in (("queue", queue), ("kind", kind), ("namespace", namespace))
                  if v is not None}
         if match:

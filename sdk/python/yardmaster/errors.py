@@ -21,6 +21,7 @@ __all__ = [
     "Conflict",
     "StaleLease",
     "InvalidState",
+    "SingletonConflict",
     "PayloadTooLarge",
     "Validation",
     "ResourceExhausted",
@@ -92,6 +93,13 @@ class StaleLease(Conflict):
 class InvalidState(Conflict):
     """409 ``invalid_state``: the job's state does not allow the operation (cancelling a
     terminal job, replaying a live one)."""
+
+
+class SingletonConflict(Conflict):
+    """409 ``singleton_conflict``: a singleton limit refused the enqueue (or replay) because a
+    live job holds its key; nothing was created. ``job_id`` names that job."""
+
+    job_id: Optional[str] = None
 
 
 class PayloadTooLarge(YardmasterError):
@@ -170,6 +178,7 @@ _BY_CODE: Dict[str, Type[YardmasterError]] = {
     "queue_not_found": QueueNotFound,
     "stale_lease": StaleLease,
     "invalid_state": InvalidState,
+    "singleton_conflict": SingletonConflict,
     "payload_too_large": PayloadTooLarge,
     "validation_failed": Validation,
     "resource_exhausted": ResourceExhausted,
@@ -215,7 +224,15 @@ def error_from_response(status: int, body: Any,
         message = str(body)[:500]
     if not code:
         code = f"http_{status}"
-    return error_class(code, status)(code, message, status, retry_after)
+    err = error_class(code, status)(code, message, status, retry_after)
+    _add_details(err, body.get("error") if isinstance(body, dict) else None)
+    return err
+
+
+def _add_details(err: YardmasterError, obj: Any) -> None:
+    # A singleton refusal names the job that holds the key.
+    if isinstance(err, SingletonConflict) and isinstance(obj, dict) and obj.get("job_id"):
+        err.job_id = str(obj["job_id"])
 
 
 def error_from_item(item: Dict[str, Any]) -> YardmasterError:
@@ -224,4 +241,6 @@ def error_from_item(item: Dict[str, Any]) -> YardmasterError:
     err = item.get("error") if isinstance(item, dict) else None
     code = str(err.get("code") or "internal") if isinstance(err, dict) else "internal"
     message = str(err.get("message") or "") if isinstance(err, dict) else str(item)
-    return error_class(code)(code, message, None)
+    out = error_class(code)(code, message, None)
+    _add_details(out, err)
+    return out

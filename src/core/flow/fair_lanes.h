@@ -13,21 +13,28 @@
 // when the lane has no job left), or takes the lane out without charging the namespace (Drop:
 // the lane was refused by a gate or held only stale entries). A namespace with no lane left
 // leaves the namespace rotation (its record is forgotten: it re-enters at the current virtual
-// time, WeightedRotation "Why a lane re-enters"). A lane may be pushed again later (its gate
+// time, WeightedRotation "Why a lane re-enters"; the last group to leave keeps its record, so
+// that a queue whose one namespace runs dry and refills allocates nothing). A lane may be pushed
+// again later (its gate
 // opened, it has jobs again); the caller keeps each lane in here at most once.
+//
+// While only one namespace has lanes, its lanes are kept apart, outside the rotation (there is
+// no one to be fair to, and one FIFO per queue is all a job touches); a second namespace puts
+// both into the rotation.
 //
 // Lanes are named by an opaque 64-bit key (the scheduler's LaneKey), so nothing here needs
 // renaming when the caller moves its lane records around.
 //
 // Cost: Front O(1); Push, Served, ServedLast, Drop, SetWeight O(log namespaces in the rotation)
 // (plus amortised O(1) for a namespace's FIFO). Memory: one FIFO entry per lane in the rotation
-// and one record per namespace with a lane in it.
+// and one record per namespace with a lane in it, plus one idle record.
 //
 // Pure and single-threaded.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 
@@ -64,16 +71,34 @@ class FairLanes {
 
   bool empty() const { return lanes_ == 0; }
   std::size_t lanes() const { return lanes_; }  // lanes in the rotation
-  std::size_t groups() const { return by_group_.size(); }
+  std::size_t groups() const;                   // groups with a lane in the rotation
   // Lane FIFO entries allocated (memory accounting).
   std::size_t capacity() const;
 
  private:
   static std::int64_t Clamp(std::int64_t w);
   void PopFront(bool charge, bool requeue);
+  // The group's FIFO (created if needed), through a one-entry cache of the last group used.
+  Fifo<LaneKey>& FifoOf(Group group);
 
-  WeightedRotation rotation_;
-  std::unordered_map<Group, Fifo<LaneKey>> by_group_;
+  // Two or more groups: the rotation between them and their lanes, allocated only then, so
+  // that a queue with one namespace (the common case) costs a FIFO and a few words.
+  struct Multi {
+    WeightedRotation rotation;
+    std::unordered_map<Group, Fifo<LaneKey>> by_group;  // groups in the rotation, and idle
+    std::optional<Group> idle;       // the last group to run out of lanes, kept for reuse
+    Fifo<LaneKey>* cache = nullptr;  // FifoOf's cache: by_group[cache_group]
+    Group cache_group = 0;
+  };
+  Multi& M();
+  bool RotationEmpty() const;
+
+  std::unique_ptr<Multi> multi_;
+  // While a single group has lanes they are kept here, outside the rotation and the map: no
+  // fairness to keep, and one contiguous buffer to touch per job.
+  std::optional<Group> solo_;
+  std::int64_t solo_weight_ = 1;
+  Fifo<LaneKey> solo_lanes_;
   std::size_t lanes_ = 0;
 };
 

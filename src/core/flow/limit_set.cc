@@ -236,11 +236,20 @@ Status LimitSpec::Validate() const {
   } else if (!payload_path.empty()) {
     return Validation("field \"key\": a payload path needs the payload key");
   }
-  if (!concurrency && !rate && !quota && !breaker) {
+  // Key modes (core/flow/key_groups.h).
+  if (singleton != SingletonMode::kOff && debounce) {
+    return Validation(
+        "fields \"singleton\" and \"debounce\": a limit has one key mode at most (a singleton "
+        "refuses or skips the job a debounce would keep)");
+  }
+  if (debounce) YM_RETURN_IF_ERROR(debounce->Validate());
+  const bool key_mode = singleton != SingletonMode::kOff || debounce.has_value();
+  if (!concurrency && !rate && !quota && !breaker && !key_mode) {
     return Validation(
         "the limit needs at least one of \"concurrency\" (the most active jobs per key), "
         "\"rate\" (starts per second/minute/hour/day), \"quota\" (starts per "
-        "day/week/month) and \"breaker\" (a circuit breaker per key)");
+        "day/week/month), \"breaker\" (a circuit breaker per key), \"singleton\" and "
+        "\"debounce\"");
   }
   if (breaker) YM_RETURN_IF_ERROR(breaker->Validate());
   if (concurrency && (*concurrency < 1 || *concurrency > ConcurrencyConfig::kMaxCap)) {
@@ -372,6 +381,17 @@ std::string LimitSpec::ToJson() const {
     out.back() = '}';
     out += ",";
   }
+  // Key modes.
+  if (singleton != SingletonMode::kOff) {
+    out += "\"singleton\":";
+    AppendQuoted(out, SingletonModeName(singleton));
+    out += ",";
+  }
+  if (debounce) {
+    out += "\"debounce\":{\"delay_ms\":" + std::to_string(debounce->delay_ms);
+    if (debounce->max_wait_ms) out += ",\"max_wait_ms\":" + std::to_string(*debounce->max_wait_ms);
+    out += "},";
+  }
   if (out.back() == ',') out.pop_back();
   out += "}";
   return out;
@@ -434,9 +454,48 @@ Result<LimitSpec> LimitSpec::FromJson(std::string_view name, std::string_view te
       auto b = ParseBreaker(m.value);
       if (!b.ok()) return b.status();
       spec.breaker = *b;
+    } else if (field == "singleton") {
+      // Key modes (core/flow/key_groups.h).
+      if (m.value.IsNull()) continue;
+      if (!m.value.IsString()) {
+        return Validation("field \"singleton\": must be \"refuse\" or \"skip\"");
+      }
+      auto mode = ParseSingletonMode(m.value.GetString());
+      if (!mode.ok()) return mode.status();
+      spec.singleton = *mode;
+    } else if (field == "debounce") {
+      if (m.value.IsNull()) continue;
+      if (!m.value.IsObject()) {
+        return Validation("field \"debounce\": must be an object {\"delay_ms\", \"max_wait_ms\"}");
+      }
+      DebounceConfig d;
+      bool has_delay = false;
+      for (const auto& dm : m.value) {
+        const std::string_view f = dm.name.GetString();
+        const bool delay = f == "delay_ms";
+        if (!delay && f != "max_wait_ms") {
+          return Validation("field \"debounce." + std::string(f.substr(0, 64)) +
+                            "\": unknown member (delay_ms, max_wait_ms)");
+        }
+        if (!delay && dm.value.IsNull()) continue;
+        const auto v = dm.value.IsNumber() ? dm.value.AsInt64() : std::nullopt;
+        if (!v) {
+          return Validation("field \"debounce." + std::string(f) + "\": must be an integer 0.." +
+                            std::to_string(DebounceConfig::kMaxMs));
+        }
+        if (delay) {
+          d.delay_ms = *v;
+          has_delay = true;
+        } else {
+          d.max_wait_ms = *v;
+        }
+      }
+      if (!has_delay) return Validation("field \"debounce.delay_ms\": required");
+      spec.debounce = d;
     } else {
       return Validation("field \"" + std::string(field.substr(0, 64)) +
-                        "\": unknown member (match, key, concurrency, rate, quota, breaker)");
+                        "\": unknown member (match, key, concurrency, rate, quota, breaker, "
+                        "singleton, debounce)");
     }
   }
   YM_RETURN_IF_ERROR(spec.Validate());
@@ -513,7 +572,12 @@ Status LimitSet::Put(const LimitSpec& spec, std::int64_t mono_now, bool* created
       l.breaker_serial = next_breaker_serial_++;  // tickets of the old one count nowhere
     }
   }
+  const auto keyed = [](const LimitSpec& s) {
+    return s.singleton != SingletonMode::kOff || s.debounce.has_value();
+  };
+  keyed_modes_ += keyed(spec) ? 1 : 0;
   if (!*created) {
+    keyed_modes_ -= keyed(limits_[it->second]->spec) ? 1 : 0;
     limits_[it->second] = std::move(l);
     return Status::Ok();
   }
@@ -533,6 +597,8 @@ Status LimitSet::Put(const LimitSpec& spec, std::int64_t mono_now, bool* created
 bool LimitSet::Delete(const std::string& name) {
   auto it = by_name_.find(name);
   if (it == by_name_.end()) return false;
+  const LimitSpec& spec = limits_[it->second]->spec;
+  if (spec.singleton != SingletonMode::kOff || spec.debounce) --keyed_modes_;
   limits_[it->second].reset();
   free_limits_.push_back(it->second);
   by_name_.erase(it);
@@ -553,6 +619,10 @@ std::vector<const LimitSpec*> LimitSet::Page(const std::string& after, std::size
   }
   *more = it != by_name_.end();
   return out;
+}
+
+bool LimitSet::HasDispatchBound(const LimitSpec& spec) {
+  return spec.concurrency || spec.rate || spec.quota;
 }
 
 bool LimitSet::Matches(const LimitSpec& spec, const LimitSubject& s) {
@@ -605,7 +675,10 @@ LimitSet::SetId LimitSet::Acquire(const LimitSubject& subject) {
   std::vector<Gate> gates;
   std::string encoded;
   for (std::uint32_t slot = 0; slot < limits_.size(); ++slot) {
-    if (!limits_[slot] || !Matches(limits_[slot]->spec, subject)) continue;
+    if (!limits_[slot] || !HasDispatchBound(limits_[slot]->spec) ||
+        !Matches(limits_[slot]->spec, subject)) {
+      continue;
+    }
     std::string key = KeyOf(limits_[slot]->spec, subject);
     // slot and key length, fixed width, then the key: distinct sets never encode alike.
     const std::uint32_t len = static_cast<std::uint32_t>(key.size());
@@ -634,6 +707,25 @@ LimitSet::SetId LimitSet::Acquire(const LimitSubject& subject) {
   rec.encoded = encoded;
   set_ids_.emplace(std::move(encoded), id);
   return id;
+}
+
+std::vector<KeyGate> LimitSet::KeyGates(const LimitSubject& subject) const {
+  std::vector<KeyGate> out;
+  if (keyed_modes_ == 0) return out;
+  for (std::uint32_t slot = 0; slot < limits_.size(); ++slot) {
+    if (!limits_[slot]) continue;
+    const LimitSpec& spec = limits_[slot]->spec;
+    if ((spec.singleton == SingletonMode::kOff && !spec.debounce) || !Matches(spec, subject)) {
+      continue;
+    }
+    KeyGate g;
+    g.limit = slot;
+    g.key = KeyOf(spec, subject);
+    g.singleton = spec.singleton;
+    g.debounce = spec.debounce;
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 void LimitSet::Ref(SetId set) {

@@ -5,11 +5,13 @@
 // job's concurrency_key, kind, namespace, queue, or a JSON object path into the payload) and its
 // bounds, each optional but at least one: `concurrency` (the most active jobs per key), `rate`
 // (starts per second/minute/hour/day with a burst, GCRA, core/flow/gcra.h) and `quota` (starts
-// per calendar day/week/month in a time zone, core/flow/calendar_quota.h) and `breaker` (a
-// circuit breaker per key, core/flow/keyed_breaker.h: a key whose jobs keep failing stops
-// starting jobs for an open interval, then lets one trial through). A job whose payload lacks the
-// path (or holds something other than a string or an integer there) is counted under the empty
-// key.
+// per calendar day/week/month in a time zone, core/flow/calendar_quota.h). A job whose payload
+// lacks the path (or holds something other than a string or an integer there) is counted under
+// the empty key. A limit may also carry `breaker` (a circuit breaker per key,
+// core/flow/keyed_breaker.h: a key whose jobs keep failing stops starting jobs for an open
+// interval, then lets one trial through). And it may carry one *key mode*, `singleton` or
+// `debounce`, decided at enqueue by core/flow/key_groups.h (KeyGates lists a job's); a key mode is
+// not a gate, and a limit with only a key mode needs no bound.
 //
 // For a job, the set of (limit, key) pairs it is subject to is its *gate set*. Gate sets are
 // interned with reference counts so that equal sets share one id: the scheduler keys its lanes
@@ -54,6 +56,7 @@
 #include "core/flow/calendar_quota.h"
 #include "core/flow/concurrency_gate.h"
 #include "core/flow/gcra.h"
+#include "core/flow/key_groups.h"
 #include "core/flow/keyed_breaker.h"
 
 namespace ym::flow {
@@ -95,6 +98,10 @@ struct LimitSpec {
   // A circuit breaker per key. In the JSON every member is optional (BreakerConfig's defaults,
   // except: min_samples defaults to the window, open_max_ms to max(300000, open_base_ms)).
   std::optional<BreakerConfig> breaker;
+  // Key modes, decided at enqueue (core/flow/key_groups.h); at most one of the two. Either
+  // alone is enough to make a limit (no bound needed).
+  SingletonMode singleton = SingletonMode::kOff;
+  std::optional<DebounceConfig> debounce;
 
   // kValidation naming the field and its allowed values, else OK.
   Status Validate() const;
@@ -239,12 +246,21 @@ class LimitSet {
   // False when no such limit. As for Put, the caller rebinds the jobs afterwards.
   bool Delete(const std::string& name);
   const LimitSpec* Find(const std::string& name) const;
+  // The limit in slot `slot` (a Gate's `limit`); it must exist.
+  const LimitSpec& SpecAt(std::uint32_t slot) const { return limits_[slot]->spec; }
+  // Limits with a key mode (singleton or debounce): when 0, no job has a key gate.
+  std::size_t keyed_modes() const { return keyed_modes_; }
   // Limits whose name sorts after `after`, in name order, at most `limit`.
   std::vector<const LimitSpec*> Page(const std::string& after, std::size_t limit, bool* more) const;
 
   // The gate set of a job with these fields, with one more reference. kNoGates when no limit
-  // matches. O(limits), plus one payload parse when a payload-keyed limit matches.
+  // matches. O(limits), plus one payload parse when a payload-keyed limit matches. Only limits
+  // with a dispatch bound (concurrency) are gates: a limit with only a key mode does not split
+  // lanes.
   SetId Acquire(const LimitSubject& subject);
+  // The key gates of a job with these fields: the (limit, key) of every matching limit with a
+  // key mode, with that mode (core/flow/key_groups.h). Empty when keyed_modes() is 0.
+  std::vector<KeyGate> KeyGates(const LimitSubject& subject) const;
   void Ref(SetId set);
   void Unref(SetId set);
   const std::vector<Gate>& Gates(SetId set) const { return sets_[set].gates; }
@@ -340,6 +356,8 @@ class LimitSet {
     std::uint64_t refs = 0;
     std::string encoded;  // its key in set_ids_
   };
+  // A bound enforced at dispatch (a gate): concurrency, rate, quota.
+  static bool HasDispatchBound(const LimitSpec& spec);
   static bool Matches(const LimitSpec& spec, const LimitSubject& s);
   static std::string KeyOf(const LimitSpec& spec, const LimitSubject& s);
 
@@ -350,6 +368,7 @@ class LimitSet {
   std::vector<SetId> free_sets_;
   std::unordered_map<std::string, SetId> set_ids_;
   std::uint64_t next_breaker_serial_ = 1;
+  std::size_t keyed_modes_ = 0;
 };
 
 }  // namespace ym::flow

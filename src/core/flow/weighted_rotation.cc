@@ -16,16 +16,26 @@ Status WeightedRotation::ValidateWeight(std::int64_t weight) {
 WeightedRotation::WeightedRotation(std::int64_t rebase_at)
     : rebase_at_(std::clamp<std::int64_t>(rebase_at, 1, kDefaultRebaseAt)) {}
 
-bool WeightedRotation::InRotation(LaneId id) const {
+std::optional<std::uint32_t> WeightedRotation::FindSlot(LaneId id) const {
+  if (cached_ && cached_id_ == id) return cached_slot_;
   auto it = ids_.find(id);
-  return it != ids_.end() && lanes_[it->second].pos != kOut;
+  if (it == ids_.end()) return std::nullopt;
+  cached_ = true;
+  cached_id_ = id;
+  cached_slot_ = it->second;
+  return it->second;
+}
+
+bool WeightedRotation::InRotation(LaneId id) const {
+  const std::optional<std::uint32_t> slot = FindSlot(id);
+  return slot && lanes_[*slot].pos != kOut;
 }
 
 Status WeightedRotation::Add(LaneId id, std::int64_t weight) {
   YM_RETURN_IF_ERROR(ValidateWeight(weight));
-  auto it = ids_.find(id);
+  const std::optional<std::uint32_t> known = FindSlot(id);
   std::uint32_t slot;
-  if (it == ids_.end()) {
+  if (!known) {
     if (free_.empty()) {
       slot = static_cast<std::uint32_t>(lanes_.size());
       lanes_.emplace_back();
@@ -36,7 +46,7 @@ Status WeightedRotation::Add(LaneId id, std::int64_t weight) {
     ids_.emplace(id, slot);
     lanes_[slot] = Lane{id, weight, EntryM(weight), next_seq_++, kOut};
   } else {
-    slot = it->second;
+    slot = *known;
     if (lanes_[slot].pos != kOut) return InvalidState("lane is already in the rotation");
     YM_RETURN_IF_ERROR(SetWeight(id, weight));
     Lane& lane = lanes_[slot];
@@ -57,10 +67,10 @@ Status WeightedRotation::Add(LaneId id, std::int64_t weight) {
 }
 
 Status WeightedRotation::Remove(LaneId id) {
-  auto it = ids_.find(id);
-  if (it == ids_.end()) return NotFound("no such lane in the rotation");
-  if (lanes_[it->second].pos == kOut) return InvalidState("lane is not in the rotation");
-  HeapErase(it->second);
+  const std::optional<std::uint32_t> slot = FindSlot(id);
+  if (!slot) return NotFound("no such lane in the rotation");
+  if (lanes_[*slot].pos == kOut) return InvalidState("lane is not in the rotation");
+  HeapErase(*slot);
   return Status::Ok();
 }
 
@@ -70,6 +80,7 @@ void WeightedRotation::Forget(LaneId id) {
   const std::uint32_t slot = it->second;
   if (lanes_[slot].pos != kOut) HeapErase(slot);
   ids_.erase(it);
+  cached_ = false;  // the slot may be reused by another lane
   free_.push_back(slot);
   // Give the memory back when every lane is gone (a rotation that once had many lanes).
   if (ids_.empty()) {
@@ -81,9 +92,9 @@ void WeightedRotation::Forget(LaneId id) {
 
 Status WeightedRotation::SetWeight(LaneId id, std::int64_t weight) {
   YM_RETURN_IF_ERROR(ValidateWeight(weight));
-  auto it = ids_.find(id);
-  if (it == ids_.end()) return NotFound("no such lane in the rotation");
-  Lane& lane = lanes_[it->second];
+  const std::optional<std::uint32_t> slot = FindSlot(id);
+  if (!slot) return NotFound("no such lane in the rotation");
+  Lane& lane = lanes_[*slot];
   if (lane.weight == weight) return Status::Ok();
   // Same virtual time on the new grid, rounded up: ceil(m * weight / old weight), capped at
   // V + 1 (floor(V * weight) + weight) so that tags stay within [V, V + 1].

@@ -105,6 +105,9 @@ class WeightedRotation {
     std::uint32_t pos = kOut;  // index in heap_, or kOut
   };
 
+  // The slot of a known lane, through a one-entry cache of the last lane looked up (a lane that
+  // leaves and comes back, as a queue's single namespace does, costs no hash lookup).
+  std::optional<std::uint32_t> FindSlot(LaneId id) const;
   // Tag of a before tag of b (then older seq first). Counts a comparison.
   bool Less(std::uint32_t a, std::uint32_t b) const;
   void SiftUp(std::uint32_t i);
@@ -127,6 +130,9 @@ class WeightedRotation {
   std::vector<std::uint32_t> free_;  // reusable slots of lanes_
   std::vector<std::uint32_t> heap_;  // slots, min-heap by tag
   mutable std::uint64_t comparisons_ = 0;
+  mutable bool cached_ = false;  // FindSlot's cache; cleared by Forget (slots are reused)
+  mutable LaneId cached_id_ = 0;
+  mutable std::uint32_t cached_slot_ = 0;
   std::uint64_t rebases_ = 0;
 };
 
