@@ -622,7 +622,7 @@ std::vector<const LimitSpec*> LimitSet::Page(const std::string& after, std::size
 }
 
 bool LimitSet::HasDispatchBound(const LimitSpec& spec) {
-  return spec.concurrency || spec.rate || spec.quota;
+  return spec.concurrency || spec.rate || spec.quota || spec.breaker;
 }
 
 bool LimitSet::Matches(const LimitSpec& spec, const LimitSubject& s) {

@@ -356,7 +356,7 @@ class LimitSet {
     std::uint64_t refs = 0;
     std::string encoded;  // its key in set_ids_
   };
-  // A bound enforced at dispatch (a gate): concurrency, rate, quota.
+  // A bound enforced at dispatch (a gate): concurrency, rate, quota, breaker.
   static bool HasDispatchBound(const LimitSpec& spec);
   static bool Matches(const LimitSpec& spec, const LimitSubject& s);
   static std::string KeyOf(const LimitSpec& spec, const LimitSubject& s);
