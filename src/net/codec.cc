@@ -1665,21 +1665,33 @@ std::string RenderLimit(const flow::LimitInfo& info) {
   return Take(buf);
 }
 
-std::string RenderLimitPage(const flow::LimitPage& page, std::size_t max_bytes) {
+namespace {
+
+// A page of named objects (limits, namespaces) capped at `max_bytes`, with a cursor of `scope`
+// after the last name written.
+template <typename Page, typename Write>
+std::string RenderNamedPage(const Page& page, std::size_t max_bytes, Write write,
+                            std::string_view scope) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
-  const std::size_t n = WriteCappedItems(w, buf, page.items, max_bytes, WriteLimit);
+  const std::size_t n = WriteCappedItems(w, buf, page.items, max_bytes, write);
   const std::string& next_after =
       n < page.items.size() ? page.items[n - 1].spec.name : page.next_after;
   WriteKey(w, "next_cursor");
   if (next_after.empty()) {
     w.Null();
   } else {
-    WriteStr(w, EncodeCursor(kLimitsCursorScope, next_after));
+    WriteStr(w, EncodeCursor(scope, next_after));
   }
   w.EndObject();
   return Take(buf);
+}
+
+}  // namespace
+
+std::string RenderLimitPage(const flow::LimitPage& page, std::size_t max_bytes) {
+  return RenderNamedPage(page, max_bytes, WriteLimit, kLimitsCursorScope);
 }
 
 namespace {
@@ -1725,20 +1737,7 @@ std::string RenderNamespace(const flow::NamespaceInfo& info) {
 }
 
 std::string RenderNamespacePage(const flow::NamespacePage& page, std::size_t max_bytes) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  const std::size_t n = WriteCappedItems(w, buf, page.items, max_bytes, WriteNamespace);
-  const std::string& next_after =
-      n < page.items.size() ? page.items[n - 1].spec.name : page.next_after;
-  WriteKey(w, "next_cursor");
-  if (next_after.empty()) {
-    w.Null();
-  } else {
-    WriteStr(w, EncodeCursor(kNamespacesCursorScope, next_after));
-  }
-  w.EndObject();
-  return Take(buf);
+  return RenderNamedPage(page, max_bytes, WriteNamespace, kNamespacesCursorScope);
 }
 
 std::string RenderBreakerReset(const flow::LimitInfo& info, const std::optional<std::string>& key) {
