@@ -513,7 +513,7 @@ TEST(SchedulerBreakerModel, NoOpenKeyIsLeasedAndOneTrialAtATime) {
     };
     // 0 success, 1 failure, 2 abandoned.
     // The end of the lease `o` of job `id` (erased from `out` unless re-leased since).
-    auto model_end = [&](JobId id, const Out& o, int outcome) {
+    auto model_end = [&](JobId id, const Out o, int outcome) {  // a copy: `out` may drop it
       auto it = out.find(id);
       if (it != out.end() && it->second.token == o.token) out.erase(it);
       ModelBreaker& m = model[jobs.at(id).ckey];
