@@ -26,6 +26,7 @@
 #include "core/scheduler.h"
 #include "core/types.h"
 #include "scheduler_hot_path.h"
+#include "scheduler_model.h"
 
 namespace ym {
 namespace {
@@ -616,30 +617,7 @@ TEST(SchedulerBreakerModel, NoOpenKeyIsLeasedAndOneTrialAtATime) {
         jobs[r->id] = j;
         what = "enqueue";
       } else if (op < 50) {
-        std::vector<std::string> qs;
-        if (rng.Uniform(2)) qs.push_back("q1");
-        if (qs.empty() || rng.Uniform(2)) qs.push_back("q2");
-        LeaseRequest req;
-        req.queues = qs;
-        req.max = 1 + static_cast<std::uint32_t>(rng.Uniform(3));
-        req.worker_id = "w";
-        auto got = sched.Lease(req);
-        record(got);
-        if (got.size() < req.max) {
-          ASSERT_FALSE(admissible(qs)) << "step " << step << ": a lease came back short";
-        }
-        if (got.empty() && rng.Uniform(3) == 0) {
-          const std::uint64_t w = next_waiter++;
-          waiters[w] = qs;
-          sched.AddWaiter(req, clock.MonoMs() + 1 + static_cast<std::int64_t>(rng.Uniform(5000)),
-                          [&, w](std::vector<LeasedJob> got) {
-                            waiters.erase(w);
-                            record(got);
-                          });
-          what = "add waiter";
-        } else {
-          what = "lease";
-        }
+        what = model::LeaseOrWait(sched, rng, clock, record, admissible, waiters, next_waiter);
       } else if (op < 82 && !out.empty()) {
         auto it = out.begin();
         std::advance(it, static_cast<long>(rng.Uniform(out.size())));

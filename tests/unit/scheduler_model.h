@@ -3,12 +3,17 @@
 // end, and dropping from the model the jobs and leases that ended.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "common/clock.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
 #include "core/types.h"
@@ -64,6 +69,36 @@ void ForgetEnded(const Scheduler& sched, std::map<JobId, Job>& jobs,
     if (*s != JobState::kActive) tokens.erase(it->first);
     ++it;
   }
+}
+
+// Leases from a random non-empty subset of {q1, q2}, 1..3 jobs; when nothing came, one time in
+// three registers a long-poll instead (tracked in `waiters` until answered). `record` gets every
+// job handed out. A lease that comes back short while `admissible` finds a job in its queues is
+// a test failure. Returns what it did.
+inline std::string LeaseOrWait(
+    Scheduler& sched, Rng& rng, const Clock& clock,
+    const std::function<void(const std::vector<LeasedJob>&)>& record,
+    const std::function<bool(const std::vector<std::string>&)>& admissible,
+    std::map<std::uint64_t, std::vector<std::string>>& waiters, std::uint64_t& next_waiter) {
+  std::vector<std::string> qs;
+  if (rng.Uniform(2)) qs.push_back("q1");
+  if (qs.empty() || rng.Uniform(2)) qs.push_back("q2");
+  LeaseRequest req;
+  req.queues = qs;
+  req.max = 1 + static_cast<std::uint32_t>(rng.Uniform(3));
+  req.worker_id = "w";
+  auto got = sched.Lease(req);
+  record(got);
+  if (got.size() < req.max && admissible(qs)) ADD_FAILURE() << "a lease came back short";
+  if (!got.empty() || rng.Uniform(3) != 0) return "lease";
+  const std::uint64_t w = next_waiter++;
+  waiters[w] = qs;
+  sched.AddWaiter(req, clock.MonoMs() + 1 + static_cast<std::int64_t>(rng.Uniform(5000)),
+                  [&waiters, record, w](std::vector<LeasedJob> jobs) {
+                    waiters.erase(w);
+                    record(jobs);
+                  });
+  return "add waiter";
 }
 
 }  // namespace ym::model

@@ -339,30 +339,7 @@ TEST(SchedulerRateQuotaModel, EveryBoundHoldsAndNothingWaitsThatCouldRun) {
         jobs[r->id] = j;
         what = "enqueue";
       } else if (op < 55) {
-        std::vector<std::string> qs;
-        if (rng.Uniform(2)) qs.push_back("q1");
-        if (qs.empty() || rng.Uniform(2)) qs.push_back("q2");
-        LeaseRequest req;
-        req.queues = qs;
-        req.max = 1 + static_cast<std::uint32_t>(rng.Uniform(3));
-        req.worker_id = "w";
-        auto got = sched.Lease(req);
-        record(got);
-        if (got.size() < req.max) {
-          ASSERT_FALSE(admissible(qs)) << "step " << step << ": a lease came back short";
-        }
-        if (got.empty() && rng.Uniform(3) == 0) {
-          const std::uint64_t w = next_waiter++;
-          waiters[w] = qs;
-          sched.AddWaiter(req, clock.MonoMs() + 1 + static_cast<std::int64_t>(rng.Uniform(5000)),
-                          [&, w](std::vector<LeasedJob> got) {
-                            waiters.erase(w);
-                            record(got);
-                          });
-          what = "add waiter";
-        } else {
-          what = "lease";
-        }
+        what = model::LeaseOrWait(sched, rng, clock, record, admissible, waiters, next_waiter);
       } else if (op < 80 && !tokens.empty()) {
         what = model::EndRandomLease(sched, rng, tokens);
       } else {
