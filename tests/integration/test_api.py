@@ -195,7 +195,12 @@ def test_idempotency_key_coalesces(client):
 
 def test_health_info_metrics(server, client):
     assert client.call("GET", "/healthz")[0] == 200
-    assert client.call("GET", "/readyz")[0] == 200
+    status, body = client.call("GET", "/livez")
+    assert status == 200 and body == {"status": "ok", "checks": {"core_alive": "ok"}}, body
+    status, body = client.call("GET", "/readyz")
+    assert status == 200, body
+    assert body == {"status": "ready", "checks": {"recovered": "ok", "store_writable": "ok",
+                                                 "accepting": "ok", "core_alive": "ok"}}, body
     status, info = client.call("GET", "/v1/info")
     assert status == 200 and "version" in info
     client.enqueue(queue="m", kind="k")
