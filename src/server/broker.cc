@@ -423,7 +423,9 @@ class Broker::Impl {
                           std::chrono::steady_clock::now() - t0)
                           .count();
       counters_.commit_micros.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
+      counters_.commit_duration_us.Observe(static_cast<std::uint64_t>(us));
       if (s.ok()) {
+        counters_.commit_batch_mutations.Observe(b.mutations.size());
         counters_.commits.fetch_add(1, std::memory_order_relaxed);
         counters_.committed_mutations.fetch_add(b.mutations.size(), std::memory_order_relaxed);
       }

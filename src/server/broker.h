@@ -40,6 +40,7 @@
 #include "core/job.h"
 #include "core/queue_config.h"
 #include "core/types.h"
+#include "obs/histogram.h"
 #include "store/store.h"
 
 namespace ym {
@@ -85,7 +86,10 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> store_probes{0};                // commits tried while read-only
   std::atomic<std::uint64_t> committed_mutations{0};
   std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
-  std::atomic<std::uint64_t> purged{0};         // finished jobs deleted by retention
+  obs::Histogram commit_duration_us;            // each Store::Commit, µs
+  obs::Histogram commit_batch_mutations{1,   2,    5,    10,   25,    50,    100,   250,
+                                        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000};
+  std::atomic<std::uint64_t> purged{0};  // finished jobs deleted by retention
   std::atomic<std::uint64_t> live_jobs{0};
   std::atomic<std::uint64_t> active_jobs{0};
   std::atomic<std::uint64_t> waiting_leases{0};
