@@ -42,6 +42,7 @@ constexpr std::array kAllCodes = {
     Code::kQueueNotFound,
     Code::kNamespaceLimit,
     Code::kSingletonConflict,
+    Code::kAlreadyExists,
 };
 
 // Payloads and results must be one JSON value; checked with the same strict reader the server
