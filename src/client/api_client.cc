@@ -38,6 +38,7 @@ constexpr std::array kAllCodes = {
     Code::kQueueNotFound,
     Code::kNamespaceLimit,
     Code::kSingletonConflict,
+    Code::kAlreadyExists,
 };
 
 // The set fields of a job filter under their wire names, in the order of docs/api.md: text(name,
