@@ -875,6 +875,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       DropLane(q, li);
       continue;
     }
+    bool quota_counted = false;
     if (lane.gates != flow::LimitSet::kNoGates) {
       // Every job of the lane has the same gates, so a refusal holds for the whole lane: it
       // leaves the rotation and waits for the gate that refused (a cap: its release; a rate or
@@ -905,7 +906,9 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
         }
         continue;
       }
-      // The starts counted toward quotas are durable with the lease (same batch).
+      // The starts counted toward quotas are durable with the lease (same batch), and its reply
+      // waits for that batch (LeasedJob::quota_counted).
+      quota_counted = !quota_uses_.empty();
       for (flow::QuotaUse& u : quota_uses_) {
         PutQuotaCount m;
         m.limit = std::move(u.limit);
@@ -971,6 +974,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.timeout_ms = job->timeout_ms;
     l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id,
                         job->deadline_ms != 0 ? WallOf(job->deadline_ms) : 0};
+    l.quota_counted = quota_counted;
     out.push_back(std::move(l));
     ++taken;
     if (lane_done) DropLane(q, li);

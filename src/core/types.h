@@ -120,6 +120,10 @@ struct LeasedJob {
   std::vector<std::string> tags;
   std::int64_t timeout_ms = 0;  // the job's execution timeout; 0: none (see lease.deadline_at_ms)
   LeaseInfo lease;
+  // The admission counted a start toward a calendar quota (its count is in the lease's batch):
+  // the reply must wait until that batch is durable, in every --lease-reply mode, or a crash
+  // could lose the count of a start a worker already made (Broker::ReplyLeased).
+  bool quota_counted = false;
 };
 
 struct HeartbeatOutcome {

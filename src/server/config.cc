@@ -102,7 +102,8 @@ const std::vector<OptionDef>& Options() {
       {"lease_reply", "immediate",
        "immediate: a lease reply is sent at once and the lease committed with the next group "
        "commit, about a millisecond later (a crash within that commit may hand the job out "
-       "again); after-commit: the reply waits until the lease is durable, like any write's",
+       "again; a lease that counted a quota start always waits for its commit); after-commit: "
+       "the reply waits until the lease is durable, like any write's",
        OneOf({"immediate", "after-commit"},
              [](ServerConfig& c, const std::string& v) {
                c.lease_reply_after_commit = v == "after-commit";
