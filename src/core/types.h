@@ -194,8 +194,8 @@ struct JobPage {
 // Every blocked_reason (docs/flow-control.md, "Reason codes"), in the order they are checked
 // for a ready job: a paused queue first, then the job's gates, then whether anyone polls.
 inline constexpr const char* kBlockedReasons[] = {
-    "scheduled",    "retry_backoff",   "debounced",    "paused",     "concurrency_capped",
-    "rate_limited", "quota_exhausted", "circuit_open", "no_workers",
+    "scheduled",          "retry_backoff", "debounced",       "paused",       "namespace_limit",
+    "concurrency_capped", "rate_limited",  "quota_exhausted", "circuit_open", "no_workers",
 };
 
 struct QueueInfo {

@@ -302,8 +302,8 @@ Status TomlToJson(const toml::node& v, const std::string& where, std::string* ou
   return Status::Ok();
 }
 
-// One `[[namespaces]]` table: name, max_live_jobs, weight, and an `enqueue_rate` table (count,
-// per or period_ms, burst). Errors name the file and the key.
+// One `[[namespaces]]` table: name, max_live_jobs, weight, max_active, and an `enqueue_rate`
+// table (count, per or period_ms, burst). Errors name the file and the key.
 Result<flow::NamespaceSpec> TomlNamespace(const toml::node& node, const std::string& where) {
   const toml::table* t = node.as_table();
   if (t == nullptr) return InvalidRequest(where + ": must be a table ([[namespaces]])");
