@@ -273,17 +273,7 @@ struct RateModel {
   flow::GcraConfig cfg;
 };
 
-bool RateAdmits(const std::vector<std::int64_t>& starts, std::int64_t now,
-                const flow::GcraConfig& c) {
-  const auto k = static_cast<std::int64_t>(starts.size());
-  for (std::int64_t i = 0; i < k; ++i) {
-    const std::int64_t n = k - i + 1;
-    if ((n - c.burst) * c.period_ms > (now - starts[static_cast<std::size_t>(i)]) * c.count) {
-      return false;
-    }
-  }
-  return true;
-}
+using model::RateAdmits;
 
 struct ModelJob {
   std::string queue, ckey;
