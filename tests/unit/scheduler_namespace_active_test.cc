@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "core/flow/namespace_limits.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "scheduler_hot_path.h"
 #include "server/scheduler_loader.h"
 #include "store/memory_store.h"
 
@@ -233,6 +235,24 @@ TEST_F(SchedulerNamespaceActiveTest, ANamespaceAtItsMaxActiveWithManyLanesDoesNo
   EXPECT_EQ(t, 1);
   EXPECT_EQ(u, 100);
   EXPECT_EQ(sched_->Queue("q")->blocked.at("namespace_limit"), 999u);
+}
+
+// The hot path of docs/benchmarks.md with the jobs' namespace under a max_active that never
+// refuses (1000, leases of 100): the cost of the gate itself (a lookup per dispatched lane, a
+// count per start and end). Run by hand:
+//   ym_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_HotPath*'
+TEST(SchedulerBench, DISABLED_HotPathNamespaceMaxActive) {
+  ManualClock clock;
+  Rng rng(1);
+  Scheduler s(clock, rng, SchedulerOptions{});
+  flow::NamespaceSpec ns;
+  ns.name = "default";
+  ns.max_active = 1000;
+  ASSERT_TRUE(s.PutNamespace(ns).ok());
+  const double per_job = bench::HotPathNsPerJob(s, clock, 200'000, 1'000'000,
+                                                [](std::uint64_t) { return std::string(); });
+  std::printf("hot path, namespace max_active: %.0f CPU ns per job\n", per_job);
+  EXPECT_GT(per_job, 0);
 }
 
 }  // namespace
