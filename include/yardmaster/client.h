@@ -248,7 +248,9 @@ struct LimitInfo : LimitSpec {
 
 // A namespace's (tenant's) configuration (docs/flow-control.md, "Namespace limits"): at most
 // `max_live_jobs` live jobs, at most `enqueue_rate` enqueues per period (429 namespace_limit
-// past either), and its `weight` among the namespaces of a queue. Unset members are off.
+// past either), its `weight` among the namespaces of a queue, and at most `max_active` of its
+// jobs leased at once across its queues (the rest wait, blocked_reason namespace_limit). Unset
+// members are off.
 struct NamespaceRateSpec {
   std::int64_t count = 1;
   std::int64_t period_ms = 1000;  // 1000, 60000, 3600000 or any 1..86400000
@@ -258,13 +260,15 @@ struct NamespaceSpec {
   std::string name;
   std::optional<std::int64_t> max_live_jobs;
   std::optional<NamespaceRateSpec> enqueue_rate;
-  std::optional<std::int64_t> weight;  // 1..1000
+  std::optional<std::int64_t> weight;      // 1..1000
+  std::optional<std::int64_t> max_active;  // 1..1000000
 };
 
 // A namespace as the server shows it, with its live count.
 struct NamespaceInfo : NamespaceSpec {
-  std::int64_t live_jobs = 0;  // scheduled + ready + active
-  bool created = false;        // SetNamespace: it was new
+  std::int64_t live_jobs = 0;    // scheduled + ready + active
+  std::int64_t active_jobs = 0;  // leased now
+  bool created = false;          // SetNamespace: it was new
 };
 
 // A schedule (docs/cron.md): one job per window of `cron` in `time_zone`, from the template

@@ -467,12 +467,14 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
         out << "no namespaces configured\n";
         return kExitOk;
       }
-      Table t({"NAMESPACE", "MAX_LIVE_JOBS", "ENQUEUE_RATE", "WEIGHT", "LIVE_JOBS"},
-              {false, true, false, true, true});
+      Table t({"NAMESPACE", "MAX_LIVE_JOBS", "ENQUEUE_RATE", "WEIGHT", "MAX_ACTIVE", "LIVE_JOBS",
+               "ACTIVE_JOBS"},
+              {false, true, false, true, true, true, true});
       for (const client::Namespace& n : *r) {
         t.AddRow({n.name, n.max_live_jobs ? std::to_string(*n.max_live_jobs) : "-",
                   NamespaceRateText(n), std::to_string(n.weight.value_or(1)),
-                  std::to_string(n.live_jobs)});
+                  n.max_active ? std::to_string(*n.max_active) : "-", std::to_string(n.live_jobs),
+                  std::to_string(n.active_jobs)});
       }
       t.Print(out);
       return kExitOk;
@@ -496,7 +498,9 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
           << '\n'
           << "enqueue rate:   " << NamespaceRateText(*r) << '\n'
           << "weight:         " << r->weight.value_or(1) << '\n'
-          << "live jobs:      " << r->live_jobs << '\n';
+          << "max active:     " << (r->max_active ? std::to_string(*r->max_active) : "-") << '\n'
+          << "live jobs:      " << r->live_jobs << '\n'
+          << "active jobs:    " << r->active_jobs << '\n';
       return kExitOk;
     }
     case Command::kNamespacesDelete: {

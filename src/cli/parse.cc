@@ -631,6 +631,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "--burst", ns_burst, "Enqueues allowed at once from rest (with --rate; default: COUNT)");
   CLI::Option* ns_weight_opt = ns_set->add_option(
       "--weight", ns_weight, "Share among the namespaces of a queue, 1..1000 (default 1)");
+  std::int64_t ns_max_active = 0;
+  CLI::Option* ns_max_active_opt =
+      ns_set->add_option("--max-active", ns_max_active,
+                         "The most of its jobs leased at once, across its queues; the rest wait "
+                         "(namespace_limit), 1..1000000");
   ns_burst_opt->needs(ns_rate_opt);
   CLI::App* ns_delete = nss->add_subcommand(
       "delete", "Delete a namespace's configuration (limits lifted, weight back to 1)");
@@ -899,6 +904,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       inv.command = Command::kNamespacesSet;
       if (ns_max_live_opt->count() > 0) inv.ns.max_live_jobs = ns_max_live;
       if (ns_weight_opt->count() > 0) inv.ns.weight = ns_weight;
+      if (ns_max_active_opt->count() > 0) inv.ns.max_active = ns_max_active;
       if (ns_rate_opt->count() > 0) {
         Result<client::NamespaceRate> rate = ParseRateArg(ns_rate);
         if (!rate.ok()) return UsageError(rate.status().message());
@@ -908,8 +914,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
         }
         inv.ns.enqueue_rate = *rate;
       }
-      if (!inv.ns.max_live_jobs && !inv.ns.weight && !inv.ns.enqueue_rate) {
-        return UsageError("namespaces set: give at least one of --max-live-jobs, --rate, --weight");
+      if (!inv.ns.max_live_jobs && !inv.ns.weight && !inv.ns.enqueue_rate && !inv.ns.max_active) {
+        return UsageError(
+            "namespaces set: give at least one of --max-live-jobs, --rate, --weight, "
+            "--max-active");
       }
     } else {
       inv.command = Command::kNamespacesDelete;

@@ -1056,7 +1056,9 @@ Namespace ParseNamespace(const Value& v) {
     n.enqueue_rate = NamespaceRate{Int(*r, "count"), Int(*r, "period_ms"), Int(*r, "burst")};
   }
   n.weight = OptInt(v, "weight");
+  n.max_active = OptInt(v, "max_active");
   n.live_jobs = Int(v, "live_jobs");
+  n.active_jobs = OptInt(v, "active_jobs").value_or(0);
   n.json = std::string(v.Raw());
   return n;
 }
@@ -1087,6 +1089,10 @@ Result<Namespace> ApiClient::PutNamespace(const Namespace& ns, bool* created) {
   if (ns.weight) {
     w.Key("weight");
     w.Int64(*ns.weight);
+  }
+  if (ns.max_active) {
+    w.Key("max_active");
+    w.Int64(*ns.max_active);
   }
   w.EndObject();
   Result<std::string> body = Call(HttpMethod::kPut, "/v1/namespaces/" + Escape(ns.name), Str(sb));

@@ -338,7 +338,9 @@ struct Namespace {
   std::optional<std::int64_t> max_live_jobs;
   std::optional<NamespaceRate> enqueue_rate;
   std::optional<std::int64_t> weight;
+  std::optional<std::int64_t> max_active;
   std::int64_t live_jobs = 0;
+  std::int64_t active_jobs = 0;
   std::string json;
 };
 

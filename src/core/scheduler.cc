@@ -299,6 +299,7 @@ void Scheduler::LoadJob(JobRecord&& record) {
     // The recovered lease holds its gates: a restart never lets more jobs run than the caps.
     if (job->gates != flow::LimitSet::kNoGates) limits_.Hold(job->gates);
     if (limits_.keyed_modes() > 0) RestoreKeys(*job);
+    ns_active_.Started(job->ns);  // counts toward its namespace's max_active too
     ++Q(job->queue).active;
     ++active_total_;
     MarkChanged(job->queue);
@@ -489,6 +490,7 @@ void Scheduler::LeaveState(LiveJob& job, flow::BreakerOutcome outcome) {
     case JobState::kActive:
       --q.active;
       --active_total_;
+      (void)ns_active_.Ended(job.ns, NsMaxActive(job.ns), woken_);  // may wake its lanes
       // The job stops holding its gates; lanes that waited on one that opens are woken at the
       // end of the command (WakeLanes), not here in the middle of a transition.
       if (job.gates != flow::LimitSet::kNoGates) (void)limits_.Release(job.gates, woken_);
@@ -876,6 +878,16 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       DropLane(q, li);
       continue;
     }
+    if (NsAtMaxActive(lane.ns)) {
+      // Its namespace is at its max_active: the lane leaves the rotation and waits for one of
+      // the namespace's active jobs to end (one lane out, none of its jobs scanned).
+      q.rotation.Drop();  // no charge to its namespace
+      lane.in_rotation = false;
+      lane.waiting = true;
+      ns_active_.Wait(lane.ns, flow::LaneRef{qi, lane.ns, lane.gates});
+      continue;
+    }
+    bool quota_counted = false;
     if (lane.gates != flow::LimitSet::kNoGates) {
       // Every job of the lane has the same gates, so a refusal holds for the whole lane: it
       // leaves the rotation and waits for the gate that refused (a cap: its release; a rate or
@@ -906,7 +918,9 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
         }
         continue;
       }
-      // The starts counted toward quotas are durable with the lease (same batch).
+      // The starts counted toward quotas are durable with the lease (same batch), and its reply
+      // waits for that batch (LeasedJob::quota_counted).
+      quota_counted = !quota_uses_.empty();
       for (flow::QuotaUse& u : quota_uses_) {
         PutQuotaCount m;
         m.limit = std::move(u.limit);
@@ -951,6 +965,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     SetWorker(*job, workers_.Acquire(worker_id));
     job->updated_at_ms = now;
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
+    ns_active_.Started(job->ns);
     ++q.active;
     ++active_total_;
     MarkChanged(qi);
@@ -972,6 +987,7 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.timeout_ms = job->timeout_ms;
     l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id,
                         job->deadline_ms != 0 ? WallOf(job->deadline_ms) : 0};
+    l.quota_counted = quota_counted;
     out.push_back(std::move(l));
     ++taken;
     if (lane_done) DropLane(q, li);
@@ -980,6 +996,15 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
 
 std::int64_t Scheduler::NsWeight(std::uint32_t ns) const {
   return namespaces_.empty() ? 1 : namespaces_.Weight(ns_.Name(ns));
+}
+
+std::optional<std::int64_t> Scheduler::NsMaxActive(std::uint32_t ns) const {
+  if (namespaces_.with_max_active() == 0) return std::nullopt;
+  return namespaces_.MaxActive(ns_.Name(ns));
+}
+
+bool Scheduler::NsAtMaxActive(std::uint32_t ns) const {
+  return namespaces_.with_max_active() > 0 && !ns_active_.HasRoom(ns, NsMaxActive(ns));
 }
 
 // --- Namespaces -------------------------------------------------------------------------------
@@ -1026,6 +1051,9 @@ NamespaceInfo Scheduler::NamespaceInfoOf(const flow::NamespaceSpec& spec) const 
   NamespaceInfo info;
   info.spec = spec;
   info.live_jobs = LiveJobsIn(spec.name);
+  if (const std::optional<std::uint32_t> id = ns_.Find(spec.name)) {
+    info.active_jobs = ns_active_.Active(*id);
+  }
   return info;
 }
 
@@ -1038,6 +1066,15 @@ void Scheduler::ApplyNamespaceWeight(const std::string& name) {
   }
 }
 
+// A namespace's max_active changed or went: the lanes waiting on it re-check (waiting
+// long-polls are answered when they may now start).
+void Scheduler::ReopenNamespace(const std::string& name) {
+  const std::optional<std::uint32_t> id = ns_.Find(name);
+  if (!id) return;  // no job or lane names it
+  ns_active_.Reopen(*id, woken_);
+  WakeLanes();
+}
+
 Status Scheduler::LoadNamespace(const std::string& name, const std::string& spec_json) {
   auto spec = flow::NamespaceSpec::FromJson(name, spec_json);
   if (!spec.ok()) return spec.status();
@@ -1047,9 +1084,11 @@ Status Scheduler::LoadNamespace(const std::string& name, const std::string& spec
 
 Result<NamespaceInfo> Scheduler::PutNamespace(const flow::NamespaceSpec& spec) {
   bool created = false;
+  const std::optional<std::int64_t> old_max_active = namespaces_.MaxActive(spec.name);
   YM_RETURN_IF_ERROR(namespaces_.Put(spec, &created));
   open_.mutations.emplace_back(ym::PutNamespace{spec.name, spec.ToJson()});
   ApplyNamespaceWeight(spec.name);
+  if (spec.max_active != old_max_active) ReopenNamespace(spec.name);
   NamespaceInfo info = NamespaceInfoOf(spec);
   info.created = created;
   return info;
@@ -1059,6 +1098,7 @@ Status Scheduler::DeleteNamespace(const std::string& name) {
   if (!namespaces_.Delete(name)) return NotFound("namespace " + name + " has no configuration");
   open_.mutations.emplace_back(ym::DeleteNamespace{name});
   ApplyNamespaceWeight(name);
+  ReopenNamespace(name);
   return Status::Ok();
 }
 
@@ -1120,6 +1160,7 @@ void Scheduler::Rebind() {
     qp->rotation.Clear();
   }
   woken_.clear();
+  ns_active_.ClearWaits();
   // Every lane re-enters the rotation: the timer entries are stale (dropped by the next
   // compaction or skipped when they fire).
   timed_lanes_ = 0;
@@ -1782,6 +1823,8 @@ JobView Scheduler::ToView(const LiveJob& job) const {
     } else if (job.state == JobState::kReady) {
       if (q.config.paused) {
         v.blocked_reason = "paused";
+      } else if (NsAtMaxActive(job.ns)) {
+        v.blocked_reason = "namespace_limit";
       } else if (auto refused = LaneBlocked(job.gates)) {
         v.blocked_reason = std::string(flow::BlockReason(refused->why));
         v.blocked_until_ms = OpensAt(*refused);
@@ -1861,7 +1904,9 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
     // gates, so they are blocked (or not) together.
     for (const Lane& lane : q.lanes) {
       if (lane.ready_count == 0) continue;
-      if (auto refused = LaneBlocked(lane.gates)) {
+      if (NsAtMaxActive(lane.ns)) {
+        info.blocked["namespace_limit"] += lane.ready_count;
+      } else if (auto refused = LaneBlocked(lane.gates)) {
         info.blocked[std::string(flow::BlockReason(refused->why))] += lane.ready_count;
       } else if (q.live_waiters == 0) {
         info.blocked["no_workers"] += lane.ready_count;

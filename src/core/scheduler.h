@@ -58,6 +58,7 @@
 #include "core/fifo.h"
 #include "core/flow/fair_lanes.h"
 #include "core/flow/limit_set.h"
+#include "core/flow/namespace_active.h"
 #include "core/flow/namespace_limits.h"
 #include "core/flow/weighted_rotation.h"
 #include "core/idempotency_cache.h"
@@ -654,6 +655,10 @@ class Scheduler {
   std::unordered_map<std::string, LeaseSet> lease_sets_;
   // The weight of namespace `ns` (interned id) between the namespaces of a queue.
   std::int64_t NsWeight(std::uint32_t ns) const;
+  // Is namespace `ns` at its max_active (no more of its jobs may start now)? One branch when no
+  // namespace has a max_active.
+  bool NsAtMaxActive(std::uint32_t ns) const;
+  std::optional<std::int64_t> NsMaxActive(std::uint32_t ns) const;
   // Live jobs per interned namespace id (counted from AddJob to Finish).
   std::vector<std::uint64_t> ns_live_;
   void CountLive(std::uint32_t ns, bool up) {
@@ -667,8 +672,11 @@ class Scheduler {
   static Status NamespaceRefused(const flow::NamespaceRefusal& r);
   // Applies a namespace's weight to every queue's rotation.
   void ApplyNamespaceWeight(const std::string& name);
+  void ReopenNamespace(const std::string& name);
   NamespaceInfo NamespaceInfoOf(const flow::NamespaceSpec& spec) const;
   flow::NamespaceLimits namespaces_;
+  // Active jobs per namespace, and the lanes waiting for a namespace at its max_active.
+  flow::NamespaceActive ns_active_;
   std::uint64_t scheduled_total_ = 0;  // valid entries of timers_
   std::uint64_t active_total_ = 0;     // jobs with a valid entry in leases_
 

@@ -120,6 +120,10 @@ struct LeasedJob {
   std::vector<std::string> tags;
   std::int64_t timeout_ms = 0;  // the job's execution timeout; 0: none (see lease.deadline_at_ms)
   LeaseInfo lease;
+  // The admission counted a start toward a calendar quota (its count is in the lease's batch):
+  // the reply must wait until that batch is durable, in every --lease-reply mode, or a crash
+  // could lose the count of a start a worker already made (Broker::ReplyLeased).
+  bool quota_counted = false;
 };
 
 struct HeartbeatOutcome {
@@ -190,8 +194,8 @@ struct JobPage {
 // Every blocked_reason (docs/flow-control.md, "Reason codes"), in the order they are checked
 // for a ready job: a paused queue first, then the job's gates, then whether anyone polls.
 inline constexpr const char* kBlockedReasons[] = {
-    "scheduled",    "retry_backoff",   "debounced",    "paused",     "concurrency_capped",
-    "rate_limited", "quota_exhausted", "circuit_open", "no_workers",
+    "scheduled",          "retry_backoff", "debounced",       "paused",       "namespace_limit",
+    "concurrency_capped", "rate_limited",  "quota_exhausted", "circuit_open", "no_workers",
 };
 
 struct QueueInfo {

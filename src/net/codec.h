@@ -232,7 +232,7 @@ std::string RenderLimitPage(const flow::LimitPage& page,
 std::string RenderBreakerReset(const flow::LimitInfo& info, const std::optional<std::string>& key);
 // DELETE /v1/limits/{name}: `{"name","deleted":true}`.
 std::string RenderLimitDeleted(const std::string& name);
-// {"name","max_live_jobs","enqueue_rate","weight","live_jobs"}.
+// {"name","max_live_jobs","enqueue_rate","weight","max_active","live_jobs","active_jobs"}.
 std::string RenderNamespace(const flow::NamespaceInfo& info);
 std::string RenderNamespacePage(const flow::NamespacePage& page, std::size_t max_bytes);
 std::string RenderReplayed(std::uint64_t replayed);

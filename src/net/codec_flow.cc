@@ -271,8 +271,16 @@ void WriteNamespace(JsonWriter& w, const flow::NamespaceInfo& info) {
   }
   WriteKey(w, "weight");
   w.Int64(s.weight.value_or(1));
+  WriteKey(w, "max_active");
+  if (s.max_active) {
+    w.Int64(*s.max_active);
+  } else {
+    w.Null();
+  }
   WriteKey(w, "live_jobs");
   w.Uint64(info.live_jobs);
+  WriteKey(w, "active_jobs");
+  w.Uint64(info.active_jobs);
   w.EndObject();
 }
 

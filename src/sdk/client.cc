@@ -350,7 +350,9 @@ NamespaceInfo ToNamespaceInfo(const ym::client::Namespace& n) {
         NamespaceRateSpec{n.enqueue_rate->count, n.enqueue_rate->period_ms, n.enqueue_rate->burst};
   }
   out.weight = n.weight;
+  out.max_active = n.max_active;
   out.live_jobs = n.live_jobs;
+  out.active_jobs = n.active_jobs;
   return out;
 }
 
@@ -366,6 +368,7 @@ Result<NamespaceInfo> Client::SetNamespace(const NamespaceSpec& ns) {
                                                  ns.enqueue_rate->burst};
     }
     n.weight = ns.weight;
+    n.max_active = ns.max_active;
     bool created = false;
     auto r = api.PutNamespace(n, &created);
     if (!r.ok()) return impl_->Error(r.status());

@@ -1203,12 +1203,19 @@ void Broker::Lease(LeaseRequest request, Callback<std::vector<LeasedJob>> done) 
   });
 }
 
-// Core thread. Leases are persisted (Scheduler::Lease appends them to the open batch), so the
-// reply with jobs waits for durability like any write: a worker never holds a lease that a
-// restart would not know. If the commit fails, the worker gets the error and the jobs, whose
-// leases were never durable, go back to ready with the reload.
+// Core thread. Leases are persisted (Scheduler::Lease appends them to the open batch). With
+// --lease-reply after-commit the reply with jobs waits for durability like any write: a worker
+// never holds a lease that a restart would not know. With immediate (the default) it goes at
+// once, except when a job of the reply counted a start toward a quota: its count is in the same
+// batch, and a crash before that commit would lose the count of a start the worker may already
+// make, so such a reply waits too (the other leases keep the immediate reply). If the commit
+// fails, the worker gets the error and the jobs, whose leases were never durable, go back to
+// ready with the reload.
 void Broker::ReplyLeased(std::vector<LeasedJob> jobs, Callback<std::vector<LeasedJob>> done) {
-  if (jobs.empty() || !impl_->options().lease_reply_after_commit) {
+  const bool wait =
+      impl_->options().lease_reply_after_commit ||
+      std::any_of(jobs.begin(), jobs.end(), [](const LeasedJob& j) { return j.quota_counted; });
+  if (jobs.empty() || !wait) {
     impl_->counters().leased.fetch_add(jobs.size(), std::memory_order_relaxed);
     done(std::move(jobs));
     return;

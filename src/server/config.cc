@@ -102,7 +102,8 @@ const std::vector<OptionDef>& Options() {
       {"lease_reply", "immediate",
        "immediate: a lease reply is sent at once and the lease committed with the next group "
        "commit, about a millisecond later (a crash within that commit may hand the job out "
-       "again); after-commit: the reply waits until the lease is durable, like any write's",
+       "again; a lease that counted a quota start always waits for its commit); after-commit: "
+       "the reply waits until the lease is durable, like any write's",
        OneOf({"immediate", "after-commit"},
              [](ServerConfig& c, const std::string& v) {
                c.lease_reply_after_commit = v == "after-commit";
@@ -305,8 +306,8 @@ Status TomlToJson(const toml::node& v, const std::string& where, std::string* ou
   return Status::Ok();
 }
 
-// One `[[namespaces]]` table: name, max_live_jobs, weight, and an `enqueue_rate` table (count,
-// per or period_ms, burst). Errors name the file and the key.
+// One `[[namespaces]]` table: name, max_live_jobs, weight, max_active, and an `enqueue_rate`
+// table (count, per or period_ms, burst). Errors name the file and the key.
 Result<flow::NamespaceSpec> TomlNamespace(const toml::node& node, const std::string& where) {
   const toml::table* t = node.as_table();
   if (t == nullptr) return InvalidRequest(where + ": must be a table ([[namespaces]])");

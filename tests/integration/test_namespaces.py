@@ -43,7 +43,8 @@ def test_put_get_list_delete(client):
     assert status == 201, created
     assert created == {"name": "acme", "max_live_jobs": 10,
                        "enqueue_rate": {"count": 5, "period_ms": 60000, "burst": 5},
-                       "weight": 3, "live_jobs": 0}, created
+                       "weight": 3, "max_active": None, "live_jobs": 0,
+                       "active_jobs": 0}, created
     status, replaced = client.call("PUT", "/v1/namespaces/acme", {"weight": 2})
     assert status == 200 and replaced["weight"] == 2 and replaced["max_live_jobs"] is None
     assert replaced["enqueue_rate"] is None
@@ -89,6 +90,9 @@ def test_bad_namespaces_are_rejected_naming_the_field_and_change_nothing(client)
         ({"enqueue_rate": {"count": 1, "per": "second", "burst": 0}}, '"enqueue_rate.burst"'),
         ({"enqueue_rate": {"count": 0, "per": "second"}}, '"enqueue_rate.count"'),
         ({"max_live": 3}, '"max_live"'),
+        ({"max_active": 0}, '"max_active"'),
+        ({"max_active": 1000001}, '"max_active"'),
+        ({"max_active": "2"}, '"max_active"'),
         ({"name": "other", "weight": 2}, '"name"'),
     ]
     for body, field in cases:
@@ -187,6 +191,94 @@ def test_namespaces_survive_a_restart(make_server, tmp_path):
     c.close()
 
 
+def test_max_active_holds_under_concurrent_workers_and_survives_a_restart(make_server, tmp_path):
+    """Namespace t may have at most 3 jobs active at once across its two queues. Six workers
+    lease from both queues and hold each job a little; a sampler reads the namespace's
+    active_jobs continuously and the workers count their own overlap: neither ever exceeds 3.
+    Namespace u, in the same queues, is not held back. The waiting jobs of t say
+    namespace_limit and the queues count them."""
+    s = make_server(data_dir=str(tmp_path / "d"))
+    c = s.client()
+    put_ns(c, "t", {"max_active": 3})
+    status, body = c.call("POST", "/v1/jobs:batch", {"jobs": [
+        {"queue": f"q{i % 2}", "kind": "k", "namespace": "t"} for i in range(60)] + [
+        {"queue": f"q{i % 2}", "kind": "k", "namespace": "u"} for i in range(20)]})
+    assert status == 200 and all("id" in r for r in body["results"]), body
+    # Held: three of t running, the rest waits with its reason.
+    holder = s.client()
+    held = holder.lease(["q0", "q1"], max_jobs=100)
+    assert sum(1 for j in held if j["namespace"] == "t") == 3, held
+    assert sum(1 for j in held if j["namespace"] == "u") == 20, held
+    status, page = c.call("GET", "/v1/jobs?namespace=t&state=ready&limit=100")
+    assert status == 200 and len(page["items"]) == 57, page
+    assert all(j["blocked_reason"] == "namespace_limit" for j in page["items"]), page
+    assert c.queue("q0")["blocked"]["namespace_limit"] + \
+        c.queue("q1")["blocked"]["namespace_limit"] == 57
+    assert c.call("GET", "/v1/namespaces/t")[1]["active_jobs"] == 3
+    for j in held:
+        holder.ack(j)
+    holder.close()
+    lock = threading.Lock()
+    state = {"running": 0, "max_running": 0, "done": 0, "max_sampled": 0, "errors": []}
+    stop = threading.Event()
+
+    def worker():
+        wc = s.client()
+        try:
+            while not stop.is_set():
+                jobs = wc.lease(["q0", "q1"], max_jobs=1, wait_ms=500)
+                if not jobs:
+                    continue
+                with lock:
+                    state["running"] += 1
+                    state["max_running"] = max(state["max_running"], state["running"])
+                time.sleep(0.005)
+                with lock:
+                    state["running"] -= 1  # before the ack: the server's count drops after
+                wc.ack(jobs[0])
+                with lock:
+                    state["done"] += 1
+        except Exception as e:  # reported below
+            state["errors"].append(repr(e))
+        finally:
+            wc.close()
+
+    def sampler():
+        sc = s.client()
+        while not stop.is_set():
+            status, got = sc.call("GET", "/v1/namespaces/t")
+            if status == 200:
+                state["max_sampled"] = max(state["max_sampled"], got["active_jobs"])
+        sc.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)] + [
+        threading.Thread(target=sampler)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: state["done"] >= 57 or state["errors"], 120, "t's jobs are done")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not state["errors"], state["errors"]
+    assert state["done"] == 57, state
+    assert 2 <= state["max_sampled"] <= 3, state
+    assert state["max_running"] <= 3, state
+    # The limit is stored: after a restart it still holds.
+    c.close()
+    s.restart()
+    c = s.client()
+    status, got = c.call("GET", "/v1/namespaces/t")
+    assert got["max_active"] == 3, got
+    status, body = c.call("POST", "/v1/jobs:batch", {"jobs": [
+        {"queue": "q0", "kind": "k", "namespace": "t"} for _ in range(5)]})
+    assert status == 200, body
+    assert len(c.lease(["q0"], max_jobs=10)) == 3
+    assert c.queue("q0")["blocked"]["namespace_limit"] == 2
+    c.close()
+
+
 def test_queue_weight_is_validated(client):
     for bad in (0, 1001, "3", 1.5):
         status, err = client.call("PUT", "/v1/queues/q?create=true", {"weight": bad})
@@ -209,6 +301,11 @@ def test_cli_namespaces_and_queue_weight(server):
     assert rc == 0 and [i["name"] for i in json.loads(out)["items"]] == ["acme"], out
     rc, out, _ = run_cli(server, "namespaces", "set", "acme", "--rate", "2/1500")
     assert rc == 0 and "2/1500ms" in out and "namespace acme replaced" in out, out
+    rc, out, _ = run_cli(server, "namespaces", "set", "acme", "--rate", "2/1500", "--max-active",
+                         "3")
+    assert rc == 0 and "max active:     3" in out and "active jobs:    0" in out, out
+    rc, out, _ = run_cli(server, "namespaces", "list")
+    assert rc == 0 and "MAX_ACTIVE" in out, out
     # Bad input: usage errors (2) for shapes, server errors (1) naming the field for ranges;
     # nothing changes.
     usage = [["--rate", "100"], ["--rate", "x/s"], ["--rate", "5/day"], ["--burst", "3"],
@@ -217,6 +314,7 @@ def test_cli_namespaces_and_queue_weight(server):
         rc, out, err = run_cli(server, "namespaces", "set", "acme", *extra)
         assert rc == 2 and "error" in err, (extra, rc, out, err)
     for extra, field in ((["--weight", "0"], '"weight"'),
+                         (["--max-active", "0"], '"max_active"'),
                          (["--max-live-jobs", "0"], '"max_live_jobs"'),
                          (["--rate", "0/s"], '"enqueue_rate.count"')):
         rc, out, err = run_cli(server, "namespaces", "set", "acme", *extra)
@@ -242,7 +340,8 @@ def test_cli_namespaces_and_queue_weight(server):
 
 def test_config_file_namespaces_are_created_and_others_kept(make_server, tmp_path):
     cfg = tmp_path / "ym.toml"
-    cfg.write_text('[[namespaces]]\nname = "gold"\nweight = 3\nmax_live_jobs = 100\n\n'
+    cfg.write_text('[[namespaces]]\nname = "gold"\nweight = 3\nmax_live_jobs = 100\n'
+                   'max_active = 4\n\n'
                    '[[namespaces]]\nname = "free"\n'
                    'enqueue_rate = { count = 10, per = "minute", burst = 2 }\n')
     data = str(tmp_path / "data")
@@ -251,6 +350,7 @@ def test_config_file_namespaces_are_created_and_others_kept(make_server, tmp_pat
     status, page = c.call("GET", "/v1/namespaces")
     assert [(i["name"], i["weight"]) for i in page["items"]] == [("free", 1), ("gold", 3)], page
     assert page["items"][0]["enqueue_rate"] == {"count": 10, "period_ms": 60000, "burst": 2}
+    assert page["items"][1]["max_active"] == 4, page
     put_ns(c, "api-only", {"weight": 9})
     put_ns(c, "gold", {"weight": 5})
     c.close()
@@ -265,6 +365,7 @@ def test_config_file_namespaces_are_created_and_others_kept(make_server, tmp_pat
 def test_bad_config_file_namespaces_name_the_file_and_key(make_server, tmp_path):
     cases = [
         ('[[namespaces]]\nname = "x"\nweight = 0\n', 'namespaces[0] (x): field "weight"'),
+        ('[[namespaces]]\nname = "x"\nmax_active = 0\n', 'namespaces[0] (x): field "max_active"'),
         ('[[namespaces]]\nname = "x"\nweight = 1.5\n', "namespaces[0].weight: must be an"),
         ('[[namespaces]]\nname = "x"\nquota = 2\n', 'field "quota": unknown member'),
         ('[[namespaces]]\nweight = 1\n', "namespaces[0].name: required"),

@@ -280,6 +280,18 @@ def test_namespaces_set_list_get_delete_and_429(client: Client) -> None:
     assert isinstance(e.value, ResourceExhausted) and e.value.retry_after == 1.0
     assert e.value.code == "namespace_limit" and "max_live_jobs" in e.value.message
     assert client.namespace("tenant")["live_jobs"] == 1
+    # max_active: at most this many leased at once; the rest waits with its reason.
+    capped = client.set_namespace("tenant", max_active=1)
+    assert capped["max_active"] == 1 and capped["max_live_jobs"] is None
+    client.enqueue("nsq", "k", namespace="tenant")
+    lease = {"queues": ["nsq"], "max": 10}
+    assert len(client.request("POST", "/v1/leases", lease)["jobs"]) == 1
+    assert client.namespace("tenant")["active_jobs"] == 1
+    assert client.request("POST", "/v1/leases", lease)["jobs"] == []
+    assert client.queue("nsq")["blocked"]["namespace_limit"] == 1
+    with pytest.raises(Validation) as v:
+        client.set_namespace("tenant", max_active=0)
+    assert '"max_active"' in v.value.message
     assert [x["name"] for x in client.namespaces()] == ["tenant"]
     with pytest.raises(Validation) as v:
         client.set_namespace("tenant", weight=0)

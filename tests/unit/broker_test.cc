@@ -1464,6 +1464,48 @@ TEST_F(BrokerTest, WithLeaseReplyImmediateALeaseIsAnsweredAtOnceAndCommittedWith
   EXPECT_EQ((*after)->lease_token, got[0].lease.token);
 }
 
+// --lease-reply immediate, but the lease counted a start toward a quota: its count is in the
+// lease's batch, so the reply waits for that batch (a crash before it would lose the count of a
+// start the worker already made). A lease without a quota in the same mode goes at once.
+TEST_F(BrokerTest, WithLeaseReplyImmediateAQuotaCountedLeaseWaitsForItsCommit) {
+  broker_->Stop();
+  BrokerOptions o;
+  o.seed = 7;
+  o.lease_reply_after_commit = false;
+  broker_ = std::make_unique<Broker>(gate_, clock_, o);
+  ASSERT_TRUE(broker_->Start().ok());
+  std::promise<Result<flow::LimitInfo>> put;
+  auto pf = put.get_future();
+  broker_->PutLimit(
+      *flow::LimitSpec::FromJson(
+          "daily", R"({"match":{"queue":"metered"},"quota":{"count":5,"per":"day"}})"),
+      [&](Result<flow::LimitInfo> r) { put.set_value(std::move(r)); });
+  ASSERT_TRUE(Await(pf).ok());
+  auto metered = Enqueue({Spec("metered")});
+  auto free = Enqueue({Spec("free")});
+  ASSERT_TRUE(metered[0].ok() && free[0].ok());
+  gate_.Close();
+  EXPECT_EQ(Lease("free").size(), 1u) << "no quota: answered although the commit is held";
+  ASSERT_TRUE(gate_.WaitForBlockedCommit(10s));
+  LeaseRequest req;
+  req.queues = {"metered"};
+  req.max = 10;
+  std::promise<Result<std::vector<LeasedJob>>> p;
+  auto f = p.get_future();
+  broker_->Lease(req, [&](auto r) { p.set_value(std::move(r)); });
+  EXPECT_EQ(f.wait_for(200ms), std::future_status::timeout)
+      << "a quota-counted lease was answered before its count was durable";
+  gate_.Open();
+  auto got = Await(f);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_TRUE((*got)[0].quota_counted);
+  // Answered only now that the lease and its count are on disk.
+  auto stored = memory_.GetJob(metered[0]->id);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->lease_token, (*got)[0].lease.token);
+}
+
 // A job that just ended is still in core until its batch commits. A GET in that window must not
 // show a terminal state the disk might not keep, nor one without what the end wrote: it is
 // answered once the batch is durable, from the stored record.

@@ -166,6 +166,62 @@ TEST_F(SchedulerRateQuotaTest,
   EXPECT_EQ(Lease(10).size(), 1u);
 }
 
+// Exactly the leases whose admission counted a quota start are marked, so that their reply
+// waits for the batch holding the count in every --lease-reply mode (Broker::ReplyLeased); the
+// others keep the immediate reply. One lease mixes lanes with a quota, with other gates and
+// with none, so a mark can neither leak to the next lane nor be missed.
+TEST_F(SchedulerRateQuotaTest, ExactlyTheLeasesThatCountedAQuotaAreMarked) {
+  flow::LimitSpec quota;
+  quota.name = "metered";
+  quota.match_kind = "metered";
+  quota.key = flow::LimitKeyKind::kConcurrencyKey;
+  quota.quota = flow::LimitQuota{3, flow::CalendarPeriod::kDay, "UTC"};
+  Put(quota);
+  flow::LimitSpec cap;
+  cap.name = "capped";
+  cap.match_kind = "capped";
+  cap.concurrency = 100;
+  cap.rate = flow::GcraConfig{100, 1000, 100};
+  Put(cap);
+  std::map<JobId, std::string> kind_of;
+  for (const char* kind : {"metered", "capped", "free"}) {
+    for (int i = 0; i < 3; ++i) {
+      EnqueueSpec s;
+      s.queue = "q";
+      s.kind = kind;
+      s.concurrency_key = "k" + std::to_string(i % 2);
+      auto r = sched_->Enqueue(s);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      kind_of[r->id] = kind;
+    }
+  }
+  Commit();
+  // The quota lets 3 per key start (k0 has 2 jobs, k1 one): all of them.
+  auto got = Lease(100);
+  ASSERT_EQ(got.size(), 9u);
+  std::size_t marked = 0;
+  for (const LeasedJob& l : got) {
+    EXPECT_EQ(l.quota_counted, kind_of[l.id] == "metered") << kind_of[l.id] << " " << l.id;
+    marked += l.quota_counted;
+  }
+  EXPECT_EQ(marked, 3u);
+  std::size_t counts = 0;
+  for (const Mutation& m : last_batch_.mutations)
+    counts += std::holds_alternative<PutQuotaCount>(m);
+  EXPECT_EQ(counts, 3u) << "one count per marked lease, in the lease's batch";
+  // A job released and leased again counts (and is marked) again.
+  for (const LeasedJob& l : got) {
+    if (kind_of[l.id] == "metered" && l.attempt == 1) {
+      sched_->Release(l.id, l.lease.token);
+      Commit();
+      break;
+    }
+  }
+  auto again = Lease(100);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_TRUE(again[0].quota_counted);
+}
+
 TEST_F(SchedulerRateQuotaTest, DeletingARateLimitReleasesItsWaitingLaneAtOnce) {
   flow::LimitSpec spec;
   spec.name = "slow";
@@ -217,17 +273,7 @@ struct RateModel {
   flow::GcraConfig cfg;
 };
 
-bool RateAdmits(const std::vector<std::int64_t>& starts, std::int64_t now,
-                const flow::GcraConfig& c) {
-  const auto k = static_cast<std::int64_t>(starts.size());
-  for (std::int64_t i = 0; i < k; ++i) {
-    const std::int64_t n = k - i + 1;
-    if ((n - c.burst) * c.period_ms > (now - starts[static_cast<std::size_t>(i)]) * c.count) {
-      return false;
-    }
-  }
-  return true;
-}
+using model::RateAdmits;
 
 struct ModelJob {
   std::string queue, ckey;

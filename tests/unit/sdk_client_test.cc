@@ -142,7 +142,7 @@ TEST(SdkClient, NamespacesRoundTrip) {
     seen.emplace_back(req, body);
     const std::string ns =
         R"({"name":"acme","max_live_jobs":5,"enqueue_rate":{"count":10,"period_ms":60000,)"
-        R"("burst":10},"weight":3,"live_jobs":2})";
+        R"("burst":10},"weight":3,"max_active":7,"live_jobs":2,"active_jobs":1})";
     if (req.rfind("PUT ", 0) == 0) return Reply{201, ns};
     if (req.rfind("GET /v1/namespaces?", 0) == 0) {
       return Reply{200, R"({"items":[)" + ns + R"(],"next_cursor":null})"};
@@ -161,12 +161,15 @@ TEST(SdkClient, NamespacesRoundTrip) {
   spec.max_live_jobs = 5;
   spec.enqueue_rate = yardmaster::NamespaceRateSpec{10, 60'000, 0};
   spec.weight = 3;
+  spec.max_active = 7;
   auto set = client.SetNamespace(spec);
   ASSERT_TRUE(set.ok()) << set.status().message();
   EXPECT_TRUE(set->created);
   EXPECT_EQ(set->live_jobs, 2);
   EXPECT_EQ(set->enqueue_rate->burst, 10);
   EXPECT_EQ(set->weight, 3);
+  EXPECT_EQ(set->max_active, 7);
+  EXPECT_EQ(set->active_jobs, 1);
   auto all = client.ListNamespaces();
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 1u);
@@ -187,7 +190,8 @@ TEST(SdkClient, NamespacesRoundTrip) {
   ASSERT_GE(seen.size(), 4u);
   EXPECT_EQ(seen[0].first, "PUT /v1/namespaces/acme");
   EXPECT_EQ(seen[0].second,
-            R"({"max_live_jobs":5,"enqueue_rate":{"count":10,"period_ms":60000},"weight":3})");
+            R"({"max_live_jobs":5,"enqueue_rate":{"count":10,"period_ms":60000},"weight":3,)"
+            R"("max_active":7})");
   EXPECT_EQ(seen[2].first, "DELETE /v1/namespaces/acme");
   EXPECT_EQ(seen[3].first, "GET /v1/namespaces/x");
 }

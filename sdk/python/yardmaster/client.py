@@ -447,13 +447,16 @@ class Client:
 
     def set_namespace(self, name: str, *, max_live_jobs: Optional[int] = None,
                       enqueue_rate: Optional[Dict[str, Any]] = None,
-                      weight: Optional[int] = None) -> Dict[str, Any]:
+                      weight: Optional[int] = None,
+                      max_active: Optional[int] = None) -> Dict[str, Any]:
         """``PUT /v1/namespaces/{name}``: create or replace a namespace's (tenant's)
         configuration. ``max_live_jobs``: at most this many live jobs; ``enqueue_rate``:
         ``{"count": N, "per": "second"|"minute"|"hour" (or "period_ms": P), "burst": B}``;
-        ``weight`` (1..1000): its share among the namespaces of a queue. An enqueue past a limit
-        raises :class:`NamespaceLimit` (429) with ``retry_after``. Answered once durable; returns
-        the namespace object (with ``live_jobs``).
+        ``weight`` (1..1000): its share among the namespaces of a queue; ``max_active``
+        (1..1000000): at most this many of its jobs leased at once, across its queues (the others
+        wait with ``blocked_reason`` ``namespace_limit``). An enqueue past a limit raises
+        :class:`NamespaceLimit` (429) with ``retry_after``. Answered once durable; returns the
+        namespace object (with ``live_jobs`` and ``active_jobs``).
 
         Raises:
             ValidationFailed: a bad value, naming the field.
@@ -465,6 +468,8 @@ class Client:
             body["enqueue_rate"] = enqueue_rate
         if weight is not None:
             body["weight"] = weight
+        if max_active is not None:
+            body["max_active"] = max_active
         return self.request("PUT", _namespace_path(name), body)  # type: ignore[no-any-return]
 
     def namespace(self, name: str) -> Dict[str, Any]:

@@ -94,8 +94,12 @@ Status NamespaceSpec::Validate() const {
       return FieldError("weight", s.message());
     }
   }
-  if (!max_live_jobs && !enqueue_rate && !weight) {
-    return Validation("a namespace needs at least one of max_live_jobs, enqueue_rate, weight");
+  if (max_active && (*max_active < 1 || *max_active > kMaxActive)) {
+    return FieldError("max_active", "must be an integer 1.." + std::to_string(kMaxActive));
+  }
+  if (!max_live_jobs && !enqueue_rate && !weight && !max_active) {
+    return Validation(
+        "a namespace needs at least one of max_live_jobs, enqueue_rate, weight, max_active");
   }
   return Status::Ok();
 }
@@ -109,6 +113,7 @@ std::string NamespaceSpec::ToJson() const {
            ",\"burst\":" + std::to_string(enqueue_rate->burst) + "},";
   }
   if (weight) out += "\"weight\":" + std::to_string(*weight) + ",";
+  if (max_active) out += "\"max_active\":" + std::to_string(*max_active) + ",";
   if (out.back() == ',') out.pop_back();
   out += "}";
   return out;
@@ -132,6 +137,10 @@ Result<NamespaceSpec> NamespaceSpec::FromJson(std::string_view name, std::string
       if (m.value.IsNull()) continue;
       YM_RETURN_IF_ERROR(IntIn(m.value, field, 1, kMaxLiveJobs, &n));
       spec.max_live_jobs = n;
+    } else if (field == "max_active") {
+      if (m.value.IsNull()) continue;
+      YM_RETURN_IF_ERROR(IntIn(m.value, field, 1, kMaxActive, &n));
+      spec.max_active = n;
     } else if (field == "weight") {
       if (m.value.IsNull()) continue;
       YM_RETURN_IF_ERROR(
@@ -144,7 +153,7 @@ Result<NamespaceSpec> NamespaceSpec::FromJson(std::string_view name, std::string
       spec.enqueue_rate = rate;
     } else {
       return FieldError(field.substr(0, 64),
-                        "unknown member (max_live_jobs, enqueue_rate, weight)");
+                        "unknown member (max_live_jobs, enqueue_rate, weight, max_active)");
     }
   }
   YM_RETURN_IF_ERROR(spec.Validate());
@@ -159,6 +168,8 @@ Status NamespaceLimits::Put(const NamespaceSpec& spec, bool* created) {
   *created = added;
   Entry& e = it->second;
   const bool same_rate = !added && e.spec.enqueue_rate == spec.enqueue_rate;
+  if (!added && e.spec.max_active) --with_max_active_;
+  if (spec.max_active) ++with_max_active_;
   e.spec = spec;
   if (!same_rate) {
     e.rate.reset();
@@ -168,7 +179,13 @@ Status NamespaceLimits::Put(const NamespaceSpec& spec, bool* created) {
   return Status::Ok();
 }
 
-bool NamespaceLimits::Delete(const std::string& name) { return by_name_.erase(name) != 0; }
+bool NamespaceLimits::Delete(const std::string& name) {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return false;
+  if (it->second.spec.max_active) --with_max_active_;
+  by_name_.erase(it);
+  return true;
+}
 
 const NamespaceSpec* NamespaceLimits::Find(std::string_view name) const {
   auto it = by_name_.find(name);
@@ -182,6 +199,11 @@ std::vector<const NamespaceSpec*> NamespaceLimits::Page(const std::string& after
   for (; it != by_name_.end() && out.size() < limit; ++it) out.push_back(&it->second.spec);
   *more = it != by_name_.end();
   return out;
+}
+
+std::optional<std::int64_t> NamespaceLimits::MaxActive(std::string_view name) const {
+  const NamespaceSpec* spec = Find(name);
+  return spec != nullptr ? spec->max_active : std::nullopt;
 }
 
 std::int64_t NamespaceLimits::Weight(std::string_view name) const {

@@ -6,7 +6,10 @@
 //   * enqueue_rate: at most `count` enqueues per `period_ms` with a `burst`, by the exact GCRA
 //     of core/flow/gcra.h (the bound holds over every window); an enqueue that does not conform
 //     is refused with the exact time the limiter opens;
-//   * weight: the namespace's share among the namespaces of a queue (core/flow/fair_lanes.h).
+//   * weight: the namespace's share among the namespaces of a queue (core/flow/fair_lanes.h);
+//   * max_active: at most this many active (leased) jobs of the namespace at once, across all
+//     its queues. Unlike the others it is enforced at dispatch, by the scheduler, as a lane-level
+//     gate (core/flow/namespace_active.h); a ready job held back by it is `namespace_limit`.
 // A refused enqueue changes nothing (the rate is charged only for admitted jobs). A batch of n
 // jobs into one namespace is admitted whole or not at all (AdmitEnqueue with n).
 //
@@ -33,16 +36,19 @@ namespace ym::flow {
 
 struct NamespaceSpec {
   static constexpr std::int64_t kMaxLiveJobs = 1'000'000'000;
+  static constexpr std::int64_t kMaxActive = 1'000'000;
 
   std::string name;                           // IsValidName
   std::optional<std::int64_t> max_live_jobs;  // 1..kMaxLiveJobs
   std::optional<GcraConfig> enqueue_rate;     // GcraConfig::Validate bounds
   std::optional<std::int64_t> weight;         // 1..1000; absent: 1
+  std::optional<std::int64_t> max_active;     // 1..kMaxActive
 
   // kValidation naming the field and its allowed values; at least one member must be set.
   Status Validate() const;
-  // {"max_live_jobs":N,"enqueue_rate":{"count":C,"period_ms":P,"burst":B},"weight":W} (members
-  // absent when unset): what the store keeps and what the API shows.
+  // {"max_live_jobs":N,"enqueue_rate":{"count":C,"period_ms":P,"burst":B},"weight":W,
+  // "max_active":A} (members absent when unset): what the store keeps (a JSON member, so no
+  // store format change) and what the API shows.
   std::string ToJson() const;
   // Parses ToJson's form and the API's (enqueue_rate may give "per": "second" | "minute" |
   // "hour" instead of period_ms; burst defaults to count) strictly: unknown members, wrong
@@ -67,8 +73,9 @@ struct NamespaceRefusal {
 // A namespace as the API shows it: its configuration and its live count.
 struct NamespaceInfo {
   NamespaceSpec spec;
-  bool created = false;         // PutNamespace: it did not exist before
-  std::uint64_t live_jobs = 0;  // scheduled + ready + active, pending included
+  bool created = false;           // PutNamespace: it did not exist before
+  std::uint64_t live_jobs = 0;    // scheduled + ready + active, pending included
+  std::uint64_t active_jobs = 0;  // leased now (what max_active bounds)
 };
 
 // A page of GET /v1/namespaces.
@@ -94,6 +101,10 @@ class NamespaceLimits {
                                          bool* more) const;
   // The weight of `name` (1 when not configured or without a weight).
   std::int64_t Weight(std::string_view name) const;
+  // The max_active of `name` (nullopt when not configured or without one), and how many
+  // namespaces have one (0: dispatch pays one branch, no lookup).
+  std::optional<std::int64_t> MaxActive(std::string_view name) const;
+  std::size_t with_max_active() const { return with_max_active_; }
 
   // May `n` jobs be enqueued into `name`, which holds `live` live jobs, at `now_mono`? nullopt
   // when yes. Check changes nothing; AdmitEnqueue also has the enqueue rate count them (unless
@@ -116,6 +127,7 @@ class NamespaceLimits {
     GcraTime tat;
   };
   std::map<std::string, Entry, std::less<>> by_name_;
+  std::size_t with_max_active_ = 0;
 };
 
 }  // namespace ym::flow
