@@ -8,7 +8,7 @@ Before: there was no /v1/schedules (404 for every path here).
 
 import time
 
-from ymtest import wait_until
+from ymtest import metric, wait_until
 
 
 def create(client, body, expect=201):
@@ -196,3 +196,11 @@ def test_a_change_takes_effect_on_the_next_window(client):
         w = j["schedule"]["window"]
         assert j["kind"] == ("after" if w > changed_at else "before"), (w, changed_at, j["kind"])
     windows_of(client, "chg")  # and none twice
+    # Lag is visible per schedule and in the metrics.
+    got = schedule(client, "s")
+    assert got["last_run"]["lag_ms"] >= 0 and got["lag"]["samples"] >= 2, got
+    status, _, text = client.raw("GET", "/metrics")
+    text = text.decode()
+    assert metric(text, "ym_schedules") == 1
+    assert metric(text, "ym_schedule_windows_emitted_total") >= 3
+    assert metric(text, "ym_schedule_fire_lag_seconds_count") >= 3
