@@ -204,3 +204,30 @@ def test_a_change_takes_effect_on_the_next_window(client):
     assert metric(text, "ym_schedules") == 1
     assert metric(text, "ym_schedule_windows_emitted_total") >= 3
     assert metric(text, "ym_schedule_fire_lag_seconds_count") >= 3
+
+
+def test_backfill_emits_past_windows_once(client):
+    s = create(client, {"id": "bf", "cron": "* * * * * *", "paused": True,
+                        "job": {"queue": "bfq", "kind": "k"}})
+    cursor = s["cursor"]
+    top = cursor - cursor % 1000  # the last whole second at or before the cursor
+    body = {"from": top - 4000, "to": top}
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill", body)
+    assert status == 200, (status, reply)
+    assert reply == {"emitted": 5, "duplicates": 0, "after_cursor": 0, "windows": 5}, reply
+    assert windows_of(client, "bfq") == list(range(top - 4000, top + 1, 1000))
+    # Again, and overlapping the future: the same windows are duplicates, later ones are left
+    # to the schedule's own sequence.
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill",
+                                {"from": top - 4000, "to": top + 3000})
+    assert status == 200, (status, reply)
+    assert reply["emitted"] == 0 and reply["duplicates"] == 5 and reply["after_cursor"] == 3
+    assert len(windows_of(client, "bfq")) == 5
+    history = schedule(client, "bf")["history"]
+    assert sorted(e["window"] for e in history if e["reason"] == "backfill") == \
+        list(range(top - 4000, top + 1, 1000))
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill", {"from": 5, "to": 4})
+    assert status == 422 and '"to"' in reply["error"]["message"]
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill",
+                                {"from": top - 86_400_000, "to": top})
+    assert status == 422 and "10000 windows" in reply["error"]["message"], reply
