@@ -427,8 +427,8 @@ void ScheduleBook::AddHistory(Schedule& s, HistoryEntry e) {
   } else {
     ++skipped_total_;
   }
+  if (s.history.size() >= kHistory) s.history.erase(s.history.begin());  // O(kHistory) moves
   s.history.push_back(std::move(e));
-  if (s.history.size() > kHistory) s.history.pop_front();
   s.unsaved_history = std::min<std::uint64_t>(s.unsaved_history + 1, kHistory);
 }
 
