@@ -1871,8 +1871,11 @@ void Broker::CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done)
 }
 
 void Broker::ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done) {
+  // The id is copied first: the order in which arguments are evaluated is unspecified, and the
+  // lambda below moves `request` away.
+  std::string id = request.spec.id;
   PatchSchedule(
-      request.spec.id,
+      std::move(id),
       [request = std::move(request)](const std::string&) mutable -> Result<ScheduleUpdate> {
         return std::move(request);
       },
