@@ -96,6 +96,19 @@ def test_schedule_resource_validates_persists_and_lists(client):
     assert '"cron"' in message
     assert schedule(client, "nightly")["cron"] == "0 3 * * *"
 
+    # PUT replaces the spec as a whole (members left out take their defaults); a body naming
+    # another id is refused. Regression: PUT answered 404 (the id was read after the request
+    # had been moved into the core command).
+    status, reply = client.call("PUT", "/v1/schedules/nightly",
+                                {"cron": "30 4 * * *", "job": job, "jitter_ms": 1000})
+    assert status == 200, (status, reply)
+    assert reply["cron"] == "30 4 * * *" and reply["jitter_ms"] == 1000
+    assert reply["overlap"] == "skip" and reply["missed_runs"]["policy"] == "latest_only"
+    message = error_field(client, "PUT", "/v1/schedules/nightly",
+                          {"id": "other", "cron": "@daily", "job": job})
+    assert '"id"' in message
+    assert client.call("PUT", "/v1/schedules/missing", {"cron": "@daily", "job": job})[0] == 404
+
     status, reply = client.call("POST", "/v1/schedules/nightly:pause")
     assert status == 200 and reply["state"] == "paused" and reply["next_fire_at"] is None
     status, reply = client.call("POST", "/v1/schedules/nightly:resume")
