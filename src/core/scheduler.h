@@ -345,6 +345,8 @@ class Scheduler {
   // about them at the first Tick, which also reconciles it by its missed-run policy).
   void LoadSchedule(cron::ScheduleSpec spec, cron::ScheduleRow&& row);
   const cron::ScheduleBook& schedules() const { return schedules_; }
+  // The lags of the windows emitted since the last call (ScheduleBook::TakeLags), for metrics.
+  std::vector<std::int64_t> TakeScheduleLags() { return schedules_.TakeLags(); }
   // The idempotency key of a schedule's window (`schedule:<id>:<window>`).
   static std::string ScheduleKey(const std::string& id, std::int64_t window_ms);
   static constexpr std::int64_t kScheduleKeyTtlMs = 30LL * 86'400'000;

@@ -328,6 +328,16 @@ class Broker::Impl {
       counters_.waiting_leases.store(sched_->waiters(), std::memory_order_relaxed);
       counters_.end_waits.store(sched_->end_waits(), std::memory_order_relaxed);
       counters_.cancel_watches.store(sched_->cancel_watches(), std::memory_order_relaxed);
+      if (!sched_->schedules().empty() || counters_.schedules.load(std::memory_order_relaxed)) {
+        const cron::ScheduleBook& book = sched_->schedules();
+        counters_.schedules.store(book.size(), std::memory_order_relaxed);
+        counters_.schedule_windows_emitted.store(book.emitted_total(), std::memory_order_relaxed);
+        counters_.schedule_windows_skipped.store(book.skipped_total(), std::memory_order_relaxed);
+        for (std::int64_t lag : sched_->TakeScheduleLags()) {
+          counters_.schedule_fire_lag_ms.Observe(
+              static_cast<std::uint64_t>(std::max<std::int64_t>(lag, 0)));
+        }
+      }
 
       if (stop) {
         std::lock_guard lk(mu_);

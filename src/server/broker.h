@@ -88,6 +88,13 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> committed_mutations{0};
   std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
   obs::Histogram commit_duration_us;            // each Store::Commit, µs
+  // Schedules (issue 11): how many, windows emitted and skipped, and each emitted window's lag
+  // (enqueue time - window, ms; jitter excluded).
+  std::atomic<std::uint64_t> schedules{0};
+  std::atomic<std::uint64_t> schedule_windows_emitted{0};
+  std::atomic<std::uint64_t> schedule_windows_skipped{0};
+  obs::Histogram schedule_fire_lag_ms{1,    2,    5,    10,    25,    50,    100,    250,    500,
+                                      1000, 2500, 5000, 10000, 30000, 60000, 300000, 3600000};
   obs::Histogram commit_batch_mutations{1,   2,    5,    10,   25,    50,    100,   250,
                                         500, 1000, 2500, 5000, 10000, 25000, 50000, 100000};
   std::atomic<std::uint64_t> purged{0};  // finished jobs deleted by retention

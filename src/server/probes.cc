@@ -107,6 +107,18 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   r.Register("ym_core_queued_commands",
              "Weight of the commands the core thread took in its last wake-up (jobs they carry).",
              MetricType::kGauge, [&c](SampleSink& s) { s.Add(Load(c.queued_commands)); });
+  r.Register("ym_schedules", "Schedules held by core (/v1/schedules).", MetricType::kGauge,
+             [&c](SampleSink& s) { s.Add(Load(c.schedules)); });
+  counter("ym_schedule_windows_emitted_total",
+          "Schedule windows (and triggers, backfills) that became jobs, since start.",
+          c.schedule_windows_emitted);
+  counter("ym_schedule_windows_skipped_total",
+          "Schedule decisions that skipped windows (a skipped range counts once), since start.",
+          c.schedule_windows_skipped);
+  r.Register("ym_schedule_fire_lag_seconds",
+             "Delay between a schedule window and its job's enqueue (jitter excluded).",
+             MetricType::kHistogram,
+             [&c](SampleSink& s) { s.AddHistogram(c.schedule_fire_lag_ms.Take(), 1e-3); });
   r.Register("ym_live_jobs", "Live (non-terminal) jobs held by core.", MetricType::kGauge,
              [&c](SampleSink& s) { s.Add(Load(c.live_jobs)); });
   r.Register("ym_waiting_leases", "Long-poll lease requests waiting for jobs.", MetricType::kGauge,

@@ -13,6 +13,7 @@
 
 #include "core/flow/limit_set.h"
 #include "net/codec.h"
+#include "net/codec_schedules.h"
 #include "net/cursor.h"
 #include "net/router.h"
 
@@ -150,6 +151,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto again = ym::flow::LimitSpec::FromJson("l", spec->ToJson());
         Check(again.ok() && *again == *spec);
       }
+      // A schedule that parses is valid, and its stored form parses back to the same spec.
+      auto sched = ym::net::ParseScheduleCreate(body, limits);
+      CheckResult(sched);
+      if (sched.ok()) {
+        Check(sched->spec.Validate().ok());
+        auto stored = ym::net::ParseStoredSchedule(sched->spec.id, sched->spec.json);
+        Check(stored.ok() && stored->json == sched->spec.json);
+        CheckResult(ym::net::ParseSchedulePatch(sched->spec.id, body, sched->spec.json, limits));
+      }
+      CheckStatus(ym::net::CheckSchedulePatch(body));
+      CheckResult(ym::net::ParseBackfill(body));
+      CheckResult(ym::net::ParseScheduleGetQuery(query));
       break;
     }
     case 7: {

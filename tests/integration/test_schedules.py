@@ -8,7 +8,7 @@ Before: there was no /v1/schedules (404 for every path here).
 
 import time
 
-from ymtest import wait_until
+from ymtest import metric, wait_until
 
 
 def create(client, body, expect=201):
@@ -95,6 +95,19 @@ def test_schedule_resource_validates_persists_and_lists(client):
     message = error_field(client, "PATCH", "/v1/schedules/nightly", {"cron": "bad"})
     assert '"cron"' in message
     assert schedule(client, "nightly")["cron"] == "0 3 * * *"
+
+    # PUT replaces the spec as a whole (members left out take their defaults); a body naming
+    # another id is refused. Regression: PUT answered 404 (the id was read after the request
+    # had been moved into the core command).
+    status, reply = client.call("PUT", "/v1/schedules/nightly",
+                                {"cron": "30 4 * * *", "job": job, "jitter_ms": 1000})
+    assert status == 200, (status, reply)
+    assert reply["cron"] == "30 4 * * *" and reply["jitter_ms"] == 1000
+    assert reply["overlap"] == "skip" and reply["missed_runs"]["policy"] == "latest_only"
+    message = error_field(client, "PUT", "/v1/schedules/nightly",
+                          {"id": "other", "cron": "@daily", "job": job})
+    assert '"id"' in message
+    assert client.call("PUT", "/v1/schedules/missing", {"cron": "@daily", "job": job})[0] == 404
 
     status, reply = client.call("POST", "/v1/schedules/nightly:pause")
     assert status == 200 and reply["state"] == "paused" and reply["next_fire_at"] is None
@@ -196,3 +209,38 @@ def test_a_change_takes_effect_on_the_next_window(client):
         w = j["schedule"]["window"]
         assert j["kind"] == ("after" if w > changed_at else "before"), (w, changed_at, j["kind"])
     windows_of(client, "chg")  # and none twice
+    # Lag is visible per schedule and in the metrics.
+    got = schedule(client, "s")
+    assert got["last_run"]["lag_ms"] >= 0 and got["lag"]["samples"] >= 2, got
+    status, _, text = client.raw("GET", "/metrics")
+    text = text.decode()
+    assert metric(text, "ym_schedules") == 1
+    assert metric(text, "ym_schedule_windows_emitted_total") >= 3
+    assert metric(text, "ym_schedule_fire_lag_seconds_count") >= 3
+
+
+def test_backfill_emits_past_windows_once(client):
+    s = create(client, {"id": "bf", "cron": "* * * * * *", "paused": True,
+                        "job": {"queue": "bfq", "kind": "k"}})
+    cursor = s["cursor"]
+    top = cursor - cursor % 1000  # the last whole second at or before the cursor
+    body = {"from": top - 4000, "to": top}
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill", body)
+    assert status == 200, (status, reply)
+    assert reply == {"emitted": 5, "duplicates": 0, "after_cursor": 0, "windows": 5}, reply
+    assert windows_of(client, "bfq") == list(range(top - 4000, top + 1, 1000))
+    # Again, and overlapping the future: the same windows are duplicates, later ones are left
+    # to the schedule's own sequence.
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill",
+                                {"from": top - 4000, "to": top + 3000})
+    assert status == 200, (status, reply)
+    assert reply["emitted"] == 0 and reply["duplicates"] == 5 and reply["after_cursor"] == 3
+    assert len(windows_of(client, "bfq")) == 5
+    history = schedule(client, "bf")["history"]
+    assert sorted(e["window"] for e in history if e["reason"] == "backfill") == \
+        list(range(top - 4000, top + 1, 1000))
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill", {"from": 5, "to": 4})
+    assert status == 422 and '"to"' in reply["error"]["message"]
+    status, reply = client.call("POST", "/v1/schedules/bf:backfill",
+                                {"from": top - 86_400_000, "to": top})
+    assert status == 422 and "10000 windows" in reply["error"]["message"], reply

@@ -420,8 +420,15 @@ void ScheduleBook::EmitWindow(Slot& slot, std::int64_t window, std::int64_t now,
 
 void ScheduleBook::AddHistory(Schedule& s, HistoryEntry e) {
   e.seq = s.state.next_history_seq++;
+  if (e.emitted) {
+    ++emitted_total_;
+    if (e.reason != "trigger" && e.reason != "backfill" && lags_.size() < kMaxLagSamples)
+      lags_.push_back(e.lag_ms);
+  } else {
+    ++skipped_total_;
+  }
+  if (s.history.size() >= kHistory) s.history.erase(s.history.begin());  // O(kHistory) moves
   s.history.push_back(std::move(e));
-  if (s.history.size() > kHistory) s.history.pop_front();
   s.unsaved_history = std::min<std::uint64_t>(s.unsaved_history + 1, kHistory);
 }
 
