@@ -101,6 +101,7 @@ std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   q->config.retention = options_.default_retention;
   queues_[qi] = std::move(q);
   queue_ids_.emplace(name, qi);
+  ++queue_epoch_;  // a name resolves now (LeaseNames)
   MarkChanged(qi);
   return qi;
 }
@@ -207,7 +208,9 @@ void Scheduler::CollectQueues() {
         removed_queues_.clear();
       }
     }
+    if (q.retention != nullptr) retention_.Unpin(q.retention);
     queue_ids_.erase(q.config.name);
+    ++queue_epoch_;  // the name no longer resolves, and the slot may be reused (LeaseNames)
     queues_[qi].reset();
     free_queues_.push_back(qi);
   }
@@ -322,21 +325,24 @@ void Scheduler::LoadJob(JobRecord&& record) {
 }
 
 LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
-  return AddJobFrom(std::move(r), pending);
+  const std::uint32_t qi = QueueIndex(r.queue);
+  return AddJobFrom(std::move(r), pending, qi);
 }
 
-LiveJob* Scheduler::AddJob(const JobRecord& r, bool pending) { return AddJobFrom(r, pending); }
+LiveJob* Scheduler::AddJob(const JobRecord& r, bool pending, std::uint32_t qi) {
+  return AddJobFrom(r, pending, qi);
+}
 
 // Moves the strings out of an rvalue record (recovery, replay) and copies them from an lvalue
 // one (enqueue, whose record also goes into the batch).
 template <typename Record>
-LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
+LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending, std::uint32_t qi) {
   auto job = std::make_unique<LiveJob>();
   job->id = r.id;
   job->run_at_ms = r.run_at_ms;
   job->created_at_ms = r.created_at_ms;
   job->updated_at_ms = r.updated_at_ms;
-  job->queue = QueueIndex(r.queue);
+  job->queue = qi;
   ++Q(job->queue).jobs;
   job->ns = ns_.Acquire(r.ns);
   CountLive(job->ns, true);  // until Finish
@@ -535,8 +541,11 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     rec.dead_reason = std::move(dead_reason);
     rec.result = result;
     open_.mutations.emplace_back(UpdateJob{std::move(rec)});
-    // Kept: retention counts it (a queue over its cap is purged from the next batch on).
-    retention_.OnKept(Q(job.queue).config.name, terminal, now, keep);
+    // Kept: retention counts it (a queue over its cap is purged from the next batch on),
+    // through the queue's pinned entry (no lookup by name per job).
+    QueueState& q = Q(job.queue);
+    if (q.retention == nullptr) q.retention = retention_.Pin(q.config.name);
+    retention_.OnKept(q.retention, terminal, now, keep);
     ++kept_in_open_batch_;
   }
   if (job.extra && !job.extra->idempotency_key.empty()) {
@@ -818,7 +827,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   EnqueueOutcome out;
   out.id = r.id;
   out.state = r.state;
-  AddJob(r, /*pending=*/true);  // copies the payload: the batch keeps the record's own
+  AddJob(r, /*pending=*/true, qi);  // copies the payload: the batch keeps the record's own
   open_.mutations.emplace_back(InsertJob{std::move(r)});
   if (!key_gates.empty()) {
     for (JobId w : keys.superseded) Supersede(w, out.id);
@@ -1239,13 +1248,18 @@ std::vector<LimitInfo> Scheduler::LimitsPage(const std::string& after, std::uint
 
 std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   std::vector<LeasedJob> out;
-  std::vector<std::uint32_t> qs;
-  qs.reserve(request.queues.size());
-  for (const auto& name : request.queues) {
-    auto it = queue_ids_.find(name);
-    if (it != queue_ids_.end()) qs.push_back(it->second);
-  }
-  if (qs.empty() || request.max == 0) return out;
+  if (request.max == 0) return out;
+  // The slots of the named queues (those that exist), resolved once per list of names and
+  // queue epoch (core/lease_names.h).
+  const LeaseNames::Resolved& names =
+      lease_names_.Resolve(request.queues, queue_epoch_,
+                           [this](const std::string& name) -> std::optional<std::uint32_t> {
+                             auto it = queue_ids_.find(name);
+                             if (it == queue_ids_.end()) return std::nullopt;
+                             return it->second;
+                           });
+  const std::vector<std::uint32_t>& qs = names.slots;
+  if (qs.empty()) return out;
   const std::int64_t lease_ms = request.lease_ms.value_or(0);
   if (qs.size() == 1) {
     TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out);
@@ -1253,11 +1267,10 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   }
   // Several queues: weighted fair queueing between them, one job at a time, with the state of
   // this list of queues kept between leases (every worker naming the same queues shares it).
-  std::string key(reinterpret_cast<const char*>(qs.data()), qs.size() * sizeof(qs[0]));
-  auto it = lease_sets_.find(key);
+  auto it = lease_sets_.find(names.slots_key);
   if (it == lease_sets_.end()) {
     if (lease_sets_.size() >= kMaxLeaseSets) lease_sets_.clear();
-    it = lease_sets_.try_emplace(std::move(key)).first;
+    it = lease_sets_.try_emplace(names.slots_key).first;
   }
   flow::WeightedRotation& rot = it->second.rotation;
   std::vector<std::int64_t>& in = it->second.in;

@@ -63,6 +63,8 @@
 #include "core/intern_table.h"
 #include "core/job_filter.h"
 #include "core/job_index.h"
+#include "core/lease_names.h"
+#include "core/queue_names.h"
 #include "core/read_guard.h"
 #include "core/retention_work.h"
 #include "core/types.h"
@@ -456,6 +458,8 @@ class Scheduler {
     std::uint32_t idle_sweeps = 0;    // consecutive sweeps that found it unused
     bool changed = false;             // listed in changed_queues_ (TakeQueueChanges)
     Fifo<std::uint64_t> waiters;      // waiter ids, FIFO (lazy deletion)
+    // Its retention entry, pinned at its first kept finished job, unpinned when it is freed.
+    RetentionWork::Handle retention = nullptr;
   };
   struct Waiter {
     LeaseRequest request;
@@ -494,9 +498,10 @@ class Scheduler {
   void MaybeCompactQueueWaiters(QueueState& q);
 
   LiveJob* AddJob(JobRecord&& record, bool pending);
-  LiveJob* AddJob(const JobRecord& record, bool pending);
+  // `qi`: the slot of record.queue, already resolved by the caller (enqueue).
+  LiveJob* AddJob(const JobRecord& record, bool pending, std::uint32_t qi);
   template <typename Record>
-  LiveJob* AddJobFrom(Record&& record, bool pending);
+  LiveJob* AddJobFrom(Record&& record, bool pending, std::uint32_t qi);
   void MakeReady(LiveJob& job);
   void MakeScheduled(LiveJob& job, std::int64_t run_at_ms, bool retry);
   // Updates counters when a job leaves its current state. An active job releases its gates and
@@ -564,8 +569,13 @@ class Scheduler {
   // Slots of freed queues are null and reused (free_queues_).
   std::vector<std::unique_ptr<QueueState>> queues_;
   std::vector<std::uint32_t> free_queues_;
-  // Ordered, so that a page of queues is a range: GET /v1/queues pages by name.
-  std::map<std::string, std::uint32_t, std::less<>> queue_ids_;
+  // Ordered, so that a page of queues is a range: GET /v1/queues pages by name; hashed for
+  // the lookups of every enqueue and lease (core/queue_names.h).
+  QueueNames queue_ids_;
+  // Bumped whenever a name starts or stops resolving to a slot (a queue created or freed):
+  // the resolutions LeaseNames cached under an older epoch are redone.
+  std::uint64_t queue_epoch_ = 0;
+  LeaseNames lease_names_;
   // Gauge upkeep (TakeQueueChanges): slots marked `changed` (a freed and reused slot may appear
   // twice; entries of freed slots are skipped), names freed since the last take, and whether the
   // next take must list everything (initially, and when either list outgrew its bound).
