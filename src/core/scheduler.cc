@@ -2259,6 +2259,10 @@ Batch Scheduler::SealBatch() {
   }
   Batch b = std::move(open_);
   open_ = Batch{};
+  // The next batch likely holds about as many mutations: room for them at once, rather than
+  // growing by doubling and moving every mutation each time (bounded: a burst does not pin a
+  // large buffer).
+  open_.mutations.reserve(std::min<std::size_t>(b.mutations.size(), kMutationsReserveMax));
   b.seq = next_batch_seq_++;
   if (!b.mutations.empty()) last_sealed_with_mutations_ = b.seq;
   sealed_.push_back(Sealed{b.seq, std::move(open_promote_), std::move(open_evict_)});

@@ -673,6 +673,7 @@ class Scheduler {
   void SetDebounced(LiveJob& job, bool on);
 
   Batch open_;
+  static constexpr std::size_t kMutationsReserveMax = 4096;  // SealBatch
   std::vector<JobId> open_promote_;
   std::vector<JobId> open_evict_;
   std::deque<Sealed> sealed_;
