@@ -122,12 +122,13 @@ void Scheduler::MarkChanged(std::uint32_t qi) {
   }
 }
 
-Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
-  QueueChanges out;
+template <typename Changes, typename Render>
+Changes Scheduler::TakeChanges(const Render& render) {
+  Changes out;
   if (changes_full_) {
     out.full = true;
     out.changed.reserve(queue_ids_.size());
-    for (const auto& [name, qi] : queue_ids_) out.changed.push_back(ToQueueInfo(qi));
+    for (const auto& [name, qi] : queue_ids_) out.changed.push_back(render(qi));
     changes_full_ = false;
   } else {
     out.removed = std::move(removed_queues_);
@@ -135,12 +136,20 @@ Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
     for (std::uint32_t qi : changed_queues_) {
       if (!queues_[qi] || !Q(qi).changed) continue;  // freed, or listed twice after a reuse
       Q(qi).changed = false;
-      out.changed.push_back(ToQueueInfo(qi));
+      out.changed.push_back(render(qi));
     }
   }
   changed_queues_.clear();
   removed_queues_.clear();
   return out;
+}
+
+Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
+  return TakeChanges<QueueChanges>([this](std::uint32_t qi) { return ToQueueInfo(qi); });
+}
+
+Scheduler::GaugeChanges Scheduler::TakeGaugeChanges() {
+  return TakeChanges<GaugeChanges>([this](std::uint32_t qi) { return ToGaugeValues(qi); });
 }
 
 std::uint32_t Scheduler::LaneFor(QueueState& q, std::uint32_t ns, std::uint32_t gates) {
@@ -1880,15 +1889,32 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
       }
     }
   }
+  info.oldest_ready_age_ms = OldestReadyAge(q);
+  info.waiting_workers = q.live_waiters;
+  return info;
+}
+
+std::int64_t Scheduler::OldestReadyAge(const QueueState& q) const {
   for (const FifoEntry& e : q.ready_fifo) {
     const LiveJob* j = index_.Find(e.id);
     if (j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting) {
-      info.oldest_ready_age_ms = std::max<std::int64_t>(clock_.NowMs() - j->updated_at_ms, 0);
-      break;
+      return std::max<std::int64_t>(clock_.NowMs() - j->updated_at_ms, 0);
     }
   }
-  info.waiting_workers = q.live_waiters;
-  return info;
+  return 0;
+}
+
+Scheduler::QueueGaugeValues Scheduler::ToGaugeValues(std::uint32_t qi) const {
+  const QueueState& q = Q(qi);
+  QueueGaugeValues v;
+  v.name = q.config.name;
+  v.scheduled = q.scheduled;
+  v.ready = q.ready;
+  v.active = q.active;
+  v.oldest_ready_age_ms = OldestReadyAge(q);
+  v.waiting_workers = q.live_waiters;
+  v.paused = q.config.paused;
+  return v;
 }
 
 std::vector<QueueInfo> Scheduler::QueuesPage(const std::string& after, std::uint32_t limit,
