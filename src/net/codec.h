@@ -240,7 +240,19 @@ std::string RenderReplayed(std::uint64_t replayed);
 // "next_cursor"}` (cancel_requested for a cancel; dry_run only when true).
 std::string RenderBulkOutcome(const BulkRequest& request, const BulkOutcome& outcome);
 std::string RenderInfo(const BrokerInfo& info);
-// `{"status":"<status>"}` for /healthz and /readyz.
+// `{"status":"<status>"}`.
 std::string RenderStatusWord(std::string_view status);
+
+// One check of /readyz: its name and, when it fails, why (Status::ok() when it passes).
+struct HealthCheck {
+  std::string_view name;
+  Status status;
+};
+// /readyz and /livez: `{"status":"ready"|"ok","checks":{"<name>":"ok"|"<why>",...}}` when every
+// check passes; otherwise `{"status":"not_ready","checks":{...},"error":{"code","message"}}`
+// with the code of the first failed check and a message naming every failed one.
+std::string RenderHealth(std::string_view ok_word, const std::vector<HealthCheck>& checks);
+// The first failed check's Status (message naming every failed one), or OK.
+Status HealthFailure(const std::vector<HealthCheck>& checks);
 
 }  // namespace ym::net

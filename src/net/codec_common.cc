@@ -466,4 +466,39 @@ std::string RenderStatusWord(std::string_view status) {
   return Take(buf);
 }
 
+Status HealthFailure(const std::vector<HealthCheck>& checks) {
+  const HealthCheck* first = nullptr;
+  std::string failed;
+  for (const HealthCheck& c : checks) {
+    if (c.status.ok()) continue;
+    if (first == nullptr) first = &c;
+    failed += failed.empty() ? "" : "; ";
+    failed += std::string(c.name) + ": " + c.status.message();
+  }
+  if (first == nullptr) return Status::Ok();
+  return Status(first->status.code(), "not ready: " + failed);
+}
+
+std::string RenderHealth(std::string_view ok_word, const std::vector<HealthCheck>& checks) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  const Status failure = HealthFailure(checks);
+  w.StartObject();
+  WriteKey(w, "status");
+  WriteStr(w, failure.ok() ? ok_word : std::string_view("not_ready"));
+  WriteKey(w, "checks");
+  w.StartObject();
+  for (const HealthCheck& c : checks) {
+    WriteKey(w, c.name);
+    WriteStr(w, c.status.ok() ? std::string_view("ok") : std::string_view(c.status.message()));
+  }
+  w.EndObject();
+  if (!failure.ok()) {
+    WriteKey(w, "error");
+    WriteErrorObject(w, failure);
+  }
+  w.EndObject();
+  return Take(buf);
+}
+
 }  // namespace ym::net

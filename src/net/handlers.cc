@@ -426,20 +426,42 @@ void Bulk(Call& c, BulkAction action) {
 
 void Info(Call& c) { c.Ok(RenderInfo(c.broker.Info())); }
 
-void Healthz(Call& c) { c.Ok(RenderStatusWord("ok")); }
+// /livez and /healthz: the process answers and its core thread is not stuck (it goes round its
+// loop at least once a second; BrokerOptions::liveness_deadline_ms).
+std::vector<HealthCheck> LivenessChecks(const Broker& broker) {
+  Status core;
+  if (!broker.core_alive()) {
+    core = Unavailable("the core thread has not run for " +
+                       std::to_string(broker.core_heartbeat_age_ms()) + " ms (deadline " +
+                       std::to_string(broker.liveness_deadline_ms()) + " ms): it is stuck");
+  }
+  return {{"core_alive", core}};
+}
 
+void Livez(Call& c) {
+  const std::vector<HealthCheck> checks = LivenessChecks(c.broker);
+  c.Ok(RenderHealth("ok", checks), HealthFailure(checks).ok() ? 200 : 503);
+}
+
+// /readyz: every check, so an operator sees at once which ones fail (503 names them all).
 void Readyz(Call& c) {
-  bool stopping = c.options.server_stopping != nullptr &&
-                  c.options.server_stopping->load(std::memory_order_relaxed);
-  if (c.broker.draining() || stopping) {
-    return c.Error(Unavailable("draining: new enqueues and leases are refused"));
-  }
-  if (!c.broker.ready()) return c.Error(Unavailable("starting: the store is being recovered"));
-  if (!c.broker.store_available()) {
-    return c.Error(StoreUnavailable("read-only: the store refuses writes (" +
-                                    c.broker.store_error() + "); probing it to resume"));
-  }
-  c.Ok(RenderStatusWord("ready"));
+  const bool stopping = c.options.server_stopping != nullptr &&
+                        c.options.server_stopping->load(std::memory_order_relaxed);
+  std::vector<HealthCheck> checks;
+  checks.push_back({"recovered", c.broker.ready() || c.broker.draining() || stopping
+                                     ? Status::Ok()
+                                     : Unavailable("starting: the store is being recovered")});
+  checks.push_back({"store_writable",
+                    c.broker.store_available()
+                        ? Status::Ok()
+                        : StoreUnavailable("read-only: the store refuses writes (" +
+                                           c.broker.store_error() + "); probing it to resume")});
+  checks.push_back({"accepting", c.broker.draining() || stopping
+                                     ? Unavailable("draining: new enqueues and leases are refused")
+                                     : Status::Ok()});
+  std::vector<HealthCheck> live = LivenessChecks(c.broker);
+  checks.insert(checks.end(), live.begin(), live.end());
+  c.Ok(RenderHealth("ready", checks), HealthFailure(checks).ok() ? 200 : 503);
 }
 
 void Metrics(Call& c) {
@@ -554,7 +576,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
     case RouteId::kInfo:
       return Info(c);
     case RouteId::kHealthz:
-      return Healthz(c);
+    case RouteId::kLivez:
+      return Livez(c);
     case RouteId::kReadyz:
       return Readyz(c);
     case RouteId::kMetrics:

@@ -198,6 +198,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
+    request_start_ = std::chrono::steady_clock::now();
     if (ec) return OnReadError(ec);
     unread_leases_.clear();  // the client speaks again: it read the previous reply
     if (Status framing = CheckFraming(parser_->get()); !framing.ok()) {
@@ -395,13 +396,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // leases back.
   Responder MakeResponder() {
     std::weak_ptr<Session> weak = shared_from_this();
-    return [gate = server_.gate_, strand = strand_, weak, server = &server_](ApiResponse r) {
+    return [gate = server_.gate_, strand = strand_, weak, server = &server_,
+            start = request_start_](ApiResponse r) {
       std::lock_guard<std::mutex> lock(gate->mu);
       if (!gate->open) return;
-      asio::post(strand, [weak, server, r = std::move(r)]() mutable {
+      asio::post(strand, [weak, server, start, r = std::move(r)]() mutable {
         if (auto self = weak.lock()) return self->Write(std::move(r));
         server->stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-        server->stats_.CountRequest(r.route, r.status);
+        server->stats_.CountRequest(r.route, r.status, MicrosSince(start));
         ReleaseLeases(*server, std::move(r.leases));
       });
     };
@@ -516,8 +518,15 @@ class Session : public std::enable_shared_from_this<Session> {
     queued_bytes_ = 0;
   }
 
+  static std::uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    return us > 0 ? static_cast<std::uint64_t>(us) : 0;
+  }
+
   void Finish(RouteId route, unsigned status) {
-    server_.stats_.CountRequest(route, status);
+    server_.stats_.CountRequest(route, status, MicrosSince(request_start_));
     if (counted_in_flight_) {
       server_.stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
       counted_in_flight_ = false;
@@ -551,6 +560,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   bool close_after_ = false;
   bool counted_in_flight_ = false;
+  // When the current request's header was read (ym_http_request_duration_seconds).
+  std::chrono::steady_clock::time_point request_start_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace

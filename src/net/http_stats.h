@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "net/router.h"
+#include "obs/histogram.h"
 
 namespace ym::net {
 
@@ -51,9 +52,15 @@ struct HttpStats {
   // Requests refused at their header for bad framing (Transfer-Encoding, Content-Length, Host).
   std::atomic<std::uint64_t> bad_framing{0};
 
-  void CountRequest(RouteId route, unsigned status) {
-    requests[static_cast<std::size_t>(route)][StatusClass(status)].fetch_add(
-        1, std::memory_order_relaxed);
+  // duration[route][status class]: from the request read to its response handed to the
+  // socket (or dropped), in microseconds (ym_http_request_duration_seconds).
+  std::array<std::array<obs::Histogram, kStatusClasses>, kRouteCount> duration{};
+
+  void CountRequest(RouteId route, unsigned status, std::uint64_t duration_us) {
+    const std::size_t r = static_cast<std::size_t>(route);
+    const std::size_t c = StatusClass(status);
+    requests[r][c].fetch_add(1, std::memory_order_relaxed);
+    duration[r][c].Observe(duration_us);
   }
   std::uint64_t Requests(RouteId route, std::size_t status_class) const {
     return requests[static_cast<std::size_t>(route)][status_class].load(std::memory_order_relaxed);

@@ -68,6 +68,7 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
     {RouteId::kReplayDead, http::verb::post, "/v1/dead:replay", false, "POST /v1/dead:replay"},
     {RouteId::kInfo, http::verb::get, "/v1/info", false, "GET /v1/info"},
     {RouteId::kHealthz, http::verb::get, "/healthz", false, "GET /healthz"},
+    {RouteId::kLivez, http::verb::get, "/livez", false, "GET /livez"},
     {RouteId::kReadyz, http::verb::get, "/readyz", false, "GET /readyz"},
     {RouteId::kMetrics, http::verb::get, "/metrics", false, "GET /metrics"},
 }};

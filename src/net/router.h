@@ -66,6 +66,7 @@ enum class RouteId : std::uint8_t {
   kReplayDead,
   kInfo,
   kHealthz,
+  kLivez,
   kReadyz,
   kMetrics,
   kUnmatched,  // 404/405 and requests the server refused before routing; keep last

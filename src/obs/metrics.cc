@@ -22,10 +22,25 @@ std::string EscapeLabelValue(const std::string& v) {
   return out;
 }
 
-void SampleSink::Add(double value, const Labels& labels) {
+namespace {
+
+void AppendNumber(std::string& o, double value) {
+  char buf[64];
+  if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", value);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.9g", value);
+  }
+  o += buf;
+}
+
+}  // namespace
+
+void SampleSink::Line(std::string_view suffix, double value, const Labels& labels, const char* le) {
   std::string& o = *out_;
   o += *name_;
-  if (!labels.empty()) {
+  o += suffix;
+  if (!labels.empty() || le != nullptr) {
     o += '{';
     bool first = true;
     for (const auto& [k, v] : labels) {
@@ -36,17 +51,30 @@ void SampleSink::Add(double value, const Labels& labels) {
       o += EscapeLabelValue(v);
       o += '"';
     }
+    if (le != nullptr) {
+      if (!first) o += ',';
+      o += "le=\"";
+      o += le;
+      o += '"';
+    }
     o += '}';
   }
   o += ' ';
-  char buf[64];
-  if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
-    std::snprintf(buf, sizeof buf, "%.0f", value);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.9g", value);
-  }
-  o += buf;
+  AppendNumber(o, value);
   o += '\n';
+}
+
+void SampleSink::Add(double value, const Labels& labels) { Line("", value, labels, nullptr); }
+
+void SampleSink::AddHistogram(const Histogram::Snapshot& h, double scale, const Labels& labels) {
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    std::string le;
+    AppendNumber(le, static_cast<double>(h.bounds[i]) * scale);
+    Line("_bucket", static_cast<double>(h.cumulative[i]), labels, le.c_str());
+  }
+  Line("_bucket", static_cast<double>(h.cumulative.back()), labels, "+Inf");
+  Line("_sum", static_cast<double>(h.sum) * scale, labels, nullptr);
+  Line("_count", static_cast<double>(h.count), labels, nullptr);
 }
 
 void Registry::Register(std::string name, std::string help, MetricType type,
@@ -59,7 +87,10 @@ std::string Registry::Render() const {
   out.reserve(families_.size() * 128);
   for (const auto& f : families_) {
     out += "# HELP " + f.name + " " + f.help + "\n";
-    out += "# TYPE " + f.name + (f.type == MetricType::kCounter ? " counter\n" : " gauge\n");
+    out += "# TYPE " + f.name +
+           (f.type == MetricType::kCounter ? " counter\n"
+            : f.type == MetricType::kGauge ? " gauge\n"
+                                           : " histogram\n");
     SampleSink sink(&out, &f.name);
     f.probe(sink);
   }

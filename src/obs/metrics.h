@@ -13,12 +13,15 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "obs/histogram.h"
+
 namespace ym::obs {
 
-enum class MetricType { kCounter, kGauge };
+enum class MetricType { kCounter, kGauge, kHistogram };
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
@@ -26,10 +29,14 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 class SampleSink {
  public:
   void Add(double value, const Labels& labels = {});
+  // A histogram family's series: `<name>_bucket{...,le="B"}` per bound and +Inf, `<name>_sum`
+  // and `<name>_count`, bounds and sum multiplied by `scale` (1e-6: microseconds to seconds).
+  void AddHistogram(const Histogram::Snapshot& h, double scale, const Labels& labels = {});
 
  private:
   friend class Registry;
   explicit SampleSink(std::string* out, const std::string* name) : out_(out), name_(name) {}
+  void Line(std::string_view suffix, double value, const Labels& labels, const char* le);
   std::string* out_;
   const std::string* name_;
 };

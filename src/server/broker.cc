@@ -33,6 +33,8 @@ std::uint64_t DefaultSeed(const Clock& clock) {
 // stale only when the job changed or a retention purge ran while it was in flight, so the second
 // read almost always settles it.
 constexpr int kMaxStoreReads = 5;
+// The longest the core thread sleeps while idle: its heartbeat's period (Broker::core_alive).
+constexpr std::int64_t kCoreBeatMs = 1000;
 // Jobs a bulk replay reads and decides per step on the core thread; other commands run between
 // steps, so a bulk replay of 100,000 jobs never holds the core thread for long.
 constexpr std::size_t kReplayChunk = 100;
@@ -123,6 +125,7 @@ class Broker::Impl {
     recovered_jobs_ = sched_->live_jobs();
     started_at_ms_ = clock_.NowMs();
     running_ = true;
+    core_beat_mono_.store(clock_.MonoMs(), std::memory_order_relaxed);
     writer_ = std::thread([this] { WriterLoop(); });
     core_ = std::thread([this] { CoreLoop(); });
     return Status::Ok();
@@ -221,6 +224,12 @@ class Broker::Impl {
 
   // Any thread: false while read-only after a failed commit.
   bool store_available() const { return store_available_.load(std::memory_order_acquire); }
+  // Any thread: how long ago (monotonic ms) the core thread last went round its loop. It goes
+  // round at least every kCoreBeatMs while idle, so a large age means it is stuck in one task.
+  std::int64_t core_heartbeat_age_ms() const {
+    return std::max<std::int64_t>(clock_.MonoMs() - core_beat_mono_.load(std::memory_order_relaxed),
+                                  0);
+  }
   std::string store_error() const {
     std::lock_guard lk(store_error_mu_);
     return store_error_;
@@ -294,9 +303,12 @@ class Broker::Impl {
           if (read_only_ && !commit_in_flight_) {
             delay = std::min(delay, std::max<std::int64_t>(next_probe_mono_ - clock_.MonoMs(), 0));
           }
+          // At most kCoreBeatMs, so that an idle core still proves it is alive (/livez).
+          delay = std::min(delay, kCoreBeatMs);
           if (delay > 0) cv_.wait_for(lk, std::chrono::milliseconds(delay));
         }
         batch.swap(tasks_);
+        core_beat_mono_.store(clock_.MonoMs(), std::memory_order_relaxed);
         counters_.queued_commands.store(queued_weight_, std::memory_order_relaxed);
         queued_weight_ = 0;
         stop = stop_requested_;
@@ -411,7 +423,9 @@ class Broker::Impl {
                           std::chrono::steady_clock::now() - t0)
                           .count();
       counters_.commit_micros.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
+      counters_.commit_duration_us.Observe(static_cast<std::uint64_t>(us));
       if (s.ok()) {
+        counters_.commit_batch_mutations.Observe(b.mutations.size());
         counters_.commits.fetch_add(1, std::memory_order_relaxed);
         counters_.committed_mutations.fetch_add(b.mutations.size(), std::memory_order_relaxed);
       }
@@ -567,6 +581,8 @@ class Broker::Impl {
   // Published by the core thread for /readyz and /metrics (any thread). The flag is atomic on
   // its own; the cause's text is guarded by a mutex as it is a string.
   std::atomic<bool> store_available_{true};
+  // Monotonic ms of the core loop's last wake-up (core_heartbeat_age_ms).
+  std::atomic<std::int64_t> core_beat_mono_{0};
   mutable std::mutex store_error_mu_;
   std::string store_error_;  // GUARDED_BY(store_error_mu_)
 
@@ -1017,6 +1033,14 @@ void Broker::Stop() {
 const BrokerCounters& Broker::counters() const { return impl_->counters(); }
 
 bool Broker::store_available() const { return impl_->store_available(); }
+
+std::int64_t Broker::core_heartbeat_age_ms() const { return impl_->core_heartbeat_age_ms(); }
+
+bool Broker::core_alive() const {
+  return core_heartbeat_age_ms() <= impl_->options().liveness_deadline_ms;
+}
+
+std::int64_t Broker::liveness_deadline_ms() const { return impl_->options().liveness_deadline_ms; }
 
 std::string Broker::store_error() const { return impl_->store_error(); }
 

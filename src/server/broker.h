@@ -40,6 +40,7 @@
 #include "core/job.h"
 #include "core/queue_config.h"
 #include "core/types.h"
+#include "obs/histogram.h"
 #include "store/store.h"
 
 namespace ym {
@@ -65,6 +66,10 @@ struct BrokerOptions {
   // the same cap through the reads in flight.
   std::uint64_t max_queued_commands = 100'000;
   std::uint64_t completion_margin = 20'000;
+  // /livez and /healthz fail (503) once the core thread has not gone round its loop for this
+  // long (`liveness_deadline_ms`): it wakes at least once a second while idle, so only a core
+  // stuck in one task (a bug, a hung store read on the core thread) gets that old.
+  std::int64_t liveness_deadline_ms = 10'000;
 };
 
 // Counters kept by the broker, readable from any thread (relaxed atomics: each is an independent
@@ -81,7 +86,10 @@ struct BrokerCounters {
   std::atomic<std::uint64_t> store_probes{0};                // commits tried while read-only
   std::atomic<std::uint64_t> committed_mutations{0};
   std::atomic<std::uint64_t> commit_micros{0};  // total time spent in Store::Commit
-  std::atomic<std::uint64_t> purged{0};         // finished jobs deleted by retention
+  obs::Histogram commit_duration_us;            // each Store::Commit, µs
+  obs::Histogram commit_batch_mutations{1,   2,    5,    10,   25,    50,    100,   250,
+                                        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000};
+  std::atomic<std::uint64_t> purged{0};  // finished jobs deleted by retention
   std::atomic<std::uint64_t> live_jobs{0};
   std::atomic<std::uint64_t> active_jobs{0};
   std::atomic<std::uint64_t> waiting_leases{0};
@@ -142,6 +150,11 @@ class Broker {
   // The error of the commit that made the store unavailable ("" when it is available).
   std::string store_error() const;
   bool draining() const { return draining_.load(std::memory_order_acquire); }
+  // How long ago the core thread last went round its loop (monotonic ms), and whether that is
+  // within BrokerOptions::liveness_deadline_ms. Any thread.
+  std::int64_t core_heartbeat_age_ms() const;
+  bool core_alive() const;
+  std::int64_t liveness_deadline_ms() const;
 
   template <typename T>
   using Callback = std::function<void(Result<T>)>;

@@ -140,6 +140,10 @@ const std::vector<OptionDef>& Options() {
        "on SIGTERM, how long workers may still ack the jobs they hold (new enqueues and leases are "
        "refused) before the listener closes; a second signal ends it",
        IntIn(0, 600'000, [](ServerConfig& c, std::int64_t v) { c.shutdown_grace_ms = v; })},
+      {"liveness_deadline_ms", "10000",
+       "/livez and /healthz answer 503 once the core thread has not run for this long (it runs "
+       "at least once a second while idle, so only a stuck core gets that old)",
+       IntIn(2000, 3'600'000, [](ServerConfig& c, std::int64_t v) { c.liveness_deadline_ms = v; })},
       {"log_level", "info", "trace, debug, info, warn, error, critical or off",
        OneOf({"trace", "debug", "info", "warn", "error", "critical", "off"},
              [](ServerConfig& c, const std::string& v) { c.log_level = v; })},

@@ -42,6 +42,7 @@ struct ServerConfig {
   std::uint64_t max_connections = 10'000;
   std::uint64_t max_connections_per_client = 1'000;
   std::int64_t shutdown_grace_ms = 10'000;
+  std::int64_t liveness_deadline_ms = 10'000;  // BrokerOptions::liveness_deadline_ms
   std::string log_level = "info";
   std::string log_format = "text";  // text | json
   // Admission control of the core's command queue (BrokerOptions).

@@ -49,6 +49,13 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   counter("ym_store_committed_mutations_total", "Mutations made durable.", c.committed_mutations);
   r.Register("ym_store_commit_seconds_total", "Time spent committing batches.",
              MetricType::kCounter, [&c](SampleSink& s) { s.Add(Load(c.commit_micros) / 1e6); });
+  r.Register("ym_store_commit_duration_seconds",
+             "Time of each group commit (a write transaction and its fsync), failed ones included.",
+             MetricType::kHistogram,
+             [&c](SampleSink& s) { s.AddHistogram(c.commit_duration_us.Take(), 1e-6); });
+  r.Register("ym_store_commit_batch_mutations", "Mutations per group commit that succeeded.",
+             MetricType::kHistogram,
+             [&c](SampleSink& s) { s.AddHistogram(c.commit_batch_mutations.Take(), 1); });
   counter("ym_retention_purged_jobs_total",
           "Finished jobs deleted by retention (window or cap), not counting deletes at ack.",
           c.purged);
@@ -109,6 +116,21 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
                    if (n == 0) continue;
                    s.Add(static_cast<double>(n),
                          {{"route", std::string(net::RouteLabel(id))}, {"code", kClass[k]}});
+                 }
+               }
+             });
+  r.Register("ym_http_request_duration_seconds",
+             "HTTP request time by route and status class: from the request's header read to "
+             "its response written (a long-poll's wait included).",
+             MetricType::kHistogram, [http](SampleSink& s) {
+               static const char* kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+               for (std::size_t route = 0; route < net::kRouteCount; ++route) {
+                 const auto id = static_cast<net::RouteId>(route);
+                 for (std::size_t k = 0; k < net::HttpStats::kStatusClasses; ++k) {
+                   if (http->Requests(id, k) == 0) continue;
+                   s.AddHistogram(
+                       http->duration[route][k].Take(), 1e-6,
+                       {{"route", std::string(net::RouteLabel(id))}, {"code", kClass[k]}});
                  }
                }
              });

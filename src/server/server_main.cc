@@ -94,6 +94,7 @@ int Run(const ServerConfig& cfg) {
   bopts.lease_reply_after_commit = cfg.lease_reply_after_commit;
   bopts.max_queued_commands = cfg.max_queued_commands;
   bopts.completion_margin = cfg.completion_margin;
+  bopts.liveness_deadline_ms = cfg.liveness_deadline_ms;
   Broker broker(**store, clock, bopts);
   // The store is replayed into core before the listener opens (STYLE.md rule 5).
   if (Status s = broker.Start(); !s.ok()) {

@@ -195,7 +195,12 @@ def test_idempotency_key_coalesces(client):
 
 def test_health_info_metrics(server, client):
     assert client.call("GET", "/healthz")[0] == 200
-    assert client.call("GET", "/readyz")[0] == 200
+    status, body = client.call("GET", "/livez")
+    assert status == 200 and body == {"status": "ok", "checks": {"core_alive": "ok"}}, body
+    status, body = client.call("GET", "/readyz")
+    assert status == 200, body
+    assert body == {"status": "ready", "checks": {"recovered": "ok", "store_writable": "ok",
+                                                 "accepting": "ok", "core_alive": "ok"}}, body
     status, info = client.call("GET", "/v1/info")
     assert status == 200 and "version" in info
     client.enqueue(queue="m", kind="k")
@@ -204,6 +209,20 @@ def test_health_info_metrics(server, client):
     assert status == 200
     assert "ym_jobs_enqueued_total 1" in text
     assert "ym_store_commits_total" in text
+    # Histograms: the enqueue above is one POST /v1/jobs answered 2xx, its commit one or more.
+    series = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            series[name] = float(value)
+    route = 'route="POST /v1/jobs",code="2xx"'
+    assert series[f"ym_http_request_duration_seconds_count{{{route}}}"] == 1, text
+    assert series[f'ym_http_request_duration_seconds_bucket{{{route},le="+Inf"}}'] == 1
+    assert 0 < series[f"ym_http_request_duration_seconds_sum{{{route}}}"] < 60
+    assert "# TYPE ym_http_request_duration_seconds histogram" in text
+    commits = series["ym_store_commit_duration_seconds_count"]
+    assert commits >= 1 and series['ym_store_commit_duration_seconds_bucket{le="+Inf"}'] == commits
+    assert series['ym_store_commit_batch_mutations_bucket{le="+Inf"}'] >= 1
 
 
 def test_keep_alive_reuses_one_connection(client):

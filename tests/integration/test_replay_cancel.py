@@ -109,6 +109,12 @@ def test_replays_during_drain_are_refused(server, client):
     [held] = client.lease(["held"])  # keeps the server draining until it is acked
     server.proc.send_signal(signal.SIGTERM)
     wait_until(lambda: client.call("GET", "/readyz")[0] == 503, 10, "drain")
+    status, body = client.call("GET", "/readyz")
+    assert status == 503 and body["status"] == "not_ready", body
+    assert body["checks"]["accepting"].startswith("draining"), body
+    assert body["checks"]["store_writable"] == "ok" and body["checks"]["core_alive"] == "ok"
+    assert body["error"]["code"] == "unavailable" and "accepting" in body["error"]["message"]
+    assert client.call("GET", "/livez")[0] == 200, "a draining server is alive"
     status, body = replay(client, job_id)
     assert status == 503 and body["error"]["code"] == "unavailable", body
     status, body = client.call("POST", "/v1/dead:replay", {"ids": [job_id]})

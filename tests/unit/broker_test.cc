@@ -1495,5 +1495,38 @@ TEST_F(BrokerWriteDurabilityTest, AGetOfAJobThatJustEndedShowsTheDurableRecord) 
   EXPECT_EQ(v->job.errors[0].message, "gone for good");
 }
 
+// /livez: the core thread's heartbeat (Broker::core_alive). A callback that runs on the core
+// thread and blocks stands for a core stuck in one task; virtual time then passes the deadline.
+TEST(BrokerLivenessTest, AStuckCoreThreadIsNotAliveUntilItRunsAgain) {
+  ManualClock clock;
+  MemoryStore memory;
+  BrokerOptions o;
+  o.seed = 3;
+  o.liveness_deadline_ms = 10'000;
+  Broker broker(memory, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  EXPECT_TRUE(broker.core_alive());
+  clock.Advance(60'000);  // idle: the core still wakes every second and beats
+  bool alive = false;
+  for (int i = 0; i < 500 && !(alive = broker.core_alive()); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(alive) << "an idle core stopped beating: age " << broker.core_heartbeat_age_ms();
+
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> entered;
+  broker.GetQueue("q", [&, released](auto) {
+    entered.set_value();
+    released.wait();  // the core thread is held here
+  });
+  entered.get_future().wait();
+  clock.Advance(10'001);
+  EXPECT_FALSE(broker.core_alive());
+  EXPECT_GE(broker.core_heartbeat_age_ms(), 10'001);
+  release.set_value();
+  for (int i = 0; i < 500 && !(alive = broker.core_alive()); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(alive) << "the core ran again but is still reported stuck";
+  broker.Stop();
+}
+
 }  // namespace
 }  // namespace ym

@@ -1289,5 +1289,26 @@ TEST(CodecTimeout, IsRenderedWithTheDeadlineOrNull) {
   EXPECT_EQ(Doc(RenderQueue(q))["timeout_ms"].GetInt64(), 2500);
 }
 
+// /readyz and /livez: every check by name, and a 503 error naming every failed one with the
+// code of the first.
+TEST(CodecHealth, EveryCheckIsNamedAndFailuresAreSummed) {
+  std::vector<HealthCheck> checks = {{"recovered", Status::Ok()}, {"core_alive", Status::Ok()}};
+  EXPECT_TRUE(HealthFailure(checks).ok());
+  EXPECT_EQ(RenderHealth("ready", checks),
+            R"({"status":"ready","checks":{"recovered":"ok","core_alive":"ok"}})");
+  checks = {{"recovered", Status::Ok()},
+            {"store_writable", StoreUnavailable("read-only: disk full")},
+            {"accepting", Unavailable("draining")}};
+  const Status failure = HealthFailure(checks);
+  EXPECT_EQ(failure.code(), Code::kStoreUnavailable);
+  EXPECT_EQ(failure.message(),
+            "not ready: store_writable: read-only: disk full; accepting: draining");
+  EXPECT_EQ(
+      RenderHealth("ready", checks),
+      R"({"status":"not_ready","checks":{"recovered":"ok","store_writable":"read-only: )"
+      R"(disk full","accepting":"draining"},"error":{"code":"store_unavailable",)"
+      R"("message":"not ready: store_writable: read-only: disk full; accepting: draining"}})");
+}
+
 }  // namespace
 }  // namespace ym::net

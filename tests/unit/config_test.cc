@@ -110,6 +110,7 @@ TEST_F(ConfigTest, RejectsBadValues) {
            {"--log-format", "xml"},
            {"--retention-dead-ms", "-1"},
            {"--default-lease-ms", "50"},
+           {"--liveness-deadline-ms", "1999"},
            {"--no-such-flag", "1"},
            {"--max-request-bytes", "2048", "--max-payload-bytes", "4096"},
            {"--backoff-initial-ms", "5000", "--backoff-max-ms", "1000"},
@@ -164,6 +165,7 @@ TEST_F(ConfigTest, EveryKeyOfTheFileReachesItsField) {
       "max_connections = 11\n"
       "max_connections_per_client = 12\n"
       "shutdown_grace_ms = 13\n"
+      "liveness_deadline_ms = 2500\n"
       "log_level = \"debug\"\n"
       "log_format = \"json\"\n"
       "max_queued_commands = 14\n"
@@ -196,6 +198,7 @@ TEST_F(ConfigTest, EveryKeyOfTheFileReachesItsField) {
   EXPECT_EQ(s.max_connections, 11u);
   EXPECT_EQ(s.max_connections_per_client, 12u);
   EXPECT_EQ(s.shutdown_grace_ms, 13);
+  EXPECT_EQ(s.liveness_deadline_ms, 2500);
   EXPECT_EQ(s.log_level, "debug");
   EXPECT_EQ(s.log_format, "json");
   EXPECT_EQ(s.max_queued_commands, 14u);

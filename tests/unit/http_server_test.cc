@@ -371,7 +371,7 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   Reply d = c.Read();
   Reply e = c.Read();
   EXPECT_EQ(a.status, 201u);
-  EXPECT_EQ(b.body, R"({"status":"ok"})");
+  EXPECT_EQ(b.body, R"({"status":"ok","checks":{"core_alive":"ok"}})");
   EXPECT_EQ(d.status, 201u);
   EXPECT_EQ(e.status, 404u);
   EXPECT_LT(std::stoull(a.json["id"].GetString()), std::stoull(d.json["id"].GetString()));
@@ -418,10 +418,14 @@ TEST_F(HttpServerTest, LeasesOfAVanishedLongPollAreReleased) {
 
 TEST_F(HttpServerTest, HealthReadinessInfoMetrics) {
   Client c(server_->local_port());
-  EXPECT_EQ(c.Send(http::verb::get, "/healthz").body, R"({"status":"ok"})");
+  EXPECT_EQ(c.Send(http::verb::get, "/healthz").body,
+            R"({"status":"ok","checks":{"core_alive":"ok"}})");
+  EXPECT_EQ(c.Send(http::verb::get, "/livez").body,
+            R"({"status":"ok","checks":{"core_alive":"ok"}})");
   Reply ready = c.Send(http::verb::get, "/readyz");
   EXPECT_EQ(ready.status, 200u);
-  EXPECT_EQ(ready.body, R"({"status":"ready"})");
+  EXPECT_EQ(ready.body, R"({"status":"ready","checks":{"recovered":"ok","store_writable":"ok",)"
+                        R"("accepting":"ok","core_alive":"ok"}})");
   Reply info = c.Send(http::verb::get, "/v1/info");
   EXPECT_EQ(info.status, 200u);
   EXPECT_TRUE(info.json.HasMember("version"));
@@ -435,6 +439,9 @@ TEST_F(HttpServerTest, HealthReadinessInfoMetrics) {
   Reply draining = c.Send(http::verb::get, "/readyz");
   EXPECT_EQ(draining.status, 503u);
   EXPECT_STREQ(draining.json["error"]["code"].GetString(), "unavailable");
+  EXPECT_STREQ(draining.json["checks"]["accepting"].GetString(),
+               "draining: new enqueues and leases are refused");
+  EXPECT_EQ(c.Send(http::verb::get, "/livez").status, 200u) << "a draining server is alive";
 }
 
 TEST_F(HttpServerTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
