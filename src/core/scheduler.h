@@ -698,7 +698,7 @@ class Scheduler {
   void SetDebounced(LiveJob& job, bool on);
 
   Batch open_;
-  static constexpr std::size_t kMutationsReserveMax = 4096;  // SealBatch
+  static constexpr std::size_t kMutationsReserveMax = 1024;  // SealBatch: ~0.5 MB at most
   std::vector<JobId> open_promote_;
   std::vector<JobId> open_evict_;
   std::deque<Sealed> sealed_;
