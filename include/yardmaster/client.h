@@ -267,6 +267,77 @@ struct NamespaceInfo : NamespaceSpec {
   bool created = false;        // SetNamespace: it was new
 };
 
+// A schedule (docs/cron.md): one job per window of `cron` in `time_zone`, from the template
+// `job`, each window at most once ever. What CreateSchedule, ReplaceSchedule and UpdateSchedule
+// send: members left unset are not sent (create and replace: the server's defaults; update:
+// unchanged). Creating needs `cron` and `job`; the template is an enqueue without delay_ms,
+// run_at_ms and idempotency_* (the schedule sets those).
+struct ScheduleSpec {
+  std::string id;
+  std::optional<std::string> cron;  // "0 9 * * MON-FRI", "*/10 * * * * *", "@daily", "every 90s"
+  std::optional<std::string> time_zone;  // IANA, default "UTC"
+  std::optional<std::int64_t> start_at_ms;
+  std::optional<std::int64_t> end_at_ms;
+  std::optional<std::int64_t> jitter_ms;          // 0..3600000
+  std::optional<std::string> missed_policy;       // "catch_up", "latest_only", "skip"
+  std::optional<std::int64_t> missed_max_count;   // catch_up: 1..10000
+  std::optional<std::int64_t> missed_max_age_ms;  // 1000..31622400000
+  std::optional<std::int64_t> missed_grace_ms;    // how late a window is still on time
+  std::optional<std::string> overlap;  // "skip", "allow", "buffer_one", "cancel_previous"
+  std::optional<bool> paused;
+  std::optional<EnqueueOptions> job;
+};
+
+// One decision of a schedule's history: a window emitted, or windows skipped (window..through).
+struct ScheduleDecision {
+  std::int64_t window_ms = 0;
+  std::int64_t through_ms = 0;
+  std::string outcome;  // "emitted" or "skipped"
+  std::string reason;   // docs/cron.md, "History"
+  std::string job_id;   // empty when none
+  std::int64_t at_ms = 0;
+  std::optional<std::int64_t> lag_ms;
+};
+
+// A schedule as the server shows it: its spec (defaults filled in), state and progress.
+struct ScheduleInfo {
+  std::string id;
+  std::string cron;
+  std::string time_zone;
+  std::optional<std::int64_t> start_at_ms;
+  std::optional<std::int64_t> end_at_ms;
+  std::int64_t jitter_ms = 0;
+  std::string missed_policy;
+  std::int64_t missed_max_count = 0;
+  std::int64_t missed_max_age_ms = 0;
+  std::int64_t missed_grace_ms = 0;
+  std::string overlap;
+  bool paused = false;
+  std::string job_json;  // the template, as JSON
+  std::string state;     // "active", "paused", "ended"
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::int64_t cursor_ms = 0;  // every window at or before it is decided
+  std::optional<std::int64_t> next_fire_at_ms;
+  std::vector<std::int64_t> next_fire_times;
+  std::string live_job;  // the latest window's job while it is live, else empty
+  std::optional<std::int64_t> buffered_window_ms;
+  std::optional<ScheduleDecision> last_run;  // the latest emitted window (at_ms: enqueued at)
+  std::optional<std::int64_t> lag_last_ms;
+  std::optional<std::int64_t> lag_max_recent_ms;
+  std::int64_t lag_samples = 0;
+  std::vector<ScheduleDecision> history;  // newest first (GetSchedule only)
+};
+
+// BackfillSchedule: of the `windows` in the range, `emitted` now, `duplicates` emitted before,
+// `after_cursor` left to the schedule's own sequence.
+struct BackfillResult {
+  std::int64_t emitted = 0;
+  std::int64_t duplicates = 0;
+  std::int64_t after_cursor = 0;
+  std::int64_t windows = 0;
+};
+
 class Client {
  public:
   explicit Client(ClientOptions options = {});
@@ -336,6 +407,30 @@ class Client {
   Result<std::vector<NamespaceInfo>> ListNamespaces();
   // DELETE /v1/namespaces/{ns}: its limits are lifted and its weight is 1 again.
   Status DeleteNamespace(std::string_view name);
+
+  // POST /v1/schedules: creates a schedule, answered once durable; `already_exists` when the
+  // id is taken, `validation_failed` naming the bad member.
+  Result<ScheduleInfo> CreateSchedule(const ScheduleSpec& spec);
+  // PUT /v1/schedules/{id}: replaces its spec; PATCH (UpdateSchedule): only the members set.
+  // Both keep the cursor and history and take effect on the next window; `not_found`.
+  Result<ScheduleInfo> ReplaceSchedule(const ScheduleSpec& spec);
+  Result<ScheduleInfo> UpdateSchedule(const ScheduleSpec& spec);
+  // GET /v1/schedules/{id}, with `next` next fire times (nullopt: the server's default, 5).
+  Result<ScheduleInfo> GetSchedule(std::string_view id,
+                                   std::optional<std::int64_t> next = std::nullopt);
+  // GET /v1/schedules, every page, in id order (without history).
+  Result<std::vector<ScheduleInfo>> ListSchedules();
+  // DELETE /v1/schedules/{id}: the schedule and its history; jobs it emitted are kept.
+  Status DeleteSchedule(std::string_view id);
+  // POST /v1/schedules/{id}:pause and :resume (missed windows then follow its policy).
+  Result<ScheduleInfo> PauseSchedule(std::string_view id);
+  Result<ScheduleInfo> ResumeSchedule(std::string_view id);
+  // POST /v1/schedules/{id}:trigger: one job from the template now, outside the windows.
+  Result<Enqueued> TriggerSchedule(std::string_view id);
+  // POST /v1/schedules/{id}:backfill: the windows in [from_ms, to_ms] at or before the cursor,
+  // each emitted at most once ever.
+  Result<BackfillResult> BackfillSchedule(std::string_view id, std::int64_t from_ms,
+                                          std::int64_t to_ms);
 
   // The URL this client talks to.
   const std::string& server_url() const;

@@ -56,6 +56,15 @@ enum class Command {
   kNamespacesGet,
   kNamespacesSet,
   kNamespacesDelete,
+  kSchedulesList,
+  kSchedulesGet,
+  kSchedulesCreate,
+  kSchedulesUpdate,  // PATCH: only the flags given
+  kSchedulesDelete,
+  kSchedulesPause,
+  kSchedulesResume,
+  kSchedulesTrigger,
+  kSchedulesBackfill,
   kDeadList,
   kDeadReplay,
   kInfo,
@@ -88,6 +97,12 @@ struct Invocation {
   // cursor (at most `bulk_max_pages` requests when set), printing each page's counts.
   client::BulkRequest bulk;
   std::optional<std::int64_t> bulk_max_pages;
+  // schedules: `schedule.id` names it; create/update fill the spec (its job template's payload
+  // comes from `payload_arg`, resolved at run time like enqueue's). get --next N; backfill.
+  client::ScheduleSpec schedule;
+  std::optional<std::int64_t> schedule_next;
+  std::int64_t backfill_from_ms = 0;
+  std::int64_t backfill_to_ms = 0;
 };
 
 struct ParseOutcome {

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/format.h"
+#include "cli/schedules.h"
 
 namespace ym::cli {
 namespace {
@@ -320,6 +321,18 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
   const std::string& url = inv.server_url;
 
   switch (inv.command) {
+    case Command::kSchedulesList:
+    case Command::kSchedulesGet:
+    case Command::kSchedulesCreate:
+    case Command::kSchedulesUpdate:
+    case Command::kSchedulesDelete:
+    case Command::kSchedulesPause:
+    case Command::kSchedulesResume:
+    case Command::kSchedulesTrigger:
+    case Command::kSchedulesBackfill:
+      return RunSchedules(
+          inv, api, in, out, err,
+          [&url, &err](const Status& s, const ApiClient& a) { return Fail(s, a, url, err); });
     case Command::kEnqueue: {
       Result<std::string> payload = ResolvePayload(inv.payload_arg, in);
       if (!payload.ok()) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/schedules.h"
 #include "cli/suggest.h"
 #include "common/build_info.h"
 #include "common/json.h"
@@ -728,6 +729,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::Option* reset_key_opt = limits_reset_breaker->add_option(
       "--key", reset_key, "Only this breaker key (default: every key)");
 
+  // --- schedules ---
+  ScheduleCommands schedules;
+  schedules.Add(
+      &app, [&common](CLI::App* a) { AddCommon(a, &common); }, &inv);
+
   // --- dead ---
   CLI::App* dead = app.add_subcommand("dead", "Inspect and replay dead-letter jobs");
   dead->require_subcommand(1);
@@ -962,6 +968,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     } else {
       inv.command = Command::kLimitsDelete;
     }
+  } else if (schedules.parsed()) {
+    if (Status s = schedules.Finish(&inv); !s.ok()) return UsageError(s.message());
   } else if (dead->parsed()) {
     if (dead_list->parsed()) {
       inv.command = Command::kDeadList;

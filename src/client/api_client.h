@@ -342,6 +342,75 @@ struct Namespace {
   std::string json;
 };
 
+// A schedule (docs/api.md, "Schedules"): what POST /v1/schedules, PUT and PATCH send. Members
+// left unset are not sent: POST and PUT then take the server's defaults, PATCH leaves them as
+// they are. `job` is the template: an enqueue spec without delay_ms, run_at and idempotency_*.
+struct ScheduleSpec {
+  std::string id;
+  std::optional<std::string> cron;
+  std::optional<std::string> time_zone;
+  std::optional<std::int64_t> start_at_ms;
+  std::optional<std::int64_t> end_at_ms;
+  std::optional<std::int64_t> jitter_ms;
+  std::optional<std::string> missed_policy;  // "catch_up", "latest_only", "skip"
+  std::optional<std::int64_t> missed_max_count;
+  std::optional<std::int64_t> missed_max_age_ms;
+  std::optional<std::int64_t> missed_grace_ms;
+  std::optional<std::string> overlap;  // "skip", "allow", "buffer_one", "cancel_previous"
+  std::optional<bool> paused;
+  std::optional<EnqueueRequest> job;
+};
+
+// One decision of a schedule's history: a window emitted, or a range of windows skipped.
+struct ScheduleDecision {
+  std::int64_t window_ms = 0;
+  std::int64_t through_ms = 0;  // a skipped range's last window (= window_ms for one)
+  std::string outcome;          // "emitted" or "skipped"
+  std::string reason;
+  std::string job_id;  // empty when none
+  std::int64_t at_ms = 0;
+  std::optional<std::int64_t> lag_ms;
+};
+
+// A schedule as GET answers it: its spec (every member, defaults filled in), its state and
+// progress, and the server's JSON.
+struct Schedule {
+  std::string id;
+  std::string cron;
+  std::string time_zone;
+  std::optional<std::int64_t> start_at_ms;
+  std::optional<std::int64_t> end_at_ms;
+  std::int64_t jitter_ms = 0;
+  std::string missed_policy;
+  std::int64_t missed_max_count = 0;
+  std::int64_t missed_max_age_ms = 0;
+  std::int64_t missed_grace_ms = 0;
+  std::string overlap;
+  bool paused = false;
+  std::string job_json;  // the template, as the server shows it
+  std::string state;     // "active", "paused", "ended"
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::int64_t cursor_ms = 0;
+  std::optional<std::int64_t> next_fire_at_ms;
+  std::vector<std::int64_t> next_fire_times;
+  std::string live_job;  // empty when none
+  std::optional<std::int64_t> buffered_window_ms;
+  std::optional<ScheduleDecision> last_run;  // window, job_id, at_ms (enqueued_at), lag_ms
+  std::optional<std::int64_t> lag_last_ms;
+  std::optional<std::int64_t> lag_max_recent_ms;
+  std::int64_t lag_samples = 0;
+  std::vector<ScheduleDecision> history;  // newest first (GET of one schedule only)
+  std::string json;
+};
+
+struct BackfillResult {
+  std::int64_t emitted = 0;
+  std::int64_t duplicates = 0;
+  std::int64_t after_cursor = 0;
+  std::int64_t windows = 0;
+};
+
 // PUT /v1/queues/{q}: only the fields that are set are sent and changed. The retention_* fields
 // travel as one `retention` object, which the server replaces whole: when any of them is set,
 // those left unset take the server's defaults, not the queue's current values (docs/api.md).
@@ -484,6 +553,24 @@ class ApiClient {
   // DELETE /v1/namespaces/{ns}.
   Status DeleteNamespace(std::string_view name);
 
+  // POST /v1/schedules (create; 409 already_exists when the id is taken).
+  Result<Schedule> CreateSchedule(const ScheduleSpec& spec);
+  // PUT /v1/schedules/{id} (replace the spec) or, with `patch`, PATCH (only the members set).
+  Result<Schedule> UpdateSchedule(const ScheduleSpec& spec, bool patch);
+  // GET /v1/schedules/{id}?next=N (nullopt: the server's default count of next fire times).
+  Result<Schedule> GetSchedule(std::string_view id, std::optional<std::int64_t> next = {});
+  // GET /v1/schedules, every page.
+  Result<std::vector<Schedule>> ListSchedules(std::uint32_t page_size = 1000);
+  // DELETE /v1/schedules/{id}.
+  Status DeleteSchedule(std::string_view id);
+  // POST /v1/schedules/{id}:pause or :resume.
+  Result<Schedule> PauseSchedule(std::string_view id, bool pause);
+  // POST /v1/schedules/{id}:trigger: the job enqueued now.
+  Result<EnqueueResult> TriggerSchedule(std::string_view id);
+  // POST /v1/schedules/{id}:backfill of the windows in [from_ms, to_ms].
+  Result<BackfillResult> BackfillSchedule(std::string_view id, std::int64_t from_ms,
+                                          std::int64_t to_ms);
+
   // GET /v1/dead?queue=&limit=&cursor=.
   Result<JobPage> ListDead(const ListDeadRequest& request);
   // POST /v1/dead:replay; returns how many jobs were replayed.
@@ -517,6 +604,9 @@ class ApiClient {
   Result<Queue> QueueCall(HttpMethod method, const std::string& target, std::string_view body);
   Result<Job> JobCall(HttpMethod method, const std::string& target,
                       std::chrono::milliseconds extra_timeout = {});
+  // A call whose reply is one schedule object; `what` names the request in errors.
+  Result<Schedule> ScheduleCall(HttpMethod method, const std::string& target, std::string_view body,
+                                std::string_view what);
 
   HttpClient http_;
   int last_http_status_ = 0;

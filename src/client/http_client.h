@@ -45,7 +45,7 @@ struct BaseUrl {
 // Parses a base URL; `invalid_request` with a message that names the problem otherwise.
 Result<BaseUrl> ParseBaseUrl(std::string_view url);
 
-enum class HttpMethod { kGet, kPost, kPut, kDelete };
+enum class HttpMethod { kGet, kPost, kPut, kPatch, kDelete };
 
 struct HttpResponse {
   int status = 0;

@@ -46,6 +46,8 @@ std::string_view CodeName(Code code) {
       return "namespace_limit";
     case Code::kSingletonConflict:
       return "singleton_conflict";
+    case Code::kAlreadyExists:
+      return "already_exists";
   }
   return "internal";
 }
@@ -93,6 +95,8 @@ int HttpStatus(Code code) {
     case Code::kNamespaceLimit:
       return 429;
     case Code::kSingletonConflict:
+      return 409;
+    case Code::kAlreadyExists:
       return 409;
   }
   return 500;

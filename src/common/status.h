@@ -38,6 +38,7 @@ enum class Code : std::uint8_t {
   kQueueNotFound,         // 404: a write names a queue that does not exist (and no create)
   kNamespaceLimit,        // 429: an enqueue over its namespace's max_live_jobs or enqueue_rate
   kSingletonConflict,     // 409: a singleton limit's key is held by a live job (named)
+  kAlreadyExists,         // 409: a create names something that exists (a schedule id)
 };
 
 // The stable wire string for a code, e.g. "stale_lease".

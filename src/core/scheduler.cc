@@ -534,6 +534,7 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   // original.
   const std::string dead_reason_copy = end_waits_.empty() ? std::string() : dead_reason;
   if (!key_groups_.empty()) key_groups_.Ended(job.id);
+  if (!schedules_.empty()) schedules_.OnJobEnded(job.id);  // a buffered window may be due
   job.state = terminal;
   job.pending = false;
   job.evicting = true;
@@ -2010,6 +2011,10 @@ std::int64_t Scheduler::NextDeadlineInMs() const {
   if (!rate_timers_.empty()) next = std::min(next, rate_timers_.top().due - mono);
   if (!quota_timers_.empty()) next = std::min(next, quota_timers_.top().due - clock_.NowMs());
   if (!circuit_timers_.empty()) next = std::min(next, circuit_timers_.top().due - mono);
+  if (auto d = schedules_.EarliestTimer()) {
+    const std::int64_t now = clock_.NowMs();
+    next = std::min(next, *d <= now ? 0 : *d - now);
+  }
   return std::max<std::int64_t>(next, 0);
 }
 
@@ -2119,6 +2124,7 @@ void Scheduler::Tick() {
   end_waits_.Expire(mono);
   cancel_watches_.Expire(mono);
   FireLaneTimers(mono, now);
+  if (!schedules_.empty()) FireSchedules(now);
   if (mono >= next_sweep_ms_) {
     Sweep(now);
   } else if (retention_.has_due() && mono >= next_purge_ms_) {
@@ -2392,6 +2398,8 @@ SchedulerFootprint Scheduler::Footprint() const {
   f.breaker_holds = breaker_holds_.size();
   f.key_groups = key_groups_.groups();
   f.key_group_jobs = key_groups_.jobs();
+  f.schedules = schedules_.size();
+  f.schedule_timer_entries = schedules_.timer_entries();
   return f;
 }
 

@@ -53,6 +53,7 @@
 #include "common/status.h"
 #include "core/bulk.h"
 #include "core/cancel_watches.h"
+#include "core/cron/schedule_book.h"
 #include "core/end_waits.h"
 #include "core/fifo.h"
 #include "core/flow/fair_lanes.h"
@@ -107,16 +108,45 @@ struct SchedulerFootprint {
   std::size_t workers = 0;
   std::size_t intern_slots = 0;  // slots of the three tables (live + free)
   std::size_t idempotency_keys = 0;
-  std::size_t limit_gate_sets = 0;      // distinct gate sets held by live jobs and lanes
-  std::size_t limit_waiting_lanes = 0;  // lanes registered as waiting on a gate
-  std::size_t lane_timer_entries = 0;   // lanes waiting for a rate or quota, stale included
-  std::size_t timed_lanes = 0;          // valid entries there
-  std::size_t rate_keys = 0;            // keys holding rate state
-  std::size_t quota_keys = 0;           // quota counters of the current windows
-  std::size_t breaker_keys = 0;         // keys holding breaker state
-  std::size_t breaker_holds = 0;        // breaker tickets held by active jobs
-  std::size_t key_groups = 0;           // singleton/debounce groups (core/flow/key_groups.h)
-  std::size_t key_group_jobs = 0;       // jobs in them
+  std::size_t limit_gate_sets = 0;         // distinct gate sets held by live jobs and lanes
+  std::size_t limit_waiting_lanes = 0;     // lanes registered as waiting on a gate
+  std::size_t lane_timer_entries = 0;      // lanes waiting for a rate or quota, stale included
+  std::size_t timed_lanes = 0;             // valid entries there
+  std::size_t rate_keys = 0;               // keys holding rate state
+  std::size_t quota_keys = 0;              // quota counters of the current windows
+  std::size_t breaker_keys = 0;            // keys holding breaker state
+  std::size_t breaker_holds = 0;           // breaker tickets held by active jobs
+  std::size_t key_groups = 0;              // singleton/debounce groups (core/flow/key_groups.h)
+  std::size_t key_group_jobs = 0;          // jobs in them
+  std::size_t schedules = 0;               // schedules (core/cron/schedule_book.h)
+  std::size_t schedule_timer_entries = 0;  // their timer heap, stale entries included
+};
+
+// A schedule as GET shows it (core/cron/schedule_book.h): a copy, with what needs the jobs.
+struct ScheduleView {
+  cron::Schedule schedule;
+  bool live_job = false;  // schedule.state.last_job is live now
+  std::vector<std::int64_t> next_fire_times;
+};
+
+// A create or replace of a schedule: the spec and, when given, `paused`.
+struct ScheduleUpdate {
+  cron::ScheduleSpec spec;
+  std::optional<bool> paused;
+};
+
+// A page of schedules in id order; `more`: schedules follow the last one.
+struct SchedulePage {
+  std::vector<ScheduleView> items;
+  bool more = false;
+};
+
+// What a backfill request did (Scheduler::BackfillSpecs, then the enqueues).
+struct BackfillOutcome {
+  std::uint64_t emitted = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t after_cursor = 0;
+  std::uint64_t windows = 0;
 };
 
 class Scheduler {
@@ -282,6 +312,43 @@ class Scheduler {
   // skipped; ending, it is read again.
   BulkVerdict BulkDeleteStored(const ReadTicket& ticket, JobId id,
                                const std::optional<JobRecord>& stored, const JobFilter& filter);
+
+  // --- Schedules (core/cron/schedule_book.h, scheduler_cron.cc; docs/api.md "Schedules"). --
+  // A window's job is enqueued (Enqueue, with the template) on the core thread when its timer
+  // fires in Tick, and the schedule's row (cursor, state, new history) goes into the same open
+  // batch as the job: both durable, or neither. Each returns the view after the change.
+  // kAlreadyExists, kValidation.
+  Result<ScheduleView> CreateSchedule(cron::ScheduleSpec spec, bool paused);
+  // Replaces the spec; the new one applies from the next window (ScheduleBook::Update), with
+  // `paused` when given. kNotFound, kValidation.
+  Result<ScheduleView> UpdateSchedule(cron::ScheduleSpec spec, std::optional<bool> paused);
+  // kNotFound. Jobs it emitted are untouched.
+  Status DeleteSchedule(const std::string& id);
+  Result<ScheduleView> PauseSchedule(const std::string& id, bool paused);
+  // A job now, outside the window sequence. kNotFound, or the enqueue's refusal.
+  Result<EnqueueOutcome> TriggerSchedule(const std::string& id);
+  // Backfill, step 1: the enqueue specs of the windows in [from, to] at or before the cursor
+  // (each with its window's idempotency key); the caller enqueues them as any enqueue (store
+  // lookups of keys the cache misses included), so a window already emitted is a duplicate,
+  // then reports each created one with RecordBackfill. kNotFound, kValidation.
+  Result<std::vector<std::pair<std::int64_t, EnqueueSpec>>> BackfillSpecs(const std::string& id,
+                                                                          std::int64_t from,
+                                                                          std::int64_t to,
+                                                                          BackfillOutcome* out);
+  // Backfill, step 2: window `window_ms` of `id` emitted job `job`; its history records it (a
+  // schedule deleted meanwhile is ignored).
+  void RecordBackfill(const std::string& id, std::int64_t window_ms, JobId job);
+  // The schedule with its next `next_n` fire times (after now, or after the cursor if later).
+  std::optional<ScheduleView> GetSchedule(const std::string& id, std::size_t next_n) const;
+  std::vector<ScheduleView> SchedulesPage(const std::string& after, std::uint32_t limit,
+                                          bool* more) const;
+  // Recovery: a stored schedule, parsed by the caller (after the jobs: its overlap state asks
+  // about them at the first Tick, which also reconciles it by its missed-run policy).
+  void LoadSchedule(cron::ScheduleSpec spec, cron::ScheduleRow&& row);
+  const cron::ScheduleBook& schedules() const { return schedules_; }
+  // The idempotency key of a schedule's window (`schedule:<id>:<window>`).
+  static std::string ScheduleKey(const std::string& id, std::int64_t window_ms);
+  static constexpr std::int64_t kScheduleKeyTtlMs = 30LL * 86'400'000;
 
   // --- Reads. ------------------------------------------------------------------------------
   std::optional<JobView> Get(JobId id) const;
@@ -696,6 +763,15 @@ class Scheduler {
   void RestoreKeys(LiveJob& job);
   // Marks a scheduled job as waiting in a debounce group, or not, and counts it.
   void SetDebounced(LiveJob& job, bool on);
+
+  // Schedules (scheduler_cron.cc). CronEffects is how the book enqueues, asks about and cancels
+  // jobs; FireSchedules decides the due ones (Tick) and writes their rows.
+  class CronEffects;
+  friend class CronEffects;
+  cron::ScheduleBook schedules_;
+  void FireSchedules(std::int64_t now);
+  void WriteSchedule(const std::string& id);
+  ScheduleView ViewOf(const cron::Schedule& s, std::size_t next_n) const;
 
   Batch open_;
   static constexpr std::size_t kMutationsReserveMax = 1024;  // SealBatch: ~0.5 MB at most

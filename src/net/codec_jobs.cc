@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "net/codec.h"
+#include "net/codec_schedules.h"
 #include "net/codec_util.h"
 
 namespace ym::net {
@@ -45,6 +46,11 @@ Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits
       OptInt(obj, "", "idempotency_ttl_ms", 1, kMaxIdempotencyTtlMs, &spec.idempotency_ttl_ms));
   if (spec.idempotency_ttl_ms && spec.idempotency_key.empty()) {
     return FieldError("idempotency_ttl_ms", "requires \"idempotency_key\"");
+  }
+  // Keys of schedules' windows are the schedules' own: a producer's could pre-empt a window.
+  if (spec.idempotency_key.rfind("schedule:", 0) == 0) {
+    return FieldError("idempotency_key",
+                      "must not start with \"schedule:\" (reserved for schedules)");
   }
   YM_RETURN_IF_ERROR(OptName(obj, "", "concurrency_key", &spec.concurrency_key));
   if (auto tags = Find(obj, "tags")) {
@@ -208,6 +214,25 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   WriteStrOrNull(w, view.blocked_reason);
   WriteKey(w, "blocked_until");
   WriteMsOrNull(w, view.blocked_until_ms);
+  // A schedule's job carries its schedule and window in its idempotency key (docs/api.md,
+  // "Schedules"; net/codec_schedules.h).
+  WriteKey(w, "schedule");
+  if (auto sk = ParseScheduleKey(j.idempotency_key)) {
+    w.StartObject();
+    WriteKey(w, "id");
+    WriteStr(w, sk->id);
+    WriteKey(w, "window");
+    if (sk->window) {
+      w.Int64(*sk->window);
+    } else {
+      w.Null();
+      WriteKey(w, "trigger");
+      w.Bool(true);
+    }
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   w.EndObject();
 }
 

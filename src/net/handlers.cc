@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "net/api.h"
+#include "net/codec_schedules.h"
 
 namespace ym::net {
 namespace {
@@ -391,6 +392,96 @@ void DeleteNamespace(Call& c) {
       });
 }
 
+// --- Schedules (docs/api.md "Schedules"; net/codec_schedules.h). Writes answer once durable.
+Broker::Callback<ScheduleView> RenderScheduleCallback(RouteId route, Responder reply,
+                                                      unsigned status = 200) {
+  return [route, status, reply = std::move(reply)](Result<ScheduleView> r) {
+    reply(r.ok() ? Json(status, RenderSchedule(*r, /*full=*/true), route)
+                 : ErrorResponse(r.status(), route));
+  };
+}
+
+void ListSchedules(Call& c) {
+  auto query = ParseListSchedulesQuery(c.match.query);
+  if (!query.ok()) return c.Error(query.status());
+  c.broker.ListSchedules(
+      std::move(query->after), query->limit,
+      [route = c.match.id, max_bytes = c.options.max_reply_bytes,
+       reply = std::move(c.reply)](Result<SchedulePage> r) {
+        reply(r.ok() ? Json(200, RenderSchedulePage(r->items, r->more, max_bytes), route)
+                     : ErrorResponse(r.status(), route));
+      });
+}
+
+void CreateSchedule(Call& c) {
+  auto req = ParseScheduleCreate(c.request.body, c.options.codec);
+  if (!req.ok()) return c.Error(req.status());
+  c.broker.CreateSchedule(std::move(req).value(),
+                          RenderScheduleCallback(c.match.id, std::move(c.reply), 201));
+}
+
+void GetSchedule(Call& c) {
+  auto next = ParseScheduleGetQuery(c.match.query);
+  if (!next.ok()) return c.Error(next.status());
+  c.broker.GetSchedule(c.match.name, *next, RenderScheduleCallback(c.match.id, std::move(c.reply)));
+}
+
+void PutSchedule(Call& c) {
+  auto req = ParseScheduleReplace(c.match.name, c.request.body, c.options.codec);
+  if (!req.ok()) return c.Error(req.status());
+  c.broker.ReplaceSchedule(std::move(req).value(),
+                           RenderScheduleCallback(c.match.id, std::move(c.reply)));
+}
+
+void PatchSchedule(Call& c) {
+  // The body's shape is checked now (a bad body changes nothing and needs no core work); the
+  // merge with the current spec runs on the core thread.
+  Status shape = CheckSchedulePatch(c.request.body);
+  if (!shape.ok()) return c.Error(shape);
+  c.broker.PatchSchedule(
+      c.match.name,
+      [id = c.match.name, body = c.request.body,
+       limits = c.options.codec](const std::string& current) -> Result<ScheduleUpdate> {
+        return ParseSchedulePatch(id, body, current, limits);
+      },
+      RenderScheduleCallback(c.match.id, std::move(c.reply)));
+}
+
+void DeleteSchedule(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.DeleteSchedule(c.match.name, [route = c.match.id,
+                                         reply = std::move(c.reply)](Result<std::string> r) {
+    reply(r.ok() ? Json(200, RenderScheduleDeleted(*r), route) : ErrorResponse(r.status(), route));
+  });
+}
+
+void PauseSchedule(Call& c, bool paused) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.PauseSchedule(c.match.name, paused,
+                         RenderScheduleCallback(c.match.id, std::move(c.reply)));
+}
+
+void TriggerSchedule(Call& c) {
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  c.broker.TriggerSchedule(c.match.name, [route = c.match.id,
+                                          reply = std::move(c.reply)](Result<EnqueueOutcome> r) {
+    reply(r.ok() ? Json(201, RenderEnqueueOutcome(*r), route) : ErrorResponse(r.status(), route));
+  });
+}
+
+void BackfillSchedule(Call& c) {
+  auto range = ParseBackfill(c.request.body);
+  if (!range.ok()) return c.Error(range.status());
+  c.broker.BackfillSchedule(
+      c.match.name, range->first, range->second,
+      [route = c.match.id, reply = std::move(c.reply)](Result<BackfillOutcome> r) {
+        reply(r.ok() ? Json(200, RenderBackfill(*r), route) : ErrorResponse(r.status(), route));
+      });
+}
+
 // In memory only (breaker state is not stored): answered at once.
 void ResetBreaker(Call& c) {
   auto key = ParseResetBreaker(c.request.body);
@@ -561,6 +652,26 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return PutNamespace(c);
     case RouteId::kDeleteNamespace:
       return DeleteNamespace(c);
+    case RouteId::kListSchedules:
+      return ListSchedules(c);
+    case RouteId::kCreateSchedule:
+      return CreateSchedule(c);
+    case RouteId::kGetSchedule:
+      return GetSchedule(c);
+    case RouteId::kPutSchedule:
+      return PutSchedule(c);
+    case RouteId::kPatchSchedule:
+      return PatchSchedule(c);
+    case RouteId::kDeleteSchedule:
+      return DeleteSchedule(c);
+    case RouteId::kPauseSchedule:
+      return PauseSchedule(c, true);
+    case RouteId::kResumeSchedule:
+      return PauseSchedule(c, false);
+    case RouteId::kTriggerSchedule:
+      return TriggerSchedule(c);
+    case RouteId::kBackfillSchedule:
+      return BackfillSchedule(c);
     case RouteId::kResumeQueue:
       return SetPaused(c, false);
     case RouteId::kListDead:

@@ -64,6 +64,24 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
      "PUT /v1/namespaces/{name}"},
     {RouteId::kDeleteNamespace, http::verb::delete_, "/v1/namespaces/{name}", false,
      "DELETE /v1/namespaces/{name}"},
+    {RouteId::kListSchedules, http::verb::get, "/v1/schedules", true, "GET /v1/schedules"},
+    {RouteId::kCreateSchedule, http::verb::post, "/v1/schedules", false, "POST /v1/schedules"},
+    {RouteId::kGetSchedule, http::verb::get, "/v1/schedules/{name}", true,
+     "GET /v1/schedules/{id}"},
+    {RouteId::kPutSchedule, http::verb::put, "/v1/schedules/{name}", false,
+     "PUT /v1/schedules/{id}"},
+    {RouteId::kPatchSchedule, http::verb::patch, "/v1/schedules/{name}", false,
+     "PATCH /v1/schedules/{id}"},
+    {RouteId::kDeleteSchedule, http::verb::delete_, "/v1/schedules/{name}", false,
+     "DELETE /v1/schedules/{id}"},
+    {RouteId::kPauseSchedule, http::verb::post, "/v1/schedules/{name}:pause", false,
+     "POST /v1/schedules/{id}:pause"},
+    {RouteId::kResumeSchedule, http::verb::post, "/v1/schedules/{name}:resume", false,
+     "POST /v1/schedules/{id}:resume"},
+    {RouteId::kTriggerSchedule, http::verb::post, "/v1/schedules/{name}:trigger", false,
+     "POST /v1/schedules/{id}:trigger"},
+    {RouteId::kBackfillSchedule, http::verb::post, "/v1/schedules/{name}:backfill", false,
+     "POST /v1/schedules/{id}:backfill"},
     {RouteId::kListDead, http::verb::get, "/v1/dead", true, "GET /v1/dead"},
     {RouteId::kReplayDead, http::verb::post, "/v1/dead:replay", false, "POST /v1/dead:replay"},
     {RouteId::kInfo, http::verb::get, "/v1/info", false, "GET /v1/info"},
@@ -158,6 +176,8 @@ std::string_view MethodName(http::verb v) {
       return "PUT";
     case http::verb::delete_:
       return "DELETE";
+    case http::verb::patch:
+      return "PATCH";
     default:
       return "";
   }

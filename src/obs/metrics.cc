@@ -1,7 +1,7 @@
 #include "obs/metrics.h"
 
+#include <charconv>
 #include <cmath>
-#include <cstdio>
 
 namespace ym::obs {
 
@@ -24,14 +24,22 @@ std::string EscapeLabelValue(const std::string& v) {
 
 namespace {
 
+// The shortest text that reads back as the same double (std::to_chars), so large values such as
+// epoch seconds keep their precision; integers print without a fraction or exponent.
 void AppendNumber(std::string& o, double value) {
   char buf[64];
-  if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
-    std::snprintf(buf, sizeof buf, "%.0f", value);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.9g", value);
+  if (std::isnan(value)) {
+    o += "NaN";
+    return;
   }
-  o += buf;
+  if (std::isinf(value)) {
+    o += value > 0 ? "+Inf" : "-Inf";
+    return;
+  }
+  std::to_chars_result r = std::fabs(value) < 1e15 && value == std::floor(value)
+                               ? std::to_chars(buf, buf + sizeof buf, static_cast<long long>(value))
+                               : std::to_chars(buf, buf + sizeof buf, value);
+  o.append(buf, r.ptr);
 }
 
 }  // namespace

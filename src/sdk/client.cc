@@ -459,3 +459,151 @@ Result<BulkResult> Client::DeleteJobs(const JobFilter& filter, const BulkOptions
 }
 
 }  // namespace yardmaster
+
+// --- schedules ---
+
+namespace yardmaster {
+namespace {
+
+ym::client::ScheduleSpec ToScheduleSpec(const ScheduleSpec& s) {
+  ym::client::ScheduleSpec out;
+  out.id = s.id;
+  out.cron = s.cron;
+  out.time_zone = s.time_zone;
+  out.start_at_ms = s.start_at_ms;
+  out.end_at_ms = s.end_at_ms;
+  out.jitter_ms = s.jitter_ms;
+  out.missed_policy = s.missed_policy;
+  out.missed_max_count = s.missed_max_count;
+  out.missed_max_age_ms = s.missed_max_age_ms;
+  out.missed_grace_ms = s.missed_grace_ms;
+  out.overlap = s.overlap;
+  out.paused = s.paused;
+  if (s.job) out.job = ToRequest(*s.job);
+  return out;
+}
+
+ScheduleDecision ToDecision(const ym::client::ScheduleDecision& d) {
+  return ScheduleDecision{d.window_ms, d.through_ms, d.outcome, d.reason,
+                          d.job_id,    d.at_ms,      d.lag_ms};
+}
+
+ScheduleInfo ToScheduleInfo(const ym::client::Schedule& s) {
+  ScheduleInfo out;
+  out.id = s.id;
+  out.cron = s.cron;
+  out.time_zone = s.time_zone;
+  out.start_at_ms = s.start_at_ms;
+  out.end_at_ms = s.end_at_ms;
+  out.jitter_ms = s.jitter_ms;
+  out.missed_policy = s.missed_policy;
+  out.missed_max_count = s.missed_max_count;
+  out.missed_max_age_ms = s.missed_max_age_ms;
+  out.missed_grace_ms = s.missed_grace_ms;
+  out.overlap = s.overlap;
+  out.paused = s.paused;
+  out.job_json = s.job_json;
+  out.state = s.state;
+  out.created_at_ms = s.created_at_ms;
+  out.updated_at_ms = s.updated_at_ms;
+  out.cursor_ms = s.cursor_ms;
+  out.next_fire_at_ms = s.next_fire_at_ms;
+  out.next_fire_times = s.next_fire_times;
+  out.live_job = s.live_job;
+  out.buffered_window_ms = s.buffered_window_ms;
+  if (s.last_run) out.last_run = ToDecision(*s.last_run);
+  out.lag_last_ms = s.lag_last_ms;
+  out.lag_max_recent_ms = s.lag_max_recent_ms;
+  out.lag_samples = s.lag_samples;
+  for (const auto& d : s.history) out.history.push_back(ToDecision(d));
+  return out;
+}
+
+}  // namespace
+
+Result<ScheduleInfo> Client::CreateSchedule(const ScheduleSpec& spec) {
+  return impl_->With<ScheduleInfo>([&](ym::client::ApiClient& api) -> Result<ScheduleInfo> {
+    auto r = api.CreateSchedule(ToScheduleSpec(spec));
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToScheduleInfo(*r);
+  });
+}
+
+Result<ScheduleInfo> Client::ReplaceSchedule(const ScheduleSpec& spec) {
+  return impl_->With<ScheduleInfo>([&](ym::client::ApiClient& api) -> Result<ScheduleInfo> {
+    auto r = api.UpdateSchedule(ToScheduleSpec(spec), /*patch=*/false);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToScheduleInfo(*r);
+  });
+}
+
+Result<ScheduleInfo> Client::UpdateSchedule(const ScheduleSpec& spec) {
+  return impl_->With<ScheduleInfo>([&](ym::client::ApiClient& api) -> Result<ScheduleInfo> {
+    auto r = api.UpdateSchedule(ToScheduleSpec(spec), /*patch=*/true);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToScheduleInfo(*r);
+  });
+}
+
+Result<ScheduleInfo> Client::GetSchedule(std::string_view id, std::optional<std::int64_t> next) {
+  return impl_->With<ScheduleInfo>([&](ym::client::ApiClient& api) -> Result<ScheduleInfo> {
+    auto r = api.GetSchedule(id, next);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToScheduleInfo(*r);
+  });
+}
+
+Result<std::vector<ScheduleInfo>> Client::ListSchedules() {
+  return impl_->With<std::vector<ScheduleInfo>>(
+      [&](ym::client::ApiClient& api) -> Result<std::vector<ScheduleInfo>> {
+        auto r = api.ListSchedules();
+        if (!r.ok()) return impl_->Error(r.status());
+        std::vector<ScheduleInfo> out;
+        for (const auto& s : *r) out.push_back(ToScheduleInfo(s));
+        return out;
+      });
+}
+
+Status Client::DeleteSchedule(std::string_view id) {
+  auto r = impl_->With<bool>([&](ym::client::ApiClient& api) -> Result<bool> {
+    ym::Status s = api.DeleteSchedule(id);
+    if (!s.ok()) return impl_->Error(s);
+    return true;
+  });
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Result<ScheduleInfo> Client::PauseSchedule(std::string_view id) {
+  return impl_->With<ScheduleInfo>([&](ym::client::ApiClient& api) -> Result<ScheduleInfo> {
+    auto r = api.PauseSchedule(id, /*pause=*/true);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToScheduleInfo(*r);
+  });
+}
+
+Result<ScheduleInfo> Client::ResumeSchedule(std::string_view id) {
+  return impl_->With<ScheduleInfo>([&](ym::client::ApiClient& api) -> Result<ScheduleInfo> {
+    auto r = api.PauseSchedule(id, /*pause=*/false);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToScheduleInfo(*r);
+  });
+}
+
+Result<Enqueued> Client::TriggerSchedule(std::string_view id) {
+  return impl_->With<Enqueued>([&](ym::client::ApiClient& api) -> Result<Enqueued> {
+    auto r = api.TriggerSchedule(id);
+    if (!r.ok()) return impl_->Error(r.status());
+    return ToEnqueued(*r);
+  });
+}
+
+Result<BackfillResult> Client::BackfillSchedule(std::string_view id, std::int64_t from_ms,
+                                                std::int64_t to_ms) {
+  return impl_->With<BackfillResult>([&](ym::client::ApiClient& api) -> Result<BackfillResult> {
+    auto r = api.BackfillSchedule(id, from_ms, to_ms);
+    if (!r.ok()) return impl_->Error(r.status());
+    return BackfillResult{r->emitted, r->duplicates, r->after_cursor, r->windows};
+  });
+}
+
+}  // namespace yardmaster

@@ -1845,4 +1845,163 @@ void Broker::SetPaused(std::string name, bool paused, bool create, Callback<Queu
   PutQueue(std::move(patch), create, std::move(done));
 }
 
+// --- Schedules ---------------------------------------------------------------------------
+
+void Broker::CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, request = std::move(request), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto r = impl_->sched().CreateSchedule(std::move(request.spec), request.paused.value_or(false));
+    if (!r.ok()) return done(r.status());
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r).value());
+    });
+  });
+}
+
+void Broker::ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done) {
+  // The id is copied first: the order in which arguments are evaluated is unspecified, and the
+  // lambda below moves `request` away.
+  std::string id = request.spec.id;
+  PatchSchedule(
+      std::move(id),
+      [request = std::move(request)](const std::string&) mutable -> Result<ScheduleUpdate> {
+        return std::move(request);
+      },
+      std::move(done));
+}
+
+void Broker::PatchSchedule(
+    std::string id, std::function<Result<ScheduleUpdate>(const std::string& current_json)> merge,
+    Callback<ScheduleView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post(
+      [this, id = std::move(id), merge = std::move(merge), done = std::move(done)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        auto& sched = impl_->sched();
+        const cron::Schedule* current = sched.schedules().Find(id);
+        if (current == nullptr) return done(NotFound("schedule " + id + " not found"));
+        auto request = merge(current->spec.json);
+        if (!request.ok()) return done(request.status());
+        auto r = sched.UpdateSchedule(std::move(request->spec), request->paused);
+        if (!r.ok()) return done(r.status());
+        impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          done(std::move(r).value());
+        });
+      });
+}
+
+void Broker::DeleteSchedule(std::string id, Callback<std::string> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, id = std::move(id), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    Status d = impl_->sched().DeleteSchedule(id);
+    if (!d.ok()) return done(d);
+    impl_->AfterDurable([id = std::move(id), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(id));
+    });
+  });
+}
+
+void Broker::PauseSchedule(std::string id, bool paused, Callback<ScheduleView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, id = std::move(id), paused, done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto r = impl_->sched().PauseSchedule(id, paused);
+    if (!r.ok()) return done(r.status());
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r).value());
+    });
+  });
+}
+
+void Broker::TriggerSchedule(std::string id, Callback<EnqueueOutcome> done) {
+  if (draining()) return done(Unavailable("draining"));
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, id = std::move(id), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto r = impl_->sched().TriggerSchedule(id);
+    if (!r.ok()) return done(r.status());
+    impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r).value());
+    });
+  });
+}
+
+void Broker::BackfillSchedule(std::string id, std::int64_t from, std::int64_t to,
+                              Callback<BackfillOutcome> done) {
+  if (draining()) return done(Unavailable("draining"));
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, id = std::move(id), from, to, done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto outcome = std::make_shared<BackfillOutcome>();
+    auto specs = impl_->sched().BackfillSpecs(id, from, to, outcome.get());
+    if (!specs.ok()) return done(specs.status());
+    if (specs->empty()) return done(*outcome);
+    std::vector<std::int64_t> windows;
+    std::vector<EnqueueSpec> batch;
+    for (auto& [w, spec] : *specs) {
+      windows.push_back(w);
+      batch.push_back(std::move(spec));
+    }
+    // Through the ordinary enqueue path: a window's key that core's cache misses is read from
+    // the store first, so a window emitted before (by the schedule or another backfill) is a
+    // duplicate and creates nothing.
+    Enqueue(std::move(batch),
+            [this, id = std::move(id), windows = std::move(windows), outcome,
+             done = std::move(done)](std::vector<Result<EnqueueOutcome>> results) mutable {
+              Status failed;
+              std::vector<std::pair<std::int64_t, JobId>> created;
+              for (std::size_t i = 0; i < results.size(); ++i) {
+                if (!results[i].ok()) {
+                  if (failed.ok()) failed = results[i].status();
+                  continue;
+                }
+                if (results[i]->duplicate) {
+                  ++outcome->duplicates;
+                } else if (!results[i]->skipped) {
+                  ++outcome->emitted;
+                  created.emplace_back(windows[i], results[i]->id);
+                }
+              }
+              if (!failed.ok() && created.empty()) return done(failed);
+              // The history records the windows created, on the core thread, durably before the
+              // reply.
+              impl_->Post([this, id = std::move(id), created = std::move(created), outcome,
+                           done = std::move(done)]() mutable {
+                for (const auto& [w, job] : created) impl_->sched().RecordBackfill(id, w, job);
+                impl_->AfterDurable([outcome, done = std::move(done)](Status s) mutable {
+                  if (!s.ok()) return done(s);
+                  done(*outcome);
+                });
+              });
+            });
+  });
+}
+
+void Broker::GetSchedule(std::string id, std::size_t next_n, Callback<ScheduleView> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, id = std::move(id), next_n, done = std::move(done)]() mutable {
+    auto v = impl_->sched().GetSchedule(id, next_n);
+    if (!v) return done(NotFound("schedule " + id + " not found"));
+    done(std::move(*v));
+  });
+}
+
+void Broker::ListSchedules(std::string after, std::uint32_t limit, Callback<SchedulePage> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  limit = std::max<std::uint32_t>(limit, 1);
+  impl_->Post([this, after = std::move(after), limit, done = std::move(done)]() mutable {
+    SchedulePage page;
+    page.items = impl_->sched().SchedulesPage(after, limit, &page.more);
+    done(std::move(page));
+  });
+}
+
 }  // namespace ym

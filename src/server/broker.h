@@ -39,6 +39,7 @@
 #include "core/flow/namespace_limits.h"
 #include "core/job.h"
 #include "core/queue_config.h"
+#include "core/scheduler.h"
 #include "core/types.h"
 #include "obs/histogram.h"
 #include "store/store.h"
@@ -257,6 +258,26 @@ class Broker {
   void DeleteNamespace(std::string name, Callback<std::string> done);
   void GetNamespace(std::string name, Callback<flow::NamespaceInfo> done);
   void ListNamespaces(std::string after, std::uint32_t limit, Callback<flow::NamespacePage> done);
+
+  // Schedules (docs/api.md "Schedules"; core/cron/schedule_book.h, Scheduler's schedule
+  // commands). Writes are answered once durable: a create, update, pause or resume with the
+  // schedule, a trigger with its job. kAlreadyExists (create), kNotFound, kValidation.
+  void CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done);
+  void ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done);
+  // PATCH: `merge` turns the schedule's current spec JSON into the new request; it runs on the
+  // core thread, so nothing can change between the read and the write.
+  void PatchSchedule(std::string id,
+                     std::function<Result<ScheduleUpdate>(const std::string& current_json)> merge,
+                     Callback<ScheduleView> done);
+  void DeleteSchedule(std::string id, Callback<std::string> done);
+  void PauseSchedule(std::string id, bool paused, Callback<ScheduleView> done);
+  void TriggerSchedule(std::string id, Callback<EnqueueOutcome> done);
+  // Emits the windows in [from, to] at or before the cursor, through Enqueue (a window already
+  // emitted is a duplicate of its idempotency key), and records each new one in the history.
+  void BackfillSchedule(std::string id, std::int64_t from, std::int64_t to,
+                        Callback<BackfillOutcome> done);
+  void GetSchedule(std::string id, std::size_t next_n, Callback<ScheduleView> done);
+  void ListSchedules(std::string after, std::uint32_t limit, Callback<SchedulePage> done);
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;

@@ -361,8 +361,8 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       "Runs the Yardmaster broker: HTTP/JSON API, embedded SQLite store.\n"
       "Every option can also be set by the YM_* variable shown, or as a key in the "
       "TOML file given by --config; a flag wins over the variable, which wins over "
-      "the file. The file may also hold [[limits]] and [[namespaces]] tables, created or "
-      "replaced at start (docs/operations.md).",
+      "the file. The file may also hold [[limits]], [[namespaces]] and [[schedules]] tables, "
+      "created or replaced at start (docs/operations.md, docs/cron.md).",
       "yardmaster server");
   app.set_help_flag("-h,--help", "print this help and exit");
   app.set_version_flag("--version", std::string(), "print the version and git commit and exit");
@@ -421,6 +421,29 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
                                   "].name: the namespace " + spec->name + " is defined twice");
           }
           out.config.namespaces.push_back(std::move(spec).value());
+        }
+        continue;
+      }
+      if (key == "schedules") {
+        const toml::array* arr = node.as_array();
+        if (arr == nullptr) {
+          return InvalidRequest(config_path +
+                                ": key \"schedules\" must be an array of tables ([[schedules]])");
+        }
+        std::set<std::string> ids;
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+          const std::string where = config_path + ": schedules[" + std::to_string(i) + "]";
+          const toml::table* t = (*arr)[i].as_table();
+          if (t == nullptr) return InvalidRequest(where + ": must be a table ([[schedules]])");
+          std::optional<std::string> id;
+          if (const toml::node* n = t->get("id")) id = n->value<std::string>();
+          if (!id) return InvalidRequest(where + ".id: required, a string");
+          if (!ids.insert(*id).second) {
+            return InvalidRequest(where + ".id: the schedule " + *id + " is defined twice");
+          }
+          std::ostringstream json;
+          json << toml::json_formatter{*t};
+          out.config.schedules.push_back({*id, where, json.str()});
         }
         continue;
       }

@@ -55,6 +55,16 @@ struct ServerConfig {
   // `[[namespaces]]` of the config file, the same way: created or replaced at start, stored ones
   // absent from the file kept.
   std::vector<flow::NamespaceSpec> namespaces;
+  // `[[schedules]]` of the config file (docs/cron.md): each table as the JSON body of
+  // POST /v1/schedules, with where it came from for errors. Parsed and reconciled at start by
+  // server_main (created, or replaced when its spec changed; others kept), before the listener
+  // opens; kept as text here so that the config loader needs no codec.
+  struct ScheduleTable {
+    std::string id;
+    std::string where;  // e.g. "ym.toml: schedules[2]"
+    std::string json;
+  };
+  std::vector<ScheduleTable> schedules;
 };
 
 // Reads environment variables; injectable so tests need not touch the process environment.

@@ -1,5 +1,9 @@
 #include "server/probes.h"
 
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <string>
 
 #include "common/build_info.h"
@@ -14,6 +18,30 @@ double Load(const std::atomic<std::uint64_t>& a) {
   return static_cast<double>(a.load(std::memory_order_relaxed));
 }
 
+// Resident set size from /proc/self/statm (its second field, in pages); -1 when unreadable.
+double ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  if (n != 2) return -1;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+// Open file descriptors: the entries of /proc/self/fd (less the one reading it); -1 when
+// unreadable.
+double OpenFds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  double n = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n - 1;
+}
+
 }  // namespace
 
 void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
@@ -25,6 +53,20 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
       MetricType::kGauge, [](SampleSink& s) {
         s.Add(1, {{"version", std::string(kVersion)}, {"commit", std::string(BuildCommit())}});
       });
+  // The process, under the names Prometheus client libraries use, so stock dashboards work.
+  r.Register("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::kGauge,
+             [](SampleSink& s) {
+               if (const double v = ResidentBytes(); v >= 0) s.Add(v);
+             });
+  r.Register("process_open_fds", "Number of open file descriptors.", MetricType::kGauge,
+             [](SampleSink& s) {
+               if (const double v = OpenFds(); v >= 0) s.Add(v);
+             });
+  r.Register("process_max_fds", "Maximum number of open file descriptors.", MetricType::kGauge,
+             [](SampleSink& s) { s.Add(static_cast<double>(::sysconf(_SC_OPEN_MAX))); });
+  const double started_s = static_cast<double>(broker.Info().started_at_ms) / 1000.0;
+  r.Register("process_start_time_seconds", "Start time of the broker since the Unix epoch.",
+             MetricType::kGauge, [started_s](SampleSink& s) { s.Add(started_s); });
   const BrokerCounters& c = broker.counters();
   auto counter = [&](const char* name, const char* help, const std::atomic<std::uint64_t>& v) {
     r.Register(name, help, MetricType::kCounter, [&v](SampleSink& s) { s.Add(Load(v)); });

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/scheduler.h"
+#include "net/codec_schedules.h"
 #include "store/store.h"
 
 namespace ym {
@@ -58,9 +59,24 @@ class SchedulerLoader final : public RecoveryVisitor {
     s_.LoadJob(std::move(job));
     ++jobs_;
   }
+  // A stored schedule, its spec parsed as the API parses it (net/codec_schedules.h); one that
+  // no longer parses (a hand-edited file, a zone gone from tzdata) is not loaded: counted with
+  // the limits, and its row is kept untouched.
+  void OnSchedule(cron::ScheduleRow&& row) override {
+    auto spec = net::ParseStoredSchedule(row.id, row.spec_json);
+    if (!spec.ok()) {
+      if (bad_limits_ == 0)
+        first_bad_limit_ = "schedule " + row.id + ": " + spec.status().message();
+      ++bad_limits_;
+      return;
+    }
+    s_.LoadSchedule(std::move(spec).value(), std::move(row));
+    ++schedules_;
+  }
 
   // Live jobs loaded so far.
   std::uint64_t jobs() const { return jobs_; }
+  std::uint64_t schedules() const { return schedules_; }
   // Stored limits that could not be loaded, and the first one's error.
   std::uint64_t bad_limits() const { return bad_limits_; }
   const std::string& first_bad_limit() const { return first_bad_limit_; }
@@ -69,6 +85,7 @@ class SchedulerLoader final : public RecoveryVisitor {
   Scheduler& s_;
   std::uint64_t max_keys_;
   std::uint64_t jobs_ = 0;
+  std::uint64_t schedules_ = 0;
   std::uint64_t bad_limits_ = 0;
   std::string first_bad_limit_;
 };

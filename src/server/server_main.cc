@@ -16,6 +16,7 @@
 
 #include "common/build_info.h"
 #include "common/clock.h"
+#include "net/codec_schedules.h"
 #include "net/http_server.h"
 #include "obs/logging.h"
 #include "obs/metrics.h"
@@ -135,6 +136,44 @@ int Run(const ServerConfig& cfg) {
     });
     if (Status s = put.get_future().get(); !s.ok()) {
       spdlog::critical("config file: namespace {}: {}", spec.name, s.ToString());
+      return kExitFailure;
+    }
+  }
+
+  // The config file's [[schedules]], parsed by the API's own parser (as a POST body) and
+  // reconciled the same way: created, replaced when the spec changed (cursor and history are
+  // kept, so the change applies from the next window), left alone when equal.
+  for (const ServerConfig::ScheduleTable& table : cfg.schedules) {
+    net::CodecLimits limits;
+    limits.max_payload_bytes = cfg.max_payload_bytes;
+    Result<ScheduleUpdate> parsed = net::ParseScheduleCreate(table.json, limits);
+    if (!parsed.ok()) {
+      spdlog::critical("config file: {} ({}): {}", table.where, table.id,
+                       parsed.status().message());
+      return kExitFailure;
+    }
+    std::promise<Status> put;
+    broker.GetSchedule(table.id, 0, [&](Result<ScheduleView> got) {
+      const bool exists = got.ok();
+      if (exists && got->schedule.spec.json == parsed->spec.json &&
+          (!parsed->paused || *parsed->paused == got->schedule.state.paused)) {
+        return put.set_value(Status::Ok());  // unchanged
+      }
+      auto answer = [&, exists](Result<ScheduleView> r) {
+        if (r.ok()) {
+          spdlog::info("schedule {} {} from the config file", table.id,
+                       exists ? "replaced" : "created");
+        }
+        put.set_value(r.status());
+      };
+      if (exists) {
+        broker.ReplaceSchedule(std::move(parsed).value(), answer);
+      } else {
+        broker.CreateSchedule(std::move(parsed).value(), answer);
+      }
+    });
+    if (Status st = put.get_future().get(); !st.ok()) {
+      spdlog::critical("config file: {} ({}): {}", table.where, table.id, st.ToString());
       return kExitFailure;
     }
   }

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/cron/schedule_record.h"
 #include "core/job.h"
 #include "core/queue_config.h"
 
@@ -109,6 +110,20 @@ struct DeleteNamespace {
   std::string name;
 };
 
+// Creates or rewrites a schedule (core/cron/schedule_book.h): its spec JSON and state, and
+// appends the history entries decided since its last row; the store keeps the newest
+// kScheduleHistory entries (by seq). Written in the same batch as the jobs its windows emitted,
+// so the cursor and the jobs are durable together (docs/storage-format.md, "Schedules").
+struct PutSchedule {
+  static constexpr std::uint64_t kScheduleHistory = 64;
+  cron::ScheduleRow row;
+};
+
+// Removes a schedule and its history. A no-op when there is none.
+struct DeleteSchedule {
+  std::string id;
+};
+
 // Records an idempotency key -> job mapping until `expires_at_ms`.
 struct PutIdempotencyKey {
   std::string ns;
@@ -169,7 +184,8 @@ struct PurgeOutcome {
 using Mutation =
     std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
                  ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue, PutLimit,
-                 DeleteLimit, PutQuotaCount, DropQuotaCounts, PutNamespace, DeleteNamespace>;
+                 DeleteLimit, PutQuotaCount, DropQuotaCounts, PutNamespace, DeleteNamespace,
+                 PutSchedule, DeleteSchedule>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

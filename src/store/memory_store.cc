@@ -71,6 +71,14 @@ Status MemoryStore::Commit(const Batch& batch) {
       break;
     }
   }
+  // Schedules likewise: a copy before a batch that changes any.
+  std::optional<decltype(state_.schedules)> schedules_before;
+  for (const Mutation& m : batch.mutations) {
+    if (std::holds_alternative<PutSchedule>(m) || std::holds_alternative<DeleteSchedule>(m)) {
+      schedules_before = state_.schedules;
+      break;
+    }
+  }
   auto drop_quota = [&](const std::string& limit, std::int64_t before_ms) {
     for (auto it = state_.quota.lower_bound({limit, ""});
          it != state_.quota.end() && it->first.first == limit;) {
@@ -166,6 +174,17 @@ Status MemoryStore::Commit(const Batch& batch) {
     } else if (const auto* pq = std::get_if<PutQuotaCount>(&m)) {
       drop_quota(pq->limit, pq->drop_before_ms);
       state_.quota[{pq->limit, pq->key}] = {pq->window_start_ms, pq->used};
+    } else if (const auto* ps = std::get_if<PutSchedule>(&m)) {
+      cron::ScheduleRow& row = state_.schedules[ps->row.id];
+      std::vector<cron::HistoryEntry> history = std::move(row.new_history);
+      row = ps->row;
+      history.insert(history.end(), ps->row.new_history.begin(), ps->row.new_history.end());
+      if (history.size() > PutSchedule::kScheduleHistory) {
+        history.erase(history.begin(), history.end() - PutSchedule::kScheduleHistory);
+      }
+      row.new_history = std::move(history);
+    } else if (const auto* ds = std::get_if<DeleteSchedule>(&m)) {
+      state_.schedules.erase(ds->id);
     } else if (const auto* dq = std::get_if<DropQuotaCounts>(&m)) {
       drop_quota(dq->limit, std::numeric_limits<std::int64_t>::max());
     } else if (const auto* dq = std::get_if<DeleteQueue>(&m)) {
@@ -227,6 +246,7 @@ Status MemoryStore::Commit(const Batch& batch) {
     Restore(&state_.namespaces, &undo.namespaces);
     Restore(&state_.keys, &undo.keys);
     if (quota_before) state_.quota = std::move(*quota_before);
+    if (schedules_before) state_.schedules = std::move(*schedules_before);
     outcomes_.clear();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
@@ -279,6 +299,10 @@ Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
       JobRecord copy = job;
       visitor.OnLiveJob(std::move(copy));
     }
+  }
+  for (const auto& [id, row] : state_.schedules) {
+    cron::ScheduleRow copy = row;
+    visitor.OnSchedule(std::move(copy));
   }
   return Status::Ok();
 }

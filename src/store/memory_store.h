@@ -56,6 +56,8 @@ class MemoryStore final : public Store {
     std::map<std::string, QueueConfig> queues;
     std::map<std::string, std::string> limits;      // name -> spec JSON
     std::map<std::string, std::string> namespaces;  // name -> spec JSON
+    // id -> row, its whole kept history (oldest first, at most kScheduleHistory) in new_history.
+    std::map<std::string, cron::ScheduleRow> schedules;
     // (limit, key) -> (window start, used), as PutQuotaCount keeps them.
     std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> quota;
     std::map<KeyId, IdempotencyKeyRecord> keys;

@@ -454,9 +454,46 @@ Status MigrateTo7(sqlite3* db) {
               "migrate to format 7 (quota counts)");
 }
 
+// Format 8 (issue 11, durable cron; docs/storage-format.md, "Schedules"). Additive. One row per
+// schedule: its spec as canonical JSON (core/cron/schedule_book.h, parsed by the codec at
+// load), its cursor (every window at or before it is decided) and paused flag, and the overlap
+// and lag state; written in the same transaction as the jobs its windows emitted. Its history
+// in a table of its own, one row per decision, trimmed to the newest 64 by seq as rows are
+// added, so a fire writes one small row instead of rewriting the whole history.
+Status MigrateTo8(sqlite3* db) {
+  return Exec(db,
+              "CREATE TABLE schedules ("
+              "  id                  TEXT    PRIMARY KEY,"
+              "  spec                TEXT    NOT NULL,"
+              "  cursor_ms           INTEGER NOT NULL,"
+              "  paused              INTEGER NOT NULL,"
+              "  anchor_ms           INTEGER NOT NULL,"
+              "  created_at_ms       INTEGER NOT NULL,"
+              "  updated_at_ms       INTEGER NOT NULL,"
+              "  last_job            INTEGER NOT NULL,"
+              "  last_window_ms      INTEGER NOT NULL,"
+              "  last_enqueued_at_ms INTEGER NOT NULL,"
+              "  buffered_ms         INTEGER,"
+              "  next_history_seq    INTEGER NOT NULL"
+              ") WITHOUT ROWID;"
+              "CREATE TABLE schedule_history ("
+              "  schedule   TEXT    NOT NULL,"
+              "  seq        INTEGER NOT NULL,"
+              "  window_ms  INTEGER NOT NULL,"
+              "  through_ms INTEGER NOT NULL,"
+              "  emitted    INTEGER NOT NULL,"
+              "  reason     TEXT    NOT NULL,"
+              "  job_id     INTEGER NOT NULL,"
+              "  at_ms      INTEGER NOT NULL,"
+              "  lag_ms     INTEGER NOT NULL,"
+              "  PRIMARY KEY (schedule, seq)"
+              ") WITHOUT ROWID;",
+              "migrate to format 8 (schedules)");
+}
+
 using Migration = Status (*)(sqlite3*);
 constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
-                                     &MigrateTo5, &MigrateTo6, &MigrateTo7};
+                                     &MigrateTo5, &MigrateTo6, &MigrateTo7, &MigrateTo8};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -882,6 +919,11 @@ SqliteStore::~SqliteStore() {
                           delete_limit_,
                           put_namespace_,
                           delete_namespace_,
+                          put_schedule_,
+                          put_schedule_history_,
+                          trim_schedule_history_,
+                          delete_schedule_,
+                          delete_schedule_history_,
                           put_quota_count_,
                           drop_quota_counts_,
                           put_key_,
@@ -1108,6 +1150,16 @@ Status SqliteStore::PrepareWriterStatements() {
       {&delete_limit_, "DELETE FROM limits WHERE name = ?1"},
       {&put_namespace_, "INSERT OR REPLACE INTO namespaces (name, spec) VALUES (?1, ?2)"},
       {&delete_namespace_, "DELETE FROM namespaces WHERE name = ?1"},
+      {&put_schedule_,
+       "INSERT OR REPLACE INTO schedules (id, spec, cursor_ms, paused, anchor_ms, created_at_ms, "
+       "updated_at_ms, last_job, last_window_ms, last_enqueued_at_ms, buffered_ms, "
+       "next_history_seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"},
+      {&put_schedule_history_,
+       "INSERT OR REPLACE INTO schedule_history (schedule, seq, window_ms, through_ms, emitted, "
+       "reason, job_id, at_ms, lag_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"},
+      {&trim_schedule_history_, "DELETE FROM schedule_history WHERE schedule = ?1 AND seq < ?2"},
+      {&delete_schedule_, "DELETE FROM schedules WHERE id = ?1"},
+      {&delete_schedule_history_, "DELETE FROM schedule_history WHERE schedule = ?1"},
       {&put_quota_count_,
        "INSERT OR REPLACE INTO quota_counts (limit_name, key, window_start_ms, used) "
        "VALUES (?1,?2,?3,?4)"},
@@ -1588,6 +1640,69 @@ Status SqliteStore::ApplyDeleteQueue(const std::string& name) {
   return StepDone(writer_, delete_queue_, "delete queue");
 }
 
+Status SqliteStore::ApplyPutSchedule(const PutSchedule& m) {
+  const cron::ScheduleRow& r = m.row;
+  const cron::ScheduleState& st = r.state;
+  sqlite3_stmt* s = put_schedule_;
+  int rc = BindText(s, 1, r.id);
+  rc |= BindText(s, 2, r.spec_json);
+  rc |= sqlite3_bind_int64(s, 3, st.cursor_ms);
+  rc |= sqlite3_bind_int(s, 4, st.paused ? 1 : 0);
+  rc |= sqlite3_bind_int64(s, 5, st.anchor_ms);
+  rc |= sqlite3_bind_int64(s, 6, st.created_at_ms);
+  rc |= sqlite3_bind_int64(s, 7, st.updated_at_ms);
+  rc |= sqlite3_bind_int64(s, 8, static_cast<std::int64_t>(st.last_job));
+  rc |= sqlite3_bind_int64(s, 9, st.last_window_ms);
+  rc |= sqlite3_bind_int64(s, 10, st.last_enqueued_at_ms);
+  rc |= st.buffered_ms ? sqlite3_bind_int64(s, 11, *st.buffered_ms) : sqlite3_bind_null(s, 11);
+  rc |= sqlite3_bind_int64(s, 12, static_cast<std::int64_t>(st.next_history_seq));
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError("bind schedule " + r.id + ": " + sqlite3_errmsg(writer_));
+  }
+  YM_RETURN_IF_ERROR(StepDone(writer_, s, "put schedule"));
+  if (r.new_history.empty()) return Status::Ok();
+  for (const cron::HistoryEntry& e : r.new_history) {
+    sqlite3_stmt* h = put_schedule_history_;
+    rc = BindText(h, 1, r.id);
+    rc |= sqlite3_bind_int64(h, 2, static_cast<std::int64_t>(e.seq));
+    rc |= sqlite3_bind_int64(h, 3, e.window_ms);
+    rc |= sqlite3_bind_int64(h, 4, e.through_ms);
+    rc |= sqlite3_bind_int(h, 5, e.emitted ? 1 : 0);
+    rc |= BindText(h, 6, e.reason);
+    rc |= sqlite3_bind_int64(h, 7, static_cast<std::int64_t>(e.job_id));
+    rc |= sqlite3_bind_int64(h, 8, e.at_ms);
+    rc |= sqlite3_bind_int64(h, 9, e.lag_ms);
+    if (rc != SQLITE_OK) {
+      sqlite3_reset(h);
+      return IoError("bind schedule history " + r.id + ": " + sqlite3_errmsg(writer_));
+    }
+    YM_RETURN_IF_ERROR(StepDone(writer_, h, "put schedule history"));
+  }
+  // Keep the newest kScheduleHistory: seqs below next - kScheduleHistory go (by primary key).
+  const std::int64_t keep_from = static_cast<std::int64_t>(st.next_history_seq) -
+                                 static_cast<std::int64_t>(PutSchedule::kScheduleHistory);
+  if (keep_from <= 1) return Status::Ok();
+  rc = BindText(trim_schedule_history_, 1, r.id);
+  rc |= sqlite3_bind_int64(trim_schedule_history_, 2, keep_from);
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(trim_schedule_history_);
+    return IoError("bind schedule history trim " + r.id + ": " + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, trim_schedule_history_, "trim schedule history");
+}
+
+Status SqliteStore::ApplyDeleteSchedule(const std::string& id) {
+  for (sqlite3_stmt* s : {delete_schedule_, delete_schedule_history_}) {
+    if (BindText(s, 1, id) != SQLITE_OK) {
+      sqlite3_reset(s);
+      return IoError("bind schedule " + id + ": " + sqlite3_errmsg(writer_));
+    }
+    YM_RETURN_IF_ERROR(StepDone(writer_, s, "delete schedule"));
+  }
+  return Status::Ok();
+}
+
 Status SqliteStore::ApplyPutLimit(const PutLimit& m) {
   int rc = BindText(put_limit_, 1, m.name);
   rc |= BindText(put_limit_, 2, m.spec_json);
@@ -1808,6 +1923,8 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const PutNamespace& m) { return ApplyPutNamespace(m); },
       [&](const DeleteNamespace& m) { return ApplyDeleteNamespace(m.name); },
       [&](const PutQuotaCount& m) { return ApplyPutQuotaCount(m); },
+      [&](const PutSchedule& m) { return ApplyPutSchedule(m); },
+      [&](const DeleteSchedule& m) { return ApplyDeleteSchedule(m.id); },
       [&](const DropQuotaCounts& m) {
         return ApplyDropQuotaCounts(m.limit, std::numeric_limits<std::int64_t>::max());
       },
@@ -2152,6 +2269,76 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       visitor.OnLiveJob(std::move(job));
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan live jobs");
+  }
+  {
+    // Schedules after the jobs (core reconciles them at its first tick, against the live jobs),
+    // each with its history: one scan of each table in id order, merged.
+    Stmt q, h;
+    YM_RETURN_IF_ERROR(q.Prepare(
+        writer_,
+        "SELECT id, spec, cursor_ms, paused, anchor_ms, created_at_ms, updated_at_ms, last_job, "
+        "last_window_ms, last_enqueued_at_ms, buffered_ms, next_history_seq FROM schedules "
+        "ORDER BY id"));
+    YM_RETURN_IF_ERROR(h.Prepare(writer_,
+                                 "SELECT schedule, seq, window_ms, through_ms, emitted, reason, "
+                                 "job_id, at_ms, lag_ms FROM schedule_history ORDER BY 1, 2"));
+    int hrc = sqlite3_step(h.get());
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      cron::ScheduleRow row;
+      cron::ScheduleState& st = row.state;
+      std::int64_t paused = 0, last_job = 0, next_seq = 0;
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 0, -1, "schedules.id", &row.id));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 1, -1, "schedules.spec", &row.spec_json));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 2, -1, "schedules.cursor_ms", &st.cursor_ms));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 3, -1, "schedules.paused", &paused));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 4, -1, "schedules.anchor_ms", &st.anchor_ms));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 5, -1, "schedules.created_at_ms", &st.created_at_ms));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 6, -1, "schedules.updated_at_ms", &st.updated_at_ms));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 7, -1, "schedules.last_job", &last_job));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 8, -1, "schedules.last_window_ms", &st.last_window_ms));
+      YM_RETURN_IF_ERROR(
+          ReadInt(q.get(), 9, -1, "schedules.last_enqueued_at_ms", &st.last_enqueued_at_ms));
+      if (sqlite3_column_type(q.get(), 10) != SQLITE_NULL) {
+        std::int64_t b = 0;
+        YM_RETURN_IF_ERROR(ReadInt(q.get(), 10, -1, "schedules.buffered_ms", &b));
+        st.buffered_ms = b;
+      }
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 11, -1, "schedules.next_history_seq", &next_seq));
+      if (last_job < 0 || next_seq < 1) return Corruption("schedule " + row.id + ": bad state");
+      st.paused = paused != 0;
+      st.last_job = static_cast<JobId>(last_job);
+      st.next_history_seq = static_cast<std::uint64_t>(next_seq);
+      // History rows of schedules that sort before this one have no schedule: skipped.
+      while (hrc == SQLITE_ROW) {
+        std::string owner;
+        YM_RETURN_IF_ERROR(ReadText(h.get(), 0, -1, "schedule_history.schedule", &owner));
+        if (owner > row.id) break;
+        if (owner == row.id) {
+          cron::HistoryEntry e;
+          std::int64_t seq = 0, emitted = 0, job = 0;
+          YM_RETURN_IF_ERROR(ReadInt(h.get(), 1, -1, "schedule_history.seq", &seq));
+          YM_RETURN_IF_ERROR(ReadInt(h.get(), 2, -1, "schedule_history.window_ms", &e.window_ms));
+          YM_RETURN_IF_ERROR(ReadInt(h.get(), 3, -1, "schedule_history.through_ms", &e.through_ms));
+          YM_RETURN_IF_ERROR(ReadInt(h.get(), 4, -1, "schedule_history.emitted", &emitted));
+          YM_RETURN_IF_ERROR(ReadText(h.get(), 5, -1, "schedule_history.reason", &e.reason));
+          YM_RETURN_IF_ERROR(ReadInt(h.get(), 6, -1, "schedule_history.job_id", &job));
+          YM_RETURN_IF_ERROR(ReadInt(h.get(), 7, -1, "schedule_history.at_ms", &e.at_ms));
+          YM_RETURN_IF_ERROR(ReadInt(h.get(), 8, -1, "schedule_history.lag_ms", &e.lag_ms));
+          if (seq < 1 || job < 0) return Corruption("schedule " + row.id + ": bad history row");
+          e.seq = static_cast<std::uint64_t>(seq);
+          e.emitted = emitted != 0;
+          e.job_id = static_cast<JobId>(job);
+          row.new_history.push_back(std::move(e));
+        }
+        hrc = sqlite3_step(h.get());
+      }
+      if (hrc != SQLITE_ROW && hrc != SQLITE_DONE) {
+        return SqlError(writer_, hrc, "scan schedule history");
+      }
+      visitor.OnSchedule(std::move(row));
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan schedules");
   }
   return Status::Ok();
 }

@@ -36,7 +36,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 7;
+inline constexpr int kSqliteFormatVersion = 8;
 
 // Retention's statements (SqliteStore::ApplyPurge), public so a test can check their plans. The
 // ids come from the outcomes_by_finish index (queue, state, finished_at_ms) in finished order, a
@@ -152,6 +152,8 @@ class SqliteStore final : public Store {
   Status ApplyDeleteLimit(const std::string& name);
   Status ApplyPutNamespace(const PutNamespace& m);
   Status ApplyDeleteNamespace(const std::string& name);
+  Status ApplyPutSchedule(const PutSchedule& m);
+  Status ApplyDeleteSchedule(const std::string& id);
   Status ApplyPutQuotaCount(const PutQuotaCount& m);
   Status ApplyDropQuotaCounts(const std::string& limit, std::int64_t before_ms);
   Status ApplyPutKey(const PutIdempotencyKey& key);
@@ -203,6 +205,12 @@ class SqliteStore final : public Store {
   sqlite3_stmt* delete_limit_ = nullptr;
   sqlite3_stmt* put_namespace_ = nullptr;
   sqlite3_stmt* delete_namespace_ = nullptr;
+  // Schedules (format 8): the row, one history row per entry, the trim to the newest entries.
+  sqlite3_stmt* put_schedule_ = nullptr;
+  sqlite3_stmt* put_schedule_history_ = nullptr;
+  sqlite3_stmt* trim_schedule_history_ = nullptr;
+  sqlite3_stmt* delete_schedule_ = nullptr;
+  sqlite3_stmt* delete_schedule_history_ = nullptr;
   sqlite3_stmt* put_quota_count_ = nullptr;
   sqlite3_stmt* drop_quota_counts_ = nullptr;
   sqlite3_stmt* put_key_ = nullptr;

@@ -61,6 +61,9 @@ class RecoveryVisitor {
                           std::int64_t oldest_ms) {}
   // Called for every job whose stored state is not terminal, in ascending id order.
   virtual void OnLiveJob(JobRecord&& job) = 0;
+  // Each stored schedule (id order), after the live jobs, with its stored history (oldest
+  // first) in `row.new_history`.
+  virtual void OnSchedule(cron::ScheduleRow&& row) {}
 };
 
 // A page query over stored jobs (used for terminal jobs; live jobs are answered by core).

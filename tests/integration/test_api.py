@@ -223,6 +223,10 @@ def test_health_info_metrics(server, client):
     commits = series["ym_store_commit_duration_seconds_count"]
     assert commits >= 1 and series['ym_store_commit_duration_seconds_bucket{le="+Inf"}'] == commits
     assert series['ym_store_commit_batch_mutations_bucket{le="+Inf"}'] >= 1
+    # The process, under the standard names.
+    assert 1e6 < series["process_resident_memory_bytes"] < 1e11
+    assert 3 <= series["process_open_fds"] <= series["process_max_fds"]
+    assert abs(series["process_start_time_seconds"] - info["started_at"] / 1000) < 1
 
 
 def test_keep_alive_reuses_one_connection(client):

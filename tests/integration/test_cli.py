@@ -187,8 +187,8 @@ def test_the_server_reports_the_same_build(server):
     (["queues", "resme", "emails"],
      "unknown command 'queues resme'; did you mean 'queues resume'?"),
     (["frobnicate"], "unknown command 'frobnicate'; the commands are: server, worker, enqueue, "
-                     "jobs, queues, namespaces, limits, dead, info, version"),
-    ([], "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, dead, info, version"),
+                     "jobs, queues, namespaces, limits, schedules, dead, info, version"),
+    ([], "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, schedules, dead, info, version"),
     (["jobs"], "'jobs' needs a command: get, wait, list, cancel, replay, delete"),
 ])
 def test_mistyped_commands_name_the_closest_one_and_exit_2(args, message):
@@ -244,3 +244,63 @@ def test_jobs_list_takes_every_filter(make_server):
     # A bad name is the server's 400, exit 1 with the parameter in the message.
     p = run(server, "jobs", "list", "--kind", "no spaces")
     assert p.returncode == 1 and '"kind"' in p.stderr, p.stderr
+
+
+def test_schedules_from_the_command_line(server, tmp_path):
+    """`yardmaster schedules`: create, show, change, trigger, backfill, pause, delete, and the
+    errors a user meets (docs/cli.md, "schedules")."""
+    payload = tmp_path / "payload.json"
+    payload.write_text('{"scope": "all"}')
+    p = run(server, "schedules", "create", "nightly", "--cron", "0 3 * * *", "--time-zone",
+            "Europe/Paris", "--queue", "rep", "--kind", "nightly", "--payload", f"@{payload}",
+            "--missed", "catch_up", "--max-missed", "7", "--overlap", "buffer_one")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("schedule nightly created (active); next fire at 20"), p.stdout
+    p = run(server, "schedules", "get", "nightly", "--next", "2", "--json")
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert got["missed_runs"]["policy"] == "catch_up" and got["overlap"] == "buffer_one"
+    assert got["job"]["payload"] == {"scope": "all"} and len(got["next_fire_times"]) == 2
+    p = run(server, "schedules", "get", "nightly")
+    assert p.returncode == 0 and "Europe/Paris" in p.stdout and "next fire times:" in p.stdout
+
+    p = run(server, "schedules", "update", "nightly", "--cron", "30 3 * * *")
+    assert p.returncode == 0, p.stderr
+    got = json.loads(run(server, "schedules", "get", "nightly", "--json").stdout)
+    assert got["cron"] == "30 3 * * *" and got["overlap"] == "buffer_one", "PATCH keeps the rest"
+    assert all((t // 1000) % 1800 == 0 and (t // 1000) % 3600 != 0
+               for t in got["next_fire_times"]), got["next_fire_times"]
+
+    p = run(server, "schedules", "trigger", "nightly")
+    assert p.returncode == 0 and "enqueued job" in p.stdout, p.stdout + p.stderr
+    cursor = got["cursor"]
+    p = run(server, "schedules", "backfill", "nightly", "--from", str(cursor - 2 * 86_400_000),
+            "--to", str(cursor), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"emitted": 2, "duplicates": 0, "after_cursor": 0,
+                                    "windows": 2}, p.stdout
+    p = run(server, "schedules", "backfill", "nightly", "--from", str(cursor - 2 * 86_400_000),
+            "--to", str(cursor))
+    assert p.returncode == 0 and "0 emitted, 2 already emitted before" in p.stdout, p.stdout
+
+    p = run(server, "schedules", "pause", "nightly")
+    assert p.returncode == 0 and "paused" in p.stdout
+    p = run(server, "schedules", "list")
+    assert p.returncode == 0 and "nightly" in p.stdout and "paused" in p.stdout, p.stdout
+
+    # Mistakes: the server's judgement (exit 1) and usage errors (exit 2); nothing changes.
+    p = run(server, "schedules", "create", "nightly", "-c", "@daily", "-q", "q", "-k", "k")
+    assert p.returncode == 1 and "already_exists" in p.stderr, p.stderr
+    p = run(server, "schedules", "create", "bad", "-c", "0 0 30 2 *", "-q", "q", "-k", "k")
+    assert p.returncode == 1 and "cron" in p.stderr, p.stderr
+    p = run(server, "schedules", "create", "bad", "-c", "@daily", "-z", "Mars/Olympus", "-q", "q",
+            "-k", "k")
+    assert p.returncode == 1 and "time_zone" in p.stderr, p.stderr
+    p = run(server, "schedules", "update", "nightly")
+    assert p.returncode == 2, p.stderr
+    p = run(server, "schedules", "get", "bad")
+    assert p.returncode == 1 and "not_found" in p.stderr
+
+    p = run(server, "schedules", "delete", "nightly")
+    assert p.returncode == 0 and "deleted" in p.stdout
+    assert run(server, "schedules", "list").stdout == "no schedules\n"

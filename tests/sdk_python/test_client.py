@@ -288,3 +288,60 @@ def test_namespaces_set_list_get_delete_and_429(client: Client) -> None:
     client.delete_namespace("tenant")
     with pytest.raises(NotFound):
         client.namespace("tenant")
+
+
+def test_schedules_create_get_update_pause_trigger_backfill_delete(client: Client) -> None:
+    from yardmaster import AlreadyExists
+    job = {"queue": "cronq", "kind": "tick", "payload": {"n": 1}}
+    created = client.create_schedule("nightly", "0 3 * * *", job, time_zone="Europe/Paris",
+                                     missed_runs={"policy": "catch_up", "max_count": 7},
+                                     overlap="allow")
+    assert created["id"] == "nightly" and created["state"] == "active"
+    assert created["time_zone"] == "Europe/Paris" and created["overlap"] == "allow"
+    assert created["missed_runs"]["policy"] == "catch_up"
+    assert created["missed_runs"]["max_count"] == 7
+    with pytest.raises(AlreadyExists):
+        client.create_schedule("nightly", "@daily", job)
+    with pytest.raises(Validation) as v:
+        client.create_schedule("bad", "0 25 * * *", job)
+    assert '"cron"' in v.value.message
+    with pytest.raises(NotFound):
+        client.schedule("bad")
+
+    got = client.schedule("nightly", next=3)
+    times = got["next_fire_times"]
+    assert len(times) == 3 and times == sorted(times) and times[0] == got["next_fire_at"]
+    # 03:00 in Paris is 01:00 or 02:00 UTC, on consecutive days.
+    assert all((t // 1000) % 3600 == 0 for t in times)
+    assert all(b - a in (82_800_000, 86_400_000, 90_000_000) for a, b in zip(times, times[1:]))
+
+    patched = client.update_schedule("nightly", cron="30 3 * * *")
+    assert patched["cron"] == "30 3 * * *" and patched["overlap"] == "allow"
+    assert patched["time_zone"] == "Europe/Paris", "PATCH keeps what it does not name"
+    replaced = client.put_schedule("nightly", "30 3 * * *", job)
+    assert replaced["time_zone"] == "UTC", "PUT sets what it does not name to its default"
+
+    assert client.pause_schedule("nightly")["state"] == "paused"
+    assert client.resume_schedule("nightly")["state"] == "active"
+
+    triggered = client.trigger_schedule("nightly")
+    fired = client.get(triggered["id"])
+    assert fired["queue"] == "cronq" and fired["payload"] == {"n": 1}
+    assert fired["schedule"]["id"] == "nightly" and fired["schedule"].get("trigger") is True
+
+    # Backfill: the windows before the cursor (the creation time), each at most once.
+    cursor = client.schedule("nightly")["cursor"]
+    day = 86_400_000
+    first = client.backfill_schedule("nightly", cursor - 3 * day, cursor)
+    assert first["windows"] == 3 and first["emitted"] == 3 and first["duplicates"] == 0
+    again = client.backfill_schedule("nightly", cursor - 3 * day, cursor)
+    assert again["emitted"] == 0 and again["duplicates"] == 3
+    windows = sorted(j["schedule"]["window"] for j in client.list_jobs(queue="cronq")
+                     if j["schedule"] and j["schedule"].get("window") is not None)
+    assert len(windows) == 3 and len(set(windows)) == 3
+
+    assert [s["id"] for s in client.schedules()] == ["nightly"]
+    assert client.delete_schedule("nightly")["deleted"] is True
+    with pytest.raises(NotFound):
+        client.schedule("nightly")
+    assert client.schedules() == []

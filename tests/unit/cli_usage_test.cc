@@ -73,16 +73,16 @@ TEST(CliSuggestTest, UnknownCommandNamesTheClosestOne) {
       {{"queues", "pase", "emails"}, "unknown command 'queues pase'; did you mean 'queues pause'?"},
       {{"frobnicate"},
        "unknown command 'frobnicate'; the commands are: server, worker, enqueue, jobs, queues, "
-       "namespaces, limits, dead, info, version"},
+       "namespaces, limits, schedules, dead, info, version"},
       {{"jobs", "zap", "5"},
        "unknown command 'jobs zap'; the commands of 'jobs' are: get, wait, list, cancel, replay, "
        "delete"},
       {{},
-       "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, dead, "
-       "info, version"},
+       "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, "
+       "schedules, dead, info, version"},
       {{"--json"},
-       "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, dead, "
-       "info, version"},
+       "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, "
+       "schedules, dead, info, version"},
       {{"jobs"}, "'jobs' needs a command: get, wait, list, cancel, replay, delete"},
       {{"dead", "--json"}, "'dead' needs a command: list, replay"},
   };
@@ -284,6 +284,139 @@ TEST(CliNamespacesTest, BadFlagsAreUsageErrors) {
   EXPECT_EQ(o.invocation->command, Command::kQueuesSet);
   EXPECT_EQ(o.invocation->queue_update.weight, 4);
   EXPECT_TRUE(o.invocation->create_queue);
+}
+
+TEST(CliSchedulesTest, CreateFlagsBecomeTheSpec) {
+  ParseOutcome o = Parse({"schedules",
+                          "create",
+                          "nightly",
+                          "--cron",
+                          "0 3 * * *",
+                          "--time-zone",
+                          "Europe/Paris",
+                          "--queue",
+                          "reports",
+                          "--kind",
+                          "nightly",
+                          "--payload",
+                          R"({"scope":"all"})",
+                          "--missed",
+                          "catch_up",
+                          "--max-missed",
+                          "7",
+                          "--max-age-ms",
+                          "604800000",
+                          "--grace-ms",
+                          "1000",
+                          "--overlap",
+                          "buffer_one",
+                          "--jitter-ms",
+                          "250",
+                          "--start-at",
+                          "2026-01-01T00:00:00Z",
+                          "--end-at",
+                          "1800000000000",
+                          "--tag",
+                          "cron",
+                          "--priority",
+                          "5",
+                          "--paused"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  const Invocation& inv = *o.invocation;
+  EXPECT_EQ(inv.command, Command::kSchedulesCreate);
+  const client::ScheduleSpec& s = inv.schedule;
+  EXPECT_EQ(s.id, "nightly");
+  EXPECT_EQ(s.cron, "0 3 * * *");
+  EXPECT_EQ(s.time_zone, "Europe/Paris");
+  EXPECT_EQ(s.missed_policy, "catch_up");
+  EXPECT_EQ(s.missed_max_count, 7);
+  EXPECT_EQ(s.missed_max_age_ms, 604'800'000);
+  EXPECT_EQ(s.missed_grace_ms, 1000);
+  EXPECT_EQ(s.overlap, "buffer_one");
+  EXPECT_EQ(s.jitter_ms, 250);
+  EXPECT_EQ(s.start_at_ms, 1'767'225'600'000);
+  EXPECT_EQ(s.end_at_ms, 1'800'000'000'000);
+  EXPECT_EQ(s.paused, true);
+  ASSERT_TRUE(s.job.has_value());
+  EXPECT_EQ(s.job->queue, "reports");
+  EXPECT_EQ(s.job->kind, "nightly");
+  EXPECT_EQ(s.job->priority, 5);
+  EXPECT_EQ(s.job->tags, std::vector<std::string>{"cron"});
+  EXPECT_EQ(inv.payload_arg, R"({"scope":"all"})");
+
+  // The least: the defaults are the server's (nothing else is sent).
+  o = Parse({"schedules", "create", "t", "-c", "every 1m", "-q", "q", "-k", "k"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_FALSE(o.invocation->schedule.time_zone.has_value());
+  EXPECT_FALSE(o.invocation->schedule.missed_policy.has_value());
+  EXPECT_FALSE(o.invocation->schedule.paused.has_value());
+  EXPECT_EQ(o.invocation->payload_arg, "null");
+}
+
+TEST(CliSchedulesTest, UpdateSendsOnlyWhatIsGivenAndTheTemplateWhole) {
+  ParseOutcome o = Parse({"schedules", "update", "t", "--overlap", "allow", "--active"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  const client::ScheduleSpec& s = o.invocation->schedule;
+  EXPECT_EQ(o.invocation->command, Command::kSchedulesUpdate);
+  EXPECT_EQ(s.overlap, "allow");
+  EXPECT_EQ(s.paused, false);
+  EXPECT_FALSE(s.cron.has_value());
+  EXPECT_FALSE(s.job.has_value());
+  o = Parse({"schedules", "update", "t", "-q", "q2", "-k", "k2"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  ASSERT_TRUE(o.invocation->schedule.job.has_value());
+  EXPECT_EQ(o.invocation->schedule.job->queue, "q2");
+}
+
+TEST(CliSchedulesTest, OtherCommandsAndTheirArguments) {
+  ParseOutcome o = Parse({"schedules", "get", "t", "--next", "12"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_EQ(o.invocation->command, Command::kSchedulesGet);
+  EXPECT_EQ(o.invocation->schedule_next, 12);
+  o = Parse({"schedules", "backfill", "t", "--from", "1000", "--to", "2026-01-01T00:00:01Z"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_EQ(o.invocation->command, Command::kSchedulesBackfill);
+  EXPECT_EQ(o.invocation->backfill_from_ms, 1000);
+  EXPECT_EQ(o.invocation->backfill_to_ms, 1'767'225'601'000);
+  const std::vector<std::pair<std::string, Command>> simple = {
+      {"delete", Command::kSchedulesDelete},
+      {"pause", Command::kSchedulesPause},
+      {"resume", Command::kSchedulesResume},
+      {"trigger", Command::kSchedulesTrigger}};
+  for (const auto& [verb, command] : simple) {
+    o = Parse({"schedules", verb, "t"});
+    ASSERT_TRUE(o.invocation.has_value()) << verb << ": " << o.err;
+    EXPECT_EQ(o.invocation->command, command) << verb;
+    EXPECT_EQ(o.invocation->schedule.id, "t") << verb;
+  }
+  o = Parse({"schedules", "list"});
+  ASSERT_TRUE(o.invocation.has_value()) << o.err;
+  EXPECT_EQ(o.invocation->command, Command::kSchedulesList);
+}
+
+TEST(CliSchedulesTest, BadFlagsAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"create", "t", "-q", "q", "-k", "k"}, "--cron"},
+      {{"create", "t", "-c", "@daily", "-k", "k"}, "--queue"},
+      {{"create", "t", "-c", "@daily", "-q", "q", "-k", "k", "-p", "{nope"}, "--payload"},
+      {{"create", "t", "-c", "@daily", "-q", "q", "-k", "k", "--missed", "all"}, "--missed"},
+      {{"create", "t", "-c", "@daily", "-q", "q", "-k", "k", "--overlap", "x"}, "--overlap"},
+      {{"create", "t", "-c", "@daily", "-q", "q", "-k", "k", "--start-at", "soon"}, "--start-at"},
+      {{"update", "t"}, "give at least one change"},
+      {{"update", "t", "-p", "1"}, "give --queue and --kind"},
+      {{"get", "t", "--next", "101"}, "--next"},
+      {{"backfill", "t", "--from", "1"}, "--to"},
+      {{"backfill", "t", "--from", "yesterday", "--to", "1"}, "--from"},
+      {{"pause"}, "id"},
+  };
+  for (const auto& [args, message] : bad) {
+    std::vector<std::string> line = {"schedules"};
+    line.insert(line.end(), args.begin(), args.end());
+    ParseOutcome o = Parse(line);
+    EXPECT_FALSE(o.invocation.has_value()) << message;
+    EXPECT_EQ(o.exit_code, kExitUsage) << message;
+    EXPECT_NE(o.err.find(message), std::string::npos) << message << " not in: " << o.err;
+  }
 }
 
 }  // namespace

@@ -65,5 +65,21 @@ TEST(MetricsRegistry, HistogramFamiliesFollowTheTextFormat) {
             "ym_y_total 3\n");
 }
 
+// Samples keep a double's precision: epoch seconds with milliseconds were printed with 9
+// significant digits (10 s resolution) by "%.9g".
+TEST(MetricsRegistry, SamplesKeepTheirPrecision) {
+  Registry r;
+  r.Register("t", "Values.", MetricType::kGauge, [](SampleSink& s) {
+    s.Add(1795674108.854);
+    s.Add(3);
+    s.Add(0.1);
+    s.Add(-2.5e-7);
+    s.Add(1e20);
+  });
+  EXPECT_EQ(
+      r.Render(),
+      "# HELP t Values.\n# TYPE t gauge\nt 1795674108.854\nt 3\nt 0.1\nt -2.5e-07\nt 1e+20\n");
+}
+
 }  // namespace
 }  // namespace ym::obs

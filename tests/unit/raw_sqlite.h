@@ -52,9 +52,14 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
   return v;
 }
 
-// Turns a current (format 7) file back into format 6: format 7's tables and the queues' weight
-// column go.
+// Turns a current file back into format 7: the schedule tables (format 8) go.
+#define YM_UNDO_FORMAT8 "DROP TABLE schedule_history;DROP TABLE schedules;"
+inline constexpr char kUndoFormat8[] = YM_UNDO_FORMAT8;
+
+// Turns a current file back into format 6 (format 8 first): format 7's tables and the queues'
+// weight column go.
 #define YM_UNDO_FORMAT7 \
+  YM_UNDO_FORMAT8       \
   "DROP TABLE quota_counts;DROP TABLE namespaces;ALTER TABLE queues DROP COLUMN weight;"
 inline constexpr char kUndoFormat7[] = YM_UNDO_FORMAT7;
 

@@ -278,4 +278,110 @@ TEST(SdkClient, BreakerSetAndReset) {
   EXPECT_EQ(seen[2].second, "{}");
 }
 
+// The schedule calls send what docs/api.md describes ("Schedules") and read the object back.
+TEST(SdkClient, SchedulesRoundTrip) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> seen;
+  const std::string schedule =
+      R"({"id":"nightly","cron":"0 3 * * *","time_zone":"Europe/Paris","start_at":null,)"
+      R"("end_at":null,"jitter_ms":0,"missed_runs":{"policy":"catch_up","max_count":7,)"
+      R"("max_age_ms":86400000,"grace_ms":60000},"overlap":"skip","paused":false,)"
+      R"("job":{"queue":"reports","kind":"nightly"},"state":"active","created_at":1000,)"
+      R"("updated_at":2000,"cursor":1000,"next_fire_at":7200000,)"
+      R"("next_fire_times":[7200000,93600000],"live_job":"42","buffered_window":null,)"
+      R"("last_run":{"window":3600000,"job_id":"42","enqueued_at":3600004,"lag_ms":4},)"
+      R"("lag":{"last_ms":4,"max_recent_ms":9,"samples":2},"history":[)"
+      R"({"window":3600000,"outcome":"emitted","reason":"on_time","job_id":"42","at":3600004,)"
+      R"("lag_ms":4},{"window":100,"through":900,"outcome":"skipped","reason":"missed",)"
+      R"("job_id":null,"at":1000,"lag_ms":null}]})";
+  ThreadedServer server([&](const std::string& req, const std::string& body) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.emplace_back(req, body);
+    if (req == "POST /v1/schedules") return Reply{201, schedule};
+    if (req.rfind("POST /v1/schedules/nightly:trigger", 0) == 0) {
+      return Reply{201, R"({"id":"43","state":"ready"})"};
+    }
+    if (req.rfind("POST /v1/schedules/nightly:backfill", 0) == 0) {
+      return Reply{200, R"({"emitted":2,"duplicates":1,"after_cursor":0,"windows":3})"};
+    }
+    if (req.rfind("GET /v1/schedules?", 0) == 0) {
+      return Reply{200, R"({"items":[)" + schedule + R"(],"next_cursor":null})"};
+    }
+    if (req.rfind("DELETE ", 0) == 0) return Reply{200, R"({"id":"nightly","deleted":true})"};
+    if (req.find("/v1/schedules/nightly") != std::string::npos) return Reply{200, schedule};
+    return Reply{404, R"({"error":{"code":"not_found","message":"schedule x not found"}})"};
+  });
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  yardmaster::ScheduleSpec spec;
+  spec.id = "nightly";
+  spec.cron = "0 3 * * *";
+  spec.time_zone = "Europe/Paris";
+  spec.missed_policy = "catch_up";
+  spec.missed_max_count = 7;
+  yardmaster::EnqueueOptions job;
+  job.queue = "reports";
+  job.kind = "nightly";
+  spec.job = job;
+  auto created = client.CreateSchedule(spec);
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  EXPECT_EQ(created->id, "nightly");
+  EXPECT_EQ(created->missed_policy, "catch_up");
+  EXPECT_EQ(created->missed_max_count, 7);
+  EXPECT_EQ(created->job_json, R"({"queue":"reports","kind":"nightly"})");
+  EXPECT_EQ(created->next_fire_at_ms, 7'200'000);
+  EXPECT_EQ(created->next_fire_times, (std::vector<std::int64_t>{7'200'000, 93'600'000}));
+  EXPECT_EQ(created->live_job, "42");
+  EXPECT_FALSE(created->buffered_window_ms.has_value());
+  ASSERT_TRUE(created->last_run.has_value());
+  EXPECT_EQ(created->last_run->job_id, "42");
+  EXPECT_EQ(created->last_run->at_ms, 3'600'004);
+  EXPECT_EQ(created->lag_max_recent_ms, 9);
+  ASSERT_EQ(created->history.size(), 2u);
+  EXPECT_EQ(created->history[0].reason, "on_time");
+  EXPECT_EQ(created->history[0].through_ms, 3'600'000);  // one window: through = window
+  EXPECT_EQ(created->history[1].through_ms, 900);
+  EXPECT_EQ(created->history[1].job_id, "");
+  EXPECT_FALSE(created->history[1].lag_ms.has_value());
+
+  yardmaster::ScheduleSpec patch;
+  patch.id = "nightly";
+  patch.overlap = "buffer_one";
+  ASSERT_TRUE(client.UpdateSchedule(patch).ok());
+  ASSERT_TRUE(client.ReplaceSchedule(spec).ok());
+  ASSERT_TRUE(client.GetSchedule("nightly", 3).ok());
+  ASSERT_TRUE(client.PauseSchedule("nightly").ok());
+  ASSERT_TRUE(client.ResumeSchedule("nightly").ok());
+  auto triggered = client.TriggerSchedule("nightly");
+  ASSERT_TRUE(triggered.ok());
+  EXPECT_EQ(triggered->id, "43");
+  auto backfill = client.BackfillSchedule("nightly", 100, 900);
+  ASSERT_TRUE(backfill.ok());
+  EXPECT_EQ(backfill->emitted, 2);
+  EXPECT_EQ(backfill->duplicates, 1);
+  EXPECT_EQ(backfill->windows, 3);
+  auto all = client.ListSchedules();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_TRUE(client.DeleteSchedule("nightly").ok());
+  auto missing = client.GetSchedule("x");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), "not_found");
+
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), 11u);
+  EXPECT_EQ(seen[0].second, R"({"id":"nightly","cron":"0 3 * * *","time_zone":"Europe/Paris",)"
+                            R"("missed_runs":{"policy":"catch_up","max_count":7},)"
+                            R"("job":{"queue":"reports","kind":"nightly","payload":null}})");
+  EXPECT_EQ(seen[1].first, "PATCH /v1/schedules/nightly");
+  EXPECT_EQ(seen[1].second, R"({"overlap":"buffer_one"})");
+  EXPECT_EQ(seen[2].first, "PUT /v1/schedules/nightly");
+  EXPECT_EQ(seen[3].first, "GET /v1/schedules/nightly?next=3");
+  EXPECT_EQ(seen[4].first, "POST /v1/schedules/nightly:pause");
+  EXPECT_EQ(seen[5].first, "POST /v1/schedules/nightly:resume");
+  EXPECT_EQ(seen[7].second, R"({"from":100,"to":900})");
+  EXPECT_EQ(seen[9].first, "DELETE /v1/schedules/nightly");
+  EXPECT_EQ(seen[10].first, "GET /v1/schedules/x");
+}
+
 }  // namespace

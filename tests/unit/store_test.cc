@@ -81,6 +81,9 @@ struct Recovered : RecoveryVisitor {
   }
   void OnIdempotencyKey(const IdempotencyKeyRecord& k) override { keys.push_back(k); }
   void OnLiveJob(JobRecord&& j) override { jobs.push_back(std::move(j)); }
+  std::vector<cron::ScheduleRow> schedules;
+  bool schedule_before_job = false;
+  void OnSchedule(cron::ScheduleRow&& row) override { schedules.push_back(std::move(row)); }
   // (queue, state) -> (count, oldest finish)
   std::map<std::pair<std::string, JobState>, std::pair<std::uint64_t, std::int64_t>> finished;
   void OnFinished(const std::string& queue, JobState state, std::uint64_t count,
@@ -258,6 +261,82 @@ class ImplName {
   }
 };
 TYPED_TEST_SUITE(StoreTest, Implementations, ImplName);
+
+// Format 8: a schedule's row and state round-trip, its history keeps the newest 64 entries in seq
+// order across many commits, a rewrite replaces the state, and a delete removes both.
+TYPED_TEST(StoreTest, SchedulesRoundTripWithBoundedHistory) {
+  cron::ScheduleRow row;
+  row.id = "nightly";
+  row.spec_json = R"({"cron":"0 3 * * *"})";
+  row.state.cursor_ms = 1000;
+  row.state.paused = true;
+  row.state.anchor_ms = 5;
+  row.state.created_at_ms = 6;
+  row.state.updated_at_ms = 7;
+  row.state.last_job = 42;
+  row.state.last_window_ms = 900;
+  row.state.last_enqueued_at_ms = 903;
+  row.state.buffered_ms = 950;
+  std::uint64_t seq = 1;
+  for (int commit = 0; commit < 30; ++commit) {
+    row.new_history.clear();
+    for (int i = 0; i < 3; ++i) {
+      cron::HistoryEntry e;
+      e.seq = seq++;
+      e.window_ms = static_cast<std::int64_t>(e.seq) * 1000;
+      e.through_ms = e.window_ms + (i == 1 ? 5000 : 0);
+      e.emitted = i != 1;
+      e.reason = i == 1 ? "overlap" : "on_time";
+      e.job_id = e.emitted ? e.seq + 100 : 0;
+      e.at_ms = e.window_ms + 3;
+      e.lag_ms = e.emitted ? 3 : -1;
+      row.new_history.push_back(e);
+    }
+    row.state.next_history_seq = seq;
+    Batch b;
+    b.mutations.push_back(PutSchedule{row});
+    ASSERT_TRUE(this->store().Commit(b).ok());
+  }
+  cron::ScheduleRow other;
+  other.id = "a-first";
+  other.spec_json = "{}";
+  other.state.next_history_seq = 1;
+  Batch b;
+  b.mutations.push_back(PutSchedule{other});
+  ASSERT_TRUE(this->store().Commit(b).ok());
+  this->h_.Reopen();
+  Recovered r = RecoverAll(this->store());
+  ASSERT_EQ(r.schedules.size(), 2u);
+  EXPECT_EQ(r.schedules[0].id, "a-first") << "in id order";
+  EXPECT_TRUE(r.schedules[0].new_history.empty());
+  const cron::ScheduleRow& got = r.schedules[1];
+  EXPECT_EQ(got.spec_json, row.spec_json);
+  EXPECT_EQ(got.state, row.state);
+  ASSERT_EQ(got.new_history.size(), PutSchedule::kScheduleHistory);
+  EXPECT_EQ(got.new_history.front().seq, seq - PutSchedule::kScheduleHistory);
+  EXPECT_EQ(got.new_history.back(), row.new_history.back());
+  for (std::size_t i = 1; i < got.new_history.size(); ++i) {
+    EXPECT_EQ(got.new_history[i].seq, got.new_history[i - 1].seq + 1);
+  }
+  // Unpaused, no buffer: the state is replaced as a whole.
+  row.state.paused = false;
+  row.state.buffered_ms.reset();
+  row.new_history.clear();
+  Batch b2;
+  b2.mutations.push_back(PutSchedule{row});
+  b2.mutations.push_back(DeleteSchedule{"a-first"});
+  ASSERT_TRUE(this->store().Commit(b2).ok());
+  this->h_.Reopen();
+  r = RecoverAll(this->store());
+  ASSERT_EQ(r.schedules.size(), 1u);
+  EXPECT_EQ(r.schedules[0].state, row.state);
+  EXPECT_EQ(r.schedules[0].new_history.size(), PutSchedule::kScheduleHistory);
+  Batch b3;
+  b3.mutations.push_back(DeleteSchedule{"nightly"});
+  ASSERT_TRUE(this->store().Commit(b3).ok());
+  this->h_.Reopen();
+  EXPECT_TRUE(RecoverAll(this->store()).schedules.empty());
+}
 
 TYPED_TEST(StoreTest, FreshStoreIsEmptyWithNextIdOne) {
   Recovered r = RecoverAll(this->store());
@@ -1280,6 +1359,29 @@ TEST(SqliteStoreTest, MigratesFormat6QueuesToWeightOneAndAddsTheNamespacesTable)
             kSqliteFormatVersion);
   EXPECT_EQ(RawQueryInt(path, "SELECT weight FROM queues WHERE name = 'old'"), 1);
   EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'namespaces'"), 1);
+}
+
+TEST(SqliteStoreTest, MigratesFormat7ByAddingTheScheduleTables) {
+  TempDir dir;
+  const std::string path = dir.path() + "/ym.db";
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Commit(Inserts({SmallJob(1, "q", JobState::kReady, 0)})).ok());
+  }
+  RawExec(path,
+          std::string(kUndoFormat8) + "UPDATE meta SET value = 7 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'schedules'"), 0);
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 8);
+  EXPECT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM sqlite_schema WHERE name IN ('schedules', "
+                        "'schedule_history')"),
+            2);
+  Recovered r = RecoverAll(**s);
+  EXPECT_EQ(r.JobIds(), std::vector<JobId>{1}) << "the jobs are untouched";
+  EXPECT_TRUE(r.schedules.empty());
 }
 
 TEST(SqliteStoreTest, RefusesANewerFormatVersion) {

@@ -9,8 +9,8 @@ Standard library only; the wire protocol is docs/api.md of the Yardmaster reposi
 """
 
 from .client import Client, JobId
-from .errors import (BadRequest, Conflict, Internal, InvalidState, JobFailed, NamespaceLimit,
-                     NotFound, PayloadTooLarge, PermissionDenied, QueueNotFound,
+from .errors import (AlreadyExists, BadRequest, Conflict, Internal, InvalidState, JobFailed,
+                     NamespaceLimit, NotFound, PayloadTooLarge, PermissionDenied, QueueNotFound,
                      ResourceExhausted, SingletonConflict, StaleLease, Unauthenticated,
                      Unavailable, Unreachable, Validation, WaitTimeout, YardmasterError)
 from ._http import JsonFloat
@@ -23,7 +23,7 @@ __all__ = [
     "JsonFloat",
     "YardmasterError", "BadRequest", "Unauthenticated", "PermissionDenied", "NotFound",
     "QueueNotFound", "Conflict", "StaleLease", "InvalidState", "SingletonConflict",
-    "PayloadTooLarge", "Validation", "ResourceExhausted", "NamespaceLimit", "Internal",
+    "AlreadyExists", "PayloadTooLarge", "Validation", "ResourceExhausted", "NamespaceLimit", "Internal",
     "Unavailable", "Unreachable", "WaitTimeout", "JobFailed",
     "__version__",
 ]

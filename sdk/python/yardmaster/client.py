@@ -73,6 +73,25 @@ def _namespace_path(name: str) -> str:
     return "/v1/namespaces/" + quote(name, safe="")
 
 
+def _schedule_path(schedule_id: str, verb: str = "") -> str:
+    return "/v1/schedules/" + quote(schedule_id, safe="") + (":" + verb if verb else "")
+
+
+def _schedule_spec(cron: Optional[str], time_zone: Optional[str], start_at: TimeArg,
+                   end_at: TimeArg, jitter_ms: Optional[int],
+                   missed_runs: Optional[Dict[str, Any]], overlap: Optional[str],
+                   paused: Optional[bool], job: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The members of a schedule spec that are given (docs/api.md, "Schedules")."""
+    body: Dict[str, Any] = {}
+    for name, value in (("cron", cron), ("time_zone", time_zone),
+                        ("start_at", _epoch_ms(start_at)), ("end_at", _epoch_ms(end_at)),
+                        ("jitter_ms", jitter_ms), ("missed_runs", missed_runs),
+                        ("overlap", overlap), ("paused", paused), ("job", job)):
+        if value is not None:
+            body[name] = value
+    return body
+
+
 def _queue_path(name: str, verb: str = "") -> str:
     # Queue names may contain ':'; percent-encoding it keeps a name such as "x:pause" from being
     # read as a verb (docs/api.md, "Paths").
@@ -475,6 +494,114 @@ class Client:
         body: Dict[str, Any] = {} if key is None else {"key": key}
         return self.request(  # type: ignore[no-any-return]
             "POST", _limit_path(name) + ":reset-breaker", body)
+
+    # --- schedules (docs/cron.md) --------------------------------------------------------------
+
+    def create_schedule(self, schedule_id: str, cron: str, job: Dict[str, Any], *,
+                        time_zone: Optional[str] = None, start_at: TimeArg = None,
+                        end_at: TimeArg = None, jitter_ms: Optional[int] = None,
+                        missed_runs: Optional[Dict[str, Any]] = None,
+                        overlap: Optional[str] = None,
+                        paused: Optional[bool] = None) -> Dict[str, Any]:
+        """``POST /v1/schedules``: a durable schedule that emits one job per window of ``cron``
+        (5 or 6 fields, ``@daily``..., or ``"every 90s"``) in ``time_zone`` (IANA, default
+        UTC), from the template ``job`` (an enqueue spec: ``{"queue", "kind", "payload", ...}``
+        without ``delay_ms``/``run_at``/``idempotency_key``)::
+
+            client.create_schedule("nightly", "0 3 * * *",
+                                   {"queue": "reports", "kind": "nightly"},
+                                   time_zone="Europe/Paris",
+                                   missed_runs={"policy": "catch_up", "max_count": 7},
+                                   overlap="buffer_one")
+
+        ``start_at``/``end_at`` (epoch ms or datetime) bound the windows; ``jitter_ms`` delays
+        each window's job by a fixed pseudo-random amount up to it; ``missed_runs`` is
+        ``{"policy": "catch_up"|"latest_only"|"skip", "max_count", "max_age_ms",
+        "grace_ms"}``; ``overlap`` is ``"skip"`` (default), ``"allow"``, ``"buffer_one"`` or
+        ``"cancel_previous"``. Answered once durable; returns the schedule object.
+
+        Raises:
+            AlreadyExists: a schedule with this id exists.
+            Validation: a bad member, naming it (``"cron"``, ``"job.queue"``...).
+        """
+        body = _schedule_spec(cron, time_zone, start_at, end_at, jitter_ms, missed_runs,
+                              overlap, paused, job)
+        body["id"] = schedule_id
+        return self.request("POST", "/v1/schedules", body)  # type: ignore[no-any-return]
+
+    def put_schedule(self, schedule_id: str, cron: str, job: Dict[str, Any], *,
+                     time_zone: Optional[str] = None, start_at: TimeArg = None,
+                     end_at: TimeArg = None, jitter_ms: Optional[int] = None,
+                     missed_runs: Optional[Dict[str, Any]] = None,
+                     overlap: Optional[str] = None,
+                     paused: Optional[bool] = None) -> Dict[str, Any]:
+        """``PUT /v1/schedules/{id}``: replace an existing schedule's spec (members not given
+        take their defaults). The cursor and the history are kept: the change takes effect on
+        the next window. Raises NotFound when there is no such schedule."""
+        body = _schedule_spec(cron, time_zone, start_at, end_at, jitter_ms, missed_runs,
+                              overlap, paused, job)
+        return self.request(  # type: ignore[no-any-return]
+            "PUT", _schedule_path(schedule_id), body)
+
+    def update_schedule(self, schedule_id: str, *, cron: Optional[str] = None,
+                        time_zone: Optional[str] = None, start_at: TimeArg = None,
+                        end_at: TimeArg = None, jitter_ms: Optional[int] = None,
+                        missed_runs: Optional[Dict[str, Any]] = None,
+                        overlap: Optional[str] = None, paused: Optional[bool] = None,
+                        job: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """``PATCH /v1/schedules/{id}``: change only the members given (``missed_runs`` members
+        are merged; ``job`` replaces the template as a whole); takes effect on the next window.
+        Raises NotFound when there is no such schedule."""
+        body = _schedule_spec(cron, time_zone, start_at, end_at, jitter_ms, missed_runs,
+                              overlap, paused, job)
+        return self.request(  # type: ignore[no-any-return]
+            "PATCH", _schedule_path(schedule_id), body)
+
+    def schedule(self, schedule_id: str, next: Optional[int] = None) -> Dict[str, Any]:
+        """``GET /v1/schedules/{id}``: the schedule with its state, ``cursor``, ``last_run``,
+        ``lag``, ``history`` (newest first) and its next ``next`` fire times (0..100, default 5)
+        in ``next_fire_times``. Raises NotFound when there is no such schedule."""
+        path = _schedule_path(schedule_id)
+        if next is not None:
+            path += "?" + urlencode({"next": next})
+        return self.request("GET", path)  # type: ignore[no-any-return]
+
+    def schedules(self, page_size: int = 1000) -> List[Dict[str, Any]]:
+        """Every schedule, in id order (``GET /v1/schedules``, following the cursor)."""
+        return list(self._pages("/v1/schedules", {}, page_size))
+
+    def delete_schedule(self, schedule_id: str) -> Dict[str, Any]:
+        """``DELETE /v1/schedules/{id}``: the schedule and its history are removed; jobs it
+        emitted are untouched. Raises NotFound when there is no such schedule."""
+        return self.request(  # type: ignore[no-any-return]
+            "DELETE", _schedule_path(schedule_id))
+
+    def pause_schedule(self, schedule_id: str) -> Dict[str, Any]:
+        """``POST /v1/schedules/{id}:pause``: it emits nothing until resumed. Returns the
+        schedule object."""
+        return self.request(  # type: ignore[no-any-return]
+            "POST", _schedule_path(schedule_id, "pause"), {})
+
+    def resume_schedule(self, schedule_id: str) -> Dict[str, Any]:
+        """``POST /v1/schedules/{id}:resume``: the windows missed while paused are decided by
+        its ``missed_runs`` policy. Returns the schedule object."""
+        return self.request(  # type: ignore[no-any-return]
+            "POST", _schedule_path(schedule_id, "resume"), {})
+
+    def trigger_schedule(self, schedule_id: str) -> Dict[str, Any]:
+        """``POST /v1/schedules/{id}:trigger``: enqueue one job from the template now, outside
+        the window sequence (also while paused). Returns ``{"id", "state"}`` of the job."""
+        return self.request(  # type: ignore[no-any-return]
+            "POST", _schedule_path(schedule_id, "trigger"), {})
+
+    def backfill_schedule(self, schedule_id: str, start: TimeArg, end: TimeArg) -> Dict[str, Any]:
+        """``POST /v1/schedules/{id}:backfill``: emit the schedule's windows from ``start`` to
+        ``end`` (inclusive, epoch ms or datetime) that are at or before its cursor, each at
+        most once ever (a window already emitted is counted in ``duplicates``). Returns
+        ``{"emitted", "duplicates", "after_cursor", "windows"}``."""
+        body = {"from": _epoch_ms(start), "to": _epoch_ms(end)}
+        return self.request(  # type: ignore[no-any-return]
+            "POST", _schedule_path(schedule_id, "backfill"), body)
 
     # --- dead letters ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ __all__ = [
     "StaleLease",
     "InvalidState",
     "SingletonConflict",
+    "AlreadyExists",
     "PayloadTooLarge",
     "Validation",
     "ResourceExhausted",
@@ -102,6 +103,11 @@ class SingletonConflict(Conflict):
     job_id: Optional[str] = None
 
 
+class AlreadyExists(Conflict):
+    """409 ``already_exists``: a create names something that exists (a schedule id); nothing
+    was changed."""
+
+
 class PayloadTooLarge(YardmasterError):
     """413 ``payload_too_large``: a payload or body over the server's limits."""
 
@@ -179,6 +185,7 @@ _BY_CODE: Dict[str, Type[YardmasterError]] = {
     "stale_lease": StaleLease,
     "invalid_state": InvalidState,
     "singleton_conflict": SingletonConflict,
+    "already_exists": AlreadyExists,
     "payload_too_large": PayloadTooLarge,
     "validation_failed": Validation,
     "resource_exhausted": ResourceExhausted,
