@@ -22,6 +22,7 @@ const std::map<std::string, Report (*)(const BenchOptions&)>& Scenarios() {
       {"enqueue", &ym::bench::RunEnqueue}, {"enqueue-batch", &ym::bench::RunEnqueueBatch},
       {"drain", &ym::bench::RunDrain},     {"latency", &ym::bench::RunLatency},
       {"memory", &ym::bench::RunMemory},   {"dispatch", &ym::bench::RunDispatch},
+      {"spread", &ym::bench::RunSpread},
   };
   return kScenarios;
 }
@@ -40,6 +41,9 @@ int main(int argc, char** argv) {
       "                 reports enqueue-to-lease latency percentiles\n"
       "  memory         enqueue --jobs and report the server's RSS growth per job\n"
       "                 (needs --server-pid of a server on this machine)\n"
+      "  spread         pre-fill --jobs over --queues queues (a mutex per key over --keys\n"
+      "                 concurrency keys), then --consumers threads lease naming\n"
+      "                 --lease-queues queues at a time and ack until all are acked\n"
       "  dispatch       in process, no server: the scheduler's CPU ns per job in one queue\n"
       "                 and over 10,000 queues (leases naming 64), without limits and with\n"
       "                 a mutex per concurrency key over 1,000 keys (--jobs per shape)\n"
@@ -59,7 +63,7 @@ int main(int argc, char** argv) {
 
   app.add_option("scenario", scenarios,
                  "Scenarios to run: enqueue, enqueue-batch, drain, "
-                 "latency, memory, dispatch")
+                 "latency, memory, spread, dispatch")
       ->required()
       ->check(CLI::IsMember(names));
   app.add_option("--server", o.server_url,
@@ -95,6 +99,16 @@ int main(int argc, char** argv) {
   CLI::Option* pid_opt =
       app.add_option("--server-pid", server_pid, "memory: PID of the server process (local)")
           ->check(CLI::PositiveNumber);
+  app.add_option("--queues", o.queues, "spread: queues the jobs go round-robin over")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+  app.add_option("--keys", o.keys,
+                 "spread: concurrency keys, one job at a time per key (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1'000'000));
+  app.add_option("--lease-queues", o.lease_queues, "spread: queues named by each lease, 1..64")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_flag("--json", json, "Print one JSON object per scenario instead of tables");
   app.footer(
       "Exit codes: 0 every scenario completed, 1 a scenario was cut short or had errors,\n"

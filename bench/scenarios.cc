@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -112,8 +113,12 @@ struct FillResult {
 // Enqueues `total` jobs on `queue` from `threads` threads, `chunk` jobs per request (1: single
 // POST /v1/jobs, more: POST /v1/jobs:batch). Threads claim chunks from a shared counter, so a
 // slow connection does less of the work rather than holding up the end.
+// `shape` (when given) adjusts job `seq` after MakeJob (its queue, kind, concurrency key).
+using JobShape = std::function<void(client::EnqueueRequest&, std::int64_t seq)>;
+
 FillResult Fill(const BenchOptions& o, const std::string& queue, std::int64_t total, int chunk,
-                int threads, Clock::time_point deadline, ErrorLog* log) {
+                int threads, Clock::time_point deadline, ErrorLog* log,
+                const JobShape& shape = nullptr) {
   std::atomic<std::int64_t> next{0};
   std::atomic<std::int64_t> enqueued{0};
   std::atomic<std::int64_t> throttled{0};
@@ -139,7 +144,8 @@ FillResult Fill(const BenchOptions& o, const std::string& queue, std::int64_t to
         const std::int64_t n = std::min<std::int64_t>(chunk, total - first);
         bool stop = false;
         if (chunk == 1) {
-          const client::EnqueueRequest job = MakeJob(queue, first, o.payload_bytes);
+          client::EnqueueRequest job = MakeJob(queue, first, o.payload_bytes);
+          if (shape) shape(job, first);
           while (Clock::now() < deadline) {
             const Clock::time_point s = Clock::now();
             Result<client::EnqueueResult> r = api->Enqueue(job);
@@ -156,8 +162,10 @@ FillResult Fill(const BenchOptions& o, const std::string& queue, std::int64_t to
         } else {
           std::vector<client::EnqueueRequest> jobs;
           jobs.reserve(static_cast<std::size_t>(n));
-          for (std::int64_t i = 0; i < n; ++i)
+          for (std::int64_t i = 0; i < n; ++i) {
             jobs.push_back(MakeJob(queue, first + i, o.payload_bytes));
+            if (shape) shape(jobs.back(), first + i);
+          }
           while (Clock::now() < deadline) {
             const Clock::time_point s = Clock::now();
             auto r = api->EnqueueBatch(jobs);
@@ -318,6 +326,172 @@ Report RunDrain(const BenchOptions& o) {
         f.seconds + drain_s > 0 ? acked.load() / (f.seconds + drain_s) : 0);
   AddLatency(&r, "lease", lease_all);
   AddLatency(&r, "ack_batch", ack_all);
+  r.Add("throttled_429", static_cast<double>(f.throttled + throttled.load()));
+  log.CopyTo(&r);
+  return r;
+}
+
+Report RunSpread(const BenchOptions& o) {
+  Report r;
+  r.scenario = "spread";
+  const std::string base = UniqueQueue(o, "spread");
+  r.queue = o.queues == 1 ? base : base + "-{0.." + std::to_string(o.queues - 1) + "}";
+  ErrorLog log;
+  const Clock::time_point deadline = DeadlineFor(o);
+  const auto queues = static_cast<std::size_t>(std::max(1, o.queues));
+  const int keys = std::max(0, o.keys);
+  std::vector<std::string> names(queues);
+  for (std::size_t q = 0; q < queues; ++q) {
+    names[q] = queues == 1 ? base : base + "-" + std::to_string(q);
+  }
+  std::vector<std::string> key_names(static_cast<std::size_t>(keys));
+  for (int k = 0; k < keys; ++k) key_names[static_cast<std::size_t>(k)] = "k" + std::to_string(k);
+
+  // One job at a time per key (a mutex), for this run's jobs only (matched by their kind).
+  const std::string limit_name = base + "-mutex";
+  bool limit_put = false;
+  if (keys > 0) {
+    Result<ApiClient> api = Connect(o);
+    if (!api.ok()) {
+      log.Record(api.status());
+    } else {
+      client::Limit limit;
+      limit.name = limit_name;
+      limit.match_kind = base;
+      limit.key = "concurrency_key";
+      limit.concurrency = 1;
+      Result<client::Limit> put = api->PutLimit(limit);
+      if (put.ok()) {
+        limit_put = true;
+      } else {
+        log.Record(put.status());
+      }
+    }
+  }
+  const JobShape shape = [&](client::EnqueueRequest& job, std::int64_t seq) {
+    const auto n = static_cast<std::size_t>(seq);
+    job.queue = names[n % queues];
+    job.kind = base;
+    if (keys > 0) job.concurrency_key = key_names[n % static_cast<std::size_t>(keys)];
+  };
+  FillResult f;
+  if (keys > 0 && !limit_put) {
+    f.completed = false;  // without its limit the run would measure something else
+  } else {
+    f = Fill(o, base, o.jobs, std::max(1, o.batch), o.connections, deadline, &log, shape);
+  }
+
+  // The leases: fixed groups of --lease-queues consecutive queues (the last one shorter);
+  // consumer t visits groups t, t + consumers, ... so the consumers spread over the groups.
+  const auto per_lease = static_cast<std::size_t>(std::clamp(o.lease_queues, 1, 64));
+  std::vector<std::vector<std::string>> groups;
+  for (std::size_t first = 0; first < queues; first += per_lease) {
+    groups.emplace_back(
+        names.begin() + static_cast<std::ptrdiff_t>(first),
+        names.begin() + static_cast<std::ptrdiff_t>(std::min(queues, first + per_lease)));
+  }
+  const std::int64_t target = f.enqueued;
+  std::atomic<std::int64_t> acked{0};
+  std::atomic<std::int64_t> throttled{0};
+  std::atomic<std::int64_t> leases{0};
+  std::atomic<std::int64_t> empty_leases{0};
+  std::vector<LatencySamples> lease_us(static_cast<std::size_t>(o.consumers));
+  const Clock::time_point t0 = Clock::now();
+  std::vector<std::thread> pool;
+  for (int t = 0; t < o.consumers; ++t) {
+    pool.emplace_back([&, t] {
+      Result<ApiClient> api = Connect(o);
+      if (!api.ok()) {
+        log.Record(api.status());
+        return;
+      }
+      client::LeaseRequest lease;
+      lease.max = static_cast<std::uint32_t>(std::max(1, o.batch));
+      // One group: a short long-poll, as `drain`. Several: no wait, an empty group passes the
+      // turn to the next one; a whole round of empty groups sleeps 2 ms (the rest is leased by
+      // other consumers or held by a key's mutex).
+      lease.wait_ms = groups.size() == 1 ? 100 : 0;
+      lease.worker_id = "ym-bench-spread-" + std::to_string(t);
+      std::size_t g = static_cast<std::size_t>(t) % groups.size();
+      const std::size_t stride = static_cast<std::size_t>(o.consumers) % groups.size() == 0
+                                     ? 1
+                                     : static_cast<std::size_t>(o.consumers);
+      std::size_t empty_run = 0;
+      while (acked.load() < target && Clock::now() < deadline) {
+        lease.queues = groups[g];
+        g = (g + stride) % groups.size();
+        const Clock::time_point s = Clock::now();
+        auto leased = api->Lease(lease);
+        if (!leased.ok()) {
+          if (OnError(leased.status(), *api, &log, &throttled) == Next::kStop) return;
+          continue;
+        }
+        lease_us[t].Add(MicrosSince(s));
+        leases.fetch_add(1);
+        if (leased->empty()) {
+          empty_leases.fetch_add(1);
+          if (groups.size() > 1 && ++empty_run >= groups.size()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            empty_run = 0;
+          }
+          continue;
+        }
+        empty_run = 0;
+        std::vector<client::AckItem> acks;
+        acks.reserve(leased->size());
+        for (const client::LeasedJob& j : *leased) acks.push_back({j.id, j.token, std::nullopt});
+        while (Clock::now() < deadline) {
+          auto done = api->AckBatch(acks, {});
+          if (done.ok()) {
+            for (const Status& st : done->acks) {
+              if (st.ok()) {
+                acked.fetch_add(1);
+              } else {
+                log.Record(st);
+              }
+            }
+            break;
+          }
+          const Next what = OnError(done.status(), *api, &log, &throttled);
+          if (what == Next::kStop) return;
+          if (what == Next::kSkip) break;
+        }
+      }
+    });
+  }
+  for (std::thread& th : pool) th.join();
+  const double drain_s = SecondsSince(t0);
+  LatencySamples lease_all;
+  for (const LatencySamples& s : lease_us) lease_all.Merge(s);
+  if (limit_put) {
+    // The limit goes with the run (its jobs are all acked, or the run was cut short).
+    Result<ApiClient> api = Connect(o);
+    if (api.ok()) (void)api->DeleteLimit(limit_name);
+  }
+
+  r.completed = f.completed && acked.load() == target;
+  r.Add("queues", static_cast<double>(queues));
+  r.Add("keys", keys);
+  r.Add("lease_queues", static_cast<double>(std::min(per_lease, queues)));
+  r.Add("connections", o.connections);
+  r.Add("consumers", o.consumers);
+  r.Add("batch", o.batch);
+  r.Add("prefilled_jobs", static_cast<double>(f.enqueued));
+  r.Add("prefill_seconds", f.seconds);
+  r.Add("prefill_jobs_per_s", f.seconds > 0 ? f.enqueued / f.seconds : 0);
+  r.Add("drained_jobs", static_cast<double>(acked.load()));
+  r.Add("drain_seconds", drain_s);
+  r.Add("drain_jobs_per_s", drain_s > 0 ? acked.load() / drain_s : 0);
+  r.Add("end_to_end_jobs_per_s",
+        f.seconds + drain_s > 0 ? acked.load() / (f.seconds + drain_s) : 0);
+  r.Add("leases", static_cast<double>(leases.load()));
+  r.Add("empty_leases", static_cast<double>(empty_leases.load()));
+  r.Add("jobs_per_nonempty_lease",
+        leases.load() > empty_leases.load()
+            ? static_cast<double>(acked.load()) /
+                  static_cast<double>(leases.load() - empty_leases.load())
+            : 0);
+  AddLatency(&r, "lease", lease_all);
   r.Add("throttled_429", static_cast<double>(f.throttled + throttled.load()));
   log.CopyTo(&r);
   return r;

@@ -29,6 +29,9 @@ struct BenchOptions {
   double max_seconds = 60;     // hard limit per scenario
   std::string queue_prefix = "bench";
   std::optional<long> server_pid;  // memory: the server process to read VmRSS from
+  int queues = 10'000;             // spread: jobs go round-robin over this many queues
+  int keys = 1000;                 // spread: concurrency keys under a mutex (0: no limit)
+  int lease_queues = 64;           // spread: queues named by each lease
 };
 
 Report RunEnqueue(const BenchOptions& o);
@@ -36,6 +39,11 @@ Report RunEnqueueBatch(const BenchOptions& o);
 Report RunDrain(const BenchOptions& o);
 Report RunLatency(const BenchOptions& o);
 Report RunMemory(const BenchOptions& o);
+// Pre-fills --jobs spread round-robin over --queues queues (job n in queue n % queues, with
+// concurrency_key k<n % keys> under a mutex limit when --keys > 0), then --consumers threads
+// lease naming --lease-queues queues at a time and ack in batches until every job is acked:
+// the end-to-end cost of many queues and keys, against --queues 1 --keys 0.
+Report RunSpread(const BenchOptions& o);
 // In process, no server (bench/dispatch.cc): CPU ns per job of the scheduler's dispatch path in
 // one queue and over 10,000 queues, without limits and with 1,000 concurrency keys.
 Report RunDispatch(const BenchOptions& o);

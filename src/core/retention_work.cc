@@ -17,8 +17,9 @@ void RetentionWork::Enqueue(const std::string& queue, JobState s, Entry& e) {
   queued_.emplace_back(queue, s);
 }
 
-void RetentionWork::MaybeErase(std::unordered_map<std::string, PerState>::iterator it) {
-  for (const Entry& e : it->second) {
+void RetentionWork::MaybeErase(std::unordered_map<std::string, Tracked>::iterator it) {
+  if (it->second.pins > 0) return;
+  for (const Entry& e : it->second.per) {
     if (e.count != 0 || e.queued || e.in_flight) return;
   }
   entries_.erase(it);
@@ -27,7 +28,7 @@ void RetentionWork::MaybeErase(std::unordered_map<std::string, PerState>::iterat
 void RetentionWork::Load(const std::string& queue, JobState state, std::uint64_t count,
                          std::int64_t oldest_ms) {
   if (!IsTerminal(state) || count == 0) return;
-  Entry& e = entries_[queue][Slot(state)];
+  Entry& e = entries_[queue].per[Slot(state)];
   e.count = count;
   e.oldest_ms = oldest_ms;
 }
@@ -35,7 +36,27 @@ void RetentionWork::Load(const std::string& queue, JobState state, std::uint64_t
 void RetentionWork::OnKept(const std::string& queue, JobState state, std::int64_t now_ms,
                            const Retention& r) {
   if (!IsTerminal(state)) return;
-  Entry& e = entries_[queue][Slot(state)];
+  Kept(queue, entries_[queue].per[Slot(state)], state, now_ms, r);
+}
+
+RetentionWork::Handle RetentionWork::Pin(const std::string& queue) {
+  auto it = entries_.try_emplace(queue).first;
+  ++it->second.pins;
+  return &*it;
+}
+
+void RetentionWork::Unpin(Handle h) {
+  if (--h->second.pins > 0) return;
+  MaybeErase(entries_.find(h->first));
+}
+
+void RetentionWork::OnKept(Handle h, JobState state, std::int64_t now_ms, const Retention& r) {
+  if (!IsTerminal(state)) return;
+  Kept(h->first, h->second.per[Slot(state)], state, now_ms, r);
+}
+
+void RetentionWork::Kept(const std::string& queue, Entry& e, JobState state, std::int64_t now_ms,
+                         const Retention& r) {
   ++e.count;
   ++e.kept_total;
   e.oldest_ms = std::min(e.oldest_ms, now_ms);
@@ -45,7 +66,8 @@ void RetentionWork::OnKept(const std::string& queue, JobState state, std::int64_
 }
 
 void RetentionWork::Scan(std::int64_t now_ms, const Policy& policy) {
-  for (auto& [queue, per] : entries_) {
+  for (auto& [queue, tracked] : entries_) {
+    PerState& per = tracked.per;
     const Retention& r = policy(queue);
     for (std::size_t i = 0; i < per.size(); ++i) {
       const auto s = static_cast<JobState>(i + 3);
@@ -58,9 +80,9 @@ void RetentionWork::Recheck(const std::string& queue, std::int64_t now_ms, const
   auto it = entries_.find(queue);
   if (it == entries_.end()) return;
   const Retention& r = policy(queue);
-  for (std::size_t i = 0; i < it->second.size(); ++i) {
+  for (std::size_t i = 0; i < it->second.per.size(); ++i) {
     const auto s = static_cast<JobState>(i + 3);
-    if (Due(it->second[i], r, s, now_ms)) Enqueue(queue, s, it->second[i]);
+    if (Due(it->second.per[i], r, s, now_ms)) Enqueue(queue, s, it->second.per[i]);
   }
 }
 
@@ -73,7 +95,7 @@ std::size_t RetentionWork::Plan(std::int64_t now_ms, const Policy& policy, std::
     queued_.pop_front();
     auto it = entries_.find(queue);
     if (it == entries_.end()) continue;  // cannot happen: a queued entry is never erased
-    Entry& e = it->second[Slot(s)];
+    Entry& e = it->second.per[Slot(s)];
     e.queued = false;
     const Retention& r = policy(queue);
     if (!Due(e, r, s, now_ms)) {  // its configuration changed since it was queued
@@ -97,7 +119,7 @@ void RetentionWork::OnOutcome(const PurgeOutcome& o, std::int64_t now_ms, const 
   if (!IsTerminal(o.state)) return;
   auto it = entries_.find(o.queue);
   if (it == entries_.end()) return;
-  Entry& e = it->second[Slot(o.state)];
+  Entry& e = it->second.per[Slot(o.state)];
   if (!e.in_flight) return;  // not ours (a stale report): the next outcome resynchronises
   e.in_flight = false;
   e.count = o.remaining + (e.kept_total - e.kept_at_issue);
@@ -112,7 +134,7 @@ void RetentionWork::OnOutcome(const PurgeOutcome& o, std::int64_t now_ms, const 
 
 std::uint64_t RetentionWork::Count(const std::string& queue, JobState state) const {
   auto it = entries_.find(queue);
-  return it == entries_.end() || !IsTerminal(state) ? 0 : it->second[Slot(state)].count;
+  return it == entries_.end() || !IsTerminal(state) ? 0 : it->second.per[Slot(state)].count;
 }
 
 }  // namespace ym

@@ -18,6 +18,12 @@
 //   periodic Scan ------------------------------------due?-----> queued
 //   Plan: queued --PurgeFinished{limit}--> in flight --OnOutcome--> still due? queued : idle
 //
+// Pinned entries: the scheduler counts a kept job on every ack of a queue that keeps its
+// finished jobs; finding the queue's entry by name each time is a string hash and a few cache
+// misses with many queues. A live queue pins its entry once (Pin: a handle, stable while
+// pinned) and counts through the handle; a pinned entry is never forgotten, even with no rows,
+// until its last Unpin. Pinned or not, an entry decides and purges the same way.
+//
 // Counting rows kept while a purge is in flight: the store's count in the outcome includes the
 // rows committed before the purge in batch order, i.e. the finishes appended before Plan handed
 // it out, so the entry adds back those kept since (kept_total - kept_at_issue).
@@ -49,6 +55,15 @@ class RetentionWork {
   // A job of `queue` finished in `state` at `now_ms`, and the open batch keeps its row. A queue
   // that goes over its cap is queued at once (the window is checked by Scan).
   void OnKept(const std::string& queue, JobState state, std::int64_t now_ms, const Retention& r);
+
+  // The entry of `queue`, created if needed, pinned: it stays until as many Unpins, and the
+  // handle stays valid until then. Pins of one queue add up.
+  struct Tracked;
+  using Handle = std::pair<const std::string, Tracked>*;
+  Handle Pin(const std::string& queue);
+  void Unpin(Handle h);
+  // OnKept for the queue of a pinned handle (no lookup).
+  void OnKept(Handle h, JobState state, std::int64_t now_ms, const Retention& r);
 
   // Queues every entry that is due now. O(entries tracked); the periodic sweep runs it.
   void Scan(std::int64_t now_ms, const Policy& policy);
@@ -85,13 +100,23 @@ class RetentionWork {
   using PerState = std::array<Entry, 3>;
   static constexpr std::int64_t kNone = INT64_MAX;
 
+ public:
+  struct Tracked {
+    PerState per;
+    std::uint32_t pins = 0;  // Pin handles out: never erased while > 0
+  };
+
+ private:
   static std::size_t Slot(JobState s) { return static_cast<std::size_t>(s) - 3; }
   static bool Due(const Entry& e, const Retention& r, JobState s, std::int64_t now_ms);
   void Enqueue(const std::string& queue, JobState s, Entry& e);
   // Forgets a queue none of whose entries holds rows or is queued or in flight.
-  void MaybeErase(std::unordered_map<std::string, PerState>::iterator it);
+  void MaybeErase(std::unordered_map<std::string, Tracked>::iterator it);
+  void Kept(const std::string& queue, Entry& e, JobState state, std::int64_t now_ms,
+            const Retention& r);
 
-  std::unordered_map<std::string, PerState> entries_;
+  // Node-based: a handle (a pointer to the element) survives rehashing.
+  std::unordered_map<std::string, Tracked> entries_;
   std::deque<std::pair<std::string, JobState>> queued_;  // each entry at most once (Entry::queued)
 };
 

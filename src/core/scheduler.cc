@@ -101,6 +101,7 @@ std::uint32_t Scheduler::QueueIndex(const std::string& name) {
   q->config.retention = options_.default_retention;
   queues_[qi] = std::move(q);
   queue_ids_.emplace(name, qi);
+  ++queue_epoch_;  // a name resolves now (LeaseNames)
   MarkChanged(qi);
   return qi;
 }
@@ -121,12 +122,13 @@ void Scheduler::MarkChanged(std::uint32_t qi) {
   }
 }
 
-Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
-  QueueChanges out;
+template <typename Changes, typename Render>
+Changes Scheduler::TakeChanges(const Render& render) {
+  Changes out;
   if (changes_full_) {
     out.full = true;
     out.changed.reserve(queue_ids_.size());
-    for (const auto& [name, qi] : queue_ids_) out.changed.push_back(ToQueueInfo(qi));
+    for (const auto& [name, qi] : queue_ids_) out.changed.push_back(render(qi));
     changes_full_ = false;
   } else {
     out.removed = std::move(removed_queues_);
@@ -134,12 +136,20 @@ Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
     for (std::uint32_t qi : changed_queues_) {
       if (!queues_[qi] || !Q(qi).changed) continue;  // freed, or listed twice after a reuse
       Q(qi).changed = false;
-      out.changed.push_back(ToQueueInfo(qi));
+      out.changed.push_back(render(qi));
     }
   }
   changed_queues_.clear();
   removed_queues_.clear();
   return out;
+}
+
+Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
+  return TakeChanges<QueueChanges>([this](std::uint32_t qi) { return ToQueueInfo(qi); });
+}
+
+Scheduler::GaugeChanges Scheduler::TakeGaugeChanges() {
+  return TakeChanges<GaugeChanges>([this](std::uint32_t qi) { return ToGaugeValues(qi); });
 }
 
 std::uint32_t Scheduler::LaneFor(QueueState& q, std::uint32_t ns, std::uint32_t gates) {
@@ -207,7 +217,9 @@ void Scheduler::CollectQueues() {
         removed_queues_.clear();
       }
     }
+    if (q.retention != nullptr) retention_.Unpin(q.retention);
     queue_ids_.erase(q.config.name);
+    ++queue_epoch_;  // the name no longer resolves, and the slot may be reused (LeaseNames)
     queues_[qi].reset();
     free_queues_.push_back(qi);
   }
@@ -323,21 +335,24 @@ void Scheduler::LoadJob(JobRecord&& record) {
 }
 
 LiveJob* Scheduler::AddJob(JobRecord&& r, bool pending) {
-  return AddJobFrom(std::move(r), pending);
+  const std::uint32_t qi = QueueIndex(r.queue);
+  return AddJobFrom(std::move(r), pending, qi);
 }
 
-LiveJob* Scheduler::AddJob(const JobRecord& r, bool pending) { return AddJobFrom(r, pending); }
+LiveJob* Scheduler::AddJob(const JobRecord& r, bool pending, std::uint32_t qi) {
+  return AddJobFrom(r, pending, qi);
+}
 
 // Moves the strings out of an rvalue record (recovery, replay) and copies them from an lvalue
 // one (enqueue, whose record also goes into the batch).
 template <typename Record>
-LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending) {
+LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending, std::uint32_t qi) {
   auto job = std::make_unique<LiveJob>();
   job->id = r.id;
   job->run_at_ms = r.run_at_ms;
   job->created_at_ms = r.created_at_ms;
   job->updated_at_ms = r.updated_at_ms;
-  job->queue = QueueIndex(r.queue);
+  job->queue = qi;
   ++Q(job->queue).jobs;
   job->ns = ns_.Acquire(r.ns);
   CountLive(job->ns, true);  // until Finish
@@ -538,8 +553,11 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     rec.dead_reason = std::move(dead_reason);
     rec.result = result;
     open_.mutations.emplace_back(UpdateJob{std::move(rec)});
-    // Kept: retention counts it (a queue over its cap is purged from the next batch on).
-    retention_.OnKept(Q(job.queue).config.name, terminal, now, keep);
+    // Kept: retention counts it (a queue over its cap is purged from the next batch on),
+    // through the queue's pinned entry (no lookup by name per job).
+    QueueState& q = Q(job.queue);
+    if (q.retention == nullptr) q.retention = retention_.Pin(q.config.name);
+    retention_.OnKept(q.retention, terminal, now, keep);
     ++kept_in_open_batch_;
   }
   if (job.extra && !job.extra->idempotency_key.empty()) {
@@ -821,7 +839,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   EnqueueOutcome out;
   out.id = r.id;
   out.state = r.state;
-  AddJob(r, /*pending=*/true);  // copies the payload: the batch keeps the record's own
+  AddJob(r, /*pending=*/true, qi);  // copies the payload: the batch keeps the record's own
   open_.mutations.emplace_back(InsertJob{std::move(r)});
   if (!key_gates.empty()) {
     for (JobId w : keys.superseded) Supersede(w, out.id);
@@ -1281,13 +1299,18 @@ std::vector<LimitInfo> Scheduler::LimitsPage(const std::string& after, std::uint
 
 std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   std::vector<LeasedJob> out;
-  std::vector<std::uint32_t> qs;
-  qs.reserve(request.queues.size());
-  for (const auto& name : request.queues) {
-    auto it = queue_ids_.find(name);
-    if (it != queue_ids_.end()) qs.push_back(it->second);
-  }
-  if (qs.empty() || request.max == 0) return out;
+  if (request.max == 0) return out;
+  // The slots of the named queues (those that exist), resolved once per list of names and
+  // queue epoch (core/lease_names.h).
+  const LeaseNames::Resolved& names =
+      lease_names_.Resolve(request.queues, queue_epoch_,
+                           [this](const std::string& name) -> std::optional<std::uint32_t> {
+                             auto it = queue_ids_.find(name);
+                             if (it == queue_ids_.end()) return std::nullopt;
+                             return it->second;
+                           });
+  const std::vector<std::uint32_t>& qs = names.slots;
+  if (qs.empty()) return out;
   const std::int64_t lease_ms = request.lease_ms.value_or(0);
   if (qs.size() == 1) {
     TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out);
@@ -1295,11 +1318,10 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
   }
   // Several queues: weighted fair queueing between them, one job at a time, with the state of
   // this list of queues kept between leases (every worker naming the same queues shares it).
-  std::string key(reinterpret_cast<const char*>(qs.data()), qs.size() * sizeof(qs[0]));
-  auto it = lease_sets_.find(key);
+  auto it = lease_sets_.find(names.slots_key);
   if (it == lease_sets_.end()) {
     if (lease_sets_.size() >= kMaxLeaseSets) lease_sets_.clear();
-    it = lease_sets_.try_emplace(std::move(key)).first;
+    it = lease_sets_.try_emplace(names.slots_key).first;
   }
   flow::WeightedRotation& rot = it->second.rotation;
   std::vector<std::int64_t>& in = it->second.in;
@@ -1913,15 +1935,32 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
       }
     }
   }
+  info.oldest_ready_age_ms = OldestReadyAge(q);
+  info.waiting_workers = q.live_waiters;
+  return info;
+}
+
+std::int64_t Scheduler::OldestReadyAge(const QueueState& q) const {
   for (const FifoEntry& e : q.ready_fifo) {
     const LiveJob* j = index_.Find(e.id);
     if (j && j->state == JobState::kReady && j->seq == e.seq && !j->evicting) {
-      info.oldest_ready_age_ms = std::max<std::int64_t>(clock_.NowMs() - j->updated_at_ms, 0);
-      break;
+      return std::max<std::int64_t>(clock_.NowMs() - j->updated_at_ms, 0);
     }
   }
-  info.waiting_workers = q.live_waiters;
-  return info;
+  return 0;
+}
+
+Scheduler::QueueGaugeValues Scheduler::ToGaugeValues(std::uint32_t qi) const {
+  const QueueState& q = Q(qi);
+  QueueGaugeValues v;
+  v.name = q.config.name;
+  v.scheduled = q.scheduled;
+  v.ready = q.ready;
+  v.active = q.active;
+  v.oldest_ready_age_ms = OldestReadyAge(q);
+  v.waiting_workers = q.live_waiters;
+  v.paused = q.config.paused;
+  return v;
 }
 
 std::vector<QueueInfo> Scheduler::QueuesPage(const std::string& after, std::uint32_t limit,
@@ -2297,6 +2336,10 @@ Batch Scheduler::SealBatch() {
   }
   Batch b = std::move(open_);
   open_ = Batch{};
+  // The next batch likely holds about as many mutations: room for them at once, rather than
+  // growing by doubling and moving every mutation each time (bounded: a burst does not pin a
+  // large buffer).
+  open_.mutations.reserve(std::min<std::size_t>(b.mutations.size(), kMutationsReserveMax));
   b.seq = next_batch_seq_++;
   if (!b.mutations.empty()) last_sealed_with_mutations_ = b.seq;
   sealed_.push_back(Sealed{b.seq, std::move(open_promote_), std::move(open_evict_)});

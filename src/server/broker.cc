@@ -355,22 +355,22 @@ class Broker::Impl {
     if (now < next_gauges_ms_) return;
     next_gauges_ms_ = now + 1000;
     // Only what changed since the last refresh: O(changes), not O(queues).
-    Scheduler::QueueChanges changes = sched_->TakeQueueChanges();
+    Scheduler::GaugeChanges changes = sched_->TakeGaugeChanges();
     if (!changes.full && changes.changed.empty() && changes.removed.empty()) return;
     std::lock_guard lk(gauges_mu_);
     if (changes.full) gauges_.clear();
     for (const std::string& name : changes.removed) gauges_.erase(name);
-    for (const QueueInfo& q : changes.changed) {
-      QueueGauge& x = gauges_[q.config.name];
-      x.queue = q.config.name;
-      x.scheduled = q.counts.at("scheduled");
-      x.ready = q.counts.at("ready");
-      x.active = q.counts.at("active");
+    for (const Scheduler::QueueGaugeValues& q : changes.changed) {
+      QueueGauge& x = gauges_[q.name];
+      x.queue = q.name;
+      x.scheduled = q.scheduled;
+      x.ready = q.ready;
+      x.active = q.active;
       // The age grows with time without any change to the queue: keep when the oldest ready
       // job became ready, and compute the age when the gauges are read.
       x.oldest_ready_since_ms = now - q.oldest_ready_age_ms;
       x.waiting_workers = q.waiting_workers;
-      x.paused = q.config.paused;
+      x.paused = q.paused;
     }
   }
 

@@ -122,7 +122,7 @@ struct BrokerInfo {
 
 // A per-queue snapshot for metrics, refreshed by the core thread about once a second so that a
 // scrape never waits on core. A refresh updates only the queues that changed since the last one
-// (Scheduler::TakeQueueChanges), so its cost follows the traffic, not the number of queues; the
+// (Scheduler::TakeGaugeChanges), so its cost follows the traffic, not the number of queues; the
 // oldest-ready age is computed at read time from when that job became ready.
 struct QueueGauge {
   std::string queue;

@@ -265,5 +265,55 @@ TEST_F(QueueListingTest, AKnownQueueCostsFewHundredBytesAndIsFreedWhenUnused) {
   EXPECT_EQ(sched_->Footprint().queues, 0u);
 }
 
+// The broker's refresh takes the lean gauge values (TakeGaugeChanges): the same queues as
+// TakeQueueChanges, with the values QueueInfo gives for them.
+TEST_F(QueueListingTest, GaugeValuesAreTheQueueInfosValuesForTheSameChangedQueues) {
+  for (int i = 0; i < 5; ++i) Configure("c" + std::to_string(i));
+  const JobId job = Enqueue("live");
+  Enqueue("live");
+  Enqueue("other");
+  Commit();
+  auto first = sched_->TakeGaugeChanges();
+  EXPECT_TRUE(first.full);
+  EXPECT_EQ(first.changed.size(), 7u);
+  EXPECT_TRUE(sched_->TakeGaugeChanges().changed.empty()) << "marks are taken";
+  clock_.Advance(250);
+  LeaseRequest req;
+  req.queues = {"live"};
+  req.max = 1;
+  req.worker_id = "w";
+  ASSERT_EQ(sched_->Lease(req).size(), 1u);
+  sched_->AddWaiter(LeaseRequest{{"c2"}, 1, 0, "w2", std::nullopt}, clock_.MonoMs() + 1000,
+                    [](std::vector<LeasedJob>) {});
+  Configure("c3", /*paused=*/true);
+  Commit();
+  auto some = sched_->TakeGaugeChanges();
+  EXPECT_FALSE(some.full);
+  ASSERT_EQ(some.changed.size(), 3u);
+  for (const Scheduler::QueueGaugeValues& g : some.changed) {
+    const std::optional<QueueInfo> q = sched_->Queue(g.name);
+    ASSERT_TRUE(q.has_value()) << g.name;
+    EXPECT_EQ(g.scheduled, q->counts.at("scheduled")) << g.name;
+    EXPECT_EQ(g.ready, q->counts.at("ready")) << g.name;
+    EXPECT_EQ(g.active, q->counts.at("active")) << g.name;
+    EXPECT_EQ(g.oldest_ready_age_ms, q->oldest_ready_age_ms) << g.name;
+    EXPECT_EQ(g.waiting_workers, q->waiting_workers) << g.name;
+    EXPECT_EQ(g.paused, q->config.paused) << g.name;
+  }
+  for (const auto& g : some.changed) {
+    if (g.name == "live") {
+      EXPECT_EQ(g.active, 1u);
+      EXPECT_EQ(g.ready, 1u);
+      EXPECT_EQ(g.oldest_ready_age_ms, 250);
+    } else if (g.name == "c2") {
+      EXPECT_EQ(g.waiting_workers, 1u);
+    } else {
+      EXPECT_EQ(g.name, "c3");
+      EXPECT_TRUE(g.paused);
+    }
+  }
+  (void)job;
+}
+
 }  // namespace
 }  // namespace ym

@@ -189,5 +189,37 @@ TEST_F(RetentionWorkTest, StaleOrForeignOutcomesChangeNothing) {
   EXPECT_EQ(work_.Count("q", JobState::kDead), 3u) << "no purge of it was in flight";
 }
 
+// A pinned entry (the scheduler's per-queue handle) counts and purges exactly as one found by
+// name, stays while pinned even with nothing left, and is forgotten at its last unpin.
+TEST_F(RetentionWorkTest, APinnedEntryCountsLikeOneByNameAndLeavesAtItsLastUnpin) {
+  configured_["q"].max_succeeded = 3;
+  RetentionWork::Handle h = work_.Pin("q");
+  EXPECT_EQ(work_.Pin("q"), h) << "pins of one queue share its entry";
+  work_.OnKept(h, JobState::kSucceeded, 10, policy_("q"));
+  work_.OnKept(h, JobState::kSucceeded, 20, policy_("q"));
+  Keep("q", JobState::kSucceeded, 30, 1);  // by name: the same entry
+  EXPECT_EQ(work_.Count("q", JobState::kSucceeded), 3u);
+  EXPECT_FALSE(work_.has_due());
+  work_.OnKept(h, JobState::kSucceeded, 40, policy_("q"));
+  ASSERT_TRUE(work_.has_due()) << "over its cap through the handle, queued at once";
+  auto p = Plan(40);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].queue, "q");
+  EXPECT_EQ(p[0].max_kept, 3u);
+  // The store purged everything (say a replay removed rows): nothing left, but still pinned.
+  work_.OnOutcome(PurgeOutcome{"q", JobState::kSucceeded, 4, 0, INT64_MAX}, 41, policy_);
+  EXPECT_EQ(work_.queues(), 1u) << "pinned: kept for its handle";
+  work_.Unpin(h);
+  EXPECT_EQ(work_.queues(), 1u) << "one pin left";
+  work_.OnKept(h, JobState::kDead, 50, policy_("q"));
+  EXPECT_EQ(work_.Count("q", JobState::kDead), 1u);
+  work_.Unpin(h);
+  EXPECT_EQ(work_.queues(), 1u) << "unpinned but it holds a dead row";
+  RetentionWork::Handle other = work_.Pin("empty");
+  EXPECT_EQ(work_.queues(), 2u);
+  work_.Unpin(other);
+  EXPECT_EQ(work_.queues(), 1u) << "an entry with nothing is forgotten at its last unpin";
+}
+
 }  // namespace
 }  // namespace ym

@@ -672,8 +672,12 @@ std::string LimitSet::KeyOf(const LimitSpec& spec, const LimitSubject& s) {
 
 LimitSet::SetId LimitSet::Acquire(const LimitSubject& subject) {
   if (by_name_.empty()) return kNoGates;
-  std::vector<Gate> gates;
-  std::string encoded;
+  // Built in scratch buffers that keep their capacity: an existing set (the common case, once
+  // per enqueue) is found without allocating.
+  std::vector<Gate>& gates = scratch_gates_;
+  std::string& encoded = scratch_encoded_;
+  gates.clear();
+  encoded.clear();
   for (std::uint32_t slot = 0; slot < limits_.size(); ++slot) {
     if (!limits_[slot] || !HasDispatchBound(limits_[slot]->spec) ||
         !Matches(limits_[slot]->spec, subject)) {
@@ -702,10 +706,10 @@ LimitSet::SetId LimitSet::Acquire(const LimitSubject& subject) {
     sets_.emplace_back();
   }
   SetRec& rec = sets_[id];
-  rec.gates = std::move(gates);
+  rec.gates = gates;
   rec.refs = 1;
   rec.encoded = encoded;
-  set_ids_.emplace(std::move(encoded), id);
+  set_ids_.emplace(encoded, id);
   return id;
 }
 

@@ -367,6 +367,9 @@ class LimitSet {
   std::vector<SetRec> sets_;  // sets_[0] is the empty set
   std::vector<SetId> free_sets_;
   std::unordered_map<std::string, SetId> set_ids_;
+  // Acquire's scratch (reused, so that finding an existing set allocates nothing).
+  std::vector<Gate> scratch_gates_;
+  std::string scratch_encoded_;
   std::uint64_t next_breaker_serial_ = 1;
   std::size_t keyed_modes_ = 0;
 };
