@@ -266,11 +266,12 @@ void WriteSchedule(JsonWriter& w, const ScheduleView& v, bool full) {
     w.Int64(st.last_enqueued_at_ms - st.last_window_ms);
     w.EndObject();
   }
-  // Lag over the windows the history holds (triggers excluded: they have no window to lag).
+  // Lag over the windows the history holds that the schedule emitted itself: a trigger has no
+  // window to lag, and a backfilled window is late by design (as in ym_schedule_fire_lag_seconds).
   std::int64_t last_lag = -1, max_lag = -1;
   std::uint64_t samples = 0;
   for (const cron::HistoryEntry& e : s.history) {
-    if (!e.emitted || e.reason == "trigger") continue;
+    if (!e.emitted || e.reason == "trigger" || e.reason == "backfill") continue;
     last_lag = e.lag_ms;
     max_lag = std::max(max_lag, e.lag_ms);
     ++samples;

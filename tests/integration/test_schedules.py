@@ -236,9 +236,12 @@ def test_backfill_emits_past_windows_once(client):
     assert status == 200, (status, reply)
     assert reply["emitted"] == 0 and reply["duplicates"] == 5 and reply["after_cursor"] == 3
     assert len(windows_of(client, "bfq")) == 5
-    history = schedule(client, "bf")["history"]
+    got = schedule(client, "bf")
+    history = got["history"]
     assert sorted(e["window"] for e in history if e["reason"] == "backfill") == \
         list(range(top - 4000, top + 1, 1000))
+    # A backfilled window is late by design: it is not the schedule's fire lag.
+    assert got["lag"] == {"last_ms": None, "max_recent_ms": None, "samples": 0}, got["lag"]
     status, reply = client.call("POST", "/v1/schedules/bf:backfill", {"from": 5, "to": 4})
     assert status == 422 and '"to"' in reply["error"]["message"]
     status, reply = client.call("POST", "/v1/schedules/bf:backfill",
