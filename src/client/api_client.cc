@@ -1015,30 +1015,9 @@ Result<Limit> ApiClient::GetLimit(std::string_view name) {
 }
 
 Result<std::vector<Limit>> ApiClient::ListLimits(std::uint32_t page_size) {
-  std::vector<Limit> out;
-  std::string cursor;
-  std::set<std::string> seen;  // a repeated cursor would loop forever
-  for (;;) {
-    std::string target = "/v1/limits";
-    bool first = true;
-    AddQuery(&target, &first, "limit", std::to_string(page_size));
-    if (!cursor.empty()) AddQuery(&target, &first, "cursor", cursor);
-    Result<std::string> body = Call(HttpMethod::kGet, target, {});
-    if (!body.ok()) return body.status();
-    Result<json::Document> doc = ParseReply(*body, "GET /v1/limits");
-    if (!doc.ok()) return doc.status();
-    std::optional<Value> items = Member(doc->root(), "items");
-    if (items == std::nullopt || !items->IsArray()) {
-      return Internal("reply to GET /v1/limits has no items array");
-    }
-    for (const auto& l : *items) out.push_back(ParseLimit(l.value));
-    std::optional<Value> next = Member(doc->root(), "next_cursor");
-    if (next == std::nullopt || !next->IsString()) return out;
-    cursor = std::string(next->GetString());
-    if (cursor.empty() || !seen.insert(cursor).second) {
-      return Internal("GET /v1/limits repeated or empty cursor");
-    }
-  }
+  return ReadEveryPage<Limit>(
+      "/v1/limits", page_size,
+      [this](const std::string& target) { return Call(HttpMethod::kGet, target, {}); }, ParseLimit);
 }
 
 Status ApiClient::DeleteLimit(std::string_view name) {
@@ -1112,30 +1091,10 @@ Result<Namespace> ApiClient::GetNamespace(std::string_view name) {
 }
 
 Result<std::vector<Namespace>> ApiClient::ListNamespaces(std::uint32_t page_size) {
-  std::vector<Namespace> out;
-  std::string cursor;
-  std::set<std::string> seen;  // a repeated cursor would loop forever
-  for (;;) {
-    std::string target = "/v1/namespaces";
-    bool first = true;
-    AddQuery(&target, &first, "limit", std::to_string(page_size));
-    if (!cursor.empty()) AddQuery(&target, &first, "cursor", cursor);
-    Result<std::string> body = Call(HttpMethod::kGet, target, {});
-    if (!body.ok()) return body.status();
-    Result<json::Document> doc = ParseReply(*body, "GET /v1/namespaces");
-    if (!doc.ok()) return doc.status();
-    std::optional<Value> items = Member(doc->root(), "items");
-    if (items == std::nullopt || !items->IsArray()) {
-      return Internal("reply to GET /v1/namespaces has no items array");
-    }
-    for (const auto& n : *items) out.push_back(ParseNamespace(n.value));
-    std::optional<Value> next = Member(doc->root(), "next_cursor");
-    if (next == std::nullopt || !next->IsString()) return out;
-    cursor = std::string(next->GetString());
-    if (cursor.empty() || !seen.insert(cursor).second) {
-      return Internal("GET /v1/namespaces repeated or empty cursor");
-    }
-  }
+  return ReadEveryPage<Namespace>(
+      "/v1/namespaces", page_size,
+      [this](const std::string& target) { return Call(HttpMethod::kGet, target, {}); },
+      ParseNamespace);
 }
 
 Status ApiClient::DeleteNamespace(std::string_view name) {

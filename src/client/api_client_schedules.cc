@@ -1,7 +1,5 @@
 // The API client's schedule calls: /v1/schedules (docs/api.md, "Schedules").
 
-#include <set>
-
 #include "client/api_client.h"
 #include "client/wire.h"
 
@@ -157,30 +155,10 @@ Result<Schedule> ApiClient::GetSchedule(std::string_view id, std::optional<std::
 }
 
 Result<std::vector<Schedule>> ApiClient::ListSchedules(std::uint32_t page_size) {
-  std::vector<Schedule> out;
-  std::string cursor;
-  std::set<std::string> seen;  // a repeated cursor would loop forever
-  for (;;) {
-    std::string target(kSchedules);
-    bool first = true;
-    AddQuery(&target, &first, "limit", std::to_string(page_size));
-    if (!cursor.empty()) AddQuery(&target, &first, "cursor", cursor);
-    Result<std::string> body = Call(HttpMethod::kGet, target, {});
-    if (!body.ok()) return body.status();
-    Result<json::Document> doc = ParseReply(*body, "GET /v1/schedules");
-    if (!doc.ok()) return doc.status();
-    std::optional<Value> items = Member(doc->root(), "items");
-    if (items == std::nullopt || !items->IsArray()) {
-      return Internal("reply to GET /v1/schedules has no items array");
-    }
-    for (const auto& s : *items) out.push_back(ParseSchedule(s.value));
-    std::optional<Value> next = Member(doc->root(), "next_cursor");
-    if (next == std::nullopt || !next->IsString()) return out;
-    cursor = std::string(next->GetString());
-    if (cursor.empty() || !seen.insert(cursor).second) {
-      return Internal("GET /v1/schedules repeated or empty cursor");
-    }
-  }
+  return ReadEveryPage<Schedule>(
+      std::string(kSchedules), page_size,
+      [this](const std::string& target) { return Call(HttpMethod::kGet, target, {}); },
+      ParseSchedule);
 }
 
 Status ApiClient::DeleteSchedule(std::string_view id) {

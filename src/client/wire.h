@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,40 @@ std::vector<std::string> Strings(const Value& obj, std::string_view key);
 
 // A reply body that must be one JSON object; `what` names the request in the error.
 Result<json::Document> ParseReply(const std::string& body, std::string_view what);
+
+// Every item of a paged listing (GET `path`?limit=&cursor=, docs/api.md): `get(target)` fetches
+// one page's body, `parse(item)` reads one item of its `items`; follows `next_cursor` to the end.
+// A server that hands back an empty cursor or one it already gave would loop forever: that is
+// an error instead.
+template <typename Item, typename Get, typename Parse>
+Result<std::vector<Item>> ReadEveryPage(const std::string& path, std::uint32_t page_size, Get get,
+                                        Parse parse) {
+  const std::string what = "GET " + path;
+  std::vector<Item> out;
+  std::string cursor;
+  std::set<std::string> seen;
+  for (;;) {
+    std::string target = path;
+    bool first = true;
+    AddQuery(&target, &first, "limit", std::to_string(page_size));
+    if (!cursor.empty()) AddQuery(&target, &first, "cursor", cursor);
+    Result<std::string> body = get(target);
+    if (!body.ok()) return body.status();
+    Result<json::Document> doc = ParseReply(*body, what);
+    if (!doc.ok()) return doc.status();
+    std::optional<Value> items = Member(doc->root(), "items");
+    if (items == std::nullopt || !items->IsArray()) {
+      return Internal("reply to " + what + " has no items array");
+    }
+    for (const auto& item : *items) out.push_back(parse(item.value));
+    std::optional<Value> next = Member(doc->root(), "next_cursor");
+    if (next == std::nullopt || !next->IsString()) return out;
+    cursor = std::string(next->GetString());
+    if (cursor.empty() || !seen.insert(cursor).second) {
+      return Internal(what + " repeated or empty cursor");
+    }
+  }
+}
 
 // --- writing requests ---
 

@@ -388,4 +388,36 @@ TEST(SdkClient, SchedulesRoundTrip) {
   EXPECT_EQ(seen[10].first, "GET /v1/schedules/x");
 }
 
+// Every paged listing (limits, namespaces, schedules: client/wire.h ReadEveryPage) follows
+// next_cursor to the end and stops with an error when a server repeats a cursor.
+TEST(SdkClient, ListingsFollowTheCursorAndRefuseARepeatedOne) {
+  std::mutex mu;
+  std::vector<std::string> targets;
+  ThreadedServer server([&](const std::string& req, const std::string&) {
+    std::lock_guard<std::mutex> lock(mu);
+    targets.push_back(req);
+    const bool first = req.find("cursor=") == std::string::npos;
+    if (req.rfind("GET /v1/schedules?", 0) == 0) {
+      return Reply{200, std::string(R"({"items":[{"id":")") + (first ? "a" : "b") +
+                            R"("}],"next_cursor":)" + (first ? R"("c1")" : "null") + "}"};
+    }
+    // Limits: always the same cursor.
+    return Reply{200, R"({"items":[{"name":"x","concurrency":1}],"next_cursor":"same"})"};
+  });
+  yardmaster::Client client(
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+  auto all = client.ListSchedules();
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].id, "b");
+  auto looping = client.ListLimits();
+  ASSERT_FALSE(looping.ok());
+  EXPECT_NE(looping.status().message().find("repeated or empty cursor"), std::string::npos)
+      << looping.status().message();
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(targets.size(), 2u);
+  EXPECT_EQ(targets[0], "GET /v1/schedules?limit=1000");
+  EXPECT_EQ(targets[1], "GET /v1/schedules?limit=1000&cursor=c1");
+}
+
 }  // namespace
