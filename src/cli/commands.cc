@@ -181,19 +181,6 @@ void PrintQueue(const Queue& q, std::ostream& out) {
   PrintFields(out, f);
 }
 
-// The merged `{"items":[...],"next_cursor":null}` of several pages, built from each item's own
-// JSON so that --json --all prints the server's objects unchanged.
-// Any item type with a `json` member (jobs, queues, limits).
-template <class Item>
-void PrintMergedPages(const std::vector<Item>& items, std::ostream& out) {
-  out << "{\"items\":[";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out << ',';
-    out << items[i].json;
-  }
-  out << "],\"next_cursor\":null}\n";
-}
-
 // Runs a paged list: one page, or every page with --all. The cursor loop stops if the server
 // ever hands back a cursor it already gave, so a server bug cannot spin the CLI forever.
 template <typename Request, typename Fetch>

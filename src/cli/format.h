@@ -4,7 +4,7 @@
 #pragma once
 
 #include <cstdint>
-#include <iosfwd>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,5 +42,18 @@ std::string FormatDuration(std::int64_t ms);
 // Cuts `s` to at most `max` characters (ending in "...") and replaces newlines with spaces, so
 // one cell stays on one line.
 std::string Clip(std::string_view s, std::size_t max);
+
+// The merged `{"items":[...],"next_cursor":null}` of several pages, built from each item's own
+// JSON so that --json --all prints the server's objects unchanged.
+// Any item type with a `json` member (jobs, queues, limits, schedules).
+template <class Item>
+void PrintMergedPages(const std::vector<Item>& items, std::ostream& out) {
+  out << "{\"items\":[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out << ',';
+    out << items[i].json;
+  }
+  out << "],\"next_cursor\":null}\n";
+}
 
 }  // namespace ym::cli

@@ -98,9 +98,7 @@ int RunSchedules(const Invocation& inv, client::ApiClient& api, std::istream& in
       Result<std::vector<Schedule>> r = api.ListSchedules();
       if (!r.ok()) return fail(r.status(), api);
       if (inv.json) {
-        out << "{\"items\":[";
-        for (std::size_t i = 0; i < r->size(); ++i) out << (i > 0 ? "," : "") << (*r)[i].json;
-        out << "],\"next_cursor\":null}\n";
+        PrintMergedPages(*r, out);
         return kExitOk;
       }
       if (r->empty()) {

@@ -287,6 +287,9 @@ def test_schedules_from_the_command_line(server, tmp_path):
     assert p.returncode == 0 and "paused" in p.stdout
     p = run(server, "schedules", "list")
     assert p.returncode == 0 and "nightly" in p.stdout and "paused" in p.stdout, p.stdout
+    p = run(server, "schedules", "list", "--json")
+    listed = json.loads(p.stdout)
+    assert [x["id"] for x in listed["items"]] == ["nightly"] and listed["next_cursor"] is None
 
     # Mistakes: the server's judgement (exit 1) and usage errors (exit 2); nothing changes.
     p = run(server, "schedules", "create", "nightly", "-c", "@daily", "-q", "q", "-k", "k")
