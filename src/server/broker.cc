@@ -111,7 +111,12 @@ class Broker::Impl {
         clock_(clock),
         options_(std::move(options)),
         rng_(options_.seed != 0 ? options_.seed : DefaultSeed(clock)),
-        readers_(static_cast<std::size_t>(std::max(1, options_.reader_threads))) {}
+        job_stats_(options_.metrics_max_label_sets),
+        readers_(static_cast<std::size_t>(std::max(1, options_.reader_threads))) {
+    // Every scheduler this broker builds (Rebuild) counts into the same JobStats, so the
+    // counters stay monotonic across a rebuild after a failed commit.
+    options_.scheduler.job_stats = &job_stats_;
+  }
 
   ~Impl() { Stop(); }
 
@@ -198,6 +203,7 @@ class Broker::Impl {
   Store& store() { return store_; }
   const Clock& clock() const { return clock_; }
   BrokerCounters& counters() { return counters_; }
+  const JobStats& job_stats() const { return job_stats_; }
   std::int64_t started_at_ms() const { return started_at_ms_; }
   std::uint64_t recovered_jobs() const { return recovered_jobs_; }
   std::int64_t recovery_ms() const { return recovery_ms_; }
@@ -371,6 +377,8 @@ class Broker::Impl {
       x.oldest_ready_since_ms = now - q.oldest_ready_age_ms;
       x.waiting_workers = q.waiting_workers;
       x.paused = q.paused;
+      x.blocked = q.blocked;
+      x.last_poll_ms = q.last_poll_ms;
     }
   }
 
@@ -561,6 +569,8 @@ class Broker::Impl {
   const Clock& clock_;
   BrokerOptions options_;
   Rng rng_;
+  // Written by the core thread only (through the scheduler), read by /metrics.
+  JobStats job_stats_;
   std::unique_ptr<Scheduler> sched_;  // core thread only (and Start before threads exist)
   BrokerCounters counters_;
 
@@ -1055,6 +1065,8 @@ std::int64_t Broker::liveness_deadline_ms() const { return impl_->options().live
 std::string Broker::store_error() const { return impl_->store_error(); }
 
 std::vector<QueueGauge> Broker::QueueGauges() const { return impl_->Gauges(); }
+
+const JobStats& Broker::job_stats() const { return impl_->job_stats(); }
 
 BrokerInfo Broker::Info() const {
   BrokerInfo info;

@@ -230,6 +230,14 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, std::int64_t v) {
                c.scheduler.idempotency_cache_keys = static_cast<std::uint32_t>(v);
              })},
+      {"metrics_max_label_sets", "1000",
+       "(queue, kind) pairs the per-job metric families (ym_job_events_total, ym_job_*_seconds) "
+       "may hold; the jobs of pairs first seen past it are counted under queue and kind "
+       "\"~other\" (ym_metrics_label_overflow_total)",
+       IntIn(1, 100'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.metrics_max_label_sets = static_cast<std::uint32_t>(v);
+             })},
       {"max_job_waits", "10000",
        "requests that may wait at once for a job to end (GET /v1/jobs/{id}?wait_ms=N); more "
        "are refused with 429",

@@ -48,6 +48,8 @@ struct ServerConfig {
   // Admission control of the core's command queue (BrokerOptions).
   std::uint64_t max_queued_commands = 100'000;
   std::uint64_t completion_margin = 20'000;
+  // Label sets of the per-job metric families (BrokerOptions::metrics_max_label_sets).
+  std::uint32_t metrics_max_label_sets = 1000;
   SchedulerOptions scheduler;
   // `[[limits]]` of the config file: created or replaced at start (Reconcile in server_main).
   // Limits stored but absent from the file are kept: the API is the source of truth.

@@ -96,6 +96,7 @@ int Run(const ServerConfig& cfg) {
   bopts.max_queued_commands = cfg.max_queued_commands;
   bopts.completion_margin = cfg.completion_margin;
   bopts.liveness_deadline_ms = cfg.liveness_deadline_ms;
+  bopts.metrics_max_label_sets = cfg.metrics_max_label_sets;
   Broker broker(**store, clock, bopts);
   // The store is replayed into core before the listener opens (STYLE.md rule 5).
   if (Status s = broker.Start(); !s.ok()) {
