@@ -15,6 +15,7 @@
 #include "common/rng.h"
 #include "core/job_stats.h"
 #include "core/scheduler.h"
+#include "scheduler_hot_path.h"
 #include "server/config.h"
 
 namespace ym {
@@ -311,6 +312,27 @@ TEST(JobStatsConfigTest, MaxLabelSetsDefaultsTo1000AndBadValuesAreClearErrors) {
               std::string("--metrics-max-label-sets: must be an integer between 1 and 100000 "
                           "(got \"") +
                   bad + "\")");
+  }
+}
+
+// --- Cost on the scheduler's hot path (docs/benchmarks.md, "Job metrics") ---------------------
+// A disabled test, run by hand on a release build:
+//   ym_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_HotPathJobStats*'
+// The hot-path loop of scheduler_hot_path.h without and with a JobStats, alternated.
+TEST(SchedulerBench, DISABLED_HotPathJobStatsOffAndOn) {
+  for (int round = 0; round < 3; ++round) {
+    for (bool on : {false, true}) {
+      ManualClock clock;
+      Rng rng(1);
+      JobStats stats;
+      SchedulerOptions o;
+      if (on) o.job_stats = &stats;
+      Scheduler s(clock, rng, o);
+      const double ns = bench::HotPathNsPerJob(s, clock, 200'000, 1'000'000,
+                                               [](std::uint64_t) { return std::string(); });
+      std::printf("hot path, job stats %s: %.0f CPU ns per job\n", on ? "on " : "off", ns);
+      EXPECT_GT(ns, 0);
+    }
   }
 }
 
