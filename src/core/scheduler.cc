@@ -1983,8 +1983,9 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
   info.counts["ready"] = q.ready;
   info.counts["active"] = q.active;
   const std::array<std::uint64_t, kBlockedReasonCount> blocked = BlockedCounts(q);
-  for (std::size_t i = 0; i < kBlockedReasonCount; ++i)
+  for (std::size_t i = 0; i < kBlockedReasonCount; ++i) {
     info.blocked[kBlockedReasons[i]] = blocked[i];
+  }
   info.oldest_ready_age_ms = OldestReadyAge(q);
   info.waiting_workers = q.live_waiters;
   return info;
