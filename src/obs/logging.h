@@ -133,6 +133,8 @@ class LogFields {
   fmt::basic_memory_buffer<char, 256> buf_;
 };
 
+struct LogDone {};
+
 // One line, built by YM_LOG and written by Msg() (or, without Msg, by the destructor with an
 // empty message). Not for direct use: YM_LOG checks the level first.
 class LogLine {
@@ -159,10 +161,11 @@ class LogLine {
   LogLine& DurationUs(std::uint64_t micros);
 
   template <typename... Args>
-  void Msg(fmt::format_string<Args...> format, Args&&... args) {
+  LogDone Msg(fmt::format_string<Args...> format, Args&&... args) {
     fmt::memory_buffer msg;
     fmt::format_to(std::back_inserter(msg), format, std::forward<Args>(args)...);
     Write(std::string_view(msg.data(), msg.size()));
+    return {};
   }
 
  private:
@@ -172,6 +175,13 @@ class LogLine {
   spdlog::level::level_enum level_;
   bool written_ = false;
   LogFields fields_;
+};
+
+// Turns YM_LOG's chain into a void expression (so the macro is one expression, safe in an
+// unbraced if/else).
+struct LogVoidify {
+  void operator&(const LogDone&) const {}
+  void operator&(const LogLine&) const {}
 };
 
 // Adds fields to every line written on this thread while it lives (nested scopes stack; an
@@ -203,10 +213,11 @@ void AppendLogfmtValue(std::string_view s, fmt::memory_buffer& out);
 
 }  // namespace ym::obs
 
-// The one way to log: `YM_LOG(info, kHttp).Str("queue", q).Msg("...")`. `level` is one of
-// spdlog's (trace, debug, info, warn, err, critical); `component` an obs::Component name. Use it
-// as a statement only.
-#define YM_LOG(lvl, comp)                                                         \
-  if (!::ym::obs::LogEnabled(::ym::obs::Component::comp, ::spdlog::level::lvl)) { \
-  } else                                                                          \
-    ::ym::obs::LogLine(::ym::obs::Component::comp, ::spdlog::level::lvl)
+// The one way to log: `YM_LOG(info, kHttp).Str("queue", q).Msg("...")`. `lvl` is one of
+// spdlog's (trace, debug, info, warn, err, critical); `comp` an obs::Component name. It is one
+// expression: when the level is off, nothing to the right of the macro is evaluated.
+#define YM_LOG(lvl, comp)                                                  \
+  !::ym::obs::LogEnabled(::ym::obs::Component::comp, ::spdlog::level::lvl) \
+      ? (void)0                                                            \
+      : ::ym::obs::LogVoidify() &                                          \
+            ::ym::obs::LogLine(::ym::obs::Component::comp, ::spdlog::level::lvl)
