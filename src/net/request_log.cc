@@ -85,6 +85,7 @@ std::string RequestIdFor(std::string_view header) {
 }
 
 void LogAccess(const AccessEntry& e) {
+  if (!obs::LogEnabled(obs::Component::kAccess, spdlog::level::info)) return;
   const std::string_view route = RouteLabel(e.route);
   const std::string_view method = boost::beast::http::to_string(e.method);
   YM_LOG(info, kAccess)

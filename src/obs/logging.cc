@@ -31,10 +31,63 @@ struct CurrentLine {
 thread_local CurrentLine tl_line;
 thread_local const ScopedLogFields* tl_scope = nullptr;
 
+// Appends `s` escaped for a JSON string literal: runs of plain bytes are copied whole.
+template <typename Buffer>
+void AppendEscaped(std::string_view s, Buffer& dest) {
+  auto put = [&dest](std::string_view t) { dest.append(t.data(), t.data() + t.size()); };
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    dest.append(s.data() + run, s.data() + i);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        put("\\\"");
+        break;
+      case '\\':
+        put("\\\\");
+        break;
+      case '\n':
+        put("\\n");
+        break;
+      case '\r':
+        put("\\r");
+        break;
+      case '\t':
+        put("\\t");
+        break;
+      default: {
+        const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        dest.append(u, u + 6);
+      }
+    }
+  }
+  dest.append(s.data() + run, s.data() + s.size());
+}
+
+template <typename Buffer>
+void AppendLogfmt(std::string_view s, Buffer& out) {
+  bool quote = s.empty();
+  for (unsigned char c : s) {
+    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) {
+      quote = true;
+      break;
+    }
+  }
+  if (!quote) {
+    out.append(s.data(), s.data() + s.size());
+    return;
+  }
+  out.push_back('"');
+  AppendEscaped(s, out);
+  out.push_back('"');
+}
+
 void AppendJsonString(std::string_view s, spdlog::memory_buf_t& dest) {
-  const std::string escaped = JsonEscape(s);
   dest.push_back('"');
-  dest.append(escaped.data(), escaped.data() + escaped.size());
+  AppendEscaped(s, dest);
   dest.push_back('"');
 }
 
@@ -65,9 +118,7 @@ void AppendFields(spdlog::memory_buf_t& dest) {
       Append(dest, key);
       dest.push_back('=');
       if (type == LogField::Type::kString) {
-        fmt::memory_buffer v;
-        AppendLogfmtValue(value, v);
-        dest.append(v.data(), v.data() + v.size());
+        AppendLogfmt(value, dest);
       } else {
         Append(dest, value);
       }
@@ -92,9 +143,7 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    const std::string escaped =
-        JsonEscape(std::string_view(msg.payload.data(), msg.payload.size()));
-    dest.append(escaped.data(), escaped.data() + escaped.size());
+    AppendEscaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessageFlag>();
@@ -273,56 +322,12 @@ ScopedLogFields::ScopedLogFields() : outer_(tl_scope) { tl_scope = this; }
 ScopedLogFields::~ScopedLogFields() { tl_scope = outer_; }
 
 std::string JsonEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
+  fmt::memory_buffer b;
+  AppendEscaped(s, b);
+  return std::string(b.data(), b.size());
 }
 
-void AppendLogfmtValue(std::string_view s, fmt::memory_buffer& out) {
-  bool quote = s.empty();
-  for (unsigned char c : s) {
-    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) {
-      quote = true;
-      break;
-    }
-  }
-  if (!quote) {
-    out.append(s.data(), s.data() + s.size());
-    return;
-  }
-  const std::string escaped = JsonEscape(s);
-  out.push_back('"');
-  out.append(escaped.data(), escaped.data() + escaped.size());
-  out.push_back('"');
-}
+void AppendLogfmtValue(std::string_view s, fmt::memory_buffer& out) { AppendLogfmt(s, out); }
 
 Status SetupLogging(const LogOptions& options, spdlog::sink_ptr sink) {
   auto lvl = ParseLevel(options.level);

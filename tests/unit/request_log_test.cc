@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdio>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -90,6 +94,46 @@ TEST(AccessLogTest, OneJsonLineWithTheRouteNotThePath) {
   EXPECT_STREQ(d["request_id"].GetString(), "rid-1");
   EXPECT_STREQ(d["peer"].GetString(), "127.0.0.1");
   EXPECT_TRUE(d["delivered"].GetBool());
+}
+
+// Figures for docs/benchmarks.md ("Access log"): the cost of one access line written to a file,
+// in each format, and of a disabled one. Run by hand:
+//   ym_unit_tests --gtest_filter='AccessLogTest.DISABLED_*' --gtest_also_run_disabled_tests
+TEST(AccessLogTest, DISABLED_CostPerLine) {
+  AccessEntry e;
+  e.method = boost::beast::http::verb::post;
+  e.route = RouteId::kCompleteBatch;
+  e.status = 200;
+  e.duration_us = 812;
+  e.request_bytes = 4200;
+  e.response_bytes = 3100;
+  const std::string id = NewRequestId();
+  e.request_id = id;
+  e.peer = "127.0.0.1";
+  constexpr int kLines = 200'000;
+  auto run = [&](const char* what) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kLines; ++i) LogAccess(e);
+    const double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%-28s %8.1f ns per line\n", what, ns / kLines);
+  };
+  for (const char* format : {"json", "text"}) {
+    obs::LogOptions o;
+    o.format = format;
+    o.component_levels = {{"access", "info"}};
+    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>("/tmp/ym-access-cost.log",
+                                                                    /*truncate=*/true);
+    ASSERT_TRUE(obs::SetupLogging(o, sink).ok());
+    run(format);
+    // The same without the flush (a write(2)) that every info line gets.
+    spdlog::default_logger()->flush_on(spdlog::level::off);
+    run(std::string(format).append(", no flush per line").c_str());
+  }
+  obs::SetComponentLevel(obs::Component::kAccess, spdlog::level::off);
+  run("off");
+  std::remove("/tmp/ym-access-cost.log");
+  ASSERT_TRUE(obs::SetupLogging("info", "text").ok());
 }
 
 }  // namespace
