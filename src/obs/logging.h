@@ -22,9 +22,10 @@
 // Request scope: a ScopedLogFields on the stack adds its fields (e.g. request_id) to every line
 // written on that thread while it lives, including lines written with spdlog's free functions.
 //
-// Threads: SetupLogging and SetComponentLevel before starting threads, or at any time for the
-// level (levels are atomics); YM_LOG from any thread. spdlog's default logger is thread-safe and
-// formats each line on the calling thread, under its sink's lock.
+// Threads: SetupLogging before starting threads; SetComponentLevel at any time (levels are
+// atomics); YM_LOG from any thread. spdlog's default logger is thread-safe and formats each line
+// on the calling thread, under its sink's lock: the fields reach the formatter through
+// thread-locals, so the logger must stay synchronous (an async logger would lose them).
 #pragma once
 
 #include <fmt/format.h>

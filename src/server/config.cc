@@ -174,7 +174,7 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, const std::string& v) { c.log_level = v; })},
       {"log_format", "text", "text or json (one JSON object per line)",
        OneOf({"text", "json"}, [](ServerConfig& c, const std::string& v) { c.log_format = v; })},
-      {"log_levels", "",
+      {"log_levels", "(none)",
        "per-component log levels, COMPONENT=LEVEL[,...] (components: server, http, access, "
        "broker, store, job, cron, alerts); others use log_level. In the file also a table: "
        "[log_levels] http = \"debug\"",
@@ -190,7 +190,7 @@ const std::vector<OptionDef>& Options() {
        OneOf(
            {"on", "off", "true", "false"},
            [](ServerConfig& c, const std::string& v) { c.access_log = v == "on" || v == "true"; })},
-      {"redact_fields", "",
+      {"redact_fields", "(none)",
        "payload and result member names, NAME[,...] (in the file also an array of strings), "
        "whose values are shown as \"[redacted]\" in logs and API views at any depth, ASCII "
        "case ignored; the lease still gives the worker the real payload",
@@ -435,7 +435,8 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       "Every option can also be set by the YM_* variable shown, or as a key in the "
       "TOML file given by --config; a flag wins over the variable, which wins over "
       "the file. The file may also hold [[limits]], [[namespaces]] and [[schedules]] tables, "
-      "created or replaced at start (docs/operations.md, docs/cron.md).",
+      "created or replaced at start (docs/operations.md, docs/cron.md), and a [log_levels] "
+      "table.",
       "yardmaster server");
   app.set_help_flag("-h,--help", "print this help and exit");
   app.set_version_flag("--version", std::string(), "print the version and git commit and exit");
