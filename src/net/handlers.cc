@@ -160,15 +160,13 @@ void ReplayJob(Call& c) {
 void Lease(Call& c) {
   auto req = ParseLease(c.request.body);
   if (!req.ok()) return c.Error(req.status());
-  std::string worker_id = req->worker_id;
+  LeaseLines lines(c.request.request_id, req->worker_id);
   c.broker.Lease(std::move(req).value(), [route = c.match.id, reply = std::move(c.reply),
-                                          post = c.options.post, request_id = c.request.request_id,
-                                          worker_id = std::move(worker_id)](
+                                          post = c.options.post, lines = std::move(lines)](
                                              Result<std::vector<LeasedJob>> r) mutable {
-    auto render = [route, reply = std::move(reply), r = std::move(r),
-                   request_id = std::move(request_id), worker_id = std::move(worker_id)]() {
+    auto render = [route, reply = std::move(reply), r = std::move(r), lines = std::move(lines)]() {
       if (!r.ok()) return reply(ErrorResponse(r.status(), route));
-      LogLeased(request_id, worker_id, *r);
+      lines.Log(*r);
       ApiResponse resp = Json(200, RenderLeasedJobs(*r), route);
       resp.leases.reserve(r->size());
       for (const auto& j : *r) resp.leases.emplace_back(j.id, j.lease.token);

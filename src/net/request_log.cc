@@ -167,16 +167,22 @@ void CompleteLines::Log(const std::vector<Status>& acked,
   }
 }
 
-void LogLeased(std::string_view request_id, std::string_view worker_id,
-               const std::vector<LeasedJob>& jobs) {
+LeaseLines::LeaseLines(std::string_view request_id, std::string_view worker_id) {
   if (!obs::LogEnabled(obs::Component::kJob, spdlog::level::debug)) return;
+  on_ = true;
+  request_id_ = request_id;
+  worker_id_ = worker_id;
+}
+
+void LeaseLines::Log(const std::vector<LeasedJob>& jobs) const {
+  if (!on_) return;
   for (const auto& j : jobs) {
     YM_LOG(debug, kJob)
-        .Str("request_id", request_id)
+        .Str("request_id", request_id_)
         .Str("job_id", FormatJobId(j.id))
         .Str("queue", j.queue)
         .Str("kind", j.kind)
-        .Str("worker_id", worker_id)
+        .Str("worker_id", worker_id_)
         .Int("attempt", j.attempt)
         .Msg("job leased");
   }

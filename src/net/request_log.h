@@ -80,7 +80,15 @@ class CompleteLines {
   std::vector<FailItem> fails_;
 };
 
-void LogLeased(std::string_view request_id, std::string_view worker_id,
-               const std::vector<LeasedJob>& jobs);
+class LeaseLines {
+ public:
+  LeaseLines(std::string_view request_id, std::string_view worker_id);
+  void Log(const std::vector<LeasedJob>& jobs) const;
+
+ private:
+  bool on_ = false;
+  std::string request_id_;
+  std::string worker_id_;
+};
 
 }  // namespace ym::net
