@@ -309,6 +309,21 @@ std::string Redactor::Apply(std::string_view json) const {
   return std::string(Apply(json, scratch));
 }
 
+bool Redactor::HidesKeyPath(std::string_view key_text) const {
+  constexpr std::string_view kPrefix = "payload.";
+  if (fields_.empty() || !key_text.starts_with(kPrefix)) return false;
+  std::string_view rest = key_text.substr(kPrefix.size());
+  while (!rest.empty()) {
+    const std::size_t dot = rest.find('.');
+    const std::string_view segment = rest.substr(0, dot);
+    for (const auto& f : fields_) {
+      if (EqualsLower(segment, f)) return true;
+    }
+    rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+  }
+  return false;
+}
+
 const Redactor& PayloadRedactor() { return *Global(); }
 
 void SetPayloadRedactor(std::vector<std::string> fields) {

@@ -44,6 +44,9 @@ class Redactor {
                               std::string& scratch) const;
   // Convenience for tests and logs.
   std::string Apply(std::string_view json) const;
+  // True when a limit key path ("payload.account.api_key", flow::LimitSpec::KeyText) goes
+  // through a listed member: the limit's key values are then payload values to hide.
+  bool HidesKeyPath(std::string_view key_text) const;
 
  private:
   bool MayMatch(std::string_view json) const;

@@ -155,6 +155,7 @@ SECRETS = {
     "result_pw": "S3cret-pw-in-result",
     "sched_pw": "S3cret-pw-in-schedule",
     "dead_pw": "S3cret-pw-in-dead-job",
+    "key4": "S3cret-limit-key",
 }
 
 
@@ -218,9 +219,25 @@ def test_redacted_fields_never_reach_logs_or_api_output_but_reach_the_worker(mak
     status, _ = call("GET", "/v1/schedules/red-sched")
     status, _ = call("GET", "/v1/schedules")
 
+    # A limit keyed by a redacted payload member: its key values are payload values.
+    status, _ = call("PUT", "/v1/limits/red-limit", {"match": {"queue": "red4"},
+                                                     "key": "payload.account.API_KEY",
+                                                     "concurrency": 1})
+    assert status in (200, 201)
+    status, _ = call("POST", "/v1/jobs", {"queue": "red4", "kind": "k",
+                                          "payload": {"account": {"api_key": SECRETS["key4"]}}})
+    assert status == 201
+    status, leased4 = c.call("POST", "/v1/leases",
+                             {"queues": ["red4"], "max": 1, "wait_ms": 0, "worker_id": "w1"})
+    assert leased4["jobs"][0]["payload"]["account"]["api_key"] == SECRETS["key4"]
+    status, limit = call("GET", "/v1/limits/red-limit")
+    assert status == 200 and limit["active"] == [{"key": "[redacted]", "count": 1}], limit
+    status, _ = call("GET", "/v1/limits")
+
     # The CLI's views go through the same API.
     for args in (["jobs", "get", jid, "--json"], ["jobs", "get", jid],
-                 ["jobs", "list", "--queue", "red", "--json"], ["dead", "list", "--json"]):
+                 ["jobs", "list", "--queue", "red", "--json"], ["dead", "list", "--json"],
+                 ["limits", "get", "red-limit"]):
         p = subprocess.run([binary(), *args, "--server", srv.url()], capture_output=True,
                            text=True, timeout=60)
         assert p.returncode == 0, (args, p.stderr)

@@ -93,6 +93,17 @@ TEST(RedactorTest, ApplyUnderOnlyRedactsInsideTheMember) {
       R"({"queue":"emails","kind":"send","payload":{"queue":"[redacted]","token":"[redacted]","a":{"token":"[redacted]"}},"token":"top"})");
 }
 
+TEST(RedactorTest, KeyPathsThroughAListedMemberAreHidden) {
+  Redactor r({"api_key"});
+  EXPECT_TRUE(r.HidesKeyPath("payload.api_key"));
+  EXPECT_TRUE(r.HidesKeyPath("payload.API_KEY.id"));
+  EXPECT_TRUE(r.HidesKeyPath("payload.account.api_key"));
+  EXPECT_FALSE(r.HidesKeyPath("payload.account.id"));
+  EXPECT_FALSE(r.HidesKeyPath("api_key"));
+  EXPECT_FALSE(r.HidesKeyPath("concurrency_key"));
+  EXPECT_FALSE(Redactor().HidesKeyPath("payload.api_key"));
+}
+
 TEST(RedactorTest, NamesAreTrimmedOfEmptiesAndDeduplicated) {
   Redactor r({"", "Password", "password"});
   EXPECT_EQ(r.fields(), std::vector<std::string>{"password"});
