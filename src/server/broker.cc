@@ -18,6 +18,7 @@
 #include "common/build_info.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
+#include "obs/logging.h"
 #include "server/scheduler_loader.h"
 
 namespace ym {
@@ -274,8 +275,11 @@ class Broker::Impl {
     SchedulerLoader loader(*fresh, options_.scheduler.idempotency_cache_keys);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
     if (loader.bad_limits() > 0) {
-      spdlog::error("{} stored limit(s) could not be loaded and are not enforced; first: {}",
-                    loader.bad_limits(), loader.first_bad_limit());
+      YM_LOG(err, kStore)
+          .Uint("count", loader.bad_limits())
+          .Str("limit", loader.first_bad_limit())
+          .Msg("{} stored limit(s) could not be loaded and are not enforced; first: {}",
+               loader.bad_limits(), loader.first_bad_limit());
     }
     sched_ = std::move(fresh);
     ++generation_;
@@ -491,8 +495,12 @@ class Broker::Impl {
       retry_batch_ = std::move(failed);
       probe_delay_ms_ = std::min(probe_delay_ms_ * 2, kProbeMaxMs);
       next_probe_mono_ = clock_.MonoMs() + probe_delay_ms_;
-      spdlog::debug("store probe (batch {}) failed: {}; next in {} ms", seq, s.ToString(),
-                    probe_delay_ms_);
+      YM_LOG(debug, kStore)
+          .Uint("batch", seq)
+          .Str("error", s.ToString())
+          .Int("next_probe_ms", probe_delay_ms_)
+          .Msg("store probe (batch {}) failed: {}; next in {} ms", seq, s.ToString(),
+               probe_delay_ms_);
       return;
     }
     EnterReadOnly(seq, s);
@@ -516,10 +524,13 @@ class Broker::Impl {
     }
     store_available_.store(false, std::memory_order_release);
     counters_.store_unavailable_episodes.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error(
-        "commit of batch {} failed: {}; the server is read-only (writes answer 503 "
-        "store_unavailable) and probes the store until it takes writes again",
-        seq, s.ToString());
+    YM_LOG(err, kStore)
+        .Uint("batch", seq)
+        .Str("error", s.ToString())
+        .Msg(
+            "commit of batch {} failed: {}; the server is read-only (writes answer 503 "
+            "store_unavailable) and probes the store until it takes writes again",
+            seq, s.ToString());
     auto replies = std::move(replies_);
     replies_.clear();
     for (auto& r : replies) {
@@ -530,7 +541,9 @@ class Broker::Impl {
     if (!rebuilt.ok()) {
       // Without a consistent state we must not serve: exiting lets the supervisor restart us,
       // and recovery at start is the same code path.
-      spdlog::critical("cannot reload state after a failed commit: {}", rebuilt.ToString());
+      YM_LOG(critical, kStore)
+          .Str("error", rebuilt.ToString())
+          .Msg("cannot reload state after a failed commit: {}", rebuilt.ToString());
       std::_Exit(70);
     }
     retry_batch_.reset();
@@ -553,9 +566,14 @@ class Broker::Impl {
       store_error_.clear();
     }
     store_available_.store(true, std::memory_order_release);
-    spdlog::info("the store takes writes again after {} ms ({} probes); writes are accepted",
-                 clock_.MonoMs() - read_only_since_mono_,
-                 counters_.store_probes.load(std::memory_order_relaxed) - probes_at_start_);
+    const std::int64_t read_only_ms = clock_.MonoMs() - read_only_since_mono_;
+    const std::uint64_t probes =
+        counters_.store_probes.load(std::memory_order_relaxed) - probes_at_start_;
+    YM_LOG(info, kStore)
+        .Int("read_only_ms", read_only_ms)
+        .Uint("probes", probes)
+        .Msg("the store takes writes again after {} ms ({} probes); writes are accepted",
+             read_only_ms, probes);
   }
 
   // Probe back-off while read-only: the first probe 250 ms after the failure, then doubling up
