@@ -161,6 +161,8 @@ class Client:
         headers = {}
         if body is not None:
             data = json.dumps(body).encode()
+        if body is not None or method not in ("GET", "HEAD"):
+            # The server refuses writes without it, body or not (docs/security.md).
             headers["Content-Type"] = "application/json"
         status, _, payload = self.raw(method, path, data, headers)
         try:

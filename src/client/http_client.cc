@@ -141,10 +141,12 @@ class HttpClient::Impl {
     req.set(http::field::host, base_.Authority());
     req.set(http::field::user_agent, options_.user_agent);
     req.set(http::field::accept, "application/json");
-    if (!body.empty()) {
+    // Every write names its JSON type, even without a body: the server refuses a POST, PUT,
+    // PATCH or DELETE without it (a browser cannot send it cross-origin, docs/security.md).
+    if (!body.empty() || method != HttpMethod::kGet) {
       req.set(http::field::content_type, "application/json");
-      req.body() = std::string(body);
     }
+    if (!body.empty()) req.body() = std::string(body);
     req.keep_alive(true);
     req.prepare_payload();
 

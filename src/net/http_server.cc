@@ -94,7 +94,8 @@ class HttpServerImpl {
         accept_strand_(asio::make_strand(ioc_)),
         acceptor_(accept_strand_),
         accept_retry_(accept_strand_),
-        api_(broker, MakeApiOptions()) {}
+        api_(broker, MakeApiOptions()),
+        web_(options_.web) {}
 
   Status Start();
   void Stop();
@@ -116,6 +117,7 @@ class HttpServerImpl {
   tcp::acceptor acceptor_;
   asio::steady_timer accept_retry_;
   Api api_;
+  const WebGuard web_;
 
   ApiOptions MakeApiOptions();
   void DoAccept();
@@ -191,6 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoRead() {
     phase_ = Phase::kReading;
     request_id_.clear();
+    web_headers_.clear();
     method_ = http::verb::unknown;
     request_bytes_ = 0;
     parser_.emplace();
@@ -368,6 +371,33 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.stats_.request_bytes.fetch_add(req.body().size(), std::memory_order_relaxed);
     request_bytes_ = req.body().size();
 
+    // Host, Origin and content type (net/web_guard.h): a refused request never reaches the Api.
+    auto sv = [](beast::string_view v) { return std::string_view(v.data(), v.size()); };
+    WebRequest web_req;
+    web_req.method = req.method();
+    web_req.target = sv(req.target());
+    web_req.version = req.version();
+    if (auto it = req.find(http::field::host); it != req.end()) web_req.host = sv(it->value());
+    if (auto it = req.find(http::field::origin); it != req.end()) {
+      web_req.origin = sv(it->value());
+    }
+    web_req.content_type = sv(req[http::field::content_type]);
+    if (auto it = req.find(http::field::access_control_request_method); it != req.end()) {
+      web_req.preflight_method = sv(it->value());
+    }
+    WebVerdict verdict = server_.web_.Check(web_req);
+    web_headers_ = std::move(verdict.headers);
+    if (verdict.kind != WebVerdict::Kind::kPass) {
+      UnreserveRequest();
+      if (verdict.kind == WebVerdict::Kind::kRefuse) {
+        return Write(ErrorResponse(verdict.error));
+      }
+      ApiResponse preflight;
+      preflight.status = 204;
+      preflight.content_type.clear();
+      return Write(std::move(preflight));
+    }
+
     ApiRequest api_req;
     api_req.method = req.method();
     api_req.target = std::string(req.target());
@@ -476,8 +506,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.version(11);
     res_.result(r.status);
     res_.set(http::field::server, "yardmaster");
-    res_.set(http::field::content_type, r.content_type);
+    if (!r.content_type.empty()) res_.set(http::field::content_type, r.content_type);
     for (auto& [name, value] : r.headers) res_.set(name, value);
+    for (auto& [name, value] : web_headers_) res_.set(name, value);
     // Every response names its request, errors included (net/request_log.h); a request that
     // failed before its headers were read gets a new id.
     if (request_id_.empty()) request_id_ = NewRequestId();
@@ -609,6 +640,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // lines; the id of the last reply that carried leases, for the line that releases them.
   std::string request_id_;
   std::string unread_request_id_;
+  // CORS headers for the current request's response (WebGuard), empty for most requests.
+  std::vector<std::pair<std::string, std::string>> web_headers_;
   http::verb method_ = http::verb::unknown;
   std::uint64_t request_bytes_ = 0;
   const std::string client_;                // the peer's address, for max_connections_per_client

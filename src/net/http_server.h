@@ -54,6 +54,7 @@
 
 #include "common/status.h"
 #include "net/http_stats.h"
+#include "net/web_guard.h"
 #include "server/broker.h"
 
 namespace ym::net {
@@ -90,6 +91,9 @@ struct HttpServerOptions {
   std::size_t reserved_fds = 64;
   // Renders /metrics (Prometheus text); when empty, /metrics serves an empty body.
   std::function<std::string()> metrics_renderer;
+  // Host, Origin and content-type checks applied to every request before the Api sees it
+  // (net/web_guard.h, docs/security.md).
+  WebGuardOptions web;
 };
 
 class HttpServer {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/build_info.h"
+#include "net/web_guard.h"
 #include "obs/logging.h"
 
 namespace ym {
@@ -57,6 +58,25 @@ Result<std::vector<std::string>> ParseRedactFields(std::string_view text) {
   return out;
 }
 
+// A comma-separated list, each item trimmed and normalized by `normalize`; at most 1000 items.
+Result<std::vector<std::string>> ParseList(
+    std::string_view text, const std::function<Result<std::string>(std::string_view)>& normalize) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.empty()) return InvalidRequest("an item of the list is empty");
+    auto normalized = normalize(item);
+    if (!normalized.ok()) return normalized.status();
+    out.push_back(std::move(normalized).value());
+  }
+  if (out.size() > 1000) return InvalidRequest("at most 1000 items");
+  return out;
+}
+
 using Apply = std::function<std::string(ServerConfig&, const std::string&)>;  // "" = ok
 
 struct OptionDef {
@@ -64,6 +84,7 @@ struct OptionDef {
   std::string default_text;
   std::string help;
   Apply apply;
+  bool flag = false;  // a command-line flag without value (--insecure); "on"/"off" elsewhere
 };
 
 Apply IntIn(std::int64_t lo, std::int64_t hi,
@@ -108,6 +129,33 @@ const std::vector<OptionDef>& Options() {
          }
          c.listen_host = host;
          c.listen_port = static_cast<std::uint16_t>(*port);
+         return "";
+       }},
+      {"insecure", "off",
+       "allow a listen address that is not loopback although no authentication exists (anyone "
+       "who can reach the port can do anything); logged as a warning at start. Without it such "
+       "an address is refused at start (exit code 2). As a flag: --insecure; elsewhere on or off",
+       OneOf({"on", "off", "true", "false"},
+             [](ServerConfig& c, const std::string& v) { c.insecure = v == "on" || v == "true"; }),
+       /*flag=*/true},
+      {"allowed_hosts", "(none)",
+       "host names (or IP addresses), NAME[,...] (in the file also an array of strings), that "
+       "the Host header of a request may name besides the loopback names (DNS rebinding "
+       "protection); any port; \"*\": any host (docs/security.md)",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         auto hosts = ParseList(v, net::NormalizeAllowedHost);
+         if (!hosts.ok()) return hosts.status().message();
+         c.allowed_hosts = std::move(hosts).value();
+         return "";
+       }},
+      {"cors_allowed_origins", "(none)",
+       "browser origins, ORIGIN[,...] (in the file also an array of strings), e.g. "
+       "https://dash.example.com, that may call the API cross-origin (CORS); requests with any "
+       "other Origin header are refused 403 (docs/security.md)",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         auto origins = ParseList(v, net::NormalizeOrigin);
+         if (!origins.ok()) return origins.status().message();
+         c.cors_allowed_origins = std::move(origins).value();
          return "";
        }},
       {"data_dir", "./data", "directory holding the store (created if missing)",
@@ -404,7 +452,9 @@ std::optional<std::string> TomlScalar(const toml::node& node, const std::string&
   if (auto b = node.as_boolean()) return b->get() ? "true" : "false";
   // A list option (redact_fields) as an array of strings, a map option (log_levels) as a table
   // of strings: the same text as the flag's.
-  if (auto arr = node.as_array(); arr != nullptr && key == "redact_fields") {
+  if (auto arr = node.as_array();
+      arr != nullptr &&
+      (key == "redact_fields" || key == "allowed_hosts" || key == "cors_allowed_origins")) {
     std::string joined;
     for (const auto& item : *arr) {
       auto s = item.value<std::string>();
@@ -450,9 +500,17 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   app.set_version_flag("--version", std::string(), "print the version and git commit and exit");
   std::map<std::string, std::string> flag_values;
   std::map<std::string, CLI::Option*> flag_opts;
+  std::map<std::string, bool> flag_bools;
   std::string config_flag;
   auto* config_opt = app.add_option("--config", config_flag, "TOML config file [env: YM_CONFIG]");
   for (const auto& def : Options()) {
+    if (def.flag) {
+      // A bool, so that --insecure=off (which CLI11 accepts) means off, not "given".
+      flag_opts[def.key] = app.add_flag(FlagOf(def.key), flag_bools[def.key])
+                               ->description(def.help + " [env: " + EnvOf(def.key) +
+                                             ", default: " + def.default_text + "]");
+      continue;
+    }
     flag_opts[def.key] = app.add_option(
         FlagOf(def.key), flag_values[def.key],
         def.help + " [env: " + EnvOf(def.key) + ", default: " + def.default_text + "]");
@@ -552,10 +610,10 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       for (const auto& def : Options()) known = known || def.key == key;
       if (!known) return InvalidRequest(config_path + ": unknown key \"" + key + "\"");
       auto text = TomlScalar(node, key);
-      if (!text && key == "redact_fields") {
-        return InvalidRequest(config_path +
-                              ": key \"redact_fields\" must be a string or an array "
-                              "of strings without commas");
+      if (!text &&
+          (key == "redact_fields" || key == "allowed_hosts" || key == "cors_allowed_origins")) {
+        return InvalidRequest(config_path + ": key \"" + key +
+                              "\" must be a string or an array of strings without commas");
       }
       if (!text && key == "log_levels") {
         return InvalidRequest(config_path +
@@ -575,7 +633,7 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
     std::string value;
     if (flag_opts[def.key]->count()) {
       source = FlagOf(def.key);
-      value = flag_values[def.key];
+      value = def.flag ? (flag_bools[def.key] ? "on" : "off") : flag_values[def.key];
     } else if (auto v = env(EnvOf(def.key))) {
       source = EnvOf(def.key);
       value = *v;

@@ -18,6 +18,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "core/flow/limit_set.h"
@@ -30,6 +31,12 @@ namespace ym {
 struct ServerConfig {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 7433;
+  // Browser and network safety (docs/security.md). `insecure` allows a non-loopback listen
+  // address while no authentication exists; allowed_hosts and cors_allowed_origins are
+  // normalized by net::NormalizeAllowedHost / net::NormalizeOrigin.
+  bool insecure = false;
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> cors_allowed_origins;
   std::string data_dir = "./data";
   std::string config_file;  // empty: none
   Durability durability = Durability::kFull;

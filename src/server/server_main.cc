@@ -22,6 +22,7 @@
 #include "obs/metrics.h"
 #include "server/broker.h"
 #include "server/config.h"
+#include "server/listen_check.h"
 #include "server/log_config.h"
 #include "server/probes.h"
 #include "store/store.h"
@@ -55,7 +56,8 @@ class DataDirLock {
   int fd_ = -1;
 };
 
-int Run(const ServerConfig& cfg) {
+// `loopback`: the listen address is reachable only from this machine (ListenIsLoopbackOnly).
+int Run(const ServerConfig& cfg, bool loopback) {
   // Block the stop signals in every thread (the mask is inherited by threads created below), so
   // that the main thread alone receives them, synchronously, through sigwait.
   sigset_t stop_signals;
@@ -203,6 +205,16 @@ int Run(const ServerConfig& cfg) {
   hopts.max_connections_per_client = cfg.max_connections_per_client;
   hopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_grace_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
+  // Host and Origin checks (net/web_guard.h). On a non-loopback address (--insecure) clients
+  // also reach the server by its addresses and by the name it listens on.
+  hopts.web.allowed_hosts = cfg.allowed_hosts;
+  hopts.web.cors_allowed_origins = cfg.cors_allowed_origins;
+  if (!loopback) {
+    hopts.web.accept_ip_literal_hosts = true;
+    if (auto name = net::NormalizeAllowedHost(cfg.listen_host); name.ok()) {
+      hopts.web.allowed_hosts.push_back(std::move(name).value());
+    }
+  }
   net::HttpServer http(broker, hopts);
   RegisterServerMetrics(registry, broker, **store, &http.stats());
   if (Status s = http.Start(); !s.ok()) {
@@ -274,7 +286,22 @@ int ServerMain(int argc, char** argv) {
     std::fprintf(stderr, "yardmaster server: %s\n", s.message().c_str());
     return kExitUsage;
   }
-  return Run(cfg->config);
+  // Safe default (docs/security.md): with no authentication, only loopback unless --insecure.
+  const ServerConfig& c = cfg->config;
+  const bool loopback = ListenIsLoopbackOnly(c.listen_host);
+  if (!loopback && !c.insecure) {
+    std::fprintf(stderr, "yardmaster server: %s\n", NonLoopbackRefusal(c.listen_host).c_str());
+    return kExitUsage;
+  }
+  if (!loopback) {
+    YM_LOG(warn, kServer)
+        .Str("listen", c.listen_host)
+        .Msg(
+            "--insecure: listening on {}, which is not loopback, without authentication: anyone "
+            "who can reach port {} can enqueue, read, cancel and reconfigure everything",
+            c.listen_host, c.listen_port);
+  }
+  return Run(c, loopback);
 }
 
 }  // namespace ym

@@ -179,7 +179,10 @@ TEST_F(ConfigTest, EveryKeyOfTheFileReachesItsField) {
       "retention_dead_ms = 21\n"
       "retention_cancelled_ms = 22\n"
       "idempotency_window_ms = 23000\n"
-      "idempotency_cache_keys = 24\n");
+      "idempotency_cache_keys = 24\n"
+      "insecure = true\n"
+      "allowed_hosts = [\"Jobs.Internal\", \"10.0.0.7\"]\n"
+      "cors_allowed_origins = \"https://Dash.example:443, http://localhost:3000\"\n");
   auto c = Load({"--config", file});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const ServerConfig& s = c->config;
@@ -213,6 +216,68 @@ TEST_F(ConfigTest, EveryKeyOfTheFileReachesItsField) {
   EXPECT_EQ(s.scheduler.default_retention.cancelled_ms, 22);
   EXPECT_EQ(s.scheduler.idempotency_window_ms, 23000);
   EXPECT_EQ(s.scheduler.idempotency_cache_keys, 24u);
+  EXPECT_TRUE(s.insecure);
+  EXPECT_EQ(s.allowed_hosts, (std::vector<std::string>{"jobs.internal", "10.0.0.7"}));
+  // Normalized as a browser sends an Origin: lower case, default port dropped.
+  EXPECT_EQ(s.cors_allowed_origins,
+            (std::vector<std::string>{"https://dash.example", "http://localhost:3000"}));
+}
+
+// --insecure is a flag without value; the variable and the file take on/off.
+TEST_F(ConfigTest, InsecureIsAFlagAndOffByDefault) {
+  auto c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->config.insecure);
+  EXPECT_EQ(c->config.listen_host, "127.0.0.1");  // the safe default
+  c = Load({"--insecure", "--listen", "0.0.0.0:7433"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->config.insecure);
+  env_["YM_INSECURE"] = "on";
+  c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->config.insecure);
+  env_["YM_INSECURE"] = "yes";
+  c = Load({});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("YM_INSECURE: must be one of on off true false"),
+            std::string::npos)
+      << c.status().message();
+  env_.erase("YM_INSECURE");
+  env_["YM_INSECURE"] = "on";
+  c = Load({"--insecure=off"});  // CLI11 takes a flag's value this way: off means off
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->config.insecure);
+  env_.erase("YM_INSECURE");
+  auto help = Load({"--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_NE(help->text.find("--insecure"), std::string::npos);
+  EXPECT_NE(help->text.find("--allowed-hosts"), std::string::npos);
+  EXPECT_NE(help->text.find("--cors-allowed-origins"), std::string::npos);
+}
+
+TEST_F(ConfigTest, BadHostsAndOriginsAreClearErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--allowed-hosts", "jobs.internal:7433"}, "without port"},
+      {{"--allowed-hosts", "https://jobs.internal"}, "without scheme or path"},
+      {{"--allowed-hosts", "a,,b"}, "empty"},
+      {{"--allowed-hosts", "bad host"}, "not a host name"},
+      {{"--cors-allowed-origins", "dash.example"}, "no scheme://"},
+      {{"--cors-allowed-origins", "null"}, "no scheme://"},
+      {{"--cors-allowed-origins", "ftp://dash.example"}, "http or https"},
+      {{"--cors-allowed-origins", "https://dash.example/"}, "no path"},
+      {{"--cors-allowed-origins", "https://dash.example:99999"}, "bad host or port"},
+  };
+  for (const auto& [args, want] : cases) {
+    auto c = Load(args);
+    ASSERT_FALSE(c.ok()) << args[1];
+    EXPECT_NE(c.status().message().find(args[0]), std::string::npos) << c.status().message();
+    EXPECT_NE(c.status().message().find(want), std::string::npos) << c.status().message();
+  }
+  auto c = Load({"--config", WriteFile("allowed_hosts = [1, 2]\n")});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("\"allowed_hosts\" must be a string or an array"),
+            std::string::npos)
+      << c.status().message();
 }
 
 TEST_F(ConfigTest, FileValuesOfTheWrongTypeAreErrorsNamingTheKey) {

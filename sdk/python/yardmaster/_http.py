@@ -167,7 +167,9 @@ class Connection:
                    timeout: Optional[float]) -> Tuple[int, Dict[str, str], bytes]:
         data = encode_json(body) if body is not None else None
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if data is not None:
+        if data is not None or method != "GET":
+            # Writes name their JSON type even without a body: the server refuses them
+            # otherwise (browsers cannot send this type cross-origin, docs/security.md).
             headers["Content-Type"] = "application/json"
         t = self.timeout if timeout is None else timeout
         for attempt in range(2):
