@@ -33,7 +33,7 @@ class Conn:
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data else {}
+        headers = {"Content-Type": "application/json"} if data or method != "GET" else {}
         self.c.request(method, path, body=data, headers=headers)
         r = self.c.getresponse()
         payload = r.read()

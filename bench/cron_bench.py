@@ -47,7 +47,7 @@ def run_calls(port, calls, threads):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for method, path, body in chunk:
             data = json.dumps(body).encode() if body is not None else None
-            headers = {"Content-Type": "application/json"} if data else {}
+            headers = {"Content-Type": "application/json"} if data or method != "GET" else {}
             conn.request(method, path, body=data, headers=headers)
             r = conn.getresponse()
             payload = r.read()

@@ -308,7 +308,7 @@ def _waiting_lease(server, client, queue: str):
     import socket
     s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     body = json.dumps({"queues": [queue], "max": 1, "wait_ms": 30000}).encode()
-    s.sendall(b"POST /v1/leases HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST /v1/leases HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     wait_until(lambda: client.call("GET", f"/v1/queues/{queue}")[1].get("waiting_workers") == 1,
                10, "the long-poll to be registered")

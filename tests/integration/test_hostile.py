@@ -226,7 +226,7 @@ def test_slow_readers_of_large_pages_keep_memory_bounded(make_server):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect(("127.0.0.1", srv.port))
             # Pipelined: every request is a large page, and the client never reads.
-            s.sendall(b"GET /v1/jobs?queue=big&limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+            s.sendall(b"GET /v1/jobs?queue=big&limit=1000 HTTP/1.1\r\nHost: localhost\r\n\r\n" * 3)
             slow.append(s)
         wait_for(lambda: metric(c, "ym_http_refused_replies_total") > 0, 30,
                  "large replies to be refused once the budget is spent")
@@ -256,7 +256,7 @@ def test_clients_trickling_large_bodies_keep_memory_bounded(make_server):
     c = srv.client()
     baseline = rss_bytes(srv.proc.pid)
     body_size = 8 * MIB - 1000
-    head = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Content-Length: " + str(body_size).encode() + b"\r\n\r\n")
     senders: List[socket.socket] = []
     with NormalClient(srv.port) as normal:
@@ -368,7 +368,7 @@ def metric_or_none(client: Client, name: str = "ym_http_open_connections") -> Op
 
 # ---- smuggling and malformed framing ----
 
-def post(body: bytes, head: bytes = b"Host: x\r\n") -> bytes:
+def post(body: bytes, head: bytes = b"Host: localhost\r\n") -> bytes:
     return (b"POST /v1/jobs HTTP/1.1\r\n" + head + b"Content-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
@@ -376,22 +376,22 @@ def post(body: bytes, head: bytes = b"Host: x\r\n") -> bytes:
 SMUGGLED = post(b'{"queue":"smuggled","kind":"evil"}')
 
 FRAMING = {
-    "te gzip smuggles a request": b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\n"
+    "te gzip smuggles a request": b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\n"
     b"Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n" + SMUGGLED,
-    "te chunked then gzip": b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\n"
+    "te chunked then gzip": b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\n"
     b"Content-Type: application/json\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
     b"0\r\n\r\n" + SMUGGLED,
-    "te and content-length": b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\n"
+    "te and content-length": b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\n"
     b"Content-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
     b"\r\n0\r\n\r\n" + SMUGGLED,
-    "two content-lengths": b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\n"
+    "two content-lengths": b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\n"
     b"Content-Type: application/json\r\nContent-Length: 0\r\nContent-Length: "
     + str(len(SMUGGLED)).encode() + b"\r\n\r\n" + SMUGGLED,
     "no host": post(b'{"queue":"smuggled","kind":"evil"}', head=b""),
     "two hosts": post(b'{"queue":"smuggled","kind":"evil"}', head=b"Host: a\r\nHost: b\r\n"),
     "bytes after a nul": post(b'{"queue":"other","kind":"k"}\x00{"queue":"smuggled","kind":"x"}'),
     "garbage request line": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
-    "header over the limit": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (20 << 10)
+    "header over the limit": b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"a" * (20 << 10)
     + b"\r\n\r\n",
 }
 

@@ -168,7 +168,7 @@ def _long_poll_then_vanish(port, queue):
     """Sends a long-poll lease request for `queue` and returns the socket, to be reset."""
     s = socket.create_connection(("127.0.0.1", port))
     body = ('{"queues":["%s"],"max":1,"wait_ms":30000}' % queue).encode()
-    s.sendall(b"POST /v1/leases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST /v1/leases HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     return s
 
