@@ -19,6 +19,7 @@
 #include "fuzz_check.h"
 #include "net/http_server.h"
 #include "net/router.h"
+#include "net/web_guard.h"
 
 namespace http = boost::beast::http;
 
@@ -78,6 +79,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       YM_FUZZ_CHECK(routed.match.id != ym::net::RouteId::kUnmatched);
     } else {
       YM_FUZZ_CHECK(!routed.status.message().empty());
+    }
+    // The Host, Origin and content-type checks the server runs before routing
+    // (net/web_guard.h). A request they pass that carries a Host names a loopback host or the
+    // allowed one, and one with an Origin carries the allowed origin or reads a health path.
+    static const ym::net::WebGuard guard([] {
+      ym::net::WebGuardOptions o;
+      o.allowed_hosts = {"jobs.internal"};
+      o.cors_allowed_origins = {"https://dash.example"};
+      return o;
+    }());
+    ym::net::WebRequest web;
+    web.method = req.method();
+    web.target = req.target();
+    web.version = req.version();
+    if (auto it = req.find(http::field::host); it != req.end()) web.host = it->value();
+    if (auto it = req.find(http::field::origin); it != req.end()) web.origin = it->value();
+    web.content_type = req[http::field::content_type];
+    if (auto it = req.find(http::field::access_control_request_method); it != req.end()) {
+      web.preflight_method = it->value();
+    }
+    const ym::net::WebVerdict verdict = guard.Check(web);
+    if (verdict.kind == ym::net::WebVerdict::Kind::kRefuse) {
+      YM_FUZZ_CHECK(!verdict.error.ok());
+    } else if (web.host) {
+      auto host = ym::net::HostOfAuthority(*web.host);
+      YM_FUZZ_CHECK(host && (ym::net::IsLoopbackName(*host) || *host == "jobs.internal"));
     }
     if (used == 0) return 0;
     rest.remove_prefix(used);
