@@ -542,6 +542,11 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.evicting = true;
   CountLive(job.ns, false);
   job.updated_at_ms = now;
+  if (terminal == JobState::kSucceeded || terminal == JobState::kDead) {
+    QueueActivity& a = Q(job.queue).activity;
+    ++(terminal == JobState::kSucceeded ? a.succeeded : a.dead);
+    MarkChanged(job.queue);
+  }
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
     // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues): nothing of
@@ -637,6 +642,7 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
   JobExtra& x = job.Extra();
   x.errors.push_back(AttemptError{job.attempts, error.type, error.message, now});
   if (x.errors.size() > kMaxErrorsKept) x.errors.erase(x.errors.begin());
+  if (!job.cancel_requested) ++Q(job.queue).activity.failed;
   // A job whose cancel was requested ends cancelled, whatever its worker reported: no outcome
   // for its breakers (the failure may be the cancel itself).
   LeaveState(job, job.cancel_requested ? flow::BreakerOutcome::kAbandoned
@@ -1311,6 +1317,12 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
                            });
   const std::vector<std::uint32_t>& qs = names.slots;
   if (qs.empty()) return out;
+  // For the no_pollers alert (core/queue_activity.h): O(queues named), like the resolution.
+  const std::int64_t polled_at = clock_.NowMs();
+  for (std::uint32_t qi : qs) {
+    Q(qi).activity.last_poll_ms = polled_at;
+    MarkChanged(qi);
+  }
   const std::int64_t lease_ms = request.lease_ms.value_or(0);
   if (qs.size() == 1) {
     TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out);
@@ -1960,6 +1972,7 @@ Scheduler::QueueGaugeValues Scheduler::ToGaugeValues(std::uint32_t qi) const {
   v.oldest_ready_age_ms = OldestReadyAge(q);
   v.waiting_workers = q.live_waiters;
   v.paused = q.config.paused;
+  v.activity = q.activity;
   return v;
 }
 

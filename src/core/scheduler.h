@@ -66,6 +66,7 @@
 #include "core/job_filter.h"
 #include "core/job_index.h"
 #include "core/lease_names.h"
+#include "core/queue_activity.h"
 #include "core/queue_names.h"
 #include "core/read_guard.h"
 #include "core/retention_work.h"
@@ -391,6 +392,7 @@ class Scheduler {
     std::int64_t oldest_ready_age_ms = 0;  // as QueueInfo::oldest_ready_age_ms
     std::uint32_t waiting_workers = 0;
     bool paused = false;
+    QueueActivity activity;  // for the alert evaluator (core/queue_activity.h)
   };
   struct GaugeChanges {
     bool full = false;
@@ -546,6 +548,7 @@ class Scheduler {
     std::uint32_t live_waiters = 0;   // registered waiters that name this queue
     std::uint32_t idle_sweeps = 0;    // consecutive sweeps that found it unused
     bool changed = false;             // listed in changed_queues_ (TakeQueueChanges)
+    QueueActivity activity;           // attempt outcomes and last poll (core/queue_activity.h)
     Fifo<std::uint64_t> waiters;      // waiter ids, FIFO (lazy deletion)
     // Its retention entry, pinned at its first kept finished job, unpinned when it is freed.
     RetentionWork::Handle retention = nullptr;

@@ -371,6 +371,7 @@ class Broker::Impl {
       x.oldest_ready_since_ms = now - q.oldest_ready_age_ms;
       x.waiting_workers = q.waiting_workers;
       x.paused = q.paused;
+      x.activity = q.activity;
     }
   }
 

@@ -133,6 +133,7 @@ struct QueueGauge {
   std::int64_t oldest_ready_since_ms = 0;  // wall clock; meaningful while ready > 0
   std::uint32_t waiting_workers = 0;
   bool paused = false;
+  QueueActivity activity;  // cumulative outcomes and last poll (core/queue_activity.h)
 };
 
 class Broker {
