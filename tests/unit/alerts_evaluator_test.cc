@@ -261,20 +261,20 @@ TEST(AlertEvaluatorTest, OldestReadyAgeInclusiveAndStrict) {
 TEST(AlertEvaluatorTest, FailureRatioOverAWindowWithAMinimumCount) {
   ManualClock clock;
   AlertEvaluator ev({Rule("ratio", "q", "failure_ratio > 0.5 over 60s min 10")}, clock);
-  EXPECT_TRUE(ev.Evaluate({Counts("q", 100, 100, 0)}).empty());  // the baseline
+  EXPECT_TRUE(ev.Evaluate({Counts("q", 1, 2, 0)}).empty());
   // 4 failed of 5 in the window: a high ratio, but under the minimum count.
   clock.Advance(1000);
-  EXPECT_TRUE(ev.Evaluate({Counts("q", 101, 104, 0)}).empty());
+  EXPECT_TRUE(ev.Evaluate({Counts("q", 1, 4, 0)}).empty());
   EXPECT_DOUBLE_EQ(*StatusOf(ev, "ratio", "q").value, 0.8);
   // 8 failed of 10: judged now.
   clock.Advance(1000);
-  auto events = ev.Evaluate({Counts("q", 102, 108, 0)});
+  auto events = ev.Evaluate({Counts("q", 2, 8, 0)});
   ASSERT_EQ(events.size(), 1u);
   EXPECT_TRUE(events[0].firing);
   EXPECT_DOUBLE_EQ(events[0].value, 0.8);
   // Successes dilute it within the window: 8 failed of 20 -> resolves.
   clock.Advance(1000);
-  events = ev.Evaluate({Counts("q", 112, 108, 0)});
+  events = ev.Evaluate({Counts("q", 12, 8, 0)});
   ASSERT_EQ(events.size(), 1u);
   EXPECT_FALSE(events[0].firing);
   EXPECT_DOUBLE_EQ(events[0].value, 0.4);
@@ -304,12 +304,13 @@ TEST(AlertEvaluatorTest, FailuresOlderThanTheWindowNoLongerCount) {
 TEST(AlertEvaluatorTest, DeadGrowthAndCounterRestarts) {
   ManualClock clock;
   AlertEvaluator ev({Rule("dead", "q", "dead_growth >= 3 over 1m")}, clock);
-  ev.Evaluate({Counts("q", 0, 0, 50)});  // dead before the first sample do not count
+  ev.Evaluate({Counts("q", 0, 0, 1)});  // the counts start at 0 with the queue: 1 dead job
   EXPECT_EQ(StatusOf(ev, "dead", "q").state, AlertState::kInactive);
   clock.Advance(1000);
-  ev.Evaluate({Counts("q", 0, 0, 52)});
+  ev.Evaluate({Counts("q", 0, 0, 2)});
   EXPECT_EQ(StatusOf(ev, "dead", "q").state, AlertState::kInactive);
-  // The counts restart (the server restarted or the queue was freed): 1 new dead job, not -51.
+  EXPECT_DOUBLE_EQ(*StatusOf(ev, "dead", "q").value, 2);
+  // The counts restart (the server restarted or the queue was freed): 1 new dead job, not -1.
   clock.Advance(1000);
   auto events = ev.Evaluate({Counts("q", 0, 0, 1)});
   ASSERT_EQ(events.size(), 1u);
@@ -354,7 +355,8 @@ TEST(AlertEvaluatorTest, RuleOnEveryQueueKeepsOneInstancePerQueue) {
   ManualClock clock;
   AlertEvaluator ev({Rule("lag", "", "lag_seconds > 1")}, clock);
   EXPECT_TRUE(ev.Statuses().empty());
-  auto events = ev.Evaluate({Ready("a", 1, 2000), Ready("b", 1, 500), Ready("c", 1, 3000)});
+  auto events = ev.Evaluate(
+      {Ready("a", 1, 2000), Ready("b", 1, 500), Ready("c", 1, 3000), Ready("_ym.alerts", 1, 9000)});
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].queue, "a");
   EXPECT_EQ(events[1].queue, "c");
@@ -404,6 +406,23 @@ TEST(AlertEvaluatorTest, RestoredFiringEpisodeDoesNotFireAgainAndResolvesUnderIt
   third.Restore(fired[0]);
   EXPECT_EQ(StatusOf(third, "lag", "q").state, AlertState::kInactive);
   EXPECT_FALSE(StatusOf(third, "lag", "q").last_event->firing);
+}
+
+// Regression: a queue created and failing between two samples was first seen with its counts
+// already up, and they were taken as the baseline, so its failures never counted.
+TEST(AlertEvaluatorTest, AQueueCreatedBetweenSamplesCountsFromZero) {
+  ManualClock clock;
+  AlertEvaluator ev({Rule("ratio", "", "failure_ratio >= 0.5 over 1m min 2"),
+                     Rule("dead", "", "dead_growth >= 2 over 1m")},
+                    clock);
+  EXPECT_TRUE(ev.Evaluate({}).empty());
+  clock.Advance(1000);
+  auto events = ev.Evaluate({Counts("new", 0, 2, 2)});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].rule, "ratio");
+  EXPECT_DOUBLE_EQ(events[0].value, 1);
+  EXPECT_EQ(events[1].rule, "dead");
+  EXPECT_DOUBLE_EQ(events[1].value, 2);
 }
 
 TEST(AlertEvaluatorTest, QueuesNoRuleNamesAreNotTracked) {

@@ -51,8 +51,11 @@ void AlertEvaluator::Track(const QueueSample& s, std::int64_t mono, std::int64_t
   auto [it, fresh] = queues_.try_emplace(s.queue);
   QueueTrack& t = it->second;
   if (fresh) {
+    // The counts start at 0 when core starts holding the queue (at the server's start, or when
+    // the queue was created since the last sample): all of them are new, as of now.
     t.first_seen_wall = wall;
-    t.current = Point{mono, 0, 0, 0};
+    t.current = Point{mono, s.succeeded, s.failed, s.dead};
+    if (any_windowed_) t.history.push_back(Point{mono, 0, 0, 0});
   } else {
     t.current.succeeded += Grown(t.last.succeeded, s.succeeded);
     t.current.failed += Grown(t.last.failed, s.failed);
@@ -228,6 +231,7 @@ std::vector<AlertEvent> AlertEvaluator::Evaluate(const std::vector<QueueSample>&
       }
     }
     for (const QueueSample& s : samples) {
+      if (s.queue.rfind(kReservedQueuePrefix, 0) == 0) continue;
       if (instances_.count({ri, s.queue}) != 0) continue;
       auto [value, holds] = Measure(rule, s.queue, &s, mono, wall);
       if (!holds) continue;

@@ -23,14 +23,17 @@
 // (a long-poll waiting on it counts as polling now; a queue never polled since this evaluator
 // first sampled it counts from that first sample); it holds only while the queue has ready jobs.
 //
-// Windows: the counters in a sample are cumulative and may restart from 0 (core frees an idle
-// queue, the server restarts): a decrease is taken as a restart, as Prometheus' increase() does.
+// Windows: the counters in a sample are cumulative from 0 when core started holding the queue,
+// and may restart from 0 (core frees an idle queue, the server restarts): a decrease is taken
+// as a restart, as Prometheus' increase() does. The counts of a queue's first sample are taken
+// as having happened at that sample.
 // The history kept per queue is thinned to one point per max(1 s, longest window / 256), so a
 // window covers between `window` and `window` plus that step, and memory per queue is bounded.
 //
 // Instances: a rule on one queue has exactly one. A rule on every queue gets one per queue when
-// it first leaves inactive; an inactive one is dropped unless it has a last event to show.
-// At most Options::max_instances exist; past it new ones are not created (dropped_instances()).
+// it first leaves inactive (never for the reserved "_ym." queues, kReservedQueuePrefix); an
+// inactive one is dropped unless it has a last event to show. At most Options::max_instances exist;
+// past it new ones are not created (dropped_instances()).
 //
 // Pure and single-threaded: no I/O; time comes from the injected Clock, durations (`for`,
 // windows) on its monotonic line and what is shown (started_at, since) on its wall line.

@@ -89,6 +89,10 @@ struct AlertRule {
 };
 
 inline constexpr std::size_t kMaxRuleNameBytes = 64;
+// Queues whose name starts with this are the broker's own (the alert delivery queue): a rule on
+// every queue skips them, so a failing webhook cannot raise alerts about its own deliveries. A
+// rule may still name one explicitly.
+inline constexpr std::string_view kReservedQueuePrefix = "_ym.";
 inline constexpr std::size_t kMaxWebhooksPerRule = 8;
 
 // Checks a header name (an HTTP token) and value (no control characters); "" when fine.
