@@ -32,6 +32,9 @@ struct ApiOptions {
   std::size_t max_reply_bytes = 8 << 20;
   // Renders the Prometheus text body of /metrics; when empty, /metrics serves an empty body.
   std::function<std::string()> metrics_renderer;
+  // Renders the JSON body of GET /v1/alerts (server/alert_service.h); when empty, the server
+  // runs no alert rules and answers {"alerts":[]}.
+  std::function<std::string()> alerts_renderer;
   // Runs a task on the transport's own threads. Used when a Broker callback needs a second
   // Broker call (Broker callbacks must not call the Broker). When empty, the task runs inline,
   // which is only right for tests that drive the Api from one thread.

@@ -555,6 +555,10 @@ void Readyz(Call& c) {
   c.Ok(RenderHealth("ready", checks), HealthFailure(checks).ok() ? 200 : 503);
 }
 
+void ListAlerts(Call& c) {
+  c.Ok(c.options.alerts_renderer ? c.options.alerts_renderer() : R"({"alerts":[]})");
+}
+
 void Metrics(Call& c) {
   ApiResponse r;
   r.route = c.match.id;
@@ -684,6 +688,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return Bulk(c, BulkAction::kReplay);
     case RouteId::kBulkDelete:
       return Bulk(c, BulkAction::kDelete);
+    case RouteId::kListAlerts:
+      return ListAlerts(c);
     case RouteId::kInfo:
       return Info(c);
     case RouteId::kHealthz:
