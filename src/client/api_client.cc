@@ -1134,4 +1134,6 @@ Status ApiClient::Readyz() {
 
 Result<std::string> ApiClient::Metrics() { return Call(HttpMethod::kGet, "/metrics", {}); }
 
+Result<std::string> ApiClient::Alerts() { return Call(HttpMethod::kGet, "/v1/alerts", {}); }
+
 }  // namespace ym::client

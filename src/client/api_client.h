@@ -589,6 +589,8 @@ class ApiClient {
   Status Readyz();
   // GET /metrics: Prometheus text.
   Result<std::string> Metrics();
+  // GET /v1/alerts: the alert rules and their state, as the JSON body (docs/api.md).
+  Result<std::string> Alerts();
 
   // The HTTP status of the last reply, or 0 when the last call got no reply (unreachable).
   int last_http_status() const { return last_http_status_; }

@@ -264,3 +264,42 @@ def test_bad_rules_stop_the_server_naming_the_rule_and_field(make_server, tmp_pa
     with pytest.raises(RuntimeError) as e:
         make_server("--config", cfg)
     assert cfg in str(e.value) and expected in str(e.value), str(e.value)
+
+
+def run_cli(server, *args):
+    import subprocess
+    from ymtest import binary
+    return subprocess.run([binary(), *args, "--server", server.url()], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_cli_lists_the_rules_and_their_state(make_server, tmp_path, receiver):
+    text = lag_rule(receiver.url()) + (
+        '[[alerts]]\nname = "dead-any"\nqueue = "*"\ncondition = "dead_growth >= 1 over 1m"\n'
+        f'webhooks = ["{receiver.url()}"]\n')
+    s = make_server("--config", config(tmp_path, text))
+    c = s.client()
+    c.enqueue(queue="work", kind="k")
+    wait_until(lambda: receiver.bodies("firing"), DEADLINE, "the firing POST")
+    inst = wait_until(lambda: (lambda i: i if i["last_event"]["jobs"] else None)(
+        instance(c, "lag", "work")), DEADLINE, "the delivery job id")
+    [job_id] = inst["last_event"]["jobs"]
+    r = run_cli(s, "alerts")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["RULE", "QUEUE", "CONDITION", "STATE", "SINCE", "VALUE",
+                                "LAST", "EVENT", "JOBS"]
+    [lag] = [line for line in lines if line.startswith("lag ")]
+    assert " work " in lag and " firing " in lag and lag.endswith(job_id), lag
+    [dead] = [line for line in lines if line.startswith("dead-any ")]
+    assert dead.split()[1] == "*" and " - " in dead, dead
+    assert "delivered" in lines[-1] and "_ym.alerts" in lines[-1]
+    r = run_cli(s, "alerts", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [a["name"] for a in json.loads(r.stdout)["alerts"]] == ["lag", "dead-any"]
+    c.close()
+
+
+def test_cli_without_rules(server):
+    r = run_cli(server, "alerts")
+    assert r.returncode == 0 and r.stdout.startswith("no alert rules"), (r.stdout, r.stderr)
