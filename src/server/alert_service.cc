@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <unordered_map>
 #include <utility>
 
 #include "client/http_client.h"
@@ -44,6 +45,25 @@ constexpr std::string_view kWorkerId = "_ym.alerts-delivery";
 }  // namespace
 
 std::vector<alerts::QueueSample> GaugeSampleSource::Sample() {
+  // The outcome counts of each queue: its label sets' (one per kind) summed. Every queue with
+  // counts is sampled, also once core freed it (idle): its counts never restart within the
+  // process, and a queue missing from the samples for a while would be forgotten by the
+  // evaluator and its whole past taken as new when it came back.
+  struct Counts {
+    std::uint64_t succeeded = 0, failed = 0, dead = 0;
+  };
+  std::unordered_map<std::string, Counts> counts;
+  auto at = [](const JobStats::LabelSet& l, JobEvent e) {
+    return l.events[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
+  };
+  broker_.job_stats().ForEach([&](const JobStats::LabelSet& l) {
+    if (l.queue == JobStats::kOverflow) return;  // past the label cap: not per queue
+    Counts& c = counts[l.queue];
+    c.succeeded += at(l, JobEvent::kSucceeded);
+    c.failed +=
+        at(l, JobEvent::kFailed) + at(l, JobEvent::kLeaseExpired) + at(l, JobEvent::kTimedOut);
+    c.dead += at(l, JobEvent::kDead);
+  });
   std::vector<alerts::QueueSample> out;
   for (const QueueGauge& g : broker_.QueueGauges()) {
     alerts::QueueSample s;
@@ -51,10 +71,21 @@ std::vector<alerts::QueueSample> GaugeSampleSource::Sample() {
     s.ready = g.ready;
     s.oldest_ready_age_ms = g.oldest_ready_age_ms;
     s.waiting_workers = g.waiting_workers;
-    s.succeeded = g.activity.succeeded;
-    s.failed = g.activity.failed;
-    s.dead = g.activity.dead;
-    s.last_poll_ms = g.activity.last_poll_ms;
+    s.last_poll_ms = g.last_poll_ms;
+    if (auto it = counts.find(g.queue); it != counts.end()) {
+      s.succeeded = it->second.succeeded;
+      s.failed = it->second.failed;
+      s.dead = it->second.dead;
+      counts.erase(it);
+    }
+    out.push_back(std::move(s));
+  }
+  for (auto& [queue, c] : counts) {  // counted, not held by core now: nothing ready
+    alerts::QueueSample s;
+    s.queue = queue;
+    s.succeeded = c.succeeded;
+    s.failed = c.failed;
+    s.dead = c.dead;
     out.push_back(std::move(s));
   }
   return out;

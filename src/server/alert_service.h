@@ -42,9 +42,8 @@
 
 namespace ym {
 
-// Where the evaluator's samples come from. Today: the broker's per-queue gauges, which carry
-// the scheduler's QueueActivity counts (core/queue_activity.h). Kept behind this interface so
-// that another source (the per-queue job event counters of /metrics) can replace it.
+// Where the evaluator's samples come from, behind an interface so tests (and another source)
+// can stand in.
 class QueueSampleSource {
  public:
   virtual ~QueueSampleSource() = default;
@@ -52,8 +51,13 @@ class QueueSampleSource {
   virtual std::vector<alerts::QueueSample> Sample() = 0;
 };
 
-// Samples Broker::QueueGauges(): refreshed by core about once a second, read without waiting
-// on core.
+// Samples Broker::QueueGauges() (ready jobs, oldest ready age, waiting long-polls, last poll;
+// refreshed by core about once a second) and Broker::job_stats() (the counters of
+// ym_job_events_total, summed over the kinds of each queue: succeeded; failed + lease_expired +
+// timed_out; dead), both read without waiting on core. Limitation: the (queue, kind) pairs past
+// `metrics_max_label_sets` are counted under "~other", not per queue, so failure_ratio and
+// dead_growth do not see the queues whose pairs all came after the cap. O(queues + label sets)
+// per sample.
 class GaugeSampleSource final : public QueueSampleSource {
  public:
   explicit GaugeSampleSource(const Broker& broker) : broker_(broker) {}

@@ -303,3 +303,42 @@ def test_cli_lists_the_rules_and_their_state(make_server, tmp_path, receiver):
 def test_cli_without_rules(server):
     r = run_cli(server, "alerts")
     assert r.returncode == 0 and r.stdout.startswith("no alert rules"), (r.stdout, r.stderr)
+
+
+def test_a_delivery_whose_rule_left_the_config_ends_dead_and_can_be_replayed(make_server,
+                                                                           tmp_path):
+    receiver = Receiver(answers=[500] * 1000)
+    try:
+        cfg = config(tmp_path, lag_rule(receiver.url()))
+        s = make_server("--config", cfg)
+        c = s.client()
+        c.enqueue(queue="work", kind="k")
+        wait_until(lambda: receiver.bodies(), DEADLINE, "a first (refused) POST")
+        [job_id] = instance(c, "lag", "work")["last_event"]["jobs"]
+        c.close()
+
+        # The rule is gone from the file: its webhook's headers are unknown, nothing is sent.
+        config(tmp_path, lag_rule(receiver.url(), name="other", queue="elsewhere"))
+        s.restart()
+        c = s.client()
+        # (Up to a lease of 60 s more if the kill caught the job leased.)
+        job = wait_until(lambda: (lambda j: j if j["state"] == "dead" else None)(c.get(job_id)[1]),
+                         DEADLINE + 60, "the delivery job to go dead")
+        assert job["dead_reason"] == "non_retryable", job
+        assert job["last_error"]["type"] == "alert_rule_gone", job
+        assert "rule lag" in job["last_error"]["message"]
+        c.close()
+
+        # Back in the file, and the webhook healthy: a replay delivers it.
+        receiver.answers = []
+        config(tmp_path, lag_rule(receiver.url()))
+        s.restart()
+        c = s.client()
+        posts = len(receiver.bodies())
+        status, body = c.call("POST", f"/v1/jobs/{job_id}:replay")
+        assert status == 200, body
+        wait_until(lambda: len(receiver.bodies()) > posts, DEADLINE, "the replayed POST")
+        assert receiver.bodies()[-1]["dedupe_key"] == receiver.bodies()[0]["dedupe_key"]
+        c.close()
+    finally:
+        receiver.close()

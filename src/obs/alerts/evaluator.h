@@ -59,7 +59,7 @@ struct QueueSample {
   std::uint32_t waiting_workers = 0;  // long-polls waiting on the queue now
   // Cumulative counts (see "Windows" above).
   std::uint64_t succeeded = 0;
-  std::uint64_t failed = 0;  // fail reports, retried or not, and expired or timed-out attempts
+  std::uint64_t failed = 0;  // failed attempts: fail reports, lease expiries, timeouts
   std::uint64_t dead = 0;
   std::int64_t last_poll_ms = 0;  // wall clock; 0: not polled since the counts started
 };
