@@ -2,7 +2,6 @@
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +12,7 @@
 #include "client/http_client.h"
 #include "common/build_info.h"
 #include "obs/alerts/notification.h"
+#include "obs/logging.h"
 
 namespace ym {
 namespace {
@@ -177,10 +177,13 @@ Status AlertService::Restore() {
     if (auto it = jobs.find(key); it != jobs.end()) jobs_of_event_[key] = it->second;
   }
   if (restored > 0) {
-    spdlog::info("alerts: {} rules; state rebuilt from {} delivery jobs of {}", rules_.size(),
-                 restored, alerts::kAlertQueue);
+    YM_LOG(info, kAlerts)
+        .Uint("rules", rules_.size())
+        .Uint("restored_jobs", restored)
+        .Msg("alerts: {} rules; state rebuilt from {} delivery jobs of {}", rules_.size(), restored,
+             alerts::kAlertQueue);
   } else {
-    spdlog::info("alerts: {} rules", rules_.size());
+    YM_LOG(info, kAlerts).Uint("rules", rules_.size()).Msg("alerts: {} rules", rules_.size());
   }
   return Status::Ok();
 }
@@ -207,8 +210,14 @@ void AlertService::EvaluateLoop() {
     }
     for (const alerts::AlertEvent& e : events) {
       ++events_;
-      spdlog::info("alert {} on queue {}: {} (value {}, threshold {})", e.rule, e.queue,
-                   e.firing ? "firing" : "resolved", e.value, e.threshold);
+      YM_LOG(info, kAlerts)
+          .Str("rule", e.rule)
+          .Str("queue", e.queue)
+          .Str("state", e.firing ? "firing" : "resolved")
+          .Double("value", e.value)
+          .Double("threshold", e.threshold)
+          .Str("dedupe_key", e.DedupeKey())
+          .Msg("alert {} on queue {}: {}", e.rule, e.queue, e.firing ? "firing" : "resolved");
       std::size_t ri = 0;
       while (ri < rules_.size() && rules_[ri].name != e.rule) ++ri;
       for (std::size_t wi = 0; ri < rules_.size() && wi < rules_[ri].webhooks.size(); ++wi) {
@@ -260,8 +269,11 @@ void AlertService::EnqueuePending() {
     const Status& s = results[i].status();
     if (s.code() == Code::kValidation || s.code() == Code::kInvalidRequest) {
       // Never accepted however often tried (e.g. a namespace limit's shape): say so, drop it.
-      spdlog::error("alert {} on queue {}: delivery job refused: {}", u.event.rule, u.event.queue,
-                    s.ToString());
+      YM_LOG(err, kAlerts)
+          .Str("rule", u.event.rule)
+          .Str("queue", u.event.queue)
+          .Msg("alert {} on queue {}: delivery job refused: {}", u.event.rule, u.event.queue,
+               s.ToString());
       ++dropped_events_;
       continue;
     }
@@ -362,8 +374,12 @@ void AlertService::DeliverLoop() {
         acks.push_back({job.id, job.lease.token, ""});
         ++delivered_;
       } else {
-        spdlog::warn("alert delivery job {} (attempt {} of {}): {}", job.id, job.attempt,
-                     job.max_attempts, failure.message);
+        YM_LOG(warn, kAlerts)
+            .Str("job_id", FormatJobId(job.id))
+            .Int("attempt", job.attempt)
+            .Str("error_type", failure.type)
+            .Msg("alert delivery job {} (attempt {} of {}): {}", job.id, job.attempt,
+                 job.max_attempts, failure.message);
         fails.push_back({job.id, job.lease.token, failure});
         ++delivery_failures_;
       }
