@@ -92,6 +92,16 @@ def instance(client, rule, queue):
     return None
 
 
+def delivery_job(client, rule, queue):
+    """The one delivery job of the instance's last event. Waits for it: the worker may POST the
+    job before the evaluator has recorded the id its enqueue returned."""
+    def jobs():
+        i = instance(client, rule, queue)
+        return i["last_event"]["jobs"] if i and i["last_event"] else None
+    [job_id] = wait_until(jobs, DEADLINE, f"the delivery job of {rule}/{queue}")
+    return job_id
+
+
 def drain(client, queue):
     for job in client.lease([queue], max_jobs=100):
         client.ack(job)
@@ -125,10 +135,10 @@ def test_fires_delivers_and_resolves(make_server, tmp_path, receiver):
     assert firing["webhook"] == receiver.url("/hook?team=ops")
 
     # GET /v1/alerts: firing, with the event and its delivery job, which succeeded.
-    inst = wait_until(lambda: instance(c, "lag", "work"), DEADLINE, "the instance")
+    job_id = delivery_job(c, "lag", "work")
+    inst = instance(c, "lag", "work")
     assert inst["state"] == "firing" and inst["value"] > 1
     assert inst["last_event"]["dedupe_key"] == firing["dedupe_key"]
-    [job_id] = inst["last_event"]["jobs"]
     job = wait_until(lambda: (lambda j: j if j["state"] == "succeeded" else None)(c.get(job_id)[1]),
                      DEADLINE, "the delivery job to succeed")
     assert job["queue"] == "_ym.alerts" and job["kind"] == "alert.webhook"
@@ -160,8 +170,7 @@ def test_a_failing_webhook_is_retried_by_the_jobs_backoff(make_server, tmp_path)
         wait_until(lambda: len(receiver.bodies()) >= 2, DEADLINE, "a second POST after the 500")
         first, second = receiver.bodies()[:2]
         assert first == second  # the same event, the same dedupe key
-        inst = instance(c, "lag", "work")
-        [job_id] = inst["last_event"]["jobs"]
+        job_id = delivery_job(c, "lag", "work")
         job = wait_until(
             lambda: (lambda j: j if j["state"] == "succeeded" else None)(c.get(job_id)[1]),
             DEADLINE, "the delivery job to succeed")
@@ -183,9 +192,7 @@ def test_a_restart_keeps_a_firing_alert_without_sending_it_again(make_server, tm
     [firing] = receiver.bodies("firing")
     # Its ack durable first: a kill between the POST and the ack's commit would (rightly, at
     # least once) send the same event again after the restart.
-    inst = wait_until(lambda: (lambda i: i if i["last_event"]["jobs"] else None)(
-        instance(c, "lag", "work")), DEADLINE, "the delivery job id")
-    [job_id] = inst["last_event"]["jobs"]
+    job_id = delivery_job(c, "lag", "work")
     wait_until(lambda: c.get(job_id)[1]["state"] == "succeeded", DEADLINE, "the ack")
     c.close()
 
@@ -287,9 +294,7 @@ def test_cli_lists_the_rules_and_their_state(make_server, tmp_path, receiver):
     c = s.client()
     c.enqueue(queue="work", kind="k")
     wait_until(lambda: receiver.bodies("firing"), DEADLINE, "the firing POST")
-    inst = wait_until(lambda: (lambda i: i if i["last_event"]["jobs"] else None)(
-        instance(c, "lag", "work")), DEADLINE, "the delivery job id")
-    [job_id] = inst["last_event"]["jobs"]
+    job_id = delivery_job(c, "lag", "work")
     r = run_cli(s, "alerts")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -320,7 +325,7 @@ def test_a_delivery_whose_rule_left_the_config_ends_dead_and_can_be_replayed(mak
         c = s.client()
         c.enqueue(queue="work", kind="k")
         wait_until(lambda: receiver.bodies(), DEADLINE, "a first (refused) POST")
-        [job_id] = instance(c, "lag", "work")["last_event"]["jobs"]
+        job_id = delivery_job(c, "lag", "work")
         c.close()
 
         # The rule is gone from the file: its webhook's headers are unknown, nothing is sent.
