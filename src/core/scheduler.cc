@@ -357,10 +357,14 @@ void Scheduler::LoadJob(JobRecord&& record) {
     return;
   }
   const std::int64_t now = clock_.NowMs();
+  const std::int64_t stored_updated_at = job->updated_at_ms;
   if (job->run_at_ms > now) {
     MakeScheduled(*job, job->run_at_ms, stored == JobState::kScheduled && job->attempts > 0);
   } else {
     MakeReady(*job);
+    // A job that was ready before the restart has been waiting since then: its oldest-ready
+    // age (the lag gauge, lag alerts) keeps counting from that time, not from the restart.
+    if (stored == JobState::kReady) job->updated_at_ms = std::min(now, stored_updated_at);
   }
   // A waiting debounce job's group gets its run_at as deadline (never later than the true one,
   // core/flow/key_groups.h, "Durability without a stored field").
