@@ -26,6 +26,14 @@ struct JobExtra {
   std::string progress;  // the running attempt's progress (JSON object text); empty: none
 };
 
+// Where a job came from (JobRecord::trace and request_id), for the few jobs that carry it:
+// held behind its own pointer so that jobs without it pay 8 bytes, and jobs with it do not
+// allocate the larger JobExtra.
+struct JobOrigin {
+  TraceContext trace;
+  std::string request_id;
+};
+
 struct LiveJob {
   JobId id = 0;
   std::int64_t run_at_ms = 0;
@@ -72,6 +80,7 @@ struct LiveJob {
   std::int64_t deadline_ms = 0;
   std::string payload;
   std::unique_ptr<JobExtra> extra;
+  std::unique_ptr<JobOrigin> origin;  // null: no trace context nor request id
 
   JobExtra& Extra() {
     if (!extra) extra = std::make_unique<JobExtra>();

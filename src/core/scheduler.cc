@@ -377,6 +377,10 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending, std::uint32_t qi) {
     x.tags = std::forward<Record>(r).tags;
     x.errors = std::forward<Record>(r).errors;
   }
+  if (!r.trace.empty() || !r.request_id.empty()) {
+    job->origin = std::make_unique<JobOrigin>(
+        JobOrigin{std::forward<Record>(r).trace, std::forward<Record>(r).request_id});
+  }
   LiveJob* p = index_.Insert(std::move(job));
   if (!limits_.empty()) p->gates = limits_.Acquire(SubjectOf(*p));
   return p;
@@ -835,6 +839,8 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   r.idempotency_key = spec.idempotency_key;
   r.concurrency_key = std::move(spec.concurrency_key);
   r.tags = std::move(spec.tags);
+  r.trace = std::move(spec.trace);
+  r.request_id = std::move(spec.request_id);
   open_.next_id = next_id_;
   EnqueueOutcome out;
   out.id = r.id;
@@ -1003,6 +1009,10 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.created_at_ms = job->created_at_ms;
     if (job->extra) l.tags = job->extra->tags;
     l.timeout_ms = job->timeout_ms;
+    if (job->origin) {
+      l.trace = job->origin->trace;
+      l.request_id = job->origin->request_id;
+    }
     l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id,
                         job->deadline_ms != 0 ? WallOf(job->deadline_ms) : 0};
     l.quota_counted = quota_counted;
@@ -1824,6 +1834,10 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
     r.concurrency_key = job.extra->concurrency_key;
     r.tags = job.extra->tags;
     r.errors = job.extra->errors;
+  }
+  if (job.origin) {
+    r.trace = job.origin->trace;
+    r.request_id = job.origin->request_id;
   }
   return r;
 }
