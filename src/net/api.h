@@ -49,6 +49,9 @@ struct ApiRequest {
   std::vector<std::string> traceparent;
   std::vector<std::string> tracestate;
   std::string body;
+  // The request's id (net/request_log.h): the client's X-Request-Id when valid, else generated
+  // by the transport. Handlers put it in the request's log lines.
+  std::string request_id;
 };
 
 struct ApiResponse {
