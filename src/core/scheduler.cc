@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/attempt_timeout.h"
+#include "core/job_events.h"
 #include "core/job_stats.h"
 #include "core/live_job.h"
 
@@ -588,6 +589,10 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
                                                                           : JobEvent::kCancelled);
     options_.job_stats->Observe(job.stats, JobTime::kEndToEnd, now - job.created_at_ms);
   }
+  if (terminal != JobState::kSucceeded) {
+    NoteEvent(job, terminal == JobState::kDead ? JobEvent::kDead : JobEvent::kCancelled,
+              dead_reason);
+  }
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
     // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues): nothing of
@@ -708,12 +713,31 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
     }
     RecordUpdate(job);
     CountEvent(options_.job_stats, job, JobEvent::kRetried);
+    NoteEvent(job, JobEvent::kRetried, error.type);
   }
   return job.state;
 }
 
+void Scheduler::NoteEvent(const LiveJob& job, JobEvent e, std::string_view reason) {
+  JobEventSink* sink = options_.job_events;
+  if (sink == nullptr || !sink->Wants(e)) return;
+  JobEventNote n;
+  n.event = e;
+  n.id = job.id;
+  n.queue = Q(job.queue).config.name;
+  n.kind = kinds_.Name(job.kind);
+  n.attempt = job.attempts;
+  if (job.origin) {
+    n.request_id = job.origin->request_id;
+    n.traceparent = job.origin->trace.traceparent;
+  }
+  n.reason = reason;
+  sink->Note(n);
+}
+
 JobState Scheduler::TimeOut(LiveJob& job) {
   CountEvent(options_.job_stats, job, JobEvent::kTimedOut);
+  NoteEvent(job, JobEvent::kTimedOut, "timeout");
   return FailAttempt(job, AttemptTimeout::Failure(job.timeout_ms));
 }
 
@@ -2228,6 +2252,7 @@ void Scheduler::ExpireLeases(std::int64_t now) {
     // in `scheduled` (`retry_backoff`) for a jittered backoff delay (up to an hour by default).
     expired.retry_in_ms = 0;
     CountEvent(options_.job_stats, *job, JobEvent::kLeaseExpired);
+    NoteEvent(*job, JobEvent::kLeaseExpired, expired.type);
     if (FailAttempt(*job, expired) == JobState::kReady) ServeWaiters(job->queue);
   }
 }

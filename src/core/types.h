@@ -16,7 +16,8 @@
 
 namespace ym {
 
-class JobStats;  // core/job_stats.h
+class JobStats;      // core/job_stats.h
+class JobEventSink;  // core/job_events.h
 
 // Limits and defaults of the scheduler; every one is a server option (docs/operations.md).
 struct SchedulerOptions {
@@ -58,6 +59,9 @@ struct SchedulerOptions {
   // scheduler where jobs change state; null: none counted. Owned by the caller (the Broker),
   // so the counts outlive a rebuilt scheduler.
   JobStats* job_stats = nullptr;
+  // Where the events no request sees (dead, lease expiry, timeout, retry, cancel) are reported
+  // for the job log lines (core/job_events.h); null: nowhere. Not owned.
+  JobEventSink* job_events = nullptr;
 };
 
 // One job to enqueue. Optional fields fall back to the queue's config, then server defaults.

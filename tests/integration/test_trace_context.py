@@ -80,7 +80,9 @@ def test_header_context_reaches_lease_and_get_on_every_attempt_and_after_kill9(t
         assert again[0]["id"] == created["id"] and again[0]["attempt"] == 2
         assert again[0]["traceparent"] == TP and again[0]["tracestate"] == TS
 
-        # kill -9 with the job leased: recovery reads the context back from the store.
+        # kill -9 with the job leased: recovery reads the context back from the store. (A lease
+        # reply may go out before its commit; any later write's 2xx means it is durable.)
+        c.enqueue(queue="sync", kind="k")
         srv.kill()
         srv.start()
         c = srv.client()
@@ -172,3 +174,55 @@ def test_several_tracestate_headers_form_one_list(client):
         [("traceparent", TP), ("tracestate", "a=1"), ("tracestate", "b=2")])
     assert status == 201, created
     assert client.get(created["id"])[1]["tracestate"] == "a=1,b=2"
+
+
+def job_lines(srv, job_id):
+    out = []
+    for line in list(srv.log_lines):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if obj.get("job_id") == job_id:
+            out.append(obj)
+    return out
+
+
+def test_log_lines_about_a_job_carry_its_request_id_and_trace_id(tmp_path):
+    """The enqueue's request id is stored with the job (GET shows it) and, with the trace id,
+    is on the server's lines about the job: the enqueue and lease lines (debug) and the lines
+    of the events no request sees, here a lease expiry and the job going dead (info)."""
+    srv = Server(str(tmp_path / "data"), ["--log-format", "json", "--log-levels",
+                                          "job=debug"]).start()
+    try:
+        c = srv.client()
+        status, created = post(c, "/v1/jobs", {"queue": QUEUE, "kind": "k", "max_attempts": 1,
+                                               "lease_ms": 100},
+                               {"traceparent": TP, "X-Request-Id": "producer-req-1"})
+        assert status == 201, created
+        jid = created["id"]
+        status, job = c.get(jid)
+        assert job["request_id"] == "producer-req-1", job
+        leased = c.lease([QUEUE])
+        assert leased[0]["request_id"] == "producer-req-1"
+        wait_until(lambda: c.get(jid)[1]["state"] == "dead", 30, "the lease to expire")
+        lines = wait_until(lambda: (lambda ls: ls if {"lease expired", "job dead"} <= {
+            x["msg"] for x in ls} else None)(job_lines(srv, jid)), 30, "the job's log lines")
+        by_msg = {x["msg"]: x for x in lines}
+        assert by_msg["job enqueued"]["request_id"] == "producer-req-1"
+        assert by_msg["job enqueued"]["trace_id"] == TP[3:35]
+        assert by_msg["job leased"]["trace_id"] == TP[3:35]
+        for msg in ("lease expired", "job dead"):
+            line = by_msg[msg]
+            assert line["level"] == "info" and line["component"] == "job", line
+            assert line["request_id"] == "producer-req-1", line
+            assert line["trace_id"] == TP[3:35], line
+            assert line["queue"] == QUEUE and line["attempt"] == 1, line
+        assert by_msg["job dead"]["reason"] == "max_attempts_exceeded"
+        assert by_msg["lease expired"]["reason"] == "lease_expired"
+        # A job without context or a request id of its own gets a generated id, and no trace_id.
+        plain = c.enqueue(queue="plain", kind="k")
+        status, job = c.get(plain["id"])
+        assert job["request_id"] and job["traceparent"] is None
+    finally:
+        srv.stop()
