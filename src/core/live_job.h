@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/job.h"
+#include "core/job_origin.h"
 
 namespace ym {
 
@@ -24,14 +25,6 @@ struct JobExtra {
   std::vector<std::string> tags;
   std::vector<AttemptError> errors;
   std::string progress;  // the running attempt's progress (JSON object text); empty: none
-};
-
-// Where a job came from (JobRecord::trace and request_id), for the few jobs that carry it:
-// held behind its own pointer so that jobs without it pay 8 bytes, and jobs with it do not
-// allocate the larger JobExtra.
-struct JobOrigin {
-  TraceContext trace;
-  std::string request_id;
 };
 
 struct LiveJob {
@@ -86,7 +79,8 @@ struct LiveJob {
   std::int64_t attempt_started_ms = 0;
   std::string payload;
   std::unique_ptr<JobExtra> extra;
-  std::unique_ptr<JobOrigin> origin;  // null: no trace context nor request id
+  // Its enqueue request's id and trace context (core/job_origin.h); one pointer, null when none.
+  JobOrigin origin;
 
   JobExtra& Extra() {
     if (!extra) extra = std::make_unique<JobExtra>();

@@ -411,10 +411,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending, std::uint32_t qi) {
     x.tags = std::forward<Record>(r).tags;
     x.errors = std::forward<Record>(r).errors;
   }
-  if (!r.trace.empty() || !r.request_id.empty()) {
-    job->origin = std::make_unique<JobOrigin>(
-        JobOrigin{std::forward<Record>(r).trace, std::forward<Record>(r).request_id});
-  }
+  job->origin = JobOrigin(r.request_id, r.trace);
   if (options_.job_stats != nullptr) {
     job->stats = options_.job_stats->Resolve(Q(qi).config.name, kinds_.Name(job->kind));
   }
@@ -727,10 +724,8 @@ void Scheduler::NoteEvent(const LiveJob& job, JobEvent e, std::string_view reaso
   n.queue = Q(job.queue).config.name;
   n.kind = kinds_.Name(job.kind);
   n.attempt = job.attempts;
-  if (job.origin) {
-    n.request_id = job.origin->request_id;
-    n.traceparent = job.origin->trace.traceparent;
-  }
+  n.request_id = job.origin.request_id();
+  n.traceparent = job.origin.traceparent();
   n.reason = reason;
   sink->Note(n);
 }
@@ -1086,9 +1081,9 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.created_at_ms = job->created_at_ms;
     if (job->extra) l.tags = job->extra->tags;
     l.timeout_ms = job->timeout_ms;
-    if (job->origin) {
-      l.trace = job->origin->trace;
-      l.request_id = job->origin->request_id;
+    if (!job->origin.empty()) {
+      l.trace = job->origin.trace();
+      l.request_id = job->origin.request_id();
     }
     l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id,
                         job->deadline_ms != 0 ? WallOf(job->deadline_ms) : 0};
@@ -1926,9 +1921,12 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
     r.tags = job.extra->tags;
     r.errors = job.extra->errors;
   }
-  if (job.origin) {
-    r.trace = job.origin->trace;
-    r.request_id = job.origin->request_id;
+  // Not for the store's UpdateJob records (with_payload false): the store writes the origin
+  // once, with the insert, and an update never names it, so copying it would only cost an
+  // allocation per state change.
+  if (with_payload && !job.origin.empty()) {
+    r.trace = job.origin.trace();
+    r.request_id = job.origin.request_id();
   }
   return r;
 }
