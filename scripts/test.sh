@@ -62,6 +62,7 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$JOBS" --target ym_unit_tests
 TSAN_FILTER='Broker*:HttpServer*:HttpClientTest.*:ApiClientTest.*:SdkWorker*:SdkClient.*'
 TSAN_FILTER+=':StoreTest/*.GetJobIsSafeDuringCommitsFromOtherThreads:SqliteStoreTest.Backup*'
+TSAN_FILTER+=':JobStatsTest.AReaderDuringWritesSeesWholeSetsAndGrowingCounts'
 TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
   ./build/tsan/tests/ym_unit_tests --gtest_filter="$TSAN_FILTER" --gtest_brief=1
 
