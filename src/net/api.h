@@ -47,6 +47,10 @@ struct ApiRequest {
   boost::beast::http::verb method = boost::beast::http::verb::get;
   std::string target;        // path and query as sent
   std::string content_type;  // the Content-Type header, empty if absent
+  // The W3C trace context headers, every value as received (empty: absent); only the enqueue
+  // routes read them (net/codec.h, ParseTraceHeaders).
+  std::vector<std::string> traceparent;
+  std::vector<std::string> tracestate;
   std::string body;
   // The request's id (net/request_log.h): the client's X-Request-Id when valid, else generated
   // by the transport. Handlers put it in the request's log lines.
