@@ -141,6 +141,7 @@ class HttpClient::Impl {
     req.set(http::field::host, base_.Authority());
     req.set(http::field::user_agent, options_.user_agent);
     req.set(http::field::accept, "application/json");
+    for (const auto& [name, value] : options_.headers) req.set(name, value);
     // Every write names its JSON type, even without a body: the server refuses a POST, PUT,
     // PATCH or DELETE without it (a browser cannot send it cross-origin, docs/security.md).
     if (!body.empty() || method != HttpMethod::kGet) {

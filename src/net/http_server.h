@@ -91,6 +91,8 @@ struct HttpServerOptions {
   std::size_t reserved_fds = 64;
   // Renders /metrics (Prometheus text); when empty, /metrics serves an empty body.
   std::function<std::string()> metrics_renderer;
+  // Renders GET /v1/alerts (net/api.h ApiOptions::alerts_renderer).
+  std::function<std::string()> alerts_renderer;
   // Host, Origin and content-type checks applied to every request before the Api sees it
   // (net/web_guard.h, docs/security.md).
   WebGuardOptions web;

@@ -20,6 +20,7 @@
 #include "net/http_server.h"
 #include "obs/logging.h"
 #include "obs/metrics.h"
+#include "server/alert_service.h"
 #include "server/broker.h"
 #include "server/config.h"
 #include "server/listen_check.h"
@@ -191,6 +192,15 @@ int Run(const ServerConfig& cfg, bool loopback) {
     }
   }
 
+  // The config file's [[alerts]]: their state is rebuilt from the delivery jobs before the
+  // listener opens, so GET /v1/alerts never shows a firing alert as inactive after a restart.
+  GaugeSampleSource alert_samples(broker);
+  AlertService alerts(broker, clock, cfg.alerts, alert_samples);
+  if (Status s = alerts.Start(); !s.ok()) {
+    spdlog::critical("alerts: {}", s.ToString());
+    return kExitFailure;
+  }
+
   obs::Registry registry;
   net::HttpServerOptions hopts;
   hopts.host = cfg.listen_host;
@@ -205,6 +215,7 @@ int Run(const ServerConfig& cfg, bool loopback) {
   hopts.max_connections_per_client = cfg.max_connections_per_client;
   hopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_grace_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
+  hopts.alerts_renderer = [&alerts] { return alerts.RenderJson(); };
   // Host and Origin checks (net/web_guard.h). On a non-loopback address (--insecure) clients
   // also reach the server by its addresses and by the name it listens on.
   hopts.web.allowed_hosts = cfg.allowed_hosts;
@@ -242,6 +253,8 @@ int Run(const ServerConfig& cfg, bool loopback) {
   // the listener stays open so workers can still ack, fail or heartbeat the jobs they hold. We
   // wait for those, up to the grace period, then close the listener and commit what is left.
   broker.BeginDrain();
+  // The delivery worker holds at most one job: an interrupted POST hands it back at once.
+  alerts.Stop();
   const auto grace_end =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_grace_ms);
   // A second SIGTERM or SIGINT (still blocked, so it waits here as pending) skips the rest of
