@@ -522,6 +522,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.keep_alive(keep_alive_ && !close_after_ && !server_.stopping());
     res_.body() = std::move(r.body);
     res_.prepare_payload();
+    // A 204 (the CORS preflight answer) has no body and must not declare one (RFC 9110 8.6).
+    if (r.status == 204) res_.erase(http::field::content_length);
     route_ = r.route;
     leases_ = std::move(r.leases);
     stream_.expires_after(server_.options_.write_timeout);

@@ -88,6 +88,7 @@ def test_an_allowed_origin_gets_a_preflight_and_cors_headers(make_server):
     assert "POST" in headers["access-control-allow-methods"]
     assert "content-type" in headers["access-control-allow-headers"].lower()
     assert headers["vary"] == "Origin"
+    assert "content-length" not in headers and body == b""  # a 204 declares no body
     status, headers, body = c.raw("POST", "/v1/jobs",
                                   json.dumps({"queue": "ws-cors", "kind": "k"}).encode(),
                                   {"Origin": ALLOWED, "Content-Type": "application/json"})
