@@ -499,8 +499,8 @@ TEST_F(HttpServerTest, BadFramingIs400AndCloses) {
   const std::vector<Case> cases = {
       {"te gzip, chunked", "Host: localhost\r\nTransfer-Encoding: gzip, chunked\r\n", chunked},
       {"te chunked, gzip", "Host: localhost\r\nTransfer-Encoding: chunked, gzip\r\n", chunked},
-      {"te twice", "Host: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
-       chunked},
+      {"te twice",
+       "Host: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", chunked},
       {"te identity", "Host: localhost\r\nTransfer-Encoding: identity\r\n" + cl, body},
       {"te and cl", "Host: localhost\r\nTransfer-Encoding: chunked\r\n" + cl, chunked},
       {"cl twice", "Host: localhost\r\n" + cl + cl, body},
