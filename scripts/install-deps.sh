@@ -10,7 +10,7 @@ PACKAGES=(
   rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libhowardhinnant-date-dev tzdata libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-pytest curl procps lcov
+  python3 python3-pytest python3-yaml curl procps lcov
   # prometheus and promtool: the alert rules are checked and a real server scrapes the broker
   # in tests/integration/test_deploy_files.py and test_prometheus_scrape.py
   prometheus
