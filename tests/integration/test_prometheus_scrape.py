@@ -203,3 +203,16 @@ def test_dashboard_expressions_evaluate(scrape):
     for where, expr in dashboard_exprs(load_dashboard()):
         scrape.prom.query(grafana_to_promql(expr))  # fails the test on an error answer
     assert scrape.prom.query('sum by (queue, state) (ym_queue_jobs{queue=~".*"})')
+
+
+def test_no_pollers_alert_expression_on_real_series(scrape):
+    """YardmasterQueueNoPollers's expression, evaluated on the scraped series (its `for:` aside):
+    it names queue "q" (7 ready jobs, never polled) with its depth, and neither "idle" (polled,
+    empty) nor "r" (polled, every job acked)."""
+    (rule,) = [a for a in load_alerts() if a["alert"] == "YardmasterQueueNoPollers"]
+
+    def only_q():
+        result = scrape.prom.query(rule["expr"])
+        return [(r["metric"].get("queue"), float(r["value"][1])) for r in result] == \
+            [("q", DEPTH)] and (result,)
+    wait_until(only_q, DEADLINE, "the no-pollers expression to name queue q", step=0.25)
