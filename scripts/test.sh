@@ -58,9 +58,11 @@ run_suite asan-ubsan
 # threads), the HTTP server and client, the C++ SDK's worker runtime, the store's readers.
 section "ThreadSanitizer (multi-threaded unit suites)"
 cmake --preset tsan >/dev/null
+# The tsan build of ym_unit_tests holds only the files with these suites (tests/CMakeLists.txt).
 cmake --build --preset tsan -j "$JOBS" --target ym_unit_tests
 TSAN_FILTER='Broker*:HttpServer*:HttpClientTest.*:ApiClientTest.*:SdkWorker*:SdkClient.*'
 TSAN_FILTER+=':StoreTest/*.GetJobIsSafeDuringCommitsFromOtherThreads:SqliteStoreTest.Backup*'
+TSAN_FILTER+=':JobStatsTest.AReaderDuringWritesSeesWholeSetsAndGrowingCounts'
 TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
   ./build/tsan/tests/ym_unit_tests --gtest_filter="$TSAN_FILTER" --gtest_brief=1
 

@@ -69,7 +69,13 @@ struct LiveJob {
   // Gate set (core/flow/limit_set.h; 0: none), a reference held while the job is in the index.
   // Fits the padding before deadline_ms: the struct does not grow.
   std::uint32_t gates = 0;
+  // Its label set in JobStats (core/job_stats.h; 0 when none is kept), resolved once when core
+  // takes the job in, so that counting an event needs no lookup by name.
+  std::uint32_t stats = 0;
   std::int64_t deadline_ms = 0;
+  // When the running attempt was leased (monotonic; 0: unknown, an attempt recovered from the
+  // store), for its run time (JobStats).
+  std::int64_t attempt_started_ms = 0;
   std::string payload;
   std::unique_ptr<JobExtra> extra;
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/attempt_timeout.h"
+#include "core/job_stats.h"
 #include "core/live_job.h"
 
 namespace ym {
@@ -52,6 +53,27 @@ Status CheckRetention(const Retention& r) {
     return Validation("field \"retention\": caps must be >= 0 (0: no cap)");
   }
   return Status::Ok();
+}
+
+// The position of a blocked reason in kBlockedReasons.
+std::size_t BlockedIndex(std::string_view reason) {
+  for (std::size_t i = 0; i < kBlockedReasonCount; ++i) {
+    if (reason == kBlockedReasons[i]) return i;
+  }
+  return kBlockedReasonCount - 1;
+}
+
+// Job metrics (core/job_stats.h): the thin hooks where jobs change state. Each is one branch
+// when no JobStats is given.
+void CountEvent(JobStats* stats, const LiveJob& job, JobEvent e) {
+  if (stats != nullptr) stats->Count(job.stats, e);
+}
+
+// The run time of `job`'s attempt, which ends now (ack, fail, expiry, timeout).
+void ObserveRun(JobStats* stats, const Clock& clock, const LiveJob& job) {
+  if (stats != nullptr && job.attempt_started_ms != 0) {
+    stats->Observe(job.stats, JobTime::kRun, clock.MonoMs() - job.attempt_started_ms);
+  }
 }
 
 }  // namespace
@@ -149,6 +171,17 @@ Scheduler::QueueChanges Scheduler::TakeQueueChanges() {
 }
 
 Scheduler::GaugeChanges Scheduler::TakeGaugeChanges() {
+  if ((!limits_.empty() || !namespaces_.empty()) && !queues_.empty()) {
+    // A gate can refuse or admit a queue's ready jobs with no change to that queue: a bounded,
+    // round-robin re-check of the slots keeps their blocked reasons at most
+    // ceil(slots / kGaugeRecheckSlots) takes old (scheduler.h).
+    const auto slots = static_cast<std::uint32_t>(queues_.size());
+    for (std::uint32_t n = 0; n < std::min(slots, kGaugeRecheckSlots); ++n) {
+      const std::uint32_t qi = gauge_recheck_next_++ % slots;
+      if (queues_[qi] && Q(qi).ready > 0) MarkChanged(qi);
+    }
+    gauge_recheck_next_ %= slots;
+  }
   return TakeChanges<GaugeChanges>([this](std::uint32_t qi) { return ToGaugeValues(qi); });
 }
 
@@ -377,6 +410,9 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending, std::uint32_t qi) {
     x.tags = std::forward<Record>(r).tags;
     x.errors = std::forward<Record>(r).errors;
   }
+  if (options_.job_stats != nullptr) {
+    job->stats = options_.job_stats->Resolve(Q(qi).config.name, kinds_.Name(job->kind));
+  }
   LiveJob* p = index_.Insert(std::move(job));
   if (!limits_.empty()) p->gates = limits_.Acquire(SubjectOf(*p));
   return p;
@@ -542,6 +578,12 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.evicting = true;
   CountLive(job.ns, false);
   job.updated_at_ms = now;
+  if (options_.job_stats != nullptr) {
+    options_.job_stats->Count(job.stats, terminal == JobState::kSucceeded ? JobEvent::kSucceeded
+                                         : terminal == JobState::kDead    ? JobEvent::kDead
+                                                                          : JobEvent::kCancelled);
+    options_.job_stats->Observe(job.stats, JobTime::kEndToEnd, now - job.created_at_ms);
+  }
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
     // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues): nothing of
@@ -637,6 +679,7 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
   JobExtra& x = job.Extra();
   x.errors.push_back(AttemptError{job.attempts, error.type, error.message, now});
   if (x.errors.size() > kMaxErrorsKept) x.errors.erase(x.errors.begin());
+  ObserveRun(options_.job_stats, clock_, job);
   // A job whose cancel was requested ends cancelled, whatever its worker reported: no outcome
   // for its breakers (the failure may be the cancel itself).
   LeaveState(job, job.cancel_requested ? flow::BreakerOutcome::kAbandoned
@@ -660,11 +703,13 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
       MakeScheduled(job, now + delay, /*retry=*/true);
     }
     RecordUpdate(job);
+    CountEvent(options_.job_stats, job, JobEvent::kRetried);
   }
   return job.state;
 }
 
 JobState Scheduler::TimeOut(LiveJob& job) {
+  CountEvent(options_.job_stats, job, JobEvent::kTimedOut);
   return FailAttempt(job, AttemptTimeout::Failure(job.timeout_ms));
 }
 
@@ -839,7 +884,8 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   EnqueueOutcome out;
   out.id = r.id;
   out.state = r.state;
-  AddJob(r, /*pending=*/true, qi);  // copies the payload: the batch keeps the record's own
+  // Copies the payload: the batch keeps the record's own.
+  CountEvent(options_.job_stats, *AddJob(r, /*pending=*/true, qi), JobEvent::kEnqueued);
   open_.mutations.emplace_back(InsertJob{std::move(r)});
   if (!key_gates.empty()) {
     for (JobId w : keys.superseded) Supersede(w, out.id);
@@ -982,6 +1028,13 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     job->lease_length_ms = static_cast<std::int32_t>(job->lease_expires_ms - mono);
     SetWorker(*job, workers_.Acquire(worker_id));
     job->updated_at_ms = now;
+    job->attempt_started_ms = mono;
+    if (options_.job_stats != nullptr) {
+      // Waiting since it could first run: created, or its run_at (a delay, a retry's backoff).
+      options_.job_stats->Count(job->stats, JobEvent::kLeased);
+      options_.job_stats->Observe(job->stats, JobTime::kWait,
+                                  now - std::max(job->run_at_ms, job->created_at_ms));
+    }
     leases_.push(TimerEntry{job->lease_expires_ms, token, job->id});
     ns_active_.Started(job->ns);
     ++q.active;
@@ -1311,6 +1364,14 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
                            });
   const std::vector<std::uint32_t>& qs = names.slots;
   if (qs.empty()) return out;
+  // Workers poll these queues now (ym_queue_last_poll_timestamp_seconds).
+  const std::int64_t polled_at = clock_.NowMs();
+  for (std::uint32_t qi : qs) {
+    if (Q(qi).last_poll_ms != polled_at) {
+      Q(qi).last_poll_ms = polled_at;
+      MarkChanged(qi);
+    }
+  }
   const std::int64_t lease_ms = request.lease_ms.value_or(0);
   if (qs.size() == 1) {
     TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out);
@@ -1363,8 +1424,10 @@ void Scheduler::AddWaiter(LeaseRequest request, std::int64_t deadline_mono_ms,
   w.request = std::move(request);
   w.callback = std::move(callback);
   const std::uint64_t id = next_waiter_id_++;
+  const std::int64_t polled_at = clock_.NowMs();
   for (std::uint32_t qi : w.queues) {
     QueueState& q = Q(qi);
+    q.last_poll_ms = polled_at;  // a queue the lease did not find yet is polled too
     q.waiters.push_back(id);
     ++q.live_waiters;
     MarkChanged(qi);
@@ -1521,6 +1584,7 @@ Result<JobState> Scheduler::Ack(JobId id, std::uint64_t token, const std::string
     WakeLanes();  // FindLeased may have timed the attempt out
     return found.status();
   }
+  ObserveRun(options_.job_stats, clock_, **found);
   LeaveState(**found, flow::BreakerOutcome::kSuccess);
   Finish(**found, JobState::kSucceeded, "", result);
   WakeLanes();
@@ -1537,6 +1601,7 @@ Result<JobState> Scheduler::Fail(JobId id, std::uint64_t token, const FailSpec& 
     return found.status();
   }
   LiveJob& job = **found;
+  CountEvent(options_.job_stats, job, JobEvent::kFailed);
   const JobState s = FailAttempt(job, error);
   if (s == JobState::kReady) ServeWaiters(job.queue);
   WakeLanes();
@@ -1612,6 +1677,7 @@ std::optional<Result<JobView>> Scheduler::ReplayInCore(JobId id, bool dead_only)
   }
   job->evicting = false;     // OnCommitted's eviction of the terminal batch skips it
   CountLive(job->ns, true);  // live again (a replay is an operator's act: no namespace check)
+  CountEvent(options_.job_stats, *job, JobEvent::kEnqueued);  // a new run
   job->pending = true;
   job->state = JobState::kReady;
   job->attempts = 0;
@@ -1687,6 +1753,7 @@ Result<JobView> Scheduler::NewRunOf(JobRecord&& stored) {
   open_.mutations.push_back(UpdateJob{stored});
   stored.payload = std::move(payload);
   LiveJob* job = AddJob(std::move(stored), /*pending=*/true);
+  CountEvent(options_.job_stats, *job, JobEvent::kEnqueued);  // a new run
   open_promote_.push_back(job->id);
   if (!key_gates.empty()) {
     for (JobId w : keys.superseded) Supersede(w, job->id);
@@ -1915,29 +1982,37 @@ QueueInfo Scheduler::ToQueueInfo(std::uint32_t qi) const {
   info.counts["scheduled"] = q.scheduled;
   info.counts["ready"] = q.ready;
   info.counts["active"] = q.active;
-  for (const char* reason : kBlockedReasons) info.blocked[reason] = 0;
-  info.blocked["scheduled"] = q.scheduled - q.retry_waiting - q.debounced;
-  info.blocked["debounced"] = q.debounced;
-  info.blocked["retry_backoff"] = q.retry_waiting;
-  if (q.config.paused) {
-    info.blocked["paused"] = q.ready;
-  } else {
-    // O(lanes): every ready job is in exactly one lane, and all of a lane's jobs share its
-    // gates, so they are blocked (or not) together.
-    for (const Lane& lane : q.lanes) {
-      if (lane.ready_count == 0) continue;
-      if (NsAtMaxActive(lane.ns)) {
-        info.blocked["namespace_limit"] += lane.ready_count;
-      } else if (auto refused = LaneBlocked(lane.gates)) {
-        info.blocked[std::string(flow::BlockReason(refused->why))] += lane.ready_count;
-      } else if (q.live_waiters == 0) {
-        info.blocked["no_workers"] += lane.ready_count;
-      }
-    }
+  const std::array<std::uint64_t, kBlockedReasonCount> blocked = BlockedCounts(q);
+  for (std::size_t i = 0; i < kBlockedReasonCount; ++i) {
+    info.blocked[kBlockedReasons[i]] = blocked[i];
   }
   info.oldest_ready_age_ms = OldestReadyAge(q);
   info.waiting_workers = q.live_waiters;
   return info;
+}
+
+std::array<std::uint64_t, kBlockedReasonCount> Scheduler::BlockedCounts(const QueueState& q) const {
+  std::array<std::uint64_t, kBlockedReasonCount> b{};
+  b[BlockedIndex("scheduled")] = q.scheduled - q.retry_waiting - q.debounced;
+  b[BlockedIndex("debounced")] = q.debounced;
+  b[BlockedIndex("retry_backoff")] = q.retry_waiting;
+  if (q.config.paused) {
+    b[BlockedIndex("paused")] = q.ready;
+    return b;
+  }
+  // O(lanes): every ready job is in exactly one lane, and all of a lane's jobs share its gates,
+  // so they are blocked (or not) together.
+  for (const Lane& lane : q.lanes) {
+    if (lane.ready_count == 0) continue;
+    if (NsAtMaxActive(lane.ns)) {
+      b[BlockedIndex("namespace_limit")] += lane.ready_count;
+    } else if (auto refused = LaneBlocked(lane.gates)) {
+      b[BlockedIndex(flow::BlockReason(refused->why))] += lane.ready_count;
+    } else if (q.live_waiters == 0) {
+      b[BlockedIndex("no_workers")] += lane.ready_count;
+    }
+  }
+  return b;
 }
 
 std::int64_t Scheduler::OldestReadyAge(const QueueState& q) const {
@@ -1960,6 +2035,8 @@ Scheduler::QueueGaugeValues Scheduler::ToGaugeValues(std::uint32_t qi) const {
   v.oldest_ready_age_ms = OldestReadyAge(q);
   v.waiting_workers = q.live_waiters;
   v.paused = q.config.paused;
+  v.blocked = BlockedCounts(q);
+  v.last_poll_ms = q.last_poll_ms;
   return v;
 }
 
@@ -2136,6 +2213,7 @@ void Scheduler::ExpireLeases(std::int64_t now) {
     // failures the job reported, not for a worker that vanished. Without this the job waited
     // in `scheduled` (`retry_backoff`) for a jittered backoff delay (up to an hour by default).
     expired.retry_in_ms = 0;
+    CountEvent(options_.job_stats, *job, JobEvent::kLeaseExpired);
     if (FailAttempt(*job, expired) == JobState::kReady) ServeWaiters(job->queue);
   }
 }

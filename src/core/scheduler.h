@@ -37,6 +37,7 @@
 // bounded by SchedulerOptions::list_scan_budget.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -380,9 +381,13 @@ class Scheduler {
   };
   QueueChanges TakeQueueChanges();
   // The same changes with only the values the per-queue gauges show, not the whole QueueInfo
-  // (no configuration copy, no state maps, no blocked reasons): what the broker's refresh takes
-  // each second, at a small fraction of the cost per changed queue. Takes the same marks: use
-  // one or the other.
+  // (no configuration copy, no state maps; blocked reasons as an array): what the broker's
+  // refresh takes each second, at a small fraction of the cost per changed queue. Takes the
+  // same marks: use one or the other. Blocked reasons of ready jobs can change with no change
+  // to their queue (a gate shared with other queues fills or opens, a rate window passes):
+  // while any limit or namespace is configured, each take also re-marks up to
+  // kGaugeRecheckSlots queue slots holding ready jobs, round-robin, so such a change shows
+  // within ceil(queue slots / kGaugeRecheckSlots) takes.
   struct QueueGaugeValues {
     std::string name;
     std::uint64_t scheduled = 0;
@@ -391,6 +396,10 @@ class Scheduler {
     std::int64_t oldest_ready_age_ms = 0;  // as QueueInfo::oldest_ready_age_ms
     std::uint32_t waiting_workers = 0;
     bool paused = false;
+    // Live jobs not running per reason, in kBlockedReasons order (as QueueInfo::blocked):
+    // O(lanes of the queue) to compute, never O(its jobs).
+    std::array<std::uint64_t, kBlockedReasonCount> blocked{};
+    std::int64_t last_poll_ms = 0;  // wall clock of the last lease naming it; 0: none
   };
   struct GaugeChanges {
     bool full = false;
@@ -398,6 +407,7 @@ class Scheduler {
     std::vector<std::string> removed;
   };
   GaugeChanges TakeGaugeChanges();
+  static constexpr std::uint32_t kGaugeRecheckSlots = 256;
   Result<QueueInfo> PutQueue(const QueueConfigPatch& patch);
   // Forgets the queue's configuration (it follows the server's defaults again, and is freed
   // once unused like any unconfigured queue); a paused queue resumes. nullopt when core does not
@@ -545,6 +555,7 @@ class Scheduler {
     std::uint64_t jobs = 0;           // jobs in the index that belong to this queue
     std::uint32_t live_waiters = 0;   // registered waiters that name this queue
     std::uint32_t idle_sweeps = 0;    // consecutive sweeps that found it unused
+    std::int64_t last_poll_ms = 0;    // wall clock of the last lease naming it (0: none)
     bool changed = false;             // listed in changed_queues_ (TakeQueueChanges)
     Fifo<std::uint64_t> waiters;      // waiter ids, FIFO (lazy deletion)
     // Its retention entry, pinned at its first kept finished job, unpinned when it is freed.
@@ -634,6 +645,9 @@ class Scheduler {
   JobView ToView(const LiveJob& job) const;
   QueueInfo ToQueueInfo(std::uint32_t qi) const;
   QueueGaugeValues ToGaugeValues(std::uint32_t qi) const;
+  // Live jobs of `q` not running, per reason (kBlockedReasons order). O(lanes of q).
+  std::array<std::uint64_t, kBlockedReasonCount> BlockedCounts(const QueueState& q) const;
+  std::uint32_t gauge_recheck_next_ = 0;  // TakeGaugeChanges's round-robin position
   // How long the oldest ready job of `q` has been ready (0: none).
   std::int64_t OldestReadyAge(const QueueState& q) const;
   // TakeQueueChanges and TakeGaugeChanges: the changed queues, each rendered by `render`.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -14,6 +15,8 @@
 #include "core/queue_config.h"
 
 namespace ym {
+
+class JobStats;  // core/job_stats.h
 
 // Limits and defaults of the scheduler; every one is a server option (docs/operations.md).
 struct SchedulerOptions {
@@ -51,6 +54,10 @@ struct SchedulerOptions {
   // many, so purging keeps pace with finishing). Bounds the rows one commit deletes.
   std::uint32_t retention_purge_chunk = 2'000;
   std::int64_t retention_purge_interval_ms = 250;
+  // Per-(queue, kind) job events and times for /metrics (core/job_stats.h), counted by the
+  // scheduler where jobs change state; null: none counted. Owned by the caller (the Broker),
+  // so the counts outlive a rebuilt scheduler.
+  JobStats* job_stats = nullptr;
 };
 
 // One job to enqueue. Optional fields fall back to the queue's config, then server defaults.
@@ -197,6 +204,7 @@ inline constexpr const char* kBlockedReasons[] = {
     "scheduled",          "retry_backoff", "debounced",       "paused",       "namespace_limit",
     "concurrency_capped", "rate_limited",  "quota_exhausted", "circuit_open", "no_workers",
 };
+inline constexpr std::size_t kBlockedReasonCount = std::size(kBlockedReasons);
 
 struct QueueInfo {
   QueueConfig config;

@@ -45,6 +45,9 @@ struct ApiRequest {
   std::string target;        // path and query as sent
   std::string content_type;  // the Content-Type header, empty if absent
   std::string body;
+  // The request's id (net/request_log.h): the client's X-Request-Id when valid, else generated
+  // by the transport. Handlers put it in the request's log lines.
+  std::string request_id;
 };
 
 struct ApiResponse {

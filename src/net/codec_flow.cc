@@ -4,6 +4,7 @@
 
 #include "net/codec.h"
 #include "net/codec_util.h"
+#include "obs/redact.h"
 
 namespace ym::net {
 namespace {
@@ -11,13 +12,21 @@ namespace {
 constexpr std::string_view kLimitsCursorScope = "limits";
 constexpr std::string_view kNamespacesCursorScope = "namespaces";
 
+// A limit keyed by a payload path through a redacted member (obs/redact.h) shows its key values
+// as "[redacted]": they are payload values.
+std::string_view ShownKey(const flow::LimitInfo& info, const std::string& key) {
+  return obs::PayloadRedactor().HidesKeyPath(info.spec.KeyText()) ? obs::kRedacted
+                                                                  : std::string_view(key);
+}
+
 // [{"key":K,"count":N},...]
-void WriteKeyCounts(JsonWriter& w, const std::vector<std::pair<std::string, std::int64_t>>& v) {
+void WriteKeyCounts(JsonWriter& w, const flow::LimitInfo& info,
+                    const std::vector<std::pair<std::string, std::int64_t>>& v) {
   w.StartArray();
   for (const auto& [key, count] : v) {
     w.StartObject();
     WriteKey(w, "key");
-    WriteStr(w, key);
+    WriteStr(w, ShownKey(info, key));
     WriteKey(w, "count");
     w.Int64(count);
     w.EndObject();
@@ -57,7 +66,7 @@ void WriteBreaker(JsonWriter& w, const flow::BreakerConfig& c, const flow::Limit
   for (const auto& [key, st] : info.breakers) {
     w.StartObject();
     WriteKey(w, "key");
-    WriteStr(w, key);
+    WriteStr(w, ShownKey(info, key));
     WriteKey(w, "state");
     WriteStr(w, flow::BreakerPhaseName(st.phase));
     WriteKey(w, "opened_at");
@@ -155,7 +164,7 @@ void WriteLimitMembers(JsonWriter& w, const flow::LimitInfo& info) {
     WriteKey(w, "used_keys");
     w.Uint64(info.quota_keys);
     WriteKey(w, "used");
-    WriteKeyCounts(w, info.quota_used);
+    WriteKeyCounts(w, info, info.quota_used);
     w.EndObject();
   } else {
     w.Null();
@@ -191,7 +200,7 @@ void WriteLimitMembers(JsonWriter& w, const flow::LimitInfo& info) {
   WriteKey(w, "active_keys");
   w.Uint64(info.active_keys);
   WriteKey(w, "active");
-  WriteKeyCounts(w, info.active);
+  WriteKeyCounts(w, info, info.active);
 }
 
 void WriteLimit(JsonWriter& w, const flow::LimitInfo& info) {
@@ -306,7 +315,7 @@ std::string RenderBreakerReset(const flow::LimitInfo& info, const std::optional<
   w.StartObject();
   WriteKey(w, "key");
   if (key) {
-    WriteStr(w, *key);
+    WriteStr(w, ShownKey(info, *key));
   } else {
     w.Null();
   }

@@ -7,6 +7,7 @@
 #include "net/codec.h"
 #include "net/codec_schedules.h"
 #include "net/codec_util.h"
+#include "obs/redact.h"
 
 namespace ym::net {
 namespace {
@@ -138,8 +139,11 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   WriteStr(w, StateName(j.state));
   WriteKey(w, "priority");
   w.Int(j.priority);
+  // Shown to anyone who can read jobs, so the configured fields are redacted (obs/redact.h);
+  // only the lease reply (RenderLeasedJobs) carries the payload as stored.
+  std::string scratch;
   WriteKey(w, "payload");
-  WriteRawJson(w, j.payload);
+  WriteRawJson(w, obs::PayloadRedactor().Apply(j.payload, scratch));
   WriteKey(w, "attempts");
   w.Int(j.attempts);
   WriteKey(w, "max_attempts");
@@ -190,7 +194,7 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   for (const auto& e : j.errors) WriteAttemptError(w, e);
   w.EndArray();
   WriteKey(w, "result");
-  WriteRawJson(w, j.result);
+  WriteRawJson(w, obs::PayloadRedactor().Apply(j.result, scratch));
   // The token stays with the worker that holds the lease: anyone who can read a job must not be
   // able to ack it.
   if (view.lease) {

@@ -9,6 +9,7 @@
 
 #include "common/time_zone.h"
 #include "net/codec_util.h"
+#include "obs/redact.h"
 
 namespace ym::net {
 namespace {
@@ -222,7 +223,8 @@ void WriteSchedule(JsonWriter& w, const ScheduleView& v, bool full) {
   WriteKey(w, "paused");
   w.Bool(st.paused);
   WriteKey(w, "job");
-  WriteRawJson(w, spec.job_json);
+  std::string scratch;  // the template's payload is redacted like a job's (obs/redact.h)
+  WriteRawJson(w, obs::PayloadRedactor().ApplyUnder(spec.job_json, "payload", scratch));
   WriteKey(w, "state");
   WriteStr(w, st.paused ? "paused" : s.ended ? "ended" : "active");
   WriteKey(w, "created_at");

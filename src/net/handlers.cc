@@ -6,6 +6,7 @@
 
 #include "net/api.h"
 #include "net/codec_schedules.h"
+#include "net/request_log.h"
 
 namespace ym::net {
 namespace {
@@ -58,17 +59,20 @@ void Enqueue(Call& c) {
   if (!spec.ok()) return c.Error(spec.status());
   std::vector<EnqueueSpec> specs;
   specs.push_back(std::move(spec).value());
-  c.broker.Enqueue(std::move(specs), [route = c.match.id, reply = std::move(c.reply)](
-                                         std::vector<Result<EnqueueOutcome>> results) {
-    if (results.size() != 1) {
-      return reply(ErrorResponse(Internal("enqueue returned no result"), route));
-    }
-    const auto& r = results[0];
-    if (!r.ok()) return reply(ErrorResponse(r.status(), route));
-    // 201 only when this request created the job; a coalesced duplicate or a job a singleton
-    // limit skipped created nothing.
-    reply(Json(r->duplicate || r->skipped ? 200 : 201, RenderEnqueueOutcome(*r), route));
-  });
+  EnqueueLines lines(c.request.request_id, specs);
+  c.broker.Enqueue(
+      std::move(specs), [route = c.match.id, reply = std::move(c.reply),
+                         lines = std::move(lines)](std::vector<Result<EnqueueOutcome>> results) {
+        lines.Log(results);
+        if (results.size() != 1) {
+          return reply(ErrorResponse(Internal("enqueue returned no result"), route));
+        }
+        const auto& r = results[0];
+        if (!r.ok()) return reply(ErrorResponse(r.status(), route));
+        // 201 only when this request created the job; a coalesced duplicate or a job a singleton
+        // limit skipped created nothing.
+        reply(Json(r->duplicate || r->skipped ? 200 : 201, RenderEnqueueOutcome(*r), route));
+      });
 }
 
 void EnqueueBatch(Call& c) {
@@ -89,24 +93,26 @@ void EnqueueBatch(Call& c) {
     }
   }
   if (specs.empty()) return c.Ok(RenderEnqueueResults(*results));
-  c.broker.Enqueue(
-      std::move(specs), [route = c.match.id, reply = std::move(c.reply), results,
-                         slots = std::move(slots)](std::vector<Result<EnqueueOutcome>> outcomes) {
-        // Refused whole by a namespace limit (all or nothing, Scheduler::AdmitBatch): one 429
-        // with Retry-After for the request, nothing was enqueued.
-        if (!outcomes.empty() &&
-            std::all_of(outcomes.begin(), outcomes.end(), [](const Result<EnqueueOutcome>& r) {
-              return !r.ok() && r.status().code() == Code::kNamespaceLimit;
-            })) {
-          return reply(ErrorResponse(outcomes[0].status(), route));
-        }
-        for (std::size_t i = 0; i < slots.size(); ++i) {
-          (*results)[slots[i]] =
-              i < outcomes.size() ? std::move(outcomes[i])
-                                  : Result<EnqueueOutcome>(Internal("enqueue returned no result"));
-        }
-        reply(Json(200, RenderEnqueueResults(*results), route));
-      });
+  EnqueueLines lines(c.request.request_id, specs);
+  c.broker.Enqueue(std::move(specs), [route = c.match.id, reply = std::move(c.reply), results,
+                                      slots = std::move(slots), lines = std::move(lines)](
+                                         std::vector<Result<EnqueueOutcome>> outcomes) {
+    lines.Log(outcomes);
+    // Refused whole by a namespace limit (all or nothing, Scheduler::AdmitBatch): one 429
+    // with Retry-After for the request, nothing was enqueued.
+    if (!outcomes.empty() &&
+        std::all_of(outcomes.begin(), outcomes.end(), [](const Result<EnqueueOutcome>& r) {
+          return !r.ok() && r.status().code() == Code::kNamespaceLimit;
+        })) {
+      return reply(ErrorResponse(outcomes[0].status(), route));
+    }
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      (*results)[slots[i]] = i < outcomes.size()
+                                 ? std::move(outcomes[i])
+                                 : Result<EnqueueOutcome>(Internal("enqueue returned no result"));
+    }
+    reply(Json(200, RenderEnqueueResults(*results), route));
+  });
 }
 
 // A page is capped by bytes as well as by count: the Broker stops loading once the payloads it
@@ -154,25 +160,27 @@ void ReplayJob(Call& c) {
 void Lease(Call& c) {
   auto req = ParseLease(c.request.body);
   if (!req.ok()) return c.Error(req.status());
-  c.broker.Lease(std::move(req).value(),
-                 [route = c.match.id, reply = std::move(c.reply),
-                  post = c.options.post](Result<std::vector<LeasedJob>> r) mutable {
-                   auto render = [route, reply = std::move(reply), r = std::move(r)]() {
-                     if (!r.ok()) return reply(ErrorResponse(r.status(), route));
-                     ApiResponse resp = Json(200, RenderLeasedJobs(*r), route);
-                     resp.leases.reserve(r->size());
-                     for (const auto& j : *r) resp.leases.emplace_back(j.id, j.lease.token);
-                     reply(std::move(resp));
-                   };
-                   // This callback runs on the core thread; rendering a batch of leased jobs
-                   // (payload copies and JSON) is the largest piece of work on the lease path, so
-                   // it moves to an I/O thread.
-                   if (post) {
-                     post(std::move(render));
-                   } else {
-                     render();
-                   }
-                 });
+  LeaseLines lines(c.request.request_id, req->worker_id);
+  c.broker.Lease(std::move(req).value(), [route = c.match.id, reply = std::move(c.reply),
+                                          post = c.options.post, lines = std::move(lines)](
+                                             Result<std::vector<LeasedJob>> r) mutable {
+    auto render = [route, reply = std::move(reply), r = std::move(r), lines = std::move(lines)]() {
+      if (!r.ok()) return reply(ErrorResponse(r.status(), route));
+      lines.Log(*r);
+      ApiResponse resp = Json(200, RenderLeasedJobs(*r), route);
+      resp.leases.reserve(r->size());
+      for (const auto& j : *r) resp.leases.emplace_back(j.id, j.lease.token);
+      reply(std::move(resp));
+    };
+    // This callback runs on the core thread; rendering a batch of leased jobs
+    // (payload copies and JSON) is the largest piece of work on the lease path, so
+    // it moves to an I/O thread.
+    if (post) {
+      post(std::move(render));
+    } else {
+      render();
+    }
+  });
 }
 
 void Heartbeat(Call& c) {
@@ -200,16 +208,19 @@ void Ack(Call& c) {
   if (!item.ok()) return c.Error(item.status());
   std::vector<AckItem> acks;
   acks.push_back(std::move(item).value());
-  c.broker.Complete(std::move(acks), {},
-                    [route = c.match.id, id = c.match.job_id, reply = std::move(c.reply)](
-                        std::vector<Status> acked, std::vector<Result<JobState>>) {
-                      if (acked.size() != 1) {
-                        return reply(ErrorResponse(Internal("ack returned no result"), route));
-                      }
-                      if (!acked[0].ok()) return reply(ErrorResponse(acked[0], route));
-                      JobState state = JobState::kSucceeded;
-                      reply(Json(200, RenderIdState(id, &state), route));
-                    });
+  CompleteLines lines(c.request.request_id, acks, {});
+  c.broker.Complete(
+      std::move(acks), {},
+      [route = c.match.id, id = c.match.job_id, reply = std::move(c.reply),
+       lines = std::move(lines)](std::vector<Status> acked, std::vector<Result<JobState>> failed) {
+        lines.Log(acked, failed);
+        if (acked.size() != 1) {
+          return reply(ErrorResponse(Internal("ack returned no result"), route));
+        }
+        if (!acked[0].ok()) return reply(ErrorResponse(acked[0], route));
+        JobState state = JobState::kSucceeded;
+        reply(Json(200, RenderIdState(id, &state), route));
+      });
 }
 
 void Fail(Call& c) {
@@ -217,15 +228,18 @@ void Fail(Call& c) {
   if (!item.ok()) return c.Error(item.status());
   std::vector<FailItem> fails;
   fails.push_back(std::move(item).value());
-  c.broker.Complete({}, std::move(fails),
-                    [route = c.match.id, id = c.match.job_id, reply = std::move(c.reply)](
-                        std::vector<Status>, std::vector<Result<JobState>> failed) {
-                      if (failed.size() != 1) {
-                        return reply(ErrorResponse(Internal("fail returned no result"), route));
-                      }
-                      if (!failed[0].ok()) return reply(ErrorResponse(failed[0].status(), route));
-                      reply(Json(200, RenderIdState(id, &failed[0].value()), route));
-                    });
+  CompleteLines lines(c.request.request_id, {}, fails);
+  c.broker.Complete(
+      {}, std::move(fails),
+      [route = c.match.id, id = c.match.job_id, reply = std::move(c.reply),
+       lines = std::move(lines)](std::vector<Status> acked, std::vector<Result<JobState>> failed) {
+        lines.Log(acked, failed);
+        if (failed.size() != 1) {
+          return reply(ErrorResponse(Internal("fail returned no result"), route));
+        }
+        if (!failed[0].ok()) return reply(ErrorResponse(failed[0].status(), route));
+        reply(Json(200, RenderIdState(id, &failed[0].value()), route));
+      });
 }
 
 void CompleteAcks(Call& c) {
@@ -255,10 +269,13 @@ void CompleteAcks(Call& c) {
   if (acks.empty() && fails.empty()) {
     return c.Ok(RenderCompleteResults(*ack_results, *fail_results));
   }
+  CompleteLines lines(c.request.request_id, acks, fails);
   c.broker.Complete(std::move(acks), std::move(fails),
                     [route = c.match.id, reply = std::move(c.reply), ack_results, fail_results,
-                     ack_slots = std::move(ack_slots), fail_slots = std::move(fail_slots)](
-                        std::vector<Status> acked, std::vector<Result<JobState>> fail_states) {
+                     ack_slots = std::move(ack_slots), fail_slots = std::move(fail_slots),
+                     lines = std::move(lines)](std::vector<Status> acked,
+                                               std::vector<Result<JobState>> fail_states) {
+                      lines.Log(acked, fail_states);
                       std::vector<Status> failed;
                       for (auto& r : fail_states) failed.push_back(r.status());
                       auto merge = [](const std::vector<std::size_t>& slots,

@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "net/api.h"
+#include "net/request_log.h"
+#include "obs/logging.h"
 
 namespace ym::net {
 
@@ -36,29 +38,30 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+constexpr std::string_view kRequestIdHeader = "X-Request-Id";
+
 // Replies up to this size are never refused for the queued-bytes budget: error bodies, acks,
 // heartbeats and health checks stay cheap to answer whatever slow readers hold.
 constexpr std::size_t kSmallReplyBytes = 64 << 10;
 
-// Sent on a connection refused at accept, before it is closed.
-const std::string& BusyResponse() {
-  static const std::string kResponse = [] {
-    const std::string body =
-        R"({"error":{"code":"unavailable","message":"too many connections; retry later"}})";
-    return fmt::format(
-        "HTTP/1.1 503 Service Unavailable\r\nServer: yardmaster\r\n"
-        "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-        "Content-Length: {}\r\n\r\n{}",
-        body.size(), body);
-  }();
-  return kResponse;
+// Sent on a connection refused at accept, before it is closed. No request was read, so it
+// carries a generated request id, like every response.
+std::string BusyResponse() {
+  static constexpr std::string_view kBody =
+      R"({"error":{"code":"unavailable","message":"too many connections; retry later"}})";
+  return fmt::format(
+      "HTTP/1.1 503 Service Unavailable\r\nServer: yardmaster\r\n"
+      "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+      "X-Request-Id: {}\r\nContent-Length: {}\r\n\r\n{}",
+      NewRequestId(), kBody.size(), kBody);
 }
 
 // Best effort: a refused client learns why when its socket buffer has room (it always has, the
 // connection is new); then the connection is closed.
 void RefuseConnection(int fd) {
+  const std::string response = BusyResponse();
   [[maybe_unused]] ssize_t n =
-      ::send(fd, BusyResponse().data(), BusyResponse().size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      ::send(fd, response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   ::shutdown(fd, SHUT_RDWR);
 }
 
@@ -187,6 +190,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DoRead() {
     phase_ = Phase::kReading;
+    request_id_.clear();
+    method_ = http::verb::unknown;
+    request_bytes_ = 0;
     parser_.emplace();
     parser_->body_limit(server_.options_.max_request_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_.options_.max_header_bytes));
@@ -200,6 +206,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (phase_ == Phase::kClosed) return;
     request_start_ = std::chrono::steady_clock::now();
     if (ec) return OnReadError(ec);
+    method_ = parser_->get().method();
+    request_id_ = RequestIdFor(parser_->get()[kRequestIdHeader]);
     unread_leases_.clear();  // the client speaks again: it read the previous reply
     if (Status framing = CheckFraming(parser_->get()); !framing.ok()) {
       server_.stats_.bad_framing.fetch_add(1, std::memory_order_relaxed);
@@ -315,7 +323,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool reset = ec == asio::error::connection_reset;
     if (reset || PendingReset()) {
       Close();
-      ReleaseLeases(server_, std::move(unread_leases_));
+      ReleaseLeases(server_, std::move(unread_leases_), unread_request_id_);
       return;
     }
     unread_check_.emplace(strand_);
@@ -324,7 +332,9 @@ class Session : public std::enable_shared_from_this<Session> {
       if (wait_ec || self->phase_ == Phase::kClosed) return;
       const bool unread = self->PendingReset();
       self->Close();
-      if (unread) ReleaseLeases(self->server_, std::move(self->unread_leases_));
+      if (unread) {
+        ReleaseLeases(self->server_, std::move(self->unread_leases_), self->unread_request_id_);
+      }
     });
   }
 
@@ -356,16 +366,23 @@ class Session : public std::enable_shared_from_this<Session> {
     counted_in_flight_ = true;
     server_.stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
     server_.stats_.request_bytes.fetch_add(req.body().size(), std::memory_order_relaxed);
+    request_bytes_ = req.body().size();
 
     ApiRequest api_req;
     api_req.method = req.method();
     api_req.target = std::string(req.target());
     api_req.content_type = std::string(req[http::field::content_type]);
     api_req.body = std::move(req.body());
+    api_req.request_id = request_id_;
     bool long_poll = api_req.method == http::verb::post &&
                      (std::string_view(api_req.target).starts_with("/v1/leases") ||
                       std::string_view(api_req.target).starts_with("/v1/cancels:watch"));
-    server_.api_.Handle(std::move(api_req), MakeResponder());
+    {
+      // Lines logged while the request is handled on this thread carry its id.
+      obs::ScopedLogFields scope;
+      scope.Str("request_id", request_id_);
+      server_.api_.Handle(std::move(api_req), MakeResponder());
+    }
     // The body was parsed (and dropped) inside Handle: what a handler keeps is bounded by the
     // codec's limits and counted elsewhere.
     UnreserveRequest();
@@ -396,24 +413,40 @@ class Session : public std::enable_shared_from_this<Session> {
   // leases back.
   Responder MakeResponder() {
     std::weak_ptr<Session> weak = shared_from_this();
-    return [gate = server_.gate_, strand = strand_, weak, server = &server_,
-            start = request_start_](ApiResponse r) {
+    // What the access line needs if the connection is gone when the reply comes.
+    AccessEntry lost;
+    lost.method = method_;
+    lost.request_bytes = request_bytes_;
+    lost.delivered = false;
+    return [gate = server_.gate_, strand = strand_, weak, server = &server_, start = request_start_,
+            lost, request_id = request_id_, peer = client_](ApiResponse r) {
       std::lock_guard<std::mutex> lock(gate->mu);
       if (!gate->open) return;
-      asio::post(strand, [weak, server, start, r = std::move(r)]() mutable {
+      asio::post(strand, [weak, server, start, lost, request_id, peer, r = std::move(r)]() mutable {
         if (auto self = weak.lock()) return self->Write(std::move(r));
         server->stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-        server->stats_.CountRequest(r.route, r.status, MicrosSince(start));
-        ReleaseLeases(*server, std::move(r.leases));
+        const std::uint64_t us = MicrosSince(start);
+        server->stats_.CountRequest(r.route, r.status, us);
+        lost.route = r.route;
+        lost.status = r.status;
+        lost.duration_us = us;
+        lost.request_id = request_id;
+        lost.peer = peer;
+        LogAccess(lost);
+        ReleaseLeases(*server, std::move(r.leases), request_id);
       });
     };
   }
 
   static void ReleaseLeases(HttpServerImpl& server,
-                            std::vector<std::pair<JobId, std::uint64_t>> leases) {
+                            std::vector<std::pair<JobId, std::uint64_t>> leases,
+                            std::string_view request_id) {
     if (leases.empty()) return;
     server.stats_.released_leases.fetch_add(leases.size(), std::memory_order_relaxed);
-    spdlog::info("http: releasing {} undelivered lease(s)", leases.size());
+    YM_LOG(info, kHttp)
+        .Uint("count", leases.size())
+        .Str("request_id", request_id)
+        .Msg("http: releasing {} undelivered lease(s)", leases.size());
     server.broker_.Release(std::move(leases));
   }
 
@@ -423,8 +456,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (phase_ != Phase::kClosed && !r.leases.empty() && PeerHungUp()) Close();
     if (phase_ == Phase::kClosed) {
       // Force-closed while the Broker worked: nothing to write to.
-      Finish(r.route, r.status);
-      ReleaseLeases(server_, std::move(r.leases));
+      Finish(r.route, r.status, 0, /*delivered=*/false);
+      ReleaseLeases(server_, std::move(r.leases), request_id_);
       return;
     }
     phase_ = Phase::kWriting;
@@ -432,7 +465,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // The budget for bytes waiting on slow readers is spent: refuse this large reply rather
       // than hold it. Its leases go back at once, as for an undelivered reply.
       server_.stats_.refused_replies.fetch_add(1, std::memory_order_relaxed);
-      ReleaseLeases(server_, std::move(r.leases));
+      ReleaseLeases(server_, std::move(r.leases), request_id_);
       RouteId route = r.route;
       r = ErrorResponse(Unavailable("the server is holding too many unsent reply bytes for slow "
                                     "readers; retry later"),
@@ -445,6 +478,10 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set(http::field::server, "yardmaster");
     res_.set(http::field::content_type, r.content_type);
     for (auto& [name, value] : r.headers) res_.set(name, value);
+    // Every response names its request, errors included (net/request_log.h); a request that
+    // failed before its headers were read gets a new id.
+    if (request_id_.empty()) request_id_ = NewRequestId();
+    res_.set(kRequestIdHeader, request_id_);
     res_.keep_alive(keep_alive_ && !close_after_ && !server_.stopping());
     res_.body() = std::move(r.body);
     res_.prepare_payload();
@@ -457,7 +494,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnWrite(beast::error_code ec) {
-    Finish(route_, res_.result_int());
+    Finish(route_, res_.result_int(), res_.body().size(), !ec);
     server_.stats_.response_bytes.fetch_add(res_.body().size(), std::memory_order_relaxed);
     UnqueueReply();
     const bool keep_alive = res_.keep_alive();
@@ -465,7 +502,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_ = {};
     if (ec) {
       if (phase_ != Phase::kClosed) Close();
-      ReleaseLeases(server_, std::move(leases_));
+      ReleaseLeases(server_, std::move(leases_), request_id_);
       return;
     }
     // Written is not yet read: a client that closes its socket with the reply unread (it hung up,
@@ -473,6 +510,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // clean close. Until the next request arrives, a reset gives these leases back.
     unread_leases_ = std::move(leases_);
     leases_.clear();
+    if (!unread_leases_.empty()) unread_request_id_ = request_id_;
     if (phase_ == Phase::kClosed) return;
     // Stop() may have found this connection mid-write, when it was not idle: close it now.
     if (!keep_alive || server_.stopping()) return Close();
@@ -525,8 +563,22 @@ class Session : public std::enable_shared_from_this<Session> {
     return us > 0 ? static_cast<std::uint64_t>(us) : 0;
   }
 
-  void Finish(RouteId route, unsigned status) {
-    server_.stats_.CountRequest(route, status, MicrosSince(request_start_));
+  void Finish(RouteId route, unsigned status, std::size_t response_bytes, bool delivered) {
+    const std::uint64_t us = MicrosSince(request_start_);
+    server_.stats_.CountRequest(route, status, us);
+    if (obs::LogEnabled(obs::Component::kAccess, spdlog::level::info)) {
+      AccessEntry e;
+      e.method = method_;
+      e.route = route;
+      e.status = status;
+      e.duration_us = us;
+      e.request_bytes = request_bytes_;
+      e.response_bytes = response_bytes;
+      e.request_id = request_id_;
+      e.peer = client_;
+      e.delivered = delivered;
+      LogAccess(e);
+    }
     if (counted_in_flight_) {
       server_.stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
       counted_in_flight_ = false;
@@ -553,6 +605,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<std::pair<JobId, std::uint64_t>> unread_leases_;
   std::optional<asio::steady_timer> unread_check_;  // see CheckUnreadReply
   RouteId route_ = RouteId::kUnmatched;
+  // The request being served (one at a time per connection) for its response header and log
+  // lines; the id of the last reply that carried leases, for the line that releases them.
+  std::string request_id_;
+  std::string unread_request_id_;
+  http::verb method_ = http::verb::unknown;
+  std::uint64_t request_bytes_ = 0;
   const std::string client_;                // the peer's address, for max_connections_per_client
   std::size_t queued_bytes_ = 0;            // this connection's share of queued_reply_bytes
   std::size_t reserved_request_bytes_ = 0;  // its share of reserved_request_bytes
@@ -611,8 +669,11 @@ Status HttpServerImpl::Start() {
   // The bound address is the server's first log line (tools and tests read the port from it);
   // server_main logs the rest of the start-up summary after it.
   const bool v6 = endpoint.address().is_v6();
-  spdlog::info("listening on http://{}{}{}:{}", v6 ? "[" : "", endpoint.address().to_string(),
-               v6 ? "]" : "", port_.load());
+  YM_LOG(info, kHttp)
+      .Str("address", endpoint.address().to_string())
+      .Uint("port", port_.load())
+      .Msg("listening on http://{}{}{}:{}", v6 ? "[" : "", endpoint.address().to_string(),
+           v6 ? "]" : "", port_.load());
 
   // Connections must leave descriptors for the store, the logs and accept itself.
   max_connections_ = std::max<std::size_t>(1, options_.max_connections);
@@ -621,10 +682,11 @@ Status HttpServerImpl::Start() {
     const auto limit = static_cast<std::size_t>(nofile.rlim_cur);
     const std::size_t usable = limit > options_.reserved_fds ? limit - options_.reserved_fds : 1;
     if (usable < max_connections_) {
-      spdlog::warn(
-          "http: max_connections lowered from {} to {} to fit the file-descriptor limit {} "
-          "(raise it with `ulimit -n` or LimitNOFILE)",
-          max_connections_, usable, limit);
+      YM_LOG(warn, kHttp)
+          .Msg(
+              "http: max_connections lowered from {} to {} to fit the file-descriptor limit {} "
+              "(raise it with `ulimit -n` or LimitNOFILE)",
+              max_connections_, usable, limit);
       max_connections_ = usable;
     }
   }
@@ -641,7 +703,7 @@ Status HttpServerImpl::Start() {
           ioc_.run();
           return;
         } catch (const std::exception& e) {
-          spdlog::error("http: I/O handler threw: {}", e.what());
+          YM_LOG(err, kHttp).Msg("http: I/O handler threw: {}", e.what());
         }
       }
     });
@@ -665,8 +727,11 @@ void HttpServerImpl::LogAcceptError(const beast::error_code& ec) {
     ++accept_errors_unlogged_;
     return;
   }
-  spdlog::warn("http: accept failed: {} ({} more since the last report)", ec.message(),
-               accept_errors_unlogged_);
+  YM_LOG(warn, kHttp)
+      .Str("error", ec.message())
+      .Uint("unreported", accept_errors_unlogged_)
+      .Msg("http: accept failed: {} ({} more since the last report)", ec.message(),
+           accept_errors_unlogged_);
   last_accept_log_ = now;
   accept_errors_unlogged_ = 0;
 }
@@ -774,7 +839,9 @@ void HttpServerImpl::Stop() {
     for (auto& [ptr, s] : sessions_) live.push_back(s);
   }
   if (!live.empty()) {
-    spdlog::warn("http: closing {} connection(s) still busy at the shutdown deadline", live.size());
+    YM_LOG(warn, kHttp)
+        .Uint("count", live.size())
+        .Msg("http: closing {} connection(s) still busy at the shutdown deadline", live.size());
     for (auto& s : live) asio::post(s->strand(), [s] { s->ForceClose(); });
     live.clear();
     std::unique_lock<std::mutex> lock(mu_);

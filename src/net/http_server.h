@@ -24,6 +24,11 @@
 // in total and per client address (see the options), and a descriptor is kept in reserve so that
 // running out of descriptors never leaves pending connections spinning in accept.
 //
+// Request ids and the access log (net/request_log.h): each request gets its id when its headers
+// are read (the client's X-Request-Id when valid, else a generated one); it is handed to the Api
+// in ApiRequest::request_id, set on the thread's log scope while the Api handles the request,
+// sent back in X-Request-Id on every response, and written in the request's access line.
+//
 // Leases: if the response carrying leased jobs cannot be written (the long-polling client went
 // away), the jobs are handed back with Broker::Release so they are ready again at once. A write
 // that succeeds only means the bytes reached the kernel; a client that vanishes after that is

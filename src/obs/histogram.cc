@@ -24,6 +24,18 @@ void Histogram::Observe(std::uint64_t value) {
   count_.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Histogram::ObserveSingleWriter(std::uint64_t value) {
+  const std::size_t i = static_cast<std::size_t>(
+      std::lower_bound(bounds_.begin(), bounds_.begin() + static_cast<std::ptrdiff_t>(n_), value) -
+      bounds_.begin());
+  auto bump = [](std::atomic<std::uint64_t>& a, std::uint64_t by) {
+    a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  };
+  bump(buckets_[i], 1);
+  bump(sum_, value);
+  bump(count_, 1);
+}
+
 Histogram::Snapshot Histogram::Take() const {
   Snapshot s;
   s.bounds.assign(bounds_.begin(), bounds_.begin() + static_cast<std::ptrdiff_t>(n_));

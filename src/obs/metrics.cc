@@ -75,13 +75,23 @@ void SampleSink::Line(std::string_view suffix, double value, const Labels& label
 void SampleSink::Add(double value, const Labels& labels) { Line("", value, labels, nullptr); }
 
 void SampleSink::AddHistogram(const Histogram::Snapshot& h, double scale, const Labels& labels) {
+  // A scale below 1 (1e-6: microseconds to seconds) divides by its inverse instead: 25000 /
+  // 1e6 is the double nearest 0.025 and prints as "0.025", where 25000 * 1e-6 prints as
+  // "0.024999999999999998", an `le` no query would write.
+  const double inverse = scale < 1 ? std::round(1 / scale) : 0;
+  auto scaled = [&](std::uint64_t v) {
+    return inverse > 0 ? static_cast<double>(v) / inverse : static_cast<double>(v) * scale;
+  };
   for (std::size_t i = 0; i < h.bounds.size(); ++i) {
-    std::string le;
-    AppendNumber(le, static_cast<double>(h.bounds[i]) * scale);
+    // Fixed notation ("0.0001", not "1e-04"), as Prometheus client libraries print bounds.
+    char buf[64];
+    const std::to_chars_result r =
+        std::to_chars(buf, buf + sizeof buf, scaled(h.bounds[i]), std::chars_format::fixed);
+    const std::string le(buf, r.ptr);
     Line("_bucket", static_cast<double>(h.cumulative[i]), labels, le.c_str());
   }
   Line("_bucket", static_cast<double>(h.cumulative.back()), labels, "+Inf");
-  Line("_sum", static_cast<double>(h.sum) * scale, labels, nullptr);
+  Line("_sum", scaled(h.sum), labels, nullptr);
   Line("_count", static_cast<double>(h.count), labels, nullptr);
 }
 

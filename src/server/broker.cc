@@ -18,6 +18,7 @@
 #include "common/build_info.h"
 #include "common/rng.h"
 #include "core/scheduler.h"
+#include "obs/logging.h"
 #include "server/scheduler_loader.h"
 
 namespace ym {
@@ -111,7 +112,12 @@ class Broker::Impl {
         clock_(clock),
         options_(std::move(options)),
         rng_(options_.seed != 0 ? options_.seed : DefaultSeed(clock)),
-        readers_(static_cast<std::size_t>(std::max(1, options_.reader_threads))) {}
+        job_stats_(options_.metrics_max_label_sets),
+        readers_(static_cast<std::size_t>(std::max(1, options_.reader_threads))) {
+    // Every scheduler this broker builds (Rebuild) counts into the same JobStats, so the
+    // counters stay monotonic across a rebuild after a failed commit.
+    options_.scheduler.job_stats = &job_stats_;
+  }
 
   ~Impl() { Stop(); }
 
@@ -198,6 +204,7 @@ class Broker::Impl {
   Store& store() { return store_; }
   const Clock& clock() const { return clock_; }
   BrokerCounters& counters() { return counters_; }
+  const JobStats& job_stats() const { return job_stats_; }
   std::int64_t started_at_ms() const { return started_at_ms_; }
   std::uint64_t recovered_jobs() const { return recovered_jobs_; }
   std::int64_t recovery_ms() const { return recovery_ms_; }
@@ -268,8 +275,11 @@ class Broker::Impl {
     SchedulerLoader loader(*fresh, options_.scheduler.idempotency_cache_keys);
     YM_RETURN_IF_ERROR(store_.Recover(clock_.NowMs(), loader));
     if (loader.bad_limits() > 0) {
-      spdlog::error("{} stored limit(s) could not be loaded and are not enforced; first: {}",
-                    loader.bad_limits(), loader.first_bad_limit());
+      YM_LOG(err, kStore)
+          .Uint("count", loader.bad_limits())
+          .Str("limit", loader.first_bad_limit())
+          .Msg("{} stored limit(s) could not be loaded and are not enforced; first: {}",
+               loader.bad_limits(), loader.first_bad_limit());
     }
     sched_ = std::move(fresh);
     ++generation_;
@@ -371,6 +381,8 @@ class Broker::Impl {
       x.oldest_ready_since_ms = now - q.oldest_ready_age_ms;
       x.waiting_workers = q.waiting_workers;
       x.paused = q.paused;
+      x.blocked = q.blocked;
+      x.last_poll_ms = q.last_poll_ms;
     }
   }
 
@@ -483,8 +495,12 @@ class Broker::Impl {
       retry_batch_ = std::move(failed);
       probe_delay_ms_ = std::min(probe_delay_ms_ * 2, kProbeMaxMs);
       next_probe_mono_ = clock_.MonoMs() + probe_delay_ms_;
-      spdlog::debug("store probe (batch {}) failed: {}; next in {} ms", seq, s.ToString(),
-                    probe_delay_ms_);
+      YM_LOG(debug, kStore)
+          .Uint("batch", seq)
+          .Str("error", s.ToString())
+          .Int("next_probe_ms", probe_delay_ms_)
+          .Msg("store probe (batch {}) failed: {}; next in {} ms", seq, s.ToString(),
+               probe_delay_ms_);
       return;
     }
     EnterReadOnly(seq, s);
@@ -508,10 +524,13 @@ class Broker::Impl {
     }
     store_available_.store(false, std::memory_order_release);
     counters_.store_unavailable_episodes.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error(
-        "commit of batch {} failed: {}; the server is read-only (writes answer 503 "
-        "store_unavailable) and probes the store until it takes writes again",
-        seq, s.ToString());
+    YM_LOG(err, kStore)
+        .Uint("batch", seq)
+        .Str("error", s.ToString())
+        .Msg(
+            "commit of batch {} failed: {}; the server is read-only (writes answer 503 "
+            "store_unavailable) and probes the store until it takes writes again",
+            seq, s.ToString());
     auto replies = std::move(replies_);
     replies_.clear();
     for (auto& r : replies) {
@@ -522,7 +541,9 @@ class Broker::Impl {
     if (!rebuilt.ok()) {
       // Without a consistent state we must not serve: exiting lets the supervisor restart us,
       // and recovery at start is the same code path.
-      spdlog::critical("cannot reload state after a failed commit: {}", rebuilt.ToString());
+      YM_LOG(critical, kStore)
+          .Str("error", rebuilt.ToString())
+          .Msg("cannot reload state after a failed commit: {}", rebuilt.ToString());
       std::_Exit(70);
     }
     retry_batch_.reset();
@@ -545,9 +566,14 @@ class Broker::Impl {
       store_error_.clear();
     }
     store_available_.store(true, std::memory_order_release);
-    spdlog::info("the store takes writes again after {} ms ({} probes); writes are accepted",
-                 clock_.MonoMs() - read_only_since_mono_,
-                 counters_.store_probes.load(std::memory_order_relaxed) - probes_at_start_);
+    const std::int64_t read_only_ms = clock_.MonoMs() - read_only_since_mono_;
+    const std::uint64_t probes =
+        counters_.store_probes.load(std::memory_order_relaxed) - probes_at_start_;
+    YM_LOG(info, kStore)
+        .Int("read_only_ms", read_only_ms)
+        .Uint("probes", probes)
+        .Msg("the store takes writes again after {} ms ({} probes); writes are accepted",
+             read_only_ms, probes);
   }
 
   // Probe back-off while read-only: the first probe 250 ms after the failure, then doubling up
@@ -561,6 +587,8 @@ class Broker::Impl {
   const Clock& clock_;
   BrokerOptions options_;
   Rng rng_;
+  // Written by the core thread only (through the scheduler), read by /metrics.
+  JobStats job_stats_;
   std::unique_ptr<Scheduler> sched_;  // core thread only (and Start before threads exist)
   BrokerCounters counters_;
 
@@ -1055,6 +1083,8 @@ std::int64_t Broker::liveness_deadline_ms() const { return impl_->options().live
 std::string Broker::store_error() const { return impl_->store_error(); }
 
 std::vector<QueueGauge> Broker::QueueGauges() const { return impl_->Gauges(); }
+
+const JobStats& Broker::job_stats() const { return impl_->job_stats(); }
 
 BrokerInfo Broker::Info() const {
   BrokerInfo info;

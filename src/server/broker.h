@@ -24,6 +24,7 @@
 // small real write (250 ms, doubling to 5 s) and resumes by itself when a commit succeeds.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -38,6 +39,7 @@
 #include "core/flow/limit_set.h"
 #include "core/flow/namespace_limits.h"
 #include "core/job.h"
+#include "core/job_stats.h"
 #include "core/queue_config.h"
 #include "core/scheduler.h"
 #include "core/types.h"
@@ -71,6 +73,9 @@ struct BrokerOptions {
   // long (`liveness_deadline_ms`): it wakes at least once a second while idle, so only a core
   // stuck in one task (a bug, a hung store read on the core thread) gets that old.
   std::int64_t liveness_deadline_ms = 10'000;
+  // Label sets (queue, kind pairs) the per-job metric families may hold (core/job_stats.h);
+  // past it, observations go to queue="~other", kind="~other" (`metrics_max_label_sets`).
+  std::uint32_t metrics_max_label_sets = 1000;
 };
 
 // Counters kept by the broker, readable from any thread (relaxed atomics: each is an independent
@@ -133,6 +138,8 @@ struct QueueGauge {
   std::int64_t oldest_ready_since_ms = 0;  // wall clock; meaningful while ready > 0
   std::uint32_t waiting_workers = 0;
   bool paused = false;
+  std::array<std::uint64_t, kBlockedReasonCount> blocked{};  // kBlockedReasons order
+  std::int64_t last_poll_ms = 0;  // wall clock of the last lease naming it; 0: none since start
 };
 
 class Broker {
@@ -288,6 +295,9 @@ class Broker {
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;
+  // Per-(queue, kind) job events and times (written by the core thread, read by any thread;
+  // core/job_stats.h says how that is safe).
+  const JobStats& job_stats() const;
   std::vector<QueueGauge> QueueGauges() const;
 
  private:

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/build_info.h"
+#include "obs/logging.h"
 
 namespace ym {
 namespace {
@@ -31,6 +32,29 @@ std::optional<double> ParseDouble(const std::string& s) {
   const double v = std::strtod(s.c_str(), &end);
   if (end != s.c_str() + s.size()) return std::nullopt;
   return v;
+}
+
+// A comma-separated list of member names: each trimmed, non-empty, at most 256 bytes, without
+// control characters; at most 1000 names.
+Result<std::vector<std::string>> ParseRedactFields(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.empty()) return InvalidRequest("a field name is empty");
+    if (item.size() > 256) return InvalidRequest("a field name is over 256 bytes");
+    for (unsigned char ch : item) {
+      if (ch < 0x20 || ch == 0x7f) {
+        return InvalidRequest("field name \"" + std::string(item) + "\" has a control character");
+      }
+    }
+    out.emplace_back(item);
+  }
+  if (out.size() > 1000) return InvalidRequest("at most 1000 field names");
+  return out;
 }
 
 using Apply = std::function<std::string(ServerConfig&, const std::string&)>;  // "" = ok
@@ -150,6 +174,32 @@ const std::vector<OptionDef>& Options() {
              [](ServerConfig& c, const std::string& v) { c.log_level = v; })},
       {"log_format", "text", "text or json (one JSON object per line)",
        OneOf({"text", "json"}, [](ServerConfig& c, const std::string& v) { c.log_format = v; })},
+      {"log_levels", "(none)",
+       "per-component log levels, COMPONENT=LEVEL[,...] (components: server, http, access, "
+       "broker, store, job, cron, alerts); others use log_level. In the file also a table: "
+       "[log_levels] http = \"debug\"",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         auto levels = obs::ParseComponentLevels(v);
+         if (!levels.ok()) return levels.status().message();
+         c.log_component_levels = std::move(levels).value();
+         return "";
+       }},
+      {"access_log", "off",
+       "on: one log line per request (component access: method, route, status, duration, bytes, "
+       "request id, peer address)",
+       OneOf(
+           {"on", "off", "true", "false"},
+           [](ServerConfig& c, const std::string& v) { c.access_log = v == "on" || v == "true"; })},
+      {"redact_fields", "(none)",
+       "payload and result member names, NAME[,...] (in the file also an array of strings), "
+       "whose values are shown as \"[redacted]\" in logs and API views at any depth, ASCII "
+       "case ignored; the lease still gives the worker the real payload",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         auto fields = ParseRedactFields(v);
+         if (!fields.ok()) return fields.status().message();
+         c.redact_fields = std::move(fields).value();
+         return "";
+       }},
       {"max_queued_commands", "100000",
        "commands (weighted by the jobs they carry) that may wait for the core thread; past it "
        "new work is refused with 429 and Retry-After",
@@ -229,6 +279,14 @@ const std::vector<OptionDef>& Options() {
        IntIn(1, 100'000'000,
              [](ServerConfig& c, std::int64_t v) {
                c.scheduler.idempotency_cache_keys = static_cast<std::uint32_t>(v);
+             })},
+      {"metrics_max_label_sets", "1000",
+       "(queue, kind) pairs the per-job metric families (ym_job_events_total, ym_job_*_seconds) "
+       "may hold; the jobs of pairs first seen past it are counted under queue and kind "
+       "\"~other\" (ym_metrics_label_overflow_total)",
+       IntIn(1, 100'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.metrics_max_label_sets = static_cast<std::uint32_t>(v);
              })},
       {"max_job_waits", "10000",
        "requests that may wait at once for a job to end (GET /v1/jobs/{id}?wait_ms=N); more "
@@ -335,7 +393,7 @@ Result<flow::NamespaceSpec> TomlNamespace(const toml::node& node, const std::str
   return spec;
 }
 
-std::optional<std::string> TomlScalar(const toml::node& node) {
+std::optional<std::string> TomlScalar(const toml::node& node, const std::string& key) {
   if (auto s = node.as_string()) return s->get();
   if (auto i = node.as_integer()) return std::to_string(i->get());
   if (auto f = node.as_floating_point()) {
@@ -344,6 +402,28 @@ std::optional<std::string> TomlScalar(const toml::node& node) {
     return os.str();
   }
   if (auto b = node.as_boolean()) return b->get() ? "true" : "false";
+  // A list option (redact_fields) as an array of strings, a map option (log_levels) as a table
+  // of strings: the same text as the flag's.
+  if (auto arr = node.as_array(); arr != nullptr && key == "redact_fields") {
+    std::string joined;
+    for (const auto& item : *arr) {
+      auto s = item.value<std::string>();
+      if (!s || s->find(',') != std::string::npos) return std::nullopt;
+      if (!joined.empty()) joined += ",";
+      joined += *s;
+    }
+    return joined;
+  }
+  if (auto t = node.as_table(); t != nullptr && key == "log_levels") {
+    std::string joined;
+    for (const auto& [k, v] : *t) {
+      auto s = v.value<std::string>();
+      if (!s) return std::nullopt;
+      if (!joined.empty()) joined += ",";
+      joined += std::string(k.str()) + "=" + *s;
+    }
+    return joined;
+  }
   return std::nullopt;
 }
 
@@ -363,7 +443,8 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       "Every option can also be set by the YM_* variable shown, or as a key in the "
       "TOML file given by --config; a flag wins over the variable, which wins over "
       "the file. The file may also hold [[limits]], [[namespaces]] and [[schedules]] tables, "
-      "created or replaced at start (docs/operations.md, docs/cron.md).",
+      "created or replaced at start (docs/operations.md, docs/cron.md), and a [log_levels] "
+      "table.",
       "yardmaster server");
   app.set_help_flag("-h,--help", "print this help and exit");
   app.set_version_flag("--version", std::string(), "print the version and git commit and exit");
@@ -470,7 +551,17 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       bool known = false;
       for (const auto& def : Options()) known = known || def.key == key;
       if (!known) return InvalidRequest(config_path + ": unknown key \"" + key + "\"");
-      auto text = TomlScalar(node);
+      auto text = TomlScalar(node, key);
+      if (!text && key == "redact_fields") {
+        return InvalidRequest(config_path +
+                              ": key \"redact_fields\" must be a string or an array "
+                              "of strings without commas");
+      }
+      if (!text && key == "log_levels") {
+        return InvalidRequest(config_path +
+                              ": key \"log_levels\" must be a string or a table of "
+                              "strings ([log_levels] http = \"debug\")");
+      }
       if (!text) {
         return InvalidRequest(config_path + ": key \"" + key + "\" must be a string or number");
       }

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -45,9 +46,15 @@ struct ServerConfig {
   std::int64_t liveness_deadline_ms = 10'000;  // BrokerOptions::liveness_deadline_ms
   std::string log_level = "info";
   std::string log_format = "text";  // text | json
+  // Logging options of issue 12 (server/log_config.h turns them into obs::LogOptions).
+  std::map<std::string, std::string> log_component_levels;  // `log_levels`: component -> level
+  bool access_log = false;
+  std::vector<std::string> redact_fields;  // payload/result member names shown as "[redacted]"
   // Admission control of the core's command queue (BrokerOptions).
   std::uint64_t max_queued_commands = 100'000;
   std::uint64_t completion_margin = 20'000;
+  // Label sets of the per-job metric families (BrokerOptions::metrics_max_label_sets).
+  std::uint32_t metrics_max_label_sets = 1000;
   SchedulerOptions scheduler;
   // `[[limits]]` of the config file: created or replaced at start (Reconcile in server_main).
   // Limits stored but absent from the file are kept: the API is the source of truth.

@@ -3,10 +3,12 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <string>
 
 #include "common/build_info.h"
+#include "core/job_stats.h"
 
 namespace ym {
 namespace {
@@ -40,6 +42,63 @@ double OpenFds() {
   }
   ::closedir(d);
   return n - 1;
+}
+
+// The per-(queue, kind) job families (core/job_stats.h), read without a lock while the core
+// thread counts. Histograms appear for a label set once it has an observation.
+void RegisterJobMetrics(obs::Registry& r, const JobStats& stats) {
+  r.Register("ym_job_events_total",
+             "Job events per queue and kind: enqueued, leased, succeeded, failed (fail reports), "
+             "retried, dead, cancelled, lease_expired, timed_out.",
+             MetricType::kCounter, [&stats](SampleSink& s) {
+               stats.ForEach([&s](const JobStats::LabelSet& set) {
+                 for (std::size_t e = 0; e < kJobEventCount; ++e) {
+                   s.Add(static_cast<double>(set.events[e].load(std::memory_order_relaxed)),
+                         {{"queue", set.queue}, {"kind", set.kind}, {"event", kJobEventNames[e]}});
+                 }
+               });
+             });
+  static constexpr const char* kTimeHelp[kJobTimeCount] = {
+      "Time from when an attempt could first run (created, its run_at or its retry's backoff "
+      "end) to its lease, per queue and kind.",
+      "Time from a lease to the attempt's end (ack, fail, lease expiry, timeout), per queue and "
+      "kind.",
+      "Time from a job's creation to its terminal state (succeeded, dead, cancelled), per queue "
+      "and kind.",
+  };
+  for (std::size_t t = 0; t < kJobTimeCount; ++t) {
+    r.Register(kJobFamilyNames[1 + t], kTimeHelp[t], MetricType::kHistogram,
+               [&stats, t](SampleSink& s) {
+                 stats.ForEach([&s, t](const JobStats::LabelSet& set) {
+                   obs::Histogram::Snapshot h = set.times[t].Take();
+                   if (h.count == 0) return;
+                   s.AddHistogram(h, 1e-6, {{"queue", set.queue}, {"kind", set.kind}});
+                 });
+               });
+  }
+  r.Register("ym_metrics_label_sets",
+             "Label sets (queue, kind pairs) each per-job family shows; at most "
+             "metrics_max_label_sets plus the overflow set.",
+             MetricType::kGauge, [&stats](SampleSink& s) {
+               std::array<std::uint64_t, kJobFamilyCount> n{};
+               stats.ForEach([&n](const JobStats::LabelSet& set) {
+                 ++n[0];
+                 for (std::size_t t = 0; t < kJobTimeCount; ++t) {
+                   if (set.times[t].Take().count > 0) ++n[1 + t];
+                 }
+               });
+               for (std::size_t f = 0; f < kJobFamilyCount; ++f) {
+                 s.Add(static_cast<double>(n[f]), {{"family", kJobFamilyNames[f]}});
+               }
+             });
+  r.Register("ym_metrics_label_overflow_total",
+             "Events and observations of per-job families counted under queue and kind \"~other\" "
+             "because metrics_max_label_sets was reached.",
+             MetricType::kCounter, [&stats](SampleSink& s) {
+               for (std::size_t f = 0; f < kJobFamilyCount; ++f) {
+                 s.Add(static_cast<double>(stats.overflow(f)), {{"family", kJobFamilyNames[f]}});
+               }
+             });
 }
 
 }  // namespace
@@ -152,6 +211,27 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
                  s.Add(q.paused ? 1 : 0, {{"queue", q.queue}});
                }
              });
+  r.Register("ym_queue_blocked_jobs",
+             "Live jobs per queue not running, by reason (the blocked_reason of GET /v1/jobs).",
+             MetricType::kGauge, [&broker](SampleSink& s) {
+               for (const auto& q : broker.QueueGauges()) {
+                 for (std::size_t i = 0; i < kBlockedReasonCount; ++i) {
+                   s.Add(static_cast<double>(q.blocked[i]),
+                         {{"queue", q.queue}, {"reason", kBlockedReasons[i]}});
+                 }
+               }
+             });
+  r.Register("ym_queue_last_poll_timestamp_seconds",
+             "When a lease request last named the queue (seconds since the epoch); absent when "
+             "none did since the server started.",
+             MetricType::kGauge, [&broker](SampleSink& s) {
+               for (const auto& q : broker.QueueGauges()) {
+                 if (q.last_poll_ms != 0) {
+                   s.Add(static_cast<double>(q.last_poll_ms) / 1000.0, {{"queue", q.queue}});
+                 }
+               }
+             });
+  RegisterJobMetrics(r, broker.job_stats());
   r.Register("ym_store_file_bytes", "Size of the store's files.", MetricType::kGauge,
              [&store](SampleSink& s) {
                const StoreStats st = store.Stats();

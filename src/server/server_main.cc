@@ -22,6 +22,7 @@
 #include "obs/metrics.h"
 #include "server/broker.h"
 #include "server/config.h"
+#include "server/log_config.h"
 #include "server/probes.h"
 #include "store/store.h"
 
@@ -71,12 +72,13 @@ int Run(const ServerConfig& cfg) {
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec) {
-    spdlog::critical("cannot create data directory {}: {}", cfg.data_dir, ec.message());
+    YM_LOG(critical, kServer)
+        .Msg("cannot create data directory {}: {}", cfg.data_dir, ec.message());
     return kExitFailure;
   }
   DataDirLock lock;
   if (Status s = lock.Acquire(cfg.data_dir); !s.ok()) {
-    spdlog::critical("{}", s.message());
+    YM_LOG(critical, kServer).Msg("{}", s.message());
     return kExitFailure;
   }
 
@@ -85,7 +87,8 @@ int Run(const ServerConfig& cfg) {
   sopts.durability = cfg.durability;
   auto store = OpenSqliteStore(sopts);
   if (!store.ok()) {
-    spdlog::critical("cannot open store {}: {}", sopts.path, store.status().ToString());
+    YM_LOG(critical, kServer)
+        .Msg("cannot open store {}: {}", sopts.path, store.status().ToString());
     return kExitFailure;
   }
 
@@ -96,10 +99,11 @@ int Run(const ServerConfig& cfg) {
   bopts.max_queued_commands = cfg.max_queued_commands;
   bopts.completion_margin = cfg.completion_margin;
   bopts.liveness_deadline_ms = cfg.liveness_deadline_ms;
+  bopts.metrics_max_label_sets = cfg.metrics_max_label_sets;
   Broker broker(**store, clock, bopts);
   // The store is replayed into core before the listener opens (STYLE.md rule 5).
   if (Status s = broker.Start(); !s.ok()) {
-    spdlog::critical("recovery failed: {}", s.ToString());
+    YM_LOG(critical, kServer).Msg("recovery failed: {}", s.ToString());
     return kExitFailure;
   }
 
@@ -111,13 +115,15 @@ int Run(const ServerConfig& cfg) {
       if (got.ok() && got->spec == spec) return put.set_value(Status::Ok());  // unchanged
       broker.PutLimit(spec, [&](Result<flow::LimitInfo> r) {
         if (r.ok())
-          spdlog::info("limit {} {} from the config file", spec.name,
-                       r->created ? "created" : "replaced");
+          YM_LOG(info, kServer)
+              .Str("limit", spec.name)
+              .Msg("limit {} {} from the config file", spec.name,
+                   r->created ? "created" : "replaced");
         put.set_value(r.status());
       });
     });
     if (Status s = put.get_future().get(); !s.ok()) {
-      spdlog::critical("config file: limit {}: {}", spec.name, s.ToString());
+      YM_LOG(critical, kServer).Msg("config file: limit {}: {}", spec.name, s.ToString());
       return kExitFailure;
     }
   }
@@ -129,13 +135,15 @@ int Run(const ServerConfig& cfg) {
       if (got.ok() && got->spec == spec) return put.set_value(Status::Ok());  // unchanged
       broker.PutNamespace(spec, [&](Result<flow::NamespaceInfo> r) {
         if (r.ok())
-          spdlog::info("namespace {} {} from the config file", spec.name,
-                       r->created ? "created" : "replaced");
+          YM_LOG(info, kServer)
+              .Str("namespace", spec.name)
+              .Msg("namespace {} {} from the config file", spec.name,
+                   r->created ? "created" : "replaced");
         put.set_value(r.status());
       });
     });
     if (Status s = put.get_future().get(); !s.ok()) {
-      spdlog::critical("config file: namespace {}: {}", spec.name, s.ToString());
+      YM_LOG(critical, kServer).Msg("config file: namespace {}: {}", spec.name, s.ToString());
       return kExitFailure;
     }
   }
@@ -148,8 +156,8 @@ int Run(const ServerConfig& cfg) {
     limits.max_payload_bytes = cfg.max_payload_bytes;
     Result<ScheduleUpdate> parsed = net::ParseScheduleCreate(table.json, limits);
     if (!parsed.ok()) {
-      spdlog::critical("config file: {} ({}): {}", table.where, table.id,
-                       parsed.status().message());
+      YM_LOG(critical, kServer)
+          .Msg("config file: {} ({}): {}", table.where, table.id, parsed.status().message());
       return kExitFailure;
     }
     std::promise<Status> put;
@@ -161,8 +169,10 @@ int Run(const ServerConfig& cfg) {
       }
       auto answer = [&, exists](Result<ScheduleView> r) {
         if (r.ok()) {
-          spdlog::info("schedule {} {} from the config file", table.id,
-                       exists ? "replaced" : "created");
+          YM_LOG(info, kServer)
+              .Str("schedule", table.id)
+              .Msg("schedule {} {} from the config file", table.id,
+                   exists ? "replaced" : "created");
         }
         put.set_value(r.status());
       };
@@ -173,7 +183,8 @@ int Run(const ServerConfig& cfg) {
       }
     });
     if (Status st = put.get_future().get(); !st.ok()) {
-      spdlog::critical("config file: {} ({}): {}", table.where, table.id, st.ToString());
+      YM_LOG(critical, kServer)
+          .Msg("config file: {} ({}): {}", table.where, table.id, st.ToString());
       return kExitFailure;
     }
   }
@@ -195,20 +206,26 @@ int Run(const ServerConfig& cfg) {
   net::HttpServer http(broker, hopts);
   RegisterServerMetrics(registry, broker, **store, &http.stats());
   if (Status s = http.Start(); !s.ok()) {
-    spdlog::critical("cannot listen on {}:{}: {}", cfg.listen_host, cfg.listen_port, s.ToString());
+    YM_LOG(critical, kServer)
+        .Msg("cannot listen on {}:{}: {}", cfg.listen_host, cfg.listen_port, s.ToString());
     return kExitFailure;
   }
   const BrokerInfo info = broker.Info();
-  spdlog::info("yardmaster {}; data dir {} (durability {}); recovered {} live jobs in {} ms",
-               VersionLine(), cfg.data_dir,
-               cfg.durability == Durability::kFull ? "full" : "relaxed", info.recovered_jobs,
-               info.recovery_ms);
+  YM_LOG(info, kServer)
+      .Str("version", VersionLine())
+      .Str("data_dir", cfg.data_dir)
+      .Uint("recovered_jobs", info.recovered_jobs)
+      .Int("recovery_ms", info.recovery_ms)
+      .Msg("yardmaster {}; data dir {} (durability {}); recovered {} live jobs in {} ms",
+           VersionLine(), cfg.data_dir, cfg.durability == Durability::kFull ? "full" : "relaxed",
+           info.recovered_jobs, info.recovery_ms);
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }
-  spdlog::info("received {}: draining (new enqueues and leases refused, acks accepted)",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  YM_LOG(info, kServer)
+      .Msg("received {}: draining (new enqueues and leases refused, acks accepted)",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT");
   // Drain: enqueues and leases are refused (and /readyz fails, so balancers move away), but
   // the listener stays open so workers can still ack, fail or heartbeat the jobs they hold. We
   // wait for those, up to the grace period, then close the listener and commit what is left.
@@ -221,21 +238,22 @@ int Run(const ServerConfig& cfg) {
   while (broker.counters().active_jobs.load(std::memory_order_relaxed) > 0 &&
          std::chrono::steady_clock::now() < grace_end) {
     if (sigtimedwait(&stop_signals, nullptr, &poll_interval) > 0) {
-      spdlog::info("second stop signal: skipping the rest of the grace period");
+      YM_LOG(info, kServer).Msg("second stop signal: skipping the rest of the grace period");
       break;
     }
   }
   if (const auto left = broker.counters().active_jobs.load(std::memory_order_relaxed)) {
     // Their leases are persisted: after a restart the same workers can still heartbeat and ack
     // them with their tokens until the leases expire.
-    spdlog::warn(
-        "grace period over with {} jobs still leased; their leases are kept across the "
-        "restart",
-        left);
+    YM_LOG(warn, kServer)
+        .Msg(
+            "grace period over with {} jobs still leased; their leases are kept across the "
+            "restart",
+            left);
   }
   http.Stop();    // stop accepting; requests in flight finish
   broker.Stop();  // commits everything accepted so far
-  spdlog::info("stopped cleanly");
+  YM_LOG(info, kServer).Msg("stopped cleanly");
   return 0;
 }
 
@@ -252,7 +270,7 @@ int ServerMain(int argc, char** argv) {
     std::fputs(cfg->text.c_str(), stdout);
     return 0;
   }
-  if (Status s = obs::SetupLogging(cfg->config.log_level, cfg->config.log_format); !s.ok()) {
+  if (Status s = SetupServerLogging(cfg->config); !s.ok()) {
     std::fprintf(stderr, "yardmaster server: %s\n", s.message().c_str());
     return kExitUsage;
   }

@@ -27,14 +27,17 @@ def test_json_logs_are_one_object_per_line_with_the_message_escaped(tmp_path):
     records = []
     for line in srv.log_lines:
         record = json.loads(line)  # every line is one JSON object, nothing else
-        assert set(record) == {"ts", "level", "msg"}, record
+        # ts, level and msg first; then the component and the line's fields (test_logs.py).
+        assert list(record)[:3] == ["ts", "level", "msg"], record
+        assert "component" in record, record
         assert record["ts"].endswith("Z") and record["ts"][4] == "-", record
         records.append(record)
     msgs = [r["msg"] for r in records]
     # The path comes back exactly, quote, backslash and tab included.
     assert any(data in m for m in msgs), msgs
     assert any("listening on" in m for m in msgs), msgs
-    assert records[-1] == {"ts": records[-1]["ts"], "level": "info", "msg": "stopped cleanly"}
+    assert records[-1] == {"ts": records[-1]["ts"], "level": "info", "msg": "stopped cleanly",
+                           "component": "server"}
     assert {r["level"] for r in records} <= {"trace", "debug", "info", "warning", "error",
                                              "critical"}
 

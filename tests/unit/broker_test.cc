@@ -263,6 +263,29 @@ TEST_F(BrokerTest, FailedCommitAnswersStoreUnavailableAndReloadsStateFromTheStor
   EXPECT_TRUE(after[0].ok()) << "the broker serves again after the reload";
 }
 
+// The job metrics (core/job_stats.h) belong to the broker, not to the scheduler a failed commit
+// replaces: the counts go on from where they were. (The refused enqueue was counted when core
+// took it, before its commit failed: docs/operations.md says so.)
+TEST_F(BrokerTest, JobMetricsKeepCountingAcrossTheReloadAfterAFailedCommit) {
+  auto enqueued = [&] {
+    std::uint64_t n = 0;
+    broker_->job_stats().ForEach([&](const JobStats::LabelSet& set) {
+      if (set.queue == "jm" && set.kind == "k") {
+        n = set.events[static_cast<std::size_t>(JobEvent::kEnqueued)].load();
+      }
+    });
+    return n;
+  };
+  ASSERT_TRUE(Enqueue({Spec("jm")})[0].ok());
+  EXPECT_EQ(enqueued(), 1u);
+  faults_.FailNextCommits(1);
+  ASSERT_FALSE(Enqueue({Spec("jm")})[0].ok());
+  ASSERT_TRUE(WaitStoreAvailable());
+  ASSERT_TRUE(Enqueue({Spec("jm")})[0].ok());
+  EXPECT_EQ(enqueued(), 3u) << "not reset by the reload";
+  EXPECT_EQ(broker_->job_stats().label_sets(), 1u) << "the reloaded job found its label set";
+}
+
 // A singleton refusal observed a job whose enqueue was not durable yet: when that commit fails,
 // the refusal is answered with the commit's error too (the job it named never existed), and
 // after the reload the key is free again.

@@ -14,6 +14,7 @@
 
 #include "common/rng.h"
 #include "common/time_zone.h"
+#include "sanitizer_scale.h"
 
 namespace ym::cron {
 namespace {
@@ -288,7 +289,7 @@ TEST(CronExprModel, NextMatchesABruteForceScanAroundTransitions) {
       {"UTC", Utc(2024, 6, 1)},
   };
   int compared = 0;
-  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+  for (std::uint64_t seed = 1; seed <= test::ModelSeeds(100); ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     Rng rng(seed);
     Sets s;

@@ -65,6 +65,24 @@ TEST(MetricsRegistry, HistogramFamiliesFollowTheTextFormat) {
             "ym_y_total 3\n");
 }
 
+// Bounds print as the decimal they stand for (le="0.025", not "0.024999999999999998"), so that
+// a query naming a bucket's le matches it.
+TEST(MetricsRegistry, MicrosecondBoundsPrintAsTheirDecimalInSeconds) {
+  Registry r;
+  Histogram h;  // LatencyBoundsUs
+  h.Observe(25'000);
+  r.Register("ym_x_seconds", "Latencies.", MetricType::kHistogram,
+             [&h](SampleSink& s) { s.AddHistogram(h.Take(), 1e-6); });
+  const std::string text = r.Render();
+  for (const char* le : {"0.0001", "0.025", "0.05", "0.1", "0.25", "1", "2.5", "60"}) {
+    EXPECT_NE(text.find(std::string("ym_x_seconds_bucket{le=\"") + le + "\"}"), std::string::npos)
+        << le << "\n"
+        << text;
+  }
+  EXPECT_EQ(text.find("99999"), std::string::npos) << text;
+  EXPECT_NE(text.find("ym_x_seconds_sum 0.025\n"), std::string::npos) << text;
+}
+
 // Samples keep a double's precision: epoch seconds with milliseconds were printed with 9
 // significant digits (10 s resolution) by "%.9g".
 TEST(MetricsRegistry, SamplesKeepTheirPrecision) {

@@ -46,6 +46,7 @@
 #include "core/flow/namespace_limits.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "sanitizer_scale.h"
 #include "scheduler_model.h"
 
 namespace ym {
@@ -71,7 +72,7 @@ TEST(SchedulerAllLimitsModel, EveryLimitHoldsAfterEveryStepAndNothingIsLost) {
   const char* queues[] = {"q1", "q2"};
   const char* ckeys[] = {"a", "b", "c"};
   const char* kinds[] = {"k1", "k2", "s", "d"};
-  for (std::uint64_t seed = 1; seed <= 30; ++seed) {
+  for (std::uint64_t seed = 1; seed <= test::ModelSeeds(30); ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     ManualClock clock(kStart);
     Rng rng(seed);

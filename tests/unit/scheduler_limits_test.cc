@@ -20,6 +20,7 @@
 #include "core/flow/limit_set.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "sanitizer_scale.h"
 #include "scheduler_hot_path.h"
 #include "scheduler_model.h"
 
@@ -309,7 +310,7 @@ TEST(SchedulerLimitsModel, CapsHoldAndNoWakeUpIsLost) {
   const char* ckeys[] = {"", "a", "b", "c"};
   const char* accts[] = {"", "x", "y"};
   const char* key_kinds[] = {"", "concurrency_key", "kind", "queue", "payload.acct"};
-  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+  for (std::uint64_t seed = 1; seed <= test::ModelSeeds(40); ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     ManualClock clock(kStart);
     Rng rng(seed);

@@ -21,6 +21,7 @@
 #include "core/flow/limit_set.h"
 #include "core/scheduler.h"
 #include "core/types.h"
+#include "sanitizer_scale.h"
 #include "scheduler_hot_path.h"
 #include "scheduler_model.h"
 
@@ -282,7 +283,7 @@ struct ModelJob {
 TEST(SchedulerRateQuotaModel, EveryBoundHoldsAndNothingWaitsThatCouldRun) {
   const char* queues[] = {"q1", "q2"};
   const char* ckeys[] = {"a", "b", "c"};
-  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+  for (std::uint64_t seed = 1; seed <= test::ModelSeeds(40); ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     ManualClock clock(kStart);
     Rng rng(seed);
