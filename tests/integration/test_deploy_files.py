@@ -48,29 +48,6 @@ REQUIRED_ALERTS = {
 # Series Prometheus makes itself for every target; an alert may read them.
 PROMETHEUS_SERIES = {"up"}
 
-# Families agreed for issue 12 and built on the `jobmetrics` branch, which has not reached main
-# yet. Until it has, an expression reading one of these while the broker does not expose it
-# makes the test skip (after every other name was checked) instead of fail. Remove this set
-# once they are exposed: from then on a renamed or missing family fails.
-PENDING_FAMILIES = {
-    "ym_job_events_total", "ym_job_wait_seconds", "ym_job_run_seconds",
-    "ym_job_end_to_end_seconds", "ym_queue_blocked_jobs", "ym_queue_last_poll_timestamp_seconds",
-    "ym_metrics_label_sets", "ym_metrics_label_overflow_total",
-}
-
-
-def split_pending(bad, fams):
-    """(names that fail, pending families not exposed yet) out of unknown_names' answer."""
-    pending = set()
-    fail = []
-    for n in bad:
-        base = next((n[: -len(s)] for s in ("_bucket", "_sum", "_count") if n.endswith(s)), n)
-        if base not in fams and (base in PENDING_FAMILIES or n in PENDING_FAMILIES):
-            pending.add(base if base in PENDING_FAMILIES else n)
-        else:
-            fail.append(n)
-    return fail, pending
-
 needs_promtool = pytest.mark.skipif(
     tool("promtool") is None,
     reason="promtool is not installed (Debian package `prometheus`; scripts/install-deps.sh)")
@@ -168,47 +145,37 @@ def test_dashboard_shows_the_required_families(exposition):
     for _, expr in dashboard_exprs(load_dashboard()):
         for n in metric_names(expr):
             base = next((n[: -len(s)] for s in ("_bucket", "_sum", "_count")
-                         if n.endswith(s) and (fams.get(n[: -len(s)]) == "histogram"
-                                               or n[: -len(s)] in PENDING_FAMILIES)), n)
+                         if n.endswith(s) and fams.get(n[: -len(s)]) == "histogram"), n)
             read.add(base)
     missing = REQUIRED_FAMILIES - read
     assert not missing, f"no panel reads {sorted(missing)}"
-    pending = {f for f in REQUIRED_FAMILIES if f not in fams} & PENDING_FAMILIES
-    if pending:
-        pytest.skip(f"the broker does not expose {sorted(pending)} yet (jobmetrics branch)")
+    absent = REQUIRED_FAMILIES - set(fams)
+    assert not absent, f"the broker does not expose {sorted(absent)}"
 
 
 def test_dashboard_reads_only_exposed_families(exposition):
     fams = families(exposition)
     assert "ym_queue_jobs" in fams and fams["ym_store_commit_duration_seconds"] == "histogram"
     problems = []
-    pending = set()
     for where, expr in dashboard_exprs(load_dashboard()):
         names = metric_names(expr)
         assert names, f"{where}: no metric in {expr!r}"
-        bad, waiting = split_pending(unknown_names(names, fams), fams)
-        pending |= waiting
+        bad = unknown_names(names, fams)
         if bad:
             problems.append(f"{where}: {bad} not exposed by the broker")
     assert not problems, "\n".join(problems)
-    if pending:
-        pytest.skip(f"the broker does not expose {sorted(pending)} yet (jobmetrics branch)")
 
 
 def test_alerts_read_only_exposed_families(exposition):
     fams = families(exposition)
     problems = []
-    pending = set()
     for rule in load_alerts():
         names = metric_names(rule["expr"])
         assert names, rule["alert"]
-        bad, waiting = split_pending(unknown_names(names, fams, allowed=PROMETHEUS_SERIES), fams)
-        pending |= waiting
+        bad = unknown_names(names, fams, allowed=PROMETHEUS_SERIES)
         if bad:
             problems.append(f"{rule['alert']}: {bad} not exposed by the broker")
     assert not problems, "\n".join(problems)
-    if pending:
-        pytest.skip(f"the broker does not expose {sorted(pending)} yet (jobmetrics branch)")
 
 
 def test_metric_name_extraction():
