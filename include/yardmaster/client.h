@@ -72,6 +72,11 @@ struct EnqueueOptions {
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::optional<std::string> concurrency_key;
   std::vector<std::string> tags;
+  // W3C trace context of the code that enqueues (docs/cpp-sdk.md, "Trace context"), e.g. from
+  // an OpenTelemetry propagator's inject(); handed to the worker that runs the job. traceparent
+  // is "00-<32 hex>-<16 hex>-<2 hex>"; the broker refuses a malformed one (validation_failed).
+  std::optional<std::string> traceparent;
+  std::optional<std::string> tracestate;  // only with a traceparent
 };
 
 struct Enqueued {
@@ -101,6 +106,10 @@ struct JobInfo {
   std::optional<std::string> dead_reason;
   std::optional<std::string> last_error_json;
   std::optional<std::string> result_json;
+  // The W3C trace context given at enqueue and the enqueue request's id; nullopt: none.
+  std::optional<std::string> traceparent;
+  std::optional<std::string> tracestate;
+  std::optional<std::string> request_id;
   std::string json;
 
   // True in the terminal states: succeeded, dead, cancelled.

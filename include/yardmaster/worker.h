@@ -149,6 +149,11 @@ class JobContext {
   std::int32_t attempt() const { return attempt_; }
   std::int32_t max_attempts() const { return max_attempts_; }
   const std::vector<std::string>& tags() const { return tags_; }
+  // The W3C trace context the job was enqueued with (docs/cpp-sdk.md, "Trace context"), for
+  // the handler to continue the producer's trace, e.g. by extracting it with an OpenTelemetry
+  // propagator; empty when the job has none. The same on every attempt of the job.
+  const std::string& traceparent() const { return traceparent_; }
+  const std::string& tracestate() const { return tracestate_; }
 
   // The job's execution timeout (timeout_ms) and when this attempt reaches it, on this process's
   // steady clock (measured from when the lease reached the worker, so a little after the
@@ -185,6 +190,11 @@ class JobContext {
     timeout_ = timeout;
     deadline_ = at;
   }
+  // Used by the runtime, before the handler starts.
+  void SetTraceContext(std::string traceparent, std::string tracestate) {
+    traceparent_ = std::move(traceparent);
+    tracestate_ = std::move(tracestate);
+  }
   // Used by the runtime: called (on the handler's thread) when a report is waiting, and takes
   // it for the next heartbeat.
   void SetProgressHook(std::function<void()> hook);
@@ -194,6 +204,7 @@ class JobContext {
   std::string id_, ns_, queue_, kind_, payload_;
   std::int32_t attempt_, max_attempts_;
   std::vector<std::string> tags_;
+  std::string traceparent_, tracestate_;
   std::optional<std::chrono::milliseconds> timeout_;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
   // Atomic because the heartbeat thread writes it while the handler reads it.

@@ -68,6 +68,7 @@ enum class Command {
   kDeadList,
   kDeadReplay,
   kInfo,
+  kAlertsList,
 };
 
 // One parsed command line; only the fields of `command` are meaningful.

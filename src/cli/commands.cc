@@ -9,6 +9,7 @@
 #include <ostream>
 #include <set>
 
+#include "cli/alerts.h"
 #include "cli/cli.h"
 #include "cli/format.h"
 #include "cli/schedules.h"
@@ -687,6 +688,15 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       }
       totals(out);
       return kExitOk;
+    }
+    case Command::kAlertsList: {
+      Result<std::string> r = api.Alerts();
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << *r << '\n';
+        return kExitOk;
+      }
+      return PrintAlerts(*r, out, err);
     }
     case Command::kInfo: {
       Result<client::ServerInfo> r = api.Info();

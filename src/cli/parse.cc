@@ -785,6 +785,12 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* info = app.add_subcommand("info", "Show the server's version, uptime and counters");
   AddCommon(info, &common);
 
+  // --- alerts ---
+  CLI::App* alerts = app.add_subcommand(
+      "alerts",
+      "List the alert rules of the server's config file with the state of each (GET /v1/alerts)");
+  AddCommon(alerts, &common);
+
   // --- version ---
   CLI::App* version = app.add_subcommand(
       "version", "Print the version (and git commit) of this yardmaster; needs no server");
@@ -1002,6 +1008,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     }
   } else if (info->parsed()) {
     inv.command = Command::kInfo;
+  } else if (alerts->parsed()) {
+    inv.command = Command::kAlertsList;
   }
 
   ParseOutcome o;

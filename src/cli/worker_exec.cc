@@ -22,10 +22,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // The variables the worker sets per job; inherited values of the same names are dropped so a
-// command never sees two of them.
+// command never sees two of them. TRACEPARENT/TRACESTATE (the OpenTelemetry environment
+// carrier) are dropped even for a job without trace context: the command must not join
+// whatever trace the worker process itself was started in.
 bool IsJobVariable(std::string_view entry) {
-  for (std::string_view name :
-       {"YM_JOB_ID=", "YM_QUEUE=", "YM_KIND=", "YM_ATTEMPT=", "YM_URL=", "YM_RESULT_FILE="}) {
+  for (std::string_view name : {"YM_JOB_ID=", "YM_QUEUE=", "YM_KIND=", "YM_ATTEMPT=", "YM_URL=",
+                                "YM_RESULT_FILE=", "TRACEPARENT=", "TRACESTATE="}) {
     if (entry.substr(0, name.size()) == name) return true;
   }
   return false;
@@ -123,6 +125,10 @@ ExecResult RunCommand(const WorkerConfig& config, const yardmaster::JobContext& 
   env_strings.push_back("YM_KIND=" + job.kind());
   env_strings.push_back("YM_ATTEMPT=" + std::to_string(job.attempt()));
   env_strings.push_back("YM_URL=" + config.server_url);
+  if (!job.traceparent().empty()) {
+    env_strings.push_back("TRACEPARENT=" + job.traceparent());
+    if (!job.tracestate().empty()) env_strings.push_back("TRACESTATE=" + job.tracestate());
+  }
   const ResultFile result_file;
   if (!result_file.error().empty()) {
     result.ending = ExecResult::Ending::kSpawnFailed;

@@ -112,6 +112,9 @@ Job ParseJob(const Value& v) {
     j.blocked_until_ms = u->AsInt64();
   }
   j.progress_json = OptRaw(v, "progress");
+  j.traceparent = OptString(v, "traceparent");
+  j.tracestate = OptString(v, "tracestate");
+  j.request_id = OptString(v, "request_id");
   j.json = std::string(v.Raw());
   return j;
 }
@@ -429,6 +432,9 @@ Result<std::vector<LeasedJob>> ApiClient::Lease(const LeaseRequest& request) {
       j.deadline_at_ms = OptInt(*l, "deadline_at");
     }
     j.timeout_ms = OptInt(v, "timeout_ms");
+    j.traceparent = OptString(v, "traceparent").value_or("");
+    j.tracestate = OptString(v, "tracestate").value_or("");
+    j.request_id = OptString(v, "request_id").value_or("");
     out.push_back(std::move(j));
   }
   return out;
@@ -1133,5 +1139,7 @@ Status ApiClient::Readyz() {
 }
 
 Result<std::string> ApiClient::Metrics() { return Call(HttpMethod::kGet, "/metrics", {}); }
+
+Result<std::string> ApiClient::Alerts() { return Call(HttpMethod::kGet, "/v1/alerts", {}); }
 
 }  // namespace ym::client

@@ -68,6 +68,9 @@ struct EnqueueRequest {
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::optional<std::string> concurrency_key;
   std::vector<std::string> tags;
+  // W3C trace context, sent as the job's body fields (docs/api.md, "Trace context").
+  std::optional<std::string> traceparent;
+  std::optional<std::string> tracestate;
 };
 
 struct EnqueueResult {
@@ -123,7 +126,10 @@ struct Job {
   std::optional<std::string> blocked_reason;
   std::optional<std::int64_t> blocked_until_ms;  // when it may run next, when known
   std::optional<std::string> progress_json;      // the running attempt's progress, a JSON object
-  std::string json;                              // the server's JSON object for this job
+  std::optional<std::string> traceparent;        // W3C trace context given at enqueue
+  std::optional<std::string> tracestate;
+  std::optional<std::string> request_id;  // the enqueue request's id
+  std::string json;                       // the server's JSON object for this job
 };
 
 // Which jobs a search (GET /v1/jobs) or a bulk operation (POST /v1/jobs:cancel|:replay|:delete)
@@ -178,6 +184,10 @@ struct LeasedJob {
   // The job's execution timeout and this attempt's deadline (server wall clock); nullopt: none.
   std::optional<std::int64_t> timeout_ms;
   std::optional<std::int64_t> deadline_at_ms;
+  // W3C trace context given at enqueue and the enqueue request's id; empty: none.
+  std::string traceparent;
+  std::string tracestate;
+  std::string request_id;
 };
 
 struct HeartbeatResult {
@@ -589,6 +599,8 @@ class ApiClient {
   Status Readyz();
   // GET /metrics: Prometheus text.
   Result<std::string> Metrics();
+  // GET /v1/alerts: the alert rules and their state, as the JSON body (docs/api.md).
+  Result<std::string> Alerts();
 
   // The HTTP status of the last reply, or 0 when the last call got no reply (unreachable).
   int last_http_status() const { return last_http_status_; }

@@ -141,6 +141,7 @@ class HttpClient::Impl {
     req.set(http::field::host, base_.Authority());
     req.set(http::field::user_agent, options_.user_agent);
     req.set(http::field::accept, "application/json");
+    for (const auto& [name, value] : options_.headers) req.set(name, value);
     if (!body.empty()) {
       req.set(http::field::content_type, "application/json");
       req.body() = std::string(body);

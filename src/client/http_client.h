@@ -24,6 +24,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/build_info.h"
 #include "common/status.h"
@@ -67,6 +69,10 @@ struct HttpClientOptions {
   // The C++ SDK's; the CLI sends yardmaster-cli/<version> instead, so a server's access log
   // tells the two apart.
   std::string user_agent = "yardmaster-cpp/" + std::string(kVersion);
+  // Extra headers sent with every request (e.g. the Authorization of an alert webhook). Names
+  // and values are sent as given: the caller checks them (Host, Content-Type and the framing
+  // headers are set by the client and should not be repeated here).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 class HttpClient {

@@ -206,6 +206,14 @@ Status WriteSpec(JsonWriter& w, const EnqueueRequest& j) {
     for (const std::string& t : j.tags) w.String(t);
     w.EndArray();
   }
+  if (j.traceparent) {
+    w.Key("traceparent");
+    w.String(*j.traceparent);
+  }
+  if (j.tracestate) {
+    w.Key("tracestate");
+    w.String(*j.tracestate);
+  }
   w.EndObject();
   return Status::Ok();
 }

@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/trace_context.h"
+
 namespace ym {
 
 using JobId = std::uint64_t;
@@ -108,6 +110,10 @@ struct JobRecord {
   // The current attempt's deadline (wall clock) when the job has a timeout; 0: none. Kept with
   // the lease, so that a restart still enforces it.
   std::int64_t lease_deadline_at_ms = 0;
+  // Where the job came from (format 9): the W3C trace context given with the enqueue and the
+  // enqueue request's id; empty when none. Fixed at enqueue, kept across retries and replays.
+  TraceContext trace;
+  std::string request_id;
 
   bool operator==(const JobRecord&) const = default;
 };

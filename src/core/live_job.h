@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/job.h"
+#include "core/job_origin.h"
 
 namespace ym {
 
@@ -78,6 +79,8 @@ struct LiveJob {
   std::int64_t attempt_started_ms = 0;
   std::string payload;
   std::unique_ptr<JobExtra> extra;
+  // Its enqueue request's id and trace context (core/job_origin.h); one pointer, null when none.
+  JobOrigin origin;
 
   JobExtra& Extra() {
     if (!extra) extra = std::make_unique<JobExtra>();

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/attempt_timeout.h"
+#include "core/job_events.h"
 #include "core/job_stats.h"
 #include "core/live_job.h"
 
@@ -357,10 +358,14 @@ void Scheduler::LoadJob(JobRecord&& record) {
     return;
   }
   const std::int64_t now = clock_.NowMs();
+  const std::int64_t stored_updated_at = job->updated_at_ms;
   if (job->run_at_ms > now) {
     MakeScheduled(*job, job->run_at_ms, stored == JobState::kScheduled && job->attempts > 0);
   } else {
     MakeReady(*job);
+    // A job that was ready before the restart has been waiting since then: its oldest-ready
+    // age (the lag gauge, lag alerts) keeps counting from that time, not from the restart.
+    if (stored == JobState::kReady) job->updated_at_ms = std::min(now, stored_updated_at);
   }
   // A waiting debounce job's group gets its run_at as deadline (never later than the true one,
   // core/flow/key_groups.h, "Durability without a stored field").
@@ -410,6 +415,7 @@ LiveJob* Scheduler::AddJobFrom(Record&& r, bool pending, std::uint32_t qi) {
     x.tags = std::forward<Record>(r).tags;
     x.errors = std::forward<Record>(r).errors;
   }
+  job->origin = JobOrigin(r.request_id, r.trace);
   if (options_.job_stats != nullptr) {
     job->stats = options_.job_stats->Resolve(Q(qi).config.name, kinds_.Name(job->kind));
   }
@@ -584,6 +590,10 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
                                                                           : JobEvent::kCancelled);
     options_.job_stats->Observe(job.stats, JobTime::kEndToEnd, now - job.created_at_ms);
   }
+  if (terminal != JobState::kSucceeded) {
+    NoteEvent(job, terminal == JobState::kDead ? JobEvent::kDead : JobEvent::kCancelled,
+              dead_reason);
+  }
   const Retention& keep = Q(job.queue).config.retention;
   if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
     // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues): nothing of
@@ -704,12 +714,29 @@ JobState Scheduler::FailAttempt(LiveJob& job, const FailSpec& error) {
     }
     RecordUpdate(job);
     CountEvent(options_.job_stats, job, JobEvent::kRetried);
+    NoteEvent(job, JobEvent::kRetried, error.type);
   }
   return job.state;
 }
 
+void Scheduler::NoteEvent(const LiveJob& job, JobEvent e, std::string_view reason) {
+  JobEventSink* sink = options_.job_events;
+  if (sink == nullptr || !sink->Wants(e)) return;
+  JobEventNote n;
+  n.event = e;
+  n.id = job.id;
+  n.queue = Q(job.queue).config.name;
+  n.kind = kinds_.Name(job.kind);
+  n.attempt = job.attempts;
+  n.request_id = job.origin.request_id();
+  n.traceparent = job.origin.traceparent();
+  n.reason = reason;
+  sink->Note(n);
+}
+
 JobState Scheduler::TimeOut(LiveJob& job) {
   CountEvent(options_.job_stats, job, JobEvent::kTimedOut);
+  NoteEvent(job, JobEvent::kTimedOut, "timeout");
   return FailAttempt(job, AttemptTimeout::Failure(job.timeout_ms));
 }
 
@@ -880,6 +907,8 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   r.idempotency_key = spec.idempotency_key;
   r.concurrency_key = std::move(spec.concurrency_key);
   r.tags = std::move(spec.tags);
+  r.trace = std::move(spec.trace);
+  r.request_id = std::move(spec.request_id);
   open_.next_id = next_id_;
   EnqueueOutcome out;
   out.id = r.id;
@@ -1056,6 +1085,10 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     l.created_at_ms = job->created_at_ms;
     if (job->extra) l.tags = job->extra->tags;
     l.timeout_ms = job->timeout_ms;
+    if (!job->origin.empty()) {
+      l.trace = job->origin.trace();
+      l.request_id = job->origin.request_id();
+    }
     l.lease = LeaseInfo{token, WallOf(job->lease_expires_ms), worker_id,
                         job->deadline_ms != 0 ? WallOf(job->deadline_ms) : 0};
     l.quota_counted = quota_counted;
@@ -1892,6 +1925,13 @@ JobRecord Scheduler::ToRecord(const LiveJob& job, bool with_payload) const {
     r.tags = job.extra->tags;
     r.errors = job.extra->errors;
   }
+  // Not for the store's UpdateJob records (with_payload false): the store writes the origin
+  // once, with the insert, and an update never names it, so copying it would only cost an
+  // allocation per state change.
+  if (with_payload && !job.origin.empty()) {
+    r.trace = job.origin.trace();
+    r.request_id = job.origin.request_id();
+  }
   return r;
 }
 
@@ -2214,6 +2254,7 @@ void Scheduler::ExpireLeases(std::int64_t now) {
     // in `scheduled` (`retry_backoff`) for a jittered backoff delay (up to an hour by default).
     expired.retry_in_ms = 0;
     CountEvent(options_.job_stats, *job, JobEvent::kLeaseExpired);
+    NoteEvent(*job, JobEvent::kLeaseExpired, expired.type);
     if (FailAttempt(*job, expired) == JobState::kReady) ServeWaiters(job->queue);
   }
 }

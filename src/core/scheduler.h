@@ -75,6 +75,8 @@
 
 namespace ym {
 
+enum class JobEvent : std::uint8_t;  // core/job_stats.h
+
 // What core holds in memory now, counted in entries, for the memory test and metrics. Every
 // structure is bounded by a constant times the live work (live jobs, waiters, queues that hold
 // either, names they use), never by history: stale heap entries are dropped by a rebuild once
@@ -612,6 +614,8 @@ class Scheduler {
   void CancelLive(LiveJob& job);
   Result<LiveJob*> FindLeased(JobId id, std::uint64_t token);
   JobState FailAttempt(LiveJob& job, const FailSpec& error);
+  // Reports `e` of `job` to options_.job_events (core/job_events.h) when it wants it.
+  void NoteEvent(const LiveJob& job, JobEvent e, std::string_view reason);
   // Fails the active attempt of `job` whose deadline has come (AttemptTimeout).
   JobState TimeOut(LiveJob& job);
   std::int64_t BackoffDelay(const LiveJob& job);

@@ -16,7 +16,8 @@
 
 namespace ym {
 
-class JobStats;  // core/job_stats.h
+class JobStats;      // core/job_stats.h
+class JobEventSink;  // core/job_events.h
 
 // Limits and defaults of the scheduler; every one is a server option (docs/operations.md).
 struct SchedulerOptions {
@@ -58,6 +59,9 @@ struct SchedulerOptions {
   // scheduler where jobs change state; null: none counted. Owned by the caller (the Broker),
   // so the counts outlive a rebuilt scheduler.
   JobStats* job_stats = nullptr;
+  // Where the events no request sees (dead, lease expiry, timeout, retry, cancel) are reported
+  // for the job log lines (core/job_events.h); null: nowhere. Not owned.
+  JobEventSink* job_events = nullptr;
 };
 
 // One job to enqueue. Optional fields fall back to the queue's config, then server defaults.
@@ -78,6 +82,9 @@ struct EnqueueSpec {
   std::optional<std::int64_t> idempotency_ttl_ms;
   std::string concurrency_key;
   std::vector<std::string> tags;
+  // Validated by the HTTP layer (core/trace_context.h); stored with the job as given.
+  TraceContext trace;
+  std::string request_id;  // the enqueue request's id; empty: none
   // Set by Scheduler::AdmitBatch: the namespace's enqueue rate already counted this job (with
   // the rest of its batch), so Enqueue checks only max_live_jobs. Not part of the API.
   bool namespace_rate_counted = false;
@@ -126,6 +133,8 @@ struct LeasedJob {
   std::int64_t created_at_ms = 0;
   std::vector<std::string> tags;
   std::int64_t timeout_ms = 0;  // the job's execution timeout; 0: none (see lease.deadline_at_ms)
+  TraceContext trace;           // given with the enqueue; empty: none
+  std::string request_id;       // the enqueue request's id; empty: none
   LeaseInfo lease;
   // The admission counted a start toward a calendar quota (its count is in the lease's batch):
   // the reply must wait until that batch is durable, in every --lease-reply mode, or a crash

@@ -32,6 +32,9 @@ struct ApiOptions {
   std::size_t max_reply_bytes = 8 << 20;
   // Renders the Prometheus text body of /metrics; when empty, /metrics serves an empty body.
   std::function<std::string()> metrics_renderer;
+  // Renders the JSON body of GET /v1/alerts (server/alert_service.h); when empty, the server
+  // runs no alert rules and answers {"alerts":[]}.
+  std::function<std::string()> alerts_renderer;
   // Runs a task on the transport's own threads. Used when a Broker callback needs a second
   // Broker call (Broker callbacks must not call the Broker). When empty, the task runs inline,
   // which is only right for tests that drive the Api from one thread.
@@ -44,6 +47,10 @@ struct ApiRequest {
   boost::beast::http::verb method = boost::beast::http::verb::get;
   std::string target;        // path and query as sent
   std::string content_type;  // the Content-Type header, empty if absent
+  // The W3C trace context headers, every value as received (empty: absent); only the enqueue
+  // routes read them (net/codec.h, ParseTraceHeaders).
+  std::vector<std::string> traceparent;
+  std::vector<std::string> tracestate;
   std::string body;
   // The request's id (net/request_log.h): the client's X-Request-Id when valid, else generated
   // by the transport. Handlers put it in the request's log lines.

@@ -89,6 +89,14 @@ Result<EnqueueSpec> ParseEnqueue(std::string_view body, const CodecLimits& limit
 Result<std::vector<Result<EnqueueSpec>>> ParseEnqueueBatch(std::string_view body,
                                                            const CodecLimits& limits);
 
+// The W3C trace context headers of an enqueue (every value of each, as received; empty: absent):
+// kInvalidRequest (400) for a malformed one, a traceparent sent more than once, or a tracestate
+// without a traceparent. Several tracestate headers form one list (joined by ","), as the
+// specification allows. The handler gives the result to each job whose body has no
+// "traceparent" of its own (docs/api.md, "Trace context").
+Result<TraceContext> ParseTraceHeaders(const std::vector<std::string>& traceparent,
+                                       const std::vector<std::string>& tracestate);
+
 Result<LeaseRequest> ParseLease(std::string_view body);
 
 // The most a job's progress (its JSON text, without whitespace) may take.

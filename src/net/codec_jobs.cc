@@ -12,13 +12,31 @@
 namespace ym::net {
 namespace {
 
+// "traceparent", "tracestate" and "request_id" of a job; absent ones as null when `nulls`, else
+// left out.
+void WriteTraceMembers(JsonWriter& w, const TraceContext& trace, const std::string& request_id,
+                       bool nulls) {
+  if (nulls || !trace.traceparent.empty()) {
+    WriteKey(w, "traceparent");
+    WriteStrOrNull(w, trace.traceparent);
+  }
+  if (nulls || !trace.tracestate.empty()) {
+    WriteKey(w, "tracestate");
+    WriteStrOrNull(w, trace.tracestate);
+  }
+  if (nulls || !request_id.empty()) {
+    WriteKey(w, "request_id");
+    WriteStrOrNull(w, request_id);
+  }
+}
+
 Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits) {
   if (!obj.IsObject()) return Validation("a job spec must be a JSON object");
   YM_RETURN_IF_ERROR(
       CheckMembers(obj, "",
                    {"queue", "kind", "payload", "namespace", "priority", "delay_ms", "run_at",
                     "max_attempts", "backoff", "lease_ms", "timeout_ms", "idempotency_key",
-                    "idempotency_ttl_ms", "concurrency_key", "tags"}));
+                    "idempotency_ttl_ms", "concurrency_key", "tags", "traceparent", "tracestate"}));
   EnqueueSpec spec;
   YM_RETURN_IF_ERROR(ReqName(obj, "", "queue", &spec.queue));
   YM_RETURN_IF_ERROR(ReqName(obj, "", "kind", &spec.kind));
@@ -64,6 +82,24 @@ Result<EnqueueSpec> EnqueueFromValue(const Value& obj, const CodecLimits& limits
       YM_RETURN_IF_ERROR(BytesValue(m.value, fmt::format("tags[{}]", i++), 1, kMaxTagBytes, &tag));
       spec.tags.push_back(std::move(tag));
     }
+  }
+  // The job's own trace context (docs/api.md, "Trace context"); it wins over the request's
+  // headers, which the handler applies to the jobs that give none.
+  {
+    std::string tp, ts;
+    std::optional<std::string_view> tp_in, ts_in;
+    if (auto v = Find(obj, "traceparent")) {
+      YM_RETURN_IF_ERROR(BytesValue(*v, "traceparent", 0, kTraceparentBytes + 1, &tp));
+      tp_in = tp;
+    }
+    if (auto v = Find(obj, "tracestate")) {
+      YM_RETURN_IF_ERROR(BytesValue(*v, "tracestate", 0, 4 * kMaxTracestateBytes, &ts));
+      ts_in = ts;
+    }
+    auto trace = ParseTraceContext(tp_in, ts_in, Code::kValidation, "field \"traceparent\"",
+                                   "field \"tracestate\"");
+    if (!trace.ok()) return trace.status();
+    spec.trace = std::move(trace).value();
   }
   // The payload goes last: it is the one check that costs a serialization.
   if (auto p = FindRaw(obj, "payload")) {
@@ -195,6 +231,7 @@ void WriteJob(JsonWriter& w, const JobView& view) {
   w.EndArray();
   WriteKey(w, "result");
   WriteRawJson(w, obs::PayloadRedactor().Apply(j.result, scratch));
+  WriteTraceMembers(w, j.trace, j.request_id, /*nulls=*/true);
   // The token stays with the worker that holds the lease: anyone who can read a job must not be
   // able to ack it.
   if (view.lease) {
@@ -320,6 +357,26 @@ Result<EnqueueSpec> ParseEnqueue(std::string_view body, const CodecLimits& limit
   if (!parsed.ok()) return parsed.status();
   const Value doc = parsed->root();
   return EnqueueFromValue(doc, limits);
+}
+
+Result<TraceContext> ParseTraceHeaders(const std::vector<std::string>& traceparent,
+                                       const std::vector<std::string>& tracestate) {
+  if (traceparent.size() > 1) {
+    return InvalidRequest("header \"traceparent\": sent more than once");
+  }
+  std::optional<std::string_view> tp;
+  if (!traceparent.empty()) tp = traceparent[0];
+  std::string joined;
+  std::optional<std::string_view> ts;
+  if (!tracestate.empty()) {
+    for (const std::string& v : tracestate) {
+      if (!joined.empty()) joined += ',';
+      joined += v;
+    }
+    ts = joined;
+  }
+  return ParseTraceContext(tp, ts, Code::kInvalidRequest, "header \"traceparent\"",
+                           "header \"tracestate\"");
 }
 
 Result<std::vector<Result<EnqueueSpec>>> ParseEnqueueBatch(std::string_view body,
@@ -801,6 +858,9 @@ std::string RenderLeasedJobs(const std::vector<LeasedJob>& jobs) {
     WriteTags(w, j.tags);
     WriteKey(w, "timeout_ms");
     WriteMsOrNull(w, j.timeout_ms);
+    // Only when the job has them: most jobs have none, and a lease reply of many jobs should
+    // not carry a null member per job for it (docs/api.md, "Trace context").
+    WriteTraceMembers(w, j.trace, j.request_id, /*nulls=*/false);
     WriteKey(w, "lease");
     w.StartObject();
     WriteKey(w, "token");

@@ -54,9 +54,23 @@ Broker::Callback<JobPage> RenderPageCallback(RouteId route, std::string scope,
   };
 }
 
+// The request's trace context headers go to each job whose body gives no "traceparent" of its
+// own: a job's own context (with its own tracestate, or none) wins as a whole, since a
+// tracestate belongs to the traceparent it came with.
+// The request id goes with every job for the log lines about it (server/job_log.h).
+void ApplyRequestTrace(const TraceContext& headers, const std::string& request_id,
+                       EnqueueSpec& spec) {
+  if (spec.trace.empty()) spec.trace = headers;
+  spec.request_id = request_id;
+}
+
 void Enqueue(Call& c) {
+  // Headers first: a bad one fails the request before the body is looked at.
+  auto headers = ParseTraceHeaders(c.request.traceparent, c.request.tracestate);
+  if (!headers.ok()) return c.Error(headers.status());
   auto spec = ParseEnqueue(c.request.body, c.options.codec);
   if (!spec.ok()) return c.Error(spec.status());
+  ApplyRequestTrace(*headers, c.request.request_id, *spec);
   std::vector<EnqueueSpec> specs;
   specs.push_back(std::move(spec).value());
   EnqueueLines lines(c.request.request_id, specs);
@@ -76,6 +90,8 @@ void Enqueue(Call& c) {
 }
 
 void EnqueueBatch(Call& c) {
+  auto headers = ParseTraceHeaders(c.request.traceparent, c.request.tracestate);
+  if (!headers.ok()) return c.Error(headers.status());
   auto items = ParseEnqueueBatch(c.request.body, c.options.codec);
   if (!items.ok()) return c.Error(items.status());
   // Valid specs go to the Broker; invalid ones keep their error in their slot.
@@ -87,6 +103,7 @@ void EnqueueBatch(Call& c) {
     if (item.ok()) {
       results->push_back(EnqueueOutcome{});
       slots.push_back(i);
+      ApplyRequestTrace(*headers, c.request.request_id, *item);
       specs.push_back(std::move(item).value());
     } else {
       results->push_back(item.status());
@@ -572,6 +589,10 @@ void Readyz(Call& c) {
   c.Ok(RenderHealth("ready", checks), HealthFailure(checks).ok() ? 200 : 503);
 }
 
+void ListAlerts(Call& c) {
+  c.Ok(c.options.alerts_renderer ? c.options.alerts_renderer() : R"({"alerts":[]})");
+}
+
 void Metrics(Call& c) {
   ApiResponse r;
   r.route = c.match.id;
@@ -701,6 +722,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return Bulk(c, BulkAction::kReplay);
     case RouteId::kBulkDelete:
       return Bulk(c, BulkAction::kDelete);
+    case RouteId::kListAlerts:
+      return ListAlerts(c);
     case RouteId::kInfo:
       return Info(c);
     case RouteId::kHealthz:

@@ -372,6 +372,12 @@ class Session : public std::enable_shared_from_this<Session> {
     api_req.method = req.method();
     api_req.target = std::string(req.target());
     api_req.content_type = std::string(req[http::field::content_type]);
+    for (auto [it, end] = req.equal_range("traceparent"); it != end; ++it) {
+      api_req.traceparent.emplace_back(it->value());
+    }
+    for (auto [it, end] = req.equal_range("tracestate"); it != end; ++it) {
+      api_req.tracestate.emplace_back(it->value());
+    }
     api_req.body = std::move(req.body());
     api_req.request_id = request_id_;
     bool long_poll = api_req.method == http::verb::post &&
@@ -632,6 +638,7 @@ ApiOptions HttpServerImpl::MakeApiOptions() {
   o.max_request_bytes = options_.max_request_bytes;
   o.max_reply_bytes = options_.max_reply_bytes;
   o.metrics_renderer = options_.metrics_renderer;
+  o.alerts_renderer = options_.alerts_renderer;
   o.server_stopping = &stopping_;
   o.post = [this, gate = gate_](std::function<void()> task) {
     std::lock_guard<std::mutex> lock(gate->mu);

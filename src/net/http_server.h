@@ -90,6 +90,8 @@ struct HttpServerOptions {
   std::size_t reserved_fds = 64;
   // Renders /metrics (Prometheus text); when empty, /metrics serves an empty body.
   std::function<std::string()> metrics_renderer;
+  // Renders GET /v1/alerts (net/api.h ApiOptions::alerts_renderer).
+  std::function<std::string()> alerts_renderer;
 };
 
 class HttpServer {

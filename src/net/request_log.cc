@@ -105,7 +105,10 @@ EnqueueLines::EnqueueLines(std::string_view request_id, const std::vector<Enqueu
   if (!obs::LogEnabled(obs::Component::kJob, spdlog::level::debug)) return;
   request_id_ = request_id;
   items_.reserve(specs.size());
-  for (const auto& s : specs) items_.push_back({s.queue, s.kind, Redacted(s.payload)});
+  for (const auto& s : specs) {
+    items_.push_back(
+        {s.queue, s.kind, Redacted(s.payload), std::string(TraceIdOf(s.trace.traceparent))});
+  }
 }
 
 void EnqueueLines::Log(const std::vector<Result<EnqueueOutcome>>& outcomes) const {
@@ -131,6 +134,7 @@ void EnqueueLines::Log(const std::vector<Result<EnqueueOutcome>>& outcomes) cons
         .Str("kind", item.kind)
         .Str("state", StateName(r->state))
         .Str("payload", item.payload)
+        .Str("trace_id", item.trace_id)
         .Msg("{}", what);
   }
 }
@@ -184,6 +188,7 @@ void LeaseLines::Log(const std::vector<LeasedJob>& jobs) const {
         .Str("kind", j.kind)
         .Str("worker_id", worker_id_)
         .Int("attempt", j.attempt)
+        .Str("trace_id", TraceIdOf(j.trace.traceparent))
         .Msg("job leased");
   }
 }

@@ -63,6 +63,7 @@ class EnqueueLines {
  private:
   struct Item {
     std::string queue, kind, payload;
+    std::string trace_id;  // of the job's traceparent; empty: none
   };
   std::string request_id_;
   std::vector<Item> items_;

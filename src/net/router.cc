@@ -84,6 +84,7 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
      "POST /v1/schedules/{id}:backfill"},
     {RouteId::kListDead, http::verb::get, "/v1/dead", true, "GET /v1/dead"},
     {RouteId::kReplayDead, http::verb::post, "/v1/dead:replay", false, "POST /v1/dead:replay"},
+    {RouteId::kListAlerts, http::verb::get, "/v1/alerts", false, "GET /v1/alerts"},
     {RouteId::kInfo, http::verb::get, "/v1/info", false, "GET /v1/info"},
     {RouteId::kHealthz, http::verb::get, "/healthz", false, "GET /healthz"},
     {RouteId::kLivez, http::verb::get, "/livez", false, "GET /livez"},

@@ -74,6 +74,7 @@ enum class RouteId : std::uint8_t {
   kBackfillSchedule,
   kListDead,
   kReplayDead,
+  kListAlerts,
   kInfo,
   kHealthz,
   kLivez,

@@ -40,6 +40,8 @@ ym::client::EnqueueRequest ToRequest(const EnqueueOptions& o) {
   r.idempotency_ttl_ms = o.idempotency_ttl_ms;
   r.concurrency_key = o.concurrency_key;
   r.tags = o.tags;
+  r.traceparent = o.traceparent;
+  r.tracestate = o.tracestate;
   return r;
 }
 
@@ -57,6 +59,9 @@ JobInfo ToInfo(const ym::client::Job& j) {
   i.dead_reason = j.dead_reason;
   i.last_error_json = j.last_error_json;
   i.result_json = j.result_json;
+  i.traceparent = j.traceparent;
+  i.tracestate = j.tracestate;
+  i.request_id = j.request_id;
   i.json = j.json;
   return i;
 }

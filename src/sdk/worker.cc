@@ -570,6 +570,7 @@ void Worker::Impl::LeaserLoop() {
       t->ctx = std::make_shared<JobContext>(std::move(j.id), std::move(j.ns), std::move(j.queue),
                                             std::move(j.kind), std::move(j.payload_json), j.attempt,
                                             j.max_attempts, std::move(j.tags));
+      t->ctx->SetTraceContext(std::move(j.traceparent), std::move(j.tracestate));
       if (j.timeout_ms && *j.timeout_ms > 0) {
         // From the lease's arrival, on this process's steady clock: never earlier than the
         // broker's deadline, whatever the two wall clocks say.

@@ -19,6 +19,7 @@
 #include "common/rng.h"
 #include "core/scheduler.h"
 #include "obs/logging.h"
+#include "server/job_log.h"
 #include "server/scheduler_loader.h"
 
 namespace ym {
@@ -117,6 +118,7 @@ class Broker::Impl {
     // Every scheduler this broker builds (Rebuild) counts into the same JobStats, so the
     // counters stay monotonic across a rebuild after a failed commit.
     options_.scheduler.job_stats = &job_stats_;
+    options_.scheduler.job_events = &job_log_;
   }
 
   ~Impl() { Stop(); }
@@ -589,6 +591,7 @@ class Broker::Impl {
   Rng rng_;
   // Written by the core thread only (through the scheduler), read by /metrics.
   JobStats job_stats_;
+  JobLog job_log_;                    // the log lines of core's job events (server/job_log.h)
   std::unique_ptr<Scheduler> sched_;  // core thread only (and Start before threads exist)
   BrokerCounters counters_;
 

@@ -13,6 +13,7 @@
 
 #include "common/build_info.h"
 #include "obs/logging.h"
+#include "server/alert_config.h"
 
 namespace ym {
 namespace {
@@ -443,8 +444,8 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       "Every option can also be set by the YM_* variable shown, or as a key in the "
       "TOML file given by --config; a flag wins over the variable, which wins over "
       "the file. The file may also hold [[limits]], [[namespaces]] and [[schedules]] tables, "
-      "created or replaced at start (docs/operations.md, docs/cron.md), and a [log_levels] "
-      "table.",
+      "created or replaced at start (docs/operations.md, docs/cron.md), a [log_levels] "
+      "table, and [[alerts]] rules that POST to webhooks (docs/operations.md, \"Alerts\").",
       "yardmaster server");
   app.set_help_flag("-h,--help", "print this help and exit");
   app.set_version_flag("--version", std::string(), "print the version and git commit and exit");
@@ -527,6 +528,12 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
           json << toml::json_formatter{*t};
           out.config.schedules.push_back({*id, where, json.str()});
         }
+        continue;
+      }
+      if (key == "alerts") {
+        auto rules = ParseAlertTables(node, config_path);
+        if (!rules.ok()) return rules.status();
+        out.config.alerts = std::move(rules).value();
         continue;
       }
       if (key == "limits") {

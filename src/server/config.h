@@ -23,6 +23,7 @@
 #include "core/flow/limit_set.h"
 #include "core/flow/namespace_limits.h"
 #include "core/types.h"
+#include "obs/alerts/rule.h"
 #include "store/store.h"
 
 namespace ym {
@@ -72,6 +73,9 @@ struct ServerConfig {
     std::string json;
   };
   std::vector<ScheduleTable> schedules;
+  // `[[alerts]]` of the config file (docs/operations.md, "Alerts"; server/alert_config.h),
+  // validated here: a bad rule never starts a server. Run by AlertService (in memory only).
+  std::vector<alerts::AlertRule> alerts;
 };
 
 // Reads environment variables; injectable so tests need not touch the process environment.

@@ -20,6 +20,7 @@
 #include "net/http_server.h"
 #include "obs/logging.h"
 #include "obs/metrics.h"
+#include "server/alert_service.h"
 #include "server/broker.h"
 #include "server/config.h"
 #include "server/log_config.h"
@@ -189,6 +190,15 @@ int Run(const ServerConfig& cfg) {
     }
   }
 
+  // The config file's [[alerts]]: their state is rebuilt from the delivery jobs before the
+  // listener opens, so GET /v1/alerts never shows a firing alert as inactive after a restart.
+  GaugeSampleSource alert_samples(broker);
+  AlertService alerts(broker, clock, cfg.alerts, alert_samples);
+  if (Status s = alerts.Start(); !s.ok()) {
+    spdlog::critical("alerts: {}", s.ToString());
+    return kExitFailure;
+  }
+
   obs::Registry registry;
   net::HttpServerOptions hopts;
   hopts.host = cfg.listen_host;
@@ -203,6 +213,7 @@ int Run(const ServerConfig& cfg) {
   hopts.max_connections_per_client = cfg.max_connections_per_client;
   hopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_grace_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
+  hopts.alerts_renderer = [&alerts] { return alerts.RenderJson(); };
   net::HttpServer http(broker, hopts);
   RegisterServerMetrics(registry, broker, **store, &http.stats());
   if (Status s = http.Start(); !s.ok()) {
@@ -230,6 +241,8 @@ int Run(const ServerConfig& cfg) {
   // the listener stays open so workers can still ack, fail or heartbeat the jobs they hold. We
   // wait for those, up to the grace period, then close the listener and commit what is left.
   broker.BeginDrain();
+  // The delivery worker holds at most one job: an interrupted POST hands it back at once.
+  alerts.Stop();
   const auto grace_end =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_grace_ms);
   // A second SIGTERM or SIGINT (still blocked, so it waits here as pending) skips the rest of

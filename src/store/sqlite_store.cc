@@ -28,8 +28,8 @@ constexpr char kJobColumns[] =
     "id, ns, queue, kind, state, priority, payload, run_at_ms, created_at_ms, updated_at_ms, "
     "finished_at_ms, attempts, max_attempts, runs, backoff_initial_ms, backoff_max_ms, "
     "backoff_multiplier, lease_ms, idempotency_key, concurrency_key, tags, errors, dead_reason, "
-    "result, cancel_requested, timeout_ms";
-constexpr int kJobColumnCount = 26;
+    "result, cancel_requested, timeout_ms, traceparent, tracestate, request_id";
+constexpr int kJobColumnCount = 29;
 
 // A running job's lease lives in a narrow table of its own (format 4): a lease writes a ~40-byte
 // row here instead of rewriting the job's whole record (payload included), and the row goes when
@@ -491,9 +491,22 @@ Status MigrateTo8(sqlite3* db) {
               "migrate to format 8 (schedules)");
 }
 
+// Format 9 (issue 12, trace context; docs/storage-format.md, "Format 9: trace context").
+// Additive: three nullable columns of `jobs`, written once by the job's insert and never
+// updated (UpdateJob does not name them). Rows written by format 8 read NULL: no trace context
+// and no request id, which is what they had. ADD COLUMN without a default rewrites nothing.
+Status MigrateTo9(sqlite3* db) {
+  return Exec(db,
+              "ALTER TABLE jobs ADD COLUMN traceparent TEXT;"
+              "ALTER TABLE jobs ADD COLUMN tracestate TEXT;"
+              "ALTER TABLE jobs ADD COLUMN request_id TEXT;",
+              "migrate to format 9 (trace context)");
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
-                                     &MigrateTo5, &MigrateTo6, &MigrateTo7, &MigrateTo8};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3,
+                                     &MigrateTo4, &MigrateTo5, &MigrateTo6,
+                                     &MigrateTo7, &MigrateTo8, &MigrateTo9};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {
@@ -584,6 +597,20 @@ Status ReadReal(sqlite3_stmt* s, int col, std::int64_t id, const char* name, dou
   if (type != SQLITE_FLOAT && type != SQLITE_INTEGER) return BadColumn(id, name, "is not real");
   *out = sqlite3_column_double(s, col);
   return Status::Ok();
+}
+
+// A nullable text column (format 9): NULL reads as empty.
+Status ReadOptText(sqlite3_stmt* s, int col, std::int64_t id, const char* name, std::string* out) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) {
+    out->clear();
+    return Status::Ok();
+  }
+  return ReadText(s, col, id, name, out);
+}
+
+// Binds empty as NULL (none), anything else as text.
+int BindOptText(sqlite3_stmt* s, int i, std::string_view v) {
+  return v.empty() ? sqlite3_bind_null(s, i) : BindText(s, i, v);
 }
 
 // Columns: ns, key, job_id, expires_at_ms, final_state (NULL until the job finished).
@@ -703,6 +730,19 @@ Status ReadJob(sqlite3_stmt* s, JobRecord* job) {
   YM_RETURN_IF_ERROR(ReadInt(s, 25, id, "timeout_ms", &job->timeout_ms));
   if (job->timeout_ms < 0 || job->timeout_ms > AttemptTimeout::kMaxMs) {
     return BadColumn(id, "timeout_ms", "is out of range");
+  }
+  // Trace context (format 9): what the enqueue validated, so anything else is damage.
+  YM_RETURN_IF_ERROR(ReadOptText(s, 26, id, "traceparent", &job->trace.traceparent));
+  YM_RETURN_IF_ERROR(ReadOptText(s, 27, id, "tracestate", &job->trace.tracestate));
+  YM_RETURN_IF_ERROR(ReadOptText(s, 28, id, "request_id", &job->request_id));
+  if (!job->trace.traceparent.empty() && !CheckTraceparent(job->trace.traceparent, "").ok()) {
+    return BadColumn(id, "traceparent", "is not a valid traceparent");
+  }
+  if (job->trace.traceparent.empty() && !job->trace.tracestate.empty()) {
+    return BadColumn(id, "tracestate", "is set without a traceparent");
+  }
+  if (job->trace.tracestate.size() > kMaxTracestateBytes) {
+    return BadColumn(id, "tracestate", "is too long");
   }
   job->lease_token = 0;
   job->lease_expires_at_ms = 0;
@@ -1052,7 +1092,7 @@ constexpr char kUpdateJobSql[] =
 
 Status SqliteStore::PrepareWriterStatements() {
   std::string insert_sql = std::string("INSERT INTO jobs (") + kJobColumns +
-                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
   // PutLease for kLeaseChunk rows at once, each only if its job exists and is live.
   std::string put_leases_sql =
       "INSERT OR REPLACE INTO leases (id, token, expires_at_ms, worker_id, attempts, "
@@ -1280,6 +1320,9 @@ Status SqliteStore::ApplyInsert(const JobRecord& j) {
   rc |= BindText(s, 24, j.result);
   rc |= sqlite3_bind_int(s, 25, j.cancel_requested ? 1 : 0);
   rc |= sqlite3_bind_int64(s, 26, j.timeout_ms);
+  rc |= BindOptText(s, 27, j.trace.traceparent);
+  rc |= BindOptText(s, 28, j.trace.tracestate);
+  rc |= BindOptText(s, 29, j.request_id);
   if (rc != SQLITE_OK) {
     sqlite3_reset(s);
     return IoError("bind insert of job " + std::to_string(j.id) + ": " + sqlite3_errmsg(writer_));

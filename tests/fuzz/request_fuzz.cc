@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "core/flow/limit_set.h"
+#include "core/trace_context.h"
 #include "net/codec.h"
 #include "net/codec_schedules.h"
 #include "net/cursor.h"
@@ -38,6 +39,19 @@ void CheckStatus(const ym::Status& s) {
 template <typename T>
 void CheckResult(const ym::Result<T>& r) {
   CheckStatus(r.status());
+}
+
+// A trace context the codec accepted: a valid traceparent (or none) and a tracestate in its
+// normalized form, within bounds, only with a traceparent.
+void CheckTrace(const ym::TraceContext& t) {
+  if (t.traceparent.empty()) {
+    Check(t.tracestate.empty());
+    return;
+  }
+  Check(ym::CheckTraceparent(t.traceparent, "t").ok());
+  Check(t.tracestate.size() <= ym::kMaxTracestateBytes);
+  auto again = ym::NormalizeTracestate(t.tracestate, "t");
+  Check(again.ok() && *again == t.tracestate);
 }
 
 }  // namespace
@@ -89,6 +103,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     CheckResult(ym::net::ParseCreateQuery(query));
   }
 
+  // Trace context headers (the target line as traceparent, the body as tracestate): a context
+  // accepted is valid and stored normalized, so normalizing it again changes nothing.
+  {
+    auto trace = ym::net::ParseTraceHeaders({std::string(target)}, {std::string(body)});
+    CheckResult(trace);
+    if (trace.ok()) CheckTrace(*trace);
+  }
+
   // Bodies.
   switch ((selector >> 5) & 7) {
     case 0: {
@@ -97,6 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (spec.ok()) {
         Check(ym::IsValidName(spec->queue) && ym::IsValidName(spec->kind));
         Check(spec->payload.size() <= limits.max_payload_bytes);
+        CheckTrace(spec->trace);
         // A stored payload is compact JSON that parses back to itself.
         auto again = ym::net::ParseEnqueue(
             "{\"queue\":\"q\",\"kind\":\"k\",\"payload\":" + spec->payload + "}", limits);

@@ -4,8 +4,10 @@
 // check that the client and the server agree on every field, in both directions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "server/broker.h"
 #include "store/memory_store.h"
 #include "yardmaster/client.h"
+#include "yardmaster/worker.h"
 
 namespace ym::client {
 namespace {
@@ -363,6 +366,72 @@ TEST_F(ApiClientServerTest, SdkClientEnqueuesReadsCancelsAndReplays) {
   yardmaster::Client moved(std::move(sdk));
   EXPECT_EQ(moved.server_url(), url_);
   EXPECT_TRUE(moved.Get(id).ok());
+}
+
+// Trace context through the C++ SDK (docs/cpp-sdk.md, "Trace context"): the producer passes it
+// on enqueue, Get shows it, and the worker's JobContext carries it on every attempt; a job
+// without one shows none. A malformed traceparent is the server's validation_failed.
+TEST_F(ApiClientServerTest, SdkPassesTraceContextFromProducerToHandler) {
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  yardmaster::ClientOptions o;
+  o.server_url = url_;
+  yardmaster::Client sdk(o);
+  yardmaster::EnqueueOptions job;
+  job.queue = "traced";
+  job.kind = "k";
+  job.traceparent = tp;
+  job.tracestate = "rojo=1";
+  auto traced = sdk.Enqueue(job);
+  ASSERT_TRUE(traced.ok()) << traced.status().ToString();
+  job.traceparent.reset();
+  job.tracestate.reset();
+  auto plain = sdk.Enqueue(job);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  job.traceparent = "00-bad";
+  auto bad = sdk.Enqueue(job);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), "validation_failed");
+
+  auto got = sdk.Get(traced->id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->traceparent, tp);
+  EXPECT_EQ(got->tracestate, "rojo=1");
+  auto got_plain = sdk.Get(plain->id);
+  ASSERT_TRUE(got_plain.ok());
+  EXPECT_FALSE(got_plain->traceparent.has_value());
+
+  yardmaster::WorkerOptions wo;
+  wo.server_url = url_;
+  wo.queues = {"traced"};
+  wo.poll_wait = std::chrono::milliseconds(100);
+  wo.log = [](std::string_view) {};
+  yardmaster::Worker worker(wo);
+  std::mutex mu;
+  std::vector<std::string> seen;  // "id attempt traceparent|tracestate"
+  worker.Handle("k", [&](yardmaster::JobContext& ctx) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(ctx.id() + " " + std::to_string(ctx.attempt()) + " " + ctx.traceparent() + "|" +
+                   ctx.tracestate());
+    if (ctx.id() == traced->id && ctx.attempt() == 1) {
+      return yardmaster::Outcome::Retry("again", std::chrono::milliseconds(0));
+    }
+    return yardmaster::Outcome::Ok();
+  });
+  yardmaster::Status run_status;
+  std::thread runner([&] { run_status = worker.Run(); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (worker.Stats().succeeded < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  worker.Stop(std::chrono::milliseconds(0));
+  runner.join();
+  EXPECT_TRUE(run_status.ok()) << run_status.ToString();
+  std::lock_guard<std::mutex> lock(mu);
+  std::sort(seen.begin(), seen.end());
+  std::vector<std::string> want = {traced->id + " 1 " + tp + "|rojo=1",
+                                   traced->id + " 2 " + tp + "|rojo=1", plain->id + " 1 |"};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(seen, want);
 }
 
 // The bulk operations through the SDK and the internal client: every filter field reaches the

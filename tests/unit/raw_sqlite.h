@@ -52,8 +52,14 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
   return v;
 }
 
-// Turns a current file back into format 7: the schedule tables (format 8) go.
-#define YM_UNDO_FORMAT8 "DROP TABLE schedule_history;DROP TABLE schedules;"
+// Turns a current file back into format 8: the trace columns of `jobs` (format 9) go.
+#define YM_UNDO_FORMAT9                                                              \
+  "ALTER TABLE jobs DROP COLUMN request_id;ALTER TABLE jobs DROP COLUMN tracestate;" \
+  "ALTER TABLE jobs DROP COLUMN traceparent;"
+inline constexpr char kUndoFormat9[] = YM_UNDO_FORMAT9;
+
+// Turns a current file back into format 7 (format 9 first): the schedule tables (format 8) go.
+#define YM_UNDO_FORMAT8 YM_UNDO_FORMAT9 "DROP TABLE schedule_history;DROP TABLE schedules;"
 inline constexpr char kUndoFormat8[] = YM_UNDO_FORMAT8;
 
 // Turns a current file back into format 6 (format 8 first): format 7's tables and the queues'

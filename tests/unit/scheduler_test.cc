@@ -2001,6 +2001,21 @@ TEST_F(SchedulerTest, RecoveredActiveJobComesBackReady) {
   EXPECT_EQ(sched_->Get(7)->job.errors.size(), 1u);
 }
 
+// Regression: recovery made every ready job ready anew, so a restart reset the oldest-ready age
+// (the lag gauge) to 0, and a lag alert firing before the restart resolved and fired again as a
+// new episode.
+TEST_F(SchedulerTest, RecoveredReadyJobKeepsItsOldestReadyAge) {
+  sched_->LoadJob(StoredJob(5, JobState::kReady));  // ready since kStart - 1000
+  ASSERT_EQ(StateOf(5), JobState::kReady);
+  EXPECT_EQ(sched_->Queue("q")->oldest_ready_age_ms, 1000);
+  EXPECT_EQ(sched_->Get(5)->job.updated_at_ms, kStart - 1000);
+  clock_.Advance(500);
+  EXPECT_EQ(sched_->Queue("q")->oldest_ready_age_ms, 1500);
+  // A job that was active comes back ready now: that is a new wait.
+  sched_->LoadJob(StoredJob(6, JobState::kActive));
+  EXPECT_EQ(sched_->Get(6)->job.updated_at_ms, clock_.NowMs());
+}
+
 TEST_F(SchedulerTest, RecoveredScheduledJobKeepsItsTimer) {
   JobRecord r = StoredJob(3, JobState::kScheduled);
   r.run_at_ms = kStart + 2000;

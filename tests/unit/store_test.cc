@@ -134,6 +134,9 @@ JobRecord FullJob(JobId id, const std::string& queue = "emails",
   j.dead_reason = state == JobState::kDead ? std::string(kDeadMaxAttempts) : "";
   j.result = state == JobState::kSucceeded ? R"({"ok":true})" : "";
   j.cancel_requested = true;
+  j.trace.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  j.trace.tracestate = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+  j.request_id = "req-" + std::to_string(id);
   return j;
 }
 
@@ -1374,7 +1377,8 @@ TEST(SqliteStoreTest, MigratesFormat7ByAddingTheScheduleTables) {
   ASSERT_EQ(RawQueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'schedules'"), 0);
   auto s = OpenAt(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 8);
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
   EXPECT_EQ(RawQueryInt(path,
                         "SELECT count(*) FROM sqlite_schema WHERE name IN ('schedules', "
                         "'schedule_history')"),
@@ -1382,6 +1386,82 @@ TEST(SqliteStoreTest, MigratesFormat7ByAddingTheScheduleTables) {
   Recovered r = RecoverAll(**s);
   EXPECT_EQ(r.JobIds(), std::vector<JobId>{1}) << "the jobs are untouched";
   EXPECT_TRUE(r.schedules.empty());
+}
+
+// Format 8 -> 9: the jobs table gains the nullable trace columns; rows written by format 8 read
+// as jobs without trace context or request id, and recover as before.
+TEST(SqliteStoreTest, MigratesFormat8JobsToNoTraceContext) {
+  TempDir dir;
+  const std::string path = dir.path() + "/ym.db";
+  JobRecord live = SmallJob(1, "q", JobState::kReady, 0);
+  live.payload = R"({"n":1})";
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Commit(Inserts({live, SmallJob(2, "q", JobState::kDead, 5)})).ok());
+  }
+  RawExec(path,
+          std::string(kUndoFormat9) + "UPDATE meta SET value = 8 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM pragma_table_info('jobs') WHERE name IN "
+                        "('traceparent', 'tracestate', 'request_id')"),
+            0);
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 9);
+    EXPECT_EQ(RawQueryInt(path,
+                          "SELECT count(*) FROM pragma_table_info('jobs') WHERE name IN "
+                          "('traceparent', 'tracestate', 'request_id')"),
+              3);
+    EXPECT_EQ(RawQueryInt(path,
+                          "SELECT count(*) FROM jobs WHERE traceparent IS NULL AND "
+                          "tracestate IS NULL AND request_id IS NULL"),
+              2);
+    Recovered r = RecoverAll(**s);
+    ASSERT_EQ(r.JobIds(), std::vector<JobId>{1});
+    EXPECT_EQ(r.jobs[0], live) << "an old row is the same job, with no trace context";
+    auto dead = Get(**s, 2);
+    ASSERT_TRUE(dead.has_value());
+    EXPECT_TRUE(dead->trace.empty());
+    EXPECT_TRUE(dead->request_id.empty());
+    // New jobs in the migrated file keep their context across a reopen.
+    JobRecord traced = SmallJob(3);
+    traced.trace = {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "k=v"};
+    traced.request_id = "r-3";
+    ASSERT_TRUE((*s)->Commit(Inserts({traced})).ok());
+  }
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Recovered r = RecoverAll(**s);
+  ASSERT_EQ(r.JobIds(), (std::vector<JobId>{1, 3}));
+  EXPECT_EQ(r.jobs[1].trace.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  EXPECT_EQ(r.jobs[1].trace.tracestate, "k=v");
+  EXPECT_EQ(r.jobs[1].request_id, "r-3");
+  EXPECT_TRUE(r.jobs[0].trace.empty());
+}
+
+// A damaged trace column is reported as corruption naming it, never handed to a worker.
+TEST(SqliteStoreTest, RefusesADamagedTraceparentColumn) {
+  TempDir dir;
+  const std::string path = dir.path() + "/ym.db";
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Commit(Inserts({SmallJob(1), SmallJob(2)})).ok());
+  }
+  RawExec(path,
+          "UPDATE jobs SET traceparent = '00-zz' WHERE id = 1;"
+          "UPDATE jobs SET tracestate = 'k=v' WHERE id = 2;");
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto one = (*s)->GetJob(1);
+  ASSERT_FALSE(one.ok());
+  EXPECT_EQ(one.status().code(), Code::kCorruption);
+  EXPECT_NE(one.status().message().find("traceparent"), std::string::npos);
+  auto two = (*s)->GetJob(2);
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("tracestate"), std::string::npos);
 }
 
 TEST(SqliteStoreTest, RefusesANewerFormatVersion) {
@@ -2466,10 +2546,13 @@ TEST(SqliteStoreTest, MigratesFormat4QueuesToRetentionCaps) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
             kSqliteFormatVersion);
-  // Every job as it was (format 4 had no execution timeout: the undo above dropped it).
+  // Every job as it was (format 4 had no execution timeout nor trace context: the undo above
+  // dropped them).
   JobRecord one = FullJob(1, "orders", JobState::kReady);
   JobRecord two = FullJob(2, "orders", JobState::kSucceeded);
   one.timeout_ms = two.timeout_ms = 0;
+  one.trace = two.trace = {};
+  one.request_id = two.request_id = "";
   EXPECT_EQ(Get(**s, 1), one);
   EXPECT_EQ(Get(**s, 2), two);
   EXPECT_EQ(Get(**s, 3), SmallJob(3, "x", JobState::kDead, 9));
@@ -2689,11 +2772,23 @@ TEST(SqliteStoreTest, MigratesFormat5FinishedRowsIntoOutcomes) {
       RawQueryText(path, "SELECT group_concat(id) FROM (SELECT id FROM outcomes ORDER BY id)"),
       "3,4,5,6,7");
   EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM leases"), 1);
-  for (JobId id = 1; id <= 7; ++id) EXPECT_EQ(Get(**s, id), before[id - 1]) << id;
+  for (JobId id = 1; id <= 7; ++id) {
+    // Format 5 had no trace context (kUndoFormat6 dropped it with format 9's columns).
+    std::optional<JobRecord> expected = before[id - 1];
+    if (expected) {
+      expected->trace = {};
+      expected->request_id.clear();
+    }
+    EXPECT_EQ(Get(**s, id), expected) << id;
+  }
   for (std::size_t i = 0; i < filters.size(); ++i) {
     EXPECT_EQ(SearchIds(**s, filters[i]), found[i]) << filters[i].Scope();
   }
   Recovered rec = RecoverAll(**s);
+  for (JobRecord& j : rec_before.jobs) {
+    j.trace = {};
+    j.request_id.clear();
+  }
   EXPECT_EQ(rec.jobs, rec_before.jobs);
   EXPECT_EQ(rec.finished, rec_before.finished);
   EXPECT_TRUE(SameCounts(Counts(**s), counts_before));
@@ -2706,6 +2801,8 @@ TEST(SqliteStoreTest, MigratesFormat5FinishedRowsIntoOutcomes) {
   replayed.state = JobState::kReady;
   replayed.finished_at_ms = 0;
   replayed.dead_reason.clear();
+  replayed.trace = {};  // format 5 had none
+  replayed.request_id.clear();
   Batch b;
   b.mutations.push_back(UpdateJob{replayed});
   b.mutations.push_back(PurgeFinished{"orders", JobState::kSucceeded, INT64_MAX});

@@ -98,6 +98,27 @@ def test_env_and_stdin_are_delivered(server, client, procs, tmp_path):
     stop(w)
 
 
+def test_trace_context_reaches_the_command_as_traceparent_and_tracestate(server, client, procs,
+                                                                         tmp_path):
+    """The OpenTelemetry environment carrier (docs/workers.md, "Trace context"): a job's context
+    is in TRACEPARENT/TRACESTATE; a job without one sees neither, even when the worker process
+    itself was started with them (the command must not join the worker's own trace)."""
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    h = script(tmp_path, "trace.sh",
+               f'printf "%s|%s|%s" "${{TRACEPARENT-unset}}" "${{TRACESTATE-unset}}" "$YM_JOB_ID" '
+               f'> {tmp_path}/seen.tmp\nmv {tmp_path}/seen.tmp {tmp_path}/seen.$YM_JOB_ID\n')
+    traced = client.enqueue(queue="x", kind="k", traceparent=tp, tracestate="rojo=1")["id"]
+    plain = client.enqueue(queue="x", kind="k")["id"]
+    w = procs([binary(), "worker", "--server", server.url(), "--queue", "x", "--", h],
+              env={"TRACEPARENT": "00-11111111111111111111111111111111-2222222222222222-01",
+                   "TRACESTATE": "worker=own"})
+    for jid in (traced, plain):
+        wait_for(lambda: (tmp_path / f"seen.{jid}").exists(), 20, f"job {jid} to run")
+    assert (tmp_path / f"seen.{traced}").read_text() == f"{tp}|rojo=1|{traced}"
+    assert (tmp_path / f"seen.{plain}").read_text() == f"unset|unset|{plain}"
+    stop(w)
+
+
 def test_timeout_kills_the_whole_process_group(server, client, procs, tmp_path):
     pidfile = tmp_path / "child.pid"
     # The child ignores SIGTERM, so only the group-wide SIGKILL after --kill-grace stops it.

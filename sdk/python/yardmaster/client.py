@@ -178,7 +178,9 @@ class Client:
 
         ``options`` are the other fields of the enqueue spec: ``namespace``, ``priority``,
         ``delay_ms`` or ``run_at``, ``max_attempts``, ``backoff``, ``lease_ms``, ``timeout_ms``
-        (longest run of one attempt; ``0``: none even if the queue has one), ``idempotency_key``, ``idempotency_ttl_ms``, ``concurrency_key``, ``tags``. Unknown
+        (longest run of one attempt; ``0``: none even if the queue has one), ``idempotency_key``, ``idempotency_ttl_ms``, ``concurrency_key``, ``tags``, and the W3C
+        trace context ``traceparent``/``tracestate`` handed to the worker that runs the job
+        (e.g. ``**carrier`` after ``opentelemetry.propagate.inject(carrier)``). Unknown
         options are refused by the server (:class:`~yardmaster.errors.Validation`).
 
         With ``wait`` (seconds), waits for the job to end instead and returns its ``result``

@@ -113,6 +113,11 @@ class Job:
             ``"timeout"``, or ``None``; heartbeats never extend the lease past it.
         deadline: the same moment on this process's :func:`time.monotonic` clock, measured
             from when the lease arrived (so never before the broker's), or ``None``.
+        traceparent, tracestate: the W3C trace context the job was enqueued with (the same on
+            every attempt), or ``None``. With the ``opentelemetry`` API package installed the
+            worker already runs the handler in a span that continues it (docs/python-sdk.md,
+            "Trace context").
+        request_id: the id of the request that enqueued the job, or ``None``.
     """
 
     def __init__(self, leased: Dict[str, Any]) -> None:
@@ -127,6 +132,9 @@ class Job:
         self.priority: int = int(leased.get("priority", 0))
         self.created_at: Optional[int] = leased.get("created_at")
         self.tags: List[str] = list(leased.get("tags") or [])
+        self.traceparent: Optional[str] = leased.get("traceparent") or None
+        self.tracestate: Optional[str] = leased.get("tracestate") or None
+        self.request_id: Optional[str] = leased.get("request_id") or None
         self.token: str = str(lease.get("token", ""))
         self.lease_expires_at: int = int(lease.get("expires_at", 0))
         timeout_ms = leased.get("timeout_ms")

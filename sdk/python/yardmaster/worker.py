@@ -56,6 +56,7 @@ from ._policy import (MAX_CAPACITY, MIN_EMPTY_LEASE_INTERVAL, AutoPrefetch, Back
                       heartbeat_interval, heartbeat_retry_delay, lease_want)
 from .errors import (Conflict, Internal, NotFound, ResourceExhausted, Unavailable,
                      YardmasterError, error_from_item)
+from ._tracing import Tracing
 from .job import Cancelled, Job, JobTimeout, Permanent, Retry
 
 __all__ = ["Worker", "Handler"]
@@ -155,6 +156,9 @@ class Worker:
             and handed back at once on shutdown. ``concurrency + prefetch <= 1000``.
         report_grace: seconds that pending outcomes keep being retried at shutdown, once the
             handlers are done, while the server is unreachable (default 10).
+        tracing: run each handler in an OpenTelemetry span that continues the job's trace
+            context, when the ``opentelemetry`` API package is importable (default True;
+            docs/python-sdk.md, "Trace context"). Never required.
 
     Example::
 
@@ -173,8 +177,9 @@ class Worker:
                  shutdown_grace: float = 30.0, worker_id: Optional[str] = None,
                  poll_wait_ms: int = DEFAULT_POLL_WAIT_MS, ack_interval: float = 0.01,
                  ack_batch: int = 100, prefetch: Optional[int] = None,
-                 report_grace: float = 10.0) -> None:
+                 report_grace: float = 10.0, tracing: bool = True) -> None:
         self._handlers: Dict[str, Handler] = {}
+        self._tracing = Tracing(tracing)
         self.queues: List[str] = []
         self.url = resolve_url(url)
         self.concurrency = concurrency
@@ -645,7 +650,8 @@ class Worker:
             with job._interrupt_lock:
                 job._handler_thread = threading.get_ident()
             try:
-                result = handler(job)
+                with self._tracing.span(job):
+                    result = handler(job)
             finally:
                 # The timeout's exception is raised only while the handler runs: one scheduled
                 # too late to land in it is withdrawn, under the lock the timeout takes.
