@@ -10,7 +10,10 @@ PACKAGES=(
   rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libhowardhinnant-date-dev tzdata libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-pytest curl procps lcov
+  python3 python3-pytest python3-yaml curl procps lcov
+  # prometheus and promtool: the alert rules are checked and a real server scrapes the broker
+  # in tests/integration/test_deploy_files.py and test_prometheus_scrape.py
+  prometheus
 )
 
 missing=()
@@ -35,3 +38,9 @@ fi
 echo "install-deps: installing ${missing[*]}"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian's prometheus package enables and starts a system-wide server on :9090. The tests run
+# their own on a free loopback port, so a server this script brought in is stopped and disabled.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ] &&
+    command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

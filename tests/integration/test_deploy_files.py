@@ -1,0 +1,306 @@
+"""deploy/grafana/yardmaster.json and deploy/prometheus/*.yml against the real broker and the
+real promtool (docs/monitoring.md):
+
+* the dashboard is well-formed Grafana JSON with the agreed variables and panels, and every
+  expression in it, and in the alert rules, reads only metric families that a running broker
+  exposes (so renaming or dropping a metric fails here), and parses as PromQL;
+* `promtool check rules`, `promtool test rules` (alerts_test.yml) and `promtool check config`
+  pass, and `promtool check metrics` accepts a live /metrics exposition after a workload;
+* every alert has its annotations and a runbook entry in docs/monitoring.md, and that document
+  names every exposed metric family, every panel and every alert.
+
+The promtool tests skip only when Debian's `prometheus` package is missing (scripts/
+install-deps.sh installs it, so CI runs them).
+"""
+
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from promtest import (ALERTS, ALERTS_TEST, MONITORING_MD, PROMETHEUS_YML, dashboard_exprs,
+                      dashboard_panels, families, grafana_to_promql, load_alerts,
+                      load_dashboard, metric_names, tool, unknown_names)
+from ymtest import Server
+
+# What the dashboard must show (issue 12, part 6): a panel reading each of these families.
+REQUIRED_FAMILIES = {
+    "ym_job_events_total",                 # throughput, errors, failure ratio, dead letters
+    "ym_job_wait_seconds", "ym_job_run_seconds",
+    "ym_queue_jobs",                       # depth
+    "ym_queue_blocked_jobs",               # blocked by reason
+    "ym_queue_oldest_ready_age_seconds",
+    "ym_store_commit_duration_seconds", "ym_store_commit_batch_mutations",
+    "ym_http_requests_total", "ym_http_request_duration_seconds",
+    "process_resident_memory_bytes", "process_open_fds", "ym_build_info",
+}
+
+# The alerts the issue asks for (part 6), by name.
+REQUIRED_ALERTS = {
+    "YardmasterTargetDown", "YardmasterNotReady", "YardmasterStoreReadOnly",
+    "YardmasterStoreCommitLatencyHigh", "YardmasterQueueWaitHigh",
+    "YardmasterQueueOldestReadyJobOld", "YardmasterQueueNoPollers",
+    "YardmasterQueueFailureRatioHigh", "YardmasterDeadLettersGrowing",
+}
+
+# Series Prometheus makes itself for every target; an alert may read them.
+PROMETHEUS_SERIES = {"up"}
+
+needs_promtool = pytest.mark.skipif(
+    tool("promtool") is None,
+    reason="promtool is not installed (Debian package `prometheus`; scripts/install-deps.sh)")
+
+
+def promtool(*args, stdin=None):
+    return subprocess.run([tool("promtool"), *args], input=stdin, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def exposition(tmp_path_factory):
+    """/metrics of a real broker after a small workload: enqueues, an ack, a retryable fail, a
+    fail that makes a dead letter, a cancel, a long-poll that times out."""
+    server = Server(str(tmp_path_factory.mktemp("deploy") / "data")).start()
+    try:
+        c = server.client()
+        for i in range(3):
+            c.enqueue(queue="work", kind="k", payload={"i": i}, max_attempts=1)
+        c.enqueue(queue="work", kind="retry", payload={}, max_attempts=5)
+        doomed = c.enqueue(queue="idle", kind="k", payload={})
+        jobs = c.lease(["work"], max_jobs=4)
+        assert len(jobs) == 4, jobs
+        c.ack(jobs[0])
+        for job in jobs[1:]:
+            status, body = c.call("POST", f"/v1/jobs/{job['id']}:fail", {
+                "token": job["lease"]["token"],
+                "error": {"type": "E", "message": "boom", "retryable": True}})
+            assert status == 200, body
+        status, body = c.call("POST", f"/v1/jobs/{doomed['id']}:cancel")
+        assert status == 200, body
+        assert c.lease(["nothing"], wait_ms=50) == []
+        status, headers, text = c.raw("GET", "/metrics")
+        assert status == 200
+        assert headers["content-type"].startswith("text/plain"), headers
+        c.close()
+        return text.decode()
+    finally:
+        server.stop()
+
+
+# --- The dashboard ------------------------------------------------------------------------------
+
+def test_dashboard_is_grafana_json_with_the_variables():
+    dash = load_dashboard()
+    assert dash["uid"] == "yardmaster" and dash["title"] == "Yardmaster"
+    assert 36 <= dash["schemaVersion"] <= 41, dash["schemaVersion"]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    queue = variables["queue"]
+    assert queue["type"] == "query" and queue["includeAll"] and queue["multi"]
+    assert re.fullmatch(r"label_values\(ym_queue_jobs\{.*\}, queue\)", queue["query"]["query"])
+    assert queue["definition"] == queue["query"]["query"]
+    for v in variables.values():
+        if v["type"] == "query":
+            assert v["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, v["name"]
+
+
+def test_dashboard_panels_are_well_formed():
+    dash = load_dashboard()
+    panels = list(dashboard_panels(dash))
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids: {sorted(ids)}"
+    titles = [p["title"] for p in panels if p["type"] != "row"]
+    assert len(titles) == len(set(titles)), "panel titles must be unique (docs name them)"
+    cells = {}
+    for p in panels:
+        g = p["gridPos"]
+        assert g["x"] >= 0 and g["w"] >= 1 and g["x"] + g["w"] <= 24, p["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{p['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = p["title"]
+        if p["type"] == "row":
+            continue
+        assert p["type"] in {"timeseries", "stat"}, p["type"]
+        assert p.get("description"), f"panel {p['title']!r} has no description"
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        assert p["targets"], p["title"]
+        refs = [t["refId"] for t in p["targets"]]
+        assert len(refs) == len(set(refs)), p["title"]
+        for t in p["targets"]:
+            assert t["datasource"] == p["datasource"], (p["title"], t["refId"])
+            assert t["expr"].strip(), (p["title"], t["refId"])
+            assert "legendFormat" in t, (p["title"], t["refId"])
+            # Per-queue panels follow the queue variable.
+            if re.search(r"by \([^)]*\bqueue\b", t["expr"]):
+                assert 'queue=~"$queue"' in t["expr"], (p["title"], t["expr"])
+
+
+def test_dashboard_shows_the_required_families(exposition):
+    fams = families(exposition)
+    read = set()
+    for _, expr in dashboard_exprs(load_dashboard()):
+        for n in metric_names(expr):
+            base = next((n[: -len(s)] for s in ("_bucket", "_sum", "_count")
+                         if n.endswith(s) and fams.get(n[: -len(s)]) == "histogram"), n)
+            read.add(base)
+    missing = REQUIRED_FAMILIES - read
+    assert not missing, f"no panel reads {sorted(missing)}"
+    absent = REQUIRED_FAMILIES - set(fams)
+    assert not absent, f"the broker does not expose {sorted(absent)}"
+
+
+def test_dashboard_reads_only_exposed_families(exposition):
+    fams = families(exposition)
+    assert "ym_queue_jobs" in fams and fams["ym_store_commit_duration_seconds"] == "histogram"
+    problems = []
+    for where, expr in dashboard_exprs(load_dashboard()):
+        names = metric_names(expr)
+        assert names, f"{where}: no metric in {expr!r}"
+        bad = unknown_names(names, fams)
+        if bad:
+            problems.append(f"{where}: {bad} not exposed by the broker")
+    assert not problems, "\n".join(problems)
+
+
+def test_alerts_read_only_exposed_families(exposition):
+    fams = families(exposition)
+    problems = []
+    for rule in load_alerts():
+        names = metric_names(rule["expr"])
+        assert names, rule["alert"]
+        bad = unknown_names(names, fams, allowed=PROMETHEUS_SERIES)
+        if bad:
+            problems.append(f"{rule['alert']}: {bad} not exposed by the broker")
+    assert not problems, "\n".join(problems)
+
+
+def test_metric_name_extraction():
+    """The check above is only as good as this parser: it must find every metric, and nothing
+    else, in the shapes the dashboard and rules use."""
+    assert metric_names(
+        'histogram_quantile(0.95, sum by (queue, le) (rate(ym_job_wait_seconds_bucket'
+        '{instance=~"$instance", queue=~"$queue"}[$__rate_interval]))) > 1e3') == \
+        {"ym_job_wait_seconds_bucket"}
+    assert metric_names(
+        'ym_queue_jobs{state="ready"} > 0 unless on (job, instance, queue) ym_queue_paused == 1 '
+        'and on (queue) (time() - ym_queue_last_poll_timestamp_seconds offset 5m > 120)') == \
+        {"ym_queue_jobs", "ym_queue_paused", "ym_queue_last_poll_timestamp_seconds"}
+    assert metric_names('sum(x) by (le) / ignoring(code) group_left y') == {"x", "y"}
+    fams = {"h": "histogram", "c": "counter"}
+    assert unknown_names({"h_bucket", "h_count", "c"}, fams) == []
+    assert unknown_names({"h", "c_bucket", "gone"}, fams) == ["c_bucket", "gone", "h"]
+
+
+@needs_promtool
+def test_dashboard_expressions_parse(tmp_path):
+    """Each query, with Grafana's variables substituted, as a recording rule: promtool parses
+    it as PromQL."""
+    rules = [{"record": f"dashboard:expr_{i}", "expr": grafana_to_promql(expr)}
+             for i, (_, expr) in enumerate(dashboard_exprs(load_dashboard()))]
+    assert all("$" not in r["expr"] for r in rules)
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    r = promtool("check", "rules", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in r.stdout, r.stdout
+
+
+# --- The alert rules ----------------------------------------------------------------------------
+
+@needs_promtool
+def test_promtool_check_rules():
+    r = promtool("check", "rules", ALERTS)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"SUCCESS: {len(load_alerts())} rules found" in r.stdout, r.stdout
+
+
+@needs_promtool
+def test_promtool_rule_unit_tests_cover_every_alert():
+    r = promtool("test", "rules", ALERTS_TEST)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout, r.stdout
+    with open(ALERTS_TEST, encoding="utf-8") as f:
+        tested = {t["alertname"] for case in yaml.safe_load(f)["tests"]
+                  for t in case.get("alert_rule_test", []) if t.get("exp_alerts")}
+    untested = {a["alert"] for a in load_alerts()} - tested
+    assert not untested, f"alerts_test.yml never sees these fire: {sorted(untested)}"
+
+
+@needs_promtool
+def test_promtool_check_example_config():
+    r = promtool("check", "config", PROMETHEUS_YML)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "alerts.yml" in r.stdout and "SUCCESS" in r.stdout, r.stdout
+
+
+@needs_promtool
+def test_promtool_check_metrics_accepts_the_exposition(exposition):
+    assert "ym_http_request_duration_seconds_bucket{" in exposition
+    assert "ym_store_commit_duration_seconds_bucket{" in exposition
+    r = promtool("check", "metrics", stdin=exposition)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), \
+        r.stdout + r.stderr
+
+
+def test_promtool_check_metrics_catches_a_bad_exposition():
+    """The check above can fail: promtool rejects a broken text and lints a bad name."""
+    if tool("promtool") is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    r = promtool("check", "metrics", stdin="# TYPE ym_x counter\nym_x{a=\"1\" 2\n")
+    assert r.returncode != 0
+    r = promtool("check", "metrics", stdin="# HELP ym_x x\n# TYPE ym_x counter\nym_x 2\n")
+    assert r.returncode != 0 and "_total" in r.stdout + r.stderr
+
+
+# --- Annotations, runbook and docs --------------------------------------------------------------
+
+def slug(heading: str) -> str:
+    """The anchor a Markdown renderer gives a heading (GitHub's rules)."""
+    s = heading.strip().lower()
+    s = re.sub(r"[^\w\- ]", "", s)
+    return s.replace(" ", "-")
+
+
+def read_monitoring_md() -> str:
+    with open(MONITORING_MD, encoding="utf-8") as f:
+        return f.read()
+
+
+def runbook_anchors(doc: str) -> set:
+    """The anchors of the headings under `## Runbook`."""
+    part = doc.split("\n## Runbook", 1)
+    assert len(part) == 2, "docs/monitoring.md has no `## Runbook` section"
+    runbook = part[1].split("\n## ", 1)[0]
+    return {slug(m.group(1)) for m in re.finditer(r"^###\s+(.+)$", runbook, re.M)}
+
+
+def test_alerts_have_annotations_and_runbook_entries():
+    alerts = load_alerts()
+    assert {a["alert"] for a in alerts} == REQUIRED_ALERTS
+    anchors = runbook_anchors(read_monitoring_md())
+    for a in alerts:
+        assert a["labels"]["severity"] in {"critical", "warning"}, a["alert"]
+        ann = a["annotations"]
+        assert ann.get("summary") and ann.get("description"), a["alert"]
+        m = re.fullmatch(r"docs/monitoring\.md#([a-z0-9-]+)", ann.get("runbook_url", ""))
+        assert m, f"{a['alert']}: runbook_url must be docs/monitoring.md#anchor: {ann}"
+        assert m.group(1) in anchors, f"{a['alert']}: no runbook heading for #{m.group(1)}"
+
+
+def test_monitoring_doc_names_every_metric_panel_and_alert(exposition):
+    doc = read_monitoring_md()
+    undocumented = [f for f in sorted(families(exposition)) if f"`{f}`" not in doc]
+    assert not undocumented, f"docs/monitoring.md does not describe {undocumented}"
+    panels = [p["title"] for p in dashboard_panels(load_dashboard()) if p["type"] != "row"]
+    missing = [t for t in panels if f"**{t}**" not in doc]
+    assert not missing, f"docs/monitoring.md does not explain the panels {missing}"
+    alerts = [a["alert"] for a in load_alerts() if f"`{a['alert']}`" not in doc]
+    assert not alerts, f"docs/monitoring.md does not list the alerts {alerts}"
+    for path in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", doc):
+        assert not re.match(r"[a-z]+:", path), f"docs point outside the repository: {path}"
+        target = os.path.normpath(os.path.join(os.path.dirname(MONITORING_MD), path))
+        assert os.path.exists(target), f"docs/monitoring.md links to a missing {path}"
