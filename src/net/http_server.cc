@@ -897,6 +897,14 @@ void HttpServerImpl::Stop() {
   ioc_.stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // The close posted above may not have run: ioc_.stop() can win the race when the sessions end
+  // quickly. No thread runs the io_context now, so close the listener here; when Stop returns,
+  // a new connection is refused, not left in the kernel's backlog.
+  {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    accept_retry_.cancel();
+  }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.open_connections.fetch_sub(static_cast<std::int64_t>(sessions_.size()),
                                     std::memory_order_relaxed);
