@@ -36,32 +36,11 @@ std::optional<double> ParseDouble(const std::string& s) {
   return v;
 }
 
-// A comma-separated list of member names: each trimmed, non-empty, at most 256 bytes, without
-// control characters; at most 1000 names.
-Result<std::vector<std::string>> ParseRedactFields(std::string_view text) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    const std::size_t comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item.empty()) return InvalidRequest("a field name is empty");
-    if (item.size() > 256) return InvalidRequest("a field name is over 256 bytes");
-    for (unsigned char ch : item) {
-      if (ch < 0x20 || ch == 0x7f) {
-        return InvalidRequest("field name \"" + std::string(item) + "\" has a control character");
-      }
-    }
-    out.emplace_back(item);
-  }
-  if (out.size() > 1000) return InvalidRequest("at most 1000 field names");
-  return out;
-}
-
 // A comma-separated list, each item trimmed and normalized by `normalize`; at most 1000 items.
+// `one` and `many` name the items in errors ("a field name", "field names").
 Result<std::vector<std::string>> ParseList(
-    std::string_view text, const std::function<Result<std::string>(std::string_view)>& normalize) {
+    std::string_view text, const std::function<Result<std::string>(std::string_view)>& normalize,
+    std::string_view one = "an item of the list", std::string_view many = "items") {
   std::vector<std::string> out;
   while (!text.empty()) {
     const std::size_t comma = text.find(',');
@@ -69,22 +48,35 @@ Result<std::vector<std::string>> ParseList(
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item.empty()) return InvalidRequest("an item of the list is empty");
+    if (item.empty()) return InvalidRequest(std::string(one) + " is empty");
     auto normalized = normalize(item);
     if (!normalized.ok()) return normalized.status();
     out.push_back(std::move(normalized).value());
   }
-  if (out.size() > 1000) return InvalidRequest("at most 1000 items");
+  if (out.size() > 1000) return InvalidRequest("at most 1000 " + std::string(many));
   return out;
+}
+
+// A payload member name to redact: at most 256 bytes, without control characters.
+Result<std::string> CheckFieldName(std::string_view name) {
+  if (name.size() > 256) return InvalidRequest("a field name is over 256 bytes");
+  for (unsigned char ch : name) {
+    if (ch < 0x20 || ch == 0x7f) {
+      return InvalidRequest("field name \"" + std::string(name) + "\" has a control character");
+    }
+  }
+  return std::string(name);
 }
 
 using Apply = std::function<std::string(ServerConfig&, const std::string&)>;  // "" = ok
 
-// The Apply of a list option: ParseList with `normalize`, stored in `member`.
+// The Apply of a list option: ParseList with `normalize` (and its item names), stored in
+// `member`.
 Apply ListOption(std::vector<std::string> ServerConfig::*member,
-                 Result<std::string> (*normalize)(std::string_view)) {
-  return [member, normalize](ServerConfig& c, const std::string& v) -> std::string {
-    auto items = ParseList(v, normalize);
+                 Result<std::string> (*normalize)(std::string_view),
+                 std::string_view one = "an item of the list", std::string_view many = "items") {
+  return [member, normalize, one, many](ServerConfig& c, const std::string& v) -> std::string {
+    auto items = ParseList(v, normalize, one, many);
     if (!items.ok()) return items.status().message();
     c.*member = std::move(items).value();
     return "";
@@ -244,12 +236,7 @@ const std::vector<OptionDef>& Options() {
        "payload and result member names, NAME[,...] (in the file also an array of strings), "
        "whose values are shown as \"[redacted]\" in logs and API views at any depth, ASCII "
        "case ignored; the lease still gives the worker the real payload",
-       [](ServerConfig& c, const std::string& v) -> std::string {
-         auto fields = ParseRedactFields(v);
-         if (!fields.ok()) return fields.status().message();
-         c.redact_fields = std::move(fields).value();
-         return "";
-       }},
+       ListOption(&ServerConfig::redact_fields, CheckFieldName, "a field name", "field names")},
       {"max_queued_commands", "100000",
        "commands (weighted by the jobs they carry) that may wait for the core thread; past it "
        "new work is refused with 429 and Retry-After",
