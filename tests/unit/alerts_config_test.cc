@@ -3,33 +3,21 @@
 // table, the rule and the field.
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "config_fixture.h"
 #include "server/config.h"
 
 namespace ym {
 namespace {
 
-class AlertsConfigTest : public ::testing::Test {
+class AlertsConfigTest : public test::ConfigFixture {
  protected:
   Result<ConfigOutcome> LoadFile(const std::string& text) {
-    char path[] = "/tmp/ym-alerts-config-XXXXXX";
-    const int fd = mkstemp(path);
-    EXPECT_GE(fd, 0);
-    ::close(fd);
-    std::ofstream(path) << text;
-    path_ = path;
-    const std::string flag = "--config=" + path_;
-    const char* argv[] = {"server", flag.c_str()};
-    return LoadServerConfig(2, argv, [](const std::string&) { return std::nullopt; });
-  }
-  void TearDown() override {
-    if (!path_.empty()) std::remove(path_.c_str());
+    path_ = WriteFile(text);
+    return Load({"--config=" + path_});
   }
   // The error of loading `text`, with the temporary file's path replaced by "FILE".
   std::string ErrorOf(const std::string& text) {
