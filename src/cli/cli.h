@@ -75,6 +75,7 @@ enum class Command {
 struct Invocation {
   Command command = Command::kInfo;
   std::string server_url;  // already validated by client::ParseBaseUrl
+  std::string ca_file;     // --ca-file (https:// only); empty: $YM_CA_FILE, else the system's
   bool json = false;
 
   // enqueue. `enqueue.payload_json` is filled from `payload_arg` by ResolvePayload() at run time

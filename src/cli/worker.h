@@ -48,6 +48,7 @@ inline constexpr std::size_t kMaxResultFileBytes = 64u << 20;
 
 struct WorkerConfig {
   std::string server_url;
+  std::string ca_file;  // https:// only; empty: $YM_CA_FILE, else the system's CAs
   std::vector<std::string> queues;
   int concurrency = 1;
   std::optional<std::chrono::milliseconds> lease;

@@ -38,6 +38,11 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1, DNS:localhost
+[elsewhere]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:jobs.example.invalid
 [client]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -92,6 +97,7 @@ def pki(tmp_path_factory):
     p.leaf("server2", "ca")
     p.leaf("expired", "ca", days=-1)  # notAfter a day before now
     p.leaf("client", "ca", kind="client")
+    p.leaf("elsewhere", "ca", kind="elsewhere")  # a good certificate for another name
     p.leaf("stranger", "other-ca", kind="client")
     return p
 
@@ -365,3 +371,87 @@ def test_bad_tls_configuration_is_a_clear_error_at_start(tmp_path, pki):
         p = run_server(tmp_path, *args)
         assert p.returncode == 2 and message in p.stderr, (args, p.stderr)
         assert not (tmp_path / "data").exists()  # refused before the store was touched
+
+
+# --- https:// in the clients: the CLI and the exec worker (the C++ HttpClient, as the C++ SDK
+# uses it) and the Python SDK --------------------------------------------------------------
+
+
+def cli(*args, env=None):
+    full_env = dict(os.environ)
+    full_env.pop("YM_CA_FILE", None)
+    full_env.update(env or {})
+    return subprocess.run([binary(), *args], capture_output=True, text=True, timeout=60,
+                          env=full_env)
+
+
+def test_the_cli_speaks_https_with_a_ca_file(tls_server, pki):
+    s = tls_server()
+    url = f"https://127.0.0.1:{s.port}"
+    r = cli("enqueue", "--server", url, "--ca-file", pki.path("ca.pem"), "--json", "-q", "q",
+            "-k", "k", "-p", '{"n":1}')
+    assert r.returncode == 0, r.stderr
+    job_id = json.loads(r.stdout)["id"]
+    # $YM_CA_FILE instead of the flag, and the host name instead of the address.
+    r = cli("jobs", "get", job_id, "--server", f"https://localhost:{s.port}", "--json",
+            env={"YM_CA_FILE": pki.path("ca.pem")})
+    assert r.returncode == 0 and json.loads(r.stdout)["id"] == job_id, r.stderr
+    # A CA that did not sign the server's certificate: refused, with the reason.
+    r = cli("info", "--server", url, "--ca-file", pki.path("other-ca.pem"))
+    assert r.returncode != 0
+    assert "TLS handshake" in r.stderr and "certificate" in r.stderr, r.stderr
+    r = cli("info", "--server", url, "--ca-file", str(pki.path("missing.pem")))
+    assert r.returncode != 0 and "cannot read the CA file" in r.stderr, r.stderr
+    # The address in the URL must be one the certificate names.
+    other = tls_server(cert="elsewhere")
+    r = cli("info", "--server", f"https://127.0.0.1:{other.port}", "--ca-file",
+            pki.path("ca.pem"))
+    assert r.returncode != 0 and "TLS handshake" in r.stderr, r.stderr
+    r = cli("info", "--server", f"https://localhost:{other.port}", "--ca-file",
+            pki.path("ca.pem"))
+    assert r.returncode != 0 and "TLS handshake" in r.stderr, r.stderr
+
+
+def test_the_exec_worker_runs_a_job_over_https(tls_server, pki, tmp_path):
+    s = tls_server()
+    conn = connect(s.port, client_context(pki))
+    status, _ = call(conn, "PUT", "/v1/queues/x?create=true",
+                     {"retention": {"succeeded_ms": 3600000}})
+    assert status == 200
+    status, job = call(conn, "POST", "/v1/jobs", {"queue": "x", "kind": "k", "payload": {"a": 1}})
+    assert status == 201, job
+    handler = tmp_path / "ok.sh"
+    handler.write_text("#!/bin/sh\ncat > /dev/null\nexit 0\n")
+    handler.chmod(0o755)
+    env = dict(os.environ)
+    env.pop("YM_CA_FILE", None)
+    w = subprocess.Popen([binary(), "worker", "--server", f"https://127.0.0.1:{s.port}",
+                          "--ca-file", pki.path("ca.pem"), "--queue", "x", "--", str(handler)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_until(lambda: call(conn, "GET", f"/v1/jobs/{job['id']}")[1]["state"] == "succeeded",
+                   30, "the job acked by the exec worker over https")
+    finally:
+        w.send_signal(signal.SIGTERM)
+        w.wait(30)
+
+
+def test_the_python_sdk_speaks_https_with_a_ca_file(tls_server, pki, monkeypatch):
+    import sys
+    sdk = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "sdk", "python")
+    if sdk not in sys.path:
+        sys.path.insert(0, sdk)
+    import yardmaster
+
+    s = tls_server()
+    monkeypatch.delenv("YM_CA_FILE", raising=False)
+    c = yardmaster.Client(f"https://127.0.0.1:{s.port}", ca_file=pki.path("ca.pem"))
+    job = c.enqueue("q", "k", {"n": 1})
+    assert c.get(job["id"])["id"] == job["id"]
+    monkeypatch.setenv("YM_CA_FILE", pki.path("ca.pem"))
+    assert yardmaster.Client(f"https://localhost:{s.port}").get(job["id"])["id"] == job["id"]
+    monkeypatch.delenv("YM_CA_FILE")
+    bad = yardmaster.Client(f"https://127.0.0.1:{s.port}", ca_file=pki.path("other-ca.pem"))
+    with pytest.raises(yardmaster.errors.Unreachable):
+        bad.get(job["id"])

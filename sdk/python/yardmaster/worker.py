@@ -159,6 +159,8 @@ class Worker:
         tracing: run each handler in an OpenTelemetry span that continues the job's trace
             context, when the ``opentelemetry`` API package is importable (default True;
             docs/python-sdk.md, "Trace context"). Never required.
+        ca_file: for an ``https://`` URL, a PEM file of the CAs the server's certificate must
+            chain to; default ``$YM_CA_FILE``, else the system's trusted CAs.
 
     Example::
 
@@ -177,11 +179,13 @@ class Worker:
                  shutdown_grace: float = 30.0, worker_id: Optional[str] = None,
                  poll_wait_ms: int = DEFAULT_POLL_WAIT_MS, ack_interval: float = 0.01,
                  ack_batch: int = 100, prefetch: Optional[int] = None,
-                 report_grace: float = 10.0, tracing: bool = True) -> None:
+                 report_grace: float = 10.0, tracing: bool = True,
+                 ca_file: Optional[str] = None) -> None:
         self._handlers: Dict[str, Handler] = {}
         self._tracing = Tracing(tracing)
         self.queues: List[str] = []
         self.url = resolve_url(url)
+        self.ca_file = ca_file  # https:// only; None: $YM_CA_FILE, else the system's CAs
         self.concurrency = concurrency
         self.prefetch = prefetch
         self.lease_ms = lease_ms
@@ -354,10 +358,10 @@ class Worker:
         self._abandoned = 0
         self._reset_run_state()
         self._batch = self.batch or MAX_CAPACITY
-        self._lease_conn = Connection(self.url, timeout=30.0)
-        self._hb_conn = Connection(self.url, timeout=30.0)
-        self._ack_conn = Connection(self.url, timeout=30.0)
-        self._watch_conn = Connection(self.url, timeout=30.0)
+        self._lease_conn = Connection(self.url, timeout=30.0, ca_file=self.ca_file)
+        self._hb_conn = Connection(self.url, timeout=30.0, ca_file=self.ca_file)
+        self._ack_conn = Connection(self.url, timeout=30.0, ca_file=self.ca_file)
+        self._watch_conn = Connection(self.url, timeout=30.0, ca_file=self.ca_file)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency,
                                             thread_name_prefix="ym-handler")
         threads = {
