@@ -51,6 +51,11 @@ struct ClientOptions {
   // URL is always checked against the certificate. (Last, so that aggregate initialization of
   // the fields above keeps working.)
   std::string ca_file;
+  // https:// only, for a server that requires client certificates (mTLS): the client's PEM
+  // certificate and unencrypted key; empty means $YM_CLIENT_CERT_FILE / $YM_CLIENT_KEY_FILE
+  // when set, else none.
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 struct RetryBackoff {

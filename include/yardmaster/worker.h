@@ -119,8 +119,10 @@ struct WorkerOptions {
   //   "error: "   what the worker gives up on (a final lease refusal, unreported outcomes);
   //   "info: "    its life (stopping, stopped), and a handler that obeyed a requested cancel.
   std::function<void(std::string_view line)> log;
-  // https:// only: the CA file, as ClientOptions::ca_file ($YM_CA_FILE when empty).
+  // https:// only: the CA file and the client certificate, as in ClientOptions.
   std::string ca_file;
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 // Why JobContext::cancelled() turned true.

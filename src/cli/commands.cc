@@ -301,6 +301,8 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
   client::HttpClientOptions http;
   http.user_agent = "yardmaster-cli/" + std::string(kVersion);
   http.ca_file = inv.ca_file;
+  http.client_cert_file = inv.client_cert_file;
+  http.client_key_file = inv.client_key_file;
   Result<ApiClient> created = ApiClient::Create(inv.server_url, http);
   if (!created.ok()) {
     err << "error: " << created.status().message() << '\n';

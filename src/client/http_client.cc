@@ -321,6 +321,35 @@ class HttpClient::Impl {
                             ec.message());
     }
     ctx->set_verify_mode(asio::ssl::verify_peer);
+    std::string cert = options_.client_cert_file;
+    std::string key = options_.client_key_file;
+    if (cert.empty() && key.empty()) {
+      if (const char* env = std::getenv("YM_CLIENT_CERT_FILE"); env != nullptr) cert = env;
+      if (const char* env = std::getenv("YM_CLIENT_KEY_FILE"); env != nullptr) key = env;
+    }
+    if (cert.empty() != key.empty()) {
+      return InvalidRequest(
+          "a client certificate needs both its certificate file and its key "
+          "file");
+    }
+    if (!cert.empty()) {
+      for (const std::string* path : {&cert, &key}) {
+        std::FILE* f = std::fopen(path->c_str(), "r");
+        if (f == nullptr) {
+          return InvalidRequest("cannot read the client certificate file " + *path + ": " +
+                                std::strerror(errno));
+        }
+        std::fclose(f);
+      }
+      ctx->use_certificate_chain_file(cert, ec);
+      if (ec)
+        return InvalidRequest("the client certificate file " + cert + " holds no PEM certificate");
+      ctx->use_private_key_file(key, asio::ssl::context::pem, ec);
+      if (ec) {
+        return InvalidRequest("the client key file " + key +
+                              " holds no usable key for the certificate " + cert);
+      }
+    }
     tls_ctx_ = std::move(ctx);
     return Status::Ok();
   }

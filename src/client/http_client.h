@@ -78,6 +78,11 @@ struct HttpClientOptions {
   // file named by $YM_CA_FILE when set, else the system's trusted CAs. The server's name (or
   // IP address) is always checked against its certificate.
   std::string ca_file;
+  // https:// only, for servers that require client certificates (mTLS): the client's PEM
+  // certificate and its unencrypted key. Empty: $YM_CLIENT_CERT_FILE and $YM_CLIENT_KEY_FILE
+  // when set, else none. Both or neither.
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 class HttpClient {

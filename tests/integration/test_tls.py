@@ -455,3 +455,42 @@ def test_the_python_sdk_speaks_https_with_a_ca_file(tls_server, pki, monkeypatch
     bad = yardmaster.Client(f"https://127.0.0.1:{s.port}", ca_file=pki.path("other-ca.pem"))
     with pytest.raises(yardmaster.errors.Unreachable):
         bad.get(job["id"])
+
+
+def test_the_clients_present_a_client_certificate_to_an_mtls_server(tls_server, pki,
+                                                                   monkeypatch):
+    s = tls_server(extra=("--tls-client-ca-file", pki.path("ca.pem")))
+    url = f"https://127.0.0.1:{s.port}"
+    ca = ("--ca-file", pki.path("ca.pem"))
+    # The CLI: refused without a certificate, answered with one (flags, then variables).
+    r = cli("info", "--server", url, *ca)
+    assert r.returncode != 0, r.stdout
+    r = cli("info", "--server", url, *ca, "--client-cert-file", pki.path("client.pem"),
+            "--client-key-file", pki.path("client.key"))
+    assert r.returncode == 0, r.stderr
+    r = cli("info", "--server", url, *ca, env={"YM_CLIENT_CERT_FILE": pki.path("client.pem"),
+                                              "YM_CLIENT_KEY_FILE": pki.path("client.key")})
+    assert r.returncode == 0, r.stderr
+    r = cli("info", "--server", url, *ca, "--client-cert-file", pki.path("stranger.pem"),
+            "--client-key-file", pki.path("stranger.key"))
+    assert r.returncode != 0, r.stdout
+    r = cli("info", "--server", url, *ca, "--client-cert-file", pki.path("client.pem"))
+    assert r.returncode != 0 and "both its certificate file and its key file" in r.stderr
+
+    # The Python SDK.
+    import sys
+    sdk = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "sdk", "python")
+    if sdk not in sys.path:
+        sys.path.insert(0, sdk)
+    import yardmaster
+
+    for name in ("YM_CA_FILE", "YM_CLIENT_CERT_FILE", "YM_CLIENT_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    good = yardmaster.Client(url, ca_file=pki.path("ca.pem"),
+                             client_cert_file=pki.path("client.pem"),
+                             client_key_file=pki.path("client.key"))
+    job = good.enqueue("q", "k", {"n": 1})
+    assert good.get(job["id"])["id"] == job["id"]
+    with pytest.raises(yardmaster.errors.Unreachable):
+        yardmaster.Client(url, ca_file=pki.path("ca.pem")).get(job["id"])
