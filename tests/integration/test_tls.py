@@ -494,3 +494,13 @@ def test_the_clients_present_a_client_certificate_to_an_mtls_server(tls_server, 
     assert good.get(job["id"])["id"] == job["id"]
     with pytest.raises(yardmaster.errors.Unreachable):
         yardmaster.Client(url, ca_file=pki.path("ca.pem")).get(job["id"])
+
+
+def test_sighup_without_tls_is_logged_and_the_server_keeps_serving(make_server):
+    s = make_server()
+    s.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: any("nothing to reload (TLS is off)" in line for line in s.log_lines), 30,
+               "the SIGHUP log line")
+    assert s.proc.poll() is None
+    status, _ = s.client().call("GET", "/livez")
+    assert status == 200
