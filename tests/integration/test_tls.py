@@ -504,3 +504,14 @@ def test_sighup_without_tls_is_logged_and_the_server_keeps_serving(make_server):
     assert s.proc.poll() is None
     status, _ = s.client().call("GET", "/livez")
     assert status == 200
+
+
+def test_a_connection_over_the_cap_is_closed_without_a_plain_answer(tls_server, pki):
+    s = tls_server(extra=("--max-connections-per-client", "1"))
+    first = connect(s.port, client_context(pki))
+    assert call(first, "GET", "/livez")[0] == 200
+    # The second connection from 127.0.0.1 is over the cap: closed at once, and without the
+    # plain-HTTP 503 a TLS client could not read.
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as raw:
+        assert raw.recv(100) == b""
+    assert call(first, "GET", "/livez")[0] == 200  # the first one is untouched
