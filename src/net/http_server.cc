@@ -81,6 +81,10 @@ struct ReplyGate {
 // not read (see Session::CheckUnreadReply): a round trip, with room for a loaded machine.
 constexpr auto kUnreadReplyGrace = std::chrono::milliseconds(200);
 
+// How long a TLS connection being closed after its last reply waits for the client's
+// close_notify (most clients just close the socket, which ends the wait at once).
+constexpr auto kTlsShutdownLimit = std::chrono::milliseconds(2'000);
+
 // What HttpServerImpl keeps of a connection, whatever its stream type (plain or TLS).
 class SessionBase {
  public:
@@ -621,7 +625,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (!unread_leases_.empty()) unread_request_id_ = request_id_;
     if (phase_ == Phase::kClosed) return;
     // Stop() may have found this connection mid-write, when it was not idle: close it now.
-    if (!keep_alive || server_.stopping()) return Close();
+    if (!keep_alive || server_.stopping()) return CloseAfterReply();
     DoRead();
   }
 
@@ -690,6 +694,20 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (counted_in_flight_) {
       server_.stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
       counted_in_flight_ = false;
+    }
+  }
+
+  // The end of a connection whose last reply was written: over TLS the close_notify alert is
+  // sent first (bounded by write_timeout), so that a client can tell the end from a truncation;
+  // then, or at once over plain TCP, the socket is closed.
+  void CloseAfterReply() {
+    if constexpr (kTls) {
+      tcp().expires_after(std::min(server_.options_.write_timeout, kTlsShutdownLimit));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        if (self->phase_ != Phase::kClosed) self->Close();
+      });
+    } else {
+      Close();
     }
   }
 

@@ -515,3 +515,22 @@ def test_a_connection_over_the_cap_is_closed_without_a_plain_answer(tls_server, 
     with socket.create_connection(("127.0.0.1", s.port), timeout=30) as raw:
         assert raw.recv(100) == b""
     assert call(first, "GET", "/livez")[0] == 200  # the first one is untouched
+
+
+def test_a_closing_connection_ends_with_close_notify(tls_server, pki):
+    # Connection: close: after the reply the server sends TLS close_notify, so a strict client
+    # (ragged EOFs not suppressed) reads a clean end, not a truncation.
+    s = tls_server()
+    raw = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    ctx = client_context(pki)
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)  # a truncation is an error
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                                         suppress_ragged_eofs=False) as t:
+        t.sendall(b"GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = t.recv(4096)  # raises ssl.SSLEOFError on a close without close_notify
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data, data
