@@ -4,7 +4,7 @@
 docs/benchmarks.md, "Issue 12 as a whole" (and any later before/after). Each run starts a fresh
 server of one build on 127.0.0.1 with a fresh temporary data directory and the default options
 (plus --server-arg values, given to every build), runs the same `ym_bench drain` (pre-fill, then
-lease + ack in batches over 4 connections; the `ym_bench` of the first build drives all), and
+lease + ack in batches over 4 connections; one `ym_bench`, --driver, drives all), and
 reads the server's CPU time from /proc. While it runs, a thread scrapes GET /metrics once a
 second, as a (busy) Prometheus would, so the exposition's cost is in the figures. The builds
 alternate within a round and the order flips each round, so that the drift of a shared machine
@@ -44,18 +44,22 @@ def one_run(build, driver, jobs, server_args):
     d = tempfile.mkdtemp(prefix="ym-build-cost-")
     try:
         s = run_all.Server(build, d, server_args)
-        s.wait_ready()
         stop = threading.Event()
-        scraper = threading.Thread(target=scrape_every_second, args=(s.url, stop), daemon=True)
-        scraper.start()
-        c0 = run_all.cpu_seconds(s.proc.pid)
-        res, cmd = run_all.bench(driver, s.url, "drain", "--jobs", str(jobs), "--connections",
-                                 "4", "--consumers", "4", "--batch", "100", "--max-seconds",
-                                 "300")
-        cpu = run_all.cpu_seconds(s.proc.pid) - c0
-        stop.set()
-        scraper.join(timeout=10)
-        s.stop()
+        try:
+            s.wait_ready()
+            scraper = threading.Thread(target=scrape_every_second, args=(s.url, stop),
+                                       daemon=True)
+            scraper.start()
+            c0 = run_all.cpu_seconds(s.proc.pid)
+            res, cmd = run_all.bench(driver, s.url, "drain", "--jobs", str(jobs),
+                                     "--connections", "4", "--consumers", "4", "--batch", "100",
+                                     "--max-seconds", "300")
+            cpu = run_all.cpu_seconds(s.proc.pid) - c0
+            stop.set()
+            scraper.join(timeout=10)
+        finally:
+            stop.set()
+            s.stop()
         # Per job: its enqueue and its lease + ack together (both phases of the drain).
         return {
             "e2e": float(res["end_to_end_jobs_per_s"]),
@@ -69,7 +73,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--builds", nargs="+", required=True,
-                    help="build directories holding yardmaster (the first one's ym_bench drives)")
+                    help="build directories holding yardmaster; the first is the baseline")
+    ap.add_argument("--driver", help="build directory whose ym_bench drives every run "
+                    "(default: the first of --builds)")
     ap.add_argument("--jobs", type=int, default=100000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--server-arg", action="append", default=[],
@@ -82,7 +88,7 @@ def main():
     for r in range(a.rounds):
         order = a.builds if r % 2 == 0 else list(reversed(a.builds))
         for b in order:
-            res, cmd = one_run(b, a.builds[0], a.jobs, a.server_arg)
+            res, cmd = one_run(b, a.driver or a.builds[0], a.jobs, a.server_arg)
             results[b].append(res)
             print(f"round {r + 1} {b}: {res['e2e']:.0f} jobs/s end to end, "
                   f"{res['cpu_us_per_job']:.2f} us server CPU per job", flush=True)

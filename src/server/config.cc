@@ -80,6 +80,17 @@ Result<std::vector<std::string>> ParseList(
 
 using Apply = std::function<std::string(ServerConfig&, const std::string&)>;  // "" = ok
 
+// The Apply of a list option: ParseList with `normalize`, stored in `member`.
+Apply ListOption(std::vector<std::string> ServerConfig::*member,
+                 Result<std::string> (*normalize)(std::string_view)) {
+  return [member, normalize](ServerConfig& c, const std::string& v) -> std::string {
+    auto items = ParseList(v, normalize);
+    if (!items.ok()) return items.status().message();
+    c.*member = std::move(items).value();
+    return "";
+  };
+}
+
 struct OptionDef {
   std::string key;
   std::string default_text;
@@ -143,22 +154,12 @@ const std::vector<OptionDef>& Options() {
        "host names (or IP addresses), NAME[,...] (in the file also an array of strings), that "
        "the Host header of a request may name besides the loopback names (DNS rebinding "
        "protection); any port; \"*\": any host (docs/security.md)",
-       [](ServerConfig& c, const std::string& v) -> std::string {
-         auto hosts = ParseList(v, net::NormalizeAllowedHost);
-         if (!hosts.ok()) return hosts.status().message();
-         c.allowed_hosts = std::move(hosts).value();
-         return "";
-       }},
+       ListOption(&ServerConfig::allowed_hosts, net::NormalizeAllowedHost)},
       {"cors_allowed_origins", "(none)",
        "browser origins, ORIGIN[,...] (in the file also an array of strings), e.g. "
        "https://dash.example.com, that may call the API cross-origin (CORS); requests with any "
        "other Origin header are refused 403 (docs/security.md)",
-       [](ServerConfig& c, const std::string& v) -> std::string {
-         auto origins = ParseList(v, net::NormalizeOrigin);
-         if (!origins.ok()) return origins.status().message();
-         c.cors_allowed_origins = std::move(origins).value();
-         return "";
-       }},
+       ListOption(&ServerConfig::cors_allowed_origins, net::NormalizeOrigin)},
       {"tls_cert_file", "(none)",
        "PEM file with the server certificate (then any intermediates): the listener speaks only "
        "TLS (1.2 and 1.3). Needs tls_key_file; re-read with the key on SIGHUP (docs/security.md)",

@@ -15,6 +15,7 @@
 #include "common/rng.h"
 #include "core/job_stats.h"
 #include "core/scheduler.h"
+#include "job_stats_probe.h"
 #include "scheduler_hot_path.h"
 #include "server/config.h"
 
@@ -23,34 +24,9 @@ namespace {
 
 constexpr std::int64_t kStart = 1'700'000'000'000;
 
-std::uint64_t EventCount(const JobStats& s, const std::string& queue, const std::string& kind,
-                         JobEvent e) {
-  std::uint64_t n = 0;
-  s.ForEach([&](const JobStats::LabelSet& set) {
-    if (set.queue == queue && set.kind == kind) {
-      n += set.events[static_cast<std::size_t>(e)].load();
-    }
-  });
-  return n;
-}
-
-std::optional<obs::Histogram::Snapshot> Times(const JobStats& s, const std::string& queue,
-                                              const std::string& kind, JobTime t) {
-  std::optional<obs::Histogram::Snapshot> out;
-  s.ForEach([&](const JobStats::LabelSet& set) {
-    if (set.queue == queue && set.kind == kind) out = set.times[static_cast<std::size_t>(t)].Take();
-  });
-  return out;
-}
-
-// The cumulative count at upper bound `le_us` (one of LatencyBoundsUs).
-std::uint64_t AtOrBelow(const obs::Histogram::Snapshot& h, std::uint64_t le_us) {
-  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
-    if (h.bounds[i] == le_us) return h.cumulative[i];
-  }
-  ADD_FAILURE() << le_us << " is not a bound";
-  return 0;
-}
+using test::AtOrBelow;
+using test::EventCount;
+using test::Times;
 
 // --- The scheduler's hooks, on a ManualClock ---------------------------------------------------
 

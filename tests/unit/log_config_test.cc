@@ -3,52 +3,17 @@
 #include "server/log_config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "config_fixture.h"
 #include "server/config.h"
 
 namespace ym {
 namespace {
 
-class LogConfigTest : public ::testing::Test {
- protected:
-  Result<ConfigOutcome> Load(std::vector<std::string> args) {
-    args.insert(args.begin(), "server");
-    std::vector<const char*> argv;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    EnvLookup env = [this](const std::string& name) -> std::optional<std::string> {
-      auto it = env_.find(name);
-      if (it == env_.end()) return std::nullopt;
-      return it->second;
-    };
-    return LoadServerConfig(static_cast<int>(argv.size()), argv.data(), env);
-  }
-  std::string WriteFile(const std::string& text) {
-    char path[] = "/tmp/ym-logconfig-XXXXXX";
-    int fd = mkstemp(path);
-    EXPECT_GE(fd, 0);
-    ::close(fd);
-    std::ofstream(path) << text;
-    files_.push_back(path);
-    return path;
-  }
-  void TearDown() override {
-    for (const auto& f : files_) std::remove(f.c_str());
-  }
-  static std::string Error(const Result<ConfigOutcome>& c) {
-    EXPECT_FALSE(c.ok());
-    return c.ok() ? std::string() : c.status().message();
-  }
-
-  std::map<std::string, std::string> env_;
-  std::vector<std::string> files_;
-};
+class LogConfigTest : public test::ConfigFixture {};
 
 TEST_F(LogConfigTest, DefaultsAreNoComponentLevelsNoAccessLogNoRedaction) {
   auto c = Load({});
