@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 
-ADDRESS_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+ADDRESS_RE = re.compile(r"listening on https?://127\.0\.0\.1:(\d+)")
 
 
 def cpu_seconds(pid):

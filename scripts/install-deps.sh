@@ -9,6 +9,8 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   rapidjson-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libhowardhinnant-date-dev tzdata libssl-dev libsqlite3-dev sqlite3
+  # the openssl command: tests/integration/test_tls.py makes its certificates with it
+  openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pytest python3-yaml curl procps lcov
   # prometheus and promtool: the alert rules are checked and a real server scrapes the broker

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-ADDRESS_RE = re.compile(r"listening on (?:http://)?127\.0\.0\.1:(\d+)")
+ADDRESS_RE = re.compile(r"listening on (?:https?://)?127\.0\.0\.1:(\d+)")
 
 
 # scripts/coverage.sh sets YM_TEST_GRACEFUL_STOP=1: processes still running at the end of a

@@ -41,10 +41,21 @@ inline constexpr std::string_view kDefaultServerUrl = "http://127.0.0.1:7433";
 std::string ResolveServerUrl(std::string_view explicit_url = {});
 
 struct ClientOptions {
-  // `http://HOST:PORT`; empty means ResolveServerUrl() ($YM_URL, then the default).
+  // `http://HOST:PORT` or `https://HOST:PORT`; empty means ResolveServerUrl() ($YM_URL, then
+  // the default).
   std::string server_url;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};
+  // https:// only: a PEM file of the CAs the server's certificate must chain to; empty means
+  // $YM_CA_FILE when set, else the system's trusted CAs. The host name (or IP address) of the
+  // URL is always checked against the certificate. (Last, so that aggregate initialization of
+  // the fields above keeps working.)
+  std::string ca_file;
+  // https:// only, for a server that requires client certificates (mTLS): the client's PEM
+  // certificate and unencrypted key; empty means $YM_CLIENT_CERT_FILE / $YM_CLIENT_KEY_FILE
+  // when set, else none.
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 struct RetryBackoff {

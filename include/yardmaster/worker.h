@@ -80,7 +80,7 @@
 namespace yardmaster {
 
 struct WorkerOptions {
-  // `http://HOST:PORT`; empty means $YM_URL, then http://127.0.0.1:7433.
+  // `http://HOST:PORT` or `https://HOST:PORT`; empty means $YM_URL, then http://127.0.0.1:7433.
   std::string server_url;
   // Queues to lease from (1..64), in no particular order (the server balances them).
   std::vector<std::string> queues;
@@ -119,6 +119,10 @@ struct WorkerOptions {
   //   "error: "   what the worker gives up on (a final lease refusal, unreported outcomes);
   //   "info: "    its life (stopping, stopped), and a handler that obeyed a requested cancel.
   std::function<void(std::string_view line)> log;
+  // https:// only: the CA file and the client certificate, as in ClientOptions.
+  std::string ca_file;
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 // Why JobContext::cancelled() turned true.

@@ -74,7 +74,10 @@ enum class Command {
 // One parsed command line; only the fields of `command` are meaningful.
 struct Invocation {
   Command command = Command::kInfo;
-  std::string server_url;  // already validated by client::ParseBaseUrl
+  std::string server_url;        // already validated by client::ParseBaseUrl
+  std::string ca_file;           // --ca-file (https:// only); empty: $YM_CA_FILE, else the system's
+  std::string client_cert_file;  // --client-cert-file/--client-key-file (mTLS); empty: $YM_...
+  std::string client_key_file;
   bool json = false;
 
   // enqueue. `enqueue.payload_json` is filled from `payload_arg` by ResolvePayload() at run time

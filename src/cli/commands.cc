@@ -300,6 +300,9 @@ std::string LimitMatchText(const client::Limit& l) {
 int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ostream& err) {
   client::HttpClientOptions http;
   http.user_agent = "yardmaster-cli/" + std::string(kVersion);
+  http.ca_file = inv.ca_file;
+  http.client_cert_file = inv.client_cert_file;
+  http.client_key_file = inv.client_key_file;
   Result<ApiClient> created = ApiClient::Create(inv.server_url, http);
   if (!created.ok()) {
     err << "error: " << created.status().message() << '\n';

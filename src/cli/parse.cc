@@ -30,14 +30,29 @@ const std::vector<std::string> kStates = {"scheduled", "ready", "active",
 // `yardmaster --json jobs list` and `yardmaster jobs list --json` mean the same.
 struct CommonOptions {
   std::string server;
+  std::string ca_file;
+  std::string client_cert_file;
+  std::string client_key_file;
   bool json = false;
 };
 
 void AddCommon(CLI::App* app, CommonOptions* common) {
   app->add_option("--server", common->server,
-                  "Server base URL, http://HOST:PORT (default: $YM_URL, else " +
+                  "Server base URL, http://HOST:PORT or https://HOST:PORT (default: $YM_URL, "
+                  "else " +
                       std::string(kDefaultServerUrl) + ")")
       ->type_name("URL");
+  app->add_option("--ca-file", common->ca_file,
+                  "For https://: PEM file of the CAs the server's certificate must chain to "
+                  "(default: $YM_CA_FILE, else the system's CAs)")
+      ->type_name("FILE");
+  app->add_option("--client-cert-file", common->client_cert_file,
+                  "For https:// to a server that requires client certificates: this client's "
+                  "PEM certificate (default: $YM_CLIENT_CERT_FILE)")
+      ->type_name("FILE");
+  app->add_option("--client-key-file", common->client_key_file,
+                  "The key of --client-cert-file (default: $YM_CLIENT_KEY_FILE)")
+      ->type_name("FILE");
   app->add_flag("--json", common->json,
                 "Print the server's JSON reply instead of a table (for scripts)");
 }
@@ -833,6 +848,9 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   Result<client::BaseUrl> url = client::ParseBaseUrl(common.server);
   if (!url.ok()) return UsageError(url.status().message());
   inv.server_url = common.server;
+  inv.ca_file = common.ca_file;
+  inv.client_cert_file = common.client_cert_file;
+  inv.client_key_file = common.client_key_file;
   inv.json = common.json;
 
   if (enqueue->parsed()) {

@@ -48,6 +48,10 @@ inline constexpr std::size_t kMaxResultFileBytes = 64u << 20;
 
 struct WorkerConfig {
   std::string server_url;
+  std::string ca_file;  // https:// only; empty: $YM_CA_FILE, else the system's CAs
+  // https:// only: a client certificate (mTLS); empty: $YM_CLIENT_CERT_FILE/_KEY_FILE.
+  std::string client_cert_file;
+  std::string client_key_file;
   std::vector<std::string> queues;
   int concurrency = 1;
   std::optional<std::chrono::milliseconds> lease;

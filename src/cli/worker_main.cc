@@ -176,9 +176,21 @@ WorkerParseOutcome ParseWorkerArgs(const std::vector<std::string>& args,
   app.footer(kWorkerFooter);
   config.server_url = env_url.value_or(std::string(kDefaultServerUrl));
   app.add_option("--server", config.server_url,
-                 "Server base URL, http://HOST:PORT (default: $YM_URL, else " +
+                 "Server base URL, http://HOST:PORT or https://HOST:PORT (default: $YM_URL, "
+                 "else " +
                      std::string(kDefaultServerUrl) + ")")
       ->type_name("URL");
+  app.add_option("--ca-file", config.ca_file,
+                 "For https://: PEM file of the CAs the server's certificate must chain to "
+                 "(default: $YM_CA_FILE, else the system's CAs)")
+      ->type_name("FILE");
+  app.add_option("--client-cert-file", config.client_cert_file,
+                 "For https:// to a server that requires client certificates: this client's PEM "
+                 "certificate (default: $YM_CLIENT_CERT_FILE)")
+      ->type_name("FILE");
+  app.add_option("--client-key-file", config.client_key_file,
+                 "The key of --client-cert-file (default: $YM_CLIENT_KEY_FILE)")
+      ->type_name("FILE");
   app.add_option("--queue,-q", config.queues, "Queue to lease from; repeat for several")
       ->required()
       ->type_name("NAME")
@@ -298,6 +310,9 @@ int WorkerMain(int argc, char** argv) {
 
   yardmaster::WorkerOptions options;
   options.server_url = config.server_url;
+  options.ca_file = config.ca_file;
+  options.client_cert_file = config.client_cert_file;
+  options.client_key_file = config.client_key_file;
   options.queues = config.queues;
   options.concurrency = config.concurrency;
   options.lease = config.lease;

@@ -4,11 +4,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <optional>
 #include <utility>
 
 namespace ym::client {
@@ -50,7 +56,8 @@ http::verb ToVerb(HttpMethod m) {
 bool IsDroppedConnection(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == asio::error::eof ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-         ec == asio::error::connection_aborted || ec == asio::error::not_connected;
+         ec == asio::error::connection_aborted || ec == asio::error::not_connected ||
+         ec == asio::ssl::error::stream_truncated;
 }
 
 }  // namespace
@@ -69,21 +76,19 @@ std::string BaseUrl::Authority() const {
 
 Result<BaseUrl> ParseBaseUrl(std::string_view url) {
   const std::string shown(url);
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    if (url.substr(0, 8) == "https://") {
-      return InvalidRequest("server URL '" + shown +
-                            "': https is not supported; use http://HOST:PORT");
-    }
+  const bool tls = url.substr(0, 8) == "https://";
+  const std::string_view scheme = tls ? "https://" : "http://";
+  if (url.substr(0, scheme.size()) != scheme) {
     return InvalidRequest("server URL '" + shown + "' must look like http://HOST:PORT");
   }
-  std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest = url.substr(scheme.size());
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   if (rest.find_first_of("/?#@") != std::string_view::npos) {
     return InvalidRequest("server URL '" + shown +
                           "' must be http://HOST:PORT without path, query or credentials");
   }
   BaseUrl out;
+  out.tls = tls;
   std::string_view port_text;
   if (!rest.empty() && rest.front() == '[') {
     const std::size_t close = rest.find(']');
@@ -135,6 +140,8 @@ class HttpClient::Impl {
   Impl(BaseUrl base, HttpClientOptions options)
       : base_(std::move(base)), options_(std::move(options)), stream_(ioc_) {}
 
+  using TlsStream = asio::ssl::stream<beast::tcp_stream&>;
+
   Result<HttpResponse> Send(HttpMethod method, std::string_view target, std::string_view body,
                             std::chrono::milliseconds extra_timeout) {
     http::request<http::string_body> req{ToVerb(method), target, 11};
@@ -150,6 +157,10 @@ class HttpClient::Impl {
     if (!body.empty()) req.body() = std::string(body);
     req.keep_alive(true);
     req.prepare_payload();
+    if (base_.tls && !tls_ctx_) {
+      Status s = MakeTlsContext();
+      if (!s.ok()) return s;
+    }
 
     // At most two attempts: the second only after a reused connection turned out dead.
     for (int attempt = 0;; ++attempt) {
@@ -183,6 +194,7 @@ class HttpClient::Impl {
   }
 
   void CloseSocket() {
+    tls_.reset();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
@@ -257,6 +269,13 @@ class HttpClient::Impl {
     // Requests are small and strictly request/response: Nagle would only add latency.
     beast::error_code ignored;
     stream_.socket().set_option(tcp::no_delay(true), ignored);
+    if (base_.tls) {
+      Status s = Handshake();
+      if (!s.ok()) {
+        CloseSocket();
+        return s;
+      }
+    }
     connected_ = true;
     ++connections_opened_;
     return Status::Ok();
@@ -278,20 +297,117 @@ class HttpClient::Impl {
     return ec == asio::error::would_block;
   }
 
+  // The trust store for https://: options_.ca_file, else $YM_CA_FILE, else the system's.
+  Status MakeTlsContext() {
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    std::string ca_file = options_.ca_file;
+    if (ca_file.empty()) {
+      if (const char* env = std::getenv("YM_CA_FILE"); env != nullptr) ca_file = env;
+    }
+    beast::error_code ec;
+    if (ca_file.empty()) {
+      ctx->set_default_verify_paths(ec);
+    } else if (std::FILE* f = std::fopen(ca_file.c_str(), "r"); f == nullptr) {
+      return InvalidRequest("cannot read the CA file " + ca_file + ": " + std::strerror(errno));
+    } else {
+      std::fclose(f);
+      ctx->load_verify_file(ca_file, ec);
+      if (ec) return InvalidRequest("the CA file " + ca_file + " holds no PEM certificate");
+    }
+    if (ec) {
+      return InvalidRequest("cannot load the CA file " +
+                            (ca_file.empty() ? std::string("(system default)") : ca_file) + ": " +
+                            ec.message());
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    std::string cert = options_.client_cert_file;
+    std::string key = options_.client_key_file;
+    if (cert.empty() && key.empty()) {
+      if (const char* env = std::getenv("YM_CLIENT_CERT_FILE"); env != nullptr) cert = env;
+      if (const char* env = std::getenv("YM_CLIENT_KEY_FILE"); env != nullptr) key = env;
+    }
+    if (cert.empty() != key.empty()) {
+      return InvalidRequest(
+          "a client certificate needs both its certificate file and its key "
+          "file");
+    }
+    if (!cert.empty()) {
+      for (const std::string* path : {&cert, &key}) {
+        std::FILE* f = std::fopen(path->c_str(), "r");
+        if (f == nullptr) {
+          return InvalidRequest("cannot read the client certificate file " + *path + ": " +
+                                std::strerror(errno));
+        }
+        std::fclose(f);
+      }
+      ctx->use_certificate_chain_file(cert, ec);
+      if (ec)
+        return InvalidRequest("the client certificate file " + cert + " holds no PEM certificate");
+      ctx->use_private_key_file(key, asio::ssl::context::pem, ec);
+      if (ec) {
+        return InvalidRequest("the client key file " + key +
+                              " holds no usable key for the certificate " + cert);
+      }
+    }
+    tls_ctx_ = std::move(ctx);
+    return Status::Ok();
+  }
+
+  Status Handshake() {
+    tls_.emplace(stream_, *tls_ctx_);
+    SSL* ssl = tls_->native_handle();
+    beast::error_code addr_ec;
+    asio::ip::make_address(base_.host, addr_ec);
+    if (addr_ec) {
+      // A name: sent as SNI and checked against the certificate's DNS names.
+      SSL_set_tlsext_host_name(ssl, base_.host.c_str());
+      SSL_set1_host(ssl, base_.host.c_str());
+    } else {
+      // An address: checked against the certificate's IP addresses.
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), base_.host.c_str());
+    }
+    beast::error_code ec;
+    stream_.expires_after(options_.connect_timeout);
+    tls_->async_handshake(asio::ssl::stream_base::client,
+                          [&](const beast::error_code& e) { ec = e; });
+    Run();
+    if (!ec) return Status::Ok();
+    std::string why = ec.message();
+    if (const long v = SSL_get_verify_result(ssl); v != X509_V_OK) {
+      why = X509_verify_cert_error_string(v);
+    }
+    if (ec == beast::error::timeout) why = "timed out";
+    return Unavailable("TLS handshake with " + base_.Authority() + " failed: " + why);
+  }
+
+  template <class Op>
+  void OnStream(Op&& op) {
+    if (tls_) {
+      op(*tls_);
+    } else {
+      op(stream_);
+    }
+  }
+
   beast::error_code Exchange(http::request<http::string_body>& req,
                              std::chrono::milliseconds timeout, HttpResponse* out,
                              bool* got_bytes) {
     beast::error_code ec;
     stream_.expires_after(timeout);
-    http::async_write(stream_, req, [&](const beast::error_code& e, std::size_t) { ec = e; });
+    OnStream([&](auto& s) {
+      http::async_write(s, req, [&](const beast::error_code& e, std::size_t) { ec = e; });
+    });
     Run();
     if (ec) return ec;
     if (interrupted()) return asio::error::operation_aborted;
 
     http::response_parser<http::string_body> parser;
     parser.body_limit(options_.max_response_bytes);
-    http::async_read(stream_, buffer_, parser,
-                     [&](const beast::error_code& e, std::size_t) { ec = e; });
+    OnStream([&](auto& s) {
+      http::async_read(s, buffer_, parser,
+                       [&](const beast::error_code& e, std::size_t) { ec = e; });
+    });
     Run();
     *got_bytes = parser.got_some();
     if (ec) return ec;
@@ -322,6 +438,10 @@ class HttpClient::Impl {
   std::atomic<bool> interrupted_{false};
   asio::io_context ioc_;
   beast::tcp_stream stream_;
+  // https:// only: the trust store (made on first use) and the TLS layer of the current
+  // connection over stream_ (reset with it).
+  std::unique_ptr<asio::ssl::context> tls_ctx_;
+  std::optional<TlsStream> tls_;
   beast::flat_buffer buffer_;
   tcp::resolver::results_type endpoints_;
   bool connected_ = false;

@@ -32,13 +32,14 @@
 
 namespace ym::client {
 
-// A parsed base URL. Only plain `http://HOST:PORT` (optionally with a trailing `/`) is accepted:
-// the server has no path prefix and no TLS, so anything else is a configuration mistake that we
-// prefer to report rather than guess around. HOST may be a name, an IPv4 address or a bracketed
-// IPv6 address (`http://[::1]:7433`).
+// A parsed base URL: `http://HOST:PORT` or `https://HOST:PORT` (optionally with a trailing `/`).
+// The server has no path prefix, so anything else is a configuration mistake that we prefer to
+// report rather than guess around. HOST may be a name, an IPv4 address or a bracketed IPv6
+// address (`http://[::1]:7433`).
 struct BaseUrl {
   std::string host;  // without brackets for IPv6
   std::uint16_t port = 0;
+  bool tls = false;  // https://
 
   // "host:port", with brackets around IPv6 hosts; used for the Host header and messages.
   std::string Authority() const;
@@ -73,6 +74,15 @@ struct HttpClientOptions {
   // and values are sent as given: the caller checks them (Host, Content-Type and the framing
   // headers are set by the client and should not be repeated here).
   std::vector<std::pair<std::string, std::string>> headers;
+  // https:// only: a PEM file of the CAs the server's certificate must chain to. Empty: the
+  // file named by $YM_CA_FILE when set, else the system's trusted CAs. The server's name (or
+  // IP address) is always checked against its certificate.
+  std::string ca_file;
+  // https:// only, for servers that require client certificates (mTLS): the client's PEM
+  // certificate and its unencrypted key. Empty: $YM_CLIENT_CERT_FILE and $YM_CLIENT_KEY_FILE
+  // when set, else none. Both or neither.
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 class HttpClient {

@@ -17,11 +17,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -57,11 +59,14 @@ std::string BusyResponse() {
 }
 
 // Best effort: a refused client learns why when its socket buffer has room (it always has, the
-// connection is new); then the connection is closed.
-void RefuseConnection(int fd) {
-  const std::string response = BusyResponse();
-  [[maybe_unused]] ssize_t n =
-      ::send(fd, response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+// connection is new); then the connection is closed. A TLS client could not read a plain
+// answer (it expects a handshake), so on a TLS listener the connection is only closed.
+void RefuseConnection(int fd, bool tls) {
+  if (!tls) {
+    const std::string response = BusyResponse();
+    [[maybe_unused]] ssize_t n =
+        ::send(fd, response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
   ::shutdown(fd, SHUT_RDWR);
 }
 
@@ -76,7 +81,29 @@ struct ReplyGate {
 // not read (see Session::CheckUnreadReply): a round trip, with room for a loaded machine.
 constexpr auto kUnreadReplyGrace = std::chrono::milliseconds(200);
 
-class Session;
+// How long a TLS connection being closed after its last reply waits for the client's
+// close_notify (most clients just close the socket, which ends the wait at once).
+constexpr auto kTlsShutdownLimit = std::chrono::milliseconds(2'000);
+
+// What HttpServerImpl keeps of a connection, whatever its stream type (plain or TLS).
+class SessionBase {
+ public:
+  SessionBase(asio::any_io_executor strand, std::string client)
+      : strand_(std::move(strand)), client_(std::move(client)) {}
+  virtual ~SessionBase() = default;
+  const asio::any_io_executor& strand() const { return strand_; }
+  const std::string& client() const { return client_; }
+  virtual void Start() = 0;
+  virtual void BeginShutdown() = 0;
+  virtual void ForceClose() = 0;
+
+ protected:
+  const asio::any_io_executor strand_;
+  const std::string client_;  // the peer's address, for max_connections_per_client
+};
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 }  // namespace
 
@@ -101,7 +128,10 @@ class HttpServerImpl {
   void Stop();
 
   // Called by sessions (on their strands).
-  void Remove(Session* s);
+  void Remove(SessionBase* s);
+  // The context for the next TLS connection (null when TLS is off).
+  std::shared_ptr<asio::ssl::context> CurrentTls();
+  Status ReloadTls();
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   Broker& broker_;
@@ -142,7 +172,11 @@ class HttpServerImpl {
   bool stopped_ = false;  // GUARDED_BY(mu_)
   // Owning references: a session lives until it closes and removes itself (or Stop clears it),
   // so Broker callbacks only need weak references and never extend a session past its server.
-  std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
+  std::unordered_map<SessionBase*, std::shared_ptr<SessionBase>> sessions_;  // GUARDED_BY(mu_)
+  // The TLS context new connections get; replaced by ReloadTls. Each connection keeps a
+  // reference to the one it started with.
+  std::mutex tls_mu_;
+  std::shared_ptr<asio::ssl::context> tls_;  // GUARDED_BY(tls_mu_)
   // Open connections per client address, for max_connections_per_client.
   std::unordered_map<std::string, std::size_t> per_client_;  // GUARDED_BY(mu_)
 };
@@ -153,42 +187,79 @@ namespace {
 
 using detail::HttpServerImpl;
 
-// One connection. Every member function runs on the connection's strand.
-class Session : public std::enable_shared_from_this<Session> {
+// One connection, over a plain TCP stream or a TLS one (the same code: the TLS session only
+// adds the handshake before the first read). Every member function runs on the connection's
+// strand.
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(HttpServerImpl& server, tcp::socket socket, std::string client)
-      : server_(server),
-        strand_(socket.get_executor()),
-        stream_(std::move(socket)),
-        client_(std::move(client)) {}
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-  ~Session() {
+  // `tls` is the context of a TLS session (null for a plain one); the session keeps it alive.
+  Session(HttpServerImpl& server, tcp::socket socket, std::string client,
+          std::shared_ptr<asio::ssl::context> tls)
+      : SessionBase(socket.get_executor(), std::move(client)),
+        server_(server),
+        tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())) {}
+
+  ~Session() override {
     UnqueueReply();
     UnreserveRequest();
   }
 
-  const asio::any_io_executor& strand() const { return strand_; }
-  const std::string& client() const { return client_; }
-
-  void Start() {
+  void Start() override {
     if (phase_ == Phase::kClosed) return;
-    DoRead();
+    if constexpr (kTls) {
+      // The handshake has its own deadline; phase_ stays kNew, so Stop() closes it at once.
+      tcp().expires_after(server_.options_.handshake_timeout);
+      stream_.async_handshake(
+          asio::ssl::stream_base::server,
+          [self = this->shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); });
+    } else {
+      DoRead();
+    }
   }
 
   // Stop(): close if idle between requests; otherwise finish the current request, then close.
-  void BeginShutdown() {
+  void BeginShutdown() override {
     if (phase_ == Phase::kClosed) return;
     bool idle = phase_ == Phase::kNew ||
                 (phase_ == Phase::kReading && buffer_.size() == 0 && !parser_->got_some());
     if (idle) Close();
   }
 
-  void ForceClose() {
+  void ForceClose() override {
     if (phase_ != Phase::kClosed) Close();
   }
 
  private:
   enum class Phase { kNew, kReading, kHandling, kWriting, kClosed };
+
+  static Stream MakeStream(tcp::socket socket, asio::ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  // The TCP layer: timeouts and the socket itself.
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+
+  void OnHandshake(beast::error_code ec) {
+    if (phase_ == Phase::kClosed) return;
+    if (ec) {
+      // A scanner, a plain-HTTP client, a client that does not trust the certificate or (mTLS)
+      // has none: nothing was read, so there is nothing to answer.
+      YM_LOG(debug, kHttp)
+          .Str("peer", client_)
+          .Str("error", ec.message())
+          .Msg("http: TLS handshake with {} failed: {}", client_, ec.message());
+      return Close();
+    }
+    DoRead();
+  }
 
   void DoRead() {
     phase_ = Phase::kReading;
@@ -199,10 +270,11 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_.options_.max_request_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_.options_.max_header_bytes));
-    stream_.expires_after(server_.options_.idle_timeout);
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+    tcp().expires_after(server_.options_.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->OnHeader(ec);
+                            });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -239,7 +311,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       continue_.emplace(http::status::continue_, 11);
       http::async_write(stream_, *continue_,
-                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                           if (self->phase_ == Phase::kClosed) return;
                           if (ec) return self->Close();
                           self->ReadBody();
@@ -288,7 +360,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadBody() {
     http::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnReadError(beast::error_code ec) {
@@ -304,7 +376,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!unread_leases_.empty() && buffer_.size() == 0 && !parser_->got_some() &&
         (ec == asio::error::connection_reset || ec == http::error::end_of_stream ||
-         ec == asio::error::eof)) {
+         ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)) {
       return CheckUnreadReply(ec);
     }
     // Any other parse error: answer once, then close, since the byte stream can no longer be
@@ -331,7 +403,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     unread_check_.emplace(strand_);
     unread_check_->expires_after(kUnreadReplyGrace);
-    unread_check_->async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+    unread_check_->async_wait([self = this->shared_from_this()](beast::error_code wait_ec) {
       if (wait_ec || self->phase_ == Phase::kClosed) return;
       const bool unread = self->PendingReset();
       self->Close();
@@ -344,7 +416,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool PendingReset() {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (::getsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    if (::getsockopt(tcp().socket().native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
       return false;
     }
     return err == EPIPE || err == ECONNRESET;
@@ -363,7 +435,7 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kHandling;
     // A long-poll lease may legitimately keep the connection silent for wait_ms; the Api, not a
     // socket timer, bounds how long a request takes.
-    stream_.expires_never();
+    tcp().expires_never();
     http::request<http::string_body> req = parser_->release();
     keep_alive_ = req.keep_alive();
     counted_in_flight_ = true;
@@ -429,18 +501,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // that the leases of the eventual reply are released rather than written into a dead socket
   // (which the kernel would often accept without error).
   void WatchForHangup() {
-    stream_.socket().async_wait(tcp::socket::wait_read,
-                                [self = shared_from_this()](beast::error_code ec) {
-                                  if (ec || self->phase_ != Phase::kHandling) return;
-                                  if (self->PeerHungUp()) self->Close();
-                                });
+    tcp().socket().async_wait(tcp::socket::wait_read,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec || self->phase_ != Phase::kHandling) return;
+                                if (self->PeerHungUp()) self->Close();
+                              });
   }
 
   // True when the peer has closed its side (or the connection failed). A pipelined request
   // waiting to be read is not a hang-up: it is read after the current reply.
   bool PeerHungUp() {
     char c;
-    ssize_t n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = ::recv(tcp().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
@@ -448,7 +520,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // is held weakly so that a reply for a connection that was closed meanwhile can still give its
   // leases back.
   Responder MakeResponder() {
-    std::weak_ptr<Session> weak = shared_from_this();
+    std::weak_ptr<Session> weak = this->shared_from_this();
     // What the access line needs if the connection is gone when the reply comes.
     AccessEntry lost;
     lost.method = method_;
@@ -526,10 +598,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (r.status == 204) res_.erase(http::field::content_length);
     route_ = r.route;
     leases_ = std::move(r.leases);
-    stream_.expires_after(server_.options_.write_timeout);
-    http::async_write(
-        stream_, res_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnWrite(ec); });
+    tcp().expires_after(server_.options_.write_timeout);
+    http::async_write(stream_, res_,
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->OnWrite(ec);
+                      });
   }
 
   void OnWrite(beast::error_code ec) {
@@ -552,7 +625,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!unread_leases_.empty()) unread_request_id_ = request_id_;
     if (phase_ == Phase::kClosed) return;
     // Stop() may have found this connection mid-write, when it was not idle: close it now.
-    if (!keep_alive || server_.stopping()) return Close();
+    if (!keep_alive || server_.stopping()) return CloseAfterReply();
     DoRead();
   }
 
@@ -624,17 +697,32 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // The end of a connection whose last reply was written: over TLS the close_notify alert is
+  // sent first (bounded by write_timeout), so that a client can tell the end from a truncation;
+  // then, or at once over plain TCP, the socket is closed.
+  void CloseAfterReply() {
+    if constexpr (kTls) {
+      tcp().expires_after(std::min(server_.options_.write_timeout, kTlsShutdownLimit));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        if (self->phase_ != Phase::kClosed) self->Close();
+      });
+    } else {
+      Close();
+    }
+  }
+
   void Close() {
     phase_ = Phase::kClosed;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp().socket().close(ignored);
     server_.Remove(this);
   }
 
   HttpServerImpl& server_;
-  const asio::any_io_executor strand_;
-  beast::tcp_stream stream_;
+  // Declared before stream_, which refers to it, so that it outlives it.
+  const std::shared_ptr<asio::ssl::context> tls_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
@@ -652,7 +740,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<std::pair<std::string, std::string>> web_headers_;
   http::verb method_ = http::verb::unknown;
   std::uint64_t request_bytes_ = 0;
-  const std::string client_;                // the peer's address, for max_connections_per_client
   std::size_t queued_bytes_ = 0;            // this connection's share of queued_reply_bytes
   std::size_t reserved_request_bytes_ = 0;  // its share of reserved_request_bytes
   Phase phase_ = Phase::kNew;
@@ -666,6 +753,13 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 namespace detail {
+
+void LogTlsLoaded(const TlsContext& tls, std::string_view what) {
+  YM_LOG(info, kHttp)
+      .Str("subject", tls.subject)
+      .Str("not_after", tls.not_after)
+      .Msg("TLS certificate {}: {} (valid until {})", what, tls.subject, tls.not_after);
+}
 
 ApiOptions HttpServerImpl::MakeApiOptions() {
   ApiOptions o;
@@ -687,6 +781,14 @@ Status HttpServerImpl::Start() {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) return Internal("the HTTP server was already started");
     started_ = true;
+  }
+  std::optional<TlsContext> loaded;
+  if (options_.tls.enabled()) {
+    auto tls = MakeServerTlsContext(options_.tls);
+    if (!tls.ok()) return tls.status();
+    loaded = std::move(tls).value();
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    tls_ = loaded->ctx;
   }
   beast::error_code ec;
   tcp::resolver resolver(ioc_);
@@ -714,8 +816,10 @@ Status HttpServerImpl::Start() {
   YM_LOG(info, kHttp)
       .Str("address", endpoint.address().to_string())
       .Uint("port", port_.load())
-      .Msg("listening on http://{}{}{}:{}", v6 ? "[" : "", endpoint.address().to_string(),
-           v6 ? "]" : "", port_.load());
+      .Str("scheme", options_.tls.enabled() ? "https" : "http")
+      .Msg("listening on {}://{}{}{}:{}", options_.tls.enabled() ? "https" : "http", v6 ? "[" : "",
+           endpoint.address().to_string(), v6 ? "]" : "", port_.load());
+  if (loaded) LogTlsLoaded(*loaded, "loaded");
 
   // Connections must leave descriptors for the store, the logs and accept itself.
   max_connections_ = std::max<std::size_t>(1, options_.max_connections);
@@ -753,6 +857,25 @@ Status HttpServerImpl::Start() {
   return Status::Ok();
 }
 
+std::shared_ptr<asio::ssl::context> HttpServerImpl::CurrentTls() {
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  return tls_;
+}
+
+Status HttpServerImpl::ReloadTls() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_ || stopped_) return InvalidState("the HTTP server is not running");
+  }
+  if (!options_.tls.enabled()) return InvalidState("TLS is not configured");
+  auto tls = MakeServerTlsContext(options_.tls);
+  if (!tls.ok()) return tls.status();
+  LogTlsLoaded(*tls, "reloaded");
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  tls_ = std::move(tls->ctx);
+  return Status::Ok();
+}
+
 void HttpServerImpl::DoAccept() {
   acceptor_.async_accept(
       asio::make_strand(ioc_),
@@ -784,7 +907,7 @@ bool HttpServerImpl::AcceptOnReserve() {
   reserve_fd_ = -1;
   int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd >= 0) {
-    RefuseConnection(fd);
+    RefuseConnection(fd, options_.tls.enabled());
     ::close(fd);
     stats_.rejected_no_fd.fetch_add(1, std::memory_order_relaxed);
   }
@@ -824,7 +947,7 @@ void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
     }
     if (rejected != nullptr) {
       rejected->fetch_add(1, std::memory_order_relaxed);
-      RefuseConnection(socket.native_handle());
+      RefuseConnection(socket.native_handle(), options_.tls.enabled());
       socket.close(ignored);
       // Accepting again at once is right: the check is cheap and the backlog must drain.
       asio::post(accept_strand_, [this] { DoAccept(); });
@@ -834,7 +957,12 @@ void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
   // Responses are small and written whole: never hold them back for Nagle.
   socket.set_option(tcp::no_delay(true), ignored);
   stats_.accepted_connections.fetch_add(1, std::memory_order_relaxed);
-  auto session = std::make_shared<Session>(*this, std::move(socket), client);
+  std::shared_ptr<SessionBase> session;
+  if (auto tls = CurrentTls()) {
+    session = std::make_shared<Session<TlsStream>>(*this, std::move(socket), client, tls);
+  } else {
+    session = std::make_shared<Session<PlainStream>>(*this, std::move(socket), client, nullptr);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_.load(std::memory_order_relaxed)) {
@@ -847,7 +975,7 @@ void HttpServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
   DoAccept();
 }
 
-void HttpServerImpl::Remove(Session* s) {
+void HttpServerImpl::Remove(SessionBase* s) {
   std::lock_guard<std::mutex> lock(mu_);
   if (sessions_.erase(s) > 0) {
     stats_.open_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -858,7 +986,7 @@ void HttpServerImpl::Remove(Session* s) {
 }
 
 void HttpServerImpl::Stop() {
-  std::vector<std::shared_ptr<Session>> live;
+  std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_ || stopped_) return;
@@ -924,6 +1052,8 @@ HttpServer::HttpServer(Broker& broker, HttpServerOptions options)
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() { return impl_->Start(); }
+
+Status HttpServer::ReloadTls() { return impl_->ReloadTls(); }
 
 void HttpServer::Stop() { impl_->Stop(); }
 

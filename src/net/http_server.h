@@ -41,8 +41,13 @@
 // the destructor, and must not be called from an I/O thread. A stopped server cannot be
 // restarted. Start it after the Broker has started, and stop it before stopping the Broker.
 //
-// Threads: Start/Stop/local_port/stats may be called from any non-I/O thread. The Broker must
-// outlive the server.
+// TLS: with options.tls set, every connection first completes a TLS handshake (bounded by
+// handshake_timeout; the idle, write, header and body limits then apply unchanged), on a
+// session that is the same code over a TLS stream (Session<Stream>). ReloadTls swaps the
+// context for new connections.
+//
+// Threads: Start/Stop/ReloadTls/local_port/stats may be called from any non-I/O thread. The Broker
+// must outlive the server.
 #pragma once
 
 #include <chrono>
@@ -54,6 +59,7 @@
 
 #include "common/status.h"
 #include "net/http_stats.h"
+#include "net/tls.h"
 #include "net/web_guard.h"
 #include "server/broker.h"
 
@@ -96,6 +102,10 @@ struct HttpServerOptions {
   // Host, Origin and content-type checks applied to every request before the Api sees it
   // (net/web_guard.h, docs/security.md).
   WebGuardOptions web;
+  // TLS (net/tls.h, docs/security.md): when tls.cert_file is set the listener speaks only TLS.
+  // A connection that has not finished its handshake within handshake_timeout is closed.
+  TlsFiles tls;
+  std::chrono::milliseconds handshake_timeout{10'000};
 };
 
 class HttpServer {
@@ -109,6 +119,12 @@ class HttpServer {
   // kInternal when called twice.
   Status Start();
   void Stop();
+
+  // TLS only: reads the certificate and key files again into a new context, used by the
+  // connections accepted from now on; connections already open keep theirs. On error (a
+  // missing file, a key that does not match) the context in use is kept and the error
+  // returned. kInvalidState when TLS is off or the server is not started.
+  Status ReloadTls();
 
   // The bound port (the chosen one when options.port was 0); 0 before Start().
   std::uint16_t local_port() const;

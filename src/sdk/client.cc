@@ -93,6 +93,9 @@ class Client::Impl {
     ym::client::HttpClientOptions http;
     http.connect_timeout = options.connect_timeout;
     http.request_timeout = options.request_timeout;
+    http.ca_file = options.ca_file;
+    http.client_cert_file = options.client_cert_file;
+    http.client_key_file = options.client_key_file;
     ym::Result<ym::client::ApiClient> api = ym::client::ApiClient::Create(url_, http);
     if (api.ok()) {
       api_.emplace(std::move(api).value());

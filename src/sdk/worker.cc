@@ -449,6 +449,9 @@ Result<ApiClient> Worker::Impl::NewClient(Millis request_timeout) {
   ym::client::HttpClientOptions http;
   http.connect_timeout = Millis(2'000);
   http.request_timeout = request_timeout;
+  http.ca_file = opt_.ca_file;
+  http.client_cert_file = opt_.client_cert_file;
+  http.client_key_file = opt_.client_key_file;
   ym::Result<ApiClient> api = ApiClient::Create(opt_.server_url, http);
   if (!api.ok()) return ym::sdk::ToPublic(api.status(), 0);
   return std::move(api).value();

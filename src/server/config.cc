@@ -152,6 +152,33 @@ const std::vector<OptionDef>& Options() {
        "https://dash.example.com, that may call the API cross-origin (CORS); requests with any "
        "other Origin header are refused 403 (docs/security.md)",
        ListOption(&ServerConfig::cors_allowed_origins, net::NormalizeOrigin)},
+      {"tls_cert_file", "(none)",
+       "PEM file with the server certificate (then any intermediates): the listener speaks only "
+       "TLS (1.2 and 1.3). Needs tls_key_file; re-read with the key on SIGHUP (docs/security.md)",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         if (v.empty()) return "must not be empty";
+         c.tls_cert_file = v;
+         return "";
+       }},
+      {"tls_key_file", "(none)",
+       "PEM file with the private key of tls_cert_file (not encrypted); re-read on SIGHUP",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         if (v.empty()) return "must not be empty";
+         c.tls_key_file = v;
+         return "";
+       }},
+      {"tls_client_ca_file", "(none)",
+       "PEM file of the CAs a client certificate must chain to: every client must present one "
+       "(mTLS), or the handshake fails. Needs tls_cert_file",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         if (v.empty()) return "must not be empty";
+         c.tls_client_ca_file = v;
+         return "";
+       }},
+      {"tls_handshake_timeout_ms", "10000",
+       "a TLS connection that has not completed its handshake within this is closed",
+       IntIn(100, 600'000,
+             [](ServerConfig& c, std::int64_t v) { c.tls_handshake_timeout_ms = v; })},
       {"data_dir", "./data", "directory holding the store (created if missing)",
        [](ServerConfig& c, const std::string& v) -> std::string {
          if (v.empty()) return "must not be empty";
@@ -647,6 +674,15 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   }
   if (c.max_reading_request_bytes < c.max_request_bytes) {
     return InvalidRequest("max_reading_request_bytes must be at least max_request_bytes");
+  }
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return InvalidRequest(
+        c.tls_cert_file.empty()
+            ? "tls_key_file is set but tls_cert_file is not: give both or neither"
+            : "tls_cert_file is set but tls_key_file is not: give both or neither");
+  }
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty()) {
+    return InvalidRequest("tls_client_ca_file needs tls_cert_file and tls_key_file");
   }
   if (c.scheduler.default_backoff.max_ms < c.scheduler.default_backoff.initial_ms) {
     return InvalidRequest("backoff_max_ms must be at least backoff_initial_ms");

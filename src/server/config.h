@@ -38,6 +38,12 @@ struct ServerConfig {
   bool insecure = false;
   std::vector<std::string> allowed_hosts;
   std::vector<std::string> cors_allowed_origins;
+  // TLS on the listener (net/tls.h, docs/security.md): cert and key both or neither; the client
+  // CA file (mTLS) needs both. Paths as given (relative ones from the working directory).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  std::int64_t tls_handshake_timeout_ms = 10'000;
   std::string data_dir = "./data";
   std::string config_file;  // empty: none
   Durability durability = Durability::kFull;

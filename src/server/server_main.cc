@@ -65,7 +65,11 @@ int Run(const ServerConfig& cfg, bool loopback) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGHUP reloads the TLS certificate and key (docs/security.md); without TLS it is logged and
+  // ignored. It is waited for with the stop signals, so it never interrupts anything else.
+  sigset_t wait_signals = stop_signals;
+  sigaddset(&wait_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &wait_signals, nullptr);
   // A client that closes its socket mid-write must not kill the server.
   signal(SIGPIPE, SIG_IGN);
   // A write past RLIMIT_FSIZE must fail with EFBIG (the store then goes read-only and recovers
@@ -214,6 +218,10 @@ int Run(const ServerConfig& cfg, bool loopback) {
   hopts.max_connections = cfg.max_connections;
   hopts.max_connections_per_client = cfg.max_connections_per_client;
   hopts.shutdown_timeout = std::chrono::milliseconds(cfg.shutdown_grace_ms);
+  hopts.tls.cert_file = cfg.tls_cert_file;
+  hopts.tls.key_file = cfg.tls_key_file;
+  hopts.tls.client_ca_file = cfg.tls_client_ca_file;
+  hopts.handshake_timeout = std::chrono::milliseconds(cfg.tls_handshake_timeout_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
   hopts.alerts_renderer = [&alerts] { return alerts.RenderJson(); };
   // Host and Origin checks (net/web_guard.h). On a non-loopback address (--insecure) clients
@@ -244,7 +252,20 @@ int Run(const ServerConfig& cfg, bool loopback) {
            info.recovered_jobs, info.recovery_ms);
 
   int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
+  for (;;) {
+    if (sigwait(&wait_signals, &sig) != 0) continue;
+    if (sig != SIGHUP) break;
+    if (!hopts.tls.enabled()) {
+      YM_LOG(info, kServer).Msg("received SIGHUP: nothing to reload (TLS is off)");
+      continue;
+    }
+    // A bad new pair leaves the current one in use: the server keeps serving.
+    if (Status s = http.ReloadTls(); !s.ok()) {
+      YM_LOG(err, kServer)
+          .Str("error", s.message())
+          .Msg("received SIGHUP: TLS reload failed, keeping the current certificate: {}",
+               s.message());
+    }
   }
   YM_LOG(info, kServer)
       .Msg("received {}: draining (new enqueues and leases refused, acks accepted)",
@@ -305,6 +326,14 @@ int ServerMain(int argc, char** argv) {
   if (!loopback && !c.insecure) {
     std::fprintf(stderr, "yardmaster server: %s\n", NonLoopbackRefusal(c.listen_host).c_str());
     return kExitUsage;
+  }
+  // A TLS pair that cannot be used is a configuration error, found before the store is opened.
+  if (!c.tls_cert_file.empty()) {
+    net::TlsFiles files{c.tls_cert_file, c.tls_key_file, c.tls_client_ca_file};
+    if (auto tls = net::MakeServerTlsContext(files); !tls.ok()) {
+      std::fprintf(stderr, "yardmaster server: %s\n", tls.status().message().c_str());
+      return kExitUsage;
+    }
   }
   if (!loopback) {
     YM_LOG(warn, kServer)

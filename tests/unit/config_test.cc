@@ -248,6 +248,53 @@ TEST_F(ConfigTest, BadHostsAndOriginsAreClearErrors) {
       << c.status().message();
 }
 
+// TLS (docs/security.md): cert and key both or neither, the client CA only with them; each
+// key is reachable from the flag, the variable and the file. The files themselves are read at
+// start (net/tls.h; tests/integration/test_tls.py checks those errors).
+TEST_F(ConfigTest, TlsFilesComeInPairs) {
+  auto c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->config.tls_cert_file.empty());
+  EXPECT_EQ(c->config.tls_handshake_timeout_ms, 10'000);
+
+  c = Load({"--tls-cert-file", "/c.pem", "--tls-key-file", "/k.pem", "--tls-client-ca-file",
+            "/ca.pem", "--tls-handshake-timeout-ms", "2500"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.tls_cert_file, "/c.pem");
+  EXPECT_EQ(c->config.tls_key_file, "/k.pem");
+  EXPECT_EQ(c->config.tls_client_ca_file, "/ca.pem");
+  EXPECT_EQ(c->config.tls_handshake_timeout_ms, 2500);
+
+  env_["YM_TLS_CERT_FILE"] = "/env-c.pem";
+  c = Load({"--config", WriteFile("tls_cert_file = \"/file-c.pem\"\n"
+                                  "tls_key_file = \"/file-k.pem\"\n")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.tls_cert_file, "/env-c.pem");  // the variable beats the file
+  EXPECT_EQ(c->config.tls_key_file, "/file-k.pem");
+  env_.clear();
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--tls-cert-file", "/c.pem"},
+       "tls_cert_file is set but tls_key_file is not: give both or neither"},
+      {{"--tls-key-file", "/k.pem"},
+       "tls_key_file is set but tls_cert_file is not: give both or neither"},
+      {{"--tls-client-ca-file", "/ca.pem"},
+       "tls_client_ca_file needs tls_cert_file and tls_key_file"},
+      {{"--tls-cert-file", "", "--tls-key-file", "/k.pem"}, "--tls-cert-file: must not be empty"},
+      {{"--tls-handshake-timeout-ms", "10"}, "--tls-handshake-timeout-ms: must be an integer"},
+  };
+  for (const auto& [args, want] : cases) {
+    c = Load(args);
+    ASSERT_FALSE(c.ok()) << args[0];
+    EXPECT_NE(c.status().message().find(want), std::string::npos) << c.status().message();
+  }
+  auto help = Load({"--help"});
+  ASSERT_TRUE(help.ok());
+  for (const char* s : {"--tls-cert-file", "YM_TLS_KEY_FILE", "--tls-client-ca-file"}) {
+    EXPECT_NE(help->text.find(s), std::string::npos) << s;
+  }
+}
+
 TEST_F(ConfigTest, FileValuesOfTheWrongTypeAreErrorsNamingTheKey) {
   // A boolean is read as its text, which no option accepts; the error names file, key and value.
   auto c = Load({"--config", WriteFile("durability = true\n")});

@@ -52,7 +52,7 @@ class WaitServer {
 TEST(SdkClient, WaitRepeatsTheServersWaitUntilTheJobEnds) {
   WaitServer server({"ready", "active", "succeeded"});
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   auto job = client.Wait("7");
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   EXPECT_TRUE(job->ended());
@@ -66,7 +66,7 @@ TEST(SdkClient, WaitRepeatsTheServersWaitUntilTheJobEnds) {
 TEST(SdkClient, WaitWithATimeoutReturnsTheLiveJobWhenItRunsOut) {
   WaitServer server({"active"});
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   auto job = client.Wait("7", milliseconds(0));
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   EXPECT_FALSE(job->ended());
@@ -79,7 +79,7 @@ TEST(SdkClient, WaitReportsAnUnknownJob) {
     return Reply{404, R"({"error":{"code":"not_found","message":"job 7 not found"}})"};
   });
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   auto job = client.Wait("7", milliseconds(1000));
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), "not_found");
@@ -104,7 +104,7 @@ TEST(SdkClient, LimitsRoundTrip) {
     return Reply{404, R"({"error":{"code":"not_found","message":"limit x not found"}})"};
   });
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   yardmaster::LimitSpec spec;
   spec.name = "per-acct";
   spec.match_queue = "q";
@@ -155,7 +155,7 @@ TEST(SdkClient, NamespacesRoundTrip) {
     return Reply{404, R"({"error":{"code":"not_found","message":"namespace x"}})"};
   });
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   yardmaster::NamespaceSpec spec;
   spec.name = "acme";
   spec.max_live_jobs = 5;
@@ -211,7 +211,7 @@ TEST(SdkClient, KeyModesAreSentAndReported) {
     return Reply{201, R"({"id":"9","state":"scheduled","superseded":["7","8"]})"};
   });
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   yardmaster::LimitSpec spec;
   spec.name = "deb";
   spec.debounce_delay_ms = 500;
@@ -254,7 +254,7 @@ TEST(SdkClient, BreakerSetAndReset) {
                       R"(breaker"}})"};
   });
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   yardmaster::LimitSpec spec;
   spec.name = "cb";
   spec.key = "kind";
@@ -316,7 +316,7 @@ TEST(SdkClient, SchedulesRoundTrip) {
     return Reply{404, R"({"error":{"code":"not_found","message":"schedule x not found"}})"};
   });
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   yardmaster::ScheduleSpec spec;
   spec.id = "nightly";
   spec.cron = "0 3 * * *";
@@ -405,7 +405,7 @@ TEST(SdkClient, ListingsFollowTheCursorAndRefuseARepeatedOne) {
     return Reply{200, R"({"items":[{"name":"x","concurrency":1}],"next_cursor":"same"})"};
   });
   yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000)});
+      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
   auto all = client.ListSchedules();
   ASSERT_TRUE(all.ok()) << all.status().message();
   ASSERT_EQ(all->size(), 2u);

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import threading
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
@@ -93,9 +94,17 @@ class Connection:
         url: ``http://host:port`` (``https://`` works too); a path prefix is kept and prepended
             to every request path, for servers behind a reverse proxy.
         timeout: socket timeout in seconds for connecting and for each read.
+        ca_file: for ``https://``, a PEM file of the CAs the server's certificate must chain
+            to; None means ``$YM_CA_FILE`` when set, else the system's trusted CAs. The host
+            name (or IP address) is always checked against the certificate.
+        client_cert_file, client_key_file: for ``https://`` to a server that requires client
+            certificates (mTLS), this client's PEM certificate and unencrypted key; None means
+            ``$YM_CLIENT_CERT_FILE`` / ``$YM_CLIENT_KEY_FILE`` when set, else none.
     """
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, ca_file: Optional[str] = None,
+                 client_cert_file: Optional[str] = None,
+                 client_key_file: Optional[str] = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"invalid server URL {url!r}: expected http://HOST:PORT")
@@ -104,6 +113,19 @@ class Connection:
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/")
+        self._ssl: Optional[ssl.SSLContext] = None
+        if self._https:
+            cafile = ca_file or os.environ.get("YM_CA_FILE") or None
+            self._ssl = ssl.create_default_context(cafile=cafile)
+            self._ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+            if client_cert_file is None and client_key_file is None:
+                client_cert_file = os.environ.get("YM_CLIENT_CERT_FILE") or None
+                client_key_file = os.environ.get("YM_CLIENT_KEY_FILE") or None
+            if (client_cert_file is None) != (client_key_file is None):
+                raise ValueError("a client certificate needs both client_cert_file and "
+                                 "client_key_file")
+            if client_cert_file is not None:
+                self._ssl.load_cert_chain(client_cert_file, client_key_file)
         self.timeout = timeout
         self._conn: Optional[http.client.HTTPConnection] = None
         # abort() may run on another thread (a signal handler, Worker.stop); it only reads the
@@ -137,7 +159,8 @@ class Connection:
 
     def _open(self, timeout: float) -> http.client.HTTPConnection:
         if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
+                                               context=self._ssl)
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
     def request(self, method: str, path: str, body: Any = None,

@@ -105,6 +105,10 @@ class Client:
     Args:
         url: server URL; default ``$YM_URL``, else ``http://127.0.0.1:7433``.
         timeout: socket timeout in seconds for each request.
+        ca_file: for an ``https://`` URL, a PEM file of the CAs the server's certificate must
+            chain to; default ``$YM_CA_FILE``, else the system's trusted CAs.
+        client_cert_file, client_key_file: a client certificate and its key for a server that
+            requires one (mTLS); default ``$YM_CLIENT_CERT_FILE`` / ``$YM_CLIENT_KEY_FILE``.
 
     Example::
 
@@ -113,9 +117,14 @@ class Client:
         print(client.get(job["id"])["state"])
     """
 
-    def __init__(self, url: Optional[str] = None, timeout: float = 60.0) -> None:
+    def __init__(self, url: Optional[str] = None, timeout: float = 60.0,
+                 ca_file: Optional[str] = None, client_cert_file: Optional[str] = None,
+                 client_key_file: Optional[str] = None) -> None:
         self.url = resolve_url(url)
         self.timeout = timeout
+        self.ca_file = ca_file  # https:// only; None: $YM_CA_FILE, else the system's CAs
+        self.client_cert_file = client_cert_file  # mTLS; None: $YM_CLIENT_CERT_FILE
+        self.client_key_file = client_key_file  # None: $YM_CLIENT_KEY_FILE
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: List[Connection] = []
@@ -125,7 +134,9 @@ class Client:
     def _connection(self) -> Connection:
         conn: Optional[Connection] = getattr(self._local, "conn", None)
         if conn is None:
-            conn = Connection(self.url, self.timeout)
+            conn = Connection(self.url, self.timeout, ca_file=self.ca_file,
+                              client_cert_file=self.client_cert_file,
+                              client_key_file=self.client_key_file)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)

@@ -159,6 +159,10 @@ class Worker:
         tracing: run each handler in an OpenTelemetry span that continues the job's trace
             context, when the ``opentelemetry`` API package is importable (default True;
             docs/python-sdk.md, "Trace context"). Never required.
+        ca_file: for an ``https://`` URL, a PEM file of the CAs the server's certificate must
+            chain to; default ``$YM_CA_FILE``, else the system's trusted CAs.
+        client_cert_file, client_key_file: a client certificate and its key for a server that
+            requires one (mTLS); default ``$YM_CLIENT_CERT_FILE`` / ``$YM_CLIENT_KEY_FILE``.
 
     Example::
 
@@ -177,11 +181,16 @@ class Worker:
                  shutdown_grace: float = 30.0, worker_id: Optional[str] = None,
                  poll_wait_ms: int = DEFAULT_POLL_WAIT_MS, ack_interval: float = 0.01,
                  ack_batch: int = 100, prefetch: Optional[int] = None,
-                 report_grace: float = 10.0, tracing: bool = True) -> None:
+                 report_grace: float = 10.0, tracing: bool = True,
+                 ca_file: Optional[str] = None, client_cert_file: Optional[str] = None,
+                 client_key_file: Optional[str] = None) -> None:
         self._handlers: Dict[str, Handler] = {}
         self._tracing = Tracing(tracing)
         self.queues: List[str] = []
         self.url = resolve_url(url)
+        self.ca_file = ca_file  # https:// only; None: $YM_CA_FILE, else the system's CAs
+        self.client_cert_file = client_cert_file  # mTLS; None: $YM_CLIENT_CERT_FILE
+        self.client_key_file = client_key_file  # None: $YM_CLIENT_KEY_FILE
         self.concurrency = concurrency
         self.prefetch = prefetch
         self.lease_ms = lease_ms
@@ -331,6 +340,11 @@ class Worker:
             self._force_stop = True
         self._stop_requested = True
 
+    def _connection(self) -> Connection:
+        return Connection(self.url, timeout=30.0, ca_file=self.ca_file,
+                          client_cert_file=self.client_cert_file,
+                          client_key_file=self.client_key_file)
+
     def run(self, install_signal_handlers: bool = True) -> None:
         """Process jobs until :meth:`stop`, SIGTERM or SIGINT, then shut down gracefully.
 
@@ -354,10 +368,10 @@ class Worker:
         self._abandoned = 0
         self._reset_run_state()
         self._batch = self.batch or MAX_CAPACITY
-        self._lease_conn = Connection(self.url, timeout=30.0)
-        self._hb_conn = Connection(self.url, timeout=30.0)
-        self._ack_conn = Connection(self.url, timeout=30.0)
-        self._watch_conn = Connection(self.url, timeout=30.0)
+        self._lease_conn = self._connection()
+        self._hb_conn = self._connection()
+        self._ack_conn = self._connection()
+        self._watch_conn = self._connection()
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency,
                                             thread_name_prefix="ym-handler")
         threads = {
