@@ -19,6 +19,7 @@
 
 #include "core/job.h"
 #include "net/codec.h"
+#include "net/principal.h"
 #include "net/router.h"
 #include "server/broker.h"
 
@@ -55,6 +56,10 @@ struct ApiRequest {
   // The request's id (net/request_log.h): the client's X-Request-Id when valid, else generated
   // by the transport. Handlers put it in the request's log lines.
   std::string request_id;
+  // Who sent it (net/principal.h): the anonymous full-access principal unless the transport
+  // authenticated a token. The peer's address as text ("127.0.0.1", "::1"; empty when unknown).
+  Principal principal;
+  std::string remote_address;
 };
 
 struct ApiResponse {

@@ -482,6 +482,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     api_req.body = std::move(req.body());
     api_req.request_id = request_id_;
+    api_req.remote_address = client_;
     bool long_poll = api_req.method == http::verb::post &&
                      (std::string_view(api_req.target).starts_with("/v1/leases") ||
                       std::string_view(api_req.target).starts_with("/v1/cancels:watch"));

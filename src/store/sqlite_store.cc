@@ -503,10 +503,49 @@ Status MigrateTo9(sqlite3* db) {
               "migrate to format 9 (trace context)");
 }
 
+// Format 10 (issue 13, security; docs/storage-format.md, "Format 10"). Additive, one block per
+// feature: tables of their own, nothing in the existing tables changes.
+Status MigrateTo10(sqlite3* db) {
+  // --- API tokens (docs/security.md, "Tokens"). One row per token ever created; a revoked token
+  // keeps its row (revoked_at_ms set) so that its name stays taken and listings show it. The
+  // secret itself is never stored: `hash` is the SHA-256 of it. `namespaces` is a JSON array of
+  // names, or ["*"] for all. Times are Unix milliseconds; NULL: never (expiry, revocation, use).
+  YM_RETURN_IF_ERROR(Exec(db,
+                          "CREATE TABLE api_tokens ("
+                          "  id              TEXT    PRIMARY KEY,"
+                          "  name            TEXT    NOT NULL UNIQUE,"
+                          "  hash            BLOB    NOT NULL UNIQUE,"
+                          "  role            TEXT    NOT NULL,"
+                          "  namespaces      TEXT    NOT NULL,"
+                          "  created_at_ms   INTEGER NOT NULL,"
+                          "  expires_at_ms   INTEGER,"
+                          "  revoked_at_ms   INTEGER,"
+                          "  last_used_at_ms INTEGER"
+                          ") WITHOUT ROWID;",
+                          "migrate to format 10 (api tokens)"));
+  // --- Audit log (docs/security.md, "Audit log"). Append-only, seq 1, 2, 3... without gaps;
+  // each row's `hash` is the SHA-256 of the previous row's hash and this row's fields, so a row
+  // changed, deleted or moved breaks the chain from there on. Never a payload.
+  return Exec(db,
+              "CREATE TABLE audit_log ("
+              "  seq        INTEGER PRIMARY KEY,"
+              "  at_ms      INTEGER NOT NULL,"
+              "  actor      TEXT    NOT NULL,"
+              "  action     TEXT    NOT NULL,"
+              "  target     TEXT    NOT NULL,"
+              "  remote     TEXT    NOT NULL,"
+              "  request_id TEXT    NOT NULL,"
+              "  detail     TEXT    NOT NULL,"
+              "  prev_hash  BLOB    NOT NULL,"
+              "  hash       BLOB    NOT NULL"
+              ");",
+              "migrate to format 10 (audit log)");
+}
+
 using Migration = Status (*)(sqlite3*);
-constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3,
-                                     &MigrateTo4, &MigrateTo5, &MigrateTo6,
-                                     &MigrateTo7, &MigrateTo8, &MigrateTo9};
+constexpr Migration kMigrations[] = {&MigrateTo1, &MigrateTo2, &MigrateTo3, &MigrateTo4,
+                                     &MigrateTo5, &MigrateTo6, &MigrateTo7, &MigrateTo8,
+                                     &MigrateTo9, &MigrateTo10};
 static_assert(std::size(kMigrations) == kSqliteFormatVersion, "one migration per format version");
 
 Status Migrate(sqlite3* db) {

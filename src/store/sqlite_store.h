@@ -36,7 +36,7 @@ namespace ym {
 
 // The format this code writes. Opening a file with a newer version fails with kCorruption; an
 // older one is migrated forward at open (docs/storage-format.md, "Migrations").
-inline constexpr int kSqliteFormatVersion = 9;
+inline constexpr int kSqliteFormatVersion = 10;
 
 // Retention's statements (SqliteStore::ApplyPurge), public so a test can check their plans. The
 // ids come from the outcomes_by_finish index (queue, state, finished_at_ms) in finished order, a

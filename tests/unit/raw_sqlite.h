@@ -52,8 +52,14 @@ inline std::string RawQueryText(const std::string& path, const std::string& sql)
   return v;
 }
 
-// Turns a current file back into format 8: the trace columns of `jobs` (format 9) go.
+// Turns a current file back into format 9: the token and audit tables (format 10) go.
+#define YM_UNDO_FORMAT10 "DROP TABLE audit_log;DROP TABLE api_tokens;"
+inline constexpr char kUndoFormat10[] = YM_UNDO_FORMAT10;
+
+// Turns a current file back into format 8 (format 10 first): the trace columns of `jobs`
+// (format 9) go.
 #define YM_UNDO_FORMAT9                                                              \
+  YM_UNDO_FORMAT10                                                                   \
   "ALTER TABLE jobs DROP COLUMN request_id;ALTER TABLE jobs DROP COLUMN tracestate;" \
   "ALTER TABLE jobs DROP COLUMN traceparent;"
 inline constexpr char kUndoFormat9[] = YM_UNDO_FORMAT9;

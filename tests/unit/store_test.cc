@@ -1409,7 +1409,8 @@ TEST(SqliteStoreTest, MigratesFormat8JobsToNoTraceContext) {
   {
     auto s = OpenAt(path);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
-    EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"), 9);
+    EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+              kSqliteFormatVersion);
     EXPECT_EQ(RawQueryInt(path,
                           "SELECT count(*) FROM pragma_table_info('jobs') WHERE name IN "
                           "('traceparent', 'tracestate', 'request_id')"),
@@ -1439,6 +1440,33 @@ TEST(SqliteStoreTest, MigratesFormat8JobsToNoTraceContext) {
   EXPECT_EQ(r.jobs[1].trace.tracestate, "k=v");
   EXPECT_EQ(r.jobs[1].request_id, "r-3");
   EXPECT_TRUE(r.jobs[0].trace.empty());
+}
+
+// Format 9 -> 10: the token and audit tables are added, empty; the jobs are untouched.
+TEST(SqliteStoreTest, MigratesFormat9FilesToEmptyTokenAndAuditTables) {
+  TempDir dir;
+  const std::string path = dir.path() + "/ym.db";
+  JobRecord live = SmallJob(1, "q", JobState::kReady, 0);
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Commit(Inserts({live})).ok());
+  }
+  RawExec(path,
+          std::string(kUndoFormat10) + "UPDATE meta SET value = 9 WHERE key = 'format_version';");
+  ASSERT_EQ(RawQueryInt(path,
+                        "SELECT count(*) FROM sqlite_master WHERE name IN "
+                        "('api_tokens', 'audit_log')"),
+            0);
+  auto s = OpenAt(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(RawQueryInt(path, "SELECT value FROM meta WHERE key = 'format_version'"),
+            kSqliteFormatVersion);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM api_tokens"), 0);
+  EXPECT_EQ(RawQueryInt(path, "SELECT count(*) FROM audit_log"), 0);
+  Recovered r = RecoverAll(**s);
+  ASSERT_EQ(r.JobIds(), std::vector<JobId>{1});
+  EXPECT_EQ(r.jobs[0], live);
 }
 
 // A damaged trace column is reported as corruption naming it, never handed to a worker.
