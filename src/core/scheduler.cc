@@ -1183,7 +1183,9 @@ Status Scheduler::LoadNamespace(const std::string& name, const std::string& spec
   auto spec = flow::NamespaceSpec::FromJson(name, spec_json);
   if (!spec.ok()) return spec.status();
   bool created = false;
-  return namespaces_.Put(*spec, &created);
+  YM_RETURN_IF_ERROR(namespaces_.Put(*spec, &created));
+  ns_retention_.Configure(name, spec->retention);
+  return Status::Ok();
 }
 
 Result<NamespaceInfo> Scheduler::PutNamespace(const flow::NamespaceSpec& spec) {
@@ -1191,6 +1193,12 @@ Result<NamespaceInfo> Scheduler::PutNamespace(const flow::NamespaceSpec& spec) {
   const std::optional<std::int64_t> old_max_active = namespaces_.MaxActive(spec.name);
   YM_RETURN_IF_ERROR(namespaces_.Put(spec, &created));
   open_.mutations.emplace_back(ym::PutNamespace{spec.name, spec.ToJson()});
+  ns_retention_.Configure(spec.name, spec.retention);
+  if (!spec.retention.empty()) {
+    // New windows apply now, not at the next sweep (passes in flight keep their cutoff).
+    ns_retention_.Scan(clock_.NowMs());
+    PlanPurges(clock_.NowMs(), options_.retention_purge_chunk);
+  }
   ApplyNamespaceWeight(spec.name);
   if (spec.max_active != old_max_active) ReopenNamespace(spec.name);
   NamespaceInfo info = NamespaceInfoOf(spec);
@@ -1201,6 +1209,7 @@ Result<NamespaceInfo> Scheduler::PutNamespace(const flow::NamespaceSpec& spec) {
 Status Scheduler::DeleteNamespace(const std::string& name) {
   if (!namespaces_.Delete(name)) return NotFound("namespace " + name + " has no configuration");
   open_.mutations.emplace_back(ym::DeleteNamespace{name});
+  ns_retention_.Configure(name, flow::NamespaceRetentionSpec{});
   ApplyNamespaceWeight(name);
   ReopenNamespace(name);
   return Status::Ok();
@@ -2164,7 +2173,9 @@ std::optional<QueueInfo> Scheduler::ResetQueue(const std::string& name) {
 std::int64_t Scheduler::NextDeadlineInMs() const {
   const std::int64_t mono = clock_.MonoMs();
   std::int64_t next = next_sweep_ms_ - mono;
-  if (retention_.has_due()) next = std::min(next, next_purge_ms_ - mono);
+  if (retention_.has_due() || ns_retention_.has_due()) {
+    next = std::min(next, next_purge_ms_ - mono);
+  }
   if (!timers_.empty()) next = std::min(next, timers_.top().due_ms - clock_.NowMs());
   if (!leases_.empty()) next = std::min(next, leases_.top().due_ms - mono);
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.top().due_ms - mono);
@@ -2291,7 +2302,7 @@ void Scheduler::Tick() {
   if (!schedules_.empty()) FireSchedules(now);
   if (mono >= next_sweep_ms_) {
     Sweep(now);
-  } else if (retention_.has_due() && mono >= next_purge_ms_) {
+  } else if ((retention_.has_due() || ns_retention_.has_due()) && mono >= next_purge_ms_) {
     PlanPurges(now, options_.retention_purge_chunk);
   }
   std::sort(touched.begin(), touched.end());
@@ -2398,10 +2409,14 @@ void Scheduler::MaybeCompactHeaps() {
 
 void Scheduler::PlanPurges(std::int64_t now, std::uint64_t rows) {
   next_purge_ms_ = clock_.MonoMs() + options_.retention_purge_interval_ms;
-  if (!retention_.has_due()) return;
   // At most one purge per queue and state is in flight; 64 statements bound a batch's extra
-  // work when many small queues are due at once.
-  if (retention_.Plan(now, retention_policy_, rows, 64, open_.mutations) > 0) {
+  // work when many small queues are due at once. Namespace passes (core/flow/
+  // namespace_retention.h) read at most `rows` index entries per chunk, 16 chunks a batch.
+  std::size_t planned = 0;
+  if (retention_.has_due())
+    planned += retention_.Plan(now, retention_policy_, rows, 64, open_.mutations);
+  if (ns_retention_.has_due()) planned += ns_retention_.Plan(rows, 16, open_.mutations);
+  if (planned > 0) {
     // The purges go into the open batch, which will be sealed as next_batch_seq_.
     guard_.OnPurge(next_batch_seq_);
   }
@@ -2412,6 +2427,7 @@ void Scheduler::Sweep(std::int64_t now) {
   // Only queues that hold finished rows are looked at (in memory, O(those queues)); the store
   // then deletes by its (state, queue, finished_at_ms) index, a bounded chunk per batch.
   retention_.Scan(now, retention_policy_);
+  ns_retention_.Scan(now);
   PlanPurges(now, options_.retention_purge_chunk);
   for (auto& slot : queues_) {
     if (!slot) continue;
@@ -2469,7 +2485,13 @@ Batch Scheduler::SealBatch() {
 
 void Scheduler::OnPurged(const std::vector<PurgeOutcome>& outcomes) {
   const std::int64_t now = clock_.NowMs();
-  for (const PurgeOutcome& o : outcomes) retention_.OnOutcome(o, now, retention_policy_);
+  for (const PurgeOutcome& o : outcomes) {
+    if (o.ns.empty()) {
+      retention_.OnOutcome(o, now, retention_policy_);
+    } else {
+      ns_retention_.OnOutcome(o);
+    }
+  }
 }
 
 void Scheduler::OnCommitted(std::uint64_t seq) {

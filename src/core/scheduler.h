@@ -489,6 +489,8 @@ class Scheduler {
   void OnPurged(const std::vector<PurgeOutcome>& outcomes);
   // Retention's picture of the finished jobs (tests, footprint).
   const RetentionWork& retention() const { return retention_; }
+  // The namespace windows' purge passes (core/flow/namespace_retention.h).
+  const flow::NamespaceRetention& namespace_retention() const { return ns_retention_; }
 
   // Answers every waiter with no jobs. Used at shutdown.
   void Shutdown();
@@ -754,6 +756,7 @@ class Scheduler {
   EnqueueOutcome Duplicate(JobId id, bool finished, JobState state) const;
   std::int64_t next_sweep_ms_ = 0;  // monotonic
   RetentionWork retention_;
+  flow::NamespaceRetention ns_retention_;
   RetentionWork::Policy retention_policy_;
   std::int64_t next_purge_ms_ = 0;        // monotonic: the next purge chunk while one is due
   std::uint64_t kept_in_open_batch_ = 0;  // finished jobs the open batch keeps

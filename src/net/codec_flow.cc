@@ -286,6 +286,21 @@ void WriteNamespace(JsonWriter& w, const flow::NamespaceInfo& info) {
   } else {
     w.Null();
   }
+  WriteKey(w, "retention");
+  if (!s.retention.empty()) {
+    w.StartObject();
+    for (JobState st : {JobState::kSucceeded, JobState::kDead, JobState::kCancelled}) {
+      WriteKey(w, std::string(StateName(st)) + "_ms");
+      if (const auto ms = s.retention.WindowMs(st)) {
+        w.Int64(*ms);
+      } else {
+        w.Null();
+      }
+    }
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   WriteKey(w, "live_jobs");
   w.Uint64(info.live_jobs);
   WriteKey(w, "active_jobs");

@@ -162,23 +162,37 @@ struct IdempotencyKeyRecord {
 // that finished at or before `before_ms`. Always through the (state, queue, finished_at_ms)
 // index, so its cost is the rows it deletes plus a logarithm, never a scan. Core decides what
 // to purge (core/retention_work.h); the store executes it and reports a PurgeOutcome.
+//
+// With `ns` set it is a namespace pass chunk instead (core/flow/namespace_retention.h): `queue`
+// and `max_kept` are ignored; the finished jobs of (state, ns) with id > `after_id` are read in
+// id order through the (state, ns, id) index, at most `limit` of them, stopping at the first
+// created after `before_ms`; those finished at or before `before_ms` are deleted (by the one
+// delete path, as DeleteJob). The outcome's `resume_after` is the last id read when the chunk
+// stopped at `limit`, else 0 (the pass is complete).
 struct PurgeFinished {
   std::string queue;
   JobState state = JobState::kSucceeded;
   std::int64_t before_ms = 0;
   std::uint64_t max_kept = 0;
   std::uint64_t limit = 0;
+  std::string ns{};
+  JobId after_id = 0;
 };
 
 // What one PurgeFinished did, reported by the store after its commit (Store::TakePurgeOutcomes)
 // so core knows whether the queue needs more purging: rows deleted, the queue's finished rows
 // of that state left, and when the oldest of them finished (none left: INT64_MAX).
+//
+// A namespace pass chunk (PurgeFinished::ns set) reports `ns`, `state`, `deleted` and
+// `resume_after` (0: the pass is complete); its `queue`, `remaining` and `oldest_ms` are unused.
 struct PurgeOutcome {
   std::string queue;
   JobState state = JobState::kSucceeded;
   std::uint64_t deleted = 0;
   std::uint64_t remaining = 0;
   std::int64_t oldest_ms = 0;
+  std::string ns{};
+  JobId resume_after = 0;
 };
 
 using Mutation =

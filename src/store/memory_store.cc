@@ -216,6 +216,37 @@ Status MemoryStore::Commit(const Batch& batch) {
         Remember(state_.keys, id, &undo.keys);
         state_.keys.erase(id);
       }
+    } else if (const auto* p = std::get_if<PurgeFinished>(&m); p != nullptr && !p->ns.empty()) {
+      if (IsTerminal(p->state)) {
+        // A namespace pass chunk, as SQLite's (state, ns, id) index walk does it (batch.h).
+        const std::uint64_t limit = std::max<std::uint64_t>(p->limit, 1);
+        std::vector<JobId> due;
+        std::uint64_t read = 0;
+        JobId last = 0;
+        bool stopped = false;
+        for (auto it = state_.jobs.upper_bound(p->after_id); it != state_.jobs.end(); ++it) {
+          const JobRecord& j = it->second;
+          if (j.state != p->state || j.ns != p->ns) continue;
+          if (read == limit) break;
+          ++read;
+          last = it->first;
+          if (j.created_at_ms > p->before_ms) {
+            stopped = true;
+            break;
+          }
+          if (j.finished_at_ms <= p->before_ms) due.push_back(it->first);
+        }
+        for (JobId id : due) {
+          Remember(state_.jobs, id, &undo.jobs);
+          state_.jobs.erase(id);
+        }
+        PurgeOutcome o;
+        o.state = p->state;
+        o.ns = p->ns;
+        o.deleted = due.size();
+        o.resume_after = !stopped && read == limit ? last : 0;
+        outcomes_.push_back(std::move(o));
+      }
     } else if (const auto* p = std::get_if<PurgeFinished>(&m)) {
       if (IsTerminal(p->state)) {
         // The rows of (state, queue) in (finished_at_ms, id) order, as SQLite's index has them.

@@ -1013,6 +1013,7 @@ SqliteStore::~SqliteStore() {
                           purge_before_,
                           purge_before_jobs_,
                           oldest_finish_,
+                          namespace_pass_,
                           set_next_id_,
                           finish_jobs_,
                           delete_leases_}) {
@@ -1259,6 +1260,7 @@ Status SqliteStore::PrepareWriterStatements() {
       {&purge_before_jobs_, kPurgeBeforeJobsSql},
       {&purge_before_, kPurgeBeforeSql},
       {&oldest_finish_, kOldestFinishSql},
+      {&namespace_pass_, kNamespacePassSql},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
   };
   for (const auto& [slot, sql] : stmts) {
@@ -1881,8 +1883,48 @@ Status SqliteStore::ApplyFinishKey(const FinishIdempotencyKey& f) {
   return StepDone(writer_, s, "finish idempotency key");
 }
 
+Status SqliteStore::ApplyNamespacePurge(const PurgeFinished& p) {
+  if (!IdInRange(p.after_id)) return IoError("namespace purge cursor out of range");
+  int rc = sqlite3_bind_int(namespace_pass_, 1, static_cast<int>(p.state));
+  rc |= BindText(namespace_pass_, 2, p.ns);
+  rc |= sqlite3_bind_int64(namespace_pass_, 3, static_cast<std::int64_t>(p.after_id));
+  const std::uint64_t limit = std::clamp<std::uint64_t>(p.limit, 1, 1'000'000);
+  rc |= sqlite3_bind_int64(namespace_pass_, 4, static_cast<std::int64_t>(limit));
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(namespace_pass_);
+    return IoError(std::string("bind namespace purge: ") + sqlite3_errmsg(writer_));
+  }
+  // Read the chunk first, then delete: a statement never deletes under its own cursor.
+  std::vector<JobId> due;
+  std::uint64_t read = 0;
+  JobId last = 0;
+  bool stopped = false;  // met a row created after the cutoff: nothing later can be due
+  while ((rc = sqlite3_step(namespace_pass_)) == SQLITE_ROW) {
+    ++read;
+    last = static_cast<JobId>(sqlite3_column_int64(namespace_pass_, 0));
+    if (sqlite3_column_int64(namespace_pass_, 1) > p.before_ms) {
+      stopped = true;
+      break;
+    }
+    if (sqlite3_column_int64(namespace_pass_, 2) <= p.before_ms) due.push_back(last);
+  }
+  Status st;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = SqlError(writer_, rc, "namespace purge");
+  sqlite3_reset(namespace_pass_);
+  YM_RETURN_IF_ERROR(st);
+  for (JobId id : due) YM_RETURN_IF_ERROR(ApplyDelete(id));
+  PurgeOutcome o;
+  o.state = p.state;
+  o.ns = p.ns;
+  o.deleted = due.size();
+  o.resume_after = !stopped && read == limit ? last : 0;
+  outcomes_.push_back(std::move(o));
+  return Status::Ok();
+}
+
 Status SqliteStore::ApplyPurge(const PurgeFinished& p) {
   if (!IsTerminal(p.state)) return Status::Ok();
+  if (!p.ns.empty()) return ApplyNamespacePurge(p);
   auto bind_error = [&](sqlite3_stmt* s) {
     sqlite3_reset(s);
     return IoError(std::string("bind purge: ") + sqlite3_errmsg(writer_));

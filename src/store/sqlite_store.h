@@ -64,6 +64,15 @@ inline constexpr char kOldestFinishSql[] =
     "SELECT finished_at_ms FROM outcomes INDEXED BY outcomes_by_finish "
     "WHERE queue = ?2 AND state = ?1 ORDER BY finished_at_ms LIMIT 1";
 
+// A namespace retention pass chunk (PurgeFinished with ns, core/flow/namespace_retention.h):
+// the finished rows of (state, ns) after a cursor in id order, by the outcomes_by_ns index
+// (state, ns, id), at most ?4 of them; ApplyPurge deletes those finished by the cutoff and stops
+// at the first created after it.
+//   ?1 state, ?2 ns, ?3 after id, ?4 how many at most
+inline constexpr char kNamespacePassSql[] =
+    "SELECT id, created_at_ms, finished_at_ms FROM outcomes INDEXED BY outcomes_by_ns "
+    "WHERE state = ?1 AND ns = ?2 AND id > ?3 ORDER BY id LIMIT ?4";
+
 // PRAGMA application_id of every Yardmaster database ("YMST"), so `file` and tools can tell it
 // apart from other SQLite files and we refuse to migrate someone else's database.
 inline constexpr std::int32_t kSqliteApplicationId = 0x594D5354;
@@ -160,6 +169,7 @@ class SqliteStore final : public Store {
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
   Status ApplyPurge(const PurgeFinished& purge);
+  Status ApplyNamespacePurge(const PurgeFinished& purge);
   Status ApplyNextId(JobId next_id);
   Status RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& visitor);
   // Encode into scratch buffers and bind with SQLITE_STATIC: the buffer outlives the step.
@@ -222,7 +232,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* purge_oldest_jobs_ = nullptr;
   sqlite3_stmt* purge_before_ = nullptr;  // the same, only those finished by a time
   sqlite3_stmt* purge_before_jobs_ = nullptr;
-  sqlite3_stmt* oldest_finish_ = nullptr;  // when the oldest row left finished
+  sqlite3_stmt* oldest_finish_ = nullptr;   // when the oldest row left finished
+  sqlite3_stmt* namespace_pass_ = nullptr;  // kNamespacePassSql
   sqlite3_stmt* set_next_id_ = nullptr;
   sqlite3_stmt* finish_jobs_ = nullptr;    // kFinishChunk live jobs' outcomes, RETURNING id
   sqlite3_stmt* delete_leases_ = nullptr;  // the leases of kFinishChunk ids

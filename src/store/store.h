@@ -12,6 +12,7 @@
 // only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -160,6 +161,34 @@ class Store {
   // the counts in memory (store/finished_counts.h): O(queues returned + log queues), never a
   // scan of the finished rows.
   virtual Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) = 0;
+
+  // A page of the jobs of namespace `ns`, live and finished, as stored (namespace export,
+  // docs/api.md): ascending id after `after_id`, at most `limit` of them, examining at most
+  // `max_examined` stored jobs (in id order), so a page's cost is bounded whatever the other
+  // namespaces hold; resume_after as FinishedPage's (0: no stored job after the page). Same
+  // threading as GetJob. This default pages through ListJobs; a store may do it cheaper.
+  virtual Result<FinishedPage> NamespaceJobs(const std::string& ns, JobId after_id,
+                                             std::uint32_t limit, std::uint32_t max_examined) {
+    StoreListQuery q;
+    q.after_id = after_id;
+    q.limit = std::max<std::uint32_t>(max_examined, 1);
+    auto rows = ListJobs(q);
+    if (!rows.ok()) return rows.status();
+    FinishedPage page;
+    for (JobRecord& j : *rows) {
+      ++page.examined;
+      if (j.ns == ns) {
+        page.jobs.push_back(std::move(j));
+        if (page.jobs.size() >= limit) {
+          page.resume_after = page.jobs.back().id;
+          return page;
+        }
+      }
+    }
+    // A full read may have more after it; a short one reached the end.
+    page.resume_after = rows->size() == q.limit ? rows->back().id : 0;
+    return page;
+  }
 
   // Writes a consistent copy of the store to `path` (which must not exist) while it stays online.
   virtual Status Backup(const std::string& path) = 0;

@@ -1595,3 +1595,73 @@ TEST(BrokerLivenessTest, AStuckCoreThreadIsNotAliveUntilItRunsAgain) {
 
 }  // namespace
 }  // namespace ym
+
+namespace ym {
+namespace {
+
+// A namespace's retention window is stricter than its queue's: its finished jobs are purged by
+// it, in a queue it shares with another namespace whose jobs the queue's window keeps
+// (core/flow/namespace_retention.h). Virtual time; each GET wakes the core thread.
+TEST(BrokerRetentionTest, NamespaceWindowStricterThanTheQueuesPurgesOnlyThatNamespace) {
+  ManualClock clock;
+  MemoryStore store;
+  BrokerOptions o;
+  o.seed = 7;
+  Broker broker(store, clock, o);
+  ASSERT_TRUE(broker.Start().ok());
+  {
+    flow::NamespaceSpec ns;
+    ns.name = "acme";
+    ns.retention.cancelled_ms = 1000;
+    std::promise<Result<flow::NamespaceInfo>> p;
+    auto f = p.get_future();
+    broker.PutNamespace(ns, [&](auto r) { p.set_value(std::move(r)); });
+    ASSERT_TRUE(Await(f).ok());
+  }
+  auto make_cancelled = [&](const std::string& ns) {
+    EnqueueSpec spec = Spec("shared");
+    spec.ns = ns;
+    std::promise<std::vector<Result<EnqueueOutcome>>> ep;
+    auto ef = ep.get_future();
+    broker.Enqueue({spec}, [&](auto r) { ep.set_value(std::move(r)); });
+    auto r = Await(ef);
+    EXPECT_TRUE(r[0].ok());
+    const JobId id = r[0].ok() ? r[0]->id : JobId{0};
+    std::promise<Result<JobView>> cp;
+    auto cf = cp.get_future();
+    broker.Cancel(id, [&](auto res) { cp.set_value(std::move(res)); });
+    EXPECT_TRUE(Await(cf).ok());
+    return id;
+  };
+  auto stored = [&](JobId id) {
+    auto r = store.GetJob(id);
+    return r.ok() && r->has_value();
+  };
+  std::vector<JobId> acme, other;
+  for (int i = 0; i < 5; ++i) {
+    acme.push_back(make_cancelled("acme"));
+    other.push_back(make_cancelled("other"));
+  }
+  for (JobId id : acme) ASSERT_TRUE(stored(id));
+  clock.Advance(61'000);  // one sweep: past acme's 1 s, far from the queue's 7 days
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  auto any_acme = [&] {
+    for (JobId id : acme) {
+      if (stored(id)) return true;
+    }
+    return false;
+  };
+  while (any_acme() && std::chrono::steady_clock::now() < until) {
+    std::promise<int> p;
+    auto f = p.get_future();
+    broker.GetJob(acme[0], [&](auto) { p.set_value(0); });
+    Await(f);
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_FALSE(any_acme()) << "acme's window (1 s) passed";
+  for (JobId id : other) EXPECT_TRUE(stored(id)) << "the queue's window (7 days) keeps " << id;
+  broker.Stop();
+}
+
+}  // namespace
+}  // namespace ym

@@ -2848,3 +2848,102 @@ TEST(SqliteStoreTest, MigratesFormat5FinishedRowsIntoOutcomes) {
 
 }  // namespace
 }  // namespace ym
+
+namespace ym {
+namespace {
+
+// A namespace retention pass chunk (PurgeFinished with ns, store/batch.h), the same in both
+// stores: deletes only the namespace's rows of the state finished by the cutoff, reads at most
+// `limit` rows from the cursor, stops at the first row created after the cutoff.
+void CheckNamespacePass(Store& s) {
+  std::vector<JobRecord> rows;
+  for (JobId id = 1; id <= 40; ++id) {
+    JobRecord j = SmallJob(id, "q", JobState::kCancelled, /*finished_at_ms=*/id * 10 + 5);
+    j.ns = id % 2 == 0 ? "a" : "b";
+    j.created_at_ms = id * 10;
+    if (id == 4) j.finished_at_ms = 10'000;  // created early, finished late: kept
+    if (id == 6) j.state = JobState::kDead;  // another state: untouched
+    rows.push_back(std::move(j));
+  }
+  ASSERT_OK(s.Commit(Inserts(std::move(rows))));
+  auto pass = [&](JobId after, std::uint64_t limit) {
+    PurgeFinished p;
+    p.ns = "a";
+    p.state = JobState::kCancelled;
+    p.before_ms = 205;  // jobs 2..20 of "a" finished by then (id*10+5 <= 205 -> id <= 20)
+    p.after_id = after;
+    p.limit = limit;
+    Batch b;
+    b.mutations.push_back(p);
+    EXPECT_TRUE(s.Commit(b).ok());
+    auto out = s.TakePurgeOutcomes();
+    EXPECT_EQ(out.size(), 1u);
+    return out.empty() ? PurgeOutcome{} : out[0];
+  };
+  // Even ids of "a" in cancelled: 2, 4, 8, 10, ... (6 is dead). First chunk reads 3: 2, 4, 8.
+  PurgeOutcome o = pass(0, 3);
+  EXPECT_EQ(o.ns, "a");
+  EXPECT_EQ(o.deleted, 2u);  // 2 and 8; 4 finished late
+  EXPECT_EQ(o.resume_after, 8u);
+  o = pass(o.resume_after, 1000);
+  // 10..20 deleted (6 rows); 22 was created at 220 > 205: the pass stops there.
+  EXPECT_EQ(o.deleted, 6u);
+  EXPECT_EQ(o.resume_after, 0u);
+  for (JobId id = 1; id <= 40; ++id) {
+    auto r = s.GetJob(id);
+    ASSERT_TRUE(r.ok());
+    const bool gone = id % 2 == 0 && id <= 20 && id != 4 && id != 6;
+    EXPECT_EQ(r->has_value(), !gone) << "job " << id;
+  }
+}
+
+TEST(StoreNamespacePassTest, Sqlite) {
+  TempDir dir;
+  auto s = OpenAt(dir.File("ym.db"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  CheckNamespacePass(**s);
+  // Counted as finished rows gone (the store's in-memory finished counts).
+  auto counts = (*s)->CountFinished(FinishedCountQuery{"q", "", UINT32_MAX});
+  ASSERT_TRUE(counts.ok());
+  std::uint64_t cancelled = 0;
+  for (const auto& c : *counts) {
+    if (c.state == JobState::kCancelled) cancelled = c.count;
+  }
+  EXPECT_EQ(cancelled, 39u - 8u);
+}
+
+TEST(StoreNamespacePassTest, Memory) {
+  MemoryStore s;
+  CheckNamespacePass(s);
+}
+
+TEST(SqliteStoreTest, NamespacePassUsesTheNamespaceIndex) {
+  TempDir dir;
+  const std::string path = dir.File("ym.db");
+  {
+    auto s = OpenAt(path);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    std::vector<JobRecord> rows;
+    for (JobId id = 1; id <= 3000; ++id) {
+      JobRecord j = SmallJob(id, "q", static_cast<JobState>(3 + id % 3), id);
+      j.ns = id % 7 == 0 ? "a" : "b";
+      rows.push_back(std::move(j));
+    }
+    ASSERT_OK((*s)->Commit(Inserts(std::move(rows))));
+  }
+  RawExec(path, "ANALYZE;");
+  const std::vector<std::string> plan = PlanOf(path, kNamespacePassSql);
+  ASSERT_FALSE(plan.empty());
+  bool by_ns_index = false;
+  for (const std::string& d : plan) {
+    EXPECT_NE(d.rfind("SCAN", 0), 0u) << "a scan: " << d;
+    EXPECT_EQ(d.find("TEMP B-TREE"), std::string::npos) << "a sort: " << d;
+    if (d.find("outcomes_by_ns (state=? AND ns=? AND id>?)") != std::string::npos) {
+      by_ns_index = true;
+    }
+  }
+  EXPECT_TRUE(by_ns_index) << "plan: " << ::testing::PrintToString(plan);
+}
+
+}  // namespace
+}  // namespace ym

@@ -73,6 +73,32 @@ Status RateFromJson(const json::Value& v, GcraConfig* out) {
   return Status::Ok();
 }
 
+// {"succeeded_ms","dead_ms","cancelled_ms"}, each optional (null: absent), 0..kMaxWindowMs.
+Status RetentionFromJson(const json::Value& v, NamespaceRetentionSpec* out) {
+  if (!v.IsObject()) {
+    return FieldError("retention",
+                      "must be an object {\"succeeded_ms\", \"dead_ms\", \"cancelled_ms\"}");
+  }
+  for (const auto& m : v) {
+    const std::string_view f = m.name.GetString();
+    std::optional<std::int64_t>* slot = f == "succeeded_ms"   ? &out->succeeded_ms
+                                        : f == "dead_ms"      ? &out->dead_ms
+                                        : f == "cancelled_ms" ? &out->cancelled_ms
+                                                              : nullptr;
+    if (slot == nullptr) {
+      return FieldError("retention." + std::string(f.substr(0, 64)),
+                        "unknown member (succeeded_ms, dead_ms, cancelled_ms; a namespace has "
+                        "no count caps)");
+    }
+    if (m.value.IsNull()) continue;
+    std::int64_t n = 0;
+    YM_RETURN_IF_ERROR(
+        IntIn(m.value, "retention." + std::string(f), 0, NamespaceRetentionSpec::kMaxWindowMs, &n));
+    *slot = n;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 // --- NamespaceSpec ---------------------------------------------------------------------------
@@ -97,9 +123,18 @@ Status NamespaceSpec::Validate() const {
   if (max_active && (*max_active < 1 || *max_active > kMaxActive)) {
     return FieldError("max_active", "must be an integer 1.." + std::to_string(kMaxActive));
   }
-  if (!max_live_jobs && !enqueue_rate && !weight && !max_active) {
+  for (JobState st : {JobState::kSucceeded, JobState::kDead, JobState::kCancelled}) {
+    const auto w = retention.WindowMs(st);
+    if (w && (*w < 0 || *w > NamespaceRetentionSpec::kMaxWindowMs)) {
+      return FieldError(
+          "retention." + std::string(StateName(st)) + "_ms",
+          "must be an integer 0.." + std::to_string(NamespaceRetentionSpec::kMaxWindowMs));
+    }
+  }
+  if (!max_live_jobs && !enqueue_rate && !weight && !max_active && retention.empty()) {
     return Validation(
-        "a namespace needs at least one of max_live_jobs, enqueue_rate, weight, max_active");
+        "a namespace needs at least one of max_live_jobs, enqueue_rate, weight, max_active, "
+        "retention");
   }
   return Status::Ok();
 }
@@ -114,6 +149,16 @@ std::string NamespaceSpec::ToJson() const {
   }
   if (weight) out += "\"weight\":" + std::to_string(*weight) + ",";
   if (max_active) out += "\"max_active\":" + std::to_string(*max_active) + ",";
+  if (!retention.empty()) {
+    out += "\"retention\":{";
+    for (JobState st : {JobState::kSucceeded, JobState::kDead, JobState::kCancelled}) {
+      if (const auto w = retention.WindowMs(st)) {
+        out += "\"" + std::string(StateName(st)) + "_ms\":" + std::to_string(*w) + ",";
+      }
+    }
+    out.back() = '}';
+    out += ",";
+  }
   if (out.back() == ',') out.pop_back();
   out += "}";
   return out;
@@ -151,9 +196,13 @@ Result<NamespaceSpec> NamespaceSpec::FromJson(std::string_view name, std::string
       GcraConfig rate;
       YM_RETURN_IF_ERROR(RateFromJson(m.value, &rate));
       spec.enqueue_rate = rate;
+    } else if (field == "retention") {
+      if (m.value.IsNull()) continue;
+      YM_RETURN_IF_ERROR(RetentionFromJson(m.value, &spec.retention));
     } else {
       return FieldError(field.substr(0, 64),
-                        "unknown member (max_live_jobs, enqueue_rate, weight, max_active)");
+                        "unknown member (max_live_jobs, enqueue_rate, weight, max_active, "
+                        "retention)");
     }
   }
   YM_RETURN_IF_ERROR(spec.Validate());

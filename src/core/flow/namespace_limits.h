@@ -31,6 +31,7 @@
 
 #include "common/status.h"
 #include "core/flow/gcra.h"
+#include "core/flow/namespace_retention.h"
 
 namespace ym::flow {
 
@@ -43,11 +44,15 @@ struct NamespaceSpec {
   std::optional<GcraConfig> enqueue_rate;     // GcraConfig::Validate bounds
   std::optional<std::int64_t> weight;         // 1..1000; absent: 1
   std::optional<std::int64_t> max_active;     // 1..kMaxActive
+  // Age windows of its finished jobs, in every queue; the stricter of the queue's and these
+  // wins (core/flow/namespace_retention.h). Empty: the queues' windows alone.
+  NamespaceRetentionSpec retention;
 
   // kValidation naming the field and its allowed values; at least one member must be set.
   Status Validate() const;
   // {"max_live_jobs":N,"enqueue_rate":{"count":C,"period_ms":P,"burst":B},"weight":W,
-  // "max_active":A} (members absent when unset): what the store keeps (a JSON member, so no
+  // "max_active":A,"retention":{"succeeded_ms":S,"dead_ms":D,"cancelled_ms":C}} (members absent
+  // when unset): what the store keeps (a JSON member, so no
   // store format change) and what the API shows.
   std::string ToJson() const;
   // Parses ToJson's form and the API's (enqueue_rate may give "per": "second" | "minute" |
