@@ -56,6 +56,7 @@ enum class Command {
   kNamespacesGet,
   kNamespacesSet,
   kNamespacesDelete,
+  kNamespacesExport,
   kSchedulesList,
   kSchedulesGet,
   kSchedulesCreate,
@@ -92,7 +93,8 @@ struct Invocation {
   client::Limit limit;        // limits get|set|delete|reset-breaker (name), set (the rest)
   std::optional<std::string> breaker_key;  // limits reset-breaker --key; nullopt: every key
   client::QueueUpdate queue_update;        // queues set
-  client::Namespace ns;  // namespaces get|set|delete (name), namespaces set (the rest)
+  client::Namespace ns;     // namespaces get|set|delete (name), namespaces set (the rest)
+  std::string output_file;  // namespaces export -o FILE; empty: standard output
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

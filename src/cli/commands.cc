@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <ostream>
 #include <set>
@@ -492,6 +493,32 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
           << "max active:     " << (r->max_active ? std::to_string(*r->max_active) : "-") << '\n'
           << "live jobs:      " << r->live_jobs << '\n'
           << "active jobs:    " << r->active_jobs << '\n';
+      return kExitOk;
+    }
+    case Command::kNamespacesExport: {
+      std::ofstream file;
+      if (!inv.output_file.empty()) {
+        file.open(inv.output_file, std::ios::binary | std::ios::trunc);
+        if (!file) {
+          err << "error: cannot open " << inv.output_file << " for writing\n";
+          return kExitUsage;
+        }
+      }
+      std::ostream& sink_stream = inv.output_file.empty() ? out : file;
+      Result<std::uint64_t> n = api.ExportNamespace(inv.ns.name, [&](std::string_view piece) {
+        sink_stream.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+        return static_cast<bool>(sink_stream);
+      });
+      if (!n.ok()) return Fail(n.status(), api, url, err);
+      sink_stream.flush();
+      if (!sink_stream) {
+        err << "error: writing the export failed\n";
+        return kExitUsage;
+      }
+      if (!inv.output_file.empty()) {
+        out << "exported " << *n << " job(s) of namespace " << inv.ns.name << " to "
+            << inv.output_file << '\n';
+      }
       return kExitOk;
     }
     case Command::kNamespacesDelete: {

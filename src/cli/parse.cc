@@ -656,6 +656,14 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "delete", "Delete a namespace's configuration (limits lifted, weight back to 1)");
   AddCommon(ns_delete, &common);
   ns_delete->add_option("name", inv.ns.name, "Namespace")->required();
+  CLI::App* ns_export = nss->add_subcommand(
+      "export",
+      "Write every stored job of a namespace, live and finished, as JSON lines (one job object "
+      "per line, payloads redacted by the server's redact_fields), streamed");
+  AddCommon(ns_export, &common);
+  ns_export->add_option("name", inv.ns.name, "Namespace")->required();
+  ns_export->add_option("-o,--output", inv.output_file,
+                        "Write to FILE (created or truncated) instead of standard output");
 
   // --- limits ---
   CLI::App* limits = app.add_subcommand(
@@ -943,6 +951,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
             "namespaces set: give at least one of --max-live-jobs, --rate, --weight, "
             "--max-active");
       }
+    } else if (ns_export->parsed()) {
+      inv.command = Command::kNamespacesExport;
     } else {
       inv.command = Command::kNamespacesDelete;
     }

@@ -1108,6 +1108,25 @@ Status ApiClient::DeleteNamespace(std::string_view name) {
   return body.ok() ? Status::Ok() : body.status();
 }
 
+Result<std::uint64_t> ApiClient::ExportNamespace(
+    std::string_view name, const std::function<bool(std::string_view)>& sink) {
+  std::uint64_t lines = 0;
+  Result<HttpResponse> r =
+      http_.Download("/v1/namespaces/" + Escape(name) + "/export", [&](std::string_view piece) {
+        lines += static_cast<std::uint64_t>(std::count(piece.begin(), piece.end(), '\n'));
+        return sink(piece);
+      });
+  if (!r.ok()) {
+    last_http_status_ = 0;
+    last_body_.clear();
+    return r.status();
+  }
+  last_http_status_ = r->status;
+  last_body_ = std::move(r->body);
+  if (r->status < 200 || r->status >= 300) return StatusFromErrorReply(r->status, last_body_);
+  return lines;
+}
+
 Result<Limit> ApiClient::ResetBreaker(std::string_view name,
                                       const std::optional<std::string>& key) {
   std::string req = "{}";

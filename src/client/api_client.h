@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -564,6 +565,11 @@ class ApiClient {
   Result<std::vector<Namespace>> ListNamespaces(std::uint32_t page_size = 1000);
   // DELETE /v1/namespaces/{ns}.
   Status DeleteNamespace(std::string_view name);
+  // GET /v1/namespaces/{ns}/export: the namespace's jobs as JSON lines, handed to `sink` as they
+  // arrive (never held whole). Returns the number of lines (jobs) received. An export cut short
+  // (connection lost, a server error midway) is an error, never a short success.
+  Result<std::uint64_t> ExportNamespace(std::string_view name,
+                                        const std::function<bool(std::string_view)>& sink);
 
   // POST /v1/schedules (create; 409 already_exists when the id is taken).
   Result<Schedule> CreateSchedule(const ScheduleSpec& spec);

@@ -193,6 +193,93 @@ class HttpClient::Impl {
     }
   }
 
+  Result<HttpResponse> Download(std::string_view target,
+                                const std::function<bool(std::string_view)>& sink) {
+    http::request<http::string_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, base_.Authority());
+    req.set(http::field::user_agent, options_.user_agent);
+    req.set(http::field::accept, "application/x-ndjson, application/json");
+    for (const auto& [name, value] : options_.headers) req.set(name, value);
+    req.keep_alive(true);
+    req.prepare_payload();
+    if (base_.tls && !tls_ctx_) YM_RETURN_IF_ERROR(MakeTlsContext());
+    if (interrupted()) return InterruptedStatus();
+    if (connected_ && !IdleConnectionAlive()) CloseSocket();
+    if (!connected_) YM_RETURN_IF_ERROR(Connect());
+    beast::error_code ec;
+    stream_.expires_after(options_.request_timeout);
+    OnStream([&](auto& s) {
+      http::async_write(s, req, [&](const beast::error_code& e, std::size_t) { ec = e; });
+    });
+    Run();
+    auto fail = [&](std::string_view what) -> Status {
+      CloseSocket();
+      if (ec == beast::error::timeout) {
+        return Unavailable("download from " + base_.Authority() + " stalled for " +
+                           std::to_string(options_.request_timeout.count()) + " ms");
+      }
+      return Unavailable("download from " + base_.Authority() + " failed: " + std::string(what));
+    };
+    if (ec) return fail(ec.message());
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options_.max_response_bytes);
+    bool ok_status = false;
+    bool sink_stopped = false;
+    // A 2xx body goes to the sink as it arrives; another reply's body is kept (it is an error
+    // object, bounded by max_response_bytes).
+    auto on_body = [&](std::uint64_t, std::string_view body, beast::error_code& e) -> std::size_t {
+      if (!ok_status) {
+        parser.get().body().append(body);
+        return body.size();
+      }
+      if (!sink(body)) {
+        sink_stopped = true;
+        e = asio::error::operation_aborted;
+        return 0;
+      }
+      return body.size();
+    };
+    parser.on_chunk_body(on_body);
+    stream_.expires_after(options_.request_timeout);
+    OnStream([&](auto& s) {
+      http::async_read_header(s, buffer_, parser,
+                              [&](const beast::error_code& e, std::size_t) { ec = e; });
+    });
+    Run();
+    if (ec) return fail(ec.message());
+    const int status = static_cast<int>(parser.get().result_int());
+    ok_status = status / 100 == 2;
+    // A chunked 2xx body has no overall bound: each chunk goes to the sink.
+    if (ok_status && parser.chunked()) parser.body_limit(boost::none);
+    while (!parser.is_done()) {
+      stream_.expires_after(options_.request_timeout);
+      OnStream([&](auto& s) {
+        http::async_read_some(s, buffer_, parser,
+                              [&](const beast::error_code& e, std::size_t) { ec = e; });
+      });
+      Run();
+      if (sink_stopped) {
+        CloseSocket();
+        return Unavailable("download from " + base_.Authority() + " stopped by its writer");
+      }
+      if (ec) return fail(ec.message());
+    }
+    HttpResponse out;
+    out.status = status;
+    out.content_type = std::string(parser.get()[http::field::content_type]);
+    if (ok_status && !parser.chunked()) {
+      // A plain 2xx body (not expected from the export route, but valid HTTP).
+      if (!sink(parser.get().body())) {
+        CloseSocket();
+        return Unavailable("download from " + base_.Authority() + " stopped by its writer");
+      }
+    } else if (!ok_status) {
+      out.body = std::move(parser.get().body());
+    }
+    if (!parser.get().keep_alive()) CloseSocket();
+    return out;
+  }
+
   void CloseSocket() {
     tls_.reset();
     beast::error_code ignored;
@@ -458,6 +545,16 @@ Result<HttpClient> HttpClient::Create(std::string_view url, HttpClientOptions op
   Result<BaseUrl> base = ParseBaseUrl(url);
   if (!base.ok()) return base.status();
   return HttpClient(std::move(*base), std::move(options));
+}
+
+Result<HttpResponse> HttpClient::Download(std::string_view target,
+                                          const std::function<bool(std::string_view)>& sink) {
+  try {
+    return impl_->Download(target, sink);
+  } catch (const std::exception& e) {
+    impl_->CloseSocket();
+    return Unavailable(std::string("download failed: ") + e.what());
+  }
 }
 
 Result<HttpResponse> HttpClient::Send(HttpMethod method, std::string_view target,

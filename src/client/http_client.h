@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -109,6 +110,15 @@ class HttpClient {
   // broker's at-least-once contract already allows that, and idempotency keys coalesce it.
   Result<HttpResponse> Send(HttpMethod method, std::string_view target, std::string_view body = {},
                             std::chrono::milliseconds extra_timeout = {});
+
+  // GET `target` and hand a successful (2xx) reply's body to `sink` piece by piece as it
+  // arrives (a chunked body is never held whole: GET /v1/namespaces/{ns}/export); the returned
+  // response then has an empty body. Any other reply's body is returned whole as by Send(). A
+  // sink that returns false stops the download (the connection is closed; the result is an
+  // error). `request_timeout` bounds each wait for more bytes, not the whole download. Not
+  // retried.
+  Result<HttpResponse> Download(std::string_view target,
+                                const std::function<bool(std::string_view)>& sink);
 
   // Closes the connection, if any; the next Send() reconnects.
   void Close();

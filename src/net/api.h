@@ -13,6 +13,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +63,24 @@ struct ApiRequest {
   std::string remote_address;
 };
 
+// A response body produced piece by piece (GET /v1/namespaces/{ns}/export). The transport
+// writes the head with `Transfer-Encoding: chunked`, then asks for one piece at a time and
+// writes it before asking for the next (backpressure: a slow reader slows the producer, and
+// nothing is read ahead), and stops asking when the client is gone or the write times out.
+struct StreamPiece {
+  std::string bytes;  // may be empty (nothing to send this time)
+  bool last = false;  // the body ends after these bytes
+};
+class BodyStream {
+ public:
+  using PieceCallback = std::function<void(Result<StreamPiece>)>;
+  virtual ~BodyStream() = default;
+  // Produces the next piece and calls `done` exactly once, on any thread. An error ends the
+  // response without its final chunk, so the client sees a truncated body, never a short one
+  // that looks complete. Never called again after a last piece or an error.
+  virtual void Next(PieceCallback done) = 0;
+};
+
 struct ApiResponse {
   unsigned status = 200;
   std::string content_type = "application/json";
@@ -71,6 +90,8 @@ struct ApiResponse {
   // Leases this response hands out: if it cannot be delivered, the transport returns them with
   // Broker::Release so the jobs are ready again at once instead of after their lease expires.
   std::vector<std::pair<JobId, std::uint64_t>> leases;
+  // When set, the body is this stream's pieces (chunked), and `body` is ignored.
+  std::shared_ptr<BodyStream> stream;
 };
 
 using Responder = std::function<void(ApiResponse)>;

@@ -6,6 +6,7 @@
 
 #include "net/api.h"
 #include "net/codec_schedules.h"
+#include "net/export_stream.h"
 #include "net/request_log.h"
 
 namespace ym::net {
@@ -426,6 +427,19 @@ void DeleteNamespace(Call& c) {
       });
 }
 
+// The namespace's stored jobs as JSON lines, streamed (net/export_stream.h).
+void ExportNamespace(Call& c) {
+  if (!IsValidName(c.match.name)) {
+    return c.Error(Validation("namespace name: invalid name (1..128 of [A-Za-z0-9_.:-])"));
+  }
+  ApiResponse r;
+  r.status = 200;
+  r.content_type = "application/x-ndjson";
+  r.route = c.match.id;
+  r.stream = MakeNamespaceExport(c.broker, c.match.name);
+  c.reply(std::move(r));
+}
+
 // --- Schedules (docs/api.md "Schedules"; net/codec_schedules.h). Writes answer once durable.
 Broker::Callback<ScheduleView> RenderScheduleCallback(RouteId route, Responder reply,
                                                       unsigned status = 200) {
@@ -690,6 +704,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return PutNamespace(c);
     case RouteId::kDeleteNamespace:
       return DeleteNamespace(c);
+    case RouteId::kExportNamespace:
+      return ExportNamespace(c);
     case RouteId::kListSchedules:
       return ListSchedules(c);
     case RouteId::kCreateSchedule:

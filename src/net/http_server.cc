@@ -15,6 +15,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -570,6 +571,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return;
     }
     phase_ = Phase::kWriting;
+    if (r.stream && r.status == 200) return WriteStreamHead(std::move(r));
     if (r.body.size() > kSmallReplyBytes && !QueueReply(r.body.size())) {
       // The budget for bytes waiting on slow readers is spent: refuse this large reply rather
       // than hold it. Its leases go back at once, as for an undelivered reply.
@@ -626,6 +628,100 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (!unread_leases_.empty()) unread_request_id_ = request_id_;
     if (phase_ == Phase::kClosed) return;
     // Stop() may have found this connection mid-write, when it was not idle: close it now.
+    if (!keep_alive || server_.stopping()) return CloseAfterReply();
+    DoRead();
+  }
+
+  // --- A streamed reply (ApiResponse::stream, net/api.h): the head with chunked transfer
+  // encoding, then one chunk per piece, each written before the next piece is asked for, then
+  // the last (empty) chunk. A failed or timed-out write, or a piece that is an error, ends the
+  // connection without the last chunk, and the stream is dropped: no further page is read.
+  void WriteStreamHead(ApiResponse r) {
+    stream_head_.emplace();
+    stream_head_->version(11);
+    stream_head_->result(r.status);
+    stream_head_->set(http::field::server, "yardmaster");
+    if (!r.content_type.empty()) stream_head_->set(http::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers) stream_head_->set(name, value);
+    for (auto& [name, value] : web_headers_) stream_head_->set(name, value);
+    if (request_id_.empty()) request_id_ = NewRequestId();
+    stream_head_->set(kRequestIdHeader, request_id_);
+    stream_head_->keep_alive(keep_alive_ && !close_after_ && !server_.stopping());
+    stream_head_->chunked(true);
+    stream_sr_.emplace(*stream_head_);
+    body_stream_ = std::move(r.stream);
+    route_ = r.route;
+    stream_bytes_ = 0;
+    stream_last_ = false;
+    stream_ended_ = false;
+    tcp().expires_after(server_.options_.write_timeout);
+    http::async_write_header(stream_, *stream_sr_,
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->OnStreamWritten(ec);
+                             });
+  }
+
+  void OnStreamWritten(beast::error_code ec) {
+    if (ec || phase_ == Phase::kClosed) return EndStream(false);
+    if (stream_ended_) return EndStream(true);  // the last chunk is out
+    if (stream_last_) {
+      stream_ended_ = true;
+      tcp().expires_after(server_.options_.write_timeout);
+      return asio::async_write(stream_, http::make_chunk_last(),
+                               [self = this->shared_from_this()](beast::error_code e, std::size_t) {
+                                 self->OnStreamWritten(e);
+                               });
+    }
+    AskNextPiece();
+  }
+
+  void AskNextPiece() {
+    // The producer may take a while (a store read); no write is pending meanwhile.
+    tcp().expires_never();
+    std::weak_ptr<Session> weak = this->shared_from_this();
+    body_stream_->Next(
+        [gate = server_.gate_, strand = strand_, weak](Result<StreamPiece> piece) mutable {
+          std::lock_guard<std::mutex> lock(gate->mu);
+          if (!gate->open) return;
+          asio::post(strand, [weak, piece = std::move(piece)]() mutable {
+            if (auto self = weak.lock()) self->OnPiece(std::move(piece));
+          });
+        });
+  }
+
+  void OnPiece(Result<StreamPiece> piece) {
+    if (phase_ == Phase::kClosed) return EndStream(false);
+    if (!piece.ok()) {
+      YM_LOG(warn, kHttp)
+          .Str("request_id", request_id_)
+          .Str("error", piece.status().message())
+          .Msg("http: streamed reply failed midway: {}", piece.status().message());
+      return EndStream(false);
+    }
+    stream_last_ = piece->last;
+    stream_chunk_ = std::move(piece->bytes);
+    if (stream_chunk_.empty()) return OnStreamWritten({});
+    stream_bytes_ += stream_chunk_.size();
+    tcp().expires_after(server_.options_.write_timeout);
+    asio::async_write(stream_, http::make_chunk(asio::buffer(stream_chunk_)),
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->OnStreamWritten(ec);
+                      });
+  }
+
+  void EndStream(bool delivered) {
+    Finish(route_, 200, stream_bytes_, delivered);
+    server_.stats_.response_bytes.fetch_add(stream_bytes_, std::memory_order_relaxed);
+    const bool keep_alive = stream_head_ && stream_head_->keep_alive();
+    body_stream_.reset();
+    stream_sr_.reset();
+    stream_head_.reset();
+    stream_chunk_ = std::string();
+    if (!delivered) {
+      if (phase_ != Phase::kClosed) Close();
+      return;
+    }
+    if (phase_ == Phase::kClosed) return;
     if (!keep_alive || server_.stopping()) return CloseAfterReply();
     DoRead();
   }
@@ -729,6 +825,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;
   std::vector<std::pair<JobId, std::uint64_t>> leases_;  // carried by res_
+  // A streamed reply in progress (WriteStreamHead): its head and serializer, the producer, the
+  // chunk being written, bytes written so far; stream_last_: the producer said this chunk is
+  // the last; stream_ended_: the final empty chunk is being written.
+  std::optional<http::response<http::empty_body>> stream_head_;
+  std::optional<http::response_serializer<http::empty_body>> stream_sr_;
+  std::shared_ptr<BodyStream> body_stream_;
+  std::string stream_chunk_;
+  std::size_t stream_bytes_ = 0;
+  bool stream_last_ = false;
+  bool stream_ended_ = false;
   // Leases of the last reply written, until the client sends again (see OnWrite).
   std::vector<std::pair<JobId, std::uint64_t>> unread_leases_;
   std::optional<asio::steady_timer> unread_check_;  // see CheckUnreadReply

@@ -64,6 +64,8 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
      "PUT /v1/namespaces/{name}"},
     {RouteId::kDeleteNamespace, http::verb::delete_, "/v1/namespaces/{name}", false,
      "DELETE /v1/namespaces/{name}"},
+    {RouteId::kExportNamespace, http::verb::get, "/v1/namespaces/{name}/export", false,
+     "GET /v1/namespaces/{name}/export"},
     {RouteId::kListSchedules, http::verb::get, "/v1/schedules", true, "GET /v1/schedules"},
     {RouteId::kCreateSchedule, http::verb::post, "/v1/schedules", false, "POST /v1/schedules"},
     {RouteId::kGetSchedule, http::verb::get, "/v1/schedules/{name}", true,

@@ -62,6 +62,7 @@ enum class RouteId : std::uint8_t {
   kGetNamespace,
   kPutNamespace,
   kDeleteNamespace,
+  kExportNamespace,
   kListSchedules,
   kCreateSchedule,
   kGetSchedule,

@@ -1553,6 +1553,22 @@ Result<StoredPage> SearchStored(Store& store, const JobFilter& filter, JobId aft
 
 }  // namespace
 
+void Broker::ExportNamespacePage(std::string ns, JobId after, std::uint32_t limit,
+                                 std::uint32_t max_examined, Callback<JobPage> done) {
+  // Not admitted against max_queued_commands: an export has at most one page in flight, and
+  // refusing a page midway would cut a stream the client cannot resume.
+  impl_->Read([this, ns = std::move(ns), after, limit, max_examined, done = std::move(done)] {
+    auto stored = impl_->store().NamespaceJobs(ns, after, std::max<std::uint32_t>(limit, 1),
+                                               std::max<std::uint32_t>(max_examined, 1));
+    if (!stored.ok()) return done(stored.status());
+    JobPage page;
+    page.items.reserve(stored->jobs.size());
+    for (auto& r : stored->jobs) page.items.push_back(StoredView(std::move(r)));
+    page.next_after_id = stored->resume_after;
+    done(std::move(page));
+  });
+}
+
 void Broker::ListJobs(ListQuery query, Callback<JobPage> done) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(query.limit, 1, 1000);
   query.limit = limit;

@@ -233,6 +233,13 @@ class Broker {
   // scheduler's max_wait_ms) with its state then. No polling: the end wakes the wait.
   void GetJob(JobId id, Callback<JobView> done, std::int64_t wait_ms = 0);
   void ListJobs(ListQuery query, Callback<JobPage> done);
+  // One page of a namespace export (GET /v1/namespaces/{ns}/export): the stored jobs of `ns`,
+  // live and finished, with id > `after`, at most `limit`, reading at most `max_examined` stored
+  // jobs (Store::NamespaceJobs), on a reader thread: the core thread is not involved, and the
+  // store is held for one bounded read. `next_after_id`: where the next page starts (0: done).
+  // What a page shows is the store's committed state when it is read.
+  void ExportNamespacePage(std::string ns, JobId after, std::uint32_t limit,
+                           std::uint32_t max_examined, Callback<JobPage> done);
 
   // Queues named after `after`, in name order, at most `limit`: those core holds (configured,
   // with live jobs or waiting workers) merged with those the store keeps finished jobs of, with

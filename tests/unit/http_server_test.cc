@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -760,6 +761,84 @@ TEST(HttpServerStart, PortInUseIsAnError) {
   EXPECT_EQ(s.code(), Code::kIoError) << s.ToString();
   first.Stop();
   broker.Stop();
+}
+
+}  // namespace
+}  // namespace ym::net
+
+namespace ym::net {
+namespace {
+
+// A streamed reply (ApiResponse::stream): the namespace export, chunked, page by page, on the
+// same keep-alive connection as the requests before and after it.
+TEST_F(HttpServerTest, StreamedReplyIsChunkedCompleteAndKeepsTheConnection) {
+  Client c(server_->local_port());
+  std::vector<std::string> a_ids;
+  for (int batch = 0; batch < 3; ++batch) {
+    std::string jobs;
+    for (int i = 0; i < 400; ++i) {
+      if (!jobs.empty()) jobs += ",";
+      jobs += i % 4 == 3 ? R"({"queue":"x","kind":"k","namespace":"b"})"
+                         : R"({"queue":"x","kind":"k","namespace":"a","payload":{"i":1}})";
+    }
+    Reply r = c.Send(http::verb::post, "/v1/jobs:batch", R"({"jobs":[)" + jobs + "]}");
+    ASSERT_EQ(r.status, 200u) << r.body;
+    for (int i = 0; i < 400; ++i) {
+      if (i % 4 != 3) a_ids.push_back(r.json["results"][i]["id"].GetString());
+    }
+  }
+  Reply e = c.Send(http::verb::get, "/v1/namespaces/a/export");
+  ASSERT_EQ(e.status, 200u) << e.body;
+  EXPECT_TRUE(e.raw.chunked());
+  EXPECT_EQ(e.raw[http::field::content_type], "application/x-ndjson");
+  std::vector<std::string> got;
+  std::size_t start = 0;
+  while (start < e.body.size()) {
+    const std::size_t nl = e.body.find('\n', start);
+    ASSERT_NE(nl, std::string::npos) << "every line ends with a newline";
+    rapidjson::Document d;
+    d.Parse(e.body.data() + start, nl - start);
+    ASSERT_FALSE(d.HasParseError()) << e.body.substr(start, nl - start);
+    EXPECT_STREQ(d["namespace"].GetString(), "a");
+    got.push_back(d["id"].GetString());
+    start = nl + 1;
+  }
+  EXPECT_EQ(got, a_ids);  // 900 jobs over two pages of 500, once each, in id order
+  // The connection is still usable afterwards.
+  Reply after = c.Send(http::verb::get, "/v1/namespaces/b/export");
+  ASSERT_EQ(after.status, 200u);
+  EXPECT_EQ(std::count(after.body.begin(), after.body.end(), '\n'), 300);
+  Reply bad = c.Send(http::verb::get, "/v1/namespaces/bad%20name/export");
+  EXPECT_EQ(bad.status, 422u) << bad.body;
+  EXPECT_FALSE(bad.raw.chunked());
+}
+
+// A client that goes away mid-export: the server stops producing, stays healthy, and a new
+// export of the same namespace completes.
+TEST_F(HttpServerTest, StreamedReplyToAVanishedClientStopsAndTheServerStaysHealthy) {
+  Client c(server_->local_port());
+  const std::string pad(1000, 'x');
+  for (int batch = 0; batch < 100; ++batch) {  // the fixture's requests are at most 64 KiB
+    std::string jobs;
+    for (int i = 0; i < 50; ++i) {
+      if (!jobs.empty()) jobs += ",";
+      jobs += R"({"queue":"x","kind":"k","namespace":"big","payload":{"p":")" + pad + R"("}})";
+    }
+    ASSERT_EQ(c.Send(http::verb::post, "/v1/jobs:batch", R"({"jobs":[)" + jobs + "]}").status,
+              200u);
+  }
+  for (int round = 0; round < 3; ++round) {
+    Client gone(server_->local_port());
+    gone.WriteRaw("GET /v1/namespaces/big/export HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    const std::string head = gone.ReadUntil("\r\n\r\n");
+    ASSERT_NE(head.find("200 OK"), std::string::npos) << head;
+    gone.Close();  // most of ~5.5 MB unread
+  }
+  Reply health = c.Send(http::verb::get, "/healthz");
+  EXPECT_EQ(health.status, 200u);
+  Reply full = c.Send(http::verb::get, "/v1/namespaces/big/export");
+  ASSERT_EQ(full.status, 200u);
+  EXPECT_EQ(std::count(full.body.begin(), full.body.end(), '\n'), 5000);
 }
 
 }  // namespace
