@@ -306,7 +306,8 @@ class Broker {
   // it is enabled, the entry is committed in the same transaction as the action, and only when
   // the action succeeds (a no-op that writes nothing records nothing unless said otherwise).
   // RecordAudit appends an entry on its own (for actions that do not go through the core: token
-  // create and revoke, a namespace export), answered with its seq once durable; kStoreUnavailable
+  // create and revoke, a namespace export), answered once durable with the chain's head seq then
+  // (the entry's own seq, or a later one if other entries committed with it); kStoreUnavailable
   // when it could not be written (the caller must then not report success).
   void RecordAudit(AuditNote note, Callback<std::uint64_t> done);
   // Entries with seq > after_seq, oldest first, at most `limit` (reader thread).
