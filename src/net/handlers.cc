@@ -476,12 +476,19 @@ void ExportNamespace(Call& c) {
   if (!IsValidName(c.match.name)) {
     return c.Error(Validation("namespace name: invalid name (1..128 of [A-Za-z0-9_.:-])"));
   }
-  ApiResponse r;
-  r.status = 200;
-  r.content_type = "application/x-ndjson";
-  r.route = c.match.id;
-  r.stream = MakeNamespaceExport(c.broker, c.match.name);
-  c.reply(std::move(r));
+  // Audited before the first byte: an export whose entry could not be written is refused
+  // (503), so no tenant's data leaves without a record (docs/security.md, "Audit log").
+  c.broker.RecordAudit(c.Audit("namespace.export", "namespace " + c.match.name),
+                       [&broker = c.broker, ns = c.match.name, route = c.match.id,
+                        reply = std::move(c.reply)](Result<std::uint64_t> audited) mutable {
+                         if (!audited.ok()) return reply(ErrorResponse(audited.status(), route));
+                         ApiResponse r;
+                         r.status = 200;
+                         r.content_type = "application/x-ndjson";
+                         r.route = route;
+                         r.stream = MakeNamespaceExport(broker, std::move(ns));
+                         reply(std::move(r));
+                       });
 }
 
 // --- Schedules (docs/api.md "Schedules"; net/codec_schedules.h). Writes answer once durable.

@@ -93,6 +93,12 @@ def test_export_is_complete_redacted_json_lines_of_that_namespace_only(make_serv
     assert all(j["payload"]["password"] == "[redacted]" and j["payload"]["user"] == "ann"
                for j in jobs), jobs[0]
     assert {j["state"] for j in jobs} == {"ready", "cancelled"}
+    # The export is audited (before its first byte), without any payload.
+    status, audit = client.call("GET", "/v1/audit?limit=1000")
+    assert status == 200, audit
+    exports = [e for e in audit["entries"] if e["action"] == "namespace.export"]
+    assert len(exports) == 1 and exports[0]["target"] == "namespace acme", audit
+    assert "hunter2" not in json.dumps(audit)
     # A namespace with no jobs exports an empty body; a bad name is refused.
     status, _, body = export(srv.port, "nobody")
     assert status == 200 and body == b""
