@@ -534,3 +534,38 @@ def test_a_closing_connection_ends_with_close_notify(tls_server, pki):
                 break
             data += chunk
     assert data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data, data
+
+
+def test_a_streamed_export_over_tls_is_complete_and_a_vanished_reader_stops_it(tls_server, pki):
+    """The chunked namespace export (docs/api.md) over TLS: complete, then the same connection
+    is reused; a client that closes its TLS connection mid-export leaves the server healthy."""
+    s = tls_server()
+    ctx = client_context(pki)
+    conn = connect(s.port, ctx)
+    ids = []
+    for _ in range(6):
+        jobs = [{"queue": "q", "kind": "k", "namespace": "t", "payload": {"pad": "x" * 500}}
+                for _ in range(1000)]
+        status, body = call(conn, "POST", "/v1/jobs:batch", {"jobs": jobs})
+        assert status == 200, body
+        ids += [r["id"] for r in body["results"]]
+    conn.request("GET", "/v1/namespaces/t/export")
+    r = conn.getresponse()
+    assert r.status == 200 and r.getheader("Transfer-Encoding") == "chunked"
+    lines = r.read().decode().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ids
+    status, _ = call(conn, "GET", "/healthz")  # the keep-alive connection is still good
+    assert status == 200
+    for _ in range(3):
+        gone = connect(s.port, ctx)
+        gone.request("GET", "/v1/namespaces/t/export")
+        resp = gone.getresponse()
+        assert resp.status == 200
+        resp.read(1000)
+        gone.sock.close()  # about 4 MB left unread
+        gone.close()
+    status, _ = call(conn, "GET", "/healthz")
+    assert status == 200
+    conn.request("GET", "/v1/namespaces/t/export")
+    assert len(conn.getresponse().read().decode().splitlines()) == len(ids)
+    conn.close()
