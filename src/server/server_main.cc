@@ -113,6 +113,7 @@ int Run(const ServerConfig& cfg, bool loopback) {
     audit_key = std::move(key).value();
   }
   AuditCheckpoints checkpoints(clock, cfg.audit_checkpoint_every, std::move(audit_key));
+  checkpoints.Prime((*store)->AuditHead());
   BrokerOptions bopts;
   bopts.on_audit_committed = [&checkpoints](const audit::Head& head) {
     checkpoints.OnCommitted(head);

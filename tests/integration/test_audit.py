@@ -251,6 +251,18 @@ def test_signed_checkpoints(tmp_path):
             30, "checkpoint log lines")
         assert any("at entry 3" in x for x in lines) and any("at entry 6" in x for x in lines)
         assert all('"mac"' in x for x in lines)
+        # After a restart the next line comes at entry 9, not at the first commit.
+        srv.restart()
+        c = srv.client()
+        post(c, "/v1/queues/audq:pause")
+        post(c, "/v1/queues/audq:resume")
+        post(c, "/v1/queues/audq:pause")
+        wait_until(lambda: [x for x in srv.log_lines if "audit checkpoint at entry 9" in x] or None,
+                   30, "the checkpoint at entry 9")
+        # One stderr stream, written in order: an earlier line would have arrived first.
+        assert [x for x in srv.log_lines if "audit checkpoint at entry" in x] == \
+            [x for x in srv.log_lines if "audit checkpoint at entry 9" in x]
+        c.close()
     finally:
         srv.stop()
 
