@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -371,6 +372,24 @@ std::string FlagOf(const std::string& key) {
   return f;
 }
 
+// A path given in the config file (the value of a key ending in `_file` or `_dir`) that is
+// relative is taken from the config file's directory, so that a file and the certificates
+// beside it work from any working directory; flags and variables stay relative to the
+// working directory, as a shell user expects (docs/operations.md).
+std::string PathFromConfigFile(const std::string& key, const std::string& value,
+                               const std::string& config_path) {
+  const auto ends_with = [&key](std::string_view tail) {
+    return key.size() >= tail.size() &&
+           key.compare(key.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (!ends_with("_file") && !ends_with("_dir")) return value;
+  const std::filesystem::path p(value);
+  if (value.empty() || p.is_absolute()) return value;
+  const std::filesystem::path dir = std::filesystem::path(config_path).parent_path();
+  if (dir.empty()) return value;
+  return (dir / p).lexically_normal().string();
+}
+
 std::string EnvOf(const std::string& key) {
   std::string e = "YM_" + key;
   for (auto& ch : e) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -661,7 +680,7 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       value = *v;
     } else if (auto f = file_values.find(def.key); f != file_values.end()) {
       source = config_path + ": " + def.key;
-      value = f->second;
+      value = PathFromConfigFile(def.key, f->second, config_path);
     } else {
       continue;
     }
