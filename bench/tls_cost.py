@@ -58,6 +58,12 @@ def make_pki(d):
          "-out", "server.pem")
 
 
+def load_average():
+    """The 1-minute load average: the machine is shared, so every figure is quoted with it."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 def one_run(build, tls, pki, scenario, jobs):
     d = tempfile.mkdtemp(prefix="ym-tls-cost-")
     try:
@@ -101,8 +107,10 @@ def main():
                 value, cmd = one_run(a.build, tls, pki, a.scenario, a.jobs)
                 results[tls].append(value)
                 print(f"round {r + 1} {'tls  ' if tls else 'plain'}: {value[0]:.0f} jobs/s, "
-                      f"{value[1]:.2f} us server CPU per job", flush=True)
+                      f"{value[1]:.2f} us server CPU per job (load {load_average()})",
+                      flush=True)
         print("command:", cmd)
+        print(f"load average at the end: {load_average()}")
         for i, what in ((0, "jobs/s"), (1, "us server CPU per job")):
             plain = statistics.median(v[i] for v in results[False])
             tls = statistics.median(v[i] for v in results[True])

@@ -394,6 +394,9 @@ def test_handshake_results_and_the_certificate_expiry_are_metrics(tmp_path, tls_
     # The served certificate's notAfter, for an alert before it expires.
     assert metric(metrics_text(good), "ym_tls_certificate_expiry_timestamp_seconds") == \
         not_after(pki.path("server1.pem"))
+    # The test certificates live a day: under 14 days, so the start logged a warning.
+    assert any("the certificate in " + s.cert in line and "expires on" in line
+               for line in s.lines), s.lines[:5]
     with pytest.raises(ssl.SSLCertVerificationError):
         connect(s.port, client_context(pki, ca="other-ca"))  # the client refuses ours: an alert
     with pytest.raises((http.client.HTTPException, ConnectionError)):
