@@ -162,7 +162,8 @@ const std::vector<OptionDef>& Options() {
          return "";
        }},
       {"tls_key_file", "(none)",
-       "PEM file with the private key of tls_cert_file (not encrypted); re-read on SIGHUP",
+       "PEM file with the private key of tls_cert_file (not encrypted, not readable by every "
+       "user); re-read on SIGHUP",
        [](ServerConfig& c, const std::string& v) -> std::string {
          if (v.empty()) return "must not be empty";
          c.tls_key_file = v;
@@ -170,7 +171,7 @@ const std::vector<OptionDef>& Options() {
        }},
       {"tls_client_ca_file", "(none)",
        "PEM file of the CAs a client certificate must chain to: every client must present one "
-       "(mTLS), or the handshake fails. Needs tls_cert_file",
+       "(mTLS), or the handshake fails. Needs tls_cert_file; re-read with it on SIGHUP",
        [](ServerConfig& c, const std::string& v) -> std::string {
          if (v.empty()) return "must not be empty";
          c.tls_client_ca_file = v;
@@ -537,7 +538,10 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   std::map<std::string, CLI::Option*> flag_opts;
   std::map<std::string, bool> flag_bools;
   std::string config_flag;
-  auto* config_opt = app.add_option("--config", config_flag, "TOML config file [env: YM_CONFIG]");
+  auto* config_opt = app.add_option(
+      "--config", config_flag,
+      "TOML config file; a relative path in it (a *_file or *_dir key) is taken from its "
+      "directory [env: YM_CONFIG]");
   for (const auto& def : Options()) {
     if (def.flag) {
       // A bool, so that --insecure=off (which CLI11 accepts) means off, not "given".
