@@ -887,13 +887,14 @@ Status HttpServerImpl::ReloadTls() {
     stats_.tls_reload_failures.fetch_add(1, std::memory_order_relaxed);
     return tls.status();
   }
-  LogTlsLoaded(*tls, "reloaded");
   {
     std::lock_guard<std::mutex> lock(tls_mu_);
     tls_ = std::move(tls->ctx);
   }
   stats_.tls_cert_not_after.store(tls->not_after_unix, std::memory_order_relaxed);
   stats_.tls_reloads.fetch_add(1, std::memory_order_relaxed);
+  // Logged last: whoever reads the line finds the new context and the metrics in place.
+  LogTlsLoaded(*tls, "reloaded");
   return Status::Ok();
 }
 
