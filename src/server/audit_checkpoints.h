@@ -29,6 +29,10 @@ class AuditCheckpoints {
   // `every` 0: no periodic checkpoints. `key`: sign with it (nullopt: unsigned).
   AuditCheckpoints(const Clock& clock, std::uint64_t every, std::optional<std::string> key);
 
+  // The chain's head at open, before any commit (no thread runs yet): the next periodic line is
+  // written when the head passes the next multiple of `every`, not at the first commit.
+  void Prime(const audit::Head& head) { last_period_ = every_ == 0 ? 0 : head.seq / every_; }
+
   // A checkpoint of `head` now, signed when a key is configured.
   audit::Checkpoint Make(const audit::Head& head) const;
 

@@ -97,6 +97,66 @@ def test_actions_are_recorded_with_who_what_and_request_id_but_no_payload(server
     assert len(entries(client)) == 6
 
 
+def test_schedule_namespace_replay_and_delete_actions_are_recorded(server, client):
+    c = client
+    job = {"queue": "rep", "kind": "nightly", "payload": {"api_key": SECRET}}
+    status, body = c.call("POST", "/v1/schedules", {"id": "nightly", "cron": "0 3 * * *",
+                                                     "job": job})
+    assert status == 201, body
+    post(c, "/v1/schedules/nightly:pause")
+    post(c, "/v1/schedules/nightly:resume")
+    status, body = c.call("PATCH", "/v1/schedules/nightly", {"jitter_ms": 5})
+    assert status == 200, body
+    status, body = c.call("POST", "/v1/schedules/nightly:trigger", {})
+    assert status == 201, body
+    triggered = body["id"]
+    assert c.call("DELETE", "/v1/schedules/nightly")[0] == 200
+    assert c.call("PUT", "/v1/namespaces/acme", {"max_live_jobs": 10})[0] == 201
+    assert c.call("DELETE", "/v1/namespaces/acme")[0] == 200
+    assert c.call("PUT", "/v1/limits/br", {"match": {"queue": "rep"}, "key": "kind",
+                                            "breaker": {"consecutive_failures": 2}})[0] == 201
+    post(c, "/v1/limits/br:reset-breaker", {})
+    # A dead job replayed by id and by the dead-letter replay; a queue's configuration removed.
+    dead = c.enqueue(queue="dq", kind="k", max_attempts=1)
+    leased = c.lease(["dq"])[0]
+    status, body = c.call("POST", f"/v1/jobs/{dead['id']}:fail",
+                          {"token": leased["lease"]["token"],
+                           "error": {"type": "x", "message": "boom", "retryable": False}})
+    assert status == 200 and body["state"] == "dead", body
+    post(c, f"/v1/jobs/{dead['id']}:replay")
+    leased = c.lease(["dq"])[0]
+    c.call("POST", f"/v1/jobs/{dead['id']}:fail",
+           {"token": leased["lease"]["token"],
+            "error": {"type": "x", "message": "boom", "retryable": False}})
+    assert post(c, "/v1/dead:replay", {"queue": "dq"})["replayed"] == 1
+    post(c, "/v1/queues/dq:pause")
+    assert c.call("DELETE", "/v1/queues/dq")[0] == 200
+    post(c, "/v1/jobs:delete", {"queue": "nothing-here"})
+    got = entries(c)
+    assert [(e["action"], e["target"]) for e in got] == [
+        ("schedule.create", "schedule nightly"),
+        ("schedule.pause", "schedule nightly"),
+        ("schedule.resume", "schedule nightly"),
+        ("schedule.patch", "schedule nightly"),
+        ("schedule.trigger", "schedule nightly"),
+        ("schedule.delete", "schedule nightly"),
+        ("namespace.put", "namespace acme"),
+        ("namespace.delete", "namespace acme"),
+        ("limit.put", "limit br"),
+        ("limit.reset_breaker", "limit br"),
+        ("job.replay", f"job {dead['id']}"),
+        ("dead.replay", "queue dq"),
+        ("queue.pause", "queue dq"),
+        ("queue.reset", "queue dq"),
+        ("jobs.bulk_delete", "jobs"),
+    ]
+    assert json.loads(got[4]["detail"]) == {"job": int(triggered)}
+    assert json.loads(got[11]["detail"])["replayed"] == 1
+    assert SECRET not in json.dumps(got)  # a schedule's job template holds a payload
+    r = verify_online(server)
+    assert r.returncode == 0 and "intact, 15 entries" in r.stdout, r.stdout + r.stderr
+
+
 def test_paging_and_bad_queries(server, client):
     privileged_actions(client)
     page = client.call("GET", "/v1/audit?limit=4")[1]
@@ -251,6 +311,18 @@ def test_signed_checkpoints(tmp_path):
             30, "checkpoint log lines")
         assert any("at entry 3" in x for x in lines) and any("at entry 6" in x for x in lines)
         assert all('"mac"' in x for x in lines)
+        # After a restart the next line comes at entry 9, not at the first commit.
+        srv.restart()
+        c = srv.client()
+        post(c, "/v1/queues/audq:pause")
+        post(c, "/v1/queues/audq:resume")
+        post(c, "/v1/queues/audq:pause")
+        wait_until(lambda: [x for x in srv.log_lines if "audit checkpoint at entry 9" in x] or None,
+                   30, "the checkpoint at entry 9")
+        # One stderr stream, written in order: an earlier line would have arrived first.
+        assert [x for x in srv.log_lines if "audit checkpoint at entry" in x] == \
+            [x for x in srv.log_lines if "audit checkpoint at entry 9" in x]
+        c.close()
     finally:
         srv.stop()
 

@@ -157,6 +157,18 @@ TEST(AuditChainTest, SwappedSeqIsReordered) {
   EXPECT_EQ(Verify(listed).problem, Problem::kDeleted);  // seq 3 where 2 was due
 }
 
+TEST(AuditChainTest, AHugeSeqDoesNotMakeTheVerifierSearchForever) {
+  auto chain = Chain(3);
+  chain[2].seq = UINT64_MAX - 1;  // a gap: reported at once
+  EXPECT_EQ(Verify(chain).problem, Problem::kDeleted);
+  auto modified = Chain(3);
+  modified[1].actor = "x";
+  modified[2].seq = UINT64_MAX - 1;
+  Finding f = Verify(modified);
+  EXPECT_EQ(f.problem, Problem::kModified);
+  EXPECT_EQ(f.seq, 2u);
+}
+
 TEST(AuditChainTest, CheckpointFindsATruncatedTail) {
   auto chain = Chain(6);
   Checkpoint cp = At(chain, 6);
