@@ -43,7 +43,7 @@ def test_put_get_list_delete(client):
     assert status == 201, created
     assert created == {"name": "acme", "max_live_jobs": 10,
                        "enqueue_rate": {"count": 5, "period_ms": 60000, "burst": 5},
-                       "weight": 3, "max_active": None, "live_jobs": 0,
+                       "weight": 3, "max_active": None, "retention": None, "live_jobs": 0,
                        "active_jobs": 0}, created
     status, replaced = client.call("PUT", "/v1/namespaces/acme", {"weight": 2})
     assert status == 200 and replaced["weight"] == 2 and replaced["max_live_jobs"] is None
