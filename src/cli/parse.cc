@@ -622,7 +622,7 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* nss = app.add_subcommand(
       "namespaces",
       "Namespace (tenant) limits and weights: max live jobs, enqueue rate, share of a queue "
-      "(list, get, set, delete)");
+      "(list, get, set, delete); a namespace's jobs as JSON lines (export)");
   nss->require_subcommand(1);
   AddCommon(nss, &common);
   CLI::App* ns_list = nss->add_subcommand("list", "List configured namespaces with live counts");
