@@ -2748,6 +2748,59 @@ void SqliteStore::TrimStatementCache(Reader& r, std::size_t room) {
   r.list_stmts.clear();
 }
 
+Result<FinishedPage> SqliteStore::NamespaceJobs(const std::string& ns, JobId after_id,
+                                                std::uint32_t limit, std::uint32_t max_examined) {
+  FinishedPage page;
+  if (!IdInRange(after_id)) return page;
+  limit = std::max<std::uint32_t>(limit, 1);
+  max_examined = std::max<std::uint32_t>(max_examined, 1);
+  ReaderLease r(this);
+  TrimStatementCache(*r, 2);
+  // 1. The id of the max_examined-th stored job after the cursor: the page's upper bound, a
+  // rowid range of the jobs table (none: the page reaches the end).
+  auto bound_stmt =
+      CachedStatement(*r, "SELECT id FROM jobs WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2");
+  if (!bound_stmt.ok()) return bound_stmt.status();
+  std::int64_t bound = INT64_MAX;
+  bool bounded = false;
+  {
+    sqlite3_stmt* s = *bound_stmt;
+    ResetOnExit reset(s);
+    sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(after_id));
+    sqlite3_bind_int64(s, 2, static_cast<std::int64_t>(max_examined) - 1);
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+      bound = sqlite3_column_int64(s, 0);
+      bounded = true;
+    } else if (rc != SQLITE_DONE) {
+      return SqlError(r->db, rc, "bound a namespace page");
+    }
+  }
+  // 2. The namespace's jobs in (after, bound], at most `limit`, each as GetJob reads it.
+  auto rows_stmt = CachedStatement(
+      *r, JoinedSelect() + " WHERE j.id > ?1 AND j.id <= ?2 AND j.ns = ?3 ORDER BY j.id LIMIT ?4");
+  if (!rows_stmt.ok()) return rows_stmt.status();
+  sqlite3_stmt* s = *rows_stmt;
+  ResetOnExit reset(s);
+  sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(after_id));
+  sqlite3_bind_int64(s, 2, bound);
+  BindText(s, 3, ns);
+  sqlite3_bind_int64(s, 4, limit);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    JobRecord& job = page.jobs.emplace_back();
+    YM_RETURN_IF_ERROR(ReadStoredJob(s, &job));
+  }
+  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "read a namespace page");
+  page.examined = max_examined;
+  if (page.jobs.size() >= limit) {
+    page.resume_after = page.jobs.back().id;
+  } else {
+    page.resume_after = bounded ? static_cast<JobId>(bound) : 0;
+  }
+  return page;
+}
+
 Result<sqlite3_stmt*> SqliteStore::CachedStatement(Reader& r, const std::string& sql) {
   auto it = r.list_stmts.find(sql);
   if (it != r.list_stmts.end()) return it->second;

@@ -103,6 +103,10 @@ class SqliteStore final : public Store {
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
+  // By the jobs table's id order with the namespace in SQL: only the namespace's rows are
+  // decoded (Store's default decodes every row it examines).
+  Result<FinishedPage> NamespaceJobs(const std::string& ns, JobId after_id, std::uint32_t limit,
+                                     std::uint32_t max_examined) override;
   Result<FinishedPage> SearchFinished(const FinishedSearch& query) override;
   // The plan SQLite chose for each statement SearchFinished(query) runs (the `detail` lines of
   // EXPLAIN QUERY PLAN, one string per statement, lines joined by '\n'): how tests prove every

@@ -2947,3 +2947,53 @@ TEST(SqliteStoreTest, NamespacePassUsesTheNamespaceIndex) {
 
 }  // namespace
 }  // namespace ym
+
+namespace ym {
+namespace {
+
+// Store::NamespaceJobs (the export's pages): every job of the namespace once, in id order,
+// live and finished, across pages bounded by limit and by rows examined; the same in both stores.
+void CheckNamespaceJobs(Store& s) {
+  std::vector<JobRecord> rows;
+  std::vector<JobId> want;
+  for (JobId id = 1; id <= 300; ++id) {
+    JobRecord j = SmallJob(id, "q", id % 5 == 0 ? JobState::kSucceeded : JobState::kReady,
+                           id % 5 == 0 ? 1000 : 0);
+    j.ns = id % 3 == 0 ? "a" : "b";
+    if (j.ns == "a") want.push_back(id);
+    rows.push_back(std::move(j));
+  }
+  ASSERT_OK(s.Commit(Inserts(std::move(rows))));
+  for (auto [limit, examined] :
+       {std::pair<std::uint32_t, std::uint32_t>{7, 1000}, {1000, 13}, {1, 1}, {1000, 1000}}) {
+    std::vector<JobId> got;
+    JobId after = 0;
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto page = s.NamespaceJobs("a", after, limit, examined);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      EXPECT_LE(page->jobs.size(), limit);
+      for (const JobRecord& j : page->jobs) {
+        EXPECT_EQ(j.ns, "a");
+        got.push_back(j.id);
+      }
+      after = page->resume_after;
+      if (after == 0) break;
+    }
+    EXPECT_EQ(got, want) << "limit " << limit << ", examined " << examined;
+  }
+}
+
+TEST(StoreNamespaceJobsTest, Sqlite) {
+  TempDir dir;
+  auto s = OpenAt(dir.File("ym.db"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  CheckNamespaceJobs(**s);
+}
+
+TEST(StoreNamespaceJobsTest, Memory) {
+  MemoryStore s;
+  CheckNamespaceJobs(s);
+}
+
+}  // namespace
+}  // namespace ym
