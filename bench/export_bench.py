@@ -10,7 +10,7 @@ enqueues N jobs (1000 per batch) of namespace `tenant` with a ~200-byte payload,
 and reports the export rate (jobs/s, MB/s) and the drain's throughput in both runs. Bounded: the
 drain has its own --max-seconds, each export a 300 s socket timeout.
 
-    python3 bench/export_bench.py --build build/release --jobs 100000
+    python3 bench/export_bench.py --build build/release --jobs 100000 --exports 10
 """
 
 import argparse
@@ -86,7 +86,7 @@ def main():
     ap.add_argument("--build", default="build/release")
     ap.add_argument("--jobs", type=int, default=100000)
     ap.add_argument("--drain-jobs", type=int, default=100000)
-    ap.add_argument("--exports", type=int, default=3)
+    ap.add_argument("--exports", type=int, default=10)
     args = ap.parse_args()
     data = tempfile.mkdtemp(prefix="ym-export-bench-")
     proc, port = start(f"{args.build}/yardmaster", data)
