@@ -52,6 +52,11 @@ struct HttpStats {
   // Requests refused at their header for bad framing (Transfer-Encoding, Content-Length, Host).
   std::atomic<std::uint64_t> bad_framing{0};
 
+  // Requests refused by authentication (net/authenticator.h), by net::AuthFailure (index 0,
+  // kNone, unused), and requests refused with 429 while their address was throttled.
+  std::array<std::atomic<std::uint64_t>, 6> auth_failures{};
+  std::atomic<std::uint64_t> auth_throttled{0};
+
   // duration[route][status class]: from the request read to its response handed to the
   // socket (or dropped), in microseconds (ym_http_request_duration_seconds).
   std::array<std::array<obs::Histogram, kStatusClasses>, kRouteCount> duration{};
