@@ -13,6 +13,9 @@ std::int64_t AuthThrottle::BlockedForMs(std::string_view address, std::int64_t n
     entries_.erase(it);
     return 0;
   }
+  // A blocked address that keeps trying stays the most recently touched, so a flood from other
+  // addresses does not evict it first.
+  lru_.splice(lru_.begin(), lru_, e.lru);
   return e.blocked_until - now_ms;
 }
 

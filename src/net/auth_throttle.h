@@ -7,8 +7,9 @@
 // While blocked every request from it is answered 429 with Retry-After before its token is
 // looked at, so a correct guess made while blocked is not recognised. Other addresses are not
 // affected. Memory is bounded: at most `max_addresses` addresses are tracked; past that the one
-// touched least recently is forgotten (an attacker with that many addresses can make the
-// throttle forget an address; each of them is still throttled on its own).
+// touched least recently (a failure, or a request while blocked) is forgotten (an attacker with
+// that many addresses can make the throttle forget an address; each of them is still throttled on
+// its own).
 #pragma once
 
 #include <cstddef>

@@ -21,8 +21,7 @@ Authenticator::Authenticator(const TokenBook& book, const Clock& clock,
 
 Authenticator::Decision Authenticator::Check(http::verb method, std::string_view target,
                                              std::optional<std::string_view> authorization,
-                                             std::size_t header_count, std::string_view address,
-                                             std::string_view request_id) {
+                                             std::size_t header_count, std::string_view address) {
   Decision d;
   if (IsAuthExempt(method, target)) {
     d.principal.emplace();
@@ -38,22 +37,30 @@ Authenticator::Decision Authenticator::Check(http::verb method, std::string_view
     d.error = Status(Code::kResourceExhausted,
                      "too many failed authentication attempts from this address; retry later")
                   .WithRetryAfter(blocked_ms);
-    d.failure = AuthFailure::kNone;
     return d;
   }
-  if (!authorization || header_count == 0)
-    return Refuse(AuthFailure::kMissing, address, request_id);
+  if (!authorization || header_count == 0) return Refusal(AuthFailure::kMissing);
   std::optional<std::string_view> secret;
   if (header_count == 1) secret = ParseBearer(*authorization);
-  if (!secret) return Refuse(AuthFailure::kMalformed, address, request_id);
+  if (!secret) return Refusal(AuthFailure::kMalformed);
   TokenBook::Outcome o = book_.Authenticate(*secret, clock_.NowMs());
-  if (o.failure != AuthFailure::kNone) return Refuse(o.failure, address, request_id);
+  if (o.failure != AuthFailure::kNone) return Refusal(o.failure);
   d.principal = std::move(o.principal);
   return d;
 }
 
-Authenticator::Decision Authenticator::Refuse(AuthFailure failure, std::string_view address,
-                                              std::string_view request_id) {
+Authenticator::Decision Authenticator::Refusal(AuthFailure failure) {
+  Decision d;
+  d.failure = failure;
+  d.error = Status(Code::kUnauthenticated, std::string(kUnauthenticatedMessage));
+  d.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return d;
+}
+
+void Authenticator::OnRefused(const Decision& decision, std::string_view address,
+                              std::string_view request_id) {
+  const AuthFailure failure = decision.failure;
+  if (failure == AuthFailure::kNone) return;  // a 429: counted by Check
   bool blocked = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -69,11 +76,6 @@ Authenticator::Decision Authenticator::Refuse(AuthFailure failure, std::string_v
       .Str("request_id", request_id)
       .Msg("http: authentication failed from {} ({}){}", address, AuthFailureName(failure),
            blocked ? "; address throttled" : "");
-  Decision d;
-  d.failure = failure;
-  d.error = Status(Code::kUnauthenticated, std::string(kUnauthenticatedMessage));
-  d.headers.emplace_back("WWW-Authenticate", "Bearer");
-  return d;
 }
 
 }  // namespace ym::net

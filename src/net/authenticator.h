@@ -9,8 +9,10 @@
 // Refusals: a missing, malformed, unknown, expired or revoked token is one 401 with
 // `WWW-Authenticate: Bearer` and one message for all (no oracle), never echoing the header. An
 // address with too many failures (net/auth_throttle.h) gets 429 with Retry-After before its
-// token is looked at. Every refusal is counted in HttpStats (ym_auth_failures_total) and
-// logged as a warning with the address and the reason, never the token.
+// token is looked at (counted at once). A 401 is counted (ym_auth_failures_total, the throttle)
+// and logged as a warning with the address and the reason, never the token, only when the
+// transport really sends it (OnRefused): a CORS preflight, which carries no token and is
+// answered by the web guard, is not a failure.
 //
 // Threads: any io thread; the book is safe for concurrent lookups, the throttle is behind a
 // mutex taken once per request (uncontended unless requests race).
@@ -56,12 +58,16 @@ class Authenticator {
 
   // `authorization`: the header's value, nullopt when absent; `header_count`: how many
   // Authorization headers the request had (more than one is malformed).
+  // No side effect for a 401 (see OnRefused); a 429 is counted here.
   Decision Check(boost::beast::http::verb method, std::string_view target,
                  std::optional<std::string_view> authorization, std::size_t header_count,
-                 std::string_view address, std::string_view request_id);
+                 std::string_view address);
+  // The transport sends the 401 of `decision`: count it toward the throttle and the metric, and
+  // log it.
+  void OnRefused(const Decision& decision, std::string_view address, std::string_view request_id);
 
  private:
-  Decision Refuse(AuthFailure failure, std::string_view address, std::string_view request_id);
+  static Decision Refusal(AuthFailure failure);
 
   const TokenBook& book_;
   const Clock& clock_;

@@ -478,7 +478,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         ++authorization_count;
       }
       auth = server_.auth_->Check(req.method(), web_req.target, authorization, authorization_count,
-                                  client_, request_id_);
+                                  client_);
       web_req.authenticated = auth->principal && auth->principal->authenticated;
     }
     WebVerdict verdict = server_.web_.Check(web_req);
@@ -495,6 +495,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     if (auth && !auth->principal) {
       UnreserveRequest();
+      server_.auth_->OnRefused(*auth, client_, request_id_);
       ApiResponse refusal = ErrorResponse(auth->error);
       for (auto& h : auth->headers) refusal.headers.push_back(std::move(h));
       return Write(std::move(refusal));

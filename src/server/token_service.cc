@@ -38,7 +38,7 @@ Status CommitAndWait(Broker& broker, std::vector<Mutation> mutations) {
 // Reads a bootstrap secret file: refused when group or others may read it, or when it does not
 // hold one strong secret (trailing whitespace ignored).
 Result<std::string> ReadSecretFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return InvalidRequest("auth_bootstrap_token_file " + path + ": " + Errno(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
