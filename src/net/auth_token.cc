@@ -109,10 +109,14 @@ std::optional<std::string_view> ParseBearer(std::string_view v) {
 }
 
 std::string HashSecret(std::string_view secret) {
+  // Fetched once: EVP_sha256() makes every EVP_Digest fetch the implementation again (a
+  // provider lookup under a lock in OpenSSL 3), which is most of the cost of a short digest.
+  static EVP_MD* const kFetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  const EVP_MD* md = kFetched != nullptr ? kFetched : EVP_sha256();
   std::string out(32, '\0');
   unsigned int len = 0;
   if (EVP_Digest(secret.data(), secret.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                 EVP_sha256(), nullptr) != 1 ||
+                 md, nullptr) != 1 ||
       len != 32) {
     // EVP_Digest of SHA-256 over memory cannot fail short of memory exhaustion; an empty hash
     // matches no stored one (every stored hash is 32 bytes), so the request is refused.
