@@ -133,10 +133,12 @@ class HttpServer {
   Status Start();
   void Stop();
 
-  // TLS only: reads the certificate and key files again into a new context, used by the
-  // connections accepted from now on; connections already open keep theirs. On error (a
-  // missing file, a key that does not match) the context in use is kept and the error
-  // returned. kInvalidState when TLS is off or the server is not started.
+  // TLS only: reads the certificate, key and client CA files again into a new context, used by
+  // the connections accepted from now on; connections already open keep theirs. On error (a
+  // missing file, a key that does not match, an expired certificate, a bad CA file) the
+  // context in use is kept, whole, and the error returned. Counted in
+  // stats().tls_reloads / tls_reload_failures. kInvalidState when TLS is off or the server is
+  // not started.
   Status ReloadTls();
 
   // The bound port (the chosen one when options.port was 0); 0 before Start().

@@ -280,12 +280,15 @@ int Run(const ServerConfig& cfg, bool loopback) {
       YM_LOG(info, kServer).Msg("received SIGHUP: nothing to reload (TLS is off)");
       continue;
     }
-    // A bad new pair leaves the current one in use: the server keeps serving.
+    // A bad new set leaves the current one in use, whole: the server keeps serving
+    // (ym_tls_reloads_total{result="error"}).
     if (Status s = http.ReloadTls(); !s.ok()) {
       YM_LOG(err, kServer)
           .Str("error", s.message())
-          .Msg("received SIGHUP: TLS reload failed, keeping the current certificate: {}",
-               s.message());
+          .Msg(
+              "received SIGHUP: TLS reload failed, keeping the current certificate, key and "
+              "client CAs: {}",
+              s.message());
     }
   }
   YM_LOG(info, kServer)
