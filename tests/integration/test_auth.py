@@ -438,3 +438,24 @@ def test_no_secret_ever_reaches_a_log_line_or_a_listing(tmp_path):
             assert body not in r.stdout and body not in r.stderr
     finally:
         s.stop()
+
+
+def test_a_cors_preflight_needs_no_token_and_is_not_a_failure(tmp_path):
+    s = auth_server(tmp_path, "--cors-allowed-origins", "http://localhost:3000",
+                    "--auth-max-failures", "2")
+    try:
+        admin = admin_secret(s)
+        for _ in range(3):  # past auth_max_failures, were a preflight counted
+            status, headers, _ = s.client().raw(
+                "OPTIONS", "/v1/queues", None,
+                {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"})
+            assert status == 204
+            assert "authorization" in headers["access-control-allow-headers"].lower()
+        status, _, body = call(s, "GET", "/v1/queues", token=admin,
+                               headers={"Origin": "http://localhost:3000"})
+        assert status == 200, body  # not throttled
+        _, _, text = call(s, "GET", "/metrics", token=admin)
+        assert metric(text, 'ym_auth_failures_total{reason="missing"}') == 0
+    finally:
+        s.stop()
