@@ -9,6 +9,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "cli/audit.h"
 #include "cli/cli.h"
 #include "cli/schedules.h"
 #include "cli/suggest.h"
@@ -20,7 +21,8 @@ namespace {
 
 const char* const kFooter =
     "Exit codes: 0 ok, 1 the server reported an error, 2 usage error, 3 server unreachable;\n"
-    "jobs wait: 4 the job ended dead or cancelled, 5 --timeout passed first.\n"
+    "jobs wait: 4 the job ended dead or cancelled, 5 --timeout passed first;\n"
+    "audit verify: 6 the audit log is broken (the first bad entry is named).\n"
     "See docs/cli.md for examples.";
 
 const std::vector<std::string> kStates = {"scheduled", "ready", "active",
@@ -852,6 +854,10 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "Print a fresh random secret for auth_bootstrap_token_file (needs no server): "
       "`umask 077; yardmaster tokens new-secret > admin.secret`");
   AddCommon(tok_secret, &common);
+  // --- audit ---
+  AuditCommands audit;
+  audit.Add(
+      &app, [&common](CLI::App* a) { AddCommon(a, &common); }, &inv);
 
   // --- version ---
   CLI::App* version = app.add_subcommand(
@@ -1091,6 +1097,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     } else if (tok_secret->parsed()) {
       inv.command = Command::kTokensNewSecret;
     }
+  } else if (audit.parsed()) {
+    if (Status s = audit.Finish(&inv); !s.ok()) return UsageError(s.message());
   }
 
   ParseOutcome o;

@@ -475,6 +475,13 @@ class Scheduler {
   void Tick();
 
   // --- Group commit. -----------------------------------------------------------------------
+  // Appends an audit entry (store/batch.h, AppendAudit) to the open batch, so that it is
+  // committed in the same transaction as the mutations the current command made. Only privileged
+  // commands call it; the hot paths never do.
+  void RecordAudit(audit::Entry entry) {
+    open_.mutations.push_back(ym::AppendAudit{std::move(entry)});
+    ++open_.audit_entries;
+  }
   bool HasOpenMutations() const { return !open_.empty(); }
   // Appends mutations core does not interpret (API tokens) to the open batch, in order.
   void StageMutations(std::vector<Mutation> mutations) {

@@ -4,7 +4,9 @@
 #include <optional>
 #include <utility>
 
+#include "common/json.h"
 #include "net/api.h"
+#include "net/codec_audit.h"
 #include "net/codec_schedules.h"
 #include "net/request_log.h"
 #include "net/token_codec.h"
@@ -29,10 +31,39 @@ struct Call {
   Responder reply;
 
   void Error(const Status& s) { reply(ErrorResponse(s, match.id)); }
+  // The audit entry of this privileged request (server/audit_note.h): who (the token's name,
+  // or "anonymous" while authentication is off), from where, its request id. `detail` is a
+  // JSON object and never holds a payload or a secret.
+  AuditNote Audit(std::string action, std::string target, std::string detail = "{}") const {
+    AuditNote n;
+    n.enabled = true;
+    n.actor = request.principal.token_name.empty() ? std::string(audit::kAnonymousActor)
+                                                   : request.principal.token_name;
+    n.remote = request.remote_address;
+    n.request_id = request.request_id;
+    n.action = std::move(action);
+    n.target = std::move(target);
+    n.detail = std::move(detail);
+    return n;
+  }
   void Ok(std::string body, unsigned status = 200) {
     reply(Json(status, std::move(body), match.id));
   }
 };
+
+// A request body (a bulk filter, a dead-letter replay) as an audit detail: {"request":<body>}.
+// Only for bodies that hold no payload; bounded, so a large id list does not bloat the log.
+std::string RequestDetail(const std::string& body) {
+  constexpr std::size_t kMaxDetailBody = 2048;
+  if (body.empty()) return "{}";
+  if (body.size() > kMaxDetailBody)
+    return "{\"request_bytes\":" + std::to_string(body.size()) + "}";
+  auto doc = json::Document::Parse(body);  // minified; the handler has validated it already
+  if (!doc.ok()) return "{}";
+  return "{\"request\":" + std::string(doc->text()) + "}";
+}
+
+std::string JobTarget(JobId id) { return "job " + FormatJobId(id); }
 
 // Returns a Broker callback that renders a JobView (cancel, replay, get).
 Broker::Callback<JobView> RenderJobCallback(RouteId route, Responder reply) {
@@ -166,13 +197,15 @@ void GetJob(Call& c) {
 void CancelJob(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.Cancel(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+  c.broker.Cancel(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
+                  c.Audit("job.cancel", JobTarget(c.match.job_id)));
 }
 
 void ReplayJob(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.Replay(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+  c.broker.Replay(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
+                  c.Audit("job.replay", JobTarget(c.match.job_id)));
 }
 
 void Lease(Call& c) {
@@ -333,7 +366,8 @@ void PutQueue(Call& c) {
   auto patch = ParseQueuePatch(c.match.queue, c.request.body);
   if (!patch.ok()) return c.Error(patch.status());
   c.broker.PutQueue(std::move(patch).value(), *create,
-                    RenderQueueCallback(c.match.id, std::move(c.reply)));
+                    RenderQueueCallback(c.match.id, std::move(c.reply)),
+                    c.Audit("queue.put", "queue " + c.match.queue, RequestDetail(c.request.body)));
 }
 
 void SetPaused(Call& c, bool paused) {
@@ -342,13 +376,15 @@ void SetPaused(Call& c, bool paused) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
   c.broker.SetPaused(c.match.queue, paused, *create,
-                     RenderQueueCallback(c.match.id, std::move(c.reply)));
+                     RenderQueueCallback(c.match.id, std::move(c.reply)),
+                     c.Audit(paused ? "queue.pause" : "queue.resume", "queue " + c.match.queue));
 }
 
 void ResetQueue(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)));
+  c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)),
+                      c.Audit("queue.reset", "queue " + c.match.queue));
 }
 
 void ListLimits(Call& c) {
@@ -373,20 +409,24 @@ void GetLimit(Call& c) {
 void PutLimit(Call& c) {
   auto spec = ParseLimitSpec(c.match.name, c.request.body);
   if (!spec.ok()) return c.Error(spec.status());
-  c.broker.PutLimit(std::move(spec).value(),
-                    [route = c.match.id, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
-                      reply(r.ok() ? Json(r->created ? 201 : 200, RenderLimit(*r), route)
-                                   : ErrorResponse(r.status(), route));
-                    });
+  c.broker.PutLimit(
+      std::move(spec).value(),
+      [route = c.match.id, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
+        reply(r.ok() ? Json(r->created ? 201 : 200, RenderLimit(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("limit.put", "limit " + c.match.name, RequestDetail(c.request.body)));
 }
 
 void DeleteLimit(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
   c.broker.DeleteLimit(
-      c.match.name, [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
         reply(r.ok() ? Json(200, RenderLimitDeleted(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("limit.delete", "limit " + c.match.name));
 }
 
 void ListNamespaces(Call& c) {
@@ -411,20 +451,24 @@ void GetNamespace(Call& c) {
 void PutNamespace(Call& c) {
   auto spec = ParseNamespaceSpec(c.match.name, c.request.body);
   if (!spec.ok()) return c.Error(spec.status());
-  c.broker.PutNamespace(std::move(spec).value(), [route = c.match.id, reply = std::move(c.reply)](
-                                                     Result<flow::NamespaceInfo> r) {
-    reply(r.ok() ? Json(r->created ? 201 : 200, RenderNamespace(*r), route)
-                 : ErrorResponse(r.status(), route));
-  });
+  c.broker.PutNamespace(
+      std::move(spec).value(),
+      [route = c.match.id, reply = std::move(c.reply)](Result<flow::NamespaceInfo> r) {
+        reply(r.ok() ? Json(r->created ? 201 : 200, RenderNamespace(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("namespace.put", "namespace " + c.match.name, RequestDetail(c.request.body)));
 }
 
 void DeleteNamespace(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
   c.broker.DeleteNamespace(
-      c.match.name, [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
         reply(r.ok() ? Json(200, RenderLimitDeleted(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("namespace.delete", "namespace " + c.match.name));
 }
 
 // --- API tokens (docs/api.md "Tokens"). Admin only: until the role matrix (authorization)
@@ -454,11 +498,14 @@ void CreateToken(Call& c) {
   if (t == nullptr) return;
   auto spec = ParseTokenSpec(c.request.body);
   if (!spec.ok()) return c.Error(spec.status());
-  t->Create(std::move(spec).value(),
-            [t, route = c.match.id, reply = std::move(c.reply)](Result<CreatedToken> r) {
-              reply(r.ok() ? Json(201, RenderCreatedToken(*r, t->NowMs()), route)
-                           : ErrorResponse(r.status(), route));
-            });
+  AuditNote note = c.Audit("token.create", "token " + spec->name);
+  t->Create(
+      std::move(spec).value(),
+      [t, route = c.match.id, reply = std::move(c.reply)](Result<CreatedToken> r) {
+        reply(r.ok() ? Json(201, RenderCreatedToken(*r, t->NowMs()), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      std::move(note));
 }
 
 // 200 with the token for a revoke, also when it was already revoked (`revoked_now` false).
@@ -468,11 +515,14 @@ void RevokeToken(Call& c) {
   if (t == nullptr) return;
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  t->Revoke(c.match.name,
-            [t, route = c.match.id, reply = std::move(c.reply)](Result<RevokedToken> r) {
-              reply(r.ok() ? Json(200, RenderRevokedToken(*r, t->NowMs()), route)
-                           : ErrorResponse(r.status(), route));
-            });
+  AuditNote note = c.Audit("token.revoke", "token " + c.match.name.substr(0, 64));
+  t->Revoke(
+      c.match.name,
+      [t, route = c.match.id, reply = std::move(c.reply)](Result<RevokedToken> r) {
+        reply(r.ok() ? Json(200, RenderRevokedToken(*r, t->NowMs()), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      std::move(note));
 }
 
 // --- Schedules (docs/api.md "Schedules"; net/codec_schedules.h). Writes answer once durable.
@@ -499,8 +549,11 @@ void ListSchedules(Call& c) {
 void CreateSchedule(Call& c) {
   auto req = ParseScheduleCreate(c.request.body, c.options.codec);
   if (!req.ok()) return c.Error(req.status());
+  // No body in the detail: a schedule's job template holds a payload.
+  AuditNote note = c.Audit("schedule.create", "schedule " + req->spec.id);
   c.broker.CreateSchedule(std::move(req).value(),
-                          RenderScheduleCallback(c.match.id, std::move(c.reply), 201));
+                          RenderScheduleCallback(c.match.id, std::move(c.reply), 201),
+                          std::move(note));
 }
 
 void GetSchedule(Call& c) {
@@ -513,7 +566,8 @@ void PutSchedule(Call& c) {
   auto req = ParseScheduleReplace(c.match.name, c.request.body, c.options.codec);
   if (!req.ok()) return c.Error(req.status());
   c.broker.ReplaceSchedule(std::move(req).value(),
-                           RenderScheduleCallback(c.match.id, std::move(c.reply)));
+                           RenderScheduleCallback(c.match.id, std::move(c.reply)),
+                           c.Audit("schedule.put", "schedule " + c.match.name));
 }
 
 void PatchSchedule(Call& c) {
@@ -527,32 +581,40 @@ void PatchSchedule(Call& c) {
        limits = c.options.codec](const std::string& current) -> Result<ScheduleUpdate> {
         return ParseSchedulePatch(id, body, current, limits);
       },
-      RenderScheduleCallback(c.match.id, std::move(c.reply)));
+      RenderScheduleCallback(c.match.id, std::move(c.reply)),
+      c.Audit("schedule.patch", "schedule " + c.match.name));
 }
 
 void DeleteSchedule(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.DeleteSchedule(c.match.name, [route = c.match.id,
-                                         reply = std::move(c.reply)](Result<std::string> r) {
-    reply(r.ok() ? Json(200, RenderScheduleDeleted(*r), route) : ErrorResponse(r.status(), route));
-  });
+  c.broker.DeleteSchedule(
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+        reply(r.ok() ? Json(200, RenderScheduleDeleted(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("schedule.delete", "schedule " + c.match.name));
 }
 
 void PauseSchedule(Call& c, bool paused) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.PauseSchedule(c.match.name, paused,
-                         RenderScheduleCallback(c.match.id, std::move(c.reply)));
+  c.broker.PauseSchedule(
+      c.match.name, paused, RenderScheduleCallback(c.match.id, std::move(c.reply)),
+      c.Audit(paused ? "schedule.pause" : "schedule.resume", "schedule " + c.match.name));
 }
 
 void TriggerSchedule(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.TriggerSchedule(c.match.name, [route = c.match.id,
-                                          reply = std::move(c.reply)](Result<EnqueueOutcome> r) {
-    reply(r.ok() ? Json(201, RenderEnqueueOutcome(*r), route) : ErrorResponse(r.status(), route));
-  });
+  c.broker.TriggerSchedule(
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<EnqueueOutcome> r) {
+        reply(r.ok() ? Json(201, RenderEnqueueOutcome(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("schedule.trigger", "schedule " + c.match.name));
 }
 
 void BackfillSchedule(Call& c) {
@@ -562,7 +624,8 @@ void BackfillSchedule(Call& c) {
       c.match.name, range->first, range->second,
       [route = c.match.id, reply = std::move(c.reply)](Result<BackfillOutcome> r) {
         reply(r.ok() ? Json(200, RenderBackfill(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("schedule.backfill", "schedule " + c.match.name, RequestDetail(c.request.body)));
 }
 
 // In memory only (breaker state is not stored): answered at once.
@@ -574,28 +637,59 @@ void ResetBreaker(Call& c) {
       [route = c.match.id, key = *key, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
         reply(r.ok() ? Json(200, RenderBreakerReset(*r, key), route)
                      : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("limit.reset_breaker", "limit " + c.match.name, RequestDetail(c.request.body)));
 }
 
 void ReplayDead(Call& c) {
   auto req = ParseDeadReplay(c.request.body);
   if (!req.ok()) return c.Error(req.status());
+  AuditNote note = c.Audit("dead.replay", req->queue.empty() ? "dead" : "queue " + req->queue,
+                           RequestDetail(c.request.body));
   c.broker.ReplayDead(
       std::move(req->queue), std::move(req->ids), req->limit,
       [route = c.match.id, reply = std::move(c.reply)](Result<std::uint64_t> r) {
         reply(r.ok() ? Json(200, RenderReplayed(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      std::move(note));
 }
 
 void Bulk(Call& c, BulkAction action) {
   auto req = ParseBulk(action, c.request.body);
   if (!req.ok()) return c.Error(req.status());
   BulkRequest request = *req;
-  c.broker.Bulk(std::move(req).value(), [route = c.match.id, request = std::move(request),
-                                         reply = std::move(c.reply)](Result<BulkOutcome> r) {
-    reply(r.ok() ? Json(200, RenderBulkOutcome(request, *r), route)
-                 : ErrorResponse(r.status(), route));
-  });
+  const char* action_name = action == BulkAction::kCancel   ? "jobs.bulk_cancel"
+                            : action == BulkAction::kReplay ? "jobs.bulk_replay"
+                                                            : "jobs.bulk_delete";
+  c.broker.Bulk(
+      std::move(req).value(),
+      [route = c.match.id, request = std::move(request),
+       reply = std::move(c.reply)](Result<BulkOutcome> r) {
+        reply(r.ok() ? Json(200, RenderBulkOutcome(request, *r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit(action_name, "jobs", RequestDetail(c.request.body)));
+}
+
+// --- Audit log (docs/api.md "Audit log"): read-only.
+void ListAudit(Call& c) {
+  auto q = ParseAuditListQuery(c.match.query);
+  if (!q.ok()) return c.Error(q.status());
+  c.broker.ReadAudit(q->after, q->limit,
+                     [route = c.match.id, limit = q->limit,
+                      reply = std::move(c.reply)](Result<std::vector<audit::Entry>> r) {
+                       reply(r.ok() ? Json(200, RenderAuditPage(*r, limit), route)
+                                    : ErrorResponse(r.status(), route));
+                     });
+}
+
+void AuditCheckpoint(Call& c) {
+  if (c.options.audit_checkpoint_renderer) return c.Ok(c.options.audit_checkpoint_renderer());
+  const audit::Head head = c.broker.AuditHead();
+  audit::Checkpoint cp;
+  cp.seq = head.seq;
+  cp.hash = head.hash;
+  c.Ok(audit::CheckpointToJson(cp));
 }
 
 void Info(Call& c) { c.Ok(RenderInfo(c.broker.Info())); }
@@ -779,6 +873,10 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return CreateToken(c);
     case RouteId::kRevokeToken:
       return RevokeToken(c);
+    case RouteId::kListAudit:
+      return ListAudit(c);
+    case RouteId::kAuditCheckpoint:
+      return AuditCheckpoint(c);
     case RouteId::kInfo:
       return Info(c);
     case RouteId::kHealthz:

@@ -814,6 +814,7 @@ ApiOptions HttpServerImpl::MakeApiOptions() {
   o.metrics_renderer = options_.metrics_renderer;
   o.alerts_renderer = options_.alerts_renderer;
   o.tokens = options_.token_admin;
+  o.audit_checkpoint_renderer = options_.audit_checkpoint_renderer;
   o.server_stopping = &stopping_;
   o.post = [this, gate = gate_](std::function<void()> task) {
     std::lock_guard<std::mutex> lock(gate->mu);

@@ -103,6 +103,8 @@ struct HttpServerOptions {
   std::function<std::string()> metrics_renderer;
   // Renders GET /v1/alerts (net/api.h ApiOptions::alerts_renderer).
   std::function<std::string()> alerts_renderer;
+  // Renders GET /v1/audit/checkpoint (net/api.h ApiOptions::audit_checkpoint_renderer).
+  std::function<std::string()> audit_checkpoint_renderer;
   // Host, Origin and content-type checks applied to every request before the Api sees it
   // (net/web_guard.h, docs/security.md).
   WebGuardOptions web;

@@ -78,6 +78,8 @@ enum class RouteId : std::uint8_t {
   kListTokens,
   kCreateToken,
   kRevokeToken,
+  kListAudit,
+  kAuditCheckpoint,
   kInfo,
   kHealthz,
   kLivez,

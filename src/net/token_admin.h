@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "net/principal.h"
 #include "net/token_book.h"
+#include "server/audit_note.h"
 
 namespace ym::net {
 
@@ -41,10 +42,14 @@ class TokenAdmin {
   virtual ~TokenAdmin() = default;
   // Answers once the token is durable. kAlreadyExists for a taken name, kValidation for an
   // expiry not in the future.
-  virtual void Create(TokenSpec spec, std::function<void(Result<CreatedToken>)> done) = 0;
+  // `audit` (when enabled) is committed with the token (docs/security.md, "Audit log").
+  virtual void Create(TokenSpec spec, std::function<void(Result<CreatedToken>)> done,
+                      AuditNote audit = {}) = 0;
   // Revokes at once (refused from the next request on), answers once durable. kNotFound for an
   // unknown id.
-  virtual void Revoke(std::string id, std::function<void(Result<RevokedToken>)> done) = 0;
+  // `audit` is committed with the revocation, when this call revokes it.
+  virtual void Revoke(std::string id, std::function<void(Result<RevokedToken>)> done,
+                      AuditNote audit = {}) = 0;
   virtual std::vector<TokenInfo> List() const = 0;
   virtual std::int64_t NowMs() const = 0;
 };

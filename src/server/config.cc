@@ -206,6 +206,21 @@ const std::vector<OptionDef>& Options() {
        "a TLS connection that has not completed its handshake within this is closed",
        IntIn(100, 600'000,
              [](ServerConfig& c, std::int64_t v) { c.tls_handshake_timeout_ms = v; })},
+      {"audit_checkpoint_every", "1000",
+       "write an audit checkpoint (the chain's seq and hash, signed when a key is set) to the "
+       "server log every N audit entries; 0: only on demand (GET /v1/audit/checkpoint)",
+       IntIn(0, 1'000'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.audit_checkpoint_every = static_cast<std::uint64_t>(v);
+             })},
+      {"audit_checkpoint_key_file", "(none)",
+       "file holding the HMAC-SHA256 key that signs audit checkpoints (at least 16 bytes; "
+       "refused if readable by every user); without it checkpoints are unsigned",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         if (v.empty()) return "must not be empty";
+         c.audit_checkpoint_key_file = v;
+         return "";
+       }},
       {"data_dir", "./data", "directory holding the store (created if missing)",
        [](ServerConfig& c, const std::string& v) -> std::string {
          if (v.empty()) return "must not be empty";

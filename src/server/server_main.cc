@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 
 #include "common/build_info.h"
 #include "common/clock.h"
@@ -21,6 +22,7 @@
 #include "obs/logging.h"
 #include "obs/metrics.h"
 #include "server/alert_service.h"
+#include "server/audit_checkpoints.h"
 #include "server/broker.h"
 #include "server/config.h"
 #include "server/listen_check.h"
@@ -101,7 +103,22 @@ int Run(const ServerConfig& cfg, bool loopback) {
   }
 
   SystemClock clock;
+  // Audit checkpoints (server/audit_checkpoints.h): the key is read once, at start.
+  std::optional<std::string> audit_key;
+  if (!cfg.audit_checkpoint_key_file.empty()) {
+    auto key = AuditCheckpoints::LoadKey(cfg.audit_checkpoint_key_file);
+    if (!key.ok()) {
+      YM_LOG(critical, kServer).Msg("{}", key.status().message());
+      return kExitUsage;
+    }
+    audit_key = std::move(key).value();
+  }
+  AuditCheckpoints checkpoints(clock, cfg.audit_checkpoint_every, std::move(audit_key));
+  checkpoints.Prime((*store)->AuditHead());
   BrokerOptions bopts;
+  bopts.on_audit_committed = [&checkpoints](const audit::Head& head) {
+    checkpoints.OnCommitted(head);
+  };
   bopts.scheduler = cfg.scheduler;
   bopts.lease_reply_after_commit = cfg.lease_reply_after_commit;
   bopts.max_queued_commands = cfg.max_queued_commands;
@@ -245,6 +262,9 @@ int Run(const ServerConfig& cfg, bool loopback) {
     hopts.auth_throttle.window_ms = cfg.auth_failure_window_ms;
     hopts.auth_throttle.block_ms = cfg.auth_block_ms;
   }
+  hopts.audit_checkpoint_renderer = [&checkpoints, &broker] {
+    return audit::CheckpointToJson(checkpoints.Make(broker.AuditHead()));
+  };
   // Host and Origin checks (net/web_guard.h). On a non-loopback address (--insecure) clients
   // also reach the server by its addresses and by the name it listens on.
   hopts.web.allowed_hosts = cfg.allowed_hosts;

@@ -125,8 +125,8 @@ void TokenService::Load(const std::vector<ApiTokenRow>& rows) {
   }
 }
 
-void TokenService::Create(net::TokenSpec spec,
-                          std::function<void(Result<net::CreatedToken>)> done) {
+void TokenService::Create(net::TokenSpec spec, std::function<void(Result<net::CreatedToken>)> done,
+                          AuditNote audit) {
   const std::int64_t now = clock_.NowMs();
   std::optional<std::int64_t> expires_at = spec.expires_at_ms;
   if (spec.expires_in_ms) expires_at = now + *spec.expires_in_ms;
@@ -153,6 +153,13 @@ void TokenService::Create(net::TokenSpec spec,
   row.expires_at_ms = expires_at;
   std::vector<Mutation> m;
   m.emplace_back(PutApiToken{row});
+  if (audit.enabled) {
+    // Never the secret or its hash.
+    audit.detail = "{\"id\":\"" + row.id + "\",\"role\":\"" + row.role +
+                   "\",\"namespaces\":" + row.namespaces_json + ",\"expires_at\":" +
+                   (expires_at ? std::to_string(*expires_at) : std::string("null")) + "}";
+    m.emplace_back(AppendAudit{audit.ToEntry(now)});
+  }
   broker_.CommitMutations(std::move(m), [this, row, secret = std::move(secret).value(),
                                          done = std::move(done)](Status s) mutable {
     if (!s.ok()) {
@@ -172,7 +179,8 @@ void TokenService::Create(net::TokenSpec spec,
   });
 }
 
-void TokenService::Revoke(std::string id, std::function<void(Result<net::RevokedToken>)> done) {
+void TokenService::Revoke(std::string id, std::function<void(Result<net::RevokedToken>)> done,
+                          AuditNote audit) {
   bool changed = false;
   auto info =
       net::IsWellFormedTokenId(id) ? book_.Revoke(id, clock_.NowMs(), &changed) : std::nullopt;
@@ -180,6 +188,10 @@ void TokenService::Revoke(std::string id, std::function<void(Result<net::Revoked
   net::RevokedToken out{*info, changed};
   std::vector<Mutation> m;
   m.emplace_back(RevokeApiToken{info->id, *info->revoked_at_ms});
+  if (audit.enabled && changed) {
+    audit.detail = "{\"id\":\"" + info->id + "\",\"name\":\"" + info->name + "\"}";
+    m.emplace_back(AppendAudit{audit.ToEntry(*info->revoked_at_ms)});
+  }
   broker_.CommitMutations(std::move(m),
                           [out = std::move(out), done = std::move(done)](Status s) mutable {
                             if (!s.ok()) return done(s);

@@ -59,8 +59,10 @@ class TokenService final : public net::TokenAdmin {
   const net::TokenBook& book() const { return book_; }
 
   // net::TokenAdmin
-  void Create(net::TokenSpec spec, std::function<void(Result<net::CreatedToken>)> done) override;
-  void Revoke(std::string id, std::function<void(Result<net::RevokedToken>)> done) override;
+  void Create(net::TokenSpec spec, std::function<void(Result<net::CreatedToken>)> done,
+              AuditNote audit = {}) override;
+  void Revoke(std::string id, std::function<void(Result<net::RevokedToken>)> done,
+              AuditNote audit = {}) override;
   std::vector<net::TokenInfo> List() const override { return book_.List(); }
   std::int64_t NowMs() const override { return clock_.NowMs(); }
 

@@ -425,6 +425,11 @@ def test_no_secret_ever_reaches_a_log_line_or_a_listing(tmp_path):
                               token=admin)
         assert status == 201, job
         _, _, listing = call(s, "GET", "/v1/tokens", token=admin)
+        _, _, audit = call(s, "GET", "/v1/audit?limit=1000", token=admin)
+        tok_entries = [e for e in audit["entries"] if e["action"].startswith("token.")]
+        assert [(e["action"], e["actor"]) for e in tok_entries] == \
+            [("token.create", "bootstrap-admin")] * 3 + [("token.revoke", "bootstrap-admin")], \
+            tok_entries
         _, _, metrics = call(s, "GET", "/metrics", token=admin)
         r = cli("tokens", "list", "--server", s.url(), "--token", admin, "--json")
         s.terminate()
@@ -434,6 +439,7 @@ def test_no_secret_ever_reaches_a_log_line_or_a_listing(tmp_path):
             body = sec[3:]
             assert body not in logs
             assert body not in json.dumps(listing)
+            assert body not in json.dumps(audit)
             assert body not in metrics
             assert body not in r.stdout and body not in r.stderr
     finally:

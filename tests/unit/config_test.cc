@@ -283,6 +283,23 @@ TEST_F(ConfigTest, RelativePathsInTheFileAreFromTheFilesDirectory) {
 // TLS (docs/security.md): cert and key both or neither, the client CA only with them; each
 // key is reachable from the flag, the variable and the file. The files themselves are read at
 // start (net/tls.h; tests/integration/test_tls.py checks those errors).
+TEST_F(ConfigTest, AuditCheckpointOptions) {
+  auto c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->config.audit_checkpoint_every, 1000u);
+  EXPECT_TRUE(c->config.audit_checkpoint_key_file.empty());
+  c = Load({"--config", WriteFile("audit_checkpoint_every = 7\n"
+                                  "audit_checkpoint_key_file = \"/k\"\n")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.audit_checkpoint_every, 7u);
+  EXPECT_EQ(c->config.audit_checkpoint_key_file, "/k");
+  c = Load({"--audit-checkpoint-every", "0"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->config.audit_checkpoint_every, 0u);
+  EXPECT_FALSE(Load({"--audit-checkpoint-every", "-1"}).ok());
+  EXPECT_FALSE(Load({"--audit-checkpoint-key-file", ""}).ok());
+}
+
 TEST_F(ConfigTest, TlsFilesComeInPairs) {
   auto c = Load({});
   ASSERT_TRUE(c.ok());
