@@ -66,9 +66,11 @@ int main(int argc, char** argv) {
                  "latency, memory, spread, dispatch")
       ->required()
       ->check(CLI::IsMember(names));
-  app.add_option("--server", o.server_url,
-                 "Server base URL, http://HOST:PORT or https://HOST:PORT (default: $YM_URL, "
-                 "else http://127.0.0.1:7433; for https, the CA file is $YM_CA_FILE)")
+  app.add_option(
+         "--server", o.server_url,
+         "Server base URL, http://HOST:PORT or https://HOST:PORT (default: $YM_URL, "
+         "else http://127.0.0.1:7433; for https, the CA file is $YM_CA_FILE; with auth, the API "
+         "token is $YM_TOKEN or the file named by $YM_TOKEN_FILE)")
       ->type_name("URL");
   app.add_option("--jobs,-n", o.jobs, "Jobs per scenario (drain: jobs pre-filled)")
       ->capture_default_str()

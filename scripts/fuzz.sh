@@ -7,18 +7,19 @@
 #                                      tests/fuzz/corpus/TARGET/ (libFuzzer -merge=1)
 #   ./scripts/fuzz.sh --dict-of TARGET prints the dictionary file a target uses
 #
-# Targets: request http client row config cli (tests/fuzz/*_fuzz.cc). A failing input is left
+# Targets: request http client row config cli auth (tests/fuzz/*_fuzz.cc). A failing input is left
 # in build/fuzz/TARGET-crash-*; add it to the corpus once the bug is fixed, so it stays tested.
 # Commit the corpus changes this leaves (git status tests/fuzz/corpus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL=(request http client row config cli)
+ALL=(request http client row config cli auth)
 
 dict_of() {
   case "$1" in
     http) echo tests/fuzz/http.dict ;;
     config) echo tests/fuzz/toml.dict ;;
+    auth) echo tests/fuzz/auth.dict ;;
     *) echo tests/fuzz/json.dict ;;
   esac
 }

@@ -63,12 +63,13 @@ cmake --build --preset tsan -j "$JOBS" --target ym_unit_tests
 TSAN_FILTER='Broker*:HttpServer*:HttpClientTest.*:ApiClientTest.*:SdkWorker*:SdkClient.*'
 TSAN_FILTER+=':StoreTest/*.GetJobIsSafeDuringCommitsFromOtherThreads:SqliteStoreTest.Backup*'
 TSAN_FILTER+=':JobStatsTest.AReaderDuringWritesSeesWholeSetsAndGrowingCounts'
+TSAN_FILTER+=':TokenBook.ConcurrentLookupsAndRevocations'
 TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
   ./build/tsan/tests/ym_unit_tests --gtest_filter="$TSAN_FILTER" --gtest_brief=1
 
 section "fuzz every decoder (${FUZZ_SECONDS}s per target)"
 cmake --preset fuzz >/dev/null
-FUZZ_TARGETS=(request http client row config cli)
+FUZZ_TARGETS=(request http client row config cli auth)
 cmake --build --preset fuzz -j "$JOBS" --target "${FUZZ_TARGETS[@]/%/_fuzz}"
 FUZZ_SEED=${YM_FUZZ_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 echo "fuzz seed: YM_FUZZ_SEED=$FUZZ_SEED"

@@ -56,6 +56,11 @@ struct ClientOptions {
   // when set, else none.
   std::string client_cert_file;
   std::string client_key_file;
+  // An API token (docs/security.md, "Tokens"), sent as `Authorization: Bearer` with every
+  // request; or a file whose first line is one. Both empty: $YM_TOKEN, else the file named by
+  // $YM_TOKEN_FILE, else none. `token` wins over `token_file`.
+  std::string token;
+  std::string token_file;
 };
 
 struct RetryBackoff {

@@ -123,6 +123,9 @@ struct WorkerOptions {
   std::string ca_file;
   std::string client_cert_file;
   std::string client_key_file;
+  // The API token, as in ClientOptions.
+  std::string token;
+  std::string token_file;
 };
 
 // Why JobContext::cancelled() turned true.

@@ -70,6 +70,10 @@ enum class Command {
   kDeadReplay,
   kInfo,
   kAlertsList,
+  kTokensCreate,
+  kTokensList,
+  kTokensRevoke,
+  kTokensNewSecret,  // prints a fresh secret; needs no server
   kAuditList,
   kAuditCheckpoint,
   kAuditVerify,
@@ -82,6 +86,9 @@ struct Invocation {
   std::string ca_file;           // --ca-file (https:// only); empty: $YM_CA_FILE, else the system's
   std::string client_cert_file;  // --client-cert-file/--client-key-file (mTLS); empty: $YM_...
   std::string client_key_file;
+  // --token / --token-file (client/http_client.h ResolveToken: then $YM_TOKEN, $YM_TOKEN_FILE).
+  std::string token;
+  std::string token_file;
   bool json = false;
 
   // enqueue. `enqueue.payload_json` is filled from `payload_arg` by ResolvePayload() at run time
@@ -96,8 +103,10 @@ struct Invocation {
   client::Limit limit;        // limits get|set|delete|reset-breaker (name), set (the rest)
   std::optional<std::string> breaker_key;  // limits reset-breaker --key; nullopt: every key
   client::QueueUpdate queue_update;        // queues set
-  client::Namespace ns;     // namespaces get|set|delete (name), namespaces set (the rest)
-  std::string output_file;  // namespaces export -o FILE; empty: standard output
+  client::Namespace ns;               // namespaces get|set|delete (name), namespaces set (the rest)
+  std::string output_file;            // namespaces export -o FILE; empty: standard output
+  client::TokenRequest token_create;  // tokens create
+  std::string token_id;               // tokens revoke
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/format.h"
 #include "cli/schedules.h"
+#include "net/auth_token.h"
 
 namespace ym::cli {
 namespace {
@@ -300,11 +301,22 @@ std::string LimitMatchText(const client::Limit& l) {
 }  // namespace
 
 int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ostream& err) {
+  if (inv.command == Command::kTokensNewSecret) {
+    auto secret = net::NewTokenSecret();
+    if (!secret.ok()) {
+      err << "error: " << secret.status().message() << '\n';
+      return kExitServerError;
+    }
+    out << *secret << '\n';
+    return kExitOk;
+  }
   client::HttpClientOptions http;
   http.user_agent = "yardmaster-cli/" + std::string(kVersion);
   http.ca_file = inv.ca_file;
   http.client_cert_file = inv.client_cert_file;
   http.client_key_file = inv.client_key_file;
+  http.token = inv.token;
+  http.token_file = inv.token_file;
   Result<ApiClient> created = ApiClient::Create(inv.server_url, http);
   if (!created.ok()) {
     err << "error: " << created.status().message() << '\n';
@@ -720,6 +732,57 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       totals(out);
       return kExitOk;
     }
+    case Command::kTokensCreate: {
+      Result<client::ApiToken> r = api.CreateToken(inv.token_create);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else {
+        // The secret alone on stdout (so `> file` keeps just it); the rest on stderr.
+        out << r->secret << '\n';
+        err << "created token " << r->name << " (id " << r->id << ", role " << r->role
+            << "); its secret, printed above, is shown only this once: store it in a file "
+               "only you can read (chmod 600) and pass it with --token-file FILE or "
+               "YM_TOKEN_FILE=FILE\n";
+      }
+      return kExitOk;
+    }
+    case Command::kTokensList: {
+      Result<std::vector<client::ApiToken>> r = api.ListTokens();
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+        return kExitOk;
+      }
+      if (r->empty()) {
+        out << "no tokens\n";
+        return kExitOk;
+      }
+      Table t({"ID", "NAME", "ROLE", "NAMESPACES", "CREATED", "EXPIRES", "LAST_USED", "STATE"},
+              {false, false, false, false, false, false, false, false});
+      for (const client::ApiToken& tk : *r) {
+        auto time_or_dash = [](const std::optional<std::int64_t>& ms) {
+          return ms ? FormatTime(*ms) : std::string("-");
+        };
+        const std::string state = tk.revoked_at ? "revoked" : tk.expired ? "expired" : "active";
+        t.AddRow({tk.id, tk.name, tk.role, Joined(tk.namespaces), FormatTime(tk.created_at),
+                  time_or_dash(tk.expires_at), time_or_dash(tk.last_used_at), state});
+      }
+      t.Print(out);
+      return kExitOk;
+    }
+    case Command::kTokensRevoke: {
+      Result<client::ApiToken> r = api.RevokeToken(inv.token_id);
+      if (!r.ok()) return Fail(r.status(), api, url, err);
+      if (inv.json) {
+        out << api.last_body() << '\n';
+      } else {
+        out << "token " << r->name << " (id " << r->id << ") revoked\n";
+      }
+      return kExitOk;
+    }
+    case Command::kTokensNewSecret:
+      break;
     case Command::kAuditList:
     case Command::kAuditCheckpoint:
     case Command::kAuditVerify:

@@ -35,6 +35,8 @@ struct CommonOptions {
   std::string ca_file;
   std::string client_cert_file;
   std::string client_key_file;
+  std::string token;
+  std::string token_file;
   bool json = false;
 };
 
@@ -54,6 +56,15 @@ void AddCommon(CLI::App* app, CommonOptions* common) {
       ->type_name("FILE");
   app->add_option("--client-key-file", common->client_key_file,
                   "The key of --client-cert-file (default: $YM_CLIENT_KEY_FILE)")
+      ->type_name("FILE");
+  app->add_option("--token", common->token,
+                  "API token sent as `Authorization: Bearer` (default: $YM_TOKEN; a token on the "
+                  "command line is visible to other local users in the process list: prefer "
+                  "--token-file or $YM_TOKEN_FILE)")
+      ->type_name("TOKEN");
+  app->add_option("--token-file", common->token_file,
+                  "File whose first line is the API token (default: $YM_TOKEN_FILE). Precedence: "
+                  "--token, --token-file, $YM_TOKEN, $YM_TOKEN_FILE")
       ->type_name("FILE");
   app->add_flag("--json", common->json,
                 "Print the server's JSON reply instead of a table (for scripts)");
@@ -816,6 +827,41 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "List the alert rules of the server's config file with the state of each (GET /v1/alerts)");
   AddCommon(alerts, &common);
 
+  // --- tokens ---
+  CLI::App* tokens = app.add_subcommand(
+      "tokens",
+      "API tokens (docs/security.md): create (prints the secret once), list, revoke, new-secret");
+  tokens->require_subcommand(1);
+  AddCommon(tokens, &common);
+  CLI::App* tok_create = tokens->add_subcommand(
+      "create",
+      "Create a token; its secret is printed once, alone on stdout (redirect it to a file: "
+      "`yardmaster tokens create ci --role producer > ci.token`)");
+  AddCommon(tok_create, &common);
+  tok_create->add_option("name", inv.token_create.name, "Token name, 1..64 of A-Z a-z 0-9 _ . : -")
+      ->required();
+  tok_create
+      ->add_option("--role", inv.token_create.role,
+                   "admin, operator, producer, worker or viewer (docs/security.md, \"Roles\")")
+      ->required();
+  tok_create->add_option("--namespace", inv.token_create.namespaces,
+                         "A namespace the token may use; repeat for several (default: all)");
+  std::int64_t tok_expires_in = 0;
+  CLI::Option* tok_expires_opt =
+      tok_create->add_option("--expires-in-ms", tok_expires_in,
+                             "The token expires this many ms from now (default: never)");
+  CLI::App* tok_list = tokens->add_subcommand(
+      "list", "List tokens (never their secrets): role, namespaces, expiry, last use, revocation");
+  AddCommon(tok_list, &common);
+  CLI::App* tok_revoke = tokens->add_subcommand(
+      "revoke", "Revoke a token by id: refused from the next request on (revoking twice is fine)");
+  AddCommon(tok_revoke, &common);
+  tok_revoke->add_option("id", inv.token_id, "Token id (from `tokens list`)")->required();
+  CLI::App* tok_secret = tokens->add_subcommand(
+      "new-secret",
+      "Print a fresh random secret for auth_bootstrap_token_file (needs no server): "
+      "`umask 077; yardmaster tokens new-secret > admin.secret`");
+  AddCommon(tok_secret, &common);
   // --- audit ---
   AuditCommands audit;
   audit.Add(
@@ -866,6 +912,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   inv.ca_file = common.ca_file;
   inv.client_cert_file = common.client_cert_file;
   inv.client_key_file = common.client_key_file;
+  inv.token = common.token;
+  inv.token_file = common.token_file;
   inv.json = common.json;
 
   if (enqueue->parsed()) {
@@ -1045,6 +1093,20 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     inv.command = Command::kInfo;
   } else if (alerts->parsed()) {
     inv.command = Command::kAlertsList;
+  } else if (tokens->parsed()) {
+    if (tok_create->parsed()) {
+      inv.command = Command::kTokensCreate;
+      if (tok_expires_opt->count() > 0) {
+        if (tok_expires_in < 1) return UsageError("--expires-in-ms: must be at least 1");
+        inv.token_create.expires_in_ms = tok_expires_in;
+      }
+    } else if (tok_list->parsed()) {
+      inv.command = Command::kTokensList;
+    } else if (tok_revoke->parsed()) {
+      inv.command = Command::kTokensRevoke;
+    } else if (tok_secret->parsed()) {
+      inv.command = Command::kTokensNewSecret;
+    }
   } else if (audit.parsed()) {
     if (Status s = audit.Finish(&inv); !s.ok()) return UsageError(s.message());
   }

@@ -52,6 +52,9 @@ struct WorkerConfig {
   // https:// only: a client certificate (mTLS); empty: $YM_CLIENT_CERT_FILE/_KEY_FILE.
   std::string client_cert_file;
   std::string client_key_file;
+  // An API token, or a file holding one; empty: $YM_TOKEN, then $YM_TOKEN_FILE.
+  std::string token;
+  std::string token_file;
   std::vector<std::string> queues;
   int concurrency = 1;
   std::optional<std::chrono::milliseconds> lease;

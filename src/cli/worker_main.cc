@@ -191,6 +191,14 @@ WorkerParseOutcome ParseWorkerArgs(const std::vector<std::string>& args,
   app.add_option("--client-key-file", config.client_key_file,
                  "The key of --client-cert-file (default: $YM_CLIENT_KEY_FILE)")
       ->type_name("FILE");
+  app.add_option("--token", config.token,
+                 "API token sent as `Authorization: Bearer` (default: $YM_TOKEN; prefer "
+                 "--token-file or $YM_TOKEN_FILE: a command line is visible to other local users)")
+      ->type_name("TOKEN");
+  app.add_option("--token-file", config.token_file,
+                 "File whose first line is the API token (default: $YM_TOKEN_FILE). Precedence: "
+                 "--token, --token-file, $YM_TOKEN, $YM_TOKEN_FILE")
+      ->type_name("FILE");
   app.add_option("--queue,-q", config.queues, "Queue to lease from; repeat for several")
       ->required()
       ->type_name("NAME")
@@ -313,6 +321,8 @@ int WorkerMain(int argc, char** argv) {
   options.ca_file = config.ca_file;
   options.client_cert_file = config.client_cert_file;
   options.client_key_file = config.client_key_file;
+  options.token = config.token;
+  options.token_file = config.token_file;
   options.queues = config.queues;
   options.concurrency = config.concurrency;
   options.lease = config.lease;

@@ -1050,6 +1050,73 @@ Namespace ParseNamespace(const Value& v) {
 
 }  // namespace
 
+namespace {
+
+ApiToken ParseApiToken(const Value& v) {
+  ApiToken t;
+  t.id = String(v, "id");
+  t.name = String(v, "name");
+  t.role = String(v, "role");
+  t.namespaces = Strings(v, "namespaces");
+  t.created_at = Int(v, "created_at");
+  t.expires_at = OptInt(v, "expires_at");
+  t.expired = Bool(v, "expired");
+  t.revoked_at = OptInt(v, "revoked_at");
+  t.last_used_at = OptInt(v, "last_used_at");
+  t.secret = OptString(v, "secret").value_or("");
+  return t;
+}
+
+}  // namespace
+
+Result<ApiToken> ApiClient::CreateToken(const TokenRequest& request) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("name");
+  w.String(request.name.c_str(), static_cast<rapidjson::SizeType>(request.name.size()));
+  w.Key("role");
+  w.String(request.role.c_str(), static_cast<rapidjson::SizeType>(request.role.size()));
+  if (!request.namespaces.empty()) {
+    w.Key("namespaces");
+    w.StartArray();
+    for (const auto& n : request.namespaces) {
+      w.String(n.c_str(), static_cast<rapidjson::SizeType>(n.size()));
+    }
+    w.EndArray();
+  }
+  if (request.expires_in_ms) {
+    w.Key("expires_in_ms");
+    w.Int64(*request.expires_in_ms);
+  }
+  w.EndObject();
+  Result<std::string> body = Call(HttpMethod::kPost, "/v1/tokens", Str(sb));
+  if (!body.ok()) return body.status();
+  Result<json::Document> doc = ParseReply(*body, "POST /v1/tokens");
+  if (!doc.ok()) return doc.status();
+  return ParseApiToken(doc->root());
+}
+
+Result<std::vector<ApiToken>> ApiClient::ListTokens() {
+  Result<std::string> body = Call(HttpMethod::kGet, "/v1/tokens", {});
+  if (!body.ok()) return body.status();
+  Result<json::Document> doc = ParseReply(*body, "GET /v1/tokens");
+  if (!doc.ok()) return doc.status();
+  std::vector<ApiToken> out;
+  if (std::optional<Value> items = Member(doc->root(), "tokens"); items && items->IsArray()) {
+    for (auto m : *items) out.push_back(ParseApiToken(m.value));
+  }
+  return out;
+}
+
+Result<ApiToken> ApiClient::RevokeToken(std::string_view id) {
+  Result<std::string> body = Call(HttpMethod::kDelete, "/v1/tokens/" + Escape(id), {});
+  if (!body.ok()) return body.status();
+  Result<json::Document> doc = ParseReply(*body, "DELETE /v1/tokens/{id}");
+  if (!doc.ok()) return doc.status();
+  return ParseApiToken(doc->root());
+}
+
 Result<Namespace> ApiClient::PutNamespace(const Namespace& ns, bool* created) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);

@@ -355,6 +355,28 @@ struct Namespace {
   std::string json;
 };
 
+// An API token (docs/api.md, "Tokens"). `secret` is set only in the answer to CreateToken:
+// the server shows it that once.
+struct ApiToken {
+  std::string id;
+  std::string name;
+  std::string role;
+  std::vector<std::string> namespaces;  // ["*"]: all
+  std::int64_t created_at = 0;
+  std::optional<std::int64_t> expires_at;
+  bool expired = false;
+  std::optional<std::int64_t> revoked_at;
+  std::optional<std::int64_t> last_used_at;
+  std::string secret;
+};
+// What POST /v1/tokens sends; empty namespaces: all.
+struct TokenRequest {
+  std::string name;
+  std::string role;
+  std::vector<std::string> namespaces;
+  std::optional<std::int64_t> expires_in_ms;
+};
+
 // A schedule (docs/api.md, "Schedules"): what POST /v1/schedules, PUT and PATCH send. Members
 // left unset are not sent: POST and PUT then take the server's defaults, PATCH leaves them as
 // they are. `job` is the template: an enqueue spec without delay_ms, run_at and idempotency_*.
@@ -570,6 +592,11 @@ class ApiClient {
   // (connection lost, a server error midway) is an error, never a short success.
   Result<std::uint64_t> ExportNamespace(std::string_view name,
                                         const std::function<bool(std::string_view)>& sink);
+
+  // API tokens (docs/api.md, "Tokens"; admin only).
+  Result<ApiToken> CreateToken(const TokenRequest& request);
+  Result<std::vector<ApiToken>> ListTokens();
+  Result<ApiToken> RevokeToken(std::string_view id);
 
   // POST /v1/schedules (create; 409 already_exists when the id is taken).
   Result<Schedule> CreateSchedule(const ScheduleSpec& spec);

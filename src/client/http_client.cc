@@ -1,5 +1,7 @@
 #include "client/http_client.h"
 
+#include <openssl/crypto.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -135,10 +137,69 @@ Result<BaseUrl> ParseBaseUrl(std::string_view url) {
   return out;
 }
 
+namespace {
+
+// A token as read from a file: its first line, without trailing whitespace.
+Result<std::string> ReadTokenFile(const std::string& path, std::string_view origin) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) {
+    return InvalidRequest("cannot read the token file " + path + " (" + std::string(origin) +
+                          "): " + std::strerror(errno));
+  }
+  std::string text;
+  char buf[512];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < 8192) text.append(buf, n);
+  std::fclose(f);
+  text = text.substr(0, text.find('\n'));
+  while (!text.empty() && (text.back() == '\r' || text.back() == ' ' || text.back() == '\t')) {
+    text.pop_back();
+  }
+  if (text.empty()) {
+    return InvalidRequest("the token file " + path + " (" + std::string(origin) + ") is empty");
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<std::string> ResolveToken(const std::string& token, const std::string& token_file) {
+  std::string value;
+  std::string_view origin;
+  if (!token.empty()) {
+    value = token;
+    origin = "--token";
+  } else if (!token_file.empty()) {
+    auto r = ReadTokenFile(token_file, "--token-file");
+    if (!r.ok()) return r.status();
+    value = std::move(r).value();
+    origin = "--token-file";
+  } else if (const char* env = std::getenv("YM_TOKEN"); env != nullptr && *env != '\0') {
+    value = env;
+    origin = "$YM_TOKEN";
+  } else if (const char* file = std::getenv("YM_TOKEN_FILE"); file != nullptr && *file != '\0') {
+    auto r = ReadTokenFile(file, "$YM_TOKEN_FILE");
+    if (!r.ok()) return r.status();
+    value = std::move(r).value();
+    origin = "$YM_TOKEN_FILE";
+  } else {
+    return std::string();
+  }
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) {
+      return InvalidRequest("the API token from " + std::string(origin) +
+                            " holds a space or a control character; it cannot be sent");
+    }
+  }
+  return value;
+}
+
 class HttpClient::Impl {
  public:
   Impl(BaseUrl base, HttpClientOptions options)
       : base_(std::move(base)), options_(std::move(options)), stream_(ioc_) {}
+  ~Impl() { OPENSSL_cleanse(authorization_.data(), authorization_.size()); }
 
   using TlsStream = asio::ssl::stream<beast::tcp_stream&>;
 
@@ -149,6 +210,13 @@ class HttpClient::Impl {
     req.set(http::field::user_agent, options_.user_agent);
     req.set(http::field::accept, "application/json");
     for (const auto& [name, value] : options_.headers) req.set(name, value);
+    if (!token_resolved_) {
+      auto token = ResolveToken(options_.token, options_.token_file);
+      if (!token.ok()) return token.status();
+      authorization_ = token->empty() ? std::string() : "Bearer " + *token;
+      token_resolved_ = true;
+    }
+    if (!authorization_.empty()) req.set(http::field::authorization, authorization_);
     // Every write names its JSON type, even without a body: the server refuses a POST, PUT,
     // PATCH or DELETE without it (a browser cannot send it cross-origin, docs/security.md).
     if (!body.empty() || method != HttpMethod::kGet) {
@@ -528,6 +596,9 @@ class HttpClient::Impl {
   // https:// only: the trust store (made on first use) and the TLS layer of the current
   // connection over stream_ (reset with it).
   std::unique_ptr<asio::ssl::context> tls_ctx_;
+  // "Bearer <token>" once resolved (ResolveToken, on the first Send); empty: none.
+  bool token_resolved_ = false;
+  std::string authorization_;
   std::optional<TlsStream> tls_;
   beast::flat_buffer buffer_;
   tcp::resolver::results_type endpoints_;

@@ -84,7 +84,17 @@ struct HttpClientOptions {
   // when set, else none. Both or neither.
   std::string client_cert_file;
   std::string client_key_file;
+  // An API token (docs/security.md, "Tokens"), sent as `Authorization: Bearer <token>` with every
+  // request. Taken from, in this order: `token`, the file `token_file` (its first line), then
+  // $YM_TOKEN, then the file named by $YM_TOKEN_FILE; none of them: no header. The token never
+  // appears in an error message.
+  std::string token;
+  std::string token_file;
 };
+
+// The token HttpClientOptions would send (see there): "" when none is configured; an error for
+// an unreadable file or a value that cannot be a header (empty file, spaces, control bytes).
+Result<std::string> ResolveToken(const std::string& token, const std::string& token_file);
 
 class HttpClient {
  public:

@@ -483,6 +483,10 @@ class Scheduler {
     ++open_.audit_entries;
   }
   bool HasOpenMutations() const { return !open_.empty(); }
+  // Appends mutations core does not interpret (API tokens) to the open batch, in order.
+  void StageMutations(std::vector<Mutation> mutations) {
+    for (Mutation& m : mutations) open_.mutations.push_back(std::move(m));
+  }
   std::size_t open_mutations() const { return open_.mutations.size(); }
   // The seq of the newest batch holding any mutation (open or sealed); 0 if none ever.
   std::uint64_t VisibleSeq() const;

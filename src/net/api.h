@@ -22,6 +22,7 @@
 #include "net/codec.h"
 #include "net/principal.h"
 #include "net/router.h"
+#include "net/token_admin.h"
 #include "server/broker.h"
 
 namespace ym::net {
@@ -45,6 +46,8 @@ struct ApiOptions {
   // Broker call (Broker callbacks must not call the Broker). When empty, the task runs inline,
   // which is only right for tests that drive the Api from one thread.
   std::function<void(std::function<void()>)> post;
+  // The /v1/tokens routes (net/token_admin.h); null: they answer 503 unavailable.
+  TokenAdmin* tokens = nullptr;
   // Set while the HTTP server is shutting down: /readyz then answers 503. May be null.
   const std::atomic<bool>* server_stopping = nullptr;
 };

@@ -10,6 +10,7 @@
 #include "net/codec_schedules.h"
 #include "net/export_stream.h"
 #include "net/request_log.h"
+#include "net/token_codec.h"
 
 namespace ym::net {
 namespace {
@@ -491,6 +492,60 @@ void ExportNamespace(Call& c) {
                        });
 }
 
+// --- API tokens (docs/api.md "Tokens"). Admin only: until the role matrix (authorization)
+// covers these routes, RequireAdmin is their whole check. The anonymous principal of a server
+// without auth is an admin.
+bool RequireAdmin(Call& c) {
+  if (c.request.principal.role == Role::kAdmin) return true;
+  c.Error(Status(Code::kPermissionDenied, "this route needs a token with the admin role"));
+  return false;
+}
+
+TokenAdmin* Tokens(Call& c) {
+  if (c.options.tokens == nullptr) c.Error(Unavailable("API tokens are not available"));
+  return c.options.tokens;
+}
+
+void ListTokens(Call& c) {
+  if (!RequireAdmin(c)) return;
+  TokenAdmin* t = Tokens(c);
+  if (t == nullptr) return;
+  c.Ok(RenderTokenList(t->List(), t->NowMs()));
+}
+
+void CreateToken(Call& c) {
+  if (!RequireAdmin(c)) return;
+  TokenAdmin* t = Tokens(c);
+  if (t == nullptr) return;
+  auto spec = ParseTokenSpec(c.request.body);
+  if (!spec.ok()) return c.Error(spec.status());
+  AuditNote note = c.Audit("token.create", "token " + spec->name);
+  t->Create(
+      std::move(spec).value(),
+      [t, route = c.match.id, reply = std::move(c.reply)](Result<CreatedToken> r) {
+        reply(r.ok() ? Json(201, RenderCreatedToken(*r, t->NowMs()), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      std::move(note));
+}
+
+// 200 with the token for a revoke, also when it was already revoked (`revoked_now` false).
+void RevokeToken(Call& c) {
+  if (!RequireAdmin(c)) return;
+  TokenAdmin* t = Tokens(c);
+  if (t == nullptr) return;
+  Status s = ParseEmptyObject(c.request.body);
+  if (!s.ok()) return c.Error(s);
+  AuditNote note = c.Audit("token.revoke", "token " + c.match.name.substr(0, 64));
+  t->Revoke(
+      c.match.name,
+      [t, route = c.match.id, reply = std::move(c.reply)](Result<RevokedToken> r) {
+        reply(r.ok() ? Json(200, RenderRevokedToken(*r, t->NowMs()), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      std::move(note));
+}
+
 // --- Schedules (docs/api.md "Schedules"; net/codec_schedules.h). Writes answer once durable.
 Broker::Callback<ScheduleView> RenderScheduleCallback(RouteId route, Responder reply,
                                                       unsigned status = 200) {
@@ -835,6 +890,12 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return Bulk(c, BulkAction::kDelete);
     case RouteId::kListAlerts:
       return ListAlerts(c);
+    case RouteId::kListTokens:
+      return ListTokens(c);
+    case RouteId::kCreateToken:
+      return CreateToken(c);
+    case RouteId::kRevokeToken:
+      return RevokeToken(c);
     case RouteId::kListAudit:
       return ListAudit(c);
     case RouteId::kAuditCheckpoint:

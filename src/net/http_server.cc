@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "net/api.h"
+#include "net/authenticator.h"
 #include "net/request_log.h"
 #include "obs/logging.h"
 
@@ -123,7 +124,13 @@ class HttpServerImpl {
         acceptor_(accept_strand_),
         accept_retry_(accept_strand_),
         api_(broker, MakeApiOptions()),
-        web_(options_.web) {}
+        web_(options_.web) {
+    if (options_.tokens != nullptr) {
+      auth_ = std::make_unique<Authenticator>(
+          *options_.tokens, options_.clock != nullptr ? *options_.clock : system_clock_,
+          options_.auth_throttle, &stats_);
+    }
+  }
 
   Status Start();
   void Stop();
@@ -149,6 +156,8 @@ class HttpServerImpl {
   asio::steady_timer accept_retry_;
   Api api_;
   const WebGuard web_;
+  SystemClock system_clock_;
+  std::unique_ptr<Authenticator> auth_;  // null: auth off
 
   ApiOptions MakeApiOptions();
   void DoAccept();
@@ -464,6 +473,21 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (auto it = req.find(http::field::access_control_request_method); it != req.end()) {
       web_req.preflight_method = sv(it->value());
     }
+    // API tokens (net/authenticator.h): the token is checked first, so that an authenticated
+    // request skips the Host and content-type rules; a refusal is sent after the web guard's
+    // own (a preflight carries no token and is answered by the guard).
+    std::optional<Authenticator::Decision> auth;
+    if (server_.auth_) {
+      std::optional<std::string_view> authorization;
+      std::size_t authorization_count = 0;
+      for (auto [it, end] = req.equal_range(http::field::authorization); it != end; ++it) {
+        if (!authorization) authorization = sv(it->value());
+        ++authorization_count;
+      }
+      auth = server_.auth_->Check(req.method(), web_req.target, authorization, authorization_count,
+                                  client_);
+      web_req.authenticated = auth->principal && auth->principal->authenticated;
+    }
     WebVerdict verdict = server_.web_.Check(web_req);
     web_headers_ = std::move(verdict.headers);
     if (verdict.kind != WebVerdict::Kind::kPass) {
@@ -475,6 +499,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       preflight.status = 204;
       preflight.content_type.clear();
       return Write(std::move(preflight));
+    }
+    if (auth && !auth->principal) {
+      UnreserveRequest();
+      server_.auth_->OnRefused(*auth, client_, request_id_);
+      ApiResponse refusal = ErrorResponse(auth->error);
+      for (auto& h : auth->headers) refusal.headers.push_back(std::move(h));
+      return Write(std::move(refusal));
     }
 
     ApiRequest api_req;
@@ -490,6 +521,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     api_req.body = std::move(req.body());
     api_req.request_id = request_id_;
     api_req.remote_address = client_;
+    if (auth) api_req.principal = std::move(*auth->principal);
     bool long_poll = api_req.method == http::verb::post &&
                      (std::string_view(api_req.target).starts_with("/v1/leases") ||
                       std::string_view(api_req.target).starts_with("/v1/cancels:watch"));
@@ -887,6 +919,7 @@ ApiOptions HttpServerImpl::MakeApiOptions() {
   o.max_reply_bytes = options_.max_reply_bytes;
   o.metrics_renderer = options_.metrics_renderer;
   o.alerts_renderer = options_.alerts_renderer;
+  o.tokens = options_.token_admin;
   o.audit_checkpoint_renderer = options_.audit_checkpoint_renderer;
   o.server_stopping = &stopping_;
   o.post = [this, gate = gate_](std::function<void()> task) {

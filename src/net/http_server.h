@@ -57,9 +57,13 @@
 #include <memory>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
+#include "net/auth_throttle.h"
 #include "net/http_stats.h"
 #include "net/tls.h"
+#include "net/token_admin.h"
+#include "net/token_book.h"
 #include "net/web_guard.h"
 #include "server/broker.h"
 
@@ -108,6 +112,15 @@ struct HttpServerOptions {
   // A connection that has not finished its handshake within handshake_timeout is closed.
   TlsFiles tls;
   std::chrono::milliseconds handshake_timeout{10'000};
+  // API tokens (net/authenticator.h, docs/security.md): when set, every request but the probes
+  // needs a valid bearer token, and the request's principal is the token's. Null: auth off
+  // (every request is the anonymous principal). Must outlive the server.
+  const TokenBook* tokens = nullptr;
+  // The /v1/tokens routes (net/token_admin.h), whether or not auth is on; null: they answer 503.
+  TokenAdmin* token_admin = nullptr;
+  AuthThrottleOptions auth_throttle;
+  // The clock tokens' expiry and the throttle read; null: the system clock.
+  const Clock* clock = nullptr;
 };
 
 class HttpServer {

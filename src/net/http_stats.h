@@ -61,6 +61,11 @@ struct HttpStats {
   std::atomic<std::uint64_t> tls_reloads{0};
   std::atomic<std::uint64_t> tls_reload_failures{0};
 
+  // Requests refused by authentication (net/authenticator.h), by net::AuthFailure (index 0,
+  // kNone, unused), and requests refused with 429 while their address was throttled.
+  std::array<std::atomic<std::uint64_t>, 6> auth_failures{};
+  std::atomic<std::uint64_t> auth_throttled{0};
+
   // duration[route][status class]: from the request read to its response handed to the
   // socket (or dropped), in microseconds (ym_http_request_duration_seconds).
   std::array<std::array<obs::Histogram, kStatusClasses>, kRouteCount> duration{};

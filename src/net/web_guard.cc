@@ -158,10 +158,7 @@ Result<std::string> NormalizeOrigin(std::string_view entry) {
   return out;
 }
 
-bool RequestIsAuthenticated(const WebRequest& /*request*/) {
-  // No authentication exists yet (issue 13, item 1): nothing proves who sent a request.
-  return false;
-}
+bool RequestIsAuthenticated(const WebRequest& request) { return request.authenticated; }
 
 WebGuard::WebGuard(WebGuardOptions options) : options_(std::move(options)) {}
 
@@ -216,7 +213,8 @@ WebVerdict WebGuard::Check(const WebRequest& request) const {
     if (request.method == http::verb::options && request.preflight_method) {
       v.kind = WebVerdict::Kind::kPreflight;
       v.headers.emplace_back("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE");
-      v.headers.emplace_back("Access-Control-Allow-Headers", "Content-Type, X-Request-Id");
+      v.headers.emplace_back("Access-Control-Allow-Headers",
+                             "Authorization, Content-Type, X-Request-Id");
       v.headers.emplace_back("Access-Control-Max-Age", "600");
       return v;
     }

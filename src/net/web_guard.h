@@ -18,9 +18,10 @@
 //      `Content-Type: application/json`, with or without a body, unless authenticated: a browser
 //      cannot send that type cross-origin without a preflight. Refused: 415.
 //
-// Authentication does not exist yet: RequestIsAuthenticated() is false for every request. When
-// API tokens come, an authenticated request skips rules 1 and 3 (a token, not the Host or the
-// content type, then says who is asking); rule 2 stays.
+// An authenticated request (a valid bearer token, net/authenticator.h; the transport sets
+// WebRequest::authenticated) skips rules 1 and 3: a token, not the Host or the content type,
+// then says who is asking, and a browser cannot attach one to a cross-origin request without
+// script access to it. Rule 2 stays.
 #pragma once
 
 #include <boost/beast/http/verb.hpp>
@@ -58,9 +59,11 @@ struct WebRequest {
   std::optional<std::string_view> origin;
   std::string_view content_type;
   std::optional<std::string_view> preflight_method;  // Access-Control-Request-Method
+  // A valid API token came with the request (the transport checked it).
+  bool authenticated = false;
 };
 
-// Whether the request proves who sent it. No authentication exists yet: always false.
+// Whether the request proves who sent it: a valid API token (WebRequest::authenticated).
 bool RequestIsAuthenticated(const WebRequest& request);
 
 struct WebGuardOptions {

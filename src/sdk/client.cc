@@ -96,6 +96,8 @@ class Client::Impl {
     http.ca_file = options.ca_file;
     http.client_cert_file = options.client_cert_file;
     http.client_key_file = options.client_key_file;
+    http.token = options.token;
+    http.token_file = options.token_file;
     ym::Result<ym::client::ApiClient> api = ym::client::ApiClient::Create(url_, http);
     if (api.ok()) {
       api_.emplace(std::move(api).value());

@@ -452,6 +452,8 @@ Result<ApiClient> Worker::Impl::NewClient(Millis request_timeout) {
   http.ca_file = opt_.ca_file;
   http.client_cert_file = opt_.client_cert_file;
   http.client_key_file = opt_.client_key_file;
+  http.token = opt_.token;
+  http.token_file = opt_.token_file;
   ym::Result<ApiClient> api = ApiClient::Create(opt_.server_url, http);
   if (!api.ok()) return ym::sdk::ToPublic(api.status(), 0);
   return std::move(api).value();

@@ -229,6 +229,7 @@ class Broker::Impl {
   const JobStats& job_stats() const { return job_stats_; }
   std::int64_t started_at_ms() const { return started_at_ms_; }
   std::uint64_t recovered_jobs() const { return recovered_jobs_; }
+  std::vector<ApiTokenRow> TakeRecoveredApiTokens() { return std::move(recovered_api_tokens_); }
   std::int64_t recovery_ms() const { return recovery_ms_; }
   const BrokerOptions& options() const { return options_; }
 
@@ -305,6 +306,7 @@ class Broker::Impl {
     }
     sched_ = std::move(fresh);
     ++generation_;
+    if (generation_ == 1) recovered_api_tokens_ = std::move(loader.api_tokens());
     return Status::Ok();
   }
 
@@ -660,6 +662,7 @@ class Broker::Impl {
   std::thread writer_;
   std::int64_t started_at_ms_ = 0;
   std::uint64_t recovered_jobs_ = 0;
+  std::vector<ApiTokenRow> recovered_api_tokens_;  // from the first Rebuild, until taken
   std::int64_t recovery_ms_ = 0;
   std::int64_t next_gauges_ms_ = 0;  // core thread only
   mutable std::mutex gauges_mu_;
@@ -1900,6 +1903,19 @@ void Broker::ListLimits(std::string after, std::uint32_t limit, Callback<flow::L
     page.items = impl_->sched().LimitsPage(after, limit, &more);
     if (more && !page.items.empty()) page.next_after = page.items.back().spec.name;
     done(std::move(page));
+  });
+}
+
+std::vector<ApiTokenRow> Broker::TakeRecoveredApiTokens() {
+  return impl_->TakeRecoveredApiTokens();
+}
+
+void Broker::CommitMutations(std::vector<Mutation> mutations, std::function<void(Status)> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, mutations = std::move(mutations), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    impl_->sched().StageMutations(std::move(mutations));
+    impl_->AfterDurable(std::move(done));
   });
 }
 

@@ -285,6 +285,12 @@ class Broker {
   void PutNamespace(flow::NamespaceSpec spec, Callback<flow::NamespaceInfo> done,
                     AuditNote audit = {});
   void DeleteNamespace(std::string name, Callback<std::string> done, AuditNote audit = {});
+  // Commits mutations core does not interpret (API tokens, server/token_service.h) in the open
+  // batch; `done` runs once they are durable (Ok) or could not be (kStoreUnavailable, or
+  // kResourceExhausted when the core is busy). Any thread.
+  void CommitMutations(std::vector<Mutation> mutations, std::function<void(Status)> done);
+  // The API tokens the store held at Start(), once (then empty). After Start().
+  std::vector<ApiTokenRow> TakeRecoveredApiTokens();
   void GetNamespace(std::string name, Callback<flow::NamespaceInfo> done);
   void ListNamespaces(std::string after, std::uint32_t limit, Callback<flow::NamespacePage> done);
 

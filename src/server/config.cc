@@ -137,12 +137,37 @@ const std::vector<OptionDef>& Options() {
          return "";
        }},
       {"insecure", "off",
-       "allow a listen address that is not loopback although no authentication exists (anyone "
-       "who can reach the port can do anything); logged as a warning at start. Without it such "
-       "an address is refused at start (exit code 2). As a flag: --insecure; elsewhere on or off",
+       "allow a listen address that is not loopback with auth = none (anyone who can reach the "
+       "port can do anything); logged as a warning at start. Without it such an address is "
+       "refused at start (exit code 2) unless auth = tokens. As a flag: --insecure; elsewhere "
+       "on or off",
        OneOf({"on", "off", "true", "false"},
              [](ServerConfig& c, const std::string& v) { c.insecure = v == "on" || v == "true"; }),
        /*flag=*/true},
+      {"auth", "none",
+       "none: no authentication (every request may do anything; loopback only unless "
+       "--insecure); tokens: every request but /livez, /readyz and /healthz needs "
+       "`Authorization: Bearer <API token>` (docs/security.md, \"Authentication\")",
+       OneOf({"none", "tokens"},
+             [](ServerConfig& c, const std::string& v) { c.auth_tokens = v == "tokens"; })},
+      {"auth_bootstrap_token_file", "(none)",
+       "with auth = tokens: a file (mode 0600 or stricter) holding the secret of the first admin "
+       "token, created at start if no token has it; without it, a server with no token writes a "
+       "new admin token's secret to <data_dir>/admin.token (mode 0600)",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         if (v.empty()) return "must not be empty";
+         c.auth_bootstrap_token_file = v;
+         return "";
+       }},
+      {"auth_max_failures", "10",
+       "failed authentications from one client address within auth_failure_window_ms that "
+       "block it (429) for auth_block_ms; 0: never block",
+       IntIn(0, 1'000'000, [](ServerConfig& c, std::int64_t v) { c.auth_max_failures = v; })},
+      {"auth_failure_window_ms", "60000", "the window auth_max_failures are counted in",
+       IntIn(1'000, 86'400'000,
+             [](ServerConfig& c, std::int64_t v) { c.auth_failure_window_ms = v; })},
+      {"auth_block_ms", "60000", "how long an address over auth_max_failures is answered 429",
+       IntIn(1'000, 86'400'000, [](ServerConfig& c, std::int64_t v) { c.auth_block_ms = v; })},
       {"allowed_hosts", "(none)",
        "host names (or IP addresses), NAME[,...] (in the file also an array of strings), that "
        "the Host header of a request may name besides the loopback names (DNS rebinding "
@@ -721,6 +746,9 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   }
   if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty()) {
     return InvalidRequest("tls_client_ca_file needs tls_cert_file and tls_key_file");
+  }
+  if (!c.auth_bootstrap_token_file.empty() && !c.auth_tokens) {
+    return InvalidRequest("auth_bootstrap_token_file needs auth = tokens");
   }
   if (c.scheduler.default_backoff.max_ms < c.scheduler.default_backoff.initial_ms) {
     return InvalidRequest("backoff_max_ms must be at least backoff_initial_ms");

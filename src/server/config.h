@@ -33,10 +33,19 @@ struct ServerConfig {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 7433;
   // Browser and network safety (docs/security.md). `insecure` allows a non-loopback listen
-  // address while no authentication exists; allowed_hosts and cors_allowed_origins are
+  // address without authentication (auth = none); allowed_hosts and cors_allowed_origins are
   // normalized by net::NormalizeAllowedHost / net::NormalizeOrigin.
   bool insecure = false;
   std::vector<std::string> allowed_hosts;
+  // Authentication (docs/security.md, "Authentication"): "none" or "tokens" (API tokens, every
+  // request but the probes needs one). The bootstrap file, if set, holds the first admin
+  // token's secret; else one is made and written to <data_dir>/admin.token. Throttle of failed
+  // attempts per client address (net/auth_throttle.h).
+  bool auth_tokens = false;
+  std::string auth_bootstrap_token_file;
+  std::int64_t auth_max_failures = 10;
+  std::int64_t auth_failure_window_ms = 60'000;
+  std::int64_t auth_block_ms = 60'000;
   std::vector<std::string> cors_allowed_origins;
   // TLS on the listener (net/tls.h, docs/security.md): cert and key both or neither; the client
   // CA file (mTLS) needs both. Paths as given (relative ones from the working directory).

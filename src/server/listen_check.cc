@@ -33,10 +33,11 @@ bool ListenIsLoopbackOnly(const std::string& host) {
 std::string NonLoopbackRefusal(const std::string& host) {
   const std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   return "refusing to listen on " + shown +
-         ": it is not a loopback address, and without authentication (not built yet) anyone who "
-         "can reach the port could enqueue, read every payload, cancel and reconfigure. Listen "
-         "on 127.0.0.1 or [::1], or give --insecure (YM_INSECURE=on, or insecure = true in the "
-         "config file) to accept that risk on a network you trust (docs/security.md)";
+         ": it is not a loopback address, and without authentication (auth = none) anyone who "
+         "can reach the port could enqueue, read every payload, cancel and reconfigure. Turn on "
+         "API tokens with --auth tokens, listen on 127.0.0.1 or [::1], or give --insecure "
+         "(YM_INSECURE=on, or insecure = true in the config file) to accept that risk on a "
+         "network you trust (docs/security.md)";
 }
 
 }  // namespace ym

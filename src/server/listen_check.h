@@ -1,7 +1,8 @@
 // Is a listen address reachable only from this machine? (docs/security.md, "Safe defaults")
 //
-// No authentication exists yet, so a server that other machines can reach lets them do
-// anything: ServerMain refuses such an address at start unless --insecure is given.
+// Without authentication (auth = none) a server that other machines can reach lets them do
+// anything: ServerMain refuses such an address at start unless --insecure is given or API
+// tokens are on (auth = tokens).
 #pragma once
 
 #include <string>

@@ -10,6 +10,7 @@
 #include "common/build_info.h"
 #include "core/job_stats.h"
 #include "net/tls.h"
+#include "net/token_book.h"
 
 namespace ym {
 namespace {
@@ -294,6 +295,19 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
                s.Add(Load(http->rejected_total_cap), {{"reason", "total"}});
                s.Add(Load(http->rejected_client_cap), {{"reason", "client"}});
                s.Add(Load(http->rejected_no_fd), {{"reason", "fds"}});
+             });
+  r.Register("ym_auth_failures_total",
+             "Requests refused by API-token authentication, by reason: missing, malformed, "
+             "unknown, expired or revoked token (401), or throttled (429: the address failed too "
+             "often).",
+             MetricType::kCounter, [http](SampleSink& s) {
+               for (auto f : {net::AuthFailure::kMissing, net::AuthFailure::kMalformed,
+                              net::AuthFailure::kUnknown, net::AuthFailure::kExpired,
+                              net::AuthFailure::kRevoked}) {
+                 s.Add(Load(http->auth_failures[static_cast<std::size_t>(f)]),
+                       {{"reason", std::string(net::AuthFailureName(f))}});
+               }
+               s.Add(Load(http->auth_throttled), {{"reason", "throttled"}});
              });
   r.Register("ym_http_queued_reply_bytes",
              "Reply bytes handed to connections and not yet written (slow readers).",

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "core/scheduler.h"
 #include "net/codec_schedules.h"
@@ -74,6 +75,10 @@ class SchedulerLoader final : public RecoveryVisitor {
     ++schedules_;
   }
 
+  // API tokens are not the scheduler's: kept here for the Broker to hand to the token service.
+  void OnApiToken(ApiTokenRow&& row) override { api_tokens_.push_back(std::move(row)); }
+  std::vector<ApiTokenRow>& api_tokens() { return api_tokens_; }
+
   // Live jobs loaded so far.
   std::uint64_t jobs() const { return jobs_; }
   std::uint64_t schedules() const { return schedules_; }
@@ -88,6 +93,7 @@ class SchedulerLoader final : public RecoveryVisitor {
   std::uint64_t schedules_ = 0;
   std::uint64_t bad_limits_ = 0;
   std::string first_bad_limit_;
+  std::vector<ApiTokenRow> api_tokens_;
 };
 
 }  // namespace ym

@@ -28,6 +28,7 @@
 #include "server/listen_check.h"
 #include "server/log_config.h"
 #include "server/probes.h"
+#include "server/token_service.h"
 #include "store/store.h"
 
 namespace ym {
@@ -222,6 +223,19 @@ int Run(const ServerConfig& cfg, bool loopback) {
     return kExitFailure;
   }
 
+  // API tokens (docs/security.md): loaded always, so that tokens can be managed before auth is
+  // turned on; with auth on, the first admin token is bootstrapped before the listener opens.
+  TokenService tokens(broker, clock);
+  tokens.Load(broker.TakeRecoveredApiTokens());
+  if (cfg.auth_tokens) {
+    if (Status s = tokens.Bootstrap(cfg.data_dir, cfg.auth_bootstrap_token_file); !s.ok()) {
+      YM_LOG(critical, kServer).Msg("auth: {}", s.message());
+      broker.Stop();
+      return kExitFailure;
+    }
+  }
+  tokens.Start();
+
   obs::Registry registry;
   net::HttpServerOptions hopts;
   hopts.host = cfg.listen_host;
@@ -241,6 +255,13 @@ int Run(const ServerConfig& cfg, bool loopback) {
   hopts.handshake_timeout = std::chrono::milliseconds(cfg.tls_handshake_timeout_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
   hopts.alerts_renderer = [&alerts] { return alerts.RenderJson(); };
+  hopts.token_admin = &tokens;
+  if (cfg.auth_tokens) {
+    hopts.tokens = &tokens.book();
+    hopts.auth_throttle.max_failures = static_cast<std::uint32_t>(cfg.auth_max_failures);
+    hopts.auth_throttle.window_ms = cfg.auth_failure_window_ms;
+    hopts.auth_throttle.block_ms = cfg.auth_block_ms;
+  }
   hopts.audit_checkpoint_renderer = [&checkpoints, &broker] {
     return audit::CheckpointToJson(checkpoints.Make(broker.AuditHead()));
   };
@@ -321,6 +342,7 @@ int Run(const ServerConfig& cfg, bool loopback) {
             left);
   }
   http.Stop();    // stop accepting; requests in flight finish
+  tokens.Stop();  // the tokens' last-use times left
   broker.Stop();  // commits everything accepted so far
   YM_LOG(info, kServer).Msg("stopped cleanly");
   return 0;
@@ -343,10 +365,11 @@ int ServerMain(int argc, char** argv) {
     std::fprintf(stderr, "yardmaster server: %s\n", s.message().c_str());
     return kExitUsage;
   }
-  // Safe default (docs/security.md): with no authentication, only loopback unless --insecure.
+  // Safe default (docs/security.md): with no authentication, only loopback unless --insecure;
+  // with API tokens any address.
   const ServerConfig& c = cfg->config;
   const bool loopback = ListenIsLoopbackOnly(c.listen_host);
-  if (!loopback && !c.insecure) {
+  if (!loopback && !c.insecure && !c.auth_tokens) {
     std::fprintf(stderr, "yardmaster server: %s\n", NonLoopbackRefusal(c.listen_host).c_str());
     return kExitUsage;
   }
@@ -358,7 +381,14 @@ int ServerMain(int argc, char** argv) {
       return kExitUsage;
     }
   }
-  if (!loopback) {
+  if (!loopback && c.auth_tokens && c.tls_cert_file.empty()) {
+    YM_LOG(warn, kServer)
+        .Str("listen", c.listen_host)
+        .Msg(
+            "listening on {}, which is not loopback, without TLS: API tokens cross the network "
+            "in clear text (set tls_cert_file and tls_key_file, docs/security.md)",
+            c.listen_host);
+  } else if (!loopback) {
     YM_LOG(warn, kServer)
         .Str("listen", c.listen_host)
         .Msg(

@@ -10,12 +10,14 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
 #include "core/cron/schedule_record.h"
 #include "core/job.h"
 #include "core/queue_config.h"
+#include "store/api_token_row.h"
 #include "store/audit_chain.h"
 
 namespace ym {
@@ -149,6 +151,27 @@ struct FinishIdempotencyKey {
   JobState state = JobState::kSucceeded;
 };
 
+// API tokens (docs/security.md, "Tokens"). Core does not interpret these: the token service
+// (server/token_service.h) hands them to Broker::CommitMutations, which commits them in the open
+// batch like any configuration change.
+// A new token row. The name and hash are unique: the service checks before committing.
+struct PutApiToken {
+  ApiTokenRow row;
+};
+
+// Marks a token revoked at `revoked_at_ms` (a token already revoked keeps its first time).
+// A no-op for an unknown id.
+struct RevokeApiToken {
+  std::string id;
+  std::int64_t revoked_at_ms = 0;
+};
+
+// Records when tokens were last used (written lazily, at most about once a minute per token and
+// at shutdown; never one write per request). A time older than the stored one is ignored.
+struct TouchApiTokens {
+  std::vector<std::pair<std::string, std::int64_t>> last_used;  // id, Unix ms
+};
+
 // An idempotency key as the store holds it (reads and recovery).
 struct IdempotencyKeyRecord {
   std::string ns;
@@ -208,7 +231,8 @@ using Mutation =
     std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
                  ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue, PutLimit,
                  DeleteLimit, PutQuotaCount, DropQuotaCounts, PutNamespace, DeleteNamespace,
-                 PutSchedule, DeleteSchedule, AppendAudit>;
+                 PutSchedule, DeleteSchedule, PutApiToken, RevokeApiToken, TouchApiTokens,
+                 AppendAudit>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer

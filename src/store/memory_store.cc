@@ -79,6 +79,15 @@ Status MemoryStore::Commit(const Batch& batch) {
       break;
     }
   }
+  // API tokens likewise (rare configuration writes).
+  std::optional<decltype(state_.api_tokens)> tokens_before;
+  for (const Mutation& m : batch.mutations) {
+    if (std::holds_alternative<PutApiToken>(m) || std::holds_alternative<RevokeApiToken>(m) ||
+        std::holds_alternative<TouchApiTokens>(m)) {
+      tokens_before = state_.api_tokens;
+      break;
+    }
+  }
   auto drop_quota = [&](const std::string& limit, std::int64_t before_ms) {
     for (auto it = state_.quota.lower_bound({limit, ""});
          it != state_.quota.end() && it->first.first == limit;) {
@@ -195,6 +204,25 @@ Status MemoryStore::Commit(const Batch& batch) {
       row.new_history = std::move(history);
     } else if (const auto* ds = std::get_if<DeleteSchedule>(&m)) {
       state_.schedules.erase(ds->id);
+    } else if (const auto* pt = std::get_if<PutApiToken>(&m)) {
+      for (const auto& [id, row] : state_.api_tokens) {
+        if (id != pt->row.id && (row.name == pt->row.name || row.hash == pt->row.hash)) {
+          st = IoError("api token " + pt->row.id + ": name or hash not unique");
+        }
+      }
+      state_.api_tokens[pt->row.id] = pt->row;
+    } else if (const auto* rt = std::get_if<RevokeApiToken>(&m)) {
+      auto it = state_.api_tokens.find(rt->id);
+      if (it != state_.api_tokens.end() && !it->second.revoked_at_ms) {
+        it->second.revoked_at_ms = rt->revoked_at_ms;
+      }
+    } else if (const auto* tt = std::get_if<TouchApiTokens>(&m)) {
+      for (const auto& [id, ms] : tt->last_used) {
+        auto it = state_.api_tokens.find(id);
+        if (it == state_.api_tokens.end()) continue;
+        auto& last = it->second.last_used_at_ms;
+        if (!last || *last < ms) last = ms;
+      }
     } else if (const auto* dq = std::get_if<DropQuotaCounts>(&m)) {
       drop_quota(dq->limit, std::numeric_limits<std::int64_t>::max());
     } else if (const auto* dq = std::get_if<DeleteQueue>(&m)) {
@@ -288,6 +316,7 @@ Status MemoryStore::Commit(const Batch& batch) {
     Restore(&state_.keys, &undo.keys);
     if (quota_before) state_.quota = std::move(*quota_before);
     if (schedules_before) state_.schedules = std::move(*schedules_before);
+    if (tokens_before) state_.api_tokens = std::move(*tokens_before);
     state_.audit.resize(audit_before);
     state_.audit_head = head_before;
     outcomes_.clear();
@@ -346,6 +375,10 @@ Status MemoryStore::Recover(std::int64_t now_ms, RecoveryVisitor& visitor) {
   for (const auto& [id, row] : state_.schedules) {
     cron::ScheduleRow copy = row;
     visitor.OnSchedule(std::move(copy));
+  }
+  for (const auto& [id, row] : state_.api_tokens) {
+    ApiTokenRow copy = row;
+    visitor.OnApiToken(std::move(copy));
   }
   return Status::Ok();
 }

@@ -64,6 +64,7 @@ class MemoryStore final : public Store {
     // (limit, key) -> (window start, used), as PutQuotaCount keeps them.
     std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> quota;
     std::map<KeyId, IdempotencyKeyRecord> keys;
+    std::map<std::string, ApiTokenRow> api_tokens;  // id -> row
     JobId next_id = 1;
     std::vector<audit::Entry> audit;  // audit[i].seq == i + 1
     audit::Head audit_head;

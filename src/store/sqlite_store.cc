@@ -2107,6 +2107,9 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const PutQuotaCount& m) { return ApplyPutQuotaCount(m); },
       [&](const PutSchedule& m) { return ApplyPutSchedule(m); },
       [&](const DeleteSchedule& m) { return ApplyDeleteSchedule(m.id); },
+      [&](const PutApiToken& m) { return ApplyPutApiToken(m.row); },
+      [&](const RevokeApiToken& m) { return ApplyRevokeApiToken(m); },
+      [&](const TouchApiTokens& m) { return ApplyTouchApiTokens(m); },
       [&](const DropQuotaCounts& m) {
         return ApplyDropQuotaCounts(m.limit, std::numeric_limits<std::int64_t>::max());
       },
@@ -2525,6 +2528,82 @@ Status SqliteStore::RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& v
       visitor.OnSchedule(std::move(row));
     }
     if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan schedules");
+  }
+  {
+    // API tokens (format 10), revoked ones included.
+    Stmt q;
+    YM_RETURN_IF_ERROR(q.Prepare(writer_,
+                                 "SELECT id, name, hash, role, namespaces, created_at_ms, "
+                                 "expires_at_ms, revoked_at_ms, last_used_at_ms FROM api_tokens "
+                                 "ORDER BY id"));
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      ApiTokenRow row;
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 0, -1, "api_tokens.id", &row.id));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 1, -1, "api_tokens.name", &row.name));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 2, -1, "api_tokens.hash", &row.hash));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 3, -1, "api_tokens.role", &row.role));
+      YM_RETURN_IF_ERROR(ReadText(q.get(), 4, -1, "api_tokens.namespaces", &row.namespaces_json));
+      YM_RETURN_IF_ERROR(ReadInt(q.get(), 5, -1, "api_tokens.created_at_ms", &row.created_at_ms));
+      const std::pair<int, std::optional<std::int64_t>*> optional_times[] = {
+          {6, &row.expires_at_ms}, {7, &row.revoked_at_ms}, {8, &row.last_used_at_ms}};
+      for (auto [col, out] : optional_times) {
+        if (sqlite3_column_type(q.get(), col) == SQLITE_NULL) continue;
+        std::int64_t v = 0;
+        YM_RETURN_IF_ERROR(ReadInt(q.get(), col, -1, "api_tokens time", &v));
+        *out = v;
+      }
+      visitor.OnApiToken(std::move(row));
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_, rc, "scan api tokens");
+  }
+  return Status::Ok();
+}
+
+// API tokens: rare configuration writes, each statement prepared for its one use.
+Status SqliteStore::ApplyPutApiToken(const ApiTokenRow& row) {
+  Stmt s;
+  YM_RETURN_IF_ERROR(s.Prepare(writer_,
+                               "INSERT INTO api_tokens (id, name, hash, role, namespaces, "
+                               "created_at_ms, expires_at_ms, revoked_at_ms, last_used_at_ms) "
+                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+  auto bind_opt = [&](int i, const std::optional<std::int64_t>& v) {
+    return v ? sqlite3_bind_int64(s.get(), i, *v) : sqlite3_bind_null(s.get(), i);
+  };
+  int rc = BindText(s.get(), 1, row.id);
+  rc |= BindText(s.get(), 2, row.name);
+  rc |= sqlite3_bind_blob(s.get(), 3, row.hash.data(), static_cast<int>(row.hash.size()),
+                          SQLITE_STATIC);
+  rc |= BindText(s.get(), 4, row.role);
+  rc |= BindText(s.get(), 5, row.namespaces_json);
+  rc |= sqlite3_bind_int64(s.get(), 6, row.created_at_ms);
+  rc |= bind_opt(7, row.expires_at_ms);
+  rc |= bind_opt(8, row.revoked_at_ms);
+  rc |= bind_opt(9, row.last_used_at_ms);
+  if (rc != SQLITE_OK) return IoError("bind api token " + row.id + ": " + sqlite3_errmsg(writer_));
+  return StepDone(writer_, s.get(), "put api token");
+}
+
+Status SqliteStore::ApplyRevokeApiToken(const RevokeApiToken& m) {
+  Stmt s;
+  YM_RETURN_IF_ERROR(s.Prepare(
+      writer_, "UPDATE api_tokens SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL"));
+  int rc = BindText(s.get(), 1, m.id);
+  rc |= sqlite3_bind_int64(s.get(), 2, m.revoked_at_ms);
+  if (rc != SQLITE_OK) return IoError("bind api token " + m.id + ": " + sqlite3_errmsg(writer_));
+  return StepDone(writer_, s.get(), "revoke api token");
+}
+
+Status SqliteStore::ApplyTouchApiTokens(const TouchApiTokens& m) {
+  Stmt s;
+  YM_RETURN_IF_ERROR(s.Prepare(writer_,
+                               "UPDATE api_tokens SET last_used_at_ms = ?2 WHERE id = ?1 AND "
+                               "(last_used_at_ms IS NULL OR last_used_at_ms < ?2)"));
+  for (const auto& [id, ms] : m.last_used) {
+    int rc = BindText(s.get(), 1, id);
+    rc |= sqlite3_bind_int64(s.get(), 2, ms);
+    if (rc != SQLITE_OK) return IoError("bind api token " + id + ": " + sqlite3_errmsg(writer_));
+    YM_RETURN_IF_ERROR(StepDone(writer_, s.get(), "touch api token"));
   }
   return Status::Ok();
 }

@@ -176,6 +176,9 @@ class SqliteStore final : public Store {
   Status ApplyDeleteNamespace(const std::string& name);
   Status ApplyPutSchedule(const PutSchedule& m);
   Status ApplyDeleteSchedule(const std::string& id);
+  Status ApplyPutApiToken(const ApiTokenRow& row);
+  Status ApplyRevokeApiToken(const RevokeApiToken& m);
+  Status ApplyTouchApiTokens(const TouchApiTokens& m);
   Status ApplyPutQuotaCount(const PutQuotaCount& m);
   Status ApplyDropQuotaCounts(const std::string& limit, std::int64_t before_ms);
   Status ApplyPutKey(const PutIdempotencyKey& key);

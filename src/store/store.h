@@ -24,6 +24,7 @@
 #include "core/job.h"
 #include "core/job_filter.h"
 #include "core/queue_config.h"
+#include "store/api_token_row.h"
 #include "store/batch.h"
 
 namespace ym {
@@ -65,6 +66,8 @@ class RecoveryVisitor {
   // Each stored schedule (id order), after the live jobs, with its stored history (oldest
   // first) in `row.new_history`.
   virtual void OnSchedule(cron::ScheduleRow&& row) {}
+  // Each stored API token (id order), revoked ones included; after the schedules.
+  virtual void OnApiToken(ApiTokenRow&& row) {}
 };
 
 // A page query over stored jobs (used for terminal jobs; live jobs are answered by core).

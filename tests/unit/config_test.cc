@@ -369,5 +369,47 @@ TEST_F(ConfigTest, TheReadingBudgetMustHoldTheLargestRequest) {
   EXPECT_TRUE(c.ok()) << c.status().ToString();
 }
 
+// auth: none by default; tokens from flag, variable or file; the bootstrap file needs tokens;
+// the throttle's bounds.
+TEST_F(ConfigTest, AuthOptions) {
+  auto c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->config.auth_tokens);
+  EXPECT_TRUE(c->config.auth_bootstrap_token_file.empty());
+  EXPECT_EQ(c->config.auth_max_failures, 10);
+  EXPECT_EQ(c->config.auth_failure_window_ms, 60'000);
+  EXPECT_EQ(c->config.auth_block_ms, 60'000);
+  c = Load({"--auth", "tokens", "--auth-bootstrap-token-file", "/s", "--auth-max-failures", "0",
+            "--auth-failure-window-ms", "5000", "--auth-block-ms", "7000"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->config.auth_tokens);
+  EXPECT_EQ(c->config.auth_bootstrap_token_file, "/s");
+  EXPECT_EQ(c->config.auth_max_failures, 0);
+  EXPECT_EQ(c->config.auth_failure_window_ms, 5000);
+  EXPECT_EQ(c->config.auth_block_ms, 7000);
+  env_["YM_AUTH"] = "tokens";
+  c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->config.auth_tokens);
+  env_.clear();
+  c = Load({"--config", WriteFile("auth = \"tokens\"\n")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->config.auth_tokens);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--auth", "basic"}, "--auth: must be one of none tokens"},
+      {{"--auth-bootstrap-token-file", "/s"}, "auth_bootstrap_token_file needs auth = tokens"},
+      {{"--auth", "tokens", "--auth-bootstrap-token-file", ""}, "must not be empty"},
+      {{"--auth-block-ms", "10"}, "--auth-block-ms: must be an integer"},
+  };
+  for (const auto& [args, want] : cases) {
+    auto r = Load(args);
+    ASSERT_FALSE(r.ok()) << want;
+    EXPECT_NE(r.status().message().find(want), std::string::npos) << r.status().message();
+  }
+  auto help = Load({"--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_NE(help->text.find("--auth-bootstrap-token-file"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ym

@@ -51,8 +51,8 @@ class WaitServer {
 
 TEST(SdkClient, WaitRepeatsTheServersWaitUntilTheJobEnds) {
   WaitServer server({"ready", "active", "succeeded"});
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   auto job = client.Wait("7");
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   EXPECT_TRUE(job->ended());
@@ -65,8 +65,8 @@ TEST(SdkClient, WaitRepeatsTheServersWaitUntilTheJobEnds) {
 
 TEST(SdkClient, WaitWithATimeoutReturnsTheLiveJobWhenItRunsOut) {
   WaitServer server({"active"});
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   auto job = client.Wait("7", milliseconds(0));
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   EXPECT_FALSE(job->ended());
@@ -78,8 +78,8 @@ TEST(SdkClient, WaitReportsAnUnknownJob) {
   ThreadedServer server([](const std::string&, const std::string&) {
     return Reply{404, R"({"error":{"code":"not_found","message":"job 7 not found"}})"};
   });
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   auto job = client.Wait("7", milliseconds(1000));
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), "not_found");
@@ -103,8 +103,8 @@ TEST(SdkClient, LimitsRoundTrip) {
     if (req.rfind("DELETE ", 0) == 0) return Reply{200, R"({"name":"per-acct","deleted":true})"};
     return Reply{404, R"({"error":{"code":"not_found","message":"limit x not found"}})"};
   });
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   yardmaster::LimitSpec spec;
   spec.name = "per-acct";
   spec.match_queue = "q";
@@ -154,8 +154,8 @@ TEST(SdkClient, NamespacesRoundTrip) {
     }
     return Reply{404, R"({"error":{"code":"not_found","message":"namespace x"}})"};
   });
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   yardmaster::NamespaceSpec spec;
   spec.name = "acme";
   spec.max_live_jobs = 5;
@@ -210,8 +210,8 @@ TEST(SdkClient, KeyModesAreSentAndReported) {
     }
     return Reply{201, R"({"id":"9","state":"scheduled","superseded":["7","8"]})"};
   });
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   yardmaster::LimitSpec spec;
   spec.name = "deb";
   spec.debounce_delay_ms = 500;
@@ -253,8 +253,8 @@ TEST(SdkClient, BreakerSetAndReset) {
     return Reply{422, R"({"error":{"code":"validation_failed","message":"limit plain has no )"
                       R"(breaker"}})"};
   });
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   yardmaster::LimitSpec spec;
   spec.name = "cb";
   spec.key = "kind";
@@ -315,8 +315,8 @@ TEST(SdkClient, SchedulesRoundTrip) {
     if (req.find("/v1/schedules/nightly") != std::string::npos) return Reply{200, schedule};
     return Reply{404, R"({"error":{"code":"not_found","message":"schedule x not found"}})"};
   });
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   yardmaster::ScheduleSpec spec;
   spec.id = "nightly";
   spec.cron = "0 3 * * *";
@@ -404,8 +404,8 @@ TEST(SdkClient, ListingsFollowTheCursorAndRefuseARepeatedOne) {
     // Limits: always the same cursor.
     return Reply{200, R"({"items":[{"name":"x","concurrency":1}],"next_cursor":"same"})"};
   });
-  yardmaster::Client client(
-      yardmaster::ClientOptions{server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}});
+  yardmaster::Client client(yardmaster::ClientOptions{
+      server.url(), milliseconds(5000), milliseconds(5000), {}, {}, {}, {}, {}});
   auto all = client.ListSchedules();
   ASSERT_TRUE(all.ok()) << all.status().message();
   ASSERT_EQ(all->size(), 2u);

@@ -256,7 +256,7 @@ TEST(SdkWorker, StopBeforeRunReturnsPromptlyEvenWhenTheServerIsDown) {
 
 TEST(SdkClient, ServerUrlPrefersTheExplicitOne) {
   EXPECT_EQ(yardmaster::ResolveServerUrl("http://10.0.0.1:1"), "http://10.0.0.1:1");
-  yardmaster::Client c(yardmaster::ClientOptions{"not a url", {}, {}, {}, {}, {}});
+  yardmaster::Client c(yardmaster::ClientOptions{"not a url", {}, {}, {}, {}, {}, {}, {}});
   yardmaster::Result<yardmaster::JobInfo> r = c.Get("1");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), "invalid_request");

@@ -87,6 +87,40 @@ def encode_json(body: Any) -> bytes:
     return "".join(chunks).encode("utf-8")
 
 
+def _read_token_file(path: str, origin: str) -> str:
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read(8192)
+    except OSError as e:
+        raise ValueError(f"cannot read the token file {path} ({origin}): {e.strerror}") from None
+    first = text.split("\n", 1)[0].rstrip("\r \t")
+    if not first:
+        raise ValueError(f"the token file {path} ({origin}) is empty")
+    return first
+
+
+def resolve_token(token: Optional[str] = None, token_file: Optional[str] = None) -> Optional[str]:
+    """The API token to send: ``token``, else the first line of ``token_file``, else
+    ``$YM_TOKEN``, else the first line of the file named by ``$YM_TOKEN_FILE``; None when none
+    is set. A value that cannot be a header (spaces, control characters) is a ValueError that
+    does not repeat it."""
+    if token:
+        value, origin = token, "token"
+    elif token_file:
+        value, origin = _read_token_file(token_file, "token_file"), "token_file"
+    elif os.environ.get("YM_TOKEN"):
+        value, origin = os.environ["YM_TOKEN"], "$YM_TOKEN"
+    elif os.environ.get("YM_TOKEN_FILE"):
+        value = _read_token_file(os.environ["YM_TOKEN_FILE"], "$YM_TOKEN_FILE")
+        origin = "$YM_TOKEN_FILE"
+    else:
+        return None
+    if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in value):
+        raise ValueError(f"the API token from {origin} holds a space or a control character; "
+                         "it cannot be sent")
+    return value
+
+
 class Connection:
     """A keep-alive connection to one server.
 
@@ -100,11 +134,15 @@ class Connection:
         client_cert_file, client_key_file: for ``https://`` to a server that requires client
             certificates (mTLS), this client's PEM certificate and unencrypted key; None means
             ``$YM_CLIENT_CERT_FILE`` / ``$YM_CLIENT_KEY_FILE`` when set, else none.
+        token, token_file: an API token sent as ``Authorization: Bearer``, or a file whose
+            first line is one; both None: ``$YM_TOKEN``, else the file named by
+            ``$YM_TOKEN_FILE``, else none (see :func:`resolve_token`).
     """
 
     def __init__(self, url: str, timeout: float = 60.0, ca_file: Optional[str] = None,
                  client_cert_file: Optional[str] = None,
-                 client_key_file: Optional[str] = None) -> None:
+                 client_key_file: Optional[str] = None, token: Optional[str] = None,
+                 token_file: Optional[str] = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"invalid server URL {url!r}: expected http://HOST:PORT")
@@ -126,6 +164,10 @@ class Connection:
                                  "client_key_file")
             if client_cert_file is not None:
                 self._ssl.load_cert_chain(client_cert_file, client_key_file)
+        self._authorization = None
+        resolved = resolve_token(token, token_file)
+        if resolved is not None:
+            self._authorization = "Bearer " + resolved
         self.timeout = timeout
         self._conn: Optional[http.client.HTTPConnection] = None
         # abort() may run on another thread (a signal handler, Worker.stop); it only reads the
@@ -190,6 +232,8 @@ class Connection:
                    timeout: Optional[float]) -> Tuple[int, Dict[str, str], bytes]:
         data = encode_json(body) if body is not None else None
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization
         if data is not None or method != "GET":
             # Writes name their JSON type even without a body: the server refuses them
             # otherwise (browsers cannot send this type cross-origin, docs/security.md).

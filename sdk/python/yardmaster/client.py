@@ -109,6 +109,8 @@ class Client:
             chain to; default ``$YM_CA_FILE``, else the system's trusted CAs.
         client_cert_file, client_key_file: a client certificate and its key for a server that
             requires one (mTLS); default ``$YM_CLIENT_CERT_FILE`` / ``$YM_CLIENT_KEY_FILE``.
+        token, token_file: an API token (or a file whose first line is one) sent as
+            ``Authorization: Bearer``; default ``$YM_TOKEN``, else ``$YM_TOKEN_FILE``.
 
     Example::
 
@@ -119,9 +121,12 @@ class Client:
 
     def __init__(self, url: Optional[str] = None, timeout: float = 60.0,
                  ca_file: Optional[str] = None, client_cert_file: Optional[str] = None,
-                 client_key_file: Optional[str] = None) -> None:
+                 client_key_file: Optional[str] = None, token: Optional[str] = None,
+                 token_file: Optional[str] = None) -> None:
         self.url = resolve_url(url)
         self.timeout = timeout
+        self._token = token  # None: token_file, $YM_TOKEN, $YM_TOKEN_FILE (never shown)
+        self._token_file = token_file
         self.ca_file = ca_file  # https:// only; None: $YM_CA_FILE, else the system's CAs
         self.client_cert_file = client_cert_file  # mTLS; None: $YM_CLIENT_CERT_FILE
         self.client_key_file = client_key_file  # None: $YM_CLIENT_KEY_FILE
@@ -136,7 +141,8 @@ class Client:
         if conn is None:
             conn = Connection(self.url, self.timeout, ca_file=self.ca_file,
                               client_cert_file=self.client_cert_file,
-                              client_key_file=self.client_key_file)
+                              client_key_file=self.client_key_file,
+                              token=self._token, token_file=self._token_file)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)

@@ -163,6 +163,8 @@ class Worker:
             chain to; default ``$YM_CA_FILE``, else the system's trusted CAs.
         client_cert_file, client_key_file: a client certificate and its key for a server that
             requires one (mTLS); default ``$YM_CLIENT_CERT_FILE`` / ``$YM_CLIENT_KEY_FILE``.
+        token, token_file: an API token (or a file whose first line is one) sent as
+            ``Authorization: Bearer``; default ``$YM_TOKEN``, else ``$YM_TOKEN_FILE``.
 
     Example::
 
@@ -183,8 +185,11 @@ class Worker:
                  ack_batch: int = 100, prefetch: Optional[int] = None,
                  report_grace: float = 10.0, tracing: bool = True,
                  ca_file: Optional[str] = None, client_cert_file: Optional[str] = None,
-                 client_key_file: Optional[str] = None) -> None:
+                 client_key_file: Optional[str] = None, token: Optional[str] = None,
+                 token_file: Optional[str] = None) -> None:
         self._handlers: Dict[str, Handler] = {}
+        self._token = token  # None: token_file, $YM_TOKEN, $YM_TOKEN_FILE (never shown)
+        self._token_file = token_file
         self._tracing = Tracing(tracing)
         self.queues: List[str] = []
         self.url = resolve_url(url)
@@ -343,7 +348,8 @@ class Worker:
     def _connection(self) -> Connection:
         return Connection(self.url, timeout=30.0, ca_file=self.ca_file,
                           client_cert_file=self.client_cert_file,
-                          client_key_file=self.client_key_file)
+                          client_key_file=self.client_key_file, token=self._token,
+                          token_file=self._token_file)
 
     def run(self, install_signal_handlers: bool = True) -> None:
         """Process jobs until :meth:`stop`, SIGTERM or SIGINT, then shut down gracefully.

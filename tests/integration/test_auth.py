@@ -1,0 +1,467 @@
+"""API-token authentication (docs/security.md, "Authentication", "Tokens", "Bootstrap",
+"Failure rate limiting"): the real binary with `--auth tokens` on 127.0.0.1.
+
+401 for every kind of bad token with one identical body, revocation effective for the next
+request, expiry, persistence across a restart (tokens and their last use), the bootstrap file
+(mode 0600, never a second one), a bootstrap secret from a file, the --insecure rule with auth,
+the failure throttle (429), the admin API's validation, and the CLI, exec worker and Python SDK
+sending a token from a flag, a variable and a file. Nothing the server logs or answers ever
+holds a secret.
+"""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from ymtest import Server, binary, metric, wait_until
+
+SDK = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                   "sdk", "python")
+
+
+def auth_server(tmp_path, *extra, name="data", env=None):
+    data = tmp_path / name
+    s = Server(str(data), ["--auth", "tokens", "--log-level", "debug", "--access-log", "on",
+                           *extra], env=env)
+    s.start()
+    return s
+
+
+def admin_secret(server):
+    path = os.path.join(server.data_dir, "admin.token")
+    with open(path) as f:
+        return f.read().strip()
+
+
+def call(server, method, path, body=None, token=None, headers=None):
+    hdrs = dict(headers or {})
+    if token is not None:
+        hdrs["Authorization"] = "Bearer " + token
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+    if body is not None or method not in ("GET", "HEAD"):
+        hdrs["Content-Type"] = "application/json"
+    status, h, payload = server.client().raw(method, path, data, hdrs)
+    try:
+        parsed = json.loads(payload) if payload else None
+    except ValueError:
+        parsed = payload.decode(errors="replace")
+    return status, h, parsed
+
+
+def create(server, admin, name, role="admin", **extra):
+    status, _, body = call(server, "POST", "/v1/tokens", {"name": name, "role": role, **extra},
+                           token=admin)
+    assert status == 201, body
+    return body
+
+
+def cli(*args, env=None):
+    e = dict(os.environ)
+    for k in ("YM_TOKEN", "YM_TOKEN_FILE", "YM_URL"):
+        e.pop(k, None)
+    e.update(env or {})
+    return subprocess.run([binary(), *args], capture_output=True, text=True, env=e, timeout=60)
+
+
+def test_bootstrap_writes_a_0600_admin_token_once_and_it_works(tmp_path):
+    s = auth_server(tmp_path)
+    try:
+        path = os.path.join(s.data_dir, "admin.token")
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        assert mode == 0o600, oct(mode)
+        secret = admin_secret(s)
+        assert secret.startswith("ym_") and len(secret) == 46
+        assert any("admin.token" in line for line in s.log_lines)
+        status, _, body = call(s, "GET", "/v1/tokens", token=secret)
+        assert status == 200, body
+        assert [t["name"] for t in body["tokens"]] == ["bootstrap-admin"]
+        # A restart finds a token and neither creates a second one nor touches the file.
+        before = os.stat(path)
+        s.terminate()
+        s.start()
+        assert admin_secret(s) == secret
+        assert os.stat(path).st_mtime_ns == before.st_mtime_ns
+        status, _, body = call(s, "GET", "/v1/tokens", token=secret)
+        assert status == 200 and len(body["tokens"]) == 1, body
+        # The bootstrap token was used before the restart: its last use was written at stop.
+        assert body["tokens"][0]["last_used_at"] is not None
+    finally:
+        s.stop()
+
+
+def test_a_leftover_admin_token_file_is_never_overwritten(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "admin.token").write_text("someone else's\n")
+    p = subprocess.run([binary(), "server", "--listen", "127.0.0.1:0", "--data-dir", str(data),
+                        "--auth", "tokens"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "admin.token" in p.stderr and "never overwritten" in p.stderr, p.stderr
+    assert (data / "admin.token").read_text() == "someone else's\n"
+
+
+def test_a_bootstrap_secret_from_a_file(tmp_path):
+    secret = cli("tokens", "new-secret").stdout.strip()
+    assert secret.startswith("ym_") and len(secret) == 46
+    f = tmp_path / "admin.secret"
+    f.write_text(secret + "\n")
+    f.chmod(0o644)
+    data = tmp_path / "data"
+
+    def start(*extra):
+        return subprocess.run([binary(), "server", "--listen", "127.0.0.1:0", "--data-dir",
+                               str(data), "--auth", "tokens", *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    p = start("--auth-bootstrap-token-file", str(f))
+    assert p.returncode == 1 and "group or others" in p.stderr, p.stderr
+    assert secret not in p.stderr
+    weak = tmp_path / "weak.secret"
+    weak.write_text("ym_" + "A" * 43 + "\n")
+    weak.chmod(0o600)
+    p = start("--auth-bootstrap-token-file", str(weak))
+    assert p.returncode == 1 and "does not hold one API token secret" in p.stderr, p.stderr
+    f.chmod(0o600)
+    s = Server(str(data), ["--auth", "tokens", "--auth-bootstrap-token-file", str(f)]).start()
+    try:
+        status, _, body = call(s, "GET", "/v1/tokens", token=secret)
+        assert status == 200, body
+        assert [(t["name"], t["role"]) for t in body["tokens"]] == [("bootstrap-admin", "admin")]
+        assert not os.path.exists(data / "admin.token")
+        s.terminate()
+        s.start()  # the same secret again: its token exists, nothing new
+        status, _, body = call(s, "GET", "/v1/tokens", token=secret)
+        assert status == 200 and len(body["tokens"]) == 1, body
+    finally:
+        s.stop()
+
+
+def test_every_bad_token_gets_the_same_401_and_probes_stay_open(tmp_path):
+    s = auth_server(tmp_path)
+    try:
+        admin = admin_secret(s)
+        revoked = create(s, admin, "to-revoke", "viewer")
+        status, _, _ = call(s, "DELETE", f"/v1/tokens/{revoked['id']}", token=admin)
+        assert status == 200
+        expired = create(s, admin, "short", "viewer", expires_in_ms=1)
+        wait_until(lambda: [t for t in call(s, "GET", "/v1/tokens", token=admin)[2]["tokens"]
+                            if t["name"] == "short"][0]["expired"], 30, "the token to expire")
+        unknown = cli("tokens", "new-secret").stdout.strip()
+        cases = [
+            {},
+            {"Authorization": "Bearer"},
+            {"Authorization": "Basic dXNlcjpwYXNz"},
+            {"Authorization": "Bearer not-a-token"},
+            {"Authorization": "Bearer " + unknown},
+            {"Authorization": "Bearer " + revoked["secret"]},
+            {"Authorization": "Bearer " + expired["secret"]},
+        ]
+        bodies = set()
+        for h in cases:
+            status, headers, body = s.client().raw("GET", "/v1/queues", None, h)
+            assert status == 401, (h, body)
+            assert headers.get("www-authenticate") == "Bearer", headers
+            bodies.add(body)
+            for v in h.values():
+                if " " in v:
+                    assert v.split(" ", 1)[1].encode() not in body  # never echoed
+        assert len(bodies) == 1, bodies
+        assert json.loads(bodies.pop())["error"]["code"] == "unauthenticated"
+        # Writes too, and nothing changed.
+        status, _, _ = call(s, "POST", "/v1/jobs", {"queue": "q", "kind": "k", "payload": 1})
+        assert status == 401
+        for probe in ("/livez", "/readyz", "/healthz"):
+            status, _, _ = call(s, "GET", probe)
+            assert status == 200, probe
+        status, _, _ = call(s, "GET", "/metrics")
+        assert status == 401
+        status, _, text = call(s, "GET", "/metrics", token=admin)
+        assert status == 200
+        assert metric(text, 'ym_auth_failures_total{reason="missing"}') >= 2
+        assert metric(text, 'ym_auth_failures_total{reason="revoked"}') >= 1
+        assert metric(text, 'ym_auth_failures_total{reason="expired"}') >= 1
+        assert metric(text, 'ym_auth_failures_total{reason="unknown"}') >= 1
+        assert metric(text, 'ym_auth_failures_total{reason="malformed"}') >= 3
+        status, _, body = call(s, "GET", "/v1/queues", token=admin)
+        assert status == 200 and body["items"] == [], body
+        # A token, not the Host or the content type, says who is asking: an authenticated
+        # body-less write without a JSON type and with a foreign Host passes the web guard.
+        status, _, raw = s.client().raw("POST", "/v1/queues/x:pause?create=true", None,
+                                        {"Authorization": "Bearer " + admin,
+                                         "Host": "evil.example"})
+        assert status == 200, raw
+        status, _, raw = s.client().raw("POST", "/v1/queues/y:pause?create=true", None,
+                                        {"Host": "evil.example"})
+        assert status == 403, raw  # without a token the Host rule still applies first
+    finally:
+        s.stop()
+
+
+def test_revocation_is_immediate_and_expiry_ends_a_token(tmp_path):
+    s = auth_server(tmp_path)
+    try:
+        admin = admin_secret(s)
+        t = create(s, admin, "ci", "producer", namespaces=["default"])
+        assert t["role"] == "producer" and t["namespaces"] == ["default"]
+        status, _, _ = call(s, "GET", "/v1/queues", token=t["secret"])
+        assert status == 200
+        status, _, body = call(s, "DELETE", f"/v1/tokens/{t['id']}", token=admin)
+        assert status == 200 and body["revoked_now"] is True and body["revoked_at"], body
+        status, _, _ = call(s, "GET", "/v1/queues", token=t["secret"])
+        assert status == 401  # the very next request
+        status, _, body = call(s, "DELETE", f"/v1/tokens/{t['id']}", token=admin)
+        assert status == 200 and body["revoked_now"] is False, body  # idempotent
+        status, _, body = call(s, "DELETE", "/v1/tokens/0123456789abcdef", token=admin)
+        assert status == 404, body
+
+        e = create(s, admin, "brief", "viewer", expires_in_ms=1500)
+        status, _, _ = call(s, "GET", "/v1/queues", token=e["secret"])
+        assert status in (200, 401)  # may already be over on a slow machine
+        wait_until(lambda: call(s, "GET", "/v1/queues", token=e["secret"])[0] == 401, 30,
+                   "the token to expire")
+        status, _, body = call(s, "GET", "/v1/tokens", token=admin)
+        brief = [x for x in body["tokens"] if x["name"] == "brief"][0]
+        assert brief["expired"] is True
+    finally:
+        s.stop()
+
+
+def test_tokens_persist_across_a_restart(tmp_path):
+    s = auth_server(tmp_path)
+    try:
+        admin = admin_secret(s)
+        keep = create(s, admin, "keep", "worker", namespaces=["a", "b"])
+        gone = create(s, admin, "gone", "viewer")
+        assert call(s, "GET", "/v1/queues", token=keep["secret"])[0] == 200
+        assert call(s, "DELETE", f"/v1/tokens/{gone['id']}", token=admin)[0] == 200
+        s.kill()  # no clean stop: the creates and the revoke were durable when answered
+        s.start()
+        assert call(s, "GET", "/v1/queues", token=keep["secret"])[0] == 200
+        assert call(s, "GET", "/v1/queues", token=gone["secret"])[0] == 401
+        _, _, body = call(s, "GET", "/v1/tokens", token=admin)
+        by_name = {t["name"]: t for t in body["tokens"]}
+        assert by_name["keep"]["namespaces"] == ["a", "b"]
+        assert by_name["keep"]["role"] == "worker"
+        assert by_name["gone"]["revoked_at"] is not None
+        for t in body["tokens"]:
+            assert "secret" not in t and "hash" not in t
+    finally:
+        s.stop()
+
+
+def test_bad_create_requests_are_clear_errors_and_change_nothing(tmp_path):
+    s = auth_server(tmp_path)
+    try:
+        admin = admin_secret(s)
+        create(s, admin, "taken", "viewer")
+        cases = [
+            ({"name": "x", "role": "root"}, 422, "role"),
+            ({"name": "bad name", "role": "admin"}, 422, "name"),
+            ({"role": "admin"}, 422, "name"),
+            ({"name": "x", "role": "admin", "namespaces": []}, 422, "namespaces"),
+            ({"name": "x", "role": "admin", "namespaces": ["no spaces"]}, 422, "namespaces"),
+            ({"name": "x", "role": "admin", "expires_at": 1000}, 422, "expires_at"),
+            ({"name": "x", "role": "admin", "extra": 1}, 422, "extra"),
+            ({"name": "taken", "role": "admin"}, 409, "taken"),
+        ]
+        for body, want, needle in cases:
+            status, _, answer = call(s, "POST", "/v1/tokens", body, token=admin)
+            assert status == want, (body, answer)
+            assert needle in answer["error"]["message"], answer
+        status, _, body = call(s, "GET", "/v1/tokens", token=admin)
+        assert sorted(t["name"] for t in body["tokens"]) == ["bootstrap-admin", "taken"]
+        # Admin only: a viewer token is refused 403 and creates nothing.
+        viewer = create(s, admin, "v", "viewer")
+        status, _, answer = call(s, "POST", "/v1/tokens", {"name": "y", "role": "admin"},
+                                 token=viewer["secret"])
+        assert status == 403, answer
+        assert call(s, "GET", "/v1/tokens", token=viewer["secret"])[0] == 403
+    finally:
+        s.stop()
+
+
+def test_repeated_failures_from_an_address_are_throttled(tmp_path):
+    s = auth_server(tmp_path, "--auth-max-failures", "3", "--auth-block-ms", "60000")
+    try:
+        admin = admin_secret(s)
+        for _ in range(3):
+            assert call(s, "GET", "/v1/queues", token="ym_wrong")[0] == 401
+        status, headers, body = call(s, "GET", "/v1/queues", token=admin)
+        assert status == 429, body  # even a good token, while throttled
+        assert int(headers["retry-after"]) > 0
+        assert call(s, "GET", "/livez")[0] == 200
+        assert any("authentication failed from 127.0.0.1" in line for line in s.log_lines)
+    finally:
+        s.stop()
+
+
+def test_auth_allows_a_non_loopback_listen_address_without_insecure(tmp_path):
+    # 192.0.2.1 (TEST-NET-1) is never an address of this machine: the listen check passes with
+    # auth and the bind then fails, so nothing ever listens beyond loopback.
+    def start(*extra):
+        return subprocess.run([binary(), "server", "--listen", "192.0.2.1:0", "--data-dir",
+                               str(tmp_path / "data"), *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    p = start()
+    assert p.returncode == 2 and "--insecure" in p.stderr, p.stderr
+    p = start("--auth", "tokens")
+    assert p.returncode == 1, p.stderr
+    assert "--insecure" not in p.stderr and "cannot listen on 192.0.2.1" in p.stderr, p.stderr
+    assert "without TLS" in p.stderr, p.stderr
+
+
+def test_the_cli_sends_a_token_from_flag_variable_and_file(tmp_path):
+    s = auth_server(tmp_path)
+    try:
+        admin = admin_secret(s)
+        url = s.url()
+        r = cli("queues", "--server", url)
+        assert r.returncode == 1 and "unauthenticated" in r.stderr, r.stderr
+        r = cli("tokens", "create", "ops", "--role", "operator", "--namespace", "a",
+                "--server", url, "--token", admin)
+        assert r.returncode == 0, r.stderr
+        ops = r.stdout.strip()
+        assert ops.startswith("ym_") and "\n" not in ops
+        assert "shown only this once" in r.stderr and ops not in r.stderr
+        f = tmp_path / "ops.token"
+        f.write_text(ops + "\n")
+        assert cli("queues", "--server", url, "--token-file", str(f)).returncode == 0
+        assert cli("queues", "--server", url, env={"YM_TOKEN": ops}).returncode == 0
+        assert cli("queues", "--server", url,
+                   env={"YM_TOKEN_FILE": str(f)}).returncode == 0
+        # --token wins over the variables.
+        r = cli("queues", "--server", url, "--token", admin, env={"YM_TOKEN": "ym_x"})
+        assert r.returncode == 0, r.stderr
+        r = cli("tokens", "list", "--server", url, "--token", admin)
+        assert r.returncode == 0 and "ops" in r.stdout and ops not in r.stdout, r.stdout
+        r = cli("tokens", "list", "--server", url, "--token", admin, "--json")
+        listed = json.loads(r.stdout)["tokens"]
+        ops_id = [t["id"] for t in listed if t["name"] == "ops"][0]
+        r = cli("tokens", "revoke", ops_id, "--server", url, "--token", admin)
+        assert r.returncode == 0 and "revoked" in r.stdout, r.stderr
+        r = cli("queues", "--server", url, "--token-file", str(f))
+        assert r.returncode == 1 and ops not in r.stderr and ops not in r.stdout, r.stderr
+        r = cli("queues", "--server", url, "--token-file", str(tmp_path / "none"))
+        assert r.returncode != 0 and "cannot read the token file" in r.stderr, r.stderr
+    finally:
+        s.stop()
+
+
+def test_the_exec_worker_and_the_python_sdk_send_tokens(tmp_path, monkeypatch):
+    if SDK not in sys.path:
+        sys.path.insert(0, SDK)
+    import yardmaster
+
+    s = auth_server(tmp_path)
+    w = None
+    try:
+        admin = admin_secret(s)
+        worker_tok = create(s, admin, "worker", "worker")["secret"]
+        tok_file = tmp_path / "worker.token"
+        tok_file.write_text(worker_tok + "\n")
+        for k in ("YM_TOKEN", "YM_TOKEN_FILE"):
+            monkeypatch.delenv(k, raising=False)
+        # Python SDK: refused without a token; token, token_file and the variables work.
+        with pytest.raises(yardmaster.errors.Unauthenticated) as e:
+            yardmaster.Client(s.url()).enqueue("x", "k", {"n": 0})
+        assert e.value.status == 401
+        c = yardmaster.Client(s.url(), token=admin)
+        c.request("PUT", "/v1/queues/x?create=true", {"retention": {"succeeded_ms": 3600000}})
+        job = c.enqueue("x", "k", {"n": 1})
+        assert yardmaster.Client(s.url(), token_file=str(tok_file)).get(job["id"])["id"]
+        monkeypatch.setenv("YM_TOKEN_FILE", str(tok_file))
+        assert yardmaster.Client(s.url()).get(job["id"])["id"] == job["id"]
+        monkeypatch.delenv("YM_TOKEN_FILE")
+        monkeypatch.setenv("YM_TOKEN", admin)
+        assert yardmaster.Client(s.url()).get(job["id"])["id"] == job["id"]
+        monkeypatch.delenv("YM_TOKEN")
+
+        handler = tmp_path / "ok.sh"
+        handler.write_text("#!/bin/sh\ncat > /dev/null\nexit 0\n")
+        handler.chmod(0o755)
+        env = {k: v for k, v in os.environ.items() if k not in ("YM_TOKEN", "YM_TOKEN_FILE")}
+        env["YM_TOKEN_FILE"] = str(tok_file)
+        w = subprocess.Popen([binary(), "worker", "--server", s.url(), "--queue", "x", "--",
+                              str(handler)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, env=env)
+        wait_until(lambda: c.get(job["id"])["state"] == "succeeded", 30,
+                   "the job acked by the exec worker with a token from $YM_TOKEN_FILE")
+        job2 = c.enqueue("x", "k", {"n": 2})
+        w.send_signal(signal.SIGTERM)
+        w.wait(30)
+        w = subprocess.Popen([binary(), "worker", "--server", s.url(), "--token", worker_tok,
+                              "--queue", "x", "--", str(handler)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True,
+                             env={k: v for k, v in env.items() if k != "YM_TOKEN_FILE"})
+        wait_until(lambda: c.get(job2["id"])["state"] == "succeeded", 30,
+                   "the job acked by the exec worker with --token")
+    finally:
+        if w is not None and w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+            w.wait(30)
+        s.stop()
+
+
+def test_no_secret_ever_reaches_a_log_line_or_a_listing(tmp_path):
+    s = auth_server(tmp_path)
+    try:
+        admin = admin_secret(s)
+        made = [create(s, admin, f"t{i}", "viewer") for i in range(3)]
+        secrets = [admin] + [m["secret"] for m in made]
+        revoked = made[0]
+        call(s, "DELETE", f"/v1/tokens/{revoked['id']}", token=admin)
+        for sec in secrets:
+            call(s, "GET", "/v1/queues", token=sec)
+            call(s, "GET", "/v1/queues", token=sec + "x")  # malformed: logged as a failure
+        status, _, job = call(s, "POST", "/v1/jobs", {"queue": "q", "kind": "k", "payload": {}},
+                              token=admin)
+        assert status == 201, job
+        _, _, listing = call(s, "GET", "/v1/tokens", token=admin)
+        _, _, audit = call(s, "GET", "/v1/audit?limit=1000", token=admin)
+        tok_entries = [e for e in audit["entries"] if e["action"].startswith("token.")]
+        assert [(e["action"], e["actor"]) for e in tok_entries] == \
+            [("token.create", "bootstrap-admin")] * 3 + [("token.revoke", "bootstrap-admin")], \
+            tok_entries
+        _, _, metrics = call(s, "GET", "/metrics", token=admin)
+        r = cli("tokens", "list", "--server", s.url(), "--token", admin, "--json")
+        s.terminate()
+        logs = "\n".join(s.log_lines)
+        assert " debug " in logs and "component=access" in logs  # debug and access logs were on
+        for sec in secrets:
+            body = sec[3:]
+            assert body not in logs
+            assert body not in json.dumps(listing)
+            assert body not in json.dumps(audit)
+            assert body not in metrics
+            assert body not in r.stdout and body not in r.stderr
+    finally:
+        s.stop()
+
+
+def test_a_cors_preflight_needs_no_token_and_is_not_a_failure(tmp_path):
+    s = auth_server(tmp_path, "--cors-allowed-origins", "http://localhost:3000",
+                    "--auth-max-failures", "2")
+    try:
+        admin = admin_secret(s)
+        for _ in range(3):  # past auth_max_failures, were a preflight counted
+            status, headers, _ = s.client().raw(
+                "OPTIONS", "/v1/queues", None,
+                {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"})
+            assert status == 204
+            assert "authorization" in headers["access-control-allow-headers"].lower()
+        status, _, body = call(s, "GET", "/v1/queues", token=admin,
+                               headers={"Origin": "http://localhost:3000"})
+        assert status == 200, body  # not throttled
+        _, _, text = call(s, "GET", "/metrics", token=admin)
+        assert metric(text, 'ym_auth_failures_total{reason="missing"}') == 0
+    finally:
+        s.stop()
