@@ -69,6 +69,9 @@ enum class Command {
   kDeadReplay,
   kInfo,
   kAlertsList,
+  kAuditList,
+  kAuditCheckpoint,
+  kAuditVerify,
 };
 
 // One parsed command line; only the fields of `command` are meaningful.
@@ -107,6 +110,15 @@ struct Invocation {
   std::optional<std::int64_t> schedule_next;
   std::int64_t backfill_from_ms = 0;
   std::int64_t backfill_to_ms = 0;
+  // audit list|checkpoint|verify (cli/audit.h).
+  struct AuditArgs {
+    std::uint64_t after = 0;
+    std::uint32_t limit = 100;
+    bool all = false;
+    std::string checkpoint_file;  // verify --checkpoint
+    std::string key_file;         // verify --key-file
+    std::string db;               // verify --db: read this store file instead of the server
+  } audit;
 };
 
 struct ParseOutcome {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "cli/alerts.h"
+#include "cli/audit.h"
 #include "cli/cli.h"
 #include "cli/format.h"
 #include "cli/schedules.h"
@@ -692,6 +693,12 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       totals(out);
       return kExitOk;
     }
+    case Command::kAuditList:
+    case Command::kAuditCheckpoint:
+    case Command::kAuditVerify:
+      return RunAudit(inv, api, out, err, [&url, &err](const Status& s, const ApiClient& a) {
+        return Fail(s, a, url, err);
+      });
     case Command::kAlertsList: {
       Result<std::string> r = api.Alerts();
       if (!r.ok()) return Fail(r.status(), api, url, err);

@@ -9,6 +9,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "cli/audit.h"
 #include "cli/cli.h"
 #include "cli/schedules.h"
 #include "cli/suggest.h"
@@ -20,7 +21,8 @@ namespace {
 
 const char* const kFooter =
     "Exit codes: 0 ok, 1 the server reported an error, 2 usage error, 3 server unreachable;\n"
-    "jobs wait: 4 the job ended dead or cancelled, 5 --timeout passed first.\n"
+    "jobs wait: 4 the job ended dead or cancelled, 5 --timeout passed first;\n"
+    "audit verify: 6 the audit log is broken (the first bad entry is named).\n"
     "See docs/cli.md for examples.";
 
 const std::vector<std::string> kStates = {"scheduled", "ready", "active",
@@ -806,6 +808,11 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       "List the alert rules of the server's config file with the state of each (GET /v1/alerts)");
   AddCommon(alerts, &common);
 
+  // --- audit ---
+  AuditCommands audit;
+  audit.Add(
+      &app, [&common](CLI::App* a) { AddCommon(a, &common); }, &inv);
+
   // --- version ---
   CLI::App* version = app.add_subcommand(
       "version", "Print the version (and git commit) of this yardmaster; needs no server");
@@ -1028,6 +1035,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     inv.command = Command::kInfo;
   } else if (alerts->parsed()) {
     inv.command = Command::kAlertsList;
+  } else if (audit.parsed()) {
+    if (Status s = audit.Finish(&inv); !s.ok()) return UsageError(s.message());
   }
 
   ParseOutcome o;

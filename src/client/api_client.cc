@@ -1143,4 +1143,13 @@ Result<std::string> ApiClient::Metrics() { return Call(HttpMethod::kGet, "/metri
 
 Result<std::string> ApiClient::Alerts() { return Call(HttpMethod::kGet, "/v1/alerts", {}); }
 
+Result<std::string> ApiClient::AuditPage(std::uint64_t after, std::uint32_t limit) {
+  return Call(HttpMethod::kGet,
+              "/v1/audit?after=" + std::to_string(after) + "&limit=" + std::to_string(limit), {});
+}
+
+Result<std::string> ApiClient::AuditCheckpoint() {
+  return Call(HttpMethod::kGet, "/v1/audit/checkpoint", {});
+}
+
 }  // namespace ym::client

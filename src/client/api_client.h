@@ -601,6 +601,10 @@ class ApiClient {
   Result<std::string> Metrics();
   // GET /v1/alerts: the alert rules and their state, as the JSON body (docs/api.md).
   Result<std::string> Alerts();
+  // GET /v1/audit?after=&limit= and GET /v1/audit/checkpoint: the JSON bodies (docs/api.md,
+  // "Audit log"; net/codec_audit.h reads a page).
+  Result<std::string> AuditPage(std::uint64_t after, std::uint32_t limit);
+  Result<std::string> AuditCheckpoint();
 
   // The HTTP status of the last reply, or 0 when the last call got no reply (unreachable).
   int last_http_status() const { return last_http_status_; }

@@ -476,6 +476,13 @@ class Scheduler {
   void Tick();
 
   // --- Group commit. -----------------------------------------------------------------------
+  // Appends an audit entry (store/batch.h, AppendAudit) to the open batch, so that it is
+  // committed in the same transaction as the mutations the current command made. Only privileged
+  // commands call it; the hot paths never do.
+  void RecordAudit(audit::Entry entry) {
+    open_.mutations.push_back(ym::AppendAudit{std::move(entry)});
+    ++open_.audit_entries;
+  }
   bool HasOpenMutations() const { return !open_.empty(); }
   std::size_t open_mutations() const { return open_.mutations.size(); }
   // The seq of the newest batch holding any mutation (open or sealed); 0 if none ever.

@@ -36,6 +36,10 @@ struct ApiOptions {
   // Renders the JSON body of GET /v1/alerts (server/alert_service.h); when empty, the server
   // runs no alert rules and answers {"alerts":[]}.
   std::function<std::string()> alerts_renderer;
+  // Renders the JSON body of GET /v1/audit/checkpoint: a fresh checkpoint of the audit chain,
+  // signed when a key is configured (server/audit_checkpoints.h). When empty, the route answers
+  // an unsigned checkpoint of the broker's head.
+  std::function<std::string()> audit_checkpoint_renderer;
   // Runs a task on the transport's own threads. Used when a Broker callback needs a second
   // Broker call (Broker callbacks must not call the Broker). When empty, the task runs inline,
   // which is only right for tests that drive the Api from one thread.

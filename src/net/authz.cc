@@ -105,6 +105,10 @@ RouteAccess AccessFor(RouteId route) {
     case RouteId::kBackfillSchedule:
       return {kA | kO, NsRule::kGlobal};
     // The server itself: its version and totals over every namespace.
+    // The audit log records every namespace's privileged actions: admins and operators.
+    case RouteId::kListAudit:
+    case RouteId::kAuditCheckpoint:
+      return {kA | kO, NsRule::kGlobal};
     case RouteId::kInfo:
       return {kAll, NsRule::kGlobal};
     // Probes stay open to every principal.

@@ -5,8 +5,10 @@
 #include <optional>
 #include <utility>
 
+#include "common/json.h"
 #include "net/api.h"
 #include "net/authz.h"
+#include "net/codec_audit.h"
 #include "net/codec_schedules.h"
 #include "net/request_log.h"
 
@@ -30,6 +32,21 @@ struct Call {
   Responder reply;
 
   void Error(const Status& s) { reply(ErrorResponse(s, match.id)); }
+  // The audit entry of this privileged request (server/audit_note.h): who (the token's name,
+  // or "anonymous" while authentication is off), from where, its request id. `detail` is a
+  // JSON object and never holds a payload or a secret.
+  AuditNote Audit(std::string action, std::string target, std::string detail = "{}") const {
+    AuditNote n;
+    n.enabled = true;
+    n.actor = request.principal.token_name.empty() ? std::string(audit::kAnonymousActor)
+                                                   : request.principal.token_name;
+    n.remote = request.remote_address;
+    n.request_id = request.request_id;
+    n.action = std::move(action);
+    n.target = std::move(target);
+    n.detail = std::move(detail);
+    return n;
+  }
   void Ok(std::string body, unsigned status = 200) {
     reply(Json(status, std::move(body), match.id));
   }
@@ -112,6 +129,20 @@ void WithVisibleJob(Call& c, void (*handler)(Call&)) {
                   handler(*call);
                 });
 }
+
+// A request body (a bulk filter, a dead-letter replay) as an audit detail: {"request":<body>}.
+// Only for bodies that hold no payload; bounded, so a large id list does not bloat the log.
+std::string RequestDetail(const std::string& body) {
+  constexpr std::size_t kMaxDetailBody = 2048;
+  if (body.empty()) return "{}";
+  if (body.size() > kMaxDetailBody)
+    return "{\"request_bytes\":" + std::to_string(body.size()) + "}";
+  auto doc = json::Document::Parse(body);  // minified; the handler has validated it already
+  if (!doc.ok()) return "{}";
+  return "{\"request\":" + std::string(doc->text()) + "}";
+}
+
+std::string JobTarget(JobId id) { return "job " + FormatJobId(id); }
 
 // Returns a Broker callback that renders a JobView (cancel, replay, get).
 Broker::Callback<JobView> RenderJobCallback(RouteId route, Responder reply) {
@@ -266,7 +297,8 @@ void GetJob(Call& c) {
 }
 
 void CancelNow(Call& c) {
-  c.broker.Cancel(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+  c.broker.Cancel(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
+                  c.Audit("job.cancel", JobTarget(c.match.job_id)));
 }
 
 void CancelJob(Call& c) {
@@ -276,7 +308,8 @@ void CancelJob(Call& c) {
 }
 
 void ReplayNow(Call& c) {
-  c.broker.Replay(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)));
+  c.broker.Replay(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
+                  c.Audit("job.replay", JobTarget(c.match.job_id)));
 }
 
 void ReplayJob(Call& c) {
@@ -496,7 +529,8 @@ void PutQueue(Call& c) {
   auto patch = ParseQueuePatch(c.match.queue, c.request.body);
   if (!patch.ok()) return c.Error(patch.status());
   c.broker.PutQueue(std::move(patch).value(), *create,
-                    RenderQueueCallback(c.match.id, std::move(c.reply)));
+                    RenderQueueCallback(c.match.id, std::move(c.reply)),
+                    c.Audit("queue.put", "queue " + c.match.queue, RequestDetail(c.request.body)));
 }
 
 void SetPaused(Call& c, bool paused) {
@@ -508,14 +542,16 @@ void SetPaused(Call& c, bool paused) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
   c.broker.SetPaused(c.match.queue, paused, *create,
-                     RenderQueueCallback(c.match.id, std::move(c.reply)));
+                     RenderQueueCallback(c.match.id, std::move(c.reply)),
+                     c.Audit(paused ? "queue.pause" : "queue.resume", "queue " + c.match.queue));
 }
 
 void ResetQueue(Call& c) {
   if (IsReservedQueue(c.match.queue)) return c.Error(ReservedQueue(c.match.queue, "reset"));
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)));
+  c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)),
+                      c.Audit("queue.reset", "queue " + c.match.queue));
 }
 
 void ListLimits(Call& c) {
@@ -543,20 +579,24 @@ void PutLimit(Call& c) {
   if (spec->match_queue && IsReservedQueue(*spec->match_queue)) {
     return c.Error(ReservedQueue(*spec->match_queue, "limit"));
   }
-  c.broker.PutLimit(std::move(spec).value(),
-                    [route = c.match.id, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
-                      reply(r.ok() ? Json(r->created ? 201 : 200, RenderLimit(*r), route)
-                                   : ErrorResponse(r.status(), route));
-                    });
+  c.broker.PutLimit(
+      std::move(spec).value(),
+      [route = c.match.id, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
+        reply(r.ok() ? Json(r->created ? 201 : 200, RenderLimit(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("limit.put", "limit " + c.match.name, RequestDetail(c.request.body)));
 }
 
 void DeleteLimit(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
   c.broker.DeleteLimit(
-      c.match.name, [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
         reply(r.ok() ? Json(200, RenderLimitDeleted(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("limit.delete", "limit " + c.match.name));
 }
 
 void ListNamespaces(Call& c) {
@@ -581,20 +621,24 @@ void GetNamespace(Call& c) {
 void PutNamespace(Call& c) {
   auto spec = ParseNamespaceSpec(c.match.name, c.request.body);
   if (!spec.ok()) return c.Error(spec.status());
-  c.broker.PutNamespace(std::move(spec).value(), [route = c.match.id, reply = std::move(c.reply)](
-                                                     Result<flow::NamespaceInfo> r) {
-    reply(r.ok() ? Json(r->created ? 201 : 200, RenderNamespace(*r), route)
-                 : ErrorResponse(r.status(), route));
-  });
+  c.broker.PutNamespace(
+      std::move(spec).value(),
+      [route = c.match.id, reply = std::move(c.reply)](Result<flow::NamespaceInfo> r) {
+        reply(r.ok() ? Json(r->created ? 201 : 200, RenderNamespace(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("namespace.put", "namespace " + c.match.name, RequestDetail(c.request.body)));
 }
 
 void DeleteNamespace(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
   c.broker.DeleteNamespace(
-      c.match.name, [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
         reply(r.ok() ? Json(200, RenderLimitDeleted(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("namespace.delete", "namespace " + c.match.name));
 }
 
 // --- Schedules (docs/api.md "Schedules"; net/codec_schedules.h). Writes answer once durable.
@@ -624,8 +668,11 @@ void CreateSchedule(Call& c) {
   if (IsReservedQueue(req->spec.job.queue)) {
     return c.Error(ReservedQueue(req->spec.job.queue, "schedule jobs into"));
   }
+  // No body in the detail: a schedule's job template holds a payload.
+  AuditNote note = c.Audit("schedule.create", "schedule " + req->spec.id);
   c.broker.CreateSchedule(std::move(req).value(),
-                          RenderScheduleCallback(c.match.id, std::move(c.reply), 201));
+                          RenderScheduleCallback(c.match.id, std::move(c.reply), 201),
+                          std::move(note));
 }
 
 void GetSchedule(Call& c) {
@@ -641,7 +688,8 @@ void PutSchedule(Call& c) {
     return c.Error(ReservedQueue(req->spec.job.queue, "schedule jobs into"));
   }
   c.broker.ReplaceSchedule(std::move(req).value(),
-                           RenderScheduleCallback(c.match.id, std::move(c.reply)));
+                           RenderScheduleCallback(c.match.id, std::move(c.reply)),
+                           c.Audit("schedule.put", "schedule " + c.match.name));
 }
 
 void PatchSchedule(Call& c) {
@@ -659,32 +707,40 @@ void PatchSchedule(Call& c) {
         }
         return update;
       },
-      RenderScheduleCallback(c.match.id, std::move(c.reply)));
+      RenderScheduleCallback(c.match.id, std::move(c.reply)),
+      c.Audit("schedule.patch", "schedule " + c.match.name));
 }
 
 void DeleteSchedule(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.DeleteSchedule(c.match.name, [route = c.match.id,
-                                         reply = std::move(c.reply)](Result<std::string> r) {
-    reply(r.ok() ? Json(200, RenderScheduleDeleted(*r), route) : ErrorResponse(r.status(), route));
-  });
+  c.broker.DeleteSchedule(
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<std::string> r) {
+        reply(r.ok() ? Json(200, RenderScheduleDeleted(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("schedule.delete", "schedule " + c.match.name));
 }
 
 void PauseSchedule(Call& c, bool paused) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.PauseSchedule(c.match.name, paused,
-                         RenderScheduleCallback(c.match.id, std::move(c.reply)));
+  c.broker.PauseSchedule(
+      c.match.name, paused, RenderScheduleCallback(c.match.id, std::move(c.reply)),
+      c.Audit(paused ? "schedule.pause" : "schedule.resume", "schedule " + c.match.name));
 }
 
 void TriggerSchedule(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.TriggerSchedule(c.match.name, [route = c.match.id,
-                                          reply = std::move(c.reply)](Result<EnqueueOutcome> r) {
-    reply(r.ok() ? Json(201, RenderEnqueueOutcome(*r), route) : ErrorResponse(r.status(), route));
-  });
+  c.broker.TriggerSchedule(
+      c.match.name,
+      [route = c.match.id, reply = std::move(c.reply)](Result<EnqueueOutcome> r) {
+        reply(r.ok() ? Json(201, RenderEnqueueOutcome(*r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("schedule.trigger", "schedule " + c.match.name));
 }
 
 void BackfillSchedule(Call& c) {
@@ -694,7 +750,8 @@ void BackfillSchedule(Call& c) {
       c.match.name, range->first, range->second,
       [route = c.match.id, reply = std::move(c.reply)](Result<BackfillOutcome> r) {
         reply(r.ok() ? Json(200, RenderBackfill(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("schedule.backfill", "schedule " + c.match.name, RequestDetail(c.request.body)));
 }
 
 // In memory only (breaker state is not stored): answered at once.
@@ -706,15 +763,19 @@ void ResetBreaker(Call& c) {
       [route = c.match.id, key = *key, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
         reply(r.ok() ? Json(200, RenderBreakerReset(*r, key), route)
                      : ErrorResponse(r.status(), route));
-      });
+      },
+      c.Audit("limit.reset_breaker", "limit " + c.match.name, RequestDetail(c.request.body)));
 }
 
 void ReplayDeadNow(Call& c, std::string queue, std::vector<JobId> ids, std::uint32_t limit) {
+  AuditNote note = c.Audit("dead.replay", queue.empty() ? "dead" : "queue " + queue,
+                           RequestDetail(c.request.body));
   c.broker.ReplayDead(
       std::move(queue), std::move(ids), limit,
       [route = c.match.id, reply = std::move(c.reply)](Result<std::uint64_t> r) {
         reply(r.ok() ? Json(200, RenderReplayed(*r), route) : ErrorResponse(r.status(), route));
-      });
+      },
+      std::move(note));
 }
 
 // A scoped token names ids (those of other namespaces are skipped like ids that are not dead);
@@ -753,11 +814,38 @@ void Bulk(Call& c, BulkAction action) {
   BulkRequest request = *req;
   Status scoped = ScopeJobFilter(c.request.principal, req->filter);
   if (!scoped.ok()) return c.Error(scoped);
-  c.broker.Bulk(std::move(req).value(), [route = c.match.id, request = std::move(request),
-                                         reply = std::move(c.reply)](Result<BulkOutcome> r) {
-    reply(r.ok() ? Json(200, RenderBulkOutcome(request, *r), route)
-                 : ErrorResponse(r.status(), route));
-  });
+  const char* action_name = action == BulkAction::kCancel   ? "jobs.bulk_cancel"
+                            : action == BulkAction::kReplay ? "jobs.bulk_replay"
+                                                            : "jobs.bulk_delete";
+  c.broker.Bulk(
+      std::move(req).value(),
+      [route = c.match.id, request = std::move(request),
+       reply = std::move(c.reply)](Result<BulkOutcome> r) {
+        reply(r.ok() ? Json(200, RenderBulkOutcome(request, *r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit(action_name, "jobs", RequestDetail(c.request.body)));
+}
+
+// --- Audit log (docs/api.md "Audit log"): read-only.
+void ListAudit(Call& c) {
+  auto q = ParseAuditListQuery(c.match.query);
+  if (!q.ok()) return c.Error(q.status());
+  c.broker.ReadAudit(q->after, q->limit,
+                     [route = c.match.id, limit = q->limit,
+                      reply = std::move(c.reply)](Result<std::vector<audit::Entry>> r) {
+                       reply(r.ok() ? Json(200, RenderAuditPage(*r, limit), route)
+                                    : ErrorResponse(r.status(), route));
+                     });
+}
+
+void AuditCheckpoint(Call& c) {
+  if (c.options.audit_checkpoint_renderer) return c.Ok(c.options.audit_checkpoint_renderer());
+  const audit::Head head = c.broker.AuditHead();
+  audit::Checkpoint cp;
+  cp.seq = head.seq;
+  cp.hash = head.hash;
+  c.Ok(audit::CheckpointToJson(cp));
 }
 
 void Info(Call& c) { c.Ok(RenderInfo(c.broker.Info())); }
@@ -938,6 +1026,10 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return Bulk(c, BulkAction::kDelete);
     case RouteId::kListAlerts:
       return ListAlerts(c);
+    case RouteId::kListAudit:
+      return ListAudit(c);
+    case RouteId::kAuditCheckpoint:
+      return AuditCheckpoint(c);
     case RouteId::kInfo:
       return Info(c);
     case RouteId::kHealthz:

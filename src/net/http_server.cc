@@ -249,13 +249,19 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void OnHandshake(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
+    const TlsHandshakeResult result = ClassifyTlsHandshake(ec);
+    server_.stats_.tls_handshakes[static_cast<std::size_t>(result)].fetch_add(
+        1, std::memory_order_relaxed);
     if (ec) {
       // A scanner, a plain-HTTP client, a client that does not trust the certificate or (mTLS)
-      // has none: nothing was read, so there is nothing to answer.
+      // has none: nothing was read, so there is nothing to answer. Counted by result in
+      // ym_tls_handshakes_total; logged at debug only (a scanner must not flood the log).
       YM_LOG(debug, kHttp)
           .Str("peer", client_)
+          .Str("result", TlsHandshakeResultName(result))
           .Str("error", ec.message())
-          .Msg("http: TLS handshake with {} failed: {}", client_, ec.message());
+          .Msg("http: TLS handshake with {} failed ({}): {}", client_,
+               TlsHandshakeResultName(result), ec.message());
       return Close();
     }
     DoRead();
@@ -755,11 +761,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
 namespace detail {
 
+static_assert(kTlsHandshakeResults == HttpStats::kTlsResults);
+
 void LogTlsLoaded(const TlsContext& tls, std::string_view what) {
   YM_LOG(info, kHttp)
       .Str("subject", tls.subject)
       .Str("not_after", tls.not_after)
-      .Msg("TLS certificate {}: {} (valid until {})", what, tls.subject, tls.not_after);
+      .Uint("client_cas", tls.client_cas)
+      .Msg("TLS certificate {}: {} (valid until {}){}", what, tls.subject, tls.not_after,
+           tls.client_cas > 0 ? fmt::format("; {} client CA certificate(s)", tls.client_cas)
+                              : std::string());
+  for (const std::string& w : tls.warnings) YM_LOG(warn, kHttp).Msg("TLS: {}", w);
 }
 
 ApiOptions HttpServerImpl::MakeApiOptions() {
@@ -769,6 +781,7 @@ ApiOptions HttpServerImpl::MakeApiOptions() {
   o.max_reply_bytes = options_.max_reply_bytes;
   o.metrics_renderer = options_.metrics_renderer;
   o.alerts_renderer = options_.alerts_renderer;
+  o.audit_checkpoint_renderer = options_.audit_checkpoint_renderer;
   o.server_stopping = &stopping_;
   o.post = [this, gate = gate_](std::function<void()> task) {
     std::lock_guard<std::mutex> lock(gate->mu);
@@ -788,6 +801,7 @@ Status HttpServerImpl::Start() {
     auto tls = MakeServerTlsContext(options_.tls);
     if (!tls.ok()) return tls.status();
     loaded = std::move(tls).value();
+    stats_.tls_cert_not_after.store(loaded->not_after_unix, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(tls_mu_);
     tls_ = loaded->ctx;
   }
@@ -870,10 +884,18 @@ Status HttpServerImpl::ReloadTls() {
   }
   if (!options_.tls.enabled()) return InvalidState("TLS is not configured");
   auto tls = MakeServerTlsContext(options_.tls);
-  if (!tls.ok()) return tls.status();
+  if (!tls.ok()) {
+    stats_.tls_reload_failures.fetch_add(1, std::memory_order_relaxed);
+    return tls.status();
+  }
+  {
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    tls_ = std::move(tls->ctx);
+  }
+  stats_.tls_cert_not_after.store(tls->not_after_unix, std::memory_order_relaxed);
+  stats_.tls_reloads.fetch_add(1, std::memory_order_relaxed);
+  // Logged last: whoever reads the line finds the new context and the metrics in place.
   LogTlsLoaded(*tls, "reloaded");
-  std::lock_guard<std::mutex> lock(tls_mu_);
-  tls_ = std::move(tls->ctx);
   return Status::Ok();
 }
 

@@ -99,6 +99,8 @@ struct HttpServerOptions {
   std::function<std::string()> metrics_renderer;
   // Renders GET /v1/alerts (net/api.h ApiOptions::alerts_renderer).
   std::function<std::string()> alerts_renderer;
+  // Renders GET /v1/audit/checkpoint (net/api.h ApiOptions::audit_checkpoint_renderer).
+  std::function<std::string()> audit_checkpoint_renderer;
   // Host, Origin and content-type checks applied to every request before the Api sees it
   // (net/web_guard.h, docs/security.md).
   WebGuardOptions web;
@@ -120,10 +122,12 @@ class HttpServer {
   Status Start();
   void Stop();
 
-  // TLS only: reads the certificate and key files again into a new context, used by the
-  // connections accepted from now on; connections already open keep theirs. On error (a
-  // missing file, a key that does not match) the context in use is kept and the error
-  // returned. kInvalidState when TLS is off or the server is not started.
+  // TLS only: reads the certificate, key and client CA files again into a new context, used by
+  // the connections accepted from now on; connections already open keep theirs. On error (a
+  // missing file, a key that does not match, an expired certificate, a bad CA file) the
+  // context in use is kept, whole, and the error returned. Counted in
+  // stats().tls_reloads / tls_reload_failures. kInvalidState when TLS is off or the server is
+  // not started.
   Status ReloadTls();
 
   // The bound port (the chosen one when options.port was 0); 0 before Start().

@@ -51,6 +51,15 @@ struct HttpStats {
   std::atomic<std::uint64_t> refused_requests{0};
   // Requests refused at their header for bad framing (Transfer-Encoding, Content-Length, Host).
   std::atomic<std::uint64_t> bad_framing{0};
+  // TLS (zero while TLS is off): handshakes by outcome, indexed by net::TlsHandshakeResult
+  // (net/tls.h; its size is checked there); the served certificate's notAfter in seconds since
+  // the epoch (a gauge, 0 before the first load); reloads that swapped the context and reloads
+  // refused (the old context kept).
+  static constexpr std::size_t kTlsResults = 6;
+  std::array<std::atomic<std::uint64_t>, kTlsResults> tls_handshakes{};
+  std::atomic<std::int64_t> tls_cert_not_after{0};
+  std::atomic<std::uint64_t> tls_reloads{0};
+  std::atomic<std::uint64_t> tls_reload_failures{0};
 
   // duration[route][status class]: from the request read to its response handed to the
   // socket (or dropped), in microseconds (ym_http_request_duration_seconds).

@@ -75,6 +75,8 @@ enum class RouteId : std::uint8_t {
   kListDead,
   kReplayDead,
   kListAlerts,
+  kListAudit,
+  kAuditCheckpoint,
   kInfo,
   kHealthz,
   kLivez,

@@ -56,6 +56,7 @@ struct BulkReplay {
   Status error;  // the first server-side error; answered only if nothing was replayed
   const std::atomic<bool>* draining = nullptr;
   Broker::Callback<std::uint64_t> done;
+  AuditNote audit;  // recorded with the last step, with the count
 };
 
 // A bulk cancel, replay or delete in progress (Broker::Bulk): the request, its counts so far,
@@ -72,7 +73,20 @@ struct BulkRun {
   bool first_step = true;
   const std::atomic<bool>* draining = nullptr;
   Broker::Callback<BulkOutcome> done;
+  AuditNote audit;  // recorded with the last step, with the counts
 };
+
+// Adds `"key":value` to the JSON object text `object` ("{}" or "{...}").
+void AddDetail(std::string& object, std::string_view key, std::uint64_t value) {
+  if (object.size() < 2 || object.back() != '}') object = "{}";
+  object.pop_back();
+  if (object.size() > 1) object += ',';
+  object += '"';
+  object += key;
+  object += "\":";
+  object += std::to_string(value);
+  object += '}';
+}
 
 // One listing step of a bulk replay or delete: the stored jobs matching the filter after
 // `after` (the store's bounded, indexed search, as GET /v1/jobs uses), and where to list on.
@@ -200,6 +214,12 @@ class Broker::Impl {
       return;
     }
     replies_.push_back(PendingReply{seq, std::move(reply)});
+  }
+
+  // Core thread: appends `note`'s entry to the open batch when it is audited, so it commits
+  // with the mutations the current command made (AuditNote).
+  void Audit(const AuditNote& note) {
+    if (note.enabled) sched_->RecordAudit(note.ToEntry(clock_.NowMs()));
   }
 
   Scheduler& sched() { return *sched_; }
@@ -452,6 +472,9 @@ class Broker::Impl {
         counters_.commit_batch_mutations.Observe(b.mutations.size());
         counters_.commits.fetch_add(1, std::memory_order_relaxed);
         counters_.committed_mutations.fetch_add(b.mutations.size(), std::memory_order_relaxed);
+        if (b.audit_entries > 0 && options_.on_audit_committed) {
+          options_.on_audit_committed(store_.AuditHead());
+        }
       }
       const std::uint64_t seq = b.seq;
       // A failed batch goes back to core: while read-only it is retried as the next probe.
@@ -840,6 +863,12 @@ void Broker::Impl::BulkList(const std::shared_ptr<BulkReplay>& b) {
 }
 
 void Broker::Impl::BulkFinish(const std::shared_ptr<BulkReplay>& b) {
+  if (b->audit.enabled && (b->replayed > 0 || b->error.ok())) {
+    // With the last step's writes; earlier steps are durable already (docs/security.md says
+    // what a crash in between loses).
+    AddDetail(b->audit.detail, "replayed", b->replayed);
+    Audit(b->audit);
+  }
   AfterDurable([b](Status s) {
     if (!s.ok()) return b->done(s);
     if (b->replayed == 0 && !b->error.ok()) return b->done(b->error);
@@ -1029,6 +1058,11 @@ void Broker::Impl::BulkOpAnswer(const std::shared_ptr<BulkRun>& b, Status error)
     out.next_after_id = first - 1;
   } else {
     if (!b->listing_done) out.next_after_id = b->cursor;
+  }
+  if (b->audit.enabled && !b->request.dry_run) {
+    AddDetail(b->audit.detail, "matched", out.matched);
+    AddDetail(b->audit.detail, "applied", out.applied);
+    Audit(b->audit);
   }
   // What it did (and what it observed) is durable before the answer.
   AfterDurable([b, out](Status s) {
@@ -1370,13 +1404,14 @@ void Broker::Complete(
       });
 }
 
-void Broker::Cancel(JobId id, Callback<JobView> done) {
+void Broker::Cancel(JobId id, Callback<JobView> done, AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, id, done = std::move(done)]() mutable {
+  impl_->Post([this, id, done = std::move(done), audit = std::move(audit)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     Scheduler& s = impl_->sched();
     auto r = s.Cancel(id);
     if (r.ok() || r.status().code() != Code::kNotFound) {
+      if (r.ok()) impl_->Audit(audit);
       return impl_->AnswerWhenDurable(std::move(r), std::move(done));
     }
     if (!s.Issued(id)) return done(NotFound("job " + FormatJobId(id) + " not found"));
@@ -1384,35 +1419,42 @@ void Broker::Cancel(JobId id, Callback<JobView> done) {
     // answer is decided back on the core thread, where a job replayed meanwhile is cancelled.
     impl_->DecideFromStore(
         id,
-        [this, id](const Scheduler::ReadTicket& t, std::optional<JobRecord>&& rec) {
-          return impl_->sched().CancelStored(t, id, std::move(rec));
+        [this, id, audit = std::move(audit)](const Scheduler::ReadTicket& t,
+                                             std::optional<JobRecord>&& rec) {
+          auto decided = impl_->sched().CancelStored(t, id, std::move(rec));
+          if (decided && decided->ok()) impl_->Audit(audit);
+          return decided;
         },
         std::move(done), 0);
   });
 }
 
-void Broker::Replay(JobId id, Callback<JobView> done) {
+void Broker::Replay(JobId id, Callback<JobView> done, AuditNote audit) {
   if (draining()) {
     done(Unavailable("draining: replays are refused"));
     return;
   }
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, id, done = std::move(done)]() mutable {
+  impl_->Post([this, id, done = std::move(done), audit = std::move(audit)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     if (auto now = impl_->sched().ReplayInCore(id, /*dead_only=*/false)) {
+      if (now->ok()) impl_->Audit(audit);
       return impl_->AnswerWhenDurable(std::move(*now), std::move(done));
     }
     impl_->DecideFromStore(
         id,
-        [this, id](const Scheduler::ReadTicket& t, std::optional<JobRecord>&& rec) {
-          return impl_->sched().ReplayStored(t, id, std::move(rec), /*dead_only=*/false);
+        [this, id, audit = std::move(audit)](const Scheduler::ReadTicket& t,
+                                             std::optional<JobRecord>&& rec) {
+          auto decided = impl_->sched().ReplayStored(t, id, std::move(rec), /*dead_only=*/false);
+          if (decided && decided->ok()) impl_->Audit(audit);
+          return decided;
         },
         std::move(done), 0);
   });
 }
 
 void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
-                        Callback<std::uint64_t> done) {
+                        Callback<std::uint64_t> done, AuditNote audit) {
   if (draining()) {
     done(Unavailable("draining: replays are refused"));
     return;
@@ -1425,10 +1467,11 @@ void Broker::ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t
   for (JobId id : ids) b->pending.emplace_back(id, 0);
   b->draining = &draining_;
   b->done = std::move(done);
+  b->audit = std::move(audit);
   impl_->Post([this, b] { impl_->BulkStep(b); });
 }
 
-void Broker::Bulk(BulkRequest request, Callback<BulkOutcome> done) {
+void Broker::Bulk(BulkRequest request, Callback<BulkOutcome> done, AuditNote audit) {
   if (draining()) return done(Unavailable("draining: bulk operations are refused"));
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   auto b = std::make_shared<BulkRun>();
@@ -1437,6 +1480,7 @@ void Broker::Bulk(BulkRequest request, Callback<BulkOutcome> done) {
   b->cursor = b->request.after_id;
   b->draining = &draining_;
   b->done = std::move(done);
+  b->audit = std::move(audit);
   impl_->Post([this, b] { impl_->BulkOpStep(b); });
 }
 
@@ -1726,13 +1770,15 @@ void Broker::GetQueue(std::string name, Callback<QueueInfo> done) {
   });
 }
 
-void Broker::PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> done) {
+void Broker::PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> done,
+                      AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   // Applied on the core thread once the queue is known to exist (or is to be created).
-  auto apply = [this](QueueConfigPatch patch, Callback<QueueInfo> done) {
+  auto apply = [this, audit = std::move(audit)](QueueConfigPatch patch, Callback<QueueInfo> done) {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto r = impl_->sched().PutQueue(patch);
     if (!r.ok()) return done(r.status());
+    impl_->Audit(audit);
     impl_->AfterDurable([this, r = std::move(r), done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
       // The reply shows the finished counts too, as GET does (read off the core thread).
@@ -1765,48 +1811,59 @@ void Broker::PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> d
   });
 }
 
-void Broker::ResetQueue(std::string name, Callback<QueueInfo> done) {
+void Broker::ResetQueue(std::string name, Callback<QueueInfo> done, AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    std::vector<QueueInfo> one;
-    if (auto q = impl_->sched().ResetQueue(name)) one.push_back(std::move(*q));
-    // Durable before the reply (the reset may have written nothing: then at once), and with the
-    // store's finished counts, which also tell whether a queue core does not hold exists.
-    impl_->AfterDurable(
-        [this, name, one = std::move(one), done = std::move(done)](Status s) mutable {
+  impl_->Post(
+      [this, name = std::move(name), done = std::move(done), audit = std::move(audit)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        std::vector<QueueInfo> one;
+        // Audited when core held the queue (its configuration, if any, is removed); a queue only
+        // the store knows has nothing to reset, and an unknown one is answered kQueueNotFound
+        // below.
+        if (auto q = impl_->sched().ResetQueue(name)) {
+          one.push_back(std::move(*q));
+          impl_->Audit(audit);
+        }
+        // Durable before the reply (the reset may have written nothing: then at once), and with the
+        // store's finished counts, which also tell whether a queue core does not hold exists.
+        impl_->AfterDurable(
+            [this, name, one = std::move(one), done = std::move(done)](Status s) mutable {
+              if (!s.ok()) return done(s);
+              impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
+                impl_->AnswerQueue(name, std::move(one), std::move(done));
+              });
+            });
+      });
+}
+
+void Broker::PutLimit(flow::LimitSpec spec, Callback<flow::LimitInfo> done, AuditNote audit) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post(
+      [this, spec = std::move(spec), done = std::move(done), audit = std::move(audit)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        auto r = impl_->sched().PutLimit(spec);
+        if (!r.ok()) return done(r.status());
+        impl_->Audit(audit);
+        impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
           if (!s.ok()) return done(s);
-          impl_->Read([this, name, one = std::move(one), done = std::move(done)]() mutable {
-            impl_->AnswerQueue(name, std::move(one), std::move(done));
-          });
+          done(std::move(r).value());
         });
-  });
+      });
 }
 
-void Broker::PutLimit(flow::LimitSpec spec, Callback<flow::LimitInfo> done) {
+void Broker::DeleteLimit(std::string name, Callback<std::string> done, AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, spec = std::move(spec), done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    auto r = impl_->sched().PutLimit(spec);
-    if (!r.ok()) return done(r.status());
-    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      done(std::move(r).value());
-    });
-  });
-}
-
-void Broker::DeleteLimit(std::string name, Callback<std::string> done) {
-  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    Status d = impl_->sched().DeleteLimit(name);
-    if (!d.ok()) return done(d);
-    impl_->AfterDurable([name = std::move(name), done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      done(std::move(name));
-    });
-  });
+  impl_->Post(
+      [this, name = std::move(name), done = std::move(done), audit = std::move(audit)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        Status d = impl_->sched().DeleteLimit(name);
+        if (!d.ok()) return done(d);
+        impl_->Audit(audit);
+        impl_->AfterDurable([name = std::move(name), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          done(std::move(name));
+        });
+      });
 }
 
 void Broker::GetLimit(std::string name, Callback<flow::LimitInfo> done) {
@@ -1830,30 +1887,35 @@ void Broker::ListLimits(std::string after, std::uint32_t limit, Callback<flow::L
   });
 }
 
-void Broker::PutNamespace(flow::NamespaceSpec spec, Callback<flow::NamespaceInfo> done) {
+void Broker::PutNamespace(flow::NamespaceSpec spec, Callback<flow::NamespaceInfo> done,
+                          AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, spec = std::move(spec), done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    auto r = impl_->sched().PutNamespace(spec);
-    if (!r.ok()) return done(r.status());
-    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      done(std::move(r).value());
-    });
-  });
+  impl_->Post(
+      [this, spec = std::move(spec), done = std::move(done), audit = std::move(audit)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        auto r = impl_->sched().PutNamespace(spec);
+        if (!r.ok()) return done(r.status());
+        impl_->Audit(audit);
+        impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          done(std::move(r).value());
+        });
+      });
 }
 
-void Broker::DeleteNamespace(std::string name, Callback<std::string> done) {
+void Broker::DeleteNamespace(std::string name, Callback<std::string> done, AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, name = std::move(name), done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    Status d = impl_->sched().DeleteNamespace(name);
-    if (!d.ok()) return done(d);
-    impl_->AfterDurable([name = std::move(name), done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      done(std::move(name));
-    });
-  });
+  impl_->Post(
+      [this, name = std::move(name), done = std::move(done), audit = std::move(audit)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        Status d = impl_->sched().DeleteNamespace(name);
+        if (!d.ok()) return done(d);
+        impl_->Audit(audit);
+        impl_->AfterDurable([name = std::move(name), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          done(std::move(name));
+        });
+      });
 }
 
 void Broker::GetNamespace(std::string name, Callback<flow::NamespaceInfo> done) {
@@ -1879,30 +1941,40 @@ void Broker::ListNamespaces(std::string after, std::uint32_t limit,
 }
 
 void Broker::ResetBreaker(std::string name, std::optional<std::string> key,
-                          Callback<flow::LimitInfo> done) {
+                          Callback<flow::LimitInfo> done, AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post(
-      [this, name = std::move(name), key = std::move(key), done = std::move(done)]() mutable {
-        if (impl_->read_only()) return done(impl_->ReadOnlyError());
-        done(impl_->sched().ResetBreaker(name, key ? &*key : nullptr));
-      });
+  impl_->Post([this, name = std::move(name), key = std::move(key), done = std::move(done),
+               audit = std::move(audit)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto r = impl_->sched().ResetBreaker(name, key ? &*key : nullptr);
+    if (!r.ok() || !audit.enabled) return done(std::move(r));
+    // The reset itself is in memory only; its audit entry is answered once durable.
+    impl_->Audit(audit);
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r));
+    });
+  });
 }
 
-void Broker::SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done) {
+void Broker::SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done,
+                       AuditNote audit) {
   QueueConfigPatch patch;
   patch.name = std::move(name);
   patch.paused = paused;
-  PutQueue(std::move(patch), create, std::move(done));
+  PutQueue(std::move(patch), create, std::move(done), std::move(audit));
 }
 
 // --- Schedules ---------------------------------------------------------------------------
 
-void Broker::CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done) {
+void Broker::CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done, AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, request = std::move(request), done = std::move(done)]() mutable {
+  impl_->Post([this, request = std::move(request), done = std::move(done),
+               audit = std::move(audit)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto r = impl_->sched().CreateSchedule(std::move(request.spec), request.paused.value_or(false));
     if (!r.ok()) return done(r.status());
+    impl_->Audit(audit);
     impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
       if (!s.ok()) return done(s);
       done(std::move(r).value());
@@ -1910,7 +1982,7 @@ void Broker::CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done)
   });
 }
 
-void Broker::ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done) {
+void Broker::ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done, AuditNote audit) {
   // The id is copied first: the order in which arguments are evaluated is unspecified, and the
   // lambda below moves `request` away.
   std::string id = request.spec.id;
@@ -1919,23 +1991,75 @@ void Broker::ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done
       [request = std::move(request)](const std::string&) mutable -> Result<ScheduleUpdate> {
         return std::move(request);
       },
-      std::move(done));
+      std::move(done), std::move(audit));
 }
 
 void Broker::PatchSchedule(
     std::string id, std::function<Result<ScheduleUpdate>(const std::string& current_json)> merge,
-    Callback<ScheduleView> done) {
+    Callback<ScheduleView> done, AuditNote audit) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, id = std::move(id), merge = std::move(merge), done = std::move(done),
+               audit = std::move(audit)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto& sched = impl_->sched();
+    const cron::Schedule* current = sched.schedules().Find(id);
+    if (current == nullptr) return done(NotFound("schedule " + id + " not found"));
+    auto request = merge(current->spec.json);
+    if (!request.ok()) return done(request.status());
+    auto r = sched.UpdateSchedule(std::move(request->spec), request->paused);
+    if (!r.ok()) return done(r.status());
+    impl_->Audit(audit);
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r).value());
+    });
+  });
+}
+
+void Broker::DeleteSchedule(std::string id, Callback<std::string> done, AuditNote audit) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
   impl_->Post(
-      [this, id = std::move(id), merge = std::move(merge), done = std::move(done)]() mutable {
+      [this, id = std::move(id), done = std::move(done), audit = std::move(audit)]() mutable {
         if (impl_->read_only()) return done(impl_->ReadOnlyError());
-        auto& sched = impl_->sched();
-        const cron::Schedule* current = sched.schedules().Find(id);
-        if (current == nullptr) return done(NotFound("schedule " + id + " not found"));
-        auto request = merge(current->spec.json);
-        if (!request.ok()) return done(request.status());
-        auto r = sched.UpdateSchedule(std::move(request->spec), request->paused);
+        Status d = impl_->sched().DeleteSchedule(id);
+        if (!d.ok()) return done(d);
+        impl_->Audit(audit);
+        impl_->AfterDurable([id = std::move(id), done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          done(std::move(id));
+        });
+      });
+}
+
+void Broker::PauseSchedule(std::string id, bool paused, Callback<ScheduleView> done,
+                           AuditNote audit) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post([this, id = std::move(id), paused, done = std::move(done),
+               audit = std::move(audit)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    auto r = impl_->sched().PauseSchedule(id, paused);
+    if (!r.ok()) return done(r.status());
+    impl_->Audit(audit);
+    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      done(std::move(r).value());
+    });
+  });
+}
+
+void Broker::TriggerSchedule(std::string id, Callback<EnqueueOutcome> done, AuditNote audit) {
+  if (draining()) return done(Unavailable("draining"));
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  impl_->Post(
+      [this, id = std::move(id), done = std::move(done), audit = std::move(audit)]() mutable {
+        if (impl_->read_only()) return done(impl_->ReadOnlyError());
+        auto r = impl_->sched().TriggerSchedule(id);
         if (!r.ok()) return done(r.status());
+        if (audit.enabled) {
+          AddDetail(audit.detail, "job", r->id);
+          impl_->Audit(audit);
+        }
+        impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
         impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
           if (!s.ok()) return done(s);
           done(std::move(r).value());
@@ -1943,57 +2067,25 @@ void Broker::PatchSchedule(
       });
 }
 
-void Broker::DeleteSchedule(std::string id, Callback<std::string> done) {
-  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, id = std::move(id), done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    Status d = impl_->sched().DeleteSchedule(id);
-    if (!d.ok()) return done(d);
-    impl_->AfterDurable([id = std::move(id), done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      done(std::move(id));
-    });
-  });
-}
-
-void Broker::PauseSchedule(std::string id, bool paused, Callback<ScheduleView> done) {
-  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, id = std::move(id), paused, done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    auto r = impl_->sched().PauseSchedule(id, paused);
-    if (!r.ok()) return done(r.status());
-    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      done(std::move(r).value());
-    });
-  });
-}
-
-void Broker::TriggerSchedule(std::string id, Callback<EnqueueOutcome> done) {
-  if (draining()) return done(Unavailable("draining"));
-  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, id = std::move(id), done = std::move(done)]() mutable {
-    if (impl_->read_only()) return done(impl_->ReadOnlyError());
-    auto r = impl_->sched().TriggerSchedule(id);
-    if (!r.ok()) return done(r.status());
-    impl_->counters().enqueued.fetch_add(1, std::memory_order_relaxed);
-    impl_->AfterDurable([r = std::move(r), done = std::move(done)](Status s) mutable {
-      if (!s.ok()) return done(s);
-      done(std::move(r).value());
-    });
-  });
-}
-
 void Broker::BackfillSchedule(std::string id, std::int64_t from, std::int64_t to,
-                              Callback<BackfillOutcome> done) {
+                              Callback<BackfillOutcome> done, AuditNote audit) {
   if (draining()) return done(Unavailable("draining"));
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
-  impl_->Post([this, id = std::move(id), from, to, done = std::move(done)]() mutable {
+  impl_->Post([this, id = std::move(id), from, to, done = std::move(done),
+               audit = std::move(audit)]() mutable {
     if (impl_->read_only()) return done(impl_->ReadOnlyError());
     auto outcome = std::make_shared<BackfillOutcome>();
     auto specs = impl_->sched().BackfillSpecs(id, from, to, outcome.get());
     if (!specs.ok()) return done(specs.status());
-    if (specs->empty()) return done(*outcome);
+    if (specs->empty()) {
+      if (!audit.enabled) return done(*outcome);
+      AddDetail(audit.detail, "emitted", 0);
+      impl_->Audit(audit);
+      return impl_->AfterDurable([outcome, done = std::move(done)](Status s) mutable {
+        if (!s.ok()) return done(s);
+        done(*outcome);
+      });
+    }
     std::vector<std::int64_t> windows;
     std::vector<EnqueueSpec> batch;
     for (auto& [w, spec] : *specs) {
@@ -2003,37 +2095,70 @@ void Broker::BackfillSchedule(std::string id, std::int64_t from, std::int64_t to
     // Through the ordinary enqueue path: a window's key that core's cache misses is read from
     // the store first, so a window emitted before (by the schedule or another backfill) is a
     // duplicate and creates nothing.
-    Enqueue(std::move(batch),
-            [this, id = std::move(id), windows = std::move(windows), outcome,
-             done = std::move(done)](std::vector<Result<EnqueueOutcome>> results) mutable {
-              Status failed;
-              std::vector<std::pair<std::int64_t, JobId>> created;
-              for (std::size_t i = 0; i < results.size(); ++i) {
-                if (!results[i].ok()) {
-                  if (failed.ok()) failed = results[i].status();
-                  continue;
-                }
-                if (results[i]->duplicate) {
-                  ++outcome->duplicates;
-                } else if (!results[i]->skipped) {
-                  ++outcome->emitted;
-                  created.emplace_back(windows[i], results[i]->id);
-                }
-              }
-              if (!failed.ok() && created.empty()) return done(failed);
-              // The history records the windows created, on the core thread, durably before the
-              // reply.
-              impl_->Post([this, id = std::move(id), created = std::move(created), outcome,
-                           done = std::move(done)]() mutable {
-                for (const auto& [w, job] : created) impl_->sched().RecordBackfill(id, w, job);
-                impl_->AfterDurable([outcome, done = std::move(done)](Status s) mutable {
-                  if (!s.ok()) return done(s);
-                  done(*outcome);
-                });
-              });
-            });
+    Enqueue(std::move(batch), [this, id = std::move(id), windows = std::move(windows), outcome,
+                               done = std::move(done), audit = std::move(audit)](
+                                  std::vector<Result<EnqueueOutcome>> results) mutable {
+      Status failed;
+      std::vector<std::pair<std::int64_t, JobId>> created;
+      for (std::size_t i = 0; i < results.size(); ++i) {
+        if (!results[i].ok()) {
+          if (failed.ok()) failed = results[i].status();
+          continue;
+        }
+        if (results[i]->duplicate) {
+          ++outcome->duplicates;
+        } else if (!results[i]->skipped) {
+          ++outcome->emitted;
+          created.emplace_back(windows[i], results[i]->id);
+        }
+      }
+      if (!failed.ok() && created.empty()) return done(failed);
+      // The history records the windows created, on the core thread, durably before the
+      // reply.
+      impl_->Post([this, id = std::move(id), created = std::move(created), outcome,
+                   done = std::move(done), audit = std::move(audit)]() mutable {
+        for (const auto& [w, job] : created) impl_->sched().RecordBackfill(id, w, job);
+        if (audit.enabled) {
+          // With the history; the jobs themselves may have committed just before
+          // (docs/security.md, "What a crash can lose").
+          AddDetail(audit.detail, "emitted", outcome->emitted);
+          AddDetail(audit.detail, "duplicates", outcome->duplicates);
+          impl_->Audit(audit);
+        }
+        impl_->AfterDurable([outcome, done = std::move(done)](Status s) mutable {
+          if (!s.ok()) return done(s);
+          done(*outcome);
+        });
+      });
+    });
   });
 }
+
+// --- Audit log -----------------------------------------------------------------------------
+
+void Broker::RecordAudit(AuditNote note, Callback<std::uint64_t> done) {
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  note.enabled = true;
+  impl_->Post([this, note = std::move(note), done = std::move(done)]() mutable {
+    if (impl_->read_only()) return done(impl_->ReadOnlyError());
+    impl_->Audit(note);
+    impl_->AfterDurable([this, done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(s);
+      // Durable, so the head covers it (a later entry may already have moved it on).
+      done(impl_->store().AuditHead().seq);
+    });
+  });
+}
+
+void Broker::ReadAudit(std::uint64_t after_seq, std::uint32_t limit,
+                       Callback<std::vector<audit::Entry>> done) {
+  if (Status a = impl_->AdmitRead(); !a.ok()) return done(a);
+  impl_->Read([this, after_seq, limit, done = std::move(done)]() mutable {
+    done(impl_->store().ReadAudit(after_seq, limit));
+  });
+}
+
+audit::Head Broker::AuditHead() const { return impl_->store().AuditHead(); }
 
 void Broker::GetSchedule(std::string id, std::size_t next_n, Callback<ScheduleView> done) {
   if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);

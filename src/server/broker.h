@@ -44,6 +44,7 @@
 #include "core/scheduler.h"
 #include "core/types.h"
 #include "obs/histogram.h"
+#include "server/audit_note.h"
 #include "store/store.h"
 
 namespace ym {
@@ -76,6 +77,10 @@ struct BrokerOptions {
   // Label sets (queue, kind pairs) the per-job metric families may hold (core/job_stats.h);
   // past it, observations go to queue="~other", kind="~other" (`metrics_max_label_sets`).
   std::uint32_t metrics_max_label_sets = 1000;
+  // Called on the commit writer thread after each commit that appended audit entries, with the
+  // chain's new head (server/audit_checkpoints.h writes the periodic checkpoints from it). A
+  // batch without audit entries never calls it. Must not block or call the Broker.
+  std::function<void(const audit::Head&)> on_audit_committed;
 };
 
 // Counters kept by the broker, readable from any thread (relaxed atomics: each is an independent
@@ -206,16 +211,16 @@ class Broker {
   // A job already cancelled is answered as it is; kInvalidState for succeeded or dead jobs;
   // kNotFound for unknown or removed ones. Decided on the core thread against the job's current
   // state, also when its stored record had to be read.
-  void Cancel(JobId id, Callback<JobView> done);
+  void Cancel(JobId id, Callback<JobView> done, AuditNote audit = {});
   // Replays a dead or cancelled job as a new run, decided on the core thread against the job's
   // current state: kInvalidState (naming the state) when it is not dead or cancelled now,
   // kNotFound when it is unknown or was removed, kUnavailable while draining.
-  void Replay(JobId id, Callback<JobView> done);
+  void Replay(JobId id, Callback<JobView> done, AuditNote audit = {});
   // Replays dead jobs: those in `ids` when it is not empty (ids that are not dead are skipped),
   // else up to `limit` of `queue` (all queues when empty), each decided as Replay decides, in
   // steps of 100 jobs per core task. Returns how many were really replayed.
   void ReplayDead(std::string queue, std::vector<JobId> ids, std::uint32_t limit,
-                  Callback<std::uint64_t> done);
+                  Callback<std::uint64_t> done, AuditNote audit = {});
 
   // A bulk operation (core/bulk.h): cancels, replays or deletes the jobs `request.filter`
   // selects (already narrowed, NarrowBulkFilter) with id > request.after_id, in id order, at
@@ -226,7 +231,7 @@ class Broker {
   // starts midway stops it: the counts so far and the cursor to resume from are answered);
   // kStoreUnavailable when the store fails (nothing of the request is promised: retrying the
   // same request is safe).
-  void Bulk(BulkRequest request, Callback<BulkOutcome> done);
+  void Bulk(BulkRequest request, Callback<BulkOutcome> done, AuditNote audit = {});
 
   // With `wait_ms` > 0, a live job is answered when it ends (from its durable record, or as it
   // ended when nothing of it is kept) or, at the latest, after `wait_ms` (capped at the
@@ -244,19 +249,21 @@ class Broker {
   // waiting workers (core holds it), or finished jobs kept in the store. Configuring, pausing or
   // resuming one that does not exist is kQueueNotFound unless `create`, which creates it (a
   // configured queue is kept until its configuration is removed).
-  void PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> done);
-  void SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done);
+  void PutQueue(QueueConfigPatch patch, bool create, Callback<QueueInfo> done,
+                AuditNote audit = {});
+  void SetPaused(std::string name, bool paused, bool create, Callback<QueueInfo> done,
+                 AuditNote audit = {});
   // Removes the queue's configuration: it follows the server's defaults again (unpaused) and,
   // unconfigured, is freed once nothing uses it. Jobs are not touched. kQueueNotFound when the
   // queue does not exist.
-  void ResetQueue(std::string name, Callback<QueueInfo> done);
+  void ResetQueue(std::string name, Callback<QueueInfo> done, AuditNote audit = {});
 
   // Limits (docs/flow-control.md, "Concurrency limits"). A create or replace (kValidation naming
   // the field: nothing changes), answered once durable; `created` in the answer tells which.
   // Every live job is rebound to the limits and the counts rebuilt (O(live jobs), core thread).
-  void PutLimit(flow::LimitSpec spec, Callback<flow::LimitInfo> done);
+  void PutLimit(flow::LimitSpec spec, Callback<flow::LimitInfo> done, AuditNote audit = {});
   // kNotFound when no such limit; answered once durable. Its waiting jobs are released at once.
-  void DeleteLimit(std::string name, Callback<std::string> done);
+  void DeleteLimit(std::string name, Callback<std::string> done, AuditNote audit = {});
   // With the live counts: the most active keys (at most LimitInfo::kTopKeys). kNotFound.
   void GetLimit(std::string name, Callback<flow::LimitInfo> done);
   // Limits named after `after`, in name order, at most `limit`.
@@ -265,33 +272,49 @@ class Broker {
   // held-back jobs dispatchable (Scheduler::ResetBreaker). In memory only, so answered at once.
   // kNotFound (no such limit), kValidation (the limit has no breaker).
   void ResetBreaker(std::string name, std::optional<std::string> key,
-                    Callback<flow::LimitInfo> done);
+                    Callback<flow::LimitInfo> done, AuditNote audit = {});
   // Namespaces (docs/flow-control.md, "Namespace limits"): create or replace (kValidation
   // naming the field), delete (kNotFound), get with the live count (kNotFound), list by name.
-  void PutNamespace(flow::NamespaceSpec spec, Callback<flow::NamespaceInfo> done);
-  void DeleteNamespace(std::string name, Callback<std::string> done);
+  void PutNamespace(flow::NamespaceSpec spec, Callback<flow::NamespaceInfo> done,
+                    AuditNote audit = {});
+  void DeleteNamespace(std::string name, Callback<std::string> done, AuditNote audit = {});
   void GetNamespace(std::string name, Callback<flow::NamespaceInfo> done);
   void ListNamespaces(std::string after, std::uint32_t limit, Callback<flow::NamespacePage> done);
 
   // Schedules (docs/api.md "Schedules"; core/cron/schedule_book.h, Scheduler's schedule
   // commands). Writes are answered once durable: a create, update, pause or resume with the
   // schedule, a trigger with its job. kAlreadyExists (create), kNotFound, kValidation.
-  void CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done);
-  void ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done);
+  void CreateSchedule(ScheduleUpdate request, Callback<ScheduleView> done, AuditNote audit = {});
+  void ReplaceSchedule(ScheduleUpdate request, Callback<ScheduleView> done, AuditNote audit = {});
   // PATCH: `merge` turns the schedule's current spec JSON into the new request; it runs on the
   // core thread, so nothing can change between the read and the write.
   void PatchSchedule(std::string id,
                      std::function<Result<ScheduleUpdate>(const std::string& current_json)> merge,
-                     Callback<ScheduleView> done);
-  void DeleteSchedule(std::string id, Callback<std::string> done);
-  void PauseSchedule(std::string id, bool paused, Callback<ScheduleView> done);
-  void TriggerSchedule(std::string id, Callback<EnqueueOutcome> done);
+                     Callback<ScheduleView> done, AuditNote audit = {});
+  void DeleteSchedule(std::string id, Callback<std::string> done, AuditNote audit = {});
+  void PauseSchedule(std::string id, bool paused, Callback<ScheduleView> done,
+                     AuditNote audit = {});
+  void TriggerSchedule(std::string id, Callback<EnqueueOutcome> done, AuditNote audit = {});
   // Emits the windows in [from, to] at or before the cursor, through Enqueue (a window already
   // emitted is a duplicate of its idempotency key), and records each new one in the history.
   void BackfillSchedule(std::string id, std::int64_t from, std::int64_t to,
-                        Callback<BackfillOutcome> done);
+                        Callback<BackfillOutcome> done, AuditNote audit = {});
   void GetSchedule(std::string id, std::size_t next_n, Callback<ScheduleView> done);
   void ListSchedules(std::string after, std::uint32_t limit, Callback<SchedulePage> done);
+
+  // The audit log (docs/security.md, "Audit log"). Every write above takes an AuditNote: when
+  // it is enabled, the entry is committed in the same transaction as the action, and only when
+  // the action succeeds (a no-op that writes nothing records nothing unless said otherwise).
+  // RecordAudit appends an entry on its own (for actions that do not go through the core: token
+  // create and revoke, a namespace export), answered once durable with the chain's head seq then
+  // (the entry's own seq, or a later one if other entries committed with it); kStoreUnavailable
+  // when it could not be written (the caller must then not report success).
+  void RecordAudit(AuditNote note, Callback<std::uint64_t> done);
+  // Entries with seq > after_seq, oldest first, at most `limit` (reader thread).
+  void ReadAudit(std::uint64_t after_seq, std::uint32_t limit,
+                 Callback<std::vector<audit::Entry>> done);
+  // The chain's head as last committed. Any thread.
+  audit::Head AuditHead() const;
 
   BrokerInfo Info() const;
   const BrokerCounters& counters() const;

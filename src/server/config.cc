@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -161,7 +162,8 @@ const std::vector<OptionDef>& Options() {
          return "";
        }},
       {"tls_key_file", "(none)",
-       "PEM file with the private key of tls_cert_file (not encrypted); re-read on SIGHUP",
+       "PEM file with the private key of tls_cert_file (not encrypted, not readable by every "
+       "user); re-read on SIGHUP",
        [](ServerConfig& c, const std::string& v) -> std::string {
          if (v.empty()) return "must not be empty";
          c.tls_key_file = v;
@@ -169,7 +171,7 @@ const std::vector<OptionDef>& Options() {
        }},
       {"tls_client_ca_file", "(none)",
        "PEM file of the CAs a client certificate must chain to: every client must present one "
-       "(mTLS), or the handshake fails. Needs tls_cert_file",
+       "(mTLS), or the handshake fails. Needs tls_cert_file; re-read with it on SIGHUP",
        [](ServerConfig& c, const std::string& v) -> std::string {
          if (v.empty()) return "must not be empty";
          c.tls_client_ca_file = v;
@@ -179,6 +181,21 @@ const std::vector<OptionDef>& Options() {
        "a TLS connection that has not completed its handshake within this is closed",
        IntIn(100, 600'000,
              [](ServerConfig& c, std::int64_t v) { c.tls_handshake_timeout_ms = v; })},
+      {"audit_checkpoint_every", "1000",
+       "write an audit checkpoint (the chain's seq and hash, signed when a key is set) to the "
+       "server log every N audit entries; 0: only on demand (GET /v1/audit/checkpoint)",
+       IntIn(0, 1'000'000'000,
+             [](ServerConfig& c, std::int64_t v) {
+               c.audit_checkpoint_every = static_cast<std::uint64_t>(v);
+             })},
+      {"audit_checkpoint_key_file", "(none)",
+       "file holding the HMAC-SHA256 key that signs audit checkpoints (at least 16 bytes; "
+       "refused if readable by every user); without it checkpoints are unsigned",
+       [](ServerConfig& c, const std::string& v) -> std::string {
+         if (v.empty()) return "must not be empty";
+         c.audit_checkpoint_key_file = v;
+         return "";
+       }},
       {"data_dir", "./data", "directory holding the store (created if missing)",
        [](ServerConfig& c, const std::string& v) -> std::string {
          if (v.empty()) return "must not be empty";
@@ -371,6 +388,24 @@ std::string FlagOf(const std::string& key) {
   return f;
 }
 
+// A path given in the config file (the value of a key ending in `_file` or `_dir`) that is
+// relative is taken from the config file's directory, so that a file and the certificates
+// beside it work from any working directory; flags and variables stay relative to the
+// working directory, as a shell user expects (docs/operations.md).
+std::string PathFromConfigFile(const std::string& key, const std::string& value,
+                               const std::string& config_path) {
+  const auto ends_with = [&key](std::string_view tail) {
+    return key.size() >= tail.size() &&
+           key.compare(key.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (!ends_with("_file") && !ends_with("_dir")) return value;
+  const std::filesystem::path p(value);
+  if (value.empty() || p.is_absolute()) return value;
+  const std::filesystem::path dir = std::filesystem::path(config_path).parent_path();
+  if (dir.empty()) return value;
+  return (dir / p).lexically_normal().string();
+}
+
 std::string EnvOf(const std::string& key) {
   std::string e = "YM_" + key;
   for (auto& ch : e) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -518,7 +553,10 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
   std::map<std::string, CLI::Option*> flag_opts;
   std::map<std::string, bool> flag_bools;
   std::string config_flag;
-  auto* config_opt = app.add_option("--config", config_flag, "TOML config file [env: YM_CONFIG]");
+  auto* config_opt = app.add_option(
+      "--config", config_flag,
+      "TOML config file; a relative path in it (a *_file or *_dir key) is taken from its "
+      "directory [env: YM_CONFIG]");
   for (const auto& def : Options()) {
     if (def.flag) {
       // A bool, so that --insecure=off (which CLI11 accepts) means off, not "given".
@@ -661,7 +699,7 @@ Result<ConfigOutcome> LoadServerConfig(int argc, const char* const* argv, const 
       value = *v;
     } else if (auto f = file_values.find(def.key); f != file_values.end()) {
       source = config_path + ": " + def.key;
-      value = f->second;
+      value = PathFromConfigFile(def.key, f->second, config_path);
     } else {
       continue;
     }

@@ -44,6 +44,11 @@ struct ServerConfig {
   std::string tls_key_file;
   std::string tls_client_ca_file;
   std::int64_t tls_handshake_timeout_ms = 10'000;
+  // Audit log checkpoints (server/audit_checkpoints.h, docs/security.md "Audit log"): one in the
+  // server log every `audit_checkpoint_every` entries (0: none), HMAC-signed with the key in
+  // `audit_checkpoint_key_file` when set (empty: unsigned).
+  std::uint64_t audit_checkpoint_every = 1000;
+  std::string audit_checkpoint_key_file;
   std::string data_dir = "./data";
   std::string config_file;  // empty: none
   Durability durability = Durability::kFull;

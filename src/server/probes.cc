@@ -9,6 +9,7 @@
 
 #include "common/build_info.h"
 #include "core/job_stats.h"
+#include "net/tls.h"
 
 namespace ym {
 namespace {
@@ -315,6 +316,30 @@ void RegisterServerMetrics(obs::Registry& r, const Broker& broker, Store& store,
   r.Register("ym_http_bad_framing_total",
              "Requests refused for bad framing (Transfer-Encoding, Content-Length, Host).",
              MetricType::kCounter, [http](SampleSink& s) { s.Add(Load(http->bad_framing)); });
+  r.Register(
+      "ym_tls_handshakes_total",
+      "TLS handshakes by result: ok, timeout, client_certificate (mTLS: none or not "
+      "verified), client_alert (the client refused ours), protocol, closed.",
+      MetricType::kCounter, [http](SampleSink& s) {
+        for (std::size_t i = 0; i < net::kTlsHandshakeResults; ++i) {
+          s.Add(Load(http->tls_handshakes[i]),
+                {{"result", net::TlsHandshakeResultName(static_cast<net::TlsHandshakeResult>(i))}});
+        }
+      });
+  r.Register("ym_tls_certificate_expiry_timestamp_seconds",
+             "When the served TLS certificate expires (notAfter, Unix seconds); absent while TLS "
+             "is off.",
+             MetricType::kGauge, [http](SampleSink& s) {
+               const auto t = http->tls_cert_not_after.load(std::memory_order_relaxed);
+               if (t != 0) s.Add(static_cast<double>(t));
+             });
+  r.Register("ym_tls_reloads_total",
+             "TLS reloads on SIGHUP: ok (the new certificate, key and client CAs are in use) or "
+             "error (refused; the previous set is kept).",
+             MetricType::kCounter, [http](SampleSink& s) {
+               s.Add(Load(http->tls_reloads), {{"result", "ok"}});
+               s.Add(Load(http->tls_reload_failures), {{"result", "error"}});
+             });
 }
 
 }  // namespace ym

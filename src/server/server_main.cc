@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 
 #include "common/build_info.h"
 #include "common/clock.h"
@@ -21,6 +22,7 @@
 #include "obs/logging.h"
 #include "obs/metrics.h"
 #include "server/alert_service.h"
+#include "server/audit_checkpoints.h"
 #include "server/broker.h"
 #include "server/config.h"
 #include "server/listen_check.h"
@@ -100,7 +102,22 @@ int Run(const ServerConfig& cfg, bool loopback) {
   }
 
   SystemClock clock;
+  // Audit checkpoints (server/audit_checkpoints.h): the key is read once, at start.
+  std::optional<std::string> audit_key;
+  if (!cfg.audit_checkpoint_key_file.empty()) {
+    auto key = AuditCheckpoints::LoadKey(cfg.audit_checkpoint_key_file);
+    if (!key.ok()) {
+      YM_LOG(critical, kServer).Msg("{}", key.status().message());
+      return kExitUsage;
+    }
+    audit_key = std::move(key).value();
+  }
+  AuditCheckpoints checkpoints(clock, cfg.audit_checkpoint_every, std::move(audit_key));
+  checkpoints.Prime((*store)->AuditHead());
   BrokerOptions bopts;
+  bopts.on_audit_committed = [&checkpoints](const audit::Head& head) {
+    checkpoints.OnCommitted(head);
+  };
   bopts.scheduler = cfg.scheduler;
   bopts.lease_reply_after_commit = cfg.lease_reply_after_commit;
   bopts.max_queued_commands = cfg.max_queued_commands;
@@ -224,6 +241,9 @@ int Run(const ServerConfig& cfg, bool loopback) {
   hopts.handshake_timeout = std::chrono::milliseconds(cfg.tls_handshake_timeout_ms);
   hopts.metrics_renderer = [&registry] { return registry.Render(); };
   hopts.alerts_renderer = [&alerts] { return alerts.RenderJson(); };
+  hopts.audit_checkpoint_renderer = [&checkpoints, &broker] {
+    return audit::CheckpointToJson(checkpoints.Make(broker.AuditHead()));
+  };
   // Host and Origin checks (net/web_guard.h). On a non-loopback address (--insecure) clients
   // also reach the server by its addresses and by the name it listens on.
   hopts.web.allowed_hosts = cfg.allowed_hosts;
@@ -259,12 +279,15 @@ int Run(const ServerConfig& cfg, bool loopback) {
       YM_LOG(info, kServer).Msg("received SIGHUP: nothing to reload (TLS is off)");
       continue;
     }
-    // A bad new pair leaves the current one in use: the server keeps serving.
+    // A bad new set leaves the current one in use, whole: the server keeps serving
+    // (ym_tls_reloads_total{result="error"}).
     if (Status s = http.ReloadTls(); !s.ok()) {
       YM_LOG(err, kServer)
           .Str("error", s.message())
-          .Msg("received SIGHUP: TLS reload failed, keeping the current certificate: {}",
-               s.message());
+          .Msg(
+              "received SIGHUP: TLS reload failed, keeping the current certificate, key and "
+              "client CAs: {}",
+              s.message());
     }
   }
   YM_LOG(info, kServer)

@@ -16,6 +16,7 @@
 #include "core/cron/schedule_record.h"
 #include "core/job.h"
 #include "core/queue_config.h"
+#include "store/audit_chain.h"
 
 namespace ym {
 
@@ -181,11 +182,19 @@ struct PurgeOutcome {
   std::int64_t oldest_ms = 0;
 };
 
+// Appends an entry to the audit log (store/audit_chain.h, docs/security.md "Audit log"),
+// written in the same transaction as the action it records. The store assigns `entry.seq`,
+// `prev_hash` and `hash` at commit, in commit order, from the chain's head; whatever the batch
+// holds in those fields is ignored.
+struct AppendAudit {
+  audit::Entry entry;
+};
+
 using Mutation =
     std::variant<InsertJob, UpdateJob, UpdateLease, DeleteJob, PutQueue, PutIdempotencyKey,
                  ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue, PutLimit,
                  DeleteLimit, PutQuotaCount, DropQuotaCounts, PutNamespace, DeleteNamespace,
-                 PutSchedule, DeleteSchedule>;
+                 PutSchedule, DeleteSchedule, AppendAudit>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer
@@ -197,6 +206,9 @@ struct Batch {
   // something (a no-op rewrite) even when the batch holds no mutation, so that a successful
   // commit shows the disk takes writes again.
   bool probe = false;
+  // How many AppendAudit mutations the batch holds (Scheduler::RecordAudit counts them), so the
+  // commit writer learns that the audit head moved without looking at the mutations.
+  std::uint32_t audit_entries = 0;
 
   bool empty() const { return mutations.empty() && next_id == 0 && !probe; }
 };

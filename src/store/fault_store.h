@@ -57,6 +57,11 @@ class FaultStore final : public Store {
     return inner_.CountFinished(query);
   }
   StoreStats Stats() override { return inner_.Stats(); }
+  Result<std::vector<audit::Entry>> ReadAudit(std::uint64_t after_seq,
+                                              std::uint32_t limit) override {
+    return inner_.ReadAudit(after_seq, limit);
+  }
+  audit::Head AuditHead() override { return inner_.AuditHead(); }
 
  private:
   // Consumes one pending "fail next" if any; true if this commit must fail.

@@ -88,7 +88,17 @@ Status MemoryStore::Commit(const Batch& batch) {
   JobId next_id = std::max(state_.next_id, batch.next_id);
   Status st;
   outcomes_.clear();
+  // Audit entries are sealed on the way (in batch order, after the committed head) and dropped
+  // again if the batch fails.
+  const std::size_t audit_before = state_.audit.size();
+  const audit::Head head_before = state_.audit_head;
   for (const Mutation& m : batch.mutations) {
+    if (const auto* a = std::get_if<AppendAudit>(&m)) {
+      audit::Entry e = a->entry;
+      state_.audit_head = audit::Seal(e, state_.audit_head);
+      state_.audit.push_back(std::move(e));
+      continue;
+    }
     if (const auto* ins = std::get_if<InsertJob>(&m)) {
       const JobRecord& j = ins->job;
       if (j.id == 0 || !IdInRange(j.id)) {
@@ -247,6 +257,8 @@ Status MemoryStore::Commit(const Batch& batch) {
     Restore(&state_.keys, &undo.keys);
     if (quota_before) state_.quota = std::move(*quota_before);
     if (schedules_before) state_.schedules = std::move(*schedules_before);
+    state_.audit.resize(audit_before);
+    state_.audit_head = head_before;
     outcomes_.clear();
     return IoError("commit batch " + std::to_string(batch.seq) + ": " + st.message());
   }
@@ -400,6 +412,22 @@ std::unique_ptr<MemoryStore> MemoryStore::RestoreBackup(const std::string& path)
   auto store = std::make_unique<MemoryStore>();
   store->state_ = it->second;
   return store;
+}
+
+Result<std::vector<audit::Entry>> MemoryStore::ReadAudit(std::uint64_t after_seq,
+                                                         std::uint32_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<audit::Entry> out;
+  for (std::size_t i = static_cast<std::size_t>(std::min<std::uint64_t>(after_seq, UINT32_MAX));
+       i < state_.audit.size() && out.size() < limit; ++i) {
+    out.push_back(state_.audit[i]);
+  }
+  return out;
+}
+
+audit::Head MemoryStore::AuditHead() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_.audit_head;
 }
 
 StoreStats MemoryStore::Stats() {

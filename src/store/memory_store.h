@@ -44,6 +44,9 @@ class MemoryStore final : public Store {
   // kInvalidRequest if a snapshot under `path` exists, like SqliteStore for an existing file.
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
+  Result<std::vector<audit::Entry>> ReadAudit(std::uint64_t after_seq,
+                                              std::uint32_t limit) override;
+  audit::Head AuditHead() override;
 
   // A new store holding the state captured by Backup(path), or nullptr if there was none.
   std::unique_ptr<MemoryStore> RestoreBackup(const std::string& path);
@@ -62,6 +65,8 @@ class MemoryStore final : public Store {
     std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> quota;
     std::map<KeyId, IdempotencyKeyRecord> keys;
     JobId next_id = 1;
+    std::vector<audit::Entry> audit;  // audit[i].seq == i + 1
+    audit::Head audit_head;
   };
 
   std::mutex mu_;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <limits>
@@ -973,6 +974,7 @@ SqliteStore::~SqliteStore() {
     sqlite3_close(r->db);
   }
   for (sqlite3_stmt* s : {begin_,
+                          insert_audit_,
                           commit_,
                           rollback_,
                           insert_job_,
@@ -1046,6 +1048,27 @@ Status SqliteStore::Open() {
     return Corruption("meta table has no next_id row");
   } else {
     return SqlError(writer_, rc, "read next_id");
+  }
+  // The audit chain continues from its last row, whatever it holds (verifying is `yardmaster
+  // audit verify`'s job; a server refusing to start would not undo a tampering).
+  Stmt h;
+  YM_RETURN_IF_ERROR(
+      h.Prepare(writer_, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"));
+  rc = sqlite3_step(h.get());
+  if (rc == SQLITE_ROW) {
+    audit::Head head;
+    head.seq =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(sqlite3_column_int64(h.get(), 0), 0));
+    const void* blob = sqlite3_column_blob(h.get(), 1);
+    const int n = sqlite3_column_bytes(h.get(), 1);
+    if (blob != nullptr) {
+      std::memcpy(head.hash.data(), blob,
+                  std::min<std::size_t>(static_cast<std::size_t>(n), audit::kHashBytes));
+    }
+    std::lock_guard lk(audit_mu_);
+    audit_head_ = head;
+  } else if (rc != SQLITE_DONE) {
+    return SqlError(writer_, rc, "read the audit log's head");
   }
   return OpenReaders();
 }
@@ -1260,6 +1283,9 @@ Status SqliteStore::PrepareWriterStatements() {
       {&purge_before_, kPurgeBeforeSql},
       {&oldest_finish_, kOldestFinishSql},
       {&set_next_id_, "UPDATE meta SET value = ?1 WHERE key = 'next_id'"},
+      {&insert_audit_,
+       "INSERT INTO audit_log (seq, at_ms, actor, action, target, remote, request_id, detail, "
+       "prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
   };
   for (const auto& [slot, sql] : stmts) {
     int rc = sqlite3_prepare_v3(writer_, sql.c_str(), static_cast<int>(sql.size()),
@@ -1946,6 +1972,28 @@ Status SqliteStore::ApplyNextId(JobId next_id) {
   return StepDone(writer_, set_next_id_, "update next_id");
 }
 
+Status SqliteStore::ApplyAppendAudit(const audit::Entry& entry, audit::Head* head) {
+  audit::Entry e = entry;
+  const audit::Head next = audit::Seal(e, *head);
+  sqlite3_stmt* s = insert_audit_;
+  ResetOnExit reset(s);
+  int rc = sqlite3_bind_int64(s, 1, static_cast<std::int64_t>(e.seq));
+  rc |= sqlite3_bind_int64(s, 2, e.at_ms);
+  rc |= BindText(s, 3, e.actor);
+  rc |= BindText(s, 4, e.action);
+  rc |= BindText(s, 5, e.target);
+  rc |= BindText(s, 6, e.remote);
+  rc |= BindText(s, 7, e.request_id);
+  rc |= BindText(s, 8, e.detail);
+  rc |= sqlite3_bind_blob(s, 9, e.prev_hash.data(), static_cast<int>(e.prev_hash.size()),
+                          SQLITE_TRANSIENT);
+  rc |= sqlite3_bind_blob(s, 10, e.hash.data(), static_cast<int>(e.hash.size()), SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) return SqlError(writer_, rc, "bind audit entry");
+  YM_RETURN_IF_ERROR(StepDone(writer_, s, "append audit entry"));
+  *head = next;
+  return Status::Ok();
+}
+
 void SqliteStore::RollbackQuietly() {
   // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled the transaction back; ROLLBACK
   // then would only fail with "no transaction is active".
@@ -1987,7 +2035,17 @@ Status SqliteStore::Commit(const Batch& batch) {
   finished_.Discard();
   outcomes_.clear();
   JobId next_id = std::max(next_id_, batch.next_id);
+  audit::Head audit_head;
+  bool audited = false;
   auto apply = Overloaded{
+      [&](const AppendAudit& m) {
+        if (!audited) {
+          std::lock_guard lk(audit_mu_);
+          audit_head = audit_head_;
+          audited = true;
+        }
+        return ApplyAppendAudit(m.entry, &audit_head);
+      },
       [&](const InsertJob& m) {
         if (m.job.id >= next_id && IdInRange(m.job.id + 1)) next_id = m.job.id + 1;
         Status inserted = ApplyInsert(m.job);
@@ -2123,6 +2181,10 @@ Status SqliteStore::Commit(const Batch& batch) {
   }
   finished_.Publish();
   next_id_ = next_id;
+  if (audited) {
+    std::lock_guard lk(audit_mu_);
+    audit_head_ = audit_head;
+  }
   commits_.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
 }
@@ -2449,6 +2511,110 @@ Result<std::optional<IdempotencyKeyRecord>> SqliteStore::GetIdempotencyKey(const
   Status st = ReadKey(s, &k);
   if (!st.ok()) return st;
   return std::optional<IdempotencyKeyRecord>(std::move(k));
+}
+
+namespace {
+
+constexpr char kReadAuditSql[] =
+    "SELECT seq, at_ms, actor, action, target, remote, request_id, detail, prev_hash, hash "
+    "FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+// A row as stored. A field of the wrong type or size (a hand-edited row) is read as best it
+// can be (text of a number, a hash cut or zero-padded to 32 bytes): the chain's verifier then
+// reports the row, which is the point of reading it.
+void ReadAuditRow(sqlite3_stmt* s, audit::Entry* e) {
+  e->seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+  e->at_ms = sqlite3_column_int64(s, 1);
+  auto text = [&](int col) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+    return p == nullptr ? std::string()
+                        : std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, col)));
+  };
+  e->actor = text(2);
+  e->action = text(3);
+  e->target = text(4);
+  e->remote = text(5);
+  e->request_id = text(6);
+  e->detail = text(7);
+  auto hash = [&](int col, audit::Hash* out) {
+    *out = audit::Hash{};
+    const void* p = sqlite3_column_blob(s, col);
+    const int n = sqlite3_column_bytes(s, col);
+    if (p != nullptr && n > 0) {
+      std::memcpy(out->data(), p, std::min<std::size_t>(static_cast<std::size_t>(n), out->size()));
+    }
+  };
+  hash(8, &e->prev_hash);
+  hash(9, &e->hash);
+}
+
+Status ReadAuditPage(sqlite3* db, sqlite3_stmt* s, std::uint64_t after_seq, std::uint32_t limit,
+                     std::vector<audit::Entry>* out) {
+  ResetOnExit reset(s);
+  sqlite3_bind_int64(s, 1,
+                     static_cast<std::int64_t>(std::min<std::uint64_t>(after_seq, INT64_MAX)));
+  sqlite3_bind_int64(s, 2, limit);
+  for (;;) {
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) return Status::Ok();
+    if (rc != SQLITE_ROW) return SqlError(db, rc, "read the audit log");
+    audit::Entry e;
+    ReadAuditRow(s, &e);
+    out->push_back(std::move(e));
+  }
+}
+
+}  // namespace
+
+Result<std::vector<audit::Entry>> SqliteStore::ReadAudit(std::uint64_t after_seq,
+                                                         std::uint32_t limit) {
+  std::vector<audit::Entry> out;
+  if (limit == 0) return out;
+  ReaderLease r(this);
+  auto s = CachedStatement(*r, kReadAuditSql);
+  if (!s.ok()) return s.status();
+  YM_RETURN_IF_ERROR(ReadAuditPage(r->db, *s, after_seq, limit, &out));
+  return out;
+}
+
+audit::Head SqliteStore::AuditHead() {
+  std::lock_guard lk(audit_mu_);
+  return audit_head_;
+}
+
+Result<std::vector<audit::Entry>> ReadAuditLogFile(const std::string& path) {
+  sqlite3* db = nullptr;
+  // READONLY: never creates, migrates or writes the file; a WAL reader beside a running server.
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  struct Closer {
+    sqlite3* db;
+    ~Closer() { sqlite3_close(db); }
+  } closer{db};
+  if (rc != SQLITE_OK) return SqlError(db, rc, "open " + path + " read-only");
+  sqlite3_busy_timeout(db, 5000);
+  Stmt app;
+  YM_RETURN_IF_ERROR(app.Prepare(db, "PRAGMA application_id"));
+  rc = sqlite3_step(app.get());
+  if (rc != SQLITE_ROW) return SqlError(db, rc, "read application_id of " + path);
+  if (sqlite3_column_int(app.get(), 0) != kSqliteApplicationId) {
+    return Corruption(path + " is not a Yardmaster database");
+  }
+  std::int64_t version = 0;
+  YM_RETURN_IF_ERROR(Exec(db, "BEGIN", "begin read"));  // one snapshot for the whole log
+  Status st = ReadFormatVersion(db, &version);
+  if (st.ok() && version < 10) {
+    st = Corruption(path + " has format " + std::to_string(version) +
+                    ", which has no audit log (format 10)");
+  }
+  std::vector<audit::Entry> out;
+  if (st.ok()) {
+    Stmt q;
+    st = q.Prepare(db, kReadAuditSql);
+    if (st.ok()) st = ReadAuditPage(db, q.get(), 0, INT32_MAX, &out);
+  }
+  (void)Exec(db, "COMMIT", "end read");
+  if (!st.ok()) return st;
+  return out;
 }
 
 Result<std::optional<JobRecord>> SqliteStore::GetJob(JobId id) {

@@ -68,6 +68,12 @@ inline constexpr char kOldestFinishSql[] =
 // apart from other SQLite files and we refuse to migrate someone else's database.
 inline constexpr std::int32_t kSqliteApplicationId = 0x594D5354;
 
+// Reads the whole audit log of the Yardmaster database at `path` through a read-only
+// connection (`yardmaster audit verify --db`): no write, no migration, safe while a server has
+// the file open (WAL readers never block its writer). kCorruption for a file that is not a
+// Yardmaster database or predates the audit log (format < 10).
+Result<std::vector<audit::Entry>> ReadAuditLogFile(const std::string& path);
+
 class SqliteStore final : public Store {
  public:
   // Use OpenSqliteStore(); the constructor only records options.
@@ -96,6 +102,9 @@ class SqliteStore final : public Store {
   Result<std::vector<FinishedCount>> CountFinished(const FinishedCountQuery& query) override;
   Status Backup(const std::string& path) override;
   StoreStats Stats() override;
+  Result<std::vector<audit::Entry>> ReadAudit(std::uint64_t after_seq,
+                                              std::uint32_t limit) override;
+  audit::Head AuditHead() override;
 
  private:
   // A read-only connection and the statements prepared on it.
@@ -161,6 +170,8 @@ class SqliteStore final : public Store {
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
   Status ApplyPurge(const PurgeFinished& purge);
   Status ApplyNextId(JobId next_id);
+  // Seals `entry` after `*head` (audit_chain.h) and inserts it; advances *head.
+  Status ApplyAppendAudit(const audit::Entry& entry, audit::Head* head);
   Status RecoverInTransaction(std::int64_t now_ms, RecoveryVisitor& visitor);
   // Encode into scratch buffers and bind with SQLITE_STATIC: the buffer outlives the step.
   int BindTags(sqlite3_stmt* stmt, int index, const std::vector<std::string>& tags);
@@ -224,6 +235,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* purge_before_jobs_ = nullptr;
   sqlite3_stmt* oldest_finish_ = nullptr;  // when the oldest row left finished
   sqlite3_stmt* set_next_id_ = nullptr;
+  sqlite3_stmt* insert_audit_ = nullptr;
   sqlite3_stmt* finish_jobs_ = nullptr;    // kFinishChunk live jobs' outcomes, RETURNING id
   sqlite3_stmt* delete_leases_ = nullptr;  // the leases of kFinishChunk ids
   std::vector<const JobRecord*> finish_run_;
@@ -251,6 +263,12 @@ class SqliteStore final : public Store {
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;
   std::vector<Reader*> free_readers_;  // GUARDED_BY(pool_mu_)
+
+  // The audit chain's head as last committed: read at open, replaced by the commit thread after
+  // a COMMIT that appended entries (the in-progress head lives on Commit's stack, so a
+  // rolled-back batch cannot move it); AuditHead() reads it from any thread.
+  mutable std::mutex audit_mu_;
+  audit::Head audit_head_;  // GUARDED_BY(audit_mu_)
 
   // Written by the commit thread, read by Stats() on any thread; a counter needs no ordering.
   std::atomic<std::uint64_t> commits_{0};

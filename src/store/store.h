@@ -165,6 +165,15 @@ class Store {
   virtual Status Backup(const std::string& path) = 0;
 
   virtual StoreStats Stats() = 0;
+
+  // The audit log (store/audit_chain.h): the entries with seq > after_seq in ascending seq
+  // order, at most `limit`, as stored (a tampered row is returned as it is; verifying is the
+  // reader's job). Same threading as GetJob.
+  virtual Result<std::vector<audit::Entry>> ReadAudit(std::uint64_t after_seq,
+                                                      std::uint32_t limit) = 0;
+  // The audit chain's head as last committed (seq 0 and the genesis hash when empty): read at
+  // open, advanced by each Commit holding AppendAudit. Any thread.
+  virtual audit::Head AuditHead() = 0;
 };
 
 struct SqliteOptions {

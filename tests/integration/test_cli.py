@@ -187,8 +187,8 @@ def test_the_server_reports_the_same_build(server):
     (["queues", "resme", "emails"],
      "unknown command 'queues resme'; did you mean 'queues resume'?"),
     (["frobnicate"], "unknown command 'frobnicate'; the commands are: server, worker, enqueue, "
-                     "jobs, queues, namespaces, limits, schedules, dead, info, alerts, version"),
-    ([], "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, schedules, dead, info, alerts, version"),
+                     "jobs, queues, namespaces, limits, schedules, dead, info, alerts, audit, version"),
+    ([], "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, schedules, dead, info, alerts, audit, version"),
     (["jobs"], "'jobs' needs a command: get, wait, list, cancel, replay, delete"),
 ])
 def test_mistyped_commands_name_the_closest_one_and_exit_2(args, message):

@@ -35,14 +35,16 @@ REQUIRED_FAMILIES = {
     "ym_store_commit_duration_seconds", "ym_store_commit_batch_mutations",
     "ym_http_requests_total", "ym_http_request_duration_seconds",
     "process_resident_memory_bytes", "process_open_fds", "ym_build_info",
+    "ym_tls_handshakes_total", "ym_tls_certificate_expiry_timestamp_seconds",  # issue 13
 }
 
-# The alerts the issue asks for (part 6), by name.
+# The alerts the issues ask for (12, part 6; 13), by name.
 REQUIRED_ALERTS = {
     "YardmasterTargetDown", "YardmasterNotReady", "YardmasterStoreReadOnly",
     "YardmasterStoreCommitLatencyHigh", "YardmasterQueueWaitHigh",
     "YardmasterQueueOldestReadyJobOld", "YardmasterQueueNoPollers",
     "YardmasterQueueFailureRatioHigh", "YardmasterDeadLettersGrowing",
+    "YardmasterTlsCertificateExpiresSoon",  # issue 13: warn before the certificate expires
 }
 
 # Series Prometheus makes itself for every target; an alert may read them.

@@ -20,7 +20,7 @@ import warnings
 
 import pytest
 
-from ymtest import binary, wait_until
+from ymtest import binary, metric, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -184,6 +184,21 @@ def call(conn, method, path, body=None):
     return r.status, (json.loads(data) if data else None)
 
 
+def metrics_text(conn):
+    conn.request("GET", "/metrics")
+    r = conn.getresponse()
+    body = r.read().decode()
+    assert r.status == 200, body
+    return body
+
+
+def not_after(path):
+    """A certificate's notAfter in Unix seconds, read with `openssl x509`."""
+    p = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-enddate"], capture_output=True,
+                       text=True, timeout=60, check=True)
+    return ssl.cert_time_to_seconds(p.stdout.strip().split("=", 1)[1])
+
+
 def peer_cn(conn):
     subject = dict(x[0] for x in conn.sock.getpeercert()["subject"])
     return subject["commonName"]
@@ -227,11 +242,27 @@ def test_a_client_trusting_another_ca_fails(tls_server, pki):
         connect(s.port, client_context(pki, ca="other-ca"))
 
 
-def test_an_expired_certificate_is_refused_by_a_verifying_client(tls_server, pki):
-    s = tls_server(cert="expired")
-    with pytest.raises(ssl.SSLCertVerificationError) as e:
-        connect(s.port, client_context(pki))
-    assert "expired" in str(e.value)
+def test_an_expired_certificate_is_refused_at_start_and_at_reload(tmp_path, tls_server, pki):
+    # At start: exit code 2 with the date, before the store is touched (a server never offers a
+    # certificate every verifying client refuses).
+    expired_key = tmp_path / "expired.key"
+    shutil.copy(pki.path("expired.key"), expired_key)
+    p = run_server(tmp_path, "--tls-cert-file", pki.path("expired.pem"), "--tls-key-file",
+                   str(expired_key))
+    assert p.returncode == 2, p.stderr
+    assert "the certificate in " + pki.path("expired.pem") in p.stderr and "expired on" in p.stderr
+    assert not (tmp_path / "data").exists()
+    # At a reload: refused, the valid certificate in use is kept, the metric says so.
+    s = tls_server()
+    s.replace(pki, "expired")
+    s.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: s.log_count("TLS reload failed") >= 1, 30, "the reload error line")
+    assert any("expired on" in line for line in s.lines), s.lines[-5:]
+    conn = connect(s.port, client_context(pki))  # a verifying client: still a valid certificate
+    assert peer_cn(conn) == "server1"
+    text = metrics_text(conn)
+    assert metric(text, 'ym_tls_reloads_total{result="error"}') == 1
+    assert metric(text, 'ym_tls_reloads_total{result="ok"}') == 0
 
 
 def _tls11_context():
@@ -319,6 +350,158 @@ def test_mtls_requires_a_client_certificate_from_the_ca(tls_server, pki):
             call(c, "GET", "/livez")
 
 
+def test_sighup_reloads_the_client_ca_file_with_the_certificate(tmp_path, tls_server, pki):
+    ca_file = tmp_path / "clients.pem"
+    shutil.copy(pki.path("ca.pem"), ca_file)
+    s = tls_server(extra=("--tls-client-ca-file", str(ca_file)))
+    kept = connect(s.port, client_context(pki, cert="client"))
+    assert call(kept, "GET", "/livez")[0] == 200
+
+    def refused(cert):
+        try:
+            c = connect(s.port, client_context(pki, cert=cert))
+            call(c, "GET", "/livez")
+        except (ssl.SSLError, ConnectionError):
+            return True
+        return False
+
+    assert refused("stranger") and not refused("client")
+    # The clients' CA changes to other-ca: after the SIGHUP, new connections need its clients.
+    shutil.copy(pki.path("other-ca.pem"), str(ca_file) + ".new")
+    os.replace(str(ca_file) + ".new", ca_file)
+    s.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: s.log_count("TLS certificate reloaded") >= 1, 30, "the reload log line")
+    assert any("1 client CA certificate(s)" in line for line in s.lines), s.lines[-5:]
+    assert refused("client") and not refused("stranger")
+    # The connection opened before the reload, with the old CA's client, is still served.
+    status, job = call(kept, "POST", "/v1/jobs", {"queue": "q", "kind": "k", "payload": {}})
+    assert status == 201, job
+
+    # A CA file that cannot be used: the whole reload is refused, the CA set in use is kept.
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    s.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: s.log_count("TLS reload failed") >= 1, 30, "the reload error line")
+    assert any("tls_client_ca_file: " + str(ca_file) in line for line in s.lines), s.lines[-5:]
+    assert refused("client") and not refused("stranger")
+    text = metrics_text(connect(s.port, client_context(pki, cert="stranger")))
+    assert metric(text, 'ym_tls_reloads_total{result="ok"}') == 1
+    assert metric(text, 'ym_tls_reloads_total{result="error"}') == 1
+
+
+def test_handshake_results_and_the_certificate_expiry_are_metrics(tmp_path, tls_server, pki):
+    s = tls_server(extra=("--tls-handshake-timeout-ms", "300"))
+    good = connect(s.port, client_context(pki))
+    # The served certificate's notAfter, for an alert before it expires.
+    assert metric(metrics_text(good), "ym_tls_certificate_expiry_timestamp_seconds") == \
+        not_after(pki.path("server1.pem"))
+    # The test certificates live a day: under 14 days, so the start logged a warning.
+    assert any("the certificate in " + s.cert in line and "expires on" in line
+               for line in s.lines), s.lines[:5]
+    with pytest.raises(ssl.SSLCertVerificationError):
+        connect(s.port, client_context(pki, ca="other-ca"))  # the client refuses ours: an alert
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        plain = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        plain.request("GET", "/livez")
+        plain.getresponse()  # not TLS at all: protocol
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as raw:
+        assert raw.recv(1) == b""  # silent until the server gives up: timeout
+    socket.create_connection(("127.0.0.1", s.port), timeout=30).close()  # gone: closed
+
+    def counts():
+        text = metrics_text(good)
+        return {r: metric(text, f'ym_tls_handshakes_total{{result="{r}"}}')
+                for r in ("ok", "client_alert", "protocol", "timeout", "closed",
+                          "client_certificate")}
+
+    want = {"ok": 1, "client_alert": 1, "protocol": 1, "timeout": 1, "closed": 1,
+            "client_certificate": 0}
+    wait_until(lambda: counts() == want, 30, f"handshake counts {want}")
+
+    m = tls_server(extra=("--tls-client-ca-file", pki.path("ca.pem")))
+    for cert in (None, "stranger"):
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            c = connect(m.port, client_context(pki, cert=cert))
+            call(c, "GET", "/livez")
+    # The client can see its refusal a moment before the server's handler counts it.
+    mconn = connect(m.port, client_context(pki, cert="client"))
+    wait_until(lambda: metric(metrics_text(mconn),
+                              'ym_tls_handshakes_total{result="client_certificate"}') == 2,
+               30, "two client_certificate handshakes")
+    assert metric(metrics_text(mconn), 'ym_tls_handshakes_total{result="ok"}') == 1
+
+
+def test_a_handshake_dribbled_byte_by_byte_is_cut_at_the_timeout(tls_server, pki):
+    # The deadline covers the whole handshake, not each read: a client that sends its
+    # ClientHello one byte at a time is closed at the timeout all the same.
+    s = tls_server(extra=("--tls-handshake-timeout-ms", "500"))
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 400
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as raw:
+        start = time.monotonic()
+        closed = False
+        for byte in hello:  # 411 bytes at 50 ms each: 20 s if the server waited for them all
+            try:
+                raw.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            raw.settimeout(0.05)
+            try:
+                if raw.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                closed = True
+                break
+        assert closed, "the server waited for the whole dribbled ClientHello"
+        assert time.monotonic() - start < 15
+
+
+def test_a_key_every_user_can_read_is_refused_at_reload(tls_server, pki):
+    s = tls_server()
+    s.replace(pki, "server2")
+    os.chmod(s.key, 0o644)
+    s.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: s.log_count("TLS reload failed") >= 1, 30, "the reload error line")
+    assert any("is readable or writable by every user (mode 0644)" in line for line in s.lines)
+    assert peer_cn(connect(s.port, client_context(pki))) == "server1"
+    os.chmod(s.key, 0o640)  # group-readable is fine
+    s.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: s.log_count("TLS certificate reloaded") >= 1, 30, "the reload log line")
+    assert peer_cn(connect(s.port, client_context(pki))) == "server2"
+
+
+def test_relative_paths_in_the_config_file_are_from_its_directory(tmp_path, pki):
+    # The config file and its certificates in one directory, the server started elsewhere.
+    conf = tmp_path / "etc"
+    (conf / "tls").mkdir(parents=True)
+    for name in ("server1.pem", "server1.key", "ca.pem"):
+        shutil.copy(pki.path(name), conf / "tls" / name)
+    (conf / "ym.toml").write_text('listen = "127.0.0.1:0"\n'
+                                  'tls_cert_file = "tls/server1.pem"\n'
+                                  'tls_key_file = "tls/server1.key"\n'
+                                  'tls_client_ca_file = "./tls/ca.pem"\n'
+                                  'data_dir = "data"\n')
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    proc = subprocess.Popen([binary(), "server", "--config", str(conf / "ym.toml")], cwd=elsewhere,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        port = 0
+        for line in proc.stderr:
+            if "listening on https://127.0.0.1:" in line:
+                port = int(line.rsplit(":", 1)[1].split()[0])
+                break
+        assert port, "the server did not start with the relative paths of its config file"
+        c = connect(port, client_context(pki, cert="client"))
+        assert call(c, "GET", "/livez")[0] == 200
+        assert (conf / "data").is_dir() and not (elsewhere / "data").exists()
+    finally:
+        proc.kill()
+        proc.wait(30)
+
+
 def test_a_silent_connection_is_closed_at_the_handshake_timeout(tls_server, pki):
     s = tls_server(extra=("--tls-handshake-timeout-ms", "300"))
     with socket.create_connection(("127.0.0.1", s.port), timeout=30) as raw:
@@ -354,6 +537,12 @@ def run_server(tmp_path, *args):
 
 def test_bad_tls_configuration_is_a_clear_error_at_start(tmp_path, pki):
     cert, key = pki.path("server1.pem"), pki.path("server1.key")
+    private_cert = str(tmp_path / "cert-as-key.pem")  # not a key, but private: parsed
+    shutil.copy(cert, private_cert)
+    os.chmod(private_cert, 0o600)
+    public_key = str(tmp_path / "public.key")  # a key every user can read: refused
+    shutil.copy(key, public_key)
+    os.chmod(public_key, 0o644)
     cases = [
         (("--tls-cert-file", cert), "tls_cert_file is set but tls_key_file is not"),
         (("--tls-key-file", key), "tls_key_file is set but tls_cert_file is not"),
@@ -363,7 +552,10 @@ def test_bad_tls_configuration_is_a_clear_error_at_start(tmp_path, pki):
         (("--tls-cert-file", cert, "--tls-key-file", str(tmp_path / "none.key")),
          "tls_key_file: cannot read"),
         (("--tls-cert-file", key, "--tls-key-file", key), "holds no PEM certificate"),
-        (("--tls-cert-file", cert, "--tls-key-file", cert), "holds no usable PEM private key"),
+        (("--tls-cert-file", cert, "--tls-key-file", private_cert),
+         "holds no usable PEM private key"),
+        (("--tls-cert-file", cert, "--tls-key-file", public_key),
+         f"tls_key_file: {public_key} is readable or writable by every user (mode 0644)"),
         (("--tls-cert-file", cert, "--tls-key-file", pki.path("server2.key")),
          "does not match the certificate"),
     ]

@@ -482,6 +482,10 @@ class AuthzRbacTest : public AuthzApiTest {
       }
       case RouteId::kListAlerts:
         return get("/v1/alerts");
+      case RouteId::kListAudit:
+        return get("/v1/audit");
+      case RouteId::kAuditCheckpoint:
+        return get("/v1/audit/checkpoint");
       case RouteId::kInfo:
         return get("/v1/info");
       case RouteId::kHealthz:

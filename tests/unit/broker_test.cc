@@ -104,6 +104,11 @@ class GatedStore final : public Store {
   }
   Status Backup(const std::string& path) override { return inner_.Backup(path); }
   StoreStats Stats() override { return inner_.Stats(); }
+  Result<std::vector<audit::Entry>> ReadAudit(std::uint64_t after_seq,
+                                              std::uint32_t limit) override {
+    return inner_.ReadAudit(after_seq, limit);
+  }
+  audit::Head AuditHead() override { return inner_.AuditHead(); }
 
  private:
   void MaybeHold() {

@@ -73,16 +73,16 @@ TEST(CliSuggestTest, UnknownCommandNamesTheClosestOne) {
       {{"queues", "pase", "emails"}, "unknown command 'queues pase'; did you mean 'queues pause'?"},
       {{"frobnicate"},
        "unknown command 'frobnicate'; the commands are: server, worker, enqueue, jobs, queues, "
-       "namespaces, limits, schedules, dead, info, alerts, version"},
+       "namespaces, limits, schedules, dead, info, alerts, audit, version"},
       {{"jobs", "zap", "5"},
        "unknown command 'jobs zap'; the commands of 'jobs' are: get, wait, list, cancel, replay, "
        "delete"},
       {{},
        "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, "
-       "schedules, dead, info, alerts, version"},
+       "schedules, dead, info, alerts, audit, version"},
       {{"--json"},
        "a command is required: server, worker, enqueue, jobs, queues, namespaces, limits, "
-       "schedules, dead, info, alerts, version"},
+       "schedules, dead, info, alerts, audit, version"},
       {{"jobs"}, "'jobs' needs a command: get, wait, list, cancel, replay, delete"},
       {{"dead", "--json"}, "'dead' needs a command: list, replay"},
   };

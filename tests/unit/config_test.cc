@@ -248,9 +248,58 @@ TEST_F(ConfigTest, BadHostsAndOriginsAreClearErrors) {
       << c.status().message();
 }
 
+// A relative path in the config file (a key ending in _file or _dir) is taken from the
+// file's directory; an absolute one, and any path from a flag or a variable, is left as given.
+TEST_F(ConfigTest, RelativePathsInTheFileAreFromTheFilesDirectory) {
+  const std::string file = WriteFile(
+      "tls_cert_file = \"certs/server.pem\"\n"
+      "tls_key_file = \"/etc/ym/server.key\"\n"
+      "tls_client_ca_file = \"../ca/./clients.pem\"\n"
+      "data_dir = \"data\"\n");
+  const std::string dir = file.substr(0, file.rfind('/'));   // /tmp
+  const std::string parent = dir.substr(0, dir.rfind('/'));  // "" for /tmp
+  auto c = Load({"--config", file});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.tls_cert_file, dir + "/certs/server.pem");
+  EXPECT_EQ(c->config.tls_key_file, "/etc/ym/server.key");
+  EXPECT_EQ(c->config.tls_client_ca_file, parent + "/ca/clients.pem");
+  EXPECT_EQ(c->config.data_dir, dir + "/data");
+
+  // Flags and variables: from the working directory, unchanged.
+  env_["YM_TLS_KEY_FILE"] = "env.key";
+  c = Load({"--config", file, "--tls-cert-file", "flag.pem", "--data-dir", "d"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.tls_cert_file, "flag.pem");
+  EXPECT_EQ(c->config.tls_key_file, "env.key");
+  EXPECT_EQ(c->config.data_dir, "d");
+  env_.clear();
+
+  // Keys that are not paths are not touched.
+  c = Load({"--config", WriteFile("listen = \"127.0.0.1:0\"\ndurability = \"relaxed\"\n")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.listen_port, 0);
+}
+
 // TLS (docs/security.md): cert and key both or neither, the client CA only with them; each
 // key is reachable from the flag, the variable and the file. The files themselves are read at
 // start (net/tls.h; tests/integration/test_tls.py checks those errors).
+TEST_F(ConfigTest, AuditCheckpointOptions) {
+  auto c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->config.audit_checkpoint_every, 1000u);
+  EXPECT_TRUE(c->config.audit_checkpoint_key_file.empty());
+  c = Load({"--config", WriteFile("audit_checkpoint_every = 7\n"
+                                  "audit_checkpoint_key_file = \"/k\"\n")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.audit_checkpoint_every, 7u);
+  EXPECT_EQ(c->config.audit_checkpoint_key_file, "/k");
+  c = Load({"--audit-checkpoint-every", "0"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->config.audit_checkpoint_every, 0u);
+  EXPECT_FALSE(Load({"--audit-checkpoint-every", "-1"}).ok());
+  EXPECT_FALSE(Load({"--audit-checkpoint-key-file", ""}).ok());
+}
+
 TEST_F(ConfigTest, TlsFilesComeInPairs) {
   auto c = Load({});
   ASSERT_TRUE(c.ok());

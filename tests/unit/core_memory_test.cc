@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/rng.h"
+#include "core/live_job.h"
 #include "core/scheduler.h"
 
 namespace ym {
@@ -343,6 +344,18 @@ TEST_F(CoreMemoryTest, OneHourOfChurnKeepsEveryStructureProportionalToLiveWork) 
   // Slots are reused, so they never exceed the peak of names alive at once.
   EXPECT_LE(f.queue_slots, peak_queues_ + 16);  // + queues named within one step
   EXPECT_LT(f.intern_slots, 1000u);             // 3,600 + 360 + 60 + 1,800 names were seen
+}
+
+// docs/architecture.md ("Memory per job") states these sizes field by field; a field added to
+// either struct must update that table, and this test says so. Only on the platform the table
+// describes (x86-64, libstdc++).
+TEST(LiveJobLayout, SizesAreTheDocumentedOnes) {
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+  EXPECT_EQ(sizeof(LiveJob), 192u) << "update docs/architecture.md, \"Memory per job\"";
+  EXPECT_EQ(sizeof(JobExtra), 176u) << "update docs/architecture.md, \"Memory per job\"";
+#else
+  GTEST_SKIP() << "the documented sizes are those of x86-64 with libstdc++";
+#endif
 }
 
 }  // namespace
