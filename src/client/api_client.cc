@@ -39,6 +39,7 @@ constexpr std::array kAllCodes = {
     Code::kNamespaceLimit,
     Code::kSingletonConflict,
     Code::kAlreadyExists,
+    Code::kForbidden,
 };
 
 // The set fields of a job filter under their wire names, in the order of docs/api.md: text(name,

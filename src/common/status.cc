@@ -48,6 +48,8 @@ std::string_view CodeName(Code code) {
       return "singleton_conflict";
     case Code::kAlreadyExists:
       return "already_exists";
+    case Code::kForbidden:
+      return "forbidden";
   }
   return "internal";
 }
@@ -98,6 +100,8 @@ int HttpStatus(Code code) {
       return 409;
     case Code::kAlreadyExists:
       return 409;
+    case Code::kForbidden:
+      return 403;
   }
   return 500;
 }

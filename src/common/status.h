@@ -39,6 +39,7 @@ enum class Code : std::uint8_t {
   kNamespaceLimit,        // 429: an enqueue over its namespace's max_live_jobs or enqueue_rate
   kSingletonConflict,     // 409: a singleton limit's key is held by a live job (named)
   kAlreadyExists,         // 409: a create names something that exists (a schedule id)
+  kForbidden,             // 403: the token's role or namespaces do not allow this (net/authz.h)
 };
 
 // The stable wire string for a code, e.g. "stale_lease".
@@ -77,6 +78,7 @@ class [[nodiscard]] Status {
 inline Status InvalidJson(std::string m) { return {Code::kInvalidJson, std::move(m)}; }
 inline Status InvalidRequest(std::string m) { return {Code::kInvalidRequest, std::move(m)}; }
 inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
+inline Status Forbidden(std::string m) { return {Code::kForbidden, std::move(m)}; }
 inline Status QueueNotFound(std::string m) { return {Code::kQueueNotFound, std::move(m)}; }
 inline Status Validation(std::string m) { return {Code::kValidation, std::move(m)}; }
 inline Status StaleLease(std::string m) { return {Code::kStaleLease, std::move(m)}; }

@@ -942,17 +942,54 @@ bool Scheduler::HasReady(std::uint32_t qi) const {
   return !q.config.paused && q.ready > 0;
 }
 
+std::optional<std::uint32_t> Scheduler::ScopedLane(QueueState& q, const LeaseScope& scope,
+                                                   const std::vector<std::uint32_t>& tried) {
+  std::optional<ScopedLaneCandidate> best;
+  for (std::uint32_t li = 0; li < q.lanes.size(); ++li) {
+    Lane& lane = q.lanes[li];
+    if (!lane.in_rotation || lane.ready_count == 0 || !scope.Allows(lane.ns)) continue;
+    if (std::find(tried.begin(), tried.end(), li) != tried.end()) continue;
+    // Its next job: stale entries on top are dropped, as the rotation's own pass does.
+    while (!lane.ready.empty()) {
+      const ReadyEntry& e = lane.ready.top();
+      const LiveJob* j = index_.Find(e.id);
+      if (j && j->state == JobState::kReady && !j->pending && !j->evicting && j->seq == e.seq) {
+        break;
+      }
+      lane.ready.pop();
+    }
+    if (lane.ready.empty()) continue;
+    const ScopedLaneCandidate c{li, lane.ready.top().priority, lane.ready.top().seq};
+    if (!best || RunsBefore(c, *best)) best = c;
+  }
+  if (!best) return std::nullopt;
+  return best->lane;
+}
+
 void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
-                              const std::string& worker_id, std::vector<LeasedJob>& out) {
+                              const std::string& worker_id, std::vector<LeasedJob>& out,
+                              const LeaseScope* scope) {
   QueueState& q = Q(qi);
   if (q.config.paused) return;
   const std::int64_t now = clock_.NowMs();
   const std::int64_t mono = clock_.MonoMs();
   std::uint32_t taken = 0;
+  // A lease limited to namespaces (core/lease_scope.h) takes from its own lanes only, in ready
+  // order, and touches the rotation only when the lane it takes from is the rotation's front;
+  // a lane it finds refused (a gate, a namespace at max_active) is left for the rotation's pass
+  // and not tried again in this lease.
+  std::vector<std::uint32_t> tried;
   while (taken < max) {
     const std::optional<flow::FairLanes::Entry> front = q.rotation.Front();
     if (!front) break;
-    const std::uint32_t li = q.lane_of_key.find(front->lane)->second;
+    std::uint32_t li = q.lane_of_key.find(front->lane)->second;
+    bool at_front = true;
+    if (scope != nullptr) {
+      const std::optional<std::uint32_t> pick = ScopedLane(q, *scope, tried);
+      if (!pick) break;
+      at_front = *pick == li;
+      li = *pick;
+    }
     Lane& lane = q.lanes[li];
     LiveJob* job = nullptr;
     while (!lane.ready.empty()) {
@@ -965,10 +1002,18 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       lane.ready.pop();
     }
     if (job == nullptr) {  // only stale entries were left
+      if (!at_front) {     // (ScopedLane saw a job: not reached; kept for safety)
+        tried.push_back(li);
+        continue;
+      }
       q.rotation.Drop();
       lane.in_rotation = false;
       decltype(lane.ready)().swap(lane.ready);
       DropLane(q, li);
+      continue;
+    }
+    if (NsAtMaxActive(lane.ns) && !at_front) {
+      tried.push_back(li);
       continue;
     }
     if (NsAtMaxActive(lane.ns)) {
@@ -988,6 +1033,10 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
       quota_uses_.clear();
       holds_.clear();
       if (auto refused = limits_.Admit(lane.gates, mono, now, &quota_uses_, &holds_)) {
+        if (!at_front) {  // a refusal changes nothing: left for the rotation's pass
+          tried.push_back(li);
+          continue;
+        }
         q.rotation.Drop();  // no charge to its namespace
         lane.in_rotation = false;
         lane.waiting = true;
@@ -1037,8 +1086,11 @@ void Scheduler::TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t 
     holds_.clear();  // the next lane may have no gates, and so no Admit that clears it
     if (!key_groups_.empty()) key_groups_.Started(job->id);  // its debounce group closes
     // The namespace is charged one job; the lane goes to the back of its namespace's lanes.
-    const bool lane_done = lane.ready_count == 0;
-    if (!lane_done) {
+    const bool lane_done = lane.ready_count == 0 && at_front;
+    if (!at_front) {
+      // Taken out of turn: the rotation is left as it is (a lane left with no job stays in it
+      // and is dropped when it comes to the front, as a lane of stale entries is).
+    } else if (!lane_done) {
       q.rotation.Served();
     } else {
       q.rotation.ServedLast();
@@ -1415,8 +1467,15 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
     }
   }
   const std::int64_t lease_ms = request.lease_ms.value_or(0);
+  std::optional<LeaseScope> scope;
+  if (request.namespaces) {
+    scope = LeaseScope::Resolve(*request.namespaces,
+                                [this](const std::string& name) { return ns_.Find(name); });
+    if (scope->empty()) return out;  // none of its namespaces has a job in core
+  }
+  const LeaseScope* only = scope ? &*scope : nullptr;
   if (qs.size() == 1) {
-    TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out);
+    TakeFromQueue(qs[0], request.max, lease_ms, request.worker_id, out, only);
     return out;
   }
   // Several queues: weighted fair queueing between them, one job at a time, with the state of
@@ -1447,7 +1506,7 @@ std::vector<LeasedJob> Scheduler::Lease(const LeaseRequest& request) {
     const std::optional<flow::WeightedRotation::LaneId> k = rot.Peek();
     if (!k) break;
     const std::size_t before = out.size();
-    TakeFromQueue(qs[*k], 1, lease_ms, request.worker_id, out);
+    TakeFromQueue(qs[*k], 1, lease_ms, request.worker_id, out, only);
     if (out.size() > before) {
       (void)rot.Pick();  // charged one job
       if (HasReady(qs[*k])) continue;
@@ -1491,13 +1550,23 @@ void Scheduler::RemoveWaiter(std::unordered_map<std::uint64_t, Waiter>::iterator
 
 void Scheduler::ServeWaiters(std::uint32_t qi) {
   QueueState& q = Q(qi);
-  while (!q.waiters.empty() && HasReady(qi)) {
+  // Waiters limited to namespaces that found nothing of theirs go to the back and wait on; the
+  // pass ends once each waiter left has been tried.
+  std::size_t passed = 0;
+  while (!q.waiters.empty() && HasReady(qi) && passed < q.waiters.size()) {
     auto it = waiters_.find(q.waiters.front());
     if (it == waiters_.end()) {  // served or timed out through another queue
       q.waiters.pop_front();
       continue;
     }
     std::vector<LeasedJob> jobs = Lease(it->second.request);
+    if (jobs.empty() && it->second.request.namespaces) {
+      const std::uint64_t id = q.waiters.front();
+      q.waiters.pop_front();
+      q.waiters.push_back(id);
+      ++passed;
+      continue;
+    }
     if (jobs.empty()) break;
     q.waiters.pop_front();
     LeaseCallback cb = std::move(it->second.callback);

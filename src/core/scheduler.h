@@ -67,6 +67,7 @@
 #include "core/job_filter.h"
 #include "core/job_index.h"
 #include "core/lease_names.h"
+#include "core/lease_scope.h"
 #include "core/queue_names.h"
 #include "core/read_guard.h"
 #include "core/retention_work.h"
@@ -632,8 +633,14 @@ class Scheduler {
   // Fails the active attempt of `job` whose deadline has come (AttemptTimeout).
   JobState TimeOut(LiveJob& job);
   std::int64_t BackoffDelay(const LiveJob& job);
+  // `scope`: only jobs of these namespaces (LeaseRequest::namespaces); null: any.
   void TakeFromQueue(std::uint32_t qi, std::uint32_t max, std::int64_t lease_ms_override,
-                     const std::string& worker_id, std::vector<LeasedJob>& out);
+                     const std::string& worker_id, std::vector<LeasedJob>& out,
+                     const LeaseScope* scope = nullptr);
+  // The lane of `scope`'s namespaces in `q` whose next job comes first (core/lease_scope.h),
+  // among lanes in the rotation and not in `tried`. O(lanes of q).
+  std::optional<std::uint32_t> ScopedLane(QueueState& q, const LeaseScope& scope,
+                                          const std::vector<std::uint32_t>& tried);
   bool HasReady(std::uint32_t qi) const;
   flow::LimitSubject SubjectOf(const LiveJob& job) const;
   // Puts the lanes whose gates opened (woken_) back into the rotation and serves the waiters of

@@ -119,6 +119,9 @@ struct LeaseRequest {
   std::int64_t wait_ms = 0;
   std::string worker_id;
   std::optional<std::int64_t> lease_ms;  // default: each job's lease_ms
+  // Only jobs of these namespaces (a namespace-scoped token's lease; core/lease_scope.h);
+  // nullopt: every namespace.
+  std::optional<std::vector<std::string>> namespaces;
 };
 
 struct LeasedJob {

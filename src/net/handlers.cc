@@ -1,11 +1,13 @@
 // The handlers behind the route table (net/router.cc): parse, call one Broker method, render.
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <utility>
 
 #include "common/json.h"
 #include "net/api.h"
+#include "net/authz.h"
 #include "net/codec_audit.h"
 #include "net/codec_schedules.h"
 #include "net/export_stream.h"
@@ -51,6 +53,84 @@ struct Call {
     reply(Json(status, std::move(body), match.id));
   }
 };
+
+// --- Namespace scoping (net/authz.h, docs/security.md "Namespace scoping").
+
+// What a token without all namespaces is told about a job it may not see: exactly the answer for
+// an id that was never issued, so that it cannot tell another namespace's job from no job.
+Status HiddenJob(JobId id) { return NotFound("job " + FormatJobId(id) + " not found"); }
+
+bool Scoped(const Call& c) { return !c.request.principal.all_namespaces; }
+
+// Runs `task` on a transport thread (a Broker callback must not call the Broker).
+void PostTask(const ApiOptions& options, std::function<void()> task) {
+  if (options.post) {
+    options.post(std::move(task));
+  } else {
+    task();
+  }
+}
+
+// Which of `ids` are jobs of the principal's namespaces: one GetJob per distinct id, answered
+// (on a transport thread) with visible[i] for ids[i]. An id that is not found is not visible.
+// Any other error (the store unavailable) is answered as the error.
+void LookupVisible(Broker& broker, const ApiOptions& options, const Principal& principal,
+                   std::vector<JobId> ids, std::function<void(Result<std::vector<bool>>)> done) {
+  struct State {
+    std::mutex mu;
+    std::vector<JobId> ids;
+    std::vector<bool> visible;
+    std::size_t left = 0;
+    Status error;
+    std::function<void(Result<std::vector<bool>>)> done;
+  };
+  auto st = std::make_shared<State>();
+  st->ids = std::move(ids);
+  st->visible.assign(st->ids.size(), false);
+  st->done = std::move(done);
+  std::vector<JobId> distinct = st->ids;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  if (distinct.empty()) return st->done(std::vector<bool>{});
+  st->left = distinct.size();
+  for (JobId id : distinct) {
+    broker.GetJob(id, [st, id, principal, &options](Result<JobView> r) {
+      bool last = false;
+      {
+        std::lock_guard<std::mutex> lock(st->mu);
+        if (r.ok()) {
+          if (principal.CanUseNamespace(r->job.ns)) {
+            for (std::size_t i = 0; i < st->ids.size(); ++i) {
+              if (st->ids[i] == id) st->visible[i] = true;
+            }
+          }
+        } else if (r.status().code() != Code::kNotFound && st->error.ok()) {
+          st->error = r.status();
+        }
+        last = --st->left == 0;
+      }
+      if (!last) return;
+      PostTask(options, [st]() {
+        if (!st->error.ok()) return st->done(st->error);
+        st->done(std::move(st->visible));
+      });
+    });
+  }
+}
+
+// For a kJob route: runs `handler` when the job of the path is the principal's (or the principal
+// has all namespaces), else answers HiddenJob.
+void WithVisibleJob(Call& c, void (*handler)(Call&)) {
+  if (!Scoped(c)) return handler(c);
+  auto call = std::make_shared<Call>(std::move(c));
+  const JobId id = call->match.job_id;
+  LookupVisible(call->broker, call->options, call->request.principal, {id},
+                [call, id, handler](Result<std::vector<bool>> visible) {
+                  if (!visible.ok()) return call->Error(visible.status());
+                  if (!(*visible)[0]) return call->Error(HiddenJob(id));
+                  handler(*call);
+                });
+}
 
 // A request body (a bulk filter, a dead-letter replay) as an audit detail: {"request":<body>}.
 // Only for bodies that hold no payload; bounded, so a large id list does not bloat the log.
@@ -103,6 +183,8 @@ void Enqueue(Call& c) {
   if (!headers.ok()) return c.Error(headers.status());
   auto spec = ParseEnqueue(c.request.body, c.options.codec);
   if (!spec.ok()) return c.Error(spec.status());
+  if (IsReservedQueue(spec->queue)) return c.Error(ReservedQueue(spec->queue, "enqueue into"));
+  if (!c.request.principal.CanUseNamespace(spec->ns)) return c.Error(ForeignNamespace(spec->ns));
   ApplyRequestTrace(*headers, c.request.request_id, *spec);
   std::vector<EnqueueSpec> specs;
   specs.push_back(std::move(spec).value());
@@ -127,6 +209,15 @@ void EnqueueBatch(Call& c) {
   if (!headers.ok()) return c.Error(headers.status());
   auto items = ParseEnqueueBatch(c.request.body, c.options.codec);
   if (!items.ok()) return c.Error(items.status());
+  // A job into a reserved queue or another namespace refuses the whole request: nothing is
+  // enqueued.
+  for (const auto& item : *items) {
+    if (!item.ok()) continue;
+    if (IsReservedQueue(item->queue)) return c.Error(ReservedQueue(item->queue, "enqueue into"));
+    if (!c.request.principal.CanUseNamespace(item->ns)) {
+      return c.Error(ForeignNamespace(item->ns));
+    }
+  }
   // Valid specs go to the Broker; invalid ones keep their error in their slot.
   auto results = std::make_shared<std::vector<Result<EnqueueOutcome>>>();
   std::vector<std::size_t> slots;
@@ -169,8 +260,12 @@ void EnqueueBatch(Call& c) {
 // holds reach max_reply_bytes, and the renderer stops before the job that would take the body
 // past it; the cursor carries on from there. So one list call holds at most about twice the cap
 // in memory, whatever `limit` and the payload sizes are.
+// The cursor scope is the filter as the client sent it; a token's implicit namespace is added
+// to every page alike.
 void ListPage(Call& c, Result<ListQuery> query, std::string scope) {
   if (!query.ok()) return c.Error(query.status());
+  Status scoped = ScopeJobFilter(c.request.principal, query->filter);
+  if (!scoped.ok()) return c.Error(scoped);
   query->max_bytes = c.options.max_reply_bytes;
   c.broker.ListJobs(std::move(query).value(),
                     RenderPageCallback(c.match.id, std::move(scope), c.options.max_reply_bytes,
@@ -189,29 +284,49 @@ void ListDead(Call& c) {
   ListPage(c, std::move(query), std::move(scope));
 }
 
-void GetJob(Call& c) {
+void GetJobNow(Call& c) {
   auto wait_ms = ParseGetJobQuery(c.match.query);
   if (!wait_ms.ok()) return c.Error(wait_ms.status());
   c.broker.GetJob(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)), *wait_ms);
 }
 
+// For a scoped token the job's namespace is looked up first (a job's namespace never changes,
+// so the answer holds for the call that follows); the query is checked before that.
+void GetJob(Call& c) {
+  auto wait_ms = ParseGetJobQuery(c.match.query);
+  if (!wait_ms.ok()) return c.Error(wait_ms.status());
+  WithVisibleJob(c, GetJobNow);
+}
+
+void CancelNow(Call& c) {
+  c.broker.Cancel(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
+                  c.Audit("job.cancel", JobTarget(c.match.job_id)));
+}
+
 void CancelJob(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.Cancel(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
-                  c.Audit("job.cancel", JobTarget(c.match.job_id)));
+  WithVisibleJob(c, CancelNow);
+}
+
+void ReplayNow(Call& c) {
+  c.broker.Replay(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
+                  c.Audit("job.replay", JobTarget(c.match.job_id)));
 }
 
 void ReplayJob(Call& c) {
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
-  c.broker.Replay(c.match.job_id, RenderJobCallback(c.match.id, std::move(c.reply)),
-                  c.Audit("job.replay", JobTarget(c.match.job_id)));
+  WithVisibleJob(c, ReplayNow);
 }
 
 void Lease(Call& c) {
   auto req = ParseLease(c.request.body);
   if (!req.ok()) return c.Error(req.status());
+  for (const std::string& q : req->queues) {
+    if (IsReservedQueue(q)) return c.Error(ReservedQueue(q, "lease from"));
+  }
+  req->namespaces = LeaseNamespaces(c.request.principal);
   LeaseLines lines(c.request.request_id, req->worker_id);
   c.broker.Lease(std::move(req).value(), [route = c.match.id, reply = std::move(c.reply),
                                           post = c.options.post, lines = std::move(lines)](
@@ -248,11 +363,33 @@ void Heartbeat(Call& c) {
 void WatchCancels(Call& c) {
   auto req = ParseCancelWatch(c.request.body);
   if (!req.ok()) return c.Error(req.status());
-  c.broker.WatchCancels(
-      std::move(req->worker_id), std::move(req->known), req->wait_ms,
-      [route = c.match.id, reply = std::move(c.reply)](Result<std::vector<JobId>> r) {
-        reply(r.ok() ? Json(200, RenderCancelWatch(*r), route) : ErrorResponse(r.status(), route));
-      });
+  if (!Scoped(c)) {
+    return c.broker.WatchCancels(
+        std::move(req->worker_id), std::move(req->known), req->wait_ms,
+        [route = c.match.id, reply = std::move(c.reply)](Result<std::vector<JobId>> r) {
+          reply(r.ok() ? Json(200, RenderCancelWatch(*r), route)
+                       : ErrorResponse(r.status(), route));
+        });
+  }
+  // A scoped token sees only the ids of its namespaces' jobs (worker ids are not secret: another
+  // namespace's worker id must not reveal its jobs).
+  auto call = std::make_shared<Call>(std::move(c));
+  call->broker.WatchCancels(std::move(req->worker_id), std::move(req->known), req->wait_ms,
+                            [call](Result<std::vector<JobId>> r) {
+                              if (!r.ok()) return call->Error(r.status());
+                              PostTask(call->options, [call, ids = std::move(r).value()]() {
+                                LookupVisible(call->broker, call->options, call->request.principal,
+                                              ids, [call, ids](Result<std::vector<bool>> visible) {
+                                                if (!visible.ok())
+                                                  return call->Error(visible.status());
+                                                std::vector<JobId> shown;
+                                                for (std::size_t i = 0; i < ids.size(); ++i) {
+                                                  if ((*visible)[i]) shown.push_back(ids[i]);
+                                                }
+                                                call->Ok(RenderCancelWatch(shown));
+                                              });
+                              });
+                            });
 }
 
 void Ack(Call& c) {
@@ -294,9 +431,8 @@ void Fail(Call& c) {
       });
 }
 
-void CompleteAcks(Call& c) {
-  auto batch = ParseCompleteBatch(c.request.body, c.options.codec);
-  if (!batch.ok()) return c.Error(batch.status());
+void CompleteParsed(Call& c, CompleteBatch batch_value) {
+  auto* batch = &batch_value;
   auto ack_results = std::make_shared<std::vector<Status>>();
   auto fail_results = std::make_shared<std::vector<Status>>();
   std::vector<std::size_t> ack_slots, fail_slots;
@@ -344,6 +480,33 @@ void CompleteAcks(Call& c) {
                     });
 }
 
+// For a scoped token, an item naming a job it may not see is answered HiddenJob in its slot and
+// not sent to the Broker; the others go on as usual.
+void CompleteAcks(Call& c) {
+  auto batch = ParseCompleteBatch(c.request.body, c.options.codec);
+  if (!batch.ok()) return c.Error(batch.status());
+  if (!Scoped(c)) return CompleteParsed(c, std::move(batch).value());
+  std::vector<JobId> ids;
+  for (const auto& a : batch->acks) ids.push_back(a.ok() ? a->id : 0);
+  for (const auto& f : batch->fails) ids.push_back(f.ok() ? f->id : 0);
+  auto call = std::make_shared<Call>(std::move(c));
+  auto parsed = std::make_shared<CompleteBatch>(std::move(batch).value());
+  LookupVisible(call->broker, call->options, call->request.principal, ids,
+                [call, parsed, ids](Result<std::vector<bool>> visible) {
+                  if (!visible.ok()) return call->Error(visible.status());
+                  std::size_t k = 0;
+                  for (auto& a : parsed->acks) {
+                    if (a.ok() && !(*visible)[k]) a = HiddenJob(ids[k]);
+                    ++k;
+                  }
+                  for (auto& f : parsed->fails) {
+                    if (f.ok() && !(*visible)[k]) f = HiddenJob(ids[k]);
+                    ++k;
+                  }
+                  CompleteParsed(*call, std::move(*parsed));
+                });
+}
+
 // Paginated by name like job pages: at most `limit` queues and about max_reply_bytes per page,
 // so one call costs per page, not per queue in existence.
 void ListQueues(Call& c) {
@@ -364,6 +527,7 @@ void GetQueue(Call& c) {
 void PutQueue(Call& c) {
   auto create = ParseCreateQuery(c.match.query);
   if (!create.ok()) return c.Error(create.status());
+  if (IsReservedQueue(c.match.queue)) return c.Error(ReservedQueue(c.match.queue, "configure"));
   auto patch = ParseQueuePatch(c.match.queue, c.request.body);
   if (!patch.ok()) return c.Error(patch.status());
   c.broker.PutQueue(std::move(patch).value(), *create,
@@ -372,6 +536,9 @@ void PutQueue(Call& c) {
 }
 
 void SetPaused(Call& c, bool paused) {
+  if (IsReservedQueue(c.match.queue)) {
+    return c.Error(ReservedQueue(c.match.queue, paused ? "pause" : "resume"));
+  }
   auto create = ParseCreateQuery(c.match.query);
   if (!create.ok()) return c.Error(create.status());
   Status s = ParseEmptyObject(c.request.body);
@@ -382,6 +549,7 @@ void SetPaused(Call& c, bool paused) {
 }
 
 void ResetQueue(Call& c) {
+  if (IsReservedQueue(c.match.queue)) return c.Error(ReservedQueue(c.match.queue, "reset"));
   Status s = ParseEmptyObject(c.request.body);
   if (!s.ok()) return c.Error(s);
   c.broker.ResetQueue(c.match.queue, RenderQueueCallback(c.match.id, std::move(c.reply)),
@@ -410,6 +578,9 @@ void GetLimit(Call& c) {
 void PutLimit(Call& c) {
   auto spec = ParseLimitSpec(c.match.name, c.request.body);
   if (!spec.ok()) return c.Error(spec.status());
+  if (spec->match_queue && IsReservedQueue(*spec->match_queue)) {
+    return c.Error(ReservedQueue(*spec->match_queue, "limit"));
+  }
   c.broker.PutLimit(
       std::move(spec).value(),
       [route = c.match.id, reply = std::move(c.reply)](Result<flow::LimitInfo> r) {
@@ -570,6 +741,9 @@ void ListSchedules(Call& c) {
 void CreateSchedule(Call& c) {
   auto req = ParseScheduleCreate(c.request.body, c.options.codec);
   if (!req.ok()) return c.Error(req.status());
+  if (IsReservedQueue(req->spec.job.queue)) {
+    return c.Error(ReservedQueue(req->spec.job.queue, "schedule jobs into"));
+  }
   // No body in the detail: a schedule's job template holds a payload.
   AuditNote note = c.Audit("schedule.create", "schedule " + req->spec.id);
   c.broker.CreateSchedule(std::move(req).value(),
@@ -586,6 +760,9 @@ void GetSchedule(Call& c) {
 void PutSchedule(Call& c) {
   auto req = ParseScheduleReplace(c.match.name, c.request.body, c.options.codec);
   if (!req.ok()) return c.Error(req.status());
+  if (IsReservedQueue(req->spec.job.queue)) {
+    return c.Error(ReservedQueue(req->spec.job.queue, "schedule jobs into"));
+  }
   c.broker.ReplaceSchedule(std::move(req).value(),
                            RenderScheduleCallback(c.match.id, std::move(c.reply)),
                            c.Audit("schedule.put", "schedule " + c.match.name));
@@ -600,7 +777,11 @@ void PatchSchedule(Call& c) {
       c.match.name,
       [id = c.match.name, body = c.request.body,
        limits = c.options.codec](const std::string& current) -> Result<ScheduleUpdate> {
-        return ParseSchedulePatch(id, body, current, limits);
+        auto update = ParseSchedulePatch(id, body, current, limits);
+        if (update.ok() && IsReservedQueue(update->spec.job.queue)) {
+          return ReservedQueue(update->spec.job.queue, "schedule jobs into");
+        }
+        return update;
       },
       RenderScheduleCallback(c.match.id, std::move(c.reply)),
       c.Audit("schedule.patch", "schedule " + c.match.name));
@@ -662,23 +843,53 @@ void ResetBreaker(Call& c) {
       c.Audit("limit.reset_breaker", "limit " + c.match.name, RequestDetail(c.request.body)));
 }
 
-void ReplayDead(Call& c) {
-  auto req = ParseDeadReplay(c.request.body);
-  if (!req.ok()) return c.Error(req.status());
-  AuditNote note = c.Audit("dead.replay", req->queue.empty() ? "dead" : "queue " + req->queue,
+void ReplayDeadNow(Call& c, std::string queue, std::vector<JobId> ids, std::uint32_t limit) {
+  AuditNote note = c.Audit("dead.replay", queue.empty() ? "dead" : "queue " + queue,
                            RequestDetail(c.request.body));
   c.broker.ReplayDead(
-      std::move(req->queue), std::move(req->ids), req->limit,
+      std::move(queue), std::move(ids), limit,
       [route = c.match.id, reply = std::move(c.reply)](Result<std::uint64_t> r) {
         reply(r.ok() ? Json(200, RenderReplayed(*r), route) : ErrorResponse(r.status(), route));
       },
       std::move(note));
 }
 
+// A scoped token names ids (those of other namespaces are skipped like ids that are not dead);
+// replaying a queue's dead jobs spans every namespace, so it is refused: POST /v1/jobs:replay
+// with a namespace filter does that for one namespace.
+void ReplayDead(Call& c) {
+  auto req = ParseDeadReplay(c.request.body);
+  if (!req.ok()) return c.Error(req.status());
+  if (!Scoped(c)) return ReplayDeadNow(c, std::move(req->queue), std::move(req->ids), req->limit);
+  if (req->ids.empty()) {
+    return c.Error(Forbidden(
+        "a token scoped to namespaces replays dead jobs by \"ids\", or with POST "
+        "/v1/jobs:replay and a namespace filter (docs/security.md, \"Namespace scoping\")"));
+  }
+  auto call = std::make_shared<Call>(std::move(c));
+  std::vector<JobId> ids = req->ids;
+  LookupVisible(call->broker, call->options, call->request.principal, ids,
+                [call, ids, queue = std::move(req->queue),
+                 limit = req->limit](Result<std::vector<bool>> visible) mutable {
+                  if (!visible.ok()) return call->Error(visible.status());
+                  std::vector<JobId> mine;
+                  for (std::size_t i = 0; i < ids.size(); ++i) {
+                    if ((*visible)[i]) mine.push_back(ids[i]);
+                  }
+                  // No id left: nothing to replay (an empty list would mean a whole queue).
+                  if (mine.empty()) return call->Ok(RenderReplayed(0));
+                  ReplayDeadNow(*call, std::move(queue), std::move(mine), limit);
+                });
+}
+
 void Bulk(Call& c, BulkAction action) {
   auto req = ParseBulk(action, c.request.body);
   if (!req.ok()) return c.Error(req.status());
+  // The cursor is encoded from the filter as sent (`request`); the token's implicit namespace
+  // narrows what the Broker runs, on every page alike.
   BulkRequest request = *req;
+  Status scoped = ScopeJobFilter(c.request.principal, req->filter);
+  if (!scoped.ok()) return c.Error(scoped);
   const char* action_name = action == BulkAction::kCancel   ? "jobs.bulk_cancel"
                             : action == BulkAction::kReplay ? "jobs.bulk_replay"
                                                             : "jobs.bulk_delete";
@@ -800,6 +1011,9 @@ void Api::Handle(ApiRequest request, Responder reply) {
     if (!routed.allow.empty()) r.headers.emplace_back("Allow", routed.allow);
     return reply(std::move(r));
   }
+  // Authorization before anything else of the request is read (net/authz.h).
+  Status allowed = CheckRoute(request.principal, routed.match.id, routed.match.name);
+  if (!allowed.ok()) return reply(ErrorResponse(allowed, routed.match.id));
   Call c{broker_, options_, std::move(routed.match), std::move(request), std::move(reply)};
   switch (c.match.id) {
     case RouteId::kEnqueue:
@@ -817,13 +1031,13 @@ void Api::Handle(ApiRequest request, Responder reply) {
     case RouteId::kLease:
       return Lease(c);
     case RouteId::kHeartbeat:
-      return Heartbeat(c);
+      return WithVisibleJob(c, Heartbeat);
     case RouteId::kWatchCancels:
       return WatchCancels(c);
     case RouteId::kAck:
-      return Ack(c);
+      return WithVisibleJob(c, Ack);
     case RouteId::kFail:
-      return Fail(c);
+      return WithVisibleJob(c, Fail);
     case RouteId::kCompleteBatch:
       return CompleteAcks(c);
     case RouteId::kListQueues:

@@ -382,7 +382,7 @@ TEST_F(BrokerTest, DrainRefusesNewWorkButAcceptsAcks) {
   EXPECT_EQ(refused[0].status().code(), Code::kUnavailable);
   std::promise<Result<std::vector<LeasedJob>>> p;
   auto f = p.get_future();
-  broker_->Lease(LeaseRequest{{"d"}, 1, 0, "w", std::nullopt},
+  broker_->Lease(LeaseRequest{{"d"}, 1, 0, "w", std::nullopt, std::nullopt},
                  [&](auto r) { p.set_value(std::move(r)); });
   EXPECT_EQ(Await(f).status().code(), Code::kUnavailable);
   auto done = Complete({AckItem{jobs[0].id, jobs[0].lease.token, ""}}, {});
@@ -985,7 +985,7 @@ TEST(BrokerPurgeRaceTest, AReplayThatCrossedARetentionPurgeIsNotFound) {
   const JobId id = Await(ef)[0]->id;
   std::promise<Result<std::vector<LeasedJob>>> lp;
   auto lf = lp.get_future();
-  broker.Lease(LeaseRequest{{"p"}, 1, 0, "w", std::nullopt},
+  broker.Lease(LeaseRequest{{"p"}, 1, 0, "w", std::nullopt, std::nullopt},
                [&](auto r) { lp.set_value(std::move(r)); });
   auto leased = Await(lf);
   ASSERT_TRUE(leased.ok() && leased->size() == 1u);
@@ -1053,7 +1053,7 @@ TEST(BrokerRetentionTest, DeadAndCancelledJobsArePurgedByTheirOwnRetention) {
     const JobId id = enqueue(queue);
     std::promise<Result<std::vector<LeasedJob>>> lp;
     auto lf = lp.get_future();
-    broker.Lease(LeaseRequest{{queue}, 1, 0, "w", std::nullopt},
+    broker.Lease(LeaseRequest{{queue}, 1, 0, "w", std::nullopt, std::nullopt},
                  [&](auto r) { lp.set_value(std::move(r)); });
     auto leased = Await(lf);
     EXPECT_TRUE(leased.ok() && leased->size() == 1u);
@@ -1128,7 +1128,7 @@ TEST(BrokerRetentionTest, SucceededJobsAreKeptADayByDefaultAndCapped) {
     const JobId id = Await(ef).at(0)->id;
     std::promise<Result<std::vector<LeasedJob>>> lp;
     auto lf = lp.get_future();
-    broker.Lease(LeaseRequest{{queue}, 1, 0, "w", std::nullopt},
+    broker.Lease(LeaseRequest{{queue}, 1, 0, "w", std::nullopt, std::nullopt},
                  [&](auto r) { lp.set_value(std::move(r)); });
     auto leased = Await(lf);
     EXPECT_TRUE(leased.ok() && leased->size() == 1u);

@@ -283,8 +283,8 @@ TEST_F(QueueListingTest, GaugeValuesAreTheQueueInfosValuesForTheSameChangedQueue
   req.max = 1;
   req.worker_id = "w";
   ASSERT_EQ(sched_->Lease(req).size(), 1u);
-  sched_->AddWaiter(LeaseRequest{{"c2"}, 1, 0, "w2", std::nullopt}, clock_.MonoMs() + 1000,
-                    [](std::vector<LeasedJob>) {});
+  sched_->AddWaiter(LeaseRequest{{"c2"}, 1, 0, "w2", std::nullopt, std::nullopt},
+                    clock_.MonoMs() + 1000, [](std::vector<LeasedJob>) {});
   Configure("c3", /*paused=*/true);
   Commit();
   auto some = sched_->TakeGaugeChanges();

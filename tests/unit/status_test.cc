@@ -40,6 +40,7 @@ TEST(StatusCodeTest, EveryCodeHasTheDocumentedHttpStatusAndName) {
       {Code::kNamespaceLimit, 429, "namespace_limit"},
       {Code::kSingletonConflict, 409, "singleton_conflict"},
       {Code::kAlreadyExists, 409, "already_exists"},
+      {Code::kForbidden, 403, "forbidden"},
   };
   std::set<std::string> names;
   for (const Row& r : table) {
@@ -47,11 +48,11 @@ TEST(StatusCodeTest, EveryCodeHasTheDocumentedHttpStatusAndName) {
     EXPECT_EQ(CodeName(r.code), r.name);
     names.insert(r.name);
   }
-  // Every error code is in the table (kOk comes before them, kAlreadyExists is the last), and
+  // Every error code is in the table (kOk comes before them, kForbidden is the last), and
   // names are unique. A new code goes at the end of the enum and here.
-  EXPECT_EQ(table.size(), static_cast<std::size_t>(Code::kAlreadyExists));
+  EXPECT_EQ(table.size(), static_cast<std::size_t>(Code::kForbidden));
   EXPECT_EQ(CodeName(static_cast<Code>(table.size() + 1)), CodeName(Code::kInternal))
-      << "a code after kAlreadyExists is missing from this table";
+      << "a code after kForbidden is missing from this table";
   EXPECT_EQ(names.size(), table.size());
   EXPECT_EQ(HttpStatus(Code::kOk), 200);
   EXPECT_EQ(CodeName(Code::kOk), "ok");

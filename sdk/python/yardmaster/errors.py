@@ -180,6 +180,7 @@ _BY_CODE: Dict[str, Type[YardmasterError]] = {
     "unsupported_media_type": BadRequest,
     "unauthenticated": Unauthenticated,
     "permission_denied": PermissionDenied,
+    "forbidden": PermissionDenied,
     "not_found": NotFound,
     "queue_not_found": QueueNotFound,
     "stale_lease": StaleLease,
