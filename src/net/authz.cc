@@ -86,6 +86,10 @@ RouteAccess AccessFor(RouteId route) {
       return {kA | kO | kV, NsRule::kGlobal};
     case RouteId::kGetNamespace:
       return {kA | kO | kV, NsRule::kNamespace};
+    // A namespace's jobs as JSON lines: the same readers as GET /v1/jobs, for the namespace in
+    // the path (a tenant's producer or viewer token may take its own data out).
+    case RouteId::kExportNamespace:
+      return {kA | kO | kP | kV, NsRule::kNamespace};
     case RouteId::kPutQueue:
     case RouteId::kPauseQueue:
     case RouteId::kResumeQueue:
@@ -104,11 +108,17 @@ RouteAccess AccessFor(RouteId route) {
     case RouteId::kTriggerSchedule:
     case RouteId::kBackfillSchedule:
       return {kA | kO, NsRule::kGlobal};
-    // The server itself: its version and totals over every namespace.
+    // API tokens: admins of all namespaces only (a token scoped to some namespaces that could
+    // create tokens could create one for every namespace).
+    case RouteId::kListTokens:
+    case RouteId::kCreateToken:
+    case RouteId::kRevokeToken:
+      return {kA, NsRule::kGlobal};
     // The audit log records every namespace's privileged actions: admins and operators.
     case RouteId::kListAudit:
     case RouteId::kAuditCheckpoint:
       return {kA | kO, NsRule::kGlobal};
+    // The server itself: its version and totals over every namespace.
     case RouteId::kInfo:
       return {kAll, NsRule::kGlobal};
     // Probes stay open to every principal.

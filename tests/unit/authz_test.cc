@@ -29,6 +29,7 @@
 #include "common/clock.h"
 #include "net/api.h"
 #include "server/broker.h"
+#include "server/token_service.h"
 #include "store/memory_store.h"
 
 namespace ym::net {
@@ -231,12 +232,17 @@ class AuthzApiTest : public testing::Test {
   void SetUp() override {
     broker_ = std::make_unique<Broker>(store_, clock_, BrokerOptions{});
     ASSERT_TRUE(broker_->Start().ok());
+    tokens_ = std::make_unique<TokenService>(*broker_, clock_);
     ApiOptions o;
     o.post = [this](std::function<void()> t) { executor_.Post(std::move(t)); };
     o.metrics_renderer = [] { return std::string("ym_up 1\n"); };
+    o.tokens = tokens_.get();
     api_ = std::make_unique<Api>(*broker_, o);
   }
-  void TearDown() override { broker_->Stop(); }
+  void TearDown() override {
+    tokens_->Stop();
+    broker_->Stop();
+  }
 
   Reply Send(const Principal& p, http::verb method, const std::string& target,
              const std::string& body = "") {
@@ -303,6 +309,7 @@ class AuthzApiTest : public testing::Test {
   MemoryStore store_;
   SystemClock clock_;
   std::unique_ptr<Broker> broker_;
+  std::unique_ptr<TokenService> tokens_;
   Executor executor_;
   std::unique_ptr<Api> api_;
   Principal admin_;  // the anonymous principal: admin, all namespaces
@@ -482,6 +489,20 @@ class AuthzRbacTest : public AuthzApiTest {
       }
       case RouteId::kListAlerts:
         return get("/v1/alerts");
+      case RouteId::kExportNamespace:
+        return get("/v1/namespaces/" + ns + "/export");
+      case RouteId::kListTokens:
+        return get("/v1/tokens");
+      case RouteId::kCreateToken:
+        return post("/v1/tokens", R"({"name":")" + Unique("t") + R"(","role":"viewer"})");
+      case RouteId::kRevokeToken: {
+        Reply r =
+            Post(admin_, "/v1/tokens", R"({"name":")" + Unique("t") + R"(","role":"viewer"})");
+        EXPECT_EQ(r.status, 201u) << r.body;
+        const std::string id =
+            r.json.IsObject() && r.json.HasMember("id") ? r.json["id"].GetString() : "";
+        return Prepared{http::verb::delete_, "/v1/tokens/" + id, "", ""};
+      }
       case RouteId::kListAudit:
         return get("/v1/audit");
       case RouteId::kAuditCheckpoint:
