@@ -171,6 +171,25 @@ class Client:
             parsed = payload.decode(errors="replace")
         return status, parsed
 
+    def call_as(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
+                headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], Any]:
+        """One request with `Authorization: Bearer <token>` (none when token is None): the
+        status, the headers (lower-case names) and the body (parsed JSON, else text)."""
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + token
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+        if body is not None or method not in ("GET", "HEAD"):
+            hdrs["Content-Type"] = "application/json"
+        status, h, payload = self.raw(method, path, data, hdrs)
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = payload.decode(errors="replace")
+        return status, h, parsed
+
     # Shorthands for the common calls; each asserts the expected status.
     def enqueue(self, **spec: Any) -> Dict[str, Any]:
         status, body = self.call("POST", "/v1/jobs", spec)
@@ -277,3 +296,26 @@ class Server:
     def restart(self) -> "Server":
         self.kill()
         return self.start()
+
+
+# API tokens (docs/security.md, "Tokens"): a server started with `--auth tokens` writes its
+# bootstrap admin secret to <data_dir>/admin.token.
+def admin_secret(server: Server) -> str:
+    with open(os.path.join(server.data_dir, "admin.token")) as f:
+        return f.read().strip()
+
+
+def auth_call(server: Server, method: str, path: str, body: Any = None,
+              token: Optional[str] = None,
+              headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], Any]:
+    """Client.call_as on a new connection."""
+    return server.client().call_as(method, path, body, token, headers)
+
+
+def create_token(server: Server, admin: str, name: str, role: str = "admin",
+                 **extra: Any) -> Dict[str, Any]:
+    """POST /v1/tokens as `admin`: the token object, with its `secret`."""
+    status, _, body = auth_call(server, "POST", "/v1/tokens",
+                                {"name": name, "role": role, **extra}, token=admin)
+    assert status == 201, body
+    return body
