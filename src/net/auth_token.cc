@@ -8,22 +8,12 @@
 #include <array>
 #include <bitset>
 
+#include "common/base64url.h"
 #include "common/json.h"
 #include "core/job.h"
 
 namespace ym::net {
 namespace {
-
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int Base64UrlValue(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
 
 bool RandomBytes(unsigned char* out, int n) { return RAND_bytes(out, n) == 1; }
 
@@ -35,18 +25,7 @@ Result<std::string> NewTokenSecret() {
     return Internal("the random generator failed to make a token secret");
   }
   std::string out(kTokenPrefix);
-  out.reserve(kSecretLength);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char b : raw) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kBase64Url[(acc >> bits) & 63]);
-    }
-  }
-  if (bits > 0) out.push_back(kBase64Url[(acc << (6 - bits)) & 63]);
+  out += Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
   OPENSSL_cleanse(raw.data(), raw.size());
   return out;
 }

@@ -3,12 +3,13 @@
 #include <array>
 #include <cstdint>
 
+#include "common/base64url.h"
+
 namespace ym::net {
 namespace {
 
 constexpr unsigned char kVersion = 1;
 constexpr std::size_t kCheckBytes = 4;
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 std::uint32_t Check(std::string_view scope, std::string_view position) {
   std::uint64_t h = 14695981039346656037ULL;
@@ -26,62 +27,6 @@ std::uint32_t Check(std::string_view scope, std::string_view position) {
   mix(scope);
   mix(position);
   return static_cast<std::uint32_t>(h);
-}
-
-std::string Base64UrlEncode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() * 4 + 2) / 3);
-  std::size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) |
-                      (static_cast<unsigned char>(in[i + 1]) << 8) |
-                      static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (in.size() - i == 1) {
-    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (in.size() - i == 2) {
-    std::uint32_t v =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-int Sextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Strict: no padding, no other alphabet, and the unused low bits of the last character must be
-// zero, so that every byte string has exactly one spelling.
-bool Base64UrlDecode(std::string_view in, std::string* out) {
-  if (in.size() % 4 == 1) return false;
-  out->clear();
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int s = Sextet(c);
-    if (s < 0) return false;
-    acc = (acc << 6) | static_cast<std::uint32_t>(s);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return (acc & ((1u << bits) - 1)) == 0;
 }
 
 Status Malformed() {
