@@ -283,6 +283,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     web_headers_.clear();
     method_ = http::verb::unknown;
     request_bytes_ = 0;
+    principal_.reset();
+    refusal_.reset();
     parser_.emplace();
     parser_->body_limit(server_.options_.max_request_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_.options_.max_header_bytes));
@@ -304,6 +306,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       server_.stats_.bad_framing.fetch_add(1, std::memory_order_relaxed);
       return RespondAndClose(framing);
     }
+    if (!Admit()) return;
     if (parser_->is_done()) return OnRead({});
     // Bodies are read whole: reserve their size from the server-wide budget first, so that many
     // clients sending (or trickling) large bodies at once cannot take the memory they would need.
@@ -335,6 +338,77 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return;
     }
     ReadBody();
+  }
+
+  // Host, Origin and content type (net/web_guard.h) and the API token (net/authenticator.h),
+  // decided from the header alone, before any of the body is read or buffered: a refused request
+  // never reaches the Api, and (auth on) a client without a valid token cannot make the server
+  // read a body. Returns false when the request was answered here: every refusal of a request
+  // without a valid token, and any refusal or CORS preflight without a body. If a body is still
+  // unread, the connection closes after that answer: the unread bytes would otherwise be parsed
+  // as the next request.
+  bool Admit() {
+    const auto& req = parser_->get();
+    auto sv = [](beast::string_view v) { return std::string_view(v.data(), v.size()); };
+    WebRequest web_req;
+    web_req.method = req.method();
+    web_req.target = sv(req.target());
+    web_req.version = req.version();
+    if (auto it = req.find(http::field::host); it != req.end()) web_req.host = sv(it->value());
+    if (auto it = req.find(http::field::origin); it != req.end()) {
+      web_req.origin = sv(it->value());
+    }
+    web_req.content_type = sv(req[http::field::content_type]);
+    if (auto it = req.find(http::field::access_control_request_method); it != req.end()) {
+      web_req.preflight_method = sv(it->value());
+    }
+    // The token is checked first, so that an authenticated request skips the Host and
+    // content-type rules; a refusal is sent after the web guard's own (a preflight carries no
+    // token and is answered by the guard).
+    std::optional<Authenticator::Decision> auth;
+    if (server_.auth_) {
+      std::optional<std::string_view> authorization;
+      std::size_t authorization_count = 0;
+      for (auto [it, end] = req.equal_range(http::field::authorization); it != end; ++it) {
+        if (!authorization) authorization = sv(it->value());
+        ++authorization_count;
+      }
+      auth = server_.auth_->Check(req.method(), web_req.target, authorization, authorization_count,
+                                  client_);
+      web_req.authenticated = auth->principal && auth->principal->authenticated;
+    }
+    WebVerdict verdict = server_.web_.Check(web_req);
+    web_headers_ = std::move(verdict.headers);
+    const bool unauthenticated = auth && !auth->principal;
+    if (verdict.kind == WebVerdict::Kind::kPass && !unauthenticated) {
+      if (auth) principal_ = std::move(auth->principal);
+      return true;
+    }
+    ApiResponse answer;
+    if (verdict.kind == WebVerdict::Kind::kRefuse) {
+      answer = ErrorResponse(verdict.error);
+    } else if (verdict.kind == WebVerdict::Kind::kPreflight) {
+      answer.status = 204;
+      answer.content_type.clear();
+    } else {
+      server_.auth_->OnRefused(*auth, client_, request_id_);
+      answer = ErrorResponse(auth->error);
+      for (auto& h : auth->headers) answer.headers.push_back(std::move(h));
+    }
+    if (!unauthenticated && !parser_->is_done()) {
+      // Refused by the web guard alone (auth off, or a valid token): the client may send
+      // bodies anyway, so its body is read (and dropped) as before and the connection kept.
+      refusal_ = std::move(answer);
+      return true;
+    }
+    phase_ = Phase::kHandling;
+    tcp().expires_never();
+    keep_alive_ = req.keep_alive();
+    if (!parser_->is_done()) close_after_ = true;
+    counted_in_flight_ = true;
+    server_.stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    Write(std::move(answer));
+    return false;
   }
 
   // RFC 9112 §6.1-6.3 and §3.2: refuse every request whose framing a proxy in front of us could
@@ -458,54 +532,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     server_.stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
     server_.stats_.request_bytes.fetch_add(req.body().size(), std::memory_order_relaxed);
     request_bytes_ = req.body().size();
-
-    // Host, Origin and content type (net/web_guard.h): a refused request never reaches the Api.
-    auto sv = [](beast::string_view v) { return std::string_view(v.data(), v.size()); };
-    WebRequest web_req;
-    web_req.method = req.method();
-    web_req.target = sv(req.target());
-    web_req.version = req.version();
-    if (auto it = req.find(http::field::host); it != req.end()) web_req.host = sv(it->value());
-    if (auto it = req.find(http::field::origin); it != req.end()) {
-      web_req.origin = sv(it->value());
-    }
-    web_req.content_type = sv(req[http::field::content_type]);
-    if (auto it = req.find(http::field::access_control_request_method); it != req.end()) {
-      web_req.preflight_method = sv(it->value());
-    }
-    // API tokens (net/authenticator.h): the token is checked first, so that an authenticated
-    // request skips the Host and content-type rules; a refusal is sent after the web guard's
-    // own (a preflight carries no token and is answered by the guard).
-    std::optional<Authenticator::Decision> auth;
-    if (server_.auth_) {
-      std::optional<std::string_view> authorization;
-      std::size_t authorization_count = 0;
-      for (auto [it, end] = req.equal_range(http::field::authorization); it != end; ++it) {
-        if (!authorization) authorization = sv(it->value());
-        ++authorization_count;
-      }
-      auth = server_.auth_->Check(req.method(), web_req.target, authorization, authorization_count,
-                                  client_);
-      web_req.authenticated = auth->principal && auth->principal->authenticated;
-    }
-    WebVerdict verdict = server_.web_.Check(web_req);
-    web_headers_ = std::move(verdict.headers);
-    if (verdict.kind != WebVerdict::Kind::kPass) {
+    if (refusal_) {
       UnreserveRequest();
-      if (verdict.kind == WebVerdict::Kind::kRefuse) {
-        return Write(ErrorResponse(verdict.error));
-      }
-      ApiResponse preflight;
-      preflight.status = 204;
-      preflight.content_type.clear();
-      return Write(std::move(preflight));
-    }
-    if (auth && !auth->principal) {
-      UnreserveRequest();
-      server_.auth_->OnRefused(*auth, client_, request_id_);
-      ApiResponse refusal = ErrorResponse(auth->error);
-      for (auto& h : auth->headers) refusal.headers.push_back(std::move(h));
-      return Write(std::move(refusal));
+      ApiResponse answer = std::move(*refusal_);
+      refusal_.reset();
+      return Write(std::move(answer));
     }
 
     ApiRequest api_req;
@@ -521,7 +552,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     api_req.body = std::move(req.body());
     api_req.request_id = request_id_;
     api_req.remote_address = client_;
-    if (auth) api_req.principal = std::move(*auth->principal);
+    if (principal_) api_req.principal = std::move(*principal_);
+    principal_.reset();
     bool long_poll = api_req.method == http::verb::post &&
                      (std::string_view(api_req.target).starts_with("/v1/leases") ||
                       std::string_view(api_req.target).starts_with("/v1/cancels:watch"));
@@ -883,6 +915,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::string unread_request_id_;
   // CORS headers for the current request's response (WebGuard), empty for most requests.
   std::vector<std::pair<std::string, std::string>> web_headers_;
+  // Who sent the current request, when API tokens are on (set by Admit from its header).
+  std::optional<Principal> principal_;
+  // The web guard's answer to the current request when it is sent after its body (see Admit).
+  std::optional<ApiResponse> refusal_;
   http::verb method_ = http::verb::unknown;
   std::uint64_t request_bytes_ = 0;
   std::size_t queued_bytes_ = 0;            // this connection's share of queued_reply_bytes

@@ -4,7 +4,8 @@
 401 for every kind of bad token with one identical body, revocation effective for the next
 request, expiry, persistence across a restart (tokens and their last use), the bootstrap file
 (mode 0600, never a second one), a bootstrap secret from a file, the --insecure rule with auth,
-the failure throttle (429), the admin API's validation, and the CLI, exec worker and Python SDK
+the failure throttle (429), the token checked from the header before any body is read, the
+admin API's validation, and the CLI, exec worker and Python SDK
 sending a token from a flag, a variable and a file. Nothing the server logs or answers ever
 holds a secret.
 """
@@ -12,9 +13,12 @@ holds a secret.
 import json
 import os
 import signal
+import socket
+import ssl
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,6 +44,112 @@ def cli(*args, env=None):
         e.pop(k, None)
     e.update(env or {})
     return subprocess.run([binary(), *args], capture_output=True, text=True, env=e, timeout=60)
+
+
+
+class RawConn:
+    """HTTP/1.1 over a raw (plain or TLS) socket, for what http.client cannot do: send a header
+    without its body, pipeline requests, see the server close. Every read has a deadline, so a
+    server that waits for bytes that never come fails the test instead of hanging it."""
+
+    def __init__(self, sock, timeout=15.0):
+        self.sock = sock
+        self.buf = b""
+        self.timeout = timeout
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _recv(self, end, what):
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            pytest.fail(f"no {what} within {self.timeout} s (got {self.buf[:200]!r})")
+        self.sock.settimeout(remaining)
+        try:
+            return self.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            pytest.fail(f"no {what} within {self.timeout} s (got {self.buf[:200]!r})")
+
+    def reply(self):
+        """The next reply: status, headers (lower-case names), body."""
+        end = time.monotonic() + self.timeout
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self._recv(end, "reply")
+            if not chunk:
+                pytest.fail(f"the connection closed before a reply (got {self.buf!r})")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(self.buf) < length:
+            chunk = self._recv(end, "reply body")
+            if not chunk:
+                pytest.fail("the connection closed inside a reply body")
+            self.buf += chunk
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return int(lines[0].split()[1]), headers, body
+
+    def closed_by_server(self):
+        """True when the server ends the connection (a close, or a reset) within the deadline
+        and sends nothing more before."""
+        end = time.monotonic() + self.timeout
+        try:
+            chunk = self._recv(end, "close")
+        except (ConnectionError, ssl.SSLError):
+            return not self.buf
+        return chunk == b"" and not self.buf
+
+
+def request_head(method, path, token=None, length=None, extra=""):
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if token is not None:
+        head += f"Authorization: Bearer {token}\r\n"
+    if length is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {length}\r\n"
+    return (head + extra + "\r\n").encode()
+
+
+def check_refused_before_the_body(conn, token=None):
+    """Announces a 16 MiB body without sending it: the 401 must come back at once, with
+    `Connection: close`, and the server must then close the connection."""
+    conn.send(request_head("POST", "/v1/jobs", token=token, length=16 * 1024 * 1024))
+    status, headers, body = conn.reply()
+    assert status == 401, (status, body)
+    assert headers["www-authenticate"].startswith("Bearer"), headers
+    assert headers.get("connection", "").lower() == "close", headers
+    assert json.loads(body)["error"]["code"] == "unauthenticated", body
+    assert conn.closed_by_server()
+    return headers
+
+
+def check_pipelined_bodies(conn, token):
+    """Two authenticated requests with bodies sent back to back, then more on the same
+    connection: all answered, each with its own body, the connection kept open."""
+    bodies = [json.dumps({"queue": "early", "kind": "k", "payload": {"n": n}}).encode()
+              for n in range(2)]
+    conn.send(b"".join(request_head("POST", "/v1/jobs", token=token, length=len(b)) + b
+                       for b in bodies))
+    ids = []
+    for _ in range(2):
+        status, headers, body = conn.reply()
+        assert status in (200, 201), (status, body)
+        assert headers.get("connection", "").lower() != "close", headers
+        ids.append(json.loads(body)["id"])
+    assert len(set(ids)) == 2, ids
+    # Each body was read whole and belongs to its own request.
+    for n, job_id in enumerate(ids):
+        conn.send(request_head("GET", f"/v1/jobs/{job_id}", token=token))
+        status, _, body = conn.reply()
+        assert status == 200, (status, body)
+        assert json.loads(body)["payload"] == {"n": n}, body
+    conn.send(request_head("GET", "/v1/queues/early", token=token))
+    status, _, body = conn.reply()
+    assert status == 200, (status, body)
+    assert json.loads(body)["counts"]["ready"] == 2, body
 
 
 def test_bootstrap_writes_a_0600_admin_token_once_and_it_works(tmp_path):
@@ -438,5 +548,32 @@ def test_a_cors_preflight_needs_no_token_and_is_not_a_failure(tmp_path):
         assert status == 200, body  # not throttled
         _, _, text = call(s, "GET", "/metrics", token=admin)
         assert metric(text, 'ym_auth_failures_total{reason="missing"}') == 0
+    finally:
+        s.stop()
+
+
+def test_a_request_without_a_valid_token_is_refused_before_its_body_is_read(tmp_path):
+    # Regression: the token used to be checked only after the whole body (up to
+    # max_request_bytes) was read, so a client without a token could make the server read and
+    # buffer 16 MiB per request. Now the 401 comes from the header alone, and the connection
+    # closes after it (the unread body must not be parsed as a next request).
+    s = auth_server(tmp_path)
+    try:
+        admin = admin_secret(s)
+        for token in (None, "ym_not-a-real-token"):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=15) as sock:
+                headers = check_refused_before_the_body(RawConn(sock), token)
+            rid = headers["x-request-id"]
+            # The refused request still has its access line, and counts as a failure.
+            wait_until(lambda: [l for l in s.log_lines
+                                if f"request_id={rid}" in l and "component=access" in l
+                                and "status=401" in l], 30, "the access line of the 401")
+        _, _, text = s.client().raw("GET", "/metrics", None, {"Authorization": "Bearer " + admin})
+        failures = sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+                       if line.startswith("ym_auth_failures_total{"))
+        assert failures >= 2, text
+        # An authenticated client still sends bodies, pipelined, on a kept-alive connection.
+        with socket.create_connection(("127.0.0.1", s.port), timeout=15) as sock:
+            check_pipelined_bodies(RawConn(sock), admin)
     finally:
         s.stop()

@@ -761,3 +761,20 @@ def test_a_streamed_export_over_tls_is_complete_and_a_vanished_reader_stops_it(t
     conn.request("GET", "/v1/namespaces/t/export")
     assert len(conn.getresponse().read().decode().splitlines()) == len(ids)
     conn.close()
+
+
+def test_with_tokens_a_request_without_one_is_refused_before_its_body_over_tls(tmp_path,
+                                                                                tls_server, pki):
+    # The same checks as test_auth.py's, over the TLS session: the 401 comes from the header
+    # alone, then the connection closes (after close_notify); an authenticated client still
+    # pipelines requests with bodies on one kept-alive connection.
+    from test_auth import RawConn, check_pipelined_bodies, check_refused_before_the_body
+    s = tls_server(extra=("--auth", "tokens"))
+    admin = (tmp_path / "s0" / "data" / "admin.token").read_text().strip()
+    ctx = client_context(pki)
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", s.port), timeout=15),
+                         server_hostname="127.0.0.1") as sock:
+        check_refused_before_the_body(RawConn(sock))
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", s.port), timeout=15),
+                         server_hostname="127.0.0.1") as sock:
+        check_pipelined_bodies(RawConn(sock), admin)
