@@ -87,6 +87,13 @@ constexpr auto kUnreadReplyGrace = std::chrono::milliseconds(200);
 // close_notify (most clients just close the socket, which ends the wait at once).
 constexpr auto kTlsShutdownLimit = std::chrono::milliseconds(2'000);
 
+// A request refused from its header while its body is still coming (Admit) is answered at once;
+// then, before the close, what the client still sends is read and dropped (never kept) for at
+// most this long, so that a client that writes its whole body before reading the answer gets the
+// answer rather than a reset. Bounded as well by max_request_bytes.
+constexpr auto kLingerLimit = std::chrono::milliseconds(2'000);
+constexpr std::size_t kLingerChunk = 16 << 10;
+
 // What HttpServerImpl keeps of a connection, whatever its stream type (plain or TLS).
 class SessionBase {
  public:
@@ -236,7 +243,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (phase_ == Phase::kClosed) return;
     bool idle = phase_ == Phase::kNew ||
                 (phase_ == Phase::kReading && buffer_.size() == 0 && !parser_->got_some());
-    if (idle) Close();
+    if (idle || lingering_) Close();
   }
 
   void ForceClose() override {
@@ -404,7 +411,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     phase_ = Phase::kHandling;
     tcp().expires_never();
     keep_alive_ = req.keep_alive();
-    if (!parser_->is_done()) close_after_ = true;
+    if (!parser_->is_done()) {
+      close_after_ = true;
+      linger_ = true;
+    }
     counted_in_flight_ = true;
     server_.stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
     Write(std::move(answer));
@@ -868,6 +878,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // sent first (bounded by write_timeout), so that a client can tell the end from a truncation;
   // then, or at once over plain TCP, the socket is closed.
   void CloseAfterReply() {
+    if (linger_) return Linger();
     if constexpr (kTls) {
       tcp().expires_after(std::min(server_.options_.write_timeout, kTlsShutdownLimit));
       stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
@@ -876,6 +887,35 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     } else {
       Close();
     }
+  }
+
+  // After the answer to a request refused before its body (see kLingerLimit): no more is
+  // written (plain TCP: the write side is shut down, so the client sees the end at once), what
+  // arrives is dropped in small reads until the client closes, the limit passes, or
+  // max_request_bytes were dropped; then the connection is closed.
+  void Linger() {
+    linger_ = false;
+    lingering_ = true;
+    if constexpr (!kTls) {
+      beast::error_code ignored;
+      tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    if (server_.stopping()) return Close();
+    linger_chunk_.resize(kLingerChunk);
+    tcp().expires_after(kLingerLimit);
+    DropSome();
+  }
+
+  void DropSome() {
+    stream_.async_read_some(asio::buffer(linger_chunk_), [self = this->shared_from_this()](
+                                                             beast::error_code ec, std::size_t n) {
+      if (self->phase_ == Phase::kClosed) return;
+      self->dropped_ += n;
+      if (ec || self->dropped_ >= self->server_.options_.max_request_bytes) {
+        return self->Close();
+      }
+      self->DropSome();
+    });
   }
 
   void Close() {
@@ -926,6 +966,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Phase phase_ = Phase::kNew;
   bool keep_alive_ = false;
   bool close_after_ = false;
+  // linger_: close through Linger after this reply; lingering_: Linger is dropping input.
+  bool linger_ = false;
+  bool lingering_ = false;
+  std::vector<char> linger_chunk_;
+  std::size_t dropped_ = 0;
   bool counted_in_flight_ = false;
   // When the current request's header was read (ym_http_request_duration_seconds).
   std::chrono::steady_clock::time_point request_start_ = std::chrono::steady_clock::now();

@@ -568,10 +568,16 @@ def test_a_request_without_a_valid_token_is_refused_before_its_body_is_read(tmp_
             wait_until(lambda: [l for l in s.log_lines
                                 if f"request_id={rid}" in l and "component=access" in l
                                 and "status=401" in l], 30, "the access line of the 401")
+        # A client that writes its whole (8 MB) body before reading still gets the 401, not a
+        # reset or a broken pipe: what it sends after the answer is dropped until it closes.
+        status, headers, body = call(s, "POST", "/v1/jobs",
+                                     {"queue": "q", "kind": "k", "payload": "x" * 8_000_000},
+                                     token="ym_not-a-real-token")
+        assert status == 401 and body["error"]["code"] == "unauthenticated", (status, body)
         _, _, text = s.client().raw("GET", "/metrics", None, {"Authorization": "Bearer " + admin})
         failures = sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
                        if line.startswith("ym_auth_failures_total{"))
-        assert failures >= 2, text
+        assert failures >= 3, text
         # An authenticated client still sends bodies, pipelined, on a kept-alive connection.
         with socket.create_connection(("127.0.0.1", s.port), timeout=15) as sock:
             check_pipelined_bodies(RawConn(sock), admin)

@@ -766,7 +766,8 @@ def test_a_streamed_export_over_tls_is_complete_and_a_vanished_reader_stops_it(t
 def test_with_tokens_a_request_without_one_is_refused_before_its_body_over_tls(tmp_path,
                                                                                 tls_server, pki):
     # The same checks as test_auth.py's, over the TLS session: the 401 comes from the header
-    # alone, then the connection closes (after close_notify); an authenticated client still
+    # alone, then the connection closes (after at most the 2 s the server drops what a client
+    # still sends: this one sends nothing more); an authenticated client still
     # pipelines requests with bodies on one kept-alive connection.
     from test_auth import RawConn, check_pipelined_bodies, check_refused_before_the_body
     s = tls_server(extra=("--auth", "tokens"))
