@@ -29,7 +29,7 @@ import yaml
 from promtest import (ALERTS, ALERTS_TEST, MONITORING_MD, PROMETHEUS_YML, ROOT, dashboard_exprs,
                       dashboard_panels, families, grafana_to_promql, load_alerts,
                       load_dashboard, metric_names, tool, unknown_names)
-from ymtest import Server
+from ymtest import Server, auth_call, binary
 
 # What the dashboard must show (issue 12, part 6): a panel reading each of these families.
 REQUIRED_FAMILIES = {
@@ -396,6 +396,43 @@ def test_statefulset_turns_auth_on_with_a_private_bootstrap_file():
     assert secret_vol["secretName"] == "yardmaster-bootstrap"
     assert secret_vol["defaultMode"] & 0o007 == 0, oct(secret_vol["defaultMode"])
     assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsUser"]
+
+
+def test_statefulset_bootstrap_chain_on_the_real_server(tmp_path):
+    """The StatefulSet's bootstrap chain, run here: the Secret's file as the volume presents it
+    (defaultMode) is refused by the server; the init container's command makes a copy it
+    accepts, whose secret is then an admin token; the probes answer without one."""
+    (sts,) = [d for d in k8s_docs("server.yaml") if d["kind"] == "StatefulSet"]
+    spec = sts["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    env = env_of(spec["containers"][0])
+    mode = {v["name"]: v for v in spec["volumes"]}["bootstrap"]["secret"]["defaultMode"]
+    secret = subprocess.run([binary(), "tokens", "new-secret"], capture_output=True, text=True,
+                            timeout=30, check=True).stdout.strip()
+    mounted = tmp_path / "admin.token"
+    write_secret(mounted, secret)
+    os.chmod(mounted, mode)
+    server_env = {"YM_AUTH": env["YM_AUTH"], "YM_AUTH_BOOTSTRAP_TOKEN_FILE": str(mounted)}
+    refused = Server(str(tmp_path / "data0"), env=server_env)
+    with pytest.raises(RuntimeError, match="readable or writable by group or others"):
+        refused.start()
+    refused.kill()
+    copied = tmp_path / "run" / "admin.token"
+    copied.parent.mkdir()
+    cmd = init["command"]
+    subprocess.run([*cmd[:-2], str(mounted), str(copied)], check=True, timeout=30)
+    assert os.stat(copied).st_mode & 0o777 == 0o400
+    server_env["YM_AUTH_BOOTSTRAP_TOKEN_FILE"] = str(copied)
+    server = Server(str(tmp_path / "data"), env=server_env).start()
+    try:
+        assert auth_call(server, "GET", "/metrics")[0] == 401
+        status, _, body = auth_call(server, "GET", "/v1/tokens", token=secret)
+        assert status == 200 and [t["role"] for t in body["tokens"]] == ["admin"], body
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            path = spec["containers"][0][probe]["httpGet"]["path"]
+            assert auth_call(server, "GET", path)[0] == 200, path
+    finally:
+        server.stop()
 
 
 def test_statefulset_probes_need_no_token():
