@@ -156,8 +156,12 @@ class Prometheus:
     (host:port) every `interval`, evaluating `rule_files`. Its log is workdir/prometheus.log."""
 
     def __init__(self, workdir: str, targets: List[str], interval: str = "1s",
-                 rule_files: Optional[List[str]] = None):
+                 rule_files: Optional[List[str]] = None,
+                 scrape_configs: Optional[List[Dict[str, Any]]] = None):
+        """`scrape_configs`, when given, replaces the one plain job (relative paths in it, such
+        as a `credentials_file`, are from workdir, where the config is written)."""
         self.workdir = workdir
+        self.scrape_configs = scrape_configs
         self.targets = targets
         self.interval = interval
         self.rule_files = list(rule_files or [])
@@ -170,8 +174,9 @@ class Prometheus:
             "global": {"scrape_interval": self.interval, "scrape_timeout": self.interval,
                        "evaluation_interval": self.interval},
             "rule_files": self.rule_files,
-            "scrape_configs": [{"job_name": "yardmaster", "metrics_path": "/metrics",
-                                "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": self.scrape_configs or [
+                {"job_name": "yardmaster", "metrics_path": "/metrics",
+                 "static_configs": [{"targets": self.targets}]}],
         }
 
     def log(self) -> str:

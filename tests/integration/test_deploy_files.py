@@ -6,6 +6,11 @@ real promtool (docs/monitoring.md):
   exposes (so renaming or dropping a metric fails here), and parses as PromQL;
 * `promtool check rules`, `promtool test rules` (alerts_test.yml) and `promtool check config`
   pass, and `promtool check metrics` accepts a live /metrics exposition after a workload;
+* the shipped deployment is secure by default: no file in deploy/ passes `--insecure`; the
+  container, the StatefulSet and the systemd unit run with auth = tokens; the StatefulSet's
+  bootstrap secret reaches the server as a file only its user may read, its probes need no
+  token, workers and Prometheus get theirs from Secrets; the shipped Prometheus configs send a
+  bearer token from a credentials_file (promtool refuses them without that file);
 * every alert has its annotations and a runbook entry in docs/monitoring.md, and that document
   names every exposed metric family, every panel and every alert.
 
@@ -15,15 +20,16 @@ install-deps.sh installs it, so CI runs them).
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from promtest import (ALERTS, ALERTS_TEST, MONITORING_MD, PROMETHEUS_YML, dashboard_exprs,
+from promtest import (ALERTS, ALERTS_TEST, MONITORING_MD, PROMETHEUS_YML, ROOT, dashboard_exprs,
                       dashboard_panels, families, grafana_to_promql, load_alerts,
                       load_dashboard, metric_names, tool, unknown_names)
-from ymtest import Server
+from ymtest import Server, auth_call, binary
 
 # What the dashboard must show (issue 12, part 6): a panel reading each of these families.
 REQUIRED_FAMILIES = {
@@ -232,9 +238,23 @@ def test_promtool_rule_unit_tests_cover_every_alert():
     assert not untested, f"alerts_test.yml never sees these fire: {sorted(untested)}"
 
 
+def write_secret(path, secret="ym_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v"):
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+
+
 @needs_promtool
-def test_promtool_check_example_config():
-    r = promtool("check", "config", PROMETHEUS_YML)
+def test_promtool_check_example_config(tmp_path):
+    """The shipped prometheus.yml, next to its alerts.yml and the token file it names, passes;
+    without the token file promtool refuses it, naming the file: the scrape really sends it."""
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(os.path.join(os.path.dirname(PROMETHEUS_YML), name), tmp_path / name)
+    cfg = str(tmp_path / "prometheus.yml")
+    r = promtool("check", "config", cfg)
+    assert r.returncode != 0 and "yardmaster.token" in r.stdout + r.stderr, r.stdout + r.stderr
+    write_secret(tmp_path / "yardmaster.token")
+    r = promtool("check", "config", cfg)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "alerts.yml" in r.stdout and "SUCCESS" in r.stdout, r.stdout
 
@@ -306,3 +326,159 @@ def test_monitoring_doc_names_every_metric_panel_and_alert(exposition):
         assert not re.match(r"[a-z]+:", path), f"docs point outside the repository: {path}"
         target = os.path.normpath(os.path.join(os.path.dirname(MONITORING_MD), path))
         assert os.path.exists(target), f"docs/monitoring.md links to a missing {path}"
+
+
+# --- Secure by default (issue 13) -------------------------------------------------------------
+
+DEPLOY = os.path.join(ROOT, "deploy")
+
+
+def deploy_file(*parts):
+    with open(os.path.join(DEPLOY, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def uncommented(text):
+    """The lines that take effect: without `#` comments (YAML, Dockerfile, systemd, Procfile)."""
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+
+
+def k8s_docs(name):
+    return [d for d in yaml.safe_load_all(deploy_file("kubernetes", name)) if d]
+
+
+def env_of(container):
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def test_no_shipped_file_runs_insecure():
+    files = [os.path.join(d, f) for d, _, fs in os.walk(DEPLOY) for f in fs]
+    assert len(files) >= 10, files
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            for line in uncommented(f.read()):
+                assert not re.search(r"--insecure|YM_INSECURE|insecure\s*=\s*(true|on)", line,
+                                     re.I), f"{os.path.relpath(path, ROOT)}: {line.strip()}"
+
+
+def test_container_image_turns_auth_on():
+    lines = uncommented(deploy_file("Dockerfile"))
+    final = lines[max(i for i, l in enumerate(lines) if l.startswith("FROM ")):]
+    env = " ".join(l for l in final if l.startswith("ENV "))
+    assert re.search(r"\bYM_AUTH=tokens\b", env), env
+    assert re.search(r"\bYM_LISTEN=0\.0\.0\.0:7433\b", env), env
+    assert 'CMD ["server"]' in final, final
+    # The bootstrap secret lands in the data dir; the header says how to read it once.
+    assert "docker exec yardmaster cat /var/lib/yardmaster/admin.token" in \
+        deploy_file("Dockerfile")
+
+
+def test_statefulset_turns_auth_on_with_a_private_bootstrap_file():
+    (sts,) = [d for d in k8s_docs("server.yaml") if d["kind"] == "StatefulSet"]
+    spec = sts["spec"]["template"]["spec"]
+    (server,) = spec["containers"]
+    assert server["args"] == ["server"], server["args"]
+    env = env_of(server)
+    assert env["YM_AUTH"] == "tokens" and env["YM_LISTEN"] == "0.0.0.0:7433", env
+    bootstrap = env["YM_AUTH_BOOTSTRAP_TOKEN_FILE"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    run_dir = os.path.dirname(bootstrap)
+    assert "emptyDir" in volumes[mounts[run_dir]], "the copy must not outlive the pod"
+    # The init container copies the Secret there, mode 0400, as the server's own user (a
+    # Secret volume's files belong to root and get group read with fsGroup).
+    (init,) = spec["initContainers"]
+    cmd = init["command"]
+    assert cmd[:3] == ["/usr/bin/install", "-m", "0400"] and cmd[-1] == bootstrap, cmd
+    init_mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+    assert init_mounts[run_dir] == mounts[run_dir]
+    secret_vol = volumes[init_mounts[os.path.dirname(cmd[3])]]["secret"]
+    assert secret_vol["secretName"] == "yardmaster-bootstrap"
+    assert secret_vol["defaultMode"] & 0o007 == 0, oct(secret_vol["defaultMode"])
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsUser"]
+
+
+def test_statefulset_bootstrap_chain_on_the_real_server(tmp_path):
+    """The StatefulSet's bootstrap chain, run here: the Secret's file as the volume presents it
+    (defaultMode) is refused by the server; the init container's command makes a copy it
+    accepts, whose secret is then an admin token; the probes answer without one."""
+    (sts,) = [d for d in k8s_docs("server.yaml") if d["kind"] == "StatefulSet"]
+    spec = sts["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    env = env_of(spec["containers"][0])
+    mode = {v["name"]: v for v in spec["volumes"]}["bootstrap"]["secret"]["defaultMode"]
+    secret = subprocess.run([binary(), "tokens", "new-secret"], capture_output=True, text=True,
+                            timeout=30, check=True).stdout.strip()
+    mounted = tmp_path / "admin.token"
+    write_secret(mounted, secret)
+    os.chmod(mounted, mode)
+    server_env = {"YM_AUTH": env["YM_AUTH"], "YM_AUTH_BOOTSTRAP_TOKEN_FILE": str(mounted)}
+    refused = Server(str(tmp_path / "data0"), env=server_env)
+    with pytest.raises(RuntimeError, match="readable or writable by group or others"):
+        refused.start()
+    refused.kill()
+    copied = tmp_path / "run" / "admin.token"
+    copied.parent.mkdir()
+    cmd = init["command"]
+    subprocess.run([*cmd[:-2], str(mounted), str(copied)], check=True, timeout=30)
+    assert os.stat(copied).st_mode & 0o777 == 0o400
+    server_env["YM_AUTH_BOOTSTRAP_TOKEN_FILE"] = str(copied)
+    server = Server(str(tmp_path / "data"), env=server_env).start()
+    try:
+        assert auth_call(server, "GET", "/metrics")[0] == 401
+        status, _, body = auth_call(server, "GET", "/v1/tokens", token=secret)
+        assert status == 200 and [t["role"] for t in body["tokens"]] == ["admin"], body
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            path = spec["containers"][0][probe]["httpGet"]["path"]
+            assert auth_call(server, "GET", path)[0] == 200, path
+    finally:
+        server.stop()
+
+
+def test_statefulset_probes_need_no_token():
+    """GET /livez and /readyz are the routes auth = tokens leaves open; the probes send no
+    header (test_prometheus_scrape.py checks the server answers them 200 without a token)."""
+    (sts,) = [d for d in k8s_docs("server.yaml") if d["kind"] == "StatefulSet"]
+    (server,) = sts["spec"]["template"]["spec"]["containers"]
+    probes = [server[k] for k in ("livenessProbe", "readinessProbe", "startupProbe")]
+    for probe in probes:
+        get = probe["httpGet"]
+        assert get["path"] in {"/livez", "/readyz"} and "httpHeaders" not in get, get
+    assert {p["httpGet"]["path"] for p in probes} == {"/livez", "/readyz"}
+
+
+def test_workers_and_prometheus_get_tokens_from_secrets():
+    (dep,) = k8s_docs("worker.yaml")
+    spec = dep["spec"]["template"]["spec"]
+    (worker,) = spec["containers"]
+    token_file = env_of(worker)["YM_TOKEN_FILE"]
+    mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
+    vol = {v["name"]: v for v in spec["volumes"]}[mounts[os.path.dirname(token_file)]]
+    assert vol["secret"]["defaultMode"] & 0o007 == 0
+    unit = deploy_file("systemd", "yardmaster-worker@.service")
+    assert "LoadCredential=token:" in unit and "Environment=YM_TOKEN_FILE=%d/token" in unit
+    server_unit = uncommented(deploy_file("systemd", "yardmaster.service"))
+    assert "Environment=YM_AUTH=tokens" in server_unit, server_unit
+
+
+@needs_promtool
+def test_kubernetes_prometheus_mounts_its_token(tmp_path):
+    docs = {d["kind"]: d for d in k8s_docs("prometheus.yaml")}
+    config = yaml.safe_load(docs["ConfigMap"]["data"]["prometheus.yml"])
+    (job,) = config["scrape_configs"]
+    auth = job["authorization"]
+    assert auth["type"] == "Bearer" and not os.path.isabs(auth["credentials_file"]), auth
+    spec = docs["Deployment"]["spec"]["template"]["spec"]
+    (prom,) = spec["containers"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["args"]
+    mounts = {m["mountPath"]: m["name"] for m in prom["volumeMounts"]}
+    projected = {v["name"]: v for v in spec["volumes"]}[mounts["/etc/prometheus"]]["projected"]
+    assert projected["defaultMode"] & 0o007 == 0
+    paths = {item["path"]: src for src in projected["sources"] for kind in src
+             for item in src[kind]["items"]}
+    assert "secret" in paths[auth["credentials_file"]], paths
+    assert "configMap" in paths["prometheus.yml"], paths
+    (tmp_path / "prometheus.yml").write_text(docs["ConfigMap"]["data"]["prometheus.yml"])
+    write_secret(tmp_path / auth["credentials_file"])
+    r = promtool("check", "config", str(tmp_path / "prometheus.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr

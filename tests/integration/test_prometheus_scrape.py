@@ -3,19 +3,27 @@ loopback port scrapes a running broker every second and evaluates deploy/prometh
 after a known workload, Prometheus's HTTP API must answer the queue depth that was made, and
 histogram quantiles in the buckets that the workload's durations fall into.
 
+A second broker runs with `--auth tokens`, as deploy/ ships it: a Prometheus given the scrape job
+of deploy/prometheus/prometheus.yml as shipped (its `authorization` block, a `credentials_file`
+holding a viewer token) scrapes it (up == 1), while the same job without the token gets 401s
+(up == 0, counted by the broker in ym_auth_failures_total).
+
 Skips only when the `prometheus` binary is missing (scripts/install-deps.sh installs it, so CI
 runs this). Every wait is on a condition with a deadline; both servers are stopped at the end.
 """
 
 import bisect
+import copy
+import os
 import threading
 import time
 
 import pytest
+import yaml
 
-from promtest import (ALERTS, Prometheus, dashboard_exprs, families, grafana_to_promql,
-                      load_alerts, load_dashboard, tool)
-from ymtest import Server, wait_until
+from promtest import (ALERTS, PROMETHEUS_YML, Prometheus, dashboard_exprs, families,
+                      grafana_to_promql, load_alerts, load_dashboard, tool)
+from ymtest import Server, admin_secret, auth_call, create_token, wait_until
 
 pytestmark = pytest.mark.skipif(
     tool("prometheus") is None,
@@ -214,3 +222,69 @@ def test_no_pollers_alert_expression_on_real_series(scrape):
         return [(r["metric"].get("queue"), float(r["value"][1])) for r in result] == \
             [("q", DEPTH)] and (result,)
     wait_until(only_q, DEADLINE, "the no-pollers expression to name queue q", step=0.25)
+
+
+# --- Scraping a broker with auth on, as shipped ----------------------------------------------------
+
+def test_shipped_scrape_config_with_a_viewer_token_scrapes_an_auth_broker(tmp_path):
+    """deploy/prometheus/prometheus.yml's job, as shipped, against `--auth tokens`: with the
+    viewer token in its credentials_file every scrape succeeds (up == 1, the broker's series
+    stored); the same job without the `authorization` block is refused (401: up == 0), and the
+    broker counts those failures."""
+    with open(PROMETHEUS_YML, encoding="utf-8") as f:
+        shipped = yaml.safe_load(f)
+    (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "yardmaster"]
+    assert job["authorization"]["type"] == "Bearer", job
+    credentials = job["authorization"]["credentials_file"]
+    assert not os.path.isabs(credentials), credentials  # from the config file's directory
+
+    broker = Server(str(tmp_path / "data"), ["--auth", "tokens"]).start()
+    prom = None
+    try:
+        admin = admin_secret(broker)
+        viewer = create_token(broker, admin, "prometheus", role="viewer")
+        assert viewer["namespaces"] == ["*"], viewer
+        # What the scraper is refused without a token, and given with it.
+        assert auth_call(broker, "GET", "/metrics")[0] == 401
+        assert auth_call(broker, "GET", "/metrics", token=viewer["secret"])[0] == 200
+        # Probes stay open (deploy/kubernetes/server.yaml's probes send no header).
+        for path in ("/livez", "/readyz"):
+            assert auth_call(broker, "GET", path)[0] == 200, path
+
+        workdir = tmp_path / "prom"
+        workdir.mkdir()
+        fd = os.open(str(workdir / credentials), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(viewer["secret"] + "\n")
+        target = f"127.0.0.1:{broker.port}"
+        with_token = copy.deepcopy(job)
+        with_token["static_configs"] = [{"targets": [target]}]
+        with_token["scrape_timeout"] = "1s"
+        without = copy.deepcopy(with_token)
+        without["job_name"] = "yardmaster-no-token"
+        del without["authorization"]
+        prom = Prometheus(str(workdir), [target], scrape_configs=[with_token, without]).start()
+
+        def value(expr, expected):
+            def check():
+                v = prom.value(expr)
+                return v == expected and (v,)
+            try:
+                wait_until(check, DEADLINE, f"{expr} == {expected}", step=0.25)
+            except AssertionError as e:
+                raise AssertionError(f"{e}; last {prom.value(expr)}; log:\n{prom.log()}") \
+                    from None
+        value('up{job="yardmaster"}', 1)
+        value('count(ym_build_info{job="yardmaster"})', 1)
+        value('up{job="yardmaster-no-token"}', 0)
+        assert prom.value('count(ym_build_info{job="yardmaster-no-token"}) or vector(0)') == 0
+        targets = prom.api("targets")["activeTargets"]
+        refused = [t for t in targets if t["labels"]["job"] == "yardmaster-no-token"]
+        assert refused and "401" in refused[0]["lastError"], refused
+        # The broker saw the refused scrapes (read through the scrape that works).
+        wait_until(lambda: (prom.value('sum(ym_auth_failures_total{job="yardmaster"})') or 0)
+                   >= 1, DEADLINE, "the broker to count the 401 scrapes", step=0.25)
+    finally:
+        if prom is not None:
+            prom.stop()
+        broker.stop()
