@@ -2501,6 +2501,21 @@ std::vector<std::string> PlanOf(const std::string& path, const std::string& sql)
   return details;
 }
 
+// The plan of `sql` neither scans a table nor sorts in a temporary b-tree, and reads through the
+// index whose plan line contains `index`.
+void ExpectIndexedPlan(const std::string& path, const std::string& sql, const std::string& index) {
+  SCOPED_TRACE(sql);
+  const std::vector<std::string> plan = PlanOf(path, sql);
+  ASSERT_FALSE(plan.empty());
+  bool by_index = false;
+  for (const std::string& d : plan) {
+    EXPECT_NE(d.rfind("SCAN", 0), 0u) << "a scan: " << d;
+    EXPECT_EQ(d.find("TEMP B-TREE"), std::string::npos) << "a sort: " << d;
+    if (d.find(index) != std::string::npos) by_index = true;
+  }
+  EXPECT_TRUE(by_index) << "plan: " << ::testing::PrintToString(plan);
+}
+
 // A purge never scans the finished rows: each statement reads the finish index by its
 // (state, queue) prefix and deletes rows by id. Checked on a file holding many finished rows of
 // several queues and states, after ANALYZE, so the planner has every reason to prefer a scan if
@@ -2521,18 +2536,7 @@ TEST(SqliteStoreTest, RetentionStatementsUseTheFinishIndex) {
   RawExec(path, "ANALYZE;");
   for (const char* sql : {kPurgeOldestSql, kPurgeOldestJobsSql, kPurgeBeforeSql,
                           kPurgeBeforeJobsSql, kOldestFinishSql}) {
-    SCOPED_TRACE(sql);
-    const std::vector<std::string> plan = PlanOf(path, sql);
-    ASSERT_FALSE(plan.empty());
-    bool by_finish_index = false;
-    for (const std::string& d : plan) {
-      EXPECT_NE(d.rfind("SCAN", 0), 0u) << "a scan: " << d;
-      EXPECT_EQ(d.find("TEMP B-TREE"), std::string::npos) << "a sort: " << d;
-      if (d.find("outcomes_by_finish (queue=? AND state=?") != std::string::npos) {
-        by_finish_index = true;
-      }
-    }
-    EXPECT_TRUE(by_finish_index) << "plan: " << ::testing::PrintToString(plan);
+    ExpectIndexedPlan(path, sql, "outcomes_by_finish (queue=? AND state=?");
   }
   // The deletes find each row by its id.
   for (const char* sql :
@@ -2932,17 +2936,7 @@ TEST(SqliteStoreTest, NamespacePassUsesTheNamespaceIndex) {
     ASSERT_OK((*s)->Commit(Inserts(std::move(rows))));
   }
   RawExec(path, "ANALYZE;");
-  const std::vector<std::string> plan = PlanOf(path, kNamespacePassSql);
-  ASSERT_FALSE(plan.empty());
-  bool by_ns_index = false;
-  for (const std::string& d : plan) {
-    EXPECT_NE(d.rfind("SCAN", 0), 0u) << "a scan: " << d;
-    EXPECT_EQ(d.find("TEMP B-TREE"), std::string::npos) << "a sort: " << d;
-    if (d.find("outcomes_by_ns (state=? AND ns=? AND id>?)") != std::string::npos) {
-      by_ns_index = true;
-    }
-  }
-  EXPECT_TRUE(by_ns_index) << "plan: " << ::testing::PrintToString(plan);
+  ExpectIndexedPlan(path, kNamespacePassSql, "outcomes_by_ns (state=? AND ns=? AND id>?)");
 }
 
 }  // namespace
