@@ -74,7 +74,7 @@ REPORT=unit
 if [ "$UNIT_ONLY" = 0 ]; then
   # The black-box suites as ctest runs them (YM_BIN, YM_EXAMPLE_WORKER from tests/CMakeLists.txt).
   # A failing test is reported, and its coverage still counts.
-  YM_TEST_GRACEFUL_STOP=1 nice ctest --test-dir "$BUILD" -R '^pytest_(integration|fault|worker|sdk_python)$' -j "$JOBS" \
+  YM_TEST_GRACEFUL_STOP=1 nice ctest --test-dir "$BUILD" -R '^pytest_(integration|fault|worker|sdk_python)_' -j "$JOBS" \
     --timeout 1800 --output-on-failure || \
     echo "coverage: some black-box tests failed (see above); the figures include their coverage"
   summary all

@@ -57,6 +57,7 @@ enum class Command {
   kNamespacesSet,
   kNamespacesDelete,
   kNamespacesExport,
+  kNamespacesWipe,
   kSchedulesList,
   kSchedulesGet,
   kSchedulesCreate,
@@ -105,6 +106,7 @@ struct Invocation {
   client::QueueUpdate queue_update;        // queues set
   client::Namespace ns;               // namespaces get|set|delete (name), namespaces set (the rest)
   std::string output_file;            // namespaces export -o FILE; empty: standard output
+  std::optional<std::int32_t> wipe_limit;  // namespaces wipe --limit (per request)
   client::TokenRequest token_create;  // tokens create
   std::string token_id;               // tokens revoke
   client::ListJobsRequest list_jobs;

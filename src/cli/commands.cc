@@ -534,6 +534,42 @@ int Execute(const Invocation& inv, std::istream& in, std::ostream& out, std::ost
       }
       return kExitOk;
     }
+    case Command::kNamespacesWipe: {
+      client::WipePage total;
+      std::optional<std::string> cursor;
+      std::uint64_t requests = 0;
+      for (;;) {
+        Result<client::WipePage> page = api.WipeNamespace(inv.ns.name, inv.wipe_limit, cursor);
+        if (!page.ok()) return Fail(page.status(), api, url, err);
+        ++requests;
+        total.live_jobs += page->live_jobs;
+        total.finished_jobs += page->finished_jobs;
+        total.idempotency_keys += page->idempotency_keys;
+        total.schedules += page->schedules;
+        total.skipped += page->skipped;
+        if (page->done || !page->next_cursor) break;
+        if (!inv.json) {
+          out << "erased so far: " << total.live_jobs + total.finished_jobs << " job(s), "
+              << total.idempotency_keys << " key(s), " << total.schedules << " schedule(s)\n";
+        }
+        cursor = page->next_cursor;
+      }
+      if (inv.json) {
+        out << "{\"namespace\":\"" << inv.ns.name
+            << "\",\"erased\":{\"live_jobs\":" << total.live_jobs
+            << ",\"finished_jobs\":" << total.finished_jobs
+            << ",\"idempotency_keys\":" << total.idempotency_keys
+            << ",\"schedules\":" << total.schedules << "},\"skipped\":" << total.skipped
+            << ",\"requests\":" << requests << "}\n";
+        return kExitOk;
+      }
+      out << "namespace " << inv.ns.name << " wiped: " << total.live_jobs << " live job(s), "
+          << total.finished_jobs << " finished job(s), " << total.idempotency_keys
+          << " idempotency key(s), " << total.schedules << " schedule(s)";
+      if (total.skipped > 0) out << "; " << total.skipped << " job(s) changed meanwhile and stay";
+      out << '\n';
+      return kExitOk;
+    }
     case Command::kNamespacesDelete: {
       Status s = api.DeleteNamespace(inv.ns.name);
       if (!s.ok()) return Fail(s, api, url, err);

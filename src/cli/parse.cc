@@ -633,7 +633,8 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   CLI::App* nss = app.add_subcommand(
       "namespaces",
       "Namespace (tenant) limits and weights: max live jobs, enqueue rate, share of a queue "
-      "(list, get, set, delete); a namespace's jobs as JSON lines (export)");
+      "(list, get, set, delete); a namespace's jobs as JSON lines (export); erasing a "
+      "namespace's data (wipe)");
   nss->require_subcommand(1);
   AddCommon(nss, &common);
   CLI::App* ns_list = nss->add_subcommand("list", "List configured namespaces with live counts");
@@ -677,6 +678,17 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
   ns_export->add_option("name", inv.ns.name, "Namespace")->required();
   ns_export->add_option("-o,--output", inv.output_file,
                         "Write to FILE (created or truncated) instead of standard output");
+  CLI::App* ns_wipe = nss->add_subcommand(
+      "wipe",
+      "Erase a namespace's data for good: its jobs (live ones included: their workers are told "
+      "to stop), idempotency keys and schedules; the namespace's configuration stays (delete "
+      "it with `namespaces delete`). Requests of --limit items each, until done (admin)");
+  AddCommon(ns_wipe, &common);
+  ns_wipe->add_option("name", inv.ns.name, "Namespace")->required();
+  bool wipe_yes = false;
+  ns_wipe->add_flag("--yes,-y", wipe_yes, "Go ahead: required, a wipe cannot be undone");
+  ns_wipe->add_option("--limit", inv.wipe_limit, "Items erased per request, 1..10000")
+      ->check(CLI::Range(1, 10'000));
 
   // --- limits ---
   CLI::App* limits = app.add_subcommand(
@@ -1008,6 +1020,12 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
       }
     } else if (ns_export->parsed()) {
       inv.command = Command::kNamespacesExport;
+    } else if (ns_wipe->parsed()) {
+      if (!wipe_yes) {
+        return UsageError("namespaces wipe erases every job, idempotency key and schedule of " +
+                          inv.ns.name + " and cannot be undone: add --yes to go ahead");
+      }
+      inv.command = Command::kNamespacesWipe;
     } else {
       inv.command = Command::kNamespacesDelete;
     }

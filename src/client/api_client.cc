@@ -1176,6 +1176,45 @@ Status ApiClient::DeleteNamespace(std::string_view name) {
   return body.ok() ? Status::Ok() : body.status();
 }
 
+Result<WipePage> ApiClient::WipeNamespace(std::string_view name, std::optional<std::int32_t> limit,
+                                          const std::optional<std::string>& cursor) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("confirm");
+  w.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+  if (limit) {
+    w.Key("limit");
+    w.Int64(*limit);
+  }
+  if (cursor) {
+    w.Key("cursor");
+    w.String(*cursor);
+  }
+  w.EndObject();
+  const std::string target = "/v1/namespaces/" + Escape(name) + ":wipe";
+  Result<std::string> body = Call(HttpMethod::kPost, target, Str(sb));
+  if (!body.ok()) return body.status();
+  const std::string what = "POST " + target;
+  Result<json::Document> doc = ParseReply(*body, what);
+  if (!doc.ok()) return doc.status();
+  const Value root = doc->root();
+  const std::optional<Value> erased = root.IsObject() ? Member(root, "erased") : std::nullopt;
+  if (!erased || !erased->IsObject() || !OptInt(root, "skipped")) {
+    return Internal(what + ": the reply has no \"erased\" object or \"skipped\"");
+  }
+  WipePage page;
+  page.live_jobs = Int(*erased, "live_jobs");
+  page.finished_jobs = Int(*erased, "finished_jobs");
+  page.idempotency_keys = Int(*erased, "idempotency_keys");
+  page.schedules = Int(*erased, "schedules");
+  page.skipped = Int(root, "skipped");
+  page.done = Bool(root, "done");
+  page.next_cursor = OptString(root, "next_cursor");
+  page.json = *body;
+  return page;
+}
+
 Result<std::uint64_t> ApiClient::ExportNamespace(
     std::string_view name, const std::function<bool(std::string_view)>& sink) {
   std::uint64_t lines = 0;

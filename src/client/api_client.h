@@ -495,6 +495,18 @@ struct BulkPage {
   std::string json;
 };
 
+// POST /v1/namespaces/{name}:wipe: one step of erasing a namespace's data.
+struct WipePage {
+  std::int64_t live_jobs = 0;
+  std::int64_t finished_jobs = 0;
+  std::int64_t idempotency_keys = 0;
+  std::int64_t schedules = 0;
+  std::int64_t skipped = 0;
+  bool done = false;
+  std::optional<std::string> next_cursor;  // nullopt once done
+  std::string json;
+};
+
 struct ServerInfo {
   std::string version;
   std::string commit;  // empty from a server older than 0.1.0's build info
@@ -587,6 +599,9 @@ class ApiClient {
   Result<std::vector<Namespace>> ListNamespaces(std::uint32_t page_size = 1000);
   // DELETE /v1/namespaces/{ns}.
   Status DeleteNamespace(std::string_view name);
+  // One step of a wipe (`cursor`: the previous step's next_cursor); repeat until `done`.
+  Result<WipePage> WipeNamespace(std::string_view name, std::optional<std::int32_t> limit,
+                                 const std::optional<std::string>& cursor);
   // GET /v1/namespaces/{ns}/export: the namespace's jobs as JSON lines, handed to `sink` as they
   // arrive (never held whole). Returns the number of lines (jobs) received. An export cut short
   // (connection lost, a server error midway) is an error, never a short success.

@@ -59,6 +59,10 @@ struct BulkRequest {
   JobId after_id = 0;
   std::uint32_t limit = kDefaultBulkLimit;
   bool dry_run = false;  // count the matches, change nothing
+  // Only jobs with id <= max_id (0: no bound); a namespace wipe's mark (core/namespace_wipe.h).
+  JobId max_id = 0;
+  // A wipe's delete: its batches overwrite what they delete (Batch::erase).
+  bool erase = false;
 };
 
 struct BulkOutcome {

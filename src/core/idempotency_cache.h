@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <string>
 #include <unordered_map>
@@ -35,7 +36,12 @@ class IdempotencyCache {
     bool finished = false;  // `state` is the job's final state
     JobState state = JobState::kReady;
     std::uint64_t written_seq = 0;  // batch that wrote the key (0: read from the store)
+    // A tombstone (Erase): the key was deleted; the key is free, whatever a store read says.
+    bool erased = false;
   };
+
+  // The cache key of idempotency key `key` of namespace `ns`.
+  static std::string KeyOf(const std::string& ns, const std::string& key);
 
   explicit IdempotencyCache(std::size_t capacity);
 
@@ -46,6 +52,11 @@ class IdempotencyCache {
   void Put(const std::string& key, const Entry& entry, std::int64_t now_ms);
   // Records the final state of `job` if `key` is cached and still points at it.
   void SetFinal(const std::string& key, JobId job, JobState state);
+  // The key was deleted in batch `seq` (a namespace wipe). Until that batch is evictable (below),
+  // Find answers a tombstone (`erased`): a store lookup in flight may have read the row before
+  // its delete, and the tombstone is what tells the core that the key is free. Then it goes;
+  // a tombstone is never counted as a lost key (it does not make the cache incomplete).
+  void Erase(const std::string& key, std::uint64_t seq);
 
   // True when a miss proves the key is absent from the store too.
   bool Complete(std::int64_t now_ms) const { return now_ms >= complete_after_ms_; }
@@ -67,6 +78,7 @@ class IdempotencyCache {
   Lru lru_;
   std::unordered_map<std::string, Lru::iterator> map_;
   std::uint64_t evictable_seq_ = 0;
+  std::deque<std::pair<std::string, std::uint64_t>> tombstones_;  // key, seq; in seq order
   std::int64_t complete_after_ms_ = 0;
 };
 

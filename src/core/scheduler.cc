@@ -23,12 +23,7 @@ constexpr std::int64_t kMaxDelayMs = 10LL * 365 * 24 * 3600 * 1000;
 constexpr std::size_t kMaxErrorsKept = 1000;
 
 std::string IdemKey(const std::string& ns, const std::string& key) {
-  std::string k;
-  k.reserve(ns.size() + 1 + key.size());
-  k += ns;
-  k += '\0';
-  k += key;
-  return k;
+  return IdempotencyCache::KeyOf(ns, key);
 }
 
 Status CheckBackoff(const Backoff& b, const char* field) {
@@ -572,7 +567,7 @@ void Scheduler::LeaveState(LiveJob& job, flow::BreakerOutcome outcome) {
 }
 
 void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
-                       const std::string& result) {
+                       const std::string& result, bool erase) {
   const std::int64_t now = clock_.NowMs();
   // Kept for the waits on this job (below) only when there are any: the record takes the
   // original.
@@ -584,20 +579,20 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
   job.evicting = true;
   CountLive(job.ns, false);
   job.updated_at_ms = now;
-  if (options_.job_stats != nullptr) {
+  if (options_.job_stats != nullptr && !erase) {
     options_.job_stats->Count(job.stats, terminal == JobState::kSucceeded ? JobEvent::kSucceeded
                                          : terminal == JobState::kDead    ? JobEvent::kDead
                                                                           : JobEvent::kCancelled);
     options_.job_stats->Observe(job.stats, JobTime::kEndToEnd, now - job.created_at_ms);
   }
-  if (terminal != JobState::kSucceeded) {
+  if (terminal != JobState::kSucceeded && !erase) {
     NoteEvent(job, terminal == JobState::kDead ? JobEvent::kDead : JobEvent::kCancelled,
               dead_reason);
   }
   const Retention& keep = Q(job.queue).config.retention;
-  if (terminal == JobState::kSucceeded && keep.succeeded_ms == 0) {
-    // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues): nothing of
-    // the job is kept, so no record is built.
+  if (erase || (terminal == JobState::kSucceeded && keep.succeeded_ms == 0)) {
+    // Delete-on-ack (succeeded_ms 0, the cheapest setting for high-volume queues) or a wipe:
+    // nothing of the job is kept, so no record is built.
     open_.mutations.emplace_back(DeleteJob{job.id});
   } else {
     JobRecord rec = ToRecord(job, /*with_payload=*/false);
@@ -612,7 +607,9 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     retention_.OnKept(q.retention, terminal, now, keep);
     ++kept_in_open_batch_;
   }
-  if (job.extra && !job.extra->idempotency_key.empty()) {
+  if (job.extra && !job.extra->idempotency_key.empty() && erase) {
+    EraseIdempotencyKey(ns_.Name(job.ns), job.extra->idempotency_key, job.id);
+  } else if (job.extra && !job.extra->idempotency_key.empty()) {
     // The final state goes with the key, so a duplicate answers it after retention purged
     // the job.
     const std::string& ns = ns_.Name(job.ns);
@@ -832,9 +829,12 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
     idem = IdemKey(spec.ns, spec.idempotency_key);
     // The cache first, also after a lookup: an enqueue with the same key may have created the
     // job while the store was read.
-    if (const auto* e = idempotency_.Find(idem, now))
-      return Duplicate(e->job, e->finished, e->state);
-    if (lookup != nullptr && lookup->job_id && lookup->expires_at_ms > now) {
+    // A tombstone (a wipe deleted the key) says the key is free, whatever a lookup read.
+    const IdempotencyCache::Entry* cached = idempotency_.Find(idem, now);
+    if (cached != nullptr && !cached->erased) {
+      return Duplicate(cached->job, cached->finished, cached->state);
+    }
+    if (cached == nullptr && lookup != nullptr && lookup->job_id && lookup->expires_at_ms > now) {
       IdempotencyCache::Entry e;
       e.job = *lookup->job_id;
       e.expires_at_ms = lookup->expires_at_ms;
@@ -843,7 +843,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
       idempotency_.Put(idem, e, now);
       return Duplicate(e.job, e.finished, e.state);
     }
-    if (lookup == nullptr && !idempotency_.Complete(now)) {
+    if (cached == nullptr && lookup == nullptr && !idempotency_.Complete(now)) {
       return Internal("idempotency key " + spec.idempotency_key +
                       " missed the cache and needs a store lookup first");
     }
@@ -1185,9 +1185,9 @@ Status Scheduler::AdmitBatch(std::vector<EnqueueSpec>& specs) {
   for (const EnqueueSpec& s : specs) {
     if (namespaces_.Find(s.ns) == nullptr) continue;
     // A duplicate core knows now creates nothing; one that needs a store lookup counts.
-    if (!s.idempotency_key.empty() &&
-        idempotency_.Find(IdemKey(s.ns, s.idempotency_key), now) != nullptr) {
-      continue;
+    if (!s.idempotency_key.empty()) {
+      const IdempotencyCache::Entry* e = idempotency_.Find(IdemKey(s.ns, s.idempotency_key), now);
+      if (e != nullptr && !e->erased) continue;
     }
     ++count[s.ns];
   }
@@ -2518,7 +2518,7 @@ void Scheduler::Sweep(std::int64_t now) {
 // --- Group commit ---------------------------------------------------------------------------
 
 std::uint64_t Scheduler::VisibleSeq() const {
-  if (!open_.mutations.empty()) return next_batch_seq_;
+  if (!open_.mutations.empty() || open_.checkpoint) return next_batch_seq_;
   return last_sealed_with_mutations_;
 }
 
@@ -2545,7 +2545,7 @@ Batch Scheduler::SealBatch() {
   // large buffer).
   open_.mutations.reserve(std::min<std::size_t>(b.mutations.size(), kMutationsReserveMax));
   b.seq = next_batch_seq_++;
-  if (!b.mutations.empty()) last_sealed_with_mutations_ = b.seq;
+  if (!b.mutations.empty() || b.checkpoint) last_sealed_with_mutations_ = b.seq;
   sealed_.push_back(Sealed{b.seq, std::move(open_promote_), std::move(open_evict_)});
   open_promote_.clear();
   open_evict_.clear();

@@ -318,6 +318,32 @@ class Scheduler {
   BulkVerdict BulkDeleteStored(const ReadTicket& ticket, JobId id,
                                const std::optional<JobRecord>& stored, const JobFilter& filter);
 
+  // --- Namespace wipe (core/namespace_wipe.h; docs/security.md, "Tenant data"). -----------
+  // The id of the newest job created so far (0: none): a wipe erases jobs up to it.
+  JobId last_issued_id() const { return next_id_ - 1; }
+  // Erases the live jobs of namespace `ns` with after < id <= up_to, in id order, until
+  // `max_erased` were erased or `budget` index slots examined: each leaves every structure that
+  // holds it (its lane or timer, its gates, breaker tickets, key groups, namespace counts), its
+  // end waits are answered (cancelled, reason "namespace wiped"), the worker of an active one
+  // hears of it through its cancel watch (a cancel), its row and idempotency key are deleted in
+  // the open batch, and nothing of it is kept or counted as an outcome. A later heartbeat, ack
+  // or fail of it answers kStaleLease. Adds to `*erased` and `*examined`; returns the id to
+  // resume after, 0 when no live job of `ns` remains in (after, up_to].
+  JobId EraseLive(const std::string& ns, JobId up_to, JobId after, std::uint32_t max_erased,
+                  std::uint64_t budget, std::uint64_t* erased, std::uint64_t* examined);
+  // Deletes the idempotency key (ns, key) if it still names job `job` (read from the store by
+  // the caller): from the cache and, in the open batch, from the store.
+  void EraseIdempotencyKey(const std::string& ns, const std::string& key, JobId job);
+  // Deletes every schedule whose job template is of namespace `ns` (their rows and history);
+  // the jobs they emitted are not touched here. Returns how many.
+  std::uint64_t EraseSchedules(const std::string& ns);
+  // The open batch erases tenant data (Batch::erase): the three above mark it themselves; the
+  // broker marks the batches of a wipe's bulk delete.
+  void MarkErasing() { open_.erase = true; }
+  // The store truncates its WAL after the open batch (Batch::checkpoint), which is committed
+  // even when it holds no mutation: a finished wipe.
+  void RequestCheckpoint() { open_.checkpoint = true; }
+
   // --- Schedules (core/cron/schedule_book.h, scheduler_cron.cc; docs/api.md "Schedules"). --
   // A window's job is enqueued (Enqueue, with the template) on the core thread when its timer
   // fires in Tick, and the schedule's row (cursor, state, new history) goes into the same open
@@ -623,7 +649,10 @@ class Scheduler {
   // Updates counters when a job leaves its current state. An active job releases its gates and
   // reports `outcome` to the breakers it was admitted through (the one place that does).
   void LeaveState(LiveJob& job, flow::BreakerOutcome outcome = flow::BreakerOutcome::kAbandoned);
-  void Finish(LiveJob& job, JobState terminal, std::string dead_reason, const std::string& result);
+  // `erase` (a namespace wipe): the job's row and idempotency key are deleted instead of kept,
+  // and its end is neither counted nor reported as an outcome.
+  void Finish(LiveJob& job, JobState terminal, std::string dead_reason, const std::string& result,
+              bool erase = false);
   // Cancels a live (not ending) job: a scheduled or ready one at once, an active one flagged.
   void CancelLive(LiveJob& job);
   Result<LiveJob*> FindLeased(JobId id, std::uint64_t token);

@@ -90,6 +90,9 @@ RouteAccess AccessFor(RouteId route) {
     // the path (a tenant's producer or viewer token may take its own data out).
     case RouteId::kExportNamespace:
       return {kA | kO | kP | kV, NsRule::kNamespace};
+    // Erasing a tenant's data: admins only, of that namespace (or all).
+    case RouteId::kWipeNamespace:
+      return {kA, NsRule::kNamespace};
     case RouteId::kPutQueue:
     case RouteId::kPauseQueue:
     case RouteId::kResumeQueue:

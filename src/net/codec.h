@@ -35,6 +35,7 @@
 #include "core/flow/limit_set.h"
 #include "core/flow/namespace_limits.h"
 #include "core/job.h"
+#include "core/namespace_wipe.h"
 #include "core/types.h"
 #include "server/broker.h"
 
@@ -196,6 +197,13 @@ Result<QueueListQuery> ParseListNamespacesQuery(std::string_view query);
 // PUT /v1/namespaces/{name}: the body is the namespace (flow::NamespaceSpec::FromJson): 422
 // naming the field.
 Result<flow::NamespaceSpec> ParseNamespaceSpec(const std::string& name, std::string_view body);
+// POST /v1/namespaces/{name}:wipe: `{"confirm": name, "limit"?: 1..10000, "cursor"?: the
+// previous reply's next_cursor}` (core/namespace_wipe.h). 422 naming the field; a cursor of
+// another namespace, or not a wipe cursor, is refused.
+Result<WipeRequest> ParseWipe(const std::string& name, std::string_view body);
+// {"namespace", "erased": {"live_jobs", "finished_jobs", "idempotency_keys", "schedules"},
+//  "skipped", "done", "next_cursor": null once done}
+std::string RenderWipeOutcome(const std::string& name, const WipeOutcome& outcome);
 // PUT /v1/queues/{q}, :pause, :resume: `create=true` creates a queue that does not exist
 // (`create=false` or no parameter: 404 queue_not_found for such a queue).
 Result<bool> ParseCreateQuery(std::string_view query);

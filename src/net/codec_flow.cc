@@ -224,6 +224,94 @@ Result<flow::NamespaceSpec> ParseNamespaceSpec(const std::string& name, std::str
   return flow::NamespaceSpec::FromJson(name, body);
 }
 
+namespace {
+
+// A wipe's position: its mark and the live phase's cursor, each 8 bytes big-endian.
+std::string WipeCursorScope(const std::string& name) { return "wipe\n" + name; }
+
+void PutU64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (56 - 8 * i)));
+}
+
+std::uint64_t GetU64(std::string_view in) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+}  // namespace
+
+Result<WipeRequest> ParseWipe(const std::string& name, std::string_view body) {
+  if (body.empty()) {
+    return InvalidJson("the body must be a JSON object: {\"confirm\": \"" + name +
+                       "\"} confirms the wipe");
+  }
+  auto parsed = ParseDocument(body);
+  if (!parsed.ok()) return parsed.status();
+  const Value doc = parsed->root();
+  YM_RETURN_IF_ERROR(CheckMembers(doc, "", {"confirm", "limit", "cursor"}));
+  WipeRequest req;
+  req.ns = name;
+  std::optional<Value> confirm = Find(doc, "confirm");
+  if (!confirm || !confirm->IsString()) {
+    return FieldError("confirm", "required: the namespace's name, to confirm the wipe");
+  }
+  std::optional<std::uint32_t> limit;
+  YM_RETURN_IF_ERROR(OptInt(doc, "", "limit", 1, kMaxWipeLimit, &limit));
+  req.limit = limit.value_or(kDefaultWipeLimit);
+  if (auto c = Find(doc, "cursor")) {
+    if (!c->IsString()) return FieldError("cursor", "must be a string (a next_cursor)");
+    auto position = DecodeCursor(WipeCursorScope(name), c->GetString());
+    if (!position.ok() || position->size() != 16) {
+      return InvalidRequest(
+          "field \"cursor\": not a cursor of a wipe of this namespace; send back the "
+          "next_cursor of the previous reply, unchanged");
+    }
+    req.up_to_id = GetU64(*position);
+    req.after_id = GetU64(std::string_view(*position).substr(8));
+    if (req.up_to_id == 0) return InvalidRequest("field \"cursor\": not a cursor of a wipe");
+  }
+  YM_RETURN_IF_ERROR(CheckWipeRequest(req, std::string(confirm->GetString())));
+  return req;
+}
+
+std::string RenderWipeOutcome(const std::string& name, const WipeOutcome& outcome) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteKey(w, "namespace");
+  WriteStr(w, name);
+  WriteKey(w, "erased");
+  w.StartObject();
+  WriteKey(w, "live_jobs");
+  w.Uint64(outcome.live_jobs);
+  WriteKey(w, "finished_jobs");
+  w.Uint64(outcome.finished_jobs);
+  WriteKey(w, "idempotency_keys");
+  w.Uint64(outcome.idempotency_keys);
+  WriteKey(w, "schedules");
+  w.Uint64(outcome.schedules);
+  w.EndObject();
+  WriteKey(w, "skipped");
+  w.Uint64(outcome.skipped);
+  WriteKey(w, "up_to_id");
+  w.Uint64(outcome.up_to_id);
+  WriteKey(w, "done");
+  w.Bool(outcome.done);
+  WriteKey(w, "next_cursor");
+  if (outcome.done) {
+    w.Null();
+  } else {
+    std::string position;
+    PutU64(position, outcome.up_to_id);
+    PutU64(position, outcome.after_id);
+    const std::string cursor = EncodeCursor(WipeCursorScope(name), position);
+    w.String(cursor.data(), static_cast<rapidjson::SizeType>(cursor.size()));
+  }
+  w.EndObject();
+  return Take(buf);
+}
+
 Result<std::optional<std::string>> ParseResetBreaker(std::string_view body) {
   if (body.empty()) return std::optional<std::string>();
   auto parsed = ParseDocument(body);

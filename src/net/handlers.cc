@@ -663,6 +663,23 @@ void ExportNamespace(Call& c) {
                        });
 }
 
+// Erases the namespace's data, a bounded step per request (core/namespace_wipe.h); the audit
+// entry commits with the first erasures.
+void WipeNamespace(Call& c) {
+  if (!IsValidName(c.match.name)) {
+    return c.Error(Validation("namespace name: invalid name (1..128 of [A-Za-z0-9_.:-])"));
+  }
+  auto req = ParseWipe(c.match.name, c.request.body);
+  if (!req.ok()) return c.Error(req.status());
+  c.broker.WipeNamespace(
+      std::move(req).value(),
+      [ns = c.match.name, route = c.match.id, reply = std::move(c.reply)](Result<WipeOutcome> r) {
+        reply(r.ok() ? Json(200, RenderWipeOutcome(ns, *r), route)
+                     : ErrorResponse(r.status(), route));
+      },
+      c.Audit("namespace.wipe", "namespace " + c.match.name, RequestDetail(c.request.body)));
+}
+
 // --- API tokens (docs/api.md "Tokens"). Admins of all namespaces only: the role matrix
 // (net/authz.h) has refused everyone else before a handler runs. The anonymous principal of a
 // server without auth is such an admin.
@@ -1062,6 +1079,8 @@ void Api::Handle(ApiRequest request, Responder reply) {
       return DeleteNamespace(c);
     case RouteId::kExportNamespace:
       return ExportNamespace(c);
+    case RouteId::kWipeNamespace:
+      return WipeNamespace(c);
     case RouteId::kListSchedules:
       return ListSchedules(c);
     case RouteId::kCreateSchedule:

@@ -66,6 +66,8 @@ constexpr std::array<RouteSpec, kRouteCount - 1> kRoutes{{
      "DELETE /v1/namespaces/{name}"},
     {RouteId::kExportNamespace, http::verb::get, "/v1/namespaces/{name}/export", false,
      "GET /v1/namespaces/{name}/export"},
+    {RouteId::kWipeNamespace, http::verb::post, "/v1/namespaces/{name}:wipe", false,
+     "POST /v1/namespaces/{name}:wipe"},
     {RouteId::kListSchedules, http::verb::get, "/v1/schedules", true, "GET /v1/schedules"},
     {RouteId::kCreateSchedule, http::verb::post, "/v1/schedules", false, "POST /v1/schedules"},
     {RouteId::kGetSchedule, http::verb::get, "/v1/schedules/{name}", true,

@@ -63,6 +63,7 @@ enum class RouteId : std::uint8_t {
   kPutNamespace,
   kDeleteNamespace,
   kExportNamespace,
+  kWipeNamespace,
   kListSchedules,
   kCreateSchedule,
   kGetSchedule,

@@ -77,6 +77,21 @@ struct BulkRun {
 };
 
 // Adds `"key":value` to the JSON object text `object` ("{}" or "{...}").
+// A namespace wipe in progress (Broker::WipeNamespace): its phases in order.
+struct WipeRun {
+  enum class Phase : std::uint8_t { kLive, kFinished, kKeys, kSchedules, kDone };
+  WipeRequest request;
+  WipeOutcome out;
+  Phase phase = Phase::kLive;
+  JobId live_cursor = 0;
+  std::uint64_t examined = 0;  // live jobs examined by this request (at most kBulkExamineBudget)
+  std::string after_key;       // the keys phase's position (key order)
+  bool first_step = true;
+  const std::atomic<bool>* draining = nullptr;
+  Broker::Callback<WipeOutcome> done;
+  AuditNote audit;  // recorded with the first step, with the mark
+};
+
 void AddDetail(std::string& object, std::string_view key, std::uint64_t value) {
   if (object.size() < 2 || object.back() != '}') object = "{}";
   object.pop_back();
@@ -251,6 +266,8 @@ class Broker::Impl {
   void BulkStep(const std::shared_ptr<BulkReplay>& b);
   // Core thread: the next step of a bulk operation (Broker::Bulk), or its answer.
   void BulkOpStep(const std::shared_ptr<BulkRun>& b);
+  // One step of a namespace wipe (Broker::WipeNamespace), on the core thread.
+  void WipeStep(const std::shared_ptr<WipeRun>& w);
 
   // Any thread: false while read-only after a failed commit.
   bool store_available() const { return store_available_.load(std::memory_order_acquire); }
@@ -320,6 +337,10 @@ class Broker::Impl {
                     JobId id, std::optional<JobRecord>&& row, int reads);
   // Continues after a step: once its writes are durable when it wrote any.
   void BulkOpNext(const std::shared_ptr<BulkRun>& b, bool wrote);
+  void WipeFinished(const std::shared_ptr<WipeRun>& w);
+  void WipeKeys(const std::shared_ptr<WipeRun>& w);
+  void WipeNext(const std::shared_ptr<WipeRun>& w, bool wrote);
+  void WipeAnswer(const std::shared_ptr<WipeRun>& w, Status error);
   void BulkOpAnswer(const std::shared_ptr<BulkRun>& b, Status error);
 
   void CoreLoop() {
@@ -959,15 +980,22 @@ void Broker::Impl::BulkOpList(const std::shared_ptr<BulkRun>& b) {
         return BulkOpAnswer(b, read_only_ ? ReadOnlyError() : page.status());
       }
       const std::uint64_t applied = b->out.applied;
+      const JobId max_id = b->request.max_id;
+      bool past = max_id != 0 && page->resume_after >= max_id;  // nothing in range follows
       for (JobRecord& row : page->jobs) {
+        if (max_id != 0 && row.id > max_id) {
+          past = true;
+          break;
+        }
         ++b->out.matched;
         if (b->request.dry_run) continue;
         const JobId id = row.id;
         BulkOpDecide(b, ticket, id, std::optional<JobRecord>(std::move(row)), 1);
       }
+      if (b->request.erase && b->out.applied > applied) sched_->MarkErasing();
       sched_->CloseRead(ticket);
       b->examined += page->examined;
-      if (page->resume_after == 0) {
+      if (page->resume_after == 0 || past) {
         b->listing_done = true;
       } else {
         b->cursor = page->resume_after;
@@ -1032,6 +1060,7 @@ void Broker::Impl::BulkOpReread(const std::shared_ptr<BulkRun>& b,
       for (std::size_t i = 0; i < rows.size(); ++i) {
         BulkOpDecide(b, ticket, chunk[i].first, std::move(rows[i]), chunk[i].second + 1);
       }
+      if (b->request.erase && b->out.applied > applied) sched_->MarkErasing();
       sched_->CloseRead(ticket);
       BulkOpNext(b, b->out.applied > applied);
     });
@@ -1071,6 +1100,153 @@ void Broker::Impl::BulkOpAnswer(const std::shared_ptr<BulkRun>& b, Status error)
   AfterDurable([b, out](Status s) {
     if (!s.ok()) return b->done(s);
     b->done(out);
+  });
+}
+
+// --- Namespace wipe (core/namespace_wipe.h) -----------------------------------------------------
+
+void Broker::Impl::WipeStep(const std::shared_ptr<WipeRun>& w) {
+  const bool first = w->first_step;
+  w->first_step = false;
+  if (w->draining->load(std::memory_order_acquire)) {
+    if (first) return WipeAnswer(w, Unavailable("draining: a namespace wipe is refused"));
+    return WipeAnswer(w, Status::Ok());
+  }
+  if (read_only_) return WipeAnswer(w, ReadOnlyError());
+  WipeRequest& r = w->request;
+  bool wrote = false;
+  if (first) {
+    // The mark: jobs created after this moment are not this wipe's (the reply's cursor keeps it).
+    if (r.up_to_id == 0) r.up_to_id = sched_->last_issued_id();
+    w->out.up_to_id = r.up_to_id;
+    w->live_cursor = r.after_id;
+    AddDetail(w->audit.detail, "up_to_id", r.up_to_id);
+    // In the open batch, with this step's erasures: none is durable without the entry.
+    if (w->audit.enabled) {
+      Audit(w->audit);
+      wrote = true;
+    }
+  }
+  const std::uint64_t erased = w->out.erased();
+  // The request's limit is reached: answered (once durable) with the cursor; the next goes on.
+  if (erased >= r.limit && w->phase != WipeRun::Phase::kDone) return WipeAnswer(w, Status::Ok());
+  switch (w->phase) {
+    case WipeRun::Phase::kLive: {
+      const auto max =
+          static_cast<std::uint32_t>(std::min<std::uint64_t>(kBulkStepJobs, r.limit - erased));
+      const JobId resume = sched_->EraseLive(r.ns, r.up_to_id, w->live_cursor, max,
+                                             kBulkStepExamined, &w->out.live_jobs, &w->examined);
+      if (resume == 0) {
+        w->live_cursor = r.up_to_id;
+        w->phase = WipeRun::Phase::kFinished;
+      } else {
+        w->live_cursor = resume;
+        // A request examines a bounded number of live jobs (those of other namespaces too):
+        // the next one goes on from the cursor.
+        if (w->examined >= kBulkExamineBudget) return WipeAnswer(w, Status::Ok());
+      }
+      return WipeNext(w, wrote || w->out.erased() > erased);
+    }
+    case WipeRun::Phase::kFinished:  // after the live phase (the first step is always that)
+      return WipeFinished(w);
+    case WipeRun::Phase::kKeys:
+      return WipeKeys(w);
+    case WipeRun::Phase::kSchedules:
+      w->out.schedules += sched_->EraseSchedules(r.ns);
+      w->phase = WipeRun::Phase::kDone;
+      // Every erasure is committed by now or in this batch: after it the store truncates its
+      // WAL, so that no older copy of an overwritten page stays there (Batch::checkpoint).
+      sched_->RequestCheckpoint();
+      return WipeNext(w, true);
+    case WipeRun::Phase::kDone:
+      w->out.done = true;
+      return WipeAnswer(w, Status::Ok());
+  }
+}
+
+// The finished jobs: a bulk delete of the namespace's terminal jobs up to the mark, as
+// POST /v1/jobs:delete runs it (its steps, re-reads and durability), then the next phase.
+void Broker::Impl::WipeFinished(const std::shared_ptr<WipeRun>& w) {
+  auto b = std::make_shared<BulkRun>();
+  b->request.action = BulkAction::kDelete;
+  JobFilter filter;
+  filter.ns = w->request.ns;
+  auto narrowed = NarrowBulkFilter(BulkAction::kDelete, std::move(filter));
+  if (!narrowed.ok()) return WipeAnswer(w, narrowed.status());
+  b->request.filter = std::move(narrowed).value();
+  b->request.max_id = w->request.up_to_id;
+  b->request.erase = true;
+  // WipeStep calls this only below the request's limit.
+  b->request.limit = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(kMaxBulkLimit, w->request.limit - w->out.erased()));
+  b->draining = w->draining;
+  b->done = [this, w](Result<BulkOutcome> r) {
+    if (!r.ok()) return WipeAnswer(w, r.status());
+    w->out.finished_jobs += r->applied;
+    w->out.skipped += r->skipped;
+    // Stopped before the end (the request's limit, or the examine budget): the next request
+    // goes on (deleted rows are gone, so it lists from the start again).
+    if (r->next_after_id) return WipeAnswer(w, Status::Ok());
+    w->phase = WipeRun::Phase::kKeys;
+    Post([this, w] { WipeStep(w); });
+  };
+  BulkOpStep(b);
+}
+
+// The idempotency keys naming a job up to the mark, read from the store in key order, then
+// deleted one by one (the cache's tombstones keep a lookup in flight from reviving one).
+void Broker::Impl::WipeKeys(const std::shared_ptr<WipeRun>& w) {
+  const auto limit = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(kReplayChunk, w->request.limit - w->out.erased()));
+  const std::uint64_t generation = generation_;
+  Read([this, w, limit, generation] {
+    auto keys = store_.NamespaceKeys(w->request.ns, w->after_key, w->request.up_to_id, limit);
+    Post([this, w, limit, generation, keys = std::move(keys)]() mutable {
+      if (generation != generation_) {
+        return WipeAnswer(w, Unavailable("the server reloaded its state; retry the request"));
+      }
+      if (read_only_ || !keys.ok())
+        return WipeAnswer(w, read_only_ ? ReadOnlyError() : keys.status());
+      for (const IdempotencyKeyRecord& k : *keys) {
+        sched_->EraseIdempotencyKey(k.ns, k.key, k.job_id);
+        ++w->out.idempotency_keys;
+      }
+      if (!keys->empty()) w->after_key = keys->back().key;
+      if (keys->size() < limit) w->phase = WipeRun::Phase::kSchedules;
+      WipeNext(w, !keys->empty());
+    });
+  });
+}
+
+void Broker::Impl::WipeNext(const std::shared_ptr<WipeRun>& w, bool wrote) {
+  if (!wrote) {
+    Post([this, w] { WipeStep(w); });
+    return;
+  }
+  AfterDurable([this, w](Status s) {
+    if (!s.ok()) return WipeAnswer(w, s);
+    WipeStep(w);
+  });
+}
+
+void Broker::Impl::WipeAnswer(const std::shared_ptr<WipeRun>& w, Status error) {
+  if (!error.ok()) return w->done(error);
+  WipeOutcome out = w->out;
+  out.after_id = w->live_cursor;
+  if (out.erased() > 0) {
+    YM_LOG(info, kBroker)
+        .Str("namespace", w->request.ns)
+        .Uint("live_jobs", out.live_jobs)
+        .Uint("finished_jobs", out.finished_jobs)
+        .Uint("idempotency_keys", out.idempotency_keys)
+        .Uint("schedules", out.schedules)
+        .Msg("namespace {} wiped: {} live and {} finished jobs, {} keys, {} schedules{}",
+             w->request.ns, out.live_jobs, out.finished_jobs, out.idempotency_keys, out.schedules,
+             out.done ? "" : " (more to erase)");
+  }
+  AfterDurable([w, out](Status s) {
+    if (!s.ok()) return w->done(s);
+    w->done(out);
   });
 }
 
@@ -1485,6 +1661,18 @@ void Broker::Bulk(BulkRequest request, Callback<BulkOutcome> done, AuditNote aud
   b->done = std::move(done);
   b->audit = std::move(audit);
   impl_->Post([this, b] { impl_->BulkOpStep(b); });
+}
+
+void Broker::WipeNamespace(WipeRequest request, Callback<WipeOutcome> done, AuditNote audit) {
+  if (draining()) return done(Unavailable("draining: a namespace wipe is refused"));
+  if (Status a = impl_->Admit(Admission::kNew, 1); !a.ok()) return done(a);
+  auto w = std::make_shared<WipeRun>();
+  w->request = std::move(request);
+  w->request.limit = std::clamp<std::uint32_t>(w->request.limit, 1, kMaxWipeLimit);
+  w->draining = &draining_;
+  w->done = std::move(done);
+  w->audit = std::move(audit);
+  impl_->Post([this, w] { impl_->WipeStep(w); });
 }
 
 void Broker::GetJob(JobId id, Callback<JobView> done, std::int64_t wait_ms) {

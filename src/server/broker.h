@@ -36,6 +36,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "core/bulk.h"
+#include "core/namespace_wipe.h"
 #include "core/flow/limit_set.h"
 #include "core/flow/namespace_limits.h"
 #include "core/job.h"
@@ -232,6 +233,14 @@ class Broker {
   // kStoreUnavailable when the store fails (nothing of the request is promised: retrying the
   // same request is safe).
   void Bulk(BulkRequest request, Callback<BulkOutcome> done, AuditNote audit = {});
+  // Erases namespace request.ns's data (core/namespace_wipe.h): its live jobs, then its finished
+  // jobs, its idempotency keys and its schedules, up to request.limit items, in steps whose
+  // writes are durable before the next. `audit` (with the mark, `up_to_id`) is committed with
+  // the first step's erasures, so nothing is erased unrecorded. Answered once everything it did
+  // is durable. kUnavailable while draining (a drain that starts midway stops it with the
+  // counts so far and the cursor); kStoreUnavailable when the store fails (retrying the same
+  // request is safe: each phase erases what is left).
+  void WipeNamespace(WipeRequest request, Callback<WipeOutcome> done, AuditNote audit = {});
 
   // With `wait_ms` > 0, a live job is answered when it ends (from its durable record, or as it
   // ended when nothing of it is kept) or, at the latest, after `wait_ms` (capped at the

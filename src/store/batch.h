@@ -151,6 +151,14 @@ struct FinishIdempotencyKey {
   JobState state = JobState::kSucceeded;
 };
 
+// Deletes the idempotency key (ns, key) if it still points at `job_id` (a namespace wipe,
+// core/namespace_wipe.h). A no-op otherwise.
+struct DeleteIdempotencyKey {
+  std::string ns;
+  std::string key;
+  JobId job_id = 0;
+};
+
 // API tokens (docs/security.md, "Tokens"). Core does not interpret these: the token service
 // (server/token_service.h) hands them to Broker::CommitMutations, which commits them in the open
 // batch like any configuration change.
@@ -232,7 +240,7 @@ using Mutation =
                  ExpireIdempotencyKeys, PurgeFinished, FinishIdempotencyKey, DeleteQueue, PutLimit,
                  DeleteLimit, PutQuotaCount, DropQuotaCounts, PutNamespace, DeleteNamespace,
                  PutSchedule, DeleteSchedule, PutApiToken, RevokeApiToken, TouchApiTokens,
-                 AppendAudit>;
+                 AppendAudit, DeleteIdempotencyKey>;
 
 struct Batch {
   std::uint64_t seq = 0;  // assigned by core, increasing by one per batch handed to the writer
@@ -247,8 +255,16 @@ struct Batch {
   // How many AppendAudit mutations the batch holds (Scheduler::RecordAudit counts them), so the
   // commit writer learns that the audit head moved without looking at the mutations.
   std::uint32_t audit_entries = 0;
+  // The batch erases tenant data (a namespace wipe, core/namespace_wipe.h): the store overwrites
+  // what it deletes (SQLite's secure_delete) instead of leaving the bytes in free pages.
+  bool erase = false;
+  // After the commit, the store moves the WAL into the database file and truncates it, so that
+  // no older copy of a page the wipe overwrote stays in the WAL (a finished wipe). Best effort:
+  // a reader holding an old snapshot at that moment leaves the WAL as it is (the next finished
+  // wipe, or SQLite's own checkpoints, copy it later).
+  bool checkpoint = false;
 
-  bool empty() const { return mutations.empty() && next_id == 0 && !probe; }
+  bool empty() const { return mutations.empty() && next_id == 0 && !probe && !checkpoint; }
 };
 
 }  // namespace ym

@@ -46,6 +46,13 @@ class FaultStore final : public Store {
                                                                 std::int64_t now_ms) override {
     return inner_.GetIdempotencyKey(ns, key, now_ms);
   }
+  Result<std::vector<IdempotencyKeyRecord>> NamespaceKeys(const std::string& ns,
+                                                          const std::string& after_key,
+                                                          JobId max_job_id,
+                                                          std::uint32_t limit) override {
+    return inner_.NamespaceKeys(ns, after_key, max_job_id, limit);
+  }
+
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override {
     return inner_.ListJobs(query);
   }

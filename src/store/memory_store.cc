@@ -242,6 +242,12 @@ Status MemoryStore::Commit(const Batch& batch) {
         Remember(state_.keys, it->first, &undo.keys);
         it->second.final_state = f->state;
       }
+    } else if (const auto* d = std::get_if<DeleteIdempotencyKey>(&m)) {
+      auto it = state_.keys.find(KeyId{d->ns, d->key});
+      if (it != state_.keys.end() && it->second.job_id == d->job_id) {
+        Remember(state_.keys, it->first, &undo.keys);
+        state_.keys.erase(it);
+      }
     } else if (const auto* e = std::get_if<ExpireIdempotencyKeys>(&m)) {
       // The ones that expired first, at most `limit` (0: all), as the expiry index would.
       std::vector<std::pair<std::int64_t, KeyId>> expired;
@@ -392,6 +398,19 @@ Result<std::optional<IdempotencyKeyRecord>> MemoryStore::GetIdempotencyKey(const
     return std::optional<IdempotencyKeyRecord>();
   }
   return std::optional<IdempotencyKeyRecord>(it->second);
+}
+
+Result<std::vector<IdempotencyKeyRecord>> MemoryStore::NamespaceKeys(const std::string& ns,
+                                                                     const std::string& after_key,
+                                                                     JobId max_job_id,
+                                                                     std::uint32_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<IdempotencyKeyRecord> out;
+  for (auto it = state_.keys.upper_bound(KeyId{ns, after_key});
+       it != state_.keys.end() && it->first.first == ns && out.size() < limit; ++it) {
+    if (it->second.job_id <= max_job_id) out.push_back(it->second);
+  }
+  return out;
 }
 
 Result<std::optional<JobRecord>> MemoryStore::GetJob(JobId id) {

@@ -35,6 +35,10 @@ class MemoryStore final : public Store {
   Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
+  Result<std::vector<IdempotencyKeyRecord>> NamespaceKeys(const std::string& ns,
+                                                          const std::string& after_key,
+                                                          JobId max_job_id,
+                                                          std::uint32_t limit) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
   // A scan in id order, each job one candidate: the reference the SQLite store's indexed
   // search is checked against (store_test.cc).

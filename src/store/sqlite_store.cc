@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "core/attempt_timeout.h"
+#include "obs/logging.h"
 
 namespace ym {
 namespace {
@@ -970,6 +971,7 @@ SqliteStore::~SqliteStore() {
   for (auto& r : readers_) {
     sqlite3_finalize(r->get_job);
     sqlite3_finalize(r->get_key);
+    sqlite3_finalize(r->namespace_keys);
     for (auto& [sql, stmt] : r->list_stmts) sqlite3_finalize(stmt);
     sqlite3_close(r->db);
   }
@@ -1010,6 +1012,7 @@ SqliteStore::~SqliteStore() {
                           put_key_,
                           expire_keys_,
                           finish_key_,
+                          delete_key_,
                           purge_oldest_,
                           purge_oldest_jobs_,
                           purge_before_,
@@ -1277,6 +1280,7 @@ Status SqliteStore::PrepareWriterStatements() {
        "WHERE expires_at_ms <= ?1 ORDER BY expires_at_ms LIMIT ?2)"},
       {&finish_key_,
        "UPDATE idempotency_keys SET final_state = ?4 WHERE ns = ?1 AND key = ?2 AND job_id = ?3"},
+      {&delete_key_, "DELETE FROM idempotency_keys WHERE ns = ?1 AND key = ?2 AND job_id = ?3"},
       // Retention, by the finish index (sqlite_store.h explains the plans).
       {&purge_oldest_jobs_, kPurgeOldestJobsSql},
       {&purge_oldest_, kPurgeOldestSql},
@@ -1909,6 +1913,19 @@ Status SqliteStore::ApplyFinishKey(const FinishIdempotencyKey& f) {
   return StepDone(writer_, s, "finish idempotency key");
 }
 
+Status SqliteStore::ApplyDeleteKey(const DeleteIdempotencyKey& d) {
+  if (!IdInRange(d.job_id)) return IoError("idempotency key delete for invalid job id");
+  sqlite3_stmt* s = delete_key_;
+  int rc = BindText(s, 1, d.ns);
+  rc |= BindText(s, 2, d.key);
+  rc |= sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(d.job_id));
+  if (rc != SQLITE_OK) {
+    sqlite3_reset(s);
+    return IoError(std::string("bind idempotency key: ") + sqlite3_errmsg(writer_));
+  }
+  return StepDone(writer_, s, "delete idempotency key");
+}
+
 Status SqliteStore::ApplyNamespacePurge(const PurgeFinished& p) {
   if (!IdInRange(p.after_id)) return IoError("namespace purge cursor out of range");
   int rc = sqlite3_bind_int(namespace_pass_, 1, static_cast<int>(p.state));
@@ -2066,6 +2083,9 @@ Status SqliteStore::Commit(const Batch& batch) {
   }
   if (!IdInRange(batch.next_id)) return IoError("batch next_id out of range");
 
+  // A wipe's deletes overwrite the deleted content (cells and freed pages) with zeros; only for
+  // its batches, since it costs a write of every page freed.
+  SecureDeleteScope secure(*this, batch.erase);
   Status st = StepDone(writer_, begin_, "begin");
   if (!st.ok()) {
     // A transaction left open by a failed ROLLBACK would make every later BEGIN fail; clear it.
@@ -2116,6 +2136,7 @@ Status SqliteStore::Commit(const Batch& batch) {
       [&](const PutIdempotencyKey& m) { return ApplyPutKey(m); },
       [&](const ExpireIdempotencyKeys& m) { return ApplyExpireKeys(m); },
       [&](const FinishIdempotencyKey& m) { return ApplyFinishKey(m); },
+      [&](const DeleteIdempotencyKey& m) { return ApplyDeleteKey(m); },
       [&](const PurgeFinished& m) { return ApplyPurge(m); },
   };
   // A lease whose job is rewritten or deleted later in the same batch (leased, then acked before
@@ -2231,7 +2252,33 @@ Status SqliteStore::Commit(const Batch& batch) {
     audit_head_ = audit_head;
   }
   commits_.fetch_add(1, std::memory_order_relaxed);
+  if (batch.checkpoint) CheckpointTruncate();
   return Status::Ok();
+}
+
+SqliteStore::SecureDeleteScope::SecureDeleteScope(SqliteStore& store, bool on)
+    : store_(store), on_(on) {
+  if (on_) (void)Exec(store_.writer_, "PRAGMA secure_delete = ON", "secure delete on");
+}
+
+SqliteStore::SecureDeleteScope::~SecureDeleteScope() {
+  if (on_) (void)Exec(store_.writer_, "PRAGMA secure_delete = OFF", "secure delete off");
+}
+
+void SqliteStore::CheckpointTruncate() {
+  int wal_frames = 0, copied = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(writer_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &wal_frames, &copied);
+  if (rc != SQLITE_OK) {
+    YM_LOG(info, kStore)
+        .Int("wal_frames", wal_frames)
+        .Int("copied", copied)
+        .Str("error", sqlite3_errmsg(writer_))
+        .Msg(
+            "checkpoint after a wipe left the WAL in place ({}): a reader held an older "
+            "snapshot; a later checkpoint copies it",
+            sqlite3_errmsg(writer_));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2632,6 +2679,37 @@ Result<std::optional<IdempotencyKeyRecord>> SqliteStore::GetIdempotencyKey(const
   Status st = ReadKey(s, &k);
   if (!st.ok()) return st;
   return std::optional<IdempotencyKeyRecord>(std::move(k));
+}
+
+Result<std::vector<IdempotencyKeyRecord>> SqliteStore::NamespaceKeys(const std::string& ns,
+                                                                     const std::string& after_key,
+                                                                     JobId max_job_id,
+                                                                     std::uint32_t limit) {
+  ReaderLease r(this);
+  if (r->namespace_keys == nullptr) {
+    // A range of the table's (ns, key) primary key.
+    static constexpr char kSql[] =
+        "SELECT ns, key, job_id, expires_at_ms, final_state FROM idempotency_keys "
+        "WHERE ns = ?1 AND key > ?2 AND job_id <= ?3 ORDER BY key LIMIT ?4";
+    int rc = sqlite3_prepare_v3(r->db, kSql, sizeof kSql - 1, SQLITE_PREPARE_PERSISTENT,
+                                &r->namespace_keys, nullptr);
+    if (rc != SQLITE_OK) return SqlError(r->db, rc, "prepare namespace keys read");
+  }
+  sqlite3_stmt* s = r->namespace_keys;
+  ResetOnExit reset(s);
+  BindText(s, 1, ns);
+  BindText(s, 2, after_key);
+  sqlite3_bind_int64(s, 3, static_cast<std::int64_t>(std::min<JobId>(max_job_id, INT64_MAX)));
+  sqlite3_bind_int64(s, 4, limit);
+  std::vector<IdempotencyKeyRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    IdempotencyKeyRecord k;
+    YM_RETURN_IF_ERROR(ReadKey(s, &k));
+    out.push_back(std::move(k));
+  }
+  if (rc != SQLITE_DONE) return SqlError(r->db, rc, "read namespace keys");
+  return out;
 }
 
 namespace {

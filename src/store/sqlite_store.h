@@ -102,6 +102,10 @@ class SqliteStore final : public Store {
   Result<std::optional<IdempotencyKeyRecord>> GetIdempotencyKey(const std::string& ns,
                                                                 const std::string& key,
                                                                 std::int64_t now_ms) override;
+  Result<std::vector<IdempotencyKeyRecord>> NamespaceKeys(const std::string& ns,
+                                                          const std::string& after_key,
+                                                          JobId max_job_id,
+                                                          std::uint32_t limit) override;
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& query) override;
   // By the jobs table's id order with the namespace in SQL: only the namespace's rows are
   // decoded (Store's default decodes every row it examines).
@@ -125,6 +129,7 @@ class SqliteStore final : public Store {
     sqlite3* db = nullptr;
     sqlite3_stmt* get_job = nullptr;
     sqlite3_stmt* get_key = nullptr;
+    sqlite3_stmt* namespace_keys = nullptr;
     // ListJobs and SearchFinished statements by SQL text; the shapes are few (which filters
     // are given, number of states), and the cache is cleared if it ever holds many.
     std::map<std::string, sqlite3_stmt*> list_stmts;
@@ -184,6 +189,21 @@ class SqliteStore final : public Store {
   Status ApplyPutKey(const PutIdempotencyKey& key);
   Status ApplyExpireKeys(const ExpireIdempotencyKeys& expire);
   Status ApplyFinishKey(const FinishIdempotencyKey& finish);
+  Status ApplyDeleteKey(const DeleteIdempotencyKey& d);
+  // Turns SQLite's secure_delete on for the writer while it lives (a wipe's batch).
+  class SecureDeleteScope {
+   public:
+    SecureDeleteScope(SqliteStore& store, bool on);
+    ~SecureDeleteScope();
+    SecureDeleteScope(const SecureDeleteScope&) = delete;
+    SecureDeleteScope& operator=(const SecureDeleteScope&) = delete;
+
+   private:
+    SqliteStore& store_;
+    bool on_;
+  };
+  // PRAGMA wal_checkpoint(TRUNCATE) on the writer after a commit (Batch::checkpoint).
+  void CheckpointTruncate();
   Status ApplyPurge(const PurgeFinished& purge);
   Status ApplyNamespacePurge(const PurgeFinished& purge);
   Status ApplyNextId(JobId next_id);
@@ -244,6 +264,7 @@ class SqliteStore final : public Store {
   sqlite3_stmt* put_key_ = nullptr;
   sqlite3_stmt* expire_keys_ = nullptr;
   sqlite3_stmt* finish_key_ = nullptr;
+  sqlite3_stmt* delete_key_ = nullptr;
   // Retention (ApplyPurge): each by the outcomes (queue, state, finished_at_ms) index; the
   // *_jobs_ statements delete the job rows of the outcomes the other then deletes.
   sqlite3_stmt* purge_oldest_ = nullptr;  // the N oldest-finished outcomes of a queue and state

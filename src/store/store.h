@@ -159,6 +159,15 @@ class Store {
                                                                         const std::string& key,
                                                                         std::int64_t now_ms) = 0;
 
+  // The idempotency keys of namespace `ns` whose key sorts after `after_key` and whose job id is
+  // at most `max_job_id`, in key order, at most `limit` of them, expired or not (a namespace
+  // wipe, core/namespace_wipe.h). Same threading as GetJob. The SQLite store reads them through
+  // the table's (ns, key) key.
+  virtual Result<std::vector<IdempotencyKeyRecord>> NamespaceKeys(const std::string& ns,
+                                                                  const std::string& after_key,
+                                                                  JobId max_job_id,
+                                                                  std::uint32_t limit) = 0;
+
   // Counts of stored terminal jobs per queue and state, for the queues `query` selects, in
   // queue name order (zero counts omitted). Same threading as GetJob. The SQLite store keeps
   // the counts in memory (store/finished_counts.h): O(queues returned + log queues), never a

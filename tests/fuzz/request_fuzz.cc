@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "core/flow/limit_set.h"
@@ -203,6 +204,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ym::BulkOutcome out;
         out.next_after_id = bulk->after_id;
         Check(!ym::net::RenderBulkOutcome(*bulk, out).empty());
+      }
+      // A namespace wipe: bounded, its cursor's position never past its mark, and the cursor a
+      // reply hands out decodes to the same position.
+      auto wipe = ym::net::ParseWipe("acme", body);
+      CheckResult(wipe);
+      if (wipe.ok()) {
+        Check(wipe->limit >= 1 && wipe->limit <= ym::kMaxWipeLimit);
+        Check(wipe->after_id <= wipe->up_to_id);
+        ym::WipeOutcome out;
+        out.up_to_id = wipe->up_to_id == 0 ? 1 : wipe->up_to_id;
+        out.after_id = wipe->after_id;
+        const std::string reply = ym::net::RenderWipeOutcome("acme", out);
+        const std::string mark = "\"next_cursor\":\"";
+        const std::size_t at = reply.find(mark);
+        Check(at != std::string::npos);
+        const std::size_t end = reply.find('"', at + mark.size());
+        const std::string again = R"({"confirm":"acme","cursor":")" +
+                                  reply.substr(at + mark.size(), end - at - mark.size()) + "\"}";
+        auto back = ym::net::ParseWipe("acme", again);
+        Check(back.ok() && back->up_to_id == out.up_to_id && back->after_id == out.after_id);
       }
       break;
     }

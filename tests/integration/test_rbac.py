@@ -220,6 +220,9 @@ class Rig:
         if label == "GET /v1/namespaces/{name}/export":
             self.enqueue(ns, q)
             return Prepared("GET", f"/v1/namespaces/{ns}/export")
+        if label == "POST /v1/namespaces/{name}:wipe":
+            self.enqueue(ns, q)
+            return Prepared("POST", f"/v1/namespaces/{ns}:wipe", {"confirm": ns})
         if label == "GET /v1/schedules":
             return Prepared("GET", "/v1/schedules")
         if label == "POST /v1/schedules":

@@ -491,6 +491,8 @@ class AuthzRbacTest : public AuthzApiTest {
         return get("/v1/alerts");
       case RouteId::kExportNamespace:
         return get("/v1/namespaces/" + ns + "/export");
+      case RouteId::kWipeNamespace:
+        return post("/v1/namespaces/" + ns + ":wipe", R"({"confirm":")" + ns + R"("})");
       case RouteId::kListTokens:
         return get("/v1/tokens");
       case RouteId::kCreateToken:

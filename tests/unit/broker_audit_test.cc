@@ -55,6 +55,13 @@ class RecordingStore final : public Store {
                                                                 std::int64_t now_ms) override {
     return inner_.GetIdempotencyKey(ns, key, now_ms);
   }
+  Result<std::vector<IdempotencyKeyRecord>> NamespaceKeys(const std::string& ns,
+                                                          const std::string& after_key,
+                                                          JobId max_job_id,
+                                                          std::uint32_t limit) override {
+    return inner_.NamespaceKeys(ns, after_key, max_job_id, limit);
+  }
+
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& q) override {
     return inner_.ListJobs(q);
   }

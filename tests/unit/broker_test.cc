@@ -88,6 +88,13 @@ class GatedStore final : public Store {
     key_reads.fetch_add(1);
     return inner_.GetIdempotencyKey(ns, key, now_ms);
   }
+  Result<std::vector<IdempotencyKeyRecord>> NamespaceKeys(const std::string& ns,
+                                                          const std::string& after_key,
+                                                          JobId max_job_id,
+                                                          std::uint32_t limit) override {
+    return inner_.NamespaceKeys(ns, after_key, max_job_id, limit);
+  }
+
   std::atomic<int> key_reads{0};
   Result<std::vector<JobRecord>> ListJobs(const StoreListQuery& q) override {
     auto r = inner_.ListJobs(q);

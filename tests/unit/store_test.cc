@@ -698,6 +698,43 @@ TYPED_TEST(StoreTest, ExpireIdempotencyKeysDeletesAtOrBeforeCutoff) {
   EXPECT_EQ(got, (std::map<std::string, JobId>{{"n/k1", 11}, {"n/k3", 3}}));
 }
 
+// A namespace wipe's keys: read in key order within one namespace, only those naming a job up to
+// the mark, expired ones included, after a position; deleted only while they name that job.
+TYPED_TEST(StoreTest, NamespaceKeysReadInKeyOrderAndDeleteOnlyTheirJobsKey) {
+  Store& s = this->store();
+  Batch b;
+  b.mutations.push_back(PutIdempotencyKey{"a", "k2", 2, 50});  // expired at 50: still listed
+  b.mutations.push_back(PutIdempotencyKey{"a", "k1", 1, 9'000});
+  b.mutations.push_back(PutIdempotencyKey{"a", "k3", 30, 9'000});  // after the mark
+  b.mutations.push_back(PutIdempotencyKey{"a", "k4", 4, 9'000});
+  b.mutations.push_back(PutIdempotencyKey{"ab", "k0", 5, 9'000});  // a longer name: not "a"
+  b.mutations.push_back(PutIdempotencyKey{"b", "k1", 6, 9'000});
+  ASSERT_OK(s.Commit(b));
+  auto keys_of = [](const std::vector<IdempotencyKeyRecord>& v) {
+    std::vector<std::string> out;
+    for (const auto& k : v) out.push_back(k.ns + "/" + k.key);
+    return out;
+  };
+  auto all = s.NamespaceKeys("a", "", 10, 100);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(keys_of(*all), (std::vector<std::string>{"a/k1", "a/k2", "a/k4"}));
+  auto page = s.NamespaceKeys("a", "k1", 10, 1);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(keys_of(*page), (std::vector<std::string>{"a/k2"}));
+  EXPECT_TRUE(s.NamespaceKeys("zz", "", 10, 100)->empty());
+
+  Batch d;
+  d.mutations.push_back(DeleteIdempotencyKey{"a", "k1", 1});
+  d.mutations.push_back(DeleteIdempotencyKey{"a", "k4", 99});   // names another job: stays
+  d.mutations.push_back(DeleteIdempotencyKey{"a", "nope", 1});  // absent: a no-op
+  ASSERT_OK(s.Commit(d));
+  EXPECT_FALSE(s.GetIdempotencyKey("a", "k1", 0)->has_value());
+  EXPECT_TRUE(s.GetIdempotencyKey("a", "k4", 0)->has_value());
+  EXPECT_TRUE(s.GetIdempotencyKey("b", "k1", 0)->has_value());
+  EXPECT_EQ(keys_of(*s.NamespaceKeys("a", "", 100, 100)),
+            (std::vector<std::string>{"a/k2", "a/k3", "a/k4"}));
+}
+
 // Format 2: a key keeps its job's final state (only while it still points at that job), is
 // read back on its own by key, expires by its expiry index in bounded chunks, and recovery
 // hands back only the newest keys.
