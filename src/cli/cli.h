@@ -104,11 +104,11 @@ struct Invocation {
   client::Limit limit;        // limits get|set|delete|reset-breaker (name), set (the rest)
   std::optional<std::string> breaker_key;  // limits reset-breaker --key; nullopt: every key
   client::QueueUpdate queue_update;        // queues set
-  client::Namespace ns;               // namespaces get|set|delete (name), namespaces set (the rest)
-  std::string output_file;            // namespaces export -o FILE; empty: standard output
+  client::Namespace ns;     // namespaces get|set|delete (name), namespaces set (the rest)
+  std::string output_file;  // namespaces export -o FILE; empty: standard output
   std::optional<std::int32_t> wipe_limit;  // namespaces wipe --limit (per request)
-  client::TokenRequest token_create;  // tokens create
-  std::string token_id;               // tokens revoke
+  client::TokenRequest token_create;       // tokens create
+  std::string token_id;                    // tokens revoke
   client::ListJobsRequest list_jobs;
   client::ListDeadRequest list_dead;
   bool all_pages = false;  // jobs list --all, dead list --all: follow next_cursor to the end
