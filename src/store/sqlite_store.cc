@@ -126,6 +126,14 @@ Status SqlError(sqlite3* db, int rc, std::string_view what) {
   return IoError(std::move(msg));
 }
 
+// Prepares `sql` into `*slot` the first time (a reader's statements live as long as the reader).
+Status PrepareOnce(sqlite3* db, sqlite3_stmt** slot, std::string_view sql, std::string_view what) {
+  if (*slot != nullptr) return Status::Ok();
+  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, slot, nullptr);
+  return rc == SQLITE_OK ? Status::Ok() : SqlError(db, rc, "prepare " + std::string(what));
+}
+
 Status Exec(sqlite3* db, const char* sql, std::string_view what) {
   int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqlError(db, rc, what);
@@ -2659,14 +2667,11 @@ Result<std::optional<IdempotencyKeyRecord>> SqliteStore::GetIdempotencyKey(const
                                                                            const std::string& key,
                                                                            std::int64_t now_ms) {
   ReaderLease r(this);
-  if (r->get_key == nullptr) {
-    static constexpr char kSql[] =
-        "SELECT ns, key, job_id, expires_at_ms, final_state FROM idempotency_keys "
-        "WHERE ns = ?1 AND key = ?2 AND expires_at_ms > ?3";
-    int rc = sqlite3_prepare_v3(r->db, kSql, sizeof kSql - 1, SQLITE_PREPARE_PERSISTENT,
-                                &r->get_key, nullptr);
-    if (rc != SQLITE_OK) return SqlError(r->db, rc, "prepare idempotency key read");
-  }
+  YM_RETURN_IF_ERROR(
+      PrepareOnce(r->db, &r->get_key,
+                  "SELECT ns, key, job_id, expires_at_ms, final_state FROM "
+                  "idempotency_keys WHERE ns = ?1 AND key = ?2 AND expires_at_ms > ?3",
+                  "idempotency key read"));
   sqlite3_stmt* s = r->get_key;
   ResetOnExit reset(s);
   BindText(s, 1, ns);
@@ -2686,15 +2691,12 @@ Result<std::vector<IdempotencyKeyRecord>> SqliteStore::NamespaceKeys(const std::
                                                                      JobId max_job_id,
                                                                      std::uint32_t limit) {
   ReaderLease r(this);
-  if (r->namespace_keys == nullptr) {
-    // A range of the table's (ns, key) primary key.
-    static constexpr char kSql[] =
-        "SELECT ns, key, job_id, expires_at_ms, final_state FROM idempotency_keys "
-        "WHERE ns = ?1 AND key > ?2 AND job_id <= ?3 ORDER BY key LIMIT ?4";
-    int rc = sqlite3_prepare_v3(r->db, kSql, sizeof kSql - 1, SQLITE_PREPARE_PERSISTENT,
-                                &r->namespace_keys, nullptr);
-    if (rc != SQLITE_OK) return SqlError(r->db, rc, "prepare namespace keys read");
-  }
+  // A range of the table's (ns, key) primary key.
+  YM_RETURN_IF_ERROR(PrepareOnce(r->db, &r->namespace_keys,
+                                 "SELECT ns, key, job_id, expires_at_ms, final_state FROM "
+                                 "idempotency_keys WHERE ns = ?1 AND key > ?2 AND job_id <= ?3 "
+                                 "ORDER BY key LIMIT ?4",
+                                 "namespace keys read"));
   sqlite3_stmt* s = r->namespace_keys;
   ResetOnExit reset(s);
   BindText(s, 1, ns);
