@@ -76,7 +76,6 @@ struct BulkRun {
   AuditNote audit;  // recorded with the last step, with the counts
 };
 
-// Adds `"key":value` to the JSON object text `object` ("{}" or "{...}").
 // A namespace wipe in progress (Broker::WipeNamespace): its phases in order.
 struct WipeRun {
   enum class Phase : std::uint8_t { kLive, kFinished, kKeys, kSchedules, kDone };
@@ -92,6 +91,7 @@ struct WipeRun {
   AuditNote audit;  // recorded with the first step, with the mark
 };
 
+// Adds `"key":value` to the JSON object text `object` ("{}" or "{...}").
 void AddDetail(std::string& object, std::string_view key, std::uint64_t value) {
   if (object.size() < 2 || object.back() != '}') object = "{}";
   object.pop_back();
