@@ -295,7 +295,7 @@ std::string RenderWipeOutcome(const std::string& name, const WipeOutcome& outcom
   WriteKey(w, "skipped");
   w.Uint64(outcome.skipped);
   WriteKey(w, "up_to_id");
-  w.Uint64(outcome.up_to_id);
+  WriteStr(w, FormatJobId(outcome.up_to_id));  // a job id: a decimal string, as everywhere
   WriteKey(w, "done");
   w.Bool(outcome.done);
   WriteKey(w, "next_cursor");

@@ -283,6 +283,7 @@ def test_wipe_erases_every_row_of_the_namespace_and_nothing_else(make_server):
     # A cursor of one namespace's wipe is refused for another.
     status, reply = wipe(client, "acme", limit=1)
     assert status == 200 and reply["erased"]["live_jobs"] == 1 and not reply["done"], reply
+    assert reply["up_to_id"] == again["id"], reply  # the mark: a job id, a decimal string
     status, err = wipe(client, "other", cursor=reply["next_cursor"])
     assert status == 400 and "cursor" in err["error"]["message"], err
 
