@@ -134,6 +134,10 @@ def test_disk_full_makes_the_server_read_only_and_it_recovers_by_itself(tmp_path
                          (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         wait_until(lambda: c.call("GET", "/readyz")[0] == 200, 60, "/readyz to recover")
         assert metric(c, "ym_store_available") == 1
+        # The line is read from the server's stderr by another thread, and /readyz may answer
+        # 200 a moment before the reader has it: wait for it, then count.
+        wait_until(lambda: sum("writes are accepted" in line for line in srv.log_lines) >= episodes,
+                   10, "the recovery's log line")
         assert sum("writes are accepted" in line for line in srv.log_lines) == episodes
 
         # The running leases were kept: the same tokens ack.
