@@ -131,7 +131,8 @@ def test_fires_delivers_and_resolves(make_server, tmp_path, receiver):
     assert firing["condition"] == "oldest_ready_age > 1s for 0s"
     assert firing["value"] > 1 and firing["threshold"] == 1
     assert firing["ends_at"] is None and firing["at"] >= firing["started_at"] > 0
-    assert firing["dedupe_key"] == f"lag/work/{firing['started_at']}/firing"
+    # The dedupe key joins rule, queue, episode start and state with '/' (docs/operations.md).
+    assert firing["dedupe_key"] == "/".join(["lag", "work", str(firing["started_at"]), "firing"])
     assert firing["webhook"] == receiver.url("/hook?team=ops")
 
     # GET /v1/alerts: firing, with the event and its delivery job, which succeeded.
@@ -151,7 +152,8 @@ def test_fires_delivers_and_resolves(make_server, tmp_path, receiver):
     assert resolved["started_at"] == firing["started_at"]
     assert resolved["ends_at"] >= firing["at"]
     assert resolved["value"] == 0
-    assert resolved["dedupe_key"] == f"lag/work/{firing['started_at']}/resolved"
+    assert resolved["dedupe_key"] == "/".join(["lag", "work", str(firing["started_at"]),
+                                               "resolved"])
     assert len(receiver.bodies("firing")) == 1  # one episode, one firing
 
     inst = wait_until(lambda: (lambda i: i if i["state"] == "inactive" else None)(
