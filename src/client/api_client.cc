@@ -1199,7 +1199,7 @@ Result<WipePage> ApiClient::WipeNamespace(std::string_view name, std::optional<s
   Result<json::Document> doc = ParseReply(*body, what);
   if (!doc.ok()) return doc.status();
   const Value root = doc->root();
-  const std::optional<Value> erased = root.IsObject() ? Member(root, "erased") : std::nullopt;
+  const std::optional<Value> erased = Member(root, "erased");
   if (!erased || !erased->IsObject() || !OptInt(root, "skipped")) {
     return Internal(what + ": the reply has no \"erased\" object or \"skipped\"");
   }

@@ -22,10 +22,6 @@ constexpr std::int64_t kMaxDelayMs = 10LL * 365 * 24 * 3600 * 1000;
 // job replayed many times must not grow without bound.
 constexpr std::size_t kMaxErrorsKept = 1000;
 
-std::string IdemKey(const std::string& ns, const std::string& key) {
-  return IdempotencyCache::KeyOf(ns, key);
-}
-
 Status CheckBackoff(const Backoff& b, const char* field) {
   if (b.initial_ms < 1 || b.initial_ms > kMaxBackoffMs) {
     return Validation(std::string("field \"") + field + ".initial_ms\": must be 1.." +
@@ -292,7 +288,7 @@ void Scheduler::LoadIdempotencyKey(const IdempotencyKeyRecord& key) {
   e.expires_at_ms = key.expires_at_ms;
   e.finished = key.final_state.has_value();
   e.state = key.final_state.value_or(JobState::kReady);
-  idempotency_.Put(IdemKey(key.ns, key.key), e, clock_.NowMs());
+  idempotency_.Put(IdempotencyCache::KeyOf(key.ns, key.key), e, clock_.NowMs());
 }
 
 void Scheduler::LoadIdempotencyKeysOmitted(std::int64_t max_expires_at_ms) {
@@ -613,7 +609,8 @@ void Scheduler::Finish(LiveJob& job, JobState terminal, std::string dead_reason,
     // The final state goes with the key, so a duplicate answers it after retention purged
     // the job.
     const std::string& ns = ns_.Name(job.ns);
-    idempotency_.SetFinal(IdemKey(ns, job.extra->idempotency_key), job.id, terminal);
+    idempotency_.SetFinal(IdempotencyCache::KeyOf(ns, job.extra->idempotency_key), job.id,
+                          terminal);
     open_.mutations.emplace_back(
         FinishIdempotencyKey{ns, job.extra->idempotency_key, job.id, terminal});
   }
@@ -742,7 +739,7 @@ JobState Scheduler::TimeOut(LiveJob& job) {
 bool Scheduler::NeedsIdempotencyLookup(const EnqueueSpec& spec) {
   if (spec.idempotency_key.empty()) return false;
   const std::int64_t now = clock_.NowMs();
-  if (idempotency_.Find(IdemKey(spec.ns, spec.idempotency_key), now)) return false;
+  if (idempotency_.Find(IdempotencyCache::KeyOf(spec.ns, spec.idempotency_key), now)) return false;
   return !idempotency_.Complete(now);
 }
 
@@ -826,7 +823,7 @@ Result<EnqueueOutcome> Scheduler::Enqueue(EnqueueSpec spec, const IdempotencyLoo
   const std::int64_t now = clock_.NowMs();
   std::string idem;
   if (!spec.idempotency_key.empty()) {
-    idem = IdemKey(spec.ns, spec.idempotency_key);
+    idem = IdempotencyCache::KeyOf(spec.ns, spec.idempotency_key);
     // The cache first, also after a lookup: an enqueue with the same key may have created the
     // job while the store was read.
     // A tombstone (a wipe deleted the key) says the key is free, whatever a lookup read.
@@ -1186,7 +1183,8 @@ Status Scheduler::AdmitBatch(std::vector<EnqueueSpec>& specs) {
     if (namespaces_.Find(s.ns) == nullptr) continue;
     // A duplicate core knows now creates nothing; one that needs a store lookup counts.
     if (!s.idempotency_key.empty()) {
-      const IdempotencyCache::Entry* e = idempotency_.Find(IdemKey(s.ns, s.idempotency_key), now);
+      const IdempotencyCache::Entry* e =
+          idempotency_.Find(IdempotencyCache::KeyOf(s.ns, s.idempotency_key), now);
       if (e != nullptr && !e->erased) continue;
     }
     ++count[s.ns];
